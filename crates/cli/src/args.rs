@@ -1,0 +1,113 @@
+//! Command-line arguments: the stable CLI contract of DESIGN.md.
+
+use clap::{Args, Parser, Subcommand};
+
+/// Keep the real client IP intact from the internet edge to the app.
+#[derive(Debug, Parser)]
+#[command(name = "realip", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Decide who the client is, from a peer, headers and a PROXY header.
+    #[command(after_help = RESOLVE_EXAMPLES)]
+    Resolve(ResolveArgs),
+    /// Decode or encode PROXY protocol v1/v2 headers.
+    Pp {
+        #[command(subcommand)]
+        command: PpCommand,
+    },
+}
+
+const RESOLVE_EXAMPLES: &str = "\
+Examples:
+  # An ingress behind an LB in 10.0.0.0/8; the client forged the first entry.
+  realip resolve --peer 10.0.0.2 --trust 10.0.0.0/8 \\
+      --header 'X-Forwarded-For: 1.2.3.4, 203.0.113.7, 10.0.0.3' --json
+  {\"client_ip\":\"203.0.113.7\",\"source\":\"xff\",\"hops\":2,\"warnings\":[]}
+
+  # The same request from an untrusted peer: its headers are never read.
+  realip resolve --peer 198.51.100.1 --trust 10.0.0.0/8 --header 'X-Forwarded-For: 1.2.3.4'
+
+Exit status: 0 resolved, 1 rejected input (malformed or untrusted PROXY header), 2 usage error.";
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Address of the TCP peer that delivered the request.
+    #[arg(long, value_name = "IP")]
+    pub peer: String,
+    /// Trusted proxy network (CIDR, address, `loopback` or `private`); repeatable.
+    #[arg(long = "trust", value_name = "CIDR")]
+    pub trust: Vec<String>,
+    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip; repeatable.
+    /// [default: proxy-protocol, xff]
+    #[arg(long = "source", value_name = "S")]
+    pub sources: Vec<String>,
+    /// rightmost-untrusted, leftmost, or trusted-hops:N.
+    #[arg(long, value_name = "ST", default_value = "rightmost-untrusted")]
+    pub strategy: String,
+    /// A request header line, `Name: value`; repeatable, kept in order.
+    #[arg(long = "header", value_name = "\"Name: value\"")]
+    pub headers: Vec<String>,
+    /// PROXY v1/v2 header the connection began with, as hex.
+    #[arg(long, value_name = "HEX")]
+    pub proxy_protocol_hex: Option<String>,
+    /// Print one JSON object: client_ip, source, hops, warnings.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PpCommand {
+    /// Decode a PROXY v1/v2 header given as hex.
+    #[command(
+        after_help = "Example:\n  realip pp decode --hex \"$(realip pp encode --src 203.0.113.7:5000 --dst 10.0.0.1:443)\" --json"
+    )]
+    Decode(DecodeArgs),
+    /// Encode a PROXY header and print it as hex.
+    #[command(
+        after_help = "Example:\n  realip pp encode --src 203.0.113.7:5000 --dst 10.0.0.1:443 --v2 --tlv 0x02=6170702e6578616d706c65"
+    )]
+    Encode(EncodeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DecodeArgs {
+    /// The header bytes as hex (white space and `:` ignored).
+    #[arg(long, value_name = "HEX")]
+    pub hex: String,
+    /// Print JSON: version, command, family, src, dst, tlvs.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct EncodeArgs {
+    /// Client address, IP:PORT (IPv6 as [IP]:PORT).
+    #[arg(long, value_name = "IP:PORT", required_unless_present = "local")]
+    pub src: Option<String>,
+    /// Destination address, IP:PORT.
+    #[arg(long, value_name = "IP:PORT", required_unless_present = "local")]
+    pub dst: Option<String>,
+    /// Text format (PROXY TCP4/TCP6 ...).
+    #[arg(long, conflicts_with = "v2")]
+    pub v1: bool,
+    /// Binary format (the default).
+    #[arg(long)]
+    pub v2: bool,
+    /// A TLV, TYPE=HEX with TYPE decimal or 0x-hex; repeatable (v2 only).
+    #[arg(long = "tlv", value_name = "T=HEX")]
+    pub tlvs: Vec<String>,
+    /// Append a CRC32C TLV (v2 only).
+    #[arg(long)]
+    pub crc32c: bool,
+    /// LOCAL command (a health check; no addresses).
+    #[arg(long, conflicts_with_all = ["src", "dst", "v1"])]
+    pub local: bool,
+    /// Datagram (UDP) transport (v2 only).
+    #[arg(long)]
+    pub udp: bool,
+}

@@ -1,0 +1,31 @@
+//! The `realip` binary: parses arguments, calls the libraries, maps
+//! failures to exit codes (0 ok, 1 rejected input, 2 usage error).
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+mod args;
+mod failure;
+mod hex;
+mod pp;
+mod resolve;
+
+use args::{Cli, Command, PpCommand};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Resolve(a) => resolve::run(&a),
+        Command::Pp {
+            command: PpCommand::Decode(a),
+        } => pp::decode(&a),
+        Command::Pp {
+            command: PpCommand::Encode(a),
+        } => pp::encode(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => f.report(),
+    }
+}

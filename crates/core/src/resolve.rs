@@ -1,0 +1,404 @@
+//! Deciding who the client is: sources, strategies and the [`Resolution`].
+//!
+//! Input is the TCP peer, an optional PROXY header and the request headers;
+//! the policy is a [`Resolver`] (trusted proxies, ordered sources, strategy).
+//! The invariants, from DESIGN.md:
+//! - nothing is trusted by default, and a source is read only when the hop
+//!   that delivered it (the *effective peer*) is trusted;
+//! - an accepted PROXY header replaces the TCP peer as the effective peer
+//!   (layer 4 first); header sources are then walked from it;
+//! - header sources are tried in order and the first one present wins;
+//! - a non-IP entry stops the walk with a warning, keeping the last good
+//!   address to its right.
+//!
+//! Resolution never allocates: entries are walked in place and warnings are
+//! `Copy` values in a fixed array.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+use crate::forwarded::forwarded_rev;
+use crate::headers::{names, x_real_ip_rev, xff_rev, Entry, Headers};
+use crate::proxy_protocol::ProxyHeader;
+use crate::trust::{unmap, TrustedProxies};
+use crate::Error;
+
+/// Where a client address came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// The TCP peer of the connection.
+    Peer,
+    /// The source address of an accepted PROXY header.
+    ProxyProtocol,
+    /// `X-Forwarded-For`.
+    Xff,
+    /// RFC 7239 `Forwarded` (`for=`).
+    Forwarded,
+    /// `X-Real-IP`.
+    XRealIp,
+}
+
+impl Source {
+    /// Every source, in the order of the CLI documentation.
+    pub const ALL: [Source; 5] = [
+        Source::Peer,
+        Source::ProxyProtocol,
+        Source::Xff,
+        Source::Forwarded,
+        Source::XRealIp,
+    ];
+
+    /// The name used in configuration, CLI flags and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Peer => "peer",
+            Source::ProxyProtocol => "proxy-protocol",
+            Source::Xff => "xff",
+            Source::Forwarded => "forwarded",
+            Source::XRealIp => "x-real-ip",
+        }
+    }
+
+    /// The header this source reads, if it is a header source.
+    pub fn header_name(self) -> Option<&'static str> {
+        match self {
+            Source::Xff => Some(names::X_FORWARDED_FOR),
+            Source::Forwarded => Some(names::FORWARDED),
+            Source::XRealIp => Some(names::X_REAL_IP),
+            Source::Peer | Source::ProxyProtocol => None,
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Source {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Source, Error> {
+        Source::ALL
+            .into_iter()
+            .find(|src| src.as_str() == s)
+            .ok_or_else(|| Error::UnknownSource(s.to_owned()))
+    }
+}
+
+/// How to pick the client out of a trusted header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// Walk from the right skipping trusted proxies; the first untrusted
+    /// address is the client (nginx `real_ip_recursive on`).
+    #[default]
+    RightmostUntrusted,
+    /// The Nth address from the right; 0 is the peer (Envoy
+    /// `xff_num_trusted_hops` with `use_remote_address`).
+    TrustedHops(u16),
+    /// The leftmost address: forgeable by any client; diagnostics only.
+    Leftmost,
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Strategy::RightmostUntrusted => f.write_str("rightmost-untrusted"),
+            Strategy::TrustedHops(n) => write!(f, "trusted-hops:{n}"),
+            Strategy::Leftmost => f.write_str("leftmost"),
+        }
+    }
+}
+
+impl FromStr for Strategy {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Strategy, Error> {
+        match s {
+            "rightmost-untrusted" => Ok(Strategy::RightmostUntrusted),
+            "leftmost" => Ok(Strategy::Leftmost),
+            _ => s
+                .strip_prefix("trusted-hops:")
+                .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|n| n.parse().ok())
+                .map(Strategy::TrustedHops)
+                .ok_or_else(|| Error::UnknownStrategy(s.to_owned())),
+        }
+    }
+}
+
+/// Something worth telling the operator about one resolution.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// A header entry was not an IP address; the walk stopped there.
+    InvalidEntry {
+        /// The header.
+        source: Source,
+        /// Its position counted from the right (1 = rightmost).
+        hop: u16,
+    },
+    /// `trusted-hops:N` met a header with fewer than N entries.
+    TooFewHops {
+        /// The header.
+        source: Source,
+        /// N.
+        wanted: u16,
+        /// Entries present.
+        found: u16,
+    },
+    /// The leftmost strategy was used: any client can forge the answer.
+    LeftmostIsForgeable,
+    /// A PROXY header was present but `proxy-protocol` is not a source.
+    ProxyHeaderIgnored,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Warning::InvalidEntry { source, hop } => write!(
+                f,
+                "invalid entry in {source} at hop {hop} (not an IP address); using the address to its right"
+            ),
+            Warning::TooFewHops { source, wanted, found } => write!(
+                f,
+                "{source} has {found} entries, fewer than the {wanted} trusted hops; using the peer"
+            ),
+            Warning::LeftmostIsForgeable => {
+                f.write_str("leftmost strategy: the leftmost entry is whatever the client sent; diagnostics only")
+            }
+            Warning::ProxyHeaderIgnored => f.write_str("PROXY header ignored: proxy-protocol is not a configured source"),
+        }
+    }
+}
+
+/// Up to four warnings, stored inline.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Warnings {
+    items: [Option<Warning>; 4],
+}
+
+impl Warnings {
+    fn push(&mut self, w: Warning) {
+        if let Some(slot) = self.items.iter_mut().find(|s| s.is_none()) {
+            *slot = Some(w);
+        }
+    }
+
+    /// The warnings, in the order raised.
+    pub fn iter(&self) -> impl Iterator<Item = Warning> + '_ {
+        self.items.iter().filter_map(|w| *w)
+    }
+
+    /// True when there is nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.items.first().is_none_or(Option::is_none)
+    }
+}
+
+/// The answer: who the client is, and why we believe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Resolution {
+    /// The client address (IPv4-mapped IPv6 unwrapped).
+    pub ip: IpAddr,
+    /// Where it came from.
+    pub source: Source,
+    /// How many hops left of the effective peer: 0 is the peer (or PROXY
+    /// source), 1 the rightmost header entry, and so on.
+    pub hop: u16,
+    /// Anything odd met on the way.
+    pub warnings: Warnings,
+}
+
+/// Ordered sources, without duplicates, stored inline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sources {
+    items: [Source; 5],
+    len: u8,
+}
+
+impl Sources {
+    /// Builds an ordered list; a repeated source is an error.
+    pub fn new(list: &[Source]) -> Result<Sources, Error> {
+        let mut s = Sources {
+            items: [Source::Peer; 5],
+            len: 0,
+        };
+        for &src in list {
+            if s.contains(src) {
+                return Err(Error::DuplicateSource(src.as_str()));
+            }
+            if let Some(slot) = s.items.get_mut(usize::from(s.len)) {
+                *slot = src;
+                s.len += 1;
+            }
+        }
+        Ok(s)
+    }
+
+    /// Parses names such as `["proxy-protocol", "xff"]`.
+    pub fn parse<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> Result<Sources, Error> {
+        let list = names
+            .into_iter()
+            .map(|n| n.as_ref().parse())
+            .collect::<Result<Vec<Source>, Error>>()?;
+        Sources::new(&list)
+    }
+
+    /// The sources in order.
+    pub fn as_slice(&self) -> &[Source] {
+        self.items.get(..usize::from(self.len)).unwrap_or_default()
+    }
+
+    /// Whether `src` is listed.
+    pub fn contains(&self, src: Source) -> bool {
+        self.as_slice().contains(&src)
+    }
+}
+
+impl Default for Sources {
+    /// `proxy-protocol`, then `xff`: the proxy's documented default.
+    fn default() -> Sources {
+        Sources {
+            items: [
+                Source::ProxyProtocol,
+                Source::Xff,
+                Source::Peer,
+                Source::Peer,
+                Source::Peer,
+            ],
+            len: 2,
+        }
+    }
+}
+
+/// A client-IP policy: whom to trust, what to read, how to pick.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Resolver {
+    /// Proxies whose forwarding information is believed.
+    pub trusted: TrustedProxies,
+    /// Sources in order of preference.
+    pub sources: Sources,
+    /// How a header list is read.
+    pub strategy: Strategy,
+}
+
+impl Resolver {
+    /// A resolver with the given parts.
+    pub fn new(trusted: TrustedProxies, sources: Sources, strategy: Strategy) -> Resolver {
+        Resolver {
+            trusted,
+            sources,
+            strategy,
+        }
+    }
+
+    /// Resolves the client of one request.
+    ///
+    /// `proxy` is the PROXY header the connection began with, if any. It is
+    /// used when `proxy-protocol` is a source, and then only if `peer` is
+    /// trusted: otherwise the answer is [`Error::UntrustedProxySender`] and
+    /// the connection should be closed.
+    pub fn resolve<H: Headers + ?Sized>(
+        &self,
+        peer: IpAddr,
+        proxy: Option<&ProxyHeader<'_>>,
+        headers: &H,
+    ) -> Result<Resolution, Error> {
+        let peer = unmap(peer);
+        let mut warnings = Warnings::default();
+        let (eff, eff_source) = match proxy {
+            Some(h) if self.sources.contains(Source::ProxyProtocol) => {
+                if !self.trusted.contains(peer) {
+                    return Err(Error::UntrustedProxySender(peer));
+                }
+                match h.source() {
+                    Some(src) => (unmap(src.ip()), Source::ProxyProtocol),
+                    None => (peer, Source::Peer), // LOCAL / UNKNOWN: use the peer
+                }
+            }
+            Some(_) => {
+                warnings.push(Warning::ProxyHeaderIgnored);
+                (peer, Source::Peer)
+            }
+            None => (peer, Source::Peer),
+        };
+        let at_peer = Resolution {
+            ip: eff,
+            source: eff_source,
+            hop: 0,
+            warnings,
+        };
+        for &src in self.sources.as_slice() {
+            let Some(name) = src.header_name() else {
+                if src == Source::Peer {
+                    return Ok(at_peer);
+                }
+                continue; // proxy-protocol was applied above, at layer 4
+            };
+            if headers.values(name).next().is_none() {
+                continue;
+            }
+            if !self.trusted.contains(eff) {
+                // Present but delivered by an untrusted hop: never read.
+                return Ok(at_peer);
+            }
+            let lines = headers.values(name);
+            return Ok(match src {
+                Source::Forwarded => self.walk(at_peer, src, forwarded_rev(lines)),
+                Source::XRealIp => self.walk(at_peer, src, x_real_ip_rev(lines)),
+                _ => self.walk(at_peer, src, xff_rev(lines)),
+            });
+        }
+        Ok(at_peer)
+    }
+
+    /// Applies the strategy to entries given right to left; `at_peer` is the
+    /// answer for hop 0.
+    fn walk(
+        &self,
+        at_peer: Resolution,
+        source: Source,
+        entries: impl Iterator<Item = Entry>,
+    ) -> Resolution {
+        let mut best = at_peer;
+        let mut hop: u16 = 0;
+        let (wanted, trust) = match self.strategy {
+            Strategy::RightmostUntrusted => (None, Some(&self.trusted)),
+            Strategy::TrustedHops(n) => (Some(n), None),
+            Strategy::Leftmost => {
+                best.warnings.push(Warning::LeftmostIsForgeable);
+                (None, None)
+            }
+        };
+        if wanted == Some(0) {
+            return best;
+        }
+        for entry in entries {
+            hop = hop.saturating_add(1);
+            let Entry::Ip(ip) = entry else {
+                best.warnings.push(Warning::InvalidEntry { source, hop });
+                return best;
+            };
+            best = Resolution {
+                ip,
+                source,
+                hop,
+                warnings: best.warnings,
+            };
+            if wanted == Some(hop) || trust.is_some_and(|t| !t.contains(ip)) {
+                return best;
+            }
+        }
+        if let Some(wanted) = wanted {
+            let mut fallback = at_peer;
+            fallback.warnings = best.warnings;
+            fallback.warnings.push(Warning::TooFewHops {
+                source,
+                wanted,
+                found: hop,
+            });
+            return fallback;
+        }
+        best
+    }
+}
