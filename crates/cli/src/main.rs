@@ -17,12 +17,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Resolve(a) => resolve::run(&a),
-        Command::Pp {
-            command: PpCommand::Decode(a),
-        } => pp::decode(&a),
-        Command::Pp {
-            command: PpCommand::Encode(a),
-        } => pp::encode(&a),
+        Command::Pp { command: PpCommand::Decode(a) } => pp::decode(&a),
+        Command::Pp { command: PpCommand::Encode(a) } => pp::encode(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

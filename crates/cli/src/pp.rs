@@ -13,9 +13,7 @@ use crate::failure::Failure;
 use crate::hex;
 
 pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
-    let bytes = hex::decode(&a.hex)
-        .context("--hex")
-        .map_err(Failure::usage)?;
+    let bytes = hex::decode(&a.hex).context("--hex").map_err(Failure::usage)?;
     let (h, len) = decode_complete(&bytes).map_err(Failure::rejected)?;
     let v = to_json(&h);
     if a.json {
@@ -35,12 +33,7 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
         println!("dst  {dst}");
     }
     for t in h.tlvs() {
-        println!(
-            "tlv  0x{:02x} {:?} {}",
-            t.kind,
-            t.value(),
-            hex::encode(t.bytes)
-        );
+        println!("tlv  0x{:02x} {:?} {}", t.kind, t.value(), hex::encode(t.bytes));
     }
     if len < bytes.len() {
         println!("({} bytes after the header)", bytes.len() - len);
@@ -55,13 +48,10 @@ fn endpoint(a: SocketAddr) -> String {
 
 fn to_json(h: &ProxyHeader<'_>) -> Value {
     let (src, dst) = match (h.command, h.addresses) {
-        (Command::Proxy, Addresses::Inet { src, dst }) => {
-            (json!(endpoint(src)), json!(endpoint(dst)))
+        (Command::Proxy, Addresses::Inet { src, dst }) => (json!(endpoint(src)), json!(endpoint(dst))),
+        (Command::Proxy, Addresses::Unix { src, dst }) => {
+            (json!(String::from_utf8_lossy(src)), json!(String::from_utf8_lossy(dst)))
         }
-        (Command::Proxy, Addresses::Unix { src, dst }) => (
-            json!(String::from_utf8_lossy(src)),
-            json!(String::from_utf8_lossy(dst)),
-        ),
         _ => (Value::Null, Value::Null),
     };
     json!({
@@ -79,12 +69,7 @@ pub fn encode(a: &EncodeArgs) -> Result<(), Failure> {
         (Some(s), Some(d)) => Some((parse_endpoint("--src", s)?, parse_endpoint("--dst", d)?)),
         _ => None,
     };
-    let tlvs = a
-        .tlvs
-        .iter()
-        .map(|t| parse_tlv(t))
-        .collect::<anyhow::Result<Vec<_>>>()
-        .map_err(Failure::usage)?;
+    let tlvs = a.tlvs.iter().map(|t| parse_tlv(t)).collect::<anyhow::Result<Vec<_>>>().map_err(Failure::usage)?;
     let bytes = if a.v1 {
         if !tlvs.is_empty() || a.crc32c || a.udp {
             return Err(Failure::usage(anyhow!(
@@ -112,14 +97,11 @@ pub fn encode(a: &EncodeArgs) -> Result<(), Failure> {
 }
 
 fn parse_endpoint(flag: &str, s: &str) -> Result<SocketAddr, Failure> {
-    s.parse()
-        .map_err(|_| Failure::usage(anyhow!("{flag}: `{s}` is not IP:PORT (IPv6 as [IP]:PORT)")))
+    s.parse().map_err(|_| Failure::usage(anyhow!("{flag}: `{s}` is not IP:PORT (IPv6 as [IP]:PORT)")))
 }
 
 fn parse_tlv(t: &str) -> anyhow::Result<(u8, Vec<u8>)> {
-    let (kind, value) = t
-        .split_once('=')
-        .ok_or_else(|| anyhow!("--tlv: `{t}` is not TYPE=HEX"))?;
+    let (kind, value) = t.split_once('=').ok_or_else(|| anyhow!("--tlv: `{t}` is not TYPE=HEX"))?;
     let kind = match kind.strip_prefix("0x").or_else(|| kind.strip_prefix("0X")) {
         Some(h) => u8::from_str_radix(h, 16),
         None => kind.parse(),

@@ -12,21 +12,13 @@ use crate::hex;
 
 pub fn run(a: &ResolveArgs) -> Result<(), Failure> {
     let peer = parse_peer(&a.peer).map_err(Failure::usage)?;
-    let trusted = TrustedProxies::parse(&a.trust)
-        .context("--trust")
-        .map_err(Failure::usage)?;
+    let trusted = TrustedProxies::parse(&a.trust).context("--trust").map_err(Failure::usage)?;
     let sources = if a.sources.is_empty() {
         Sources::default()
     } else {
-        Sources::parse(&a.sources)
-            .context("--source")
-            .map_err(Failure::usage)?
+        Sources::parse(&a.sources).context("--source").map_err(Failure::usage)?
     };
-    let strategy = a
-        .strategy
-        .parse()
-        .context("--strategy")
-        .map_err(Failure::usage)?;
+    let strategy = a.strategy.parse().context("--strategy").map_err(Failure::usage)?;
     let headers = a
         .headers
         .iter()
@@ -34,11 +26,7 @@ pub fn run(a: &ResolveArgs) -> Result<(), Failure> {
         .collect::<anyhow::Result<Vec<(&str, &str)>>>()
         .map_err(Failure::usage)?;
     let pp_bytes = match &a.proxy_protocol_hex {
-        Some(h) => Some(
-            hex::decode(h)
-                .context("--proxy-protocol-hex")
-                .map_err(Failure::usage)?,
-        ),
+        Some(h) => Some(hex::decode(h).context("--proxy-protocol-hex").map_err(Failure::usage)?),
         None => None,
     };
     let pp = match &pp_bytes {
@@ -46,9 +34,7 @@ pub fn run(a: &ResolveArgs) -> Result<(), Failure> {
         None => None,
     };
     let resolver = Resolver::new(trusted, sources, strategy);
-    let r = resolver
-        .resolve(peer, pp.as_ref(), &headers[..])
-        .map_err(Failure::rejected)?;
+    let r = resolver.resolve(peer, pp.as_ref(), &headers[..]).map_err(Failure::rejected)?;
     if a.json {
         let out = serde_json::json!({
             "client_ip": r.ip.to_string(),
@@ -74,13 +60,9 @@ fn parse_peer(s: &str) -> anyhow::Result<IpAddr> {
 }
 
 fn parse_header(h: &str) -> anyhow::Result<(&str, &str)> {
-    let (name, value) = h
-        .split_once(':')
-        .ok_or_else(|| anyhow!("--header: `{h}` is not `Name: value`"))?;
-    let valid_name = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    let (name, value) = h.split_once(':').ok_or_else(|| anyhow!("--header: `{h}` is not `Name: value`"))?;
+    let valid_name =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
     if !valid_name {
         return Err(anyhow!("--header: `{name}` is not a valid header name"));
     }

@@ -132,10 +132,9 @@ impl fmt::Display for Error {
                 "`{s}` is not a client-IP source (expected peer, proxy-protocol, xff, forwarded or x-real-ip)"
             ),
             Error::DuplicateSource(s) => write!(f, "source `{s}` is listed twice"),
-            Error::UnknownStrategy(s) => write!(
-                f,
-                "`{s}` is not a strategy (expected rightmost-untrusted, leftmost or trusted-hops:N)"
-            ),
+            Error::UnknownStrategy(s) => {
+                write!(f, "`{s}` is not a strategy (expected rightmost-untrusted, leftmost or trusted-hops:N)")
+            }
             Error::UntrustedProxySender(ip) => {
                 write!(f, "PROXY header from {ip}, which is not a trusted sender")
             }
@@ -146,9 +145,9 @@ impl fmt::Display for Error {
             }
             Error::V1BadLineEnding => f.write_str("PROXY v1: line must end in CRLF and hold no control bytes"),
             Error::V1BadProtocol => f.write_str("PROXY v1: protocol must be TCP4, TCP6 or UNKNOWN"),
-            Error::V1BadFieldCount => f.write_str(
-                "PROXY v1: expected `PROXY <proto> <src> <dst> <sport> <dport>` separated by single spaces",
-            ),
+            Error::V1BadFieldCount => {
+                f.write_str("PROXY v1: expected `PROXY <proto> <src> <dst> <sport> <dport>` separated by single spaces")
+            }
             Error::V1BadAddress { which } => {
                 write!(f, "PROXY v1: {which} address is not valid for the protocol")
             }
@@ -159,27 +158,22 @@ impl fmt::Display for Error {
             Error::V2BadCommand(c) => write!(f, "PROXY v2: command {c} is neither LOCAL (0) nor PROXY (1)"),
             Error::V2BadFamily(x) => write!(f, "PROXY v2: address family {x} is unknown"),
             Error::V2BadTransport(x) => write!(f, "PROXY v2: transport protocol {x} is unknown"),
-            Error::V2Incomplete { available } => write!(
-                f,
-                "PROXY v2: input ends after {available} bytes, inside the 16-byte fixed header"
-            ),
-            Error::V2Truncated { declared, available } => write!(
-                f,
-                "PROXY v2: declared length {declared} exceeds the {available} bytes available"
-            ),
-            Error::V2AddressTooShort { needed, declared } => write!(
-                f,
-                "PROXY v2: length {declared} is shorter than the {needed} address bytes its family needs"
-            ),
-            Error::V2TlvTruncated { kind, declared, available } => write!(
-                f,
-                "PROXY v2: TLV 0x{kind:02x} declares {declared} bytes but only {available} remain"
-            ),
+            Error::V2Incomplete { available } => {
+                write!(f, "PROXY v2: input ends after {available} bytes, inside the 16-byte fixed header")
+            }
+            Error::V2Truncated { declared, available } => {
+                write!(f, "PROXY v2: declared length {declared} exceeds the {available} bytes available")
+            }
+            Error::V2AddressTooShort { needed, declared } => {
+                write!(f, "PROXY v2: length {declared} is shorter than the {needed} address bytes its family needs")
+            }
+            Error::V2TlvTruncated { kind, declared, available } => {
+                write!(f, "PROXY v2: TLV 0x{kind:02x} declares {declared} bytes but only {available} remain")
+            }
             Error::V2BadTlv { kind, reason } => write!(f, "PROXY v2: TLV 0x{kind:02x}: {reason}"),
-            Error::V2ChecksumMismatch { expected, computed } => write!(
-                f,
-                "PROXY v2: CRC32C TLV says 0x{expected:08x} but the header checksums to 0x{computed:08x}"
-            ),
+            Error::V2ChecksumMismatch { expected, computed } => {
+                write!(f, "PROXY v2: CRC32C TLV says 0x{expected:08x} but the header checksums to 0x{computed:08x}")
+            }
             Error::CannotEncode(why) => write!(f, "cannot encode PROXY header: {why}"),
         }
     }

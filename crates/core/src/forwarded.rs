@@ -110,11 +110,7 @@ impl std::error::Error for ForwardedError {}
 /// Parses one header line into its elements, left to right. Empty list
 /// elements are skipped. After the first error the iterator ends.
 pub fn elements(line: &[u8]) -> Elements<'_> {
-    Elements {
-        line,
-        pos: 0,
-        failed: false,
-    }
+    Elements { line, pos: 0, failed: false }
 }
 
 /// Iterator returned by [`elements`].
@@ -158,10 +154,7 @@ impl<'a> Elements<'a> {
             let tok = self.token();
             // A token is ASCII, so this cannot fail; stay panic-free anyway.
             return match std::str::from_utf8(tok) {
-                Ok(raw) if !raw.is_empty() => Ok(Value {
-                    raw,
-                    escaped: false,
-                }),
+                Ok(raw) if !raw.is_empty() => Ok(Value { raw, escaped: false }),
                 _ => Err(ForwardedError::BadValue { at: start }),
             };
         }
@@ -298,10 +291,7 @@ impl LineRev {
         let mut total = 0;
         for el in elements(line) {
             let entry = match el {
-                Ok(el) => el
-                    .for_
-                    .and_then(|v| v.as_str())
-                    .map_or(Entry::Invalid, |s| Entry::parse(s.as_bytes())),
+                Ok(el) => el.for_.and_then(|v| v.as_str()).map_or(Entry::Invalid, |s| Entry::parse(s.as_bytes())),
                 Err(_) => {
                     // Everything right of the error is unknowable: the line
                     // ends (on the right) with one invalid entry.
@@ -313,11 +303,7 @@ impl LineRev {
             }
             total += 1;
         }
-        LineRev {
-            ring,
-            total,
-            taken: 0,
-        }
+        LineRev { ring, total, taken: 0 }
     }
 }
 
@@ -344,9 +330,7 @@ mod tests {
     use super::*;
 
     fn fors(line: &str) -> Vec<Result<Option<String>, ForwardedError>> {
-        elements(line.as_bytes())
-            .map(|r| r.map(|e| e.for_.map(|v| v.raw().to_owned())))
-            .collect()
+        elements(line.as_bytes()).map(|r| r.map(|e| e.for_.map(|v| v.raw().to_owned()))).collect()
     }
 
     #[test]
@@ -354,30 +338,18 @@ mod tests {
         // RFC 7239 §4 and §7.
         let ok: &[(&str, &[&str])] = &[
             (r#"for="_gazonk""#, &["_gazonk"]),
-            (
-                r#"For="[2001:db8:cafe::17]:4711""#,
-                &["[2001:db8:cafe::17]:4711"],
-            ),
+            (r#"For="[2001:db8:cafe::17]:4711""#, &["[2001:db8:cafe::17]:4711"]),
             ("for=192.0.2.60;proto=http;by=203.0.113.43", &["192.0.2.60"]),
-            (
-                "for=192.0.2.43, for=198.51.100.17",
-                &["192.0.2.43", "198.51.100.17"],
-            ),
+            ("for=192.0.2.43, for=198.51.100.17", &["192.0.2.43", "198.51.100.17"]),
             (
                 "for=192.0.2.43,for=\"[2001:db8:cafe::17]\",for=unknown",
                 &["192.0.2.43", "[2001:db8:cafe::17]", "unknown"],
             ),
-            (
-                "for=192.0.2.43; proto=https , ,for=198.51.100.1",
-                &["192.0.2.43", "198.51.100.1"],
-            ),
+            ("for=192.0.2.43; proto=https , ,for=198.51.100.1", &["192.0.2.43", "198.51.100.1"]),
             (r#"host="a,b;c";for=192.0.2.1"#, &["192.0.2.1"]),
         ];
         for (line, want) in ok {
-            let got: Vec<String> = fors(line)
-                .into_iter()
-                .map(|r| r.unwrap().unwrap())
-                .collect();
+            let got: Vec<String> = fors(line).into_iter().map(|r| r.unwrap().unwrap()).collect();
             assert_eq!(&got, want, "{line}");
         }
     }
@@ -389,10 +361,7 @@ mod tests {
             ("for =1.2.3.4", ForwardedError::MissingEquals { at: 3 }),
             ("for=", ForwardedError::BadValue { at: 4 }),
             ("for=\"1.2.3.4", ForwardedError::UnterminatedQuote { at: 4 }),
-            (
-                "for=1.2.3.4;for=5.6.7.8",
-                ForwardedError::DuplicateParameter { at: 12 },
-            ),
+            ("for=1.2.3.4;for=5.6.7.8", ForwardedError::DuplicateParameter { at: 12 }),
             ("for=1.2.3.4 x", ForwardedError::UnexpectedByte { at: 12 }),
             ("=x", ForwardedError::BadName { at: 0 }),
             ("for=[2001:db8::1]", ForwardedError::BadValue { at: 4 }),
@@ -415,26 +384,17 @@ mod tests {
     #[test]
     fn walk_right_to_left_over_lines() {
         assert_eq!(
-            walk(&[
-                "for=192.0.2.1, for=\"[2001:db8::1]:80\"",
-                "for=10.0.0.1;proto=https"
-            ]),
+            walk(&["for=192.0.2.1, for=\"[2001:db8::1]:80\"", "for=10.0.0.1;proto=https"]),
             ["10.0.0.1", "2001:db8::1", "192.0.2.1"]
         );
         assert_eq!(walk(&["for=192.0.2.1, proto=http"]), ["!", "192.0.2.1"]);
-        assert_eq!(
-            walk(&["for=192.0.2.1, for=10.0.0.1 garbage"]),
-            ["!", "192.0.2.1"]
-        );
+        assert_eq!(walk(&["for=192.0.2.1, for=10.0.0.1 garbage"]), ["!", "192.0.2.1"]);
         assert_eq!(walk(&["for=\"1.2.3\\.4\""]), ["!"]);
     }
 
     #[test]
     fn ring_overflow_stops_the_walk() {
-        let line = (0..40)
-            .map(|i| format!("for=10.0.0.{i}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let line = (0..40).map(|i| format!("for=10.0.0.{i}")).collect::<Vec<_>>().join(",");
         let got = walk(&[&line]);
         assert_eq!(got.len(), MAX_ELEMENTS + 1);
         assert_eq!(got[0], "10.0.0.39");

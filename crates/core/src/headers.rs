@@ -11,14 +11,26 @@ use std::net::IpAddr;
 
 use crate::node::parse_node;
 
-/// Lower-case names of the header sources.
-pub mod names {
+/// The forwarding headers realip reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
     /// `X-Forwarded-For`.
-    pub const X_FORWARDED_FOR: &str = "x-forwarded-for";
+    XForwardedFor,
     /// RFC 7239 `Forwarded`.
-    pub const FORWARDED: &str = "forwarded";
+    Forwarded,
     /// `X-Real-IP`.
-    pub const X_REAL_IP: &str = "x-real-ip";
+    XRealIp,
+}
+
+impl Field {
+    /// The lower-case header name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Field::XForwardedFor => "x-forwarded-for",
+            Field::Forwarded => "forwarded",
+            Field::XRealIp => "x-real-ip",
+        }
+    }
 }
 
 /// Read-only, zero-copy access to request header lines.
@@ -28,8 +40,8 @@ pub trait Headers {
     where
         Self: 'a;
 
-    /// Every line of header `name` (lower-case ASCII), in request order.
-    fn values(&self, name: &'static str) -> Self::Values<'_>;
+    /// Every line of header `field`, in request order.
+    fn lines(&self, field: Field) -> Self::Values<'_>;
 }
 
 /// Lines of one header in a `[(name, value)]` slice.
@@ -43,20 +55,14 @@ impl<'a, N: AsRef<str>, V: AsRef<[u8]>> Iterator for PairValues<'a, N, V> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
         let name = self.name;
-        self.pairs
-            .by_ref()
-            .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
+        self.pairs.by_ref().find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
     }
 }
 
 impl<N: AsRef<str>, V: AsRef<[u8]>> DoubleEndedIterator for PairValues<'_, N, V> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let name = self.name;
-        self.pairs
-            .by_ref()
-            .rfind(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref())
+        self.pairs.by_ref().rfind(|(n, _)| n.as_ref().eq_ignore_ascii_case(name)).map(|(_, v)| v.as_ref())
     }
 }
 
@@ -66,23 +72,27 @@ impl<N: AsRef<str>, V: AsRef<[u8]>> Headers for [(N, V)] {
     where
         Self: 'a;
 
-    fn values(&self, name: &'static str) -> PairValues<'_, N, V> {
-        PairValues {
-            pairs: self.iter(),
-            name,
-        }
+    fn lines(&self, field: Field) -> PairValues<'_, N, V> {
+        PairValues { pairs: self.iter(), name: field.name() }
     }
 }
 
 #[cfg(feature = "http")]
 impl Headers for http::HeaderMap {
-    type Values<'a> = std::iter::Map<
-        http::header::ValueIter<'a, http::HeaderValue>,
-        fn(&'a http::HeaderValue) -> &'a [u8],
-    >;
+    type Values<'a> =
+        std::iter::Map<http::header::ValueIter<'a, http::HeaderValue>, fn(&'a http::HeaderValue) -> &'a [u8]>;
 
-    fn values(&self, name: &'static str) -> Self::Values<'_> {
-        self.get_all(name).iter().map(http::HeaderValue::as_bytes)
+    fn lines(&self, field: Field) -> Self::Values<'_> {
+        // Pre-built names: no parsing or validating of the name per lookup.
+        static XFF: http::HeaderName = http::HeaderName::from_static(Field::XForwardedFor.name());
+        static FORWARDED: http::HeaderName = http::HeaderName::from_static(Field::Forwarded.name());
+        static X_REAL_IP: http::HeaderName = http::HeaderName::from_static(Field::XRealIp.name());
+        let values = match field {
+            Field::XForwardedFor => self.get_all(&XFF),
+            Field::Forwarded => self.get_all(&FORWARDED),
+            Field::XRealIp => self.get_all(&X_REAL_IP),
+        };
+        values.iter().map(http::HeaderValue::as_bytes)
     }
 }
 
@@ -103,15 +113,41 @@ impl Entry {
 
 /// X-Forwarded-For entries of every line, right to left. Empty list
 /// elements (`a,,b`, a blank line) are skipped as RFC 9110 §5.6.1 allows.
-pub fn xff_rev<'a, I>(lines: I) -> impl Iterator<Item = Entry> + 'a
+pub fn xff_rev<'a, I>(lines: I) -> XffRev<'a, I>
 where
-    I: DoubleEndedIterator<Item = &'a [u8]> + 'a,
+    I: DoubleEndedIterator<Item = &'a [u8]>,
 {
-    lines
-        .rev()
-        .flat_map(|line| line.rsplit(|&b| b == b','))
-        .filter(|e| !e.trim_ascii().is_empty())
-        .map(Entry::parse)
+    XffRev { lines, line: None }
+}
+
+/// Iterator returned by [`xff_rev`].
+#[derive(Clone, Debug)]
+pub struct XffRev<'a, I> {
+    lines: I,
+    /// What is left of the current line (entries not yet walked).
+    line: Option<&'a [u8]>,
+}
+
+impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> Iterator for XffRev<'a, I> {
+    type Item = Entry;
+
+    fn next(&mut self) -> Option<Entry> {
+        loop {
+            let line = match self.line {
+                Some(line) => line,
+                None => self.lines.next_back()?,
+            };
+            let (rest, entry) = match line.iter().rposition(|&b| b == b',') {
+                Some(comma) => (line.get(..comma), line.get(comma + 1..).unwrap_or_default()),
+                None => (None, line),
+            };
+            self.line = rest;
+            let entry = entry.trim_ascii();
+            if !entry.is_empty() {
+                return Some(Entry::parse(entry));
+            }
+        }
+    }
 }
 
 /// X-Real-IP lines, right to left: each line must be exactly one address.
@@ -137,38 +173,24 @@ mod tests {
 
     #[test]
     fn xff_lines_join_in_order_and_walk_from_the_right() {
-        assert_eq!(
-            walk(&["203.0.113.1, 10.0.0.1", "10.0.0.2"]),
-            ["10.0.0.2", "10.0.0.1", "203.0.113.1"]
-        );
-        assert_eq!(
-            walk(&[" 192.0.2.1:99 ,[2001:db8::2]:1 ,, unknown"]),
-            ["!", "2001:db8::2", "192.0.2.1"]
-        );
+        assert_eq!(walk(&["203.0.113.1, 10.0.0.1", "10.0.0.2"]), ["10.0.0.2", "10.0.0.1", "203.0.113.1"]);
+        assert_eq!(walk(&[" 192.0.2.1:99 ,[2001:db8::2]:1 ,, unknown"]), ["!", "2001:db8::2", "192.0.2.1"]);
         assert!(walk(&[""]).is_empty());
         assert!(walk(&[]).is_empty());
     }
 
     #[test]
     fn pair_headers_match_names_case_insensitively_both_ways() {
-        let h = [
-            ("X-Forwarded-For", "1.1.1.1"),
-            ("Host", "x"),
-            ("x-forwarded-for", "2.2.2.2"),
-        ];
-        let fwd: Vec<_> = h.values(names::X_FORWARDED_FOR).collect();
+        let h = [("X-Forwarded-For", "1.1.1.1"), ("Host", "x"), ("x-forwarded-for", "2.2.2.2")];
+        let fwd: Vec<_> = h.lines(Field::XForwardedFor).collect();
         assert_eq!(fwd, [b"1.1.1.1".as_slice(), b"2.2.2.2"]);
-        let back: Vec<_> = h.values(names::X_FORWARDED_FOR).rev().collect();
+        let back: Vec<_> = h.lines(Field::XForwardedFor).rev().collect();
         assert_eq!(back, [b"2.2.2.2".as_slice(), b"1.1.1.1"]);
     }
 
     #[test]
     fn x_real_ip_takes_whole_lines() {
-        let got: Vec<_> =
-            x_real_ip_rev([b"192.0.2.1".as_slice(), b"192.0.2.1, 192.0.2.2"].into_iter()).collect();
-        assert_eq!(
-            got,
-            [Entry::Invalid, Entry::Ip("192.0.2.1".parse().unwrap())]
-        );
+        let got: Vec<_> = x_real_ip_rev([b"192.0.2.1".as_slice(), b"192.0.2.1, 192.0.2.2"].into_iter()).collect();
+        assert_eq!(got, [Entry::Invalid, Entry::Ip("192.0.2.1".parse().unwrap())]);
     }
 }

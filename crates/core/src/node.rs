@@ -14,31 +14,52 @@ use crate::trust::unmap;
 #[inline]
 pub fn parse_node(entry: &[u8]) -> Option<IpAddr> {
     let entry = entry.trim_ascii();
-    let ip = if let Some(rest) = entry.strip_prefix(b"[") {
+    if let Some(rest) = entry.strip_prefix(b"[") {
         let close = rest.iter().position(|&b| b == b']')?;
         let (inner, after) = rest.split_at(close);
         let after = after.get(1..)?;
         if !after.is_empty() {
             valid_port(after.strip_prefix(b":")?).then_some(())?;
         }
-        IpAddr::V6(parse_str::<Ipv6Addr>(inner)?)
-    } else {
-        match colons(entry) {
-            0 => IpAddr::V4(parse_str::<Ipv4Addr>(entry)?),
-            1 => {
-                let colon = entry.iter().position(|&b| b == b':')?;
-                let (host, port) = entry.split_at(colon);
-                valid_port(port.get(1..)?).then_some(())?;
-                IpAddr::V4(parse_str::<Ipv4Addr>(host)?)
-            }
-            _ => IpAddr::V6(parse_str::<Ipv6Addr>(entry)?),
+        return Some(unmap(IpAddr::V6(parse_str::<Ipv6Addr>(inner)?)));
+    }
+    // The common case, a bare or ported IPv4 address, is parsed by hand.
+    let mut colons = entry.iter().enumerate().filter(|&(_, &b)| b == b':');
+    match (colons.next(), colons.next()) {
+        (None, _) => parse_ipv4(entry).map(IpAddr::V4),
+        (Some((at, _)), None) => {
+            let (host, port) = entry.split_at(at);
+            valid_port(port.get(1..)?).then_some(())?;
+            parse_ipv4(host).map(IpAddr::V4)
         }
-    };
-    Some(unmap(ip))
+        _ => Some(unmap(IpAddr::V6(parse_str::<Ipv6Addr>(entry)?))),
+    }
 }
 
-fn colons(s: &[u8]) -> usize {
-    s.iter().filter(|&&b| b == b':').count()
+/// Strict dotted quad: four decimal octets of 1 to 3 digits, no leading
+/// zeros (which some parsers read as octal), each at most 255.
+#[inline]
+pub fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = b.split(|&c| c == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
+            return None;
+        }
+        let mut n: u16 = 0;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            n = n * 10 + u16::from(d - b'0');
+        }
+        *octet = u8::try_from(n).ok()?;
+    }
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Ipv4Addr::from(octets))
 }
 
 fn parse_str<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
@@ -54,10 +75,7 @@ fn parse_str<T: std::str::FromStr>(b: &[u8]) -> Option<T> {
 fn valid_port(p: &[u8]) -> bool {
     match p.split_first() {
         Some((b'_', rest)) => {
-            !rest.is_empty()
-                && rest
-                    .iter()
-                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+            !rest.is_empty() && rest.iter().all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         }
         _ => {
             !p.is_empty()
@@ -71,6 +89,19 @@ fn valid_port(p: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        #[test]
+        fn ipv4_matches_std(s in "[0-9.]{0,18}") {
+            proptest::prop_assert_eq!(parse_ipv4(s.as_bytes()), s.parse::<Ipv4Addr>().ok());
+        }
+
+        #[test]
+        fn ipv4_round_trips(a: [u8; 4]) {
+            let ip = Ipv4Addr::from(a);
+            proptest::prop_assert_eq!(parse_ipv4(ip.to_string().as_bytes()), Some(ip));
+        }
+    }
 
     #[test]
     fn entries_table() {
@@ -100,6 +131,14 @@ mod tests {
             ("1.2.3", None),
             ("192.0.2.1 192.0.2.2", None),
             ("\u{fffd}", None),
+            ("255.255.255.255", Some("255.255.255.255")),
+            ("0.0.0.0", Some("0.0.0.0")),
+            ("256.1.1.1", None),
+            ("1.2.3.4.5", None),
+            ("1..3.4", None),
+            ("1.2.3.4.", None),
+            ("1.2.3.0004", None),
+            ("1.2.3.-4", None),
         ];
         for (input, want) in table {
             let got = parse_node(input.as_bytes()).map(|ip| ip.to_string());

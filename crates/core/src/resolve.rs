@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::forwarded::forwarded_rev;
-use crate::headers::{names, x_real_ip_rev, xff_rev, Entry, Headers};
+use crate::headers::{x_real_ip_rev, xff_rev, Entry, Field, Headers};
 use crate::proxy_protocol::ProxyHeader;
 use crate::trust::{unmap, TrustedProxies};
 use crate::Error;
@@ -41,13 +41,7 @@ pub enum Source {
 
 impl Source {
     /// Every source, in the order of the CLI documentation.
-    pub const ALL: [Source; 5] = [
-        Source::Peer,
-        Source::ProxyProtocol,
-        Source::Xff,
-        Source::Forwarded,
-        Source::XRealIp,
-    ];
+    pub const ALL: [Source; 5] = [Source::Peer, Source::ProxyProtocol, Source::Xff, Source::Forwarded, Source::XRealIp];
 
     /// The name used in configuration, CLI flags and JSON.
     pub fn as_str(self) -> &'static str {
@@ -61,11 +55,11 @@ impl Source {
     }
 
     /// The header this source reads, if it is a header source.
-    pub fn header_name(self) -> Option<&'static str> {
+    pub fn field(self) -> Option<Field> {
         match self {
-            Source::Xff => Some(names::X_FORWARDED_FOR),
-            Source::Forwarded => Some(names::FORWARDED),
-            Source::XRealIp => Some(names::X_REAL_IP),
+            Source::Xff => Some(Field::XForwardedFor),
+            Source::Forwarded => Some(Field::Forwarded),
+            Source::XRealIp => Some(Field::XRealIp),
             Source::Peer | Source::ProxyProtocol => None,
         }
     }
@@ -80,10 +74,7 @@ impl fmt::Display for Source {
 impl FromStr for Source {
     type Err = Error;
     fn from_str(s: &str) -> Result<Source, Error> {
-        Source::ALL
-            .into_iter()
-            .find(|src| src.as_str() == s)
-            .ok_or_else(|| Error::UnknownSource(s.to_owned()))
+        Source::ALL.into_iter().find(|src| src.as_str() == s).ok_or_else(|| Error::UnknownSource(s.to_owned()))
     }
 }
 
@@ -155,18 +146,18 @@ pub enum Warning {
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Warning::InvalidEntry { source, hop } => write!(
-                f,
-                "invalid entry in {source} at hop {hop} (not an IP address); using the address to its right"
-            ),
-            Warning::TooFewHops { source, wanted, found } => write!(
-                f,
-                "{source} has {found} entries, fewer than the {wanted} trusted hops; using the peer"
-            ),
-            Warning::LeftmostIsForgeable => {
-                f.write_str("leftmost strategy: the leftmost entry is whatever the client sent; diagnostics only")
+            Warning::InvalidEntry { source, hop } => {
+                write!(f, "invalid entry in {source} at hop {hop} (not an IP address); using the address to its right")
             }
-            Warning::ProxyHeaderIgnored => f.write_str("PROXY header ignored: proxy-protocol is not a configured source"),
+            Warning::TooFewHops { source, wanted, found } => {
+                write!(f, "{source} has {found} entries, fewer than the {wanted} trusted hops; using the peer")
+            }
+            Warning::LeftmostIsForgeable => {
+                f.write_str("leftmost strategy: any client can forge the leftmost entry; diagnostics only")
+            }
+            Warning::ProxyHeaderIgnored => {
+                f.write_str("PROXY header ignored: proxy-protocol is not a configured source")
+            }
         }
     }
 }
@@ -219,10 +210,7 @@ pub struct Sources {
 impl Sources {
     /// Builds an ordered list; a repeated source is an error.
     pub fn new(list: &[Source]) -> Result<Sources, Error> {
-        let mut s = Sources {
-            items: [Source::Peer; 5],
-            len: 0,
-        };
+        let mut s = Sources { items: [Source::Peer; 5], len: 0 };
         for &src in list {
             if s.contains(src) {
                 return Err(Error::DuplicateSource(src.as_str()));
@@ -237,10 +225,7 @@ impl Sources {
 
     /// Parses names such as `["proxy-protocol", "xff"]`.
     pub fn parse<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> Result<Sources, Error> {
-        let list = names
-            .into_iter()
-            .map(|n| n.as_ref().parse())
-            .collect::<Result<Vec<Source>, Error>>()?;
+        let list = names.into_iter().map(|n| n.as_ref().parse()).collect::<Result<Vec<Source>, Error>>()?;
         Sources::new(&list)
     }
 
@@ -258,16 +243,7 @@ impl Sources {
 impl Default for Sources {
     /// `proxy-protocol`, then `xff`: the proxy's documented default.
     fn default() -> Sources {
-        Sources {
-            items: [
-                Source::ProxyProtocol,
-                Source::Xff,
-                Source::Peer,
-                Source::Peer,
-                Source::Peer,
-            ],
-            len: 2,
-        }
+        Sources { items: [Source::ProxyProtocol, Source::Xff, Source::Peer, Source::Peer, Source::Peer], len: 2 }
     }
 }
 
@@ -285,11 +261,7 @@ pub struct Resolver {
 impl Resolver {
     /// A resolver with the given parts.
     pub fn new(trusted: TrustedProxies, sources: Sources, strategy: Strategy) -> Resolver {
-        Resolver {
-            trusted,
-            sources,
-            strategy,
-        }
+        Resolver { trusted, sources, strategy }
     }
 
     /// Resolves the client of one request.
@@ -322,31 +294,28 @@ impl Resolver {
             }
             None => (peer, Source::Peer),
         };
-        let at_peer = Resolution {
-            ip: eff,
-            source: eff_source,
-            hop: 0,
-            warnings,
-        };
+        let at_peer = Resolution { ip: eff, source: eff_source, hop: 0, warnings };
         for &src in self.sources.as_slice() {
-            let Some(name) = src.header_name() else {
+            let Some(field) = src.field() else {
                 if src == Source::Peer {
                     return Ok(at_peer);
                 }
                 continue; // proxy-protocol was applied above, at layer 4
             };
-            if headers.values(name).next().is_none() {
-                continue;
-            }
+            let mut lines = headers.lines(field);
+            let Some(first) = lines.next() else {
+                continue; // absent: try the next source
+            };
             if !self.trusted.contains(eff) {
                 // Present but delivered by an untrusted hop: never read.
                 return Ok(at_peer);
             }
-            let lines = headers.values(name);
-            return Ok(match src {
-                Source::Forwarded => self.walk(at_peer, src, forwarded_rev(lines)),
-                Source::XRealIp => self.walk(at_peer, src, x_real_ip_rev(lines)),
-                _ => self.walk(at_peer, src, xff_rev(lines)),
+            // One lookup: the remaining lines from the last, then the first.
+            let lines = Rejoin { rest: lines, first: Some(first) };
+            return Ok(match field {
+                Field::XForwardedFor => self.walk(at_peer, src, xff_rev(lines)),
+                Field::Forwarded => self.walk(at_peer, src, forwarded_rev(lines)),
+                Field::XRealIp => self.walk(at_peer, src, x_real_ip_rev(lines)),
             });
         }
         Ok(at_peer)
@@ -354,12 +323,7 @@ impl Resolver {
 
     /// Applies the strategy to entries given right to left; `at_peer` is the
     /// answer for hop 0.
-    fn walk(
-        &self,
-        at_peer: Resolution,
-        source: Source,
-        entries: impl Iterator<Item = Entry>,
-    ) -> Resolution {
+    fn walk(&self, at_peer: Resolution, source: Source, entries: impl Iterator<Item = Entry>) -> Resolution {
         let mut best = at_peer;
         let mut hop: u16 = 0;
         let (wanted, trust) = match self.strategy {
@@ -379,12 +343,7 @@ impl Resolver {
                 best.warnings.push(Warning::InvalidEntry { source, hop });
                 return best;
             };
-            best = Resolution {
-                ip,
-                source,
-                hop,
-                warnings: best.warnings,
-            };
+            best = Resolution { ip, source, hop, warnings: best.warnings };
             if wanted == Some(hop) || trust.is_some_and(|t| !t.contains(ip)) {
                 return best;
             }
@@ -392,13 +351,29 @@ impl Resolver {
         if let Some(wanted) = wanted {
             let mut fallback = at_peer;
             fallback.warnings = best.warnings;
-            fallback.warnings.push(Warning::TooFewHops {
-                source,
-                wanted,
-                found: hop,
-            });
+            fallback.warnings.push(Warning::TooFewHops { source, wanted, found: hop });
             return fallback;
         }
         best
+    }
+}
+
+/// Header lines after the first was taken off the front to test presence;
+/// iterating from the back yields every line, the first one last.
+struct Rejoin<'a, I> {
+    rest: I,
+    first: Option<&'a [u8]>,
+}
+
+impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> Iterator for Rejoin<'a, I> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.first.take().or_else(|| self.rest.next())
+    }
+}
+
+impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> DoubleEndedIterator for Rejoin<'a, I> {
+    fn next_back(&mut self) -> Option<&'a [u8]> {
+        self.rest.next_back().or_else(|| self.first.take())
     }
 }

@@ -77,12 +77,8 @@ impl Cidr {
     /// Whether `ip` (after unmapping) lies in this network.
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, unmap(ip)) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                u32::from(ip) & mask32(self.prefix) == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                u128::from(ip) & mask128(self.prefix) == u128::from(net)
-            }
+            (IpAddr::V4(net), IpAddr::V4(ip)) => u32::from(ip) & mask32(self.prefix) == u32::from(net),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => u128::from(ip) & mask128(self.prefix) == u128::from(net),
             _ => false,
         }
     }
@@ -103,17 +99,12 @@ impl FromStr for Cidr {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Cidr, Error> {
-        let invalid = |reason| Error::InvalidCidr {
-            input: s.to_owned(),
-            reason,
-        };
+        let invalid = |reason| Error::InvalidCidr { input: s.to_owned(), reason };
         let (addr, prefix) = match s.split_once('/') {
             Some((addr, prefix)) => (addr, Some(prefix)),
             None => (s, None),
         };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| invalid("not an IPv4 or IPv6 address"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| invalid("not an IPv4 or IPv6 address"))?;
         let prefix = match prefix {
             None => {
                 if addr.is_ipv4() {
@@ -122,9 +113,9 @@ impl FromStr for Cidr {
                     128
                 }
             }
-            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => p
-                .parse::<u8>()
-                .map_err(|_| invalid("prefix length is not a number from 0 to 128"))?,
+            Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => {
+                p.parse::<u8>().map_err(|_| invalid("prefix length is not a number from 0 to 128"))?
+            }
             Some(_) => return Err(invalid("prefix length is not a number from 0 to 128")),
         };
         Cidr::new(addr, prefix).map_err(|_| invalid("prefix length is larger than the address"))
@@ -192,11 +183,7 @@ impl TrustedProxies {
                 }
             }
         }
-        TrustedProxies {
-            v4: merge(v4),
-            v6: merge(v6),
-            cidrs,
-        }
+        TrustedProxies { v4: merge(v4), v6: merge(v6), cidrs }
     }
 
     /// Parses CIDRs, bare addresses and the presets `loopback` and `private`.
@@ -298,17 +285,8 @@ mod tests {
         for (input, want) in ok {
             assert_eq!(input.parse::<Cidr>().unwrap().to_string(), want, "{input}");
         }
-        let bad = [
-            "10.0.0.0/33",
-            "::/129",
-            "10.0.0.0/",
-            "10.0.0/8",
-            "10.0.0.0/-1",
-            "10.0.0.0/+8",
-            "",
-            "x/8",
-            "010.0.0.1",
-        ];
+        let bad =
+            ["10.0.0.0/33", "::/129", "10.0.0.0/", "10.0.0/8", "10.0.0.0/-1", "10.0.0.0/+8", "", "x/8", "010.0.0.1"];
         for input in bad {
             let err = input.parse::<Cidr>().unwrap_err().to_string();
             assert!(err.contains(&format!("`{input}`")), "{input}: {err}");
@@ -347,21 +325,14 @@ mod tests {
         assert!(t.contains(ip("fd00::1")));
         assert!(t.contains(ip("::1")));
         assert!(!t.contains(ip("203.0.113.1")));
-        assert_eq!(
-            t.v4.iter()
-                .filter(|r| r.0 == u32::from(Ipv4Addr::new(10, 0, 0, 0)))
-                .count(),
-            1
-        );
+        assert_eq!(t.v4.iter().filter(|r| r.0 == u32::from(Ipv4Addr::new(10, 0, 0, 0))).count(), 1);
         let l = TrustedProxies::parse(["loopback"]).unwrap();
         assert!(l.contains(ip("127.9.9.9")) && !l.contains(ip("10.0.0.1")));
     }
 
     #[test]
     fn every_bad_entry_is_reported() {
-        let err = TrustedProxies::parse(["10.0.0.0/33", "ok?", "10.0.0.0/8"])
-            .unwrap_err()
-            .to_string();
+        let err = TrustedProxies::parse(["10.0.0.0/33", "ok?", "10.0.0.0/8"]).unwrap_err().to_string();
         assert!(err.contains("10.0.0.0/33") && err.contains("ok?"), "{err}");
     }
 
@@ -369,9 +340,7 @@ mod tests {
     fn nothing_is_trusted_by_default() {
         let t = TrustedProxies::default();
         assert!(!t.contains(ip("127.0.0.1")) && !t.contains(ip("::1")));
-        assert!(TrustedProxies::parse(["::/0"])
-            .unwrap()
-            .contains(ip("2001:db8::9")));
+        assert!(TrustedProxies::parse(["::/0"]).unwrap().contains(ip("2001:db8::9")));
     }
 
     proptest::proptest! {

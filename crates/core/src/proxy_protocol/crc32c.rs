@@ -10,11 +10,7 @@ const TABLE: [u32; 256] = {
         let mut crc = i as u32;
         let mut bit = 0;
         while bit < 8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
+            crc = if crc & 1 == 1 { (crc >> 1) ^ POLY } else { crc >> 1 };
             bit += 1;
         }
         table[i] = crc;
@@ -62,9 +58,6 @@ mod tests {
         assert_eq!(crc32c(&[0xFFu8; 32]), 0x62A8_AB43);
         let inc: Vec<u8> = (0u8..32).collect();
         assert_eq!(crc32c(&inc), 0x46DD_794E);
-        assert_eq!(
-            Crc32c::new().update(b"1234").update(b"56789").finish(),
-            0xE306_9283
-        );
+        assert_eq!(Crc32c::new().update(b"1234").update(b"56789").finish(), 0xE306_9283);
     }
 }

@@ -17,30 +17,12 @@ pub fn encode_v1(addrs: Option<(SocketAddr, SocketAddr)>, out: &mut Vec<u8>) -> 
     let _ = match addrs {
         None => out.write_all(b"PROXY UNKNOWN\r\n"),
         Some((SocketAddr::V4(s), SocketAddr::V4(d))) => {
-            write!(
-                out,
-                "PROXY TCP4 {} {} {} {}\r\n",
-                s.ip(),
-                d.ip(),
-                s.port(),
-                d.port()
-            )
+            write!(out, "PROXY TCP4 {} {} {} {}\r\n", s.ip(), d.ip(), s.port(), d.port())
         }
         Some((SocketAddr::V6(s), SocketAddr::V6(d))) => {
-            write!(
-                out,
-                "PROXY TCP6 {} {} {} {}\r\n",
-                s.ip(),
-                d.ip(),
-                s.port(),
-                d.port()
-            )
+            write!(out, "PROXY TCP6 {} {} {} {}\r\n", s.ip(), d.ip(), s.port(), d.port())
         }
-        Some(_) => {
-            return Err(Error::CannotEncode(
-                "source and destination are of different IP families",
-            ))
-        }
+        Some(_) => return Err(Error::CannotEncode("source and destination are of different IP families")),
     };
     Ok(())
 }
@@ -81,24 +63,12 @@ impl<'a> V2Builder<'a> {
 
     /// A LOCAL command (health check): no addresses.
     pub fn local() -> V2Builder<'a> {
-        V2Builder {
-            command: Command::Local,
-            transport: Transport::Unspec,
-            addrs: None,
-            tlvs: Vec::new(),
-            crc: false,
-        }
+        V2Builder { command: Command::Local, transport: Transport::Unspec, addrs: None, tlvs: Vec::new(), crc: false }
     }
 
     /// A PROXY command with family `AF_UNSPEC` (no addresses).
     pub fn unspec() -> V2Builder<'a> {
-        V2Builder {
-            command: Command::Proxy,
-            transport: Transport::Unspec,
-            addrs: None,
-            tlvs: Vec::new(),
-            crc: false,
-        }
+        V2Builder { command: Command::Proxy, transport: Transport::Unspec, addrs: None, tlvs: Vec::new(), crc: false }
     }
 
     /// Sets the transport (default: stream for PROXY with addresses).
@@ -146,11 +116,7 @@ impl<'a> V2Builder<'a> {
             None => 0x00,
             Some((SocketAddr::V4(_), SocketAddr::V4(_))) => 0x10,
             Some((SocketAddr::V6(_), SocketAddr::V6(_))) => 0x20,
-            Some(_) => {
-                return Err(Error::CannotEncode(
-                    "source and destination are of different IP families",
-                ))
-            }
+            Some(_) => return Err(Error::CannotEncode("source and destination are of different IP families")),
         };
         out.extend_from_slice(&[cmd, family | transport, 0, 0]);
         match self.addrs {
@@ -169,8 +135,8 @@ impl<'a> V2Builder<'a> {
             _ => {}
         }
         for &(kind, value) in &self.tlvs {
-            let len = u16::try_from(value.len())
-                .map_err(|_| Error::CannotEncode("a TLV is longer than 65535 bytes"))?;
+            let len =
+                u16::try_from(value.len()).map_err(|_| Error::CannotEncode("a TLV is longer than 65535 bytes"))?;
             out.push(kind);
             out.extend_from_slice(&len.to_be_bytes());
             out.extend_from_slice(value);
@@ -182,8 +148,7 @@ impl<'a> V2Builder<'a> {
             at
         });
         let body = out.len() - start - 16;
-        let len = u16::try_from(body)
-            .map_err(|_| Error::CannotEncode("header is longer than 65535 bytes"))?;
+        let len = u16::try_from(body).map_err(|_| Error::CannotEncode("header is longer than 65535 bytes"))?;
         if let Some(slot) = out.get_mut(start + 14..start + 16) {
             slot.copy_from_slice(&len.to_be_bytes());
         }

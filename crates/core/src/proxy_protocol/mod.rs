@@ -124,34 +124,10 @@ impl<'a> ProxyHeader<'a> {
             return "unspec";
         }
         match (self.addresses, self.transport) {
-            (
-                Addresses::Inet {
-                    src: SocketAddr::V4(_),
-                    ..
-                },
-                Transport::Dgram,
-            ) => "udp4",
-            (
-                Addresses::Inet {
-                    src: SocketAddr::V6(_),
-                    ..
-                },
-                Transport::Dgram,
-            ) => "udp6",
-            (
-                Addresses::Inet {
-                    src: SocketAddr::V4(_),
-                    ..
-                },
-                _,
-            ) => "tcp4",
-            (
-                Addresses::Inet {
-                    src: SocketAddr::V6(_),
-                    ..
-                },
-                _,
-            ) => "tcp6",
+            (Addresses::Inet { src: SocketAddr::V4(_), .. }, Transport::Dgram) => "udp4",
+            (Addresses::Inet { src: SocketAddr::V6(_), .. }, Transport::Dgram) => "udp6",
+            (Addresses::Inet { src: SocketAddr::V4(_), .. }, _) => "tcp4",
+            (Addresses::Inet { src: SocketAddr::V6(_), .. }, _) => "tcp6",
             (Addresses::Unix { .. }, _) => "unix",
             (Addresses::Unspec, _) => "unspec",
         }
@@ -206,12 +182,8 @@ pub fn decode_complete(buf: &[u8]) -> Result<(ProxyHeader<'_>, usize), Error> {
                 declared: buf.len() + needed - v2::FIXED_LEN,
                 available: buf.len() - v2::FIXED_LEN,
             }),
-            Some(b'\r') => Err(Error::V2Incomplete {
-                available: buf.len(),
-            }),
-            _ => Err(Error::V1Incomplete {
-                available: buf.len(),
-            }),
+            Some(b'\r') => Err(Error::V2Incomplete { available: buf.len() }),
+            _ => Err(Error::V1Incomplete { available: buf.len() }),
         },
     }
 }

@@ -99,9 +99,7 @@ impl<'a> Ssl<'a> {
 
     /// The `SSL_VERSION` sub-TLV as text, e.g. `TLSv1.3`.
     pub fn version(&self) -> Option<&'a str> {
-        self.sub_tlvs()
-            .find(|t| t.kind == kinds::SSL_VERSION)
-            .and_then(|t| std::str::from_utf8(t.bytes).ok())
+        self.sub_tlvs().find(|t| t.kind == kinds::SSL_VERSION).and_then(|t| std::str::from_utf8(t.bytes).ok())
     }
 }
 
@@ -114,10 +112,7 @@ impl<'a> Tlv<'a> {
 }
 
 fn utf8(kind: u8, b: &[u8]) -> Result<&str, Error> {
-    std::str::from_utf8(b).map_err(|_| Error::V2BadTlv {
-        kind,
-        reason: "value is not UTF-8",
-    })
+    std::str::from_utf8(b).map_err(|_| Error::V2BadTlv { kind, reason: "value is not UTF-8" })
 }
 
 fn typed(kind: u8, b: &[u8]) -> Result<TlvValue<'_>, Error> {
@@ -125,9 +120,7 @@ fn typed(kind: u8, b: &[u8]) -> Result<TlvValue<'_>, Error> {
     Ok(match kind {
         kinds::ALPN => TlvValue::Alpn(b),
         kinds::AUTHORITY => TlvValue::Authority(utf8(kind, b)?),
-        kinds::CRC32C => TlvValue::Crc32c(u32::from_be_bytes(
-            b.try_into().map_err(|_| bad("length is not 4"))?,
-        )),
+        kinds::CRC32C => TlvValue::Crc32c(u32::from_be_bytes(b.try_into().map_err(|_| bad("length is not 4"))?)),
         kinds::NOOP => TlvValue::Noop,
         kinds::UNIQUE_ID if b.len() > MAX_UNIQUE_ID => return Err(bad("longer than 128 bytes")),
         kinds::UNIQUE_ID => TlvValue::UniqueId(b),
@@ -138,11 +131,7 @@ fn typed(kind: u8, b: &[u8]) -> Result<TlvValue<'_>, Error> {
             };
             let sub = r.rest();
             structure(sub)?;
-            TlvValue::Ssl(Ssl {
-                client,
-                verify,
-                sub,
-            })
+            TlvValue::Ssl(Ssl { client, verify, sub })
         }
         kinds::NETNS => TlvValue::Netns(utf8(kind, b)?),
         kinds::AWS => match b.split_first() {
@@ -151,15 +140,15 @@ fn typed(kind: u8, b: &[u8]) -> Result<TlvValue<'_>, Error> {
             None => return Err(bad("missing subtype")),
         },
         kinds::AZURE => match b.split_first() {
-            Some((0x01, id)) => TlvValue::AzureLinkId(u32::from_le_bytes(
-                id.try_into().map_err(|_| bad("LinkID is not 4 bytes"))?,
-            )),
+            Some((0x01, id)) => {
+                TlvValue::AzureLinkId(u32::from_le_bytes(id.try_into().map_err(|_| bad("LinkID is not 4 bytes"))?))
+            }
             Some(_) => TlvValue::Other(b),
             None => return Err(bad("missing subtype")),
         },
-        kinds::GCP => TlvValue::GcpPscConnectionId(u64::from_be_bytes(
-            b.try_into().map_err(|_| bad("length is not 8"))?,
-        )),
+        kinds::GCP => {
+            TlvValue::GcpPscConnectionId(u64::from_be_bytes(b.try_into().map_err(|_| bad("length is not 8"))?))
+        }
         _ => TlvValue::Other(b),
     })
 }
@@ -170,19 +159,11 @@ fn structure(area: &[u8]) -> Result<(), Error> {
     while !r.is_empty() {
         let kind = r.u8().unwrap_or_default();
         let Some(len) = r.u16() else {
-            return Err(Error::V2TlvTruncated {
-                kind,
-                declared: 3,
-                available: r.left() + 1,
-            });
+            return Err(Error::V2TlvTruncated { kind, declared: 3, available: r.left() + 1 });
         };
         let available = r.left();
         if r.take(usize::from(len)).is_none() {
-            return Err(Error::V2TlvTruncated {
-                kind,
-                declared: usize::from(len),
-                available,
-            });
+            return Err(Error::V2TlvTruncated { kind, declared: usize::from(len), available });
         }
     }
     Ok(())
@@ -199,21 +180,14 @@ pub(super) fn validate(area: &[u8], header: &[u8], offset: usize) -> Result<(), 
         typed(tlv.kind, tlv.bytes)?;
         if tlv.kind == kinds::CRC32C {
             if crc_seen {
-                return Err(Error::V2BadTlv {
-                    kind: tlv.kind,
-                    reason: "CRC32C appears twice",
-                });
+                return Err(Error::V2BadTlv { kind: tlv.kind, reason: "CRC32C appears twice" });
             }
             crc_seen = true;
             let value_at = pos + 3;
             let expected = u32::from_be_bytes(tlv.bytes.try_into().unwrap_or_default());
             let before = header.get(..value_at).unwrap_or_default();
             let after = header.get(value_at + 4..).unwrap_or_default();
-            let computed = Crc32c::new()
-                .update(before)
-                .update(&[0; 4])
-                .update(after)
-                .finish();
+            let computed = Crc32c::new().update(before).update(&[0; 4]).update(after).finish();
             if computed != expected {
                 return Err(Error::V2ChecksumMismatch { expected, computed });
             }
@@ -231,9 +205,7 @@ pub struct Tlvs<'a> {
 
 impl<'a> Tlvs<'a> {
     pub(super) fn new(area: &'a [u8]) -> Tlvs<'a> {
-        Tlvs {
-            r: Reader::new(area),
-        }
+        Tlvs { r: Reader::new(area) }
     }
 }
 

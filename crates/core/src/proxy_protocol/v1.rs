@@ -27,21 +27,15 @@ pub(super) fn decode(buf: &[u8]) -> Result<Decoded<'_>, Error> {
         }
         return Ok(Decoded::Incomplete { needed: 1 });
     };
-    let line = match lf
-        .checked_sub(1)
-        .and_then(|cr| window.get(..cr).zip(window.get(cr)))
-    {
-        Some((line, b'\r')) => line,
-        _ => return Err(Error::V1BadLineEnding),
+    let cr = lf.checked_sub(1).and_then(|cr| window.get(..cr).zip(window.get(cr)));
+    let Some((line, b'\r')) = cr else {
+        return Err(Error::V1BadLineEnding);
     };
     if line.iter().any(|&b| !(0x20..0x7f).contains(&b)) {
         return Err(Error::V1BadLineEnding);
     }
     let header = parse_line(line)?;
-    Ok(Decoded::Header {
-        header,
-        len: lf + 1,
-    })
+    Ok(Decoded::Header { header, len: lf + 1 })
 }
 
 fn parse_line(line: &[u8]) -> Result<ProxyHeader<'static>, Error> {
@@ -62,31 +56,20 @@ fn parse_line(line: &[u8]) -> Result<ProxyHeader<'static>, Error> {
         b"TCP6" => true,
         _ => return Err(Error::V1BadProtocol),
     };
-    let (Some(src), Some(dst), Some(sport), Some(dport), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
+    let (Some(src), Some(dst), Some(sport), Some(dport), None) =
+        (fields.next(), fields.next(), fields.next(), fields.next(), fields.next())
+    else {
         return Err(Error::V1BadFieldCount);
     };
     let src = address(src, v6).ok_or(Error::V1BadAddress { which: "source" })?;
-    let dst = address(dst, v6).ok_or(Error::V1BadAddress {
-        which: "destination",
-    })?;
+    let dst = address(dst, v6).ok_or(Error::V1BadAddress { which: "destination" })?;
     let sport = port(sport).ok_or(Error::V1BadPort { which: "source" })?;
-    let dport = port(dport).ok_or(Error::V1BadPort {
-        which: "destination",
-    })?;
+    let dport = port(dport).ok_or(Error::V1BadPort { which: "destination" })?;
     Ok(ProxyHeader {
         version: Version::V1,
         command: Command::Proxy,
         transport: Transport::Stream,
-        addresses: Addresses::Inet {
-            src: SocketAddr::new(src, sport),
-            dst: SocketAddr::new(dst, dport),
-        },
+        addresses: Addresses::Inet { src: SocketAddr::new(src, sport), dst: SocketAddr::new(dst, dport) },
         tlvs: &[],
     })
 }
@@ -101,9 +84,7 @@ fn address(field: &[u8], v6: bool) -> Option<IpAddr> {
 }
 
 fn port(field: &[u8]) -> Option<u16> {
-    let ok = matches!(field, [b'0'] | [b'1'..=b'9', ..])
-        && field.len() <= 5
-        && field.iter().all(u8::is_ascii_digit);
+    let ok = matches!(field, [b'0'] | [b'1'..=b'9', ..]) && field.len() <= 5 && field.iter().all(u8::is_ascii_digit);
     if !ok {
         return None;
     }

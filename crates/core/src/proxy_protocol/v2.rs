@@ -30,11 +30,8 @@ pub(super) fn decode(buf: &[u8]) -> Result<Decoded<'_>, Error> {
         return Ok(Decoded::NotProxy);
     }
     let mut r = Reader::new(buf);
-    let (Some(_sig), Some(ver_cmd), Some(fam), Some(len)) = (r.take(12), r.u8(), r.u8(), r.u16())
-    else {
-        return Ok(Decoded::Incomplete {
-            needed: FIXED_LEN - buf.len(),
-        });
+    let (Some(_sig), Some(ver_cmd), Some(fam), Some(len)) = (r.take(12), r.u8(), r.u8(), r.u16()) else {
+        return Ok(Decoded::Incomplete { needed: FIXED_LEN - buf.len() });
     };
     if ver_cmd >> 4 != 2 {
         return Err(Error::V2BadVersion(ver_cmd >> 4));
@@ -56,19 +53,11 @@ pub(super) fn decode(buf: &[u8]) -> Result<Decoded<'_>, Error> {
     }
     let len = usize::from(len);
     let Some(mut body) = r.sub(len) else {
-        return Ok(Decoded::Incomplete {
-            needed: len - r.left(),
-        });
+        return Ok(Decoded::Incomplete { needed: len - r.left() });
     };
     let total = FIXED_LEN + len;
     if command == Command::Local {
-        let header = ProxyHeader {
-            version: Version::V2,
-            command,
-            transport,
-            addresses: Addresses::Unspec,
-            tlvs: &[],
-        };
+        let header = ProxyHeader { version: Version::V2, command, transport, addresses: Addresses::Unspec, tlvs: &[] };
         return Ok(Decoded::Header { header, len: total });
     }
     let need = match family {
@@ -77,21 +66,12 @@ pub(super) fn decode(buf: &[u8]) -> Result<Decoded<'_>, Error> {
         3 => UNIX_LEN,
         _ => 0,
     };
-    let block = body.take(need).ok_or(Error::V2AddressTooShort {
-        needed: need,
-        declared: len,
-    })?;
+    let block = body.take(need).ok_or(Error::V2AddressTooShort { needed: need, declared: len })?;
     let addresses = addresses(family, block);
     let tlvs = body.rest();
     let header_bytes = buf.get(..total).unwrap_or_default();
     tlv::validate(tlvs, header_bytes, total - tlvs.len())?;
-    let header = ProxyHeader {
-        version: Version::V2,
-        command,
-        transport,
-        addresses,
-        tlvs,
-    };
+    let header = ProxyHeader { version: Version::V2, command, transport, addresses, tlvs };
     Ok(Decoded::Header { header, len: total })
 }
 
@@ -99,9 +79,7 @@ fn addresses(family: u8, block: &[u8]) -> Addresses<'_> {
     let mut r = Reader::new(block);
     match family {
         1 => {
-            let (Some(s), Some(d), Some(sp), Some(dp)) =
-                (r.array::<4>(), r.array::<4>(), r.u16(), r.u16())
-            else {
+            let (Some(s), Some(d), Some(sp), Some(dp)) = (r.array::<4>(), r.array::<4>(), r.u16(), r.u16()) else {
                 return Addresses::Unspec;
             };
             Addresses::Inet {
@@ -110,9 +88,7 @@ fn addresses(family: u8, block: &[u8]) -> Addresses<'_> {
             }
         }
         2 => {
-            let (Some(s), Some(d), Some(sp), Some(dp)) =
-                (r.array::<16>(), r.array::<16>(), r.u16(), r.u16())
-            else {
+            let (Some(s), Some(d), Some(sp), Some(dp)) = (r.array::<16>(), r.array::<16>(), r.u16(), r.u16()) else {
                 return Addresses::Unspec;
             };
             Addresses::Inet {
@@ -124,10 +100,7 @@ fn addresses(family: u8, block: &[u8]) -> Addresses<'_> {
             let (Some(s), Some(d)) = (r.take(UNIX_PATH), r.take(UNIX_PATH)) else {
                 return Addresses::Unspec;
             };
-            Addresses::Unix {
-                src: trim_nul(s),
-                dst: trim_nul(d),
-            }
+            Addresses::Unix { src: trim_nul(s), dst: trim_nul(d) }
         }
         _ => Addresses::Unspec,
     }
