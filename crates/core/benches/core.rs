@@ -15,7 +15,7 @@ use std::time::Duration;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::HeaderMap;
 use realip_core::forwarded::forwarded_rev;
-use realip_core::headers::Field;
+use realip_core::headers::{xff_rev, Field};
 use realip_core::proxy_protocol::{decode, Decoded, V2Builder};
 use realip_core::{Headers as _, Resolver, Sources, Strategy, TrustedProxies};
 
@@ -45,6 +45,9 @@ fn resolve(c: &mut Criterion) {
     assert_eq!(hops1.resolve(peer, None, &map).unwrap().ip.to_string(), "10.7.0.3");
     g.bench_function("realip_trusted_hops_1", |b| {
         b.iter(|| hops1.resolve(black_box(peer), None, black_box(&map)).unwrap());
+    });
+    g.bench_function("realip_xff_rightmost_entry", |b| {
+        b.iter(|| xff_rev(black_box(&map).lines(Field::XForwardedFor)).next().unwrap());
     });
     assert_eq!(client_ip::rightmost_x_forwarded_for(&map).unwrap().to_string(), "10.7.0.3");
     g.bench_function("client_ip_rightmost_x_forwarded_for", |b| {

@@ -23,43 +23,59 @@ pub fn parse_node(entry: &[u8]) -> Option<IpAddr> {
         }
         return Some(unmap(IpAddr::V6(parse_str::<Ipv6Addr>(inner)?)));
     }
-    // The common case, a bare or ported IPv4 address, is parsed by hand.
-    let mut colons = entry.iter().enumerate().filter(|&(_, &b)| b == b':');
-    match (colons.next(), colons.next()) {
-        (None, _) => parse_ipv4(entry).map(IpAddr::V4),
-        (Some((at, _)), None) => {
-            let (host, port) = entry.split_at(at);
-            valid_port(port.get(1..)?).then_some(())?;
-            parse_ipv4(host).map(IpAddr::V4)
+    // The common case, a bare or ported IPv4 address, in one pass.
+    if let Some((v4, rest)) = ipv4_prefix(entry) {
+        match rest {
+            [] => return Some(IpAddr::V4(v4)),
+            [b':', port @ ..] if valid_port(port) => return Some(IpAddr::V4(v4)),
+            _ => {} // e.g. `2001:db8::1` starts like a number: try IPv6
         }
-        _ => Some(unmap(IpAddr::V6(parse_str::<Ipv6Addr>(entry)?))),
     }
+    if entry.contains(&b':') {
+        return Some(unmap(IpAddr::V6(parse_str::<Ipv6Addr>(entry)?)));
+    }
+    None
 }
 
-/// Strict dotted quad: four decimal octets of 1 to 3 digits, no leading
-/// zeros (which some parsers read as octal), each at most 255.
+/// Parses a strict dotted quad at the start of `b` and returns it with the
+/// bytes after it. Octets are 1 to 3 digits, at most 255, without leading
+/// zeros (which some parsers read as octal).
 #[inline]
-pub fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+fn ipv4_prefix(b: &[u8]) -> Option<(Ipv4Addr, &[u8])> {
     let mut octets = [0u8; 4];
-    let mut parts = b.split(|&c| c == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
-            return None;
-        }
-        let mut n: u16 = 0;
-        for &d in part {
-            if !d.is_ascii_digit() {
+    let mut i = 0;
+    for (k, octet) in octets.iter_mut().enumerate() {
+        if k > 0 {
+            if b.get(i) != Some(&b'.') {
                 return None;
             }
+            i += 1;
+        }
+        let start = i;
+        let mut n: u16 = 0;
+        while let Some(&d) = b.get(i) {
+            if !d.is_ascii_digit() || i - start == 3 {
+                break;
+            }
             n = n * 10 + u16::from(d - b'0');
+            i += 1;
+        }
+        let len = i - start;
+        if len == 0 || (len > 1 && b.get(start) == Some(&b'0')) || b.get(i).is_some_and(u8::is_ascii_digit) {
+            return None;
         }
         *octet = u8::try_from(n).ok()?;
     }
-    if parts.next().is_some() {
-        return None;
+    Some((Ipv4Addr::from(octets), b.get(i..).unwrap_or_default()))
+}
+
+/// Strict dotted quad and nothing else.
+#[inline]
+pub fn parse_ipv4(b: &[u8]) -> Option<Ipv4Addr> {
+    match ipv4_prefix(b)? {
+        (ip, []) => Some(ip),
+        _ => None,
     }
-    Some(Ipv4Addr::from(octets))
 }
 
 fn parse_str<T: std::str::FromStr>(b: &[u8]) -> Option<T> {

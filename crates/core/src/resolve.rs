@@ -162,27 +162,36 @@ impl fmt::Display for Warning {
     }
 }
 
-/// Up to four warnings, stored inline.
+/// The warnings of one resolution, in 8 bytes: two flags and at most one
+/// warning that ended the walk (a walk stops at its first problem).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Warnings {
-    items: [Option<Warning>; 4],
+    proxy_ignored: bool,
+    leftmost: bool,
+    walk: Option<Warning>,
 }
 
 impl Warnings {
     fn push(&mut self, w: Warning) {
-        if let Some(slot) = self.items.iter_mut().find(|s| s.is_none()) {
-            *slot = Some(w);
+        match w {
+            Warning::ProxyHeaderIgnored => self.proxy_ignored = true,
+            Warning::LeftmostIsForgeable => self.leftmost = true,
+            Warning::InvalidEntry { .. } | Warning::TooFewHops { .. } => self.walk = Some(w),
         }
     }
 
-    /// The warnings, in the order raised.
+    /// The warnings: PROXY, then strategy, then walk.
     pub fn iter(&self) -> impl Iterator<Item = Warning> + '_ {
-        self.items.iter().filter_map(|w| *w)
+        let flags = [
+            self.proxy_ignored.then_some(Warning::ProxyHeaderIgnored),
+            self.leftmost.then_some(Warning::LeftmostIsForgeable),
+        ];
+        flags.into_iter().chain([self.walk]).flatten()
     }
 
     /// True when there is nothing to report.
     pub fn is_empty(&self) -> bool {
-        self.items.first().is_none_or(Option::is_none)
+        !self.proxy_ignored && !self.leftmost && self.walk.is_none()
     }
 }
 
@@ -303,15 +312,15 @@ impl Resolver {
                 continue; // proxy-protocol was applied above, at layer 4
             };
             let mut lines = headers.lines(field);
-            let Some(first) = lines.next() else {
+            let Some(last) = lines.next_back() else {
                 continue; // absent: try the next source
             };
             if !self.trusted.contains(eff) {
                 // Present but delivered by an untrusted hop: never read.
                 return Ok(at_peer);
             }
-            // One lookup: the remaining lines from the last, then the first.
-            let lines = Rejoin { rest: lines, first: Some(first) };
+            // One lookup: the walk goes on from the line already taken.
+            let lines = Rejoin { rest: lines, last: Some(last) };
             return Ok(match field {
                 Field::XForwardedFor => self.walk(at_peer, src, xff_rev(lines)),
                 Field::Forwarded => self.walk(at_peer, src, forwarded_rev(lines)),
@@ -323,57 +332,62 @@ impl Resolver {
 
     /// Applies the strategy to entries given right to left; `at_peer` is the
     /// answer for hop 0.
-    fn walk(&self, at_peer: Resolution, source: Source, entries: impl Iterator<Item = Entry>) -> Resolution {
-        let mut best = at_peer;
-        let mut hop: u16 = 0;
-        let (wanted, trust) = match self.strategy {
-            Strategy::RightmostUntrusted => (None, Some(&self.trusted)),
-            Strategy::TrustedHops(n) => (Some(n), None),
+    fn walk(&self, mut at_peer: Resolution, source: Source, entries: impl Iterator<Item = Entry>) -> Resolution {
+        let (wanted, skip_trusted) = match self.strategy {
+            Strategy::RightmostUntrusted => (None, true),
+            Strategy::TrustedHops(0) => return at_peer,
+            Strategy::TrustedHops(n) => (Some(n), false),
             Strategy::Leftmost => {
-                best.warnings.push(Warning::LeftmostIsForgeable);
-                (None, None)
+                at_peer.warnings.push(Warning::LeftmostIsForgeable);
+                (None, false)
             }
         };
-        if wanted == Some(0) {
-            return best;
-        }
+        // The last good address walked, and its hop.
+        let mut last: Option<(IpAddr, u16)> = None;
+        let mut hop: u16 = 0;
         for entry in entries {
             hop = hop.saturating_add(1);
             let Entry::Ip(ip) = entry else {
-                best.warnings.push(Warning::InvalidEntry { source, hop });
-                return best;
+                at_peer.warnings.push(Warning::InvalidEntry { source, hop });
+                break;
             };
-            best = Resolution { ip, source, hop, warnings: best.warnings };
-            if wanted == Some(hop) || trust.is_some_and(|t| !t.contains(ip)) {
-                return best;
+            last = Some((ip, hop));
+            if wanted == Some(hop) || (skip_trusted && !self.trusted.contains(ip)) {
+                break;
             }
         }
-        if let Some(wanted) = wanted {
-            let mut fallback = at_peer;
-            fallback.warnings = best.warnings;
-            fallback.warnings.push(Warning::TooFewHops { source, wanted, found: hop });
-            return fallback;
+        match (wanted, last) {
+            // trusted-hops:N that did not reach hop N falls back to the peer.
+            (Some(n), Some((_, h))) if h < n && at_peer.warnings.walk.is_none() => {
+                at_peer.warnings.push(Warning::TooFewHops { source, wanted: n, found: hop });
+                at_peer
+            }
+            (Some(n), None) if at_peer.warnings.walk.is_none() => {
+                at_peer.warnings.push(Warning::TooFewHops { source, wanted: n, found: 0 });
+                at_peer
+            }
+            (_, Some((ip, hop))) => Resolution { ip, source, hop, warnings: at_peer.warnings },
+            (_, None) => at_peer,
         }
-        best
     }
 }
 
-/// Header lines after the first was taken off the front to test presence;
-/// iterating from the back yields every line, the first one last.
+/// Header lines after the last was taken off the back to test presence;
+/// the walk, which goes from the back, sees it first.
 struct Rejoin<'a, I> {
     rest: I,
-    first: Option<&'a [u8]>,
+    last: Option<&'a [u8]>,
 }
 
 impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> Iterator for Rejoin<'a, I> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        self.first.take().or_else(|| self.rest.next())
+        self.rest.next().or_else(|| self.last.take())
     }
 }
 
 impl<'a, I: DoubleEndedIterator<Item = &'a [u8]>> DoubleEndedIterator for Rejoin<'a, I> {
     fn next_back(&mut self) -> Option<&'a [u8]> {
-        self.rest.next_back().or_else(|| self.first.take())
+        self.last.take().or_else(|| self.rest.next_back())
     }
 }
