@@ -82,6 +82,7 @@ impl Headers for http::HeaderMap {
     type Values<'a> =
         std::iter::Map<http::header::ValueIter<'a, http::HeaderValue>, fn(&'a http::HeaderValue) -> &'a [u8]>;
 
+    #[inline]
     fn lines(&self, field: Field) -> Self::Values<'_> {
         // Pre-built names: no parsing or validating of the name per lookup.
         static XFF: http::HeaderName = http::HeaderName::from_static(Field::XForwardedFor.name());
@@ -106,6 +107,7 @@ pub enum Entry {
 }
 
 impl Entry {
+    #[inline]
     pub(crate) fn parse(raw: &[u8]) -> Entry {
         parse_node(raw).map_or(Entry::Invalid, Entry::Ip)
     }
