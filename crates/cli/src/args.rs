@@ -20,6 +20,45 @@ pub enum Command {
         #[command(subcommand)]
         command: PpCommand,
     },
+    /// Serve /debug/ip: what this hop sees of the client (the seed guide's debug app).
+    #[command(after_help = ECHO_EXAMPLES)]
+    Echo(EchoArgs),
+}
+
+const ECHO_EXAMPLES: &str = "\
+Examples:
+  # Behind an ingress in 10.0.0.0/8, like uvicorn --proxy-headers --forwarded-allow-ips=10.0.0.0/8:
+  realip echo --listen 0.0.0.0:8000 --trust 10.0.0.0/8
+  curl -s localhost:8000/debug/ip
+
+  # Directly behind an L4 load balancer sending PROXY v2:
+  realip echo --listen 0.0.0.0:8000 --trust 10.0.0.0/8 --proxy-protocol required
+
+Endpoints: GET /debug/ip (also any other path), GET /debug/headers, GET /healthz.";
+
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    /// Address to listen on, IP:PORT (port 0 picks one; the address is printed).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: String,
+    /// Trusted proxy network (also allowed to send PROXY headers); repeatable.
+    #[arg(long = "trust", value_name = "CIDR")]
+    pub trust: Vec<String>,
+    /// Source to consult, in order; repeatable. [default: proxy-protocol, xff]
+    #[arg(long = "source", value_name = "S")]
+    pub sources: Vec<String>,
+    /// rightmost-untrusted, leftmost, or trusted-hops:N.
+    #[arg(long, value_name = "ST", default_value = "rightmost-untrusted")]
+    pub strategy: String,
+    /// PROXY protocol on the listener: off, optional or required.
+    #[arg(long, value_name = "MODE", default_value = "off")]
+    pub proxy_protocol: String,
+    /// Longest wait for a PROXY header, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub header_timeout: f64,
+    /// Answer 400 to forwarding headers sent by an untrusted peer.
+    #[arg(long)]
+    pub reject_untrusted_forwarding: bool,
 }
 
 const RESOLVE_EXAMPLES: &str = "\

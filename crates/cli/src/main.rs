@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 mod args;
+mod echo;
 mod failure;
 mod hex;
 mod pp;
@@ -19,6 +20,7 @@ fn main() -> ExitCode {
         Command::Resolve(a) => resolve::run(&a),
         Command::Pp { command: PpCommand::Decode(a) } => pp::decode(&a),
         Command::Pp { command: PpCommand::Encode(a) } => pp::encode(&a),
+        Command::Echo(a) => echo::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

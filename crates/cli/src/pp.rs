@@ -3,10 +3,8 @@
 use std::net::SocketAddr;
 
 use anyhow::{anyhow, bail, Context as _};
-use realip_core::proxy_protocol::{
-    decode_complete, encode_v1, Addresses, Command, ProxyHeader, Transport, V2Builder, Version,
-};
-use serde_json::{json, Value};
+use realip_core::proxy_protocol::{decode_complete, encode_v1, Transport, V2Builder};
+use realip_tower::ProxyInfo;
 
 use crate::args::{DecodeArgs, EncodeArgs};
 use crate::failure::Failure;
@@ -15,7 +13,7 @@ use crate::hex;
 pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
     let bytes = hex::decode(&a.hex).context("--hex").map_err(Failure::usage)?;
     let (h, len) = decode_complete(&bytes).map_err(Failure::rejected)?;
-    let v = to_json(&h);
+    let v = serde_json::to_value(ProxyInfo::from(&h)).map_err(Failure::usage)?;
     if a.json {
         println!("{v}");
         return Ok(());
@@ -39,29 +37,6 @@ pub fn decode(a: &DecodeArgs) -> Result<(), Failure> {
         println!("({} bytes after the header)", bytes.len() - len);
     }
     Ok(())
-}
-
-fn endpoint(a: SocketAddr) -> String {
-    // SocketAddr's Display writes IPv6 as [ip]:port in RFC 5952 form.
-    a.to_string()
-}
-
-fn to_json(h: &ProxyHeader<'_>) -> Value {
-    let (src, dst) = match (h.command, h.addresses) {
-        (Command::Proxy, Addresses::Inet { src, dst }) => (json!(endpoint(src)), json!(endpoint(dst))),
-        (Command::Proxy, Addresses::Unix { src, dst }) => {
-            (json!(String::from_utf8_lossy(src)), json!(String::from_utf8_lossy(dst)))
-        }
-        _ => (Value::Null, Value::Null),
-    };
-    json!({
-        "version": match h.version { Version::V1 => 1, Version::V2 => 2 },
-        "command": match h.command { Command::Proxy => "proxy", Command::Local => "local" },
-        "family": h.family_name(),
-        "src": src,
-        "dst": dst,
-        "tlvs": h.tlvs().map(|t| json!({"type": t.kind, "hex": hex::encode(t.bytes)})).collect::<Vec<_>>(),
-    })
 }
 
 pub fn encode(a: &EncodeArgs) -> Result<(), Failure> {

@@ -35,5 +35,5 @@ pub mod trust;
 
 pub use error::Error;
 pub use headers::Headers;
-pub use resolve::{Resolution, Resolver, Source, Sources, Strategy, Warning, Warnings};
+pub use resolve::{Proxied, Resolution, Resolver, Source, Sources, Strategy, Warning, Warnings};
 pub use trust::{unmap, Cidr, TrustedProxies};

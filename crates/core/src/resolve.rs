@@ -256,6 +256,18 @@ impl Default for Sources {
     }
 }
 
+/// What a connection's PROXY header said, as resolution needs it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Proxied {
+    /// The connection had no PROXY header.
+    #[default]
+    No,
+    /// LOCAL command, `UNKNOWN` or a non-IP family: use the peer.
+    Local,
+    /// The relayed client's address.
+    Client(IpAddr),
+}
+
 /// A client-IP policy: whom to trust, what to read, how to pick.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resolver {
@@ -285,23 +297,28 @@ impl Resolver {
         proxy: Option<&ProxyHeader<'_>>,
         headers: &H,
     ) -> Result<Resolution, Error> {
+        self.resolve_proxied(peer, proxy.map_or(Proxied::No, ProxyHeader::proxied), headers)
+    }
+
+    /// [`Resolver::resolve`] for callers that kept only what the PROXY
+    /// header said (a connection's header outlives its bytes).
+    pub fn resolve_proxied<H: Headers + ?Sized>(
+        &self,
+        peer: IpAddr,
+        proxied: Proxied,
+        headers: &H,
+    ) -> Result<Resolution, Error> {
         let peer = unmap(peer);
         let mut warnings = Warnings::default();
-        let (eff, eff_source) = match proxy {
-            Some(h) if self.sources.contains(Source::ProxyProtocol) => {
-                if !self.trusted.contains(peer) {
-                    return Err(Error::UntrustedProxySender(peer));
-                }
-                match h.source() {
-                    Some(src) => (unmap(src.ip()), Source::ProxyProtocol),
-                    None => (peer, Source::Peer), // LOCAL / UNKNOWN: use the peer
-                }
-            }
-            Some(_) => {
+        let (eff, eff_source) = match proxied {
+            Proxied::No => (peer, Source::Peer),
+            _ if !self.sources.contains(Source::ProxyProtocol) => {
                 warnings.push(Warning::ProxyHeaderIgnored);
                 (peer, Source::Peer)
             }
-            None => (peer, Source::Peer),
+            _ if !self.trusted.contains(peer) => return Err(Error::UntrustedProxySender(peer)),
+            Proxied::Client(ip) => (unmap(ip), Source::ProxyProtocol),
+            Proxied::Local => (peer, Source::Peer), // LOCAL / UNKNOWN: use the peer
         };
         let at_peer = Resolution { ip: eff, source: eff_source, hop: 0, warnings };
         for &src in self.sources.as_slice() {

@@ -104,6 +104,11 @@ impl<'a> ProxyHeader<'a> {
         }
     }
 
+    /// What this header means for resolution.
+    pub fn proxied(&self) -> crate::resolve::Proxied {
+        self.source().map_or(crate::resolve::Proxied::Local, |s| crate::resolve::Proxied::Client(s.ip()))
+    }
+
     /// The destination address, where known.
     pub fn destination(&self) -> Option<SocketAddr> {
         match (self.command, self.addresses) {
