@@ -41,15 +41,9 @@ pub struct EchoArgs {
     /// Address to listen on, IP:PORT (port 0 picks one; the address is printed).
     #[arg(long, value_name = "ADDR")]
     pub listen: String,
-    /// Trusted proxy network (also allowed to send PROXY headers); repeatable.
-    #[arg(long = "trust", value_name = "CIDR")]
-    pub trust: Vec<String>,
-    /// Source to consult, in order; repeatable. [default: proxy-protocol, xff]
-    #[arg(long = "source", value_name = "S")]
-    pub sources: Vec<String>,
-    /// rightmost-untrusted, leftmost, or trusted-hops:N.
-    #[arg(long, value_name = "ST", default_value = "rightmost-untrusted")]
-    pub strategy: String,
+    /// Trust (which also decides who may send PROXY headers), sources, strategy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// PROXY protocol on the listener: off, optional or required.
     #[arg(long, value_name = "MODE", default_value = "off")]
     pub proxy_protocol: String,
@@ -78,16 +72,9 @@ pub struct ResolveArgs {
     /// Address of the TCP peer that delivered the request.
     #[arg(long, value_name = "IP")]
     pub peer: String,
-    /// Trusted proxy network (CIDR, address, `loopback` or `private`); repeatable.
-    #[arg(long = "trust", value_name = "CIDR")]
-    pub trust: Vec<String>,
-    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip; repeatable.
-    /// [default: proxy-protocol, xff]
-    #[arg(long = "source", value_name = "S")]
-    pub sources: Vec<String>,
-    /// rightmost-untrusted, leftmost, or trusted-hops:N.
-    #[arg(long, value_name = "ST", default_value = "rightmost-untrusted")]
-    pub strategy: String,
+    /// Trust, sources, strategy.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// A request header line, `Name: value`; repeatable, kept in order.
     #[arg(long = "header", value_name = "\"Name: value\"")]
     pub headers: Vec<String>,
@@ -149,4 +136,36 @@ pub struct EncodeArgs {
     /// Datagram (UDP) transport (v2 only).
     #[arg(long)]
     pub udp: bool,
+}
+
+/// The client-IP policy flags shared by every command that resolves.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
+    /// Trusted proxy network (CIDR, address, `loopback` or `private`); repeatable.
+    #[arg(long = "trust", value_name = "CIDR")]
+    pub trust: Vec<String>,
+    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip; repeatable.
+    /// [default: proxy-protocol, xff]
+    #[arg(long = "source", value_name = "S")]
+    pub sources: Vec<String>,
+    /// rightmost-untrusted, leftmost, or trusted-hops:N.
+    #[arg(long, value_name = "ST", default_value = "rightmost-untrusted")]
+    pub strategy: String,
+}
+
+impl PolicyArgs {
+    /// The resolver these flags describe; a bad value is a usage error
+    /// naming its flag.
+    pub fn resolver(&self) -> Result<realip_core::Resolver, crate::failure::Failure> {
+        use crate::failure::Failure;
+        use anyhow::Context as _;
+        let trusted = realip_core::TrustedProxies::parse(&self.trust).context("--trust").map_err(Failure::usage)?;
+        let sources = if self.sources.is_empty() {
+            realip_core::Sources::default()
+        } else {
+            realip_core::Sources::parse(&self.sources).context("--source").map_err(Failure::usage)?
+        };
+        let strategy = self.strategy.parse().context("--strategy").map_err(Failure::usage)?;
+        Ok(realip_core::Resolver::new(trusted, sources, strategy))
+    }
 }

@@ -11,14 +11,8 @@ use crate::failure::Failure;
 
 pub fn run(a: &EchoArgs) -> Result<(), Failure> {
     let listen = a.listen.parse().map_err(|_| Failure::usage(anyhow!("--listen: `{}` is not IP:PORT", a.listen)))?;
-    let mut builder = RealIpLayer::builder().trust(&a.trust).context("--trust").map_err(Failure::usage)?;
-    if !a.sources.is_empty() {
-        builder = builder.sources(&a.sources).context("--source").map_err(Failure::usage)?;
-    }
-    let layer = builder
-        .strategy(&a.strategy)
-        .context("--strategy")
-        .map_err(Failure::usage)?
+    let layer = RealIpLayer::builder()
+        .resolver(a.policy.resolver()?)
         .reject_untrusted_forwarding(a.reject_untrusted_forwarding)
         .build();
     let mode = a.proxy_protocol.parse().map_err(|e: String| Failure::usage(anyhow!("--proxy-protocol: {e}")))?;

@@ -4,7 +4,6 @@ use std::net::{IpAddr, SocketAddr};
 
 use anyhow::{anyhow, Context as _};
 use realip_core::proxy_protocol::decode_complete;
-use realip_core::{Resolver, Sources, TrustedProxies};
 
 use crate::args::ResolveArgs;
 use crate::failure::Failure;
@@ -12,13 +11,7 @@ use crate::hex;
 
 pub fn run(a: &ResolveArgs) -> Result<(), Failure> {
     let peer = parse_peer(&a.peer).map_err(Failure::usage)?;
-    let trusted = TrustedProxies::parse(&a.trust).context("--trust").map_err(Failure::usage)?;
-    let sources = if a.sources.is_empty() {
-        Sources::default()
-    } else {
-        Sources::parse(&a.sources).context("--source").map_err(Failure::usage)?
-    };
-    let strategy = a.strategy.parse().context("--strategy").map_err(Failure::usage)?;
+    let resolver = a.policy.resolver()?;
     let headers = a
         .headers
         .iter()
@@ -33,7 +26,6 @@ pub fn run(a: &ResolveArgs) -> Result<(), Failure> {
         Some(b) => Some(decode_complete(b).map_err(Failure::rejected)?.0),
         None => None,
     };
-    let resolver = Resolver::new(trusted, sources, strategy);
     let r = resolver.resolve(peer, pp.as_ref(), &headers[..]).map_err(Failure::rejected)?;
     if a.json {
         let out = serde_json::json!({
