@@ -20,6 +20,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PpCommand,
     },
+    /// Run the edge/ingress proxy from a TOML config (docs/proxy.md).
+    #[command(
+        after_help = "Examples:\n  realip proxy --config realip.toml --check   # validate, print every error\n  realip proxy --config realip.toml           # serve; SIGHUP reloads, SIGTERM drains"
+    )]
+    Proxy(ProxyArgs),
     /// Serve /debug/ip: what this hop sees of the client (the seed guide's debug app).
     #[command(after_help = ECHO_EXAMPLES)]
     Echo(EchoArgs),
@@ -168,4 +173,14 @@ impl PolicyArgs {
         let strategy = self.strategy.parse().context("--strategy").map_err(Failure::usage)?;
         Ok(realip_core::Resolver::new(trusted, sources, strategy))
     }
+}
+
+#[derive(Debug, Args)]
+pub struct ProxyArgs {
+    /// The TOML configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub config: std::path::PathBuf,
+    /// Validate the configuration (and load certificates), print every error, exit.
+    #[arg(long)]
+    pub check: bool,
 }

@@ -10,6 +10,7 @@ mod echo;
 mod failure;
 mod hex;
 mod pp;
+mod proxy;
 mod resolve;
 
 use args::{Cli, Command, PpCommand};
@@ -21,6 +22,7 @@ fn main() -> ExitCode {
         Command::Pp { command: PpCommand::Decode(a) } => pp::decode(&a),
         Command::Pp { command: PpCommand::Encode(a) } => pp::encode(&a),
         Command::Echo(a) => echo::run(&a),
+        Command::Proxy(a) => proxy::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

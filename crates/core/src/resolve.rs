@@ -264,8 +264,11 @@ pub enum Proxied {
     No,
     /// LOCAL command, `UNKNOWN` or a non-IP family: use the peer.
     Local,
-    /// The relayed client's address.
+    /// The relayed client's address; accepted only if the peer is trusted.
     Client(IpAddr),
+    /// The relayed client's address from a header the listener already
+    /// accepted from an allowed sender (its own `proxy_protocol_from`).
+    Accepted(IpAddr),
 }
 
 /// A client-IP policy: whom to trust, what to read, how to pick.
@@ -312,12 +315,13 @@ impl Resolver {
         let mut warnings = Warnings::default();
         let (eff, eff_source) = match proxied {
             Proxied::No => (peer, Source::Peer),
+            Proxied::Accepted(ip) if self.sources.contains(Source::ProxyProtocol) => (unmap(ip), Source::ProxyProtocol),
             _ if !self.sources.contains(Source::ProxyProtocol) => {
                 warnings.push(Warning::ProxyHeaderIgnored);
                 (peer, Source::Peer)
             }
             _ if !self.trusted.contains(peer) => return Err(Error::UntrustedProxySender(peer)),
-            Proxied::Client(ip) => (unmap(ip), Source::ProxyProtocol),
+            Proxied::Client(ip) | Proxied::Accepted(ip) => (unmap(ip), Source::ProxyProtocol),
             Proxied::Local => (peer, Source::Peer), // LOCAL / UNKNOWN: use the peer
         };
         let at_peer = Resolution { ip: eff, source: eff_source, hop: 0, warnings };

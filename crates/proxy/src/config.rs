@@ -1,0 +1,675 @@
+//! The proxy's TOML configuration: the file format of DESIGN.md, parsed
+//! with serde (unknown keys are errors), then [`Config::validate`]d into a
+//! list of every problem, each naming its key.
+//!
+//! Units: durations are strings like `"5s"`, `"250ms"`, `"2m"`; sizes are
+//! integers in bytes.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use realip_core::{Sources, Strategy, TrustedProxies};
+use serde::Deserialize;
+
+use crate::Error;
+
+/// The whole file.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where traffic comes in.
+    #[serde(rename = "listener", default)]
+    pub listeners: Vec<ListenerConfig>,
+    /// Who the client is.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    /// What the upstream receives.
+    #[serde(default)]
+    pub forward: ForwardConfig,
+    /// Host/path routes, most specific first when matched.
+    #[serde(rename = "route", default)]
+    pub routes: Vec<RouteConfig>,
+    /// Pools of backends.
+    #[serde(rename = "upstream", default)]
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Allow/deny and rate limits on the resolved client IP.
+    #[serde(default)]
+    pub policy: PolicyConfig,
+    /// Access log.
+    #[serde(default)]
+    pub log: LogConfig,
+    /// Metrics and health endpoints.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Bounds against abuse.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// Shutdown behaviour.
+    #[serde(default)]
+    pub lifecycle: LifecycleConfig,
+}
+
+/// A duration written as `"5s"`, `"250ms"`, `"2m"`, `"1h"`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_duration(&s).map(Dur).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses `"5s"`, `"250ms"`, `"2m"`, `"1h"` (also fractional, `"1.5s"`).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let bad = || format!("`{s}` is not a duration (write e.g. \"5s\", \"250ms\", \"2m\")");
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(bad()),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+}
+
+/// `off`, `optional` or `required`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocolIn {
+    /// No PROXY header is read.
+    #[default]
+    Off,
+    /// Read one if the connection starts with it.
+    Optional,
+    /// Every connection must start with one.
+    Required,
+}
+
+/// `http` (default) or `tcp` (L4 pass-through).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenerMode {
+    /// HTTP/1.1 and HTTP/2, routed.
+    #[default]
+    Http,
+    /// Raw TCP to one upstream (optionally with PROXY v2 prepended).
+    Tcp,
+}
+
+/// One `[[listener]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    /// Name used in logs and metrics.
+    pub name: String,
+    /// `IP:PORT`; IPv6 as `[::]:8080`.
+    pub bind: String,
+    /// `http` or `tcp`.
+    #[serde(default)]
+    pub mode: ListenerMode,
+    /// PROXY protocol in.
+    #[serde(default)]
+    pub proxy_protocol: ProxyProtocolIn,
+    /// Who may send a PROXY header.
+    #[serde(default)]
+    pub proxy_protocol_from: Vec<String>,
+    /// Longest wait for the PROXY header (default 5s).
+    pub header_timeout: Option<Dur>,
+    /// TLS termination.
+    pub tls: Option<TlsConfig>,
+    /// `tcp` mode: the upstream to forward to.
+    pub upstream: Option<String>,
+}
+
+/// TLS certificates; several are chosen by SNI.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (the default certificate).
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `cert`.
+    pub key: Option<PathBuf>,
+    /// More certificates, chosen by the SNI names they carry.
+    #[serde(default)]
+    pub certificates: Vec<CertConfig>,
+}
+
+/// One certificate for SNI.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertConfig {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+}
+
+/// `[client_ip]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIpConfig {
+    /// Proxies in front of us.
+    #[serde(default)]
+    pub trusted: Vec<String>,
+    /// Sources in order.
+    #[serde(default = "default_sources")]
+    pub sources: Vec<String>,
+    /// Strategy.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+}
+
+fn default_sources() -> Vec<String> {
+    vec!["proxy-protocol".into(), "xff".into()]
+}
+fn default_strategy() -> String {
+    "rightmost-untrusted".into()
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        ClientIpConfig { trusted: Vec::new(), sources: default_sources(), strategy: default_strategy() }
+    }
+}
+
+/// `append`, `replace` or `off`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XffMode {
+    /// Keep a trusted chain and append the hop that connected to us.
+    #[default]
+    Append,
+    /// Send only the resolved client.
+    Replace,
+    /// Remove X-Forwarded-For.
+    Off,
+}
+
+/// `[forward]`: headers the upstream receives.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(clippy::struct_excessive_bools)]
+pub struct ForwardConfig {
+    /// X-Forwarded-For handling.
+    #[serde(default)]
+    pub x_forwarded_for: XffMode,
+    /// Send X-Real-IP: the resolved client.
+    #[serde(default = "yes")]
+    pub x_real_ip: bool,
+    /// Send an RFC 7239 `Forwarded` element for this hop.
+    #[serde(default)]
+    pub forwarded: bool,
+    /// Send X-Forwarded-Proto.
+    #[serde(default = "yes")]
+    pub x_forwarded_proto: bool,
+    /// Send X-Forwarded-Host.
+    #[serde(default = "yes")]
+    pub x_forwarded_host: bool,
+    /// Send X-Forwarded-Port.
+    #[serde(default = "yes")]
+    pub x_forwarded_port: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ForwardConfig {
+    fn default() -> Self {
+        ForwardConfig {
+            x_forwarded_for: XffMode::Append,
+            x_real_ip: true,
+            forwarded: false,
+            x_forwarded_proto: true,
+            x_forwarded_host: true,
+            x_forwarded_port: true,
+        }
+    }
+}
+
+/// One `[[route]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Exact host, or `*.example.com`; absent matches any host.
+    pub host: Option<String>,
+    /// Path prefix (default `/`); the longest match wins.
+    #[serde(default = "slash")]
+    pub path_prefix: String,
+    /// Upstream name.
+    pub upstream: String,
+    /// Route-level allow list (replaces the global one when set).
+    pub allow: Option<Vec<String>>,
+    /// Route-level deny list (added to the global one).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Route-level rate limit (replaces the global one when set).
+    pub rate: Option<RateConfig>,
+    /// Largest request body in bytes (default: `limits.max_body_bytes`).
+    pub max_body_bytes: Option<u64>,
+}
+
+fn slash() -> String {
+    "/".into()
+}
+
+/// `off`, `v1` or `v2`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocolOut {
+    /// Plain connections.
+    #[default]
+    Off,
+    /// Text header.
+    V1,
+    /// Binary header.
+    V2,
+}
+
+/// `round-robin` or `least-requests`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Balance {
+    /// Each endpoint in turn.
+    #[default]
+    RoundRobin,
+    /// The endpoint with the fewest requests in flight (ties: in turn).
+    LeastRequests,
+}
+
+/// One `[[upstream]]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Name routes refer to.
+    pub name: String,
+    /// `IP:PORT` of each backend.
+    pub endpoints: Vec<String>,
+    /// PROXY protocol towards the backends.
+    #[serde(default)]
+    pub proxy_protocol: ProxyProtocolOut,
+    /// Balancing.
+    #[serde(default)]
+    pub balance: Balance,
+    /// TCP connect timeout (default 2s).
+    pub connect_timeout: Option<Dur>,
+    /// Time to the response head (default 60s).
+    pub response_timeout: Option<Dur>,
+    /// Idle pooled connections are closed after this (default 90s).
+    pub idle_timeout: Option<Dur>,
+    /// Consecutive failures that eject an endpoint (default 3).
+    pub max_fails: Option<u32>,
+    /// How long an ejected endpoint rests (default 10s).
+    pub fail_timeout: Option<Dur>,
+}
+
+/// Token bucket: `per_second` refill, `burst` capacity.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Tokens added per second.
+    pub per_second: f64,
+    /// Bucket size (default: `per_second`).
+    pub burst: Option<f64>,
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// CIDRs allowed; empty allows everyone.
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// CIDRs denied (checked first).
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Per-client rate limit.
+    pub rate: Option<RateConfig>,
+    /// IPv6 clients share a bucket per prefix of this length (default 64).
+    pub ipv6_prefix: Option<u8>,
+}
+
+/// `json` or `combined`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line.
+    #[default]
+    Json,
+    /// nginx `combined` plus realip fields.
+    Combined,
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// Line format.
+    #[serde(default)]
+    pub format: LogFormat,
+    /// File to append to; default stdout.
+    pub path: Option<PathBuf>,
+}
+
+/// `[admin]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// `/metrics`, `/healthz`, `/readyz`; never behind PROXY or TLS.
+    pub bind: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request head (request line + headers), bytes (default 65536): 431 beyond.
+    #[serde(default = "d_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Most request headers (default 100): 431 beyond.
+    #[serde(default = "d_headers")]
+    pub max_headers: usize,
+    /// Time to read a request head (default 10s): 408 / close beyond.
+    #[serde(default = "d_header_read")]
+    pub header_read_timeout: Dur,
+    /// Keep-alive idle time before closing (default 60s).
+    #[serde(default = "d_idle")]
+    pub idle_timeout: Dur,
+    /// Concurrent downstream connections (default 10000): 503 beyond.
+    #[serde(default = "d_conns")]
+    pub max_connections: usize,
+    /// Largest request body, bytes (default 10 MiB): 413 beyond.
+    #[serde(default = "d_body")]
+    pub max_body_bytes: u64,
+}
+
+fn d_header_bytes() -> usize {
+    65536
+}
+fn d_headers() -> usize {
+    100
+}
+fn d_header_read() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn d_idle() -> Dur {
+    Dur(Duration::from_secs(60))
+}
+fn d_conns() -> usize {
+    10_000
+}
+fn d_body() -> u64 {
+    10 * 1024 * 1024
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_header_bytes: d_header_bytes(),
+            max_headers: d_headers(),
+            header_read_timeout: d_header_read(),
+            idle_timeout: d_idle(),
+            max_connections: d_conns(),
+            max_body_bytes: d_body(),
+        }
+    }
+}
+
+/// `[lifecycle]`.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifecycleConfig {
+    /// After SIGTERM, keep serving this long with `/readyz` at 503 (default 5s).
+    #[serde(default = "d_drain_delay")]
+    pub drain_delay: Dur,
+    /// Then wait this long for in-flight requests (default 30s).
+    #[serde(default = "d_drain_timeout")]
+    pub drain_timeout: Dur,
+    /// Poll the config file for changes this often; `"0s"` disables (default 2s).
+    #[serde(default = "d_watch")]
+    pub watch_interval: Dur,
+}
+
+fn d_drain_delay() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+fn d_drain_timeout() -> Dur {
+    Dur(Duration::from_secs(30))
+}
+fn d_watch() -> Dur {
+    Dur(Duration::from_secs(2))
+}
+
+impl Default for LifecycleConfig {
+    fn default() -> Self {
+        LifecycleConfig { drain_delay: d_drain_delay(), drain_timeout: d_drain_timeout(), watch_interval: d_watch() }
+    }
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn parse(text: &str) -> Result<Config, Error> {
+        toml::from_str(text).map_err(|e| Error::Config(vec![e.to_string().trim().to_owned()]))
+    }
+
+    /// Reads and parses a file.
+    pub fn load(path: &std::path::Path) -> Result<Config, Error> {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| Error::Config(vec![format!("{}: {e}", path.display())]))?;
+        Config::parse(&text)
+    }
+
+    /// Every problem, each naming its key; empty when the config is usable.
+    #[allow(clippy::too_many_lines)] // one flat list of checks, in file order
+    pub fn validate(&self) -> Vec<String> {
+        let mut errs = Vec::new();
+        let mut push = |key: String, msg: String| errs.push(format!("{key}: {msg}"));
+        let cidrs = |list: &[String]| TrustedProxies::parse(list).err().map(|e| e.to_string());
+
+        if self.listeners.is_empty() {
+            push("listener".into(), "at least one [[listener]] is required".into());
+        }
+        let upstreams: HashSet<&str> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let mut names = HashSet::new();
+        let mut binds = HashSet::new();
+        for (i, l) in self.listeners.iter().enumerate() {
+            let key = format!("listener[{i}] `{}`", l.name);
+            if !names.insert(l.name.as_str()) {
+                push(key.clone(), "name is used twice".into());
+            }
+            match l.bind.parse::<SocketAddr>() {
+                Ok(a) if !binds.insert(a) => push(format!("{key}.bind"), format!("`{a}` is used twice")),
+                Ok(_) => {}
+                Err(_) => push(format!("{key}.bind"), format!("`{}` is not IP:PORT", l.bind)),
+            }
+            if let Some(e) = cidrs(&l.proxy_protocol_from) {
+                push(format!("{key}.proxy_protocol_from"), e);
+            }
+            if l.proxy_protocol != ProxyProtocolIn::Off && l.proxy_protocol_from.is_empty() {
+                push(
+                    format!("{key}.proxy_protocol_from"),
+                    "is empty, so no PROXY header could ever be accepted".into(),
+                );
+            }
+            match (l.mode, &l.upstream) {
+                (ListenerMode::Tcp, None) => push(format!("{key}.upstream"), "tcp mode needs an upstream".into()),
+                (ListenerMode::Tcp, Some(u)) if !upstreams.contains(u.as_str()) => {
+                    push(format!("{key}.upstream"), format!("no [[upstream]] named `{u}`"));
+                }
+                (ListenerMode::Http, Some(_)) => {
+                    push(format!("{key}.upstream"), "only tcp listeners name an upstream; http uses [[route]]".into());
+                }
+                _ => {}
+            }
+            if let Some(tls) = &l.tls {
+                if l.mode == ListenerMode::Tcp {
+                    push(format!("{key}.tls"), "tcp listeners pass bytes through; TLS is for http listeners".into());
+                }
+                if tls.cert.is_some() != tls.key.is_some() {
+                    push(format!("{key}.tls"), "cert and key go together".into());
+                }
+                if tls.cert.is_none() && tls.certificates.is_empty() {
+                    push(format!("{key}.tls"), "no certificate".into());
+                }
+            }
+        }
+        if let Some(e) = cidrs(&self.client_ip.trusted) {
+            push("client_ip.trusted".into(), e);
+        }
+        if let Err(e) = Sources::parse(&self.client_ip.sources) {
+            push("client_ip.sources".into(), e.to_string());
+        }
+        if let Err(e) = self.client_ip.strategy.parse::<Strategy>() {
+            push("client_ip.strategy".into(), e.to_string());
+        }
+        let mut unames = HashSet::new();
+        for (i, u) in self.upstreams.iter().enumerate() {
+            let key = format!("upstream[{i}] `{}`", u.name);
+            if !unames.insert(u.name.as_str()) {
+                push(key.clone(), "name is used twice".into());
+            }
+            if u.endpoints.is_empty() {
+                push(format!("{key}.endpoints"), "is empty".into());
+            }
+            for e in &u.endpoints {
+                if e.parse::<SocketAddr>().is_err() {
+                    push(format!("{key}.endpoints"), format!("`{e}` is not IP:PORT"));
+                }
+            }
+        }
+        for (i, r) in self.routes.iter().enumerate() {
+            let key = format!("route[{i}]");
+            if !upstreams.contains(r.upstream.as_str()) {
+                push(format!("{key}.upstream"), format!("no [[upstream]] named `{}`", r.upstream));
+            }
+            if !r.path_prefix.starts_with('/') {
+                push(format!("{key}.path_prefix"), format!("`{}` must start with /", r.path_prefix));
+            }
+            if let Some(h) = &r.host {
+                let bare = h.strip_prefix("*.").unwrap_or(h);
+                if bare.is_empty() || bare.contains(['*', '/', ' ', ':']) {
+                    push(format!("{key}.host"), format!("`{h}` is not a host name or `*.domain` wildcard"));
+                }
+            }
+            if let Some(e) = r.allow.as_deref().and_then(cidrs) {
+                push(format!("{key}.allow"), e);
+            }
+            if let Some(e) = cidrs(&r.deny) {
+                push(format!("{key}.deny"), e);
+            }
+            if let Some(rate) = &r.rate {
+                check_rate(&format!("{key}.rate"), rate, &mut push);
+            }
+        }
+        if let Some(e) = cidrs(&self.policy.allow) {
+            push("policy.allow".into(), e);
+        }
+        if let Some(e) = cidrs(&self.policy.deny) {
+            push("policy.deny".into(), e);
+        }
+        if let Some(rate) = &self.policy.rate {
+            check_rate("policy.rate", rate, &mut push);
+        }
+        if self.policy.ipv6_prefix.is_some_and(|p| p > 128) {
+            push("policy.ipv6_prefix".into(), "must be at most 128".into());
+        }
+        if let Some(b) = &self.admin.bind {
+            if b.parse::<SocketAddr>().is_err() {
+                push("admin.bind".into(), format!("`{b}` is not IP:PORT"));
+            }
+        }
+        if self.limits.max_headers == 0 || self.limits.max_header_bytes < 1024 {
+            push("limits".into(), "max_headers must be > 0 and max_header_bytes at least 1024".into());
+        }
+        if self.limits.max_connections == 0 {
+            push("limits.max_connections".into(), "must be > 0".into());
+        }
+        errs
+    }
+}
+
+fn check_rate(key: &str, rate: &RateConfig, push: &mut impl FnMut(String, String)) {
+    if !(rate.per_second.is_finite() && rate.per_second > 0.0) {
+        push(format!("{key}.per_second"), "must be a positive number".into());
+    }
+    if rate.burst.is_some_and(|b| !(b.is_finite() && b >= 1.0)) {
+        push(format!("{key}.burst"), "must be at least 1".into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[listener]]
+name = "web"
+bind = "127.0.0.1:8080"
+proxy_protocol = "optional"
+proxy_protocol_from = ["10.0.0.0/8"]
+header_timeout = "5s"
+
+[client_ip]
+trusted = ["10.0.0.0/8"]
+sources = ["proxy-protocol", "xff"]
+
+[[route]]
+host = "*.example.com"
+upstream = "app"
+
+[[upstream]]
+name = "app"
+endpoints = ["127.0.0.1:9000"]
+
+[policy]
+deny = ["192.0.2.0/24"]
+rate = { per_second = 100, burst = 200 }
+"#;
+
+    #[test]
+    fn design_example_is_valid() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!(c.validate(), Vec::<String>::new());
+        assert_eq!(c.forward.x_forwarded_for, XffMode::Append);
+        assert_eq!(c.listeners[0].header_timeout, Some(Dur(Duration::from_secs(5))));
+    }
+
+    #[test]
+    fn every_error_names_its_key() {
+        let bad = GOOD
+            .replace("\"10.0.0.0/8\"]\nheader", "\"10.0.0.0/33\"]\nheader")
+            .replace("upstream = \"app\"", "upstream = \"nope\"")
+            .replace("per_second = 100", "per_second = -1");
+        let errs = Config::parse(&bad).unwrap().validate();
+        let all = errs.join("\n");
+        for needle in [
+            "listener[0] `web`.proxy_protocol_from: `10.0.0.0/33` is not a CIDR",
+            "route[0].upstream: no [[upstream]] named `nope`",
+            "policy.rate.per_second: must be a positive number",
+        ] {
+            assert!(all.contains(needle), "missing {needle:?} in:\n{all}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_durations_are_rejected() {
+        let e = Config::parse(&GOOD.replace("header_timeout = \"5s\"", "header_timeout = \"5 seconds\"")).unwrap_err();
+        assert!(e.to_string().contains("not a duration"), "{e}");
+        let e = Config::parse(&format!("{GOOD}\n[admin]\nbindd = \"x\"\n")).unwrap_err();
+        assert!(e.to_string().contains("bindd"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("5").is_err() && parse_duration("s").is_err() && parse_duration("-1s").is_err());
+    }
+}

@@ -1,0 +1,240 @@
+//! What the upstream receives: hop-by-hop headers removed and the
+//! forwarding headers rewritten from the resolved client.
+//!
+//! Invariants:
+//! - forwarding headers from a hop we do not trust are never passed on as
+//!   if trusted: X-Forwarded-For, Forwarded, X-Real-IP and
+//!   X-Forwarded-Host/-Proto/-Port are replaced, not kept;
+//! - `Connection:` cannot strip what we add: the headers it names are
+//!   removed *before* ours are written;
+//! - `append` adds the hop that connected to us (the PROXY source when a
+//!   PROXY header was accepted, else the TCP peer), never the resolved
+//!   client, which would duplicate it.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
+use http::HeaderMap;
+
+use crate::config::{ForwardConfig, XffMode};
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+];
+
+/// What the rewrite needs to know about the request.
+#[derive(Clone, Copy, Debug)]
+pub struct Hop<'a> {
+    /// The hop that connected to us (PROXY source or TCP peer).
+    pub hop: IpAddr,
+    /// Whether that hop is a trusted proxy (its headers may be kept).
+    pub hop_trusted: bool,
+    /// The resolved client.
+    pub client: IpAddr,
+    /// `http` or `https`, as the client reached us.
+    pub proto: &'static str,
+    /// Host the client asked for (Host header or h2 :authority).
+    pub host: Option<&'a str>,
+    /// Our listener port.
+    pub port: u16,
+    /// Keep `Upgrade`/`Connection: upgrade` (a WebSocket handshake).
+    pub upgrade: bool,
+}
+
+fn node(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(v) = HeaderValue::from_str(value) {
+        h.insert(HeaderName::from_static(name), v);
+    }
+}
+
+fn joined(h: &HeaderMap, name: &str) -> Option<String> {
+    let parts: Vec<&str> =
+        h.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).collect();
+    (!parts.is_empty()).then(|| parts.join(", "))
+}
+
+/// Rewrites `h` in place for the upstream.
+pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
+    // Capture the incoming chains before anything is removed.
+    let xff_in = if hop.hop_trusted { joined(h, "x-forwarded-for") } else { None };
+    let fwd_in = if hop.hop_trusted { joined(h, "forwarded") } else { None };
+
+    // 1. Hop-by-hop: whatever Connection names, then the fixed set.
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    let upgrade_to = if hop.upgrade { h.get(UPGRADE).cloned() } else { None };
+    for n in named {
+        h.remove(n);
+    }
+    for n in HOP_BY_HOP {
+        h.remove(n);
+    }
+    if let Some(u) = upgrade_to {
+        h.insert(UPGRADE, u);
+        h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    }
+
+    // 2. Forwarding headers, written last.
+    match cfg.x_forwarded_for {
+        XffMode::Append => {
+            let v = match xff_in {
+                Some(chain) => format!("{chain}, {}", hop.hop),
+                None => hop.hop.to_string(),
+            };
+            set(h, "x-forwarded-for", &v);
+        }
+        XffMode::Replace => set(h, "x-forwarded-for", &hop.client.to_string()),
+        XffMode::Off => {
+            h.remove("x-forwarded-for");
+        }
+    }
+    if cfg.x_real_ip {
+        set(h, "x-real-ip", &hop.client.to_string());
+    } else if !hop.hop_trusted {
+        h.remove("x-real-ip");
+    }
+    if cfg.forwarded {
+        let mut el = format!("for={};proto={}", node(hop.hop), hop.proto);
+        if let Some(host) = hop.host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
+            let _ = write!(el, ";host=\"{host}\"");
+        }
+        let v = match fwd_in {
+            Some(chain) => format!("{chain}, {el}"),
+            None => el,
+        };
+        set(h, "forwarded", &v);
+    } else if !hop.hop_trusted {
+        h.remove("forwarded");
+    }
+    let keep = |h: &HeaderMap, name: &str| hop.hop_trusted && h.contains_key(name);
+    for (on, name, value) in [
+        (cfg.x_forwarded_proto, "x-forwarded-proto", Some(hop.proto.to_owned())),
+        (cfg.x_forwarded_host, "x-forwarded-host", hop.host.map(str::to_owned)),
+        (cfg.x_forwarded_port, "x-forwarded-port", Some(hop.port.to_string())),
+    ] {
+        if keep(h, name) {
+            continue;
+        }
+        h.remove(name);
+        if let (true, Some(v)) = (on, value) {
+            set(h, name, &v);
+        }
+    }
+    if !h.contains_key(HOST) {
+        if let Some(host) = hop.host.and_then(|v| HeaderValue::from_str(v).ok()) {
+            h.insert(HOST, host);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(list: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in list {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    fn hop(trusted: bool) -> Hop<'static> {
+        Hop {
+            hop: "198.51.100.9".parse().unwrap(),
+            hop_trusted: trusted,
+            client: "203.0.113.7".parse().unwrap(),
+            proto: "https",
+            host: Some("app.example.com"),
+            port: 443,
+            upgrade: false,
+        }
+    }
+
+    fn get<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
+        h.get(n).and_then(|v| v.to_str().ok())
+    }
+
+    #[test]
+    fn untrusted_hop_headers_are_replaced() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "1.2.3.4"),
+            ("x-real-ip", "1.2.3.4"),
+            ("x-forwarded-proto", "http"),
+            ("x-forwarded-host", "evil"),
+            ("forwarded", "for=1.2.3.4"),
+        ]);
+        rewrite(&mut h, &hop(false), &ForwardConfig { forwarded: true, ..ForwardConfig::default() });
+        assert_eq!(get(&h, "x-forwarded-for"), Some("198.51.100.9"));
+        assert_eq!(get(&h, "x-real-ip"), Some("203.0.113.7"));
+        assert_eq!(get(&h, "x-forwarded-proto"), Some("https"));
+        assert_eq!(get(&h, "x-forwarded-host"), Some("app.example.com"));
+        assert_eq!(get(&h, "forwarded"), Some("for=198.51.100.9;proto=https;host=\"app.example.com\""));
+    }
+
+    #[test]
+    fn trusted_chain_is_appended_to_with_the_hop_not_the_client() {
+        let mut h = headers(&[
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-for", "10.0.0.1"),
+            ("x-forwarded-proto", "http"),
+        ]);
+        rewrite(&mut h, &hop(true), &ForwardConfig::default());
+        assert_eq!(get(&h, "x-forwarded-for"), Some("203.0.113.7, 10.0.0.1, 198.51.100.9"));
+        assert_eq!(get(&h, "x-forwarded-proto"), Some("http"), "a trusted hop's value is kept");
+        let mut h = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.1")]);
+        rewrite(&mut h, &hop(true), &ForwardConfig { x_forwarded_for: XffMode::Replace, ..ForwardConfig::default() });
+        assert_eq!(get(&h, "x-forwarded-for"), Some("203.0.113.7"));
+        let mut h = headers(&[("x-forwarded-for", "1.2.3.4")]);
+        rewrite(&mut h, &hop(true), &ForwardConfig { x_forwarded_for: XffMode::Off, ..ForwardConfig::default() });
+        assert!(h.get("x-forwarded-for").is_none());
+    }
+
+    #[test]
+    fn connection_cannot_strip_added_headers() {
+        let mut h = headers(&[
+            ("connection", "close, X-Forwarded-For, X-Real-IP, x-forwarded-proto"),
+            ("x-forwarded-for", "1.2.3.4"),
+            ("keep-alive", "timeout=5"),
+            ("te", "trailers"),
+        ]);
+        rewrite(&mut h, &hop(false), &ForwardConfig::default());
+        assert_eq!(get(&h, "x-forwarded-for"), Some("198.51.100.9"));
+        assert_eq!(get(&h, "x-real-ip"), Some("203.0.113.7"));
+        assert_eq!(get(&h, "x-forwarded-proto"), Some("https"));
+        for gone in ["connection", "keep-alive", "te"] {
+            assert!(h.get(gone).is_none(), "{gone}");
+        }
+    }
+
+    #[test]
+    fn upgrade_is_kept_for_websockets_and_ipv6_is_quoted() {
+        let mut h = headers(&[("connection", "Upgrade"), ("upgrade", "websocket")]);
+        let mut hp = hop(false);
+        hp.upgrade = true;
+        hp.hop = "2001:db8::9".parse().unwrap();
+        rewrite(&mut h, &hp, &ForwardConfig { forwarded: true, ..ForwardConfig::default() });
+        assert_eq!((get(&h, "upgrade"), get(&h, "connection")), (Some("websocket"), Some("upgrade")));
+        assert!(get(&h, "forwarded").unwrap().starts_with("for=\"[2001:db8::9]\""));
+    }
+}

@@ -1,0 +1,31 @@
+//! realip-proxy: the edge/ingress proxy of DESIGN.md, built from small
+//! layers with one job each:
+//!
+//! - [`config`]: the TOML file, validated with every error named;
+//! - [`snapshot`]: a config compiled for serving, swapped whole on reload;
+//! - [`listener`]: accept, connection limit, PROXY in, TLS ([`tls`]),
+//!   HTTP/1.1 + h2, or raw TCP (`mode = "tcp"`);
+//! - [`http`]: per request: resolve the client (realip-core), route
+//!   ([`route`]), enforce [`policy`], rewrite headers ([`forward`]),
+//!   call the upstream ([`upstream`]), log ([`log`]) and count ([`metrics`]);
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
+//! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM).
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod config;
+mod error;
+pub mod forward;
+pub mod http;
+pub mod listener;
+pub mod log;
+pub mod metrics;
+pub mod policy;
+pub mod route;
+pub mod server;
+pub mod snapshot;
+pub mod tls;
+pub mod upstream;
+
+pub use config::Config;
+pub use error::Error;

@@ -1,0 +1,127 @@
+//! Routing: host (exact, `*.` wildcard, or any) then longest path prefix.
+//!
+//! Among the routes whose host and prefix both match, the most specific
+//! wins: an exact host beats a wildcard (longer suffixes first), which
+//! beats a route without a host; then the longest prefix. Prefixes match
+//! as plain string prefixes, like nginx `location /prefix`.
+
+use std::sync::Arc;
+
+use crate::policy::Policy;
+use crate::upstream::Pool;
+
+/// How a route matches the Host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostMatch {
+    /// Any host.
+    Any,
+    /// `*.example.com`: stored as `.example.com`.
+    Suffix(String),
+    /// `app.example.com`.
+    Exact(String),
+}
+
+impl HostMatch {
+    /// From the config value (lower-cased).
+    pub fn new(host: Option<&str>) -> HostMatch {
+        match host.map(str::to_ascii_lowercase) {
+            None => HostMatch::Any,
+            Some(h) => match h.strip_prefix('*') {
+                Some(suffix) => HostMatch::Suffix(suffix.to_owned()),
+                None => HostMatch::Exact(h),
+            },
+        }
+    }
+
+    /// Specificity when `host` matches, `None` when it does not.
+    fn rank(&self, host: &str) -> Option<usize> {
+        match self {
+            HostMatch::Any => Some(0),
+            HostMatch::Suffix(s) => (host.len() > s.len() && host.ends_with(s.as_str())).then_some(1 + s.len()),
+            HostMatch::Exact(h) => (h == host).then_some(usize::MAX),
+        }
+    }
+}
+
+/// One compiled route.
+#[derive(Debug)]
+pub struct Route {
+    /// `route[i]`, or the configured host+prefix, for logs and metrics.
+    pub name: String,
+    /// Host match.
+    pub host: HostMatch,
+    /// Path prefix.
+    pub prefix: String,
+    /// Where requests go.
+    pub upstream: Arc<Pool>,
+    /// Allow/deny and rate limit for this route.
+    pub policy: Arc<Policy>,
+    /// Largest request body.
+    pub max_body_bytes: u64,
+}
+
+/// All routes.
+#[derive(Debug, Default)]
+pub struct Routes(pub Vec<Route>);
+
+impl Routes {
+    /// The route for `host` (port stripped, any case) and `path`.
+    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+        let host = strip_port(host).to_ascii_lowercase();
+        self.0
+            .iter()
+            .filter(|r| path.starts_with(r.prefix.as_str()))
+            .filter_map(|r| r.host.rank(&host).map(|rank| ((rank, r.prefix.len()), r)))
+            .max_by_key(|(key, _)| *key)
+            .map(|(_, r)| r)
+    }
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.split_once(']').map_or(host, |(h, _)| h.trim_start_matches('['));
+    }
+    host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::Pool;
+
+    fn route(name: &str, host: Option<&str>, prefix: &str) -> Route {
+        Route {
+            name: name.into(),
+            host: HostMatch::new(host),
+            prefix: prefix.into(),
+            upstream: Arc::new(Pool::for_tests(name)),
+            policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None }),
+            max_body_bytes: 0,
+        }
+    }
+
+    #[test]
+    fn most_specific_route_wins() {
+        let routes = Routes(vec![
+            route("any", None, "/"),
+            route("any-api", None, "/api"),
+            route("wild", Some("*.example.com"), "/"),
+            route("exact", Some("app.example.com"), "/"),
+            route("exact-static", Some("app.example.com"), "/static/"),
+        ]);
+        let table = [
+            ("app.example.com", "/x", "exact"),
+            ("APP.example.com:8443", "/static/a.css", "exact-static"),
+            ("api.example.com", "/api/v1", "wild"),
+            ("example.com", "/", "any"),
+            ("other.test", "/api/v1", "any-api"),
+            ("[2001:db8::1]:80", "/", "any"),
+        ];
+        for (host, path, want) in table {
+            assert_eq!(routes.find(host, path).map(|r| r.name.as_str()), Some(want), "{host}{path}");
+        }
+        let only = Routes(vec![route("exact", Some("app.example.com"), "/api")]);
+        assert!(only.find("app.example.com", "/").is_none());
+        assert!(only.find("evil.com", "/api").is_none());
+    }
+}

@@ -1,0 +1,181 @@
+//! The proxy's life: bind, serve, reload, drain.
+//!
+//! - Reload (SIGHUP, or the config file changing on disk): the new file is
+//!   parsed, validated and compiled into a snapshot *before* anything
+//!   changes; a bad one is logged and counted and the old one keeps
+//!   serving. Listener addresses are bound once; changing `bind` needs a
+//!   restart (a reload that tries says so).
+//! - SIGTERM/SIGINT: `/readyz` turns 503 at once, traffic is still served
+//!   for `drain_delay` (so load-balancer health checks notice), then the
+//!   listeners close and in-flight requests get up to `drain_timeout`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::http::Shared;
+use crate::log::AccessLog;
+use crate::snapshot::Snapshot;
+use crate::Error;
+
+fn event(v: &serde_json::Value) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{v}");
+}
+
+/// Loads, validates and compiles the file: what `--check` runs.
+pub fn check(path: &Path) -> Result<Snapshot, Error> {
+    Snapshot::build(Config::load(path)?)
+}
+
+/// Runs the proxy from `path` until a shutdown signal, then drains.
+pub async fn run(path: PathBuf) -> Result<(), Error> {
+    let snapshot = check(&path)?;
+    let log = AccessLog::open(&snapshot.config.log)
+        .map_err(|e| Error::Io { context: "opening the access log".into(), source: e })?;
+    let mut binds = Vec::new();
+    for l in &snapshot.config.listeners {
+        let tcp = TcpListener::bind(&l.bind)
+            .await
+            .map_err(|e| Error::Io { context: format!("listener `{}`: binding {}", l.name, l.bind), source: e })?;
+        binds.push((Arc::<str>::from(l.name.as_str()), tcp));
+    }
+    let admin = match &snapshot.config.admin.bind {
+        Some(b) => Some(
+            TcpListener::bind(b).await.map_err(|e| Error::Io { context: format!("admin: binding {b}"), source: e })?,
+        ),
+        None => None,
+    };
+    let shared = Arc::new(Shared::new(snapshot, log));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let graceful = Arc::new(GracefulShutdown::new());
+    let mut tasks = Vec::new();
+    for (name, tcp) in binds {
+        let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        event(&serde_json::json!({"event": "listening", "listener": &*name, "addr": addr}));
+        tasks.push(tokio::spawn(crate::listener::serve(
+            name,
+            tcp,
+            Arc::clone(&shared),
+            stop_rx.clone(),
+            Arc::clone(&graceful),
+        )));
+    }
+    if let Some(tcp) = admin {
+        let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+        event(&serde_json::json!({"event": "listening", "listener": "admin", "addr": addr}));
+        // The admin endpoint outlives the drain so /readyz can say 503.
+        tokio::spawn(crate::admin::serve(tcp, Arc::clone(&shared)));
+    }
+    tokio::spawn(reloader(path, Arc::clone(&shared)));
+
+    shutdown_signal().await;
+    shared.draining.store(true, Ordering::SeqCst);
+    let lifecycle = shared.snapshot.load().config.lifecycle.clone();
+    event(&serde_json::json!({"event": "draining", "drain_delay_s": lifecycle.drain_delay.0.as_secs_f64()}));
+    tokio::time::sleep(lifecycle.drain_delay.0).await;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
+    match tokio::time::timeout(lifecycle.drain_timeout.0, graceful.shutdown()).await {
+        Ok(()) => event(&serde_json::json!({"event": "drained"})),
+        Err(_) => event(&serde_json::json!({"event": "drain_timeout", "note": "in-flight requests cut"})),
+    }
+    Ok(())
+}
+
+/// Reloads on SIGHUP and when the file's modification time changes.
+async fn reloader(path: PathBuf, shared: Arc<Shared>) {
+    let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen: Option<SystemTime> = mtime(&path);
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        let interval = shared.snapshot.load().config.lifecycle.watch_interval.0;
+        let poll = async {
+            if interval.is_zero() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(interval).await;
+        };
+        #[cfg(unix)]
+        let hup_signal = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_signal = std::future::pending::<()>();
+        let by_signal = tokio::select! {
+            () = hup_signal => true,
+            () = poll => false,
+        };
+        let now = mtime(&path);
+        if !by_signal && now == seen {
+            continue;
+        }
+        seen = now;
+        reload(&path, &shared);
+    }
+}
+
+/// One reload attempt; the old snapshot stays unless the new one is good.
+pub fn reload(path: &Path, shared: &Shared) {
+    match check(path) {
+        Ok(new) => {
+            let old = shared.snapshot.load();
+            let binds =
+                |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
+            if binds(&new) != binds(&old) {
+                event(
+                    &serde_json::json!({"event": "reload_warning", "note": "listener names or bind addresses changed; they apply after a restart"}),
+                );
+            }
+            match AccessLog::open(&new.config.log) {
+                Ok(log) => shared.log.store(Arc::new(log)),
+                Err(e) => {
+                    shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
+                    event(&serde_json::json!({"event": "reload_failed", "error": format!("access log: {e}")}));
+                    return;
+                }
+            }
+            shared.snapshot.store(Arc::new(new));
+            shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
+            event(&serde_json::json!({"event": "reloaded"}));
+        }
+        Err(e) => {
+            shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
+            event(&serde_json::json!({"event": "reload_failed", "error": e.to_string()}));
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    let _ = Duration::ZERO;
+}

@@ -1,0 +1,321 @@
+//! Upstream pools: endpoint choice (round-robin or least-requests),
+//! passive ejection of failing endpoints, pooled keep-alive connections,
+//! and PROXY v1/v2 towards the backend when asked.
+//!
+//! A PROXY header names one client, so a connection that carries one is
+//! never shared: with `proxy_protocol = "v1"|"v2"` every request gets its
+//! own upstream connection. Without it, connections are pooled.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use realip_core::proxy_protocol::{encode_v1, V2Builder};
+use tokio::io::AsyncWriteExt as _;
+use tokio::net::TcpStream;
+
+use crate::config::{Balance, ProxyProtocolOut, UpstreamConfig};
+
+/// Request and response bodies inside the proxy.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// A streaming body of either side.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// One backend.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// Its address.
+    pub addr: SocketAddr,
+    in_flight: AtomicUsize,
+    fails: AtomicU32,
+    /// Milliseconds since the pool's epoch until which it rests.
+    ejected_until: AtomicU64,
+}
+
+/// Why an upstream request failed.
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// No connection could be made (safe to retry elsewhere).
+    Connect(String),
+    /// No response head within the response timeout.
+    Timeout,
+    /// The connection broke after the request was sent.
+    Failed(String),
+}
+
+/// A pool of endpoints with its client.
+#[derive(Debug)]
+pub struct Pool {
+    /// Name routes refer to.
+    pub name: String,
+    /// The backends.
+    pub endpoints: Vec<Endpoint>,
+    next: AtomicUsize,
+    balance: Balance,
+    /// PROXY protocol towards the backends.
+    pub proxy_out: ProxyProtocolOut,
+    connect_timeout: Duration,
+    response_timeout: Duration,
+    max_fails: u32,
+    fail_timeout: Duration,
+    epoch: Instant,
+    client: Client<HttpConnector, Body>,
+}
+
+/// Addresses for an outgoing PROXY header.
+#[derive(Clone, Copy, Debug)]
+pub struct ProxyAddrs {
+    /// The client (source).
+    pub src: SocketAddr,
+    /// Where the client connected to (our listener).
+    pub dst: SocketAddr,
+}
+
+/// The PROXY header bytes for `addrs`; v1 and v2 need one family, so a
+/// mixed pair is sent as v4-mapped-free `UNKNOWN` / AF_UNSPEC.
+pub fn proxy_header(version: ProxyProtocolOut, addrs: ProxyAddrs) -> Vec<u8> {
+    let same_family = addrs.src.is_ipv4() == addrs.dst.is_ipv4();
+    let pair = same_family.then_some((addrs.src, addrs.dst));
+    let mut out = Vec::with_capacity(64);
+    match version {
+        ProxyProtocolOut::Off => {}
+        ProxyProtocolOut::V1 => {
+            let _ = encode_v1(pair, &mut out);
+        }
+        ProxyProtocolOut::V2 => {
+            let b = match pair {
+                Some((s, d)) => V2Builder::proxy(s, d),
+                None => V2Builder::unspec(),
+            };
+            let _ = b.encode_into(&mut out);
+        }
+    }
+    out
+}
+
+impl Pool {
+    /// Builds a pool from validated config.
+    pub fn new(cfg: &UpstreamConfig) -> Pool {
+        let connect_timeout = cfg.connect_timeout.map_or(Duration::from_secs(2), |d| d.0);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(connect_timeout));
+        http.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(cfg.idle_timeout.map_or(Duration::from_secs(90), |d| d.0))
+            .pool_timer(TokioTimer::new())
+            .build(http);
+        Pool {
+            name: cfg.name.clone(),
+            endpoints: cfg
+                .endpoints
+                .iter()
+                .filter_map(|e| e.parse().ok())
+                .map(|addr| Endpoint {
+                    addr,
+                    in_flight: AtomicUsize::new(0),
+                    fails: AtomicU32::new(0),
+                    ejected_until: AtomicU64::new(0),
+                })
+                .collect(),
+            next: AtomicUsize::new(0),
+            balance: cfg.balance,
+            proxy_out: cfg.proxy_protocol,
+            connect_timeout,
+            response_timeout: cfg.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
+            max_fails: cfg.max_fails.unwrap_or(3).max(1),
+            fail_timeout: cfg.fail_timeout.map_or(Duration::from_secs(10), |d| d.0),
+            epoch: Instant::now(),
+            client,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn for_tests(name: &str) -> Pool {
+        Pool::new(&UpstreamConfig {
+            name: name.into(),
+            endpoints: vec!["127.0.0.1:9".into()],
+            proxy_protocol: ProxyProtocolOut::Off,
+            balance: Balance::RoundRobin,
+            connect_timeout: None,
+            response_timeout: None,
+            idle_timeout: None,
+            max_fails: None,
+            fail_timeout: None,
+        })
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Chooses an endpoint, skipping ejected ones unless all are ejected
+    /// (then every endpoint is tried, as nginx does).
+    pub fn pick(&self, skip: Option<usize>) -> Option<usize> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let now = self.now_ms();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let order = (0..n).map(|i| (start + i) % n).filter(|&i| Some(i) != skip || n == 1);
+        let healthy: Vec<usize> = order
+            .clone()
+            .filter(|&i| self.endpoints.get(i).is_some_and(|e| e.ejected_until.load(Ordering::Relaxed) <= now))
+            .collect();
+        let candidates = if healthy.is_empty() { order.collect() } else { healthy };
+        match self.balance {
+            Balance::RoundRobin => candidates.first().copied(),
+            Balance::LeastRequests => candidates
+                .iter()
+                .copied()
+                .min_by_key(|&i| self.endpoints.get(i).map_or(usize::MAX, |e| e.in_flight.load(Ordering::Relaxed))),
+        }
+    }
+
+    /// Records the outcome of a request to endpoint `i`.
+    pub fn report(&self, i: usize, ok: bool) {
+        let Some(e) = self.endpoints.get(i) else { return };
+        if ok {
+            e.fails.store(0, Ordering::Relaxed);
+        } else if e.fails.fetch_add(1, Ordering::Relaxed) + 1 >= self.max_fails {
+            e.fails.store(0, Ordering::Relaxed);
+            let until = self.now_ms() + u64::try_from(self.fail_timeout.as_millis()).unwrap_or(u64::MAX / 2);
+            e.ejected_until.store(until, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends `req` (origin-form URI) to endpoint `i`.
+    pub async fn send(
+        &self,
+        i: usize,
+        mut req: Request<Body>,
+        pp: Option<ProxyAddrs>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let Some(ep) = self.endpoints.get(i) else { return Err(UpstreamError::Connect("no endpoint".into())) };
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        *req.uri_mut() =
+            format!("http://{}{pq}", ep.addr).parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        let result = match (self.proxy_out, pp) {
+            (ProxyProtocolOut::Off, _) | (_, None) => self.send_pooled(req).await,
+            (version, Some(addrs)) => self.send_with_proxy_header(ep.addr, req, proxy_header(version, addrs)).await,
+        };
+        ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.report(i, !matches!(result, Err(UpstreamError::Connect(_) | UpstreamError::Timeout)));
+        result
+    }
+
+    async fn send_pooled(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
+            Ok(Err(e)) => Err(UpstreamError::Failed(error_chain(&e))),
+        }
+    }
+
+    async fn send_with_proxy_header(
+        &self,
+        addr: SocketAddr,
+        req: Request<Body>,
+        header: Vec<u8>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let connect = async {
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            s.write_all(&header).await?;
+            Ok::<_, std::io::Error>(s)
+        };
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string())),
+            Err(_) => return Err(UpstreamError::Connect(format!("connect to {addr} timed out"))),
+        };
+        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
+        tokio::spawn(conn.with_upgrades());
+        match tokio::time::timeout(self.response_timeout, sender.send_request(req)).await {
+            Err(_) => Err(UpstreamError::Timeout),
+            Ok(Ok(r)) => Ok(r),
+            Ok(Err(e)) => Err(UpstreamError::Failed(e.to_string())),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(n: usize, balance: Balance) -> Pool {
+        let mut p = Pool::for_tests("t");
+        p.balance = balance;
+        p.endpoints = (0..n)
+            .map(|i| Endpoint {
+                addr: format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
+                in_flight: AtomicUsize::new(0),
+                fails: AtomicU32::new(0),
+                ejected_until: AtomicU64::new(0),
+            })
+            .collect();
+        p
+    }
+
+    #[test]
+    fn round_robin_skips_ejected_endpoints() {
+        let p = pool(3, Balance::RoundRobin);
+        let picks: Vec<usize> = (0..6).filter_map(|_| p.pick(None)).collect();
+        assert_eq!(picks, [0, 1, 2, 0, 1, 2]);
+        for _ in 0..3 {
+            p.report(1, false);
+        }
+        let picks: Vec<usize> = (0..4).filter_map(|_| p.pick(None)).collect();
+        assert!(!picks.contains(&1), "{picks:?}");
+        // All ejected: fail open.
+        for i in [0, 2] {
+            for _ in 0..3 {
+                p.report(i, false);
+            }
+        }
+        assert!(p.pick(None).is_some());
+    }
+
+    #[test]
+    fn least_requests_prefers_idle_endpoints() {
+        let p = pool(3, Balance::LeastRequests);
+        p.endpoints[0].in_flight.store(5, Ordering::Relaxed);
+        p.endpoints[2].in_flight.store(1, Ordering::Relaxed);
+        assert_eq!(p.pick(None), Some(1));
+        assert_ne!(p.pick(Some(1)), Some(1));
+    }
+
+    #[test]
+    fn proxy_headers_out() {
+        let a = ProxyAddrs { src: "203.0.113.7:5000".parse().unwrap(), dst: "10.0.0.1:80".parse().unwrap() };
+        assert_eq!(proxy_header(ProxyProtocolOut::V1, a), b"PROXY TCP4 203.0.113.7 10.0.0.1 5000 80\r\n");
+        let v2 = proxy_header(ProxyProtocolOut::V2, a);
+        let (h, _) = realip_core::proxy_protocol::decode_complete(&v2).unwrap();
+        assert_eq!(h.source(), Some(a.src));
+        let mixed = ProxyAddrs { src: "[2001:db8::1]:1".parse().unwrap(), dst: a.dst };
+        assert_eq!(proxy_header(ProxyProtocolOut::V1, mixed), b"PROXY UNKNOWN\r\n");
+    }
+}
