@@ -484,7 +484,9 @@ impl Config {
                 push(key.clone(), "name is used twice".into());
             }
             match l.bind.parse::<SocketAddr>() {
-                Ok(a) if !binds.insert(a) => push(format!("{key}.bind"), format!("`{a}` is used twice")),
+                Ok(a) if a.port() != 0 && !binds.insert(a) => {
+                    push(format!("{key}.bind"), format!("`{a}` is used twice"));
+                }
                 Ok(_) => {}
                 Err(_) => push(format!("{key}.bind"), format!("`{}` is not IP:PORT", l.bind)),
             }

@@ -1,0 +1,614 @@
+//! `realip proxy` end to end on loopback, against real peers: curl (HTTP/1.1,
+//! h2c, h2 over TLS with SNI), HAProxy `send-proxy-v2`, nginx `stream`
+//! `proxy_protocol on`, raw sockets with bad PROXY headers, and
+//! `realip echo` as the upstream that shows what it received.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{echo, get, have, peer_missing, raw_http, spawn, wait_line, wait_port, Proc};
+use serde_json::Value;
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("realip-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+struct Proxy {
+    proc: Proc,
+    listeners: std::collections::HashMap<String, SocketAddr>,
+    config: PathBuf,
+    _dir: TempDir,
+}
+
+impl Proxy {
+    fn addr(&self, name: &str) -> SocketAddr {
+        self.listeners[name]
+    }
+    fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+    fn metrics(&self) -> String {
+        let (_, body) =
+            raw_http(self.addr("admin"), b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        body
+    }
+    fn counter(&self, line_prefix: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(line_prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+/// Starts the proxy with `config` (listeners may bind port 0; the actual
+/// addresses are read from its `listening` events).
+fn proxy(config: &str) -> Proxy {
+    let dir = TempDir::new("proxy");
+    let path = dir.0.join("realip.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--config"]).arg(&path);
+    let p = spawn(&mut cmd);
+    let n = config.matches("[[listener]]").count() + usize::from(config.contains("[admin]"));
+    let mut listeners = std::collections::HashMap::new();
+    for _ in 0..n {
+        let line = wait_line(&p.stderr, "\"listening\"", 20);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        listeners.insert(v["listener"].as_str().unwrap().to_owned(), v["addr"].as_str().unwrap().parse().unwrap());
+    }
+    Proxy { proc: p, listeners, config: path, _dir: dir }
+}
+
+fn base(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+
+[client_ip]
+trusted = ["10.0.0.0/8"]
+
+[[route]]
+upstream = "app"
+
+[[upstream]]
+name = "app"
+endpoints = ["{upstream}"]
+
+[admin]
+bind = "127.0.0.1:0"
+
+[lifecycle]
+drain_delay = "300ms"
+drain_timeout = "5s"
+watch_interval = "0s"
+{extra}"#
+    )
+}
+
+fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl").args(["-s", "--max-time", "10"]).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn need(cmds: &[&str]) -> bool {
+    let missing: Vec<&&str> = cmds.iter().filter(|c| !have(c)).collect();
+    missing.is_empty() || !peer_missing(&format!("{missing:?} not installed"))
+}
+
+#[test]
+fn http1_and_h2c_carry_the_client_to_the_upstream_and_the_log() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&base(up, ""));
+    let web = p.addr("web");
+    // An untrusted client (127.0.0.1 is not in 10.0.0.0/8) forging every header.
+    let (s, v) = get(
+        web,
+        "/debug/ip",
+        &["X-Forwarded-For: 1.2.3.4", "X-Real-IP: 1.2.3.4", "Forwarded: for=1.2.3.4", "X-Forwarded-Proto: https"],
+    );
+    assert_eq!(s, 200);
+    assert_eq!(v["x_forwarded_for"], "127.0.0.1", "forged chain replaced by the hop: {v}");
+    assert_eq!(v["x_real_ip"], "127.0.0.1");
+    assert!(v["forwarded"].is_null());
+    assert_eq!(v["client_ip"], "127.0.0.1");
+    let line = wait_line(&p.proc.stdout, "\"path\":\"/debug/ip\"", 10);
+    let log: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (log["client_ip"].as_str(), log["client_ip_source"].as_str(), log["status"].as_u64()),
+        (Some("127.0.0.1"), Some("peer"), Some(200))
+    );
+    assert!(log["peer"].as_str().unwrap().starts_with("127.0.0.1:") && log["bytes"].as_u64().unwrap() > 0, "{log}");
+    if !need(&["curl"]) {
+        return;
+    }
+    let (ok, body) = curl(&["--http2-prior-knowledge", "-w", "\n%{http_version}", &format!("http://{web}/h2c")]);
+    assert!(ok, "{body}");
+    let (json, version) = body.rsplit_once('\n').unwrap();
+    assert_eq!(version, "2");
+    let v: Value = serde_json::from_str(json).unwrap();
+    assert_eq!((v["x_real_ip"].as_str(), v["host"].as_str()), (Some("127.0.0.1"), Some(web.to_string().as_str())));
+}
+
+#[test]
+fn trusted_chain_is_kept_and_appended() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&base(up, "").replace(r#"trusted = ["10.0.0.0/8"]"#, r#"trusted = ["127.0.0.1"]"#));
+    let (_, v) = get(p.addr("web"), "/", &["X-Forwarded-For: 203.0.113.7", "X-Request-Id: abc-123"]);
+    assert_eq!(v["x_forwarded_for"], "203.0.113.7, 127.0.0.1");
+    assert_eq!(v["x_real_ip"], "203.0.113.7");
+    let (_, h) = get(p.addr("web"), "/debug/headers", &["X-Request-Id: abc-123"]);
+    let rid: Vec<&str> = h
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["name"] == "x-request-id")
+        .map(|x| x["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(rid, ["abc-123"], "a trusted hop's request id is passed through");
+}
+
+fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let ok = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+        ])
+        .arg(format!("/CN={name}"))
+        .arg("-addext")
+        .arg(format!("subjectAltName=DNS:{name}"))
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    (cert, key)
+}
+
+#[test]
+fn tls_with_sni_and_alpn_h2() {
+    if !need(&["curl", "openssl"]) {
+        return;
+    }
+    let dir = TempDir::new("tls");
+    let (a_cert, a_key) = self_signed(&dir.0, "a.test");
+    let (b_cert, b_key) = self_signed(&dir.0, "b.test");
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let cfg = base(up, "").replace(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        &format!(
+            "bind = \"127.0.0.1:0\"\ntls = {{ cert = \"{}\", key = \"{}\", certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n\n[client_ip]",
+            a_cert.display(),
+            a_key.display(),
+            b_cert.display(),
+            b_key.display()
+        ),
+    );
+    let p = proxy(&cfg);
+    let port = p.addr("web").port();
+    for (name, ca) in [("a.test", &a_cert), ("b.test", &b_cert)] {
+        let (ok, body) = curl(&[
+            "--http2",
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--resolve",
+            &format!("{name}:{port}:127.0.0.1"),
+            "-w",
+            "\n%{http_version}",
+            &format!("https://{name}:{port}/debug/ip"),
+        ]);
+        assert!(ok, "{name}: certificate chosen by SNI must verify against its own CA: {body}");
+        let (json, version) = body.rsplit_once('\n').unwrap();
+        assert_eq!(version, "2", "ALPN h2");
+        let v: Value = serde_json::from_str(json).unwrap();
+        assert_eq!(v["x_real_ip"], "127.0.0.1");
+        let (_, h) = (0, v);
+        assert!(h["host"].as_str().unwrap().starts_with(name));
+    }
+    // HTTP/1.1 over TLS too, and X-Forwarded-Proto says https.
+    let (ok, body) = curl(&[
+        "--http1.1",
+        "--cacert",
+        a_cert.to_str().unwrap(),
+        "--resolve",
+        &format!("a.test:{port}:127.0.0.1"),
+        &format!("https://a.test:{port}/debug/headers"),
+    ]);
+    assert!(ok && body.contains("\"x-forwarded-proto\",\"value\":\"https\""), "{body}");
+}
+
+fn haproxy_cfg(dir: &Path, front: u16, backend: SocketAddr, opts: &str) -> PathBuf {
+    let cfg = dir.join("haproxy.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global\n  log stderr local0\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend f\n  bind 127.0.0.1:{front}\n  default_backend b\n\
+             backend b\n  server p {backend} {opts}\n"
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+#[test]
+fn behind_haproxy_send_proxy_v2() {
+    if !need(&["haproxy", "curl"]) {
+        return;
+    }
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let cfg = base(up, "").replace(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.1\"]\n\n[client_ip]",
+    );
+    let p = proxy(&cfg);
+    let dir = TempDir::new("haproxy");
+    let front = common::free_port();
+    let hcfg = haproxy_cfg(&dir.0, front, p.addr("web"), "send-proxy-v2 proxy-v2-options unique-id");
+    let _h = spawn(Command::new("haproxy").arg("-db").arg("-f").arg(&hcfg));
+    wait_port(format!("127.0.0.1:{front}").parse().unwrap(), 20);
+    let (ok, body) = curl(&[
+        "--interface",
+        "127.0.0.2",
+        "-H",
+        "X-Forwarded-For: 1.2.3.4",
+        &format!("http://127.0.0.1:{front}/debug/ip"),
+    ]);
+    assert!(ok, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["x_real_ip"], "127.0.0.2", "client from the PROXY header, forged XFF ignored: {v}");
+    assert_eq!(v["x_forwarded_for"], "127.0.0.2");
+    let line = wait_line(&p.proc.stdout, "\"client_ip_source\":\"proxy-protocol\"", 10);
+    assert!(line.contains("\"proxy_src\":\"127.0.0.2:"), "{line}");
+    // Direct connections without a PROXY header are closed and counted.
+    assert!(raw_http(p.addr("web"), b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").is_err());
+    wait_line(&p.proc.stderr, "connection_rejected", 10);
+    assert!(p.counter("realip_proxy_protocol_errors_total") >= 1);
+}
+
+#[test]
+fn behind_nginx_stream_proxy_protocol_v1() {
+    if !need(&["nginx", "curl"]) {
+        return;
+    }
+    let module = ["/usr/lib/nginx/modules/ngx_stream_module.so", "/usr/share/nginx/modules/ngx_stream_module.so"]
+        .into_iter()
+        .find(|m| Path::new(m).exists());
+    let Some(module) = module else {
+        peer_missing("nginx stream module (libnginx-mod-stream) not installed");
+        return;
+    };
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let cfg = base(up, "").replace(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.1\"]\n\n[client_ip]",
+    );
+    let p = proxy(&cfg);
+    let dir = TempDir::new("nginx");
+    let front = common::free_port();
+    let conf = dir.0.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "load_module {module};\ndaemon off;\npid {pid};\nerror_log stderr;\nevents {{}}\n\
+             stream {{\n  server {{\n    listen 127.0.0.1:{front};\n    proxy_protocol on;\n    proxy_pass {web};\n  }}\n}}\n",
+            pid = dir.0.join("nginx.pid").display(),
+            web = p.addr("web")
+        ),
+    )
+    .unwrap();
+    let _n = spawn(Command::new("nginx").arg("-p").arg(&dir.0).arg("-c").arg(&conf));
+    wait_port(format!("127.0.0.1:{front}").parse().unwrap(), 20);
+    let (ok, body) = curl(&["--interface", "127.0.0.3", &format!("http://127.0.0.1:{front}/debug/ip")]);
+    assert!(ok, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["x_real_ip"], "127.0.0.3");
+}
+
+#[test]
+fn bad_proxy_headers_close_the_connection_and_are_counted() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let cfg = base(up, "").replace(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"optional\"\nproxy_protocol_from = [\"127.0.0.1\"]\nheader_timeout = \"300ms\"\n\n[client_ip]",
+    );
+    let p = proxy(&cfg);
+    let web = p.addr("web");
+    let closed = |bytes: &[u8]| {
+        let mut s = TcpStream::connect(web).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(bytes).unwrap();
+        let mut buf = [0u8; 64];
+        matches!(s.read(&mut buf), Ok(0) | Err(_))
+    };
+    assert!(closed(b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\nGET / HTTP/1.1\r\n\r\n"), "malformed v1");
+    assert!(closed(b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x40abcd"), "truncated v2 (times out)");
+    assert!(closed(b"PROXY TCP4 1.2.3.4"), "partial header (times out)");
+    // A well-formed header with plain HTTP after it works.
+    let (s, body) = raw_http(
+        web,
+        b"PROXY TCP4 203.0.113.9 127.0.0.1 5000 80\r\nGET /debug/ip HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s, v["x_real_ip"].as_str()), (200, Some("203.0.113.9")));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.counter("realip_proxy_protocol_errors_total") < 3 {
+        assert!(Instant::now() < deadline, "{}", p.metrics());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let m = p.metrics();
+    assert!(m.contains("reason=\"malformed\"") && m.contains("reason=\"timeout\""), "{m}");
+}
+
+#[test]
+fn untrusted_sender_of_proxy_header_is_refused() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let cfg = base(up, "").replace(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"optional\"\nproxy_protocol_from = [\"10.0.0.0/8\"]\n\n[client_ip]",
+    );
+    let p = proxy(&cfg);
+    let r = raw_http(p.addr("web"), b"PROXY TCP4 203.0.113.9 127.0.0.1 5000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.is_err(), "{r:?}");
+    let line = wait_line(&p.proc.stderr, "connection_rejected", 10);
+    assert!(line.contains("not allowed to send a PROXY header"), "{line}");
+}
+
+#[test]
+fn policy_uses_the_resolved_client_not_forged_headers() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    // Deny the forged address: an untrusted client claiming it is not denied.
+    let p = proxy(&base(up, "\n[policy]\ndeny = [\"1.2.3.4\"]\n"));
+    let (s, _) = get(p.addr("web"), "/", &["X-Forwarded-For: 1.2.3.4"]);
+    assert_eq!(s, 200);
+    drop(p);
+    // Deny the real client: forging another address does not help.
+    let p = proxy(&base(up, "\n[policy]\ndeny = [\"127.0.0.1\"]\n"));
+    let (s, _) = get(p.addr("web"), "/", &["X-Forwarded-For: 198.51.100.1"]);
+    assert_eq!(s, 403);
+    assert_eq!(p.counter("realip_denied_total"), 1);
+    drop(p);
+    // Rate limit: 429 with Retry-After once the burst is spent.
+    let p = proxy(&base(up, "\n[policy]\nrate = { per_second = 0.5, burst = 2 }\n"));
+    let statuses: Vec<u16> = (0..4).map(|_| get(p.addr("web"), "/", &[]).0).collect();
+    assert_eq!(statuses, [200, 200, 429, 429]);
+    let (s, body) = raw_http(p.addr("web"), b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(s, 429, "{body}");
+    let mut c = TcpStream::connect(p.addr("web")).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    assert!(resp.to_ascii_lowercase().contains("retry-after: 2"), "{resp}");
+}
+
+#[test]
+fn limits_answer_with_the_right_status() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&base(up, "\n[limits]\nmax_body_bytes = 100\nmax_headers = 20\nmax_header_bytes = 4096\n"));
+    let web = p.addr("web");
+    let (s, _) = raw_http(
+        web,
+        format!("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 101\r\nConnection: close\r\n\r\n{}", "a".repeat(101))
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(s, 413);
+    let many = (0..30).map(|i| ["X-H", &i.to_string(), ": v\r\n"].concat()).collect::<String>();
+    let (s, _) =
+        raw_http(web, format!("GET / HTTP/1.1\r\nHost: x\r\n{many}Connection: close\r\n\r\n").as_bytes()).unwrap();
+    assert_eq!(s, 431);
+    let (s, _) = raw_http(
+        web,
+        format!("GET / HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\nConnection: close\r\n\r\n", "b".repeat(20_000)).as_bytes(),
+    )
+    .unwrap_or((431, String::new()));
+    assert_eq!(s, 431);
+    let cfg = base(up, "").replace("[[route]]\n", "[[route]]\npath_prefix = \"/api\"\n");
+    let p = proxy(&cfg);
+    let (s, _) = get(p.addr("web"), "/other", &[]);
+    assert_eq!(s, 404);
+}
+
+#[test]
+fn l4_mode_and_upstream_proxy_protocol_out() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1", "--proxy-protocol", "required", "--source", "proxy-protocol"]);
+    let cfg = format!(
+        r#"
+[[listener]]
+name = "l4"
+bind = "127.0.0.1:0"
+mode = "tcp"
+upstream = "pp"
+
+[[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+
+[[route]]
+upstream = "pp"
+
+[[upstream]]
+name = "pp"
+endpoints = ["{up}"]
+proxy_protocol = "v2"
+
+[admin]
+bind = "127.0.0.1:0"
+"#
+    );
+    let p = proxy(&cfg);
+    // L4: the echo app receives PROXY v2 naming our test client.
+    let (s, v) = get(p.addr("l4"), "/debug/ip", &[]);
+    assert_eq!(s, 200);
+    assert_eq!((v["proxy_protocol"]["version"].as_u64(), v["source"].as_str()), (Some(2), Some("proxy-protocol")));
+    assert_eq!(v["client_ip"], "127.0.0.1");
+    // HTTP with PROXY v2 towards the upstream: one connection per request.
+    let (s, v) = get(p.addr("web"), "/debug/ip", &[]);
+    assert_eq!(s, 200);
+    assert_eq!(v["proxy_protocol"]["version"], 2);
+}
+
+#[test]
+fn check_prints_every_error_with_its_key() {
+    let dir = TempDir::new("check");
+    let path = dir.0.join("bad.toml");
+    std::fs::write(
+        &path,
+        base("127.0.0.1:1".parse().unwrap(), "")
+            .replace("10.0.0.0/8", "10.0.0.0/33")
+            .replace("upstream = \"app\"", "upstream = \"nope\""),
+    )
+    .unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_realip")).args(["proxy", "--check", "--config"]).arg(&path).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("client_ip.trusted: `10.0.0.0/33` is not a CIDR")
+            && err.contains("route[0].upstream: no [[upstream]] named `nope`"),
+        "{err}"
+    );
+}
+
+/// A tiny load loop: `n` keep-alive requests, counting non-200 answers and
+/// broken connections as failures. Bounded in count and time.
+fn load(addr: SocketAddr, n: usize, stop: &std::sync::atomic::AtomicBool) -> (usize, usize) {
+    let (mut ok, mut failed) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut conn: Option<std::io::BufReader<TcpStream>> = None;
+    for _ in 0..n {
+        if stop.load(std::sync::atomic::Ordering::Relaxed) || Instant::now() > deadline {
+            break;
+        }
+        let c = conn.get_or_insert_with(|| std::io::BufReader::new(TcpStream::connect(addr).unwrap()));
+        if one_request(c) == Some(200) {
+            ok += 1;
+        } else {
+            failed += 1;
+            conn = None;
+        }
+    }
+    (ok, failed)
+}
+
+fn one_request(c: &mut std::io::BufReader<TcpStream>) -> Option<u16> {
+    use std::io::BufRead;
+    c.get_mut().set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    c.get_mut().write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").ok()?;
+    let mut status = String::new();
+    c.read_line(&mut status).ok()?;
+    let code = status.split(' ').nth(1)?.parse().ok()?;
+    let mut len = 0usize;
+    loop {
+        let mut line = String::new();
+        c.read_line(&mut line).ok()?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            len = v.trim().parse().ok()?;
+        }
+    }
+    let mut body = vec![0; len];
+    c.read_exact(&mut body).ok()?;
+    Some(code)
+}
+
+fn kill(pid: u32, sig: &str) {
+    assert!(Command::new("kill").args([sig, &pid.to_string()]).status().unwrap().success());
+}
+
+#[test]
+fn reloads_under_load_lose_nothing() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let good = base(up, "");
+    let bad = good.replace("10.0.0.0/8", "10.0.0.0/33");
+    let p = proxy(&good);
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let web = p.addr("web");
+        let stop = &stop;
+        let loader = s.spawn(move || load(web, 100_000, stop));
+        for i in 0..100u64 {
+            std::fs::write(&p.config, if i % 2 == 0 { &bad } else { &good }).unwrap();
+            kill(p.pid(), "-HUP");
+            // Wait for this reload to be processed before the next.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while p.counter("realip_config_reloads_total") < i + 1 {
+                assert!(Instant::now() < deadline, "reload {i} not processed");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = loader.join().unwrap();
+        assert_eq!(failed, 0, "{ok} ok");
+        assert!(ok > 0);
+    });
+    let m = p.metrics();
+    assert!(
+        m.contains("realip_config_reloads_total{result=\"ok\"} 50")
+            && m.contains("realip_config_reloads_total{result=\"error\"} 50"),
+        "{m}"
+    );
+}
+
+#[test]
+fn sigterm_drains_without_failing_requests() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&base(up, "").replace("drain_delay = \"300ms\"", "drain_delay = \"1s\""));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let web = p.addr("web");
+        let stop = &stop;
+        let loader = s.spawn(move || load(web, 100_000, stop));
+        std::thread::sleep(Duration::from_millis(200)); // let some load run first (not synchronisation)
+        kill(p.pid(), "-TERM");
+        wait_line(&p.proc.stderr, "draining", 10);
+        let (s, _) =
+            raw_http(p.addr("admin"), b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(s, 503, "/readyz during drain");
+        // Traffic is still served during the drain delay.
+        let (s, _) = raw_http(p.addr("web"), b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(s, 200);
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, failed) = loader.join().unwrap();
+        assert_eq!(failed, 0, "{ok} ok");
+    });
+    let mut p = p;
+    let status = p.proc.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+}
