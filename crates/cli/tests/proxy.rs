@@ -612,3 +612,153 @@ fn sigterm_drains_without_failing_requests() {
     let status = p.proc.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+/// A slow request head gets 408; an idle keep-alive connection is closed;
+/// a client over the connection limit gets 503.
+#[test]
+fn slow_heads_idle_connections_and_connection_limit() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&base(
+        up,
+        "\n[limits]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"500ms\"\nmax_connections = 2\n",
+    ));
+    let web = p.addr("web");
+    let read_all = |s: &mut TcpStream| {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let mut slow = TcpStream::connect(web).unwrap();
+    slow.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(read_all(&mut slow).starts_with("HTTP/1.1 408"), "slowloris gets 408");
+    let mut idle = TcpStream::connect(web).unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let text = read_all(&mut idle); // returns when the proxy closes the idle connection
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(started.elapsed() < Duration::from_secs(9), "idle connection was closed by the proxy");
+    // Two connections held open; the third is refused with 503.
+    let _a = TcpStream::connect(web).unwrap();
+    let _b = TcpStream::connect(web).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut c = TcpStream::connect(web).unwrap();
+        let text = read_all(&mut c);
+        if text.starts_with("HTTP/1.1 503") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no 503 over the limit: {text:?}");
+    }
+}
+
+/// A raw upstream for what `realip echo` cannot do: it answers WebSocket
+/// upgrades and echoes bytes, sleeps before answering `/slow`, and counts
+/// the request body bytes it receives.
+fn raw_upstream() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(64) {
+            let Ok(mut s) = s else { continue };
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
+                    head.push(b[0]);
+                }
+                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                if head.contains("upgrade: websocket") {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                    );
+                    let mut buf = [0u8; 256];
+                    while let Ok(n) = s.read(&mut buf) {
+                        if n == 0 || s.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                } else if head.starts_with("get /slow") {
+                    std::thread::sleep(Duration::from_secs(2));
+                    let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nslow");
+                } else {
+                    let len: usize = head
+                        .lines()
+                        .find_map(|l| l.strip_prefix("content-length:"))
+                        .and_then(|v| v.trim().parse().ok())
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; len];
+                    let _ = s.read_exact(&mut body);
+                    let reply = len.to_string();
+                    let _ = s.write_all(
+                        format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{reply}", reply.len()).as_bytes(),
+                    );
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn websocket_upgrade_streaming_body_and_upstream_timeout() {
+    let up = raw_upstream();
+    let p = proxy(&base(up, "").replace("endpoints = [", "response_timeout = \"500ms\"\nendpoints = ["));
+    let web = p.addr("web");
+    // WebSocket: 101 through the proxy, then bytes both ways.
+    let mut c = TcpStream::connect(web).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        c.read_exact(&mut b).unwrap();
+        head.push(b[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    c.write_all(b"ping-through-proxy").unwrap();
+    let mut echoed = [0u8; 18];
+    c.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"ping-through-proxy");
+    // A 1 MiB body streams through to the upstream.
+    let body = vec![b'x'; 1 << 20];
+    let mut req =
+        format!("POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n", body.len())
+            .into_bytes();
+    req.extend_from_slice(&body);
+    let (s, got) = raw_http(web, &req).unwrap();
+    assert_eq!((s, got.as_str()), (200, "1048576"));
+    // An upstream slower than response_timeout: 504.
+    let (s, _) = raw_http(web, b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    assert_eq!(s, 504);
+}
+
+#[test]
+fn balancing_retry_and_ejection() {
+    let pod = |name: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+        cmd.args(["echo", "--listen", "127.0.0.1:0"]).env("POD_NAME", name);
+        let proc = spawn(&mut cmd);
+        let addr: SocketAddr =
+            wait_line(&proc.stderr, "listening on", 20).trim_start_matches("listening on ").parse().unwrap();
+        (proc, addr)
+    };
+    let (_pa, aa) = pod("a");
+    let (_pb, ba) = pod("b");
+    let dead = common::free_port(); // nothing listens here
+    let cfg = base(aa, "").replace(
+        &format!("endpoints = [\"{aa}\"]"),
+        &format!("endpoints = [\"{aa}\", \"{ba}\", \"127.0.0.1:{dead}\"]\nmax_fails = 1\nfail_timeout = \"30s\""),
+    );
+    let p = proxy(&cfg);
+    let mut seen = std::collections::HashMap::new();
+    for _ in 0..30 {
+        let (s, v) = get(p.addr("web"), "/debug/ip", &[]);
+        assert_eq!(s, 200, "a connect failure is retried on another endpoint: {v}");
+        *seen.entry(v["pod"].as_str().unwrap_or("?").to_owned()).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!(seen.values().all(|&n| n >= 10), "round-robin over the live endpoints: {seen:?}");
+    // The dead endpoint failed once and was ejected: one connect error only.
+    assert_eq!(p.counter("realip_upstream_errors_total{upstream=\"app\",kind=\"connect\"}"), 1, "{}", p.metrics());
+}

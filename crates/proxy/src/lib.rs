@@ -8,6 +8,7 @@
 //! - [`http`]: per request: resolve the client (realip-core), route
 //!   ([`route`]), enforce [`policy`], rewrite headers ([`forward`]),
 //!   call the upstream ([`upstream`]), log ([`log`]) and count ([`metrics`]);
+//! - [`timeouts`]: 408 for slow request heads, idle keep-alive close;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM).
 #![forbid(unsafe_code)]
@@ -24,6 +25,7 @@ pub mod policy;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod timeouts;
 pub mod tls;
 pub mod upstream;
 

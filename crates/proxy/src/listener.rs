@@ -21,6 +21,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::ListenerMode;
 use crate::http::{handle, ConnCtx, Shared};
+use crate::timeouts::{Guarded, HeadCounter};
 use crate::upstream::{proxy_header, ProxyAddrs};
 
 /// Metric label for a PROXY error.
@@ -125,7 +126,10 @@ async fn connection(
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
             let hs = tokio::time::timeout(limits.header_read_timeout.0, acceptor.accept(io)).await;
             match hs {
-                Ok(Ok(tls)) => serve_http(tls, ctx, shared, graceful).await,
+                Ok(Ok(tls)) => {
+                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+                    serve_http(tls, h2, ctx, shared, graceful).await;
+                }
                 Ok(Err(e)) => log_event(
                     &serde_json::json!({"event": "tls_error", "listener": &*name, "peer": peer.to_string(), "error": e.to_string()}),
                 ),
@@ -134,11 +138,11 @@ async fn connection(
                 ),
             }
         }
-        None => serve_http(io, ctx, shared, graceful).await,
+        None => serve_http(io, false, ctx, shared, graceful).await,
     }
 }
 
-async fn serve_http<IO>(io: IO, ctx: ConnCtx, shared: Arc<Shared>, graceful: &GracefulShutdown)
+async fn serve_http<IO>(io: IO, alpn_h2: bool, ctx: ConnCtx, shared: Arc<Shared>, graceful: &GracefulShutdown)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -146,7 +150,7 @@ where
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout.0)
+        .header_read_timeout(None) // crate::timeouts answers 408 instead of closing
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(limits.max_headers)
         .keep_alive(true);
@@ -155,7 +159,18 @@ where
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout.0))
         .keep_alive_timeout(Duration::from_secs(20));
-    let svc = service_fn(move |req| handle(Arc::clone(&shared), ctx.clone(), req));
+    let heads = HeadCounter::default();
+    let io = Guarded::new(
+        io,
+        Arc::clone(&heads),
+        limits.header_read_timeout.0,
+        limits.idle_timeout.0,
+        alpn_h2.then_some(true),
+    );
+    let svc = service_fn(move |req| {
+        heads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        handle(Arc::clone(&shared), ctx.clone(), req)
+    });
     let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc);
     let conn = graceful.watch(conn.into_owned());
     let _ = conn.await;
