@@ -183,4 +183,7 @@ pub struct ProxyArgs {
     /// Validate the configuration (and load certificates), print every error, exit.
     #[arg(long)]
     pub check: bool,
+    /// Worker threads [default: one per CPU].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }

@@ -256,7 +256,7 @@ pub async fn handle(
             } else {
                 strip_hop_by_hop(resp.headers_mut());
             }
-            resp.map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync())
+            buffer_small(resp).await
         }
         Err(UpstreamError::Timeout) => {
             shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", "timeout")]);
@@ -273,6 +273,23 @@ pub async fn handle(
         Err(UpstreamError::Connect(_)) => text(StatusCode::BAD_GATEWAY, "no upstream reachable\n"),
     };
     Ok(finish(&shared, log, start, resp))
+}
+
+/// Responses up to this size are read whole before the head is sent, so
+/// head and body leave in one write (nginx `proxy_buffering`); larger or
+/// unsized bodies stream.
+pub const BUFFER_RESPONSES_UP_TO: u64 = 64 * 1024;
+
+async fn buffer_small(resp: Response<Incoming>) -> Response<Body> {
+    let small = resp.body().size_hint().exact().is_some_and(|n| n <= BUFFER_RESPONSES_UP_TO);
+    if !small {
+        return resp.map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync());
+    }
+    let (parts, body) = resp.into_parts();
+    match body.collect().await {
+        Ok(c) => Response::from_parts(parts, Full::new(c.to_bytes()).map_err(|e| match e {}).boxed_unsync()),
+        Err(_) => text(StatusCode::BAD_GATEWAY, "upstream failed mid-body\n"),
+    }
 }
 
 /// The client as a socket address for an outgoing PROXY header: its port
