@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
@@ -53,6 +53,13 @@ pub async fn run(path: PathBuf) -> Result<(), Error> {
         None => None,
     };
     let shared = Arc::new(Shared::new(snapshot, log));
+    // Signal handlers first: a SIGHUP sent as soon as we say "listening"
+    // must reload, not kill (SIGHUP's default action).
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    #[cfg(not(unix))]
+    let hup = None;
+    let shutdown = shutdown_signal();
     let (stop_tx, stop_rx) = watch::channel(false);
     let graceful = Arc::new(GracefulShutdown::new());
     let mut tasks = Vec::new();
@@ -73,9 +80,9 @@ pub async fn run(path: PathBuf) -> Result<(), Error> {
         // The admin endpoint outlives the drain so /readyz can say 503.
         tokio::spawn(crate::admin::serve(tcp, Arc::clone(&shared)));
     }
-    tokio::spawn(reloader(path, Arc::clone(&shared)));
+    tokio::spawn(reloader(path, Arc::clone(&shared), hup));
 
-    shutdown_signal().await;
+    shutdown.await;
     shared.draining.store(true, Ordering::SeqCst);
     let lifecycle = shared.snapshot.load().config.lifecycle.clone();
     event(&serde_json::json!({"event": "draining", "drain_delay_s": lifecycle.drain_delay.0.as_secs_f64()}));
@@ -93,11 +100,14 @@ pub async fn run(path: PathBuf) -> Result<(), Error> {
 }
 
 /// Reloads on SIGHUP and when the file's modification time changes.
-async fn reloader(path: PathBuf, shared: Arc<Shared>) {
+#[cfg(unix)]
+type Hangup = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangup = Option<()>;
+
+async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup) {
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen: Option<SystemTime> = mtime(&path);
-    #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
         let interval = shared.snapshot.load().config.lifecycle.watch_interval.0;
         let poll = async {
@@ -161,21 +171,24 @@ pub fn reload(path: &Path, shared: &Shared) {
     }
 }
 
-async fn shutdown_signal() {
+/// Registers SIGTERM/SIGINT handlers now; the future completes on either.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        let handlers = (signal(SignalKind::terminate()), signal(SignalKind::interrupt()));
+        async move {
+            let (Ok(mut term), Ok(mut int)) = handlers else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
         }
     }
     #[cfg(not(unix))]
-    {
+    async {
         let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = Duration::ZERO;
 }
