@@ -762,3 +762,24 @@ fn balancing_retry_and_ejection() {
     // The dead endpoint failed once and was ejected: one connect error only.
     assert_eq!(p.counter("realip_upstream_errors_total{upstream=\"app\",kind=\"connect\"}"), 1, "{}", p.metrics());
 }
+
+/// The configuration examples in docs/proxy.md are valid.
+#[test]
+fn documented_examples_pass_check() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/proxy.md")).unwrap();
+    let dir = TempDir::new("docs");
+    let blocks: Vec<&str> = doc.split("```toml\n").skip(1).filter_map(|b| b.split("```").next()).collect();
+    assert!(blocks.len() >= 2);
+    for (i, block) in blocks.iter().enumerate() {
+        // Certificates in the examples are deployment paths; check the rest.
+        let text = block.lines().filter(|l| !l.starts_with("tls = ")).collect::<Vec<_>>().join("\n");
+        let path = dir.0.join(format!("example{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_realip"))
+            .args(["proxy", "--check", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "example {i}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
