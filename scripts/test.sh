@@ -3,7 +3,8 @@
 #
 # When run as root it first installs, with apt-get, whatever the tests need
 # and the machine lacks (real peers: nginx, HAProxy, curl, wrk; iproute2 and
-# nftables for the lab; python3-venv for the uvicorn parity test).
+# nftables for the lab; python3-venv for the uvicorn parity test; openssl to
+# make test certificates).
 #
 # Environment:
 #   REALIP_REQUIRE_NETNS=1  tests that need root/network namespaces fail
@@ -13,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(nginx libnginx-mod-stream haproxy curl wrk iproute2 nftables python3-venv)
+apt_packages=(nginx libnginx-mod-stream haproxy curl wrk iproute2 nftables python3-venv openssl)
 
 install_missing() {
   local missing=()
