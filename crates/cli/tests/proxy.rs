@@ -730,7 +730,8 @@ fn websocket_upgrade_streaming_body_and_upstream_timeout() {
     assert_eq!((s, got.as_str()), (200, "1048576"));
     // An upstream slower than response_timeout: 504.
     let (s, _) = raw_http(web, b"GET /slow HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
-    assert_eq!(s, 504);
+    let line = wait_line(&p.proc.stdout, "\"path\":\"/slow\"", 10);
+    assert_eq!(s, 504, "{line}");
 }
 
 #[test]

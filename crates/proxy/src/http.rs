@@ -172,6 +172,7 @@ pub async fn handle(
         route: None,
         upstream: None,
         upstream_status: None,
+        upstream_error: None,
         request_id: request_id.clone(),
         referer: header_str(&req, "referer"),
         user_agent: header_str(&req, "user-agent"),
@@ -256,40 +257,28 @@ pub async fn handle(
             } else {
                 strip_hop_by_hop(resp.headers_mut());
             }
-            buffer_small(resp).await
+            resp
         }
         Err(UpstreamError::Timeout) => {
             shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", "timeout")]);
+            log.upstream_error = Some("no response head within response_timeout".into());
             text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
         }
         Err(UpstreamError::Failed(e)) => {
             shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", "failed")]);
+            log.upstream_error = Some(e.clone());
             if e.contains("length limit exceeded") {
                 text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
             } else {
                 text(StatusCode::BAD_GATEWAY, "upstream failed\n")
             }
         }
-        Err(UpstreamError::Connect(_)) => text(StatusCode::BAD_GATEWAY, "no upstream reachable\n"),
+        Err(UpstreamError::Connect(e)) => {
+            log.upstream_error = Some(e);
+            text(StatusCode::BAD_GATEWAY, "no upstream reachable\n")
+        }
     };
     Ok(finish(&shared, log, start, resp))
-}
-
-/// Responses up to this size are read whole before the head is sent, so
-/// head and body leave in one write (nginx `proxy_buffering`); larger or
-/// unsized bodies stream.
-pub const BUFFER_RESPONSES_UP_TO: u64 = 64 * 1024;
-
-async fn buffer_small(resp: Response<Incoming>) -> Response<Body> {
-    let small = resp.body().size_hint().exact().is_some_and(|n| n <= BUFFER_RESPONSES_UP_TO);
-    if !small {
-        return resp.map(|b| b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync());
-    }
-    let (parts, body) = resp.into_parts();
-    match body.collect().await {
-        Ok(c) => Response::from_parts(parts, Full::new(c.to_bytes()).map_err(|e| match e {}).boxed_unsync()),
-        Err(_) => text(StatusCode::BAD_GATEWAY, "upstream failed mid-body\n"),
-    }
 }
 
 /// The client as a socket address for an outgoing PROXY header: its port

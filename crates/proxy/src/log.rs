@@ -51,6 +51,8 @@ pub struct Entry {
     pub upstream: Option<String>,
     /// Upstream status, if one answered.
     pub upstream_status: Option<u16>,
+    /// Why the upstream attempt failed, if it did.
+    pub upstream_error: Option<String>,
     /// X-Request-Id (passed through from a trusted hop, else generated).
     pub request_id: String,
     /// Referer header.
@@ -99,11 +101,14 @@ impl AccessLog {
                 e.duration,
             ) + &format!(" peer={}", e.peer),
         };
+        let mut line = line;
+        line.push('\n');
+        // One write per line: `writeln!` on an unbuffered file is two.
         if let Some(f) = &self.file {
             let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ = writeln!(f, "{line}");
+            let _ = f.write_all(line.as_bytes());
         } else {
-            let _ = writeln!(std::io::stdout().lock(), "{line}");
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
         }
     }
 }

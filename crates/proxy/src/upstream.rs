@@ -8,12 +8,16 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{Request, Response};
+use http_body::Body as _;
 use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
+use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -37,7 +41,27 @@ pub struct Endpoint {
     fails: AtomicU32,
     /// Milliseconds since the pool's epoch until which it rests.
     ejected_until: AtomicU64,
+    /// Idle keep-alive connections, most recent last.
+    idle: Mutex<Vec<Idle>>,
 }
+
+/// A keep-alive upstream connection that nobody is using. Its connection
+/// future is not spawned: whoever checks it out drives it, in the request's
+/// own task, so a proxied request costs no task switch and no channel hop.
+struct Idle {
+    sender: http1::SendRequest<Body>,
+    conn: http1::Connection<TokioIo<TcpStream>, Body>,
+    since: Instant,
+}
+
+impl std::fmt::Debug for Idle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Idle")
+    }
+}
+
+/// Idle connections kept per endpoint.
+pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
 /// Why an upstream request failed.
 #[derive(Debug)]
@@ -63,6 +87,7 @@ pub struct Pool {
     pub proxy_out: ProxyProtocolOut,
     connect_timeout: Duration,
     response_timeout: Duration,
+    idle_timeout: Duration,
     max_fails: u32,
     fail_timeout: Duration,
     epoch: Instant,
@@ -122,6 +147,7 @@ impl Pool {
                     in_flight: AtomicUsize::new(0),
                     fails: AtomicU32::new(0),
                     ejected_until: AtomicU64::new(0),
+                    idle: Mutex::new(Vec::new()),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -129,6 +155,7 @@ impl Pool {
             proxy_out: cfg.proxy_protocol,
             connect_timeout,
             response_timeout: cfg.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
+            idle_timeout: cfg.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
             max_fails: cfg.max_fails.unwrap_or(3).max(1),
             fail_timeout: cfg.fail_timeout.map_or(Duration::from_secs(10), |d| d.0),
             epoch: Instant::now(),
@@ -191,28 +218,168 @@ impl Pool {
         }
     }
 
-    /// Sends `req` (origin-form URI) to endpoint `i`.
+    /// Sends `req` (origin-form URI) to endpoint `i`. Responses of known
+    /// length up to [`BUFFER_RESPONSES_UP_TO`] come back whole, so head and
+    /// body leave in one write (nginx `proxy_buffering`); others stream.
     pub async fn send(
         &self,
         i: usize,
         mut req: Request<Body>,
         pp: Option<ProxyAddrs>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
+    ) -> Result<Response<Body>, UpstreamError> {
         let Some(ep) = self.endpoints.get(i) else { return Err(UpstreamError::Connect("no endpoint".into())) };
+        // Origin-form on our own connections; the pooled client wants an
+        // absolute URI to know where to connect.
         let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        *req.uri_mut() =
-            format!("http://{}{pq}", ep.addr).parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
+        *req.uri_mut() = pq.parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
+        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
         let result = match (self.proxy_out, pp) {
-            (ProxyProtocolOut::Off, _) | (_, None) => self.send_pooled(req).await,
-            (version, Some(addrs)) => self.send_with_proxy_header(ep.addr, req, proxy_header(version, addrs)).await,
+            (ProxyProtocolOut::Off, _) | (_, None) if upgrade => match self.send_pooled(ep.addr, &pq, req).await {
+                Ok(r) => Ok(r.map(box_incoming)),
+                Err(e) => Err(e),
+            },
+            (ProxyProtocolOut::Off, _) | (_, None) => self.send_same_task(ep, req).await,
+            (version, Some(addrs)) => {
+                match self.send_with_proxy_header(ep.addr, req, proxy_header(version, addrs)).await {
+                    Ok(r) => Ok(buffer_small(r).await),
+                    Err(e) => Err(e),
+                }
+            }
         };
         ep.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.report(i, !matches!(result, Err(UpstreamError::Connect(_) | UpstreamError::Timeout)));
         result
     }
 
-    async fn send_pooled(&self, req: Request<Body>) -> Result<Response<Incoming>, UpstreamError> {
+    fn checkout(&self, ep: &Endpoint) -> Option<Idle> {
+        let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while let Some(c) = idle.pop() {
+            if c.since.elapsed() < self.idle_timeout && !c.sender.is_closed() {
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn checkin(ep: &Endpoint, c: Idle) {
+        let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_PER_ENDPOINT {
+            idle.push(c);
+        }
+    }
+
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<TcpStream>, Body>), UpstreamError> {
+        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(UpstreamError::Connect(format!("{addr}: {e}"))),
+            Err(_) => return Err(UpstreamError::Connect(format!("connect to {addr} timed out"))),
+        };
+        let _ = stream.set_nodelay(true);
+        http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| UpstreamError::Connect(e.to_string()))
+    }
+
+    /// The request on a pooled connection driven in this task. A reused
+    /// connection that turns out closed is replaced by a fresh one when the
+    /// request can be sent again (no body).
+    async fn send_same_task(&self, ep: &Endpoint, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
+        let retry = req.body().is_end_stream().then(|| {
+            let mut r = Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
+            *r.method_mut() = req.method().clone();
+            *r.uri_mut() = req.uri().clone();
+            *r.version_mut() = req.version();
+            *r.headers_mut() = req.headers().clone();
+            r
+        });
+        if let Some(idle) = self.checkout(ep) {
+            match self.exchange(ep, idle.sender, idle.conn, req).await {
+                Err(Exchange::Stale) => {}
+                Err(Exchange::Failed(e)) => return Err(e),
+                Ok(r) => return Ok(r),
+            }
+            let Some(req) = retry else { return Err(UpstreamError::Failed("pooled connection closed".into())) };
+            let (sender, conn) = self.connect(ep.addr).await?;
+            return self.exchange(ep, sender, conn, req).await.map_err(Exchange::into_error);
+        }
+        let (sender, conn) = self.connect(ep.addr).await?;
+        self.exchange(ep, sender, conn, req).await.map_err(Exchange::into_error)
+    }
+
+    async fn exchange(
+        &self,
+        ep: &Endpoint,
+        mut sender: http1::SendRequest<Body>,
+        mut conn: http1::Connection<TokioIo<TcpStream>, Body>,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, Exchange> {
+        enum Got {
+            Streaming(Response<Incoming>),
+            Whole(http::response::Parts, Bytes),
+        }
+        let outcome = {
+            let work = async {
+                let resp = sender.send_request(req).await.map_err(|e| (true, e))?;
+                if !is_small(&resp) {
+                    return Ok(Got::Streaming(resp));
+                }
+                let (parts, body) = resp.into_parts();
+                let bytes = body.collect().await.map_err(|e| (false, e))?.to_bytes();
+                Ok(Got::Whole(parts, bytes))
+            };
+            let mut work = std::pin::pin!(work);
+            tokio::time::timeout(self.response_timeout, async {
+                let r = tokio::select! {
+                    biased;
+                    r = &mut work => r,
+                    // The connection ended; a response it read first is still
+                    // waiting in `work` (servers that close after answering).
+                    _ = &mut conn => work.await,
+                };
+                r.map_err(|(before_response, e)| {
+                    if before_response {
+                        Exchange::Stale
+                    } else {
+                        Exchange::Failed(UpstreamError::Failed(error_chain(&e)))
+                    }
+                })
+            })
+            .await
+        };
+        match outcome {
+            Err(_) => Err(Exchange::Failed(UpstreamError::Timeout)),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(Got::Streaming(resp))) => {
+                // The body streams: the connection must keep being driven.
+                tokio::spawn(conn);
+                Ok(resp.map(box_incoming))
+            }
+            Ok(Ok(Got::Whole(parts, bytes))) => {
+                // Let the connection settle, then keep it for the next request.
+                let ready = tokio::time::timeout(Duration::from_millis(200), async {
+                    tokio::select! {
+                        biased;
+                        r = sender.ready() => r.is_ok(),
+                        _ = &mut conn => false,
+                    }
+                });
+                if ready.await.unwrap_or(false) {
+                    Self::checkin(ep, Idle { sender, conn, since: Instant::now() });
+                }
+                Ok(Response::from_parts(parts, Full::new(bytes).map_err(|e| match e {}).boxed_unsync()))
+            }
+        }
+    }
+
+    async fn send_pooled(
+        &self,
+        addr: SocketAddr,
+        pq: &str,
+        mut req: Request<Body>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        *req.uri_mut() = format!("http://{addr}{pq}").parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
         match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamError::Timeout),
             Ok(Ok(r)) => Ok(r),
@@ -251,6 +418,55 @@ impl Pool {
     }
 }
 
+/// How a request on one connection ended, when it did not succeed.
+enum Exchange {
+    /// The connection was closed before a response (a stale pooled one).
+    Stale,
+    /// Anything else.
+    Failed(UpstreamError),
+}
+
+impl Exchange {
+    fn into_error(self) -> UpstreamError {
+        match self {
+            Exchange::Stale => UpstreamError::Failed("upstream closed the connection before answering".into()),
+            Exchange::Failed(e) => e,
+        }
+    }
+}
+
+/// Responses up to this size are read whole before the head is sent.
+pub const BUFFER_RESPONSES_UP_TO: u64 = 64 * 1024;
+
+/// A response of known length up to [`BUFFER_RESPONSES_UP_TO`].
+fn is_small(resp: &Response<Incoming>) -> bool {
+    resp.body().size_hint().exact().is_some_and(|n| n <= BUFFER_RESPONSES_UP_TO)
+}
+
+fn box_incoming(b: Incoming) -> Body {
+    b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
+}
+
+/// Reads a small response whole (see [`BUFFER_RESPONSES_UP_TO`]).
+async fn buffer_small(resp: Response<Incoming>) -> Response<Body> {
+    if !is_small(&resp) {
+        return resp.map(box_incoming);
+    }
+    let (parts, body) = resp.into_parts();
+    match body.collect().await {
+        Ok(c) => Response::from_parts(parts, Full::new(c.to_bytes()).map_err(|e| match e {}).boxed_unsync()),
+        Err(e) => {
+            let mut r = Response::new(
+                Full::new(Bytes::from(format!("upstream failed mid-body: {e}\n")))
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+            );
+            *r.status_mut() = http::StatusCode::BAD_GATEWAY;
+            r
+        }
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -275,6 +491,7 @@ mod tests {
                 in_flight: AtomicUsize::new(0),
                 fails: AtomicU32::new(0),
                 ejected_until: AtomicU64::new(0),
+                idle: Mutex::new(Vec::new()),
             })
             .collect();
         p
