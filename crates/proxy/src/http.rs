@@ -24,7 +24,7 @@ use realip_core::{Proxied, Resolution, Source, Warnings};
 use realip_tower::ProxyInfo;
 
 use crate::forward::{self, Hop};
-use crate::log::{now_rfc3339, AccessLog, Entry};
+use crate::log::{AccessLog, Entry};
 use crate::metrics::Metrics;
 use crate::policy::Decision;
 use crate::snapshot::Snapshot;
@@ -150,22 +150,17 @@ pub async fn handle(
         .filter(|v| !v.is_empty() && v.len() <= 200)
         .map_or_else(|| shared.request_id(), str::to_owned);
     let mut log = Entry {
-        time: now_rfc3339(),
-        listener: conn.listener.to_string(),
-        peer: conn.peer.to_string(),
-        client_ip: resolution.ip.to_string(),
+        time: std::time::SystemTime::now(),
+        listener: Arc::clone(&conn.listener),
+        peer: conn.peer,
+        client_ip: resolution.ip,
         client_ip_source: resolution.source.as_str(),
         client_ip_hop: resolution.hop,
-        proxy_src: conn.proxy.as_deref().and_then(|p| p.src.clone()),
-        proxy_tlvs: conn
-            .proxy
-            .as_deref()
-            .map(|p| p.tlvs.iter().map(|t| format!("{}={}", t.kind, t.hex)).collect())
-            .unwrap_or_default(),
-        method: req.method().to_string(),
+        proxy: conn.proxy.clone(),
+        method: req.method().clone(),
         host: host.clone(),
         path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
-        protocol: format!("{:?}", req.version()),
+        version: req.version(),
         status: 0,
         bytes: 0,
         duration: 0.0,
@@ -174,14 +169,14 @@ pub async fn handle(
         upstream_status: None,
         upstream_error: None,
         request_id: request_id.clone(),
-        referer: header_str(&req, "referer"),
-        user_agent: header_str(&req, "user-agent"),
+        referer: req.headers().get("referer").cloned(),
+        user_agent: req.headers().get("user-agent").cloned(),
     };
 
     let Some(route) = snap.routes.find(&host, req.uri().path()) else {
         return Ok(finish(&shared, log, start, text(StatusCode::NOT_FOUND, "no route for this host and path\n")));
     };
-    log.route = Some(route.name.clone());
+    log.route = Some(Arc::clone(&route.name));
     match route.policy.check(resolution.ip, Instant::now()) {
         Decision::Allow => {}
         Decision::Deny => {
@@ -237,7 +232,7 @@ pub async fn handle(
         let b = body.take().unwrap_or_else(|| http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
         let mut up = Request::from_parts(parts.clone(), b);
         *up.extensions_mut() = http::Extensions::new();
-        log.upstream = pool.endpoints.get(i).map(|e| e.addr.to_string());
+        log.upstream = pool.endpoints.get(i).map(|e| e.addr);
         outcome = pool.send(i, up, Some(pp)).await;
         match &outcome {
             Err(UpstreamError::Connect(_)) => {
@@ -292,10 +287,6 @@ fn client_socket(conn: &ConnCtx, client: IpAddr) -> SocketAddr {
     }
 }
 
-fn header_str(req: &Request<Incoming>, name: &str) -> String {
-    req.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned()
-}
-
 fn strip_hop_by_hop(h: &mut http::HeaderMap) {
     let named: Vec<http::HeaderName> = h
         .get_all(CONNECTION)
@@ -323,10 +314,12 @@ async fn splice(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpg
 /// when the body ends (or is dropped), with the bytes actually sent.
 fn finish(shared: &Arc<Shared>, mut log: Entry, start: Instant, resp: Response<Body>) -> Response<Body> {
     log.status = resp.status().as_u16();
-    let route = log.route.clone().unwrap_or_else(|| "-".into());
-    let status = log.status.to_string();
-    shared.metrics.inc("realip_requests_total", &[("listener", &log.listener), ("route", &route), ("status", &status)]);
-    shared.metrics.observe(&route, start.elapsed());
+    let route = log.route.as_deref().unwrap_or("-");
+    let status = resp.status();
+    shared
+        .metrics
+        .inc("realip_requests_total", &[("listener", &log.listener), ("route", route), ("status", status.as_str())]);
+    shared.metrics.observe(route, start.elapsed());
     resp.map(|b| LoggedBody { inner: b, bytes: 0, pending: Some((Arc::clone(shared), log, start)) }.boxed_unsync())
 }
 

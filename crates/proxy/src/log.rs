@@ -3,42 +3,45 @@
 //! client IP and where it came from: the seed guide's `remote_addr`, and
 //! why we believe it.
 
+use std::cell::RefCell;
+use std::fmt::Write as _;
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
-use std::sync::Mutex;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde::Serialize;
+use http::{HeaderValue, Method, Version};
+use realip_tower::ProxyInfo;
 
 use crate::config::{LogConfig, LogFormat};
 
-/// One request, as logged.
-#[derive(Clone, Debug, Serialize)]
+/// One request, as logged. Fields stay typed until the line is written,
+/// into a reused per-thread buffer: logging costs no allocation.
+#[derive(Clone, Debug)]
 pub struct Entry {
-    /// RFC 3339 UTC time the request started.
-    pub time: String,
+    /// When the request head arrived.
+    pub time: SystemTime,
     /// Listener name.
-    pub listener: String,
-    /// TCP peer `ip:port` (the `remote_addr` of nginx).
-    pub peer: String,
+    pub listener: Arc<str>,
+    /// TCP peer (the `remote_addr` of nginx).
+    pub peer: SocketAddr,
     /// Resolved client IP.
-    pub client_ip: String,
+    pub client_ip: IpAddr,
     /// Where it came from.
     pub client_ip_source: &'static str,
     /// Hops left of the effective peer.
     pub client_ip_hop: u16,
-    /// PROXY header source, if one was accepted.
-    pub proxy_src: Option<String>,
-    /// PROXY v2 TLVs as `type=hex`.
-    pub proxy_tlvs: Vec<String>,
+    /// The accepted PROXY header (source and TLVs are logged).
+    pub proxy: Option<Arc<ProxyInfo>>,
     /// Request method.
-    pub method: String,
+    pub method: Method,
     /// Host header or :authority.
     pub host: String,
     /// Path and query.
     pub path: String,
-    /// `HTTP/1.1`, `HTTP/2.0`.
-    pub protocol: String,
+    /// HTTP version.
+    pub version: Version,
     /// Response status.
     pub status: u16,
     /// Response body bytes sent.
@@ -46,9 +49,9 @@ pub struct Entry {
     /// Seconds from request head to the end of the response body.
     pub duration: f64,
     /// Route name, if one matched.
-    pub route: Option<String>,
+    pub route: Option<Arc<str>>,
     /// Upstream endpoint, if one was tried.
-    pub upstream: Option<String>,
+    pub upstream: Option<SocketAddr>,
     /// Upstream status, if one answered.
     pub upstream_status: Option<u16>,
     /// Why the upstream attempt failed, if it did.
@@ -56,9 +59,9 @@ pub struct Entry {
     /// X-Request-Id (passed through from a trusted hop, else generated).
     pub request_id: String,
     /// Referer header.
-    pub referer: String,
+    pub referer: Option<HeaderValue>,
     /// User-Agent header.
-    pub user_agent: String,
+    pub user_agent: Option<HeaderValue>,
 }
 
 /// Where lines go.
@@ -66,6 +69,115 @@ pub struct Entry {
 pub struct AccessLog {
     format: LogFormat,
     file: Option<Mutex<File>>,
+}
+
+thread_local! {
+    static LINE: RefCell<String> = RefCell::new(String::with_capacity(1024));
+}
+
+/// Appends `s` as a JSON string (quotes included).
+fn json_str(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+fn json_opt<T: std::fmt::Display>(out: &mut String, v: Option<T>) {
+    match v {
+        Some(v) => {
+            let _ = write!(out, "\"{v}\"");
+        }
+        None => out.push_str("null"),
+    }
+}
+
+fn header_text(v: Option<&HeaderValue>) -> std::borrow::Cow<'_, str> {
+    v.map_or(std::borrow::Cow::Borrowed("-"), |v| String::from_utf8_lossy(v.as_bytes()))
+}
+
+impl Entry {
+    fn json(&self, out: &mut String) {
+        out.push_str("{\"time\":\"");
+        write_rfc3339(out, self.time);
+        out.push_str("\",\"listener\":");
+        json_str(out, &self.listener);
+        let _ = write!(
+            out,
+            ",\"peer\":\"{}\",\"client_ip\":\"{}\",\"client_ip_source\":\"{}\",\"client_ip_hop\":{},\"proxy_src\":",
+            self.peer, self.client_ip, self.client_ip_source, self.client_ip_hop
+        );
+        match self.proxy.as_deref().and_then(|p| p.src.as_deref()) {
+            Some(src) => json_str(out, src),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"proxy_tlvs\":[");
+        for (i, t) in self.proxy.iter().flat_map(|p| p.tlvs.iter()).enumerate() {
+            let _ = write!(out, "{}\"{}={}\"", if i > 0 { "," } else { "" }, t.kind, t.hex);
+        }
+        let _ = write!(out, "],\"method\":\"{}\",\"host\":", self.method);
+        json_str(out, &self.host);
+        out.push_str(",\"path\":");
+        json_str(out, &self.path);
+        let _ = write!(
+            out,
+            ",\"protocol\":\"{:?}\",\"status\":{},\"bytes\":{},\"duration\":{:.6},\"route\":",
+            self.version, self.status, self.bytes, self.duration
+        );
+        json_opt(out, self.route.as_deref());
+        out.push_str(",\"upstream\":");
+        json_opt(out, self.upstream);
+        out.push_str(",\"upstream_status\":");
+        match self.upstream_status {
+            Some(s) => {
+                let _ = write!(out, "{s}");
+            }
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"upstream_error\":");
+        match &self.upstream_error {
+            Some(e) => json_str(out, e),
+            None => out.push_str("null"),
+        }
+        out.push_str(",\"request_id\":");
+        json_str(out, &self.request_id);
+        out.push_str(",\"referer\":");
+        json_str(out, &header_text(self.referer.as_ref()));
+        out.push_str(",\"user_agent\":");
+        json_str(out, &header_text(self.user_agent.as_ref()));
+        out.push('}');
+    }
+
+    fn combined(&self, out: &mut String) {
+        let _ = write!(out, "{} - - [", self.client_ip);
+        write_rfc3339(out, self.time);
+        let _ = write!(
+            out,
+            "] \"{} {} {:?}\" {} {} \"{}\" \"{}\" client_ip={} source={} hop={} request_id={} upstream={} rt={:.3} peer={}",
+            self.method,
+            self.path.escape_debug(),
+            self.version,
+            self.status,
+            self.bytes,
+            header_text(self.referer.as_ref()).escape_debug(),
+            header_text(self.user_agent.as_ref()).escape_debug(),
+            self.client_ip,
+            self.client_ip_source,
+            self.client_ip_hop,
+            self.request_id,
+            self.upstream.map_or_else(|| "-".to_owned(), |u| u.to_string()),
+            self.duration,
+            self.peer,
+        );
+    }
 }
 
 impl AccessLog {
@@ -78,44 +190,28 @@ impl AccessLog {
         Ok(AccessLog { format: cfg.format, file })
     }
 
-    /// Writes one entry.
+    /// Writes one entry, in one `write` call.
     pub fn write(&self, e: &Entry) {
-        let line = match self.format {
-            LogFormat::Json => serde_json::to_string(e).unwrap_or_default(),
-            LogFormat::Combined => format!(
-                "{} - - [{}] \"{} {} {}\" {} {} \"{}\" \"{}\" client_ip={} source={} hop={} request_id={} upstream={} rt={:.3}",
-                e.client_ip,
-                e.time,
-                e.method,
-                e.path.escape_debug(),
-                e.protocol,
-                e.status,
-                e.bytes,
-                e.referer.escape_debug(),
-                e.user_agent.escape_debug(),
-                e.client_ip,
-                e.client_ip_source,
-                e.client_ip_hop,
-                e.request_id,
-                e.upstream.as_deref().unwrap_or("-"),
-                e.duration,
-            ) + &format!(" peer={}", e.peer),
-        };
-        let mut line = line;
-        line.push('\n');
-        // One write per line: `writeln!` on an unbuffered file is two.
-        if let Some(f) = &self.file {
-            let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            let _ = f.write_all(line.as_bytes());
-        } else {
-            let _ = std::io::stdout().lock().write_all(line.as_bytes());
-        }
+        LINE.with_borrow_mut(|line| {
+            line.clear();
+            match self.format {
+                LogFormat::Json => e.json(line),
+                LogFormat::Combined => e.combined(line),
+            }
+            line.push('\n');
+            if let Some(f) = &self.file {
+                let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let _ = f.write_all(line.as_bytes());
+            } else {
+                let _ = std::io::stdout().lock().write_all(line.as_bytes());
+            }
+        });
     }
 }
 
-/// Current UTC time as RFC 3339 with milliseconds, without a date crate.
-pub fn now_rfc3339() -> String {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+/// Appends `t` as RFC 3339 UTC with milliseconds, without a date crate.
+pub fn write_rfc3339(out: &mut String, t: SystemTime) {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -128,21 +224,60 @@ pub fn now_rfc3339() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
+    let _ = write!(
+        out,
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
         rem / 3600,
         rem % 3600 / 60,
         rem % 60,
         d.subsec_millis()
-    )
+    );
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn time_format() {
-        let t = super::now_rfc3339();
+        let mut t = String::new();
+        super::write_rfc3339(&mut t, std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_764_084_000_123));
+        assert_eq!(t, "2025-11-25T15:20:00.123Z");
         assert_eq!(t.len(), 24, "{t}");
         assert!(t.starts_with("20") && t.ends_with('Z') && &t[10..11] == "T", "{t}");
+    }
+
+    #[test]
+    fn json_lines_are_valid_json_whatever_the_request_says() {
+        let e = super::Entry {
+            time: std::time::SystemTime::now(),
+            listener: "web".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            client_ip: "2001:db8::1".parse().unwrap(),
+            client_ip_source: "xff",
+            client_ip_hop: 1,
+            proxy: None,
+            method: http::Method::GET,
+            host: "a\"b\\c\u{1}".into(),
+            path: "/x?q=\"\n".into(),
+            version: http::Version::HTTP_11,
+            status: 200,
+            bytes: 5,
+            duration: 0.25,
+            route: Some("route0".into()),
+            upstream: Some("10.0.0.1:80".parse().unwrap()),
+            upstream_status: Some(200),
+            upstream_error: None,
+            request_id: "id".into(),
+            referer: None,
+            user_agent: Some(http::HeaderValue::from_bytes(b"curl \xff").unwrap()),
+        };
+        let mut line = String::new();
+        e.json(&mut line);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!((v["host"].as_str(), v["path"].as_str()), (Some("a\"b\\c\u{1}"), Some("/x?q=\"\n")));
+        assert_eq!(
+            (v["client_ip"].as_str(), v["status"].as_u64(), v["upstream"].as_str()),
+            (Some("2001:db8::1"), Some(200), Some("10.0.0.1:80"))
+        );
+        assert_eq!(v["user_agent"], "curl \u{fffd}");
     }
 }

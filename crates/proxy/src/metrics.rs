@@ -4,7 +4,8 @@
 //! or fixed vocabularies (status, source, reason), never from requests,
 //! so cardinality is bounded.
 
-use std::collections::BTreeMap;
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Mutex;
@@ -13,8 +14,6 @@ use std::time::Duration;
 /// Histogram bucket bounds, seconds.
 const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
 
-type Labels = Vec<(&'static str, String)>;
-
 #[derive(Debug, Default)]
 struct Histogram {
     counts: [u64; BUCKETS.len()],
@@ -22,13 +21,19 @@ struct Histogram {
     sum: f64,
 }
 
-/// All metrics of one proxy process (kept across reloads).
+/// All metrics of one proxy process (kept across reloads). Counters are
+/// keyed by their series text (`name{label="value",...}`), built in a
+/// reused per-thread buffer, so counting allocates only for a new series.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    counters: Mutex<BTreeMap<(&'static str, Labels), u64>>,
-    latency: Mutex<BTreeMap<Labels, Histogram>>,
+    counters: Mutex<HashMap<String, u64>>,
+    latency: Mutex<HashMap<String, Histogram>>,
     /// Open downstream connections.
     pub active_connections: AtomicI64,
+}
+
+thread_local! {
+    static KEY: RefCell<String> = RefCell::new(String::with_capacity(128));
 }
 
 const HELP: &[(&str, &str, &str)] = &[
@@ -43,35 +48,63 @@ const HELP: &[(&str, &str, &str)] = &[
     ("realip_rejected_total", "counter", "Requests or connections refused by a limit, by reason."),
 ];
 
+fn series(out: &mut String, name: &str, labels: &[(&str, &str)]) {
+    out.clear();
+    out.push_str(name);
+    if !labels.is_empty() {
+        out.push('{');
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""));
+        }
+        out.push('}');
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 impl Metrics {
     /// Adds 1 to counter `name` with `labels`.
     pub fn inc(&self, name: &'static str, labels: &[(&'static str, &str)]) {
-        let key = (name, labels.iter().map(|(k, v)| (*k, (*v).to_owned())).collect());
-        let mut m = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        *m.entry(key).or_insert(0) += 1;
+        KEY.with_borrow_mut(|key| {
+            series(key, name, labels);
+            let mut m = lock(&self.counters);
+            match m.get_mut(key.as_str()) {
+                Some(v) => *v += 1,
+                None => {
+                    m.insert(key.clone(), 1);
+                }
+            }
+        });
     }
 
     /// Records a request duration for `route`.
     pub fn observe(&self, route: &str, d: Duration) {
         let secs = d.as_secs_f64();
-        let mut m = self.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let h = m.entry(vec![("route", route.to_owned())]).or_default();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if secs <= *b {
-                if let Some(c) = h.counts.get_mut(i) {
-                    *c += 1;
-                }
+        let mut m = lock(&self.latency);
+        if !m.contains_key(route) {
+            m.insert(route.to_owned(), Histogram::default());
+        }
+        let Some(h) = m.get_mut(route) else { return };
+        for (c, b) in h.counts.iter_mut().zip(BUCKETS) {
+            if secs <= b {
+                *c += 1;
             }
         }
         h.count += 1;
         h.sum += secs;
     }
 
-    /// The value of a counter (for tests and the lab).
+    /// The sum of a counter's series that carry all of `labels`.
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
-        let m = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let m = lock(&self.counters);
         m.iter()
-            .filter(|((n, l), _)| *n == name && labels.iter().all(|(k, v)| l.iter().any(|(lk, lv)| lk == k && lv == v)))
+            .filter(|(k, _)| k.split('{').next() == Some(name))
+            .filter(|(k, _)| labels.iter().all(|(l, v)| k.contains(&format!("{l}=\"{v}\""))))
             .map(|(_, v)| *v)
             .sum()
     }
@@ -79,50 +112,34 @@ impl Metrics {
     /// Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters = self.counters.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut counters: Vec<(String, u64)> = lock(&self.counters).iter().map(|(k, v)| (k.clone(), *v)).collect();
+        counters.sort();
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-            for ((n, labels), v) in counters.iter() {
-                if n == name {
-                    let _ = writeln!(out, "{name}{} {v}", fmt_labels(labels, None));
-                }
+            for (k, v) in counters.iter().filter(|(k, _)| k.split('{').next() == Some(name)) {
+                let _ = writeln!(out, "{k} {v}");
             }
         }
-        drop(counters);
         let _ = writeln!(
             out,
             "# HELP realip_connections_active Open downstream connections.\n# TYPE realip_connections_active gauge\nrealip_connections_active {}",
             self.active_connections.load(Ordering::Relaxed)
         );
         let _ = writeln!(out, "# HELP realip_request_duration_seconds Request latency to the response head, by route.\n# TYPE realip_request_duration_seconds histogram");
-        let lat = self.latency.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        for (labels, h) in lat.iter() {
+        let lat = lock(&self.latency);
+        let mut routes: Vec<&String> = lat.keys().collect();
+        routes.sort();
+        for route in routes {
+            let Some(h) = lat.get(route) else { continue };
+            let r = route.replace('\\', "\\\\").replace('"', "\\\"");
             for (b, c) in BUCKETS.iter().zip(h.counts) {
-                let _ = writeln!(
-                    out,
-                    "realip_request_duration_seconds_bucket{} {c}",
-                    fmt_labels(labels, Some(&b.to_string()))
-                );
+                let _ = writeln!(out, "realip_request_duration_seconds_bucket{{route=\"{r}\",le=\"{b}\"}} {c}");
             }
-            let _ =
-                writeln!(out, "realip_request_duration_seconds_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
-            let _ = writeln!(out, "realip_request_duration_seconds_sum{} {}", fmt_labels(labels, None), h.sum);
-            let _ = writeln!(out, "realip_request_duration_seconds_count{} {}", fmt_labels(labels, None), h.count);
+            let _ = writeln!(out, "realip_request_duration_seconds_bucket{{route=\"{r}\",le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "realip_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
+            let _ = writeln!(out, "realip_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
         }
         out
-    }
-}
-
-fn fmt_labels(labels: &Labels, le: Option<&str>) -> String {
-    let mut parts: Vec<String> =
-        labels.iter().map(|(k, v)| format!("{k}=\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))).collect();
-    if let Some(le) = le {
-        parts.push(format!("le=\"{le}\""));
-    }
-    if parts.is_empty() {
-        String::new()
-    } else {
-        format!("{{{}}}", parts.join(","))
     }
 }
 

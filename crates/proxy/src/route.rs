@@ -46,8 +46,8 @@ impl HostMatch {
 /// One compiled route.
 #[derive(Debug)]
 pub struct Route {
-    /// `route[i]`, or the configured host+prefix, for logs and metrics.
-    pub name: String,
+    /// `routeN` (N = its index in the file), for logs and metrics.
+    pub name: std::sync::Arc<str>,
     /// Host match.
     pub host: HostMatch,
     /// Path prefix.
@@ -118,7 +118,7 @@ mod tests {
             ("[2001:db8::1]:80", "/", "any"),
         ];
         for (host, path, want) in table {
-            assert_eq!(routes.find(host, path).map(|r| r.name.as_str()), Some(want), "{host}{path}");
+            assert_eq!(routes.find(host, path).map(|r| &*r.name), Some(want), "{host}{path}");
         }
         let only = Routes(vec![route("exact", Some("app.example.com"), "/api")]);
         assert!(only.find("app.example.com", "/").is_none());

@@ -78,7 +78,7 @@ impl Snapshot {
                 },
             };
             routes.push(Route {
-                name: format!("route{i}"),
+                name: format!("route{i}").into(),
                 host: HostMatch::new(r.host.as_deref()),
                 prefix: r.path_prefix.clone(),
                 upstream: Arc::clone(upstream),
