@@ -68,13 +68,9 @@ fn joined(h: &HeaderMap, name: &str) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(", "))
 }
 
-/// Rewrites `h` in place for the upstream.
-pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
-    // Capture the incoming chains before anything is removed.
-    let xff_in = if hop.hop_trusted { joined(h, "x-forwarded-for") } else { None };
-    let fwd_in = if hop.hop_trusted { joined(h, "forwarded") } else { None };
-
-    // 1. Hop-by-hop: whatever Connection names, then the fixed set.
+/// Removes the headers `Connection` names, then the hop-by-hop set; used
+/// on requests (before ours are added) and on responses.
+pub fn remove_hop_by_hop(h: &mut HeaderMap) {
     let named: Vec<HeaderName> = h
         .get_all(CONNECTION)
         .iter()
@@ -82,13 +78,23 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
         .flat_map(|v| v.split(','))
         .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
         .collect();
-    let upgrade_to = if hop.upgrade { h.get(UPGRADE).cloned() } else { None };
     for n in named {
         h.remove(n);
     }
     for n in HOP_BY_HOP {
         h.remove(n);
     }
+}
+
+/// Rewrites `h` in place for the upstream.
+pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
+    // Capture the incoming chains before anything is removed.
+    let xff_in = if hop.hop_trusted { joined(h, "x-forwarded-for") } else { None };
+    let fwd_in = if hop.hop_trusted { joined(h, "forwarded") } else { None };
+
+    // 1. Hop-by-hop: whatever Connection names, then the fixed set.
+    let upgrade_to = if hop.upgrade { h.get(UPGRADE).cloned() } else { None };
+    remove_hop_by_hop(h);
     if let Some(u) = upgrade_to {
         h.insert(UPGRADE, u);
         h.insert(CONNECTION, HeaderValue::from_static("upgrade"));

@@ -250,7 +250,7 @@ pub async fn handle(
                     tokio::spawn(splice(client_side, server_side));
                 }
             } else {
-                strip_hop_by_hop(resp.headers_mut());
+                forward::remove_hop_by_hop(resp.headers_mut());
             }
             resp
         }
@@ -284,22 +284,6 @@ fn client_socket(conn: &ConnCtx, client: IpAddr) -> SocketAddr {
         hop
     } else {
         SocketAddr::new(client, 0)
-    }
-}
-
-fn strip_hop_by_hop(h: &mut http::HeaderMap) {
-    let named: Vec<http::HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| http::HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "trailer"] {
-        h.remove(n);
     }
 }
 

@@ -2,9 +2,12 @@
 //! passive ejection of failing endpoints, pooled keep-alive connections,
 //! and PROXY v1/v2 towards the backend when asked.
 //!
-//! A PROXY header names one client, so a connection that carries one is
-//! never shared: with `proxy_protocol = "v1"|"v2"` every request gets its
-//! own upstream connection. Without it, connections are pooled.
+//! Connections are kept per endpoint and driven by the request that uses
+//! them, in its own task (no task switch or channel hop per request); one
+//! is spawned only while a large body streams or after an upgrade, and
+//! then not reused. A PROXY header names one client, so a connection that
+//! carries one is never kept: with `proxy_protocol = "v1"|"v2"` every
+//! request gets its own upstream connection.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -18,9 +21,7 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use realip_core::proxy_protocol::{encode_v1, V2Builder};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
@@ -91,7 +92,6 @@ pub struct Pool {
     max_fails: u32,
     fail_timeout: Duration,
     epoch: Instant,
-    client: Client<HttpConnector, Body>,
 }
 
 /// Addresses for an outgoing PROXY header.
@@ -129,13 +129,6 @@ impl Pool {
     /// Builds a pool from validated config.
     pub fn new(cfg: &UpstreamConfig) -> Pool {
         let connect_timeout = cfg.connect_timeout.map_or(Duration::from_secs(2), |d| d.0);
-        let mut http = HttpConnector::new();
-        http.set_connect_timeout(Some(connect_timeout));
-        http.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(cfg.idle_timeout.map_or(Duration::from_secs(90), |d| d.0))
-            .pool_timer(TokioTimer::new())
-            .build(http);
         Pool {
             name: cfg.name.clone(),
             endpoints: cfg
@@ -159,7 +152,6 @@ impl Pool {
             max_fails: cfg.max_fails.unwrap_or(3).max(1),
             fail_timeout: cfg.fail_timeout.map_or(Duration::from_secs(10), |d| d.0),
             epoch: Instant::now(),
-            client,
         }
     }
 
@@ -228,23 +220,27 @@ impl Pool {
         pp: Option<ProxyAddrs>,
     ) -> Result<Response<Body>, UpstreamError> {
         let Some(ep) = self.endpoints.get(i) else { return Err(UpstreamError::Connect("no endpoint".into())) };
-        // Origin-form on our own connections; the pooled client wants an
-        // absolute URI to know where to connect.
+        // Origin-form: we hold the connection, the Host header names the site.
         let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
         *req.uri_mut() = pq.parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
-        let upgrade = req.headers().contains_key(http::header::UPGRADE);
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
-        let result = match (self.proxy_out, pp) {
-            (ProxyProtocolOut::Off, _) | (_, None) if upgrade => match self.send_pooled(ep.addr, &pq, req).await {
-                Ok(r) => Ok(r.map(box_incoming)),
+        let preface = match (self.proxy_out, pp) {
+            (ProxyProtocolOut::Off, _) | (_, None) => Vec::new(),
+            (version, Some(addrs)) => proxy_header(version, addrs),
+        };
+        let result = if req.headers().contains_key(http::header::UPGRADE) {
+            // An upgraded connection becomes the tunnel: always a fresh one.
+            match self.connect(ep.addr, &preface).await {
+                Ok((sender, conn)) => self.exchange_upgrade(sender, conn, req).await,
                 Err(e) => Err(e),
-            },
-            (ProxyProtocolOut::Off, _) | (_, None) => self.send_same_task(ep, req).await,
-            (version, Some(addrs)) => {
-                match self.send_with_proxy_header(ep.addr, req, proxy_header(version, addrs)).await {
-                    Ok(r) => Ok(buffer_small(r).await),
-                    Err(e) => Err(e),
-                }
+            }
+        } else if preface.is_empty() {
+            self.send_same_task(ep, req).await
+        } else {
+            // A PROXY header names one client: a fresh connection, never kept.
+            match self.connect(ep.addr, &preface).await {
+                Ok((sender, conn)) => self.exchange(ep, sender, conn, req, false).await.map_err(Exchange::into_error),
+                Err(e) => Err(e),
             }
         };
         ep.in_flight.fetch_sub(1, Ordering::Relaxed);
@@ -269,17 +265,57 @@ impl Pool {
         }
     }
 
+    /// A new connection to `addr`, with `preface` (a PROXY header, or
+    /// nothing) written before HTTP starts.
     async fn connect(
         &self,
         addr: SocketAddr,
+        preface: &[u8],
     ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<TcpStream>, Body>), UpstreamError> {
-        let stream = match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
+        let connect = async {
+            let mut s = TcpStream::connect(addr).await?;
+            s.set_nodelay(true)?;
+            if !preface.is_empty() {
+                s.write_all(preface).await?;
+            }
+            Ok::<_, std::io::Error>(s)
+        };
+        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(UpstreamError::Connect(format!("{addr}: {e}"))),
             Err(_) => return Err(UpstreamError::Connect(format!("connect to {addr} timed out"))),
         };
-        let _ = stream.set_nodelay(true);
         http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| UpstreamError::Connect(e.to_string()))
+    }
+
+    /// An upgrade request (WebSocket): the connection is driven with
+    /// upgrades enabled from the start, then spawned to carry the tunnel.
+    async fn exchange_upgrade(
+        &self,
+        mut sender: http1::SendRequest<Body>,
+        conn: http1::Connection<TokioIo<TcpStream>, Body>,
+        req: Request<Body>,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let mut conn = conn.with_upgrades();
+        let (resp, conn_done) = {
+            let mut send = std::pin::pin!(sender.send_request(req));
+            tokio::time::timeout(self.response_timeout, async {
+                tokio::select! {
+                    biased;
+                    r = &mut send => (r, false),
+                    // After a 101 the connection future completes (the
+                    // socket went to the upgrade); the response is waiting.
+                    _ = &mut conn => (send.await, true),
+                }
+            })
+            .await
+            .map_err(|_| UpstreamError::Timeout)?
+        };
+        let resp = resp.map_err(|e| UpstreamError::Failed(error_chain(&e)))?;
+        if !conn_done {
+            tokio::spawn(conn);
+        }
+        Ok(resp.map(box_incoming))
     }
 
     /// The request on a pooled connection driven in this task. A reused
@@ -295,17 +331,17 @@ impl Pool {
             r
         });
         if let Some(idle) = self.checkout(ep) {
-            match self.exchange(ep, idle.sender, idle.conn, req).await {
+            match self.exchange(ep, idle.sender, idle.conn, req, true).await {
                 Err(Exchange::Stale) => {}
                 Err(Exchange::Failed(e)) => return Err(e),
                 Ok(r) => return Ok(r),
             }
             let Some(req) = retry else { return Err(UpstreamError::Failed("pooled connection closed".into())) };
-            let (sender, conn) = self.connect(ep.addr).await?;
-            return self.exchange(ep, sender, conn, req).await.map_err(Exchange::into_error);
+            let (sender, conn) = self.connect(ep.addr, &[]).await?;
+            return self.exchange(ep, sender, conn, req, true).await.map_err(Exchange::into_error);
         }
-        let (sender, conn) = self.connect(ep.addr).await?;
-        self.exchange(ep, sender, conn, req).await.map_err(Exchange::into_error)
+        let (sender, conn) = self.connect(ep.addr, &[]).await?;
+        self.exchange(ep, sender, conn, req, true).await.map_err(Exchange::into_error)
     }
 
     async fn exchange(
@@ -314,6 +350,7 @@ impl Pool {
         mut sender: http1::SendRequest<Body>,
         mut conn: http1::Connection<TokioIo<TcpStream>, Body>,
         req: Request<Body>,
+        keep: bool,
     ) -> Result<Response<Body>, Exchange> {
         enum Got {
             Streaming(Response<Incoming>),
@@ -352,7 +389,8 @@ impl Pool {
             Err(_) => Err(Exchange::Failed(UpstreamError::Timeout)),
             Ok(Err(e)) => Err(e),
             Ok(Ok(Got::Streaming(resp))) => {
-                // The body streams: the connection must keep being driven.
+                // The body streams: the connection must keep being driven,
+                // and is not reused.
                 tokio::spawn(conn);
                 Ok(resp.map(box_incoming))
             }
@@ -365,55 +403,11 @@ impl Pool {
                         _ = &mut conn => false,
                     }
                 });
-                if ready.await.unwrap_or(false) {
+                if keep && ready.await.unwrap_or(false) {
                     Self::checkin(ep, Idle { sender, conn, since: Instant::now() });
                 }
                 Ok(Response::from_parts(parts, Full::new(bytes).map_err(|e| match e {}).boxed_unsync()))
             }
-        }
-    }
-
-    async fn send_pooled(
-        &self,
-        addr: SocketAddr,
-        pq: &str,
-        mut req: Request<Body>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        *req.uri_mut() = format!("http://{addr}{pq}").parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
-        match tokio::time::timeout(self.response_timeout, self.client.request(req)).await {
-            Err(_) => Err(UpstreamError::Timeout),
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) if e.is_connect() => Err(UpstreamError::Connect(error_chain(&e))),
-            Ok(Err(e)) => Err(UpstreamError::Failed(error_chain(&e))),
-        }
-    }
-
-    async fn send_with_proxy_header(
-        &self,
-        addr: SocketAddr,
-        req: Request<Body>,
-        header: Vec<u8>,
-    ) -> Result<Response<Incoming>, UpstreamError> {
-        let connect = async {
-            let mut s = TcpStream::connect(addr).await?;
-            s.set_nodelay(true)?;
-            s.write_all(&header).await?;
-            Ok::<_, std::io::Error>(s)
-        };
-        let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(UpstreamError::Connect(e.to_string())),
-            Err(_) => return Err(UpstreamError::Connect(format!("connect to {addr} timed out"))),
-        };
-        let (mut sender, conn) = hyper::client::conn::http1::Builder::new()
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| UpstreamError::Connect(e.to_string()))?;
-        tokio::spawn(conn.with_upgrades());
-        match tokio::time::timeout(self.response_timeout, sender.send_request(req)).await {
-            Err(_) => Err(UpstreamError::Timeout),
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(UpstreamError::Failed(e.to_string())),
         }
     }
 }
@@ -445,26 +439,6 @@ fn is_small(resp: &Response<Incoming>) -> bool {
 
 fn box_incoming(b: Incoming) -> Body {
     b.map_err(|e| -> BoxError { Box::new(e) }).boxed_unsync()
-}
-
-/// Reads a small response whole (see [`BUFFER_RESPONSES_UP_TO`]).
-async fn buffer_small(resp: Response<Incoming>) -> Response<Body> {
-    if !is_small(&resp) {
-        return resp.map(box_incoming);
-    }
-    let (parts, body) = resp.into_parts();
-    match body.collect().await {
-        Ok(c) => Response::from_parts(parts, Full::new(c.to_bytes()).map_err(|e| match e {}).boxed_unsync()),
-        Err(e) => {
-            let mut r = Response::new(
-                Full::new(Bytes::from(format!("upstream failed mid-body: {e}\n")))
-                    .map_err(|e| match e {})
-                    .boxed_unsync(),
-            );
-            *r.status_mut() = http::StatusCode::BAD_GATEWAY;
-            r
-        }
-    }
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
