@@ -20,6 +20,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PpCommand,
     },
+    /// Audit manifests and Helm values for what loses or forges the client IP (docs/doctor.md).
+    #[command(
+        after_help = "Examples:\n  realip doctor deploy/                       # a directory of manifests\n  kubectl get svc,deploy,cm -A -o yaml | realip doctor -\n  realip doctor --helm-values values.yaml --format sarif > doctor.sarif\n\nExit status: 0 no findings at or above --fail-on, 1 findings, 2 unreadable input or usage error."
+    )]
+    Doctor(DoctorArgs),
     /// Run the edge/ingress proxy from a TOML config (docs/proxy.md).
     #[command(
         after_help = "Examples:\n  realip proxy --config realip.toml --check   # validate, print every error\n  realip proxy --config realip.toml           # serve; SIGHUP reloads, SIGTERM drains"
@@ -186,4 +191,20 @@ pub struct ProxyArgs {
     /// Worker threads [default: one per CPU].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Manifest files or directories (YAML/JSON, multi-document, List kinds); `-` reads stdin.
+    #[arg(value_name = "FILE|DIR|-")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// An ingress-nginx chart values file to audit too.
+    #[arg(long, value_name = "FILE")]
+    pub helm_values: Vec<std::path::PathBuf>,
+    /// text, json or sarif.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "sarif"])]
+    pub format: String,
+    /// Lowest severity that makes the exit status 1: warning or error.
+    #[arg(long, value_name = "SEVERITY", default_value = "error", value_parser = ["warning", "error"])]
+    pub fail_on: String,
 }

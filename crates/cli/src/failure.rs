@@ -10,6 +10,8 @@ pub enum Failure {
     Rejected(anyhow::Error),
     /// The arguments are wrong: exit 2, like clap's own errors.
     Usage(anyhow::Error),
+    /// The command worked and found problems (the report says which): exit 1.
+    Findings,
 }
 
 impl Failure {
@@ -26,6 +28,7 @@ impl Failure {
         let (code, kind, e) = match self {
             Failure::Rejected(e) => (1, "rejected", e),
             Failure::Usage(e) => (2, "error", e),
+            Failure::Findings => return ExitCode::from(1),
         };
         eprintln!("realip: {kind}: {e:#}");
         ExitCode::from(code)

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 mod args;
+mod doctor;
 mod echo;
 mod failure;
 mod hex;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         Command::Pp { command: PpCommand::Encode(a) } => pp::encode(&a),
         Command::Echo(a) => echo::run(&a),
         Command::Proxy(a) => proxy::run(&a),
+        Command::Doctor(a) => doctor::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

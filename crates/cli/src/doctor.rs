@@ -1,0 +1,35 @@
+//! `realip doctor`: load, check, report, exit 0/1/2.
+
+use anyhow::anyhow;
+use realip_doctor::{helm, report, rules, Severity};
+
+use crate::args::DoctorArgs;
+use crate::failure::Failure;
+
+pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
+    if a.paths.is_empty() && a.helm_values.is_empty() {
+        return Err(Failure::usage(anyhow!(
+            "nothing to audit: give manifest files, directories, `-` or --helm-values"
+        )));
+    }
+    let objects = realip_kube::load_paths(&a.paths).map_err(Failure::usage)?;
+    let mut findings = rules::check(&objects);
+    for f in &a.helm_values {
+        let text = std::fs::read_to_string(f).map_err(|e| Failure::usage(anyhow!("{}: {e}", f.display())))?;
+        let name = f.display().to_string();
+        for doc in realip_kube::yaml::parse(&text, &name).map_err(Failure::usage)? {
+            findings.extend(helm::check(&doc, &name));
+        }
+    }
+    let out = match a.format.as_str() {
+        "json" => report::json(&findings),
+        "sarif" => report::sarif(&findings),
+        _ => report::text(&findings),
+    };
+    println!("{}", out.trim_end());
+    let floor = if a.fail_on == "warning" { Severity::Warning } else { Severity::Error };
+    if findings.iter().any(|f| f.severity >= floor) {
+        return Err(Failure::Findings);
+    }
+    Ok(())
+}

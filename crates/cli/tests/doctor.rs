@@ -1,0 +1,139 @@
+//! `realip doctor` on the seed guide's own setup: the recommended manifests
+//! and Helm values are clean, and each item of the guide's checklist broken
+//! on purpose is caught, at the right file and line.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/doctor").join(name)
+}
+
+fn doctor(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_realip"))
+        .arg("doctor")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn good() -> String {
+    std::fs::read_to_string(fixture("guide-good.yaml")).unwrap()
+}
+
+fn findings(out: &Output) -> Vec<serde_json::Value> {
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    v["findings"].as_array().unwrap().clone()
+}
+
+#[test]
+fn the_guides_recommended_setup_is_clean() {
+    let out = doctor(
+        &[
+            fixture("guide-good.yaml").to_str().unwrap(),
+            "--helm-values",
+            fixture("guide-values.yaml").to_str().unwrap(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no findings"));
+    // Warnings count too with --fail-on warning: still clean.
+    let out = doctor(&[fixture("guide-good.yaml").to_str().unwrap(), "--fail-on", "warning"], None);
+    assert_eq!(out.status.code(), Some(0));
+}
+
+/// (what is broken, edit of the good manifests, rule expected, line expected)
+#[test]
+fn each_checklist_item_broken_is_caught() {
+    let cases: &[(&str, &str, &str, &str, usize)] = &[
+        ("Cluster on the ingress Service", "externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster", "ingress-etp-cluster", 14),
+        ("no proxy-real-ip-cidr", "  proxy-real-ip-cidr: \"10.0.0.0/8\"\n", "", "forwarded-headers-from-everyone", 60),
+        ("proxy-real-ip-cidr trusts everyone", "proxy-real-ip-cidr: \"10.0.0.0/8\"", "proxy-real-ip-cidr: \"0.0.0.0/0\"", "forwarded-headers-from-everyone", 60),
+        ("one ingress replica", "  replicas: 3", "  replicas: 1", "ingress-single-replica", 30),
+        ("ingress pods not spread", "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone", "ingress-no-spread", 39),
+        ("no preStop drain with Local", "        lifecycle:\n          preStop:\n            exec:\n              command: [\"/wait-shutdown\"]\n", "", "rollout-no-drain", 47),
+        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 77),
+        ("ETP on the app's ClusterIP Service", "  type: ClusterIP\n", "  type: ClusterIP\n  externalTrafficPolicy: Local\n", "etp-without-effect", 88),
+        ("PROXY on the LB, not on the ingress", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "proxy-protocol-mismatch", 13),
+        ("PROXY on the ingress, not on the LB", "  use-forwarded-headers: \"true\"\n", "  use-forwarded-headers: \"true\"\n  use-proxy-protocol: \"true\"\n", "proxy-protocol-mismatch", 4),
+    ];
+    for (what, from, to, rule, line) in cases {
+        let text = good();
+        assert!(text.contains(from), "{what}: fixture text not found");
+        let broken = text.replacen(from, to, 1);
+        let out = doctor(&["-", "--format", "json", "--fail-on", "warning"], Some(&broken));
+        assert_eq!(out.status.code(), Some(1), "{what}: {}", String::from_utf8_lossy(&out.stderr));
+        let f = findings(&out);
+        let hit = f.iter().find(|f| f["rule"] == *rule).unwrap_or_else(|| panic!("{what}: no {rule} in {f:?}"));
+        assert_eq!((hit["file"].as_str(), hit["line"].as_u64()), (Some("-"), Some(*line as u64)), "{what}: {hit}");
+        assert!(!hit["why"].as_str().unwrap().is_empty() && !hit["fix"].as_str().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn helm_values_broken_are_caught() {
+    let good = std::fs::read_to_string(fixture("guide-values.yaml")).unwrap();
+    let dir = std::env::temp_dir().join(format!("realip-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (what, from, to, rule) in [
+        ("Cluster", "externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster", "ingress-etp-cluster"),
+        (
+            "trust all",
+            "proxy-real-ip-cidr: \"10.0.0.0/8\"",
+            "proxy-real-ip-cidr: \"0.0.0.0/0\"",
+            "forwarded-headers-from-everyone",
+        ),
+        ("one replica", "replicaCount: 3", "replicaCount: 1", "ingress-single-replica"),
+        (
+            "PROXY only at the ingress",
+            "use-forwarded-headers: \"true\"",
+            "use-forwarded-headers: \"true\"\n    use-proxy-protocol: \"true\"",
+            "proxy-protocol-mismatch",
+        ),
+    ] {
+        let path = dir.join("values.yaml");
+        std::fs::write(&path, good.replacen(from, to, 1)).unwrap();
+        let out = doctor(&["--helm-values", path.to_str().unwrap(), "--format", "json", "--fail-on", "warning"], None);
+        assert_eq!(out.status.code(), Some(1), "{what}");
+        assert!(findings(&out).iter().any(|f| f["rule"] == rule && f["object"] == "values"), "{what}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kubectl_list_output_and_sarif() {
+    // `kubectl get svc -o yaml` wraps objects in a List.
+    let list = "apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata:\n    name: ingress-nginx-controller\n    namespace: ingress-nginx\n    labels: {app.kubernetes.io/name: ingress-nginx}\n  spec:\n    type: NodePort\n";
+    let out = doctor(&["-", "--format", "sarif"], Some(list));
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["version"], "2.1.0");
+    let r = &v["runs"][0]["results"][0];
+    assert_eq!(r["ruleId"], "ingress-etp-cluster");
+    assert_eq!(r["locations"][0]["physicalLocation"]["region"]["startLine"], 4);
+}
+
+#[test]
+fn bad_input_is_a_precise_error_with_exit_2() {
+    for (args, stdin, needle) in [
+        (vec!["-"], Some("kind: Service\nmetadata: [unclosed\n"), "-:"),
+        (vec!["-"], Some("just: a map\n"), "no `kind`"),
+        (vec!["/nonexistent/realip.yaml"], None, "/nonexistent/realip.yaml"),
+        (vec![], None, "nothing to audit"),
+        (vec!["-", "--format", "xml"], Some(""), "xml"),
+    ] {
+        let out = doctor(&args, stdin);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+}

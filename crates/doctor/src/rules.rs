@@ -1,0 +1,335 @@
+//! Rules over manifests. Each rule has an id, a severity, and says why and
+//! how to fix; `docs/doctor.md` lists them with bad and fixed examples.
+//!
+//! The ingress is recognised by the labels ingress-nginx and realip put on
+//! their objects (`app.kubernetes.io/name: ingress-nginx|realip`), its
+//! controller config by its keys (`use-forwarded-headers`,
+//! `use-proxy-protocol`, ...).
+
+use realip_kube::{Node, Object};
+
+use crate::finding::{Finding, Severity};
+
+/// Cloud annotations that turn PROXY protocol on at the load balancer,
+/// with the value that means "on" (`None`: any non-empty value).
+pub const PROXY_ANNOTATIONS: &[(&str, Option<&str>)] = &[
+    ("service.beta.kubernetes.io/aws-load-balancer-proxy-protocol", Some("*")),
+    ("service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol", Some("true")),
+    ("load-balancer.hetzner.cloud/uses-proxyprotocol", Some("true")),
+    ("service.beta.kubernetes.io/linode-loadbalancer-proxy-protocol", None),
+    ("service.beta.kubernetes.io/scw-loadbalancer-proxy-protocol-v2", Some("true")),
+    ("service.beta.kubernetes.io/ovh-loadbalancer-proxy-protocol", None),
+    ("service.beta.kubernetes.io/azure-pls-proxy-protocol", Some("true")),
+];
+
+const INGRESS_NAMES: &[&str] = &["ingress-nginx", "realip"];
+
+/// Whether `o` belongs to an ingress controller.
+pub fn is_ingress(o: &Object) -> bool {
+    o.label("app.kubernetes.io/name").is_some_and(|n| INGRESS_NAMES.contains(&n))
+        || o.name.contains("ingress-nginx-controller")
+}
+
+/// Whether the Service's annotations turn PROXY protocol on.
+pub fn proxy_annotation(o: &Object) -> Option<&'static str> {
+    PROXY_ANNOTATIONS.iter().find_map(|(key, on)| {
+        let v = o.annotation(key)?;
+        let enabled = match on {
+            Some(want) => v.eq_ignore_ascii_case(want),
+            None => !v.is_empty() && v != "false" && v != "none",
+        };
+        enabled.then_some(*key)
+    })
+}
+
+fn finding(
+    o: &Object,
+    path: &[&str],
+    rule: &'static str,
+    severity: Severity,
+    message: String,
+    why: &'static str,
+    fix: String,
+) -> Finding {
+    Finding { rule, severity, object: o.id(), file: o.source.file.clone(), line: o.line_of(path), message, why, fix }
+}
+
+fn service_type(o: &Object) -> &str {
+    o.doc.str_at(&["spec", "type"]).unwrap_or("ClusterIP")
+}
+
+/// The ingress controller's ConfigMap (ingress-nginx keys).
+fn controller_config(objects: &[Object]) -> Option<&Object> {
+    objects.iter().find(|o| {
+        o.kind == "ConfigMap"
+            && o.doc.get("data").is_some_and(|d| {
+                ["use-forwarded-headers", "use-proxy-protocol", "proxy-real-ip-cidr", "enable-real-ip"]
+                    .iter()
+                    .any(|k| d.get(k).is_some())
+            })
+    })
+}
+
+fn trusts_everyone(cidrs: Option<&str>) -> bool {
+    cidrs.is_none_or(|c| c.split(',').map(str::trim).any(|c| c == "0.0.0.0/0" || c == "::/0" || c.is_empty()))
+}
+
+/// Runs every manifest rule.
+pub fn check(objects: &[Object]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let config = controller_config(objects);
+    // With the controller's ConfigMap present, an absent key is its default: off.
+    let config_pp = config.map(|c| c.doc.str_at(&["data", "use-proxy-protocol"]) == Some("true"));
+    for o in objects {
+        match o.kind.as_str() {
+            "Service" => service_rules(o, config_pp, &mut out),
+            "ConfigMap" => configmap_rules(o, &mut out),
+            "Deployment" | "DaemonSet" | "StatefulSet" => workload_rules(o, objects, &mut out),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn service_rules(o: &Object, config_pp: Option<bool>, out: &mut Vec<Finding>) {
+    let ty = service_type(o);
+    let etp = o.doc.str_at(&["spec", "externalTrafficPolicy"]);
+    let external = ty == "LoadBalancer" || ty == "NodePort";
+    if !external && etp.is_some() {
+        out.push(finding(
+            o,
+            &["spec", "externalTrafficPolicy"],
+            "etp-without-effect",
+            Severity::Warning,
+            format!("externalTrafficPolicy is set on a {ty} Service, where it does nothing"),
+            "externalTrafficPolicy only applies to traffic entering through a NodePort or LoadBalancer; the \
+             client IP is decided at the ingress Service, not at the app's ClusterIP Service.",
+            "set `externalTrafficPolicy: Local` on the ingress controller's LoadBalancer Service instead".into(),
+        ));
+    }
+    if !(external && is_ingress(o)) {
+        return;
+    }
+    let pp = proxy_annotation(o);
+    if etp != Some("Local") && pp.is_none() {
+        out.push(finding(
+            o,
+            &["spec", "externalTrafficPolicy"],
+            "ingress-etp-cluster",
+            Severity::Error,
+            format!("ingress Service is {ty} with externalTrafficPolicy: {} and no PROXY protocol: the client IP is lost to SNAT", etp.unwrap_or("Cluster (default)")),
+            "With Cluster, kube-proxy may forward to a pod on another node and masquerades the source: the ingress \
+             sees a node address, so logs, rate limits and allowlists act on the node.",
+            format!("kubectl patch svc {} -n {} -p '{{\"spec\":{{\"externalTrafficPolicy\":\"Local\"}}}}'", o.name, o.namespace),
+        ));
+    }
+    match (pp, config_pp) {
+        (Some(key), Some(false)) => out.push(finding(
+            o,
+            &["metadata", "annotations"],
+            "proxy-protocol-mismatch",
+            Severity::Error,
+            format!("the load balancer sends PROXY protocol ({key}) but the ingress does not expect it (use-proxy-protocol is not \"true\")"),
+            "The ingress reads the PROXY header as the start of an HTTP request and answers 400 to every connection.",
+            "set `use-proxy-protocol: \"true\"` in the controller ConfigMap (Helm: --set-string controller.config.use-proxy-protocol=true)".into(),
+        )),
+        (None, Some(true)) => out.push(finding(
+            o,
+            &["metadata", "annotations"],
+            "proxy-protocol-mismatch",
+            Severity::Error,
+            "the ingress expects PROXY protocol (use-proxy-protocol: \"true\") but the Service has no load-balancer annotation that sends it".into(),
+            "The ingress waits for a PROXY header that never comes: every request fails.",
+            "add the cloud's PROXY annotation (e.g. service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\") or turn use-proxy-protocol off".into(),
+        )),
+        _ => {}
+    }
+    if etp == Some("Local") && o.doc.at(&["spec", "healthCheckNodePort"]).is_none() && ty == "LoadBalancer" {
+        // Kubernetes allocates one; only worth noting when the LB is told to check the traffic port.
+        if let Some(a) = o
+            .annotation("service.beta.kubernetes.io/aws-load-balancer-healthcheck-port")
+            .filter(|p| *p == "traffic-port")
+        {
+            out.push(finding(
+                o,
+                &["metadata", "annotations"],
+                "healthcheck-traffic-port",
+                Severity::Warning,
+                format!("externalTrafficPolicy: Local but the load balancer health-checks the traffic port ({a})"),
+                "With Local, nodes without a ready ingress pod drop traffic; only healthCheckNodePort tells the load \
+                 balancer which nodes those are. Checking the traffic port keeps sending traffic to them.",
+                "remove the health-check port annotation so the load balancer uses healthCheckNodePort".into(),
+            ));
+        }
+    }
+}
+
+fn configmap_rules(o: &Object, out: &mut Vec<Finding>) {
+    let Some(data) = o.doc.get("data") else { return };
+    for flag in ["use-forwarded-headers", "enable-real-ip"] {
+        if data.str_at(&[flag]) != Some("true") {
+            continue;
+        }
+        let cidr = data.str_at(&["proxy-real-ip-cidr"]);
+        if trusts_everyone(cidr) {
+            out.push(finding(
+                o,
+                &["data", flag],
+                "forwarded-headers-from-everyone",
+                Severity::Error,
+                format!("{flag}: \"true\" with proxy-real-ip-cidr {}: any client can set its own IP", cidr.map_or("unset (defaults to 0.0.0.0/0)".to_owned(), |c| format!("`{c}`"))),
+                "ingress-nginx then believes X-Forwarded-For from every peer: a client sends `X-Forwarded-For: 1.2.3.4` \
+                 and becomes 1.2.3.4 in logs, rate limits and allowlists.",
+                "set `proxy-real-ip-cidr` to the load balancer / CDN ranges only (Helm: --set-string controller.config.proxy-real-ip-cidr=10.0.0.0/8)".into(),
+            ));
+        }
+    }
+    for (key, value) in data.entries() {
+        let Some(text) = value.as_str() else { continue };
+        if text.contains("[client_ip]") && realip_trusts_everyone(text) {
+            out.push(finding(
+                o,
+                &["data", key],
+                "forwarded-headers-from-everyone",
+                Severity::Error,
+                format!("realip config `{key}` trusts 0.0.0.0/0 or ::/0 in [client_ip]"),
+                "Every peer is then a trusted proxy: the leftmost X-Forwarded-For entry, which any client writes, wins.",
+                "list only the load balancer / CDN ranges in [client_ip] trusted".into(),
+            ));
+        }
+    }
+}
+
+fn realip_trusts_everyone(toml: &str) -> bool {
+    toml.lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("trusted"))
+        .any(|l| l.contains("\"0.0.0.0/0\"") || l.contains("\"::/0\""))
+}
+
+fn containers(o: &Object) -> &[Node] {
+    o.doc.at(&["spec", "template", "spec", "containers"]).map(Node::items).unwrap_or_default()
+}
+
+fn words(n: Option<&Node>) -> Vec<&str> {
+    n.map(|n| n.items().iter().filter_map(Node::as_str).collect()).unwrap_or_default()
+}
+
+fn selected_by(svc: &Object, pod_labels: Option<&Node>) -> bool {
+    let Some(sel) = svc.doc.at(&["spec", "selector"]) else { return false };
+    !sel.entries().is_empty()
+        && sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
+}
+
+fn workload_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
+    app_trust_rule(o, objects, out);
+    if is_ingress(o) {
+        ingress_workload_rules(o, objects, out);
+    }
+}
+
+/// App trust: uvicorn/gunicorn/hypercorn `--forwarded-allow-ips="*"`.
+fn app_trust_rule(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
+    let pod_labels = o.doc.at(&["spec", "template", "metadata", "labels"]);
+    for c in containers(o) {
+        let argv: Vec<&str> = words(c.get("command")).into_iter().chain(words(c.get("args"))).collect();
+        let star_arg = argv.iter().enumerate().any(|(i, a)| {
+            a.strip_prefix("--forwarded-allow-ips=").is_some_and(|v| v.trim_matches(['"', '\'']) == "*")
+                || (*a == "--forwarded-allow-ips"
+                    && argv.get(i + 1).is_some_and(|v| v.trim_matches(['"', '\'']) == "*"))
+        });
+        let star_env = c.get("env").map(Node::items).unwrap_or_default().iter().any(|e| {
+            e.str_at(&["name"]) == Some("FORWARDED_ALLOW_IPS") && e.str_at(&["value"]).map(str::trim) == Some("*")
+        });
+        if star_arg || star_env {
+            let exposed = objects.iter().any(|s| {
+                s.kind == "Service"
+                    && s.namespace == o.namespace
+                    && matches!(service_type(s), "NodePort" | "LoadBalancer")
+                    && selected_by(s, pod_labels)
+            });
+            out.push(finding(
+                o,
+                &["spec", "template", "spec", "containers"],
+                "app-trusts-every-proxy",
+                if exposed { Severity::Error } else { Severity::Warning },
+                format!(
+                    "container `{}` runs with --forwarded-allow-ips=\"*\"{}",
+                    c.str_at(&["name"]).unwrap_or("?"),
+                    if exposed {
+                        " and is reachable from outside the cluster (NodePort/LoadBalancer Service)"
+                    } else {
+                        ""
+                    }
+                ),
+                "With `*` uvicorn takes the leftmost X-Forwarded-For entry, which any client writes; it is only safe \
+                 when nothing but the ingress can reach the app.",
+                "--forwarded-allow-ips=<ingress pod CIDR> (the seed guide uses \"10.0.0.0/8,127.0.0.1\")".into(),
+            ));
+        }
+    }
+}
+
+fn ingress_workload_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
+    let local = objects.iter().any(|s| {
+        s.kind == "Service" && is_ingress(s) && s.doc.str_at(&["spec", "externalTrafficPolicy"]) == Some("Local")
+    });
+    if o.kind == "Deployment" {
+        let replicas: u32 = o.doc.str_at(&["spec", "replicas"]).and_then(|r| r.parse().ok()).unwrap_or(1);
+        if replicas < 2 {
+            out.push(finding(
+                o,
+                &["spec", "replicas"],
+                "ingress-single-replica",
+                Severity::Warning,
+                format!("ingress runs {replicas} replica: with externalTrafficPolicy: Local only one node can serve"),
+                "Local sends traffic only to nodes with a ready ingress pod; one replica is one node, and a rollout \
+                 or node drain leaves none.",
+                format!(
+                    "kubectl scale deploy {} -n {} --replicas=3 (Helm: --set controller.replicaCount=3)",
+                    o.name, o.namespace
+                ),
+            ));
+        }
+        let spec = o.doc.at(&["spec", "template", "spec"]);
+        let spread = spec
+            .and_then(|s| s.get("topologySpreadConstraints"))
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.str_at(&["topologyKey"]) == Some("kubernetes.io/hostname"));
+        let anti = spec.and_then(|s| s.at(&["affinity", "podAntiAffinity"])).is_some_and(|a| {
+            a.entries().iter().flat_map(|(_, v)| v.items()).any(|t| {
+                t.str_at(&["topologyKey"]) == Some("kubernetes.io/hostname")
+                    || t.str_at(&["podAffinityTerm", "topologyKey"]) == Some("kubernetes.io/hostname")
+            })
+        });
+        if replicas >= 2 && !spread && !anti {
+            out.push(finding(
+                o,
+                &["spec", "template", "spec"],
+                "ingress-no-spread",
+                Severity::Warning,
+                "ingress pods have no topologySpreadConstraints or podAntiAffinity on kubernetes.io/hostname".into(),
+                "With Local, traffic per node follows pod placement: pods packed on one node leave other nodes \
+                 without an endpoint and make the spread uneven.",
+                "add topologySpreadConstraints: [{maxSkew: 1, topologyKey: kubernetes.io/hostname, whenUnsatisfiable: DoNotSchedule, labelSelector: ...}]".into(),
+            ));
+        }
+    }
+    if local {
+        let drains = containers(o).iter().any(|c| c.at(&["lifecycle", "preStop"]).is_some());
+        if !drains {
+            out.push(finding(
+                o,
+                &["spec", "template", "spec", "containers"],
+                "rollout-no-drain",
+                Severity::Warning,
+                "ingress pods have no preStop drain while the Service uses externalTrafficPolicy: Local".into(),
+                "During a rollout a node can lose its only ingress pod before the load balancer's health check \
+                 notices: connections to that node fail until it does.",
+                "add a preStop that waits longer than the load balancer's health-check interval × unhealthy threshold, and a terminationGracePeriodSeconds above it".into(),
+            ));
+        }
+    }
+}

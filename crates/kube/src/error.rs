@@ -1,0 +1,39 @@
+//! The one error type of realip-kube.
+
+use std::path::PathBuf;
+
+/// Everything that stops manifests from loading.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Occurs when a file or directory cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// What was read.
+        path: PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// Occurs when the text is not valid YAML (or JSON).
+    #[error("{origin}:{line}:{col}: invalid YAML: {reason}")]
+    Yaml {
+        /// File name or `-`.
+        origin: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        col: usize,
+        /// What the parser said.
+        reason: String,
+    },
+    /// Occurs when a document is not a Kubernetes object (no `kind`).
+    #[error("{origin}:{line}: document is not a Kubernetes object: {reason}")]
+    NotAnObject {
+        /// File name or `-`.
+        origin: String,
+        /// 1-based line of the document.
+        line: usize,
+        /// What is missing.
+        reason: &'static str,
+    },
+}

@@ -1,0 +1,17 @@
+//! realip-kube: the Kubernetes objects realip reasons about, loaded from
+//! YAML/JSON manifests (multi-document, `List` kinds, `kubectl get -o yaml`
+//! output) and Helm values files, every node keeping its file and line so
+//! findings can point at them.
+//!
+//! - [`yaml`]: a small YAML tree with line numbers, built on saphyr-parser
+//!   (YAML 1.2; JSON is YAML);
+//! - [`object`]: Kubernetes objects and where they came from.
+#![forbid(unsafe_code)]
+
+mod error;
+pub mod object;
+pub mod yaml;
+
+pub use error::Error;
+pub use object::{load_paths, load_str, Object, Source};
+pub use yaml::{Node, Value};
