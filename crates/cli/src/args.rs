@@ -204,6 +204,18 @@ pub struct DoctorArgs {
     /// text, json or sarif.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "sarif"])]
     pub format: String,
+    /// Probe a live endpoint that echoes the client IP (e.g. realip echo's /debug/ip) with forged headers.
+    #[arg(long, value_name = "URL")]
+    pub probe: Option<String>,
+    /// With --probe: the address the endpoint should see for us.
+    #[arg(long, value_name = "IP", requires = "probe")]
+    pub expect_client: Option<std::net::IpAddr>,
+    /// With --probe: also send a forged PROXY v1 header.
+    #[arg(long, requires = "probe")]
+    pub probe_proxy_protocol: bool,
+    /// With --probe: JSON field (dot path) holding the client IP.
+    #[arg(long, value_name = "PATH", default_value = "client_ip", requires = "probe")]
+    pub probe_field: String,
     /// Lowest severity that makes the exit status 1: warning or error.
     #[arg(long, value_name = "SEVERITY", default_value = "error", value_parser = ["warning", "error"])]
     pub fail_on: String,

@@ -1,15 +1,15 @@
 //! `realip doctor`: load, check, report, exit 0/1/2.
 
 use anyhow::anyhow;
-use realip_doctor::{helm, report, rules, Severity};
+use realip_doctor::{helm, probe, report, rules, Severity};
 
 use crate::args::DoctorArgs;
 use crate::failure::Failure;
 
 pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
-    if a.paths.is_empty() && a.helm_values.is_empty() {
+    if a.paths.is_empty() && a.helm_values.is_empty() && a.probe.is_none() {
         return Err(Failure::usage(anyhow!(
-            "nothing to audit: give manifest files, directories, `-` or --helm-values"
+            "nothing to audit: give manifest files, directories, `-`, --helm-values or --probe"
         )));
     }
     let objects = realip_kube::load_paths(&a.paths).map_err(Failure::usage)?;
@@ -20,6 +20,15 @@ pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
         for doc in realip_kube::yaml::parse(&text, &name).map_err(Failure::usage)? {
             findings.extend(helm::check(&doc, &name));
         }
+    }
+    if let Some(url) = &a.probe {
+        let p = probe::Probe {
+            url: url.clone(),
+            expect_client: a.expect_client,
+            proxy_protocol: a.probe_proxy_protocol,
+            field: a.probe_field.clone(),
+        };
+        findings.extend(probe::run(&p).map_err(Failure::usage)?);
     }
     let out = match a.format.as_str() {
         "json" => report::json(&findings),

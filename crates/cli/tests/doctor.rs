@@ -2,6 +2,8 @@
 //! and Helm values are clean, and each item of the guide's checklist broken
 //! on purpose is caught, at the right file and line.
 
+mod common;
+
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -136,4 +138,102 @@ fn bad_input_is_a_precise_error_with_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
     }
+}
+
+fn rules_of(out: &Output) -> Vec<String> {
+    findings(out).iter().map(|f| f["rule"].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn probe_reports_forgeries_believed_by_a_live_chain() {
+    // The app trusts everyone: a forged X-Forwarded-For wins.
+    let (_e, addr) = common::echo(&["--trust", "0.0.0.0/0"]);
+    let url = format!("http://{addr}/debug/ip");
+    let out = doctor(&["--probe", &url, "--expect-client", "127.0.0.1", "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = findings(&out);
+    assert!(
+        f.iter().any(|f| f["rule"] == "probe-forged-header-believed"
+            && f["message"].as_str().unwrap().contains("X-Forwarded-For")),
+        "{f:?}"
+    );
+
+    // Correctly configured (the probe's peer is not a trusted proxy): clean.
+    let (_e, addr) = common::echo(&["--trust", "10.0.0.0/8"]);
+    let out = doctor(
+        &["--probe", &format!("http://{addr}/debug/ip"), "--expect-client", "127.0.0.1", "--format", "json"],
+        None,
+    );
+    assert_eq!((out.status.code(), rules_of(&out)), (Some(0), vec![]));
+    // Without --expect-client a loopback answer is flagged as internal (a warning).
+    let out = doctor(&["--probe", &format!("http://{addr}/debug/ip"), "--format", "json"], None);
+    assert_eq!((out.status.code(), rules_of(&out)), (Some(0), vec!["probe-client-ip-internal".to_owned()]));
+}
+
+#[test]
+fn probe_through_realip_proxy_trusting_everyone_and_correctly() {
+    let (_e, up) = common::echo(&["--trust", "127.0.0.1", "--source", "x-real-ip"]);
+    for (trusted, believed) in [("[\"0.0.0.0/0\"]", true), ("[]", false)] {
+        let dir = std::env::temp_dir().join(format!("realip-probe-{}-{believed}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let cfg = dir.join("p.toml");
+        std::fs::write(
+            &cfg,
+            format!("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n[client_ip]\ntrusted = {trusted}\nsources = [\"xff\"]\n[[route]]\nupstream = \"app\"\n[[upstream]]\nname = \"app\"\nendpoints = [\"{up}\"]\n"),
+        )
+        .unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+        cmd.args(["proxy", "--config"]).arg(&cfg);
+        let p = common::spawn(&mut cmd);
+        let line = common::wait_line(&p.stderr, "\"listening\"", 20);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        let url = format!("http://{}/debug/ip", v["addr"].as_str().unwrap());
+        let out = doctor(&["--probe", &url, "--expect-client", "127.0.0.1", "--format", "json"], None);
+        let rules = rules_of(&out);
+        assert_eq!(
+            rules.contains(&"probe-forged-header-believed".to_owned()),
+            believed,
+            "trusted = {trusted}: {rules:?}"
+        );
+        assert_eq!(out.status.code(), Some(i32::from(believed)), "exit 1 exactly when a forgery was believed");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[test]
+fn probe_with_forged_proxy_header() {
+    // The app accepts PROXY headers from loopback: a forged one is believed.
+    let (_e, addr) = common::echo(&["--trust", "127.0.0.1", "--proxy-protocol", "optional"]);
+    let out = doctor(
+        &[
+            "--probe",
+            &format!("http://{addr}/debug/ip"),
+            "--probe-proxy-protocol",
+            "--expect-client",
+            "127.0.0.1",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert!(rules_of(&out).contains(&"probe-forged-proxy-believed".to_owned()), "{:?}", rules_of(&out));
+    // From a sender it does not trust, the PROXY header closes the connection.
+    let (_e, addr) = common::echo(&["--trust", "10.0.0.0/8", "--proxy-protocol", "optional"]);
+    let out = doctor(
+        &[
+            "--probe",
+            &format!("http://{addr}/debug/ip"),
+            "--probe-proxy-protocol",
+            "--expect-client",
+            "127.0.0.1",
+            "--format",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!((out.status.code(), rules_of(&out)), (Some(0), vec![]));
+    // https is refused with a clear message.
+    let out = doctor(&["--probe", "https://127.0.0.1:1/"], None);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http://"));
 }

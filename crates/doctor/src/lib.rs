@@ -6,11 +6,13 @@
 //! - [`finding`]: a finding: rule, severity, place, message, why, fix;
 //! - [`rules`]: the manifest rules;
 //! - [`helm`]: the same checks on ingress-nginx chart values;
+//! - [`probe`]: forged-header checks against a live echo endpoint;
 //! - [`report`]: text, JSON and SARIF 2.1.0 output.
 #![forbid(unsafe_code)]
 
 pub mod finding;
 pub mod helm;
+pub mod probe;
 pub mod report;
 pub mod rules;
 
