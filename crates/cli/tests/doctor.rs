@@ -58,15 +58,20 @@ fn the_guides_recommended_setup_is_clean() {
 fn each_checklist_item_broken_is_caught() {
     let cases: &[(&str, &str, &str, &str, usize)] = &[
         ("Cluster on the ingress Service", "externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster", "ingress-etp-cluster", 14),
-        ("no proxy-real-ip-cidr", "  proxy-real-ip-cidr: \"10.0.0.0/8\"\n", "", "forwarded-headers-from-everyone", 60),
-        ("proxy-real-ip-cidr trusts everyone", "proxy-real-ip-cidr: \"10.0.0.0/8\"", "proxy-real-ip-cidr: \"0.0.0.0/0\"", "forwarded-headers-from-everyone", 60),
+        ("no proxy-real-ip-cidr", "  proxy-real-ip-cidr: \"10.0.0.0/8\"\n", "", "forwarded-headers-from-everyone", 65),
+        ("proxy-real-ip-cidr trusts everyone", "proxy-real-ip-cidr: \"10.0.0.0/8\"", "proxy-real-ip-cidr: \"0.0.0.0/0\"", "forwarded-headers-from-everyone", 65),
         ("one ingress replica", "  replicas: 3", "  replicas: 1", "ingress-single-replica", 30),
-        ("ingress pods not spread", "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone", "ingress-no-spread", 39),
-        ("no preStop drain with Local", "        lifecycle:\n          preStop:\n            exec:\n              command: [\"/wait-shutdown\"]\n", "", "rollout-no-drain", 47),
-        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 77),
-        ("ETP on the app's ClusterIP Service", "  type: ClusterIP\n", "  type: ClusterIP\n  externalTrafficPolicy: Local\n", "etp-without-effect", 88),
+        ("ingress pods not spread", "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone", "ingress-no-spread", 44),
+        ("no preStop drain with Local", "        lifecycle:\n          preStop:\n            exec:\n              command: [\"/wait-shutdown\"]\n", "", "rollout-no-drain", 52),
+        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 82),
+        ("ETP on the app's ClusterIP Service", "  type: ClusterIP\n", "  type: ClusterIP\n  externalTrafficPolicy: Local\n", "etp-without-effect", 93),
         ("PROXY on the LB, not on the ingress", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "proxy-protocol-mismatch", 13),
         ("PROXY on the ingress, not on the LB", "  use-forwarded-headers: \"true\"\n", "  use-forwarded-headers: \"true\"\n  use-proxy-protocol: \"true\"\n", "proxy-protocol-mismatch", 4),
+        ("PROXY on: in-cluster clients bypass the LB", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "hairpin-proxy-protocol", 13),
+        ("no PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget", "apiVersion: v1\nkind: Secret", "ingress-no-pdb", 25),
+        ("maxUnavailable can empty a node", "      maxUnavailable: 0", "      maxUnavailable: 1", "rollout-max-unavailable", 32),
+        ("grace period shorter than the drain", "command: [\"/wait-shutdown\"]", "command: [\"sh\", \"-c\", \"sleep 40\"]", "grace-shorter-than-drain", 22),
+        ("dual-stack, IPv4-only trust", "  externalTrafficPolicy: Local\n", "  externalTrafficPolicy: Local\n  ipFamilyPolicy: PreferDualStack\n", "dual-stack-one-family-trusted", 4),
     ];
     for (what, from, to, rule, line) in cases {
         let text = good();
@@ -236,4 +241,23 @@ fn probe_with_forged_proxy_header() {
     let out = doctor(&["--probe", "https://127.0.0.1:1/"], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("http://"));
+}
+
+/// The seed guide's exception: with Cilium (kube-proxy replacement in DSR
+/// mode, or Cilium's ingress) the Local advice is not applied blindly.
+#[test]
+fn cilium_replaces_the_local_advice() {
+    let cluster = good().replacen("externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster", 1);
+    let out = doctor(&["-", "--format", "json"], Some(&cluster));
+    assert!(rules_of(&out).contains(&"ingress-etp-cluster".to_owned()));
+    let cilium = format!("{cluster}---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cilium-config\n  namespace: kube-system\ndata:\n  kube-proxy-replacement: \"true\"\n  bpf-lb-mode: dsr\n");
+    let out = doctor(&["-", "--format", "json"], Some(&cilium));
+    let rules = rules_of(&out);
+    assert!(
+        !rules.contains(&"ingress-etp-cluster".to_owned()) && rules.contains(&"cilium-validate".to_owned()),
+        "{rules:?}"
+    );
+    // SNAT mode loses the source like kube-proxy does: the rule stays.
+    let snat = cilium.replace("bpf-lb-mode: dsr", "bpf-lb-mode: snat");
+    assert!(rules_of(&doctor(&["-", "--format", "json"], Some(&snat))).contains(&"ingress-etp-cluster".to_owned()));
 }

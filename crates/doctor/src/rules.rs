@@ -80,9 +80,23 @@ pub fn check(objects: &[Object]) -> Vec<Finding> {
     let config = controller_config(objects);
     // With the controller's ConfigMap present, an absent key is its default: off.
     let config_pp = config.map(|c| c.doc.str_at(&["data", "use-proxy-protocol"]) == Some("true"));
+    let cilium_keeps_source = cilium_rules(objects, &mut out);
+    let trusted_cidrs = config.and_then(|c| c.doc.str_at(&["data", "proxy-real-ip-cidr"]));
     for o in objects {
         match o.kind.as_str() {
-            "Service" => service_rules(o, config_pp, &mut out),
+            "Service" => {
+                if !cilium_keeps_source {
+                    service_rules(o, config_pp, &mut out);
+                } else if o.doc.str_at(&["spec", "externalTrafficPolicy"]).is_some()
+                    && !matches!(service_type(o), "LoadBalancer" | "NodePort")
+                {
+                    service_rules(o, config_pp, &mut out); // etp-without-effect still holds
+                }
+                if is_ingress(o) {
+                    hairpin_rule(o, &mut out);
+                    dual_stack_rule(o, trusted_cidrs, &mut out);
+                }
+            }
             "ConfigMap" => configmap_rules(o, &mut out),
             "Deployment" | "DaemonSet" | "StatefulSet" => workload_rules(o, objects, &mut out),
             _ => {}
@@ -318,6 +332,7 @@ fn ingress_workload_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>
         }
     }
     if local {
+        ingress_rollout_rules(o, objects, out);
         let drains = containers(o).iter().any(|c| c.at(&["lifecycle", "preStop"]).is_some());
         if !drains {
             out.push(finding(
@@ -329,6 +344,161 @@ fn ingress_workload_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>
                 "During a rollout a node can lose its only ingress pod before the load balancer's health check \
                  notices: connections to that node fail until it does.",
                 "add a preStop that waits longer than the load balancer's health-check interval × unhealthy threshold, and a terminationGracePeriodSeconds above it".into(),
+            ));
+        }
+    }
+}
+
+/// Cilium: with kube-proxy replacement in DSR/hybrid mode, or Cilium's own
+/// ingress, the client IP survives without `externalTrafficPolicy: Local`
+/// (the seed guide's exception), so the Local rule is replaced by a
+/// reminder to validate. Returns whether the Local rule should be skipped.
+fn cilium_rules(objects: &[Object], out: &mut Vec<Finding>) -> bool {
+    let config = objects.iter().find(|o| o.kind == "ConfigMap" && o.name == "cilium-config");
+    let kpr = config
+        .and_then(|c| c.doc.str_at(&["data", "kube-proxy-replacement"]))
+        .is_some_and(|v| matches!(v, "true" | "strict"));
+    let lb_mode = config.and_then(|c| c.doc.str_at(&["data", "bpf-lb-mode"])).unwrap_or("snat");
+    let ingress_class = objects.iter().find(|o| {
+        o.kind == "IngressClass" && o.doc.str_at(&["spec", "controller"]) == Some("cilium.io/ingress-controller")
+    });
+    let keeps = ingress_class.is_some() || kpr && matches!(lb_mode, "dsr" | "hybrid");
+    if let (Some(c), true) = (config.or(ingress_class), keeps) {
+        out.push(finding(
+            c,
+            &["data"],
+            "cilium-validate",
+            Severity::Warning,
+            format!(
+                "Cilium {} keeps the client IP without externalTrafficPolicy: Local: the Local checks are skipped",
+                if ingress_class.is_some() { "ingress" } else { "kube-proxy replacement in DSR mode" }
+            ),
+            "The usual Local advice assumes kube-proxy; with Cilium the source IP path is different and must be validated as Cilium documents it.",
+            "verify with `realip doctor --probe http://<lb>/debug/ip --expect-client <your IP>`".into(),
+        ));
+    }
+    keeps
+}
+
+/// In-cluster clients that call the load balancer's address are usually
+/// short-circuited by kube-proxy to the ingress pods, skipping the load
+/// balancer and its PROXY header, which the ingress then requires.
+fn hairpin_rule(o: &Object, out: &mut Vec<Finding>) {
+    let Some(key) = proxy_annotation(o) else { return };
+    let ip_mode_proxy = o
+        .doc
+        .at(&["status", "loadBalancer", "ingress"])
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .any(|i| i.str_at(&["ipMode"]) == Some("Proxy"));
+    let hostname = o
+        .doc
+        .at(&["metadata", "annotations"])
+        .is_some_and(|a| a.entries().iter().any(|(k, _)| k.ends_with("loadbalancer-hostname")));
+    if !ip_mode_proxy && !hostname {
+        out.push(finding(
+            o,
+            &["metadata", "annotations"],
+            "hairpin-proxy-protocol",
+            Severity::Warning,
+            format!("PROXY protocol is on ({key}) and in-cluster clients calling the load balancer's IP will bypass it"),
+            "kube-proxy routes traffic for a LoadBalancer IP from inside the cluster straight to the pods: those \
+             connections arrive without the PROXY header the ingress requires, and fail.",
+            "use the load balancer's hostname annotation (e.g. service.beta.kubernetes.io/do-loadbalancer-hostname) or ipMode: Proxy, or call the ingress Service directly from inside".into(),
+        ));
+    }
+}
+
+/// A dual-stack ingress whose trusted proxy CIDRs cover one family only.
+fn dual_stack_rule(o: &Object, trusted: Option<&str>, out: &mut Vec<Finding>) {
+    let families: Vec<&str> = o
+        .doc
+        .at(&["spec", "ipFamilies"])
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(Node::as_str)
+        .collect();
+    let dual = families.len() > 1
+        || matches!(o.doc.str_at(&["spec", "ipFamilyPolicy"]), Some("RequireDualStack" | "PreferDualStack"));
+    let Some(cidrs) = trusted.filter(|_| dual) else { return };
+    let (v4, v6) =
+        cidrs.split(',').map(str::trim).fold((false, false), |(a, b), c| (a || c.contains('.'), b || c.contains(':')));
+    if v4 != v6 {
+        out.push(finding(
+            o,
+            &["spec", "ipFamilies"],
+            "dual-stack-one-family-trusted",
+            Severity::Warning,
+            format!("the ingress Service is dual-stack but proxy-real-ip-cidr `{cidrs}` covers only {}", if v4 { "IPv4" } else { "IPv6" }),
+            "Requests arriving over the other family come through proxies that are not trusted: their forwarded headers are ignored and the proxy's address is logged as the client.",
+            "add the load balancer's ranges of the other family to proxy-real-ip-cidr".into(),
+        ));
+    }
+}
+
+fn pdb_covers(pdb: &Object, pod_labels: Option<&Node>) -> bool {
+    let Some(sel) = pdb.doc.at(&["spec", "selector", "matchLabels"]) else { return false };
+    !sel.entries().is_empty()
+        && sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
+}
+
+/// Rollout safety of the ingress under `Local`: a PodDisruptionBudget,
+/// `maxUnavailable: 0`, and a grace period longer than the preStop wait.
+fn ingress_rollout_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
+    let pod_labels = o.doc.at(&["spec", "template", "metadata", "labels"]);
+    if !objects
+        .iter()
+        .any(|p| p.kind == "PodDisruptionBudget" && p.namespace == o.namespace && pdb_covers(p, pod_labels))
+    {
+        out.push(finding(
+            o,
+            &["metadata"],
+            "ingress-no-pdb",
+            Severity::Warning,
+            "no PodDisruptionBudget covers the ingress pods".into(),
+            "Node drains can evict every ingress pod of a node (or of the cluster) at once; with Local, nodes without a pod drop traffic.",
+            format!("kubectl create pdb {}-pdb -n {} --selector=app.kubernetes.io/name=ingress-nginx --max-unavailable=1", o.name, o.namespace),
+        ));
+    }
+    if o.kind == "Deployment" {
+        let max_unavailable =
+            o.doc.str_at(&["spec", "strategy", "rollingUpdate", "maxUnavailable"]).unwrap_or("25% (default)");
+        if !matches!(max_unavailable, "0" | "0%") && o.doc.str_at(&["spec", "strategy", "type"]) != Some("Recreate") {
+            out.push(finding(
+                o,
+                &["spec", "strategy"],
+                "rollout-max-unavailable",
+                Severity::Warning,
+                format!("rolling update maxUnavailable is {max_unavailable}: a node can lose its only ingress pod before the new one is ready"),
+                "With Local, a node without a ready ingress pod drops the traffic the load balancer still sends it.",
+                "strategy: {type: RollingUpdate, rollingUpdate: {maxUnavailable: 0, maxSurge: 1}}".into(),
+            ));
+        }
+    }
+    let grace: u64 = o
+        .doc
+        .str_at(&["spec", "template", "spec", "terminationGracePeriodSeconds"])
+        .and_then(|g| g.parse().ok())
+        .unwrap_or(30);
+    for c in containers(o) {
+        let cmd = words(c.at(&["lifecycle", "preStop", "exec", "command"]));
+        let wait = cmd
+            .iter()
+            .flat_map(|w| w.split_whitespace())
+            .skip_while(|w| *w != "sleep")
+            .nth(1)
+            .and_then(|n| n.trim_end_matches(';').parse::<u64>().ok());
+        if let Some(wait) = wait.filter(|w| *w >= grace) {
+            out.push(finding(
+                o,
+                &["spec", "template", "spec", "terminationGracePeriodSeconds"],
+                "grace-shorter-than-drain",
+                Severity::Warning,
+                format!("terminationGracePeriodSeconds ({grace}) is not longer than the preStop wait ({wait}s)"),
+                "The kubelet kills the pod when the grace period ends: the drain is cut and in-flight requests fail.",
+                format!("set terminationGracePeriodSeconds above {wait} plus the longest request"),
             ));
         }
     }
