@@ -204,6 +204,9 @@ pub struct DoctorArgs {
     /// text, json or sarif.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json", "sarif"])]
     pub format: String,
+    /// Also read the cluster the kubeconfig points at (read-only).
+    #[arg(long)]
+    pub live: bool,
     /// Probe a live endpoint that echoes the client IP (e.g. realip echo's /debug/ip) with forged headers.
     #[arg(long, value_name = "URL")]
     pub probe: Option<String>,

@@ -7,13 +7,20 @@ use crate::args::DoctorArgs;
 use crate::failure::Failure;
 
 pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
-    if a.paths.is_empty() && a.helm_values.is_empty() && a.probe.is_none() {
+    if a.paths.is_empty() && a.helm_values.is_empty() && a.probe.is_none() && !a.live {
         return Err(Failure::usage(anyhow!(
-            "nothing to audit: give manifest files, directories, `-`, --helm-values or --probe"
+            "nothing to audit: give manifest files, directories, `-`, --helm-values, --live or --probe"
         )));
     }
-    let objects = realip_kube::load_paths(&a.paths).map_err(Failure::usage)?;
-    let mut findings = rules::check(&objects);
+    let mut objects = realip_kube::load_paths(&a.paths).map_err(Failure::usage)?;
+    let mut findings = Vec::new();
+    if a.live {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::usage)?;
+        let cluster = rt.block_on(realip_kube::live::load_cluster()).map_err(Failure::usage)?;
+        findings.extend(rules::check_live(&cluster));
+        objects.extend(cluster);
+    }
+    findings.splice(0..0, rules::check(&objects));
     for f in &a.helm_values {
         let text = std::fs::read_to_string(f).map_err(|e| Failure::usage(anyhow!("{}: {e}", f.display())))?;
         let name = f.display().to_string();

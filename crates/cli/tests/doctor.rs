@@ -261,3 +261,115 @@ fn cilium_replaces_the_local_advice() {
     let snat = cilium.replace("bpf-lb-mode: dsr", "bpf-lb-mode: snat");
     assert!(rules_of(&doctor(&["-", "--format", "json"], Some(&snat))).contains(&"ingress-etp-cluster".to_owned()));
 }
+
+/// A fake Kubernetes API server on loopback speaking the real list JSON,
+/// so `--live` runs the unmodified kube-rs client path. Returns its
+/// address and the request lines it saw.
+fn fake_api_server(
+    lists: std::collections::HashMap<&'static str, serde_json::Value>,
+) -> (std::net::SocketAddr, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = std::sync::Arc::clone(&seen);
+    std::thread::spawn(move || {
+        for stream in l.incoming().take(32) {
+            let Ok(stream) = stream else { continue };
+            let (lists, log) = (lists.clone(), std::sync::Arc::clone(&log));
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut out = stream;
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    let mut auth = String::new();
+                    loop {
+                        let mut h = String::new();
+                        if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                            break;
+                        }
+                        if h.to_ascii_lowercase().starts_with("authorization:") {
+                            h.trim().clone_into(&mut auth);
+                        }
+                    }
+                    let path = line.split(' ').nth(1).unwrap_or("/").split('?').next().unwrap_or("/").to_owned();
+                    log.lock().unwrap().push(format!("{path} {auth}"));
+                    let (status, body) = match lists.get(path.as_str()) {
+                        Some(items) => ("200 OK", serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}).to_string()),
+                        None => ("404 Not Found", serde_json::json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}).to_string()),
+                    };
+                    let resp = format!(
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if out.write_all(resp.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, seen)
+}
+
+#[test]
+fn live_cluster_through_kube_rs_against_a_fake_api_server() {
+    use serde_json::json;
+    let node = |name: &str| json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}, "spec": {}, "status": {"conditions": [{"type": "Ready", "status": "True"}]}});
+    let pod = |name: &str, node: &str| json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "ingress-nginx", "labels": {"app.kubernetes.io/name": "ingress-nginx"}}, "spec": {"nodeName": node}, "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}});
+    let mut lists = std::collections::HashMap::new();
+    lists.insert("/api/v1/services", json!([{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx", "labels": {"app.kubernetes.io/name": "ingress-nginx"}}, "spec": {"type": "LoadBalancer", "externalTrafficPolicy": "Local", "ports": [{"port": 80}]}}]));
+    lists.insert("/api/v1/configmaps", json!([{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "ingress-nginx-controller", "namespace": "ingress-nginx"}, "data": {"use-forwarded-headers": "true"}}]));
+    lists.insert("/api/v1/nodes", json!([node("node-a"), node("node-b"), node("node-c")]));
+    lists.insert("/api/v1/pods", json!([pod("i1", "node-a"), pod("i2", "node-a"), pod("i3", "node-b")]));
+    for empty in [
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/daemonsets",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        "/apis/networking.k8s.io/v1/ingresses",
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        "/apis/policy/v1/poddisruptionbudgets",
+    ] {
+        lists.insert(empty, json!([]));
+    }
+    let (addr, seen) = fake_api_server(lists);
+    let dir = std::env::temp_dir().join(format!("realip-live-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{token: fake-token}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_realip"))
+        .args(["doctor", "--live", "--format", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let rules = rules_of(&out);
+    for want in [
+        "local-no-healthcheck-port",
+        "ingress-node-without-pod",
+        "ingress-uneven-spread",
+        "forwarded-headers-from-everyone",
+    ] {
+        assert!(rules.contains(&want.to_owned()), "missing {want} in {rules:?}");
+    }
+    let f = findings(&out);
+    let spread = f.iter().find(|f| f["rule"] == "ingress-uneven-spread").unwrap();
+    assert!(spread["message"].as_str().unwrap().contains("between 25% and 50%"), "{spread}");
+    let skew = f.iter().find(|f| f["rule"] == "ingress-node-without-pod").unwrap();
+    assert!(skew["message"].as_str().unwrap().contains("node-c"), "{skew}");
+    let requests = seen.lock().unwrap().clone();
+    assert!(
+        requests.iter().any(|r| r.starts_with("/api/v1/services ") && r.contains("Bearer fake-token")),
+        "{requests:?}"
+    );
+}

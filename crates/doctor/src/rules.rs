@@ -503,3 +503,89 @@ fn ingress_rollout_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>)
         }
     }
 }
+
+fn condition_true(o: &Object, ty: &str) -> bool {
+    o.doc
+        .at(&["status", "conditions"])
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.str_at(&["type"]) == Some(ty) && c.str_at(&["status"]) == Some("True"))
+}
+
+/// Checks that need a live cluster: the allocated `healthCheckNodePort`,
+/// and where the ready ingress pods actually run.
+pub fn check_live(objects: &[Object]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let ingress_svcs: Vec<&Object> = objects
+        .iter()
+        .filter(|o| {
+            o.kind == "Service"
+                && is_ingress(o)
+                && service_type(o) == "LoadBalancer"
+                && o.doc.str_at(&["spec", "externalTrafficPolicy"]) == Some("Local")
+        })
+        .collect();
+    for s in &ingress_svcs {
+        if s.doc.at(&["spec", "healthCheckNodePort"]).is_none() {
+            out.push(finding(
+                s,
+                &["spec"],
+                "local-no-healthcheck-port",
+                Severity::Error,
+                "externalTrafficPolicy: Local but the Service has no healthCheckNodePort".into(),
+                "Without it the load balancer cannot tell which nodes have a ready ingress pod, and sends traffic to nodes that drop it.",
+                format!("kubectl get svc {} -n {} -o jsonpath='{{.spec.healthCheckNodePort}}' must print a port; recreate the Service as type LoadBalancer", s.name, s.namespace),
+            ));
+        }
+    }
+    let Some(svc) = ingress_svcs.first() else { return out };
+    let nodes: Vec<&Object> = objects
+        .iter()
+        .filter(|o| {
+            o.kind == "Node" && condition_true(o, "Ready") && o.doc.str_at(&["spec", "unschedulable"]) != Some("true")
+        })
+        .collect();
+    let mut per_node: Vec<(&str, u32)> = nodes.iter().map(|n| (n.name.as_str(), 0)).collect();
+    for p in objects.iter().filter(|o| {
+        o.kind == "Pod"
+            && is_ingress(o)
+            && o.doc.str_at(&["status", "phase"]) == Some("Running")
+            && condition_true(o, "Ready")
+    }) {
+        if let Some(slot) = per_node.iter_mut().find(|(n, _)| Some(*n) == p.doc.str_at(&["spec", "nodeName"])) {
+            slot.1 += 1;
+        }
+    }
+    let empty: Vec<&str> = per_node.iter().filter(|(_, c)| *c == 0).map(|(n, _)| *n).collect();
+    let served: Vec<u32> = per_node.iter().map(|(_, c)| *c).filter(|c| *c > 0).collect();
+    if !empty.is_empty() && !served.is_empty() {
+        out.push(finding(
+            svc,
+            &["spec"],
+            "ingress-node-without-pod",
+            Severity::Warning,
+            format!("{} of {} ready nodes have no ready ingress pod: {}", empty.len(), per_node.len(), empty.join(", ")),
+            "With Local only nodes with a ready ingress pod serve; the load balancer must skip the others (health check) and the rest carry all traffic.",
+            "spread the ingress over all nodes (topologySpreadConstraints, more replicas) or run it as a DaemonSet".into(),
+        ));
+    }
+    // Per-node balancing: each serving node gets 1/k of the traffic, split
+    // among its pods; shares differ when pods are unevenly placed.
+    if let (Some(&most), Some(&least)) = (served.iter().max(), served.iter().min()) {
+        if most > least {
+            let k = f64::from(u32::try_from(served.len()).unwrap_or(u32::MAX));
+            let (big, small) = (100.0 / (k * f64::from(least)), 100.0 / (k * f64::from(most)));
+            out.push(finding(
+                svc,
+                &["spec"],
+                "ingress-uneven-spread",
+                Severity::Warning,
+                format!("ingress pods per node range from {least} to {most}: under per-node balancing a pod gets between {small:.0}% and {big:.0}% of the traffic"),
+                "The load balancer balances nodes, not pods: a node with one pod gives that pod as much traffic as a node with several gives all of its pods together.",
+                "spread ingress pods evenly (maxSkew: 1 on kubernetes.io/hostname) or use a DaemonSet".into(),
+            ));
+        }
+    }
+    out
+}

@@ -26,6 +26,9 @@ pub enum Error {
         /// What the parser said.
         reason: String,
     },
+    /// Occurs when the cluster cannot be reached or a list fails.
+    #[error("live cluster: {0}")]
+    Live(String),
     /// Occurs when a document is not a Kubernetes object (no `kind`).
     #[error("{origin}:{line}: document is not a Kubernetes object: {reason}")]
     NotAnObject {

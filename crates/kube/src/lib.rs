@@ -5,10 +5,12 @@
 //!
 //! - [`yaml`]: a small YAML tree with line numbers, built on saphyr-parser
 //!   (YAML 1.2; JSON is YAML);
-//! - [`object`]: Kubernetes objects and where they came from.
+//! - [`object`]: Kubernetes objects and where they came from;
+//! - [`live`]: the same objects read from a cluster with kube-rs.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod live;
 pub mod object;
 pub mod yaml;
 
