@@ -40,7 +40,7 @@ pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
     let out = match a.format.as_str() {
         "json" => report::json(&findings),
         "sarif" => report::sarif(&findings),
-        _ => report::text(&findings),
+        _ => report::text(&findings, std::io::IsTerminal::is_terminal(&std::io::stdout())),
     };
     println!("{}", out.trim_end());
     let floor = if a.fail_on == "warning" { Severity::Warning } else { Severity::Error };

@@ -373,3 +373,30 @@ fn live_cluster_through_kube_rs_against_a_fake_api_server() {
         "{requests:?}"
     );
 }
+
+#[test]
+fn network_policy_probe_ports_and_health_check_annotations() {
+    // `*` behind a NetworkPolicy that admits only the ingress: allowed.
+    let star = good().replace("--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*");
+    assert!(rules_of(&doctor(&["-", "--format", "json"], Some(&star))).contains(&"app-trusts-every-proxy".to_owned()));
+    let policy = "---\napiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: only-ingress, namespace: app}\nspec:\n  podSelector: {matchLabels: {app: fastapi}}\n  ingress:\n  - from:\n    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: ingress-nginx}}\n      podSelector: {matchLabels: {app.kubernetes.io/name: ingress-nginx}}\n";
+    let fenced = format!("{star}{policy}");
+    assert!(
+        !rules_of(&doctor(&["-", "--format", "json"], Some(&fenced))).contains(&"app-trusts-every-proxy".to_owned())
+    );
+
+    // A kubelet probe on a realip listener that requires PROXY.
+    let realip = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: realip, namespace: ingress}\ndata:\n  realip.toml: |\n    [[listener]]\n    name = \"web\"\n    bind = \"0.0.0.0:8080\"\n    proxy_protocol = \"required\"\n    proxy_protocol_from = [\"10.0.0.0/8\"]\n    [admin]\n    bind = \"0.0.0.0:9901\"\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: realip, namespace: ingress}\nspec:\n  template:\n    spec:\n      containers:\n      - name: proxy\n        readinessProbe:\n          httpGet: {path: /readyz, port: 8080}\n";
+    let out = doctor(&["-", "--format", "json"], Some(realip));
+    assert!(rules_of(&out).contains(&"probe-on-proxy-port".to_owned()), "{:?}", rules_of(&out));
+    let fixed = realip.replace("port: 8080}", "port: 9901}");
+    assert!(!rules_of(&doctor(&["-", "--format", "json"], Some(&fixed))).contains(&"probe-on-proxy-port".to_owned()));
+
+    // DigitalOcean health check pinned to a port while Local is on.
+    let pinned = good().replace(
+        "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n",
+        "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/do-loadbalancer-healthcheck-port: \"80\"\n",
+    );
+    assert!(rules_of(&doctor(&["-", "--format", "json", "--fail-on", "warning"], Some(&pinned)))
+        .contains(&"healthcheck-traffic-port".to_owned()));
+}

@@ -7,8 +7,9 @@ use serde_json::{json, Value};
 
 use crate::finding::{Finding, Severity};
 
-/// Human text, grouped by object, with the fix under each finding.
-pub fn text(findings: &[Finding]) -> String {
+/// Human text, grouped by object, with the fix under each finding;
+/// severities in colour when `color` (stdout is a terminal).
+pub fn text(findings: &[Finding], color: bool) -> String {
     if findings.is_empty() {
         return "realip doctor: no findings\n".into();
     }
@@ -19,7 +20,12 @@ pub fn text(findings: &[Finding]) -> String {
             let _ = writeln!(out, "{} ({}:{})", f.object, f.file, f.line);
             last = Some(&f.object);
         }
-        let _ = writeln!(out, "  {} [{}] {}:{}: {}", f.severity, f.rule, f.file, f.line, f.message);
+        let sev = match (color, f.severity) {
+            (true, Severity::Error) => format!("\x1b[31m{}\x1b[0m", f.severity),
+            (true, Severity::Warning) => format!("\x1b[33m{}\x1b[0m", f.severity),
+            (false, s) => s.to_string(),
+        };
+        let _ = writeln!(out, "  {sev} [{}] {}:{}: {}", f.rule, f.file, f.line, f.message);
         let _ = writeln!(out, "    why: {}", f.why);
         let _ = writeln!(out, "    fix: {}", f.fix);
     }

@@ -82,6 +82,7 @@ pub fn check(objects: &[Object]) -> Vec<Finding> {
     let config_pp = config.map(|c| c.doc.str_at(&["data", "use-proxy-protocol"]) == Some("true"));
     let cilium_keeps_source = cilium_rules(objects, &mut out);
     let trusted_cidrs = config.and_then(|c| c.doc.str_at(&["data", "proxy-real-ip-cidr"]));
+    out.extend(check_probe_ports(objects));
     for o in objects {
         match o.kind.as_str() {
             "Service" => {
@@ -160,18 +161,23 @@ fn service_rules(o: &Object, config_pp: Option<bool>, out: &mut Vec<Finding>) {
     }
     if etp == Some("Local") && o.doc.at(&["spec", "healthCheckNodePort"]).is_none() && ty == "LoadBalancer" {
         // Kubernetes allocates one; only worth noting when the LB is told to check the traffic port.
-        if let Some(a) = o
-            .annotation("service.beta.kubernetes.io/aws-load-balancer-healthcheck-port")
-            .filter(|p| *p == "traffic-port")
-        {
+        let traffic_port_checks = [
+            ("service.beta.kubernetes.io/aws-load-balancer-healthcheck-port", "traffic-port"),
+            ("service.beta.kubernetes.io/do-loadbalancer-healthcheck-port", ""),
+            ("service.beta.kubernetes.io/azure-load-balancer-health-probe-port", ""),
+        ];
+        let hit = traffic_port_checks.iter().find_map(|(k, v)| {
+            o.annotation(k).filter(|a| if v.is_empty() { !a.is_empty() } else { a == v }).map(|a| format!("{k}: {a}"))
+        });
+        if let Some(a) = hit {
             out.push(finding(
                 o,
                 &["metadata", "annotations"],
                 "healthcheck-traffic-port",
                 Severity::Warning,
-                format!("externalTrafficPolicy: Local but the load balancer health-checks the traffic port ({a})"),
+                format!("externalTrafficPolicy: Local but the load balancer health check is pointed elsewhere ({a})"),
                 "With Local, nodes without a ready ingress pod drop traffic; only healthCheckNodePort tells the load \
-                 balancer which nodes those are. Checking the traffic port keeps sending traffic to them.",
+                 balancer which nodes those are. Checking another port keeps sending traffic to them.",
                 "remove the health-check port annotation so the load balancer uses healthCheckNodePort".into(),
             ));
         }
@@ -255,6 +261,9 @@ fn app_trust_rule(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
         let star_env = c.get("env").map(Node::items).unwrap_or_default().iter().any(|e| {
             e.str_at(&["name"]) == Some("FORWARDED_ALLOW_IPS") && e.str_at(&["value"]).map(str::trim) == Some("*")
         });
+        if (star_arg || star_env) && only_ingress_may_reach(o, objects) {
+            continue; // `*` is then what the seed guide allows
+        }
         if star_arg || star_env {
             let exposed = objects.iter().any(|s| {
                 s.kind == "Service"
@@ -585,6 +594,92 @@ pub fn check_live(objects: &[Object]) -> Vec<Finding> {
                 "The load balancer balances nodes, not pods: a node with one pod gives that pod as much traffic as a node with several gives all of its pods together.",
                 "spread ingress pods evenly (maxSkew: 1 on kubernetes.io/hostname) or use a DaemonSet".into(),
             ));
+        }
+    }
+    out
+}
+
+/// Whether a NetworkPolicy in the workload's namespace selects its pods and
+/// admits traffic only from ingress controller pods.
+fn only_ingress_may_reach(o: &Object, objects: &[Object]) -> bool {
+    let pod_labels = o.doc.at(&["spec", "template", "metadata", "labels"]);
+    objects.iter().filter(|p| p.kind == "NetworkPolicy" && p.namespace == o.namespace).any(|p| {
+        let selects = p.doc.at(&["spec", "podSelector", "matchLabels"]).is_some_and(|sel| {
+            sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
+        });
+        let rules = p.doc.at(&["spec", "ingress"]).map(Node::items).unwrap_or_default();
+        let from_ingress_only = !rules.is_empty()
+            && rules.iter().all(|r| {
+                let from = r.get("from").map(Node::items).unwrap_or_default();
+                !from.is_empty()
+                    && from.iter().all(|f| {
+                        let pods =
+                            f.at(&["podSelector", "matchLabels"]).and_then(|m| m.str_at(&["app.kubernetes.io/name"]));
+                        let ns = f
+                            .at(&["namespaceSelector", "matchLabels"])
+                            .and_then(|m| m.str_at(&["kubernetes.io/metadata.name"]));
+                        pods.is_some_and(|n| INGRESS_NAMES.contains(&n)) || ns.is_some_and(|n| n.contains("ingress"))
+                    })
+            });
+        selects && from_ingress_only
+    })
+}
+
+/// Ports of realip proxy listeners that require PROXY, from ConfigMaps
+/// holding a realip.toml.
+fn proxy_required_ports(objects: &[Object]) -> Vec<String> {
+    let mut ports = Vec::new();
+    for c in objects.iter().filter(|o| o.kind == "ConfigMap") {
+        for (_, v) in c.doc.get("data").map(Node::entries).unwrap_or_default() {
+            let Some(text) = v.as_str().filter(|t| t.contains("[[listener]]")) else { continue };
+            for block in text.split("[[listener]]").skip(1) {
+                let block = block.split("\n[").next().unwrap_or_default();
+                let required = block.lines().any(|l| l.replace(' ', "") == "proxy_protocol=\"required\"");
+                let port = block
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("bind"))
+                    .and_then(|b| b.rsplit(':').next())
+                    .map(|p| p.trim_matches(|c: char| !c.is_ascii_digit()).to_owned());
+                if let (true, Some(p)) = (required, port) {
+                    ports.push(p);
+                }
+            }
+        }
+    }
+    ports
+}
+
+/// Kubelet probes never send a PROXY header: a probe on a port that
+/// requires one always fails.
+fn check_probe_ports(objects: &[Object]) -> Vec<Finding> {
+    let ports = proxy_required_ports(objects);
+    let mut out = Vec::new();
+    if ports.is_empty() {
+        return out;
+    }
+    for o in objects.iter().filter(|o| matches!(o.kind.as_str(), "Deployment" | "DaemonSet")) {
+        for c in containers(o) {
+            for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+                let Some(port) =
+                    c.str_at(&[probe, "httpGet", "port"]).or_else(|| c.str_at(&[probe, "tcpSocket", "port"]))
+                else {
+                    continue;
+                };
+                if ports.iter().any(|p| p == port) {
+                    out.push(finding(
+                        o,
+                        &["spec", "template", "spec", "containers"],
+                        "probe-on-proxy-port",
+                        Severity::Error,
+                        format!(
+                            "{probe} of `{}` targets port {port}, where realip requires a PROXY header",
+                            c.str_at(&["name"]).unwrap_or("?")
+                        ),
+                        "The kubelet does not send PROXY headers: the probe always fails and the pod never becomes ready (or is restarted).",
+                        "probe the admin port (/readyz, /healthz), which never requires PROXY".into(),
+                    ));
+                }
+            }
         }
     }
     out
