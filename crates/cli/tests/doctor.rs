@@ -400,3 +400,14 @@ fn network_policy_probe_ports_and_health_check_annotations() {
     assert!(rules_of(&doctor(&["-", "--format", "json", "--fail-on", "warning"], Some(&pinned)))
         .contains(&"healthcheck-traffic-port".to_owned()));
 }
+
+#[test]
+fn chart_defaults_lose_the_client_ip() {
+    let out =
+        doctor(&["--helm-values", fixture("chart-defaults-values.yaml").to_str().unwrap(), "--format", "json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    let f = findings(&out);
+    let etp = f.iter().find(|f| f["rule"] == "ingress-etp-cluster").expect("ETP finding");
+    assert!(etp["message"].as_str().unwrap().contains("Cluster"), "{etp}");
+    assert!(f.iter().any(|f| f["rule"] == "ingress-single-replica"));
+}

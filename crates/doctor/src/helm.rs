@@ -28,7 +28,7 @@ pub fn check(values: &Node, file: &str) -> Vec<Finding> {
             fix: fix.to_owned(),
         });
     };
-    let etp = values.str_at(&["controller", "service", "externalTrafficPolicy"]);
+    let etp = values.str_at(&["controller", "service", "externalTrafficPolicy"]).filter(|e| !e.is_empty());
     let svc_type = values.str_at(&["controller", "service", "type"]).unwrap_or("LoadBalancer");
     let annotations = at(values, &["controller", "service", "annotations"]);
     let lb_pp = PROXY_ANNOTATIONS.iter().any(|(k, on)| {

@@ -108,7 +108,7 @@ pub fn check(objects: &[Object]) -> Vec<Finding> {
 
 fn service_rules(o: &Object, config_pp: Option<bool>, out: &mut Vec<Finding>) {
     let ty = service_type(o);
-    let etp = o.doc.str_at(&["spec", "externalTrafficPolicy"]);
+    let etp = o.doc.str_at(&["spec", "externalTrafficPolicy"]).filter(|e| !e.is_empty());
     let external = ty == "LoadBalancer" || ty == "NodePort";
     if !external && etp.is_some() {
         out.push(finding(
