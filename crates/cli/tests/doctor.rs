@@ -411,3 +411,23 @@ fn chart_defaults_lose_the_client_ip() {
     assert!(etp["message"].as_str().unwrap().contains("Cluster"), "{etp}");
     assert!(f.iter().any(|f| f["rule"] == "ingress-single-replica"));
 }
+
+#[test]
+fn uvicorn_without_trust_and_realip_proxy_protocol_mismatch() {
+    let plain = good().replace(", \"--proxy-headers\", \"--forwarded-allow-ips=10.0.0.0/8,127.0.0.1\"", "");
+    assert!(rules_of(&doctor(&["-", "--format", "json", "--fail-on", "warning"], Some(&plain)))
+        .contains(&"app-ignores-forwarded-headers".to_owned()));
+    // A realip ingress requiring PROXY behind a load balancer that does not send it.
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: realip\n  namespace: ingress\n  labels: {app.kubernetes.io/name: realip}\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n";
+    let cfg = |mode: &str| {
+        format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: realip, namespace: ingress}}\ndata:\n  realip.toml: |\n    [[listener]]\n    name = \"web\"\n    bind = \"0.0.0.0:8080\"\n    proxy_protocol = \"{mode}\"\n    proxy_protocol_from = [\"10.0.0.0/8\"]\n")
+    };
+    let mismatch = |text: &str| {
+        rules_of(&doctor(&["-", "--format", "json"], Some(text))).contains(&"proxy-protocol-mismatch".to_owned())
+    };
+    assert!(mismatch(&format!("{svc}{}", cfg("required"))));
+    assert!(!mismatch(&format!("{svc}{}", cfg("optional"))), "optional accepts plain connections");
+    let with_pp = svc.replace("  labels: {app.kubernetes.io/name: realip}\n", "  labels: {app.kubernetes.io/name: realip}\n  annotations: {service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"}\n");
+    assert!(mismatch(&format!("{with_pp}{}", cfg("off"))), "the LB sends PROXY, realip does not read it");
+    assert!(!mismatch(&format!("{with_pp}{}", cfg("required"))));
+}

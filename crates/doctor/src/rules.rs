@@ -79,7 +79,11 @@ pub fn check(objects: &[Object]) -> Vec<Finding> {
     let mut out = Vec::new();
     let config = controller_config(objects);
     // With the controller's ConfigMap present, an absent key is its default: off.
-    let config_pp = config.map(|c| c.doc.str_at(&["data", "use-proxy-protocol"]) == Some("true"));
+    // (accepts PROXY, requires PROXY), from ingress-nginx or realip config.
+    let config_pp = config
+        .map(|c| c.doc.str_at(&["data", "use-proxy-protocol"]) == Some("true"))
+        .map(|on| (on, on))
+        .or_else(|| realip_proxy_protocol(objects));
     let cilium_keeps_source = cilium_rules(objects, &mut out);
     let trusted_cidrs = config.and_then(|c| c.doc.str_at(&["data", "proxy-real-ip-cidr"]));
     out.extend(check_probe_ports(objects));
@@ -106,7 +110,7 @@ pub fn check(objects: &[Object]) -> Vec<Finding> {
     out
 }
 
-fn service_rules(o: &Object, config_pp: Option<bool>, out: &mut Vec<Finding>) {
+fn service_rules(o: &Object, config_pp: Option<(bool, bool)>, out: &mut Vec<Finding>) {
     let ty = service_type(o);
     let etp = o.doc.str_at(&["spec", "externalTrafficPolicy"]).filter(|e| !e.is_empty());
     let external = ty == "LoadBalancer" || ty == "NodePort";
@@ -139,7 +143,7 @@ fn service_rules(o: &Object, config_pp: Option<bool>, out: &mut Vec<Finding>) {
         ));
     }
     match (pp, config_pp) {
-        (Some(key), Some(false)) => out.push(finding(
+        (Some(key), Some((false, _))) => out.push(finding(
             o,
             &["metadata", "annotations"],
             "proxy-protocol-mismatch",
@@ -148,7 +152,7 @@ fn service_rules(o: &Object, config_pp: Option<bool>, out: &mut Vec<Finding>) {
             "The ingress reads the PROXY header as the start of an HTTP request and answers 400 to every connection.",
             "set `use-proxy-protocol: \"true\"` in the controller ConfigMap (Helm: --set-string controller.config.use-proxy-protocol=true)".into(),
         )),
-        (None, Some(true)) => out.push(finding(
+        (None, Some((_, true))) => out.push(finding(
             o,
             &["metadata", "annotations"],
             "proxy-protocol-mismatch",
@@ -261,6 +265,28 @@ fn app_trust_rule(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
         let star_env = c.get("env").map(Node::items).unwrap_or_default().iter().any(|e| {
             e.str_at(&["name"]) == Some("FORWARDED_ALLOW_IPS") && e.str_at(&["value"]).map(str::trim) == Some("*")
         });
+        let uvicorn = argv.iter().any(|a| a.ends_with("uvicorn") || a.contains("uvicorn.workers"));
+        let allow_set = argv.iter().any(|a| a.starts_with("--forwarded-allow-ips"))
+            || c.get("env")
+                .map(Node::items)
+                .unwrap_or_default()
+                .iter()
+                .any(|e| e.str_at(&["name"]) == Some("FORWARDED_ALLOW_IPS"));
+        if uvicorn && (argv.contains(&"--no-proxy-headers") || !allow_set) {
+            out.push(finding(
+                o,
+                &["spec", "template", "spec", "containers"],
+                "app-ignores-forwarded-headers",
+                Severity::Warning,
+                format!(
+                    "container `{}` runs uvicorn {}: behind the ingress, request.client.host is the ingress pod",
+                    c.str_at(&["name"]).unwrap_or("?"),
+                    if argv.contains(&"--no-proxy-headers") { "with --no-proxy-headers" } else { "without --forwarded-allow-ips (it trusts only 127.0.0.1)" }
+                ),
+                "uvicorn reads X-Forwarded-For only from --forwarded-allow-ips (default 127.0.0.1); the ingress connects from its pod IP, so the app logs and limits the ingress, not the client.",
+                "--proxy-headers --forwarded-allow-ips=<ingress pod CIDR> (the seed guide: \"10.0.0.0/8,127.0.0.1\")".into(),
+            ));
+        }
         if (star_arg || star_env) && only_ingress_may_reach(o, objects) {
             continue; // `*` is then what the seed guide allows
         }
@@ -683,4 +709,27 @@ fn check_probe_ports(objects: &[Object]) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Whether a realip proxy config (a ConfigMap holding realip.toml) accepts
+/// and whether it requires PROXY headers; `None` without such a config.
+fn realip_proxy_protocol(objects: &[Object]) -> Option<(bool, bool)> {
+    let configs: Vec<&str> = objects
+        .iter()
+        .filter(|o| o.kind == "ConfigMap")
+        .flat_map(|c| c.doc.get("data").map(Node::entries).unwrap_or_default())
+        .filter_map(|(_, v)| v.as_str())
+        .filter(|t| t.contains("[[listener]]"))
+        .collect();
+    if configs.is_empty() {
+        return None;
+    }
+    let modes: Vec<String> = configs
+        .iter()
+        .flat_map(|t| t.lines())
+        .map(|l| l.replace(' ', ""))
+        .filter(|l| l.starts_with("proxy_protocol="))
+        .collect();
+    let required = modes.iter().any(|m| m == "proxy_protocol=\"required\"");
+    Some((required || modes.iter().any(|m| m == "proxy_protocol=\"optional\""), required))
 }
