@@ -431,3 +431,18 @@ fn uvicorn_without_trust_and_realip_proxy_protocol_mismatch() {
     assert!(mismatch(&format!("{with_pp}{}", cfg("off"))), "the LB sends PROXY, realip does not read it");
     assert!(!mismatch(&format!("{with_pp}{}", cfg("required"))));
 }
+
+/// An ingress without the usual labels is still found through its
+/// IngressClass: the controller class it runs with, and the Service that
+/// selects its pods.
+#[test]
+fn ingress_found_through_its_ingress_class() {
+    let text = "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: edge}\nspec: {controller: example.com/edge}\n---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {name: edge, namespace: edge}\nspec:\n  replicas: 3\n  template:\n    metadata: {labels: {app: edge}}\n    spec:\n      containers:\n      - name: c\n        args: [\"--controller-class=example.com/edge\"]\n---\napiVersion: v1\nkind: Service\nmetadata: {name: edge, namespace: edge}\nspec:\n  type: LoadBalancer\n  selector: {app: edge}\n";
+    let rules = rules_of(&doctor(&["-", "--format", "json", "--fail-on", "warning"], Some(text)));
+    assert!(
+        rules.contains(&"ingress-etp-cluster".to_owned()) && rules.contains(&"ingress-no-spread".to_owned()),
+        "{rules:?}"
+    );
+    let other = text.replace("--controller-class=example.com/edge", "--controller-class=example.com/other");
+    assert!(!rules_of(&doctor(&["-", "--format", "json"], Some(&other))).contains(&"ingress-etp-cluster".to_owned()));
+}

@@ -24,10 +24,59 @@ pub const PROXY_ANNOTATIONS: &[(&str, Option<&str>)] = &[
 
 const INGRESS_NAMES: &[&str] = &["ingress-nginx", "realip"];
 
-/// Whether `o` belongs to an ingress controller.
-pub fn is_ingress(o: &Object) -> bool {
+/// Whether `o` carries the labels ingress-nginx and realip put on their objects.
+pub fn labelled_ingress(o: &Object) -> bool {
     o.label("app.kubernetes.io/name").is_some_and(|n| INGRESS_NAMES.contains(&n))
         || o.name.contains("ingress-nginx-controller")
+}
+
+/// The ingress controller's objects: labelled ones, workloads whose
+/// controller an IngressClass names (`--controller-class=...`), and the
+/// Services that select those workloads' pods.
+#[derive(Debug, Default)]
+pub struct Ingresses(std::collections::HashSet<String>);
+
+impl Ingresses {
+    /// Finds them among `objects`.
+    pub fn find(objects: &[Object]) -> Ingresses {
+        let classes: Vec<&str> = objects
+            .iter()
+            .filter(|o| o.kind == "IngressClass")
+            .filter_map(|o| o.doc.str_at(&["spec", "controller"]))
+            .collect();
+        let mut ids = std::collections::HashSet::new();
+        let workloads: Vec<&Object> = objects
+            .iter()
+            .filter(|o| matches!(o.kind.as_str(), "Deployment" | "DaemonSet"))
+            .filter(|o| {
+                containers(o).iter().any(|c| {
+                    let argv: Vec<&str> = words(c.get("command")).into_iter().chain(words(c.get("args"))).collect();
+                    argv.iter().any(|a| a.strip_prefix("--controller-class=").is_some_and(|v| classes.contains(&v)))
+                })
+            })
+            .collect();
+        for w in &workloads {
+            ids.insert(w.id());
+            let labels = w.doc.at(&["spec", "template", "metadata", "labels"]);
+            for s in
+                objects.iter().filter(|s| s.kind == "Service" && s.namespace == w.namespace && selected_by(s, labels))
+            {
+                ids.insert(s.id());
+            }
+            let template = labels.map(Node::entries).unwrap_or_default();
+            for p in objects.iter().filter(|p| p.kind == "Pod" && p.namespace == w.namespace && !template.is_empty()) {
+                if template.iter().all(|(k, v)| p.label(k) == v.as_str()) {
+                    ids.insert(p.id());
+                }
+            }
+        }
+        Ingresses(ids)
+    }
+
+    /// Whether `o` belongs to an ingress controller.
+    pub fn contains(&self, o: &Object) -> bool {
+        labelled_ingress(o) || self.0.contains(&o.id())
+    }
 }
 
 /// Whether the Service's annotations turn PROXY protocol on.
@@ -85,32 +134,33 @@ pub fn check(objects: &[Object]) -> Vec<Finding> {
         .map(|on| (on, on))
         .or_else(|| realip_proxy_protocol(objects));
     let cilium_keeps_source = cilium_rules(objects, &mut out);
+    let ing = Ingresses::find(objects);
     let trusted_cidrs = config.and_then(|c| c.doc.str_at(&["data", "proxy-real-ip-cidr"]));
     out.extend(check_probe_ports(objects));
     for o in objects {
         match o.kind.as_str() {
             "Service" => {
                 if !cilium_keeps_source {
-                    service_rules(o, config_pp, &mut out);
+                    service_rules(o, config_pp, &ing, &mut out);
                 } else if o.doc.str_at(&["spec", "externalTrafficPolicy"]).is_some()
                     && !matches!(service_type(o), "LoadBalancer" | "NodePort")
                 {
-                    service_rules(o, config_pp, &mut out); // etp-without-effect still holds
+                    service_rules(o, config_pp, &ing, &mut out); // etp-without-effect still holds
                 }
-                if is_ingress(o) {
+                if ing.contains(o) {
                     hairpin_rule(o, &mut out);
                     dual_stack_rule(o, trusted_cidrs, &mut out);
                 }
             }
             "ConfigMap" => configmap_rules(o, &mut out),
-            "Deployment" | "DaemonSet" | "StatefulSet" => workload_rules(o, objects, &mut out),
+            "Deployment" | "DaemonSet" | "StatefulSet" => workload_rules(o, objects, &ing, &mut out),
             _ => {}
         }
     }
     out
 }
 
-fn service_rules(o: &Object, config_pp: Option<(bool, bool)>, out: &mut Vec<Finding>) {
+fn service_rules(o: &Object, config_pp: Option<(bool, bool)>, ing: &Ingresses, out: &mut Vec<Finding>) {
     let ty = service_type(o);
     let etp = o.doc.str_at(&["spec", "externalTrafficPolicy"]).filter(|e| !e.is_empty());
     let external = ty == "LoadBalancer" || ty == "NodePort";
@@ -126,7 +176,7 @@ fn service_rules(o: &Object, config_pp: Option<(bool, bool)>, out: &mut Vec<Find
             "set `externalTrafficPolicy: Local` on the ingress controller's LoadBalancer Service instead".into(),
         ));
     }
-    if !(external && is_ingress(o)) {
+    if !(external && ing.contains(o)) {
         return;
     }
     let pp = proxy_annotation(o);
@@ -245,10 +295,10 @@ fn selected_by(svc: &Object, pod_labels: Option<&Node>) -> bool {
         && sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
 }
 
-fn workload_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
+fn workload_rules(o: &Object, objects: &[Object], ing: &Ingresses, out: &mut Vec<Finding>) {
     app_trust_rule(o, objects, out);
-    if is_ingress(o) {
-        ingress_workload_rules(o, objects, out);
+    if ing.contains(o) {
+        ingress_workload_rules(o, objects, ing, out);
     }
 }
 
@@ -319,9 +369,9 @@ fn app_trust_rule(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
     }
 }
 
-fn ingress_workload_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>) {
+fn ingress_workload_rules(o: &Object, objects: &[Object], ing: &Ingresses, out: &mut Vec<Finding>) {
     let local = objects.iter().any(|s| {
-        s.kind == "Service" && is_ingress(s) && s.doc.str_at(&["spec", "externalTrafficPolicy"]) == Some("Local")
+        s.kind == "Service" && ing.contains(s) && s.doc.str_at(&["spec", "externalTrafficPolicy"]) == Some("Local")
     });
     if o.kind == "Deployment" {
         let replicas: u32 = o.doc.str_at(&["spec", "replicas"]).and_then(|r| r.parse().ok()).unwrap_or(1);
@@ -552,11 +602,12 @@ fn condition_true(o: &Object, ty: &str) -> bool {
 /// and where the ready ingress pods actually run.
 pub fn check_live(objects: &[Object]) -> Vec<Finding> {
     let mut out = Vec::new();
+    let ing = Ingresses::find(objects);
     let ingress_svcs: Vec<&Object> = objects
         .iter()
         .filter(|o| {
             o.kind == "Service"
-                && is_ingress(o)
+                && ing.contains(o)
                 && service_type(o) == "LoadBalancer"
                 && o.doc.str_at(&["spec", "externalTrafficPolicy"]) == Some("Local")
         })
@@ -584,7 +635,7 @@ pub fn check_live(objects: &[Object]) -> Vec<Finding> {
     let mut per_node: Vec<(&str, u32)> = nodes.iter().map(|n| (n.name.as_str(), 0)).collect();
     for p in objects.iter().filter(|o| {
         o.kind == "Pod"
-            && is_ingress(o)
+            && ing.contains(o)
             && o.doc.str_at(&["status", "phase"]) == Some("Running")
             && condition_true(o, "Ready")
     }) {
