@@ -137,3 +137,36 @@ async fn works_with_plain_hyper_services() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"203.0.113.9");
 }
+
+/// The layer in front of a service served by hyper itself over a real
+/// socket, the peer taken from the accepted connection.
+#[tokio::test]
+async fn served_by_hyper_over_loopback() {
+    use http_body_util::Full;
+    use hyper::body::{Bytes, Incoming};
+    use hyper_util::rt::TokioIo;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        let inner = tower::service_fn(|req: Request<Incoming>| async move {
+            let r = req.extensions().get::<RealIp>().map(|r| format!("{} {}", r.0.ip, r.0.source)).unwrap_or_default();
+            Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(r))))
+        });
+        let svc = tower::Layer::layer(&RealIpLayer::builder().trust(["127.0.0.1"]).unwrap().build(), inner);
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectionInfo::new(peer));
+            svc.clone().oneshot(req)
+        });
+        hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await.unwrap();
+    });
+    let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.50\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).await.unwrap();
+    assert!(resp.ends_with("203.0.113.50 xff"), "{resp}");
+}
