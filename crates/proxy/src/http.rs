@@ -226,12 +226,15 @@ pub async fn handle(
     let attempts = if empty_body && idempotent(&parts.method) { pool.endpoints.len().max(1) } else { 1 };
     let mut tried = None;
     let mut outcome = Err(UpstreamError::Connect("no endpoint".into()));
-    for _ in 0..attempts {
+    let mut parts = Some(parts);
+    for n in 0..attempts {
         let Some(i) = pool.pick(tried) else { break };
         tried = Some(i);
         let b = body.take().unwrap_or_else(|| http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
-        let mut up = Request::from_parts(parts.clone(), b);
-        *up.extensions_mut() = http::Extensions::new();
+        // Clone the head only when another attempt may need it.
+        let Some(mut head) = (if n + 1 == attempts { parts.take() } else { parts.clone() }) else { break };
+        head.extensions = http::Extensions::new();
+        let up = Request::from_parts(head, b);
         log.upstream = pool.endpoints.get(i).map(|e| e.addr);
         outcome = pool.send(i, up, Some(pp)).await;
         match &outcome {
