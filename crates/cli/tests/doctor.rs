@@ -446,3 +446,19 @@ fn ingress_found_through_its_ingress_class() {
     let other = text.replace("--controller-class=example.com/edge", "--controller-class=example.com/other");
     assert!(!rules_of(&doctor(&["-", "--format", "json"], Some(&other))).contains(&"ingress-etp-cluster".to_owned()));
 }
+
+#[test]
+fn scaleway_auto_health_check_is_fine_a_pinned_port_is_not() {
+    let with = |value: &str| {
+        good().replace(
+            "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n",
+            &format!("  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/scw-loadbalancer-health-check-port: \"{value}\"\n"),
+        )
+    };
+    let flagged = |text: &str| {
+        rules_of(&doctor(&["-", "--format", "json", "--fail-on", "warning"], Some(text)))
+            .contains(&"healthcheck-traffic-port".to_owned())
+    };
+    assert!(flagged(&with("30080")));
+    assert!(!flagged(&with("auto")));
+}

@@ -219,9 +219,13 @@ fn service_rules(o: &Object, config_pp: Option<(bool, bool)>, ing: &Ingresses, o
             ("service.beta.kubernetes.io/aws-load-balancer-healthcheck-port", "traffic-port"),
             ("service.beta.kubernetes.io/do-loadbalancer-healthcheck-port", ""),
             ("service.beta.kubernetes.io/azure-load-balancer-health-probe-port", ""),
+            // Scaleway: "auto" means healthCheckNodePort, anything else pins a port.
+            ("service.beta.kubernetes.io/scw-loadbalancer-health-check-port", ""),
         ];
         let hit = traffic_port_checks.iter().find_map(|(k, v)| {
-            o.annotation(k).filter(|a| if v.is_empty() { !a.is_empty() } else { a == v }).map(|a| format!("{k}: {a}"))
+            o.annotation(k)
+                .filter(|a| if v.is_empty() { !a.is_empty() && !a.contains("auto") } else { a == v })
+                .map(|a| format!("{k}: {a}"))
         });
         if let Some(a) = hit {
             out.push(finding(
