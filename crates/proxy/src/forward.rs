@@ -19,16 +19,23 @@ use http::HeaderMap;
 
 use crate::config::{ForwardConfig, XffMode};
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
+// Pre-built names: no parsing or validation of a name per request.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    UPGRADE,
+    http::header::PROXY_AUTHORIZATION,
 ];
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+const FORWARDED: HeaderName = http::header::FORWARDED;
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
 
 /// What the rewrite needs to know about the request.
 #[derive(Clone, Copy, Debug)]
@@ -56,13 +63,13 @@ fn node(ip: IpAddr) -> String {
     }
 }
 
-fn set(h: &mut HeaderMap, name: &'static str, value: &str) {
+fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
-        h.insert(HeaderName::from_static(name), v);
+        h.insert(name, v);
     }
 }
 
-fn joined(h: &HeaderMap, name: &str) -> Option<String> {
+fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
     let parts: Vec<&str> =
         h.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).collect();
     (!parts.is_empty()).then(|| parts.join(", "))
@@ -89,8 +96,8 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
 /// Rewrites `h` in place for the upstream.
 pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
     // Capture the incoming chains before anything is removed.
-    let xff_in = if hop.hop_trusted { joined(h, "x-forwarded-for") } else { None };
-    let fwd_in = if hop.hop_trusted { joined(h, "forwarded") } else { None };
+    let xff_in = if hop.hop_trusted { joined(h, &X_FORWARDED_FOR) } else { None };
+    let fwd_in = if hop.hop_trusted { joined(h, &FORWARDED) } else { None };
 
     // 1. Hop-by-hop: whatever Connection names, then the fixed set.
     let upgrade_to = if hop.upgrade { h.get(UPGRADE).cloned() } else { None };
@@ -107,17 +114,17 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
                 Some(chain) => format!("{chain}, {}", hop.hop),
                 None => hop.hop.to_string(),
             };
-            set(h, "x-forwarded-for", &v);
+            set(h, X_FORWARDED_FOR, &v);
         }
-        XffMode::Replace => set(h, "x-forwarded-for", &hop.client.to_string()),
+        XffMode::Replace => set(h, X_FORWARDED_FOR, &hop.client.to_string()),
         XffMode::Off => {
-            h.remove("x-forwarded-for");
+            h.remove(X_FORWARDED_FOR);
         }
     }
     if cfg.x_real_ip {
-        set(h, "x-real-ip", &hop.client.to_string());
+        set(h, X_REAL_IP, &hop.client.to_string());
     } else if !hop.hop_trusted {
-        h.remove("x-real-ip");
+        h.remove(X_REAL_IP);
     }
     if cfg.forwarded {
         let mut el = format!("for={};proto={}", node(hop.hop), hop.proto);
@@ -128,20 +135,20 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
             Some(chain) => format!("{chain}, {el}"),
             None => el,
         };
-        set(h, "forwarded", &v);
+        set(h, FORWARDED, &v);
     } else if !hop.hop_trusted {
-        h.remove("forwarded");
+        h.remove(FORWARDED);
     }
-    let keep = |h: &HeaderMap, name: &str| hop.hop_trusted && h.contains_key(name);
+    let keep = |h: &HeaderMap, name: &HeaderName| hop.hop_trusted && h.contains_key(name);
     for (on, name, value) in [
-        (cfg.x_forwarded_proto, "x-forwarded-proto", Some(hop.proto.to_owned())),
-        (cfg.x_forwarded_host, "x-forwarded-host", hop.host.map(str::to_owned)),
-        (cfg.x_forwarded_port, "x-forwarded-port", Some(hop.port.to_string())),
+        (cfg.x_forwarded_proto, X_FORWARDED_PROTO, Some(hop.proto.to_owned())),
+        (cfg.x_forwarded_host, X_FORWARDED_HOST, hop.host.map(str::to_owned)),
+        (cfg.x_forwarded_port, X_FORWARDED_PORT, Some(hop.port.to_string())),
     ] {
-        if keep(h, name) {
+        if keep(h, &name) {
             continue;
         }
-        h.remove(name);
+        h.remove(&name);
         if let (true, Some(v)) = (on, value) {
             set(h, name, &v);
         }
