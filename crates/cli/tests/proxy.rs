@@ -108,6 +108,15 @@ watch_interval = "0s"
     )
 }
 
+/// `base` with extra lines in the `web` listener (TLS, PROXY settings).
+fn base_with_listener(upstream: SocketAddr, listener_lines: &str) -> String {
+    base(upstream, "").replacen(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        &format!("bind = \"127.0.0.1:0\"\n{listener_lines}\n\n[client_ip]"),
+        1,
+    )
+}
+
 fn curl(args: &[&str]) -> (bool, String) {
     let out = Command::new("curl").args(["-s", "--max-time", "10"]).args(args).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
@@ -207,10 +216,10 @@ fn tls_with_sni_and_alpn_h2() {
     let (a_cert, a_key) = self_signed(&dir.0, "a.test");
     let (b_cert, b_key) = self_signed(&dir.0, "b.test");
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let cfg = base(up, "").replace(
-        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+    let cfg = base_with_listener(
+        up,
         &format!(
-            "bind = \"127.0.0.1:0\"\ntls = {{ cert = \"{}\", key = \"{}\", certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}\n\n[client_ip]",
+            "tls = {{ cert = \"{}\", key = \"{}\", certificates = [{{ cert = \"{}\", key = \"{}\" }}] }}",
             a_cert.display(),
             a_key.display(),
             b_cert.display(),
@@ -270,10 +279,7 @@ fn behind_haproxy_send_proxy_v2() {
         return;
     }
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let cfg = base(up, "").replace(
-        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
-        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.1\"]\n\n[client_ip]",
-    );
+    let cfg = base_with_listener(up, "proxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.1\"]");
     let p = proxy(&cfg);
     let dir = TempDir::new("haproxy");
     let front = common::free_port();
@@ -312,10 +318,7 @@ fn behind_nginx_stream_proxy_protocol_v1() {
         return;
     };
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let cfg = base(up, "").replace(
-        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
-        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.1\"]\n\n[client_ip]",
-    );
+    let cfg = base_with_listener(up, "proxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.1\"]");
     let p = proxy(&cfg);
     let dir = TempDir::new("nginx");
     let front = common::free_port();
@@ -341,9 +344,9 @@ fn behind_nginx_stream_proxy_protocol_v1() {
 #[test]
 fn bad_proxy_headers_close_the_connection_and_are_counted() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let cfg = base(up, "").replace(
-        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
-        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"optional\"\nproxy_protocol_from = [\"127.0.0.1\"]\nheader_timeout = \"300ms\"\n\n[client_ip]",
+    let cfg = base_with_listener(
+        up,
+        "proxy_protocol = \"optional\"\nproxy_protocol_from = [\"127.0.0.1\"]\nheader_timeout = \"300ms\"",
     );
     let p = proxy(&cfg);
     let web = p.addr("web");
@@ -377,10 +380,7 @@ fn bad_proxy_headers_close_the_connection_and_are_counted() {
 #[test]
 fn untrusted_sender_of_proxy_header_is_refused() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let cfg = base(up, "").replace(
-        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
-        "bind = \"127.0.0.1:0\"\nproxy_protocol = \"optional\"\nproxy_protocol_from = [\"10.0.0.0/8\"]\n\n[client_ip]",
-    );
+    let cfg = base_with_listener(up, "proxy_protocol = \"optional\"\nproxy_protocol_from = [\"10.0.0.0/8\"]");
     let p = proxy(&cfg);
     let r = raw_http(p.addr("web"), b"PROXY TCP4 203.0.113.9 127.0.0.1 5000 80\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(r.is_err(), "{r:?}");

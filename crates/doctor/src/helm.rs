@@ -5,7 +5,7 @@
 use realip_kube::Node;
 
 use crate::finding::{Finding, Severity};
-use crate::rules::PROXY_ANNOTATIONS;
+use crate::rules::proxy_annotation_in;
 
 fn at<'a>(values: &'a Node, path: &[&str]) -> Option<&'a Node> {
     values.at(path)
@@ -31,11 +31,7 @@ pub fn check(values: &Node, file: &str) -> Vec<Finding> {
     let etp = values.str_at(&["controller", "service", "externalTrafficPolicy"]).filter(|e| !e.is_empty());
     let svc_type = values.str_at(&["controller", "service", "type"]).unwrap_or("LoadBalancer");
     let annotations = at(values, &["controller", "service", "annotations"]);
-    let lb_pp = PROXY_ANNOTATIONS.iter().any(|(k, on)| {
-        annotations
-            .and_then(|a| a.str_at(&[k]))
-            .is_some_and(|v| on.map_or(!v.is_empty() && v != "false", |want| v.eq_ignore_ascii_case(want)))
-    });
+    let lb_pp = proxy_annotation_in(annotations).is_some();
     let config = |k: &str| values.str_at(&["controller", "config", k]);
     if matches!(svc_type, "LoadBalancer" | "NodePort") && etp != Some("Local") && !lb_pp {
         push(

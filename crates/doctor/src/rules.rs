@@ -63,9 +63,9 @@ impl Ingresses {
             {
                 ids.insert(s.id());
             }
-            let template = labels.map(Node::entries).unwrap_or_default();
-            for p in objects.iter().filter(|p| p.kind == "Pod" && p.namespace == w.namespace && !template.is_empty()) {
-                if template.iter().all(|(k, v)| p.label(k) == v.as_str()) {
+            let Some(template) = labels.filter(|t| !t.entries().is_empty()) else { continue };
+            for p in objects.iter().filter(|p| p.kind == "Pod" && p.namespace == w.namespace) {
+                if labels_match(template, p.doc.at(&["metadata", "labels"])) {
                     ids.insert(p.id());
                 }
             }
@@ -81,8 +81,14 @@ impl Ingresses {
 
 /// Whether the Service's annotations turn PROXY protocol on.
 pub fn proxy_annotation(o: &Object) -> Option<&'static str> {
+    proxy_annotation_in(o.doc.at(&["metadata", "annotations"]))
+}
+
+/// The PROXY-enabling annotation among `annotations` (a Service's, or
+/// `controller.service.annotations` of chart values).
+pub fn proxy_annotation_in(annotations: Option<&Node>) -> Option<&'static str> {
     PROXY_ANNOTATIONS.iter().find_map(|(key, on)| {
-        let v = o.annotation(key)?;
+        let v = annotations?.str_at(&[key])?;
         let enabled = match on {
             Some(want) => v.eq_ignore_ascii_case(want),
             None => !v.is_empty() && v != "false" && v != "none",
@@ -293,10 +299,15 @@ fn words(n: Option<&Node>) -> Vec<&str> {
     n.map(|n| n.items().iter().filter_map(Node::as_str).collect()).unwrap_or_default()
 }
 
+/// Whether every `key: value` of a `matchLabels`-style map is among `labels`.
+fn labels_match(selector: &Node, labels: Option<&Node>) -> bool {
+    selector.entries().iter().all(|(k, v)| labels.and_then(|l| l.str_at(&[k])) == v.as_str())
+}
+
+/// Whether a Service selects pods with `pod_labels` (an empty selector
+/// selects nothing: such Services have hand-made endpoints).
 fn selected_by(svc: &Object, pod_labels: Option<&Node>) -> bool {
-    let Some(sel) = svc.doc.at(&["spec", "selector"]) else { return false };
-    !sel.entries().is_empty()
-        && sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
+    svc.doc.at(&["spec", "selector"]).is_some_and(|sel| !sel.entries().is_empty() && labels_match(sel, pod_labels))
 }
 
 fn workload_rules(o: &Object, objects: &[Object], ing: &Ingresses, out: &mut Vec<Finding>) {
@@ -528,9 +539,9 @@ fn dual_stack_rule(o: &Object, trusted: Option<&str>, out: &mut Vec<Finding>) {
 }
 
 fn pdb_covers(pdb: &Object, pod_labels: Option<&Node>) -> bool {
-    let Some(sel) = pdb.doc.at(&["spec", "selector", "matchLabels"]) else { return false };
-    !sel.entries().is_empty()
-        && sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
+    pdb.doc
+        .at(&["spec", "selector", "matchLabels"])
+        .is_some_and(|sel| !sel.entries().is_empty() && labels_match(sel, pod_labels))
 }
 
 /// Rollout safety of the ingress under `Local`: a PodDisruptionBudget,
@@ -685,9 +696,8 @@ pub fn check_live(objects: &[Object]) -> Vec<Finding> {
 fn only_ingress_may_reach(o: &Object, objects: &[Object]) -> bool {
     let pod_labels = o.doc.at(&["spec", "template", "metadata", "labels"]);
     objects.iter().filter(|p| p.kind == "NetworkPolicy" && p.namespace == o.namespace).any(|p| {
-        let selects = p.doc.at(&["spec", "podSelector", "matchLabels"]).is_some_and(|sel| {
-            sel.entries().iter().all(|(k, v)| pod_labels.and_then(|l| l.str_at(&[k])) == v.as_str())
-        });
+        let selects =
+            p.doc.at(&["spec", "podSelector", "matchLabels"]).is_some_and(|sel| labels_match(sel, pod_labels));
         let rules = p.doc.at(&["spec", "ingress"]).map(Node::items).unwrap_or_default();
         let from_ingress_only = !rules.is_empty()
             && rules.iter().all(|r| {
