@@ -322,15 +322,17 @@ impl Pool {
     /// connection that turns out closed is replaced by a fresh one when the
     /// request can be sent again (no body).
     async fn send_same_task(&self, ep: &Endpoint, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
-        let retry = req.body().is_end_stream().then(|| {
-            let mut r = Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
-            *r.method_mut() = req.method().clone();
-            *r.uri_mut() = req.uri().clone();
-            *r.version_mut() = req.version();
-            *r.headers_mut() = req.headers().clone();
-            r
-        });
         if let Some(idle) = self.checkout(ep) {
+            // Only a reused connection can turn out stale: keep a copy of a
+            // body-less request to send again on a fresh one.
+            let retry = req.body().is_end_stream().then(|| {
+                let mut r = Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
+                *r.method_mut() = req.method().clone();
+                *r.uri_mut() = req.uri().clone();
+                *r.version_mut() = req.version();
+                *r.headers_mut() = req.headers().clone();
+                r
+            });
             match self.exchange(ep, idle.sender, idle.conn, req, true).await {
                 Err(Exchange::Stale) => {}
                 Err(Exchange::Failed(e)) => return Err(e),
