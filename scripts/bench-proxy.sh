@@ -149,7 +149,8 @@ taskset -c 1 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-access.log" 2>&1
 haproxy_pid=$!
 wait_port $HAPROXY
 
-cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# utime and stime of a process, in clock ticks
+cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
 hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 # nginx: the worker is the child of the master.
@@ -157,7 +158,7 @@ worker_of() { local w; w=$(pgrep -P "$1" | head -1); echo "${w:-$1}"; }
 nginx_worker=$(worker_of "$nginx_pid")
 tck=$(getconf CLK_TCK)
 
-declare -A RPS P50 P99 CPU HWM
+declare -A RPS P50 P99 CPU HWM USR_US SYS_US
 run() { # name port pid
   local name=$1 port=$2 pid=$3 out before after
   taskset -c 0 wrk -t1 -c"$conns" -d2s -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$port/" >/dev/null
@@ -168,7 +169,11 @@ run() { # name port pid
   RPS[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   P50[$name]=$(echo "$out" | awk '$1=="50%" {print $2}')
   P99[$name]=$(echo "$out" | awk '$1=="99%" {print $2}')
-  CPU[$name]=$(awk -v a="$after" -v b="$before" -v t="$tck" 'BEGIN {printf "%.2f", (a-b)/t}')
+  CPU[$name]=$(echo "$before $after" | awk -v t="$tck" '{printf "%.2f", ($3+$4-$1-$2)/t}')
+  # CPU time per request, split into user space and kernel
+  local reqs; reqs=$(echo "$out" | awk '/requests in/ {print $1}')
+  USR_US[$name]=$(echo "$before $after" | awk -v t="$tck" -v r="$reqs" '{printf "%.1f", ($3-$1)/t*1e6/r}')
+  SYS_US[$name]=$(echo "$before $after" | awk -v t="$tck" -v r="$reqs" '{printf "%.1f", ($4-$2)/t*1e6/r}')
   HWM[$name]=$(( $(hwm_kb "$pid") / 1024 ))
 }
 run realip $REALIP "$realip_pid"
@@ -207,9 +212,9 @@ IDLE[haproxy]=$(idle_rss $HAPROXY "$haproxy_pid")
 echo
 echo "proxy benchmark: ${secs}s, ${conns} connections, keep-alive, 1 KiB responses, XFF on, access logs on"
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), $(uname -r); date: $(date -u +%Y-%m-%d)"
-printf "%-8s %12s %10s %10s %9s %11s %16s\n" proxy "req/s" p50 p99 "cpu s" "peak MiB" "RSS idle MiB"
+printf "%-8s %12s %10s %10s %9s %10s %10s %11s %16s\n" proxy "req/s" p50 p99 "cpu s" "user us/r" "sys us/r" "peak MiB" "RSS idle MiB"
 for n in realip nginx haproxy; do
-  printf "%-8s %12s %10s %10s %9s %11s %16s\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" "${HWM[$n]}" "${IDLE[$n]}"
+  printf "%-8s %12s %10s %10s %9s %10s %10s %11s %16s\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" "${USR_US[$n]}" "${SYS_US[$n]}" "${HWM[$n]}" "${IDLE[$n]}"
 done
 echo
 for n in realip haproxy; do
