@@ -476,6 +476,13 @@ bind = "127.0.0.1:0"
     assert_eq!(s, 200);
     assert_eq!((v["proxy_protocol"]["version"].as_u64(), v["source"].as_str()), (Some(2), Some("proxy-protocol")));
     assert_eq!(v["client_ip"], "127.0.0.1");
+    // One L4 access-log line per connection, naming the upstream used.
+    let line = wait_line(&p.proc.stdout, "\"mode\":\"tcp\"", 10);
+    let l: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((l["listener"].as_str(), l["client_ip"].as_str()), (Some("l4"), Some("127.0.0.1")));
+    assert_eq!(l["upstream"], up.to_string());
+    assert!(l["bytes_in"].as_u64().unwrap() > 0 && l["bytes_out"].as_u64().unwrap() > 0, "{line}");
+    assert_eq!(l["error"], Value::Null);
     // HTTP with PROXY v2 towards the upstream: one connection per request.
     let (s, v) = get(p.addr("web"), "/debug/ip", &[]);
     assert_eq!(s, 200);

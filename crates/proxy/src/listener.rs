@@ -8,7 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -21,6 +21,7 @@ use tokio::sync::{watch, Semaphore};
 
 use crate::config::ListenerMode;
 use crate::http::{handle, ConnCtx, Shared};
+use crate::log::TcpEntry;
 use crate::timeouts::{Guarded, HeadCounter};
 use crate::upstream::{proxy_header, ProxyAddrs};
 
@@ -116,7 +117,7 @@ async fn connection(
     let ctx = ConnCtx { listener: Arc::clone(&name), local, peer, proxy: proxy.map(Arc::new), tls: rt.tls.is_some() };
     if rt.mode == ListenerMode::Tcp {
         if let Some(pool) = rt.upstream.clone() {
-            tcp_forward(io, ctx, &pool).await;
+            tcp_forward(io, ctx, &pool, &shared).await;
         }
         return;
     }
@@ -177,24 +178,53 @@ where
 }
 
 /// L4 mode: bytes both ways to one upstream endpoint, with a PROXY header
-/// first when the upstream asks for one (what `send-proxy-v2` does).
-async fn tcp_forward<IO: AsyncRead + AsyncWrite + Unpin>(mut io: IO, ctx: ConnCtx, pool: &crate::upstream::Pool) {
+/// first when the upstream asks for one (what `send-proxy-v2` does). One
+/// access-log line per connection, when it closes.
+async fn tcp_forward<IO: AsyncRead + AsyncWrite + Unpin>(
+    mut io: IO,
+    ctx: ConnCtx,
+    pool: &crate::upstream::Pool,
+    shared: &Shared,
+) {
+    let start = Instant::now();
+    let mut entry = TcpEntry {
+        time: SystemTime::now(),
+        listener: Arc::clone(&ctx.listener),
+        peer: ctx.peer,
+        client: ctx.hop(),
+        upstream: None,
+        bytes_in: 0,
+        bytes_out: 0,
+        duration: 0.0,
+        error: Some("no upstream endpoint answered".into()),
+    };
     let mut tried = None;
     for _ in 0..pool.endpoints.len().max(1) {
-        let Some(i) = pool.pick(tried) else { return };
+        let Some(i) = pool.pick(tried) else { break };
         tried = Some(i);
-        let Some(addr) = pool.endpoints.get(i).map(|e| e.addr) else { return };
-        let Ok(Ok(mut up)) = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(addr)).await else {
+        let Some(addr) = pool.endpoints.get(i).map(|e| e.addr) else { break };
+        let Ok(Ok(mut up)) = tokio::time::timeout(pool.connect_timeout(), TcpStream::connect(addr)).await else {
             pool.report(i, false);
+            shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("reason", "connect")]);
             continue;
         };
         pool.report(i, true);
+        entry.upstream = Some(addr);
         let _ = up.set_nodelay(true);
         let header = proxy_header(pool.proxy_out, ProxyAddrs { src: ctx.hop(), dst: ctx.local });
-        if !header.is_empty() && up.write_all(&header).await.is_err() {
-            return;
-        }
-        let _ = tokio::io::copy_bidirectional(&mut io, &mut up).await;
-        return;
+        entry.error = if !header.is_empty() && up.write_all(&header).await.is_err() {
+            Some("writing the PROXY header failed".into())
+        } else {
+            match tokio::io::copy_bidirectional(&mut io, &mut up).await {
+                Ok((a, b)) => {
+                    (entry.bytes_in, entry.bytes_out) = (a, b);
+                    None
+                }
+                Err(e) => Some(e.to_string()),
+            }
+        };
+        break;
     }
+    entry.duration = start.elapsed().as_secs_f64();
+    shared.log.load().write_tcp(&entry);
 }

@@ -64,6 +64,71 @@ pub struct Entry {
     pub user_agent: Option<HeaderValue>,
 }
 
+/// One L4 (`mode = "tcp"`) connection, logged when it closes: what
+/// HAProxy's `tcplog` holds.
+#[derive(Clone, Debug)]
+pub struct TcpEntry {
+    /// When the connection was accepted.
+    pub time: SystemTime,
+    /// Listener name.
+    pub listener: Arc<str>,
+    /// TCP peer.
+    pub peer: SocketAddr,
+    /// The hop that connected: the PROXY source when one was accepted, else the peer.
+    pub client: SocketAddr,
+    /// Upstream endpoint used, if one answered.
+    pub upstream: Option<SocketAddr>,
+    /// Bytes client → upstream.
+    pub bytes_in: u64,
+    /// Bytes upstream → client.
+    pub bytes_out: u64,
+    /// Seconds from accept to close.
+    pub duration: f64,
+    /// Why no upstream could be used, or why the copy ended early.
+    pub error: Option<String>,
+}
+
+impl TcpEntry {
+    fn json(&self, out: &mut String) {
+        out.push_str("{\"time\":\"");
+        write_rfc3339(out, self.time);
+        out.push_str("\",\"listener\":");
+        json_str(out, &self.listener);
+        let _ = write!(
+            out,
+            ",\"mode\":\"tcp\",\"peer\":\"{}\",\"client_ip\":\"{}\",\"upstream\":",
+            self.peer,
+            self.client.ip()
+        );
+        json_opt(out, self.upstream);
+        let _ = write!(
+            out,
+            ",\"bytes_in\":{},\"bytes_out\":{},\"duration\":{:.6},\"error\":",
+            self.bytes_in, self.bytes_out, self.duration
+        );
+        match &self.error {
+            Some(e) => json_str(out, e),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+
+    fn text(&self, out: &mut String) {
+        let _ = write!(
+            out,
+            "{} - - [tcp {}] upstream={} bytes_in={} bytes_out={} rt={:.3} peer={} error={}",
+            self.client.ip(),
+            self.listener,
+            self.upstream.map_or_else(|| "-".to_owned(), |u| u.to_string()),
+            self.bytes_in,
+            self.bytes_out,
+            self.duration,
+            self.peer,
+            self.error.as_deref().unwrap_or("-"),
+        );
+    }
+}
+
 /// Where lines go.
 #[derive(Debug)]
 pub struct AccessLog {
@@ -192,12 +257,24 @@ impl AccessLog {
 
     /// Writes one entry, in one `write` call.
     pub fn write(&self, e: &Entry) {
+        self.emit(|line, format| match format {
+            LogFormat::Json => e.json(line),
+            LogFormat::Combined => e.combined(line),
+        });
+    }
+
+    /// Writes one L4 connection entry, in one `write` call.
+    pub fn write_tcp(&self, e: &TcpEntry) {
+        self.emit(|line, format| match format {
+            LogFormat::Json => e.json(line),
+            LogFormat::Combined => e.text(line),
+        });
+    }
+
+    fn emit(&self, fill: impl FnOnce(&mut String, LogFormat)) {
         LINE.with_borrow_mut(|line| {
             line.clear();
-            match self.format {
-                LogFormat::Json => e.json(line),
-                LogFormat::Combined => e.combined(line),
-            }
+            fill(line, self.format);
             line.push('\n');
             if let Some(f) = &self.file {
                 let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

@@ -126,6 +126,11 @@ pub fn proxy_header(version: ProxyProtocolOut, addrs: ProxyAddrs) -> Vec<u8> {
 }
 
 impl Pool {
+    /// How long a connect to one endpoint may take.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
     /// Builds a pool from validated config.
     pub fn new(cfg: &UpstreamConfig) -> Pool {
         let connect_timeout = cfg.connect_timeout.map_or(Duration::from_secs(2), |d| d.0);
