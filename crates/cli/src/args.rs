@@ -33,6 +33,91 @@ pub enum Command {
     /// Serve /debug/ip: what this hop sees of the client (the seed guide's debug app).
     #[command(after_help = ECHO_EXAMPLES)]
     Echo(EchoArgs),
+    /// Reproduce LB → kube-proxy (Cluster/Local) → ingress → app in network namespaces and measure what each hop sees (docs/lab.md).
+    #[command(after_help = LAB_EXAMPLES)]
+    Lab(LabArgs),
+}
+
+const LAB_EXAMPLES: &str = "\
+Examples:
+  sudo realip lab                           # every scenario, a table each
+  sudo realip lab --scenario local-uneven --json
+  sudo realip lab --out lab-report          # report.md + SVG charts
+  realip lab --loopback                     # no root: what loopback can show
+  sudo realip lab --cleanup                 # remove leftovers of a killed run
+  realip lab sim --nodes 20 --replicas 3 --spread none
+
+Scenarios: cluster, local, local-no-healthcheck, local-uneven, daemonset, proxy-protocol,
+proxy-protocol-mismatch, spoof, rollout, ipv6 (or all).
+Exit status: 0 every scenario passed or was skipped, 1 a scenario failed (or, with
+REALIP_REQUIRE_NETNS=1, was skipped), 2 usage error.";
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct LabArgs {
+    #[command(subcommand)]
+    pub command: Option<LabCommand>,
+    /// Scenario to run (repeatable), or `all`.
+    #[arg(long = "scenario", value_name = "NAME|all", default_value = "all")]
+    pub scenarios: Vec<String>,
+    /// Print the report as one JSON object (schema in DESIGN.md and docs/lab.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Run the loopback approximation even as root.
+    #[arg(long)]
+    pub loopback: bool,
+    /// Also write report.md and SVG charts into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Remove namespaces (and their processes) left by a killed run, then exit.
+    #[arg(long)]
+    pub cleanup: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Model per-pod traffic share and rollout losses for clusters the lab cannot hold.
+    Sim(SimArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// Nodes.
+    #[arg(long, default_value_t = 3)]
+    pub nodes: usize,
+    /// Ingress replicas (ignored with --daemonset).
+    #[arg(long, default_value_t = 2)]
+    pub replicas: usize,
+    /// Placement: none | hostname | zone.
+    #[arg(long, default_value = "hostname")]
+    pub spread: String,
+    /// Zones (nodes are assigned round-robin).
+    #[arg(long, default_value_t = 1)]
+    pub zones: usize,
+    /// externalTrafficPolicy: local | cluster.
+    #[arg(long, default_value = "local")]
+    pub policy: String,
+    /// One ingress pod per node.
+    #[arg(long)]
+    pub daemonset: bool,
+    /// The LB sends to every node whatever its health check says.
+    #[arg(long)]
+    pub ignore_health_checks: bool,
+    /// Seconds between LB health checks.
+    #[arg(long, default_value_t = 10.0, value_name = "S")]
+    pub health_interval: f64,
+    /// Failed checks before the LB takes a node out.
+    #[arg(long, default_value_t = 3, value_name = "K")]
+    pub unhealthy_threshold: u32,
+    /// Seconds a deleted ingress pod keeps serving (the proxy's drain_delay).
+    #[arg(long, default_value_t = 0.0, value_name = "S")]
+    pub drain_delay: f64,
+    /// Seconds from pod creation to ready.
+    #[arg(long, default_value_t = 5.0, value_name = "S")]
+    pub pod_ready: f64,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 const ECHO_EXAMPLES: &str = "\

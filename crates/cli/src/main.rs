@@ -10,6 +10,7 @@ mod doctor;
 mod echo;
 mod failure;
 mod hex;
+mod lab;
 mod pp;
 mod proxy;
 mod resolve;
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
         Command::Echo(a) => echo::run(&a),
         Command::Proxy(a) => proxy::run(&a),
         Command::Doctor(a) => doctor::run(&a),
+        Command::Lab(a) => lab::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,43 @@
+//! The one error type of realip-lab.
+
+/// What can go wrong while building or running the lab.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A command (`ip`, `nft`, …) failed; its stderr is kept.
+    #[error("`{cmd}` failed: {stderr}")]
+    Command {
+        /// The command line.
+        cmd: String,
+        /// What it printed on stderr.
+        stderr: String,
+    },
+    /// Reading or writing a file, or starting a process.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Something did not happen within its deadline.
+    #[error("timed out: {0}")]
+    Timeout(String),
+    /// The lab cannot run here (not root, no netns, no nft).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A scenario name that does not exist.
+    #[error("unknown scenario `{0}` (known: {1})")]
+    UnknownScenario(String, String),
+    /// A bad simulator parameter.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Error {
+    pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io { what: what.into(), source }
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,366 @@
+//! Scenario results: the JSON schema of DESIGN.md (extended, never
+//! renamed), the text tables, `report.md` and SVG charts.
+//!
+//! JSON: `{"scenarios": [{"name", "verdict": "pass"|"fail"|"skipped",
+//! "reason", "lb_seen", "ingress_peer", "ingress_client_ip",
+//! "ingress_source", "app_client_host", "app_client_ip", "requests": {"sent",
+//! "ok", "failed"}, "spread": {"<pod>": n}}]}`; each address field is the
+//! value seen on most requests, `null` where that hop was not reached.
+//! Extensions: `setup` (what was built), `spread_nodes`, `preserved` (200s
+//! whose app-side client IP equals the address the request was really sent
+//! from), `errors` (failure reasons with counts), `timeline` (ok/failed per
+//! 100 ms) and `parts` (scenarios that run two configurations side by side;
+//! the top-level fields are the first part's, `requests` sums all parts).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// Outcome of a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// The measured outcome is the expected one.
+    Pass,
+    /// It is not.
+    Fail,
+    /// Not run here (the reason says why).
+    Skipped,
+}
+
+/// Request counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Requests {
+    /// Sent by the clients.
+    pub sent: u64,
+    /// Answered 200 by the app.
+    pub ok: u64,
+    /// Everything else (refused, dropped, timed out, non-200).
+    pub failed: u64,
+}
+
+/// Ok / failed requests completed in one 100 ms slot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    /// Start of the slot, ms since the load started.
+    pub t_ms: u64,
+    /// Ok requests.
+    pub ok: u64,
+    /// Failed requests.
+    pub failed: u64,
+}
+
+/// What was measured at each hop in one configuration.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Measure {
+    /// Source address the load balancer saw.
+    pub lb_seen: Option<String>,
+    /// TCP peer in the ingress access log (nginx `remote_addr`).
+    pub ingress_peer: Option<String>,
+    /// Client IP the ingress resolved.
+    pub ingress_client_ip: Option<String>,
+    /// Where the ingress took it from.
+    pub ingress_source: Option<String>,
+    /// TCP peer the app saw (uvicorn `client.host` without proxy headers).
+    pub app_client_host: Option<String>,
+    /// Client IP the app resolved.
+    pub app_client_ip: Option<String>,
+    /// Request counts.
+    pub requests: Requests,
+    /// Requests per ingress pod (from their access logs).
+    pub spread: BTreeMap<String, u64>,
+    /// Requests per node (the same, grouped by the pods' nodes).
+    pub spread_nodes: BTreeMap<String, u64>,
+    /// 200s whose app-side client IP is the real sender's address.
+    pub preserved: u64,
+    /// Why requests failed, with counts.
+    pub errors: BTreeMap<String, u64>,
+    /// Ok/failed per 100 ms (steady-load scenarios).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<Slot>,
+}
+
+/// One configuration of a two-part scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct Part {
+    /// Which configuration.
+    pub label: String,
+    /// What it measured.
+    #[serde(flatten)]
+    pub measure: Measure,
+}
+
+/// One scenario's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScenarioResult {
+    /// Scenario name.
+    pub name: String,
+    /// pass / fail / skipped.
+    pub verdict: Verdict,
+    /// One line: what the numbers show, or why it was skipped.
+    pub reason: String,
+    /// What was built.
+    pub setup: String,
+    /// The first (or only) configuration's measurements.
+    #[serde(flatten)]
+    pub measure: Measure,
+    /// Every configuration, when there are several.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+impl ScenarioResult {
+    /// A scenario that did not run here.
+    pub fn skipped(name: &str, setup: &str, reason: &str) -> ScenarioResult {
+        ScenarioResult {
+            name: name.to_owned(),
+            verdict: Verdict::Skipped,
+            reason: reason.to_owned(),
+            setup: setup.to_owned(),
+            measure: Measure::default(),
+            parts: Vec::new(),
+        }
+    }
+}
+
+/// The whole run.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// In the order run.
+    pub scenarios: Vec<ScenarioResult>,
+}
+
+impl Report {
+    /// True when nothing failed.
+    pub fn passed(&self) -> bool {
+        self.scenarios.iter().all(|s| s.verdict != Verdict::Fail)
+    }
+}
+
+fn opt(v: Option<&String>) -> &str {
+    v.map_or("—", String::as_str)
+}
+
+fn pct(n: u64, total: u64) -> String {
+    if total == 0 {
+        return "0%".into();
+    }
+    format!("{:.0}%", n as f64 * 100.0 / total as f64)
+}
+
+fn shares(map: &BTreeMap<String, u64>) -> String {
+    let total: u64 = map.values().sum();
+    if total == 0 {
+        return "—".into();
+    }
+    map.iter().map(|(k, v)| format!("{k} {v} ({})", pct(*v, total))).collect::<Vec<_>>().join(", ")
+}
+
+fn measure_rows(out: &mut String, m: &Measure, indent: &str) {
+    let r = m.requests;
+    let rows = [
+        ("LB saw (source address)", opt(m.lb_seen.as_ref()).to_owned()),
+        ("ingress remote_addr (TCP peer)", opt(m.ingress_peer.as_ref()).to_owned()),
+        (
+            "ingress client IP (source)",
+            format!("{} ({})", opt(m.ingress_client_ip.as_ref()), opt(m.ingress_source.as_ref())),
+        ),
+        ("app client_host (TCP peer)", opt(m.app_client_host.as_ref()).to_owned()),
+        ("app client_ip", opt(m.app_client_ip.as_ref()).to_owned()),
+        (
+            "requests",
+            format!(
+                "{} sent, {} ok, {} failed; real client IP at the app on {} of {} ok",
+                r.sent, r.ok, r.failed, m.preserved, r.ok
+            ),
+        ),
+        ("spread per ingress pod", shares(&m.spread)),
+        ("spread per node", shares(&m.spread_nodes)),
+    ];
+    for (k, v) in rows {
+        let _ = writeln!(out, "{indent}{k:<32} {v}");
+    }
+    if !m.errors.is_empty() {
+        let errs = m.errors.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join("; ");
+        let _ = writeln!(out, "{indent}{:<32} {errs}", "failures");
+    }
+}
+
+/// The human report: a table per scenario and a one-line verdict.
+pub fn text(report: &Report) -> String {
+    let mut out = String::new();
+    for s in &report.scenarios {
+        let _ = writeln!(out, "── {} ── {}", s.name, s.setup);
+        if s.verdict == Verdict::Skipped {
+            let _ = writeln!(out, "  skipped: {}\n", s.reason);
+            continue;
+        }
+        if s.parts.is_empty() {
+            measure_rows(&mut out, &s.measure, "  ");
+        } else {
+            for p in &s.parts {
+                let _ = writeln!(out, "  [{}]", p.label);
+                measure_rows(&mut out, &p.measure, "    ");
+            }
+        }
+        let v = match s.verdict {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Skipped => "SKIPPED",
+        };
+        let _ = writeln!(out, "  {v}: {}\n", s.reason);
+    }
+    let count = |v| report.scenarios.iter().filter(|s| s.verdict == v).count();
+    let _ = writeln!(
+        out,
+        "{} passed, {} failed, {} skipped",
+        count(Verdict::Pass),
+        count(Verdict::Fail),
+        count(Verdict::Skipped)
+    );
+    out
+}
+
+/// `report.md`: the same content as Markdown tables, linking the charts.
+pub fn markdown(report: &Report, charts: &[(String, String)]) -> String {
+    let mut out = String::from("# realip lab report\n\n| scenario | verdict | reason |\n|---|---|---|\n");
+    for s in &report.scenarios {
+        let _ = writeln!(out, "| {} | {:?} | {} |", s.name, s.verdict, s.reason.replace('|', "\\|"));
+    }
+    for s in &report.scenarios {
+        let _ = writeln!(out, "\n## {}\n\n{}\n\n**{:?}**: {}\n", s.name, s.setup, s.verdict, s.reason);
+        if s.verdict == Verdict::Skipped {
+            continue;
+        }
+        let parts: Vec<(&str, &Measure)> = if s.parts.is_empty() {
+            vec![("", &s.measure)]
+        } else {
+            s.parts.iter().map(|p| (p.label.as_str(), &p.measure)).collect()
+        };
+        for (label, m) in parts {
+            if !label.is_empty() {
+                let _ = writeln!(out, "### {label}\n");
+            }
+            let mut rows = String::new();
+            measure_rows(&mut rows, m, "");
+            let _ = writeln!(out, "| hop | seen |\n|---|---|");
+            for line in rows.lines() {
+                let (k, v) = line.split_at(32.min(line.len()));
+                let _ = writeln!(out, "| {} | {} |", k.trim(), v.trim().replace('|', "\\|"));
+            }
+            out.push('\n');
+        }
+        for (file, _) in charts.iter().filter(|(f, _)| f.starts_with(&format!("{}-", s.name))) {
+            let _ = writeln!(out, "![{file}]({file})\n");
+        }
+    }
+    out
+}
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// Bar chart of requests per pod.
+pub fn spread_svg(title: &str, spread: &BTreeMap<String, u64>) -> String {
+    let total: u64 = spread.values().sum::<u64>().max(1);
+    let (w, bar_h, gap, left) = (560, 22, 8, 150);
+    let h = 40 + spread.len() * (bar_h + gap) + 10;
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">{}</text>\n",
+        esc(title)
+    );
+    for (i, (pod, n)) in spread.iter().enumerate() {
+        let y = 35 + i * (bar_h + gap);
+        let len = (*n as f64 / total as f64 * f64::from(w - left - 70)).round() as u64;
+        let _ = writeln!(
+            out,
+            "<text x=\"10\" y=\"{}\">{}</text><rect x=\"{left}\" y=\"{y}\" width=\"{len}\" height=\"{bar_h}\" fill=\"#4a7ebb\"/>\
+             <text x=\"{}\" y=\"{}\">{n} ({})</text>",
+            y + 15,
+            esc(pod),
+            left as u64 + len + 6,
+            y + 15,
+            pct(*n, total)
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// Stacked bars of ok (blue) and failed (red) requests per 100 ms, one
+/// row per part.
+pub fn timeline_svg(title: &str, rows: &[(&str, &[Slot])]) -> String {
+    let slots = rows.iter().map(|(_, s)| s.len()).max().unwrap_or(0).max(1);
+    let peak = rows.iter().flat_map(|(_, s)| s.iter().map(|x| x.ok + x.failed)).max().unwrap_or(1).max(1);
+    let (left, row_h, col_w) = (160usize, 110usize, 6usize);
+    let w = left + slots * col_w + 20;
+    let h = 40 + rows.len() * (row_h + 30);
+    let mut out = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
+         <text x=\"10\" y=\"20\" font-size=\"14\">{} (ok blue, failed red, per 100 ms)</text>\n",
+        esc(title)
+    );
+    for (r, (label, data)) in rows.iter().enumerate() {
+        let base = 40 + r * (row_h + 30) + row_h;
+        let failed: u64 = data.iter().map(|s| s.failed).sum();
+        let _ = writeln!(out, "<text x=\"10\" y=\"{}\">{}</text>", base - row_h / 2, esc(label));
+        let _ = writeln!(out, "<text x=\"10\" y=\"{}\">{failed} failed</text>", base - row_h / 2 + 16);
+        for (i, s) in data.iter().enumerate() {
+            let x = left + i * col_w;
+            let ok_h = (s.ok as f64 / peak as f64 * row_h as f64).round() as usize;
+            let f_h = (s.failed as f64 / peak as f64 * row_h as f64).round() as usize;
+            let _ = writeln!(
+                out,
+                "<rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{ok_h}\" fill=\"#4a7ebb\"/>\
+                 <rect x=\"{x}\" y=\"{}\" width=\"{}\" height=\"{f_h}\" fill=\"#d9534f\"/>",
+                base - ok_h,
+                col_w - 1,
+                base - ok_h - f_h,
+                col_w - 1
+            );
+        }
+        let _ = writeln!(
+            out,
+            "<line x1=\"{left}\" y1=\"{base}\" x2=\"{}\" y2=\"{base}\" stroke=\"black\"/><text x=\"{}\" y=\"{}\">{} s</text>",
+            left + slots * col_w,
+            left + slots * col_w - 20,
+            base + 14,
+            slots / 10
+        );
+    }
+    out.push_str("</svg>\n");
+    out
+}
+
+/// The charts for a report: `(file name, SVG)`.
+pub fn charts(report: &Report) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for s in &report.scenarios {
+        if s.verdict == Verdict::Skipped {
+            continue;
+        }
+        let parts: Vec<(&str, &Measure)> = if s.parts.is_empty() {
+            vec![("", &s.measure)]
+        } else {
+            s.parts.iter().map(|p| (p.label.as_str(), &p.measure)).collect()
+        };
+        let timelines: Vec<(&str, &[Slot])> =
+            parts.iter().filter(|(_, m)| !m.timeline.is_empty()).map(|(l, m)| (*l, m.timeline.as_slice())).collect();
+        if !timelines.is_empty() {
+            out.push((format!("{}-timeline.svg", s.name), timeline_svg(&s.name, &timelines)));
+        }
+        for (i, (label, m)) in parts.iter().enumerate() {
+            if !m.spread.is_empty() {
+                let title = if label.is_empty() { s.name.clone() } else { format!("{}: {label}", s.name) };
+                out.push((
+                    format!("{}-spread{}.svg", s.name, if i > 0 { format!("-{i}") } else { String::new() }),
+                    spread_svg(&title, &m.spread),
+                ));
+            }
+        }
+    }
+    out
+}
