@@ -31,7 +31,7 @@ use crate::topo::{self, Topology, HEALTH_CHECK_NODE_PORT, KUBE_PROXY_HEALTHZ_POR
 /// kubelet readiness probing in the lab (fast, so scenarios stay short).
 pub const PROBE_PERIOD: Duration = Duration::from_millis(300);
 /// Consecutive failures before a pod is not ready.
-pub const PROBE_FAILURE_THRESHOLD: u32 = 3;
+pub const PROBE_FAILURE_THRESHOLD: u32 = 5;
 
 /// Where the lab finds things.
 #[derive(Clone, Debug)]

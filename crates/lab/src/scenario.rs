@@ -300,7 +300,7 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
         let cfg = if drain {
             // drain_delay must cover the LB noticing (interval × unhealthy threshold).
             IngressConfig {
-                drain_delay: Duration::from_millis(1500),
+                drain_delay: Duration::from_secs(2),
                 drain_timeout: Duration::from_secs(3),
                 ..IngressConfig::direct()
             }

@@ -20,7 +20,7 @@
 //!   deletion. The pod keeps serving for `drain_delay`; the rest of that
 //!   window is lost for the node's share of traffic. The kubelet marking the
 //!   draining pod not-serving is assumed slower than the LB (as in the lab:
-//!   900 ms against 500 ms).
+//!   1.5 s against 0.5 s).
 
 use std::fmt::Write as _;
 

@@ -1,0 +1,285 @@
+//! `realip lab` end to end: the whole scenario matrix in real network
+//! namespaces (root only; skipped with a reason elsewhere, a failure under
+//! `REALIP_REQUIRE_NETNS=1`), the simulator checked against what the lab
+//! measured, teardown on exit and on Ctrl-C, `--cleanup`, and the loopback
+//! approximation (no root needed).
+
+#![allow(clippy::cast_precision_loss)] // request counts as shares
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use realip_lab::sim::{self, Params, Spread};
+use serde_json::Value;
+
+fn realip() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_realip"))
+}
+
+/// Skips (or fails under REALIP_REQUIRE_NETNS=1) when namespaces are unavailable.
+fn netns_missing() -> bool {
+    let Some(why) = realip_lab::netns_unavailable() else { return false };
+    assert!(
+        !std::env::var("REALIP_REQUIRE_NETNS").is_ok_and(|v| v == "1"),
+        "REALIP_REQUIRE_NETNS=1 but the lab cannot run: {why}"
+    );
+    eprintln!("SKIPPED: network namespaces unavailable: {why}");
+    true
+}
+
+fn namespaces(prefix: &str) -> Vec<String> {
+    let out = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| n.starts_with(prefix))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn scenario<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["scenarios"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no {name}"))
+}
+
+fn share(m: &Value, pod: &str) -> f64 {
+    let spread = m["spread"].as_object().unwrap();
+    let total: u64 = spread.values().map(|v| v.as_u64().unwrap()).sum();
+    spread.get(pod).and_then(Value::as_u64).unwrap_or(0) as f64 / total as f64
+}
+
+fn clients() -> [&'static str; 2] {
+    ["203.0.113.10", "198.51.100.10"]
+}
+
+fn is_node(ip: &Value) -> bool {
+    ip.as_str().is_some_and(|s| ["192.0.2.11", "192.0.2.12", "192.0.2.13"].contains(&s))
+}
+
+#[test]
+fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
+    if netns_missing() {
+        return;
+    }
+    let out_dir = std::env::temp_dir().join(format!("realip-lab-test-{}", std::process::id()));
+    let child = realip()
+        .args(["lab", "--json", "--out"])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
+    // Progress was shown, one line per scenario.
+    assert!(stderr.contains("[10/10] ipv6"), "{stderr}");
+
+    for s in report["scenarios"].as_array().unwrap() {
+        assert_eq!(s["verdict"], "pass", "{s:#}");
+        for key in
+            ["lb_seen", "ingress_peer", "ingress_client_ip", "ingress_source", "app_client_host", "app_client_ip"]
+        {
+            assert!(s.get(key).is_some(), "{key} missing in {s}");
+        }
+    }
+    // cluster: SNAT replaces the client with a node address at every hop after the LB.
+    let cluster = scenario(&report, "cluster");
+    assert!(clients().contains(&cluster["lb_seen"].as_str().unwrap()), "{cluster}");
+    assert!(is_node(&cluster["ingress_peer"]) && is_node(&cluster["app_client_ip"]), "{cluster}");
+    assert_eq!(cluster["preserved"], 0);
+    // local: preserved end to end, node3 never reached.
+    let local = scenario(&report, "local");
+    assert!(clients().contains(&local["app_client_ip"].as_str().unwrap()), "{local}");
+    assert_eq!(local["ingress_source"], "peer");
+    assert_eq!(local["preserved"], local["requests"]["ok"]);
+    assert_eq!(local["requests"]["failed"], 0);
+    assert!(local["spread_nodes"].get("node3").is_none(), "{local}");
+    // local without health checks: node3's share is dropped.
+    let nohc_lab = scenario(&report, "local-no-healthcheck");
+    let failed = nohc_lab["requests"]["failed"].as_f64().unwrap() / nohc_lab["requests"]["sent"].as_f64().unwrap();
+    assert!((failed - 1.0 / 3.0).abs() < 0.12, "{nohc_lab}");
+    // local-uneven: 25/25/50; daemonset: even.
+    let uneven_lab = scenario(&report, "local-uneven");
+    for (pod, want) in [("ingress-a", 0.25), ("ingress-b", 0.25), ("ingress-c", 0.5)] {
+        assert!((share(uneven_lab, pod) - want).abs() < 0.1, "{pod}: {uneven_lab}");
+    }
+    let ds_lab = scenario(&report, "daemonset");
+    for pod in ["ingress-a", "ingress-b", "ingress-c"] {
+        assert!((share(ds_lab, pod) - 1.0 / 3.0).abs() < 0.1, "{pod}: {ds_lab}");
+    }
+    // PROXY v2 carries the client through a SNATing Cluster hop, IPv4 and IPv6.
+    for (name, client) in [("proxy-protocol", None), ("ipv6", Some("2001:db8:c::10"))] {
+        let proxied = scenario(&report, name);
+        assert!(is_node(&proxied["ingress_peer"]), "{proxied}");
+        assert_eq!(proxied["ingress_source"], "proxy-protocol");
+        assert_eq!(proxied["preserved"], proxied["requests"]["ok"]);
+        if let Some(c) = client {
+            assert_eq!(
+                (proxied["lb_seen"].as_str(), proxied["app_client_ip"].as_str()),
+                (Some(c), Some(c)),
+                "{proxied}"
+            );
+        }
+    }
+    // Mismatch: every request fails, both ways.
+    let mismatch = scenario(&report, "proxy-protocol-mismatch");
+    for part in mismatch["parts"].as_array().unwrap() {
+        assert_eq!(part["requests"]["ok"], 0, "{part}");
+        assert!(part["requests"]["failed"].as_u64().unwrap() > 0);
+    }
+    // Spoof: ignored with correct trust, believed with trust-everyone.
+    let sp = scenario(&report, "spoof");
+    let parts = sp["parts"].as_array().unwrap();
+    assert!(clients().contains(&parts[0]["ingress_client_ip"].as_str().unwrap()), "{sp}");
+    assert_eq!(parts[1]["ingress_client_ip"], "203.0.113.66", "{sp}");
+    // Rollout: failures without drain, none with it; a timeline per part.
+    let rollout = scenario(&report, "rollout");
+    let parts = rollout["parts"].as_array().unwrap();
+    assert!(parts[0]["requests"]["failed"].as_u64().unwrap() > 0, "{rollout}");
+    assert_eq!(parts[1]["requests"]["failed"], 0, "{rollout}");
+    assert!(parts.iter().all(|p| p["timeline"].as_array().is_some_and(|t| t.len() > 20)));
+
+    sim_agrees_with_the_lab(uneven_lab, ds_lab, failed, &parts[0]);
+
+    // report.md and charts were written.
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## rollout") && md.contains("rollout-timeline.svg"), "{md}");
+    let svg = std::fs::read_to_string(out_dir.join("rollout-timeline.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("fill=\"#d9534f\"") && svg.trim_end().ends_with("</svg>"));
+    assert!(out_dir.join("local-uneven-spread.svg").exists());
+    let _ = std::fs::remove_dir_all(&out_dir);
+
+    // Nothing left: namespaces of this run, processes, scratch directories.
+    let prefix = format!("rlab-{}", pid % 100_000);
+    assert!(namespaces(&prefix).is_empty(), "{:?}", namespaces(&prefix));
+    let ps = Command::new("pgrep").args(["-f", &format!("/tmp/{prefix}")]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&ps.stdout));
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(!links.lines().any(|l| l.contains(" br0:") || l.contains(" vp1@")), "{links}");
+
+    ctrl_c_tears_everything_down();
+    cleanup_removes_leftovers_by_prefix();
+}
+
+/// The simulator, given the same setups, predicts what the lab measured.
+fn sim_agrees_with_the_lab(uneven_lab: &Value, ds_lab: &Value, failed: f64, rollout_no_drain: &Value) {
+    let uneven = sim::simulate(&Params { nodes: 2, replicas: 3, ..Params::default() }).unwrap();
+    let mut measured: Vec<f64> = ["ingress-a", "ingress-b", "ingress-c"].iter().map(|p| share(uneven_lab, p)).collect();
+    measured.sort_by(|a, b| b.total_cmp(a));
+    for (m, p) in measured.iter().zip(&uneven.pod_shares) {
+        assert!((m - p).abs() < 0.1, "lab {measured:?} vs sim {:?}", uneven.pod_shares);
+    }
+    let ds = sim::simulate(&Params { nodes: 3, daemonset: true, ..Params::default() }).unwrap();
+    assert!(ds.pod_shares.iter().all(|p| (p - share(ds_lab, "ingress-a")).abs() < 0.1), "{:?}", ds.pod_shares);
+    let nohc =
+        sim::simulate(&Params { nodes: 3, replicas: 2, ignore_health_checks: true, ..Params::default() }).unwrap();
+    assert!((nohc.dropped_fraction - failed).abs() < 0.12, "sim {} vs lab {failed}", nohc.dropped_fraction);
+    // Rollout: one replacement emptying node1 with 3 LB targets, checks
+    // 200 ms × 2. Lost traffic-seconds × the measured request rate ≈ failures.
+    let base = Params {
+        nodes: 3,
+        replicas: 1,
+        spread: Spread::Hostname,
+        health_interval: 0.2,
+        unhealthy_threshold: 2,
+        ..Params::default()
+    };
+    let no_drain = sim::simulate(&base).unwrap();
+    let drained = sim::simulate(&Params { drain_delay: 2.0, ..base }).unwrap();
+    let sent = rollout_no_drain["requests"]["sent"].as_f64().unwrap();
+    let rate = sent / (rollout_no_drain["timeline"].as_array().unwrap().len() as f64 / 10.0);
+    let predicted = no_drain.rollout_lost_seconds * rate;
+    let got = rollout_no_drain["requests"]["failed"].as_f64().unwrap();
+    assert!(got > predicted * 0.3 && got < predicted * 2.5, "lab {got} failed vs sim {predicted:.1}");
+    assert!(drained.rollout_lost_seconds.abs() < 1e-9);
+}
+
+/// Run inside the matrix test (not in parallel with it): SIGINT while a
+/// scenario runs removes its namespaces and processes.
+fn ctrl_c_tears_everything_down() {
+    let mut child =
+        realip().args(["lab", "--scenario", "rollout"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let prefix = format!("rlab-{}", child.id() % 100_000);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while namespaces(&prefix).len() < 5 {
+        assert!(Instant::now() < deadline, "the lab did not build its namespaces");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "interrupted runs exit 1");
+    assert!(namespaces(&prefix).is_empty(), "left after Ctrl-C: {:?}", namespaces(&prefix));
+    let ps = Command::new("pgrep").args(["-f", &format!("/tmp/{prefix}")]).output().unwrap();
+    assert!(ps.stdout.is_empty(), "processes left: {}", String::from_utf8_lossy(&ps.stdout));
+}
+
+fn cleanup_removes_leftovers_by_prefix() {
+    let name = format!("rlab-leftover-{}", std::process::id());
+    assert!(Command::new("ip").args(["netns", "add", &name]).status().unwrap().success());
+    let out = realip().args(["lab", "--cleanup"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&name));
+    assert!(namespaces(&name).is_empty());
+}
+
+#[test]
+fn loopback_mode_runs_what_it_honestly_can_and_skips_the_rest_with_the_reason() {
+    let out = realip().args(["lab", "--loopback", "--json"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
+    assert_eq!(out.status.code(), Some(0), "{report:#}");
+    let verdicts: BTreeMap<String, String> = report["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["name"].as_str().unwrap().to_owned(), s["verdict"].as_str().unwrap().to_owned()))
+        .collect();
+    for name in ["proxy-protocol", "proxy-protocol-mismatch", "spoof"] {
+        assert_eq!(verdicts[name], "pass", "{report:#}");
+    }
+    for name in ["cluster", "local", "local-no-healthcheck", "local-uneven", "daemonset", "rollout", "ipv6"] {
+        assert_eq!(verdicts[name], "skipped");
+        assert!(scenario(&report, name)["reason"].as_str().unwrap().contains("--loopback given"));
+    }
+    let pp = scenario(&report, "proxy-protocol");
+    assert_eq!((pp["lb_seen"].as_str(), pp["app_client_ip"].as_str()), (Some("127.0.0.10"), Some("127.0.0.10")));
+    let spoof = &scenario(&report, "spoof")["parts"];
+    assert_eq!(
+        (spoof[0]["ingress_client_ip"].as_str(), spoof[1]["ingress_client_ip"].as_str()),
+        (Some("127.0.0.10"), Some("203.0.113.66"))
+    );
+    // REALIP_REQUIRE_NETNS turns the skips into a failure.
+    let out =
+        realip().args(["lab", "--loopback", "--scenario", "local"]).env("REALIP_REQUIRE_NETNS", "1").output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("REALIP_REQUIRE_NETNS=1"));
+}
+
+#[test]
+fn bad_arguments_are_usage_errors_naming_what_was_wrong() {
+    let out = realip().args(["lab", "--scenario", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown scenario `nope`") && err.contains("local-uneven"), "{err}");
+    let out = realip().args(["lab", "sim", "--spread", "rack"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--spread: `rack`"));
+    let out = realip().args(["lab", "sim", "--nodes", "2", "--zones", "3"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sim_prints_shares_and_json() {
+    let out = realip().args(["lab", "sim", "--nodes", "2", "--replicas", "3", "--json"]).output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["pod_shares"], serde_json::json!([0.5, 0.25, 0.25]));
+    let out = realip().args(["lab", "sim", "--nodes", "2", "--replicas", "3"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("max/min pod share: 2.00×"));
+}
