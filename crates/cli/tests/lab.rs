@@ -180,11 +180,12 @@ fn sim_agrees_with_the_lab(uneven_lab: &Value, ds_lab: &Value, failed: f64, roll
     let nohc =
         sim::simulate(&Params { nodes: 3, replicas: 2, ignore_health_checks: true, ..Params::default() }).unwrap();
     assert!((nohc.dropped_fraction - failed).abs() < 0.12, "sim {} vs lab {failed}", nohc.dropped_fraction);
-    // Rollout: one replacement emptying node1 with 3 LB targets, checks
-    // 200 ms × 2. Lost traffic-seconds × the measured request rate ≈ failures.
+    // Rollout: the lab's first replacement (2 replicas on 3 nodes, the new
+    // pod on the empty node3, node1 emptied), checks 200 ms × 2. Lost
+    // traffic-seconds × the measured request rate ≈ failures.
     let base = Params {
         nodes: 3,
-        replicas: 1,
+        replicas: 2,
         spread: Spread::Hostname,
         health_interval: 0.2,
         unhealthy_threshold: 2,
@@ -194,7 +195,7 @@ fn sim_agrees_with_the_lab(uneven_lab: &Value, ds_lab: &Value, failed: f64, roll
     let drained = sim::simulate(&Params { drain_delay: 2.0, ..base }).unwrap();
     let sent = rollout_no_drain["requests"]["sent"].as_f64().unwrap();
     let rate = sent / (rollout_no_drain["timeline"].as_array().unwrap().len() as f64 / 10.0);
-    let predicted = no_drain.rollout_lost_seconds * rate;
+    let predicted = no_drain.rollout_lost_per_pod[0] * rate;
     let got = rollout_no_drain["requests"]["failed"].as_f64().unwrap();
     assert!(got > predicted * 0.3 && got < predicted * 2.5, "lab {got} failed vs sim {predicted:.1}");
     assert!(drained.rollout_lost_seconds.abs() < 1e-9);

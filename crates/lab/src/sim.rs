@@ -101,6 +101,8 @@ pub struct Outcome {
     pub nodes_without_endpoint_in_lb: f64,
     /// Seconds of full traffic lost over one rolling update.
     pub rollout_lost_seconds: f64,
+    /// The same, per replaced pod, in rollout order.
+    pub rollout_lost_per_pod: Vec<f64>,
     /// Lost traffic over the rollout's duration.
     pub rollout_failed_fraction: f64,
     /// The rollout's duration, seconds.
@@ -157,7 +159,7 @@ pub fn shares(p: &Params, on: &[usize]) -> (Vec<f64>, f64, usize) {
     (pods, empty as f64 * node_share, empty)
 }
 
-fn one_trial(p: &Params, rng: &mut Rng) -> (Vec<f64>, f64, usize, f64) {
+fn one_trial(p: &Params, rng: &mut Rng) -> (Vec<f64>, f64, usize, Vec<f64>) {
     let replicas = if p.daemonset { p.nodes } else { p.replicas };
     let mut counts = vec![0usize; p.nodes];
     let mut on = Vec::with_capacity(replicas);
@@ -169,17 +171,19 @@ fn one_trial(p: &Params, rng: &mut Rng) -> (Vec<f64>, f64, usize, f64) {
     let (sh, dropped, empty) = shares(p, &on);
     // Rolling update: replace each original pod in turn.
     let window = p.health_interval * f64::from(p.unhealthy_threshold) + p.health_interval / 2.0;
-    let mut lost = 0.0;
+    let mut lost = Vec::with_capacity(replicas);
     for slot in &mut on {
         let n_old = *slot;
         let n_new = if p.daemonset { n_old } else { place(p, &counts, rng) };
         counts[n_new] += 1; // the surge pod, ready before the old one goes
         counts[n_old] -= 1; // the old pod is deleted
+        let mut step = 0.0;
         if p.local && !p.ignore_health_checks && counts[n_old] == 0 {
             // Until the LB notices, it still targets n_old with the others.
             let targets = (0..p.nodes).filter(|n| counts[*n] > 0 || *n == n_old).count();
-            lost += (window - p.drain_delay).max(0.0) / targets as f64;
+            step = (window - p.drain_delay).max(0.0) / targets as f64;
         }
+        lost.push(step);
         *slot = n_new;
     }
     (sh, dropped, empty, lost)
@@ -198,7 +202,8 @@ pub fn simulate(p: &Params) -> Result<Outcome> {
     let random = !p.daemonset && p.spread != Spread::Hostname;
     let trials = if random { 2000 } else { 1 };
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let (mut ratio, mut dropped, mut empty, mut lost) = (0.0, 0.0, 0.0, 0.0);
+    let (mut ratio, mut dropped, mut empty) = (0.0, 0.0, 0.0);
+    let mut per_pod: Vec<f64> = Vec::new();
     let mut example = Vec::new();
     for t in 0..trials {
         let (sh, d, e, l) = one_trial(p, &mut rng);
@@ -207,12 +212,17 @@ pub fn simulate(p: &Params) -> Result<Outcome> {
         ratio += if min > 0.0 { max / min } else { f64::INFINITY };
         dropped += d;
         empty += e as f64;
-        lost += l;
+        per_pod.resize(l.len().max(per_pod.len()), 0.0);
+        for (acc, x) in per_pod.iter_mut().zip(&l) {
+            *acc += x;
+        }
         if t == 0 {
             example = sh;
         }
     }
     let n = f64::from(trials);
+    let per_pod: Vec<f64> = per_pod.into_iter().map(|x| x / n).collect();
+    let lost: f64 = per_pod.iter().sum();
     example.sort_by(|a, b| b.total_cmp(a));
     let replicas = if p.daemonset { p.nodes } else { p.replicas } as f64;
     let step = p.pod_ready + p.drain_delay.max(p.health_interval * f64::from(p.unhealthy_threshold));
@@ -223,8 +233,9 @@ pub fn simulate(p: &Params) -> Result<Outcome> {
         max_min_ratio: ratio / n,
         dropped_fraction: dropped / n,
         nodes_without_endpoint_in_lb: empty / n,
-        rollout_lost_seconds: lost / n,
-        rollout_failed_fraction: (lost / n) / rollout_seconds,
+        rollout_lost_seconds: lost,
+        rollout_lost_per_pod: per_pod,
+        rollout_failed_fraction: lost / rollout_seconds,
         rollout_seconds,
     })
 }
