@@ -65,11 +65,20 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
         }
     };
     // Ctrl-C / SIGTERM: dropping the run future drops every guard inside it,
-    // which removes the namespaces and kills the processes.
+    // which removes the namespaces and kills the processes. The handlers are
+    // installed before the run starts building anything.
     let outcome = rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut int, mut term) = match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(i), Ok(t)) => (i, t),
+            (Err(e), _) | (_, Err(e)) => {
+                return Some(Err(realip_lab::Error::Unavailable(format!("signal handlers: {e}"))))
+            }
+        };
         tokio::select! {
             r = realip_lab::run(&opts, &mut progress) => Some(r),
-            () = interrupted() => None,
+            _ = int.recv() => None,
+            _ = term.recv() => None,
         }
     });
     let Some(result) = outcome else {
@@ -105,17 +114,6 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
         return Err(Failure::rejected(anyhow!("{skipped} scenario(s) skipped and REALIP_REQUIRE_NETNS=1")));
     }
     Ok(())
-}
-
-async fn interrupted() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
-    }
 }
 
 fn simulate(a: &SimArgs) -> Result<(), Failure> {
