@@ -72,6 +72,15 @@ pub struct LabArgs {
     /// Remove namespaces (and their processes) left by a killed run, then exit.
     #[arg(long)]
     pub cleanup: bool,
+    /// Passthrough LB: milliseconds between health checks of each node.
+    #[arg(long, default_value_t = 200, value_name = "MS")]
+    pub lb_interval_ms: u64,
+    /// Passthrough LB: consecutive passed checks before a node gets traffic.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub lb_healthy_threshold: u32,
+    /// Passthrough LB: consecutive failed checks before a node gets none.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub lb_unhealthy_threshold: u32,
 }
 
 #[derive(Debug, Subcommand)]

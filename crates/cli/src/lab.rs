@@ -25,7 +25,16 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
     }
     realip_lab::select(&a.scenarios).map_err(Failure::usage)?;
     let realip = std::env::current_exe().context("finding the realip binary").map_err(Failure::usage)?;
-    let opts = RunOptions { scenarios: a.scenarios.clone(), loopback: a.loopback, realip };
+    if a.lb_interval_ms == 0 || a.lb_healthy_threshold == 0 || a.lb_unhealthy_threshold == 0 {
+        return Err(Failure::usage(anyhow!("--lb-interval-ms and the --lb-*-threshold values must be at least 1")));
+    }
+    let lab = realip_lab::harness::Options {
+        realip,
+        lb_interval: std::time::Duration::from_millis(a.lb_interval_ms),
+        lb_healthy_threshold: a.lb_healthy_threshold,
+        lb_unhealthy_threshold: a.lb_unhealthy_threshold,
+    };
+    let opts = RunOptions { scenarios: a.scenarios.clone(), loopback: a.loopback, lab };
     if !a.loopback {
         if let Some(why) = realip_lab::netns_unavailable() {
             eprintln!("realip lab: network namespaces unavailable ({why}); running the loopback approximation, kube-proxy scenarios are skipped");
@@ -86,25 +95,7 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
         return Err(Failure::rejected(anyhow!("interrupted; the lab's namespaces and processes were removed")));
     };
     let rep = result.map_err(Failure::usage)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&rep).map_err(|e| Failure::usage(anyhow!(e)))?);
-    } else {
-        print!("{}", report::text(&rep));
-    }
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display())).map_err(Failure::usage)?;
-        let charts = report::charts(&rep);
-        for (name, svg) in &charts {
-            std::fs::write(dir.join(name), svg).with_context(|| format!("writing {name}")).map_err(Failure::usage)?;
-        }
-        std::fs::write(dir.join("report.md"), report::markdown(&rep, &charts))
-            .context("writing report.md")
-            .map_err(Failure::usage)?;
-        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(&rep).unwrap_or_default())
-            .context("writing report.json")
-            .map_err(Failure::usage)?;
-        eprintln!("wrote {}/report.md and {} chart(s)", dir.display(), charts.len());
-    }
+    write_report(a, &rep)?;
     let require = std::env::var("REALIP_REQUIRE_NETNS").is_ok_and(|v| v == "1");
     let skipped = rep.scenarios.iter().filter(|s| s.verdict == Verdict::Skipped).count();
     if !rep.passed() {
@@ -112,6 +103,30 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
     }
     if require && skipped > 0 {
         return Err(Failure::rejected(anyhow!("{skipped} scenario(s) skipped and REALIP_REQUIRE_NETNS=1")));
+    }
+    Ok(())
+}
+
+/// Prints the report (text or JSON) and writes `--out` files.
+fn write_report(a: &LabArgs, rep: &realip_lab::Report) -> Result<(), Failure> {
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(rep).map_err(|e| Failure::usage(anyhow!(e)))?);
+    } else {
+        print!("{}", report::text(rep));
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display())).map_err(Failure::usage)?;
+        let charts = report::charts(rep);
+        for (name, svg) in &charts {
+            std::fs::write(dir.join(name), svg).with_context(|| format!("writing {name}")).map_err(Failure::usage)?;
+        }
+        std::fs::write(dir.join("report.md"), report::markdown(rep, &charts))
+            .context("writing report.md")
+            .map_err(Failure::usage)?;
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(rep).unwrap_or_default())
+            .context("writing report.json")
+            .map_err(Failure::usage)?;
+        eprintln!("wrote {}/report.md and {} chart(s)", dir.display(), charts.len());
     }
     Ok(())
 }

@@ -33,11 +33,24 @@ pub const PROBE_PERIOD: Duration = Duration::from_millis(300);
 /// Consecutive failures before a pod is not ready.
 pub const PROBE_FAILURE_THRESHOLD: u32 = 5;
 
-/// Where the lab finds things.
+/// Where the lab finds things, and how the passthrough LB checks nodes.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// The `realip` binary to run as proxy and echo.
     pub realip: PathBuf,
+    /// Time between LB health checks (default 200 ms).
+    pub lb_interval: Duration,
+    /// Consecutive successes before the LB sends to a node (default 2).
+    pub lb_healthy_threshold: u32,
+    /// Consecutive failures before the LB stops (default 2).
+    pub lb_unhealthy_threshold: u32,
+}
+
+impl Options {
+    /// The defaults, running `realip`.
+    pub fn new(realip: PathBuf) -> Options {
+        Options { realip, lb_interval: Duration::from_millis(200), lb_healthy_threshold: 2, lb_unhealthy_threshold: 2 }
+    }
 }
 
 #[derive(Debug, Default)]

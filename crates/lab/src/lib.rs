@@ -35,8 +35,6 @@ pub mod scenario;
 pub mod sim;
 pub mod topo;
 
-use std::path::PathBuf;
-
 pub use error::{Error, Result};
 pub use report::{Report, ScenarioResult, Verdict};
 
@@ -47,8 +45,8 @@ pub struct RunOptions {
     pub scenarios: Vec<String>,
     /// Use the loopback approximation even where namespaces work.
     pub loopback: bool,
-    /// The `realip` binary.
-    pub realip: PathBuf,
+    /// The binary and the LB's health-check settings.
+    pub lab: harness::Options,
 }
 
 /// Progress events, for an indicator.
@@ -104,12 +102,12 @@ pub async fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> R
             Some(_) => {
                 let dir = std::env::temp_dir().join(format!("{}{run}-loopback", netns::PREFIX));
                 std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-                let r = loopback::run(name, &opts.realip, &dir).await;
+                let r = loopback::run(name, &opts.lab.realip, &dir).await;
                 let _ = std::fs::remove_dir_all(&dir);
                 r.unwrap_or_else(|e| failed(name, setup, &e))
             }
             None => {
-                let r = scenario::run(name, &harness::Options { realip: opts.realip.clone() }, &run).await;
+                let r = scenario::run(name, &opts.lab, &run).await;
                 // Guards have run; remove anything a crashed helper left.
                 netns::cleanup(&format!("{}{run}-", netns::PREFIX));
                 r.unwrap_or_else(|e| failed(name, setup, &e))

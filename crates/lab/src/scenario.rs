@@ -39,9 +39,22 @@ pub const SCENARIOS: [(&str, &str); 10] = [
     ("ipv6", "IPv6 client 2001:db8:c::10 → L4 LB (PROXY v2) → IPv4 cluster with Cluster policy"),
 ];
 
-/// The passthrough LB's checks: 200 ms interval, 2 to change state.
-pub fn health_check(port: u16, ignore: bool) -> HealthCheck {
-    HealthCheck { port, interval: Duration::from_millis(200), healthy_threshold: 2, unhealthy_threshold: 2, ignore }
+/// The passthrough LB's checks, as configured.
+pub fn health_check(opts: &Options, port: u16, ignore: bool) -> HealthCheck {
+    HealthCheck {
+        port,
+        interval: opts.lb_interval,
+        healthy_threshold: opts.lb_healthy_threshold,
+        unhealthy_threshold: opts.lb_unhealthy_threshold,
+        ignore,
+    }
+}
+
+/// A drain delay that covers the LB noticing (interval × unhealthy
+/// threshold, plus one interval of phase) with half a second to spare, at
+/// least 2 s.
+fn drain_for(opts: &Options) -> Duration {
+    (opts.lb_interval * (opts.lb_unhealthy_threshold + 1) + Duration::from_millis(500)).max(Duration::from_secs(2))
 }
 
 /// The forged header of the `spoof` scenario.
@@ -162,7 +175,7 @@ pub async fn run(name: &str, opts: &Options, run: &str) -> Result<ScenarioResult
 }
 
 async fn cluster(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
-    let hc = health_check(KUBE_PROXY_HEALTHZ_PORT, false);
+    let hc = health_check(opts, KUBE_PROXY_HEALTHZ_PORT, false);
     let (_lab, m) = passthrough(opts, run, 3, Policy::Cluster, &[0, 1], hc, &load).await?;
     let lost = m.preserved == 0 && Lab::is_cluster(m.ingress_client_ip.as_ref());
     let ok = lost && m.requests.failed == 0 && m.requests.ok > 0;
@@ -179,7 +192,7 @@ async fn cluster(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
 
 async fn local(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
     let ignore = name == "local-no-healthcheck";
-    let hc = health_check(HEALTH_CHECK_NODE_PORT, ignore);
+    let hc = health_check(opts, HEALTH_CHECK_NODE_PORT, ignore);
     let (_lab, m) = passthrough(opts, run, 3, Policy::Local, &[0, 1], hc, &load).await?;
     let r = m.requests;
     let (ok, reason) = if ignore {
@@ -209,7 +222,7 @@ async fn local(name: &str, opts: &Options, run: &str, load: Load) -> Result<Scen
 
 async fn spread(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
     let (nodes, pods): (usize, &[usize]) = if name == "daemonset" { (3, &[0, 1, 2]) } else { (2, &[0, 0, 1]) };
-    let hc = health_check(HEALTH_CHECK_NODE_PORT, false);
+    let hc = health_check(opts, HEALTH_CHECK_NODE_PORT, false);
     let load = Load { requests: 450, ..load };
     let (_lab, m) = passthrough(opts, run, nodes, Policy::Local, pods, hc, &load).await?;
     // What the simulator's model predicts for this very placement.
@@ -277,7 +290,7 @@ async fn spoof(name: &str, opts: &Options, run: &str, load: Load) -> Result<Scen
         [("ingress trusts nobody (correct)", IngressConfig::direct()), ("ingress trusts everyone", everyone)]
     {
         let (mut lab, _) = lab(opts, run, 2, Policy::Local, &[0, 1], &cfg).await?;
-        lab.start_lb(LbKind::Passthrough(health_check(HEALTH_CHECK_NODE_PORT, false))).await?;
+        lab.start_lb(LbKind::Passthrough(health_check(opts, HEALTH_CHECK_NODE_PORT, false))).await?;
         lab.wait_lb(&[true, true]).await?;
         let samples = lab.traffic(&V4_CLIENTS, &forged).await;
         parts.push(Part { label: label.into(), measure: lab.measure(&samples, false) });
@@ -301,7 +314,7 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
         let cfg = if drain {
             // drain_delay must cover the LB noticing (interval × unhealthy threshold).
             IngressConfig {
-                drain_delay: Duration::from_secs(2),
+                drain_delay: drain_for(opts),
                 drain_timeout: Duration::from_secs(3),
                 ..IngressConfig::direct()
             }
@@ -309,7 +322,7 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
             IngressConfig { drain_delay: Duration::ZERO, drain_timeout: Duration::ZERO, ..IngressConfig::direct() }
         };
         let (mut lab, _) = lab(opts, run, 3, Policy::Local, &[0, 1], &cfg).await?;
-        lab.start_lb(LbKind::Passthrough(health_check(HEALTH_CHECK_NODE_PORT, false))).await?;
+        lab.start_lb(LbKind::Passthrough(health_check(opts, HEALTH_CHECK_NODE_PORT, false))).await?;
         lab.wait_lb(&[true, true, false]).await?;
         let steady = Load {
             requests: 5000,
@@ -336,21 +349,23 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
     let model = crate::sim::simulate(&crate::sim::Params {
         nodes: 3,
         replicas: 2,
-        health_interval: 0.2,
-        unhealthy_threshold: 2,
+        health_interval: opts.lb_interval.as_secs_f64(),
+        unhealthy_threshold: opts.lb_unhealthy_threshold,
         ..crate::sim::Params::default()
     })
     .map_or(0.0, |o| o.rollout_lost_per_pod.first().copied().unwrap_or(0.0));
     let rate = a.requests.sent as f64 / (a.timeline.len().max(1) as f64 / 10.0);
     let reason = format!(
-        "{} of {} requests failed without drain (model: ≈{:.0}), {} of {} with readiness drain (kubelet probe {} ms × {}, LB checks 200 ms × 2)",
+        "{} of {} requests failed without drain (model: ≈{:.0}), {} of {} with readiness drain (kubelet probe {} ms × {}, LB checks {} ms × {})",
         a.requests.failed,
         a.requests.sent,
         model * rate,
         b.requests.failed,
         b.requests.sent,
         PROBE_PERIOD.as_millis(),
-        PROBE_FAILURE_THRESHOLD
+        PROBE_FAILURE_THRESHOLD,
+        opts.lb_interval.as_millis(),
+        opts.lb_unhealthy_threshold
     );
     Ok(result(name, ok, reason, parts))
 }
