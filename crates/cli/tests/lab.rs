@@ -231,7 +231,8 @@ fn cleanup_removes_leftovers_by_prefix() {
 
 #[test]
 fn loopback_mode_runs_what_it_honestly_can_and_skips_the_rest_with_the_reason() {
-    let out = realip().args(["lab", "--loopback", "--json"]).output().unwrap();
+    // Skips are the point here: not a failure even where CI requires namespaces.
+    let out = realip().args(["lab", "--loopback", "--json"]).env_remove("REALIP_REQUIRE_NETNS").output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(out.status.code(), Some(0), "{report:#}");

@@ -433,7 +433,8 @@ fn ingress_workload_rules(o: &Object, objects: &[Object], ing: &Ingresses, out: 
     }
     if local {
         ingress_rollout_rules(o, objects, out);
-        let drains = containers(o).iter().any(|c| c.at(&["lifecycle", "preStop"]).is_some());
+        let drains =
+            containers(o).iter().any(|c| c.at(&["lifecycle", "preStop"]).is_some()) || realip_drains_itself(o, objects);
         if !drains {
             out.push(finding(
                 o,
@@ -559,7 +560,12 @@ fn ingress_rollout_rules(o: &Object, objects: &[Object], out: &mut Vec<Finding>)
             Severity::Warning,
             "no PodDisruptionBudget covers the ingress pods".into(),
             "Node drains can evict every ingress pod of a node (or of the cluster) at once; with Local, nodes without a pod drop traffic.",
-            format!("kubectl create pdb {}-pdb -n {} --selector=app.kubernetes.io/name=ingress-nginx --max-unavailable=1", o.name, o.namespace),
+            format!(
+                "kubectl create pdb {}-pdb -n {} --selector=app.kubernetes.io/name={} --max-unavailable=1",
+                o.name,
+                o.namespace,
+                o.label("app.kubernetes.io/name").unwrap_or("ingress-nginx")
+            ),
         ));
     }
     if o.kind == "Deployment" {
@@ -774,6 +780,25 @@ fn check_probe_ports(objects: &[Object]) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// realip proxy drains on SIGTERM by itself (`/readyz` 503, then keeps
+/// serving for `[lifecycle] drain_delay`, default 5 s): no preStop needed,
+/// unless its config sets the delay to zero.
+fn realip_drains_itself(o: &Object, objects: &[Object]) -> bool {
+    if o.label("app.kubernetes.io/name") != Some("realip") {
+        return false;
+    }
+    let runs_proxy = containers(o).iter().any(|c| words(c.at(&["args"])).first() == Some(&"proxy"));
+    let zero_delay = objects
+        .iter()
+        .filter(|c| c.kind == "ConfigMap" && c.namespace == o.namespace)
+        .flat_map(|c| c.doc.get("data").map(Node::entries).unwrap_or_default())
+        .filter_map(|(_, v)| v.as_str())
+        .flat_map(str::lines)
+        .map(|l| l.replace(' ', ""))
+        .any(|l| matches!(l.as_str(), "drain_delay=\"0s\"" | "drain_delay=\"0ms\"" | "drain_delay=\"0\""));
+    runs_proxy && !zero_delay
 }
 
 /// Whether a realip proxy config (a ConfigMap holding realip.toml) accepts
