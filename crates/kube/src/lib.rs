@@ -11,6 +11,7 @@
 
 mod error;
 pub mod live;
+pub mod manifests;
 pub mod object;
 pub mod yaml;
 
