@@ -306,6 +306,19 @@ pub struct ProxyArgs {
     /// Worker threads [default: one per CPU].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Also route the Ingresses of --ingress-class, with pool members from
+    /// EndpointSlices (in-cluster service account, or KUBECONFIG) (docs/kubernetes.md).
+    #[arg(long)]
+    pub kubernetes: bool,
+    /// IngressClass served in Kubernetes mode.
+    #[arg(long, default_value = "realip", value_name = "NAME")]
+    pub ingress_class: String,
+    /// Only watch this namespace [default: all].
+    #[arg(long, value_name = "NS")]
+    pub watch_namespace: Option<String>,
+    /// NAMESPACE/NAME of the LoadBalancer Service whose address is written into Ingress status.
+    #[arg(long, value_name = "NS/NAME")]
+    pub publish_service: Option<String>,
 }
 
 #[derive(Debug, Args)]

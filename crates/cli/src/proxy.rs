@@ -21,6 +21,25 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
         }
         None => {}
     }
+    let kubernetes = if a.kubernetes {
+        let publish_service = match &a.publish_service {
+            Some(s) => Some(
+                s.split_once('/')
+                    .filter(|(n, m)| !n.is_empty() && !m.is_empty())
+                    .map(|(n, m)| (n.to_owned(), m.to_owned()))
+                    .ok_or_else(|| Failure::usage(anyhow!("--publish-service: `{s}` is not NAMESPACE/NAME")))?,
+            ),
+            None => None,
+        };
+        Some(realip_kube::watch::WatchConfig {
+            class: a.ingress_class.clone(),
+            namespace: a.watch_namespace.clone(),
+            publish_service,
+        })
+    } else {
+        None
+    };
     let rt = rt.build().context("starting the runtime").map_err(Failure::usage)?;
-    rt.block_on(realip_proxy::server::run(a.config.clone())).map_err(|e| Failure::rejected(anyhow!("{e}")))
+    rt.block_on(realip_proxy::server::run_with(a.config.clone(), kubernetes))
+        .map_err(|e| Failure::rejected(anyhow!("{e}")))
 }

@@ -10,9 +10,11 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod ingress;
 pub mod live;
 pub mod manifests;
 pub mod object;
+pub mod watch;
 pub mod yaml;
 
 pub use error::Error;

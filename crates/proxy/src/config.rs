@@ -307,6 +307,10 @@ pub struct UpstreamConfig {
     pub max_fails: Option<u32>,
     /// How long an ejected endpoint rests (default 10s).
     pub fail_timeout: Option<Dur>,
+    /// Made from a Kubernetes Service (`--kubernetes`), not the file: it may
+    /// have no endpoints for a while (the route then answers 503).
+    #[serde(skip)]
+    pub from_kubernetes: bool,
 }
 
 /// Token bucket: `per_second` refill, `burst` capacity.
@@ -536,7 +540,7 @@ impl Config {
             if !unames.insert(u.name.as_str()) {
                 push(key.clone(), "name is used twice".into());
             }
-            if u.endpoints.is_empty() {
+            if u.endpoints.is_empty() && !u.from_kubernetes {
                 push(format!("{key}.endpoints"), "is empty".into());
             }
             for e in &u.endpoints {

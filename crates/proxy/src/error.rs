@@ -16,6 +16,9 @@ pub enum Error {
         /// What failed.
         reason: String,
     },
+    /// Occurs when the Kubernetes API cannot be reached (`--kubernetes`).
+    #[error("kubernetes: {0}")]
+    Kubernetes(String),
     /// Occurs when a socket cannot be bound or accepted on.
     #[error("{context}: {source}")]
     Io {

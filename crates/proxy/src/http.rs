@@ -271,6 +271,11 @@ pub async fn handle(
                 text(StatusCode::BAD_GATEWAY, "upstream failed\n")
             }
         }
+        Err(UpstreamError::Connect(e)) if pool.endpoints.is_empty() => {
+            // A Kubernetes Service with no serving endpoint: 503, as nginx does.
+            log.upstream_error = Some(e);
+            text(StatusCode::SERVICE_UNAVAILABLE, "no endpoints available\n")
+        }
         Err(UpstreamError::Connect(e)) => {
             log.upstream_error = Some(e);
             text(StatusCode::BAD_GATEWAY, "no upstream reachable\n")

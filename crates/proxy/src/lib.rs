@@ -18,6 +18,7 @@ pub mod config;
 mod error;
 pub mod forward;
 pub mod http;
+pub mod kubernetes;
 pub mod listener;
 pub mod log;
 pub mod metrics;

@@ -18,6 +18,9 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use realip_kube::ingress::Desired;
+use realip_kube::watch::WatchConfig;
+
 use crate::config::Config;
 use crate::http::Shared;
 use crate::log::AccessLog;
@@ -29,14 +32,35 @@ fn event(v: &serde_json::Value) {
     let _ = writeln!(std::io::stderr().lock(), "{v}");
 }
 
+/// Routes from Kubernetes (`--kubernetes`): the latest desired state,
+/// composed with the file on every reload.
+type Dynamic = Arc<std::sync::Mutex<Option<Desired>>>;
+
 /// Loads, validates and compiles the file: what `--check` runs.
 pub fn check(path: &Path) -> Result<Snapshot, Error> {
-    Snapshot::build(Config::load(path)?)
+    check_with(path, None)
+}
+
+fn check_with(path: &Path, d: Option<&Desired>) -> Result<Snapshot, Error> {
+    Snapshot::build(crate::kubernetes::compose(Config::load(path)?, d))
 }
 
 /// Runs the proxy from `path` until a shutdown signal, then drains.
 pub async fn run(path: PathBuf) -> Result<(), Error> {
+    run_with(path, None).await
+}
+
+/// As [`run`]; with `kubernetes`, routes also come from the Ingresses of
+/// that class (reflectors on Ingresses, Services, EndpointSlices), applied
+/// like reloads.
+pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<(), Error> {
+    let dynamic: Dynamic = Arc::default();
     let snapshot = check(&path)?;
+    // Reach the API before binding anything: a bad kubeconfig fails fast.
+    let client = match &kubernetes {
+        Some(_) => Some(realip_kube::watch::connect().await.map_err(|e| Error::Kubernetes(e.to_string()))?),
+        None => None,
+    };
     let log = AccessLog::open(&snapshot.config.log)
         .map_err(|e| Error::Io { context: "opening the access log".into(), source: e })?;
     let mut binds = Vec::new();
@@ -80,7 +104,26 @@ pub async fn run(path: PathBuf) -> Result<(), Error> {
         // The admin endpoint outlives the drain so /readyz can say 503.
         tokio::spawn(crate::admin::serve(tcp, Arc::clone(&shared)));
     }
-    tokio::spawn(reloader(path, Arc::clone(&shared), hup));
+    if let (Some(cfg), Some(client)) = (kubernetes, client) {
+        let (tx, mut rx) = watch::channel(None);
+        event(
+            &serde_json::json!({"event": "kubernetes_watch", "ingress_class": cfg.class, "namespace": cfg.namespace}),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = realip_kube::watch::run(client, cfg, tx).await {
+                event(&serde_json::json!({"event": "kubernetes_watch_failed", "error": e.to_string()}));
+            }
+        });
+        let (path, shared, dynamic) = (path.clone(), Arc::clone(&shared), Arc::clone(&dynamic));
+        tokio::spawn(async move {
+            while rx.changed().await.is_ok() {
+                let d = rx.borrow_and_update().clone();
+                *dynamic.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = d;
+                reload(&path, &shared, &dynamic);
+            }
+        });
+    }
+    tokio::spawn(reloader(path, Arc::clone(&shared), hup, dynamic));
 
     shutdown.await;
     shared.draining.store(true, Ordering::SeqCst);
@@ -105,7 +148,7 @@ type Hangup = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
 type Hangup = Option<()>;
 
-async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup) {
+async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, dynamic: Dynamic) {
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen: Option<SystemTime> = mtime(&path);
     loop {
@@ -136,13 +179,14 @@ async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup) {
             continue;
         }
         seen = now;
-        reload(&path, &shared);
+        reload(&path, &shared, &dynamic);
     }
 }
 
 /// One reload attempt; the old snapshot stays unless the new one is good.
-pub fn reload(path: &Path, shared: &Shared) {
-    match check(path) {
+fn reload(path: &Path, shared: &Shared, dynamic: &Dynamic) {
+    let d = dynamic.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+    match check_with(path, d.as_ref()) {
         Ok(new) => {
             let old = shared.snapshot.load();
             let binds =

@@ -172,6 +172,7 @@ impl Pool {
             idle_timeout: None,
             max_fails: None,
             fail_timeout: None,
+            from_kubernetes: false,
         })
     }
 

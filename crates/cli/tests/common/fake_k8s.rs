@@ -1,0 +1,199 @@
+//! A fake Kubernetes API server on loopback that speaks the real JSON for
+//! list, watch (chunked streams of `{"type", "object"}` events) and
+//! `PATCH …/status`, so kube-rs reflectors run unmodified against it.
+//! Objects are changed with [`FakeApi::apply`] / [`FakeApi::delete`],
+//! which bump the resourceVersion and notify open watches.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+use serde_json::{json, Value};
+
+/// Collection path (cluster-wide list/watch) of each kind served.
+const KINDS: [(&str, &str); 3] = [
+    ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
+    ("Service", "/api/v1/services"),
+    ("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"),
+];
+
+#[derive(Default)]
+struct State {
+    rv: u64,
+    objects: BTreeMap<(String, String, String), Value>, // (kind, ns, name)
+    watchers: Vec<(String, mpsc::Sender<String>)>,
+    patches: Vec<(String, Value)>,
+}
+
+/// The server; stops accepting when dropped (its threads end with the test).
+#[derive(Clone)]
+pub struct FakeApi {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+}
+
+fn key(o: &Value) -> (String, String, String) {
+    let s = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or_default().to_owned();
+    (s("/kind"), s("/metadata/namespace"), s("/metadata/name"))
+}
+
+impl FakeApi {
+    pub fn start() -> FakeApi {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let api = FakeApi { addr: l.local_addr().unwrap(), state: Arc::default() };
+        let me = api.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming().take(500).flatten() {
+                let me = me.clone();
+                std::thread::spawn(move || me.serve(s));
+            }
+        });
+        api
+    }
+
+    /// Adds or replaces an object; open watches get ADDED / MODIFIED.
+    pub fn apply(&self, mut o: Value) {
+        let mut st = self.state.lock().unwrap();
+        st.rv += 1;
+        o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+        o["metadata"]["uid"] = json!(format!("uid-{}", key(&o).2));
+        let k = key(&o);
+        let kind = if st.objects.insert(k.clone(), o.clone()).is_some() { "MODIFIED" } else { "ADDED" };
+        Self::notify(&mut st, &k.0, kind, &o);
+    }
+
+    /// Deletes an object; open watches get DELETED.
+    pub fn delete(&self, kind: &str, ns: &str, name: &str) {
+        let mut st = self.state.lock().unwrap();
+        st.rv += 1;
+        if let Some(mut o) = st.objects.remove(&(kind.into(), ns.into(), name.into())) {
+            o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+            Self::notify(&mut st, kind, "DELETED", &o);
+        }
+    }
+
+    /// `PATCH …/status` bodies received, with their paths.
+    pub fn patches(&self) -> Vec<(String, Value)> {
+        self.state.lock().unwrap().patches.clone()
+    }
+
+    /// A kubeconfig pointing at the server, written into `dir`.
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+        let p = dir.join("kubeconfig");
+        std::fs::write(
+            &p,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{token: fake-token}}\n",
+                self.addr
+            ),
+        )
+        .unwrap();
+        p
+    }
+
+    fn notify(st: &mut State, kind: &str, ty: &str, o: &Value) {
+        let line = json!({"type": ty, "object": o}).to_string();
+        st.watchers.retain(|(k, tx)| k != kind || tx.send(line.clone()).is_ok());
+    }
+
+    fn serve(&self, stream: TcpStream) {
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut out = stream;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; len];
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
+            let mut parts = line.split(' ');
+            let (method, target) = (parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+            let (path, query) = target.split_once('?').unwrap_or((target, ""));
+            let ok = |out: &mut TcpStream, status: &str, v: &Value| {
+                let b = v.to_string();
+                let r = format!(
+                    "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{b}",
+                    b.len()
+                );
+                out.write_all(r.as_bytes()).is_ok()
+            };
+            let kind = KINDS.iter().find(|(_, p)| *p == path).map(|(k, _)| *k);
+            if method == "GET" && kind.is_some() && query.split('&').any(|q| q == "watch=true" || q == "watch=1") {
+                self.stream_watch(out, kind.unwrap_or_default());
+                return;
+            }
+            let sent = if method == "GET" && kind.is_some() {
+                let st = self.state.lock().unwrap();
+                let k = kind.unwrap_or_default();
+                let items: Vec<&Value> = st.objects.iter().filter(|((kk, _, _), _)| kk == k).map(|(_, v)| v).collect();
+                ok(
+                    &mut out,
+                    "200 OK",
+                    &json!({"apiVersion": "v1", "kind": format!("{k}List"), "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
+                )
+            } else if method == "PATCH" && path.ends_with("/status") && path.contains("/ingresses/") {
+                let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let seg: Vec<&str> = path.split('/').collect(); // /apis/networking.k8s.io/v1/namespaces/NS/ingresses/NAME/status
+                let (ns, name) = (seg.get(5).copied().unwrap_or(""), seg.get(7).copied().unwrap_or(""));
+                let mut st = self.state.lock().unwrap();
+                st.patches.push((path.to_owned(), patch.clone()));
+                let obj = st.objects.get(&("Ingress".into(), ns.into(), name.into())).cloned();
+                drop(st);
+                match obj {
+                    Some(mut o) => {
+                        o["status"] = patch["status"].clone();
+                        ok(&mut out, "200 OK", &o)
+                    }
+                    None => ok(
+                        &mut out,
+                        "404 Not Found",
+                        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+                    ),
+                }
+            } else {
+                ok(
+                    &mut out,
+                    "404 Not Found",
+                    &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "NotFound", "code": 404}),
+                )
+            };
+            if !sent {
+                return;
+            }
+        }
+    }
+
+    fn stream_watch(&self, mut out: TcpStream, kind: &str) {
+        let (tx, rx) = mpsc::channel();
+        self.state.lock().unwrap().watchers.push((kind.to_owned(), tx));
+        if out
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
+            .is_err()
+        {
+            return;
+        }
+        // Bounded: a watch lasts at most 60 s, then the client re-watches.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())) {
+            let chunk = format!("{line}\n");
+            if out.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes()).is_err() {
+                return;
+            }
+        }
+        let _ = out.write_all(b"0\r\n\r\n");
+    }
+}

@@ -1,0 +1,212 @@
+//! `realip proxy --kubernetes` against a fake API server that speaks the
+//! real list/watch JSON (kube-rs reflectors unmodified): Ingresses of our
+//! class become routes to EndpointSlice pod addresses, changes apply
+//! without a restart and without failing requests in flight, terminating
+//! endpoints are used only when no ready one is left, annotations become
+//! policy, unsupported ones reject the Ingress, and the load balancer's
+//! address is written into Ingress status.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::fake_k8s::FakeApi;
+use common::{raw_http, spawn, wait_line, Proc};
+use serde_json::{json, Value};
+
+fn echo_pod(ip: &str, port: u16, pod: &str) -> Proc {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["echo", "--listen", &format!("{ip}:{port}"), "--trust", "127.0.0.0/8"]).env("POD_NAME", pod);
+    let p = spawn(&mut cmd);
+    wait_line(&p.stderr, "listening on", 20);
+    p
+}
+
+#[allow(clippy::needless_pass_by_value)] // json! literals at every call
+fn ingress(name: &str, class: &str, path: &str, annotations: Value) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": name, "namespace": "web", "annotations": annotations},
+        "spec": {"ingressClassName": class, "rules": [{"host": "app.example.com", "http": {"paths": [
+            {"path": path, "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
+}
+
+fn slice(port: u16, endpoints: &[(&str, bool, bool, bool)]) -> Value {
+    let eps: Vec<Value> = endpoints
+        .iter()
+        .map(|(ip, ready, serving, terminating)| {
+            json!({"addresses": [ip], "conditions": {"ready": ready, "serving": serving, "terminating": terminating}})
+        })
+        .collect();
+    json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-abc", "namespace": "web", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": port, "protocol": "TCP"}], "endpoints": eps})
+}
+
+fn ask(proxy: SocketAddr, path: &str) -> (u16, Value) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n");
+    match raw_http(proxy, req.as_bytes()) {
+        Ok((s, body)) => (s, serde_json::from_str(&body).unwrap_or(Value::Null)),
+        Err(_) => (0, Value::Null),
+    }
+}
+
+/// Polls (bounded) until `f` holds for an answer.
+fn until(proxy: SocketAddr, path: &str, what: &str, f: impl Fn(u16, &Value) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (s, v) = ask(proxy, path);
+        if f(s, &v) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: last answer {s} {v}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn ingresses_and_endpoint_slices_drive_routes_without_restarts() {
+    let port = common::free_port();
+    let _a = echo_pod("127.0.0.2", port, "pod-a");
+    let _b = echo_pod("127.0.0.3", port, "pod-b");
+    let api = FakeApi::start();
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "realip", "namespace": "realip"},
+        "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]},
+        "status": {"loadBalancer": {"ingress": [{"ip": "203.0.113.200"}]}}}));
+    api.apply(slice(port, &[("127.0.0.2", true, true, false)]));
+    api.apply(ingress("site", "realip", "/", json!({})));
+    api.apply(ingress("other-class", "nginx", "/nginx", json!({})));
+
+    let dir = std::env::temp_dir().join(format!("realip-k8s-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("realip.toml");
+    std::fs::write(
+        &cfg,
+        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--kubernetes", "--publish-service", "realip/realip", "--config"])
+        .arg(&cfg)
+        .env("KUBECONFIG", api.kubeconfig(&dir));
+    let p = spawn(&mut cmd);
+    let line = wait_line(&p.stderr, "\"listening\"", 20);
+    let proxy: SocketAddr = serde_json::from_str::<Value>(&line).unwrap()["addr"].as_str().unwrap().parse().unwrap();
+
+    // The Ingress is served, straight to the pod (not through a ClusterIP).
+    until(proxy, "/debug/ip", "route from the Ingress", |s, v| s == 200 && v["pod"] == "pod-a");
+    assert_eq!(ask(proxy, "/nginx").1["pod"], "pod-a", "the nginx-class Ingress adds nothing; / still matches");
+    // Ingress status gets the load balancer's address.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api.patches().iter().any(|(path, body)| {
+        path.ends_with("/namespaces/web/ingresses/site/status")
+            && body["status"]["loadBalancer"]["ingress"][0]["ip"] == "203.0.113.200"
+    }) {
+        assert!(Instant::now() < deadline, "no status patch: {:?}", api.patches());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!api.patches().iter().any(|(path, _)| path.contains("other-class")));
+
+    // Under a bounded load: a second pod joins, then the first terminates.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let load = {
+        let (stop, ok, failed) = (Arc::clone(&stop), Arc::clone(&ok), Arc::clone(&failed));
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let mut pods = std::collections::BTreeMap::<String, usize>::new();
+            for _ in 0..5000 {
+                if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                    break;
+                }
+                let (s, v) = ask(proxy, "/debug/ip");
+                if s == 200 {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                    *pods.entry(v["pod"].as_str().unwrap_or("?").to_owned()).or_default() += 1;
+                } else {
+                    failed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            pods
+        })
+    };
+    api.apply(slice(port, &[("127.0.0.2", true, true, false), ("127.0.0.3", true, true, false)]));
+    until(proxy, "/debug/ip", "pod-b joins", |s, v| s == 200 && v["pod"] == "pod-b");
+    // pod-a terminating: only pod-b (ready) is used.
+    api.apply(slice(port, &[("127.0.0.2", false, true, true), ("127.0.0.3", true, true, false)]));
+    std::thread::sleep(Duration::from_millis(300)); // let the load run on the new state
+    let served: Vec<String> =
+        (0..20).map(|_| ask(proxy, "/debug/ip").1["pod"].as_str().unwrap_or("?").to_owned()).collect();
+    assert!(served.iter().all(|p| p == "pod-b"), "{served:?}");
+    // pod-b gone too: the terminating-but-serving pod-a is used (KEP-1669).
+    api.apply(slice(port, &[("127.0.0.2", false, true, true)]));
+    until(proxy, "/debug/ip", "terminating fallback", |s, v| s == 200 && v["pod"] == "pod-a");
+    stop.store(true, Ordering::Relaxed);
+    let pods = load.join().unwrap();
+    assert_eq!(
+        failed.load(Ordering::Relaxed),
+        0,
+        "requests failed during endpoint changes ({} ok, {pods:?})",
+        ok.load(Ordering::Relaxed)
+    );
+    assert!(ok.load(Ordering::Relaxed) > 20);
+
+    // No serving endpoint at all: 503, not a hang and not 404.
+    api.apply(slice(port, &[("127.0.0.2", false, false, true)]));
+    until(proxy, "/debug/ip", "no endpoints", |s, _| s == 503);
+
+    // Annotations become policy: an allowlist that excludes us → 403.
+    api.apply(slice(port, &[("127.0.0.3", true, true, false)]));
+    api.apply(ingress(
+        "site",
+        "realip",
+        "/",
+        json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "198.51.100.0/24"}),
+    ));
+    until(proxy, "/debug/ip", "allowlist", |s, _| s == 403);
+    // use-regex rejects the Ingress, with the reason logged.
+    api.apply(ingress("site", "realip", "/", json!({"nginx.ingress.kubernetes.io/use-regex": "true"})));
+    let line = wait_line(&p.stderr, "ingress_rejected", 20);
+    assert!(line.contains("use-regex is not supported") && line.contains("web/site"), "{line}");
+    until(proxy, "/debug/ip", "rejected Ingress not served", |s, _| s == 404);
+    // Back, then deleted: 404.
+    api.apply(ingress("site", "realip", "/", json!({})));
+    until(proxy, "/debug/ip", "served again", |s, _| s == 200);
+    api.delete("Ingress", "web", "site");
+    until(proxy, "/debug/ip", "deleted", |s, _| s == 404);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn kubernetes_mode_needs_a_reachable_api_and_a_well_formed_publish_service() {
+    let dir = std::env::temp_dir().join(format!("realip-k8s-bad-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("realip.toml");
+    std::fs::write(&cfg, "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_realip"))
+        .args(["proxy", "--kubernetes", "--publish-service", "nope", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--publish-service: `nope` is not NAMESPACE/NAME"));
+    let out = Command::new(env!("CARGO_BIN_EXE_realip"))
+        .args(["proxy", "--kubernetes", "--config"])
+        .arg(&cfg)
+        .env("KUBECONFIG", dir.join("missing"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("connecting to the cluster"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,380 @@
+//! Ingresses of one IngressClass, their Services and EndpointSlices, turned
+//! into routes and backends for the proxy's Kubernetes mode.
+//!
+//! Pure functions over the API objects (no I/O), so every rule is unit
+//! tested. Rules:
+//! - an Ingress is ours when `spec.ingressClassName` (or the legacy
+//!   `kubernetes.io/ingress.class` annotation) names our class;
+//! - each rule × path becomes a route: host exact or `*.` wildcard, path
+//!   as a prefix (`Exact` and `ImplementationSpecific` are served as
+//!   prefixes too); `spec.defaultBackend` becomes a catch-all route;
+//! - a backend is a Service port: its EndpointSlices
+//!   (`kubernetes.io/service-name`) give pod IP:targetPort directly (no
+//!   ClusterIP hop); ready endpoints are used, terminating-but-serving ones
+//!   only when no ready one is left (KEP-1669), none → the route answers 503;
+//! - ingress-nginx annotations honoured: `whitelist-source-range` /
+//!   `allowlist-source-range`, `denylist-source-range`, `limit-rps`,
+//!   `limit-burst-multiplier` (default 5, as ingress-nginx),
+//!   `proxy-body-size` (`0` = no limit); `use-regex: "true"` rejects the
+//!   Ingress (regex paths are not supported) and the reason is reported.
+//!   Annotations are read with the `nginx.ingress.kubernetes.io/` prefix and
+//!   with realip's own `realip.dev/`.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+
+/// A pool of pod addresses behind one Service port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// `namespace/service:port`.
+    pub name: String,
+    /// Usable pod endpoints.
+    pub endpoints: Vec<SocketAddr>,
+}
+
+/// One routing rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// `namespace/name` of the Ingress.
+    pub ingress: String,
+    /// Host (exact or `*.` wildcard); `None` matches any.
+    pub host: Option<String>,
+    /// Path prefix.
+    pub path: String,
+    /// Backend name.
+    pub backend: String,
+    /// Only these client CIDRs (allowlist-source-range).
+    pub allow: Option<Vec<String>>,
+    /// Never these (denylist-source-range).
+    pub deny: Vec<String>,
+    /// Requests per second per client IP (limit-rps).
+    pub rps: Option<f64>,
+    /// Burst (limit-rps × limit-burst-multiplier).
+    pub burst: Option<f64>,
+    /// Largest body (proxy-body-size); `Some(u64::MAX)` for "0".
+    pub max_body: Option<u64>,
+}
+
+/// An Ingress that could not be served, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// `namespace/name`.
+    pub ingress: String,
+    /// The reason.
+    pub message: String,
+}
+
+/// What the proxy should serve.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Desired {
+    /// Routes, in Ingress order.
+    pub routes: Vec<Route>,
+    /// Backends the routes name.
+    pub backends: Vec<Backend>,
+    /// Ingresses (namespace, name) of our class that were served.
+    pub served: Vec<(String, String)>,
+    /// Ingresses of our class that were rejected.
+    pub problems: Vec<Problem>,
+}
+
+fn annotation<'a>(ing: &'a Ingress, key: &str) -> Option<&'a str> {
+    let a = ing.metadata.annotations.as_ref()?;
+    a.get(&format!("realip.dev/{key}"))
+        .or_else(|| a.get(&format!("nginx.ingress.kubernetes.io/{key}")))
+        .map(|s| s.trim())
+}
+
+/// True when the Ingress belongs to `class`.
+pub fn is_ours(ing: &Ingress, class: &str) -> bool {
+    let spec_class = ing.spec.as_ref().and_then(|s| s.ingress_class_name.as_deref());
+    let legacy =
+        ing.metadata.annotations.as_ref().and_then(|a| a.get("kubernetes.io/ingress.class")).map(String::as_str);
+    spec_class.or(legacy) == Some(class)
+}
+
+fn cidr_list(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (ip, len) = s.split_once('/').unwrap_or((s, if s.contains(':') { "128" } else { "32" }));
+            let ok = ip
+                .parse::<IpAddr>()
+                .is_ok_and(|a| len.parse::<u8>().is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 }));
+            if ok {
+                Ok(format!("{ip}/{len}"))
+            } else {
+                Err(format!("`{s}` is not a CIDR"))
+            }
+        })
+        .collect()
+}
+
+/// nginx sizes: `8m`, `512k`, `1g`, plain bytes; `0` means no limit.
+pub fn parse_size(v: &str) -> Result<u64, String> {
+    let v = v.trim();
+    let (num, mult) = match v.chars().last().map(|c| c.to_ascii_lowercase()) {
+        Some('k') => (&v[..v.len() - 1], 1024),
+        Some('m') => (&v[..v.len() - 1], 1024 * 1024),
+        Some('g') => (&v[..v.len() - 1], 1024 * 1024 * 1024),
+        _ => (v, 1),
+    };
+    let n: u64 = num.parse().map_err(|_| format!("`{v}` is not a size like 8m"))?;
+    Ok(if n == 0 { u64::MAX } else { n.saturating_mul(mult) })
+}
+
+struct Policy {
+    allow: Option<Vec<String>>,
+    deny: Vec<String>,
+    rps: Option<f64>,
+    burst: Option<f64>,
+    max_body: Option<u64>,
+}
+
+fn policy(ing: &Ingress) -> Result<Policy, String> {
+    if annotation(ing, "use-regex") == Some("true") {
+        return Err("use-regex is not supported: realip routes by path prefix only".into());
+    }
+    let allow = annotation(ing, "allowlist-source-range")
+        .or_else(|| annotation(ing, "whitelist-source-range"))
+        .map(|v| cidr_list(v).map_err(|e| format!("allowlist-source-range: {e}")))
+        .transpose()?;
+    let deny = annotation(ing, "denylist-source-range")
+        .map(|v| cidr_list(v).map_err(|e| format!("denylist-source-range: {e}")))
+        .transpose()?
+        .unwrap_or_default();
+    let rps = annotation(ing, "limit-rps")
+        .map(|v| v.parse::<f64>().ok().filter(|r| *r > 0.0).ok_or(format!("limit-rps: `{v}` is not a positive number")))
+        .transpose()?;
+    let mult = annotation(ing, "limit-burst-multiplier")
+        .map(|v| v.parse::<f64>().ok().filter(|m| *m >= 1.0).ok_or(format!("limit-burst-multiplier: `{v}` is not ≥ 1")))
+        .transpose()?
+        .unwrap_or(5.0);
+    let max_body = annotation(ing, "proxy-body-size")
+        .map(|v| parse_size(v).map_err(|e| format!("proxy-body-size: {e}")))
+        .transpose()?;
+    Ok(Policy { allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
+}
+
+/// The endpoints of `namespace/service` port `port` (number or name).
+fn backend(
+    namespace: &str,
+    b: &IngressBackend,
+    services: &[Service],
+    slices: &[EndpointSlice],
+) -> Result<Backend, String> {
+    let svc_ref = b.service.as_ref().ok_or("only Service backends are supported")?;
+    let port_ref = svc_ref.port.as_ref().ok_or("backend service port is missing")?;
+    let svc = services
+        .iter()
+        .find(|s| {
+            s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(&svc_ref.name)
+        })
+        .ok_or(format!("Service {namespace}/{} not found", svc_ref.name))?;
+    let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).cloned().unwrap_or_default();
+    let sp = ports
+        .iter()
+        .find(|p| port_ref.number == Some(p.port) || (port_ref.name.is_some() && port_ref.name == p.name))
+        .ok_or(format!(
+            "Service {namespace}/{} has no port {}",
+            svc_ref.name,
+            port_ref.number.map_or_else(|| port_ref.name.clone().unwrap_or_default(), |n| n.to_string())
+        ))?;
+    let name = format!("{namespace}/{}:{}", svc_ref.name, sp.port);
+    let mut ready = Vec::new();
+    let mut terminating = Vec::new();
+    for slice in slices.iter().filter(|s| {
+        s.metadata.namespace.as_deref() == Some(namespace)
+            && s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) == Some(&svc_ref.name)
+    }) {
+        let Some(port) = slice
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref().unwrap_or("") == sp.name.as_deref().unwrap_or(""))
+            .and_then(|p| p.port)
+        else {
+            continue;
+        };
+        for ep in slice.endpoints.iter().flatten() {
+            let c = ep.conditions.as_ref();
+            let is_ready = c.and_then(|c| c.ready).unwrap_or(true);
+            let serving = c.and_then(|c| c.serving).unwrap_or(is_ready);
+            let term = c.and_then(|c| c.terminating).unwrap_or(false);
+            for a in &ep.addresses {
+                let Ok(ip) = a.parse::<IpAddr>() else { continue };
+                let addr = SocketAddr::new(ip, u16::try_from(port).unwrap_or(0));
+                if is_ready && !term {
+                    ready.push(addr);
+                } else if serving && term {
+                    terminating.push(addr);
+                }
+            }
+        }
+    }
+    let mut endpoints = if ready.is_empty() { terminating } else { ready };
+    endpoints.sort();
+    endpoints.dedup();
+    Ok(Backend { name, endpoints })
+}
+
+/// Everything the proxy should serve for `class` (in `namespace` only, if given).
+pub fn desired(
+    class: &str,
+    namespace: Option<&str>,
+    ingresses: &[Ingress],
+    services: &[Service],
+    slices: &[EndpointSlice],
+) -> Desired {
+    let mut d = Desired::default();
+    let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
+    let mut sorted: Vec<&Ingress> = ingresses
+        .iter()
+        .filter(|i| is_ours(i, class))
+        .filter(|i| namespace.is_none_or(|n| i.metadata.namespace.as_deref() == Some(n)))
+        .collect();
+    sorted.sort_by_key(|i| (i.metadata.namespace.clone(), i.metadata.name.clone()));
+    for ing in sorted {
+        let ns = ing.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+        let name = ing.metadata.name.clone().unwrap_or_default();
+        let id = format!("{ns}/{name}");
+        let result = (|| -> Result<Vec<(Route, Backend)>, String> {
+            let p = policy(ing)?;
+            let spec = ing.spec.as_ref().ok_or("no spec")?;
+            let mut out = Vec::new();
+            let mut add = |host: Option<String>, path: String, b: &IngressBackend| -> Result<(), String> {
+                let be = backend(&ns, b, services, slices)?;
+                let route = Route {
+                    ingress: id.clone(),
+                    host,
+                    path,
+                    backend: be.name.clone(),
+                    allow: p.allow.clone(),
+                    deny: p.deny.clone(),
+                    rps: p.rps,
+                    burst: p.burst,
+                    max_body: p.max_body,
+                };
+                out.push((route, be));
+                Ok(())
+            };
+            for rule in spec.rules.iter().flatten() {
+                for path in rule.http.iter().flat_map(|h| &h.paths) {
+                    let prefix = path.path.clone().unwrap_or_else(|| "/".into());
+                    add(rule.host.clone(), prefix, &path.backend)?;
+                }
+            }
+            if let Some(b) = &spec.default_backend {
+                add(None, "/".into(), b)?;
+            }
+            Ok(out)
+        })();
+        match result {
+            Ok(pairs) => {
+                for (r, b) in pairs {
+                    backends.insert(b.name.clone(), b);
+                    d.routes.push(r);
+                }
+                d.served.push((ns, name));
+            }
+            Err(message) => d.problems.push(Problem { ingress: id, message }),
+        }
+    }
+    d.backends = backends.into_values().collect();
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn fixtures() -> (Vec<Service>, Vec<EndpointSlice>) {
+        let svc = obj(
+            json!({"metadata": {"name": "app", "namespace": "web"}, "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8000}]}}),
+        );
+        let slice = obj(
+            json!({"metadata": {"name": "app-x", "namespace": "web", "labels": {"kubernetes.io/service-name": "app"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": 8000}],
+            "endpoints": [
+                {"addresses": ["10.1.0.5"], "conditions": {"ready": true}},
+                {"addresses": ["10.1.0.6"], "conditions": {"ready": false, "serving": true, "terminating": true}},
+                {"addresses": ["10.1.0.7"], "conditions": {"ready": false, "serving": false}}
+            ]}),
+        );
+        (vec![svc], vec![slice])
+    }
+
+    #[allow(clippy::needless_pass_by_value)] // json! literals at every call
+    fn ingress(annotations: serde_json::Value, class: &str) -> Ingress {
+        obj(json!({"metadata": {"name": "site", "namespace": "web", "annotations": annotations},
+            "spec": {"ingressClassName": class, "rules": [{"host": "app.example.com", "http": {"paths": [
+                {"path": "/api", "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}))
+    }
+
+    #[test]
+    fn routes_target_ready_pods_and_fall_back_to_terminating_ones() {
+        let (svcs, mut slices) = fixtures();
+        let d = desired("realip", None, &[ingress(json!({}), "realip"), ingress(json!({}), "nginx")], &svcs, &slices);
+        assert_eq!(d.routes.len(), 1, "the nginx-class Ingress is not ours");
+        assert_eq!((d.routes[0].host.as_deref(), d.routes[0].path.as_str()), (Some("app.example.com"), "/api"));
+        assert_eq!(
+            d.backends,
+            [Backend { name: "web/app:80".into(), endpoints: vec!["10.1.0.5:8000".parse().unwrap()] }]
+        );
+        // The ready pod goes: only the terminating-but-serving one is left.
+        slices[0].endpoints.as_mut().unwrap().remove(0);
+        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices);
+        assert_eq!(d.backends[0].endpoints, ["10.1.0.6:8000".parse::<SocketAddr>().unwrap()]);
+        slices[0].endpoints.as_mut().unwrap().remove(0);
+        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices);
+        assert!(d.backends[0].endpoints.is_empty(), "not serving: nothing");
+    }
+
+    #[test]
+    fn annotations_become_policy_and_bad_ones_reject_the_ingress() {
+        let (svcs, slices) = fixtures();
+        let a = json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "203.0.113.0/24, 198.51.100.7",
+            "nginx.ingress.kubernetes.io/denylist-source-range": "203.0.113.66/32",
+            "nginx.ingress.kubernetes.io/limit-rps": "10", "nginx.ingress.kubernetes.io/limit-burst-multiplier": "3",
+            "nginx.ingress.kubernetes.io/proxy-body-size": "8m"});
+        let d = desired("realip", None, &[ingress(a, "realip")], &svcs, &slices);
+        let r = &d.routes[0];
+        assert_eq!(r.allow.as_deref(), Some(&["203.0.113.0/24".to_owned(), "198.51.100.7/32".to_owned()][..]));
+        assert_eq!(r.deny, ["203.0.113.66/32"]);
+        assert_eq!((r.rps, r.burst, r.max_body), (Some(10.0), Some(30.0), Some(8 * 1024 * 1024)));
+        let d = desired(
+            "realip",
+            None,
+            &[ingress(json!({"nginx.ingress.kubernetes.io/use-regex": "true"}), "realip")],
+            &svcs,
+            &slices,
+        );
+        assert!(d.routes.is_empty());
+        assert!(d.problems[0].message.contains("use-regex is not supported"), "{:?}", d.problems);
+        let d = desired("realip", None, &[ingress(json!({"realip.dev/limit-rps": "lots"}), "realip")], &svcs, &slices);
+        assert!(d.problems[0].message.contains("limit-rps: `lots`"), "{:?}", d.problems);
+        let d = desired("realip", Some("other"), &[ingress(json!({}), "realip")], &svcs, &slices);
+        assert!(d.routes.is_empty() && d.problems.is_empty(), "outside the watched namespace");
+    }
+
+    #[test]
+    fn missing_services_and_ports_are_named() {
+        let (svcs, slices) = fixtures();
+        let mut ing = ingress(json!({}), "realip");
+        ing.spec.as_mut().unwrap().rules.as_mut().unwrap()[0].http.as_mut().unwrap().paths[0].backend =
+            obj(json!({"service": {"name": "app", "port": {"number": 81}}}));
+        let d = desired("realip", None, &[ing], &svcs, &slices);
+        assert_eq!(d.problems[0].message, "Service web/app has no port 81");
+        assert_eq!(parse_size("0").unwrap(), u64::MAX);
+        assert!(parse_size("8x").is_err());
+    }
+}

@@ -1,0 +1,151 @@
+//! The proxy's Kubernetes mode: kube-rs reflectors over Ingresses,
+//! Services and EndpointSlices; every change recomputes the desired routes
+//! ([`crate::ingress::desired`]) and hands them to the proxy through a
+//! `tokio::sync::watch` channel (only when they changed). The load
+//! balancer's address (the publish Service's `status.loadBalancer`) is
+//! written into the status of every Ingress served; rejected Ingresses get
+//! no address, and their reason is logged.
+
+use std::collections::BTreeMap;
+
+use futures::{StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::networking::v1::Ingress;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::{reflector, watcher, WatchStreamExt as _};
+use serde_json::json;
+
+use crate::ingress::{desired, Desired};
+use crate::Error;
+
+/// What to watch.
+#[derive(Clone, Debug)]
+pub struct WatchConfig {
+    /// IngressClass name served.
+    pub class: String,
+    /// Only this namespace (Ingresses, Services, EndpointSlices).
+    pub namespace: Option<String>,
+    /// `namespace/name` of the Service whose load-balancer address goes
+    /// into Ingress status.
+    pub publish_service: Option<(String, String)>,
+}
+
+fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(n) => Api::namespaced(client.clone(), n),
+        None => Api::all(client.clone()),
+    }
+}
+
+fn event(v: &serde_json::Value) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr().lock(), "{v}");
+}
+
+/// A client from the in-cluster service account or `KUBECONFIG`.
+pub async fn connect() -> Result<kube::Client, Error> {
+    kube::Client::try_default().await.map_err(|e| Error::Live(format!("connecting to the cluster: {e}")))
+}
+
+/// Watches until the client fails for good; sends every new [`Desired`].
+pub async fn run(
+    client: kube::Client,
+    cfg: WatchConfig,
+    tx: tokio::sync::watch::Sender<Option<Desired>>,
+) -> Result<(), Error> {
+    let ns = cfg.namespace.as_deref();
+    let (ingresses, iw) = reflector::store::<Ingress>();
+    let (services, sw) = reflector::store::<Service>();
+    let (slices, ew) = reflector::store::<EndpointSlice>();
+    let wc = watcher::Config::default();
+    // Each event tagged with its stream and whether it ends the initial list.
+    let streams = vec![
+        reflector(iw, watcher(api::<Ingress>(&client, ns), wc.clone()))
+            .default_backoff()
+            .map_ok(|e| (0, matches!(e, watcher::Event::InitDone)))
+            .boxed(),
+        reflector(sw, watcher(api::<Service>(&client, ns), wc.clone()))
+            .default_backoff()
+            .map_ok(|e| (1, matches!(e, watcher::Event::InitDone)))
+            .boxed(),
+        reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc))
+            .default_backoff()
+            .map_ok(|e| (2, matches!(e, watcher::Event::InitDone)))
+            .boxed(),
+    ];
+    let mut events = futures::stream::select_all(streams);
+    // Nothing is computed before all three initial lists are in: an Ingress
+    // seen before its Service would otherwise be rejected for a moment.
+    let mut synced = [false; 3];
+    let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    let mut reported: Vec<crate::ingress::Problem> = Vec::new();
+    while let Some(ev) = events.next().await {
+        match ev {
+            Err(e) => {
+                event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()}));
+                continue;
+            }
+            Ok((i, init_done)) => synced[i] |= init_done,
+        }
+        if !synced.iter().all(|s| *s) {
+            continue;
+        }
+        let d = desired(
+            &cfg.class,
+            ns,
+            &ingresses.state().iter().map(|i| (**i).clone()).collect::<Vec<_>>(),
+            &services.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
+            &slices.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
+        );
+        if d.problems != reported {
+            for p in d.problems.iter().filter(|p| !reported.contains(p)) {
+                event(&json!({"event": "ingress_rejected", "ingress": p.ingress, "reason": p.message}));
+            }
+            reported.clone_from(&d.problems);
+        }
+        // Ingress status: the publish Service's load-balancer addresses.
+        if let Some((pns, pname)) = &cfg.publish_service {
+            let lb = services
+                .state()
+                .iter()
+                .find(|s| s.metadata.namespace.as_deref() == Some(pns) && s.metadata.name.as_deref() == Some(pname))
+                .and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.clone())
+                .map(|v| serde_json::to_value(v).unwrap_or_default());
+            if let Some(lb) = lb {
+                for (ins, iname) in &d.served {
+                    let key = (ins.clone(), iname.clone());
+                    if published.get(&key) == Some(&lb) {
+                        continue;
+                    }
+                    let patch = json!({"status": {"loadBalancer": {"ingress": lb}}});
+                    let api: Api<Ingress> = Api::namespaced(client.clone(), ins);
+                    match api.patch_status(iname, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                        Ok(_) => {
+                            published.insert(key, lb.clone());
+                        }
+                        Err(e) => event(
+                            &json!({"event": "ingress_status_failed", "ingress": format!("{ins}/{iname}"), "error": e.to_string()}),
+                        ),
+                    }
+                }
+            }
+        }
+        tx.send_if_modified(|cur| {
+            if cur.as_ref() == Some(&d) {
+                false
+            } else {
+                *cur = Some(d);
+                true
+            }
+        });
+    }
+    Err(Error::Live("the Kubernetes watch streams ended".into()))
+}

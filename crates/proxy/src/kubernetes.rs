@@ -1,0 +1,90 @@
+//! The proxy's Kubernetes mode: routes and upstream pools made from the
+//! Ingresses of our class ([`realip_kube::ingress::Desired`]) are added to
+//! the routes of the configuration file, and the whole is validated and
+//! swapped in like any reload — so a change never drops a request in
+//! flight, and a bad result never replaces a good running configuration.
+//! Upstream pools target ready pod IPs directly (no ClusterIP hop).
+
+use realip_kube::ingress::Desired;
+use serde_json::json;
+
+use crate::config::{Config, RouteConfig, UpstreamConfig};
+
+/// Routes and upstreams for `d`.
+pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
+    let upstreams = d
+        .backends
+        .iter()
+        .filter_map(|b| {
+            let v = json!({
+                "name": format!("k8s:{}", b.name),
+                "endpoints": b.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            });
+            let mut u: UpstreamConfig = serde_json::from_value(v).ok()?;
+            u.from_kubernetes = true;
+            Some(u)
+        })
+        .collect();
+    let routes = d
+        .routes
+        .iter()
+        .filter_map(|r| {
+            let mut v = json!({"path_prefix": r.path, "upstream": format!("k8s:{}", r.backend), "deny": r.deny});
+            if let Some(h) = &r.host {
+                v["host"] = json!(h);
+            }
+            if let Some(a) = &r.allow {
+                v["allow"] = json!(a);
+            }
+            if let Some(rps) = r.rps {
+                v["rate"] = json!({"per_second": rps, "burst": r.burst.unwrap_or(rps)});
+            }
+            if let Some(b) = r.max_body {
+                v["max_body_bytes"] = json!(b);
+            }
+            serde_json::from_value(v).ok()
+        })
+        .collect();
+    (routes, upstreams)
+}
+
+/// The file's configuration plus the Kubernetes routes (file routes first).
+pub fn compose(mut config: Config, d: Option<&Desired>) -> Config {
+    if let Some(d) = d {
+        let (routes, upstreams) = routes(d);
+        config.routes.extend(routes);
+        config.upstreams.extend(upstreams);
+    }
+    config
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use realip_kube::ingress::{Backend, Route};
+
+    #[test]
+    fn desired_routes_become_validated_config() {
+        let d = Desired {
+            routes: vec![Route {
+                ingress: "web/site".into(),
+                host: Some("app.example.com".into()),
+                path: "/api".into(),
+                backend: "web/app:80".into(),
+                allow: Some(vec!["203.0.113.0/24".into()]),
+                deny: vec![],
+                rps: Some(10.0),
+                burst: Some(50.0),
+                max_body: Some(1024),
+            }],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![] }],
+            ..Desired::default()
+        };
+        let base: Config = toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
+        let c = compose(base, Some(&d));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.routes[0].upstream, "k8s:web/app:80");
+        assert_eq!(c.routes[0].max_body_bytes, Some(1024));
+        assert!(c.upstreams[0].from_kubernetes && c.upstreams[0].endpoints.is_empty());
+    }
+}
