@@ -160,6 +160,14 @@ fn ingresses_and_endpoint_slices_drive_routes_without_restarts() {
     api.apply(slice(port, &[("127.0.0.2", false, false, true)]));
     until(proxy, "/debug/ip", "no endpoints", |s, _| s == 503);
 
+    annotations_and_deletion(&api, proxy, &p);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Annotations become policy, unsupported ones reject the Ingress, and a
+/// deleted Ingress stops being served.
+fn annotations_and_deletion(api: &FakeApi, proxy: SocketAddr, p: &Proc) {
+    let port = api.service_port("web", "app");
     // Annotations become policy: an allowlist that excludes us → 403.
     api.apply(slice(port, &[("127.0.0.3", true, true, false)]));
     api.apply(ingress(
@@ -169,6 +177,19 @@ fn ingresses_and_endpoint_slices_drive_routes_without_restarts() {
         json!({"nginx.ingress.kubernetes.io/whitelist-source-range": "198.51.100.0/24"}),
     ));
     until(proxy, "/debug/ip", "allowlist", |s, _| s == 403);
+    // ssl-redirect: plain HTTP gets 308 to https (a trusted proxy saying
+    // X-Forwarded-Proto: https does not).
+    api.apply(ingress("site", "realip", "/", json!({"nginx.ingress.kubernetes.io/ssl-redirect": "true"})));
+    until(proxy, "/debug/ip?x=1", "ssl-redirect", |s, _| s == 308);
+    let req = "GET /debug/ip?x=1 HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n";
+    let mut c = std::net::TcpStream::connect(proxy).unwrap();
+    std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+    let mut head = String::new();
+    std::io::Read::read_to_string(&mut c, &mut head).unwrap();
+    assert!(head.to_ascii_lowercase().contains("location: https://app.example.com/debug/ip?x=1"), "{head}");
+    let proto =
+        "GET /debug/ip HTTP/1.1\r\nHost: app.example.com\r\nX-Forwarded-Proto: https\r\nConnection: close\r\n\r\n";
+    assert_eq!(raw_http(proxy, proto.as_bytes()).unwrap().0, 200, "127.0.0.1 is trusted and says https");
     // use-regex rejects the Ingress, with the reason logged.
     api.apply(ingress("site", "realip", "/", json!({"nginx.ingress.kubernetes.io/use-regex": "true"})));
     let line = wait_line(&p.stderr, "ingress_rejected", 20);
@@ -179,7 +200,6 @@ fn ingresses_and_endpoint_slices_drive_routes_without_restarts() {
     until(proxy, "/debug/ip", "served again", |s, _| s == 200);
     api.delete("Ingress", "web", "site");
     until(proxy, "/debug/ip", "deleted", |s, _| s == 404);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

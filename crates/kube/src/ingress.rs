@@ -57,6 +57,9 @@ pub struct Route {
     pub burst: Option<f64>,
     /// Largest body (proxy-body-size); `Some(u64::MAX)` for "0".
     pub max_body: Option<u64>,
+    /// Redirect plain HTTP to https (ssl-redirect; by default when the
+    /// Ingress has a `tls` section for the host, as ingress-nginx does).
+    pub ssl_redirect: bool,
 }
 
 /// An Ingress that could not be served, and why.
@@ -128,6 +131,7 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
 }
 
 struct Policy {
+    ssl_redirect: Option<bool>,
     allow: Option<Vec<String>>,
     deny: Vec<String>,
     rps: Option<f64>,
@@ -157,7 +161,14 @@ fn policy(ing: &Ingress) -> Result<Policy, String> {
     let max_body = annotation(ing, "proxy-body-size")
         .map(|v| parse_size(v).map_err(|e| format!("proxy-body-size: {e}")))
         .transpose()?;
-    Ok(Policy { allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
+    let ssl_redirect = annotation(ing, "ssl-redirect")
+        .map(|v| match v {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(format!("ssl-redirect: `{other}` is not true or false")),
+        })
+        .transpose()?;
+    Ok(Policy { ssl_redirect, allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
 }
 
 /// The endpoints of `namespace/service` port `port` (number or name).
@@ -246,8 +257,10 @@ pub fn desired(
             let p = policy(ing)?;
             let spec = ing.spec.as_ref().ok_or("no spec")?;
             let mut out = Vec::new();
+            let tls_hosts: Vec<&String> = spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()).collect();
             let mut add = |host: Option<String>, path: String, b: &IngressBackend| -> Result<(), String> {
                 let be = backend(&ns, b, services, slices)?;
+                let has_tls = host.as_ref().is_some_and(|h| tls_hosts.contains(&h));
                 let route = Route {
                     ingress: id.clone(),
                     host,
@@ -258,6 +271,7 @@ pub fn desired(
                     rps: p.rps,
                     burst: p.burst,
                     max_body: p.max_body,
+                    ssl_redirect: p.ssl_redirect.unwrap_or(has_tls),
                 };
                 out.push((route, be));
                 Ok(())
@@ -351,6 +365,15 @@ mod tests {
         assert_eq!(r.allow.as_deref(), Some(&["203.0.113.0/24".to_owned(), "198.51.100.7/32".to_owned()][..]));
         assert_eq!(r.deny, ["203.0.113.66/32"]);
         assert_eq!((r.rps, r.burst, r.max_body), (Some(10.0), Some(30.0), Some(8 * 1024 * 1024)));
+        assert!(!r.ssl_redirect, "no tls section, no annotation");
+        let d = desired(
+            "realip",
+            None,
+            &[ingress(json!({"nginx.ingress.kubernetes.io/ssl-redirect": "true"}), "realip")],
+            &svcs,
+            &slices,
+        );
+        assert!(d.routes[0].ssl_redirect);
         let d = desired(
             "realip",
             None,

@@ -253,6 +253,10 @@ pub struct RouteConfig {
     pub rate: Option<RateConfig>,
     /// Largest request body in bytes (default: `limits.max_body_bytes`).
     pub max_body_bytes: Option<u64>,
+    /// Answer plain-HTTP requests with `308` to `https://` (not when a
+    /// trusted proxy says `X-Forwarded-Proto: https`).
+    #[serde(default)]
+    pub https_redirect: bool,
 }
 
 fn slash() -> String {

@@ -177,6 +177,18 @@ pub async fn handle(
         return Ok(finish(&shared, log, start, text(StatusCode::NOT_FOUND, "no route for this host and path\n")));
     };
     log.route = Some(Arc::clone(&route.name));
+    if route.https_redirect && !conn.tls {
+        let proto_https = trusted_hop
+            && req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+        if !proto_https {
+            let target = format!("https://{host}{}", req.uri().path_and_query().map_or("/", |p| p.as_str()));
+            if let Ok(location) = HeaderValue::from_str(&target) {
+                let mut r = text(StatusCode::PERMANENT_REDIRECT, "redirecting to https\n");
+                r.headers_mut().insert(http::header::LOCATION, location);
+                return Ok(finish(&shared, log, start, r));
+            }
+        }
+    }
     match route.policy.check(resolution.ip, Instant::now()) {
         Decision::Allow => {}
         Decision::Deny => {

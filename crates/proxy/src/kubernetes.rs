@@ -29,7 +29,7 @@ pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
         .routes
         .iter()
         .filter_map(|r| {
-            let mut v = json!({"path_prefix": r.path, "upstream": format!("k8s:{}", r.backend), "deny": r.deny});
+            let mut v = json!({"path_prefix": r.path, "upstream": format!("k8s:{}", r.backend), "deny": r.deny, "https_redirect": r.ssl_redirect});
             if let Some(h) = &r.host {
                 v["host"] = json!(h);
             }
@@ -76,6 +76,7 @@ mod tests {
                 rps: Some(10.0),
                 burst: Some(50.0),
                 max_body: Some(1024),
+                ssl_redirect: true,
             }],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![] }],
             ..Desired::default()
@@ -85,6 +86,7 @@ mod tests {
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(c.routes[0].upstream, "k8s:web/app:80");
         assert_eq!(c.routes[0].max_body_bytes, Some(1024));
+        assert!(c.routes[0].https_redirect);
         assert!(c.upstreams[0].from_kubernetes && c.upstreams[0].endpoints.is_empty());
     }
 }

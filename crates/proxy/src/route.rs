@@ -58,6 +58,8 @@ pub struct Route {
     pub policy: Arc<Policy>,
     /// Largest request body.
     pub max_body_bytes: u64,
+    /// Redirect plain HTTP to https.
+    pub https_redirect: bool,
 }
 
 /// All routes.
@@ -97,6 +99,7 @@ mod tests {
             upstream: Arc::new(Pool::for_tests(name)),
             policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None }),
             max_body_bytes: 0,
+            https_redirect: false,
         }
     }
 

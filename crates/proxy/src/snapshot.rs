@@ -84,6 +84,7 @@ impl Snapshot {
                 upstream: Arc::clone(upstream),
                 policy: Arc::new(policy),
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
+                https_redirect: r.https_redirect,
             });
         }
         let mut listeners = HashMap::new();

@@ -74,6 +74,13 @@ impl FakeApi {
         }
     }
 
+    /// The first port (`targetPort`) of a Service.
+    pub fn service_port(&self, ns: &str, name: &str) -> u16 {
+        let st = self.state.lock().unwrap();
+        let svc = &st.objects[&("Service".to_owned(), ns.to_owned(), name.to_owned())];
+        u16::try_from(svc["spec"]["ports"][0]["targetPort"].as_u64().unwrap_or(0)).unwrap_or(0)
+    }
+
     /// `PATCH …/status` bodies received, with their paths.
     pub fn patches(&self) -> Vec<(String, Value)> {
         self.state.lock().unwrap().patches.clone()
