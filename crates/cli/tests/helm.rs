@@ -129,7 +129,17 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
         let file = dir.0.join(format!("{name}.yaml"));
         std::fs::write(&file, &yaml).unwrap();
         validate_and_audit(&kv, &file);
-        rendered.insert(name, docs(&yaml));
+        // The proxy accepts the configuration the chart renders.
+        let objs = docs(&yaml);
+        let toml = dir.0.join(format!("{name}.toml"));
+        std::fs::write(&toml, find(&objs, "ConfigMap")["data"]["realip.toml"].as_str().unwrap()).unwrap();
+        let check = Command::new(env!("CARGO_BIN_EXE_realip"))
+            .args(["proxy", "--check", "--config"])
+            .arg(&toml)
+            .output()
+            .unwrap();
+        assert!(check.status.success(), "{name}: {}", String::from_utf8_lossy(&check.stderr));
+        rendered.insert(name, objs);
     }
     // Defaults: the guide's topology.
     let d = &rendered["default"];

@@ -202,6 +202,99 @@ fn annotations_and_deletion(api: &FakeApi, proxy: SocketAddr, p: &Proc) {
     until(proxy, "/debug/ip", "deleted", |s, _| s == 404);
 }
 
+/// A self-signed certificate for `name` (PEM chain, PEM key).
+fn self_signed(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>) {
+    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
+}
+
+fn b64(data: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in data.chunks(3) {
+        let n =
+            (u32::from(c[0]) << 16) | (u32::from(*c.get(1).unwrap_or(&0)) << 8) | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..4 {
+            if i <= c.len() {
+                out.push(A[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn tls_secrets_named_by_ingresses_are_served_by_sni() {
+    if !common::have("openssl") || !common::have("curl") {
+        common::peer_missing("openssl and curl are needed for the TLS test");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("realip-k8s-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = common::free_port();
+    let _a = echo_pod("127.0.0.4", port, "pod-tls");
+    let (crt, key) = self_signed(&dir, "app.example.com");
+    let api = FakeApi::start();
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
+    api.apply(slice(port, &[("127.0.0.4", true, true, false)]));
+    api.apply(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+        "metadata": {"name": "site-tls", "namespace": "web"}, "data": {"tls.crt": b64(&crt), "tls.key": b64(&key)}}));
+    let mut ing = ingress("site", "realip", "/", json!({}));
+    ing["spec"]["tls"] = json!([{"hosts": ["app.example.com"], "secretName": "site-tls"}]);
+    api.apply(ing);
+    let cfg = dir.join("realip.toml");
+    std::fs::write(
+        &cfg,
+        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n\n[[listener]]\nname = \"https\"\nbind = \"127.0.0.1:0\"\ntls = { kubernetes = true }\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--kubernetes", "--config"]).arg(&cfg).env("KUBECONFIG", api.kubeconfig(&dir));
+    let p = spawn(&mut cmd);
+    let mut addrs = std::collections::HashMap::new();
+    for _ in 0..2 {
+        let v: Value = serde_json::from_str(&wait_line(&p.stderr, "\"listening\"", 20)).unwrap();
+        addrs.insert(
+            v["listener"].as_str().unwrap().to_owned(),
+            v["addr"].as_str().unwrap().parse::<SocketAddr>().unwrap(),
+        );
+    }
+    // Plain HTTP: the Ingress has TLS for the host, so ssl-redirect is on by default.
+    until(addrs["web"], "/debug/ip", "redirect to https", |s, _| s == 308);
+    let https = addrs["https"];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let ca = dir.join("app.example.com.pem");
+    loop {
+        let out = Command::new("curl")
+            .args(["-s", "--max-time", "5", "--cacert"])
+            .arg(&ca)
+            .args(["--resolve", &format!("app.example.com:{}:127.0.0.1", https.port())])
+            .arg(format!("https://app.example.com:{}/debug/ip", https.port()))
+            .output()
+            .unwrap();
+        let body: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        if body["pod"] == "pod-tls" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no TLS answer: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn kubernetes_mode_needs_a_reachable_api_and_a_well_formed_publish_service() {
     let dir = std::env::temp_dir().join(format!("realip-k8s-bad-{}", std::process::id()));

@@ -23,7 +23,7 @@
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 
@@ -71,9 +71,32 @@ pub struct Problem {
     pub message: String,
 }
 
+/// A certificate from an Ingress's TLS Secret (`kubernetes.io/tls`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Cert {
+    /// `namespace/secret`.
+    pub name: String,
+    /// PEM chain (`tls.crt`).
+    pub cert_pem: Vec<u8>,
+    /// PEM key (`tls.key`).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for Cert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cert").field("name", &self.name).finish_non_exhaustive()
+        // never the key
+    }
+}
+
 /// What the proxy should serve.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Desired {
+    /// Certificates named by the served Ingresses' `spec.tls`.
+    pub certs: Vec<Cert>,
+    /// Problems that do not stop an Ingress from being served (a missing
+    /// TLS Secret: its hosts get the listener's other certificates).
+    pub warnings: Vec<Problem>,
     /// Routes, in Ingress order.
     pub routes: Vec<Route>,
     /// Backends the routes name.
@@ -240,8 +263,10 @@ pub fn desired(
     ingresses: &[Ingress],
     services: &[Service],
     slices: &[EndpointSlice],
+    secrets: &[Secret],
 ) -> Desired {
     let mut d = Desired::default();
+    let mut certs: BTreeMap<String, Cert> = BTreeMap::new();
     let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
     let mut sorted: Vec<&Ingress> = ingresses
         .iter()
@@ -293,13 +318,33 @@ pub fn desired(
                     backends.insert(b.name.clone(), b);
                     d.routes.push(r);
                 }
+                for t in ing.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
+                    let Some(secret_name) = &t.secret_name else { continue };
+                    match tls_secret(&ns, secret_name, secrets) {
+                        Ok(c) => {
+                            certs.insert(c.name.clone(), c);
+                        }
+                        Err(message) => d.warnings.push(Problem { ingress: id.clone(), message }),
+                    }
+                }
                 d.served.push((ns, name));
             }
             Err(message) => d.problems.push(Problem { ingress: id, message }),
         }
     }
     d.backends = backends.into_values().collect();
+    d.certs = certs.into_values().collect();
     d
+}
+
+fn tls_secret(ns: &str, name: &str, secrets: &[Secret]) -> Result<Cert, String> {
+    let s = secrets
+        .iter()
+        .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name))
+        .ok_or(format!("TLS Secret {ns}/{name} not found"))?;
+    let data = s.data.as_ref().ok_or(format!("TLS Secret {ns}/{name} has no data"))?;
+    let get = |k: &str| data.get(k).map(|b| b.0.clone()).ok_or(format!("TLS Secret {ns}/{name} has no {k}"));
+    Ok(Cert { name: format!("{ns}/{name}"), cert_pem: get("tls.crt")?, key_pem: get("tls.key")? })
 }
 
 #[cfg(test)]
@@ -337,7 +382,8 @@ mod tests {
     #[test]
     fn routes_target_ready_pods_and_fall_back_to_terminating_ones() {
         let (svcs, mut slices) = fixtures();
-        let d = desired("realip", None, &[ingress(json!({}), "realip"), ingress(json!({}), "nginx")], &svcs, &slices);
+        let d =
+            desired("realip", None, &[ingress(json!({}), "realip"), ingress(json!({}), "nginx")], &svcs, &slices, &[]);
         assert_eq!(d.routes.len(), 1, "the nginx-class Ingress is not ours");
         assert_eq!((d.routes[0].host.as_deref(), d.routes[0].path.as_str()), (Some("app.example.com"), "/api"));
         assert_eq!(
@@ -346,10 +392,10 @@ mod tests {
         );
         // The ready pod goes: only the terminating-but-serving one is left.
         slices[0].endpoints.as_mut().unwrap().remove(0);
-        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices);
+        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, &[]);
         assert_eq!(d.backends[0].endpoints, ["10.1.0.6:8000".parse::<SocketAddr>().unwrap()]);
         slices[0].endpoints.as_mut().unwrap().remove(0);
-        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices);
+        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, &[]);
         assert!(d.backends[0].endpoints.is_empty(), "not serving: nothing");
     }
 
@@ -360,7 +406,7 @@ mod tests {
             "nginx.ingress.kubernetes.io/denylist-source-range": "203.0.113.66/32",
             "nginx.ingress.kubernetes.io/limit-rps": "10", "nginx.ingress.kubernetes.io/limit-burst-multiplier": "3",
             "nginx.ingress.kubernetes.io/proxy-body-size": "8m"});
-        let d = desired("realip", None, &[ingress(a, "realip")], &svcs, &slices);
+        let d = desired("realip", None, &[ingress(a, "realip")], &svcs, &slices, &[]);
         let r = &d.routes[0];
         assert_eq!(r.allow.as_deref(), Some(&["203.0.113.0/24".to_owned(), "198.51.100.7/32".to_owned()][..]));
         assert_eq!(r.deny, ["203.0.113.66/32"]);
@@ -372,6 +418,7 @@ mod tests {
             &[ingress(json!({"nginx.ingress.kubernetes.io/ssl-redirect": "true"}), "realip")],
             &svcs,
             &slices,
+            &[],
         );
         assert!(d.routes[0].ssl_redirect);
         let d = desired(
@@ -380,12 +427,14 @@ mod tests {
             &[ingress(json!({"nginx.ingress.kubernetes.io/use-regex": "true"}), "realip")],
             &svcs,
             &slices,
+            &[],
         );
         assert!(d.routes.is_empty());
         assert!(d.problems[0].message.contains("use-regex is not supported"), "{:?}", d.problems);
-        let d = desired("realip", None, &[ingress(json!({"realip.dev/limit-rps": "lots"}), "realip")], &svcs, &slices);
+        let d =
+            desired("realip", None, &[ingress(json!({"realip.dev/limit-rps": "lots"}), "realip")], &svcs, &slices, &[]);
         assert!(d.problems[0].message.contains("limit-rps: `lots`"), "{:?}", d.problems);
-        let d = desired("realip", Some("other"), &[ingress(json!({}), "realip")], &svcs, &slices);
+        let d = desired("realip", Some("other"), &[ingress(json!({}), "realip")], &svcs, &slices, &[]);
         assert!(d.routes.is_empty() && d.problems.is_empty(), "outside the watched namespace");
     }
 
@@ -395,9 +444,22 @@ mod tests {
         let mut ing = ingress(json!({}), "realip");
         ing.spec.as_mut().unwrap().rules.as_mut().unwrap()[0].http.as_mut().unwrap().paths[0].backend =
             obj(json!({"service": {"name": "app", "port": {"number": 81}}}));
-        let d = desired("realip", None, &[ing], &svcs, &slices);
+        let d = desired("realip", None, &[ing], &svcs, &slices, &[]);
         assert_eq!(d.problems[0].message, "Service web/app has no port 81");
         assert_eq!(parse_size("0").unwrap(), u64::MAX);
+        // TLS: the Secret's PEM is handed over; a missing one is a warning, not a rejection.
+        let mut ing = ingress(json!({}), "realip");
+        ing.spec.as_mut().unwrap().tls =
+            Some(vec![obj(json!({"hosts": ["app.example.com"], "secretName": "site-tls"}))]);
+        let d = desired("realip", None, std::slice::from_ref(&ing), &svcs, &slices, &[]);
+        assert_eq!((d.routes.len(), d.warnings[0].message.as_str()), (1, "TLS Secret web/site-tls not found"));
+        assert!(d.routes[0].ssl_redirect, "TLS for the host turns ssl-redirect on by default");
+        let secret: Secret =
+            obj(json!({"metadata": {"name": "site-tls", "namespace": "web"}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}}));
+        let d = desired("realip", None, &[ing], &svcs, &slices, &[secret]);
+        assert_eq!((d.certs[0].cert_pem.as_slice(), d.certs[0].key_pem.as_slice()), (&b"CERT"[..], &b"KEY"[..]));
+        assert!(!format!("{:?}", d.certs[0]).contains("KEY"));
         assert!(parse_size("8x").is_err());
     }
 }

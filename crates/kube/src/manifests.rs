@@ -43,6 +43,7 @@ impl Default for Settings {
 
 const NAME: &str = "realip";
 const HTTP: u16 = 8080;
+const HTTPS: u16 = 8443;
 const ADMIN: u16 = 9901;
 const DRAIN_DELAY: u32 = 15;
 const DRAIN_TIMEOUT: u32 = 30;
@@ -51,13 +52,14 @@ const INGRESS_CLASS: &str = "realip";
 
 /// realip.toml as the chart renders it (no trailing newline).
 pub fn config(s: &Settings) -> String {
-    let mut t = format!("[[listener]]\nname = \"http\"\nbind = \"0.0.0.0:{HTTP}\"");
-    if s.proxy_protocol {
-        let _ = write!(
-            t,
-            "\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"{PROXY_FROM}\"]\nheader_timeout = \"5s\""
-        );
-    }
+    let pp = if s.proxy_protocol {
+        format!("\nproxy_protocol = \"required\"\nproxy_protocol_from = [\"{PROXY_FROM}\"]\nheader_timeout = \"5s\"")
+    } else {
+        String::new()
+    };
+    let mut t = format!(
+        "[[listener]]\nname = \"http\"\nbind = \"0.0.0.0:{HTTP}\"{pp}\n\n[[listener]]\nname = \"https\"\nbind = \"0.0.0.0:{HTTPS}\"\ntls = {{ kubernetes = true }}{pp}"
+    );
     let (trusted, sources) = if s.proxy_protocol {
         (format!("\"{PROXY_FROM}\""), "\"proxy-protocol\", \"xff\"")
     } else {
@@ -119,6 +121,7 @@ pub fn objects(s: &Settings) -> Vec<Value> {
                     ],
                     "ports": [
                         {"name": "http", "containerPort": HTTP, "protocol": "TCP"},
+                        {"name": "https", "containerPort": HTTPS, "protocol": "TCP"},
                         {"name": "admin", "containerPort": ADMIN, "protocol": "TCP"},
                     ],
                     "readinessProbe": {"httpGet": {"path": "/readyz", "port": "admin"}, "periodSeconds": 5, "failureThreshold": 3},
@@ -149,7 +152,10 @@ pub fn objects(s: &Settings) -> Vec<Value> {
             "type": "LoadBalancer",
             "externalTrafficPolicy": "Local",
             "selector": selector(),
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"},
+                {"name": "https", "port": 443, "targetPort": "https", "protocol": "TCP"},
+            ],
         },
     });
     if s.proxy_protocol {

@@ -1,5 +1,5 @@
 //! The proxy's Kubernetes mode: kube-rs reflectors over Ingresses,
-//! Services and EndpointSlices; every change recomputes the desired routes
+//! Services, EndpointSlices and TLS Secrets; every change recomputes the desired routes
 //! ([`crate::ingress::desired`]) and hands them to the proxy through a
 //! `tokio::sync::watch` channel (only when they changed). The load
 //! balancer's address (the publish Service's `status.loadBalancer`) is
@@ -9,14 +9,14 @@
 use std::collections::BTreeMap;
 
 use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::{reflector, watcher, WatchStreamExt as _};
 use serde_json::json;
 
-use crate::ingress::{desired, Desired};
+use crate::ingress::{desired, Desired, Problem};
 use crate::Error;
 
 /// What to watch.
@@ -65,6 +65,7 @@ pub async fn run(
     let (ingresses, iw) = reflector::store::<Ingress>();
     let (services, sw) = reflector::store::<Service>();
     let (slices, ew) = reflector::store::<EndpointSlice>();
+    let (secrets, tw) = reflector::store::<Secret>();
     let wc = watcher::Config::default();
     // Each event tagged with its stream and whether it ends the initial list.
     let streams = vec![
@@ -76,17 +77,22 @@ pub async fn run(
             .default_backoff()
             .map_ok(|e| (1, matches!(e, watcher::Event::InitDone)))
             .boxed(),
-        reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc))
+        reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc.clone()))
             .default_backoff()
             .map_ok(|e| (2, matches!(e, watcher::Event::InitDone)))
+            .boxed(),
+        // Only TLS Secrets are read (and kept in memory).
+        reflector(tw, watcher(api::<Secret>(&client, ns), wc.fields("type=kubernetes.io/tls")))
+            .default_backoff()
+            .map_ok(|e| (3, matches!(e, watcher::Event::InitDone)))
             .boxed(),
     ];
     let mut events = futures::stream::select_all(streams);
     // Nothing is computed before all three initial lists are in: an Ingress
     // seen before its Service would otherwise be rejected for a moment.
-    let mut synced = [false; 3];
+    let mut synced = [false; 4];
     let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    let mut reported: Vec<crate::ingress::Problem> = Vec::new();
+    let mut reported: Vec<Problem> = Vec::new();
     while let Some(ev) = events.next().await {
         match ev {
             Err(e) => {
@@ -104,13 +110,14 @@ pub async fn run(
             &ingresses.state().iter().map(|i| (**i).clone()).collect::<Vec<_>>(),
             &services.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
             &slices.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
+            &secrets.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
         );
-        if d.problems != reported {
-            for p in d.problems.iter().filter(|p| !reported.contains(p)) {
-                event(&json!({"event": "ingress_rejected", "ingress": p.ingress, "reason": p.message}));
-            }
-            reported.clone_from(&d.problems);
+        let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
+        for p in now.iter().filter(|p| !reported.contains(p)) {
+            let kind = if d.problems.contains(p) { "ingress_rejected" } else { "ingress_warning" };
+            event(&json!({"event": kind, "ingress": p.ingress, "reason": p.message}));
         }
+        reported = now;
         // Ingress status: the publish Service's load-balancer addresses.
         if let Some((pns, pname)) = &cfg.publish_service {
             let lb = services

@@ -138,6 +138,10 @@ pub struct TlsConfig {
     /// More certificates, chosen by the SNI names they carry.
     #[serde(default)]
     pub certificates: Vec<CertConfig>,
+    /// Also serve the certificates of the TLS Secrets named by Ingresses
+    /// (Kubernetes mode); the listener may then start with none.
+    #[serde(default)]
+    pub kubernetes: bool,
 }
 
 /// One certificate for SNI.
@@ -148,6 +152,10 @@ pub struct CertConfig {
     pub cert: PathBuf,
     /// PEM private key.
     pub key: PathBuf,
+    /// The PEM chain and key themselves (from a Kubernetes Secret, named
+    /// by `cert`), instead of files.
+    #[serde(skip)]
+    pub pem: Option<std::sync::Arc<(Vec<u8>, Vec<u8>)>>,
 }
 
 /// `[client_ip]`.
@@ -524,8 +532,11 @@ impl Config {
                 if tls.cert.is_some() != tls.key.is_some() {
                     push(format!("{key}.tls"), "cert and key go together".into());
                 }
-                if tls.cert.is_none() && tls.certificates.is_empty() {
-                    push(format!("{key}.tls"), "no certificate".into());
+                if tls.cert.is_none() && tls.certificates.is_empty() && !tls.kubernetes {
+                    push(
+                        format!("{key}.tls"),
+                        "no certificate (or `kubernetes = true` for Ingress TLS Secrets)".into(),
+                    );
                 }
             }
         }

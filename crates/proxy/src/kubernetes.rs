@@ -8,7 +8,7 @@
 use realip_kube::ingress::Desired;
 use serde_json::json;
 
-use crate::config::{Config, RouteConfig, UpstreamConfig};
+use crate::config::{CertConfig, Config, RouteConfig, UpstreamConfig};
 
 /// Routes and upstreams for `d`.
 pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
@@ -48,12 +48,21 @@ pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
     (routes, upstreams)
 }
 
-/// The file's configuration plus the Kubernetes routes (file routes first).
+/// The file's configuration plus the Kubernetes routes (file routes first)
+/// and the Ingresses' TLS Secrets on listeners with `tls.kubernetes`.
 pub fn compose(mut config: Config, d: Option<&Desired>) -> Config {
     if let Some(d) = d {
         let (routes, upstreams) = routes(d);
         config.routes.extend(routes);
         config.upstreams.extend(upstreams);
+        for l in &mut config.listeners {
+            let Some(tls) = l.tls.as_mut().filter(|t| t.kubernetes) else { continue };
+            tls.certificates.extend(d.certs.iter().map(|c| CertConfig {
+                cert: format!("secret {}", c.name).into(),
+                key: format!("secret {}", c.name).into(),
+                pem: Some(std::sync::Arc::new((c.cert_pem.clone(), c.key_pem.clone()))),
+            }));
+        }
     }
     config
 }

@@ -8,7 +8,7 @@ use rustls::sign::CertifiedKey;
 use rustls_pki_types::pem::PemObject as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
-use crate::config::TlsConfig;
+use crate::config::{CertConfig, TlsConfig};
 use crate::Error;
 
 /// Picks the certificate valid for the SNI name (exact or wildcard, as
@@ -16,7 +16,9 @@ use crate::Error;
 #[derive(Debug)]
 struct BySni {
     certs: Vec<Arc<CertifiedKey>>,
-    default: Arc<CertifiedKey>,
+    /// None only for a Kubernetes listener before any Secret arrived: the
+    /// handshake then fails (no certificate to offer).
+    default: Option<Arc<CertifiedKey>>,
 }
 
 fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
@@ -29,20 +31,28 @@ impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let name = hello.server_name().and_then(|n| ServerName::try_from(n.to_owned()).ok());
         let chosen = name.and_then(|n| self.certs.iter().find(|k| valid_for(k, &n)));
-        Some(Arc::clone(chosen.unwrap_or(&self.default)))
+        chosen.or(self.default.as_ref()).map(Arc::clone)
     }
 }
 
-fn load(listener: &str, cert: &std::path::Path, key: &std::path::Path) -> Result<Arc<CertifiedKey>, Error> {
+fn load(listener: &str, c: &CertConfig) -> Result<Arc<CertifiedKey>, Error> {
     let err = |reason: String| Error::Tls { listener: listener.to_owned(), reason };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| err(format!("{}: {e}", cert.display())))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(format!("{}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(err(format!("{}: no certificate in the file", cert.display())));
+    let (cert, key) = (&c.cert, &c.key);
+    let chain: Vec<CertificateDer<'static>> = match &c.pem {
+        Some(pem) => CertificateDer::pem_slice_iter(&pem.0).collect::<Result<_, _>>(),
+        None => CertificateDer::pem_file_iter(cert)
+            .map_err(|e| err(format!("{}: {e}", cert.display())))?
+            .collect::<Result<_, _>>(),
     }
-    let key_der = PrivateKeyDer::from_pem_file(key).map_err(|e| err(format!("{}: {e}", key.display())))?;
+    .map_err(|e| err(format!("{}: {e}", cert.display())))?;
+    if chain.is_empty() {
+        return Err(err(format!("{}: no certificate in it", cert.display())));
+    }
+    let key_der = match &c.pem {
+        Some(pem) => PrivateKeyDer::from_pem_slice(&pem.1),
+        None => PrivateKeyDer::from_pem_file(key),
+    }
+    .map_err(|e| err(format!("{}: {e}", key.display())))?;
     let provider = rustls::crypto::ring::default_provider();
     let signing =
         provider.key_provider.load_private_key(key_der).map_err(|e| err(format!("{}: {e}", key.display())))?;
@@ -54,16 +64,30 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     let mut certs = Vec::new();
     let mut default = None;
     if let (Some(c), Some(k)) = (&cfg.cert, &cfg.key) {
-        let loaded = load(listener, c, k)?;
+        let loaded = load(listener, &CertConfig { cert: c.clone(), key: k.clone(), pem: None })?;
         default = Some(Arc::clone(&loaded));
         certs.push(loaded);
     }
     for c in &cfg.certificates {
-        certs.push(load(listener, &c.cert, &c.key)?);
+        match load(listener, c) {
+            Ok(k) => certs.push(k),
+            // A bad Secret must not take the listener (and every other
+            // host) down: it is skipped and reported.
+            Err(e) if c.pem.is_some() => {
+                use std::io::Write as _;
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "{}",
+                    serde_json::json!({"event": "tls_secret_rejected", "secret": c.cert.display().to_string(), "error": e.to_string()})
+                );
+            }
+            Err(e) => return Err(e),
+        }
     }
-    let default = default
-        .or_else(|| certs.first().map(Arc::clone))
-        .ok_or_else(|| Error::Tls { listener: listener.to_owned(), reason: "no certificate".into() })?;
+    let default = default.or_else(|| certs.first().map(Arc::clone));
+    if default.is_none() && !cfg.kubernetes {
+        return Err(Error::Tls { listener: listener.to_owned(), reason: "no certificate".into() });
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut sc = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 /// Collection path (cluster-wide list/watch) of each kind served.
-const KINDS: [(&str, &str); 3] = [
+const KINDS: [(&str, &str); 4] = [
     ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
+    ("Secret", "/api/v1/secrets"),
     ("Service", "/api/v1/services"),
     ("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"),
 ];

@@ -46,6 +46,16 @@ proxy_protocol_from = [{{ range $i, $c := .Values.proxyProtocol.from }}{{ if $i 
 header_timeout = "5s"
 {{- end }}
 
+[[listener]]
+name = "https"
+bind = "0.0.0.0:{{ .Values.controller.ports.https }}"
+tls = { kubernetes = true }
+{{- if .Values.proxyProtocol.enabled }}
+proxy_protocol = "required"
+proxy_protocol_from = [{{ range $i, $c := .Values.proxyProtocol.from }}{{ if $i }}, {{ end }}{{ $c | quote }}{{ end }}]
+header_timeout = "5s"
+{{- end }}
+
 [client_ip]
 {{- $trusted := .Values.config.trustedProxies }}
 {{- if .Values.proxyProtocol.enabled }}{{ $trusted = concat .Values.proxyProtocol.from .Values.config.trustedProxies }}{{ end }}
