@@ -791,3 +791,40 @@ fn documented_examples_pass_check() {
         assert!(out.status.success(), "example {i}: {}", String::from_utf8_lossy(&out.stderr));
     }
 }
+
+#[test]
+fn tls_towards_the_upstream_insecure_and_verified() {
+    if !need(&["openssl"]) {
+        return;
+    }
+    let dir = TempDir::new("up-tls");
+    let (cert, key) = self_signed(&dir.0, "backend.test");
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    // The "pod": a realip proxy terminating TLS in front of the echo app.
+    let backend = proxy(&format!(
+        "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\ntls = {{ cert = \"{}\", key = \"{}\" }}\n\n\
+         [client_ip]\ntrusted = [\"127.0.0.1\"]\n\n[[route]]\nupstream = \"echo\"\n\n[[upstream]]\nname = \"echo\"\nendpoints = [\"{up}\"]\n",
+        cert.display(),
+        key.display()
+    ));
+    let front = |mode: &str| {
+        proxy(&format!(
+            "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n\n[[route]]\nupstream = \"b\"\n\n\
+             [[upstream]]\nname = \"b\"\nendpoints = [\"{}\"]\ntls = \"{mode}\"\n",
+            backend.addr("tls")
+        ))
+    };
+    // insecure: encrypted, the self-signed certificate is not checked.
+    let insecure = front("insecure");
+    let (s, v) = get(insecure.addr("web"), "/debug/ip", &[]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["client_ip"], "127.0.0.1");
+    // Keep-alive over TLS: a second request on the pooled connection.
+    assert_eq!(get(insecure.addr("web"), "/debug/ip", &[]).0, 200);
+    // verify: a self-signed certificate is refused (502), nothing reaches the app.
+    let verify = front("verify");
+    assert_eq!(get(verify.addr("web"), "/debug/ip", &[]).0, 502);
+    // Plain HTTP to a TLS port fails too.
+    let plain = front("off");
+    assert_eq!(get(plain.addr("web"), "/debug/ip", &[]).0, 502);
+}

@@ -15,7 +15,9 @@
 //! - ingress-nginx annotations honoured: `whitelist-source-range` /
 //!   `allowlist-source-range`, `denylist-source-range`, `limit-rps`,
 //!   `limit-burst-multiplier` (default 5, as ingress-nginx),
-//!   `proxy-body-size` (`0` = no limit); `use-regex: "true"` rejects the
+//!   `proxy-body-size` (`0` = no limit), `ssl-redirect` (default: on for
+//!   hosts in the Ingress's `tls`), `backend-protocol` `HTTP`/`HTTPS`
+//!   (other protocols reject the Ingress); `use-regex: "true"` rejects the
 //!   Ingress (regex paths are not supported) and the reason is reported.
 //!   Annotations are read with the `nginx.ingress.kubernetes.io/` prefix and
 //!   with realip's own `realip.dev/`.
@@ -30,10 +32,13 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
 /// A pool of pod addresses behind one Service port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backend {
-    /// `namespace/service:port`.
+    /// `namespace/service:port` (`+https` when spoken to over TLS).
     pub name: String,
     /// Usable pod endpoints.
     pub endpoints: Vec<SocketAddr>,
+    /// TLS towards the pods (`backend-protocol: HTTPS`), certificate not
+    /// verified, as ingress-nginx does by default.
+    pub https: bool,
 }
 
 /// One routing rule.
@@ -154,6 +159,7 @@ pub fn parse_size(v: &str) -> Result<u64, String> {
 }
 
 struct Policy {
+    https_backend: bool,
     ssl_redirect: Option<bool>,
     allow: Option<Vec<String>>,
     deny: Vec<String>,
@@ -191,7 +197,12 @@ fn policy(ing: &Ingress) -> Result<Policy, String> {
             other => Err(format!("ssl-redirect: `{other}` is not true or false")),
         })
         .transpose()?;
-    Ok(Policy { ssl_redirect, allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
+    let https_backend = match annotation(ing, "backend-protocol").map(str::to_ascii_uppercase).as_deref() {
+        None | Some("HTTP") => false,
+        Some("HTTPS") => true,
+        Some(other) => return Err(format!("backend-protocol: `{other}` is not supported (HTTP or HTTPS)")),
+    };
+    Ok(Policy { https_backend, ssl_redirect, allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
 }
 
 /// The endpoints of `namespace/service` port `port` (number or name).
@@ -200,6 +211,7 @@ fn backend(
     b: &IngressBackend,
     services: &[Service],
     slices: &[EndpointSlice],
+    https: bool,
 ) -> Result<Backend, String> {
     let svc_ref = b.service.as_ref().ok_or("only Service backends are supported")?;
     let port_ref = svc_ref.port.as_ref().ok_or("backend service port is missing")?;
@@ -218,7 +230,7 @@ fn backend(
             svc_ref.name,
             port_ref.number.map_or_else(|| port_ref.name.clone().unwrap_or_default(), |n| n.to_string())
         ))?;
-    let name = format!("{namespace}/{}:{}", svc_ref.name, sp.port);
+    let name = format!("{namespace}/{}:{}{}", svc_ref.name, sp.port, if https { "+https" } else { "" });
     let mut ready = Vec::new();
     let mut terminating = Vec::new();
     for slice in slices.iter().filter(|s| {
@@ -253,7 +265,7 @@ fn backend(
     let mut endpoints = if ready.is_empty() { terminating } else { ready };
     endpoints.sort();
     endpoints.dedup();
-    Ok(Backend { name, endpoints })
+    Ok(Backend { name, endpoints, https })
 }
 
 /// Everything the proxy should serve for `class` (in `namespace` only, if given).
@@ -284,7 +296,7 @@ pub fn desired(
             let mut out = Vec::new();
             let tls_hosts: Vec<&String> = spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()).collect();
             let mut add = |host: Option<String>, path: String, b: &IngressBackend| -> Result<(), String> {
-                let be = backend(&ns, b, services, slices)?;
+                let be = backend(&ns, b, services, slices, p.https_backend)?;
                 let has_tls = host.as_ref().is_some_and(|h| tls_hosts.contains(&h));
                 let route = Route {
                     ingress: id.clone(),
@@ -388,7 +400,7 @@ mod tests {
         assert_eq!((d.routes[0].host.as_deref(), d.routes[0].path.as_str()), (Some("app.example.com"), "/api"));
         assert_eq!(
             d.backends,
-            [Backend { name: "web/app:80".into(), endpoints: vec!["10.1.0.5:8000".parse().unwrap()] }]
+            [Backend { name: "web/app:80".into(), endpoints: vec!["10.1.0.5:8000".parse().unwrap()], https: false }]
         );
         // The ready pod goes: only the terminating-but-serving one is left.
         slices[0].endpoints.as_mut().unwrap().remove(0);
@@ -421,6 +433,12 @@ mod tests {
             &[],
         );
         assert!(d.routes[0].ssl_redirect);
+        let https = json!({"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"});
+        let d = desired("realip", None, &[ingress(https, "realip")], &svcs, &slices, &[]);
+        assert!(d.backends[0].https && d.backends[0].name == "web/app:80+https");
+        let grpc = json!({"nginx.ingress.kubernetes.io/backend-protocol": "GRPC"});
+        let d = desired("realip", None, &[ingress(grpc, "realip")], &svcs, &slices, &[]);
+        assert!(d.problems[0].message.contains("backend-protocol: `GRPC` is not supported"));
         let d = desired(
             "realip",
             None,

@@ -284,6 +284,22 @@ pub enum ProxyProtocolOut {
     V2,
 }
 
+/// TLS towards an upstream: `off`, `verify` (the system's web PKI roots,
+/// `tls_server_name` or the endpoint IP as the name) or `insecure`
+/// (encrypted, certificate not checked: nginx's `proxy_ssl_verify off`,
+/// what ingress-nginx does for `backend-protocol: HTTPS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamTls {
+    /// Plain HTTP.
+    #[default]
+    Off,
+    /// TLS, verified against the web PKI roots.
+    Verify,
+    /// TLS without certificate verification.
+    Insecure,
+}
+
 /// `round-robin` or `least-requests`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -319,6 +335,11 @@ pub struct UpstreamConfig {
     pub max_fails: Option<u32>,
     /// How long an ejected endpoint rests (default 10s).
     pub fail_timeout: Option<Dur>,
+    /// TLS towards the backends.
+    #[serde(default)]
+    pub tls: UpstreamTls,
+    /// Name to verify (and send as SNI) with `tls = "verify"`.
+    pub tls_server_name: Option<String>,
     /// Made from a Kubernetes Service (`--kubernetes`), not the file: it may
     /// have no endpoints for a while (the route then answers 503).
     #[serde(skip)]

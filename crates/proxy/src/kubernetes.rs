@@ -21,6 +21,9 @@ pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
                 "endpoints": b.endpoints.iter().map(ToString::to_string).collect::<Vec<_>>(),
             });
             let mut u: UpstreamConfig = serde_json::from_value(v).ok()?;
+            if b.https {
+                u.tls = crate::config::UpstreamTls::Insecure;
+            }
             u.from_kubernetes = true;
             Some(u)
         })
@@ -87,7 +90,7 @@ mod tests {
                 max_body: Some(1024),
                 ssl_redirect: true,
             }],
-            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![] }],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: true }],
             ..Desired::default()
         };
         let base: Config = toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
@@ -97,5 +100,6 @@ mod tests {
         assert_eq!(c.routes[0].max_body_bytes, Some(1024));
         assert!(c.routes[0].https_redirect);
         assert!(c.upstreams[0].from_kubernetes && c.upstreams[0].endpoints.is_empty());
+        assert_eq!(c.upstreams[0].tls, crate::config::UpstreamTls::Insecure);
     }
 }

@@ -97,3 +97,64 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(sc))
 }
+
+/// Accepts any server certificate but still checks the handshake
+/// signatures: `tls = "insecure"` towards an upstream.
+#[derive(Debug)]
+struct NoCertCheck(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for NoCertCheck {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The TLS connector for an upstream, if it uses TLS (HTTP/1.1 by ALPN).
+pub fn client(mode: crate::config::UpstreamTls) -> Option<tokio_rustls::TlsConnector> {
+    use crate::config::UpstreamTls;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
+        .with_safe_default_protocol_versions()
+        .ok()?;
+    let mut cfg = match mode {
+        UpstreamTls::Off => return None,
+        UpstreamTls::Verify => {
+            let roots = rustls::RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+            builder.with_root_certificates(roots).with_no_client_auth()
+        }
+        UpstreamTls::Insecure => {
+            builder.dangerous().with_custom_certificate_verifier(Arc::new(NoCertCheck(provider))).with_no_client_auth()
+        }
+    };
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+}

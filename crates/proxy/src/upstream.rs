@@ -23,6 +23,7 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use realip_core::proxy_protocol::{encode_v1, V2Builder};
+use rustls_pki_types::ServerName;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
@@ -51,13 +52,96 @@ pub struct Endpoint {
 /// own task, so a proxied request costs no task switch and no channel hop.
 struct Idle {
     sender: http1::SendRequest<Body>,
-    conn: http1::Connection<TokioIo<TcpStream>, Body>,
+    conn: http1::Connection<TokioIo<UpStream>, Body>,
     since: Instant,
 }
 
 impl std::fmt::Debug for Idle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Idle")
+    }
+}
+
+/// The rustls connector of a TLS upstream.
+#[derive(Clone)]
+pub struct UpstreamTlsConnector(tokio_rustls::TlsConnector);
+
+impl std::fmt::Debug for UpstreamTlsConnector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UpstreamTlsConnector")
+    }
+}
+
+/// An upstream connection: plain TCP or TLS over it.
+#[derive(Debug)]
+pub enum UpStream {
+    /// Plain.
+    Plain(TcpStream),
+    /// TLS (`tls = "verify"` or `"insecure"`).
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl tokio::io::AsyncRead for UpStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Plain(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            UpStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for UpStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Plain(s) => std::pin::Pin::new(s).poll_write(cx, buf),
+            UpStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            UpStream::Plain(s) => std::pin::Pin::new(s).poll_write_vectored(cx, bufs),
+            UpStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            UpStream::Plain(s) => s.is_write_vectored(),
+            UpStream::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Plain(s) => std::pin::Pin::new(s).poll_flush(cx),
+            UpStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            UpStream::Plain(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            UpStream::Tls(s) => std::pin::Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
     }
 }
 
@@ -87,6 +171,8 @@ pub struct Pool {
     /// PROXY protocol towards the backends.
     pub proxy_out: ProxyProtocolOut,
     connect_timeout: Duration,
+    /// TLS towards the backends, with the name to present (None: the IP).
+    tls: Option<(UpstreamTlsConnector, Option<ServerName<'static>>)>,
     response_timeout: Duration,
     idle_timeout: Duration,
     max_fails: u32,
@@ -152,6 +238,12 @@ impl Pool {
             balance: cfg.balance,
             proxy_out: cfg.proxy_protocol,
             connect_timeout,
+            tls: crate::tls::client(cfg.tls).map(|c| {
+                (
+                    UpstreamTlsConnector(c),
+                    cfg.tls_server_name.as_deref().and_then(|n| ServerName::try_from(n.to_owned()).ok()),
+                )
+            }),
             response_timeout: cfg.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
             idle_timeout: cfg.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
             max_fails: cfg.max_fails.unwrap_or(3).max(1),
@@ -172,6 +264,8 @@ impl Pool {
             idle_timeout: None,
             max_fails: None,
             fail_timeout: None,
+            tls: crate::config::UpstreamTls::Off,
+            tls_server_name: None,
             from_kubernetes: false,
         })
     }
@@ -277,7 +371,7 @@ impl Pool {
         &self,
         addr: SocketAddr,
         preface: &[u8],
-    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<TcpStream>, Body>), UpstreamError> {
+    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<UpStream>, Body>), UpstreamError> {
         let connect = async {
             let mut s = TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
@@ -291,6 +385,17 @@ impl Pool {
             Ok(Err(e)) => return Err(UpstreamError::Connect(format!("{addr}: {e}"))),
             Err(_) => return Err(UpstreamError::Connect(format!("connect to {addr} timed out"))),
         };
+        let stream = match &self.tls {
+            None => UpStream::Plain(stream),
+            Some((connector, name)) => {
+                let name = name.clone().unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
+                match tokio::time::timeout(self.connect_timeout, connector.0.connect(name, stream)).await {
+                    Ok(Ok(s)) => UpStream::Tls(Box::new(s)),
+                    Ok(Err(e)) => return Err(UpstreamError::Connect(format!("{addr}: TLS: {e}"))),
+                    Err(_) => return Err(UpstreamError::Connect(format!("TLS handshake with {addr} timed out"))),
+                }
+            }
+        };
         http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| UpstreamError::Connect(e.to_string()))
     }
 
@@ -299,7 +404,7 @@ impl Pool {
     async fn exchange_upgrade(
         &self,
         mut sender: http1::SendRequest<Body>,
-        conn: http1::Connection<TokioIo<TcpStream>, Body>,
+        conn: http1::Connection<TokioIo<UpStream>, Body>,
         req: Request<Body>,
     ) -> Result<Response<Body>, UpstreamError> {
         let mut conn = conn.with_upgrades();
@@ -356,7 +461,7 @@ impl Pool {
         &self,
         ep: &Endpoint,
         mut sender: http1::SendRequest<Body>,
-        mut conn: http1::Connection<TokioIo<TcpStream>, Body>,
+        mut conn: http1::Connection<TokioIo<UpStream>, Body>,
         req: Request<Body>,
         keep: bool,
     ) -> Result<Response<Body>, Exchange> {
