@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_k8s::FakeApi;
 use common::{raw_http, spawn, wait_line, Proc};
+use realip_lab::fakeapi::FakeApi;
 use serde_json::{json, Value};
 
 fn echo_pod(ip: &str, port: u16, pod: &str) -> Proc {
@@ -72,7 +72,7 @@ fn ingresses_and_endpoint_slices_drive_routes_without_restarts() {
     let port = common::free_port();
     let _a = echo_pod("127.0.0.2", port, "pod-a");
     let _b = echo_pod("127.0.0.3", port, "pod-b");
-    let api = FakeApi::start();
+    let api = FakeApi::start().unwrap();
     api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
     api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "realip", "namespace": "realip"},
@@ -93,7 +93,7 @@ fn ingresses_and_endpoint_slices_drive_routes_without_restarts() {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
     cmd.args(["proxy", "--kubernetes", "--publish-service", "realip/realip", "--config"])
         .arg(&cfg)
-        .env("KUBECONFIG", api.kubeconfig(&dir));
+        .env("KUBECONFIG", api.kubeconfig(&dir).unwrap());
     let p = spawn(&mut cmd);
     let line = wait_line(&p.stderr, "\"listening\"", 20);
     let proxy: SocketAddr = serde_json::from_str::<Value>(&line).unwrap()["addr"].as_str().unwrap().parse().unwrap();
@@ -246,7 +246,7 @@ fn tls_secrets_named_by_ingresses_are_served_by_sni() {
     let port = common::free_port();
     let _a = echo_pod("127.0.0.4", port, "pod-tls");
     let (crt, key) = self_signed(&dir, "app.example.com");
-    let api = FakeApi::start();
+    let api = FakeApi::start().unwrap();
     api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
     api.apply(slice(port, &[("127.0.0.4", true, true, false)]));
@@ -262,7 +262,7 @@ fn tls_secrets_named_by_ingresses_are_served_by_sni() {
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
-    cmd.args(["proxy", "--kubernetes", "--config"]).arg(&cfg).env("KUBECONFIG", api.kubeconfig(&dir));
+    cmd.args(["proxy", "--kubernetes", "--config"]).arg(&cfg).env("KUBECONFIG", api.kubeconfig(&dir).unwrap());
     let p = spawn(&mut cmd);
     let mut addrs = std::collections::HashMap::new();
     for _ in 0..2 {

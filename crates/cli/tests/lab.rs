@@ -77,7 +77,7 @@ fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
     // Progress was shown, one line per scenario.
-    assert!(stderr.contains("[10/10] ipv6"), "{stderr}");
+    assert!(stderr.contains("[11/11] kubernetes"), "{stderr}");
 
     for s in report["scenarios"].as_array().unwrap() {
         assert_eq!(s["verdict"], "pass", "{s:#}");
@@ -143,6 +143,13 @@ fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
     assert!(parts[0]["requests"]["failed"].as_u64().unwrap() > 0, "{rollout}");
     assert_eq!(parts[1]["requests"]["failed"], 0, "{rollout}");
     assert!(parts.iter().all(|p| p["timeline"].as_array().is_some_and(|t| t.len() > 20)));
+
+    // kubernetes: routes and endpoints from the API server; the change is followed.
+    let k = scenario(&report, "kubernetes");
+    let kparts = k["parts"].as_array().unwrap();
+    assert_eq!(kparts[0]["spread_app"].as_object().unwrap().len(), 2, "{k}");
+    assert_eq!(kparts[1]["spread_app"].as_object().unwrap().keys().collect::<Vec<_>>(), ["app-2"], "{k}");
+    assert!(clients().contains(&kparts[1]["app_client_ip"].as_str().unwrap()), "{k}");
 
     sim_agrees_with_the_lab(uneven_lab, ds_lab, failed, &parts[0]);
 
@@ -245,7 +252,9 @@ fn loopback_mode_runs_what_it_honestly_can_and_skips_the_rest_with_the_reason() 
     for name in ["proxy-protocol", "proxy-protocol-mismatch", "spoof"] {
         assert_eq!(verdicts[name], "pass", "{report:#}");
     }
-    for name in ["cluster", "local", "local-no-healthcheck", "local-uneven", "daemonset", "rollout", "ipv6"] {
+    for name in
+        ["cluster", "local", "local-no-healthcheck", "local-uneven", "daemonset", "rollout", "ipv6", "kubernetes"]
+    {
         assert_eq!(verdicts[name], "skipped");
         assert!(scenario(&report, name)["reason"].as_str().unwrap().contains("--loopback given"));
     }

@@ -465,6 +465,11 @@ impl Lab {
         // The app's answers and the clients' view.
         let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok()).collect();
         let field = |k: &str| mode(ok.iter().filter_map(|s| s.body.as_ref()?[k].as_str().map(str::to_owned)));
+        for s in &ok {
+            if let Some(pod) = s.body.as_ref().and_then(|b| b["pod"].as_str()) {
+                *m.spread_app.entry(pod.to_owned()).or_default() += 1;
+            }
+        }
         m.app_client_host = field("client_host");
         m.app_client_ip = field("client_ip");
         m.requests =

@@ -23,6 +23,7 @@
 #![allow(clippy::cast_precision_loss, clippy::cast_sign_loss)]
 
 pub mod error;
+pub mod fakeapi;
 pub mod harness;
 pub mod kubeproxy;
 pub mod lb;

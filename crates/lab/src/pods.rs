@@ -24,6 +24,9 @@ pub struct IngressConfig {
     pub drain_delay: Duration,
     /// `[lifecycle] drain_timeout`.
     pub drain_timeout: Duration,
+    /// Kubernetes mode: routes come from Ingresses served by the API
+    /// server this kubeconfig names (no static route).
+    pub kubeconfig: Option<PathBuf>,
 }
 
 impl IngressConfig {
@@ -36,6 +39,7 @@ impl IngressConfig {
             sources: vec!["xff"],
             drain_delay: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(5),
+            kubeconfig: None,
         }
     }
 
@@ -62,11 +66,13 @@ impl IngressConfig {
         let sources: Vec<String> = self.sources.iter().map(|s| (*s).to_owned()).collect();
         let _ = writeln!(t, "\n[client_ip]\ntrusted = [{}]\nsources = [{}]", list(&self.trusted), list(&sources));
         let _ = writeln!(t, "\n[forward]\nx_forwarded_for = \"append\"\nx_real_ip = true");
-        let _ = writeln!(t, "\n[[route]]\nupstream = \"app\"");
-        let _ = writeln!(
-            t,
-            "\n[[upstream]]\nname = \"app\"\nendpoints = [\"{APP_CLUSTER_IP}:{APP_PORT}\"]\nconnect_timeout = \"1s\""
-        );
+        if self.kubeconfig.is_none() {
+            let _ = writeln!(t, "\n[[route]]\nupstream = \"app\"");
+            let _ = writeln!(
+                t,
+                "\n[[upstream]]\nname = \"app\"\nendpoints = [\"{APP_CLUSTER_IP}:{APP_PORT}\"]\nconnect_timeout = \"1s\""
+            );
+        }
         let _ = writeln!(t, "\n[log]\nformat = \"json\"\npath = \"{}\"", access_log.display());
         let _ = writeln!(t, "\n[admin]\nbind = \"0.0.0.0:{ADMIN_PORT}\"");
         let _ = writeln!(
@@ -137,6 +143,9 @@ pub fn start(
             std::fs::write(&cfg, ingress.toml(&access))
                 .map_err(|e| Error::io(format!("writing {}", cfg.display()), e))?;
             cmd.args(["proxy", "--workers", "1", "--config"]).arg(&cfg);
+            if let Some(kc) = &ingress.kubeconfig {
+                cmd.args(["--kubernetes", "--ingress-class", "realip"]).env("KUBECONFIG", kc);
+            }
             cmd.env("NODE_NAME", node.1).env("POD_NAME", name).env("POD_IP", ip.to_string());
             let proc = Proc::spawn(name, cmd, &log)?;
             Ok(Pod { proc, name: name.to_owned(), kind, node: node.0, ip, log: access })

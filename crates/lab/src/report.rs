@@ -6,7 +6,7 @@
 //! "ingress_source", "app_client_host", "app_client_ip", "requests": {"sent",
 //! "ok", "failed"}, "spread": {"<pod>": n}}]}`; each address field is the
 //! value seen on most requests, `null` where that hop was not reached.
-//! Extensions: `setup` (what was built), `spread_nodes`, `preserved` (200s
+//! Extensions: `setup` (what was built), `spread_nodes`, `spread_app`, `preserved` (200s
 //! whose app-side client IP equals the address the request was really sent
 //! from), `errors` (failure reasons with counts), `timeline` (ok/failed per
 //! 100 ms) and `parts` (scenarios that run two configurations side by side;
@@ -72,6 +72,8 @@ pub struct Measure {
     pub spread: BTreeMap<String, u64>,
     /// Requests per node (the same, grouped by the pods' nodes).
     pub spread_nodes: BTreeMap<String, u64>,
+    /// Requests per app pod (from the app's answers).
+    pub spread_app: BTreeMap<String, u64>,
     /// 200s whose app-side client IP is the real sender's address.
     pub preserved: u64,
     /// Why requests failed, with counts.
@@ -177,6 +179,7 @@ fn measure_rows(out: &mut String, m: &Measure, indent: &str) {
         ),
         ("spread per ingress pod", shares(&m.spread)),
         ("spread per node", shares(&m.spread_nodes)),
+        ("spread per app pod", shares(&m.spread_app)),
     ];
     for (k, v) in rows {
         let _ = writeln!(out, "{indent}{k:<32} {v}");

@@ -14,7 +14,7 @@ use crate::report::{Measure, Part, ScenarioResult, Verdict};
 use crate::topo::{HEALTH_CHECK_NODE_PORT, KUBE_PROXY_HEALTHZ_PORT};
 
 /// Every scenario, in the order `all` runs them, with what it sets up.
-pub const SCENARIOS: [(&str, &str); 10] = [
+pub const SCENARIOS: [(&str, &str); 11] = [
     ("cluster", "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Cluster, passthrough LB"),
     ("local", "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Local, LB checks healthCheckNodePort"),
     (
@@ -37,6 +37,10 @@ pub const SCENARIOS: [(&str, &str); 10] = [
         "steady load; ingress pod on node1 replaced by one on node3: no drain, then /readyz drain + LB health checks + terminating endpoints",
     ),
     ("ipv6", "IPv6 client 2001:db8:c::10 → L4 LB (PROXY v2) → IPv4 cluster with Cluster policy"),
+    (
+        "kubernetes",
+        "ingress pods run realip proxy --kubernetes against the lab's API server: routes and pod endpoints come from an Ingress and its EndpointSlice, which changes mid-run",
+    ),
 ];
 
 /// The passthrough LB's checks, as configured.
@@ -170,6 +174,7 @@ pub async fn run(name: &str, opts: &Options, run: &str) -> Result<ScenarioResult
         "proxy-protocol-mismatch" => mismatch(name, opts, run, load).await,
         "spoof" => spoof(name, opts, run, load).await,
         "rollout" => rollout(name, opts, run, load).await,
+        "kubernetes" => kubernetes(name, opts, run, load).await,
         other => Err(crate::error::Error::UnknownScenario(other.to_owned(), names().join(", "))),
     }
 }
@@ -366,6 +371,109 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
         PROBE_FAILURE_THRESHOLD,
         opts.lb_interval.as_millis(),
         opts.lb_unhealthy_threshold
+    );
+    Ok(result(name, ok, reason, parts))
+}
+
+/// The app Service's EndpointSlice: `(pod IP, ready)` per app pod.
+fn app_slice(eps: &[(std::net::Ipv4Addr, bool)]) -> serde_json::Value {
+    let endpoints: Vec<serde_json::Value> = eps
+        .iter()
+        .map(|(ip, ready)| {
+            serde_json::json!({"addresses": [ip.to_string()],
+                "conditions": {"ready": ready, "serving": ready, "terminating": !ready}})
+        })
+        .collect();
+    serde_json::json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-x1", "namespace": "web", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": crate::topo::POD_PORT, "protocol": "TCP"}],
+        "endpoints": endpoints})
+}
+
+async fn kubernetes(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
+    use crate::error::Error;
+    use crate::topo::API_SERVER;
+    let mut lab = Lab::new(opts, run, 3, Policy::Local).await?;
+    // The API server lives on the lb host (the "control plane"), reachable
+    // from the pods through their nodes.
+    tokio::task::block_in_place(|| lab.topo.lb.ip(&["addr", "add", &format!("{}/32", API_SERVER.ip()), "dev", "lo"]))?;
+    let listener = lab
+        .topo
+        .lb_rt
+        .spawn(async { std::net::TcpListener::bind(API_SERVER) })
+        .await
+        .map_err(|e| Error::Unavailable(e.to_string()))?
+        .map_err(|e| Error::io(format!("binding {API_SERVER}"), e))?;
+    let api = crate::fakeapi::FakeApi::start_on(listener).map_err(|e| Error::io("starting the API server", e))?;
+    let kubeconfig = api.kubeconfig(lab.dir()).map_err(|e| Error::io("writing the kubeconfig", e))?;
+    let direct = IngressConfig::direct();
+    lab.add_pod(Kind::App, "app-1", 0, &direct)?;
+    lab.add_pod(Kind::App, "app-2", 1, &direct)?;
+    lab.wait_ready(&["app-1", "app-2"]).await?;
+    let ips: Vec<std::net::Ipv4Addr> =
+        ["app-1", "app-2"].iter().filter_map(|p| lab.topo.pod(p).map(|p| p.ip)).collect();
+    api.apply(
+        serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": crate::topo::POD_PORT}]}}),
+    );
+    api.apply(app_slice(&[(ips[0], true), (ips[1], true)]));
+    api.apply(serde_json::json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": {"name": "app", "namespace": "web"},
+        "spec": {"ingressClassName": "realip", "rules": [{"http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}));
+    let k8s = IngressConfig { kubeconfig: Some(kubeconfig), ..IngressConfig::direct() };
+    lab.add_pod(Kind::Ingress, "ingress-a", 0, &k8s)?;
+    lab.add_pod(Kind::Ingress, "ingress-b", 1, &k8s)?;
+    lab.wait_ready(&["ingress-a", "ingress-b"]).await?;
+    lab.start_lb(LbKind::Passthrough(health_check(opts, HEALTH_CHECK_NODE_PORT, false))).await?;
+    lab.wait_lb(&[true, true, false]).await?;
+    // Until both ingress pods have synced the Ingress, answers are 404.
+    let probe = Load { requests: 20, concurrency: 1, ..load.clone() };
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !lab.traffic(&["c1"], &probe).await.iter().all(crate::load::Sample::ok) {
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Timeout("the ingress pods did not serve the Ingress within 15 s".into()));
+        }
+    }
+    lab.reset_logs();
+    let before = lab.traffic(&V4_CLIENTS, &Load { requests: 150, ..load.clone() }).await;
+    let mut parts = vec![Part {
+        label: "Ingress → app Service, both app pods ready".into(),
+        measure: lab.measure(&before, false),
+    }];
+    // app-1 starts terminating: its endpoint turns not ready in the slice.
+    api.apply(app_slice(&[(ips[0], false), (ips[1], true)]));
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = lab.traffic(&["c1"], &probe).await;
+        if s.iter().all(|s| s.ok() && s.body.as_ref().is_some_and(|b| b["pod"] == "app-2")) {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return Err(Error::Timeout("the EndpointSlice change did not reach the ingress pods within 15 s".into()));
+        }
+    }
+    lab.reset_logs();
+    let after = lab.traffic(&V4_CLIENTS, &Load { requests: 150, ..load }).await;
+    parts.push(Part {
+        label: "after the EndpointSlice marks app-1 terminating".into(),
+        measure: lab.measure(&after, false),
+    });
+    let (a, b) = (&parts[0].measure, &parts[1].measure);
+    let ok = a.requests.failed == 0
+        && b.requests.failed == 0
+        && a.preserved == a.requests.ok
+        && b.preserved == b.requests.ok
+        && a.spread_app.len() == 2
+        && b.spread_app.keys().all(|p| p == "app-2");
+    let reason = format!(
+        "routes from the Ingress, pod endpoints from the EndpointSlice: app pods {:?}, then {:?} after the change; {} + {} failed; client IP at the app on {} of {}",
+        a.spread_app,
+        b.spread_app,
+        a.requests.failed,
+        b.requests.failed,
+        a.preserved + b.preserved,
+        a.requests.sent + b.requests.sent
     );
     Ok(result(name, ok, reason, parts))
 }

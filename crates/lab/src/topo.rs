@@ -58,6 +58,9 @@ pub fn pod_cidr(node: usize) -> Ipv4Addr {
     Ipv4Addr::new(198, 51, 100, 128 + 16 * node as u8)
 }
 
+/// The lab's Kubernetes API server (on the lb host, `kubernetes` scenario).
+pub const API_SERVER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 250)), 6443);
+
 /// The CIDRs the cluster's own traffic comes from (nodes and pods).
 pub const CLUSTER_CIDRS: [&str; 2] = ["192.0.2.0/25", "198.51.100.128/25"];
 
@@ -233,6 +236,9 @@ impl Topology {
                     ns.ip(&["route", "add", &format!("{}/28", pod_cidr(j)), "via", &node_ip(j).to_string()])?;
                 }
             }
+            // The VPC router knows the pod ranges (host-gw), so the lb host
+            // (which also runs the lab's API server) can answer pods.
+            topo.lb.ip(&["route", "add", &format!("{}/28", pod_cidr(i)), "via", &ip.to_string()])?;
             let rt = ns.runtime()?;
             topo.nodes.push(Node { rt, name, ip, ns, pods: 0 });
         }

@@ -3,8 +3,6 @@
 //! loopback, and the skip-or-fail rule for missing peers.
 #![allow(dead_code)]
 
-pub mod fake_k8s;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -1,8 +1,14 @@
-//! A fake Kubernetes API server on loopback that speaks the real JSON for
-//! list, watch (chunked streams of `{"type", "object"}` events) and
-//! `PATCH …/status`, so kube-rs reflectors run unmodified against it.
-//! Objects are changed with [`FakeApi::apply`] / [`FakeApi::delete`],
-//! which bump the resourceVersion and notify open watches.
+//! A fake Kubernetes API server that speaks the real JSON for list, watch
+//! (chunked streams of `{"type", "object"}` events) and `PATCH …/status`
+//! of Ingresses, Services, EndpointSlices and Secrets, so kube-rs
+//! reflectors run unmodified against it. No real API server can run here:
+//! the lab's `kubernetes` scenario and the proxy's Kubernetes-mode tests
+//! use this one as the source of endpoints. Objects are changed with
+//! [`FakeApi::apply`] / [`FakeApi::delete`], which bump the
+//! resourceVersion and notify open watches.
+//!
+//! Bounded: it accepts at most 500 connections and a watch lasts at most
+//! 60 s (clients re-watch, as they do against a real server).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -28,9 +34,10 @@ struct State {
     patches: Vec<(String, Value)>,
 }
 
-/// The server; stops accepting when dropped (its threads end with the test).
+/// The server. Its threads end with the process or at their bounds.
 #[derive(Clone)]
 pub struct FakeApi {
+    /// Where it listens.
     pub addr: SocketAddr,
     state: Arc<Mutex<State>>,
 }
@@ -40,10 +47,21 @@ fn key(o: &Value) -> (String, String, String) {
     (s("/kind"), s("/metadata/namespace"), s("/metadata/name"))
 }
 
+impl std::fmt::Debug for FakeApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeApi").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
 impl FakeApi {
-    pub fn start() -> FakeApi {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        let api = FakeApi { addr: l.local_addr().unwrap(), state: Arc::default() };
+    /// Serves on a new loopback port.
+    pub fn start() -> std::io::Result<FakeApi> {
+        FakeApi::start_on(TcpListener::bind("127.0.0.1:0")?)
+    }
+
+    /// Serves on `l` (which may belong to another network namespace).
+    pub fn start_on(l: TcpListener) -> std::io::Result<FakeApi> {
+        let api = FakeApi { addr: l.local_addr()?, state: Arc::default() };
         let me = api.clone();
         std::thread::spawn(move || {
             for s in l.incoming().take(500).flatten() {
@@ -51,12 +69,12 @@ impl FakeApi {
                 std::thread::spawn(move || me.serve(s));
             }
         });
-        api
+        Ok(api)
     }
 
     /// Adds or replaces an object; open watches get ADDED / MODIFIED.
     pub fn apply(&self, mut o: Value) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.rv += 1;
         o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         o["metadata"]["uid"] = json!(format!("uid-{}", key(&o).2));
@@ -67,7 +85,7 @@ impl FakeApi {
 
     /// Deletes an object; open watches get DELETED.
     pub fn delete(&self, kind: &str, ns: &str, name: &str) {
-        let mut st = self.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.rv += 1;
         if let Some(mut o) = st.objects.remove(&(kind.into(), ns.into(), name.into())) {
             o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
@@ -77,18 +95,21 @@ impl FakeApi {
 
     /// The first port (`targetPort`) of a Service.
     pub fn service_port(&self, ns: &str, name: &str) -> u16 {
-        let st = self.state.lock().unwrap();
-        let svc = &st.objects[&("Service".to_owned(), ns.to_owned(), name.to_owned())];
-        u16::try_from(svc["spec"]["ports"][0]["targetPort"].as_u64().unwrap_or(0)).unwrap_or(0)
+        let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.objects
+            .get(&("Service".to_owned(), ns.to_owned(), name.to_owned()))
+            .and_then(|svc| svc["spec"]["ports"][0]["targetPort"].as_u64())
+            .and_then(|p| u16::try_from(p).ok())
+            .unwrap_or(0)
     }
 
     /// `PATCH …/status` bodies received, with their paths.
     pub fn patches(&self) -> Vec<(String, Value)> {
-        self.state.lock().unwrap().patches.clone()
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).patches.clone()
     }
 
     /// A kubeconfig pointing at the server, written into `dir`.
-    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::path::PathBuf {
+    pub fn kubeconfig(&self, dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
         let p = dir.join("kubeconfig");
         std::fs::write(
             &p,
@@ -96,9 +117,8 @@ impl FakeApi {
                 "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{token: fake-token}}\n",
                 self.addr
             ),
-        )
-        .unwrap();
-        p
+        )?;
+        Ok(p)
     }
 
     fn notify(st: &mut State, kind: &str, ty: &str, o: &Value) {
@@ -107,7 +127,8 @@ impl FakeApi {
     }
 
     fn serve(&self, stream: TcpStream) {
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let Ok(clone) = stream.try_clone() else { return };
+        let mut reader = BufReader::new(clone);
         let mut out = stream;
         loop {
             let mut line = String::new();
@@ -145,7 +166,7 @@ impl FakeApi {
                 return;
             }
             let sent = if method == "GET" && kind.is_some() {
-                let st = self.state.lock().unwrap();
+                let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let k = kind.unwrap_or_default();
                 let items: Vec<&Value> = st.objects.iter().filter(|((kk, _, _), _)| kk == k).map(|(_, v)| v).collect();
                 ok(
@@ -157,7 +178,7 @@ impl FakeApi {
                 let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
                 let seg: Vec<&str> = path.split('/').collect(); // /apis/networking.k8s.io/v1/namespaces/NS/ingresses/NAME/status
                 let (ns, name) = (seg.get(5).copied().unwrap_or(""), seg.get(7).copied().unwrap_or(""));
-                let mut st = self.state.lock().unwrap();
+                let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 st.patches.push((path.to_owned(), patch.clone()));
                 let obj = st.objects.get(&("Ingress".into(), ns.into(), name.into())).cloned();
                 drop(st);
@@ -187,7 +208,7 @@ impl FakeApi {
 
     fn stream_watch(&self, mut out: TcpStream, kind: &str) {
         let (tx, rx) = mpsc::channel();
-        self.state.lock().unwrap().watchers.push((kind.to_owned(), tx));
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).watchers.push((kind.to_owned(), tx));
         if out
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n")
             .is_err()
