@@ -195,6 +195,15 @@ fn annotations_and_deletion(api: &FakeApi, proxy: SocketAddr, p: &Proc) {
     let line = wait_line(&p.stderr, "ingress_rejected", 20);
     assert!(line.contains("use-regex is not supported") && line.contains("web/site"), "{line}");
     until(proxy, "/debug/ip", "rejected Ingress not served", |s, _| s == 404);
+    // …and its status says so, with a code on the port.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !api.patches().iter().any(|(path, body)| {
+        path.ends_with("/ingresses/site/status")
+            && body["status"]["loadBalancer"]["ingress"][0]["ports"][0]["error"] == "realip.dev/UnsupportedAnnotation"
+    }) {
+        assert!(Instant::now() < deadline, "no rejection status: {:?}", api.patches());
+        std::thread::sleep(Duration::from_millis(20));
+    }
     // Back, then deleted: 404.
     api.apply(ingress("site", "realip", "/", json!({})));
     until(proxy, "/debug/ip", "served again", |s, _| s == 200);

@@ -3,8 +3,10 @@
 //! ([`crate::ingress::desired`]) and hands them to the proxy through a
 //! `tokio::sync::watch` channel (only when they changed). The load
 //! balancer's address (the publish Service's `status.loadBalancer`) is
-//! written into the status of every Ingress served; rejected Ingresses get
-//! no address, and their reason is logged.
+//! written into the status of every Ingress served; a rejected Ingress gets
+//! the address with an error code on its port
+//! (`realip.dev/UnsupportedAnnotation`, `…/InvalidAnnotation`,
+//! `…/BackendNotFound`), and the full reason is logged.
 
 use std::collections::BTreeMap;
 
@@ -48,6 +50,31 @@ where
 fn event(v: &serde_json::Value) {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr().lock(), "{v}");
+}
+
+/// Ingress v1 status has no conditions; the place for a problem is
+/// `loadBalancer.ingress[].ports[].error`, a CamelCase code with a
+/// domain prefix (the full reason goes to the log). So `kubectl get ingress
+/// -o yaml` shows why a rejected Ingress is not served.
+fn rejected_status(lb: &serde_json::Value, message: &str) -> serde_json::Value {
+    let code = if message.contains("not supported") {
+        "realip.dev/UnsupportedAnnotation"
+    } else if message.contains("not found") || message.contains("has no port") {
+        "realip.dev/BackendNotFound"
+    } else {
+        "realip.dev/InvalidAnnotation"
+    };
+    let entries: Vec<serde_json::Value> = lb
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            let mut e = e.clone();
+            e["ports"] = json!([{"port": 80, "protocol": "TCP", "error": code}]);
+            e
+        })
+        .collect();
+    json!(entries)
 }
 
 /// A client from the in-cluster service account or `KUBECONFIG`.
@@ -127,16 +154,21 @@ pub async fn run(
                 .and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.clone())
                 .map(|v| serde_json::to_value(v).unwrap_or_default());
             if let Some(lb) = lb {
-                for (ins, iname) in &d.served {
+                let rejected = d.problems.iter().filter_map(|p| {
+                    let (ns, name) = p.ingress.split_once('/')?;
+                    Some(((ns.to_owned(), name.to_owned()), rejected_status(&lb, &p.message)))
+                });
+                let served = d.served.iter().map(|k| (k.clone(), lb.clone()));
+                for ((ins, iname), status) in served.chain(rejected).collect::<Vec<_>>() {
                     let key = (ins.clone(), iname.clone());
-                    if published.get(&key) == Some(&lb) {
+                    if published.get(&key) == Some(&status) {
                         continue;
                     }
-                    let patch = json!({"status": {"loadBalancer": {"ingress": lb}}});
-                    let api: Api<Ingress> = Api::namespaced(client.clone(), ins);
-                    match api.patch_status(iname, &PatchParams::default(), &Patch::Merge(&patch)).await {
+                    let patch = json!({"status": {"loadBalancer": {"ingress": status}}});
+                    let api: Api<Ingress> = Api::namespaced(client.clone(), &ins);
+                    match api.patch_status(&iname, &PatchParams::default(), &Patch::Merge(&patch)).await {
                         Ok(_) => {
-                            published.insert(key, lb.clone());
+                            published.insert(key, status);
                         }
                         Err(e) => event(
                             &json!({"event": "ingress_status_failed", "ingress": format!("{ins}/{iname}"), "error": e.to_string()}),
