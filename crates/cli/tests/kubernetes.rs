@@ -213,17 +213,7 @@ fn annotations_and_deletion(api: &FakeApi, proxy: SocketAddr, p: &Proc) {
 
 /// A self-signed certificate for `name` (PEM chain, PEM key).
 fn self_signed(dir: &std::path::Path, name: &str) -> (Vec<u8>, Vec<u8>) {
-    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
-        .args(["-subj", &format!("/CN={name}"), "-addext", &format!("subjectAltName=DNS:{name}")])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (cert, key) = common::self_signed(dir, name);
     (std::fs::read(cert).unwrap(), std::fs::read(key).unwrap())
 }
 

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{echo, get, have, peer_missing, raw_http, spawn, wait_line, wait_port, Proc};
+use common::{echo, get, have, peer_missing, raw_http, self_signed, spawn, wait_line, wait_port, Proc};
 use serde_json::Value;
 
 /// A temporary directory removed on drop.
@@ -177,34 +177,6 @@ fn trusted_chain_is_kept_and_appended() {
         .map(|x| x["value"].as_str().unwrap())
         .collect();
     assert_eq!(rid, ["abc-123"], "a trusted hop's request id is passed through");
-}
-
-fn self_signed(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
-    let ok = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-        ])
-        .arg(format!("/CN={name}"))
-        .arg("-addext")
-        .arg(format!("subjectAltName=DNS:{name}"))
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    (cert, key)
 }
 
 #[test]

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::harness::mode;
 use crate::load::{self, Load, Sample};
 use crate::netns::Proc;
-use crate::report::{Measure, Part, Requests, ScenarioResult, Verdict};
+use crate::report::{Measure, Part, Requests, ScenarioResult};
 use crate::scenario::FORGED;
 
 /// Scenarios the loopback approximation can run honestly.
@@ -160,24 +160,8 @@ async fn traffic(c: &Chain, headers: Vec<String>) -> Vec<Sample> {
     load::run(vec![(tokio::runtime::Handle::current(), IpAddr::V4(CLIENT), c.entry)], load).await
 }
 
-fn result(name: &str, setup: &str, ok: bool, reason: String, mut parts: Vec<Part>) -> ScenarioResult {
-    let mut measure = parts[0].measure.clone();
-    for p in &parts[1..] {
-        measure.requests.sent += p.measure.requests.sent;
-        measure.requests.ok += p.measure.requests.ok;
-        measure.requests.failed += p.measure.requests.failed;
-    }
-    if parts.len() == 1 {
-        parts.clear();
-    }
-    ScenarioResult {
-        name: name.to_owned(),
-        verdict: if ok { Verdict::Pass } else { Verdict::Fail },
-        reason,
-        setup: setup.to_owned(),
-        measure,
-        parts,
-    }
+fn result(name: &str, setup: &str, ok: bool, reason: String, parts: Vec<Part>) -> ScenarioResult {
+    ScenarioResult::from_parts(name, setup, ok, reason, parts)
 }
 
 /// Runs one of [`RUNNABLE`] on loopback.

@@ -113,6 +113,35 @@ pub struct ScenarioResult {
 }
 
 impl ScenarioResult {
+    /// A result from one or more measured configurations: the top-level
+    /// fields are the first one's, `requests` sums them all.
+    pub fn from_parts(name: &str, setup: &str, ok: bool, reason: String, parts: Vec<Part>) -> ScenarioResult {
+        let mut measure = parts.first().map(|p| p.measure.clone()).unwrap_or_default();
+        for p in parts.iter().skip(1) {
+            measure.requests.sent += p.measure.requests.sent;
+            measure.requests.ok += p.measure.requests.ok;
+            measure.requests.failed += p.measure.requests.failed;
+        }
+        ScenarioResult {
+            name: name.to_owned(),
+            verdict: if ok { Verdict::Pass } else { Verdict::Fail },
+            reason,
+            setup: setup.to_owned(),
+            measure,
+            parts: if parts.len() > 1 { parts } else { Vec::new() },
+        }
+    }
+
+    /// Each measured configuration with its label (one unlabelled for
+    /// single-configuration scenarios).
+    pub fn configurations(&self) -> Vec<(&str, &Measure)> {
+        if self.parts.is_empty() {
+            vec![("", &self.measure)]
+        } else {
+            self.parts.iter().map(|p| (p.label.as_str(), &p.measure)).collect()
+        }
+    }
+
     /// A scenario that did not run here.
     pub fn skipped(name: &str, setup: &str, reason: &str) -> ScenarioResult {
         ScenarioResult {
@@ -236,12 +265,7 @@ pub fn markdown(report: &Report, charts: &[(String, String)]) -> String {
         if s.verdict == Verdict::Skipped {
             continue;
         }
-        let parts: Vec<(&str, &Measure)> = if s.parts.is_empty() {
-            vec![("", &s.measure)]
-        } else {
-            s.parts.iter().map(|p| (p.label.as_str(), &p.measure)).collect()
-        };
-        for (label, m) in parts {
+        for (label, m) in s.configurations() {
             if !label.is_empty() {
                 let _ = writeln!(out, "### {label}\n");
             }
@@ -345,11 +369,7 @@ pub fn charts(report: &Report) -> Vec<(String, String)> {
         if s.verdict == Verdict::Skipped {
             continue;
         }
-        let parts: Vec<(&str, &Measure)> = if s.parts.is_empty() {
-            vec![("", &s.measure)]
-        } else {
-            s.parts.iter().map(|p| (p.label.as_str(), &p.measure)).collect()
-        };
+        let parts = s.configurations();
         let timelines: Vec<(&str, &[Slot])> =
             parts.iter().filter(|(_, m)| !m.timeline.is_empty()).map(|(l, m)| (*l, m.timeline.as_slice())).collect();
         if !timelines.is_empty() {

@@ -10,7 +10,7 @@ use crate::kubeproxy::Policy;
 use crate::lb::HealthCheck;
 use crate::load::Load;
 use crate::pods::{IngressConfig, Kind};
-use crate::report::{Measure, Part, ScenarioResult, Verdict};
+use crate::report::{Measure, Part, ScenarioResult};
 use crate::topo::{HEALTH_CHECK_NODE_PORT, KUBE_PROXY_HEALTHZ_PORT};
 
 /// Every scenario, in the order `all` runs them, with what it sets up.
@@ -71,22 +71,7 @@ fn setup_of(name: &str) -> String {
 }
 
 fn result(name: &str, ok: bool, reason: String, parts: Vec<Part>) -> ScenarioResult {
-    let mut measure = parts.first().map(|p| p.measure.clone()).unwrap_or_default();
-    if parts.len() > 1 {
-        for p in &parts[1..] {
-            measure.requests.sent += p.measure.requests.sent;
-            measure.requests.ok += p.measure.requests.ok;
-            measure.requests.failed += p.measure.requests.failed;
-        }
-    }
-    ScenarioResult {
-        name: name.to_owned(),
-        verdict: if ok { Verdict::Pass } else { Verdict::Fail },
-        reason,
-        setup: setup_of(name),
-        measure,
-        parts: if parts.len() > 1 { parts } else { Vec::new() },
-    }
+    ScenarioResult::from_parts(name, &setup_of(name), ok, reason, parts)
 }
 
 fn single(m: Measure) -> Vec<Part> {

@@ -88,12 +88,17 @@ pub struct TcpEntry {
     pub error: Option<String>,
 }
 
+/// `{"time":"…","listener":"…"` — how every JSON line starts.
+fn json_head(out: &mut String, time: SystemTime, listener: &str) {
+    out.push_str("{\"time\":\"");
+    write_rfc3339(out, time);
+    out.push_str("\",\"listener\":");
+    json_str(out, listener);
+}
+
 impl TcpEntry {
     fn json(&self, out: &mut String) {
-        out.push_str("{\"time\":\"");
-        write_rfc3339(out, self.time);
-        out.push_str("\",\"listener\":");
-        json_str(out, &self.listener);
+        json_head(out, self.time, &self.listener);
         let _ = write!(
             out,
             ",\"mode\":\"tcp\",\"peer\":\"{}\",\"client_ip\":\"{}\",\"upstream\":",
@@ -171,10 +176,7 @@ fn header_text(v: Option<&HeaderValue>) -> std::borrow::Cow<'_, str> {
 
 impl Entry {
     fn json(&self, out: &mut String) {
-        out.push_str("{\"time\":\"");
-        write_rfc3339(out, self.time);
-        out.push_str("\",\"listener\":");
-        json_str(out, &self.listener);
+        json_head(out, self.time, &self.listener);
         let _ = write!(
             out,
             ",\"peer\":\"{}\",\"client_ip\":\"{}\",\"client_ip_source\":\"{}\",\"client_ip_hop\":{},\"proxy_src\":",
