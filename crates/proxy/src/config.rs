@@ -312,7 +312,7 @@ pub enum Balance {
 }
 
 /// One `[[upstream]]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Name routes refer to.

@@ -102,4 +102,21 @@ mod tests {
         assert!(c.upstreams[0].from_kubernetes && c.upstreams[0].endpoints.is_empty());
         assert_eq!(c.upstreams[0].tls, crate::config::UpstreamTls::Insecure);
     }
+
+    #[test]
+    fn an_endpoint_change_rebuilds_only_the_pool_it_touches() {
+        use crate::snapshot::Snapshot;
+        let backend =
+            |name: &str, ip: &str| Backend { name: name.into(), endpoints: vec![ip.parse().unwrap()], https: false };
+        let d = |a: &str| Desired {
+            backends: vec![backend("web/a:80", a), backend("web/b:80", "10.0.0.9:80")],
+            ..Desired::default()
+        };
+        let base = || -> Config { toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap() };
+        let first = Snapshot::build(compose(base(), Some(&d("10.0.0.1:80")))).unwrap();
+        let second = Snapshot::build_reusing(compose(base(), Some(&d("10.0.0.2:80"))), Some(&first)).unwrap();
+        let same = |n: &str| std::sync::Arc::ptr_eq(&first.pools[n], &second.pools[n]);
+        assert!(!same("k8s:web/a:80"), "its endpoints changed");
+        assert!(same("k8s:web/b:80"), "untouched: idle connections and ejections survive");
+    }
 }

@@ -38,11 +38,11 @@ type Dynamic = Arc<std::sync::Mutex<Option<Desired>>>;
 
 /// Loads, validates and compiles the file: what `--check` runs.
 pub fn check(path: &Path) -> Result<Snapshot, Error> {
-    check_with(path, None)
+    check_with(path, None, None)
 }
 
-fn check_with(path: &Path, d: Option<&Desired>) -> Result<Snapshot, Error> {
-    Snapshot::build(crate::kubernetes::compose(Config::load(path)?, d))
+fn check_with(path: &Path, d: Option<&Desired>, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
+    Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d), previous)
 }
 
 /// Runs the proxy from `path` until a shutdown signal, then drains.
@@ -186,9 +186,9 @@ async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, dynamic: 
 /// One reload attempt; the old snapshot stays unless the new one is good.
 fn reload(path: &Path, shared: &Shared, dynamic: &Dynamic) {
     let d = dynamic.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-    match check_with(path, d.as_ref()) {
+    let old = shared.snapshot.load_full();
+    match check_with(path, d.as_ref(), Some(&old)) {
         Ok(new) => {
-            let old = shared.snapshot.load();
             let binds =
                 |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
             if binds(&new) != binds(&old) {

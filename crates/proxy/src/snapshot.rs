@@ -40,6 +40,8 @@ pub struct Snapshot {
     pub routes: Routes,
     /// Listeners by name.
     pub listeners: HashMap<String, ListenerRuntime>,
+    /// Upstream pools by name.
+    pub pools: HashMap<String, Arc<Pool>>,
 }
 
 fn cidrs(list: &[String]) -> TrustedProxies {
@@ -50,6 +52,14 @@ fn cidrs(list: &[String]) -> TrustedProxies {
 impl Snapshot {
     /// Validates and compiles `config`.
     pub fn build(config: Config) -> Result<Snapshot, Error> {
+        Snapshot::build_reusing(config, None)
+    }
+
+    /// As [`Snapshot::build`], keeping the pools of `previous` whose
+    /// upstream configuration did not change: their idle keep-alive
+    /// connections, in-flight counts and ejections survive a reload (and
+    /// every Kubernetes endpoint change that does not touch them).
+    pub fn build_reusing(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
         let errors = config.validate();
         if !errors.is_empty() {
             return Err(Error::Config(errors));
@@ -59,8 +69,14 @@ impl Snapshot {
             Sources::parse(&config.client_ip.sources).map_err(|e| Error::Config(vec![e.to_string()]))?,
             config.client_ip.strategy.parse().map_err(|e: realip_core::Error| Error::Config(vec![e.to_string()]))?,
         );
-        let pools: HashMap<String, Arc<Pool>> =
-            config.upstreams.iter().map(|u| (u.name.clone(), Arc::new(Pool::new(u)))).collect();
+        let pools: HashMap<String, Arc<Pool>> = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let old = previous.and_then(|p| p.pools.get(&u.name)).filter(|p| p.config() == u);
+                (u.name.clone(), old.map_or_else(|| Arc::new(Pool::new(u)), Arc::clone))
+            })
+            .collect();
         let ipv6_prefix = config.policy.ipv6_prefix.unwrap_or(64);
         let global_rate = config.policy.rate.map(|r| Arc::new(RateLimiter::new(r, ipv6_prefix)));
         let global_allow = (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow));
@@ -106,6 +122,6 @@ impl Snapshot {
             let upstream = l.upstream.as_ref().and_then(|u| pools.get(u)).map(Arc::clone);
             listeners.insert(l.name.clone(), ListenerRuntime { proxy, tls, mode: l.mode, upstream });
         }
-        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config })
+        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools })
     }
 }

@@ -178,6 +178,8 @@ pub struct Pool {
     max_fails: u32,
     fail_timeout: Duration,
     epoch: Instant,
+    /// What it was built from (a reload keeps the pool if this is unchanged).
+    config: UpstreamConfig,
 }
 
 /// Addresses for an outgoing PROXY header.
@@ -212,6 +214,11 @@ pub fn proxy_header(version: ProxyProtocolOut, addrs: ProxyAddrs) -> Vec<u8> {
 }
 
 impl Pool {
+    /// The configuration it was built from.
+    pub fn config(&self) -> &UpstreamConfig {
+        &self.config
+    }
+
     /// How long a connect to one endpoint may take.
     pub fn connect_timeout(&self) -> Duration {
         self.connect_timeout
@@ -249,6 +256,7 @@ impl Pool {
             max_fails: cfg.max_fails.unwrap_or(3).max(1),
             fail_timeout: cfg.fail_timeout.map_or(Duration::from_secs(10), |d| d.0),
             epoch: Instant::now(),
+            config: cfg.clone(),
         }
     }
 
