@@ -22,6 +22,7 @@
 //!   Annotations are read with the `nginx.ingress.kubernetes.io/` prefix and
 //!   with realip's own `realip.dev/`.
 
+use std::borrow::Borrow;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -209,8 +210,8 @@ fn policy(ing: &Ingress) -> Result<Policy, String> {
 fn backend(
     namespace: &str,
     b: &IngressBackend,
-    services: &[Service],
-    slices: &[EndpointSlice],
+    services: &[&Service],
+    slices: &[&EndpointSlice],
     https: bool,
 ) -> Result<Backend, String> {
     let svc_ref = b.service.as_ref().ok_or("only Service backends are supported")?;
@@ -269,19 +270,31 @@ fn backend(
 }
 
 /// Everything the proxy should serve for `class` (in `namespace` only, if given).
-pub fn desired(
+/// Takes the objects owned or shared (`Arc`, as reflector stores hold
+/// them), so the watcher passes its stores without copying.
+pub fn desired<I, S, E, T>(
     class: &str,
     namespace: Option<&str>,
-    ingresses: &[Ingress],
-    services: &[Service],
-    slices: &[EndpointSlice],
-    secrets: &[Secret],
-) -> Desired {
+    ingresses: &[I],
+    services: &[S],
+    slices: &[E],
+    secrets: &[T],
+) -> Desired
+where
+    I: Borrow<Ingress>,
+    S: Borrow<Service>,
+    E: Borrow<EndpointSlice>,
+    T: Borrow<Secret>,
+{
+    let services: Vec<&Service> = services.iter().map(Borrow::borrow).collect();
+    let slices: Vec<&EndpointSlice> = slices.iter().map(Borrow::borrow).collect();
+    let secrets: Vec<&Secret> = secrets.iter().map(Borrow::borrow).collect();
     let mut d = Desired::default();
     let mut certs: BTreeMap<String, Cert> = BTreeMap::new();
     let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
     let mut sorted: Vec<&Ingress> = ingresses
         .iter()
+        .map(Borrow::borrow)
         .filter(|i| is_ours(i, class))
         .filter(|i| namespace.is_none_or(|n| i.metadata.namespace.as_deref() == Some(n)))
         .collect();
@@ -296,7 +309,7 @@ pub fn desired(
             let mut out = Vec::new();
             let tls_hosts: Vec<&String> = spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()).collect();
             let mut add = |host: Option<String>, path: String, b: &IngressBackend| -> Result<(), String> {
-                let be = backend(&ns, b, services, slices, p.https_backend)?;
+                let be = backend(&ns, b, &services, &slices, p.https_backend)?;
                 let has_tls = host.as_ref().is_some_and(|h| tls_hosts.contains(&h));
                 let route = Route {
                     ingress: id.clone(),
@@ -332,7 +345,7 @@ pub fn desired(
                 }
                 for t in ing.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
                     let Some(secret_name) = &t.secret_name else { continue };
-                    match tls_secret(&ns, secret_name, secrets) {
+                    match tls_secret(&ns, secret_name, &secrets) {
                         Ok(c) => {
                             certs.insert(c.name.clone(), c);
                         }
@@ -349,7 +362,7 @@ pub fn desired(
     d
 }
 
-fn tls_secret(ns: &str, name: &str, secrets: &[Secret]) -> Result<Cert, String> {
+fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Cert, String> {
     let s = secrets
         .iter()
         .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name))
@@ -363,6 +376,8 @@ fn tls_secret(ns: &str, name: &str, secrets: &[Secret]) -> Result<Cert, String> 
 mod tests {
     use super::*;
     use serde_json::json;
+
+    const NO_SECRETS: &[Secret] = &[];
 
     fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
         serde_json::from_value(v).unwrap()
@@ -394,8 +409,14 @@ mod tests {
     #[test]
     fn routes_target_ready_pods_and_fall_back_to_terminating_ones() {
         let (svcs, mut slices) = fixtures();
-        let d =
-            desired("realip", None, &[ingress(json!({}), "realip"), ingress(json!({}), "nginx")], &svcs, &slices, &[]);
+        let d = desired(
+            "realip",
+            None,
+            &[ingress(json!({}), "realip"), ingress(json!({}), "nginx")],
+            &svcs,
+            &slices,
+            NO_SECRETS,
+        );
         assert_eq!(d.routes.len(), 1, "the nginx-class Ingress is not ours");
         assert_eq!((d.routes[0].host.as_deref(), d.routes[0].path.as_str()), (Some("app.example.com"), "/api"));
         assert_eq!(
@@ -404,10 +425,10 @@ mod tests {
         );
         // The ready pod goes: only the terminating-but-serving one is left.
         slices[0].endpoints.as_mut().unwrap().remove(0);
-        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, &[]);
+        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, NO_SECRETS);
         assert_eq!(d.backends[0].endpoints, ["10.1.0.6:8000".parse::<SocketAddr>().unwrap()]);
         slices[0].endpoints.as_mut().unwrap().remove(0);
-        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, &[]);
+        let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, NO_SECRETS);
         assert!(d.backends[0].endpoints.is_empty(), "not serving: nothing");
     }
 
@@ -418,7 +439,7 @@ mod tests {
             "nginx.ingress.kubernetes.io/denylist-source-range": "203.0.113.66/32",
             "nginx.ingress.kubernetes.io/limit-rps": "10", "nginx.ingress.kubernetes.io/limit-burst-multiplier": "3",
             "nginx.ingress.kubernetes.io/proxy-body-size": "8m"});
-        let d = desired("realip", None, &[ingress(a, "realip")], &svcs, &slices, &[]);
+        let d = desired("realip", None, &[ingress(a, "realip")], &svcs, &slices, NO_SECRETS);
         let r = &d.routes[0];
         assert_eq!(r.allow.as_deref(), Some(&["203.0.113.0/24".to_owned(), "198.51.100.7/32".to_owned()][..]));
         assert_eq!(r.deny, ["203.0.113.66/32"]);
@@ -430,14 +451,14 @@ mod tests {
             &[ingress(json!({"nginx.ingress.kubernetes.io/ssl-redirect": "true"}), "realip")],
             &svcs,
             &slices,
-            &[],
+            NO_SECRETS,
         );
         assert!(d.routes[0].ssl_redirect);
         let https = json!({"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"});
-        let d = desired("realip", None, &[ingress(https, "realip")], &svcs, &slices, &[]);
+        let d = desired("realip", None, &[ingress(https, "realip")], &svcs, &slices, NO_SECRETS);
         assert!(d.backends[0].https && d.backends[0].name == "web/app:80+https");
         let grpc = json!({"nginx.ingress.kubernetes.io/backend-protocol": "GRPC"});
-        let d = desired("realip", None, &[ingress(grpc, "realip")], &svcs, &slices, &[]);
+        let d = desired("realip", None, &[ingress(grpc, "realip")], &svcs, &slices, NO_SECRETS);
         assert!(d.problems[0].message.contains("backend-protocol: `GRPC` is not supported"));
         let d = desired(
             "realip",
@@ -445,14 +466,20 @@ mod tests {
             &[ingress(json!({"nginx.ingress.kubernetes.io/use-regex": "true"}), "realip")],
             &svcs,
             &slices,
-            &[],
+            NO_SECRETS,
         );
         assert!(d.routes.is_empty());
         assert!(d.problems[0].message.contains("use-regex is not supported"), "{:?}", d.problems);
-        let d =
-            desired("realip", None, &[ingress(json!({"realip.dev/limit-rps": "lots"}), "realip")], &svcs, &slices, &[]);
+        let d = desired(
+            "realip",
+            None,
+            &[ingress(json!({"realip.dev/limit-rps": "lots"}), "realip")],
+            &svcs,
+            &slices,
+            NO_SECRETS,
+        );
         assert!(d.problems[0].message.contains("limit-rps: `lots`"), "{:?}", d.problems);
-        let d = desired("realip", Some("other"), &[ingress(json!({}), "realip")], &svcs, &slices, &[]);
+        let d = desired("realip", Some("other"), &[ingress(json!({}), "realip")], &svcs, &slices, NO_SECRETS);
         assert!(d.routes.is_empty() && d.problems.is_empty(), "outside the watched namespace");
     }
 
@@ -462,14 +489,14 @@ mod tests {
         let mut ing = ingress(json!({}), "realip");
         ing.spec.as_mut().unwrap().rules.as_mut().unwrap()[0].http.as_mut().unwrap().paths[0].backend =
             obj(json!({"service": {"name": "app", "port": {"number": 81}}}));
-        let d = desired("realip", None, &[ing], &svcs, &slices, &[]);
+        let d = desired("realip", None, &[ing], &svcs, &slices, NO_SECRETS);
         assert_eq!(d.problems[0].message, "Service web/app has no port 81");
         assert_eq!(parse_size("0").unwrap(), u64::MAX);
         // TLS: the Secret's PEM is handed over; a missing one is a warning, not a rejection.
         let mut ing = ingress(json!({}), "realip");
         ing.spec.as_mut().unwrap().tls =
             Some(vec![obj(json!({"hosts": ["app.example.com"], "secretName": "site-tls"}))]);
-        let d = desired("realip", None, std::slice::from_ref(&ing), &svcs, &slices, &[]);
+        let d = desired("realip", None, std::slice::from_ref(&ing), &svcs, &slices, NO_SECRETS);
         assert_eq!((d.routes.len(), d.warnings[0].message.as_str()), (1, "TLS Secret web/site-tls not found"));
         assert!(d.routes[0].ssl_redirect, "TLS for the host turns ssl-redirect on by default");
         let secret: Secret =

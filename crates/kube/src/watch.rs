@@ -131,14 +131,7 @@ pub async fn run(
         if !synced.iter().all(|s| *s) {
             continue;
         }
-        let d = desired(
-            &cfg.class,
-            ns,
-            &ingresses.state().iter().map(|i| (**i).clone()).collect::<Vec<_>>(),
-            &services.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
-            &slices.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
-            &secrets.state().iter().map(|s| (**s).clone()).collect::<Vec<_>>(),
-        );
+        let d = desired(&cfg.class, ns, &ingresses.state(), &services.state(), &slices.state(), &secrets.state());
         let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
         for p in now.iter().filter(|p| !reported.contains(p)) {
             let kind = if d.problems.contains(p) { "ingress_rejected" } else { "ingress_warning" };
