@@ -30,6 +30,9 @@ use crate::topo::{self, Topology, HEALTH_CHECK_NODE_PORT, KUBE_PROXY_HEALTHZ_POR
 
 /// kubelet readiness probing in the lab (fast, so scenarios stay short).
 pub const PROBE_PERIOD: Duration = Duration::from_millis(300);
+/// A probe's own timeout (the kubelet's default `timeoutSeconds: 1`), so a
+/// loaded machine does not fail healthy pods.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Consecutive failures before a pod is not ready.
 pub const PROBE_FAILURE_THRESHOLD: u32 = 5;
 
@@ -243,7 +246,7 @@ impl Lab {
             let mut ever_ready = false;
             loop {
                 tick.tick().await;
-                let ok = pods::probe(ip, port, path, PROBE_PERIOD).await;
+                let ok = pods::probe(ip, port, path, PROBE_TIMEOUT).await;
                 failures = if ok { 0 } else { failures + 1 };
                 let serving = if ok {
                     Some(true)

@@ -119,6 +119,20 @@ pub async fn probe(node: Ipv4Addr, port: u16, timeout: Duration) -> bool {
     tokio::time::timeout(timeout, attempt).await.ok().flatten().unwrap_or(false)
 }
 
+/// A check's timeout: 1 s, whatever the interval (a loaded machine must not
+/// fail healthy nodes; an unhealthy node answers 503 at once).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// One round of checks, all nodes at once.
+async fn probe_all(nodes: &[Ipv4Addr], port: u16) -> Vec<bool> {
+    let handles: Vec<_> = nodes.iter().map(|n| tokio::spawn(probe(*n, port, PROBE_TIMEOUT))).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap_or(false));
+    }
+    out
+}
+
 /// The health checker's view of the nodes.
 #[derive(Debug)]
 pub struct LbState {
@@ -151,10 +165,7 @@ pub async fn run_passthrough(
     state: Arc<Mutex<LbState>>,
     ready: tokio::sync::oneshot::Sender<Result<()>>,
 ) {
-    let mut healthy = Vec::with_capacity(nodes.len());
-    for n in &nodes {
-        healthy.push(probe(*n, hc.port, hc.interval).await);
-    }
+    let healthy = probe_all(&nodes, hc.port).await;
     let apply = |t: &[Ipv4Addr]| {
         crate::netns::sh_async(
             ["ip", "netns", "exec", &lb_name, "nft", "-f", "-"].map(str::to_owned).to_vec(),
@@ -173,10 +184,7 @@ pub async fn run_passthrough(
     tick.tick().await;
     loop {
         tick.tick().await;
-        let mut results = Vec::with_capacity(nodes.len());
-        for n in &nodes {
-            results.push(probe(*n, hc.port, hc.interval).await);
-        }
+        let results = probe_all(&nodes, hc.port).await;
         let next = {
             let Ok(mut s) = state.lock() else { return };
             for (i, ok) in results.into_iter().enumerate() {

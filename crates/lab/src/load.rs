@@ -65,7 +65,7 @@ impl Default for Load {
             concurrency: 6,
             pause: None,
             headers: Vec::new(),
-            connect_timeout: Duration::from_millis(300),
+            connect_timeout: Duration::from_secs(1),
             timeout: Duration::from_secs(3),
         }
     }
