@@ -205,37 +205,21 @@ fn probe_through_realip_proxy_trusting_everyone_and_correctly() {
     }
 }
 
+/// `realip doctor --probe … --probe-proxy-protocol` against `addr`, expecting 127.0.0.1.
+fn probe_proxy_protocol(addr: std::net::SocketAddr) -> std::process::Output {
+    let url = format!("http://{addr}/debug/ip");
+    doctor(&["--probe", &url, "--probe-proxy-protocol", "--expect-client", "127.0.0.1", "--format", "json"], None)
+}
+
 #[test]
 fn probe_with_forged_proxy_header() {
     // The app accepts PROXY headers from loopback: a forged one is believed.
     let (_e, addr) = common::echo(&["--trust", "127.0.0.1", "--proxy-protocol", "optional"]);
-    let out = doctor(
-        &[
-            "--probe",
-            &format!("http://{addr}/debug/ip"),
-            "--probe-proxy-protocol",
-            "--expect-client",
-            "127.0.0.1",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let out = probe_proxy_protocol(addr);
     assert!(rules_of(&out).contains(&"probe-forged-proxy-believed".to_owned()), "{:?}", rules_of(&out));
     // From a sender it does not trust, the PROXY header closes the connection.
     let (_e, addr) = common::echo(&["--trust", "10.0.0.0/8", "--proxy-protocol", "optional"]);
-    let out = doctor(
-        &[
-            "--probe",
-            &format!("http://{addr}/debug/ip"),
-            "--probe-proxy-protocol",
-            "--expect-client",
-            "127.0.0.1",
-            "--format",
-            "json",
-        ],
-        None,
-    );
+    let out = probe_proxy_protocol(addr);
     assert_eq!((out.status.code(), rules_of(&out)), (Some(0), vec![]));
     // https is refused with a clear message.
     let out = doctor(&["--probe", "https://127.0.0.1:1/"], None);

@@ -24,14 +24,7 @@ fn debug_ip_fields_and_forged_headers() {
     let (s, _) = raw_http(addr, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
     assert_eq!(s, 200);
     let (_, v) = get(addr, "/debug/headers", &["X-Forwarded-For: a", "X-Forwarded-For: b"]);
-    let xff: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|h| h["name"] == "x-forwarded-for")
-        .map(|h| h["value"].as_str().unwrap())
-        .collect();
-    assert_eq!(xff, ["a", "b"]);
+    assert_eq!(common::header_values(&v, "x-forwarded-for"), ["a", "b"]);
     // One log line per request, with peer and client.
     let line = wait_line(&p.stdout, "203.0.113.7", 10);
     assert!(line.contains("\"peer\":\"127.0.0.1:"), "{line}");

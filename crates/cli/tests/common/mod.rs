@@ -149,3 +149,11 @@ pub fn self_signed(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, st
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     (cert, key)
 }
+
+/// The values of header `name` in a `/debug/headers` answer, in order.
+pub fn header_values<'a>(headers: &'a serde_json::Value, name: &str) -> Vec<&'a str> {
+    headers
+        .as_array()
+        .map(|a| a.iter().filter(|h| h["name"] == name).filter_map(|h| h["value"].as_str()).collect())
+        .unwrap_or_default()
+}
