@@ -11,121 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{echo, get, have, peer_missing, raw_http, self_signed, spawn, wait_line, wait_port, Proc};
+use common::{
+    base, base_with_listener, curl, echo, get, need, peer_missing, proxy, raw_http, self_signed, spawn, wait_line,
+    wait_port, TempDir,
+};
 use serde_json::Value;
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("realip-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Proxy {
-    proc: Proc,
-    listeners: std::collections::HashMap<String, SocketAddr>,
-    config: PathBuf,
-    _dir: TempDir,
-}
-
-impl Proxy {
-    fn addr(&self, name: &str) -> SocketAddr {
-        self.listeners[name]
-    }
-    fn pid(&self) -> u32 {
-        self.proc.child.id()
-    }
-    fn metrics(&self) -> String {
-        let (_, body) =
-            raw_http(self.addr("admin"), b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
-        body
-    }
-    fn counter(&self, line_prefix: &str) -> u64 {
-        self.metrics()
-            .lines()
-            .filter(|l| l.starts_with(line_prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-}
-
-/// Starts the proxy with `config` (listeners may bind port 0; the actual
-/// addresses are read from its `listening` events).
-fn proxy(config: &str) -> Proxy {
-    let dir = TempDir::new("proxy");
-    let path = dir.0.join("realip.toml");
-    std::fs::write(&path, config).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
-    cmd.args(["proxy", "--config"]).arg(&path);
-    let p = spawn(&mut cmd);
-    let n = config.matches("[[listener]]").count() + usize::from(config.contains("[admin]"));
-    let mut listeners = std::collections::HashMap::new();
-    for _ in 0..n {
-        let line = wait_line(&p.stderr, "\"listening\"", 20);
-        let v: Value = serde_json::from_str(&line).unwrap();
-        listeners.insert(v["listener"].as_str().unwrap().to_owned(), v["addr"].as_str().unwrap().parse().unwrap());
-    }
-    Proxy { proc: p, listeners, config: path, _dir: dir }
-}
-
-fn base(upstream: SocketAddr, extra: &str) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-bind = "127.0.0.1:0"
-
-[client_ip]
-trusted = ["10.0.0.0/8"]
-
-[[route]]
-upstream = "app"
-
-[[upstream]]
-name = "app"
-endpoints = ["{upstream}"]
-
-[admin]
-bind = "127.0.0.1:0"
-
-[lifecycle]
-drain_delay = "300ms"
-drain_timeout = "5s"
-watch_interval = "0s"
-{extra}"#
-    )
-}
-
-/// `base` with extra lines in the `web` listener (TLS, PROXY settings).
-fn base_with_listener(upstream: SocketAddr, listener_lines: &str) -> String {
-    base(upstream, "").replacen(
-        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
-        &format!("bind = \"127.0.0.1:0\"\n{listener_lines}\n\n[client_ip]"),
-        1,
-    )
-}
-
-fn curl(args: &[&str]) -> (bool, String) {
-    let out = Command::new("curl").args(["-s", "--max-time", "10"]).args(args).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn need(cmds: &[&str]) -> bool {
-    let missing: Vec<&&str> = cmds.iter().filter(|c| !have(c)).collect();
-    missing.is_empty() || !peer_missing(&format!("{missing:?} not installed"))
-}
 
 #[test]
 fn http1_and_h2c_carry_the_client_to_the_upstream_and_the_log() {
@@ -383,7 +273,7 @@ fn policy_uses_the_resolved_client_not_forged_headers() {
 #[test]
 fn limits_answer_with_the_right_status() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let p = proxy(&base(up, "\n[limits]\nmax_body_bytes = 100\nmax_headers = 20\nmax_header_bytes = 4096\n"));
+    let p = proxy(&base(up, "\n[limits]\nmax_body_bytes = 100\nmax_headers = 20\nmax_header_bytes = 8192\n"));
     let web = p.addr("web");
     let (s, _) = raw_http(
         web,
@@ -624,6 +514,15 @@ fn slow_heads_idle_connections_and_connection_limit() {
     }
 }
 
+/// The `Sec-WebSocket-Key` value as the client sent it (case kept).
+fn original_key(head: &str) -> String {
+    head.lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("sec-websocket-key:"))
+        .and_then(|l| l.split_once(':'))
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
 /// A raw upstream for what `realip echo` cannot do: it answers WebSocket
 /// upgrades and echoes bytes, sleeps before answering `/slow`, and counts
 /// the request body bytes it receives.
@@ -639,10 +538,14 @@ fn raw_upstream() -> SocketAddr {
                 while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
                     head.push(b[0]);
                 }
-                let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+                let head_raw = String::from_utf8_lossy(&head).into_owned();
+                let head = head_raw.to_ascii_lowercase();
                 if head.contains("upgrade: websocket") {
+                    let key = original_key(&head_raw);
+                    let accept = realip_proxy::websocket::accept_for(key.as_bytes());
                     let _ = s.write_all(
-                        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n",
+                        format!("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n")
+                            .as_bytes(),
                     );
                     let mut buf = [0u8; 256];
                     while let Ok(n) = s.read(&mut buf) {

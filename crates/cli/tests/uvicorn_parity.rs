@@ -7,12 +7,10 @@
 mod common;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{echo, free_port, get, peer_missing, spawn, wait_port, Proc};
-
-const UVICORN: &str = "uvicorn==0.54.0";
 
 /// The smallest ASGI app returning what uvicorn decided: `request.client.host`.
 const APP: &str = r#"
@@ -28,26 +26,6 @@ async def app(scope, receive, send):
                             (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 "#;
-
-/// A virtualenv with uvicorn, made once per target directory.
-fn venv() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvicorn-venv");
-    let python = dir.join("bin/python");
-    let ready = dir.join(".installed");
-    if std::fs::read_to_string(&ready).is_ok_and(|v| v == UVICORN) {
-        return Some(python);
-    }
-    let ok = Command::new("python3").args(["-m", "venv"]).arg(&dir).status().is_ok_and(|s| s.success())
-        && Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", UVICORN])
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ok {
-        return None;
-    }
-    std::fs::write(&ready, UVICORN).ok()?;
-    Some(python)
-}
 
 fn uvicorn(python: &Path, allow: &str) -> (Proc, SocketAddr) {
     let app_dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvicorn-app");
@@ -117,7 +95,7 @@ fn uvicorn_and_realip_agree_on_the_seed_guide_setup() {
     if !common::have("python3") && peer_missing("python3 is not installed") {
         return;
     }
-    let Some(python) = venv() else {
+    let Some(python) = common::uvicorn_python() else {
         peer_missing("could not create a virtualenv with uvicorn from PyPI");
         return;
     };

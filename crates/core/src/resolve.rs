@@ -139,8 +139,17 @@ pub enum Warning {
     },
     /// The leftmost strategy was used: any client can forge the answer.
     LeftmostIsForgeable,
-    /// A PROXY header was present but `proxy-protocol` is not a source.
-    ProxyHeaderIgnored,
+}
+
+impl Warning {
+    /// A fixed name for the kind of warning (a metric label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Warning::InvalidEntry { .. } => "invalid_entry",
+            Warning::TooFewHops { .. } => "too_few_hops",
+            Warning::LeftmostIsForgeable => "leftmost",
+        }
+    }
 }
 
 impl fmt::Display for Warning {
@@ -155,18 +164,14 @@ impl fmt::Display for Warning {
             Warning::LeftmostIsForgeable => {
                 f.write_str("leftmost strategy: any client can forge the leftmost entry; diagnostics only")
             }
-            Warning::ProxyHeaderIgnored => {
-                f.write_str("PROXY header ignored: proxy-protocol is not a configured source")
-            }
         }
     }
 }
 
-/// The warnings of one resolution, in 8 bytes: two flags and at most one
+/// The warnings of one resolution, in 8 bytes: a flag and at most one
 /// warning that ended the walk (a walk stops at its first problem).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Warnings {
-    proxy_ignored: bool,
     leftmost: bool,
     walk: Option<Warning>,
 }
@@ -174,24 +179,19 @@ pub struct Warnings {
 impl Warnings {
     fn push(&mut self, w: Warning) {
         match w {
-            Warning::ProxyHeaderIgnored => self.proxy_ignored = true,
             Warning::LeftmostIsForgeable => self.leftmost = true,
             Warning::InvalidEntry { .. } | Warning::TooFewHops { .. } => self.walk = Some(w),
         }
     }
 
-    /// The warnings: PROXY, then strategy, then walk.
+    /// The warnings: strategy, then walk.
     pub fn iter(&self) -> impl Iterator<Item = Warning> + '_ {
-        let flags = [
-            self.proxy_ignored.then_some(Warning::ProxyHeaderIgnored),
-            self.leftmost.then_some(Warning::LeftmostIsForgeable),
-        ];
-        flags.into_iter().chain([self.walk]).flatten()
+        [self.leftmost.then_some(Warning::LeftmostIsForgeable), self.walk].into_iter().flatten()
     }
 
     /// True when there is nothing to report.
     pub fn is_empty(&self) -> bool {
-        !self.proxy_ignored && !self.leftmost && self.walk.is_none()
+        !self.leftmost && self.walk.is_none()
     }
 }
 
@@ -312,16 +312,17 @@ impl Resolver {
         headers: &H,
     ) -> Result<Resolution, Error> {
         let peer = unmap(peer);
-        let mut warnings = Warnings::default();
+        let warnings = Warnings::default();
+        // An accepted PROXY header's source is the effective peer whether
+        // or not `proxy-protocol` is listed in `sources`, so headers are
+        // never walked from the load balancer's own address (it speaks
+        // PROXY; it never writes X-Forwarded-For: trusting it for headers
+        // would let every client forge).
         let (eff, eff_source) = match proxied {
             Proxied::No => (peer, Source::Peer),
-            Proxied::Accepted(ip) if self.sources.contains(Source::ProxyProtocol) => (unmap(ip), Source::ProxyProtocol),
-            _ if !self.sources.contains(Source::ProxyProtocol) => {
-                warnings.push(Warning::ProxyHeaderIgnored);
-                (peer, Source::Peer)
-            }
+            Proxied::Accepted(ip) => (unmap(ip), Source::ProxyProtocol),
             _ if !self.trusted.contains(peer) => return Err(Error::UntrustedProxySender(peer)),
-            Proxied::Client(ip) | Proxied::Accepted(ip) => (unmap(ip), Source::ProxyProtocol),
+            Proxied::Client(ip) => (unmap(ip), Source::ProxyProtocol),
             Proxied::Local => (peer, Source::Peer), // LOCAL / UNKNOWN: use the peer
         };
         let at_peer = Resolution { ip: eff, source: eff_source, hop: 0, warnings };

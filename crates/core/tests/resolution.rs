@@ -357,10 +357,22 @@ fn cases() -> Vec<Case> {
             sources: &["xff"],
             proxy_src: Some("203.0.113.10:5555"),
             ..case(
-                "PROXY header without the source: ignored",
+                "PROXY header without the source: still the effective peer",
                 "10.0.0.5",
                 &[],
-                ("10.0.0.5", "peer", 0, "PROXY header ignored"),
+                ("203.0.113.10", "proxy-protocol", 0, ""),
+            )
+        },
+        // Hardening item 7: the LB (trusted, speaking PROXY) never writes
+        // XFF, so with `sources = ["xff"]` a client's own XFF must not win.
+        Case {
+            sources: &["xff"],
+            proxy_src: Some("203.0.113.7:5555"),
+            ..case(
+                "PROXY accepted, xff only listed: client XFF cannot forge",
+                "10.0.0.5",
+                &[("X-Forwarded-For", "6.6.6.6")],
+                ("203.0.113.7", "proxy-protocol", 0, ""),
             )
         },
     ]

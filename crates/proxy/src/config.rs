@@ -28,6 +28,9 @@ pub struct Config {
     /// What the upstream receives.
     #[serde(default)]
     pub forward: ForwardConfig,
+    /// How requests are read.
+    #[serde(default)]
+    pub http: HttpConfig,
     /// Host/path routes, most specific first when matched.
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteConfig>,
@@ -62,7 +65,12 @@ impl<'de> Deserialize<'de> for Dur {
     }
 }
 
-/// Parses `"5s"`, `"250ms"`, `"2m"`, `"1h"` (also fractional, `"1.5s"`).
+/// The longest duration accepted: longer ones would overflow deadlines
+/// (`Instant` arithmetic) and are never meant.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// Parses `"5s"`, `"250ms"`, `"2m"`, `"1h"` (also fractional, `"1.5s"`),
+/// at most [`MAX_DURATION`].
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let bad = || format!("`{s}` is not a duration (write e.g. \"5s\", \"250ms\", \"2m\")");
     let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
@@ -75,7 +83,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "h" => n * 3600.0,
         _ => return Err(bad()),
     };
-    Duration::try_from_secs_f64(secs).map_err(|_| bad())
+    let d = Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
+    if d > MAX_DURATION {
+        return Err(format!("`{s}` is longer than the 365 days a duration may be"));
+    }
+    Ok(d)
 }
 
 /// `off`, `optional` or `required`.
@@ -222,6 +234,35 @@ pub struct ForwardConfig {
     /// Send X-Forwarded-Port.
     #[serde(default = "yes")]
     pub x_forwarded_port: bool,
+    /// Client-IP headers of CDNs and other proxies that are removed when
+    /// the hop that connected to us is not trusted (they pass from
+    /// trusted hops). Default: [`DEFAULT_STRIP_UNTRUSTED`].
+    #[serde(default = "default_strip_untrusted")]
+    pub strip_untrusted: Vec<String>,
+}
+
+/// Vendor client-IP headers an untrusted client must not be able to send
+/// on: apps and frameworks read each of them somewhere.
+pub const DEFAULT_STRIP_UNTRUSTED: [&str; 5] =
+    ["true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-client-ip", "x-cluster-client-ip"];
+
+fn default_strip_untrusted() -> Vec<String> {
+    DEFAULT_STRIP_UNTRUSTED.iter().map(|&s| s.to_owned()).collect()
+}
+
+/// `[http]`: how requests are read.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Pass header names holding `_` on (default false, nginx
+    /// `underscores_in_headers off`): WSGI/CGI apps read `X_Real_IP` as
+    /// `HTTP_X_REAL_IP`, the same variable as `X-Real-IP`.
+    #[serde(default)]
+    pub underscores_in_headers: bool,
+    /// Accept `\` and `%5C` in paths as ordinary characters (default
+    /// false: 400, since some servers treat them as `/`).
+    #[serde(default)]
+    pub allow_backslash: bool,
 }
 
 fn yes() -> bool {
@@ -237,6 +278,7 @@ impl Default for ForwardConfig {
             x_forwarded_proto: true,
             x_forwarded_host: true,
             x_forwarded_port: true,
+            strip_untrusted: default_strip_untrusted(),
         }
     }
 }
@@ -245,6 +287,9 @@ impl Default for ForwardConfig {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
+    /// Name in logs and metrics (default: host and prefix, `*` for any
+    /// host, e.g. `app.example.com/api`).
+    pub name: Option<String>,
     /// Exact host, or `*.example.com`; absent matches any host.
     pub host: Option<String>,
     /// Path prefix (default `/`); the longest match wins.
@@ -327,9 +372,11 @@ pub struct UpstreamConfig {
     pub balance: Balance,
     /// TCP connect timeout (default 2s).
     pub connect_timeout: Option<Dur>,
-    /// Time to the response head (default 60s).
+    /// Time to the response head, counted from the end of the request
+    /// body (default 60s).
     pub response_timeout: Option<Dur>,
-    /// Idle pooled connections are closed after this (default 90s).
+    /// Idle pooled connections are closed after this (default 4s: below
+    /// the 5 s keep-alive of uvicorn and Node, so we close first).
     pub idle_timeout: Option<Dur>,
     /// Consecutive failures that eject an endpoint (default 3).
     pub max_fails: Option<u32>,
@@ -424,6 +471,10 @@ pub struct LimitsConfig {
     /// Largest request body, bytes (default 10 MiB): 413 beyond.
     #[serde(default = "d_body")]
     pub max_body_bytes: u64,
+    /// Longest wait between two reads of a request body (default 60s,
+    /// nginx `client_body_timeout`): 408 beyond.
+    #[serde(default = "d_body_timeout")]
+    pub body_timeout: Dur,
 }
 
 fn d_header_bytes() -> usize {
@@ -444,6 +495,9 @@ fn d_conns() -> usize {
 fn d_body() -> u64 {
     10 * 1024 * 1024
 }
+fn d_body_timeout() -> Dur {
+    Dur(Duration::from_secs(60))
+}
 
 impl Default for LimitsConfig {
     fn default() -> Self {
@@ -454,6 +508,7 @@ impl Default for LimitsConfig {
             idle_timeout: d_idle(),
             max_connections: d_conns(),
             max_body_bytes: d_body(),
+            body_timeout: d_body_timeout(),
         }
     }
 }
@@ -584,14 +639,46 @@ impl Config {
                     push(format!("{key}.endpoints"), format!("`{e}` is not IP:PORT"));
                 }
             }
+            if let Some(name) = &u.tls_server_name {
+                if u.tls == UpstreamTls::Off {
+                    push(format!("{key}.tls_server_name"), "is set but `tls` is off".into());
+                }
+                if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
+                    push(format!("{key}.tls_server_name"), format!("`{name}` is not a DNS name or IP address"));
+                }
+            }
         }
+        let mut seen_routes: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
+        let mut route_names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("route[{i}]");
             if !upstreams.contains(r.upstream.as_str()) {
                 push(format!("{key}.upstream"), format!("no [[upstream]] named `{}`", r.upstream));
             }
-            if !r.path_prefix.starts_with('/') {
-                push(format!("{key}.path_prefix"), format!("`{}` must start with /", r.path_prefix));
+            match crate::path::normalize(&r.path_prefix, self.http.allow_backslash) {
+                Ok(n) if n == r.path_prefix.as_str() => {}
+                Ok(n) => push(
+                    format!("{key}.path_prefix"),
+                    format!("`{}` would never match: request paths are normalized first (write `{n}`)", r.path_prefix),
+                ),
+                Err(crate::path::PathError::NotAbsolute) => {
+                    push(format!("{key}.path_prefix"), format!("`{}` must start with /", r.path_prefix));
+                }
+                Err(e) => push(format!("{key}.path_prefix"), format!("`{}`: {e}", r.path_prefix)),
+            }
+            let host_key = r.host.as_deref().map_or_else(String::new, |h| h.trim_end_matches('.').to_ascii_lowercase());
+            if let Some(j) = seen_routes.insert((host_key, r.path_prefix.clone()), i) {
+                push(
+                    key.clone(),
+                    format!(
+                        "same host and path_prefix as route[{j}] ({} {}): one of them would never be used",
+                        r.host.as_deref().unwrap_or("any host"),
+                        r.path_prefix
+                    ),
+                );
+            }
+            if let Some(j) = route_names.insert(route_name(r), i) {
+                push(format!("{key}.name"), format!("`{}` is also the name of route[{j}]", route_name(r)));
             }
             if let Some(h) = &r.host {
                 let bare = h.strip_prefix("*.").unwrap_or(h);
@@ -626,8 +713,18 @@ impl Config {
                 push("admin.bind".into(), format!("`{b}` is not IP:PORT"));
             }
         }
-        if self.limits.max_headers == 0 || self.limits.max_header_bytes < 1024 {
-            push("limits".into(), "max_headers must be > 0 and max_header_bytes at least 1024".into());
+        if self.limits.max_headers == 0 {
+            push("limits.max_headers".into(), "must be > 0".into());
+        }
+        if self.limits.max_header_bytes < MIN_HEADER_BYTES {
+            push(
+                "limits.max_header_bytes".into(),
+                format!("must be at least {MIN_HEADER_BYTES} (the smallest request-head buffer hyper can enforce)"),
+            );
+        }
+        if let Err(e) = crate::forward::ForwardRules::new(&self.forward) {
+            let (key, msg) = e.split_once(": ").unwrap_or(("forward", &e));
+            push(key.to_owned(), msg.to_owned());
         }
         if self.limits.max_connections == 0 {
             push("limits.max_connections".into(), "must be > 0".into());
@@ -635,6 +732,50 @@ impl Config {
         errs
     }
 }
+
+/// Warnings that do not stop the configuration from loading but leave
+/// it open: printed by `--check` and logged on start and reload.
+impl Config {
+    /// Every warning, each naming its key.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut w = Vec::new();
+        let everyone = |list: &[String]| {
+            list.iter().any(|c| {
+                let c = c.trim();
+                c == "0.0.0.0/0" || c == "::/0" || c == "::ffff:0.0.0.0/96"
+            })
+        };
+        if everyone(&self.client_ip.trusted) {
+            w.push(
+                "client_ip.trusted: trusts every address (0.0.0.0/0 or ::/0): any client can forge its IP with \
+                 X-Forwarded-For; list only your load balancers and proxies"
+                    .to_owned(),
+            );
+        }
+        for (i, l) in self.listeners.iter().enumerate() {
+            if l.proxy_protocol != ProxyProtocolIn::Off && everyone(&l.proxy_protocol_from) {
+                w.push(format!(
+                    "listener[{i}] `{}`.proxy_protocol_from: accepts PROXY headers from every address: any client \
+                     can forge its IP; list only your load balancers",
+                    l.name
+                ));
+            }
+        }
+        w
+    }
+}
+
+/// The name of a route in logs and metrics.
+pub fn route_name(r: &RouteConfig) -> String {
+    match &r.name {
+        Some(n) => n.clone(),
+        None => format!("{}{}", r.host.as_deref().unwrap_or("*"), r.path_prefix),
+    }
+}
+
+/// hyper's smallest HTTP/1.1 read buffer: a request-head limit below it
+/// could not be enforced exactly.
+pub const MIN_HEADER_BYTES: usize = 8192;
 
 fn check_rate(key: &str, rate: &RateConfig, push: &mut impl FnMut(String, String)) {
     if !(rate.per_second.is_finite() && rate.per_second > 0.0) {

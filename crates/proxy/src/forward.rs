@@ -9,13 +9,21 @@
 //!   removed *before* ours are written;
 //! - `append` adds the hop that connected to us (the PROXY source when a
 //!   PROXY header was accepted, else the TCP peer), never the resolved
-//!   client, which would duplicate it.
+//!   client, which would duplicate it;
+//! - vendor client-IP headers (`True-Client-IP`, `CF-Connecting-IP`, …,
+//!   `forward.strip_untrusted`) pass only from trusted hops, and header
+//!   names with `_` (which WSGI/CGI turn into the same `HTTP_X_REAL_IP` as
+//!   `X-Real-IP`) are dropped unless `http.underscores_in_headers`;
+//! - addresses are written unmapped (`::ffff:192.0.2.1` as `192.0.2.1`),
+//!   and `Forwarded` values are quoted per RFC 7239 or left out.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
 
 use http::header::{HeaderName, HeaderValue, CONNECTION, HOST, UPGRADE};
 use http::HeaderMap;
+
+use realip_core::unmap;
 
 use crate::config::{ForwardConfig, XffMode};
 
@@ -56,10 +64,63 @@ pub struct Hop<'a> {
     pub upgrade: bool,
 }
 
+/// The forwarding rules of one configuration, compiled once.
+#[derive(Clone, Debug)]
+pub struct ForwardRules {
+    /// The `[forward]` table.
+    pub cfg: ForwardConfig,
+    /// `strip_untrusted`, as header names.
+    strip_untrusted: Vec<HeaderName>,
+}
+
+impl ForwardRules {
+    /// Compiles `cfg`; a name that is not a header name is an error naming it.
+    pub fn new(cfg: &ForwardConfig) -> Result<ForwardRules, String> {
+        let strip_untrusted = cfg
+            .strip_untrusted
+            .iter()
+            .map(|n| {
+                HeaderName::from_bytes(n.trim().as_bytes())
+                    .map_err(|_| format!("forward.strip_untrusted: `{n}` is not a header name"))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(ForwardRules { cfg: cfg.clone(), strip_untrusted })
+    }
+}
+
 fn node(ip: IpAddr) -> String {
-    match ip {
+    match unmap(ip) {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("\"[{v6}]\""),
+    }
+}
+
+/// `value` as an RFC 7239 `quoted-string`, or `None` when it holds a byte
+/// that cannot be quoted (controls, DEL).
+fn quoted(value: &str) -> Option<String> {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '\t' | ' '..='~' => out.push(c),
+            _ => return None,
+        }
+    }
+    out.push('"');
+    Some(out)
+}
+
+/// Removes headers whose names hold `_` (nginx `underscores_in_headers off`).
+pub fn drop_underscored(h: &mut HeaderMap) {
+    if h.keys().any(|k| k.as_str().contains('_')) {
+        let names: Vec<HeaderName> = h.keys().filter(|k| k.as_str().contains('_')).cloned().collect();
+        for n in names {
+            h.remove(n);
+        }
     }
 }
 
@@ -94,7 +155,9 @@ pub fn remove_hop_by_hop(h: &mut HeaderMap) {
 }
 
 /// Rewrites `h` in place for the upstream.
-pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
+pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, rules: &ForwardRules) {
+    let cfg = &rules.cfg;
+    let (hop_ip, client) = (unmap(hop.hop), unmap(hop.client));
     // Capture the incoming chains before anything is removed.
     let xff_in = if hop.hop_trusted { joined(h, &X_FORWARDED_FOR) } else { None };
     let fwd_in = if hop.hop_trusted { joined(h, &FORWARDED) } else { None };
@@ -107,29 +170,36 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, cfg: &ForwardConfig) {
         h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
     }
 
-    // 2. Forwarding headers, written last.
+    // 2. Client-IP headers of other vendors: only a trusted hop may set them.
+    if !hop.hop_trusted {
+        for n in &rules.strip_untrusted {
+            h.remove(n);
+        }
+    }
+
+    // 3. Forwarding headers, written last.
     match cfg.x_forwarded_for {
         XffMode::Append => {
             let v = match xff_in {
-                Some(chain) => format!("{chain}, {}", hop.hop),
-                None => hop.hop.to_string(),
+                Some(chain) => format!("{chain}, {hop_ip}"),
+                None => hop_ip.to_string(),
             };
             set(h, X_FORWARDED_FOR, &v);
         }
-        XffMode::Replace => set(h, X_FORWARDED_FOR, &hop.client.to_string()),
+        XffMode::Replace => set(h, X_FORWARDED_FOR, &client.to_string()),
         XffMode::Off => {
             h.remove(X_FORWARDED_FOR);
         }
     }
     if cfg.x_real_ip {
-        set(h, X_REAL_IP, &hop.client.to_string());
+        set(h, X_REAL_IP, &client.to_string());
     } else if !hop.hop_trusted {
         h.remove(X_REAL_IP);
     }
     if cfg.forwarded {
-        let mut el = format!("for={};proto={}", node(hop.hop), hop.proto);
-        if let Some(host) = hop.host.filter(|h| h.bytes().all(|b| b.is_ascii_graphic() && b != b'"')) {
-            let _ = write!(el, ";host=\"{host}\"");
+        let mut el = format!("for={};proto={}", node(hop_ip), hop.proto);
+        if let Some(host) = hop.host.and_then(quoted) {
+            let _ = write!(el, ";host={host}");
         }
         let v = match fwd_in {
             Some(chain) => format!("{chain}, {el}"),
@@ -184,6 +254,11 @@ mod tests {
         }
     }
 
+    #[allow(clippy::needless_pass_by_value)] // reads best at the call sites
+    fn rules(cfg: ForwardConfig) -> ForwardRules {
+        ForwardRules::new(&cfg).unwrap()
+    }
+
     fn get<'a>(h: &'a HeaderMap, n: &str) -> Option<&'a str> {
         h.get(n).and_then(|v| v.to_str().ok())
     }
@@ -197,7 +272,7 @@ mod tests {
             ("x-forwarded-host", "evil"),
             ("forwarded", "for=1.2.3.4"),
         ]);
-        rewrite(&mut h, &hop(false), &ForwardConfig { forwarded: true, ..ForwardConfig::default() });
+        rewrite(&mut h, &hop(false), &rules(ForwardConfig { forwarded: true, ..ForwardConfig::default() }));
         assert_eq!(get(&h, "x-forwarded-for"), Some("198.51.100.9"));
         assert_eq!(get(&h, "x-real-ip"), Some("203.0.113.7"));
         assert_eq!(get(&h, "x-forwarded-proto"), Some("https"));
@@ -212,14 +287,22 @@ mod tests {
             ("x-forwarded-for", "10.0.0.1"),
             ("x-forwarded-proto", "http"),
         ]);
-        rewrite(&mut h, &hop(true), &ForwardConfig::default());
+        rewrite(&mut h, &hop(true), &rules(ForwardConfig::default()));
         assert_eq!(get(&h, "x-forwarded-for"), Some("203.0.113.7, 10.0.0.1, 198.51.100.9"));
         assert_eq!(get(&h, "x-forwarded-proto"), Some("http"), "a trusted hop's value is kept");
         let mut h = headers(&[("x-forwarded-for", "203.0.113.7, 10.0.0.1")]);
-        rewrite(&mut h, &hop(true), &ForwardConfig { x_forwarded_for: XffMode::Replace, ..ForwardConfig::default() });
+        rewrite(
+            &mut h,
+            &hop(true),
+            &rules(ForwardConfig { x_forwarded_for: XffMode::Replace, ..ForwardConfig::default() }),
+        );
         assert_eq!(get(&h, "x-forwarded-for"), Some("203.0.113.7"));
         let mut h = headers(&[("x-forwarded-for", "1.2.3.4")]);
-        rewrite(&mut h, &hop(true), &ForwardConfig { x_forwarded_for: XffMode::Off, ..ForwardConfig::default() });
+        rewrite(
+            &mut h,
+            &hop(true),
+            &rules(ForwardConfig { x_forwarded_for: XffMode::Off, ..ForwardConfig::default() }),
+        );
         assert!(h.get("x-forwarded-for").is_none());
     }
 
@@ -231,7 +314,7 @@ mod tests {
             ("keep-alive", "timeout=5"),
             ("te", "trailers"),
         ]);
-        rewrite(&mut h, &hop(false), &ForwardConfig::default());
+        rewrite(&mut h, &hop(false), &rules(ForwardConfig::default()));
         assert_eq!(get(&h, "x-forwarded-for"), Some("198.51.100.9"));
         assert_eq!(get(&h, "x-real-ip"), Some("203.0.113.7"));
         assert_eq!(get(&h, "x-forwarded-proto"), Some("https"));
@@ -246,8 +329,58 @@ mod tests {
         let mut hp = hop(false);
         hp.upgrade = true;
         hp.hop = "2001:db8::9".parse().unwrap();
-        rewrite(&mut h, &hp, &ForwardConfig { forwarded: true, ..ForwardConfig::default() });
+        rewrite(&mut h, &hp, &rules(ForwardConfig { forwarded: true, ..ForwardConfig::default() }));
         assert_eq!((get(&h, "upgrade"), get(&h, "connection")), (Some("websocket"), Some("upgrade")));
         assert!(get(&h, "forwarded").unwrap().starts_with("for=\"[2001:db8::9]\""));
+    }
+
+    #[test]
+    fn vendor_and_underscore_headers_only_from_trusted_hops() {
+        let vendor = ["true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-client-ip", "x-cluster-client-ip"];
+        let mut h = headers(&vendor.map(|n| (n, "6.6.6.6")));
+        rewrite(&mut h, &hop(false), &rules(ForwardConfig::default()));
+        for n in vendor {
+            assert!(h.get(n).is_none(), "{n} from an untrusted hop");
+        }
+        let mut h = headers(&vendor.map(|n| (n, "203.0.113.7")));
+        rewrite(&mut h, &hop(true), &rules(ForwardConfig::default()));
+        assert_eq!(get(&h, "cf-connecting-ip"), Some("203.0.113.7"), "a trusted hop's value passes");
+        let mut h = headers(&[("x_real_ip", "6.6.6.6"), ("x_forwarded_for", "6.6.6.6"), ("x-ok", "1")]);
+        drop_underscored(&mut h);
+        assert_eq!(h.keys().map(HeaderName::as_str).collect::<Vec<_>>(), ["x-ok"]);
+        assert!(ForwardRules::new(&ForwardConfig {
+            strip_untrusted: vec!["bad name".into()],
+            ..ForwardConfig::default()
+        })
+        .unwrap_err()
+        .contains("`bad name`"));
+    }
+
+    #[test]
+    fn forwarded_host_is_quoted_or_left_out() {
+        let cfg = || rules(ForwardConfig { forwarded: true, ..ForwardConfig::default() });
+        let mut hp = hop(false);
+        hp.host = Some("x\\");
+        let mut h = HeaderMap::new();
+        rewrite(&mut h, &hp, &cfg());
+        assert_eq!(get(&h, "forwarded"), Some(r#"for=198.51.100.9;proto=https;host="x\\""#));
+        let parsed: Vec<_> = realip_core::forwarded::elements(get(&h, "forwarded").unwrap().as_bytes()).collect();
+        assert!(parsed.len() == 1 && parsed[0].is_ok(), "{parsed:?}");
+        hp.host = Some("a\"b");
+        let mut h = HeaderMap::new();
+        rewrite(&mut h, &hp, &cfg());
+        assert_eq!(get(&h, "forwarded"), Some(r#"for=198.51.100.9;proto=https;host="a\"b""#));
+    }
+
+    #[test]
+    fn ipv4_mapped_addresses_are_written_unmapped() {
+        let mut hp = hop(false);
+        hp.hop = "::ffff:198.51.100.9".parse().unwrap();
+        hp.client = "::ffff:203.0.113.7".parse().unwrap();
+        let mut h = HeaderMap::new();
+        rewrite(&mut h, &hp, &rules(ForwardConfig { forwarded: true, ..ForwardConfig::default() }));
+        assert_eq!(get(&h, "x-forwarded-for"), Some("198.51.100.9"));
+        assert_eq!(get(&h, "x-real-ip"), Some("203.0.113.7"));
+        assert!(get(&h, "forwarded").unwrap().starts_with("for=198.51.100.9;"));
     }
 }

@@ -1,8 +1,19 @@
-//! One HTTP request through the proxy:
-//! resolve the client → route → policy → limits → rewrite headers →
-//! upstream (retrying connect failures of body-less idempotent requests on
-//! another endpoint) → stream the response back, logging it when its body
-//! ends. Upgrades (WebSocket) are spliced after the 101.
+//! One HTTP request through the proxy, as a chain of small steps that
+//! each either pass the request on or stop it with a typed [`Reject`]:
+//!
+//! 1. [`resolve`]: who the client is (realip-core), counted by source,
+//!    warnings counted and logged (bounded);
+//! 2. [`crate::target`]: host and normalized path, the form both routing
+//!    and the upstream see (400 on anything ambiguous);
+//! 3. route ([`crate::route`]), then [`admit`]: header count, https
+//!    redirect, allow/deny and rate limit on the resolved client, declared
+//!    body size;
+//! 4. [`forward`]: headers rewritten ([`crate::forward`]), the body bounded
+//!    in size and time ([`crate::body`]), the upstream called
+//!    ([`crate::upstream`]), connect failures retried on another endpoint;
+//!    a WebSocket handshake ([`crate::websocket`]) becomes a tunnel;
+//! 5. respond: every outcome, success or [`Reject`], is counted and logged
+//!    exactly once — also when the client goes away first (status 499).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -14,20 +25,22 @@ use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, HOST, RETRY_AFTER, UPGRADE};
-use http::{Method, Request, Response, StatusCode, Version};
-use http_body::{Body as _, Frame, SizeHint};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
+use http::header::{HeaderValue, CONTENT_LENGTH, HOST, RETRY_AFTER};
+use http::{Request, Response, StatusCode, Version};
+use http_body::{Frame, SizeHint};
+use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use realip_core::{Proxied, Resolution, Source, Warnings};
+use realip_core::{unmap, Proxied, Resolution, Source, Warnings};
 use realip_tower::ProxyInfo;
 
+use crate::body::RequestBody;
 use crate::forward::{self, Hop};
 use crate::log::{AccessLog, Entry};
 use crate::metrics::Metrics;
 use crate::policy::Decision;
+use crate::route::Route;
 use crate::snapshot::Snapshot;
+use crate::target::{Target, TargetError};
 use crate::upstream::{Body, BoxError, ProxyAddrs, UpstreamError};
 
 /// State shared by every connection, kept across reloads.
@@ -43,6 +56,7 @@ pub struct Shared {
     pub draining: AtomicBool,
     request_ids: AtomicU64,
     id_seed: u64,
+    warned_at: AtomicU64,
 }
 
 impl Shared {
@@ -56,6 +70,7 @@ impl Shared {
             draining: AtomicBool::new(false),
             request_ids: AtomicU64::new(0),
             id_seed: RandomState::new().hash_one(std::process::id()),
+            warned_at: AtomicU64::new(0),
         }
     }
 
@@ -72,21 +87,46 @@ pub struct ConnCtx {
     pub listener: Arc<str>,
     /// Our address.
     pub local: SocketAddr,
-    /// TCP peer.
+    /// TCP peer (IPv4-mapped addresses unmapped).
     pub peer: SocketAddr,
     /// PROXY header accepted by the listener.
     pub proxy: Option<Arc<ProxyInfo>>,
     /// TLS terminated here.
     pub tls: bool,
+    /// The hop that connected to us: the PROXY source, else the TCP peer.
+    hop: SocketAddr,
+}
+
+/// `addr` with an IPv4-mapped IPv6 address written as IPv4.
+pub fn unmap_socket(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(unmap(addr.ip()), addr.port())
 }
 
 impl ConnCtx {
+    /// A connection from `peer` to `local`, with the PROXY header the
+    /// listener accepted, if any.
+    pub fn new(
+        listener: Arc<str>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        proxy: Option<Arc<ProxyInfo>>,
+        tls: bool,
+    ) -> ConnCtx {
+        let peer = unmap_socket(peer);
+        let local = unmap_socket(local);
+        let hop = match proxy.as_deref() {
+            Some(ProxyInfo { proxied: Proxied::Client(ip), src, .. }) => {
+                let port = src.as_deref().and_then(|s| s.parse::<SocketAddr>().ok()).map_or(0, |s| s.port());
+                SocketAddr::new(unmap(*ip), port)
+            }
+            _ => peer,
+        };
+        ConnCtx { listener, local, peer, proxy, tls, hop }
+    }
+
     /// The hop that connected to us: the PROXY source, else the TCP peer.
     pub fn hop(&self) -> SocketAddr {
-        match self.proxy.as_deref().map(|p| (p.proxied, p.src.as_deref())) {
-            Some((Proxied::Client(_), Some(src))) => src.parse().unwrap_or(self.peer),
-            _ => self.peer,
-        }
+        self.hop
     }
 
     /// The PROXY header as resolution should see it: already vetted.
@@ -99,6 +139,115 @@ impl ConnCtx {
     }
 }
 
+/// Why a request is answered by the proxy itself.
+#[derive(Debug, thiserror::Error)]
+pub enum Reject {
+    /// Occurs when the host or path is ambiguous or invalid (400; 405 for CONNECT).
+    #[error("bad request target: {0}")]
+    Target(#[from] TargetError),
+    /// Occurs when an h2 request has more than `max_headers` headers (431).
+    #[error("too many request headers")]
+    TooManyHeaders,
+    /// Occurs when no route matches host and path (404).
+    #[error("no route for this host and path")]
+    NoRoute,
+    /// Occurs on plain HTTP to a route with `https_redirect` (308).
+    #[error("redirect to https")]
+    Redirect(HeaderValue),
+    /// Occurs when allow/deny lists refuse the client (403).
+    #[error("client not allowed")]
+    Denied,
+    /// Occurs when the client is over its rate (429, retry after N s).
+    #[error("rate limited")]
+    Limited(u64),
+    /// Occurs when `Content-Length` is over `max_body_bytes` (413).
+    #[error("declared request body too large")]
+    BodyTooLarge,
+    /// Occurs when the upstream could not answer (502/503/504, or 408/413
+    /// when the request body was at fault).
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
+}
+
+impl Reject {
+    /// The status the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Reject::Target(TargetError::Connect) => StatusCode::METHOD_NOT_ALLOWED,
+            Reject::Target(_) => StatusCode::BAD_REQUEST,
+            Reject::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Reject::NoRoute => StatusCode::NOT_FOUND,
+            Reject::Redirect(_) => StatusCode::PERMANENT_REDIRECT,
+            Reject::Denied => StatusCode::FORBIDDEN,
+            Reject::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
+            Reject::BodyTooLarge | Reject::Upstream(UpstreamError::BodyTooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            Reject::Upstream(UpstreamError::BodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
+            Reject::Upstream(UpstreamError::ClientGone) => client_closed(),
+            Reject::Upstream(UpstreamError::NoEndpoint) => StatusCode::SERVICE_UNAVAILABLE,
+            Reject::Upstream(UpstreamError::Timeout(_)) => StatusCode::GATEWAY_TIMEOUT,
+            Reject::Upstream(_) => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    fn body(&self) -> &'static str {
+        match self {
+            Reject::Target(TargetError::Connect) => "CONNECT is not supported\n",
+            Reject::Target(_) => "bad request\n",
+            Reject::TooManyHeaders => "too many request headers\n",
+            Reject::NoRoute => "no route for this host and path\n",
+            Reject::Redirect(_) => "redirecting to https\n",
+            Reject::Denied => "forbidden\n",
+            Reject::Limited(_) => "too many requests\n",
+            Reject::BodyTooLarge | Reject::Upstream(UpstreamError::BodyTooLarge(_)) => "request body too large\n",
+            Reject::Upstream(UpstreamError::BodyTimeout(_)) => "request body timed out\n",
+            Reject::Upstream(UpstreamError::NoEndpoint) => "no endpoints available\n",
+            Reject::Upstream(UpstreamError::Timeout(_)) => "upstream timed out\n",
+            Reject::Upstream(UpstreamError::Connect(_)) => "no upstream reachable\n",
+            Reject::Upstream(_) => "upstream failed\n",
+        }
+    }
+
+    /// Counts the rejection in its metric.
+    fn count(&self, metrics: &Metrics, route: Option<&Route>) {
+        let route_name = route.map_or("-", |r| &*r.name);
+        match self {
+            Reject::Target(_) => metrics.inc("realip_rejected_total", &[("reason", "bad_request")]),
+            Reject::TooManyHeaders => metrics.inc("realip_rejected_total", &[("reason", "too_many_headers")]),
+            Reject::BodyTooLarge => metrics.inc("realip_rejected_total", &[("reason", "body_too_large")]),
+            Reject::Denied => metrics.inc("realip_denied_total", &[("route", route_name)]),
+            Reject::Limited(_) => metrics.inc("realip_rate_limited_total", &[("route", route_name)]),
+            Reject::Upstream(e) => {
+                let upstream = route.map_or("-", |r| r.upstream.name.as_str());
+                metrics.inc("realip_upstream_errors_total", &[("upstream", upstream), ("kind", e.kind())]);
+            }
+            Reject::NoRoute | Reject::Redirect(_) => {}
+        }
+    }
+
+    /// The response for the client.
+    pub fn response(&self) -> Response<Body> {
+        let mut r = text(self.status(), self.body());
+        match self {
+            Reject::Redirect(location) => {
+                r.headers_mut().insert(http::header::LOCATION, location.clone());
+            }
+            Reject::Limited(secs) => {
+                r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*secs));
+            }
+            Reject::Upstream(UpstreamError::BadUpgrade(_)) | Reject::Target(_) => {
+                r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        r
+    }
+}
+
+/// nginx's "client closed request": logged, never sent.
+fn client_closed() -> StatusCode {
+    StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST)
+}
+
 fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(msg.as_bytes())).map_err(|e| match e {}).boxed_unsync());
     *r.status_mut() = status;
@@ -106,246 +255,379 @@ fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
     r
 }
 
-fn is_upgrade(req: &Request<Incoming>) -> bool {
-    req.version() == Version::HTTP_11
-        && req.headers().contains_key(UPGRADE)
-        && req
-            .headers()
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .any(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("upgrade")))
-}
-
-fn idempotent(m: &Method) -> bool {
-    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
-}
-
 /// Serves one request; never fails (errors become responses).
-#[allow(clippy::too_many_lines)] // the request's path, step by step
-pub async fn handle(
-    shared: Arc<Shared>,
-    conn: ConnCtx,
-    mut req: Request<Incoming>,
-) -> Result<Response<Body>, Infallible> {
-    let start = Instant::now();
+pub async fn handle<B>(shared: Arc<Shared>, conn: ConnCtx, req: Request<B>) -> Result<Response<Body>, Infallible>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
     let snap = shared.snapshot.load_full();
-    let host = req
-        .uri()
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
-        .unwrap_or_default();
-    let resolution = match snap.resolver.resolve_proxied(conn.peer.ip(), conn.proxied(), req.headers()) {
-        Ok(r) => r,
-        Err(_) => Resolution { ip: conn.peer.ip(), source: Source::Peer, hop: 0, warnings: Warnings::default() },
-    };
-    shared.metrics.inc("realip_client_ip_source_total", &[("source", resolution.source.as_str())]);
+    let client = resolve(&shared, &snap, &conn, req.headers());
     let trusted_hop = snap.resolver.trusted.contains(conn.hop().ip());
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .filter(|_| trusted_hop)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 200)
-        .map_or_else(|| shared.request_id(), str::to_owned);
-    let mut log = Entry {
-        time: std::time::SystemTime::now(),
-        listener: Arc::clone(&conn.listener),
-        peer: conn.peer,
-        client_ip: resolution.ip,
-        client_ip_source: resolution.source.as_str(),
-        client_ip_hop: resolution.hop,
-        proxy: conn.proxy.clone(),
-        method: req.method().clone(),
-        host: host.clone(),
-        path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
-        version: req.version(),
-        status: 0,
-        bytes: 0,
-        duration: 0.0,
-        route: None,
-        upstream: None,
-        upstream_status: None,
-        upstream_error: None,
-        request_id: request_id.clone(),
-        referer: req.headers().get("referer").cloned(),
-        user_agent: req.headers().get("user-agent").cloned(),
+    let mut pending = Pending::new(&shared, &conn, &client, trusted_hop, &req);
+    let mut route = None;
+    let outcome = serve(&snap, &conn, &client, trusted_hop, &mut pending, &mut route, req).await;
+    let resp = match outcome {
+        Ok(resp) => resp,
+        Err(reject) => {
+            reject.count(&shared.metrics, route);
+            if let (Reject::Upstream(e), Some(entry)) = (&reject, pending.entry()) {
+                entry.upstream_error = Some(e.to_string());
+            }
+            reject.response()
+        }
     };
+    Ok(pending.finish(resp))
+}
 
-    let Some(route) = snap.routes.find(&host, req.uri().path()) else {
-        return Ok(finish(&shared, log, start, text(StatusCode::NOT_FOUND, "no route for this host and path\n")));
+/// Steps 2–4; `route` is set as soon as one matched (for metrics).
+async fn serve<'s, B>(
+    snap: &'s Snapshot,
+    conn: &ConnCtx,
+    client: &Resolution,
+    trusted_hop: bool,
+    pending: &mut Pending,
+    route_out: &mut Option<&'s Route>,
+    req: Request<B>,
+) -> Result<Response<Body>, Reject>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let http_cfg = &snap.config.http;
+    let target = crate::target::target(&req, http_cfg.allow_backslash)?;
+    pending.set_target(&target);
+    if req.headers().len() > snap.config.limits.max_headers {
+        // HTTP/1.1 heads are bounded by hyper; h2 header lists are not counted.
+        return Err(Reject::TooManyHeaders);
+    }
+    let route = snap.routes.find(&target.host, &target.path).ok_or(Reject::NoRoute)?;
+    *route_out = Some(route);
+    if let Some(e) = pending.entry() {
+        e.route = Some(Arc::clone(&route.name));
+    }
+    admit(route, &req, conn, client.ip, trusted_hop, &target)?;
+    forward(snap, route, conn, client, trusted_hop, pending, &target, req).await
+}
+
+/// Step 1: the client, from the listener's PROXY header and the headers
+/// of trusted hops. A resolution that fails (a PROXY header from an
+/// untrusted sender, which the listener already refuses) is the peer,
+/// logged; warnings are counted by kind and logged at most once a second.
+pub fn resolve(shared: &Shared, snap: &Snapshot, conn: &ConnCtx, headers: &http::HeaderMap) -> Resolution {
+    let r = match snap.resolver.resolve_proxied(conn.peer.ip(), conn.proxied(), headers) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.metrics.inc("realip_client_ip_warnings_total", &[("kind", "resolution_failed")]);
+            warn_bounded(shared, conn, &e.to_string());
+            Resolution { ip: conn.peer.ip(), source: Source::Peer, hop: 0, warnings: Warnings::default() }
+        }
     };
-    log.route = Some(Arc::clone(&route.name));
+    shared.metrics.inc("realip_client_ip_source_total", &[("source", r.source.as_str())]);
+    for w in r.warnings.iter() {
+        shared.metrics.inc("realip_client_ip_warnings_total", &[("kind", w.kind())]);
+        warn_bounded(shared, conn, &w.to_string());
+    }
+    r
+}
+
+/// One `client_ip_warning` event per second at most: a client that sends
+/// garbage on every request cannot flood the log.
+fn warn_bounded(shared: &Shared, conn: &ConnCtx, what: &str) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = shared.warned_at.load(Ordering::Relaxed);
+    if last != now && shared.warned_at.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        crate::log::event(&serde_json::json!({
+            "event": "client_ip_warning", "listener": &*conn.listener, "peer": conn.peer.to_string(), "warning": what,
+        }));
+    }
+}
+
+/// Step 3: what the route and its policy say before anything is sent.
+pub fn admit<B>(
+    route: &Route,
+    req: &Request<B>,
+    conn: &ConnCtx,
+    client: IpAddr,
+    trusted_hop: bool,
+    target: &Target,
+) -> Result<(), Reject> {
     if route.https_redirect && !conn.tls {
         let proto_https = trusted_hop
             && req.headers().get("x-forwarded-proto").is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
         if !proto_https {
-            let target = format!("https://{host}{}", req.uri().path_and_query().map_or("/", |p| p.as_str()));
-            if let Ok(location) = HeaderValue::from_str(&target) {
-                let mut r = text(StatusCode::PERMANENT_REDIRECT, "redirecting to https\n");
-                r.headers_mut().insert(http::header::LOCATION, location);
-                return Ok(finish(&shared, log, start, r));
+            let location = format!("https://{}{}", target.authority, target.path_and_query);
+            if let Ok(v) = HeaderValue::from_str(&location) {
+                return Err(Reject::Redirect(v));
             }
         }
     }
-    match route.policy.check(resolution.ip, Instant::now()) {
+    match route.policy.check(client, Instant::now()) {
         Decision::Allow => {}
-        Decision::Deny => {
-            shared.metrics.inc("realip_denied_total", &[("route", &route.name)]);
-            return Ok(finish(&shared, log, start, text(StatusCode::FORBIDDEN, "forbidden\n")));
-        }
-        Decision::Limited(secs) => {
-            shared.metrics.inc("realip_rate_limited_total", &[("route", &route.name)]);
-            let mut r = text(StatusCode::TOO_MANY_REQUESTS, "too many requests\n");
-            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs));
-            return Ok(finish(&shared, log, start, r));
-        }
+        Decision::Deny => return Err(Reject::Denied),
+        Decision::Limited(secs) => return Err(Reject::Limited(secs)),
     }
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > route.max_body_bytes) {
-        shared.metrics.inc("realip_rejected_total", &[("reason", "body_too_large")]);
-        return Ok(finish(&shared, log, start, text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")));
+        return Err(Reject::BodyTooLarge);
     }
+    Ok(())
+}
 
-    let upgrade = is_upgrade(&req);
-    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+/// Step 4: rewrite, send (retrying connect failures of requests that can
+/// be sent again on another endpoint), and splice WebSocket tunnels.
+#[allow(clippy::too_many_arguments)] // the request's whole context, step 4
+async fn forward<B>(
+    snap: &Snapshot,
+    route: &Route,
+    conn: &ConnCtx,
+    client: &Resolution,
+    trusted_hop: bool,
+    pending: &mut Pending,
+    target: &Target,
+    mut req: Request<B>,
+) -> Result<Response<Body>, Reject>
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<BoxError>,
+{
+    let ws_key = crate::websocket::request_key(&req);
+    let client_upgrade = ws_key.is_some().then(|| hyper::upgrade::on(&mut req));
     let hop = conn.hop();
+    if !snap.config.http.underscores_in_headers {
+        forward::drop_underscored(req.headers_mut());
+    }
     forward::rewrite(
         req.headers_mut(),
         &Hop {
             hop: hop.ip(),
             hop_trusted: trusted_hop,
-            client: resolution.ip,
+            client: client.ip,
             proto: if conn.tls { "https" } else { "http" },
-            host: (!host.is_empty()).then_some(host.as_str()),
+            host: (!target.authority.is_empty()).then_some(target.authority.as_str()),
             port: conn.local.port(),
-            upgrade,
+            upgrade: ws_key.is_some(),
         },
-        &snap.config.forward,
+        &snap.forward,
     );
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
+    if let Some(v) = pending.entry().and_then(|e| HeaderValue::from_str(&e.request_id).ok()) {
         req.headers_mut().insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&target.authority) {
+        req.headers_mut().insert(HOST, v);
     }
     let (mut parts, body) = req.into_parts();
     parts.version = Version::HTTP_11;
+    parts.uri = target.path_and_query.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    parts.extensions = http::Extensions::new();
     let empty_body = body.is_end_stream();
-    let limit = usize::try_from(route.max_body_bytes).unwrap_or(usize::MAX);
-    let mut body: Option<Body> = Some(Limited::new(body, limit).boxed_unsync());
-    let pp = ProxyAddrs { src: client_socket(&conn, resolution.ip), dst: conn.local };
+    let (body, sent) = RequestBody::new(body, route.max_body_bytes, snap.config.limits.body_timeout.0);
+    let mut body: Option<Body> = Some(body.boxed_unsync());
+    let pp = ProxyAddrs { src: client_socket(conn, client.ip), dst: conn.local };
 
     let pool = &route.upstream;
-    let attempts = if empty_body && idempotent(&parts.method) { pool.endpoints.len().max(1) } else { 1 };
+    let attempts =
+        if empty_body && crate::upstream::idempotent(&parts.method) { pool.endpoints.len().max(1) } else { 1 };
     let mut tried = None;
-    let mut outcome = Err(UpstreamError::Connect("no endpoint".into()));
+    let mut outcome = Err(UpstreamError::NoEndpoint);
     let mut parts = Some(parts);
     for n in 0..attempts {
         let Some(i) = pool.pick(tried) else { break };
         tried = Some(i);
         let b = body.take().unwrap_or_else(|| http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
         // Clone the head only when another attempt may need it.
-        let Some(mut head) = (if n + 1 == attempts { parts.take() } else { parts.clone() }) else { break };
-        head.extensions = http::Extensions::new();
-        let up = Request::from_parts(head, b);
-        log.upstream = pool.endpoints.get(i).map(|e| e.addr);
-        outcome = pool.send(i, up, Some(pp)).await;
+        let Some(head) = (if n + 1 == attempts { parts.take() } else { parts.clone() }) else { break };
+        if let Some(e) = pending.entry() {
+            e.upstream = pool.endpoints.get(i).map(|e| e.addr);
+        }
+        outcome = pool.send(i, Request::from_parts(head, b), Some(pp), &sent).await;
         match &outcome {
-            Err(UpstreamError::Connect(_)) => {
-                shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", "connect")]);
+            Err(e @ UpstreamError::Connect(_)) if n + 1 < attempts => {
+                pool_error(pending, pool, e);
             }
             _ => break,
         }
     }
-    let resp = match outcome {
-        Ok(mut resp) => {
-            log.upstream_status = Some(resp.status().as_u16());
-            if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-                if let Some(client_side) = client_upgrade {
-                    let server_side = hyper::upgrade::on(&mut resp);
-                    tokio::spawn(splice(client_side, server_side));
-                }
-            } else {
-                forward::remove_hop_by_hop(resp.headers_mut());
-            }
-            resp
-        }
-        Err(UpstreamError::Timeout) => {
-            shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", "timeout")]);
-            log.upstream_error = Some("no response head within response_timeout".into());
-            text(StatusCode::GATEWAY_TIMEOUT, "upstream timed out\n")
-        }
-        Err(UpstreamError::Failed(e)) => {
-            shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", "failed")]);
-            log.upstream_error = Some(e.clone());
-            if e.contains("length limit exceeded") {
-                text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n")
-            } else {
-                text(StatusCode::BAD_GATEWAY, "upstream failed\n")
+    let mut resp = outcome?;
+    if let Some(e) = pending.entry() {
+        e.upstream_status = Some(resp.status().as_u16());
+    }
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        crate::websocket::check_response(ws_key.as_ref(), &resp).map_err(UpstreamError::BadUpgrade)?;
+        if let Some(client_side) = client_upgrade {
+            let server_side = hyper::upgrade::on(&mut resp);
+            if let Some(tunnel) = pending.take_for_tunnel() {
+                tokio::spawn(splice(client_side, server_side, tunnel));
             }
         }
-        Err(UpstreamError::Connect(e)) if pool.endpoints.is_empty() => {
-            // A Kubernetes Service with no serving endpoint: 503, as nginx does.
-            log.upstream_error = Some(e);
-            text(StatusCode::SERVICE_UNAVAILABLE, "no endpoints available\n")
-        }
-        Err(UpstreamError::Connect(e)) => {
-            log.upstream_error = Some(e);
-            text(StatusCode::BAD_GATEWAY, "no upstream reachable\n")
-        }
-    };
-    Ok(finish(&shared, log, start, resp))
+    } else {
+        forward::remove_hop_by_hop(resp.headers_mut());
+    }
+    Ok(resp)
+}
+
+/// A connect failure that another endpoint will retry: counted here,
+/// since only the last outcome reaches the response.
+fn pool_error(pending: &mut Pending, pool: &crate::upstream::Pool, e: &UpstreamError) {
+    if let Some(p) = pending.pending.as_ref() {
+        p.shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", e.kind())]);
+    }
 }
 
 /// The client as a socket address for an outgoing PROXY header: its port
 /// is known only when the client is the hop that connected to us.
 fn client_socket(conn: &ConnCtx, client: IpAddr) -> SocketAddr {
     let hop = conn.hop();
-    if hop.ip() == client {
+    if hop.ip() == unmap(client) {
         hop
     } else {
-        SocketAddr::new(client, 0)
+        SocketAddr::new(unmap(client), 0)
     }
 }
 
-async fn splice(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade) {
+/// Carries bytes both ways after a completed WebSocket handshake; the
+/// request's log line is written when the tunnel closes, with the bytes
+/// sent to the client.
+async fn splice(client: hyper::upgrade::OnUpgrade, server: hyper::upgrade::OnUpgrade, mut log: Logged) {
     if let (Ok(c), Ok(s)) = tokio::join!(client, server) {
         let (mut c, mut s) = (TokioIo::new(c), TokioIo::new(s));
-        let _ = tokio::io::copy_bidirectional(&mut c, &mut s).await;
+        if let Ok((_, to_client)) = tokio::io::copy_bidirectional(&mut c, &mut s).await {
+            log.entry.bytes = to_client;
+        }
+    }
+    log.write();
+}
+
+/// The access-log line of one request until it is written: exactly once,
+/// when the response body ends, when the tunnel closes, or — if the
+/// client goes away before a response — on drop, with status 499.
+struct Pending {
+    pending: Option<Logged>,
+}
+
+struct Logged {
+    shared: Arc<Shared>,
+    entry: Entry,
+    start: Instant,
+    counted: bool,
+}
+
+impl Logged {
+    fn write(&mut self) {
+        self.entry.duration = self.start.elapsed().as_secs_f64();
+        if !self.counted {
+            self.counted = true;
+            let route = self.entry.route.as_deref().unwrap_or("-");
+            let status = StatusCode::from_u16(self.entry.status).unwrap_or(StatusCode::BAD_GATEWAY);
+            self.shared.metrics.inc(
+                "realip_requests_total",
+                &[("listener", &self.entry.listener), ("route", route), ("status", status.as_str())],
+            );
+            self.shared.metrics.observe(route, self.start.elapsed());
+        }
+        self.shared.log.load().write(&self.entry);
     }
 }
 
-/// Counts the status and wraps the body so the access log line is written
-/// when the body ends (or is dropped), with the bytes actually sent.
-fn finish(shared: &Arc<Shared>, mut log: Entry, start: Instant, resp: Response<Body>) -> Response<Body> {
-    log.status = resp.status().as_u16();
-    let route = log.route.as_deref().unwrap_or("-");
-    let status = resp.status();
-    shared
-        .metrics
-        .inc("realip_requests_total", &[("listener", &log.listener), ("route", route), ("status", status.as_str())]);
-    shared.metrics.observe(route, start.elapsed());
-    resp.map(|b| LoggedBody { inner: b, bytes: 0, pending: Some((Arc::clone(shared), log, start)) }.boxed_unsync())
+impl Pending {
+    fn new<B>(
+        shared: &Arc<Shared>,
+        conn: &ConnCtx,
+        client: &Resolution,
+        trusted_hop: bool,
+        req: &Request<B>,
+    ) -> Pending {
+        let request_id = req
+            .headers()
+            .get("x-request-id")
+            .filter(|_| trusted_hop)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
+            .map_or_else(|| shared.request_id(), str::to_owned);
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_owned())
+            .or_else(|| req.headers().get(HOST).and_then(|h| h.to_str().ok()).map(str::to_owned))
+            .unwrap_or_default();
+        let entry = Entry {
+            time: std::time::SystemTime::now(),
+            listener: Arc::clone(&conn.listener),
+            peer: conn.peer,
+            client_ip: unmap(client.ip),
+            client_ip_source: client.source.as_str(),
+            client_ip_hop: client.hop,
+            proxy: conn.proxy.clone(),
+            method: req.method().clone(),
+            host,
+            path: req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned(),
+            version: req.version(),
+            status: 0,
+            bytes: 0,
+            duration: 0.0,
+            route: None,
+            upstream: None,
+            upstream_status: None,
+            upstream_error: None,
+            request_id,
+            referer: req.headers().get("referer").cloned(),
+            user_agent: req.headers().get("user-agent").cloned(),
+        };
+        Pending { pending: Some(Logged { shared: Arc::clone(shared), entry, start: Instant::now(), counted: false }) }
+    }
+
+    /// The entry, until `finish` or `take_for_tunnel` took it.
+    fn entry(&mut self) -> Option<&mut Entry> {
+        self.pending.as_mut().map(|l| &mut l.entry)
+    }
+
+    fn set_target(&mut self, t: &Target) {
+        if let Some(e) = self.entry() {
+            e.host.clone_from(&t.authority);
+        }
+    }
+
+    /// The log line moves into the tunnel task, written when it closes.
+    fn take_for_tunnel(&mut self) -> Option<Logged> {
+        let mut l = self.pending.take()?;
+        l.entry.status = 101;
+        Some(l)
+    }
+
+    /// Counts the status and wraps the body so the line is written when
+    /// the body ends (or is dropped), with the bytes actually sent.
+    fn finish(mut self, resp: Response<Body>) -> Response<Body> {
+        let Some(mut logged) = self.pending.take() else { return resp };
+        logged.entry.status = resp.status().as_u16();
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            // Written by the tunnel; nothing pending here.
+            return resp;
+        }
+        resp.map(|b| LoggedBody { inner: b, pending: Some(logged) }.boxed_unsync())
+    }
 }
 
-struct LoggedBody {
-    inner: Body,
-    bytes: u64,
-    pending: Option<(Arc<Shared>, Entry, Instant)>,
-}
-
-impl LoggedBody {
-    fn write_log(&mut self) {
-        if let Some((shared, mut e, start)) = self.pending.take() {
-            e.bytes = self.bytes;
-            e.duration = start.elapsed().as_secs_f64();
-            shared.log.load().write(&e);
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if let Some(mut l) = self.pending.take() {
+            // The client went away (or reset its h2 stream) before the
+            // response: nginx's 499, with what the upstream said if known.
+            l.entry.status = 499;
+            l.write();
         }
     }
 }
 
+struct LoggedBody {
+    inner: Body,
+    pending: Option<Logged>,
+}
+
 impl Drop for LoggedBody {
     fn drop(&mut self) {
-        self.write_log();
+        if let Some(mut l) = self.pending.take() {
+            l.write();
+        }
     }
 }
 
@@ -358,11 +640,15 @@ impl http_body::Body for LoggedBody {
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         match &r {
             Poll::Ready(Some(Ok(f))) => {
-                if let Some(d) = f.data_ref() {
-                    this.bytes += d.len() as u64;
+                if let (Some(d), Some(l)) = (f.data_ref(), this.pending.as_mut()) {
+                    l.entry.bytes += d.len() as u64;
                 }
             }
-            Poll::Ready(None | Some(Err(_))) => this.write_log(),
+            Poll::Ready(None | Some(Err(_))) => {
+                if let Some(mut l) = this.pending.take() {
+                    l.write();
+                }
+            }
             Poll::Pending => {}
         }
         r

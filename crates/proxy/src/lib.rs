@@ -5,15 +5,18 @@
 //! - [`snapshot`]: a config compiled for serving, swapped whole on reload;
 //! - [`listener`]: accept, connection limit, PROXY in, TLS ([`tls`]),
 //!   HTTP/1.1 + h2, or raw TCP (`mode = "tcp"`);
-//! - [`http`]: per request: resolve the client (realip-core), route
-//!   ([`route`]), enforce [`policy`], rewrite headers ([`forward`]),
-//!   call the upstream ([`upstream`]), log ([`log`]) and count ([`metrics`]);
+//! - [`http`]: per request: resolve the client (realip-core), decide the
+//!   target ([`target`], [`path`]), route ([`route`]), enforce [`policy`],
+//!   rewrite headers ([`forward`]), bound the body ([`body`]), call the
+//!   upstream ([`upstream`]), tunnel WebSockets ([`websocket`]), log
+//!   ([`log`]) and count ([`metrics`]);
 //! - [`timeouts`]: 408 for slow request heads, idle keep-alive close;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM).
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod body;
 pub mod config;
 mod error;
 pub mod forward;
@@ -22,13 +25,16 @@ pub mod kubernetes;
 pub mod listener;
 pub mod log;
 pub mod metrics;
+pub mod path;
 pub mod policy;
 pub mod route;
 pub mod server;
 pub mod snapshot;
+pub mod target;
 pub mod timeouts;
 pub mod tls;
 pub mod upstream;
+pub mod websocket;
 
 pub use config::Config;
 pub use error::Error;

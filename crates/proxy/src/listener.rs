@@ -114,7 +114,7 @@ async fn connection(
         }
     };
     let io = ProxiedStream::new(stream, rest);
-    let ctx = ConnCtx { listener: Arc::clone(&name), local, peer, proxy: proxy.map(Arc::new), tls: rt.tls.is_some() };
+    let ctx = ConnCtx::new(Arc::clone(&name), local, peer, proxy.map(Arc::new), rt.tls.is_some());
     if rt.mode == ListenerMode::Tcp {
         if let Some(pool) = rt.upstream.clone() {
             tcp_forward(io, ctx, &pool, &shared).await;
@@ -198,30 +198,28 @@ async fn tcp_forward<IO: AsyncRead + AsyncWrite + Unpin>(
         duration: 0.0,
         error: Some("no upstream endpoint answered".into()),
     };
+    let header = proxy_header(pool.proxy_out, ProxyAddrs { src: ctx.hop(), dst: ctx.local });
     let mut tried = None;
     for _ in 0..pool.endpoints.len().max(1) {
         let Some(i) = pool.pick(tried) else { break };
         tried = Some(i);
-        let Some(addr) = pool.endpoints.get(i).map(|e| e.addr) else { break };
-        let Ok(Ok(mut up)) = tokio::time::timeout(pool.connect_timeout(), TcpStream::connect(addr)).await else {
-            pool.report(i, false);
-            shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("reason", "connect")]);
-            continue;
-        };
-        pool.report(i, true);
-        entry.upstream = Some(addr);
-        let _ = up.set_nodelay(true);
-        let header = proxy_header(pool.proxy_out, ProxyAddrs { src: ctx.hop(), dst: ctx.local });
-        entry.error = if !header.is_empty() && up.write_all(&header).await.is_err() {
-            Some("writing the PROXY header failed".into())
-        } else {
-            match tokio::io::copy_bidirectional(&mut io, &mut up).await {
-                Ok((a, b)) => {
-                    (entry.bytes_in, entry.bytes_out) = (a, b);
-                    None
-                }
-                Err(e) => Some(e.to_string()),
+        // The pool's one connect path: TLS when configured, the PROXY
+        // header first, counted in flight for least-requests.
+        let mut up = match pool.connect_raw(i, &header).await {
+            Ok(up) => up,
+            Err(e) => {
+                shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", e.kind())]);
+                entry.error = Some(e.to_string());
+                continue;
             }
+        };
+        entry.upstream = Some(up.addr());
+        entry.error = match tokio::io::copy_bidirectional(&mut io, &mut up.stream).await {
+            Ok((a, b)) => {
+                (entry.bytes_in, entry.bytes_out) = (a, b);
+                None
+            }
+            Err(e) => Some(e.to_string()),
         };
         break;
     }

@@ -16,6 +16,12 @@ use realip_tower::ProxyInfo;
 
 use crate::config::{LogConfig, LogFormat};
 
+/// Writes one JSON event line (start, reload, errors) to stderr: events
+/// go to stderr, the access log to its own stream.
+pub fn event(v: &serde_json::Value) {
+    let _ = writeln!(std::io::stderr().lock(), "{v}");
+}
+
 /// One request, as logged. Fields stay typed until the line is written,
 /// into a reused per-thread buffer: logging costs no allocation.
 #[derive(Clone, Debug)]

@@ -24,7 +24,7 @@ pub enum HostMatch {
 impl HostMatch {
     /// From the config value (lower-cased).
     pub fn new(host: Option<&str>) -> HostMatch {
-        match host.map(str::to_ascii_lowercase) {
+        match host.map(|h| h.trim_end_matches('.').to_ascii_lowercase()) {
             None => HostMatch::Any,
             Some(h) => match h.strip_prefix('*') {
                 Some(suffix) => HostMatch::Suffix(suffix.to_owned()),
@@ -46,7 +46,7 @@ impl HostMatch {
 /// One compiled route.
 #[derive(Debug)]
 pub struct Route {
-    /// `routeN` (N = its index in the file), for logs and metrics.
+    /// Name for logs and metrics: `name`, else host and prefix.
     pub name: std::sync::Arc<str>,
     /// Host match.
     pub host: HostMatch,
@@ -67,23 +67,16 @@ pub struct Route {
 pub struct Routes(pub Vec<Route>);
 
 impl Routes {
-    /// The route for `host` (port stripped, any case) and `path`.
+    /// The route for `host` and `path`, both already normalized by
+    /// [`crate::target`] (lower case, no port, no trailing dot).
     pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
-        let host = strip_port(host).to_ascii_lowercase();
         self.0
             .iter()
             .filter(|r| path.starts_with(r.prefix.as_str()))
-            .filter_map(|r| r.host.rank(&host).map(|rank| ((rank, r.prefix.len()), r)))
+            .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
             .map(|(_, r)| r)
     }
-}
-
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.split_once(']').map_or(host, |(h, _)| h.trim_start_matches('['));
-    }
-    host.rsplit_once(':').filter(|(_, p)| p.bytes().all(|b| b.is_ascii_digit())).map_or(host, |(h, _)| h)
 }
 
 #[cfg(test)]
@@ -114,11 +107,11 @@ mod tests {
         ]);
         let table = [
             ("app.example.com", "/x", "exact"),
-            ("APP.example.com:8443", "/static/a.css", "exact-static"),
+            ("app.example.com", "/static/a.css", "exact-static"),
             ("api.example.com", "/api/v1", "wild"),
             ("example.com", "/", "any"),
             ("other.test", "/api/v1", "any-api"),
-            ("[2001:db8::1]:80", "/", "any"),
+            ("2001:db8::1", "/", "any"),
         ];
         for (host, path, want) in table {
             assert_eq!(routes.find(host, path).map(|r| &*r.name), Some(want), "{host}{path}");

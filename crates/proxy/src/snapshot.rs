@@ -10,7 +10,8 @@ use std::time::Duration;
 use realip_core::{Resolver, Sources, TrustedProxies};
 use realip_tower::{ProxyProtocolConfig, ProxyProtocolMode};
 
-use crate::config::{Config, ListenerMode, ProxyProtocolIn};
+use crate::config::{route_name, Config, ListenerMode, ProxyProtocolIn, RateConfig};
+use crate::forward::ForwardRules;
 use crate::policy::{Policy, RateLimiter};
 use crate::route::{HostMatch, Route, Routes};
 use crate::upstream::Pool;
@@ -42,11 +43,26 @@ pub struct Snapshot {
     pub listeners: HashMap<String, ListenerRuntime>,
     /// Upstream pools by name.
     pub pools: HashMap<String, Arc<Pool>>,
+    /// Header rewriting rules.
+    pub forward: ForwardRules,
+    /// Rate limiters by what they limit (see [`limiter_key`]), so a reload
+    /// keeps the buckets of limits that did not change.
+    limiters: HashMap<String, Arc<RateLimiter>>,
 }
 
-fn cidrs(list: &[String]) -> TrustedProxies {
-    // Validated before: parse errors cannot happen here.
-    TrustedProxies::parse(list).unwrap_or_default()
+/// Parses `list`, or records why not under `key`.
+fn cidrs(list: &[String], key: &str, errs: &mut Vec<String>) -> TrustedProxies {
+    TrustedProxies::parse(list).unwrap_or_else(|e| {
+        errs.push(format!("{key}: {e}"));
+        TrustedProxies::none()
+    })
+}
+
+/// What a limiter limits: its scope (a route name, or `[policy]` for the
+/// shared one), its rate and its IPv6 keying. Equal keys share buckets
+/// across reloads.
+fn limiter_key(scope: &str, rate: RateConfig, ipv6_prefix: u8) -> String {
+    format!("{scope}\u{0}{}\u{0}{:?}\u{0}{ipv6_prefix}", rate.per_second, rate.burst)
 }
 
 impl Snapshot {
@@ -60,15 +76,15 @@ impl Snapshot {
     /// connections, in-flight counts and ejections survive a reload (and
     /// every Kubernetes endpoint change that does not touch them).
     pub fn build_reusing(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
-        let errors = config.validate();
-        if !errors.is_empty() {
-            return Err(Error::Config(errors));
+        let mut errs = config.validate();
+        if !errs.is_empty() {
+            return Err(Error::Config(errs));
         }
-        let resolver = Resolver::new(
-            cidrs(&config.client_ip.trusted),
-            Sources::parse(&config.client_ip.sources).map_err(|e| Error::Config(vec![e.to_string()]))?,
-            config.client_ip.strategy.parse().map_err(|e: realip_core::Error| Error::Config(vec![e.to_string()]))?,
-        );
+        let ci = &config.client_ip;
+        let trusted = cidrs(&ci.trusted, "client_ip.trusted", &mut errs);
+        let sources = Sources::parse(&ci.sources).map_err(|e| format!("client_ip.sources: {e}"));
+        let strategy = ci.strategy.parse().map_err(|e: realip_core::Error| format!("client_ip.strategy: {e}"));
+        let forward = ForwardRules::new(&config.forward);
         let pools: HashMap<String, Arc<Pool>> = config
             .upstreams
             .iter()
@@ -78,23 +94,40 @@ impl Snapshot {
             })
             .collect();
         let ipv6_prefix = config.policy.ipv6_prefix.unwrap_or(64);
-        let global_rate = config.policy.rate.map(|r| Arc::new(RateLimiter::new(r, ipv6_prefix)));
-        let global_allow = (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow));
+        let mut limiters = HashMap::new();
+        let mut limiter = |scope: &str, rate: RateConfig| {
+            let key = limiter_key(scope, rate, ipv6_prefix);
+            let l = previous
+                .and_then(|p| p.limiters.get(&key))
+                .map_or_else(|| Arc::new(RateLimiter::new(rate, ipv6_prefix)), Arc::clone);
+            limiters.insert(key, Arc::clone(&l));
+            l
+        };
+        let global_rate = config.policy.rate.map(|r| limiter("[policy]", r));
+        let global_allow =
+            (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow, "policy.allow", &mut errs));
         let mut routes = Vec::new();
         for (i, r) in config.routes.iter().enumerate() {
-            let Some(upstream) = pools.get(&r.upstream) else { continue };
+            let Some(upstream) = pools.get(&r.upstream) else {
+                errs.push(format!("route[{i}].upstream: no [[upstream]] named `{}`", r.upstream));
+                continue;
+            };
+            let name = route_name(r);
             let mut deny = config.policy.deny.clone();
             deny.extend(r.deny.iter().cloned());
             let policy = Policy {
-                allow: r.allow.as_deref().map(cidrs).or_else(|| global_allow.clone()),
-                deny: cidrs(&deny),
+                allow: match r.allow.as_deref() {
+                    Some(a) => Some(cidrs(a, &format!("route[{i}].allow"), &mut errs)),
+                    None => global_allow.clone(),
+                },
+                deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
                 rate: match r.rate {
-                    Some(rate) => Some(Arc::new(RateLimiter::new(rate, ipv6_prefix))),
+                    Some(rate) => Some(limiter(&name, rate)),
                     None => global_rate.clone(),
                 },
             };
             routes.push(Route {
-                name: format!("route{i}").into(),
+                name: name.into(),
                 host: HostMatch::new(r.host.as_deref()),
                 prefix: r.path_prefix.clone(),
                 upstream: Arc::clone(upstream),
@@ -106,7 +139,13 @@ impl Snapshot {
         let mut listeners = HashMap::new();
         for l in &config.listeners {
             let tls = match &l.tls {
-                Some(t) => Some(crate::tls::server_config(&l.name, t)?),
+                Some(t) => match crate::tls::server_config(&l.name, t) {
+                    Ok(t) => Some(t),
+                    Err(e) => {
+                        errs.push(e.to_string());
+                        None
+                    }
+                },
                 None => None,
             };
             let mode = match l.proxy_protocol {
@@ -116,12 +155,24 @@ impl Snapshot {
             };
             let proxy = ProxyProtocolConfig {
                 mode,
-                allowed_from: cidrs(&l.proxy_protocol_from),
+                allowed_from: cidrs(
+                    &l.proxy_protocol_from,
+                    &format!("listener `{}`.proxy_protocol_from", l.name),
+                    &mut errs,
+                ),
                 header_timeout: l.header_timeout.map_or(Duration::from_secs(5), |d| d.0),
             };
             let upstream = l.upstream.as_ref().and_then(|u| pools.get(u)).map(Arc::clone);
             listeners.insert(l.name.clone(), ListenerRuntime { proxy, tls, mode: l.mode, upstream });
         }
-        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools })
+        let (sources, strategy, forward) = match (sources, strategy, forward) {
+            (Ok(s), Ok(st), Ok(f)) if errs.is_empty() => (s, st, f),
+            (s, st, f) => {
+                errs.extend([s.err(), st.err(), f.err()].into_iter().flatten());
+                return Err(Error::Config(errs));
+            }
+        };
+        let resolver = Resolver::new(trusted, sources, strategy);
+        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools, forward, limiters })
     }
 }

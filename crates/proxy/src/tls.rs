@@ -56,7 +56,17 @@ fn load(listener: &str, c: &CertConfig) -> Result<Arc<CertifiedKey>, Error> {
     let provider = rustls::crypto::ring::default_provider();
     let signing =
         provider.key_provider.load_private_key(key_der).map_err(|e| err(format!("{}: {e}", key.display())))?;
-    Ok(Arc::new(CertifiedKey::new(chain, signing)))
+    let certified = CertifiedKey::new(chain, signing);
+    // A key that does not belong to the certificate fails every handshake:
+    // refuse it now (a key type that cannot tell its public half passes).
+    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) = certified.keys_match() {
+        return Err(err(format!(
+            "{}: the private key does not match the certificate {}",
+            key.display(),
+            cert.display()
+        )));
+    }
+    Ok(Arc::new(certified))
 }
 
 /// Builds the rustls server config of a listener.

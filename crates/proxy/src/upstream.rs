@@ -8,6 +8,21 @@
 //! then not reused. A PROXY header names one client, so a connection that
 //! carries one is never kept: with `proxy_protocol = "v1"|"v2"` every
 //! request gets its own upstream connection.
+//!
+//! Stale keep-alive connections (the upstream closed them while idle, as
+//! uvicorn, Node and gunicorn do after a few seconds) are the normal case,
+//! not an error:
+//! - an idle connection is polled once before reuse (no syscall unless the
+//!   socket became readable), and dropped if the upstream closed it or it
+//!   is older than `idle_timeout` (default 4 s, below the usual upstream
+//!   keep-alives);
+//! - a request the connection never sent (hyper hands it back) is sent on
+//!   a fresh connection; one that was sent on a *reused* connection and
+//!   failed before any response is sent again once when that is safe
+//!   (idempotent method, no body), like nginx `proxy_next_upstream error`;
+//! - a connection that ends while a request waits is dropped at once, so
+//!   the request fails (and may be retried) instead of waiting for
+//!   `response_timeout`.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -27,6 +42,7 @@ use rustls_pki_types::ServerName;
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
+use crate::body::Sent;
 use crate::config::{Balance, ProxyProtocolOut, UpstreamConfig};
 
 /// Request and response bodies inside the proxy.
@@ -44,7 +60,7 @@ pub struct Endpoint {
     /// Milliseconds since the pool's epoch until which it rests.
     ejected_until: AtomicU64,
     /// Idle keep-alive connections, most recent last.
-    idle: Mutex<Vec<Idle>>,
+    idle: Mutex<std::collections::VecDeque<Idle>>,
 }
 
 /// A keep-alive upstream connection that nobody is using. Its connection
@@ -148,15 +164,93 @@ impl tokio::io::AsyncWrite for UpStream {
 /// Idle connections kept per endpoint.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
-/// Why an upstream request failed.
-#[derive(Debug)]
+/// Default `idle_timeout` of pooled upstream connections: below the 5 s
+/// keep-alive of uvicorn and Node (nginx: 75 s), so we close first.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Why no connection to an endpoint could be made (safe to retry on
+/// another endpoint: nothing was sent).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    /// Occurs when the TCP connect fails (refused, unreachable, reset).
+    #[error("connect to {0}: {1}")]
+    Io(SocketAddr, #[source] std::io::Error),
+    /// Occurs when the TCP connect or TLS handshake takes longer than
+    /// `connect_timeout`.
+    #[error("connect to {0}: no connection within {1:?}")]
+    TimedOut(SocketAddr, Duration),
+    /// Occurs when the TLS handshake fails (certificate, protocol).
+    #[error("TLS with {0}: {1}")]
+    Tls(SocketAddr, #[source] std::io::Error),
+    /// Occurs when hyper cannot start HTTP/1.1 on the connection.
+    #[error("HTTP/1.1 with {0}: {1}")]
+    Handshake(SocketAddr, #[source] hyper::Error),
+}
+
+/// Why an upstream request failed; each maps to one response status and
+/// one metric `kind`.
+#[derive(Debug, thiserror::Error)]
 pub enum UpstreamError {
-    /// No connection could be made (safe to retry elsewhere).
-    Connect(String),
-    /// No response head within the response timeout.
-    Timeout,
-    /// The connection broke after the request was sent.
-    Failed(String),
+    /// Occurs when the upstream has no endpoint (a Kubernetes Service
+    /// with none serving): 503.
+    #[error("no endpoint available")]
+    NoEndpoint,
+    /// Occurs when no connection could be made: 502.
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    /// Occurs when no response head arrives within `response_timeout`
+    /// of the request body's end: 504.
+    #[error("no response head within {0:?}")]
+    Timeout(Duration),
+    /// Occurs when the request body is over `max_body_bytes`: 413.
+    #[error("request body larger than {0} bytes")]
+    BodyTooLarge(u64),
+    /// Occurs when the client stops sending its body: 408.
+    #[error("no request body data for {0:?}")]
+    BodyTimeout(Duration),
+    /// Occurs when the client's connection fails while its body is sent.
+    #[error("client went away while sending the body")]
+    ClientGone,
+    /// Occurs when the exchange fails after the request was (partly) sent,
+    /// or the upstream answered something that is not HTTP/1.1: 502.
+    #[error("{}", error_chain(.0))]
+    Failed(#[source] hyper::Error),
+    /// Occurs when the upstream closes a new connection before taking
+    /// the request: 502.
+    #[error("the upstream closed the connection before taking the request")]
+    Closed,
+    /// Occurs when an upgraded request is answered with a 101 that does
+    /// not complete a valid WebSocket handshake: 502.
+    #[error("upgrade refused: {0}")]
+    BadUpgrade(&'static str),
+}
+
+impl UpstreamError {
+    /// The `kind` label of `realip_upstream_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::NoEndpoint => "no_endpoint",
+            UpstreamError::Connect(_) => "connect",
+            UpstreamError::Timeout(_) => "timeout",
+            UpstreamError::BodyTooLarge(_) => "body_too_large",
+            UpstreamError::BodyTimeout(_) => "body_timeout",
+            UpstreamError::ClientGone => "client_gone",
+            UpstreamError::Failed(_) => "failed",
+            UpstreamError::Closed => "closed",
+            UpstreamError::BadUpgrade(_) => "bad_upgrade",
+        }
+    }
+
+    /// Sorts a hyper error: a request-body failure (found by downcast in
+    /// its sources) is the client's, anything else the upstream's.
+    fn from_hyper(e: hyper::Error) -> UpstreamError {
+        match crate::body::BodyError::find(&e) {
+            Some(crate::body::BodyError::TooLarge(n)) => UpstreamError::BodyTooLarge(*n),
+            Some(crate::body::BodyError::Timeout(d)) => UpstreamError::BodyTimeout(*d),
+            Some(crate::body::BodyError::Client(_)) => UpstreamError::ClientGone,
+            None => UpstreamError::Failed(e),
+        }
+    }
 }
 
 /// A pool of endpoints with its client.
@@ -238,7 +332,7 @@ impl Pool {
                     in_flight: AtomicUsize::new(0),
                     fails: AtomicU32::new(0),
                     ejected_until: AtomicU64::new(0),
-                    idle: Mutex::new(Vec::new()),
+                    idle: Mutex::new(std::collections::VecDeque::new()),
                 })
                 .collect(),
             next: AtomicUsize::new(0),
@@ -252,7 +346,7 @@ impl Pool {
                 )
             }),
             response_timeout: cfg.response_timeout.map_or(Duration::from_secs(60), |d| d.0),
-            idle_timeout: cfg.idle_timeout.map_or(Duration::from_secs(90), |d| d.0),
+            idle_timeout: cfg.idle_timeout.map_or(DEFAULT_IDLE_TIMEOUT, |d| d.0),
             max_fails: cfg.max_fails.unwrap_or(3).max(1),
             fail_timeout: cfg.fail_timeout.map_or(Duration::from_secs(10), |d| d.0),
             epoch: Instant::now(),
@@ -321,16 +415,21 @@ impl Pool {
     /// Sends `req` (origin-form URI) to endpoint `i`. Responses of known
     /// length up to [`BUFFER_RESPONSES_UP_TO`] come back whole, so head and
     /// body leave in one write (nginx `proxy_buffering`); others stream.
+    /// `sent` fires when the request body has gone out: the response
+    /// timeout counts from then.
     pub async fn send(
         &self,
         i: usize,
         mut req: Request<Body>,
         pp: Option<ProxyAddrs>,
+        sent: &Sent,
     ) -> Result<Response<Body>, UpstreamError> {
-        let Some(ep) = self.endpoints.get(i) else { return Err(UpstreamError::Connect("no endpoint".into())) };
+        let Some(ep) = self.endpoints.get(i) else { return Err(UpstreamError::NoEndpoint) };
         // Origin-form: we hold the connection, the Host header names the site.
-        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str()).to_owned();
-        *req.uri_mut() = pq.parse().map_err(|e| UpstreamError::Failed(format!("{e}")))?;
+        if req.uri().scheme().is_some() || req.uri().authority().is_some() {
+            let pq = req.uri().path_and_query().cloned();
+            *req.uri_mut() = pq.map_or_else(|| http::Uri::from_static("/"), http::Uri::from);
+        }
         ep.in_flight.fetch_add(1, Ordering::Relaxed);
         let preface = match (self.proxy_out, pp) {
             (ProxyProtocolOut::Off, _) | (_, None) => Vec::new(),
@@ -338,48 +437,69 @@ impl Pool {
         };
         let result = if req.headers().contains_key(http::header::UPGRADE) {
             // An upgraded connection becomes the tunnel: always a fresh one.
-            match self.connect(ep.addr, &preface).await {
+            match self.connect_http(ep.addr, &preface).await {
                 Ok((sender, conn)) => self.exchange_upgrade(sender, conn, req).await,
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             }
         } else if preface.is_empty() {
-            self.send_same_task(ep, req).await
+            self.send_pooled(ep, req, sent).await
         } else {
             // A PROXY header names one client: a fresh connection, never kept.
-            match self.connect(ep.addr, &preface).await {
-                Ok((sender, conn)) => self.exchange(ep, sender, conn, req, false).await.map_err(Exchange::into_error),
-                Err(e) => Err(e),
+            match self.connect_http(ep.addr, &preface).await {
+                Ok((sender, conn)) => self.exchange(ep, sender, conn, req, false, sent).await.map_err(Fail::into_error),
+                Err(e) => Err(e.into()),
             }
         };
         ep.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.report(i, !matches!(result, Err(UpstreamError::Connect(_) | UpstreamError::Timeout)));
+        self.report(i, !matches!(result, Err(UpstreamError::Connect(_) | UpstreamError::Timeout(_))));
         result
     }
 
+    /// A raw connection to endpoint `i` (L4 mode), with the pool's TLS
+    /// and `preface` written first; counted in flight until dropped, so
+    /// least-requests balancing sees L4 connections too.
+    pub async fn connect_raw(&self, i: usize, preface: &[u8]) -> Result<InFlight<'_>, UpstreamError> {
+        let Some(ep) = self.endpoints.get(i) else { return Err(UpstreamError::NoEndpoint) };
+        let stream = self.connect(ep.addr, preface).await;
+        self.report(i, stream.is_ok());
+        let stream = stream?;
+        ep.in_flight.fetch_add(1, Ordering::Relaxed);
+        Ok(InFlight { stream, ep })
+    }
+
+    /// An idle connection to `ep` that is still usable, if one is kept.
+    /// Each candidate is polled once outside the lock: one the upstream
+    /// closed (or wrote to unasked) completes, and is dropped.
     fn checkout(&self, ep: &Endpoint) -> Option<Idle> {
-        let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        while let Some(c) = idle.pop() {
-            if c.since.elapsed() < self.idle_timeout && !c.sender.is_closed() {
+        loop {
+            let mut c = {
+                let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let c = idle.pop_back()?;
+                if c.since.elapsed() >= self.idle_timeout {
+                    idle.clear(); // the rest are older still
+                    return None;
+                }
+                c
+            };
+            if !c.sender.is_closed() && poll_once(&mut c.conn).is_none() && c.sender.is_ready() {
                 return Some(c);
             }
         }
-        None
     }
 
-    fn checkin(ep: &Endpoint, c: Idle) {
+    fn checkin(&self, ep: &Endpoint, c: Idle) {
         let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while idle.front().is_some_and(|o| o.since.elapsed() >= self.idle_timeout) {
+            idle.pop_front();
+        }
         if idle.len() < MAX_IDLE_PER_ENDPOINT {
-            idle.push(c);
+            idle.push_back(c);
         }
     }
 
     /// A new connection to `addr`, with `preface` (a PROXY header, or
-    /// nothing) written before HTTP starts.
-    async fn connect(
-        &self,
-        addr: SocketAddr,
-        preface: &[u8],
-    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<UpStream>, Body>), UpstreamError> {
+    /// nothing) written before anything else, and TLS when configured.
+    async fn connect(&self, addr: SocketAddr, preface: &[u8]) -> Result<UpStream, ConnectError> {
         let connect = async {
             let mut s = TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
@@ -390,21 +510,29 @@ impl Pool {
         };
         let stream = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return Err(UpstreamError::Connect(format!("{addr}: {e}"))),
-            Err(_) => return Err(UpstreamError::Connect(format!("connect to {addr} timed out"))),
+            Ok(Err(e)) => return Err(ConnectError::Io(addr, e)),
+            Err(_) => return Err(ConnectError::TimedOut(addr, self.connect_timeout)),
         };
-        let stream = match &self.tls {
-            None => UpStream::Plain(stream),
+        match &self.tls {
+            None => Ok(UpStream::Plain(stream)),
             Some((connector, name)) => {
                 let name = name.clone().unwrap_or_else(|| ServerName::IpAddress(addr.ip().into()));
                 match tokio::time::timeout(self.connect_timeout, connector.0.connect(name, stream)).await {
-                    Ok(Ok(s)) => UpStream::Tls(Box::new(s)),
-                    Ok(Err(e)) => return Err(UpstreamError::Connect(format!("{addr}: TLS: {e}"))),
-                    Err(_) => return Err(UpstreamError::Connect(format!("TLS handshake with {addr} timed out"))),
+                    Ok(Ok(s)) => Ok(UpStream::Tls(Box::new(s))),
+                    Ok(Err(e)) => Err(ConnectError::Tls(addr, e)),
+                    Err(_) => Err(ConnectError::TimedOut(addr, self.connect_timeout)),
                 }
             }
-        };
-        http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| UpstreamError::Connect(e.to_string()))
+        }
+    }
+
+    async fn connect_http(
+        &self,
+        addr: SocketAddr,
+        preface: &[u8],
+    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<UpStream>, Body>), ConnectError> {
+        let stream = self.connect(addr, preface).await?;
+        http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| ConnectError::Handshake(addr, e))
     }
 
     /// An upgrade request (WebSocket): the connection is driven with
@@ -428,41 +556,42 @@ impl Pool {
                 }
             })
             .await
-            .map_err(|_| UpstreamError::Timeout)?
+            .map_err(|_| UpstreamError::Timeout(self.response_timeout))?
         };
-        let resp = resp.map_err(|e| UpstreamError::Failed(error_chain(&e)))?;
+        let resp = resp.map_err(UpstreamError::from_hyper)?;
         if !conn_done {
             tokio::spawn(conn);
         }
         Ok(resp.map(box_incoming))
     }
 
-    /// The request on a pooled connection driven in this task. A reused
-    /// connection that turns out closed is replaced by a fresh one when the
-    /// request can be sent again (no body).
-    async fn send_same_task(&self, ep: &Endpoint, req: Request<Body>) -> Result<Response<Body>, UpstreamError> {
-        if let Some(idle) = self.checkout(ep) {
-            // Only a reused connection can turn out stale: keep a copy of a
-            // body-less request to send again on a fresh one.
-            let retry = req.body().is_end_stream().then(|| {
-                let mut r = Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
-                *r.method_mut() = req.method().clone();
-                *r.uri_mut() = req.uri().clone();
-                *r.version_mut() = req.version();
-                *r.headers_mut() = req.headers().clone();
-                r
-            });
-            match self.exchange(ep, idle.sender, idle.conn, req, true).await {
-                Err(Exchange::Stale) => {}
-                Err(Exchange::Failed(e)) => return Err(e),
-                Ok(r) => return Ok(r),
+    /// The request on a pooled connection driven in this task (see the
+    /// module docs for when a failed request is sent again).
+    async fn send_pooled(
+        &self,
+        ep: &Endpoint,
+        req: Request<Body>,
+        sent: &Sent,
+    ) -> Result<Response<Body>, UpstreamError> {
+        let req = match self.checkout(ep) {
+            None => req,
+            Some(idle) => {
+                // Sent and lost on a reused connection: only an idempotent
+                // body-less request may go again, from this copy.
+                let copy = (idempotent(req.method()) && req.body().is_end_stream()).then(|| head_copy(&req));
+                match self.exchange(ep, idle.sender, idle.conn, req, true, sent).await {
+                    Ok(r) => return Ok(r),
+                    Err(Fail::NotSent(req)) => req,
+                    Err(Fail::BeforeResponse(e)) => match copy {
+                        Some(req) => req,
+                        None => return Err(UpstreamError::from_hyper(e)),
+                    },
+                    Err(Fail::Other(e)) => return Err(e),
+                }
             }
-            let Some(req) = retry else { return Err(UpstreamError::Failed("pooled connection closed".into())) };
-            let (sender, conn) = self.connect(ep.addr, &[]).await?;
-            return self.exchange(ep, sender, conn, req, true).await.map_err(Exchange::into_error);
-        }
-        let (sender, conn) = self.connect(ep.addr, &[]).await?;
-        self.exchange(ep, sender, conn, req, true).await.map_err(Exchange::into_error)
+        };
+        let (sender, conn) = self.connect_http(ep.addr, &[]).await?;
+        self.exchange(ep, sender, conn, req, true, sent).await.map_err(Fail::into_error)
     }
 
     async fn exchange(
@@ -472,60 +601,74 @@ impl Pool {
         mut conn: http1::Connection<TokioIo<UpStream>, Body>,
         req: Request<Body>,
         keep: bool,
-    ) -> Result<Response<Body>, Exchange> {
+        sent: &Sent,
+    ) -> Result<Response<Body>, Fail> {
         enum Got {
             Streaming(Response<Incoming>),
             Whole(http::response::Parts, Bytes),
         }
-        let outcome = {
+        let response_timeout = self.response_timeout;
+        let (outcome, conn) = {
             let work = async {
-                let resp = sender.send_request(req).await.map_err(|e| (true, e))?;
+                let resp = sender.try_send_request(req).await.map_err(|mut e| match e.take_message() {
+                    Some(req) => Fail::NotSent(req),
+                    None => Fail::BeforeResponse(e.into_error()),
+                })?;
                 if !is_small(&resp) {
                     return Ok(Got::Streaming(resp));
                 }
                 let (parts, body) = resp.into_parts();
-                let bytes = body.collect().await.map_err(|e| (false, e))?.to_bytes();
+                let bytes = body.collect().await.map_err(|e| Fail::Other(UpstreamError::from_hyper(e)))?.to_bytes();
                 Ok(Got::Whole(parts, bytes))
             };
             let mut work = std::pin::pin!(work);
-            tokio::time::timeout(self.response_timeout, async {
-                let r = tokio::select! {
+            let mut deadline = std::pin::pin!(async {
+                sent.wait().await;
+                tokio::time::sleep(response_timeout).await;
+            });
+            let timeout = || Fail::Other(UpstreamError::Timeout(response_timeout));
+            let first = tokio::select! {
+                biased;
+                r = &mut work => Some(r),
+                _ = &mut conn => None,
+                () = &mut deadline => return Err(timeout()),
+            };
+            if let Some(r) = first {
+                (r, Some(conn))
+            } else {
+                // The connection ended. Dropping it fails a request it never
+                // took (handing it back); a response it read before closing
+                // is still delivered.
+                drop(conn);
+                tokio::select! {
                     biased;
-                    r = &mut work => r,
-                    // The connection ended; a response it read first is still
-                    // waiting in `work` (servers that close after answering).
-                    _ = &mut conn => work.await,
-                };
-                r.map_err(|(before_response, e)| {
-                    if before_response {
-                        Exchange::Stale
-                    } else {
-                        Exchange::Failed(UpstreamError::Failed(error_chain(&e)))
-                    }
-                })
-            })
-            .await
+                    r = &mut work => (r, None),
+                    () = &mut deadline => return Err(timeout()),
+                }
+            }
         };
-        match outcome {
-            Err(_) => Err(Exchange::Failed(UpstreamError::Timeout)),
-            Ok(Err(e)) => Err(e),
-            Ok(Ok(Got::Streaming(resp))) => {
+        match outcome? {
+            Got::Streaming(resp) => {
                 // The body streams: the connection must keep being driven,
                 // and is not reused.
-                tokio::spawn(conn);
+                if let Some(conn) = conn {
+                    tokio::spawn(conn);
+                }
                 Ok(resp.map(box_incoming))
             }
-            Ok(Ok(Got::Whole(parts, bytes))) => {
-                // Let the connection settle, then keep it for the next request.
-                let ready = tokio::time::timeout(Duration::from_millis(200), async {
-                    tokio::select! {
-                        biased;
-                        r = sender.ready() => r.is_ok(),
-                        _ = &mut conn => false,
+            Got::Whole(parts, bytes) => {
+                if let (true, Some(mut conn)) = (keep, conn) {
+                    // Let the connection settle, then keep it for the next request.
+                    let ready = tokio::time::timeout(Duration::from_millis(200), async {
+                        tokio::select! {
+                            biased;
+                            r = sender.ready() => r.is_ok(),
+                            _ = &mut conn => false,
+                        }
+                    });
+                    if ready.await.unwrap_or(false) {
+                        self.checkin(ep, Idle { sender, conn, since: Instant::now() });
                     }
-                });
-                if keep && ready.await.unwrap_or(false) {
-                    Self::checkin(ep, Idle { sender, conn, since: Instant::now() });
                 }
                 Ok(Response::from_parts(parts, Full::new(bytes).map_err(|e| match e {}).boxed_unsync()))
             }
@@ -533,20 +676,72 @@ impl Pool {
     }
 }
 
-/// How a request on one connection ended, when it did not succeed.
-enum Exchange {
-    /// The connection was closed before a response (a stale pooled one).
-    Stale,
-    /// Anything else.
-    Failed(UpstreamError),
+/// A raw upstream connection (L4 mode), counted in flight until dropped.
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    /// The connection.
+    pub stream: UpStream,
+    ep: &'a Endpoint,
 }
 
-impl Exchange {
+impl InFlight<'_> {
+    /// The endpoint's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.ep.addr
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.ep.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// How a request on one connection ended, when it did not succeed.
+enum Fail {
+    /// The connection closed before it took the request: here it is back.
+    NotSent(Request<Body>),
+    /// The request was (partly) sent, then the connection failed before
+    /// any response.
+    BeforeResponse(hyper::Error),
+    /// Anything else.
+    Other(UpstreamError),
+}
+
+impl Fail {
     fn into_error(self) -> UpstreamError {
         match self {
-            Exchange::Stale => UpstreamError::Failed("upstream closed the connection before answering".into()),
-            Exchange::Failed(e) => e,
+            Fail::NotSent(_) => UpstreamError::Closed,
+            Fail::BeforeResponse(e) => UpstreamError::from_hyper(e),
+            Fail::Other(e) => e,
         }
+    }
+}
+
+/// A copy of a body-less request's head, to send it again.
+fn head_copy(req: &Request<Body>) -> Request<Body> {
+    let mut r = Request::new(http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
+    *r.method_mut() = req.method().clone();
+    *r.uri_mut() = req.uri().clone();
+    *r.version_mut() = req.version();
+    *r.headers_mut() = req.headers().clone();
+    r
+}
+
+/// Safe to send twice (RFC 9110 §9.2.2).
+pub fn idempotent(m: &http::Method) -> bool {
+    use http::Method;
+    matches!(*m, Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE | Method::TRACE)
+}
+
+/// Polls `f` once without a task to wake: `Some` if it is already done.
+/// For tokio sockets this costs no syscall unless the reactor saw the
+/// socket become readable.
+fn poll_once<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::Pin::new(f).poll(&mut cx) {
+        std::task::Poll::Ready(v) => Some(v),
+        std::task::Poll::Pending => None,
     }
 }
 
@@ -586,7 +781,7 @@ mod tests {
                 in_flight: AtomicUsize::new(0),
                 fails: AtomicU32::new(0),
                 ejected_until: AtomicU64::new(0),
-                idle: Mutex::new(Vec::new()),
+                idle: Mutex::new(std::collections::VecDeque::new()),
             })
             .collect();
         p

@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -156,4 +157,151 @@ pub fn header_values<'a>(headers: &'a serde_json::Value, name: &str) -> Vec<&'a 
         .as_array()
         .map(|a| a.iter().filter(|h| h["name"] == name).filter_map(|h| h["value"].as_str()).collect())
         .unwrap_or_default()
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let p = std::env::temp_dir().join(format!("realip-{tag}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Proxy {
+    pub proc: Proc,
+    pub listeners: std::collections::HashMap<String, SocketAddr>,
+    pub config: PathBuf,
+    pub _dir: TempDir,
+}
+
+impl Proxy {
+    pub fn addr(&self, name: &str) -> SocketAddr {
+        self.listeners[name]
+    }
+    pub fn pid(&self) -> u32 {
+        self.proc.child.id()
+    }
+    pub fn metrics(&self) -> String {
+        let (_, body) =
+            raw_http(self.addr("admin"), b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
+        body
+    }
+    pub fn counter(&self, line_prefix: &str) -> u64 {
+        self.metrics()
+            .lines()
+            .filter(|l| l.starts_with(line_prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+}
+
+/// Starts the proxy with `config` (listeners may bind port 0; the actual
+/// addresses are read from its `listening` events).
+pub fn proxy(config: &str) -> Proxy {
+    let dir = TempDir::new("proxy");
+    let path = dir.0.join("realip.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--config"]).arg(&path);
+    let p = spawn(&mut cmd);
+    let n = config.matches("[[listener]]").count() + usize::from(config.contains("[admin]"));
+    let mut listeners = std::collections::HashMap::new();
+    for _ in 0..n {
+        let line = wait_line(&p.stderr, "\"listening\"", 20);
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        listeners.insert(v["listener"].as_str().unwrap().to_owned(), v["addr"].as_str().unwrap().parse().unwrap());
+    }
+    Proxy { proc: p, listeners, config: path, _dir: dir }
+}
+
+pub fn base(upstream: SocketAddr, extra: &str) -> String {
+    format!(
+        r#"
+[[listener]]
+name = "web"
+bind = "127.0.0.1:0"
+
+[client_ip]
+trusted = ["10.0.0.0/8"]
+
+[[route]]
+upstream = "app"
+
+[[upstream]]
+name = "app"
+endpoints = ["{upstream}"]
+
+[admin]
+bind = "127.0.0.1:0"
+
+[lifecycle]
+drain_delay = "300ms"
+drain_timeout = "5s"
+watch_interval = "0s"
+{extra}"#
+    )
+}
+
+/// `base` with extra lines in the `web` listener (TLS, PROXY settings).
+pub fn base_with_listener(upstream: SocketAddr, listener_lines: &str) -> String {
+    base(upstream, "").replacen(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        &format!("bind = \"127.0.0.1:0\"\n{listener_lines}\n\n[client_ip]"),
+        1,
+    )
+}
+
+pub fn curl(args: &[&str]) -> (bool, String) {
+    let out = Command::new("curl").args(["-s", "--max-time", "10"]).args(args).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn need(cmds: &[&str]) -> bool {
+    let missing: Vec<&&str> = cmds.iter().filter(|c| !have(c)).collect();
+    missing.is_empty() || !peer_missing(&format!("{missing:?} not installed"))
+}
+
+/// uvicorn, pinned: the version the parity table and the upstream tests run.
+pub const UVICORN: &str = "uvicorn==0.54.0";
+
+/// The python of a virtualenv with uvicorn from PyPI, made once per target
+/// directory (test binaries run at once: a lock directory makes one of
+/// them install while the others wait). `None` when it cannot be made.
+pub fn uvicorn_python() -> Option<PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvicorn-venv");
+    let python = dir.join("bin/python");
+    let ready = dir.join(".installed");
+    let lock = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("uvicorn-venv.lock");
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    loop {
+        if std::fs::read_to_string(&ready).is_ok_and(|v| v == UVICORN) {
+            return Some(python);
+        }
+        if std::fs::create_dir(&lock).is_ok() {
+            break;
+        }
+        if std::time::Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ok = Command::new("python3").args(["-m", "venv"]).arg(&dir).status().is_ok_and(|s| s.success())
+        && Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", UVICORN])
+            .status()
+            .is_ok_and(|s| s.success());
+    let done = ok && std::fs::write(&ready, UVICORN).is_ok();
+    let _ = std::fs::remove_dir(&lock);
+    done.then_some(python)
 }
