@@ -7,10 +7,19 @@ use crate::failure::Failure;
 
 pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
     if a.check {
-        realip_proxy::server::check(&a.config)
+        let snapshot = realip_proxy::server::check(&a.config)
             .map_err(|e| Failure::rejected(anyhow!("{}: {e}", a.config.display())))?;
+        for w in snapshot.config.warnings() {
+            eprintln!("{}: warning: {w}", a.config.display());
+        }
         println!("{}: configuration is valid", a.config.display());
         return Ok(());
+    }
+    // Warnings do not stop the proxy; they are said once at start.
+    if let Ok(config) = realip_proxy::Config::load(&a.config) {
+        for w in config.warnings() {
+            realip_proxy::log::event(&serde_json::json!({"event": "config_warning", "warning": w}));
+        }
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     rt.enable_all();

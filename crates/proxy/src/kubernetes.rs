@@ -32,7 +32,8 @@ pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
         .routes
         .iter()
         .filter_map(|r| {
-            let mut v = json!({"path_prefix": r.path, "upstream": format!("k8s:{}", r.backend), "deny": r.deny, "https_redirect": r.ssl_redirect});
+            let name = format!("{}:{}{}", r.ingress, r.host.as_deref().unwrap_or("*"), r.path);
+            let mut v = json!({"name": name, "path_prefix": r.path, "upstream": format!("k8s:{}", r.backend), "deny": r.deny, "https_redirect": r.ssl_redirect});
             if let Some(h) = &r.host {
                 v["host"] = json!(h);
             }
@@ -56,7 +57,26 @@ pub fn routes(d: &Desired) -> (Vec<RouteConfig>, Vec<UpstreamConfig>) {
 pub fn compose(mut config: Config, d: Option<&Desired>) -> Config {
     if let Some(d) = d {
         let (routes, upstreams) = routes(d);
-        config.routes.extend(routes);
+        // Two routes for one host and path would fail validation and with
+        // it every Kubernetes change: the first one (file routes, then the
+        // Ingresses in order) serves, the later one is reported.
+        let key = |r: &RouteConfig| {
+            (r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase()), r.path_prefix.clone())
+        };
+        let mut seen: std::collections::HashMap<_, String> =
+            config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
+        for r in routes {
+            let name = crate::config::route_name(&r);
+            match seen.entry(key(&r)) {
+                std::collections::hash_map::Entry::Occupied(first) => crate::log::event(&json!({
+                    "event": "kubernetes_route_shadowed", "route": name, "served_by": first.get(),
+                })),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(name);
+                    config.routes.push(r);
+                }
+            }
+        }
         config.upstreams.extend(upstreams);
         for l in &mut config.listeners {
             let Some(tls) = l.tls.as_mut().filter(|t| t.kubernetes) else { continue };
@@ -101,6 +121,16 @@ mod tests {
         assert!(c.routes[0].https_redirect);
         assert!(c.upstreams[0].from_kubernetes && c.upstreams[0].endpoints.is_empty());
         assert_eq!(c.upstreams[0].tls, crate::config::UpstreamTls::Insecure);
+        assert_eq!(crate::config::route_name(&c.routes[0]), "web/site:app.example.com/api");
+        // A second Ingress claiming the same host and path is shadowed, not fatal.
+        let mut twice = d.clone();
+        let mut other = twice.routes[0].clone();
+        other.ingress = "web/other".into();
+        twice.routes.push(other);
+        let base: Config = toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
+        let c = compose(base, Some(&twice));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.routes.len(), 1);
     }
 
     #[test]

@@ -77,6 +77,16 @@ impl Snapshot {
     /// every Kubernetes endpoint change that does not touch them).
     pub fn build_reusing(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
         let mut errs = config.validate();
+        // Certificates are loaded even when the rest is wrong, so one run
+        // reports every problem.
+        let mut tls_configs: HashMap<String, Option<Arc<rustls::ServerConfig>>> = HashMap::new();
+        for l in &config.listeners {
+            let tls = l
+                .tls
+                .as_ref()
+                .and_then(|t| crate::tls::server_config(&l.name, t).map_err(|e| errs.push(e.to_string())).ok());
+            tls_configs.insert(l.name.clone(), tls);
+        }
         if !errs.is_empty() {
             return Err(Error::Config(errs));
         }
@@ -138,16 +148,7 @@ impl Snapshot {
         }
         let mut listeners = HashMap::new();
         for l in &config.listeners {
-            let tls = match &l.tls {
-                Some(t) => match crate::tls::server_config(&l.name, t) {
-                    Ok(t) => Some(t),
-                    Err(e) => {
-                        errs.push(e.to_string());
-                        None
-                    }
-                },
-                None => None,
-            };
+            let tls = tls_configs.remove(&l.name).flatten();
             let mode = match l.proxy_protocol {
                 ProxyProtocolIn::Off => ProxyProtocolMode::Off,
                 ProxyProtocolIn::Optional => ProxyProtocolMode::Optional,
