@@ -662,3 +662,104 @@ impl http_body::Body for LoggedBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use crate::route::HostMatch;
+    use realip_core::TrustedProxies;
+
+    fn route(policy: Policy, https_redirect: bool) -> Route {
+        Route {
+            name: "r".into(),
+            host: HostMatch::new(None),
+            prefix: "/".into(),
+            upstream: Arc::new(crate::upstream::Pool::for_tests("up")),
+            policy: Arc::new(policy),
+            max_body_bytes: 10,
+            https_redirect,
+        }
+    }
+
+    fn open() -> Policy {
+        Policy { allow: None, deny: TrustedProxies::none(), rate: None }
+    }
+
+    fn conn(tls: bool) -> ConnCtx {
+        ConnCtx::new(
+            "web".into(),
+            "127.0.0.1:80".parse().unwrap(),
+            "[::ffff:198.51.100.9]:5000".parse().unwrap(),
+            None,
+            tls,
+        )
+    }
+
+    fn req(headers: &[(&str, &str)]) -> (Request<()>, Target) {
+        let mut b = Request::builder().uri("/a?b=1").header(HOST, "app.example.com");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let r = b.body(()).unwrap();
+        let t = crate::target::target(&r, false).unwrap();
+        (r, t)
+    }
+
+    #[test]
+    fn admit_redirects_denies_and_bounds_in_order() {
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let (r, t) = req(&[]);
+        assert!(admit(&route(open(), false), &r, &conn(false), client, false, &t).is_ok());
+        match admit(&route(open(), true), &r, &conn(false), client, false, &t) {
+            Err(Reject::Redirect(v)) => assert_eq!(v, "https://app.example.com/a?b=1"),
+            other => panic!("{other:?}"),
+        }
+        // A trusted proxy that terminated TLS says so: no redirect loop.
+        let (r2, t2) = req(&[("x-forwarded-proto", "https")]);
+        assert!(admit(&route(open(), true), &r2, &conn(false), client, true, &t2).is_ok());
+        assert!(admit(&route(open(), true), &r2, &conn(false), client, false, &t2).is_err(), "untrusted hop");
+        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap(), ..open() };
+        assert!(matches!(admit(&route(deny, false), &r, &conn(false), client, false, &t), Err(Reject::Denied)));
+        let (big, tb) = req(&[("content-length", "11")]);
+        assert!(matches!(
+            admit(&route(open(), false), &big, &conn(false), client, false, &tb),
+            Err(Reject::BodyTooLarge)
+        ));
+    }
+
+    #[test]
+    fn every_rejection_has_its_status() {
+        use std::time::Duration;
+        let table: Vec<(Reject, u16)> = vec![
+            (Reject::Target(TargetError::MissingHost), 400),
+            (Reject::Target(TargetError::Connect), 405),
+            (Reject::TooManyHeaders, 431),
+            (Reject::NoRoute, 404),
+            (Reject::Redirect(HeaderValue::from_static("https://x/")), 308),
+            (Reject::Denied, 403),
+            (Reject::Limited(3), 429),
+            (Reject::BodyTooLarge, 413),
+            (Reject::Upstream(UpstreamError::BodyTooLarge(10)), 413),
+            (Reject::Upstream(UpstreamError::BodyTimeout(Duration::from_secs(1))), 408),
+            (Reject::Upstream(UpstreamError::NoEndpoint), 503),
+            (Reject::Upstream(UpstreamError::Timeout(Duration::from_secs(1))), 504),
+            (Reject::Upstream(UpstreamError::Closed), 502),
+            (Reject::Upstream(UpstreamError::BadUpgrade("x")), 502),
+            (Reject::Upstream(UpstreamError::ClientGone), 499),
+        ];
+        for (r, want) in table {
+            assert_eq!(r.status().as_u16(), want, "{r:?}");
+            assert_eq!(r.response().status().as_u16(), want, "{r:?}");
+        }
+        let limited = Reject::Limited(3).response();
+        assert_eq!(limited.headers()[RETRY_AFTER], "3");
+        assert_eq!(Reject::Upstream(UpstreamError::BadUpgrade("x")).response().headers()["connection"], "close");
+    }
+
+    #[test]
+    fn connection_addresses_are_unmapped() {
+        assert_eq!(conn(false).peer, "198.51.100.9:5000".parse::<SocketAddr>().unwrap());
+        assert_eq!(conn(false).hop(), conn(false).peer);
+    }
+}
