@@ -273,13 +273,16 @@ fn idle_h2_connection_answering_pings_gets_goaway_then_close() {
     eprintln!("GOAWAY after {goaway:?}, {pings} PINGs answered");
 }
 
-/// A raw upstream that answers every request after `delay`.
-fn slow_upstream(delay: Duration) -> SocketAddr {
+/// A raw upstream that answers every request after `delay`; the
+/// receiver gets a message as each request head arrives.
+fn slow_upstream(delay: Duration) -> (SocketAddr, std::sync::mpsc::Receiver<()>) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for s in l.incoming() {
             let Ok(mut s) = s else { continue };
+            let tx = tx.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 4096];
                 let mut got = Vec::new();
@@ -289,12 +292,13 @@ fn slow_upstream(delay: Duration) -> SocketAddr {
                         Ok(n) => got.extend_from_slice(&buf[..n]),
                     }
                 }
+                let _ = tx.send(());
                 std::thread::sleep(delay);
                 let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nslow\n");
             });
         }
     });
-    addr
+    (addr, rx)
 }
 
 /// Real h2 clients: a stream open longer than `idle_timeout` is not cut
@@ -304,7 +308,7 @@ fn h2_streams_longer_than_idle_timeout_and_h2load_succeed() {
     if !need(&["curl", "h2load"]) {
         return;
     }
-    let up = slow_upstream(Duration::from_millis(2500));
+    let (up, _) = slow_upstream(Duration::from_millis(2500));
     let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n"), None);
     let url = format!("http://{}/", p.addr("web"));
     let out = Command::new("curl")
@@ -465,4 +469,48 @@ fn a_connection_keeps_the_limits_it_was_accepted_with() {
     s.write_all(b"PROXY TCP4 203.0.113.7 127.0.0.1 4000 80\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n").unwrap();
     let (out, closed) = read_until_closed(&mut s, Duration::from_secs(5));
     assert!(closed && out.starts_with(b"HTTP/1.1 408"), "{:?}", String::from_utf8_lossy(&out));
+}
+
+/// SIGTERM with HTTP/2 connections: a request in flight (curl) finishes,
+/// an idle connection gets GOAWAY, and the drain completes.
+#[test]
+fn sigterm_drains_h2_connections() {
+    if !need(&["curl"]) {
+        return;
+    }
+    let (up, arrived) = slow_upstream(Duration::from_millis(1500));
+    let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"30s\"\nidle_timeout = \"60s\"\n"), None);
+    let mut idle = TcpStream::connect(p.addr("web")).unwrap();
+    idle.write_all(PREFACE).unwrap();
+    idle.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+    let url = format!("http://{}/", p.addr("web"));
+    let curl = std::thread::spawn(move || {
+        Command::new("curl")
+            .args(["-s", "--max-time", "20", "--http2-prior-knowledge", "-w", "%{http_code} %{http_version}"])
+            .arg(&url)
+            .output()
+            .unwrap()
+    });
+    arrived.recv_timeout(Duration::from_secs(10)).expect("the request reached the upstream");
+    assert!(Command::new("kill").args(["-TERM", &p.pid().to_string()]).status().unwrap().success());
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut goaway = false;
+    while let Some((ty, flags, _, payload)) = read_frame(&mut idle) {
+        match ty {
+            SETTINGS if flags & ACK == 0 => idle.write_all(&frame(SETTINGS, ACK, 0, &[])).unwrap(),
+            // The graceful GOAWAY waits for a PING round trip.
+            PING if flags & ACK == 0 => {
+                let _ = idle.write_all(&frame(PING, ACK, 0, &payload));
+            }
+            GOAWAY => goaway = true,
+            _ => {}
+        }
+    }
+    assert!(goaway, "the idle h2 connection got GOAWAY on drain");
+    let out = curl.join().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "slow\n200 2", "the in-flight h2 request finished");
+    wait_line(&p.proc.stderr, "\"drained\"", 10);
+    let mut p = p;
+    let status = p.proc.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
 }
