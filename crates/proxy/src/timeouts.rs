@@ -307,3 +307,55 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         self.io.is_write_vectored()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    #[tokio::test]
+    async fn h2_preface_is_recognised_across_reads() {
+        for (chunks, h2) in [(&[&b"PR"[..], b"I * HTTP/2.0"][..], true), (&[&b"P"[..], b"OST / HTTP/1.1"][..], false)] {
+            let (mut client, server) = tokio::io::duplex(64);
+            let activity = Activity::new();
+            let mut g =
+                Guarded::new(server, Arc::clone(&activity), Duration::from_secs(5), Duration::from_secs(5), false);
+            let mut buf = [0u8; 64];
+            for c in chunks {
+                client.write_all(c).await.unwrap();
+                let n = g.read(&mut buf).await.unwrap();
+                assert_eq!(&buf[..n], *c);
+            }
+            assert_eq!(activity.is_h2(), h2, "{chunks:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn h2_without_a_first_request_gets_eof_not_408() {
+        let (mut client, server) = tokio::io::duplex(64);
+        let activity = Activity::new();
+        let mut g =
+            Guarded::new(server, Arc::clone(&activity), Duration::from_millis(50), Duration::from_secs(60), true);
+        let mut buf = [0u8; 16];
+        assert_eq!(g.read(&mut buf).await.unwrap(), 0, "EOF after header_timeout");
+        drop(g);
+        let mut rest = Vec::new();
+        client.read_to_end(&mut rest).await.unwrap();
+        assert!(rest.is_empty(), "no HTTP/1.1 408 on an h2 connection: {rest:?}");
+    }
+
+    #[tokio::test]
+    async fn an_h2_connection_is_idle_only_with_no_open_stream() {
+        let activity = Activity::new();
+        let idle = Duration::from_secs(1);
+        assert_eq!(activity.idle_deadline(idle), None, "before the first request: the header timer's job");
+        let a = activity.begin();
+        let b = activity.begin();
+        drop(a);
+        assert_eq!(activity.idle_deadline(idle), None, "one stream still open");
+        let counted = Counted::new(http_body_util::Empty::<Bytes>::new(), b);
+        drop(counted); // a reset stream drops its body
+        let at = activity.idle_deadline(idle).expect("idle");
+        assert!(at > Instant::now() && at <= Instant::now() + idle);
+    }
+}
