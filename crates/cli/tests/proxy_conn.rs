@@ -9,79 +9,23 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{echo, have, peer_missing, raw_http, self_signed, spawn, wait_line, Proc};
+use common::{base_with_listener, echo, need, proxy, raw_http, self_signed, spawn, wait_line, Proxy, TempDir};
 use serde_json::Value;
 
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("realip-conn-{tag}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Proxy {
-    proc: Proc,
-    listeners: std::collections::HashMap<String, SocketAddr>,
-    config: PathBuf,
-    _dir: TempDir,
-}
-
-impl Proxy {
-    fn addr(&self, name: &str) -> SocketAddr {
-        self.listeners[name]
-    }
-    fn pid(&self) -> u32 {
-        self.proc.child.id()
-    }
-    fn counter(&self, line_prefix: &str) -> u64 {
-        let (_, body) =
-            raw_http(self.addr("admin"), b"GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap();
-        body.lines()
-            .filter(|l| l.starts_with(line_prefix))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-            .sum()
-    }
-}
-
-/// Starts the proxy with `config`; `nofile` lowers its RLIMIT_NOFILE.
-fn start(config: &str, nofile: Option<u32>) -> Proxy {
-    let dir = TempDir::new("proxy");
-    start_in(dir, config, nofile)
-}
-
-fn start_in(dir: TempDir, config: &str, nofile: Option<u32>) -> Proxy {
+/// Starts the proxy with its RLIMIT_NOFILE lowered to `nofile`.
+fn proxy_with_nofile(config: &str, nofile: u32) -> Proxy {
+    let dir = TempDir::new("proxy-nofile");
     let path = dir.0.join("realip.toml");
     std::fs::write(&path, config).unwrap();
-    let bin = env!("CARGO_BIN_EXE_realip");
-    let mut cmd = match nofile {
-        Some(n) => {
-            let mut c = Command::new("sh");
-            c.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(bin);
-            c
-        }
-        None => Command::new(bin),
-    };
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\"")).arg(env!("CARGO_BIN_EXE_realip"));
     cmd.args(["proxy", "--config"]).arg(&path);
     let p = spawn(&mut cmd);
-    let n = config.matches("[[listener]]").count() + usize::from(config.contains("[admin]"));
     let mut listeners = std::collections::HashMap::new();
-    for _ in 0..n {
+    for _ in 0..=config.matches("[[listener]]").count() {
         let line = wait_line(&p.stderr, "\"listening\"", 20);
         let v: Value = serde_json::from_str(&line).unwrap();
         listeners.insert(v["listener"].as_str().unwrap().to_owned(), v["addr"].as_str().unwrap().parse().unwrap());
@@ -89,37 +33,10 @@ fn start_in(dir: TempDir, config: &str, nofile: Option<u32>) -> Proxy {
     Proxy { proc: p, listeners, config: path, _dir: dir }
 }
 
-/// One `web` listener routing everything to `upstream`, an admin
-/// listener, and `extra` appended (e.g. a `[limits]` table).
-fn base(upstream: SocketAddr, listener_lines: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[listener]]
-name = "web"
-bind = "127.0.0.1:0"
-{listener_lines}
-
-[[route]]
-upstream = "app"
-
-[[upstream]]
-name = "app"
-endpoints = ["{upstream}"]
-
-[admin]
-bind = "127.0.0.1:0"
-
-[lifecycle]
-drain_delay = "100ms"
-drain_timeout = "5s"
-watch_interval = "0s"
-{extra}"#
-    )
-}
-
-fn need(cmds: &[&str]) -> bool {
-    let missing: Vec<&&str> = cmds.iter().filter(|c| !have(c)).collect();
-    missing.is_empty() || !peer_missing(&format!("{missing:?} not installed"))
+/// `common::base` with `listener_lines` in the `web` listener and `extra`
+/// (e.g. a `[limits]` table) appended.
+fn config(upstream: SocketAddr, listener_lines: &str, extra: &str) -> String {
+    format!("{}\n{extra}", base_with_listener(upstream, listener_lines))
 }
 
 /// Reads until EOF or `within`; returns what came and whether the peer
@@ -188,7 +105,7 @@ fn h2_get_healthz() -> Vec<u8> {
 #[test]
 fn h2_preface_that_never_completes_is_closed() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"60s\"\n"), None);
+    let p = proxy(&config(up, "", "[limits]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"60s\"\n"));
     let mut s = TcpStream::connect(p.addr("web")).unwrap();
     s.write_all(b"PRI ").unwrap();
     let started = Instant::now();
@@ -213,7 +130,7 @@ fn tls_alpn_h2_without_preface_is_closed() {
     let dir = TempDir::new("tls");
     let (cert, key) = self_signed(&dir.0, "h2.example");
     let tls = format!("tls = {{ cert = \"{}\", key = \"{}\" }}", cert.display(), key.display());
-    let p = start_in(dir, &base(up, &tls, "[limits]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"60s\"\n"), None);
+    let p = proxy(&config(up, &tls, "[limits]\nheader_read_timeout = \"500ms\"\nidle_timeout = \"60s\"\n"));
     let mut client = Command::new("openssl")
         .args(["s_client", "-alpn", "h2", "-servername", "h2.example", "-connect"])
         .arg(p.addr("web").to_string())
@@ -245,7 +162,7 @@ fn tls_alpn_h2_without_preface_is_closed() {
 #[test]
 fn idle_h2_connection_answering_pings_gets_goaway_then_close() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"2s\"\nidle_timeout = \"1s\"\n"), None);
+    let p = proxy(&config(up, "", "[limits]\nheader_read_timeout = \"2s\"\nidle_timeout = \"1s\"\n"));
     let mut s = TcpStream::connect(p.addr("web")).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     s.write_all(PREFACE).unwrap();
@@ -309,7 +226,7 @@ fn h2_streams_longer_than_idle_timeout_and_h2load_succeed() {
         return;
     }
     let (up, _) = slow_upstream(Duration::from_millis(2500));
-    let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n"), None);
+    let p = proxy(&config(up, "", "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n"));
     let url = format!("http://{}/", p.addr("web"));
     let out = Command::new("curl")
         .args(["-s", "--max-time", "20", "--http2-prior-knowledge", "-w", "%{http_code} %{http_version}"])
@@ -319,7 +236,7 @@ fn h2_streams_longer_than_idle_timeout_and_h2load_succeed() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text, "slow\n200 2", "a 2.5 s response over h2 with idle_timeout 1 s");
     let (_e, fast) = echo(&["--trust", "127.0.0.1"]);
-    let p = start(&base(fast, "", "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n"), None);
+    let p = proxy(&config(fast, "", "[limits]\nheader_read_timeout = \"1s\"\nidle_timeout = \"1s\"\n"));
     let out = Command::new("h2load")
         .args(["-n", "400", "-c", "4", "-m", "8", "-T", "20"])
         .arg(format!("http://{}/healthz", p.addr("web")))
@@ -334,7 +251,7 @@ fn h2_streams_longer_than_idle_timeout_and_h2load_succeed() {
 #[test]
 fn admin_listener_has_timeouts_and_a_connection_cap() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"500ms\"\n"), None);
+    let p = proxy(&config(up, "", "[limits]\nheader_read_timeout = \"300ms\"\nidle_timeout = \"500ms\"\n"));
     let admin = p.addr("admin");
     let mut slow = TcpStream::connect(admin).unwrap();
     slow.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").unwrap();
@@ -348,7 +265,7 @@ fn admin_listener_has_timeouts_and_a_connection_cap() {
     drop(p);
 
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let p = start(&base(up, "", ""), None);
+    let p = proxy(&config(up, "", ""));
     let admin = p.addr("admin");
     let held: Vec<TcpStream> = (0..64).map(|_| TcpStream::connect(admin).unwrap()).collect();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -387,7 +304,8 @@ fn accept_errors_back_off_and_recover() {
         return;
     }
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let p = start(&base(up, "", "[limits]\nidle_timeout = \"120s\"\nheader_read_timeout = \"120s\"\n"), Some(64));
+    let p =
+        proxy_with_nofile(&config(up, "", "[limits]\nidle_timeout = \"120s\"\nheader_read_timeout = \"120s\"\n"), 64);
     // Hold more connections than the proxy has descriptors for.
     let held: Vec<TcpStream> = (0..90).map(|_| TcpStream::connect(p.addr("web")).unwrap()).collect();
     let line = wait_line(&p.proc.stderr, "\"accept_error\"", 20);
@@ -422,12 +340,12 @@ fn accept_errors_back_off_and_recover() {
 #[test]
 fn max_connections_is_global_across_listeners() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
-    let config = base(up, "", "[limits]\nmax_connections = 2\n").replacen(
+    let cfg = config(up, "", "[limits]\nmax_connections = 2\n").replacen(
         "[[route]]",
         "[[listener]]\nname = \"web2\"\nbind = \"127.0.0.1:0\"\n\n[[route]]",
         1,
     );
-    let p = start(&config, None);
+    let p = proxy(&cfg);
     let _a = TcpStream::connect(p.addr("web")).unwrap();
     let _b = TcpStream::connect(p.addr("web2")).unwrap();
     // Both held connections were accepted (each took a slot) ...
@@ -449,8 +367,8 @@ fn max_connections_is_global_across_listeners() {
 fn a_connection_keeps_the_limits_it_was_accepted_with() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);
     let pp = "proxy_protocol = \"required\"\nproxy_protocol_from = [\"127.0.0.0/8\"]";
-    let old = base(up, pp, "[limits]\nheader_read_timeout = \"10s\"\n");
-    let p = start(&old, None);
+    let old = config(up, pp, "[limits]\nheader_read_timeout = \"10s\"\n");
+    let p = proxy(&old);
     let mut s = TcpStream::connect(p.addr("web")).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
     while p.counter("realip_connections_total{listener=\"web\"}") < 1 {
@@ -481,7 +399,7 @@ fn sigterm_drains_h2_connections() {
         return;
     }
     let (up, arrived) = slow_upstream(Duration::from_millis(1500));
-    let p = start(&base(up, "", "[limits]\nheader_read_timeout = \"30s\"\nidle_timeout = \"60s\"\n"), None);
+    let p = proxy(&config(up, "", "[limits]\nheader_read_timeout = \"30s\"\nidle_timeout = \"60s\"\n"));
     let mut idle = TcpStream::connect(p.addr("web")).unwrap();
     idle.write_all(PREFACE).unwrap();
     idle.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
