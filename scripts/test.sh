@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(nginx libnginx-mod-stream haproxy curl wrk iproute2 nftables python3-venv openssl)
+apt_packages=(nginx libnginx-mod-stream haproxy curl wrk iproute2 nftables python3-venv openssl nghttp2-client)
 
 install_missing() {
   local missing=()

@@ -10,14 +10,19 @@
 //!   rewrite headers ([`forward`]), bound the body ([`body`]), call the
 //!   upstream ([`upstream`]), tunnel WebSockets ([`websocket`]), log
 //!   ([`log`]) and count ([`metrics`]);
-//! - [`timeouts`]: 408 for slow request heads, idle keep-alive close;
+//! - [`accept`]: accept with back-off on errors (EMFILE does not spin);
+//! - [`timeouts`]: 408 for slow request heads, idle keep-alive close,
+//!   HTTP/2 preface / first-request and idle timeouts;
+//! - [`drain`]: the shutdown signal every connection holds;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM).
 #![forbid(unsafe_code)]
 
+pub mod accept;
 pub mod admin;
 pub mod body;
 pub mod config;
+pub mod drain;
 mod error;
 pub mod forward;
 pub mod http;

@@ -2,27 +2,41 @@
 //! allowed senders only), TLS, then HTTP/1.1 + HTTP/2 (ALPN or prior
 //! knowledge) with hyper, or raw TCP to an upstream in `tcp` mode.
 //!
-//! Each connection reads the listener's settings from the snapshot in
-//! force when it was accepted, so a reload changes PROXY, TLS and limits
-//! for new connections without touching established ones.
+//! Each connection reads its settings (PROXY, TLS, limits) from the
+//! snapshot in force when it was accepted, and only from that one, so a
+//! reload changes them for new connections without touching established
+//! ones. `limits.max_connections` is one cap shared by every data listener
+//! (the semaphore comes from the server).
+//!
+//! Each HTTP connection is driven here until it ends: the drain signal
+//! ([`crate::drain`]) and, on HTTP/2, the idle timer (no open stream for
+//! `idle_timeout`) both call hyper's graceful shutdown (HTTP/2: GOAWAY,
+//! then close when the streams end); a client that does not let an idle
+//! connection close within `header_read_timeout` after the GOAWAY is cut.
+//! Open streams are counted by wrapping the service: a request is open
+//! from the service call until its response body ends or is dropped.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use http::Request;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use realip_tower::acceptor::{read_header, ProxiedStream};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
 
-use crate::config::ListenerMode;
+use crate::accept::Acceptor;
+use crate::config::{LimitsConfig, ListenerMode};
+use crate::drain::Watch;
 use crate::http::{handle, ConnCtx, Shared};
 use crate::log::TcpEntry;
-use crate::timeouts::{Guarded, HeadCounter};
+use crate::timeouts::{Activity, Counted, Guarded};
 use crate::upstream::{proxy_header, ProxyAddrs};
 
 /// Metric label for a PROXY error.
@@ -41,29 +55,21 @@ fn log_event(v: &serde_json::Value) {
     let _ = writeln!(std::io::stderr().lock(), "{v}");
 }
 
-/// Accepts on `tcp` until `stop` turns true; connections are watched by
-/// `graceful` so shutdown can wait for them.
+/// Accepts on `acceptor` until the drain starts. `slots` is the global
+/// connection cap; each connection holds `drain` so the server can wait
+/// for it.
 pub async fn serve(
     name: Arc<str>,
-    tcp: TcpListener,
+    mut acceptor: Acceptor,
     shared: Arc<Shared>,
-    mut stop: watch::Receiver<bool>,
-    graceful: Arc<GracefulShutdown>,
+    slots: Arc<Semaphore>,
+    mut drain: Watch,
 ) {
-    let local = tcp.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let max = shared.snapshot.load().config.limits.max_connections;
-    let slots = Arc::new(Semaphore::new(max));
+    let local = acceptor.local_addr();
     loop {
         let (stream, peer) = tokio::select! {
-            _ = stop.changed() => return,
-            r = tcp.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    log_event(&serde_json::json!({"event": "accept_error", "listener": &*name, "error": e.to_string()}));
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            () = drain.signaled() => return,
+            c = acceptor.accept(&shared.metrics) => c,
         };
         let _ = stream.set_nodelay(true);
         shared.metrics.inc("realip_connections_total", &[("listener", &name)]);
@@ -72,19 +78,18 @@ pub async fn serve(
             tokio::spawn(refuse(stream));
             continue;
         };
-        let (shared, name) = (Arc::clone(&shared), Arc::clone(&name));
-        let graceful = Arc::clone(&graceful);
+        let (shared, name, drain) = (Arc::clone(&shared), Arc::clone(&name), drain.clone());
         tokio::spawn(async move {
             shared.metrics.active_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            connection(stream, peer, local, name, Arc::clone(&shared), &graceful).await;
+            connection(stream, peer, local, name, Arc::clone(&shared), drain).await;
             shared.metrics.active_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
             drop(permit);
         });
     }
 }
 
-/// Over the connection limit: a short 503, then close.
-async fn refuse(mut s: TcpStream) {
+/// Over a connection limit: a short 503, then close.
+pub(crate) async fn refuse(mut s: TcpStream) {
     let _ = s
         .write_all(
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 20\r\nconnection: close\r\n\r\ntoo many connections",
@@ -93,17 +98,27 @@ async fn refuse(mut s: TcpStream) {
     let _ = s.shutdown().await;
 }
 
+/// `f`, unless the drain starts first (then `None`).
+async fn unless_draining<F: Future>(drain: &mut Watch, f: F) -> Option<F::Output> {
+    tokio::select! {
+        r = f => Some(r),
+        () = drain.signaled() => None,
+    }
+}
+
 async fn connection(
     mut stream: TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
     name: Arc<str>,
     shared: Arc<Shared>,
-    graceful: &GracefulShutdown,
+    mut drain: Watch,
 ) {
     let snap = shared.snapshot.load_full();
     let Some(rt) = snap.listeners.get(&*name) else { return };
-    let (proxy, rest) = match read_header(&mut stream, peer, &rt.proxy).await {
+    // Before HTTP nothing of the client's was read: a drain closes at once.
+    let Some(header) = unless_draining(&mut drain, read_header(&mut stream, peer, &rt.proxy)).await else { return };
+    let (proxy, rest) = match header {
         Ok(r) => r,
         Err(e) => {
             shared.metrics.inc("realip_proxy_protocol_errors_total", &[("listener", &name), ("reason", reason(&e))]);
@@ -117,6 +132,9 @@ async fn connection(
     let ctx = ConnCtx::new(Arc::clone(&name), local, peer, proxy.map(Arc::new), rt.tls.is_some());
     if rt.mode == ListenerMode::Tcp {
         if let Some(pool) = rt.upstream.clone() {
+            // L4 connections do not hold up the drain (as before: they
+            // cannot be closed gracefully); the process exit cuts them.
+            drop(drain);
             tcp_forward(io, ctx, &pool, &shared).await;
         }
         return;
@@ -125,11 +143,12 @@ async fn connection(
     match &rt.tls {
         Some(tls) => {
             let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
-            let hs = tokio::time::timeout(limits.header_read_timeout.0, acceptor.accept(io)).await;
+            let hs = tokio::time::timeout(limits.header_read_timeout.0, acceptor.accept(io));
+            let Some(hs) = unless_draining(&mut drain, hs).await else { return };
             match hs {
                 Ok(Ok(tls)) => {
                     let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    serve_http(tls, h2, ctx, shared, graceful).await;
+                    serve_http(tls, h2, ctx, shared, limits, drain).await;
                 }
                 Ok(Err(e)) => log_event(
                     &serde_json::json!({"event": "tls_error", "listener": &*name, "peer": peer.to_string(), "error": e.to_string()}),
@@ -139,15 +158,22 @@ async fn connection(
                 ),
             }
         }
-        None => serve_http(io, false, ctx, shared, graceful).await,
+        None => serve_http(io, false, ctx, Arc::clone(&shared), limits, drain).await,
     }
 }
 
-async fn serve_http<IO>(io: IO, alpn_h2: bool, ctx: ConnCtx, shared: Arc<Shared>, graceful: &GracefulShutdown)
-where
+/// Serves HTTP on `io` with `limits` (from the connection's snapshot)
+/// until the connection ends, the drain closes it, or (HTTP/2) it idles.
+async fn serve_http<IO>(
+    io: IO,
+    alpn_h2: bool,
+    ctx: ConnCtx,
+    shared: Arc<Shared>,
+    limits: &LimitsConfig,
+    mut drain: Watch,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let limits = shared.snapshot.load().config.limits.clone();
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
@@ -160,21 +186,48 @@ where
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout.0))
         .keep_alive_timeout(Duration::from_secs(20));
-    let heads = HeadCounter::default();
-    let io = Guarded::new(
-        io,
-        Arc::clone(&heads),
-        limits.header_read_timeout.0,
-        limits.idle_timeout.0,
-        alpn_h2.then_some(true),
-    );
-    let svc = service_fn(move |req| {
-        heads.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        handle(Arc::clone(&shared), ctx.clone(), req)
+    let activity = Activity::new();
+    let (header_timeout, idle) = (limits.header_read_timeout.0, limits.idle_timeout.0);
+    let io = Guarded::new(io, Arc::clone(&activity), header_timeout, idle, alpn_h2);
+    let counted = Arc::clone(&activity);
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let open = counted.begin();
+        let response = handle(Arc::clone(&shared), ctx.clone(), req);
+        async move { response.await.map(|r| r.map(|body| Counted::new(body, open))) }
     });
     let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc);
-    let conn = graceful.watch(conn.into_owned());
-    let _ = conn.await;
+    tokio::pin!(conn);
+    let timer = tokio::time::sleep(idle);
+    tokio::pin!(timer);
+    let (mut draining, mut going_away) = (false, false);
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => return,
+            () = drain.signaled(), if !draining => {
+                draining = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            () = timer.as_mut() => {
+                let now = tokio::time::Instant::now();
+                if going_away {
+                    if activity.idle_deadline(Duration::ZERO).is_some() {
+                        return; // the GOAWAY was not followed by a close in time: cut
+                    }
+                    timer.as_mut().reset(now + header_timeout); // streams still open
+                    continue;
+                }
+                match activity.idle_deadline(idle).filter(|_| activity.is_h2()) {
+                    Some(at) if at <= now => {
+                        going_away = true;
+                        conn.as_mut().graceful_shutdown();
+                        timer.as_mut().reset(now + header_timeout);
+                    }
+                    Some(at) => timer.as_mut().reset(at),
+                    None => timer.as_mut().reset(now + idle),
+                }
+            }
+        }
+    }
 }
 
 /// L4 mode: bytes both ways to one upstream endpoint, with a PROXY header

@@ -46,6 +46,11 @@ const HELP: &[(&str, &str, &str)] = &[
     ("realip_upstream_errors_total", "counter", "Failed upstream attempts, by upstream and kind."),
     ("realip_config_reloads_total", "counter", "Configuration reloads, by result."),
     ("realip_rejected_total", "counter", "Requests or connections refused by a limit, by reason."),
+    (
+        "realip_accept_errors_total",
+        "counter",
+        "Failed accepts (EMFILE, ENOMEM...), by listener; retried with back-off.",
+    ),
 ];
 
 fn series(out: &mut String, name: &str, labels: &[(&str, &str)]) {

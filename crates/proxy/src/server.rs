@@ -1,10 +1,16 @@
 //! The proxy's life: bind, serve, reload, drain.
 //!
-//! - Reload (SIGHUP, or the config file changing on disk): the new file is
-//!   parsed, validated and compiled into a snapshot *before* anything
-//!   changes; a bad one is logged and counted and the old one keeps
-//!   serving. Listener addresses are bound once; changing `bind` needs a
-//!   restart (a reload that tries says so).
+//! - Reload (SIGHUP, or the config file changing on disk, or a new desired
+//!   state from the Kubernetes watcher): the new file is parsed, validated
+//!   and compiled into a snapshot *before* anything changes; a bad one is
+//!   logged and counted and the old one keeps serving. Listener addresses
+//!   and the connection caps are set once; changing `bind` needs a restart
+//!   (a reload that tries says so).
+//! - One task, the reloader, owns the running snapshot: it is the only
+//!   writer of `Shared::snapshot` after start. The file watcher and the
+//!   Kubernetes watcher send it [`Trigger`]s over a channel and it applies
+//!   them one at a time, so a slow file reload can never overwrite a
+//!   snapshot built from a newer Kubernetes state.
 //! - SIGTERM/SIGINT: `/readyz` turns 503 at once, traffic is still served
 //!   for `drain_delay` (so load-balancer health checks notice), then the
 //!   listeners close and in-flight requests get up to `drain_timeout`.
@@ -14,14 +20,15 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use realip_kube::ingress::Desired;
 use realip_kube::watch::WatchConfig;
 
+use crate::accept::Acceptor;
 use crate::config::Config;
+use crate::drain::Drain;
 use crate::http::Shared;
 use crate::log::AccessLog;
 use crate::snapshot::Snapshot;
@@ -32,9 +39,15 @@ fn event(v: &serde_json::Value) {
     let _ = writeln!(std::io::stderr().lock(), "{v}");
 }
 
-/// Routes from Kubernetes (`--kubernetes`): the latest desired state,
-/// composed with the file on every reload.
-type Dynamic = Arc<std::sync::Mutex<Option<Desired>>>;
+/// Why the reloader should build a new snapshot.
+#[derive(Debug)]
+pub enum Trigger {
+    /// SIGHUP, or the file's modification time changed.
+    File,
+    /// The Kubernetes watcher has a new desired state (routes from
+    /// Ingresses, composed with the file from now on).
+    Kubernetes(Option<Desired>),
+}
 
 /// Loads, validates and compiles the file: what `--check` runs.
 pub fn check(path: &Path) -> Result<Snapshot, Error> {
@@ -54,7 +67,6 @@ pub async fn run(path: PathBuf) -> Result<(), Error> {
 /// that class (reflectors on Ingresses, Services, EndpointSlices), applied
 /// like reloads.
 pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<(), Error> {
-    let dynamic: Dynamic = Arc::default();
     let snapshot = check(&path)?;
     // Reach the API before binding anything: a bad kubeconfig fails fast.
     let client = match &kubernetes {
@@ -76,6 +88,8 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
         ),
         None => None,
     };
+    // One cap for all data listeners together (the admin listener has its own).
+    let slots = Arc::new(Semaphore::new(snapshot.config.limits.max_connections));
     let shared = Arc::new(Shared::new(snapshot, log));
     // Signal handlers first: a SIGHUP sent as soon as we say "listening"
     // must reload, not kill (SIGHUP's default action).
@@ -84,26 +98,28 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     #[cfg(not(unix))]
     let hup = None;
     let shutdown = shutdown_signal();
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let graceful = Arc::new(GracefulShutdown::new());
+    let (drain, watch) = Drain::new();
     let mut tasks = Vec::new();
     for (name, tcp) in binds {
         let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
         event(&serde_json::json!({"event": "listening", "listener": &*name, "addr": addr}));
         tasks.push(tokio::spawn(crate::listener::serve(
-            name,
-            tcp,
+            Arc::clone(&name),
+            Acceptor::new(tcp, name),
             Arc::clone(&shared),
-            stop_rx.clone(),
-            Arc::clone(&graceful),
+            Arc::clone(&slots),
+            watch.clone(),
         )));
     }
+    // Only the accept loops and connections hold the drain's watch.
+    drop(watch);
     if let Some(tcp) = admin {
         let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
         event(&serde_json::json!({"event": "listening", "listener": "admin", "addr": addr}));
         // The admin endpoint outlives the drain so /readyz can say 503.
-        tokio::spawn(crate::admin::serve(tcp, Arc::clone(&shared)));
+        tokio::spawn(crate::admin::serve(Acceptor::new(tcp, "admin".into()), Arc::clone(&shared)));
     }
+    let (triggers, queue) = mpsc::channel(16);
     if let (Some(cfg), Some(client)) = (kubernetes, client) {
         let (tx, mut rx) = watch::channel(None);
         event(
@@ -114,41 +130,47 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
                 event(&serde_json::json!({"event": "kubernetes_watch_failed", "error": e.to_string()}));
             }
         });
-        let (path, shared, dynamic) = (path.clone(), Arc::clone(&shared), Arc::clone(&dynamic));
+        let triggers = triggers.clone();
         tokio::spawn(async move {
             while rx.changed().await.is_ok() {
                 let d = rx.borrow_and_update().clone();
-                *dynamic.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = d;
-                reload(&path, &shared, &dynamic);
+                if triggers.send(Trigger::Kubernetes(d)).await.is_err() {
+                    break;
+                }
             }
         });
     }
-    tokio::spawn(reloader(path, Arc::clone(&shared), hup, dynamic));
+    tokio::spawn(file_watch(path.clone(), Arc::clone(&shared), hup, triggers));
+    tokio::spawn(reloader(path, Arc::clone(&shared), queue));
 
     shutdown.await;
     shared.draining.store(true, Ordering::SeqCst);
     let lifecycle = shared.snapshot.load().config.lifecycle.clone();
     event(&serde_json::json!({"event": "draining", "drain_delay_s": lifecycle.drain_delay.0.as_secs_f64()}));
     tokio::time::sleep(lifecycle.drain_delay.0).await;
-    let _ = stop_tx.send(true);
+    // Listeners close (their accept loops return) and every connection is
+    // asked to shut down gracefully; wait for them up to drain_timeout.
+    let drained = drain.drain(lifecycle.drain_timeout.0);
+    if drained.await {
+        event(&serde_json::json!({"event": "drained"}));
+    } else {
+        event(&serde_json::json!({"event": "drain_timeout", "note": "in-flight requests cut"}));
+    }
     for t in tasks {
         let _ = t.await;
-    }
-    let graceful = Arc::try_unwrap(graceful).unwrap_or_else(|_| GracefulShutdown::new());
-    match tokio::time::timeout(lifecycle.drain_timeout.0, graceful.shutdown()).await {
-        Ok(()) => event(&serde_json::json!({"event": "drained"})),
-        Err(_) => event(&serde_json::json!({"event": "drain_timeout", "note": "in-flight requests cut"})),
     }
     Ok(())
 }
 
-/// Reloads on SIGHUP and when the file's modification time changes.
+/// The SIGHUP stream, if it could be registered.
 #[cfg(unix)]
 type Hangup = Option<tokio::signal::unix::Signal>;
 #[cfg(not(unix))]
 type Hangup = Option<()>;
 
-async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, dynamic: Dynamic) {
+/// Sends [`Trigger::File`] on SIGHUP and when the file's modification
+/// time changes (polled every `lifecycle.watch_interval`).
+async fn file_watch(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, triggers: mpsc::Sender<Trigger>) {
     let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen: Option<SystemTime> = mtime(&path);
     loop {
@@ -179,15 +201,34 @@ async fn reloader(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, dynamic: 
             continue;
         }
         seen = now;
-        reload(&path, &shared, &dynamic);
+        if triggers.send(Trigger::File).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// The only writer of the running snapshot: applies triggers in arrival
+/// order, one at a time. Triggers that queued during a reload are folded
+/// into the next one (the latest Kubernetes state wins; the file is read
+/// afresh anyway).
+pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Receiver<Trigger>) {
+    let mut dynamic: Option<Desired> = None;
+    while let Some(first) = queue.recv().await {
+        let mut next = Some(first);
+        while let Some(t) = next {
+            if let Trigger::Kubernetes(d) = t {
+                dynamic = d;
+            }
+            next = queue.try_recv().ok();
+        }
+        reload(&path, &shared, dynamic.as_ref());
     }
 }
 
 /// One reload attempt; the old snapshot stays unless the new one is good.
-fn reload(path: &Path, shared: &Shared, dynamic: &Dynamic) {
-    let d = dynamic.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+fn reload(path: &Path, shared: &Shared, dynamic: Option<&Desired>) {
     let old = shared.snapshot.load_full();
-    match check_with(path, d.as_ref(), Some(&old)) {
+    match check_with(path, dynamic, Some(&old)) {
         Ok(new) => {
             let binds =
                 |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
@@ -234,5 +275,88 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(not(unix))]
     async {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use realip_kube::ingress::{Backend, Route};
+
+    struct TempFile(PathBuf);
+    impl Drop for TempFile {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    /// Kubernetes routes to one backend named `name`.
+    fn desired(name: &str) -> Desired {
+        Desired {
+            routes: vec![Route {
+                ingress: format!("web/{name}"),
+                host: Some(format!("{name}.example.com")),
+                path: "/".into(),
+                backend: format!("web/{name}:80"),
+                allow: None,
+                deny: vec![],
+                rps: None,
+                burst: None,
+                max_body: None,
+                ssl_redirect: false,
+            }],
+            backends: vec![Backend {
+                name: format!("web/{name}:80"),
+                endpoints: vec!["10.0.0.1:80".parse().unwrap()],
+                https: false,
+            }],
+            ..Desired::default()
+        }
+    }
+
+    fn pools(shared: &Shared) -> Vec<String> {
+        let mut p: Vec<String> = shared.snapshot.load().pools.keys().cloned().collect();
+        p.sort();
+        p
+    }
+
+    /// File and Kubernetes triggers go through one owner, in order: the
+    /// snapshot in force always composes the file with the *latest*
+    /// Kubernetes state, whatever the interleaving.
+    #[tokio::test]
+    async fn one_reloader_applies_file_and_kubernetes_triggers_in_order() {
+        let file = TempFile(std::env::temp_dir().join(format!("realip-reloader-{}.toml", std::process::id())));
+        std::fs::write(
+            &file.0,
+            "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n[[route]]\nupstream = \"a\"\n[[upstream]]\nname = \"a\"\nendpoints = [\"127.0.0.1:9\"]\n",
+        )
+        .unwrap();
+        let first = check(&file.0).unwrap();
+        let log = AccessLog::open(&first.config.log).unwrap();
+        let shared = Arc::new(Shared::new(first, log));
+        for order in [
+            vec![Trigger::Kubernetes(Some(desired("old"))), Trigger::File, Trigger::Kubernetes(Some(desired("new")))],
+            vec![Trigger::Kubernetes(Some(desired("old"))), Trigger::Kubernetes(Some(desired("new"))), Trigger::File],
+            vec![Trigger::File, Trigger::Kubernetes(Some(desired("new"))), Trigger::File, Trigger::File],
+        ] {
+            let (tx, rx) = mpsc::channel(16);
+            let task = tokio::spawn(reloader(file.0.clone(), Arc::clone(&shared), rx));
+            for t in order {
+                tx.send(t).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            drop(tx);
+            task.await.unwrap();
+            assert_eq!(pools(&shared), ["a", "k8s:web/new:80"]);
+        }
+        // A Kubernetes state that goes away takes its routes with it.
+        let (tx, rx) = mpsc::channel(16);
+        let task = tokio::spawn(reloader(file.0.clone(), Arc::clone(&shared), rx));
+        tx.send(Trigger::Kubernetes(Some(desired("new")))).await.unwrap();
+        tx.send(Trigger::Kubernetes(None)).await.unwrap();
+        tx.send(Trigger::File).await.unwrap();
+        drop(tx);
+        task.await.unwrap();
+        assert_eq!(pools(&shared), ["a"]);
     }
 }
