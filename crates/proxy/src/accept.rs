@@ -62,10 +62,7 @@ fn per_connection(e: &io::Error) -> bool {
     )
 }
 
-fn event(v: &serde_json::Value) {
-    use std::io::Write as _;
-    let _ = writeln!(io::stderr().lock(), "{v}");
-}
+use crate::log::event;
 
 /// A listener whose `accept` backs off on errors.
 #[derive(Debug)]

@@ -50,10 +50,7 @@ fn reason(e: &realip_tower::Error) -> &'static str {
     }
 }
 
-fn log_event(v: &serde_json::Value) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{v}");
-}
+use crate::log::event as log_event;
 
 /// Accepts on `acceptor` until the drain starts. `slots` is the global
 /// connection cap; each connection holds `drain` so the server can wait

@@ -34,10 +34,7 @@ use crate::log::AccessLog;
 use crate::snapshot::Snapshot;
 use crate::Error;
 
-fn event(v: &serde_json::Value) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{v}");
-}
+use crate::log::event;
 
 /// Why the reloader should build a new snapshot.
 #[derive(Debug)]

@@ -84,11 +84,8 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
             // A bad Secret must not take the listener (and every other
             // host) down: it is skipped and reported.
             Err(e) if c.pem.is_some() => {
-                use std::io::Write as _;
-                let _ = writeln!(
-                    std::io::stderr().lock(),
-                    "{}",
-                    serde_json::json!({"event": "tls_secret_rejected", "secret": c.cert.display().to_string(), "error": e.to_string()})
+                crate::log::event(
+                    &serde_json::json!({"event": "tls_secret_rejected", "secret": c.cert.display().to_string(), "error": e.to_string()}),
                 );
             }
             Err(e) => return Err(e),
