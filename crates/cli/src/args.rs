@@ -269,7 +269,8 @@ pub struct PolicyArgs {
     /// Trusted proxy network (CIDR, address, `loopback` or `private`); repeatable.
     #[arg(long = "trust", value_name = "CIDR")]
     pub trust: Vec<String>,
-    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip; repeatable.
+    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip, header:NAME
+    /// (one address in a named header such as CF-Connecting-IP); repeatable.
     /// [default: proxy-protocol, xff]
     #[arg(long = "source", value_name = "S")]
     pub sources: Vec<String>,
