@@ -216,27 +216,74 @@ fn backend(
 ) -> Result<Backend, String> {
     let svc_ref = b.service.as_ref().ok_or("only Service backends are supported")?;
     let port_ref = svc_ref.port.as_ref().ok_or("backend service port is missing")?;
+    let port = match (port_ref.number, &port_ref.name) {
+        (Some(n), _) => PortRef::Number(n),
+        (None, Some(name)) => PortRef::Name(name),
+        (None, None) => return Err("backend service port is missing".into()),
+    };
+    service_backend(namespace, &svc_ref.name, &port, services, slices, https).map_err(|e| e.to_string())
+}
+
+/// A Service port, by number or by name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PortRef<'a> {
+    /// `port: 80`.
+    Number(i32),
+    /// `port: http` (Ingress only).
+    Name(&'a str),
+}
+
+/// Why a Service backend did not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BackendError {
+    /// No such Service.
+    ServiceNotFound(String),
+    /// The Service has no such port.
+    NoSuchPort(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::ServiceNotFound(m) | BackendError::NoSuchPort(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The ready endpoints of a Service port, from its EndpointSlices.
+pub(crate) fn service_backend(
+    namespace: &str,
+    service: &str,
+    port_ref: &PortRef<'_>,
+    services: &[&Service],
+    slices: &[&EndpointSlice],
+    https: bool,
+) -> Result<Backend, BackendError> {
     let svc = services
         .iter()
-        .find(|s| {
-            s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(&svc_ref.name)
-        })
-        .ok_or(format!("Service {namespace}/{} not found", svc_ref.name))?;
+        .find(|s| s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(service))
+        .ok_or_else(|| BackendError::ServiceNotFound(format!("Service {namespace}/{service} not found")))?;
     let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).cloned().unwrap_or_default();
     let sp = ports
         .iter()
-        .find(|p| port_ref.number == Some(p.port) || (port_ref.name.is_some() && port_ref.name == p.name))
-        .ok_or(format!(
-            "Service {namespace}/{} has no port {}",
-            svc_ref.name,
-            port_ref.number.map_or_else(|| port_ref.name.clone().unwrap_or_default(), |n| n.to_string())
-        ))?;
-    let name = format!("{namespace}/{}:{}{}", svc_ref.name, sp.port, if https { "+https" } else { "" });
+        .find(|p| match port_ref {
+            PortRef::Number(n) => p.port == *n,
+            PortRef::Name(n) => p.name.as_deref() == Some(*n),
+        })
+        .ok_or_else(|| {
+            let shown = match port_ref {
+                PortRef::Number(n) => n.to_string(),
+                PortRef::Name(n) => (*n).to_owned(),
+            };
+            BackendError::NoSuchPort(format!("Service {namespace}/{service} has no port {shown}"))
+        })?;
+    let name = format!("{namespace}/{}:{}{}", service, sp.port, if https { "+https" } else { "" });
     let mut ready = Vec::new();
     let mut terminating = Vec::new();
     for slice in slices.iter().filter(|s| {
         s.metadata.namespace.as_deref() == Some(namespace)
-            && s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) == Some(&svc_ref.name)
+            && s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).map(String::as_str)
+                == Some(service)
     }) {
         let Some(port) = slice
             .ports
@@ -362,7 +409,7 @@ where
     d
 }
 
-fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Cert, String> {
+pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Cert, String> {
     let s = secrets
         .iter()
         .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name))
