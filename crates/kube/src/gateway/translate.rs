@@ -414,6 +414,7 @@ type Entry = (Precedence, Route, (String, String), (String, String, String));
 /// A validated rule, ready to be flattened into routes.
 #[derive(Debug, Default)]
 struct RuleOut {
+    index: usize,
     id: String,
     name: Option<String>,
     matches: Vec<MatchOut>,
@@ -496,6 +497,7 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, backends: &mut BTreeMap<String, Ba
             return Err(unsupported(format!("{at}.{k} is not supported")));
         }
         let mut r = RuleOut {
+            index: i,
             id: rule.name.clone().unwrap_or_else(|| i.to_string()),
             name: rule.name.clone(),
             ..RuleOut::default()
@@ -602,6 +604,7 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
                 }
             },
             SourceSpec::Header { header } => format!("header:{header}"),
+            SourceSpec::Other(v) => return Err(format!("sources: `{v}` is not a source name or {{header: NAME}}")),
         });
     }
     if sources.is_empty() {
@@ -618,6 +621,9 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
             return Err(format!("strategy: `{n}` is not RightmostUntrusted or {{trustedHops: N}}"))
         }
         Some(StrategySpec::Hops { trusted_hops }) => format!("trusted-hops:{trusted_hops}"),
+        Some(StrategySpec::Other(v)) => {
+            return Err(format!("strategy: `{v}` is not RightmostUntrusted or {{trustedHops: N}} (N from 0 to 65535)"))
+        }
     };
     let f = s.forward.clone().unwrap_or_default();
     let forward = Forward {
@@ -986,10 +992,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                             PathMatch::Exact(p) => (0, p.len()),
                             PathMatch::SegmentPrefix(p) | PathMatch::Prefix(p) => (1, p.len()),
                         };
-                        let rule_index = rule
-                            .id
-                            .parse::<usize>()
-                            .unwrap_or_else(|_| rule_outs.iter().position(|r| r.id == rule.id).unwrap_or(0));
+                        let rule_index = rule.index;
                         let key: Precedence = (
                             host_rank,
                             std::cmp::Reverse(host.as_ref().map_or(0, String::len)),

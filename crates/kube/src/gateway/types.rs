@@ -72,6 +72,9 @@ pub struct GatewayClass {
     /// Spec.
     #[serde(default)]
     pub spec: GatewayClassSpec,
+    /// Status as last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Value>,
 }
 resource!(GatewayClass, "gateway.networking.k8s.io", "v1", "GatewayClass", "gatewayclasses", Cluster);
 
@@ -254,6 +257,9 @@ pub struct ListenerSet {
     /// Spec.
     #[serde(default)]
     pub spec: ListenerSetSpec,
+    /// Status as last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Value>,
 }
 resource!(ListenerSet, "gateway.networking.k8s.io", "v1", "ListenerSet", "listenersets", Ns);
 
@@ -611,6 +617,9 @@ pub enum SourceSpec {
         /// Its name.
         header: String,
     },
+    /// Anything else: kept so the policy is reported `Invalid` instead of
+    /// failing the whole watch list.
+    Other(Value),
 }
 
 /// `RightmostUntrusted` or `{trustedHops: N}`.
@@ -625,6 +634,8 @@ pub enum StrategySpec {
         #[serde(rename = "trustedHops")]
         trusted_hops: u16,
     },
+    /// Anything else, reported `Invalid`.
+    Other(Value),
 }
 
 /// `forward`.
