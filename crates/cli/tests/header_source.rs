@@ -1,8 +1,13 @@
 //! `--source header:NAME` (DESIGN.md CLI contract): one address in a named
 //! header such as CF-Connecting-IP, trusted like X-Real-IP, reported as
-//! `header:NAME`; bad names are usage errors that say what is wrong.
+//! `header:NAME`; bad names are usage errors that say what is wrong; the
+//! proxy's TOML takes it through the same parser and logs the provenance.
+
+mod common;
 
 use std::process::{Command, Output};
+
+use common::{get, proxy, wait_line};
 
 use serde_json::{json, Value};
 
@@ -59,4 +64,25 @@ fn bad_header_sources_are_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{src}: {err}");
         assert!(err.contains(why), "{src}: {err}");
     }
+}
+
+#[test]
+fn the_proxy_resolves_from_the_named_header_of_a_trusted_hop() {
+    let (_echo, up) = common::echo(&["--trust", "127.0.0.0/8"]);
+    let cfg = common::base(up, "").replace(
+        "[client_ip]\ntrusted = [\"10.0.0.0/8\"]",
+        "[client_ip]\ntrusted = [\"127.0.0.0/8\"]\nsources = [\"proxy-protocol\", \"header:CF-Connecting-IP\", \"xff\"]",
+    );
+    assert!(cfg.contains("header:CF-Connecting-IP"), "{cfg}");
+    let p = proxy(&cfg);
+    let (s, v) = get(p.addr("web"), "/debug/ip", &["CF-Connecting-IP: 203.0.113.7", "X-Forwarded-For: 198.51.100.2"]);
+    assert_eq!(s, 200);
+    assert_eq!(v["x_real_ip"], "203.0.113.7", "{v}");
+    let line = wait_line(&p.proc.stdout, "\"path\":\"/debug/ip\"", 10);
+    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (log["client_ip"].as_str(), log["client_ip_source"].as_str()),
+        (Some("203.0.113.7"), Some("header:cf-connecting-ip")),
+        "{log}"
+    );
 }
