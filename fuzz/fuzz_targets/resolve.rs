@@ -1,5 +1,6 @@
 //! Full resolution over fuzzed headers, peer and PROXY bytes: never panic;
-//! an untrusted peer's headers are never used.
+//! an untrusted peer's headers (X-Forwarded-For, Forwarded, X-Real-IP and
+//! the custom header source `header:cf-connecting-ip`) are never used.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
 use realip_core::proxy_protocol::{decode, Decoded};
@@ -15,13 +16,15 @@ fuzz_target!(|data: &[u8]| {
         1 => Strategy::Leftmost,
         n => Strategy::TrustedHops(u16::from(n + strat / 4 % 4)),
     };
-    let sources = Sources::parse(["proxy-protocol", "forwarded", "xff", "x-real-ip"]).unwrap();
+    let sources =
+        Sources::parse(["proxy-protocol", "forwarded", "xff", "x-real-ip", "header:cf-connecting-ip"]).unwrap();
     let resolver = Resolver::new(trusted.clone(), sources, strategy);
     let s1 = usize::from(*split1) % (rest.len() + 1);
     let s2 = s1 + usize::from(*split2) % (rest.len() - s1 + 1);
     let (xff, tail) = rest.split_at(s1);
     let (fwd, pp) = tail.split_at(s2 - s1);
-    let headers: [(&str, &[u8]); 3] = [("x-forwarded-for", xff), ("forwarded", fwd), ("x-real-ip", pp)];
+    let headers: [(&str, &[u8]); 4] =
+        [("x-forwarded-for", xff), ("forwarded", fwd), ("x-real-ip", pp), ("cf-connecting-ip", xff)];
     let header = match decode(pp) {
         Ok(Decoded::Header { header, .. }) => Some(header),
         _ => None,

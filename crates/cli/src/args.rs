@@ -57,6 +57,10 @@ pub struct ManifestsArgs {
     /// Container image.
     #[arg(long, value_name = "IMAGE")]
     pub image: Option<String>,
+    /// Gateway API mode: realip's ClientIPPolicy / ClientAccessPolicy CRDs, the GatewayClass `realip`,
+    /// --gateway-class and RBAC for Gateway API objects (chart value gateway.enabled; docs/gateway.md).
+    #[arg(long)]
+    pub gateway: bool,
 }
 
 const LAB_EXAMPLES: &str = "\
@@ -269,7 +273,8 @@ pub struct PolicyArgs {
     /// Trusted proxy network (CIDR, address, `loopback` or `private`); repeatable.
     #[arg(long = "trust", value_name = "CIDR")]
     pub trust: Vec<String>,
-    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip; repeatable.
+    /// Source to consult, in order: peer, proxy-protocol, xff, forwarded, x-real-ip, header:NAME
+    /// (one address in a named header such as CF-Connecting-IP); repeatable.
     /// [default: proxy-protocol, xff]
     #[arg(long = "source", value_name = "S")]
     pub sources: Vec<String>,
@@ -316,6 +321,10 @@ pub struct ProxyArgs {
     /// Only watch this namespace [default: all].
     #[arg(long, value_name = "NS")]
     pub watch_namespace: Option<String>,
+    /// GatewayClass served in Kubernetes mode (controllerName realip.dev/gateway-controller);
+    /// empty turns Gateway API mode off. Absent Gateway API CRDs are logged once, not an error.
+    #[arg(long, default_value = "realip", value_name = "NAME")]
+    pub gateway_class: String,
     /// NAMESPACE/NAME of the LoadBalancer Service whose address is written into Ingress status.
     #[arg(long, value_name = "NS/NAME")]
     pub publish_service: Option<String>,

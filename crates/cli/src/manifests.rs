@@ -28,6 +28,7 @@ pub fn run(a: &ManifestsArgs) -> Result<(), Failure> {
         daemonset: a.daemonset,
         replicas: a.replicas,
         proxy_protocol: a.proxy_protocol,
+        gateway: a.gateway,
         ..Settings::default()
     };
     if let Some(image) = &a.image {

@@ -44,6 +44,7 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
             class: a.ingress_class.clone(),
             namespace: a.watch_namespace.clone(),
             publish_service,
+            gateway_class: Some(a.gateway_class.clone()).filter(|c| !c.is_empty()),
         })
     } else {
         None

@@ -25,6 +25,15 @@ pub enum Error {
     UnknownSource(String),
     /// Occurs when a source is listed twice.
     DuplicateSource(&'static str),
+    /// Occurs when a `header:NAME` source names no valid header, a header
+    /// with its own source, or is listed next to another `header:` source
+    /// (one custom header per policy).
+    InvalidHeaderSource {
+        /// The name as given.
+        input: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// Occurs when a strategy is not `rightmost-untrusted`, `leftmost` or
     /// `trusted-hops:N`.
     UnknownStrategy(String),
@@ -129,9 +138,10 @@ impl fmt::Display for Error {
             }
             Error::UnknownSource(s) => write!(
                 f,
-                "`{s}` is not a client-IP source (expected peer, proxy-protocol, xff, forwarded or x-real-ip)"
+                "`{s}` is not a client-IP source (expected peer, proxy-protocol, xff, forwarded, x-real-ip or header:NAME)"
             ),
             Error::DuplicateSource(s) => write!(f, "source `{s}` is listed twice"),
+            Error::InvalidHeaderSource { input, reason } => write!(f, "source `header:{input}`: {reason}"),
             Error::UnknownStrategy(s) => {
                 write!(f, "`{s}` is not a strategy (expected rightmost-untrusted, leftmost or trusted-hops:N)")
             }

@@ -7,9 +7,12 @@
 //! one list, joined in order (RFC 9110 §5.3), which is why the walk iterates
 //! lines from the last and entries from the right within each line.
 
+use std::fmt;
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 use crate::node::parse_node;
+use crate::Error;
 
 /// The forwarding headers realip reads.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -20,6 +23,9 @@ pub enum Field {
     Forwarded,
     /// `X-Real-IP`.
     XRealIp,
+    /// A header named in configuration (`header:NAME`), read like
+    /// X-Real-IP: each line is one address.
+    Named(NamedHeader),
 }
 
 impl Field {
@@ -29,7 +35,81 @@ impl Field {
             Field::XForwardedFor => "x-forwarded-for",
             Field::Forwarded => "forwarded",
             Field::XRealIp => "x-real-ip",
+            Field::Named(h) => h.name,
         }
+    }
+}
+
+/// The name of a custom client-address header such as `CF-Connecting-IP`
+/// or `True-Client-IP` (source `header:NAME`).
+///
+/// Invariants: the name is a valid RFC 9110 token of at most
+/// [`NamedHeader::MAX_LEN`] bytes, stored lower-case, and is not one of the
+/// headers realip reads with their own parsers (X-Forwarded-For,
+/// Forwarded, X-Real-IP). Names are interned once per process (a name
+/// configured again, e.g. on every reload, reuses the first copy), so the
+/// type is `Copy` and resolution and its provenance (`header:NAME` as a
+/// `&'static str` for logs and metric labels) never allocate.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct NamedHeader {
+    /// `header:` + name.
+    label: &'static str,
+    /// The name alone (a suffix of `label`).
+    name: &'static str,
+}
+
+/// Interned `header:NAME` labels: bounded by the distinct names ever
+/// configured, which come from the operator, never from the network.
+static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+
+impl NamedHeader {
+    /// Longest accepted name. Header lookups in `http::HeaderMap` stay on
+    /// the stack up to this length.
+    pub const MAX_LEN: usize = 64;
+
+    /// Validates and interns a header name (any case).
+    pub fn new(name: &str) -> Result<NamedHeader, Error> {
+        let bad = |reason| Err(Error::InvalidHeaderSource { input: name.to_owned(), reason });
+        if name.is_empty() {
+            return bad("the header name is empty");
+        }
+        if name.len() > NamedHeader::MAX_LEN {
+            return bad("the header name is longer than 64 bytes");
+        }
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)) {
+            return bad("the header name has a character a header name cannot have");
+        }
+        let lower = name.to_ascii_lowercase();
+        if [Field::XForwardedFor, Field::Forwarded, Field::XRealIp].iter().any(|f| f.name() == lower) {
+            return bad("this header has its own source: use `xff`, `forwarded` or `x-real-ip`");
+        }
+        let label = format!("header:{lower}");
+        let mut table = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let label: &'static str = if let Some(l) = table.iter().find(|l| **l == label) {
+            l
+        } else {
+            let l: &'static str = Box::leak(label.into_boxed_str());
+            table.push(l);
+            l
+        };
+        let name = label.get("header:".len()..).unwrap_or_default();
+        Ok(NamedHeader { label, name })
+    }
+
+    /// The lower-case header name.
+    pub const fn name(self) -> &'static str {
+        self.name
+    }
+
+    /// `header:NAME`, as configured and reported.
+    pub const fn label(self) -> &'static str {
+        self.label
+    }
+}
+
+impl fmt::Debug for NamedHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label)
     }
 }
 
@@ -92,6 +172,9 @@ impl Headers for http::HeaderMap {
             Field::XForwardedFor => self.get_all(&XFF),
             Field::Forwarded => self.get_all(&FORWARDED),
             Field::XRealIp => self.get_all(&X_REAL_IP),
+            // Already lower-case and at most 64 bytes: looked up without
+            // allocating.
+            Field::Named(h) => self.get_all(h.name()),
         };
         values.iter().map(http::HeaderValue::as_bytes)
     }
@@ -188,6 +271,26 @@ mod tests {
         assert_eq!(fwd, [b"1.1.1.1".as_slice(), b"2.2.2.2"]);
         let back: Vec<_> = h.lines(Field::XForwardedFor).rev().collect();
         assert_eq!(back, [b"2.2.2.2".as_slice(), b"1.1.1.1"]);
+    }
+
+    #[test]
+    fn named_headers_are_validated_lowercased_and_interned() {
+        let a = NamedHeader::new("CF-Connecting-IP").unwrap();
+        let b = NamedHeader::new("cf-connecting-ip").unwrap();
+        assert_eq!((a.name(), a.label()), ("cf-connecting-ip", "header:cf-connecting-ip"));
+        assert!(std::ptr::eq(a.label(), b.label()), "the second parse reuses the interned copy");
+        let h = [("CF-Connecting-IP", "192.0.2.1"), ("x", "y")];
+        assert_eq!(h.lines(Field::Named(a)).collect::<Vec<_>>(), [b"192.0.2.1".as_slice()]);
+        for (bad, why) in [
+            ("", "empty"),
+            ("bad name", "character"),
+            ("X-Forwarded-For", "own source"),
+            ("x-real-ip", "own source"),
+            (&"a".repeat(65), "longer than 64"),
+        ] {
+            let e = NamedHeader::new(bad).unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

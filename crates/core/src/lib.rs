@@ -34,6 +34,6 @@ mod serde_impls;
 pub mod trust;
 
 pub use error::Error;
-pub use headers::Headers;
+pub use headers::{Headers, NamedHeader};
 pub use resolve::{Proxied, Resolution, Resolver, Source, Sources, Strategy, Warning, Warnings};
 pub use trust::{unmap, Cidr, TrustedProxies};

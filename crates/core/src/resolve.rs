@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use crate::forwarded::forwarded_rev;
-use crate::headers::{x_real_ip_rev, xff_rev, Entry, Field, Headers};
+use crate::headers::{x_real_ip_rev, xff_rev, Entry, Field, Headers, NamedHeader};
 use crate::proxy_protocol::ProxyHeader;
 use crate::trust::{unmap, TrustedProxies};
 use crate::Error;
@@ -37,10 +37,14 @@ pub enum Source {
     Forwarded,
     /// `X-Real-IP`.
     XRealIp,
+    /// A custom header holding one address (`header:NAME`, e.g.
+    /// `CF-Connecting-IP`), trusted like X-Real-IP.
+    Header(NamedHeader),
 }
 
 impl Source {
-    /// Every source, in the order of the CLI documentation.
+    /// Every fixed source, in the order of the CLI documentation
+    /// (`header:NAME` takes a name, so it is not listed).
     pub const ALL: [Source; 5] = [Source::Peer, Source::ProxyProtocol, Source::Xff, Source::Forwarded, Source::XRealIp];
 
     /// The name used in configuration, CLI flags and JSON.
@@ -51,6 +55,7 @@ impl Source {
             Source::Xff => "xff",
             Source::Forwarded => "forwarded",
             Source::XRealIp => "x-real-ip",
+            Source::Header(h) => h.label(),
         }
     }
 
@@ -60,6 +65,7 @@ impl Source {
             Source::Xff => Some(Field::XForwardedFor),
             Source::Forwarded => Some(Field::Forwarded),
             Source::XRealIp => Some(Field::XRealIp),
+            Source::Header(h) => Some(Field::Named(h)),
             Source::Peer | Source::ProxyProtocol => None,
         }
     }
@@ -74,6 +80,9 @@ impl fmt::Display for Source {
 impl FromStr for Source {
     type Err = Error;
     fn from_str(s: &str) -> Result<Source, Error> {
+        if let Some(name) = s.strip_prefix("header:") {
+            return NamedHeader::new(name).map(Source::Header);
+        }
         Source::ALL.into_iter().find(|src| src.as_str() == s).ok_or_else(|| Error::UnknownSource(s.to_owned()))
     }
 }
@@ -168,7 +177,7 @@ impl fmt::Display for Warning {
     }
 }
 
-/// The warnings of one resolution, in 8 bytes: a flag and at most one
+/// The warnings of one resolution, `Copy` and inline: a flag and at most one
 /// warning that ended the walk (a walk stops at its first problem).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Warnings {
@@ -209,20 +218,27 @@ pub struct Resolution {
     pub warnings: Warnings,
 }
 
-/// Ordered sources, without duplicates, stored inline.
+/// Ordered sources, without duplicates and with at most one `header:NAME`,
+/// stored inline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sources {
-    items: [Source; 5],
+    items: [Source; 6],
     len: u8,
 }
 
 impl Sources {
     /// Builds an ordered list; a repeated source is an error.
     pub fn new(list: &[Source]) -> Result<Sources, Error> {
-        let mut s = Sources { items: [Source::Peer; 5], len: 0 };
+        let mut s = Sources { items: [Source::Peer; 6], len: 0 };
         for &src in list {
             if s.contains(src) {
                 return Err(Error::DuplicateSource(src.as_str()));
+            }
+            if let (Source::Header(h), true) = (src, s.as_slice().iter().any(|x| matches!(x, Source::Header(_)))) {
+                return Err(Error::InvalidHeaderSource {
+                    input: h.name().to_owned(),
+                    reason: "only one header:NAME source may be listed",
+                });
             }
             if let Some(slot) = s.items.get_mut(usize::from(s.len)) {
                 *slot = src;
@@ -232,7 +248,7 @@ impl Sources {
         Ok(s)
     }
 
-    /// Parses names such as `["proxy-protocol", "xff"]`.
+    /// Parses names such as `["proxy-protocol", "xff", "header:cf-connecting-ip"]`.
     pub fn parse<I: IntoIterator<Item = S>, S: AsRef<str>>(names: I) -> Result<Sources, Error> {
         let list = names.into_iter().map(|n| n.as_ref().parse()).collect::<Result<Vec<Source>, Error>>()?;
         Sources::new(&list)
@@ -252,7 +268,10 @@ impl Sources {
 impl Default for Sources {
     /// `proxy-protocol`, then `xff`: the proxy's documented default.
     fn default() -> Sources {
-        Sources { items: [Source::ProxyProtocol, Source::Xff, Source::Peer, Source::Peer, Source::Peer], len: 2 }
+        Sources {
+            items: [Source::ProxyProtocol, Source::Xff, Source::Peer, Source::Peer, Source::Peer, Source::Peer],
+            len: 2,
+        }
     }
 }
 
@@ -346,7 +365,7 @@ impl Resolver {
             return Ok(match field {
                 Field::XForwardedFor => self.walk(at_peer, src, xff_rev(lines)),
                 Field::Forwarded => self.walk(at_peer, src, forwarded_rev(lines)),
-                Field::XRealIp => self.walk(at_peer, src, x_real_ip_rev(lines)),
+                Field::XRealIp | Field::Named(_) => self.walk(at_peer, src, x_real_ip_rev(lines)),
             });
         }
         Ok(at_peer)

@@ -147,6 +147,15 @@ fn rows() -> Vec<Row> {
             expect: "203.0.113.10",
         },
         Row {
+            peer_setting: "nginx real_ip_header CF-Connecting-IP",
+            trust: NGINX,
+            sources: &["header:cf-connecting-ip"],
+            strategy: "rightmost-untrusted",
+            peer: "10.0.0.5",
+            headers: &[("CF-Connecting-IP", "203.0.113.10")],
+            expect: "203.0.113.10",
+        },
+        Row {
             peer_setting: "Caddy client_ip_headers X-Real-IP X-Forwarded-For",
             trust: NGINX,
             sources: &["x-real-ip", "xff"],

@@ -295,6 +295,74 @@ fn cases() -> Vec<Case> {
                 ("10.0.0.5", "peer", 0, "invalid entry"),
             )
         },
+        // A custom header (`header:NAME`) has X-Real-IP's rules: one address,
+        // read only from a trusted hop, name matched in any case.
+        Case {
+            sources: &["header:CF-Connecting-IP"],
+            ..case(
+                "header:NAME from a trusted peer",
+                "10.0.0.5",
+                &[("cf-connecting-ip", "203.0.113.10")],
+                ("203.0.113.10", "header:cf-connecting-ip", 1, ""),
+            )
+        },
+        Case {
+            sources: &["header:cf-connecting-ip"],
+            ..case(
+                "header:NAME from an untrusted peer: ignored",
+                "198.51.100.1",
+                &[("CF-Connecting-IP", "203.0.113.10")],
+                ("198.51.100.1", "peer", 0, ""),
+            )
+        },
+        Case {
+            sources: &["header:true-client-ip"],
+            ..case(
+                "header:NAME holding a list is not an address",
+                "10.0.0.5",
+                &[("True-Client-IP", "1.2.3.4, 203.0.113.10")],
+                ("10.0.0.5", "peer", 0, "invalid entry in header:true-client-ip at hop 1"),
+            )
+        },
+        Case {
+            sources: &["header:true-client-ip"],
+            ..case(
+                "header:NAME repeated: the last line is the nearest hop",
+                "10.0.0.5",
+                &[("True-Client-IP", "1.2.3.4"), ("True-Client-IP", "203.0.113.10")],
+                ("203.0.113.10", "header:true-client-ip", 1, ""),
+            )
+        },
+        Case {
+            sources: &["header:cf-connecting-ip", "xff"],
+            ..case(
+                "header:NAME absent: the next source",
+                "10.0.0.5",
+                &[("X-Forwarded-For", "198.51.100.3")],
+                ("198.51.100.3", "xff", 1, ""),
+            )
+        },
+        Case {
+            sources: &["proxy-protocol", "header:cf-connecting-ip"],
+            trust: &["10.0.0.0/8", "198.51.100.0/24"],
+            proxy_src: Some("198.51.100.77:5555"),
+            ..case(
+                "PROXY from the LB, then the CDN's header from the trusted CDN",
+                "10.0.0.5",
+                &[("CF-Connecting-IP", "203.0.113.10")],
+                ("203.0.113.10", "header:cf-connecting-ip", 1, ""),
+            )
+        },
+        Case {
+            sources: &["proxy-protocol", "header:cf-connecting-ip"],
+            proxy_src: Some("203.0.113.10:5555"),
+            ..case(
+                "PROXY client cannot add the custom header",
+                "10.0.0.5",
+                &[("CF-Connecting-IP", "1.2.3.4")],
+                ("203.0.113.10", "proxy-protocol", 0, ""),
+            )
+        },
         Case {
             sources: &["xff", "x-real-ip"],
             ..case(
@@ -403,6 +471,21 @@ fn resolution_table() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+#[test]
+fn header_sources_are_checked_when_parsed() {
+    let e = Sources::parse(["header:cf-connecting-ip", "header:true-client-ip"]).unwrap_err();
+    assert!(e.to_string().contains("only one header:NAME source"), "{e}");
+    let e = Sources::parse(["header:cf-connecting-ip", "header:CF-Connecting-IP"]).unwrap_err();
+    assert_eq!(e, Error::DuplicateSource("header:cf-connecting-ip"));
+    for (bad, why) in [("header:", "empty"), ("header:x-forwarded-for", "its own source"), ("header:a b", "character")]
+    {
+        let e = Sources::parse([bad]).unwrap_err().to_string();
+        assert!(e.contains(why), "{bad}: {e}");
+    }
+    let e = Sources::parse(["headers:x"]).unwrap_err().to_string();
+    assert!(e.contains("header:NAME"), "{e}");
 }
 
 #[test]

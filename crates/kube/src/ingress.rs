@@ -68,11 +68,27 @@ pub struct Route {
     pub ssl_redirect: bool,
 }
 
+/// What kind of problem an Ingress has (typed, so status codes never
+/// depend on the wording of a message).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// An annotation or feature realip does not implement.
+    Unsupported,
+    /// An annotation value that does not parse, or a malformed Ingress.
+    Invalid,
+    /// A Service or Service port that does not exist.
+    BackendNotFound,
+    /// A TLS Secret missing or unusable (a warning: the Ingress is served).
+    TlsSecret,
+}
+
 /// An Ingress that could not be served, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
     /// `namespace/name`.
     pub ingress: String,
+    /// The kind of problem.
+    pub kind: ProblemKind,
     /// The reason.
     pub message: String,
 }
@@ -169,39 +185,55 @@ struct Policy {
     max_body: Option<u64>,
 }
 
-fn policy(ing: &Ingress) -> Result<Policy, String> {
+fn policy(ing: &Ingress) -> Result<Policy, (ProblemKind, String)> {
+    let invalid = |m: String| (ProblemKind::Invalid, m);
     if annotation(ing, "use-regex") == Some("true") {
-        return Err("use-regex is not supported: realip routes by path prefix only".into());
+        return Err((ProblemKind::Unsupported, "use-regex is not supported: realip routes by path prefix only".into()));
     }
     let allow = annotation(ing, "allowlist-source-range")
         .or_else(|| annotation(ing, "whitelist-source-range"))
-        .map(|v| cidr_list(v).map_err(|e| format!("allowlist-source-range: {e}")))
+        .map(|v| cidr_list(v).map_err(|e| invalid(format!("allowlist-source-range: {e}"))))
         .transpose()?;
     let deny = annotation(ing, "denylist-source-range")
-        .map(|v| cidr_list(v).map_err(|e| format!("denylist-source-range: {e}")))
+        .map(|v| cidr_list(v).map_err(|e| invalid(format!("denylist-source-range: {e}"))))
         .transpose()?
         .unwrap_or_default();
     let rps = annotation(ing, "limit-rps")
-        .map(|v| v.parse::<f64>().ok().filter(|r| *r > 0.0).ok_or(format!("limit-rps: `{v}` is not a positive number")))
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|r| *r > 0.0)
+                .ok_or_else(|| invalid(format!("limit-rps: `{v}` is not a positive number")))
+        })
         .transpose()?;
     let mult = annotation(ing, "limit-burst-multiplier")
-        .map(|v| v.parse::<f64>().ok().filter(|m| *m >= 1.0).ok_or(format!("limit-burst-multiplier: `{v}` is not ≥ 1")))
+        .map(|v| {
+            v.parse::<f64>()
+                .ok()
+                .filter(|m| *m >= 1.0)
+                .ok_or_else(|| invalid(format!("limit-burst-multiplier: `{v}` is not ≥ 1")))
+        })
         .transpose()?
         .unwrap_or(5.0);
     let max_body = annotation(ing, "proxy-body-size")
-        .map(|v| parse_size(v).map_err(|e| format!("proxy-body-size: {e}")))
+        .map(|v| parse_size(v).map_err(|e| invalid(format!("proxy-body-size: {e}"))))
         .transpose()?;
     let ssl_redirect = annotation(ing, "ssl-redirect")
         .map(|v| match v {
             "true" => Ok(true),
             "false" => Ok(false),
-            other => Err(format!("ssl-redirect: `{other}` is not true or false")),
+            other => Err(invalid(format!("ssl-redirect: `{other}` is not true or false"))),
         })
         .transpose()?;
     let https_backend = match annotation(ing, "backend-protocol").map(str::to_ascii_uppercase).as_deref() {
         None | Some("HTTP") => false,
         Some("HTTPS") => true,
-        Some(other) => return Err(format!("backend-protocol: `{other}` is not supported (HTTP or HTTPS)")),
+        Some(other) => {
+            return Err((
+                ProblemKind::Unsupported,
+                format!("backend-protocol: `{other}` is not supported (HTTP or HTTPS)"),
+            ))
+        }
     };
     Ok(Policy { https_backend, ssl_redirect, allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
 }
@@ -213,30 +245,82 @@ fn backend(
     services: &[&Service],
     slices: &[&EndpointSlice],
     https: bool,
-) -> Result<Backend, String> {
-    let svc_ref = b.service.as_ref().ok_or("only Service backends are supported")?;
-    let port_ref = svc_ref.port.as_ref().ok_or("backend service port is missing")?;
+) -> Result<Backend, (ProblemKind, String)> {
+    let missing_port = || (ProblemKind::Invalid, "backend service port is missing".to_owned());
+    let svc_ref = b
+        .service
+        .as_ref()
+        .ok_or_else(|| (ProblemKind::Unsupported, "only Service backends are supported".to_owned()))?;
+    let port_ref = svc_ref.port.as_ref().ok_or_else(missing_port)?;
+    let port = match (port_ref.number, &port_ref.name) {
+        (Some(n), _) => PortRef::Number(n),
+        (None, Some(name)) => PortRef::Name(name),
+        (None, None) => return Err(missing_port()),
+    };
+    service_backend(namespace, &svc_ref.name, &port, services, slices, https)
+        .map_err(|e| (ProblemKind::BackendNotFound, e.to_string()))
+}
+
+/// A Service port, by number or by name.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum PortRef<'a> {
+    /// `port: 80`.
+    Number(i32),
+    /// `port: http` (Ingress only).
+    Name(&'a str),
+}
+
+/// Why a Service backend did not resolve.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum BackendError {
+    /// No such Service.
+    ServiceNotFound(String),
+    /// The Service has no such port.
+    NoSuchPort(String),
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BackendError::ServiceNotFound(m) | BackendError::NoSuchPort(m) => f.write_str(m),
+        }
+    }
+}
+
+/// The ready endpoints of a Service port, from its EndpointSlices.
+pub(crate) fn service_backend(
+    namespace: &str,
+    service: &str,
+    port_ref: &PortRef<'_>,
+    services: &[&Service],
+    slices: &[&EndpointSlice],
+    https: bool,
+) -> Result<Backend, BackendError> {
     let svc = services
         .iter()
-        .find(|s| {
-            s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(&svc_ref.name)
-        })
-        .ok_or(format!("Service {namespace}/{} not found", svc_ref.name))?;
+        .find(|s| s.metadata.namespace.as_deref() == Some(namespace) && s.metadata.name.as_deref() == Some(service))
+        .ok_or_else(|| BackendError::ServiceNotFound(format!("Service {namespace}/{service} not found")))?;
     let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).cloned().unwrap_or_default();
     let sp = ports
         .iter()
-        .find(|p| port_ref.number == Some(p.port) || (port_ref.name.is_some() && port_ref.name == p.name))
-        .ok_or(format!(
-            "Service {namespace}/{} has no port {}",
-            svc_ref.name,
-            port_ref.number.map_or_else(|| port_ref.name.clone().unwrap_or_default(), |n| n.to_string())
-        ))?;
-    let name = format!("{namespace}/{}:{}{}", svc_ref.name, sp.port, if https { "+https" } else { "" });
+        .find(|p| match port_ref {
+            PortRef::Number(n) => p.port == *n,
+            PortRef::Name(n) => p.name.as_deref() == Some(*n),
+        })
+        .ok_or_else(|| {
+            let shown = match port_ref {
+                PortRef::Number(n) => n.to_string(),
+                PortRef::Name(n) => (*n).to_owned(),
+            };
+            BackendError::NoSuchPort(format!("Service {namespace}/{service} has no port {shown}"))
+        })?;
+    let name = format!("{namespace}/{}:{}{}", service, sp.port, if https { "+https" } else { "" });
     let mut ready = Vec::new();
     let mut terminating = Vec::new();
     for slice in slices.iter().filter(|s| {
         s.metadata.namespace.as_deref() == Some(namespace)
-            && s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")) == Some(&svc_ref.name)
+            && s.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).map(String::as_str)
+                == Some(service)
     }) {
         let Some(port) = slice
             .ports
@@ -303,29 +387,30 @@ where
         let ns = ing.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = ing.metadata.name.clone().unwrap_or_default();
         let id = format!("{ns}/{name}");
-        let result = (|| -> Result<Vec<(Route, Backend)>, String> {
+        let result = (|| -> Result<Vec<(Route, Backend)>, (ProblemKind, String)> {
             let p = policy(ing)?;
-            let spec = ing.spec.as_ref().ok_or("no spec")?;
+            let spec = ing.spec.as_ref().ok_or((ProblemKind::Invalid, "no spec".to_owned()))?;
             let mut out = Vec::new();
             let tls_hosts: Vec<&String> = spec.tls.iter().flatten().flat_map(|t| t.hosts.iter().flatten()).collect();
-            let mut add = |host: Option<String>, path: String, b: &IngressBackend| -> Result<(), String> {
-                let be = backend(&ns, b, &services, &slices, p.https_backend)?;
-                let has_tls = host.as_ref().is_some_and(|h| tls_hosts.contains(&h));
-                let route = Route {
-                    ingress: id.clone(),
-                    host,
-                    path,
-                    backend: be.name.clone(),
-                    allow: p.allow.clone(),
-                    deny: p.deny.clone(),
-                    rps: p.rps,
-                    burst: p.burst,
-                    max_body: p.max_body,
-                    ssl_redirect: p.ssl_redirect.unwrap_or(has_tls),
+            let mut add =
+                |host: Option<String>, path: String, b: &IngressBackend| -> Result<(), (ProblemKind, String)> {
+                    let be = backend(&ns, b, &services, &slices, p.https_backend)?;
+                    let has_tls = host.as_ref().is_some_and(|h| tls_hosts.contains(&h));
+                    let route = Route {
+                        ingress: id.clone(),
+                        host,
+                        path,
+                        backend: be.name.clone(),
+                        allow: p.allow.clone(),
+                        deny: p.deny.clone(),
+                        rps: p.rps,
+                        burst: p.burst,
+                        max_body: p.max_body,
+                        ssl_redirect: p.ssl_redirect.unwrap_or(has_tls),
+                    };
+                    out.push((route, be));
+                    Ok(())
                 };
-                out.push((route, be));
-                Ok(())
-            };
             for rule in spec.rules.iter().flatten() {
                 for path in rule.http.iter().flat_map(|h| &h.paths) {
                     let prefix = path.path.clone().unwrap_or_else(|| "/".into());
@@ -349,12 +434,14 @@ where
                         Ok(c) => {
                             certs.insert(c.name.clone(), c);
                         }
-                        Err(message) => d.warnings.push(Problem { ingress: id.clone(), message }),
+                        Err(message) => {
+                            d.warnings.push(Problem { ingress: id.clone(), kind: ProblemKind::TlsSecret, message });
+                        }
                     }
                 }
                 d.served.push((ns, name));
             }
-            Err(message) => d.problems.push(Problem { ingress: id, message }),
+            Err((kind, message)) => d.problems.push(Problem { ingress: id, kind, message }),
         }
     }
     d.backends = backends.into_values().collect();
@@ -362,7 +449,7 @@ where
     d
 }
 
-fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Cert, String> {
+pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Cert, String> {
     let s = secrets
         .iter()
         .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name))

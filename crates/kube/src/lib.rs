@@ -6,14 +6,18 @@
 //! - [`yaml`]: a small YAML tree with line numbers, built on saphyr-parser
 //!   (YAML 1.2; JSON is YAML);
 //! - [`object`]: Kubernetes objects and where they came from;
-//! - [`live`]: the same objects read from a cluster with kube-rs.
+//! - [`live`]: the same objects read from a cluster with kube-rs;
+//! - [`ingress`], [`gateway`]: Ingresses and Gateway API objects turned into
+//!   the neutral [`routes::RouteSet`] the proxy serves, and their status.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod gateway;
 pub mod ingress;
 pub mod live;
 pub mod manifests;
 pub mod object;
+pub mod routes;
 pub mod watch;
 pub mod yaml;
 

@@ -27,6 +27,9 @@ pub struct Settings {
     pub proxy_protocol: bool,
     /// Container image.
     pub image: String,
+    /// Gateway API mode (`gateway.enabled`): realip's policy CRDs, the
+    /// GatewayClass, `--gateway-class`, and RBAC for Gateway API objects.
+    pub gateway: bool,
 }
 
 impl Default for Settings {
@@ -37,6 +40,7 @@ impl Default for Settings {
             replicas: 2,
             proxy_protocol: false,
             image: format!("registry.example.com/realip:{}", env!("CARGO_PKG_VERSION")),
+            gateway: false,
         }
     }
 }
@@ -49,6 +53,24 @@ const DRAIN_DELAY: u32 = 15;
 const DRAIN_TIMEOUT: u32 = 30;
 const PROXY_FROM: &str = "10.0.0.0/8";
 const INGRESS_CLASS: &str = "realip";
+const GATEWAY_CLASS: &str = "realip";
+
+/// realip's CRDs, the chart's `crds/` files (Helm installs them; `realip
+/// manifests --gateway` prints them).
+pub const CRDS: [&str; 2] = [
+    include_str!("../../../deploy/helm/realip/crds/clientaccesspolicies.realip.dev.yaml"),
+    include_str!("../../../deploy/helm/realip/crds/clientippolicies.realip.dev.yaml"),
+];
+
+/// The CRDs as objects.
+pub fn crds() -> Vec<Value> {
+    use serde::Deserialize as _;
+    CRDS.iter()
+        .flat_map(|text| serde_norway::Deserializer::from_str(text).map(Value::deserialize))
+        .filter_map(Result::ok)
+        .filter(|v| !v.is_null())
+        .collect()
+}
 
 /// realip.toml as the chart renders it (no trailing newline).
 pub fn config(s: &Settings) -> String {
@@ -95,10 +117,24 @@ fn meta(s: &Settings, name: &str, component: Option<&str>) -> Value {
 }
 
 /// Every object, in apply order.
+#[allow(clippy::too_many_lines)] // one literal object per chart template
 pub fn objects(s: &Settings) -> Vec<Value> {
     let cfg = config(s);
     let checksum = format!("{:x}", Sha256::digest(cfg.as_bytes()));
     let kind = if s.daemonset { "DaemonSet" } else { "Deployment" };
+    let mut args = vec![
+        json!("proxy"),
+        json!("--config"),
+        json!("/etc/realip/realip.toml"),
+        json!("--kubernetes"),
+        json!("--ingress-class"),
+        json!(INGRESS_CLASS),
+        json!("--publish-service"),
+        json!(format!("{}/{NAME}", s.namespace)),
+    ];
+    if s.gateway {
+        args.extend([json!("--gateway-class"), json!(GATEWAY_CLASS)]);
+    }
     let rolling = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}});
     let mut spec = json!({
         "selector": {"matchLabels": selector()},
@@ -112,8 +148,7 @@ pub fn objects(s: &Settings) -> Vec<Value> {
                     "name": "controller",
                     "image": s.image,
                     "imagePullPolicy": "IfNotPresent",
-                    "args": ["proxy", "--config", "/etc/realip/realip.toml", "--kubernetes", "--ingress-class", INGRESS_CLASS,
-                             "--publish-service", format!("{}/{NAME}", s.namespace)],
+                    "args": args,
                     "env": [
                         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
@@ -165,16 +200,27 @@ pub fn objects(s: &Settings) -> Vec<Value> {
         });
     }
     let cluster_meta = json!({"name": NAME, "labels": labels(None)});
-    vec![
+    let mut rules = vec![
+        json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": ["get", "list", "watch"]}),
+        json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update", "patch"]}),
+        json!({"apiGroups": [""], "resources": ["services", "secrets"], "verbs": ["get", "list", "watch"]}),
+        json!({"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]}),
+    ];
+    if s.gateway {
+        rules.extend([
+            json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses", "gateways", "listenersets", "httproutes", "referencegrants"], "verbs": ["get", "list", "watch"]}),
+            json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses/status", "gateways/status", "listenersets/status", "httproutes/status"], "verbs": ["update", "patch"]}),
+            json!({"apiGroups": ["realip.dev"], "resources": ["clientippolicies", "clientaccesspolicies"], "verbs": ["get", "list", "watch"]}),
+            json!({"apiGroups": ["realip.dev"], "resources": ["clientippolicies/status", "clientaccesspolicies/status"], "verbs": ["update", "patch"]}),
+            json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}),
+        ]);
+    }
+    let mut out = if s.gateway { crds() } else { Vec::new() };
+    out.extend([
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": s.namespace}}),
         json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta(s, NAME, None)}),
         json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta(s, NAME, None), "data": {"realip.toml": format!("{cfg}\n")}}),
-        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta, "rules": [
-            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update", "patch"]},
-            {"apiGroups": [""], "resources": ["services", "secrets"], "verbs": ["get", "list", "watch"]},
-            {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
-        ]}),
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": cluster_meta, "rules": rules}),
         json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding", "metadata": cluster_meta,
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": NAME},
             "subjects": [{"kind": "ServiceAccount", "name": NAME, "namespace": s.namespace}]}),
@@ -188,7 +234,14 @@ pub fn objects(s: &Settings) -> Vec<Value> {
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}}}),
         json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": INGRESS_CLASS, "labels": labels(None)},
             "spec": {"controller": "realip.dev/ingress-controller"}}),
-    ]
+    ]);
+    if s.gateway {
+        out.push(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+            "metadata": {"name": GATEWAY_CLASS, "labels": labels(None)},
+            "spec": {"controllerName": crate::gateway::CONTROLLER_NAME,
+                     "description": "realip — the client-IP chain as an attached ClientIPPolicy"}}));
+    }
+    out
 }
 
 /// The objects as one multi-document YAML stream.

@@ -1,24 +1,47 @@
 //! The proxy's Kubernetes mode: kube-rs reflectors over Ingresses,
-//! Services, EndpointSlices and TLS Secrets; every change recomputes the desired routes
-//! ([`crate::ingress::desired`]) and hands them to the proxy through a
-//! `tokio::sync::watch` channel (only when they changed). The load
-//! balancer's address (the publish Service's `status.loadBalancer`) is
-//! written into the status of every Ingress served; a rejected Ingress gets
-//! the address with an error code on its port
-//! (`realip.dev/UnsupportedAnnotation`, `…/InvalidAnnotation`,
-//! `…/BackendNotFound`), and the full reason is logged.
+//! Services, EndpointSlices and TLS Secrets, and — when their CRDs are
+//! installed — over Gateway API objects (GatewayClass, Gateway,
+//! ListenerSet, HTTPRoute, ReferenceGrant), Namespaces and realip's
+//! ClientIPPolicy / ClientAccessPolicy.
+//!
+//! - Ingresses: every change recomputes the desired routes
+//!   ([`crate::ingress::desired`]) and hands them to the proxy through a
+//!   `tokio::sync::watch` channel (only when they changed). The load
+//!   balancer's address (the publish Service's `status.loadBalancer`) is
+//!   written into the status of every Ingress served; a rejected Ingress
+//!   gets the address with an error code on its port (from the typed
+//!   [`crate::ingress::ProblemKind`]), and the full reason is logged.
+//! - Gateway API: the objects are translated
+//!   ([`crate::gateway::translate::translate`]) into a
+//!   [`crate::routes::RouteSet`] (sent on its own channel, for the proxy to
+//!   serve once it can) and into the status every object must get, which
+//!   is patched only when it differs from what the object already has.
+//!   Absent Gateway API or realip CRDs (or no RBAC for them) are logged
+//!   once; Ingresses keep being served.
+//! - Bursts of events are coalesced (the batch ends after 20 ms without an
+//!   event, at most 250 ms after it began), and a batch recomputes only the
+//!   side it touches: Ingress-only changes skip the Gateway translation and
+//!   Gateway-only changes skip the Ingress computation.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use futures::{StreamExt as _, TryStreamExt as _};
-use k8s_openapi::api::core::v1::{Secret, Service};
+use futures::{Stream, StreamExt as _, TryStreamExt as _};
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::runtime::{reflector, watcher, WatchStreamExt as _};
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::ingress::{desired, Desired, Problem};
+use crate::gateway::status::{to_json, ObjectKey, ObjectStatus};
+use crate::gateway::translate::{translate, Inputs};
+use crate::gateway::types::{
+    ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpRoute, ListenerSet, ReferenceGrant,
+};
+use crate::ingress::{desired, Desired, Problem, ProblemKind};
+use crate::routes::RouteSet;
 use crate::Error;
 
 /// What to watch.
@@ -26,11 +49,15 @@ use crate::Error;
 pub struct WatchConfig {
     /// IngressClass name served.
     pub class: String,
-    /// Only this namespace (Ingresses, Services, EndpointSlices).
+    /// Only this namespace (Ingresses, Services, EndpointSlices, and the
+    /// namespaced Gateway API objects).
     pub namespace: Option<String>,
     /// `namespace/name` of the Service whose load-balancer address goes
-    /// into Ingress status.
+    /// into Ingress and Gateway status.
     pub publish_service: Option<(String, String)>,
+    /// GatewayClass served (`--gateway-class`); `None` turns Gateway API
+    /// mode off.
+    pub gateway_class: Option<String>,
 }
 
 fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
@@ -56,13 +83,11 @@ fn event(v: &serde_json::Value) {
 /// `loadBalancer.ingress[].ports[].error`, a CamelCase code with a
 /// domain prefix (the full reason goes to the log). So `kubectl get ingress
 /// -o yaml` shows why a rejected Ingress is not served.
-fn rejected_status(lb: &serde_json::Value, message: &str) -> serde_json::Value {
-    let code = if message.contains("not supported") {
-        "realip.dev/UnsupportedAnnotation"
-    } else if message.contains("not found") || message.contains("has no port") {
-        "realip.dev/BackendNotFound"
-    } else {
-        "realip.dev/InvalidAnnotation"
+fn rejected_status(lb: &serde_json::Value, kind: ProblemKind) -> serde_json::Value {
+    let code = match kind {
+        ProblemKind::Unsupported => "realip.dev/UnsupportedAnnotation",
+        ProblemKind::BackendNotFound => "realip.dev/BackendNotFound",
+        ProblemKind::Invalid | ProblemKind::TlsSecret => "realip.dev/InvalidAnnotation",
     };
     let entries: Vec<serde_json::Value> = lb
         .as_array()
@@ -82,11 +107,60 @@ pub async fn connect() -> Result<kube::Client, Error> {
     kube::Client::try_default().await.map_err(|e| Error::Live(format!("connecting to the cluster: {e}")))
 }
 
+/// Which side of the computation a stream feeds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Side {
+    Ingress,
+    Gateway,
+    Both,
+}
+
+type Tagged = futures::stream::BoxStream<'static, Result<(usize, Side, bool), watcher::Error>>;
+
+fn tag<K, S>(s: S, i: usize, side: Side) -> Tagged
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: Send + 'static,
+{
+    s.map_ok(move |e| (i, side, matches!(e, watcher::Event::InitDone))).boxed()
+}
+
+/// Whether the API server serves `K` to us (CRD installed, RBAC granted).
+async fn served<K>(api: &Api<K>) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.list(&ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// The stores of the Gateway API side (empty stores for kinds not served).
+struct GatewayStores {
+    classes: Store<GatewayClass>,
+    gateways: Store<Gateway>,
+    sets: Store<ListenerSet>,
+    routes: Store<HttpRoute>,
+    grants: Store<ReferenceGrant>,
+    ip: Store<ClientIpPolicy>,
+    access: Store<ClientAccessPolicy>,
+    namespaces: Store<Namespace>,
+}
+
 /// Watches until the client fails for good; sends every new [`Desired`].
 pub async fn run(
     client: kube::Client,
     cfg: WatchConfig,
     tx: tokio::sync::watch::Sender<Option<Desired>>,
+) -> Result<(), Error> {
+    run_with_routes(client, cfg, tx, None).await
+}
+
+/// [`run`], also sending the Gateway API route set on `gateway_tx`.
+#[allow(clippy::too_many_lines)] // one loop: streams, batch, compute, publish
+pub async fn run_with_routes(
+    client: kube::Client,
+    cfg: WatchConfig,
+    tx: tokio::sync::watch::Sender<Option<Desired>>,
+    gateway_tx: Option<tokio::sync::watch::Sender<Option<RouteSet>>>,
 ) -> Result<(), Error> {
     let ns = cfg.namespace.as_deref();
     let (ingresses, iw) = reflector::store::<Ingress>();
@@ -94,90 +168,288 @@ pub async fn run(
     let (slices, ew) = reflector::store::<EndpointSlice>();
     let (secrets, tw) = reflector::store::<Secret>();
     let wc = watcher::Config::default();
-    // Each event tagged with its stream and whether it ends the initial list.
-    let streams = vec![
-        reflector(iw, watcher(api::<Ingress>(&client, ns), wc.clone()))
-            .default_backoff()
-            .map_ok(|e| (0, matches!(e, watcher::Event::InitDone)))
-            .boxed(),
-        reflector(sw, watcher(api::<Service>(&client, ns), wc.clone()))
-            .default_backoff()
-            .map_ok(|e| (1, matches!(e, watcher::Event::InitDone)))
-            .boxed(),
-        reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc.clone()))
-            .default_backoff()
-            .map_ok(|e| (2, matches!(e, watcher::Event::InitDone)))
-            .boxed(),
+    let mut streams: Vec<Tagged> = vec![
+        tag(reflector(iw, watcher(api::<Ingress>(&client, ns), wc.clone())).default_backoff(), 0, Side::Ingress),
+        tag(reflector(sw, watcher(api::<Service>(&client, ns), wc.clone())).default_backoff(), 1, Side::Both),
+        tag(reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc.clone())).default_backoff(), 2, Side::Both),
         // Only TLS Secrets are read (and kept in memory).
-        reflector(tw, watcher(api::<Secret>(&client, ns), wc.fields("type=kubernetes.io/tls")))
-            .default_backoff()
-            .map_ok(|e| (3, matches!(e, watcher::Event::InitDone)))
-            .boxed(),
+        tag(
+            reflector(tw, watcher(api::<Secret>(&client, ns), wc.clone().fields("type=kubernetes.io/tls")))
+                .default_backoff(),
+            3,
+            Side::Both,
+        ),
     ];
-    let mut events = futures::stream::select_all(streams);
-    // Nothing is computed before all three initial lists are in: an Ingress
-    // seen before its Service would otherwise be rejected for a moment.
-    let mut synced = [false; 4];
-    let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    let mut reported: Vec<Problem> = Vec::new();
-    while let Some(ev) = events.next().await {
-        match ev {
-            Err(e) => {
-                event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()}));
-                continue;
-            }
-            Ok((i, init_done)) => synced[i] |= init_done,
+    // Gateway API kinds: each watched only when the API server serves it.
+    let (classes, cw) = reflector::store::<GatewayClass>();
+    let (gateways, gw) = reflector::store::<Gateway>();
+    let (sets, lw) = reflector::store::<ListenerSet>();
+    let (routes, rw) = reflector::store::<HttpRoute>();
+    let (grants, aw) = reflector::store::<ReferenceGrant>();
+    let (ip, pw) = reflector::store::<ClientIpPolicy>();
+    let (access, xw) = reflector::store::<ClientAccessPolicy>();
+    let (namespaces, nw) = reflector::store::<Namespace>();
+    let gateway_on = cfg.gateway_class.is_some();
+    // Streams 0-3 always; 4-11 when served. true = initial list in.
+    let mut synced = [true; 12];
+    synced[..4].fill(false);
+    if gateway_on {
+        let mut absent = Vec::new();
+        macro_rules! maybe {
+            ($api:expr, $writer:expr, $i:expr, $what:literal) => {{
+                let a = $api;
+                match served(&a).await {
+                    Ok(()) => {
+                        synced[$i] = false;
+                        streams.push(tag(
+                            reflector($writer, watcher(a, wc.clone())).default_backoff(),
+                            $i,
+                            Side::Gateway,
+                        ));
+                    }
+                    Err(e) => absent.push(format!("{}: {e}", $what)),
+                }
+            }};
         }
-        if !synced.iter().all(|s| *s) {
+        maybe!(Api::<GatewayClass>::all(client.clone()), cw, 4, "gatewayclasses");
+        maybe!(api::<Gateway>(&client, ns), gw, 5, "gateways");
+        maybe!(api::<ListenerSet>(&client, ns), lw, 6, "listenersets");
+        maybe!(api::<HttpRoute>(&client, ns), rw, 7, "httproutes");
+        maybe!(api::<ReferenceGrant>(&client, ns), aw, 8, "referencegrants");
+        maybe!(api::<ClientIpPolicy>(&client, ns), pw, 9, "clientippolicies");
+        maybe!(api::<ClientAccessPolicy>(&client, ns), xw, 10, "clientaccesspolicies");
+        maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces");
+        if !absent.is_empty() {
+            // Logged once: Ingresses are served either way.
+            event(&json!({"event": "gateway_api_unavailable", "kinds": absent,
+                "note": "these kinds are not watched (CRDs not installed or no RBAC); Ingresses are served"}));
+        }
+    }
+    let stores = GatewayStores { classes, gateways, sets, routes, grants, ip, access, namespaces };
+    let mut events = futures::stream::select_all(streams);
+    let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
+    let mut gw_published: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+    let mut reported: Vec<Problem> = Vec::new();
+    let mut gw_reported: Vec<String> = Vec::new();
+    let mut last_desired: Option<Desired> = None;
+    let mut pending = (false, false); // (ingress, gateway) sides touched
+    loop {
+        // One batch: the first event, then whatever follows within 20 ms
+        // (bounded to 250 ms in total), so a burst costs one computation.
+        let Some(first) = events.next().await else { break };
+        let started = tokio::time::Instant::now();
+        let mut batch = vec![first];
+        while started.elapsed() < Duration::from_millis(250) {
+            match tokio::time::timeout(Duration::from_millis(20), events.next()).await {
+                Ok(Some(ev)) => batch.push(ev),
+                Ok(None) | Err(_) => break,
+            }
+        }
+        for ev in batch {
+            match ev {
+                Err(e) => event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()})),
+                Ok((i, side, init_done)) => {
+                    synced[i] |= init_done;
+                    pending.0 |= side != Side::Gateway;
+                    pending.1 |= side != Side::Ingress;
+                }
+            }
+        }
+        // Nothing is computed before every initial list is in: an Ingress
+        // seen before its Service would otherwise be rejected for a moment.
+        // The Ingress side waits for its four lists only, so a Gateway API
+        // kind that cannot be listed never holds Ingresses back.
+        if !synced[..4].iter().all(|s| *s) {
             continue;
         }
-        let d = desired(&cfg.class, ns, &ingresses.state(), &services.state(), &slices.state(), &secrets.state());
-        let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
-        for p in now.iter().filter(|p| !reported.contains(p)) {
-            let kind = if d.problems.contains(p) { "ingress_rejected" } else { "ingress_warning" };
-            event(&json!({"event": kind, "ingress": p.ingress, "reason": p.message}));
-        }
-        reported = now;
-        // Ingress status: the publish Service's load-balancer addresses.
-        if let Some((pns, pname)) = &cfg.publish_service {
-            let lb = services
+        let gateway_synced = synced.iter().all(|s| *s);
+        let lb: Option<Value> = cfg.publish_service.as_ref().and_then(|(pns, pname)| {
+            services
                 .state()
                 .iter()
                 .find(|s| s.metadata.namespace.as_deref() == Some(pns) && s.metadata.name.as_deref() == Some(pname))
                 .and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.clone())
-                .map(|v| serde_json::to_value(v).unwrap_or_default());
-            if let Some(lb) = lb {
-                let rejected = d.problems.iter().filter_map(|p| {
-                    let (ns, name) = p.ingress.split_once('/')?;
-                    Some(((ns.to_owned(), name.to_owned()), rejected_status(&lb, &p.message)))
-                });
-                let served = d.served.iter().map(|k| (k.clone(), lb.clone()));
-                for ((ins, iname), status) in served.chain(rejected).collect::<Vec<_>>() {
-                    let key = (ins.clone(), iname.clone());
-                    if published.get(&key) == Some(&status) {
-                        continue;
+                .map(|v| serde_json::to_value(v).unwrap_or_default())
+        });
+        if std::mem::take(&mut pending.0) || last_desired.is_none() {
+            let d = desired(&cfg.class, ns, &ingresses.state(), &services.state(), &slices.state(), &secrets.state());
+            let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
+            for p in now.iter().filter(|p| !reported.contains(p)) {
+                let kind = if d.problems.contains(p) { "ingress_rejected" } else { "ingress_warning" };
+                event(&json!({"event": kind, "ingress": p.ingress, "reason": p.message}));
+            }
+            reported = now;
+            if let Some(lb) = &lb {
+                publish_ingress_status(&client, &d, lb, &mut published).await;
+            }
+            last_desired = Some(d.clone());
+            tx.send_if_modified(|cur| {
+                if cur.as_ref() == Some(&d) {
+                    false
+                } else {
+                    *cur = Some(d);
+                    true
+                }
+            });
+        }
+        if gateway_on && gateway_synced && std::mem::take(&mut pending.1) {
+            let class = cfg.gateway_class.as_deref().unwrap_or_default();
+            let addresses: Vec<String> = lb
+                .iter()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .filter_map(|e| e["ip"].as_str().or_else(|| e["hostname"].as_str()).map(str::to_owned))
+                .collect();
+            let (st_classes, st_gateways, st_sets, st_routes, st_grants, st_ip, st_access, st_ns) = (
+                stores.classes.state(),
+                stores.gateways.state(),
+                stores.sets.state(),
+                stores.routes.state(),
+                stores.grants.state(),
+                stores.ip.state(),
+                stores.access.state(),
+                stores.namespaces.state(),
+            );
+            let (sv, sl, se) = (services.state(), slices.state(), secrets.state());
+            let inputs = Inputs {
+                class,
+                addresses,
+                classes: st_classes.iter().map(AsRef::as_ref).collect(),
+                gateways: st_gateways.iter().map(AsRef::as_ref).collect(),
+                listener_sets: st_sets.iter().map(AsRef::as_ref).collect(),
+                routes: st_routes.iter().map(AsRef::as_ref).collect(),
+                grants: st_grants.iter().map(AsRef::as_ref).collect(),
+                ip_policies: st_ip.iter().map(AsRef::as_ref).collect(),
+                access_policies: st_access.iter().map(AsRef::as_ref).collect(),
+                namespaces: st_ns.iter().map(AsRef::as_ref).collect(),
+                services: sv.iter().map(AsRef::as_ref).collect(),
+                slices: sl.iter().map(AsRef::as_ref).collect(),
+                secrets: se.iter().map(AsRef::as_ref).collect(),
+            };
+            let translation = translate(&inputs);
+            let problems: Vec<String> = translation
+                .problems()
+                .into_iter()
+                .map(|p| {
+                    json!({"event": "gateway_problem", "kind": p.object.kind, "namespace": p.object.namespace,
+                        "name": p.object.name, "condition": p.condition, "reason": p.reason, "message": p.message})
+                    .to_string()
+                })
+                .collect();
+            for p in problems.iter().filter(|p| !gw_reported.contains(p)) {
+                event(&serde_json::from_str(p).unwrap_or_default());
+            }
+            gw_reported = problems;
+            let previous = |k: &ObjectKey| -> Option<Value> {
+                let find = |ns: &Option<String>,
+                            name: &str,
+                            m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+                    m.namespace == *ns && m.name.as_deref() == Some(name)
+                };
+                match k.kind {
+                    "GatewayClass" => {
+                        st_classes.iter().find(|o| find(&None, &k.name, &o.metadata)).and_then(|o| o.status.clone())
                     }
-                    let patch = json!({"status": {"loadBalancer": {"ingress": status}}});
-                    let api: Api<Ingress> = Api::namespaced(client.clone(), &ins);
-                    match api.patch_status(&iname, &PatchParams::default(), &Patch::Merge(&patch)).await {
-                        Ok(_) => {
-                            published.insert(key, status);
-                        }
-                        Err(e) => event(
-                            &json!({"event": "ingress_status_failed", "ingress": format!("{ins}/{iname}"), "error": e.to_string()}),
-                        ),
+                    "Gateway" => st_gateways
+                        .iter()
+                        .find(|o| find(&k.namespace, &k.name, &o.metadata))
+                        .and_then(|o| o.status.clone()),
+                    "ListenerSet" => {
+                        st_sets.iter().find(|o| find(&k.namespace, &k.name, &o.metadata)).and_then(|o| o.status.clone())
                     }
+                    "HTTPRoute" => st_routes
+                        .iter()
+                        .find(|o| find(&k.namespace, &k.name, &o.metadata))
+                        .and_then(|o| o.status.clone()),
+                    "ClientIPPolicy" => {
+                        st_ip.iter().find(|o| find(&k.namespace, &k.name, &o.metadata)).and_then(|o| o.status.clone())
+                    }
+                    "ClientAccessPolicy" => st_access
+                        .iter()
+                        .find(|o| find(&k.namespace, &k.name, &o.metadata))
+                        .and_then(|o| o.status.clone()),
+                    _ => None,
+                }
+            };
+            let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            for s in &translation.statuses {
+                let prev = previous(&s.key);
+                let body = to_json(s, prev.as_ref(), &now);
+                if prev.as_ref() == Some(&body) || gw_published.get(&s.key) == Some(&body) {
+                    continue;
+                }
+                match patch_gateway_status(&client, s, &body).await {
+                    Ok(()) => {
+                        gw_published.insert(s.key.clone(), body);
+                    }
+                    Err(e) => event(&json!({"event": "gateway_status_failed", "kind": s.key.kind,
+                        "namespace": s.key.namespace, "name": s.key.name, "error": e})),
                 }
             }
-        }
-        tx.send_if_modified(|cur| {
-            if cur.as_ref() == Some(&d) {
-                false
-            } else {
-                *cur = Some(d);
-                true
+            if let Some(gtx) = &gateway_tx {
+                let set = translation.routes;
+                gtx.send_if_modified(|cur| {
+                    if cur.as_ref() == Some(&set) {
+                        false
+                    } else {
+                        *cur = Some(set);
+                        true
+                    }
+                });
             }
-        });
+        }
     }
     Err(Error::Live("the Kubernetes watch streams ended".into()))
+}
+
+async fn publish_ingress_status(
+    client: &kube::Client,
+    d: &Desired,
+    lb: &Value,
+    published: &mut BTreeMap<(String, String), Value>,
+) {
+    let rejected = d.problems.iter().filter_map(|p| {
+        let (ns, name) = p.ingress.split_once('/')?;
+        Some(((ns.to_owned(), name.to_owned()), rejected_status(lb, p.kind)))
+    });
+    let served = d.served.iter().map(|k| (k.clone(), lb.clone()));
+    for ((ins, iname), status) in served.chain(rejected).collect::<Vec<_>>() {
+        let key = (ins.clone(), iname.clone());
+        if published.get(&key) == Some(&status) {
+            continue;
+        }
+        let patch = json!({"status": {"loadBalancer": {"ingress": status}}});
+        let api: Api<Ingress> = Api::namespaced(client.clone(), &ins);
+        match api.patch_status(&iname, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => {
+                published.insert(key, status);
+            }
+            Err(e) => event(
+                &json!({"event": "ingress_status_failed", "ingress": format!("{ins}/{iname}"), "error": e.to_string()}),
+            ),
+        }
+    }
+}
+
+async fn patch_gateway_status(client: &kube::Client, s: &ObjectStatus, body: &Value) -> Result<(), String> {
+    let patch = json!({ "status": body });
+    let pp = PatchParams::default();
+    let p = Patch::Merge(&patch);
+    let ns = s.key.namespace.clone().unwrap_or_default();
+    let name = s.key.name.as_str();
+    let r = match s.key.kind {
+        "GatewayClass" => Api::<GatewayClass>::all(client.clone()).patch_status(name, &pp, &p).await.map(|_| ()),
+        "Gateway" => Api::<Gateway>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
+        "ListenerSet" => {
+            Api::<ListenerSet>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
+        }
+        "HTTPRoute" => Api::<HttpRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
+        "ClientIPPolicy" => {
+            Api::<ClientIpPolicy>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
+        }
+        "ClientAccessPolicy" => {
+            Api::<ClientAccessPolicy>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
+        }
+        other => return Err(format!("no status for kind {other}")),
+    };
+    r.map_err(|e| e.to_string())
 }

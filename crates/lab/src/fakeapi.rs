@@ -1,7 +1,11 @@
 //! A fake Kubernetes API server that speaks the real JSON for list, watch
 //! (chunked streams of `{"type", "object"}` events) and `PATCH …/status`
-//! of Ingresses, Services, EndpointSlices and Secrets, so kube-rs
-//! reflectors run unmodified against it. No real API server can run here:
+//! (JSON merge patch, stored, MODIFIED sent to watches) of Ingresses,
+//! Services, EndpointSlices, Secrets, Namespaces, the Gateway API kinds
+//! (GatewayClass, Gateway, ListenerSet, HTTPRoute, ReferenceGrant) and
+//! realip's ClientIPPolicy / ClientAccessPolicy, so kube-rs reflectors run
+//! unmodified against it. [`FakeApi::hide_group`] makes a group's kinds
+//! answer 404, as when their CRDs are not installed. No real API server can run here:
 //! the lab's `kubernetes` scenario and the proxy's Kubernetes-mode tests
 //! use this one as the source of endpoints. Objects are changed with
 //! [`FakeApi::apply`] / [`FakeApi::delete`], which bump the
@@ -19,12 +23,42 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 /// Collection path (cluster-wide list/watch) of each kind served.
-const KINDS: [(&str, &str); 4] = [
+const KINDS: [(&str, &str); 12] = [
     ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
     ("Secret", "/api/v1/secrets"),
     ("Service", "/api/v1/services"),
     ("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"),
+    ("Namespace", "/api/v1/namespaces"),
+    ("GatewayClass", "/apis/gateway.networking.k8s.io/v1/gatewayclasses"),
+    ("Gateway", "/apis/gateway.networking.k8s.io/v1/gateways"),
+    ("ListenerSet", "/apis/gateway.networking.k8s.io/v1/listenersets"),
+    ("HTTPRoute", "/apis/gateway.networking.k8s.io/v1/httproutes"),
+    ("ReferenceGrant", "/apis/gateway.networking.k8s.io/v1beta1/referencegrants"),
+    ("ClientIPPolicy", "/apis/realip.dev/v1alpha1/clientippolicies"),
+    ("ClientAccessPolicy", "/apis/realip.dev/v1alpha1/clientaccesspolicies"),
 ];
+
+/// RFC 7386 JSON merge patch.
+fn merge(target: &mut Value, patch: &Value) {
+    match (target.as_object_mut(), patch.as_object()) {
+        (Some(t), Some(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        _ => *target = patch.clone(),
+    }
+}
+
+/// The kind whose collection path ends with `/plural`, and whether the
+/// path's group/version prefix matches.
+fn kind_of(prefix: &str, plural: &str) -> Option<&'static str> {
+    KINDS.iter().find(|(_, p)| p.starts_with(prefix) && p.ends_with(&format!("/{plural}"))).map(|(k, _)| *k)
+}
 
 #[derive(Default)]
 struct State {
@@ -32,6 +66,7 @@ struct State {
     objects: BTreeMap<(String, String, String), Value>, // (kind, ns, name)
     watchers: Vec<(String, mpsc::Sender<String>)>,
     patches: Vec<(String, Value)>,
+    hidden: Vec<String>,
 }
 
 /// The server. Its threads end with the process or at their bounds.
@@ -79,6 +114,23 @@ impl FakeApi {
         o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         o["metadata"]["uid"] = json!(format!("uid-{}", key(&o).2));
         let k = key(&o);
+        // creationTimestamp as a real server keeps it: set once, from a
+        // clock that advances one second per change (so "older" is defined).
+        let created = st.objects.get(&k).map(|old| old["metadata"]["creationTimestamp"].clone());
+        match created {
+            Some(c) if !c.is_null() => o["metadata"]["creationTimestamp"] = c,
+            _ if o["metadata"]["creationTimestamp"].is_null() => {
+                let t = st.rv;
+                o["metadata"]["creationTimestamp"] = json!(format!(
+                    "2026-01-{:02}T{:02}:{:02}:{:02}Z",
+                    1 + t / 86_400 % 28,
+                    t / 3600 % 24,
+                    t / 60 % 60,
+                    t % 60
+                ));
+            }
+            _ => {}
+        }
         let kind = if st.objects.insert(k.clone(), o.clone()).is_some() { "MODIFIED" } else { "ADDED" };
         Self::notify(&mut st, &k.0, kind, &o);
     }
@@ -101,6 +153,19 @@ impl FakeApi {
             .and_then(|svc| svc["spec"]["ports"][0]["targetPort"].as_u64())
             .and_then(|p| u16::try_from(p).ok())
             .unwrap_or(0)
+    }
+
+    /// Answer 404 for every kind of `group` (e.g. `gateway.networking.k8s.io`),
+    /// as an API server without those CRDs does.
+    pub fn hide_group(&self, group: &str) {
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.hidden.push(format!("/apis/{group}/"));
+    }
+
+    /// The stored object, if any.
+    pub fn get(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
+        let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        st.objects.get(&(kind.to_owned(), ns.to_owned(), name.to_owned())).cloned()
     }
 
     /// `PATCH …/status` bodies received, with their paths.
@@ -126,6 +191,7 @@ impl FakeApi {
         st.watchers.retain(|(k, tx)| k != kind || tx.send(line.clone()).is_ok());
     }
 
+    #[allow(clippy::too_many_lines)] // one HTTP/1.1 loop: read, route, answer
     fn serve(&self, stream: TcpStream) {
         let Ok(clone) = stream.try_clone() else { return };
         let mut reader = BufReader::new(clone);
@@ -160,7 +226,11 @@ impl FakeApi {
                 );
                 out.write_all(r.as_bytes()).is_ok()
             };
-            let kind = KINDS.iter().find(|(_, p)| *p == path).map(|(k, _)| *k);
+            let hidden = {
+                let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                st.hidden.iter().any(|h| path.starts_with(h.as_str()))
+            };
+            let kind = KINDS.iter().find(|(_, p)| *p == path && !hidden).map(|(k, _)| *k);
             if method == "GET" && kind.is_some() && query.split('&').any(|q| q == "watch=true" || q == "watch=1") {
                 self.stream_watch(out, kind.unwrap_or_default());
                 return;
@@ -174,19 +244,41 @@ impl FakeApi {
                     "200 OK",
                     &json!({"apiVersion": "v1", "kind": format!("{k}List"), "metadata": {"resourceVersion": st.rv.to_string()}, "items": items}),
                 )
-            } else if method == "PATCH" && path.ends_with("/status") && path.contains("/ingresses/") {
+            } else if method == "PATCH" && path.ends_with("/status") && !hidden {
+                // /api(s)/GROUP/VERSION[/namespaces/NS]/PLURAL/NAME/status
                 let patch: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-                let seg: Vec<&str> = path.split('/').collect(); // /apis/networking.k8s.io/v1/namespaces/NS/ingresses/NAME/status
-                let (ns, name) = (seg.get(5).copied().unwrap_or(""), seg.get(7).copied().unwrap_or(""));
+                let seg: Vec<&str> = path.trim_end_matches("/status").split('/').collect();
+                let (ns, name, plural, prefix) = match seg.iter().position(|s| *s == "namespaces") {
+                    Some(i) if seg.len() == i + 4 => (seg[i + 1], seg[i + 3], seg[i + 2], seg[..i].join("/")),
+                    _ if seg.len() >= 3 => {
+                        let n = seg.len();
+                        ("", seg[n - 1], seg[n - 2], seg[..n - 2].join("/"))
+                    }
+                    _ => ("", "", "", String::new()),
+                };
                 let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 st.patches.push((path.to_owned(), patch.clone()));
-                let obj = st.objects.get(&("Ingress".into(), ns.into(), name.into())).cloned();
-                drop(st);
-                match obj {
-                    Some(mut o) => {
-                        o["status"] = patch["status"].clone();
-                        ok(&mut out, "200 OK", &o)
+                let kind = kind_of(&prefix, plural).unwrap_or_default();
+                let k = (kind.to_owned(), ns.to_owned(), name.to_owned());
+                let updated = st.objects.get(&k).cloned().map(|mut o| {
+                    if let Some(status) = patch.get("status") {
+                        merge(&mut o["status"], status);
                     }
+                    o
+                });
+                let reply = match updated {
+                    Some(mut o) => {
+                        st.rv += 1;
+                        o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
+                        st.objects.insert(k, o.clone());
+                        Self::notify(&mut st, kind, "MODIFIED", &o);
+                        Some(o)
+                    }
+                    None => None,
+                };
+                drop(st);
+                match reply {
+                    Some(o) => ok(&mut out, "200 OK", &o),
                     None => ok(
                         &mut out,
                         "404 Not Found",

@@ -1,0 +1,249 @@
+//! Status of Gateway API objects and realip policies, as typed conditions,
+//! and its JSON form for `PATCH …/status`.
+//!
+//! Invariant: a condition's `lastTransitionTime` changes only when its
+//! status changes (taken from the status already written otherwise), so
+//! writing the same status twice produces the same JSON and the watcher
+//! can skip the patch.
+
+use serde_json::{json, Value};
+
+use super::types::ParentReference;
+use super::CONTROLLER_NAME;
+
+/// One condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cond {
+    /// `Accepted`, `Programmed`, `ResolvedRefs`, `Conflicted`…
+    pub kind: &'static str,
+    /// True or False.
+    pub status: bool,
+    /// CamelCase reason from the spec (`NotAllowedByListeners`…).
+    pub reason: &'static str,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+impl Cond {
+    /// A condition.
+    pub fn new(kind: &'static str, status: bool, reason: &'static str, message: impl Into<String>) -> Cond {
+        Cond { kind, status, reason, message: message.into() }
+    }
+}
+
+/// Status of one listener of a Gateway or ListenerSet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerStatus {
+    /// Listener name.
+    pub name: String,
+    /// Routes attached (accepted) to it.
+    pub attached_routes: u32,
+    /// Route kinds it accepts.
+    pub supported_kinds: Vec<String>,
+    /// Accepted, Programmed, ResolvedRefs, Conflicted.
+    pub conditions: Vec<Cond>,
+}
+
+/// Which object a status belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectKey {
+    /// Kind (`Gateway`, `HTTPRoute`, `ClientIPPolicy`…).
+    pub kind: &'static str,
+    /// Namespace (`None` for GatewayClass).
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+}
+
+/// A route parent entry or a policy ancestor entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RefStatus {
+    /// The parent (route) or ancestor (policy).
+    pub reference: ParentReference,
+    /// Its conditions.
+    pub conditions: Vec<Cond>,
+}
+
+/// The status realip computes for one object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Status {
+    /// GatewayClass: Accepted.
+    Class {
+        /// Conditions.
+        conditions: Vec<Cond>,
+    },
+    /// Gateway or ListenerSet: Accepted / Programmed, addresses, listeners.
+    Gateway {
+        /// Conditions.
+        conditions: Vec<Cond>,
+        /// Addresses the Gateway is reachable at (Gateway only).
+        addresses: Vec<String>,
+        /// Per listener.
+        listeners: Vec<ListenerStatus>,
+    },
+    /// HTTPRoute: `parents[]` for the parents realip owns.
+    Route {
+        /// Per parent reference.
+        parents: Vec<RefStatus>,
+    },
+    /// ClientIPPolicy / ClientAccessPolicy: `ancestors[]`.
+    Policy {
+        /// Per target.
+        ancestors: Vec<RefStatus>,
+    },
+}
+
+/// One object's status with the generation it was computed from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ObjectStatus {
+    /// The object.
+    pub key: ObjectKey,
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The status.
+    pub status: Status,
+}
+
+fn conditions_json(conds: &[Cond], generation: Option<i64>, previous: Option<&Value>, now: &str) -> Value {
+    let list: Vec<Value> = conds
+        .iter()
+        .map(|c| {
+            let status = if c.status { "True" } else { "False" };
+            let kept = previous
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .find(|p| p["type"] == c.kind && p["status"] == status)
+                .and_then(|p| p["lastTransitionTime"].as_str());
+            let mut v = json!({
+                "type": c.kind,
+                "status": status,
+                "reason": c.reason,
+                "message": c.message,
+                "lastTransitionTime": kept.unwrap_or(now),
+            });
+            if let Some(g) = generation {
+                v["observedGeneration"] = json!(g);
+            }
+            v
+        })
+        .collect();
+    Value::Array(list)
+}
+
+fn reference_json(r: &ParentReference, default_kind: &str) -> Value {
+    let mut v = json!({
+        "group": r.group.clone().unwrap_or_else(|| super::types::GATEWAY_GROUP.to_owned()),
+        "kind": r.kind.clone().unwrap_or_else(|| default_kind.to_owned()),
+        "name": r.name,
+    });
+    if let Some(ns) = &r.namespace {
+        v["namespace"] = json!(ns);
+    }
+    if let Some(s) = &r.section_name {
+        v["sectionName"] = json!(s);
+    }
+    if let Some(p) = r.port {
+        v["port"] = json!(p);
+    }
+    v
+}
+
+/// The `status` object to write, given the one already there.
+///
+/// For routes and policies, entries written by other controllers
+/// (`controllerName` not ours) are kept: several implementations share one
+/// HTTPRoute's `parents[]`.
+pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
+    let prev = |path: &str| previous.and_then(|p| p.pointer(path));
+    match &s.status {
+        Status::Class { conditions } => {
+            json!({"conditions": conditions_json(conditions, s.generation, prev("/conditions"), now)})
+        }
+        Status::Gateway { conditions, addresses, listeners } => {
+            let ls: Vec<Value> = listeners
+                .iter()
+                .map(|l| {
+                    let prev_l = previous
+                        .and_then(|p| p["listeners"].as_array())
+                        .and_then(|a| a.iter().find(|x| x["name"] == l.name.as_str()))
+                        .map(|x| &x["conditions"]);
+                    json!({
+                        "name": l.name,
+                        "attachedRoutes": l.attached_routes,
+                        "supportedKinds": l.supported_kinds.iter().map(|k| json!({"group": super::types::GATEWAY_GROUP, "kind": k})).collect::<Vec<_>>(),
+                        "conditions": conditions_json(&l.conditions, s.generation, prev_l, now),
+                    })
+                })
+                .collect();
+            let mut v = json!({
+                "conditions": conditions_json(conditions, s.generation, prev("/conditions"), now),
+                "listeners": ls,
+            });
+            if s.key.kind == "Gateway" {
+                v["addresses"] = addresses
+                    .iter()
+                    .map(|a| {
+                        let ty = if a.parse::<std::net::IpAddr>().is_ok() { "IPAddress" } else { "Hostname" };
+                        json!({"type": ty, "value": a})
+                    })
+                    .collect();
+            }
+            v
+        }
+        Status::Route { parents } | Status::Policy { ancestors: parents } => {
+            let (field, reference_field) = if matches!(s.status, Status::Route { .. }) {
+                ("parents", "parentRef")
+            } else {
+                ("ancestors", "ancestorRef")
+            };
+            let old: Vec<Value> = previous.and_then(|p| p[field].as_array()).cloned().unwrap_or_default();
+            let mut out: Vec<Value> = old.iter().filter(|e| e["controllerName"] != CONTROLLER_NAME).cloned().collect();
+            for p in parents {
+                let r = reference_json(&p.reference, "Gateway");
+                let prev_c = old
+                    .iter()
+                    .find(|e| e["controllerName"] == CONTROLLER_NAME && e[reference_field] == r)
+                    .map(|e| &e["conditions"]);
+                out.push(json!({
+                    reference_field: r,
+                    "controllerName": CONTROLLER_NAME,
+                    "conditions": conditions_json(&p.conditions, s.generation, prev_c, now),
+                }));
+            }
+            json!({ field: out })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_is_kept_while_the_status_does_not_change_and_others_entries_survive() {
+        let s = ObjectStatus {
+            key: ObjectKey { kind: "HTTPRoute", namespace: Some("web".into()), name: "r".into() },
+            generation: Some(3),
+            status: Status::Route {
+                parents: vec![RefStatus {
+                    reference: ParentReference { name: "gw".into(), ..ParentReference::default() },
+                    conditions: vec![Cond::new("Accepted", true, "Accepted", "ok")],
+                }],
+            },
+        };
+        let other = json!({"parentRef": {"name": "x"}, "controllerName": "example.com/other", "conditions": []});
+        let first = to_json(&s, Some(&json!({"parents": [other.clone()]})), "2026-01-01T00:00:00Z");
+        assert_eq!(first["parents"][0], other, "another controller's entry is kept");
+        assert_eq!(first["parents"][1]["parentRef"]["kind"], "Gateway");
+        assert_eq!(first["parents"][1]["conditions"][0]["observedGeneration"], 3);
+        let again = to_json(&s, Some(&first), "2026-01-02T00:00:00Z");
+        assert_eq!(again, first, "same status, same JSON: no patch needed");
+        let mut flipped = s.clone();
+        if let Status::Route { parents } = &mut flipped.status {
+            parents[0].conditions[0] = Cond::new("Accepted", false, "NotAllowedByListeners", "no");
+        }
+        let changed = to_json(&flipped, Some(&first), "2026-01-02T00:00:00Z");
+        assert_eq!(changed["parents"][1]["conditions"][0]["lastTransitionTime"], "2026-01-02T00:00:00Z");
+    }
+}

@@ -1,0 +1,382 @@
+//! Table tests of the translation: each case is a YAML world and what the
+//! spec says must come out of it.
+
+use super::objects::Objects;
+use super::status::{Cond, ObjectStatus, Status};
+use super::translate::{translate, Translation};
+use crate::routes::{PathMatch, ProxyMode, WeightedBackend};
+
+const BASE: &str = r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: realip}
+spec: {controllerName: realip.dev/gateway-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}
+  - {name: same, port: 8080, protocol: HTTP}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: app, namespace: web}
+spec: {ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: canary, namespace: web}
+spec: {ports: [{port: 80, targetPort: 8080}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: app-1, namespace: web, labels: {kubernetes.io/service-name: app}}
+addressType: IPv4
+ports: [{port: 8080}]
+endpoints: [{addresses: [192.0.2.10], conditions: {ready: true}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: other, namespace: infra}
+spec: {ports: [{port: 80}]}
+";
+
+fn run(extra: &str) -> Translation {
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(extra).unwrap();
+    translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
+}
+
+fn status<'a>(t: &'a Translation, kind: &str, ns: Option<&str>, name: &str) -> &'a ObjectStatus {
+    t.statuses
+        .iter()
+        .find(|s| s.key.kind == kind && s.key.namespace.as_deref() == ns && s.key.name == name)
+        .unwrap_or_else(|| panic!("no status for {kind} {name}: {:#?}", t.statuses))
+}
+
+/// (type, status, reason) of the first parent/ancestor entry.
+fn first_ref(t: &Translation, kind: &str, ns: &str, name: &str) -> Vec<(&'static str, bool, &'static str)> {
+    match &status(t, kind, Some(ns), name).status {
+        Status::Route { parents: r } | Status::Policy { ancestors: r } => {
+            r[0].conditions.iter().map(|c| (c.kind, c.status, c.reason)).collect()
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+fn cond<'a>(conds: &'a [Cond], kind: &str) -> &'a Cond {
+    conds.iter().find(|c| c.kind == kind).unwrap()
+}
+
+fn route(ns: &str, body: &str) -> String {
+    format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: {ns}}}\nspec:\n{body}")
+}
+
+#[test]
+fn accepted_route_with_weighted_backends_and_gateway_status() {
+    let t = run(&route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  hostnames: [app.example.com]\n  rules:\n  - backendRefs: [{name: app, port: 80, weight: 90}, {name: canary, port: 80, weight: 10}]\n",
+    ));
+    assert_eq!(
+        first_ref(&t, "HTTPRoute", "web", "r"),
+        [("Accepted", true, "Accepted"), ("ResolvedRefs", true, "ResolvedRefs")]
+    );
+    let r = &t.routes.routes[0];
+    assert_eq!(r.name, "httproute/web/r/0/0");
+    assert_eq!(r.listeners, ["gateway/infra/gw/http"]);
+    assert_eq!((r.host.as_deref(), &r.path), (Some("app.example.com"), &PathMatch::SegmentPrefix("/".into())));
+    assert_eq!(
+        r.backends,
+        [
+            WeightedBackend { backend: Some("web/app:80".into()), weight: 90 },
+            WeightedBackend { backend: Some("web/canary:80".into()), weight: 10 }
+        ]
+    );
+    assert_eq!(t.routes.backends[0].endpoints, ["192.0.2.10:8080".parse().unwrap()]);
+    let Status::Gateway { conditions, addresses, listeners } = &status(&t, "Gateway", Some("infra"), "gw").status
+    else {
+        panic!()
+    };
+    assert!(cond(conditions, "Accepted").status && cond(conditions, "Programmed").status);
+    assert_eq!(addresses, &["198.51.100.1"]);
+    assert_eq!((listeners[0].attached_routes, listeners[1].attached_routes), (1, 0));
+    let Status::Class { conditions } = &status(&t, "GatewayClass", None, "realip").status else { panic!() };
+    assert_eq!((conditions[0].status, conditions[0].reason), (true, "Accepted"));
+    assert!(t.problems().is_empty(), "{:?}", t.problems());
+}
+
+#[test]
+fn attachment_failures_have_the_specs_reasons() {
+    // Listener `same` admits only routes of the Gateway's namespace.
+    let t = run(&route("web", "  parentRefs: [{name: gw, namespace: infra, sectionName: same}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", false, "NotAllowedByListeners"));
+    assert!(t.routes.routes.is_empty());
+    let t = run(&route("web", "  parentRefs: [{name: gw, namespace: infra, sectionName: nope}]\n"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", false, "NoMatchingParent"));
+    let hosts = "  - {name: h, port: 81, protocol: HTTP, hostname: '*.example.com', allowedRoutes: {namespaces: {from: All}}}\n";
+    let mut o = Objects::default();
+    o.add_yaml(&BASE.replace("  - {name: same, port: 8080, protocol: HTTP}\n", hosts)).unwrap();
+    o.add_yaml(&route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: h}]\n  hostnames: [example.org, a.example.com]\n",
+    ))
+    .unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", true, "Accepted"));
+    assert_eq!(t.routes.routes.iter().map(|r| r.host.clone()).collect::<Vec<_>>(), [Some("a.example.com".into())]);
+    let Status::Gateway { conditions, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(cond(conditions, "Programmed").reason, "AddressNotAssigned");
+    o.routes.clear();
+    o.add_yaml(&route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: h}]\n  hostnames: [example.org]\n",
+    ))
+    .unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", false, "NoMatchingListenerHostname"));
+    // A parent realip does not own gets no entry from realip.
+    let t = run(&route("web", "  parentRefs: [{name: elsewhere}]\n"));
+    assert!(t.statuses.iter().all(|s| s.key.kind != "HTTPRoute"));
+}
+
+#[test]
+fn backend_references_and_reference_grants() {
+    let cross = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: other, namespace: infra, port: 80}]}]\n";
+    let t = run(&route("web", cross));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "RefNotPermitted"));
+    assert_eq!(t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }], "500 for that share");
+    let grant = "\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: infra}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]\n  to: [{group: '', kind: Service}]\n";
+    let t = run(&(route("web", cross) + grant));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", true, "ResolvedRefs"));
+    let t = run(&route("web", "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: gone, port: 80}, {name: app, port: 81}]}]\n"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "BackendNotFound"));
+    let t = run(&route("web", "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: b, kind: Bucket, group: example.com}]}]\n"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "InvalidKind"));
+}
+
+#[test]
+fn unsupported_features_are_reported_not_ignored() {
+    for (rule, what) in [
+        ("  - matches: [{path: {type: RegularExpression, value: '/a.*'}}]\n", "path.type RegularExpression"),
+        ("  - filters: [{type: RequestMirror, requestMirror: {backendRef: {name: app, port: 80}}}]\n", "RequestMirror"),
+        ("  - timeouts: {request: 1s}\n", "rules[0].timeouts"),
+        ("  - matches: [{headers: [{type: RegularExpression, name: x, value: 'a.*'}]}]\n", "headers.type"),
+        (
+            "  - backendRefs: [{name: app, port: 80, filters: [{type: RequestHeaderModifier}]}]\n",
+            "backendRefs[0].filters",
+        ),
+    ] {
+        let t = run(&route(
+            "web",
+            &format!("  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  rules:\n{rule}"),
+        ));
+        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let c = &parents[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "UnsupportedValue"), "{what}");
+        assert!(c.message.contains(what), "{what}: {}", c.message);
+        assert!(t.routes.routes.is_empty(), "{what}");
+    }
+}
+
+#[test]
+fn precedence_follows_the_spec() {
+    let body = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /}}]\n  - matches: [{path: {type: PathPrefix, value: /api}}]\n  - matches: [{path: {type: Exact, value: /api}}]\n  - matches: [{path: {type: PathPrefix, value: /api}, method: POST}]\n  - matches: [{path: {type: PathPrefix, value: /api}, method: POST, headers: [{name: X-V, value: '2'}]}]\n";
+    let t = run(&(route("web", body) + "\n---\n" + &route("web", "  parentRefs: [{name: gw, namespace: infra}]\n  hostnames: [a.example.com]\n  rules: [{matches: [{path: {value: /}}]}]\n").replace("name: r,", "name: s,")));
+    let names: Vec<&str> = t.routes.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "httproute/web/s/0/0", // exact host first
+            "httproute/web/r/2/0", // Exact path
+            "httproute/web/r/4/0", // prefix /api + method + header
+            "httproute/web/r/3/0", // prefix /api + method
+            "httproute/web/r/1/0", // prefix /api
+            "httproute/web/r/0/0", // prefix /
+        ]
+    );
+    assert_eq!(t.routes.routes[2].headers[0].name, "x-v");
+}
+
+#[test]
+fn listeners_protocols_conflicts_and_certificates() {
+    let gw = r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: tls, namespace: infra}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: tcp, port: 9000, protocol: TCP}
+  - {name: a, port: 443, protocol: HTTPS, hostname: a.example.com, tls: {certificateRefs: [{name: a-cert}]}}
+  - {name: b, port: 443, protocol: HTTP}
+  - {name: c, port: 443, protocol: HTTPS, hostname: c.example.com, tls: {certificateRefs: [{name: c-cert, namespace: certs}]}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: a-cert, namespace: infra}
+type: kubernetes.io/tls
+data: {tls.crt: Q0VSVA==, tls.key: S0VZ}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: c-cert, namespace: certs}
+type: kubernetes.io/tls
+data: {tls.crt: Q0VSVA==, tls.key: S0VZ}
+";
+    let t = run(gw);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
+        panic!()
+    };
+    let reason = |i: usize, k: &str| {
+        let c = cond(&listeners[i].conditions, k);
+        (c.status, c.reason)
+    };
+    assert_eq!(reason(0, "Accepted"), (false, "UnsupportedProtocol"));
+    assert_eq!(reason(1, "Accepted"), (true, "Accepted"));
+    assert_eq!(reason(2, "Conflicted"), (true, "ProtocolConflict"));
+    assert_eq!(reason(3, "ResolvedRefs"), (false, "RefNotPermitted"));
+    assert_eq!((cond(conditions, "Accepted").status, cond(conditions, "Accepted").reason), (true, "ListenersNotValid"));
+    assert_eq!(t.routes.certs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["infra/a-cert"]);
+    let grant = "\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: certs}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}]\n  to: [{group: '', kind: Secret, name: c-cert}]\n";
+    let t = run(&(gw.to_owned() + grant));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else { panic!() };
+    assert!(cond(&listeners[3].conditions, "ResolvedRefs").status);
+    // A class with parameters is not accepted and its Gateways are not served.
+    let mut o = Objects::default();
+    o.add_yaml(&BASE.replace(
+        "spec: {controllerName: realip.dev/gateway-controller}",
+        "spec: {controllerName: realip.dev/gateway-controller, parametersRef: {group: x, kind: Y, name: z}}",
+    ))
+    .unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    let Status::Class { conditions } = &status(&t, "GatewayClass", None, "realip").status else { panic!() };
+    assert_eq!((conditions[0].status, conditions[0].reason), (false, "InvalidParameters"));
+    assert!(t.statuses.iter().all(|s| s.key.kind != "Gateway"));
+}
+
+const IP_POLICY: &str = r"
+apiVersion: realip.dev/v1alpha1
+kind: ClientIPPolicy
+metadata: {name: NAME, namespace: infra, creationTimestamp: 'TIME'}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  proxyProtocol: {mode: Required, trustedSenders: [10.0.0.0/8]}
+  trustedProxies: [TRUSTED]
+  sources: [ProxyProtocol, {header: CF-Connecting-IP}, XForwardedFor]
+  strategy: {trustedHops: 1}
+  failClosed: true
+  forward: {xForwardedFor: Replace, stripUntrusted: [CF-Connecting-IP]}
+";
+
+fn ip_policy(name: &str, time: &str, trusted: &str) -> String {
+    IP_POLICY.replace("NAME", name).replace("TIME", time).replace("TRUSTED", trusted)
+}
+
+#[test]
+fn client_ip_policies_attach_conflict_and_fail() {
+    let both = ip_policy("new", "2026-02-01T00:00:00Z", "173.245.48.0/20")
+        + "---"
+        + &ip_policy("old", "2026-01-01T00:00:00Z", "192.0.2.0/24");
+    let t = run(&both);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "old"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "new"), [("Accepted", false, "Conflicted")]);
+    let ip = t.routes.listeners[0].client_ip.as_ref().unwrap();
+    assert_eq!(ip.policy, "infra/old");
+    assert_eq!(ip.sources, ["proxy-protocol", "header:CF-Connecting-IP", "xff"]);
+    assert_eq!(
+        (ip.proxy_protocol, ip.strategy.as_str(), ip.fail_closed),
+        (ProxyMode::Required, "trusted-hops:1", true)
+    );
+    assert_eq!(ip.forward.strip_untrusted, ["cf-connecting-ip"]);
+    // A listener-specific policy beats the Gateway-wide one for that listener.
+    let section = ip_policy("lst", "2026-03-01T00:00:00Z", "198.51.100.0/24")
+        .replace("name: gw}", "name: gw, sectionName: same}");
+    let t = run(&(both.clone() + "---" + &section));
+    let by_name =
+        |n: &str| t.routes.listeners.iter().find(|l| l.name == n).and_then(|l| l.client_ip.clone()).unwrap().policy;
+    assert_eq!(
+        (by_name("gateway/infra/gw/http").as_str(), by_name("gateway/infra/gw/same").as_str()),
+        ("infra/old", "infra/lst")
+    );
+    let t = run(&ip_policy("bad", "2026-01-01T00:00:00Z", "10.0.0.0/33"));
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "bad").status else { panic!() };
+    assert_eq!((ancestors[0].conditions[0].status, ancestors[0].conditions[0].reason), (false, "Invalid"));
+    assert!(ancestors[0].conditions[0].message.contains("trustedProxies"), "{:?}", ancestors[0].conditions[0]);
+    let t = run(&ip_policy("lost", "2026-01-01T00:00:00Z", "10.0.0.0/8").replace("name: gw}", "name: nowhere}"));
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "lost"), [("Accepted", false, "TargetNotFound")]);
+}
+
+#[test]
+fn access_policies_prefer_the_most_specific_target() {
+    let r = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - {name: admin, matches: [{path: {value: /admin}}], backendRefs: [{name: app, port: 80}]}\n  - {backendRefs: [{name: app, port: 80}]}\n",
+    );
+    let policy = |name: &str, target: &str, allow: &str| {
+        format!("\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  targetRefs: [{target}]\n  allow: [{allow}]\n  rateLimit: {{perSecond: 5, scope: Global}}\n")
+    };
+    let t = run(&(r.clone()
+        + &policy("route", "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}", "203.0.113.0/24")
+        + &policy(
+            "rule",
+            "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r, sectionName: admin}",
+            "192.0.2.1/32",
+        )
+        + &policy(
+            "ghost",
+            "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r, sectionName: nope}",
+            "192.0.2.1/32",
+        )));
+    let by = |name: &str| t.routes.routes.iter().find(|r| r.name == name).and_then(|r| r.access.clone()).unwrap();
+    assert_eq!(by("httproute/web/r/admin/0").policy, "web/rule");
+    assert_eq!(by("httproute/web/r/1/0").policy, "web/route");
+    let rl = by("httproute/web/r/1/0").rate_limit.unwrap();
+    assert_eq!((rl.per_second, rl.burst, rl.ipv6_prefix_length, rl.global), (5.0, 5.0, 64, true));
+    assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "ghost"), [("Accepted", false, "TargetNotFound")]);
+    let t = run(&(r + &policy("bad", "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}", "nonsense")));
+    assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "bad"), [("Accepted", false, "Invalid")]);
+}
+
+#[test]
+fn listener_sets_attach_only_when_allowed() {
+    let set = r"
+apiVersion: v1
+kind: Namespace
+metadata: {name: team, labels: {shared: 'yes'}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: ListenerSet
+metadata: {name: ls, namespace: team}
+spec:
+  parentRef: {name: gw, namespace: infra, kind: Gateway, group: gateway.networking.k8s.io}
+  listeners: [{name: extra, port: 8081, protocol: HTTP, hostname: team.example.com}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: team}
+spec:
+  parentRefs: [{name: ls, kind: ListenerSet}]
+  rules: [{backendRefs: [{name: app, namespace: web, port: 80}]}]
+";
+    let t = run(set);
+    let Status::Gateway { conditions, .. } = &status(&t, "ListenerSet", Some("team"), "ls").status else { panic!() };
+    assert_eq!((conditions[0].status, conditions[0].reason), (false, "NotAllowed"));
+    let mut o = Objects::default();
+    o.add_yaml(&BASE.replace("  gatewayClassName: realip\n", "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: Selector, selector: {matchLabels: {shared: 'yes'}}}}\n")).unwrap();
+    o.add_yaml(set).unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "ListenerSet", Some("team"), "ls").status else {
+        panic!()
+    };
+    assert!(conditions[0].status, "{conditions:?}");
+    assert_eq!(listeners[0].attached_routes, 1);
+    assert_eq!(first_ref(&t, "HTTPRoute", "team", "r")[0], ("Accepted", true, "Accepted"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "team", "r")[1], ("ResolvedRefs", false, "RefNotPermitted"));
+    assert_eq!(t.routes.routes[0].listeners, ["listenerset/team/ls/extra"]);
+    assert_eq!(t.routes.routes[0].host.as_deref(), Some("team.example.com"));
+}

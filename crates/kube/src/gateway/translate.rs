@@ -1,0 +1,1176 @@
+//! Gateway API objects and realip policies → [`RouteSet`] + status.
+//!
+//! Pure: [`translate`] reads borrowed objects and returns everything; the
+//! watcher owns I/O. The rules, from the Gateway API v1.6.1 specification:
+//! - a GatewayClass is ours when `controllerName` is
+//!   [`CONTROLLER_NAME`]; it is Accepted unless it has `parametersRef`
+//!   (realip takes no parameters: `InvalidParameters`); a Gateway is served
+//!   when its class is the one configured (`--gateway-class`) and Accepted;
+//! - listeners: HTTP and HTTPS (TLS terminated with `certificateRefs` →
+//!   `kubernetes.io/tls` Secrets; another namespace needs a ReferenceGrant);
+//!   other protocols get `Accepted: False, UnsupportedProtocol`; a listener
+//!   on a port already used with another protocol, or the same port,
+//!   protocol and hostname as an earlier listener, is `Conflicted`;
+//!   ListenerSets attach when the Gateway's `allowedListeners` admits
+//!   their namespace (default: none);
+//! - an HTTPRoute attaches to a parent's listeners that match its
+//!   `sectionName` / `port`, admit its kind and namespace (`allowedRoutes`,
+//!   default `Same`), and share a hostname (intersection, wildcards as
+//!   the spec defines them); otherwise the parent entry says
+//!   `NoMatchingParent`, `NotAllowedByListeners` or
+//!   `NoMatchingListenerHostname`;
+//! - a route using a feature realip does not implement (regex matches,
+//!   RequestMirror, CORS, ExtensionRef, timeouts, retry, session
+//!   persistence, backend filters…) is not served: `Accepted: False,
+//!   UnsupportedValue` naming the field;
+//! - `backendRefs` to Services (port required); another namespace needs a
+//!   ReferenceGrant (`RefNotPermitted`); a missing Service or port is
+//!   `BackendNotFound`, another kind `InvalidKind`. Unresolved backends
+//!   keep their weight and that share of requests gets 500;
+//! - precedence (ties broken in this order): more specific hostname
+//!   (exact, then longer wildcard, then none), Exact path, longer prefix,
+//!   method, more header matches, more query matches, older route
+//!   (`creationTimestamp`), `namespace/name` alphabetical, rule order,
+//!   match order;
+//! - policies (GEP-713 direct attachment): a policy whose target is missing
+//!   is `Accepted: False, TargetNotFound`; two policies on the same target
+//!   (same kind, name and sectionName): the older wins, the other is
+//!   `Accepted: False, Conflicted`; a more specific target wins over a
+//!   broader one (listener over Gateway; rule over route over Gateway).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use super::status::{Cond, ListenerStatus, ObjectKey, ObjectStatus, RefStatus, Status};
+use super::types::{
+    ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpBackendRef, HttpRoute, HttpRouteFilter,
+    HttpRouteRule, Listener, ListenerSet, ParentReference, PathModifier, ReferenceGrant, RouteNamespaces, SourceSpec,
+    StrategySpec, GATEWAY_GROUP,
+};
+use super::CONTROLLER_NAME;
+use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef};
+use crate::routes::{
+    Access, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
+    RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
+};
+
+/// Everything the translation reads, borrowed from the watcher's stores.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs<'a> {
+    /// The GatewayClass name served (`--gateway-class`).
+    pub class: &'a str,
+    /// Addresses of the publish Service's load balancer (Gateway status).
+    pub addresses: Vec<String>,
+    /// GatewayClasses.
+    pub classes: Vec<&'a GatewayClass>,
+    /// Gateways.
+    pub gateways: Vec<&'a Gateway>,
+    /// ListenerSets.
+    pub listener_sets: Vec<&'a ListenerSet>,
+    /// HTTPRoutes.
+    pub routes: Vec<&'a HttpRoute>,
+    /// ReferenceGrants.
+    pub grants: Vec<&'a ReferenceGrant>,
+    /// ClientIPPolicies.
+    pub ip_policies: Vec<&'a ClientIpPolicy>,
+    /// ClientAccessPolicies.
+    pub access_policies: Vec<&'a ClientAccessPolicy>,
+    /// Namespaces (labels, for `from: Selector`).
+    pub namespaces: Vec<&'a Namespace>,
+    /// Services.
+    pub services: Vec<&'a Service>,
+    /// EndpointSlices.
+    pub slices: Vec<&'a EndpointSlice>,
+    /// TLS Secrets.
+    pub secrets: Vec<&'a Secret>,
+}
+
+/// The result: what to serve and what to write into status.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Translation {
+    /// Listeners, routes, backends and certificates to serve.
+    pub routes: RouteSet,
+    /// Status of every object realip owns, sorted by object.
+    pub statuses: Vec<ObjectStatus>,
+}
+
+/// A False `Accepted` / `ResolvedRefs` / `Programmed` condition, typed, for
+/// logs (no string matching on messages).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    /// The object.
+    pub object: ObjectKey,
+    /// The condition type.
+    pub condition: &'static str,
+    /// The spec's reason.
+    pub reason: &'static str,
+    /// Detail.
+    pub message: String,
+}
+
+impl Translation {
+    /// Every False Accepted / ResolvedRefs condition and every True
+    /// Conflicted one.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut out = Vec::new();
+        let mut push = |object: &ObjectKey, c: &Cond| {
+            let bad = if c.kind == "Conflicted" { c.status } else { !c.status };
+            if bad && matches!(c.kind, "Accepted" | "ResolvedRefs" | "Conflicted") {
+                out.push(Problem {
+                    object: object.clone(),
+                    condition: c.kind,
+                    reason: c.reason,
+                    message: c.message.clone(),
+                });
+            }
+        };
+        for s in &self.statuses {
+            match &s.status {
+                Status::Class { conditions } => conditions.iter().for_each(|c| push(&s.key, c)),
+                Status::Gateway { conditions, listeners, .. } => {
+                    for c in conditions {
+                        push(&s.key, c);
+                    }
+                    listeners.iter().flat_map(|l| &l.conditions).for_each(|c| push(&s.key, c));
+                }
+                Status::Route { parents: refs } | Status::Policy { ancestors: refs } => {
+                    refs.iter().flat_map(|r| &r.conditions).for_each(|c| push(&s.key, c));
+                }
+            }
+        }
+        out
+    }
+}
+
+fn ns_of(m: &ObjectMeta) -> String {
+    m.namespace.clone().unwrap_or_else(|| "default".into())
+}
+
+fn name_of(m: &ObjectMeta) -> String {
+    m.name.clone().unwrap_or_default()
+}
+
+/// Creation time as sortable text (RFC 3339 UTC sorts as time); missing
+/// sorts last.
+fn created(m: &ObjectMeta) -> String {
+    m.creation_timestamp.as_ref().map_or_else(|| "~".into(), |t| t.0.to_string())
+}
+
+fn group_is(g: Option<&str>, want: &str) -> bool {
+    g.unwrap_or(GATEWAY_GROUP) == want
+}
+
+/// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects of
+/// `from_ns` refer to `to_group`/`to_kind` `to_name`.
+fn granted(
+    grants: &[&ReferenceGrant],
+    from_kind: &str,
+    from_ns: &str,
+    to_group: &str,
+    to_kind: &str,
+    to_ns: &str,
+    to_name: &str,
+) -> bool {
+    grants.iter().filter(|g| g.metadata.namespace.as_deref() == Some(to_ns)).any(|g| {
+        g.spec.from.iter().any(|f| f.group == GATEWAY_GROUP && f.kind == from_kind && f.namespace == from_ns)
+            && g.spec
+                .to
+                .iter()
+                .any(|t| t.group == to_group && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to_name))
+    })
+}
+
+fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    let exprs_ok = sel.match_expressions.iter().flatten().all(|e| {
+        let v = labels.get(&e.key);
+        let values = e.values.clone().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => v.is_some_and(|v| values.contains(v)),
+            "NotIn" => v.is_none_or(|v| !values.contains(v)),
+            "Exists" => v.is_some(),
+            "DoesNotExist" => v.is_none(),
+            _ => false,
+        }
+    });
+    exprs_ok && sel.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v))
+}
+
+/// `from: All | Same | Selector` for an object in `ns` against a parent in
+/// `parent_ns`; `default_from` when unset.
+fn namespace_allowed(
+    rn: Option<&RouteNamespaces>,
+    default_from: &str,
+    ns: &str,
+    parent_ns: &str,
+    namespaces: &[&Namespace],
+) -> bool {
+    match rn.and_then(|r| r.from.as_deref()).unwrap_or(default_from) {
+        "All" => true,
+        "Same" => ns == parent_ns,
+        "Selector" => {
+            let Some(sel) = rn.and_then(|r| r.selector.as_ref()) else { return false };
+            let labels = namespaces
+                .iter()
+                .find(|n| n.metadata.name.as_deref() == Some(ns))
+                .and_then(|n| n.metadata.labels.clone())
+                .unwrap_or_default();
+            selector_matches(sel, &labels)
+        }
+        _ => false, // "None"
+    }
+}
+
+/// Does `host` (exact) fall under `pattern` (exact or `*.` wildcard)?
+fn host_under(host: &str, pattern: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+        None => host == pattern,
+    }
+}
+
+/// The hostnames a route serves on a listener (Gateway API hostname
+/// intersection); `Some(vec![])` means "any host", `None` no intersection.
+fn intersect_hosts(listener: Option<&str>, route: &[String]) -> Option<Vec<Option<String>>> {
+    let Some(l) = listener else {
+        return Some(if route.is_empty() { vec![None] } else { route.iter().cloned().map(Some).collect() });
+    };
+    if route.is_empty() {
+        return Some(vec![Some(l.to_owned())]);
+    }
+    let mut out = Vec::new();
+    for h in route {
+        let got = if h == l || host_under(h, l) {
+            Some(h.clone()) // route as specific or more
+        } else if host_under(l, h) {
+            Some(l.to_owned()) // listener more specific
+        } else if let (Some(hs), Some(ls)) = (h.strip_prefix('*'), l.strip_prefix('*')) {
+            // both wildcards: the longer one, if one is under the other
+            if hs.ends_with(ls) {
+                Some(h.clone())
+            } else if ls.ends_with(hs) {
+                Some(l.to_owned())
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        if let Some(g) = got {
+            if !out.contains(&Some(g.clone())) {
+                out.push(Some(g));
+            }
+        }
+    }
+    (!out.is_empty()).then_some(out)
+}
+
+/// One listener being validated, with where it came from.
+#[derive(Debug)]
+struct Lst<'a> {
+    /// `Gateway` or `ListenerSet`.
+    parent_kind: &'static str,
+    parent_ns: String,
+    parent_name: String,
+    /// The Gateway it ends up on.
+    gateway: (String, String),
+    spec: &'a Listener,
+    full_name: String,
+    ok: bool,
+    kinds: Vec<String>,
+    attached: BTreeSet<String>,
+    conds: Vec<Cond>,
+    certs: Vec<String>,
+}
+
+#[allow(clippy::too_many_lines)] // one check per spec rule, in order
+fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, certs: &mut BTreeMap<String, Cert>) {
+    let spec = l.spec;
+    let mut accepted: Option<(&'static str, String)> = None;
+    let mut resolved: Option<(&'static str, String)> = None;
+    let mut conflicted: Option<(&'static str, String)> = None;
+    if !matches!(spec.protocol.as_str(), "HTTP" | "HTTPS") {
+        accepted = Some(("UnsupportedProtocol", format!("protocol {} is not supported (HTTP, HTTPS)", spec.protocol)));
+    } else if !(1..=65535).contains(&spec.port) {
+        accepted = Some(("PortUnavailable", format!("port {} is not a TCP port", spec.port)));
+    } else if let Some(k) = spec.other.keys().next() {
+        accepted = Some(("UnsupportedValue", format!("listener field `{k}` is not supported")));
+    }
+    // Route kinds.
+    let mut kinds = Vec::new();
+    match spec.allowed_routes.as_ref().and_then(|a| a.kinds.as_ref()) {
+        None => kinds.push("HTTPRoute".to_owned()),
+        Some(list) => {
+            for k in list {
+                if group_is(k.group.as_deref(), GATEWAY_GROUP) && k.kind == "HTTPRoute" {
+                    kinds.push(k.kind.clone());
+                } else {
+                    resolved =
+                        Some(("InvalidRouteKinds", format!("route kind {} is not supported (HTTPRoute)", k.kind)));
+                }
+            }
+        }
+    }
+    // TLS.
+    if accepted.is_none() && spec.protocol == "HTTPS" {
+        match &spec.tls {
+            None => accepted = Some(("Invalid", "an HTTPS listener needs tls.certificateRefs".into())),
+            Some(tls) if tls.mode.as_deref().unwrap_or("Terminate") != "Terminate" => {
+                accepted = Some(("UnsupportedValue", "tls.mode Passthrough is not supported on HTTPS".into()));
+            }
+            Some(tls) if !tls.other.is_empty() => {
+                let k = tls.other.keys().next().cloned().unwrap_or_default();
+                accepted = Some(("UnsupportedValue", format!("tls.{k} is not supported")));
+            }
+            Some(tls) => {
+                for r in &tls.certificate_refs {
+                    let ns = r.namespace.clone().unwrap_or_else(|| l.parent_ns.clone());
+                    if !r.group.as_deref().unwrap_or("").is_empty() || r.kind.as_deref().unwrap_or("Secret") != "Secret"
+                    {
+                        resolved =
+                            Some(("InvalidCertificateRef", format!("certificateRef {} is not a Secret", r.name)));
+                        continue;
+                    }
+                    if ns != l.parent_ns
+                        && !granted(&inp.grants, l.parent_kind, &l.parent_ns, "", "Secret", &ns, &r.name)
+                    {
+                        resolved = Some((
+                            "RefNotPermitted",
+                            format!("Secret {ns}/{} is in another namespace and no ReferenceGrant allows it", r.name),
+                        ));
+                        continue;
+                    }
+                    match tls_secret(&ns, &r.name, &inp.secrets) {
+                        Ok(c) => {
+                            l.certs.push(c.name.clone());
+                            certs.insert(c.name.clone(), c);
+                        }
+                        Err(m) => resolved = Some(("InvalidCertificateRef", m)),
+                    }
+                }
+                if tls.certificate_refs.is_empty() {
+                    resolved = Some(("InvalidCertificateRef", "tls.certificateRefs is empty".into()));
+                }
+            }
+        }
+    }
+    if accepted.is_none() {
+        for e in earlier.iter().filter(|e| e.ok && e.gateway == l.gateway && e.spec.port == spec.port) {
+            if e.spec.protocol != spec.protocol {
+                conflicted = Some((
+                    "ProtocolConflict",
+                    format!("port {} is used by {} with {}", spec.port, e.full_name, e.spec.protocol),
+                ));
+            } else if e.spec.hostname == spec.hostname {
+                conflicted =
+                    Some(("HostnameConflict", format!("{} has the same port, protocol and hostname", e.full_name)));
+            }
+        }
+    }
+    l.ok = accepted.is_none() && conflicted.is_none() && !(kinds.is_empty());
+    if kinds.is_empty() && resolved.is_none() {
+        resolved = Some(("InvalidRouteKinds", "no supported route kind".into()));
+    }
+    l.kinds = kinds;
+    let (a_ok, a_reason, a_msg) = match &accepted {
+        Some((r, m)) => (false, *r, m.clone()),
+        None => (true, "Accepted", "listener accepted".into()),
+    };
+    let (r_ok, r_reason, r_msg) = match &resolved {
+        Some((r, m)) => (false, *r, m.clone()),
+        None => (true, "ResolvedRefs", "all references resolved".into()),
+    };
+    let (c_on, c_reason, c_msg) = match &conflicted {
+        Some((r, m)) => (true, *r, m.clone()),
+        None => (false, "NoConflicts", "no conflicts".into()),
+    };
+    let programmed = l.ok && r_ok;
+    l.conds = vec![
+        Cond::new("Accepted", a_ok, a_reason, a_msg),
+        Cond::new("ResolvedRefs", r_ok, r_reason, r_msg),
+        Cond::new("Conflicted", c_on, c_reason, c_msg),
+        Cond::new(
+            "Programmed",
+            programmed,
+            if programmed { "Programmed" } else { "Invalid" },
+            if programmed { "listener programmed" } else { "listener not served" },
+        ),
+    ];
+}
+
+/// A validated match: path, method, headers, query.
+type MatchOut = (PathMatch, Option<String>, Vec<ValueMatch>, Vec<ValueMatch>);
+/// A reason and a message.
+type Why = (&'static str, String);
+/// Validated rules and the first unresolved reference, or why the route is unsupported.
+type Rules = Result<(Vec<RuleOut>, Option<Why>), Why>;
+/// (parent kind, parent ns, parent name, gateway, listener name).
+type ListenerIndex = (&'static str, String, String, (String, String), String);
+/// A route entry: precedence, route, its Gateway, (route ns, route name, rule name).
+type Entry = (Precedence, Route, (String, String), (String, String, String));
+
+/// A validated rule, ready to be flattened into routes.
+#[derive(Debug, Default)]
+struct RuleOut {
+    index: usize,
+    id: String,
+    name: Option<String>,
+    matches: Vec<MatchOut>,
+    filters: Vec<Filter>,
+    backends: Vec<WeightedBackend>,
+}
+
+fn header_edit(m: &super::types::HeaderModifier) -> HeaderEdit {
+    HeaderEdit {
+        set: m.set.iter().map(|h| (h.name.to_ascii_lowercase(), h.value.clone())).collect(),
+        add: m.add.iter().map(|h| (h.name.to_ascii_lowercase(), h.value.clone())).collect(),
+        remove: m.remove.iter().map(|h| h.to_ascii_lowercase()).collect(),
+    }
+}
+
+fn path_rewrite(p: &PathModifier, at: &str) -> Result<PathRewrite, String> {
+    match (p.kind.as_str(), &p.replace_full_path, &p.replace_prefix_match) {
+        ("ReplaceFullPath", Some(v), _) => Ok(PathRewrite::Full(v.clone())),
+        ("ReplacePrefixMatch", _, Some(v)) => Ok(PathRewrite::Prefix(v.clone())),
+        (k, _, _) => Err(format!("{at}.path: type {k} without its value")),
+    }
+}
+
+fn filter(f: &HttpRouteFilter, at: &str) -> Result<Filter, String> {
+    let known = ["RequestHeaderModifier", "ResponseHeaderModifier", "RequestRedirect", "URLRewrite"];
+    if !known.contains(&f.kind.as_str()) {
+        return Err(format!("{at}: filter type {} is not supported", f.kind));
+    }
+    if let Some(k) = f.other.keys().next() {
+        return Err(format!("{at}.{k} is not supported"));
+    }
+    let missing = || format!("{at}: type {} without its settings", f.kind);
+    Ok(match f.kind.as_str() {
+        "RequestHeaderModifier" => {
+            Filter::RequestHeaders(header_edit(f.request_header_modifier.as_ref().ok_or_else(missing)?))
+        }
+        "ResponseHeaderModifier" => {
+            Filter::ResponseHeaders(header_edit(f.response_header_modifier.as_ref().ok_or_else(missing)?))
+        }
+        "RequestRedirect" => {
+            let r = f.request_redirect.as_ref().ok_or_else(missing)?;
+            let status = r.status_code.unwrap_or(302);
+            if ![301, 302, 303, 307, 308].contains(&status) {
+                return Err(format!("{at}.requestRedirect.statusCode {status} is not supported"));
+            }
+            Filter::Redirect {
+                scheme: r.scheme.clone(),
+                hostname: r.hostname.clone(),
+                path: r.path.as_ref().map(|p| path_rewrite(p, &format!("{at}.requestRedirect"))).transpose()?,
+                port: r
+                    .port
+                    .map(|p| u16::try_from(p).map_err(|_| format!("{at}.requestRedirect.port {p}")))
+                    .transpose()?,
+                status: u16::try_from(status).unwrap_or(302),
+            }
+        }
+        "URLRewrite" => {
+            let r = f.url_rewrite.as_ref().ok_or_else(missing)?;
+            Filter::Rewrite {
+                hostname: r.hostname.clone(),
+                path: r.path.as_ref().map(|p| path_rewrite(p, &format!("{at}.urlRewrite"))).transpose()?,
+            }
+        }
+        other => return Err(format!("{at}: filter type {other} is not supported")),
+    })
+}
+
+/// Validates a route's rules. `Err` = unsupported (reason, message);
+/// otherwise the rules and the first unresolved reference (reason, message).
+fn rules(route: &HttpRoute, inp: &Inputs<'_>, backends: &mut BTreeMap<String, Backend>) -> Rules {
+    let ns = ns_of(&route.metadata);
+    let default_rule = [HttpRouteRule::default()];
+    let list: &[HttpRouteRule] = if route.spec.rules.is_empty() { &default_rule } else { &route.spec.rules };
+    let mut out = Vec::new();
+    let mut unresolved = None;
+    let unsupported = |m: String| ("UnsupportedValue", m);
+    for (i, rule) in list.iter().enumerate() {
+        let at = format!("rules[{i}]");
+        if let Some(k) = rule.other.keys().next() {
+            return Err(unsupported(format!("{at}.{k} is not supported")));
+        }
+        let mut r = RuleOut {
+            index: i,
+            id: rule.name.clone().unwrap_or_else(|| i.to_string()),
+            name: rule.name.clone(),
+            ..RuleOut::default()
+        };
+        let default_match = [super::types::HttpRouteMatch::default()];
+        let matches: &[_] = if rule.matches.is_empty() { &default_match } else { &rule.matches };
+        for (j, m) in matches.iter().enumerate() {
+            let at = format!("{at}.matches[{j}]");
+            let value = m.path.as_ref().and_then(|p| p.value.clone()).unwrap_or_else(|| "/".into());
+            let path = match m.path.as_ref().and_then(|p| p.kind.as_deref()).unwrap_or("PathPrefix") {
+                "Exact" => PathMatch::Exact(value),
+                "PathPrefix" => PathMatch::SegmentPrefix(value),
+                other => {
+                    return Err(unsupported(format!("{at}.path.type {other} is not supported (Exact, PathPrefix)")))
+                }
+            };
+            let exact = |list: &[super::types::NameValueMatch], what: &str, lower: bool| {
+                list.iter()
+                    .map(|h| match h.kind.as_deref().unwrap_or("Exact") {
+                        "Exact" => Ok(ValueMatch {
+                            name: if lower { h.name.to_ascii_lowercase() } else { h.name.clone() },
+                            value: h.value.clone(),
+                        }),
+                        other => Err(unsupported(format!("{at}.{what}.type {other} is not supported (Exact)"))),
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            };
+            let headers = exact(&m.headers, "headers", true)?;
+            let query = exact(&m.query_params, "queryParams", false)?;
+            r.matches.push((path, m.method.as_ref().map(|s| s.to_ascii_uppercase()), headers, query));
+        }
+        for (k, f) in rule.filters.iter().enumerate() {
+            r.filters.push(filter(f, &format!("{at}.filters[{k}]")).map_err(unsupported)?);
+        }
+        for (k, b) in rule.backend_refs.iter().enumerate() {
+            if !b.filters.is_empty() {
+                return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
+            }
+            let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
+            match backend(&ns, b, inp) {
+                Ok(be) => {
+                    r.backends.push(WeightedBackend { backend: Some(be.name.clone()), weight });
+                    backends.insert(be.name.clone(), be);
+                }
+                Err(e) => {
+                    unresolved.get_or_insert(e);
+                    r.backends.push(WeightedBackend { backend: None, weight });
+                }
+            }
+        }
+        out.push(r);
+    }
+    Ok((out, unresolved))
+}
+
+fn backend(route_ns: &str, b: &HttpBackendRef, inp: &Inputs<'_>) -> Result<Backend, (&'static str, String)> {
+    if !b.group.as_deref().unwrap_or("").is_empty() || b.kind.as_deref().unwrap_or("Service") != "Service" {
+        let kind = b.kind.as_deref().unwrap_or("Service");
+        return Err(("InvalidKind", format!("backend {kind} {} is not a Service", b.name)));
+    }
+    let ns = b.namespace.clone().unwrap_or_else(|| route_ns.to_owned());
+    if ns != route_ns && !granted(&inp.grants, "HTTPRoute", route_ns, "", "Service", &ns, &b.name) {
+        return Err((
+            "RefNotPermitted",
+            format!("Service {ns}/{} is in another namespace and no ReferenceGrant allows it", b.name),
+        ));
+    }
+    let port = b.port.ok_or(("BackendNotFound", format!("backendRef {} has no port", b.name)))?;
+    service_backend(&ns, &b.name, &PortRef::Number(port), &inp.services, &inp.slices, false).map_err(|e| match e {
+        BackendError::ServiceNotFound(m) | BackendError::NoSuchPort(m) => ("BackendNotFound", m),
+    })
+}
+
+/// A validated ClientIPPolicy.
+fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
+    let s = &p.spec;
+    let cidrs = |list: &[String], what: &str| {
+        realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
+    };
+    let pp = s.proxy_protocol.clone().unwrap_or_default();
+    let mode = match pp.mode.as_deref().unwrap_or("Off") {
+        "Off" => ProxyMode::Off,
+        "Optional" => ProxyMode::Optional,
+        "Required" => ProxyMode::Required,
+        other => return Err(format!("proxyProtocol.mode: `{other}` is not Off, Optional or Required")),
+    };
+    let proxy_protocol_from = cidrs(&pp.trusted_senders, "proxyProtocol.trustedSenders")?;
+    if mode != ProxyMode::Off && proxy_protocol_from.is_empty() {
+        return Err("proxyProtocol.trustedSenders: empty, so no PROXY header could be accepted".into());
+    }
+    let trusted = cidrs(&s.trusted_proxies, "trustedProxies")?;
+    let mut sources = Vec::new();
+    for src in &s.sources {
+        sources.push(match src {
+            SourceSpec::Named(n) => match n.as_str() {
+                "ProxyProtocol" => "proxy-protocol".to_owned(),
+                "XForwardedFor" => "xff".to_owned(),
+                "Forwarded" => "forwarded".to_owned(),
+                "XRealIP" => "x-real-ip".to_owned(),
+                other => {
+                    return Err(format!(
+                        "sources: `{other}` is not ProxyProtocol, XForwardedFor, Forwarded, XRealIP or {{header: NAME}}"
+                    ))
+                }
+            },
+            SourceSpec::Header { header } => format!("header:{header}"),
+            SourceSpec::Other(v) => return Err(format!("sources: `{v}` is not a source name or {{header: NAME}}")),
+        });
+    }
+    if sources.is_empty() {
+        if mode != ProxyMode::Off {
+            sources.push("proxy-protocol".into());
+        }
+        sources.push("xff".into());
+    }
+    realip_core::Sources::parse(&sources).map_err(|e| format!("sources: {e}"))?;
+    let strategy = match &s.strategy {
+        None => "rightmost-untrusted".to_owned(),
+        Some(StrategySpec::Named(n)) if n == "RightmostUntrusted" => "rightmost-untrusted".to_owned(),
+        Some(StrategySpec::Named(n)) => {
+            return Err(format!("strategy: `{n}` is not RightmostUntrusted or {{trustedHops: N}}"))
+        }
+        Some(StrategySpec::Hops { trusted_hops }) => format!("trusted-hops:{trusted_hops}"),
+        Some(StrategySpec::Other(v)) => {
+            return Err(format!("strategy: `{v}` is not RightmostUntrusted or {{trustedHops: N}} (N from 0 to 65535)"))
+        }
+    };
+    let f = s.forward.clone().unwrap_or_default();
+    let forward = Forward {
+        x_forwarded_for: match f.x_forwarded_for.as_deref().unwrap_or("Append") {
+            "Append" => XffMode::Append,
+            "Replace" => XffMode::Replace,
+            other => return Err(format!("forward.xForwardedFor: `{other}` is not Append or Replace")),
+        },
+        x_real_ip: f.x_real_ip.unwrap_or(true),
+        forwarded: f.forwarded.unwrap_or(false),
+        strip_untrusted: f.strip_untrusted.iter().map(|h| h.to_ascii_lowercase()).collect(),
+    };
+    Ok(ClientIp {
+        policy: format!("{}/{}", ns_of(&p.metadata), name_of(&p.metadata)),
+        proxy_protocol: mode,
+        proxy_protocol_from,
+        trusted,
+        sources,
+        strategy,
+        fail_closed: s.fail_closed,
+        forward,
+    })
+}
+
+/// A validated ClientAccessPolicy.
+fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
+    let s = &p.spec;
+    let cidrs = |list: &[String], what: &str| {
+        realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
+    };
+    let allow = cidrs(&s.allow, "allow")?;
+    let deny = cidrs(&s.deny, "deny")?;
+    let rate_limit = match &s.rate_limit {
+        None => None,
+        Some(r) => {
+            if !(r.per_second.is_finite() && r.per_second > 0.0) {
+                return Err(format!("rateLimit.perSecond: {} is not a positive number", r.per_second));
+            }
+            let burst = r.burst.unwrap_or(r.per_second);
+            if !(burst.is_finite() && burst >= 1.0) {
+                return Err(format!("rateLimit.burst: {burst} is not at least 1"));
+            }
+            let len = r.ipv6_prefix_length.unwrap_or(64);
+            if !(1..=128).contains(&len) {
+                return Err(format!("rateLimit.ipv6PrefixLength: {len} is not 1 to 128"));
+            }
+            let global = match r.scope.as_deref().unwrap_or("Local") {
+                "Local" => false,
+                "Global" => true,
+                other => return Err(format!("rateLimit.scope: `{other}` is not Local or Global")),
+            };
+            Some(RateLimit { per_second: r.per_second, burst, ipv6_prefix_length: len, global })
+        }
+    };
+    Ok(Access {
+        policy: format!("{}/{}", ns_of(&p.metadata), name_of(&p.metadata)),
+        allow: (!allow.is_empty()).then_some(allow),
+        deny,
+        rate_limit,
+    })
+}
+
+/// Key of a policy target: (kind, namespace, name, sectionName).
+type TargetKey = (String, String, String, Option<String>);
+
+/// Decides, for policies of one kind, which are Accepted, and writes their
+/// ancestors. `exists` says whether a target exists.
+fn attach_policies<'p, T>(
+    policies: &[(&'p ObjectMeta, &'p [super::types::PolicyTargetReference], Result<T, String>)],
+    kind: &'static str,
+    exists: &dyn Fn(&TargetKey) -> bool,
+    statuses: &mut Vec<ObjectStatus>,
+) -> BTreeMap<TargetKey, T>
+where
+    T: Clone,
+{
+    let mut order: Vec<usize> = (0..policies.len()).collect();
+    order.sort_by_key(|&i| (created(policies[i].0), ns_of(policies[i].0), name_of(policies[i].0)));
+    let mut won: BTreeMap<TargetKey, (String, T)> = BTreeMap::new();
+    let mut out_status = Vec::new();
+    for i in order {
+        let (meta, targets, value) = &policies[i];
+        let ns = ns_of(meta);
+        let me = format!("{ns}/{}", name_of(meta));
+        let mut ancestors = Vec::new();
+        for t in *targets {
+            let key: TargetKey = (t.kind.clone(), ns.clone(), t.name.clone(), t.section_name.clone());
+            let reference = ParentReference {
+                group: Some(if t.group.is_empty() { GATEWAY_GROUP.to_owned() } else { t.group.clone() }),
+                kind: Some(t.kind.clone()),
+                namespace: Some(ns.clone()),
+                name: t.name.clone(),
+                section_name: t.section_name.clone(),
+                port: None,
+            };
+            let cond = if t.group != GATEWAY_GROUP || !exists(&key) {
+                Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
+            } else if let Err(e) = value {
+                Cond::new("Accepted", false, "Invalid", e.clone())
+            } else if let Some((winner, _)) = won.get(&key) {
+                Cond::new("Accepted", false, "Conflicted", format!("the older policy {winner} targets the same object"))
+            } else {
+                if let Ok(v) = value {
+                    won.insert(key, (me.clone(), v.clone()));
+                }
+                Cond::new("Accepted", true, "Accepted", "policy attached")
+            };
+            ancestors.push(RefStatus { reference, conditions: vec![cond] });
+        }
+        out_status.push(ObjectStatus {
+            key: ObjectKey { kind, namespace: Some(ns), name: name_of(meta) },
+            generation: meta.generation,
+            status: Status::Policy { ancestors },
+        });
+    }
+    statuses.extend(out_status);
+    won.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+/// Sort key of a route entry (see the module documentation).
+type Precedence = (
+    u8,
+    std::cmp::Reverse<usize>,
+    u8,
+    std::cmp::Reverse<usize>,
+    u8,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<usize>,
+    String,
+    String,
+    usize,
+    usize,
+);
+
+#[allow(clippy::too_many_lines)] // one pass per kind, in spec order
+/// Translates everything; see the module documentation for the rules.
+pub fn translate(inp: &Inputs<'_>) -> Translation {
+    let mut statuses = Vec::new();
+    let mut certs: BTreeMap<String, Cert> = BTreeMap::new();
+    let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
+    // 1. Classes.
+    let mut class_ok = false;
+    for c in inp.classes.iter().filter(|c| c.spec.controller_name == CONTROLLER_NAME) {
+        let cond = if c.spec.parameters_ref.is_some() {
+            Cond::new("Accepted", false, "InvalidParameters", "realip takes no parametersRef")
+        } else {
+            Cond::new("Accepted", true, "Accepted", "handled by realip")
+        };
+        if c.metadata.name.as_deref() == Some(inp.class) && cond.status {
+            class_ok = true;
+        }
+        statuses.push(ObjectStatus {
+            key: ObjectKey { kind: "GatewayClass", namespace: None, name: name_of(&c.metadata) },
+            generation: c.metadata.generation,
+            status: Status::Class { conditions: vec![cond] },
+        });
+    }
+    // 2. Gateways and their listeners (own, then ListenerSets, oldest first).
+    let mut gateways: Vec<&Gateway> =
+        inp.gateways.iter().copied().filter(|g| class_ok && g.spec.gateway_class_name == inp.class).collect();
+    gateways.sort_by_key(|g| (ns_of(&g.metadata), name_of(&g.metadata)));
+    let mut sets: Vec<&ListenerSet> = inp.listener_sets.clone();
+    sets.sort_by_key(|s| (created(&s.metadata), ns_of(&s.metadata), name_of(&s.metadata)));
+    let mut listeners: Vec<Lst<'_>> = Vec::new();
+    let mut gw_problem: BTreeMap<(String, String), (&'static str, String)> = BTreeMap::new();
+    let mut set_ok: BTreeMap<(String, String), Result<(), String>> = BTreeMap::new();
+    for g in &gateways {
+        let (gns, gname) = (ns_of(&g.metadata), name_of(&g.metadata));
+        if !g.spec.addresses.is_empty() {
+            gw_problem.insert(
+                (gns.clone(), gname.clone()),
+                ("UnsupportedAddress", "spec.addresses is not supported: the address is the publish Service's".into()),
+            );
+        } else if let Some(k) = g.spec.other.keys().find(|k| k.as_str() != "infrastructure") {
+            gw_problem.insert((gns.clone(), gname.clone()), ("UnsupportedValue", format!("spec.{k} is not supported")));
+        }
+        let own = g.spec.listeners.iter().map(|l| ("Gateway", gns.clone(), gname.clone(), l));
+        let mut attached_sets = Vec::new();
+        for s in &sets {
+            let p = &s.spec.parent_ref;
+            let sns = ns_of(&s.metadata);
+            let pns = p.namespace.clone().unwrap_or_else(|| sns.clone());
+            if !(group_is(p.group.as_deref(), GATEWAY_GROUP)
+                && p.kind.as_deref().unwrap_or("Gateway") == "Gateway"
+                && pns == gns
+                && p.name == gname)
+            {
+                continue;
+            }
+            let allowed = namespace_allowed(
+                g.spec.allowed_listeners.as_ref().and_then(|a| a.namespaces.as_ref()),
+                "None",
+                &sns,
+                &gns,
+                &inp.namespaces,
+            );
+            let key = (sns.clone(), name_of(&s.metadata));
+            if allowed {
+                set_ok.insert(key, Ok(()));
+                attached_sets.extend(
+                    s.spec.listeners.iter().map(move |l| ("ListenerSet", sns.clone(), name_of(&s.metadata), l)),
+                );
+            } else {
+                set_ok
+                    .insert(key, Err(format!("Gateway {gns}/{gname} allowedListeners does not admit namespace {sns}")));
+            }
+        }
+        for (kind, pns, pname, l) in own.chain(attached_sets) {
+            let mut lst = Lst {
+                parent_kind: kind,
+                full_name: format!("{}/{pns}/{pname}/{}", kind.to_ascii_lowercase(), l.name),
+                parent_ns: pns,
+                parent_name: pname,
+                gateway: (gns.clone(), gname.clone()),
+                spec: l,
+                ok: false,
+                kinds: Vec::new(),
+                attached: BTreeSet::new(),
+                conds: Vec::new(),
+                certs: Vec::new(),
+            };
+            check_listener(&mut lst, &listeners, inp, &mut certs);
+            if gw_problem.contains_key(&lst.gateway) {
+                lst.ok = false;
+            }
+            listeners.push(lst);
+        }
+    }
+    // 3. Policies that attach to Gateways / listeners.
+    // (parent kind, parent ns, parent name, gateway, listener name)
+    let index: Vec<ListenerIndex> = listeners
+        .iter()
+        .map(|l| (l.parent_kind, l.parent_ns.clone(), l.parent_name.clone(), l.gateway.clone(), l.spec.name.clone()))
+        .collect();
+    let listener_exists = |k: &TargetKey| match k.0.as_str() {
+        "Gateway" | "ListenerSet" => index.iter().any(|(kind, pns, pname, gw, lname)| {
+            let on_parent = if k.0 == "Gateway" {
+                *kind == "Gateway" && *gw == (k.1.clone(), k.2.clone())
+            } else {
+                *kind == "ListenerSet" && (pns, pname) == (&k.1, &k.2)
+            };
+            on_parent && k.3.as_ref().is_none_or(|s| s == lname)
+        }),
+        _ => false,
+    };
+    let ip: Vec<_> =
+        inp.ip_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), client_ip(p))).collect();
+    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &mut statuses);
+    // 4. Routes.
+    let mut sorted_routes: Vec<&HttpRoute> = inp.routes.clone();
+    sorted_routes.sort_by_key(|r| (ns_of(&r.metadata), name_of(&r.metadata)));
+    // (precedence, route, parent gateway)
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut rule_names: BTreeSet<(String, String, String)> = BTreeSet::new();
+    for route in &sorted_routes {
+        let (rns, rname) = (ns_of(&route.metadata), name_of(&route.metadata));
+        let mut parents = Vec::new();
+        let mut validated: Option<Rules> = None;
+        for pref in &route.spec.parent_refs {
+            let kind = pref.kind.as_deref().unwrap_or("Gateway");
+            let pns = pref.namespace.clone().unwrap_or_else(|| rns.clone());
+            if !group_is(pref.group.as_deref(), GATEWAY_GROUP) || !matches!(kind, "Gateway" | "ListenerSet") {
+                continue;
+            }
+            let on_parent: Vec<usize> = listeners
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| l.parent_kind == kind && l.parent_ns == pns && l.parent_name == pref.name)
+                .map(|(i, _)| i)
+                .collect();
+            let parent_known = match kind {
+                "Gateway" => gateways.iter().any(|g| ns_of(&g.metadata) == pns && name_of(&g.metadata) == pref.name),
+                _ => set_ok.contains_key(&(pns.clone(), pref.name.clone())),
+            };
+            if !parent_known {
+                continue; // not ours: another controller writes this entry
+            }
+            let mut reference = pref.clone();
+            reference.namespace.get_or_insert(pns.clone());
+            let candidates: Vec<usize> = on_parent
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let l = &listeners[i];
+                    pref.section_name.as_ref().is_none_or(|s| *s == l.spec.name)
+                        && pref.port.is_none_or(|p| p == l.spec.port)
+                })
+                .collect();
+            let v = validated.get_or_insert_with(|| rules(route, inp, &mut backends));
+            let mut conds = Vec::new();
+            let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
+            let accepted = if candidates.is_empty() {
+                Cond::new("Accepted", false, "NoMatchingParent", "no listener matches sectionName / port")
+            } else {
+                let allowed: Vec<usize> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|&i| {
+                        let l = &listeners[i];
+                        l.ok && l.kinds.iter().any(|k| k == "HTTPRoute")
+                            && namespace_allowed(
+                                l.spec.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref()),
+                                "Same",
+                                &rns,
+                                &l.parent_ns,
+                                &inp.namespaces,
+                            )
+                    })
+                    .collect();
+                for &i in &allowed {
+                    if let Some(h) = intersect_hosts(listeners[i].spec.hostname.as_deref(), &route.spec.hostnames) {
+                        hosts_by_listener.push((i, h));
+                    }
+                }
+                if allowed.is_empty() {
+                    Cond::new(
+                        "Accepted",
+                        false,
+                        "NotAllowedByListeners",
+                        "no listener of this parent admits the route (namespace, kind, or listener not accepted)",
+                    )
+                } else if hosts_by_listener.is_empty() {
+                    Cond::new(
+                        "Accepted",
+                        false,
+                        "NoMatchingListenerHostname",
+                        "no listener hostname intersects the route's hostnames",
+                    )
+                } else if let Err((reason, m)) = v {
+                    Cond::new("Accepted", false, reason, m.clone())
+                } else {
+                    Cond::new("Accepted", true, "Accepted", "route attached")
+                }
+            };
+            let ok = accepted.status;
+            conds.push(accepted);
+            conds.push(match v {
+                Ok((_, Some((reason, m)))) => Cond::new("ResolvedRefs", false, reason, m.clone()),
+                _ => Cond::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+            });
+            parents.push(RefStatus { reference, conditions: conds });
+            let (Ok((rule_outs, _)), true) = (&*v, ok) else { continue };
+            let gateway = listeners[hosts_by_listener[0].0].gateway.clone();
+            for &(i, _) in &hosts_by_listener {
+                listeners[i].attached.insert(format!("{rns}/{rname}"));
+            }
+            // host → listeners
+            let mut by_host: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+            for (i, hs) in &hosts_by_listener {
+                for h in hs {
+                    by_host.entry(h.clone()).or_default().push(listeners[*i].full_name.clone());
+                }
+            }
+            for rule in rule_outs {
+                if let Some(n) = &rule.name {
+                    rule_names.insert((rns.clone(), rname.clone(), n.clone()));
+                }
+                for (mi, (path, method, headers, query)) in rule.matches.iter().enumerate() {
+                    for (host, ls) in &by_host {
+                        let host_rank = match host {
+                            Some(h) if !h.starts_with('*') => 0,
+                            Some(_) => 1,
+                            None => 2,
+                        };
+                        let (path_rank, path_len) = match path {
+                            PathMatch::Exact(p) => (0, p.len()),
+                            PathMatch::SegmentPrefix(p) | PathMatch::Prefix(p) => (1, p.len()),
+                        };
+                        let rule_index = rule.index;
+                        let key: Precedence = (
+                            host_rank,
+                            std::cmp::Reverse(host.as_ref().map_or(0, String::len)),
+                            path_rank,
+                            std::cmp::Reverse(path_len),
+                            u8::from(method.is_none()),
+                            std::cmp::Reverse(headers.len()),
+                            std::cmp::Reverse(query.len()),
+                            created(&route.metadata),
+                            format!("{rns}/{rname}"),
+                            rule_index,
+                            mi,
+                        );
+                        let r = Route {
+                            name: format!("httproute/{rns}/{rname}/{}/{mi}", rule.id),
+                            origin: format!("httproute/{rns}/{rname}"),
+                            listeners: ls.clone(),
+                            host: host.clone(),
+                            path: path.clone(),
+                            method: method.clone(),
+                            headers: headers.clone(),
+                            query: query.clone(),
+                            filters: rule.filters.clone(),
+                            backends: rule.backends.clone(),
+                            access: None,
+                            max_body: None,
+                            ssl_redirect: false,
+                        };
+                        entries.push((
+                            key,
+                            r,
+                            gateway.clone(),
+                            (rns.clone(), rname.clone(), rule.name.clone().unwrap_or_default()),
+                        ));
+                    }
+                }
+            }
+        }
+        if !parents.is_empty() {
+            statuses.push(ObjectStatus {
+                key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
+                generation: route.metadata.generation,
+                status: Status::Route { parents },
+            });
+        }
+    }
+    // 5. Access policies: rule, then route, then Gateway.
+    let route_exists = |k: &TargetKey| match k.0.as_str() {
+        "HTTPRoute" => {
+            sorted_routes.iter().any(|r| ns_of(&r.metadata) == k.1 && name_of(&r.metadata) == k.2)
+                && k.3.as_ref().is_none_or(|s| rule_names.contains(&(k.1.clone(), k.2.clone(), s.clone())))
+        }
+        "Gateway" => listener_exists(k),
+        _ => false,
+    };
+    let ap: Vec<_> =
+        inp.access_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), access(p))).collect();
+    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &mut statuses);
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    let routes: Vec<Route> = entries
+        .into_iter()
+        .map(|(_, mut r, (gns, gname), (rns, rname, rule))| {
+            let on_rule = (!rule.is_empty()).then(|| ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(rule)));
+            let on_route = ("HTTPRoute".to_owned(), rns, rname, None);
+            let on_gateway = ("Gateway".to_owned(), gns, gname, None);
+            r.access = on_rule
+                .and_then(|k| access_won.get(&k))
+                .or_else(|| access_won.get(&on_route))
+                .or_else(|| access_won.get(&on_gateway))
+                .cloned();
+            r
+        })
+        .collect();
+    // 6. Listener and Gateway status, listener specs.
+    let mut specs = Vec::new();
+    for l in &listeners {
+        if !l.ok {
+            continue;
+        }
+        let pick = |kind: &str, ns: &str, name: &str| {
+            let k = |s: Option<String>| (kind.to_owned(), ns.to_owned(), name.to_owned(), s);
+            ip_won.get(&k(Some(l.spec.name.clone()))).or_else(|| ip_won.get(&k(None)))
+        };
+        let client_ip =
+            if l.parent_kind == "ListenerSet" { pick("ListenerSet", &l.parent_ns, &l.parent_name) } else { None }
+                .or_else(|| {
+                    if l.parent_kind == "Gateway" {
+                        pick("Gateway", &l.gateway.0, &l.gateway.1)
+                    } else {
+                        ip_won.get(&("Gateway".to_owned(), l.gateway.0.clone(), l.gateway.1.clone(), None))
+                    }
+                })
+                .cloned();
+        specs.push(ListenerSpec {
+            name: l.full_name.clone(),
+            port: u16::try_from(l.spec.port).unwrap_or(0),
+            protocol: if l.spec.protocol == "HTTPS" { Protocol::Https } else { Protocol::Http },
+            hostname: l.spec.hostname.clone(),
+            certs: l.certs.clone(),
+            client_ip,
+        });
+    }
+    let listener_status = |l: &Lst<'_>| ListenerStatus {
+        name: l.spec.name.clone(),
+        attached_routes: u32::try_from(l.attached.len()).unwrap_or(u32::MAX),
+        supported_kinds: l.kinds.clone(),
+        conditions: l.conds.clone(),
+    };
+    for g in &gateways {
+        let key = (ns_of(&g.metadata), name_of(&g.metadata));
+        let own: Vec<&Lst<'_>> = listeners.iter().filter(|l| l.parent_kind == "Gateway" && l.gateway == key).collect();
+        let valid = own.iter().filter(|l| l.ok).count();
+        let accepted = match gw_problem.get(&key) {
+            Some((reason, m)) => Cond::new("Accepted", false, reason, m.clone()),
+            None if valid == own.len() => Cond::new("Accepted", true, "Accepted", "gateway accepted"),
+            None if valid > 0 => Cond::new("Accepted", true, "ListenersNotValid", "some listeners are not valid"),
+            None => Cond::new("Accepted", false, "ListenersNotValid", "no listener is valid"),
+        };
+        let programmed = if !accepted.status {
+            Cond::new("Programmed", false, "Invalid", "gateway not accepted")
+        } else if inp.addresses.is_empty() {
+            Cond::new("Programmed", false, "AddressNotAssigned", "the publish Service has no load-balancer address yet")
+        } else {
+            Cond::new("Programmed", true, "Programmed", "served by realip")
+        };
+        statuses.push(ObjectStatus {
+            key: ObjectKey { kind: "Gateway", namespace: Some(key.0.clone()), name: key.1.clone() },
+            generation: g.metadata.generation,
+            status: Status::Gateway {
+                conditions: vec![accepted, programmed],
+                addresses: inp.addresses.clone(),
+                listeners: own.iter().map(|l| listener_status(l)).collect(),
+            },
+        });
+    }
+    for ((sns, sname), res) in &set_ok {
+        let own: Vec<&Lst<'_>> = listeners
+            .iter()
+            .filter(|l| l.parent_kind == "ListenerSet" && l.parent_ns == *sns && l.parent_name == *sname)
+            .collect();
+        let meta_gen = sets
+            .iter()
+            .find(|s| ns_of(&s.metadata) == *sns && name_of(&s.metadata) == *sname)
+            .and_then(|s| s.metadata.generation);
+        let accepted = match res {
+            Err(m) => Cond::new("Accepted", false, "NotAllowed", m.clone()),
+            Ok(()) if own.iter().all(|l| l.ok) => Cond::new("Accepted", true, "Accepted", "listeners attached"),
+            Ok(()) if own.iter().any(|l| l.ok) => {
+                Cond::new("Accepted", true, "ListenersNotValid", "some listeners are not valid")
+            }
+            Ok(()) => Cond::new("Accepted", false, "ListenersNotValid", "no listener is valid"),
+        };
+        let programmed = Cond::new(
+            "Programmed",
+            accepted.status,
+            if accepted.status { "Programmed" } else { "Invalid" },
+            if accepted.status { "served by realip" } else { "not served" },
+        );
+        statuses.push(ObjectStatus {
+            key: ObjectKey { kind: "ListenerSet", namespace: Some(sns.clone()), name: sname.clone() },
+            generation: meta_gen,
+            status: Status::Gateway {
+                conditions: vec![accepted, programmed],
+                addresses: Vec::new(),
+                listeners: own.iter().map(|l| listener_status(l)).collect(),
+            },
+        });
+    }
+    statuses.sort_by(|a, b| a.key.cmp(&b.key));
+    // Only backends a served route names.
+    let used: BTreeSet<&String> =
+        routes.iter().flat_map(|r| r.backends.iter().filter_map(|b| b.backend.as_ref())).collect();
+    let used_certs: BTreeSet<&String> = specs.iter().flat_map(|l| &l.certs).collect();
+    let route_set = RouteSet {
+        backends: backends.values().filter(|b| used.contains(&b.name)).cloned().collect(),
+        certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
+        listeners: specs,
+        routes,
+    };
+    Translation { routes: route_set, statuses }
+}

@@ -1,0 +1,372 @@
+//! The neutral route set: what the proxy serves, whatever produced it
+//! (Ingresses through [`crate::ingress`], Gateway API objects through
+//! [`crate::gateway`]). No Kubernetes types appear here, so the proxy (and
+//! later a `realip-config` crate) can own these types without kube-rs.
+//!
+//! Invariants:
+//! - every [`Route`] has a stable [`Route::name`] derived from the object
+//!   that declared it (`httproute/NS/NAME/RULE/MATCH`,
+//!   `ingress/NS/NAME/HOST/PATH`), never from its position among other
+//!   objects, so metrics and logs keep their names when objects come and go;
+//! - [`RouteSet::routes`] is in match precedence order: the proxy serves a
+//!   request with the first route whose listener, host and match apply
+//!   (Gateway API HTTPRoute precedence, see [`crate::gateway`]);
+//! - every value was validated when the set was built (CIDRs parse,
+//!   sources and strategy are realip-core names), so the proxy can turn
+//!   them into its configuration without failing for one route.
+
+use crate::ingress::{Backend, Cert, Desired};
+
+/// Everything the proxy serves from Kubernetes.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RouteSet {
+    /// Gateway listeners (Gateway and ListenerSet). Empty for Ingress-only
+    /// sets: Ingress routes run on the listeners of the configuration file.
+    pub listeners: Vec<ListenerSpec>,
+    /// Routes, in precedence order.
+    pub routes: Vec<Route>,
+    /// Backends the routes name (sorted by name).
+    pub backends: Vec<Backend>,
+    /// Certificates the listeners (or Ingress `tls`) name.
+    pub certs: Vec<Cert>,
+}
+
+/// Application protocol of a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    /// Plain HTTP.
+    Http,
+    /// HTTP over TLS, terminated by realip.
+    Https,
+}
+
+/// One Gateway API listener, as the proxy should open it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerSpec {
+    /// Stable name: `gateway/NS/GATEWAY/LISTENER` or
+    /// `listenerset/NS/SET/LISTENER`.
+    pub name: String,
+    /// Port clients connect to (the Service port).
+    pub port: u16,
+    /// HTTP or HTTPS.
+    pub protocol: Protocol,
+    /// Host name the listener is restricted to (exact or `*.` wildcard).
+    pub hostname: Option<String>,
+    /// Certificates ([`Cert::name`]) for HTTPS.
+    pub certs: Vec<String>,
+    /// The client-IP chain of this listener (from a ClientIPPolicy);
+    /// `None`: the configuration file's `[client_ip]`.
+    pub client_ip: Option<ClientIp>,
+}
+
+/// PROXY protocol on a listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ProxyMode {
+    /// No PROXY header expected.
+    #[default]
+    Off,
+    /// A PROXY header from a trusted sender is used when present.
+    Optional,
+    /// Every connection must begin with one.
+    Required,
+}
+
+/// How X-Forwarded-For is sent upstream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum XffMode {
+    /// Append the hop that connected to us.
+    #[default]
+    Append,
+    /// Only the resolved client.
+    Replace,
+}
+
+/// A listener's client-IP chain (ClientIPPolicy), validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIp {
+    /// `NS/NAME` of the policy.
+    pub policy: String,
+    /// PROXY protocol mode.
+    pub proxy_protocol: ProxyMode,
+    /// Who may send a PROXY header (CIDRs).
+    pub proxy_protocol_from: Vec<String>,
+    /// Trusted proxies (CIDRs), as `[client_ip] trusted`.
+    pub trusted: Vec<String>,
+    /// realip-core source names in order (`proxy-protocol`, `xff`,
+    /// `forwarded`, `x-real-ip`, `header:NAME`); parse with
+    /// `realip_core::Sources::parse`.
+    pub sources: Vec<String>,
+    /// realip-core strategy (`rightmost-untrusted`, `trusted-hops:N`).
+    pub strategy: String,
+    /// Answer 403 when no trustworthy client address was found.
+    pub fail_closed: bool,
+    /// What the upstream receives.
+    pub forward: Forward,
+}
+
+/// Forwarding headers sent upstream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Forward {
+    /// X-Forwarded-For handling.
+    pub x_forwarded_for: XffMode,
+    /// Send X-Real-IP (the resolved client).
+    pub x_real_ip: bool,
+    /// Send RFC 7239 Forwarded.
+    pub forwarded: bool,
+    /// Request headers removed when the hop that sent them is not trusted.
+    pub strip_untrusted: Vec<String>,
+}
+
+impl Default for Forward {
+    fn default() -> Forward {
+        Forward { x_forwarded_for: XffMode::Append, x_real_ip: true, forwarded: false, strip_untrusted: Vec::new() }
+    }
+}
+
+/// How a request path is matched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathMatch {
+    /// The whole path, exactly.
+    Exact(String),
+    /// Path prefix on `/`-separated segments (`/foo` matches `/foo` and
+    /// `/foo/bar`, not `/foobar`), as the Gateway API defines it.
+    SegmentPrefix(String),
+    /// Plain byte prefix (Ingress paths, served as prefixes).
+    Prefix(String),
+}
+
+/// A header or query parameter that must have a value (exact, header
+/// names case-insensitive).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValueMatch {
+    /// Header name (lower-case) or query parameter name (as written).
+    pub name: String,
+    /// Required value.
+    pub value: String,
+}
+
+/// A request or response header change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HeaderEdit {
+    /// Replace (or add) these.
+    pub set: Vec<(String, String)>,
+    /// Append these.
+    pub add: Vec<(String, String)>,
+    /// Remove these (lower-case names).
+    pub remove: Vec<String>,
+}
+
+/// How a path is rewritten by a redirect or rewrite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PathRewrite {
+    /// Replace the whole path.
+    Full(String),
+    /// Replace the part the route's prefix matched.
+    Prefix(String),
+}
+
+/// A Gateway API filter realip implements.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Filter {
+    /// `RequestHeaderModifier`.
+    RequestHeaders(HeaderEdit),
+    /// `ResponseHeaderModifier`.
+    ResponseHeaders(HeaderEdit),
+    /// `RequestRedirect`: answered by the proxy, no backend involved.
+    Redirect {
+        /// New scheme.
+        scheme: Option<String>,
+        /// New host.
+        hostname: Option<String>,
+        /// New path.
+        path: Option<PathRewrite>,
+        /// New port.
+        port: Option<u16>,
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+    },
+    /// `URLRewrite` before the request goes upstream.
+    Rewrite {
+        /// New Host header.
+        hostname: Option<String>,
+        /// New path.
+        path: Option<PathRewrite>,
+    },
+}
+
+/// One backend of a route and its share of requests.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WeightedBackend {
+    /// [`Backend::name`], or `None` for a reference that did not resolve:
+    /// that share of requests is answered with 500, as the spec requires.
+    pub backend: Option<String>,
+    /// Relative weight (0 = never chosen).
+    pub weight: u32,
+}
+
+/// Per-client token bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RateLimit {
+    /// Sustained requests per second.
+    pub per_second: f64,
+    /// Bucket size.
+    pub burst: f64,
+    /// IPv6 clients share a bucket per prefix of this length.
+    pub ipv6_prefix_length: u8,
+    /// Shared across replicas (`rate_limit_store`) or per replica.
+    pub global: bool,
+}
+
+/// Access rules keyed on the resolved client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Access {
+    /// `NS/NAME` of the ClientAccessPolicy, or `ingress/NS/NAME` for
+    /// annotations.
+    pub policy: String,
+    /// Only these CIDRs (`None`: everyone).
+    pub allow: Option<Vec<String>>,
+    /// Never these CIDRs.
+    pub deny: Vec<String>,
+    /// Rate limit.
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// One routing rule, ready to serve.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Route {
+    /// Stable name (see the module invariants).
+    pub name: String,
+    /// `kind/NS/NAME` of the object that declared it.
+    pub origin: String,
+    /// Listeners ([`ListenerSpec::name`]) it is attached to; empty: every
+    /// listener of the configuration file (Ingress).
+    pub listeners: Vec<String>,
+    /// Host (exact or `*.` wildcard); `None` matches any.
+    pub host: Option<String>,
+    /// Path.
+    pub path: PathMatch,
+    /// Method, upper-case.
+    pub method: Option<String>,
+    /// Headers that must be present with these values.
+    pub headers: Vec<ValueMatch>,
+    /// Query parameters that must be present with these values.
+    pub query: Vec<ValueMatch>,
+    /// Filters, in order.
+    pub filters: Vec<Filter>,
+    /// Backends and weights. Empty with no redirect: 500.
+    pub backends: Vec<WeightedBackend>,
+    /// Client access rules.
+    pub access: Option<Access>,
+    /// Largest request body (Ingress `proxy-body-size`).
+    pub max_body: Option<u64>,
+    /// Redirect plain HTTP to https (Ingress `ssl-redirect`).
+    pub ssl_redirect: bool,
+}
+
+impl RouteSet {
+    /// The Ingress result as a route set, with stable names
+    /// `ingress/NS/NAME/HOST/PATH` (`*` for any host; a repeated host and
+    /// path in one Ingress gets `#2`, `#3`…). Order is kept.
+    pub fn from_ingress(d: &Desired) -> RouteSet {
+        let mut seen: std::collections::BTreeMap<String, u32> = std::collections::BTreeMap::new();
+        let routes = d
+            .routes
+            .iter()
+            .map(|r| {
+                let base = format!("ingress/{}/{}{}", r.ingress, r.host.as_deref().unwrap_or("*"), r.path);
+                let n = seen.entry(base.clone()).or_insert(0);
+                *n += 1;
+                let name = if *n == 1 { base } else { format!("{base}#{n}") };
+                let access = (r.allow.is_some() || !r.deny.is_empty() || r.rps.is_some()).then(|| Access {
+                    policy: format!("ingress/{}", r.ingress),
+                    allow: r.allow.clone(),
+                    deny: r.deny.clone(),
+                    rate_limit: r.rps.map(|rps| RateLimit {
+                        per_second: rps,
+                        burst: r.burst.unwrap_or(rps),
+                        ipv6_prefix_length: 64,
+                        global: false,
+                    }),
+                });
+                Route {
+                    name,
+                    origin: format!("ingress/{}", r.ingress),
+                    listeners: Vec::new(),
+                    host: r.host.clone(),
+                    path: PathMatch::Prefix(r.path.clone()),
+                    method: None,
+                    headers: Vec::new(),
+                    query: Vec::new(),
+                    filters: Vec::new(),
+                    backends: vec![WeightedBackend { backend: Some(r.backend.clone()), weight: 1 }],
+                    access,
+                    max_body: r.max_body,
+                    ssl_redirect: r.ssl_redirect,
+                }
+            })
+            .collect();
+        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs: d.certs.clone() }
+    }
+
+    /// Both sets as one: Gateway listeners, then Ingress routes (which have
+    /// no listener restriction) after the Gateway routes, backends and
+    /// certificates merged by name.
+    #[must_use]
+    pub fn merge(mut self, other: RouteSet) -> RouteSet {
+        self.listeners.extend(other.listeners);
+        self.routes.extend(other.routes);
+        for b in other.backends {
+            if !self.backends.iter().any(|x| x.name == b.name) {
+                self.backends.push(b);
+            }
+        }
+        self.backends.sort_by(|a, b| a.name.cmp(&b.name));
+        for c in other.certs {
+            if !self.certs.iter().any(|x| x.name == c.name) {
+                self.certs.push(c);
+            }
+        }
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingress::Route as IngressRoute;
+
+    fn ing(ingress: &str, host: Option<&str>, path: &str) -> IngressRoute {
+        IngressRoute {
+            ingress: ingress.into(),
+            host: host.map(Into::into),
+            path: path.into(),
+            backend: "web/app:80".into(),
+            allow: None,
+            deny: vec![],
+            rps: Some(5.0),
+            burst: Some(25.0),
+            max_body: None,
+            ssl_redirect: false,
+        }
+    }
+
+    #[test]
+    fn ingress_route_names_do_not_depend_on_other_ingresses() {
+        let one = Desired { routes: vec![ing("web/b", Some("b.example.com"), "/")], ..Desired::default() };
+        let two = Desired {
+            routes: vec![
+                ing("web/a", None, "/"),
+                ing("web/b", Some("b.example.com"), "/"),
+                ing("web/b", Some("b.example.com"), "/"),
+            ],
+            ..Desired::default()
+        };
+        let n1: Vec<String> = RouteSet::from_ingress(&one).routes.into_iter().map(|r| r.name).collect();
+        let n2: Vec<String> = RouteSet::from_ingress(&two).routes.into_iter().map(|r| r.name).collect();
+        assert_eq!(n1, ["ingress/web/b/b.example.com/"]);
+        assert_eq!(n2, ["ingress/web/a/*/", "ingress/web/b/b.example.com/", "ingress/web/b/b.example.com/#2"]);
+        let r = &RouteSet::from_ingress(&one).routes[0];
+        let rl = r.access.as_ref().and_then(|a| a.rate_limit.clone()).unwrap();
+        assert_eq!((rl.per_second, rl.burst, rl.ipv6_prefix_length), (5.0, 25.0, 64));
+    }
+}
