@@ -198,4 +198,21 @@ mod tests {
             assert!(matches!(normalize(p, false), Ok(Cow::Borrowed(_))), "{p}");
         }
     }
+
+    proptest::proptest! {
+        /// Whatever the bytes: no panic, and an accepted path meets the
+        /// invariants of the module docs.
+        #[test]
+        fn normalized_paths_keep_their_invariants(raw in "/[a-zA-Z0-9%./\\\\_~-]{0,40}") {
+            if let Ok(n) = normalize(&raw, false) {
+                proptest::prop_assert!(n.starts_with('/'));
+                proptest::prop_assert!(!n.contains("//"));
+                proptest::prop_assert!(!n.contains("/./") && !n.contains("/../"));
+                proptest::prop_assert!(!n.ends_with("/.") && !n.ends_with("/.."));
+                proptest::prop_assert!(!n.contains('\\'));
+                let again = normalize(&n, false).unwrap();
+                proptest::prop_assert_eq!(again.as_ref(), n.as_ref());
+            }
+        }
+    }
 }
