@@ -63,13 +63,14 @@ fn each_checklist_item_broken_is_caught() {
         ("one ingress replica", "  replicas: 3", "  replicas: 1", "ingress-single-replica", 30),
         ("ingress pods not spread", "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone", "ingress-no-spread", 44),
         ("no preStop drain with Local", "        lifecycle:\n          preStop:\n            exec:\n              command: [\"/wait-shutdown\"]\n", "", "rollout-no-drain", 52),
-        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 82),
+        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 84),
         ("ETP on the app's ClusterIP Service", "  type: ClusterIP\n", "  type: ClusterIP\n  externalTrafficPolicy: Local\n", "etp-without-effect", 93),
         ("PROXY on the LB, not on the ingress", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "proxy-protocol-mismatch", 13),
         ("PROXY on the ingress, not on the LB", "  use-forwarded-headers: \"true\"\n", "  use-forwarded-headers: \"true\"\n  use-proxy-protocol: \"true\"\n", "proxy-protocol-mismatch", 4),
-        ("PROXY on: in-cluster clients bypass the LB", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "hairpin-proxy-protocol", 13),
+        // DigitalOcean publishes an IP (AWS publishes a hostname: no hairpin there, issue 12 item 3).
+        ("PROXY on: in-cluster clients bypass the LB", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol: \"true\"\n", "hairpin-proxy-protocol", 13),
         ("no PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget", "apiVersion: v1\nkind: Secret", "ingress-no-pdb", 25),
-        ("maxUnavailable can empty a node", "      maxUnavailable: 0", "      maxUnavailable: 1", "rollout-max-unavailable", 32),
+        ("maxUnavailable can empty a node", "      maxUnavailable: 0", "      maxUnavailable: 1", "rollout-max-unavailable", 34),
         ("grace period shorter than the drain", "command: [\"/wait-shutdown\"]", "command: [\"sh\", \"-c\", \"sleep 40\"]", "grace-shorter-than-drain", 22),
         ("dual-stack, IPv4-only trust", "  externalTrafficPolicy: Local\n", "  externalTrafficPolicy: Local\n  ipFamilyPolicy: PreferDualStack\n", "dual-stack-one-family-trusted", 4),
     ];
