@@ -246,7 +246,7 @@ pub fn judge(e: &Edge, out: &mut Vec<Finding>) {
                 out.push(Finding::new(
                     "hops-mismatch",
                     &h.at,
-                    format!("{} is {} but the load balancer in front {} : the entry taken is one the client can write, unless a proxy not described here (a CDN) adds it", h.key, h.value, if l7_any { "adds 1" } else { "is L4 and adds none" }),
+                    format!("{} is {} but the load balancer in front {}: the entry taken is one the client can write, unless a proxy not described here (a CDN) adds it", h.key, h.value, if l7_any { "adds 1" } else { "is L4 and adds none" }),
                     e.fix("hops-mismatch", None),
                 ));
             }
