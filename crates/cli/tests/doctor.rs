@@ -447,3 +447,61 @@ fn scaleway_auto_health_check_is_fine_a_pinned_port_is_not() {
     assert!(flagged(&with("30080")));
     assert!(!flagged(&with("auto")));
 }
+
+/// `--live` lists the Gateway API and controller CRDs the cluster serves;
+/// the ones it does not serve (404) are not errors.
+#[test]
+fn live_cluster_lists_the_crds_it_has() {
+    use serde_json::json;
+    let mut lists = std::collections::HashMap::new();
+    for path in [
+        "/api/v1/services",
+        "/api/v1/configmaps",
+        "/api/v1/pods",
+        "/api/v1/nodes",
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/daemonsets",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        "/apis/networking.k8s.io/v1/ingresses",
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        "/apis/policy/v1/poddisruptionbudgets",
+    ] {
+        lists.insert(path, json!([]));
+    }
+    // NGF is installed (Gateway API and NginxProxy CRDs); Envoy Gateway, Traefik and HPAs answer 404.
+    lists.insert("/apis/gateway.networking.k8s.io/v1/gatewayclasses", json!([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "nginx"}, "spec": {"controllerName": "gateway.nginx.org/nginx-gateway-controller", "parametersRef": {"group": "gateway.nginx.org", "kind": "NginxProxy", "name": "proxy", "namespace": "nginx-gateway"}}}]));
+    lists.insert("/apis/gateway.networking.k8s.io/v1/gateways", json!([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "cafe", "namespace": "default"}, "spec": {"gatewayClassName": "nginx", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}]));
+    lists.insert("/apis/gateway.nginx.org/v1alpha2/nginxproxies", json!([{"apiVersion": "gateway.nginx.org/v1alpha2", "kind": "NginxProxy", "metadata": {"name": "proxy", "namespace": "nginx-gateway"}, "spec": {"rewriteClientIP": {"mode": "XForwardedFor", "trustedAddresses": [{"type": "CIDR", "value": "0.0.0.0/0"}]}}}]));
+    let (addr, seen) = fake_api_server(lists);
+    let dir = std::env::temp_dir().join(format!("realip-live-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{token: fake-token}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_realip"))
+        .args(["doctor", "--live", "--format", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = findings(&out);
+    assert!(
+        f.iter()
+            .any(|f| f["rule"] == "forwarded-headers-from-everyone" && f["object"] == "NginxProxy/nginx-gateway/proxy"),
+        "{f:?}"
+    );
+    let requests = seen.lock().unwrap().clone();
+    for path in [
+        "/apis/gateway.envoyproxy.io/v1alpha1/clienttrafficpolicies ",
+        "/apis/traefik.io/v1alpha1/middlewares ",
+        "/apis/gateway.nginx.org/v1alpha2/nginxproxies ",
+    ] {
+        assert!(requests.iter().any(|r| r.starts_with(path)), "{path} not asked: {requests:?}");
+    }
+}

@@ -45,6 +45,13 @@ fn envoy_service(gw: &Object, ep: Option<&Object>) -> ServiceFacts {
         None => Place::of(gw, &["spec"]),
     };
     let svc = ep.and_then(|p| p.doc.at(&base));
+    // Annotations: the EnvoyProxy's, else the Gateway's spec.infrastructure.annotations.
+    let infra = gw.doc.at(&["spec", "infrastructure", "annotations"]);
+    let (annotations, annotations_at) = match (svc.and_then(|s| s.get("annotations")), infra) {
+        (Some(a), _) => (Some(a), at("annotations")),
+        (None, Some(a)) => (Some(a), Place { line: a.line, ..Place::of(gw, &[]) }),
+        (None, None) => (None, at("annotations")),
+    };
     ServiceFacts {
         name: format!("envoy-{}-{}", gw.namespace, gw.name),
         namespace: "envoy-gateway-system".into(),
@@ -52,9 +59,14 @@ fn envoy_service(gw: &Object, ep: Option<&Object>) -> ServiceFacts {
         ty: svc.and_then(|s| s.str_at(&["type"])).unwrap_or("LoadBalancer").to_owned(),
         etp: Some(svc.and_then(|s| s.str_at(&["externalTrafficPolicy"])).unwrap_or("Local").to_owned()),
         etp_at: at("externalTrafficPolicy"),
-        annotations_at: at("annotations"),
-        annotation_lines: Vec::new(),
-        lb: cloud::classify(svc.and_then(|s| s.get("annotations"))),
+        annotation_lines: annotations
+            .map(Node::entries)
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.line))
+            .collect(),
+        annotations_at,
+        lb: cloud::classify(annotations),
         dual_stack: None,
         health_check_node_port: true,
         ip_mode_proxy: false,

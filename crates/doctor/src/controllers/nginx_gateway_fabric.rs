@@ -2,7 +2,9 @@
 //! `gateway.nginx.org/nginx-gateway-controller`; the `NginxProxy` the class
 //! or the Gateway references: `rewriteClientIP` (`mode` ProxyProtocol or
 //! XForwardedFor, `trustedAddresses`, `setIPRecursively`) and
-//! `kubernetes.service` (type, externalTrafficPolicy — Local by default).
+//! `kubernetes.service` (type, externalTrafficPolicy — Local by default),
+//! and the Service annotations from the Gateway's
+//! `spec.infrastructure.annotations` or a `kubernetes.service.patches` entry.
 //! On a live cluster the Services NGF created for the Gateway are read
 //! (label `gateway.networking.k8s.io/gateway-name`).
 
@@ -30,6 +32,60 @@ fn nginx_proxy<'a>(ix: &Index<'a>, o: &Object, path: &[&str], default_ns: &str) 
         .flatten()
 }
 
+/// The data-plane Service NGF creates for `gw`, from the NginxProxy `np`
+/// (`kubernetes.service`) and the Gateway's infrastructure annotations.
+fn service(gw: &Object, np: Option<&Object>) -> ServiceFacts {
+    let svc_path = ["spec", "kubernetes", "service"];
+    let svc = np.and_then(|p| p.doc.at(&svc_path));
+    let at = |k: &str| match np {
+        Some(p) => {
+            let path = [&svc_path[..], &[k]].concat();
+            Place::of(p, if p.doc.at(&path).is_some() { &path } else { &svc_path[..] })
+        }
+        None => Place::of(gw, &["spec"]),
+    };
+    // Service annotations: the Gateway's spec.infrastructure.annotations (Gateway API
+    // propagates them to the objects it creates), else a patch of the NginxProxy.
+    let infra = ["spec", "infrastructure", "annotations"];
+    let patched = svc
+        .and_then(|s| s.get("patches"))
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .find_map(|p| p.at(&["value", "metadata", "annotations"]));
+    let (annotations, owner) = match (gw.doc.at(&infra), patched) {
+        (Some(a), _) => (Some(a), Some(gw)),
+        (None, Some(a)) => (Some(a), np),
+        (None, None) => (None, None),
+    };
+    let annotations_at = match owner {
+        Some(o) => {
+            Place { object: o.id(), file: o.source.file.clone(), line: annotations.map_or(o.source.line, |a| a.line) }
+        }
+        None => at("type"),
+    };
+    ServiceFacts {
+        name: format!("{}-{}", gw.name, gw.doc.str_at(&["spec", "gatewayClassName"]).unwrap_or("nginx")),
+        namespace: gw.namespace.clone(),
+        at: at("type"),
+        ty: svc.and_then(|s| s.str_at(&["type"])).unwrap_or("LoadBalancer").to_owned(),
+        etp: Some(svc.and_then(|s| s.str_at(&["externalTrafficPolicy"])).unwrap_or("Local").to_owned()),
+        etp_at: at("externalTrafficPolicy"),
+        annotation_lines: annotations
+            .map(Node::entries)
+            .unwrap_or_default()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.line))
+            .collect(),
+        annotations_at,
+        lb: cloud::classify(annotations),
+        dual_stack: None,
+        health_check_node_port: true,
+        ip_mode_proxy: false,
+        type_at: at("type"),
+    }
+}
+
 /// Finds the instances.
 pub fn find(ix: &Index) -> Vec<Edge> {
     let mut edges = Vec::new();
@@ -50,30 +106,7 @@ pub fn find(ix: &Index) -> Vec<Edge> {
             .filter(|s| s.label("gateway.networking.k8s.io/gateway-name") == Some(gw.name.as_str()))
             .collect();
         if owned.is_empty() {
-            let np = pick(&svc_path);
-            let svc = np.and_then(|p| p.doc.at(&svc_path));
-            let at = |k: &str| match np {
-                Some(p) => {
-                    let path = [&svc_path[..], &[k]].concat();
-                    Place::of(p, if p.doc.at(&path).is_some() { &path } else { &svc_path[..] })
-                }
-                None => Place::of(gw, &["spec"]),
-            };
-            e.services.push(ServiceFacts {
-                name: format!("{}-{}", gw.name, gw.doc.str_at(&["spec", "gatewayClassName"]).unwrap_or("nginx")),
-                namespace: gw.namespace.clone(),
-                at: at("type"),
-                ty: svc.and_then(|s| s.str_at(&["type"])).unwrap_or("LoadBalancer").to_owned(),
-                etp: Some(svc.and_then(|s| s.str_at(&["externalTrafficPolicy"])).unwrap_or("Local").to_owned()),
-                etp_at: at("externalTrafficPolicy"),
-                annotations_at: at("annotations"),
-                annotation_lines: Vec::new(),
-                lb: cloud::classify(svc.and_then(|s| s.get("annotations"))),
-                dual_stack: None,
-                health_check_node_port: true,
-                ip_mode_proxy: false,
-                type_at: at("type"),
-            });
+            e.services.push(service(gw, pick(&svc_path)));
         }
         for s in owned {
             e.add_service(s);
