@@ -191,3 +191,17 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// docs/doctor.md documents every rule at the anchor findings link to.
+    #[test]
+    fn every_rule_has_its_section() {
+        let doc =
+            std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/doctor.md"))
+                .unwrap();
+        for r in super::RULES {
+            assert!(doc.contains(&format!("<a id=\"{}\"></a>", r.id)), "docs/doctor.md has no anchor for {}", r.id);
+        }
+    }
+}
