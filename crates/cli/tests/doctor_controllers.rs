@@ -402,3 +402,38 @@ fn envoy_gateway_rate_limits_need_client_ip_detection() {
     assert!(!f.iter().any(|f| f["rule"] == "client-policy-without-client-ip"), "{f:?}");
     assert!(f.iter().any(|f| f["rule"] == "hops-mismatch"), "1 trusted hop behind an L4 load balancer: {f:?}");
 }
+
+/// Traefik's static configuration file in a ConfigMap (`traefik.yml`):
+/// entry point settings are read from it, at their line in the file.
+#[test]
+fn traefik_static_file_in_a_configmap() {
+    let text = std::fs::read_to_string(fixture("traefik-crd.yaml")).unwrap().replace(
+        "        - --entryPoints.web.forwardedHeaders.trustedIPs=10.0.0.0/8,192.0.2.0/24\n        - --entryPoints.websecure.proxyProtocol.insecure\n",
+        "",
+    );
+    let cm = "---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: traefik-config\n  namespace: traefik\ndata:\n  traefik.yml: |\n    entryPoints:\n      web:\n        address: \":8000\"\n        forwardedHeaders:\n          insecure: true\n";
+    let all = format!("{text}{cm}");
+    let f = findings(&doctor(&["-", "--format", "json"], Some(&all)));
+    let hit = f.iter().find(|f| f["rule"] == "forwarded-headers-from-everyone").unwrap_or_else(|| panic!("{f:?}"));
+    let line = usize::try_from(hit["line"].as_u64().unwrap()).unwrap();
+    assert!(all.lines().nth(line - 1).unwrap().contains("insecure: true"), "line {line}: {hit}");
+}
+
+/// realip's own config is read with the proxy's parser: a multi-line
+/// `trusted` array holding `'0.0.0.0/0'` (single quotes) is caught, at its
+/// line; a config the parser refuses is reported as such.
+#[test]
+fn realip_config_is_parsed_with_the_proxys_types() {
+    let cm = |toml: &str| {
+        let body: String = toml.lines().flat_map(|l| ["    ", l, "\n"]).collect();
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: realip, namespace: ingress}}\ndata:\n  realip.toml: |\n{body}")
+    };
+    let text = cm("[[listener]]\nname = \"web\"\nbind = \"0.0.0.0:8080\"\n\n[client_ip]\ntrusted = [\n  '10.0.0.0/8',\n  '0.0.0.0/0',\n]\nsources = [\"xff\"]");
+    let f = findings(&doctor(&["-", "--format", "json"], Some(&text)));
+    let hit = f.iter().find(|f| f["rule"] == "forwarded-headers-from-everyone").unwrap_or_else(|| panic!("{f:?}"));
+    let line = usize::try_from(hit["line"].as_u64().unwrap()).unwrap();
+    assert!(text.lines().nth(line - 1).unwrap().contains("trusted = ["), "line {line}: {hit}");
+    let bad = cm("[[listener]]\nname = \"web\"\nbind = \"0.0.0.0:8080\"\nproxy_protocol = \"sometimes\"");
+    let f = findings(&doctor(&["-", "--format", "json"], Some(&bad)));
+    assert!(f.iter().any(|f| f["rule"] == "realip-config-invalid"), "{f:?}");
+}

@@ -35,10 +35,10 @@ pub struct Toml<'a> {
 
 impl Toml<'_> {
     /// The place of the first line starting with `key` (after spaces) in the
-    /// TOML text (a block scalar: its text starts on the line after the key).
+    /// TOML text (a block scalar, whose node starts at its first content line).
     pub fn place_of(&self, key: &str) -> Place {
         let base = self.cm.line_of(&["data", &self.key]);
-        let offset = self.text.lines().position(|l| l.trim_start().starts_with(key)).map_or(0, |i| i + 1);
+        let offset = self.text.lines().position(|l| l.trim_start().starts_with(key)).unwrap_or(0);
         Place { object: self.cm.id(), file: self.cm.source.file.clone(), line: base + offset }
     }
 }

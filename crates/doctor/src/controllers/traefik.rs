@@ -86,8 +86,9 @@ fn from_args(w: &Object, eps: &mut Vec<EntryPoint>) {
 /// `entryPoints:` of a static configuration file held in a ConfigMap.
 fn from_file(cm: &Object, key: &str, text: &str, eps: &mut Vec<EntryPoint>) {
     let Ok(docs) = realip_kube::yaml::parse(text, key) else { return };
+    // A block scalar's node starts at its first content line, the text's line 1.
     let base = cm.line_of(&["data", key]);
-    let place = |n: &Node| Place { object: cm.id(), file: cm.source.file.clone(), line: base + n.line };
+    let place = |n: &Node| Place { object: cm.id(), file: cm.source.file.clone(), line: base + n.line - 1 };
     for doc in docs {
         for (name, ep) in doc.get("entryPoints").map(Node::entries).unwrap_or_default() {
             let e = entry(eps, name);
