@@ -42,17 +42,17 @@ for i in range(4000):
     ns = f"team-{i % 40}"
     k = i % 4
     if k == 0:
-        env = "".join(f"        - name: SETTING_{j}\n          value: \"{'x' * 40}-{i}-{j}\"\n" for j in range(55))
+        env = "".join(f"        - name: SETTING_{j}\n          value: \"{'x' * 40}-{i}-{j}\"\n" for j in range(42))
         args = ", ".join(f"\"--flag-{j}=value-{i}-{j}\"" for j in range(20))
         docs.append(f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: dep-{i}\n  namespace: {ns}\n  labels: {{app: a{i}, team: {ns}}}\nspec:\n  replicas: 3\n  template:\n    metadata:\n      labels: {{app: a{i}}}\n    spec:\n      containers:\n      - name: app\n        image: example/app:{i}\n        command: [gunicorn, -k, uvicorn.workers.UvicornWorker]\n        args: [{args}, \"--forwarded-allow-ips=10.0.0.0/8\"]\n        env:\n{env}")
     elif k == 1:
-        blob = "\n".join(f"    line {j} of the configuration blob for object {i} " + "y" * 40 for j in range(45))
+        blob = "\n".join(f"    line {j} of the configuration blob for object {i} " + "y" * 40 for j in range(42))
         docs.append(f"apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cm-{i}\n  namespace: {ns}\ndata:\n  app.conf: |\n{blob}\n")
     elif k == 2:
-        ann = "".join(f"    example.com/annotation-{j}: \"{'z' * 60}-{i}\"\n" for j in range(45))
+        ann = "".join(f"    example.com/annotation-{j}: \"{'z' * 60}-{i}\"\n" for j in range(40))
         docs.append(f"apiVersion: v1\nkind: Service\nmetadata:\n  name: svc-{i}\n  namespace: {ns}\n  annotations:\n{ann}spec:\n  type: ClusterIP\n  selector: {{app: a{i - 2}}}\n  ports:\n  - port: 80\n    targetPort: 8080\n")
     else:
-        rules = "".join(f"  - host: h{i}-{j}.example.com\n    http:\n      paths:\n      - path: /p{j}\n        pathType: Prefix\n        backend:\n          service:\n            name: svc-{i - 1}\n            port:\n              number: 80\n" for j in range(14))
+        rules = "".join(f"  - host: h{i}-{j}.example.com\n    http:\n      paths:\n      - path: /p{j}\n        pathType: Prefix\n        backend:\n          service:\n            name: svc-{i - 1}\n            port:\n              number: 80\n" for j in range(13))
         docs.append(f"apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: ing-{i}\n  namespace: {ns}\nspec:\n  ingressClassName: nginx\n  rules:\n{rules}")
 open(big, "w").write("---\n".join(docs))
 PY
