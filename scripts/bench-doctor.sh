@@ -57,11 +57,11 @@ for i in range(4000):
 open(big, "w").write("---\n".join(docs))
 PY
 run() { # label objects file
-    /usr/bin/time -f "%e %M" -o "$work/time" ./target/release/realip doctor "$3" --format json >"$work/out.json" || true
-    read -r secs kb <"$work/time"
+    /usr/bin/time -f "%e %M %U %S" -o "$work/time" ./target/release/realip doctor "$3" --format json >"$work/out.json" || true
+    read -r secs kb user sys <"$work/time"
     findings=$(python3 -c "import json,sys; print(len(json.load(open(sys.argv[1]))['findings']))" "$work/out.json")
     size=$(stat -c %s "$3")
-    awk -v l="$1" -v n="$2" -v s="$secs" -v kb="$kb" -v f="$findings" -v b="$size" 'BEGIN {printf "%s: %d objects, %.1f MB in %.2f s (%.0f objects/s), peak RSS %.1f MiB, %d findings\n", l, n, b / 1e6, s, (s > 0 ? n / s : 0), kb / 1024, f}'
+    awk -v l="$1" -v n="$2" -v s="$secs" -v kb="$kb" -v f="$findings" -v b="$size" -v u="$user" -v y="$sys" 'BEGIN {printf "%s: %d objects, %.1f MB in %.2f s wall, %.2f s CPU (user+sys) (%.0f objects/s), peak RSS %.1f MiB, %d findings\n", l, n, b / 1e6, s, u + y, (s > 0 ? n / s : 0), kb / 1024, f}'
 }
 run "objects" "$n" "$work/objects.yaml"
 run "16 MB stream" 4000 "$work/big.yaml"
