@@ -437,3 +437,20 @@ fn realip_config_is_parsed_with_the_proxys_types() {
     let f = findings(&doctor(&["-", "--format", "json"], Some(&bad)));
     assert!(f.iter().any(|f| f["rule"] == "realip-config-invalid"), "{f:?}");
 }
+
+/// Istio: without the pod annotation, the mesh config's gatewayTopology counts.
+#[test]
+fn istio_mesh_config_sets_the_default_topology() {
+    let text = std::fs::read_to_string(fixture("istio-gateway.yaml")).unwrap().replace(
+        "      annotations:\n        proxy.istio.io/config: '{\"gatewayTopology\": {\"numTrustedProxies\": 2}}'\n",
+        "",
+    );
+    let rules = |t: &str| -> Vec<String> {
+        found(&doctor(&["-", "--format", "json"], Some(t))).into_iter().map(|f| f.0).collect()
+    };
+    // Istio's default trusts no proxy: behind an L7 load balancer the client is lost.
+    let f = findings(&doctor(&["-", "--format", "json"], Some(&text)));
+    assert!(f.iter().any(|f| f["rule"] == "hops-mismatch" && f["severity"] == "error"), "{f:?}");
+    let mesh = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: |\n    defaultConfig:\n      gatewayTopology:\n        numTrustedProxies: 1\n";
+    assert!(!rules(&format!("{text}{mesh}")).contains(&"hops-mismatch".to_owned()));
+}

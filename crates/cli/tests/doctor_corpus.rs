@@ -611,6 +611,16 @@ fn item3_load_balancer_kinds() {
     assert!(hairpin["fix"].as_str().unwrap().contains("scw-loadbalancer-use-hostname"), "{hairpin}");
     let r = rules(&doctor_in(&dir, &["combined/scw-with-use-hostname.yaml", "--format", "json"], None));
     assert!(!r.contains(&"hairpin-proxy-protocol".to_owned()), "{r:?}");
+    // A GCE application load balancer (an Ingress of class gce) in front of the controller's Service.
+    let gce = format!(
+        "{}\n---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: edge, namespace: ingress-nginx}}\nspec:\n  ingressClassName: gce\n  defaultBackend:\n    service: {{name: ingress-nginx-controller, port: {{number: 80}}}}\n",
+        read(&dir, "ingress-nginx/static/baremetal.yaml")
+    );
+    let r = rules(&doctor_in(&dir, &["-", "--format", "json"], Some(&gce)));
+    assert!(
+        r.contains(&"lb-l7-forwarded-headers-ignored".to_owned()) && !r.contains(&"ingress-etp-cluster".to_owned()),
+        "{r:?}"
+    );
 }
 
 /// Item 4: CIDRs must parse; compute-full-forwarded-for against `*` apps.
