@@ -1,7 +1,9 @@
 //! NGINX Gateway Fabric: Gateways whose GatewayClass has controllerName
 //! `gateway.nginx.org/nginx-gateway-controller`; the `NginxProxy` the class
 //! or the Gateway references: `rewriteClientIP` (`mode` ProxyProtocol or
-//! XForwardedFor, `trustedAddresses`, `setIPRecursively`) and
+//! XForwardedFor, `trustedAddresses`; `setIPRecursively` is not judged:
+//! with the one L7 hop manifests can show, the rightmost entry is the
+//! client either way) and
 //! `kubernetes.service` (type, externalTrafficPolicy — Local by default),
 //! and the Service annotations from the Gateway's
 //! `spec.infrastructure.annotations` or a `kubernetes.service.patches` entry.
