@@ -335,7 +335,7 @@ pub struct DoctorArgs {
     /// Manifest files or directories (YAML/JSON, multi-document, List kinds); `-` reads stdin.
     #[arg(value_name = "FILE|DIR|-")]
     pub paths: Vec<std::path::PathBuf>,
-    /// An ingress-nginx chart values file to audit too.
+    /// A chart values file to audit too (ingress-nginx, Traefik or realip; recognised from its keys).
     #[arg(long, value_name = "FILE")]
     pub helm_values: Vec<std::path::PathBuf>,
     /// text, json or sarif.

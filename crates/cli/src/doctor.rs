@@ -12,7 +12,11 @@ pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
             "nothing to audit: give manifest files, directories, `-`, --helm-values, --live or --probe"
         )));
     }
-    let mut objects = realip_kube::load_paths(&a.paths).map_err(Failure::usage)?;
+    let loaded = realip_kube::load_paths_noted(&a.paths).map_err(Failure::usage)?;
+    for n in &loaded.notes {
+        eprintln!("realip doctor: note: {}", n.message);
+    }
+    let mut objects = loaded.objects;
     let mut findings = Vec::new();
     if a.live {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Failure::usage)?;
@@ -20,12 +24,24 @@ pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
         findings.extend(rules::check_live(&cluster));
         objects.extend(cluster);
     }
-    findings.splice(0..0, rules::check(&objects));
+    let audit = rules::audit(&objects, &loaded.duplicates);
+    let mut controllers = audit.controllers;
+    findings.splice(0..0, audit.findings);
     for f in &a.helm_values {
-        let text = std::fs::read_to_string(f).map_err(|e| Failure::usage(anyhow!("{}: {e}", f.display())))?;
+        let text =
+            std::fs::read_to_string(f).map_err(|e| Failure::usage(anyhow!(e).context(f.display().to_string())))?;
         let name = f.display().to_string();
         for doc in realip_kube::yaml::parse(&text, &name).map_err(Failure::usage)? {
-            findings.extend(helm::check(&doc, &name));
+            match helm::audit(&doc, &name) {
+                (Some(chart), found) => {
+                    eprintln!("realip doctor: note: {name}: {chart} chart values");
+                    controllers.push(format!("{chart} chart values {name}"));
+                    findings.extend(found);
+                }
+                (None, _) => eprintln!(
+                    "realip doctor: note: {name}: not recognised as ingress-nginx, Traefik or realip chart values: not audited"
+                ),
+            }
         }
     }
     if let Some(url) = &a.probe {
@@ -36,11 +52,12 @@ pub fn run(a: &DoctorArgs) -> Result<(), Failure> {
             field: a.probe_field.clone(),
         };
         findings.extend(probe::run(&p).map_err(Failure::usage)?);
+        controllers.push(format!("probe {url}"));
     }
     let out = match a.format.as_str() {
-        "json" => report::json(&findings),
-        "sarif" => report::sarif(&findings),
-        _ => report::text(&findings, std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        "json" => report::json(&findings, &controllers),
+        "sarif" => report::sarif(&findings, &std::env::current_dir().unwrap_or_default()),
+        _ => report::text(&findings, &controllers, std::io::IsTerminal::is_terminal(&std::io::stdout())),
     };
     println!("{}", out.trim_end());
     let floor = if a.fail_on == "warning" { Severity::Warning } else { Severity::Error };

@@ -63,13 +63,14 @@ fn each_checklist_item_broken_is_caught() {
         ("one ingress replica", "  replicas: 3", "  replicas: 1", "ingress-single-replica", 30),
         ("ingress pods not spread", "topologyKey: kubernetes.io/hostname", "topologyKey: topology.kubernetes.io/zone", "ingress-no-spread", 44),
         ("no preStop drain with Local", "        lifecycle:\n          preStop:\n            exec:\n              command: [\"/wait-shutdown\"]\n", "", "rollout-no-drain", 52),
-        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 82),
+        ("uvicorn trusts *", "--forwarded-allow-ips=10.0.0.0/8,127.0.0.1", "--forwarded-allow-ips=*", "app-trusts-every-proxy", 84),
         ("ETP on the app's ClusterIP Service", "  type: ClusterIP\n", "  type: ClusterIP\n  externalTrafficPolicy: Local\n", "etp-without-effect", 93),
         ("PROXY on the LB, not on the ingress", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "proxy-protocol-mismatch", 13),
         ("PROXY on the ingress, not on the LB", "  use-forwarded-headers: \"true\"\n", "  use-forwarded-headers: \"true\"\n  use-proxy-protocol: \"true\"\n", "proxy-protocol-mismatch", 4),
-        ("PROXY on: in-cluster clients bypass the LB", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\"\n", "hairpin-proxy-protocol", 13),
+        // DigitalOcean publishes an IP (AWS publishes a hostname: no hairpin there, issue 12 item 3).
+        ("PROXY on: in-cluster clients bypass the LB", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n", "  labels:\n    app.kubernetes.io/name: ingress-nginx\n    app.kubernetes.io/component: controller\n  annotations:\n    service.beta.kubernetes.io/do-loadbalancer-enable-proxy-protocol: \"true\"\n", "hairpin-proxy-protocol", 13),
         ("no PodDisruptionBudget", "apiVersion: policy/v1\nkind: PodDisruptionBudget", "apiVersion: v1\nkind: Secret", "ingress-no-pdb", 25),
-        ("maxUnavailable can empty a node", "      maxUnavailable: 0", "      maxUnavailable: 1", "rollout-max-unavailable", 32),
+        ("maxUnavailable can empty a node", "      maxUnavailable: 0", "      maxUnavailable: 1", "rollout-max-unavailable", 34),
         ("grace period shorter than the drain", "command: [\"/wait-shutdown\"]", "command: [\"sh\", \"-c\", \"sleep 40\"]", "grace-shorter-than-drain", 22),
         ("dual-stack, IPv4-only trust", "  externalTrafficPolicy: Local\n", "  externalTrafficPolicy: Local\n  ipFamilyPolicy: PreferDualStack\n", "dual-stack-one-family-trusted", 4),
     ];
@@ -445,4 +446,62 @@ fn scaleway_auto_health_check_is_fine_a_pinned_port_is_not() {
     };
     assert!(flagged(&with("30080")));
     assert!(!flagged(&with("auto")));
+}
+
+/// `--live` lists the Gateway API and controller CRDs the cluster serves;
+/// the ones it does not serve (404) are not errors.
+#[test]
+fn live_cluster_lists_the_crds_it_has() {
+    use serde_json::json;
+    let mut lists = std::collections::HashMap::new();
+    for path in [
+        "/api/v1/services",
+        "/api/v1/configmaps",
+        "/api/v1/pods",
+        "/api/v1/nodes",
+        "/apis/apps/v1/deployments",
+        "/apis/apps/v1/daemonsets",
+        "/apis/discovery.k8s.io/v1/endpointslices",
+        "/apis/networking.k8s.io/v1/ingressclasses",
+        "/apis/networking.k8s.io/v1/ingresses",
+        "/apis/networking.k8s.io/v1/networkpolicies",
+        "/apis/policy/v1/poddisruptionbudgets",
+    ] {
+        lists.insert(path, json!([]));
+    }
+    // NGF is installed (Gateway API and NginxProxy CRDs); Envoy Gateway, Traefik and HPAs answer 404.
+    lists.insert("/apis/gateway.networking.k8s.io/v1/gatewayclasses", json!([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "nginx"}, "spec": {"controllerName": "gateway.nginx.org/nginx-gateway-controller", "parametersRef": {"group": "gateway.nginx.org", "kind": "NginxProxy", "name": "proxy", "namespace": "nginx-gateway"}}}]));
+    lists.insert("/apis/gateway.networking.k8s.io/v1/gateways", json!([{"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "cafe", "namespace": "default"}, "spec": {"gatewayClassName": "nginx", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}]));
+    lists.insert("/apis/gateway.nginx.org/v1alpha2/nginxproxies", json!([{"apiVersion": "gateway.nginx.org/v1alpha2", "kind": "NginxProxy", "metadata": {"name": "proxy", "namespace": "nginx-gateway"}, "spec": {"rewriteClientIP": {"mode": "XForwardedFor", "trustedAddresses": [{"type": "CIDR", "value": "0.0.0.0/0"}]}}}]));
+    let (addr, seen) = fake_api_server(lists);
+    let dir = std::env::temp_dir().join(format!("realip-live-crds-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("config");
+    std::fs::write(
+        &kubeconfig,
+        format!("apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{addr}\ncontexts:\n- name: fake\n  context: {{cluster: fake, user: fake}}\ncurrent-context: fake\nusers:\n- name: fake\n  user: {{token: fake-token}}\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_realip"))
+        .args(["doctor", "--live", "--format", "json"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let f = findings(&out);
+    assert!(
+        f.iter()
+            .any(|f| f["rule"] == "forwarded-headers-from-everyone" && f["object"] == "NginxProxy/nginx-gateway/proxy"),
+        "{f:?}"
+    );
+    let requests = seen.lock().unwrap().clone();
+    for path in [
+        "/apis/gateway.envoyproxy.io/v1alpha1/clienttrafficpolicies ",
+        "/apis/traefik.io/v1alpha1/middlewares ",
+        "/apis/gateway.nginx.org/v1alpha2/nginxproxies ",
+    ] {
+        assert!(requests.iter().any(|r| r.starts_with(path)), "{path} not asked: {requests:?}");
+    }
 }

@@ -13,7 +13,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::finding::{Finding, Severity};
+use crate::catalog;
+use crate::finding::{Finding, Place};
 
 /// Largest response read.
 pub const MAX_RESPONSE: u64 = 1 << 20;
@@ -94,24 +95,9 @@ fn field<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a str> {
     path.split('.').try_fold(v, |v, k| v.get(k)).and_then(serde_json::Value::as_str)
 }
 
-fn finding(
-    p: &Probe,
-    rule: &'static str,
-    severity: Severity,
-    message: String,
-    why: &'static str,
-    fix: &str,
-) -> Finding {
-    Finding {
-        rule,
-        severity,
-        object: format!("probe {}", p.url),
-        file: p.url.clone(),
-        line: 0,
-        message,
-        why,
-        fix: fix.to_owned(),
-    }
+fn finding(p: &Probe, rule: &'static str, message: String) -> Finding {
+    let at = Place { object: format!("probe {}", p.url), file: p.url.clone(), line: 0 };
+    Finding::new(rule, &at, message, catalog::rule(rule).fix.to_owned())
 }
 
 /// Runs the probe. An endpoint that cannot be reached honestly is an
@@ -125,21 +111,13 @@ pub fn run(p: &Probe) -> Result<Vec<Finding>, ProbeError> {
     let seen_ip: Option<IpAddr> = seen.parse().ok();
     let mut out = Vec::new();
     match (p.expect_client, seen_ip) {
-        (Some(want), Some(got)) if want != got => out.push(finding(
-            p,
-            "probe-client-ip-lost",
-            Severity::Error,
-            format!("the endpoint sees {got}, expected {want}"),
-            "Something between us and the app replaced the client address: SNAT (externalTrafficPolicy: Cluster), or a proxy whose address is not trusted by the next hop.",
-            "follow the chain hop by hop with `realip doctor` on the manifests; the lab reproduces each case",
-        )),
+        (Some(want), Some(got)) if want != got => {
+            out.push(finding(p, "probe-client-ip-lost", format!("the endpoint sees {got}, expected {want}")));
+        }
         (None, Some(got)) if is_internal(got) => out.push(finding(
             p,
             "probe-client-ip-internal",
-            Severity::Warning,
             format!("the endpoint sees a private/internal address ({got}) for us: a node or proxy address (SNAT?)"),
-            "Real clients come from public addresses; a private one usually means a hop replaced the client.",
-            "pass --expect-client with your public address to make this an exact check",
         )),
         _ => {}
     }
@@ -154,10 +132,7 @@ pub fn run(p: &Probe) -> Result<Vec<Finding>, ProbeError> {
                 out.push(finding(
                     p,
                     "probe-forged-header-believed",
-                    Severity::Error,
                     format!("a forged `{header}: {value}` from us was believed: the endpoint reports {ip}"),
-                    "Any client can then choose its IP: rate limits, allowlists and audit logs are bypassed.",
-                    "trust forwarded headers only from your proxies' CIDRs (proxy-real-ip-cidr, [client_ip] trusted, --forwarded-allow-ips)",
                 ));
             }
         }
@@ -174,10 +149,7 @@ pub fn run(p: &Probe) -> Result<Vec<Finding>, ProbeError> {
                 out.push(finding(
                     p,
                     "probe-forged-proxy-believed",
-                    Severity::Error,
                     format!("a forged PROXY header from us was believed: the endpoint reports {forged_ip}"),
-                    "PROXY headers must only be accepted from the load balancer's addresses.",
-                    "restrict who may send PROXY headers (realip proxy_protocol_from; for ingress-nginx, make the ingress unreachable except through the load balancer)",
                 ));
             }
         }

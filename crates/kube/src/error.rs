@@ -6,8 +6,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// Occurs when a file or directory cannot be read.
-    #[error("{path}: {source}")]
+    /// Occurs when a file or directory cannot be read (displayed as the
+    /// path; the I/O error follows as the source, so it is printed once).
+    #[error("{path}")]
     Read {
         /// What was read.
         path: PathBuf,
@@ -38,5 +39,13 @@ pub enum Error {
         line: usize,
         /// What is missing.
         reason: &'static str,
+    },
+    /// Occurs when a file is a Helm template that was not rendered.
+    #[error("{origin}:{line}: unrendered Helm template (run helm template first)")]
+    HelmTemplate {
+        /// File name or `-`.
+        origin: String,
+        /// 1-based line of the first template action.
+        line: usize,
     },
 }

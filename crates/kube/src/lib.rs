@@ -22,5 +22,5 @@ pub mod watch;
 pub mod yaml;
 
 pub use error::Error;
-pub use object::{load_paths, load_str, Object, Source};
+pub use object::{load_paths, load_paths_noted, load_str, DuplicateKey, Loaded, Note, Object, Source};
 pub use yaml::{Node, Value};

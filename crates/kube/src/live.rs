@@ -2,6 +2,11 @@
 //! (KUBECONFIG / ~/.kube/config / in-cluster): the kinds the doctor needs,
 //! listed across all namespaces and turned into the same [`Object`]s as
 //! manifests (their source is `cluster`, line 0).
+//!
+//! Invariant: the core kinds must list (an error names the list that
+//! failed); the optional ones ([`OPTIONAL_LISTS`]: Gateway API, Envoy
+//! Gateway, NGINX Gateway Fabric and Traefik CRDs, HPAs) are read when the
+//! cluster serves them, and an absent resource (404) is not an error.
 
 use serde_json::Value as Json;
 
@@ -24,6 +29,19 @@ pub const LISTS: &[(&str, &str)] = &[
     ("/apis/policy/v1/poddisruptionbudgets", "PodDisruptionBudget"),
 ];
 
+/// Lists read when the cluster has them (CRDs that may not be installed).
+pub const OPTIONAL_LISTS: &[(&str, &str)] = &[
+    ("/apis/autoscaling/v2/horizontalpodautoscalers", "HorizontalPodAutoscaler"),
+    ("/apis/gateway.networking.k8s.io/v1/gatewayclasses", "GatewayClass"),
+    ("/apis/gateway.networking.k8s.io/v1/gateways", "Gateway"),
+    ("/apis/gateway.envoyproxy.io/v1alpha1/clienttrafficpolicies", "ClientTrafficPolicy"),
+    ("/apis/gateway.envoyproxy.io/v1alpha1/envoyproxies", "EnvoyProxy"),
+    ("/apis/gateway.envoyproxy.io/v1alpha1/securitypolicies", "SecurityPolicy"),
+    ("/apis/gateway.envoyproxy.io/v1alpha1/backendtrafficpolicies", "BackendTrafficPolicy"),
+    ("/apis/gateway.nginx.org/v1alpha2/nginxproxies", "NginxProxy"),
+    ("/apis/traefik.io/v1alpha1/middlewares", "Middleware"),
+];
+
 /// JSON to a line-less [`Node`] (numbers and booleans become text, as in
 /// manifests).
 pub fn from_json(v: &Json) -> Node {
@@ -43,9 +61,14 @@ pub async fn load_cluster() -> Result<Vec<Object>, Error> {
     let live = |reason: String| Error::Live(reason);
     let client = kube::Client::try_default().await.map_err(|e| live(format!("connecting to the cluster: {e}")))?;
     let mut out = Vec::new();
-    for (path, kind) in LISTS {
+    let lists = LISTS.iter().map(|l| (l, false)).chain(OPTIONAL_LISTS.iter().map(|l| (l, true)));
+    for ((path, kind), optional) in lists {
         let req = http::Request::get(*path).body(Vec::new()).map_err(|e| live(e.to_string()))?;
-        let list: Json = client.request(req).await.map_err(|e| live(format!("GET {path}: {e}")))?;
+        let list: Json = match client.request(req).await {
+            Ok(list) => list,
+            Err(kube::Error::Api(status)) if optional && status.is_not_found() => continue,
+            Err(e) => return Err(live(format!("GET {path}: {e}"))),
+        };
         for item in list.get("items").and_then(Json::as_array).into_iter().flatten() {
             let doc = from_json(item);
             let name = doc.str_at(&["metadata", "name"]).unwrap_or_default().to_owned();

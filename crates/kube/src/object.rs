@@ -1,9 +1,17 @@
 //! Kubernetes objects with their origin, loaded from files, directories
 //! (`.yaml`, `.yml`, `.json`, recursively, in name order) or stdin.
+//!
+//! Invariants: a file named on the command line (or stdin) must hold
+//! Kubernetes objects, anything else is an error naming the file and line;
+//! inside a directory (a real repository: kustomization.yaml, Chart.yaml,
+//! package.json, Helm templates next to manifests) files and documents that
+//! are not objects are skipped with a [`Note`] instead. An unrendered Helm
+//! template is always named as such. Keys written twice are kept (last value
+//! wins) and returned for the caller to report.
 
 use std::path::{Path, PathBuf};
 
-use crate::yaml::{parse, Node};
+use crate::yaml::{parse_checked, Duplicate, Node};
 use crate::Error;
 
 /// Where an object was read.
@@ -52,21 +60,111 @@ impl Object {
     }
 }
 
+/// Something the loader skipped, for the user to know (printed on stderr).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// File name.
+    pub file: String,
+    /// 1-based line (1 for a whole file).
+    pub line: usize,
+    /// What was skipped and why.
+    pub message: String,
+}
+
+/// A key written twice in a file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// File name or `-`.
+    pub file: String,
+    /// The key and its lines.
+    pub duplicate: Duplicate,
+}
+
+/// Objects loaded from paths, with what was skipped and noticed on the way.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// The objects, in file order.
+    pub objects: Vec<Object>,
+    /// Files and documents skipped inside directories.
+    pub notes: Vec<Note>,
+    /// Keys written twice.
+    pub duplicates: Vec<DuplicateKey>,
+}
+
+/// The line of the first Helm template action, if `text` looks like an
+/// unrendered chart template: an action at the start of a line, or one
+/// that reads `.Values`, `.Release`, `.Chart` or calls `include`/`template`.
+/// Rendered manifests may carry `{{ ... }}` inside strings (Go templates
+/// in ConfigMaps), which are indented and read none of those.
+pub fn helm_template_line(text: &str) -> Option<usize> {
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            (l.starts_with("{{") && !t.starts_with("{{/*"))
+                || [
+                    "{{ .Values",
+                    "{{- .Values",
+                    "{{ .Release",
+                    "{{- .Release",
+                    "{{ .Chart",
+                    "{{ include ",
+                    "{{- include ",
+                    "{{ template ",
+                    "{{- template ",
+                    "{{- if ",
+                    "{{- range ",
+                    "{{- with ",
+                    "{{- end",
+                ]
+                .iter()
+                .any(|a| t.contains(a))
+        })
+        .map(|i| i + 1)
+}
+
 /// Objects in `text`; `List` kinds are flattened into their items.
 pub fn load_str(text: &str, origin: &str) -> Result<Vec<Object>, Error> {
-    let mut out = Vec::new();
-    for doc in parse(text, origin)? {
+    let mut loaded = Loaded::default();
+    load_text(text, origin, false, &mut loaded)?;
+    Ok(loaded.objects)
+}
+
+/// Loads `text` into `out`; `lenient` (inside a directory) skips what is
+/// not a Kubernetes object with a note instead of failing.
+fn load_text(text: &str, origin: &str, lenient: bool, out: &mut Loaded) -> Result<(), Error> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(line) = helm_template_line(text) {
+        let e = Error::HelmTemplate { origin: origin.to_owned(), line };
+        if lenient {
+            out.notes.push(Note { file: origin.to_owned(), line, message: e.to_string() });
+            return Ok(());
+        }
+        return Err(e);
+    }
+    let (docs, duplicates) = parse_checked(text, origin)?;
+    let mut objects = Vec::new();
+    for doc in docs {
         if matches!(doc.value, crate::Value::Null) {
             continue; // empty document (`---` at the end)
         }
-        push(doc, origin, &mut out)?;
+        match push(doc, origin, &mut objects) {
+            Err(Error::NotAnObject { line, reason, .. }) if lenient => out.notes.push(Note {
+                file: origin.to_owned(),
+                line,
+                message: format!("{origin}:{line}: skipped: not a Kubernetes object ({reason})"),
+            }),
+            r => r?,
+        }
     }
-    Ok(out)
+    out.objects.extend(objects);
+    out.duplicates.extend(duplicates.into_iter().map(|d| DuplicateKey { file: origin.to_owned(), duplicate: d }));
+    Ok(())
 }
 
 fn push(doc: Node, origin: &str, out: &mut Vec<Object>) -> Result<(), Error> {
     let Some(kind) = doc.str_at(&["kind"]).map(str::to_owned) else {
-        return Err(Error::NotAnObject { origin: origin.to_owned(), line: doc.line, reason: "no `kind`" });
+        let reason = if doc.entries().is_empty() { "not a mapping with `kind`" } else { "no `kind`" };
+        return Err(Error::NotAnObject { origin: origin.to_owned(), line: doc.line, reason });
     };
     if kind == "List" || kind.ends_with("List") && doc.get("items").is_some() {
         for item in doc.get("items").map(Node::items).unwrap_or_default().to_vec() {
@@ -86,6 +184,9 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
         std::fs::read_dir(dir).map_err(|e| read(dir, e))?.filter_map(|e| e.ok().map(|e| e.path())).collect();
     entries.sort();
     for p in entries {
+        if p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+            continue; // .git, .github: not manifests
+        }
         if p.is_dir() {
             files_under(&p, out)?;
         } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
@@ -97,24 +198,32 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), Error> {
 
 /// Objects from files, directories and `-` (stdin), in order.
 pub fn load_paths(paths: &[PathBuf]) -> Result<Vec<Object>, Error> {
-    let mut out = Vec::new();
+    load_paths_noted(paths).map(|l| l.objects)
+}
+
+/// Objects from files, directories and `-` (stdin), in order, with the
+/// notes about what was skipped inside directories and the keys written
+/// twice.
+pub fn load_paths_noted(paths: &[PathBuf]) -> Result<Loaded, Error> {
+    let mut out = Loaded::default();
     for p in paths {
         if p.as_os_str() == "-" {
             let mut text = String::new();
             std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
                 .map_err(|e| Error::Read { path: p.clone(), source: e })?;
-            out.extend(load_str(&text, "-")?);
+            load_text(&text, "-", false, &mut out)?;
             continue;
         }
         let mut files = Vec::new();
-        if p.is_dir() {
+        let lenient = p.is_dir();
+        if lenient {
             files_under(p, &mut files)?;
         } else {
             files.push(p.clone());
         }
         for f in files {
             let text = std::fs::read_to_string(&f).map_err(|e| Error::Read { path: f.clone(), source: e })?;
-            out.extend(load_str(&text, &f.display().to_string())?);
+            load_text(&text, &f.display().to_string(), lenient, &mut out)?;
         }
     }
     Ok(out)
@@ -130,6 +239,28 @@ mod tests {
         let objs = load_str(text, "f.yaml").unwrap();
         assert_eq!(objs.iter().map(Object::id).collect::<Vec<_>>(), ["Service/default/a", "Service/x/b"]);
         assert_eq!(objs[1].source, Source { file: "f.yaml".into(), line: 6 });
+    }
+
+    #[test]
+    fn directories_skip_what_is_not_kubernetes_with_a_note() {
+        let dir = std::env::temp_dir().join(format!("realip-kube-load-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("templates")).unwrap();
+        std::fs::write(dir.join("kustomization.yaml"), "resources:\n  - deploy.yaml\n").unwrap();
+        std::fs::write(dir.join("package.json"), "[1, 2]").unwrap();
+        std::fs::write(dir.join("deploy.yaml"), "kind: Service\nmetadata: {name: a}\n").unwrap();
+        std::fs::write(dir.join("templates/svc.yaml"), "kind: Service\nmetadata:\n  name: {{ .Release.Name }}\n")
+            .unwrap();
+        let loaded = load_paths_noted(std::slice::from_ref(&dir));
+        let explicit = load_paths(&[dir.join("templates/svc.yaml")]).unwrap_err().to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        let loaded = loaded.unwrap();
+        assert_eq!(loaded.objects.len(), 1);
+        let notes: Vec<&str> = loaded.notes.iter().map(|n| n.message.as_str()).collect();
+        assert_eq!(notes.len(), 3, "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("kustomization.yaml:1: skipped")), "{notes:?}");
+        assert!(notes.iter().any(|n| n.contains("unrendered Helm template (run helm template first)")), "{notes:?}");
+        assert!(explicit.contains("svc.yaml:3: unrendered Helm template"), "{explicit}");
     }
 
     #[test]

@@ -1,6 +1,13 @@
 //! A YAML tree whose every node knows its line, built from saphyr-parser
 //! events. Scalars stay text (Kubernetes fields are compared as text);
 //! anchors and aliases are resolved; nesting is bounded.
+//!
+//! Invariants: a node reached through an alias carries the alias's line
+//! (a finding about it points where the user wrote `*name`); merge keys
+//! (`<<: *base`, `<<: [*a, *b]`) are resolved, keys written in the mapping
+//! itself winning over merged ones; a key written twice in one mapping keeps
+//! its last value (as `kubectl` up to 1.13 and JSON decoders do) and is
+//! reported by [`parse_checked`].
 
 use std::collections::HashMap;
 
@@ -79,11 +86,62 @@ impl Node {
 
 enum Frame {
     Seq(usize, usize, Vec<Node>),
-    Map(usize, usize, Vec<(String, Node)>, Option<String>),
+    Map(usize, usize, Vec<(String, Node)>, Option<(String, usize)>),
+}
+
+/// A key written twice in one mapping.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Duplicate {
+    /// The key.
+    pub key: String,
+    /// 1-based line of the repeated key (its value is the one kept).
+    pub line: usize,
+    /// 1-based line of the first occurrence.
+    pub first: usize,
+}
+
+/// Gives every node of `n` the line `line` (a node reached through an alias).
+fn relocate(n: &mut Node, line: usize) {
+    n.line = line;
+    match &mut n.value {
+        Value::Seq(items) => items.iter_mut().for_each(|i| relocate(i, line)),
+        Value::Map(entries) => entries.iter_mut().for_each(|(_, v)| relocate(v, line)),
+        Value::Null | Value::Scalar(_) => {}
+    }
+}
+
+/// Resolves `<<` merge keys: merged keys are added unless the mapping
+/// writes them itself; with a sequence of mappings, earlier ones win.
+fn resolve_merges(entries: Vec<(String, Node)>) -> Vec<(String, Node)> {
+    if !entries.iter().any(|(k, _)| k == "<<") {
+        return entries;
+    }
+    let (merges, mut own): (Vec<_>, Vec<_>) = entries.into_iter().partition(|(k, _)| k == "<<");
+    for (_, m) in merges {
+        let sources = match m.value {
+            Value::Map(_) => vec![m],
+            Value::Seq(items) => items,
+            Value::Null | Value::Scalar(_) => Vec::new(),
+        };
+        for src in sources {
+            for (k, v) in src.entries() {
+                if !own.iter().any(|(o, _)| o == k) {
+                    own.push((k.clone(), v.clone()));
+                }
+            }
+        }
+    }
+    own
 }
 
 /// Parses every document of `text`. `origin` names the source in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<Node>, Error> {
+    parse_checked(text, origin).map(|(docs, _)| docs)
+}
+
+/// Parses every document of `text`, also returning the keys written twice.
+pub fn parse_checked(text: &str, origin: &str) -> Result<(Vec<Node>, Vec<Duplicate>), Error> {
+    let mut duplicates = Vec::new();
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, Node> = HashMap::new();
@@ -111,7 +169,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Node>, Error> {
                 }
                 Some(n)
             }
-            Event::Alias(id) => Some(anchors.get(&id).cloned().unwrap_or(Node { line, value: Value::Null })),
+            Event::Alias(id) => {
+                let mut n = anchors.get(&id).cloned().unwrap_or(Node { line, value: Value::Null });
+                relocate(&mut n, line);
+                Some(n)
+            }
             Event::SequenceStart(anchor, _) => {
                 stack.push(Frame::Seq(line, anchor, Vec::new()));
                 None
@@ -132,7 +194,7 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Node>, Error> {
             },
             Event::MappingEnd => match stack.pop() {
                 Some(Frame::Map(l, anchor, entries, _)) => {
-                    let n = Node { line: l, value: Value::Map(entries) };
+                    let n = Node { line: l, value: Value::Map(resolve_merges(entries)) };
                     if anchor > 0 {
                         anchors.insert(anchor, n.clone());
                     }
@@ -155,15 +217,25 @@ pub fn parse(text: &str, origin: &str) -> Result<Vec<Node>, Error> {
             None => root = Some(node),
             Some(Frame::Seq(_, _, items)) => items.push(node),
             Some(Frame::Map(_, _, entries, key)) => match key.take() {
-                None => *key = Some(node.as_str().map_or_else(|| String::from("<complex key>"), str::to_owned)),
-                Some(k) => entries.push((k, node)),
+                None => {
+                    let k = node.as_str().map_or_else(|| String::from("<complex key>"), str::to_owned);
+                    *key = Some((k, node.line));
+                }
+                Some((k, key_line)) => {
+                    if let Some(slot) = entries.iter_mut().find(|(e, _)| *e == k && k != "<<") {
+                        duplicates.push(Duplicate { key: k, line: key_line, first: slot.1.line });
+                        slot.1 = node;
+                    } else {
+                        entries.push((k, node));
+                    }
+                }
             },
         }
     }
     if let Some(n) = root.take() {
         docs.push(n);
     }
-    Ok(docs)
+    Ok((docs, duplicates))
 }
 
 #[cfg(test)]
@@ -187,6 +259,22 @@ mod tests {
         assert_eq!(docs[0].str_at(&["spec", "type"]), Some("ClusterIP"));
         let docs = parse("a: &x {k: v}\nb: *x\n", "t").unwrap();
         assert_eq!(docs[0].str_at(&["b", "k"]), Some("v"));
+    }
+
+    #[test]
+    fn merge_keys_aliases_and_duplicates() {
+        let text = "base: &b {type: LoadBalancer, x: 1}\nsvc:\n  <<: *b\n  x: 2\nmulti:\n  <<: [{a: 1}, {a: 2, b: 3}]\nsel: *b\n";
+        let (docs, dups) = parse_checked(text, "t").unwrap();
+        let d = &docs[0];
+        assert_eq!(d.str_at(&["svc", "type"]), Some("LoadBalancer"));
+        assert_eq!(d.str_at(&["svc", "x"]), Some("2"), "the mapping's own key wins");
+        assert!(d.at(&["svc", "<<"]).is_none());
+        assert_eq!((d.str_at(&["multi", "a"]), d.str_at(&["multi", "b"])), (Some("1"), Some("3")));
+        assert_eq!(d.at(&["sel", "type"]).unwrap().line, 7, "through an alias: the alias's line");
+        assert!(dups.is_empty());
+        let (docs, dups) = parse_checked("spec:\n  a: Local\n  a: Cluster\n", "t").unwrap();
+        assert_eq!(docs[0].str_at(&["spec", "a"]), Some("Cluster"));
+        assert_eq!(dups, [Duplicate { key: "a".into(), line: 3, first: 2 }]);
     }
 
     #[test]
