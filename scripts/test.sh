@@ -2,9 +2,10 @@
 # The whole test suite: formatting, lints, unit and end-to-end tests.
 #
 # When run as root it first installs, with apt-get, whatever the tests need
-# and the machine lacks (real peers: nginx, HAProxy, curl, wrk; iproute2 and
-# nftables for the lab; python3-venv for the uvicorn parity test; openssl to
-# make test certificates).
+# and the machine lacks (real peers: nginx, HAProxy, curl, wrk, redis-server,
+# nghttp2-client; iproute2 and nftables for the lab; podman and runc to build
+# and run the container image; python3-venv for the uvicorn parity test;
+# openssl to make test certificates).
 #
 # Environment:
 #   REALIP_REQUIRE_NETNS=1  tests that need root/network namespaces fail
@@ -14,7 +15,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(nginx libnginx-mod-stream haproxy curl wrk iproute2 nftables python3-venv openssl nghttp2-client)
+apt_packages=(nginx libnginx-mod-stream haproxy curl wrk iproute2 nftables python3-venv openssl nghttp2-client podman runc
+  redis-server)
 
 install_missing() {
   local missing=()
@@ -51,6 +53,10 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The image test (crates/cli/tests/image.rs) packs the release binary:
+# built here, not while the other tests run.
+echo "== cargo build --release"
+cargo build --release --locked -p realip
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast

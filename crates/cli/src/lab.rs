@@ -23,7 +23,7 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
         );
         return Ok(());
     }
-    realip_lab::select(&a.scenarios).map_err(Failure::usage)?;
+    let selected = realip_lab::select(&a.scenarios).map_err(Failure::usage)?;
     let realip = std::env::current_exe().context("finding the realip binary").map_err(Failure::usage)?;
     if a.lb_interval_ms == 0 || a.lb_healthy_threshold == 0 || a.lb_unhealthy_threshold == 0 {
         return Err(Failure::usage(anyhow!("--lb-interval-ms and the --lb-*-threshold values must be at least 1")));
@@ -36,9 +36,7 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
     };
     let opts = RunOptions { scenarios: a.scenarios.clone(), loopback: a.loopback, lab };
     if !a.loopback {
-        if let Some(why) = realip_lab::netns_unavailable() {
-            eprintln!("realip lab: network namespaces unavailable ({why}); running the loopback approximation, kube-proxy scenarios are skipped");
-        }
+        say_what_loopback_skips(&selected);
     }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -105,6 +103,26 @@ pub fn run(a: &LabArgs) -> Result<(), Failure> {
         return Err(Failure::rejected(anyhow!("{skipped} scenario(s) skipped and REALIP_REQUIRE_NETNS=1")));
     }
     Ok(())
+}
+
+/// Without namespaces: which selected scenarios run on loopback, which are
+/// skipped, and how to run the full lab.
+fn say_what_loopback_skips(selected: &[&realip_lab::scenario::Scenario]) {
+    let Some(why) = realip_lab::netns_unavailable() else { return };
+    let (runs, skips): (Vec<_>, Vec<_>) = selected.iter().partition(|s| s.loopback.is_some());
+    let names = |v: &[&&realip_lab::scenario::Scenario]| {
+        if v.is_empty() {
+            "none".to_owned()
+        } else {
+            v.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+        }
+    };
+    eprintln!(
+        "realip lab: network namespaces unavailable ({why}).\n  runs on loopback: {}\n  skips (needs namespaces and nftables): {}\n  \
+         for the full lab run it as root (or with sudo), with iproute2 and nftables installed: sudo realip lab",
+        names(&runs),
+        names(&skips)
+    );
 }
 
 /// Prints the report (text or JSON) and writes `--out` files.

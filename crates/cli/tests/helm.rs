@@ -237,9 +237,7 @@ fn manifests_are_the_charts_objects() {
             .map(|o| ((o["kind"].as_str().unwrap().to_owned(), o["metadata"]["name"].as_str().unwrap().to_owned()), o))
             .collect();
         assert!(docs(&text).iter().any(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == *ns));
-        let sets: Vec<&str> =
-            sets.iter().copied().chain(["image.tag=0.1.0", "image.repository=registry.example.com/realip"]).collect();
-        let theirs: BTreeMap<(String, String), Value> = docs(&template(&helm, ns, &sets).unwrap())
+        let theirs: BTreeMap<(String, String), Value> = docs(&template(&helm, ns, sets).unwrap())
             .into_iter()
             .map(without_helm_labels)
             .map(|o| ((o["kind"].as_str().unwrap().to_owned(), o["metadata"]["name"].as_str().unwrap().to_owned()), o))

@@ -51,7 +51,29 @@ fn share(m: &Value, pod: &str) -> f64 {
 }
 
 fn clients() -> [&'static str; 2] {
-    ["203.0.113.10", "198.51.100.10"]
+    ["203.0.113.10", "203.0.113.20"]
+}
+
+/// A per-client count map (`{"addr": n}`) as pairs.
+fn counts(v: &Value) -> Vec<(String, u64)> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not a map: {v}"))
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap()))
+        .collect()
+}
+
+/// The per-client rows of a scenario (or part): one per v4 client that sent,
+/// each with every field DESIGN.md names.
+fn client_rows(m: &Value) -> Vec<&Value> {
+    let rows: Vec<&Value> = m["clients"].as_array().unwrap_or_else(|| panic!("no clients in {m}")).iter().collect();
+    for r in &rows {
+        for key in ["ip", "sent", "ok", "preserved", "lb_seen", "ingress_peer", "app_client_ip"] {
+            assert!(r.get(key).is_some(), "{key} missing in {r}");
+        }
+        assert!(r["sent"].as_u64().unwrap() > 0, "{r}");
+    }
+    rows
 }
 
 fn is_node(ip: &Value) -> bool {
@@ -77,7 +99,10 @@ fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
     let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {stderr}"));
     assert_eq!(out.status.code(), Some(0), "{report:#}\n{stderr}");
     // Progress was shown, one line per scenario.
-    assert!(stderr.contains("[11/11] kubernetes"), "{stderr}");
+    let table = &realip_lab::scenario::SCENARIOS;
+    let n = table.len();
+    let last = format!("[{n}/{n}] {}", table[n - 1].name);
+    assert!(stderr.contains(&last), "{stderr}");
 
     for s in report["scenarios"].as_array().unwrap() {
         assert_eq!(s["verdict"], "pass", "{s:#}");
@@ -152,13 +177,9 @@ fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
     assert!(clients().contains(&kparts[1]["app_client_ip"].as_str().unwrap()), "{k}");
 
     sim_agrees_with_the_lab(uneven_lab, ds_lab, failed, &parts[0]);
+    per_client_rows_show_what_each_hop_saw_of_each_client(&report);
 
-    // report.md and charts were written.
-    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
-    assert!(md.contains("## rollout") && md.contains("rollout-timeline.svg"), "{md}");
-    let svg = std::fs::read_to_string(out_dir.join("rollout-timeline.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.contains("fill=\"#d9534f\"") && svg.trim_end().ends_with("</svg>"));
-    assert!(out_dir.join("local-uneven-spread.svg").exists());
+    report_and_charts_were_written(&out_dir);
     let _ = std::fs::remove_dir_all(&out_dir);
 
     // Nothing left: namespaces of this run, processes, scratch directories.
@@ -172,6 +193,66 @@ fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
 
     ctrl_c_tears_everything_down();
     cleanup_removes_leftovers_by_prefix();
+}
+
+/// `--out`: report.md with a hop table per client, and the charts.
+fn report_and_charts_were_written(out_dir: &std::path::Path) {
+    let md = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(md.contains("## rollout") && md.contains("rollout-timeline.svg"), "{md}");
+    // The hop table has a row per client.
+    let cluster_md = &md[md.find("## cluster").unwrap()..md.find("## local").unwrap()];
+    for c in clients() {
+        assert!(cluster_md.contains(&format!("| {c} |")), "{cluster_md}");
+    }
+    let svg = std::fs::read_to_string(out_dir.join("rollout-timeline.svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.contains("fill=\"#d9534f\"") && svg.trim_end().ends_with("</svg>"));
+    assert!(out_dir.join("local-uneven-spread.svg").exists());
+}
+
+/// The `clients` rows: what the LB, the ingress and the app saw of each
+/// client's requests, with counts.
+fn per_client_rows_show_what_each_hop_saw_of_each_client(report: &Value) {
+    let cluster = scenario(report, "cluster");
+    // Per client: the LB saw that client, the ingress and the app only nodes.
+    let rows = client_rows(cluster);
+    assert_eq!(rows.iter().map(|r| r["ip"].as_str().unwrap()).collect::<Vec<_>>(), clients(), "{cluster}");
+    for r in &rows {
+        let lb = counts(&r["lb_seen"]);
+        assert!(lb.len() == 1 && lb[0].0 == r["ip"] && lb[0].1 >= r["sent"].as_u64().unwrap(), "{r}");
+        for hop in ["ingress_peer", "app_client_ip"] {
+            let seen = counts(&r[hop]);
+            assert!(!seen.is_empty() && seen.iter().all(|(ip, _)| is_node(&Value::from(ip.as_str()))), "{hop}: {r}");
+            assert_eq!(seen.iter().map(|(_, n)| n).sum::<u64>(), r["ok"].as_u64().unwrap(), "{hop}: {r}");
+        }
+        assert_eq!(r["preserved"], 0, "{r}");
+    }
+    // local: its own address at every hop, on every request.
+    let local = scenario(report, "local");
+    let rows = client_rows(local);
+    assert_eq!(rows.len(), 2, "{local}");
+    for r in rows {
+        let own = vec![(r["ip"].as_str().unwrap().to_owned(), r["ok"].as_u64().unwrap())];
+        assert_eq!(counts(&r["ingress_peer"]), own, "{r}");
+        assert_eq!(counts(&r["app_client_ip"]), own, "{r}");
+        assert_eq!(r["preserved"], r["ok"]);
+    }
+    // PROXY v2: a node as the ingress's peer, the client at the app.
+    for name in ["proxy-protocol", "ipv6"] {
+        for r in client_rows(scenario(report, name)) {
+            assert!(counts(&r["ingress_peer"]).iter().all(|(ip, _)| is_node(&Value::from(ip.as_str()))), "{r}");
+            assert_eq!(
+                counts(&r["app_client_ip"]),
+                [(r["ip"].as_str().unwrap().to_owned(), r["ok"].as_u64().unwrap())]
+            );
+        }
+    }
+    // spoof, trusting everyone: the ingress believed the forged address for every client.
+    for r in client_rows(&scenario(report, "spoof")["parts"][1]) {
+        assert_eq!(
+            counts(&r["ingress_client_ip"]).iter().map(|(ip, _)| ip.as_str()).collect::<Vec<_>>(),
+            ["203.0.113.66"]
+        );
+    }
 }
 
 /// The simulator, given the same setups, predicts what the lab measured.
@@ -249,15 +330,20 @@ fn loopback_mode_runs_what_it_honestly_can_and_skips_the_rest_with_the_reason() 
         .iter()
         .map(|s| (s["name"].as_str().unwrap().to_owned(), s["verdict"].as_str().unwrap().to_owned()))
         .collect();
-    for name in ["proxy-protocol", "proxy-protocol-mismatch", "spoof"] {
-        assert_eq!(verdicts[name], "pass", "{report:#}");
+    // What the one scenario table says loopback can run passes (under the
+    // same criterion as in namespaces), the rest is skipped with the reason.
+    assert_eq!(verdicts.len(), realip_lab::scenario::SCENARIOS.len());
+    for s in &realip_lab::scenario::SCENARIOS {
+        let r = scenario(&report, s.name);
+        if s.loopback.is_some() {
+            assert_eq!(verdicts[s.name], "pass", "{report:#}");
+            assert!(r["reason"].as_str().unwrap().starts_with("loopback: "), "{r}");
+        } else {
+            assert_eq!(verdicts[s.name], "skipped");
+            assert!(r["reason"].as_str().unwrap().contains("--loopback given"));
+        }
     }
-    for name in
-        ["cluster", "local", "local-no-healthcheck", "local-uneven", "daemonset", "rollout", "ipv6", "kubernetes"]
-    {
-        assert_eq!(verdicts[name], "skipped");
-        assert!(scenario(&report, name)["reason"].as_str().unwrap().contains("--loopback given"));
-    }
+    assert_eq!(verdicts.values().filter(|v| *v == "pass").count(), 3, "proxy-protocol, the mismatch and spoof");
     let pp = scenario(&report, "proxy-protocol");
     assert_eq!((pp["lb_seen"].as_str(), pp["app_client_ip"].as_str()), (Some("127.0.0.10"), Some("127.0.0.10")));
     let spoof = &scenario(&report, "spoof")["parts"];
@@ -265,6 +351,11 @@ fn loopback_mode_runs_what_it_honestly_can_and_skips_the_rest_with_the_reason() 
         (spoof[0]["ingress_client_ip"].as_str(), spoof[1]["ingress_client_ip"].as_str()),
         (Some("127.0.0.10"), Some("203.0.113.66"))
     );
+    // With correct trust the app saw the real client on every request.
+    let good = client_rows(&spoof[0]);
+    assert_eq!(good.len(), 1);
+    assert_eq!(counts(&good[0]["app_client_ip"]), [("127.0.0.10".to_owned(), good[0]["ok"].as_u64().unwrap())]);
+    assert_eq!(good[0]["preserved"], good[0]["ok"]);
     // REALIP_REQUIRE_NETNS turns the skips into a failure.
     let out =
         realip().args(["lab", "--loopback", "--scenario", "local"]).env("REALIP_REQUIRE_NETNS", "1").output().unwrap();
@@ -283,6 +374,15 @@ fn bad_arguments_are_usage_errors_naming_what_was_wrong() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--spread: `rack`"));
     let out = realip().args(["lab", "sim", "--nodes", "2", "--zones", "3"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn help_lists_every_scenario_of_the_table() {
+    let out = realip().args(["lab", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for s in &realip_lab::scenario::SCENARIOS {
+        assert!(help.contains(s.name), "`realip lab --help` does not list {}: {help}", s.name);
+    }
 }
 
 #[test]

@@ -39,7 +39,8 @@ impl Default for Settings {
             daemonset: false,
             replicas: 2,
             proxy_protocol: false,
-            image: format!("registry.example.com/realip:{}", env!("CARGO_PKG_VERSION")),
+            // What scripts/image.sh builds (and the chart's default).
+            image: "realip:dev".into(),
             gateway: false,
         }
     }

@@ -23,9 +23,10 @@ use crate::error::{Error, Result};
 use crate::kubeproxy::{self, Endpoint, NodeHealth, Policy};
 use crate::lb::{self, HealthCheck, LbState};
 use crate::load::{self, Load, Sample};
+use crate::measure;
 use crate::netns::Proc;
 use crate::pods::{self, IngressConfig, Kind, Pod};
-use crate::report::{Measure, Requests, Slot};
+use crate::report::Measure;
 use crate::topo::{self, Topology, HEALTH_CHECK_NODE_PORT, KUBE_PROXY_HEALTHZ_PORT, NODE_PORT};
 
 /// kubelet readiness probing in the lab (fast, so scenarios stay short).
@@ -35,6 +36,9 @@ pub const PROBE_PERIOD: Duration = Duration::from_millis(300);
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Consecutive failures before a pod is not ready.
 pub const PROBE_FAILURE_THRESHOLD: u32 = 5;
+
+/// How long the access logs get to catch up with the last answers.
+const LOG_SETTLE: Duration = Duration::from_millis(100);
 
 /// Where the lab finds things, and how the passthrough LB checks nodes.
 #[derive(Clone, Debug)]
@@ -357,12 +361,14 @@ impl Lab {
                 let mut cmd = self.topo.lb.command(&self.opts.realip);
                 cmd.args(["proxy", "--workers", "1", "--config"]).arg(&path);
                 self.lb_proc = Some(Proc::spawn("lb", cmd, &self.scratch.0.join("lb.log"))?);
-                // Ready when the VIP accepts connections, seen from a client.
+                // Ready when the VIP accepts connections, checked from the lb
+                // host itself so no client's row counts the check.
                 let deadline = Instant::now() + Duration::from_secs(10);
                 let target = Topology::vip(false);
                 loop {
-                    let up = self.topo.clients[0]
-                        .rt
+                    let up = self
+                        .topo
+                        .lb_rt
                         .spawn(async move { tokio::net::TcpStream::connect(target).await.is_ok() })
                         .await
                         .unwrap_or(false);
@@ -409,12 +415,16 @@ impl Lab {
         load::run(self.clients(names), load.clone()).await
     }
 
-    /// Truncates the access logs, so the next measurement sees only new lines.
+    /// Truncates the access logs and empties the LB's record of sources, so
+    /// the next measurement sees only new requests.
     pub fn reset_logs(&self) {
         for p in self.pods.iter().filter(|p| p.kind == Kind::Ingress) {
             let _ = std::fs::write(&p.log, "");
         }
         let _ = std::fs::write(self.scratch.0.join("lb-access.log"), "");
+        if matches!(self.lb_kind, Some(LbKind::Passthrough(_))) {
+            tokio::task::block_in_place(|| lb::reset_seen(&self.topo.lb));
+        }
     }
 
     /// The scratch directory (configs and logs).
@@ -423,96 +433,32 @@ impl Lab {
     }
 
     /// Everything measured for `samples`, from the LB, the ingress access
-    /// logs and the app's answers.
+    /// logs and the app's answers ([`crate::measure`]).
     pub fn measure(&self, samples: &[Sample], timeline: bool) -> Measure {
-        // The LB.
-        let lb_seen = match self.lb_kind {
-            Some(LbKind::Passthrough(_)) => {
-                let seen = tokio::task::block_in_place(|| lb::seen(&self.topo.lb));
-                seen.into_iter().max_by_key(|(_, n)| *n).map(|(ip, _)| ip.to_string())
-            }
-            Some(LbKind::Proxy { .. }) => {
-                let text = std::fs::read_to_string(self.scratch.0.join("lb-access.log")).unwrap_or_default();
-                mode(text.lines().filter_map(|l| {
-                    let v: serde_json::Value = serde_json::from_str(l).ok()?;
-                    Some(v["peer"].as_str()?.parse::<SocketAddr>().ok()?.ip().to_string())
-                }))
-            }
+        // The proxies write a log line when a request or connection ends,
+        // which can be a moment after the client has its answer.
+        tokio::task::block_in_place(|| std::thread::sleep(LOG_SETTLE));
+        let lb_seen: Option<BTreeMap<String, u64>> = match self.lb_kind {
+            Some(LbKind::Passthrough(_)) => Some(
+                tokio::task::block_in_place(|| lb::seen(&self.topo.lb))
+                    .into_iter()
+                    .map(|(ip, n)| (ip.to_string(), n))
+                    .collect(),
+            ),
+            Some(LbKind::Proxy { .. }) => Some(measure::l4_peers(&self.scratch.0.join("lb-access.log"))),
             None => None,
         };
-        let mut m = Measure { lb_seen, ..Measure::default() };
-        // The ingress access logs.
-        let (mut peers, mut clients, mut sources) = (Vec::new(), Vec::new(), Vec::new());
-        for p in self.pods.iter().filter(|p| p.kind == Kind::Ingress) {
-            let text = std::fs::read_to_string(&p.log).unwrap_or_default();
-            let mut n = 0;
-            for v in text.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()) {
-                if v["path"] != "/debug/ip" {
-                    continue;
-                }
-                n += 1;
-                if let Some(Ok(peer)) = v["peer"].as_str().map(str::parse::<SocketAddr>) {
-                    peers.push(peer.ip().to_string());
-                }
-                clients.extend(v["client_ip"].as_str().map(str::to_owned));
-                sources.extend(v["client_ip_source"].as_str().map(str::to_owned));
-            }
-            if n > 0 {
-                m.spread.insert(p.name.clone(), n);
-                *m.spread_nodes.entry(self.topo.nodes[p.node].name.clone()).or_default() += n;
-            }
-        }
-        m.ingress_peer = mode(peers.into_iter());
-        m.ingress_client_ip = mode(clients.into_iter());
-        m.ingress_source = mode(sources.into_iter());
-        // The app's answers and the clients' view.
-        let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok()).collect();
-        let field = |k: &str| mode(ok.iter().filter_map(|s| s.body.as_ref()?[k].as_str().map(str::to_owned)));
-        for s in &ok {
-            if let Some(pod) = s.body.as_ref().and_then(|b| b["pod"].as_str()) {
-                *m.spread_app.entry(pod.to_owned()).or_default() += 1;
-            }
-        }
-        m.app_client_host = field("client_host");
-        m.app_client_ip = field("client_ip");
-        m.requests =
-            Requests { sent: samples.len() as u64, ok: ok.len() as u64, failed: (samples.len() - ok.len()) as u64 };
-        m.preserved = ok
+        let hits: Vec<measure::Hit> = self
+            .pods
             .iter()
-            .filter(|s| s.body.as_ref().and_then(|b| b["client_ip"].as_str()) == Some(&s.client.to_string()))
-            .count() as u64;
-        for s in samples.iter().filter(|s| !s.ok()) {
-            let e = s.error.clone().unwrap_or_else(|| "no JSON body".into());
-            // Group by kind, not by the exact text.
-            let key = e.split(" (os error").next().unwrap_or(&e).to_owned();
-            *m.errors.entry(key).or_default() += 1;
-        }
-        if timeline {
-            let end = samples.iter().map(|s| s.at.as_millis() as u64 / 100).max().unwrap_or(0);
-            m.timeline = (0..=end).map(|i| Slot { t_ms: i * 100, ok: 0, failed: 0 }).collect();
-            for s in samples {
-                let slot = &mut m.timeline[(s.at.as_millis() as u64 / 100) as usize];
-                if s.ok() {
-                    slot.ok += 1;
-                } else {
-                    slot.failed += 1;
-                }
-            }
-        }
-        m
+            .filter(|p| p.kind == Kind::Ingress)
+            .flat_map(|p| measure::ingress_log(&p.log, &p.name, Some(&self.topo.nodes[p.node].name)))
+            .collect();
+        measure::measure(lb_seen.as_ref(), &hits, samples, timeline)
     }
 
     /// True when `ip` (as text) is a node's or pod's address.
     pub fn is_cluster(ip: Option<&String>) -> bool {
         ip.and_then(|s| s.parse::<IpAddr>().ok()).is_some_and(topo::is_cluster_addr)
     }
-}
-
-/// The most common value.
-pub fn mode(values: impl Iterator<Item = String>) -> Option<String> {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for v in values {
-        *counts.entry(v).or_default() += 1;
-    }
-    counts.into_iter().max_by_key(|(_, n)| *n).map(|(v, _)| v)
 }

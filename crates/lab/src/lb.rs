@@ -99,6 +99,11 @@ pub fn seen(lb: &Netns) -> BTreeMap<IpAddr, u64> {
     out
 }
 
+/// Forgets the sources recorded so far (between two measurements).
+pub fn reset_seen(lb: &Netns) {
+    let _ = lb.exec(&["nft", "flush", "set", "ip", SEEN_TABLE, "seen"]);
+}
+
 /// One health-check probe: an HTTP GET to `node:port`, healthy on 200.
 pub async fn probe(node: Ipv4Addr, port: u16, timeout: Duration) -> bool {
     let attempt = async {

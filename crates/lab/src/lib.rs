@@ -8,10 +8,10 @@
 //! Layers, bottom up: [`netns`] (namespaces, threads inside them, process
 //! guards), [`topo`] (addressing and links), [`kubeproxy`] and [`lb`] (the
 //! rules and health checks), [`pods`] and [`load`] (processes and
-//! traffic), [`harness`] (one lab, its reconciler and measurements),
-//! [`scenario`] (what to build and what to expect), [`report`] (JSON,
-//! text, Markdown, SVG). [`loopback`] runs what it honestly can without
-//! root.
+//! traffic), [`harness`] (one lab, its reconciler), [`measure`] (what each
+//! hop saw, per client), [`scenario`] (the one table: what to build, how
+//! each runner runs it, the pass criterion), [`report`] (JSON, text,
+//! Markdown, SVG). [`loopback`] runs what it honestly can without root.
 //!
 //! Invariants: only documentation address ranges are used inside the lab
 //! and no namespace links to the host's, so no packet leaves; everything
@@ -29,6 +29,7 @@ pub mod kubeproxy;
 pub mod lb;
 pub mod load;
 pub mod loopback;
+pub mod measure;
 pub mod netns;
 pub mod pods;
 pub mod report;
@@ -66,16 +67,14 @@ pub enum Progress<'a> {
     Done(&'a ScenarioResult),
 }
 
-/// The scenario names `spec` selects (`all` → every scenario).
-pub fn select(spec: &[String]) -> Result<Vec<&'static str>> {
-    let known = scenario::names();
+/// The scenarios `spec` selects (`all` → every scenario), in table order
+/// for `all`, as given otherwise.
+pub fn select(spec: &[String]) -> Result<Vec<&'static scenario::Scenario>> {
     if spec.is_empty() || spec.iter().any(|s| s == "all") {
-        return Ok(known);
+        return Ok(scenario::SCENARIOS.iter().collect());
     }
     spec.iter()
-        .map(|s| {
-            known.iter().find(|k| **k == s).copied().ok_or_else(|| Error::UnknownScenario(s.clone(), known.join(", ")))
-        })
+        .map(|s| scenario::find(s).ok_or_else(|| Error::UnknownScenario(s.clone(), scenario::names().join(", "))))
         .collect()
 }
 
@@ -86,32 +85,31 @@ pub fn netns_unavailable() -> Option<String> {
 
 /// Runs the selected scenarios. Needs a multi-threaded tokio runtime.
 pub async fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Report> {
-    let names = select(&opts.scenarios)?;
+    let selected = select(&opts.scenarios)?;
     let why_not = if opts.loopback { Some("--loopback given".to_owned()) } else { netns::unavailable() };
     let base = format!("{}", std::process::id() % 100_000);
     let mut results = Vec::new();
-    for (i, name) in names.iter().enumerate() {
-        progress(Progress::Start { name, index: i + 1, total: names.len() });
-        let setup = scenario::SCENARIOS.iter().find(|(n, _)| n == name).map_or("", |(_, s)| *s);
+    for (i, s) in selected.iter().enumerate() {
+        progress(Progress::Start { name: s.name, index: i + 1, total: selected.len() });
         let run = format!("{base}{i}");
-        let r = match &why_not {
-            Some(reason) if !loopback::RUNNABLE.contains(name) => ScenarioResult::skipped(
-                name,
-                setup,
-                &format!("needs network namespaces and nftables, unavailable here: {reason}"),
-            ),
-            Some(_) => {
-                let dir = std::env::temp_dir().join(format!("{}{run}-loopback", netns::PREFIX));
-                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-                let r = loopback::run(name, &opts.lab.realip, &dir).await;
-                let _ = std::fs::remove_dir_all(&dir);
-                r.unwrap_or_else(|e| failed(name, setup, &e))
-            }
-            None => {
-                let r = scenario::run(name, &opts.lab, &run).await;
+        let r = match (&why_not, s.loopback) {
+            (None, _) => {
+                let parts = (s.netns)(&opts.lab, &run).await;
                 // Guards have run; remove anything a crashed helper left.
                 netns::cleanup(&format!("{}{run}-", netns::PREFIX));
-                r.unwrap_or_else(|e| failed(name, setup, &e))
+                judge(s, s.setup, "", parts, &opts.lab)
+            }
+            (Some(reason), None) => ScenarioResult::skipped(
+                s.name,
+                s.setup,
+                &format!("needs network namespaces and nftables, unavailable here: {reason}"),
+            ),
+            (Some(_), Some(lb)) => {
+                let dir = std::env::temp_dir().join(format!("{}{run}-loopback", netns::PREFIX));
+                std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+                let parts = (lb.run)(&opts.lab.realip, &dir).await;
+                let _ = std::fs::remove_dir_all(&dir);
+                judge(s, &format!("loopback: {}", lb.setup), "loopback: ", parts, &opts.lab)
             }
         };
         progress(Progress::Done(&r));
@@ -120,10 +118,23 @@ pub async fn run(opts: &RunOptions, progress: &mut dyn FnMut(Progress<'_>)) -> R
     Ok(Report { scenarios: results })
 }
 
-fn failed(name: &str, setup: &str, e: &Error) -> ScenarioResult {
-    ScenarioResult {
-        verdict: Verdict::Fail,
-        reason: format!("the lab could not run it: {e}"),
-        ..ScenarioResult::skipped(name, setup, "")
+/// The scenario's one pass criterion over what was measured.
+fn judge(
+    s: &scenario::Scenario,
+    setup: &str,
+    prefix: &str,
+    parts: Result<Vec<report::Part>>,
+    opts: &harness::Options,
+) -> ScenarioResult {
+    match parts {
+        Ok(parts) => {
+            let (ok, reason) = (s.verdict)(&parts, opts);
+            ScenarioResult::from_parts(s.name, setup, ok, format!("{prefix}{reason}"), parts)
+        }
+        Err(e) => ScenarioResult {
+            verdict: Verdict::Fail,
+            reason: format!("{prefix}the lab could not run it: {e}"),
+            ..ScenarioResult::skipped(s.name, setup, "")
+        },
     }
 }

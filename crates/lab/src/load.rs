@@ -71,6 +71,16 @@ impl Default for Load {
     }
 }
 
+/// What every lab request's `User-Agent` starts with, before the sender's address.
+pub const USER_AGENT_PREFIX: &str = "realip-lab client=";
+
+/// The `User-Agent` of requests sent from `source`: it names the client, so
+/// an ingress access log can be split per client even where a SNATing hop
+/// replaced the client's address (see [`crate::measure`]).
+pub fn user_agent(source: IpAddr) -> String {
+    format!("{USER_AGENT_PREFIX}{source}")
+}
+
 /// One request on a new connection from `source`; the status and body.
 pub async fn request(
     source: IpAddr,
@@ -88,7 +98,7 @@ pub async fn request(
         Ok(Err(e)) => return Err(format!("connect: {e}")),
         Ok(Ok(s)) => s,
     };
-    let mut req = String::from("GET /debug/ip HTTP/1.1\r\nHost: app.example\r\nUser-Agent: realip-lab\r\n");
+    let mut req = format!("GET /debug/ip HTTP/1.1\r\nHost: app.example\r\nUser-Agent: {}\r\n", user_agent(source));
     for h in headers {
         req.push_str(h);
         req.push_str("\r\n");

@@ -4,7 +4,8 @@
 //! `realip echo` as the app — chained on 127.0.0.0/8 addresses, the client
 //! binding 127.0.0.10 as its source. What needs kube-proxy, nodes or a
 //! health-checking LB cannot be reproduced there and is reported as skipped
-//! with the reason.
+//! with the reason. Which scenarios run here, and their pass criteria, are
+//! in [`crate::scenario::SCENARIOS`]: the same criteria as in namespaces.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -12,14 +13,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::harness::mode;
 use crate::load::{self, Load, Sample};
+use crate::measure;
 use crate::netns::Proc;
-use crate::report::{Measure, Part, Requests, ScenarioResult};
-use crate::scenario::FORGED;
-
-/// Scenarios the loopback approximation can run honestly.
-pub const RUNNABLE: [&str; 3] = ["proxy-protocol", "proxy-protocol-mismatch", "spoof"];
+use crate::report::{Measure, Part};
+use crate::scenario::{FORGED, MISMATCH_PARTS, SPOOF_PARTS};
 
 const CLIENT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 10);
 const LB: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 11);
@@ -67,6 +65,9 @@ async fn chain(realip: &Path, dir: &Path, lb: Option<bool>, ingress_pp: bool, tr
 
     let ingress = SocketAddr::new(IpAddr::V4(INGRESS), free_port(INGRESS)?);
     let ingress_log = dir.join("ingress-access.log");
+    // Each configuration of a scenario measures only its own requests.
+    let _ = std::fs::remove_file(&ingress_log);
+    let _ = std::fs::remove_file(dir.join("lb-access.log"));
     let list = |v: &[&str]| v.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ");
     let pp = if ingress_pp {
         format!(
@@ -119,40 +120,12 @@ async fn chain(realip: &Path, dir: &Path, lb: Option<bool>, ingress_pp: bool, tr
 }
 
 fn measure(c: &Chain, samples: &[Sample]) -> Measure {
-    let lines = |p: &Path| -> Vec<serde_json::Value> {
-        std::fs::read_to_string(p).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-    };
-    let peer_ip = |v: &serde_json::Value| v["peer"].as_str()?.parse::<SocketAddr>().ok().map(|a| a.ip().to_string());
-    let ingress: Vec<serde_json::Value> =
-        lines(&c.ingress_log).into_iter().filter(|v| v["path"] == "/debug/ip").collect();
-    let ok: Vec<&Sample> = samples.iter().filter(|s| s.ok()).collect();
-    let field = |k: &str| mode(ok.iter().filter_map(|s| s.body.as_ref()?[k].as_str().map(str::to_owned)));
-    let mut m = Measure {
-        lb_seen: c.lb_log.as_deref().and_then(|p| mode(lines(p).iter().filter_map(peer_ip))),
-        ingress_peer: mode(ingress.iter().filter_map(peer_ip)),
-        ingress_client_ip: mode(ingress.iter().filter_map(|v| v["client_ip"].as_str().map(str::to_owned))),
-        ingress_source: mode(ingress.iter().filter_map(|v| v["client_ip_source"].as_str().map(str::to_owned))),
-        app_client_host: field("client_host"),
-        app_client_ip: field("client_ip"),
-        requests: Requests {
-            sent: samples.len() as u64,
-            ok: ok.len() as u64,
-            failed: (samples.len() - ok.len()) as u64,
-        },
-        preserved: ok
-            .iter()
-            .filter(|s| s.body.as_ref().and_then(|b| b["client_ip"].as_str()) == Some(&s.client.to_string()))
-            .count() as u64,
-        ..Measure::default()
-    };
-    if !ingress.is_empty() {
-        m.spread.insert("ingress".into(), ingress.len() as u64);
-    }
-    for s in samples.iter().filter(|s| !s.ok()) {
-        let e = s.error.clone().unwrap_or_default();
-        *m.errors.entry(e.split(" (os error").next().unwrap_or_default().to_owned()).or_default() += 1;
-    }
-    m
+    // The proxies log a request or connection when it ends, which can be a
+    // moment after the client has its answer.
+    std::thread::sleep(Duration::from_millis(100));
+    let lb = c.lb_log.as_deref().map(measure::l4_peers);
+    let hits = measure::ingress_log(&c.ingress_log, "ingress", None);
+    measure::measure(lb.as_ref(), &hits, samples, false)
 }
 
 async fn traffic(c: &Chain, headers: Vec<String>) -> Vec<Sample> {
@@ -160,64 +133,30 @@ async fn traffic(c: &Chain, headers: Vec<String>) -> Vec<Sample> {
     load::run(vec![(tokio::runtime::Handle::current(), IpAddr::V4(CLIENT), c.entry)], load).await
 }
 
-fn result(name: &str, setup: &str, ok: bool, reason: String, parts: Vec<Part>) -> ScenarioResult {
-    ScenarioResult::from_parts(name, setup, ok, reason, parts)
+/// `proxy-protocol`: client → L4 LB sending PROXY v2 → ingress requiring it → echo.
+pub async fn proxy_protocol(realip: &Path, dir: &Path) -> Result<Vec<Part>> {
+    let c = chain(realip, dir, Some(true), true, LB_SOURCES).await?;
+    let m = measure(&c, &traffic(&c, Vec::new()).await);
+    Ok(vec![Part { label: String::new(), measure: m }])
 }
 
-/// Runs one of [`RUNNABLE`] on loopback.
-pub async fn run(name: &str, realip: &Path, dir: &Path) -> Result<ScenarioResult> {
-    match name {
-        "proxy-protocol" => {
-            let c = chain(realip, dir, Some(true), true, LB_SOURCES).await?;
-            let m = measure(&c, &traffic(&c, Vec::new()).await);
-            let ok = m.requests.failed == 0 && m.preserved == m.requests.ok && m.requests.ok > 0;
-            let reason = format!(
-                "loopback: the ingress's TCP peer is the LB ({}), PROXY v2 carried the client: real client at the app on {} of {}",
-                m.ingress_peer.as_deref().unwrap_or("nothing"),
-                m.preserved,
-                m.requests.sent
-            );
-            let setup = "loopback: client 127.0.0.10 → L4 realip proxy (PROXY v2) → ingress (PROXY required) → echo";
-            Ok(result(name, setup, ok, reason, vec![Part { label: String::new(), measure: m }]))
-        }
-        "proxy-protocol-mismatch" => {
-            let mut parts = Vec::new();
-            for (label, lb_pp, ingress_pp) in [
-                ("LB sends PROXY v2, ingress expects plain HTTP", true, false),
-                ("LB sends plain TCP, ingress requires PROXY", false, true),
-            ] {
-                let c = chain(realip, dir, Some(lb_pp), ingress_pp, LB_SOURCES).await?;
-                parts.push(Part { label: label.into(), measure: measure(&c, &traffic(&c, Vec::new()).await) });
-            }
-            let ok = parts.iter().all(|p| p.measure.requests.ok == 0 && p.measure.requests.sent > 0);
-            let reason = format!(
-                "loopback: {} of {} and {} of {} requests failed when only one side speaks PROXY",
-                parts[0].measure.requests.failed,
-                parts[0].measure.requests.sent,
-                parts[1].measure.requests.failed,
-                parts[1].measure.requests.sent
-            );
-            Ok(result(name, "loopback: L4 realip proxy → ingress, PROXY on one side only", ok, reason, parts))
-        }
-        "spoof" => {
-            let mut parts = Vec::new();
-            for (label, trusted) in
-                [("ingress trusts nobody (correct)", &[][..]), ("ingress trusts everyone", &["0.0.0.0/0", "::/0"][..])]
-            {
-                let c = chain(realip, dir, None, false, trusted).await?;
-                let m = measure(&c, &traffic(&c, vec![format!("X-Forwarded-For: {FORGED}")]).await);
-                parts.push(Part { label: label.into(), measure: m });
-            }
-            let (good, bad) = (&parts[0].measure, &parts[1].measure);
-            let ok = good.ingress_client_ip.as_deref() == Some(&CLIENT.to_string())
-                && bad.ingress_client_ip.as_deref() == Some(FORGED);
-            let reason = format!(
-                "loopback: forged X-Forwarded-For ignored with correct trust (ingress resolved {}), believed when trusting everyone ({})",
-                good.ingress_client_ip.as_deref().unwrap_or("nothing"),
-                bad.ingress_client_ip.as_deref().unwrap_or("nothing")
-            );
-            Ok(result(name, "loopback: client 127.0.0.10 → ingress → echo, forged X-Forwarded-For", ok, reason, parts))
-        }
-        other => Err(Error::UnknownScenario(other.to_owned(), RUNNABLE.join(", "))),
+/// `proxy-protocol-mismatch`: PROXY on one side only, both ways.
+pub async fn mismatch(realip: &Path, dir: &Path) -> Result<Vec<Part>> {
+    let mut parts = Vec::new();
+    for (label, lb_pp, ingress_pp) in [(MISMATCH_PARTS[0], true, false), (MISMATCH_PARTS[1], false, true)] {
+        let c = chain(realip, dir, Some(lb_pp), ingress_pp, LB_SOURCES).await?;
+        parts.push(Part { label: label.into(), measure: measure(&c, &traffic(&c, Vec::new()).await) });
     }
+    Ok(parts)
+}
+
+/// `spoof`: a forged X-Forwarded-For, ingress trusting nobody, then everyone.
+pub async fn spoof(realip: &Path, dir: &Path) -> Result<Vec<Part>> {
+    let mut parts = Vec::new();
+    for (label, trusted) in [(SPOOF_PARTS[0], &[][..]), (SPOOF_PARTS[1], &["0.0.0.0/0", "::/0"][..])] {
+        let c = chain(realip, dir, None, false, trusted).await?;
+        let m = measure(&c, &traffic(&c, vec![format!("X-Forwarded-For: {FORGED}")]).await);
+        parts.push(Part { label: label.into(), measure: m });
+    }
+    Ok(parts)
 }

@@ -10,7 +10,11 @@
 //! whose app-side client IP equals the address the request was really sent
 //! from), `errors` (failure reasons with counts), `timeline` (ok/failed per
 //! 100 ms) and `parts` (scenarios that run two configurations side by side;
-//! the top-level fields are the first part's, `requests` sums all parts).
+//! the top-level fields are the first part's, `requests` sums all parts),
+//! `clients` (one row per client host: what the LB, the ingress and the app
+//! saw of that client's requests, as `{"value": count}` maps; DESIGN.md
+//! names the fields). The text and Markdown reports show the per-client
+//! rows, not the most common values, so two clients never mix in one row.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -51,6 +55,27 @@ pub struct Slot {
     pub failed: u64,
 }
 
+/// What each hop saw of one client's requests, with counts.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ClientRow {
+    /// The address the client sent from.
+    pub ip: String,
+    /// Requests it sent.
+    pub sent: u64,
+    /// Of those, answered 200 by the app.
+    pub ok: u64,
+    /// Of those, the app resolved this client's address.
+    pub preserved: u64,
+    /// Source addresses the LB recorded for it (its own, if the LB saw it).
+    pub lb_seen: BTreeMap<String, u64>,
+    /// The ingress's TCP peer on its requests.
+    pub ingress_peer: BTreeMap<String, u64>,
+    /// The client IP the ingress resolved on its requests.
+    pub ingress_client_ip: BTreeMap<String, u64>,
+    /// The client IP the app resolved on its 200s.
+    pub app_client_ip: BTreeMap<String, u64>,
+}
+
 /// What was measured at each hop in one configuration.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Measure {
@@ -78,6 +103,8 @@ pub struct Measure {
     pub preserved: u64,
     /// Why requests failed, with counts.
     pub errors: BTreeMap<String, u64>,
+    /// Per client host, what each hop saw.
+    pub clients: Vec<ClientRow>,
     /// Ok/failed per 100 ms (steady-load scenarios).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<Slot>,
@@ -188,17 +215,33 @@ fn shares(map: &BTreeMap<String, u64>) -> String {
     map.iter().map(|(k, v)| format!("{k} {v} ({})", pct(*v, total))).collect::<Vec<_>>().join(", ")
 }
 
-fn measure_rows(out: &mut String, m: &Measure, indent: &str) {
-    let r = m.requests;
-    let rows = [
-        ("LB saw (source address)", opt(m.lb_seen.as_ref()).to_owned()),
-        ("ingress remote_addr (TCP peer)", opt(m.ingress_peer.as_ref()).to_owned()),
+fn counts(map: &BTreeMap<String, u64>) -> String {
+    if map.is_empty() {
+        return "—".into();
+    }
+    map.iter().map(|(k, v)| format!("{k} ×{v}")).collect::<Vec<_>>().join(", ")
+}
+
+/// One client's block: a heading row, then what each hop saw of its requests.
+fn client_rows(c: &ClientRow) -> [(String, String); 5] {
+    [
         (
-            "ingress client IP (source)",
-            format!("{} ({})", opt(m.ingress_client_ip.as_ref()), opt(m.ingress_source.as_ref())),
+            format!("client {}", c.ip),
+            format!("{} sent, {} ok; real client IP at the app on {} of {} ok", c.sent, c.ok, c.preserved, c.ok),
         ),
+        ("LB saw (source address)".into(), counts(&c.lb_seen)),
+        ("ingress remote_addr (TCP peer)".into(), counts(&c.ingress_peer)),
+        ("ingress client IP".into(), counts(&c.ingress_client_ip)),
+        ("app client_ip".into(), counts(&c.app_client_ip)),
+    ]
+}
+
+/// The rows that are not per client: totals, spreads, failures.
+fn total_rows(m: &Measure) -> Vec<(&'static str, String)> {
+    let r = m.requests;
+    let mut rows = vec![
+        ("ingress client IP source", opt(m.ingress_source.as_ref()).to_owned()),
         ("app client_host (TCP peer)", opt(m.app_client_host.as_ref()).to_owned()),
-        ("app client_ip", opt(m.app_client_ip.as_ref()).to_owned()),
         (
             "requests",
             format!(
@@ -210,12 +253,23 @@ fn measure_rows(out: &mut String, m: &Measure, indent: &str) {
         ("spread per node", shares(&m.spread_nodes)),
         ("spread per app pod", shares(&m.spread_app)),
     ];
-    for (k, v) in rows {
-        let _ = writeln!(out, "{indent}{k:<32} {v}");
-    }
     if !m.errors.is_empty() {
-        let errs = m.errors.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join("; ");
-        let _ = writeln!(out, "{indent}{:<32} {errs}", "failures");
+        rows.push(("failures", m.errors.iter().map(|(k, v)| format!("{v}× {k}")).collect::<Vec<_>>().join("; ")));
+    }
+    rows
+}
+
+/// A block per client (what each hop saw of that client's requests, with
+/// counts), then the totals.
+fn text_rows(out: &mut String, m: &Measure, indent: &str) {
+    for c in &m.clients {
+        for (i, (k, v)) in client_rows(c).iter().enumerate() {
+            let pad = if i == 0 { "" } else { "  " };
+            let _ = writeln!(out, "{indent}{pad}{k:<width$} {v}", width = 32 - pad.len());
+        }
+    }
+    for (k, v) in total_rows(m) {
+        let _ = writeln!(out, "{indent}{k:<32} {v}");
     }
 }
 
@@ -229,11 +283,11 @@ pub fn text(report: &Report) -> String {
             continue;
         }
         if s.parts.is_empty() {
-            measure_rows(&mut out, &s.measure, "  ");
+            text_rows(&mut out, &s.measure, "  ");
         } else {
             for p in &s.parts {
                 let _ = writeln!(out, "  [{}]", p.label);
-                measure_rows(&mut out, &p.measure, "    ");
+                text_rows(&mut out, &p.measure, "    ");
             }
         }
         let v = match s.verdict {
@@ -269,12 +323,30 @@ pub fn markdown(report: &Report, charts: &[(String, String)]) -> String {
             if !label.is_empty() {
                 let _ = writeln!(out, "### {label}\n");
             }
-            let mut rows = String::new();
-            measure_rows(&mut rows, m, "");
-            let _ = writeln!(out, "| hop | seen |\n|---|---|");
-            for line in rows.lines() {
-                let (k, v) = line.split_at(32.min(line.len()));
-                let _ = writeln!(out, "| {} | {} |", k.trim(), v.trim().replace('|', "\\|"));
+            if !m.clients.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "| client | sent | ok | real client IP at the app | LB saw | ingress remote_addr | ingress client IP | app client_ip |\n|---|---|---|---|---|---|---|---|"
+                );
+                for c in &m.clients {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                        c.ip,
+                        c.sent,
+                        c.ok,
+                        c.preserved,
+                        counts(&c.lb_seen),
+                        counts(&c.ingress_peer),
+                        counts(&c.ingress_client_ip),
+                        counts(&c.app_client_ip)
+                    );
+                }
+                out.push('\n');
+            }
+            let _ = writeln!(out, "| measured | value |\n|---|---|");
+            for (k, v) in total_rows(m) {
+                let _ = writeln!(out, "| {k} | {} |", v.replace('|', "\\|"));
             }
             out.push('\n');
         }
@@ -386,4 +458,53 @@ pub fn charts(report: &Report) -> Vec<(String, String)> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(ip: &str, peer: &str, n: u64) -> ClientRow {
+        ClientRow {
+            ip: ip.into(),
+            sent: n,
+            ok: n,
+            preserved: 0,
+            lb_seen: BTreeMap::from([(ip.to_owned(), n)]),
+            ingress_peer: BTreeMap::from([(peer.to_owned(), n)]),
+            ingress_client_ip: BTreeMap::from([(peer.to_owned(), n)]),
+            app_client_ip: BTreeMap::from([(peer.to_owned(), n)]),
+        }
+    }
+
+    #[test]
+    fn the_text_report_shows_each_client_s_hops_apart() {
+        let m = Measure {
+            clients: vec![row("203.0.113.10", "192.0.2.11", 150), row("203.0.113.20", "192.0.2.12", 149)],
+            requests: Requests { sent: 299, ok: 299, failed: 0 },
+            ..Measure::default()
+        };
+        let r = Report {
+            scenarios: vec![ScenarioResult::from_parts(
+                "cluster",
+                "setup",
+                true,
+                "why".into(),
+                vec![Part { label: String::new(), measure: m }],
+            )],
+        };
+        let text = text(&r);
+        let lines: Vec<&str> = text.lines().collect();
+        let c1 = lines.iter().position(|l| l.trim_start().starts_with("client 203.0.113.10")).unwrap();
+        let c2 = lines.iter().position(|l| l.trim_start().starts_with("client 203.0.113.20")).unwrap();
+        // Under each client, only what was seen of that client's requests.
+        assert!(lines[c1 + 1].contains("LB saw") && lines[c1 + 1].ends_with("203.0.113.10 ×150"), "{text}");
+        assert!(lines[c1 + 2].ends_with("192.0.2.11 ×150"), "{text}");
+        assert!(lines[c2 + 1].ends_with("203.0.113.20 ×149") && lines[c2 + 4].ends_with("192.0.2.12 ×149"), "{text}");
+        assert!(text.contains("PASS: why"), "{text}");
+        let md = markdown(&r, &[]);
+        assert!(md.contains("| 203.0.113.20 | 149 | 149 | 0 | 203.0.113.20 ×149 | 192.0.2.12 ×149 |"), "{md}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["scenarios"][0]["clients"][1]["lb_seen"]["203.0.113.20"], 149);
+    }
 }

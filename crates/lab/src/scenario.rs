@@ -1,7 +1,12 @@
-//! The scenarios: each builds a lab, sends a bounded load, measures every
-//! hop and compares the measurements with what the setup should produce.
-//! Verdicts come from measured numbers only.
+//! The scenarios, in one table ([`SCENARIOS`]): what each builds, how the
+//! namespace lab runs it, how the loopback approximation runs it (when it
+//! honestly can), and its one pass criterion, applied to whatever either
+//! runner measured. Verdicts come from measured numbers only.
 
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
 use std::time::Duration;
 
 use crate::error::Result;
@@ -10,38 +15,164 @@ use crate::kubeproxy::Policy;
 use crate::lb::HealthCheck;
 use crate::load::Load;
 use crate::pods::{IngressConfig, Kind};
-use crate::report::{Measure, Part, ScenarioResult};
+use crate::report::{ClientRow, Measure, Part};
 use crate::topo::{HEALTH_CHECK_NODE_PORT, KUBE_PROXY_HEALTHZ_PORT};
 
-/// Every scenario, in the order `all` runs them, with what it sets up.
-pub const SCENARIOS: [(&str, &str); 11] = [
-    ("cluster", "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Cluster, passthrough LB"),
-    ("local", "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Local, LB checks healthCheckNodePort"),
-    (
-        "local-no-healthcheck",
-        "as `local`, but the LB ignores health checks (checks the wrong port): node3 has no ingress pod",
-    ),
-    ("local-uneven", "2 nodes, 2 ingress pods on node1 and 1 on node2, Local, LB balancing per node"),
-    ("daemonset", "3 nodes, one ingress pod per node (DaemonSet), Local"),
-    ("proxy-protocol", "3 nodes, Cluster, L4 proxying LB sending PROXY v2, ingress requires PROXY"),
-    (
-        "proxy-protocol-mismatch",
-        "L4 LB and ingress disagree on PROXY: LB sends it, ingress off; then LB off, ingress requires it",
-    ),
-    (
-        "spoof",
-        "clients send X-Forwarded-For: 203.0.113.66; ingress trusting nobody, then trusting everyone (0.0.0.0/0)",
-    ),
-    (
-        "rollout",
-        "steady load; ingress pod on node1 replaced by one on node3: no drain, then /readyz drain + LB health checks + terminating endpoints",
-    ),
-    ("ipv6", "IPv6 client 2001:db8:c::10 → L4 LB (PROXY v2) → IPv4 cluster with Cluster policy"),
-    (
-        "kubernetes",
-        "ingress pods run realip proxy --kubernetes against the lab's API server: routes and pod endpoints come from an Ingress and its EndpointSlice, which changes mid-run",
-    ),
+/// A scenario's run: its measured configurations (one, or several side by side).
+pub type Run<'a> = Pin<Box<dyn Future<Output = Result<Vec<Part>>> + 'a>>;
+
+/// How the loopback approximation runs a scenario.
+#[derive(Clone, Copy)]
+pub struct Loopback {
+    /// What it builds on loopback.
+    pub setup: &'static str,
+    /// Runs it with this `realip` binary, in this scratch directory.
+    pub run: for<'a> fn(&'a Path, &'a Path) -> Run<'a>,
+}
+
+/// One scenario.
+#[derive(Clone, Copy)]
+pub struct Scenario {
+    /// Its name (`--scenario NAME`).
+    pub name: &'static str,
+    /// What the namespace lab builds.
+    pub setup: &'static str,
+    /// Runs it in network namespaces; the `&str` names the run's namespaces.
+    pub netns: for<'a> fn(&'a Options, &'a str) -> Run<'a>,
+    /// Runs it without namespaces, if that reproduces it honestly.
+    pub loopback: Option<Loopback>,
+    /// The pass criterion and the verdict line, from the measured parts,
+    /// whichever runner measured them.
+    pub verdict: fn(&[Part], &Options) -> (bool, String),
+}
+
+impl std::fmt::Debug for Loopback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loopback").field("setup", &self.setup).finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Scenario {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scenario")
+            .field("name", &self.name)
+            .field("setup", &self.setup)
+            .field("loopback", &self.loopback.map(|l| l.setup))
+            .finish_non_exhaustive()
+    }
+}
+
+/// Every scenario, in the order `all` runs them.
+pub const SCENARIOS: [Scenario; 11] = [
+    Scenario {
+        name: "cluster",
+        setup: "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Cluster, passthrough LB",
+        netns: |o, r| Box::pin(cluster(o, r)),
+        loopback: None,
+        verdict: cluster_verdict,
+    },
+    Scenario {
+        name: "local",
+        setup: "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Local, LB checks healthCheckNodePort",
+        netns: |o, r| Box::pin(local(o, r, false)),
+        loopback: None,
+        verdict: local_verdict,
+    },
+    Scenario {
+        name: "local-no-healthcheck",
+        setup: "as `local`, but the LB ignores health checks (checks the wrong port): node3 has no ingress pod",
+        netns: |o, r| Box::pin(local(o, r, true)),
+        loopback: None,
+        verdict: no_healthcheck_verdict,
+    },
+    Scenario {
+        name: "local-uneven",
+        setup: "2 nodes, 2 ingress pods on node1 and 1 on node2, Local, LB balancing per node",
+        netns: |o, r| Box::pin(spread(o, r, UNEVEN)),
+        loopback: None,
+        verdict: |p, _| spread_verdict(p, UNEVEN),
+    },
+    Scenario {
+        name: "daemonset",
+        setup: "3 nodes, one ingress pod per node (DaemonSet), Local",
+        netns: |o, r| Box::pin(spread(o, r, DAEMONSET)),
+        loopback: None,
+        verdict: |p, _| spread_verdict(p, DAEMONSET),
+    },
+    Scenario {
+        name: "proxy-protocol",
+        setup: "3 nodes, Cluster, L4 proxying LB sending PROXY v2, ingress requires PROXY",
+        netns: |o, r| Box::pin(proxied(o, r, &V4_CLIENTS)),
+        loopback: Some(Loopback {
+            setup: "client 127.0.0.10 → L4 realip proxy (PROXY v2) → ingress (PROXY required) → echo",
+            run: |b, d| Box::pin(crate::loopback::proxy_protocol(b, d)),
+        }),
+        verdict: proxied_verdict,
+    },
+    Scenario {
+        name: "proxy-protocol-mismatch",
+        setup: "L4 LB and ingress disagree on PROXY: LB sends it, ingress off; then LB off, ingress requires it",
+        netns: |o, r| Box::pin(mismatch(o, r)),
+        loopback: Some(Loopback {
+            setup: "L4 realip proxy → ingress, PROXY on one side only",
+            run: |b, d| Box::pin(crate::loopback::mismatch(b, d)),
+        }),
+        verdict: mismatch_verdict,
+    },
+    Scenario {
+        name: "spoof",
+        setup: "clients send X-Forwarded-For: 203.0.113.66; ingress trusting nobody, then trusting everyone (0.0.0.0/0)",
+        netns: |o, r| Box::pin(spoof(o, r)),
+        loopback: Some(Loopback {
+            setup: "client 127.0.0.10 → ingress → echo, forged X-Forwarded-For; ingress trusting nobody, then everyone",
+            run: |b, d| Box::pin(crate::loopback::spoof(b, d)),
+        }),
+        verdict: spoof_verdict,
+    },
+    Scenario {
+        name: "rollout",
+        setup: "steady load; ingress pod on node1 replaced by one on node3: no drain, then /readyz drain + LB health checks + terminating endpoints",
+        netns: |o, r| Box::pin(rollout(o, r)),
+        loopback: None,
+        verdict: rollout_verdict,
+    },
+    Scenario {
+        name: "ipv6",
+        setup: "IPv6 client 2001:db8:c::10 → L4 LB (PROXY v2) → IPv4 cluster with Cluster policy",
+        netns: |o, r| Box::pin(proxied(o, r, &["c6"])),
+        loopback: None,
+        verdict: proxied_verdict,
+    },
+    Scenario {
+        name: "kubernetes",
+        setup: "ingress pods run realip proxy --kubernetes against the lab's API server: routes and pod endpoints come from an Ingress and its EndpointSlice, which changes mid-run",
+        netns: |o, r| Box::pin(kubernetes(o, r)),
+        loopback: None,
+        verdict: kubernetes_verdict,
+    },
 ];
+
+/// The scenario called `name`.
+pub fn find(name: &str) -> Option<&'static Scenario> {
+    SCENARIOS.iter().find(|s| s.name == name)
+}
+
+/// Scenario names, in table order.
+pub fn names() -> Vec<&'static str> {
+    SCENARIOS.iter().map(|s| s.name).collect()
+}
+
+/// The two configurations of `proxy-protocol-mismatch`, in order.
+pub const MISMATCH_PARTS: [&str; 2] =
+    ["LB sends PROXY v2, ingress expects plain HTTP", "LB sends plain TCP, ingress requires PROXY"];
+
+/// The two configurations of `spoof`, in order.
+pub const SPOOF_PARTS: [&str; 2] = ["ingress trusts nobody (correct)", "ingress trusts everyone"];
+
+/// Placement of `local-uneven`: nodes, and each ingress pod's node.
+const UNEVEN: (usize, &[usize]) = (2, &[0, 0, 1]);
+/// Placement of `daemonset`.
+const DAEMONSET: (usize, &[usize]) = (3, &[0, 1, 2]);
 
 /// The passthrough LB's checks, as configured.
 pub fn health_check(opts: &Options, port: u16, ignore: bool) -> HealthCheck {
@@ -65,14 +196,6 @@ fn drain_for(opts: &Options) -> Duration {
 pub const FORGED: &str = "203.0.113.66";
 
 const V4_CLIENTS: [&str; 2] = ["c1", "c2"];
-
-fn setup_of(name: &str) -> String {
-    SCENARIOS.iter().find(|(n, _)| *n == name).map(|(_, s)| (*s).to_owned()).unwrap_or_default()
-}
-
-fn result(name: &str, ok: bool, reason: String, parts: Vec<Part>) -> ScenarioResult {
-    ScenarioResult::from_parts(name, &setup_of(name), ok, reason, parts)
-}
 
 fn single(m: Measure) -> Vec<Part> {
     vec![Part { label: String::new(), measure: m }]
@@ -148,157 +271,203 @@ async fn hold() {
     }
 }
 
-/// Runs one scenario. `run` names this run's namespaces.
-pub async fn run(name: &str, opts: &Options, run: &str) -> Result<ScenarioResult> {
-    let load = Load::default();
-    match name {
-        "cluster" => cluster(name, opts, run, load).await,
-        "local" | "local-no-healthcheck" => local(name, opts, run, load).await,
-        "local-uneven" | "daemonset" => spread(name, opts, run, load).await,
-        "proxy-protocol" | "ipv6" => proxied(name, opts, run, load).await,
-        "proxy-protocol-mismatch" => mismatch(name, opts, run, load).await,
-        "spoof" => spoof(name, opts, run, load).await,
-        "rollout" => rollout(name, opts, run, load).await,
-        "kubernetes" => kubernetes(name, opts, run, load).await,
-        other => Err(crate::error::Error::UnknownScenario(other.to_owned(), names().join(", "))),
+/// The union of what one hop saw over every client, as text.
+fn seen(m: &Measure, hop: fn(&ClientRow) -> &BTreeMap<String, u64>) -> String {
+    let all: std::collections::BTreeSet<&String> = m.clients.iter().flat_map(|c| hop(c).keys()).collect();
+    if all.is_empty() {
+        return "nothing".into();
     }
+    all.into_iter().map(String::as_str).collect::<Vec<_>>().join(", ")
 }
 
-async fn cluster(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
+/// True when no client's own address reached the ingress as its TCP peer
+/// (something in between, the LB or a node, opened the connection).
+fn peer_is_not_the_client(m: &Measure) -> bool {
+    !m.clients.is_empty() && m.clients.iter().all(|c| !c.ingress_peer.is_empty() && !c.ingress_peer.contains_key(&c.ip))
+}
+
+fn first(parts: &[Part]) -> &Measure {
+    static EMPTY: std::sync::OnceLock<Measure> = std::sync::OnceLock::new();
+    parts.first().map_or_else(|| EMPTY.get_or_init(Measure::default), |p| &p.measure)
+}
+
+async fn cluster(opts: &Options, run: &str) -> Result<Vec<Part>> {
     let hc = health_check(opts, KUBE_PROXY_HEALTHZ_PORT, false);
-    let (_lab, m) = passthrough(opts, run, 3, Policy::Cluster, &[0, 1], hc, &load).await?;
-    let lost = m.preserved == 0 && Lab::is_cluster(m.ingress_client_ip.as_ref());
-    let ok = lost && m.requests.failed == 0 && m.requests.ok > 0;
+    let (_lab, m) = passthrough(opts, run, 3, Policy::Cluster, &[0, 1], hc, &Load::default()).await?;
+    Ok(single(m))
+}
+
+fn cluster_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let m = first(parts);
+    let snat =
+        m.clients.iter().all(|c| !c.ingress_peer.is_empty() && c.ingress_peer.keys().all(|p| Lab::is_cluster(Some(p))));
+    let ok = !m.clients.is_empty() && snat && m.preserved == 0 && m.requests.failed == 0 && m.requests.ok > 0;
     let reason = format!(
         "client IP lost to SNAT: the ingress saw {} and the app resolved {} on {} of {} requests (real client on {})",
-        m.ingress_peer.as_deref().unwrap_or("nothing"),
-        m.app_client_ip.as_deref().unwrap_or("nothing"),
+        seen(m, |c| &c.ingress_peer),
+        seen(m, |c| &c.app_client_ip),
         m.requests.ok - m.preserved,
         m.requests.ok,
         m.preserved
     );
-    Ok(result(name, ok, reason, single(m)))
+    (ok, reason)
 }
 
-async fn local(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
-    let ignore = name == "local-no-healthcheck";
+async fn local(opts: &Options, run: &str, ignore: bool) -> Result<Vec<Part>> {
     let hc = health_check(opts, HEALTH_CHECK_NODE_PORT, ignore);
-    let (_lab, m) = passthrough(opts, run, 3, Policy::Local, &[0, 1], hc, &load).await?;
-    let r = m.requests;
-    let (ok, reason) = if ignore {
-        let frac = r.failed as f64 / r.sent.max(1) as f64;
-        (
-            r.failed > 0 && (frac - 1.0 / 3.0).abs() < 0.12 && m.preserved == r.ok,
-            format!(
-                "{} of {} requests ({:.0}%) went to node3, which has no ingress pod, and were dropped; \
-                 the {} that reached a pod kept the client IP",
-                r.failed,
-                r.sent,
-                frac * 100.0,
-                r.ok
-            ),
-        )
-    } else {
-        (
-            r.failed == 0 && r.ok > 0 && m.preserved == r.ok && !m.spread_nodes.contains_key("node3"),
-            format!(
-                "client IP preserved end to end on {} of {} requests; {} failed; node3 (no endpoint) got no traffic",
-                m.preserved, r.sent, r.failed
-            ),
-        )
-    };
-    Ok(result(name, ok, reason, single(m)))
+    let (_lab, m) = passthrough(opts, run, 3, Policy::Local, &[0, 1], hc, &Load::default()).await?;
+    Ok(single(m))
 }
 
-async fn spread(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
-    let (nodes, pods): (usize, &[usize]) = if name == "daemonset" { (3, &[0, 1, 2]) } else { (2, &[0, 0, 1]) };
+fn local_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let m = first(parts);
+    let r = m.requests;
+    (
+        r.failed == 0 && r.ok > 0 && m.preserved == r.ok && !m.spread_nodes.contains_key("node3"),
+        format!(
+            "client IP preserved end to end on {} of {} requests; {} failed; node3 (no endpoint) got {} requests",
+            m.preserved,
+            r.sent,
+            r.failed,
+            m.spread_nodes.get("node3").copied().unwrap_or(0)
+        ),
+    )
+}
+
+fn no_healthcheck_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let m = first(parts);
+    let r = m.requests;
+    let frac = r.failed as f64 / r.sent.max(1) as f64;
+    (
+        r.failed > 0 && (frac - 1.0 / 3.0).abs() < 0.12 && m.preserved == r.ok,
+        format!(
+            "{} of {} requests ({:.0}%) went to node3, which has no ingress pod, and were dropped; \
+             {} of the {} that reached a pod kept the client IP",
+            r.failed,
+            r.sent,
+            frac * 100.0,
+            m.preserved,
+            r.ok
+        ),
+    )
+}
+
+async fn spread(opts: &Options, run: &str, (nodes, pods): (usize, &[usize])) -> Result<Vec<Part>> {
     let hc = health_check(opts, HEALTH_CHECK_NODE_PORT, false);
-    let load = Load { requests: 450, ..load };
+    let load = Load { requests: 450, ..Load::default() };
     let (_lab, m) = passthrough(opts, run, nodes, Policy::Local, pods, hc, &load).await?;
+    Ok(single(m))
+}
+
+fn spread_verdict(parts: &[Part], (nodes, pods): (usize, &[usize])) -> (bool, String) {
+    let m = first(parts);
     // What the simulator's model predicts for this very placement.
     let (expected, _, _) = crate::sim::shares(&crate::sim::Params { nodes, ..crate::sim::Params::default() }, pods);
     let names = ["ingress-a", "ingress-b", "ingress-c"];
-    let within = names.iter().zip(&expected).all(|(p, e)| (share(&m, p) - e).abs() < 0.10);
+    let within = names.iter().zip(&expected).all(|(p, e)| (share(m, p) - e).abs() < 0.10);
     let shares: Vec<String> = names
         .iter()
         .zip(&expected)
-        .map(|(p, e)| format!("{p} {:.0}% (model {:.0}%)", share(&m, p) * 100.0, e * 100.0))
+        .map(|(p, e)| format!("{p} {:.0}% (model {:.0}%)", share(m, p) * 100.0, e * 100.0))
         .collect();
     let r = m.requests;
-    let ok = within && r.failed == 0 && m.preserved == r.ok;
-    Ok(result(name, ok, format!("per-pod share {}; {} failed", shares.join(", "), r.failed), single(m)))
+    let ok = within && r.ok > 0 && r.failed == 0 && m.preserved == r.ok;
+    (ok, format!("per-pod share {}; {} failed", shares.join(", "), r.failed))
 }
 
-async fn proxied(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
+async fn proxied(opts: &Options, run: &str, clients: &[&str]) -> Result<Vec<Part>> {
     let (mut lab, _) = lab(opts, run, 3, Policy::Cluster, &[0, 1], &IngressConfig::proxy_protocol()).await?;
     lab.start_lb(LbKind::Proxy { proxy_protocol: true }).await?;
-    let clients: &[&str] = if name == "ipv6" { &["c6"] } else { &V4_CLIENTS };
-    let samples = lab.traffic(clients, &load).await;
-    let m = lab.measure(&samples, false);
+    let samples = lab.traffic(clients, &Load::default()).await;
+    Ok(single(lab.measure(&samples, false)))
+}
+
+fn proxied_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let m = first(parts);
     let r = m.requests;
     let ok = r.failed == 0
         && r.ok > 0
         && m.preserved == r.ok
-        && Lab::is_cluster(m.ingress_peer.as_ref())
+        && peer_is_not_the_client(m)
         && m.ingress_source.as_deref() == Some("proxy-protocol");
     let reason = format!(
-        "the ingress's TCP peer is {} (SNAT), yet PROXY v2 carried the client: app resolved the real client on {} of {} requests",
-        m.ingress_peer.as_deref().unwrap_or("nothing"),
+        "the ingress's TCP peer is {} (not the client), yet PROXY v2 carried the client: the app resolved the real client on {} of {} requests",
+        seen(m, |c| &c.ingress_peer),
         m.preserved,
         r.sent
     );
-    Ok(result(name, ok, reason, single(m)))
+    (ok, reason)
 }
 
-async fn mismatch(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
+async fn mismatch(opts: &Options, run: &str) -> Result<Vec<Part>> {
     let mut parts = Vec::new();
     for (label, lb_pp, cfg) in [
-        ("LB sends PROXY v2, ingress expects plain HTTP", true, IngressConfig::direct()),
-        ("LB sends plain TCP, ingress requires PROXY", false, IngressConfig::proxy_protocol()),
+        (MISMATCH_PARTS[0], true, IngressConfig::direct()),
+        (MISMATCH_PARTS[1], false, IngressConfig::proxy_protocol()),
     ] {
         let (mut lab, _) = lab(opts, run, 2, Policy::Cluster, &[0, 1], &cfg).await?;
         lab.start_lb(LbKind::Proxy { proxy_protocol: lb_pp }).await?;
-        let samples = lab.traffic(&V4_CLIENTS, &Load { requests: 150, ..load.clone() }).await;
+        let samples = lab.traffic(&V4_CLIENTS, &Load { requests: 150, ..Load::default() }).await;
         parts.push(Part { label: label.into(), measure: lab.measure(&samples, false) });
     }
-    let all_failed = parts.iter().all(|p| p.measure.requests.ok == 0 && p.measure.requests.sent > 0);
-    let reason = format!(
-        "one side only breaks every request: {} of {} failed with PROXY sent but not expected, {} of {} with PROXY required but not sent",
-        parts[0].measure.requests.failed,
-        parts[0].measure.requests.sent,
-        parts[1].measure.requests.failed,
-        parts[1].measure.requests.sent
-    );
-    Ok(result(name, all_failed, reason, parts))
+    Ok(parts)
 }
 
-async fn spoof(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
-    let forged = Load { headers: vec![format!("X-Forwarded-For: {FORGED}")], ..load.clone() };
+fn mismatch_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let all_failed =
+        parts.len() == 2 && parts.iter().all(|p| p.measure.requests.ok == 0 && p.measure.requests.sent > 0);
+    let r = |i: usize| parts.get(i).map(|p| p.measure.requests).unwrap_or_default();
+    let reason = format!(
+        "one side only breaks every request: {} of {} failed with PROXY sent but not expected, {} of {} with PROXY required but not sent",
+        r(0).failed,
+        r(0).sent,
+        r(1).failed,
+        r(1).sent
+    );
+    (all_failed, reason)
+}
+
+async fn spoof(opts: &Options, run: &str) -> Result<Vec<Part>> {
+    let forged = Load { headers: vec![format!("X-Forwarded-For: {FORGED}")], ..Load::default() };
     let mut parts = Vec::new();
     let everyone = IngressConfig { trusted: vec!["0.0.0.0/0".into(), "::/0".into()], ..IngressConfig::direct() };
-    for (label, cfg) in
-        [("ingress trusts nobody (correct)", IngressConfig::direct()), ("ingress trusts everyone", everyone)]
-    {
+    for (label, cfg) in [(SPOOF_PARTS[0], IngressConfig::direct()), (SPOOF_PARTS[1], everyone)] {
         let (mut lab, _) = lab(opts, run, 2, Policy::Local, &[0, 1], &cfg).await?;
         lab.start_lb(LbKind::Passthrough(health_check(opts, HEALTH_CHECK_NODE_PORT, false))).await?;
         lab.wait_lb(&[true, true]).await?;
         let samples = lab.traffic(&V4_CLIENTS, &forged).await;
         parts.push(Part { label: label.into(), measure: lab.measure(&samples, false) });
     }
-    let (good, bad) = (&parts[0].measure, &parts[1].measure);
-    let ok = good.ingress_client_ip.as_deref() != Some(FORGED)
-        && good.preserved == good.requests.ok
-        && good.requests.ok > 0
-        && bad.ingress_client_ip.as_deref() == Some(FORGED);
-    let reason = format!(
-        "forged X-Forwarded-For ignored with correct trust (ingress resolved {}), believed when trusting everyone (ingress resolved {})",
-        good.ingress_client_ip.as_deref().unwrap_or("nothing"),
-        bad.ingress_client_ip.as_deref().unwrap_or("nothing")
-    );
-    Ok(result(name, ok, reason, parts))
+    Ok(parts)
 }
 
-async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
+/// Correct trust: no request resolved to the forged address anywhere and
+/// the app saw the real client on every 200. Trusting everyone: the ingress
+/// resolved the forged address on every request it logged.
+fn spoof_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let (Some(good), Some(bad)) = (parts.first().map(|p| &p.measure), parts.get(1).map(|p| &p.measure)) else {
+        return (false, "spoof needs two configurations".into());
+    };
+    let forged_in = |m: &BTreeMap<String, u64>| m.contains_key(FORGED);
+    let ignored = good.requests.ok > 0
+        && good.preserved == good.requests.ok
+        && !good.clients.is_empty()
+        && good.clients.iter().all(|c| !forged_in(&c.ingress_client_ip) && !forged_in(&c.app_client_ip));
+    let believed = bad.requests.ok > 0
+        && !bad.clients.is_empty()
+        && bad.clients.iter().all(|c| c.ingress_client_ip.keys().eq([FORGED].iter()));
+    let reason = format!(
+        "forged X-Forwarded-For ignored with correct trust (ingress resolved {}; real client at the app on {} of {}), \
+         believed when trusting everyone (ingress resolved {})",
+        seen(good, |c| &c.ingress_client_ip),
+        good.preserved,
+        good.requests.ok,
+        seen(bad, |c| &c.ingress_client_ip)
+    );
+    (ignored && believed, reason)
+}
+
+async fn rollout(opts: &Options, run: &str) -> Result<Vec<Part>> {
     let mut parts = Vec::new();
     for (label, drain) in [("no drain (exit on SIGTERM)", false), ("readiness drain", true)] {
         let cfg = if drain {
@@ -319,7 +488,7 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
             duration: Duration::from_millis(4500),
             concurrency: 3,
             pause: Some(Duration::from_millis(15)),
-            ..load.clone()
+            ..Load::default()
         };
         let traffic = tokio::spawn(crate::load::run(lab.clients(&V4_CLIENTS), steady));
         // maxSurge 1, maxUnavailable 0: the new pod (on node3) first;
@@ -330,10 +499,15 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
         lab.wait_lb(&[true, true, true]).await?;
         lab.terminate("ingress-a");
         let samples = traffic.await.unwrap_or_default();
-        let m = lab.measure(&samples, true);
-        parts.push(Part { label: label.into(), measure: m });
+        parts.push(Part { label: label.into(), measure: lab.measure(&samples, true) });
     }
-    let (a, b) = (&parts[0].measure, &parts[1].measure);
+    Ok(parts)
+}
+
+fn rollout_verdict(parts: &[Part], opts: &Options) -> (bool, String) {
+    let (Some(a), Some(b)) = (parts.first().map(|p| &p.measure), parts.get(1).map(|p| &p.measure)) else {
+        return (false, "rollout needs two configurations".into());
+    };
     let ok = b.requests.failed == 0 && b.requests.ok > 0;
     // The model's loss for this replacement, at the rate the clients achieved.
     let model = crate::sim::simulate(&crate::sim::Params {
@@ -357,7 +531,7 @@ async fn rollout(name: &str, opts: &Options, run: &str, load: Load) -> Result<Sc
         opts.lb_interval.as_millis(),
         opts.lb_unhealthy_threshold
     );
-    Ok(result(name, ok, reason, parts))
+    (ok, reason)
 }
 
 /// The app Service's EndpointSlice: `(pod IP, ready)` per app pod.
@@ -375,9 +549,10 @@ fn app_slice(eps: &[(std::net::Ipv4Addr, bool)]) -> serde_json::Value {
         "endpoints": endpoints})
 }
 
-async fn kubernetes(name: &str, opts: &Options, run: &str, load: Load) -> Result<ScenarioResult> {
+async fn kubernetes(opts: &Options, run: &str) -> Result<Vec<Part>> {
     use crate::error::Error;
     use crate::topo::API_SERVER;
+    let load = Load::default();
     let mut lab = Lab::new(opts, run, 3, Policy::Local).await?;
     // The API server lives on the lb host (the "control plane"), reachable
     // from the pods through their nodes.
@@ -444,9 +619,17 @@ async fn kubernetes(name: &str, opts: &Options, run: &str, load: Load) -> Result
         label: "after the EndpointSlice marks app-1 terminating".into(),
         measure: lab.measure(&after, false),
     });
-    let (a, b) = (&parts[0].measure, &parts[1].measure);
+    Ok(parts)
+}
+
+fn kubernetes_verdict(parts: &[Part], _: &Options) -> (bool, String) {
+    let (Some(a), Some(b)) = (parts.first().map(|p| &p.measure), parts.get(1).map(|p| &p.measure)) else {
+        return (false, "kubernetes needs two configurations".into());
+    };
     let ok = a.requests.failed == 0
         && b.requests.failed == 0
+        && a.requests.ok > 0
+        && b.requests.ok > 0
         && a.preserved == a.requests.ok
         && b.preserved == b.requests.ok
         && a.spread_app.len() == 2
@@ -460,10 +643,5 @@ async fn kubernetes(name: &str, opts: &Options, run: &str, load: Load) -> Result
         a.preserved + b.preserved,
         a.requests.sent + b.requests.sent
     );
-    Ok(result(name, ok, reason, parts))
-}
-
-/// Scenario names.
-pub fn names() -> Vec<&'static str> {
-    SCENARIOS.iter().map(|(n, _)| *n).collect()
+    (ok, reason)
 }

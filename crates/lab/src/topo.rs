@@ -4,9 +4,13 @@
 //!
 //! ```text
 //!  c1 203.0.113.10 ─┐                         ┌─ node1 192.0.2.11 ─ pods 198.51.100.128/28
-//!  c2 198.51.100.10 ├─ lb (VIP 192.0.2.200, ──┼─ node2 192.0.2.12 ─ pods 198.51.100.144/28
+//!  c2 203.0.113.20  ├─ lb (VIP 192.0.2.200, ──┼─ node2 192.0.2.12 ─ pods 198.51.100.144/28
 //!  c6 2001:db8:c::10┘   [2001:db8:1b::100])   └─ node3 192.0.2.13 ─ pods 198.51.100.160/28
 //! ```
+//!
+//! Clients live in 203.0.113.0/24, each on its own link (a /28), and in
+//! 2001:db8:c::/64: never in a /24 that holds nodes (192.0.2.0/24) or pods
+//! (198.51.100.0/24), so a client's address never looks like the cluster's.
 //!
 //! Invariants: only documentation ranges are used (192.0.2.0/24,
 //! 198.51.100.0/24, 203.0.113.0/24, 2001:db8::/32); no namespace has a
@@ -94,13 +98,13 @@ pub const CLIENTS: [ClientSpec; 3] = [
         name: "c1",
         addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10)),
         gateway: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1)),
-        prefix: 24,
+        prefix: 28,
     },
     ClientSpec {
         name: "c2",
-        addr: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 10)),
-        gateway: IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)),
-        prefix: 25,
+        addr: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 20)),
+        gateway: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 17)),
+        prefix: 28,
     },
     ClientSpec {
         name: "c6",
@@ -327,12 +331,25 @@ mod tests {
                 assert_ne!(p, APP_CLUSTER_IP);
             }
         }
+        let mut links = Vec::new();
         for c in CLIENTS {
             assert!(!is_cluster_addr(c.addr), "{}", c.addr);
-            if let IpAddr::V4(v4) = c.addr {
+            if let (IpAddr::V4(v4), IpAddr::V4(gw)) = (c.addr, c.gateway) {
                 assert!(doc(v4) && seen.insert(v4));
+                // Clients have their own /24, apart from nodes and pods.
+                assert_eq!(v4.octets()[..3], [203, 0, 113], "{v4}");
+                // Each on its own link: the address and its gateway share a
+                // prefix no other client's link has.
+                let net = |ip: Ipv4Addr| u32::from(ip) >> (32 - u32::from(c.prefix));
+                assert_eq!(net(v4), net(gw), "{v4} and its gateway {gw}");
+                assert!(!links.contains(&(c.prefix, net(v4))), "{v4} shares a link");
+                links.push((c.prefix, net(v4)));
             }
         }
+        assert!(
+            CLIENTS.iter().all(|c| c.addr.to_string() != crate::scenario::FORGED),
+            "the forged address is nobody's"
+        );
         assert!(doc(VIP) && !is_cluster_addr(IpAddr::V4(VIP)));
         assert_eq!(VIP6.segments()[..2], [0x2001, 0xdb8]);
     }
