@@ -276,6 +276,6 @@ warm_at=$(( secs / 5 < 60 ? secs / 5 : 60 ))
 rss_warm=$(awk -v w="$warm_at" '$1 >= w {print $2; exit}' "$work/rss" 2>/dev/null)
 rss_max=$(sort -k2 -n "$work/rss" 2>/dev/null | tail -1 | awk '{print $2}')
 mib() { awk -v k="${1:-0}" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
-echo "proxy VmRSS: start $(mib "$rss_start"), after ${warm_at}s of load $(mib "$rss_warm"), end $(mib "$rss_end"), max $(mib "$rss_max") (every 5 s, MiB: $(awk '{printf "%s%d", NR > 1 ? " " : "", $2 / 1024}' "$work/rss" 2>/dev/null))"
+echo "proxy VmRSS: start $(mib "$rss_start"), after ${warm_at}s of load $(mib "$rss_warm"), end $(mib "$rss_end"), max $(mib "$rss_max") (every 5 s, MiB: $(awk '{printf "%s%d", (NR > 1 ? " " : ""), $2 / 1024}' "$work/rss" 2>/dev/null))"
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), load average $(cut -d' ' -f1-3 /proc/loadavg); date: $(date -u '+%Y-%m-%d %H:%M UTC')"
 if [ "$fail" = 0 ]; then echo "soak: OK, 0 failed requests"; else echo "soak: FAILED" >&2; exit 1; fi
