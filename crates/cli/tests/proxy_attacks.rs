@@ -158,6 +158,11 @@ fn one_host_decides_both_the_route_and_the_upstream() {
     assert_eq!(s, 403, "{body}");
     let (s, body) = send(web, "GET / HTTP/1.1\r\nHost: INTERNAL.example.com:80\r\nConnection: close\r\n\r\n");
     assert_eq!(s, 403, "{body}");
+    // Two trailing dots (an empty label) are no host at all.
+    let (s, body) = send(web, "GET / HTTP/1.1\r\nHost: internal.example.com..\r\nConnection: close\r\n\r\n");
+    assert_eq!(s, 400, "{body}");
+    let got = h2_request(web, "http://internal.example.com../", &[]);
+    assert_eq!(got.map(|(s, _)| s), Ok(400));
     for bad in [
         "GET / HTTP/1.1\r\nHost: internal.example.com:abc\r\nConnection: close\r\n\r\n",
         "GET / HTTP/1.1\r\nHost: public.example.com\r\nHost: internal.example.com\r\nConnection: close\r\n\r\n",
@@ -422,6 +427,12 @@ fn bodies_and_h2_headers_get_the_right_status() {
     let (s, _) =
         send(web, "POST /debug/ip HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\nConnection: close\r\n\r\n0123456789");
     assert_eq!(s, 408);
+    // Malformed chunk framing is the client's error (400), never a 499 on the wire.
+    let (s, _) = send(
+        web,
+        "POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nZZ\r\nabc\r\n0\r\n\r\n",
+    );
+    assert_eq!(s, 400);
     // h2 with more headers than max_headers: 431.
     if need(&["curl"]) {
         let mut cmd = Command::new("curl");
@@ -474,6 +485,26 @@ fn check_refuses_what_would_break_or_open_the_proxy() {
     ] {
         assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
     }
+    // Zero timeouts, a log directory that does not exist, a certificate
+    // path that is a device (it used to hang --check): all refused.
+    let bad = base(up, "\n[limits]\nidle_timeout = \"0s\"\n[log]\npath = \"/nonexistent/dir/x.log\"\n").replace(
+        "bind = \"127.0.0.1:0\"\n\n[client_ip]",
+        "bind = \"127.0.0.1:0\"\ntls = { cert = \"/dev/zero\", key = \"/dev/zero\" }\n\n[client_ip]",
+    );
+    let (code, out) = check(&bad);
+    assert_eq!(code, Some(1), "{out}");
+    for needle in [
+        "limits.idle_timeout: must be longer than 0s",
+        "log.path: directory /nonexistent/dir does not exist",
+        "/dev/zero: not a regular file",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    // Trusting everyone in two halves is trusting everyone.
+    let (code, out) =
+        check(&base(up, "").replace("trusted = [\"10.0.0.0/8\"]", "trusted = [\"0.0.0.0/1\", \"128.0.0.0/1\"]"));
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("warning: client_ip.trusted: trusts every address"), "{out}");
     // Trusting everyone loads, with a warning.
     let (code, out) = check(&base(up, "").replace("trusted = [\"10.0.0.0/8\"]", "trusted = [\"0.0.0.0/0\"]"));
     assert_eq!(code, Some(0), "{out}");
@@ -481,4 +512,47 @@ fn check_refuses_what_would_break_or_open_the_proxy() {
     let (code, out) = check(&base(up, "").replace("[[upstream]]\n", "[[upstream]]\ntls_server_name = \"bad name!\"\n"));
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("tls_server_name"), "{out}");
+}
+
+#[test]
+fn an_upstream_length_contradicting_its_chunking_is_not_passed_on() {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming().take(4) {
+            let Ok(mut s) = s else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+            );
+        }
+    });
+    let p = proxy(&base(up, ""));
+    let mut c = TcpStream::connect(p.addr("web")).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    assert!(!resp.to_ascii_lowercase().contains("content-length: 50"), "{resp}");
+    assert!(resp.ends_with("ok") || resp.contains("\r\n\r\n2\r\nok\r\n0\r\n\r\n"), "{resp}");
+}
+
+#[test]
+fn silent_sockets_do_not_hold_the_admin_port_past_the_header_timeout() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&base(up, "\n[limits]\nheader_read_timeout = \"1s\"\n"));
+    let admin = p.addr("admin");
+    let held: Vec<TcpStream> = (0..64).filter_map(|_| TcpStream::connect(admin).ok()).collect();
+    assert_eq!(held.len(), 64);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (s, _) = send(admin, "GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+        if s == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "/healthz still {s} with 64 silent sockets");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    drop(held);
 }

@@ -166,6 +166,12 @@ impl TrustedProxies {
         TrustedProxies::default()
     }
 
+    /// True when every IPv4 or every IPv6 address is trusted, whether
+    /// written as `0.0.0.0/0` or as smaller networks that add up to it.
+    pub fn covers_all_of_a_family(&self) -> bool {
+        self.v4.first() == Some(&(0, u32::MAX)) || self.v6.first() == Some(&(0, u128::MAX))
+    }
+
     /// Builds a set from networks.
     pub fn from_cidrs<I: IntoIterator<Item = Cidr>>(cidrs: I) -> TrustedProxies {
         let cidrs: Vec<Cidr> = cidrs.into_iter().collect();

@@ -81,6 +81,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
+        "d" => n * 86400.0,
         _ => return Err(bad()),
     };
     let d = Duration::try_from_secs_f64(secs).map_err(|_| bad())?;
@@ -243,8 +244,23 @@ pub struct ForwardConfig {
 
 /// Vendor client-IP headers an untrusted client must not be able to send
 /// on: apps and frameworks read each of them somewhere.
-pub const DEFAULT_STRIP_UNTRUSTED: [&str; 5] =
-    ["true-client-ip", "cf-connecting-ip", "fastly-client-ip", "x-client-ip", "x-cluster-client-ip"];
+pub const DEFAULT_STRIP_UNTRUSTED: [&str; 15] = [
+    "true-client-ip",
+    "cf-connecting-ip",
+    "fastly-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "client-ip",
+    "x-forwarded",
+    "forwarded-for",
+    "x-originating-ip",
+    "x-remote-ip",
+    "x-remote-addr",
+    "fly-client-ip",
+    "akamai-client-ip",
+    "x-azure-clientip",
+    "x-appengine-user-ip",
+];
 
 fn default_strip_untrusted() -> Vec<String> {
     DEFAULT_STRIP_UNTRUSTED.iter().map(|&s| s.to_owned()).collect()
@@ -635,8 +651,25 @@ impl Config {
                 push(format!("{key}.endpoints"), "is empty".into());
             }
             for e in &u.endpoints {
-                if e.parse::<SocketAddr>().is_err() {
-                    push(format!("{key}.endpoints"), format!("`{e}` is not IP:PORT"));
+                match e.parse::<SocketAddr>() {
+                    Ok(a) if a.port() == 0 => {
+                        push(format!("{key}.endpoints"), format!("`{e}`: port 0 cannot be connected to"));
+                    }
+                    Ok(_) => {}
+                    Err(_) => push(format!("{key}.endpoints"), format!("`{e}` is not IP:PORT")),
+                }
+            }
+            if u.max_fails == Some(0) {
+                push(format!("{key}.max_fails"), "must be at least 1".into());
+            }
+            for (name, d) in [
+                ("connect_timeout", u.connect_timeout),
+                ("response_timeout", u.response_timeout),
+                ("idle_timeout", u.idle_timeout),
+                ("fail_timeout", u.fail_timeout),
+            ] {
+                if d.is_some_and(|d| d.0.is_zero()) {
+                    push(format!("{key}.{name}"), "must be longer than 0s".into());
                 }
             }
             if let Some(name) = &u.tls_server_name {
@@ -682,7 +715,8 @@ impl Config {
             }
             if let Some(h) = &r.host {
                 let bare = h.strip_prefix("*.").unwrap_or(h);
-                if bare.is_empty() || bare.contains(['*', '/', ' ', ':']) {
+                let bare = bare.strip_suffix('.').unwrap_or(bare);
+                if bare.is_empty() || bare.contains(['*', '/', ' ', ':']) || bare.split('.').any(str::is_empty) {
                     push(format!("{key}.host"), format!("`{h}` is not a host name or `*.domain` wildcard"));
                 }
             }
@@ -716,6 +750,23 @@ impl Config {
         if self.limits.max_headers == 0 {
             push("limits.max_headers".into(), "must be > 0".into());
         }
+        for (name, d) in [
+            ("header_read_timeout", self.limits.header_read_timeout),
+            ("idle_timeout", self.limits.idle_timeout),
+            ("body_timeout", self.limits.body_timeout),
+        ] {
+            if d.0.is_zero() {
+                push(format!("limits.{name}"), "must be longer than 0s".into());
+            }
+        }
+        if self.limits.max_header_bytes > MAX_HEADER_BYTES {
+            push("limits.max_header_bytes".into(), format!("must be at most {MAX_HEADER_BYTES}"));
+        }
+        if let Some(dir) = self.log.path.as_deref().and_then(std::path::Path::parent) {
+            if !dir.as_os_str().is_empty() && !dir.is_dir() {
+                push("log.path".into(), format!("directory {} does not exist", dir.display()));
+            }
+        }
         if self.limits.max_header_bytes < MIN_HEADER_BYTES {
             push(
                 "limits.max_header_bytes".into(),
@@ -739,16 +790,12 @@ impl Config {
     /// Every warning, each naming its key.
     pub fn warnings(&self) -> Vec<String> {
         let mut w = Vec::new();
-        let everyone = |list: &[String]| {
-            list.iter().any(|c| {
-                let c = c.trim();
-                c == "0.0.0.0/0" || c == "::/0" || c == "::ffff:0.0.0.0/96"
-            })
-        };
+        let everyone = |list: &[String]| TrustedProxies::parse(list).is_ok_and(|t| t.covers_all_of_a_family());
         if everyone(&self.client_ip.trusted) {
             w.push(
-                "client_ip.trusted: trusts every address (0.0.0.0/0 or ::/0): any client can forge its IP with \
-                 X-Forwarded-For; list only your load balancers and proxies"
+                "client_ip.trusted: trusts every address of a family (0.0.0.0/0 or ::/0, in one or several \
+                 entries): any client can forge its IP with X-Forwarded-For; list only your load balancers \
+                 and proxies"
                     .to_owned(),
             );
         }
@@ -776,6 +823,9 @@ pub fn route_name(r: &RouteConfig) -> String {
 /// hyper's smallest HTTP/1.1 read buffer: a request-head limit below it
 /// could not be enforced exactly.
 pub const MIN_HEADER_BYTES: usize = 8192;
+
+/// The largest request head allowed.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024 * 1024;
 
 fn check_rate(key: &str, rate: &RateConfig, push: &mut impl FnMut(String, String)) {
     if !(rate.per_second.is_finite() && rate.per_second > 0.0) {

@@ -174,7 +174,7 @@ impl Reject {
     pub fn status(&self) -> StatusCode {
         match self {
             Reject::Target(TargetError::Connect) => StatusCode::METHOD_NOT_ALLOWED,
-            Reject::Target(_) => StatusCode::BAD_REQUEST,
+            Reject::Target(_) | Reject::Upstream(UpstreamError::BadBody) => StatusCode::BAD_REQUEST,
             Reject::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::Redirect(_) => StatusCode::PERMANENT_REDIRECT,
@@ -200,6 +200,8 @@ impl Reject {
             Reject::Limited(_) => "too many requests\n",
             Reject::BodyTooLarge | Reject::Upstream(UpstreamError::BodyTooLarge(_)) => "request body too large\n",
             Reject::Upstream(UpstreamError::BodyTimeout(_)) => "request body timed out\n",
+            Reject::Upstream(UpstreamError::BadBody) => "malformed request body\n",
+            Reject::Upstream(UpstreamError::ClientGone) => "client closed the request\n",
             Reject::Upstream(UpstreamError::NoEndpoint) => "no endpoints available\n",
             Reject::Upstream(UpstreamError::Timeout(_)) => "upstream timed out\n",
             Reject::Upstream(UpstreamError::Connect(_)) => "no upstream reachable\n",
@@ -234,7 +236,7 @@ impl Reject {
             Reject::Limited(secs) => {
                 r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*secs));
             }
-            Reject::Upstream(UpstreamError::BadUpgrade(_)) | Reject::Target(_) => {
+            Reject::Upstream(UpstreamError::BadUpgrade(_) | UpstreamError::BadBody) | Reject::Target(_) => {
                 r.headers_mut().insert(http::header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
@@ -461,6 +463,11 @@ where
             }
         }
     } else {
+        // RFC 9112 §6.3: with Transfer-Encoding, a Content-Length is wrong;
+        // passing both on would tell the client a length the body lacks.
+        if resp.headers().contains_key(http::header::TRANSFER_ENCODING) {
+            resp.headers_mut().remove(CONTENT_LENGTH);
+        }
         forward::remove_hop_by_hop(resp.headers_mut());
     }
     Ok(resp)
@@ -747,6 +754,7 @@ mod tests {
             (Reject::Upstream(UpstreamError::Closed), 502),
             (Reject::Upstream(UpstreamError::BadUpgrade("x")), 502),
             (Reject::Upstream(UpstreamError::ClientGone), 499),
+            (Reject::Upstream(UpstreamError::BadBody), 400),
         ];
         for (r, want) in table {
             assert_eq!(r.status().as_u16(), want, "{r:?}");

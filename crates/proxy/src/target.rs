@@ -126,14 +126,18 @@ fn parse_host(raw: &str) -> Result<(String, Option<u16>), TargetError> {
         }
         Some(_) => return Err(TargetError::BadHost),
     };
-    let host = if raw.starts_with('[') { host } else { host.strip_suffix('.').unwrap_or(host) };
-    let valid = !raw.starts_with('[')
-        && !host.is_empty()
+    if raw.starts_with('[') {
+        return Ok((host.to_ascii_lowercase(), port));
+    }
+    // One trailing dot names the same host (the root); what remains must
+    // be labels, none empty: `a.example..` would match no route here and
+    // the same host upstream.
+    let host = host.strip_suffix('.').unwrap_or(host);
+    let valid = !host.is_empty()
         && host.len() <= 253
-        && !host.starts_with('.')
-        && !host.contains("..")
+        && host.split('.').all(|label| !label.is_empty() && label.len() <= 63)
         && host.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-    if !valid && !raw.starts_with('[') {
+    if !valid {
         return Err(TargetError::BadHost);
     }
     Ok((host.to_ascii_lowercase(), port))
@@ -172,7 +176,7 @@ mod tests {
 
     #[test]
     fn ambiguous_hosts_are_refused() {
-        let table: [(Version, &str, &[&str], TargetError); 9] = [
+        let table: [(Version, &str, &[&str], TargetError); 10] = [
             (Version::HTTP_11, "/", &[], TargetError::MissingHost),
             (Version::HTTP_11, "/", &["a.example", "b.example"], TargetError::TwoHosts),
             (Version::HTTP_11, "/", &["internal.example.com:abc"], TargetError::BadHost),
@@ -180,6 +184,7 @@ mod tests {
             (Version::HTTP_11, "/", &["a b"], TargetError::BadHost),
             (Version::HTTP_11, "/", &["[::1"], TargetError::BadHost),
             (Version::HTTP_11, "/", &["evil.com/x"], TargetError::BadHost),
+            (Version::HTTP_11, "/", &["internal.example.com.."], TargetError::BadHost),
             (Version::HTTP_2, "https://public.example.com/", &["internal.example.com"], TargetError::AuthorityMismatch),
             (Version::HTTP_11, "/a%2fb", &["x"], TargetError::Path(PathError::EncodedSlash)),
         ];

@@ -182,7 +182,12 @@ impl<IO> Guarded<IO> {
         if alpn_h2 {
             activity.h2.store(true, Ordering::Relaxed);
         }
-        let (phase, first) = if alpn_h2 { (Phase::Head, header_timeout) } else { (Phase::Idle, idle_timeout) };
+        // A new connection owes its first request head within
+        // `header_timeout` of accept, like nginx's `client_header_timeout`:
+        // a silent socket must not hold a connection slot for the longer
+        // keep-alive `idle_timeout`.
+        let (phase, first) =
+            if alpn_h2 { (Phase::Head, header_timeout) } else { (Phase::Idle, header_timeout.min(idle_timeout)) };
         Guarded {
             io,
             activity,

@@ -35,24 +35,40 @@ impl ResolvesServerCert for BySni {
     }
 }
 
+/// The largest PEM file read: certificate chains and keys are a few KiB;
+/// a path to a device or a huge file must not stall a reload.
+const MAX_PEM_BYTES: u64 = 1024 * 1024;
+
+fn read_pem(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    let mut buf = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_PEM_BYTES + 1).read_to_end(&mut buf))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if buf.len() as u64 > MAX_PEM_BYTES {
+        return Err(format!("{}: larger than {MAX_PEM_BYTES} bytes", path.display()));
+    }
+    Ok(buf)
+}
+
 fn load(listener: &str, c: &CertConfig) -> Result<Arc<CertifiedKey>, Error> {
     let err = |reason: String| Error::Tls { listener: listener.to_owned(), reason };
     let (cert, key) = (&c.cert, &c.key);
-    let chain: Vec<CertificateDer<'static>> = match &c.pem {
-        Some(pem) => CertificateDer::pem_slice_iter(&pem.0).collect::<Result<_, _>>(),
-        None => CertificateDer::pem_file_iter(cert)
-            .map_err(|e| err(format!("{}: {e}", cert.display())))?
-            .collect::<Result<_, _>>(),
-    }
-    .map_err(|e| err(format!("{}: {e}", cert.display())))?;
+    let (cert_pem, key_pem) = match &c.pem {
+        Some(pem) => (pem.0.clone(), pem.1.clone()),
+        None => (read_pem(cert).map_err(err)?, read_pem(key).map_err(err)?),
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| err(format!("{}: {e}", cert.display())))?;
     if chain.is_empty() {
         return Err(err(format!("{}: no certificate in it", cert.display())));
     }
-    let key_der = match &c.pem {
-        Some(pem) => PrivateKeyDer::from_pem_slice(&pem.1),
-        None => PrivateKeyDer::from_pem_file(key),
-    }
-    .map_err(|e| err(format!("{}: {e}", key.display())))?;
+    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| err(format!("{}: {e}", key.display())))?;
     let provider = rustls::crypto::ring::default_provider();
     let signing =
         provider.key_provider.load_private_key(key_der).map_err(|e| err(format!("{}: {e}", key.display())))?;

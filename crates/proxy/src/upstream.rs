@@ -164,6 +164,11 @@ impl tokio::io::AsyncWrite for UpStream {
 /// Idle connections kept per endpoint.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
+/// A request that cannot be sent again (a body, or a method that is not
+/// idempotent) reuses only a connection idle for less than this; older
+/// ones may be closing on the upstream's side as the request leaves.
+pub const REUSE_UNRETRYABLE_WITHIN: Duration = Duration::from_millis(250);
+
 /// Default `idle_timeout` of pooled upstream connections: below the 5 s
 /// keep-alive of uvicorn and Node (nginx: 75 s), so we close first.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
@@ -208,9 +213,13 @@ pub enum UpstreamError {
     /// Occurs when the client stops sending its body: 408.
     #[error("no request body data for {0:?}")]
     BodyTimeout(Duration),
-    /// Occurs when the client's connection fails while its body is sent.
+    /// Occurs when the client's connection closes while its body is sent
+    /// (logged as 499, never sent).
     #[error("client went away while sending the body")]
     ClientGone,
+    /// Occurs when the client's body is malformed (bad chunk framing): 400.
+    #[error("malformed request body")]
+    BadBody,
     /// Occurs when the exchange fails after the request was (partly) sent,
     /// or the upstream answered something that is not HTTP/1.1: 502.
     #[error("{}", error_chain(.0))]
@@ -235,6 +244,7 @@ impl UpstreamError {
             UpstreamError::BodyTooLarge(_) => "body_too_large",
             UpstreamError::BodyTimeout(_) => "body_timeout",
             UpstreamError::ClientGone => "client_gone",
+            UpstreamError::BadBody => "bad_body",
             UpstreamError::Failed(_) => "failed",
             UpstreamError::Closed => "closed",
             UpstreamError::BadUpgrade(_) => "bad_upgrade",
@@ -247,7 +257,8 @@ impl UpstreamError {
         match crate::body::BodyError::find(&e) {
             Some(crate::body::BodyError::TooLarge(n)) => UpstreamError::BodyTooLarge(*n),
             Some(crate::body::BodyError::Timeout(d)) => UpstreamError::BodyTimeout(*d),
-            Some(crate::body::BodyError::Client(_)) => UpstreamError::ClientGone,
+            Some(crate::body::BodyError::Client(c)) if client_went_away(c.as_ref()) => UpstreamError::ClientGone,
+            Some(crate::body::BodyError::Client(_)) => UpstreamError::BadBody,
             None => UpstreamError::Failed(e),
         }
     }
@@ -470,16 +481,22 @@ impl Pool {
     /// An idle connection to `ep` that is still usable, if one is kept.
     /// Each candidate is polled once outside the lock: one the upstream
     /// closed (or wrote to unasked) completes, and is dropped.
-    fn checkout(&self, ep: &Endpoint) -> Option<Idle> {
+    /// `max_idle` is shorter than `idle_timeout` for requests that could
+    /// not be sent again: the most recent connection is taken only if it
+    /// is younger, and otherwise left for a request that can be retried.
+    fn checkout(&self, ep: &Endpoint, max_idle: Duration) -> Option<Idle> {
         loop {
             let mut c = {
                 let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let c = idle.pop_back()?;
-                if c.since.elapsed() >= self.idle_timeout {
+                let age = idle.back()?.since.elapsed();
+                if age >= self.idle_timeout {
                     idle.clear(); // the rest are older still
                     return None;
                 }
-                c
+                if age >= max_idle {
+                    return None;
+                }
+                idle.pop_back()?
             };
             if !c.sender.is_closed() && poll_once(&mut c.conn).is_none() && c.sender.is_ready() {
                 return Some(c);
@@ -573,12 +590,19 @@ impl Pool {
         req: Request<Body>,
         sent: &Sent,
     ) -> Result<Response<Body>, UpstreamError> {
-        let req = match self.checkout(ep) {
+        // Sent and lost on a reused connection, only an idempotent body-less
+        // request may go again. Any other request reuses only a connection
+        // idle for less than REUSE_UNRETRYABLE_WITHIN, well inside every
+        // upstream keep-alive, so it does not meet a close in flight (what
+        // HAProxy's `http-reuse safe` guards against).
+        let retryable = idempotent(req.method()) && req.body().is_end_stream();
+        let max_idle = if retryable { self.idle_timeout } else { REUSE_UNRETRYABLE_WITHIN };
+        let req = match self.checkout(ep, max_idle) {
             None => req,
             Some(idle) => {
                 // Sent and lost on a reused connection: only an idempotent
                 // body-less request may go again, from this copy.
-                let copy = (idempotent(req.method()) && req.body().is_end_stream()).then(|| head_copy(&req));
+                let copy = retryable.then(|| head_copy(&req));
                 match self.exchange(ep, idle.sender, idle.conn, req, true, sent).await {
                     Ok(r) => return Ok(r),
                     Err(Fail::NotSent(req)) => req,
@@ -716,6 +740,25 @@ impl Fail {
             Fail::Other(e) => e,
         }
     }
+}
+
+/// True when a client body error means the client's connection ended
+/// (reset, closed early), not that it sent something malformed.
+fn client_went_away(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_incomplete_message() || h.is_canceled()) {
+            return true;
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+            if matches!(io.kind(), BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof) {
+                return true;
+            }
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// A copy of a body-less request's head, to send it again.

@@ -30,7 +30,11 @@ pub fn request_key<B>(req: &Request<B>) -> Option<HeaderValue> {
         && has_token(h, CONNECTION, "upgrade")
         && has_token(h, UPGRADE, "websocket")
         && h.get(VERSION).is_some_and(|v| v.as_bytes() == b"13");
-    let key = h.get(KEY).filter(|_| ok)?;
+    // One key, and no body: a handshake carries nothing else.
+    let single_key = h.get_all(KEY).iter().count() == 1;
+    let no_body = !h.contains_key(http::header::TRANSFER_ENCODING)
+        && h.get(http::header::CONTENT_LENGTH).is_none_or(|v| v.as_bytes() == b"0");
+    let key = h.get(KEY).filter(|_| ok && single_key && no_body)?;
     let b = key.as_bytes();
     let well_formed = b.len() == 24
         && b.ends_with(b"==")
@@ -106,6 +110,12 @@ mod tests {
         assert!(request_key(&ws(Method::GET, "h2c", "dGhlIHNhbXBsZSBub25jZQ==")).is_none());
         assert!(request_key(&ws(Method::POST, "websocket", "dGhlIHNhbXBsZSBub25jZQ==")).is_none());
         assert!(request_key(&ws(Method::GET, "websocket", "short")).is_none());
+        let mut two = ws(Method::GET, "websocket", "dGhlIHNhbXBsZSBub25jZQ==");
+        two.headers_mut().append(KEY, HeaderValue::from_static("AAAAAAAAAAAAAAAAAAAAAA=="));
+        assert!(request_key(&two).is_none(), "two keys");
+        let mut body = ws(Method::GET, "websocket", "dGhlIHNhbXBsZSBub25jZQ==");
+        body.headers_mut().insert(http::header::CONTENT_LENGTH, HeaderValue::from_static("5"));
+        assert!(request_key(&body).is_none(), "a body");
         let mut no_conn = ws(Method::GET, "websocket", "dGhlIHNhbXBsZSBub25jZQ==");
         no_conn.headers_mut().remove(CONNECTION);
         assert!(request_key(&no_conn).is_none());
