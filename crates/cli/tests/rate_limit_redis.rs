@@ -394,3 +394,43 @@ fn check_names_global_without_a_store_and_bad_store_keys() {
     ));
     assert!(ok, "{err}");
 }
+
+#[test]
+fn a_reload_with_the_same_store_keeps_its_connection_and_cache() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start(&[], false);
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let store = format!("redis = \"redis://127.0.0.1:{}/0\"\ntimeout = \"2s\"", redis.port);
+    let p = limited_proxy(up, &store, r#"{ per_second = 0.2, burst = 2, scope = "global" }"#);
+    let s: Vec<u16> = (0..3).map(|_| status(&p, "203.0.113.90")).collect();
+    assert_eq!(s, [200, 200, 429]);
+    let clients = || redis.cli(&["CLIENT", "LIST"]).lines().filter(|l| !l.contains("cmd=client")).count();
+    assert_eq!(clients(), 1, "one multiplexed connection: {}", redis.cli(&["CLIENT", "LIST"]));
+    let reload = |n: u64| {
+        assert!(Command::new("kill").args(["-HUP", &p.pid().to_string()]).status().unwrap().success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.counter("realip_config_reloads_total{result=\"ok\"}") < n {
+            assert!(Instant::now() < deadline, "reload not processed: {}", p.metrics());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    reload(1);
+    // Same settings: same connection, and the limited client is still
+    // answered from the cache (no new store call).
+    let calls = p.counter("realip_rate_limit_store_duration_seconds_count");
+    assert_eq!(status(&p, "203.0.113.90"), 429);
+    assert_eq!(p.counter("realip_rate_limit_store_duration_seconds_count"), calls, "answered from the kept cache");
+    assert_eq!(clients(), 1, "the connection was kept: {}", redis.cli(&["CLIENT", "LIST"]));
+    // A changed store (another timeout) is a new client; the old one goes.
+    let text = std::fs::read_to_string(&p.config).unwrap().replace("timeout = \"2s\"", "timeout = \"1s\"");
+    std::fs::write(&p.config, text).unwrap();
+    reload(2);
+    assert_eq!(status(&p, "203.0.113.91"), 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while clients() != 1 {
+        assert!(Instant::now() < deadline, "old connection not closed: {}", redis.cli(&["CLIENT", "LIST"]));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
