@@ -61,6 +61,12 @@ pub struct ManifestsArgs {
     /// --gateway-class and RBAC for Gateway API objects (chart value gateway.enabled; docs/gateway.md).
     #[arg(long)]
     pub gateway: bool,
+    /// Redis URL for `scope = "global"` rate limits: renders [rate_limit_store] (chart value rateLimit.redis.url).
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
+    /// Secret whose key `password` is the Redis password (chart value rateLimit.redis.existingSecret).
+    #[arg(long, value_name = "SECRET", requires = "redis_url")]
+    pub redis_secret: Option<String>,
 }
 
 const LAB_EXAMPLES: &str = "\

@@ -29,6 +29,8 @@ pub fn run(a: &ManifestsArgs) -> Result<(), Failure> {
         replicas: a.replicas,
         proxy_protocol: a.proxy_protocol,
         gateway: a.gateway,
+        redis_url: a.redis_url.clone(),
+        redis_secret: a.redis_secret.clone(),
         ..Settings::default()
     };
     if let Some(image) = &a.image {

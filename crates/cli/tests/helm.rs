@@ -107,7 +107,7 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
     let lint = Command::new(&helm).arg("lint").arg(chart()).output().unwrap();
     assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stdout));
     let dir = scratch("sets");
-    let sets: [(&str, &[&str]); 5] = [
+    let sets: [(&str, &[&str]); 6] = [
         ("default", &[]),
         ("daemonset", &["controller.kind=DaemonSet"]),
         ("proxy-protocol", &["proxyProtocol.enabled=true", "echo.enabled=true"]),
@@ -122,6 +122,7 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
             ],
         ),
         ("cdn", &["config.trustedProxies={203.0.113.0/24}", "controller.replicas=3"]),
+        ("redis", &["rateLimit.redis.url=rediss://redis.ingress:6380/0", "rateLimit.redis.existingSecret=redis-auth"]),
     ];
     let mut rendered = BTreeMap::new();
     for (name, set) in sets {
@@ -136,6 +137,8 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
         let check = Command::new(env!("CARGO_BIN_EXE_realip"))
             .args(["proxy", "--check", "--config"])
             .arg(&toml)
+            // What the `redis` set's Secret gives the pod.
+            .env("REALIP_REDIS_PASSWORD", "from-the-secret")
             .output()
             .unwrap();
         assert!(check.status.success(), "{name}: {}", String::from_utf8_lossy(&check.stderr));
@@ -215,8 +218,13 @@ fn without_helm_labels(mut v: Value) -> Value {
 fn manifests_are_the_charts_objects() {
     let Some((helm, kv)) = tools() else { return };
     let dir = scratch("manifests");
-    let cases: [(&[&str], &str, &[&str]); 3] = [
+    let cases: [(&[&str], &str, &[&str]); 4] = [
         (&[], "realip", &[]),
+        (
+            &["--redis-url", "redis://redis.realip:6379/0", "--redis-secret", "redis-auth"],
+            "realip",
+            &["rateLimit.redis.url=redis://redis.realip:6379/0", "rateLimit.redis.existingSecret=redis-auth"],
+        ),
         (&["--daemonset"], "realip", &["controller.kind=DaemonSet"]),
         (
             &["--replicas", "3", "--proxy-protocol", "--namespace", "edge"],

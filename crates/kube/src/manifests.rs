@@ -30,6 +30,11 @@ pub struct Settings {
     /// Gateway API mode (`gateway.enabled`): realip's policy CRDs, the
     /// GatewayClass, `--gateway-class`, and RBAC for Gateway API objects.
     pub gateway: bool,
+    /// `rateLimit.redis.url`: the `[rate_limit_store]` of global limits.
+    pub redis_url: Option<String>,
+    /// `rateLimit.redis.existingSecret`: Secret whose key `password` is
+    /// the Redis password (env REALIP_REDIS_PASSWORD).
+    pub redis_secret: Option<String>,
 }
 
 impl Default for Settings {
@@ -42,6 +47,8 @@ impl Default for Settings {
             // What scripts/image.sh builds (and the chart's default).
             image: "realip:dev".into(),
             gateway: false,
+            redis_url: None,
+            redis_secret: None,
         }
     }
 }
@@ -94,6 +101,12 @@ pub fn config(s: &Settings) -> String {
          x_real_ip = true\nx_forwarded_proto = true\n\n[log]\nformat = \"json\"\n\n[admin]\nbind = \"0.0.0.0:{ADMIN}\"\n\n\
          [lifecycle]\ndrain_delay = \"{DRAIN_DELAY}s\"\ndrain_timeout = \"{DRAIN_TIMEOUT}s\"\nwatch_interval = \"0s\""
     );
+    if let Some(url) = &s.redis_url {
+        let _ = write!(t, "\n\n[rate_limit_store]\nredis = {}", serde_json::Value::from(url.as_str()));
+        if s.redis_secret.is_some() {
+            t.push_str("\npassword_env = \"REALIP_REDIS_PASSWORD\"");
+        }
+    }
     t
 }
 
@@ -123,6 +136,14 @@ pub fn objects(s: &Settings) -> Vec<Value> {
     let cfg = config(s);
     let checksum = format!("{:x}", Sha256::digest(cfg.as_bytes()));
     let kind = if s.daemonset { "DaemonSet" } else { "Deployment" };
+    let mut env = vec![
+        json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}),
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}),
+        json!({"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}),
+    ];
+    if let Some(secret) = &s.redis_secret {
+        env.push(json!({"name": "REALIP_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}));
+    }
     let mut args = vec![
         json!("proxy"),
         json!("--config"),
@@ -150,11 +171,7 @@ pub fn objects(s: &Settings) -> Vec<Value> {
                     "image": s.image,
                     "imagePullPolicy": "IfNotPresent",
                     "args": args,
-                    "env": [
-                        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
-                    ],
+                    "env": env,
                     "ports": [
                         {"name": "http", "containerPort": HTTP, "protocol": "TCP"},
                         {"name": "https", "containerPort": HTTPS, "protocol": "TCP"},

@@ -40,6 +40,8 @@ pub struct Config {
     /// Allow/deny and rate limits on the resolved client IP.
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Where `scope = "global"` rate limits keep their state (Redis).
+    pub rate_limit_store: Option<RateLimitStoreConfig>,
     /// Access log.
     #[serde(default)]
     pub log: LogConfig,
@@ -417,6 +419,76 @@ pub struct RateConfig {
     pub per_second: f64,
     /// Bucket size (default: `per_second`).
     pub burst: Option<f64>,
+    /// Per replica (`local`, default) or shared by every replica through
+    /// `[rate_limit_store]` (`global`).
+    #[serde(default)]
+    pub scope: RateScope,
+}
+
+/// Where a rate limit's state lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RateScope {
+    /// In this process: each replica has its own buckets.
+    #[default]
+    Local,
+    /// In `[rate_limit_store]`: one limit across every replica.
+    Global,
+}
+
+/// What a global limit does while its store is unreachable or slow.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnStoreError {
+    /// Fall back to this replica's own buckets (same rate).
+    #[default]
+    Local,
+    /// Let the request through.
+    Allow,
+    /// Answer 429.
+    Deny,
+}
+
+/// `[rate_limit_store]`: the Redis (or Valkey) that global limits share.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitStoreConfig {
+    /// `redis://[user@]host:port/db` or `rediss://` (TLS).
+    pub redis: String,
+    /// File holding the password (first line; a Kubernetes Secret mount).
+    pub password_file: Option<PathBuf>,
+    /// Environment variable holding the password.
+    pub password_env: Option<String>,
+    /// PEM CA bundle to verify a `rediss://` server with (default: the
+    /// system roots).
+    pub ca_file: Option<PathBuf>,
+    /// What to do while the store fails (default `local`).
+    #[serde(default)]
+    pub on_error: OnStoreError,
+    /// How long a decision may wait for the store (default 50ms).
+    pub timeout: Option<Dur>,
+}
+
+/// The default `[rate_limit_store].timeout`.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_millis(50);
+
+impl RateLimitStoreConfig {
+    /// The password from `password_file` or `password_env`, if either is
+    /// set; an error names the key (`rate_limit_store.password_file: ...`).
+    pub fn password(&self) -> Result<Option<String>, String> {
+        match (&self.password_file, &self.password_env) {
+            (Some(_), Some(_)) => {
+                Err("rate_limit_store.password_file: set password_file or password_env, not both".into())
+            }
+            (Some(f), None) => std::fs::read_to_string(f)
+                .map(|t| Some(t.lines().next().unwrap_or("").to_owned()))
+                .map_err(|e| format!("rate_limit_store.password_file: `{}`: {e}", f.display())),
+            (None, Some(v)) => std::env::var(v).map(Some).map_err(|_| {
+                format!("rate_limit_store.password_env: environment variable `{v}` is not set (or not UTF-8)")
+            }),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// `[policy]`.
@@ -739,6 +811,26 @@ impl Config {
         if let Some(rate) = &self.policy.rate {
             check_rate("policy.rate", rate, &mut push);
         }
+        let global = |r: &Option<RateConfig>| r.is_some_and(|r| r.scope == RateScope::Global);
+        if self.rate_limit_store.is_none() {
+            if global(&self.policy.rate) {
+                push(
+                    "policy.rate.scope".into(),
+                    "is \"global\" but there is no [rate_limit_store] (set rate_limit_store.redis)".into(),
+                );
+            }
+            for (i, r) in self.routes.iter().enumerate() {
+                if global(&r.rate) {
+                    push(
+                        format!("route[{i}].rate.scope"),
+                        "is \"global\" but there is no [rate_limit_store] (set rate_limit_store.redis)".into(),
+                    );
+                }
+            }
+        }
+        if let Some(store) = &self.rate_limit_store {
+            check_store(store, &mut push);
+        }
         if self.policy.ipv6_prefix.is_some_and(|p| p > 128) {
             push("policy.ipv6_prefix".into(), "must be at most 128".into());
         }
@@ -833,6 +925,41 @@ fn check_rate(key: &str, rate: &RateConfig, push: &mut impl FnMut(String, String
     }
     if rate.burst.is_some_and(|b| !(b.is_finite() && b >= 1.0)) {
         push(format!("{key}.burst"), "must be at least 1".into());
+    }
+}
+
+fn check_store(store: &RateLimitStoreConfig, push: &mut impl FnMut(String, String)) {
+    let url = store.redis.trim();
+    let tls = url.starts_with("rediss://");
+    if !(tls || url.starts_with("redis://")) {
+        push(
+            "rate_limit_store.redis".into(),
+            format!("`{url}` is not a redis:// or rediss:// URL (e.g. \"redis://127.0.0.1:6379/0\")"),
+        );
+    } else if let Err(e) = url.parse::<redis::ConnectionInfo>() {
+        push("rate_limit_store.redis".into(), format!("`{url}`: {e}"));
+    } else if url.contains('#') {
+        push("rate_limit_store.redis".into(), "no `#fragment` (use ca_file to trust a private CA)".into());
+    }
+    if let Err(e) = store.password() {
+        let (key, msg) = e.split_once(": ").unwrap_or(("rate_limit_store", &e));
+        push(key.to_owned(), msg.to_owned());
+    }
+    if let Some(ca) = &store.ca_file {
+        if !tls {
+            push("rate_limit_store.ca_file".into(), "is set but the URL is not rediss:// (TLS)".into());
+        }
+        if let Err(e) = std::fs::read(ca) {
+            push("rate_limit_store.ca_file".into(), format!("`{}`: {e}", ca.display()));
+        }
+    }
+    if let Some(t) = store.timeout {
+        if t.0.is_zero() || t.0 > Duration::from_secs(5) {
+            push(
+                "rate_limit_store.timeout".into(),
+                "must be more than 0 and at most 5s (every request with a global limit may wait this long)".into(),
+            );
+        }
     }
 }
 

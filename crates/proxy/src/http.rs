@@ -268,7 +268,7 @@ where
     let trusted_hop = snap.resolver.trusted.contains(conn.hop().ip());
     let mut pending = Pending::new(&shared, &conn, &client, trusted_hop, &req);
     let mut route = None;
-    let outcome = serve(&snap, &conn, &client, trusted_hop, &mut pending, &mut route, req).await;
+    let outcome = serve(&snap, &shared.metrics, &conn, &client, trusted_hop, &mut pending, &mut route, req).await;
     let resp = match outcome {
         Ok(resp) => resp,
         Err(reject) => {
@@ -283,8 +283,10 @@ where
 }
 
 /// Steps 2–4; `route` is set as soon as one matched (for metrics).
+#[allow(clippy::too_many_arguments)] // the request's whole context, steps 2–4
 async fn serve<'s, B>(
     snap: &'s Snapshot,
+    metrics: &Metrics,
     conn: &ConnCtx,
     client: &Resolution,
     trusted_hop: bool,
@@ -308,7 +310,7 @@ where
     if let Some(e) = pending.entry() {
         e.route = Some(Arc::clone(&route.name));
     }
-    admit(route, &req, conn, client.ip, trusted_hop, &target)?;
+    admit(route, &req, conn, client.ip, trusted_hop, &target, metrics).await?;
     forward(snap, route, conn, client, trusted_hop, pending, &target, req).await
 }
 
@@ -345,14 +347,16 @@ fn warn_bounded(shared: &Shared, conn: &ConnCtx, what: &str) {
     }
 }
 
-/// Step 3: what the route and its policy say before anything is sent.
-pub fn admit<B>(
+/// Step 3: what the route and its policy say before anything is sent
+/// (a global rate limit may wait for its store, within its `timeout`).
+pub async fn admit<B>(
     route: &Route,
     req: &Request<B>,
     conn: &ConnCtx,
     client: IpAddr,
     trusted_hop: bool,
     target: &Target,
+    metrics: &Metrics,
 ) -> Result<(), Reject> {
     if route.https_redirect && !conn.tls {
         let proto_https = trusted_hop
@@ -364,7 +368,7 @@ pub fn admit<B>(
             }
         }
     }
-    match route.policy.check(client, Instant::now()) {
+    match route.policy.check(client, Instant::now(), metrics).await {
         Decision::Allow => {}
         Decision::Deny => return Err(Reject::Denied),
         Decision::Limited(secs) => return Err(Reject::Limited(secs)),
@@ -713,24 +717,28 @@ mod tests {
         (r, t)
     }
 
-    #[test]
-    fn admit_redirects_denies_and_bounds_in_order() {
+    #[tokio::test]
+    async fn admit_redirects_denies_and_bounds_in_order() {
+        let m = Metrics::default();
         let client: IpAddr = "203.0.113.7".parse().unwrap();
         let (r, t) = req(&[]);
-        assert!(admit(&route(open(), false), &r, &conn(false), client, false, &t).is_ok());
-        match admit(&route(open(), true), &r, &conn(false), client, false, &t) {
+        assert!(admit(&route(open(), false), &r, &conn(false), client, false, &t, &m).await.is_ok());
+        match admit(&route(open(), true), &r, &conn(false), client, false, &t, &m).await {
             Err(Reject::Redirect(v)) => assert_eq!(v, "https://app.example.com/a?b=1"),
             other => panic!("{other:?}"),
         }
         // A trusted proxy that terminated TLS says so: no redirect loop.
         let (r2, t2) = req(&[("x-forwarded-proto", "https")]);
-        assert!(admit(&route(open(), true), &r2, &conn(false), client, true, &t2).is_ok());
-        assert!(admit(&route(open(), true), &r2, &conn(false), client, false, &t2).is_err(), "untrusted hop");
+        assert!(admit(&route(open(), true), &r2, &conn(false), client, true, &t2, &m).await.is_ok());
+        assert!(admit(&route(open(), true), &r2, &conn(false), client, false, &t2, &m).await.is_err(), "untrusted hop");
         let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap(), ..open() };
-        assert!(matches!(admit(&route(deny, false), &r, &conn(false), client, false, &t), Err(Reject::Denied)));
+        assert!(matches!(
+            admit(&route(deny, false), &r, &conn(false), client, false, &t, &m).await,
+            Err(Reject::Denied)
+        ));
         let (big, tb) = req(&[("content-length", "11")]);
         assert!(matches!(
-            admit(&route(open(), false), &big, &conn(false), client, false, &tb),
+            admit(&route(open(), false), &big, &conn(false), client, false, &tb, &m).await,
             Err(Reject::BodyTooLarge)
         ));
     }

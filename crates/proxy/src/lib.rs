@@ -10,6 +10,7 @@
 //!   rewrite headers ([`forward`]), bound the body ([`body`]), call the
 //!   upstream ([`upstream`]), tunnel WebSockets ([`websocket`]), log
 //!   ([`log`]) and count ([`metrics`]);
+//! - [`ratestore`]: global rate limits shared by replicas, on Redis;
 //! - [`accept`]: accept with back-off on errors (EMFILE does not spin);
 //! - [`timeouts`]: 408 for slow request heads, idle keep-alive close,
 //!   HTTP/2 preface / first-request and idle timeouts;
@@ -32,6 +33,7 @@ pub mod log;
 pub mod metrics;
 pub mod path;
 pub mod policy;
+pub mod ratestore;
 pub mod route;
 pub mod server;
 pub mod snapshot;

@@ -21,6 +21,18 @@ struct Histogram {
     sum: f64,
 }
 
+impl Histogram {
+    fn add(&mut self, secs: f64) {
+        for (c, b) in self.counts.iter_mut().zip(BUCKETS) {
+            if secs <= b {
+                *c += 1;
+            }
+        }
+        self.count += 1;
+        self.sum += secs;
+    }
+}
+
 /// All metrics of one proxy process (kept across reloads). Counters are
 /// keyed by their series text (`name{label="value",...}`), built in a
 /// reused per-thread buffer, so counting allocates only for a new series.
@@ -28,6 +40,7 @@ struct Histogram {
 pub struct Metrics {
     counters: Mutex<HashMap<String, u64>>,
     latency: Mutex<HashMap<String, Histogram>>,
+    store_latency: Mutex<Histogram>,
     /// Open downstream connections.
     pub active_connections: AtomicI64,
 }
@@ -51,6 +64,13 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "Failed accepts (EMFILE, ENOMEM...), by listener; retried with back-off.",
     ),
+    (
+        "realip_rate_limit_decisions_total",
+        "counter",
+        "Rate-limit decisions by scope (local, global), outcome (allowed, limited) and via (local, store, cache, on_error).",
+    ),
+    ("realip_rate_limit_store_errors_total", "counter", "Failed rate-limit store calls, by kind (timeout, connection, response)."),
+    ("realip_rate_limit_store_state_changes_total", "counter", "Rate-limit store state changes, by the state entered (down, up)."),
 ];
 
 fn series(out: &mut String, name: &str, labels: &[(&str, &str)]) {
@@ -95,13 +115,12 @@ impl Metrics {
             m.insert(route.to_owned(), Histogram::default());
         }
         let Some(h) = m.get_mut(route) else { return };
-        for (c, b) in h.counts.iter_mut().zip(BUCKETS) {
-            if secs <= b {
-                *c += 1;
-            }
-        }
-        h.count += 1;
-        h.sum += secs;
+        h.add(secs);
+    }
+
+    /// Records the duration of one rate-limit store call.
+    pub fn observe_store(&self, d: Duration) {
+        lock(&self.store_latency).add(d.as_secs_f64());
     }
 
     /// The sum of a counter's series that carry all of `labels`.
@@ -144,6 +163,17 @@ impl Metrics {
             let _ = writeln!(out, "realip_request_duration_seconds_sum{{route=\"{r}\"}} {}", h.sum);
             let _ = writeln!(out, "realip_request_duration_seconds_count{{route=\"{r}\"}} {}", h.count);
         }
+        drop(lat);
+        let h = lock(&self.store_latency);
+        if h.count > 0 {
+            let _ = writeln!(out, "# HELP realip_rate_limit_store_duration_seconds Rate-limit store call latency (global limits).\n# TYPE realip_rate_limit_store_duration_seconds histogram");
+            for (b, c) in BUCKETS.iter().zip(h.counts) {
+                let _ = writeln!(out, "realip_rate_limit_store_duration_seconds_bucket{{le=\"{b}\"}} {c}");
+            }
+            let _ = writeln!(out, "realip_rate_limit_store_duration_seconds_bucket{{le=\"+Inf\"}} {}", h.count);
+            let _ = writeln!(out, "realip_rate_limit_store_duration_seconds_sum {}", h.sum);
+            let _ = writeln!(out, "realip_rate_limit_store_duration_seconds_count {}", h.count);
+        }
         out
     }
 }
@@ -163,5 +193,10 @@ mod tests {
         assert!(text.contains("realip_request_duration_seconds_bucket{route=\"r0\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("realip_request_duration_seconds_bucket{route=\"r0\",le=\"0.001\"} 0"), "{text}");
         assert_eq!(m.counter("realip_requests_total", &[("status", "200")]), 2);
+        assert!(!text.contains("realip_rate_limit_store_duration_seconds"), "no store, no store series");
+        m.observe_store(Duration::from_micros(300));
+        let text = m.render();
+        assert!(text.contains("realip_rate_limit_store_duration_seconds_bucket{le=\"0.0005\"} 1"), "{text}");
+        assert!(text.contains("realip_rate_limit_store_duration_seconds_count 1"), "{text}");
     }
 }

@@ -5,6 +5,8 @@
 //! by a prefix (default /64) so one host cannot rotate through its
 //! addresses to dodge the limit. State lives in 16 mutex-guarded shards;
 //! a shard that grows past [`MAX_KEYS_PER_SHARD`] drops its full buckets.
+//! A `scope = "global"` limit is decided by the shared store instead
+//! ([`crate::ratestore`]).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -15,6 +17,8 @@ use std::time::Instant;
 use realip_core::TrustedProxies;
 
 use crate::config::RateConfig;
+use crate::metrics::Metrics;
+use crate::ratestore::GlobalLimiter;
 
 /// Buckets kept per shard before idle (full) ones are dropped.
 pub const MAX_KEYS_PER_SHARD: usize = 65_536;
@@ -38,18 +42,37 @@ pub struct Policy {
     pub allow: Option<TrustedProxies>,
     /// These clients never pass.
     pub deny: TrustedProxies,
-    /// Per-client token buckets (shared by routes that inherit them).
-    pub rate: Option<std::sync::Arc<RateLimiter>>,
+    /// Per-client rate limit (shared by routes that inherit it).
+    pub rate: Option<Limit>,
+}
+
+/// A rate limit of either scope.
+#[derive(Clone, Debug)]
+pub enum Limit {
+    /// Token buckets in this process.
+    Local(std::sync::Arc<RateLimiter>),
+    /// One limit across replicas, in the rate-limit store.
+    Global(std::sync::Arc<GlobalLimiter>),
 }
 
 impl Policy {
-    /// Decides for `client`, at `now`.
-    pub fn check(&self, client: IpAddr, now: Instant) -> Decision {
+    /// Decides for `client`, at `now` (global limits may wait for the
+    /// store, at most its `timeout`).
+    pub async fn check(&self, client: IpAddr, now: Instant, metrics: &Metrics) -> Decision {
         if self.deny.contains(client) || self.allow.as_ref().is_some_and(|a| !a.contains(client)) {
             return Decision::Deny;
         }
         match &self.rate {
-            Some(r) => r.take(client, now),
+            Some(Limit::Local(r)) => {
+                let d = r.take(client, now);
+                let outcome = if d == Decision::Allow { "allowed" } else { "limited" };
+                metrics.inc(
+                    "realip_rate_limit_decisions_total",
+                    &[("scope", "local"), ("outcome", outcome), ("via", "local")],
+                );
+                d
+            }
+            Some(Limit::Global(g)) => g.take(client, metrics).await,
             None => Decision::Allow,
         }
     }
@@ -121,6 +144,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::RateScope;
     use std::time::Duration;
 
     fn ip(s: &str) -> IpAddr {
@@ -129,7 +153,7 @@ mod tests {
 
     #[test]
     fn burst_then_refill() {
-        let r = RateLimiter::new(RateConfig { per_second: 2.0, burst: Some(3.0) }, 64);
+        let r = RateLimiter::new(RateConfig { per_second: 2.0, burst: Some(3.0), scope: RateScope::Local }, 64);
         let t0 = Instant::now();
         let c = ip("203.0.113.7");
         assert_eq!((0..3).map(|_| r.take(c, t0)).filter(|d| *d == Decision::Allow).count(), 3);
@@ -141,7 +165,7 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_share_their_prefix() {
-        let r = RateLimiter::new(RateConfig { per_second: 1.0, burst: Some(1.0) }, 64);
+        let r = RateLimiter::new(RateConfig { per_second: 1.0, burst: Some(1.0), scope: RateScope::Local }, 64);
         let t0 = Instant::now();
         assert_eq!(r.take(ip("2001:db8:1:2::1"), t0), Decision::Allow);
         assert!(matches!(r.take(ip("2001:db8:1:2:ffff::9"), t0), Decision::Limited(_)));
@@ -149,16 +173,16 @@ mod tests {
         assert_eq!(r.key(ip("::ffff:192.0.2.1")), ip("192.0.2.1"));
     }
 
-    #[test]
-    fn deny_then_allow_lists() {
+    #[tokio::test]
+    async fn deny_then_allow_lists() {
         let p = Policy {
             allow: Some(TrustedProxies::parse(["198.51.100.0/24"]).unwrap()),
             deny: TrustedProxies::parse(["198.51.100.66"]).unwrap(),
             rate: None,
         };
-        let now = Instant::now();
-        assert_eq!(p.check(ip("198.51.100.1"), now), Decision::Allow);
-        assert_eq!(p.check(ip("198.51.100.66"), now), Decision::Deny);
-        assert_eq!(p.check(ip("203.0.113.1"), now), Decision::Deny);
+        let (now, m) = (Instant::now(), Metrics::default());
+        assert_eq!(p.check(ip("198.51.100.1"), now, &m).await, Decision::Allow);
+        assert_eq!(p.check(ip("198.51.100.66"), now, &m).await, Decision::Deny);
+        assert_eq!(p.check(ip("203.0.113.1"), now, &m).await, Decision::Deny);
     }
 }

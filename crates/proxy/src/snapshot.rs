@@ -10,9 +10,10 @@ use std::time::Duration;
 use realip_core::{Resolver, Sources, TrustedProxies};
 use realip_tower::{ProxyProtocolConfig, ProxyProtocolMode};
 
-use crate::config::{route_name, Config, ListenerMode, ProxyProtocolIn, RateConfig};
+use crate::config::{route_name, Config, ListenerMode, ProxyProtocolIn, RateConfig, RateScope};
 use crate::forward::ForwardRules;
-use crate::policy::{Policy, RateLimiter};
+use crate::policy::{Limit, Policy, RateLimiter};
+use crate::ratestore::{GlobalLimiter, Store};
 use crate::route::{HostMatch, Route, Routes};
 use crate::upstream::Pool;
 use crate::Error;
@@ -47,7 +48,9 @@ pub struct Snapshot {
     pub forward: ForwardRules,
     /// Rate limiters by what they limit (see [`limiter_key`]), so a reload
     /// keeps the buckets of limits that did not change.
-    limiters: HashMap<String, Arc<RateLimiter>>,
+    limiters: HashMap<String, Limit>,
+    /// The rate-limit store, kept across reloads while its settings stay.
+    store: Option<Arc<Store>>,
 }
 
 /// Parses `list`, or records why not under `key`.
@@ -59,10 +62,11 @@ fn cidrs(list: &[String], key: &str, errs: &mut Vec<String>) -> TrustedProxies {
 }
 
 /// What a limiter limits: its scope (a route name, or `[policy]` for the
-/// shared one), its rate and its IPv6 keying. Equal keys share buckets
-/// across reloads.
+/// shared one), its rate, where it is kept (local or global) and its IPv6
+/// keying. Equal keys share buckets (or, global, the store client and the
+/// cache of limited clients) across reloads.
 fn limiter_key(scope: &str, rate: RateConfig, ipv6_prefix: u8) -> String {
-    format!("{scope}\u{0}{}\u{0}{:?}\u{0}{ipv6_prefix}", rate.per_second, rate.burst)
+    format!("{scope}\u{0}{}\u{0}{:?}\u{0}{:?}\u{0}{ipv6_prefix}", rate.per_second, rate.burst, rate.scope)
 }
 
 impl Snapshot {
@@ -75,6 +79,7 @@ impl Snapshot {
     /// upstream configuration did not change: their idle keep-alive
     /// connections, in-flight counts and ejections survive a reload (and
     /// every Kubernetes endpoint change that does not touch them).
+    #[allow(clippy::too_many_lines)] // one pass over the config, in file order
     pub fn build_reusing(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
         let mut errs = config.validate();
         // Certificates are loaded even when the rest is wrong, so one run
@@ -104,13 +109,34 @@ impl Snapshot {
             })
             .collect();
         let ipv6_prefix = config.policy.ipv6_prefix.unwrap_or(64);
+        let store = match &config.rate_limit_store {
+            Some(s) => match Store::new(s, previous.and_then(|p| p.store.as_ref())) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    errs.push(e);
+                    None
+                }
+            },
+            None => None,
+        };
         let mut limiters = HashMap::new();
         let mut limiter = |scope: &str, rate: RateConfig| {
             let key = limiter_key(scope, rate, ipv6_prefix);
-            let l = previous
-                .and_then(|p| p.limiters.get(&key))
-                .map_or_else(|| Arc::new(RateLimiter::new(rate, ipv6_prefix)), Arc::clone);
-            limiters.insert(key, Arc::clone(&l));
+            let old = previous.and_then(|p| p.limiters.get(&key)).filter(|l| match (l, &store) {
+                // A global limiter is reused only with the store it uses.
+                (Limit::Global(g), Some(s)) => Arc::ptr_eq(g.store(), s),
+                (Limit::Global(_), None) => false,
+                (Limit::Local(_), _) => true,
+            });
+            let l = match (old, rate.scope, &store) {
+                (Some(l), _, _) => l.clone(),
+                (None, RateScope::Global, Some(s)) => {
+                    Limit::Global(Arc::new(GlobalLimiter::new(Arc::clone(s), scope, rate, ipv6_prefix)))
+                }
+                // Global without a store was reported by `validate`.
+                (None, _, _) => Limit::Local(Arc::new(RateLimiter::new(rate, ipv6_prefix))),
+            };
+            limiters.insert(key, l.clone());
             l
         };
         let global_rate = config.policy.rate.map(|r| limiter("[policy]", r));
@@ -174,6 +200,6 @@ impl Snapshot {
             }
         };
         let resolver = Resolver::new(trusted, sources, strategy);
-        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools, forward, limiters })
+        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools, forward, limiters, store })
     }
 }

@@ -77,6 +77,14 @@ bind = "0.0.0.0:{{ .Values.controller.ports.admin }}"
 drain_delay = "{{ .Values.controller.drainDelaySeconds }}s"
 drain_timeout = "{{ .Values.controller.drainTimeoutSeconds }}s"
 watch_interval = "0s"
+{{- with .Values.rateLimit.redis.url }}
+
+[rate_limit_store]
+redis = {{ . | quote }}
+{{- if $.Values.rateLimit.redis.existingSecret }}
+password_env = "REALIP_REDIS_PASSWORD"
+{{- end }}
+{{- end }}
 {{- with .Values.config.extra }}
 
 {{ . }}
