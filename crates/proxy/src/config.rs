@@ -138,6 +138,11 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// `tcp` mode: the upstream to forward to.
     pub upstream: Option<String>,
+    /// Kubernetes Gateway API mode: the Gateway listener ports this bind
+    /// serves. Routes attached to a Gateway listener with one of these
+    /// ports are served here (and only on listeners that name its port).
+    #[serde(default)]
+    pub gateway_ports: Vec<u16>,
 }
 
 /// TLS certificates; several are chosen by SNI.
@@ -326,6 +331,33 @@ pub struct RouteConfig {
     /// trusted proxy says `X-Forwarded-Proto: https`).
     #[serde(default)]
     pub https_redirect: bool,
+    /// Set for routes of Gateway API objects (never from the file).
+    #[serde(skip)]
+    pub gateway: Option<GatewayMatch>,
+}
+
+/// How a Gateway API route matches beyond host and prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayMatch {
+    /// File listeners ([`ListenerConfig::name`]) it is served on.
+    pub listeners: Vec<String>,
+    /// `true`: the path must equal `path_prefix`; `false`: `path_prefix`
+    /// matches whole `/`-separated segments (Gateway API `PathPrefix`).
+    pub exact: bool,
+    /// Position in the route set's precedence order: among the Gateway
+    /// routes that match a request, the lowest serves.
+    pub order: usize,
+}
+
+impl GatewayMatch {
+    /// Whether `path` (normalized) matches `pattern` this way.
+    pub fn path_matches(&self, pattern: &str, path: &str) -> bool {
+        if self.exact {
+            return path == pattern;
+        }
+        let p = pattern.trim_end_matches('/');
+        p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+    }
 }
 
 fn slash() -> String {
@@ -700,7 +732,11 @@ impl Config {
                 Err(e) => push(format!("{key}.path_prefix"), format!("`{}`: {e}", r.path_prefix)),
             }
             let host_key = r.host.as_deref().map_or_else(String::new, |h| h.trim_end_matches('.').to_ascii_lowercase());
-            if let Some(j) = seen_routes.insert((host_key, r.path_prefix.clone()), i) {
+            // Gateway routes sharing host and prefix differ in their other
+            // matches and are ordered by precedence: no conflict.
+            let conflict =
+                if r.gateway.is_none() { seen_routes.insert((host_key, r.path_prefix.clone()), i) } else { None };
+            if let Some(j) = conflict {
                 push(
                     key.clone(),
                     format!(

@@ -303,7 +303,7 @@ where
         // HTTP/1.1 heads are bounded by hyper; h2 header lists are not counted.
         return Err(Reject::TooManyHeaders);
     }
-    let route = snap.routes.find(&target.host, &target.path).ok_or(Reject::NoRoute)?;
+    let route = snap.routes.find(&conn.listener, &target.host, &target.path).ok_or(Reject::NoRoute)?;
     *route_out = Some(route);
     if let Some(e) = pending.entry() {
         e.route = Some(Arc::clone(&route.name));
@@ -686,6 +686,7 @@ mod tests {
             policy: Arc::new(policy),
             max_body_bytes: 10,
             https_redirect,
+            gateway: None,
         }
     }
 

@@ -16,19 +16,22 @@
 
 use std::fmt;
 
-use realip_kube::routes::{PathMatch, Route, RouteSet};
+use realip_kube::routes::{ListenerSpec, PathMatch, Protocol, Route, RouteSet};
 use serde_json::json;
 
-use crate::config::{CertConfig, Config, RateConfig, RouteConfig, UpstreamConfig};
+use crate::config::{CertConfig, Config, GatewayMatch, RateConfig, RouteConfig, UpstreamConfig};
 
 /// Why a route of the set is not served by this proxy (yet): reported in
 /// the `kubernetes_route_unserved` event, never dropped silently.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unserved {
-    /// Attached to Gateway listeners, which the proxy does not open yet.
-    GatewayListener(Vec<String>),
-    /// An `Exact` or segment-prefix path match (only byte prefixes so far).
-    PathMatch(String),
+    /// Attached to a Gateway listener no `[[listener]]` serves
+    /// (`gateway_ports`), or one an HTTPS listener needs TLS for.
+    GatewayListener(String),
+    /// Attached to a Gateway listener with a ClientIPPolicy, which the
+    /// proxy does not apply per listener yet: serving it with the file's
+    /// chain could resolve a client the policy would not.
+    ClientIpPolicy(String),
     /// A method, header or query-parameter match.
     RequestMatch(&'static str),
     /// A filter (header modifiers, redirect, rewrite).
@@ -47,8 +50,10 @@ pub enum Unserved {
 impl fmt::Display for Unserved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Unserved::GatewayListener(l) => write!(f, "attached to Gateway listeners {l:?}, not served yet"),
-            Unserved::PathMatch(p) => write!(f, "path match {p} is not served yet (only prefixes)"),
+            Unserved::GatewayListener(why) => f.write_str(why),
+            Unserved::ClientIpPolicy(l) => {
+                write!(f, "Gateway listener {l} has a ClientIPPolicy, not applied per listener yet")
+            }
             Unserved::RequestMatch(what) => write!(f, "{what} matches are not served yet"),
             Unserved::Filter => f.write_str("filters are not served yet"),
             Unserved::NoBackend => f.write_str("no resolved backend"),
@@ -88,16 +93,65 @@ fn upstream(b: &realip_kube::ingress::Backend) -> UpstreamConfig {
     }
 }
 
-/// `r` as a file route, or why it cannot be one; `ipv6_prefix` is the
-/// file's `[policy] ipv6_prefix` (default 64).
-fn route(r: &Route, ipv6_prefix: u8) -> Result<RouteConfig, Unserved> {
-    if !r.listeners.is_empty() {
-        return Err(Unserved::GatewayListener(r.listeners.clone()));
+/// What a route is converted with.
+struct Ctx<'a> {
+    /// The file's `[policy] ipv6_prefix` (default 64).
+    ipv6_prefix: u8,
+    /// The set's Gateway listeners.
+    gateway: &'a [ListenerSpec],
+    /// The file's listeners.
+    file: &'a [crate::config::ListenerConfig],
+}
+
+/// The file listeners serving the Gateway listeners `names`, or why not.
+fn file_listeners(names: &[String], ctx: &Ctx<'_>) -> Result<Vec<String>, Unserved> {
+    let mut out = Vec::new();
+    for n in names {
+        let Some(spec) = ctx.gateway.iter().find(|l| &l.name == n) else {
+            return Err(Unserved::GatewayListener(format!("Gateway listener {n} is not in the route set")));
+        };
+        if spec.client_ip.is_some() {
+            return Err(Unserved::ClientIpPolicy(n.clone()));
+        }
+        let https = spec.protocol == Protocol::Https;
+        let before = out.len();
+        for l in ctx.file.iter().filter(|l| l.gateway_ports.contains(&spec.port)) {
+            if https && !l.tls.as_ref().is_some_and(|t| t.kubernetes) {
+                return Err(Unserved::GatewayListener(format!(
+                    "Gateway listener {n} is HTTPS but [[listener]] `{}` has no tls.kubernetes",
+                    l.name
+                )));
+            }
+            if !out.contains(&l.name) {
+                out.push(l.name.clone());
+            }
+        }
+        if out.len() == before && !ctx.file.iter().any(|l| l.gateway_ports.contains(&spec.port)) {
+            return Err(Unserved::GatewayListener(format!(
+                "no [[listener]] has gateway_ports = [{}] for Gateway listener {n}",
+                spec.port
+            )));
+        }
     }
-    let prefix = match &r.path {
-        PathMatch::Prefix(p) => p.clone(),
-        PathMatch::Exact(p) => return Err(Unserved::PathMatch(format!("Exact {p}"))),
-        PathMatch::SegmentPrefix(p) => return Err(Unserved::PathMatch(format!("PathPrefix {p}"))),
+    Ok(out)
+}
+
+/// `r` (at `order` in the set) as a file route, or why it cannot be one.
+fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved> {
+    let (prefix, exact) = match &r.path {
+        PathMatch::Prefix(p) => (p.clone(), None),
+        PathMatch::Exact(p) => (p.clone(), Some(true)),
+        PathMatch::SegmentPrefix(p) => (p.clone(), Some(false)),
+    };
+    let gateway = if r.listeners.is_empty() && exact.is_none() {
+        None
+    } else {
+        let listeners = if r.listeners.is_empty() {
+            ctx.file.iter().map(|l| l.name.clone()).collect()
+        } else {
+            file_listeners(&r.listeners, ctx)?
+        };
+        Some(GatewayMatch { listeners, exact: exact == Some(true), order })
     };
     if r.method.is_some() {
         return Err(Unserved::RequestMatch("method"));
@@ -118,7 +172,9 @@ fn route(r: &Route, ipv6_prefix: u8) -> Result<RouteConfig, Unserved> {
     };
     let access = r.access.as_ref();
     let rate = match access.and_then(|a| a.rate_limit.as_ref()) {
-        Some(rl) if rl.ipv6_prefix_length != ipv6_prefix => return Err(Unserved::Ipv6Prefix(rl.ipv6_prefix_length)),
+        Some(rl) if rl.ipv6_prefix_length != ctx.ipv6_prefix => {
+            return Err(Unserved::Ipv6Prefix(rl.ipv6_prefix_length))
+        }
         Some(rl) => Some(RateConfig { per_second: rl.per_second, burst: Some(rl.burst) }),
         None => None,
     };
@@ -132,17 +188,20 @@ fn route(r: &Route, ipv6_prefix: u8) -> Result<RouteConfig, Unserved> {
         rate,
         max_body_bytes: r.max_body,
         https_redirect: r.ssl_redirect,
+        gateway,
     })
 }
 
-/// Routes and upstreams for `set`, and the routes that are not served;
-/// `ipv6_prefix` as for [`route`].
-pub fn routes(set: &RouteSet, ipv6_prefix: u8) -> (Vec<RouteConfig>, Vec<UpstreamConfig>, Vec<Problem>) {
+/// Routes and upstreams for `set` on the listeners of `config`, and the
+/// routes that are not served.
+pub fn routes(set: &RouteSet, config: &Config) -> (Vec<RouteConfig>, Vec<UpstreamConfig>, Vec<Problem>) {
+    let ctx =
+        Ctx { ipv6_prefix: config.policy.ipv6_prefix.unwrap_or(64), gateway: &set.listeners, file: &config.listeners };
     let upstreams = set.backends.iter().map(upstream).collect();
     let mut problems = Vec::new();
     let mut routes = Vec::new();
-    for r in &set.routes {
-        match route(r, ipv6_prefix) {
+    for (order, r) in set.routes.iter().enumerate() {
+        match route(r, order, &ctx) {
             Ok(c) => routes.push(c),
             Err(reason) => problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason }),
         }
@@ -155,7 +214,7 @@ pub fn routes(set: &RouteSet, ipv6_prefix: u8) -> (Vec<RouteConfig>, Vec<Upstrea
 /// and every route of the set that is not served, with the reason.
 pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, Vec<Problem>) {
     let Some(set) = set else { return (config, Vec::new()) };
-    let (routes, upstreams, mut problems) = routes(set, config.policy.ipv6_prefix.unwrap_or(64));
+    let (routes, upstreams, mut problems) = routes(set, &config);
     // Two routes for one host and path would fail validation and with
     // it every Kubernetes change: the first one (file routes, then the
     // set in order) serves, the later one is reported.
@@ -166,6 +225,10 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
         config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
     for r in routes {
         let name = crate::config::route_name(&r);
+        if r.gateway.is_some() {
+            config.routes.push(r);
+            continue;
+        }
         match seen.entry(key(&r)) {
             std::collections::hash_map::Entry::Occupied(first) => {
                 let origin = set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
@@ -212,7 +275,7 @@ pub fn compose(config: Config, set: Option<&RouteSet>) -> Config {
 mod tests {
     use super::*;
     use realip_kube::ingress::{Backend, Desired, Route as IngressRoute};
-    use realip_kube::routes::{Filter, HeaderEdit, WeightedBackend};
+    use realip_kube::routes::{ClientIp, Filter, Forward, HeaderEdit, ProxyMode, WeightedBackend};
 
     #[test]
     fn desired_routes_become_validated_config() {
@@ -258,6 +321,7 @@ mod tests {
     /// Every route of the set is served or reported with its reason:
     /// nothing a translation produced disappears silently.
     #[test]
+    #[allow(clippy::too_many_lines)] // one table of every reason
     fn routes_that_cannot_be_served_are_reported_not_dropped() {
         let d = Desired {
             routes: vec![IngressRoute {
@@ -284,13 +348,18 @@ mod tests {
         };
         let cases: Vec<(Route, Unserved)> = vec![
             (
-                variant("listener", &|r| r.listeners = vec!["gateway/web/gw/http".into()]),
-                Unserved::GatewayListener(vec!["gateway/web/gw/http".into()]),
+                variant("unknown-listener", &|r| r.listeners = vec!["gateway/web/gw/gone".into()]),
+                Unserved::GatewayListener("Gateway listener gateway/web/gw/gone is not in the route set".into()),
             ),
-            (variant("exact", &|r| r.path = PathMatch::Exact("/x".into())), Unserved::PathMatch("Exact /x".into())),
             (
-                variant("segment", &|r| r.path = PathMatch::SegmentPrefix("/x".into())),
-                Unserved::PathMatch("PathPrefix /x".into()),
+                variant("no-bind", &|r| r.listeners = vec!["gateway/web/gw/alt".into()]),
+                Unserved::GatewayListener(
+                    "no [[listener]] has gateway_ports = [8080] for Gateway listener gateway/web/gw/alt".into(),
+                ),
+            ),
+            (
+                variant("policy", &|r| r.listeners = vec!["gateway/web/gw/pp".into()]),
+                Unserved::ClientIpPolicy("gateway/web/gw/pp".into()),
             ),
             (variant("method", &|r| r.method = Some("GET".into())), Unserved::RequestMatch("method")),
             (variant("filter", &|r| r.filters = vec![Filter::RequestHeaders(HeaderEdit::default())]), Unserved::Filter),
@@ -314,15 +383,45 @@ mod tests {
                 Unserved::Ipv6Prefix(56),
             ),
         ];
+        let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
+            name: format!("gateway/web/gw/{name}"),
+            port,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip,
+        };
+        let chain = ClientIp {
+            policy: "web/pp".into(),
+            proxy_protocol: ProxyMode::Required,
+            proxy_protocol_from: vec!["192.0.2.0/24".into()],
+            trusted: vec![],
+            sources: vec!["proxy-protocol".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: true,
+            forward: Forward::default(),
+        };
+        let served_gw = variant("gateway", &|r| {
+            r.listeners = vec!["gateway/web/gw/http".into()];
+            r.path = PathMatch::SegmentPrefix("/api".into());
+        });
         let set = RouteSet {
-            routes: std::iter::once(ok.clone()).chain(cases.iter().map(|(r, _)| r.clone())).collect(),
+            listeners: vec![spec("http", 80, None), spec("alt", 8080, None), spec("pp", 80, Some(chain))],
+            routes: [ok.clone(), served_gw.clone()].into_iter().chain(cases.iter().map(|(r, _)| r.clone())).collect(),
             backends: d.backends.clone(),
             ..RouteSet::default()
         };
-        let (served, _, problems) = routes(&set, 64);
-        assert_eq!(served.len(), 1);
+        let config: Config = toml::from_str(
+            "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n[[listener]]\nname = \"admin-ish\"\nbind = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        let (served, _, problems) = routes(&set, &config);
+        assert_eq!(served.len(), 2);
         assert_eq!(served[0].name.as_deref(), Some(ok.name.as_str()));
         assert_eq!(served[0].rate, Some(RateConfig { per_second: 5.0, burst: Some(5.0) }));
+        assert!(served[0].gateway.is_none(), "Ingress routes keep the file's matching");
+        assert_eq!(served[1].name.as_deref(), Some(served_gw.name.as_str()));
+        assert_eq!(served[1].gateway, Some(GatewayMatch { listeners: vec!["web".into()], exact: false, order: 1 }));
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);

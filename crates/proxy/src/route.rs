@@ -60,6 +60,8 @@ pub struct Route {
     pub max_body_bytes: u64,
     /// Redirect plain HTTP to https.
     pub https_redirect: bool,
+    /// Gateway API route: listeners, path kind and precedence.
+    pub gateway: Option<crate::config::GatewayMatch>,
 }
 
 /// All routes.
@@ -67,12 +69,27 @@ pub struct Route {
 pub struct Routes(pub Vec<Route>);
 
 impl Routes {
-    /// The route for `host` and `path`, both already normalized by
-    /// [`crate::target`] (lower case, no port, no trailing dot).
-    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+    /// The route for a request on `listener` for `host` and `path`, both
+    /// already normalized by [`crate::target`] (lower case, no port, no
+    /// trailing dot). Gateway API routes attached to the listener come
+    /// first, in the route set's precedence order (the Gateway API's);
+    /// then the most specific file or Ingress route.
+    pub fn find(&self, listener: &str, host: &str, path: &str) -> Option<&Route> {
+        let gateway = self
+            .0
+            .iter()
+            .filter_map(|r| {
+                let g = r.gateway.as_ref()?;
+                let on = g.listeners.iter().any(|l| l == listener) && g.path_matches(&r.prefix, path);
+                (on && r.host.rank(host).is_some()).then_some((g.order, r))
+            })
+            .min_by_key(|(order, _)| *order);
+        if let Some((_, r)) = gateway {
+            return Some(r);
+        }
         self.0
             .iter()
-            .filter(|r| path.starts_with(r.prefix.as_str()))
+            .filter(|r| r.gateway.is_none() && path.starts_with(r.prefix.as_str()))
             .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
             .map(|(_, r)| r)
@@ -93,6 +110,7 @@ mod tests {
             policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None }),
             max_body_bytes: 0,
             https_redirect: false,
+            gateway: None,
         }
     }
 
@@ -114,10 +132,43 @@ mod tests {
             ("2001:db8::1", "/", "any"),
         ];
         for (host, path, want) in table {
-            assert_eq!(routes.find(host, path).map(|r| &*r.name), Some(want), "{host}{path}");
+            assert_eq!(routes.find("web", host, path).map(|r| &*r.name), Some(want), "{host}{path}");
         }
         let only = Routes(vec![route("exact", Some("app.example.com"), "/api")]);
-        assert!(only.find("app.example.com", "/").is_none());
-        assert!(only.find("evil.com", "/api").is_none());
+        assert!(only.find("web", "app.example.com", "/").is_none());
+        assert!(only.find("web", "evil.com", "/api").is_none());
+    }
+
+    /// Gateway routes: only on their listeners, whole segments for
+    /// `PathPrefix`, `Exact` exactly, the set's precedence order first,
+    /// before any file route.
+    #[test]
+    fn gateway_routes_follow_listener_segments_and_set_order() {
+        let gw = |name: &str, host: Option<&str>, path: &str, exact: bool, order: usize| {
+            let mut r = route(name, host, path);
+            r.gateway = Some(crate::config::GatewayMatch { listeners: vec!["gw".into()], exact, order });
+            r
+        };
+        let routes = Routes(vec![
+            route("file", None, "/"),
+            gw("prefix-foo", None, "/foo", false, 2),
+            gw("exact-foo", None, "/foo", true, 1),
+            gw("host-foo", Some("app.example.com"), "/foo/", false, 0),
+            gw("root", None, "/", false, 3),
+        ]);
+        let table = [
+            ("gw", "x.test", "/foo", "exact-foo"),
+            ("gw", "x.test", "/foo/bar", "prefix-foo"),
+            ("gw", "x.test", "/foobar", "root"),
+            ("gw", "app.example.com", "/foo", "host-foo"),
+            ("gw", "app.example.com", "/foo/x", "host-foo"),
+            ("web", "x.test", "/foo", "file"),
+        ];
+        for (listener, host, path, want) in table {
+            assert_eq!(routes.find(listener, host, path).map(|r| &*r.name), Some(want), "{listener} {host}{path}");
+        }
+        let only = Routes(vec![gw("exact-foo", None, "/foo", true, 0)]);
+        assert!(only.find("gw", "x.test", "/foo/").is_none());
+        assert!(only.find("web", "x.test", "/foo").is_none());
     }
 }
