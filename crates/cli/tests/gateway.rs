@@ -246,7 +246,10 @@ fn gateway_routes_are_served_on_the_mapped_listener() {
     api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "site", "namespace": "web"},
         "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["app.example.com"], "rules": [
             {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}], "backendRefs": backend},
-            {"matches": [{"path": {"type": "Exact", "value": "/exact"}}], "backendRefs": backend}]}}));
+            {"matches": [{"path": {"type": "Exact", "value": "/exact"}}], "backendRefs": backend},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/m"}, "method": "POST",
+                "headers": [{"name": "X-Env", "value": "canary"}], "queryParams": [{"name": "v", "value": "2"}]}],
+             "backendRefs": backend}]}}));
     let (p, addr, _dir) = proxy_with(&api, "serve", "gateway_ports = [80]\n", &[]);
     let deadline = Instant::now() + Duration::from_secs(20);
     while status(addr, "app.example.com", "/api") != 200 {
@@ -264,6 +267,18 @@ fn gateway_routes_are_served_on_the_mapped_listener() {
     for (host, path, want) in table {
         assert_eq!(status(addr, host, path), want, "{host}{path}");
     }
+    // Method, header and query parameter must all match.
+    let send = |method: &str, path: &str, env: &str| {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: app.example.com\r\nX-Env: {env}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        raw_http(addr, req.as_bytes()).map_or(0, |(s, _)| s)
+    };
+    assert_eq!(send("POST", "/m?v=2", "canary"), 200);
+    assert_eq!(send("POST", "/m/x?a=1&v=2", "canary"), 200);
+    assert_eq!(send("GET", "/m?v=2", "canary"), 404);
+    assert_eq!(send("POST", "/m?v=3", "canary"), 404);
+    assert_eq!(send("POST", "/m?v=2", "stable"), 404);
     // The access log names the route by its stable name.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -347,6 +347,13 @@ pub struct GatewayMatch {
     /// Position in the route set's precedence order: among the Gateway
     /// routes that match a request, the lowest serves.
     pub order: usize,
+    /// Method (upper case) the request must have.
+    pub method: Option<String>,
+    /// Headers (lower-case name, exact value) the request must have.
+    pub headers: Vec<(String, String)>,
+    /// Query parameters (name and value, exact, as sent) the request must
+    /// have.
+    pub query: Vec<(String, String)>,
 }
 
 impl GatewayMatch {
@@ -357,6 +364,23 @@ impl GatewayMatch {
         }
         let p = pattern.trim_end_matches('/');
         p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Whether method, headers and query string (`None`: no `?`) meet
+    /// this match's method, header and query-parameter conditions.
+    pub fn request_matches(&self, method: &http::Method, headers: &http::HeaderMap, query: Option<&str>) -> bool {
+        if self.method.as_deref().is_some_and(|m| m != method.as_str()) {
+            return false;
+        }
+        let header_ok =
+            |(n, v): &(String, String)| headers.get_all(n.as_str()).iter().any(|h| h.as_bytes() == v.as_bytes());
+        if !self.headers.iter().all(header_ok) {
+            return false;
+        }
+        let params =
+            || query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")));
+        // The first occurrence of a parameter counts, as the spec allows.
+        self.query.iter().all(|(n, v)| params().find(|(k, _)| k == n).is_some_and(|(_, val)| val == v))
     }
 }
 

@@ -32,8 +32,6 @@ pub enum Unserved {
     /// proxy does not apply per listener yet: serving it with the file's
     /// chain could resolve a client the policy would not.
     ClientIpPolicy(String),
-    /// A method, header or query-parameter match.
-    RequestMatch(&'static str),
     /// A filter (header modifiers, redirect, rewrite).
     Filter,
     /// No backend, or one that did not resolve: the spec's 500.
@@ -54,7 +52,6 @@ impl fmt::Display for Unserved {
             Unserved::ClientIpPolicy(l) => {
                 write!(f, "Gateway listener {l} has a ClientIPPolicy, not applied per listener yet")
             }
-            Unserved::RequestMatch(what) => write!(f, "{what} matches are not served yet"),
             Unserved::Filter => f.write_str("filters are not served yet"),
             Unserved::NoBackend => f.write_str("no resolved backend"),
             Unserved::WeightedBackends(n) => write!(f, "{n} weighted backends are not served yet"),
@@ -143,7 +140,8 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved
         PathMatch::Exact(p) => (p.clone(), Some(true)),
         PathMatch::SegmentPrefix(p) => (p.clone(), Some(false)),
     };
-    let gateway = if r.listeners.is_empty() && exact.is_none() {
+    let plain = exact.is_none() && r.method.is_none() && r.headers.is_empty() && r.query.is_empty();
+    let gateway = if r.listeners.is_empty() && plain {
         None
     } else {
         let listeners = if r.listeners.is_empty() {
@@ -151,17 +149,17 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved
         } else {
             file_listeners(&r.listeners, ctx)?
         };
-        Some(GatewayMatch { listeners, exact: exact == Some(true), order })
+        let pairs =
+            |v: &[realip_kube::routes::ValueMatch]| v.iter().map(|m| (m.name.clone(), m.value.clone())).collect();
+        Some(GatewayMatch {
+            listeners,
+            exact: exact == Some(true),
+            order,
+            method: r.method.clone(),
+            headers: pairs(&r.headers),
+            query: pairs(&r.query),
+        })
     };
-    if r.method.is_some() {
-        return Err(Unserved::RequestMatch("method"));
-    }
-    if !r.headers.is_empty() {
-        return Err(Unserved::RequestMatch("header"));
-    }
-    if !r.query.is_empty() {
-        return Err(Unserved::RequestMatch("query parameter"));
-    }
     if !r.filters.is_empty() {
         return Err(Unserved::Filter);
     }
@@ -275,7 +273,7 @@ pub fn compose(config: Config, set: Option<&RouteSet>) -> Config {
 mod tests {
     use super::*;
     use realip_kube::ingress::{Backend, Desired, Route as IngressRoute};
-    use realip_kube::routes::{ClientIp, Filter, Forward, HeaderEdit, ProxyMode, WeightedBackend};
+    use realip_kube::routes::{ClientIp, Filter, Forward, HeaderEdit, ProxyMode, ValueMatch, WeightedBackend};
 
     #[test]
     fn desired_routes_become_validated_config() {
@@ -361,7 +359,6 @@ mod tests {
                 variant("policy", &|r| r.listeners = vec!["gateway/web/gw/pp".into()]),
                 Unserved::ClientIpPolicy("gateway/web/gw/pp".into()),
             ),
-            (variant("method", &|r| r.method = Some("GET".into())), Unserved::RequestMatch("method")),
             (variant("filter", &|r| r.filters = vec![Filter::RequestHeaders(HeaderEdit::default())]), Unserved::Filter),
             (variant("none", &|r| r.backends.clear()), Unserved::NoBackend),
             (
@@ -404,6 +401,8 @@ mod tests {
         let served_gw = variant("gateway", &|r| {
             r.listeners = vec!["gateway/web/gw/http".into()];
             r.path = PathMatch::SegmentPrefix("/api".into());
+            r.method = Some("GET".into());
+            r.headers = vec![ValueMatch { name: "x-env".into(), value: "canary".into() }];
         });
         let set = RouteSet {
             listeners: vec![spec("http", 80, None), spec("alt", 8080, None), spec("pp", 80, Some(chain))],
@@ -421,7 +420,15 @@ mod tests {
         assert_eq!(served[0].rate, Some(RateConfig { per_second: 5.0, burst: Some(5.0) }));
         assert!(served[0].gateway.is_none(), "Ingress routes keep the file's matching");
         assert_eq!(served[1].name.as_deref(), Some(served_gw.name.as_str()));
-        assert_eq!(served[1].gateway, Some(GatewayMatch { listeners: vec!["web".into()], exact: false, order: 1 }));
+        let want = GatewayMatch {
+            listeners: vec!["web".into()],
+            exact: false,
+            order: 1,
+            method: Some("GET".into()),
+            headers: vec![("x-env".into(), "canary".into())],
+            query: vec![],
+        };
+        assert_eq!(served[1].gateway, Some(want));
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);
