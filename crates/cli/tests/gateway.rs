@@ -24,12 +24,19 @@ impl Drop for Dir {
 }
 
 fn proxy(api: &FakeApi, tag: &str, extra: &[&str]) -> (Proc, SocketAddr, Dir) {
+    proxy_with(api, tag, "", extra)
+}
+
+/// [`proxy`] with `listener_extra` added to the `web` listener's table.
+fn proxy_with(api: &FakeApi, tag: &str, listener_extra: &str, extra: &[&str]) -> (Proc, SocketAddr, Dir) {
     let dir = Dir(std::env::temp_dir().join(format!("realip-gw-{tag}-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let cfg = dir.0.join("realip.toml");
     std::fs::write(
         &cfg,
-        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n",
+        format!(
+            "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n{listener_extra}\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n"
+        ),
     )
     .unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
@@ -202,4 +209,109 @@ fn absent_gateway_api_crds_are_logged_once_and_ingresses_are_still_served() {
     let (p2, _a2, _d2) = proxy(&api, "off", &["--gateway-class", ""]);
     std::thread::sleep(Duration::from_millis(500));
     assert!(!p2.stderr.try_iter().any(|l| l.contains("gateway_api_unavailable")));
+}
+
+/// Status of `GET path` with `host` through the proxy.
+fn status(addr: SocketAddr, host: &str, path: &str) -> u16 {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
+    raw_http(addr, req.as_bytes()).map_or(0, |(s, _)| s)
+}
+
+/// Gateway routes are served on the `[[listener]]` whose `gateway_ports`
+/// names the Gateway listener's port, with the Gateway API's path
+/// semantics (PathPrefix on whole segments, Exact), under their stable
+/// names; live route changes fail no request; a route the proxy cannot
+/// serve yet is reported, not dropped.
+#[test]
+fn gateway_routes_are_served_on_the_mapped_listener() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let port = common::free_port();
+    let mut echo = Command::new(env!("CARGO_BIN_EXE_realip"));
+    echo.args(["echo", "--listen", &format!("127.0.0.2:{port}"), "--trust", "127.0.0.0/8"]);
+    let e = spawn(&mut echo);
+    wait_line(&e.stderr, "listening on", 20);
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "web", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": port}], "endpoints": [{"addresses": ["127.0.0.2"], "conditions": {"ready": true}}]}));
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}));
+    let backend = json!([{"name": "app", "port": 80}]);
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "site", "namespace": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["app.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/api"}}], "backendRefs": backend},
+            {"matches": [{"path": {"type": "Exact", "value": "/exact"}}], "backendRefs": backend},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/m"}, "method": "POST",
+                "headers": [{"name": "X-Env", "value": "canary"}], "queryParams": [{"name": "v", "value": "2"}]}],
+             "backendRefs": backend}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "serve", "gateway_ports = [80]\n", &[]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while status(addr, "app.example.com", "/api") != 200 {
+        assert!(Instant::now() < deadline, "Gateway route not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let table = [
+        ("app.example.com", "/api", 200),
+        ("app.example.com", "/api/v1/x", 200),
+        ("app.example.com", "/apiary", 404),
+        ("app.example.com", "/exact", 200),
+        ("app.example.com", "/exact/", 404),
+        ("other.example.com", "/api", 404),
+    ];
+    for (host, path, want) in table {
+        assert_eq!(status(addr, host, path), want, "{host}{path}");
+    }
+    // Method, header and query parameter must all match.
+    let send = |method: &str, path: &str, env: &str| {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: app.example.com\r\nX-Env: {env}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        raw_http(addr, req.as_bytes()).map_or(0, |(s, _)| s)
+    };
+    assert_eq!(send("POST", "/m?v=2", "canary"), 200);
+    assert_eq!(send("POST", "/m/x?a=1&v=2", "canary"), 200);
+    assert_eq!(send("GET", "/m?v=2", "canary"), 404);
+    assert_eq!(send("POST", "/m?v=3", "canary"), 404);
+    assert_eq!(send("POST", "/m?v=2", "stable"), 404);
+    // The access log names the route by its stable name.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let line = p.stdout.recv_timeout(Duration::from_secs(5)).expect("access log line");
+        if line.contains("\"route\":\"httproute/web/site/") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no access-log line names the route: {line}");
+    }
+    // Live changes: a second route comes and a filter route (not served
+    // yet) is reported, while requests keep flowing: none fails.
+    let mut failed = 0;
+    let mut added = false;
+    for i in 0..300 {
+        if i == 50 {
+            api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "more", "namespace": "web"},
+                "spec": {"parentRefs": [{"name": "gw"}], "hostnames": ["more.example.com"], "rules": [
+                    {"backendRefs": backend},
+                    {"matches": [{"path": {"type": "PathPrefix", "value": "/f"}}],
+                     "filters": [{"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "x-a", "value": "1"}]}}],
+                     "backendRefs": backend}]}}));
+        }
+        if status(addr, "app.example.com", "/api/live") != 200 {
+            failed += 1;
+        }
+        added = added || (i > 50 && status(addr, "more.example.com", "/") == 200);
+    }
+    assert_eq!(failed, 0, "requests failed during live route changes");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !added && status(addr, "more.example.com", "/") != 200 {
+        assert!(Instant::now() < deadline, "the added route was not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(line.contains("httproute/web/more/") && line.contains("filters"), "{line}");
 }

@@ -88,7 +88,7 @@ pub fn config(s: &Settings) -> String {
         String::new()
     };
     let mut t = format!(
-        "[[listener]]\nname = \"http\"\nbind = \"0.0.0.0:{HTTP}\"{pp}\n\n[[listener]]\nname = \"https\"\nbind = \"0.0.0.0:{HTTPS}\"\ntls = {{ kubernetes = true }}{pp}"
+        "[[listener]]\nname = \"http\"\nbind = \"0.0.0.0:{HTTP}\"\ngateway_ports = [80]{pp}\n\n[[listener]]\nname = \"https\"\nbind = \"0.0.0.0:{HTTPS}\"\ngateway_ports = [443]\ntls = {{ kubernetes = true }}{pp}"
     );
     let (trusted, sources) = if s.proxy_protocol {
         (format!("\"{PROXY_FROM}\""), "\"proxy-protocol\", \"xff\"")

@@ -140,6 +140,11 @@ pub struct ListenerConfig {
     pub tls: Option<TlsConfig>,
     /// `tcp` mode: the upstream to forward to.
     pub upstream: Option<String>,
+    /// Kubernetes Gateway API mode: the Gateway listener ports this bind
+    /// serves. Routes attached to a Gateway listener with one of these
+    /// ports are served here (and only on listeners that name its port).
+    #[serde(default)]
+    pub gateway_ports: Vec<u16>,
 }
 
 /// TLS certificates; several are chosen by SNI.
@@ -328,6 +333,57 @@ pub struct RouteConfig {
     /// trusted proxy says `X-Forwarded-Proto: https`).
     #[serde(default)]
     pub https_redirect: bool,
+    /// Set for routes of Gateway API objects (never from the file).
+    #[serde(skip)]
+    pub gateway: Option<GatewayMatch>,
+}
+
+/// How a Gateway API route matches beyond host and prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GatewayMatch {
+    /// File listeners ([`ListenerConfig::name`]) it is served on.
+    pub listeners: Vec<String>,
+    /// `true`: the path must equal `path_prefix`; `false`: `path_prefix`
+    /// matches whole `/`-separated segments (Gateway API `PathPrefix`).
+    pub exact: bool,
+    /// Position in the route set's precedence order: among the Gateway
+    /// routes that match a request, the lowest serves.
+    pub order: usize,
+    /// Method (upper case) the request must have.
+    pub method: Option<String>,
+    /// Headers (lower-case name, exact value) the request must have.
+    pub headers: Vec<(String, String)>,
+    /// Query parameters (name and value, exact, as sent) the request must
+    /// have.
+    pub query: Vec<(String, String)>,
+}
+
+impl GatewayMatch {
+    /// Whether `path` (normalized) matches `pattern` this way.
+    pub fn path_matches(&self, pattern: &str, path: &str) -> bool {
+        if self.exact {
+            return path == pattern;
+        }
+        let p = pattern.trim_end_matches('/');
+        p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Whether method, headers and query string (`None`: no `?`) meet
+    /// this match's method, header and query-parameter conditions.
+    pub fn request_matches(&self, method: &http::Method, headers: &http::HeaderMap, query: Option<&str>) -> bool {
+        if self.method.as_deref().is_some_and(|m| m != method.as_str()) {
+            return false;
+        }
+        let header_ok =
+            |(n, v): &(String, String)| headers.get_all(n.as_str()).iter().any(|h| h.as_bytes() == v.as_bytes());
+        if !self.headers.iter().all(header_ok) {
+            return false;
+        }
+        let params =
+            || query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")));
+        // The first occurrence of a parameter counts, as the spec allows.
+        self.query.iter().all(|(n, v)| params().find(|(k, _)| k == n).is_some_and(|(_, val)| val == v))
+    }
 }
 
 fn slash() -> String {
@@ -772,7 +828,11 @@ impl Config {
                 Err(e) => push(format!("{key}.path_prefix"), format!("`{}`: {e}", r.path_prefix)),
             }
             let host_key = r.host.as_deref().map_or_else(String::new, |h| h.trim_end_matches('.').to_ascii_lowercase());
-            if let Some(j) = seen_routes.insert((host_key, r.path_prefix.clone()), i) {
+            // Gateway routes sharing host and prefix differ in their other
+            // matches and are ordered by precedence: no conflict.
+            let conflict =
+                if r.gateway.is_none() { seen_routes.insert((host_key, r.path_prefix.clone()), i) } else { None };
+            if let Some(j) = conflict {
                 push(
                     key.clone(),
                     format!(

@@ -305,7 +305,12 @@ where
         // HTTP/1.1 heads are bounded by hyper; h2 header lists are not counted.
         return Err(Reject::TooManyHeaders);
     }
-    let route = snap.routes.find(&target.host, &target.path).ok_or(Reject::NoRoute)?;
+    let facts = crate::route::Request {
+        method: req.method(),
+        headers: req.headers(),
+        query: target.path_and_query.split_once('?').map(|(_, q)| q),
+    };
+    let route = snap.routes.find_request(&conn.listener, &target.host, &target.path, &facts).ok_or(Reject::NoRoute)?;
     *route_out = Some(route);
     if let Some(e) = pending.entry() {
         e.route = Some(Arc::clone(&route.name));
@@ -690,6 +695,7 @@ mod tests {
             policy: Arc::new(policy),
             max_body_bytes: 10,
             https_redirect,
+            gateway: None,
         }
     }
 

@@ -60,19 +60,63 @@ pub struct Route {
     pub max_body_bytes: u64,
     /// Redirect plain HTTP to https.
     pub https_redirect: bool,
+    /// Gateway API route: listeners, path kind and precedence.
+    pub gateway: Option<crate::config::GatewayMatch>,
 }
 
 /// All routes.
 #[derive(Debug, Default)]
 pub struct Routes(pub Vec<Route>);
 
+/// What of a request, beyond host and path, a Gateway route may match.
+#[derive(Debug)]
+pub struct Request<'a> {
+    /// Method.
+    pub method: &'a http::Method,
+    /// Headers.
+    pub headers: &'a http::HeaderMap,
+    /// Query string (after `?`), if any.
+    pub query: Option<&'a str>,
+}
+
+static NO_HEADERS: std::sync::LazyLock<http::HeaderMap> = std::sync::LazyLock::new(http::HeaderMap::new);
+
+impl Default for Request<'_> {
+    fn default() -> Self {
+        Request { method: &http::Method::GET, headers: &NO_HEADERS, query: None }
+    }
+}
+
 impl Routes {
-    /// The route for `host` and `path`, both already normalized by
-    /// [`crate::target`] (lower case, no port, no trailing dot).
-    pub fn find(&self, host: &str, path: &str) -> Option<&Route> {
+    /// The route for a request on `listener` for `host` and `path`, both
+    /// already normalized by [`crate::target`] (lower case, no port, no
+    /// trailing dot). Gateway API routes attached to the listener come
+    /// first, in the route set's precedence order (the Gateway API's);
+    /// then the most specific file or Ingress route.
+    pub fn find(&self, listener: &str, host: &str, path: &str) -> Option<&Route> {
+        self.find_request(listener, host, path, &Request::default())
+    }
+
+    /// [`Routes::find`] for a request with this method, headers and query
+    /// string, which Gateway routes may also match on.
+    pub fn find_request(&self, listener: &str, host: &str, path: &str, req: &Request<'_>) -> Option<&Route> {
+        let gateway = self
+            .0
+            .iter()
+            .filter_map(|r| {
+                let g = r.gateway.as_ref()?;
+                let on = g.listeners.iter().any(|l| l == listener)
+                    && g.path_matches(&r.prefix, path)
+                    && g.request_matches(req.method, req.headers, req.query);
+                (on && r.host.rank(host).is_some()).then_some((g.order, r))
+            })
+            .min_by_key(|(order, _)| *order);
+        if let Some((_, r)) = gateway {
+            return Some(r);
+        }
         self.0
             .iter()
-            .filter(|r| path.starts_with(r.prefix.as_str()))
+            .filter(|r| r.gateway.is_none() && path.starts_with(r.prefix.as_str()))
             .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
             .map(|(_, r)| r)
@@ -93,6 +137,7 @@ mod tests {
             policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None }),
             max_body_bytes: 0,
             https_redirect: false,
+            gateway: None,
         }
     }
 
@@ -114,10 +159,95 @@ mod tests {
             ("2001:db8::1", "/", "any"),
         ];
         for (host, path, want) in table {
-            assert_eq!(routes.find(host, path).map(|r| &*r.name), Some(want), "{host}{path}");
+            assert_eq!(routes.find("web", host, path).map(|r| &*r.name), Some(want), "{host}{path}");
         }
         let only = Routes(vec![route("exact", Some("app.example.com"), "/api")]);
-        assert!(only.find("app.example.com", "/").is_none());
-        assert!(only.find("evil.com", "/api").is_none());
+        assert!(only.find("web", "app.example.com", "/").is_none());
+        assert!(only.find("web", "evil.com", "/api").is_none());
+    }
+
+    /// Gateway routes: only on their listeners, whole segments for
+    /// `PathPrefix`, `Exact` exactly, the set's precedence order first,
+    /// before any file route.
+    #[test]
+    fn gateway_routes_follow_listener_segments_and_set_order() {
+        let gw = |name: &str, host: Option<&str>, path: &str, exact: bool, order: usize| {
+            let mut r = route(name, host, path);
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["gw".into()],
+                exact,
+                order,
+                method: None,
+                headers: vec![],
+                query: vec![],
+            });
+            r
+        };
+        let routes = Routes(vec![
+            route("file", None, "/"),
+            gw("prefix-foo", None, "/foo", false, 2),
+            gw("exact-foo", None, "/foo", true, 1),
+            gw("host-foo", Some("app.example.com"), "/foo/", false, 0),
+            gw("root", None, "/", false, 3),
+        ]);
+        let table = [
+            ("gw", "x.test", "/foo", "exact-foo"),
+            ("gw", "x.test", "/foo/bar", "prefix-foo"),
+            ("gw", "x.test", "/foobar", "root"),
+            ("gw", "app.example.com", "/foo", "host-foo"),
+            ("gw", "app.example.com", "/foo/x", "host-foo"),
+            ("web", "x.test", "/foo", "file"),
+        ];
+        for (listener, host, path, want) in table {
+            assert_eq!(routes.find(listener, host, path).map(|r| &*r.name), Some(want), "{listener} {host}{path}");
+        }
+        let only = Routes(vec![gw("exact-foo", None, "/foo", true, 0)]);
+        assert!(only.find("gw", "x.test", "/foo/").is_none());
+        assert!(only.find("web", "x.test", "/foo").is_none());
+    }
+
+    /// Method, header and query conditions all have to hold; the first
+    /// Gateway route (in set order) whose conditions hold serves.
+    #[test]
+    fn gateway_request_matches() {
+        let gw = |name: &str, order: usize, m: Option<&str>, h: &[(&str, &str)], q: &[(&str, &str)]| {
+            let mut r = route(name, None, "/");
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["gw".into()],
+                exact: false,
+                order,
+                method: m.map(Into::into),
+                headers: h.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
+                query: q.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
+            });
+            r
+        };
+        let routes = Routes(vec![
+            gw("all", 0, Some("POST"), &[("x-env", "canary")], &[("v", "2")]),
+            gw("header", 1, None, &[("x-env", "canary")], &[]),
+            gw("query", 2, None, &[], &[("v", "2")]),
+            gw("method", 3, Some("POST"), &[], &[]),
+            gw("any", 4, None, &[], &[]),
+        ]);
+        let mut canary = http::HeaderMap::new();
+        canary.append("x-env", http::HeaderValue::from_static("other"));
+        canary.append("x-env", http::HeaderValue::from_static("canary"));
+        let mut wrong_case = http::HeaderMap::new();
+        wrong_case.insert("x-env", http::HeaderValue::from_static("Canary"));
+        let none = http::HeaderMap::new();
+        let (get, post) = (http::Method::GET, http::Method::POST);
+        let table: [(&http::Method, &http::HeaderMap, Option<&str>, &str); 7] = [
+            (&post, &canary, Some("a=1&v=2"), "all"),
+            (&get, &canary, Some("v=2"), "header"),
+            (&get, &wrong_case, Some("v=2"), "query"),
+            (&get, &none, Some("v=2&v=3"), "query"),
+            (&get, &none, Some("v=3&v=2"), "any"),
+            (&post, &none, None, "method"),
+            (&get, &none, Some("v"), "any"),
+        ];
+        for (method, headers, query, want) in table {
+            let req = Request { method, headers, query };
+            assert_eq!(routes.find_request("gw", "x.test", "/", &req).map(|r| &*r.name), Some(want), "{req:?}");
+        }
     }
 }

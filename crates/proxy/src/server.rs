@@ -23,7 +23,7 @@ use std::time::SystemTime;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 
-use realip_kube::ingress::Desired;
+use realip_kube::routes::RouteSet;
 use realip_kube::watch::WatchConfig;
 
 use crate::accept::Acceptor;
@@ -41,9 +41,10 @@ use crate::log::event;
 pub enum Trigger {
     /// SIGHUP, or the file's modification time changed.
     File,
-    /// The Kubernetes watcher has a new desired state (routes from
-    /// Ingresses, composed with the file from now on).
-    Kubernetes(Option<Desired>),
+    /// The Kubernetes watcher has a new desired state: the route set of
+    /// the Gateway API objects and Ingresses, merged, composed with the
+    /// file from now on.
+    Kubernetes(Option<RouteSet>),
 }
 
 /// Loads, validates and compiles the file: what `--check` runs.
@@ -51,7 +52,7 @@ pub fn check(path: &Path) -> Result<Snapshot, Error> {
     check_with(path, None, None)
 }
 
-fn check_with(path: &Path, d: Option<&Desired>, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
+fn check_with(path: &Path, d: Option<&RouteSet>, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
     Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d), previous)
 }
 
@@ -119,19 +120,33 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     let (triggers, queue) = mpsc::channel(16);
     if let (Some(cfg), Some(client)) = (kubernetes, client) {
         let (tx, mut rx) = watch::channel(None);
+        let (gtx, mut grx) = watch::channel::<Option<RouteSet>>(None);
+        let gateway = cfg.gateway_class.is_some();
         event(
             &serde_json::json!({"event": "kubernetes_watch", "ingress_class": cfg.class, "namespace": cfg.namespace}),
         );
         tokio::spawn(async move {
-            if let Err(e) = realip_kube::watch::run(client, cfg, tx).await {
+            if let Err(e) = realip_kube::watch::run_with_routes(client, cfg, tx, gateway.then_some(gtx)).await {
                 event(&serde_json::json!({"event": "kubernetes_watch_failed", "error": e.to_string()}));
             }
         });
         let triggers = triggers.clone();
+        // Ingresses and Gateway API objects arrive on two channels; the
+        // reloader gets one merged set (Gateway routes first, in their
+        // precedence order, then the Ingresses').
         tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let d = rx.borrow_and_update().clone();
-                if triggers.send(Trigger::Kubernetes(d)).await.is_err() {
+            loop {
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { break },
+                    r = grx.changed(), if gateway => if r.is_err() { break },
+                }
+                let ingress = rx.borrow_and_update().as_ref().map(RouteSet::from_ingress);
+                let gw = grx.borrow_and_update().clone();
+                let set = match (gw, ingress) {
+                    (None, None) => None,
+                    (g, i) => Some(g.unwrap_or_default().merge(i.unwrap_or_default())),
+                };
+                if triggers.send(Trigger::Kubernetes(set)).await.is_err() {
                     break;
                 }
             }
@@ -209,7 +224,7 @@ async fn file_watch(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, trigger
 /// into the next one (the latest Kubernetes state wins; the file is read
 /// afresh anyway).
 pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Receiver<Trigger>) {
-    let mut dynamic: Option<Desired> = None;
+    let mut dynamic: Option<RouteSet> = None;
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         while let Some(t) = next {
@@ -223,7 +238,7 @@ pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Recei
 }
 
 /// One reload attempt; the old snapshot stays unless the new one is good.
-fn reload(path: &Path, shared: &Shared, dynamic: Option<&Desired>) {
+fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>) {
     let old = shared.snapshot.load_full();
     match check_with(path, dynamic, Some(&old)) {
         Ok(new) => {
@@ -278,7 +293,7 @@ fn shutdown_signal() -> impl std::future::Future<Output = ()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use realip_kube::ingress::{Backend, Route};
+    use realip_kube::ingress::{Backend, Desired, Route};
 
     struct TempFile(PathBuf);
     impl Drop for TempFile {
@@ -288,8 +303,8 @@ mod tests {
     }
 
     /// Kubernetes routes to one backend named `name`.
-    fn desired(name: &str) -> Desired {
-        Desired {
+    fn desired(name: &str) -> RouteSet {
+        RouteSet::from_ingress(&Desired {
             routes: vec![Route {
                 ingress: format!("web/{name}"),
                 host: Some(format!("{name}.example.com")),
@@ -308,7 +323,7 @@ mod tests {
                 https: false,
             }],
             ..Desired::default()
-        }
+        })
     }
 
     fn pools(shared: &Shared) -> Vec<String> {

@@ -170,6 +170,7 @@ impl Snapshot {
                 policy: Arc::new(policy),
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 https_redirect: r.https_redirect,
+                gateway: r.gateway.clone(),
             });
         }
         let mut listeners = HashMap::new();

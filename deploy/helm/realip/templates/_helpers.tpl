@@ -40,6 +40,7 @@ app.kubernetes.io/component: controller
 [[listener]]
 name = "http"
 bind = "0.0.0.0:{{ .Values.controller.ports.http }}"
+gateway_ports = [{{ .Values.service.port }}]
 {{- if .Values.proxyProtocol.enabled }}
 proxy_protocol = "required"
 proxy_protocol_from = [{{ range $i, $c := .Values.proxyProtocol.from }}{{ if $i }}, {{ end }}{{ $c | quote }}{{ end }}]
@@ -49,6 +50,7 @@ header_timeout = "5s"
 [[listener]]
 name = "https"
 bind = "0.0.0.0:{{ .Values.controller.ports.https }}"
+gateway_ports = [{{ .Values.service.httpsPort }}]
 tls = { kubernetes = true }
 {{- if .Values.proxyProtocol.enabled }}
 proxy_protocol = "required"
