@@ -41,6 +41,9 @@ pub enum Unserved {
     /// A rate limit whose IPv6 keying differs from the file's
     /// `[policy] ipv6_prefix` (the only one the proxy keys on so far).
     Ipv6Prefix(u8),
+    /// A `scope: Global` rate limit while the file has no
+    /// `[rate_limit_store]`: served locally it would be N× too loose.
+    NoRateLimitStore,
     /// A second route for the same host and path: the first one serves.
     Shadowed(String),
 }
@@ -56,6 +59,7 @@ impl fmt::Display for Unserved {
             Unserved::NoBackend => f.write_str("no resolved backend"),
             Unserved::WeightedBackends(n) => write!(f, "{n} weighted backends are not served yet"),
             Unserved::Ipv6Prefix(n) => write!(f, "rate limit ipv6PrefixLength {n} differs from [policy] ipv6_prefix"),
+            Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
         }
     }
@@ -98,6 +102,8 @@ struct Ctx<'a> {
     gateway: &'a [ListenerSpec],
     /// The file's listeners.
     file: &'a [crate::config::ListenerConfig],
+    /// Whether the file has a `[rate_limit_store]` (for `scope: Global`).
+    store: bool,
 }
 
 /// The file listeners serving the Gateway listeners `names`, or why not.
@@ -173,7 +179,12 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved
         Some(rl) if rl.ipv6_prefix_length != ctx.ipv6_prefix => {
             return Err(Unserved::Ipv6Prefix(rl.ipv6_prefix_length))
         }
-        Some(rl) => Some(RateConfig { per_second: rl.per_second, burst: Some(rl.burst) }),
+        Some(rl) if rl.global && !ctx.store => return Err(Unserved::NoRateLimitStore),
+        Some(rl) => Some(RateConfig {
+            per_second: rl.per_second,
+            burst: Some(rl.burst),
+            scope: if rl.global { crate::config::RateScope::Global } else { crate::config::RateScope::Local },
+        }),
         None => None,
     };
     Ok(RouteConfig {
@@ -193,8 +204,12 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved
 /// Routes and upstreams for `set` on the listeners of `config`, and the
 /// routes that are not served.
 pub fn routes(set: &RouteSet, config: &Config) -> (Vec<RouteConfig>, Vec<UpstreamConfig>, Vec<Problem>) {
-    let ctx =
-        Ctx { ipv6_prefix: config.policy.ipv6_prefix.unwrap_or(64), gateway: &set.listeners, file: &config.listeners };
+    let ctx = Ctx {
+        ipv6_prefix: config.policy.ipv6_prefix.unwrap_or(64),
+        gateway: &set.listeners,
+        file: &config.listeners,
+        store: config.rate_limit_store.is_some(),
+    };
     let upstreams = set.backends.iter().map(upstream).collect();
     let mut problems = Vec::new();
     let mut routes = Vec::new();
@@ -417,7 +432,10 @@ mod tests {
         let (served, _, problems) = routes(&set, &config);
         assert_eq!(served.len(), 2);
         assert_eq!(served[0].name.as_deref(), Some(ok.name.as_str()));
-        assert_eq!(served[0].rate, Some(RateConfig { per_second: 5.0, burst: Some(5.0) }));
+        assert_eq!(
+            served[0].rate,
+            Some(RateConfig { per_second: 5.0, burst: Some(5.0), scope: crate::config::RateScope::Local })
+        );
         assert!(served[0].gateway.is_none(), "Ingress routes keep the file's matching");
         assert_eq!(served[1].name.as_deref(), Some(served_gw.name.as_str()));
         let want = GatewayMatch {
