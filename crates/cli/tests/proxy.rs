@@ -533,11 +533,7 @@ fn raw_upstream() -> SocketAddr {
         for s in l.incoming().take(64) {
             let Ok(mut s) = s else { continue };
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
-                    head.push(b[0]);
-                }
+                let head = common::read_head(&mut s);
                 let head_raw = String::from_utf8_lossy(&head).into_owned();
                 let head = head_raw.to_ascii_lowercase();
                 if head.contains("upgrade: websocket") {
@@ -584,12 +580,7 @@ fn websocket_upgrade_streaming_body_and_upstream_timeout() {
     let mut c = TcpStream::connect(web).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        c.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
+    let head = common::read_head(&mut c);
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     c.write_all(b"ping-through-proxy").unwrap();
     let mut echoed = [0u8; 18];

@@ -217,11 +217,7 @@ fn upgrading_upstream(valid_accept: bool) -> (SocketAddr, std::sync::mpsc::Recei
             let Ok(mut s) = s else { continue };
             let tx = tx.clone();
             std::thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
-                    head.push(b[0]);
-                }
+                let head = common::read_head(&mut s);
                 let head = String::from_utf8_lossy(&head).into_owned();
                 let key = head
                     .lines()
@@ -274,12 +270,7 @@ fn only_completed_websocket_handshakes_become_tunnels() {
     let mut c = TcpStream::connect(web).unwrap();
     c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     c.write_all(WS_HEAD.as_bytes()).unwrap();
-    let mut head = Vec::new();
-    let mut b = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        c.read_exact(&mut b).unwrap();
-        head.push(b[0]);
-    }
+    let head = common::read_head(&mut c);
     assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
     c.write_all(b"frame").unwrap();
     drop(c);

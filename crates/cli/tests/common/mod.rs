@@ -305,3 +305,15 @@ pub fn uvicorn_python() -> Option<PathBuf> {
     let _ = std::fs::remove_dir(&lock);
     done.then_some(python)
 }
+
+/// The bytes of an HTTP head, up to and including the blank line, read one
+/// byte at a time so nothing after it is consumed; shorter if the peer
+/// closes or errs first.
+pub fn read_head(s: &mut impl Read) -> Vec<u8> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && s.read_exact(&mut b).is_ok() {
+        head.push(b[0]);
+    }
+    head
+}
