@@ -53,10 +53,6 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-# The image test (crates/cli/tests/image.rs) packs the release binary:
-# built here, not while the other tests run.
-echo "== cargo build --release"
-cargo build --release --locked -p realip
 echo "== tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked --no-fail-fast
