@@ -49,7 +49,8 @@ impl Builder {
         Ok(self)
     }
 
-    /// Sources in order: `peer`, `proxy-protocol`, `xff`, `forwarded`, `x-real-ip`.
+    /// Sources in order: `peer`, `proxy-protocol`, `xff`, `forwarded`,
+    /// `x-real-ip`, `header:NAME` (one custom header, e.g. `header:cf-connecting-ip`).
     pub fn sources<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, names: I) -> Result<Builder, Error> {
         self.resolver.sources = Sources::parse(names)?;
         Ok(self)
@@ -69,7 +70,7 @@ impl Builder {
     }
 
     /// Answer 400 when a peer that is not trusted sends X-Forwarded-For,
-    /// Forwarded or X-Real-IP. Off by default.
+    /// Forwarded, X-Real-IP or the `header:NAME` source. Off by default.
     #[must_use]
     pub fn reject_untrusted_forwarding(mut self, on: bool) -> Builder {
         self.reject_untrusted_forwarding = on;
@@ -126,8 +127,17 @@ fn connection_of<B>(req: &Request<B>) -> Option<(SocketAddr, Proxied)> {
     ext.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| (*a, Proxied::No))
 }
 
-fn has_forwarding_headers(h: &HeaderMap) -> bool {
-    [Field::XForwardedFor, Field::Forwarded, Field::XRealIp].into_iter().any(|f| h.lines(f).next().is_some())
+/// Whether `h` carries a forwarding header: the three standard ones and
+/// the resolver's own `header:NAME` source, if it has one.
+fn has_forwarding_headers(h: &HeaderMap, sources: &Sources) -> bool {
+    let custom = sources.as_slice().iter().filter_map(|s| match s {
+        realip_core::Source::Header(named) => Some(Field::Named(*named)),
+        _ => None,
+    });
+    [Field::XForwardedFor, Field::Forwarded, Field::XRealIp]
+        .into_iter()
+        .chain(custom)
+        .any(|f| h.lines(f).next().is_some())
 }
 
 fn reply<B: From<String>>(status: StatusCode, msg: String) -> Response<B> {
@@ -167,7 +177,7 @@ where
         if self.shared.reject_untrusted_forwarding
             && resolution.hop == 0
             && !resolver.trusted.contains(resolution.ip)
-            && has_forwarding_headers(req.headers())
+            && has_forwarding_headers(req.headers(), &resolver.sources)
         {
             return ResponseFuture::early(reply(
                 StatusCode::BAD_REQUEST,

@@ -78,6 +78,23 @@ async fn reject_untrusted_forwarding_answers_400() {
 }
 
 #[tokio::test]
+async fn custom_header_source_resolves_and_counts_as_forwarding() {
+    let cf = RealIpLayer::builder()
+        .trust(["10.0.0.0/8"])
+        .unwrap()
+        .sources(["header:CF-Connecting-IP", "xff"])
+        .unwrap()
+        .reject_untrusted_forwarding(true)
+        .build();
+    let (s, body) = call(app(cf.clone()), req("/full", "10.0.0.2:5000", &[("cf-connecting-ip", "203.0.113.7")])).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "203.0.113.7 header:cf-connecting-ip 1 0"));
+    // The same header from an untrusted peer is forwarding it may not do.
+    let (s, body) = call(app(cf), req("/ip", "198.51.100.9:5000", &[("cf-connecting-ip", "1.2.3.4")])).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("not a trusted proxy"), "{body}");
+}
+
+#[tokio::test]
 async fn missing_connect_info_is_a_named_500() {
     let r = Request::get("/ip").body(Body::empty()).unwrap();
     let (s, body) = call(app(layer()), r).await;
