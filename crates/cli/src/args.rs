@@ -38,6 +38,60 @@ pub enum Command {
     /// Reproduce LB → kube-proxy (Cluster/Local) → ingress → app in network namespaces and measure what each hop sees (docs/lab.md).
     #[command(after_help = LAB_EXAMPLES)]
     Lab(LabArgs),
+    /// Migrate an ingress controller's setup to the Gateway API, keeping the client IP (docs/migrate.md).
+    Migrate {
+        #[command(subcommand)]
+        command: MigrateCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// ingress-nginx (ConfigMap, Service, Ingresses) to a Gateway, HTTPRoutes and client-IP policies, with a report.
+    #[command(after_help = MIGRATE_EXAMPLES)]
+    IngressNginx(MigrateArgs),
+}
+
+const MIGRATE_EXAMPLES: &str = "\
+Examples:
+  realip migrate ingress-nginx deploy/ --out gateway/ --report report.txt
+  kubectl get deploy,ds,cm,svc,ing,ingressclass -A -o yaml | realip migrate ingress-nginx - > gateway.yaml
+  realip migrate ingress-nginx --live --to envoy-gateway --trust 10.0.0.0/16 --format json --report report.json
+
+Exit status: 0 everything converted, 1 something could not be (the output is still written; the
+report says what and why), 2 unreadable input or usage error.";
+
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Manifest files or directories (YAML/JSON, multi-document, List kinds); `-` reads stdin.
+    #[arg(value_name = "FILE|DIR|-")]
+    pub paths: Vec<std::path::PathBuf>,
+    /// Read the cluster the kubeconfig points at (read-only).
+    #[arg(long)]
+    pub live: bool,
+    /// Policies of realip (ClientIPPolicy / ClientAccessPolicy) or Envoy Gateway
+    /// (ClientTrafficPolicy / SecurityPolicy / BackendTrafficPolicy).
+    #[arg(long, value_name = "TARGET", default_value = "realip", value_parser = ["realip", "envoy-gateway"])]
+    pub to: String,
+    /// gatewayClassName of the Gateway (default: realip, or eg with --to envoy-gateway).
+    #[arg(long, value_name = "NAME")]
+    pub gateway_class: Option<String>,
+    /// Namespace and name of the Gateway (default: the controller's namespace / ingress-nginx).
+    #[arg(long, value_name = "NS/NAME")]
+    pub gateway: Option<String>,
+    /// Write one file per object into DIR (default: one YAML stream on stdout).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
+    /// Write the report to FILE (default: stderr, or stdout with --out).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<std::path::PathBuf>,
+    /// Report format: text or json.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
+    /// Trust these CIDRs (your load balancer's) instead of proxy-real-ip-cidr, e.g. to replace its
+    /// trust-all default.
+    #[arg(long, value_name = "CIDR")]
+    pub trust: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -12,11 +12,12 @@ mod failure;
 mod hex;
 mod lab;
 mod manifests;
+mod migrate;
 mod pp;
 mod proxy;
 mod resolve;
 
-use args::{Cli, Command, PpCommand};
+use args::{Cli, Command, MigrateCommand, PpCommand};
 
 /// The proxy allocates per request (headers, log lines); mimalloc's
 /// thread-local free lists cost less than glibc malloc here (measured in
@@ -35,6 +36,7 @@ fn main() -> ExitCode {
         Command::Doctor(a) => doctor::run(&a),
         Command::Lab(a) => lab::run(&a),
         Command::Manifests(a) => manifests::run(&a),
+        Command::Migrate { command: MigrateCommand::IngressNginx(a) } => migrate::run(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,6 +15,13 @@
 //! - ingress-nginx annotations honoured: `whitelist-source-range` /
 //!   `allowlist-source-range`, `denylist-source-range`, `limit-rps`,
 //!   `limit-burst-multiplier` (default 5, as ingress-nginx),
+//!   `global-rate-limit` + `global-rate-limit-window` (both required
+//!   together: `N` requests per window, served as a global-scope rate of
+//!   `N / window` per second with a burst of `N`, shared by every replica
+//!   through the proxy's `[rate_limit_store]`; `global-rate-limit-key`
+//!   other than the client address is rejected, since realip keys limits on
+//!   the resolved client only; one Ingress cannot have both `limit-rps` and
+//!   a global limit, as a route holds one rate),
 //!   `proxy-body-size` (`0` = no limit), `ssl-redirect` (default: on for
 //!   hosts in the Ingress's `tls`), `backend-protocol` `HTTP`/`HTTPS`
 //!   (other protocols reject the Ingress); `use-regex: "true"` rejects the
@@ -59,8 +66,11 @@ pub struct Route {
     pub deny: Vec<String>,
     /// Requests per second per client IP (limit-rps).
     pub rps: Option<f64>,
-    /// Burst (limit-rps × limit-burst-multiplier).
+    /// Burst (limit-rps × limit-burst-multiplier, or global-rate-limit).
     pub burst: Option<f64>,
+    /// The rate is shared by every replica (global-rate-limit), not kept
+    /// per replica (limit-rps).
+    pub rate_global: bool,
     /// Largest body (proxy-body-size); `Some(u64::MAX)` for "0".
     pub max_body: Option<u64>,
     /// Redirect plain HTTP to https (ssl-redirect; by default when the
@@ -182,7 +192,69 @@ struct Policy {
     deny: Vec<String>,
     rps: Option<f64>,
     burst: Option<f64>,
+    rate_global: bool,
     max_body: Option<u64>,
+}
+
+/// A Go-style duration as ingress-nginx reads `global-rate-limit-window`:
+/// one or more `<number><unit>` parts (`1m`, `90s`, `1h30m`, `1.5s`), units
+/// `ms`, `s`, `m`, `h`; in seconds, positive and at most a day.
+pub fn parse_window(v: &str) -> Result<f64, String> {
+    let bad = || format!("`{v}` is not a duration like 1m, 30s or 1h30m");
+    let mut rest = v.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut secs = 0.0;
+    while !rest.is_empty() {
+        let num_end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_end);
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_end);
+        secs += n * match unit {
+            "ms" => 0.001,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(bad()),
+        };
+        rest = next;
+    }
+    if !(secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("`{v}` must be more than 0s and at most 24h"));
+    }
+    Ok(secs)
+}
+
+/// `global-rate-limit` / `global-rate-limit-window` as (per second, burst).
+fn global_rate(ing: &Ingress) -> Result<Option<(f64, f64)>, (ProblemKind, String)> {
+    let invalid = |m: String| (ProblemKind::Invalid, m);
+    let limit = annotation(ing, "global-rate-limit");
+    let window = annotation(ing, "global-rate-limit-window");
+    if let Some(key) = annotation(ing, "global-rate-limit-key") {
+        if !matches!(key, "$remote_addr" | "$binary_remote_addr") {
+            return Err((
+                ProblemKind::Unsupported,
+                format!("global-rate-limit-key: `{key}` is not supported: realip keys limits on the resolved client"),
+            ));
+        }
+    }
+    let (limit, window) = match (limit, window) {
+        (None, None) => return Ok(None),
+        (Some(l), Some(w)) => (l, w),
+        (Some(_), None) => return Err(invalid("global-rate-limit needs global-rate-limit-window".into())),
+        (None, Some(_)) => return Err(invalid("global-rate-limit-window needs global-rate-limit".into())),
+    };
+    let n = limit
+        .parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| invalid(format!("global-rate-limit: `{limit}` is not a positive whole number")))?;
+    let secs = parse_window(window).map_err(|e| invalid(format!("global-rate-limit-window: {e}")))?;
+    #[allow(clippy::cast_precision_loss)] // request counts far below 2^52
+    let n = n as f64;
+    Ok(Some((n / secs, n)))
 }
 
 fn policy(ing: &Ingress) -> Result<Policy, (ProblemKind, String)> {
@@ -215,6 +287,13 @@ fn policy(ing: &Ingress) -> Result<Policy, (ProblemKind, String)> {
         })
         .transpose()?
         .unwrap_or(5.0);
+    let global = global_rate(ing)?;
+    if global.is_some() && rps.is_some() {
+        return Err((
+            ProblemKind::Unsupported,
+            "limit-rps and global-rate-limit together: a realip route has one rate limit".into(),
+        ));
+    }
     let max_body = annotation(ing, "proxy-body-size")
         .map(|v| parse_size(v).map_err(|e| invalid(format!("proxy-body-size: {e}"))))
         .transpose()?;
@@ -235,7 +314,11 @@ fn policy(ing: &Ingress) -> Result<Policy, (ProblemKind, String)> {
             ))
         }
     };
-    Ok(Policy { https_backend, ssl_redirect, allow, deny, rps, burst: rps.map(|r| r * mult), max_body })
+    let (rps, burst, rate_global) = match global {
+        Some((per_second, burst)) => (Some(per_second), Some(burst), true),
+        None => (rps, rps.map(|r| r * mult), false),
+    };
+    Ok(Policy { https_backend, ssl_redirect, allow, deny, rps, burst, rate_global, max_body })
 }
 
 /// The endpoints of `namespace/service` port `port` (number or name).
@@ -405,6 +488,7 @@ where
                         deny: p.deny.clone(),
                         rps: p.rps,
                         burst: p.burst,
+                        rate_global: p.rate_global,
                         max_body: p.max_body,
                         ssl_redirect: p.ssl_redirect.unwrap_or(has_tls),
                     };
@@ -462,6 +546,7 @@ pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Ce
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::routes::RouteSet;
     use serde_json::json;
 
     const NO_SECRETS: &[Secret] = &[];
@@ -568,6 +653,74 @@ mod tests {
         assert!(d.problems[0].message.contains("limit-rps: `lots`"), "{:?}", d.problems);
         let d = desired("realip", Some("other"), &[ingress(json!({}), "realip")], &svcs, &slices, NO_SECRETS);
         assert!(d.routes.is_empty() && d.problems.is_empty(), "outside the watched namespace");
+    }
+
+    /// ingress-nginx's `global-rate-limit` (N per window) becomes a
+    /// global-scope rate of N / window per second with a burst of N.
+    #[test]
+    fn global_rate_limit_annotations_become_a_global_rate() {
+        let (svcs, slices) = fixtures();
+        let run = |a: serde_json::Value| desired("realip", None, &[ingress(a, "realip")], &svcs, &slices, NO_SECRETS);
+        for prefix in ["nginx.ingress.kubernetes.io", "realip.dev"] {
+            let d = run(
+                json!({format!("{prefix}/global-rate-limit"): "120", format!("{prefix}/global-rate-limit-window"): "1m"}),
+            );
+            assert!(d.problems.is_empty(), "{:?}", d.problems);
+            let r = &d.routes[0];
+            assert_eq!((r.rps, r.burst, r.rate_global), (Some(2.0), Some(120.0), true), "{prefix}");
+            let rl = RouteSet::from_ingress(&d).routes[0].access.clone().unwrap().rate_limit.unwrap();
+            assert_eq!((rl.per_second, rl.burst, rl.global), (2.0, 120.0, true));
+        }
+        let d = run(json!({"nginx.ingress.kubernetes.io/limit-rps": "4"}));
+        assert!(!d.routes[0].rate_global, "limit-rps stays per replica");
+        let d = run(json!({"nginx.ingress.kubernetes.io/global-rate-limit": "10",
+            "nginx.ingress.kubernetes.io/global-rate-limit-window": "1h30m",
+            "nginx.ingress.kubernetes.io/global-rate-limit-key": "$remote_addr"}));
+        assert_eq!(d.routes[0].rps, Some(10.0 / 5400.0));
+        let rejected = [
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "10"}),
+                "global-rate-limit needs global-rate-limit-window",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit-window": "1m"}),
+                "global-rate-limit-window needs global-rate-limit",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "ten", "nginx.ingress.kubernetes.io/global-rate-limit-window": "1m"}),
+                "global-rate-limit: `ten` is not a positive whole number",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "0", "nginx.ingress.kubernetes.io/global-rate-limit-window": "1m"}),
+                "global-rate-limit: `0` is not a positive whole number",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "10", "nginx.ingress.kubernetes.io/global-rate-limit-window": "1 minute"}),
+                "global-rate-limit-window: `1 minute` is not a duration",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "10", "nginx.ingress.kubernetes.io/global-rate-limit-window": "0s"}),
+                "global-rate-limit-window: `0s` must be more than 0s",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "10", "nginx.ingress.kubernetes.io/global-rate-limit-window": "1m",
+                "nginx.ingress.kubernetes.io/global-rate-limit-key": "$http_x_api_client"}),
+                "global-rate-limit-key: `$http_x_api_client` is not supported",
+            ),
+            (
+                json!({"nginx.ingress.kubernetes.io/global-rate-limit": "10", "nginx.ingress.kubernetes.io/global-rate-limit-window": "1m",
+                "nginx.ingress.kubernetes.io/limit-rps": "5"}),
+                "limit-rps and global-rate-limit together",
+            ),
+        ];
+        for (a, want) in rejected {
+            let d = run(a.clone());
+            assert!(d.routes.is_empty(), "{a}");
+            assert!(d.problems[0].message.contains(want), "{a}: {:?}", d.problems);
+        }
+        assert_eq!(parse_window("1.5s"), Ok(1.5));
+        assert_eq!(parse_window("250ms"), Ok(0.25));
+        assert!(parse_window("25h").is_err() && parse_window("m").is_err() && parse_window("").is_err());
     }
 
     #[test]

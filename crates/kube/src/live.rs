@@ -58,10 +58,17 @@ pub fn from_json(v: &Json) -> Node {
 
 /// Every object of [`LISTS`] in the cluster the configuration points at.
 pub async fn load_cluster() -> Result<Vec<Object>, Error> {
+    load_lists(LISTS, OPTIONAL_LISTS).await
+}
+
+/// Every object of the `required` lists (`(path, kind)`) and of the
+/// `optional` ones the cluster serves, in the cluster the configuration
+/// points at (read-only: GET only).
+pub async fn load_lists(required: &[(&str, &str)], optional: &[(&str, &str)]) -> Result<Vec<Object>, Error> {
     let live = |reason: String| Error::Live(reason);
     let client = kube::Client::try_default().await.map_err(|e| live(format!("connecting to the cluster: {e}")))?;
     let mut out = Vec::new();
-    let lists = LISTS.iter().map(|l| (l, false)).chain(OPTIONAL_LISTS.iter().map(|l| (l, true)));
+    let lists = required.iter().map(|l| (l, false)).chain(optional.iter().map(|l| (l, true)));
     for ((path, kind), optional) in lists {
         let req = http::Request::get(*path).body(Vec::new()).map_err(|e| live(e.to_string()))?;
         let list: Json = match client.request(req).await {

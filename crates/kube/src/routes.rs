@@ -285,7 +285,7 @@ impl RouteSet {
                         per_second: rps,
                         burst: r.burst.unwrap_or(rps),
                         ipv6_prefix_length: 64,
-                        global: false,
+                        global: r.rate_global,
                     }),
                 });
                 Route {
@@ -345,6 +345,7 @@ mod tests {
             deny: vec![],
             rps: Some(5.0),
             burst: Some(25.0),
+            rate_global: false,
             max_body: None,
             ssl_redirect: false,
         }

@@ -302,6 +302,7 @@ mod tests {
                 deny: vec![],
                 rps: Some(10.0),
                 burst: Some(50.0),
+                rate_global: false,
                 max_body: Some(1024),
                 ssl_redirect: true,
             }],
@@ -346,6 +347,7 @@ mod tests {
                 deny: vec![],
                 rps: Some(5.0),
                 burst: None,
+                rate_global: false,
                 max_body: None,
                 ssl_redirect: false,
             }],
@@ -450,6 +452,42 @@ mod tests {
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);
+    }
+
+    /// An Ingress `global-rate-limit` is served as a global rate when the
+    /// file has a `[rate_limit_store]`, and reported (never served per
+    /// replica, N× too loose) when it has none.
+    #[test]
+    fn ingress_global_rate_limits_need_a_store() {
+        let d = Desired {
+            routes: vec![IngressRoute {
+                ingress: "web/site".into(),
+                host: None,
+                path: "/".into(),
+                backend: "web/app:80".into(),
+                allow: None,
+                deny: vec![],
+                rps: Some(2.0),
+                burst: Some(120.0),
+                rate_global: true,
+                max_body: None,
+                ssl_redirect: false,
+            }],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let set = RouteSet::from_ingress(&d);
+        let listener = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n";
+        let with_store: Config =
+            toml::from_str(&format!("{listener}[rate_limit_store]\nredis = \"redis://127.0.0.1:6379/0\"\n")).unwrap();
+        let (c, problems) = compose_checked(with_store, Some(&set));
+        assert!(problems.is_empty() && c.validate().is_empty(), "{problems:?} {:?}", c.validate());
+        let want = RateConfig { per_second: 2.0, burst: Some(120.0), scope: crate::config::RateScope::Global };
+        assert_eq!(c.routes[0].rate, Some(want));
+        let (c, problems) = compose_checked(toml::from_str(listener).unwrap(), Some(&set));
+        assert!(c.routes.is_empty() && c.validate().is_empty());
+        assert_eq!(problems[0].reason, Unserved::NoRateLimitStore);
+        assert_eq!(problems[0].reason.to_string(), "scope Global needs [rate_limit_store] in the file");
     }
 
     #[test]

@@ -314,6 +314,7 @@ mod tests {
                 deny: vec![],
                 rps: None,
                 burst: None,
+                rate_global: false,
                 max_body: None,
                 ssl_redirect: false,
             }],

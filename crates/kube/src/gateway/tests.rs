@@ -342,6 +342,24 @@ fn access_policies_prefer_the_most_specific_target() {
     assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "bad"), [("Accepted", false, "Invalid")]);
 }
 
+/// `rateLimit.scope`: absent and `Local` keep the count per replica,
+/// `Global` shares it; anything else makes the policy Invalid, so a typo
+/// never turns a shared limit into an N× looser local one in silence.
+#[test]
+fn access_policy_rate_limit_scope() {
+    let r = route("web", "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - {backendRefs: [{name: app, port: 80}]}\n");
+    let with = |scope: &str| {
+        let t = run(&format!("{r}\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {{name: p, namespace: web}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}]\n  rateLimit: {{perSecond: 10, burst: 20{scope}}}\n"));
+        let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone());
+        (rl.map(|rl| (rl.per_second, rl.burst, rl.global)), first_ref(&t, "ClientAccessPolicy", "web", "p"))
+    };
+    assert_eq!(with("").0, Some((10.0, 20.0, false)));
+    assert_eq!(with(", scope: Local").0, Some((10.0, 20.0, false)));
+    assert_eq!(with(", scope: Global").0, Some((10.0, 20.0, true)));
+    let (rl, conditions) = with(", scope: Sometimes");
+    assert_eq!((rl, conditions), (None, vec![("Accepted", false, "Invalid")]));
+}
+
 #[test]
 fn listener_sets_attach_only_when_allowed() {
     let set = r"

@@ -1,0 +1,469 @@
+//! Plans to objects: the Gateway (an `http` listener and one HTTPS listener
+//! per TLS host), ReferenceGrants for certificates in other namespaces,
+//! HTTPRoutes (one per Ingress and host), and the client-IP and access
+//! policies of the chosen data plane.
+//!
+//! Invariants: names are derived from the Ingress's name and host only, so
+//! the same input always gives the same objects; canary Ingresses are
+//! folded into their main Ingress's rules; access policies target every
+//! route of their Ingress and key on the client the Gateway's client-IP
+//! policy resolved.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::ingress::{Backend, PathKind, PathRule, Plan, Rewrite};
+use crate::report::{Entry, Report, Status};
+use crate::setup::ClientIp;
+use crate::Target;
+
+const GW_GROUP: &str = "gateway.networking.k8s.io";
+/// Gateway API limits (v1.6.1 CRDs).
+const MAX_RULES: usize = 16;
+const MAX_TARGETS: usize = 16;
+const MAX_LISTENERS: usize = 64;
+
+/// The Gateway the output attaches to.
+#[derive(Clone, Debug)]
+pub struct Gateway {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// gatewayClassName.
+    pub class: String,
+}
+
+/// A DNS-label-safe slug of a host (`*.example.com` → `wildcard-example-com`).
+pub fn slug(host: &str) -> String {
+    let s: String = host
+        .replace("*.", "wildcard.")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let s = s.trim_matches('-').to_owned();
+    // Listener names are at most 253; keep room for a prefix.
+    s.chars().take(200).collect()
+}
+
+fn meta(name: &str, ns: &str) -> Value {
+    json!({"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "realip-migrate"}})
+}
+
+fn backend_ref(b: &Backend, weight: Option<u32>) -> Value {
+    let mut v = json!({"group": "", "kind": "Service", "name": b.service, "port": b.port});
+    if let Some(w) = weight {
+        v["weight"] = json!(w);
+    }
+    v
+}
+
+fn path_match(p: &PathRule) -> Value {
+    let ty = match p.kind {
+        PathKind::Exact => "Exact",
+        PathKind::Prefix => "PathPrefix",
+        PathKind::Regex => "RegularExpression",
+    };
+    json!({"type": ty, "value": p.value})
+}
+
+fn rewrite_filter(r: &Rewrite) -> Value {
+    let path = match r {
+        Rewrite::Full(p) => json!({"type": "ReplaceFullPath", "replaceFullPath": p}),
+        Rewrite::Prefix(p) => json!({"type": "ReplacePrefixMatch", "replacePrefixMatch": p}),
+    };
+    json!({"type": "URLRewrite", "urlRewrite": {"path": path}})
+}
+
+/// The canary of one (namespace, host, path): backend and settings.
+type Canaries<'p> = BTreeMap<(String, Option<String>, String), (Backend, &'p crate::ingress::Canary)>;
+
+/// HTTPRoute rules for one host of one Ingress.
+fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &Canaries<'_>) -> Vec<Value> {
+    let mut out = Vec::new();
+    if let Some(r) = &plan.redirect {
+        let mut rr = json!({"statusCode": r.code, "path": {"type": "ReplaceFullPath", "replaceFullPath": r.path}});
+        if let Some(s) = &r.scheme {
+            rr["scheme"] = json!(s);
+        }
+        if let Some(h) = &r.hostname {
+            rr["hostname"] = json!(h);
+        }
+        if let Some(p) = r.port {
+            rr["port"] = json!(p);
+        }
+        for p in paths {
+            out.push(json!({"matches": [{"path": path_match(p)}], "filters": [{"type": "RequestRedirect", "requestRedirect": rr}]}));
+        }
+        return out;
+    }
+    if let Some(root) = &plan.app_root {
+        out.push(
+            json!({"matches": [{"path": {"type": "Exact", "value": "/"}}], "filters": [{"type": "RequestRedirect",
+            "requestRedirect": {"statusCode": 302, "path": {"type": "ReplaceFullPath", "replaceFullPath": root}}}]}),
+        );
+    }
+    for p in paths {
+        let filters: Vec<Value> = p.rewrite.iter().map(rewrite_filter).collect();
+        let with_filters = |mut rule: Value| {
+            if !filters.is_empty() {
+                rule["filters"] = json!(filters);
+            }
+            rule
+        };
+        let key = (plan.obj.namespace.clone(), host.cloned(), p.value.clone());
+        if let Some((cb, c)) = canaries.get(&key) {
+            if let Some(h) = &c.header {
+                let header_rule = |value: Value, be: &Backend| {
+                    with_filters(
+                        json!({"matches": [{"path": path_match(p), "headers": [value]}], "backendRefs": [backend_ref(be, None)]}),
+                    )
+                };
+                if let Some(v) = &c.header_value {
+                    out.push(header_rule(json!({"type": "Exact", "name": h, "value": v}), cb));
+                } else if let Some(pat) = &c.header_pattern {
+                    out.push(header_rule(json!({"type": "RegularExpression", "name": h, "value": pat}), cb));
+                } else {
+                    out.push(header_rule(json!({"type": "Exact", "name": h, "value": "always"}), cb));
+                    out.push(header_rule(json!({"type": "Exact", "name": h, "value": "never"}), &p.backend));
+                }
+            }
+            let refs = match c.weight {
+                Some(w) => {
+                    let w = w.min(c.total);
+                    vec![backend_ref(&p.backend, Some(c.total - w)), backend_ref(cb, Some(w))]
+                }
+                None => vec![backend_ref(&p.backend, None)],
+            };
+            out.push(with_filters(json!({"matches": [{"path": path_match(p)}], "backendRefs": refs})));
+        } else {
+            out.push(with_filters(
+                json!({"matches": [{"path": path_match(p)}], "backendRefs": [backend_ref(&p.backend, None)]}),
+            ));
+        }
+    }
+    out
+}
+
+/// Everything emitted, before sorting.
+#[derive(Debug, Default)]
+pub struct Emitted {
+    /// The objects.
+    pub objects: Vec<Value>,
+}
+
+/// Builds the output objects from the plans.
+#[allow(clippy::too_many_lines)] // the Gateway, routes and both policy families, in output order
+pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, report: &mut Report) -> Emitted {
+    let mut out = Emitted::default();
+    let parent = |section: Option<&str>| {
+        let mut p = json!({"group": GW_GROUP, "kind": "Gateway", "namespace": gw.namespace, "name": gw.name});
+        if let Some(s) = section {
+            p["sectionName"] = json!(s);
+        }
+        p
+    };
+    // Canaries, keyed by the main Ingress's namespace, host and path.
+    let mut canaries: Canaries<'_> = BTreeMap::new();
+    for plan in plans {
+        let Some(c) = &plan.canary else { continue };
+        for (host, paths) in &plan.hosts {
+            for p in paths {
+                let key = (plan.obj.namespace.clone(), host.clone(), p.value.clone());
+                let main = plans.iter().any(|m| {
+                    m.canary.is_none()
+                        && m.obj.namespace == plan.obj.namespace
+                        && m.hosts.get(host).is_some_and(|ps| ps.iter().any(|q| q.value == p.value))
+                });
+                if main {
+                    canaries.insert(key, (p.backend.clone(), c));
+                } else {
+                    report.entries.push(Entry {
+                        object: plan.obj.id(),
+                        file: plan.obj.source.file.clone(),
+                        line: plan.obj.source.line,
+                        key: format!("canary path {}{}", host.as_deref().unwrap_or("*"), p.value),
+                        value: String::new(),
+                        status: Status::NotConverted,
+                        to: String::new(),
+                        why: "no main (non-canary) Ingress in the namespace serves this host and path".into(),
+                    });
+                }
+            }
+        }
+    }
+    // TLS listeners: first Ingress (in name order) to claim a host wins.
+    let mut tls_hosts: BTreeMap<String, (String, String, String)> = BTreeMap::new(); // host -> (ns, secret, ingress)
+    let mut default_cert: Option<(String, String)> = None;
+    for plan in plans.iter().filter(|p| p.canary.is_none()) {
+        for (hosts, secret) in &plan.tls {
+            let Some(secret) = secret else {
+                report.entries.push(Entry {
+                    object: plan.obj.id(),
+                    file: plan.obj.source.file.clone(),
+                    line: plan.obj.line_of(&["spec", "tls"]),
+                    key: "spec.tls".into(),
+                    value: hosts.join(","),
+                    status: Status::NotConverted,
+                    to: String::new(),
+                    why: "no secretName: ingress-nginx serves its default certificate; give the HTTPS listener a certificateRef by hand".into(),
+                });
+                continue;
+            };
+            if hosts.is_empty() {
+                default_cert.get_or_insert((plan.obj.namespace.clone(), secret.clone()));
+            }
+            for h in hosts {
+                let claim = (plan.obj.namespace.clone(), secret.clone(), plan.obj.id());
+                match tls_hosts.get(h) {
+                    Some((ns, s, by)) if (ns, s) != (&claim.0, &claim.1) => report.entries.push(Entry {
+                        object: plan.obj.id(),
+                        file: plan.obj.source.file.clone(),
+                        line: plan.obj.line_of(&["spec", "tls"]),
+                        key: format!("spec.tls {h}"),
+                        value: secret.clone(),
+                        status: Status::Changed,
+                        to: format!("Gateway listener https-{}", slug(h)),
+                        why: format!("{by} already gives {h} the certificate {ns}/{s}: one HTTPS listener per host, so that one is used"),
+                    }),
+                    Some(_) => {}
+                    None => {
+                        tls_hosts.insert(h.clone(), claim);
+                    }
+                }
+            }
+        }
+    }
+    let mut listeners =
+        vec![json!({"name": "http", "protocol": "HTTP", "port": 80, "allowedRoutes": {"namespaces": {"from": "All"}}})];
+    let mut grants: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut cert_ref = |ns: &str, secret: &str| {
+        if ns != gw.namespace {
+            grants.entry(ns.to_owned()).or_default().push(secret.to_owned());
+        }
+        json!({"group": "", "kind": "Secret", "name": secret, "namespace": ns})
+    };
+    if let Some((ns, s)) = &default_cert {
+        listeners.push(json!({"name": "https", "protocol": "HTTPS", "port": 443,
+            "tls": {"mode": "Terminate", "certificateRefs": [cert_ref(ns, s)]}, "allowedRoutes": {"namespaces": {"from": "All"}}}));
+    }
+    let mut https_listener: BTreeMap<String, String> = BTreeMap::new();
+    for (h, (ns, s, by)) in &tls_hosts {
+        if listeners.len() >= MAX_LISTENERS {
+            report.entries.push(Entry {
+                object: by.clone(),
+                file: String::new(),
+                line: 0,
+                key: format!("spec.tls {h}"),
+                value: s.clone(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: format!("a Gateway holds at most {MAX_LISTENERS} listeners: split the hosts over several Gateways (or a ListenerSet)"),
+            });
+            continue;
+        }
+        let name = format!("https-{}", slug(h));
+        listeners.push(json!({"name": name, "protocol": "HTTPS", "port": 443, "hostname": h,
+            "tls": {"mode": "Terminate", "certificateRefs": [cert_ref(ns, s)]}, "allowedRoutes": {"namespaces": {"from": "All"}}}));
+        https_listener.insert(h.clone(), name);
+    }
+    out.objects.push(
+        json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "Gateway", "metadata": meta(&gw.name, &gw.namespace),
+        "spec": {"gatewayClassName": gw.class, "listeners": listeners}}),
+    );
+    for (ns, mut secrets) in grants {
+        secrets.sort();
+        secrets.dedup();
+        let to: Vec<Value> = secrets.iter().map(|s| json!({"group": "", "kind": "Secret", "name": s})).collect();
+        out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1beta1"), "kind": "ReferenceGrant",
+            "metadata": meta(&format!("{}-{}-certificates", gw.namespace, gw.name), &ns),
+            "spec": {"from": [{"group": GW_GROUP, "kind": "Gateway", "namespace": gw.namespace}], "to": to}}));
+    }
+    // Routes, per Ingress and host.
+    for plan in plans.iter().filter(|p| p.canary.is_none()) {
+        let o = plan.obj;
+        let mut route_names = Vec::new();
+        let single = plan.hosts.len() <= 1;
+        let mut groups: Vec<(Option<String>, String, Vec<PathRule>)> = plan
+            .hosts
+            .iter()
+            .map(|(h, ps)| {
+                let name = if single {
+                    o.name.clone()
+                } else {
+                    format!("{}-{}", o.name, h.as_deref().map_or("any-host".into(), slug))
+                };
+                (h.clone(), name, ps.clone())
+            })
+            .collect();
+        if let Some(b) = &plan.default_backend {
+            let p = PathRule { kind: PathKind::Prefix, value: "/".into(), backend: b.clone(), rewrite: None };
+            groups.push((None, format!("{}-default-backend", o.name), vec![p]));
+        }
+        for (host, name, paths) in groups {
+            let redirect = host.as_ref().is_some_and(|h| {
+                let tls = https_listener.contains_key(h);
+                tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || plan.force_ssl_redirect)
+            });
+            if plan.force_ssl_redirect && !host.as_ref().is_some_and(|h| https_listener.contains_key(h)) {
+                report.entries.push(Entry {
+                    object: o.id(),
+                    file: o.source.file.clone(),
+                    line: o.source.line,
+                    key: format!("force-ssl-redirect {}", host.as_deref().unwrap_or("(any host)")),
+                    value: "true".into(),
+                    status: Status::NotConverted,
+                    to: String::new(),
+                    why: "the host has no TLS on the Gateway (TLS ends before it): an HTTPRoute cannot see the original scheme; add a rule matching X-Forwarded-Proto: http by hand if your load balancer sets it".into(),
+                });
+            }
+            let all_rules = rules(plan, host.as_ref(), &paths, &canaries);
+            for (i, chunk) in all_rules.chunks(MAX_RULES).enumerate() {
+                let rname = if i == 0 { name.clone() } else { format!("{name}-{}", i + 1) };
+                let parents = match host.as_ref().and_then(|h| https_listener.get(h)).filter(|_| redirect) {
+                    Some(l) => vec![parent(Some(l))],
+                    None => vec![parent(None)],
+                };
+                let mut spec = json!({"parentRefs": parents, "rules": chunk});
+                if let Some(h) = &host {
+                    spec["hostnames"] = json!([h]);
+                }
+                out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&rname, &o.namespace), "spec": spec}));
+                route_names.push(rname);
+            }
+            if redirect {
+                let rname = format!("{name}-https-redirect");
+                let rules: Vec<Value> = paths
+                    .iter()
+                    .map(|p| json!({"matches": [{"path": path_match(p)}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 308}}]}))
+                    .collect();
+                for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
+                    let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
+                    out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace),
+                        "spec": {"parentRefs": [parent(Some("http"))], "hostnames": [host.clone()], "rules": chunk}}));
+                    route_names.push(n);
+                }
+            }
+        }
+        access_policies(plan, &route_names, target, &mut out.objects);
+    }
+    client_ip_policy(gw, ci, target, &mut out.objects);
+    out
+}
+
+fn targets(routes: &[String]) -> Vec<Vec<Value>> {
+    routes
+        .chunks(MAX_TARGETS)
+        .map(|c| c.iter().map(|r| json!({"group": GW_GROUP, "kind": "HTTPRoute", "name": r})).collect())
+        .collect()
+}
+
+fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut Vec<Value>) {
+    let o = plan.obj;
+    let has_access = plan.allow.is_some() || !plan.deny.is_empty();
+    if routes.is_empty() || (!has_access && plan.rates.is_empty()) {
+        return;
+    }
+    for (i, refs) in targets(routes).into_iter().enumerate() {
+        let name = if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) };
+        match target {
+            Target::Realip => {
+                let mut spec = json!({"targetRefs": refs});
+                if let Some(a) = &plan.allow {
+                    spec["allow"] = json!(a);
+                }
+                if !plan.deny.is_empty() {
+                    spec["deny"] = json!(plan.deny);
+                }
+                if let Some(r) = plan.rates.first() {
+                    spec["rateLimit"] = json!({"perSecond": r.per_second, "burst": r.burst, "scope": "Local"});
+                }
+                out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace), "spec": spec}));
+            }
+            Target::EnvoyGateway => {
+                if has_access {
+                    let mut rules = Vec::new();
+                    if !plan.deny.is_empty() {
+                        rules.push(json!({"name": "denylist-source-range", "action": "Deny", "principal": {"clientCIDRs": plan.deny}}));
+                    }
+                    if let Some(a) = &plan.allow {
+                        rules.push(json!({"name": "allowlist-source-range", "action": "Allow", "principal": {"clientCIDRs": a}}));
+                    }
+                    let default = if plan.allow.is_some() { "Deny" } else { "Allow" };
+                    out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy", "metadata": meta(&name, &o.namespace),
+                        "spec": {"targetRefs": refs, "authorization": {"defaultAction": default, "rules": rules}}}));
+                }
+                if !plan.rates.is_empty() {
+                    // One rule per family: Distinct gives each client address its own bucket.
+                    let rules: Vec<Value> = plan
+                        .rates
+                        .iter()
+                        .flat_map(|r| {
+                            ["0.0.0.0/0", "::/0"].map(|cidr| {
+                                json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
+                                    "limit": {"requests": r.requests, "unit": r.unit}})
+                            })
+                        })
+                        .collect();
+                    out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": meta(&name, &o.namespace),
+                        "spec": {"targetRefs": refs, "rateLimit": {"local": {"rules": rules}}}}));
+                }
+            }
+        }
+    }
+}
+
+/// The name of the Gateway's client-IP policy.
+pub fn client_ip_name(gw: &Gateway) -> String {
+    format!("{}-client-ip", gw.name)
+}
+
+fn client_ip_policy(gw: &Gateway, ci: &ClientIp, target: Target, out: &mut Vec<Value>) {
+    let target_ref = json!([{"group": GW_GROUP, "kind": "Gateway", "name": gw.name}]);
+    let name = client_ip_name(gw);
+    match target {
+        Target::Realip => {
+            let mut spec = json!({"targetRefs": target_ref});
+            if ci.proxy_protocol && !ci.trusted.is_empty() {
+                spec["proxyProtocol"] = json!({"mode": "Required", "trustedSenders": ci.trusted});
+                spec["sources"] = json!(["ProxyProtocol"]);
+            } else if let Some(h) = ci.header.as_ref().filter(|_| !ci.trusted.is_empty()) {
+                spec["trustedProxies"] = json!(ci.trusted);
+                spec["sources"] = match h.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => json!(["XForwardedFor"]),
+                    "x-real-ip" => json!(["XRealIP"]),
+                    _ => json!([{"header": h}]),
+                };
+            } else {
+                // Nothing trusted: X-Forwarded-For is never believed, the client is the peer.
+                spec["sources"] = json!(["XForwardedFor"]);
+            }
+            spec["strategy"] = json!("RightmostUntrusted");
+            spec["forward"] = json!({"xForwardedFor": if ci.full_xff { "Append" } else { "Replace" }, "xRealIP": true});
+            out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientIPPolicy", "metadata": meta(&name, &gw.namespace), "spec": spec}));
+        }
+        Target::EnvoyGateway => {
+            let mut spec = json!({"targetRefs": target_ref});
+            if ci.proxy_protocol {
+                spec["proxyProtocol"] = json!({"optional": false});
+            } else if let Some(h) = ci.header.as_ref().filter(|_| !ci.trusted.is_empty()) {
+                spec["clientIPDetection"] = if h.eq_ignore_ascii_case("x-forwarded-for") {
+                    json!({"xForwardedFor": {"trustedCIDRs": ci.trusted}})
+                } else if ci.trust_all {
+                    json!({"customHeader": {"name": h, "failClosed": false}})
+                } else {
+                    // Envoy Gateway's customHeader believes every peer: never
+                    // emitted where ingress-nginx believed only some (report).
+                    Value::Null
+                };
+                if spec["clientIPDetection"].is_null() {
+                    spec.as_object_mut().map(|m| m.remove("clientIPDetection"));
+                }
+            }
+            if spec.as_object().is_some_and(|m| m.len() > 1) {
+                out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "ClientTrafficPolicy", "metadata": meta(&name, &gw.namespace), "spec": spec}));
+            }
+        }
+    }
+}

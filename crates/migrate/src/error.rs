@@ -1,0 +1,40 @@
+//! The one error type of realip-migrate.
+
+/// What stops a migration (exit 2 in the CLI): input that cannot be read
+/// or that does not describe one ingress-nginx setup. Keys and annotations
+/// that do not convert are not errors: they are report entries.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Occurs when manifests cannot be loaded (unreadable file, bad YAML)
+    /// or the live cluster cannot be listed.
+    #[error(transparent)]
+    Load(#[from] realip_kube::Error),
+    /// Occurs when the input holds several ingress-nginx controllers: one
+    /// run migrates one controller, with its ConfigMap and Ingresses.
+    #[error("several ingress-nginx controllers in the input ({0}): give one controller's objects per run")]
+    SeveralControllers(String),
+    /// Occurs when `--gateway` is not `NAMESPACE/NAME` of DNS labels.
+    #[error("--gateway `{0}`: expected NAMESPACE/NAME (lowercase DNS labels)")]
+    GatewayName(String),
+    /// Occurs when a `--trust` entry is not a CIDR or an IP address.
+    #[error("--trust `{0}` is not a CIDR or an IP address")]
+    Trust(String),
+    /// Occurs when a CRD handed to the schema validator has no
+    /// `openAPIV3Schema` or is not a CustomResourceDefinition.
+    #[error("{origin}: {reason}")]
+    Crd {
+        /// File or CRD name.
+        origin: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// Occurs when a file of `--out` or `--report` cannot be written.
+    #[error("{path}")]
+    Write {
+        /// What was written.
+        path: std::path::PathBuf,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,668 @@
+//! One Ingress of the controller's class, read into a [`Plan`]: its hosts
+//! and paths (with rewrites), TLS, access lists, rate limit, redirects and
+//! canary settings, every annotation of ingress-nginx's prefix getting a
+//! report entry.
+//!
+//! Invariants: an access-control annotation that does not parse keeps the
+//! whole Ingress out of the output (emitting its routes without the list
+//! would open them); a path that cannot be expressed is left out and
+//! reported, the others are kept; snippets are reported with their line.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use realip_kube::{Node, Object};
+
+use crate::report::{Entry, Report, Status};
+use crate::setup::Setup;
+use crate::Target;
+
+/// A Service port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Backend {
+    /// Service name (same namespace as the Ingress).
+    pub service: String,
+    /// Port number.
+    pub port: u16,
+}
+
+/// How an HTTPRoute path matches.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathKind {
+    /// `Exact`.
+    Exact,
+    /// `PathPrefix`.
+    Prefix,
+    /// `RegularExpression` (Extended support).
+    Regex,
+}
+
+/// A path rewrite (URLRewrite filter).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rewrite {
+    /// `ReplaceFullPath`.
+    Full(String),
+    /// `ReplacePrefixMatch`.
+    Prefix(String),
+}
+
+/// One Ingress path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathRule {
+    /// Match type.
+    pub kind: PathKind,
+    /// Match value.
+    pub value: String,
+    /// Where it goes.
+    pub backend: Backend,
+    /// Rewrite, if any.
+    pub rewrite: Option<Rewrite>,
+}
+
+/// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Redirect {
+    /// `http` / `https`.
+    pub scheme: Option<String>,
+    /// Host.
+    pub hostname: Option<String>,
+    /// Port.
+    pub port: Option<u16>,
+    /// Full path.
+    pub path: String,
+    /// 301, 302, 303, 307 or 308.
+    pub code: u16,
+}
+
+/// A per-client rate limit.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rate {
+    /// Requests per second (limit-rps, or limit-rpm / 60).
+    pub per_second: f64,
+    /// Bucket size (limit × limit-burst-multiplier).
+    pub burst: f64,
+    /// The limit as written, for Envoy Gateway's `requests`.
+    pub requests: u64,
+    /// `Second` or `Minute`.
+    pub unit: &'static str,
+}
+
+/// A canary Ingress's settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Canary {
+    /// canary-weight.
+    pub weight: Option<u32>,
+    /// canary-weight-total (default 100).
+    pub total: u32,
+    /// canary-by-header.
+    pub header: Option<String>,
+    /// canary-by-header-value.
+    pub header_value: Option<String>,
+    /// canary-by-header-pattern.
+    pub header_pattern: Option<String>,
+}
+
+/// Everything that converts from one Ingress.
+#[derive(Clone, Debug)]
+pub struct Plan<'a> {
+    /// The Ingress.
+    pub obj: &'a Object,
+    /// Paths by host (`None`: any host), hosts sorted.
+    pub hosts: BTreeMap<Option<String>, Vec<PathRule>>,
+    /// spec.defaultBackend.
+    pub default_backend: Option<Backend>,
+    /// spec.tls: hosts and secret.
+    pub tls: Vec<(Vec<String>, Option<String>)>,
+    /// Only these clients.
+    pub allow: Option<Vec<String>>,
+    /// Never these clients.
+    pub deny: Vec<String>,
+    /// Per-client limits (one for realip; Envoy Gateway applies the strictest of several).
+    pub rates: Vec<Rate>,
+    /// ssl-redirect annotation.
+    pub ssl_redirect: Option<bool>,
+    /// force-ssl-redirect annotation.
+    pub force_ssl_redirect: bool,
+    /// app-root.
+    pub app_root: Option<String>,
+    /// permanent-redirect / temporal-redirect.
+    pub redirect: Option<Redirect>,
+    /// Set on canary Ingresses.
+    pub canary: Option<Canary>,
+}
+
+/// Whether the Ingress belongs to the controller of `setup`.
+pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> bool {
+    let spec_class = o.doc.str_at(&["spec", "ingressClassName"]);
+    let legacy = o.annotation("kubernetes.io/ingress.class");
+    match spec_class.or(legacy) {
+        Some(c) => {
+            c == setup.ingress_class
+                || classes.iter().any(|(name, controller)| name == c && *controller == setup.controller_class)
+        }
+        None => setup.without_class,
+    }
+}
+
+/// A comma-separated CIDR list (bare addresses become /32 or /128).
+pub fn cidrs(v: &str) -> Result<Vec<String>, String> {
+    v.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (ip, len) = s.split_once('/').unwrap_or((s, if s.contains(':') { "128" } else { "32" }));
+            let ok = ip
+                .parse::<IpAddr>()
+                .is_ok_and(|a| len.parse::<u8>().is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 }));
+            if ok {
+                Ok(format!("{ip}/{len}"))
+            } else {
+                Err(format!("`{s}` is not a CIDR"))
+            }
+        })
+        .collect()
+}
+
+const META: &str = ".^$*+?()[]{}|\\";
+
+fn literal(p: &str) -> bool {
+    !p.chars().any(|c| META.contains(c))
+}
+
+/// rewrite-target with regex paths, as ingress-nginx writes them:
+/// `location ~* "^PATH"` then `rewrite "(?i)PATH" TARGET break;`.
+/// Returns the path match and the rewrite, or why it cannot be expressed.
+pub fn rewrite(path: &str, target: &str) -> Result<(PathKind, String, Rewrite), String> {
+    let refs = target.contains('$');
+    if !refs {
+        if literal(path) {
+            // nginx's rewrite replaces the whole URI with the target.
+            return Ok((PathKind::Prefix, path.to_owned(), Rewrite::Full(target.to_owned())));
+        }
+        return Err(format!("path `{path}` is a regular expression and the target `{target}` replaces the whole path: no HTTPRoute match selects the same requests"));
+    }
+    // The documented form: `/prefix(/|$)(.*)` rewritten to `/new/$2`.
+    for (suffix, group) in [("(/|$)(.*)", "$2"), ("(/|$)(.*)$", "$2"), ("/(.*)", "$1"), ("(/.*)", "$1")] {
+        if let Some(prefix) = path.strip_suffix(suffix) {
+            let Some(head) = target.strip_suffix(group) else { continue };
+            if !literal(prefix) || head.contains('$') || prefix.is_empty() {
+                continue;
+            }
+            let replace =
+                if head.is_empty() || head == "/" { "/".to_owned() } else { head.trim_end_matches('/').to_owned() };
+            return Ok((PathKind::Prefix, prefix.to_owned(), Rewrite::Prefix(replace)));
+        }
+    }
+    Err(format!(
+        "rewrite-target `{target}` on path `{path}`: only `/prefix(/|$)(.*)` → `/new/$2` (a prefix replacement) or a plain path → a full replacement can be expressed as a URLRewrite"
+    ))
+}
+
+/// A redirect URL of permanent-redirect / temporal-redirect.
+pub fn redirect_url(url: &str, code: u16) -> Result<Redirect, String> {
+    if url.contains('?') || url.contains('#') || url.contains('$') {
+        return Err(format!("`{url}`: a query, fragment or nginx variable cannot be expressed by a RequestRedirect"));
+    }
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) if s == "http" || s == "https" => (Some(s.to_owned()), r),
+        Some((s, _)) => return Err(format!("`{url}`: scheme `{s}` is not http or https")),
+        None if url.starts_with('/') => (None, url),
+        None => return Err(format!("`{url}` is not an absolute URL or a path")),
+    };
+    let (authority, path) =
+        if scheme.is_some() { rest.find('/').map_or((rest, "/"), |i| (&rest[..i], &rest[i..])) } else { ("", rest) };
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p.parse::<u16>().map_err(|_| format!("`{url}`: port `{p}` is not a number"))?)),
+        None => (authority, None),
+    };
+    let valid_host = |h: &str| {
+        h.split('.').all(|l| {
+            !l.is_empty()
+                && l.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+    };
+    let hostname = if host.is_empty() {
+        None
+    } else if valid_host(&host.to_ascii_lowercase()) {
+        Some(host.to_ascii_lowercase())
+    } else {
+        return Err(format!(
+            "`{url}`: host `{host}` is not a DNS name (an IP address or a name with _ cannot be a redirect hostname)"
+        ));
+    };
+    Ok(Redirect { scheme, hostname, port, path: path.to_owned(), code })
+}
+
+/// limit-rps / limit-rpm with limit-burst-multiplier (default 5, as ingress-nginx).
+fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
+    let n = v.parse::<u64>().ok().filter(|n| *n > 0)?;
+    let mult = mult.and_then(|m| m.parse::<u64>().ok()).filter(|m| *m >= 1).unwrap_or(5);
+    #[allow(clippy::cast_precision_loss)] // request rates are small integers
+    let (per_second, unit) = if key == "limit-rps" { (n as f64, "Second") } else { (n as f64 / 60.0, "Minute") };
+    #[allow(clippy::cast_precision_loss)]
+    Some(Rate { per_second, burst: n.saturating_mul(mult) as f64, requests: n, unit })
+}
+
+fn bool_value(v: &str) -> Result<bool, String> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(format!("`{other}` is not true or false")),
+    }
+}
+
+fn backend(o: &Object, b: &Node, services: &[Object]) -> Result<Backend, String> {
+    let name = b.str_at(&["service", "name"]).or_else(|| b.str_at(&["serviceName"]));
+    let Some(name) = name else {
+        return Err("the backend is not a Service (resource backends cannot be converted)".into());
+    };
+    let number = b.str_at(&["service", "port", "number"]).or_else(|| b.str_at(&["servicePort"]));
+    let port_name = b.str_at(&["service", "port", "name"]);
+    if let Some(n) = number.and_then(|n| n.parse::<u16>().ok()) {
+        return Ok(Backend { service: name.to_owned(), port: n });
+    }
+    // A named port (or legacy servicePort: name): the Service says which number.
+    let pname = port_name.or(number).ok_or_else(|| format!("backend Service {name} has no port"))?;
+    let svc = services
+        .iter()
+        .find(|s| s.kind == "Service" && s.namespace == o.namespace && s.name == name)
+        .ok_or_else(|| {
+            format!(
+                "backend port `{pname}` is a name and Service {}/{name} is not in the input to resolve it",
+                o.namespace
+            )
+        })?;
+    svc.doc
+        .at(&["spec", "ports"])
+        .map(Node::items)
+        .unwrap_or_default()
+        .iter()
+        .find(|p| p.str_at(&["name"]) == Some(pname))
+        .and_then(|p| p.str_at(&["port"]))
+        .and_then(|p| p.parse::<u16>().ok())
+        .map(|port| Backend { service: name.to_owned(), port })
+        .ok_or_else(|| format!("Service {}/{name} has no port named `{pname}`", o.namespace))
+}
+
+/// Reads one Ingress; `None` when it must stay out of the output.
+#[allow(clippy::too_many_lines)] // one arm per annotation: the mapping table in one place
+pub fn plan<'a>(
+    o: &'a Object,
+    setup: &Setup<'_>,
+    target: Target,
+    services: &[Object],
+    report: &mut Report,
+) -> Option<Plan<'a>> {
+    let prefix = format!("{}/", setup.prefix);
+    let anns: Vec<(String, String, usize)> = o
+        .doc
+        .at(&["metadata", "annotations"])
+        .map(Node::entries)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(k, v)| {
+            let short = k.strip_prefix(&prefix)?;
+            Some((short.to_owned(), v.as_str().unwrap_or_default().trim().to_owned(), v.line))
+        })
+        .collect();
+    let get = |k: &str| anns.iter().find(|(n, _, _)| n == k).map(|(_, v, _)| v.as_str());
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut push = |key: &str, status: Status, to: &str, why: String| {
+        let (value, line) = anns.iter().find(|(n, _, _)| n == key).map(|(_, v, l)| (v.clone(), *l)).unwrap_or_default();
+        entries.push(Entry {
+            object: o.id(),
+            file: o.source.file.clone(),
+            line,
+            key: key.to_owned(),
+            value,
+            status,
+            to: to.to_owned(),
+            why,
+        });
+    };
+    let eg = target == Target::EnvoyGateway;
+    let access_kind = if eg { "SecurityPolicy" } else { "ClientAccessPolicy" };
+    let rate_kind = if eg { "BackendTrafficPolicy" } else { "ClientAccessPolicy" };
+    let access_to = format!("{access_kind} {}/{}", o.namespace, o.name);
+    let rate_to = format!("{rate_kind} {}/{}", o.namespace, o.name);
+    let mut fatal = false;
+    let mut plan = Plan {
+        obj: o,
+        hosts: BTreeMap::new(),
+        default_backend: None,
+        tls: Vec::new(),
+        allow: None,
+        deny: Vec::new(),
+        rates: Vec::new(),
+        ssl_redirect: None,
+        force_ssl_redirect: false,
+        app_root: None,
+        redirect: None,
+        canary: None,
+    };
+    let canary = get("canary").map(bool_value) == Some(Ok(true));
+    let keyed_on = "keyed on the client resolved by the Gateway's client-IP policy (never the load balancer's address)";
+
+    for (key, value, _) in &anns {
+        let v = value.as_str();
+        match key.as_str() {
+            // Canary Ingresses: ingress-nginx uses only the canary-* annotations; the rest come from the main Ingress.
+            k if canary && !k.starts_with("canary") => {
+                push(k, Status::Ignored, "", "ingress-nginx ignores this on a canary Ingress (the main Ingress's annotations apply)".into());
+            }
+            "whitelist-source-range" | "allowlist-source-range" => {
+                if key == "whitelist-source-range" && get("allowlist-source-range").is_some() {
+                    push(key, Status::Ignored, "", "allowlist-source-range, its newer name, is set too and wins".into());
+                    continue;
+                }
+                match cidrs(v) {
+                    Ok(list) => {
+                        push(key, Status::Converted, &format!("{access_to} {}", if eg { "authorization (Allow rule, default Deny)" } else { "allow" }), format!("only these clients, {keyed_on}"));
+                        plan.allow = Some(list);
+                    }
+                    Err(e) => {
+                        fatal = true;
+                        push(key, Status::NotConverted, "", format!("{e}: the Ingress is left out (its routes without the list would be open)"));
+                    }
+                }
+            }
+            "denylist-source-range" => match cidrs(v) {
+                Ok(list) => {
+                    push(key, Status::Converted, &format!("{access_to} {}", if eg { "authorization (Deny rule, first)" } else { "deny" }), format!("never these clients (deny wins over allow, as in nginx), {keyed_on}"));
+                    plan.deny = list;
+                }
+                Err(e) => {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", format!("{e}: the Ingress is left out"));
+                }
+            },
+            "limit-rps" | "limit-rpm" => {
+                let Some(rate) = rate_of(key, v, get("limit-burst-multiplier")) else {
+                    push(key, Status::NotConverted, "", format!("`{v}` is not a positive integer (ingress-nginx ignores it too)"));
+                    continue;
+                };
+                let other = if key == "limit-rps" { "limit-rpm" } else { "limit-rps" };
+                let other_rate = get(other).and_then(|w| rate_of(other, w, get("limit-burst-multiplier")));
+                if eg {
+                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
+                    plan.rates.push(rate);
+                } else if other_rate.as_ref().is_some_and(|o| o.per_second <= rate.per_second) {
+                    push(key, Status::NotConverted, "", format!("{other} is lower and a ClientAccessPolicy holds one bucket: this second limit is not enforced"));
+                } else {
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit"), format!("perSecond {}, burst {} per client (scope Local: per replica, like nginx's zones), {keyed_on}", rate.per_second, rate.burst));
+                    plan.rates.push(rate);
+                }
+            }
+            "limit-burst-multiplier" => {
+                let ok = v.parse::<u64>().is_ok_and(|m| m >= 1);
+                if !ok {
+                    push(key, Status::NotConverted, "", format!("`{v}` is not an integer ≥ 1"));
+                } else if get("limit-rps").is_none() && get("limit-rpm").is_none() {
+                    push(key, Status::Ignored, "", "no limit-rps or limit-rpm to multiply".into());
+                } else if eg {
+                    push(key, Status::Changed, "", "Envoy Gateway's local rate limit has no burst".into());
+                } else {
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit.burst"), "burst = limit × multiplier, as ingress-nginx".into());
+                }
+            }
+            "limit-whitelist" | "limit-allowlist" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {access_kind}/{rate_kind} have no exemption list; put those clients behind a separate route or accept the limit for them")),
+            "limit-connections" => push(key, Status::NotConverted, "", "concurrent connections per client: no Gateway API, realip or Envoy Gateway policy limits them per client".into()),
+            "ssl-redirect" | "force-ssl-redirect" => match bool_value(v) {
+                Ok(b) => {
+                    if key == "ssl-redirect" {
+                        plan.ssl_redirect = Some(b);
+                    } else {
+                        plan.force_ssl_redirect = b;
+                    }
+                    push(key, Status::Converted, "HTTPRoute …-https-redirect (RequestRedirect scheme https, 308) on the http listener", if b { "plain HTTP is redirected".into() } else { "no redirect".into() });
+                }
+                Err(e) => push(key, Status::NotConverted, "", e),
+            },
+            "backend-protocol" => match v.to_ascii_uppercase().as_str() {
+                "HTTP" => push(key, Status::Converted, "HTTPRoute backendRefs", "plain HTTP to the backend, the Gateway's default".into()),
+                "HTTPS" => {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", "HTTPS to the backend needs a BackendTLSPolicy, which verifies the backend's certificate (caCertificateRefs or wellKnownCACertificates + hostname) where ingress-nginx verified nothing: write one for this Service; the Ingress is left out so that no route speaks plain HTTP to a TLS port".into());
+                }
+                other => {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", format!("backend protocol {other} has no HTTPRoute equivalent (GRPC: a GRPCRoute by hand); the Ingress is left out"));
+                }
+            },
+            "proxy-body-size" => push(key, Status::NotConverted, "", "no Gateway API or policy field limits the request body: set it in the data plane (Envoy: a buffer filter via EnvoyPatchPolicy) or in the app".into()),
+            "rewrite-target" | "use-regex" => {} // per path, below
+            "app-root" => {
+                if v.starts_with('/') && !v.contains('$') {
+                    plan.app_root = Some(v.to_owned());
+                    push(key, Status::Converted, "HTTPRoute rule: Exact / → RequestRedirect 302", "requests for / are redirected to the app root".into());
+                } else {
+                    push(key, Status::NotConverted, "", format!("`{v}` is not an absolute path"));
+                }
+            }
+            "permanent-redirect" | "temporal-redirect" => {
+                let code_key = format!("{key}-code");
+                let default = if key == "permanent-redirect" { 301 } else { 302 };
+                let code = get(&code_key).and_then(|c| c.parse::<u16>().ok()).unwrap_or(default);
+                if !matches!(code, 301 | 302 | 303 | 307 | 308) {
+                    push(key, Status::NotConverted, "", format!("status {code} is not one a RequestRedirect can send (301, 302, 303, 307, 308)"));
+                    continue;
+                }
+                match redirect_url(v, code) {
+                    Ok(r) => {
+                        plan.redirect = Some(r);
+                        push(key, Status::Converted, "HTTPRoute rules: RequestRedirect (no backend)", format!("every request is answered {code} to this URL (the request path is not appended, as in nginx)"));
+                    }
+                    Err(e) => push(key, Status::NotConverted, "", e),
+                }
+            }
+            "permanent-redirect-code" | "temporal-redirect-code" => {
+                push(key, Status::Converted, "RequestRedirect statusCode", "the redirect's status code".into());
+            }
+            "canary" => push(key, Status::Converted, "the main Ingress's HTTPRoute rules", if canary { "folded into the main Ingress's routes as weighted / header-matched backends".into() } else { "not a canary".into() }),
+            "canary-weight" | "canary-weight-total" => {
+                if v.parse::<u32>().is_ok() {
+                    push(key, Status::Converted, "HTTPRoute backendRefs weight", "the share of requests that go to the canary".into());
+                } else {
+                    push(key, Status::NotConverted, "", format!("`{v}` is not a whole number"));
+                }
+            }
+            "canary-by-header" | "canary-by-header-value" => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests with the header go to the canary (`never` keeps them on the main backend)".into()),
+            "canary-by-header-pattern" => push(key, Status::Changed, "HTTPRoute rule with a RegularExpression header match", "regular-expression header matches are Extended support and use the implementation's regex dialect (RE2 in Envoy), not PCRE".into()),
+            "canary-by-cookie" => push(key, Status::NotConverted, "", "HTTPRoute cannot match a cookie: route the canary by header instead".into()),
+            k if k.ends_with("-snippet") => push(k, Status::NotConverted, "", "raw nginx configuration is never converted: rewrite what it does with Gateway API filters or policies by hand".into()),
+            k => push(k, Status::NotConverted, "", "not handled by realip migrate: check whether the route needs an equivalent".into()),
+        }
+    }
+    if let Some(c) = o.annotation("kubernetes.io/ingress.class") {
+        entries.push(Entry {
+            object: o.id(),
+            file: o.source.file.clone(),
+            line: o.line_of(&["metadata", "annotations", "kubernetes.io/ingress.class"]),
+            key: "kubernetes.io/ingress.class".into(),
+            value: c.to_owned(),
+            status: Status::Converted,
+            to: "HTTPRoute parentRefs".into(),
+            why: "the controller that serves it: the routes attach to the migrated Gateway".into(),
+        });
+    }
+    if canary {
+        let num = |k: &str| get(k).and_then(|v| v.parse::<u32>().ok());
+        plan.canary = Some(Canary {
+            weight: num("canary-weight"),
+            total: num("canary-weight-total").unwrap_or(100),
+            header: get("canary-by-header").map(str::to_owned),
+            header_value: get("canary-by-header-value").map(str::to_owned),
+            header_pattern: get("canary-by-header-pattern").map(str::to_owned),
+        });
+    }
+    // Paths, with use-regex / rewrite-target.
+    let rewrite_target = if canary { None } else { get("rewrite-target") };
+    let use_regex = !canary && get("use-regex").map(bool_value) == Some(Ok(true));
+    let mut path_entries: Vec<(String, Status, String, String)> = Vec::new();
+    let spec = o.doc.get("spec");
+    for rule in spec.and_then(|s| s.get("rules")).map(Node::items).unwrap_or_default() {
+        let host = rule.str_at(&["host"]).map(str::to_owned);
+        for p in rule.at(&["http", "paths"]).map(Node::items).unwrap_or_default() {
+            let path = p.str_at(&["path"]).unwrap_or("/").to_owned();
+            let ptype = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific");
+            let be = match p.get("backend").map(|b| backend(o, b, services)) {
+                Some(Ok(b)) => b,
+                Some(Err(e)) => {
+                    path_entries.push((format!("path {path}"), Status::NotConverted, String::new(), e));
+                    continue;
+                }
+                None => continue,
+            };
+            let converted = if let Some(t) = rewrite_target {
+                rewrite(&path, t).map(|(k, v, r)| (k, v, Some(r)))
+            } else if use_regex && !literal(&path) {
+                if eg {
+                    Ok((PathKind::Regex, format!("^{path}"), None))
+                } else {
+                    Err(format!(
+                        "path `{path}` is a regular expression: realip matches path prefixes and exact paths only"
+                    ))
+                }
+            } else if ptype == "Exact" && !use_regex {
+                Ok((PathKind::Exact, path.clone(), None))
+            } else {
+                Ok((PathKind::Prefix, path.clone(), None))
+            };
+            match converted {
+                Ok((kind, value, rewrite)) => {
+                    if rewrite_target.is_some() || use_regex {
+                        let what = match (&rewrite, kind) {
+                            (Some(Rewrite::Full(t)), _) => {
+                                format!("PathPrefix {value} + URLRewrite ReplaceFullPath {t}")
+                            }
+                            (Some(Rewrite::Prefix(t)), _) => {
+                                format!("PathPrefix {value} + URLRewrite ReplacePrefixMatch {t}")
+                            }
+                            (None, PathKind::Regex) => format!("RegularExpression {value}"),
+                            (None, _) => format!("PathPrefix {value}"),
+                        };
+                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match {what}"), "ingress-nginx's regex locations match case-insensitively; HTTPRoute matches are case-sensitive".into()));
+                    }
+                    plan.hosts.entry(host.clone()).or_default().push(PathRule { kind, value, backend: be, rewrite });
+                }
+                Err(e) => path_entries.push((
+                    format!("path {path}"),
+                    Status::NotConverted,
+                    String::new(),
+                    format!("{e}; the path is left out"),
+                )),
+            }
+        }
+    }
+    for (key, status, to, why) in path_entries {
+        let line = o.line_of(&["spec", "rules"]);
+        entries.push(Entry {
+            object: o.id(),
+            file: o.source.file.clone(),
+            line,
+            key,
+            value: String::new(),
+            status,
+            to,
+            why,
+        });
+    }
+    for k in ["rewrite-target", "use-regex"] {
+        if let Some((_, v, line)) = anns.iter().find(|(n, _, _)| n == k) {
+            let status = if canary { Status::Ignored } else { Status::Converted };
+            entries.push(Entry {
+                object: o.id(),
+                file: o.source.file.clone(),
+                line: *line,
+                key: k.into(),
+                value: v.clone(),
+                status,
+                to: "HTTPRoute path matches and URLRewrite filters".into(),
+                why: "per path, below".into(),
+            });
+        }
+    }
+    if let Some(b) = spec.and_then(|s| s.get("defaultBackend").or_else(|| s.get("backend"))) {
+        match backend(o, b, services) {
+            Ok(b) => plan.default_backend = Some(b),
+            Err(e) => entries.push(Entry {
+                object: o.id(),
+                file: o.source.file.clone(),
+                line: b.line,
+                key: "spec.defaultBackend".into(),
+                value: String::new(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: e,
+            }),
+        }
+    }
+    for t in spec.and_then(|s| s.get("tls")).map(Node::items).unwrap_or_default() {
+        let hosts: Vec<String> = t
+            .get("hosts")
+            .map(Node::items)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Node::as_str)
+            .map(str::to_owned)
+            .collect();
+        plan.tls.push((hosts, t.str_at(&["secretName"]).map(str::to_owned)));
+    }
+    report.entries.extend(entries);
+    if fatal {
+        None
+    } else {
+        Some(plan)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_that_convert_and_those_that_do_not() {
+        type Row<'a> = (&'a str, &'a str, Option<(&'a str, Rewrite)>);
+        let table: &[Row] = &[
+            ("/something(/|$)(.*)", "/$2", Some(("/something", Rewrite::Prefix("/".into())))),
+            ("/api(/|$)(.*)", "/v2/$2", Some(("/api", Rewrite::Prefix("/v2".into())))),
+            ("/app/(.*)", "/$1", Some(("/app", Rewrite::Prefix("/".into())))),
+            ("/old", "/new", Some(("/old", Rewrite::Full("/new".into())))),
+            ("/old(.*)", "/new", None),
+            ("/a(/|$)(.*)", "/$1", None),
+            ("/x/(\\d+)/(.*)", "/$2", None),
+        ];
+        for (path, target, want) in table {
+            let got = rewrite(path, target);
+            match want {
+                Some((p, r)) => assert_eq!(got, Ok((PathKind::Prefix, (*p).to_owned(), r.clone())), "{path} {target}"),
+                None => assert!(got.is_err(), "{path} {target}: {got:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn redirect_urls() {
+        let r = redirect_url("https://www.example.com:8443/landing", 301).unwrap();
+        assert_eq!(
+            (r.scheme.as_deref(), r.hostname.as_deref(), r.port, r.path.as_str()),
+            (Some("https"), Some("www.example.com"), Some(8443), "/landing")
+        );
+        assert_eq!(redirect_url("https://example.com", 302).unwrap().path, "/");
+        assert_eq!(redirect_url("/elsewhere", 302).unwrap().hostname, None);
+        for bad in ["https://example.com/?a=1", "ftp://x/", "https://$host/x", "https://10.0.0.1_x/"] {
+            assert!(redirect_url(bad, 301).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cidr_lists() {
+        assert_eq!(
+            cidrs("10.0.0.0/8, 192.0.2.7,2001:db8::1").unwrap(),
+            ["10.0.0.0/8", "192.0.2.7/32", "2001:db8::1/128"]
+        );
+        assert!(cidrs("10.0.0.0/33").unwrap_err().contains("`10.0.0.0/33` is not a CIDR"));
+    }
+}

@@ -1,0 +1,280 @@
+//! realip-migrate: move an ingress-nginx setup to the Gateway API without
+//! losing (or opening) the client IP.
+//!
+//! Data flow: manifests (or a live cluster) → [`setup::find`] (the
+//! controller, its ConfigMap and Service) → [`setup::client_ip`] (who
+//! ingress-nginx believes is the client, defaults made explicit) →
+//! [`ingress::plan`] per Ingress of the controller's class (annotations) →
+//! [`emit::emit`] (Gateway, ReferenceGrants, HTTPRoutes, and realip's
+//! ClientIPPolicy / ClientAccessPolicy or Envoy Gateway's
+//! ClientTrafficPolicy / SecurityPolicy / BackendTrafficPolicy) → a
+//! [`Migration`]: the objects, sorted, and a [`report::Report`] with an
+//! entry for every ConfigMap key and annotation seen.
+//!
+//! Invariants: the same input gives byte-identical output; allow lists and
+//! rate limits are keyed on the client resolved by the emitted client-IP
+//! policy, never on the load balancer's address; a trust-all default is
+//! written out explicitly and reported as a warning, never silently; an
+//! Ingress whose access control cannot be converted is left out rather
+//! than emitted open; every emitted object is meant to validate against
+//! its CRD ([`schema`]; the tests check all of them).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod emit;
+mod error;
+pub mod ingress;
+pub mod live;
+pub mod report;
+pub mod schema;
+pub mod setup;
+
+use std::path::Path;
+
+use realip_kube::Object;
+use serde_json::Value;
+
+pub use error::Error;
+pub use report::{Entry, Report, Status};
+
+/// Which policies the output uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Target {
+    /// realip's ClientIPPolicy / ClientAccessPolicy (`--to realip`).
+    #[default]
+    Realip,
+    /// Envoy Gateway's ClientTrafficPolicy / SecurityPolicy / BackendTrafficPolicy.
+    EnvoyGateway,
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        match s {
+            "realip" => Ok(Target::Realip),
+            "envoy-gateway" => Ok(Target::EnvoyGateway),
+            other => Err(format!("`{other}` is not realip or envoy-gateway")),
+        }
+    }
+}
+
+/// What the user chose.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Policies of realip or Envoy Gateway.
+    pub target: Target,
+    /// gatewayClassName (default `realip`, or `eg` for Envoy Gateway).
+    pub gateway_class: Option<String>,
+    /// `NAMESPACE/NAME` of the Gateway (default: the controller's
+    /// namespace, `ingress-nginx`).
+    pub gateway: Option<String>,
+    /// CIDRs that replace `proxy-real-ip-cidr` (the load balancer's).
+    pub trust: Vec<String>,
+}
+
+/// The result: objects in output order, and the report.
+#[derive(Debug)]
+pub struct Migration {
+    /// Gateway, ReferenceGrants, HTTPRoutes, policies; sorted.
+    pub objects: Vec<Value>,
+    /// What happened to every key and annotation.
+    pub report: Report,
+}
+
+fn dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+fn kind_rank(kind: &str) -> usize {
+    [
+        "Gateway",
+        "ReferenceGrant",
+        "HTTPRoute",
+        "ClientIPPolicy",
+        "ClientTrafficPolicy",
+        "ClientAccessPolicy",
+        "SecurityPolicy",
+        "BackendTrafficPolicy",
+    ]
+    .iter()
+    .position(|k| *k == kind)
+    .unwrap_or(99)
+}
+
+/// Migrates the ingress-nginx setup in `objects`.
+pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
+    for t in &opts.trust {
+        if ingress::cidrs(t).map(|v| v.len()) != Ok(1) {
+            return Err(Error::Trust(t.clone()));
+        }
+    }
+    let trust: Vec<String> = opts.trust.iter().filter_map(|t| ingress::cidrs(t).ok()).flatten().collect();
+    let mut report = Report::default();
+    let setup = setup::find(objects, &mut report)?;
+    let (gw_ns, gw_name) = match &opts.gateway {
+        Some(g) => {
+            let (ns, name) = g.split_once('/').ok_or_else(|| Error::GatewayName(g.clone()))?;
+            if !dns_label(ns) || !dns_label(name) {
+                return Err(Error::GatewayName(g.clone()));
+            }
+            (ns.to_owned(), name.to_owned())
+        }
+        None => (
+            setup.controller.map_or_else(|| "ingress-nginx".to_owned(), |c| c.namespace.clone()),
+            "ingress-nginx".to_owned(),
+        ),
+    };
+    let gw = emit::Gateway {
+        namespace: gw_ns,
+        name: gw_name,
+        class: opts.gateway_class.clone().unwrap_or_else(|| {
+            if opts.target == Target::EnvoyGateway {
+                "eg".into()
+            } else {
+                "realip".into()
+            }
+        }),
+    };
+    let policy_kind = if opts.target == Target::EnvoyGateway { "ClientTrafficPolicy" } else { "ClientIPPolicy" };
+    let to = format!("{policy_kind} {}/{}", gw.namespace, emit::client_ip_name(&gw));
+    let ci = setup::client_ip(&setup, &trust, &mut report, &to);
+    if opts.target == Target::EnvoyGateway {
+        envoy_differences(&ci, &mut report);
+    }
+    if let Some(svc) = setup.service {
+        load_balancer(svc, &ci, &mut report);
+    }
+    let classes: Vec<(String, String)> = objects
+        .iter()
+        .filter(|o| o.kind == "IngressClass")
+        .map(|o| (o.name.clone(), o.doc.str_at(&["spec", "controller"]).unwrap_or_default().to_owned()))
+        .collect();
+    let mut ingresses: Vec<&Object> = objects.iter().filter(|o| o.kind == "Ingress").collect();
+    ingresses.sort_by_key(|o| (o.namespace.clone(), o.name.clone()));
+    ingresses.dedup_by_key(|o| o.id());
+    let mut plans = Vec::new();
+    for ing in ingresses {
+        if !ingress::is_ours(ing, &setup, &classes) {
+            let class = ing.doc.str_at(&["spec", "ingressClassName"]).or(ing.annotation("kubernetes.io/ingress.class"));
+            report.notes.push(format!(
+                "{} ({}:{}): class {} is not served by this controller: skipped",
+                ing.id(),
+                ing.source.file,
+                ing.source.line,
+                class.map_or_else(|| "(none)".to_owned(), |c| format!("`{c}`"))
+            ));
+            continue;
+        }
+        if let Some(p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
+            plans.push(p);
+        }
+    }
+    let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
+    let mut objects = emitted.objects;
+    objects.sort_by(|a, b| {
+        let key = |v: &Value| {
+            (
+                kind_rank(v["kind"].as_str().unwrap_or_default()),
+                v["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+                v["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            )
+        };
+        key(a).cmp(&key(b))
+    });
+    report.sort();
+    Ok(Migration { objects, report })
+}
+
+/// Where Envoy Gateway's policies differ from what ingress-nginx did.
+fn envoy_differences(ci: &setup::ClientIp, report: &mut Report) {
+    for e in &mut report.entries {
+        match e.key.as_str() {
+            "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trust_all => {
+                e.status = Status::Changed;
+                e.why = format!("Envoy Gateway accepts a PROXY header from any peer (ingress-nginx believed only {}): keep the ingress reachable from the load balancer only (NetworkPolicy, security groups)", ci.trusted.join(", "));
+            }
+            "compute-full-forwarded-for" if !ci.full_xff => {
+                e.status = Status::Changed;
+                e.why =
+                    "Envoy appends the connecting hop to X-Forwarded-For; ingress-nginx sent only the client".into();
+            }
+            "use-forwarded-headers" | "enable-real-ip" | "forwarded-for-header"
+                if ci.header.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case("x-forwarded-for"))
+                    && !ci.trust_all =>
+            {
+                e.status = Status::NotConverted;
+                e.to = String::new();
+                e.why = "Envoy Gateway's customHeader believes the header from every peer, where ingress-nginx believed it only from proxy-real-ip-cidr: not emitted, so the client is the peer until you restrict who reaches the Gateway and add it by hand".into();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// What the Service's load balancer does, against the ConfigMap.
+fn load_balancer(svc: &Object, ci: &setup::ClientIp, report: &mut Report) {
+    let lb = realip_doctor::cloud::classify(svc.doc.at(&["metadata", "annotations"]));
+    let cloud = lb.cloud.map_or("an unrecognised cloud", |c| c.name);
+    let layer = match lb.layer {
+        realip_doctor::cloud::Layer::L4 => "L4",
+        realip_doctor::cloud::Layer::L7 => "L7",
+    };
+    report.notes.push(format!(
+        "Service {} ({}:{}): {layer} load balancer of {cloud}{}",
+        svc.id(),
+        svc.source.file,
+        svc.source.line,
+        lb.proxy_protocol.map_or_else(String::new, |k| format!(", PROXY protocol on ({k})"))
+    ));
+    let mut push = |key: &str, why: String| {
+        report.entries.push(Entry {
+            object: svc.id(),
+            file: svc.source.file.clone(),
+            line: svc.line_of(&["metadata", "annotations"]),
+            key: key.to_owned(),
+            value: String::new(),
+            status: Status::Warning,
+            to: String::new(),
+            why,
+        });
+    };
+    match (lb.proxy_protocol, ci.proxy_protocol) {
+        (Some(k), false) => push(k, "the load balancer sends PROXY but use-proxy-protocol is off: the listeners will not expect it (every request fails to parse) — turn one of them off or on in both".into()),
+        (None, true) if lb.cloud.is_some() => push("use-proxy-protocol", "use-proxy-protocol is on but no annotation of this Service turns PROXY on at the load balancer: check that it sends one".into()),
+        _ => {}
+    }
+}
+
+/// The objects as one multi-document YAML stream.
+pub fn to_yaml(objects: &[Value]) -> String {
+    let mut out = String::from("# Generated by `realip migrate ingress-nginx`; read the report before applying.\n");
+    for o in objects {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(o).unwrap_or_default());
+    }
+    out
+}
+
+/// The file name of one object under `--out`: `kind-namespace-name.yaml`.
+pub fn file_name(o: &Value) -> String {
+    let part = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("unnamed").to_owned();
+    format!("{}-{}-{}.yaml", part("/kind").to_ascii_lowercase(), part("/metadata/namespace"), part("/metadata/name"))
+}
+
+/// Writes one file per object into `dir` (created if needed); returns the paths.
+pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
+    let write_err = |path: &Path, e| Error::Write { path: path.to_owned(), source: e };
+    std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
+    let mut paths = Vec::new();
+    for o in objects {
+        let p = dir.join(file_name(o));
+        std::fs::write(&p, format!("---\n{}", serde_norway::to_string(o).unwrap_or_default()))
+            .map_err(|e| write_err(&p, e))?;
+        paths.push(p);
+    }
+    Ok(paths)
+}

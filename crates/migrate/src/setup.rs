@@ -1,0 +1,362 @@
+//! The ingress-nginx installation in the input: the controller workload
+//! (its `--configmap`, `--ingress-class`, `--controller-class`,
+//! `--annotations-prefix`, `--publish-service`), its ConfigMap and its
+//! Service, and what the ConfigMap says about the client address.
+//!
+//! ingress-nginx's model (nginx.tmpl): the real-IP module is on when
+//! `use-forwarded-headers`, `enable-real-ip` or `use-proxy-protocol` is;
+//! `real_ip_header` is `proxy_protocol` when PROXY is on, else
+//! `forwarded-for-header`; `set_real_ip_from` is every CIDR of
+//! `proxy-real-ip-cidr` (default `0.0.0.0/0`: everyone); `real_ip_recursive
+//! on`. Invariant: every key of the ConfigMap gets a report entry, and the
+//! defaults that decide who the client is get one too.
+
+use realip_doctor::model::{argv, containers, flag, pod_labels, selected_by};
+use realip_kube::Object;
+
+use crate::report::{Entry, Report, Status};
+use crate::Error;
+
+/// The controller and its objects.
+#[derive(Debug, Default)]
+pub struct Setup<'a> {
+    /// The Deployment or DaemonSet running `/nginx-ingress-controller`.
+    pub controller: Option<&'a Object>,
+    /// Its ConfigMap.
+    pub configmap: Option<&'a Object>,
+    /// Its Service (the load balancer's target).
+    pub service: Option<&'a Object>,
+    /// `--ingress-class` (default `nginx`).
+    pub ingress_class: String,
+    /// `--controller-class` (default `k8s.io/ingress-nginx`).
+    pub controller_class: String,
+    /// `--watch-ingress-without-class`.
+    pub without_class: bool,
+    /// `--annotations-prefix` (default `nginx.ingress.kubernetes.io`).
+    pub prefix: String,
+}
+
+fn is_controller(o: &Object) -> bool {
+    matches!(o.kind.as_str(), "Deployment" | "DaemonSet")
+        && containers(o).iter().any(|c| {
+            argv(c).iter().any(|a| a.ends_with("/nginx-ingress-controller"))
+                || c.str_at(&["image"]).is_some_and(|i| i.contains("ingress-nginx/controller"))
+        })
+}
+
+fn controller_argv(o: &Object) -> Vec<String> {
+    let c = containers(o).iter().find(|c| argv(c).iter().any(|a| a.ends_with("/nginx-ingress-controller")));
+    let c = c.or_else(|| containers(o).first());
+    // $(POD_NAMESPACE) is the controller's own namespace (downward API).
+    c.map(|c| argv(c).iter().map(|a| a.replace("$(POD_NAMESPACE)", &o.namespace)).collect()).unwrap_or_default()
+}
+
+/// Finds the controller, its ConfigMap and Service in `objects`.
+pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>, Error> {
+    let mut controllers: Vec<&Object> = objects.iter().filter(|o| is_controller(o)).collect();
+    controllers.sort_by_key(|o| o.id());
+    controllers.dedup_by_key(|o| o.id());
+    if controllers.len() > 1 {
+        return Err(Error::SeveralControllers(controllers.iter().map(|o| o.id()).collect::<Vec<_>>().join(", ")));
+    }
+    let mut s = Setup {
+        ingress_class: "nginx".into(),
+        controller_class: "k8s.io/ingress-nginx".into(),
+        prefix: "nginx.ingress.kubernetes.io".into(),
+        ..Setup::default()
+    };
+    // The last one wins when an object is given twice (a patch file after the base, as kubectl applies them).
+    let find_obj = |kind: &str, ns: &str, name: &str| {
+        objects.iter().rev().find(|o| o.kind == kind && o.namespace == ns && o.name == name)
+    };
+    let Some(ctl) = controllers.first().copied() else {
+        // Ingresses and a ConfigMap without the workload (e.g. `kubectl get cm,ing`).
+        s.configmap = objects.iter().rev().find(|o| {
+            o.kind == "ConfigMap"
+                && (matches!(o.name.as_str(), "ingress-nginx-controller" | "nginx-configuration")
+                    || o.label("app.kubernetes.io/name") == Some("ingress-nginx") && o.doc.get("data").is_some())
+        });
+        report.notes.push(match s.configmap {
+            Some(cm) => format!(
+                "no ingress-nginx controller workload in the input; using ConfigMap {} by its name, and the default class `nginx`",
+                cm.id()
+            ),
+            None => "no ingress-nginx controller workload or ConfigMap in the input: ingress-nginx's defaults apply".into(),
+        });
+        return Ok(s);
+    };
+    s.controller = Some(ctl);
+    let args = controller_argv(ctl);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    if let Some(c) = flag(&args, "--ingress-class") {
+        c.clone_into(&mut s.ingress_class);
+    }
+    if let Some(c) = flag(&args, "--controller-class") {
+        c.clone_into(&mut s.controller_class);
+    }
+    if let Some(p) = flag(&args, "--annotations-prefix") {
+        p.clone_into(&mut s.prefix);
+    }
+    s.without_class = flag(&args, "--watch-ingress-without-class") == Some("true");
+    report.notes.push(format!(
+        "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
+        ctl.id(),
+        ctl.source.file,
+        ctl.source.line,
+        s.ingress_class,
+        s.controller_class
+    ));
+    match flag(&args, "--configmap") {
+        Some(cm) => {
+            let (ns, name) = cm.split_once('/').unwrap_or((&ctl.namespace, cm));
+            s.configmap = find_obj("ConfigMap", ns, name);
+            if s.configmap.is_none() {
+                report.notes.push(format!(
+                    "the controller reads ConfigMap {ns}/{name}, which is not in the input: ingress-nginx's defaults are assumed"
+                ));
+            }
+        }
+        None => report.notes.push("the controller has no --configmap: ingress-nginx's defaults apply".into()),
+    }
+    s.service = flag(&args, "--publish-service")
+        .and_then(|p| p.split_once('/'))
+        .and_then(|(ns, name)| find_obj("Service", ns, name))
+        .or_else(|| {
+            let labels = pod_labels(ctl);
+            objects.iter().find(|o| {
+                o.kind == "Service"
+                    && o.namespace == ctl.namespace
+                    && matches!(o.str_type(), "LoadBalancer" | "NodePort")
+                    && selected_by(o, labels)
+            })
+        });
+    Ok(s)
+}
+
+trait ServiceType {
+    fn str_type(&self) -> &str;
+}
+
+impl ServiceType for Object {
+    fn str_type(&self) -> &str {
+        self.doc.str_at(&["spec", "type"]).unwrap_or("ClusterIP")
+    }
+}
+
+/// Where ingress-nginx reads the client address, from its ConfigMap.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientIp {
+    /// `use-proxy-protocol`: every listener requires a PROXY header.
+    pub proxy_protocol: bool,
+    /// The header the real-IP module reads (None: the TCP peer is the client).
+    pub header: Option<String>,
+    /// `proxy-real-ip-cidr` (or `--trust`): who is believed.
+    pub trusted: Vec<String>,
+    /// The trusted list covers every address (ingress-nginx's default).
+    pub trust_all: bool,
+    /// `compute-full-forwarded-for`: append the peer to X-Forwarded-For
+    /// instead of sending only the client.
+    pub full_xff: bool,
+    /// `ssl-redirect` (default true): redirect plain HTTP for TLS hosts.
+    pub ssl_redirect: bool,
+    /// `proxy-protocol-header-timeout`, when set.
+    pub pp_timeout: Option<String>,
+}
+
+/// ConfigMap keys that stop mattering once the Gateway serves the traffic.
+const NO_EFFECT: &[(&str, &str)] = &[
+    ("allow-snippet-annotations", "snippets are never converted, so whether they were allowed does not matter"),
+    (
+        "annotations-risk-level",
+        "annotation validation of ingress-nginx; the Gateway's objects are validated by their CRDs",
+    ),
+    ("strict-validate-path-type", "path types map one to one onto HTTPRoute path matches"),
+    (
+        "enable-annotation-validation",
+        "annotation validation of ingress-nginx; the Gateway's objects are validated by their CRDs",
+    ),
+];
+
+const SNIPPET_KEYS: &[&str] = &["http-snippet", "server-snippet", "location-snippet", "main-snippet", "stream-snippet"];
+
+/// Converts the ConfigMap into [`ClientIp`], with an entry for every key.
+#[allow(clippy::too_many_lines)] // one arm per ConfigMap key, kept together so the table reads as one
+pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Report, to: &str) -> ClientIp {
+    let cm = setup.configmap;
+    let get = |k: &str| cm.and_then(|c| c.doc.str_at(&["data", k])).map(str::trim);
+    let bool_of = |k: &str, default: bool| get(k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
+    let (object, file) = cm.map_or(("defaults".to_owned(), String::new()), |c| (c.id(), c.source.file.clone()));
+    let line = |k: &str| cm.map_or(0, |c| c.line_of(&["data", k]));
+    let mut entry = |key: &str, status: Status, to: String, why: String| {
+        let value = get(key).map_or_else(|| "(default)".to_owned(), str::to_owned);
+        let (object, file, line) = if get(key).is_some() {
+            (object.clone(), file.clone(), line(key))
+        } else {
+            ("defaults".into(), String::new(), 0)
+        };
+        report.entries.push(Entry { object, file, line, key: key.to_owned(), value, status, to, why });
+    };
+    let use_fwd = bool_of("use-forwarded-headers", false);
+    let real_ip = bool_of("enable-real-ip", false);
+    let pp = bool_of("use-proxy-protocol", false);
+    let fwd_header = get("forwarded-for-header").unwrap_or("X-Forwarded-For").to_owned();
+    let header = (!pp && (use_fwd || real_ip)).then(|| fwd_header.clone());
+    // Entries that are not CIDRs are left out: trusting nothing is safer than guessing.
+    let (cidrs, bad): (Vec<String>, Vec<String>) = get("proxy-real-ip-cidr")
+        .unwrap_or("0.0.0.0/0")
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(str::to_owned)
+        .partition(|c| crate::ingress::cidrs(c).is_ok());
+    let cidrs: Vec<String> = cidrs.iter().filter_map(|c| crate::ingress::cidrs(c).ok()).flatten().collect();
+    let all = |c: &str| c == "0.0.0.0/0" || c == "::/0";
+    let (trusted, trust_all) = if trust_override.is_empty() {
+        let mut t = cidrs.clone();
+        // nginx's 0.0.0.0/0 covers IPv6 peers too (set_real_ip_from matches any
+        // address when the mask is 0): say so in both families.
+        if t.iter().any(|c| c == "0.0.0.0/0") && !t.iter().any(|c| c == "::/0") {
+            t.push("::/0".into());
+        }
+        let trust_all = t.iter().any(|c| all(c));
+        (t, trust_all)
+    } else {
+        (trust_override.to_vec(), trust_override.iter().any(|c| all(c)))
+    };
+    let used = pp || header.is_some();
+    let ci = ClientIp {
+        proxy_protocol: pp,
+        header,
+        trusted,
+        trust_all,
+        full_xff: bool_of("compute-full-forwarded-for", false),
+        ssl_redirect: bool_of("ssl-redirect", true),
+        pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
+    };
+    let src = if pp { "ProxyProtocol" } else { ci.header.as_deref().unwrap_or("the TCP peer") };
+    if get("use-forwarded-headers").is_some() || !pp && !real_ip {
+        let (status, why) = match (use_fwd, pp) {
+            (true, true) => (Status::Converted, "with use-proxy-protocol, ingress-nginx reads the client from the PROXY header only (real_ip_header proxy_protocol); the output does the same".to_owned()),
+            (true, false) => (Status::Converted, format!("the client is read from {fwd_header}, believed only from the trusted proxies")),
+            (false, _) if real_ip || pp => (Status::Converted, "off; the real-IP module is on through another key".into()),
+            (false, _) => (Status::Converted, "off: the client is the TCP peer, nothing is trusted".into()),
+        };
+        entry("use-forwarded-headers", status, format!("{to} sources: {src}"), why);
+    }
+    if get("enable-real-ip").is_some() {
+        entry(
+            "enable-real-ip",
+            Status::Converted,
+            format!("{to} sources: {src}"),
+            "the real-IP module on ingress-nginx's side; the sources of the policy on ours".into(),
+        );
+    }
+    if get("forwarded-for-header").is_some() {
+        let why = if ci.header.is_some() {
+            format!("the header the client is read from: {fwd_header}")
+        } else {
+            "not read: neither use-forwarded-headers nor enable-real-ip is on (or PROXY replaces it)".into()
+        };
+        let status = if ci.header.is_some() { Status::Converted } else { Status::Ignored };
+        entry("forwarded-for-header", status, format!("{to} sources"), why);
+    }
+    if get("use-proxy-protocol").is_some() {
+        let why = if pp {
+            format!("PROXY required on every listener, accepted from {}", ci.trusted.join(", "))
+        } else {
+            "off".into()
+        };
+        entry("use-proxy-protocol", Status::Converted, format!("{to} proxyProtocol"), why);
+    }
+    if get("proxy-real-ip-cidr").is_some() || used {
+        let (status, why) = if !bad.is_empty() && trust_override.is_empty() {
+            (
+                Status::NotConverted,
+                format!(
+                    "{} not a CIDR: left out, so {} (nginx would refuse to load this configuration); give the load balancer's CIDRs with --trust",
+                    bad.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ") + if bad.len() == 1 { " is" } else { " are" },
+                    if ci.trusted.is_empty() { "nothing is trusted and the client is the TCP peer".to_owned() } else { format!("only {} is trusted", ci.trusted.join(", ")) }
+                ),
+            )
+        } else if !trust_override.is_empty() {
+            (Status::Changed, format!("replaced by --trust {}", trust_override.join(",")))
+        } else if !used {
+            (Status::Ignored, "not used: the client is the TCP peer".into())
+        } else if ci.trust_all {
+            (
+                Status::Warning,
+                format!(
+                    "ingress-nginx trusts EVERY peer here{} (0.0.0.0/0): any client can forge its address by sending {}. The output keeps this explicitly so nothing breaks; replace it with your load balancer's CIDRs (`--trust CIDR`) before applying.",
+                    if get("proxy-real-ip-cidr").is_none() { " by default" } else { "" },
+                    if pp { "a PROXY header of its own, when it can reach the ingress directly" } else { "the header" }
+                ),
+            )
+        } else {
+            (Status::Converted, format!("believed: {}", ci.trusted.join(", ")))
+        };
+        let field = if pp { "proxyProtocol.trustedSenders" } else { "trustedProxies" };
+        entry("proxy-real-ip-cidr", status, format!("{to} {field}"), why);
+    }
+    if get("compute-full-forwarded-for").is_some() || ci.header.is_some() {
+        let why = if ci.full_xff {
+            "X-Forwarded-For to the app: the received list plus the hop that connected (Append)"
+        } else {
+            "X-Forwarded-For to the app: only the client (Replace), as ingress-nginx sends $remote_addr"
+        };
+        entry("compute-full-forwarded-for", Status::Converted, format!("{to} forward.xForwardedFor"), why.into());
+    }
+    if let Some(t) = &ci.pp_timeout {
+        let same = matches!(t.as_str(), "5s" | "5");
+        let (status, why) = if same && to.starts_with("ClientIPPolicy") {
+            (
+                Status::Converted,
+                "the same as realip's default PROXY header timeout (listener header_timeout, 5 s)".to_owned(),
+            )
+        } else {
+            (Status::NotConverted, "no Gateway API or policy field holds it: set the proxy's listener header_timeout (realip.toml) or the data plane's equivalent by hand".to_owned())
+        };
+        entry("proxy-protocol-header-timeout", status, String::new(), why);
+    }
+    if get("ssl-redirect").is_some() {
+        entry(
+            "ssl-redirect",
+            Status::Converted,
+            "HTTPRoute …-https-redirect on the http listener".into(),
+            if ci.ssl_redirect {
+                "plain HTTP to hosts with TLS is redirected (308)".into()
+            } else {
+                "no redirect by default".into()
+            },
+        );
+    }
+    for (k, _) in
+        cm.map(|c| c.doc.at(&["data"]).map(realip_kube::Node::entries).unwrap_or_default()).unwrap_or_default()
+    {
+        if matches!(
+            k.as_str(),
+            "use-forwarded-headers"
+                | "enable-real-ip"
+                | "forwarded-for-header"
+                | "use-proxy-protocol"
+                | "proxy-real-ip-cidr"
+                | "compute-full-forwarded-for"
+                | "proxy-protocol-header-timeout"
+                | "ssl-redirect"
+        ) {
+            continue;
+        }
+        if let Some((_, why)) = NO_EFFECT.iter().find(|(n, _)| n == k) {
+            entry(k, Status::Ignored, String::new(), (*why).into());
+        } else if SNIPPET_KEYS.contains(&k.as_str()) {
+            entry(k, Status::NotConverted, String::new(), "raw nginx configuration is never converted: rewrite what it does with Gateway API filters or policies by hand".into());
+        } else {
+            entry(
+                k,
+                Status::NotConverted,
+                String::new(),
+                "not handled by realip migrate: check whether the Gateway needs an equivalent".into(),
+            );
+        }
+    }
+    ci
+}
