@@ -684,3 +684,64 @@ fn client_ip_policy_is_applied_per_listener() {
         cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
     });
 }
+
+/// ClientAccessPolicy on a Gateway (all its routes) and on one HTTPRoute
+/// rule (`sectionName`), keyed on the resolved client (here from
+/// X-Forwarded-For of the trusted loopback peer, never the peer itself):
+/// deny, allow, and a per-client rate limit; the rule's policy replaces
+/// the Gateway's for that rule.
+#[test]
+fn client_access_policies_key_on_the_resolved_client() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let backend = json!([{"name": "app", "port": 80}]);
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"], "rules": [
+            {"name": "admin", "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}], "backendRefs": backend},
+            {"backendRefs": backend}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "no-bots", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    let rule_target =
+        json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site", "sectionName": "admin"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "admins",
+        &rule_target,
+        &json!({"allow": ["198.51.100.0/24"], "rateLimit": {"perSecond": 0.01, "burst": 2}}),
+    ));
+    let (p, addr, _dir) = proxy_with(&api, "access", "gateway_ports = [80]\n", &[]);
+    let from = |path: &str, client: &str| {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        exchange(addr, b"", &req).0
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from("/", "203.0.113.5") != 200 || from("/", "192.0.2.9") != 403 {
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("the Gateway's access policy is not served; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for name in ["no-bots", "admins"] {
+        let o = until(&api, "ClientAccessPolicy", "web", name, "accepted", |o| !o["status"]["ancestors"].is_null());
+        assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"], "True", "{name}");
+    }
+    // The rule's policy: only its allow list, and a bucket per client.
+    assert_eq!(from("/admin", "203.0.113.5"), 403);
+    assert_eq!(from("/admin/x", "198.51.100.7"), 200);
+    assert_eq!(from("/admin/x", "198.51.100.7"), 200);
+    assert_eq!(from("/admin/x", "198.51.100.7"), 429, "burst 2 spent");
+    assert_eq!(from("/admin/x", "198.51.100.8"), 200, "another client has its own bucket");
+    assert_eq!(from("/admin", "192.0.2.9"), 403, "not on the allow list");
+    // Other routes keep the Gateway's policy.
+    assert_eq!(from("/other", "192.0.2.9"), 403);
+    assert_eq!(from("/other", "198.51.100.7"), 200);
+}
