@@ -3,7 +3,8 @@
 //! unmodified): the status the spec requires is written for GatewayClass,
 //! Gateway, HTTPRoute and realip's policies, follows live changes, and
 //! absent Gateway API CRDs are logged once while Ingresses keep being
-//! served. (Serving Gateway routes is the proxy's part, phase 2 of issue 13.)
+//! served; and the proxy serves Gateway routes: matches, filters, weighted
+//! backends, per-listener ClientIPPolicy chains, ClientAccessPolicy.
 
 mod common;
 
@@ -288,8 +289,8 @@ fn gateway_routes_are_served_on_the_mapped_listener() {
         }
         assert!(Instant::now() < deadline, "no access-log line names the route: {line}");
     }
-    // Live changes: a second route comes and a filter route (not served
-    // yet) is reported, while requests keep flowing: none fails.
+    // Live changes: a second route comes (one of its rules with a
+    // filter) while requests keep flowing: none fails.
     let mut failed = 0;
     let mut added = false;
     for i in 0..300 {
@@ -312,6 +313,435 @@ fn gateway_routes_are_served_on_the_mapped_listener() {
         assert!(Instant::now() < deadline, "the added route was not served");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
-    assert!(line.contains("httproute/web/more/") && line.contains("filters"), "{line}");
+    until_status(&p, addr, "more.example.com", "/f", 200);
+}
+
+/// `realip echo` on `127.0.0.{host}` with `POD_NAME=pod` (so responses say
+/// which backend answered), and its port.
+fn echo_pod(pod: &str, host: u8) -> (Proc, u16) {
+    let port = common::free_port();
+    let mut echo = Command::new(env!("CARGO_BIN_EXE_realip"));
+    echo.args(["echo", "--listen", &format!("127.0.0.{host}:{port}"), "--trust", "127.0.0.0/8"]).env("POD_NAME", pod);
+    let e = spawn(&mut echo);
+    wait_line(&e.stderr, "listening on", 20);
+    (e, port)
+}
+
+/// A Service `name` (port 80) with one ready endpoint `127.0.0.{host}:port`.
+fn service(api: &FakeApi, name: &str, host: u8, port: u16) {
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "web"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": format!("{name}-1"), "namespace": "web", "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
+        "endpoints": [{"addresses": [format!("127.0.0.{host}")], "conditions": {"ready": true}}]}));
+}
+
+/// The class `realip` and a Gateway `gw` with these listeners.
+fn gateway(api: &FakeApi, listeners: &Value) {
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": listeners}}));
+}
+
+fn http_route(api: &FakeApi, name: &str, spec: &Value) {
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": "web"}, "spec": spec}));
+}
+
+/// The proxy with this whole configuration file; the address of each
+/// listener named in `names`, in that order.
+fn proxy_file(api: &FakeApi, tag: &str, toml: &str, names: &[&str]) -> (Proc, Vec<SocketAddr>, Dir) {
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-{tag}-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("realip.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--kubernetes", "--publish-service", "realip/realip", "--config"])
+        .arg(&cfg)
+        .env("KUBECONFIG", api.kubeconfig(&dir.0).unwrap());
+    let p = spawn(&mut cmd);
+    let mut found = std::collections::HashMap::new();
+    while found.len() < names.len() {
+        let line = wait_line(&p.stderr, "\"listening\"", 20);
+        let v: Value = serde_json::from_str(&line).unwrap();
+        found.insert(v["listener"].as_str().unwrap().to_owned(), v["addr"].as_str().unwrap().parse().unwrap());
+    }
+    let addrs = names.iter().map(|n| found[*n]).collect();
+    (p, addrs, dir)
+}
+
+/// Sends `req` (after `prefix`, e.g. a PROXY header) and returns the
+/// status, the head's header lines (lower-case names) and the body.
+fn exchange(addr: SocketAddr, prefix: &[u8], req: &str) -> (u16, Vec<(String, String)>, String) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else { return (0, vec![], String::new()) };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut bytes = prefix.to_vec();
+    bytes.extend_from_slice(req.as_bytes());
+    if s.write_all(&bytes).is_err() {
+        return (0, vec![], String::new());
+    }
+    let mut resp = Vec::new();
+    let _ = s.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let Some((head, body)) = text.split_once("\r\n\r\n") else { return (0, vec![], text) };
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers, body.to_owned())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Waits (bounded) until `GET path` on `host` answers `want`; on failure
+/// the proxy's log (`p`) says why.
+fn until_status(p: &Proc, addr: SocketAddr, host: &str, path: &str, want: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = status(addr, host, path);
+        if got == want {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("{host}{path}: {got}, want {want}; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// HTTPRoute filters through the real proxy binary and the echo app:
+/// request headers set / added / removed, response headers, URLRewrite of
+/// host and path (whole segments), RequestRedirect with the spec's port
+/// rules and status codes. A header edit of a client-IP header is left
+/// out and reported: the upstream sees the proxy's X-Forwarded-For.
+#[test]
+#[allow(clippy::too_many_lines)] // one route per filter, each checked
+fn gateway_filters_are_applied() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let backend = json!([{"name": "app", "port": 80}]);
+    let prefix = |p: &str| json!([{"path": {"type": "PathPrefix", "value": p}}]);
+    http_route(
+        &api,
+        "filters",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["f.example.com"], "rules": [
+            {"matches": prefix("/hdr"), "backendRefs": backend, "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                    "set": [{"name": "X-Set", "value": "one"}, {"name": "X-Forwarded-For", "value": "192.0.2.66"}],
+                    "add": [{"name": "X-Add", "value": "two"}],
+                    "remove": ["X-Drop"]}},
+                {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
+                    "set": [{"name": "X-Resp", "value": "yes"}], "remove": ["Content-Type"]}},
+                {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/debug/headers"}}}]},
+            {"matches": prefix("/old"), "backendRefs": backend, "filters": [
+                {"type": "URLRewrite", "urlRewrite": {"hostname": "new.example.com",
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/debug/ip"}}}]},
+            {"matches": prefix("/secure"), "filters": [
+                {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}]},
+            {"matches": prefix("/moved"), "filters": [
+                {"type": "RequestRedirect", "requestRedirect": {"hostname": "other.example.com", "statusCode": 307,
+                    "path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/new"}}}]},
+            {"matches": prefix("/port"), "filters": [
+                {"type": "RequestRedirect", "requestRedirect": {"port": 8443, "scheme": "https",
+                    "path": {"type": "ReplaceFullPath", "replaceFullPath": "/elsewhere"}}}]}]}),
+    );
+    let (p, addr, _dir) = proxy_with(&api, "filters", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "f.example.com", "/old", 200);
+    let route = until(&api, "HTTPRoute", "web", "filters", "route accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    assert_eq!(cond(&route["status"]["parents"][0]["conditions"], "ResolvedRefs")["status"], "True");
+
+    // Request and response header modifiers, and a full-path rewrite.
+    let req = "GET /hdr/x HTTP/1.1\r\nHost: f.example.com\r\nX-Set: client\r\nX-Add: client\r\nX-Drop: client\r\n\
+               X-Forwarded-For: 192.0.2.55\r\nConnection: close\r\n\r\n";
+    let (st, head, body) = exchange(addr, b"", req);
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(header(&head, "x-resp"), Some("yes"));
+    assert_eq!(header(&head, "content-type"), None, "removed from the response");
+    let seen: Vec<(String, String)> = serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["name"].as_str().unwrap().to_owned(), h["value"].as_str().unwrap().to_owned()))
+        .collect();
+    let values = |n: &str| seen.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert_eq!(values("x-set"), ["one"]);
+    assert_eq!(values("x-add"), ["client", "two"]);
+    assert!(values("x-drop").is_empty());
+    // The proxy's own X-Forwarded-For: the client's chain (the loopback
+    // peer is trusted) plus the hop, never the filter's value.
+    assert_eq!(values("x-forwarded-for"), ["192.0.2.55, 127.0.0.1"]);
+    assert_eq!(values("x-real-ip"), ["192.0.2.55"]);
+    let line = wait_line(&p.stderr, "kubernetes_route_warning", 20);
+    assert!(line.contains("x-forwarded-for") && line.contains("httproute/web/filters/0/0"), "{line}");
+
+    // URLRewrite: host and path prefix (whole segments), query kept.
+    let (st, _, body) =
+        exchange(addr, b"", "GET /old/a/b?q=1 HTTP/1.1\r\nHost: f.example.com\r\nConnection: close\r\n\r\n");
+    assert_eq!(st, 200);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["path"].as_str(), v["host"].as_str()), (Some("/debug/ip/a/b"), Some("new.example.com")));
+
+    // RequestRedirect: scheme https → port 443, left out; status as asked.
+    let redirect = |path: &str| {
+        let (st, head, _) =
+            exchange(addr, b"", &format!("GET {path} HTTP/1.1\r\nHost: f.example.com\r\nConnection: close\r\n\r\n"));
+        (st, header(&head, "location").map(str::to_owned))
+    };
+    assert_eq!(redirect("/secure/x?q=1"), (301, Some("https://f.example.com/secure/x?q=1".into())));
+    // No scheme: the Gateway listener's port (80 for http: left out).
+    assert_eq!(redirect("/moved/x"), (307, Some("http://other.example.com/new/x".into())));
+    // Default status 302; an explicit port is written.
+    assert_eq!(redirect("/port/a"), (302, Some("https://f.example.com:8443/elsewhere".into())));
+}
+
+/// Weighted backendRefs: 2,000 requests over weights 80/20 land within
+/// ±5 percentage points, a weight-0 backend gets none, and the share of a
+/// backend that did not resolve is answered 500.
+#[test]
+fn weighted_backends_split_by_weight() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_a, pa) = echo_pod("a", 2);
+    let (_b, pb) = echo_pod("b", 3);
+    let (_z, pz) = echo_pod("zero", 4);
+    service(&api, "app-a", 2, pa);
+    service(&api, "app-b", 3, pb);
+    service(&api, "app-zero", 4, pz);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "split",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["w.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/half"}}], "backendRefs": [
+                {"name": "app-a", "port": 80, "weight": 1}, {"name": "missing", "port": 80, "weight": 1}]},
+            {"backendRefs": [{"name": "app-a", "port": 80, "weight": 80}, {"name": "app-b", "port": 80, "weight": 20},
+                {"name": "app-zero", "port": 80, "weight": 0}]}]}),
+    );
+    let (p, addr, _dir) = proxy_with(&api, "weights", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "w.example.com", "/", 200);
+    let route = until(&api, "HTTPRoute", "web", "split", "missing backend reported", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "ResolvedRefs")["reason"] == "BackendNotFound"
+    });
+    assert_eq!(cond(&route["status"]["parents"][0]["conditions"], "Accepted")["status"], "True");
+    let mut counts: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
+    let n = 2000;
+    for _ in 0..n {
+        let (st, _, body) = exchange(addr, b"", "GET / HTTP/1.1\r\nHost: w.example.com\r\nConnection: close\r\n\r\n");
+        let pod = if st == 200 {
+            serde_json::from_str::<Value>(&body).unwrap()["pod"].as_str().unwrap_or("?").to_owned()
+        } else {
+            format!("status {st}")
+        };
+        *counts.entry(pod).or_default() += 1;
+    }
+    let share = |k: &str| f64::from(counts.get(k).copied().unwrap_or(0)) * 100.0 / f64::from(n);
+    assert!((share("a") - 80.0).abs() <= 5.0 && (share("b") - 20.0).abs() <= 5.0, "{counts:?}");
+    let answered = counts.get("a").copied().unwrap_or(0) + counts.get("b").copied().unwrap_or(0);
+    assert_eq!(answered, n, "nothing else answered: {counts:?}");
+    assert_eq!(counts.get("zero"), None, "weight 0 gets nothing: {counts:?}");
+    let mut half: std::collections::HashMap<u16, u32> = std::collections::HashMap::new();
+    for _ in 0..200 {
+        *half.entry(status(addr, "w.example.com", "/half")).or_default() += 1;
+    }
+    let (ok, five) = (half.get(&200).copied().unwrap_or(0), half.get(&500).copied().unwrap_or(0));
+    assert!(ok + five == 200 && (80..=120).contains(&five), "{half:?}");
+    eprintln!("weights 80/20/0 over {n} requests: {counts:?}; 1/1 with one unresolved over 200: {half:?}");
+}
+
+/// A PROXY v2 header (TCP over IPv4) from `src` to `dst`, or LOCAL.
+fn proxy_v2(src: Option<([u8; 4], u16)>, dst: ([u8; 4], u16)) -> Vec<u8> {
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    match src {
+        None => h.extend_from_slice(&[0x20, 0x00, 0, 0]),
+        Some((ip, port)) => {
+            h.extend_from_slice(&[0x21, 0x11, 0, 12]);
+            h.extend_from_slice(&ip);
+            h.extend_from_slice(&dst.0);
+            h.extend_from_slice(&port.to_be_bytes());
+            h.extend_from_slice(&dst.1.to_be_bytes());
+        }
+    }
+    h
+}
+
+/// A ClientIPPolicy on one Gateway listener is applied on the
+/// `[[listener]]` serving it — PROXY v2 required from the load balancer,
+/// its own trusted proxies and sources, failClosed, forward headers —
+/// while another listener keeps the file's chain; changes reach new
+/// connections without a restart; two chains on one bind are a conflict.
+#[test]
+#[allow(clippy::too_many_lines)] // the whole chain, case by case
+fn client_ip_policy_is_applied_per_listener() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "lb", "port": 80, "protocol": "HTTP"}, {"name": "plain", "port": 81, "protocol": "HTTP"}]),
+    );
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["c.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "sectionName": "lb"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "edge",
+        &target,
+        &json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["127.0.0.0/8"]},
+            "trustedProxies": ["198.51.100.0/24"], "sources": ["ProxyProtocol", "XForwardedFor"],
+            "failClosed": true, "forward": {"xForwardedFor": "Replace", "forwarded": true}}),
+    ));
+    let toml = "[[listener]]\nname = \"lb\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [[listener]]\nname = \"plain\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [81]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "policy", toml, &["lb", "plain"]);
+    let (lb, plain) = (addrs[0], addrs[1]);
+    until_status(&p, plain, "c.example.com", "/", 200);
+    let dst = ([127, 0, 0, 1], lb.port());
+    let get = |addr: SocketAddr, pp: &[u8], xff: Option<&str>| {
+        let xff = xff.map(|v| format!("X-Forwarded-For: {v}\r\n")).unwrap_or_default();
+        let (st, _, body) =
+            exchange(addr, pp, &format!("GET /ip HTTP/1.1\r\nHost: c.example.com\r\n{xff}Connection: close\r\n\r\n"));
+        (st, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null))
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let client = proxy_v2(Some(([203, 0, 113, 7], 40000)), dst);
+    while get(lb, &client, None).0 != 200 {
+        assert!(Instant::now() < deadline, "the policy's listener is not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The PROXY source is the client; a spoofed X-Forwarded-For from it
+    // (not a trusted proxy) is ignored; Replace sends only the client.
+    let (st, v) = get(lb, &client, Some("192.0.2.66"));
+    assert_eq!(st, 200);
+    assert_eq!((v["x_real_ip"].as_str(), v["x_forwarded_for"].as_str()), (Some("203.0.113.7"), Some("203.0.113.7")));
+    assert_eq!(v["forwarded"].as_str(), Some("for=203.0.113.7;proto=http;host=\"c.example.com\""));
+    // A trusted proxy behind the load balancer: its X-Forwarded-For is read.
+    let cdn = proxy_v2(Some(([198, 51, 100, 5], 40001)), dst);
+    let (st, v) = get(lb, &cdn, Some("192.0.2.44"));
+    assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("192.0.2.44")));
+    // failClosed: no trustworthy answer → 403 (garbage from the trusted
+    // proxy; a PROXY LOCAL header, which leaves only the TCP peer).
+    assert_eq!(get(lb, &cdn, Some("not-an-ip")).0, 403);
+    assert_eq!(get(lb, &proxy_v2(None, dst), None).0, 403);
+    // Required: no PROXY header, no HTTP.
+    assert_eq!(get(lb, b"", None).0, 0);
+    // The other listener keeps the file's chain: loopback is trusted there.
+    let (st, v) = get(plain, b"", Some("192.0.2.44"));
+    assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("192.0.2.44")));
+    assert_eq!(v["x_forwarded_for"].as_str(), Some("192.0.2.44, 127.0.0.1"), "Append");
+
+    // A live change reaches new connections without a restart.
+    api.apply(policy(
+        "ClientIPPolicy",
+        "edge",
+        &target,
+        &json!({"proxyProtocol": {"mode": "Optional", "trustedSenders": ["127.0.0.0/8"]},
+            "trustedProxies": ["198.51.100.0/24"], "sources": ["ProxyProtocol", "XForwardedFor"]}),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(lb, b"", None).0 != 200 {
+        assert!(Instant::now() < deadline, "the changed policy (PROXY optional) was not applied");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (st, v) = get(lb, b"", Some("192.0.2.66"));
+    assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("127.0.0.1")), "loopback is not trusted by the policy");
+
+    // A second Gateway on the lb listener's port with another chain (none):
+    // one bind cannot serve both, so the route is not served there any
+    // more (reported) but still on `plain`, and the policy is Conflicted.
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "other", "port": 80, "protocol": "HTTP", "hostname": "o.example.com"}]}}));
+    let line = wait_line(&p.stderr, "kubernetes_route_warning", 20);
+    assert!(line.contains("httproute/web/site/") && line.contains("gateway/web/gw2/other"), "{line}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(lb, b"", None).0 != 404 {
+        assert!(Instant::now() < deadline, "the route is still served with the conflicted chain");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(plain, b"", None).0, 200);
+    until(&api, "ClientIPPolicy", "web", "edge", "conflict in status", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
+    });
+}
+
+/// ClientAccessPolicy on a Gateway (all its routes) and on one HTTPRoute
+/// rule (`sectionName`), keyed on the resolved client (here from
+/// X-Forwarded-For of the trusted loopback peer, never the peer itself):
+/// deny, allow, and a per-client rate limit; the rule's policy replaces
+/// the Gateway's for that rule.
+#[test]
+fn client_access_policies_key_on_the_resolved_client() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let backend = json!([{"name": "app", "port": 80}]);
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"], "rules": [
+            {"name": "admin", "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}], "backendRefs": backend},
+            {"backendRefs": backend}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "no-bots", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    let rule_target =
+        json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site", "sectionName": "admin"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "admins",
+        &rule_target,
+        &json!({"allow": ["198.51.100.0/24"], "rateLimit": {"perSecond": 0.01, "burst": 2}}),
+    ));
+    let (p, addr, _dir) = proxy_with(&api, "access", "gateway_ports = [80]\n", &[]);
+    let from = |path: &str, client: &str| {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        exchange(addr, b"", &req).0
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from("/", "203.0.113.5") != 200 || from("/", "192.0.2.9") != 403 {
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("the Gateway's access policy is not served; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for name in ["no-bots", "admins"] {
+        let o = until(&api, "ClientAccessPolicy", "web", name, "accepted", |o| !o["status"]["ancestors"].is_null());
+        assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"], "True", "{name}");
+    }
+    // The rule's policy: only its allow list, and a bucket per client.
+    assert_eq!(from("/admin", "203.0.113.5"), 403);
+    assert_eq!(from("/admin/x", "198.51.100.7"), 200);
+    assert_eq!(from("/admin/x", "198.51.100.7"), 200);
+    assert_eq!(from("/admin/x", "198.51.100.7"), 429, "burst 2 spent");
+    assert_eq!(from("/admin/x", "198.51.100.8"), 200, "another client has its own bucket");
+    assert_eq!(from("/admin", "192.0.2.9"), 403, "not on the allow list");
+    // Other routes keep the Gateway's policy.
+    assert_eq!(from("/other", "192.0.2.9"), 403);
+    assert_eq!(from("/other", "198.51.100.7"), 200);
 }

@@ -6,7 +6,9 @@
 //! Invariants:
 //! - every [`Route`] has a stable [`Route::name`] derived from the object
 //!   that declared it (`httproute/NS/NAME/RULE/MATCH`,
-//!   `ingress/NS/NAME/HOST/PATH`), never from its position among other
+//!   `ingress/NS/NAME/HOST/PATH`; an HTTPRoute rule served for several
+//!   hosts gets `/HOST` appended, one attached to several parents `#2`,
+//!   `#3`…, so names are unique), never from its position among other
 //!   objects, so metrics and logs keep their names when objects come and go;
 //! - [`RouteSet::routes`] is in match precedence order: the proxy serves a
 //!   request with the first route whose listener, host and match apply

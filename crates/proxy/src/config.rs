@@ -145,6 +145,27 @@ pub struct ListenerConfig {
     /// ports are served here (and only on listeners that name its port).
     #[serde(default)]
     pub gateway_ports: Vec<u16>,
+    /// Kubernetes Gateway API mode: the client-IP chain of a
+    /// `ClientIPPolicy` on the Gateway listeners this bind serves, which
+    /// replaces `[client_ip]` and `[forward]` here (never from the file).
+    #[serde(skip)]
+    pub chain: Option<ListenerChain>,
+}
+
+/// A listener's own client-IP chain (from a Gateway API `ClientIPPolicy`):
+/// who is trusted, what is read, what the upstream receives, and whether
+/// a request without a trustworthy answer is refused. Its PROXY settings
+/// are the listener's `proxy_protocol` / `proxy_protocol_from`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenerChain {
+    /// `NS/NAME` of the policy (logs).
+    pub policy: String,
+    /// Trusted proxies, sources, strategy.
+    pub client_ip: ClientIpConfig,
+    /// Forwarding headers.
+    pub forward: ForwardConfig,
+    /// Answer 403 when no listed source gave a clean answer.
+    pub fail_closed: bool,
 }
 
 /// TLS certificates; several are chosen by SNI.
@@ -179,7 +200,7 @@ pub struct CertConfig {
 }
 
 /// `[client_ip]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientIpConfig {
     /// Proxies in front of us.
@@ -220,7 +241,7 @@ pub enum XffMode {
 }
 
 /// `[forward]`: headers the upstream receives.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[allow(clippy::struct_excessive_bools)]
 pub struct ForwardConfig {
@@ -336,6 +357,19 @@ pub struct RouteConfig {
     /// Set for routes of Gateway API objects (never from the file).
     #[serde(skip)]
     pub gateway: Option<GatewayMatch>,
+    /// Gateway API weighted backends (never from the file): upstream
+    /// names, `None` for a reference that did not resolve (its share is
+    /// answered 500), and weights. When set, `upstream` is the first
+    /// resolved one (or empty when none resolved).
+    #[serde(skip)]
+    pub backends: Vec<(Option<String>, u32)>,
+    /// Gateway API filters, in order (never from the file).
+    #[serde(skip)]
+    pub filters: Vec<realip_kube::routes::Filter>,
+    /// Gateway API: for each file listener the route is served on, the
+    /// Gateway listener port clients reached (a redirect's default port).
+    #[serde(skip)]
+    pub listener_ports: Vec<(String, u16)>,
 }
 
 /// How a Gateway API route matches beyond host and prefix.
@@ -479,6 +513,10 @@ pub struct RateConfig {
     /// `[rate_limit_store]` (`global`).
     #[serde(default)]
     pub scope: RateScope,
+    /// IPv6 keying of this limit, instead of `[policy] ipv6_prefix`
+    /// (Gateway API `rateLimit.ipv6PrefixLength`; never from the file).
+    #[serde(skip)]
+    pub ipv6_prefix: Option<u8>,
 }
 
 /// Where a rate limit's state lives.
@@ -745,6 +783,21 @@ impl Config {
                 }
                 _ => {}
             }
+            if let Some(c) = &l.chain {
+                let key = format!("{key}.chain (ClientIPPolicy {})", c.policy);
+                if let Some(e) = cidrs(&c.client_ip.trusted) {
+                    push(format!("{key}.trustedProxies"), e);
+                }
+                if let Err(e) = Sources::parse(&c.client_ip.sources) {
+                    push(format!("{key}.sources"), e.to_string());
+                }
+                if let Err(e) = c.client_ip.strategy.parse::<Strategy>() {
+                    push(format!("{key}.strategy"), e.to_string());
+                }
+                if let Err(e) = crate::forward::ForwardRules::new(&c.forward) {
+                    push(key.clone(), e);
+                }
+            }
             if let Some(tls) = &l.tls {
                 if l.mode == ListenerMode::Tcp {
                     push(format!("{key}.tls"), "tcp listeners pass bytes through; TLS is for http listeners".into());
@@ -813,8 +866,16 @@ impl Config {
         let mut route_names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("route[{i}]");
-            if !upstreams.contains(r.upstream.as_str()) {
+            // A Gateway route whose backends all failed to resolve (or that
+            // only redirects) names no upstream: it answers by itself.
+            let answers_itself = r.gateway.is_some() && r.upstream.is_empty();
+            if !answers_itself && !upstreams.contains(r.upstream.as_str()) {
                 push(format!("{key}.upstream"), format!("no [[upstream]] named `{}`", r.upstream));
+            }
+            for (b, _) in &r.backends {
+                if let Some(b) = b.as_deref().filter(|b| !upstreams.contains(b)) {
+                    push(format!("{key}.backends"), format!("no [[upstream]] named `{b}`"));
+                }
             }
             match crate::path::normalize(&r.path_prefix, self.http.allow_backslash) {
                 Ok(n) if n == r.path_prefix.as_str() => {}

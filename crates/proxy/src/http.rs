@@ -30,7 +30,7 @@ use http::{Request, Response, StatusCode, Version};
 use http_body::{Frame, SizeHint};
 use http_body_util::{BodyExt as _, Full};
 use hyper_util::rt::TokioIo;
-use realip_core::{unmap, Proxied, Resolution, Source, Warnings};
+use realip_core::{unmap, Proxied, Resolution, Resolver, Source, Warnings};
 use realip_tower::ProxyInfo;
 
 use crate::body::RequestBody;
@@ -39,7 +39,7 @@ use crate::log::{AccessLog, Entry};
 use crate::metrics::Metrics;
 use crate::policy::Decision;
 use crate::route::Route;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Chain, Snapshot};
 use crate::target::{Target, TargetError};
 use crate::upstream::{Body, BoxError, ProxyAddrs, UpstreamError};
 
@@ -154,6 +154,18 @@ pub enum Reject {
     /// Occurs on plain HTTP to a route with `https_redirect` (308).
     #[error("redirect to https")]
     Redirect(HeaderValue),
+    /// Occurs on a Gateway API route with a `RequestRedirect` filter
+    /// (its status code and `Location`).
+    #[error("redirect")]
+    GatewayRedirect(StatusCode, HeaderValue),
+    /// Occurs when a Gateway API route's weighted choice falls on a
+    /// backend that did not resolve, or it has none (500, as the spec says).
+    #[error("no valid backend for this request")]
+    NoBackend,
+    /// Occurs when the listener's ClientIPPolicy has `failClosed` and no
+    /// listed source gave a clean answer (403).
+    #[error("client address could not be established")]
+    Untrustworthy,
     /// Occurs when allow/deny lists refuse the client (403).
     #[error("client not allowed")]
     Denied,
@@ -178,7 +190,9 @@ impl Reject {
             Reject::TooManyHeaders => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Reject::NoRoute => StatusCode::NOT_FOUND,
             Reject::Redirect(_) => StatusCode::PERMANENT_REDIRECT,
-            Reject::Denied => StatusCode::FORBIDDEN,
+            Reject::GatewayRedirect(status, _) => *status,
+            Reject::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
+            Reject::Denied | Reject::Untrustworthy => StatusCode::FORBIDDEN,
             Reject::Limited(_) => StatusCode::TOO_MANY_REQUESTS,
             Reject::BodyTooLarge | Reject::Upstream(UpstreamError::BodyTooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Reject::Upstream(UpstreamError::BodyTimeout(_)) => StatusCode::REQUEST_TIMEOUT,
@@ -196,6 +210,9 @@ impl Reject {
             Reject::TooManyHeaders => "too many request headers\n",
             Reject::NoRoute => "no route for this host and path\n",
             Reject::Redirect(_) => "redirecting to https\n",
+            Reject::GatewayRedirect(..) => "redirecting\n",
+            Reject::NoBackend => "no valid backend for this request\n",
+            Reject::Untrustworthy => "client address could not be established\n",
             Reject::Denied => "forbidden\n",
             Reject::Limited(_) => "too many requests\n",
             Reject::BodyTooLarge | Reject::Upstream(UpstreamError::BodyTooLarge(_)) => "request body too large\n",
@@ -210,7 +227,7 @@ impl Reject {
     }
 
     /// Counts the rejection in its metric.
-    fn count(&self, metrics: &Metrics, route: Option<&Route>) {
+    fn count(&self, metrics: &Metrics, route: Option<&Route>, pool: Option<&crate::upstream::Pool>) {
         let route_name = route.map_or("-", |r| &*r.name);
         match self {
             Reject::Target(_) => metrics.inc("realip_rejected_total", &[("reason", "bad_request")]),
@@ -218,11 +235,13 @@ impl Reject {
             Reject::BodyTooLarge => metrics.inc("realip_rejected_total", &[("reason", "body_too_large")]),
             Reject::Denied => metrics.inc("realip_denied_total", &[("route", route_name)]),
             Reject::Limited(_) => metrics.inc("realip_rate_limited_total", &[("route", route_name)]),
+            Reject::NoBackend => metrics.inc("realip_rejected_total", &[("reason", "no_backend")]),
+            Reject::Untrustworthy => metrics.inc("realip_rejected_total", &[("reason", "fail_closed")]),
             Reject::Upstream(e) => {
-                let upstream = route.map_or("-", |r| r.upstream.name.as_str());
+                let upstream = pool.or(route.map(|r| &*r.upstream)).map_or("-", |p| p.name.as_str());
                 metrics.inc("realip_upstream_errors_total", &[("upstream", upstream), ("kind", e.kind())]);
             }
-            Reject::NoRoute | Reject::Redirect(_) => {}
+            Reject::NoRoute | Reject::Redirect(_) | Reject::GatewayRedirect(..) => {}
         }
     }
 
@@ -230,7 +249,7 @@ impl Reject {
     pub fn response(&self) -> Response<Body> {
         let mut r = text(self.status(), self.body());
         match self {
-            Reject::Redirect(location) => {
+            Reject::Redirect(location) | Reject::GatewayRedirect(_, location) => {
                 r.headers_mut().insert(http::header::LOCATION, location.clone());
             }
             Reject::Limited(secs) => {
@@ -264,15 +283,18 @@ where
     B::Error: Into<BoxError>,
 {
     let snap = shared.snapshot.load_full();
-    let client = resolve(&shared, &snap, &conn, req.headers());
-    let trusted_hop = snap.resolver.trusted.contains(conn.hop().ip());
+    let chain = Arc::clone(snap.chain(&conn.listener));
+    let client = resolve(&shared, &chain.resolver, &conn, req.headers());
+    let trusted_hop = chain.resolver.trusted.contains(conn.hop().ip());
     let mut pending = Pending::new(&shared, &conn, &client, trusted_hop, &req);
     let mut route = None;
-    let outcome = serve(&snap, &shared.metrics, &conn, &client, trusted_hop, &mut pending, &mut route, req).await;
+    let mut pool = None;
+    let ctx = Ctx { snap: &snap, chain: &chain, metrics: &shared.metrics, conn: &conn, client: &client, trusted_hop };
+    let outcome = serve(&ctx, &mut pending, &mut route, &mut pool, req).await;
     let resp = match outcome {
         Ok(resp) => resp,
         Err(reject) => {
-            reject.count(&shared.metrics, route);
+            reject.count(&shared.metrics, route, pool.as_deref());
             if let (Reject::Upstream(e), Some(entry)) = (&reject, pending.entry()) {
                 entry.upstream_error = Some(e.to_string());
             }
@@ -282,25 +304,37 @@ where
     Ok(pending.finish(resp))
 }
 
-/// Steps 2–4; `route` is set as soon as one matched (for metrics).
-#[allow(clippy::too_many_arguments)] // the request's whole context, steps 2–4
-async fn serve<'s, B>(
-    snap: &'s Snapshot,
-    metrics: &Metrics,
-    conn: &ConnCtx,
-    client: &Resolution,
+/// What one request is served with: the snapshot, the listener's
+/// client-IP chain, and who the client is.
+struct Ctx<'a> {
+    snap: &'a Snapshot,
+    chain: &'a Chain,
+    metrics: &'a Metrics,
+    conn: &'a ConnCtx,
+    client: &'a Resolution,
     trusted_hop: bool,
+}
+
+/// Steps 2–4; `route` is set as soon as one matched, `pool` as soon as a
+/// backend was chosen (for metrics).
+async fn serve<'s, B>(
+    ctx: &Ctx<'s>,
     pending: &mut Pending,
     route_out: &mut Option<&'s Route>,
+    pool_out: &mut Option<Arc<crate::upstream::Pool>>,
     req: Request<B>,
 ) -> Result<Response<Body>, Reject>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    let Ctx { snap, chain, metrics, conn, client, trusted_hop } = *ctx;
     let http_cfg = &snap.config.http;
     let target = crate::target::target(&req, http_cfg.allow_backslash)?;
     pending.set_target(&target);
+    if chain.fail_closed && !chain.trustworthy(client) {
+        return Err(Reject::Untrustworthy);
+    }
     if req.headers().len() > snap.config.limits.max_headers {
         // HTTP/1.1 heads are bounded by hyper; h2 header lists are not counted.
         return Err(Reject::TooManyHeaders);
@@ -316,15 +350,29 @@ where
         e.route = Some(Arc::clone(&route.name));
     }
     admit(route, &req, conn, client.ip, trusted_hop, &target, metrics).await?;
-    forward(snap, route, conn, client, trusted_hop, pending, &target, req).await
+    if let Some(redirect) = &route.filters.redirect {
+        let location = redirect.location(&crate::gateway::RequestFacts {
+            scheme: if conn.tls { "https" } else { "http" },
+            host: &target.host,
+            listener_port: route.listener_port(&conn.listener),
+            path: &target.path,
+            query: facts.query,
+            matched: &route.prefix,
+        });
+        let location = HeaderValue::from_str(&location).map_err(|_| Reject::Target(TargetError::BadHost))?;
+        return Err(Reject::GatewayRedirect(redirect.status, location));
+    }
+    let pool = Arc::clone(route.pick_pool().ok_or(Reject::NoBackend)?);
+    *pool_out = Some(Arc::clone(&pool));
+    forward(ctx, route, &pool, pending, &target, req).await
 }
 
 /// Step 1: the client, from the listener's PROXY header and the headers
 /// of trusted hops. A resolution that fails (a PROXY header from an
 /// untrusted sender, which the listener already refuses) is the peer,
 /// logged; warnings are counted by kind and logged at most once a second.
-pub fn resolve(shared: &Shared, snap: &Snapshot, conn: &ConnCtx, headers: &http::HeaderMap) -> Resolution {
-    let r = match snap.resolver.resolve_proxied(conn.peer.ip(), conn.proxied(), headers) {
+pub fn resolve(shared: &Shared, resolver: &Resolver, conn: &ConnCtx, headers: &http::HeaderMap) -> Resolution {
+    let r = match resolver.resolve_proxied(conn.peer.ip(), conn.proxied(), headers) {
         Ok(r) => r,
         Err(e) => {
             shared.metrics.inc("realip_client_ip_warnings_total", &[("kind", "resolution_failed")]);
@@ -387,13 +435,10 @@ pub async fn admit<B>(
 
 /// Step 4: rewrite, send (retrying connect failures of requests that can
 /// be sent again on another endpoint), and splice WebSocket tunnels.
-#[allow(clippy::too_many_arguments)] // the request's whole context, step 4
 async fn forward<B>(
-    snap: &Snapshot,
+    ctx: &Ctx<'_>,
     route: &Route,
-    conn: &ConnCtx,
-    client: &Resolution,
-    trusted_hop: bool,
+    pool: &crate::upstream::Pool,
     pending: &mut Pending,
     target: &Target,
     mut req: Request<B>,
@@ -402,6 +447,7 @@ where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
 {
+    let Ctx { snap, chain, conn, client, trusted_hop, .. } = *ctx;
     let ws_key = crate::websocket::request_key(&req);
     let client_upgrade = ws_key.is_some().then(|| hyper::upgrade::on(&mut req));
     let hop = conn.hop();
@@ -419,7 +465,7 @@ where
             port: conn.local.port(),
             upgrade: ws_key.is_some(),
         },
-        &snap.forward,
+        &chain.forward,
     );
     if let Some(v) = pending.entry().and_then(|e| HeaderValue::from_str(&e.request_id).ok()) {
         req.headers_mut().insert("x-request-id", v);
@@ -427,16 +473,34 @@ where
     if let Ok(v) = HeaderValue::from_str(&target.authority) {
         req.headers_mut().insert(HOST, v);
     }
+    // Gateway API filters, after the forwarding headers were written:
+    // they cannot name those (see crate::gateway), nor feed a chain.
+    for ops in &route.filters.request {
+        ops.apply(req.headers_mut());
+    }
+    let rewrite = route.filters.rewrite.as_ref();
+    if let Some(host) = rewrite.and_then(|r| r.hostname.clone()) {
+        req.headers_mut().insert(HOST, host);
+    }
+    let upstream_target = match rewrite.and_then(|r| r.path.as_ref()) {
+        Some(edit) => {
+            let path = crate::gateway::rewrite_path(edit, &route.prefix, &target.path);
+            match target.path_and_query.split_once('?') {
+                Some((_, q)) => format!("{path}?{q}"),
+                None => path,
+            }
+        }
+        None => target.path_and_query.clone(),
+    };
     let (mut parts, body) = req.into_parts();
     parts.version = Version::HTTP_11;
-    parts.uri = target.path_and_query.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
+    parts.uri = upstream_target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     parts.extensions = http::Extensions::new();
     let empty_body = body.is_end_stream();
     let (body, sent) = RequestBody::new(body, route.max_body_bytes, snap.config.limits.body_timeout.0);
     let mut body: Option<Body> = Some(body.boxed_unsync());
     let pp = ProxyAddrs { src: client_socket(conn, client.ip), dst: conn.local };
 
-    let pool = &route.upstream;
     let attempts =
         if empty_body && crate::upstream::idempotent(&parts.method) { pool.endpoints.len().max(1) } else { 1 };
     let mut tried = None;
@@ -478,6 +542,9 @@ where
             resp.headers_mut().remove(CONTENT_LENGTH);
         }
         forward::remove_hop_by_hop(resp.headers_mut());
+        for ops in &route.filters.response {
+            ops.apply(resp.headers_mut());
+        }
     }
     Ok(resp)
 }
@@ -696,6 +763,9 @@ mod tests {
             max_body_bytes: 10,
             https_redirect,
             gateway: None,
+            backends: None,
+            filters: crate::gateway::Filters::default(),
+            listener_ports: vec![],
         }
     }
 
@@ -759,6 +829,9 @@ mod tests {
             (Reject::NoRoute, 404),
             (Reject::Redirect(HeaderValue::from_static("https://x/")), 308),
             (Reject::Denied, 403),
+            (Reject::Untrustworthy, 403),
+            (Reject::NoBackend, 500),
+            (Reject::GatewayRedirect(StatusCode::SEE_OTHER, HeaderValue::from_static("https://x/")), 303),
             (Reject::Limited(3), 429),
             (Reject::BodyTooLarge, 413),
             (Reject::Upstream(UpstreamError::BodyTooLarge(10)), 413),

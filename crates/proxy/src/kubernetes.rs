@@ -7,40 +7,61 @@
 //! configuration. Upstream pools target ready pod IPs directly (no
 //! ClusterIP hop).
 //!
+//! Gateway API specifics served here: filters and weighted backends
+//! (compiled by [`crate::gateway`]), per-route IPv6 keying of rate limits,
+//! and per-listener client-IP chains: a file `[[listener]]` serving
+//! Gateway listeners (`gateway_ports`) whose `ClientIPPolicy` is the same
+//! takes that policy's PROXY settings, trusted proxies, sources, strategy,
+//! `failClosed` and forwarding headers instead of `[client_ip]` /
+//! `[forward]` (for every route on it, Ingress routes included).
+//!
 //! Invariants:
 //! - the conversion is typed end to end (no detour through JSON): every
 //!   route of the set is either served or reported as an [`Unserved`]
-//!   with the reason, never dropped in silence;
+//!   with the reason, never dropped in silence; a part of a route that is
+//!   not applied (a header edit of a client-IP header) is reported as a
+//!   [`Warning`];
+//! - a route is never served with another client-IP chain than its
+//!   listener's policy: when Gateway listeners with different chains (or
+//!   one with a policy and one without) share a file listener, the file
+//!   listener keeps the file's chain and the routes of the listeners
+//!   whose policy it cannot apply are [`Unserved::ClientIpConflict`];
 //! - route names are the set's stable [`Route::name`]s, so metrics and
 //!   logs keep their names when other objects come and go.
 
+use std::collections::HashMap;
 use std::fmt;
 
-use realip_kube::routes::{ListenerSpec, PathMatch, Protocol, Route, RouteSet};
+use realip_kube::routes::{ClientIp, Filter, HeaderEdit, ListenerSpec, PathMatch, Protocol, Route, RouteSet};
 use serde_json::json;
 
-use crate::config::{CertConfig, Config, GatewayMatch, RateConfig, RouteConfig, UpstreamConfig};
+use crate::config::{
+    CertConfig, ClientIpConfig, Config, ForwardConfig, GatewayMatch, ListenerChain, ProxyProtocolIn, RateConfig,
+    RouteConfig, UpstreamConfig,
+};
+use crate::gateway::{PROTECTED_REQUEST, PROTECTED_RESPONSE};
 
-/// Why a route of the set is not served by this proxy (yet): reported in
-/// the `kubernetes_route_unserved` event, never dropped silently.
+/// Why a route of the set is not served by this proxy: reported in the
+/// `kubernetes_route_unserved` event, never dropped silently.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Unserved {
     /// Attached to a Gateway listener no `[[listener]]` serves
     /// (`gateway_ports`), or one an HTTPS listener needs TLS for.
     GatewayListener(String),
-    /// Attached to a Gateway listener with a ClientIPPolicy, which the
-    /// proxy does not apply per listener yet: serving it with the file's
-    /// chain could resolve a client the policy would not.
-    ClientIpPolicy(String),
-    /// A filter (header modifiers, redirect, rewrite).
-    Filter,
-    /// No backend, or one that did not resolve: the spec's 500.
-    NoBackend,
-    /// More than one weighted backend.
-    WeightedBackends(usize),
-    /// A rate limit whose IPv6 keying differs from the file's
-    /// `[policy] ipv6_prefix` (the only one the proxy keys on so far).
-    Ipv6Prefix(u8),
+    /// Its Gateway listener's ClientIPPolicy cannot be applied: the file
+    /// listener serving it also serves a Gateway listener with another
+    /// client-IP chain (one port is one stream of connections).
+    ClientIpConflict {
+        /// The Gateway listener of the route.
+        listener: String,
+        /// The file `[[listener]]` both are served on.
+        file: String,
+        /// A Gateway listener on it with a different chain.
+        other: String,
+    },
+    /// A filter that cannot be applied as written (a header name or value
+    /// that is not HTTP, a redirect scheme other than http/https…).
+    Filter(String),
     /// A `scope: Global` rate limit while the file has no
     /// `[rate_limit_store]`: served locally it would be N× too loose.
     NoRateLimitStore,
@@ -52,13 +73,12 @@ impl fmt::Display for Unserved {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Unserved::GatewayListener(why) => f.write_str(why),
-            Unserved::ClientIpPolicy(l) => {
-                write!(f, "Gateway listener {l} has a ClientIPPolicy, not applied per listener yet")
-            }
-            Unserved::Filter => f.write_str("filters are not served yet"),
-            Unserved::NoBackend => f.write_str("no resolved backend"),
-            Unserved::WeightedBackends(n) => write!(f, "{n} weighted backends are not served yet"),
-            Unserved::Ipv6Prefix(n) => write!(f, "rate limit ipv6PrefixLength {n} differs from [policy] ipv6_prefix"),
+            Unserved::ClientIpConflict { listener, file, other } => write!(
+                f,
+                "Gateway listener {listener} has a ClientIPPolicy, but [[listener]] `{file}` also serves {other}, \
+                 whose client-IP chain differs: give them different gateway_ports binds, or the same policy"
+            ),
+            Unserved::Filter(why) => write!(f, "filter: {why}"),
             Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
         }
@@ -74,6 +94,17 @@ pub struct Problem {
     pub origin: String,
     /// Why.
     pub reason: Unserved,
+}
+
+/// A route that is served, with a part of it left out, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Warning {
+    /// [`Route::name`].
+    pub route: String,
+    /// [`Route::origin`].
+    pub origin: String,
+    /// What was left out.
+    pub message: String,
 }
 
 /// The upstream pool of a Kubernetes backend.
@@ -94,6 +125,97 @@ fn upstream(b: &realip_kube::ingress::Backend) -> UpstreamConfig {
     }
 }
 
+/// A chain without the name of the policy it came from: two policies
+/// saying the same thing do not conflict.
+fn chain_key(c: &ClientIp) -> ClientIp {
+    ClientIp { policy: String::new(), ..c.clone() }
+}
+
+/// Which file listeners take a Gateway listener's ClientIPPolicy, and
+/// which Gateway listeners' policies cannot be applied.
+#[derive(Debug, Default)]
+struct Plan<'a> {
+    /// File listener name → the chain it serves with.
+    chains: HashMap<String, &'a ClientIp>,
+    /// Gateway listener name → why its policy cannot be applied.
+    conflicts: HashMap<String, Unserved>,
+}
+
+fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
+    let mut out = Plan::default();
+    for l in &config.listeners {
+        let served: Vec<&ListenerSpec> = set.listeners.iter().filter(|s| l.gateway_ports.contains(&s.port)).collect();
+        let mut distinct: Vec<(Option<ClientIp>, &ListenerSpec)> = Vec::new();
+        for s in &served {
+            let key = s.client_ip.as_ref().map(chain_key);
+            if !distinct.iter().any(|(k, _)| *k == key) {
+                distinct.push((key, s));
+            }
+        }
+        match distinct.as_slice() {
+            [(Some(_), s)] => {
+                if let Some(c) = &s.client_ip {
+                    out.chains.insert(l.name.clone(), c);
+                }
+            }
+            [] | [(None, _)] => {}
+            many => {
+                for s in served.iter().filter(|s| s.client_ip.is_some()) {
+                    let mine = s.client_ip.as_ref().map(chain_key);
+                    let other = many.iter().find(|(k, _)| *k != mine).map(|(_, o)| o.name.clone()).unwrap_or_default();
+                    out.conflicts.entry(s.name.clone()).or_insert(Unserved::ClientIpConflict {
+                        listener: s.name.clone(),
+                        file: l.name.clone(),
+                        other,
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// A file listener's PROXY mode, PROXY senders and chain.
+type ListenerSettings = (ProxyProtocolIn, Vec<String>, ListenerChain);
+
+/// The file listener settings of a ClientIPPolicy chain.
+fn listener_chain(c: &ClientIp, file: &Config) -> ListenerSettings {
+    use realip_kube::routes::{ProxyMode, XffMode};
+    let mode = match c.proxy_protocol {
+        ProxyMode::Off => ProxyProtocolIn::Off,
+        ProxyMode::Optional => ProxyProtocolIn::Optional,
+        ProxyMode::Required => ProxyProtocolIn::Required,
+    };
+    // The policy's stripUntrusted adds to the file's list: the vendor
+    // client-IP headers the file removes stay removed.
+    let mut strip = file.forward.strip_untrusted.clone();
+    for h in &c.forward.strip_untrusted {
+        if !strip.iter().any(|s| s.eq_ignore_ascii_case(h)) {
+            strip.push(h.clone());
+        }
+    }
+    let chain = ListenerChain {
+        policy: c.policy.clone(),
+        client_ip: ClientIpConfig {
+            trusted: c.trusted.clone(),
+            sources: c.sources.clone(),
+            strategy: c.strategy.clone(),
+        },
+        forward: ForwardConfig {
+            x_forwarded_for: match c.forward.x_forwarded_for {
+                XffMode::Append => crate::config::XffMode::Append,
+                XffMode::Replace => crate::config::XffMode::Replace,
+            },
+            x_real_ip: c.forward.x_real_ip,
+            forwarded: c.forward.forwarded,
+            strip_untrusted: strip,
+            ..file.forward.clone()
+        },
+        fail_closed: c.fail_closed,
+    };
+    (mode, c.proxy_protocol_from.clone(), chain)
+}
+
 /// What a route is converted with.
 struct Ctx<'a> {
     /// The file's `[policy] ipv6_prefix` (default 64).
@@ -104,56 +226,104 @@ struct Ctx<'a> {
     file: &'a [crate::config::ListenerConfig],
     /// Whether the file has a `[rate_limit_store]` (for `scope: Global`).
     store: bool,
+    /// Gateway listeners whose policy cannot be applied.
+    conflicts: &'a HashMap<String, Unserved>,
+    /// Request headers a filter may not edit, lower case.
+    protected: Vec<String>,
 }
 
-/// The file listeners serving the Gateway listeners `names`, or why not.
-fn file_listeners(names: &[String], ctx: &Ctx<'_>) -> Result<Vec<String>, Unserved> {
-    let mut out = Vec::new();
+/// The file listeners serving the Gateway listeners `names` (with the
+/// Gateway port each one serves the route for), or why not. A Gateway
+/// listener whose ClientIPPolicy cannot be applied is left out (with a
+/// warning) while others remain, and is the reason when none does.
+fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -> Result<Vec<(String, u16)>, Unserved> {
+    let mut out: Vec<(String, u16)> = Vec::new();
+    let mut conflict = None;
     for n in names {
         let Some(spec) = ctx.gateway.iter().find(|l| &l.name == n) else {
             return Err(Unserved::GatewayListener(format!("Gateway listener {n} is not in the route set")));
         };
-        if spec.client_ip.is_some() {
-            return Err(Unserved::ClientIpPolicy(n.clone()));
+        if let Some(c) = ctx.conflicts.get(n) {
+            conflict = Some(c.clone());
+            continue;
         }
         let https = spec.protocol == Protocol::Https;
-        let before = out.len();
+        let mut any = false;
         for l in ctx.file.iter().filter(|l| l.gateway_ports.contains(&spec.port)) {
+            any = true;
             if https && !l.tls.as_ref().is_some_and(|t| t.kubernetes) {
                 return Err(Unserved::GatewayListener(format!(
                     "Gateway listener {n} is HTTPS but [[listener]] `{}` has no tls.kubernetes",
                     l.name
                 )));
             }
-            if !out.contains(&l.name) {
-                out.push(l.name.clone());
+            if !out.iter().any(|(f, _)| *f == l.name) {
+                out.push((l.name.clone(), spec.port));
             }
         }
-        if out.len() == before && !ctx.file.iter().any(|l| l.gateway_ports.contains(&spec.port)) {
+        if !any {
             return Err(Unserved::GatewayListener(format!(
                 "no [[listener]] has gateway_ports = [{}] for Gateway listener {n}",
                 spec.port
             )));
         }
     }
-    Ok(out)
+    match conflict {
+        Some(c) if out.is_empty() => Err(c),
+        Some(c) => {
+            warnings.push(format!("not served on that Gateway listener: {c}"));
+            Ok(out)
+        }
+        None => Ok(out),
+    }
 }
 
-/// `r` (at `order` in the set) as a file route, or why it cannot be one.
-fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved> {
+/// `edit` without the headers in `protected`, and a warning per header
+/// left out.
+fn unprotected(edit: &HeaderEdit, protected: &[String], what: &str, warnings: &mut Vec<String>) -> HeaderEdit {
+    let mut ok = |name: &str, verb: &str| {
+        let lower = name.trim().to_ascii_lowercase();
+        if protected.contains(&lower) {
+            warnings.push(format!(
+                "{what} {verb} `{lower}`: ignored, the proxy writes this header itself (client IP, forwarding or framing)"
+            ));
+            false
+        } else {
+            true
+        }
+    };
+    HeaderEdit {
+        set: edit.set.iter().filter(|(n, _)| ok(n, "sets")).cloned().collect(),
+        add: edit.add.iter().filter(|(n, _)| ok(n, "adds")).cloned().collect(),
+        remove: edit.remove.iter().filter(|n| ok(n, "removes")).cloned().collect(),
+    }
+}
+
+/// `r` (at `order` in the set) as a file route and what of it is left
+/// out, or why it cannot be one.
+fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserved> {
     let (prefix, exact) = match &r.path {
         PathMatch::Prefix(p) => (p.clone(), None),
         PathMatch::Exact(p) => (p.clone(), Some(true)),
         PathMatch::SegmentPrefix(p) => (p.clone(), Some(false)),
     };
-    let plain = exact.is_none() && r.method.is_none() && r.headers.is_empty() && r.query.is_empty();
+    let single = matches!(r.backends.as_slice(), [b] if b.backend.is_some() && b.weight > 0);
+    let plain = exact.is_none()
+        && r.method.is_none()
+        && r.headers.is_empty()
+        && r.query.is_empty()
+        && r.filters.is_empty()
+        && single;
+    let mut listener_ports = Vec::new();
+    let mut warnings = Vec::new();
     let gateway = if r.listeners.is_empty() && plain {
         None
     } else {
         let listeners = if r.listeners.is_empty() {
             ctx.file.iter().map(|l| l.name.clone()).collect()
         } else {
-            file_listeners(&r.listeners, ctx)?
+            listener_ports = file_listeners(&r.listeners, ctx, &mut warnings)?;
+            listener_ports.iter().map(|(l, _)| l.clone()).collect()
         };
         let pairs =
             |v: &[realip_kube::routes::ValueMatch]| v.iter().map(|m| (m.name.clone(), m.value.clone())).collect();
@@ -166,76 +336,159 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<RouteConfig, Unserved
             query: pairs(&r.query),
         })
     };
-    if !r.filters.is_empty() {
-        return Err(Unserved::Filter);
-    }
-    let backend = match r.backends.as_slice() {
-        [] => return Err(Unserved::NoBackend),
-        [one] => one.backend.clone().ok_or(Unserved::NoBackend)?,
-        more => return Err(Unserved::WeightedBackends(more.len())),
+    let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
+    let filters: Vec<Filter> = r
+        .filters
+        .iter()
+        .map(|f| match f {
+            Filter::RequestHeaders(e) => {
+                Filter::RequestHeaders(unprotected(e, &ctx.protected, "RequestHeaderModifier", &mut warnings))
+            }
+            Filter::ResponseHeaders(e) => {
+                Filter::ResponseHeaders(unprotected(e, &protected_response, "ResponseHeaderModifier", &mut warnings))
+            }
+            other => other.clone(),
+        })
+        .collect();
+    crate::gateway::Filters::compile(&filters).map_err(Unserved::Filter)?;
+    let redirect = filters.iter().any(|f| matches!(f, Filter::Redirect { .. }));
+    let k8s = |b: &String| format!("k8s:{b}");
+    let (upstream, backends) = if single {
+        (r.backends[0].backend.as_ref().map(k8s).unwrap_or_default(), Vec::new())
+    } else if r.backends.is_empty() {
+        // No backend: a redirect answers by itself; anything else is the
+        // spec's 500.
+        (String::new(), if redirect { Vec::new() } else { vec![(None, 1)] })
+    } else {
+        let first = r.backends.iter().find(|b| b.weight > 0).and_then(|b| b.backend.as_ref()).map(k8s);
+        (first.unwrap_or_default(), r.backends.iter().map(|b| (b.backend.as_ref().map(k8s), b.weight)).collect())
     };
     let access = r.access.as_ref();
     let rate = match access.and_then(|a| a.rate_limit.as_ref()) {
-        Some(rl) if rl.ipv6_prefix_length != ctx.ipv6_prefix => {
-            return Err(Unserved::Ipv6Prefix(rl.ipv6_prefix_length))
-        }
         Some(rl) if rl.global && !ctx.store => return Err(Unserved::NoRateLimitStore),
         Some(rl) => Some(RateConfig {
             per_second: rl.per_second,
             burst: Some(rl.burst),
             scope: if rl.global { crate::config::RateScope::Global } else { crate::config::RateScope::Local },
+            // Ingress annotations have no IPv6 keying of their own: the file's.
+            ipv6_prefix: (!r.listeners.is_empty() && rl.ipv6_prefix_length != ctx.ipv6_prefix)
+                .then_some(rl.ipv6_prefix_length),
         }),
         None => None,
     };
-    Ok(RouteConfig {
+    let config = RouteConfig {
         name: Some(r.name.clone()),
         host: r.host.clone(),
         path_prefix: prefix,
-        upstream: format!("k8s:{backend}"),
+        upstream,
         allow: access.and_then(|a| a.allow.clone()),
         deny: access.map(|a| a.deny.clone()).unwrap_or_default(),
         rate,
         max_body_bytes: r.max_body,
         https_redirect: r.ssl_redirect,
         gateway,
-    })
+        backends,
+        filters,
+        listener_ports,
+    };
+    Ok((config, warnings))
 }
 
-/// Routes and upstreams for `set` on the listeners of `config`, and the
-/// routes that are not served.
-pub fn routes(set: &RouteSet, config: &Config) -> (Vec<RouteConfig>, Vec<UpstreamConfig>, Vec<Problem>) {
+/// Request headers no filter may edit with this file and route set: the
+/// fixed ones ([`PROTECTED_REQUEST`]), `strip_untrusted` and `header:NAME`
+/// sources of the file and of every ClientIPPolicy.
+fn protected_headers(set: &RouteSet, config: &Config) -> Vec<String> {
+    let mut out: Vec<String> = PROTECTED_REQUEST.iter().map(|&h| h.to_owned()).collect();
+    let mut add = |h: &str| {
+        let h = h.trim().to_ascii_lowercase();
+        if !out.contains(&h) {
+            out.push(h);
+        }
+    };
+    let header_source = |s: &String| s.strip_prefix("header:").map(str::to_owned);
+    for h in &config.forward.strip_untrusted {
+        add(h);
+    }
+    for h in config.client_ip.sources.iter().filter_map(header_source) {
+        add(&h);
+    }
+    for c in set.listeners.iter().filter_map(|l| l.client_ip.as_ref()) {
+        for h in &c.forward.strip_untrusted {
+            add(h);
+        }
+        for h in c.sources.iter().filter_map(header_source) {
+            add(&h);
+        }
+    }
+    out
+}
+
+/// What [`routes`] made of a route set.
+#[derive(Debug, Default)]
+pub struct Converted {
+    /// Routes served.
+    pub routes: Vec<RouteConfig>,
+    /// Upstream pools of the set's backends.
+    pub upstreams: Vec<UpstreamConfig>,
+    /// Routes not served, and why.
+    pub problems: Vec<Problem>,
+    /// Routes served with a part left out, and why.
+    pub warnings: Vec<Warning>,
+}
+
+/// Routes and upstreams for `set` on the listeners of `config`, the
+/// routes that are not served, and what of the served ones is left out.
+pub fn routes(set: &RouteSet, config: &Config) -> Converted {
+    let plan = plan(set, config);
     let ctx = Ctx {
         ipv6_prefix: config.policy.ipv6_prefix.unwrap_or(64),
         gateway: &set.listeners,
         file: &config.listeners,
         store: config.rate_limit_store.is_some(),
+        conflicts: &plan.conflicts,
+        protected: protected_headers(set, config),
     };
-    let upstreams = set.backends.iter().map(upstream).collect();
-    let mut problems = Vec::new();
-    let mut routes = Vec::new();
+    let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
     for (order, r) in set.routes.iter().enumerate() {
         match route(r, order, &ctx) {
-            Ok(c) => routes.push(c),
-            Err(reason) => problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason }),
+            Ok((c, warnings)) => {
+                out.routes.push(c);
+                out.warnings.extend(warnings.into_iter().map(|message| Warning {
+                    route: r.name.clone(),
+                    origin: r.origin.clone(),
+                    message,
+                }));
+            }
+            Err(reason) => out.problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason }),
         }
     }
-    (routes, upstreams, problems)
+    out
 }
 
 /// The file's configuration plus the Kubernetes routes (file routes
-/// first) and the set's TLS Secrets on listeners with `tls.kubernetes`,
-/// and every route of the set that is not served, with the reason.
-pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, Vec<Problem>) {
-    let Some(set) = set else { return (config, Vec::new()) };
-    let (routes, upstreams, mut problems) = routes(set, &config);
+/// first), the set's TLS Secrets on listeners with `tls.kubernetes` and
+/// the ClientIPPolicy chains on the listeners serving them; every route
+/// of the set that is not served, with the reason; and what of the served
+/// ones is left out.
+pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, Vec<Problem>, Vec<Warning>) {
+    let Some(set) = set else { return (config, Vec::new(), Vec::new()) };
+    let Converted { routes, upstreams, mut problems, warnings } = routes(set, &config);
+    let chains: Vec<(String, ListenerSettings)> =
+        plan(set, &config).chains.into_iter().map(|(l, c)| (l, listener_chain(c, &config))).collect();
+    for (name, (mode, from, chain)) in chains {
+        if let Some(l) = config.listeners.iter_mut().find(|l| l.name == name) {
+            l.proxy_protocol = mode;
+            l.proxy_protocol_from = from;
+            l.chain = Some(chain);
+        }
+    }
     // Two routes for one host and path would fail validation and with
     // it every Kubernetes change: the first one (file routes, then the
     // set in order) serves, the later one is reported.
     let key = |r: &RouteConfig| {
         (r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase()), r.path_prefix.clone())
     };
-    let mut seen: std::collections::HashMap<_, String> =
-        config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
+    let mut seen: HashMap<_, String> = config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
     for r in routes {
         let name = crate::config::route_name(&r);
         if r.gateway.is_some() {
@@ -262,14 +515,15 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
             pem: Some(std::sync::Arc::new((c.cert_pem.clone(), c.key_pem.clone()))),
         }));
     }
-    (config, problems)
+    (config, problems, warnings)
 }
 
 /// [`compose_checked`], each unserved route logged: a shadowed one as
 /// `kubernetes_route_shadowed` (as before), any other as
-/// `kubernetes_route_unserved` with the reason.
+/// `kubernetes_route_unserved` with the reason; a part left out as
+/// `kubernetes_route_warning`.
 pub fn compose(config: Config, set: Option<&RouteSet>) -> Config {
-    let (config, problems) = compose_checked(config, set);
+    let (config, problems, warnings) = compose_checked(config, set);
     for p in &problems {
         match &p.reason {
             Unserved::Shadowed(by) => crate::log::event(&json!({
@@ -280,6 +534,11 @@ pub fn compose(config: Config, set: Option<&RouteSet>) -> Config {
                 "reason": reason.to_string(),
             })),
         }
+    }
+    for w in &warnings {
+        crate::log::event(&json!({
+            "event": "kubernetes_route_warning", "route": w.route, "origin": w.origin, "warning": w.message,
+        }));
     }
     config
 }
@@ -324,7 +583,7 @@ mod tests {
         other.ingress = "web/other".into();
         twice.routes.push(other);
         let base: Config = toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
-        let (c, problems) = compose_checked(base, Some(&RouteSet::from_ingress(&twice)));
+        let (c, problems, _) = compose_checked(base, Some(&RouteSet::from_ingress(&twice)));
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(c.routes.len(), 1);
         assert_eq!(problems.len(), 1, "{problems:?}");
@@ -374,28 +633,48 @@ mod tests {
             ),
             (
                 variant("policy", &|r| r.listeners = vec!["gateway/web/gw/pp".into()]),
-                Unserved::ClientIpPolicy("gateway/web/gw/pp".into()),
-            ),
-            (variant("filter", &|r| r.filters = vec![Filter::RequestHeaders(HeaderEdit::default())]), Unserved::Filter),
-            (variant("none", &|r| r.backends.clear()), Unserved::NoBackend),
-            (
-                variant("unresolved", &|r| r.backends = vec![WeightedBackend { backend: None, weight: 1 }]),
-                Unserved::NoBackend,
+                Unserved::ClientIpConflict {
+                    listener: "gateway/web/gw/pp".into(),
+                    file: "web".into(),
+                    other: "gateway/web/gw/http".into(),
+                },
             ),
             (
-                variant("weights", &|r| {
-                    r.backends.push(WeightedBackend { backend: Some("web/app:80".into()), weight: 3 });
+                variant("filter", &|r| {
+                    let edit = HeaderEdit { set: vec![("bad name".into(), "1".into())], ..HeaderEdit::default() };
+                    r.filters = vec![Filter::RequestHeaders(edit)];
                 }),
-                Unserved::WeightedBackends(2),
+                Unserved::Filter("RequestHeaderModifier: `bad name` is not a header name".into()),
             ),
             (
-                variant("ipv6", &|r| {
+                variant("global", &|r| {
                     if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
-                        rl.ipv6_prefix_length = 56;
+                        rl.global = true;
                     }
                 }),
-                Unserved::Ipv6Prefix(56),
+                Unserved::NoRateLimitStore,
             ),
+        ];
+        // Served since the proxy applies them: no backend or an
+        // unresolved one (500), weights, per-route IPv6 keying, filters.
+        let now_served = [
+            variant("none", &|r| r.backends.clear()),
+            variant("unresolved", &|r| r.backends = vec![WeightedBackend { backend: None, weight: 1 }]),
+            variant("weights", &|r| {
+                r.backends.push(WeightedBackend { backend: Some("web/app:80".into()), weight: 3 });
+            }),
+            variant("ipv6", &|r| {
+                r.listeners = vec!["gateway/web/gw/http".into()];
+                if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
+                    rl.ipv6_prefix_length = 56;
+                }
+            }),
+            variant("header-edit", &|r| {
+                r.filters = vec![Filter::RequestHeaders(HeaderEdit {
+                    set: vec![("x-a".into(), "1".into()), ("X-Forwarded-For".into(), "203.0.113.9".into())],
+                    ..HeaderEdit::default()
+                })];
+            }),
         ];
         let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
             name: format!("gateway/web/gw/{name}"),
@@ -423,7 +702,11 @@ mod tests {
         });
         let set = RouteSet {
             listeners: vec![spec("http", 80, None), spec("alt", 8080, None), spec("pp", 80, Some(chain))],
-            routes: [ok.clone(), served_gw.clone()].into_iter().chain(cases.iter().map(|(r, _)| r.clone())).collect(),
+            routes: [ok.clone(), served_gw.clone()]
+                .into_iter()
+                .chain(now_served.iter().cloned())
+                .chain(cases.iter().map(|(r, _)| r.clone()))
+                .collect(),
             backends: d.backends.clone(),
             ..RouteSet::default()
         };
@@ -431,12 +714,17 @@ mod tests {
             "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n[[listener]]\nname = \"admin-ish\"\nbind = \"127.0.0.1:0\"\n",
         )
         .unwrap();
-        let (served, _, problems) = routes(&set, &config);
-        assert_eq!(served.len(), 2);
+        let Converted { routes: served, problems, warnings, .. } = routes(&set, &config);
+        assert_eq!(served.len(), 2 + now_served.len());
         assert_eq!(served[0].name.as_deref(), Some(ok.name.as_str()));
         assert_eq!(
             served[0].rate,
-            Some(RateConfig { per_second: 5.0, burst: Some(5.0), scope: crate::config::RateScope::Local })
+            Some(RateConfig {
+                per_second: 5.0,
+                burst: Some(5.0),
+                scope: crate::config::RateScope::Local,
+                ipv6_prefix: None
+            })
         );
         assert!(served[0].gateway.is_none(), "Ingress routes keep the file's matching");
         assert_eq!(served[1].name.as_deref(), Some(served_gw.name.as_str()));
@@ -449,6 +737,21 @@ mod tests {
             query: vec![],
         };
         assert_eq!(served[1].gateway, Some(want));
+        let by_name =
+            |n: &str| served.iter().find(|r| r.name.as_deref() == Some(&format!("httproute/web/r/{n}"))).unwrap();
+        assert_eq!((by_name("none").upstream.as_str(), by_name("none").backends.clone()), ("", vec![(None, 1)]));
+        assert_eq!(by_name("unresolved").backends, vec![(None, 1)]);
+        assert_eq!(
+            by_name("weights").backends,
+            vec![(Some("k8s:web/app:80".into()), 1), (Some("k8s:web/app:80".into()), 3)]
+        );
+        assert_eq!(by_name("ipv6").rate.and_then(|r| r.ipv6_prefix), Some(56));
+        assert_eq!(by_name("ipv6").listener_ports, vec![("web".to_owned(), 80)]);
+        // The client-IP header edit is left out and reported; the other stays.
+        let Filter::RequestHeaders(e) = &by_name("header-edit").filters[0] else { panic!() };
+        assert_eq!(e.set, vec![("x-a".to_owned(), "1".to_owned())]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].message.contains("x-forwarded-for"), "{warnings:?}");
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);
@@ -480,14 +783,103 @@ mod tests {
         let listener = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n";
         let with_store: Config =
             toml::from_str(&format!("{listener}[rate_limit_store]\nredis = \"redis://127.0.0.1:6379/0\"\n")).unwrap();
-        let (c, problems) = compose_checked(with_store, Some(&set));
+        let (c, problems, _) = compose_checked(with_store, Some(&set));
         assert!(problems.is_empty() && c.validate().is_empty(), "{problems:?} {:?}", c.validate());
-        let want = RateConfig { per_second: 2.0, burst: Some(120.0), scope: crate::config::RateScope::Global };
+        let want = RateConfig {
+            per_second: 2.0,
+            burst: Some(120.0),
+            scope: crate::config::RateScope::Global,
+            ipv6_prefix: None,
+        };
         assert_eq!(c.routes[0].rate, Some(want));
-        let (c, problems) = compose_checked(toml::from_str(listener).unwrap(), Some(&set));
+        let (c, problems, _) = compose_checked(toml::from_str(listener).unwrap(), Some(&set));
         assert!(c.routes.is_empty() && c.validate().is_empty());
         assert_eq!(problems[0].reason, Unserved::NoRateLimitStore);
         assert_eq!(problems[0].reason.to_string(), "scope Global needs [rate_limit_store] in the file");
+    }
+
+    /// A file listener serving Gateway listeners with one ClientIPPolicy
+    /// takes its chain; with two different chains it keeps the file's and
+    /// the policy's routes are reported, never served with the wrong one.
+    #[test]
+    fn a_listener_takes_the_policy_of_the_gateway_listeners_it_serves() {
+        let chain = |policy: &str, trusted: &str| ClientIp {
+            policy: policy.into(),
+            proxy_protocol: ProxyMode::Required,
+            proxy_protocol_from: vec!["192.0.2.0/24".into()],
+            trusted: vec![trusted.into()],
+            sources: vec!["proxy-protocol".into(), "header:cf-connecting-ip".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: true,
+            forward: Forward { strip_untrusted: vec!["x-custom-ip".into()], ..Forward::default() },
+        };
+        let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
+            name: format!("gateway/web/gw/{name}"),
+            port,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip,
+        };
+        let route = |name: &str, listener: &str| Route {
+            name: format!("httproute/web/{name}/0/0"),
+            origin: format!("httproute/web/{name}"),
+            listeners: vec![format!("gateway/web/gw/{listener}")],
+            host: None,
+            path: PathMatch::SegmentPrefix("/".into()),
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+        };
+        let set = RouteSet {
+            listeners: vec![
+                spec("a", 80, Some(chain("web/one", "198.51.100.0/24"))),
+                // Same chain under another name: no conflict.
+                spec("a2", 80, Some(chain("web/two", "198.51.100.0/24"))),
+                spec("b", 81, Some(chain("web/three", "203.0.113.0/24"))),
+                spec("c", 81, None),
+            ],
+            routes: vec![route("ra", "a"), route("rb", "b"), route("rc", "c")],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let base: Config = toml::from_str(
+            "[[listener]]\nname = \"pp\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+             [[listener]]\nname = \"mixed\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [81]\n",
+        )
+        .unwrap();
+        let (c, problems, _) = compose_checked(base, Some(&set));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        let pp = &c.listeners[0];
+        assert_eq!(pp.proxy_protocol, ProxyProtocolIn::Required);
+        assert_eq!(pp.proxy_protocol_from, ["192.0.2.0/24"]);
+        let ch = pp.chain.as_ref().unwrap();
+        assert_eq!(ch.client_ip.trusted, ["198.51.100.0/24"]);
+        assert_eq!(ch.client_ip.sources, ["proxy-protocol", "header:cf-connecting-ip"]);
+        assert!(ch.fail_closed);
+        assert!(ch.forward.strip_untrusted.iter().any(|h| h == "x-custom-ip"), "the policy's");
+        assert!(ch.forward.strip_untrusted.iter().any(|h| h == "true-client-ip"), "the file's stay");
+        let mixed = &c.listeners[1];
+        assert!(mixed.chain.is_none() && mixed.proxy_protocol == ProxyProtocolIn::Off, "conflict: the file's chain");
+        let names: Vec<&str> = c.routes.iter().filter_map(|r| r.name.as_deref()).collect();
+        assert_eq!(names, ["httproute/web/ra/0/0", "httproute/web/rc/0/0"]);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(
+            problems[0].reason,
+            Unserved::ClientIpConflict {
+                listener: "gateway/web/gw/b".into(),
+                file: "mixed".into(),
+                other: "gateway/web/gw/c".into()
+            }
+        );
+        // And it compiles: the listener's chain is the one requests see.
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        assert!(snap.chain("pp").fail_closed && !snap.chain("mixed").fail_closed);
     }
 
     #[test]

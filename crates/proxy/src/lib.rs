@@ -26,6 +26,7 @@ pub mod config;
 pub mod drain;
 mod error;
 pub mod forward;
+pub mod gateway;
 pub mod http;
 pub mod kubernetes;
 pub mod listener;

@@ -153,7 +153,10 @@ mod tests {
 
     #[test]
     fn burst_then_refill() {
-        let r = RateLimiter::new(RateConfig { per_second: 2.0, burst: Some(3.0), scope: RateScope::Local }, 64);
+        let r = RateLimiter::new(
+            RateConfig { per_second: 2.0, burst: Some(3.0), scope: RateScope::Local, ipv6_prefix: None },
+            64,
+        );
         let t0 = Instant::now();
         let c = ip("203.0.113.7");
         assert_eq!((0..3).map(|_| r.take(c, t0)).filter(|d| *d == Decision::Allow).count(), 3);
@@ -165,7 +168,10 @@ mod tests {
 
     #[test]
     fn ipv6_hosts_share_their_prefix() {
-        let r = RateLimiter::new(RateConfig { per_second: 1.0, burst: Some(1.0), scope: RateScope::Local }, 64);
+        let r = RateLimiter::new(
+            RateConfig { per_second: 1.0, burst: Some(1.0), scope: RateScope::Local, ipv6_prefix: None },
+            64,
+        );
         let t0 = Instant::now();
         assert_eq!(r.take(ip("2001:db8:1:2::1"), t0), Decision::Allow);
         assert!(matches!(r.take(ip("2001:db8:1:2:ffff::9"), t0), Decision::Limited(_)));

@@ -406,7 +406,7 @@ mod tests {
     use crate::config::RateScope;
 
     fn rate(per_second: f64, burst: Option<f64>) -> RateConfig {
-        RateConfig { per_second, burst, scope: RateScope::Global }
+        RateConfig { per_second, burst, scope: RateScope::Global, ipv6_prefix: None }
     }
 
     /// The script's arithmetic, step by step, for the cases below.

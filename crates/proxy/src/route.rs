@@ -62,6 +62,31 @@ pub struct Route {
     pub https_redirect: bool,
     /// Gateway API route: listeners, path kind and precedence.
     pub gateway: Option<crate::config::GatewayMatch>,
+    /// Gateway API weighted backends; `None`: `upstream` serves every
+    /// request.
+    pub backends: Option<crate::gateway::Weighted>,
+    /// Gateway API filters (empty for file and Ingress routes).
+    pub filters: crate::gateway::Filters,
+    /// Gateway API: file listener name → the Gateway listener port
+    /// clients reached (a redirect's default port).
+    pub listener_ports: Vec<(String, u16)>,
+}
+
+impl Route {
+    /// The Gateway listener port a request on file listener `listener`
+    /// reached, if this route knows it.
+    pub fn listener_port(&self, listener: &str) -> Option<u16> {
+        self.listener_ports.iter().find(|(l, _)| l == listener).map(|(_, p)| *p)
+    }
+
+    /// The pool for the next request: `None` when the weighted choice
+    /// fell on a backend that did not resolve (answered 500).
+    pub fn pick_pool(&self) -> Option<&Arc<Pool>> {
+        match &self.backends {
+            Some(w) => w.pick(),
+            None => Some(&self.upstream),
+        }
+    }
 }
 
 /// All routes.
@@ -138,6 +163,9 @@ mod tests {
             max_body_bytes: 0,
             https_redirect: false,
             gateway: None,
+            backends: None,
+            filters: crate::gateway::Filters::default(),
+            listener_ports: vec![],
         }
     }
 

@@ -29,6 +29,33 @@ pub struct ListenerRuntime {
     pub mode: ListenerMode,
     /// `tcp` mode: where bytes go.
     pub upstream: Option<Arc<Pool>>,
+    /// The listener's own client-IP chain (a Gateway API
+    /// `ClientIPPolicy`); `None`: the snapshot's `[client_ip]` and
+    /// `[forward]`.
+    pub chain: Option<Arc<Chain>>,
+}
+
+/// A compiled client-IP chain: whom to trust and what to read
+/// ([`Resolver`]), what the upstream receives ([`ForwardRules`]), and
+/// whether a request without a trustworthy answer is refused.
+#[derive(Debug)]
+pub struct Chain {
+    /// Trusted proxies, sources, strategy.
+    pub resolver: Resolver,
+    /// Forwarding headers.
+    pub forward: ForwardRules,
+    /// 403 when no listed source gave a clean answer.
+    pub fail_closed: bool,
+}
+
+impl Chain {
+    /// Whether `r` is a trustworthy answer under this chain: it came
+    /// from a source the chain lists (the PROXY source counts only when
+    /// `proxy-protocol` is listed, the TCP peer only when `peer` is), and
+    /// nothing odd was met on the way (no invalid entry, no missing hops).
+    pub fn trustworthy(&self, r: &realip_core::Resolution) -> bool {
+        self.resolver.sources.contains(r.source) && r.warnings.is_empty()
+    }
 }
 
 /// Everything a request needs, built from one config.
@@ -46,6 +73,8 @@ pub struct Snapshot {
     pub pools: HashMap<String, Arc<Pool>>,
     /// Header rewriting rules.
     pub forward: ForwardRules,
+    /// `resolver` and `forward` as the chain of listeners without their own.
+    default_chain: Arc<Chain>,
     /// Rate limiters by what they limit (see [`limiter_key`]), so a reload
     /// keeps the buckets of limits that did not change.
     limiters: HashMap<String, Limit>,
@@ -70,6 +99,12 @@ fn limiter_key(scope: &str, rate: RateConfig, ipv6_prefix: u8) -> String {
 }
 
 impl Snapshot {
+    /// The client-IP chain of listener `name`: its own (Gateway API
+    /// `ClientIPPolicy`), else the file's `[client_ip]` and `[forward]`.
+    pub fn chain(&self, listener: &str) -> &Arc<Chain> {
+        self.listeners.get(listener).and_then(|l| l.chain.as_ref()).unwrap_or(&self.default_chain)
+    }
+
     /// Validates and compiles `config`.
     pub fn build(config: Config) -> Result<Snapshot, Error> {
         Snapshot::build_reusing(config, None)
@@ -120,7 +155,7 @@ impl Snapshot {
             None => None,
         };
         let mut limiters = HashMap::new();
-        let mut limiter = |scope: &str, rate: RateConfig| {
+        let mut limiter = |scope: &str, rate: RateConfig, ipv6_prefix: u8| {
             let key = limiter_key(scope, rate, ipv6_prefix);
             let old = previous.and_then(|p| p.limiters.get(&key)).filter(|l| match (l, &store) {
                 // A global limiter is reused only with the store it uses.
@@ -139,12 +174,33 @@ impl Snapshot {
             limiters.insert(key, l.clone());
             l
         };
-        let global_rate = config.policy.rate.map(|r| limiter("[policy]", r));
+        let global_rate = config.policy.rate.map(|r| limiter("[policy]", r, ipv6_prefix));
         let global_allow =
             (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow, "policy.allow", &mut errs));
         let mut routes = Vec::new();
+        // The pool of a Gateway route that answers by itself (a redirect,
+        // or backends that all failed to resolve): never connected to.
+        let answers_itself = Arc::new(Pool::new(&crate::config::UpstreamConfig {
+            name: "-".into(),
+            endpoints: Vec::new(),
+            proxy_protocol: crate::config::ProxyProtocolOut::Off,
+            balance: crate::config::Balance::default(),
+            connect_timeout: None,
+            response_timeout: None,
+            idle_timeout: None,
+            max_fails: None,
+            fail_timeout: None,
+            tls: crate::config::UpstreamTls::Off,
+            tls_server_name: None,
+            from_kubernetes: true,
+        }));
         for (i, r) in config.routes.iter().enumerate() {
-            let Some(upstream) = pools.get(&r.upstream) else {
+            let upstream = if r.gateway.is_some() && r.upstream.is_empty() {
+                Some(&answers_itself)
+            } else {
+                pools.get(&r.upstream)
+            };
+            let Some(upstream) = upstream else {
                 errs.push(format!("route[{i}].upstream: no [[upstream]] named `{}`", r.upstream));
                 continue;
             };
@@ -158,15 +214,33 @@ impl Snapshot {
                 },
                 deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
                 rate: match r.rate {
-                    Some(rate) => Some(limiter(&name, rate)),
+                    Some(rate) => Some(limiter(&name, rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
                     None => global_rate.clone(),
                 },
+            };
+            let backends = (!r.backends.is_empty()).then(|| {
+                crate::gateway::Weighted::new(
+                    r.backends
+                        .iter()
+                        .map(|(b, w)| (b.as_ref().and_then(|b| pools.get(b)).map(Arc::clone), *w))
+                        .collect(),
+                )
+            });
+            let filters = match crate::gateway::Filters::compile(&r.filters) {
+                Ok(f) => f,
+                Err(e) => {
+                    errs.push(format!("route[{i}] `{name}`.filters: {e}"));
+                    continue;
+                }
             };
             routes.push(Route {
                 name: name.into(),
                 host: HostMatch::new(r.host.as_deref()),
                 prefix: r.path_prefix.clone(),
                 upstream: Arc::clone(upstream),
+                backends,
+                filters,
+                listener_ports: r.listener_ports.clone(),
                 policy: Arc::new(policy),
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 https_redirect: r.https_redirect,
@@ -191,7 +265,23 @@ impl Snapshot {
                 header_timeout: l.header_timeout.map_or(Duration::from_secs(5), |d| d.0),
             };
             let upstream = l.upstream.as_ref().and_then(|u| pools.get(u)).map(Arc::clone);
-            listeners.insert(l.name.clone(), ListenerRuntime { proxy, tls, mode: l.mode, upstream });
+            let chain = l.chain.as_ref().and_then(|c| {
+                let key = format!("listener `{}`.chain (ClientIPPolicy {})", l.name, c.policy);
+                let trusted = cidrs(&c.client_ip.trusted, &format!("{key}.trustedProxies"), &mut errs);
+                let built = (|| {
+                    let sources = Sources::parse(&c.client_ip.sources).map_err(|e| format!("{key}.sources: {e}"))?;
+                    let strategy =
+                        c.client_ip.strategy.parse().map_err(|e: realip_core::Error| format!("{key}.strategy: {e}"))?;
+                    let forward = ForwardRules::new(&c.forward).map_err(|e| format!("{key}: {e}"))?;
+                    Ok::<_, String>(Chain {
+                        resolver: Resolver::new(trusted, sources, strategy),
+                        forward,
+                        fail_closed: c.fail_closed,
+                    })
+                })();
+                built.map_err(|e| errs.push(e)).ok().map(Arc::new)
+            });
+            listeners.insert(l.name.clone(), ListenerRuntime { proxy, tls, mode: l.mode, upstream, chain });
         }
         let (sources, strategy, forward) = match (sources, strategy, forward) {
             (Ok(s), Ok(st), Ok(f)) if errs.is_empty() => (s, st, f),
@@ -201,6 +291,18 @@ impl Snapshot {
             }
         };
         let resolver = Resolver::new(trusted, sources, strategy);
-        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools, forward, limiters, store })
+        let default_chain =
+            Arc::new(Chain { resolver: resolver.clone(), forward: forward.clone(), fail_closed: false });
+        Ok(Snapshot {
+            default_chain,
+            resolver,
+            routes: Routes(routes),
+            listeners,
+            config,
+            pools,
+            forward,
+            limiters,
+            store,
+        })
     }
 }

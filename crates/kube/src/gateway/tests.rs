@@ -398,3 +398,58 @@ spec:
     assert_eq!(t.routes.routes[0].listeners, ["listenerset/team/ls/extra"]);
     assert_eq!(t.routes.routes[0].host.as_deref(), Some("team.example.com"));
 }
+
+/// One port is one stream of connections: a ClientIPPolicy on a listener
+/// that shares its port with a listener of another chain (here another
+/// Gateway's, without a policy) is Conflicted for that target, not for
+/// the others.
+#[test]
+fn client_ip_policies_conflict_with_other_chains_on_their_port() {
+    let section = |name: &str, listener: &str| {
+        ip_policy(name, "2026-01-01T00:00:00Z", "192.0.2.0/24")
+            .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
+    };
+    let other = "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra}\nspec:\n  gatewayClassName: realip\n  listeners: [{name: o, port: 80, protocol: HTTP, hostname: o.example.com}]\n";
+    let t = run(&(section("on-http", "http") + "---" + &section("on-same", "same") + other));
+    let got = first_ref(&t, "ClientIPPolicy", "infra", "on-http");
+    assert_eq!((got[0].0, got[0].1, got[0].2), ("Accepted", false, "Conflicted"));
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
+    assert!(ancestors[0].conditions[0].message.contains("gateway/infra/gw2/o"), "{:?}", ancestors[0]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
+    // The same chain under another policy on the other Gateway: no conflict.
+    let same_chain = ip_policy("twin", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: gw2}");
+    let t = run(&(section("on-http", "http") + "---" + &same_chain + other));
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
+}
+
+#[test]
+fn access_policy_on_a_gateway_listener_is_invalid_not_ignored() {
+    let p = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: lst, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]\n  allow: [192.0.2.0/24]\n";
+    let t = run(p);
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("infra"), "lst").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("sectionName"), "{c:?}");
+}
+
+#[test]
+fn replace_prefix_match_needs_path_prefix_and_names_stay_unique() {
+    let r = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - matches: [{path: {type: Exact, value: /x}}]\n    filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplacePrefixMatch, replacePrefixMatch: /y}}}]\n    backendRefs: [{name: app, port: 80}]\n",
+    );
+    let t = run(&r);
+    let got = first_ref(&t, "HTTPRoute", "web", "r");
+    assert_eq!((got[0].0, got[0].1, got[0].2), ("Accepted", false, "UnsupportedValue"));
+    // Two hostnames and two parents: every route name is unique.
+    let r = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}, {name: gw, namespace: infra, port: 80}]\n  hostnames: [a.example.com, b.example.com]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
+    );
+    let t = run(&r);
+    let mut names: Vec<&str> = t.routes.routes.iter().map(|r| r.name.as_str()).collect();
+    let n = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!((names.len(), n), (4, 4), "{names:?}");
+}

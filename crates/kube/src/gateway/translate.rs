@@ -532,6 +532,18 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, backends: &mut BTreeMap<String, Ba
         for (k, f) in rule.filters.iter().enumerate() {
             r.filters.push(filter(f, &format!("{at}.filters[{k}]")).map_err(unsupported)?);
         }
+        let prefix_rewrite = r.filters.iter().any(|f| {
+            matches!(
+                f,
+                Filter::Redirect { path: Some(PathRewrite::Prefix(_)), .. }
+                    | Filter::Rewrite { path: Some(PathRewrite::Prefix(_)), .. }
+            )
+        });
+        if prefix_rewrite && r.matches.iter().any(|m| !matches!(m.0, PathMatch::SegmentPrefix(_))) {
+            return Err(unsupported(format!(
+                "{at}: ReplacePrefixMatch is only compatible with PathPrefix matches (the spec's rule)"
+            )));
+        }
         for (k, b) in rule.backend_refs.iter().enumerate() {
             if !b.filters.is_empty() {
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
@@ -651,6 +663,13 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
 /// A validated ClientAccessPolicy.
 fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     let s = &p.spec;
+    if let Some(t) = s.target_refs.iter().find(|t| t.kind == "Gateway" && t.section_name.is_some()) {
+        return Err(format!(
+            "targetRefs: Gateway {} with sectionName is not supported (a route served on several listeners \
+             would need several policies at once): target the Gateway, an HTTPRoute or one of its rules",
+            t.name
+        ));
+    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
@@ -741,6 +760,60 @@ where
     }
     statuses.extend(out_status);
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+/// Listeners on one port are one stream of connections, so they can only
+/// have one client-IP chain: a ClientIPPolicy whose listener shares its
+/// port with a listener of another chain (another policy's, or none) is
+/// `Accepted: False, Conflicted` for the targets covering that listener.
+/// (The proxy reports the same for ports one bind serves together.)
+fn port_conflicts(specs: &[ListenerSpec], statuses: &mut [ObjectStatus]) {
+    let key = |l: &ListenerSpec| l.client_ip.as_ref().map(|c| ClientIp { policy: String::new(), ..c.clone() });
+    let mut conflicted: Vec<(&ListenerSpec, &ListenerSpec)> = Vec::new();
+    for l in specs.iter().filter(|l| l.client_ip.is_some()) {
+        if let Some(other) = specs.iter().find(|o| o.port == l.port && key(o) != key(l)) {
+            conflicted.push((l, other));
+        }
+    }
+    for (l, other) in conflicted {
+        let Some(policy) = l.client_ip.as_ref().map(|c| c.policy.as_str()) else { continue };
+        let Some((pns, pname)) = policy.split_once('/') else { continue };
+        for s in statuses.iter_mut() {
+            let ours = s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname;
+            let Status::Policy { ancestors } = &mut s.status else { continue };
+            if !ours {
+                continue;
+            }
+            for a in ancestors.iter_mut() {
+                let r = &a.reference;
+                let parent = format!(
+                    "{}/{}/{}/",
+                    r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+                    r.namespace.as_deref().unwrap_or(pns),
+                    r.name
+                );
+                let covers = l
+                    .name
+                    .strip_prefix(&parent)
+                    .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
+                if !covers {
+                    continue;
+                }
+                for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                    *c = Cond::new(
+                        "Accepted",
+                        false,
+                        "Conflicted",
+                        format!(
+                            "listener {} shares port {} with {}, whose client-IP chain differs: one port is one \
+                             stream of connections, so this policy is not applied there",
+                            l.name, l.port, other.name
+                        ),
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// Sort key of a route entry (see the module documentation).
@@ -1006,8 +1079,15 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                             rule_index,
                             mi,
                         );
+                        // One entry per host: with several, the host is part
+                        // of the name so names stay unique and stable.
+                        let host_part = match host {
+                            Some(h) if by_host.len() > 1 => format!("/{h}"),
+                            None if by_host.len() > 1 => "/*".to_owned(),
+                            _ => String::new(),
+                        };
                         let r = Route {
-                            name: format!("httproute/{rns}/{rname}/{}/{mi}", rule.id),
+                            name: format!("httproute/{rns}/{rname}/{}/{mi}{host_part}", rule.id),
                             origin: format!("httproute/{rns}/{rname}"),
                             listeners: ls.clone(),
                             host: host.clone(),
@@ -1052,6 +1132,17 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         inp.access_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), access(p))).collect();
     let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &mut statuses);
     entries.sort_by(|a, b| a.0.cmp(&b.0));
+    // A route attached to several parents has one entry per parent: the
+    // later ones (in precedence order) get `#2`, `#3`… so every name is
+    // unique (the proxy refuses a configuration with a name twice).
+    let mut seen_names: BTreeMap<String, u32> = BTreeMap::new();
+    for e in &mut entries {
+        let n = seen_names.entry(e.1.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            e.1.name = format!("{}#{n}", e.1.name);
+        }
+    }
     let routes: Vec<Route> = entries
         .into_iter()
         .map(|(_, mut r, (gns, gname), (rns, rname, rule))| {
@@ -1095,6 +1186,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             client_ip,
         });
     }
+    port_conflicts(&specs, &mut statuses);
     let listener_status = |l: &Lst<'_>| ListenerStatus {
         name: l.spec.name.clone(),
         attached_routes: u32::try_from(l.attached.len()).unwrap_or(u32::MAX),
