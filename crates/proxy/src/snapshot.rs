@@ -201,6 +201,6 @@ impl Snapshot {
             }
         };
         let resolver = Resolver::new(trusted, sources, strategy);
-        Ok(Snapshot { resolver, routes: Routes(routes), listeners, config, pools, forward, limiters, store })
+        Ok(Snapshot { resolver, routes: Routes::new(routes), listeners, config, pools, forward, limiters, store })
     }
 }
