@@ -317,17 +317,12 @@ impl RouteSet {
     pub fn merge(mut self, other: RouteSet) -> RouteSet {
         self.listeners.extend(other.listeners);
         self.routes.extend(other.routes);
-        for b in other.backends {
-            if !self.backends.iter().any(|x| x.name == b.name) {
-                self.backends.push(b);
-            }
-        }
+        // By name, in sets: thousands of backends on each side.
+        let mut have: std::collections::HashSet<String> = self.backends.iter().map(|b| b.name.clone()).collect();
+        self.backends.extend(other.backends.into_iter().filter(|b| have.insert(b.name.clone())));
         self.backends.sort_by(|a, b| a.name.cmp(&b.name));
-        for c in other.certs {
-            if !self.certs.iter().any(|x| x.name == c.name) {
-                self.certs.push(c);
-            }
-        }
+        let mut have: std::collections::HashSet<String> = self.certs.iter().map(|c| c.name.clone()).collect();
+        self.certs.extend(other.certs.into_iter().filter(|c| have.insert(c.name.clone())));
         self
     }
 }

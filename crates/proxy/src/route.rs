@@ -4,6 +4,13 @@
 //! wins: an exact host beats a wildcard (longer suffixes first), which
 //! beats a route without a host; then the longest prefix. Prefixes match
 //! as plain string prefixes, like nginx `location /prefix`.
+//!
+//! Routes with an exact host are indexed by it, so a request looks only at
+//! the routes of its own host plus the wildcard and host-less ones: with
+//! 10,000 Ingress or HTTPRoute hosts, routing costs what it costs with a
+//! handful (see `benches/scale.rs`). The index keeps declaration order
+//! inside each bucket, so ties are broken exactly as a scan of every route
+//! would break them.
 
 use std::sync::Arc;
 
@@ -89,9 +96,15 @@ impl Route {
     }
 }
 
-/// All routes.
+/// All routes, indexed by exact host.
 #[derive(Debug, Default)]
-pub struct Routes(pub Vec<Route>);
+pub struct Routes {
+    list: Vec<Route>,
+    /// Positions of routes with an exact host, by that host, ascending.
+    exact: std::collections::HashMap<String, Vec<usize>>,
+    /// Positions of wildcard and host-less routes, ascending.
+    other: Vec<usize>,
+}
 
 /// What of a request, beyond host and path, a Gateway route may match.
 #[derive(Debug)]
@@ -113,6 +126,31 @@ impl Default for Request<'_> {
 }
 
 impl Routes {
+    /// Indexes `routes` (kept in this order).
+    pub fn new(routes: Vec<Route>) -> Routes {
+        let mut exact: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
+        let mut other = Vec::new();
+        for (i, r) in routes.iter().enumerate() {
+            match &r.host {
+                HostMatch::Exact(h) => exact.entry(h.clone()).or_default().push(i),
+                HostMatch::Suffix(_) | HostMatch::Any => other.push(i),
+            }
+        }
+        Routes { list: routes, exact, other }
+    }
+
+    /// Every route, in declaration order.
+    pub fn all(&self) -> &[Route] {
+        &self.list
+    }
+
+    /// The routes that may match `host`: its exact ones, then the
+    /// wildcard and host-less ones (each group in declaration order).
+    fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Route> + 'a {
+        let exact = self.exact.get(host).map_or(&[][..], Vec::as_slice);
+        exact.iter().chain(&self.other).filter_map(|i| self.list.get(*i))
+    }
+
     /// The route for a request on `listener` for `host` and `path`, both
     /// already normalized by [`crate::target`] (lower case, no port, no
     /// trailing dot). Gateway API routes attached to the listener come
@@ -126,8 +164,7 @@ impl Routes {
     /// string, which Gateway routes may also match on.
     pub fn find_request(&self, listener: &str, host: &str, path: &str, req: &Request<'_>) -> Option<&Route> {
         let gateway = self
-            .0
-            .iter()
+            .candidates(host)
             .filter_map(|r| {
                 let g = r.gateway.as_ref()?;
                 let on = g.listeners.iter().any(|l| l == listener)
@@ -139,8 +176,7 @@ impl Routes {
         if let Some((_, r)) = gateway {
             return Some(r);
         }
-        self.0
-            .iter()
+        self.candidates(host)
             .filter(|r| r.gateway.is_none() && path.starts_with(r.prefix.as_str()))
             .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
@@ -171,7 +207,7 @@ mod tests {
 
     #[test]
     fn most_specific_route_wins() {
-        let routes = Routes(vec![
+        let routes = Routes::new(vec![
             route("any", None, "/"),
             route("any-api", None, "/api"),
             route("wild", Some("*.example.com"), "/"),
@@ -189,7 +225,7 @@ mod tests {
         for (host, path, want) in table {
             assert_eq!(routes.find("web", host, path).map(|r| &*r.name), Some(want), "{host}{path}");
         }
-        let only = Routes(vec![route("exact", Some("app.example.com"), "/api")]);
+        let only = Routes::new(vec![route("exact", Some("app.example.com"), "/api")]);
         assert!(only.find("web", "app.example.com", "/").is_none());
         assert!(only.find("web", "evil.com", "/api").is_none());
     }
@@ -211,7 +247,7 @@ mod tests {
             });
             r
         };
-        let routes = Routes(vec![
+        let routes = Routes::new(vec![
             route("file", None, "/"),
             gw("prefix-foo", None, "/foo", false, 2),
             gw("exact-foo", None, "/foo", true, 1),
@@ -229,7 +265,7 @@ mod tests {
         for (listener, host, path, want) in table {
             assert_eq!(routes.find(listener, host, path).map(|r| &*r.name), Some(want), "{listener} {host}{path}");
         }
-        let only = Routes(vec![gw("exact-foo", None, "/foo", true, 0)]);
+        let only = Routes::new(vec![gw("exact-foo", None, "/foo", true, 0)]);
         assert!(only.find("gw", "x.test", "/foo/").is_none());
         assert!(only.find("web", "x.test", "/foo").is_none());
     }
@@ -250,7 +286,7 @@ mod tests {
             });
             r
         };
-        let routes = Routes(vec![
+        let routes = Routes::new(vec![
             gw("all", 0, Some("POST"), &[("x-env", "canary")], &[("v", "2")]),
             gw("header", 1, None, &[("x-env", "canary")], &[]),
             gw("query", 2, None, &[], &[("v", "2")]),

@@ -296,7 +296,7 @@ impl Snapshot {
         Ok(Snapshot {
             default_chain,
             resolver,
-            routes: Routes(routes),
+            routes: Routes::new(routes),
             listeners,
             config,
             pools,

@@ -51,7 +51,7 @@ use super::types::{
     StrategySpec, GATEWAY_GROUP,
 };
 use super::CONTROLLER_NAME;
-use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef};
+use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef, ServiceIndex};
 use crate::routes::{
     Access, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
     RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
@@ -484,7 +484,12 @@ fn filter(f: &HttpRouteFilter, at: &str) -> Result<Filter, String> {
 
 /// Validates a route's rules. `Err` = unsupported (reason, message);
 /// otherwise the rules and the first unresolved reference (reason, message).
-fn rules(route: &HttpRoute, inp: &Inputs<'_>, backends: &mut BTreeMap<String, Backend>) -> Rules {
+fn rules(
+    route: &HttpRoute,
+    inp: &Inputs<'_>,
+    index: &ServiceIndex<'_>,
+    backends: &mut BTreeMap<String, Backend>,
+) -> Rules {
     let ns = ns_of(&route.metadata);
     let default_rule = [HttpRouteRule::default()];
     let list: &[HttpRouteRule] = if route.spec.rules.is_empty() { &default_rule } else { &route.spec.rules };
@@ -549,7 +554,7 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, backends: &mut BTreeMap<String, Ba
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
             }
             let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
-            match backend(&ns, b, inp) {
+            match backend(&ns, b, inp, index) {
                 Ok(be) => {
                     r.backends.push(WeightedBackend { backend: Some(be.name.clone()), weight });
                     backends.insert(be.name.clone(), be);
@@ -565,7 +570,12 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, backends: &mut BTreeMap<String, Ba
     Ok((out, unresolved))
 }
 
-fn backend(route_ns: &str, b: &HttpBackendRef, inp: &Inputs<'_>) -> Result<Backend, (&'static str, String)> {
+fn backend(
+    route_ns: &str,
+    b: &HttpBackendRef,
+    inp: &Inputs<'_>,
+    index: &ServiceIndex<'_>,
+) -> Result<Backend, (&'static str, String)> {
     if !b.group.as_deref().unwrap_or("").is_empty() || b.kind.as_deref().unwrap_or("Service") != "Service" {
         let kind = b.kind.as_deref().unwrap_or("Service");
         return Err(("InvalidKind", format!("backend {kind} {} is not a Service", b.name)));
@@ -578,7 +588,7 @@ fn backend(route_ns: &str, b: &HttpBackendRef, inp: &Inputs<'_>) -> Result<Backe
         ));
     }
     let port = b.port.ok_or(("BackendNotFound", format!("backendRef {} has no port", b.name)))?;
-    service_backend(&ns, &b.name, &PortRef::Number(port), &inp.services, &inp.slices, false).map_err(|e| match e {
+    service_backend(&ns, &b.name, &PortRef::Number(port), index, false).map_err(|e| match e {
         BackendError::ServiceNotFound(m) | BackendError::NoSuchPort(m) => ("BackendNotFound", m),
     })
 }
@@ -837,6 +847,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
     let mut statuses = Vec::new();
     let mut certs: BTreeMap<String, Cert> = BTreeMap::new();
     let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
+    let service_index = ServiceIndex::new(&inp.services, &inp.slices);
     // 1. Classes.
     let mut class_ok = false;
     for c in inp.classes.iter().filter(|c| c.spec.controller_name == CONTROLLER_NAME) {
@@ -985,7 +996,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                         && pref.port.is_none_or(|p| p == l.spec.port)
                 })
                 .collect();
-            let v = validated.get_or_insert_with(|| rules(route, inp, &mut backends));
+            let v = validated.get_or_insert_with(|| rules(route, inp, &service_index, &mut backends));
             let mut conds = Vec::new();
             let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
             let accepted = if candidates.is_empty() {
