@@ -666,6 +666,34 @@ fn client_ip_policy_is_applied_per_listener() {
     }
     let (st, v) = get(lb, b"", Some("192.0.2.66"));
     assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("127.0.0.1")), "loopback is not trusted by the policy");
+    // A bad edit does not replace the running chain: the last valid one
+    // stays in force (the file's would trust loopback's X-Forwarded-For).
+    api.apply(policy(
+        "ClientIPPolicy",
+        "edge",
+        &target,
+        &json!({"proxyProtocol": {"mode": "Optional", "trustedSenders": ["127.0.0.0/8"]},
+            "trustedProxies": ["0.0.0.0/0", "10.0.0.0/33"], "sources": ["ProxyProtocol", "XForwardedFor"]}),
+    ));
+    let o = until(&api, "ClientIPPolicy", "web", "edge", "bad edit reported", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Invalid"
+    });
+    let msg = cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("").to_owned();
+    assert!(msg.contains("last valid version"), "{msg}");
+    for _ in 0..20 {
+        let (st, v) = get(lb, b"", Some("192.0.2.66"));
+        assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("127.0.0.1")), "the last valid chain is in force");
+    }
+    api.apply(policy(
+        "ClientIPPolicy",
+        "edge",
+        &target,
+        &json!({"proxyProtocol": {"mode": "Optional", "trustedSenders": ["127.0.0.0/8"]},
+            "trustedProxies": ["198.51.100.0/24"], "sources": ["ProxyProtocol", "XForwardedFor"]}),
+    ));
+    until(&api, "ClientIPPolicy", "web", "edge", "fixed", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+    });
 
     // A second Gateway on the lb listener's port with another chain (none):
     // one bind cannot serve both, so the route is not served there any

@@ -231,6 +231,10 @@ pub async fn run_with_routes(
     let mut gw_published: BTreeMap<ObjectKey, Value> = BTreeMap::new();
     let mut reported: Vec<Problem> = Vec::new();
     let mut gw_reported: Vec<String> = Vec::new();
+    // ClientIPPolicies in force: a policy edited into an invalid one keeps
+    // its last valid version (see `Inputs::last_good_ip`).
+    let mut last_good_ip: std::collections::BTreeMap<String, crate::routes::ClientIp> =
+        std::collections::BTreeMap::new();
     let mut last_desired: Option<Desired> = None;
     let mut pending = (false, false); // (ingress, gateway) sides touched
     loop {
@@ -324,8 +328,10 @@ pub async fn run_with_routes(
                 services: sv.iter().map(AsRef::as_ref).collect(),
                 slices: sl.iter().map(AsRef::as_ref).collect(),
                 secrets: se.iter().map(AsRef::as_ref).collect(),
+                last_good_ip: std::mem::take(&mut last_good_ip),
             };
             let translation = translate(&inputs);
+            last_good_ip.clone_from(&translation.ip_in_force);
             let problems: Vec<String> = translation
                 .problems()
                 .into_iter()

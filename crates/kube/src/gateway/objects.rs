@@ -107,6 +107,7 @@ impl Objects {
             services: self.services.iter().collect(),
             slices: self.slices.iter().collect(),
             secrets: self.secrets.iter().collect(),
+            last_good_ip: std::collections::BTreeMap::new(),
         }
     }
 }

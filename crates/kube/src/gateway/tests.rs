@@ -453,3 +453,29 @@ fn replace_prefix_match_needs_path_prefix_and_names_stay_unique() {
     names.dedup();
     assert_eq!((names.len(), n), (4, 4), "{names:?}");
 }
+
+/// A policy edited into an invalid one keeps its last valid version in
+/// force (fed back from the previous translation), and says so.
+#[test]
+fn an_invalid_edit_keeps_the_last_valid_client_ip_policy() {
+    let good = ip_policy("edge", "2026-01-01T00:00:00Z", "192.0.2.0/24");
+    let first = run(&good);
+    let in_force = first.ip_in_force.clone();
+    assert_eq!(in_force["infra/edge"].trusted, ["192.0.2.0/24"]);
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(&ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33")).unwrap();
+    let mut inputs = o.inputs("realip", &[]);
+    inputs.last_good_ip = in_force;
+    let t = translate(&inputs);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("trustedProxies") && c.message.contains("last valid version"), "{c:?}");
+    let ip = t.routes.listeners[0].client_ip.as_ref().unwrap();
+    assert_eq!(ip.trusted, ["192.0.2.0/24"], "the last valid chain stays");
+    assert_eq!(t.ip_in_force["infra/edge"].trusted, ["192.0.2.0/24"]);
+    // Without a previous valid version there is nothing to keep.
+    let t = run(&ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33"));
+    assert!(t.routes.listeners[0].client_ip.is_none() && t.ip_in_force.is_empty());
+}

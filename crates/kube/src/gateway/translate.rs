@@ -86,6 +86,11 @@ pub struct Inputs<'a> {
     pub slices: Vec<&'a EndpointSlice>,
     /// TLS Secrets.
     pub secrets: Vec<&'a Secret>,
+    /// The ClientIPPolicies in force after the previous translation
+    /// ([`Translation::ip_in_force`], by `NS/NAME`): a policy edited into
+    /// an invalid one keeps its last valid version in force (and says so
+    /// in its status), so a bad edit never weakens a running chain.
+    pub last_good_ip: BTreeMap<String, ClientIp>,
 }
 
 /// The result: what to serve and what to write into status.
@@ -95,6 +100,10 @@ pub struct Translation {
     pub routes: RouteSet,
     /// Status of every object realip owns, sorted by object.
     pub statuses: Vec<ObjectStatus>,
+    /// Each existing ClientIPPolicy's chain in force (`NS/NAME`): its own
+    /// when valid, else its last valid one; feed it back as
+    /// [`Inputs::last_good_ip`].
+    pub ip_in_force: BTreeMap<String, ClientIp>,
 }
 
 /// A False `Accepted` / `ResolvedRefs` / `Programmed` condition, typed, for
@@ -718,10 +727,14 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
 /// Key of a policy target: (kind, namespace, name, sectionName).
 type TargetKey = (String, String, String, Option<String>);
 
+/// A policy to attach: its metadata, targets, validated value (or why
+/// not), and the last valid value to keep in force when it is invalid.
+type Attach<'p, T> = (&'p ObjectMeta, &'p [super::types::PolicyTargetReference], Result<T, String>, Option<T>);
+
 /// Decides, for policies of one kind, which are Accepted, and writes their
 /// ancestors. `exists` says whether a target exists.
 fn attach_policies<'p, T>(
-    policies: &[(&'p ObjectMeta, &'p [super::types::PolicyTargetReference], Result<T, String>)],
+    policies: &[Attach<'p, T>],
     kind: &'static str,
     exists: &dyn Fn(&TargetKey) -> bool,
     statuses: &mut Vec<ObjectStatus>,
@@ -734,7 +747,7 @@ where
     let mut won: BTreeMap<TargetKey, (String, T)> = BTreeMap::new();
     let mut out_status = Vec::new();
     for i in order {
-        let (meta, targets, value) = &policies[i];
+        let (meta, targets, value, fallback) = &policies[i];
         let ns = ns_of(meta);
         let me = format!("{ns}/{}", name_of(meta));
         let mut ancestors = Vec::new();
@@ -750,15 +763,27 @@ where
             };
             let cond = if t.group != GATEWAY_GROUP || !exists(&key) {
                 Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
-            } else if let Err(e) = value {
+            } else if let (Err(e), None) = (value, fallback) {
                 Cond::new("Accepted", false, "Invalid", e.clone())
             } else if let Some((winner, _)) = won.get(&key) {
                 Cond::new("Accepted", false, "Conflicted", format!("the older policy {winner} targets the same object"))
             } else {
-                if let Ok(v) = value {
-                    won.insert(key, (me.clone(), v.clone()));
+                match (value, fallback) {
+                    (Ok(v), _) => {
+                        won.insert(key, (me.clone(), v.clone()));
+                        Cond::new("Accepted", true, "Accepted", "policy attached")
+                    }
+                    (Err(e), Some(last)) => {
+                        won.insert(key, (me.clone(), last.clone()));
+                        Cond::new(
+                            "Accepted",
+                            false,
+                            "Invalid",
+                            format!("{e}; its last valid version stays in force until this is fixed or it is deleted"),
+                        )
+                    }
+                    (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
                 }
-                Cond::new("Accepted", true, "Accepted", "policy attached")
             };
             ancestors.push(RefStatus { reference, conditions: vec![cond] });
         }
@@ -953,8 +978,21 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         }),
         _ => false,
     };
-    let ip: Vec<_> =
-        inp.ip_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), client_ip(p))).collect();
+    let ip: Vec<Attach<'_, ClientIp>> = inp
+        .ip_policies
+        .iter()
+        .map(|p| {
+            let key = format!("{}/{}", ns_of(&p.metadata), name_of(&p.metadata));
+            (&p.metadata, p.spec.target_refs.as_slice(), client_ip(p), inp.last_good_ip.get(&key).cloned())
+        })
+        .collect();
+    let ip_in_force: BTreeMap<String, ClientIp> = ip
+        .iter()
+        .filter_map(|(m, _, v, last)| {
+            let c = v.as_ref().ok().or(last.as_ref())?;
+            Some((format!("{}/{}", ns_of(m), name_of(m)), c.clone()))
+        })
+        .collect();
     let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &mut statuses);
     // 4. Routes.
     let mut sorted_routes: Vec<&HttpRoute> = inp.routes.clone();
@@ -1139,8 +1177,8 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         "Gateway" => listener_exists(k),
         _ => false,
     };
-    let ap: Vec<_> =
-        inp.access_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), access(p))).collect();
+    let ap: Vec<Attach<'_, Access>> =
+        inp.access_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), access(p), None)).collect();
     let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &mut statuses);
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     // A route attached to several parents has one entry per parent: the
@@ -1275,5 +1313,5 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         listeners: specs,
         routes,
     };
-    Translation { routes: route_set, statuses }
+    Translation { routes: route_set, statuses, ip_in_force }
 }
