@@ -464,6 +464,8 @@ fn gateway_filters_are_applied() {
         cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
     });
     assert_eq!(cond(&route["status"]["parents"][0]["conditions"], "ResolvedRefs")["status"], "True");
+    let msg = cond(&route["status"]["parents"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("");
+    assert!(msg.contains("x-forwarded-for are ignored"), "{msg}");
 
     // Request and response header modifiers, and a full-path rewrite.
     let req = "GET /hdr/x HTTP/1.1\r\nHost: f.example.com\r\nX-Set: client\r\nX-Add: client\r\nX-Drop: client\r\n\

@@ -491,6 +491,46 @@ fn filter(f: &HttpRouteFilter, at: &str) -> Result<Filter, String> {
     })
 }
 
+/// Request headers the proxy writes itself, whatever a filter says (the
+/// proxy also protects the `strip_untrusted` and `header:NAME` source
+/// headers of its configuration, which the controller does not see).
+const PROXY_HEADERS: [&str; 10] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+];
+
+/// The `Accepted` message of an attached route: says which
+/// RequestHeaderModifier edits the proxy leaves out (the route is served;
+/// its client-IP headers are the proxy's).
+fn accepted_message(route: &HttpRoute) -> String {
+    let mut ignored: Vec<String> = Vec::new();
+    for m in route.spec.rules.iter().flat_map(|r| &r.filters).filter_map(|f| f.request_header_modifier.as_ref()) {
+        let names = m.set.iter().chain(&m.add).map(|h| &h.name).chain(&m.remove);
+        for n in names.map(|n| n.to_ascii_lowercase()) {
+            if PROXY_HEADERS.contains(&n.as_str()) && !ignored.contains(&n) {
+                ignored.push(n);
+            }
+        }
+    }
+    if ignored.is_empty() {
+        "route attached".to_owned()
+    } else {
+        format!(
+            "route attached; RequestHeaderModifier edits of {} are ignored: the proxy writes these headers \
+             from the resolved client",
+            ignored.join(", ")
+        )
+    }
+}
+
 /// Validates a route's rules. `Err` = unsupported (reason, message);
 /// otherwise the rules and the first unresolved reference (reason, message).
 fn rules(
@@ -1077,7 +1117,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 } else if let Err((reason, m)) = v {
                     Cond::new("Accepted", false, reason, m.clone())
                 } else {
-                    Cond::new("Accepted", true, "Accepted", "route attached")
+                    Cond::new("Accepted", true, "Accepted", accepted_message(route))
                 }
             };
             let ok = accepted.status;
