@@ -36,7 +36,15 @@
 //!   is `Accepted: False, TargetNotFound`; two policies on the same target
 //!   (same kind, name and sectionName): the older wins, the other is
 //!   `Accepted: False, Conflicted`; a more specific target wins over a
-//!   broader one (listener over Gateway; rule over route over Gateway).
+//!   broader one (listener over Gateway; rule over route over Gateway);
+//! - a ClientIPPolicy whose listener shares its port with a listener of
+//!   another client-IP chain is `Conflicted` for that target (one port is
+//!   one stream of connections); one edited into an invalid one keeps its
+//!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
+//!   a ClientAccessPolicy on a Gateway with `sectionName` is `Invalid`;
+//! - `ReplacePrefixMatch` needs `PathPrefix` matches (else
+//!   `UnsupportedValue`); route names are unique (`/HOST` when a rule is
+//!   served for several hosts, `#N` for further parents).
 
 use std::collections::{BTreeMap, BTreeSet};
 
