@@ -775,3 +775,69 @@ fn client_access_policies_key_on_the_resolved_client() {
     assert_eq!(from("/other", "192.0.2.9"), 403);
     assert_eq!(from("/other", "198.51.100.7"), 200);
 }
+
+/// A real load balancer nobody here wrote: HAProxy `send-proxy-v2` in
+/// front of the Gateway listener whose ClientIPPolicy requires PROXY from
+/// it; curl from 127.0.0.2 with a forged X-Forwarded-For. The app gets the
+/// client HAProxy saw, never the forged value.
+#[test]
+fn client_ip_policy_behind_haproxy_send_proxy_v2() {
+    if !common::need(&["haproxy", "curl"]) {
+        return;
+    }
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "lb", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["c.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "edge",
+        &target,
+        &json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["127.0.0.1/32"]},
+            "sources": ["ProxyProtocol", "XForwardedFor"], "failClosed": true}),
+    ));
+    let toml = "[[listener]]\nname = \"lb\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, dir) = proxy_file(&api, "haproxy", toml, &["lb"]);
+    let front = common::free_port();
+    let hcfg = dir.0.join("haproxy.cfg");
+    std::fs::write(
+        &hcfg,
+        format!(
+            "global\n  log stderr local0\ndefaults\n  mode tcp\n  timeout connect 2s\n  timeout client 10s\n  timeout server 10s\n\
+             frontend f\n  bind 127.0.0.1:{front}\n  default_backend b\n\
+             backend b\n  server p {} send-proxy-v2\n",
+            addrs[0]
+        ),
+    )
+    .unwrap();
+    let _h = spawn(Command::new("haproxy").arg("-db").arg("-f").arg(&hcfg));
+    common::wait_port(format!("127.0.0.1:{front}").parse().unwrap(), 20);
+    let url = format!("http://127.0.0.1:{front}/debug/ip");
+    let args = ["--interface", "127.0.0.2", "-H", "Host: c.example.com", "-H", "X-Forwarded-For: 192.0.2.66", &url];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = loop {
+        let (ok, body) = common::curl(&args);
+        if ok && body.contains("client_ip") {
+            break body;
+        }
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("not served through HAProxy: {body}; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["x_real_ip"], "127.0.0.2", "the PROXY source, the forged XFF ignored: {v}");
+    assert_eq!(v["x_forwarded_for"], "127.0.0.2", "appended hop = the PROXY source: {v}");
+    // The policy requires PROXY: a direct connection gets no HTTP at all.
+    assert_eq!(exchange(addrs[0], b"", "GET / HTTP/1.1\r\nHost: c.example.com\r\n\r\n").0, 0);
+}
