@@ -532,6 +532,8 @@ fn weighted_backends_split_by_weight() {
         &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["w.example.com"], "rules": [
             {"matches": [{"path": {"type": "PathPrefix", "value": "/half"}}], "backendRefs": [
                 {"name": "app-a", "port": 80, "weight": 1}, {"name": "missing", "port": 80, "weight": 1}]},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/none"}}], "backendRefs": [
+                {"name": "missing", "port": 80}, {"name": "app-a", "namespace": "other", "port": 80}]},
             {"backendRefs": [{"name": "app-a", "port": 80, "weight": 80}, {"name": "app-b", "port": 80, "weight": 20},
                 {"name": "app-zero", "port": 80, "weight": 0}]}]}),
     );
@@ -563,6 +565,11 @@ fn weighted_backends_split_by_weight() {
     }
     let (ok, five) = (half.get(&200).copied().unwrap_or(0), half.get(&500).copied().unwrap_or(0));
     assert!(ok + five == 200 && (80..=120).contains(&five), "{half:?}");
+    // Every backend invalid (not found; another namespace without a
+    // ReferenceGrant): every request is answered 500.
+    for _ in 0..20 {
+        assert_eq!(status(addr, "w.example.com", "/none"), 500);
+    }
     eprintln!("weights 80/20/0 over {n} requests: {counts:?}; 1/1 with one unresolved over 200: {half:?}");
 }
 
