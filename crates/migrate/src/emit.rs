@@ -112,7 +112,7 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
             }
             rule
         };
-        let key = (plan.obj.namespace.clone(), host.cloned(), p.value.clone());
+        let key = (plan.obj.namespace.clone(), host.cloned(), p.raw.clone());
         if let Some((cb, c)) = canaries.get(&key) {
             if let Some(h) = &c.header {
                 let header_rule = |value: Value, be: &Backend| {
@@ -170,11 +170,11 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         let Some(c) = &plan.canary else { continue };
         for (host, paths) in &plan.hosts {
             for p in paths {
-                let key = (plan.obj.namespace.clone(), host.clone(), p.value.clone());
+                let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone());
                 let main = plans.iter().any(|m| {
                     m.canary.is_none()
                         && m.obj.namespace == plan.obj.namespace
-                        && m.hosts.get(host).is_some_and(|ps| ps.iter().any(|q| q.value == p.value))
+                        && m.hosts.get(host).is_some_and(|ps| ps.iter().any(|q| q.raw == p.raw))
                 });
                 if main {
                     canaries.insert(key, (p.backend.clone(), c));
@@ -183,7 +183,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                         object: plan.obj.id(),
                         file: plan.obj.source.file.clone(),
                         line: plan.obj.source.line,
-                        key: format!("canary path {}{}", host.as_deref().unwrap_or("*"), p.value),
+                        key: format!("canary path {}{}", host.as_deref().unwrap_or("*"), p.raw),
                         value: String::new(),
                         status: Status::NotConverted,
                         to: String::new(),
@@ -298,7 +298,13 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             })
             .collect();
         if let Some(b) = &plan.default_backend {
-            let p = PathRule { kind: PathKind::Prefix, value: "/".into(), backend: b.clone(), rewrite: None };
+            let p = PathRule {
+                kind: PathKind::Prefix,
+                value: "/".into(),
+                backend: b.clone(),
+                rewrite: None,
+                raw: "/".into(),
+            };
             groups.push((None, format!("{}-default-backend", o.name), vec![p]));
         }
         for (host, name, paths) in groups {

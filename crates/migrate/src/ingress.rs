@@ -57,6 +57,8 @@ pub struct PathRule {
     pub backend: Backend,
     /// Rewrite, if any.
     pub rewrite: Option<Rewrite>,
+    /// The path as the Ingress wrote it (a canary names its main Ingress's path this way).
+    pub raw: String,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -545,7 +547,13 @@ pub fn plan<'a>(
                         };
                         path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match {what}"), "ingress-nginx's regex locations match case-insensitively; HTTPRoute matches are case-sensitive".into()));
                     }
-                    plan.hosts.entry(host.clone()).or_default().push(PathRule { kind, value, backend: be, rewrite });
+                    plan.hosts.entry(host.clone()).or_default().push(PathRule {
+                        kind,
+                        value,
+                        backend: be,
+                        rewrite,
+                        raw: path.clone(),
+                    });
                 }
                 Err(e) => path_entries.push((
                     format!("path {path}"),
