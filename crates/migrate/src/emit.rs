@@ -6,8 +6,9 @@
 //! Invariants: names are derived from the Ingress's name and host only, so
 //! the same input always gives the same objects; canary Ingresses are
 //! folded into their main Ingress's rules; access policies target every
-//! route of their Ingress and key on the client the Gateway's client-IP
-//! policy resolved.
+//! serving route of their Ingress (not the HTTPS redirects, which
+//! ingress-nginx answers before its limits and lists run) and key on the
+//! client the Gateway's client-IP policy resolved.
 
 use std::collections::BTreeMap;
 
@@ -348,7 +349,8 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
                     out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace),
                         "spec": {"parentRefs": [parent(Some("http"))], "hostnames": [host.clone()], "rules": chunk}}));
-                    route_names.push(n);
+                    // Not a policy target: ingress-nginx redirects in nginx's rewrite
+                    // phase, before limit_req and allow/deny run.
                 }
             }
         }

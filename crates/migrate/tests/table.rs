@@ -338,6 +338,12 @@ fn tls_listeners_and_ssl_redirects() {
     let main = routes.iter().find(|r| r["metadata"]["name"] == "site").unwrap();
     assert_eq!(main["spec"]["parentRefs"][0]["sectionName"], "https-app-example-com");
     assert_eq!(one(&m, "ClientIPPolicy")["metadata"]["namespace"], "ingress-nginx");
+    let m = run(&[cm.clone(), ingress("site", "/", &[("limit-rps", "1")], &tls)], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["targetRefs"].as_array().unwrap().len(),
+        1,
+        "the redirect is answered before limits"
+    );
     // ssl-redirect: "false" (annotation or ConfigMap): one route on every listener.
     for docs in [
         vec![cm.clone(), ingress("site", "/", &[("ssl-redirect", "false")], &tls)],
@@ -529,4 +535,50 @@ fn classes_named_ports_and_determinism() {
     let again = run(&rev, R);
     assert_eq!(realip_migrate::to_yaml(&m.objects), realip_migrate::to_yaml(&again.objects));
     assert_eq!(m.report.text(), run(&docs, R).report.text());
+}
+
+/// realip's own Gateway mode accepts everything the migration emits for it:
+/// every Gateway, listener, route and policy translates with no False
+/// Accepted / ResolvedRefs condition.
+#[test]
+fn realip_gateway_mode_accepts_the_output() {
+    use realip_kube::gateway::objects::Objects;
+    let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
+    let tls = tls_spec("app.example.com");
+    let docs = [
+        cm,
+        ingress(
+            "site",
+            "/api(/|$)(.*)",
+            &[("rewrite-target", "/$2"), ("whitelist-source-range", "203.0.113.0/24"), ("limit-rps", "10")],
+            &tls,
+        ),
+        ingress(
+            "site-canary",
+            "/api(/|$)(.*)",
+            &[("canary", "true"), ("canary-by-header", "X-Canary"), ("canary-weight", "10")],
+            "",
+        ),
+        ingress("root", "/", &[("app-root", "/home"), ("denylist-source-range", "198.51.100.0/24")], "")
+            .replace("app.example.com", "root.example.com"),
+    ];
+    let m = run(&docs, R);
+    let mut world = Objects::default();
+    world
+        .add_yaml("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip}\nspec: {controllerName: realip.dev/gateway-controller}\n")
+        .unwrap();
+    for svc in ["site-svc", "site-canary-svc", "root-svc"] {
+        world.add(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": "web"}, "spec": {"ports": [{"port": 80}]}})).unwrap();
+    }
+    world
+        .add(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "site-tls", "namespace": "web"},
+            "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}}))
+        .unwrap();
+    for o in &m.objects {
+        world.add(o.clone()).unwrap();
+    }
+    let t = realip_kube::gateway::translate::translate(&world.inputs("realip", &[]));
+    let problems = t.problems();
+    assert!(problems.is_empty(), "{problems:#?}\n{}", realip_migrate::to_yaml(&m.objects));
+    assert!(t.routes.routes.len() >= 4, "{:#?}", t.routes.routes);
 }
