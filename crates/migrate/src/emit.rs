@@ -385,7 +385,8 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut
                     spec["deny"] = json!(plan.deny);
                 }
                 if let Some(r) = plan.rates.first() {
-                    spec["rateLimit"] = json!({"perSecond": r.per_second, "burst": r.burst, "scope": "Local"});
+                    let scope = if r.global { "Global" } else { "Local" };
+                    spec["rateLimit"] = json!({"perSecond": r.per_second, "burst": r.burst, "scope": scope});
                 }
                 out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace), "spec": spec}));
             }
@@ -404,18 +405,27 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut
                 }
                 if !plan.rates.is_empty() {
                     // One rule per family: Distinct gives each client address its own bucket.
-                    let rules: Vec<Value> = plan
-                        .rates
-                        .iter()
-                        .flat_map(|r| {
-                            ["0.0.0.0/0", "::/0"].map(|cidr| {
-                                json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
-                                    "limit": {"requests": r.requests, "unit": r.unit}})
+                    let rules = |global: bool| -> Vec<Value> {
+                        plan.rates
+                            .iter()
+                            .filter(|r| r.global == global)
+                            .flat_map(|r| {
+                                ["0.0.0.0/0", "::/0"].map(|cidr| {
+                                    json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
+                                        "limit": {"requests": r.requests, "unit": r.unit}})
+                                })
                             })
-                        })
-                        .collect();
+                            .collect()
+                    };
+                    let mut rate = json!({});
+                    for (global, field) in [(false, "local"), (true, "global")] {
+                        let r = rules(global);
+                        if !r.is_empty() {
+                            rate[field] = json!({"rules": r});
+                        }
+                    }
                     out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": meta(&name, &o.namespace),
-                        "spec": {"targetRefs": refs, "rateLimit": {"local": {"rules": rules}}}}));
+                        "spec": {"targetRefs": refs, "rateLimit": rate}}));
                 }
             }
         }

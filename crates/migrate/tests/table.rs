@@ -298,6 +298,40 @@ fn rate_limits() {
         let m = row(&[("limit-rps", "5"), (k, "10.0.0.0/8")], R);
         assert_eq!(status(&m, k), Status::NotConverted, "{k}");
     }
+    let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
+        json!({"perSecond": 10.0, "burst": 600.0, "scope": "Global"})
+    );
+    assert_eq!(
+        (status(&m, "global-rate-limit"), status(&m, "global-rate-limit-window")),
+        (Status::Converted, Status::Converted)
+    );
+    let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], EG);
+    assert_eq!(
+        one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"][0]["limit"],
+        json!({"requests": 600, "unit": "Minute"})
+    );
+    let m = row(&[("global-rate-limit", "100"), ("global-rate-limit-window", "90s")], EG);
+    assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted, "no 90 s unit in Envoy Gateway");
+    let m = row(
+        &[
+            ("global-rate-limit", "100"),
+            ("global-rate-limit-window", "1m"),
+            ("global-rate-limit-key", "$http_x_api_key"),
+        ],
+        R,
+    );
+    assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted);
+    let m = row(
+        &[
+            ("global-rate-limit", "100"),
+            ("global-rate-limit-window", "1m"),
+            ("global-rate-limit-ignored-cidrs", "10.0.0.0/8"),
+        ],
+        R,
+    );
+    assert_eq!(status(&m, "global-rate-limit-ignored-cidrs"), Status::NotConverted);
     let m = row(&[("limit-rps", "lots")], R);
     assert_eq!(status(&m, "limit-rps"), Status::NotConverted);
 }
