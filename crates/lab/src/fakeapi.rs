@@ -2,8 +2,9 @@
 //! (chunked streams of `{"type", "object"}` events) and `PATCH …/status`
 //! (JSON merge patch, stored, MODIFIED sent to watches) of Ingresses,
 //! Services, EndpointSlices, Secrets, Namespaces, the Gateway API kinds
-//! (GatewayClass, Gateway, ListenerSet, HTTPRoute, ReferenceGrant) and
-//! realip's ClientIPPolicy / ClientAccessPolicy, so kube-rs reflectors run
+//! (GatewayClass, Gateway, ListenerSet, HTTPRoute, ReferenceGrant),
+//! realip's ClientIPPolicy / ClientAccessPolicy, and (listed by `realip
+//! migrate --live`) IngressClasses, ConfigMaps, Deployments and DaemonSets, so kube-rs reflectors run
 //! unmodified against it. [`FakeApi::hide_group`] makes a group's kinds
 //! answer 404, as when their CRDs are not installed. No real API server can run here:
 //! the lab's `kubernetes` scenario and the proxy's Kubernetes-mode tests
@@ -23,8 +24,12 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 /// Collection path (cluster-wide list/watch) of each kind served.
-const KINDS: [(&str, &str); 12] = [
+const KINDS: [(&str, &str); 16] = [
     ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
+    ("IngressClass", "/apis/networking.k8s.io/v1/ingressclasses"),
+    ("ConfigMap", "/api/v1/configmaps"),
+    ("Deployment", "/apis/apps/v1/deployments"),
+    ("DaemonSet", "/apis/apps/v1/daemonsets"),
     ("Secret", "/api/v1/secrets"),
     ("Service", "/api/v1/services"),
     ("EndpointSlice", "/apis/discovery.k8s.io/v1/endpointslices"),

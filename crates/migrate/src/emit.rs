@@ -6,8 +6,9 @@
 //! Invariants: names are derived from the Ingress's name and host only, so
 //! the same input always gives the same objects; canary Ingresses are
 //! folded into their main Ingress's rules; access policies target every
-//! route of their Ingress and key on the client the Gateway's client-IP
-//! policy resolved.
+//! serving route of their Ingress (not the HTTPS redirects, which
+//! ingress-nginx answers before its limits and lists run) and key on the
+//! client the Gateway's client-IP policy resolved.
 
 use std::collections::BTreeMap;
 
@@ -112,7 +113,7 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
             }
             rule
         };
-        let key = (plan.obj.namespace.clone(), host.cloned(), p.value.clone());
+        let key = (plan.obj.namespace.clone(), host.cloned(), p.raw.clone());
         if let Some((cb, c)) = canaries.get(&key) {
             if let Some(h) = &c.header {
                 let header_rule = |value: Value, be: &Backend| {
@@ -170,11 +171,11 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         let Some(c) = &plan.canary else { continue };
         for (host, paths) in &plan.hosts {
             for p in paths {
-                let key = (plan.obj.namespace.clone(), host.clone(), p.value.clone());
+                let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone());
                 let main = plans.iter().any(|m| {
                     m.canary.is_none()
                         && m.obj.namespace == plan.obj.namespace
-                        && m.hosts.get(host).is_some_and(|ps| ps.iter().any(|q| q.value == p.value))
+                        && m.hosts.get(host).is_some_and(|ps| ps.iter().any(|q| q.raw == p.raw))
                 });
                 if main {
                     canaries.insert(key, (p.backend.clone(), c));
@@ -183,7 +184,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                         object: plan.obj.id(),
                         file: plan.obj.source.file.clone(),
                         line: plan.obj.source.line,
-                        key: format!("canary path {}{}", host.as_deref().unwrap_or("*"), p.value),
+                        key: format!("canary path {}{}", host.as_deref().unwrap_or("*"), p.raw),
                         value: String::new(),
                         status: Status::NotConverted,
                         to: String::new(),
@@ -298,7 +299,13 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             })
             .collect();
         if let Some(b) = &plan.default_backend {
-            let p = PathRule { kind: PathKind::Prefix, value: "/".into(), backend: b.clone(), rewrite: None };
+            let p = PathRule {
+                kind: PathKind::Prefix,
+                value: "/".into(),
+                backend: b.clone(),
+                rewrite: None,
+                raw: "/".into(),
+            };
             groups.push((None, format!("{}-default-backend", o.name), vec![p]));
         }
         for (host, name, paths) in groups {
@@ -342,7 +349,8 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
                     out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace),
                         "spec": {"parentRefs": [parent(Some("http"))], "hostnames": [host.clone()], "rules": chunk}}));
-                    route_names.push(n);
+                    // Not a policy target: ingress-nginx redirects in nginx's rewrite
+                    // phase, before limit_req and allow/deny run.
                 }
             }
         }
@@ -377,7 +385,8 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut
                     spec["deny"] = json!(plan.deny);
                 }
                 if let Some(r) = plan.rates.first() {
-                    spec["rateLimit"] = json!({"perSecond": r.per_second, "burst": r.burst, "scope": "Local"});
+                    let scope = if r.global { "Global" } else { "Local" };
+                    spec["rateLimit"] = json!({"perSecond": r.per_second, "burst": r.burst, "scope": scope});
                 }
                 out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace), "spec": spec}));
             }
@@ -396,18 +405,27 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut
                 }
                 if !plan.rates.is_empty() {
                     // One rule per family: Distinct gives each client address its own bucket.
-                    let rules: Vec<Value> = plan
-                        .rates
-                        .iter()
-                        .flat_map(|r| {
-                            ["0.0.0.0/0", "::/0"].map(|cidr| {
-                                json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
-                                    "limit": {"requests": r.requests, "unit": r.unit}})
+                    let rules = |global: bool| -> Vec<Value> {
+                        plan.rates
+                            .iter()
+                            .filter(|r| r.global == global)
+                            .flat_map(|r| {
+                                ["0.0.0.0/0", "::/0"].map(|cidr| {
+                                    json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
+                                        "limit": {"requests": r.requests, "unit": r.unit}})
+                                })
                             })
-                        })
-                        .collect();
+                            .collect()
+                    };
+                    let mut rate = json!({});
+                    for (global, field) in [(false, "local"), (true, "global")] {
+                        let r = rules(global);
+                        if !r.is_empty() {
+                            rate[field] = json!({"rules": r});
+                        }
+                    }
                     out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": meta(&name, &o.namespace),
-                        "spec": {"targetRefs": refs, "rateLimit": {"local": {"rules": rules}}}}));
+                        "spec": {"targetRefs": refs, "rateLimit": rate}}));
                 }
             }
         }

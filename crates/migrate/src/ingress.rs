@@ -57,6 +57,8 @@ pub struct PathRule {
     pub backend: Backend,
     /// Rewrite, if any.
     pub rewrite: Option<Rewrite>,
+    /// The path as the Ingress wrote it (a canary names its main Ingress's path this way).
+    pub raw: String,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -83,8 +85,10 @@ pub struct Rate {
     pub burst: f64,
     /// The limit as written, for Envoy Gateway's `requests`.
     pub requests: u64,
-    /// `Second` or `Minute`.
+    /// `Second`, `Minute`, `Hour` or `Day`.
     pub unit: &'static str,
+    /// Shared by every replica (global-rate-limit), not per replica.
+    pub global: bool,
 }
 
 /// A canary Ingress's settings.
@@ -242,7 +246,7 @@ fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
     #[allow(clippy::cast_precision_loss)] // request rates are small integers
     let (per_second, unit) = if key == "limit-rps" { (n as f64, "Second") } else { (n as f64 / 60.0, "Minute") };
     #[allow(clippy::cast_precision_loss)]
-    Some(Rate { per_second, burst: n.saturating_mul(mult) as f64, requests: n, unit })
+    Some(Rate { per_second, burst: n.saturating_mul(mult) as f64, requests: n, unit, global: false })
 }
 
 fn bool_value(v: &str) -> Result<bool, String> {
@@ -407,6 +411,45 @@ pub fn plan<'a>(
                     push(key, Status::Converted, &format!("{rate_to} rateLimit.burst"), "burst = limit × multiplier, as ingress-nginx".into());
                 }
             }
+            "global-rate-limit" => {
+                let window = get("global-rate-limit-window");
+                let key_ok = get("global-rate-limit-key").is_none_or(|k| matches!(k, "$remote_addr" | "$binary_remote_addr"));
+                let n = v.parse::<u64>().ok().filter(|n| *n > 0);
+                let secs = window.map(realip_kube::ingress::parse_window);
+                let (Some(n), Some(Ok(secs))) = (n, secs) else {
+                    push(key, Status::NotConverted, "", format!("`{v}` per `{}` is not a positive count per duration (both annotations are required)", window.unwrap_or("(no window)")));
+                    continue;
+                };
+                if !key_ok {
+                    push(key, Status::NotConverted, "", "global-rate-limit-key is not the client address: the policies key limits on the resolved client only".into());
+                    continue;
+                }
+                if !eg && (get("limit-rps").is_some() || get("limit-rpm").is_some()) {
+                    push(key, Status::NotConverted, "", "limit-rps/limit-rpm is set too and a ClientAccessPolicy holds one bucket: the local limit is kept".into());
+                    continue;
+                }
+                let unit = [(1.0, "Second"), (60.0, "Minute"), (3600.0, "Hour"), (86_400.0, "Day")]
+                    .iter()
+                    .find(|(s, _)| (secs - s).abs() < f64::EPSILON)
+                    .map(|(_, u)| *u);
+                #[allow(clippy::cast_precision_loss)] // request counts are small integers
+                let rate = Rate { per_second: n as f64 / secs, burst: n as f64, requests: n, unit: unit.unwrap_or("Second"), global: true };
+                if eg {
+                    if unit.is_none() {
+                        push(key, Status::NotConverted, "", format!("Envoy Gateway's limits count per second, minute, hour or day; a window of {secs} s has no equivalent"));
+                        continue;
+                    }
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}); needs Envoy Gateway's rate limit service", unit.unwrap_or("Second").to_ascii_lowercase()));
+                } else {
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit (scope Global)"), format!("{n} per {secs} s per client shared by every replica (the proxy's [rate_limit_store], Redis, where ingress-nginx used memcached), {keyed_on}"));
+                }
+                plan.rates.push(rate);
+            }
+            "global-rate-limit-window" | "global-rate-limit-key" => {
+                let status = if get("global-rate-limit").is_some() { Status::Converted } else { Status::Ignored };
+                push(key, status, &format!("{rate_to} rateLimit"), "read with global-rate-limit".into());
+            }
+            "global-rate-limit-ignored-cidrs" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {rate_kind} has no exemption list")),
             "limit-whitelist" | "limit-allowlist" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {access_kind}/{rate_kind} have no exemption list; put those clients behind a separate route or accept the limit for them")),
             "limit-connections" => push(key, Status::NotConverted, "", "concurrent connections per client: no Gateway API, realip or Envoy Gateway policy limits them per client".into()),
             "ssl-redirect" | "force-ssl-redirect" => match bool_value(v) {
@@ -545,7 +588,13 @@ pub fn plan<'a>(
                         };
                         path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match {what}"), "ingress-nginx's regex locations match case-insensitively; HTTPRoute matches are case-sensitive".into()));
                     }
-                    plan.hosts.entry(host.clone()).or_default().push(PathRule { kind, value, backend: be, rewrite });
+                    plan.hosts.entry(host.clone()).or_default().push(PathRule {
+                        kind,
+                        value,
+                        backend: be,
+                        rewrite,
+                        raw: path.clone(),
+                    });
                 }
                 Err(e) => path_entries.push((
                     format!("path {path}"),

@@ -247,6 +247,13 @@ fn load_balancer(svc: &Object, ci: &setup::ClientIp, report: &mut Report) {
         (None, true) if lb.cloud.is_some() => push("use-proxy-protocol", "use-proxy-protocol is on but no annotation of this Service turns PROXY on at the load balancer: check that it sends one".into()),
         _ => {}
     }
+    if lb.layer == realip_doctor::cloud::Layer::L4 && lb.proxy_protocol.is_none() && ci.header.is_some() && ci.trust_all
+    {
+        push(
+            "use-forwarded-headers",
+            "the load balancer passes TCP through and writes no X-Forwarded-For: with every peer trusted, the header the client sends decides its address. Trust only the proxies that really add it (--trust), or none".into(),
+        );
+    }
 }
 
 /// The objects as one multi-document YAML stream.

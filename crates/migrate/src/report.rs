@@ -106,7 +106,8 @@ impl Report {
             let first = lines.next().unwrap_or_default();
             let more = lines.count();
             let rest = if more > 0 { format!(" … (+{more} lines)") } else { String::new() };
-            let _ = writeln!(out, "  {word:<13} {line}{}: {first}{rest}", e.key);
+            let sep = if first.is_empty() { "" } else { ": " };
+            let _ = writeln!(out, "  {word:<13} {line}{}{sep}{first}{rest}", e.key);
             if !e.to.is_empty() {
                 let _ = writeln!(out, "                -> {}", e.to);
             }

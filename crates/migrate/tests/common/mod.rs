@@ -1,0 +1,172 @@
+//! Shared by the migration tests: input builders and the schema check of
+//! every emitted object (realip's CRDs always; Gateway API v1.6.1 and
+//! Envoy Gateway's from `../shared`, read at test time, when present).
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use realip_migrate::schema::Schemas;
+use realip_migrate::{Migration, Options, Status, Target};
+use serde_json::Value;
+
+pub fn shared() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
+/// Every CRD the output can use; `None` for the upstream ones when the
+/// shared folder is absent (a user's clone), said on stderr.
+pub fn schemas() -> (Schemas, bool) {
+    let mut s = Schemas::realip();
+    let gw = shared().join("gateway-api/v1.6.1/crd-standard");
+    let eg = shared().join("crds/envoy-gateway");
+    if gw.is_dir() && eg.is_dir() {
+        s.add_dir(&gw).unwrap();
+        s.add_dir(&eg).unwrap();
+        (s, true)
+    } else {
+        eprintln!("skipping Gateway API / Envoy Gateway schema checks: {} or {} is absent", gw.display(), eg.display());
+        (s, false)
+    }
+}
+
+/// Validates every object against its CRD, plus the CEL rules of those
+/// CRDs that the output could break (the validator does not run CEL).
+pub fn validate(objects: &[Value]) {
+    // Parsing Envoy Gateway's CRDs takes seconds in a debug build: once per test binary.
+    static SCHEMAS: std::sync::OnceLock<(Schemas, bool)> = std::sync::OnceLock::new();
+    let (schemas, upstream) = SCHEMAS.get_or_init(schemas);
+    let upstream = *upstream;
+    for o in objects {
+        let kind = o["kind"].as_str().unwrap();
+        let av = o["apiVersion"].as_str().unwrap();
+        if !upstream && !av.starts_with("realip.dev/") {
+            continue;
+        }
+        assert!(schemas.knows(av, kind), "no schema for {av} {kind}");
+        let errs = schemas.validate(o);
+        assert!(errs.is_empty(), "{kind} {}: {errs:?}\n{o:#}", o["metadata"]["name"]);
+        cel(o);
+    }
+}
+
+fn cel(o: &Value) {
+    let name = &o["metadata"]["name"];
+    match o["kind"].as_str().unwrap() {
+        "HTTPRoute" => {
+            for r in o["spec"]["rules"].as_array().unwrap() {
+                let filters = r["filters"].as_array().cloned().unwrap_or_default();
+                let redirect = filters.iter().any(|f| f.get("requestRedirect").is_some());
+                let backends = r["backendRefs"].as_array().is_some_and(|b| !b.is_empty());
+                assert!(!(redirect && backends), "{name}: RequestRedirect with backendRefs");
+                let prefix_replace = filters.iter().any(|f| {
+                    f.pointer("/urlRewrite/path/type").or_else(|| f.pointer("/requestRedirect/path/type"))
+                        == Some(&Value::from("ReplacePrefixMatch"))
+                });
+                if prefix_replace {
+                    let m = r["matches"].as_array().unwrap();
+                    assert!(
+                        m.len() == 1 && m[0]["path"]["type"] == "PathPrefix",
+                        "{name}: ReplacePrefixMatch needs one PathPrefix match"
+                    );
+                }
+            }
+        }
+        "ClientIPPolicy" => {
+            if let Some(pp) = o["spec"].get("proxyProtocol") {
+                assert!(
+                    pp["mode"] == "Off" || pp["trustedSenders"].as_array().is_some_and(|s| !s.is_empty()),
+                    "{name}: trustedSenders"
+                );
+            }
+        }
+        "ClientAccessPolicy" => {
+            let s = &o["spec"];
+            assert!(
+                s.get("allow").is_some() || s.get("deny").is_some() || s.get("rateLimit").is_some(),
+                "{name}: empty"
+            );
+        }
+        "ClientTrafficPolicy" | "SecurityPolicy" | "BackendTrafficPolicy" => {
+            let refs = o["spec"]["targetRefs"].as_array().unwrap();
+            assert!(!refs.is_empty() && o["spec"].get("targetRef").is_none(), "{name}: targetRefs");
+            if let Some(d) = o["spec"].get("clientIPDetection") {
+                assert_eq!(
+                    d.as_object().unwrap().len(),
+                    1,
+                    "{name}: exactly one of xForwardedFor, customHeader, directSourceIP"
+                );
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A controller Deployment, its ConfigMap (with `data` lines) and an AWS NLB Service.
+pub fn controller(data: &[(&str, &str)]) -> String {
+    let mut cm = String::from("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ingress-nginx-controller\n  namespace: ingress-nginx\ndata:\n");
+    if data.is_empty() {
+        cm = cm.replace("\ndata:\n", "\ndata: {}\n");
+    }
+    for (k, v) in data {
+        if v.contains('\n') {
+            let _ = writeln!(cm, "  {k}: |");
+            for l in v.lines() {
+                let _ = writeln!(cm, "    {l}");
+            }
+        } else {
+            let _ = writeln!(cm, "  {k}: {}", serde_json::to_string(v).unwrap());
+        }
+    }
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ingress-nginx-controller\n  namespace: ingress-nginx\nspec:\n  template:\n    metadata:\n      labels: {{app: ingress-nginx}}\n    spec:\n      containers:\n      - name: controller\n        image: registry.k8s.io/ingress-nginx/controller:v1.15.1\n        args:\n        - /nginx-ingress-controller\n        - --configmap=$(POD_NAMESPACE)/ingress-nginx-controller\n        - --ingress-class=nginx\n        - --publish-service=$(POD_NAMESPACE)/ingress-nginx-controller\n---\n{cm}---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ingress-nginx-controller\n  namespace: ingress-nginx\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-type: nlb\nspec:\n  type: LoadBalancer\n  externalTrafficPolicy: Local\n  selector: {{app: ingress-nginx}}\n  ports:\n  - {{name: http, port: 80}}\n"
+    )
+}
+
+/// An Ingress `name` in namespace `web` for host app.example.com, path `path`
+/// → Service `app` port 80, with annotations (prefix added) and extra spec lines.
+pub fn ingress(name: &str, path: &str, annotations: &[(&str, &str)], extra_spec: &str) -> String {
+    let mut a = String::new();
+    for (k, v) in annotations {
+        let key = if k.contains('/') { (*k).to_owned() } else { format!("nginx.ingress.kubernetes.io/{k}") };
+        let _ = writeln!(a, "    {key}: {}", serde_json::to_string(v).unwrap());
+    }
+    let anns = if a.is_empty() { String::new() } else { format!("  annotations:\n{a}") };
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: web\n{anns}spec:\n  ingressClassName: nginx\n{extra_spec}  rules:\n  - host: app.example.com\n    http:\n      paths:\n      - path: {}\n        pathType: ImplementationSpecific\n        backend:\n          service:\n            name: {name}-svc\n            port:\n              number: 80\n",
+        serde_json::to_string(path).unwrap()
+    )
+}
+
+pub fn run(docs: &[String], target: Target) -> Migration {
+    run_with(docs, &Options { target, ..Options::default() })
+}
+
+pub fn run_with(docs: &[String], opts: &Options) -> Migration {
+    let text = docs.join("---\n");
+    let objects = realip_kube::load_str(&text, "test.yaml").unwrap();
+    let m = realip_migrate::migrate(&objects, opts).unwrap();
+    validate(&m.objects);
+    m
+}
+
+/// The status of `key` in the report (the first entry with that key).
+pub fn status(m: &Migration, key: &str) -> Status {
+    m.report
+        .entries
+        .iter()
+        .find(|e| e.key == key)
+        .unwrap_or_else(|| panic!("no report entry for {key}:\n{}", m.report.text()))
+        .status
+}
+
+pub fn find<'a>(m: &'a Migration, kind: &str) -> Vec<&'a Value> {
+    m.objects.iter().filter(|o| o["kind"] == kind).collect()
+}
+
+pub fn one<'a>(m: &'a Migration, kind: &str) -> &'a Value {
+    let f = find(m, kind);
+    assert_eq!(f.len(), 1, "one {kind} wanted:\n{}", realip_migrate::to_yaml(&m.objects));
+    f[0]
+}

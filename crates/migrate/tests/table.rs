@@ -1,0 +1,618 @@
+//! One row per ingress-nginx ConfigMap key and annotation: what the
+//! migration emits and what the report says, for both targets. Every
+//! emitted object is checked against its CRD (common::validate).
+
+mod common;
+
+use common::{controller, find, ingress, one, run, run_with, status};
+use realip_migrate::{Options, Status, Target};
+use serde_json::json;
+
+const R: Target = Target::Realip;
+const EG: Target = Target::EnvoyGateway;
+
+/// ConfigMap data, what the policy must hold, key → report status.
+type Row<W> = (Vec<(&'static str, &'static str)>, W, Vec<(&'static str, Status)>);
+
+#[test]
+#[allow(clippy::too_many_lines)] // the table
+fn configmap_keys_become_the_client_ip_policy() {
+    // (ConfigMap data, ClientIPPolicy spec fields wanted, key → status)
+    let table: Vec<Row<serde_json::Value>> = vec![
+        (
+            vec![("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8, 192.0.2.7")],
+            json!({"trustedProxies": ["10.0.0.0/8", "192.0.2.7/32"], "sources": ["XForwardedFor"], "strategy": "RightmostUntrusted", "forward": {"xForwardedFor": "Replace", "xRealIP": true}}),
+            vec![
+                ("use-forwarded-headers", Status::Converted),
+                ("proxy-real-ip-cidr", Status::Converted),
+                ("compute-full-forwarded-for", Status::Converted),
+            ],
+        ),
+        (
+            vec![("use-forwarded-headers", "true")],
+            json!({"trustedProxies": ["0.0.0.0/0", "::/0"], "sources": ["XForwardedFor"]}),
+            vec![("proxy-real-ip-cidr", Status::Warning)],
+        ),
+        (
+            vec![
+                ("enable-real-ip", "true"),
+                ("forwarded-for-header", "CF-Connecting-IP"),
+                ("proxy-real-ip-cidr", "198.51.100.0/24"),
+            ],
+            json!({"trustedProxies": ["198.51.100.0/24"], "sources": [{"header": "CF-Connecting-IP"}]}),
+            vec![("enable-real-ip", Status::Converted), ("forwarded-for-header", Status::Converted)],
+        ),
+        (
+            vec![
+                ("use-forwarded-headers", "true"),
+                ("forwarded-for-header", "X-Real-IP"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ],
+            json!({"sources": ["XRealIP"]}),
+            vec![("forwarded-for-header", Status::Converted)],
+        ),
+        (
+            vec![
+                ("use-forwarded-headers", "true"),
+                ("compute-full-forwarded-for", "true"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ],
+            json!({"forward": {"xForwardedFor": "Append", "xRealIP": true}}),
+            vec![("compute-full-forwarded-for", Status::Converted)],
+        ),
+        (
+            vec![
+                ("use-proxy-protocol", "true"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+                ("use-forwarded-headers", "true"),
+            ],
+            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["10.0.0.0/8"]}, "sources": ["ProxyProtocol"]}),
+            vec![("use-proxy-protocol", Status::Converted), ("use-forwarded-headers", Status::Converted)],
+        ),
+        (
+            vec![
+                ("use-proxy-protocol", "true"),
+                ("proxy-protocol-header-timeout", "5s"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ],
+            json!({"sources": ["ProxyProtocol"]}),
+            vec![("proxy-protocol-header-timeout", Status::Converted)],
+        ),
+        (
+            vec![("use-proxy-protocol", "true"), ("proxy-protocol-header-timeout", "30s")],
+            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["0.0.0.0/0", "::/0"]}}),
+            vec![("proxy-protocol-header-timeout", Status::NotConverted), ("proxy-real-ip-cidr", Status::Warning)],
+        ),
+        (
+            vec![("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX.XXX.XXX/XX")],
+            json!({"sources": ["XForwardedFor"]}),
+            vec![("proxy-real-ip-cidr", Status::NotConverted)],
+        ),
+        (vec![], json!({"sources": ["XForwardedFor"]}), vec![("use-forwarded-headers", Status::Converted)]),
+        (
+            vec![
+                ("allow-snippet-annotations", "false"),
+                ("http-snippet", "server {\n  listen 2443;\n}"),
+                ("worker-processes", "4"),
+                ("forwarded-for-header", "X-Client"),
+            ],
+            json!({"sources": ["XForwardedFor"]}),
+            vec![
+                ("allow-snippet-annotations", Status::Ignored),
+                ("http-snippet", Status::NotConverted),
+                ("worker-processes", Status::NotConverted),
+                ("forwarded-for-header", Status::Ignored),
+            ],
+        ),
+    ];
+    for (data, want, statuses) in table {
+        let m = run(&[controller(&data)], R);
+        let p = one(&m, "ClientIPPolicy");
+        for (k, v) in want.as_object().unwrap() {
+            assert_eq!(&p["spec"][k], v, "{data:?}: spec.{k}\n{}", realip_migrate::to_yaml(&m.objects));
+        }
+        if data.iter().any(|(k, _)| k.contains("XXX")) || data.iter().any(|(_, v)| v.contains("XXX")) {
+            assert!(p["spec"].get("trustedProxies").is_none(), "nothing trusted when the CIDR is garbage");
+        }
+        for (k, st) in statuses {
+            assert_eq!(status(&m, k), st, "{data:?}: {k}\n{}", m.report.text());
+        }
+        assert_eq!(m.report.incomplete(), m.report.entries.iter().any(|e| e.status == Status::NotConverted));
+    }
+}
+
+#[test]
+fn snippets_are_reported_with_object_and_line() {
+    let docs = [
+        controller(&[("http-snippet", "server {\n  listen 2443;\n}")]),
+        ingress(
+            "site",
+            "/",
+            &[
+                ("configuration-snippet", "more_set_headers \"X: 1\";"),
+                ("server-snippet", "location /x { return 403; }"),
+            ],
+            "",
+        ),
+    ];
+    let m = run(&docs, R);
+    let e: Vec<_> = m.report.entries.iter().filter(|e| e.key.ends_with("snippet")).collect();
+    assert_eq!(e.len(), 3, "{}", m.report.text());
+    // Lines in the joined input: the ConfigMap's data key, then the Ingress's annotations.
+    let text = docs.join("---\n");
+    for entry in e {
+        assert_eq!(entry.status, Status::NotConverted);
+        // The key's line, or for a block scalar (`key: |`) the snippet's first line.
+        let line = text.lines().nth(entry.line - 1).unwrap();
+        let above = text.lines().nth(entry.line - 2).unwrap();
+        let at_key = line.contains(&entry.key) || above.trim_end().ends_with(&format!("{}: |", entry.key));
+        assert!(at_key, "{}: line {} is `{line}`", entry.key, entry.line);
+        assert!(
+            entry.object == "Ingress/web/site" || entry.object == "ConfigMap/ingress-nginx/ingress-nginx-controller"
+        );
+    }
+    assert!(m.report.text().contains("http-snippet: server { … (+2 lines)"), "{}", m.report.text());
+}
+
+#[test]
+fn trust_override_replaces_the_trust_all_default() {
+    let opts = Options { trust: vec!["10.0.0.0/16".into()], ..Options::default() };
+    let m = run_with(&[controller(&[("use-forwarded-headers", "true")])], &opts);
+    assert_eq!(one(&m, "ClientIPPolicy")["spec"]["trustedProxies"], json!(["10.0.0.0/16"]));
+    assert_eq!(status(&m, "proxy-real-ip-cidr"), Status::Changed);
+    let objects = realip_kube::load_str(&controller(&[]), "t").unwrap();
+    let bad = Options { trust: vec!["10.0.0.0/33".into()], ..Options::default() };
+    assert!(realip_migrate::migrate(&objects, &bad).unwrap_err().to_string().contains("--trust `10.0.0.0/33`"));
+    let gw = Options { gateway: Some("Edge".into()), ..Options::default() };
+    assert!(realip_migrate::migrate(&objects, &gw).unwrap_err().to_string().contains("NAMESPACE/NAME"));
+}
+
+#[test]
+fn envoy_gateway_client_traffic_policy() {
+    let table: Vec<Row<Option<serde_json::Value>>> = vec![
+        (
+            vec![("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
+            Some(json!({"clientIPDetection": {"xForwardedFor": {"trustedCIDRs": ["10.0.0.0/8"]}}})),
+            vec![("compute-full-forwarded-for", Status::Changed)],
+        ),
+        (
+            vec![("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
+            Some(json!({"proxyProtocol": {"optional": false}})),
+            vec![("proxy-real-ip-cidr", Status::Changed)],
+        ),
+        (
+            vec![
+                ("enable-real-ip", "true"),
+                ("forwarded-for-header", "CF-Connecting-IP"),
+                ("proxy-real-ip-cidr", "198.51.100.0/24"),
+            ],
+            None,
+            vec![("forwarded-for-header", Status::NotConverted)],
+        ),
+        (
+            vec![("enable-real-ip", "true"), ("forwarded-for-header", "CF-Connecting-IP")],
+            Some(json!({"clientIPDetection": {"customHeader": {"name": "CF-Connecting-IP", "failClosed": false}}})),
+            vec![("proxy-real-ip-cidr", Status::Warning)],
+        ),
+    ];
+    for (data, want, statuses) in table {
+        let m = run(&[controller(&data)], EG);
+        let ctp = find(&m, "ClientTrafficPolicy");
+        match want {
+            Some(w) => {
+                for (k, v) in w.as_object().unwrap() {
+                    assert_eq!(&ctp[0]["spec"][k], v, "{data:?}");
+                }
+            }
+            None => assert!(ctp.is_empty(), "{data:?}: no ClientTrafficPolicy that would believe every peer"),
+        }
+        for (k, st) in statuses {
+            assert_eq!(status(&m, k), st, "{data:?}: {k}\n{}", m.report.text());
+        }
+        assert!(find(&m, "ClientIPPolicy").is_empty());
+    }
+}
+
+#[test]
+fn access_lists_key_on_the_resolved_client_for_both_targets() {
+    let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
+    let ing = ingress(
+        "site",
+        "/",
+        &[("whitelist-source-range", "203.0.113.0/24"), ("denylist-source-range", "203.0.113.66")],
+        "",
+    );
+    let m = run(&[cm.clone(), ing.clone()], R);
+    let cap = one(&m, "ClientAccessPolicy");
+    assert_eq!(cap["spec"]["allow"], json!(["203.0.113.0/24"]));
+    assert_eq!(cap["spec"]["deny"], json!(["203.0.113.66/32"]));
+    assert_eq!(
+        cap["spec"]["targetRefs"],
+        json!([{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site"}])
+    );
+    assert_eq!(cap["metadata"]["namespace"], "web");
+    // The allow list is only meaningful with the client-IP policy on the same Gateway.
+    assert_eq!(one(&m, "HTTPRoute")["spec"]["parentRefs"][0]["name"], "ingress-nginx");
+    assert_eq!(one(&m, "ClientIPPolicy")["spec"]["targetRefs"][0]["name"], "ingress-nginx");
+    assert!(m
+        .report
+        .entries
+        .iter()
+        .any(|e| e.key == "whitelist-source-range" && e.why.contains("never the load balancer")));
+    let m = run(&[cm.clone(), ing], EG);
+    let sp = one(&m, "SecurityPolicy");
+    assert_eq!(
+        sp["spec"]["authorization"],
+        json!({"defaultAction": "Deny", "rules": [
+            {"name": "denylist-source-range", "action": "Deny", "principal": {"clientCIDRs": ["203.0.113.66/32"]}},
+            {"name": "allowlist-source-range", "action": "Allow", "principal": {"clientCIDRs": ["203.0.113.0/24"]}}]})
+    );
+    assert_eq!(
+        one(&m, "ClientTrafficPolicy")["spec"]["clientIPDetection"]["xForwardedFor"]["trustedCIDRs"],
+        json!(["10.0.0.0/8"])
+    );
+    // allowlist-source-range wins over its old name.
+    let both = ingress(
+        "site",
+        "/",
+        &[("whitelist-source-range", "192.0.2.0/24"), ("allowlist-source-range", "198.51.100.0/24")],
+        "",
+    );
+    let m = run(&[cm.clone(), both], R);
+    assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["allow"], json!(["198.51.100.0/24"]));
+    assert_eq!(status(&m, "whitelist-source-range"), Status::Ignored);
+    // A list that does not parse keeps the Ingress out instead of opening it.
+    let bad = ingress("site", "/", &[("whitelist-source-range", "203.0.113.0/33")], "");
+    let m = run(&[cm, bad], R);
+    assert!(find(&m, "HTTPRoute").is_empty() && find(&m, "ClientAccessPolicy").is_empty());
+    assert_eq!(status(&m, "whitelist-source-range"), Status::NotConverted);
+}
+
+#[test]
+fn rate_limits() {
+    let cm = controller(&[]);
+    let row = |anns: &[(&str, &str)], t: Target| run(&[cm.clone(), ingress("site", "/", anns, "")], t);
+    let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", "3")], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
+        json!({"perSecond": 10.0, "burst": 30.0, "scope": "Local"})
+    );
+    assert_eq!((status(&m, "limit-rps"), status(&m, "limit-burst-multiplier")), (Status::Converted, Status::Converted));
+    let m = row(&[("limit-rpm", "120")], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
+        json!({"perSecond": 2.0, "burst": 600.0, "scope": "Local"})
+    );
+    let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], R);
+    assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["perSecond"], json!(1.0));
+    assert_eq!((status(&m, "limit-rpm"), status(&m, "limit-rps")), (Status::Converted, Status::NotConverted));
+    let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], EG);
+    let rules = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["local"]["rules"];
+    assert_eq!(rules.as_array().unwrap().len(), 4, "two limits × two address families");
+    assert_eq!(
+        rules[0],
+        json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": "0.0.0.0/0"}}], "limit": {"requests": 10, "unit": "Second"}})
+    );
+    assert_eq!(status(&m, "limit-rps"), Status::Changed, "no burst in Envoy's local limit");
+    for k in ["limit-whitelist", "limit-allowlist", "limit-connections"] {
+        let m = row(&[("limit-rps", "5"), (k, "10.0.0.0/8")], R);
+        assert_eq!(status(&m, k), Status::NotConverted, "{k}");
+    }
+    let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
+        json!({"perSecond": 10.0, "burst": 600.0, "scope": "Global"})
+    );
+    assert_eq!(
+        (status(&m, "global-rate-limit"), status(&m, "global-rate-limit-window")),
+        (Status::Converted, Status::Converted)
+    );
+    let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], EG);
+    assert_eq!(
+        one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"][0]["limit"],
+        json!({"requests": 600, "unit": "Minute"})
+    );
+    let m = row(&[("global-rate-limit", "100"), ("global-rate-limit-window", "90s")], EG);
+    assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted, "no 90 s unit in Envoy Gateway");
+    let m = row(
+        &[
+            ("global-rate-limit", "100"),
+            ("global-rate-limit-window", "1m"),
+            ("global-rate-limit-key", "$http_x_api_key"),
+        ],
+        R,
+    );
+    assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted);
+    let m = row(
+        &[
+            ("global-rate-limit", "100"),
+            ("global-rate-limit-window", "1m"),
+            ("global-rate-limit-ignored-cidrs", "10.0.0.0/8"),
+        ],
+        R,
+    );
+    assert_eq!(status(&m, "global-rate-limit-ignored-cidrs"), Status::NotConverted);
+    let m = row(&[("limit-rps", "lots")], R);
+    assert_eq!(status(&m, "limit-rps"), Status::NotConverted);
+}
+
+fn tls_spec(secret_ns_hosts: &str) -> String {
+    format!("  tls:\n  - hosts: [{secret_ns_hosts}]\n    secretName: site-tls\n")
+}
+
+#[test]
+fn tls_listeners_and_ssl_redirects() {
+    let cm = controller(&[]);
+    let tls = tls_spec("app.example.com");
+    // Default (ConfigMap ssl-redirect true): the route serves HTTPS, a second one redirects HTTP.
+    let m = run(&[cm.clone(), ingress("site", "/", &[], &tls)], R);
+    let gw = one(&m, "Gateway");
+    let l = &gw["spec"]["listeners"][1];
+    assert_eq!(
+        (l["name"].as_str(), l["hostname"].as_str(), l["port"].as_u64()),
+        (Some("https-app-example-com"), Some("app.example.com"), Some(443))
+    );
+    assert_eq!(
+        l["tls"]["certificateRefs"][0],
+        json!({"group": "", "kind": "Secret", "name": "site-tls", "namespace": "web"})
+    );
+    let grant = one(&m, "ReferenceGrant");
+    assert_eq!(
+        (grant["metadata"]["namespace"].as_str(), grant["spec"]["to"][0]["name"].as_str()),
+        (Some("web"), Some("site-tls"))
+    );
+    let routes = find(&m, "HTTPRoute");
+    assert_eq!(routes.len(), 2);
+    let redirect = routes.iter().find(|r| r["metadata"]["name"] == "site-https-redirect").unwrap();
+    assert_eq!(redirect["spec"]["parentRefs"][0]["sectionName"], "http");
+    assert_eq!(
+        redirect["spec"]["rules"][0]["filters"][0]["requestRedirect"],
+        json!({"scheme": "https", "statusCode": 308})
+    );
+    let main = routes.iter().find(|r| r["metadata"]["name"] == "site").unwrap();
+    assert_eq!(main["spec"]["parentRefs"][0]["sectionName"], "https-app-example-com");
+    assert_eq!(one(&m, "ClientIPPolicy")["metadata"]["namespace"], "ingress-nginx");
+    let m = run(&[cm.clone(), ingress("site", "/", &[("limit-rps", "1")], &tls)], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["targetRefs"].as_array().unwrap().len(),
+        1,
+        "the redirect is answered before limits"
+    );
+    // ssl-redirect: "false" (annotation or ConfigMap): one route on every listener.
+    for docs in [
+        vec![cm.clone(), ingress("site", "/", &[("ssl-redirect", "false")], &tls)],
+        vec![controller(&[("ssl-redirect", "false")]), ingress("site", "/", &[], &tls)],
+    ] {
+        let m = run(&docs, R);
+        let r = one(&m, "HTTPRoute");
+        assert!(r["spec"]["parentRefs"][0].get("sectionName").is_none());
+        assert_eq!(status(&m, "ssl-redirect"), Status::Converted);
+    }
+    // force-ssl-redirect without TLS on the Gateway cannot be expressed.
+    let m = run(&[cm.clone(), ingress("site", "/", &[("force-ssl-redirect", "true")], "")], R);
+    assert!(m
+        .report
+        .entries
+        .iter()
+        .any(|e| e.key.starts_with("force-ssl-redirect app.example.com") && e.status == Status::NotConverted));
+    // With --gateway in the Ingress's namespace, no ReferenceGrant is needed.
+    let opts = Options { gateway: Some("web/edge".into()), gateway_class: Some("prod".into()), ..Options::default() };
+    let m = run_with(&[cm, ingress("site", "/", &[], &tls)], &opts);
+    assert!(find(&m, "ReferenceGrant").is_empty());
+    assert_eq!(one(&m, "Gateway")["spec"]["gatewayClassName"], "prod");
+    assert_eq!(one(&m, "ClientIPPolicy")["metadata"]["name"], "edge-client-ip");
+}
+
+#[test]
+fn backend_protocol_body_size_and_unknown_annotations() {
+    let cm = controller(&[]);
+    let row = |anns: &[(&str, &str)]| run(&[cm.clone(), ingress("site", "/", anns, "")], R);
+    let m = row(&[("backend-protocol", "HTTP")]);
+    assert_eq!((status(&m, "backend-protocol"), find(&m, "HTTPRoute").len()), (Status::Converted, 1));
+    for proto in ["HTTPS", "GRPC"] {
+        let m = row(&[("backend-protocol", proto)]);
+        assert_eq!(status(&m, "backend-protocol"), Status::NotConverted, "{proto}");
+        assert!(find(&m, "HTTPRoute").is_empty(), "{proto}: no route that speaks plain HTTP to it");
+    }
+    let m = row(&[("proxy-body-size", "8m"), ("enable-cors", "true")]);
+    assert_eq!(
+        (status(&m, "proxy-body-size"), status(&m, "enable-cors")),
+        (Status::NotConverted, Status::NotConverted)
+    );
+    assert_eq!(find(&m, "HTTPRoute").len(), 1, "the route itself still converts");
+}
+
+#[test]
+fn rewrites_regex_paths_and_redirects() {
+    let cm = controller(&[]);
+    let m = run(
+        &[cm.clone(), ingress("site", "/something(/|$)(.*)", &[("rewrite-target", "/$2"), ("use-regex", "true")], "")],
+        R,
+    );
+    let rule = &one(&m, "HTTPRoute")["spec"]["rules"][0];
+    assert_eq!(rule["matches"][0]["path"], json!({"type": "PathPrefix", "value": "/something"}));
+    assert_eq!(
+        rule["filters"][0],
+        json!({"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/"}}})
+    );
+    assert_eq!(status(&m, "path /something(/|$)(.*)"), Status::Changed, "case-insensitive → sensitive");
+    let m = run(&[cm.clone(), ingress("site", "/old", &[("rewrite-target", "/new")], "")], R);
+    assert_eq!(
+        one(&m, "HTTPRoute")["spec"]["rules"][0]["filters"][0]["urlRewrite"]["path"],
+        json!({"type": "ReplaceFullPath", "replaceFullPath": "/new"})
+    );
+    let m = run(&[cm.clone(), ingress("site", "/x/(\\d+)/(.*)", &[("rewrite-target", "/$2")], "")], R);
+    assert_eq!(status(&m, "path /x/(\\d+)/(.*)"), Status::NotConverted);
+    let regex = ingress("site", "/api/v[0-9]+", &[("use-regex", "true")], "");
+    let m = run(&[cm.clone(), regex.clone()], R);
+    assert_eq!(status(&m, "path /api/v[0-9]+"), Status::NotConverted, "realip serves prefixes only");
+    let m = run(&[cm.clone(), regex], EG);
+    assert_eq!(
+        one(&m, "HTTPRoute")["spec"]["rules"][0]["matches"][0]["path"],
+        json!({"type": "RegularExpression", "value": "^/api/v[0-9]+"})
+    );
+    let m = run(&[cm.clone(), ingress("site", "/", &[("app-root", "/app1")], "")], R);
+    let rules = &one(&m, "HTTPRoute")["spec"]["rules"];
+    assert_eq!(rules[0]["matches"][0]["path"], json!({"type": "Exact", "value": "/"}));
+    assert_eq!(
+        rules[0]["filters"][0]["requestRedirect"],
+        json!({"statusCode": 302, "path": {"type": "ReplaceFullPath", "replaceFullPath": "/app1"}})
+    );
+    for (k, code) in [("permanent-redirect", 301), ("temporal-redirect", 302)] {
+        let m = run(&[cm.clone(), ingress("site", "/", &[(k, "https://www.example.com/new")], "")], R);
+        let rule = &one(&m, "HTTPRoute")["spec"]["rules"][0];
+        assert!(rule.get("backendRefs").is_none());
+        assert_eq!(
+            rule["filters"][0]["requestRedirect"],
+            json!({"statusCode": code, "path": {"type": "ReplaceFullPath", "replaceFullPath": "/new"}, "scheme": "https", "hostname": "www.example.com"})
+        );
+        assert_eq!(status(&m, k), Status::Converted);
+    }
+    let m = run(&[cm.clone(), ingress("site", "/", &[("permanent-redirect", "https://x.example/?a=1")], "")], R);
+    assert_eq!(status(&m, "permanent-redirect"), Status::NotConverted);
+    let m = run(
+        &[cm, ingress("site", "/", &[("permanent-redirect", "/moved"), ("permanent-redirect-code", "308")], "")],
+        R,
+    );
+    assert_eq!(one(&m, "HTTPRoute")["spec"]["rules"][0]["filters"][0]["requestRedirect"]["statusCode"], 308);
+}
+
+#[test]
+fn canaries_become_weights_and_header_matches() {
+    let cm = controller(&[]);
+    let main = ingress("site", "/", &[("limit-rps", "5")], "");
+    let canary = |anns: &[(&str, &str)]| {
+        let mut a = vec![("canary", "true")];
+        a.extend_from_slice(anns);
+        ingress("site-canary", "/", &a, "")
+    };
+    let m = run(&[cm.clone(), main.clone(), canary(&[("canary-weight", "20"), ("limit-rps", "1")])], R);
+    let route = one(&m, "HTTPRoute");
+    assert_eq!(
+        route["spec"]["rules"][0]["backendRefs"],
+        json!([{"group": "", "kind": "Service", "name": "site-svc", "port": 80, "weight": 80}, {"group": "", "kind": "Service", "name": "site-canary-svc", "port": 80, "weight": 20}])
+    );
+    let limit =
+        m.report.entries.iter().find(|e| e.object == "Ingress/web/site-canary" && e.key == "limit-rps").unwrap();
+    assert_eq!(limit.status, Status::Ignored, "ingress-nginx ignores it on a canary");
+    assert_eq!(one(&m, "ClientAccessPolicy")["metadata"]["name"], "site", "only the main Ingress's policy");
+    let m = run(&[cm.clone(), main.clone(), canary(&[("canary-by-header", "X-Canary")])], R);
+    let rules = one(&m, "HTTPRoute")["spec"]["rules"].as_array().unwrap().clone();
+    assert_eq!(rules.len(), 3);
+    assert_eq!(rules[0]["matches"][0]["headers"], json!([{"type": "Exact", "name": "X-Canary", "value": "always"}]));
+    assert_eq!(rules[0]["backendRefs"][0]["name"], "site-canary-svc");
+    assert_eq!(rules[1]["matches"][0]["headers"][0]["value"], "never");
+    assert_eq!(rules[1]["backendRefs"][0]["name"], "site-svc");
+    let m = run(
+        &[
+            cm.clone(),
+            main.clone(),
+            canary(&[("canary-by-header", "X-Canary"), ("canary-by-header-value", "yes"), ("canary-weight", "10")]),
+        ],
+        R,
+    );
+    let rules = &one(&m, "HTTPRoute")["spec"]["rules"];
+    assert_eq!(rules[0]["matches"][0]["headers"], json!([{"type": "Exact", "name": "X-Canary", "value": "yes"}]));
+    assert_eq!(rules[1]["backendRefs"][1]["weight"], 10);
+    let m = run(
+        &[
+            cm.clone(),
+            main.clone(),
+            canary(&[("canary-by-header", "X-Canary"), ("canary-by-header-pattern", "^(yes|1)$")]),
+        ],
+        R,
+    );
+    assert_eq!(one(&m, "HTTPRoute")["spec"]["rules"][0]["matches"][0]["headers"][0]["type"], "RegularExpression");
+    assert_eq!(status(&m, "canary-by-header-pattern"), Status::Changed);
+    let m = run(&[cm.clone(), main, canary(&[("canary-by-cookie", "canary")])], R);
+    assert_eq!(status(&m, "canary-by-cookie"), Status::NotConverted);
+    // The canary names the main Ingress's path as written, even when the main one rewrites it.
+    let rewritten = ingress("site", "/api(/|$)(.*)", &[("rewrite-target", "/$2")], "");
+    let m = run(
+        &[
+            cm.clone(),
+            rewritten,
+            ingress("site-canary", "/api(/|$)(.*)", &[("canary", "true"), ("canary-weight", "5")], ""),
+        ],
+        R,
+    );
+    let rule = &one(&m, "HTTPRoute")["spec"]["rules"][0];
+    assert_eq!(
+        (rule["backendRefs"][1]["weight"].as_u64(), rule["matches"][0]["path"]["value"].as_str()),
+        (Some(5), Some("/api"))
+    );
+    assert_eq!(rule["filters"][0]["type"], "URLRewrite");
+    // A canary without its main Ingress.
+    let m = run(&[cm, canary(&[("canary-weight", "50")])], R);
+    assert!(m.report.entries.iter().any(|e| e.key.starts_with("canary path") && e.status == Status::NotConverted));
+}
+
+#[test]
+fn classes_named_ports_and_determinism() {
+    let cm = controller(&[]);
+    let other = ingress("other", "/", &[], "").replace("ingressClassName: nginx", "ingressClassName: traefik");
+    let legacy = ingress("legacy", "/l", &[("kubernetes.io/ingress.class", "nginx")], "")
+        .replace("  ingressClassName: nginx\n", "");
+    let named = ingress("named", "/n", &[], "").replace("number: 80", "name: web");
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: named-svc, namespace: web}\nspec:\n  ports:\n  - {name: web, port: 8080, targetPort: 80}\n".to_owned();
+    let docs = [cm, other, legacy, named, svc];
+    let m = run(&docs, R);
+    let names: Vec<&str> = find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["legacy", "named"]);
+    assert!(m.report.notes.iter().any(|n| n.contains("Ingress/web/other") && n.contains("`traefik`")));
+    let named = find(&m, "HTTPRoute")[1];
+    assert_eq!(named["spec"]["rules"][0]["backendRefs"][0]["port"], 8080);
+    assert_eq!(status(&m, "kubernetes.io/ingress.class"), Status::Converted);
+    // Same input, same bytes; input order does not matter.
+    let mut rev = docs.to_vec();
+    rev.reverse();
+    let again = run(&rev, R);
+    assert_eq!(realip_migrate::to_yaml(&m.objects), realip_migrate::to_yaml(&again.objects));
+    assert_eq!(m.report.text(), run(&docs, R).report.text());
+}
+
+/// realip's own Gateway mode accepts everything the migration emits for it:
+/// every Gateway, listener, route and policy translates with no False
+/// Accepted / ResolvedRefs condition.
+#[test]
+fn realip_gateway_mode_accepts_the_output() {
+    use realip_kube::gateway::objects::Objects;
+    let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
+    let tls = tls_spec("app.example.com");
+    let docs = [
+        cm,
+        ingress(
+            "site",
+            "/api(/|$)(.*)",
+            &[("rewrite-target", "/$2"), ("whitelist-source-range", "203.0.113.0/24"), ("limit-rps", "10")],
+            &tls,
+        ),
+        ingress(
+            "site-canary",
+            "/api(/|$)(.*)",
+            &[("canary", "true"), ("canary-by-header", "X-Canary"), ("canary-weight", "10")],
+            "",
+        ),
+        ingress("root", "/", &[("app-root", "/home"), ("denylist-source-range", "198.51.100.0/24")], "")
+            .replace("app.example.com", "root.example.com"),
+    ];
+    let m = run(&docs, R);
+    let mut world = Objects::default();
+    world
+        .add_yaml("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip}\nspec: {controllerName: realip.dev/gateway-controller}\n")
+        .unwrap();
+    for svc in ["site-svc", "site-canary-svc", "root-svc"] {
+        world.add(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": "web"}, "spec": {"ports": [{"port": 80}]}})).unwrap();
+    }
+    world
+        .add(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "site-tls", "namespace": "web"},
+            "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}}))
+        .unwrap();
+    for o in &m.objects {
+        world.add(o.clone()).unwrap();
+    }
+    let t = realip_kube::gateway::translate::translate(&world.inputs("realip", &[]));
+    let problems = t.problems();
+    assert!(problems.is_empty(), "{problems:#?}\n{}", realip_migrate::to_yaml(&m.objects));
+    assert!(t.routes.routes.len() >= 4, "{:#?}", t.routes.routes);
+}
