@@ -2,8 +2,9 @@
 //! preface / first-request and idle timeouts (raw h2 frames, `openssl
 //! s_client` with ALPN h2, curl and h2load from nghttp2), the admin
 //! listener's limits, accept back-off under EMFILE (the proxy started with
-//! `ulimit -n 64`), the global connection cap, and a connection keeping
-//! the limits of the snapshot it was accepted under across a reload.
+//! `ulimit -n 64`), the global connection cap, a connection keeping the
+//! limits of the snapshot it was accepted under across a reload, and idle
+//! HTTP/1.1 keep-alive connections parked between requests.
 
 mod common;
 
@@ -12,7 +13,9 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{base_with_listener, echo, need, proxy, raw_http, self_signed, spawn, wait_line, Proxy, TempDir};
+use common::{
+    base_with_listener, echo, need, proxy, raw_http, read_head, self_signed, spawn, wait_line, Proxy, TempDir,
+};
 use serde_json::Value;
 
 /// Starts the proxy with its RLIMIT_NOFILE lowered to `nofile`.
@@ -433,4 +436,68 @@ fn sigterm_drains_h2_connections() {
     let mut p = p;
     let status = p.proc.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Reads one response (head, then a `content-length` body): (status, body).
+fn read_response(s: &mut TcpStream) -> (u16, String) {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let head = String::from_utf8_lossy(&read_head(s)).into_owned();
+    let status = head.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let len: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).unwrap();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// A keep-alive connection that idles past the park delay (100 ms) gives
+/// hyper's state back and waits on the bare socket; it must keep serving
+/// exactly as before: the next request, a request head split across the
+/// park, two pipelined requests in one write, and the idle timeout still
+/// closing it.
+#[test]
+fn parked_keep_alive_connections_keep_serving_and_still_time_out() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy(&config(up, "", "[limits]\nidle_timeout = \"2s\"\nheader_read_timeout = \"1s\"\n"));
+    let web = p.addr("web");
+    let get = |path: &str| format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").into_bytes();
+    let mut c = TcpStream::connect(web).unwrap();
+    c.write_all(&get("/one")).unwrap();
+    let (status, body) = read_response(&mut c);
+    assert_eq!(status, 200, "{body}");
+    for round in 0..3 {
+        std::thread::sleep(Duration::from_millis(400)); // parked by now
+        c.write_all(&get(&format!("/round-{round}"))).unwrap();
+        let (status, body) = read_response(&mut c);
+        assert_eq!(status, 200, "round {round}: {body}");
+        assert!(body.contains(&format!("/round-{round}")), "round {round}: {body}");
+    }
+    // Half a head, a pause, the rest: one request.
+    std::thread::sleep(Duration::from_millis(400));
+    let req = get("/split");
+    c.write_all(&req[..7]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    c.write_all(&req[7..]).unwrap();
+    let (status, body) = read_response(&mut c);
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("/split"), "{body}");
+    // Two requests in one write after a park: both answered, in order.
+    std::thread::sleep(Duration::from_millis(400));
+    let mut two = get("/first");
+    two.extend_from_slice(&get("/second"));
+    c.write_all(&two).unwrap();
+    let (s1, b1) = read_response(&mut c);
+    let (s2, b2) = read_response(&mut c);
+    assert_eq!((s1, s2), (200, 200), "{b1} {b2}");
+    assert!(b1.contains("/first") && b2.contains("/second"), "{b1} {b2}");
+    // The idle timeout still applies to a parked connection: closed, with
+    // nothing sent (no 408: no request had started).
+    let started = Instant::now();
+    let (rest, closed) = read_until_closed(&mut c, Duration::from_secs(6));
+    assert!(closed, "parked connection not closed after idle_timeout");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(1500), "closed after {waited:?}, before idle_timeout");
 }

@@ -7,11 +7,13 @@
 //!   (YAML 1.2; JSON is YAML);
 //! - [`object`]: Kubernetes objects and where they came from;
 //! - [`live`]: the same objects read from a cluster with kube-rs;
+//! - [`event`]: the JSON event log (stderr) of every long-running command;
 //! - [`ingress`], [`gateway`]: Ingresses and Gateway API objects turned into
 //!   the neutral [`routes::RouteSet`] the proxy serves, and their status.
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod event;
 pub mod gateway;
 pub mod ingress;
 pub mod live;

@@ -74,10 +74,7 @@ where
     }
 }
 
-fn event(v: &serde_json::Value) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr().lock(), "{v}");
-}
+use crate::event::event;
 
 /// Ingress v1 status has no conditions; the place for a problem is
 /// `loadBalancer.ingress[].ports[].error`, a CamelCase code with a

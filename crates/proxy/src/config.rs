@@ -613,7 +613,7 @@ pub enum LogFormat {
 }
 
 /// `[log]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LogConfig {
     /// Line format.
@@ -621,6 +621,29 @@ pub struct LogConfig {
     pub format: LogFormat,
     /// File to append to; default stdout.
     pub path: Option<PathBuf>,
+    /// Collect lines in a buffer of this many bytes and write it when full
+    /// or after `flush_interval` (nginx `access_log ... buffer=`); 0 (the
+    /// default) writes every line at once.
+    #[serde(default)]
+    pub buffer_bytes: usize,
+    /// Longest a buffered line waits before it is written (nginx
+    /// `flush=`); default 1s. Only with `buffer_bytes`.
+    #[serde(default = "d_log_flush")]
+    pub flush_interval: Dur,
+}
+
+/// The largest access-log buffer accepted (nginx's examples use 32k-64k;
+/// more only delays lines).
+pub const MAX_LOG_BUFFER_BYTES: usize = 16 << 20;
+
+fn d_log_flush() -> Dur {
+    Dur(Duration::from_secs(1))
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { format: LogFormat::default(), path: None, buffer_bytes: 0, flush_interval: d_log_flush() }
+    }
 }
 
 /// `[admin]`.
@@ -974,6 +997,12 @@ impl Config {
         }
         if self.limits.max_header_bytes > MAX_HEADER_BYTES {
             push("limits.max_header_bytes".into(), format!("must be at most {MAX_HEADER_BYTES}"));
+        }
+        if self.log.buffer_bytes > 0 && self.log.flush_interval.0.is_zero() {
+            push("log.flush_interval".into(), "must be longer than 0s when log.buffer_bytes is set".into());
+        }
+        if self.log.buffer_bytes > MAX_LOG_BUFFER_BYTES {
+            push("log.buffer_bytes".into(), format!("must be at most {MAX_LOG_BUFFER_BYTES}"));
         }
         if let Some(dir) = self.log.path.as_deref().and_then(std::path::Path::parent) {
             if !dir.as_os_str().is_empty() && !dir.is_dir() {

@@ -116,7 +116,7 @@ impl ConnCtx {
         let local = unmap_socket(local);
         let hop = match proxy.as_deref() {
             Some(ProxyInfo { proxied: Proxied::Client(ip), src, .. }) => {
-                let port = src.as_deref().and_then(|s| s.parse::<SocketAddr>().ok()).map_or(0, |s| s.port());
+                let port = src.as_ref().and_then(realip_tower::Endpoint::inet).map_or(0, |s| s.port());
                 SocketAddr::new(unmap(*ip), port)
             }
             _ => peer,

@@ -14,6 +14,7 @@
 //! - [`accept`]: accept with back-off on errors (EMFILE does not spin);
 //! - [`timeouts`]: 408 for slow request heads, idle keep-alive close,
 //!   HTTP/2 preface / first-request and idle timeouts;
+//! - [`park`]: idle HTTP/1.1 connections give hyper's state back;
 //! - [`drain`]: the shutdown signal every connection holds;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
 //! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM).
@@ -32,6 +33,7 @@ pub mod kubernetes;
 pub mod listener;
 pub mod log;
 pub mod metrics;
+pub mod park;
 pub mod path;
 pub mod policy;
 pub mod ratestore;

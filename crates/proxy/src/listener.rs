@@ -132,38 +132,110 @@ async fn connection(
             // L4 connections do not hold up the drain (as before: they
             // cannot be closed gracefully); the process exit cuts them.
             drop(drain);
-            tcp_forward(io, ctx, &pool, &shared).await;
+            Box::pin(tcp_forward(io, ctx, &pool, &shared)).await;
         }
         return;
     }
     let limits = &snap.config.limits;
+    // What this task keeps for the connection's whole life is sized by the
+    // largest state below: TLS and hyper's state are boxed so that an idle
+    // plain HTTP/1.1 connection (parked) stays small.
     match &rt.tls {
-        Some(tls) => {
-            let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
-            let hs = tokio::time::timeout(limits.header_read_timeout.0, acceptor.accept(io));
-            let Some(hs) = unless_draining(&mut drain, hs).await else { return };
-            match hs {
-                Ok(Ok(tls)) => {
-                    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
-                    serve_http(tls, h2, ctx, shared, limits, drain).await;
-                }
-                Ok(Err(e)) => log_event(
-                    &serde_json::json!({"event": "tls_error", "listener": &*name, "peer": peer.to_string(), "error": e.to_string()}),
-                ),
-                Err(_) => log_event(
-                    &serde_json::json!({"event": "tls_timeout", "listener": &*name, "peer": peer.to_string()}),
-                ),
-            }
-        }
-        None => serve_http(io, false, ctx, Arc::clone(&shared), limits, drain).await,
+        Some(tls) => Box::pin(serve_tls(io, Arc::clone(tls), ctx, shared, limits, drain)).await,
+        None => serve_plain(io, ctx, shared, limits, drain).await,
     }
+}
+
+/// TLS handshake (bounded by `header_read_timeout`), then HTTP.
+async fn serve_tls(
+    io: ProxiedStream<TcpStream>,
+    tls: Arc<rustls::ServerConfig>,
+    ctx: ConnCtx,
+    shared: Arc<Shared>,
+    limits: &LimitsConfig,
+    mut drain: Watch,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let hs = tokio::time::timeout(limits.header_read_timeout.0, acceptor.accept(io));
+    let Some(hs) = unless_draining(&mut drain, hs).await else { return };
+    let (name, peer) = (Arc::clone(&ctx.listener), ctx.peer);
+    match hs {
+        Ok(Ok(tls)) => {
+            let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+            let activity = Activity::new();
+            let limits_t = (limits.header_read_timeout.0, limits.idle_timeout.0);
+            let io = Guarded::new(tls, Arc::clone(&activity), limits_t.0, limits_t.1, h2);
+            serve_http(io, activity, ctx, shared, limits, drain).await;
+        }
+        Ok(Err(e)) => log_event(
+            &serde_json::json!({"event": "tls_error", "listener": &*name, "peer": peer.to_string(), "error": e.to_string()}),
+        ),
+        Err(_) => log_event(&serde_json::json!({"event": "tls_timeout", "listener": &*name, "peer": peer.to_string()})),
+    }
+}
+
+/// Plain TCP: HTTP/1.x in bursts, parked while idle ([`crate::park`]);
+/// HTTP/2 prior knowledge (or first bytes too few to tell) through hyper's
+/// version detection, unparked.
+async fn serve_plain(
+    io: ProxiedStream<TcpStream>,
+    ctx: ConnCtx,
+    shared: Arc<Shared>,
+    limits: &LimitsConfig,
+    mut drain: Watch,
+) {
+    use crate::park::{burst, wait_for_bytes, Burst, FirstBytes};
+    let activity = Activity::new();
+    let mut io = Guarded::new(io, Arc::clone(&activity), limits.header_read_timeout.0, limits.idle_timeout.0, false);
+    let mut pending = bytes::Bytes::new();
+    let mut first = true;
+    loop {
+        match wait_for_bytes(&io, &pending, &mut drain).await {
+            FirstBytes::Closed => return,
+            FirstBytes::Other if first => {
+                Box::pin(serve_http(io, activity, ctx, shared, limits, drain)).await;
+                return;
+            }
+            FirstBytes::Http1 | FirstBytes::Other => {}
+        }
+        first = false;
+        let served =
+            Box::pin(burst(io, pending, Arc::clone(&activity), ctx.clone(), Arc::clone(&shared), limits, &mut drain))
+                .await;
+        match served {
+            Burst::Closed => return,
+            Burst::Parked(back, rest) => (io, pending) = (back, rest),
+        }
+    }
+}
+
+/// The per-request service of a connection: counts the request open in
+/// `activity` until its response body ends, and boxes the request's future
+/// (hyper keeps the slot for it for the connection's life; boxed, the slot
+/// is a pointer and the future's memory exists only while it runs).
+pub(crate) fn service(
+    activity: Arc<Activity>,
+    ctx: ConnCtx,
+    shared: Arc<Shared>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = http::Response<Counted<crate::upstream::Body>>,
+    Error = std::convert::Infallible,
+    Future = impl Future<Output = Result<http::Response<Counted<crate::upstream::Body>>, std::convert::Infallible>> + Send,
+> + Clone {
+    service_fn(move |req: Request<Incoming>| {
+        activity.note_body(http_body::Body::is_end_stream(req.body()));
+        let open = activity.begin();
+        let response = Box::pin(handle(Arc::clone(&shared), ctx.clone(), req));
+        async move { response.await.map(|r| r.map(|body| Counted::new(body, open))) }
+    })
 }
 
 /// Serves HTTP on `io` with `limits` (from the connection's snapshot)
 /// until the connection ends, the drain closes it, or (HTTP/2) it idles.
 async fn serve_http<IO>(
-    io: IO,
-    alpn_h2: bool,
+    io: Guarded<IO>,
+    activity: Arc<Activity>,
     ctx: ConnCtx,
     shared: Arc<Shared>,
     limits: &LimitsConfig,
@@ -183,15 +255,8 @@ async fn serve_http<IO>(
         .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
         .keep_alive_interval(Some(limits.idle_timeout.0))
         .keep_alive_timeout(Duration::from_secs(20));
-    let activity = Activity::new();
     let (header_timeout, idle) = (limits.header_read_timeout.0, limits.idle_timeout.0);
-    let io = Guarded::new(io, Arc::clone(&activity), header_timeout, idle, alpn_h2);
-    let counted = Arc::clone(&activity);
-    let svc = service_fn(move |req: Request<Incoming>| {
-        let open = counted.begin();
-        let response = handle(Arc::clone(&shared), ctx.clone(), req);
-        async move { response.await.map(|r| r.map(|body| Counted::new(body, open))) }
-    });
+    let svc = service(Arc::clone(&activity), ctx, shared);
     let conn = b.serve_connection_with_upgrades(TokioIo::new(io), svc);
     tokio::pin!(conn);
     let timer = tokio::time::sleep(idle);

@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Method, Version};
 use realip_tower::ProxyInfo;
@@ -17,10 +17,9 @@ use realip_tower::ProxyInfo;
 use crate::config::{LogConfig, LogFormat};
 
 /// Writes one JSON event line (start, reload, errors) to stderr: events
-/// go to stderr, the access log to its own stream.
-pub fn event(v: &serde_json::Value) {
-    let _ = writeln!(std::io::stderr().lock(), "{v}");
-}
+/// go to stderr, the access log to its own stream. One implementation for
+/// every crate: [`realip_kube::event`].
+pub use realip_kube::event::event;
 
 /// One request, as logged. Fields stay typed until the line is written,
 /// into a reused per-thread buffer: logging costs no allocation.
@@ -140,11 +139,64 @@ impl TcpEntry {
     }
 }
 
-/// Where lines go.
+/// Where lines go. Unbuffered (the default), each line is one `write`;
+/// with `buffer_bytes`, lines collect in one buffer written when the next
+/// line would not fit, on [`AccessLog::flush`] (the server calls it every
+/// `flush_interval`, so no line waits longer), and when the log is dropped
+/// (a reload replaced it) or the proxy stops.
 #[derive(Debug)]
 pub struct AccessLog {
     format: LogFormat,
-    file: Option<Mutex<File>>,
+    sink: Mutex<Sink>,
+    buffered: bool,
+    flush_interval: Duration,
+}
+
+#[derive(Debug)]
+struct Sink {
+    /// `None`: stdout.
+    file: Option<File>,
+    buf: Vec<u8>,
+    cap: usize,
+}
+
+impl Sink {
+    fn write_out(&mut self, bytes: &[u8]) {
+        let _ = match &mut self.file {
+            Some(f) => f.write_all(bytes),
+            None => std::io::stdout().lock().write_all(bytes),
+        };
+    }
+
+    fn flush(&mut self) {
+        if !self.buf.is_empty() {
+            let buf = std::mem::take(&mut self.buf);
+            self.write_out(&buf);
+            self.buf = buf;
+            self.buf.clear();
+        }
+    }
+
+    fn push(&mut self, line: &[u8]) {
+        if self.cap == 0 {
+            self.write_out(line);
+            return;
+        }
+        if self.buf.len() + line.len() > self.cap {
+            self.flush();
+        }
+        if line.len() > self.cap {
+            self.write_out(line); // larger than the whole buffer: as is
+            return;
+        }
+        self.buf.extend_from_slice(line);
+    }
+}
+
+impl Drop for AccessLog {
+    fn drop(&mut self) {
+        self.flush();
+    }
 }
 
 thread_local! {
@@ -188,8 +240,11 @@ impl Entry {
             ",\"peer\":\"{}\",\"client_ip\":\"{}\",\"client_ip_source\":\"{}\",\"client_ip_hop\":{},\"proxy_src\":",
             self.peer, self.client_ip, self.client_ip_source, self.client_ip_hop
         );
-        match self.proxy.as_deref().and_then(|p| p.src.as_deref()) {
-            Some(src) => json_str(out, src),
+        match self.proxy.as_deref().and_then(|p| p.src.as_ref()) {
+            Some(realip_tower::Endpoint::Inet(src)) => {
+                let _ = write!(out, "\"{src}\"");
+            }
+            Some(realip_tower::Endpoint::Unix(path)) => json_str(out, path),
             None => out.push_str("null"),
         }
         out.push_str(",\"proxy_tlvs\":[");
@@ -257,13 +312,31 @@ impl AccessLog {
     /// Opens the log (stdout unless `path` is set).
     pub fn open(cfg: &LogConfig) -> std::io::Result<AccessLog> {
         let file = match &cfg.path {
-            Some(p) => Some(Mutex::new(OpenOptions::new().create(true).append(true).open(p)?)),
+            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
             None => None,
         };
-        Ok(AccessLog { format: cfg.format, file })
+        let cap = cfg.buffer_bytes;
+        let sink = Sink { file, buf: Vec::with_capacity(cap), cap };
+        Ok(AccessLog {
+            format: cfg.format,
+            sink: Mutex::new(sink),
+            buffered: cap > 0,
+            flush_interval: cfg.flush_interval.0,
+        })
     }
 
-    /// Writes one entry, in one `write` call.
+    /// How often [`flush`](AccessLog::flush) should run: `None` when
+    /// unbuffered.
+    pub fn flush_interval(&self) -> Option<Duration> {
+        self.buffered.then_some(self.flush_interval)
+    }
+
+    /// Writes whatever is buffered.
+    pub fn flush(&self) {
+        self.sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).flush();
+    }
+
+    /// Writes one entry (unbuffered: in one `write` call).
     pub fn write(&self, e: &Entry) {
         self.emit(|line, format| match format {
             LogFormat::Json => e.json(line),
@@ -271,7 +344,7 @@ impl AccessLog {
         });
     }
 
-    /// Writes one L4 connection entry, in one `write` call.
+    /// Writes one L4 connection entry (unbuffered: in one `write` call).
     pub fn write_tcp(&self, e: &TcpEntry) {
         self.emit(|line, format| match format {
             LogFormat::Json => e.json(line),
@@ -284,12 +357,7 @@ impl AccessLog {
             line.clear();
             fill(line, self.format);
             line.push('\n');
-            if let Some(f) = &self.file {
-                let mut f = f.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let _ = f.write_all(line.as_bytes());
-            } else {
-                let _ = std::io::stdout().lock().write_all(line.as_bytes());
-            }
+            self.sink.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(line.as_bytes());
         });
     }
 }
@@ -364,5 +432,64 @@ mod tests {
             (Some("2001:db8::1"), Some(200), Some("10.0.0.1:80"))
         );
         assert_eq!(v["user_agent"], "curl \u{fffd}");
+    }
+
+    fn tcp_entry(n: u64) -> super::TcpEntry {
+        super::TcpEntry {
+            time: std::time::SystemTime::now(),
+            listener: "l4".into(),
+            peer: "127.0.0.1:5000".parse().unwrap(),
+            client: "198.51.100.7:5000".parse().unwrap(),
+            upstream: None,
+            bytes_in: n,
+            bytes_out: 0,
+            duration: 0.0,
+            error: None,
+        }
+    }
+
+    /// A log file removed when the test ends.
+    struct TempLog(std::path::PathBuf);
+    impl Drop for TempLog {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_file(&self.0);
+        }
+    }
+
+    #[test]
+    fn buffered_lines_are_written_when_full_on_flush_and_on_drop() {
+        let file = TempLog(std::env::temp_dir().join(format!("realip-buffered-log-{}.log", std::process::id())));
+        let lines = || std::fs::read_to_string(&file.0).unwrap_or_default().lines().count();
+        let cfg = crate::config::LogConfig { path: Some(file.0.clone()), buffer_bytes: 1024, ..Default::default() };
+        let log = super::AccessLog::open(&cfg).unwrap();
+        assert_eq!(log.flush_interval(), Some(std::time::Duration::from_secs(1)));
+        log.write_tcp(&tcp_entry(1));
+        log.write_tcp(&tcp_entry(2));
+        assert_eq!(lines(), 0, "held in the buffer");
+        log.flush();
+        assert_eq!(lines(), 2);
+        // A line is about 200 bytes: the buffer fills and is written.
+        for i in 0..10 {
+            log.write_tcp(&tcp_entry(i));
+        }
+        let written = lines();
+        assert!(written > 2 && written < 12, "{written}");
+        drop(log);
+        assert_eq!(lines(), 12, "the rest on drop (reload, stop)");
+        let text = std::fs::read_to_string(&file.0).unwrap();
+        for l in text.lines() {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        }
+    }
+
+    #[test]
+    fn unbuffered_lines_are_written_at_once() {
+        let file = TempLog(std::env::temp_dir().join(format!("realip-unbuffered-log-{}.log", std::process::id())));
+        let log =
+            super::AccessLog::open(&crate::config::LogConfig { path: Some(file.0.clone()), ..Default::default() })
+                .unwrap();
+        assert_eq!(log.flush_interval(), None);
+        log.write_tcp(&tcp_entry(1));
+        assert_eq!(std::fs::read_to_string(&file.0).unwrap().lines().count(), 1);
     }
 }

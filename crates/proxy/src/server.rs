@@ -152,6 +152,7 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
             }
         });
     }
+    tokio::spawn(flush_access_log(Arc::clone(&shared)));
     tokio::spawn(file_watch(path.clone(), Arc::clone(&shared), hup, triggers));
     tokio::spawn(reloader(path, Arc::clone(&shared), queue));
 
@@ -171,7 +172,20 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     for t in tasks {
         let _ = t.await;
     }
+    shared.log.load().flush();
     Ok(())
+}
+
+/// Writes a buffered access log every `flush_interval` (of the log in
+/// force: a reload may change it); idles while the log is unbuffered.
+async fn flush_access_log(shared: Arc<Shared>) {
+    loop {
+        let every = shared.log.load().flush_interval();
+        tokio::time::sleep(every.unwrap_or(std::time::Duration::from_secs(1))).await;
+        if every.is_some() {
+            shared.log.load().flush();
+        }
+    }
 }
 
 /// The SIGHUP stream, if it could be registered.

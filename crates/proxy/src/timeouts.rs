@@ -46,6 +46,14 @@ pub struct Activity {
     idle_since_ms: AtomicU64,
     /// The connection speaks HTTP/2.
     h2: AtomicBool,
+    /// HTTP/1.1: hyper asked for the next request head and none has
+    /// arrived (set by [`Guarded`] on a pending read while idle).
+    waiting: AtomicBool,
+    /// The last request came without a body (nothing left to read of it).
+    bodyless: AtomicBool,
+    /// The driver is parking the connection: hyper's shutdown of the I/O
+    /// must leave the socket open (see [`crate::park`]).
+    parking: AtomicBool,
     base: Instant,
 }
 
@@ -57,6 +65,9 @@ impl Activity {
             open: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             h2: AtomicBool::new(false),
+            waiting: AtomicBool::new(false),
+            bodyless: AtomicBool::new(false),
+            parking: AtomicBool::new(false),
             base: Instant::now(),
         })
     }
@@ -67,6 +78,30 @@ impl Activity {
         self.heads.fetch_add(1, Ordering::Relaxed);
         self.open.fetch_add(1, Ordering::AcqRel);
         StreamGuard(Arc::clone(self))
+    }
+
+    /// Records whether the request about to be served has a body.
+    pub fn note_body(&self, bodyless: bool) {
+        self.bodyless.store(bodyless, Ordering::Relaxed);
+    }
+
+    /// When an HTTP/1.1 connection can give its HTTP state back while
+    /// idle: `after` past the end of its last response, if that request
+    /// had no body, no request is open and hyper is waiting for the next
+    /// head with nothing read of it. `None` while any of that is not so.
+    pub fn park_at(&self, after: Duration) -> Option<Instant> {
+        let quiet = self.waiting.load(Ordering::Acquire) && self.bodyless.load(Ordering::Relaxed) && !self.is_h2();
+        self.idle_deadline(after).filter(|_| quiet)
+    }
+
+    /// Marks (or clears) a park in progress (see [`Guarded`]'s shutdown).
+    pub fn set_parking(&self, on: bool) {
+        self.parking.store(on, Ordering::Release);
+    }
+
+    /// A park is in progress.
+    pub fn is_parking(&self) -> bool {
+        self.parking.load(Ordering::Acquire)
     }
 
     /// The connection speaks HTTP/2.
@@ -169,6 +204,16 @@ pub struct Guarded<IO> {
 }
 
 impl<IO> Guarded<IO> {
+    /// The wrapped I/O.
+    pub fn get_ref(&self) -> &IO {
+        &self.io
+    }
+
+    /// When the current timer (idle, or request head) runs out.
+    pub fn deadline(&self) -> Instant {
+        self.sleep.deadline()
+    }
+
     /// Wraps `io`; `alpn_h2` when ALPN already chose HTTP/2 (the preface
     /// and first request are then due within `header_timeout` from now).
     pub fn new(
@@ -248,6 +293,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
         match Pin::new(&mut this.io).poll_read(cx, buf) {
             Poll::Ready(Ok(())) => {
                 let got = buf.filled().get(before..).unwrap_or_default();
+                if !got.is_empty() {
+                    this.activity.waiting.store(false, Ordering::Release);
+                }
                 if this.h2.is_none() {
                     this.sniff(got);
                 }
@@ -260,6 +308,9 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> AsyncRead for Guarded<IO> {
             }
             Poll::Pending if this.phase != Phase::Busy => {
                 if this.sleep.as_mut().poll(cx).is_pending() {
+                    if this.phase == Phase::Idle {
+                        this.activity.waiting.store(true, Ordering::Release);
+                    }
                     return Poll::Pending;
                 }
                 this.expired = true;
@@ -283,6 +334,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
                 this.seen = now;
             }
             this.phase = Phase::Idle;
+            this.activity.waiting.store(false, Ordering::Release);
             let d = this.idle_timeout;
             this.arm(d, cx);
         }
@@ -292,6 +344,11 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         Pin::new(&mut self.io).poll_flush(cx)
     }
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.activity.is_parking() {
+            // hyper closes its side of an idle connection being parked;
+            // the socket stays open for the next request.
+            return Poll::Ready(Ok(()));
+        }
         Pin::new(&mut self.io).poll_shutdown(cx)
     }
     fn poll_write_vectored(
@@ -303,6 +360,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Guarded<IO> {
         if this.h2 != Some(true) {
             this.sync_phase();
             this.phase = Phase::Idle;
+            this.activity.waiting.store(false, Ordering::Release);
             let d = this.idle_timeout;
             this.arm(d, cx);
         }

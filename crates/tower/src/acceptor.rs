@@ -130,6 +130,17 @@ impl<IO> ProxiedStream<IO> {
     pub fn new(inner: IO, prefix: Vec<u8>) -> Self {
         ProxiedStream { inner, prefix, pos: 0 }
     }
+
+    /// The stream under the replayed bytes (to wait for readiness or peek
+    /// without reading).
+    pub fn get_ref(&self) -> &IO {
+        &self.inner
+    }
+
+    /// Bytes read ahead that the next reads will return first.
+    pub fn buffered(&self) -> &[u8] {
+        self.prefix.get(self.pos..).unwrap_or_default()
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ProxiedStream<IO> {
@@ -230,6 +241,7 @@ impl ProxyProtocolListener {
     }
 }
 
+#[cfg(feature = "axum")]
 impl axum::serve::Listener for ProxyProtocolListener {
     type Io = ProxiedStream<TcpStream>;
     type Addr = ConnectionInfo;
@@ -249,6 +261,7 @@ impl axum::serve::Listener for ProxyProtocolListener {
     }
 }
 
+#[cfg(feature = "axum")]
 impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, ProxyProtocolListener>> for ConnectionInfo {
     fn connect_info(stream: axum::serve::IncomingStream<'_, ProxyProtocolListener>) -> Self {
         stream.remote_addr().clone()

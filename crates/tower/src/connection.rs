@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use realip_core::proxy_protocol::{Addresses, Command, ProxyHeader, Version};
 use realip_core::Proxied;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 /// The peer of a connection and its PROXY header, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,15 +40,52 @@ pub struct ProxyInfo {
     pub command: &'static str,
     /// `tcp4`, `tcp6`, `udp4`, `udp6`, `unix` or `unspec`.
     pub family: &'static str,
-    /// Source endpoint (`ip:port`, `[ip]:port` or a UNIX path).
-    pub src: Option<String>,
+    /// Source endpoint (serialized as `ip:port`, `[ip]:port` or a UNIX
+    /// path).
+    pub src: Option<Endpoint>,
     /// Destination endpoint.
-    pub dst: Option<String>,
+    pub dst: Option<Endpoint>,
     /// TLVs in wire order.
     pub tlvs: Vec<TlvInfo>,
     /// What resolution needs.
     #[serde(skip)]
     pub proxied: Proxied,
+}
+
+/// An address carried by a PROXY header, kept typed: an IP endpoint is
+/// used per request (the hop's port, the access log) without parsing it
+/// again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// TCP or UDP over IPv4 or IPv6.
+    Inet(SocketAddr),
+    /// A UNIX socket path (lossy UTF-8).
+    Unix(String),
+}
+
+impl Endpoint {
+    /// The IP endpoint, if this is one.
+    pub fn inet(&self) -> Option<SocketAddr> {
+        match self {
+            Endpoint::Inet(a) => Some(*a),
+            Endpoint::Unix(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Inet(a) => a.fmt(f),
+            Endpoint::Unix(p) => f.write_str(p),
+        }
+    }
+}
+
+impl Serialize for Endpoint {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
 }
 
 /// One TLV, as hex.
@@ -69,10 +106,11 @@ fn hex(bytes: &[u8]) -> String {
 impl From<&ProxyHeader<'_>> for ProxyInfo {
     fn from(h: &ProxyHeader<'_>) -> ProxyInfo {
         let (src, dst) = match (h.command, h.addresses) {
-            (Command::Proxy, Addresses::Inet { src, dst }) => (Some(src.to_string()), Some(dst.to_string())),
-            (Command::Proxy, Addresses::Unix { src, dst }) => {
-                (Some(String::from_utf8_lossy(src).into_owned()), Some(String::from_utf8_lossy(dst).into_owned()))
-            }
+            (Command::Proxy, Addresses::Inet { src, dst }) => (Some(Endpoint::Inet(src)), Some(Endpoint::Inet(dst))),
+            (Command::Proxy, Addresses::Unix { src, dst }) => (
+                Some(Endpoint::Unix(String::from_utf8_lossy(src).into_owned())),
+                Some(Endpoint::Unix(String::from_utf8_lossy(dst).into_owned())),
+            ),
             _ => (None, None),
         };
         ProxyInfo {

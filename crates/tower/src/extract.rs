@@ -1,10 +1,15 @@
-//! axum extractors for the resolution stored by [`RealIpLayer`](crate::RealIpLayer).
+//! The resolution stored by [`RealIpLayer`](crate::RealIpLayer) and, with
+//! the `axum` feature, axum extractors for it.
 
 use std::net::IpAddr;
 
+#[cfg(feature = "axum")]
 use axum::extract::FromRequestParts;
+#[cfg(feature = "axum")]
 use axum::response::{IntoResponse, Response};
+#[cfg(feature = "axum")]
 use http::request::Parts;
+#[cfg(feature = "axum")]
 use http::StatusCode;
 use realip_core::Resolution;
 
@@ -21,6 +26,7 @@ pub struct ClientIp(pub IpAddr);
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MissingLayer;
 
+#[cfg(feature = "axum")]
 impl IntoResponse for MissingLayer {
     fn into_response(self) -> Response {
         (
@@ -31,6 +37,7 @@ impl IntoResponse for MissingLayer {
     }
 }
 
+#[cfg(feature = "axum")]
 impl<S: Send + Sync> FromRequestParts<S> for RealIp {
     type Rejection = MissingLayer;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<RealIp, MissingLayer> {
@@ -38,6 +45,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RealIp {
     }
 }
 
+#[cfg(feature = "axum")]
 impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = MissingLayer;
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<ClientIp, MissingLayer> {

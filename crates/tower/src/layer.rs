@@ -17,6 +17,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+#[cfg(feature = "axum")]
 use axum::extract::ConnectInfo;
 use http::{HeaderMap, Request, Response, StatusCode};
 use realip_core::headers::Field;
@@ -121,10 +122,15 @@ fn connection_of<B>(req: &Request<B>) -> Option<(SocketAddr, Proxied)> {
     if let Some(c) = ext.get::<ConnectionInfo>() {
         return Some((c.peer, c.proxied()));
     }
-    if let Some(ConnectInfo(c)) = ext.get::<ConnectInfo<ConnectionInfo>>() {
-        return Some((c.peer, c.proxied()));
+    #[cfg(feature = "axum")]
+    {
+        if let Some(ConnectInfo(c)) = ext.get::<ConnectInfo<ConnectionInfo>>() {
+            return Some((c.peer, c.proxied()));
+        }
+        ext.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| (*a, Proxied::No))
     }
-    ext.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| (*a, Proxied::No))
+    #[cfg(not(feature = "axum"))]
+    None
 }
 
 /// Whether `h` carries a forwarding header: the three standard ones and

@@ -13,7 +13,13 @@
 //! extension (inserted by the acceptor integration or by hand with hyper),
 //! axum's `ConnectInfo<ConnectionInfo>`, or axum's `ConnectInfo<SocketAddr>`.
 //!
+//! The axum parts (the extractors, [`echo`], the `axum::serve` listener
+//! and the `ConnectInfo` fallbacks) are behind the default `axum` feature;
+//! without it (as realip-proxy uses it) the crate does not pull axum in.
+//!
 //! ```no_run
+//! # #[cfg(feature = "axum")]
+//! # mod example {
 //! use axum::{routing::get, Router};
 //! use realip_tower::{ClientIp, RealIpLayer};
 //!
@@ -25,19 +31,21 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await?;
 //! axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>()).await?;
 //! # Ok(()) }
+//! # }
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod acceptor;
 mod connection;
+#[cfg(feature = "axum")]
 pub mod echo;
 mod error;
 mod extract;
 mod layer;
 
 pub use acceptor::{ProxyProtocolConfig, ProxyProtocolListener, ProxyProtocolMode};
-pub use connection::{ConnectionInfo, ProxyInfo, TlvInfo};
+pub use connection::{ConnectionInfo, Endpoint, ProxyInfo, TlvInfo};
 pub use error::Error;
 pub use extract::{ClientIp, MissingLayer, RealIp};
 pub use layer::{Builder, RealIpLayer, RealIpService};
