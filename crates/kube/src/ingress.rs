@@ -154,7 +154,12 @@ pub fn is_ours(ing: &Ingress, class: &str) -> bool {
     spec_class.or(legacy) == Some(class)
 }
 
-fn cidr_list(v: &str) -> Result<Vec<String>, String> {
+/// A comma-separated CIDR list as ingress-nginx annotations and ConfigMap
+/// keys write it (bare addresses become /32 or /128).
+///
+/// # Errors
+/// The first entry that is not an address or CIDR, named.
+pub fn cidr_list(v: &str) -> Result<Vec<String>, String> {
     v.split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())

@@ -9,7 +9,6 @@
 //! reported, the others are kept; snippets are reported with their line.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use realip_kube::{Node, Object};
 
@@ -148,24 +147,7 @@ pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> b
     }
 }
 
-/// A comma-separated CIDR list (bare addresses become /32 or /128).
-pub fn cidrs(v: &str) -> Result<Vec<String>, String> {
-    v.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            let (ip, len) = s.split_once('/').unwrap_or((s, if s.contains(':') { "128" } else { "32" }));
-            let ok = ip
-                .parse::<IpAddr>()
-                .is_ok_and(|a| len.parse::<u8>().is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 }));
-            if ok {
-                Ok(format!("{ip}/{len}"))
-            } else {
-                Err(format!("`{s}` is not a CIDR"))
-            }
-        })
-        .collect()
-}
+pub use realip_kube::ingress::cidr_list as cidrs;
 
 const META: &str = ".^$*+?()[]{}|\\";
 
