@@ -501,6 +501,27 @@ pub struct UpstreamConfig {
     pub from_kubernetes: bool,
 }
 
+impl UpstreamConfig {
+    /// An upstream with every option at its default (plain TCP, no PROXY,
+    /// default balancing and timeouts).
+    pub fn plain(name: String, endpoints: Vec<String>) -> UpstreamConfig {
+        UpstreamConfig {
+            name,
+            endpoints,
+            proxy_protocol: ProxyProtocolOut::Off,
+            balance: Balance::default(),
+            connect_timeout: None,
+            response_timeout: None,
+            idle_timeout: None,
+            max_fails: None,
+            fail_timeout: None,
+            tls: UpstreamTls::Off,
+            tls_server_name: None,
+            from_kubernetes: false,
+        }
+    }
+}
+
 /// Token bucket: `per_second` refill, `burst` capacity.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]

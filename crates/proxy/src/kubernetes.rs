@@ -109,19 +109,11 @@ pub struct Warning {
 
 /// The upstream pool of a Kubernetes backend.
 fn upstream(b: &realip_kube::ingress::Backend) -> UpstreamConfig {
+    let endpoints = b.endpoints.iter().map(ToString::to_string).collect();
     UpstreamConfig {
-        name: format!("k8s:{}", b.name),
-        endpoints: b.endpoints.iter().map(ToString::to_string).collect(),
-        proxy_protocol: crate::config::ProxyProtocolOut::Off,
-        balance: crate::config::Balance::default(),
-        connect_timeout: None,
-        response_timeout: None,
-        idle_timeout: None,
-        max_fails: None,
-        fail_timeout: None,
-        tls: if b.https { crate::config::UpstreamTls::Insecure } else { crate::config::UpstreamTls::default() },
-        tls_server_name: None,
+        tls: if b.https { crate::config::UpstreamTls::Insecure } else { crate::config::UpstreamTls::Off },
         from_kubernetes: true,
+        ..UpstreamConfig::plain(format!("k8s:{}", b.name), endpoints)
     }
 }
 

@@ -181,18 +181,8 @@ impl Snapshot {
         // The pool of a Gateway route that answers by itself (a redirect,
         // or backends that all failed to resolve): never connected to.
         let answers_itself = Arc::new(Pool::new(&crate::config::UpstreamConfig {
-            name: "-".into(),
-            endpoints: Vec::new(),
-            proxy_protocol: crate::config::ProxyProtocolOut::Off,
-            balance: crate::config::Balance::default(),
-            connect_timeout: None,
-            response_timeout: None,
-            idle_timeout: None,
-            max_fails: None,
-            fail_timeout: None,
-            tls: crate::config::UpstreamTls::Off,
-            tls_server_name: None,
             from_kubernetes: true,
+            ..crate::config::UpstreamConfig::plain("-".into(), Vec::new())
         }));
         for (i, r) in config.routes.iter().enumerate() {
             let upstream = if r.gateway.is_some() && r.upstream.is_empty() {

@@ -367,20 +367,7 @@ impl Pool {
 
     #[cfg(test)]
     pub(crate) fn for_tests(name: &str) -> Pool {
-        Pool::new(&UpstreamConfig {
-            name: name.into(),
-            endpoints: vec!["127.0.0.1:9".into()],
-            proxy_protocol: ProxyProtocolOut::Off,
-            balance: Balance::RoundRobin,
-            connect_timeout: None,
-            response_timeout: None,
-            idle_timeout: None,
-            max_fails: None,
-            fail_timeout: None,
-            tls: crate::config::UpstreamTls::Off,
-            tls_server_name: None,
-            from_kubernetes: false,
-        })
+        Pool::new(&UpstreamConfig::plain(name.into(), vec!["127.0.0.1:9".into()]))
     }
 
     fn now_ms(&self) -> u64 {
