@@ -73,7 +73,7 @@ pub const GATEWAY_PARTS: [&str; 2] = [
 /// chain as a ClientIPPolicy on the Gateway (PROXY v2 required from the
 /// cluster's addresses, nothing else trusted, fail closed) and an allow
 /// list with only c1 as a ClientAccessPolicy on the HTTPRoute.
-fn gateway_objects(api: &FakeApi, with_policy: bool) {
+fn gateway_objects(api: &FakeApi) {
     let senders: Vec<&str> = CLUSTER_CIDRS.to_vec();
     for o in [
         json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
@@ -87,25 +87,19 @@ fn gateway_objects(api: &FakeApi, with_policy: bool) {
             "spec": {"parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "http"}],
                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
                     "backendRefs": [{"name": "app", "port": 80}]}]}}),
-        if with_policy {
-            json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientIPPolicy",
+        json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientIPPolicy",
             "metadata": {"name": "edge", "namespace": "infra"},
             "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}],
                 "proxyProtocol": {"mode": "Required", "trustedSenders": senders},
                 "trustedProxies": [], "sources": ["ProxyProtocol", "XForwardedFor"],
                 "strategy": "RightmostUntrusted", "failClosed": true,
-                "forward": {"xForwardedFor": "Append", "xRealIP": true}}})
-        } else {
-            json!(null)
-        },
+                "forward": {"xForwardedFor": "Append", "xRealIP": true}}}),
         json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy",
             "metadata": {"name": "only-c1", "namespace": "web"},
             "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "app"}],
                 "allow": [format!("{ALLOWED}/32")]}}),
     ] {
-        if !o.is_null() {
-            api.apply(o);
-        }
+        api.apply(o);
     }
 }
 
@@ -126,8 +120,6 @@ async fn wait_served(lab: &Lab, client: &str, want: u16, what: &str) -> Result<(
     }
 }
 
-const WITH_POLICY: bool = false;
-
 pub(crate) async fn gateway(opts: &Options, run: &str) -> Result<Vec<Part>> {
     let mut lab = Lab::new(opts, run, 3, Policy::Cluster).await?;
     let (api, kubeconfig) = api_server(&mut lab).await?;
@@ -137,11 +129,10 @@ pub(crate) async fn gateway(opts: &Options, run: &str) -> Result<Vec<Part>> {
     lab.wait_ready(&["app-1", "app-2"]).await?;
     let ips: Vec<Ipv4Addr> = ["app-1", "app-2"].iter().filter_map(|p| lab.topo.pod(p).map(|p| p.ip)).collect();
     app_service(&api, &ips);
-    gateway_objects(&api, WITH_POLICY);
+    gateway_objects(&api);
     // The file's listener trusts nobody and expects no PROXY header: the
     // chain the pods apply is the ClientIPPolicy's, from the API server.
-    let base = if WITH_POLICY { IngressConfig::direct() } else { IngressConfig::proxy_protocol() };
-    let cfg = IngressConfig { kubeconfig: Some(kubeconfig), gateway_ports: vec![80], ..base };
+    let cfg = IngressConfig { kubeconfig: Some(kubeconfig), gateway_ports: vec![80], ..IngressConfig::direct() };
     lab.add_pod(Kind::Ingress, "ingress-a", 0, &cfg)?;
     lab.add_pod(Kind::Ingress, "ingress-b", 1, &cfg)?;
     lab.wait_ready(&["ingress-a", "ingress-b"]).await?;
