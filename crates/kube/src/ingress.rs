@@ -519,7 +519,10 @@ where
         .filter(|i| is_ours(i, class))
         .filter(|i| namespace.is_none_or(|n| i.metadata.namespace.as_deref() == Some(n)))
         .collect();
-    sorted.sort_by_key(|i| (i.metadata.namespace.clone(), i.metadata.name.clone()));
+    sorted.sort_by(|a, b| {
+        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+    });
     for ing in sorted {
         let ns = ing.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = ing.metadata.name.clone().unwrap_or_default();
