@@ -182,6 +182,24 @@ fn keys_carry_a_ttl_and_expire() {
     assert_eq!(status(&p, "2001:db8:7:7::2"), 200, "a full burst again once the key expired");
 }
 
+/// A limit far above any real rate (what bench-rate-limit.sh uses to
+/// measure the decision alone) allows requests: its emission interval
+/// (0.1 µs) is below what a double of µs since 1970 resolves, and the
+/// script once set `PX 0`, which Redis rejects: every request was then a
+/// store error (429 under `on_error = "deny"`).
+#[test]
+fn a_limit_above_the_clock_resolution_allows() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start(&[], false);
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let store = format!("redis = \"redis://127.0.0.1:{}/0\"\ntimeout = \"2s\"\non_error = \"deny\"", redis.port);
+    let p = limited_proxy(up, &store, r#"{ per_second = 10000000, burst = 10000000, scope = "global" }"#);
+    let statuses: Vec<u16> = (0..5).map(|_| status(&p, "198.51.100.9")).collect();
+    assert_eq!(statuses, [200; 5]);
+}
+
 #[test]
 fn on_error_local_allow_deny_across_a_redis_restart() {
     if !have_redis() {

@@ -381,7 +381,13 @@ impl std::fmt::Display for BackendError {
 pub(crate) struct ServiceIndex<'a> {
     services: std::collections::HashMap<(&'a str, &'a str), &'a Service>,
     slices: std::collections::HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    /// Backends already resolved, by (namespace, service, port, https):
+    /// thousands of routes name the same few Services.
+    resolved: std::cell::RefCell<std::collections::HashMap<BackendKey, Result<Backend, BackendError>>>,
 }
+
+/// What a resolved backend is cached under.
+type BackendKey = (String, String, String, bool);
 
 impl<'a> ServiceIndex<'a> {
     /// Indexes `services` and `slices`; for a name given twice (which an
@@ -402,12 +408,33 @@ impl<'a> ServiceIndex<'a> {
                 by_service.entry((ns, svc.as_str())).or_default().push(*e);
             }
         }
-        ServiceIndex { services: by_name, slices: by_service }
+        ServiceIndex { services: by_name, slices: by_service, resolved: std::cell::RefCell::default() }
     }
 }
 
-/// The ready endpoints of a Service port, from its EndpointSlices.
+/// The ready endpoints of a Service port, from its EndpointSlices
+/// (computed once per Service port and computation, see [`ServiceIndex`]).
 pub(crate) fn service_backend(
+    namespace: &str,
+    service: &str,
+    port_ref: &PortRef<'_>,
+    index: &ServiceIndex<'_>,
+    https: bool,
+) -> Result<Backend, BackendError> {
+    let port = match port_ref {
+        PortRef::Number(n) => n.to_string(),
+        PortRef::Name(n) => format!("name:{n}"),
+    };
+    let key = (namespace.to_owned(), service.to_owned(), port, https);
+    if let Some(r) = index.resolved.borrow().get(&key) {
+        return r.clone();
+    }
+    let r = resolve_backend(namespace, service, port_ref, index, https);
+    index.resolved.borrow_mut().insert(key, r.clone());
+    r
+}
+
+fn resolve_backend(
     namespace: &str,
     service: &str,
     port_ref: &PortRef<'_>,
@@ -497,7 +524,10 @@ where
         .filter(|i| is_ours(i, class))
         .filter(|i| namespace.is_none_or(|n| i.metadata.namespace.as_deref() == Some(n)))
         .collect();
-    sorted.sort_by_key(|i| (i.metadata.namespace.clone(), i.metadata.name.clone()));
+    sorted.sort_by(|a, b| {
+        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+    });
     for ing in sorted {
         let ns = ing.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = ing.metadata.name.clone().unwrap_or_default();

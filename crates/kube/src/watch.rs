@@ -342,36 +342,28 @@ pub async fn run_with_routes(
                 event(&serde_json::from_str(p).unwrap_or_default());
             }
             gw_reported = problems;
-            let previous = |k: &ObjectKey| -> Option<Value> {
-                let find = |ns: &Option<String>,
-                            name: &str,
-                            m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-                    m.namespace == *ns && m.name.as_deref() == Some(name)
+            // Every object's current status by kind, namespace and name, built
+            // once per batch: a lookup per status in a scan of its kind was
+            // quadratic with 10,000 HTTPRoutes.
+            let mut current: std::collections::HashMap<(&str, Option<&str>, &str), &Option<Value>> =
+                std::collections::HashMap::new();
+            macro_rules! index {
+                ($list:expr, $kind:literal) => {
+                    for o in $list.iter() {
+                        if let Some(name) = o.metadata.name.as_deref() {
+                            current.entry(($kind, o.metadata.namespace.as_deref(), name)).or_insert(&o.status);
+                        }
+                    }
                 };
-                match k.kind {
-                    "GatewayClass" => {
-                        st_classes.iter().find(|o| find(&None, &k.name, &o.metadata)).and_then(|o| o.status.clone())
-                    }
-                    "Gateway" => st_gateways
-                        .iter()
-                        .find(|o| find(&k.namespace, &k.name, &o.metadata))
-                        .and_then(|o| o.status.clone()),
-                    "ListenerSet" => {
-                        st_sets.iter().find(|o| find(&k.namespace, &k.name, &o.metadata)).and_then(|o| o.status.clone())
-                    }
-                    "HTTPRoute" => st_routes
-                        .iter()
-                        .find(|o| find(&k.namespace, &k.name, &o.metadata))
-                        .and_then(|o| o.status.clone()),
-                    "ClientIPPolicy" => {
-                        st_ip.iter().find(|o| find(&k.namespace, &k.name, &o.metadata)).and_then(|o| o.status.clone())
-                    }
-                    "ClientAccessPolicy" => st_access
-                        .iter()
-                        .find(|o| find(&k.namespace, &k.name, &o.metadata))
-                        .and_then(|o| o.status.clone()),
-                    _ => None,
-                }
+            }
+            index!(st_classes, "GatewayClass");
+            index!(st_gateways, "Gateway");
+            index!(st_sets, "ListenerSet");
+            index!(st_routes, "HTTPRoute");
+            index!(st_ip, "ClientIPPolicy");
+            index!(st_access, "ClientAccessPolicy");
+            let previous = |k: &ObjectKey| -> Option<Value> {
+                current.get(&(k.kind, k.namespace.as_deref(), k.name.as_str())).and_then(|s| (*s).clone())
             };
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             for s in &translation.statuses {

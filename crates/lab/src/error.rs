@@ -28,6 +28,11 @@ pub enum Error {
     /// A scenario name that does not exist.
     #[error("unknown scenario `{0}` (known: {1})")]
     UnknownScenario(String, String),
+    /// A peer program a scenario needs (e.g. `redis-server`) is missing:
+    /// the scenario is skipped with this reason (a failure under
+    /// `REALIP_REQUIRE_PEERS=1`).
+    #[error("{0}")]
+    PeerMissing(String),
     /// A bad simulator parameter.
     #[error("{0}")]
     Invalid(String),

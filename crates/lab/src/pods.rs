@@ -27,6 +27,12 @@ pub struct IngressConfig {
     /// Kubernetes mode: routes come from Ingresses served by the API
     /// server this kubeconfig names (no static route).
     pub kubeconfig: Option<PathBuf>,
+    /// Gateway listener ports the `web` listener serves (`gateway_ports`).
+    pub gateway_ports: Vec<u16>,
+    /// `[policy] rate`: per second, burst, scope (`local` or `global`).
+    pub rate: Option<(f64, f64, &'static str)>,
+    /// `[rate_limit_store] redis` URL.
+    pub redis: Option<String>,
 }
 
 impl IngressConfig {
@@ -40,6 +46,9 @@ impl IngressConfig {
             drain_delay: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(5),
             kubeconfig: None,
+            gateway_ports: Vec::new(),
+            rate: None,
+            redis: None,
         }
     }
 
@@ -63,6 +72,10 @@ impl IngressConfig {
             let from: Vec<String> = CLUSTER_CIDRS.iter().map(|s| (*s).to_owned()).collect();
             let _ = writeln!(t, "proxy_protocol_from = [{}]\nheader_timeout = \"2s\"", list(&from));
         }
+        if !self.gateway_ports.is_empty() {
+            let ports: Vec<String> = self.gateway_ports.iter().map(ToString::to_string).collect();
+            let _ = writeln!(t, "gateway_ports = [{}]", ports.join(", "));
+        }
         let sources: Vec<String> = self.sources.iter().map(|s| (*s).to_owned()).collect();
         let _ = writeln!(t, "\n[client_ip]\ntrusted = [{}]\nsources = [{}]", list(&self.trusted), list(&sources));
         let _ = writeln!(t, "\n[forward]\nx_forwarded_for = \"append\"\nx_real_ip = true");
@@ -72,6 +85,15 @@ impl IngressConfig {
                 t,
                 "\n[[upstream]]\nname = \"app\"\nendpoints = [\"{APP_CLUSTER_IP}:{APP_PORT}\"]\nconnect_timeout = \"1s\""
             );
+        }
+        if let Some((per_second, burst, scope)) = self.rate {
+            let _ = writeln!(
+                t,
+                "\n[policy]\nrate = {{ per_second = {per_second:?}, burst = {burst:?}, scope = \"{scope}\" }}"
+            );
+        }
+        if let Some(url) = &self.redis {
+            let _ = writeln!(t, "\n[rate_limit_store]\nredis = \"{url}\"\ntimeout = \"200ms\"");
         }
         let _ = writeln!(t, "\n[log]\nformat = \"json\"\npath = \"{}\"", access_log.display());
         let _ = writeln!(t, "\n[admin]\nbind = \"0.0.0.0:{ADMIN_PORT}\"");

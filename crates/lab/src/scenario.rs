@@ -63,7 +63,7 @@ impl std::fmt::Debug for Scenario {
 }
 
 /// Every scenario, in the order `all` runs them.
-pub const SCENARIOS: [Scenario; 11] = [
+pub const SCENARIOS: [Scenario; 13] = [
     Scenario {
         name: "cluster",
         setup: "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Cluster, passthrough LB",
@@ -149,6 +149,20 @@ pub const SCENARIOS: [Scenario; 11] = [
         netns: |o, r| Box::pin(kubernetes(o, r)),
         loopback: None,
         verdict: kubernetes_verdict,
+    },
+    Scenario {
+        name: "gateway",
+        setup: "L4 LB (PROXY v2) → nodes (Cluster, SNAT) → ingress pods in Gateway API mode: Gateway + HTTPRoute + ClientIPPolicy (PROXY required from the cluster, fail closed) + ClientAccessPolicy allowing c1 only, from the lab's API server; clients forge X-Forwarded-For",
+        netns: |o, r| Box::pin(crate::access::gateway(o, r)),
+        loopback: None,
+        verdict: crate::access::gateway_verdict,
+    },
+    Scenario {
+        name: "global-rate-limit",
+        setup: "one client at ≈50 req/s through a passthrough LB (Local) to 2 ingress pods on node1 and node2, limit 10/s burst 10: scope local, then scope global shared in a redis-server pod on node3",
+        netns: |o, r| Box::pin(crate::access::global_rate_limit(o, r)),
+        loopback: None,
+        verdict: crate::access::rate_verdict,
     },
 ];
 
@@ -551,21 +565,9 @@ fn app_slice(eps: &[(std::net::Ipv4Addr, bool)]) -> serde_json::Value {
 
 async fn kubernetes(opts: &Options, run: &str) -> Result<Vec<Part>> {
     use crate::error::Error;
-    use crate::topo::API_SERVER;
     let load = Load::default();
     let mut lab = Lab::new(opts, run, 3, Policy::Local).await?;
-    // The API server lives on the lb host (the "control plane"), reachable
-    // from the pods through their nodes.
-    tokio::task::block_in_place(|| lab.topo.lb.ip(&["addr", "add", &format!("{}/32", API_SERVER.ip()), "dev", "lo"]))?;
-    let listener = lab
-        .topo
-        .lb_rt
-        .spawn(async { std::net::TcpListener::bind(API_SERVER) })
-        .await
-        .map_err(|e| Error::Unavailable(e.to_string()))?
-        .map_err(|e| Error::io(format!("binding {API_SERVER}"), e))?;
-    let api = crate::fakeapi::FakeApi::start_on(listener).map_err(|e| Error::io("starting the API server", e))?;
-    let kubeconfig = api.kubeconfig(lab.dir()).map_err(|e| Error::io("writing the kubeconfig", e))?;
+    let (api, kubeconfig) = crate::access::api_server(&mut lab).await?;
     let direct = IngressConfig::direct();
     lab.add_pod(Kind::App, "app-1", 0, &direct)?;
     lab.add_pod(Kind::App, "app-2", 1, &direct)?;

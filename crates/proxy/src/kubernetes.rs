@@ -481,6 +481,7 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
         (r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase()), r.path_prefix.clone())
     };
     let mut seen: HashMap<_, String> = config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
+    config.routes.reserve(routes.len());
     for r in routes {
         let name = crate::config::route_name(&r);
         if r.gateway.is_some() {

@@ -39,7 +39,10 @@ use crate::policy::{Decision, RateLimiter};
 /// GCRA, one step. KEYS[1]: the client's key. ARGV[1]: emission interval
 /// (µs per token); ARGV[2]: capacity (interval × burst, µs). Returns
 /// `{1, 0}` (allowed; TAT advanced, key expires at the new TAT) or
-/// `{0, µs until the next allowed request}` (TAT untouched).
+/// `{0, µs until the next allowed request}` (TAT untouched). The expiry is
+/// at least 1 ms: at rates above ~4M/s the interval is below the
+/// resolution of a double holding µs since 1970 (0.25 µs), `ahead` rounds
+/// to 0, and `PX 0` is an error Redis answers every request with.
 pub const GCRA: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -52,7 +55,7 @@ local ahead = new_tat - now
 if ahead > capacity then
   return {0, math.ceil(ahead - capacity)}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil(ahead / 1000))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil(ahead / 1000)))
 return {1, 0}
 ";
 

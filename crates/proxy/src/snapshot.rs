@@ -177,7 +177,7 @@ impl Snapshot {
         let global_rate = config.policy.rate.map(|r| limiter("[policy]", r, ipv6_prefix));
         let global_allow =
             (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow, "policy.allow", &mut errs));
-        let mut routes = Vec::new();
+        let mut routes = Vec::with_capacity(config.routes.len());
         // The pool of a Gateway route that answers by itself (a redirect,
         // or backends that all failed to resolve): never connected to.
         let answers_itself = Arc::new(Pool::new(&crate::config::UpstreamConfig {
