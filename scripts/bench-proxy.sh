@@ -8,7 +8,8 @@
 # the ratios to nginx, and RSS with IDLE_CONNS (default 8000) idle keep-alive
 # connections.
 #
-# Usage: scripts/bench-proxy.sh [SECONDS] [CONNECTIONS]   (default 10 s, 50)
+# Usage: scripts/bench-proxy.sh [SECONDS] [CONNECTIONS]   (default 10 s, 50;
+#        env REALIP_BIN: a realip binary to use instead of building one)
 # Needs: nginx, haproxy, wrk, python3, taskset; a release build of realip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,8 +19,12 @@ idle_conns="${IDLE_CONNS:-8000}"  # the fd hard limit here is 20000; HAProxy nee
 for c in nginx haproxy wrk python3 taskset; do
   command -v "$c" >/dev/null || { echo "bench-proxy: $c is required" >&2; exit 1; }
 done
-cargo build --release -q -p realip
-realip="$PWD/target/release/realip"
+if [ -n "${REALIP_BIN:-}" ]; then
+  realip="$REALIP_BIN"
+else
+  cargo build --release -q -p realip
+  realip="${CARGO_TARGET_DIR:-$PWD/target}/release/realip"
+fi
 work=$(mktemp -d /tmp/realip-bench.XXXXXX)
 pids=()
 cleanup() {

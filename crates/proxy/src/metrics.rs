@@ -56,6 +56,11 @@ const HELP: &[(&str, &str, &str)] = &[
     ("realip_denied_total", "counter", "Requests answered 403 by allow/deny policy, by route."),
     ("realip_rate_limited_total", "counter", "Requests answered 429 by the rate limit, by route."),
     ("realip_client_ip_source_total", "counter", "Resolved client IPs by the source they came from."),
+    (
+        "realip_client_ip_warnings_total",
+        "counter",
+        "Client IP resolutions that fell back or skipped something, by kind.",
+    ),
     ("realip_upstream_errors_total", "counter", "Failed upstream attempts, by upstream and kind."),
     ("realip_config_reloads_total", "counter", "Configuration reloads, by result."),
     ("realip_rejected_total", "counter", "Requests or connections refused by a limit, by reason."),
@@ -193,6 +198,12 @@ mod tests {
         assert!(text.contains("realip_request_duration_seconds_bucket{route=\"r0\",le=\"0.005\"} 1"), "{text}");
         assert!(text.contains("realip_request_duration_seconds_bucket{route=\"r0\",le=\"0.001\"} 0"), "{text}");
         assert_eq!(m.counter("realip_requests_total", &[("status", "200")]), 2);
+        m.inc("realip_client_ip_warnings_total", &[("kind", "invalid_entry")]);
+        let text = m.render();
+        assert!(
+            text.contains("realip_client_ip_warnings_total{kind=\"invalid_entry\"} 1"),
+            "every counter counted is rendered: {text}"
+        );
         assert!(!text.contains("realip_rate_limit_store_duration_seconds"), "no store, no store series");
         m.observe_store(Duration::from_micros(300));
         let text = m.render();
