@@ -182,6 +182,30 @@ fn keys_carry_a_ttl_and_expire() {
     assert_eq!(status(&p, "2001:db8:7:7::2"), 200, "a full burst again once the key expired");
 }
 
+/// A reload from a very slow rate left a TAT years ahead in Redis: under
+/// the rate in force the client waits one interval, not the old window.
+#[test]
+fn a_state_left_by_a_slower_rate_holds_a_client_one_interval_at_most() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start(&[], false);
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let store = format!("redis = \"redis://127.0.0.1:{}/0\"\ntimeout = \"2s\"", redis.port);
+    let p = limited_proxy(up, &store, r#"{ per_second = 10, burst = 20, scope = "global" }"#);
+    let time = redis.cli(&["TIME"]);
+    let mut parts = time.lines().map(|l| l.trim().parse::<u64>().unwrap());
+    let now_us = parts.next().unwrap() * 1_000_000 + parts.next().unwrap();
+    // What `per_second = 1e-7` with a large burst leaves behind: ~15 years.
+    let key = "realip:rl:[policy]:198.51.100.7";
+    redis.cli(&["SET", key, &(now_us + 500_000_000_000_000).to_string(), "PX", "600000"]);
+    assert_eq!(status(&p, "198.51.100.7"), 429, "the burst counts as spent");
+    let ttl: i64 = redis.cli(&["PTTL", key]).parse().unwrap();
+    assert!(ttl > 0 && ttl <= 2000, "the key now says at most one burst (2 s): PTTL {ttl}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(&p, "198.51.100.7"), 200, "one interval (0.1 s) later");
+}
+
 /// A limit far above any real rate (what bench-rate-limit.sh uses to
 /// measure the decision alone) allows requests: its emission interval
 /// (0.1 µs) is below what a double of µs since 1970 resolves, and the

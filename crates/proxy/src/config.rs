@@ -1099,16 +1099,27 @@ fn check_rate(key: &str, rate: &RateConfig, push: &mut impl FnMut(String, String
     }
 }
 
+/// `url` with the password of its userinfo (or a lone userinfo) shown as
+/// `***`, for error messages and logs.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else { return url.to_owned() };
+    let user = rest[..at].split_once(':').map_or("", |(u, _)| u);
+    format!("{scheme}://{user}:***{}", &rest[at..])
+}
+
 fn check_store(store: &RateLimitStoreConfig, push: &mut impl FnMut(String, String)) {
+    let shown = redact_url(store.redis.trim());
     let url = store.redis.trim();
     let tls = url.starts_with("rediss://");
     if !(tls || url.starts_with("redis://")) {
         push(
             "rate_limit_store.redis".into(),
-            format!("`{url}` is not a redis:// or rediss:// URL (e.g. \"redis://127.0.0.1:6379/0\")"),
+            format!("`{shown}` is not a redis:// or rediss:// URL (e.g. \"redis://127.0.0.1:6379/0\")"),
         );
     } else if let Err(e) = url.parse::<redis::ConnectionInfo>() {
-        push("rate_limit_store.redis".into(), format!("`{url}`: {e}"));
+        push("rate_limit_store.redis".into(), format!("`{shown}`: {e}"));
     } else if url.contains('#') {
         push("rate_limit_store.redis".into(), "no `#fragment` (use ca_file to trust a private CA)".into());
     }
@@ -1136,6 +1147,19 @@ fn check_store(store: &RateLimitStoreConfig, push: &mut impl FnMut(String, Strin
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn store_url_errors_never_show_the_password() {
+        assert_eq!(super::redact_url("redis://:TopSecret@127.0.0.1:6379/x"), "redis://:***@127.0.0.1:6379/x");
+        assert_eq!(super::redact_url("rediss://app:pw@h/0"), "rediss://app:***@h/0");
+        assert_eq!(super::redact_url("redis://127.0.0.1/0"), "redis://127.0.0.1/0");
+        let cfg: super::Config = toml::from_str(
+            "[[listener]]\nname = \"w\"\nbind = \"127.0.0.1:0\"\n[rate_limit_store]\nredis = \"redis://:TopSecret@127.0.0.1:6379/x\"\n",
+        )
+        .unwrap();
+        let errors = format!("{:?}", cfg.validate());
+        assert!(errors.contains("rate_limit_store.redis") && !errors.contains("TopSecret"), "{errors}");
+    }
+
     use super::*;
 
     const GOOD: &str = r#"

@@ -39,23 +39,38 @@ use crate::policy::{Decision, RateLimiter};
 /// GCRA, one step. KEYS[1]: the client's key. ARGV[1]: emission interval
 /// (µs per token); ARGV[2]: capacity (interval × burst, µs). Returns
 /// `{1, 0}` (allowed; TAT advanced, key expires at the new TAT) or
-/// `{0, µs until the next allowed request}` (TAT untouched). The expiry is
-/// at least 1 ms: at rates above ~4M/s the interval is below the
-/// resolution of a double holding µs since 1970 (0.25 µs), `ahead` rounds
-/// to 0, and `PX 0` is an error Redis answers every request with.
+/// `{0, µs until the next allowed request}` (TAT untouched).
+///
+/// - A stored TAT more than `capacity` ahead (written under another rate,
+///   before a reload lowered the burst or raised the rate) is read as
+///   `now + capacity` and stored so: a client waits at most one interval
+///   under the rate in force, never the old rate's window.
+/// - The expiry is at least 1 ms: at rates above ~4M/s the interval is
+///   below the resolution of a double holding µs since 1970 (0.25 µs),
+///   `ahead` rounds to 0, and `PX 0` is an error Redis answers every
+///   request with. It is at most 10^15 ms and written as an integer:
+///   Redis refuses `1e+20`, which a rate of 10^-14/s would give.
+/// - `redis.replicate_commands()` (Redis 3.2–4: a script calling `TIME`
+///   must replicate effects, not itself; always so from Redis 5).
 pub const GCRA: &str = r"
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0') or 0
 if tat < now then tat = now end
+if tat > now + capacity then
+  tat = now + capacity
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', string.format('%.0f', math.min(1e15, math.max(1, math.ceil(capacity / 1000)))))
+end
 local new_tat = tat + interval
 local ahead = new_tat - now
 if ahead > capacity then
   return {0, math.ceil(ahead - capacity)}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.max(1, math.ceil(ahead / 1000)))
+local px = math.min(1e15, math.max(1, math.ceil(ahead / 1000)))
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', string.format('%.0f', px))
 return {1, 0}
 ";
 
@@ -101,6 +116,8 @@ pub struct Store {
     on_error: OnStoreError,
     up: AtomicBool,
     health: Mutex<Health>,
+    /// When an error answer of Redis was last logged (at most one a minute).
+    answer_logged: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -174,6 +191,7 @@ impl Store {
             on_error: cfg.on_error,
             up: AtomicBool::new(true),
             health: Mutex::new(Health { next_trial: now, backoff: FIRST_BACKOFF }),
+            answer_logged: Mutex::new(None),
         });
         // Serving (not `--check`): connect now, so the first decisions do
         // not wait for the handshake.
@@ -202,10 +220,24 @@ impl Store {
                 .set_factor(100)
                 .set_max_delay(2000);
             let mut delay = FIRST_BACKOFF;
+            let mut last_error = String::new();
             loop {
-                if let Ok(c) = ConnectionManager::new_with_config(store.client.clone(), cfg.clone()).await {
-                    store.conn.send_replace(Some(c));
-                    return;
+                match ConnectionManager::new_with_config(store.client.clone(), cfg.clone()).await {
+                    Ok(c) => {
+                        store.conn.send_replace(Some(c));
+                        return;
+                    }
+                    // Why (refused, WRONGPASS, a certificate...), once per
+                    // different reason: decisions only see a timeout.
+                    Err(e) => {
+                        let error = e.to_string();
+                        if error != last_error {
+                            crate::log::event(&serde_json::json!({
+                                "event": "rate_limit_store_connect_failed", "error": error,
+                            }));
+                            last_error = error;
+                        }
+                    }
                 }
                 // Failed decisions report the state; this only retries,
                 // until a reload dropped every other user of this store.
@@ -242,8 +274,25 @@ impl Store {
             Ok(Err(e)) if e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() => {
                 Err(StoreError::Connection)
             }
-            Ok(Err(_)) => Err(StoreError::Response),
+            Ok(Err(e)) => {
+                self.log_answer_error(&e);
+                Err(StoreError::Response)
+            }
         }
+    }
+
+    /// Logs an error answer (e.g. `WRONGTYPE` on one key, `OOM`), at most
+    /// once a minute: an answer means Redis is up, so it is not a state
+    /// change, but the reason must be findable.
+    fn log_answer_error(&self, e: &redis::RedisError) {
+        let now = Instant::now();
+        let mut last = self.answer_logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_some_and(|t| now.duration_since(t) < Duration::from_secs(60)) {
+            return;
+        }
+        *last = Some(now);
+        drop(last);
+        crate::log::event(&serde_json::json!({ "event": "rate_limit_store_error_answer", "error": e.to_string() }));
     }
 
     /// Whether a decision may go to Redis now: always while up; while
@@ -298,7 +347,15 @@ pub struct GlobalLimiter {
     /// Keys clients like the local limiter; also the `local` fallback.
     fallback: RateLimiter,
     hasher: RandomState,
-    blocked: Vec<Mutex<HashMap<IpAddr, Instant>>>,
+    blocked: Vec<Mutex<Blocked>>,
+}
+
+/// One shard of the limited-clients cache.
+#[derive(Debug, Default)]
+struct Blocked {
+    until: HashMap<IpAddr, Instant>,
+    /// No sweep of expired entries before this (one a second at most).
+    next_sweep: Option<Instant>,
 }
 
 impl GlobalLimiter {
@@ -312,7 +369,7 @@ impl GlobalLimiter {
             capacity,
             fallback: RateLimiter::new(rate, ipv6_prefix),
             hasher: RandomState::new(),
-            blocked: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            blocked: (0..SHARDS).map(|_| Mutex::new(Blocked::default())).collect(),
         }
     }
 
@@ -321,31 +378,41 @@ impl GlobalLimiter {
         &self.store
     }
 
-    fn shard(&self, key: IpAddr) -> std::sync::MutexGuard<'_, HashMap<IpAddr, Instant>> {
+    fn shard(&self, key: IpAddr) -> std::sync::MutexGuard<'_, Blocked> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         self.blocked[i].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// When a limited client may come back, if that is after `now`.
     pub fn blocked_until(&self, key: IpAddr, now: Instant) -> Option<Instant> {
-        let mut map = self.shard(key);
-        match map.get(&key) {
+        let mut shard = self.shard(key);
+        match shard.until.get(&key) {
             Some(&until) if until > now => Some(until),
             Some(_) => {
-                map.remove(&key);
+                shard.until.remove(&key);
                 None
             }
             None => None,
         }
     }
 
-    /// Remembers that `key` is limited until `until`.
+    /// Remembers that `key` is limited until `until`. A full shard is
+    /// swept of expired entries at most once a second; if it is still
+    /// full the client is not remembered (Redis answers for it, as for a
+    /// client never seen: the cache only saves round trips).
     pub fn block(&self, key: IpAddr, until: Instant, now: Instant) {
-        let mut map = self.shard(key);
-        if map.len() >= MAX_BLOCKED_PER_SHARD && !map.contains_key(&key) {
-            map.retain(|_, u| *u > now);
+        let mut shard = self.shard(key);
+        if shard.until.len() >= MAX_BLOCKED_PER_SHARD && !shard.until.contains_key(&key) {
+            if shard.next_sweep.is_some_and(|t| now < t) {
+                return;
+            }
+            shard.next_sweep = Some(now + Duration::from_secs(1));
+            shard.until.retain(|_, u| *u > now);
+            if shard.until.len() >= MAX_BLOCKED_PER_SHARD {
+                return;
+            }
         }
-        map.insert(key, until);
+        shard.until.insert(key, until);
     }
 
     /// Decides for `client` (see the module docs).
@@ -384,7 +451,14 @@ impl GlobalLimiter {
             failed => {
                 if let Some(Err(e)) = failed {
                     metrics.inc("realip_rate_limit_store_errors_total", &[("kind", e.as_str())]);
-                    self.store.mark_down(metrics, e);
+                    // Redis answered: it is up, this key (or script) is not.
+                    // Marking it down would send every other client to
+                    // `on_error` and flap the state.
+                    if e == StoreError::Response {
+                        self.store.mark_up(metrics);
+                    } else {
+                        self.store.mark_down(metrics, e);
+                    }
                 }
                 let d = match self.store.on_error {
                     OnStoreError::Local => self.fallback.take(client, now),
@@ -414,7 +488,7 @@ mod tests {
 
     /// The script's arithmetic, step by step, for the cases below.
     fn gcra(tat: f64, now: f64, interval: f64, capacity: f64) -> (bool, f64, f64) {
-        let tat = tat.max(now);
+        let tat = tat.max(now).min(now + capacity);
         let new_tat = tat + interval;
         let ahead = new_tat - now;
         if ahead > capacity {
@@ -500,7 +574,7 @@ mod tests {
         assert_eq!(l.blocked_until(c, now + Duration::from_millis(299)), Some(now + Duration::from_millis(300)));
         assert_eq!(l.blocked_until(other, now), None);
         assert_eq!(l.blocked_until(c, now + Duration::from_millis(300)), None, "expired at the given time");
-        assert!(l.shard(c).is_empty(), "expired entries are dropped");
+        assert!(l.shard(c).until.is_empty(), "expired entries are dropped");
         assert_eq!(retry_after(Duration::from_millis(300)), 1);
         assert_eq!(retry_after(Duration::from_millis(2100)), 3);
         assert_eq!(retry_after(Duration::from_secs(2)), 2);
