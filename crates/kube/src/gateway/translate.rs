@@ -41,7 +41,9 @@
 //!   another client-IP chain is `Conflicted` for that target (one port is
 //!   one stream of connections); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
-//!   a ClientAccessPolicy on a Gateway with `sectionName` is `Invalid`;
+//!   so does a ClientAccessPolicy ([`Inputs::last_good_access`]); a
+//!   ClientAccessPolicy target that is a Gateway with `sectionName` is
+//!   `Invalid` (that target only, the policy's others attach);
 //! - `ReplacePrefixMatch` needs `PathPrefix` matches (else
 //!   `UnsupportedValue`); route names are unique (`/HOST` when a rule is
 //!   served for several hosts, `#N` for further parents).
@@ -99,6 +101,11 @@ pub struct Inputs<'a> {
     /// an invalid one keeps its last valid version in force (and says so
     /// in its status), so a bad edit never weakens a running chain.
     pub last_good_ip: BTreeMap<String, ClientIp>,
+    /// The ClientAccessPolicies in force after the previous translation
+    /// ([`Translation::access_in_force`], by `NS/NAME`): an invalid edit
+    /// keeps the last valid allow/deny lists and rate limit (never fails
+    /// open by dropping the lists).
+    pub last_good_access: BTreeMap<String, Access>,
 }
 
 /// The result: what to serve and what to write into status.
@@ -112,6 +119,10 @@ pub struct Translation {
     /// when valid, else its last valid one; feed it back as
     /// [`Inputs::last_good_ip`].
     pub ip_in_force: BTreeMap<String, ClientIp>,
+    /// Each existing ClientAccessPolicy in force (`NS/NAME`), as
+    /// [`Translation::ip_in_force`]; feed it back as
+    /// [`Inputs::last_good_access`].
+    pub access_in_force: BTreeMap<String, Access>,
 }
 
 /// A False `Accepted` / `ResolvedRefs` / `Programmed` condition, typed, for
@@ -730,13 +741,6 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
 /// A validated ClientAccessPolicy.
 fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     let s = &p.spec;
-    if let Some(t) = s.target_refs.iter().find(|t| t.kind == "Gateway" && t.section_name.is_some()) {
-        return Err(format!(
-            "targetRefs: Gateway {} with sectionName is not supported (a route served on several listeners \
-             would need several policies at once): target the Gateway, an HTTPRoute or one of its rules",
-            t.name
-        ));
-    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
@@ -748,7 +752,9 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
             if !(r.per_second.is_finite() && r.per_second > 0.0) {
                 return Err(format!("rateLimit.perSecond: {} is not a positive number", r.per_second));
             }
-            let burst = r.burst.unwrap_or(r.per_second);
+            // Without a burst, one second's worth, and at least one
+            // request (a burst below 1 would refuse every request).
+            let burst = r.burst.unwrap_or(r.per_second.max(1.0));
             if !(burst.is_finite() && burst >= 1.0) {
                 return Err(format!("rateLimit.burst: {burst} is not at least 1"));
             }
@@ -785,6 +791,7 @@ fn attach_policies<'p, T>(
     policies: &[Attach<'p, T>],
     kind: &'static str,
     exists: &dyn Fn(&TargetKey) -> bool,
+    unsupported: &dyn Fn(&TargetKey) -> Option<String>,
     statuses: &mut Vec<ObjectStatus>,
 ) -> BTreeMap<TargetKey, T>
 where
@@ -811,6 +818,9 @@ where
             };
             let cond = if t.group != GATEWAY_GROUP || !exists(&key) {
                 Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
+            } else if let Some(why) = unsupported(&key) {
+                // Only this target is refused: the policy's others attach.
+                Cond::new("Accepted", false, "Invalid", why)
             } else if let (Err(e), None) = (value, fallback) {
                 Cond::new("Accepted", false, "Invalid", e.clone())
             } else if let Some((winner, _)) = won.get(&key) {
@@ -1041,7 +1051,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), c.clone()))
         })
         .collect();
-    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &mut statuses);
+    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &|_| None, &mut statuses);
     // 4. Routes.
     let mut sorted_routes: Vec<&HttpRoute> = inp.routes.clone();
     // Cached keys: a key per comparison allocates two Strings each time.
@@ -1226,9 +1236,34 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         "Gateway" => listener_exists(k),
         _ => false,
     };
-    let ap: Vec<Attach<'_, Access>> =
-        inp.access_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), access(p), None)).collect();
-    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &mut statuses);
+    let ap: Vec<Attach<'_, Access>> = inp
+        .access_policies
+        .iter()
+        .map(|p| {
+            let key = format!("{}/{}", ns_of(&p.metadata), name_of(&p.metadata));
+            (&p.metadata, p.spec.target_refs.as_slice(), access(p), inp.last_good_access.get(&key).cloned())
+        })
+        .collect();
+    // A route attached to a whole Gateway is served on several listeners
+    // at once, and its access rules are per route: a Gateway target with
+    // sectionName is refused (that target only).
+    let gateway_section = |k: &TargetKey| {
+        (k.0 == "Gateway" && k.3.is_some()).then(|| {
+            format!(
+                "targetRefs: Gateway {} with sectionName is not supported (access rules are per route, and a route \
+                 may be served on several listeners): target the whole Gateway, an HTTPRoute or one of its rules",
+                k.2
+            )
+        })
+    };
+    let access_in_force: BTreeMap<String, Access> = ap
+        .iter()
+        .filter_map(|(m, _, v, last)| {
+            let a = v.as_ref().ok().or(last.as_ref())?;
+            Some((format!("{}/{}", ns_of(m), name_of(m)), a.clone()))
+        })
+        .collect();
+    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &gateway_section, &mut statuses);
     // Sorted by position, then moved once: entries are large, and moving
     // them through a sort of 10,000 costs more than the comparisons.
     let mut order: Vec<usize> = (0..entries.len()).collect();
@@ -1367,5 +1402,5 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         listeners: specs,
         routes,
     };
-    Translation { routes: route_set, statuses, ip_in_force }
+    Translation { routes: route_set, statuses, ip_in_force, access_in_force }
 }
