@@ -837,6 +837,21 @@ mod tests {
         assert!(got[1].1.to_string().contains("`/%7Ex`"), "{:?}", got[1]);
     }
 
+    /// A RequestHeaderModifier may not set the request id the access log
+    /// and the upstream share.
+    #[test]
+    fn a_filter_cannot_forge_the_request_id() {
+        let protected: Vec<String> = PROTECTED_REQUEST.iter().map(|&h| h.to_owned()).collect();
+        let edit = HeaderEdit {
+            set: vec![("X-Request-Id".into(), "forged".into()), ("x-a".into(), "1".into())],
+            ..HeaderEdit::default()
+        };
+        let mut warnings = Vec::new();
+        let kept = unprotected(&edit, &protected, "RequestHeaderModifier", &mut warnings);
+        assert_eq!(kept.set, vec![("x-a".to_owned(), "1".to_owned())]);
+        assert!(warnings.len() == 1 && warnings[0].contains("x-request-id"), "{warnings:?}");
+    }
+
     /// A route attached to a whole Gateway is served on the Gateway
     /// listeners a `[[listener]]` binds, with a warning for the others: one
     /// unbound listener never takes it off every listener.

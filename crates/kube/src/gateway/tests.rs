@@ -559,3 +559,35 @@ fn a_gateway_listener_target_is_refused_alone() {
     let a = t.routes.routes[0].access.as_ref().expect("the Gateway target attached");
     assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned()][..]));
 }
+
+/// A path match the proxy could never match (it matches normalized request
+/// paths) is refused in status, never Accepted and silently unserved.
+#[test]
+fn a_path_that_is_not_normalized_is_unsupported() {
+    for (value, why) in [
+        ("/%7Ex", "write it as is"),
+        ("/a%00b", "refused"),
+        ("/caf%c3%a9", "upper case"),
+        ("/a/%2e%2e/b", "write it as is"),
+        ("/a/../b", "segments"),
+        ("/a//b", "segments"),
+        ("/a%2Fb", "refused"),
+        ("/a%zz", "hex digits"),
+    ] {
+        let r = route(
+            "web",
+            &format!("  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: '{value}'}}}}]\n    backendRefs: [{{name: app, port: 80}}]\n"),
+        );
+        let t = run(&r);
+        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let c = cond(&parents[0].conditions, "Accepted");
+        assert_eq!((c.status, c.reason), (false, "UnsupportedValue"), "{value}");
+        assert!(c.message.contains(value) && c.message.contains(why), "{value}: {}", c.message);
+        assert!(t.routes.routes.is_empty(), "{value}");
+    }
+    let ok = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: '/caf%C3%A9'}}]\n    backendRefs: [{name: app, port: 80}]\n",
+    );
+    assert_eq!(run(&ok).routes.routes.len(), 1);
+}

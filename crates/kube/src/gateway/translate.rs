@@ -550,6 +550,46 @@ fn accepted_message(route: &HttpRoute) -> String {
     }
 }
 
+/// Why a path match value can never match a request: the proxy matches
+/// normalized request paths (escapes of unreserved characters decoded,
+/// other escapes in upper case, no `//` or dot segments, never `%00`, an
+/// encoded `/` or a backslash), so a value in another form is refused here
+/// (`UnsupportedValue`) rather than served as a route that never matches.
+fn path_problem(value: &str) -> Option<String> {
+    if !value.starts_with('/') {
+        return Some("must start with /".into());
+    }
+    if value.contains('\\') {
+        return Some("a backslash is never in a normalized request path".into());
+    }
+    if value.contains("//") || value.split('/').any(|seg| seg == "." || seg == "..") {
+        return Some("`//`, `.` and `..` segments are never in a normalized request path".into());
+    }
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'%' {
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+            return Some("`%` is not followed by two hex digits".into());
+        };
+        if v == 0 || v == b'/' || v == b'\\' {
+            return Some(format!("%{v:02X} is refused in request paths"));
+        }
+        if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+            return Some(format!("%{:02X} is `{}` once decoded: write it as is", v, char::from(v)));
+        }
+        if hex.is_some_and(|h| h.bytes().any(|c| c.is_ascii_lowercase())) {
+            return Some(format!("write escapes in upper case (%{v:02X})"));
+        }
+        i += 3;
+    }
+    None
+}
+
 /// Validates a route's rules. `Err` = unsupported (reason, message);
 /// otherwise the rules and the first unresolved reference (reason, message).
 fn rules(
@@ -580,6 +620,9 @@ fn rules(
         for (j, m) in matches.iter().enumerate() {
             let at = format!("{at}.matches[{j}]");
             let value = m.path.as_ref().and_then(|p| p.value.clone()).unwrap_or_else(|| "/".into());
+            if let Some(why) = path_problem(&value) {
+                return Err(unsupported(format!("{at}.path.value `{value}`: {why}")));
+            }
             let path = match m.path.as_ref().and_then(|p| p.kind.as_deref()).unwrap_or("PathPrefix") {
                 "Exact" => PathMatch::Exact(value),
                 "PathPrefix" => PathMatch::SegmentPrefix(value),
