@@ -232,6 +232,8 @@ pub async fn run_with_routes(
     // its last valid version (see `Inputs::last_good_ip`).
     let mut last_good_ip: std::collections::BTreeMap<String, crate::routes::ClientIp> =
         std::collections::BTreeMap::new();
+    let mut last_good_access: std::collections::BTreeMap<String, crate::routes::Access> =
+        std::collections::BTreeMap::new();
     let mut last_desired: Option<Desired> = None;
     let mut pending = (false, false); // (ingress, gateway) sides touched
     loop {
@@ -326,9 +328,11 @@ pub async fn run_with_routes(
                 slices: sl.iter().map(AsRef::as_ref).collect(),
                 secrets: se.iter().map(AsRef::as_ref).collect(),
                 last_good_ip: std::mem::take(&mut last_good_ip),
+                last_good_access: std::mem::take(&mut last_good_access),
             };
             let translation = translate(&inputs);
             last_good_ip.clone_from(&translation.ip_in_force);
+            last_good_access.clone_from(&translation.access_in_force);
             let problems: Vec<String> = translation
                 .problems()
                 .into_iter()

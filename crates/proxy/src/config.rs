@@ -910,27 +910,8 @@ impl Config {
         let mut route_names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         for (i, r) in self.routes.iter().enumerate() {
             let key = format!("route[{i}]");
-            // A Gateway route whose backends all failed to resolve (or that
-            // only redirects) names no upstream: it answers by itself.
-            let answers_itself = r.gateway.is_some() && r.upstream.is_empty();
-            if !answers_itself && !upstreams.contains(r.upstream.as_str()) {
-                push(format!("{key}.upstream"), format!("no [[upstream]] named `{}`", r.upstream));
-            }
-            for (b, _) in &r.backends {
-                if let Some(b) = b.as_deref().filter(|b| !upstreams.contains(b)) {
-                    push(format!("{key}.backends"), format!("no [[upstream]] named `{b}`"));
-                }
-            }
-            match crate::path::normalize(&r.path_prefix, self.http.allow_backslash) {
-                Ok(n) if n == r.path_prefix.as_str() => {}
-                Ok(n) => push(
-                    format!("{key}.path_prefix"),
-                    format!("`{}` would never match: request paths are normalized first (write `{n}`)", r.path_prefix),
-                ),
-                Err(crate::path::PathError::NotAbsolute) => {
-                    push(format!("{key}.path_prefix"), format!("`{}` must start with /", r.path_prefix));
-                }
-                Err(e) => push(format!("{key}.path_prefix"), format!("`{}`: {e}", r.path_prefix)),
+            for (what, msg) in route_errors(r, &upstreams, self.http.allow_backslash) {
+                push(format!("{key}{what}"), msg);
             }
             let host_key = r.host.as_deref().map_or_else(String::new, |h| h.trim_end_matches('.').to_ascii_lowercase());
             // Gateway routes sharing host and prefix differ in their other
@@ -949,22 +930,6 @@ impl Config {
             }
             if let Some(j) = route_names.insert(route_name(r), i) {
                 push(format!("{key}.name"), format!("`{}` is also the name of route[{j}]", route_name(r)));
-            }
-            if let Some(h) = &r.host {
-                let bare = h.strip_prefix("*.").unwrap_or(h);
-                let bare = bare.strip_suffix('.').unwrap_or(bare);
-                if bare.is_empty() || bare.contains(['*', '/', ' ', ':']) || bare.split('.').any(str::is_empty) {
-                    push(format!("{key}.host"), format!("`{h}` is not a host name or `*.domain` wildcard"));
-                }
-            }
-            if let Some(e) = r.allow.as_deref().and_then(cidrs) {
-                push(format!("{key}.allow"), e);
-            }
-            if let Some(e) = cidrs(&r.deny) {
-                push(format!("{key}.deny"), e);
-            }
-            if let Some(rate) = &r.rate {
-                check_rate(&format!("{key}.rate"), rate, &mut push);
             }
         }
         if let Some(e) = cidrs(&self.policy.allow) {
@@ -1089,6 +1054,56 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 
 /// The largest request head allowed.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The checks of one route on its own (upstream names, path, host, lists,
+/// rate): `(field, message)` pairs, the field starting with `.`. The
+/// Kubernetes composition runs them per route, so a route the proxy cannot
+/// serve is left out and reported instead of failing the whole
+/// configuration (and with it every other route).
+pub(crate) fn route_errors(r: &RouteConfig, upstreams: &HashSet<&str>, allow_backslash: bool) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    let mut push = |key: String, msg: String| errs.push((key, msg));
+    let cidrs = |list: &[String]| TrustedProxies::parse(list).err().map(|e| e.to_string());
+    // A Gateway route whose backends all failed to resolve (or that
+    // only redirects) names no upstream: it answers by itself.
+    let answers_itself = r.gateway.is_some() && r.upstream.is_empty();
+    if !answers_itself && !upstreams.contains(r.upstream.as_str()) {
+        push(".upstream".into(), format!("no [[upstream]] named `{}`", r.upstream));
+    }
+    for (b, _) in &r.backends {
+        if let Some(b) = b.as_deref().filter(|b| !upstreams.contains(b)) {
+            push(".backends".into(), format!("no [[upstream]] named `{b}`"));
+        }
+    }
+    match crate::path::normalize(&r.path_prefix, allow_backslash) {
+        Ok(n) if n == r.path_prefix.as_str() => {}
+        Ok(n) => push(
+            ".path_prefix".into(),
+            format!("`{}` would never match: request paths are normalized first (write `{n}`)", r.path_prefix),
+        ),
+        Err(crate::path::PathError::NotAbsolute) => {
+            push(".path_prefix".into(), format!("`{}` must start with /", r.path_prefix));
+        }
+        Err(e) => push(".path_prefix".into(), format!("`{}`: {e}", r.path_prefix)),
+    }
+    if let Some(h) = &r.host {
+        let bare = h.strip_prefix("*.").unwrap_or(h);
+        let bare = bare.strip_suffix('.').unwrap_or(bare);
+        if bare.is_empty() || bare.contains(['*', '/', ' ', ':']) || bare.split('.').any(str::is_empty) {
+            push(".host".into(), format!("`{h}` is not a host name or `*.domain` wildcard"));
+        }
+    }
+    if let Some(e) = r.allow.as_deref().and_then(cidrs) {
+        push(".allow".into(), e);
+    }
+    if let Some(e) = cidrs(&r.deny) {
+        push(".deny".into(), e);
+    }
+    if let Some(rate) = &r.rate {
+        check_rate(".rate", rate, &mut push);
+    }
+    errs
+}
 
 fn check_rate(key: &str, rate: &RateConfig, push: &mut impl FnMut(String, String)) {
     if !(rate.per_second.is_finite() && rate.per_second > 0.0) {

@@ -27,8 +27,9 @@ use realip_kube::routes::{Filter, HeaderEdit, PathRewrite};
 use crate::upstream::Pool;
 
 /// Request headers only the proxy writes: the client-IP and forwarding
-/// headers, framing, hop-by-hop headers and `Host`.
-pub const PROTECTED_REQUEST: [&str; 16] = [
+/// headers, framing, hop-by-hop headers, `Host` and `X-Request-Id` (the
+/// id the access log and the upstream share: a filter must not forge it).
+pub const PROTECTED_REQUEST: [&str; 17] = [
     "x-forwarded-for",
     "forwarded",
     "x-real-ip",
@@ -45,6 +46,7 @@ pub const PROTECTED_REQUEST: [&str; 16] = [
     "trailer",
     "upgrade",
     "proxy-authorization",
+    "x-request-id",
 ];
 
 /// Response headers only the proxy (or hyper) writes: framing and

@@ -67,6 +67,10 @@ pub enum Unserved {
     NoRateLimitStore,
     /// A second route for the same host and path: the first one serves.
     Shadowed(String),
+    /// A route the proxy cannot serve as written (a path that is not in
+    /// normalized form, a bad host, list or rate): left out alone, so it
+    /// never fails the configuration of every other route.
+    Invalid(String),
 }
 
 impl fmt::Display for Unserved {
@@ -81,6 +85,7 @@ impl fmt::Display for Unserved {
             Unserved::Filter(why) => write!(f, "filter: {why}"),
             Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
+            Unserved::Invalid(why) => write!(f, "cannot be served as written: {why}"),
         }
     }
 }
@@ -226,17 +231,21 @@ struct Ctx<'a> {
 
 /// The file listeners serving the Gateway listeners `names` (with the
 /// Gateway port each one serves the route for), or why not. A Gateway
-/// listener whose ClientIPPolicy cannot be applied is left out (with a
-/// warning) while others remain, and is the reason when none does.
+/// listener that cannot serve the route (no `[[listener]]` binds its port,
+/// an HTTPS one without `tls.kubernetes`, a ClientIPPolicy that cannot be
+/// applied) is left out with a warning while others serve it, and is the
+/// reason when none does: one unbound listener of a Gateway never takes
+/// the route off the others.
 fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -> Result<Vec<(String, u16)>, Unserved> {
     let mut out: Vec<(String, u16)> = Vec::new();
-    let mut conflict = None;
+    let mut left_out: Vec<Unserved> = Vec::new();
     for n in names {
         let Some(spec) = ctx.gateway.iter().find(|l| &l.name == n) else {
-            return Err(Unserved::GatewayListener(format!("Gateway listener {n} is not in the route set")));
+            left_out.push(Unserved::GatewayListener(format!("Gateway listener {n} is not in the route set")));
+            continue;
         };
         if let Some(c) = ctx.conflicts.get(n) {
-            conflict = Some(c.clone());
+            left_out.push(c.clone());
             continue;
         }
         let https = spec.protocol == Protocol::Https;
@@ -244,30 +253,33 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
         for l in ctx.file.iter().filter(|l| l.gateway_ports.contains(&spec.port)) {
             any = true;
             if https && !l.tls.as_ref().is_some_and(|t| t.kubernetes) {
-                return Err(Unserved::GatewayListener(format!(
+                left_out.push(Unserved::GatewayListener(format!(
                     "Gateway listener {n} is HTTPS but [[listener]] `{}` has no tls.kubernetes",
                     l.name
                 )));
+                continue;
             }
             if !out.iter().any(|(f, _)| *f == l.name) {
                 out.push((l.name.clone(), spec.port));
             }
         }
         if !any {
-            return Err(Unserved::GatewayListener(format!(
+            left_out.push(Unserved::GatewayListener(format!(
                 "no [[listener]] has gateway_ports = [{}] for Gateway listener {n}",
                 spec.port
             )));
         }
     }
-    match conflict {
-        Some(c) if out.is_empty() => Err(c),
-        Some(c) => {
-            warnings.push(format!("not served on that Gateway listener: {c}"));
-            Ok(out)
+    if out.is_empty() {
+        if let Some(first) = left_out.into_iter().next() {
+            return Err(first);
         }
-        None => Ok(out),
+        return Ok(out);
     }
+    for why in left_out {
+        warnings.push(format!("not served on that Gateway listener: {why}"));
+    }
+    Ok(out)
 }
 
 /// `edit` without the headers in `protected`, and a warning per header
@@ -482,16 +494,33 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
     };
     let mut seen: HashMap<_, String> = config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
     config.routes.reserve(routes.len());
+    let pools: std::collections::HashSet<String> =
+        config.upstreams.iter().chain(&upstreams).map(|u| u.name.clone()).collect();
+    let pools: std::collections::HashSet<&str> = pools.iter().map(String::as_str).collect();
+    let origin_of =
+        |name: &str| set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
     for r in routes {
         let name = crate::config::route_name(&r);
+        // The checks `Config::validate` makes of one route, made here per
+        // route: one the proxy cannot serve is left out and reported,
+        // never failing the whole configuration.
+        let errs = crate::config::route_errors(&r, &pools, config.http.allow_backslash);
+        if !errs.is_empty() {
+            let why = errs.iter().map(|(k, m)| format!("{}: {m}", k.trim_start_matches('.'))).collect::<Vec<_>>();
+            problems.push(Problem { origin: origin_of(&name), route: name, reason: Unserved::Invalid(why.join("; ")) });
+            continue;
+        }
         if r.gateway.is_some() {
             config.routes.push(r);
             continue;
         }
         match seen.entry(key(&r)) {
             std::collections::hash_map::Entry::Occupied(first) => {
-                let origin = set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
-                problems.push(Problem { route: name, origin, reason: Unserved::Shadowed(first.get().clone()) });
+                problems.push(Problem {
+                    origin: origin_of(&name),
+                    route: name,
+                    reason: Unserved::Shadowed(first.get().clone()),
+                });
             }
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(name);
@@ -748,6 +777,134 @@ mod tests {
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);
+    }
+
+    /// A route the proxy cannot serve as written (a path not in normalized
+    /// form, a bad allow list from an annotation) is left out and reported
+    /// alone: the composed configuration stays valid, so every other
+    /// route keeps being served and updated.
+    #[test]
+    fn a_route_that_cannot_be_served_never_fails_the_others() {
+        let ingress = |name: &str, path: &str, allow: Option<Vec<String>>| IngressRoute {
+            ingress: format!("web/{name}"),
+            host: None,
+            path: path.into(),
+            backend: "web/app:80".into(),
+            allow,
+            deny: vec![],
+            rps: None,
+            burst: None,
+            rate_global: false,
+            max_body: None,
+            ssl_redirect: false,
+        };
+        let d = Desired {
+            routes: vec![ingress("good", "/", None), ingress("bad-allow", "/b", Some(vec!["10.0.0.0/33".into()]))],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let mut set = RouteSet::from_ingress(&d);
+        let template = set.routes[0].clone();
+        for (i, path) in ["/%7Ex", "/a%00b", "/caf%c3%a9", "/a/%2e%2e/b", "/ok"].into_iter().enumerate() {
+            let mut r = template.clone();
+            r.name = format!("httproute/web/r/{i}/0");
+            r.origin = "httproute/web/r".into();
+            r.listeners = vec!["gateway/web/gw/http".into()];
+            r.path = PathMatch::SegmentPrefix(path.into());
+            set.routes.push(r);
+        }
+        set.listeners = vec![ListenerSpec {
+            name: "gateway/web/gw/http".into(),
+            port: 80,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip: None,
+        }];
+        let base: Config =
+            toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
+        let (c, problems, _) = compose_checked(base, Some(&set));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        let served: Vec<&str> = c.routes.iter().filter_map(|r| r.name.as_deref()).collect();
+        assert_eq!(served, ["ingress/web/good/*/", "httproute/web/r/4/0"]);
+        let got: Vec<(&str, &Unserved)> = problems.iter().map(|p| (p.route.as_str(), &p.reason)).collect();
+        assert_eq!(got.len(), 5, "{got:?}");
+        for (route, reason) in &got {
+            let Unserved::Invalid(why) = reason else { panic!("{route}: {reason:?}") };
+            assert!(why.contains("path_prefix") || why.contains("allow"), "{route}: {why}");
+        }
+        assert!(problems.iter().any(|p| p.origin == "httproute/web/r"), "{problems:?}");
+        assert!(got[1].1.to_string().contains("`/%7Ex`"), "{:?}", got[1]);
+    }
+
+    /// A RequestHeaderModifier may not set the request id the access log
+    /// and the upstream share.
+    #[test]
+    fn a_filter_cannot_forge_the_request_id() {
+        let protected: Vec<String> = PROTECTED_REQUEST.iter().map(|&h| h.to_owned()).collect();
+        let edit = HeaderEdit {
+            set: vec![("X-Request-Id".into(), "forged".into()), ("x-a".into(), "1".into())],
+            ..HeaderEdit::default()
+        };
+        let mut warnings = Vec::new();
+        let kept = unprotected(&edit, &protected, "RequestHeaderModifier", &mut warnings);
+        assert_eq!(kept.set, vec![("x-a".to_owned(), "1".to_owned())]);
+        assert!(warnings.len() == 1 && warnings[0].contains("x-request-id"), "{warnings:?}");
+    }
+
+    /// A route attached to a whole Gateway is served on the Gateway
+    /// listeners a `[[listener]]` binds, with a warning for the others: one
+    /// unbound listener never takes it off every listener.
+    #[test]
+    fn a_route_is_served_on_the_bound_listeners_of_its_gateway() {
+        let d = Desired {
+            routes: vec![],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let mut set = RouteSet::from_ingress(&d);
+        let spec = |name: &str, port: u16, protocol: Protocol| ListenerSpec {
+            name: format!("gateway/web/gw/{name}"),
+            port,
+            protocol,
+            hostname: None,
+            certs: vec![],
+            client_ip: None,
+        };
+        set.listeners = vec![
+            spec("http", 80, Protocol::Http),
+            spec("alt", 8080, Protocol::Http),
+            spec("tls", 443, Protocol::Https),
+        ];
+        set.routes = vec![Route {
+            name: "httproute/web/r/0/0".into(),
+            origin: "httproute/web/r".into(),
+            listeners: set.listeners.iter().map(|l| l.name.clone()).collect(),
+            host: None,
+            path: PathMatch::SegmentPrefix("/".into()),
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+        }];
+        let base: Config =
+            toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80, 443]\n")
+                .unwrap();
+        let (c, problems, warnings) = compose_checked(base, Some(&set));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(c.routes[0].listener_ports, vec![("web".to_owned(), 80)]);
+        let messages: Vec<&str> = warnings.iter().map(|w| w.message.as_str()).collect();
+        assert_eq!(messages.len(), 2, "{messages:?}");
+        assert!(messages.iter().any(|m| m.contains("gateway/web/gw/alt")), "{messages:?}");
+        assert!(
+            messages.iter().any(|m| m.contains("gateway/web/gw/tls") && m.contains("tls.kubernetes")),
+            "{messages:?}"
+        );
     }
 
     /// An Ingress `global-rate-limit` is served as a global rate when the

@@ -479,3 +479,115 @@ fn an_invalid_edit_keeps_the_last_valid_client_ip_policy() {
     let t = run(&ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33"));
     assert!(t.routes.listeners[0].client_ip.is_none() && t.ip_in_force.is_empty());
 }
+
+/// A source list that passes the CRD's CEL but not realip-core (a
+/// `header:` source naming X-Forwarded-For) is an invalid edit like any
+/// other: the last valid chain stays in force (never the file's weaker one).
+#[test]
+fn a_header_source_naming_xff_keeps_the_last_valid_client_ip_policy() {
+    let good = ip_policy("edge", "2026-01-01T00:00:00Z", "192.0.2.0/24");
+    let first = run(&good);
+    let bad = good.replace(
+        "sources: [ProxyProtocol, {header: CF-Connecting-IP}, XForwardedFor]",
+        "sources: [ProxyProtocol, {header: X-Forwarded-For}]",
+    );
+    assert_ne!(bad, good);
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(&bad).unwrap();
+    let mut inputs = o.inputs("realip", &[]);
+    inputs.last_good_ip = first.ip_in_force.clone();
+    let t = translate(&inputs);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("sources") && c.message.contains("last valid version"), "{c:?}");
+    let ip = t.routes.listeners[0].client_ip.as_ref().expect("the last valid chain stays on the listener");
+    assert_eq!(ip.sources, ["proxy-protocol", "header:CF-Connecting-IP", "xff"]);
+    assert!(ip.fail_closed);
+}
+
+const ACCESS_ROUTE: &str = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - {backendRefs: [{name: app, port: 80}]}\n";
+
+fn access_policy(spec: &str) -> String {
+    format!("apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {{name: p, namespace: web}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}]\n{spec}")
+}
+
+/// A rate without a burst is valid even below one request per second
+/// (burst defaults to at least 1), and an invalid edit of an access policy
+/// keeps its last valid lists: an allow list is never dropped (fail open).
+#[test]
+fn an_invalid_edit_keeps_the_last_valid_access_policy() {
+    let r = route("web", ACCESS_ROUTE);
+    let slow = access_policy("  allow: [192.0.2.0/24]\n  rateLimit: {perSecond: 0.5}\n");
+    let t = run(&format!("{r}\n---\n{slow}"));
+    assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "p"), [("Accepted", true, "Accepted")]);
+    let a = t.routes.routes[0].access.as_ref().unwrap();
+    let rl = a.rate_limit.as_ref().unwrap();
+    assert_eq!((rl.per_second, rl.burst), (0.5, 1.0));
+    let in_force = t.access_in_force.clone();
+    assert_eq!(in_force["web/p"].allow.as_deref(), Some(&["192.0.2.0/24".to_owned()][..]));
+    // Edited into an invalid one: the allow list and the rate stay.
+    let bad = access_policy("  allow: [192.0.2.0/24]\n  rateLimit: {perSecond: 5, burst: 0.5}\n");
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(&format!("{r}\n---\n{bad}")).unwrap();
+    let mut inputs = o.inputs("realip", &[]);
+    inputs.last_good_access = in_force;
+    let t = translate(&inputs);
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let cond = &ancestors[0].conditions[0];
+    assert_eq!((cond.status, cond.reason), (false, "Invalid"));
+    assert!(cond.message.contains("burst") && cond.message.contains("last valid version"), "{cond:?}");
+    let a = t.routes.routes[0].access.as_ref().expect("the last valid access policy stays");
+    assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned()][..]));
+    assert_eq!(a.rate_limit.as_ref().map(|r| r.burst), Some(1.0));
+    assert_eq!(&t.access_in_force["web/p"], a, "fed back again");
+}
+
+/// A Gateway target with sectionName is refused alone: the policy's other
+/// targets attach.
+#[test]
+fn a_gateway_listener_target_is_refused_alone() {
+    let r = route("web", ACCESS_ROUTE);
+    let p = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: gwp, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}, {group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]\n  allow: [192.0.2.0/24]\n";
+    let t = run(&format!("{r}\n---\n{p}"));
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("infra"), "gwp").status else { panic!() };
+    let got: Vec<(bool, &str)> = ancestors.iter().map(|a| (a.conditions[0].status, a.conditions[0].reason)).collect();
+    assert_eq!(got, [(true, "Accepted"), (false, "Invalid")]);
+    assert!(ancestors[1].conditions[0].message.contains("sectionName"), "{:?}", ancestors[1]);
+    let a = t.routes.routes[0].access.as_ref().expect("the Gateway target attached");
+    assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned()][..]));
+}
+
+/// A path match the proxy could never match (it matches normalized request
+/// paths) is refused in status, never Accepted and silently unserved.
+#[test]
+fn a_path_that_is_not_normalized_is_unsupported() {
+    for (value, why) in [
+        ("/%7Ex", "write it as is"),
+        ("/a%00b", "refused"),
+        ("/caf%c3%a9", "upper case"),
+        ("/a/%2e%2e/b", "write it as is"),
+        ("/a/../b", "segments"),
+        ("/a//b", "segments"),
+        ("/a%2Fb", "refused"),
+        ("/a%zz", "hex digits"),
+    ] {
+        let r = route(
+            "web",
+            &format!("  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: '{value}'}}}}]\n    backendRefs: [{{name: app, port: 80}}]\n"),
+        );
+        let t = run(&r);
+        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let c = cond(&parents[0].conditions, "Accepted");
+        assert_eq!((c.status, c.reason), (false, "UnsupportedValue"), "{value}");
+        assert!(c.message.contains(value) && c.message.contains(why), "{value}: {}", c.message);
+        assert!(t.routes.routes.is_empty(), "{value}");
+    }
+    let ok = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: '/caf%C3%A9'}}]\n    backendRefs: [{name: app, port: 80}]\n",
+    );
+    assert_eq!(run(&ok).routes.routes.len(), 1);
+}

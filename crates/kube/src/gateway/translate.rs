@@ -41,7 +41,9 @@
 //!   another client-IP chain is `Conflicted` for that target (one port is
 //!   one stream of connections); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
-//!   a ClientAccessPolicy on a Gateway with `sectionName` is `Invalid`;
+//!   so does a ClientAccessPolicy ([`Inputs::last_good_access`]); a
+//!   ClientAccessPolicy target that is a Gateway with `sectionName` is
+//!   `Invalid` (that target only, the policy's others attach);
 //! - `ReplacePrefixMatch` needs `PathPrefix` matches (else
 //!   `UnsupportedValue`); route names are unique (`/HOST` when a rule is
 //!   served for several hosts, `#N` for further parents).
@@ -99,6 +101,11 @@ pub struct Inputs<'a> {
     /// an invalid one keeps its last valid version in force (and says so
     /// in its status), so a bad edit never weakens a running chain.
     pub last_good_ip: BTreeMap<String, ClientIp>,
+    /// The ClientAccessPolicies in force after the previous translation
+    /// ([`Translation::access_in_force`], by `NS/NAME`): an invalid edit
+    /// keeps the last valid allow/deny lists and rate limit (never fails
+    /// open by dropping the lists).
+    pub last_good_access: BTreeMap<String, Access>,
 }
 
 /// The result: what to serve and what to write into status.
@@ -112,6 +119,10 @@ pub struct Translation {
     /// when valid, else its last valid one; feed it back as
     /// [`Inputs::last_good_ip`].
     pub ip_in_force: BTreeMap<String, ClientIp>,
+    /// Each existing ClientAccessPolicy in force (`NS/NAME`), as
+    /// [`Translation::ip_in_force`]; feed it back as
+    /// [`Inputs::last_good_access`].
+    pub access_in_force: BTreeMap<String, Access>,
 }
 
 /// A False `Accepted` / `ResolvedRefs` / `Programmed` condition, typed, for
@@ -539,6 +550,46 @@ fn accepted_message(route: &HttpRoute) -> String {
     }
 }
 
+/// Why a path match value can never match a request: the proxy matches
+/// normalized request paths (escapes of unreserved characters decoded,
+/// other escapes in upper case, no `//` or dot segments, never `%00`, an
+/// encoded `/` or a backslash), so a value in another form is refused here
+/// (`UnsupportedValue`) rather than served as a route that never matches.
+fn path_problem(value: &str) -> Option<String> {
+    if !value.starts_with('/') {
+        return Some("must start with /".into());
+    }
+    if value.contains('\\') {
+        return Some("a backslash is never in a normalized request path".into());
+    }
+    if value.contains("//") || value.split('/').any(|seg| seg == "." || seg == "..") {
+        return Some("`//`, `.` and `..` segments are never in a normalized request path".into());
+    }
+    let bytes = value.as_bytes();
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b != b'%' {
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        let Some(v) = hex.and_then(|h| u8::from_str_radix(h, 16).ok()) else {
+            return Some("`%` is not followed by two hex digits".into());
+        };
+        if v == 0 || v == b'/' || v == b'\\' {
+            return Some(format!("%{v:02X} is refused in request paths"));
+        }
+        if v.is_ascii_alphanumeric() || b"-._~".contains(&v) {
+            return Some(format!("%{:02X} is `{}` once decoded: write it as is", v, char::from(v)));
+        }
+        if hex.is_some_and(|h| h.bytes().any(|c| c.is_ascii_lowercase())) {
+            return Some(format!("write escapes in upper case (%{v:02X})"));
+        }
+        i += 3;
+    }
+    None
+}
+
 /// Validates a route's rules. `Err` = unsupported (reason, message);
 /// otherwise the rules and the first unresolved reference (reason, message).
 fn rules(
@@ -569,6 +620,9 @@ fn rules(
         for (j, m) in matches.iter().enumerate() {
             let at = format!("{at}.matches[{j}]");
             let value = m.path.as_ref().and_then(|p| p.value.clone()).unwrap_or_else(|| "/".into());
+            if let Some(why) = path_problem(&value) {
+                return Err(unsupported(format!("{at}.path.value `{value}`: {why}")));
+            }
             let path = match m.path.as_ref().and_then(|p| p.kind.as_deref()).unwrap_or("PathPrefix") {
                 "Exact" => PathMatch::Exact(value),
                 "PathPrefix" => PathMatch::SegmentPrefix(value),
@@ -730,13 +784,6 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
 /// A validated ClientAccessPolicy.
 fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     let s = &p.spec;
-    if let Some(t) = s.target_refs.iter().find(|t| t.kind == "Gateway" && t.section_name.is_some()) {
-        return Err(format!(
-            "targetRefs: Gateway {} with sectionName is not supported (a route served on several listeners \
-             would need several policies at once): target the Gateway, an HTTPRoute or one of its rules",
-            t.name
-        ));
-    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
@@ -748,7 +795,9 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
             if !(r.per_second.is_finite() && r.per_second > 0.0) {
                 return Err(format!("rateLimit.perSecond: {} is not a positive number", r.per_second));
             }
-            let burst = r.burst.unwrap_or(r.per_second);
+            // Without a burst, one second's worth, and at least one
+            // request (a burst below 1 would refuse every request).
+            let burst = r.burst.unwrap_or(r.per_second.max(1.0));
             if !(burst.is_finite() && burst >= 1.0) {
                 return Err(format!("rateLimit.burst: {burst} is not at least 1"));
             }
@@ -785,6 +834,7 @@ fn attach_policies<'p, T>(
     policies: &[Attach<'p, T>],
     kind: &'static str,
     exists: &dyn Fn(&TargetKey) -> bool,
+    unsupported: &dyn Fn(&TargetKey) -> Option<String>,
     statuses: &mut Vec<ObjectStatus>,
 ) -> BTreeMap<TargetKey, T>
 where
@@ -811,6 +861,9 @@ where
             };
             let cond = if t.group != GATEWAY_GROUP || !exists(&key) {
                 Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
+            } else if let Some(why) = unsupported(&key) {
+                // Only this target is refused: the policy's others attach.
+                Cond::new("Accepted", false, "Invalid", why)
             } else if let (Err(e), None) = (value, fallback) {
                 Cond::new("Accepted", false, "Invalid", e.clone())
             } else if let Some((winner, _)) = won.get(&key) {
@@ -1041,7 +1094,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), c.clone()))
         })
         .collect();
-    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &mut statuses);
+    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &|_| None, &mut statuses);
     // 4. Routes.
     let mut sorted_routes: Vec<&HttpRoute> = inp.routes.clone();
     // Cached keys: a key per comparison allocates two Strings each time.
@@ -1226,9 +1279,34 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         "Gateway" => listener_exists(k),
         _ => false,
     };
-    let ap: Vec<Attach<'_, Access>> =
-        inp.access_policies.iter().map(|p| (&p.metadata, p.spec.target_refs.as_slice(), access(p), None)).collect();
-    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &mut statuses);
+    let ap: Vec<Attach<'_, Access>> = inp
+        .access_policies
+        .iter()
+        .map(|p| {
+            let key = format!("{}/{}", ns_of(&p.metadata), name_of(&p.metadata));
+            (&p.metadata, p.spec.target_refs.as_slice(), access(p), inp.last_good_access.get(&key).cloned())
+        })
+        .collect();
+    // A route attached to a whole Gateway is served on several listeners
+    // at once, and its access rules are per route: a Gateway target with
+    // sectionName is refused (that target only).
+    let gateway_section = |k: &TargetKey| {
+        (k.0 == "Gateway" && k.3.is_some()).then(|| {
+            format!(
+                "targetRefs: Gateway {} with sectionName is not supported (access rules are per route, and a route \
+                 may be served on several listeners): target the whole Gateway, an HTTPRoute or one of its rules",
+                k.2
+            )
+        })
+    };
+    let access_in_force: BTreeMap<String, Access> = ap
+        .iter()
+        .filter_map(|(m, _, v, last)| {
+            let a = v.as_ref().ok().or(last.as_ref())?;
+            Some((format!("{}/{}", ns_of(m), name_of(m)), a.clone()))
+        })
+        .collect();
+    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &gateway_section, &mut statuses);
     // Sorted by position, then moved once: entries are large, and moving
     // them through a sort of 10,000 costs more than the comparisons.
     let mut order: Vec<usize> = (0..entries.len()).collect();
@@ -1367,5 +1445,5 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         listeners: specs,
         routes,
     };
-    Translation { routes: route_set, statuses, ip_in_force }
+    Translation { routes: route_set, statuses, ip_in_force, access_in_force }
 }
