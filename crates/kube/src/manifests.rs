@@ -73,9 +73,10 @@ pub const CRDS: [&str; 2] = [
 /// The CRDs as objects.
 pub fn crds() -> Vec<Value> {
     use serde::Deserialize as _;
+    // `map_while`: after a syntax error the document iterator keeps
+    // yielding that error; `filter_map` would spin on it forever.
     CRDS.iter()
-        .flat_map(|text| serde_norway::Deserializer::from_str(text).map(Value::deserialize))
-        .filter_map(Result::ok)
+        .flat_map(|text| serde_norway::Deserializer::from_str(text).map(Value::deserialize).map_while(Result::ok))
         .filter(|v| !v.is_null())
         .collect()
 }
@@ -272,4 +273,24 @@ pub fn yaml(s: &Settings) -> String {
         out.push_str(&serde_norway::to_string(&o).unwrap_or_default());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every embedded CRD file parses to its CRD: a YAML slip in the chart's
+    /// `crds/` (e.g. `: ` in a plain description) loses it here, not in a
+    /// cluster.
+    #[test]
+    fn every_embedded_crd_parses() {
+        use serde::Deserialize as _;
+        for text in super::CRDS {
+            for doc in serde_norway::Deserializer::from_str(text) {
+                let v = serde_json::Value::deserialize(doc).unwrap_or_else(|e| panic!("chart CRD: {e}"));
+                assert!(v.is_null() || v["kind"] == "CustomResourceDefinition", "{v}");
+            }
+        }
+        let names: Vec<String> =
+            super::crds().iter().map(|c| c["metadata"]["name"].as_str().unwrap_or_default().to_owned()).collect();
+        assert_eq!(names, ["clientaccesspolicies.realip.dev", "clientippolicies.realip.dev"]);
+    }
 }
