@@ -725,8 +725,8 @@ fn client_ip_policy_is_applied_per_listener() {
 /// ClientAccessPolicy on a Gateway (all its routes) and on one HTTPRoute
 /// rule (`sectionName`), keyed on the resolved client (here from
 /// X-Forwarded-For of the trusted loopback peer, never the peer itself):
-/// deny, allow, and a per-client rate limit; the rule's policy replaces
-/// the Gateway's for that rule.
+/// deny, allow, and a per-client rate limit; the Gateway's lists stay a
+/// floor under a rule's or route's own policy.
 #[test]
 fn client_access_policies_key_on_the_resolved_client() {
     let api = FakeApi::start().unwrap();
@@ -781,6 +781,22 @@ fn client_access_policies_key_on_the_resolved_client() {
     // Other routes keep the Gateway's policy.
     assert_eq!(from("/other", "192.0.2.9"), 403);
     assert_eq!(from("/other", "198.51.100.7"), 200);
+    // The tenant adds a rate-limit-only policy on its whole route: the
+    // Gateway's deny list stays in force (a floor), the rate limit applies.
+    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "tenant",
+        &route_target,
+        &json!({"rateLimit": {"perSecond": 0.01, "burst": 1}}),
+    ));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from("/other", "198.51.100.20") != 429 {
+        assert!(Instant::now() < deadline, "the tenant's rate limit is not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(from("/other", "192.0.2.9"), 403, "the Gateway's deny list survives the route's policy");
+    assert_eq!(from("/other", "198.51.100.21"), 200);
 }
 
 /// A real load balancer nobody here wrote: HAProxy `send-proxy-v2` in

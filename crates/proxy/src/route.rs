@@ -41,6 +41,11 @@ impl HostMatch {
     }
 
     /// Specificity when `host` matches, `None` when it does not.
+    /// Whether this matches one host exactly (not a wildcard, not any).
+    fn is_exact(&self) -> bool {
+        matches!(self, HostMatch::Exact(_))
+    }
+
     fn rank(&self, host: &str) -> Option<usize> {
         match self {
             HostMatch::Any => Some(0),
@@ -155,7 +160,9 @@ impl Routes {
     /// already normalized by [`crate::target`] (lower case, no port, no
     /// trailing dot). Gateway API routes attached to the listener come
     /// first, in the route set's precedence order (the Gateway API's);
-    /// then the most specific file or Ingress route.
+    /// then the most specific file or Ingress route. Exception: a file or
+    /// Ingress route naming the host exactly beats a Gateway route that
+    /// matches it only by wildcard or no host.
     pub fn find(&self, listener: &str, host: &str, path: &str) -> Option<&Route> {
         self.find_request(listener, host, path, &Request::default())
     }
@@ -172,15 +179,23 @@ impl Routes {
                     && g.request_matches(req.method, req.headers, req.query);
                 (on && r.host.rank(host).is_some()).then_some((g.order, r))
             })
-            .min_by_key(|(order, _)| *order);
-        if let Some((_, r)) = gateway {
-            return Some(r);
-        }
-        self.candidates(host)
+            .min_by_key(|(order, _)| *order)
+            .map(|(_, r)| r);
+        let other = self
+            .candidates(host)
             .filter(|r| r.gateway.is_none() && path.starts_with(r.prefix.as_str()))
             .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
-            .map(|(_, r)| r)
+            .map(|(_, r)| r);
+        match (gateway, other) {
+            // An exact host beats a wildcard or missing one whatever the
+            // route's kind: a host-less HTTPRoute (possibly another
+            // namespace's) must not take over a host an Ingress or the
+            // file names exactly on a shared bind.
+            (Some(g), Some(o)) if o.host.is_exact() && !g.host.is_exact() => Some(o),
+            (Some(g), _) => Some(g),
+            (None, o) => o,
+        }
     }
 }
 
@@ -268,6 +283,40 @@ mod tests {
         let only = Routes::new(vec![gw("exact-foo", None, "/foo", true, 0)]);
         assert!(only.find("gw", "x.test", "/foo/").is_none());
         assert!(only.find("web", "x.test", "/foo").is_none());
+    }
+
+    /// A file or Ingress route naming the host exactly beats a host-less
+    /// or wildcard Gateway route on the same listener; other hosts, and
+    /// a Gateway route naming the host exactly, still go to the Gateway.
+    #[test]
+    fn exact_host_beats_hostless_gateway_route() {
+        let gw = |name: &str, host: Option<&str>| {
+            let mut r = route(name, host, "/");
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["web".into()],
+                exact: false,
+                order: 0,
+                method: None,
+                headers: vec![],
+                query: vec![],
+            });
+            r
+        };
+        let routes = Routes::new(vec![route("ingress-shop", Some("shop.example.com"), "/"), gw("tenant", None)]);
+        assert_eq!(routes.find("web", "shop.example.com", "/cart").map(|r| &*r.name), Some("ingress-shop"));
+        assert_eq!(routes.find("web", "other.example.com", "/").map(|r| &*r.name), Some("tenant"));
+        let wild = Routes::new(vec![
+            route("ingress-shop", Some("shop.example.com"), "/"),
+            gw("tenant", Some("*.example.com")),
+        ]);
+        assert_eq!(wild.find("web", "shop.example.com", "/").map(|r| &*r.name), Some("ingress-shop"));
+        let both = Routes::new(vec![
+            route("ingress-shop", Some("shop.example.com"), "/"),
+            gw("gw-shop", Some("shop.example.com")),
+        ]);
+        assert_eq!(both.find("web", "shop.example.com", "/").map(|r| &*r.name), Some("gw-shop"));
+        let equal = Routes::new(vec![route("file-any", None, "/"), gw("tenant", None)]);
+        assert_eq!(equal.find("web", "shop.example.com", "/").map(|r| &*r.name), Some("tenant"));
     }
 
     /// Method, header and query conditions all have to hold; the first

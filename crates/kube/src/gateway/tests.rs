@@ -560,6 +560,39 @@ fn a_gateway_listener_target_is_refused_alone() {
     assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned()][..]));
 }
 
+/// A route's own ClientAccessPolicy (a tenant's) cannot lift the Gateway
+/// owner's: deny lists add up, allow lists intersect, and the most specific
+/// rate limit wins.
+#[test]
+fn a_route_policy_cannot_lift_the_gateway_policy() {
+    let r = route("web", ACCESS_ROUTE);
+    let gw = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: gwp, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  allow: [192.0.2.0/24, 2001:db8::/32]\n  deny: [192.0.2.9]\n  rateLimit: {perSecond: 50}\n";
+    let own = |spec: &str| {
+        format!("apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {{name: p, namespace: web}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}]\n{spec}")
+    };
+    // Rate limit only: the Gateway's lists stay in force.
+    let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  rateLimit: {perSecond: 5}\n")));
+    let a = t.routes.routes[0].access.as_ref().expect("policies attached");
+    assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned(), "2001:db8::/32".to_owned()][..]));
+    assert_eq!(a.deny, ["192.0.2.9"]);
+    assert_eq!(a.rate_limit.as_ref().map(|r| r.per_second), Some(5.0));
+    assert_eq!(a.policy, "web/p");
+    // Wider and disjoint allow lists: only what both allow; denies add up;
+    // no own rate limit: the Gateway's.
+    let t = run(&format!(
+        "{r}\n---\n{gw}\n---\n{}",
+        own("  allow: [0.0.0.0/0, 198.51.100.0/24, 2001:db8:1::/48]\n  deny: [192.0.2.10, 192.0.2.9]\n")
+    ));
+    let a = t.routes.routes[0].access.as_ref().expect("policies attached");
+    assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned(), "2001:db8:1::/48".to_owned()][..]));
+    assert_eq!(a.deny, ["192.0.2.9", "192.0.2.10"]);
+    assert_eq!(a.rate_limit.as_ref().map(|r| r.per_second), Some(50.0));
+    // Nothing in common: nobody is let in (an empty list, not none).
+    let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  allow: [198.51.100.0/24]\n")));
+    let a = t.routes.routes[0].access.as_ref().expect("policies attached");
+    assert_eq!(a.allow.as_deref(), Some(&[][..]));
+}
+
 /// A path match the proxy could never match (it matches normalized request
 /// paths) is refused in status, never Accepted and silently unserved.
 #[test]

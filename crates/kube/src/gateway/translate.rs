@@ -821,6 +821,54 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     })
 }
 
+/// A route's own ClientAccessPolicy (`own`, on its rule or the route)
+/// under its Gateway's (`gateway`): a tenant's route policy must not cancel
+/// the Gateway owner's lists. Deny lists add up; when both have an allow
+/// list the client must be in both (their intersection: two CIDRs overlap
+/// only when one contains the other, so the intersection is the narrower
+/// of each overlapping pair; none overlapping leaves an empty list, which
+/// lets nobody in). The most specific rate limit wins: the route's own,
+/// else the Gateway's. `policy` names the route's own policy.
+fn floor(gateway: &Access, own: &Access) -> Access {
+    let mut deny = gateway.deny.clone();
+    deny.extend(own.deny.iter().filter(|d| !gateway.deny.contains(d)).cloned());
+    let allow = match (&gateway.allow, &own.allow) {
+        (Some(g), Some(o)) => Some(intersect(g, o)),
+        (g, o) => o.clone().or_else(|| g.clone()),
+    };
+    Access {
+        policy: own.policy.clone(),
+        allow,
+        deny,
+        rate_limit: own.rate_limit.clone().or_else(|| gateway.rate_limit.clone()),
+    }
+}
+
+/// The CIDRs in both lists (already validated by [`access`]; presets
+/// expanded, IPv4-mapped networks unmapped).
+fn intersect(a: &[String], b: &[String]) -> Vec<String> {
+    let parse = |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
+    let (a, b) = (parse(a), parse(b));
+    let mut out: Vec<String> = Vec::new();
+    for x in &a {
+        for y in &b {
+            let narrower = if x.prefix() >= y.prefix() && y.contains(x.addr()) {
+                Some(x)
+            } else if y.prefix() >= x.prefix() && x.contains(y.addr()) {
+                Some(y)
+            } else {
+                None
+            };
+            if let Some(n) = narrower.map(ToString::to_string) {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Key of a policy target: (kind, namespace, name, sectionName).
 type TargetKey = (String, String, String, Option<String>);
 
@@ -1330,11 +1378,13 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             let on_rule = (!rule.is_empty()).then(|| ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(rule)));
             let on_route = ("HTTPRoute".to_owned(), rns, rname, None);
             let on_gateway = ("Gateway".to_owned(), gns, gname, None);
-            r.access = on_rule
-                .and_then(|k| access_won.get(&k))
-                .or_else(|| access_won.get(&on_route))
-                .or_else(|| access_won.get(&on_gateway))
-                .cloned();
+            // The route's own policy (rule, else route) cannot lift the
+            // Gateway owner's lists: those are a floor (see [`floor`]).
+            let own = on_rule.and_then(|k| access_won.get(&k)).or_else(|| access_won.get(&on_route));
+            r.access = match (access_won.get(&on_gateway), own) {
+                (Some(g), Some(own)) => Some(floor(g, own)),
+                (g, own) => own.or(g).cloned(),
+            };
             r
         })
         .collect();
