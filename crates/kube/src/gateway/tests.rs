@@ -183,6 +183,19 @@ fn unsupported_features_are_reported_not_ignored() {
     }
 }
 
+/// Of match entries with equivalent names, only the first counts (header
+/// names case-insensitively, query parameter names exactly).
+#[test]
+fn repeated_match_names_count_once() {
+    let body = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - matches: [{headers: [{name: X-A, value: '1'}, {name: x-a, value: '2'}], queryParams: [{name: q, value: '1'}, {name: q, value: '2'}, {name: Q, value: '3'}]}]\n";
+    let t = run(&route("web", body));
+    let r = &t.routes.routes[0];
+    let pairs =
+        |v: &[crate::routes::ValueMatch]| v.iter().map(|m| (m.name.clone(), m.value.clone())).collect::<Vec<_>>();
+    assert_eq!(pairs(&r.headers), [("x-a".to_owned(), "1".to_owned())]);
+    assert_eq!(pairs(&r.query), [("q".to_owned(), "1".to_owned()), ("Q".to_owned(), "3".to_owned())]);
+}
+
 #[test]
 fn precedence_follows_the_spec() {
     let body = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - matches: [{path: {type: PathPrefix, value: /}}]\n  - matches: [{path: {type: PathPrefix, value: /api}}]\n  - matches: [{path: {type: Exact, value: /api}}]\n  - matches: [{path: {type: PathPrefix, value: /api}, method: POST}]\n  - matches: [{path: {type: PathPrefix, value: /api}, method: POST, headers: [{name: X-V, value: '2'}]}]\n";

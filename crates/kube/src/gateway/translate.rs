@@ -630,16 +630,22 @@ fn rules(
                     return Err(unsupported(format!("{at}.path.type {other} is not supported (Exact, PathPrefix)")))
                 }
             };
+            // The spec: of entries with equivalent names, only the first
+            // counts (header names compare case-insensitively).
             let exact = |list: &[super::types::NameValueMatch], what: &str, lower: bool| {
-                list.iter()
-                    .map(|h| match h.kind.as_deref().unwrap_or("Exact") {
-                        "Exact" => Ok(ValueMatch {
-                            name: if lower { h.name.to_ascii_lowercase() } else { h.name.clone() },
-                            value: h.value.clone(),
-                        }),
-                        other => Err(unsupported(format!("{at}.{what}.type {other} is not supported (Exact)"))),
-                    })
-                    .collect::<Result<Vec<_>, _>>()
+                let mut out: Vec<ValueMatch> = Vec::new();
+                for h in list {
+                    match h.kind.as_deref().unwrap_or("Exact") {
+                        "Exact" => {
+                            let name = if lower { h.name.to_ascii_lowercase() } else { h.name.clone() };
+                            if !out.iter().any(|m| m.name == name) {
+                                out.push(ValueMatch { name, value: h.value.clone() });
+                            }
+                        }
+                        other => return Err(unsupported(format!("{at}.{what}.type {other} is not supported (Exact)"))),
+                    }
+                }
+                Ok(out)
             };
             let headers = exact(&m.headers, "headers", true)?;
             let query = exact(&m.query_params, "queryParams", false)?;
