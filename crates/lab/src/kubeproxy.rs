@@ -151,7 +151,11 @@ pub struct NodeHealth {
 /// 10256) does, which is what load balancers check for `Cluster` Services.
 pub async fn serve_health(listener: TcpListener, state: Arc<Mutex<NodeHealth>>, service: String, always_ok: bool) {
     loop {
-        let Ok((mut s, _)) = listener.accept().await else { continue };
+        let Ok((mut s, _)) = listener.accept().await else {
+            // EMFILE and the like repeat at once: pause instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
         let state = Arc::clone(&state);
         let service = service.clone();
         tokio::spawn(async move {
