@@ -168,6 +168,29 @@ pub enum PathRewrite {
 }
 
 /// A Gateway API filter realip implements.
+/// Request headers only the proxy writes: the client-IP and forwarding
+/// headers, framing, hop-by-hop headers, `Host` and `X-Request-Id` (the
+/// id the access log and the upstream share: a filter must not forge it).
+pub const PROTECTED_REQUEST: [&str; 17] = [
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "x-request-id",
+];
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Filter {
     /// `RequestHeaderModifier`.

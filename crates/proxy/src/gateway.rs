@@ -26,28 +26,9 @@ use realip_kube::routes::{Filter, HeaderEdit, PathRewrite};
 
 use crate::upstream::Pool;
 
-/// Request headers only the proxy writes: the client-IP and forwarding
-/// headers, framing, hop-by-hop headers, `Host` and `X-Request-Id` (the
-/// id the access log and the upstream share: a filter must not forge it).
-pub const PROTECTED_REQUEST: [&str; 17] = [
-    "x-forwarded-for",
-    "forwarded",
-    "x-real-ip",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "upgrade",
-    "proxy-authorization",
-    "x-request-id",
-];
+/// Request headers only the proxy writes (the controller reports edits of
+/// them from the same list).
+pub use realip_kube::routes::PROTECTED_REQUEST;
 
 /// Response headers only the proxy (or hyper) writes: framing and
 /// hop-by-hop headers.

@@ -513,18 +513,7 @@ fn filter(f: &HttpRouteFilter, at: &str) -> Result<Filter, String> {
 /// Request headers the proxy writes itself, whatever a filter says (the
 /// proxy also protects the `strip_untrusted` and `header:NAME` source
 /// headers of its configuration, which the controller does not see).
-const PROXY_HEADERS: [&str; 10] = [
-    "x-forwarded-for",
-    "forwarded",
-    "x-real-ip",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-    "host",
-    "content-length",
-    "transfer-encoding",
-    "connection",
-];
+use crate::routes::PROTECTED_REQUEST as PROXY_HEADERS;
 
 /// The `Accepted` message of an attached route: says which
 /// RequestHeaderModifier edits the proxy leaves out (the route is served;
