@@ -158,6 +158,49 @@ fn two_proxies_sharing_one_redis_enforce_one_limit() {
     );
 }
 
+/// Concurrent decisions travel in batches (one script call for many keys,
+/// several hits of one key as one step): batching must not let one more
+/// request through. 24 clients, 4 requests each, all at once from 12
+/// threads over two proxies, burst 3 and a refill of one token per 100 s:
+/// exactly 3 per client pass, whatever the batches looked like.
+#[test]
+fn concurrent_decisions_in_batches_grant_exactly_the_burst() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start(&[], false);
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let store = format!("redis = \"redis://127.0.0.1:{}/0\"\ntimeout = \"2s\"", redis.port);
+    let rate = r#"{ per_second = 0.01, burst = 3, scope = "global" }"#;
+    let (a, b) = (limited_proxy(up, &store, rate), limited_proxy(up, &store, rate));
+    let clients: Vec<String> = (1..=24).map(|i| format!("203.0.113.{i}")).collect();
+    let allowed: Vec<std::sync::atomic::AtomicUsize> = clients.iter().map(|_| 0.into()).collect();
+    let webs = [a.addr("web"), b.addr("web")];
+    std::thread::scope(|s| {
+        for t in 0..12 {
+            let (webs, clients, allowed) = (&webs, &clients, &allowed);
+            s.spawn(move || {
+                for i in 0..8 {
+                    let c = (t * 8 + i) % clients.len();
+                    let xff = format!("X-Forwarded-For: {}", clients[c]);
+                    let st = get(webs[(t + i) % 2], "/", &[&xff]).0;
+                    assert!(st == 200 || st == 429, "unexpected status {st}");
+                    if st == 200 {
+                        allowed[c].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let per_client: Vec<usize> = allowed.iter().map(|n| n.load(std::sync::atomic::Ordering::Relaxed)).collect();
+    assert_eq!(per_client, vec![3; 24], "allowed per client");
+    let calls = redis.cli(&["INFO", "commandstats"]);
+    eprintln!("96 decisions; Redis saw: {}", calls.lines().filter(|l| l.contains("evalsha")).collect::<String>());
+    for p in [&a, &b] {
+        assert_eq!(p.counter("realip_rate_limit_store_errors_total"), 0, "{}", p.metrics());
+    }
+}
+
 #[test]
 fn keys_carry_a_ttl_and_expire() {
     if !have_redis() {
