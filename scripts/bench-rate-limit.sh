@@ -101,7 +101,11 @@ EOF
   out=$(taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$PROXY/")
   kill "$pid"; wait "$pid" 2>/dev/null || true
   wait_closed $PROXY
-  if echo "$out" | grep -q 'Non-2xx'; then echo "bench-rate-limit: $name answered non-2xx:"; echo "$out"; exit 1; fi
+  if echo "$out" | grep -q 'Non-2xx'; then
+    echo "bench-rate-limit: $name answered non-2xx:"; echo "$out"
+    echo "proxy log (store errors are events rate_limit_store_*):"; tail -5 "$work/$name.err"
+    exit 1
+  fi
   RPS[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
   P50[$name]=$(echo "$out" | awk '$1=="50%" {print $2}')
   P99[$name]=$(echo "$out" | awk '$1=="99%" {print $2}')

@@ -389,15 +389,23 @@ impl Store {
         for (gi, g) in groups.iter().enumerate() {
             let outcome =
                 answer.as_ref().map_err(|e| *e).map(|v| (usize::try_from(v[2 * gi]).unwrap_or(0), v[2 * gi + 1]));
-            for (n, &i) in g.iter().enumerate() {
-                let r = match &outcome {
-                    Err(e) => Err(*e),
-                    Ok((granted, _)) if n < *granted => Ok((true, 0)),
-                    Ok((_, wait)) => Ok((false, u64::try_from(*wait).unwrap_or(0))),
-                };
-                if let Some(reply) = replies[i].take() {
-                    let _ = reply.send(r); // the caller may have timed out
+            // Tokens go to callers still waiting, in arrival order: one that
+            // timed out meanwhile does not take a token another could use.
+            let mut left = outcome.map_or(0, |(granted, _)| granted);
+            for &i in g {
+                let Some(reply) = replies[i].take() else { continue };
+                if reply.is_closed() {
+                    continue;
                 }
+                let r = match outcome {
+                    Err(e) => Err(e),
+                    Ok(_) if left > 0 => {
+                        left -= 1;
+                        Ok((true, 0))
+                    }
+                    Ok((_, wait)) => Ok((false, u64::try_from(wait).unwrap_or(0))),
+                };
+                let _ = reply.send(r); // it may time out in between
             }
         }
     }
