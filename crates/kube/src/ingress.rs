@@ -494,6 +494,78 @@ fn resolve_backend(
     Ok(Backend { name, endpoints, https })
 }
 
+/// The Services an EndpointSlice change touches: `(namespace, service)`.
+pub type Touched = std::collections::BTreeSet<(String, String)>;
+
+/// Recomputes, in place, the endpoints of the `backends` that belong to a
+/// Service in `touched`, from `services` and `slices`: what a change of
+/// EndpointSlices alone does to a computed set ([`desired`] or the Gateway
+/// translation), without recomputing routes or status — which depend on
+/// Services, never on endpoints. Only the touched Services' objects are
+/// indexed.
+///
+/// `None` when a backend cannot be refreshed exactly (its name does not
+/// parse, its Service is gone, or the Service has its port number twice,
+/// so the port a name referred to is ambiguous): the caller recomputes
+/// everything. `Some(changed)` otherwise.
+pub fn refresh_endpoints<S, E>(
+    backends: &mut [Backend],
+    touched: &Touched,
+    services: &[S],
+    slices: &[E],
+) -> Option<bool>
+where
+    S: Borrow<Service>,
+    E: Borrow<EndpointSlice>,
+{
+    let is_touched = |ns: Option<&str>, name: Option<&str>| match (ns, name) {
+        (Some(ns), Some(name)) => touched.contains(&(ns.to_owned(), name.to_owned())),
+        _ => false,
+    };
+    let services: Vec<&Service> = services
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|s| is_touched(s.metadata.namespace.as_deref(), s.metadata.name.as_deref()))
+        .collect();
+    let slices: Vec<&EndpointSlice> = slices
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|e| {
+            let svc = e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name"));
+            is_touched(e.metadata.namespace.as_deref(), svc.map(String::as_str))
+        })
+        .collect();
+    let index = ServiceIndex::new(&services, &slices);
+    let mut changed = false;
+    for b in backends.iter_mut() {
+        // `namespace/service:port`, then `+https` when spoken to over TLS.
+        let (rest, https) = match b.name.strip_suffix("+https") {
+            Some(r) => (r, true),
+            None => (b.name.as_str(), false),
+        };
+        let (ns, rest) = rest.split_once('/')?;
+        let (svc, port) = rest.rsplit_once(':')?;
+        if !touched.contains(&(ns.to_owned(), svc.to_owned())) {
+            continue;
+        }
+        let port: i32 = port.parse().ok()?;
+        let s = index.services.get(&(ns, svc))?;
+        let same_number = s.spec.as_ref().and_then(|s| s.ports.as_ref()).into_iter().flatten();
+        if same_number.filter(|p| p.port == port).count() != 1 {
+            return None;
+        }
+        let fresh = resolve_backend(ns, svc, &PortRef::Number(port), &index, https).ok()?;
+        if fresh.name != b.name {
+            return None;
+        }
+        if fresh.endpoints != b.endpoints {
+            b.endpoints = fresh.endpoints;
+            changed = true;
+        }
+    }
+    Some(changed)
+}
+
 /// Everything the proxy should serve for `class` (in `namespace` only, if given).
 /// Takes the objects owned or shared (`Arc`, as reflector stores hold
 /// them), so the watcher passes its stores without copying.

@@ -21,7 +21,12 @@
 //! - Bursts of events are coalesced (the batch ends after 20 ms without an
 //!   event, at most 250 ms after it began), and a batch recomputes only the
 //!   side it touches: Ingress-only changes skip the Gateway translation and
-//!   Gateway-only changes skip the Ingress computation.
+//!   Gateway-only changes skip the Ingress computation. A batch of
+//!   EndpointSlice changes only (after the initial lists) recomputes the
+//!   endpoints of the Services they belong to in both computed sets
+//!   ([`SliceChanges`], [`crate::ingress::refresh_endpoints`]): no
+//!   Ingress computation, no translation, no status written, since
+//!   routes and status depend on Services and never on endpoints.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -40,7 +45,7 @@ use crate::gateway::translate::{translate, Inputs};
 use crate::gateway::types::{
     ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpRoute, ListenerSet, ReferenceGrant,
 };
-use crate::ingress::{desired, Desired, Problem, ProblemKind};
+use crate::ingress::{desired, Desired, Problem, ProblemKind, Touched};
 use crate::routes::RouteSet;
 use crate::Error;
 
@@ -112,14 +117,93 @@ enum Side {
     Both,
 }
 
-type Tagged = futures::stream::BoxStream<'static, Result<(usize, Side, bool), watcher::Error>>;
+/// An EndpointSlice seen by the watch: namespace, name, the Service it
+/// belongs to (`kubernetes.io/service-name`), and whether it is a change
+/// after the initial list (`Apply` / `Delete`: `Some(deleted)`) or part of
+/// a list (`None`).
+type SliceSeen = (String, String, Option<String>, Option<bool>);
+
+/// What the events since the last computation did to EndpointSlices:
+/// whether they were all EndpointSlice changes after the initial lists,
+/// and which Services those touched (for a slice moved to another
+/// Service, both). Such a batch only needs the endpoints of those
+/// Services refreshed in the computed sets
+/// ([`crate::ingress::refresh_endpoints`]): routes and status depend on
+/// Services, never on endpoints.
+#[derive(Debug)]
+pub struct SliceChanges {
+    /// Each known slice's Service, by (namespace, slice name).
+    owner: std::collections::HashMap<(String, String), String>,
+    touched: crate::ingress::Touched,
+    only_slices: bool,
+}
+
+impl Default for SliceChanges {
+    fn default() -> SliceChanges {
+        SliceChanges { owner: std::collections::HashMap::new(), touched: Touched::new(), only_slices: true }
+    }
+}
+
+impl SliceChanges {
+    /// An EndpointSlice event: `live` is `Some(deleted)` for a change
+    /// after the initial list, `None` for an object of a (re)list.
+    pub fn slice(&mut self, namespace: String, name: String, service: Option<String>, live: Option<bool>) {
+        let key = (namespace.clone(), name);
+        let before = match (&service, live) {
+            (Some(svc), Some(false) | None) => self.owner.insert(key, svc.clone()),
+            _ => self.owner.remove(&key),
+        };
+        self.touched.extend(before.into_iter().chain(service).map(move |s| (namespace.clone(), s)));
+        self.only_slices &= live.is_some();
+    }
+
+    /// Any other event (another kind, a list starting or ending).
+    pub fn other(&mut self) {
+        self.only_slices = false;
+    }
+
+    /// The Services touched since the last call when every event was a
+    /// live EndpointSlice change, else `None` (recompute everything);
+    /// starts over either way.
+    pub fn take(&mut self) -> Option<Touched> {
+        let touched = std::mem::take(&mut self.touched);
+        std::mem::replace(&mut self.only_slices, true).then_some(touched)
+    }
+}
+
+/// One event of a stream: its index, its side, whether it ends an
+/// initial list, and what it says of an EndpointSlice.
+type Tick = (usize, Side, bool, Option<SliceSeen>);
+
+type Tagged = futures::stream::BoxStream<'static, Result<Tick, watcher::Error>>;
 
 fn tag<K, S>(s: S, i: usize, side: Side) -> Tagged
 where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
 {
-    s.map_ok(move |e| (i, side, matches!(e, watcher::Event::InitDone))).boxed()
+    s.map_ok(move |e| (i, side, matches!(e, watcher::Event::InitDone), None)).boxed()
+}
+
+/// As [`tag`], for the EndpointSlice stream: each event says which
+/// slice and Service it touches, so a batch of slice changes only
+/// refreshes those Services' endpoints.
+fn tag_slices<S>(s: S, i: usize) -> Tagged
+where
+    S: Stream<Item = Result<watcher::Event<EndpointSlice>, watcher::Error>> + Send + 'static,
+{
+    let seen = |e: &EndpointSlice, live: Option<bool>| {
+        let svc = e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).cloned();
+        (e.metadata.namespace.clone().unwrap_or_default(), e.metadata.name.clone().unwrap_or_default(), svc, live)
+    };
+    s.map_ok(move |e| match e {
+        watcher::Event::Apply(o) => (i, Side::Both, false, Some(seen(&o, Some(false)))),
+        watcher::Event::Delete(o) => (i, Side::Both, false, Some(seen(&o, Some(true)))),
+        watcher::Event::InitApply(o) => (i, Side::Both, false, Some(seen(&o, None))),
+        watcher::Event::Init => (i, Side::Both, false, None),
+        watcher::Event::InitDone => (i, Side::Both, true, None),
+    })
+    .boxed()
 }
 
 /// Whether the API server serves `K` to us (CRD installed, RBAC granted).
@@ -168,7 +252,7 @@ pub async fn run_with_routes(
     let mut streams: Vec<Tagged> = vec![
         tag(reflector(iw, watcher(api::<Ingress>(&client, ns), wc.clone())).default_backoff(), 0, Side::Ingress),
         tag(reflector(sw, watcher(api::<Service>(&client, ns), wc.clone())).default_backoff(), 1, Side::Both),
-        tag(reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc.clone())).default_backoff(), 2, Side::Both),
+        tag_slices(reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc.clone())).default_backoff(), 2),
         // Only TLS Secrets are read (and kept in memory).
         tag(
             reflector(tw, watcher(api::<Secret>(&client, ns), wc.clone().fields("type=kubernetes.io/tls")))
@@ -236,6 +320,10 @@ pub async fn run_with_routes(
         std::collections::BTreeMap::new();
     let mut last_desired: Option<Desired> = None;
     let mut pending = (false, false); // (ingress, gateway) sides touched
+                                      // A batch of EndpointSlice changes only refreshes endpoints.
+    let mut changes = SliceChanges::default();
+    // The Gateway side's backends as last translated (`None`: not yet).
+    let mut gw_backends: Option<Vec<crate::ingress::Backend>> = None;
     loop {
         // One batch: the first event, then whatever follows within 20 ms
         // (bounded to 250 ms in total), so a burst costs one computation.
@@ -251,10 +339,14 @@ pub async fn run_with_routes(
         for ev in batch {
             match ev {
                 Err(e) => event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()})),
-                Ok((i, side, init_done)) => {
+                Ok((i, side, init_done, slice)) => {
                     synced[i] |= init_done;
                     pending.0 |= side != Side::Gateway;
                     pending.1 |= side != Side::Ingress;
+                    match slice {
+                        Some((sns, sname, svc, live)) => changes.slice(sns, sname, svc, live),
+                        None => changes.other(),
+                    }
                 }
             }
         }
@@ -274,6 +366,36 @@ pub async fn run_with_routes(
                 .and_then(|s| s.status.as_ref()?.load_balancer.as_ref()?.ingress.clone())
                 .map(|v| serde_json::to_value(v).unwrap_or_default())
         });
+        let gateway_ready = !gateway_on || (gateway_synced && gw_backends.is_some());
+        let touched = changes.take();
+        if let (Some(touched), true) = (touched, gateway_ready) {
+            let fresh = refresh_both(last_desired.as_ref(), gw_backends.as_ref(), &touched, &services, &slices);
+            if let Some((ingress_backends, gateway_backends)) = fresh {
+                pending = (false, false);
+                if let Some(d) = last_desired.as_mut() {
+                    d.backends.clone_from(&ingress_backends);
+                }
+                tx.send_if_modified(|cur| match cur.as_mut() {
+                    Some(d) if d.backends != ingress_backends => {
+                        d.backends = ingress_backends;
+                        true
+                    }
+                    _ => false,
+                });
+                if let Some(b) = gateway_backends {
+                    gw_backends = Some(b.clone());
+                    let Some(gtx) = &gateway_tx else { continue };
+                    gtx.send_if_modified(|cur| match cur.as_mut() {
+                        Some(set) if set.backends != b => {
+                            set.backends = b;
+                            true
+                        }
+                        _ => false,
+                    });
+                }
+                continue;
+            }
+        }
         if std::mem::take(&mut pending.0) || last_desired.is_none() {
             let d = desired(&cfg.class, ns, &ingresses.state(), &services.state(), &slices.state(), &secrets.state());
             let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
@@ -331,6 +453,7 @@ pub async fn run_with_routes(
                 last_good_access: std::mem::take(&mut last_good_access),
             };
             let translation = translate(&inputs);
+            gw_backends = Some(translation.routes.backends.clone());
             last_good_ip.clone_from(&translation.ip_in_force);
             last_good_access.clone_from(&translation.access_in_force);
             let problems: Vec<String> = translation
@@ -400,6 +523,31 @@ pub async fn run_with_routes(
     Err(Error::Live("the Kubernetes watch streams ended".into()))
 }
 
+/// The Ingress side's and the Gateway side's backends with the endpoints
+/// of the `touched` Services recomputed, or `None` when a full
+/// computation is needed (nothing computed yet, or a backend that cannot
+/// be refreshed exactly, see [`crate::ingress::refresh_endpoints`]).
+fn refresh_both(
+    desired: Option<&Desired>,
+    gateway: Option<&Vec<crate::ingress::Backend>>,
+    touched: &Touched,
+    services: &Store<Service>,
+    slices: &Store<EndpointSlice>,
+) -> Option<(Vec<crate::ingress::Backend>, Option<Vec<crate::ingress::Backend>>)> {
+    let (sv, sl) = (services.state(), slices.state());
+    let mut ingress = desired?.backends.clone();
+    crate::ingress::refresh_endpoints(&mut ingress, touched, &sv, &sl)?;
+    let gateway = match gateway {
+        Some(g) => {
+            let mut g = g.clone();
+            crate::ingress::refresh_endpoints(&mut g, touched, &sv, &sl)?;
+            Some(g)
+        }
+        None => None,
+    };
+    Some((ingress, gateway))
+}
+
 async fn publish_ingress_status(
     client: &kube::Client,
     d: &Desired,
@@ -452,3 +600,7 @@ async fn patch_gateway_status(client: &kube::Client, s: &ObjectStatus, body: &Va
     };
     r.map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+#[path = "watch_tests.rs"]
+mod tests;

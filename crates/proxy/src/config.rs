@@ -872,38 +872,8 @@ impl Config {
             if !unames.insert(u.name.as_str()) {
                 push(key.clone(), "name is used twice".into());
             }
-            if u.endpoints.is_empty() && !u.from_kubernetes {
-                push(format!("{key}.endpoints"), "is empty".into());
-            }
-            for e in &u.endpoints {
-                match e.parse::<SocketAddr>() {
-                    Ok(a) if a.port() == 0 => {
-                        push(format!("{key}.endpoints"), format!("`{e}`: port 0 cannot be connected to"));
-                    }
-                    Ok(_) => {}
-                    Err(_) => push(format!("{key}.endpoints"), format!("`{e}` is not IP:PORT")),
-                }
-            }
-            if u.max_fails == Some(0) {
-                push(format!("{key}.max_fails"), "must be at least 1".into());
-            }
-            for (name, d) in [
-                ("connect_timeout", u.connect_timeout),
-                ("response_timeout", u.response_timeout),
-                ("idle_timeout", u.idle_timeout),
-                ("fail_timeout", u.fail_timeout),
-            ] {
-                if d.is_some_and(|d| d.0.is_zero()) {
-                    push(format!("{key}.{name}"), "must be longer than 0s".into());
-                }
-            }
-            if let Some(name) = &u.tls_server_name {
-                if u.tls == UpstreamTls::Off {
-                    push(format!("{key}.tls_server_name"), "is set but `tls` is off".into());
-                }
-                if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
-                    push(format!("{key}.tls_server_name"), format!("`{name}` is not a DNS name or IP address"));
-                }
+            for (what, msg) in upstream_errors(u) {
+                push(format!("{key}{what}"), msg);
             }
         }
         let mut seen_routes: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
@@ -1054,6 +1024,48 @@ pub const MIN_HEADER_BYTES: usize = 8192;
 
 /// The largest request head allowed.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024 * 1024;
+
+/// The checks [`Config::validate`] makes of one upstream on its own (not
+/// the uniqueness of its name), as `(key suffix, message)`: also made of
+/// the pools an endpoint change replaces without a full validation.
+pub(crate) fn upstream_errors(u: &UpstreamConfig) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    let mut push = |key: String, msg: String| errs.push((key, msg));
+    if u.endpoints.is_empty() && !u.from_kubernetes {
+        push(".endpoints".into(), "is empty".into());
+    }
+    for e in &u.endpoints {
+        match e.parse::<SocketAddr>() {
+            Ok(a) if a.port() == 0 => {
+                push(".endpoints".into(), format!("`{e}`: port 0 cannot be connected to"));
+            }
+            Ok(_) => {}
+            Err(_) => push(".endpoints".into(), format!("`{e}` is not IP:PORT")),
+        }
+    }
+    if u.max_fails == Some(0) {
+        push(".max_fails".into(), "must be at least 1".into());
+    }
+    for (name, d) in [
+        ("connect_timeout", u.connect_timeout),
+        ("response_timeout", u.response_timeout),
+        ("idle_timeout", u.idle_timeout),
+        ("fail_timeout", u.fail_timeout),
+    ] {
+        if d.is_some_and(|d| d.0.is_zero()) {
+            push(format!(".{name}"), "must be longer than 0s".into());
+        }
+    }
+    if let Some(name) = &u.tls_server_name {
+        if u.tls == UpstreamTls::Off {
+            push(".tls_server_name".into(), "is set but `tls` is off".into());
+        }
+        if rustls_pki_types::ServerName::try_from(name.as_str()).is_err() {
+            push(".tls_server_name".into(), format!("`{name}` is not a DNS name or IP address"));
+        }
+    }
+    errs
+}
 
 /// The checks of one route on its own (upstream names, path, host, lists,
 /// rate): `(field, message)` pairs, the field starting with `.`. The

@@ -263,7 +263,35 @@ pub struct Weighted {
     next: AtomicU64,
 }
 
+/// A copy shares the pools and starts where the original's rotation is.
+impl Clone for Weighted {
+    fn clone(&self) -> Weighted {
+        Weighted {
+            choices: self.choices.clone(),
+            total: self.total,
+            next: AtomicU64::new(self.next.load(Ordering::Relaxed)),
+        }
+    }
+}
+
 impl Weighted {
+    /// A copy with the pools found in `replaced` (by the address of the
+    /// old pool) swapped for their new ones, or `None` when it uses none
+    /// of them.
+    pub(crate) fn replacing(&self, replaced: &std::collections::HashMap<*const Pool, Arc<Pool>>) -> Option<Weighted> {
+        let hit = |p: &Option<Arc<Pool>>| p.as_ref().and_then(|p| replaced.get(&Arc::as_ptr(p)));
+        if !self.choices.iter().any(|(p, _)| hit(p).is_some()) {
+            return None;
+        }
+        let choices = self.choices.iter().map(|(p, w)| (hit(p).cloned().or_else(|| p.clone()), *w)).collect();
+        Some(Weighted { choices, total: self.total, next: AtomicU64::new(self.next.load(Ordering::Relaxed)) })
+    }
+
+    /// The pools (`None`: unresolved) and their weights, in order.
+    pub fn choices(&self) -> impl Iterator<Item = (Option<&Arc<Pool>>, u64)> {
+        self.choices.iter().map(|(p, w)| (p.as_ref(), *w))
+    }
+
     /// From backends and weights.
     pub fn new(choices: Vec<(Option<Arc<Pool>>, u32)>) -> Weighted {
         let choices: Vec<(Option<Arc<Pool>>, u64)> = choices.into_iter().map(|(p, w)| (p, u64::from(w))).collect();

@@ -469,6 +469,28 @@ pub fn routes(set: &RouteSet, config: &Config) -> Converted {
     out
 }
 
+/// The upstream pools to replace when `new` differs from `old` (the set
+/// the running snapshot was composed from) only in the endpoints of its
+/// backends — an EndpointSlice change: the pools of those backends, as
+/// [`compose`] would write them. `None` when anything else differs
+/// (routes, listeners, certificates, which backends there are): then the
+/// whole composition runs.
+pub fn endpoint_changes(old: &RouteSet, new: &RouteSet) -> Option<Vec<UpstreamConfig>> {
+    let same_backends = old.backends.len() == new.backends.len()
+        && old.backends.iter().zip(&new.backends).all(|(a, b)| a.name == b.name && a.https == b.https);
+    if !same_backends || old.listeners != new.listeners || old.certs != new.certs || old.routes != new.routes {
+        return None;
+    }
+    Some(
+        old.backends
+            .iter()
+            .zip(&new.backends)
+            .filter(|(a, b)| a.endpoints != b.endpoints)
+            .map(|(_, b)| upstream(b))
+            .collect(),
+    )
+}
+
 /// The file's configuration plus the Kubernetes routes (file routes
 /// first), the set's TLS Secrets on listeners with `tls.kubernetes` and
 /// the ClientIPPolicy chains on the listeners serving them; every route
@@ -1049,5 +1071,158 @@ mod tests {
         let same = |n: &str| std::sync::Arc::ptr_eq(&first.pools[n], &second.pools[n]);
         assert!(!same("k8s:web/a:80"), "its endpoints changed");
         assert!(same("k8s:web/b:80"), "untouched: idle connections and ejections survive");
+    }
+
+    /// What a snapshot serves, written out: the configuration, each
+    /// route with the configuration of its pools, each pool, each
+    /// listener's `tcp` pool.
+    fn served(s: &crate::snapshot::Snapshot) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!("{:?}\n", s.config);
+        for r in s.routes.all() {
+            let weighted =
+                r.backends.as_ref().map(|w| w.choices().map(|(p, w)| (p.map(|p| p.config()), w)).collect::<Vec<_>>());
+            let _ = writeln!(
+                out,
+                "{} {:?} {} {:?} {weighted:?} {:?} {} {} {:?} {:?} {:?}",
+                r.name,
+                r.host,
+                r.prefix,
+                r.upstream.config(),
+                r.policy,
+                r.max_body_bytes,
+                r.https_redirect,
+                r.gateway,
+                r.filters,
+                r.listener_ports
+            );
+        }
+        let mut pools: Vec<_> = s.pools.iter().map(|(n, p)| format!("{n} {:?}", p.config())).collect();
+        pools.sort();
+        let mut listeners: Vec<_> = s
+            .listeners
+            .iter()
+            .map(|(n, l)| format!("{n} {:?} {:?}", l.upstream.as_ref().map(|p| p.config()), l.chain))
+            .collect();
+        listeners.sort();
+        out + &pools.join("\n") + &listeners.join("\n")
+    }
+
+    /// An EndpointSlice change applied alone (`endpoint_changes` +
+    /// `Snapshot::with_upstreams`, what the reloader does) serves exactly
+    /// what composing and compiling everything serves, through a sequence
+    /// of changes; any other change is refused (`None`: the full path).
+    #[test]
+    #[allow(clippy::too_many_lines)] // one world, then the sequence
+    fn endpoint_changes_applied_alone_equal_a_full_rebuild() {
+        use crate::snapshot::Snapshot;
+        let backend = |name: &str, eps: &[&str]| Backend {
+            name: name.into(),
+            endpoints: eps.iter().map(|e| e.parse().unwrap()).collect(),
+            https: false,
+        };
+        let base = || -> Config {
+            toml::from_str(
+                "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                 [[upstream]]\nname = \"file\"\nendpoints = [\"127.0.0.1:9\"]\n\n\
+                 [[route]]\npath_prefix = \"/file\"\nupstream = \"file\"\n",
+            )
+            .unwrap()
+        };
+        // Ingress routes to a and c, Gateway routes to a, and to a and b
+        // by weight; `extra` adds a Gateway route.
+        let set = |a: &[&str], b: &[&str], c: &[&str], extra: bool| {
+            let ing = |name: &str, backend: &str| IngressRoute {
+                ingress: format!("web/{name}"),
+                host: Some(format!("{name}.example.com")),
+                path: "/".into(),
+                backend: backend.into(),
+                allow: Some(vec!["192.0.2.0/24".into()]),
+                deny: vec![],
+                rps: None,
+                burst: None,
+                rate_global: false,
+                max_body: None,
+                ssl_redirect: false,
+            };
+            let d = Desired {
+                routes: vec![ing("i-a", "web/a:80"), ing("i-c", "web/c:80")],
+                backends: vec![backend("web/a:80", a), backend("web/c:80", c)],
+                ..Desired::default()
+            };
+            let gw = |name: &str, backends: &[(&str, u32)]| Route {
+                name: format!("httproute/web/{name}/0/0"),
+                origin: format!("httproute/web/{name}"),
+                listeners: vec!["gateway/web/gw/http".into()],
+                host: Some(format!("{name}.example.com")),
+                path: PathMatch::SegmentPrefix("/".into()),
+                method: None,
+                headers: vec![],
+                query: vec![],
+                filters: vec![],
+                backends: backends
+                    .iter()
+                    .map(|(b, w)| WeightedBackend { backend: Some((*b).into()), weight: *w })
+                    .collect(),
+                access: None,
+                max_body: None,
+                ssl_redirect: false,
+            };
+            let mut routes = vec![gw("r-a", &[("web/a:80", 1)]), gw("r-split", &[("web/a:80", 1), ("web/b:80", 3)])];
+            if extra {
+                routes.push(gw("r-extra", &[("web/b:80", 1)]));
+            }
+            let g = RouteSet {
+                listeners: vec![ListenerSpec {
+                    name: "gateway/web/gw/http".into(),
+                    port: 80,
+                    protocol: Protocol::Http,
+                    hostname: None,
+                    certs: vec![],
+                    client_ip: None,
+                }],
+                routes,
+                backends: vec![backend("web/a:80", a), backend("web/b:80", b)],
+                certs: vec![],
+            };
+            g.merge(RouteSet::from_ingress(&d))
+        };
+        let (a1, a2, b1, c1) = (["10.0.0.1:80"], ["10.0.0.2:80", "10.0.0.3:80"], ["10.0.1.1:80"], ["10.0.2.1:80"]);
+        let steps: Vec<(&str, RouteSet, bool)> = vec![
+            ("a's endpoints changed", set(&a2, &b1, &c1, false), true),
+            ("b emptied", set(&a2, &[], &c1, false), true),
+            ("a and c changed at once", set(&a1, &[], &a2, false), true),
+            ("nothing changed", set(&a1, &[], &a2, false), true),
+            ("a route added", set(&a1, &b1, &a2, true), false),
+            ("b changed under the new route", set(&a1, &a2, &a2, true), true),
+            ("a route removed", set(&a1, &a2, &a2, false), false),
+        ];
+        let mut held = set(&a1, &b1, &c1, false);
+        let mut running = Snapshot::build(compose(base(), Some(&held))).unwrap();
+        for (what, next, endpoints_only) in steps {
+            let full = Snapshot::build_reusing(compose(base(), Some(&next)), Some(&running)).unwrap();
+            let changes = endpoint_changes(&held, &next);
+            assert_eq!(changes.is_some(), endpoints_only, "{what}");
+            let new = match changes {
+                Some(c) => {
+                    let fast = running.with_upstreams(&c).unwrap();
+                    assert_eq!(served(&fast), served(&full), "{what}");
+                    for (name, pool) in &fast.pools {
+                        let touched = c.iter().any(|u| &u.name == name);
+                        assert_eq!(std::sync::Arc::ptr_eq(pool, &running.pools[name]), !touched, "{what}: {name}");
+                    }
+                    fast
+                }
+                None => full,
+            };
+            running = new;
+            held = next;
+        }
+        // An endpoint the proxy cannot connect to is refused, as a full
+        // validation refuses it; the running snapshot stays.
+        let mut bad = upstream(&backend("web/a:80", &["10.0.0.1:80"]));
+        bad.endpoints = vec!["10.0.0.1:0".into()];
+        let e = running.with_upstreams(&[bad]).unwrap_err().to_string();
+        assert!(e.contains("web/a:80") && e.contains("port 0"), "{e}");
     }
 }

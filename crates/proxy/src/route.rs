@@ -56,7 +56,7 @@ impl HostMatch {
 }
 
 /// One compiled route.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Route {
     /// Name for logs and metrics: `name`, else host and prefix.
     pub name: std::sync::Arc<str>,
@@ -101,14 +101,17 @@ impl Route {
     }
 }
 
-/// All routes, indexed by exact host.
+/// All routes, indexed by exact host. Routes and index are shared (`Arc`)
+/// with the snapshot an endpoint change derives this one from
+/// ([`Routes::replacing`]), so that change copies no route it does not
+/// touch.
 #[derive(Debug, Default)]
 pub struct Routes {
-    list: Vec<Route>,
+    list: Vec<Arc<Route>>,
     /// Positions of routes with an exact host, by that host, ascending.
-    exact: std::collections::HashMap<String, Vec<usize>>,
+    exact: Arc<std::collections::HashMap<String, Vec<usize>>>,
     /// Positions of wildcard and host-less routes, ascending.
-    other: Vec<usize>,
+    other: Arc<Vec<usize>>,
 }
 
 /// What of a request, beyond host and path, a Gateway route may match.
@@ -141,11 +144,30 @@ impl Routes {
                 HostMatch::Suffix(_) | HostMatch::Any => other.push(i),
             }
         }
-        Routes { list: routes, exact, other }
+        Routes { list: routes.into_iter().map(Arc::new).collect(), exact: Arc::new(exact), other: Arc::new(other) }
+    }
+
+    /// These routes, each one `swap` gives a replacement for replaced by
+    /// it, the others and the index shared. A replacement keeps the host
+    /// of the route it replaces (the index stays right): it changes what
+    /// the route leads to, not what it matches.
+    pub(crate) fn replacing(&self, mut swap: impl FnMut(&Route) -> Option<Route>) -> Routes {
+        let list = self
+            .list
+            .iter()
+            .map(|r| match swap(r) {
+                Some(new) => {
+                    debug_assert_eq!(new.host, r.host, "a replacement keeps its host");
+                    Arc::new(new)
+                }
+                None => Arc::clone(r),
+            })
+            .collect();
+        Routes { list, exact: Arc::clone(&self.exact), other: Arc::clone(&self.other) }
     }
 
     /// Every route, in declaration order.
-    pub fn all(&self) -> &[Route] {
+    pub fn all(&self) -> &[Arc<Route>] {
         &self.list
     }
 
@@ -153,7 +175,7 @@ impl Routes {
     /// wildcard and host-less ones (each group in declaration order).
     fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Route> + 'a {
         let exact = self.exact.get(host).map_or(&[][..], Vec::as_slice);
-        exact.iter().chain(&self.other).filter_map(|i| self.list.get(*i))
+        exact.iter().chain(self.other.iter()).filter_map(|i| self.list.get(*i).map(|r| &**r))
     }
 
     /// The route for a request on `listener` for `host` and `path`, both

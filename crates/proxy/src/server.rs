@@ -239,20 +239,62 @@ async fn file_watch(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, trigger
 /// afresh anyway).
 pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Receiver<Trigger>) {
     let mut dynamic: Option<RouteSet> = None;
+    // Whether the running snapshot was built from the file as it is and
+    // `dynamic`: then a Kubernetes change of endpoints only replaces the
+    // pools it touches (`Snapshot::with_upstreams`) instead of composing
+    // and compiling every route again.
+    let mut in_force = false;
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
+        let mut file = false;
+        let mut latest: Option<Option<RouteSet>> = None;
         while let Some(t) = next {
-            if let Trigger::Kubernetes(d) = t {
-                dynamic = d;
+            match t {
+                Trigger::Kubernetes(d) => latest = Some(d),
+                Trigger::File => file = true,
             }
             next = queue.try_recv().ok();
         }
-        reload(&path, &shared, dynamic.as_ref());
+        let mut endpoints = None;
+        if let Some(d) = latest {
+            if in_force && !file {
+                if let (Some(old), Some(new)) = (&dynamic, &d) {
+                    endpoints = crate::kubernetes::endpoint_changes(old, new);
+                }
+            }
+            dynamic = d;
+        }
+        in_force = match endpoints {
+            Some(changes) => apply_endpoints(&shared, &changes) || reload(&path, &shared, dynamic.as_ref()),
+            None => reload(&path, &shared, dynamic.as_ref()),
+        };
     }
 }
 
-/// One reload attempt; the old snapshot stays unless the new one is good.
-fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>) {
+/// Replaces the pools whose endpoints changed in the running snapshot;
+/// false when it cannot (then the caller reloads in full).
+fn apply_endpoints(shared: &Shared, changes: &[crate::config::UpstreamConfig]) -> bool {
+    if changes.is_empty() {
+        return true;
+    }
+    match shared.snapshot.load().with_upstreams(changes) {
+        Ok(new) => {
+            shared.snapshot.store(Arc::new(new));
+            shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
+            event(&serde_json::json!({"event": "reloaded", "scope": "endpoints", "upstreams": changes.len()}));
+            true
+        }
+        Err(e) => {
+            event(&serde_json::json!({"event": "endpoints_update_failed", "error": e.to_string(),
+                "note": "reloading in full"}));
+            false
+        }
+    }
+}
+
+/// One reload attempt; the old snapshot stays unless the new one is good
+/// (then true).
+fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>) -> bool {
     let old = shared.snapshot.load_full();
     match check_with(path, dynamic, Some(&old)) {
         Ok(new) => {
@@ -268,16 +310,18 @@ fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>) {
                 Err(e) => {
                     shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
                     event(&serde_json::json!({"event": "reload_failed", "error": format!("access log: {e}")}));
-                    return;
+                    return false;
                 }
             }
             shared.snapshot.store(Arc::new(new));
             shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
             event(&serde_json::json!({"event": "reloaded"}));
+            true
         }
         Err(e) => {
             shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
             event(&serde_json::json!({"event": "reload_failed", "error": e.to_string()}));
+            false
         }
     }
 }

@@ -19,7 +19,7 @@ use crate::upstream::Pool;
 use crate::Error;
 
 /// Per-listener settings that may change on reload.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ListenerRuntime {
     /// PROXY protocol in.
     pub proxy: ProxyProtocolConfig,
@@ -108,6 +108,82 @@ impl Snapshot {
     /// Validates and compiles `config`.
     pub fn build(config: Config) -> Result<Snapshot, Error> {
         Snapshot::build_reusing(config, None)
+    }
+
+    /// This snapshot with the upstreams `changed` (matched by name)
+    /// replaced: what an EndpointSlice change does, without validating
+    /// and compiling the whole configuration again. Only the pools whose
+    /// configuration differs are new; the routes and listeners using them
+    /// are copied with the new pools, everything else (the other routes,
+    /// pools, limiters, chains, TLS) is shared with this snapshot. The
+    /// result equals [`Snapshot::build_reusing`] of the configuration
+    /// with those upstreams replaced (a test holds it to that).
+    ///
+    /// An upstream this snapshot does not have, or one that fails the
+    /// checks `Config::validate` makes of an upstream, is an error and
+    /// this snapshot stays in force.
+    pub fn with_upstreams(&self, changed: &[crate::config::UpstreamConfig]) -> Result<Snapshot, Error> {
+        let mut errs = Vec::new();
+        let mut config = self.config.clone();
+        let mut pools = self.pools.clone();
+        let mut replaced: HashMap<*const Pool, Arc<Pool>> = HashMap::new();
+        for u in changed {
+            let slot = config.upstreams.iter().position(|x| x.name == u.name);
+            let (Some(i), Some(old)) = (slot, self.pools.get(&u.name)) else {
+                errs.push(format!("upstream `{}`: not in the running configuration", u.name));
+                continue;
+            };
+            for (what, msg) in crate::config::upstream_errors(u) {
+                errs.push(format!("upstream[{i}] `{}`{what}: {msg}", u.name));
+            }
+            if old.config() == u {
+                continue;
+            }
+            config.upstreams[i] = u.clone();
+            let new = Arc::new(Pool::new(u));
+            pools.insert(u.name.clone(), Arc::clone(&new));
+            replaced.insert(Arc::as_ptr(old), new);
+        }
+        if !errs.is_empty() {
+            return Err(Error::Config(errs));
+        }
+        let swap = |p: &Arc<Pool>| replaced.get(&Arc::as_ptr(p)).map_or_else(|| Arc::clone(p), Arc::clone);
+        // Only the routes using a replaced pool are copied.
+        let routes = self.routes.replacing(|r| {
+            let upstream = replaced.get(&Arc::as_ptr(&r.upstream));
+            let backends = r.backends.as_ref().and_then(|w| w.replacing(&replaced));
+            if upstream.is_none() && backends.is_none() {
+                return None;
+            }
+            let mut r = r.clone();
+            if let Some(p) = upstream {
+                r.upstream = Arc::clone(p);
+            }
+            if backends.is_some() {
+                r.backends = backends;
+            }
+            Some(r)
+        });
+        let listeners = self
+            .listeners
+            .iter()
+            .map(|(name, l)| {
+                let mut l = l.clone();
+                l.upstream = l.upstream.as_ref().map(swap);
+                (name.clone(), l)
+            })
+            .collect();
+        Ok(Snapshot {
+            config,
+            resolver: self.resolver.clone(),
+            routes,
+            listeners,
+            pools,
+            forward: self.forward.clone(),
+            default_chain: Arc::clone(&self.default_chain),
+            limiters: self.limiters.clone(),
+            store: self.store.clone(),
+        })
     }
 
     /// As [`Snapshot::build`], keeping the pools of `previous` whose
