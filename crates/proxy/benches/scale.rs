@@ -8,13 +8,22 @@
 //! - `*/one_change`: one EndpointSlice changed, the whole step again
 //!   (translate or desired, merge, compose, build): the time from the
 //!   watcher's batch to a snapshot ready to swap in;
+//! - `*/slice_change`: one EndpointSlice changed, taken through the
+//!   incremental path the proxy runs now: the watcher refreshes the
+//!   endpoints of that slice's Service in the set it holds
+//!   (`refresh_endpoints`), the consumer merges the sets (a copy), the
+//!   reloader finds that only endpoints changed (`endpoint_changes`) and
+//!   replaces that one pool in the running snapshot
+//!   (`Snapshot::with_upstreams`);
 //! - `routing/*`: one request routed among 10,000 routes (the route that
 //!   matches is the last one declared).
 //!
 //! Objects are generated in memory (no API server): the watcher's own cost
 //! (list/watch decoding, status patches) is not in these figures.
 //!
-//! Run: `cargo bench -p realip-proxy --bench scale`.
+//! Run: `cargo bench -p realip-proxy --bench scale`. It runs with
+//! mimalloc, the `realip` binary's allocator (before the incremental path
+//! it ran with the system allocator).
 
 use std::hint::black_box;
 use std::time::Duration;
@@ -25,13 +34,18 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use realip_kube::gateway::objects::Objects;
 use realip_kube::gateway::translate::translate;
-use realip_kube::ingress::desired;
+use realip_kube::ingress::{desired, refresh_endpoints, Touched};
 use realip_kube::routes::RouteSet;
-use realip_proxy::kubernetes::compose_checked;
+use realip_proxy::kubernetes::{compose_checked, endpoint_changes};
 use realip_proxy::route::Request;
 use realip_proxy::snapshot::Snapshot;
 use realip_proxy::Config;
 use serde_json::json;
+
+// The allocator the `realip` binary runs with: allocation dominates
+// these steps, so the system allocator would measure another program.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const ROUTES: usize = 10_000;
 const SERVICES: usize = 2_000;
@@ -115,6 +129,11 @@ fn ingresses() -> Vec<Ingress> {
         .collect()
 }
 
+/// The Service of the slice the `*_change` steps change.
+fn touched() -> Touched {
+    [(format!("team{}", (SERVICES - 1) % NAMESPACES), format!("svc{}", SERVICES - 1))].into()
+}
+
 fn config() -> Config {
     toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap()
 }
@@ -145,6 +164,26 @@ fn gateway(c: &mut Criterion) {
             o.slices[idx] = serde_json::from_value(slice(SERVICES - 1, 1, bump)).unwrap();
             let set = translate(&o.inputs("realip", &[])).routes.merge(RouteSet::default());
             compose_build(&set, Some(&first))
+        });
+    });
+    // What the watch channel holds, what the reloader last applied, and
+    // the running snapshot.
+    let mut channel = translate(&o.inputs("realip", &[])).routes;
+    let mut held = channel.clone().merge(RouteSet::default());
+    let mut running = compose_build(&held, None);
+    g.bench_function("slice_change", |b| {
+        b.iter(|| {
+            bump ^= 1;
+            let idx = o.slices.len() - 1;
+            o.slices[idx] = serde_json::from_value(slice(SERVICES - 1, 1, bump)).unwrap();
+            let mut backends = channel.backends.clone();
+            assert_eq!(refresh_endpoints(&mut backends, &touched(), &o.services, &o.slices), Some(true));
+            channel.backends = backends;
+            let next = channel.clone().merge(RouteSet::default());
+            let changes = endpoint_changes(&held, &next).unwrap();
+            assert_eq!(changes.len(), 1);
+            running = running.with_upstreams(&changes).unwrap();
+            held = next;
         });
     });
     drop(g);
@@ -184,6 +223,24 @@ fn ingress(c: &mut Criterion) {
             slices[idx] = serde_json::from_value(slice(SERVICES - 1, 1, bump)).unwrap();
             let d = desired("realip", None, &ings, services, &slices, no_secrets);
             compose_build(&RouteSet::default().merge(RouteSet::from_ingress(&d)), Some(&first))
+        });
+    });
+    let mut channel = desired("realip", None, &ings, services, &slices, no_secrets);
+    let mut held = RouteSet::default().merge(RouteSet::from_ingress(&channel));
+    let mut running = compose_build(&held, None);
+    g.bench_function("slice_change", |b| {
+        b.iter(|| {
+            bump ^= 1;
+            let idx = slices.len() - 1;
+            slices[idx] = serde_json::from_value(slice(SERVICES - 1, 1, bump)).unwrap();
+            let mut backends = channel.backends.clone();
+            assert_eq!(refresh_endpoints(&mut backends, &touched(), services, &slices), Some(true));
+            channel.backends = backends;
+            let next = RouteSet::default().merge(RouteSet::from_ingress(&channel));
+            let changes = endpoint_changes(&held, &next).unwrap();
+            assert_eq!(changes.len(), 1);
+            running = running.with_upstreams(&changes).unwrap();
+            held = next;
         });
     });
     drop(g);
