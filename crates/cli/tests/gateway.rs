@@ -510,6 +510,28 @@ fn gateway_filters_are_applied() {
     assert_eq!(redirect("/moved/x"), (307, Some("http://other.example.com/new/x".into())));
     // Default status 302; an explicit port is written.
     assert_eq!(redirect("/port/a"), (302, Some("https://f.example.com:8443/elsewhere".into())));
+
+    // A filter value the proxy cannot apply (CR LF in a header value): the
+    // route says so (UnsupportedValue naming the field) and that rule
+    // answers 500 — its requests never fall through to the catch-all rule.
+    http_route(
+        &api,
+        "broken",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["b.example.com"], "rules": [
+            {"matches": prefix("/admin"), "backendRefs": backend, "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                    "set": [{"name": "X-Auth-Required", "value": "yes\r\nX-Admin: 1"}]}}]},
+            {"backendRefs": backend}]}),
+    );
+    until_status(&p, addr, "b.example.com", "/other", 200);
+    assert_eq!(status(addr, "b.example.com", "/admin/x"), 500, "not the catch-all rule's 200");
+    let o = until(&api, "HTTPRoute", "web", "broken", "refused", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "UnsupportedValue"
+    });
+    let conds = &o["status"]["parents"][0]["conditions"];
+    let msg = cond(conds, "Accepted")["message"].as_str().unwrap_or("");
+    assert!(msg.contains("rules[0].filters[0].requestHeaderModifier.set[0].value") && msg.contains("500"), "{msg}");
+    assert_eq!(cond(conds, "PartiallyInvalid")["status"], "True");
 }
 
 /// Weighted backendRefs: 2,000 requests over weights 80/20 land within

@@ -59,9 +59,6 @@ pub enum Unserved {
         /// A Gateway listener on it with a different chain.
         other: String,
     },
-    /// A filter that cannot be applied as written (a header name or value
-    /// that is not HTTP, a redirect scheme other than http/https…).
-    Filter(String),
     /// A `scope: Global` rate limit while the file has no
     /// `[rate_limit_store]`: served locally it would be N× too loose.
     NoRateLimitStore,
@@ -82,7 +79,6 @@ impl fmt::Display for Unserved {
                 "Gateway listener {listener} has a ClientIPPolicy, but [[listener]] `{file}` also serves {other}, \
                  whose client-IP chain differs: give them different gateway_ports binds, or the same policy"
             ),
-            Unserved::Filter(why) => write!(f, "filter: {why}"),
             Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
             Unserved::Invalid(why) => write!(f, "cannot be served as written: {why}"),
@@ -341,7 +337,7 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<Str
         })
     };
     let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
-    let filters: Vec<Filter> = r
+    let mut filters: Vec<Filter> = r
         .filters
         .iter()
         .map(|f| match f {
@@ -354,10 +350,19 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<Str
             other => other.clone(),
         })
         .collect();
-    crate::gateway::Filters::compile(&filters).map_err(Unserved::Filter)?;
+    // A filter the proxy cannot apply as written answers 500: left out,
+    // its requests would fall through to another route (one without the
+    // header edit or redirect the rule asked for).
+    let broken = crate::gateway::Filters::compile(&filters).err();
+    if let Some(why) = &broken {
+        warnings.push(format!("{why}: the rule's requests are answered 500"));
+        filters.clear();
+    }
     let redirect = filters.iter().any(|f| matches!(f, Filter::Redirect { .. }));
     let k8s = |b: &String| format!("k8s:{b}");
-    let (upstream, backends) = if single {
+    let (upstream, backends) = if broken.is_some() {
+        (String::new(), vec![(None, 1)])
+    } else if single {
         (r.backends[0].backend.as_ref().map(k8s).unwrap_or_default(), Vec::new())
     } else if r.backends.is_empty() {
         // No backend: a redirect answers by itself; anything else is the
@@ -662,13 +667,6 @@ mod tests {
                 },
             ),
             (
-                variant("filter", &|r| {
-                    let edit = HeaderEdit { set: vec![("bad name".into(), "1".into())], ..HeaderEdit::default() };
-                    r.filters = vec![Filter::RequestHeaders(edit)];
-                }),
-                Unserved::Filter("RequestHeaderModifier: `bad name` is not a header name".into()),
-            ),
-            (
                 variant("global", &|r| {
                     if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
                         rl.global = true;
@@ -696,6 +694,12 @@ mod tests {
                     set: vec![("x-a".into(), "1".into()), ("X-Forwarded-For".into(), "203.0.113.9".into())],
                     ..HeaderEdit::default()
                 })];
+            }),
+            // A filter the proxy cannot apply: answered 500, never left
+            // out (its requests would go to another route).
+            variant("filter", &|r| {
+                let edit = HeaderEdit { set: vec![("x-a".into(), "a\r\nb".into())], ..HeaderEdit::default() };
+                r.filters = vec![Filter::RequestHeaders(edit)];
             }),
         ];
         let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
@@ -772,8 +776,14 @@ mod tests {
         // The client-IP header edit is left out and reported; the other stays.
         let Filter::RequestHeaders(e) = &by_name("header-edit").filters[0] else { panic!() };
         assert_eq!(e.set, vec![("x-a".to_owned(), "1".to_owned())]);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].message.contains("x-forwarded-for"), "{warnings:?}");
+        let broken = by_name("filter");
+        assert!(broken.filters.is_empty() && broken.upstream.is_empty(), "{broken:?}");
+        assert_eq!(broken.backends, vec![(None, 1)], "500 for every request");
+        assert!(broken.gateway.is_some(), "matched like any Gateway route");
+        assert_eq!(warnings[1].route, "httproute/web/r/filter");
+        assert!(warnings[1].message.contains("set[0].value") && warnings[1].message.contains("500"), "{warnings:?}");
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);

@@ -637,3 +637,60 @@ fn a_path_that_is_not_normalized_is_unsupported() {
     );
     assert_eq!(run(&ok).routes.routes.len(), 1);
 }
+
+/// A filter value the proxy cannot apply (CR / LF in a header value, a
+/// redirect host that is not a DNS name) is `Accepted: False,
+/// UnsupportedValue` naming the field — with `PartiallyInvalid` when other
+/// rules are fine — and its rule is still routed, to 500 (no filter, one
+/// unresolved backend): its requests never fall through to another rule.
+#[test]
+fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
+    let t = run(&route(
+        "web",
+        r#"  parentRefs: [{name: gw, namespace: infra, sectionName: http}]
+  hostnames: [app.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /admin}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-Auth-Required, value: "yes\r\nX-Admin: 1"}]}
+    backendRefs: [{name: app, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /go}}]
+    filters: [{type: RequestRedirect, requestRedirect: {hostname: "bad host"}}]
+  - backendRefs: [{name: app, port: 80}]
+"#,
+    ));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let accepted = cond(&parents[0].conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (false, "UnsupportedValue"));
+    for field in [
+        r#"rules[0].filters[0].requestHeaderModifier.set[0].value: "yes\r\nX-Admin: 1""#,
+        r#"rules[1].filters[0].requestRedirect.hostname: "bad host""#,
+        "answered 500",
+    ] {
+        assert!(accepted.message.contains(field), "{field}: {}", accepted.message);
+    }
+    assert!(!accepted.message.contains('\r'), "escaped: {}", accepted.message);
+    let partial = cond(&parents[0].conditions, "PartiallyInvalid");
+    assert_eq!((partial.status, partial.reason), (true, "UnsupportedValue"));
+    let by_name = |n: &str| t.routes.routes.iter().find(|r| r.name == n).unwrap_or_else(|| panic!("{n}"));
+    for bad in ["httproute/web/r/0/0", "httproute/web/r/1/0"] {
+        let r = by_name(bad);
+        assert!(r.filters.is_empty(), "{r:?}");
+        assert_eq!(r.backends, [WeightedBackend { backend: None, weight: 1 }], "500");
+    }
+    assert_eq!(by_name("httproute/web/r/2/0").backends[0].backend.as_deref(), Some("web/app:80"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(listeners[0].attached_routes, 1);
+    assert!(t.problems().iter().any(|p| p.reason == "UnsupportedValue"), "logged: {:?}", t.problems());
+
+    // Every rule invalid: no PartiallyInvalid, still 500 rather than nothing.
+    let t = run(&route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - filters: [{type: URLRewrite, urlRewrite: {hostname: \"a b\"}}]\n    backendRefs: [{name: app, port: 80}]\n",
+    ));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    assert_eq!(cond(&parents[0].conditions, "Accepted").reason, "UnsupportedValue");
+    assert!(parents[0].conditions.iter().all(|c| c.kind != "PartiallyInvalid"));
+    assert_eq!(t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }]);
+}

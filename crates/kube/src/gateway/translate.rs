@@ -448,6 +448,10 @@ struct RuleOut {
     matches: Vec<MatchOut>,
     filters: Vec<Filter>,
     backends: Vec<WeightedBackend>,
+    /// A filter the proxy cannot apply as written (the field and why):
+    /// the rule is served as 500 (filters dropped, one unresolved
+    /// backend), so its requests never fall through to another route.
+    invalid: Option<String>,
 }
 
 fn header_edit(m: &super::types::HeaderModifier) -> HeaderEdit {
@@ -655,6 +659,12 @@ fn rules(
                 "{at}: ReplacePrefixMatch is only compatible with PathPrefix matches (the spec's rule)"
             )));
         }
+        // Checked after the combinations above (an unsupported one takes
+        // the whole route off); a value the proxy cannot apply takes only
+        // this rule, which answers 500 (below).
+        if let Some((k, why)) = crate::routes::filters_problem(&r.filters) {
+            r.invalid = Some(format!("{at}.filters[{k}].{why}"));
+        }
         for (k, b) in rule.backend_refs.iter().enumerate() {
             if !b.filters.is_empty() {
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
@@ -671,9 +681,33 @@ fn rules(
                 }
             }
         }
+        if r.invalid.is_some() {
+            r.filters.clear();
+            r.backends = vec![WeightedBackend { backend: None, weight: 1 }];
+        }
         out.push(r);
     }
     Ok((out, unresolved))
+}
+
+/// The `Accepted: False, UnsupportedValue` message of a route whose rules
+/// have filters the proxy cannot apply (see [`RuleOut::invalid`]), and
+/// whether some rules are valid (`PartiallyInvalid`); `None` when none.
+fn invalid_rules(rules: &[RuleOut]) -> Option<(String, bool)> {
+    let bad: Vec<&str> = rules.iter().filter_map(|r| r.invalid.as_deref()).collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let some_valid = bad.len() < rules.len();
+    let rest = if some_valid { "; the route's other rules are served" } else { "" };
+    Some((
+        format!(
+            "{}: the proxy cannot apply this filter as written, so the requests this rule matches are answered \
+             500 until it is fixed{rest}",
+            bad.join("; ")
+        ),
+        some_valid,
+    ))
 }
 
 fn backend(
@@ -1180,6 +1214,8 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 })
                 .collect();
             let v = validated.get_or_insert_with(|| rules(route, inp, &service_index, &mut backends));
+            let invalid = v.as_ref().ok().and_then(|(rules, _)| invalid_rules(rules));
+            let invalid = invalid.as_ref();
             let mut conds = Vec::new();
             let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
             let accepted = if candidates.is_empty() {
@@ -1221,16 +1257,26 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                     )
                 } else if let Err((reason, m)) = v {
                     Cond::new("Accepted", false, reason, m.clone())
+                } else if let Some((m, _)) = invalid {
+                    // Not accepted as written, yet attached: its invalid
+                    // rules answer 500 rather than let their requests
+                    // fall through to another route.
+                    Cond::new("Accepted", false, "UnsupportedValue", m.clone())
                 } else {
                     Cond::new("Accepted", true, "Accepted", accepted_message(route))
                 }
             };
-            let ok = accepted.status;
+            // Attached (served) when accepted, or refused only for rules
+            // that answer 500 (`invalid`: v is Ok, so this reason is its).
+            let ok = accepted.status || (invalid.is_some() && accepted.reason == "UnsupportedValue");
             conds.push(accepted);
             conds.push(match v {
                 Ok((_, Some((reason, m)))) => Cond::new("ResolvedRefs", false, reason, m.clone()),
                 _ => Cond::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
             });
+            if let Some((m, true)) = invalid.filter(|_| ok) {
+                conds.push(Cond::new("PartiallyInvalid", true, "UnsupportedValue", m.clone()));
+            }
             parents.push(RefStatus { reference, conditions: conds });
             let (Ok((rule_outs, _)), true) = (&*v, ok) else { continue };
             let gateway = listeners[hosts_by_listener[0].0].gateway.clone();
