@@ -886,3 +886,62 @@ fn client_ip_policy_behind_haproxy_send_proxy_v2() {
     // The policy requires PROXY: a direct connection gets no HTTP at all.
     assert_eq!(exchange(addrs[0], b"", "GET / HTTP/1.1\r\nHost: c.example.com\r\n\r\n").0, 0);
 }
+
+/// A route the proxy cannot serve (attached to a Gateway listener whose
+/// port no `[[listener]]` binds) is logged once, when that becomes so —
+/// not again on every reload that follows — and once more when it is
+/// served again.
+#[test]
+fn an_unserved_route_is_logged_once_per_change() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 81, "protocol": "HTTP"}]),
+    );
+    let backend = json!([{"name": "app", "port": 80}]);
+    http_route(
+        &api,
+        "unbound",
+        &json!({"parentRefs": [{"name": "gw", "sectionName": "alt"}], "hostnames": ["u.example.com"],
+            "rules": [{"backendRefs": backend}]}),
+    );
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-once-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("realip.toml");
+    let file = |ports: &str| {
+        format!("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [{ports}]\n\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n")
+    };
+    std::fs::write(&cfg, file("80")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--kubernetes", "--publish-service", "realip/realip", "--config"])
+        .arg(&cfg)
+        .env("KUBECONFIG", api.kubeconfig(&dir.0).unwrap());
+    let p = spawn(&mut cmd);
+    let line = wait_line(&p.stderr, "\"listening\"", 20);
+    let addr: SocketAddr = serde_json::from_str::<Value>(&line).unwrap()["addr"].as_str().unwrap().parse().unwrap();
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(line.contains("httproute/web/unbound/0/0") && line.contains("gateway_ports = [81]"), "{line}");
+    // Five more reloads (a route each), the unserved route unchanged.
+    for i in 0..5 {
+        let host = format!("h{i}.example.com");
+        http_route(
+            &api,
+            &format!("more-{i}"),
+            &json!({"parentRefs": [{"name": "gw", "sectionName": "http"}], "hostnames": [host], "rules": [{"backendRefs": backend}]}),
+        );
+        until_status(&p, addr, &host, "/", 200);
+    }
+    let log: Vec<String> = p.stderr.try_iter().collect();
+    let reloads = log.iter().filter(|l| l.contains("\"reloaded\"")).count();
+    assert!(reloads >= 5, "{reloads} reloads: {log:#?}");
+    let again: Vec<&String> = log.iter().filter(|l| l.contains("kubernetes_route_unserved")).collect();
+    assert!(again.is_empty(), "logged again on reloads that did not change it: {again:#?}");
+    // The file binds port 81 too: the route is served, and that is logged.
+    std::fs::write(&cfg, file("80, 81")).unwrap();
+    let line = wait_line(&p.stderr, "kubernetes_route_served", 20);
+    assert!(line.contains("httproute/web/unbound/0/0"), "{line}");
+    until_status(&p, addr, "u.example.com", "/", 200);
+}

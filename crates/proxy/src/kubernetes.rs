@@ -43,7 +43,7 @@ use crate::gateway::{PROTECTED_REQUEST, PROTECTED_RESPONSE};
 
 /// Why a route of the set is not served by this proxy: reported in the
 /// `kubernetes_route_unserved` event, never dropped silently.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Unserved {
     /// Attached to a Gateway listener no `[[listener]]` serves
     /// (`gateway_ports`), or one an HTTPS listener needs TLS for.
@@ -87,7 +87,7 @@ impl fmt::Display for Unserved {
 }
 
 /// A route of the set that is not served, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Problem {
     /// [`Route::name`].
     pub route: String,
@@ -98,7 +98,7 @@ pub struct Problem {
 }
 
 /// A route that is served, with a part of it left out, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Warning {
     /// [`Route::name`].
     pub route: String,
@@ -545,27 +545,60 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
     (config, problems, warnings)
 }
 
-/// [`compose_checked`], each unserved route logged: a shadowed one as
-/// `kubernetes_route_shadowed` (as before), any other as
-/// `kubernetes_route_unserved` with the reason; a part left out as
-/// `kubernetes_route_warning`.
-pub fn compose(config: Config, set: Option<&RouteSet>) -> Config {
-    let (config, problems, warnings) = compose_checked(config, set);
-    for p in &problems {
-        match &p.reason {
-            Unserved::Shadowed(by) => crate::log::event(&json!({
-                "event": "kubernetes_route_shadowed", "route": p.route, "served_by": by,
-            })),
-            reason => crate::log::event(&json!({
-                "event": "kubernetes_route_unserved", "route": p.route, "origin": p.origin,
-                "reason": reason.to_string(),
-            })),
+/// What has been logged about the routes of the set: a reload logs only
+/// what changed since (a route that became unserved or shadowed, or
+/// whose reason or warning changed; one served again), not the same
+/// state on every reload — with thousands of routes and a reload per
+/// EndpointSlice change, repeating it buried everything else in the log.
+#[derive(Debug, Default)]
+pub struct Reported {
+    problems: std::collections::HashSet<Problem>,
+    warnings: std::collections::HashSet<Warning>,
+}
+
+impl Reported {
+    /// The events for the change from the last state to `problems` /
+    /// `warnings` (which becomes the state): `kubernetes_route_shadowed`
+    /// or `kubernetes_route_unserved` for each new problem,
+    /// `kubernetes_route_warning` for each new warning, and
+    /// `kubernetes_route_served` for each route no longer unserved.
+    pub fn update(&mut self, problems: Vec<Problem>, warnings: Vec<Warning>) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        for p in problems.iter().filter(|p| !self.problems.contains(*p)) {
+            events.push(match &p.reason {
+                Unserved::Shadowed(by) => json!({
+                    "event": "kubernetes_route_shadowed", "route": p.route, "served_by": by,
+                }),
+                reason => json!({
+                    "event": "kubernetes_route_unserved", "route": p.route, "origin": p.origin,
+                    "reason": reason.to_string(),
+                }),
+            });
         }
+        let now: std::collections::HashSet<&str> = problems.iter().map(|p| p.route.as_str()).collect();
+        let mut recovered: Vec<&Problem> = self.problems.iter().filter(|p| !now.contains(p.route.as_str())).collect();
+        recovered.sort_by(|a, b| a.route.cmp(&b.route));
+        recovered.dedup_by(|a, b| a.route == b.route);
+        for p in recovered {
+            events.push(json!({"event": "kubernetes_route_served", "route": p.route, "origin": p.origin}));
+        }
+        for w in warnings.iter().filter(|w| !self.warnings.contains(*w)) {
+            events.push(json!({
+                "event": "kubernetes_route_warning", "route": w.route, "origin": w.origin, "warning": w.message,
+            }));
+        }
+        self.problems = problems.into_iter().collect();
+        self.warnings = warnings.into_iter().collect();
+        events
     }
-    for w in &warnings {
-        crate::log::event(&json!({
-            "event": "kubernetes_route_warning", "route": w.route, "origin": w.origin, "warning": w.message,
-        }));
+}
+
+/// [`compose_checked`], logging what changed since `reported` (see
+/// [`Reported::update`]).
+pub fn compose(config: Config, set: Option<&RouteSet>, reported: &mut Reported) -> Config {
+    let (config, problems, warnings) = compose_checked(config, set);
+    for e in reported.update(problems, warnings) {
+        crate::log::event(&e);
     }
     config
 }
@@ -596,7 +629,7 @@ mod tests {
             ..Desired::default()
         };
         let base: Config = toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
-        let c = compose(base, Some(&RouteSet::from_ingress(&d)));
+        let c = compose_checked(base, Some(&RouteSet::from_ingress(&d))).0;
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(c.routes[0].upstream, "k8s:web/app:80");
         assert_eq!(c.routes[0].max_body_bytes, Some(1024));
@@ -1042,6 +1075,38 @@ mod tests {
         assert!(snap.chain("pp").fail_closed && !snap.chain("mixed").fail_closed);
     }
 
+    /// A reload logs what changed about the routes, not the same state
+    /// again: an unchanged unserved route is logged once, a changed
+    /// reason again, a route served again once.
+    #[test]
+    fn unserved_routes_are_logged_once_per_change() {
+        let problem = |route: &str, why: &str| Problem {
+            route: route.into(),
+            origin: "httproute/web/r".into(),
+            reason: Unserved::GatewayListener(why.into()),
+        };
+        let warning = Warning { route: "w".into(), origin: "httproute/web/w".into(), message: "left out".into() };
+        let events = |e: Vec<serde_json::Value>| {
+            e.iter()
+                .map(|v| format!("{} {}", v["event"].as_str().unwrap(), v["route"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let mut r = Reported::default();
+        let first = r.update(vec![problem("a", "x"), problem("b", "x")], vec![warning.clone()]);
+        assert_eq!(
+            events(first),
+            ["kubernetes_route_unserved a", "kubernetes_route_unserved b", "kubernetes_route_warning w"]
+        );
+        for _ in 0..3 {
+            let again = r.update(vec![problem("a", "x"), problem("b", "x")], vec![warning.clone()]);
+            assert!(again.is_empty(), "{again:?}");
+        }
+        let changed = r.update(vec![problem("a", "y")], vec![warning.clone()]);
+        assert_eq!(events(changed), ["kubernetes_route_unserved a", "kubernetes_route_served b"]);
+        assert!(r.update(vec![problem("a", "y")], vec![]).is_empty(), "a warning gone is not an event");
+        assert_eq!(events(r.update(vec![], vec![])), ["kubernetes_route_served a"]);
+    }
+
     #[test]
     fn an_endpoint_change_rebuilds_only_the_pool_it_touches() {
         use crate::snapshot::Snapshot;
@@ -1052,10 +1117,13 @@ mod tests {
             ..Desired::default()
         };
         let base = || -> Config { toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap() };
-        let first = Snapshot::build(compose(base(), Some(&RouteSet::from_ingress(&d("10.0.0.1:80"))))).unwrap();
-        let second =
-            Snapshot::build_reusing(compose(base(), Some(&RouteSet::from_ingress(&d("10.0.0.2:80")))), Some(&first))
-                .unwrap();
+        let first =
+            Snapshot::build(compose_checked(base(), Some(&RouteSet::from_ingress(&d("10.0.0.1:80")))).0).unwrap();
+        let second = Snapshot::build_reusing(
+            compose_checked(base(), Some(&RouteSet::from_ingress(&d("10.0.0.2:80")))).0,
+            Some(&first),
+        )
+        .unwrap();
         let same = |n: &str| std::sync::Arc::ptr_eq(&first.pools[n], &second.pools[n]);
         assert!(!same("k8s:web/a:80"), "its endpoints changed");
         assert!(same("k8s:web/b:80"), "untouched: idle connections and ejections survive");

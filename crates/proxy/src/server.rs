@@ -30,6 +30,7 @@ use crate::accept::Acceptor;
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::http::Shared;
+use crate::kubernetes::Reported;
 use crate::log::AccessLog;
 use crate::snapshot::Snapshot;
 use crate::Error;
@@ -49,11 +50,16 @@ pub enum Trigger {
 
 /// Loads, validates and compiles the file: what `--check` runs.
 pub fn check(path: &Path) -> Result<Snapshot, Error> {
-    check_with(path, None, None)
+    check_with(path, None, None, &mut Reported::default())
 }
 
-fn check_with(path: &Path, d: Option<&RouteSet>, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
-    Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d), previous)
+fn check_with(
+    path: &Path,
+    d: Option<&RouteSet>,
+    previous: Option<&Snapshot>,
+    reported: &mut Reported,
+) -> Result<Snapshot, Error> {
+    Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d, reported), previous)
 }
 
 /// Runs the proxy from `path` until a shutdown signal, then drains.
@@ -239,6 +245,8 @@ async fn file_watch(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, trigger
 /// afresh anyway).
 pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Receiver<Trigger>) {
     let mut dynamic: Option<RouteSet> = None;
+    // Unserved routes are logged when that changes, not on every reload.
+    let mut reported = Reported::default();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         while let Some(t) = next {
@@ -247,14 +255,14 @@ pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Recei
             }
             next = queue.try_recv().ok();
         }
-        reload(&path, &shared, dynamic.as_ref());
+        reload(&path, &shared, dynamic.as_ref(), &mut reported);
     }
 }
 
 /// One reload attempt; the old snapshot stays unless the new one is good.
-fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>) {
+fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>, reported: &mut Reported) {
     let old = shared.snapshot.load_full();
-    match check_with(path, dynamic, Some(&old)) {
+    match check_with(path, dynamic, Some(&old), reported) {
         Ok(new) => {
             let binds =
                 |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
