@@ -118,7 +118,9 @@ fn gateway_api_objects_get_the_status_the_spec_requires_and_follow_changes() {
         &json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "nope"}),
         &json!({"allow": ["192.0.2.0/24"]}),
     ));
-    let (_p, _addr, _dir) = proxy(&api, "status", &[]);
+    // The Gateway's HTTP listener is port 80: a bind must serve it for
+    // the Gateway to be Programmed.
+    let (_p, _addr, _dir) = proxy_with(&api, "status", "gateway_ports = [80]\n", &[]);
 
     let class = until(&api, "GatewayClass", "", "realip", "class accepted", |o| {
         cond(&o["status"]["conditions"], "Accepted")["status"] == "True"
@@ -924,6 +926,23 @@ fn an_unserved_route_is_logged_once_per_change() {
     let addr: SocketAddr = serde_json::from_str::<Value>(&line).unwrap()["addr"].as_str().unwrap().parse().unwrap();
     let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
     assert!(line.contains("httproute/web/unbound/0/0") && line.contains("gateway_ports = [81]"), "{line}");
+    // The status says so: the listener no bind serves is not Programmed,
+    // nor is its Gateway.
+    let programmed = |o: &Value, listener: usize| {
+        let l = &o["status"]["listeners"][listener]["conditions"];
+        (cond(l, "Programmed")["status"].clone(), cond(&o["status"]["conditions"], "Programmed")["status"].clone())
+    };
+    let gw = until(&api, "Gateway", "web", "gw", "unbound listener", |o| {
+        programmed(o, 1) == (json!("False"), json!("False"))
+    });
+    let alt = cond(&gw["status"]["listeners"][1]["conditions"], "Programmed");
+    assert_eq!(alt["reason"], "Invalid");
+    assert!(alt["message"].as_str().unwrap_or("").contains("81 in its gateway_ports"), "{alt}");
+    assert!(cond(&gw["status"]["conditions"], "Programmed")["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("alt (port 81)"));
+    assert_eq!(programmed(&gw, 0).0, "True", "port 80 is bound");
     // Five more reloads (a route each), the unserved route unchanged.
     for i in 0..5 {
         let host = format!("h{i}.example.com");
@@ -944,4 +963,8 @@ fn an_unserved_route_is_logged_once_per_change() {
     let line = wait_line(&p.stderr, "kubernetes_route_served", 20);
     assert!(line.contains("httproute/web/unbound/0/0"), "{line}");
     until_status(&p, addr, "u.example.com", "/", 200);
+    // …and the status follows the reload: every listener is programmed.
+    until(&api, "Gateway", "web", "gw", "listener bound after the reload", |o| {
+        programmed(o, 1) == (json!("True"), json!("True"))
+    });
 }

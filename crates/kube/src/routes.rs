@@ -33,6 +33,22 @@ pub struct RouteSet {
     pub certs: Vec<Cert>,
 }
 
+/// A `[[listener]]` of the proxy's configuration file as the controller
+/// needs to know it: which Gateway listener ports it serves
+/// (`gateway_ports`) and whether it terminates TLS with Kubernetes
+/// Secrets (`tls.kubernetes`, which an HTTPS Gateway listener needs). The
+/// proxy hands the list to the controller at start and after every reload,
+/// so a Gateway listener's `Programmed` says whether a bind serves it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bind {
+    /// The `[[listener]]`'s name.
+    pub name: String,
+    /// Its `gateway_ports`.
+    pub gateway_ports: Vec<u16>,
+    /// Whether it has `tls = { kubernetes = true }`.
+    pub tls_kubernetes: bool,
+}
+
 /// Application protocol of a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {

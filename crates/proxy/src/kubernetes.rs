@@ -545,6 +545,20 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
     (config, problems, warnings)
 }
 
+/// The file's `[[listener]]`s as the controller needs them (which
+/// Gateway listener ports each serves, whether it has `tls.kubernetes`).
+pub fn binds(config: &Config) -> Vec<realip_kube::routes::Bind> {
+    config
+        .listeners
+        .iter()
+        .map(|l| realip_kube::routes::Bind {
+            name: l.name.clone(),
+            gateway_ports: l.gateway_ports.clone(),
+            tls_kubernetes: l.tls.as_ref().is_some_and(|t| t.kubernetes),
+        })
+        .collect()
+}
+
 /// What has been logged about the routes of the set: a reload logs only
 /// what changed since (a route that became unserved or shadowed, or
 /// whose reason or warning changed; one served again), not the same

@@ -694,3 +694,50 @@ fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
     assert!(parents[0].conditions.iter().all(|c| c.kind != "PartiallyInvalid"));
     assert_eq!(t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }]);
 }
+
+/// [`run`] with the proxy's binds known: `(name, gateway_ports)`.
+fn run_with_binds(extra: &str, binds: &[(&str, &[u16])]) -> Translation {
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(extra).unwrap();
+    let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+    inp.binds = Some(
+        binds
+            .iter()
+            .map(|(name, ports)| crate::routes::Bind {
+                name: (*name).to_owned(),
+                gateway_ports: ports.to_vec(),
+                tls_kubernetes: false,
+            })
+            .collect(),
+    );
+    translate(&inp)
+}
+
+/// A Gateway listener whose port no `[[listener]]` of the proxy serves is
+/// not Programmed (the message names the port), nor is its Gateway; once
+/// a bind serves it, both are.
+#[test]
+fn a_listener_no_bind_serves_is_not_programmed() {
+    let t = run_with_binds("", &[("web", &[80][..])]);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+        panic!()
+    };
+    let http = cond(&listeners[0].conditions, "Programmed");
+    assert_eq!((http.status, http.reason), (true, "Programmed"));
+    let same = cond(&listeners[1].conditions, "Programmed");
+    assert_eq!((same.status, same.reason), (false, "Invalid"));
+    assert!(same.message.contains("8080 in its gateway_ports"), "{}", same.message);
+    let gw = cond(conditions, "Programmed");
+    assert_eq!((gw.status, gw.reason), (false, "Invalid"));
+    assert!(gw.message.contains("same (port 8080)"), "{}", gw.message);
+    assert!(cond(conditions, "Accepted").status, "accepted all the same");
+    for binds in [&[("web", &[80u16, 8080][..])][..], &[("a", &[80][..]), ("b", &[8080][..])][..]] {
+        let t = run_with_binds("", binds);
+        let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+            panic!()
+        };
+        assert!(cond(conditions, "Programmed").status, "{binds:?}");
+        assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status), "{binds:?}");
+    }
+}

@@ -63,7 +63,7 @@ use super::types::{
 use super::CONTROLLER_NAME;
 use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef, ServiceIndex};
 use crate::routes::{
-    Access, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
+    Access, Bind, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
     RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
 };
 
@@ -96,6 +96,13 @@ pub struct Inputs<'a> {
     pub slices: Vec<&'a EndpointSlice>,
     /// TLS Secrets.
     pub secrets: Vec<&'a Secret>,
+    /// The proxy's `[[listener]]`s (which Gateway listener ports each
+    /// serves); `None` when not known (tooling, tests without a proxy): then
+    /// every valid listener is taken as served. With them, a Gateway
+    /// listener no bind serves is `Programmed: False` (and its Gateway or
+    /// ListenerSet too), and ClientIPPolicies on listeners that one bind
+    /// serves together must agree.
+    pub binds: Option<Vec<Bind>>,
     /// The ClientIPPolicies in force after the previous translation
     /// ([`Translation::ip_in_force`], by `NS/NAME`): a policy edited into
     /// an invalid one keeps its last valid version in force (and says so
@@ -1029,6 +1036,27 @@ fn port_conflicts(specs: &[ListenerSpec], statuses: &mut [ObjectStatus]) {
     }
 }
 
+/// Why no `[[listener]]` of the proxy serves a Gateway listener on `port`
+/// (an HTTPS one needs a bind with `tls.kubernetes`), as the proxy decides
+/// it; `None` when one does.
+fn unbound(binds: &[Bind], port: u16, https: bool) -> Option<String> {
+    let serving: Vec<&Bind> = binds.iter().filter(|b| b.gateway_ports.contains(&port)).collect();
+    if serving.is_empty() {
+        return Some(format!(
+            "no [[listener]] of the proxy has {port} in its gateway_ports, so nothing serves port {port}: add it to \
+             the gateway_ports of the bind the Service's port {port} reaches"
+        ));
+    }
+    if https && !serving.iter().any(|b| b.tls_kubernetes) {
+        let names: Vec<&str> = serving.iter().map(|b| b.name.as_str()).collect();
+        return Some(format!(
+            "port {port} is served by [[listener]] {} without tls.kubernetes, which an HTTPS listener needs",
+            names.join(", ")
+        ));
+    }
+    None
+}
+
 /// Sort key of a route entry (see the module documentation).
 type Precedence = (
     u8,
@@ -1459,6 +1487,35 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         });
     }
     port_conflicts(&specs, &mut statuses);
+    // A listener no bind of the proxy serves is not programmed, whatever
+    // the objects say (the proxy reports its routes as unserved).
+    let mut unbound_on: BTreeMap<(&'static str, String, String), Vec<String>> = BTreeMap::new();
+    for l in listeners.iter_mut().filter(|l| l.ok) {
+        let https = l.spec.protocol == "HTTPS";
+        let port = u16::try_from(l.spec.port).unwrap_or(0);
+        let Some(why) = inp.binds.as_deref().and_then(|b| unbound(b, port, https)) else { continue };
+        for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
+            *c = Cond::new("Programmed", false, "Invalid", why.clone());
+        }
+        unbound_on
+            .entry((l.parent_kind, l.parent_ns.clone(), l.parent_name.clone()))
+            .or_default()
+            .push(format!("{} (port {port})", l.spec.name));
+    }
+    let not_programmed = |kind: &'static str, ns: &str, name: &str| {
+        unbound_on.get(&(kind, ns.to_owned(), name.to_owned())).map(|ls| {
+            Cond::new(
+                "Programmed",
+                false,
+                "Invalid",
+                format!(
+                    "not every listener is programmed: no [[listener]] of the proxy serves {} (see the listener's \
+                     Programmed condition)",
+                    ls.join(", ")
+                ),
+            )
+        })
+    };
     let listener_status = |l: &Lst<'_>| ListenerStatus {
         name: l.spec.name.clone(),
         attached_routes: u32::try_from(l.attached.len()).unwrap_or(u32::MAX),
@@ -1479,6 +1536,8 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             Cond::new("Programmed", false, "Invalid", "gateway not accepted")
         } else if inp.addresses.is_empty() {
             Cond::new("Programmed", false, "AddressNotAssigned", "the publish Service has no load-balancer address yet")
+        } else if let Some(c) = not_programmed("Gateway", &key.0, &key.1) {
+            c
         } else {
             Cond::new("Programmed", true, "Programmed", "served by realip")
         };
@@ -1509,12 +1568,15 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             }
             Ok(()) => Cond::new("Accepted", false, "ListenersNotValid", "no listener is valid"),
         };
-        let programmed = Cond::new(
-            "Programmed",
-            accepted.status,
-            if accepted.status { "Programmed" } else { "Invalid" },
-            if accepted.status { "served by realip" } else { "not served" },
-        );
+        let programmed = match not_programmed("ListenerSet", sns, sname) {
+            Some(c) if accepted.status => c,
+            _ => Cond::new(
+                "Programmed",
+                accepted.status,
+                if accepted.status { "Programmed" } else { "Invalid" },
+                if accepted.status { "served by realip" } else { "not served" },
+            ),
+        };
         statuses.push(ObjectStatus {
             key: ObjectKey { kind: "ListenerSet", namespace: Some(sns.clone()), name: sname.clone() },
             generation: meta_gen,
