@@ -968,3 +968,29 @@ fn an_unserved_route_is_logged_once_per_change() {
         programmed(o, 1) == (json!("True"), json!("True"))
     });
 }
+
+/// Two Gateway listeners on different ports that one `[[listener]]`
+/// serves (`gateway_ports = [80, 81]`), each with a ClientIPPolicy of its
+/// own chain: one bind cannot apply both, and both policies say so in
+/// their status, naming the bind and the other policy.
+#[test]
+fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(
+        &api,
+        &json!([{"name": "a", "port": 80, "protocol": "HTTP"}, {"name": "b", "port": 81, "protocol": "HTTP"}]),
+    );
+    let on = |listener: &str| json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "sectionName": listener});
+    api.apply(policy("ClientIPPolicy", "edge-a", &on("a"), &json!({"trustedProxies": ["192.0.2.0/24"]})));
+    api.apply(policy("ClientIPPolicy", "edge-b", &on("b"), &json!({"trustedProxies": ["198.51.100.0/24"]})));
+    let (_p, _addr, _dir) = proxy_with(&api, "one-bind", "gateway_ports = [80, 81]\n", &[]);
+    for (name, other) in [("edge-a", "web/edge-b"), ("edge-b", "web/edge-a")] {
+        let o = until(&api, "ClientIPPolicy", "web", name, "conflict on one bind", |o| {
+            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
+        });
+        let msg =
+            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("").to_owned();
+        assert!(msg.contains("[[listener]] `web`") && msg.contains(other), "{name}: {msg}");
+    }
+}

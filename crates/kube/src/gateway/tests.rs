@@ -741,3 +741,31 @@ fn a_listener_no_bind_serves_is_not_programmed() {
         assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status), "{binds:?}");
     }
 }
+
+/// Two listeners on different ports that one `[[listener]]` of the proxy
+/// serves together are one stream of connections: ClientIPPolicies with
+/// different chains on them are both Conflicted, naming the bind and the
+/// other policy; on separate binds both are accepted.
+#[test]
+fn client_ip_policies_conflict_on_one_bind() {
+    let section = |name: &str, listener: &str, trusted: &str| {
+        ip_policy(name, "2026-01-01T00:00:00Z", trusted)
+            .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
+    };
+    let policies = section("on-http", "http", "192.0.2.0/24") + "---" + &section("on-same", "same", "198.51.100.0/24");
+    let t = run_with_binds(&policies, &[("web", &[80, 8080][..])]);
+    for (name, other) in [("on-http", "infra/on-same"), ("on-same", "infra/on-http")] {
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), name).status else { panic!() };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Conflicted"), "{name}");
+        assert!(c.message.contains("[[listener]] `web`") && c.message.contains(other), "{name}: {}", c.message);
+    }
+    let t = run_with_binds(&policies, &[("a", &[80][..]), ("b", &[8080][..])]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
+    // A policy and no policy on one bind conflict too; the message says
+    // the other side is the file's chain.
+    let t = run_with_binds(&section("on-http", "http", "192.0.2.0/24"), &[("web", &[80, 8080][..])]);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
+    assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
+}

@@ -37,9 +37,11 @@
 //!   (same kind, name and sectionName): the older wins, the other is
 //!   `Accepted: False, Conflicted`; a more specific target wins over a
 //!   broader one (listener over Gateway; rule over route over Gateway);
-//! - a ClientIPPolicy whose listener shares its port with a listener of
-//!   another client-IP chain is `Conflicted` for that target (one port is
-//!   one stream of connections); one edited into an invalid one keeps its
+//! - a ClientIPPolicy whose listener shares its port — or, with the
+//!   proxy's binds known ([`Inputs::binds`]), its `[[listener]]` — with a
+//!   listener of another client-IP chain is `Conflicted` for that target
+//!   (one bind is one stream of connections); with the binds known, a
+//!   listener no bind serves is `Programmed: False` (and its Gateway); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
 //!   so does a ClientAccessPolicy ([`Inputs::last_good_access`]); a
 //!   ClientAccessPolicy target that is a Gateway with `sectionName` is
@@ -982,20 +984,59 @@ where
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
-/// Listeners on one port are one stream of connections, so they can only
-/// have one client-IP chain: a ClientIPPolicy whose listener shares its
-/// port with a listener of another chain (another policy's, or none) is
-/// `Accepted: False, Conflicted` for the targets covering that listener.
-/// (The proxy reports the same for ports one bind serves together.)
-fn port_conflicts(specs: &[ListenerSpec], statuses: &mut [ObjectStatus]) {
+/// Listeners on one port, or on ports one `[[listener]]` of the proxy
+/// serves together (`gateway_ports`), are one stream of connections, so
+/// they can only have one client-IP chain: a ClientIPPolicy whose listener
+/// shares its stream with a listener of another chain (another policy's,
+/// or none) is `Accepted: False, Conflicted` for the targets covering that
+/// listener, the message naming the port or bind and the other listener
+/// and policy. (The proxy then keeps the file's chain on that bind and
+/// does not serve that listener's routes there.)
+fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut [ObjectStatus]) {
     let key = |l: &ListenerSpec| l.client_ip.as_ref().map(|c| ClientIp { policy: String::new(), ..c.clone() });
-    let mut conflicted: Vec<(&ListenerSpec, &ListenerSpec)> = Vec::new();
+    // (listener, why: the shared port or bind, and the other side)
+    let mut conflicted: Vec<(&ListenerSpec, String)> = Vec::new();
+    let chain_of = |o: &ListenerSpec| match &o.client_ip {
+        Some(c) => format!("ClientIPPolicy {}'s", c.policy),
+        None => "the proxy file's (no ClientIPPolicy)".to_owned(),
+    };
     for l in specs.iter().filter(|l| l.client_ip.is_some()) {
-        if let Some(other) = specs.iter().find(|o| o.port == l.port && key(o) != key(l)) {
-            conflicted.push((l, other));
+        let differs = |o: &&ListenerSpec| key(o) != key(l);
+        if let Some(other) = specs.iter().filter(differs).find(|o| o.port == l.port) {
+            conflicted.push((
+                l,
+                format!(
+                    "listener {} shares port {} with {}, whose client-IP chain differs ({})",
+                    l.name,
+                    l.port,
+                    other.name,
+                    chain_of(other)
+                ),
+            ));
+            continue;
+        }
+        let shared = binds.into_iter().flatten().filter(|b| b.gateway_ports.contains(&l.port)).find_map(|b| {
+            let other = specs.iter().filter(differs).find(|o| b.gateway_ports.contains(&o.port))?;
+            Some((b, other))
+        });
+        if let Some((b, other)) = shared {
+            conflicted.push((
+                l,
+                format!(
+                    "listener {} (port {}) is served by the proxy's [[listener]] `{}` together with {} (port {}, \
+                     gateway_ports {:?}), whose client-IP chain differs ({})",
+                    l.name,
+                    l.port,
+                    b.name,
+                    other.name,
+                    other.port,
+                    b.gateway_ports,
+                    chain_of(other)
+                ),
+            ));
         }
     }
-    for (l, other) in conflicted {
+    for (l, why) in conflicted {
         let Some(policy) = l.client_ip.as_ref().map(|c| c.policy.as_str()) else { continue };
         let Some((pns, pname)) = policy.split_once('/') else { continue };
         for s in statuses.iter_mut() {
@@ -1025,9 +1066,9 @@ fn port_conflicts(specs: &[ListenerSpec], statuses: &mut [ObjectStatus]) {
                         false,
                         "Conflicted",
                         format!(
-                            "listener {} shares port {} with {}, whose client-IP chain differs: one port is one \
-                             stream of connections, so this policy is not applied there",
-                            l.name, l.port, other.name
+                            "{why}: one bind is one stream of connections with one chain, so this policy is not \
+                             applied there (the proxy keeps its file's chain and does not serve this listener's \
+                             routes on that bind)"
                         ),
                     );
                 }
@@ -1486,7 +1527,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             client_ip,
         });
     }
-    port_conflicts(&specs, &mut statuses);
+    port_conflicts(&specs, inp.binds.as_deref(), &mut statuses);
     // A listener no bind of the proxy serves is not programmed, whatever
     // the objects say (the proxy reports its routes as unserved).
     let mut unbound_on: BTreeMap<(&'static str, String, String), Vec<String>> = BTreeMap::new();
