@@ -118,7 +118,9 @@ fn gateway_api_objects_get_the_status_the_spec_requires_and_follow_changes() {
         &json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "nope"}),
         &json!({"allow": ["192.0.2.0/24"]}),
     ));
-    let (_p, _addr, _dir) = proxy(&api, "status", &[]);
+    // The Gateway's HTTP listener is port 80: a bind must serve it for
+    // the Gateway to be Programmed.
+    let (_p, _addr, _dir) = proxy_with(&api, "status", "gateway_ports = [80]\n", &[]);
 
     let class = until(&api, "GatewayClass", "", "realip", "class accepted", |o| {
         cond(&o["status"]["conditions"], "Accepted")["status"] == "True"
@@ -510,6 +512,28 @@ fn gateway_filters_are_applied() {
     assert_eq!(redirect("/moved/x"), (307, Some("http://other.example.com/new/x".into())));
     // Default status 302; an explicit port is written.
     assert_eq!(redirect("/port/a"), (302, Some("https://f.example.com:8443/elsewhere".into())));
+
+    // A filter value the proxy cannot apply (CR LF in a header value): the
+    // route says so (UnsupportedValue naming the field) and that rule
+    // answers 500 — its requests never fall through to the catch-all rule.
+    http_route(
+        &api,
+        "broken",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["b.example.com"], "rules": [
+            {"matches": prefix("/admin"), "backendRefs": backend, "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                    "set": [{"name": "X-Auth-Required", "value": "yes\r\nX-Admin: 1"}]}}]},
+            {"backendRefs": backend}]}),
+    );
+    until_status(&p, addr, "b.example.com", "/other", 200);
+    assert_eq!(status(addr, "b.example.com", "/admin/x"), 500, "not the catch-all rule's 200");
+    let o = until(&api, "HTTPRoute", "web", "broken", "refused", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "UnsupportedValue"
+    });
+    let conds = &o["status"]["parents"][0]["conditions"];
+    let msg = cond(conds, "Accepted")["message"].as_str().unwrap_or("");
+    assert!(msg.contains("rules[0].filters[0].requestHeaderModifier.set[0].value") && msg.contains("500"), "{msg}");
+    assert_eq!(cond(conds, "PartiallyInvalid")["status"], "True");
 }
 
 /// Weighted backendRefs: 2,000 requests over weights 80/20 land within
@@ -863,4 +887,110 @@ fn client_ip_policy_behind_haproxy_send_proxy_v2() {
     assert_eq!(v["x_forwarded_for"], "127.0.0.2", "appended hop = the PROXY source: {v}");
     // The policy requires PROXY: a direct connection gets no HTTP at all.
     assert_eq!(exchange(addrs[0], b"", "GET / HTTP/1.1\r\nHost: c.example.com\r\n\r\n").0, 0);
+}
+
+/// A route the proxy cannot serve (attached to a Gateway listener whose
+/// port no `[[listener]]` binds) is logged once, when that becomes so —
+/// not again on every reload that follows — and once more when it is
+/// served again.
+#[test]
+fn an_unserved_route_is_logged_once_per_change() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 81, "protocol": "HTTP"}]),
+    );
+    let backend = json!([{"name": "app", "port": 80}]);
+    http_route(
+        &api,
+        "unbound",
+        &json!({"parentRefs": [{"name": "gw", "sectionName": "alt"}], "hostnames": ["u.example.com"],
+            "rules": [{"backendRefs": backend}]}),
+    );
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-once-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let cfg = dir.0.join("realip.toml");
+    let file = |ports: &str| {
+        format!("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [{ports}]\n\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n")
+    };
+    std::fs::write(&cfg, file("80")).unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
+    cmd.args(["proxy", "--kubernetes", "--publish-service", "realip/realip", "--config"])
+        .arg(&cfg)
+        .env("KUBECONFIG", api.kubeconfig(&dir.0).unwrap());
+    let p = spawn(&mut cmd);
+    let line = wait_line(&p.stderr, "\"listening\"", 20);
+    let addr: SocketAddr = serde_json::from_str::<Value>(&line).unwrap()["addr"].as_str().unwrap().parse().unwrap();
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(line.contains("httproute/web/unbound/0/0") && line.contains("gateway_ports = [81]"), "{line}");
+    // The status says so: the listener no bind serves is not Programmed,
+    // nor is its Gateway.
+    let programmed = |o: &Value, listener: usize| {
+        let l = &o["status"]["listeners"][listener]["conditions"];
+        (cond(l, "Programmed")["status"].clone(), cond(&o["status"]["conditions"], "Programmed")["status"].clone())
+    };
+    let gw = until(&api, "Gateway", "web", "gw", "unbound listener", |o| {
+        programmed(o, 1) == (json!("False"), json!("False"))
+    });
+    let alt = cond(&gw["status"]["listeners"][1]["conditions"], "Programmed");
+    assert_eq!(alt["reason"], "Invalid");
+    assert!(alt["message"].as_str().unwrap_or("").contains("81 in its gateway_ports"), "{alt}");
+    assert!(cond(&gw["status"]["conditions"], "Programmed")["message"]
+        .as_str()
+        .unwrap_or("")
+        .contains("alt (port 81)"));
+    assert_eq!(programmed(&gw, 0).0, "True", "port 80 is bound");
+    // Five more reloads (a route each), the unserved route unchanged.
+    for i in 0..5 {
+        let host = format!("h{i}.example.com");
+        http_route(
+            &api,
+            &format!("more-{i}"),
+            &json!({"parentRefs": [{"name": "gw", "sectionName": "http"}], "hostnames": [host], "rules": [{"backendRefs": backend}]}),
+        );
+        until_status(&p, addr, &host, "/", 200);
+    }
+    let log: Vec<String> = p.stderr.try_iter().collect();
+    let reloads = log.iter().filter(|l| l.contains("\"reloaded\"")).count();
+    assert!(reloads >= 5, "{reloads} reloads: {log:#?}");
+    let again: Vec<&String> = log.iter().filter(|l| l.contains("kubernetes_route_unserved")).collect();
+    assert!(again.is_empty(), "logged again on reloads that did not change it: {again:#?}");
+    // The file binds port 81 too: the route is served, and that is logged.
+    std::fs::write(&cfg, file("80, 81")).unwrap();
+    let line = wait_line(&p.stderr, "kubernetes_route_served", 20);
+    assert!(line.contains("httproute/web/unbound/0/0"), "{line}");
+    until_status(&p, addr, "u.example.com", "/", 200);
+    // …and the status follows the reload: every listener is programmed.
+    until(&api, "Gateway", "web", "gw", "listener bound after the reload", |o| {
+        programmed(o, 1) == (json!("True"), json!("True"))
+    });
+}
+
+/// Two Gateway listeners on different ports that one `[[listener]]`
+/// serves (`gateway_ports = [80, 81]`), each with a ClientIPPolicy of its
+/// own chain: one bind cannot apply both, and both policies say so in
+/// their status, naming the bind and the other policy.
+#[test]
+fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(
+        &api,
+        &json!([{"name": "a", "port": 80, "protocol": "HTTP"}, {"name": "b", "port": 81, "protocol": "HTTP"}]),
+    );
+    let on = |listener: &str| json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "sectionName": listener});
+    api.apply(policy("ClientIPPolicy", "edge-a", &on("a"), &json!({"trustedProxies": ["192.0.2.0/24"]})));
+    api.apply(policy("ClientIPPolicy", "edge-b", &on("b"), &json!({"trustedProxies": ["198.51.100.0/24"]})));
+    let (_p, _addr, _dir) = proxy_with(&api, "one-bind", "gateway_ports = [80, 81]\n", &[]);
+    for (name, other) in [("edge-a", "web/edge-b"), ("edge-b", "web/edge-a")] {
+        let o = until(&api, "ClientIPPolicy", "web", name, "conflict on one bind", |o| {
+            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
+        });
+        let msg =
+            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("").to_owned();
+        assert!(msg.contains("[[listener]] `web`") && msg.contains(other), "{name}: {msg}");
+    }
 }

@@ -201,6 +201,41 @@ fn concurrent_decisions_in_batches_grant_exactly_the_burst() {
     }
 }
 
+/// A key someone else wrote with another type (`WRONGTYPE`) fails only its
+/// own client's decisions (`on_error`), never those batched with it: the
+/// script reads each key with `pcall`.
+#[test]
+fn a_key_of_the_wrong_type_fails_only_its_own_client() {
+    if !have_redis() {
+        return;
+    }
+    let redis = Redis::start(&[], false);
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let store = format!("redis = \"redis://127.0.0.1:{}/0\"\ntimeout = \"2s\"\non_error = \"deny\"", redis.port);
+    let p = limited_proxy(up, &store, r#"{ per_second = 1000, burst = 1000, scope = "global" }"#);
+    redis.cli(&["HSET", "realip:rl:[policy]:198.51.100.66", "a", "b"]);
+    let web = p.addr("web");
+    let counts: Vec<[std::sync::atomic::AtomicUsize; 2]> = (0..2).map(|_| [0.into(), 0.into()]).collect();
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            let counts = &counts;
+            s.spawn(move || {
+                for i in 0..10 {
+                    let who = (t + i) % 2;
+                    let xff = format!("X-Forwarded-For: 198.51.100.{}", [66, 67][who]);
+                    let st = get(web, "/", &[&xff]).0;
+                    counts[who][usize::from(st == 200)].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let got: Vec<[usize; 2]> =
+        counts.iter().map(|c| c.each_ref().map(|n| n.load(std::sync::atomic::Ordering::Relaxed))).collect();
+    assert_eq!(got, [[40, 0], [0, 40]], "[429s, 200s] of the client with the bad key, then of the other");
+    assert_eq!(p.counter("realip_rate_limit_store_errors_total{kind=\"response\"}"), 40, "{}", p.metrics());
+    assert_eq!(redis.cli(&["TYPE", "realip:rl:[policy]:198.51.100.66"]), "hash", "left alone");
+}
+
 #[test]
 fn keys_carry_a_ttl_and_expire() {
     if !have_redis() {

@@ -33,6 +33,22 @@ pub struct RouteSet {
     pub certs: Vec<Cert>,
 }
 
+/// A `[[listener]]` of the proxy's configuration file as the controller
+/// needs to know it: which Gateway listener ports it serves
+/// (`gateway_ports`) and whether it terminates TLS with Kubernetes
+/// Secrets (`tls.kubernetes`, which an HTTPS Gateway listener needs). The
+/// proxy hands the list to the controller at start and after every reload,
+/// so a Gateway listener's `Programmed` says whether a bind serves it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Bind {
+    /// The `[[listener]]`'s name.
+    pub name: String,
+    /// Its `gateway_ports`.
+    pub gateway_ports: Vec<u16>,
+    /// Whether it has `tls = { kubernetes = true }`.
+    pub tls_kubernetes: bool,
+}
+
 /// Application protocol of a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {
@@ -167,7 +183,6 @@ pub enum PathRewrite {
     Prefix(String),
 }
 
-/// A Gateway API filter realip implements.
 /// Request headers only the proxy writes: the client-IP and forwarding
 /// headers, framing, hop-by-hop headers, `Host` and `X-Request-Id` (the
 /// id the access log and the upstream share: a filter must not forge it).
@@ -191,6 +206,7 @@ pub const PROTECTED_REQUEST: [&str; 17] = [
     "x-request-id",
 ];
 
+/// A Gateway API filter realip implements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Filter {
     /// `RequestHeaderModifier`.
@@ -217,6 +233,104 @@ pub enum Filter {
         /// New path.
         path: Option<PathRewrite>,
     },
+}
+
+/// Why the proxy cannot apply one rule's `filters` as written: the index
+/// of the first such filter and a message naming its field (in the
+/// HTTPRoute's spelling: `requestHeaderModifier.set[0]`, …) and value.
+/// `None` when every filter can be applied.
+///
+/// The controller refuses such a rule (`Accepted: False, UnsupportedValue`)
+/// and the proxy answers its requests with 500; both call this one
+/// function, so they never disagree on what is valid. Checked: header
+/// names and values are valid HTTP (no CR, LF or other control
+/// characters), redirect schemes are `http` / `https`, host names are DNS
+/// names, status codes are 301, 302, 303, 307 or 308, paths start with
+/// `/` and hold no control character, space, `?` or `#`, and a rule has
+/// at most one `RequestRedirect` or `URLRewrite`.
+pub fn filters_problem(filters: &[Filter]) -> Option<(usize, String)> {
+    let mut redirect_or_rewrite = false;
+    for (i, f) in filters.iter().enumerate() {
+        let why = match f {
+            Filter::RequestHeaders(e) => header_edit_problem(e).map(|m| format!("requestHeaderModifier.{m}")),
+            Filter::ResponseHeaders(e) => header_edit_problem(e).map(|m| format!("responseHeaderModifier.{m}")),
+            Filter::Redirect { scheme, hostname, path, status, .. } => {
+                let field = "requestRedirect";
+                if redirect_or_rewrite {
+                    Some(format!("{field}: a rule can have one RequestRedirect or URLRewrite, not two"))
+                } else if let Some(s) = scheme.as_deref().filter(|s| !matches!(*s, "http" | "https")) {
+                    Some(format!("{field}.scheme: \"{}\" is not http or https", s.escape_debug()))
+                } else if !matches!(status, 301 | 302 | 303 | 307 | 308) {
+                    Some(format!("{field}.statusCode: {status} is not 301, 302, 303, 307 or 308"))
+                } else {
+                    host_problem(hostname.as_deref(), field).or_else(|| path_problem(path.as_ref(), field))
+                }
+            }
+            Filter::Rewrite { hostname, path } => {
+                let field = "urlRewrite";
+                if redirect_or_rewrite {
+                    Some(format!("{field}: a rule can have one RequestRedirect or URLRewrite, not two"))
+                } else {
+                    host_problem(hostname.as_deref(), field).or_else(|| path_problem(path.as_ref(), field))
+                }
+            }
+        };
+        if let Some(why) = why {
+            return Some((i, why));
+        }
+        redirect_or_rewrite |= matches!(f, Filter::Redirect { .. } | Filter::Rewrite { .. });
+    }
+    None
+}
+
+/// Whether `h` is a DNS host name (no wildcard, no port; a final dot
+/// allowed).
+pub fn valid_host(h: &str) -> bool {
+    let h = h.strip_suffix('.').unwrap_or(h);
+    !h.is_empty()
+        && h.len() <= 253
+        && h.split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+}
+
+fn header_edit_problem(e: &HeaderEdit) -> Option<String> {
+    let bad_name = |n: &str| http::HeaderName::from_bytes(n.trim().to_ascii_lowercase().as_bytes()).is_err();
+    for (list, entries) in [("set", &e.set), ("add", &e.add)] {
+        for (i, (n, v)) in entries.iter().enumerate() {
+            if bad_name(n) {
+                return Some(format!("{list}[{i}].name: \"{}\" is not a header name", n.escape_debug()));
+            }
+            if http::HeaderValue::from_str(v).is_err() {
+                return Some(format!(
+                    "{list}[{i}].value: \"{}\" (header {n}) is not a valid header value: CR, LF and other control \
+                     characters are not allowed",
+                    v.escape_debug()
+                ));
+            }
+        }
+    }
+    let i = e.remove.iter().position(|n| bad_name(n))?;
+    Some(format!("remove[{i}]: \"{}\" is not a header name", e.remove[i].escape_debug()))
+}
+
+fn host_problem(hostname: Option<&str>, field: &str) -> Option<String> {
+    let h = hostname.filter(|h| !valid_host(h))?;
+    Some(format!("{field}.hostname: \"{}\" is not a DNS host name", h.escape_debug()))
+}
+
+fn path_problem(path: Option<&PathRewrite>, field: &str) -> Option<String> {
+    let (v, prefix, what) = match path? {
+        PathRewrite::Full(v) => (v, false, "replaceFullPath"),
+        PathRewrite::Prefix(v) => (v, true, "replacePrefixMatch"),
+    };
+    let at = format!("{field}.path.{what}: \"{}\"", v.escape_debug());
+    if !(v.starts_with('/') || (v.is_empty() && prefix)) {
+        return Some(format!("{at} does not start with /"));
+    }
+    if v.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#') {
+        return Some(format!("{at} holds a character a path cannot (control character, space, ? or #)"));
+    }
+    None
 }
 
 /// One backend of a route and its share of requests.
@@ -368,6 +482,64 @@ mod tests {
             rate_global: false,
             max_body: None,
             ssl_redirect: false,
+        }
+    }
+
+    /// What the proxy cannot apply is found, with the field named and the
+    /// value escaped (a CR / LF never reaches a status message raw).
+    #[test]
+    fn filters_the_proxy_cannot_apply_are_named() {
+        // (filters, the first problem's index and a part of its message)
+        type Case = (Vec<Filter>, Option<(usize, &'static str)>);
+        let headers = |set: &[(&str, &str)], remove: &[&str]| HeaderEdit {
+            set: set.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+            add: vec![],
+            remove: remove.iter().map(|n| (*n).to_owned()).collect(),
+        };
+        let redirect = |hostname: Option<&str>, status: u16, path: Option<PathRewrite>| Filter::Redirect {
+            scheme: None,
+            hostname: hostname.map(Into::into),
+            path,
+            port: None,
+            status,
+        };
+        let rewrite = Filter::Rewrite { hostname: Some("ok.example.com".into()), path: None };
+        let table: Vec<Case> = vec![
+            (vec![Filter::RequestHeaders(headers(&[("x-a", "1"), ("x-b", "v\tw é")], &["x-c"]))], None),
+            (vec![redirect(Some("new.example.com."), 301, Some(PathRewrite::Prefix(String::new())))], None),
+            (
+                vec![Filter::RequestHeaders(headers(&[("x-a", "1"), ("x-b", "a\r\nx-admin: 1")], &[]))],
+                Some((0, r#"requestHeaderModifier.set[1].value: "a\r\nx-admin: 1" (header x-b)"#)),
+            ),
+            (
+                vec![rewrite.clone(), Filter::ResponseHeaders(headers(&[], &["ok", "bad name"]))],
+                Some((1, r#"responseHeaderModifier.remove[1]: "bad name" is not a header name"#)),
+            ),
+            (
+                vec![redirect(Some("evil.example.com\r\nSet-Cookie: a=b"), 302, None)],
+                Some((0, r#"requestRedirect.hostname: "evil.example.com\r\nSet-Cookie: a=b" is not a DNS host name"#)),
+            ),
+            (vec![redirect(Some("*.example.com"), 302, None)], Some((0, "requestRedirect.hostname"))),
+            (vec![redirect(None, 304, None)], Some((0, "requestRedirect.statusCode: 304"))),
+            (
+                vec![redirect(None, 302, Some(PathRewrite::Full("/a b".into())))],
+                Some((0, "requestRedirect.path.replaceFullPath: \"/a b\" holds a character")),
+            ),
+            (vec![rewrite.clone(), redirect(None, 302, None)], Some((1, "requestRedirect: a rule can have one"))),
+            (
+                vec![Filter::Rewrite { hostname: None, path: Some(PathRewrite::Full("x".into())) }],
+                Some((0, "urlRewrite.path.replaceFullPath: \"x\" does not start with /")),
+            ),
+        ];
+        for (filters, want) in table {
+            let got = filters_problem(&filters);
+            match (&got, want) {
+                (None, None) => {}
+                (Some((i, m)), Some((wi, wm))) if *i == wi && m.contains(wm) => {
+                    assert!(!m.contains('\r') && !m.contains('\n'), "{m}");
+                }
+                _ => panic!("{filters:?}: got {got:?}, want {want:?}"),
+            }
         }
     }
 

@@ -63,6 +63,10 @@ pub struct WatchConfig {
     /// GatewayClass served (`--gateway-class`); `None` turns Gateway API
     /// mode off.
     pub gateway_class: Option<String>,
+    /// The proxy's `[[listener]]`s, updated on every reload (set by the
+    /// proxy; `None`: not known, every valid Gateway listener is taken as
+    /// served). A change recomputes the Gateway API status.
+    pub binds: Option<tokio::sync::watch::Receiver<Vec<crate::routes::Bind>>>,
 }
 
 fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
@@ -271,8 +275,16 @@ pub async fn run_with_routes(
     let (access, xw) = reflector::store::<ClientAccessPolicy>();
     let (namespaces, nw) = reflector::store::<Namespace>();
     let gateway_on = cfg.gateway_class.is_some();
-    // Streams 0-3 always; 4-11 when served. true = initial list in.
-    let mut synced = [true; 12];
+    // Streams 0-3 always; 4-11 when served; 12 the proxy's binds (no
+    // initial list). true = initial list in.
+    let mut synced = [true; 13];
+    if let Some(rx) = cfg.binds.clone() {
+        let changes = futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some((Ok::<_, watcher::Error>((12, Side::Gateway, false)), rx))
+        });
+        streams.push(changes.boxed());
+    }
     synced[..4].fill(false);
     if gateway_on {
         let mut absent = Vec::new();
@@ -449,6 +461,7 @@ pub async fn run_with_routes(
                 services: sv.iter().map(AsRef::as_ref).collect(),
                 slices: sl.iter().map(AsRef::as_ref).collect(),
                 secrets: se.iter().map(AsRef::as_ref).collect(),
+                binds: cfg.binds.as_ref().map(|b| b.borrow().clone()),
                 last_good_ip: std::mem::take(&mut last_good_ip),
                 last_good_access: std::mem::take(&mut last_good_access),
             };

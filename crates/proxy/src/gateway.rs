@@ -176,8 +176,12 @@ pub struct Filters {
 
 impl Filters {
     /// Compiles `filters`; the first that cannot be served is an error
-    /// naming it.
+    /// naming it (the controller's check,
+    /// [`realip_kube::routes::filters_problem`], so both agree).
     pub fn compile(filters: &[Filter]) -> Result<Filters, String> {
+        if let Some((i, why)) = realip_kube::routes::filters_problem(filters) {
+            return Err(format!("filters[{i}].{why}"));
+        }
         let mut out = Filters::default();
         for f in filters {
             match f {
@@ -188,15 +192,6 @@ impl Filters {
                     HeaderOps::compile(e, &PROTECTED_RESPONSE).map_err(|m| format!("ResponseHeaderModifier: {m}"))?,
                 ),
                 Filter::Redirect { scheme, hostname, path, port, status } => {
-                    if out.redirect.is_some() || out.rewrite.is_some() {
-                        return Err("RequestRedirect: only one of RequestRedirect and URLRewrite per rule".into());
-                    }
-                    if let Some(s) = scheme.as_deref().filter(|s| !matches!(*s, "http" | "https")) {
-                        return Err(format!("RequestRedirect: scheme `{s}` is not http or https"));
-                    }
-                    if let Some(h) = hostname.as_deref().filter(|h| !valid_host(h)) {
-                        return Err(format!("RequestRedirect: hostname `{h}` is not a host name"));
-                    }
                     let status = StatusCode::from_u16(*status)
                         .ok()
                         .filter(|s| matches!(s.as_u16(), 301 | 302 | 303 | 307 | 308))
@@ -212,47 +207,19 @@ impl Filters {
                     });
                 }
                 Filter::Rewrite { hostname, path } => {
-                    if out.redirect.is_some() || out.rewrite.is_some() {
-                        return Err("URLRewrite: only one of RequestRedirect and URLRewrite per rule".into());
-                    }
                     let hostname = match hostname.as_deref() {
-                        Some(h) if valid_host(h) => Some(
+                        Some(h) => Some(
                             HeaderValue::from_str(&h.to_ascii_lowercase())
                                 .map_err(|_| format!("URLRewrite: hostname `{h}` is not a host name"))?,
                         ),
-                        Some(h) => return Err(format!("URLRewrite: hostname `{h}` is not a host name")),
                         None => None,
                     };
                     out.rewrite = Some(Rewrite { hostname, path: path.clone() });
                 }
             }
         }
-        for p in
-            [out.redirect.as_ref().and_then(|r| r.path.as_ref()), out.rewrite.as_ref().and_then(|r| r.path.as_ref())]
-                .into_iter()
-                .flatten()
-        {
-            let v = match p {
-                PathRewrite::Full(v) | PathRewrite::Prefix(v) => v,
-            };
-            if !(v.starts_with('/') || (v.is_empty() && matches!(p, PathRewrite::Prefix(_)))) {
-                return Err(format!("path `{v}` does not start with /"));
-            }
-            if v.bytes().any(|b| b.is_ascii_control() || b == b' ' || b == b'?' || b == b'#') {
-                return Err(format!("path `{v}` holds a character a path cannot"));
-            }
-        }
         Ok(out)
     }
-}
-
-/// A DNS name (no wildcard, no port).
-fn valid_host(h: &str) -> bool {
-    let h = h.strip_suffix('.').unwrap_or(h);
-    !h.is_empty()
-        && h.len() <= 253
-        && h.split('.')
-            .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
 }
 
 /// Weighted backends: `None` is a reference that did not resolve.

@@ -43,7 +43,7 @@ use crate::gateway::{PROTECTED_REQUEST, PROTECTED_RESPONSE};
 
 /// Why a route of the set is not served by this proxy: reported in the
 /// `kubernetes_route_unserved` event, never dropped silently.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Unserved {
     /// Attached to a Gateway listener no `[[listener]]` serves
     /// (`gateway_ports`), or one an HTTPS listener needs TLS for.
@@ -59,9 +59,6 @@ pub enum Unserved {
         /// A Gateway listener on it with a different chain.
         other: String,
     },
-    /// A filter that cannot be applied as written (a header name or value
-    /// that is not HTTP, a redirect scheme other than http/https…).
-    Filter(String),
     /// A `scope: Global` rate limit while the file has no
     /// `[rate_limit_store]`: served locally it would be N× too loose.
     NoRateLimitStore,
@@ -82,7 +79,6 @@ impl fmt::Display for Unserved {
                 "Gateway listener {listener} has a ClientIPPolicy, but [[listener]] `{file}` also serves {other}, \
                  whose client-IP chain differs: give them different gateway_ports binds, or the same policy"
             ),
-            Unserved::Filter(why) => write!(f, "filter: {why}"),
             Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
             Unserved::Invalid(why) => write!(f, "cannot be served as written: {why}"),
@@ -91,7 +87,7 @@ impl fmt::Display for Unserved {
 }
 
 /// A route of the set that is not served, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Problem {
     /// [`Route::name`].
     pub route: String,
@@ -102,7 +98,7 @@ pub struct Problem {
 }
 
 /// A route that is served, with a part of it left out, and why.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Warning {
     /// [`Route::name`].
     pub route: String,
@@ -341,7 +337,7 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<Str
         })
     };
     let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
-    let filters: Vec<Filter> = r
+    let mut filters: Vec<Filter> = r
         .filters
         .iter()
         .map(|f| match f {
@@ -354,10 +350,19 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<Str
             other => other.clone(),
         })
         .collect();
-    crate::gateway::Filters::compile(&filters).map_err(Unserved::Filter)?;
+    // A filter the proxy cannot apply as written answers 500: left out,
+    // its requests would fall through to another route (one without the
+    // header edit or redirect the rule asked for).
+    let broken = crate::gateway::Filters::compile(&filters).err();
+    if let Some(why) = &broken {
+        warnings.push(format!("{why}: the rule's requests are answered 500"));
+        filters.clear();
+    }
     let redirect = filters.iter().any(|f| matches!(f, Filter::Redirect { .. }));
     let k8s = |b: &String| format!("k8s:{b}");
-    let (upstream, backends) = if single {
+    let (upstream, backends) = if broken.is_some() {
+        (String::new(), vec![(None, 1)])
+    } else if single {
         (r.backends[0].backend.as_ref().map(k8s).unwrap_or_default(), Vec::new())
     } else if r.backends.is_empty() {
         // No backend: a redirect answers by itself; anything else is the
@@ -562,27 +567,74 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
     (config, problems, warnings)
 }
 
-/// [`compose_checked`], each unserved route logged: a shadowed one as
-/// `kubernetes_route_shadowed` (as before), any other as
-/// `kubernetes_route_unserved` with the reason; a part left out as
-/// `kubernetes_route_warning`.
-pub fn compose(config: Config, set: Option<&RouteSet>) -> Config {
-    let (config, problems, warnings) = compose_checked(config, set);
-    for p in &problems {
-        match &p.reason {
-            Unserved::Shadowed(by) => crate::log::event(&json!({
-                "event": "kubernetes_route_shadowed", "route": p.route, "served_by": by,
-            })),
-            reason => crate::log::event(&json!({
-                "event": "kubernetes_route_unserved", "route": p.route, "origin": p.origin,
-                "reason": reason.to_string(),
-            })),
+/// The file's `[[listener]]`s as the controller needs them (which
+/// Gateway listener ports each serves, whether it has `tls.kubernetes`).
+pub fn binds(config: &Config) -> Vec<realip_kube::routes::Bind> {
+    config
+        .listeners
+        .iter()
+        .map(|l| realip_kube::routes::Bind {
+            name: l.name.clone(),
+            gateway_ports: l.gateway_ports.clone(),
+            tls_kubernetes: l.tls.as_ref().is_some_and(|t| t.kubernetes),
+        })
+        .collect()
+}
+
+/// What has been logged about the routes of the set: a reload logs only
+/// what changed since (a route that became unserved or shadowed, or
+/// whose reason or warning changed; one served again), not the same
+/// state on every reload — with thousands of routes and a reload per
+/// EndpointSlice change, repeating it buried everything else in the log.
+#[derive(Debug, Default)]
+pub struct Reported {
+    problems: std::collections::HashSet<Problem>,
+    warnings: std::collections::HashSet<Warning>,
+}
+
+impl Reported {
+    /// The events for the change from the last state to `problems` /
+    /// `warnings` (which becomes the state): `kubernetes_route_shadowed`
+    /// or `kubernetes_route_unserved` for each new problem,
+    /// `kubernetes_route_warning` for each new warning, and
+    /// `kubernetes_route_served` for each route no longer unserved.
+    pub fn update(&mut self, problems: Vec<Problem>, warnings: Vec<Warning>) -> Vec<serde_json::Value> {
+        let mut events = Vec::new();
+        for p in problems.iter().filter(|p| !self.problems.contains(*p)) {
+            events.push(match &p.reason {
+                Unserved::Shadowed(by) => json!({
+                    "event": "kubernetes_route_shadowed", "route": p.route, "served_by": by,
+                }),
+                reason => json!({
+                    "event": "kubernetes_route_unserved", "route": p.route, "origin": p.origin,
+                    "reason": reason.to_string(),
+                }),
+            });
         }
+        let now: std::collections::HashSet<&str> = problems.iter().map(|p| p.route.as_str()).collect();
+        let mut recovered: Vec<&Problem> = self.problems.iter().filter(|p| !now.contains(p.route.as_str())).collect();
+        recovered.sort_by(|a, b| a.route.cmp(&b.route));
+        recovered.dedup_by(|a, b| a.route == b.route);
+        for p in recovered {
+            events.push(json!({"event": "kubernetes_route_served", "route": p.route, "origin": p.origin}));
+        }
+        for w in warnings.iter().filter(|w| !self.warnings.contains(*w)) {
+            events.push(json!({
+                "event": "kubernetes_route_warning", "route": w.route, "origin": w.origin, "warning": w.message,
+            }));
+        }
+        self.problems = problems.into_iter().collect();
+        self.warnings = warnings.into_iter().collect();
+        events
     }
-    for w in &warnings {
-        crate::log::event(&json!({
-            "event": "kubernetes_route_warning", "route": w.route, "origin": w.origin, "warning": w.message,
-        }));
+}
+
+/// [`compose_checked`], logging what changed since `reported` (see
+/// [`Reported::update`]).
+pub fn compose(config: Config, set: Option<&RouteSet>, reported: &mut Reported) -> Config {
+    let (config, problems, warnings) = compose_checked(config, set);
+    for e in reported.update(problems, warnings) {
+        crate::log::event(&e);
     }
     config
 }
@@ -613,7 +665,7 @@ mod tests {
             ..Desired::default()
         };
         let base: Config = toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap();
-        let c = compose(base, Some(&RouteSet::from_ingress(&d)));
+        let c = compose_checked(base, Some(&RouteSet::from_ingress(&d))).0;
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(c.routes[0].upstream, "k8s:web/app:80");
         assert_eq!(c.routes[0].max_body_bytes, Some(1024));
@@ -684,13 +736,6 @@ mod tests {
                 },
             ),
             (
-                variant("filter", &|r| {
-                    let edit = HeaderEdit { set: vec![("bad name".into(), "1".into())], ..HeaderEdit::default() };
-                    r.filters = vec![Filter::RequestHeaders(edit)];
-                }),
-                Unserved::Filter("RequestHeaderModifier: `bad name` is not a header name".into()),
-            ),
-            (
                 variant("global", &|r| {
                     if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
                         rl.global = true;
@@ -718,6 +763,12 @@ mod tests {
                     set: vec![("x-a".into(), "1".into()), ("X-Forwarded-For".into(), "203.0.113.9".into())],
                     ..HeaderEdit::default()
                 })];
+            }),
+            // A filter the proxy cannot apply: answered 500, never left
+            // out (its requests would go to another route).
+            variant("filter", &|r| {
+                let edit = HeaderEdit { set: vec![("x-a".into(), "a\r\nb".into())], ..HeaderEdit::default() };
+                r.filters = vec![Filter::RequestHeaders(edit)];
             }),
         ];
         let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
@@ -794,8 +845,14 @@ mod tests {
         // The client-IP header edit is left out and reported; the other stays.
         let Filter::RequestHeaders(e) = &by_name("header-edit").filters[0] else { panic!() };
         assert_eq!(e.set, vec![("x-a".to_owned(), "1".to_owned())]);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
         assert!(warnings[0].message.contains("x-forwarded-for"), "{warnings:?}");
+        let broken = by_name("filter");
+        assert!(broken.filters.is_empty() && broken.upstream.is_empty(), "{broken:?}");
+        assert_eq!(broken.backends, vec![(None, 1)], "500 for every request");
+        assert!(broken.gateway.is_some(), "matched like any Gateway route");
+        assert_eq!(warnings[1].route, "httproute/web/r/filter");
+        assert!(warnings[1].message.contains("set[0].value") && warnings[1].message.contains("500"), "{warnings:?}");
         let got: Vec<(String, Unserved)> = problems.into_iter().map(|p| (p.route, p.reason)).collect();
         let want: Vec<(String, Unserved)> = cases.into_iter().map(|(r, u)| (r.name, u)).collect();
         assert_eq!(got, want);
@@ -1054,6 +1111,38 @@ mod tests {
         assert!(snap.chain("pp").fail_closed && !snap.chain("mixed").fail_closed);
     }
 
+    /// A reload logs what changed about the routes, not the same state
+    /// again: an unchanged unserved route is logged once, a changed
+    /// reason again, a route served again once.
+    #[test]
+    fn unserved_routes_are_logged_once_per_change() {
+        let problem = |route: &str, why: &str| Problem {
+            route: route.into(),
+            origin: "httproute/web/r".into(),
+            reason: Unserved::GatewayListener(why.into()),
+        };
+        let warning = Warning { route: "w".into(), origin: "httproute/web/w".into(), message: "left out".into() };
+        let events = |e: Vec<serde_json::Value>| {
+            e.iter()
+                .map(|v| format!("{} {}", v["event"].as_str().unwrap(), v["route"].as_str().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let mut r = Reported::default();
+        let first = r.update(vec![problem("a", "x"), problem("b", "x")], vec![warning.clone()]);
+        assert_eq!(
+            events(first),
+            ["kubernetes_route_unserved a", "kubernetes_route_unserved b", "kubernetes_route_warning w"]
+        );
+        for _ in 0..3 {
+            let again = r.update(vec![problem("a", "x"), problem("b", "x")], vec![warning.clone()]);
+            assert!(again.is_empty(), "{again:?}");
+        }
+        let changed = r.update(vec![problem("a", "y")], vec![warning.clone()]);
+        assert_eq!(events(changed), ["kubernetes_route_unserved a", "kubernetes_route_served b"]);
+        assert!(r.update(vec![problem("a", "y")], vec![]).is_empty(), "a warning gone is not an event");
+        assert_eq!(events(r.update(vec![], vec![])), ["kubernetes_route_served a"]);
+    }
+
     #[test]
     fn an_endpoint_change_rebuilds_only_the_pool_it_touches() {
         use crate::snapshot::Snapshot;
@@ -1064,10 +1153,13 @@ mod tests {
             ..Desired::default()
         };
         let base = || -> Config { toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n").unwrap() };
-        let first = Snapshot::build(compose(base(), Some(&RouteSet::from_ingress(&d("10.0.0.1:80"))))).unwrap();
-        let second =
-            Snapshot::build_reusing(compose(base(), Some(&RouteSet::from_ingress(&d("10.0.0.2:80")))), Some(&first))
-                .unwrap();
+        let first =
+            Snapshot::build(compose_checked(base(), Some(&RouteSet::from_ingress(&d("10.0.0.1:80")))).0).unwrap();
+        let second = Snapshot::build_reusing(
+            compose_checked(base(), Some(&RouteSet::from_ingress(&d("10.0.0.2:80")))).0,
+            Some(&first),
+        )
+        .unwrap();
         let same = |n: &str| std::sync::Arc::ptr_eq(&first.pools[n], &second.pools[n]);
         assert!(!same("k8s:web/a:80"), "its endpoints changed");
         assert!(same("k8s:web/b:80"), "untouched: idle connections and ejections survive");

@@ -13,9 +13,12 @@
 //!   gave (no round trip). A limited decision does not change the TAT, so
 //!   this cache never lets more through than Redis would: each replica is
 //!   exact up to the one decision in flight;
-//! - every decision waits at most `timeout` for Redis. An error or timeout
-//!   marks the store down (one log line, one metric) and `on_error`
-//!   decides; while down, one trial decision goes to Redis per backoff
+//! - the call carrying a decision waits at most `timeout` for Redis, from
+//!   when it is sent (a decision waits at most three timeouts in all). A
+//!   lost connection, or a timeout while Redis has answered nothing for
+//!   `timeout`, marks the store down (one log line, one metric) and
+//!   `on_error` decides; a decision that only waited in a busy proxy gets
+//!   `on_error` alone. While down, one trial decision goes to Redis per backoff
 //!   step (100 ms doubling to 5 s), the rest use `on_error` at once. The
 //!   first success marks it up again (one log line, one metric).
 //!   Reconnecting is the connection manager's job; Redis losing its data
@@ -50,7 +53,12 @@ use crate::policy::{Decision, RateLimiter};
 /// (interval × burst, µs) and hits (decisions waiting). Returns a flat
 /// array, two numbers per key: tokens granted (0..=hits; the TAT advanced
 /// by that many intervals, the key expiring at the new TAT) and, when
-/// fewer than hits were granted, µs until the next token (else 0).
+/// fewer than hits were granted, µs until the next token (else 0, and at
+/// most 10^15: Redis turns a larger number into i64::MIN). A key Redis
+/// cannot read as a string (`WRONGTYPE`: something else wrote it) gives
+/// `-1, 0` and is left alone: only its own decisions fail, never the
+/// others of the batch. A stored value that is no number, or NaN, counts
+/// as no state and is overwritten.
 ///
 /// - A stored TAT more than `capacity` ahead (written under another rate,
 ///   before a reload lowered the burst or raised the rate) is read as
@@ -79,25 +87,32 @@ for i, key in ipairs(KEYS) do
   local interval = tonumber(ARGV[3 * i - 2])
   local capacity = tonumber(ARGV[3 * i - 1])
   local hits = tonumber(ARGV[3 * i])
-  local tat = tonumber(redis.call('GET', key) or '0') or 0
-  if tat < now then tat = now end
-  if tat > now + capacity then
-    tat = now + capacity
-    redis.call('SET', key, string.format('%.0f', tat), 'PX', px(capacity / 1000))
+  local stored = redis.pcall('GET', key)
+  if type(stored) == 'table' and stored.err then
+    out[2 * i - 1] = -1
+    out[2 * i] = 0
+  else
+    local tat = tonumber(stored or '0') or 0
+    if tat ~= tat then tat = 0 end
+    if tat < now then tat = now end
+    if tat > now + capacity then
+      tat = now + capacity
+      redis.call('SET', key, string.format('%.0f', tat), 'PX', px(capacity / 1000))
+    end
+    local fit = math.floor((now + capacity - tat) / interval)
+    if fit < 0 then fit = 0 end
+    if fit > hits then fit = hits end
+    while fit > 0 and tat + fit * interval - now > capacity do fit = fit - 1 end
+    while fit < hits and tat + (fit + 1) * interval - now <= capacity do fit = fit + 1 end
+    local wait = 0
+    if fit > 0 then
+      tat = tat + fit * interval
+      redis.call('SET', key, string.format('%.0f', tat), 'PX', px((tat - now) / 1000))
+    end
+    if fit < hits then wait = math.min(1e15, math.ceil(tat + interval - now - capacity)) end
+    out[2 * i - 1] = fit
+    out[2 * i] = wait
   end
-  local fit = math.floor((now + capacity - tat) / interval)
-  if fit < 0 then fit = 0 end
-  if fit > hits then fit = hits end
-  while fit > 0 and tat + fit * interval - now > capacity do fit = fit - 1 end
-  while fit < hits and tat + (fit + 1) * interval - now <= capacity do fit = fit + 1 end
-  local wait = 0
-  if fit > 0 then
-    tat = tat + fit * interval
-    redis.call('SET', key, string.format('%.0f', tat), 'PX', px((tat - now) / 1000))
-  end
-  if fit < hits then wait = math.ceil(tat + interval - now - capacity) end
-  out[2 * i - 1] = fit
-  out[2 * i] = wait
 end
 return out
 ";
@@ -124,7 +139,6 @@ struct Pending {
     key: String,
     interval: f64,
     capacity: f64,
-    deadline: tokio::time::Instant,
     reply: oneshot::Sender<Result<(bool, u64), StoreError>>,
 }
 
@@ -137,7 +151,32 @@ pub fn gcra_params(rate: RateConfig) -> (f64, f64) {
     (interval, interval * burst)
 }
 
-/// The Redis key of a client (already reduced to its bucket key).
+/// The scope of `[policy]`'s limit (in Redis keys and the limiter map).
+pub const POLICY_SCOPE: &str = "[policy]";
+
+/// A route's name as the scope of its limit: `%`, `:`, `[` and `]`
+/// percent-encoded, so that no route name reads as another route's name
+/// plus the start of an IPv6 client (`a:2001` + `db8::` against `a` +
+/// `2001:db8::`), nor as [`POLICY_SCOPE`].
+pub fn route_scope(name: &str) -> std::borrow::Cow<'_, str> {
+    if !name.contains(['%', ':', '[', ']']) {
+        return name.into();
+    }
+    let mut out = String::with_capacity(name.len() + 8);
+    for c in name.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            ':' => out.push_str("%3A"),
+            '[' => out.push_str("%5B"),
+            ']' => out.push_str("%5D"),
+            c => out.push(c),
+        }
+    }
+    out.into()
+}
+
+/// The Redis key of a client (already reduced to its bucket key) under a
+/// limit's scope ([`POLICY_SCOPE`] or [`route_scope`]).
 pub fn redis_key(route: &str, client: IpAddr) -> String {
     format!("realip:rl:{route}:{client}")
 }
@@ -166,6 +205,10 @@ pub struct Store {
     on_error: OnStoreError,
     up: AtomicBool,
     health: Mutex<Health>,
+    /// When Redis last answered a call: a timeout marks the store down only
+    /// when Redis has answered nothing for `timeout` (a late answer on a
+    /// busy proxy is not a down store).
+    answered: Mutex<Instant>,
     /// When an error answer of Redis was last logged (at most one a minute).
     answer_logged: Mutex<Option<Instant>>,
 }
@@ -191,6 +234,10 @@ pub enum StoreError {
     Connection,
     /// Redis answered with an error (auth, script, wrong type...).
     Response,
+    /// The decision waited in this proxy, not in Redis: the queue of
+    /// decisions was full, or no answer came within three timeouts while
+    /// Redis kept answering other calls (an overloaded proxy).
+    Backlog,
 }
 
 impl StoreError {
@@ -199,6 +246,7 @@ impl StoreError {
             StoreError::Timeout => "timeout",
             StoreError::Connection => "connection",
             StoreError::Response => "response",
+            StoreError::Backlog => "backlog",
         }
     }
 }
@@ -244,6 +292,7 @@ impl Store {
             on_error: cfg.on_error,
             up: AtomicBool::new(true),
             health: Mutex::new(Health { next_trial: now, backoff: FIRST_BACKOFF }),
+            answered: Mutex::new(now),
             answer_logged: Mutex::new(None),
         });
         // Serving (not `--check`): connect now, so the first decisions do
@@ -318,12 +367,15 @@ impl Store {
         }
         self.start_batcher();
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { key, interval, capacity, deadline, reply };
+        let pending = Pending { key, interval, capacity, reply };
         if self.queue.try_send(pending).is_err() {
-            return Err(StoreError::Timeout); // queue full: the store is behind
+            return Err(StoreError::Backlog);
         }
-        match tokio::time::timeout_at(deadline, answer).await {
-            Err(_) => Err(StoreError::Timeout),
+        // The call carrying this decision times out `timeout` after it is
+        // sent, and a call waits at most that long for a slot: past three
+        // timeouts the wait is the proxy's own backlog.
+        match tokio::time::timeout(self.timeout * 3, answer).await {
+            Err(_) => Err(StoreError::Backlog),
             Ok(Err(_)) => Err(StoreError::Connection), // the batcher is gone
             Ok(Ok(r)) => r,
         }
@@ -358,20 +410,27 @@ impl Store {
     async fn run_batch(&self, pending: Vec<Pending>) {
         // Decisions whose caller gave up are not sent.
         let pending: Vec<Pending> = pending.into_iter().filter(|p| !p.reply.is_closed()).collect();
-        let Some(deadline) = pending.iter().map(|p| p.deadline).max() else { return };
+        if pending.is_empty() {
+            return;
+        }
         let groups = group(&pending);
         let mut inv = self.script.prepare_invoke();
         for g in &groups {
             let p = &pending[g[0]];
             inv.key(&p.key);
-            inv.arg(format!("{:.3}", p.interval)).arg(format!("{:.3}", p.capacity)).arg(g.len());
+            // Shortest exact decimal: `{:.3}` once sent 0.000 for the
+            // interval of a rate above 2·10^9/s, and the script divided by 0.
+            inv.arg(p.interval.to_string()).arg(p.capacity.to_string()).arg(g.len());
         }
         let conn = self.conn.borrow().clone();
         let answer = match conn {
             None => Err(StoreError::Connection),
-            Some(mut conn) => match tokio::time::timeout_at(deadline, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
+            Some(mut conn) => match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
                 Err(_) => Err(StoreError::Timeout),
-                Ok(Ok(v)) if v.len() == 2 * groups.len() => Ok(v),
+                Ok(Ok(v)) if v.len() == 2 * groups.len() => {
+                    *self.answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Instant::now();
+                    Ok(v)
+                }
                 Ok(Ok(v)) => {
                     self.log_answer_error(&format!("script returned {} numbers for {} keys", v.len(), groups.len()));
                     Err(StoreError::Response)
@@ -386,9 +445,16 @@ impl Store {
             },
         };
         let mut replies: Vec<Option<oneshot::Sender<_>>> = pending.into_iter().map(|p| Some(p.reply)).collect();
+        let mut unreadable = 0;
         for (gi, g) in groups.iter().enumerate() {
-            let outcome =
-                answer.as_ref().map_err(|e| *e).map(|v| (usize::try_from(v[2 * gi]).unwrap_or(0), v[2 * gi + 1]));
+            let outcome = match &answer {
+                Err(e) => Err(*e),
+                Ok(v) if v[2 * gi] < 0 => {
+                    unreadable += 1;
+                    Err(StoreError::Response)
+                }
+                Ok(v) => Ok((usize::try_from(v[2 * gi]).unwrap_or(0), v[2 * gi + 1])),
+            };
             // Tokens go to callers still waiting, in arrival order: one that
             // timed out meanwhile does not take a token another could use.
             let mut left = outcome.map_or(0, |(granted, _)| granted);
@@ -408,6 +474,9 @@ impl Store {
                 let _ = reply.send(r); // it may time out in between
             }
         }
+        if unreadable > 0 {
+            self.log_answer_error(&format!("{unreadable} key(s) hold a value that is not a string (WRONGTYPE)"));
+        }
     }
 
     /// Logs an error answer (e.g. `WRONGTYPE` on one key, `OOM`), at most
@@ -422,6 +491,11 @@ impl Store {
         *last = Some(now);
         drop(last);
         crate::log::event(&serde_json::json!({ "event": "rate_limit_store_error_answer", "error": e }));
+    }
+
+    /// Whether Redis has answered no call for `d`.
+    fn silent_for(&self, d: Duration) -> bool {
+        self.answered.lock().unwrap_or_else(std::sync::PoisonError::into_inner).elapsed() >= d
     }
 
     /// Whether a decision may go to Redis now: always while up; while
@@ -580,13 +654,15 @@ impl GlobalLimiter {
             failed => {
                 if let Some(Err(e)) = failed {
                     metrics.inc("realip_rate_limit_store_errors_total", &[("kind", e.as_str())]);
-                    // Redis answered: it is up, this key (or script) is not.
-                    // Marking it down would send every other client to
-                    // `on_error` and flap the state.
-                    if e == StoreError::Response {
-                        self.store.mark_up(metrics);
-                    } else {
-                        self.store.mark_down(metrics, e);
+                    // Redis answered (this key or script is bad), or answers
+                    // others while this decision waited in the proxy: it is
+                    // up, and marking it down would send every other client
+                    // to `on_error` and flap the state.
+                    match e {
+                        StoreError::Response => self.store.mark_up(metrics),
+                        StoreError::Backlog => {}
+                        StoreError::Timeout if !self.store.silent_for(self.store.timeout) => {}
+                        StoreError::Timeout | StoreError::Connection => self.store.mark_down(metrics, e),
                     }
                 }
                 let d = match self.store.on_error {
@@ -714,7 +790,6 @@ mod tests {
             key: key.to_owned(),
             interval,
             capacity: 10.0,
-            deadline: tokio::time::Instant::now(),
             reply: oneshot::channel().0,
         };
         let batch = [p("a", 1.0), p("b", 1.0), p("a", 1.0), p("a", 2.0), p("b", 1.0), p("a", 1.0)];
@@ -748,6 +823,12 @@ mod tests {
         let k = l.fallback.key("2001:db8:1:2:3:4:5:6".parse().unwrap());
         assert_eq!(redis_key("api", k), "realip:rl:api:2001:db8:1:2::");
         assert_eq!(redis_key("api", l.fallback.key("::ffff:192.0.2.9".parse().unwrap())), "realip:rl:api:192.0.2.9");
+        // No route name reads as another's key, nor as `[policy]`'s.
+        let c = "2001:db8::".parse().unwrap();
+        assert_ne!(redis_key(&route_scope("a:2001"), "db8::".parse().unwrap()), redis_key(&route_scope("a"), c));
+        assert_eq!(route_scope("a:b[c]%"), "a%3Ab%5Bc%5D%25");
+        assert_ne!(route_scope(POLICY_SCOPE), POLICY_SCOPE);
+        assert_eq!(route_scope("ns/web/rule-0"), "ns/web/rule-0");
     }
 
     #[test]

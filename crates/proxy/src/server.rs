@@ -30,6 +30,7 @@ use crate::accept::Acceptor;
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::http::Shared;
+use crate::kubernetes::Reported;
 use crate::log::AccessLog;
 use crate::snapshot::Snapshot;
 use crate::Error;
@@ -49,11 +50,16 @@ pub enum Trigger {
 
 /// Loads, validates and compiles the file: what `--check` runs.
 pub fn check(path: &Path) -> Result<Snapshot, Error> {
-    check_with(path, None, None)
+    check_with(path, None, None, &mut Reported::default())
 }
 
-fn check_with(path: &Path, d: Option<&RouteSet>, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
-    Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d), previous)
+fn check_with(
+    path: &Path,
+    d: Option<&RouteSet>,
+    previous: Option<&Snapshot>,
+    reported: &mut Reported,
+) -> Result<Snapshot, Error> {
+    Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d, reported), previous)
 }
 
 /// Runs the proxy from `path` until a shutdown signal, then drains.
@@ -88,6 +94,9 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     };
     // One cap for all data listeners together (the admin listener has its own).
     let slots = Arc::new(Semaphore::new(snapshot.config.limits.max_connections));
+    // The controller's Gateway status says which listeners a bind serves:
+    // it gets the file's binds now and after every reload.
+    let (binds_tx, binds_rx) = watch::channel(crate::kubernetes::binds(&snapshot.config));
     let shared = Arc::new(Shared::new(snapshot, log));
     // Signal handlers first: a SIGHUP sent as soon as we say "listening"
     // must reload, not kill (SIGHUP's default action).
@@ -118,7 +127,7 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
         tokio::spawn(crate::admin::serve(Acceptor::new(tcp, "admin".into()), Arc::clone(&shared)));
     }
     let (triggers, queue) = mpsc::channel(16);
-    if let (Some(cfg), Some(client)) = (kubernetes, client) {
+    if let (Some(cfg), Some(client)) = (kubernetes.map(|c| WatchConfig { binds: Some(binds_rx), ..c }), client) {
         let (tx, mut rx) = watch::channel(None);
         let (gtx, mut grx) = watch::channel::<Option<RouteSet>>(None);
         let gateway = cfg.gateway_class.is_some();
@@ -154,7 +163,7 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     }
     tokio::spawn(flush_access_log(Arc::clone(&shared)));
     tokio::spawn(file_watch(path.clone(), Arc::clone(&shared), hup, triggers));
-    tokio::spawn(reloader(path, Arc::clone(&shared), queue));
+    tokio::spawn(reloader_with(path, Arc::clone(&shared), queue, Some(binds_tx)));
 
     shutdown.await;
     shared.draining.store(true, Ordering::SeqCst);
@@ -237,13 +246,26 @@ async fn file_watch(path: PathBuf, shared: Arc<Shared>, mut hup: Hangup, trigger
 /// order, one at a time. Triggers that queued during a reload are folded
 /// into the next one (the latest Kubernetes state wins; the file is read
 /// afresh anyway).
-pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Receiver<Trigger>) {
+pub async fn reloader(path: PathBuf, shared: Arc<Shared>, queue: mpsc::Receiver<Trigger>) {
+    reloader_with(path, shared, queue, None).await;
+}
+
+/// [`reloader`], also sending the binds of every applied file on `binds`
+/// (for the controller's Gateway status).
+async fn reloader_with(
+    path: PathBuf,
+    shared: Arc<Shared>,
+    mut queue: mpsc::Receiver<Trigger>,
+    binds: Option<watch::Sender<Vec<realip_kube::routes::Bind>>>,
+) {
     let mut dynamic: Option<RouteSet> = None;
     // Whether the running snapshot was built from the file as it is and
     // `dynamic`: then a Kubernetes change of endpoints only replaces the
     // pools it touches (`Snapshot::with_upstreams`) instead of composing
     // and compiling every route again.
     let mut in_force = false;
+    // Unserved routes are logged when that changes, not on every reload.
+    let mut reported = Reported::default();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         let mut file = false;
@@ -265,9 +287,22 @@ pub async fn reloader(path: PathBuf, shared: Arc<Shared>, mut queue: mpsc::Recei
             dynamic = d;
         }
         in_force = match endpoints {
-            Some(changes) => apply_endpoints(&shared, &changes) || reload(&path, &shared, dynamic.as_ref()),
-            None => reload(&path, &shared, dynamic.as_ref()),
+            Some(changes) => {
+                apply_endpoints(&shared, &changes) || reload(&path, &shared, dynamic.as_ref(), &mut reported)
+            }
+            None => reload(&path, &shared, dynamic.as_ref(), &mut reported),
         };
+        // Endpoints alone never change the binds.
+        if let Some(tx) = &binds {
+            let now = crate::kubernetes::binds(&shared.snapshot.load().config);
+            tx.send_if_modified(|cur| {
+                let changed = *cur != now;
+                if changed {
+                    *cur = now;
+                }
+                changed
+            });
+        }
     }
 }
 
@@ -294,9 +329,9 @@ fn apply_endpoints(shared: &Shared, changes: &[crate::config::UpstreamConfig]) -
 
 /// One reload attempt; the old snapshot stays unless the new one is good
 /// (then true).
-fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>) -> bool {
+fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>, reported: &mut Reported) -> bool {
     let old = shared.snapshot.load_full();
-    match check_with(path, dynamic, Some(&old)) {
+    match check_with(path, dynamic, Some(&old), reported) {
         Ok(new) => {
             let binds =
                 |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();

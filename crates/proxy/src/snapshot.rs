@@ -250,7 +250,7 @@ impl Snapshot {
             limiters.insert(key, l.clone());
             l
         };
-        let global_rate = config.policy.rate.map(|r| limiter("[policy]", r, ipv6_prefix));
+        let global_rate = config.policy.rate.map(|r| limiter(crate::ratestore::POLICY_SCOPE, r, ipv6_prefix));
         let global_allow =
             (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow, "policy.allow", &mut errs));
         let mut routes = Vec::with_capacity(config.routes.len());
@@ -280,7 +280,11 @@ impl Snapshot {
                 },
                 deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
                 rate: match r.rate {
-                    Some(rate) => Some(limiter(&name, rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
+                    Some(rate) => Some(limiter(
+                        &crate::ratestore::route_scope(&name),
+                        rate,
+                        rate.ipv6_prefix.unwrap_or(ipv6_prefix),
+                    )),
                     None => global_rate.clone(),
                 },
             };

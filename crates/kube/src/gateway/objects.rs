@@ -108,6 +108,7 @@ impl Objects {
             slices: self.slices.iter().collect(),
             secrets: self.secrets.iter().collect(),
             last_good_ip: std::collections::BTreeMap::new(),
+            binds: None,
             last_good_access: std::collections::BTreeMap::new(),
         }
     }

@@ -637,3 +637,135 @@ fn a_path_that_is_not_normalized_is_unsupported() {
     );
     assert_eq!(run(&ok).routes.routes.len(), 1);
 }
+
+/// A filter value the proxy cannot apply (CR / LF in a header value, a
+/// redirect host that is not a DNS name) is `Accepted: False,
+/// UnsupportedValue` naming the field — with `PartiallyInvalid` when other
+/// rules are fine — and its rule is still routed, to 500 (no filter, one
+/// unresolved backend): its requests never fall through to another rule.
+#[test]
+fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
+    let t = run(&route(
+        "web",
+        r#"  parentRefs: [{name: gw, namespace: infra, sectionName: http}]
+  hostnames: [app.example.com]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /admin}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {set: [{name: X-Auth-Required, value: "yes\r\nX-Admin: 1"}]}
+    backendRefs: [{name: app, port: 80}]
+  - matches: [{path: {type: PathPrefix, value: /go}}]
+    filters: [{type: RequestRedirect, requestRedirect: {hostname: "bad host"}}]
+  - backendRefs: [{name: app, port: 80}]
+"#,
+    ));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let accepted = cond(&parents[0].conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (false, "UnsupportedValue"));
+    for field in [
+        r#"rules[0].filters[0].requestHeaderModifier.set[0].value: "yes\r\nX-Admin: 1""#,
+        r#"rules[1].filters[0].requestRedirect.hostname: "bad host""#,
+        "answered 500",
+    ] {
+        assert!(accepted.message.contains(field), "{field}: {}", accepted.message);
+    }
+    assert!(!accepted.message.contains('\r'), "escaped: {}", accepted.message);
+    let partial = cond(&parents[0].conditions, "PartiallyInvalid");
+    assert_eq!((partial.status, partial.reason), (true, "UnsupportedValue"));
+    let by_name = |n: &str| t.routes.routes.iter().find(|r| r.name == n).unwrap_or_else(|| panic!("{n}"));
+    for bad in ["httproute/web/r/0/0", "httproute/web/r/1/0"] {
+        let r = by_name(bad);
+        assert!(r.filters.is_empty(), "{r:?}");
+        assert_eq!(r.backends, [WeightedBackend { backend: None, weight: 1 }], "500");
+    }
+    assert_eq!(by_name("httproute/web/r/2/0").backends[0].backend.as_deref(), Some("web/app:80"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(listeners[0].attached_routes, 1);
+    assert!(t.problems().iter().any(|p| p.reason == "UnsupportedValue"), "logged: {:?}", t.problems());
+
+    // Every rule invalid: no PartiallyInvalid, still 500 rather than nothing.
+    let t = run(&route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - filters: [{type: URLRewrite, urlRewrite: {hostname: \"a b\"}}]\n    backendRefs: [{name: app, port: 80}]\n",
+    ));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    assert_eq!(cond(&parents[0].conditions, "Accepted").reason, "UnsupportedValue");
+    assert!(parents[0].conditions.iter().all(|c| c.kind != "PartiallyInvalid"));
+    assert_eq!(t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }]);
+}
+
+/// [`run`] with the proxy's binds known: `(name, gateway_ports)`.
+fn run_with_binds(extra: &str, binds: &[(&str, &[u16])]) -> Translation {
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(extra).unwrap();
+    let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+    inp.binds = Some(
+        binds
+            .iter()
+            .map(|(name, ports)| crate::routes::Bind {
+                name: (*name).to_owned(),
+                gateway_ports: ports.to_vec(),
+                tls_kubernetes: false,
+            })
+            .collect(),
+    );
+    translate(&inp)
+}
+
+/// A Gateway listener whose port no `[[listener]]` of the proxy serves is
+/// not Programmed (the message names the port), nor is its Gateway; once
+/// a bind serves it, both are.
+#[test]
+fn a_listener_no_bind_serves_is_not_programmed() {
+    let t = run_with_binds("", &[("web", &[80][..])]);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+        panic!()
+    };
+    let http = cond(&listeners[0].conditions, "Programmed");
+    assert_eq!((http.status, http.reason), (true, "Programmed"));
+    let same = cond(&listeners[1].conditions, "Programmed");
+    assert_eq!((same.status, same.reason), (false, "Invalid"));
+    assert!(same.message.contains("8080 in its gateway_ports"), "{}", same.message);
+    let gw = cond(conditions, "Programmed");
+    assert_eq!((gw.status, gw.reason), (false, "Invalid"));
+    assert!(gw.message.contains("same (port 8080)"), "{}", gw.message);
+    assert!(cond(conditions, "Accepted").status, "accepted all the same");
+    for binds in [&[("web", &[80u16, 8080][..])][..], &[("a", &[80][..]), ("b", &[8080][..])][..]] {
+        let t = run_with_binds("", binds);
+        let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+            panic!()
+        };
+        assert!(cond(conditions, "Programmed").status, "{binds:?}");
+        assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status), "{binds:?}");
+    }
+}
+
+/// Two listeners on different ports that one `[[listener]]` of the proxy
+/// serves together are one stream of connections: ClientIPPolicies with
+/// different chains on them are both Conflicted, naming the bind and the
+/// other policy; on separate binds both are accepted.
+#[test]
+fn client_ip_policies_conflict_on_one_bind() {
+    let section = |name: &str, listener: &str, trusted: &str| {
+        ip_policy(name, "2026-01-01T00:00:00Z", trusted)
+            .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
+    };
+    let policies = section("on-http", "http", "192.0.2.0/24") + "---" + &section("on-same", "same", "198.51.100.0/24");
+    let t = run_with_binds(&policies, &[("web", &[80, 8080][..])]);
+    for (name, other) in [("on-http", "infra/on-same"), ("on-same", "infra/on-http")] {
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), name).status else { panic!() };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Conflicted"), "{name}");
+        assert!(c.message.contains("[[listener]] `web`") && c.message.contains(other), "{name}: {}", c.message);
+    }
+    let t = run_with_binds(&policies, &[("a", &[80][..]), ("b", &[8080][..])]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
+    // A policy and no policy on one bind conflict too; the message says
+    // the other side is the file's chain.
+    let t = run_with_binds(&section("on-http", "http", "192.0.2.0/24"), &[("web", &[80, 8080][..])]);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
+    assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
+}

@@ -37,9 +37,11 @@
 //!   (same kind, name and sectionName): the older wins, the other is
 //!   `Accepted: False, Conflicted`; a more specific target wins over a
 //!   broader one (listener over Gateway; rule over route over Gateway);
-//! - a ClientIPPolicy whose listener shares its port with a listener of
-//!   another client-IP chain is `Conflicted` for that target (one port is
-//!   one stream of connections); one edited into an invalid one keeps its
+//! - a ClientIPPolicy whose listener shares its port — or, with the
+//!   proxy's binds known ([`Inputs::binds`]), its `[[listener]]` — with a
+//!   listener of another client-IP chain is `Conflicted` for that target
+//!   (one bind is one stream of connections); with the binds known, a
+//!   listener no bind serves is `Programmed: False` (and its Gateway); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
 //!   so does a ClientAccessPolicy ([`Inputs::last_good_access`]); a
 //!   ClientAccessPolicy target that is a Gateway with `sectionName` is
@@ -63,7 +65,7 @@ use super::types::{
 use super::CONTROLLER_NAME;
 use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef, ServiceIndex};
 use crate::routes::{
-    Access, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
+    Access, Bind, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
     RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
 };
 
@@ -96,6 +98,13 @@ pub struct Inputs<'a> {
     pub slices: Vec<&'a EndpointSlice>,
     /// TLS Secrets.
     pub secrets: Vec<&'a Secret>,
+    /// The proxy's `[[listener]]`s (which Gateway listener ports each
+    /// serves); `None` when not known (tooling, tests without a proxy): then
+    /// every valid listener is taken as served. With them, a Gateway
+    /// listener no bind serves is `Programmed: False` (and its Gateway or
+    /// ListenerSet too), and ClientIPPolicies on listeners that one bind
+    /// serves together must agree.
+    pub binds: Option<Vec<Bind>>,
     /// The ClientIPPolicies in force after the previous translation
     /// ([`Translation::ip_in_force`], by `NS/NAME`): a policy edited into
     /// an invalid one keeps its last valid version in force (and says so
@@ -448,6 +457,10 @@ struct RuleOut {
     matches: Vec<MatchOut>,
     filters: Vec<Filter>,
     backends: Vec<WeightedBackend>,
+    /// A filter the proxy cannot apply as written (the field and why):
+    /// the rule is served as 500 (filters dropped, one unresolved
+    /// backend), so its requests never fall through to another route.
+    invalid: Option<String>,
 }
 
 fn header_edit(m: &super::types::HeaderModifier) -> HeaderEdit {
@@ -655,6 +668,12 @@ fn rules(
                 "{at}: ReplacePrefixMatch is only compatible with PathPrefix matches (the spec's rule)"
             )));
         }
+        // Checked after the combinations above (an unsupported one takes
+        // the whole route off); a value the proxy cannot apply takes only
+        // this rule, which answers 500 (below).
+        if let Some((k, why)) = crate::routes::filters_problem(&r.filters) {
+            r.invalid = Some(format!("{at}.filters[{k}].{why}"));
+        }
         for (k, b) in rule.backend_refs.iter().enumerate() {
             if !b.filters.is_empty() {
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
@@ -671,9 +690,33 @@ fn rules(
                 }
             }
         }
+        if r.invalid.is_some() {
+            r.filters.clear();
+            r.backends = vec![WeightedBackend { backend: None, weight: 1 }];
+        }
         out.push(r);
     }
     Ok((out, unresolved))
+}
+
+/// The `Accepted: False, UnsupportedValue` message of a route whose rules
+/// have filters the proxy cannot apply (see [`RuleOut::invalid`]), and
+/// whether some rules are valid (`PartiallyInvalid`); `None` when none.
+fn invalid_rules(rules: &[RuleOut]) -> Option<(String, bool)> {
+    let bad: Vec<&str> = rules.iter().filter_map(|r| r.invalid.as_deref()).collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let some_valid = bad.len() < rules.len();
+    let rest = if some_valid { "; the route's other rules are served" } else { "" };
+    Some((
+        format!(
+            "{}: the proxy cannot apply this filter as written, so the requests this rule matches are answered \
+             500 until it is fixed{rest}",
+            bad.join("; ")
+        ),
+        some_valid,
+    ))
 }
 
 fn backend(
@@ -941,20 +984,59 @@ where
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
-/// Listeners on one port are one stream of connections, so they can only
-/// have one client-IP chain: a ClientIPPolicy whose listener shares its
-/// port with a listener of another chain (another policy's, or none) is
-/// `Accepted: False, Conflicted` for the targets covering that listener.
-/// (The proxy reports the same for ports one bind serves together.)
-fn port_conflicts(specs: &[ListenerSpec], statuses: &mut [ObjectStatus]) {
+/// Listeners on one port, or on ports one `[[listener]]` of the proxy
+/// serves together (`gateway_ports`), are one stream of connections, so
+/// they can only have one client-IP chain: a ClientIPPolicy whose listener
+/// shares its stream with a listener of another chain (another policy's,
+/// or none) is `Accepted: False, Conflicted` for the targets covering that
+/// listener, the message naming the port or bind and the other listener
+/// and policy. (The proxy then keeps the file's chain on that bind and
+/// does not serve that listener's routes there.)
+fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut [ObjectStatus]) {
     let key = |l: &ListenerSpec| l.client_ip.as_ref().map(|c| ClientIp { policy: String::new(), ..c.clone() });
-    let mut conflicted: Vec<(&ListenerSpec, &ListenerSpec)> = Vec::new();
+    // (listener, why: the shared port or bind, and the other side)
+    let mut conflicted: Vec<(&ListenerSpec, String)> = Vec::new();
+    let chain_of = |o: &ListenerSpec| match &o.client_ip {
+        Some(c) => format!("ClientIPPolicy {}'s", c.policy),
+        None => "the proxy file's (no ClientIPPolicy)".to_owned(),
+    };
     for l in specs.iter().filter(|l| l.client_ip.is_some()) {
-        if let Some(other) = specs.iter().find(|o| o.port == l.port && key(o) != key(l)) {
-            conflicted.push((l, other));
+        let differs = |o: &&ListenerSpec| key(o) != key(l);
+        if let Some(other) = specs.iter().filter(differs).find(|o| o.port == l.port) {
+            conflicted.push((
+                l,
+                format!(
+                    "listener {} shares port {} with {}, whose client-IP chain differs ({})",
+                    l.name,
+                    l.port,
+                    other.name,
+                    chain_of(other)
+                ),
+            ));
+            continue;
+        }
+        let shared = binds.into_iter().flatten().filter(|b| b.gateway_ports.contains(&l.port)).find_map(|b| {
+            let other = specs.iter().filter(differs).find(|o| b.gateway_ports.contains(&o.port))?;
+            Some((b, other))
+        });
+        if let Some((b, other)) = shared {
+            conflicted.push((
+                l,
+                format!(
+                    "listener {} (port {}) is served by the proxy's [[listener]] `{}` together with {} (port {}, \
+                     gateway_ports {:?}), whose client-IP chain differs ({})",
+                    l.name,
+                    l.port,
+                    b.name,
+                    other.name,
+                    other.port,
+                    b.gateway_ports,
+                    chain_of(other)
+                ),
+            ));
         }
     }
-    for (l, other) in conflicted {
+    for (l, why) in conflicted {
         let Some(policy) = l.client_ip.as_ref().map(|c| c.policy.as_str()) else { continue };
         let Some((pns, pname)) = policy.split_once('/') else { continue };
         for s in statuses.iter_mut() {
@@ -984,15 +1066,36 @@ fn port_conflicts(specs: &[ListenerSpec], statuses: &mut [ObjectStatus]) {
                         false,
                         "Conflicted",
                         format!(
-                            "listener {} shares port {} with {}, whose client-IP chain differs: one port is one \
-                             stream of connections, so this policy is not applied there",
-                            l.name, l.port, other.name
+                            "{why}: one bind is one stream of connections with one chain, so this policy is not \
+                             applied there (the proxy keeps its file's chain and does not serve this listener's \
+                             routes on that bind)"
                         ),
                     );
                 }
             }
         }
     }
+}
+
+/// Why no `[[listener]]` of the proxy serves a Gateway listener on `port`
+/// (an HTTPS one needs a bind with `tls.kubernetes`), as the proxy decides
+/// it; `None` when one does.
+fn unbound(binds: &[Bind], port: u16, https: bool) -> Option<String> {
+    let serving: Vec<&Bind> = binds.iter().filter(|b| b.gateway_ports.contains(&port)).collect();
+    if serving.is_empty() {
+        return Some(format!(
+            "no [[listener]] of the proxy has {port} in its gateway_ports, so nothing serves port {port}: add it to \
+             the gateway_ports of the bind the Service's port {port} reaches"
+        ));
+    }
+    if https && !serving.iter().any(|b| b.tls_kubernetes) {
+        let names: Vec<&str> = serving.iter().map(|b| b.name.as_str()).collect();
+        return Some(format!(
+            "port {port} is served by [[listener]] {} without tls.kubernetes, which an HTTPS listener needs",
+            names.join(", ")
+        ));
+    }
+    None
 }
 
 /// Sort key of a route entry (see the module documentation).
@@ -1180,6 +1283,8 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 })
                 .collect();
             let v = validated.get_or_insert_with(|| rules(route, inp, &service_index, &mut backends));
+            let invalid = v.as_ref().ok().and_then(|(rules, _)| invalid_rules(rules));
+            let invalid = invalid.as_ref();
             let mut conds = Vec::new();
             let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
             let accepted = if candidates.is_empty() {
@@ -1221,16 +1326,26 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                     )
                 } else if let Err((reason, m)) = v {
                     Cond::new("Accepted", false, reason, m.clone())
+                } else if let Some((m, _)) = invalid {
+                    // Not accepted as written, yet attached: its invalid
+                    // rules answer 500 rather than let their requests
+                    // fall through to another route.
+                    Cond::new("Accepted", false, "UnsupportedValue", m.clone())
                 } else {
                     Cond::new("Accepted", true, "Accepted", accepted_message(route))
                 }
             };
-            let ok = accepted.status;
+            // Attached (served) when accepted, or refused only for rules
+            // that answer 500 (`invalid`: v is Ok, so this reason is its).
+            let ok = accepted.status || (invalid.is_some() && accepted.reason == "UnsupportedValue");
             conds.push(accepted);
             conds.push(match v {
                 Ok((_, Some((reason, m)))) => Cond::new("ResolvedRefs", false, reason, m.clone()),
                 _ => Cond::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
             });
+            if let Some((m, true)) = invalid.filter(|_| ok) {
+                conds.push(Cond::new("PartiallyInvalid", true, "UnsupportedValue", m.clone()));
+            }
             parents.push(RefStatus { reference, conditions: conds });
             let (Ok((rule_outs, _)), true) = (&*v, ok) else { continue };
             let gateway = listeners[hosts_by_listener[0].0].gateway.clone();
@@ -1412,7 +1527,36 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             client_ip,
         });
     }
-    port_conflicts(&specs, &mut statuses);
+    port_conflicts(&specs, inp.binds.as_deref(), &mut statuses);
+    // A listener no bind of the proxy serves is not programmed, whatever
+    // the objects say (the proxy reports its routes as unserved).
+    let mut unbound_on: BTreeMap<(&'static str, String, String), Vec<String>> = BTreeMap::new();
+    for l in listeners.iter_mut().filter(|l| l.ok) {
+        let https = l.spec.protocol == "HTTPS";
+        let port = u16::try_from(l.spec.port).unwrap_or(0);
+        let Some(why) = inp.binds.as_deref().and_then(|b| unbound(b, port, https)) else { continue };
+        for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
+            *c = Cond::new("Programmed", false, "Invalid", why.clone());
+        }
+        unbound_on
+            .entry((l.parent_kind, l.parent_ns.clone(), l.parent_name.clone()))
+            .or_default()
+            .push(format!("{} (port {port})", l.spec.name));
+    }
+    let not_programmed = |kind: &'static str, ns: &str, name: &str| {
+        unbound_on.get(&(kind, ns.to_owned(), name.to_owned())).map(|ls| {
+            Cond::new(
+                "Programmed",
+                false,
+                "Invalid",
+                format!(
+                    "not every listener is programmed: no [[listener]] of the proxy serves {} (see the listener's \
+                     Programmed condition)",
+                    ls.join(", ")
+                ),
+            )
+        })
+    };
     let listener_status = |l: &Lst<'_>| ListenerStatus {
         name: l.spec.name.clone(),
         attached_routes: u32::try_from(l.attached.len()).unwrap_or(u32::MAX),
@@ -1433,6 +1577,8 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             Cond::new("Programmed", false, "Invalid", "gateway not accepted")
         } else if inp.addresses.is_empty() {
             Cond::new("Programmed", false, "AddressNotAssigned", "the publish Service has no load-balancer address yet")
+        } else if let Some(c) = not_programmed("Gateway", &key.0, &key.1) {
+            c
         } else {
             Cond::new("Programmed", true, "Programmed", "served by realip")
         };
@@ -1463,12 +1609,15 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             }
             Ok(()) => Cond::new("Accepted", false, "ListenersNotValid", "no listener is valid"),
         };
-        let programmed = Cond::new(
-            "Programmed",
-            accepted.status,
-            if accepted.status { "Programmed" } else { "Invalid" },
-            if accepted.status { "served by realip" } else { "not served" },
-        );
+        let programmed = match not_programmed("ListenerSet", sns, sname) {
+            Some(c) if accepted.status => c,
+            _ => Cond::new(
+                "Programmed",
+                accepted.status,
+                if accepted.status { "Programmed" } else { "Invalid" },
+                if accepted.status { "served by realip" } else { "not served" },
+            ),
+        };
         statuses.push(ObjectStatus {
             key: ObjectKey { kind: "ListenerSet", namespace: Some(sns.clone()), name: sname.clone() },
             generation: meta_gen,
