@@ -1290,9 +1290,10 @@ mod tests {
             ("a route removed", set(&a1, &a2, &a2, false), false),
         ];
         let mut held = set(&a1, &b1, &c1, false);
-        let mut running = Snapshot::build(compose(base(), Some(&held))).unwrap();
+        let mut running = Snapshot::build(compose(base(), Some(&held), &mut Reported::default())).unwrap();
         for (what, next, endpoints_only) in steps {
-            let full = Snapshot::build_reusing(compose(base(), Some(&next)), Some(&running)).unwrap();
+            let full = Snapshot::build_reusing(compose(base(), Some(&next), &mut Reported::default()), Some(&running))
+                .unwrap();
             let changes = endpoint_changes(&held, &next);
             assert_eq!(changes.is_some(), endpoints_only, "{what}");
             let new = match changes {
