@@ -133,7 +133,7 @@ Examples:
   realip lab sim --nodes 20 --replicas 3 --spread none
 
 Scenarios: cluster, local, local-no-healthcheck, local-uneven, daemonset, proxy-protocol,
-proxy-protocol-mismatch, spoof, rollout, ipv6, kubernetes, gateway, global-rate-limit (or all).
+proxy-protocol-mismatch, spoof, rollout, ipv6, kubernetes, gateway, global-rate-limit, migrate (or all).
 Exit status: 0 every scenario passed or was skipped, 1 a scenario failed (or, with
 REALIP_REQUIRE_NETNS=1, was skipped), 2 usage error.";
 

@@ -180,6 +180,7 @@ fn the_scenario_matrix_measures_what_each_hop_sees_and_leaves_nothing_behind() {
     assert!(clients().contains(&kparts[1]["app_client_ip"].as_str().unwrap()), "{k}");
 
     policies_act_on_the_resolved_client(&report);
+    migration_keeps_every_client_s_outcome(&report);
 
     sim_agrees_with_the_lab(uneven_lab, ds_lab, failed, &parts[0]);
     per_client_rows_show_what_each_hop_saw_of_each_client(&report);
@@ -232,6 +233,34 @@ fn policies_act_on_the_resolved_client(report: &Value) {
         assert!((1.5..=2.5).contains(&(ok(0) / ok(1))), "{rl}");
         assert!(p.iter().all(|p| p["errors"]["HTTP 429"].as_u64().unwrap() > 0), "{rl}");
     }
+}
+
+/// `migrate`: the same traffic through ingress-nginx's setup (Ingress mode)
+/// and through `realip migrate`'s output for it (Gateway mode) ends the
+/// same way for each client.
+fn migration_keeps_every_client_s_outcome(report: &Value) {
+    let m = scenario(report, "migrate");
+    let parts = m["parts"].as_array().unwrap();
+    assert_eq!(parts.len(), 2, "{m}");
+    assert!(parts[1]["label"].as_str().unwrap().contains("ClientAccessPolicy web/app"), "{m}");
+    let statuses = |r: &Value| counts(&r["statuses"]);
+    let mut ok = Vec::new();
+    for p in parts {
+        let rows = client_rows(p);
+        assert_eq!(rows.iter().map(|r| r["ip"].as_str().unwrap()).collect::<Vec<_>>(), clients(), "{p}");
+        // c1: in the allow list, over the rate: 200s (at the app as itself) and 429s.
+        let c1 = statuses(rows[0]);
+        assert_eq!(c1.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["200", "429"], "{p}");
+        assert_eq!(counts(&rows[0]["app_client_ip"]), [(clients()[0].to_owned(), c1[0].1)], "{p}");
+        ok.push(c1[0].1);
+        // c2: outside it: 403 on every request, refused as itself.
+        assert_eq!(statuses(rows[1]), [("403".to_owned(), rows[1]["sent"].as_u64().unwrap())], "{p}");
+        assert_eq!(
+            counts(&rows[1]["ingress_client_ip"]),
+            [(clients()[1].to_owned(), rows[1]["sent"].as_u64().unwrap())]
+        );
+    }
+    assert!(ok[0].abs_diff(ok[1]) <= realip_lab::migrate::TOLERANCE, "{ok:?}: {m}");
 }
 
 /// `--out`: report.md with a hop table per client, and the charts.

@@ -46,7 +46,7 @@ pub(crate) async fn api_server(lab: &mut Lab) -> Result<(FakeApi, PathBuf)> {
 }
 
 /// The app Service `web/app` and its EndpointSlice with every app pod ready.
-fn app_service(api: &FakeApi, ips: &[Ipv4Addr]) {
+pub(crate) fn app_service(api: &FakeApi, ips: &[Ipv4Addr]) {
     api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "web"},
         "spec": {"ports": [{"name": "http", "port": 80, "targetPort": POD_PORT}]}}));
     let endpoints: Vec<serde_json::Value> =
@@ -105,7 +105,7 @@ fn gateway_objects(api: &FakeApi) {
 
 /// Until every ingress pod serves the route, answers are 404 (or 503):
 /// waits for `client` to get `want` 20 times in a row.
-async fn wait_served(lab: &Lab, client: &str, want: u16, what: &str) -> Result<()> {
+pub(crate) async fn wait_served(lab: &Lab, client: &str, want: u16, what: &str) -> Result<()> {
     let probe = Load { requests: 20, concurrency: 1, ..Load::default() };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {

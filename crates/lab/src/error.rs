@@ -33,6 +33,10 @@ pub enum Error {
     /// `REALIP_REQUIRE_PEERS=1`).
     #[error("{0}")]
     PeerMissing(String),
+    /// `realip migrate ingress-nginx` could not convert a scenario's
+    /// ingress-nginx setup completely (the `migrate` scenario).
+    #[error("realip migrate on the lab's ingress-nginx setup: {0}")]
+    Migrate(String),
     /// A bad simulator parameter.
     #[error("{0}")]
     Invalid(String),

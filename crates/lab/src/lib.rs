@@ -9,7 +9,8 @@
 //! guards), [`topo`] (addressing and links), [`kubeproxy`] and [`lb`] (the
 //! rules and health checks), [`pods`] and [`load`] (processes and
 //! traffic), [`harness`] (one lab, its reconciler), [`measure`] (what each
-//! hop saw, per client), [`scenario`] (the one table: what to build, how
+//! hop saw, per client), [`access`] and [`migrate`] (scenarios driven by
+//! the lab's API server), [`scenario`] (the one table: what to build, how
 //! each runner runs it, the pass criterion), [`report`] (JSON, text,
 //! Markdown, SVG). [`loopback`] runs what it honestly can without root.
 //!
@@ -31,6 +32,7 @@ pub mod lb;
 pub mod load;
 pub mod loopback;
 pub mod measure;
+pub mod migrate;
 pub mod netns;
 pub mod pods;
 pub mod report;

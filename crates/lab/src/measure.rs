@@ -140,6 +140,10 @@ pub fn measure(lb: Option<&BTreeMap<String, u64>>, hits: &[Hit], samples: &[Samp
             ingress_peer: count(hits.iter().filter_map(|h| h.peer.as_deref())),
             ingress_client_ip: count(hits.iter().filter_map(|h| h.client_ip.as_deref())),
             app_client_ip: count(mine_ok.iter().filter_map(|s| s.body.as_ref().and_then(|b| b["client_ip"].as_str()))),
+            statuses: mine.iter().fold(BTreeMap::new(), |mut m, s| {
+                *m.entry(s.status.map_or_else(|| "none".to_owned(), |c| c.to_string())).or_default() += 1;
+                m
+            }),
             ip,
         });
     }

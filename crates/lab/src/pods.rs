@@ -33,6 +33,12 @@ pub struct IngressConfig {
     pub rate: Option<(f64, f64, &'static str)>,
     /// `[rate_limit_store] redis` URL.
     pub redis: Option<String>,
+    /// `proxy_protocol_from` when PROXY is on (`None`: the cluster's CIDRs).
+    pub proxy_protocol_from: Option<Vec<String>>,
+    /// `[forward] x_forwarded_for`: `append` or `replace`.
+    pub forward_xff: &'static str,
+    /// `--ingress-class` in Kubernetes mode.
+    pub ingress_class: &'static str,
 }
 
 impl IngressConfig {
@@ -49,6 +55,9 @@ impl IngressConfig {
             gateway_ports: Vec::new(),
             rate: None,
             redis: None,
+            proxy_protocol_from: None,
+            forward_xff: "append",
+            ingress_class: "realip",
         }
     }
 
@@ -69,8 +78,9 @@ impl IngressConfig {
         let _ = writeln!(t, "[[listener]]\nname = \"web\"\nbind = \"0.0.0.0:{POD_PORT}\"");
         let _ = writeln!(t, "proxy_protocol = \"{}\"", self.proxy_protocol);
         if self.proxy_protocol != "off" {
-            let from: Vec<String> = CLUSTER_CIDRS.iter().map(|s| (*s).to_owned()).collect();
-            let _ = writeln!(t, "proxy_protocol_from = [{}]\nheader_timeout = \"2s\"", list(&from));
+            let cluster: Vec<String> = CLUSTER_CIDRS.iter().map(|s| (*s).to_owned()).collect();
+            let from = self.proxy_protocol_from.as_ref().unwrap_or(&cluster);
+            let _ = writeln!(t, "proxy_protocol_from = [{}]\nheader_timeout = \"2s\"", list(from));
         }
         if !self.gateway_ports.is_empty() {
             let ports: Vec<String> = self.gateway_ports.iter().map(ToString::to_string).collect();
@@ -78,7 +88,7 @@ impl IngressConfig {
         }
         let sources: Vec<String> = self.sources.iter().map(|s| (*s).to_owned()).collect();
         let _ = writeln!(t, "\n[client_ip]\ntrusted = [{}]\nsources = [{}]", list(&self.trusted), list(&sources));
-        let _ = writeln!(t, "\n[forward]\nx_forwarded_for = \"append\"\nx_real_ip = true");
+        let _ = writeln!(t, "\n[forward]\nx_forwarded_for = \"{}\"\nx_real_ip = true", self.forward_xff);
         if self.kubeconfig.is_none() {
             let _ = writeln!(t, "\n[[route]]\nupstream = \"app\"");
             let _ = writeln!(
@@ -166,7 +176,7 @@ pub fn start(
                 .map_err(|e| Error::io(format!("writing {}", cfg.display()), e))?;
             cmd.args(["proxy", "--workers", "1", "--config"]).arg(&cfg);
             if let Some(kc) = &ingress.kubeconfig {
-                cmd.args(["--kubernetes", "--ingress-class", "realip"]).env("KUBECONFIG", kc);
+                cmd.args(["--kubernetes", "--ingress-class", ingress.ingress_class]).env("KUBECONFIG", kc);
             }
             cmd.env("NODE_NAME", node.1).env("POD_NAME", name).env("POD_IP", ip.to_string());
             let proc = Proc::spawn(name, cmd, &log)?;

@@ -13,8 +13,11 @@
 //! the top-level fields are the first part's, `requests` sums all parts),
 //! `clients` (one row per client host: what the LB, the ingress and the app
 //! saw of that client's requests, as `{"value": count}` maps; DESIGN.md
-//! names the fields). The text and Markdown reports show the per-client
-//! rows, not the most common values, so two clients never mix in one row.
+//! names the fields; `statuses` adds the answers it got by HTTP status).
+//! The text and Markdown reports show the per-client rows, not the most
+//! common values, so two clients never mix in one row; when every
+//! configuration of a scenario measured the same clients, they add a
+//! per-client outcome table with the configurations side by side.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -74,6 +77,9 @@ pub struct ClientRow {
     pub ingress_client_ip: BTreeMap<String, u64>,
     /// The client IP the app resolved on its 200s.
     pub app_client_ip: BTreeMap<String, u64>,
+    /// Answers it got: HTTP status (`"200"`, `"403"`, …) or `"none"` (no
+    /// response: refused, reset, timed out), with counts.
+    pub statuses: BTreeMap<String, u64>,
 }
 
 /// What was measured at each hop in one configuration.
@@ -273,6 +279,99 @@ fn text_rows(out: &mut String, m: &Measure, indent: &str) {
     }
 }
 
+/// True when every configuration of `s` measured the same clients, i.e.
+/// the same traffic went through each, so their outcomes compare client by
+/// client.
+fn same_clients(s: &ScenarioResult) -> bool {
+    let ips = |m: &Measure| m.clients.iter().map(|c| c.ip.clone()).collect::<Vec<_>>();
+    let first = s.parts.first().map(|p| ips(&p.measure)).unwrap_or_default();
+    s.parts.len() >= 2 && !first.is_empty() && s.parts.iter().all(|p| ips(&p.measure) == first)
+}
+
+/// The address seen on most requests, `+N` when there were others.
+fn top(map: &BTreeMap<String, u64>) -> String {
+    match map.iter().max_by_key(|(_, n)| **n) {
+        None => "—".into(),
+        Some((k, _)) if map.len() == 1 => k.clone(),
+        Some((k, _)) => format!("{k} +{}", map.len() - 1),
+    }
+}
+
+/// Headings of one configuration's side of the outcome table.
+const OUTCOME_HEADINGS: [&str; 6] = ["ingress client IP", "app client IP", "200", "403", "429", "other"];
+
+/// One configuration's side of a client's outcome row: the client IP the
+/// ingress resolved, the one the app saw (on 200s), and the answers by status.
+fn outcome_cells(c: &ClientRow) -> [String; 6] {
+    let n = |k: &str| c.statuses.get(k).copied().unwrap_or(0);
+    let other = c.sent.saturating_sub(n("200") + n("403") + n("429"));
+    [
+        top(&c.ingress_client_ip),
+        top(&c.app_client_ip),
+        n("200").to_string(),
+        n("403").to_string(),
+        n("429").to_string(),
+        other.to_string(),
+    ]
+}
+
+/// Per client, each configuration's outcome side by side (scenarios that
+/// send the same traffic through several configurations).
+fn text_outcomes(out: &mut String, s: &ScenarioResult) {
+    if !same_clients(s) {
+        return;
+    }
+    let _ = writeln!(out, "  per-client outcome, side by side:");
+    for (i, p) in s.parts.iter().enumerate() {
+        let _ = writeln!(out, "    ({}) {}", i + 1, p.label);
+    }
+    let side = |cells: &[String]| {
+        format!("{:<17} {:<17} {:>5} {:>5} {:>5} {:>5}", cells[0], cells[1], cells[2], cells[3], cells[4], cells[5])
+    };
+    let headings: Vec<String> = OUTCOME_HEADINGS.iter().map(|h| (*h).to_owned()).collect();
+    let mut head = format!("    {:<16}", "client");
+    for i in 0..s.parts.len() {
+        let _ = write!(head, " | ({}) {}", i + 1, side(&headings));
+    }
+    let _ = writeln!(out, "{}", head.trim_end());
+    for (ci, c) in s.parts[0].measure.clients.iter().enumerate() {
+        let mut row = format!("    {:<16}", c.ip);
+        for p in &s.parts {
+            let _ = write!(row, " |     {}", side(&outcome_cells(&p.measure.clients[ci])));
+        }
+        let _ = writeln!(out, "{}", row.trim_end());
+    }
+}
+
+/// The same as a Markdown table.
+fn markdown_outcomes(out: &mut String, s: &ScenarioResult) {
+    if !same_clients(s) {
+        return;
+    }
+    let _ = write!(out, "Per-client outcome, side by side:\n\n| client |");
+    for i in 0..s.parts.len() {
+        for h in OUTCOME_HEADINGS {
+            let _ = write!(out, " ({}) {h} |", i + 1);
+        }
+    }
+    let _ = write!(out, "\n|---|");
+    out.push_str(&"---|".repeat(s.parts.len() * OUTCOME_HEADINGS.len()));
+    out.push('\n');
+    for (ci, c) in s.parts[0].measure.clients.iter().enumerate() {
+        let _ = write!(out, "| {} |", c.ip);
+        for p in &s.parts {
+            for cell in outcome_cells(&p.measure.clients[ci]) {
+                let _ = write!(out, " {cell} |");
+            }
+        }
+        out.push('\n');
+    }
+    for (i, p) in s.parts.iter().enumerate() {
+        let _ = writeln!(out, "\n({}) {}", i + 1, p.label);
+    }
+    out.push('\n');
+}
+
 /// The human report: a table per scenario and a one-line verdict.
 pub fn text(report: &Report) -> String {
     let mut out = String::new();
@@ -289,6 +388,7 @@ pub fn text(report: &Report) -> String {
                 let _ = writeln!(out, "  [{}]", p.label);
                 text_rows(&mut out, &p.measure, "    ");
             }
+            text_outcomes(&mut out, s);
         }
         let v = match s.verdict {
             Verdict::Pass => "PASS",
@@ -350,6 +450,7 @@ pub fn markdown(report: &Report, charts: &[(String, String)]) -> String {
             }
             out.push('\n');
         }
+        markdown_outcomes(&mut out, s);
         for (file, _) in charts.iter().filter(|(f, _)| f.starts_with(&format!("{}-", s.name))) {
             let _ = writeln!(out, "![{file}]({file})\n");
         }
@@ -474,6 +575,7 @@ mod tests {
             ingress_peer: BTreeMap::from([(peer.to_owned(), n)]),
             ingress_client_ip: BTreeMap::from([(peer.to_owned(), n)]),
             app_client_ip: BTreeMap::from([(peer.to_owned(), n)]),
+            statuses: BTreeMap::from([("200".to_owned(), n)]),
         }
     }
 
@@ -506,5 +608,57 @@ mod tests {
         assert!(md.contains("| 203.0.113.20 | 149 | 149 | 0 | 203.0.113.20 ×149 | 192.0.2.12 ×149 |"), "{md}");
         let json = serde_json::to_value(&r).unwrap();
         assert_eq!(json["scenarios"][0]["clients"][1]["lb_seen"]["203.0.113.20"], 149);
+    }
+
+    #[test]
+    fn parts_with_the_same_clients_get_their_outcomes_side_by_side() {
+        let part = |label: &str, clients: Vec<ClientRow>| Part {
+            label: label.into(),
+            measure: Measure { clients, ..Measure::default() },
+        };
+        let mut limited = row("203.0.113.10", "203.0.113.10", 40);
+        limited.statuses = BTreeMap::from([("200".to_owned(), 40), ("429".to_owned(), 90)]);
+        limited.sent = 131; // one without a response
+        let both = vec![
+            part("before", vec![limited.clone(), row("203.0.113.20", "203.0.113.20", 5)]),
+            part("after", vec![limited, row("203.0.113.20", "203.0.113.20", 7)]),
+        ];
+        let r = Report { scenarios: vec![ScenarioResult::from_parts("migrate", "setup", true, "why".into(), both)] };
+        let out = text(&r);
+        assert!(out.contains("per-client outcome, side by side:\n    (1) before\n    (2) after\n"), "{out}");
+        let c1 = out.lines().find(|l| l.trim_start().starts_with("203.0.113.10 ")).unwrap();
+        let cells: Vec<&str> = c1.split_whitespace().collect();
+        // client | IPs, 200, 403, 429, other | the same for the second part
+        assert_eq!(
+            cells,
+            [
+                "203.0.113.10",
+                "|",
+                "203.0.113.10",
+                "203.0.113.10",
+                "40",
+                "0",
+                "90",
+                "1",
+                "|",
+                "203.0.113.10",
+                "203.0.113.10",
+                "40",
+                "0",
+                "90",
+                "1"
+            ],
+            "{out}"
+        );
+        let md = markdown(&r, &[]);
+        assert!(md.contains("| 203.0.113.20 | 203.0.113.20 | 203.0.113.20 | 5 | 0 | 0 | 0 | 203.0.113.20 | 203.0.113.20 | 7 | 0 | 0 | 0 |"), "{md}");
+        // Parts that measured different clients (one each) are not compared.
+        let apart = vec![
+            part("c1", vec![row("203.0.113.10", "203.0.113.10", 5)]),
+            part("c2", vec![row("203.0.113.20", "203.0.113.20", 5)]),
+        ];
+        let r = Report { scenarios: vec![ScenarioResult::from_parts("gateway", "setup", true, "why".into(), apart)] };
+        assert!(!text(&r).contains("side by side"));
+        assert!(!markdown(&r, &[]).contains("side by side"));
     }
 }

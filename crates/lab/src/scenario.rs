@@ -63,7 +63,7 @@ impl std::fmt::Debug for Scenario {
 }
 
 /// Every scenario, in the order `all` runs them.
-pub const SCENARIOS: [Scenario; 13] = [
+pub const SCENARIOS: [Scenario; 14] = [
     Scenario {
         name: "cluster",
         setup: "3 nodes, ingress pods on node1+node2, externalTrafficPolicy: Cluster, passthrough LB",
@@ -163,6 +163,13 @@ pub const SCENARIOS: [Scenario; 13] = [
         netns: |o, r| Box::pin(crate::access::global_rate_limit(o, r)),
         loopback: None,
         verdict: crate::access::rate_verdict,
+    },
+    Scenario {
+        name: "migrate",
+        setup: "an ingress-nginx setup (use-proxy-protocol, proxy-real-ip-cidr, whitelist-source-range, limit-rps) served by ingress pods in Ingress mode, then by ingress pods in Gateway mode fed `realip migrate ingress-nginx`'s output for it; the same traffic through both: L4 LB (PROXY v2) → nodes (Cluster, SNAT), c1 in the allow list over the rate limit, c2 outside it, both forging X-Forwarded-For",
+        netns: |o, r| Box::pin(crate::migrate::migrate(o, r)),
+        loopback: None,
+        verdict: crate::migrate::migrate_verdict,
     },
 ];
 
