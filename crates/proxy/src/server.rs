@@ -32,6 +32,7 @@ use crate::drain::Drain;
 use crate::http::Shared;
 use crate::kubernetes::Reported;
 use crate::log::AccessLog;
+use crate::metrics::ReloadResult;
 use crate::snapshot::Snapshot;
 use crate::Error;
 
@@ -343,18 +344,20 @@ fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>, reported: &m
             match AccessLog::open(&new.config.log) {
                 Ok(log) => shared.log.store(Arc::new(log)),
                 Err(e) => {
-                    shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
+                    shared.metrics.reloads.inc(ReloadResult::Error);
                     event(&serde_json::json!({"event": "reload_failed", "error": format!("access log: {e}")}));
                     return false;
                 }
             }
+            // Resolved while the old snapshot lives: what stays keeps its counters.
+            shared.metrics.bind(&new);
             shared.snapshot.store(Arc::new(new));
-            shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
+            shared.metrics.reloads.inc(ReloadResult::Ok);
             event(&serde_json::json!({"event": "reloaded"}));
             true
         }
         Err(e) => {
-            shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
+            shared.metrics.reloads.inc(ReloadResult::Error);
             event(&serde_json::json!({"event": "reload_failed", "error": e.to_string()}));
             false
         }
