@@ -468,4 +468,43 @@ mod tests {
         task.await.unwrap();
         assert_eq!(pools(&shared), ["a"]);
     }
+
+    /// A reload keeps the counters of routes and upstreams that stay and
+    /// drops the series of those that are gone.
+    #[test]
+    fn reload_keeps_counters_of_what_stays_and_drops_what_is_gone() {
+        use std::fmt::Write as _;
+        let file = TempFile(std::env::temp_dir().join(format!("realip-reload-metrics-{}.toml", std::process::id())));
+        let config = |routes: &[&str]| {
+            let mut c = String::from("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n");
+            for r in routes {
+                let _ = write!(
+                    c,
+                    "[[route]]\nname = \"{r}\"\nhost = \"{r}.example.com\"\nupstream = \"{r}\"\n[[upstream]]\nname = \"{r}\"\nendpoints = [\"127.0.0.1:9\"]\n"
+                );
+            }
+            std::fs::write(&file.0, c).unwrap();
+        };
+        config(&["stays", "goes"]);
+        let first = check(&file.0).unwrap();
+        let log = AccessLog::open(&first.config.log).unwrap();
+        let shared = Shared::new(first, log);
+        let count = |shared: &Shared| {
+            let snap = shared.snapshot.load_full();
+            for r in snap.routes.all() {
+                r.metrics(&shared.metrics).denied();
+                r.upstream.metrics(&shared.metrics).error(crate::metrics::UpstreamKind::Connect);
+            }
+        };
+        count(&shared);
+        config(&["stays"]);
+        reload(&file.0, &shared, None);
+        let text = shared.metrics.render();
+        assert!(text.contains("realip_config_reloads_total{result=\"ok\"} 1"), "{text}");
+        assert!(!text.contains("goes"), "the series of a route that is gone go with it: {text}");
+        count(&shared);
+        let text = shared.metrics.render();
+        assert!(text.contains("realip_denied_total{route=\"stays\"} 2"), "{text}");
+        assert!(text.contains("realip_upstream_errors_total{upstream=\"stays\",kind=\"connect\"} 2"), "{text}");
+    }
 }
