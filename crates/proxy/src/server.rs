@@ -315,8 +315,10 @@ fn apply_endpoints(shared: &Shared, changes: &[crate::config::UpstreamConfig]) -
     }
     match shared.snapshot.load().with_upstreams(changes) {
         Ok(new) => {
+            // Resolved while the old snapshot lives: what stays keeps its counters.
+            shared.metrics.bind(&new);
             shared.snapshot.store(Arc::new(new));
-            shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
+            shared.metrics.reloads.inc(ReloadResult::Ok);
             event(&serde_json::json!({"event": "reloaded", "scope": "endpoints", "upstreams": changes.len()}));
             true
         }
@@ -498,7 +500,7 @@ mod tests {
         };
         count(&shared);
         config(&["stays"]);
-        reload(&file.0, &shared, None);
+        reload(&file.0, &shared, None, &mut Reported::default());
         let text = shared.metrics.render();
         assert!(text.contains("realip_config_reloads_total{result=\"ok\"} 1"), "{text}");
         assert!(!text.contains("goes"), "the series of a route that is gone go with it: {text}");
