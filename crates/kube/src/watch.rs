@@ -281,7 +281,7 @@ pub async fn run_with_routes(
     if let Some(rx) = cfg.binds.clone() {
         let changes = futures::stream::unfold(rx, |mut rx| async move {
             rx.changed().await.ok()?;
-            Some((Ok::<_, watcher::Error>((12, Side::Gateway, false)), rx))
+            Some((Ok::<_, watcher::Error>((12, Side::Gateway, false, None)), rx))
         });
         streams.push(changes.boxed());
     }
