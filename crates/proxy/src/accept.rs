@@ -99,7 +99,7 @@ impl Acceptor {
                 }
                 Err(e) if per_connection(&e) => {}
                 Err(e) => {
-                    metrics.inc("realip_accept_errors_total", &[("listener", &self.name)]);
+                    metrics.listener(&self.name).accept_error();
                     let wait = self.backoff.step();
                     let text = e.to_string();
                     if self.failing.as_deref() != Some(text.as_str()) {

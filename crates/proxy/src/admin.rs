@@ -30,7 +30,11 @@ pub const ADMIN_MAX_CONNECTIONS: usize = 64;
 
 fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     let (status, body, ctype) = match req.uri().path() {
-        "/metrics" => (StatusCode::OK, shared.metrics.render(), "text/plain; version=0.0.4"),
+        "/metrics" => {
+            let accept = req.headers().get(http::header::ACCEPT).and_then(|v| v.to_str().ok());
+            let (body, ctype) = shared.metrics.render_for(accept);
+            (StatusCode::OK, body, ctype)
+        }
         "/healthz" => (StatusCode::OK, "ok\n".to_owned(), "text/plain"),
         "/readyz" if shared.draining.load(Ordering::SeqCst) => {
             (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned(), "text/plain")
@@ -53,7 +57,7 @@ pub async fn serve(mut acceptor: Acceptor, shared: Arc<Shared>) {
     loop {
         let (stream, _) = acceptor.accept(&shared.metrics).await;
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            shared.metrics.inc("realip_rejected_total", &[("reason", "admin_max_connections")]);
+            shared.metrics.rejected.inc(crate::metrics::Rejected::AdminMaxConnections);
             tokio::spawn(crate::listener::refuse(stream));
             continue;
         };

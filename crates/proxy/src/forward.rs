@@ -130,10 +130,41 @@ fn set(h: &mut HeaderMap, name: HeaderName, value: &str) {
     }
 }
 
+thread_local! {
+    /// Where header values are written before they become a
+    /// `HeaderValue`: the value's own copy is the only allocation.
+    static SCRATCH: std::cell::RefCell<String> = std::cell::RefCell::new(String::with_capacity(256));
+}
+
+/// Sets `name` to the text `write` produces (in a reused buffer).
+fn set_with(h: &mut HeaderMap, name: HeaderName, write: impl FnOnce(&mut String)) {
+    let v = SCRATCH.with_borrow_mut(|buf| {
+        buf.clear();
+        write(buf);
+        HeaderValue::from_str(buf)
+    });
+    if let Ok(v) = v {
+        h.insert(name, v);
+    }
+}
+
+/// Writes every non-empty line of `name`, trimmed, joined by `, `;
+/// whether there was one.
+fn write_joined(out: &mut String, h: &HeaderMap, name: &HeaderName) -> bool {
+    let mut any = false;
+    for v in h.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()) {
+        if any {
+            out.push_str(", ");
+        }
+        out.push_str(v);
+        any = true;
+    }
+    any
+}
+
 fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
-    let parts: Vec<&str> =
-        h.get_all(name).iter().filter_map(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty()).collect();
-    (!parts.is_empty()).then(|| parts.join(", "))
+    let mut out = String::new();
+    write_joined(&mut out, h, name).then_some(out)
 }
 
 /// Removes the headers `Connection` names, then the hop-by-hop set; used
@@ -159,7 +190,18 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, rules: &ForwardRules) {
     let cfg = &rules.cfg;
     let (hop_ip, client) = (unmap(hop.hop), unmap(hop.client));
     // Capture the incoming chains before anything is removed.
-    let xff_in = if hop.hop_trusted { joined(h, &X_FORWARDED_FOR) } else { None };
+    // The X-Forwarded-For value, built at once in a reused buffer.
+    let xff = match cfg.x_forwarded_for {
+        XffMode::Append => SCRATCH.with_borrow_mut(|buf| {
+            buf.clear();
+            if hop.hop_trusted && write_joined(buf, h, &X_FORWARDED_FOR) {
+                buf.push_str(", ");
+            }
+            let _ = write!(buf, "{hop_ip}");
+            HeaderValue::from_str(buf).ok()
+        }),
+        XffMode::Replace | XffMode::Off => None,
+    };
     let fwd_in = if hop.hop_trusted { joined(h, &FORWARDED) } else { None };
 
     // 1. Hop-by-hop: whatever Connection names, then the fixed set.
@@ -180,19 +222,21 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, rules: &ForwardRules) {
     // 3. Forwarding headers, written last.
     match cfg.x_forwarded_for {
         XffMode::Append => {
-            let v = match xff_in {
-                Some(chain) => format!("{chain}, {hop_ip}"),
-                None => hop_ip.to_string(),
-            };
-            set(h, X_FORWARDED_FOR, &v);
+            if let Some(v) = xff {
+                h.insert(X_FORWARDED_FOR, v);
+            }
         }
-        XffMode::Replace => set(h, X_FORWARDED_FOR, &client.to_string()),
+        XffMode::Replace => set_with(h, X_FORWARDED_FOR, |b| {
+            let _ = write!(b, "{client}");
+        }),
         XffMode::Off => {
             h.remove(X_FORWARDED_FOR);
         }
     }
     if cfg.x_real_ip {
-        set(h, X_REAL_IP, &client.to_string());
+        set_with(h, X_REAL_IP, |b| {
+            let _ = write!(b, "{client}");
+        });
     } else if !hop.hop_trusted {
         h.remove(X_REAL_IP);
     }
@@ -210,17 +254,28 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, rules: &ForwardRules) {
         h.remove(FORWARDED);
     }
     let keep = |h: &HeaderMap, name: &HeaderName| hop.hop_trusted && h.contains_key(name);
-    for (on, name, value) in [
-        (cfg.x_forwarded_proto, X_FORWARDED_PROTO, Some(hop.proto.to_owned())),
-        (cfg.x_forwarded_host, X_FORWARDED_HOST, hop.host.map(str::to_owned)),
-        (cfg.x_forwarded_port, X_FORWARDED_PORT, Some(hop.port.to_string())),
+    for (on, name) in [
+        (cfg.x_forwarded_proto, X_FORWARDED_PROTO),
+        (cfg.x_forwarded_host, X_FORWARDED_HOST),
+        (cfg.x_forwarded_port, X_FORWARDED_PORT),
     ] {
         if keep(h, &name) {
             continue;
         }
         h.remove(&name);
-        if let (true, Some(v)) = (on, value) {
-            set(h, name, &v);
+        if !on {
+            continue;
+        }
+        // Built only when written: the scheme is a static value.
+        let value = if name == X_FORWARDED_PROTO {
+            Some(HeaderValue::from_static(hop.proto))
+        } else if name == X_FORWARDED_HOST {
+            hop.host.and_then(|v| HeaderValue::from_str(v).ok())
+        } else {
+            Some(HeaderValue::from(hop.port))
+        };
+        if let Some(v) = value {
+            h.insert(name, v);
         }
     }
     if !h.contains_key(HOST) {

@@ -36,12 +36,15 @@ use realip_tower::ProxyInfo;
 use crate::body::RequestBody;
 use crate::forward::{self, Hop};
 use crate::log::{AccessLog, Entry};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Rejected, RouteMetrics, WarningKind};
 use crate::policy::Decision;
 use crate::route::Route;
 use crate::snapshot::{Chain, Snapshot};
 use crate::target::{Target, TargetError};
 use crate::upstream::{Body, BoxError, ProxyAddrs, UpstreamError};
+
+/// `X-Request-Id`, read and written on every request.
+static X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// State shared by every connection, kept across reloads.
 #[derive(Debug)]
@@ -63,9 +66,11 @@ impl Shared {
     /// Shared state for a first snapshot.
     pub fn new(snapshot: Snapshot, log: AccessLog) -> Shared {
         use std::hash::{BuildHasher as _, RandomState};
+        let metrics = Metrics::default();
+        metrics.bind(&snapshot);
         Shared {
             snapshot: ArcSwap::from_pointee(snapshot),
-            metrics: Metrics::default(),
+            metrics,
             log: ArcSwap::from_pointee(log),
             draining: AtomicBool::new(false),
             request_ids: AtomicU64::new(0),
@@ -75,8 +80,12 @@ impl Shared {
     }
 
     fn request_id(&self) -> String {
+        use std::fmt::Write as _;
         let n = self.request_ids.fetch_add(1, Ordering::Relaxed);
-        format!("{:016x}{n:08x}", self.id_seed)
+        // Sized once: 16 + 8 hex digits (more once n passes 2^32).
+        let mut id = String::with_capacity(32);
+        let _ = write!(id, "{:016x}{n:08x}", self.id_seed);
+        id
     }
 }
 
@@ -228,18 +237,20 @@ impl Reject {
 
     /// Counts the rejection in its metric.
     fn count(&self, metrics: &Metrics, route: Option<&Route>, pool: Option<&crate::upstream::Pool>) {
-        let route_name = route.map_or("-", |r| &*r.name);
+        let route_metrics = || route.map_or(metrics.no_route(), |r| r.metrics(metrics));
         match self {
-            Reject::Target(_) => metrics.inc("realip_rejected_total", &[("reason", "bad_request")]),
-            Reject::TooManyHeaders => metrics.inc("realip_rejected_total", &[("reason", "too_many_headers")]),
-            Reject::BodyTooLarge => metrics.inc("realip_rejected_total", &[("reason", "body_too_large")]),
-            Reject::Denied => metrics.inc("realip_denied_total", &[("route", route_name)]),
-            Reject::Limited(_) => metrics.inc("realip_rate_limited_total", &[("route", route_name)]),
-            Reject::NoBackend => metrics.inc("realip_rejected_total", &[("reason", "no_backend")]),
-            Reject::Untrustworthy => metrics.inc("realip_rejected_total", &[("reason", "fail_closed")]),
+            Reject::Target(_) => metrics.rejected.inc(Rejected::BadRequest),
+            Reject::TooManyHeaders => metrics.rejected.inc(Rejected::TooManyHeaders),
+            Reject::BodyTooLarge => metrics.rejected.inc(Rejected::BodyTooLarge),
+            Reject::Denied => route_metrics().denied(),
+            Reject::Limited(_) => route_metrics().rate_limited(),
+            Reject::NoBackend => metrics.rejected.inc(Rejected::NoBackend),
+            Reject::Untrustworthy => metrics.rejected.inc(Rejected::FailClosed),
             Reject::Upstream(e) => {
-                let upstream = pool.or(route.map(|r| &*r.upstream)).map_or("-", |p| p.name.as_str());
-                metrics.inc("realip_upstream_errors_total", &[("upstream", upstream), ("kind", e.kind())]);
+                // An upstream error always follows a route, hence a pool.
+                if let Some(p) = pool.or(route.map(|r| &*r.upstream)) {
+                    p.metrics(metrics).error(e.kind());
+                }
             }
             Reject::NoRoute | Reject::Redirect(_) | Reject::GatewayRedirect(..) => {}
         }
@@ -346,8 +357,9 @@ where
     };
     let route = snap.routes.find_request(&conn.listener, &target.host, &target.path, &facts).ok_or(Reject::NoRoute)?;
     *route_out = Some(route);
-    if let Some(e) = pending.entry() {
-        e.route = Some(Arc::clone(&route.name));
+    if let Some(l) = pending.pending.as_mut() {
+        l.entry.route = Some(Arc::clone(&route.name));
+        l.route = Some(Arc::clone(route.metrics(metrics)));
     }
     admit(route, &req, conn, client.ip, trusted_hop, &target, metrics).await?;
     if let Some(redirect) = &route.filters.redirect {
@@ -375,14 +387,14 @@ pub fn resolve(shared: &Shared, resolver: &Resolver, conn: &ConnCtx, headers: &h
     let r = match resolver.resolve_proxied(conn.peer.ip(), conn.proxied(), headers) {
         Ok(r) => r,
         Err(e) => {
-            shared.metrics.inc("realip_client_ip_warnings_total", &[("kind", "resolution_failed")]);
+            shared.metrics.warnings.inc(WarningKind::ResolutionFailed);
             warn_bounded(shared, conn, &e.to_string());
             Resolution { ip: conn.peer.ip(), source: Source::Peer, hop: 0, warnings: Warnings::default() }
         }
     };
-    shared.metrics.inc("realip_client_ip_source_total", &[("source", r.source.as_str())]);
+    shared.metrics.client_ip_source(r.source.as_str());
     for w in r.warnings.iter() {
-        shared.metrics.inc("realip_client_ip_warnings_total", &[("kind", w.kind())]);
+        shared.metrics.warnings.inc(WarningKind::from(&w));
         warn_bounded(shared, conn, &w.to_string());
     }
     r
@@ -467,12 +479,7 @@ where
         },
         &chain.forward,
     );
-    if let Some(v) = pending.entry().and_then(|e| HeaderValue::from_str(&e.request_id).ok()) {
-        req.headers_mut().insert("x-request-id", v);
-    }
-    if let Ok(v) = HeaderValue::from_str(&target.authority) {
-        req.headers_mut().insert(HOST, v);
-    }
+    set_id_and_host(req.headers_mut(), pending, target);
     // Gateway API filters, after the forwarding headers were written:
     // they cannot name those (see crate::gateway), nor feed a chain.
     for ops in &route.filters.request {
@@ -549,11 +556,33 @@ where
     Ok(resp)
 }
 
+/// `X-Request-Id` and `Host` for the upstream, copied only when they
+/// differ from what the client sent.
+fn set_id_and_host(h: &mut http::HeaderMap, pending: &mut Pending, target: &Target) {
+    if let Some(e) = pending.entry() {
+        // A request id passed on from a trusted hop is already the only
+        // value: nothing to copy.
+        let mut ids = h.get_all(&X_REQUEST_ID).iter();
+        let passed = matches!((ids.next(), ids.next()), (Some(v), None) if v.as_bytes() == e.request_id.as_bytes());
+        if !passed {
+            if let Ok(v) = HeaderValue::from_str(&e.request_id) {
+                h.insert(X_REQUEST_ID.clone(), v);
+            }
+        }
+    }
+    // Host as normalized; the client's own line when it is that already.
+    if h.get(HOST).is_none_or(|v| v.as_bytes() != target.authority.as_bytes()) {
+        if let Ok(v) = HeaderValue::from_str(&target.authority) {
+            h.insert(HOST, v);
+        }
+    }
+}
+
 /// A connect failure that another endpoint will retry: counted here,
 /// since only the last outcome reaches the response.
 fn pool_error(pending: &mut Pending, pool: &crate::upstream::Pool, e: &UpstreamError) {
     if let Some(p) = pending.pending.as_ref() {
-        p.shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", e.kind())]);
+        pool.metrics(&p.shared.metrics).error(e.kind());
     }
 }
 
@@ -593,6 +622,8 @@ struct Logged {
     entry: Entry,
     start: Instant,
     counted: bool,
+    /// The matched route's counters (`None`: no route, `route="-"`).
+    route: Option<Arc<RouteMetrics>>,
 }
 
 impl Logged {
@@ -600,13 +631,9 @@ impl Logged {
         self.entry.duration = self.start.elapsed().as_secs_f64();
         if !self.counted {
             self.counted = true;
-            let route = self.entry.route.as_deref().unwrap_or("-");
             let status = StatusCode::from_u16(self.entry.status).unwrap_or(StatusCode::BAD_GATEWAY);
-            self.shared.metrics.inc(
-                "realip_requests_total",
-                &[("listener", &self.entry.listener), ("route", route), ("status", status.as_str())],
-            );
-            self.shared.metrics.observe(route, self.start.elapsed());
+            let route = self.route.as_ref().unwrap_or(self.shared.metrics.no_route());
+            route.request(&self.entry.listener, status.as_u16(), self.start.elapsed());
         }
         self.shared.log.load().write(&self.entry);
     }
@@ -622,7 +649,7 @@ impl Pending {
     ) -> Pending {
         let request_id = req
             .headers()
-            .get("x-request-id")
+            .get(&X_REQUEST_ID)
             .filter(|_| trusted_hop)
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty() && v.len() <= 200 && v.bytes().all(|b| b.is_ascii_graphic()))
@@ -656,7 +683,15 @@ impl Pending {
             referer: req.headers().get("referer").cloned(),
             user_agent: req.headers().get("user-agent").cloned(),
         };
-        Pending { pending: Some(Logged { shared: Arc::clone(shared), entry, start: Instant::now(), counted: false }) }
+        Pending {
+            pending: Some(Logged {
+                shared: Arc::clone(shared),
+                entry,
+                start: Instant::now(),
+                counted: false,
+                route: None,
+            }),
+        }
     }
 
     /// The entry, until `finish` or `take_for_tunnel` took it.
@@ -766,6 +801,7 @@ mod tests {
             backends: None,
             filters: crate::gateway::Filters::default(),
             listener_ports: vec![],
+            metrics: std::sync::OnceLock::new(),
         }
     }
 

@@ -40,15 +40,17 @@ use crate::timeouts::{Activity, Counted, Guarded};
 use crate::upstream::{proxy_header, ProxyAddrs};
 
 /// Metric label for a PROXY error.
-fn reason(e: &realip_tower::Error) -> &'static str {
+fn reason(e: &realip_tower::Error) -> ProxyProtocolReason {
     match e {
-        realip_tower::Error::ProxyHeader { .. } => "malformed",
-        realip_tower::Error::ProxyHeaderMissing(_) => "missing",
-        realip_tower::Error::UntrustedProxySender(_) => "untrusted_sender",
-        realip_tower::Error::ProxyHeaderTimeout(..) => "timeout",
-        _ => "io",
+        realip_tower::Error::ProxyHeader { .. } => ProxyProtocolReason::Malformed,
+        realip_tower::Error::ProxyHeaderMissing(_) => ProxyProtocolReason::Missing,
+        realip_tower::Error::UntrustedProxySender(_) => ProxyProtocolReason::UntrustedSender,
+        realip_tower::Error::ProxyHeaderTimeout(..) => ProxyProtocolReason::Timeout,
+        _ => ProxyProtocolReason::Io,
     }
 }
+
+use crate::metrics::{ListenerMetrics, ProxyProtocolReason, Rejected};
 
 use crate::log::event as log_event;
 
@@ -63,23 +65,25 @@ pub async fn serve(
     mut drain: Watch,
 ) {
     let local = acceptor.local_addr();
+    let counters = shared.metrics.listener(&name);
     loop {
         let (stream, peer) = tokio::select! {
             () = drain.signaled() => return,
             c = acceptor.accept(&shared.metrics) => c,
         };
         let _ = stream.set_nodelay(true);
-        shared.metrics.inc("realip_connections_total", &[("listener", &name)]);
+        counters.connection();
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
-            shared.metrics.inc("realip_rejected_total", &[("reason", "max_connections")]);
+            shared.metrics.rejected.inc(Rejected::MaxConnections);
             tokio::spawn(refuse(stream));
             continue;
         };
-        let (shared, name, drain) = (Arc::clone(&shared), Arc::clone(&name), drain.clone());
+        let (shared, name, drain, counters) =
+            (Arc::clone(&shared), Arc::clone(&name), drain.clone(), Arc::clone(&counters));
         tokio::spawn(async move {
-            shared.metrics.active_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            connection(stream, peer, local, name, Arc::clone(&shared), drain).await;
-            shared.metrics.active_connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            shared.metrics.active_connections.inc();
+            connection(stream, peer, local, name, Arc::clone(&shared), drain, &counters).await;
+            shared.metrics.active_connections.dec();
             drop(permit);
         });
     }
@@ -110,6 +114,7 @@ async fn connection(
     name: Arc<str>,
     shared: Arc<Shared>,
     mut drain: Watch,
+    counters: &ListenerMetrics,
 ) {
     let snap = shared.snapshot.load_full();
     let Some(rt) = snap.listeners.get(&*name) else { return };
@@ -118,7 +123,7 @@ async fn connection(
     let (proxy, rest) = match header {
         Ok(r) => r,
         Err(e) => {
-            shared.metrics.inc("realip_proxy_protocol_errors_total", &[("listener", &name), ("reason", reason(&e))]);
+            counters.proxy_protocol_error(reason(&e));
             log_event(
                 &serde_json::json!({"event": "connection_rejected", "listener": &*name, "peer": peer.to_string(), "reason": e.to_string()}),
             );
@@ -323,7 +328,7 @@ async fn tcp_forward<IO: AsyncRead + AsyncWrite + Unpin>(
         let mut up = match pool.connect_raw(i, &header).await {
             Ok(up) => up,
             Err(e) => {
-                shared.metrics.inc("realip_upstream_errors_total", &[("upstream", &pool.name), ("kind", e.kind())]);
+                pool.metrics(&shared.metrics).error(e.kind());
                 entry.error = Some(e.to_string());
                 continue;
             }

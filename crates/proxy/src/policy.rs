@@ -17,7 +17,7 @@ use std::time::Instant;
 use realip_core::TrustedProxies;
 
 use crate::config::RateConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RateDecision, RateOutcome, RateScope, RateVia};
 use crate::ratestore::GlobalLimiter;
 
 /// Buckets kept per shard before idle (full) ones are dropped.
@@ -65,11 +65,8 @@ impl Policy {
         match &self.rate {
             Some(Limit::Local(r)) => {
                 let d = r.take(client, now);
-                let outcome = if d == Decision::Allow { "allowed" } else { "limited" };
-                metrics.inc(
-                    "realip_rate_limit_decisions_total",
-                    &[("scope", "local"), ("outcome", outcome), ("via", "local")],
-                );
+                let outcome = if d == Decision::Allow { RateOutcome::Allowed } else { RateOutcome::Limited };
+                metrics.rate_decisions.inc(RateDecision(RateScope::Local, outcome, RateVia::Local));
                 d
             }
             Some(Limit::Global(g)) => g.take(client, metrics).await,

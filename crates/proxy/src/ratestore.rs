@@ -45,7 +45,7 @@ use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::config::{OnStoreError, RateConfig, RateLimitStoreConfig, DEFAULT_STORE_TIMEOUT};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, RateDecision, RateOutcome, RateScope, RateVia, StoreErrorKind, StoreState};
 use crate::policy::{Decision, RateLimiter};
 
 /// GCRA for a batch of keys. KEYS[i]: a client's key; ARGV[3i-2],
@@ -241,6 +241,15 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    fn metric(self) -> StoreErrorKind {
+        match self {
+            StoreError::Timeout => StoreErrorKind::Timeout,
+            StoreError::Connection => StoreErrorKind::Connection,
+            StoreError::Response => StoreErrorKind::Response,
+            StoreError::Backlog => StoreErrorKind::Backlog,
+        }
+    }
+
     fn as_str(self) -> &'static str {
         match self {
             StoreError::Timeout => "timeout",
@@ -518,7 +527,7 @@ impl Store {
             let mut h = self.health.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             h.backoff = FIRST_BACKOFF;
             drop(h);
-            metrics.inc("realip_rate_limit_store_state_changes_total", &[("to", "up")]);
+            metrics.store_states.inc(StoreState::Up);
             crate::log::event(&serde_json::json!({ "event": "rate_limit_store_up" }));
         }
     }
@@ -529,7 +538,7 @@ impl Store {
             h.next_trial = Instant::now() + FIRST_BACKOFF;
             h.backoff = FIRST_BACKOFF * 2;
             drop(h);
-            metrics.inc("realip_rate_limit_store_state_changes_total", &[("to", "down")]);
+            metrics.store_states.inc(StoreState::Down);
             crate::log::event(&serde_json::json!({
                 "event": "rate_limit_store_down", "error": e.as_str(),
                 "on_error": format!("{:?}", self.on_error).to_lowercase(),
@@ -622,12 +631,11 @@ impl GlobalLimiter {
     pub async fn take(&self, client: IpAddr, metrics: &Metrics) -> Decision {
         let key = self.fallback.key(client);
         let now = Instant::now();
-        let count = |outcome: &str, via: &str| {
-            metrics
-                .inc("realip_rate_limit_decisions_total", &[("scope", "global"), ("outcome", outcome), ("via", via)]);
+        let count = |outcome: RateOutcome, via: RateVia| {
+            metrics.rate_decisions.inc(RateDecision(RateScope::Global, outcome, via));
         };
         if let Some(until) = self.blocked_until(key, now) {
-            count("limited", "cache");
+            count(RateOutcome::Limited, RateVia::Cache);
             return Decision::Limited(retry_after(until - now));
         }
         let result = if self.store.may_try(now) {
@@ -641,19 +649,19 @@ impl GlobalLimiter {
         match result {
             Some(Ok((true, _))) => {
                 self.store.mark_up(metrics);
-                count("allowed", "store");
+                count(RateOutcome::Allowed, RateVia::Store);
                 Decision::Allow
             }
             Some(Ok((false, wait_us))) => {
                 self.store.mark_up(metrics);
                 let wait = Duration::from_micros(wait_us);
                 self.block(key, Instant::now() + wait, now);
-                count("limited", "store");
+                count(RateOutcome::Limited, RateVia::Store);
                 Decision::Limited(retry_after(wait))
             }
             failed => {
                 if let Some(Err(e)) = failed {
-                    metrics.inc("realip_rate_limit_store_errors_total", &[("kind", e.as_str())]);
+                    metrics.store_errors.inc(e.metric());
                     // Redis answered (this key or script is bad), or answers
                     // others while this decision waited in the proxy: it is
                     // up, and marking it down would send every other client
@@ -670,7 +678,7 @@ impl GlobalLimiter {
                     OnStoreError::Allow => Decision::Allow,
                     OnStoreError::Deny => Decision::Limited(1),
                 };
-                count(if d == Decision::Allow { "allowed" } else { "limited" }, "on_error");
+                count(if d == Decision::Allow { RateOutcome::Allowed } else { RateOutcome::Limited }, RateVia::OnError);
                 d
             }
         }
@@ -877,7 +885,7 @@ mod tests {
         assert!(store.may_try(now));
         store.mark_down(&m, StoreError::Timeout);
         store.mark_down(&m, StoreError::Timeout);
-        assert_eq!(m.counter("realip_rate_limit_store_state_changes_total", &[("to", "down")]), 1, "once per change");
+        assert_eq!(m.store_states.get(StoreState::Down), 1, "once per change");
         let t = Instant::now();
         assert!(!store.may_try(t), "no trial right after going down");
         assert!(store.may_try(t + FIRST_BACKOFF));
@@ -885,7 +893,7 @@ mod tests {
         assert!(store.may_try(t + FIRST_BACKOFF * 3));
         store.mark_up(&m);
         store.mark_up(&m);
-        assert_eq!(m.counter("realip_rate_limit_store_state_changes_total", &[("to", "up")]), 1);
+        assert_eq!(m.store_states.get(StoreState::Up), 1);
         assert!(store.may_try(t));
     }
 }

@@ -82,6 +82,8 @@ pub struct Route {
     /// Gateway API: file listener name → the Gateway listener port
     /// clients reached (a redirect's default port).
     pub listener_ports: Vec<(String, u16)>,
+    /// Counters, resolved once ([`crate::metrics::Metrics::bind`]).
+    pub metrics: std::sync::OnceLock<Arc<crate::metrics::RouteMetrics>>,
 }
 
 impl Route {
@@ -235,6 +237,7 @@ mod tests {
             policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None }),
             max_body_bytes: 0,
             https_redirect: false,
+            metrics: std::sync::OnceLock::new(),
             gateway: None,
             backends: None,
             filters: crate::gateway::Filters::default(),

@@ -32,6 +32,7 @@ use crate::drain::Drain;
 use crate::http::Shared;
 use crate::kubernetes::Reported;
 use crate::log::AccessLog;
+use crate::metrics::ReloadResult;
 use crate::snapshot::Snapshot;
 use crate::Error;
 
@@ -314,8 +315,10 @@ fn apply_endpoints(shared: &Shared, changes: &[crate::config::UpstreamConfig]) -
     }
     match shared.snapshot.load().with_upstreams(changes) {
         Ok(new) => {
+            // Resolved while the old snapshot lives: what stays keeps its counters.
+            shared.metrics.bind(&new);
             shared.snapshot.store(Arc::new(new));
-            shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
+            shared.metrics.reloads.inc(ReloadResult::Ok);
             event(&serde_json::json!({"event": "reloaded", "scope": "endpoints", "upstreams": changes.len()}));
             true
         }
@@ -343,18 +346,20 @@ fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>, reported: &m
             match AccessLog::open(&new.config.log) {
                 Ok(log) => shared.log.store(Arc::new(log)),
                 Err(e) => {
-                    shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
+                    shared.metrics.reloads.inc(ReloadResult::Error);
                     event(&serde_json::json!({"event": "reload_failed", "error": format!("access log: {e}")}));
                     return false;
                 }
             }
+            // Resolved while the old snapshot lives: what stays keeps its counters.
+            shared.metrics.bind(&new);
             shared.snapshot.store(Arc::new(new));
-            shared.metrics.inc("realip_config_reloads_total", &[("result", "ok")]);
+            shared.metrics.reloads.inc(ReloadResult::Ok);
             event(&serde_json::json!({"event": "reloaded"}));
             true
         }
         Err(e) => {
-            shared.metrics.inc("realip_config_reloads_total", &[("result", "error")]);
+            shared.metrics.reloads.inc(ReloadResult::Error);
             event(&serde_json::json!({"event": "reload_failed", "error": e.to_string()}));
             false
         }
@@ -464,5 +469,44 @@ mod tests {
         drop(tx);
         task.await.unwrap();
         assert_eq!(pools(&shared), ["a"]);
+    }
+
+    /// A reload keeps the counters of routes and upstreams that stay and
+    /// drops the series of those that are gone.
+    #[test]
+    fn reload_keeps_counters_of_what_stays_and_drops_what_is_gone() {
+        use std::fmt::Write as _;
+        let file = TempFile(std::env::temp_dir().join(format!("realip-reload-metrics-{}.toml", std::process::id())));
+        let config = |routes: &[&str]| {
+            let mut c = String::from("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n");
+            for r in routes {
+                let _ = write!(
+                    c,
+                    "[[route]]\nname = \"{r}\"\nhost = \"{r}.example.com\"\nupstream = \"{r}\"\n[[upstream]]\nname = \"{r}\"\nendpoints = [\"127.0.0.1:9\"]\n"
+                );
+            }
+            std::fs::write(&file.0, c).unwrap();
+        };
+        config(&["stays", "goes"]);
+        let first = check(&file.0).unwrap();
+        let log = AccessLog::open(&first.config.log).unwrap();
+        let shared = Shared::new(first, log);
+        let count = |shared: &Shared| {
+            let snap = shared.snapshot.load_full();
+            for r in snap.routes.all() {
+                r.metrics(&shared.metrics).denied();
+                r.upstream.metrics(&shared.metrics).error(crate::metrics::UpstreamKind::Connect);
+            }
+        };
+        count(&shared);
+        config(&["stays"]);
+        reload(&file.0, &shared, None, &mut Reported::default());
+        let text = shared.metrics.render();
+        assert!(text.contains("realip_config_reloads_total{result=\"ok\"} 1"), "{text}");
+        assert!(!text.contains("goes"), "the series of a route that is gone go with it: {text}");
+        count(&shared);
+        let text = shared.metrics.render();
+        assert!(text.contains("realip_denied_total{route=\"stays\"} 2"), "{text}");
+        assert!(text.contains("realip_upstream_errors_total{upstream=\"stays\",kind=\"connect\"} 2"), "{text}");
     }
 }

@@ -315,6 +315,7 @@ impl Snapshot {
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 https_redirect: r.https_redirect,
                 gateway: r.gateway.clone(),
+                metrics: std::sync::OnceLock::new(),
             });
         }
         let mut listeners = HashMap::new();

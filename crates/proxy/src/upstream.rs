@@ -44,6 +44,7 @@ use tokio::net::TcpStream;
 
 use crate::body::Sent;
 use crate::config::{Balance, ProxyProtocolOut, UpstreamConfig};
+use crate::metrics::UpstreamKind;
 
 /// Request and response bodies inside the proxy.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -236,18 +237,18 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// The `kind` label of `realip_upstream_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> UpstreamKind {
         match self {
-            UpstreamError::NoEndpoint => "no_endpoint",
-            UpstreamError::Connect(_) => "connect",
-            UpstreamError::Timeout(_) => "timeout",
-            UpstreamError::BodyTooLarge(_) => "body_too_large",
-            UpstreamError::BodyTimeout(_) => "body_timeout",
-            UpstreamError::ClientGone => "client_gone",
-            UpstreamError::BadBody => "bad_body",
-            UpstreamError::Failed(_) => "failed",
-            UpstreamError::Closed => "closed",
-            UpstreamError::BadUpgrade(_) => "bad_upgrade",
+            UpstreamError::NoEndpoint => UpstreamKind::NoEndpoint,
+            UpstreamError::Connect(_) => UpstreamKind::Connect,
+            UpstreamError::Timeout(_) => UpstreamKind::Timeout,
+            UpstreamError::BodyTooLarge(_) => UpstreamKind::BodyTooLarge,
+            UpstreamError::BodyTimeout(_) => UpstreamKind::BodyTimeout,
+            UpstreamError::ClientGone => UpstreamKind::ClientGone,
+            UpstreamError::BadBody => UpstreamKind::BadBody,
+            UpstreamError::Failed(_) => UpstreamKind::Failed,
+            UpstreamError::Closed => UpstreamKind::Closed,
+            UpstreamError::BadUpgrade(_) => UpstreamKind::BadUpgrade,
         }
     }
 
@@ -285,6 +286,8 @@ pub struct Pool {
     epoch: Instant,
     /// What it was built from (a reload keeps the pool if this is unchanged).
     config: UpstreamConfig,
+    /// Counters, resolved once ([`crate::metrics::Metrics::bind`]).
+    pub(crate) metrics: std::sync::OnceLock<std::sync::Arc<crate::metrics::UpstreamMetrics>>,
 }
 
 /// Addresses for an outgoing PROXY header.
@@ -362,6 +365,7 @@ impl Pool {
             fail_timeout: cfg.fail_timeout.map_or(Duration::from_secs(10), |d| d.0),
             epoch: Instant::now(),
             config: cfg.clone(),
+            metrics: std::sync::OnceLock::new(),
         }
     }
 
@@ -384,16 +388,15 @@ impl Pool {
         let now = self.now_ms();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let order = (0..n).map(|i| (start + i) % n).filter(|&i| Some(i) != skip || n == 1);
-        let healthy: Vec<usize> = order
-            .clone()
-            .filter(|&i| self.endpoints.get(i).is_some_and(|e| e.ejected_until.load(Ordering::Relaxed) <= now))
-            .collect();
-        let candidates = if healthy.is_empty() { order.collect() } else { healthy };
+        let healthy =
+            |i: &usize| self.endpoints.get(*i).is_some_and(|e| e.ejected_until.load(Ordering::Relaxed) <= now);
+        // The healthy endpoints, or all of them when none is: two passes
+        // over the order instead of a list per request.
+        let all = !order.clone().any(|i| healthy(&i));
+        let mut candidates = order.filter(|i| all || healthy(i));
         match self.balance {
-            Balance::RoundRobin => candidates.first().copied(),
+            Balance::RoundRobin => candidates.next(),
             Balance::LeastRequests => candidates
-                .iter()
-                .copied()
                 .min_by_key(|&i| self.endpoints.get(i).map_or(usize::MAX, |e| e.in_flight.load(Ordering::Relaxed))),
         }
     }
