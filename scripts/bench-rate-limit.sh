@@ -69,10 +69,16 @@ http {
 EOF
 taskset -c 0 nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
 wait_port $UP
-taskset -c 0 redis-server --bind 127.0.0.1 --port $REDIS --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 & pids+=($!)
+# REDIS_RT=1 (diagnosis only): Redis at real-time priority, so it never
+# waits for CPU 0 behind wrk and nginx; tells whether the global p99 is
+# Redis' scheduling delay on a shared CPU or the proxy's own.
+${REDIS_RT:+chrt -f 10} taskset -c 0 redis-server --bind 127.0.0.1 --port $REDIS --save "" --appendonly no --dir "$work" >"$work/redis.log" 2>&1 & pids+=($!)
 wait_port $REDIS
 
-declare -A RPS P50 P99
+declare -A RPS P50 P99 PCPU RCPU REQS
+# utime + stime of a process, in clock ticks
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+redis_pid=${pids[-1]}
 run() { # name extra-config
   local name=$1 out pid
   cat >"$work/$name.toml" <<EOF
@@ -98,7 +104,10 @@ EOF
   pid=$!
   wait_port $PROXY
   taskset -c 0 wrk -t1 -c"$conns" -d2s -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$PROXY/" >/dev/null
+  local p0 r0
+  p0=$(ticks "$pid"); r0=$(ticks "$redis_pid")
   out=$(taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$PROXY/")
+  PCPU[$name]=$(( $(ticks "$pid") - p0 )); RCPU[$name]=$(( $(ticks "$redis_pid") - r0 ))
   kill "$pid"; wait "$pid" 2>/dev/null || true
   wait_closed $PROXY
   if echo "$out" | grep -q 'Non-2xx'; then
@@ -107,6 +116,7 @@ EOF
     exit 1
   fi
   RPS[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  REQS[$name]=$(echo "$out" | awk '/requests in/ {print $1}')
   P50[$name]=$(echo "$out" | awk '$1=="50%" {print $2}')
   P99[$name]=$(echo "$out" | awk '$1=="99%" {print $2}')
 }
@@ -127,9 +137,12 @@ ms() { echo "$1" | awk '/us$/ {sub("us","");print $1/1000;next} /ms$/ {sub("ms",
 echo
 echo "rate-limit benchmark: ${secs}s, ${conns} connections, keep-alive, one client, every request allowed"
 echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), $(uname -r); date: $(date -u +%Y-%m-%d)"
-printf "%-8s %12s %10s %10s\n" limit "req/s" p50 p99
+hz=$(getconf CLK_TCK)
+printf "%-8s %12s %10s %10s %16s %16s\n" limit "req/s" p50 p99 "proxy CPU us/req" "redis CPU us/req"
 for n in none local global; do
-  printf "%-8s %12s %10s %10s\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}"
+  printf "%-8s %12s %10s %10s %16.1f %16.1f\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" \
+    "$(awk -v t="${PCPU[$n]}" -v h="$hz" -v r="${REQS[$n]}" 'BEGIN {print t * 1e6 / h / r}')" \
+    "$(awk -v t="${RCPU[$n]}" -v h="$hz" -v r="${REQS[$n]}" 'BEGIN {print t * 1e6 / h / r}')"
 done
 echo
 awk -v g="${RPS[global]}" -v l="${RPS[local]}" -v n="${RPS[none]}" -v gp="$(ms "${P99[global]}")" -v lp="$(ms "${P99[local]}")" -v np="$(ms "${P99[none]}")" 'BEGIN {
