@@ -251,8 +251,10 @@ fn backend(o: &Object, b: &Node, services: &[Object]) -> Result<Backend, String>
     }
     // A named port (or legacy servicePort: name): the Service says which number.
     let pname = port_name.or(number).ok_or_else(|| format!("backend Service {name} has no port"))?;
+    // The last copy wins, as for every object given twice.
     let svc = services
         .iter()
+        .rev()
         .find(|s| s.kind == "Service" && s.namespace == o.namespace && s.name == name)
         .ok_or_else(|| {
             format!(

@@ -153,7 +153,9 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         .filter(|o| o.kind == "IngressClass")
         .map(|o| (o.name.clone(), o.doc.str_at(&["spec", "controller"]).unwrap_or_default().to_owned()))
         .collect();
-    let mut ingresses: Vec<&Object> = objects.iter().filter(|o| o.kind == "Ingress").collect();
+    // The last copy of an Ingress wins (a patch file after the base): reversed
+    // input, then a stable sort and a dedup that keeps the first of each run.
+    let mut ingresses: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "Ingress").collect();
     ingresses.sort_by_key(|o| (o.namespace.clone(), o.name.clone()));
     ingresses.dedup_by_key(|o| o.id());
     let mut plans = Vec::new();

@@ -53,7 +53,8 @@ fn controller_argv(o: &Object) -> Vec<String> {
 
 /// Finds the controller, its ConfigMap and Service in `objects`.
 pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>, Error> {
-    let mut controllers: Vec<&Object> = objects.iter().filter(|o| is_controller(o)).collect();
+    // Reversed, then stable sort + dedup: the last copy of a workload wins.
+    let mut controllers: Vec<&Object> = objects.iter().rev().filter(|o| is_controller(o)).collect();
     controllers.sort_by_key(|o| o.id());
     controllers.dedup_by_key(|o| o.id());
     if controllers.len() > 1 {
@@ -123,7 +124,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
         .and_then(|(ns, name)| find_obj("Service", ns, name))
         .or_else(|| {
             let labels = pod_labels(ctl);
-            objects.iter().find(|o| {
+            objects.iter().rev().find(|o| {
                 o.kind == "Service"
                     && o.namespace == ctl.namespace
                     && matches!(o.str_type(), "LoadBalancer" | "NodePort")

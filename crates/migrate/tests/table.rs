@@ -616,3 +616,20 @@ fn realip_gateway_mode_accepts_the_output() {
     assert!(problems.is_empty(), "{problems:#?}\n{}", realip_migrate::to_yaml(&m.objects));
     assert!(t.routes.routes.len() >= 4, "{:#?}", t.routes.routes);
 }
+
+#[test]
+fn the_last_copy_of_an_object_wins() {
+    // A patch file after the base, as kubectl applies them: the allow list the
+    // patch adds must not be dropped.
+    let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
+    let base = ingress("site", "/", &[], "");
+    let patched = ingress("site", "/", &[("allowlist-source-range", "203.0.113.0/24")], "");
+    let m = run(&[cm.clone(), base.clone(), patched.clone()], R);
+    assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["allow"], json!(["203.0.113.0/24"]));
+    let m = run(&[cm.clone(), patched, base], R);
+    assert!(find(&m, "ClientAccessPolicy").is_empty());
+    // The controller too: the later copy's --ingress-class decides.
+    let later = cm.replace("--ingress-class=nginx", "--ingress-class=other");
+    let m = run(&[cm.clone(), later, ingress("site", "/", &[], "")], R);
+    assert!(find(&m, "HTTPRoute").is_empty(), "{}", m.report.text());
+}
