@@ -231,12 +231,20 @@ fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
     Some(Rate { per_second, burst: n.saturating_mul(mult) as f64, requests: n, unit, global: false })
 }
 
-fn bool_value(v: &str) -> Result<bool, String> {
-    match v.trim().to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(format!("`{other}` is not true or false")),
+/// A boolean as ingress-nginx reads it: Go's `strconv.ParseBool`, which
+/// accepts exactly these spellings (not `yes`, not `tRuE`).
+pub(crate) fn go_bool(v: &str) -> Option<bool> {
+    match v.trim() {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
     }
+}
+
+fn bool_value(v: &str) -> Result<bool, String> {
+    go_bool(v).ok_or_else(|| {
+        format!("`{}` is not a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)", v.trim())
+    })
 }
 
 fn backend(o: &Object, b: &Node, services: &[Object]) -> Result<Backend, String> {

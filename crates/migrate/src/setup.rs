@@ -98,7 +98,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     if let Some(p) = flag(&args, "--annotations-prefix") {
         p.clone_into(&mut s.prefix);
     }
-    s.without_class = flag(&args, "--watch-ingress-without-class") == Some("true");
+    s.without_class = flag(&args, "--watch-ingress-without-class").and_then(crate::ingress::go_bool) == Some(true);
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
         ctl.id(),
@@ -185,7 +185,10 @@ const SNIPPET_KEYS: &[&str] = &["http-snippet", "server-snippet", "location-snip
 pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Report, to: &str) -> ClientIp {
     let cm = setup.configmap;
     let get = |k: &str| cm.and_then(|c| c.doc.str_at(&["data", k])).map(str::trim);
-    let bool_of = |k: &str, default: bool| get(k).map_or(default, |v| v.eq_ignore_ascii_case("true"));
+    // Go's strconv.ParseBool, as ingress-nginx; any other spelling is an
+    // error there, so the default stands and the key is reported below.
+    let bool_of = |k: &str, default: bool| get(k).and_then(crate::ingress::go_bool).unwrap_or(default);
+    let first_entry = report.entries.len();
     let (object, file) = cm.map_or(("defaults".to_owned(), String::new()), |c| (c.id(), c.source.file.clone()));
     let line = |k: &str| cm.map_or(0, |c| c.line_of(&["data", k]));
     let mut entry = |key: &str, status: Status, to: String, why: String| {
@@ -356,6 +359,23 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 Status::NotConverted,
                 String::new(),
                 "not handled by realip migrate: check whether the Gateway needs an equivalent".into(),
+            );
+        }
+    }
+    for e in &mut report.entries[first_entry..] {
+        let known_bool = matches!(
+            e.key.as_str(),
+            "use-forwarded-headers"
+                | "enable-real-ip"
+                | "use-proxy-protocol"
+                | "compute-full-forwarded-for"
+                | "ssl-redirect"
+        );
+        if known_bool && e.object != "defaults" && crate::ingress::go_bool(&e.value).is_none() {
+            e.status = Status::NotConverted;
+            e.why = format!(
+                "`{}` is not a boolean to ingress-nginx (Go's ParseBool takes 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False): it cannot parse it and keeps the default, and so does the output; fix the value",
+                e.value
             );
         }
     }

@@ -89,6 +89,31 @@ fn configmap_keys_become_the_client_ip_policy() {
             vec![("proxy-real-ip-cidr", Status::NotConverted)],
         ),
         (vec![], json!({"sources": ["XForwardedFor"]}), vec![("use-forwarded-headers", Status::Converted)]),
+        // Booleans as Go's strconv.ParseBool reads them (ingress-nginx).
+        (
+            vec![("use-forwarded-headers", "1"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
+            json!({"trustedProxies": ["10.0.0.0/8"], "sources": ["XForwardedFor"]}),
+            vec![("use-forwarded-headers", Status::Converted), ("proxy-real-ip-cidr", Status::Converted)],
+        ),
+        (
+            vec![
+                ("use-forwarded-headers", "t"),
+                ("compute-full-forwarded-for", "TRUE"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ],
+            json!({"forward": {"xForwardedFor": "Append", "xRealIP": true}}),
+            vec![("compute-full-forwarded-for", Status::Converted)],
+        ),
+        (
+            vec![("use-forwarded-headers", "F"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
+            json!({}),
+            vec![("use-forwarded-headers", Status::Converted), ("proxy-real-ip-cidr", Status::Ignored)],
+        ),
+        (
+            vec![("use-forwarded-headers", "yes"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
+            json!({}),
+            vec![("use-forwarded-headers", Status::NotConverted), ("proxy-real-ip-cidr", Status::Ignored)],
+        ),
         (
             vec![
                 ("allow-snippet-annotations", "false"),
