@@ -118,8 +118,9 @@ fn cidr_list(v: &str) -> Vec<String> {
 /// then not read for the client), else `X-Forwarded-For`;
 /// `set_real_ip_from` is `proxy-real-ip-cidr` (default `0.0.0.0/0`);
 /// `real_ip_recursive on` is realip's default strategy (rightmost
-/// untrusted); `compute-full-forwarded-for` appends to X-Forwarded-For,
-/// its default replaces it. One difference, not exercised here: nginx reads
+/// untrusted); `compute-full-forwarded-for` together with
+/// `use-forwarded-headers` appends to X-Forwarded-For, otherwise it is
+/// replaced. One difference, not exercised here: nginx reads
 /// a PROXY header from any peer and believes it only from
 /// `set_real_ip_from`, realip accepts it only from those. Any other key is
 /// an error, so the lab never serves a setup ingress-nginx would treat
@@ -151,7 +152,9 @@ pub fn nginx_listener(configmap: &Value) -> Result<IngressConfig> {
     } else if on("use-forwarded-headers") || on("enable-real-ip") {
         cfg.trusted = trusted;
     }
-    cfg.forward_xff = if on("compute-full-forwarded-for") { "append" } else { "replace" };
+    // nginx.tmpl: `if and UseForwardedHeaders ComputeFullForwardedFor`; else $remote_addr only.
+    cfg.forward_xff =
+        if on("use-forwarded-headers") && on("compute-full-forwarded-for") { "append" } else { "replace" };
     Ok(cfg)
 }
 
@@ -391,6 +394,9 @@ mod tests {
             ("off", &["0.0.0.0/0".to_owned(), "::/0".to_owned()][..], "append")
         );
         assert!(nginx_listener(&cm(json!({}))).unwrap().trusted.is_empty());
+        // compute-full-forwarded-for appends only with use-forwarded-headers.
+        let real_ip = nginx_listener(&cm(json!({"enable-real-ip": "true", "compute-full-forwarded-for": "true"})));
+        assert_eq!(real_ip.unwrap().forward_xff, "replace");
         let e = nginx_listener(&cm(json!({"use-proxy-protocol": "true", "ssl-redirect": "false"}))).unwrap_err();
         assert!(e.to_string().contains("`ssl-redirect: false`"), "{e}");
         assert!(nginx_listener(&cm(json!({"use-proxy-protocol": "yes"}))).is_err());

@@ -233,7 +233,9 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         header,
         trusted,
         trust_all,
-        full_xff: bool_of("compute-full-forwarded-for", false),
+        // nginx.tmpl: `if and UseForwardedHeaders ComputeFullForwardedFor`,
+        // else X-Forwarded-For is $remote_addr (the resolved client) alone.
+        full_xff: use_fwd && bool_of("compute-full-forwarded-for", false),
         ssl_redirect: bool_of("ssl-redirect", true),
         pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
     };
@@ -304,6 +306,8 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     if get("compute-full-forwarded-for").is_some() || ci.header.is_some() {
         let why = if ci.full_xff {
             "X-Forwarded-For to the app: the received list plus the hop that connected (Append)"
+        } else if bool_of("compute-full-forwarded-for", false) {
+            "X-Forwarded-For to the app: only the client (Replace): ingress-nginx appends only when use-forwarded-headers is on too, else it sends $remote_addr"
         } else {
             "X-Forwarded-For to the app: only the client (Replace), as ingress-nginx sends $remote_addr"
         };

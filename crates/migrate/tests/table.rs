@@ -89,6 +89,16 @@ fn configmap_keys_become_the_client_ip_policy() {
             vec![("proxy-real-ip-cidr", Status::NotConverted)],
         ),
         (vec![], json!({"sources": ["XForwardedFor"]}), vec![("use-forwarded-headers", Status::Converted)]),
+        // compute-full-forwarded-for appends only with use-forwarded-headers (nginx.tmpl's `and`).
+        (
+            vec![
+                ("enable-real-ip", "true"),
+                ("compute-full-forwarded-for", "true"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ],
+            json!({"forward": {"xForwardedFor": "Replace", "xRealIP": true}}),
+            vec![("compute-full-forwarded-for", Status::Converted)],
+        ),
         // Booleans as Go's strconv.ParseBool reads them (ingress-nginx).
         (
             vec![("use-forwarded-headers", "1"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
