@@ -301,6 +301,14 @@ fn access_lists_key_on_the_resolved_client_for_both_targets() {
     let m = run(&[cm, bad], R);
     assert!(find(&m, "HTTPRoute").is_empty() && find(&m, "ClientAccessPolicy").is_empty());
     assert_eq!(status(&m, "whitelist-source-range"), Status::NotConverted);
+    // So does an empty one: ingress-nginx rejects it, and `allow: []` would let everyone in.
+    for key in ["whitelist-source-range", "allowlist-source-range"] {
+        let empty = ingress("site", "/", &[(key, "")], "");
+        let m = run(&[controller(&[]), empty], R);
+        assert!(find(&m, "HTTPRoute").is_empty() && find(&m, "ClientAccessPolicy").is_empty());
+        assert_eq!(status(&m, key), Status::NotConverted);
+        assert!(m.report.incomplete());
+    }
 }
 
 #[test]
