@@ -130,7 +130,8 @@ pub fn nginx_listener(configmap: &Value) -> Result<IngressConfig> {
     let empty = serde_json::Map::new();
     let data = configmap["data"].as_object().unwrap_or(&empty);
     let on = |key: &str| data.get(key).and_then(Value::as_str) == Some("true");
-    let mut trusted = vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()];
+    // set_real_ip_from 0.0.0.0/0: IPv4 (and IPv4-mapped) peers only.
+    let mut trusted = vec!["0.0.0.0/0".to_owned()];
     for (k, v) in data {
         let v = v.as_str().unwrap_or_default();
         match k.as_str() {
@@ -391,7 +392,7 @@ mod tests {
             .unwrap();
         assert_eq!(
             (xff.proxy_protocol, xff.trusted.as_slice(), xff.forward_xff),
-            ("off", &["0.0.0.0/0".to_owned(), "::/0".to_owned()][..], "append")
+            ("off", &["0.0.0.0/0".to_owned()][..], "append")
         );
         assert!(nginx_listener(&cm(json!({}))).unwrap().trusted.is_empty());
         // compute-full-forwarded-for appends only with use-forwarded-headers.

@@ -216,12 +216,11 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     let cidrs: Vec<String> = cidrs.iter().filter_map(|c| crate::ingress::cidrs(c).ok()).flatten().collect();
     let all = |c: &str| c == "0.0.0.0/0" || c == "::/0";
     let (trusted, trust_all) = if trust_override.is_empty() {
-        let mut t = cidrs.clone();
-        // nginx's 0.0.0.0/0 covers IPv6 peers too (set_real_ip_from matches any
-        // address when the mask is 0): say so in both families.
-        if t.iter().any(|c| c == "0.0.0.0/0") && !t.iter().any(|c| c == "::/0") {
-            t.push("::/0".into());
-        }
+        // nginx's set_real_ip_from 0.0.0.0/0 matches IPv4 peers and
+        // IPv4-mapped IPv6 ones (ngx_cidr_match unwraps those), never a native
+        // IPv6 peer: emit only what nginx trusts. realip-core unwraps mapped
+        // peers before matching, so 0.0.0.0/0 alone covers them too.
+        let t = cidrs.clone();
         let trust_all = t.iter().any(|c| all(c));
         (t, trust_all)
     } else {
@@ -292,7 +291,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             (
                 Status::Warning,
                 format!(
-                    "ingress-nginx trusts EVERY peer here{} (0.0.0.0/0): any client can forge its address by sending {}. The output keeps this explicitly so nothing breaks; replace it with your load balancer's CIDRs (`--trust CIDR`) before applying.",
+                    "ingress-nginx trusts EVERY IPv4 peer here{} (0.0.0.0/0; native IPv6 peers are not trusted, by nginx nor by the output): any client can forge its address by sending {}. The output keeps this explicitly so nothing breaks; replace it with your load balancer's CIDRs (`--trust CIDR`) before applying.",
                     if get("proxy-real-ip-cidr").is_none() { " by default" } else { "" },
                     if pp { "a PROXY header of its own, when it can reach the ingress directly" } else { "the header" }
                 ),

@@ -89,9 +89,9 @@ fn facts_of_known_installs() {
     // A chart rendered with use-forwarded-headers and no proxy-real-ip-cidr: trust-all, explicit.
     let m = migrate(&[dir.join("rendered/forwarded-no-cidr.yaml")], Target::Realip);
     let p = common::one(&m, "ClientIPPolicy");
-    assert_eq!(p["spec"]["trustedProxies"], serde_json::json!(["0.0.0.0/0", "::/0"]));
+    assert_eq!(p["spec"]["trustedProxies"], serde_json::json!(["0.0.0.0/0"]));
     let e = entry(&m, "proxy-real-ip-cidr");
-    assert!(e.status == Status::Warning && e.why.contains("EVERY peer") && e.value == "(default)", "{e:?}");
+    assert!(e.status == Status::Warning && e.why.contains("EVERY IPv4 peer") && e.value == "(default)", "{e:?}");
     assert!(!m.report.incomplete(), "a warning alone keeps exit 0");
     // DigitalOcean with PROXY on: required on the Gateway, from the (default, trust-all) senders.
     let m = migrate(&[dir.join("static/do.yaml")], Target::Realip);
@@ -135,10 +135,7 @@ fn facts_of_known_installs() {
         Target::EnvoyGateway,
     );
     let ctp = common::one(&m, "ClientTrafficPolicy");
-    assert_eq!(
-        ctp["spec"]["clientIPDetection"]["xForwardedFor"]["trustedCIDRs"],
-        serde_json::json!(["0.0.0.0/0", "::/0"])
-    );
+    assert_eq!(ctp["spec"]["clientIPDetection"]["xForwardedFor"]["trustedCIDRs"], serde_json::json!(["0.0.0.0/0"]));
     assert!(m.report.notes.iter().any(|n| n.contains("L7 load balancer of AWS")));
     // The whole legacy directory holds two controllers: a clear input error.
     let objects = realip_kube::load_paths(&[legacy]).unwrap();

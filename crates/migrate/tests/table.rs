@@ -30,7 +30,7 @@ fn configmap_keys_become_the_client_ip_policy() {
         ),
         (
             vec![("use-forwarded-headers", "true")],
-            json!({"trustedProxies": ["0.0.0.0/0", "::/0"], "sources": ["XForwardedFor"]}),
+            json!({"trustedProxies": ["0.0.0.0/0"], "sources": ["XForwardedFor"]}),
             vec![("proxy-real-ip-cidr", Status::Warning)],
         ),
         (
@@ -80,7 +80,7 @@ fn configmap_keys_become_the_client_ip_policy() {
         ),
         (
             vec![("use-proxy-protocol", "true"), ("proxy-protocol-header-timeout", "30s")],
-            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["0.0.0.0/0", "::/0"]}}),
+            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["0.0.0.0/0"]}}),
             vec![("proxy-protocol-header-timeout", Status::NotConverted), ("proxy-real-ip-cidr", Status::Warning)],
         ),
         (
