@@ -148,6 +148,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     if let Some(svc) = setup.service {
         load_balancer(svc, &ci, &mut report);
     }
+    let source_lost = client_ip_lost(&report);
     let classes: Vec<(String, String)> = objects
         .iter()
         .filter(|o| o.kind == "IngressClass")
@@ -171,7 +172,12 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             ));
             continue;
         }
+        let first_entry = report.entries.len();
         if let Some(p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
+            if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
+                leave_out(ing, &mut report, first_entry);
+                continue;
+            }
             plans.push(p);
         }
     }
@@ -189,6 +195,43 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     });
     report.sort();
     Ok(Migration { objects, report })
+}
+
+/// The client address itself could not be converted (a key deciding the
+/// source or who is trusted is not converted): access lists and rate limits
+/// would key on the wrong address (often the load balancer's).
+fn client_ip_lost(report: &Report) -> bool {
+    report.entries.iter().any(|e| {
+        e.status == Status::NotConverted
+            && matches!(
+                e.key.as_str(),
+                "use-forwarded-headers"
+                    | "enable-real-ip"
+                    | "forwarded-for-header"
+                    | "use-proxy-protocol"
+                    | "proxy-real-ip-cidr"
+            )
+    })
+}
+
+/// Leaves `ing` out like an Ingress whose allow list cannot be converted:
+/// its access and rate entries (from `first_entry` on) become not converted.
+fn leave_out(ing: &Object, report: &mut Report, first_entry: usize) {
+    for e in &mut report.entries[first_entry..] {
+        let keyed =
+            ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"].iter().any(|k| e.to.starts_with(k));
+        if keyed && matches!(e.status, Status::Converted | Status::Changed) {
+            e.status = Status::NotConverted;
+            e.to = String::new();
+            e.why = "the client address could not be converted (see the client-IP keys of the ConfigMap): this list or limit would key on the wrong address, often the load balancer's, so the Ingress is left out".into();
+        }
+    }
+    report.notes.push(format!(
+        "{} ({}:{}): left out: it has an allow/deny list or a rate limit and the client address could not be converted",
+        ing.id(),
+        ing.source.file,
+        ing.source.line
+    ));
 }
 
 /// Where Envoy Gateway's policies differ from what ingress-nginx did.

@@ -676,3 +676,43 @@ fn the_last_copy_of_an_object_wins() {
     let m = run(&[cm.clone(), later, ingress("site", "/", &[], "")], R);
     assert!(find(&m, "HTTPRoute").is_empty(), "{}", m.report.text());
 }
+
+#[test]
+fn access_control_stays_out_when_the_client_address_is_not_converted() {
+    let limited = || {
+        vec![
+            ingress("open", "/", &[], ""),
+            ingress("listed", "/", &[("allowlist-source-range", "203.0.113.0/24")], ""),
+            ingress("denied", "/", &[("denylist-source-range", "203.0.113.66")], ""),
+            ingress("limited", "/", &[("limit-rps", "5")], ""),
+        ]
+    };
+    let cases = [
+        // Envoy Gateway cannot believe a custom header from the trusted proxies only.
+        (
+            controller(&[
+                ("use-forwarded-headers", "true"),
+                ("forwarded-for-header", "CF-Connecting-IP"),
+                ("proxy-real-ip-cidr", "10.0.0.0/8"),
+            ]),
+            EG,
+        ),
+        // Nothing trusted while ingress-nginx read the header.
+        (controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]), R),
+        (controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]), EG),
+    ];
+    for (cm, target) in cases {
+        let mut docs = vec![cm];
+        docs.extend(limited());
+        let m = run(&docs, target);
+        let routes: Vec<&str> = find(&m, "HTTPRoute").iter().filter_map(|r| r["metadata"]["name"].as_str()).collect();
+        assert_eq!(routes, ["open"], "{target:?}\n{}", m.report.text());
+        for kind in ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"] {
+            assert!(find(&m, kind).is_empty(), "{target:?}: {kind}");
+        }
+        for key in ["allowlist-source-range", "denylist-source-range", "limit-rps"] {
+            assert_eq!(status(&m, key), Status::NotConverted, "{target:?}: {key}\n{}", m.report.text());
+        }
+        assert!(m.report.incomplete());
+    }
+}
