@@ -386,7 +386,10 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut
                 }
                 if let Some(r) = plan.rates.first() {
                     let scope = if r.global { "Global" } else { "Local" };
-                    spec["rateLimit"] = json!({"perSecond": r.per_second, "burst": r.burst, "scope": scope});
+                    // ipv6PrefixLength 128: nginx's zones key on the whole address
+                    // ($binary_remote_addr), not realip's default /64.
+                    spec["rateLimit"] =
+                        json!({"perSecond": r.per_second, "burst": r.burst, "scope": scope, "ipv6PrefixLength": 128});
                 }
                 out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace), "spec": spec}));
             }

@@ -380,15 +380,19 @@ pub fn plan<'a>(
                     push(key, Status::NotConverted, "", format!("`{v}` is not a positive integer (ingress-nginx ignores it too)"));
                     continue;
                 };
+                // ingress-nginx refuses limited requests with limit-req-status-code (default 503); the policies answer 429.
+                let code = setup.configmap.and_then(|c| c.doc.str_at(&["data", "limit-req-status-code"])).map_or("503", str::trim);
+                let status_note = if code == "429" { String::new() } else { format!("; limited requests get 429 where ingress-nginx answered {code} (limit-req-status-code)") };
                 let other = if key == "limit-rps" { "limit-rpm" } else { "limit-rps" };
                 let other_rate = get(other).and_then(|w| rate_of(other, w, get("limit-burst-multiplier")));
                 if eg {
-                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
+                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through{status_note}", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
                     plan.rates.push(rate);
                 } else if other_rate.as_ref().is_some_and(|o| o.per_second <= rate.per_second) {
                     push(key, Status::NotConverted, "", format!("{other} is lower and a ClientAccessPolicy holds one bucket: this second limit is not enforced"));
                 } else {
-                    push(key, Status::Converted, &format!("{rate_to} rateLimit"), format!("perSecond {}, burst {} per client (scope Local: per replica, like nginx's zones), {keyed_on}", rate.per_second, rate.burst));
+                    let status = if status_note.is_empty() { Status::Converted } else { Status::Changed };
+                    push(key, status, &format!("{rate_to} rateLimit"), format!("perSecond {}, burst {} per client address (ipv6PrefixLength 128, as nginx's $binary_remote_addr; scope Local: per replica, like nginx's zones), {keyed_on}{status_note}", rate.per_second, rate.burst));
                     plan.rates.push(rate);
                 }
             }

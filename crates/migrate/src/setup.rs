@@ -352,6 +352,16 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         ) {
             continue;
         }
+        if k == "limit-req-status-code" {
+            let code = get(k).unwrap_or_default();
+            let (status, why) = if code == "429" {
+                (Status::Converted, "limited requests get 429, as the policies answer".to_owned())
+            } else {
+                (Status::Changed, format!("ingress-nginx answered {code} to limited requests (limit-rps/limit-rpm); the policies answer 429"))
+            };
+            entry(k, status, String::new(), why);
+            continue;
+        }
         if let Some((_, why)) = NO_EFFECT.iter().find(|(n, _)| n == k) {
             entry(k, Status::Ignored, String::new(), (*why).into());
         } else if SNIPPET_KEYS.contains(&k.as_str()) {

@@ -318,17 +318,22 @@ fn rate_limits() {
     let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", "3")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
-        json!({"perSecond": 10.0, "burst": 30.0, "scope": "Local"})
+        json!({"perSecond": 10.0, "burst": 30.0, "scope": "Local", "ipv6PrefixLength": 128})
     );
-    assert_eq!((status(&m, "limit-rps"), status(&m, "limit-burst-multiplier")), (Status::Converted, Status::Converted));
+    // ingress-nginx answers 503 (limit-req-status-code) where the policy answers 429.
+    assert_eq!((status(&m, "limit-rps"), status(&m, "limit-burst-multiplier")), (Status::Changed, Status::Converted));
+    assert!(m.report.entries.iter().any(|e| e.key == "limit-rps" && e.why.contains("429") && e.why.contains("503")));
+    let cm429 = controller(&[("limit-req-status-code", "429")]);
+    let m = run(&[cm429, ingress("site", "/", &[("limit-rps", "10")], "")], R);
+    assert_eq!((status(&m, "limit-rps"), status(&m, "limit-req-status-code")), (Status::Converted, Status::Converted));
     let m = row(&[("limit-rpm", "120")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
-        json!({"perSecond": 2.0, "burst": 600.0, "scope": "Local"})
+        json!({"perSecond": 2.0, "burst": 600.0, "scope": "Local", "ipv6PrefixLength": 128})
     );
     let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], R);
     assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["perSecond"], json!(1.0));
-    assert_eq!((status(&m, "limit-rpm"), status(&m, "limit-rps")), (Status::Converted, Status::NotConverted));
+    assert_eq!((status(&m, "limit-rpm"), status(&m, "limit-rps")), (Status::Changed, Status::NotConverted));
     let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], EG);
     let rules = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["local"]["rules"];
     assert_eq!(rules.as_array().unwrap().len(), 4, "two limits × two address families");
@@ -344,7 +349,7 @@ fn rate_limits() {
     let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
-        json!({"perSecond": 10.0, "burst": 600.0, "scope": "Global"})
+        json!({"perSecond": 10.0, "burst": 600.0, "scope": "Global", "ipv6PrefixLength": 128})
     );
     assert_eq!(
         (status(&m, "global-rate-limit"), status(&m, "global-rate-limit-window")),
