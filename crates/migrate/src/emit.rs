@@ -48,6 +48,21 @@ pub fn slug(host: &str) -> String {
     s.chars().take(200).collect()
 }
 
+/// [`slug`] of `host`, made unique among `hosts`: hosts that collapse to the
+/// same slug (`a-b.example`, `a.b.example`) each get a suffix of a stable
+/// hash (FNV-1a) of the host itself, so names stay deterministic and never
+/// collide (a duplicate listener name makes the Gateway invalid; a
+/// duplicate route name makes one route replace the other).
+fn unique_slug<'h>(host: &str, hosts: impl IntoIterator<Item = &'h str>) -> String {
+    let s = slug(host);
+    if hosts.into_iter().any(|o| o != host && slug(o) == s) {
+        let hash = host.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+        format!("{s}-{hash:08x}")
+    } else {
+        s
+    }
+}
+
 fn meta(name: &str, ns: &str) -> Value {
     json!({"name": name, "namespace": ns, "labels": {"app.kubernetes.io/managed-by": "realip-migrate"}})
 }
@@ -264,7 +279,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             });
             continue;
         }
-        let name = format!("https-{}", slug(h));
+        let name = format!("https-{}", unique_slug(h, tls_hosts.keys().map(String::as_str)));
         listeners.push(json!({"name": name, "protocol": "HTTPS", "port": 443, "hostname": h,
             "tls": {"mode": "Terminate", "certificateRefs": [cert_ref(ns, s)]}, "allowedRoutes": {"namespaces": {"from": "All"}}}));
         https_listener.insert(h.clone(), name);
@@ -293,7 +308,8 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 let name = if single {
                     o.name.clone()
                 } else {
-                    format!("{}-{}", o.name, h.as_deref().map_or("any-host".into(), slug))
+                    let all = plan.hosts.keys().filter_map(Option::as_deref);
+                    format!("{}-{}", o.name, h.as_deref().map_or("any-host".into(), |h| unique_slug(h, all)))
                 };
                 (h.clone(), name, ps.clone())
             })

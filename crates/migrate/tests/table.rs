@@ -721,3 +721,37 @@ fn access_control_stays_out_when_the_client_address_is_not_converted() {
         assert!(m.report.incomplete());
     }
 }
+
+#[test]
+fn hosts_that_collapse_to_one_slug_get_unique_names() {
+    // `a-b.example` and `a.b.example` both slug to `a-b-example`.
+    let two = ingress("site", "/", &[], &tls_spec("a-b.example, a.b.example")).replace(
+        "  rules:\n  - host: app.example.com\n",
+        "  rules:\n  - host: a.b.example\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: site-svc\n            port:\n              number: 80\n  - host: a-b.example\n",
+    );
+    for target in [R, EG] {
+        let m = run(&[controller(&[]), two.clone()], target);
+        let listeners: Vec<&str> = one(&m, "Gateway")["spec"]["listeners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap())
+            .collect();
+        let mut unique = listeners.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), listeners.len(), "{listeners:?}");
+        assert_eq!(listeners.len(), 3, "http + one HTTPS listener per host: {listeners:?}");
+        let routes: Vec<&str> = find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+        let mut unique = routes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), routes.len(), "{routes:?}");
+        assert!(routes.iter().filter(|r| r.starts_with("site-a-b-example-")).count() >= 2, "{routes:?}");
+        // Deterministic: the same names on every run.
+        assert_eq!(
+            realip_migrate::to_yaml(&m.objects),
+            realip_migrate::to_yaml(&run(&[controller(&[]), two.clone()], target).objects)
+        );
+    }
+}
