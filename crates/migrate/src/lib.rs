@@ -149,6 +149,12 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         load_balancer(svc, &ci, &mut report);
     }
     let source_lost = client_ip_lost(&report);
+    let global_access: Vec<String> = report
+        .entries
+        .iter()
+        .filter(|e| e.status == Status::NotConverted && setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str()))
+        .map(|e| e.key.clone())
+        .collect();
     let classes: Vec<(String, String)> = objects
         .iter()
         .filter(|o| o.kind == "IngressClass")
@@ -174,6 +180,10 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         }
         let first_entry = report.entries.len();
         if let Some(p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
+            if !global_access.is_empty() {
+                leave_out_unrestricted(ing, &global_access, &mut report, first_entry);
+                continue;
+            }
             if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
                 leave_out(ing, &mut report, first_entry);
                 continue;
@@ -228,6 +238,28 @@ fn leave_out(ing: &Object, report: &mut Report, first_entry: usize) {
     }
     report.notes.push(format!(
         "{} ({}:{}): left out: it has an allow/deny list or a rate limit and the client address could not be converted",
+        ing.id(),
+        ing.source.file,
+        ing.source.line
+    ));
+}
+
+/// Leaves `ing` out because the ConfigMap restricts every server with
+/// `keys`, which are not converted: emitted, the route would be open to
+/// clients ingress-nginx refused. Its entries (from `first_entry` on) are
+/// not converted.
+fn leave_out_unrestricted(ing: &Object, keys: &[String], report: &mut Report, first_entry: usize) {
+    let keys = keys.join(", ");
+    for e in &mut report.entries[first_entry..] {
+        if matches!(e.status, Status::Converted | Status::Changed) {
+            e.status = Status::NotConverted;
+            e.to = String::new();
+            e.why =
+                format!("the Ingress is left out: the ConfigMap's {keys} restricts every server and is not converted");
+        }
+    }
+    report.notes.push(format!(
+        "{} ({}:{}): left out: the ConfigMap's {keys} restricts every server and is not converted; emitted, the route would be open",
         ing.id(),
         ing.source.file,
         ing.source.line

@@ -17,6 +17,11 @@ use realip_kube::Object;
 use crate::report::{Entry, Report, Status};
 use crate::Error;
 
+/// ConfigMap keys that restrict every server of the controller (defaults
+/// for `whitelist-source-range` / `denylist-source-range`, and the global
+/// `block-cidrs`).
+pub const GLOBAL_ACCESS_KEYS: [&str; 3] = ["whitelist-source-range", "denylist-source-range", "block-cidrs"];
+
 /// The controller and its objects.
 #[derive(Debug, Default)]
 pub struct Setup<'a> {
@@ -350,6 +355,15 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "proxy-protocol-header-timeout"
                 | "ssl-redirect"
         ) {
+            continue;
+        }
+        if GLOBAL_ACCESS_KEYS.contains(&k.as_str()) {
+            let (status, why) = if get(k).is_none_or(|v| v.split(',').all(|c| c.trim().is_empty())) {
+                (Status::Ignored, "empty: no restriction".to_owned())
+            } else {
+                (Status::NotConverted, "an access list for every server of the controller: not converted, so every Ingress is left out rather than emitted without it".to_owned())
+            };
+            entry(k, status, String::new(), why);
             continue;
         }
         if k == "limit-req-status-code" {

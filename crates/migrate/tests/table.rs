@@ -722,6 +722,34 @@ fn access_control_stays_out_when_the_client_address_is_not_converted() {
     }
 }
 
+/// ingress-nginx applies the ConfigMap's `whitelist-source-range`,
+/// `denylist-source-range` and `block-cidrs` to every server. Not converted,
+/// so no Ingress may be emitted without them (it would be open); an empty
+/// value restricts nothing and changes nothing.
+#[test]
+fn configmap_access_lists_leave_every_ingress_out() {
+    for target in [R, EG] {
+        for key in ["whitelist-source-range", "denylist-source-range", "block-cidrs"] {
+            let docs = vec![
+                controller(&[(key, "198.51.100.0/24")]),
+                ingress("open", "/", &[], ""),
+                ingress("listed", "/", &[("allowlist-source-range", "203.0.113.0/24")], ""),
+            ];
+            let m = run(&docs, target);
+            assert!(find(&m, "HTTPRoute").is_empty(), "{target:?} {key}\n{}", m.report.text());
+            assert_eq!(status(&m, key), Status::NotConverted, "{target:?} {key}");
+            assert_eq!(status(&m, "allowlist-source-range"), Status::NotConverted, "{target:?} {key}");
+            assert!(m.report.incomplete());
+            assert!(m.report.text().contains("left out"), "{}", m.report.text());
+
+            let docs = vec![controller(&[(key, " ")]), ingress("open", "/", &[], "")];
+            let m = run(&docs, target);
+            assert_eq!(find(&m, "HTTPRoute").len(), 1, "{target:?} {key} empty\n{}", m.report.text());
+            assert_eq!(status(&m, key), Status::Ignored, "{target:?} {key} empty");
+        }
+    }
+}
+
 #[test]
 fn hosts_that_collapse_to_one_slug_get_unique_names() {
     // `a-b.example` and `a.b.example` both slug to `a-b-example`.
