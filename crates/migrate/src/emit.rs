@@ -56,10 +56,34 @@ pub fn slug(host: &str) -> String {
 fn unique_slug<'h>(host: &str, hosts: impl IntoIterator<Item = &'h str>) -> String {
     let s = slug(host);
     if hosts.into_iter().any(|o| o != host && slug(o) == s) {
-        let hash = host.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
-        format!("{s}-{hash:08x}")
+        format!("{s}-{:08x}", fnv(host))
     } else {
         s
+    }
+}
+
+/// FNV-1a of `s`: a short, stable suffix for names that would collide.
+fn fnv(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
+/// HTTPRoute names already given, per namespace: names built from an
+/// Ingress's name and a host slug can still meet across Ingresses (`a` +
+/// `b-c.x` and `a-b` + `c.x` both give `a-b-c-x`); the later one (in the
+/// sorted order of the plans, so deterministically) gets a hash of what it
+/// routes (`identity`) appended instead of replacing the other.
+#[derive(Default)]
+struct Names(std::collections::BTreeSet<(String, String)>);
+
+impl Names {
+    fn claim(&mut self, ns: &str, name: &str, identity: &str) -> String {
+        let mut candidate = name.to_owned();
+        let mut salt = 0u32;
+        while !self.0.insert((ns.to_owned(), candidate.clone())) {
+            candidate = format!("{name}-{:08x}", fnv(&format!("{identity}#{salt}")));
+            salt += 1;
+        }
+        candidate
     }
 }
 
@@ -297,6 +321,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             "spec": {"from": [{"group": GW_GROUP, "kind": "Gateway", "namespace": gw.namespace}], "to": to}}));
     }
     // Routes, per Ingress and host.
+    let mut names = Names::default();
     for plan in plans.iter().filter(|p| p.canary.is_none()) {
         let o = plan.obj;
         let mut route_names = Vec::new();
@@ -344,6 +369,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             let all_rules = rules(plan, host.as_ref(), &paths, &canaries);
             for (i, chunk) in all_rules.chunks(MAX_RULES).enumerate() {
                 let rname = if i == 0 { name.clone() } else { format!("{name}-{}", i + 1) };
+                let rname = names.claim(&o.namespace, &rname, &format!("{}/{host:?}/{i}", o.name));
                 let parents = match host.as_ref().and_then(|h| https_listener.get(h)).filter(|_| redirect) {
                     Some(l) => vec![parent(Some(l))],
                     None => vec![parent(None)],
@@ -363,6 +389,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     .collect();
                 for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
+                    let n = names.claim(&o.namespace, &n, &format!("{}/{host:?}/redirect/{i}", o.name));
                     out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace),
                         "spec": {"parentRefs": [parent(Some("http"))], "hostnames": [host.clone()], "rules": chunk}}));
                     // Not a policy target: ingress-nginx redirects in nginx's rewrite

@@ -783,3 +783,36 @@ fn hosts_that_collapse_to_one_slug_get_unique_names() {
         );
     }
 }
+
+/// Route names are the Ingress's name and a host slug, which can meet across
+/// Ingresses: `a` with host `b-c.x` and `a-b` with host `c.x` both give
+/// `a-b-c-x`. Both routes must stay, with different names, deterministically.
+#[test]
+fn route_names_never_collide_across_ingresses() {
+    let two_hosts = |name: &str, host: &str| {
+        ingress(name, "/", &[], "").replace(
+            "  rules:\n  - host: app.example.com\n",
+            &format!("  rules:\n  - host: other-{name}.x\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: {name}-svc\n            port:\n              number: 80\n  - host: {host}\n"),
+        )
+    };
+    let docs = [controller(&[]), two_hosts("a", "b-c.x"), two_hosts("a-b", "c.x")];
+    for target in [R, EG] {
+        let m = run(&docs, target);
+        let routes: Vec<(&str, &str)> = find(&m, "HTTPRoute")
+            .iter()
+            .map(|r| (r["metadata"]["name"].as_str().unwrap(), r["spec"]["hostnames"][0].as_str().unwrap_or_default()))
+            .collect();
+        let mut names: Vec<&str> = routes.iter().map(|r| r.0).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), routes.len(), "{routes:?}");
+        for host in ["b-c.x", "c.x", "other-a.x", "other-a-b.x"] {
+            assert!(routes.iter().any(|r| r.1 == host), "no route for {host}: {routes:?}");
+        }
+        assert_eq!(
+            realip_migrate::to_yaml(&m.objects),
+            realip_migrate::to_yaml(&run(&docs, target).objects),
+            "deterministic"
+        );
+    }
+}
