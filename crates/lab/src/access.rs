@@ -120,7 +120,10 @@ pub(crate) async fn wait_served(lab: &Lab, client: &str, want: u16, what: &str) 
     }
 }
 
-pub(crate) async fn gateway(opts: &Options, run: &str) -> Result<Vec<Part>> {
+/// A fresh three-node lab (kube-proxy `Cluster`) with the fake API server
+/// and two app pods behind the `web/app` Service: what the Kubernetes-fed
+/// scenarios start from. Returns the lab, the API server and its kubeconfig.
+pub(crate) async fn lab_with_apps(opts: &Options, run: &str) -> Result<(Lab, FakeApi, PathBuf)> {
     let mut lab = Lab::new(opts, run, 3, Policy::Cluster).await?;
     let (api, kubeconfig) = api_server(&mut lab).await?;
     let direct = IngressConfig::direct();
@@ -129,6 +132,11 @@ pub(crate) async fn gateway(opts: &Options, run: &str) -> Result<Vec<Part>> {
     lab.wait_ready(&["app-1", "app-2"]).await?;
     let ips: Vec<Ipv4Addr> = ["app-1", "app-2"].iter().filter_map(|p| lab.topo.pod(p).map(|p| p.ip)).collect();
     app_service(&api, &ips);
+    Ok((lab, api, kubeconfig))
+}
+
+pub(crate) async fn gateway(opts: &Options, run: &str) -> Result<Vec<Part>> {
+    let (mut lab, api, kubeconfig) = lab_with_apps(opts, run).await?;
     gateway_objects(&api);
     // The file's listener trusts nobody and expects no PROXY header: the
     // chain the pods apply is the ClientIPPolicy's, from the API server.

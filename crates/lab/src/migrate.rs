@@ -28,15 +28,13 @@
 //! migration cannot fully convert is an error naming the report, never a
 //! pass; the verdict reads measured counts only.
 
-use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::access::{api_server, app_service, wait_served, ALLOWED, OUTSIDE};
+use crate::access::{lab_with_apps, wait_served, ALLOWED, OUTSIDE};
 use crate::error::{Error, Result};
-use crate::harness::{Lab, LbKind, Options};
-use crate::kubeproxy::Policy;
+use crate::harness::{LbKind, Options};
 use crate::load::Load;
 use crate::pods::{IngressConfig, Kind};
 use crate::report::{ClientRow, Part};
@@ -205,14 +203,7 @@ fn traffic() -> Load {
 /// traffic once c2 is refused by every pod (the route and its policy are
 /// served; c1's buckets are untouched until the measured traffic).
 async fn run_side(opts: &Options, run: &str, objects: &[Value], cfg: IngressConfig, label: String) -> Result<Part> {
-    let mut lab = Lab::new(opts, run, 3, Policy::Cluster).await?;
-    let (api, kubeconfig) = api_server(&mut lab).await?;
-    let direct = IngressConfig::direct();
-    lab.add_pod(Kind::App, "app-1", 0, &direct)?;
-    lab.add_pod(Kind::App, "app-2", 1, &direct)?;
-    lab.wait_ready(&["app-1", "app-2"]).await?;
-    let ips: Vec<Ipv4Addr> = ["app-1", "app-2"].iter().filter_map(|p| lab.topo.pod(p).map(|p| p.ip)).collect();
-    app_service(&api, &ips);
+    let (mut lab, api, kubeconfig) = lab_with_apps(opts, run).await?;
     for o in objects {
         api.apply(o.clone());
     }
