@@ -101,7 +101,10 @@ fn gateway_api_objects_get_the_status_the_spec_requires_and_follow_changes() {
         json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "theirs"},
         "spec": {"controllerName": "example.com/other"}}),
     );
-    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web", "generation": 2},
+    // Applied twice, the spec changed: generation 2 (as a real server counts).
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web"},
         "spec": {"gatewayClassName": "realip", "listeners": [
             {"name": "http", "port": 80, "protocol": "HTTP"},
             {"name": "tcp", "port": 9000, "protocol": "TCP"}]}}));

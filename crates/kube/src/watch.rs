@@ -13,11 +13,16 @@
 //!   [`crate::ingress::ProblemKind`]), and the full reason is logged.
 //! - Gateway API: the objects are translated
 //!   ([`crate::gateway::translate::translate`]) into a
-//!   [`crate::routes::RouteSet`] (sent on its own channel, for the proxy to
-//!   serve once it can) and into the status every object must get, which
+//!   [`crate::routes::RouteSet`] (for the proxy to serve once it can) and into the status every object must get, which
 //!   is patched only when it differs from what the object already has.
 //!   Absent Gateway API or realip CRDs (or no RBAC for them) are logged
 //!   once; Ingresses keep being served.
+//! - Both sides are published in one value ([`Published`]) at the end of
+//!   a batch: a batch that changes both is one update for the proxy.
+//! - Status: a translation renders and compares only the statuses that
+//!   differ from what was last settled (written, or found in place) for
+//!   that object; an update of an object's status alone (generation
+//!   unchanged — mostly realip's own patches) recomputes nothing.
 //! - Bursts of events are coalesced (the batch ends after 20 ms without an
 //!   event, at most 250 ms after it began), and a batch recomputes only the
 //!   side it touches: Ingress-only changes skip the Gateway translation and
@@ -175,9 +180,41 @@ impl SliceChanges {
     }
 }
 
-/// One event of a stream: its index, its side, whether it ends an
-/// initial list, and what it says of an EndpointSlice.
-type Tick = (usize, Side, bool, Option<SliceSeen>);
+/// One event of a stream, as the batch loop needs it.
+#[derive(Debug)]
+struct Tick {
+    /// The stream's index.
+    stream: usize,
+    side: Side,
+    /// Ends an initial list.
+    init_done: bool,
+    /// What it says of an EndpointSlice.
+    slice: Option<SliceSeen>,
+    /// A change of an object's status alone (its `generation` unchanged,
+    /// for the kinds realip writes status on): nothing is recomputed for
+    /// it, since the translation never reads status. Most are realip's own
+    /// status patches, each of which would otherwise cost a full
+    /// translation.
+    status_only: bool,
+    /// What was written into status that is no longer known to be in
+    /// place.
+    forget: Option<Forget>,
+}
+
+/// Status realip wrote that may no longer be in place.
+#[derive(Debug, PartialEq)]
+enum Forget {
+    /// The object is gone.
+    Object(ObjectKey),
+    /// Its whole kind is being listed again (objects may have gone).
+    All,
+}
+
+impl Tick {
+    fn new(stream: usize, side: Side) -> Tick {
+        Tick { stream, side, init_done: false, slice: None, status_only: false, forget: None }
+    }
+}
 
 type Tagged = futures::stream::BoxStream<'static, Result<Tick, watcher::Error>>;
 
@@ -186,7 +223,50 @@ where
     S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     K: Send + 'static,
 {
-    s.map_ok(move |e| (i, side, matches!(e, watcher::Event::InitDone), None)).boxed()
+    s.map_ok(move |e| Tick { init_done: matches!(e, watcher::Event::InitDone), ..Tick::new(i, side) }).boxed()
+}
+
+/// As [`tag`], for a Gateway API kind realip writes status on: an update
+/// that leaves `metadata.generation` as it was (the API server bumps it on
+/// every spec change) is `status_only`; a deletion or a relist says what
+/// to forget of the status written.
+fn tag_status<K, S>(events: S, stream: usize, kind: &'static str) -> Tagged
+where
+    S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    K: kube::Resource + Send + 'static,
+{
+    let mut generations: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    events
+        .map_ok(move |ev| {
+            let mut tick = Tick::new(stream, Side::Gateway);
+            match &ev {
+                watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                    let meta = o.meta();
+                    if let (Some(uid), Some(generation)) = (meta.uid.clone(), meta.generation) {
+                        let before = generations.insert(uid, generation);
+                        tick.status_only = matches!(ev, watcher::Event::Apply(_)) && before == Some(generation);
+                    }
+                }
+                watcher::Event::Delete(o) => {
+                    let meta = o.meta();
+                    if let Some(uid) = &meta.uid {
+                        generations.remove(uid);
+                    }
+                    tick.forget = Some(Forget::Object(ObjectKey {
+                        kind,
+                        namespace: meta.namespace.clone(),
+                        name: meta.name.clone().unwrap_or_default(),
+                    }));
+                }
+                watcher::Event::Init => {
+                    generations.clear();
+                    tick.forget = Some(Forget::All);
+                }
+                watcher::Event::InitDone => tick.init_done = true,
+            }
+            tick
+        })
+        .boxed()
 }
 
 /// As [`tag`], for the EndpointSlice stream: each event says which
@@ -200,12 +280,15 @@ where
         let svc = e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name")).cloned();
         (e.metadata.namespace.clone().unwrap_or_default(), e.metadata.name.clone().unwrap_or_default(), svc, live)
     };
-    s.map_ok(move |e| match e {
-        watcher::Event::Apply(o) => (i, Side::Both, false, Some(seen(&o, Some(false)))),
-        watcher::Event::Delete(o) => (i, Side::Both, false, Some(seen(&o, Some(true)))),
-        watcher::Event::InitApply(o) => (i, Side::Both, false, Some(seen(&o, None))),
-        watcher::Event::Init => (i, Side::Both, false, None),
-        watcher::Event::InitDone => (i, Side::Both, true, None),
+    s.map_ok(move |e| {
+        let t = Tick::new(i, Side::Both);
+        match e {
+            watcher::Event::Apply(o) => Tick { slice: Some(seen(&o, Some(false))), ..t },
+            watcher::Event::Delete(o) => Tick { slice: Some(seen(&o, Some(true))), ..t },
+            watcher::Event::InitApply(o) => Tick { slice: Some(seen(&o, None)), ..t },
+            watcher::Event::Init => t,
+            watcher::Event::InitDone => Tick { init_done: true, ..t },
+        }
     })
     .boxed()
 }
@@ -230,22 +313,24 @@ struct GatewayStores {
     namespaces: Store<Namespace>,
 }
 
-/// Watches until the client fails for good; sends every new [`Desired`].
+/// What the watcher hands to the proxy: both computed sides in one value,
+/// so a batch that changes both (an EndpointSlice of a Service both use)
+/// is one update, hence one reload.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Published {
+    /// The Ingress side, once its lists are in.
+    pub ingress: Option<Desired>,
+    /// The Gateway API side (Gateway API mode only), once its lists are in.
+    pub gateway: Option<RouteSet>,
+}
+
+/// Watches until the client fails for good; publishes every change of
+/// either side on `tx` (only when it changed).
+#[allow(clippy::too_many_lines)] // one loop: streams, batch, compute, publish
 pub async fn run(
     client: kube::Client,
     cfg: WatchConfig,
-    tx: tokio::sync::watch::Sender<Option<Desired>>,
-) -> Result<(), Error> {
-    run_with_routes(client, cfg, tx, None).await
-}
-
-/// [`run`], also sending the Gateway API route set on `gateway_tx`.
-#[allow(clippy::too_many_lines)] // one loop: streams, batch, compute, publish
-pub async fn run_with_routes(
-    client: kube::Client,
-    cfg: WatchConfig,
-    tx: tokio::sync::watch::Sender<Option<Desired>>,
-    gateway_tx: Option<tokio::sync::watch::Sender<Option<RouteSet>>>,
+    tx: tokio::sync::watch::Sender<Published>,
 ) -> Result<(), Error> {
     let ns = cfg.namespace.as_deref();
     let (ingresses, iw) = reflector::store::<Ingress>();
@@ -281,37 +366,39 @@ pub async fn run_with_routes(
     if let Some(rx) = cfg.binds.clone() {
         let changes = futures::stream::unfold(rx, |mut rx| async move {
             rx.changed().await.ok()?;
-            Some((Ok::<_, watcher::Error>((12, Side::Gateway, false, None)), rx))
+            Some((Ok::<_, watcher::Error>(Tick::new(12, Side::Gateway)), rx))
         });
         streams.push(changes.boxed());
     }
     synced[..4].fill(false);
     if gateway_on {
         let mut absent = Vec::new();
+        // The kinds realip writes status on are tagged with
+        // [`tag_status`], so their status-only updates are told apart.
         macro_rules! maybe {
-            ($api:expr, $writer:expr, $i:expr, $what:literal) => {{
+            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {{
                 let a = $api;
                 match served(&a).await {
                     Ok(()) => {
                         synced[$i] = false;
-                        streams.push(tag(
-                            reflector($writer, watcher(a, wc.clone())).default_backoff(),
-                            $i,
-                            Side::Gateway,
-                        ));
+                        streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff()));
                     }
                     Err(e) => absent.push(format!("{}: {e}", $what)),
                 }
             }};
         }
-        maybe!(Api::<GatewayClass>::all(client.clone()), cw, 4, "gatewayclasses");
-        maybe!(api::<Gateway>(&client, ns), gw, 5, "gateways");
-        maybe!(api::<ListenerSet>(&client, ns), lw, 6, "listenersets");
-        maybe!(api::<HttpRoute>(&client, ns), rw, 7, "httproutes");
-        maybe!(api::<ReferenceGrant>(&client, ns), aw, 8, "referencegrants");
-        maybe!(api::<ClientIpPolicy>(&client, ns), pw, 9, "clientippolicies");
-        maybe!(api::<ClientAccessPolicy>(&client, ns), xw, 10, "clientaccesspolicies");
-        maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces");
+        maybe!(Api::<GatewayClass>::all(client.clone()), cw, 4, "gatewayclasses", |s| tag_status(s, 4, "GatewayClass"));
+        maybe!(api::<Gateway>(&client, ns), gw, 5, "gateways", |s| tag_status(s, 5, "Gateway"));
+        maybe!(api::<ListenerSet>(&client, ns), lw, 6, "listenersets", |s| tag_status(s, 6, "ListenerSet"));
+        maybe!(api::<HttpRoute>(&client, ns), rw, 7, "httproutes", |s| tag_status(s, 7, "HTTPRoute"));
+        maybe!(api::<ReferenceGrant>(&client, ns), aw, 8, "referencegrants", |s| tag(s, 8, Side::Gateway));
+        maybe!(api::<ClientIpPolicy>(&client, ns), pw, 9, "clientippolicies", |s| tag_status(s, 9, "ClientIPPolicy"));
+        maybe!(api::<ClientAccessPolicy>(&client, ns), xw, 10, "clientaccesspolicies", |s| tag_status(
+            s,
+            10,
+            "ClientAccessPolicy"
+        ));
+        maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces", |s| tag(s, 11, Side::Gateway));
         if !absent.is_empty() {
             // Logged once: Ingresses are served either way.
             event(&json!({"event": "gateway_api_unavailable", "kinds": absent,
@@ -322,6 +409,10 @@ pub async fn run_with_routes(
     let mut events = futures::stream::select_all(streams);
     let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
     let mut gw_published: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+    // Each object's status as last translated, once it is known to be in
+    // place (written, or found as it should be): a translation renders and
+    // compares only the statuses that differ from it, not all 10,000.
+    let mut settled: std::collections::HashMap<ObjectKey, ObjectStatus> = std::collections::HashMap::new();
     let mut reported: Vec<Problem> = Vec::new();
     let mut gw_reported: Vec<String> = Vec::new();
     // ClientIPPolicies in force: a policy edited into an invalid one keeps
@@ -348,19 +439,34 @@ pub async fn run_with_routes(
                 Ok(None) | Err(_) => break,
             }
         }
+        let mut relevant = false;
         for ev in batch {
             match ev {
                 Err(e) => event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()})),
-                Ok((i, side, init_done, slice)) => {
-                    synced[i] |= init_done;
-                    pending.0 |= side != Side::Gateway;
-                    pending.1 |= side != Side::Ingress;
-                    match slice {
+                Ok(t) => {
+                    synced[t.stream] |= t.init_done;
+                    match t.forget {
+                        Some(Forget::Object(k)) => {
+                            settled.remove(&k);
+                        }
+                        Some(Forget::All) => settled.clear(),
+                        None => {}
+                    }
+                    if t.status_only {
+                        continue;
+                    }
+                    relevant = true;
+                    pending.0 |= t.side != Side::Gateway;
+                    pending.1 |= t.side != Side::Ingress;
+                    match t.slice {
                         Some((sns, sname, svc, live)) => changes.slice(sns, sname, svc, live),
                         None => changes.other(),
                     }
                 }
             }
+        }
+        if !relevant {
+            continue;
         }
         // Nothing is computed before every initial list is in: an Ingress
         // seen before its Service would otherwise be rejected for a moment.
@@ -387,27 +493,30 @@ pub async fn run_with_routes(
                 if let Some(d) = last_desired.as_mut() {
                     d.backends.clone_from(&ingress_backends);
                 }
-                tx.send_if_modified(|cur| match cur.as_mut() {
-                    Some(d) if d.backends != ingress_backends => {
-                        d.backends = ingress_backends;
-                        true
-                    }
-                    _ => false,
-                });
-                if let Some(b) = gateway_backends {
+                if let Some(b) = &gateway_backends {
                     gw_backends = Some(b.clone());
-                    let Some(gtx) = &gateway_tx else { continue };
-                    gtx.send_if_modified(|cur| match cur.as_mut() {
-                        Some(set) if set.backends != b => {
-                            set.backends = b;
-                            true
-                        }
-                        _ => false,
-                    });
                 }
+                // Both sides in one update: one reload.
+                tx.send_if_modified(|cur| {
+                    let mut changed = false;
+                    if let Some(d) = cur.ingress.as_mut().filter(|d| d.backends != ingress_backends) {
+                        d.backends = ingress_backends;
+                        changed = true;
+                    }
+                    if let Some(b) = gateway_backends {
+                        if let Some(set) = cur.gateway.as_mut().filter(|set| set.backends != b) {
+                            set.backends = b;
+                            changed = true;
+                        }
+                    }
+                    changed
+                });
                 continue;
             }
         }
+        // What this batch computed, published together at its end.
+        let mut new_ingress: Option<Desired> = None;
+        let mut new_gateway: Option<RouteSet> = None;
         if std::mem::take(&mut pending.0) || last_desired.is_none() {
             let d = desired(&cfg.class, ns, &ingresses.state(), &services.state(), &slices.state(), &secrets.state());
             let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
@@ -420,14 +529,7 @@ pub async fn run_with_routes(
                 publish_ingress_status(&client, &d, lb, &mut published).await;
             }
             last_desired = Some(d.clone());
-            tx.send_if_modified(|cur| {
-                if cur.as_ref() == Some(&d) {
-                    false
-                } else {
-                    *cur = Some(d);
-                    true
-                }
-            });
+            new_ingress = Some(d);
         }
         if gateway_on && gateway_synced && std::mem::take(&mut pending.1) {
             let class = cfg.gateway_class.as_deref().unwrap_or_default();
@@ -482,6 +584,10 @@ pub async fn run_with_routes(
                 event(&serde_json::from_str(p).unwrap_or_default());
             }
             gw_reported = problems;
+            // Only the statuses that changed since they were last settled
+            // are rendered and compared with the object's.
+            let changed: Vec<&ObjectStatus> =
+                translation.statuses.iter().filter(|s| settled.get(&s.key) != Some(*s)).collect();
             // Every object's current status by kind, namespace and name, built
             // once per batch: a lookup per status in a scan of its kind was
             // quadratic with 10,000 HTTPRoutes.
@@ -506,31 +612,38 @@ pub async fn run_with_routes(
                 current.get(&(k.kind, k.namespace.as_deref(), k.name.as_str())).and_then(|s| (*s).clone())
             };
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            for s in &translation.statuses {
+            for s in changed {
                 let prev = previous(&s.key);
                 let body = to_json(s, prev.as_ref(), &now);
                 if prev.as_ref() == Some(&body) || gw_published.get(&s.key) == Some(&body) {
+                    settled.insert(s.key.clone(), s.clone());
                     continue;
                 }
                 match patch_gateway_status(&client, s, &body).await {
                     Ok(()) => {
                         gw_published.insert(s.key.clone(), body);
+                        settled.insert(s.key.clone(), s.clone());
                     }
+                    // Not settled: the next translation tries again.
                     Err(e) => event(&json!({"event": "gateway_status_failed", "kind": s.key.kind,
                         "namespace": s.key.namespace, "name": s.key.name, "error": e})),
                 }
             }
-            if let Some(gtx) = &gateway_tx {
-                let set = translation.routes;
-                gtx.send_if_modified(|cur| {
-                    if cur.as_ref() == Some(&set) {
-                        false
-                    } else {
-                        *cur = Some(set);
-                        true
-                    }
-                });
-            }
+            new_gateway = Some(translation.routes);
+        }
+        if new_ingress.is_some() || new_gateway.is_some() {
+            tx.send_if_modified(|cur| {
+                let mut changed = false;
+                if let Some(d) = new_ingress.filter(|d| cur.ingress.as_ref() != Some(d)) {
+                    cur.ingress = Some(d);
+                    changed = true;
+                }
+                if let Some(g) = new_gateway.filter(|g| cur.gateway.as_ref() != Some(g)) {
+                    cur.gateway = Some(g);
+                    changed = true;
+                }
+                changed
+            });
         }
     }
     Err(Error::Live("the Kubernetes watch streams ended".into()))

@@ -278,3 +278,66 @@ fn a_relist_or_another_kind_in_the_batch_means_a_full_computation() {
     assert_eq!(c.take(), None);
     assert_eq!(c.take(), Some(crate::ingress::Touched::new()), "starts over");
 }
+
+/// [`super::tag_status`]: an update that keeps `metadata.generation`
+/// (a status patch) is `status_only`; a new generation, an object of the
+/// initial list and the first sight of an object are not; a deletion
+/// forgets that object's status, a relist every status of the kind.
+#[test]
+fn status_only_updates_are_told_apart_by_generation() {
+    use futures::StreamExt as _;
+    use kube::runtime::watcher::Event;
+
+    use crate::gateway::types::HttpRoute;
+
+    let route = |generation: i64, status: &str| -> HttpRoute {
+        serde_json::from_value(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": "r", "namespace": "web", "uid": "u1", "generation": generation},
+            "spec": {}, "status": {"note": status}}))
+        .unwrap()
+    };
+    let events = vec![
+        Event::Init,
+        Event::InitApply(route(1, "")),
+        Event::InitDone,
+        Event::Apply(route(1, "ours")),
+        Event::Apply(route(2, "ours")),
+        Event::Apply(route(2, "ours again")),
+        Event::Delete(route(2, "")),
+        Event::Apply(route(2, "recreated")),
+    ];
+    // A stream of ready items: polled to the end without a runtime.
+    let mut stream = super::tag_status(futures::stream::iter(events.into_iter().map(Ok)), 7, "HTTPRoute");
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    let mut ticks = Vec::new();
+    while let std::task::Poll::Ready(Some(t)) = stream.poll_next_unpin(&mut cx) {
+        ticks.push(t);
+    }
+    let got: Vec<(bool, bool, Option<super::Forget>)> = ticks
+        .into_iter()
+        .map(|t| {
+            let t = t.unwrap();
+            (t.init_done, t.status_only, t.forget)
+        })
+        .collect();
+    let gone = || {
+        Some(super::Forget::Object(crate::gateway::status::ObjectKey {
+            kind: "HTTPRoute",
+            namespace: Some("web".into()),
+            name: "r".into(),
+        }))
+    };
+    assert_eq!(
+        got,
+        [
+            (false, false, Some(super::Forget::All)),
+            (false, false, None),
+            (true, false, None),
+            (false, true, None),
+            (false, false, None),
+            (false, true, None),
+            (false, false, gone()),
+            (false, false, None),
+        ]
+    );
+}

@@ -10,7 +10,8 @@
 //! the lab's `kubernetes` scenario and the proxy's Kubernetes-mode tests
 //! use this one as the source of endpoints. Objects are changed with
 //! [`FakeApi::apply`] / [`FakeApi::delete`], which bump the
-//! resourceVersion and notify open watches.
+//! resourceVersion (and `metadata.generation` when anything but metadata
+//! and status changed, as a real server does) and notify open watches.
 //!
 //! Bounded: it accepts at most 500 connections and a watch lasts at most
 //! 60 s (clients re-watch, as they do against a real server).
@@ -93,6 +94,17 @@ impl std::fmt::Debug for FakeApi {
     }
 }
 
+/// An object without `metadata` and `status`: what a change of bumps
+/// `metadata.generation`.
+fn spec_of(o: &Value) -> Value {
+    let mut o = o.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("metadata");
+        m.remove("status");
+    }
+    o
+}
+
 impl FakeApi {
     /// Serves on a new loopback port.
     pub fn start() -> std::io::Result<FakeApi> {
@@ -136,6 +148,15 @@ impl FakeApi {
             }
             _ => {}
         }
+        // metadata.generation as a real server keeps it: 1 at creation, +1
+        // on every change of anything but metadata and status (the
+        // controller tells its own status updates apart by it).
+        let generation = match st.objects.get(&k) {
+            Some(old) if spec_of(old) == spec_of(&o) => old["metadata"]["generation"].as_i64().unwrap_or(1),
+            Some(old) => old["metadata"]["generation"].as_i64().unwrap_or(1) + 1,
+            None => 1,
+        };
+        o["metadata"]["generation"] = json!(generation);
         let kind = if st.objects.insert(k.clone(), o.clone()).is_some() { "MODIFIED" } else { "ADDED" };
         Self::notify(&mut st, &k.0, kind, &o);
     }

@@ -129,32 +129,27 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     }
     let (triggers, queue) = mpsc::channel(16);
     if let (Some(cfg), Some(client)) = (kubernetes.map(|c| WatchConfig { binds: Some(binds_rx), ..c }), client) {
-        let (tx, mut rx) = watch::channel(None);
-        let (gtx, mut grx) = watch::channel::<Option<RouteSet>>(None);
-        let gateway = cfg.gateway_class.is_some();
+        let (tx, mut rx) = watch::channel(realip_kube::watch::Published::default());
         event(
             &serde_json::json!({"event": "kubernetes_watch", "ingress_class": cfg.class, "namespace": cfg.namespace}),
         );
         tokio::spawn(async move {
-            if let Err(e) = realip_kube::watch::run_with_routes(client, cfg, tx, gateway.then_some(gtx)).await {
+            if let Err(e) = realip_kube::watch::run(client, cfg, tx).await {
                 event(&serde_json::json!({"event": "kubernetes_watch_failed", "error": e.to_string()}));
             }
         });
         let triggers = triggers.clone();
-        // Ingresses and Gateway API objects arrive on two channels; the
-        // reloader gets one merged set (Gateway routes first, in their
-        // precedence order, then the Ingresses').
+        // Ingresses and Gateway API objects arrive in one value (one update
+        // per watcher batch); the reloader gets one merged set (Gateway
+        // routes first, in their precedence order, then the Ingresses').
         tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    r = rx.changed() => if r.is_err() { break },
-                    r = grx.changed(), if gateway => if r.is_err() { break },
-                }
-                let ingress = rx.borrow_and_update().as_ref().map(RouteSet::from_ingress);
-                let gw = grx.borrow_and_update().clone();
-                let set = match (gw, ingress) {
-                    (None, None) => None,
-                    (g, i) => Some(g.unwrap_or_default().merge(i.unwrap_or_default())),
+            while rx.changed().await.is_ok() {
+                let set = {
+                    let p = rx.borrow_and_update();
+                    match (p.gateway.clone(), p.ingress.as_ref().map(RouteSet::from_ingress)) {
+                        (None, None) => None,
+                        (g, i) => Some(g.unwrap_or_default().merge(i.unwrap_or_default())),
+                    }
                 };
                 if triggers.send(Trigger::Kubernetes(set)).await.is_err() {
                     break;

@@ -769,3 +769,85 @@ fn client_ip_policies_conflict_on_one_bind() {
     let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
     assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
 }
+
+/// An HTTPS listener whose only certificate cannot be loaded serves
+/// nothing: `ResolvedRefs: False` and `Programmed: False` on the listener,
+/// `Programmed: False` on its Gateway, and a route attached only there is
+/// `Accepted: False, Pending` and not served. With a good certificate next
+/// to the bad one the listener serves (ResolvedRefs still False).
+#[test]
+fn an_https_listener_without_a_certificate_is_not_programmed() {
+    let gw = |refs: &str| {
+        format!(
+            r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tls, namespace: infra}}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {{name: s, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{refs}]}}, allowedRoutes: {{namespaces: {{from: All}}}}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: good, namespace: infra}}
+type: kubernetes.io/tls
+data: {{tls.crt: Q0VSVA==, tls.key: S0VZ}}
+---
+"
+        ) + &route(
+            "web",
+            "  parentRefs: [{name: tls, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
+        )
+    };
+    let t = run(&gw("{name: missing}"));
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
+        panic!()
+    };
+    let c = |k: &str| {
+        let c = cond(&listeners[0].conditions, k);
+        (c.status, c.reason)
+    };
+    assert_eq!(c("ResolvedRefs"), (false, "InvalidCertificateRef"));
+    assert_eq!(c("Programmed"), (false, "Invalid"));
+    let p = cond(conditions, "Programmed");
+    assert_eq!((p.status, p.reason), (false, "Invalid"));
+    assert!(p.message.contains("s (port 443)"), "{}", p.message);
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", false, "Pending"));
+    assert_eq!(listeners[0].attached_routes, 1, "attached, though not served");
+    assert!(t.routes.routes.is_empty(), "{:?}", t.routes.routes);
+    assert!(t.routes.listeners.iter().all(|l| l.name != "gateway/infra/tls/s"), "{:?}", t.routes.listeners);
+
+    let t = run(&gw("{name: missing}, {name: good}"));
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
+        panic!()
+    };
+    assert!(!cond(&listeners[0].conditions, "ResolvedRefs").status);
+    assert!(cond(&listeners[0].conditions, "Programmed").status);
+    assert!(cond(conditions, "Programmed").status);
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", true, "Accepted"));
+    assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/tls/s"]);
+}
+
+/// A route attached only to a listener no bind serves is `Accepted:
+/// False, Pending` (naming the port); it is still handed to the proxy,
+/// which logs it unserved. Attached to a served and an unserved listener,
+/// it is accepted.
+#[test]
+fn a_route_on_unbound_listeners_only_is_pending() {
+    let on = |section: &str| {
+        route("infra", &format!("  parentRefs: [{{name: gw, namespace: infra{section}}}]\n  rules: [{{backendRefs: [{{name: other, port: 80}}]}}]\n"))
+    };
+    let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80][..])]);
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("infra"), "r").status else { panic!() };
+    let a = cond(&parents[0].conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "Pending"));
+    assert!(a.message.contains("8080"), "{}", a.message);
+    assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"], "the proxy reports it");
+    let t = run_with_binds(&on(""), &[("web", &[80][..])]);
+    assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
+    // Once a bind serves 8080 the route is accepted there too.
+    let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80, 8080][..])]);
+    assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
+    assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"]);
+}

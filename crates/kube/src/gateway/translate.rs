@@ -43,6 +43,13 @@
 //!   (one bind is one stream of connections); with the binds known, a
 //!   listener no bind serves is `Programmed: False` (and its Gateway); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
+//! - an HTTPS listener with no certificate loaded is `Programmed: False`
+//!   (one bad reference among good ones: `ResolvedRefs: False`, served
+//!   with the others); a Gateway or ListenerSet with an accepted listener
+//!   that is not programmed is `Programmed: False`; a route attached only
+//!   to such listeners is `Accepted: False, Pending` (counted in
+//!   `attachedRoutes`; on a listener no bind serves it is still handed to
+//!   the proxy, which logs it unserved);
 //!   so does a ClientAccessPolicy ([`Inputs::last_good_access`]); a
 //!   ClientAccessPolicy target that is a Gateway with `sectionName` is
 //!   `Invalid` (that target only, the policy's others attach);
@@ -322,6 +329,26 @@ struct Lst<'a> {
     certs: Vec<String>,
 }
 
+impl Lst<'_> {
+    /// Accepted and programmed: its routes are served.
+    fn served(&self) -> bool {
+        self.ok && self.conds.iter().any(|c| c.kind == "Programmed" && c.status)
+    }
+
+    /// Handed to the proxy: accepted, and with a certificate when HTTPS.
+    /// (One no bind serves is handed over too: the proxy logs its routes
+    /// as unserved, naming the `gateway_ports` to add.)
+    fn emitted(&self) -> bool {
+        self.ok && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
+    }
+
+    /// Why an accepted listener is not programmed (its Programmed message).
+    fn unprogrammed(&self) -> Option<&str> {
+        let c = self.conds.iter().find(|c| c.kind == "Programmed")?;
+        (self.ok && !c.status).then_some(c.message.as_str())
+    }
+}
+
 #[allow(clippy::too_many_lines)] // one check per spec rule, in order
 fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, certs: &mut BTreeMap<String, Cert>) {
     let spec = l.spec;
@@ -423,17 +450,23 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
         Some((r, m)) => (true, *r, m.clone()),
         None => (false, "NoConflicts", "no conflicts".into()),
     };
-    let programmed = l.ok && r_ok;
+    // Served when accepted and, for HTTPS, with at least one certificate
+    // loaded: a bad reference among good ones says ResolvedRefs False but
+    // the listener serves with the others (as the spec allows); with none,
+    // it serves nothing.
+    let no_cert = spec.protocol == "HTTPS" && l.certs.is_empty();
+    let programmed = if !l.ok {
+        Cond::new("Programmed", false, "Invalid", "listener not served")
+    } else if no_cert {
+        Cond::new("Programmed", false, "Invalid", "no certificate could be loaded (see ResolvedRefs): not served")
+    } else {
+        Cond::new("Programmed", true, "Programmed", "listener programmed")
+    };
     l.conds = vec![
         Cond::new("Accepted", a_ok, a_reason, a_msg),
         Cond::new("ResolvedRefs", r_ok, r_reason, r_msg),
         Cond::new("Conflicted", c_on, c_reason, c_msg),
-        Cond::new(
-            "Programmed",
-            programmed,
-            if programmed { "Programmed" } else { "Invalid" },
-            if programmed { "listener programmed" } else { "listener not served" },
-        ),
+        programmed,
     ];
 }
 
@@ -1208,6 +1241,16 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             listeners.push(lst);
         }
     }
+    // A listener no bind of the proxy serves is not programmed, whatever
+    // the objects say; routes attached only there are not served either.
+    for l in listeners.iter_mut().filter(|l| l.ok) {
+        let https = l.spec.protocol == "HTTPS";
+        let port = u16::try_from(l.spec.port).unwrap_or(0);
+        let Some(why) = inp.binds.as_deref().and_then(|b| unbound(b, port, https)) else { continue };
+        for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
+            *c = Cond::new("Programmed", false, "Invalid", why.clone());
+        }
+    }
     // 3. Policies that attach to Gateways / listeners.
     // (parent kind, parent ns, parent name, gateway, listener name)
     let index: Vec<ListenerIndex> = listeners
@@ -1331,13 +1374,28 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                     // rules answer 500 rather than let their requests
                     // fall through to another route.
                     Cond::new("Accepted", false, "UnsupportedValue", m.clone())
+                } else if !hosts_by_listener.iter().any(|(i, _)| listeners[*i].served()) {
+                    // Attached, but every listener it attaches to is
+                    // unprogrammed: nothing serves it until one is.
+                    let why: Vec<String> = hosts_by_listener
+                        .iter()
+                        .filter_map(|(i, _)| {
+                            let l = &listeners[*i];
+                            l.unprogrammed().map(|m| format!("listener {}: {m}", l.spec.name))
+                        })
+                        .collect();
+                    Cond::new("Accepted", false, "Pending", format!("not served yet: {}", why.join("; ")))
                 } else {
                     Cond::new("Accepted", true, "Accepted", accepted_message(route))
                 }
             };
             // Attached (served) when accepted, or refused only for rules
             // that answer 500 (`invalid`: v is Ok, so this reason is its).
-            let ok = accepted.status || (invalid.is_some() && accepted.reason == "UnsupportedValue");
+            // Pending routes are handed over too (the proxy logs them
+            // unserved on listeners no bind serves).
+            let ok = accepted.status
+                || (invalid.is_some() && accepted.reason == "UnsupportedValue")
+                || accepted.reason == "Pending";
             conds.push(accepted);
             conds.push(match v {
                 Ok((_, Some((reason, m)))) => Cond::new("ResolvedRefs", false, reason, m.clone()),
@@ -1348,10 +1406,13 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
             }
             parents.push(RefStatus { reference, conditions: conds });
             let (Ok((rule_outs, _)), true) = (&*v, ok) else { continue };
-            let gateway = listeners[hosts_by_listener[0].0].gateway.clone();
             for &(i, _) in &hosts_by_listener {
                 listeners[i].attached.insert(format!("{rns}/{rname}"));
             }
+            // Handed over on the listeners that can serve it.
+            hosts_by_listener.retain(|(i, _)| listeners[*i].emitted());
+            let Some(&(first, _)) = hosts_by_listener.first() else { continue };
+            let gateway = listeners[first].gateway.clone();
             // host → listeners
             let mut by_host: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
             for (i, hs) in &hosts_by_listener {
@@ -1501,7 +1562,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
     // 6. Listener and Gateway status, listener specs.
     let mut specs = Vec::new();
     for l in &listeners {
-        if !l.ok {
+        if !l.emitted() {
             continue;
         }
         let pick = |kind: &str, ns: &str, name: &str| {
@@ -1528,30 +1589,26 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         });
     }
     port_conflicts(&specs, inp.binds.as_deref(), &mut statuses);
-    // A listener no bind of the proxy serves is not programmed, whatever
-    // the objects say (the proxy reports its routes as unserved).
-    let mut unbound_on: BTreeMap<(&'static str, String, String), Vec<String>> = BTreeMap::new();
-    for l in listeners.iter_mut().filter(|l| l.ok) {
-        let https = l.spec.protocol == "HTTPS";
-        let port = u16::try_from(l.spec.port).unwrap_or(0);
-        let Some(why) = inp.binds.as_deref().and_then(|b| unbound(b, port, https)) else { continue };
-        for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
-            *c = Cond::new("Programmed", false, "Invalid", why.clone());
+    // A Gateway or ListenerSet with an accepted listener that is not
+    // programmed (no bind serves its port, no certificate) is not
+    // programmed as a whole.
+    let mut unprogrammed_on: BTreeMap<(&'static str, String, String), Vec<String>> = BTreeMap::new();
+    for l in &listeners {
+        if l.unprogrammed().is_some() {
+            unprogrammed_on
+                .entry((l.parent_kind, l.parent_ns.clone(), l.parent_name.clone()))
+                .or_default()
+                .push(format!("{} (port {})", l.spec.name, l.spec.port));
         }
-        unbound_on
-            .entry((l.parent_kind, l.parent_ns.clone(), l.parent_name.clone()))
-            .or_default()
-            .push(format!("{} (port {port})", l.spec.name));
     }
     let not_programmed = |kind: &'static str, ns: &str, name: &str| {
-        unbound_on.get(&(kind, ns.to_owned(), name.to_owned())).map(|ls| {
+        unprogrammed_on.get(&(kind, ns.to_owned(), name.to_owned())).map(|ls| {
             Cond::new(
                 "Programmed",
                 false,
                 "Invalid",
                 format!(
-                    "not every listener is programmed: no [[listener]] of the proxy serves {} (see the listener's \
-                     Programmed condition)",
+                    "not every listener is programmed: {} (see each listener's Programmed condition)",
                     ls.join(", ")
                 ),
             )
