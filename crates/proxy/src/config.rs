@@ -328,7 +328,7 @@ impl Default for ForwardConfig {
 }
 
 /// One `[[route]]`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Name in logs and metrics (default: host and prefix, `*` for any
@@ -607,7 +607,7 @@ impl RateLimitStoreConfig {
 }
 
 /// `[policy]`.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// CIDRs allowed; empty allows everyone.

@@ -254,6 +254,13 @@ impl Weighted {
         Some(Weighted { choices, total: self.total, next: AtomicU64::new(self.next.load(Ordering::Relaxed)) })
     }
 
+    /// Whether `current(name, pool)` holds for every pool it uses (by
+    /// the pool's upstream name): a route compiled with these pools can
+    /// be kept by a reload that kept them.
+    pub(crate) fn holds_only(&self, mut current: impl FnMut(&str, &Arc<Pool>) -> bool) -> bool {
+        self.choices.iter().all(|(p, _)| p.as_ref().is_none_or(|p| current(&p.config().name, p)))
+    }
+
     /// The pools (`None`: unresolved) and their weights, in order.
     pub fn choices(&self) -> impl Iterator<Item = (Option<&Arc<Pool>>, u64)> {
         self.choices.iter().map(|(p, w)| (p.as_ref(), *w))

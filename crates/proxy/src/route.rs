@@ -138,6 +138,12 @@ impl Default for Request<'_> {
 impl Routes {
     /// Indexes `routes` (kept in this order).
     pub fn new(routes: Vec<Route>) -> Routes {
+        Routes::from_shared(routes.into_iter().map(Arc::new).collect())
+    }
+
+    /// Indexes `routes` (kept in this order), some of them shared with
+    /// another snapshot.
+    pub fn from_shared(routes: Vec<Arc<Route>>) -> Routes {
         let mut exact: std::collections::HashMap<String, Vec<usize>> = std::collections::HashMap::new();
         let mut other = Vec::new();
         for (i, r) in routes.iter().enumerate() {
@@ -146,7 +152,7 @@ impl Routes {
                 HostMatch::Suffix(_) | HostMatch::Any => other.push(i),
             }
         }
-        Routes { list: routes.into_iter().map(Arc::new).collect(), exact: Arc::new(exact), other: Arc::new(other) }
+        Routes { list: routes, exact: Arc::new(exact), other: Arc::new(other) }
     }
 
     /// These routes, each one `swap` gives a replacement for replaced by
