@@ -380,9 +380,6 @@ pub struct GatewayMatch {
     /// `true`: the path must equal `path_prefix`; `false`: `path_prefix`
     /// matches whole `/`-separated segments (Gateway API `PathPrefix`).
     pub exact: bool,
-    /// Position in the route set's precedence order: among the Gateway
-    /// routes that match a request, the lowest serves.
-    pub order: usize,
     /// Method (upper case) the request must have.
     pub method: Option<String>,
     /// Headers (lower-case name, exact value) the request must have.

@@ -299,9 +299,9 @@ fn unprotected(edit: &HeaderEdit, protected: &[String], what: &str, warnings: &m
     }
 }
 
-/// `r` (at `order` in the set) as a file route and what of it is left
-/// out, or why it cannot be one.
-fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserved> {
+/// `r` as a file route and what of it is left out, or why it cannot be
+/// one. (Its precedence is its position: routes keep the set's order.)
+fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserved> {
     let (prefix, exact) = match &r.path {
         PathMatch::Prefix(p) => (p.clone(), None),
         PathMatch::Exact(p) => (p.clone(), Some(true)),
@@ -330,7 +330,6 @@ fn route(r: &Route, order: usize, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<Str
         Some(GatewayMatch {
             listeners,
             exact: exact == Some(true),
-            order,
             method: r.method.clone(),
             headers: pairs(&r.headers),
             query: pairs(&r.query),
@@ -458,8 +457,8 @@ pub fn routes(set: &RouteSet, config: &Config) -> Converted {
         protected: protected_headers(set, config),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
-    for (order, r) in set.routes.iter().enumerate() {
-        match route(r, order, &ctx) {
+    for r in &set.routes {
+        match route(r, &ctx) {
             Ok((c, warnings)) => {
                 out.routes.push(c);
                 out.warnings.extend(warnings.into_iter().map(|message| Warning {
@@ -826,7 +825,6 @@ mod tests {
         let want = GatewayMatch {
             listeners: vec!["web".into()],
             exact: false,
-            order: 1,
             method: Some("GET".into()),
             headers: vec![("x-env".into(), "canary".into())],
             query: vec![],

@@ -179,11 +179,12 @@ impl Routes {
         &self.list
     }
 
-    /// The routes that may match `host`: its exact ones, then the
-    /// wildcard and host-less ones (each group in declaration order).
-    fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = &'a Route> + 'a {
+    /// The routes that may match `host`, with their positions: its exact
+    /// ones, then the wildcard and host-less ones (each group in
+    /// declaration order).
+    fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = (usize, &'a Route)> + 'a {
         let exact = self.exact.get(host).map_or(&[][..], Vec::as_slice);
-        exact.iter().chain(self.other.iter()).filter_map(|i| self.list.get(*i).map(|r| &**r))
+        exact.iter().chain(self.other.iter()).filter_map(|&i| self.list.get(i).map(|r| (i, &**r)))
     }
 
     /// The route for a request on `listener` for `host` and `path`, both
@@ -198,21 +199,26 @@ impl Routes {
     }
 
     /// [`Routes::find`] for a request with this method, headers and query
-    /// string, which Gateway routes may also match on.
+    /// string, which Gateway routes may also match on. Among Gateway
+    /// routes the first declared serves: the route set lists them in the
+    /// Gateway API's precedence order, and a route's rank is its position
+    /// (not a number stored in it, so a route compiled once stays valid
+    /// when others are added before it).
     pub fn find_request(&self, listener: &str, host: &str, path: &str, req: &Request<'_>) -> Option<&Route> {
         let gateway = self
             .candidates(host)
-            .filter_map(|r| {
+            .filter_map(|(position, r)| {
                 let g = r.gateway.as_ref()?;
                 let on = g.listeners.iter().any(|l| l == listener)
                     && g.path_matches(&r.prefix, path)
                     && g.request_matches(req.method, req.headers, req.query);
-                (on && r.host.rank(host).is_some()).then_some((g.order, r))
+                (on && r.host.rank(host).is_some()).then_some((position, r))
             })
             .min_by_key(|(order, _)| *order)
             .map(|(_, r)| r);
         let other = self
             .candidates(host)
+            .map(|(_, r)| r)
             .filter(|r| r.gateway.is_none() && path.starts_with(r.prefix.as_str()))
             .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
@@ -281,24 +287,24 @@ mod tests {
     /// before any file route.
     #[test]
     fn gateway_routes_follow_listener_segments_and_set_order() {
-        let gw = |name: &str, host: Option<&str>, path: &str, exact: bool, order: usize| {
+        let gw = |name: &str, host: Option<&str>, path: &str, exact: bool| {
             let mut r = route(name, host, path);
             r.gateway = Some(crate::config::GatewayMatch {
                 listeners: vec!["gw".into()],
                 exact,
-                order,
                 method: None,
                 headers: vec![],
                 query: vec![],
             });
             r
         };
+        // Gateway routes in precedence order (as the route set lists them).
         let routes = Routes::new(vec![
             route("file", None, "/"),
-            gw("prefix-foo", None, "/foo", false, 2),
-            gw("exact-foo", None, "/foo", true, 1),
-            gw("host-foo", Some("app.example.com"), "/foo/", false, 0),
-            gw("root", None, "/", false, 3),
+            gw("host-foo", Some("app.example.com"), "/foo/", false),
+            gw("exact-foo", None, "/foo", true),
+            gw("prefix-foo", None, "/foo", false),
+            gw("root", None, "/", false),
         ]);
         let table = [
             ("gw", "x.test", "/foo", "exact-foo"),
@@ -311,7 +317,7 @@ mod tests {
         for (listener, host, path, want) in table {
             assert_eq!(routes.find(listener, host, path).map(|r| &*r.name), Some(want), "{listener} {host}{path}");
         }
-        let only = Routes::new(vec![gw("exact-foo", None, "/foo", true, 0)]);
+        let only = Routes::new(vec![gw("exact-foo", None, "/foo", true)]);
         assert!(only.find("gw", "x.test", "/foo/").is_none());
         assert!(only.find("web", "x.test", "/foo").is_none());
     }
@@ -326,7 +332,6 @@ mod tests {
             r.gateway = Some(crate::config::GatewayMatch {
                 listeners: vec!["web".into()],
                 exact: false,
-                order: 0,
                 method: None,
                 headers: vec![],
                 query: vec![],
@@ -354,12 +359,11 @@ mod tests {
     /// Gateway route (in set order) whose conditions hold serves.
     #[test]
     fn gateway_request_matches() {
-        let gw = |name: &str, order: usize, m: Option<&str>, h: &[(&str, &str)], q: &[(&str, &str)]| {
+        let gw = |name: &str, m: Option<&str>, h: &[(&str, &str)], q: &[(&str, &str)]| {
             let mut r = route(name, None, "/");
             r.gateway = Some(crate::config::GatewayMatch {
                 listeners: vec!["gw".into()],
                 exact: false,
-                order,
                 method: m.map(Into::into),
                 headers: h.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
                 query: q.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
@@ -367,11 +371,11 @@ mod tests {
             r
         };
         let routes = Routes::new(vec![
-            gw("all", 0, Some("POST"), &[("x-env", "canary")], &[("v", "2")]),
-            gw("header", 1, None, &[("x-env", "canary")], &[]),
-            gw("query", 2, None, &[], &[("v", "2")]),
-            gw("method", 3, Some("POST"), &[], &[]),
-            gw("any", 4, None, &[], &[]),
+            gw("all", Some("POST"), &[("x-env", "canary")], &[("v", "2")]),
+            gw("header", None, &[("x-env", "canary")], &[]),
+            gw("query", None, &[], &[("v", "2")]),
+            gw("method", Some("POST"), &[], &[]),
+            gw("any", None, &[], &[]),
         ]);
         let mut canary = http::HeaderMap::new();
         canary.append("x-env", http::HeaderValue::from_static("other"));

@@ -474,6 +474,16 @@ upstream = "b"
         let next = build(&one, Some(&first));
         assert_eq!(shared(&first, &next), [true, true, false]);
         assert_eq!(next.routes.all()[2].upstream.config().name, "a");
+        // A route added before the others: they are kept.
+        let added = FILE.replace(
+            "[[route]]\nhost = \"a.example.com\"",
+            "[[route]]\nhost = \"new.example.com\"\nupstream = \"b\"\n\n[[route]]\nhost = \"a.example.com\"",
+        );
+        let next = build(&added, Some(&first));
+        assert_eq!(next.routes.all().len(), 4);
+        let kept: Vec<bool> =
+            first.routes.all().iter().zip(&next.routes.all()[1..]).map(|(x, y)| Arc::ptr_eq(x, y)).collect();
+        assert_eq!(kept, [true, true, true]);
         // A changed pool: the routes holding it are compiled again.
         let pool = FILE.replace("127.0.0.1:9002", "127.0.0.1:9003");
         assert_eq!(shared(&first, &build(&pool, Some(&first))), [true, false, false]);
