@@ -346,6 +346,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 backend: b.clone(),
                 rewrite: None,
                 raw: "/".into(),
+                path_type: "Prefix".into(),
             };
             groups.push((None, format!("{}-default-backend", o.name), vec![p]));
         }

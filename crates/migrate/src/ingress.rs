@@ -58,6 +58,8 @@ pub struct PathRule {
     pub rewrite: Option<Rewrite>,
     /// The path as the Ingress wrote it (a canary names its main Ingress's path this way).
     pub raw: String,
+    /// Its pathType as written (`ImplementationSpecific` when absent).
+    pub path_type: String,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -545,7 +547,8 @@ pub fn plan<'a>(
     for rule in spec.and_then(|s| s.get("rules")).map(Node::items).unwrap_or_default() {
         let host = rule.str_at(&["host"]).map(str::to_owned);
         for p in rule.at(&["http", "paths"]).map(Node::items).unwrap_or_default() {
-            let path = p.str_at(&["path"]).unwrap_or("/").to_owned();
+            // ingress-nginx serves an empty path as `/`.
+            let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
             let ptype = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific");
             let be = match p.get("backend").map(|b| backend(o, b, services)) {
                 Some(Ok(b)) => b,
@@ -591,6 +594,7 @@ pub fn plan<'a>(
                         backend: be,
                         rewrite,
                         raw: path.clone(),
+                        path_type: ptype.to_owned(),
                     });
                 }
                 Err(e) => path_entries.push((

@@ -25,6 +25,7 @@ pub mod emit;
 mod error;
 pub mod ingress;
 pub mod live;
+pub mod merge;
 pub mod report;
 pub mod schema;
 pub mod setup;
@@ -155,31 +156,14 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         .filter(|e| e.status == Status::NotConverted && setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str()))
         .map(|e| e.key.clone())
         .collect();
-    let classes: Vec<(String, String)> = objects
-        .iter()
-        .filter(|o| o.kind == "IngressClass")
-        .map(|o| (o.name.clone(), o.doc.str_at(&["spec", "controller"]).unwrap_or_default().to_owned()))
-        .collect();
-    // The last copy of an Ingress wins (a patch file after the base): reversed
-    // input, then a stable sort and a dedup that keeps the first of each run.
-    let mut ingresses: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "Ingress").collect();
-    ingresses.sort_by_key(|o| (o.namespace.clone(), o.name.clone()));
-    ingresses.dedup_by_key(|o| o.id());
+    let ours = ours(objects, &setup, &mut report);
+    // Every Ingress of the class takes part, also those left out below: a
+    // path kept by a left-out Ingress must not be opened by another one.
+    let merged = merge::merge(&ours, &setup);
     let mut plans = Vec::new();
-    for ing in ingresses {
-        if !ingress::is_ours(ing, &setup, &classes) {
-            let class = ing.doc.str_at(&["spec", "ingressClassName"]).or(ing.annotation("kubernetes.io/ingress.class"));
-            report.notes.push(format!(
-                "{} ({}:{}): class {} is not served by this controller: skipped",
-                ing.id(),
-                ing.source.file,
-                ing.source.line,
-                class.map_or_else(|| "(none)".to_owned(), |c| format!("`{c}`"))
-            ));
-            continue;
-        }
+    for ing in ours {
         let first_entry = report.entries.len();
-        if let Some(p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
+        if let Some(mut p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
             if !global_access.is_empty() {
                 leave_out_unrestricted(ing, &global_access, &mut report, first_entry);
                 continue;
@@ -188,6 +172,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 leave_out(ing, &mut report, first_entry);
                 continue;
             }
+            apply_merge(&mut p, &merged, &mut report);
             plans.push(p);
         }
     }
@@ -205,6 +190,70 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     });
     report.sort();
     Ok(Migration { objects, report })
+}
+
+/// The Ingresses the controller serves (the last copy of each), sorted by
+/// namespace and name; the others get a note.
+fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report) -> Vec<&'a Object> {
+    let classes: Vec<(String, String)> = objects
+        .iter()
+        .filter(|o| o.kind == "IngressClass")
+        .map(|o| (o.name.clone(), o.doc.str_at(&["spec", "controller"]).unwrap_or_default().to_owned()))
+        .collect();
+    // The last copy of an Ingress wins (a patch file after the base): reversed
+    // input, then a stable sort and a dedup that keeps the first of each run.
+    let mut ingresses: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "Ingress").collect();
+    ingresses.sort_by_key(|o| (o.namespace.clone(), o.name.clone()));
+    ingresses.dedup_by_key(|o| o.id());
+    let mut ours = Vec::new();
+    for ing in ingresses {
+        if ingress::is_ours(ing, setup, &classes) {
+            ours.push(ing);
+            continue;
+        }
+        let class = ing.doc.str_at(&["spec", "ingressClassName"]).or(ing.annotation("kubernetes.io/ingress.class"));
+        report.notes.push(format!(
+            "{} ({}:{}): class {} is not served by this controller: skipped",
+            ing.id(),
+            ing.source.file,
+            ing.source.line,
+            class.map_or_else(|| "(none)".to_owned(), |c| format!("`{c}`"))
+        ));
+    }
+    ours
+}
+
+/// Drops the locations of `p` that an older Ingress keeps in ingress-nginx
+/// (each reported not converted, naming the winner), and records where its
+/// defaultBackend is the fallback.
+fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+    let o = p.obj;
+    for s in merged.shadowed.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
+        if let Some(paths) = p.hosts.get_mut(&s.host) {
+            paths.retain(|r| !(r.raw == s.path && r.path_type == s.path_type));
+            if paths.is_empty() {
+                p.hosts.remove(&s.host);
+            }
+        }
+        let how = if s.by_name {
+            "a creationTimestamp is missing (manifests, not a cluster): the Ingress without one counts as the newer, equal ones are ordered by namespace/name descending as ingress-nginx does; check which one your cluster really serves"
+        } else {
+            "it is older (creationTimestamp; ties go to the greater namespace/name)"
+        };
+        report.entries.push(Entry {
+            object: o.id(),
+            file: o.source.file.clone(),
+            line: o.line_of(&["spec", "rules"]),
+            key: format!("path {}{} ({})", s.host.as_deref().unwrap_or("*"), s.path, s.path_type),
+            value: String::new(),
+            status: Status::NotConverted,
+            to: String::new(),
+            why: format!(
+                "shadowed by {} in ingress-nginx, which serves this host and path from one Ingress only and {how}; emitted, the Gateway could pick this route instead and bypass that Ingress's allow list or limits, so it is left out",
+                s.winner
+            ),
+        });
+    }
 }
 
 /// The client address itself could not be converted (a key deciding the

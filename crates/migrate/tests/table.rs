@@ -816,3 +816,74 @@ fn route_names_never_collide_across_ingresses() {
         );
     }
 }
+
+/// ingress-nginx serves one host+path (same path, same pathType) from one
+/// Ingress: the oldest, ties to the greater namespace/name. Emitting both
+/// would let the Gateway's own tie-break pick the other route and bypass
+/// the winner's allow list.
+#[test]
+fn the_ingress_nginx_serves_a_shared_path_from_is_the_only_one_emitted() {
+    let at = |name: &str, ns: &str, ts: Option<&str>, anns: &[(&str, &str)]| {
+        let ts = ts.map_or_else(String::new, |t| format!("  creationTimestamp: \"{t}\"\n"));
+        ingress(name, "/", anns, "").replace("  namespace: web\n", &format!("  namespace: {ns}\n{ts}"))
+    };
+    let allow = [("allowlist-source-range", "203.0.113.0/24")];
+    let cases: Vec<(Vec<String>, Vec<&str>, &str)> = vec![
+        // The older one wins, whatever the names and namespaces.
+        (
+            vec![
+                at("z-old", "web", Some("2024-01-01T00:00:00Z"), &allow),
+                at("a-new", "aaa", Some("2024-06-01T00:00:00Z"), &[]),
+            ],
+            vec!["web/z-old"],
+            "Ingress/aaa/a-new",
+        ),
+        (
+            vec![
+                at("z-new", "zzz", Some("2024-06-01T00:00:00Z"), &[]),
+                at("a-old", "web", Some("2024-01-01T00:00:00Z"), &allow),
+            ],
+            vec!["web/a-old"],
+            "Ingress/zzz/z-new",
+        ),
+        // No timestamps (manifests): namespace/name descending, as ingress-nginx breaks ties.
+        (vec![at("alpha", "web", None, &[]), at("beta", "web", None, &allow)], vec!["web/beta"], "Ingress/web/alpha"),
+        // The winner is left out (its list does not convert): the loser stays out too.
+        (
+            vec![
+                at("old", "web", Some("2024-01-01T00:00:00Z"), &[("allowlist-source-range", "203.0.113.0/33")]),
+                at("new", "web", Some("2024-06-01T00:00:00Z"), &[]),
+            ],
+            vec![],
+            "Ingress/web/new",
+        ),
+    ];
+    for target in [R, EG] {
+        for (ings, want, loser) in &cases {
+            let mut docs = vec![controller(&[])];
+            docs.extend(ings.iter().cloned());
+            let m = run(&docs, target);
+            let routes: Vec<String> = find(&m, "HTTPRoute")
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{}/{}",
+                        r["metadata"]["namespace"].as_str().unwrap(),
+                        r["metadata"]["name"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            assert_eq!(&routes, want, "{target:?}\n{}", m.report.text());
+            let e = m.report.entries.iter().find(|e| e.object == *loser && e.key.starts_with("path app.example.com/"));
+            let e = e.unwrap_or_else(|| panic!("no shadowed entry for {loser}\n{}", m.report.text()));
+            assert_eq!(e.status, Status::NotConverted);
+            assert!(e.why.contains("shadowed by Ingress/"), "{}", e.why);
+            assert!(m.report.incomplete());
+        }
+    }
+    // Same path, different pathType: two nginx locations, both emitted.
+    let exact = at("exact", "web", None, &[]).replace("pathType: ImplementationSpecific", "pathType: Exact");
+    let m = run(&[controller(&[]), exact, at("prefix", "web", None, &[])], R);
+    assert_eq!(find(&m, "HTTPRoute").len(), 2, "{}", m.report.text());
+    assert!(!m.report.incomplete(), "{}", m.report.text());
+}
