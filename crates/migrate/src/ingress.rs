@@ -114,8 +114,13 @@ pub struct Plan<'a> {
     pub obj: &'a Object,
     /// Paths by host (`None`: any host), hosts sorted.
     pub hosts: BTreeMap<Option<String>, Vec<PathRule>>,
-    /// spec.defaultBackend.
+    /// spec.defaultBackend; after [`crate::merge`], only when it is the
+    /// catch-all server's backend (an Ingress without rules, emitted as a
+    /// host-less route).
     pub default_backend: Option<Backend>,
+    /// spec.defaultBackend of an Ingress with rules, and the hosts whose
+    /// nginx server this Ingress creates (where it is the `/` fallback).
+    pub fallback: Option<(Backend, Vec<String>)>,
     /// spec.tls: hosts and secret.
     pub tls: Vec<(Vec<String>, Option<String>)>,
     /// Only these clients.
@@ -330,6 +335,7 @@ pub fn plan<'a>(
         obj: o,
         hosts: BTreeMap::new(),
         default_backend: None,
+        fallback: None,
         tls: Vec::new(),
         allow: None,
         deny: Vec::new(),

@@ -176,6 +176,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             plans.push(p);
         }
     }
+    fallbacks(&mut plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
     let mut objects = emitted.objects;
     objects.sort_by(|a, b| {
@@ -253,6 +254,97 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
                 s.winner
             ),
         });
+    }
+    default_backend(p, merged, report);
+}
+
+/// Where ingress-nginx uses an Ingress's `spec.defaultBackend`.
+fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+    let o = p.obj;
+    let Some(b) = p.default_backend.take() else { return };
+    let id = o.id();
+    let mut entry = |status: Status, to: &str, why: String| {
+        report.entries.push(Entry {
+            object: id.clone(),
+            file: o.source.file.clone(),
+            line: o.line_of(&["spec", "defaultBackend"]),
+            key: "spec.defaultBackend".into(),
+            value: format!("{}:{}", b.service, b.port),
+            status,
+            to: to.to_owned(),
+            why,
+        });
+    };
+    let has_rules = o.doc.at(&["spec", "rules"]).is_some_and(|r| !r.items().is_empty());
+    if !has_rules {
+        if merged.catch_all.as_deref() == Some(id.as_str()) {
+            entry(Status::Changed, &format!("HTTPRoute {}/{}-default-backend (no hostnames, PathPrefix /)", o.namespace, o.name), "the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); a host-less route also gets the paths no rule matches on the other hosts, which ingress-nginx answered from that host's own fallback (its first Ingress's defaultBackend, else the controller's default backend, a 404)".into());
+            p.default_backend = Some(b);
+        } else {
+            let by = merged.catch_all.as_deref().unwrap_or("another Ingress");
+            entry(Status::Ignored, "", format!("ingress-nginx gives the catch-all server the defaultBackend of {by}, which comes first (oldest, then greater namespace/name)"));
+        }
+        return;
+    }
+    let hosts: Vec<String> = merged.creates.get(&id).map(|h| h.iter().cloned().collect()).unwrap_or_default();
+    if hosts.is_empty() {
+        entry(Status::Ignored, "", "ingress-nginx uses an Ingress's defaultBackend only as the `/` fallback of the hosts whose server it creates (the first Ingress, oldest then greater namespace/name, to name the host): other Ingresses created all of this one's, and a rule without host belongs to the catch-all server, which keeps its own backend".into());
+        return;
+    }
+    p.fallback = Some((b, hosts));
+}
+
+/// Adds each Ingress's defaultBackend as the `/` PathPrefix rule of the
+/// hosts it is the fallback of, unless an Ingress routes `/` on that host
+/// itself (nginx's `/` location then replaces the fallback). A PathPrefix
+/// `/` is the longest-match loser, so it only gets what no other path of the
+/// host matches, as nginx's root location.
+fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
+    let root_taken: std::collections::BTreeSet<Option<String>> = plans
+        .iter()
+        .filter(|p| p.canary.is_none())
+        .flat_map(|p| {
+            p.hosts
+                .iter()
+                .filter(|(_, ps)| ps.iter().any(|r| r.kind == ingress::PathKind::Prefix && r.value == "/"))
+                .map(|(h, _)| h.clone())
+        })
+        .collect();
+    for p in plans.iter_mut() {
+        let Some((b, hosts)) = p.fallback.take() else { continue };
+        let o = p.obj;
+        for h in hosts {
+            let taken = root_taken.contains(&Some(h.clone()));
+            if !taken {
+                p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {
+                    kind: ingress::PathKind::Prefix,
+                    value: "/".into(),
+                    backend: b.clone(),
+                    rewrite: None,
+                    raw: "/".into(),
+                    path_type: "Prefix".into(),
+                });
+            }
+            let (status, to, why) = if taken {
+                (
+                    Status::Ignored,
+                    String::new(),
+                    format!("an Ingress routes `/` on {h} itself, which replaces the fallback in ingress-nginx too"),
+                )
+            } else {
+                (Status::Converted, format!("HTTPRoute rule of {h}: PathPrefix / → {}:{}", b.service, b.port), format!("the fallback of {h} (ingress-nginx's root location of the server this Ingress creates): paths no other rule of the host matches; the Ingress's access lists and limits apply, as nginx applies its annotations there"))
+            };
+            report.entries.push(Entry {
+                object: o.id(),
+                file: o.source.file.clone(),
+                line: o.line_of(&["spec", "defaultBackend"]),
+                key: format!("spec.defaultBackend {h}"),
+                value: format!("{}:{}", b.service, b.port),
+                status,
+                to,
+                why,
+            });
+        }
     }
 }
 

@@ -887,3 +887,75 @@ fn the_ingress_nginx_serves_a_shared_path_from_is_the_only_one_emitted() {
     assert_eq!(find(&m, "HTTPRoute").len(), 2, "{}", m.report.text());
     assert!(!m.report.incomplete(), "{}", m.report.text());
 }
+
+/// ingress-nginx uses an Ingress's `spec.defaultBackend` as the `/`
+/// fallback of the hosts whose server it creates (never as a catch-all for
+/// every host), and only an Ingress without rules gives the catch-all
+/// server `_` its backend.
+#[test]
+fn default_backends_are_the_fallback_of_their_own_hosts() {
+    let fb = "  defaultBackend:\n    service:\n      name: fallback\n      port:\n        number: 8080\n";
+    let no_rules = |name: &str| {
+        let i = ingress(name, "/", &[], fb);
+        i[..i.find("  rules:").unwrap()].to_owned()
+    };
+    let rules_of = |r: &serde_json::Value| -> Vec<(String, String, String)> {
+        r["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| {
+                (
+                    x["matches"][0]["path"]["type"].as_str().unwrap().to_owned(),
+                    x["matches"][0]["path"]["value"].as_str().unwrap().to_owned(),
+                    x["backendRefs"][0]["name"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    };
+    for target in [R, EG] {
+        // With rules: a `/` rule on the Ingress's own host, under its allow list; no host-less route.
+        let site = ingress("site", "/api", &[("allowlist-source-range", "203.0.113.0/24")], fb);
+        let m = run(&[controller(&[]), site.clone()], target);
+        let r = one(&m, "HTTPRoute");
+        assert_eq!(r["spec"]["hostnames"], json!(["app.example.com"]), "{}", m.report.text());
+        assert_eq!(
+            rules_of(r),
+            [
+                ("PathPrefix".into(), "/api".into(), "site-svc".into()),
+                ("PathPrefix".into(), "/".into(), "fallback".into())
+            ]
+        );
+        let policy = if target == R { "ClientAccessPolicy" } else { "SecurityPolicy" };
+        assert_eq!(one(&m, policy)["spec"]["targetRefs"][0]["name"], "site");
+        assert_eq!(status(&m, "spec.defaultBackend app.example.com"), Status::Converted);
+        assert!(!m.report.incomplete(), "{}", m.report.text());
+
+        // Another Ingress routes `/` on the host: it replaces the fallback, as in nginx.
+        // (no timestamps: `site` comes before `root`, names descending, and creates the server).
+        let root = ingress("root", "/", &[], "");
+        let m = run(&[controller(&[]), site.clone(), root], target);
+        assert!(find(&m, "HTTPRoute").iter().all(|r| rules_of(r).iter().all(|x| x.2 != "fallback")));
+        assert_eq!(status(&m, "spec.defaultBackend app.example.com"), Status::Ignored);
+
+        // An older Ingress created the host's server: this defaultBackend is not used there.
+        let older = ingress("older", "/web", &[], "")
+            .replace("name: older\n", "name: older\n  creationTimestamp: \"2020-01-01T00:00:00Z\"\n");
+        let m = run(&[controller(&[]), site.clone(), older], target);
+        assert!(
+            find(&m, "HTTPRoute").iter().all(|r| rules_of(r).iter().all(|x| x.2 != "fallback")),
+            "{}",
+            m.report.text()
+        );
+        assert_eq!(status(&m, "spec.defaultBackend"), Status::Ignored);
+
+        // Without rules: the catch-all server's backend, a host-less route; only the first such Ingress.
+        let m = run(&[controller(&[]), no_rules("a-catch"), no_rules("b-catch")], target);
+        let r = one(&m, "HTTPRoute");
+        assert_eq!(r["metadata"]["name"], "b-catch-default-backend", "{}", m.report.text());
+        assert!(r["spec"].get("hostnames").is_none());
+        assert_eq!(rules_of(r), [("PathPrefix".into(), "/".into(), "fallback".into())]);
+        let a = m.report.entries.iter().find(|e| e.object == "Ingress/web/a-catch" && e.key == "spec.defaultBackend");
+        assert_eq!(a.map(|e| e.status), Some(Status::Ignored), "{}", m.report.text());
+    }
+}
