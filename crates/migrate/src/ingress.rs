@@ -238,6 +238,42 @@ fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
     Some(Rate { per_second, burst: n.saturating_mul(mult) as f64, requests: n, unit, global: false })
 }
 
+/// What an annotation does when it restricts who gets through (an
+/// authentication, a WAF, a connection limit, a snippet with nginx access
+/// directives); `None` for any other annotation or a value that turns it off.
+pub fn restricting(key: &str, value: &str) -> Option<&'static str> {
+    match key {
+        "auth-url" if !value.is_empty() => Some("external authentication (auth-url: nginx's auth_request)"),
+        "auth-type" | "auth-secret" if !value.is_empty() => Some("basic/digest authentication (auth-type, auth-secret)"),
+        "auth-tls-secret" if !value.is_empty() => Some("client certificate authentication (auth-tls-secret)"),
+        "auth-tls-verify-client" if !matches!(value.to_ascii_lowercase().as_str(), "off" | "") => {
+            Some("client certificate verification (auth-tls-verify-client)")
+        }
+        "enable-modsecurity" | "enable-owasp-core-rules" if go_bool(value) == Some(true) => {
+            Some("the ModSecurity web application firewall")
+        }
+        "modsecurity-snippet" if !value.is_empty() => Some("ModSecurity rules (modsecurity-snippet)"),
+        "limit-connections" => Some("a limit of concurrent connections per client (limit-connections): no Gateway API, realip or Envoy Gateway policy limits them per client"),
+        k if k.ends_with("-snippet") && access_directives(value) => {
+            Some("a snippet with nginx access directives (allow, deny, auth_*, limit_req, limit_conn, satisfy or return 4xx)")
+        }
+        _ => None,
+    }
+}
+
+/// Whether raw nginx configuration holds a directive that refuses requests.
+pub fn access_directives(snippet: &str) -> bool {
+    snippet.split([';', '{', '}', '\n']).any(|stmt| {
+        let mut words = stmt.split_whitespace();
+        match words.next() {
+            Some("allow" | "deny" | "satisfy" | "limit_req" | "limit_conn" | "limit_except") => true,
+            Some(w) if w.starts_with("auth_") => true,
+            Some("return") => words.next().is_some_and(|c| c.len() == 3 && c.starts_with('4')),
+            _ => false,
+        }
+    })
+}
+
 /// A boolean as ingress-nginx reads it: Go's `strconv.ParseBool`, which
 /// accepts exactly these spellings (not `yes`, not `tRuE`).
 pub(crate) fn go_bool(v: &str) -> Option<bool> {
@@ -456,7 +492,20 @@ pub fn plan<'a>(
             }
             "global-rate-limit-ignored-cidrs" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {rate_kind} has no exemption list")),
             "limit-whitelist" | "limit-allowlist" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {access_kind}/{rate_kind} have no exemption list; put those clients behind a separate route or accept the limit for them")),
-            "limit-connections" => push(key, Status::NotConverted, "", "concurrent connections per client: no Gateway API, realip or Envoy Gateway policy limits them per client".into()),
+            "enable-global-auth" => {
+                let global = setup.configmap.and_then(|c| c.doc.str_at(&["data", "global-auth-url"])).is_some_and(|u| !u.trim().is_empty());
+                match (go_bool(v), global) {
+                    (Some(b), true) => push(key, Status::Converted, "", if b { "behind the ConfigMap's global-auth-url (not converted: the Ingress is left out)".into() } else { "not behind the ConfigMap's global-auth-url: the Ingress is converted without it, as ingress-nginx serves it".into() }),
+                    (Some(_), false) => push(key, Status::Ignored, "", "no global-auth-url in the ConfigMap".into()),
+                    (None, _) => push(key, Status::NotConverted, "", format!("`{v}` is not a boolean to ingress-nginx")),
+                }
+            }
+            k if restricting(k, v).is_some() => {
+                // Emitted without it, the route would let in what ingress-nginx refused.
+                fatal = true;
+                let what = restricting(k, v).unwrap_or_default();
+                push(k, Status::NotConverted, "", format!("{what}: it restricts who gets through and has no conversion here, so the Ingress is left out (emitted without it, the route would be open); protect the routes by hand (e.g. Envoy Gateway's SecurityPolicy extAuth / basicAuth / jwt) and add them"));
+            }
             "ssl-redirect" | "force-ssl-redirect" => match bool_value(v) {
                 Ok(b) => {
                     if key == "ssl-redirect" {

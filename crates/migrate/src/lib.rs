@@ -153,7 +153,11 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let global_access: Vec<String> = report
         .entries
         .iter()
-        .filter(|e| e.status == Status::NotConverted && setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str()))
+        .filter(|e| {
+            e.status == Status::NotConverted
+                && (setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str())
+                    || setup::GLOBAL_SNIPPET_KEYS.contains(&e.key.as_str()) && ingress::access_directives(&e.value))
+        })
         .map(|e| e.key.clone())
         .collect();
     let ours = ours(objects, &setup, &mut report);
@@ -164,8 +168,13 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     for ing in ours {
         let first_entry = report.entries.len();
         if let Some(mut p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
-            if !global_access.is_empty() {
-                leave_out_unrestricted(ing, &global_access, &mut report, first_entry);
+            // An Ingress with `enable-global-auth: "false"` is not behind global-auth-url.
+            let opted_out = ing.annotation(&format!("{}/enable-global-auth", setup.prefix)).and_then(ingress::go_bool)
+                == Some(false);
+            let applies: Vec<String> =
+                global_access.iter().filter(|k| !(opted_out && *k == "global-auth-url")).cloned().collect();
+            if !applies.is_empty() {
+                leave_out_unrestricted(ing, &applies, &mut report, first_entry);
                 continue;
             }
             if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
@@ -174,6 +183,13 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             }
             apply_merge(&mut p, &merged, &mut report);
             plans.push(p);
+        } else {
+            report.notes.push(format!(
+                "{} ({}:{}): left out: a restriction or backend of it does not convert (see its not-converted entries); emitted without it, the route would be open or wrong",
+                ing.id(),
+                ing.source.file,
+                ing.source.line
+            ));
         }
     }
     fallbacks(&mut plans, &mut report);

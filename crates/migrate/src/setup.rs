@@ -18,9 +18,22 @@ use crate::report::{Entry, Report, Status};
 use crate::Error;
 
 /// ConfigMap keys that restrict every server of the controller (defaults
-/// for `whitelist-source-range` / `denylist-source-range`, and the global
-/// `block-cidrs`).
-pub const GLOBAL_ACCESS_KEYS: [&str; 3] = ["whitelist-source-range", "denylist-source-range", "block-cidrs"];
+/// for `whitelist-source-range` / `denylist-source-range`, the global
+/// `block-cidrs`, `block-user-agents`, `block-referers`, and the global
+/// external authentication `global-auth-url`, which an Ingress can opt out
+/// of with `enable-global-auth: "false"`).
+pub const GLOBAL_ACCESS_KEYS: [&str; 6] = [
+    "whitelist-source-range",
+    "denylist-source-range",
+    "block-cidrs",
+    "block-user-agents",
+    "block-referers",
+    "global-auth-url",
+];
+
+/// ConfigMap snippets that land in every server or location (an access
+/// directive there restricts every Ingress).
+pub const GLOBAL_SNIPPET_KEYS: [&str; 3] = ["http-snippet", "server-snippet", "location-snippet"];
 
 /// The controller and its objects.
 #[derive(Debug, Default)]
@@ -361,7 +374,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             let (status, why) = if get(k).is_none_or(|v| v.split(',').all(|c| c.trim().is_empty())) {
                 (Status::Ignored, "empty: no restriction".to_owned())
             } else {
-                (Status::NotConverted, "an access list for every server of the controller: not converted, so every Ingress is left out rather than emitted without it".to_owned())
+                (Status::NotConverted, "restricts who gets through on every server of the controller: not converted, so every Ingress it applies to is left out rather than emitted without it".to_owned())
             };
             entry(k, status, String::new(), why);
             continue;

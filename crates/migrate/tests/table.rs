@@ -959,3 +959,67 @@ fn default_backends_are_the_fallback_of_their_own_hosts() {
         assert_eq!(a.map(|e| e.status), Some(Status::Ignored), "{}", m.report.text());
     }
 }
+
+/// An annotation or ConfigMap key that restricts who gets through and does
+/// not convert keeps the Ingresses it applies to out of the output, like an
+/// allow list that does not parse: emitted without it, the route is open.
+#[test]
+fn restrictions_that_do_not_convert_leave_the_ingress_out() {
+    let restricting: &[(&str, &str)] = &[
+        ("auth-url", "http://oauth2-proxy.auth.svc/oauth2/auth"),
+        ("auth-type", "basic"),
+        ("auth-secret", "basic-auth"),
+        ("auth-tls-secret", "web/ca"),
+        ("auth-tls-verify-client", "on"),
+        ("enable-modsecurity", "true"),
+        ("enable-owasp-core-rules", "true"),
+        ("modsecurity-snippet", "SecRuleEngine On"),
+        ("limit-connections", "10"),
+        ("configuration-snippet", "deny 198.51.100.0/24;"),
+        ("server-snippet", "location /admin { return 403; }"),
+        ("configuration-snippet", "if ($http_x_key = \"\") { return 401; }"),
+    ];
+    let harmless: &[(&str, &str)] = &[
+        ("auth-tls-verify-client", "off"),
+        ("enable-modsecurity", "false"),
+        ("configuration-snippet", "more_set_headers \"X-Frame-Options: DENY\";"),
+    ];
+    for target in [R, EG] {
+        for (k, v) in restricting {
+            let m = run(
+                &[controller(&[]), ingress("site", "/", &[(k, v)], ""), ingress("open", "/other", &[], "")],
+                target,
+            );
+            let routes: Vec<&str> =
+                find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+            assert_eq!(routes, ["open"], "{k}: {v}\n{}", m.report.text());
+            assert_eq!(status(&m, k), Status::NotConverted, "{k}");
+            assert!(m.report.text().contains("Ingress/web/site (test.yaml:"), "a note says it is left out");
+        }
+        for (k, v) in harmless {
+            let m = run(&[controller(&[]), ingress("site", "/", &[(k, v)], "")], target);
+            assert_eq!(find(&m, "HTTPRoute").len(), 1, "{k}: {v}\n{}", m.report.text());
+        }
+        // ConfigMap keys for every server: every Ingress out; global-auth-url spares an
+        // Ingress with enable-global-auth "false", as ingress-nginx does.
+        for (k, v) in [
+            ("global-auth-url", "http://auth.example/check"),
+            ("block-user-agents", "~*curl"),
+            ("block-referers", "~*spam"),
+            ("server-snippet", "deny all;"),
+            ("location-snippet", "auth_request /auth;"),
+        ] {
+            let optout = ingress("optout", "/o", &[("enable-global-auth", "false")], "");
+            let m = run(&[controller(&[(k, v)]), ingress("site", "/", &[], ""), optout], target);
+            let routes: Vec<&str> =
+                find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+            let want: &[&str] = if k == "global-auth-url" { &["optout"] } else { &[] };
+            assert_eq!(routes, want, "{k}\n{}", m.report.text());
+            assert_eq!(status(&m, k), Status::NotConverted, "{k}");
+            assert!(m.report.incomplete());
+        }
+        // A ConfigMap snippet without access directives restricts nothing.
+        let m = run(&[controller(&[("server-snippet", "add_header X-A b;")]), ingress("site", "/", &[], "")], target);
+        assert_eq!(find(&m, "HTTPRoute").len(), 1, "{}", m.report.text());
+    }
+}
