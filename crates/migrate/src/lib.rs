@@ -377,6 +377,7 @@ fn client_ip_lost(report: &Report) -> bool {
                     | "forwarded-for-header"
                     | "use-proxy-protocol"
                     | "proxy-real-ip-cidr"
+                    | "--configmap"
             )
     })
 }

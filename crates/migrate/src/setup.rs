@@ -130,9 +130,18 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
             let (ns, name) = cm.split_once('/').unwrap_or((&ctl.namespace, cm));
             s.configmap = find_obj("ConfigMap", ns, name);
             if s.configmap.is_none() {
-                report.notes.push(format!(
-                    "the controller reads ConfigMap {ns}/{name}, which is not in the input: ingress-nginx's defaults are assumed"
-                ));
+                // Its keys decide who the client is: defaults in its place
+                // would silently change the client-IP chain.
+                report.entries.push(Entry {
+                    object: ctl.id(),
+                    file: ctl.source.file.clone(),
+                    line: ctl.source.line,
+                    key: "--configmap".into(),
+                    value: format!("{ns}/{name}"),
+                    status: Status::NotConverted,
+                    to: String::new(),
+                    why: format!("the controller reads ConfigMap {ns}/{name}, which is not in the input: its client-IP keys (use-forwarded-headers, proxy-real-ip-cidr, use-proxy-protocol, …) are unknown, so the output assumes ingress-nginx's defaults and Ingresses with an allow/deny list or a rate limit are left out; add the ConfigMap to the input (kubectl get cm -n {ns} {name} -o yaml)"),
+                });
             }
         }
         None => report.notes.push("the controller has no --configmap: ingress-nginx's defaults apply".into()),

@@ -1023,3 +1023,32 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
         assert_eq!(find(&m, "HTTPRoute").len(), 1, "{}", m.report.text());
     }
 }
+
+/// The controller names a ConfigMap that is not in the input: its client-IP
+/// keys are unknown, so defaults would silently change who the client is.
+#[test]
+fn a_missing_configmap_is_not_converted() {
+    let no_cm: String = controller(&[("use-forwarded-headers", "true")])
+        .split("---\n")
+        .filter(|d| !d.contains("kind: ConfigMap"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    for target in [R, EG] {
+        let m = run(
+            &[
+                no_cm.clone(),
+                ingress("open", "/", &[], ""),
+                ingress("listed", "/l", &[("allowlist-source-range", "203.0.113.0/24")], ""),
+            ],
+            target,
+        );
+        let e =
+            m.report.entries.iter().find(|e| e.key == "--configmap").unwrap_or_else(|| panic!("{}", m.report.text()));
+        assert_eq!(e.status, Status::NotConverted);
+        assert!(e.why.contains("ConfigMap ingress-nginx/ingress-nginx-controller"), "{}", e.why);
+        assert!(m.report.incomplete());
+        // The allow list would key on an address nobody knows: left out.
+        let routes: Vec<&str> = find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(routes, ["open"], "{}", m.report.text());
+    }
+}
