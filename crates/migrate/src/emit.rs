@@ -515,11 +515,12 @@ fn client_ip_policy(gw: &Gateway, ci: &ClientIp, target: Target, out: &mut Vec<V
             } else if let Some(h) = ci.header.as_ref().filter(|_| !ci.trusted.is_empty()) {
                 spec["clientIPDetection"] = if h.eq_ignore_ascii_case("x-forwarded-for") {
                     json!({"xForwardedFor": {"trustedCIDRs": ci.trusted}})
-                } else if ci.trust_all {
+                } else if ci.trusts_every_peer() {
                     json!({"customHeader": {"name": h, "failClosed": false}})
                 } else {
-                    // Envoy Gateway's customHeader believes every peer: never
-                    // emitted where ingress-nginx believed only some (report).
+                    // Envoy Gateway's customHeader believes every peer, native
+                    // IPv6 ones too: never emitted where ingress-nginx believed
+                    // only some, its 0.0.0.0/0 default included (report).
                     Value::Null
                 };
                 if spec["clientIPDetection"].is_null() {

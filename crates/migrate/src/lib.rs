@@ -428,9 +428,13 @@ fn leave_out_unrestricted(ing: &Object, keys: &[String], report: &mut Report, fi
 fn envoy_differences(ci: &setup::ClientIp, report: &mut Report) {
     for e in &mut report.entries {
         match e.key.as_str() {
-            "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trust_all => {
+            "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trusts_every_peer() && e.status == Status::Warning => {
+                // Keep the trust-all warning, louder than a change.
+                e.why.push_str(" With Envoy Gateway it is wider still: a PROXY header is accepted from any peer, native IPv6 ones included.");
+            }
+            "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trusts_every_peer() => {
                 e.status = Status::Changed;
-                e.why = format!("Envoy Gateway accepts a PROXY header from any peer (ingress-nginx believed only {}): keep the ingress reachable from the load balancer only (NetworkPolicy, security groups)", ci.trusted.join(", "));
+                e.why = format!("Envoy Gateway accepts a PROXY header from any peer, native IPv6 ones included (ingress-nginx believed only {}): keep the ingress reachable from the load balancer only (NetworkPolicy, security groups)", ci.trusted.join(", "));
             }
             "compute-full-forwarded-for" if !ci.full_xff => {
                 e.status = Status::Changed;
@@ -439,11 +443,11 @@ fn envoy_differences(ci: &setup::ClientIp, report: &mut Report) {
             }
             "use-forwarded-headers" | "enable-real-ip" | "forwarded-for-header"
                 if ci.header.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case("x-forwarded-for"))
-                    && !ci.trust_all =>
+                    && !ci.trusts_every_peer() =>
             {
                 e.status = Status::NotConverted;
                 e.to = String::new();
-                e.why = "Envoy Gateway's customHeader believes the header from every peer, where ingress-nginx believed it only from proxy-real-ip-cidr: not emitted, so the client is the peer until you restrict who reaches the Gateway and add it by hand".into();
+                e.why = format!("Envoy Gateway's customHeader believes the header from every peer, native IPv6 ones included, where ingress-nginx believed it only from {} (its 0.0.0.0/0 never matches a native IPv6 peer): not emitted, so the client is the peer until you restrict who reaches the Gateway and add it by hand (or pass --trust 0.0.0.0/0 --trust ::/0 if every peer may really set it)", ci.trusted.join(", "));
             }
             _ => {}
         }

@@ -191,6 +191,15 @@ pub struct ClientIp {
     pub pp_timeout: Option<String>,
 }
 
+impl ClientIp {
+    /// Whether every peer is believed, IPv4 and native IPv6 alike (both
+    /// `0.0.0.0/0` and `::/0`). nginx's `0.0.0.0/0` alone never matches a
+    /// native IPv6 peer, so ingress-nginx's trust-all default is not this.
+    pub fn trusts_every_peer(&self) -> bool {
+        ["0.0.0.0/0", "::/0"].iter().all(|all| self.trusted.iter().any(|t| t == all))
+    }
+}
+
 /// ConfigMap keys that stop mattering once the Gateway serves the traffic.
 const NO_EFFECT: &[(&str, &str)] = &[
     ("allow-snippet-annotations", "snippets are never converted, so whether they were allowed does not matter"),

@@ -224,10 +224,12 @@ fn envoy_gateway_client_traffic_policy() {
             None,
             vec![("forwarded-for-header", Status::NotConverted)],
         ),
+        // The trust-all default is 0.0.0.0/0: nginx never believes a native IPv6 peer,
+        // Envoy Gateway's customHeader would.
         (
             vec![("enable-real-ip", "true"), ("forwarded-for-header", "CF-Connecting-IP")],
-            Some(json!({"clientIPDetection": {"customHeader": {"name": "CF-Connecting-IP", "failClosed": false}}})),
-            vec![("proxy-real-ip-cidr", Status::Warning)],
+            None,
+            vec![("proxy-real-ip-cidr", Status::Warning), ("forwarded-for-header", Status::NotConverted)],
         ),
     ];
     for (data, want, statuses) in table {
@@ -246,6 +248,20 @@ fn envoy_gateway_client_traffic_policy() {
         }
         assert!(find(&m, "ClientIPPolicy").is_empty());
     }
+    // Every peer believed, IPv6 too (given explicitly): customHeader says the same.
+    let data = [("enable-real-ip", "true"), ("forwarded-for-header", "CF-Connecting-IP")];
+    let every = Options { target: EG, trust: vec!["0.0.0.0/0".into(), "::/0".into()], ..Options::default() };
+    let m = run_with(&[controller(&data)], &every);
+    assert_eq!(
+        one(&m, "ClientTrafficPolicy")["spec"]["clientIPDetection"],
+        json!({"customHeader": {"name": "CF-Connecting-IP", "failClosed": false}})
+    );
+    assert_eq!(status(&m, "forwarded-for-header"), Status::Converted);
+    // PROXY from every IPv4 peer (nginx) is not PROXY from every peer (Envoy Gateway).
+    let m = run(&[controller(&[("use-proxy-protocol", "true")])], EG);
+    let e = m.report.entries.iter().find(|e| e.key == "proxy-real-ip-cidr").unwrap();
+    assert_eq!(e.status, Status::Warning, "{}", m.report.text());
+    assert!(e.why.contains("native IPv6"), "{}", e.why);
 }
 
 #[test]
