@@ -410,6 +410,7 @@ pub fn plan<'a>(
                 }
             }
             "denylist-source-range" => match cidrs(v) {
+                Ok(list) if list.is_empty() => push(key, Status::Ignored, "", "empty: denies no one, in ingress-nginx and in the output".into()),
                 Ok(list) => {
                     push(key, Status::Converted, &format!("{access_to} {}", if eg { "authorization (Deny rule, first)" } else { "deny" }), format!("never these clients (deny wins over allow, as in nginx), {keyed_on}"));
                     plan.deny = list;
@@ -557,7 +558,10 @@ pub fn plan<'a>(
             "permanent-redirect-code" | "temporal-redirect-code" => {
                 push(key, Status::Converted, "RequestRedirect statusCode", "the redirect's status code".into());
             }
-            "canary" => push(key, Status::Converted, "the main Ingress's HTTPRoute rules", if canary { "folded into the main Ingress's routes as weighted / header-matched backends".into() } else { "not a canary".into() }),
+            "canary" => match bool_value(v) {
+                Ok(_) => push(key, Status::Converted, "the main Ingress's HTTPRoute rules", if canary { "folded into the main Ingress's routes as weighted / header-matched backends".into() } else { "not a canary".into() }),
+                Err(e) => push(key, Status::NotConverted, "", format!("{e}: ingress-nginx cannot read it; the output treats the Ingress as a main one, not a canary")),
+            },
             "canary-weight" | "canary-weight-total" => {
                 if v.parse::<u32>().is_ok() {
                     push(key, Status::Converted, "HTTPRoute backendRefs weight", "the share of requests that go to the canary".into());
@@ -676,7 +680,24 @@ pub fn plan<'a>(
     }
     for k in ["rewrite-target", "use-regex"] {
         if let Some((_, v, line)) = anns.iter().find(|(n, _, _)| n == k) {
-            let status = if canary { Status::Ignored } else { Status::Converted };
+            let (status, to, why) = if canary {
+                (Status::Ignored, String::new(), "ingress-nginx ignores this on a canary Ingress".to_owned())
+            } else if k == "use-regex" && go_bool(v).is_none() {
+                (
+                    Status::NotConverted,
+                    String::new(),
+                    format!(
+                        "{}: ingress-nginx cannot read it and keeps the default (false), so does the output",
+                        bool_value(v).err().unwrap_or_default()
+                    ),
+                )
+            } else {
+                (
+                    Status::Converted,
+                    "HTTPRoute path matches and URLRewrite filters".to_owned(),
+                    "per path, below".to_owned(),
+                )
+            };
             entries.push(Entry {
                 object: o.id(),
                 file: o.source.file.clone(),
@@ -684,8 +705,8 @@ pub fn plan<'a>(
                 key: k.into(),
                 value: v.clone(),
                 status,
-                to: "HTTPRoute path matches and URLRewrite filters".into(),
-                why: "per path, below".into(),
+                to,
+                why,
             });
         }
     }

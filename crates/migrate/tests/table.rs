@@ -1068,3 +1068,26 @@ fn a_missing_configmap_is_not_converted() {
         assert_eq!(routes, ["open"], "{}", m.report.text());
     }
 }
+
+/// `canary` and `use-regex` are Go ParseBool booleans like the ConfigMap's;
+/// an empty deny list denies no one and is not "converted".
+#[test]
+fn annotation_booleans_and_empty_deny_lists() {
+    for (k, v, want) in [
+        ("canary", "yes", Status::NotConverted),
+        ("canary", "TRUE", Status::Converted),
+        ("canary", "0", Status::Converted),
+        ("use-regex", "on", Status::NotConverted),
+        ("use-regex", "True", Status::Converted),
+        ("use-regex", "f", Status::Converted),
+        ("denylist-source-range", "", Status::Ignored),
+        ("denylist-source-range", " , ", Status::Ignored),
+    ] {
+        let m = run(&[controller(&[]), ingress("site", "/", &[(k, v)], "")], R);
+        assert_eq!(status(&m, k), want, "{k}: {v:?}\n{}", m.report.text());
+        if k == "denylist-source-range" {
+            assert!(find(&m, "ClientAccessPolicy").is_empty());
+            assert_eq!(find(&m, "HTTPRoute").len(), 1);
+        }
+    }
+}
