@@ -67,6 +67,22 @@ fn fnv(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
+/// Longest object name (a DNS-1123 subdomain: metadata.name of every kind
+/// emitted).
+pub const MAX_NAME: usize = 253;
+
+/// `name`, cut to [`MAX_NAME`] when longer: the head, then `-` and a stable
+/// hash (FNV-1a) of the whole name, so long names stay distinct and the
+/// same on every run.
+pub fn fit(name: &str) -> String {
+    if name.len() <= MAX_NAME {
+        return name.to_owned();
+    }
+    // Generated names are ASCII (Ingress names, host slugs, digits, `-`).
+    let head: String = name.chars().take(MAX_NAME - 9).collect();
+    format!("{}-{:08x}", head.trim_end_matches(['-', '.']), fnv(name))
+}
+
 /// HTTPRoute names already given, per namespace: names built from an
 /// Ingress's name and a host slug can still meet across Ingresses (`a` +
 /// `b-c.x` and `a-b` + `c.x` both give `a-b-c-x`); the later one (in the
@@ -77,10 +93,10 @@ struct Names(std::collections::BTreeSet<(String, String)>);
 
 impl Names {
     fn claim(&mut self, ns: &str, name: &str, identity: &str) -> String {
-        let mut candidate = name.to_owned();
+        let mut candidate = fit(name);
         let mut salt = 0u32;
         while !self.0.insert((ns.to_owned(), candidate.clone())) {
-            candidate = format!("{name}-{:08x}", fnv(&format!("{identity}#{salt}")));
+            candidate = fit(&format!("{name}-{:08x}", fnv(&format!("{identity}#{salt}"))));
             salt += 1;
         }
         candidate
@@ -418,7 +434,7 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut
         return;
     }
     for (i, refs) in targets(routes).into_iter().enumerate() {
-        let name = if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) };
+        let name = fit(&if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) });
         match target {
             Target::Realip => {
                 let mut spec = json!({"targetRefs": refs});

@@ -1091,3 +1091,33 @@ fn annotation_booleans_and_empty_deny_lists() {
         }
     }
 }
+
+/// Names built from a long Ingress name and host stay within 253
+/// characters (metadata.name), distinct, and the same on every run.
+#[test]
+fn long_names_are_cut_with_a_stable_hash() {
+    let name = "n".repeat(240); // its Service, `<name>-svc`, stays a valid name
+    let long_host = format!("{}.example.com", "h".repeat(60));
+    let two = ingress(&name, "/", &[("allowlist-source-range", "203.0.113.0/24")], "").replace(
+        "  rules:\n  - host: app.example.com\n",
+        &format!("  rules:\n  - host: {long_host}\n    http:\n      paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            name: s\n            port:\n              number: 80\n  - host: app.example.com\n"),
+    );
+    for target in [R, EG] {
+        let m = run(&[controller(&[]), two.clone()], target);
+        let names: Vec<&str> = m.objects.iter().map(|o| o["metadata"]["name"].as_str().unwrap()).collect();
+        assert!(names.iter().all(|n| n.len() <= 253), "{names:?}");
+        let routes: Vec<&str> = find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+        assert_eq!(routes.len(), 2);
+        assert_ne!(routes[0], routes[1]);
+        assert!(routes.iter().all(|r| r.starts_with(&name[..200]) && !r.ends_with('-')), "{routes:?}");
+        for o in &m.objects {
+            for l in o["spec"]["listeners"].as_array().into_iter().flatten() {
+                assert!(l["name"].as_str().unwrap().len() <= 253);
+            }
+        }
+        assert_eq!(
+            realip_migrate::to_yaml(&m.objects),
+            realip_migrate::to_yaml(&run(&[controller(&[]), two.clone()], target).objects)
+        );
+    }
+}
