@@ -129,6 +129,7 @@ fn out_dir_report_file_json_and_exit_1_when_something_does_not_convert() {
     assert_eq!(
         files,
         [
+            ".realip-migrate",
             "backendtrafficpolicy-web-site.yaml",
             "clienttrafficpolicy-ingress-nginx-ingress-nginx-client-ip.yaml",
             "gateway-ingress-nginx-ingress-nginx.yaml",

@@ -29,6 +29,11 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// Occurs when the `--out` directory holds files that an earlier run
+    /// did not write (no `.realip-migrate` manifest lists them): they are
+    /// never overwritten or removed.
+    #[error("--out {0}: the directory is not empty and was not written by realip migrate (no .realip-migrate manifest): give an empty or new directory")]
+    OutNotEmpty(std::path::PathBuf),
     /// Occurs when a file of `--out` or `--report` cannot be written.
     #[error("{path}")]
     Write {

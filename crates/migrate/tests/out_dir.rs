@@ -1,0 +1,58 @@
+//! `--out DIR`: a rerun replaces its own files (objects that are gone do not
+//! linger for `kubectl apply -f DIR`), and a directory holding anything else
+//! is refused untouched.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+/// A directory under the system temp dir, removed on drop (also on failure).
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let p = std::env::temp_dir().join(format!("realip-migrate-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&p);
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn route(name: &str) -> serde_json::Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": name, "namespace": "web"}, "spec": {}})
+}
+
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn reruns_replace_their_own_files_and_foreign_dirs_are_refused() {
+    let d = Dir::new("out");
+    let out = d.0.join("gateway");
+    realip_migrate::write_dir(&[route("a"), route("b")], &out).unwrap();
+    assert_eq!(listing(&out), [".realip-migrate", "httproute-web-a.yaml", "httproute-web-b.yaml"]);
+    // `b` is gone from the second run: its file goes too.
+    realip_migrate::write_dir(&[route("a")], &out).unwrap();
+    assert_eq!(listing(&out), [".realip-migrate", "httproute-web-a.yaml"]);
+    // A file the user put there is never removed, even if listed by a forged manifest.
+    std::fs::write(out.join("mine.yaml"), "kind: Secret\n").unwrap();
+    std::fs::write(out.join(".realip-migrate"), "mine.yaml\n../escape.yaml\nhttproute-web-a.yaml\n").unwrap();
+    realip_migrate::write_dir(&[route("c")], &out).unwrap();
+    assert_eq!(listing(&out), [".realip-migrate", "httproute-web-c.yaml", "mine.yaml"]);
+    // A non-empty directory no run wrote: refused, untouched.
+    let foreign = d.0.join("foreign");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("deployment.yaml"), "kind: Deployment\n").unwrap();
+    let err = realip_migrate::write_dir(&[route("a")], &foreign).unwrap_err().to_string();
+    assert!(err.contains("not empty") && err.contains("foreign"), "{err}");
+    assert_eq!(listing(&foreign), ["deployment.yaml"]);
+}
