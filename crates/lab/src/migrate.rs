@@ -18,6 +18,14 @@
 //!    ClientIPPolicy, ClientAccessPolicy), plus the GatewayClass the chart
 //!    installs.
 //!
+//! A third source, [`DIRECT`] (an address on c2's link), bypasses the load
+//! balancer: it connects to each ingress pod itself and sends a PROXY
+//! header and an `X-Forwarded-For` of its own, both claiming c1's allowed
+//! address. ingress-nginx believes neither from it (it is not in
+//! `proxy-real-ip-cidr`), so on both sides it must be refused as itself;
+//! a migration that widened the trust (e.g. `0.0.0.0/0`) would let it in
+//! as c1, and the scenario fails.
+//!
 //! The verdict ([`migrate_verdict`]) compares, per client, the client IP
 //! the ingress resolved and the app saw, and the answers by status, and
 //! fails on any difference beyond [`TOLERANCE`] (token-bucket timing, on
@@ -28,7 +36,10 @@
 //! migration cannot fully convert is an error naming the report, never a
 //! pass; the verdict reads measured counts only.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use serde_json::{json, Value};
 
@@ -40,6 +51,12 @@ use crate::pods::{IngressConfig, Kind};
 use crate::report::{ClientRow, Part};
 use crate::topo::CLUSTER_CIDRS;
 
+/// A host on c2's link that reaches the ingress pods without the load
+/// balancer and forges its address (PROXY header and X-Forwarded-For).
+pub const DIRECT: &str = "203.0.113.21";
+/// Forged requests [`DIRECT`] sends to each ingress pod.
+const DIRECT_PER_POD: usize = 3;
+
 /// The Ingress's `limit-rps`.
 pub const LIMIT_RPS: f64 = 4.0;
 /// Its `limit-burst-multiplier`: a burst of 8 per replica.
@@ -48,27 +65,30 @@ pub const BURST_MULTIPLIER: f64 = 2.0;
 pub const PODS: usize = 2;
 /// How long both clients send.
 pub const RUN: Duration = Duration::from_secs(3);
-/// How far a pod's first and last request from a client may fall from the
-/// run's edges, differently in the two runs (see [`TOLERANCE`]).
-const SLACK: Duration = Duration::from_millis(500);
+/// How much the span from a pod's first to its last request from c1 may
+/// differ between the two runs (see [`TOLERANCE`]).
+const SLACK: Duration = Duration::from_millis(250);
 
 /// How far the rate-limited client's 200 counts may differ between the
 /// two runs. Each ingress pod keeps its own token bucket per client: it
 /// starts full (`burst` = rate × multiplier) at the pod's first request
-/// from that client and lets through `burst + rate × T'` requests, less a
-/// fractional token (< 1), T' being the time from that first request to
-/// the pod's last one. Both runs last [`RUN`]; T' differs between them by
-/// where a pod's first and last requests fall — a few inter-request gaps
-/// (≈ 50–100 ms at ≈ 20 requests/s per pod), bounded by [`SLACK`]. So one
-/// pod's count moves by at most `1 + rate × SLACK`, the client's by
-/// `PODS × (1 + rate × SLACK)` = 2 × (1 + 4 × 0.5) = 6. The 429 counts are
-/// not compared: they are what was sent minus what got through, and how
-/// much a client sends in a fixed time depends on the machine's speed in
-/// each run; that some were answered 429 on both sides is required.
-#[allow(clippy::cast_possible_truncation)] // 4 × 500 ms, far below u64::MAX
+/// from that client and lets through `⌊burst + rate × T'⌋` requests, T'
+/// being the time from that first request to the pod's last one. Both runs
+/// last [`RUN`] and c1 sends ≈ 43 requests/s, each landing on either pod
+/// (kube-proxy picks at random), so a pod's first and last requests fall
+/// within a few requests (≈ 23 ms each) of the run's edges: T' moving by
+/// [`SLACK`] (250 ms, one token at 4/s) would take ≈ 11 requests in a row
+/// to the other pod at one edge (2⁻¹¹). Below one token the floor moves by
+/// at most one, so a pod's count moves by at most `⌈rate × SLACK⌉` = 1 and
+/// the client's by `PODS × 1` = 2. Measured: 38 and 38 in each of 10 runs
+/// (docs/migrate.md). The 429 counts are not compared: they are what was
+/// sent minus what got through, and how much a client sends in a fixed time
+/// depends on the machine's speed in each run; that some were answered 429
+/// on both sides is required.
+#[allow(clippy::cast_possible_truncation)] // 4 × 250 ms, far below u64::MAX
 pub const TOLERANCE: u64 = {
-    let per_pod_ms = 1000 + LIMIT_RPS as u64 * SLACK.as_millis() as u64;
-    PODS as u64 * per_pod_ms / 1000
+    let tokens_ms = LIMIT_RPS as u64 * SLACK.as_millis() as u64;
+    PODS as u64 * tokens_ms.div_ceil(1000)
 };
 
 /// The ingress-nginx setup: controller, ConfigMap, Service, Ingress (the
@@ -202,6 +222,63 @@ fn traffic() -> Load {
 /// Service, ingress pods configured with `cfg`, the PROXY v2 LB, then the
 /// traffic once c2 is refused by every pod (the route and its policy are
 /// served; c1's buckets are untouched until the measured traffic).
+/// [`DIRECT`]'s requests: straight to each ingress pod, each on a new
+/// connection that starts with a PROXY v1 header claiming [`ALLOWED`] and
+/// carries `X-Forwarded-For: ALLOWED`.
+async fn direct_forgeries(lab: &crate::harness::Lab) -> Result<Vec<crate::load::Sample>> {
+    let c2 = lab.topo.clients.iter().find(|c| c.spec.name == "c2").ok_or_else(|| Error::Invalid("no c2".into()))?;
+    // On c2's /28, so the load balancer's host routes replies back to it.
+    c2.ns.ip(&["addr", "add", &format!("{DIRECT}/28"), "dev", "eth0", "nodad"])?;
+    let source: IpAddr = DIRECT.parse().map_err(|_| Error::Invalid(DIRECT.into()))?;
+    let pods: Vec<SocketAddr> = lab
+        .pods
+        .iter()
+        .filter(|p| p.kind == Kind::Ingress)
+        .map(|p| SocketAddr::new(IpAddr::V4(p.ip), crate::topo::POD_PORT))
+        .collect();
+    let handle = c2.rt.handle();
+    let started = std::time::Instant::now();
+    let mut samples = Vec::new();
+    for target in pods.iter().flat_map(|p| std::iter::repeat_n(*p, DIRECT_PER_POD)) {
+        let res = handle.spawn(forged(source, target)).await.map_err(|e| Error::Invalid(e.to_string()))?;
+        let (status, body, error) = match res {
+            Ok((st, body)) => (Some(st), serde_json::from_slice(&body).ok(), None),
+            Err(e) => (None, None, Some(e)),
+        };
+        samples.push(crate::load::Sample { at: started.elapsed(), client: source, status, body, error });
+    }
+    Ok(samples)
+}
+
+/// One forged request from `source` to `target`: the status and body.
+async fn forged(source: IpAddr, target: SocketAddr) -> std::result::Result<(u16, Vec<u8>), String> {
+    let sock = tokio::net::TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+    sock.bind(SocketAddr::new(source, 0)).map_err(|e| format!("bind: {e}"))?;
+    let mut s = tokio::time::timeout(Duration::from_secs(2), sock.connect(target))
+        .await
+        .map_err(|_| "connect timeout".to_owned())?
+        .map_err(|e| format!("connect: {e}"))?;
+    let req = format!(
+        "PROXY TCP4 {ALLOWED} {} 40000 80\r\nGET /debug/ip HTTP/1.1\r\nHost: app.example\r\nUser-Agent: {}\r\nX-Forwarded-For: {ALLOWED}\r\nConnection: close\r\n\r\n",
+        crate::topo::VIP,
+        crate::load::user_agent(source)
+    );
+    let exchange = async {
+        s.write_all(req.as_bytes()).await.map_err(|e| format!("write: {e}"))?;
+        let mut buf = Vec::new();
+        // Bounded: the answer of a refused or served request is small.
+        (&mut s).take(64 * 1024).read_to_end(&mut buf).await.map_err(|e| format!("read: {e}"))?;
+        Ok::<_, String>(buf)
+    };
+    let buf = tokio::time::timeout(Duration::from_secs(3), exchange).await.map_err(|_| "no answer".to_owned())??;
+    let head_end = buf.windows(4).position(|w| w == b"\r\n\r\n").ok_or("connection closed without a response")?;
+    let status = std::str::from_utf8(buf.get(9..12).unwrap_or_default())
+        .ok()
+        .and_then(|s| s.parse::<u16>().ok())
+        .ok_or("malformed status line")?;
+    Ok((status, buf.get(head_end + 4..).unwrap_or_default().to_vec()))
+}
+
 async fn run_side(opts: &Options, run: &str, objects: &[Value], cfg: IngressConfig, label: String) -> Result<Part> {
     let (mut lab, api, kubeconfig) = lab_with_apps(opts, run).await?;
     for o in objects {
@@ -215,7 +292,8 @@ async fn run_side(opts: &Options, run: &str, objects: &[Value], cfg: IngressConf
     wait_served(&lab, "c2", 403, &format!("the ingress pods did not refuse c2 (outside the allow list) [{label}]"))
         .await?;
     lab.reset_logs();
-    let samples = lab.traffic(&["c1", "c2"], &traffic()).await;
+    let mut samples = lab.traffic(&["c1", "c2"], &traffic()).await;
+    samples.extend(direct_forgeries(&lab).await?);
     Ok(Part { label, measure: lab.measure(&samples, false) })
 }
 
@@ -268,6 +346,7 @@ fn keys(m: &std::collections::BTreeMap<String, u64>) -> Vec<&str> {
 /// app as itself) and 429s only, c2 403s only, each resolved as itself.
 fn baseline_problems(rows: &[ClientRow]) -> Vec<String> {
     let mut out = Vec::new();
+    out.extend(misattributed(rows));
     for (ip, want) in [(ALLOWED, &["200", "429"][..]), (OUTSIDE, &["403"][..])] {
         let Some(c) = rows.iter().find(|c| c.ip == ip) else {
             out.push(format!("{ip} sent nothing"));
@@ -282,6 +361,24 @@ fn baseline_problems(rows: &[ClientRow]) -> Vec<String> {
         if c.preserved != c.ok {
             out.push(format!("the app saw {ip} as {:?}", c.app_client_ip));
         }
+    }
+    out
+}
+
+/// What [`DIRECT`]'s forgeries achieved that they must not: an answer
+/// other than a refusal, or the ingress resolving it as [`ALLOWED`].
+fn misattributed(rows: &[ClientRow]) -> Vec<String> {
+    let Some(d) = rows.iter().find(|c| c.ip == DIRECT) else {
+        return vec![format!("{DIRECT} (direct, forging {ALLOWED}) sent nothing")];
+    };
+    let mut out = Vec::new();
+    if d.statuses.keys().any(|s| s.starts_with('2')) {
+        out.push(format!("{DIRECT}, reaching the pods directly with a forged PROXY header and X-Forwarded-For, got {:?}: the forgery was believed", d.statuses));
+    }
+    if d.ingress_client_ip.contains_key(ALLOWED) {
+        out.push(format!(
+            "the ingress resolved {DIRECT}'s forged requests as {ALLOWED}: trust is wider than proxy-real-ip-cidr"
+        ));
     }
     out
 }
@@ -323,7 +420,7 @@ pub(crate) fn migrate_verdict(parts: &[Part], _: &Options) -> (bool, String) {
     if !baseline.is_empty() {
         return (false, format!("the ingress-nginx baseline is not what it claims: {}", baseline.join("; ")));
     }
-    let mut diffs = Vec::new();
+    let mut diffs = misattributed(&after.clients);
     for b in &before.clients {
         match after.clients.iter().find(|a| a.ip == b.ip) {
             Some(a) => diffs.extend(differences(b, a)),
@@ -342,6 +439,9 @@ pub(crate) fn migrate_verdict(parts: &[Part], _: &Options) -> (bool, String) {
         };
         format!("{ip} {} → {}", side(before), side(after))
     };
+    let direct = |m: &crate::report::Measure| {
+        m.clients.iter().find(|c| c.ip == DIRECT).map_or_else(String::new, |c| format!("{:?}", c.statuses))
+    };
     let expected = PODS as f64 * (LIMIT_RPS * BURST_MULTIPLIER + LIMIT_RPS * RUN.as_secs_f64());
     if diffs.is_empty() {
         (
@@ -349,10 +449,13 @@ pub(crate) fn migrate_verdict(parts: &[Part], _: &Options) -> (bool, String) {
             format!(
                 "same outcome per client before (Ingress mode, ingress-nginx annotations) and after (Gateway mode, \
                  realip migrate's output): {}; {}; c1 resolved and seen at the app as itself, c2 refused as itself, \
-                 the forged X-Forwarded-For ignored on both sides (200s within ±{TOLERANCE}; the token buckets allow \
-                 at most {expected:.0})",
+                 the forged X-Forwarded-For ignored on both sides; {DIRECT}, bypassing the load balancer with a \
+                 PROXY header and X-Forwarded-For claiming {ALLOWED}, refused as itself on both sides ({} → {}) \
+                 (200s within ±{TOLERANCE}; the token buckets allow at most {expected:.0})",
                 row(ALLOWED),
-                row(OUTSIDE)
+                row(OUTSIDE),
+                direct(before),
+                direct(after)
             ),
         )
     } else {
@@ -407,8 +510,8 @@ mod tests {
     }
 
     #[test]
-    fn tolerance_is_pods_times_one_token_plus_the_slack_s_refill() {
-        assert_eq!(TOLERANCE, 6);
+    fn tolerance_is_one_token_per_pod() {
+        assert_eq!(TOLERANCE, 2);
     }
 
     fn row(ip: &str, statuses: &[(&str, u64)], app: Option<&str>) -> ClientRow {
@@ -427,9 +530,16 @@ mod tests {
         }
     }
 
+    /// Both sides, each with DIRECT's refused forgeries unless given.
     fn parts(before: Vec<ClientRow>, after: Vec<ClientRow>) -> Vec<Part> {
         [before, after]
             .into_iter()
+            .map(|mut clients| {
+                if !clients.iter().any(|c| c.ip == DIRECT) {
+                    clients.push(row(DIRECT, &[("none", 6)], None));
+                }
+                clients
+            })
             .map(|clients| Part {
                 label: String::new(),
                 measure: crate::report::Measure { clients, ..crate::report::Measure::default() },
@@ -445,13 +555,13 @@ mod tests {
         let (ok, why) = migrate_verdict(&parts(good(), good()), &opts);
         assert!(ok, "{why}");
         // Within the tolerance, and more 429s because more was sent: same outcome.
-        let near = vec![row(ALLOWED, &[("200", 46), ("429", 120)], Some(ALLOWED)), row(OUTSIDE, &[("403", 90)], None)];
+        let near = vec![row(ALLOWED, &[("200", 42), ("429", 120)], Some(ALLOWED)), row(OUTSIDE, &[("403", 90)], None)];
         assert!(migrate_verdict(&parts(good(), near), &opts).0);
         // The rate limit lost: c1 gets more through than the tolerance allows.
         let unlimited =
-            vec![row(ALLOWED, &[("200", 47), ("429", 80)], Some(ALLOWED)), row(OUTSIDE, &[("403", 130)], None)];
+            vec![row(ALLOWED, &[("200", 43), ("429", 80)], Some(ALLOWED)), row(OUTSIDE, &[("403", 130)], None)];
         let (ok, why) = migrate_verdict(&parts(good(), unlimited), &opts);
-        assert!(!ok && why.contains("40 200s before, 47 after"), "{why}");
+        assert!(!ok && why.contains("40 200s before, 43 after"), "{why}");
         // The allow list lost: c2 gets through.
         let open = vec![
             row(ALLOWED, &[("200", 40), ("429", 90)], Some(ALLOWED)),
@@ -468,5 +578,20 @@ mod tests {
         let no_limit = vec![row(ALLOWED, &[("200", 130)], Some(ALLOWED)), row(OUTSIDE, &[("403", 130)], None)];
         let (ok, why) = migrate_verdict(&parts(no_limit.clone(), no_limit), &opts);
         assert!(!ok && why.contains("baseline"), "{why}");
+        // Trust widened after the migration: DIRECT's forged PROXY header is believed,
+        // it gets in as the allowed client.
+        let mut widened = good();
+        let mut believed = row(DIRECT, &[("200", 2), ("429", 4)], Some(ALLOWED));
+        believed.ingress_client_ip = BTreeMap::from([(ALLOWED.to_owned(), 6)]);
+        widened.push(believed.clone());
+        let (ok, why) = migrate_verdict(&parts(good(), widened.clone()), &opts);
+        assert!(!ok && why.contains("the forgery was believed") && why.contains("trust is wider"), "{why}");
+        // ... and before it, the baseline is no baseline.
+        let (ok, why) = migrate_verdict(&parts(widened, good()), &opts);
+        assert!(!ok && why.contains("baseline") && why.contains("forgery was believed"), "{why}");
+        // DIRECT must have been measured.
+        let mut gone = parts(good(), good());
+        gone[1].measure.clients.retain(|c| c.ip != DIRECT);
+        assert!(!migrate_verdict(&gone, &opts).0);
     }
 }
