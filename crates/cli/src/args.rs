@@ -85,7 +85,8 @@ pub struct MigrateArgs {
     /// Write the report to FILE (default: stderr, or stdout with --out).
     #[arg(long, value_name = "FILE")]
     pub report: Option<std::path::PathBuf>,
-    /// Report format: text or json.
+    /// Report format: text or json. With json, stdout and stderr hold only JSON: the objects (without
+    /// --out) as one v1 List, the report as one object.
     #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub format: String,
     /// Trust these CIDRs (your load balancer's) instead of proxy-real-ip-cidr, e.g. to replace its

@@ -505,6 +505,12 @@ pub fn to_yaml(objects: &[Value]) -> String {
     out
 }
 
+/// The objects as one JSON document: a `v1` `List` (what `kubectl apply -f`
+/// takes), for `--format json`, where stdout holds nothing but JSON.
+pub fn to_json(objects: &[Value]) -> String {
+    format!("{:#}\n", serde_json::json!({"apiVersion": "v1", "kind": "List", "items": objects}))
+}
+
 /// The file name of one object under `--out`: `kind-namespace-name.yaml`.
 pub fn file_name(o: &Value) -> String {
     let part = |p: &str| o.pointer(p).and_then(Value::as_str).unwrap_or("unnamed").to_owned();

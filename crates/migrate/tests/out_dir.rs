@@ -56,3 +56,12 @@ fn reruns_replace_their_own_files_and_foreign_dirs_are_refused() {
     assert!(err.contains("not empty") && err.contains("foreign"), "{err}");
     assert_eq!(listing(&foreign), ["deployment.yaml"]);
 }
+
+/// `--format json` prints the objects as one v1 List: JSON only, applicable as is.
+#[test]
+fn objects_as_one_json_list() {
+    let text = realip_migrate::to_json(&[route("a"), route("b")]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((v["apiVersion"].as_str(), v["kind"].as_str()), (Some("v1"), Some("List")));
+    assert_eq!(v["items"][1]["metadata"]["name"], "b");
+}
