@@ -23,8 +23,10 @@
 //!   differ from what was last settled (written, or found in place) for
 //!   that object; an update of an object's status alone (generation
 //!   unchanged — mostly realip's own patches) recomputes nothing.
-//! - Bursts of events are coalesced (the batch ends after 20 ms without an
-//!   event, at most 250 ms after it began), and a batch recomputes only the
+//! - Bursts of events are coalesced: a batch ends after 2 ms without an
+//!   event (at most 250 ms after it began), and whatever arrives while a
+//!   batch is computed forms the next one, so a burst costs one or two
+//!   computations while a lone change waits only 2 ms. A batch recomputes only the
 //!   side it touches: Ingress-only changes skip the Gateway translation and
 //!   Gateway-only changes skip the Ingress computation. A batch of
 //!   EndpointSlice changes only (after the initial lists) recomputes the
@@ -428,13 +430,14 @@ pub async fn run(
     // The Gateway side's backends as last translated (`None`: not yet).
     let mut gw_backends: Option<Vec<crate::ingress::Backend>> = None;
     loop {
-        // One batch: the first event, then whatever follows within 20 ms
-        // (bounded to 250 ms in total), so a burst costs one computation.
+        // One batch: the first event, then whatever follows within 2 ms
+        // (bounded to 250 ms in total); events that arrive during the
+        // computation wait in the streams and form the next batch.
         let Some(first) = events.next().await else { break };
         let started = tokio::time::Instant::now();
         let mut batch = vec![first];
         while started.elapsed() < Duration::from_millis(250) {
-            match tokio::time::timeout(Duration::from_millis(20), events.next()).await {
+            match tokio::time::timeout(Duration::from_millis(2), events.next()).await {
                 Ok(Some(ev)) => batch.push(ev),
                 Ok(None) | Err(_) => break,
             }
