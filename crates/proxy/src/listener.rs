@@ -116,8 +116,15 @@ async fn connection(
     mut drain: Watch,
     counters: &ListenerMetrics,
 ) {
-    let snap = shared.snapshot.load_full();
-    let Some(rt) = snap.listeners.get(&*name) else { return };
+    // What the connection needs of the configuration, copied: holding the
+    // snapshot for the connection's life would keep every configuration a
+    // reload replaced alive as long as some idle keep-alive connection
+    // began under it (each request reads the current one anyway).
+    let (rt, limits) = {
+        let snap = shared.snapshot.load();
+        let Some(rt) = snap.listeners.get(&*name) else { return };
+        (rt.clone(), snap.config.limits.clone())
+    };
     // Before HTTP nothing of the client's was read: a drain closes at once.
     let Some(header) = unless_draining(&mut drain, read_header(&mut stream, peer, &rt.proxy)).await else { return };
     let (proxy, rest) = match header {
@@ -141,7 +148,7 @@ async fn connection(
         }
         return;
     }
-    let limits = &snap.config.limits;
+    let limits = &limits;
     // What this task keeps for the connection's whole life is sized by the
     // largest state below: TLS and hyper's state are boxed so that an idle
     // plain HTTP/1.1 connection (parked) stays small.
