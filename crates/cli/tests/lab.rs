@@ -247,7 +247,19 @@ fn migration_keeps_every_client_s_outcome(report: &Value) {
     let mut ok = Vec::new();
     for p in parts {
         let rows = client_rows(p);
-        assert_eq!(rows.iter().map(|r| r["ip"].as_str().unwrap()).collect::<Vec<_>>(), clients(), "{p}");
+        // The two clients through the LB, then a source that reaches the
+        // pods directly forging a PROXY header and X-Forwarded-For.
+        let mut want = clients().to_vec();
+        want.push(realip_lab::migrate::DIRECT);
+        assert_eq!(rows.iter().map(|r| r["ip"].as_str().unwrap()).collect::<Vec<_>>(), want, "{p}");
+        // The forger never gets an answer, nor is it resolved as the
+        // address it claims, at any hop.
+        let d = rows[2];
+        assert_eq!(d["ok"], 0, "{p}");
+        assert!(counts(&d["statuses"]).iter().all(|(s, _)| !s.starts_with('2')), "{p}");
+        for hop in ["ingress_client_ip", "app_client_ip"] {
+            assert!(counts(&d[hop]).iter().all(|(ip, _)| ip != clients()[0]), "{hop}: {p}");
+        }
         // c1: in the allow list, over the rate: 200s (at the app as itself) and 429s.
         let c1 = statuses(rows[0]);
         assert_eq!(c1.iter().map(|(s, _)| s.as_str()).collect::<Vec<_>>(), ["200", "429"], "{p}");
