@@ -766,7 +766,8 @@ fn client_access_policies_key_on_the_resolved_client() {
         &api,
         "site",
         &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"], "rules": [
-            {"name": "admin", "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}], "backendRefs": backend},
+            {"name": "admin", "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}},
+                {"path": {"type": "PathPrefix", "value": "/console"}}], "backendRefs": backend},
             {"backendRefs": backend}]}),
     );
     let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
@@ -803,6 +804,7 @@ fn client_access_policies_key_on_the_resolved_client() {
     assert_eq!(from("/admin/x", "198.51.100.7"), 200);
     assert_eq!(from("/admin/x", "198.51.100.7"), 200);
     assert_eq!(from("/admin/x", "198.51.100.7"), 429, "burst 2 spent");
+    assert_eq!(from("/console", "198.51.100.7"), 429, "one bucket per client for the policy, not one per match");
     assert_eq!(from("/admin/x", "198.51.100.8"), 200, "another client has its own bucket");
     assert_eq!(from("/admin", "192.0.2.9"), 403, "not on the allow list");
     // Other routes keep the Gateway's policy.

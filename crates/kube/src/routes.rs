@@ -354,6 +354,13 @@ pub struct RateLimit {
     pub ipv6_prefix_length: u8,
     /// Shared across replicas (`rate_limit_store`) or per replica.
     pub global: bool,
+    /// Whose bucket it is: `clientaccesspolicy:NS/NAME` or
+    /// `ingress:NS/NAME`. Every route the policy (or the Ingress's
+    /// annotations) applies to shares one bucket per client, as
+    /// ingress-nginx's one zone per Ingress does: a client does not get a
+    /// fresh budget per rule, match or host. (`:` never appears in an
+    /// escaped route name, so no route's own scope is one of these.)
+    pub scope: String,
 }
 
 /// Access rules keyed on the resolved client.
@@ -425,6 +432,7 @@ impl RouteSet {
                         burst: r.burst.unwrap_or(rps),
                         ipv6_prefix_length: 64,
                         global: r.rate_global,
+                        scope: format!("ingress:{}", r.ingress),
                     }),
                 });
                 Route {

@@ -348,6 +348,12 @@ pub struct RouteConfig {
     pub deny: Vec<String>,
     /// Route-level rate limit (replaces the global one when set).
     pub rate: Option<RateConfig>,
+    /// Whose bucket `rate` is (never from the file): the Kubernetes
+    /// policy or Ingress that set it, shared by every route it applies to
+    /// (see `realip_kube::routes::RateLimit::scope`); `None`: the route's
+    /// own.
+    #[serde(skip)]
+    pub rate_scope: Option<String>,
     /// Largest request body in bytes (default: `limits.max_body_bytes`).
     pub max_body_bytes: Option<u64>,
     /// Answer plain-HTTP requests with `308` to `https://` (not when a

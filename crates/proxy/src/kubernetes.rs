@@ -392,6 +392,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         allow: access.and_then(|a| a.allow.clone()),
         deny: access.map(|a| a.deny.clone()).unwrap_or_default(),
         rate,
+        rate_scope: access.and_then(|a| a.rate_limit.as_ref()).map(|rl| rl.scope.clone()),
         max_body_bytes: r.max_body,
         https_redirect: r.ssl_redirect,
         gateway,

@@ -6,7 +6,9 @@
 //!   called with EVALSHA; a `NOSCRIPT` after a Redis restart reloads it)
 //!   reads and advances the client's theoretical arrival time (TAT) under
 //!   Redis' own clock, so replicas with skewed clocks still agree;
-//! - keys are `realip:rl:{route}:{client}` (IPv6 clients by prefix) and
+//! - keys are `realip:rl:{scope}:{client}` (IPv6 clients by prefix), the
+//!   scope being a route's escaped name, `[policy]`, or `KIND:NS/NAME` of
+//!   the Kubernetes policy whose bucket every route it covers shares, and
 //!   expire when the TAT is reached, i.e. when the key would say nothing
 //!   a missing key does not: Redis holds nothing stale;
 //! - a client Redis just limited is answered locally until the time Redis

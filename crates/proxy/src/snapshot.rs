@@ -96,6 +96,15 @@ fn route_key(r: &crate::config::RouteConfig) -> (Option<&str>, Option<&str>, &st
     (r.name.as_deref(), r.host.as_deref(), r.path_prefix.as_str())
 }
 
+/// The scope of a route's own limit: the policy's that set it (shared by
+/// the routes it applies to), else the route's escaped name.
+fn rate_scope<'a>(r: &'a crate::config::RouteConfig, name: &'a str) -> std::borrow::Cow<'a, str> {
+    match &r.rate_scope {
+        Some(s) => s.as_str().into(),
+        None => crate::ratestore::route_scope(name),
+    }
+}
+
 /// What a limiter limits: its scope (a route name, or `[policy]` for the
 /// shared one), its rate, where it is kept (local or global) and its IPv6
 /// keying. Equal keys share buckets (or, global, the store client and the
@@ -236,9 +245,13 @@ impl Snapshot {
             },
             None => None,
         };
-        let mut limiters = HashMap::new();
+        let mut limiters: HashMap<String, Limit> = HashMap::new();
         let mut limiter = |scope: &str, rate: RateConfig, ipv6_prefix: u8| {
             let key = limiter_key(scope, rate, ipv6_prefix);
+            // Routes of one scope (a Kubernetes policy's) share one limiter.
+            if let Some(l) = limiters.get(&key) {
+                return l.clone();
+            }
             let old = previous.and_then(|p| p.limiters.get(&key)).filter(|l| match (l, &store) {
                 // A global limiter is reused only with the store it uses.
                 (Limit::Global(g), Some(s)) => Arc::ptr_eq(g.store(), s),
@@ -293,11 +306,7 @@ impl Snapshot {
             if let Some(old) = old {
                 // Its limiter is kept for the next reload too.
                 if let Some(rate) = r.rate {
-                    let _ = limiter(
-                        &crate::ratestore::route_scope(&route_name(r)),
-                        rate,
-                        rate.ipv6_prefix.unwrap_or(ipv6_prefix),
-                    );
+                    let _ = limiter(&rate_scope(r, &route_name(r)), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix));
                 }
                 routes.push(Arc::clone(old));
                 continue;
@@ -321,11 +330,7 @@ impl Snapshot {
                 },
                 deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
                 rate: match r.rate {
-                    Some(rate) => Some(limiter(
-                        &crate::ratestore::route_scope(&name),
-                        rate,
-                        rate.ipv6_prefix.unwrap_or(ipv6_prefix),
-                    )),
+                    Some(rate) => Some(limiter(&rate_scope(r, &name), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
                     None => global_rate.clone(),
                 },
             };

@@ -52,23 +52,28 @@ async fn request(s: &mut TcpStream) {
     assert!(buf.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..have]));
 }
 
-fn config(up: std::net::SocketAddr, route: &str) -> Config {
+fn config(up: std::net::SocketAddr, route: &str, log: &std::path::Path) -> Config {
     Config::parse(&format!(
-        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n[log]\npath = \"off\"\n\
+        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n[log]\npath = \"{}\"\n\
          [[route]]\nname = \"{route}\"\nhost = \"app.example.com\"\nupstream = \"up\"\n\
-         [[upstream]]\nname = \"up\"\nendpoints = [\"{up}\"]\n"
+         [[upstream]]\nname = \"up\"\nendpoints = [\"{up}\"]\n",
+        log.display()
     ))
     .unwrap()
 }
 
 #[test]
 fn idle_connections_do_not_keep_replaced_configurations_alive() {
+    let dir = std::env::temp_dir().join(format!("realip-snapshot-lifetime-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let _cleanup = Cleanup(dir.clone());
+    let log_path = dir.join("access.log");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up_addr = up.local_addr().unwrap();
         tokio::spawn(upstream(up));
-        let snapshot = Snapshot::build(config(up_addr, "first")).unwrap();
+        let snapshot = Snapshot::build(config(up_addr, "first", &log_path)).unwrap();
         let log = AccessLog::open(&snapshot.config.log).unwrap();
         let shared = Arc::new(Shared::new(snapshot, log));
         let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -88,7 +93,7 @@ fn idle_connections_do_not_keep_replaced_configurations_alive() {
         request(&mut busy).await;
         let first = Arc::downgrade(&shared.snapshot.load_full());
         // A reload, while both connections stay open.
-        shared.snapshot.store(Arc::new(Snapshot::build(config(up_addr, "second")).unwrap()));
+        shared.snapshot.store(Arc::new(Snapshot::build(config(up_addr, "second", &log_path)).unwrap()));
         request(&mut busy).await;
         // Idle connections park after 100 ms; neither state may hold it.
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -100,4 +105,13 @@ fn idle_connections_do_not_keep_replaced_configurations_alive() {
         request(&mut idle).await;
         request(&mut busy).await;
     });
+}
+
+/// Removes the test's directory, also on failure.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

@@ -350,6 +350,9 @@ fn access_policies_prefer_the_most_specific_target() {
     assert_eq!(by("httproute/web/r/1/0").policy, "web/route");
     let rl = by("httproute/web/r/1/0").rate_limit.unwrap();
     assert_eq!((rl.per_second, rl.burst, rl.ipv6_prefix_length, rl.global), (5.0, 5.0, 64, true));
+    // The bucket is the policy's: every route it applies to names it.
+    assert_eq!(rl.scope, "clientaccesspolicy:web/route");
+    assert_eq!(by("httproute/web/r/admin/0").rate_limit.unwrap().scope, "clientaccesspolicy:web/rule");
     assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "ghost"), [("Accepted", false, "TargetNotFound")]);
     let t = run(&(r + &policy("bad", "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}", "nonsense")));
     assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "bad"), [("Accepted", false, "Invalid")]);

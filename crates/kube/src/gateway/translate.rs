@@ -881,7 +881,8 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
                 "Global" => true,
                 other => return Err(format!("rateLimit.scope: `{other}` is not Local or Global")),
             };
-            Some(RateLimit { per_second: r.per_second, burst, ipv6_prefix_length: len, global })
+            let scope = format!("clientaccesspolicy:{}/{}", ns_of(&p.metadata), name_of(&p.metadata));
+            Some(RateLimit { per_second: r.per_second, burst, ipv6_prefix_length: len, global, scope })
         }
     };
     Ok(Access {
