@@ -17,7 +17,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use realip_proxy::accept::Acceptor;
+mod common;
+
 use realip_proxy::http::Shared;
 use realip_proxy::log::AccessLog;
 use realip_proxy::snapshot::Snapshot;
@@ -35,31 +36,6 @@ const WARMUP: u64 = 50;
 const MEASURED: u64 = 400;
 
 const UPSTREAM_RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\n\r\nok";
-
-/// Answers every request head on every connection with the same bytes.
-async fn upstream(l: TcpListener) {
-    loop {
-        let Ok((mut s, _)) = l.accept().await else { return };
-        tokio::spawn(async move {
-            let mut buf = [0u8; 4096];
-            let mut have = 0;
-            loop {
-                let Ok(n) = s.read(&mut buf[have..]).await else { return };
-                if n == 0 {
-                    return;
-                }
-                have += n;
-                while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                    if s.write_all(UPSTREAM_RESPONSE).await.is_err() {
-                        return;
-                    }
-                    buf.copy_within(end + 4..have, 0);
-                    have -= end + 4;
-                }
-            }
-        });
-    }
-}
 
 /// One request and its whole response on `s`, into `buf`.
 async fn request(s: &mut TcpStream, buf: &mut [u8]) {
@@ -88,13 +64,12 @@ fn allocations_per_proxied_request() {
     let profile = std::env::var_os("REALIP_ALLOC_PROFILE").is_some();
     let _profiler = if profile { dhat::Profiler::new_heap() } else { dhat::Profiler::builder().testing().build() };
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let dir = std::env::temp_dir().join(format!("realip-allocs-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = Cleanup(dir.clone());
+    let cleanup = common::Cleanup::new("allocs");
+    let dir = cleanup.0.clone();
     let per_request = rt.block_on(async {
         let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up_addr = up.local_addr().unwrap();
-        tokio::spawn(upstream(up));
+        tokio::spawn(common::upstream(up, UPSTREAM_RESPONSE));
         let config = Config::parse(&format!(
             r#"
 [[listener]]
@@ -123,16 +98,7 @@ endpoints = ["{up_addr}"]
         let snapshot = Snapshot::build(config).unwrap();
         let log = AccessLog::open(&snapshot.config.log).unwrap();
         let shared = Arc::new(Shared::new(snapshot, log));
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let (_drain, watch) = realip_proxy::drain::Drain::new();
-        tokio::spawn(realip_proxy::listener::serve(
-            "web".into(),
-            Acceptor::new(tcp, "web".into()),
-            Arc::clone(&shared),
-            Arc::new(tokio::sync::Semaphore::new(100)),
-            watch,
-        ));
+        let (addr, _drain) = common::serve(&shared).await;
         let mut client = TcpStream::connect(addr).await.unwrap();
         let mut buf = vec![0u8; 16 * 1024];
         for _ in 0..WARMUP {
@@ -163,13 +129,5 @@ endpoints = ["{up_addr}"]
             per_request <= MAX_PER_REQUEST as f64,
             "{per_request:.2} allocations per request, more than {MAX_PER_REQUEST}: see REALIP_ALLOC_PROFILE"
         );
-    }
-}
-
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }

@@ -7,38 +7,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use realip_proxy::accept::Acceptor;
+mod common;
+
 use realip_proxy::http::Shared;
 use realip_proxy::log::AccessLog;
 use realip_proxy::snapshot::Snapshot;
 use realip_proxy::Config;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
-
-/// Answers every request head with a 2-byte body.
-async fn upstream(l: TcpListener) {
-    loop {
-        let Ok((mut s, _)) = l.accept().await else { return };
-        tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let mut have = 0;
-            loop {
-                let Ok(n) = s.read(&mut buf[have..]).await else { return };
-                if n == 0 {
-                    return;
-                }
-                have += n;
-                while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok").await.is_err() {
-                        return;
-                    }
-                    buf.copy_within(end + 4..have, 0);
-                    have -= end + 4;
-                }
-            }
-        });
-    }
-}
 
 async fn request(s: &mut TcpStream) {
     s.write_all(b"GET / HTTP/1.1\r\nHost: app.example.com\r\n\r\n").await.unwrap();
@@ -64,28 +40,17 @@ fn config(up: std::net::SocketAddr, route: &str, log: &std::path::Path) -> Confi
 
 #[test]
 fn idle_connections_do_not_keep_replaced_configurations_alive() {
-    let dir = std::env::temp_dir().join(format!("realip-snapshot-lifetime-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let _cleanup = Cleanup(dir.clone());
-    let log_path = dir.join("access.log");
+    let dir = common::Cleanup::new("snapshot-lifetime");
+    let log_path = dir.0.join("access.log");
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
         let up = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let up_addr = up.local_addr().unwrap();
-        tokio::spawn(upstream(up));
+        tokio::spawn(common::upstream(up, b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"));
         let snapshot = Snapshot::build(config(up_addr, "first", &log_path)).unwrap();
         let log = AccessLog::open(&snapshot.config.log).unwrap();
         let shared = Arc::new(Shared::new(snapshot, log));
-        let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = tcp.local_addr().unwrap();
-        let (_drain, watch) = realip_proxy::drain::Drain::new();
-        tokio::spawn(realip_proxy::listener::serve(
-            "web".into(),
-            Acceptor::new(tcp, "web".into()),
-            Arc::clone(&shared),
-            Arc::new(tokio::sync::Semaphore::new(100)),
-            watch,
-        ));
+        let (addr, _drain) = common::serve(&shared).await;
         // Two keep-alive clients: one stays idle, one will send again.
         let mut idle = TcpStream::connect(addr).await.unwrap();
         let mut busy = TcpStream::connect(addr).await.unwrap();
@@ -105,13 +70,4 @@ fn idle_connections_do_not_keep_replaced_configurations_alive() {
         request(&mut idle).await;
         request(&mut busy).await;
     });
-}
-
-/// Removes the test's directory, also on failure.
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
