@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
 
-use crate::ingress::{Backend, PathKind, PathRule, Plan, Rewrite};
+use crate::ingress::{Backend, Denied, PathKind, PathRule, Plan, Rewrite};
 use crate::report::{Entry, Report, Status};
 use crate::setup::ClientIp;
 use crate::Target;
@@ -116,12 +116,16 @@ fn backend_ref(b: &Backend, weight: Option<u32>) -> Value {
 }
 
 fn path_match(p: &PathRule) -> Value {
-    let ty = match p.kind {
+    kind_match(p.kind, &p.value)
+}
+
+fn kind_match(kind: PathKind, value: &str) -> Value {
+    let ty = match kind {
         PathKind::Exact => "Exact",
         PathKind::Prefix => "PathPrefix",
         PathKind::Regex => "RegularExpression",
     };
-    json!({"type": ty, "value": p.value})
+    json!({"type": ty, "value": value})
 }
 
 fn rewrite_filter(r: &Rewrite) -> Value {
@@ -338,6 +342,9 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     }
     // Routes, per Ingress and host.
     let mut names = Names::default();
+    // Policy names, claimed like route names: a chunk `api-2` of Ingress
+    // `api` and Ingress `api-2` must not replace each other's policy.
+    let mut policy_names = Names::default();
     for plan in plans.iter().filter(|p| p.canary.is_none()) {
         let o = plan.obj;
         let mut route_names = Vec::new();
@@ -414,7 +421,9 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 }
             }
         }
-        access_policies(plan, &route_names, target, &mut out.objects);
+        access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
+        let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
+        deny_all_policies(plan, &denied, target, &mut policy_names, &mut out.objects);
     }
     client_ip_policy(gw, ci, target, &mut out.objects);
     out
@@ -427,14 +436,67 @@ fn targets(routes: &[String]) -> Vec<Vec<Value>> {
         .collect()
 }
 
-fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, out: &mut Vec<Value>) {
+/// HTTPRoutes for the [`Denied`] locations of `plan` (one per host,
+/// `…-denied`): its matches, no backend, on every listener. Returns their
+/// names.
+fn denied_routes(plan: &Plan<'_>, names: &mut Names, parent: &Value, out: &mut Vec<Value>) -> Vec<String> {
+    let o = plan.obj;
+    let mut routes = Vec::new();
+    let single = plan.denied.len() <= 1 && plan.hosts.len() <= 1;
+    for (host, paths) in &plan.denied {
+        let base = if single {
+            o.name.clone()
+        } else {
+            let all = plan.hosts.keys().chain(plan.denied.keys()).filter_map(Option::as_deref);
+            format!("{}-{}", o.name, host.as_deref().map_or("any-host".into(), |h| unique_slug(h, all)))
+        };
+        let mut seen = std::collections::BTreeSet::new();
+        let rules: Vec<Value> = paths
+            .iter()
+            .filter(|d| seen.insert((d.kind == PathKind::Exact, d.kind == PathKind::Regex, d.value.clone())))
+            .map(|d: &Denied| json!({"matches": [{"path": kind_match(d.kind, &d.value)}]}))
+            .collect();
+        for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
+            let n = if i == 0 { format!("{base}-denied") } else { format!("{base}-denied-{}", i + 1) };
+            let n = names.claim(&o.namespace, &n, &format!("{}/{host:?}/denied/{i}", o.name));
+            let mut spec = json!({"parentRefs": [parent], "rules": chunk});
+            if let Some(h) = host {
+                spec["hostnames"] = json!([h]);
+            }
+            out.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace), "spec": spec}));
+            routes.push(n);
+        }
+    }
+    routes
+}
+
+/// The policy that refuses every client on `routes` (the denied locations
+/// of `plan`): realip's ClientAccessPolicy `deny: [0.0.0.0/0, ::/0]`, or
+/// Envoy Gateway's SecurityPolicy authorization `defaultAction: Deny`
+/// without rules.
+fn deny_all_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &mut Names, out: &mut Vec<Value>) {
+    let o = plan.obj;
+    for (i, refs) in targets(routes).into_iter().enumerate() {
+        let base = if i == 0 { format!("{}-denied", o.name) } else { format!("{}-denied-{}", o.name, i + 1) };
+        let name = names.claim(&o.namespace, &base, &format!("{}/denied/{i}", o.name));
+        out.push(match target {
+            Target::Realip => json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace),
+                "spec": {"targetRefs": refs, "deny": ["0.0.0.0/0", "::/0"]}}),
+            Target::EnvoyGateway => json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy", "metadata": meta(&name, &o.namespace),
+                "spec": {"targetRefs": refs, "authorization": {"defaultAction": "Deny"}}}),
+        });
+    }
+}
+
+fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &mut Names, out: &mut Vec<Value>) {
     let o = plan.obj;
     let has_access = plan.allow.is_some() || !plan.deny.is_empty();
     if routes.is_empty() || (!has_access && plan.rates.is_empty()) {
         return;
     }
     for (i, refs) in targets(routes).into_iter().enumerate() {
-        let name = fit(&if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) });
+        let base = if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) };
+        let name = names.claim(&o.namespace, &base, &format!("{}/{i}", o.name));
         match target {
             Target::Realip => {
                 let mut spec = json!({"targetRefs": refs});

@@ -5,8 +5,10 @@
 //!
 //! Invariants: an access-control annotation that does not parse keeps the
 //! whole Ingress out of the output (emitting its routes without the list
-//! would open them); a path that cannot be expressed is left out and
-//! reported, the others are kept; snippets are reported with their line.
+//! would open them: [`Plan::deny_all`]); a path that cannot be expressed is
+//! left out and reported, the others are kept; a left-out location is kept
+//! as a [`Denied`] match, emitted deny-all; snippets are reported with
+//! their line.
 
 use std::collections::BTreeMap;
 
@@ -59,6 +61,22 @@ pub struct PathRule {
     /// The path as the Ingress wrote it (a canary names its main Ingress's path this way).
     pub raw: String,
     /// Its pathType as written (`ImplementationSpecific` when absent).
+    pub path_type: String,
+}
+
+/// A location ingress-nginx served that the output cannot serve as it did
+/// (its Ingress or this path is left out): emitted with a deny-all policy
+/// and no backend, so its requests are refused instead of falling through
+/// to a more open route of the host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Denied {
+    /// Match type (never a rewrite: nothing is forwarded).
+    pub kind: PathKind,
+    /// Match value (a valid Gateway API path).
+    pub value: String,
+    /// The path as the Ingress wrote it.
+    pub raw: String,
+    /// Its pathType as written.
     pub path_type: String,
 }
 
@@ -139,6 +157,93 @@ pub struct Plan<'a> {
     pub redirect: Option<Redirect>,
     /// Set on canary Ingresses.
     pub canary: Option<Canary>,
+    /// Why the whole Ingress is left out (its routes are then emitted as
+    /// [`Denied`] locations only, see [`Plan::deny_everything`]).
+    pub deny_all: Option<String>,
+    /// Locations emitted deny-all, by host.
+    pub denied: BTreeMap<Option<String>, Vec<Denied>>,
+}
+
+impl Plan<'_> {
+    /// Turns every location of the plan (paths, and its defaultBackend when
+    /// it is the catch-all's) into a [`Denied`] one and drops everything
+    /// else it would emit: the Ingress is left out, and ingress-nginx served
+    /// its locations, so they must refuse requests rather than vanish and
+    /// let a more open route of the host take them.
+    pub fn deny_everything(&mut self) {
+        for (host, paths) in std::mem::take(&mut self.hosts) {
+            let d = self.denied.entry(host).or_default();
+            for p in paths {
+                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type });
+            }
+        }
+        if self.default_backend.take().is_some() {
+            self.denied.entry(None).or_default().push(Denied {
+                kind: PathKind::Prefix,
+                value: "/".into(),
+                raw: "/".into(),
+                path_type: "Prefix".into(),
+            });
+        }
+        self.allow = None;
+        self.deny.clear();
+        self.rates.clear();
+        self.redirect = None;
+        self.app_root = None;
+        self.ssl_redirect = Some(false);
+        self.force_ssl_redirect = false;
+    }
+}
+
+/// Whether `v` is a path the Gateway API accepts for an `Exact` or
+/// `PathPrefix` match (the HTTPRoute CRD's CEL rules: its character set,
+/// no `//`, `/./`, `/../`, `%2f`, `#`, no trailing `/.` or `/..`); the API
+/// server rejects the whole HTTPRoute otherwise.
+pub fn gateway_path_ok(v: &str) -> bool {
+    let b = v.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if c == b'%' {
+            if !(b.get(i + 1).is_some_and(u8::is_ascii_hexdigit) && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)) {
+                return false;
+            }
+            i += 3;
+            continue;
+        }
+        if !(c.is_ascii_alphanumeric() || b"-/._~!$&'()*+,;=:@".contains(&c)) {
+            return false;
+        }
+        i += 1;
+    }
+    v.starts_with('/')
+        && v.len() <= 1024
+        && !["//", "/./", "/../", "%2f", "%2F", "#"].iter().any(|s| v.contains(s))
+        && !v.ends_with("/..")
+        && !v.ends_with("/.")
+}
+
+/// The match a left-out path is denied on: the path itself when it is a
+/// valid literal one, else a superset that is: the head before the first
+/// regex or invalid character, cut back to its last `/` (`/api/v[0-9]+` →
+/// PathPrefix `/api`, `/{id}` → `/`). Refusing more than nginx did is
+/// safe; refusing less would let the rest fall through.
+pub fn deny_match(path: &str, exact: bool, regex: bool) -> (PathKind, String) {
+    if (!regex || literal(path)) && gateway_path_ok(path) {
+        return (if exact { PathKind::Exact } else { PathKind::Prefix }, path.to_owned());
+    }
+    let mut head = String::new();
+    for c in path.chars() {
+        let next = format!("{head}{c}");
+        let bad = (regex && META.contains(c)) || !gateway_path_ok(&next) && !gateway_path_ok(&format!("{next}a"));
+        if bad {
+            break;
+        }
+        head = next;
+    }
+    let cut = head.rfind('/').map_or("", |i| &head[..i]);
+    let cut = if cut.is_empty() || !gateway_path_ok(cut) { "/" } else { cut };
+    (PathKind::Prefix, cut.to_owned())
 }
 
 /// Whether the Ingress belongs to the controller of `setup`.
@@ -325,7 +430,7 @@ fn backend(o: &Object, b: &Node, services: &[Object]) -> Result<Backend, String>
         .ok_or_else(|| format!("Service {}/{name} has no port named `{pname}`", o.namespace))
 }
 
-/// Reads one Ingress; `None` when it must stay out of the output.
+/// Reads one Ingress; [`Plan::deny_all`] says why when it must be left out.
 #[allow(clippy::too_many_lines)] // one arm per annotation: the mapping table in one place
 pub fn plan<'a>(
     o: &'a Object,
@@ -333,7 +438,7 @@ pub fn plan<'a>(
     target: Target,
     services: &[Object],
     report: &mut Report,
-) -> Option<Plan<'a>> {
+) -> Plan<'a> {
     let prefix = format!("{}/", setup.prefix);
     let anns: Vec<(String, String, usize)> = o
         .doc
@@ -381,6 +486,8 @@ pub fn plan<'a>(
         app_root: None,
         redirect: None,
         canary: None,
+        deny_all: None,
+        denied: BTreeMap::new(),
     };
     let canary = get("canary").map(bool_value) == Some(Ok(true));
     let keyed_on = "keyed on the client resolved by the Gateway's client-IP policy (never the load balancer's address)";
@@ -540,23 +647,48 @@ pub fn plan<'a>(
                 }
             }
             "permanent-redirect" | "temporal-redirect" => {
-                let code_key = format!("{key}-code");
-                let default = if key == "permanent-redirect" { 301 } else { 302 };
-                let code = get(&code_key).and_then(|c| c.parse::<u16>().ok()).unwrap_or(default);
-                if !matches!(code, 301 | 302 | 303 | 307 | 308) {
-                    push(key, Status::NotConverted, "", format!("status {code} is not one a RequestRedirect can send (301, 302, 303, 307, 308)"));
+                // redirect.go: a non-empty temporal-redirect wins; its code must be
+                // 300–307 (else 302), the permanent one's 300–308 (else 301).
+                if key == "permanent-redirect" && get("temporal-redirect").is_some_and(|t| !t.is_empty()) {
+                    push(key, Status::Ignored, "", "temporal-redirect is set too and wins, as in ingress-nginx".into());
                     continue;
                 }
-                match redirect_url(v, code) {
+                if v.is_empty() {
+                    push(key, Status::Ignored, "", "empty: no redirect, in ingress-nginx and in the output".into());
+                    continue;
+                }
+                let code_key = format!("{key}-code");
+                let (default, max) = if key == "permanent-redirect" { (301, 308) } else { (302, 307) };
+                let code = get(&code_key).and_then(|c| c.parse::<u16>().ok()).filter(|c| (300..=max).contains(c)).unwrap_or(default);
+                let converted = if matches!(code, 301 | 302 | 303 | 307 | 308) {
+                    redirect_url(v, code)
+                } else {
+                    Err(format!("status {code} is not one a RequestRedirect can send (301, 302, 303, 307, 308)"))
+                };
+                match converted {
                     Ok(r) => {
                         plan.redirect = Some(r);
                         push(key, Status::Converted, "HTTPRoute rules: RequestRedirect (no backend)", format!("every request is answered {code} to this URL (the request path is not appended, as in nginx)"));
                     }
-                    Err(e) => push(key, Status::NotConverted, "", e),
+                    Err(e) => {
+                        // ingress-nginx answered every request with the redirect; emitted
+                        // without it, the routes would reach the backend instead.
+                        fatal = true;
+                        push(key, Status::NotConverted, "", format!("{e}; ingress-nginx never forwarded these requests, so the Ingress is left out"));
+                    }
                 }
             }
             "permanent-redirect-code" | "temporal-redirect-code" => {
-                push(key, Status::Converted, "RequestRedirect statusCode", "the redirect's status code".into());
+                let (redirect, max, default) = if key == "permanent-redirect-code" { ("permanent-redirect", 308, 301) } else { ("temporal-redirect", 307, 302) };
+                let used = get(redirect).is_some_and(|r| !r.is_empty())
+                    && (redirect == "temporal-redirect" || get("temporal-redirect").is_none_or(str::is_empty));
+                if !used {
+                    push(key, Status::Ignored, "", format!("no {redirect} in effect"));
+                } else if v.parse::<u16>().is_ok_and(|c| (300..=max).contains(&c)) {
+                    push(key, Status::Converted, "RequestRedirect statusCode", "the redirect's status code".into());
+                } else {
+                    push(key, Status::Changed, "RequestRedirect statusCode", format!("`{v}` is not a status 300–{max}: ingress-nginx uses {default} instead, so does the output"));
+                }
             }
             "canary" => match bool_value(v) {
                 Ok(_) => push(key, Status::Converted, "the main Ingress's HTTPRoute rules", if canary { "folded into the main Ingress's routes as weighted / header-matched backends".into() } else { "not a canary".into() }),
@@ -609,10 +741,26 @@ pub fn plan<'a>(
             // ingress-nginx serves an empty path as `/`.
             let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
             let ptype = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific");
+            let regex_mode = use_regex || rewrite_target.is_some();
+            let mut deny = |e: String, path_entries: &mut Vec<(String, Status, String, String)>| {
+                let (kind, value) = deny_match(&path, ptype == "Exact" && !regex_mode, regex_mode);
+                path_entries.push((
+                    format!("path {path}"),
+                    Status::NotConverted,
+                    String::new(),
+                    format!("{e}; the path is left out: emitted as a deny-all route ({} {value}) so it does not fall through to a more open route", if kind == PathKind::Exact { "Exact" } else { "PathPrefix" }),
+                ));
+                plan.denied.entry(host.clone()).or_default().push(Denied {
+                    kind,
+                    value,
+                    raw: path.clone(),
+                    path_type: ptype.to_owned(),
+                });
+            };
             let be = match p.get("backend").map(|b| backend(o, b, services)) {
                 Some(Ok(b)) => b,
                 Some(Err(e)) => {
-                    path_entries.push((format!("path {path}"), Status::NotConverted, String::new(), e));
+                    deny(e, &mut path_entries);
                     continue;
                 }
                 None => continue,
@@ -632,6 +780,14 @@ pub fn plan<'a>(
             } else {
                 Ok((PathKind::Prefix, path.clone(), None))
             };
+            let converted = converted.and_then(|(kind, value, rewrite)| {
+                // A canary's paths only name its main Ingress's (never emitted as matches).
+                if canary || kind == PathKind::Regex || gateway_path_ok(&value) {
+                    Ok((kind, value, rewrite))
+                } else {
+                    Err(format!("`{value}` is not a path the Gateway API accepts (its characters, `//`, `/./`, `%2f`, `#`): the API server would reject the whole HTTPRoute"))
+                }
+            });
             match converted {
                 Ok((kind, value, rewrite)) => {
                     if rewrite_target.is_some() || use_regex {
@@ -656,12 +812,7 @@ pub fn plan<'a>(
                         path_type: ptype.to_owned(),
                     });
                 }
-                Err(e) => path_entries.push((
-                    format!("path {path}"),
-                    Status::NotConverted,
-                    String::new(),
-                    format!("{e}; the path is left out"),
-                )),
+                Err(e) => deny(e, &mut path_entries),
             }
         }
     }
@@ -738,10 +889,10 @@ pub fn plan<'a>(
     }
     report.entries.extend(entries);
     if fatal {
-        None
-    } else {
-        Some(plan)
+        plan.deny_all =
+            Some("a restriction, redirect or backend of it does not convert (see its not-converted entries)".into());
     }
+    plan
 }
 
 #[cfg(test)]

@@ -15,8 +15,10 @@
 //! rate limits are keyed on the client resolved by the emitted client-IP
 //! policy, never on the load balancer's address; a trust-all default is
 //! written out explicitly and reported as a warning, never silently; an
-//! Ingress whose access control cannot be converted is left out rather
-//! than emitted open; every emitted object is meant to validate against
+//! Ingress (or path) that cannot be converted is left out rather than
+//! emitted open, and its locations are still emitted deny-all (matches, no
+//! backend, a policy refusing every client) so that no request ingress-nginx
+//! served from it falls through to a more open route; every emitted object is meant to validate against
 //! its CRD ([`schema`]; the tests check all of them).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -167,30 +169,30 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let mut plans = Vec::new();
     for ing in ours {
         let first_entry = report.entries.len();
-        if let Some(mut p) = ingress::plan(ing, &setup, opts.target, objects, &mut report) {
+        let mut p = ingress::plan(ing, &setup, opts.target, objects, &mut report);
+        if p.deny_all.is_none() {
             // An Ingress with `enable-global-auth: "false"` is not behind global-auth-url.
             let opted_out = ing.annotation(&format!("{}/enable-global-auth", setup.prefix)).and_then(ingress::go_bool)
                 == Some(false);
             let applies: Vec<String> =
                 global_access.iter().filter(|k| !(opted_out && *k == "global-auth-url")).cloned().collect();
             if !applies.is_empty() {
-                leave_out_unrestricted(ing, &applies, &mut report, first_entry);
-                continue;
+                p.deny_all = Some(leave_out_unrestricted(&applies, &mut report, first_entry));
+            } else if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
+                p.deny_all = Some(leave_out(&mut report, first_entry));
             }
-            if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
-                leave_out(ing, &mut report, first_entry);
-                continue;
-            }
-            apply_merge(&mut p, &merged, &mut report);
-            plans.push(p);
-        } else {
+        }
+        apply_merge(&mut p, &merged, &mut report);
+        if let Some(why) = &p.deny_all {
             report.notes.push(format!(
-                "{} ({}:{}): left out: a restriction or backend of it does not convert (see its not-converted entries); emitted without it, the route would be open or wrong",
+                "{} ({}:{}): left out: {why}; emitted as deny-all (its hosts and paths, no backend, a policy refusing every client) so its requests are refused, as ingress-nginx refused or redirected them, instead of falling through to a more open route",
                 ing.id(),
                 ing.source.file,
                 ing.source.line
             ));
+            p.deny_everything();
         }
+        plans.push(p);
     }
     fallbacks(&mut plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
@@ -250,6 +252,12 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
             paths.retain(|r| !(r.raw == s.path && r.path_type == s.path_type));
             if paths.is_empty() {
                 p.hosts.remove(&s.host);
+            }
+        }
+        if let Some(paths) = p.denied.get_mut(&s.host) {
+            paths.retain(|r| !(r.raw == s.path && r.path_type == s.path_type));
+            if paths.is_empty() {
+                p.denied.remove(&s.host);
             }
         }
         let how = if s.by_name {
@@ -320,10 +328,17 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
         .iter()
         .filter(|p| p.canary.is_none())
         .flat_map(|p| {
-            p.hosts
+            let routed = p
+                .hosts
                 .iter()
                 .filter(|(_, ps)| ps.iter().any(|r| r.kind == ingress::PathKind::Prefix && r.value == "/"))
-                .map(|(h, _)| h.clone())
+                .map(|(h, _)| h.clone());
+            let denied = p
+                .denied
+                .iter()
+                .filter(|(_, ps)| ps.iter().any(|r| r.kind == ingress::PathKind::Prefix && r.value == "/"))
+                .map(|(h, _)| h.clone());
+            routed.chain(denied).collect::<Vec<_>>()
         })
         .collect();
     for p in plans.iter_mut() {
@@ -331,7 +346,14 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
         let o = p.obj;
         for h in hosts {
             let taken = root_taken.contains(&Some(h.clone()));
-            if !taken {
+            if !taken && p.deny_all.is_some() {
+                p.denied.entry(Some(h.clone())).or_default().push(ingress::Denied {
+                    kind: ingress::PathKind::Prefix,
+                    value: "/".into(),
+                    raw: "/".into(),
+                    path_type: "Prefix".into(),
+                });
+            } else if !taken {
                 p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {
                     kind: ingress::PathKind::Prefix,
                     value: "/".into(),
@@ -341,7 +363,13 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     path_type: "Prefix".into(),
                 });
             }
-            let (status, to, why) = if taken {
+            let (status, to, why) = if !taken && p.deny_all.is_some() {
+                (
+                    Status::NotConverted,
+                    String::new(),
+                    format!("the fallback of {h}: the Ingress is left out, so its `/` is emitted deny-all (refused) rather than open"),
+                )
+            } else if taken {
                 (
                     Status::Ignored,
                     String::new(),
@@ -382,46 +410,37 @@ fn client_ip_lost(report: &Report) -> bool {
     })
 }
 
-/// Leaves `ing` out like an Ingress whose allow list cannot be converted:
-/// its access and rate entries (from `first_entry` on) become not converted.
-fn leave_out(ing: &Object, report: &mut Report, first_entry: usize) {
+/// Leaves an Ingress out like one whose allow list cannot be converted: its
+/// access and rate entries (from `first_entry` on) become not converted.
+/// Returns why, for [`ingress::Plan::deny_all`].
+fn leave_out(report: &mut Report, first_entry: usize) -> String {
     for e in &mut report.entries[first_entry..] {
         let keyed =
             ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"].iter().any(|k| e.to.starts_with(k));
         if keyed && matches!(e.status, Status::Converted | Status::Changed) {
             e.status = Status::NotConverted;
             e.to = String::new();
-            e.why = "the client address could not be converted (see the client-IP keys of the ConfigMap): this list or limit would key on the wrong address, often the load balancer's, so the Ingress is left out".into();
+            e.why = "the client address could not be converted (see the client-IP keys of the ConfigMap): this list or limit would key on the wrong address, often the load balancer's, so the Ingress is left out (emitted deny-all)".into();
         }
     }
-    report.notes.push(format!(
-        "{} ({}:{}): left out: it has an allow/deny list or a rate limit and the client address could not be converted",
-        ing.id(),
-        ing.source.file,
-        ing.source.line
-    ));
+    "it has an allow/deny list or a rate limit and the client address could not be converted".into()
 }
 
-/// Leaves `ing` out because the ConfigMap restricts every server with
+/// Leaves an Ingress out because the ConfigMap restricts every server with
 /// `keys`, which are not converted: emitted, the route would be open to
 /// clients ingress-nginx refused. Its entries (from `first_entry` on) are
-/// not converted.
-fn leave_out_unrestricted(ing: &Object, keys: &[String], report: &mut Report, first_entry: usize) {
+/// not converted. Returns why, for [`ingress::Plan::deny_all`].
+fn leave_out_unrestricted(keys: &[String], report: &mut Report, first_entry: usize) -> String {
     let keys = keys.join(", ");
     for e in &mut report.entries[first_entry..] {
         if matches!(e.status, Status::Converted | Status::Changed) {
             e.status = Status::NotConverted;
             e.to = String::new();
             e.why =
-                format!("the Ingress is left out: the ConfigMap's {keys} restricts every server and is not converted");
+                format!("the Ingress is left out (emitted deny-all): the ConfigMap's {keys} restricts every server and is not converted");
         }
     }
-    report.notes.push(format!(
-        "{} ({}:{}): left out: the ConfigMap's {keys} restricts every server and is not converted; emitted, the route would be open",
-        ing.id(),
-        ing.source.file,
-        ing.source.line
-    ));
+    format!("the ConfigMap's {keys} restricts every server and is not converted")
 }
 
 /// Where Envoy Gateway's policies differ from what ingress-nginx did.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{controller, find, ingress, one, run, run_with, status};
+use common::{controller, find, ingress, one, open_policies, routes, routes_ns, run, run_with, status};
 use realip_migrate::{Options, Status, Target};
 use serde_json::json;
 
@@ -312,16 +312,18 @@ fn access_lists_key_on_the_resolved_client_for_both_targets() {
     let m = run(&[cm.clone(), both], R);
     assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["allow"], json!(["198.51.100.0/24"]));
     assert_eq!(status(&m, "whitelist-source-range"), Status::Ignored);
-    // A list that does not parse keeps the Ingress out instead of opening it.
+    // A list that does not parse keeps the Ingress out (deny-all) instead of opening it.
     let bad = ingress("site", "/", &[("whitelist-source-range", "203.0.113.0/33")], "");
     let m = run(&[cm, bad], R);
-    assert!(find(&m, "HTTPRoute").is_empty() && find(&m, "ClientAccessPolicy").is_empty());
+    assert!(routes(&m, false).is_empty() && open_policies(&m).is_empty());
+    assert_eq!(routes(&m, true), ["site-denied"]);
     assert_eq!(status(&m, "whitelist-source-range"), Status::NotConverted);
     // So does an empty one: ingress-nginx rejects it, and `allow: []` would let everyone in.
     for key in ["whitelist-source-range", "allowlist-source-range"] {
         let empty = ingress("site", "/", &[(key, "")], "");
         let m = run(&[controller(&[]), empty], R);
-        assert!(find(&m, "HTTPRoute").is_empty() && find(&m, "ClientAccessPolicy").is_empty());
+        assert!(routes(&m, false).is_empty() && open_policies(&m).is_empty());
+        assert_eq!(routes(&m, true), ["site-denied"]);
         assert_eq!(status(&m, key), Status::NotConverted);
         assert!(m.report.incomplete());
     }
@@ -476,7 +478,8 @@ fn backend_protocol_body_size_and_unknown_annotations() {
     for proto in ["HTTPS", "GRPC"] {
         let m = row(&[("backend-protocol", proto)]);
         assert_eq!(status(&m, "backend-protocol"), Status::NotConverted, "{proto}");
-        assert!(find(&m, "HTTPRoute").is_empty(), "{proto}: no route that speaks plain HTTP to it");
+        assert!(routes(&m, false).is_empty(), "{proto}: no route that speaks plain HTTP to it");
+        assert_eq!(routes(&m, true), ["site-denied"], "{proto}: its location refuses requests");
     }
     let m = row(&[("proxy-body-size", "8m"), ("enable-cors", "true")]);
     assert_eq!(
@@ -752,7 +755,9 @@ fn configmap_access_lists_leave_every_ingress_out() {
                 ingress("listed", "/", &[("allowlist-source-range", "203.0.113.0/24")], ""),
             ];
             let m = run(&docs, target);
-            assert!(find(&m, "HTTPRoute").is_empty(), "{target:?} {key}\n{}", m.report.text());
+            assert!(routes(&m, false).is_empty(), "{target:?} {key}\n{}", m.report.text());
+            // Both claim app.example.com/: the one ingress-nginx serves it from (`open`) is emitted.
+            assert_eq!(routes(&m, true), ["open-denied"], "{target:?} {key}");
             assert_eq!(status(&m, key), Status::NotConverted, "{target:?} {key}");
             assert_eq!(status(&m, "allowlist-source-range"), Status::NotConverted, "{target:?} {key}");
             assert!(m.report.incomplete());
@@ -864,13 +869,14 @@ fn the_ingress_nginx_serves_a_shared_path_from_is_the_only_one_emitted() {
         ),
         // No timestamps (manifests): namespace/name descending, as ingress-nginx breaks ties.
         (vec![at("alpha", "web", None, &[]), at("beta", "web", None, &allow)], vec!["web/beta"], "Ingress/web/alpha"),
-        // The winner is left out (its list does not convert): the loser stays out too.
+        // The winner is left out (its list does not convert): the loser stays out too,
+        // and the winner's location is emitted deny-all.
         (
             vec![
                 at("old", "web", Some("2024-01-01T00:00:00Z"), &[("allowlist-source-range", "203.0.113.0/33")]),
                 at("new", "web", Some("2024-06-01T00:00:00Z"), &[]),
             ],
-            vec![],
+            vec!["web/old-denied"],
             "Ingress/web/new",
         ),
     ];
@@ -879,17 +885,8 @@ fn the_ingress_nginx_serves_a_shared_path_from_is_the_only_one_emitted() {
             let mut docs = vec![controller(&[])];
             docs.extend(ings.iter().cloned());
             let m = run(&docs, target);
-            let routes: Vec<String> = find(&m, "HTTPRoute")
-                .iter()
-                .map(|r| {
-                    format!(
-                        "{}/{}",
-                        r["metadata"]["namespace"].as_str().unwrap(),
-                        r["metadata"]["name"].as_str().unwrap()
-                    )
-                })
-                .collect();
-            assert_eq!(&routes, want, "{target:?}\n{}", m.report.text());
+            let emitted: Vec<String> = routes_ns(&m, false).into_iter().chain(routes_ns(&m, true)).collect();
+            assert_eq!(&emitted, want, "{target:?}\n{}", m.report.text());
             let e = m.report.entries.iter().find(|e| e.object == *loser && e.key.starts_with("path app.example.com/"));
             let e = e.unwrap_or_else(|| panic!("no shadowed entry for {loser}\n{}", m.report.text()));
             assert_eq!(e.status, Status::NotConverted);
@@ -1006,11 +1003,11 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
                 &[controller(&[]), ingress("site", "/", &[(k, v)], ""), ingress("open", "/other", &[], "")],
                 target,
             );
-            let routes: Vec<&str> =
-                find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
-            assert_eq!(routes, ["open"], "{k}: {v}\n{}", m.report.text());
+            assert_eq!(routes(&m, false), ["open"], "{k}: {v}\n{}", m.report.text());
+            assert_eq!(routes(&m, true), ["site-denied"], "{k}: {v}: its location refuses requests");
             assert_eq!(status(&m, k), Status::NotConverted, "{k}");
             assert!(m.report.text().contains("Ingress/web/site (test.yaml:"), "a note says it is left out");
+            assert!(m.report.text().contains("emitted as deny-all"), "the note says how");
         }
         for (k, v) in harmless {
             let m = run(&[controller(&[]), ingress("site", "/", &[(k, v)], "")], target);
@@ -1027,10 +1024,13 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
         ] {
             let optout = ingress("optout", "/o", &[("enable-global-auth", "false")], "");
             let m = run(&[controller(&[(k, v)]), ingress("site", "/", &[], ""), optout], target);
-            let routes: Vec<&str> =
-                find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
-            let want: &[&str] = if k == "global-auth-url" { &["optout"] } else { &[] };
-            assert_eq!(routes, want, "{k}\n{}", m.report.text());
+            let (open, denied): (&[&str], &[&str]) = if k == "global-auth-url" {
+                (&["optout"], &["site-denied"])
+            } else {
+                (&[], &["optout-denied", "site-denied"])
+            };
+            assert_eq!(routes(&m, false), open, "{k}\n{}", m.report.text());
+            assert_eq!(routes(&m, true), denied, "{k}\n{}", m.report.text());
             assert_eq!(status(&m, k), Status::NotConverted, "{k}");
             assert!(m.report.incomplete());
         }
@@ -1063,9 +1063,9 @@ fn a_missing_configmap_is_not_converted() {
         assert_eq!(e.status, Status::NotConverted);
         assert!(e.why.contains("ConfigMap ingress-nginx/ingress-nginx-controller"), "{}", e.why);
         assert!(m.report.incomplete());
-        // The allow list would key on an address nobody knows: left out.
-        let routes: Vec<&str> = find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
-        assert_eq!(routes, ["open"], "{}", m.report.text());
+        // The allow list would key on an address nobody knows: left out, deny-all.
+        assert_eq!(routes(&m, false), ["open"], "{}", m.report.text());
+        assert_eq!(routes(&m, true), ["listed-denied"], "{}", m.report.text());
     }
 }
 
@@ -1120,4 +1120,123 @@ fn long_names_are_cut_with_a_stable_hash() {
             realip_migrate::to_yaml(&run(&[controller(&[]), two.clone()], target).objects)
         );
     }
+}
+
+/// A location ingress-nginx served that does not convert (its Ingress or
+/// the path is left out) is emitted deny-all: its matches, no backend, a
+/// policy refusing every client. Left out of the output instead, its
+/// requests would fall through to a more open route of the host (here
+/// `app`'s `/`), which ingress-nginx never let them reach.
+#[test]
+#[allow(clippy::too_many_lines)] // the table
+fn left_out_locations_refuse_requests_instead_of_falling_through() {
+    // (ConfigMap, annotations, path, targets, the denied match (type, value), key not converted)
+    type LeftOut<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a [Target], (&'a str, &'a str), &'a str);
+    let cm = controller(&[]);
+    let lost = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]);
+    let both: &[Target] = &[R, EG];
+    let table: Vec<LeftOut> = vec![
+        (
+            "",
+            vec![("whitelist-source-range", "10.1.2.3/33")],
+            "/admin",
+            both,
+            ("PathPrefix", "/admin"),
+            "whitelist-source-range",
+        ),
+        ("", vec![("allowlist-source-range", "")], "/admin", both, ("PathPrefix", "/admin"), "allowlist-source-range"),
+        (
+            "",
+            vec![("denylist-source-range", "198.51.100.0/33")],
+            "/admin",
+            both,
+            ("PathPrefix", "/admin"),
+            "denylist-source-range",
+        ),
+        ("", vec![("auth-url", "http://auth.example/check")], "/admin", both, ("PathPrefix", "/admin"), "auth-url"),
+        ("", vec![("auth-type", "basic")], "/admin", both, ("PathPrefix", "/admin"), "auth-type"),
+        ("", vec![("limit-connections", "5")], "/admin", both, ("PathPrefix", "/admin"), "limit-connections"),
+        (
+            "",
+            vec![("configuration-snippet", "deny all;")],
+            "/admin",
+            both,
+            ("PathPrefix", "/admin"),
+            "configuration-snippet",
+        ),
+        ("", vec![("backend-protocol", "HTTPS")], "/admin", both, ("PathPrefix", "/admin"), "backend-protocol"),
+        (
+            "",
+            vec![("permanent-redirect", "https://new.example/?from=old")],
+            "/old",
+            both,
+            ("PathPrefix", "/old"),
+            "permanent-redirect",
+        ),
+        ("", vec![("temporal-redirect", "https://$host/x")], "/old", both, ("PathPrefix", "/old"), "temporal-redirect"),
+        (
+            "",
+            vec![("temporal-redirect", "https://t.example/"), ("temporal-redirect-code", "304")],
+            "/old",
+            both,
+            ("PathPrefix", "/old"),
+            "temporal-redirect",
+        ),
+        // Paths: only that path is left out; its match becomes a valid superset.
+        ("", vec![("use-regex", "true")], "/api/v[0-9]+", &[R], ("PathPrefix", "/api"), "path /api/v[0-9]+"),
+        ("", vec![("rewrite-target", "/new/$1/x")], "/old/(.*)", both, ("PathPrefix", "/old"), "path /old/(.*)"),
+        ("", vec![], "/static//img", both, ("PathPrefix", "/static"), "path /static//img"),
+        ("", vec![], "/api/{id}", both, ("PathPrefix", "/api"), "path /api/{id}"),
+        ("", vec![], "/exact", both, ("Exact", "/exact"), "path /exact"),
+        // The client address is lost: an allow list or a limit cannot be kept.
+        ("lost", vec![("limit-rps", "5")], "/admin", both, ("PathPrefix", "/admin"), "limit-rps"),
+        (
+            "lost",
+            vec![("allowlist-source-range", "192.0.2.0/24")],
+            "/admin",
+            both,
+            ("PathPrefix", "/admin"),
+            "allowlist-source-range",
+        ),
+    ];
+    for (cmk, anns, path, targets, (ty, value), key) in &table {
+        for target in *targets {
+            let mut site = ingress("site", path, anns, "");
+            if *path == "/exact" {
+                // A named port and no Service in the input to resolve it.
+                site = site
+                    .replace("pathType: ImplementationSpecific", "pathType: Exact")
+                    .replace("number: 80", "name: http");
+            }
+            let cm = if *cmk == "lost" { lost.clone() } else { cm.clone() };
+            let m = run(&[cm, ingress("app", "/", &[], ""), site], *target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), ["app"], "{key} {target:?}\n{text}");
+            assert_eq!(routes(&m, true), ["site-denied"], "{key} {target:?}\n{text}");
+            let route = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site-denied").unwrap();
+            assert_eq!(
+                route["spec"]["rules"],
+                json!([{"matches": [{"path": {"type": ty, "value": value}}]}]),
+                "{key} {target:?}"
+            );
+            assert_eq!(route["spec"]["hostnames"], json!(["app.example.com"]));
+            assert!(route["spec"]["parentRefs"][0].get("sectionName").is_none(), "every listener");
+            assert_eq!(status(&m, key), Status::NotConverted, "{key} {target:?}\n{text}");
+            assert!(text.contains("deny-all"), "{key} {target:?}: the report says how it is left out\n{text}");
+            assert!(m.report.incomplete());
+            assert!(open_policies(&m).is_empty(), "{key} {target:?}: nothing of the left-out Ingress is kept");
+        }
+    }
+    // A left-out Ingress's defaultBackend is the `/` fallback of its host: denied too.
+    let fallback = "  defaultBackend:\n    service:\n      name: site-svc\n      port:\n        number: 80\n";
+    let m = run(&[cm.clone(), ingress("site", "/admin", &[("auth-type", "basic")], fallback)], R);
+    let route = one(&m, "HTTPRoute");
+    assert_eq!(route["spec"]["rules"].as_array().unwrap().len(), 2, "{route:#}");
+    assert_eq!(route["spec"]["rules"][1]["matches"][0]["path"], json!({"type": "PathPrefix", "value": "/"}));
+    assert_eq!(routes(&m, true), ["site-denied"]);
+    // Redirected to https by ingress-nginx: the denied route still takes plain HTTP too.
+    let tls = "  tls:\n  - hosts: [app.example.com]\n    secretName: app-tls\n";
+    let m = run(&[cm, ingress("site", "/admin", &[("auth-type", "basic")], tls)], R);
+    assert_eq!(routes(&m, true), ["site-denied"]);
+    assert_eq!(routes(&m, false), Vec::<String>::new());
 }

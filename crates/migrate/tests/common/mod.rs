@@ -170,3 +170,62 @@ pub fn one<'a>(m: &'a Migration, kind: &str) -> &'a Value {
     assert_eq!(f.len(), 1, "one {kind} wanted:\n{}", realip_migrate::to_yaml(&m.objects));
     f[0]
 }
+
+/// Whether `p` is the deny-all policy of left-out locations: realip's
+/// ClientAccessPolicy denying every address, or Envoy Gateway's
+/// SecurityPolicy whose authorization denies by default with no rule.
+pub fn is_deny_all(p: &Value) -> bool {
+    match p["kind"].as_str() {
+        Some("ClientAccessPolicy") => {
+            p["spec"]["deny"] == serde_json::json!(["0.0.0.0/0", "::/0"])
+                && p["spec"].get("allow").is_none()
+                && p["spec"].get("rateLimit").is_none()
+        }
+        Some("SecurityPolicy") => p["spec"]["authorization"] == serde_json::json!({"defaultAction": "Deny"}),
+        _ => false,
+    }
+}
+
+/// Names (`namespace/name`) of the HTTPRoutes a deny-all policy targets
+/// (`deny`), or of the others; a denied route must have no backend.
+pub fn routes_ns(m: &Migration, deny: bool) -> Vec<String> {
+    let mut denied = std::collections::BTreeSet::new();
+    for p in m.objects.iter().filter(|p| is_deny_all(p)) {
+        for t in p["spec"]["targetRefs"].as_array().unwrap() {
+            denied.insert(format!("{}/{}", p["metadata"]["namespace"].as_str().unwrap(), t["name"].as_str().unwrap()));
+        }
+    }
+    let mut out = Vec::new();
+    for r in find(m, "HTTPRoute") {
+        let id =
+            format!("{}/{}", r["metadata"]["namespace"].as_str().unwrap(), r["metadata"]["name"].as_str().unwrap());
+        if denied.contains(&id) {
+            for rule in r["spec"]["rules"].as_array().unwrap() {
+                assert!(
+                    rule.get("backendRefs").is_none() && rule.get("filters").is_none(),
+                    "{id}: a denied rule forwards: {rule}"
+                );
+            }
+        }
+        if denied.contains(&id) == deny {
+            out.push(id);
+        }
+    }
+    out
+}
+
+/// [`routes_ns`] without the namespaces.
+pub fn routes(m: &Migration, deny: bool) -> Vec<String> {
+    routes_ns(m, deny).into_iter().map(|r| r.split_once('/').unwrap().1.to_owned()).collect()
+}
+
+/// Access/rate policies other than deny-all ones.
+pub fn open_policies(m: &Migration) -> Vec<&Value> {
+    m.objects
+        .iter()
+        .filter(|o| {
+            matches!(o["kind"].as_str(), Some("ClientAccessPolicy" | "SecurityPolicy" | "BackendTrafficPolicy"))
+                && !is_deny_all(o)
+        })
+        .collect()
+}
