@@ -1240,3 +1240,45 @@ fn left_out_locations_refuse_requests_instead_of_falling_through() {
     assert_eq!(routes(&m, true), ["site-denied"]);
     assert_eq!(routes(&m, false), Vec::<String>::new());
 }
+
+/// Policy names go through the same collision-free naming as routes: the
+/// second chunk of targets of Ingress `api` (more than 16 routes) is
+/// `api-2`, which must not replace the policy of Ingress `api-2` or be
+/// replaced by it (one of them would lose its allow list or its limit).
+#[test]
+fn policy_names_never_collide_across_ingresses() {
+    let mut many = ingress("api", "/", &[("allowlist-source-range", "192.0.2.0/24")], "");
+    let rule = many.split_once("  rules:\n").unwrap().1.to_owned();
+    let mut rules = String::new();
+    for i in 0..17 {
+        rules.push_str(&rule.replace("app.example.com", &format!("h{i}.example")));
+    }
+    many = format!("{}  rules:\n{rules}", many.split_once("  rules:\n").unwrap().0);
+    let limited = ingress("api-2", "/", &[("limit-rps", "100")], "").replace("app.example.com", "other.example");
+    for target in [R, EG] {
+        let m = run(&[controller(&[]), many.clone(), limited.clone()], target);
+        let text = m.report.text();
+        let policies = open_policies(&m);
+        let mut names: Vec<(String, String)> = policies
+            .iter()
+            .map(|p| (p["kind"].as_str().unwrap().to_owned(), p["metadata"]["name"].as_str().unwrap().to_owned()))
+            .collect();
+        let n = names.len();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), n, "{target:?}: a policy name given twice: {names:?}");
+        // Every route of `api` is under its allow list, `api-2`'s under its limit.
+        let allowing = if target == R { "/spec/allow" } else { "/spec/authorization/rules" };
+        let limiting = if target == R { "/spec/rateLimit" } else { "/spec/rateLimit/local" };
+        for r in find(&m, "HTTPRoute") {
+            let name = r["metadata"]["name"].as_str().unwrap();
+            let field = if name.starts_with("api-h") { allowing } else { limiting };
+            let under = policies.iter().any(|p| {
+                p.pointer(field).is_some()
+                    && p["spec"]["targetRefs"].as_array().unwrap().iter().any(|t| t["name"] == name)
+            });
+            assert!(under, "{target:?}: route {name} is not under its Ingress's policy ({field})\n{text}");
+        }
+        assert_eq!(find(&m, "HTTPRoute").len(), 18, "{target:?}");
+    }
+}
