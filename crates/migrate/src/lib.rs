@@ -455,6 +455,13 @@ fn envoy_differences(ci: &setup::ClientIp, report: &mut Report) {
                 e.status = Status::Changed;
                 e.why = format!("Envoy Gateway accepts a PROXY header from any peer, native IPv6 ones included (ingress-nginx believed only {}): keep the ingress reachable from the load balancer only (NetworkPolicy, security groups)", ci.trusted.join(", "));
             }
+            "use-proxy-protocol" if ci.proxy_protocol && !ci.trusts_every_peer() => {
+                // The listener must still parse PROXY (the load balancer sends it),
+                // but the address in it is not one ingress-nginx would have believed.
+                e.status = Status::NotConverted;
+                e.to = String::new();
+                e.why = format!("the ClientTrafficPolicy still expects a PROXY header (proxyProtocol, so requests parse), but Envoy Gateway has no trusted-sender list and believes it from any peer, native IPv6 ones included, where ingress-nginx believed it only from {}: anyone reaching the Gateway directly can claim any client address, so Ingresses with allow/deny lists or rate limits keyed on it are left out (deny-all); restrict who reaches the Gateway and add them by hand (or pass --trust 0.0.0.0/0 --trust ::/0 if every peer may really send PROXY)", ci.trusted.join(", "));
+            }
             "compute-full-forwarded-for" if !ci.full_xff => {
                 e.status = Status::Changed;
                 e.why =

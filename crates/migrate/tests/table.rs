@@ -213,7 +213,7 @@ fn envoy_gateway_client_traffic_policy() {
         (
             vec![("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")],
             Some(json!({"proxyProtocol": {"optional": false}})),
-            vec![("proxy-real-ip-cidr", Status::Changed)],
+            vec![("proxy-real-ip-cidr", Status::Changed), ("use-proxy-protocol", Status::NotConverted)],
         ),
         (
             vec![
@@ -262,6 +262,29 @@ fn envoy_gateway_client_traffic_policy() {
     let e = m.report.entries.iter().find(|e| e.key == "proxy-real-ip-cidr").unwrap();
     assert_eq!(e.status, Status::Warning, "{}", m.report.text());
     assert!(e.why.contains("native IPv6"), "{}", e.why);
+    // Envoy Gateway believes PROXY from any peer: an allow list or a limit keyed on it
+    // is left out (deny-all) unless every peer is trusted anyway.
+    let pp = [("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
+    let docs = [
+        controller(&pp),
+        ingress("app", "/", &[], ""),
+        ingress("admin", "/admin", &[("allowlist-source-range", "192.0.2.0/24")], ""),
+        ingress("api", "/api", &[("limit-rps", "5")], ""),
+    ];
+    let m = run(&docs, EG);
+    assert_eq!(routes(&m, false), ["app"], "{}", m.report.text());
+    assert_eq!(routes(&m, true), ["admin-denied", "api-denied"], "{}", m.report.text());
+    assert!(open_policies(&m).is_empty());
+    assert_eq!(one(&m, "ClientTrafficPolicy")["spec"]["proxyProtocol"], json!({"optional": false}));
+    for k in ["use-proxy-protocol", "allowlist-source-range", "limit-rps"] {
+        assert_eq!(status(&m, k), Status::NotConverted, "{k}\n{}", m.report.text());
+    }
+    let m = run(&docs, R);
+    assert_eq!(routes(&m, false), ["admin", "api", "app"], "realip trusts PROXY from the listed senders only");
+    let every = Options { target: EG, trust: vec!["0.0.0.0/0".into(), "::/0".into()], ..Options::default() };
+    let m = run_with(&docs, &every);
+    assert_eq!(routes(&m, false), ["admin", "api", "app"], "{}", m.report.text());
+    assert_eq!(status(&m, "use-proxy-protocol"), Status::Converted);
 }
 
 #[test]
