@@ -788,6 +788,22 @@ pub fn plan<'a>(
                     Err(format!("`{value}` is not a path the Gateway API accepts (its characters, `//`, `/./`, `%2f`, `#`): the API server would reject the whole HTTPRoute"))
                 }
             });
+            // nginx serves an ImplementationSpecific path (outside regex mode) from
+            // `location /admin`, a string prefix: /admin.php and /administrator too,
+            // which PathPrefix /admin (whole segments) does not match.
+            let string_prefix = !canary
+                && !regex_mode
+                && ptype == "ImplementationSpecific"
+                && !path.ends_with('/')
+                && matches!(converted, Ok((PathKind::Prefix, _, _)));
+            let restricted = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
+            if string_prefix && restricted {
+                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
+                continue;
+            }
+            if string_prefix {
+                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
+            }
             match converted {
                 Ok((kind, value, rewrite)) => {
                     if rewrite_target.is_some() || use_regex {

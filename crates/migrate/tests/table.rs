@@ -268,8 +268,8 @@ fn envoy_gateway_client_traffic_policy() {
     let docs = [
         controller(&pp),
         ingress("app", "/", &[], ""),
-        ingress("admin", "/admin", &[("allowlist-source-range", "192.0.2.0/24")], ""),
-        ingress("api", "/api", &[("limit-rps", "5")], ""),
+        ingress("admin", "/admin/", &[("allowlist-source-range", "192.0.2.0/24")], ""),
+        ingress("api", "/api/", &[("limit-rps", "5")], ""),
     ];
     let m = run(&docs, EG);
     assert_eq!(routes(&m, false), ["app"], "{}", m.report.text());
@@ -951,14 +951,14 @@ fn default_backends_are_the_fallback_of_their_own_hosts() {
     };
     for target in [R, EG] {
         // With rules: a `/` rule on the Ingress's own host, under its allow list; no host-less route.
-        let site = ingress("site", "/api", &[("allowlist-source-range", "203.0.113.0/24")], fb);
+        let site = ingress("site", "/api/", &[("allowlist-source-range", "203.0.113.0/24")], fb);
         let m = run(&[controller(&[]), site.clone()], target);
         let r = one(&m, "HTTPRoute");
         assert_eq!(r["spec"]["hostnames"], json!(["app.example.com"]), "{}", m.report.text());
         assert_eq!(
             rules_of(r),
             [
-                ("PathPrefix".into(), "/api".into(), "site-svc".into()),
+                ("PathPrefix".into(), "/api/".into(), "site-svc".into()),
                 ("PathPrefix".into(), "/".into(), "fallback".into())
             ]
         );
@@ -1303,5 +1303,36 @@ fn policy_names_never_collide_across_ingresses() {
             assert!(under, "{target:?}: route {name} is not under its Ingress's policy ({field})\n{text}");
         }
         assert_eq!(find(&m, "HTTPRoute").len(), 18, "{target:?}");
+    }
+}
+
+/// An ImplementationSpecific path is a string prefix in ingress-nginx
+/// (`location /admin` takes /admin.php too); PathPrefix matches segments.
+/// Under an allow list or a limit that difference opens /admin.php, so the
+/// path is left out (deny-all) unless it ends in `/` or is pathType Prefix;
+/// without restrictions the difference is reported changed.
+#[test]
+fn implementation_specific_paths_are_string_prefixes() {
+    type StringPrefix<'a> = (&'a str, &'a str, bool, &'a [&'a str], &'a [&'a str], Option<Status>);
+    let allow = [("allowlist-source-range", "192.0.2.0/24")];
+    // (path, pathType, restricted, open routes, denied routes, report status of `path …`)
+    let table: &[StringPrefix] = &[
+        ("/admin", "ImplementationSpecific", true, &["app"], &["site-denied"], Some(Status::NotConverted)),
+        ("/admin/", "ImplementationSpecific", true, &["app", "site"], &[], None),
+        ("/admin", "Prefix", true, &["app", "site"], &[], None),
+        ("/admin", "ImplementationSpecific", false, &["app", "site"], &[], Some(Status::Changed)),
+    ];
+    for target in [R, EG] {
+        for (path, ty, restricted, open, denied, st) in table {
+            let anns: &[(&str, &str)] = if *restricted { &allow } else { &[] };
+            let site =
+                ingress("site", path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"));
+            let m = run(&[controller(&[]), ingress("app", "/", &[], ""), site], target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), *open, "{path} {ty} {restricted}\n{text}");
+            assert_eq!(routes(&m, true), *denied, "{path} {ty} {restricted}\n{text}");
+            let e = m.report.entries.iter().find(|e| e.key == format!("path {path}")).map(|e| e.status);
+            assert_eq!(e, *st, "{path} {ty} {restricted}\n{text}");
+        }
     }
 }
