@@ -32,6 +32,7 @@ pub mod report;
 pub mod schema;
 pub mod setup;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use realip_kube::Object;
@@ -166,6 +167,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     // Every Ingress of the class takes part, also those left out below: a
     // path kept by a left-out Ingress must not be opened by another one.
     let merged = merge::merge(&ours, &setup);
+    let regex_hosts = regex_hosts(&ours, &setup);
     let mut plans = Vec::new();
     for ing in ours {
         let first_entry = report.entries.len();
@@ -194,6 +196,8 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         }
         plans.push(p);
     }
+    regex_mode(&mut plans, &regex_hosts, &mut report);
+    collisions(&mut plans, &mut report);
     fallbacks(&mut plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
     let mut objects = emitted.objects;
@@ -240,6 +244,169 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
         ));
     }
     ours
+}
+
+/// The hosts (`None`: the catch-all server) where ingress-nginx matches
+/// every path as a case-insensitive regex (`location ~* "^/path"`): an
+/// Ingress of the host (canaries aside) sets `use-regex` or
+/// `rewrite-target`, and nginx.tmpl's `enforceRegexModifier` then applies
+/// to all the host's locations. By host, the Ingresses that cause it.
+fn regex_hosts(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMap<Option<String>, Vec<String>> {
+    let mut out: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    for o in ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)) {
+        let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim);
+        let regex = ann("use-regex").and_then(ingress::go_bool) == Some(true)
+            || ann("rewrite-target").is_some_and(|t| !t.is_empty());
+        if !regex {
+            continue;
+        }
+        for rule in o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default() {
+            let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+            let by = out.entry(host).or_default();
+            if !by.contains(&o.id()) {
+                by.push(o.id());
+            }
+        }
+    }
+    out
+}
+
+fn path_entry(o: &Object, key: String, status: Status, why: String) -> Entry {
+    Entry {
+        object: o.id(),
+        file: o.source.file.clone(),
+        line: o.line_of(&["spec", "rules"]),
+        key,
+        value: String::new(),
+        status,
+        to: String::new(),
+        why,
+    }
+}
+
+/// Host-wide regex mode ([`regex_hosts`]): every path of such a host is a
+/// case-insensitive regex prefix in ingress-nginx (`/admin` also takes
+/// `/ADMIN`, `/Admin/x`, `/administrator`; an Exact path becomes a prefix),
+/// which case-sensitive HTTPRoute matches cannot cover. On an Ingress with
+/// an allow/deny list or a rate limit the difference opens those requests,
+/// so its paths there are left out (deny-all); elsewhere it is reported
+/// changed.
+fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, Vec<String>>, report: &mut Report) {
+    for p in plans.iter_mut().filter(|p| p.canary.is_none() && p.deny_all.is_none()) {
+        let o = p.obj;
+        let restricted = p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty();
+        let on: Vec<Option<String>> = p.hosts.keys().filter(|h| hosts.contains_key(*h)).cloned().collect();
+        for h in on {
+            let by = hosts[&h].join(", ");
+            let name = h.as_deref().unwrap_or("(any host)");
+            if !restricted {
+                report.entries.push(path_entry(o, format!("host {name} regex mode"), Status::Changed, format!("{by} sets use-regex or rewrite-target, so ingress-nginx matches every path of {name} as a case-insensitive regex prefix (`~* ^PATH`: /ADMIN, /administrator, and Exact paths as prefixes); the HTTPRoute matches are case-sensitive and whole-segment: those requests go to the host's other routes")));
+                continue;
+            }
+            for r in p.hosts.remove(&h).unwrap_or_default() {
+                report.entries.push(path_entry(o, format!("path {}", r.raw), Status::NotConverted, format!("{by} sets use-regex or rewrite-target, so ingress-nginx matches every path of {name} as a case-insensitive regex prefix (`~* \"^{}\"`: also its other spellings in upper case and longer strings), under this Ingress's allow/deny list or rate limit; the case-sensitive, whole-segment HTTPRoute match would let those requests reach the host's other routes unrestricted, so the path is left out: emitted as a deny-all route", r.raw)));
+                p.denied.entry(h.clone()).or_default().push(ingress::Denied {
+                    kind: r.kind,
+                    value: r.value,
+                    raw: r.raw,
+                    path_type: r.path_type,
+                });
+            }
+        }
+    }
+}
+
+/// The value two path matches compare by: a PathPrefix ignores a trailing `/`.
+fn match_key(kind: ingress::PathKind, value: &str) -> (u8, String) {
+    match kind {
+        ingress::PathKind::Exact => (0, value.to_owned()),
+        ingress::PathKind::Prefix => {
+            (1, if value == "/" { "/".into() } else { value.trim_end_matches('/').to_owned() })
+        }
+        ingress::PathKind::Regex => (2, value.to_owned()),
+    }
+}
+
+/// Ingresses whose paths differ in ingress-nginx (another pathType, a
+/// trailing `/`) but map to the same HTTPRoute match: the Gateway would
+/// pick one route by age and name, maybe the open one. Where nginx's
+/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
+/// and `location = /admin`) beats `ImplementationSpecific /admin`
+/// (`location /admin`) for every request PathPrefix /admin matches; any
+/// other collision leaves every side out (deny-all).
+fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
+    // (host, match) -> (plan index, raw, pathType)
+    type Claims = Vec<(usize, String, String)>;
+    let mut by_match: BTreeMap<(Option<String>, (u8, String)), Claims> = BTreeMap::new();
+    for (i, p) in plans.iter().enumerate().filter(|(_, p)| p.canary.is_none()) {
+        for (h, rs) in &p.hosts {
+            for r in rs {
+                by_match.entry((h.clone(), match_key(r.kind, &r.value))).or_default().push((
+                    i,
+                    r.raw.clone(),
+                    r.path_type.clone(),
+                ));
+            }
+        }
+        for (h, ds) in &p.denied {
+            for d in ds {
+                by_match.entry((h.clone(), match_key(d.kind, &d.value))).or_default().push((
+                    i,
+                    d.raw.clone(),
+                    d.path_type.clone(),
+                ));
+            }
+        }
+    }
+    for ((host, (_, value)), claims) in by_match {
+        let owners: BTreeSet<usize> = claims.iter().map(|c| c.0).collect();
+        if owners.len() < 2 {
+            continue;
+        }
+        let prefix: Vec<&(usize, String, String)> = claims.iter().filter(|c| c.2 == "Prefix").collect();
+        let same_raw = claims.iter().all(|c| c.1 == claims[0].1);
+        let winner = (same_raw
+            && prefix.len() == 1
+            && claims.iter().all(|c| c.2 == "Prefix" || c.2 == "ImplementationSpecific"))
+        .then(|| prefix[0].0);
+        let name = host.as_deref().unwrap_or("*");
+        let ids: Vec<String> = owners.iter().map(|i| plans[*i].obj.id()).collect();
+        for (i, raw, ptype) in &claims {
+            if Some(*i) == winner {
+                continue;
+            }
+            let p = &mut plans[*i];
+            let o = p.obj;
+            let mut open = Vec::new();
+            if let Some(rs) = p.hosts.get_mut(&host) {
+                let (gone, kept): (Vec<_>, Vec<_>) =
+                    std::mem::take(rs).into_iter().partition(|r| &r.raw == raw && &r.path_type == ptype);
+                *rs = kept;
+                open = gone;
+                if rs.is_empty() {
+                    p.hosts.remove(&host);
+                }
+            }
+            let why = if let Some(w) = winner {
+                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, format!("{} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out", plans[w].obj.id())));
+                if let Some(ds) = plans[*i].denied.get_mut(&host) {
+                    ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
+                }
+                continue;
+            } else {
+                format!("{} map paths that ingress-nginx keeps apart to the same HTTPRoute match ({value}) on {name}: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
+            };
+            report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
+            for r in open {
+                p.denied.entry(host.clone()).or_default().push(ingress::Denied {
+                    kind: r.kind,
+                    value: r.value,
+                    raw: r.raw,
+                    path_type: r.path_type,
+                });
+            }
+        }
+    }
 }
 
 /// Drops the locations of `p` that an older Ingress keeps in ingress-nginx

@@ -671,12 +671,11 @@ fn realip_gateway_mode_accepts_the_output() {
     let tls = tls_spec("app.example.com");
     let docs = [
         cm,
-        ingress(
-            "site",
-            "/api(/|$)(.*)",
-            &[("rewrite-target", "/$2"), ("whitelist-source-range", "203.0.113.0/24"), ("limit-rps", "10")],
-            &tls,
-        ),
+        ingress("site", "/api(/|$)(.*)", &[("rewrite-target", "/$2")], &tls),
+        // Restrictions on a host without regex mode, and a left-out Ingress (deny-all).
+        ingress("limited", "/limited/", &[("whitelist-source-range", "203.0.113.0/24"), ("limit-rps", "10")], "")
+            .replace("app.example.com", "root.example.com"),
+        ingress("locked", "/locked/", &[("auth-type", "basic")], "").replace("app.example.com", "root.example.com"),
         ingress(
             "site-canary",
             "/api(/|$)(.*)",
@@ -691,7 +690,7 @@ fn realip_gateway_mode_accepts_the_output() {
     world
         .add_yaml("apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip}\nspec: {controllerName: realip.dev/gateway-controller}\n")
         .unwrap();
-    for svc in ["site-svc", "site-canary-svc", "root-svc"] {
+    for svc in ["site-svc", "site-canary-svc", "root-svc", "limited-svc", "locked-svc"] {
         world.add(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": svc, "namespace": "web"}, "spec": {"ports": [{"port": 80}]}})).unwrap();
     }
     world
@@ -705,6 +704,7 @@ fn realip_gateway_mode_accepts_the_output() {
     let problems = t.problems();
     assert!(problems.is_empty(), "{problems:#?}\n{}", realip_migrate::to_yaml(&m.objects));
     assert!(t.routes.routes.len() >= 4, "{:#?}", t.routes.routes);
+    assert_eq!(routes(&m, true), ["locked-denied"]);
 }
 
 #[test]
@@ -1334,5 +1334,77 @@ fn implementation_specific_paths_are_string_prefixes() {
             let e = m.report.entries.iter().find(|e| e.key == format!("path {path}")).map(|e| e.status);
             assert_eq!(e, *st, "{path} {ty} {restricted}\n{text}");
         }
+    }
+}
+
+/// Paths ingress-nginx keeps apart but that map to one HTTPRoute match
+/// (H1), and hosts in regex mode (H3): the output never lets the Gateway's
+/// own tie-break or its case-sensitive segment matches open a restricted
+/// location.
+#[test]
+fn colliding_matches_and_regex_hosts() {
+    let allow = [("allowlist-source-range", "192.0.2.0/24")];
+    let typed = |name: &str, path: &str, ty: &str, anns: &[(&str, &str)]| {
+        ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"))
+    };
+    for target in [R, EG] {
+        // Prefix /admin beats ImplementationSpecific /admin for everything PathPrefix /admin takes.
+        let m = run(
+            &[
+                controller(&[]),
+                typed("a-open", "/admin", "ImplementationSpecific", &[]),
+                typed("b-admin", "/admin", "Prefix", &allow),
+            ],
+            target,
+        );
+        assert_eq!(routes(&m, false), ["b-admin"], "{target:?}\n{}", m.report.text());
+        assert_eq!(status(&m, "path app.example.com/admin (ImplementationSpecific)"), Status::NotConverted);
+        // The open one is the Prefix one: it wins, the restricted string prefix is denied (H2).
+        let m = run(
+            &[
+                controller(&[]),
+                typed("a-admin", "/admin", "ImplementationSpecific", &allow),
+                typed("b-open", "/admin", "Prefix", &[]),
+            ],
+            target,
+        );
+        assert_eq!(routes(&m, false), ["b-open"], "{target:?}\n{}", m.report.text());
+        assert!(routes(&m, true).is_empty(), "{target:?}: the denied match would compete with the winner");
+        // No clear winner (`/admin/` vs Prefix `/admin`): both deny-all.
+        let m = run(
+            &[
+                controller(&[]),
+                typed("a-open", "/admin/", "ImplementationSpecific", &[]),
+                typed("b-admin", "/admin", "Prefix", &allow),
+            ],
+            target,
+        );
+        assert!(routes(&m, false).is_empty(), "{target:?}\n{}", m.report.text());
+        assert_eq!(routes(&m, true), ["a-open-denied", "b-admin-denied"], "{target:?}");
+        assert!(m.report.incomplete());
+
+        // Host-wide regex mode: use-regex on one Ingress of the host.
+        let docs = [
+            controller(&[]),
+            typed("app", "/", "Prefix", &[("use-regex", "true")]),
+            typed("app-admin", "/admin", "Prefix", &allow),
+            typed("app-docs", "/docs", "Prefix", &[]),
+            typed("other", "/admin", "Prefix", &allow).replace("app.example.com", "other.example.com"),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert_eq!(routes(&m, false), ["app", "app-docs", "other"], "{target:?}\n{text}");
+        assert_eq!(routes(&m, true), ["app-admin-denied"], "{target:?}\n{text}");
+        let e =
+            m.report.entries.iter().find(|e| e.object == "Ingress/web/app-admin" && e.key == "path /admin").unwrap();
+        assert_eq!(e.status, Status::NotConverted);
+        assert!(e.why.contains("case-insensitive"), "{}", e.why);
+        let e = m.report.entries.iter().find(|e| e.object == "Ingress/web/app-docs" && e.key.ends_with("regex mode"));
+        assert_eq!(e.map(|e| e.status), Some(Status::Changed), "the host-wide change is reported\n{text}");
+        // rewrite-target does the same.
+        let mut docs = docs.to_vec();
+        docs[1] = typed("app", "/", "Prefix", &[("rewrite-target", "/")]);
+        let m = run(&docs, target);
+        assert_eq!(routes(&m, true), ["app-admin-denied"], "{target:?}\n{}", m.report.text());
     }
 }
