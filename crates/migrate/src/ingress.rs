@@ -336,11 +336,13 @@ pub fn redirect_url(url: &str, code: u16) -> Result<Redirect, String> {
 /// limit-rps / limit-rpm with limit-burst-multiplier (default 5, as ingress-nginx).
 fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
     let n = v.parse::<u64>().ok().filter(|n| *n > 0)?;
-    let mult = mult.and_then(|m| m.parse::<u64>().ok()).filter(|m| *m >= 1).unwrap_or(5);
+    // ingress-nginx keeps 5 only when the multiplier does not parse; 0 is
+    // burst 0 (no request beyond the rate), a bucket of one request here.
+    let mult = mult.and_then(|m| m.parse::<u64>().ok()).unwrap_or(5);
     #[allow(clippy::cast_precision_loss)] // request rates are small integers
     let (per_second, unit) = if key == "limit-rps" { (n as f64, "Second") } else { (n as f64 / 60.0, "Minute") };
     #[allow(clippy::cast_precision_loss)]
-    Some(Rate { per_second, burst: n.saturating_mul(mult) as f64, requests: n, unit, global: false })
+    Some(Rate { per_second, burst: n.saturating_mul(mult).max(1) as f64, requests: n, unit, global: false })
 }
 
 /// What an annotation does when it restricts who gets through (an
@@ -529,7 +531,11 @@ pub fn plan<'a>(
             },
             "limit-rps" | "limit-rpm" => {
                 let Some(rate) = rate_of(key, v, get("limit-burst-multiplier")) else {
-                    push(key, Status::NotConverted, "", format!("`{v}` is not a positive integer (ingress-nginx ignores it too)"));
+                    if v.parse::<u64>() == Ok(0) {
+                        push(key, Status::Ignored, "", "0: no limit, in ingress-nginx and in the output".into());
+                    } else {
+                        push(key, Status::NotConverted, "", format!("`{v}` is not a positive integer (ingress-nginx ignores it too)"));
+                    }
                     continue;
                 };
                 // ingress-nginx refuses limited requests with limit-req-status-code (default 503); the policies answer 429.
@@ -540,8 +546,14 @@ pub fn plan<'a>(
                 if eg {
                     push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through{status_note}", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
                     plan.rates.push(rate);
-                } else if other_rate.as_ref().is_some_and(|o| o.per_second <= rate.per_second) {
-                    push(key, Status::NotConverted, "", format!("{other} is lower and a ClientAccessPolicy holds one bucket: this second limit is not enforced"));
+                } else if let Some(o) = other_rate {
+                    // nginx applies both limit_req zones; a ClientAccessPolicy holds one
+                    // bucket: the lower rate and the smaller burst of the two.
+                    let both = Rate { per_second: rate.per_second.min(o.per_second), burst: rate.burst.min(o.burst), ..rate.clone() };
+                    push(key, Status::Changed, &format!("{rate_to} rateLimit"), format!("with {other} too: ingress-nginx applies both limits, a ClientAccessPolicy holds one bucket, so it gets the lower rate and the smaller burst of the two (perSecond {}, burst {}) per client address (ipv6PrefixLength 128), {keyed_on}{status_note}", both.per_second, both.burst));
+                    if key == "limit-rps" {
+                        plan.rates.push(both);
+                    }
                 } else {
                     let status = if status_note.is_empty() { Status::Converted } else { Status::Changed };
                     push(key, status, &format!("{rate_to} rateLimit"), format!("perSecond {}, burst {} per client address (ipv6PrefixLength 128, as nginx's $binary_remote_addr; scope Local: per replica, like nginx's zones), {keyed_on}{status_note}", rate.per_second, rate.burst));
@@ -549,9 +561,11 @@ pub fn plan<'a>(
                 }
             }
             "limit-burst-multiplier" => {
-                let ok = v.parse::<u64>().is_ok_and(|m| m >= 1);
+                let ok = v.parse::<u64>().is_ok();
                 if !ok {
-                    push(key, Status::NotConverted, "", format!("`{v}` is not an integer ≥ 1"));
+                    push(key, Status::NotConverted, "", format!("`{v}` is not a whole number: ingress-nginx uses 5, so does the output"));
+                } else if v.parse::<u64>() == Ok(0) && !eg && (get("limit-rps").is_some() || get("limit-rpm").is_some()) {
+                    push(key, Status::Changed, &format!("{rate_to} rateLimit.burst"), "0: ingress-nginx's burst 0 lets no request beyond the rate through; a ClientAccessPolicy's burst is at least 1 (one request), which is the same bucket".into());
                 } else if get("limit-rps").is_none() && get("limit-rpm").is_none() {
                     push(key, Status::Ignored, "", "no limit-rps or limit-rpm to multiply".into());
                 } else if eg {

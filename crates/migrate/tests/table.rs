@@ -372,9 +372,29 @@ fn rate_limits() {
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
         json!({"perSecond": 2.0, "burst": 600.0, "scope": "Local", "ipv6PrefixLength": 128})
     );
+    // Both: nginx applies both zones; one bucket with the lower rate and the smaller burst.
+    // (rps 10 → 10/s burst 50; rpm 60 → 1/s burst 300.)
     let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
+        json!({"perSecond": 1.0, "burst": 50.0, "scope": "Local", "ipv6PrefixLength": 128})
+    );
+    assert_eq!((status(&m, "limit-rpm"), status(&m, "limit-rps")), (Status::Changed, Status::Changed));
+    // Equal rates (1/s, 60/min) used to drop both.
+    let m = row(&[("limit-rps", "1"), ("limit-rpm", "60")], R);
     assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["perSecond"], json!(1.0));
-    assert_eq!((status(&m, "limit-rpm"), status(&m, "limit-rps")), (Status::Changed, Status::NotConverted));
+    assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["burst"], json!(5.0));
+    assert!(!m.report.incomplete(), "{}", m.report.text());
+    // limit-rps "0" is no limit (ignored); limit-burst-multiplier "0" is nginx's burst 0.
+    let m = row(&[("limit-rps", "0")], R);
+    assert_eq!(status(&m, "limit-rps"), Status::Ignored);
+    assert!(find(&m, "ClientAccessPolicy").is_empty() && !m.report.incomplete());
+    let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", "0")], R);
+    assert_eq!(
+        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["burst"],
+        json!(1.0),
+        "burst 0 in nginx: one request at the rate, no more"
+    );
     let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], EG);
     let rules = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["local"]["rules"];
     assert_eq!(rules.as_array().unwrap().len(), 4, "two limits × two address families");
