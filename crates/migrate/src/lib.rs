@@ -228,9 +228,32 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
     let mut ingresses: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "Ingress").collect();
     ingresses.sort_by_key(|o| (o.namespace.clone(), o.name.clone()));
     ingresses.dedup_by_key(|o| o.id());
+    // The API server's DefaultIngressClass admission gives an Ingress created
+    // without a class the IngressClass marked default (exactly "true").
+    let default_class = objects
+        .iter()
+        .filter(|o| o.kind == "IngressClass")
+        .filter(|o| o.annotation("ingressclass.kubernetes.io/is-default-class") == Some("true"))
+        .find(|o| {
+            o.name == setup.ingress_class
+                || o.doc.str_at(&["spec", "controller"]).is_some_and(|c| c == setup.controller_class)
+        });
     let mut ours = Vec::new();
     for ing in ingresses {
         if ingress::is_ours(ing, setup, &classes) {
+            ours.push(ing);
+            continue;
+        }
+        let classless = ing.doc.str_at(&["spec", "ingressClassName"]).is_none()
+            && ing.annotation("kubernetes.io/ingress.class").is_none();
+        if let Some(d) = default_class.filter(|_| classless) {
+            report.notes.push(format!(
+                "{} ({}:{}): no class: IngressClass {} is marked default (ingressclass.kubernetes.io/is-default-class) and is this controller's, so the API server's DefaultIngressClass admission gives it that class: converted",
+                ing.id(),
+                ing.source.file,
+                ing.source.line,
+                d.name
+            ));
             ours.push(ing);
             continue;
         }

@@ -1428,3 +1428,24 @@ fn colliding_matches_and_regex_hosts() {
         assert_eq!(routes(&m, true), ["app-admin-denied"], "{target:?}\n{}", m.report.text());
     }
 }
+
+/// An Ingress without a class gets the default IngressClass from the API
+/// server (DefaultIngressClass admission): when that class is this
+/// controller's, the Ingress is served by it and converted (with its allow
+/// list), not skipped.
+#[test]
+fn classless_ingresses_belong_to_the_default_class() {
+    let class = |default: &str| {
+        format!("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata:\n  name: nginx\n  annotations:\n    ingressclass.kubernetes.io/is-default-class: \"{default}\"\nspec:\n  controller: k8s.io/ingress-nginx\n")
+    };
+    let classless = ingress("admin", "/admin/", &[("allowlist-source-range", "192.0.2.0/24")], "")
+        .replace("  ingressClassName: nginx\n", "");
+    for target in [R, EG] {
+        let m = run(&[controller(&[]), class("true"), classless.clone()], target);
+        assert_eq!(routes(&m, false), ["admin"], "{target:?}\n{}", m.report.text());
+        assert_eq!(open_policies(&m).len(), 1, "{target:?}: with its allow list");
+        assert!(m.report.text().contains("is marked default"), "{}", m.report.text());
+        let m = run(&[controller(&[]), class("false"), classless.clone()], target);
+        assert!(find(&m, "HTTPRoute").is_empty(), "{target:?}: not the default: skipped");
+    }
+}
