@@ -362,14 +362,104 @@ pub fn restricting(key: &str, value: &str) -> Option<&'static str> {
         "modsecurity-snippet" if !value.is_empty() => Some("ModSecurity rules (modsecurity-snippet)"),
         "limit-connections" => Some("a limit of concurrent connections per client (limit-connections): no Gateway API, realip or Envoy Gateway policy limits them per client"),
         k if k.ends_with("-snippet") && access_directives(value) => {
-            Some("a snippet with nginx access directives (allow, deny, auth_*, limit_req, limit_conn, satisfy or return 4xx)")
+            Some("a snippet with nginx directives that can refuse, redirect or answer requests (anything but headers, buffers, timeouts, logs and compression: allow, deny, auth_*, limit_*, return, rewrite, if, location, ssl_verify_client, Lua, …)")
         }
         _ => None,
     }
 }
 
-/// Whether raw nginx configuration holds a directive that refuses requests.
+/// nginx directives that only shape headers, buffers, timeouts, logs and
+/// compression: a snippet made of these alone refuses no request.
+const HARMLESS: &[&str] = &[
+    "add_header",
+    "more_set_headers",
+    "more_clear_headers",
+    "more_set_input_headers",
+    "more_clear_input_headers",
+    "proxy_set_header",
+    "proxy_hide_header",
+    "proxy_pass_header",
+    "proxy_ignore_headers",
+    "proxy_http_version",
+    "proxy_buffering",
+    "proxy_buffer_size",
+    "proxy_buffers",
+    "proxy_busy_buffers_size",
+    "proxy_request_buffering",
+    "proxy_connect_timeout",
+    "proxy_read_timeout",
+    "proxy_send_timeout",
+    "proxy_next_upstream",
+    "proxy_next_upstream_tries",
+    "proxy_next_upstream_timeout",
+    "proxy_cookie_path",
+    "proxy_cookie_domain",
+    "proxy_cookie_flags",
+    "proxy_redirect",
+    "proxy_max_temp_file_size",
+    "client_max_body_size",
+    "client_body_buffer_size",
+    "client_body_timeout",
+    "client_header_timeout",
+    "large_client_header_buffers",
+    "keepalive_timeout",
+    "keepalive_requests",
+    "send_timeout",
+    "gzip",
+    "gzip_types",
+    "gzip_min_length",
+    "gzip_proxied",
+    "gzip_vary",
+    "gzip_comp_level",
+    "brotli",
+    "brotli_types",
+    "expires",
+    "etag",
+    "charset",
+    "source_charset",
+    "charset_types",
+    "sub_filter",
+    "sub_filter_once",
+    "sub_filter_types",
+    "access_log",
+    "error_log",
+    "log_not_found",
+    "log_subrequest",
+    "server_tokens",
+    "underscores_in_headers",
+    "ignore_invalid_headers",
+    "chunked_transfer_encoding",
+    "tcp_nodelay",
+    "tcp_nopush",
+    "sendfile",
+    "default_type",
+    "types_hash_max_size",
+    "proxy_cache_valid",
+    "proxy_cache_bypass",
+    "proxy_no_cache",
+    "open_file_cache",
+];
+
+/// Whether raw nginx configuration may refuse, redirect or answer requests
+/// itself: it holds a directive not on the [`HARMLESS`] list (`allow`,
+/// `deny`, `auth_*`, `limit_*`, `return`, `rewrite`, `if`, `location`,
+/// `ssl_verify_client`, a Lua block, …). Such a snippet counts as a
+/// restriction that does not convert.
 pub fn access_directives(snippet: &str) -> bool {
+    snippet
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split([';', '{', '}', '\n'])
+        .any(|stmt| stmt.split_whitespace().next().is_some_and(|w| !HARMLESS.contains(&w)))
+}
+
+/// Whether http-level nginx configuration holds a directive that refuses
+/// requests in every server it is inherited by (`allow`, `deny`, `auth_*`,
+/// `limit_req`, `limit_conn`, `satisfy`, `return 4xx`); an http-snippet's
+/// own `server`, `map` or `upstream` blocks restrict no Ingress's server.
+pub fn refusing_directives(snippet: &str) -> bool {
     snippet.split([';', '{', '}', '\n']).any(|stmt| {
         let mut words = stmt.split_whitespace();
         match words.next() {
@@ -492,6 +582,7 @@ pub fn plan<'a>(
         denied: BTreeMap::new(),
     };
     let canary = get("canary").map(bool_value) == Some(Ok(true));
+    let snippets_dropped = crate::setup::snippet_annotations_dropped(setup);
     let keyed_on = "keyed on the client resolved by the Gateway's client-IP policy (never the load balancer's address)";
 
     for (key, value, _) in &anns {
@@ -621,6 +712,9 @@ pub fn plan<'a>(
                     (Some(_), false) => push(key, Status::Ignored, "", "no global-auth-url in the ConfigMap".into()),
                     (None, _) => push(key, Status::NotConverted, "", format!("`{v}` is not a boolean to ingress-nginx")),
                 }
+            }
+            k if k.ends_with("-snippet") && snippets_dropped.is_some() => {
+                push(k, Status::Ignored, "", format!("ingress-nginx drops snippet annotations unless allow-snippet-annotations is true: {}", snippets_dropped.as_deref().unwrap_or_default()));
             }
             k if restricting(k, v).is_some() => {
                 // Emitted without it, the route would let in what ingress-nginx refused.

@@ -153,16 +153,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         load_balancer(svc, &ci, &mut report);
     }
     let source_lost = client_ip_lost(&report);
-    let global_access: Vec<String> = report
-        .entries
-        .iter()
-        .filter(|e| {
-            e.status == Status::NotConverted
-                && (setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str())
-                    || setup::GLOBAL_SNIPPET_KEYS.contains(&e.key.as_str()) && ingress::access_directives(&e.value))
-        })
-        .map(|e| e.key.clone())
-        .collect();
+    let global_access = global_access_keys(&report);
     let ours = ours(objects, &setup, &mut report);
     // Every Ingress of the class takes part, also those left out below: a
     // path kept by a left-out Ingress must not be opened by another one.
@@ -213,6 +204,24 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     });
     report.sort();
     Ok(Migration { objects, report })
+}
+
+/// The ConfigMap keys, not converted, that restrict every server: their
+/// access lists and blocks, and snippets with refusing directives.
+fn global_access_keys(report: &Report) -> Vec<String> {
+    report
+        .entries
+        .iter()
+        .filter(|e| {
+            e.status == Status::NotConverted
+                && (setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str())
+                    || e.key == "http-snippet" && ingress::refusing_directives(&e.value)
+                    || setup::GLOBAL_SNIPPET_KEYS.contains(&e.key.as_str())
+                        && e.key != "http-snippet"
+                        && ingress::access_directives(&e.value))
+        })
+        .map(|e| e.key.clone())
+        .collect()
 }
 
 /// The Ingresses the controller serves (the last copy of each), sorted by

@@ -54,6 +54,35 @@ pub struct Setup<'a> {
     pub prefix: String,
 }
 
+/// The controller's version from its image tag (`…/controller:v1.15.1`,
+/// maybe `@sha256:…`): `(major, minor)`, `None` when not readable.
+pub fn controller_version(setup: &Setup<'_>) -> Option<(u32, u32)> {
+    let o = setup.controller?;
+    containers(o).iter().filter_map(|c| c.str_at(&["image"])).find_map(|image| {
+        let image = image.split('@').next()?;
+        let (name, tag) = image.rsplit_once(':')?;
+        if !name.ends_with("/controller") || tag.contains('/') {
+            return None;
+        }
+        let mut parts = tag.strip_prefix('v').unwrap_or(tag).split('.');
+        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    })
+}
+
+/// Why ingress-nginx drops every snippet annotation (`*-snippet`), or
+/// `None` when it applies them or that is not known (then they count).
+pub fn snippet_annotations_dropped(setup: &Setup<'_>) -> Option<String> {
+    let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "allow-snippet-annotations"]));
+    match set.and_then(crate::ingress::go_bool) {
+        Some(true) => None,
+        Some(false) => Some("the ConfigMap sets allow-snippet-annotations to false".into()),
+        None => {
+            let (major, minor) = controller_version(setup)?;
+            ((major, minor) >= (1, 9)).then(|| format!("allow-snippet-annotations is not true and its default is false since ingress-nginx v1.9 (the controller runs v{major}.{minor})"))
+        }
+    }
+}
+
 fn is_controller(o: &Object) -> bool {
     matches!(o.kind.as_str(), "Deployment" | "DaemonSet")
         && containers(o).iter().any(|c| {
@@ -202,7 +231,7 @@ impl ClientIp {
 
 /// ConfigMap keys that stop mattering once the Gateway serves the traffic.
 const NO_EFFECT: &[(&str, &str)] = &[
-    ("allow-snippet-annotations", "snippets are never converted, so whether they were allowed does not matter"),
+    ("allow-snippet-annotations", "read with the snippet annotations: when it is not true (the default since v1.9) ingress-nginx drops them, and they are reported ignored"),
     (
         "annotations-risk-level",
         "annotation validation of ingress-nginx; the Gateway's objects are validated by their CRDs",

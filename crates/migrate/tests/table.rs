@@ -159,7 +159,7 @@ fn configmap_keys_become_the_client_ip_policy() {
 #[test]
 fn snippets_are_reported_with_object_and_line() {
     let docs = [
-        controller(&[("http-snippet", "server {\n  listen 2443;\n}")]),
+        controller(&[("http-snippet", "server {\n  listen 2443;\n}"), ("allow-snippet-annotations", "true")]),
         ingress(
             "site",
             "/",
@@ -1034,16 +1034,29 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
         ("configuration-snippet", "deny 198.51.100.0/24;"),
         ("server-snippet", "location /admin { return 403; }"),
         ("configuration-snippet", "if ($http_x_key = \"\") { return 401; }"),
+        // Anything but headers, buffers, timeouts, logs, compression counts (M5).
+        (
+            "configuration-snippet",
+            "access_by_lua_block {\n  if ngx.var.remote_addr ~= \"192.0.2.1\" then ngx.exit(403) end\n}",
+        ),
+        ("server-snippet", "if ($remote_addr !~ \"^10\\.\") { return 503; }"),
+        ("configuration-snippet", "return 302 /login;"),
+        ("server-snippet", "ssl_verify_client on;"),
     ];
     let harmless: &[(&str, &str)] = &[
         ("auth-tls-verify-client", "off"),
         ("enable-modsecurity", "false"),
         ("configuration-snippet", "more_set_headers \"X-Frame-Options: DENY\";"),
+        ("configuration-snippet", "proxy_set_header X-A b;\n# deny all;\nproxy_read_timeout 60s;"),
     ];
     for target in [R, EG] {
         for (k, v) in restricting {
             let m = run(
-                &[controller(&[]), ingress("site", "/", &[(k, v)], ""), ingress("open", "/other", &[], "")],
+                &[
+                    controller(&[("allow-snippet-annotations", "true")]),
+                    ingress("site", "/", &[(k, v)], ""),
+                    ingress("open", "/other", &[], ""),
+                ],
                 target,
             );
             assert_eq!(routes(&m, false), ["open"], "{k}: {v}\n{}", m.report.text());
@@ -1053,7 +1066,10 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
             assert!(m.report.text().contains("emitted as deny-all"), "the note says how");
         }
         for (k, v) in harmless {
-            let m = run(&[controller(&[]), ingress("site", "/", &[(k, v)], "")], target);
+            let m = run(
+                &[controller(&[("allow-snippet-annotations", "true")]), ingress("site", "/", &[(k, v)], "")],
+                target,
+            );
             assert_eq!(find(&m, "HTTPRoute").len(), 1, "{k}: {v}\n{}", m.report.text());
         }
         // ConfigMap keys for every server: every Ingress out; global-auth-url spares an
@@ -1175,7 +1191,7 @@ fn long_names_are_cut_with_a_stable_hash() {
 fn left_out_locations_refuse_requests_instead_of_falling_through() {
     // (ConfigMap, annotations, path, targets, the denied match (type, value), key not converted)
     type LeftOut<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a [Target], (&'a str, &'a str), &'a str);
-    let cm = controller(&[]);
+    let cm = controller(&[("allow-snippet-annotations", "true")]);
     let lost = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]);
     let both: &[Target] = &[R, EG];
     let table: Vec<LeftOut> = vec![
@@ -1447,5 +1463,34 @@ fn classless_ingresses_belong_to_the_default_class() {
         assert!(m.report.text().contains("is marked default"), "{}", m.report.text());
         let m = run(&[controller(&[]), class("false"), classless.clone()], target);
         assert!(find(&m, "HTTPRoute").is_empty(), "{target:?}: not the default: skipped");
+    }
+}
+
+/// Since v1.9 ingress-nginx drops snippet annotations unless the ConfigMap
+/// sets allow-snippet-annotations "true": a dropped snippet restricts
+/// nothing, so it is ignored, not a reason to leave the Ingress out. An
+/// unknown controller version keeps counting it (the safe side).
+#[test]
+fn snippet_annotations_ingress_nginx_drops_are_ignored() {
+    let site = ingress("site", "/", &[("configuration-snippet", "deny all;")], "");
+    for target in [R, EG] {
+        for (data, open) in [
+            (vec![], true),
+            (vec![("allow-snippet-annotations", "false")], true),
+            (vec![("allow-snippet-annotations", "true")], false),
+        ] {
+            let m = run(&[controller(&data), site.clone()], target);
+            let want: &[&str] = if open { &["site"] } else { &[] };
+            assert_eq!(routes(&m, false), want, "{data:?}\n{}", m.report.text());
+            let st = if open { Status::Ignored } else { Status::NotConverted };
+            assert_eq!(status(&m, "configuration-snippet"), st, "{data:?}");
+        }
+        // An image without a readable version (v1.9 or not): the snippet counts.
+        let old = controller(&[]).replace("controller:v1.15.1", "controller:latest");
+        let m = run(&[old, site.clone()], target);
+        assert_eq!(routes(&m, true), ["site-denied"], "{}", m.report.text());
+        let old = controller(&[]).replace("controller:v1.15.1", "controller:v1.8.4");
+        let m = run(&[old, site.clone()], target);
+        assert_eq!(routes(&m, true), ["site-denied"], "{}", m.report.text());
     }
 }
