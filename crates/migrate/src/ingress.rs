@@ -802,6 +802,9 @@ pub fn plan<'a>(
                 Ok(_) => push(key, Status::Converted, "the main Ingress's HTTPRoute rules", if canary { "folded into the main Ingress's routes as weighted / header-matched backends".into() } else { "not a canary".into() }),
                 Err(e) => push(key, Status::NotConverted, "", format!("{e}: ingress-nginx cannot read it; the output treats the Ingress as a main one, not a canary")),
             },
+            "canary-weight-total" if v.parse::<u32>().is_ok_and(|t| t <= 100) => {
+                push(key, Status::Ignored, "", "balancer.lua uses canary-weight-total only above 100 (else the total is 100), so does the output".into());
+            }
             "canary-weight" | "canary-weight-total" => {
                 if v.parse::<u32>().is_ok() {
                     push(key, Status::Converted, "HTTPRoute backendRefs weight", "the share of requests that go to the canary".into());
@@ -832,7 +835,8 @@ pub fn plan<'a>(
         let num = |k: &str| get(k).and_then(|v| v.parse::<u32>().ok());
         plan.canary = Some(Canary {
             weight: num("canary-weight"),
-            total: num("canary-weight-total").unwrap_or(100),
+            // balancer.lua: the total counts only above 100.
+            total: num("canary-weight-total").filter(|t| *t > 100).unwrap_or(100),
             header: get("canary-by-header").map(str::to_owned),
             header_value: get("canary-by-header-value").map(str::to_owned),
             header_pattern: get("canary-by-header-pattern").map(str::to_owned),

@@ -634,7 +634,7 @@ fn canaries_become_weights_and_header_matches() {
     );
     assert_eq!(one(&m, "HTTPRoute")["spec"]["rules"][0]["matches"][0]["headers"][0]["type"], "RegularExpression");
     assert_eq!(status(&m, "canary-by-header-pattern"), Status::Changed);
-    let m = run(&[cm.clone(), main, canary(&[("canary-by-cookie", "canary")])], R);
+    let m = run(&[cm.clone(), main.clone(), canary(&[("canary-by-cookie", "canary")])], R);
     assert_eq!(status(&m, "canary-by-cookie"), Status::NotConverted);
     // The canary names the main Ingress's path as written, even when the main one rewrites it.
     let rewritten = ingress("site", "/api(/|$)(.*)", &[("rewrite-target", "/$2")], "");
@@ -652,6 +652,14 @@ fn canaries_become_weights_and_header_matches() {
         (Some(5), Some("/api"))
     );
     assert_eq!(rule["filters"][0]["type"], "URLRewrite");
+    // canary-weight-total counts only above 100 (balancer.lua): 5 of 10 is 5 %.
+    let m = run(&[cm.clone(), main.clone(), canary(&[("canary-weight", "5"), ("canary-weight-total", "10")])], R);
+    let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
+    assert_eq!((refs[0]["weight"].as_u64(), refs[1]["weight"].as_u64()), (Some(95), Some(5)));
+    assert_eq!(status(&m, "canary-weight-total"), Status::Ignored);
+    let m = run(&[cm.clone(), main, canary(&[("canary-weight", "5"), ("canary-weight-total", "1000")])], R);
+    let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
+    assert_eq!((refs[0]["weight"].as_u64(), refs[1]["weight"].as_u64()), (Some(995), Some(5)));
     // A canary without its main Ingress.
     let m = run(&[cm, canary(&[("canary-weight", "50")])], R);
     assert!(m.report.entries.iter().any(|e| e.key.starts_with("canary path") && e.status == Status::NotConverted));
