@@ -375,10 +375,10 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         }
         for (host, name, paths) in groups {
             let redirect = host.as_ref().is_some_and(|h| {
-                let tls = https_listener.contains_key(h);
+                let tls = tls_listener(&https_listener, h).is_some();
                 tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || plan.force_ssl_redirect)
             });
-            if plan.force_ssl_redirect && !host.as_ref().is_some_and(|h| https_listener.contains_key(h)) {
+            if plan.force_ssl_redirect && host.as_ref().is_none_or(|h| tls_listener(&https_listener, h).is_none()) {
                 report.entries.push(Entry {
                     object: o.id(),
                     file: o.source.file.clone(),
@@ -394,7 +394,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             for (i, chunk) in all_rules.chunks(MAX_RULES).enumerate() {
                 let rname = if i == 0 { name.clone() } else { format!("{name}-{}", i + 1) };
                 let rname = names.claim(&o.namespace, &rname, &format!("{}/{host:?}/{i}", o.name));
-                let parents = match host.as_ref().and_then(|h| https_listener.get(h)).filter(|_| redirect) {
+                let parents = match host.as_ref().and_then(|h| tls_listener(&https_listener, h)).filter(|_| redirect) {
                     Some(l) => vec![parent(Some(l))],
                     None => vec![parent(None)],
                 };
@@ -427,6 +427,17 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     }
     client_ip_policy(gw, ci, target, &mut out.objects);
     out
+}
+
+/// The HTTPS listener serving `host`: its own, else that of a wildcard
+/// TLS host covering it by one label (`*.example.com` for
+/// `shop.example.com`), as ingress-nginx matches a certificate's hosts
+/// (one label, like x509) to decide that a server has TLS and redirects.
+fn tls_listener<'l>(listeners: &'l BTreeMap<String, String>, host: &str) -> Option<&'l String> {
+    listeners.get(host).or_else(|| {
+        let (_, rest) = host.split_once('.')?;
+        listeners.get(&format!("*.{rest}"))
+    })
 }
 
 fn targets(routes: &[String]) -> Vec<Vec<Value>> {

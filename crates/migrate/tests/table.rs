@@ -1502,3 +1502,21 @@ fn snippet_annotations_ingress_nginx_drops_are_ignored() {
         assert_eq!(routes(&m, true), ["site-denied"], "{}", m.report.text());
     }
 }
+
+/// A wildcard TLS host covers a rule host one label below it, as
+/// ingress-nginx matches certificate hosts: the route is served on that
+/// HTTPS listener and plain HTTP is redirected (ssl-redirect default true).
+#[test]
+fn wildcard_tls_hosts_redirect_their_subdomains() {
+    let tls = tls_spec("\"*.example.com\"");
+    let shop = ingress("site", "/", &[], &tls).replace("app.example.com", "shop.example.com");
+    let m = run(&[controller(&[]), shop], R);
+    let names: Vec<&str> = find(&m, "HTTPRoute").iter().map(|r| r["metadata"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["site", "site-https-redirect"], "{}", m.report.text());
+    let main = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
+    assert_eq!(main["spec"]["parentRefs"][0]["sectionName"], "https-wildcard-example-com");
+    // Two labels below: not covered in ingress-nginx, no redirect.
+    let deep = ingress("site", "/", &[], &tls).replace("app.example.com", "a.shop.example.com");
+    let m = run(&[controller(&[]), deep], R);
+    assert_eq!(find(&m, "HTTPRoute").len(), 1, "{}", m.report.text());
+}
