@@ -744,7 +744,7 @@ pub fn plan<'a>(
                     push(key, Status::NotConverted, "", format!("backend protocol {other} has no HTTPRoute equivalent (GRPC: a GRPCRoute by hand); the Ingress is left out"));
                 }
             },
-            "proxy-body-size" => push(key, Status::NotConverted, "", "no Gateway API or policy field limits the request body: set it in the data plane (Envoy: a buffer filter via EnvoyPatchPolicy) or in the app".into()),
+            "proxy-body-size" => push(key, Status::NotConverted, "", format!("ingress-nginx answered 413 to request bodies over {v} on this Ingress; no Gateway API or policy field limits the request body per route: set it in the data plane (realip's proxy: `limits.max_body_bytes` in realip.toml, for every route; Envoy: a buffer filter via EnvoyPatchPolicy) or in the app")),
             "rewrite-target" | "use-regex" => {} // per path, below
             "app-root" => {
                 if v.starts_with('/') && !v.contains('$') {

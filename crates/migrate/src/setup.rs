@@ -389,6 +389,10 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         };
         entry("proxy-protocol-header-timeout", status, String::new(), why);
     }
+    // client_max_body_size of every server: set explicitly or not, it
+    // changes (the issue asks for it to be converted or reported).
+    let body = get("proxy-body-size").unwrap_or("1m");
+    entry("proxy-body-size", Status::Changed, String::new(), format!("ingress-nginx answered 413 to request bodies over {body} (client_max_body_size; the Ingress annotation overrides it); no Gateway API or policy field limits the body, so the data plane's own limit applies: realip's proxy `limits.max_body_bytes` in realip.toml (10 MiB by default), Envoy none unless configured; set it there"));
     if get("ssl-redirect").is_some() {
         entry(
             "ssl-redirect",
@@ -425,6 +429,9 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             };
             entry(k, status, String::new(), why);
             continue;
+        }
+        if k == "proxy-body-size" {
+            continue; // above
         }
         if k == "limit-req-status-code" {
             let code = get(k).unwrap_or_default();

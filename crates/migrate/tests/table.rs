@@ -530,6 +530,12 @@ fn backend_protocol_body_size_and_unknown_annotations() {
         (Status::NotConverted, Status::NotConverted)
     );
     assert_eq!(find(&m, "HTTPRoute").len(), 1, "the route itself still converts");
+    // The ConfigMap's limit (default 1m) is reported, set or not: the data plane's own applies.
+    let e = m.report.entries.iter().find(|e| e.key == "proxy-body-size" && e.object == "defaults").unwrap();
+    assert_eq!((e.status, e.why.contains("over 1m")), (Status::Changed, true), "{}", e.why);
+    let m = run(&[controller(&[("proxy-body-size", "8m")]), ingress("site", "/", &[], "")], R);
+    assert_eq!(status(&m, "proxy-body-size"), Status::Changed);
+    assert!(m.report.entries.iter().any(|e| e.key == "proxy-body-size" && e.why.contains("over 8m")));
 }
 
 #[test]
