@@ -881,7 +881,10 @@ pub fn plan<'a>(
                 rewrite(&path, t).map(|(k, v, r)| (k, v, Some(r)))
             } else if use_regex && !literal(&path) {
                 if eg {
-                    Ok((PathKind::Regex, format!("^{path}"), None))
+                    // nginx's `~* "^PATH"` matches a prefix of the path; Envoy's safe_regex
+                    // must match the whole path, so what may follow is added (not after `$`).
+                    let tail = if path.ends_with('$') { "" } else { ".*" };
+                    Ok((PathKind::Regex, format!("^(?:{path}){tail}"), None))
                 } else {
                     Err(format!(
                         "path `{path}` is a regular expression: realip matches path prefixes and exact paths only"

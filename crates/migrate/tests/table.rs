@@ -565,7 +565,8 @@ fn rewrites_regex_paths_and_redirects() {
     let m = run(&[cm.clone(), regex], EG);
     assert_eq!(
         one(&m, "HTTPRoute")["spec"]["rules"][0]["matches"][0]["path"],
-        json!({"type": "RegularExpression", "value": "^/api/v[0-9]+"})
+        json!({"type": "RegularExpression", "value": "^(?:/api/v[0-9]+).*"}),
+        "Envoy matches the whole path: what nginx's prefix regex leaves open is added"
     );
     let m = run(&[cm.clone(), ingress("site", "/", &[("app-root", "/app1")], "")], R);
     let rules = &one(&m, "HTTPRoute")["spec"]["rules"];
