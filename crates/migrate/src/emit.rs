@@ -137,7 +137,9 @@ fn rewrite_filter(r: &Rewrite) -> Value {
 }
 
 /// The canary of one (namespace, host, path): backend and settings.
-type Canaries<'p> = BTreeMap<(String, Option<String>, String), (Backend, &'p crate::ingress::Canary)>;
+/// Keyed as ingress-nginx's mergeAlternativeBackends matches a canary to its
+/// main location: host, path as written and pathType.
+type Canaries<'p> = BTreeMap<(String, Option<String>, String, String), (Backend, &'p crate::ingress::Canary)>;
 
 /// HTTPRoute rules for one host of one Ingress.
 fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &Canaries<'_>) -> Vec<Value> {
@@ -172,7 +174,7 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
             }
             rule
         };
-        let key = (plan.obj.namespace.clone(), host.cloned(), p.raw.clone());
+        let key = (plan.obj.namespace.clone(), host.cloned(), p.raw.clone(), p.path_type.clone());
         if let Some((cb, c)) = canaries.get(&key) {
             if let Some(h) = &c.header {
                 let header_rule = |value: Value, be: &Backend| {
@@ -230,11 +232,13 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         let Some(c) = &plan.canary else { continue };
         for (host, paths) in &plan.hosts {
             for p in paths {
-                let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone());
+                let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone(), p.path_type.clone());
                 let main = plans.iter().any(|m| {
                     m.canary.is_none()
                         && m.obj.namespace == plan.obj.namespace
-                        && m.hosts.get(host).is_some_and(|ps| ps.iter().any(|q| q.raw == p.raw))
+                        && m.hosts
+                            .get(host)
+                            .is_some_and(|ps| ps.iter().any(|q| q.raw == p.raw && q.path_type == p.path_type))
                 });
                 if main {
                     canaries.insert(key, (p.backend.clone(), c));
@@ -247,7 +251,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                         value: String::new(),
                         status: Status::NotConverted,
                         to: String::new(),
-                        why: "no main (non-canary) Ingress in the namespace serves this host and path".into(),
+                        why: "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into(),
                     });
                 }
             }

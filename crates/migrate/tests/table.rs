@@ -667,6 +667,12 @@ fn canaries_become_weights_and_header_matches() {
     let m = run(&[cm.clone(), main, canary(&[("canary-weight", "5"), ("canary-weight-total", "1000")])], R);
     let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
     assert_eq!((refs[0]["weight"].as_u64(), refs[1]["weight"].as_u64()), (Some(995), Some(5)));
+    // Another pathType is another location: not the main one's canary.
+    let prefix = ingress("site-canary", "/", &[("canary", "true"), ("canary-weight", "50")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let m = run(&[cm.clone(), ingress("site", "/", &[], ""), prefix], R);
+    assert!(one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"][0].get("weight").is_none());
+    assert!(m.report.entries.iter().any(|e| e.key.starts_with("canary path") && e.status == Status::NotConverted));
     // A canary without its main Ingress.
     let m = run(&[cm, canary(&[("canary-weight", "50")])], R);
     assert!(m.report.entries.iter().any(|e| e.key.starts_with("canary path") && e.status == Status::NotConverted));
