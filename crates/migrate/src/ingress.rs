@@ -441,7 +441,7 @@ const HARMLESS: &[&str] = &[
 ];
 
 /// Whether raw nginx configuration may refuse, redirect or answer requests
-/// itself: it holds a directive not on the [`HARMLESS`] list (`allow`,
+/// itself: it holds a directive not on the `HARMLESS` list (`allow`,
 /// `deny`, `auth_*`, `limit_*`, `return`, `rewrite`, `if`, `location`,
 /// `ssl_verify_client`, a Lua block, …). Such a snippet counts as a
 /// restriction that does not convert.
