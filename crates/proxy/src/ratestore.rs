@@ -25,26 +25,38 @@
 //!   first success marks it up again (one log line, one metric).
 //!   Reconnecting is the connection manager's job; Redis losing its data
 //!   only forgets counters.
-//! - decisions are batched: one task per store takes every decision
-//!   queued while earlier batches were on the wire (at most
-//!   [`MAX_BATCH`] keys, [`IN_FLIGHT`] batches at once) and sends them as
-//!   one script call on one multiplexed connection, several decisions for
-//!   the same key as one step with a hit count. Under load this turns
+//! - decisions are batched, led by the callers themselves: a decision
+//!   that finds fewer than [`IN_FLIGHT`] script calls on the wire sends
+//!   its own call at once (it is the leader); one arriving while
+//!   [`IN_FLIGHT`] calls are out waits in a queue, and a leader, once its
+//!   call is answered, hands the duty on to the oldest queued decision,
+//!   which sends everything queued meanwhile (at most [`MAX_BATCH`] keys)
+//!   as the next call. A leader sends one call, so its own request waits
+//!   one round trip, and no decision passes through a task of its own
+//!   (each hop costs a scheduling round on a busy worker). The queue is
+//!   never left without a leader: it is non-empty only while all
+//!   [`IN_FLIGHT`] slots are held, and a slot is given back only when the
+//!   queue is empty — also when a leader's caller goes away (the call in
+//!   progress is finished in a task) or a queued caller that was handed
+//!   the duty is gone (it is handed on). A call carries several decisions
+//!   for the same key as one step with a hit count. Under load this turns
 //!   thousands of round trips a second into a few hundred, without
 //!   letting more through: the script grants each key only the tokens its
 //!   TAT allows, in arrival order. A batch is one script, so the store is
 //!   one Redis (or Valkey) primary, not a Cluster (keys of a batch may sit
 //!   in different slots).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use tokio::sync::{mpsc, oneshot, watch, Semaphore};
+use tokio::sync::{oneshot, watch};
 
 use crate::config::{OnStoreError, RateConfig, RateLimitStoreConfig, DEFAULT_STORE_TIMEOUT};
 use crate::metrics::{Metrics, RateDecision, RateOutcome, RateScope, RateVia, StoreErrorKind, StoreState};
@@ -129,9 +141,9 @@ const SHARDS: usize = 16;
 pub const MAX_BATCH: usize = 256;
 /// Script calls on the wire at once: one being answered while the next
 /// waits in Redis' queue, and the decisions arriving meanwhile form the
-/// batch after.
+/// batch after (sent by the oldest of them when a call is answered).
 pub const IN_FLIGHT: usize = 2;
-/// Decisions waiting for a batch; beyond this a decision fails at once
+/// Decisions queued for a batch; beyond this a decision fails at once
 /// (as a timeout) instead of queueing behind a store that cannot keep up.
 const QUEUE: usize = 16_384;
 
@@ -141,7 +153,61 @@ struct Pending {
     key: String,
     interval: f64,
     capacity: f64,
-    reply: oneshot::Sender<Result<(bool, u64), StoreError>>,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// What a queued decision is sent: its answer, or the duty to lead the
+/// next call (its own key and rate handed back, to put first in it).
+#[derive(Debug)]
+enum Reply {
+    Answer(Result<(bool, u64), StoreError>),
+    Lead { key: String, interval: f64, capacity: f64 },
+}
+
+/// The decisions waiting for a call, and the calls on the wire. Invariant:
+/// `queue` is non-empty only while `in_flight == IN_FLIGHT`.
+#[derive(Debug, Default)]
+struct Lanes {
+    queue: VecDeque<Pending>,
+    in_flight: usize,
+}
+
+/// One script call and the hand-off after it, as a future that owns all
+/// it needs: if the leader's caller goes away mid-call, the rest runs in a
+/// task of its own (see [`Leading`]).
+type BatchCall = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// A leader's call in progress. Dropped before the call finished (the
+/// caller's request was cancelled, or its three timeouts passed), it
+/// spawns the rest, so the decisions of the batch are answered and the
+/// queue gets its next leader.
+struct Leading(Option<BatchCall>);
+
+impl Drop for Leading {
+    fn drop(&mut self) {
+        if let (Some(call), Ok(rt)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            rt.spawn(call);
+        }
+    }
+}
+
+/// A caller's end of its decision. Dropped after the duty to lead was sent
+/// to it but before it took it up, it hands the duty on (or gives the slot
+/// back), so the queue is not left without a leader.
+struct Waiting<'a> {
+    store: &'a Store,
+    answer: oneshot::Receiver<Reply>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        // After `close`, a send either failed (the leader hands on to the
+        // next) or its value is here.
+        self.answer.close();
+        if let Ok(Reply::Lead { .. }) = self.answer.try_recv() {
+            self.store.pass_on();
+        }
+    }
 }
 
 /// The GCRA parameters of a rate, in microseconds: the emission interval
@@ -200,9 +266,7 @@ pub struct Store {
     conn: watch::Sender<Option<ConnectionManager>>,
     connecting: AtomicBool,
     script: redis::Script,
-    queue: mpsc::Sender<Pending>,
-    /// The batcher's end of `queue`, until the first decision starts it.
-    batcher: Mutex<Option<mpsc::Receiver<Pending>>>,
+    lanes: Mutex<Lanes>,
     timeout: Duration,
     on_error: OnStoreError,
     up: AtomicBool,
@@ -290,15 +354,13 @@ impl Store {
         }
         .map_err(|e| format!("rate_limit_store.redis: {e}"))?;
         let now = Instant::now();
-        let (queue, batcher) = mpsc::channel(QUEUE);
         let store = Arc::new(Store {
             identity,
             client,
             conn: watch::Sender::new(None),
             connecting: AtomicBool::new(false),
             script: redis::Script::new(GCRA),
-            queue,
-            batcher: Mutex::new(Some(batcher)),
+            lanes: Mutex::new(Lanes::default()),
             timeout: cfg.timeout.map_or(DEFAULT_STORE_TIMEOUT, |d| d.0),
             on_error: cfg.on_error,
             up: AtomicBool::new(true),
@@ -376,45 +438,89 @@ impl Store {
                 Err(_) => return Err(StoreError::Timeout),
             }
         }
-        self.start_batcher();
         let (reply, answer) = oneshot::channel();
         let pending = Pending { key, interval, capacity, reply };
-        if self.queue.try_send(pending).is_err() {
-            return Err(StoreError::Backlog);
-        }
+        let lead = {
+            let mut lanes = self.lanes();
+            if lanes.in_flight < IN_FLIGHT {
+                // A free slot: the queue is empty, this decision is the batch.
+                lanes.in_flight += 1;
+                Some(vec![pending])
+            } else if lanes.queue.len() >= QUEUE {
+                return Err(StoreError::Backlog);
+            } else {
+                lanes.queue.push_back(pending);
+                None
+            }
+        };
+        let mut waiting = Waiting { store: self, answer };
+        let decided = async {
+            if let Some(batch) = lead {
+                self.lead(batch).await;
+            }
+            loop {
+                match (&mut waiting.answer).await {
+                    Ok(Reply::Answer(r)) => return r,
+                    Ok(Reply::Lead { key, interval, capacity }) => {
+                        let (reply, answer) = oneshot::channel();
+                        waiting.answer = answer;
+                        let mut batch = vec![Pending { key, interval, capacity, reply }];
+                        self.take_queued(&mut batch);
+                        self.lead(batch).await;
+                    }
+                    // Not sent: cannot happen (every batch answers all it
+                    // holds), but must not hang.
+                    Err(_) => return Err(StoreError::Connection),
+                }
+            }
+        };
         // The call carrying this decision times out `timeout` after it is
         // sent, and a call waits at most that long for a slot: past three
         // timeouts the wait is the proxy's own backlog.
-        match tokio::time::timeout(self.timeout * 3, answer).await {
-            Err(_) => Err(StoreError::Backlog),
-            Ok(Err(_)) => Err(StoreError::Connection), // the batcher is gone
-            Ok(Ok(r)) => r,
+        tokio::time::timeout(self.timeout * 3, decided).await.unwrap_or(Err(StoreError::Backlog))
+    }
+
+    fn lanes(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves queued decisions into `batch` (oldest first, up to
+    /// [`MAX_BATCH`]), dropping those whose caller gave up.
+    fn take_queued(&self, batch: &mut Vec<Pending>) {
+        let mut lanes = self.lanes();
+        while batch.len() < MAX_BATCH {
+            let Some(p) = lanes.queue.pop_front() else { break };
+            if !p.reply.is_closed() {
+                batch.push(p);
+            }
         }
     }
 
-    /// Starts the batching task, once. It holds the store weakly and ends
-    /// when the store (the sending end of its queue) is dropped.
-    fn start_batcher(self: &Arc<Self>) {
-        let Some(mut rx) = self.batcher.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take() else {
-            return;
-        };
-        let store = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let slots = Arc::new(Semaphore::new(IN_FLIGHT));
-            let mut batch = Vec::new();
-            loop {
-                let Ok(slot) = Arc::clone(&slots).acquire_owned().await else { return };
-                if rx.recv_many(&mut batch, MAX_BATCH).await == 0 {
-                    return;
-                }
-                let Some(store) = store.upgrade() else { return };
-                let pending = std::mem::take(&mut batch);
-                tokio::spawn(async move {
-                    store.run_batch(pending).await;
-                    drop(slot);
-                });
+    /// Sends `batch` as one call from this task (holding a slot), answers
+    /// it, then hands the slot on.
+    async fn lead(self: &Arc<Self>, batch: Vec<Pending>) {
+        let store = Arc::clone(self);
+        let mut call = Leading(Some(Box::pin(async move {
+            store.run_batch(batch).await;
+            store.pass_on();
+        })));
+        if let Some(c) = call.0.as_mut() {
+            c.await;
+        }
+        call.0 = None;
+    }
+
+    /// After a call (holding its slot): the oldest queued decision still
+    /// waited for leads the next call, or, with none queued, the slot is
+    /// free again.
+    fn pass_on(&self) {
+        let mut lanes = self.lanes();
+        while let Some(Pending { key, interval, capacity, reply }) = lanes.queue.pop_front() {
+            if reply.send(Reply::Lead { key, interval, capacity }).is_ok() {
+                return;
             }
-        });
+        }
+        lanes.in_flight -= 1;
     }
 
     /// Sends one batch as one script call and answers each decision.
@@ -482,7 +588,7 @@ impl Store {
                     }
                     Ok((_, wait)) => Ok((false, u64::try_from(wait).unwrap_or(0))),
                 };
-                let _ = reply.send(r); // it may time out in between
+                let _ = reply.send(Reply::Answer(r)); // it may time out in between
             }
         }
         if unreadable > 0 {
@@ -805,6 +911,95 @@ mod tests {
         let batch = [p("a", 1.0), p("b", 1.0), p("a", 1.0), p("a", 2.0), p("b", 1.0), p("a", 1.0)];
         assert_eq!(group(&batch), vec![vec![0, 2, 5], vec![1, 4], vec![3]]);
         assert!(group(&[]).is_empty());
+    }
+
+    fn unreachable_store() -> Arc<Store> {
+        Store::new(
+            &RateLimitStoreConfig {
+                redis: "redis://127.0.0.1:1/0".into(),
+                password_file: None,
+                password_env: None,
+                ca_file: None,
+                on_error: OnStoreError::Deny,
+                timeout: None,
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    fn queued(store: &Store, key: &str) -> oneshot::Receiver<Reply> {
+        let (reply, answer) = oneshot::channel();
+        store.lanes().queue.push_back(Pending { key: key.to_owned(), interval: 1.0, capacity: 1.0, reply });
+        answer
+    }
+
+    /// The duty to lead goes to the oldest queued decision still waited
+    /// for; one that is dropped after it was sent the duty passes it on,
+    /// and with nothing queued the slot is given back.
+    #[test]
+    fn the_duty_to_lead_is_never_lost() {
+        let store = unreachable_store();
+        store.lanes().in_flight = IN_FLIGHT;
+        let gone = queued(&store, "gone");
+        drop(gone);
+        let a = queued(&store, "a");
+        let mut b = queued(&store, "b");
+        store.pass_on();
+        assert_eq!(store.lanes().in_flight, IN_FLIGHT, "handed on, not given back");
+        assert_eq!(store.lanes().queue.len(), 1, "`gone` skipped, `a` handed the duty");
+        // `a`'s caller goes away before taking the duty up: `b` gets it.
+        drop(Waiting { store: &store, answer: a });
+        match b.try_recv() {
+            Ok(Reply::Lead { key, .. }) => assert_eq!(key, "b"),
+            other => panic!("b was not handed the duty: {other:?}"),
+        }
+        assert!(store.lanes().queue.is_empty());
+        // `b` goes too, with nothing queued: the slot is free.
+        let (tx, rx) = oneshot::channel();
+        tx.send(Reply::Lead { key: "b".into(), interval: 1.0, capacity: 1.0 }).unwrap();
+        drop(Waiting { store: &store, answer: rx });
+        assert_eq!(store.lanes().in_flight, IN_FLIGHT - 1);
+        // A waiter dropped with its answer (or nothing) changes nothing.
+        let (tx, rx) = oneshot::channel();
+        tx.send(Reply::Answer(Ok((true, 0)))).unwrap();
+        drop(Waiting { store: &store, answer: rx });
+        drop(Waiting { store: &store, answer: oneshot::channel().1 });
+        assert_eq!(store.lanes().in_flight, IN_FLIGHT - 1);
+    }
+
+    /// A leader's call cut short by its caller finishes in a task.
+    #[tokio::test]
+    async fn a_dropped_leader_call_runs_to_its_end() {
+        let (done, finished) = oneshot::channel();
+        let call = Leading(Some(Box::pin(async move {
+            tokio::task::yield_now().await;
+            let _ = done.send(());
+        })));
+        drop(call);
+        tokio::time::timeout(Duration::from_secs(10), finished).await.unwrap().unwrap();
+    }
+
+    /// Queued decisions are taken oldest first, at most a batch, without
+    /// those whose caller gave up.
+    #[test]
+    fn a_leader_takes_the_oldest_queued_decisions() {
+        let store = unreachable_store();
+        let mut keep = Vec::new();
+        for i in 0..2 * MAX_BATCH + 10 {
+            let rx = queued(&store, &i.to_string());
+            if i % 2 == 1 {
+                keep.push(rx);
+            }
+        }
+        let (reply, _own) = oneshot::channel();
+        let mut batch = vec![Pending { key: "own".into(), interval: 1.0, capacity: 1.0, reply }];
+        store.take_queued(&mut batch);
+        assert_eq!(batch.len(), MAX_BATCH);
+        let keys: Vec<&str> = batch.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys[..3], ["own", "1", "3"]);
+        assert_eq!(keys[MAX_BATCH - 1], (2 * MAX_BATCH - 3).to_string());
+        assert!(store.lanes().queue.iter().all(|p| p.key.parse::<usize>().unwrap() > 2 * MAX_BATCH - 3));
     }
 
     #[test]

@@ -1,0 +1,203 @@
+//! Global-limit decisions led by their callers (`ratestore`'s
+//! leader/follower batching) against a real `redis-server` (Debian
+//! package) started on a free loopback port and killed after: with Redis
+//! stalled by `DEBUG SLEEP`, thousands of concurrent decisions queue
+//! behind the calls in flight and every one is answered by the store —
+//! also when callers (leaders on the wire, queued decisions handed the
+//! duty to lead) are cancelled along the way.
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use realip_proxy::config::{Dur, OnStoreError, RateConfig, RateLimitStoreConfig, RateScope};
+use realip_proxy::metrics::{Metrics, RateDecision, RateOutcome, RateScope as Scope, RateVia};
+use realip_proxy::policy::Decision;
+use realip_proxy::ratestore::{GlobalLimiter, Store};
+
+/// A redis-server on 127.0.0.1:`port`, no persistence, `DEBUG` allowed
+/// from loopback; killed and its directory removed on drop.
+struct Redis {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts redis-server, or `None` (printed) when it is not installed and
+/// `REALIP_REQUIRE_PEERS` is not set.
+fn redis() -> Option<Redis> {
+    if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
+        assert!(
+            std::env::var_os("REALIP_REQUIRE_PEERS").is_none_or(|v| v != "1"),
+            "redis-server is not installed (REALIP_REQUIRE_PEERS=1)"
+        );
+        eprintln!("skipped: redis-server is not installed");
+        return None;
+    }
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("realip-ratestore-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args(["--enable-debug-command", "local", "--dir"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = Redis { child, port, dir };
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "redis-server did not open port {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(r)
+}
+
+fn limiter(r: &Redis) -> Arc<GlobalLimiter> {
+    let store = Store::new(
+        &RateLimitStoreConfig {
+            redis: format!("redis://127.0.0.1:{}/0", r.port),
+            password_file: None,
+            password_env: None,
+            ca_file: None,
+            on_error: OnStoreError::Deny,
+            // Far above the stall: a decision that is not answered by the
+            // store is a bug, not a slow machine.
+            timeout: Some(Dur(Duration::from_secs(5))),
+        },
+        None,
+    )
+    .unwrap();
+    let rate = RateConfig { per_second: 1e6, burst: Some(1e6), scope: RateScope::Global, ipv6_prefix: None };
+    Arc::new(GlobalLimiter::new(store, "leaders", rate, 64))
+}
+
+fn client(i: u32) -> IpAddr {
+    // 300 clients in 198.51.100.0/24 and 203.0.113.0/24: keys repeat
+    // within a batch (hit counts) and batches fill up to their limit.
+    let i = i % 300;
+    IpAddr::V4(if i < 150 { Ipv4Addr::new(198, 51, 100, i as u8) } else { Ipv4Addr::new(203, 0, 113, (i - 150) as u8) })
+}
+
+/// Stalls Redis for `secs` from another connection, in the background.
+async fn stall(r: &Redis, secs: &'static str) -> tokio::task::JoinHandle<()> {
+    let c = redis::Client::open(format!("redis://127.0.0.1:{}/0", r.port)).unwrap();
+    let mut conn = c.get_multiplexed_async_connection().await.unwrap();
+    tokio::spawn(async move {
+        let _: () = redis::cmd("DEBUG").arg("SLEEP").arg(secs).query_async(&mut conn).await.unwrap();
+    })
+}
+
+fn allowed_by_store(m: &Metrics) -> u64 {
+    m.rate_decisions.get(RateDecision(Scope::Global, RateOutcome::Allowed, RateVia::Store))
+}
+
+/// `n` concurrent decisions while Redis sleeps; those with `cancel(i)`
+/// are aborted, the even ones while Redis sleeps (leaders on the wire,
+/// decisions queued), the odd ones one per scheduling round once answers
+/// flow (some after the duty to lead was sent to them). Every other one
+/// must be an allow answered by Redis.
+async fn run(n: u32, cancel: impl Fn(u32) -> bool) {
+    let Some(redis) = redis() else { return };
+    let limiter = limiter(&redis);
+    let metrics = Arc::new(Metrics::default());
+    // Connected, script loaded.
+    assert_eq!(limiter.take(client(0), &metrics).await, Decision::Allow);
+    let stalled = stall(&redis, "0.3").await;
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let (limiter, metrics) = (Arc::clone(&limiter), Arc::clone(&metrics));
+            tokio::spawn(async move { limiter.take(client(i), &metrics).await })
+        })
+        .collect();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    for (i, t) in (0..n).zip(&tasks) {
+        if cancel(i) && i % 2 == 0 {
+            t.abort();
+        }
+    }
+    let t0 = Instant::now();
+    while allowed_by_store(&metrics) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(20), "no answer from Redis");
+        tokio::task::yield_now().await;
+    }
+    for (i, t) in (0..n).zip(&tasks) {
+        if cancel(i) && i % 2 == 1 {
+            t.abort();
+            tokio::task::yield_now().await;
+        }
+    }
+    let mut answered = 0;
+    let all = async {
+        for (i, t) in (0..n).zip(tasks) {
+            match t.await {
+                Ok(d) => {
+                    assert_eq!(d, Decision::Allow, "decision {i}");
+                    answered += 1;
+                }
+                Err(e) => assert!(e.is_cancelled() && cancel(i), "decision {i}: {e}"),
+            }
+        }
+    };
+    // The store's own bound is three timeouts (15 s): every decision must
+    // have its answer well before; a queue left without a leader would
+    // instead end in `Backlog` (a deny) after 15 s.
+    tokio::time::timeout(Duration::from_secs(60), all).await.expect("every decision answered");
+    stalled.await.unwrap();
+    assert!(answered >= (0..n).filter(|&i| !cancel(i)).count(), "{answered} answered");
+    let errors: u64 = [
+        realip_proxy::metrics::StoreErrorKind::Timeout,
+        realip_proxy::metrics::StoreErrorKind::Connection,
+        realip_proxy::metrics::StoreErrorKind::Response,
+        realip_proxy::metrics::StoreErrorKind::Backlog,
+    ]
+    .into_iter()
+    .map(|k| metrics.store_errors.get(k))
+    .sum();
+    assert_eq!(errors, 0, "store errors");
+    assert_eq!(allowed_by_store(&metrics), 1 + answered as u64, "every answered decision went to Redis");
+    // Batched: far fewer script calls than decisions.
+    let c = redis::Client::open(format!("redis://127.0.0.1:{}/0", redis.port)).unwrap();
+    let mut conn = c.get_multiplexed_async_connection().await.unwrap();
+    let stats: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await.unwrap();
+    let calls: u64 = stats
+        .lines()
+        .find_map(|line| line.strip_prefix("cmdstat_evalsha:calls="))
+        .and_then(|line| line.split(',').next())
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("no EVALSHA in INFO commandstats:\n{stats}"));
+    eprintln!("{answered} decisions answered in {calls} script calls");
+    assert!(calls < u64::from(n) / 4, "{calls} script calls for {n} decisions");
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn every_queued_decision_is_answered_on_one_thread() {
+    run(3000, |_| false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_queued_decision_is_answered_on_two_threads() {
+    run(3000, |_| false).await;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn cancelled_leaders_and_followers_leave_no_decision_behind() {
+    run(3000, |i| i % 3 == 0 || i < 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelled_callers_on_two_threads_leave_no_decision_behind() {
+    run(3000, |i| i % 3 == 0 || i < 4).await;
+}
