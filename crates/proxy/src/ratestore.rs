@@ -1038,18 +1038,7 @@ mod tests {
 
     #[test]
     fn the_cache_answers_until_the_time_redis_gave() {
-        let store = Store::new(
-            &RateLimitStoreConfig {
-                redis: "redis://127.0.0.1:1/0".into(),
-                password_file: None,
-                password_env: None,
-                ca_file: None,
-                on_error: OnStoreError::Deny,
-                timeout: None,
-            },
-            None,
-        )
-        .unwrap();
+        let store = unreachable_store();
         let l = GlobalLimiter::new(store, "r", rate(1.0, None), 64);
         let (c, other) = ("192.0.2.1".parse().unwrap(), "192.0.2.2".parse().unwrap());
         let now = Instant::now();
