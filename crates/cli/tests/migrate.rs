@@ -131,14 +131,14 @@ fn out_dir_report_file_json_and_exit_1_when_something_does_not_convert() {
         files,
         [
             ".realip-migrate",
-            "backendtrafficpolicy-web-site.yaml",
-            "clienttrafficpolicy-ingress-nginx-ingress-nginx-client-ip.yaml",
-            "gateway-ingress-nginx-ingress-nginx.yaml",
-            "httproute-web-site.yaml",
-            "securitypolicy-web-site.yaml",
+            "backendtrafficpolicy_web_site.yaml",
+            "clienttrafficpolicy_ingress-nginx_ingress-nginx-client-ip.yaml",
+            "gateway_ingress-nginx_ingress-nginx.yaml",
+            "httproute_web_site.yaml",
+            "securitypolicy_web_site.yaml",
         ]
     );
-    let gw = docs(&std::fs::read_to_string(out_dir.join("gateway-ingress-nginx-ingress-nginx.yaml")).unwrap());
+    let gw = docs(&std::fs::read_to_string(out_dir.join("gateway_ingress-nginx_ingress-nginx.yaml")).unwrap());
     assert_eq!(gw[0]["spec"]["gatewayClassName"], "eg");
     let r: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert_eq!(r["complete"], false);

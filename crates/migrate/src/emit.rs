@@ -63,7 +63,7 @@ fn unique_slug<'h>(host: &str, hosts: impl IntoIterator<Item = &'h str>) -> Stri
 }
 
 /// FNV-1a of `s`: a short, stable suffix for names that would collide.
-fn fnv(s: &str) -> u32 {
+pub(crate) fn fnv(s: &str) -> u32 {
     s.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 

@@ -34,6 +34,10 @@ pub enum Error {
     /// never overwritten or removed.
     #[error("--out {0}: the directory is not empty and was not written by realip migrate (no .realip-migrate manifest): give an empty or new directory")]
     OutNotEmpty(std::path::PathBuf),
+    /// Occurs when two objects of the output would be one file under
+    /// `--out` (the same kind, namespace and name twice): nothing is written.
+    #[error("--out: two objects would be written to {0} (the same kind, namespace and name): nothing was written")]
+    DuplicateObject(String),
     /// Occurs when a file of `--out` or `--report` cannot be written.
     #[error("{path}")]
     Write {

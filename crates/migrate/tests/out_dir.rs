@@ -39,15 +39,15 @@ fn reruns_replace_their_own_files_and_foreign_dirs_are_refused() {
     let d = Dir::new("out");
     let out = d.0.join("gateway");
     realip_migrate::write_dir(&[route("a"), route("b")], &out).unwrap();
-    assert_eq!(listing(&out), [".realip-migrate", "httproute-web-a.yaml", "httproute-web-b.yaml"]);
+    assert_eq!(listing(&out), [".realip-migrate", "httproute_web_a.yaml", "httproute_web_b.yaml"]);
     // `b` is gone from the second run: its file goes too.
     realip_migrate::write_dir(&[route("a")], &out).unwrap();
-    assert_eq!(listing(&out), [".realip-migrate", "httproute-web-a.yaml"]);
+    assert_eq!(listing(&out), [".realip-migrate", "httproute_web_a.yaml"]);
     // A file the user put there is never removed, even if listed by a forged manifest.
     std::fs::write(out.join("mine.yaml"), "kind: Secret\n").unwrap();
-    std::fs::write(out.join(".realip-migrate"), "mine.yaml\n../escape.yaml\nhttproute-web-a.yaml\n").unwrap();
+    std::fs::write(out.join(".realip-migrate"), "mine.yaml\n../escape.yaml\nhttproute_web_a.yaml\n").unwrap();
     realip_migrate::write_dir(&[route("c")], &out).unwrap();
-    assert_eq!(listing(&out), [".realip-migrate", "httproute-web-c.yaml", "mine.yaml"]);
+    assert_eq!(listing(&out), [".realip-migrate", "httproute_web_c.yaml", "mine.yaml"]);
     // A non-empty directory no run wrote: refused, untouched.
     let foreign = d.0.join("foreign");
     std::fs::create_dir_all(&foreign).unwrap();
@@ -64,4 +64,25 @@ fn objects_as_one_json_list() {
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!((v["apiVersion"].as_str(), v["kind"].as_str()), (Some("v1"), Some("List")));
     assert_eq!(v["items"][1]["metadata"]["name"], "b");
+}
+
+/// `web` + `a-b` and `web-a` + `b` are two files (with `-` as the
+/// separator both were `httproute-web-a-b.yaml`, and one object replaced
+/// the other in silence); a name too long for a file name is cut with a
+/// hash; one object twice writes nothing.
+#[test]
+fn every_object_gets_its_own_file() {
+    let dir = Dir::new("own-file");
+    let route = |ns: &str, name: &str| json!({"kind": "HTTPRoute", "metadata": {"namespace": ns, "name": name}});
+    let out = dir.0.join("out");
+    realip_migrate::write_dir(&[route("web", "a-b"), route("web-a", "b")], &out).unwrap();
+    assert_eq!(listing(&out), [".realip-migrate", "httproute_web-a_b.yaml", "httproute_web_a-b.yaml"]);
+    let long = "x".repeat(253);
+    let name = realip_migrate::file_name(&route("web", &long));
+    assert!(name.len() <= 255 && std::path::Path::new(&name).extension().is_some_and(|e| e == "yaml"), "{name}");
+    assert_ne!(name, realip_migrate::file_name(&route("web", &"x".repeat(252))));
+    let twice = dir.0.join("twice");
+    let e = realip_migrate::write_dir(&[route("web", "a"), route("web", "a")], &twice).unwrap_err();
+    assert!(e.to_string().contains("httproute_web_a.yaml"), "{e}");
+    assert!(!twice.exists() || listing(&twice).is_empty(), "nothing written");
 }
