@@ -13,8 +13,9 @@
 //!   [`crate::ingress::ProblemKind`]), and the full reason is logged.
 //! - Gateway API: the objects are translated
 //!   ([`crate::gateway::translate::translate`]) into a
-//!   [`crate::routes::RouteSet`] (for the proxy to serve once it can) and into the status every object must get, which
-//!   is patched only when it differs from what the object already has.
+//!   [`crate::routes::RouteSet`] (for the proxy to serve once it can) and
+//!   into the status every object must get, which is patched only when it
+//!   differs from what the object already has.
 //!   Absent Gateway API or realip CRDs (or no RBAC for them) are logged
 //!   once; Ingresses keep being served.
 //! - Both sides are published in one value ([`Published`]) at the end of
@@ -26,9 +27,10 @@
 //! - Bursts of events are coalesced: a batch ends after 2 ms without an
 //!   event (at most 250 ms after it began), and whatever arrives while a
 //!   batch is computed forms the next one, so a burst costs one or two
-//!   computations while a lone change waits only 2 ms. A batch recomputes only the
-//!   side it touches: Ingress-only changes skip the Gateway translation and
-//!   Gateway-only changes skip the Ingress computation. A batch of
+//!   computations while a lone change waits only 2 ms. A batch recomputes
+//!   only the side it touches: Ingress-only changes skip the Gateway
+//!   translation and Gateway-only changes skip the Ingress computation. A
+//!   batch of
 //!   EndpointSlice changes only (after the initial lists) recomputes the
 //!   endpoints of the Services they belong to in both computed sets
 //!   ([`SliceChanges`], [`crate::ingress::refresh_endpoints`]): no
@@ -383,24 +385,32 @@ pub async fn run(
                 match served(&a).await {
                     Ok(()) => {
                         synced[$i] = false;
-                        streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff()));
+                        streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff(), $i));
                     }
                     Err(e) => absent.push(format!("{}: {e}", $what)),
                 }
             }};
         }
-        maybe!(Api::<GatewayClass>::all(client.clone()), cw, 4, "gatewayclasses", |s| tag_status(s, 4, "GatewayClass"));
-        maybe!(api::<Gateway>(&client, ns), gw, 5, "gateways", |s| tag_status(s, 5, "Gateway"));
-        maybe!(api::<ListenerSet>(&client, ns), lw, 6, "listenersets", |s| tag_status(s, 6, "ListenerSet"));
-        maybe!(api::<HttpRoute>(&client, ns), rw, 7, "httproutes", |s| tag_status(s, 7, "HTTPRoute"));
-        maybe!(api::<ReferenceGrant>(&client, ns), aw, 8, "referencegrants", |s| tag(s, 8, Side::Gateway));
-        maybe!(api::<ClientIpPolicy>(&client, ns), pw, 9, "clientippolicies", |s| tag_status(s, 9, "ClientIPPolicy"));
-        maybe!(api::<ClientAccessPolicy>(&client, ns), xw, 10, "clientaccesspolicies", |s| tag_status(
+        maybe!(Api::<GatewayClass>::all(client.clone()), cw, 4, "gatewayclasses", |s, i| tag_status(
             s,
-            10,
+            i,
+            "GatewayClass"
+        ));
+        maybe!(api::<Gateway>(&client, ns), gw, 5, "gateways", |s, i| tag_status(s, i, "Gateway"));
+        maybe!(api::<ListenerSet>(&client, ns), lw, 6, "listenersets", |s, i| tag_status(s, i, "ListenerSet"));
+        maybe!(api::<HttpRoute>(&client, ns), rw, 7, "httproutes", |s, i| tag_status(s, i, "HTTPRoute"));
+        maybe!(api::<ReferenceGrant>(&client, ns), aw, 8, "referencegrants", |s, i| tag(s, i, Side::Gateway));
+        maybe!(api::<ClientIpPolicy>(&client, ns), pw, 9, "clientippolicies", |s, i| tag_status(
+            s,
+            i,
+            "ClientIPPolicy"
+        ));
+        maybe!(api::<ClientAccessPolicy>(&client, ns), xw, 10, "clientaccesspolicies", |s, i| tag_status(
+            s,
+            i,
             "ClientAccessPolicy"
         ));
-        maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces", |s| tag(s, 11, Side::Gateway));
+        maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces", |s, i| tag(s, i, Side::Gateway));
         if !absent.is_empty() {
             // Logged once: Ingresses are served either way.
             event(&json!({"event": "gateway_api_unavailable", "kinds": absent,
@@ -605,20 +615,23 @@ pub async fn run(
                     }
                 };
             }
-            index!(st_classes, "GatewayClass");
-            index!(st_gateways, "Gateway");
-            index!(st_sets, "ListenerSet");
-            index!(st_routes, "HTTPRoute");
-            index!(st_ip, "ClientIPPolicy");
-            index!(st_access, "ClientAccessPolicy");
-            let previous = |k: &ObjectKey| -> Option<Value> {
-                current.get(&(k.kind, k.namespace.as_deref(), k.name.as_str())).and_then(|s| (*s).clone())
+            // Not built when nothing is to be compared (most batches).
+            if !changed.is_empty() {
+                index!(st_classes, "GatewayClass");
+                index!(st_gateways, "Gateway");
+                index!(st_sets, "ListenerSet");
+                index!(st_routes, "HTTPRoute");
+                index!(st_ip, "ClientIPPolicy");
+                index!(st_access, "ClientAccessPolicy");
+            }
+            let previous = |k: &ObjectKey| -> Option<&Value> {
+                current.get(&(k.kind, k.namespace.as_deref(), k.name.as_str())).and_then(|s| s.as_ref())
             };
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             for s in changed {
                 let prev = previous(&s.key);
-                let body = to_json(s, prev.as_ref(), &now);
-                if prev.as_ref() == Some(&body) || gw_published.get(&s.key) == Some(&body) {
+                let body = to_json(s, prev, &now);
+                if prev == Some(&body) || gw_published.get(&s.key) == Some(&body) {
                     settled.insert(s.key.clone(), s.clone());
                     continue;
                 }
