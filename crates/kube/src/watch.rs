@@ -50,7 +50,7 @@ use kube::runtime::{reflector, watcher, WatchStreamExt as _};
 use serde_json::{json, Value};
 
 use crate::gateway::status::{to_json, ObjectKey, ObjectStatus};
-use crate::gateway::translate::{translate, Inputs};
+use crate::gateway::translate::{translate_with, Inputs};
 use crate::gateway::types::{
     ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpRoute, ListenerSet, ReferenceGrant,
 };
@@ -424,7 +424,11 @@ pub async fn run(
     // Each object's status as last translated, once it is known to be in
     // place (written, or found as it should be): a translation renders and
     // compares only the statuses that differ from it, not all 10,000.
-    let mut settled: std::collections::HashMap<ObjectKey, ObjectStatus> = std::collections::HashMap::new();
+    let mut settled: std::collections::HashMap<ObjectKey, std::sync::Arc<ObjectStatus>> =
+        std::collections::HashMap::new();
+    // What the previous translation computed per HTTPRoute: a change of
+    // one route translates that route, not all of them.
+    let mut route_cache = crate::gateway::translate::RouteCache::default();
     let mut reported: Vec<Problem> = Vec::new();
     let mut gw_reported: Vec<String> = Vec::new();
     // ClientIPPolicies in force: a policy edited into an invalid one keeps
@@ -580,7 +584,7 @@ pub async fn run(
                 last_good_ip: std::mem::take(&mut last_good_ip),
                 last_good_access: std::mem::take(&mut last_good_access),
             };
-            let translation = translate(&inputs);
+            let translation = translate_with(&inputs, &mut route_cache);
             gw_backends = Some(translation.routes.backends.clone());
             last_good_ip.clone_from(&translation.ip_in_force);
             last_good_access.clone_from(&translation.access_in_force);
@@ -599,7 +603,7 @@ pub async fn run(
             gw_reported = problems;
             // Only the statuses that changed since they were last settled
             // are rendered and compared with the object's.
-            let changed: Vec<&ObjectStatus> =
+            let changed: Vec<&std::sync::Arc<ObjectStatus>> =
                 translation.statuses.iter().filter(|s| settled.get(&s.key) != Some(*s)).collect();
             // Every object's current status by kind, namespace and name, built
             // once per batch: a lookup per status in a scan of its kind was

@@ -644,6 +644,7 @@ mod tests {
     use super::*;
     use realip_kube::ingress::{Backend, Desired, Route as IngressRoute};
     use realip_kube::routes::{ClientIp, Filter, Forward, HeaderEdit, ProxyMode, ValueMatch, WeightedBackend};
+    use std::sync::Arc;
 
     #[test]
     fn desired_routes_become_validated_config() {
@@ -709,7 +710,7 @@ mod tests {
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
             ..Desired::default()
         };
-        let ok = RouteSet::from_ingress(&d).routes.remove(0);
+        let ok = Arc::unwrap_or_clone(RouteSet::from_ingress(&d).routes.remove(0));
         let variant = |name: &str, f: &dyn Fn(&mut Route)| {
             let mut r = ok.clone();
             r.name = format!("httproute/web/r/{name}");
@@ -801,6 +802,7 @@ mod tests {
                 .into_iter()
                 .chain(now_served.iter().cloned())
                 .chain(cases.iter().map(|(r, _)| r.clone()))
+                .map(Arc::new)
                 .collect(),
             backends: d.backends.clone(),
             ..RouteSet::default()
@@ -882,14 +884,14 @@ mod tests {
             ..Desired::default()
         };
         let mut set = RouteSet::from_ingress(&d);
-        let template = set.routes[0].clone();
+        let template = Route::clone(&set.routes[0]);
         for (i, path) in ["/%7Ex", "/a%00b", "/caf%c3%a9", "/a/%2e%2e/b", "/ok"].into_iter().enumerate() {
             let mut r = template.clone();
             r.name = format!("httproute/web/r/{i}/0");
             r.origin = "httproute/web/r".into();
             r.listeners = vec!["gateway/web/gw/http".into()];
             r.path = PathMatch::SegmentPrefix(path.into());
-            set.routes.push(r);
+            set.routes.push(Arc::new(r));
         }
         set.listeners = vec![ListenerSpec {
             name: "gateway/web/gw/http".into(),
@@ -954,7 +956,7 @@ mod tests {
             spec("alt", 8080, Protocol::Http),
             spec("tls", 443, Protocol::Https),
         ];
-        set.routes = vec![Route {
+        set.routes = vec![Arc::new(Route {
             name: "httproute/web/r/0/0".into(),
             origin: "httproute/web/r".into(),
             listeners: set.listeners.iter().map(|l| l.name.clone()).collect(),
@@ -968,7 +970,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
-        }];
+        })];
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80, 443]\n")
                 .unwrap();
@@ -1072,7 +1074,7 @@ mod tests {
                 spec("b", 81, Some(chain("web/three", "203.0.113.0/24"))),
                 spec("c", 81, None),
             ],
-            routes: vec![route("ra", "a"), route("rb", "b"), route("rc", "c")],
+            routes: [route("ra", "a"), route("rb", "b"), route("rc", "c")].map(Arc::new).to_vec(),
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
             ..RouteSet::default()
         };
@@ -1272,7 +1274,7 @@ mod tests {
                     certs: vec![],
                     client_ip: None,
                 }],
-                routes,
+                routes: routes.into_iter().map(Arc::new).collect(),
                 backends: vec![backend("web/a:80", a), backend("web/b:80", b)],
                 certs: vec![],
             };

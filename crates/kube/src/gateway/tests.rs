@@ -854,3 +854,178 @@ fn a_route_on_unbound_listeners_only_is_pending() {
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"]);
 }
+
+/// One object of the cache test's world, with the uid and
+/// `resourceVersion` an API server gives every object.
+fn object(uid: &str, version: u32, api: &str, kind: &str, name: &str, namespace: &str, rest: &str) -> String {
+    let ns = if namespace.is_empty() { String::new() } else { format!(", namespace: {namespace}") };
+    format!(
+        "apiVersion: {api}\nkind: {kind}\nmetadata: {{name: {name}{ns}, uid: {uid}, resourceVersion: '{version}', \
+         creationTimestamp: '2026-01-01T00:00:00Z', labels: {{kubernetes.io/service-name: app}}}}\n{rest}\n---\n"
+    )
+}
+
+/// The cache changes nothing but speed: through a sequence of changes of
+/// every kind a route depends on (or not), a translation reusing the
+/// previous one's per-route results equals a translation from scratch;
+/// and routes nothing touched are the very values the previous
+/// translation served (reused, not recomputed).
+#[test]
+#[allow(clippy::too_many_lines)] // one world, then its changes in order
+fn a_translation_with_the_cache_equals_one_without() {
+    use super::translate::{translate_with, RouteCache};
+    use std::collections::BTreeMap;
+    type Change = Box<dyn Fn(&mut BTreeMap<&str, String>)>;
+    const GW: &str = "gateway.networking.k8s.io/v1";
+    let route = |i: u32, version: u32, host: &str, svc: &str| {
+        object(
+            &format!("r{i}"),
+            version,
+            GW,
+            "HTTPRoute",
+            &format!("r{i}"),
+            "web",
+            &format!(
+                "spec:\n  parentRefs: [{{name: gw, namespace: infra}}]\n  hostnames: [{host}]\n  rules:\n  \
+                 - {{name: admin, matches: [{{path: {{value: /admin}}}}], backendRefs: [{{name: {svc}, port: 80}}]}}\n  \
+                 - {{backendRefs: [{{name: {svc}, port: 80, weight: 3}}, {{name: app, port: 80}}]}}"
+            ),
+        )
+    };
+    let mut world: BTreeMap<&str, String> = BTreeMap::new();
+    world.insert(
+        "class",
+        object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}"),
+    );
+    let gateway = |version: u32, host: &str| {
+        object("g", version, GW, "Gateway", "gw", "infra", &format!(
+            "spec:\n  gatewayClassName: realip\n  listeners:\n  - {{name: http, port: 80, protocol: HTTP, hostname: '{host}', allowedRoutes: {{namespaces: {{from: All}}}}}}"
+        ))
+    };
+    world.insert("gateway", gateway(1, "*.example.com"));
+    world
+        .insert("app", object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80, targetPort: 8080}]}"));
+    world
+        .insert("api", object("s2", 1, "v1", "Service", "api", "web", "spec: {ports: [{port: 80, targetPort: 8080}]}"));
+    let slice = |version: u32, ip: &str| {
+        object("e1", version, "discovery.k8s.io/v1", "EndpointSlice", "app-1", "web", &format!(
+            "addressType: IPv4\nports: [{{port: 8080}}]\nendpoints: [{{addresses: [{ip}], conditions: {{ready: true}}}}]"
+        ))
+    };
+    world.insert("slice", slice(1, "192.0.2.10"));
+    for i in 0..6 {
+        world
+            .insert(["r0", "r1", "r2", "r3", "r4", "r5"][i as usize], route(i, 1, &format!("h{i}.example.com"), "api"));
+    }
+    let policy = |uid: &str, name: &str, target: &str, rule: &str| {
+        object(
+            uid,
+            1,
+            "realip.dev/v1alpha1",
+            "ClientAccessPolicy",
+            name,
+            if target == "Gateway" { "infra" } else { "web" },
+            &format!(
+                "spec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: {target}, name: {}{rule}}}]\n  {}",
+                if target == "Gateway" { "gw" } else { "r1" },
+                if target == "Gateway" { "deny: [203.0.113.0/24]" } else { "allow: [198.51.100.0/24]" }
+            ),
+        )
+    };
+    world.insert("gwpolicy", policy("p1", "floor", "Gateway", ""));
+    world.insert("rulepolicy", policy("p2", "admins", "HTTPRoute", ", sectionName: admin"));
+    let translate_both = |world: &BTreeMap<&str, String>, cache: &mut RouteCache| {
+        let mut o = Objects::default();
+        o.add_yaml(&world.values().cloned().collect::<String>()).unwrap();
+        let inputs = o.inputs("realip", &["198.51.100.1".to_owned()]);
+        let (cached, fresh) = (translate_with(&inputs, cache), translate(&inputs));
+        assert_eq!(cached, fresh);
+        cached
+    };
+    let same = |a: &Translation, b: &Translation, route: &str| {
+        let find = |t: &Translation| {
+            t.routes.routes.iter().find(|r| r.name.starts_with(&format!("httproute/web/{route}/"))).cloned().unwrap()
+        };
+        std::sync::Arc::ptr_eq(&find(a), &find(b))
+    };
+    let mut cache = RouteCache::default();
+    let mut before = translate_both(&world, &mut cache);
+    assert_eq!(before.routes.routes.len(), 12);
+    assert!(before.routes.routes.iter().all(|r| r.access.as_ref().is_some_and(|a| a.deny == ["203.0.113.0/24"])));
+    let steps: Vec<(&str, Change, bool)> = vec![
+        ("nothing", Box::new(|_| {}), true),
+        (
+            "a route's hostname",
+            Box::new(move |w| {
+                w.insert("r2", route(2, 2, "moved.example.com", "api"));
+            }),
+            true,
+        ),
+        (
+            "endpoints",
+            Box::new(move |w| {
+                w.insert("slice", slice(2, "192.0.2.11"));
+            }),
+            true,
+        ),
+        (
+            "a route removed",
+            Box::new(|w| {
+                w.remove("r4");
+            }),
+            true,
+        ),
+        (
+            "a route added",
+            Box::new(move |w| {
+                w.insert("r6", route(6, 1, "h6.example.com", "app"));
+            }),
+            true,
+        ),
+        (
+            "a Service port",
+            Box::new(|w| {
+                w.insert(
+                    "api",
+                    object("s2", 2, "v1", "Service", "api", "web", "spec: {ports: [{port: 81, targetPort: 8080}]}"),
+                );
+            }),
+            false,
+        ),
+        (
+            "the rule's policy removed",
+            Box::new(|w| {
+                w.remove("rulepolicy");
+            }),
+            true,
+        ),
+        (
+            "the Gateway's listener",
+            Box::new(move |w| {
+                w.insert("gateway", gateway(2, "*.example.com"));
+            }),
+            false,
+        ),
+        // r3 loses the Gateway's deny list: a new value.
+        (
+            "the Gateway's policy removed",
+            Box::new(|w| {
+                w.remove("gwpolicy");
+            }),
+            false,
+        ),
+        ("nothing again", Box::new(|_| {}), true),
+    ];
+    for (what, change, reused) in steps {
+        change(&mut world);
+        let now = translate_both(&world, &mut cache);
+        // r3 changes in none of the steps: its route is the previous
+        // value exactly when nothing it depends on changed.
+        assert_eq!(same(&before, &now, "r3"), reused, "after a change of {what}");
+        before = now;
+    }
+    assert_eq!(
+        before.routes.backends.iter().find(|b| b.name == "web/app:80").unwrap().endpoints[0].to_string(),
+        "192.0.2.11:8080"
+    );
+}

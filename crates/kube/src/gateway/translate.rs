@@ -57,7 +57,9 @@
 //!   `UnsupportedValue`); route names are unique (`/HOST` when a rule is
 //!   served for several hosts, `#N` for further parents).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -129,8 +131,10 @@ pub struct Inputs<'a> {
 pub struct Translation {
     /// Listeners, routes, backends and certificates to serve.
     pub routes: RouteSet,
-    /// Status of every object realip owns, sorted by object.
-    pub statuses: Vec<ObjectStatus>,
+    /// Status of every object realip owns, sorted by object. (Shared: an
+    /// HTTPRoute's is kept from one translation to the next while it does
+    /// not change, see [`RouteCache`].)
+    pub statuses: Vec<Arc<ObjectStatus>>,
     /// Each existing ClientIPPolicy's chain in force (`NS/NAME`): its own
     /// when valid, else its last valid one; feed it back as
     /// [`Inputs::last_good_ip`].
@@ -324,7 +328,8 @@ struct Lst<'a> {
     full_name: String,
     ok: bool,
     kinds: Vec<String>,
-    attached: BTreeSet<String>,
+    /// HTTPRoutes attached.
+    attached: u32,
     conds: Vec<Cond>,
     certs: Vec<String>,
 }
@@ -478,8 +483,6 @@ type Why = (&'static str, String);
 type Rules = Result<(Vec<RuleOut>, Option<Why>), Why>;
 /// (parent kind, parent ns, parent name, gateway, listener name).
 type ListenerIndex = (&'static str, String, String, (String, String), String);
-/// A route entry: precedence, route, its Gateway, (route ns, route name, rule name).
-type Entry = (Precedence, Route, (String, String), (String, String, String));
 
 /// A validated rule, ready to be flattened into routes.
 #[derive(Debug, Default)]
@@ -627,12 +630,7 @@ fn path_problem(value: &str) -> Option<String> {
 
 /// Validates a route's rules. `Err` = unsupported (reason, message);
 /// otherwise the rules and the first unresolved reference (reason, message).
-fn rules(
-    route: &HttpRoute,
-    inp: &Inputs<'_>,
-    index: &ServiceIndex<'_>,
-    backends: &mut BTreeMap<String, Backend>,
-) -> Rules {
+fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends: &mut Vec<BackendRef>) -> Rules {
     let ns = ns_of(&route.metadata);
     let default_rule = [HttpRouteRule::default()];
     let list: &[HttpRouteRule] = if route.spec.rules.is_empty() { &default_rule } else { &route.spec.rules };
@@ -714,8 +712,10 @@ fn rules(
             let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
             match backend(&ns, b, inp, index) {
                 Ok(be) => {
-                    r.backends.push(WeightedBackend { backend: Some(be.name.clone()), weight });
-                    backends.insert(be.name.clone(), be);
+                    r.backends.push(WeightedBackend { backend: Some(be.name), weight });
+                    if let Some(port) = b.port {
+                        backends.push((b.namespace.clone().unwrap_or_else(|| ns.clone()), b.name.clone(), port));
+                    }
                 }
                 Err(e) => {
                     unresolved.get_or_insert(e);
@@ -893,6 +893,19 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     })
 }
 
+/// The access rules of `e`: its own policy's (rule, else route), with the
+/// Gateway owner's lists as a floor (see [`floor`]).
+fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option<Cow<'w, Access>> {
+    if won.is_empty() {
+        return None;
+    }
+    let own = e.on_rule.as_ref().and_then(|k| won.get(k)).or_else(|| won.get(&e.on_route));
+    match (won.get(&e.on_gateway), own) {
+        (Some(g), Some(own)) => Some(Cow::Owned(floor(g, own))),
+        (g, own) => own.or(g).map(Cow::Borrowed),
+    }
+}
+
 /// A route's own ClientAccessPolicy (`own`, on its rule or the route)
 /// under its Gateway's (`gateway`): a tenant's route policy must not cancel
 /// the Gateway owner's lists. Deny lists add up; when both have an allow
@@ -955,7 +968,7 @@ fn attach_policies<'p, T>(
     kind: &'static str,
     exists: &dyn Fn(&TargetKey) -> bool,
     unsupported: &dyn Fn(&TargetKey) -> Option<String>,
-    statuses: &mut Vec<ObjectStatus>,
+    statuses: &mut Vec<Arc<ObjectStatus>>,
 ) -> BTreeMap<TargetKey, T>
 where
     T: Clone,
@@ -1014,7 +1027,7 @@ where
             status: Status::Policy { ancestors },
         });
     }
-    statuses.extend(out_status);
+    statuses.extend(out_status.into_iter().map(Arc::new));
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
@@ -1026,7 +1039,7 @@ where
 /// listener, the message naming the port or bind and the other listener
 /// and policy. (The proxy then keeps the file's chain on that bind and
 /// does not serve that listener's routes there.)
-fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut [ObjectStatus]) {
+fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut [Arc<ObjectStatus>]) {
     let key = |l: &ListenerSpec| l.client_ip.as_ref().map(|c| ClientIp { policy: String::new(), ..c.clone() });
     // (listener, why: the shared port or bind, and the other side)
     let mut conflicted: Vec<(&ListenerSpec, String)> = Vec::new();
@@ -1075,10 +1088,10 @@ fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut
         let Some((pns, pname)) = policy.split_once('/') else { continue };
         for s in statuses.iter_mut() {
             let ours = s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname;
-            let Status::Policy { ancestors } = &mut s.status else { continue };
             if !ours {
                 continue;
             }
+            let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
             for a in ancestors.iter_mut() {
                 let r = &a.reference;
                 let parent = format!(
@@ -1147,13 +1160,355 @@ type Precedence = (
     usize,
 );
 
+/// What the translation of one HTTPRoute reads besides the route:
+/// everything decided before the routes (listeners, Gateways,
+/// ListenerSets) and the inputs.
+struct RouteCtx<'c, 'a> {
+    inp: &'c Inputs<'a>,
+    listeners: &'c [Lst<'a>],
+    gateways: &'c [&'a Gateway],
+    set_ok: &'c BTreeMap<(String, String), Result<(), String>>,
+    /// Built on first use: only a route translated anew needs it.
+    services: &'c std::cell::OnceCell<ServiceIndex<'a>>,
+}
+
+impl<'a> RouteCtx<'_, 'a> {
+    fn services(&self) -> &ServiceIndex<'a> {
+        self.services.get_or_init(|| ServiceIndex::new(&self.inp.services, &self.inp.slices))
+    }
+}
+
+/// A route of an HTTPRoute before access policies apply, with its
+/// precedence and the policy targets that cover it.
+#[derive(Debug)]
+struct PartEntry {
+    precedence: Precedence,
+    route: Route,
+    /// The rule, when it has a name (a policy can target it).
+    on_rule: Option<TargetKey>,
+    on_route: TargetKey,
+    /// The Gateway it is served on.
+    on_gateway: TargetKey,
+}
+
+/// A Service port a route's rules resolved: (namespace, name, port).
+type BackendRef = (String, String, i32);
+
+/// What one HTTPRoute contributes to a translation. It depends only on
+/// the route and on the objects a [`RouteCtx`] is made of (never on other
+/// HTTPRoutes, policies or endpoints), so [`RouteCache`] keeps it while
+/// neither changes.
+#[derive(Debug)]
+struct RoutePart {
+    /// The route's `metadata.resourceVersion`.
+    version: Option<String>,
+    /// (namespace, name).
+    name: (String, String),
+    /// Its status, when a parent is ours.
+    status: Option<Arc<ObjectStatus>>,
+    /// Its routes, in its own precedence order.
+    entries: Vec<Arc<PartEntry>>,
+    /// The Service ports its rules resolved (their endpoints are looked
+    /// up at each translation: they change without the route changing).
+    backends: Vec<BackendRef>,
+    /// Its named rules (policy targets).
+    rule_names: Vec<String>,
+    /// Listeners it is attached to (indexes, sorted, once each).
+    attached: Vec<usize>,
+    /// `entries` as last served, with their access rules: reused while
+    /// those rules stay the same.
+    served: std::sync::Mutex<Vec<Arc<Route>>>,
+}
+
+/// Per-HTTPRoute results kept from one translation to the next
+/// ([`translate_with`]): a route whose `resourceVersion` is unchanged is
+/// not translated again while nothing it depends on changed — the
+/// GatewayClasses, Gateways, ListenerSets, ReferenceGrants, Namespaces,
+/// Services and TLS Secrets (by uid and `resourceVersion`), the class and
+/// the proxy's binds. A change of one HTTPRoute among 10,000 then
+/// translates one route. Objects without a `resourceVersion` (tooling,
+/// tests) turn the cache off.
+#[derive(Debug, Default)]
+pub struct RouteCache {
+    context: Option<u64>,
+    /// By uid.
+    parts: std::collections::HashMap<String, Arc<RoutePart>>,
+}
+
+/// A fingerprint of what [`RoutePart`]s depend on, or `None` when some
+/// object has no `resourceVersion`.
+fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let metas = inp
+        .classes
+        .iter()
+        .map(|o| &o.metadata)
+        .chain(inp.gateways.iter().map(|o| &o.metadata))
+        .chain(inp.listener_sets.iter().map(|o| &o.metadata))
+        .chain(inp.grants.iter().map(|o| &o.metadata))
+        .chain(inp.namespaces.iter().map(|o| &o.metadata))
+        .chain(inp.services.iter().map(|o| &o.metadata))
+        .chain(inp.secrets.iter().map(|o| &o.metadata));
+    for m in metas {
+        m.uid.hash(&mut h);
+        m.resource_version.as_deref()?.hash(&mut h);
+    }
+    inp.class.hash(&mut h);
+    format!("{:?}", inp.binds).hash(&mut h);
+    // The lists' lengths tell a removal from a change elsewhere.
+    [inp.classes.len(), inp.gateways.len(), inp.listener_sets.len(), inp.grants.len()].hash(&mut h);
+    [inp.namespaces.len(), inp.services.len(), inp.secrets.len()].hash(&mut h);
+    Some(h.finish())
+}
+
+/// Translates one HTTPRoute (see [`RoutePart`]).
+#[allow(clippy::too_many_lines)] // one pass over the parents, in spec order
+fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
+    let mut entries: Vec<PartEntry> = Vec::new();
+    let mut backends: Vec<BackendRef> = Vec::new();
+    let mut rule_names: Vec<String> = Vec::new();
+    let mut attached: Vec<usize> = Vec::new();
+    let (rns, rname) = (ns_of(&route.metadata), name_of(&route.metadata));
+    let mut parents = Vec::new();
+    let mut validated: Option<Rules> = None;
+    for pref in &route.spec.parent_refs {
+        let kind = pref.kind.as_deref().unwrap_or("Gateway");
+        let pns = pref.namespace.clone().unwrap_or_else(|| rns.clone());
+        if !group_is(pref.group.as_deref(), GATEWAY_GROUP) || !matches!(kind, "Gateway" | "ListenerSet") {
+            continue;
+        }
+        let on_parent: Vec<usize> = ctx
+            .listeners
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.parent_kind == kind && l.parent_ns == pns && l.parent_name == pref.name)
+            .map(|(i, _)| i)
+            .collect();
+        let parent_known = match kind {
+            "Gateway" => ctx.gateways.iter().any(|g| ns_of(&g.metadata) == pns && name_of(&g.metadata) == pref.name),
+            _ => ctx.set_ok.contains_key(&(pns.clone(), pref.name.clone())),
+        };
+        if !parent_known {
+            continue; // not ours: another controller writes this entry
+        }
+        let mut reference = pref.clone();
+        reference.namespace.get_or_insert(pns.clone());
+        let candidates: Vec<usize> = on_parent
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let l = &ctx.listeners[i];
+                pref.section_name.as_ref().is_none_or(|s| *s == l.spec.name)
+                    && pref.port.is_none_or(|p| p == l.spec.port)
+            })
+            .collect();
+        let v = validated.get_or_insert_with(|| rules(route, ctx.inp, ctx.services(), &mut backends));
+        let invalid = v.as_ref().ok().and_then(|(rules, _)| invalid_rules(rules));
+        let invalid = invalid.as_ref();
+        let mut conds = Vec::new();
+        let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
+        let accepted = if candidates.is_empty() {
+            Cond::new("Accepted", false, "NoMatchingParent", "no listener matches sectionName / port")
+        } else {
+            let allowed: Vec<usize> = candidates
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let l = &ctx.listeners[i];
+                    l.ok && l.kinds.iter().any(|k| k == "HTTPRoute")
+                        && namespace_allowed(
+                            l.spec.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref()),
+                            "Same",
+                            &rns,
+                            &l.parent_ns,
+                            &ctx.inp.namespaces,
+                        )
+                })
+                .collect();
+            for &i in &allowed {
+                if let Some(h) = intersect_hosts(ctx.listeners[i].spec.hostname.as_deref(), &route.spec.hostnames) {
+                    hosts_by_listener.push((i, h));
+                }
+            }
+            if allowed.is_empty() {
+                Cond::new(
+                    "Accepted",
+                    false,
+                    "NotAllowedByListeners",
+                    "no listener of this parent admits the route (namespace, kind, or listener not accepted)",
+                )
+            } else if hosts_by_listener.is_empty() {
+                Cond::new(
+                    "Accepted",
+                    false,
+                    "NoMatchingListenerHostname",
+                    "no listener hostname intersects the route's hostnames",
+                )
+            } else if let Err((reason, m)) = v {
+                Cond::new("Accepted", false, reason, m.clone())
+            } else if let Some((m, _)) = invalid {
+                // Not accepted as written, yet attached: its invalid
+                // rules answer 500 rather than let their requests
+                // fall through to another route.
+                Cond::new("Accepted", false, "UnsupportedValue", m.clone())
+            } else if !hosts_by_listener.iter().any(|(i, _)| ctx.listeners[*i].served()) {
+                // Attached, but every listener it attaches to is
+                // unprogrammed: nothing serves it until one is.
+                let why: Vec<String> = hosts_by_listener
+                    .iter()
+                    .filter_map(|(i, _)| {
+                        let l = &ctx.listeners[*i];
+                        l.unprogrammed().map(|m| format!("listener {}: {m}", l.spec.name))
+                    })
+                    .collect();
+                Cond::new("Accepted", false, "Pending", format!("not served yet: {}", why.join("; ")))
+            } else {
+                Cond::new("Accepted", true, "Accepted", accepted_message(route))
+            }
+        };
+        // Attached (served) when accepted, or refused only for rules
+        // that answer 500 (`invalid`: v is Ok, so this reason is its).
+        // Pending routes are handed over too (the proxy logs them
+        // unserved on ctx.listeners no bind serves).
+        let ok = accepted.status
+            || (invalid.is_some() && accepted.reason == "UnsupportedValue")
+            || accepted.reason == "Pending";
+        conds.push(accepted);
+        conds.push(match v {
+            Ok((_, Some((reason, m)))) => Cond::new("ResolvedRefs", false, reason, m.clone()),
+            _ => Cond::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
+        });
+        if let Some((m, true)) = invalid.filter(|_| ok) {
+            conds.push(Cond::new("PartiallyInvalid", true, "UnsupportedValue", m.clone()));
+        }
+        parents.push(RefStatus { reference, conditions: conds });
+        let (Ok((rule_outs, _)), true) = (&*v, ok) else { continue };
+        for &(i, _) in &hosts_by_listener {
+            attached.push(i);
+        }
+        // Handed over on the ctx.listeners that can serve it.
+        hosts_by_listener.retain(|(i, _)| ctx.listeners[*i].emitted());
+        let Some(&(first, _)) = hosts_by_listener.first() else { continue };
+        let gateway = ctx.listeners[first].gateway.clone();
+        // host → listeners
+        let mut by_host: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+        for (i, hs) in &hosts_by_listener {
+            for h in hs {
+                by_host.entry(h.clone()).or_default().push(ctx.listeners[*i].full_name.clone());
+            }
+        }
+        for rule in rule_outs {
+            if let Some(n) = &rule.name {
+                rule_names.push(n.clone());
+            }
+            for (mi, (path, method, headers, query)) in rule.matches.iter().enumerate() {
+                for (host, ls) in &by_host {
+                    let host_rank = match host {
+                        Some(h) if !h.starts_with('*') => 0,
+                        Some(_) => 1,
+                        None => 2,
+                    };
+                    let (path_rank, path_len) = match path {
+                        PathMatch::Exact(p) => (0, p.len()),
+                        PathMatch::SegmentPrefix(p) | PathMatch::Prefix(p) => (1, p.len()),
+                    };
+                    let rule_index = rule.index;
+                    let key: Precedence = (
+                        host_rank,
+                        std::cmp::Reverse(host.as_ref().map_or(0, String::len)),
+                        path_rank,
+                        std::cmp::Reverse(path_len),
+                        u8::from(method.is_none()),
+                        std::cmp::Reverse(headers.len()),
+                        std::cmp::Reverse(query.len()),
+                        created(&route.metadata),
+                        format!("{rns}/{rname}"),
+                        rule_index,
+                        mi,
+                    );
+                    // One entry per host: with several, the host is part
+                    // of the name so names stay unique and stable.
+                    let host_part = match host {
+                        Some(h) if by_host.len() > 1 => format!("/{h}"),
+                        None if by_host.len() > 1 => "/*".to_owned(),
+                        _ => String::new(),
+                    };
+                    let r = Route {
+                        name: format!("httproute/{rns}/{rname}/{}/{mi}{host_part}", rule.id),
+                        origin: format!("httproute/{rns}/{rname}"),
+                        listeners: ls.clone(),
+                        host: host.clone(),
+                        path: path.clone(),
+                        method: method.clone(),
+                        headers: headers.clone(),
+                        query: query.clone(),
+                        filters: rule.filters.clone(),
+                        backends: rule.backends.clone(),
+                        access: None,
+                        max_body: None,
+                        ssl_redirect: false,
+                    };
+                    entries.push(PartEntry {
+                        precedence: key,
+                        route: r,
+                        on_rule: rule
+                            .name
+                            .clone()
+                            .map(|n| ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(n))),
+                        on_route: ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), None),
+                        on_gateway: ("Gateway".to_owned(), gateway.0.clone(), gateway.1.clone(), None),
+                    });
+                }
+            }
+        }
+    }
+    let status = (!parents.is_empty()).then(|| {
+        Arc::new(ObjectStatus {
+            key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
+            generation: route.metadata.generation,
+            status: Status::Route { parents },
+        })
+    });
+    // Its entries in precedence order. One attached to several parents has an
+    // entry per parent: the later ones get `#2`, `#3`… so every name is unique
+    // (the proxy refuses a configuration with a name twice). Names carry the
+    // route's namespace and name, so only its own entries can collide.
+    entries.sort_by(|a, b| a.precedence.cmp(&b.precedence));
+    let mut seen_names: BTreeMap<String, u32> = BTreeMap::new();
+    for e in &mut entries {
+        let n = seen_names.entry(e.route.name.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            e.route.name = format!("{}#{n}", e.route.name);
+        }
+    }
+    attached.sort_unstable();
+    attached.dedup();
+    RoutePart {
+        version: route.metadata.resource_version.clone(),
+        name: (rns, rname),
+        status,
+        entries: entries.into_iter().map(Arc::new).collect(),
+        backends,
+        rule_names,
+        attached,
+        served: std::sync::Mutex::new(Vec::new()),
+    }
+}
+
 #[allow(clippy::too_many_lines)] // one pass per kind, in spec order
 /// Translates everything; see the module documentation for the rules.
 pub fn translate(inp: &Inputs<'_>) -> Translation {
+    translate_with(inp, &mut RouteCache::default())
+}
+
+/// [`translate`], reusing what `cache` kept of the previous translation
+/// (see [`RouteCache`]); the result is the same as without it.
+#[allow(clippy::too_many_lines)] // one pass per kind, in spec order
+pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let mut statuses = Vec::new();
     let mut certs: BTreeMap<String, Cert> = BTreeMap::new();
-    let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
-    let service_index = ServiceIndex::new(&inp.services, &inp.slices);
     // 1. Classes.
     let mut class_ok = false;
     for c in inp.classes.iter().filter(|c| c.spec.controller_name == CONTROLLER_NAME) {
@@ -1165,11 +1520,11 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         if c.metadata.name.as_deref() == Some(inp.class) && cond.status {
             class_ok = true;
         }
-        statuses.push(ObjectStatus {
+        statuses.push(Arc::new(ObjectStatus {
             key: ObjectKey { kind: "GatewayClass", namespace: None, name: name_of(&c.metadata) },
             generation: c.metadata.generation,
             status: Status::Class { conditions: vec![cond] },
-        });
+        }));
     }
     // 2. Gateways and their listeners (own, then ListenerSets, oldest first).
     let mut gateways: Vec<&Gateway> =
@@ -1231,7 +1586,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 spec: l,
                 ok: false,
                 kinds: Vec::new(),
-                attached: BTreeSet::new(),
+                attached: 0,
                 conds: Vec::new(),
                 certs: Vec::new(),
             };
@@ -1285,217 +1640,57 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         })
         .collect();
     let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &|_| None, &mut statuses);
-    // 4. Routes.
+    // 4. Routes: each HTTPRoute alone (see [`RoutePart`]), or as the cache
+    // kept it when neither it nor anything it depends on changed.
     let mut sorted_routes: Vec<&HttpRoute> = inp.routes.clone();
-    // Cached keys: a key per comparison allocates two Strings each time.
-    sorted_routes.sort_by_cached_key(|r| (ns_of(&r.metadata), name_of(&r.metadata)));
-    // (precedence, route, parent gateway)
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut rule_names: BTreeSet<(String, String, String)> = BTreeSet::new();
-    for route in &sorted_routes {
-        let (rns, rname) = (ns_of(&route.metadata), name_of(&route.metadata));
-        let mut parents = Vec::new();
-        let mut validated: Option<Rules> = None;
-        for pref in &route.spec.parent_refs {
-            let kind = pref.kind.as_deref().unwrap_or("Gateway");
-            let pns = pref.namespace.clone().unwrap_or_else(|| rns.clone());
-            if !group_is(pref.group.as_deref(), GATEWAY_GROUP) || !matches!(kind, "Gateway" | "ListenerSet") {
-                continue;
-            }
-            let on_parent: Vec<usize> = listeners
-                .iter()
-                .enumerate()
-                .filter(|(_, l)| l.parent_kind == kind && l.parent_ns == pns && l.parent_name == pref.name)
-                .map(|(i, _)| i)
-                .collect();
-            let parent_known = match kind {
-                "Gateway" => gateways.iter().any(|g| ns_of(&g.metadata) == pns && name_of(&g.metadata) == pref.name),
-                _ => set_ok.contains_key(&(pns.clone(), pref.name.clone())),
+    sorted_routes.sort_unstable_by(|a, b| {
+        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+    });
+    let services = std::cell::OnceCell::new();
+    let context = context_fingerprint(inp);
+    let mut kept = if context.is_some() && cache.context == context {
+        std::mem::take(&mut cache.parts)
+    } else {
+        std::collections::HashMap::new()
+    };
+    cache.parts.clear();
+    cache.context = context;
+    let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(sorted_routes.len());
+    {
+        let ctx = RouteCtx { inp, listeners: &listeners, gateways: &gateways, set_ok: &set_ok, services: &services };
+        for route in &sorted_routes {
+            let uid = route.metadata.uid.as_deref();
+            let (key, old) = match uid.and_then(|u| kept.remove_entry(u)) {
+                Some((k, p)) => (Some(k), Some(p)),
+                None => (uid.map(str::to_owned), None),
             };
-            if !parent_known {
-                continue; // not ours: another controller writes this entry
-            }
-            let mut reference = pref.clone();
-            reference.namespace.get_or_insert(pns.clone());
-            let candidates: Vec<usize> = on_parent
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let l = &listeners[i];
-                    pref.section_name.as_ref().is_none_or(|s| *s == l.spec.name)
-                        && pref.port.is_none_or(|p| p == l.spec.port)
-                })
-                .collect();
-            let v = validated.get_or_insert_with(|| rules(route, inp, &service_index, &mut backends));
-            let invalid = v.as_ref().ok().and_then(|(rules, _)| invalid_rules(rules));
-            let invalid = invalid.as_ref();
-            let mut conds = Vec::new();
-            let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
-            let accepted = if candidates.is_empty() {
-                Cond::new("Accepted", false, "NoMatchingParent", "no listener matches sectionName / port")
-            } else {
-                let allowed: Vec<usize> = candidates
-                    .iter()
-                    .copied()
-                    .filter(|&i| {
-                        let l = &listeners[i];
-                        l.ok && l.kinds.iter().any(|k| k == "HTTPRoute")
-                            && namespace_allowed(
-                                l.spec.allowed_routes.as_ref().and_then(|a| a.namespaces.as_ref()),
-                                "Same",
-                                &rns,
-                                &l.parent_ns,
-                                &inp.namespaces,
-                            )
-                    })
-                    .collect();
-                for &i in &allowed {
-                    if let Some(h) = intersect_hosts(listeners[i].spec.hostname.as_deref(), &route.spec.hostnames) {
-                        hosts_by_listener.push((i, h));
-                    }
-                }
-                if allowed.is_empty() {
-                    Cond::new(
-                        "Accepted",
-                        false,
-                        "NotAllowedByListeners",
-                        "no listener of this parent admits the route (namespace, kind, or listener not accepted)",
-                    )
-                } else if hosts_by_listener.is_empty() {
-                    Cond::new(
-                        "Accepted",
-                        false,
-                        "NoMatchingListenerHostname",
-                        "no listener hostname intersects the route's hostnames",
-                    )
-                } else if let Err((reason, m)) = v {
-                    Cond::new("Accepted", false, reason, m.clone())
-                } else if let Some((m, _)) = invalid {
-                    // Not accepted as written, yet attached: its invalid
-                    // rules answer 500 rather than let their requests
-                    // fall through to another route.
-                    Cond::new("Accepted", false, "UnsupportedValue", m.clone())
-                } else if !hosts_by_listener.iter().any(|(i, _)| listeners[*i].served()) {
-                    // Attached, but every listener it attaches to is
-                    // unprogrammed: nothing serves it until one is.
-                    let why: Vec<String> = hosts_by_listener
-                        .iter()
-                        .filter_map(|(i, _)| {
-                            let l = &listeners[*i];
-                            l.unprogrammed().map(|m| format!("listener {}: {m}", l.spec.name))
-                        })
-                        .collect();
-                    Cond::new("Accepted", false, "Pending", format!("not served yet: {}", why.join("; ")))
-                } else {
-                    Cond::new("Accepted", true, "Accepted", accepted_message(route))
-                }
+            let part = match old {
+                Some(p) if p.version.is_some() && p.version == route.metadata.resource_version => p,
+                _ => Arc::new(route_part(route, &ctx)),
             };
-            // Attached (served) when accepted, or refused only for rules
-            // that answer 500 (`invalid`: v is Ok, so this reason is its).
-            // Pending routes are handed over too (the proxy logs them
-            // unserved on listeners no bind serves).
-            let ok = accepted.status
-                || (invalid.is_some() && accepted.reason == "UnsupportedValue")
-                || accepted.reason == "Pending";
-            conds.push(accepted);
-            conds.push(match v {
-                Ok((_, Some((reason, m)))) => Cond::new("ResolvedRefs", false, reason, m.clone()),
-                _ => Cond::new("ResolvedRefs", true, "ResolvedRefs", "all references resolved"),
-            });
-            if let Some((m, true)) = invalid.filter(|_| ok) {
-                conds.push(Cond::new("PartiallyInvalid", true, "UnsupportedValue", m.clone()));
+            if let (Some(k), Some(_)) = (key, context) {
+                cache.parts.insert(k, Arc::clone(&part));
             }
-            parents.push(RefStatus { reference, conditions: conds });
-            let (Ok((rule_outs, _)), true) = (&*v, ok) else { continue };
-            for &(i, _) in &hosts_by_listener {
-                listeners[i].attached.insert(format!("{rns}/{rname}"));
-            }
-            // Handed over on the listeners that can serve it.
-            hosts_by_listener.retain(|(i, _)| listeners[*i].emitted());
-            let Some(&(first, _)) = hosts_by_listener.first() else { continue };
-            let gateway = listeners[first].gateway.clone();
-            // host → listeners
-            let mut by_host: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-            for (i, hs) in &hosts_by_listener {
-                for h in hs {
-                    by_host.entry(h.clone()).or_default().push(listeners[*i].full_name.clone());
-                }
-            }
-            for rule in rule_outs {
-                if let Some(n) = &rule.name {
-                    rule_names.insert((rns.clone(), rname.clone(), n.clone()));
-                }
-                for (mi, (path, method, headers, query)) in rule.matches.iter().enumerate() {
-                    for (host, ls) in &by_host {
-                        let host_rank = match host {
-                            Some(h) if !h.starts_with('*') => 0,
-                            Some(_) => 1,
-                            None => 2,
-                        };
-                        let (path_rank, path_len) = match path {
-                            PathMatch::Exact(p) => (0, p.len()),
-                            PathMatch::SegmentPrefix(p) | PathMatch::Prefix(p) => (1, p.len()),
-                        };
-                        let rule_index = rule.index;
-                        let key: Precedence = (
-                            host_rank,
-                            std::cmp::Reverse(host.as_ref().map_or(0, String::len)),
-                            path_rank,
-                            std::cmp::Reverse(path_len),
-                            u8::from(method.is_none()),
-                            std::cmp::Reverse(headers.len()),
-                            std::cmp::Reverse(query.len()),
-                            created(&route.metadata),
-                            format!("{rns}/{rname}"),
-                            rule_index,
-                            mi,
-                        );
-                        // One entry per host: with several, the host is part
-                        // of the name so names stay unique and stable.
-                        let host_part = match host {
-                            Some(h) if by_host.len() > 1 => format!("/{h}"),
-                            None if by_host.len() > 1 => "/*".to_owned(),
-                            _ => String::new(),
-                        };
-                        let r = Route {
-                            name: format!("httproute/{rns}/{rname}/{}/{mi}{host_part}", rule.id),
-                            origin: format!("httproute/{rns}/{rname}"),
-                            listeners: ls.clone(),
-                            host: host.clone(),
-                            path: path.clone(),
-                            method: method.clone(),
-                            headers: headers.clone(),
-                            query: query.clone(),
-                            filters: rule.filters.clone(),
-                            backends: rule.backends.clone(),
-                            access: None,
-                            max_body: None,
-                            ssl_redirect: false,
-                        };
-                        entries.push((
-                            key,
-                            r,
-                            gateway.clone(),
-                            (rns.clone(), rname.clone(), rule.name.clone().unwrap_or_default()),
-                        ));
-                    }
-                }
-            }
-        }
-        if !parents.is_empty() {
-            statuses.push(ObjectStatus {
-                key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
-                generation: route.metadata.generation,
-                status: Status::Route { parents },
-            });
+            parts.push(part);
         }
     }
-    // 5. Access policies: rule, then route, then Gateway.
-    let route_exists = |k: &TargetKey| match k.0.as_str() {
-        "HTTPRoute" => {
-            sorted_routes.iter().any(|r| ns_of(&r.metadata) == k.1 && name_of(&r.metadata) == k.2)
-                && k.3.as_ref().is_none_or(|s| rule_names.contains(&(k.1.clone(), k.2.clone(), s.clone())))
+    for p in &parts {
+        for &i in &p.attached {
+            listeners[i].attached += 1;
         }
+    }
+    statuses.extend(parts.iter().filter_map(|p| p.status.clone()));
+    // 5. Access policies: rule, then route, then Gateway.
+    let by_name: std::collections::HashMap<(&str, &str), &RoutePart> = if inp.access_policies.is_empty() {
+        std::collections::HashMap::new()
+    } else {
+        parts.iter().map(|p| ((p.name.0.as_str(), p.name.1.as_str()), &**p)).collect()
+    };
+    let route_exists = |k: &TargetKey| match k.0.as_str() {
+        "HTTPRoute" => by_name
+            .get(&(k.1.as_str(), k.2.as_str()))
+            .is_some_and(|p| k.3.as_ref().is_none_or(|s| p.rule_names.contains(s))),
         "Gateway" => listener_exists(k),
         _ => false,
     };
@@ -1527,39 +1722,25 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         })
         .collect();
     let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &gateway_section, &mut statuses);
-    // Sorted by position, then moved once: entries are large, and moving
-    // them through a sort of 10,000 costs more than the comparisons.
-    let mut order: Vec<usize> = (0..entries.len()).collect();
-    order.sort_by(|&a, &b| entries[a].0.cmp(&entries[b].0));
-    let mut slots: Vec<Option<Entry>> = entries.into_iter().map(Some).collect();
-    let mut entries: Vec<Entry> = order.into_iter().filter_map(|i| slots.get_mut(i).and_then(Option::take)).collect();
-    // A route attached to several parents has one entry per parent: the
-    // later ones (in precedence order) get `#2`, `#3`… so every name is
-    // unique (the proxy refuses a configuration with a name twice).
-    let mut seen_names: BTreeMap<String, u32> = BTreeMap::new();
-    for e in &mut entries {
-        let n = seen_names.entry(e.1.name.clone()).or_insert(0);
-        *n += 1;
-        if *n > 1 {
-            e.1.name = format!("{}#{n}", e.1.name);
+    // Every route with its access rules (reused as last served when they
+    // are the same), then all in precedence order.
+    let mut all: Vec<(&Precedence, Arc<Route>)> = Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum());
+    for p in &parts {
+        let mut served = p.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let same = served.len() == p.entries.len()
+            && served.iter().zip(&p.entries).all(|(r, e)| r.access.as_ref() == access_for(&access_won, e).as_deref());
+        if !same {
+            *served = p
+                .entries
+                .iter()
+                .map(|e| Arc::new(Route { access: access_for(&access_won, e).map(Cow::into_owned), ..e.route.clone() }))
+                .collect();
         }
+        all.extend(p.entries.iter().zip(served.iter()).map(|(e, r)| (&e.precedence, Arc::clone(r))));
     }
-    let routes: Vec<Route> = entries
-        .into_iter()
-        .map(|(_, mut r, (gns, gname), (rns, rname, rule))| {
-            let on_rule = (!rule.is_empty()).then(|| ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(rule)));
-            let on_route = ("HTTPRoute".to_owned(), rns, rname, None);
-            let on_gateway = ("Gateway".to_owned(), gns, gname, None);
-            // The route's own policy (rule, else route) cannot lift the
-            // Gateway owner's lists: those are a floor (see [`floor`]).
-            let own = on_rule.and_then(|k| access_won.get(&k)).or_else(|| access_won.get(&on_route));
-            r.access = match (access_won.get(&on_gateway), own) {
-                (Some(g), Some(own)) => Some(floor(g, own)),
-                (g, own) => own.or(g).cloned(),
-            };
-            r
-        })
-        .collect();
+    // Stable: entries of one route that tie keep their order.
+    all.sort_by(|a, b| a.0.cmp(b.0));
+    let routes: Vec<Arc<Route>> = all.into_iter().map(|(_, r)| r).collect();
     // 6. Listener and Gateway status, listener specs.
     let mut specs = Vec::new();
     for l in &listeners {
@@ -1617,7 +1798,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
     };
     let listener_status = |l: &Lst<'_>| ListenerStatus {
         name: l.spec.name.clone(),
-        attached_routes: u32::try_from(l.attached.len()).unwrap_or(u32::MAX),
+        attached_routes: l.attached,
         supported_kinds: l.kinds.clone(),
         conditions: l.conds.clone(),
     };
@@ -1640,7 +1821,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
         } else {
             Cond::new("Programmed", true, "Programmed", "served by realip")
         };
-        statuses.push(ObjectStatus {
+        statuses.push(Arc::new(ObjectStatus {
             key: ObjectKey { kind: "Gateway", namespace: Some(key.0.clone()), name: key.1.clone() },
             generation: g.metadata.generation,
             status: Status::Gateway {
@@ -1648,7 +1829,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 addresses: inp.addresses.clone(),
                 listeners: own.iter().map(|l| listener_status(l)).collect(),
             },
-        });
+        }));
     }
     for ((sns, sname), res) in &set_ok {
         let own: Vec<&Lst<'_>> = listeners
@@ -1676,7 +1857,7 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 if accepted.status { "served by realip" } else { "not served" },
             ),
         };
-        statuses.push(ObjectStatus {
+        statuses.push(Arc::new(ObjectStatus {
             key: ObjectKey { kind: "ListenerSet", namespace: Some(sns.clone()), name: sname.clone() },
             generation: meta_gen,
             status: Status::Gateway {
@@ -1684,15 +1865,28 @@ pub fn translate(inp: &Inputs<'_>) -> Translation {
                 addresses: Vec::new(),
                 listeners: own.iter().map(|l| listener_status(l)).collect(),
             },
-        });
+        }));
     }
     statuses.sort_by(|a, b| a.key.cmp(&b.key));
-    // Only backends a served route names.
-    let used: BTreeSet<&String> =
-        routes.iter().flat_map(|r| r.backends.iter().filter_map(|b| b.backend.as_ref())).collect();
+    // Only backends a served route names, with their endpoints as they are
+    // now (looked up for each Service port once).
+    let used: std::collections::HashSet<&str> =
+        routes.iter().flat_map(|r| r.backends.iter().filter_map(|b| b.backend.as_deref())).collect();
+    let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
+    if !used.is_empty() {
+        let index = services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices));
+        let mut seen: std::collections::HashSet<&BackendRef> = std::collections::HashSet::new();
+        for r in parts.iter().flat_map(|p| &p.backends).filter(|r| seen.insert(r)) {
+            if let Ok(b) = service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false) {
+                if used.contains(b.name.as_str()) {
+                    backends.insert(b.name.clone(), b);
+                }
+            }
+        }
+    }
     let used_certs: BTreeSet<&String> = specs.iter().flat_map(|l| &l.certs).collect();
     let route_set = RouteSet {
-        backends: backends.values().filter(|b| used.contains(&b.name)).cloned().collect(),
+        backends: backends.into_values().collect(),
         certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
         listeners: specs,
         routes,
