@@ -603,8 +603,16 @@ pub async fn run(
             gw_reported = problems;
             // Only the statuses that changed since they were last settled
             // are rendered and compared with the object's.
-            let changed: Vec<&std::sync::Arc<ObjectStatus>> =
-                translation.statuses.iter().filter(|s| settled.get(&s.key) != Some(*s)).collect();
+            // (A status equal to the settled one under another allocation
+            // takes its place, so the next comparison is of pointers.)
+            let mut changed: Vec<&std::sync::Arc<ObjectStatus>> = Vec::new();
+            for s in &translation.statuses {
+                match settled.get_mut(&s.key) {
+                    Some(old) if std::sync::Arc::ptr_eq(old, s) => {}
+                    Some(old) if **old == **s => *old = std::sync::Arc::clone(s),
+                    _ => changed.push(s),
+                }
+            }
             // Every object's current status by kind, namespace and name, built
             // once per batch: a lookup per status in a scan of its kind was
             // quadratic with 10,000 HTTPRoutes.

@@ -1200,8 +1200,8 @@ type BackendRef = (String, String, i32);
 /// neither changes.
 #[derive(Debug)]
 struct RoutePart {
-    /// The route's `metadata.resourceVersion`.
-    version: Option<String>,
+    /// The route's [`version`].
+    version: Option<RouteVersion>,
     /// (namespace, name).
     name: (String, String),
     /// Its status, when a parent is ours.
@@ -1221,7 +1221,7 @@ struct RoutePart {
 }
 
 /// Per-HTTPRoute results kept from one translation to the next
-/// ([`translate_with`]): a route whose `resourceVersion` is unchanged is
+/// ([`translate_with`]): a route whose [`version`] is unchanged is
 /// not translated again while nothing it depends on changed — the
 /// GatewayClasses, Gateways, ListenerSets, ReferenceGrants, Namespaces,
 /// Services and TLS Secrets (by uid and `resourceVersion`), the class and
@@ -1233,6 +1233,20 @@ pub struct RouteCache {
     context: Option<u64>,
     /// By uid.
     parts: std::collections::HashMap<String, Arc<RoutePart>>,
+}
+
+/// Which version of an HTTPRoute a [`RoutePart`] was made from: its
+/// `metadata.generation`, which the API server moves on every change of
+/// its spec and never for a status update (so realip's own status patch
+/// does not make the route look changed), else its `resourceVersion`.
+#[derive(Debug, PartialEq, Eq)]
+enum RouteVersion {
+    Generation(i64),
+    Resource(String),
+}
+
+fn version(m: &ObjectMeta) -> Option<RouteVersion> {
+    m.generation.map(RouteVersion::Generation).or_else(|| m.resource_version.clone().map(RouteVersion::Resource))
 }
 
 /// A fingerprint of what [`RoutePart`]s depend on, or `None` when some
@@ -1486,7 +1500,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
     attached.sort_unstable();
     attached.dedup();
     RoutePart {
-        version: route.metadata.resource_version.clone(),
+        version: version(&route.metadata),
         name: (rns, rname),
         status,
         entries: entries.into_iter().map(Arc::new).collect(),
@@ -1642,11 +1656,10 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &|_| None, &mut statuses);
     // 4. Routes: each HTTPRoute alone (see [`RoutePart`]), or as the cache
     // kept it when neither it nor anything it depends on changed.
-    let mut sorted_routes: Vec<&HttpRoute> = inp.routes.clone();
-    sorted_routes.sort_unstable_by(|a, b| {
-        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
-            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
-    });
+    // In the store's order: what is made of the parts is sorted anyway
+    // (routes by precedence, statuses by object; a route's own entries keep
+    // their order), so their order does not matter.
+    let http_routes: &[&HttpRoute] = &inp.routes;
     let services = std::cell::OnceCell::new();
     let context = context_fingerprint(inp);
     let mut kept = if context.is_some() && cache.context == context {
@@ -1656,17 +1669,17 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     };
     cache.parts.clear();
     cache.context = context;
-    let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(sorted_routes.len());
+    let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
         let ctx = RouteCtx { inp, listeners: &listeners, gateways: &gateways, set_ok: &set_ok, services: &services };
-        for route in &sorted_routes {
+        for route in http_routes {
             let uid = route.metadata.uid.as_deref();
             let (key, old) = match uid.and_then(|u| kept.remove_entry(u)) {
                 Some((k, p)) => (Some(k), Some(p)),
                 None => (uid.map(str::to_owned), None),
             };
             let part = match old {
-                Some(p) if p.version.is_some() && p.version == route.metadata.resource_version => p,
+                Some(p) if p.version.is_some() && p.version == version(&route.metadata) => p,
                 _ => Arc::new(route_part(route, &ctx)),
             };
             if let (Some(k), Some(_)) = (key, context) {
