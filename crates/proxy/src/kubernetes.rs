@@ -31,6 +31,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use realip_kube::routes::{ClientIp, Filter, HeaderEdit, ListenerSpec, PathMatch, Protocol, Route, RouteSet};
 use serde_json::json;
@@ -437,6 +438,9 @@ fn protected_headers(set: &RouteSet, config: &Config) -> Vec<String> {
 pub struct Converted {
     /// Routes served.
     pub routes: Vec<RouteConfig>,
+    /// What the per-route checks of `Config::validate` say of each of
+    /// `routes` (same order), with the set's pools.
+    pub errors: Vec<Vec<(String, String)>>,
     /// Upstream pools of the set's backends.
     pub upstreams: Vec<UpstreamConfig>,
     /// Routes not served, and why.
@@ -448,6 +452,42 @@ pub struct Converted {
 /// Routes and upstreams for `set` on the listeners of `config`, the
 /// routes that are not served, and what of the served ones is left out.
 pub fn routes(set: &RouteSet, config: &Config) -> Converted {
+    routes_with(set, config, &mut Conversions::default())
+}
+
+/// Everything a route of a set is converted (and checked) with besides
+/// itself: while it stays the same, one route converts to the same thing.
+#[derive(Debug, PartialEq)]
+struct ConvertKey {
+    ipv6_prefix: u8,
+    gateway: Vec<ListenerSpec>,
+    file: Vec<realip_kube::routes::Bind>,
+    store: bool,
+    conflicts: Vec<(String, Unserved)>,
+    protected: Vec<String>,
+    pools: Vec<String>,
+    allow_backslash: bool,
+}
+
+/// A route converted: the file route and its warnings (or why it cannot
+/// be one), and what the per-route checks of `Config::validate` say of it.
+type Conversion = (Result<(RouteConfig, Vec<String>), Unserved>, Vec<(String, String)>);
+
+/// The conversions of the previous composition, kept by the reloader
+/// ([`compose_with`]): a route of the new set that is the very value
+/// (the same `Arc`) of the previous one is not converted and checked
+/// again while what routes are converted with is unchanged. A
+/// Kubernetes change of one route of 10,000 then converts one.
+#[derive(Debug, Default)]
+pub struct Conversions {
+    key: Option<ConvertKey>,
+    /// By the address of the route's allocation; the `Arc` kept here holds
+    /// that allocation, so the address cannot be reused by another route.
+    by_route: HashMap<usize, (Arc<Route>, Arc<Conversion>)>,
+}
+
+/// [`routes`], reusing and refilling `memo`.
+fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Converted {
     let plan = plan(set, config);
     let ctx = Ctx {
         ipv6_prefix: config.policy.ipv6_prefix.unwrap_or(64),
@@ -458,19 +498,54 @@ pub fn routes(set: &RouteSet, config: &Config) -> Converted {
         protected: protected_headers(set, config),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
+    let mut pools: Vec<String> = config.upstreams.iter().chain(&out.upstreams).map(|u| u.name.clone()).collect();
+    pools.sort_unstable();
+    pools.dedup();
+    let mut conflicts: Vec<(String, Unserved)> = plan.conflicts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    conflicts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let key = ConvertKey {
+        ipv6_prefix: ctx.ipv6_prefix,
+        gateway: set.listeners.clone(),
+        file: binds(config),
+        store: ctx.store,
+        conflicts,
+        protected: ctx.protected.clone(),
+        pools,
+        allow_backslash: config.http.allow_backslash,
+    };
+    let mut kept = if memo.key.as_ref() == Some(&key) { std::mem::take(&mut memo.by_route) } else { HashMap::new() };
+    memo.by_route.clear();
+    let pool_names: std::collections::HashSet<&str> = key.pools.iter().map(String::as_str).collect();
     for r in &set.routes {
-        match route(r, &ctx) {
+        let at = Arc::as_ptr(r).addr();
+        let conversion = if let Some((_, c)) = kept.remove(&at) {
+            c
+        } else {
+            let converted = route(r, &ctx);
+            let errs = match &converted {
+                Ok((c, _)) => crate::config::route_errors(c, &pool_names, config.http.allow_backslash),
+                Err(_) => Vec::new(),
+            };
+            Arc::new((converted, errs))
+        };
+        match &conversion.0 {
             Ok((c, warnings)) => {
-                out.routes.push(c);
-                out.warnings.extend(warnings.into_iter().map(|message| Warning {
+                out.routes.push(c.clone());
+                out.errors.push(conversion.1.clone());
+                out.warnings.extend(warnings.iter().map(|message| Warning {
                     route: r.name.clone(),
                     origin: r.origin.clone(),
-                    message,
+                    message: message.clone(),
                 }));
             }
-            Err(reason) => out.problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason }),
+            Err(reason) => {
+                out.problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason: reason.clone() });
+            }
         }
+        memo.by_route.insert(at, (Arc::clone(r), conversion));
     }
+    drop(pool_names);
+    memo.key = Some(key);
     out
 }
 
@@ -501,9 +576,19 @@ pub fn endpoint_changes(old: &RouteSet, new: &RouteSet) -> Option<Vec<UpstreamCo
 /// the ClientIPPolicy chains on the listeners serving them; every route
 /// of the set that is not served, with the reason; and what of the served
 /// ones is left out.
-pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, Vec<Problem>, Vec<Warning>) {
+pub fn compose_checked(config: Config, set: Option<&RouteSet>) -> (Config, Vec<Problem>, Vec<Warning>) {
+    compose_with(config, set, &mut Conversions::default())
+}
+
+/// [`compose_checked`], reusing what `memo` kept of the previous
+/// composition (see [`Conversions`]).
+pub fn compose_with(
+    mut config: Config,
+    set: Option<&RouteSet>,
+    memo: &mut Conversions,
+) -> (Config, Vec<Problem>, Vec<Warning>) {
     let Some(set) = set else { return (config, Vec::new(), Vec::new()) };
-    let Converted { routes, upstreams, mut problems, warnings } = routes(set, &config);
+    let Converted { routes, errors, upstreams, mut problems, warnings } = routes_with(set, &config, memo);
     let chains: Vec<(String, ListenerSettings)> =
         plan(set, &config).chains.into_iter().map(|(l, c)| (l, listener_chain(c, &config))).collect();
     for (name, (mode, from, chain)) in chains {
@@ -521,17 +606,13 @@ pub fn compose_checked(mut config: Config, set: Option<&RouteSet>) -> (Config, V
     };
     let mut seen: HashMap<_, String> = config.routes.iter().map(|r| (key(r), crate::config::route_name(r))).collect();
     config.routes.reserve(routes.len());
-    let pools: std::collections::HashSet<String> =
-        config.upstreams.iter().chain(&upstreams).map(|u| u.name.clone()).collect();
-    let pools: std::collections::HashSet<&str> = pools.iter().map(String::as_str).collect();
     let origin_of =
         |name: &str| set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
-    for r in routes {
+    // The checks `Config::validate` makes of one route, made per route (in
+    // `routes_with`): one the proxy cannot serve is left out and reported,
+    // never failing the whole configuration.
+    for (r, errs) in routes.into_iter().zip(errors) {
         let name = crate::config::route_name(&r);
-        // The checks `Config::validate` makes of one route, made here per
-        // route: one the proxy cannot serve is left out and reported,
-        // never failing the whole configuration.
-        let errs = crate::config::route_errors(&r, &pools, config.http.allow_backslash);
         if !errs.is_empty() {
             let why = errs.iter().map(|(k, m)| format!("{}: {m}", k.trim_start_matches('.'))).collect::<Vec<_>>();
             problems.push(Problem { origin: origin_of(&name), route: name, reason: Unserved::Invalid(why.join("; ")) });
@@ -632,7 +713,17 @@ impl Reported {
 /// [`compose_checked`], logging what changed since `reported` (see
 /// [`Reported::update`]).
 pub fn compose(config: Config, set: Option<&RouteSet>, reported: &mut Reported) -> Config {
-    let (config, problems, warnings) = compose_checked(config, set);
+    compose_logged(config, set, reported, &mut Conversions::default())
+}
+
+/// [`compose`], reusing what `memo` kept of the previous composition.
+pub fn compose_logged(
+    config: Config,
+    set: Option<&RouteSet>,
+    reported: &mut Reported,
+    memo: &mut Conversions,
+) -> Config {
+    let (config, problems, warnings) = compose_with(config, set, memo);
     for e in reported.update(problems, warnings) {
         crate::log::event(&e);
     }
@@ -644,7 +735,65 @@ mod tests {
     use super::*;
     use realip_kube::ingress::{Backend, Desired, Route as IngressRoute};
     use realip_kube::routes::{ClientIp, Filter, Forward, HeaderEdit, ProxyMode, ValueMatch, WeightedBackend};
-    use std::sync::Arc;
+
+    /// The conversions kept by the reloader change nothing but speed: a
+    /// composition reusing them equals one from scratch through changes
+    /// of a route, of the backends (a route's pool gone) and of the file;
+    /// a route that is the same value as before is not converted again.
+    #[test]
+    fn a_composition_reusing_conversions_equals_one_from_scratch() {
+        let ingress = |path: &str, backend: &str| IngressRoute {
+            ingress: "web/site".into(),
+            host: Some("app.example.com".into()),
+            path: path.into(),
+            backend: backend.into(),
+            allow: Some(vec!["203.0.113.0/24".into()]),
+            deny: vec![],
+            rps: None,
+            burst: None,
+            rate_global: false,
+            max_body: None,
+            ssl_redirect: false,
+        };
+        let backend = |name: &str| Backend { name: name.into(), endpoints: vec![], https: false };
+        let d = Desired {
+            routes: vec![ingress("/a", "web/a:80"), ingress("/b", "web/b:80"), ingress("/c", "web/a:80")],
+            backends: vec![backend("web/a:80"), backend("web/b:80")],
+            ..Desired::default()
+        };
+        let file = |extra: &str| -> Config {
+            toml::from_str(&format!("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n{extra}")).unwrap()
+        };
+        let mut memo = Conversions::default();
+        let mut check = |set: &RouteSet, config: Config| {
+            let (a, pa, wa) = compose_with(config.clone(), Some(set), &mut memo);
+            let (b, pb, wb) = compose_checked(config, Some(set));
+            assert_eq!((a.routes, a.upstreams, pa, wa), (b.routes, b.upstreams, pb, wb));
+            memo.by_route.values().map(|(r, c)| (r.name.clone(), Arc::clone(c))).collect::<HashMap<_, _>>()
+        };
+        let reused = |before: &HashMap<String, Arc<Conversion>>,
+                      after: &HashMap<String, Arc<Conversion>>,
+                      name: &str| { Arc::ptr_eq(&before[name], &after[name]) };
+        let mut set = RouteSet::from_ingress(&d);
+        let c = "ingress/web/site/app.example.com/c";
+        let first = check(&set, file(""));
+        let again = check(&set, file(""));
+        assert!(reused(&first, &again, c));
+        // One route changed: only it is converted again.
+        let mut b = Route::clone(&set.routes[1]);
+        b.max_body = Some(10);
+        set.routes[1] = Arc::new(b);
+        let changed = check(&set, file(""));
+        assert!(reused(&again, &changed, c));
+        assert!(!reused(&again, &changed, "ingress/web/site/app.example.com/b"));
+        // A pool gone: every route is checked again (b's is now unserved).
+        set.backends.retain(|x| x.name != "web/b:80");
+        let pools = check(&set, file(""));
+        assert!(!reused(&changed, &pools, c));
+        // The file changed what routes are converted with.
+        let filed = check(&set, file("[rate_limit_store]\nredis = \"redis://127.0.0.1:1/0\"\n"));
+        assert!(!reused(&pools, &filed, c));
+    }
 
     #[test]
     fn desired_routes_become_validated_config() {

@@ -30,7 +30,7 @@ use crate::accept::Acceptor;
 use crate::config::Config;
 use crate::drain::Drain;
 use crate::http::Shared;
-use crate::kubernetes::Reported;
+use crate::kubernetes::{Conversions, Reported};
 use crate::log::AccessLog;
 use crate::metrics::ReloadResult;
 use crate::snapshot::Snapshot;
@@ -51,7 +51,7 @@ pub enum Trigger {
 
 /// Loads, validates and compiles the file: what `--check` runs.
 pub fn check(path: &Path) -> Result<Snapshot, Error> {
-    check_with(path, None, None, &mut Reported::default())
+    check_with(path, None, None, &mut Reported::default(), &mut Conversions::default())
 }
 
 fn check_with(
@@ -59,8 +59,9 @@ fn check_with(
     d: Option<&RouteSet>,
     previous: Option<&Snapshot>,
     reported: &mut Reported,
+    conversions: &mut Conversions,
 ) -> Result<Snapshot, Error> {
-    Snapshot::build_reusing(crate::kubernetes::compose(Config::load(path)?, d, reported), previous)
+    Snapshot::build_reusing(crate::kubernetes::compose_logged(Config::load(path)?, d, reported, conversions), previous)
 }
 
 /// Runs the proxy from `path` until a shutdown signal, then drains.
@@ -262,6 +263,8 @@ async fn reloader_with(
     let mut in_force = false;
     // Unserved routes are logged when that changes, not on every reload.
     let mut reported = Reported::default();
+    // Routes converted by the last reload, reused when they come again.
+    let mut conversions = Conversions::default();
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         let mut file = false;
@@ -284,9 +287,10 @@ async fn reloader_with(
         }
         in_force = match endpoints {
             Some(changes) => {
-                apply_endpoints(&shared, &changes) || reload(&path, &shared, dynamic.as_ref(), &mut reported)
+                apply_endpoints(&shared, &changes)
+                    || reload(&path, &shared, dynamic.as_ref(), &mut reported, &mut conversions)
             }
-            None => reload(&path, &shared, dynamic.as_ref(), &mut reported),
+            None => reload(&path, &shared, dynamic.as_ref(), &mut reported, &mut conversions),
         };
         // Endpoints alone never change the binds.
         if let Some(tx) = &binds {
@@ -327,9 +331,15 @@ fn apply_endpoints(shared: &Shared, changes: &[crate::config::UpstreamConfig]) -
 
 /// One reload attempt; the old snapshot stays unless the new one is good
 /// (then true).
-fn reload(path: &Path, shared: &Shared, dynamic: Option<&RouteSet>, reported: &mut Reported) -> bool {
+fn reload(
+    path: &Path,
+    shared: &Shared,
+    dynamic: Option<&RouteSet>,
+    reported: &mut Reported,
+    conversions: &mut Conversions,
+) -> bool {
     let old = shared.snapshot.load_full();
-    match check_with(path, dynamic, Some(&old), reported) {
+    match check_with(path, dynamic, Some(&old), reported, conversions) {
         Ok(new) => {
             let binds =
                 |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
@@ -495,7 +505,7 @@ mod tests {
         };
         count(&shared);
         config(&["stays"]);
-        reload(&file.0, &shared, None, &mut Reported::default());
+        reload(&file.0, &shared, None, &mut Reported::default(), &mut Conversions::default());
         let text = shared.metrics.render();
         assert!(text.contains("realip_config_reloads_total{result=\"ok\"} 1"), "{text}");
         assert!(!text.contains("goes"), "the series of a route that is gone go with it: {text}");
