@@ -246,6 +246,117 @@ pub fn deny_match(path: &str, exact: bool, regex: bool) -> (PathKind, String) {
     (PathKind::Prefix, cut.to_owned())
 }
 
+/// What ingress-nginx's location for `raw` matches, as a literal head:
+/// every request path the location takes starts with it (compared
+/// case-insensitively in regex mode). Outside regex mode a Prefix or Exact
+/// path is matched by segments or exactly and `None` is returned;
+/// ImplementationSpecific is `location RAW`, a plain string prefix (the
+/// head is the whole path). In regex mode every location of the host is
+/// `location ~* "^RAW"`: the head stops before the first metacharacter,
+/// and drops the character a quantifier makes optional; an alternation
+/// anywhere can match anything, so the head is empty then.
+fn location_head(raw: &str, path_type: &str, regex_mode: bool) -> Option<String> {
+    if !regex_mode {
+        if matches!(path_type, "Prefix" | "Exact") && gateway_path_ok(raw) {
+            return None;
+        }
+        return Some(raw.to_owned());
+    }
+    if raw.contains('|') {
+        return Some(String::new());
+    }
+    let mut head = String::new();
+    for c in raw.chars() {
+        if META.contains(c) {
+            if matches!(c, '?' | '*' | '{') {
+                head.pop();
+            }
+            break;
+        }
+        head.push(c);
+    }
+    Some(head)
+}
+
+/// `s` with every regular-expression metacharacter escaped (RE2, PCRE).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if META.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The match of a denied (left-out) location: it refuses at least every
+/// request ingress-nginx served from that location, never fewer (under-
+/// denying lets them fall through to a more open route). Returns the match
+/// and, when it refuses more than the location did, a sentence saying what.
+///
+/// - Exact / Prefix paths outside regex mode: the same match (nginx's
+///   `= /p`, or `/p/` + `= /p`, are what Exact and PathPrefix match).
+/// - Otherwise nginx matches a string prefix (`location /admin` also takes
+///   `/admin.php`, `/administrator`), case-insensitively in regex mode.
+///   Envoy Gateway: a RegularExpression `^HEAD.*` (`(?i)` in regex mode),
+///   padded with `.*` so that it is longer than the pattern of any open
+///   regex route whose path is not longer than this one (Envoy Gateway
+///   tries RegularExpression matches before every PathPrefix, longer
+///   patterns first; nginx tries longer regex locations first). realip
+///   has no RegularExpression match: the longest PathPrefix that holds
+///   every such path (the parent segment, without letters in regex mode
+///   since PathPrefix is case-sensitive), `/` when nothing smaller is.
+pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) -> (PathKind, String, Option<String>) {
+    let Some(head) = location_head(raw, path_type, regex_mode) else {
+        let kind = if path_type == "Exact" { PathKind::Exact } else { PathKind::Prefix };
+        return (kind, raw.to_owned(), None);
+    };
+    let head = if head.starts_with('/') { head } else { String::new() };
+    let how = if regex_mode {
+        format!("ingress-nginx matches `~* \"^{raw}\"` (this host is in regex mode): every path starting with `{head}` in any letter case")
+    } else {
+        format!("ingress-nginx matches `location {raw}`: a string prefix, also `{raw}.php`, `{raw}x`, …")
+    };
+    if target == Target::EnvoyGateway {
+        if !regex_mode && head.ends_with('/') && gateway_path_ok(&head) {
+            // A string prefix ending in `/` is a whole-segment prefix.
+            let v = if head == "/" { head.clone() } else { head.trim_end_matches('/').to_owned() };
+            return (PathKind::Prefix, v, None);
+        }
+        let mut value = format!("{}^{}.*", if regex_mode { "(?i)" } else { "" }, regex_escape(&head));
+        // Open regex routes exist on regex-mode hosts only; theirs is `^(?:PATH).*`.
+        while regex_mode && value.len() < raw.len() + 9 {
+            value.push_str(".*");
+        }
+        let wider = format!("{how}; the deny is the RegularExpression {value}, which Envoy Gateway tries before every PathPrefix match of the host, so it also refuses requests that a longer open PathPrefix path under `{head}` served in ingress-nginx{}", if head.len() < raw.len() { format!(", and every path starting with `{head}` (the literal head of `{raw}`)") } else { String::new() });
+        return (PathKind::Regex, value, Some(wider));
+    }
+    let mut cand = match head.rfind('/') {
+        Some(i) => head[..=i].to_owned(),
+        None => "/".to_owned(),
+    };
+    loop {
+        let v = if cand == "/" { cand.clone() } else { cand.trim_end_matches('/').to_owned() };
+        let cased = regex_mode && v.chars().any(|c| c.is_alphabetic() || !c.is_ascii());
+        if v == "/" || (gateway_path_ok(&v) && !cased) {
+            let same = !regex_mode && head.ends_with('/') && v == head.trim_end_matches('/');
+            let wider = (!same).then(|| {
+                if v == "/" {
+                    format!("{how}; realip matches no regular expression and no smaller PathPrefix holds all of them, so the deny is PathPrefix / and refuses every path of the host that no longer open route matches, the host's other `/` routes included")
+                } else {
+                    format!("{how}; realip matches no regular expression, so the deny is the parent segment PathPrefix {v} and also refuses its neighbouring paths under {v}/ that no longer open route matches")
+                }
+            });
+            return (PathKind::Prefix, v, wider);
+        }
+        cand = match v.rfind('/') {
+            Some(i) => v[..=i].to_owned(),
+            None => "/".to_owned(),
+        };
+    }
+}
+
 /// Whether the Ingress belongs to the controller of `setup`.
 pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> bool {
     let spec_class = o.doc.str_at(&["spec", "ingressClassName"]);
@@ -860,7 +971,7 @@ pub fn plan<'a>(
                     format!("path {path}"),
                     Status::NotConverted,
                     String::new(),
-                    format!("{e}; the path is left out: emitted as a deny-all route ({} {value}) so it does not fall through to a more open route", if kind == PathKind::Exact { "Exact" } else { "PathPrefix" }),
+                    format!("{e}; the path is left out: emitted as a deny-all route (its match covers at least what ingress-nginx's location took) so it does not fall through to a more open route"),
                 ));
                 plan.denied.entry(host.clone()).or_default().push(Denied {
                     kind,
