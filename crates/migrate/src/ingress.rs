@@ -789,10 +789,6 @@ pub fn plan<'a>(
                     push(key, Status::NotConverted, "", "global-rate-limit-key is not the client address: the policies key limits on the resolved client only".into());
                     continue;
                 }
-                if !eg && (get("limit-rps").is_some() || get("limit-rpm").is_some()) {
-                    push(key, Status::NotConverted, "", "limit-rps/limit-rpm is set too and a ClientAccessPolicy holds one bucket: the local limit is kept".into());
-                    continue;
-                }
                 let unit = [(1.0, "Second"), (60.0, "Minute"), (3600.0, "Hour"), (86_400.0, "Day")]
                     .iter()
                     .find(|(s, _)| (secs - s).abs() < f64::EPSILON)
@@ -1070,6 +1066,48 @@ pub fn plan<'a>(
             to,
             why,
         });
+    }
+    // global-rate-limit-window / -key are read with global-rate-limit: they
+    // share its outcome (a dropped limit does not convert its window).
+    if let Some(g) = entries.iter().find(|e| e.key == "global-rate-limit").map(|e| (e.status, e.to.clone())) {
+        for e in entries
+            .iter_mut()
+            .filter(|e| matches!(e.key.as_str(), "global-rate-limit-window" | "global-rate-limit-key"))
+        {
+            (e.status, e.to) = g.clone();
+            e.why = match g.0 {
+                Status::NotConverted => "read with global-rate-limit, which is not converted (see it)".into(),
+                _ => "read with global-rate-limit".into(),
+            };
+        }
+    }
+    // realip: a ClientAccessPolicy holds one bucket. ingress-nginx applies the
+    // local limit (per replica) and global-rate-limit (shared) both: one
+    // bucket shared by every replica with the lower rate and the smaller
+    // burst lets no client through more than either did.
+    if !eg {
+        if let (Some(l), Some(g)) =
+            (plan.rates.iter().find(|r| !r.global).cloned(), plan.rates.iter().find(|r| r.global).cloned())
+        {
+            let both =
+                Rate { per_second: l.per_second.min(g.per_second), burst: l.burst.min(g.burst), global: true, ..g };
+            let why = format!("ingress-nginx applies limit-rps/limit-rpm (per replica) and global-rate-limit (shared by every replica) both; a ClientAccessPolicy holds one bucket: perSecond {}, burst {} (the lower rate and the smaller burst of the two), scope Global, per client address (ipv6PrefixLength 128), {keyed_on}: never more than either limit let through, fewer requests than ingress-nginx allowed when several replicas each had the local limit", both.per_second, both.burst);
+            for e in entries.iter_mut().filter(|e| {
+                matches!(
+                    e.key.as_str(),
+                    "limit-rps"
+                        | "limit-rpm"
+                        | "global-rate-limit"
+                        | "global-rate-limit-window"
+                        | "global-rate-limit-key"
+                ) && matches!(e.status, Status::Converted | Status::Changed)
+            }) {
+                e.status = Status::Changed;
+                e.to = format!("{rate_to} rateLimit (scope Global)");
+                e.why.clone_from(&why);
+            }
+            plan.rates = vec![both];
+        }
     }
     for k in ["rewrite-target", "use-regex"] {
         if let Some((_, v, line)) = anns.iter().find(|(n, _, _)| n == k) {

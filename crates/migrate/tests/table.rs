@@ -432,6 +432,24 @@ fn rate_limits() {
         R,
     );
     assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted);
+    // The window of a limit that is not converted is not converted either (N7).
+    assert_eq!(status(&m, "global-rate-limit-window"), Status::NotConverted, "{}", m.report.text());
+    assert_eq!(status(&m, "global-rate-limit-key"), Status::NotConverted);
+    // limit-rps and global-rate-limit: nginx applies both; realip's one bucket is shared by
+    // every replica (scope Global) with the lower rate and the smaller burst (N7):
+    // rps 100 → 100/s burst 500; global 10 per 1m → 1/6 s, burst 10.
+    let m = row(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], R);
+    let rl = &one(&m, "ClientAccessPolicy")["spec"]["rateLimit"];
+    assert_eq!((rl["scope"].as_str(), rl["burst"].as_f64()), (Some("Global"), Some(10.0)), "{rl}");
+    assert!((rl["perSecond"].as_f64().unwrap() - 10.0 / 60.0).abs() < 1e-9, "{rl}");
+    for k in ["limit-rps", "global-rate-limit", "global-rate-limit-window"] {
+        assert_eq!(status(&m, k), Status::Changed, "{k}\n{}", m.report.text());
+    }
+    // Envoy Gateway keeps both (local and global rules).
+    let m = row(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], EG);
+    let rate = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"];
+    assert!(rate.get("local").is_some() && rate.get("global").is_some(), "{rate}");
+    assert_eq!(status(&m, "global-rate-limit-window"), Status::Converted);
     let m = row(
         &[
             ("global-rate-limit", "100"),
