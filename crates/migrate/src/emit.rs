@@ -551,8 +551,15 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                             .filter(|r| r.global == global)
                             .flat_map(|r| {
                                 ["0.0.0.0/0", "::/0"].map(|cidr| {
-                                    json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
-                                        "limit": {"requests": r.requests, "unit": r.unit}})
+                                    let mut rule = json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
+                                        "limit": {"requests": r.requests, "unit": r.unit}});
+                                    if global {
+                                        // One bucket per client for every route of the policy (the
+                                        // Ingress), as ingress-nginx's one zone per Ingress; Envoy
+                                        // Gateway honours `shared` on global rules only.
+                                        rule["shared"] = json!(true);
+                                    }
+                                    rule
                                 })
                             })
                             .collect()

@@ -746,7 +746,7 @@ pub fn plan<'a>(
                 let other = if key == "limit-rps" { "limit-rpm" } else { "limit-rps" };
                 let other_rate = get(other).and_then(|w| rate_of(other, w, get("limit-burst-multiplier")));
                 if eg {
-                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through{status_note}", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
+                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through; and it counts per route (each HTTPRoute rule, i.e. each path, has its own bucket: Envoy Gateway applies `shared` to global rules only), where ingress-nginx's zone is one per Ingress: a client gets the rate on each path of the Ingress{status_note}", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
                     plan.rates.push(rate);
                 } else if let Some(o) = other_rate {
                     // nginx applies both limit_req zones; a ClientAccessPolicy holds one
@@ -800,7 +800,7 @@ pub fn plan<'a>(
                         push(key, Status::NotConverted, "", format!("Envoy Gateway's limits count per second, minute, hour or day; a window of {secs} s has no equivalent"));
                         continue;
                     }
-                    push(key, Status::Converted, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}); needs Envoy Gateway's rate limit service", unit.unwrap_or("Second").to_ascii_lowercase()));
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}), `shared: true`: one bucket per client for all the Ingress's routes, as ingress-nginx; needs Envoy Gateway's rate limit service", unit.unwrap_or("Second").to_ascii_lowercase()));
                 } else {
                     push(key, Status::Converted, &format!("{rate_to} rateLimit (scope Global)"), format!("{n} per {secs} s per client shared by every replica (the proxy's [rate_limit_store], Redis, where ingress-nginx used memcached), {keyed_on}"));
                 }

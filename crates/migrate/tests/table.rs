@@ -353,6 +353,7 @@ fn access_lists_key_on_the_resolved_client_for_both_targets() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one row per limit annotation and target
 fn rate_limits() {
     let cm = controller(&[]);
     let row = |anns: &[(&str, &str)], t: Target| run(&[cm.clone(), ingress("site", "/", anns, "")], t);
@@ -421,6 +422,18 @@ fn rate_limits() {
         one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"][0]["limit"],
         json!({"requests": 600, "unit": "Minute"})
     );
+    // One bucket per client across the Ingress's routes, as ingress-nginx's zone (N6); local
+    // rules stay per route (Envoy Gateway ignores `shared` there): reported.
+    for r in one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"].as_array().unwrap() {
+        assert_eq!(r["shared"], json!(true), "{r}");
+    }
+    let m = row(&[("limit-rps", "5")], EG);
+    assert!(one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["local"]["rules"][0].get("shared").is_none());
+    assert!(m
+        .report
+        .entries
+        .iter()
+        .any(|e| e.key == "limit-rps" && e.status == Status::Changed && e.why.contains("per route")));
     let m = row(&[("global-rate-limit", "100"), ("global-rate-limit-window", "90s")], EG);
     assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted, "no 90 s unit in Envoy Gateway");
     let m = row(
