@@ -1435,7 +1435,12 @@ fn policy_names_never_collide_across_ingresses() {
     let rule = many.split_once("  rules:\n").unwrap().1.to_owned();
     let mut rules = String::new();
     for i in 0..17 {
-        rules.push_str(&rule.replace("app.example.com", &format!("h{i}.example")));
+        // A path of its own per host: routes that differ only by host would share one route.
+        let r = rule
+            .replace("app.example.com", &format!("h{i}.example"))
+            .replace("path: \"/\"", &format!("path: \"/p{i}\""))
+            .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+        rules.push_str(&r);
     }
     many = format!("{}  rules:\n{rules}", many.split_once("  rules:\n").unwrap().0);
     let limited = ingress("api-2", "/", &[("limit-rps", "100")], "").replace("app.example.com", "other.example");
@@ -1731,4 +1736,43 @@ fn host_wide_restrictions_deny_the_whole_host() {
     let m =
         run(&[controller(&[]), typed("app", "/", &[]), typed("guard", "/g", &[("server-snippet", "deny all;")])], R);
     assert_eq!(routes(&m, false), ["app", "guard"], "{}", m.report.text());
+}
+
+/// ingress-nginx keeps one limit_req zone per Ingress: one bucket per client
+/// for all its hosts and paths. realip's ClientAccessPolicy (one bucket
+/// each) takes at most 16 targets, so hosts whose routes are the same share
+/// one HTTPRoute (up to 16 hostnames) and the Ingress keeps one policy;
+/// when that is not enough the split is reported. Envoy Gateway's policies
+/// have no target maximum: one policy (N5).
+#[test]
+fn one_rate_limit_bucket_per_ingress() {
+    let hosts = |same_paths: bool| {
+        let one = ingress("api", "/", &[("limit-rps", "1")], "")
+            .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+        let (head, rule) = one.split_once("  rules:\n").unwrap();
+        let mut rules = String::new();
+        for i in 0..17 {
+            let mut r = rule.replace("app.example.com", &format!("h{i}.example"));
+            if !same_paths {
+                r = r.replace("path: \"/\"", &format!("path: \"/p{i}\""));
+            }
+            rules.push_str(&r);
+        }
+        format!("{head}  rules:\n{rules}")
+    };
+    let m = run(&[controller(&[]), hosts(true)], R);
+    let text = m.report.text();
+    let p = one(&m, "ClientAccessPolicy");
+    assert_eq!(p["spec"]["targetRefs"].as_array().unwrap().len(), 2, "{p:#}\n{text}");
+    let hostnames: Vec<usize> =
+        find(&m, "HTTPRoute").iter().map(|r| r["spec"]["hostnames"].as_array().unwrap().len()).collect();
+    assert_eq!(hostnames, [16, 1], "{text}");
+    assert!(m.report.entries.iter().all(|e| e.key != "rate limit buckets"), "{text}");
+    // Different paths per host: 17 routes, two policies, two buckets: reported.
+    let m = run(&[controller(&[]), hosts(false)], R);
+    assert_eq!(find(&m, "ClientAccessPolicy").len(), 2);
+    assert_eq!(status(&m, "rate limit buckets"), Status::Changed, "{}", m.report.text());
+    // Envoy Gateway: one BackendTrafficPolicy for all 17 routes.
+    let m = run(&[controller(&[]), hosts(false)], EG);
+    assert_eq!(one(&m, "BackendTrafficPolicy")["spec"]["targetRefs"].as_array().unwrap().len(), 17);
 }
