@@ -1028,6 +1028,11 @@ pub fn plan<'a>(
             }
             match converted {
                 Ok((kind, value, rewrite)) => {
+                    if !canary && !regex_mode && ptype == "Prefix" && path.len() > 1 && path.ends_with('/') {
+                        // ingress-nginx adds `= /p` only for Prefix paths without the slash.
+                        let bare = path.trim_end_matches('/');
+                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {value}"), format!("ingress-nginx serves Prefix `{path}` from `location {path}` alone (no `= {bare}`), so nginx answers `{bare}` itself with a 301 to `{path}` (its redirect for a prefix location ending in `/`), unless another location of the host takes `{bare}`; PathPrefix {value} matches `{bare}` too and forwards it to the backend directly")));
+                    }
                     if rewrite_target.is_some() || use_regex {
                         let what = match (&rewrite, kind) {
                             (Some(Rewrite::Full(t)), _) => {

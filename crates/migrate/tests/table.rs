@@ -1487,6 +1487,8 @@ fn implementation_specific_paths_are_string_prefixes() {
         ("/admin", "ImplementationSpecific", true, [&[], &["app"]], &["site-denied"], Some(Status::NotConverted)),
         ("/admin/", "ImplementationSpecific", true, [&["app", "site"]; 2], &[], None),
         ("/admin", "Prefix", true, [&["app", "site"]; 2], &[], None),
+        // Prefix `/admin/`: nginx answers `/admin` with a 301, the route serves it (N10).
+        ("/admin/", "Prefix", true, [&["app", "site"]; 2], &[], Some(Status::Changed)),
         ("/admin", "ImplementationSpecific", false, [&["app", "site"]; 2], &[], Some(Status::Changed)),
     ];
     for (t, target) in [R, EG].into_iter().enumerate() {
