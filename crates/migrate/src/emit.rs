@@ -252,7 +252,15 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                         value: String::new(),
                         status: Status::NotConverted,
                         to: String::new(),
-                        why: "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into(),
+                        why: if plans.iter().any(|m| {
+                            m.canary.is_none()
+                                && m.obj.namespace == plan.obj.namespace
+                                && m.denied.get(host).is_some_and(|ds| ds.iter().any(|d| d.raw == p.raw && d.path_type == p.path_type))
+                        }) {
+                            "its main Ingress's location is emitted deny-all (left out, see its entries): the canary's share of it is refused with it".into()
+                        } else {
+                            "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into()
+                        },
                     });
                 }
             }

@@ -1778,3 +1778,16 @@ fn one_rate_limit_bucket_per_ingress() {
     let m = run(&[controller(&[]), hosts(false)], EG);
     assert_eq!(one(&m, "BackendTrafficPolicy")["spec"]["targetRefs"].as_array().unwrap().len(), 17);
 }
+
+/// A canary whose main location is left out (deny-all) is reported as
+/// refused with it, not as having no main Ingress (N11).
+#[test]
+fn a_canary_of_a_denied_location_says_so() {
+    let main = ingress("main", "/", &[("auth-type", "basic")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let canary = ingress("main-canary", "/", &[("canary", "true"), ("canary-weight", "10")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let m = run(&[controller(&[]), main, canary], R);
+    let e = m.report.entries.iter().find(|e| e.key.starts_with("canary path")).unwrap();
+    assert!(e.why.contains("deny-all"), "{}", e.why);
+}
