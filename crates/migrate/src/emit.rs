@@ -24,6 +24,7 @@ const GW_GROUP: &str = "gateway.networking.k8s.io";
 const MAX_RULES: usize = 16;
 const MAX_TARGETS: usize = 16;
 const MAX_LISTENERS: usize = 64;
+const MAX_HOSTNAMES: usize = 16;
 
 /// The Gateway the output attaches to.
 #[derive(Clone, Debug)]
@@ -251,7 +252,15 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                         value: String::new(),
                         status: Status::NotConverted,
                         to: String::new(),
-                        why: "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into(),
+                        why: if plans.iter().any(|m| {
+                            m.canary.is_none()
+                                && m.obj.namespace == plan.obj.namespace
+                                && m.denied.get(host).is_some_and(|ds| ds.iter().any(|d| d.raw == p.raw && d.path_type == p.path_type))
+                        }) {
+                            "its main Ingress's location is emitted deny-all (left out, see its entries): the canary's share of it is refused with it".into()
+                        } else {
+                            "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into()
+                        },
                     });
                 }
             }
@@ -377,6 +386,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             };
             groups.push((None, format!("{}-default-backend", o.name), vec![p]));
         }
+        let mut serving: Vec<Serving> = Vec::new();
         for (host, name, paths) in groups {
             let redirect = host.as_ref().is_some_and(|h| {
                 let tls = tls_listener(&https_listener, h).is_some();
@@ -395,19 +405,18 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 });
             }
             let all_rules = rules(plan, host.as_ref(), &paths, &canaries);
+            let parents = match host.as_ref().and_then(|h| tls_listener(&https_listener, h)).filter(|_| redirect) {
+                Some(l) => vec![parent(Some(l))],
+                None => vec![parent(None)],
+            };
             for (i, chunk) in all_rules.chunks(MAX_RULES).enumerate() {
-                let rname = if i == 0 { name.clone() } else { format!("{name}-{}", i + 1) };
-                let rname = names.claim(&o.namespace, &rname, &format!("{}/{host:?}/{i}", o.name));
-                let parents = match host.as_ref().and_then(|h| tls_listener(&https_listener, h)).filter(|_| redirect) {
-                    Some(l) => vec![parent(Some(l))],
-                    None => vec![parent(None)],
-                };
-                let mut spec = json!({"parentRefs": parents, "rules": chunk});
-                if let Some(h) = &host {
-                    spec["hostnames"] = json!([h]);
-                }
-                out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&rname, &o.namespace), "spec": spec}));
-                route_names.push(rname);
+                serving.push(Serving {
+                    hosts: host.iter().cloned().collect(),
+                    name: name.clone(),
+                    i,
+                    parents: json!(parents),
+                    rules: chunk.to_vec(),
+                });
             }
             if redirect {
                 let rname = format!("{name}-https-redirect");
@@ -425,11 +434,71 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 }
             }
         }
+        let limited = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
+        if target == Target::Realip && limited && serving.len() > MAX_TARGETS {
+            // One ClientAccessPolicy holds at most 16 targets, and each policy is its own
+            // rate-limit bucket: hosts whose routes are the same share one route.
+            serving = merge_hosts(serving);
+            if serving.len() > MAX_TARGETS && !plan.rates.is_empty() {
+                report.entries.push(Entry {
+                    object: o.id(),
+                    file: o.source.file.clone(),
+                    line: o.source.line,
+                    key: "rate limit buckets".into(),
+                    value: String::new(),
+                    status: Status::Changed,
+                    to: format!("{} ClientAccessPolicies", serving.len().div_ceil(MAX_TARGETS)),
+                    why: format!("ingress-nginx keeps one limit_req zone per Ingress (one bucket per client for all its paths); its {} routes (hosts with different paths, or more than 16 rules) need {} ClientAccessPolicies of at most {MAX_TARGETS} targets, and each is its own bucket: a client gets the rate once per policy", serving.len(), serving.len().div_ceil(MAX_TARGETS)),
+                });
+            }
+        }
+        for sv in serving {
+            let rname = if sv.i == 0 { sv.name.clone() } else { format!("{}-{}", sv.name, sv.i + 1) };
+            let rname = names.claim(&o.namespace, &rname, &format!("{}/{:?}/{}", o.name, sv.hosts, sv.i));
+            let mut spec = json!({"parentRefs": sv.parents, "rules": sv.rules});
+            if !sv.hosts.is_empty() {
+                spec["hostnames"] = json!(sv.hosts);
+            }
+            out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&rname, &o.namespace), "spec": spec}));
+            route_names.push(rname);
+        }
         access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
         deny_all_policies(plan, &denied, target, &mut policy_names, &mut out.objects);
     }
     client_ip_policy(gw, ci, target, &mut out.objects);
+    out
+}
+
+/// One serving HTTPRoute before naming: its hostnames (none: any host),
+/// base name, chunk index, parentRefs and rules.
+struct Serving {
+    hosts: Vec<String>,
+    name: String,
+    i: usize,
+    parents: Value,
+    rules: Vec<Value>,
+}
+
+/// Routes of one Ingress that differ only by host, as one route with up to
+/// 16 hostnames (the Gateway API maximum): fewer policy targets, so fewer
+/// ClientAccessPolicies (buckets) for one Ingress.
+fn merge_hosts(serving: Vec<Serving>) -> Vec<Serving> {
+    let mut out: Vec<Serving> = Vec::new();
+    for sv in serving {
+        let same = out.iter_mut().find(|m| {
+            !m.hosts.is_empty()
+                && !sv.hosts.is_empty()
+                && m.hosts.len() < MAX_HOSTNAMES
+                && m.i == sv.i
+                && m.parents == sv.parents
+                && m.rules == sv.rules
+        });
+        match same {
+            Some(m) => m.hosts.extend(sv.hosts),
+            None => out.push(sv),
+        }
+    }
     out
 }
 
@@ -444,9 +513,14 @@ fn tls_listener<'l>(listeners: &'l BTreeMap<String, String>, host: &str) -> Opti
     })
 }
 
-fn targets(routes: &[String]) -> Vec<Vec<Value>> {
+/// The targetRefs of an Ingress's policies: realip's ClientAccessPolicy
+/// takes at most 16 (chunks, one policy each); Envoy Gateway's policies
+/// have no maximum, so one policy targets every route (its global rules
+/// `shared` across them).
+fn targets(routes: &[String], target: Target) -> Vec<Vec<Value>> {
+    let max = if target == Target::Realip { MAX_TARGETS } else { routes.len().max(1) };
     routes
-        .chunks(MAX_TARGETS)
+        .chunks(max)
         .map(|c| c.iter().map(|r| json!({"group": GW_GROUP, "kind": "HTTPRoute", "name": r})).collect())
         .collect()
 }
@@ -491,7 +565,7 @@ fn denied_routes(plan: &Plan<'_>, names: &mut Names, parent: &Value, out: &mut V
 /// without rules.
 fn deny_all_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &mut Names, out: &mut Vec<Value>) {
     let o = plan.obj;
-    for (i, refs) in targets(routes).into_iter().enumerate() {
+    for (i, refs) in targets(routes, target).into_iter().enumerate() {
         let base = if i == 0 { format!("{}-denied", o.name) } else { format!("{}-denied-{}", o.name, i + 1) };
         let name = names.claim(&o.namespace, &base, &format!("{}/denied/{i}", o.name));
         out.push(match target {
@@ -509,7 +583,7 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
     if routes.is_empty() || (!has_access && plan.rates.is_empty()) {
         return;
     }
-    for (i, refs) in targets(routes).into_iter().enumerate() {
+    for (i, refs) in targets(routes, target).into_iter().enumerate() {
         let base = if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) };
         let name = names.claim(&o.namespace, &base, &format!("{}/{i}", o.name));
         match target {
@@ -551,8 +625,15 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                             .filter(|r| r.global == global)
                             .flat_map(|r| {
                                 ["0.0.0.0/0", "::/0"].map(|cidr| {
-                                    json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
-                                        "limit": {"requests": r.requests, "unit": r.unit}})
+                                    let mut rule = json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": cidr}}],
+                                        "limit": {"requests": r.requests, "unit": r.unit}});
+                                    if global {
+                                        // One bucket per client for every route of the policy (the
+                                        // Ingress), as ingress-nginx's one zone per Ingress; Envoy
+                                        // Gateway honours `shared` on global rules only.
+                                        rule["shared"] = json!(true);
+                                    }
+                                    rule
                                 })
                             })
                             .collect()

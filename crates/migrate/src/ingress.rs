@@ -246,6 +246,117 @@ pub fn deny_match(path: &str, exact: bool, regex: bool) -> (PathKind, String) {
     (PathKind::Prefix, cut.to_owned())
 }
 
+/// What ingress-nginx's location for `raw` matches, as a literal head:
+/// every request path the location takes starts with it (compared
+/// case-insensitively in regex mode). Outside regex mode a Prefix or Exact
+/// path is matched by segments or exactly and `None` is returned;
+/// ImplementationSpecific is `location RAW`, a plain string prefix (the
+/// head is the whole path). In regex mode every location of the host is
+/// `location ~* "^RAW"`: the head stops before the first metacharacter,
+/// and drops the character a quantifier makes optional; an alternation
+/// anywhere can match anything, so the head is empty then.
+fn location_head(raw: &str, path_type: &str, regex_mode: bool) -> Option<String> {
+    if !regex_mode {
+        if matches!(path_type, "Prefix" | "Exact") && gateway_path_ok(raw) {
+            return None;
+        }
+        return Some(raw.to_owned());
+    }
+    if raw.contains('|') {
+        return Some(String::new());
+    }
+    let mut head = String::new();
+    for c in raw.chars() {
+        if META.contains(c) {
+            if matches!(c, '?' | '*' | '{') {
+                head.pop();
+            }
+            break;
+        }
+        head.push(c);
+    }
+    Some(head)
+}
+
+/// `s` with every regular-expression metacharacter escaped (RE2, PCRE).
+fn regex_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if META.contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The match of a denied (left-out) location: it refuses at least every
+/// request ingress-nginx served from that location, never fewer (under-
+/// denying lets them fall through to a more open route). Returns the match
+/// and, when it refuses more than the location did, a sentence saying what.
+///
+/// - Exact / Prefix paths outside regex mode: the same match (nginx's
+///   `= /p`, or `/p/` + `= /p`, are what Exact and PathPrefix match).
+/// - Otherwise nginx matches a string prefix (`location /admin` also takes
+///   `/admin.php`, `/administrator`), case-insensitively in regex mode.
+///   Envoy Gateway: a RegularExpression `^HEAD.*` (`(?i)` in regex mode),
+///   padded with `.*` so that it is longer than the pattern of any open
+///   regex route whose path is not longer than this one (Envoy Gateway
+///   tries RegularExpression matches before every PathPrefix, longer
+///   patterns first; nginx tries longer regex locations first). realip
+///   has no RegularExpression match: the longest PathPrefix that holds
+///   every such path (the parent segment, without letters in regex mode
+///   since PathPrefix is case-sensitive), `/` when nothing smaller is.
+pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) -> (PathKind, String, Option<String>) {
+    let Some(head) = location_head(raw, path_type, regex_mode) else {
+        let kind = if path_type == "Exact" { PathKind::Exact } else { PathKind::Prefix };
+        return (kind, raw.to_owned(), None);
+    };
+    let head = if head.starts_with('/') { head } else { String::new() };
+    let how = if regex_mode {
+        format!("ingress-nginx matches `~* \"^{raw}\"` (this host is in regex mode): every path starting with `{head}` in any letter case")
+    } else {
+        format!("ingress-nginx matches `location {raw}`: a string prefix, also `{raw}.php`, `{raw}x`, …")
+    };
+    if target == Target::EnvoyGateway {
+        if !regex_mode && head.ends_with('/') && gateway_path_ok(&head) {
+            // A string prefix ending in `/` is a whole-segment prefix.
+            let v = if head == "/" { head.clone() } else { head.trim_end_matches('/').to_owned() };
+            return (PathKind::Prefix, v, None);
+        }
+        let mut value = format!("{}^{}.*", if regex_mode { "(?i)" } else { "" }, regex_escape(&head));
+        // Open regex routes exist on regex-mode hosts only; theirs is `^(?:PATH).*`.
+        while regex_mode && value.len() < raw.len() + 9 {
+            value.push_str(".*");
+        }
+        let wider = format!("{how}; the deny is the RegularExpression {value}, which Envoy Gateway tries before every PathPrefix match of the host, so it also refuses requests that a longer open PathPrefix path under `{head}` served in ingress-nginx{}", if head.len() < raw.len() { format!(", and every path starting with `{head}` (the literal head of `{raw}`)") } else { String::new() });
+        return (PathKind::Regex, value, Some(wider));
+    }
+    let mut cand = match head.rfind('/') {
+        Some(i) => head[..=i].to_owned(),
+        None => "/".to_owned(),
+    };
+    loop {
+        let v = if cand == "/" { cand.clone() } else { cand.trim_end_matches('/').to_owned() };
+        let cased = regex_mode && v.chars().any(|c| c.is_alphabetic() || !c.is_ascii());
+        if v == "/" || (gateway_path_ok(&v) && !cased) {
+            let same = !regex_mode && head.ends_with('/') && v == head.trim_end_matches('/');
+            let wider = (!same).then(|| {
+                if v == "/" {
+                    format!("{how}; realip matches no regular expression and no smaller PathPrefix holds all of them, so the deny is PathPrefix / and refuses every path of the host that no longer open route matches, the host's other `/` routes included")
+                } else {
+                    format!("{how}; realip matches no regular expression, so the deny is the parent segment PathPrefix {v} and also refuses its neighbouring paths under {v}/ that no longer open route matches")
+                }
+            });
+            return (PathKind::Prefix, v, wider);
+        }
+        cand = match v.rfind('/') {
+            Some(i) => v[..=i].to_owned(),
+            None => "/".to_owned(),
+        };
+    }
+}
+
 /// Whether the Ingress belongs to the controller of `setup`.
 pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> bool {
     let spec_class = o.doc.str_at(&["spec", "ingressClassName"]);
@@ -635,7 +746,7 @@ pub fn plan<'a>(
                 let other = if key == "limit-rps" { "limit-rpm" } else { "limit-rps" };
                 let other_rate = get(other).and_then(|w| rate_of(other, w, get("limit-burst-multiplier")));
                 if eg {
-                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through{status_note}", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
+                    push(key, Status::Changed, &format!("{rate_to} rateLimit.local"), format!("{} requests per {} per client ({keyed_on}); Envoy's local limit has no burst: ingress-nginx let bursts of {} through; and it counts per route (each HTTPRoute rule, i.e. each path, has its own bucket: Envoy Gateway applies `shared` to global rules only), where ingress-nginx's zone is one per Ingress: a client gets the rate on each path of the Ingress{status_note}", rate.requests, rate.unit.to_ascii_lowercase(), rate.burst));
                     plan.rates.push(rate);
                 } else if let Some(o) = other_rate {
                     // nginx applies both limit_req zones; a ClientAccessPolicy holds one
@@ -678,10 +789,6 @@ pub fn plan<'a>(
                     push(key, Status::NotConverted, "", "global-rate-limit-key is not the client address: the policies key limits on the resolved client only".into());
                     continue;
                 }
-                if !eg && (get("limit-rps").is_some() || get("limit-rpm").is_some()) {
-                    push(key, Status::NotConverted, "", "limit-rps/limit-rpm is set too and a ClientAccessPolicy holds one bucket: the local limit is kept".into());
-                    continue;
-                }
                 let unit = [(1.0, "Second"), (60.0, "Minute"), (3600.0, "Hour"), (86_400.0, "Day")]
                     .iter()
                     .find(|(s, _)| (secs - s).abs() < f64::EPSILON)
@@ -693,7 +800,7 @@ pub fn plan<'a>(
                         push(key, Status::NotConverted, "", format!("Envoy Gateway's limits count per second, minute, hour or day; a window of {secs} s has no equivalent"));
                         continue;
                     }
-                    push(key, Status::Converted, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}); needs Envoy Gateway's rate limit service", unit.unwrap_or("Second").to_ascii_lowercase()));
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}), `shared: true`: one bucket per client for all the Ingress's routes, as ingress-nginx; needs Envoy Gateway's rate limit service", unit.unwrap_or("Second").to_ascii_lowercase()));
                 } else {
                     push(key, Status::Converted, &format!("{rate_to} rateLimit (scope Global)"), format!("{n} per {secs} s per client shared by every replica (the proxy's [rate_limit_store], Redis, where ingress-nginx used memcached), {keyed_on}"));
                 }
@@ -860,7 +967,7 @@ pub fn plan<'a>(
                     format!("path {path}"),
                     Status::NotConverted,
                     String::new(),
-                    format!("{e}; the path is left out: emitted as a deny-all route ({} {value}) so it does not fall through to a more open route", if kind == PathKind::Exact { "Exact" } else { "PathPrefix" }),
+                    format!("{e}; the path is left out: emitted as a deny-all route (its match covers at least what ingress-nginx's location took) so it does not fall through to a more open route"),
                 ));
                 plan.denied.entry(host.clone()).or_default().push(Denied {
                     kind,
@@ -921,6 +1028,11 @@ pub fn plan<'a>(
             }
             match converted {
                 Ok((kind, value, rewrite)) => {
+                    if !canary && !regex_mode && ptype == "Prefix" && path.len() > 1 && path.ends_with('/') {
+                        // ingress-nginx adds `= /p` only for Prefix paths without the slash.
+                        let bare = path.trim_end_matches('/');
+                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {value}"), format!("ingress-nginx serves Prefix `{path}` from `location {path}` alone (no `= {bare}`), so nginx answers `{bare}` itself with a 301 to `{path}` (its redirect for a prefix location ending in `/`), unless another location of the host takes `{bare}`; PathPrefix {value} matches `{bare}` too and forwards it to the backend directly")));
+                    }
                     if rewrite_target.is_some() || use_regex {
                         let what = match (&rewrite, kind) {
                             (Some(Rewrite::Full(t)), _) => {
@@ -959,6 +1071,48 @@ pub fn plan<'a>(
             to,
             why,
         });
+    }
+    // global-rate-limit-window / -key are read with global-rate-limit: they
+    // share its outcome (a dropped limit does not convert its window).
+    if let Some(g) = entries.iter().find(|e| e.key == "global-rate-limit").map(|e| (e.status, e.to.clone())) {
+        for e in entries
+            .iter_mut()
+            .filter(|e| matches!(e.key.as_str(), "global-rate-limit-window" | "global-rate-limit-key"))
+        {
+            (e.status, e.to) = g.clone();
+            e.why = match g.0 {
+                Status::NotConverted => "read with global-rate-limit, which is not converted (see it)".into(),
+                _ => "read with global-rate-limit".into(),
+            };
+        }
+    }
+    // realip: a ClientAccessPolicy holds one bucket. ingress-nginx applies the
+    // local limit (per replica) and global-rate-limit (shared) both: one
+    // bucket shared by every replica with the lower rate and the smaller
+    // burst lets no client through more than either did.
+    if !eg {
+        if let (Some(l), Some(g)) =
+            (plan.rates.iter().find(|r| !r.global).cloned(), plan.rates.iter().find(|r| r.global).cloned())
+        {
+            let both =
+                Rate { per_second: l.per_second.min(g.per_second), burst: l.burst.min(g.burst), global: true, ..g };
+            let why = format!("ingress-nginx applies limit-rps/limit-rpm (per replica) and global-rate-limit (shared by every replica) both; a ClientAccessPolicy holds one bucket: perSecond {}, burst {} (the lower rate and the smaller burst of the two), scope Global, per client address (ipv6PrefixLength 128), {keyed_on}: never more than either limit let through, fewer requests than ingress-nginx allowed when several replicas each had the local limit", both.per_second, both.burst);
+            for e in entries.iter_mut().filter(|e| {
+                matches!(
+                    e.key.as_str(),
+                    "limit-rps"
+                        | "limit-rpm"
+                        | "global-rate-limit"
+                        | "global-rate-limit-window"
+                        | "global-rate-limit-key"
+                ) && matches!(e.status, Status::Converted | Status::Changed)
+            }) {
+                e.status = Status::Changed;
+                e.to = format!("{rate_to} rateLimit (scope Global)");
+                e.why.clone_from(&why);
+            }
+            plan.rates = vec![both];
+        }
     }
     for k in ["rewrite-target", "use-regex"] {
         if let Some((_, v, line)) = anns.iter().find(|(n, _, _)| n == k) {

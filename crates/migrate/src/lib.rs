@@ -159,6 +159,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     // path kept by a left-out Ingress must not be opened by another one.
     let merged = merge::merge(&ours, &setup);
     let regex_hosts = regex_hosts(&ours, &setup);
+    let ours_all = ours.clone();
     let mut plans = Vec::new();
     for ing in ours {
         let first_entry = report.entries.len();
@@ -190,6 +191,9 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     regex_mode(&mut plans, &regex_hosts, &mut report);
     collisions(&mut plans, &mut report);
     fallbacks(&mut plans, &mut report);
+    host_wide(&mut plans, &host_wide_restrictions(&ours_all, &setup), &mut report);
+    cover_denied(&mut plans, &regex_hosts, opts.target, &mut report);
+    denies_win(&mut plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
     let mut objects = emitted.objects;
     objects.sort_by(|a, b| {
@@ -345,6 +349,151 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
                 });
             }
         }
+    }
+}
+
+/// Restrictions of one Ingress that ingress-nginx applies to the whole
+/// `server {}` of each of its hosts, so to every location of the host,
+/// whichever Ingress defines it: client certificates (`auth-tls-secret`,
+/// `auth-tls-verify-client`: `ssl_verify_client` in the server block) and
+/// a `server-snippet` with refusing directives. By host (`None`: the
+/// catch-all server), the Ingresses and keys that set them.
+fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMap<Option<String>, Vec<String>> {
+    let snippets_dropped = setup::snippet_annotations_dropped(setup).is_some();
+    let mut out: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+    for o in ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)) {
+        let mut keys = Vec::new();
+        for k in ["auth-tls-secret", "auth-tls-verify-client", "server-snippet"] {
+            let Some(v) = o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim) else { continue };
+            if k == "server-snippet" && snippets_dropped {
+                continue;
+            }
+            if ingress::restricting(k, v).is_some() {
+                keys.push(k);
+            }
+        }
+        if keys.is_empty() {
+            continue;
+        }
+        let by = format!("{} ({})", o.id(), keys.join(", "));
+        for rule in o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default() {
+            let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+            let list = out.entry(host).or_default();
+            if !list.contains(&by) {
+                list.push(by.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Denies every location of the hosts in `hosts` ([`host_wide_restrictions`]):
+/// those restrictions do not convert, and ingress-nginx applied them to
+/// every location of the host (all Ingresses sharing it), so each route of
+/// the host is emitted deny-all, and the host's `/` too (its server's own
+/// fallback was behind them as well).
+fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, Vec<String>>, report: &mut Report) {
+    for (h, by) in hosts {
+        let name = h.as_deref().unwrap_or("(any host)");
+        let by = by.join(", ");
+        let mut root_denied = false;
+        for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
+            let o = p.obj;
+            for r in p.hosts.remove(h).unwrap_or_default() {
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress), which does not convert: the path is emitted as a deny-all route")));
+                p.denied.entry(h.clone()).or_default().push(ingress::Denied {
+                    kind: r.kind,
+                    value: r.value,
+                    raw: r.raw,
+                    path_type: r.path_type,
+                });
+            }
+            root_denied |= p.denied.get(h).is_some_and(|ds| ds.iter().any(|d| d.raw == "/" && d.path_type != "Exact"));
+        }
+        if root_denied {
+            continue;
+        }
+        // The host itself: its server answered every other path too (404 or the fallback), behind the restriction.
+        let first = by.split(' ').next().unwrap_or_default().to_owned();
+        if let Some(p) = plans.iter_mut().find(|p| p.canary.is_none() && p.obj.id() == first) {
+            report.entries.push(path_entry(p.obj, format!("host {name}"), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx and does not convert: the host is denied (a deny-all PathPrefix / route), every path of it refused")));
+            p.denied.entry(h.clone()).or_default().push(ingress::Denied {
+                kind: ingress::PathKind::Prefix,
+                value: "/".into(),
+                raw: "/".into(),
+                path_type: "Prefix".into(),
+            });
+        }
+    }
+}
+
+/// Gives every denied location its final match ([`ingress::deny_cover`]):
+/// one that refuses at least what ingress-nginx's location took (host-wide
+/// regex mode included), and reports where it refuses more.
+fn cover_denied(
+    plans: &mut [ingress::Plan<'_>],
+    regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
+    target: Target,
+    report: &mut Report,
+) {
+    for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
+        let o = p.obj;
+        for (h, ds) in &mut p.denied {
+            let regex = regex_hosts.contains_key(h);
+            let name = h.as_deref().unwrap_or("(any host)");
+            for d in ds.iter_mut() {
+                let (kind, value, wider) = ingress::deny_cover(&d.raw, &d.path_type, regex, target);
+                d.kind = kind;
+                d.value = value;
+                if let Some(why) = wider {
+                    let ty = match kind {
+                        ingress::PathKind::Exact => "Exact",
+                        ingress::PathKind::Prefix => "PathPrefix",
+                        ingress::PathKind::Regex => "RegularExpression",
+                    };
+                    report.entries.push(Entry {
+                        object: o.id(),
+                        file: o.source.file.clone(),
+                        line: o.line_of(&["spec", "rules"]),
+                        key: format!("deny-all {name}{} ({})", d.raw, d.path_type),
+                        value: String::new(),
+                        status: Status::Changed,
+                        to: format!("HTTPRoute match {ty} {} (deny-all)", d.value),
+                        why: format!("refuses more than ingress-nginx did, never less: {why}"),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// A deny-all route whose match is also an open route's (a deny widened
+/// to its parent segment or `/`): the Gateway would pick one of the two by
+/// age and name, so the open one is dropped and its requests refused
+/// (over-denying, reported; the other way the left-out location would
+/// be open).
+fn denies_win(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
+    let mut denied: BTreeMap<(Option<String>, (u8, String)), String> = BTreeMap::new();
+    for p in plans.iter().filter(|p| p.canary.is_none()) {
+        for (h, ds) in &p.denied {
+            for d in ds {
+                denied
+                    .entry((h.clone(), match_key(d.kind, &d.value)))
+                    .or_insert_with(|| format!("{} ({} {})", p.obj.id(), d.raw, d.path_type));
+            }
+        }
+    }
+    for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
+        let o = p.obj;
+        for (h, rs) in &mut p.hosts {
+            let name = h.as_deref().unwrap_or("(any host)");
+            rs.retain(|r| {
+                let Some(by) = denied.get(&(h.clone(), match_key(r.kind, &r.value))) else { return true };
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("refused: the deny-all route of the left-out location {by} has the same match ({}), which it needs to cover every request ingress-nginx served from that location; the Gateway would pick one of the two by age and name, so this route is dropped and its requests are refused (more than ingress-nginx refused)", r.value)));
+                false
+            });
+        }
+        p.hosts.retain(|_, rs| !rs.is_empty());
     }
 }
 
@@ -764,6 +913,8 @@ const HEADER: &str = "# Generated by `realip migrate ingress-nginx`; read the re
 /// are removed first, so objects that are gone do not linger to be applied
 /// by `kubectl apply -f DIR`. A non-empty directory without a manifest is
 /// refused ([`Error::OutNotEmpty`]): nothing of the user's is touched.
+/// Nothing partial is ever left: the files are staged first, and a
+/// failure leaves the directory as it was.
 pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf>, Error> {
     // Every file name first: two objects for one file, or a name the file
     // system refuses, must fail before anything is written (a half-written
@@ -776,6 +927,7 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
         }
     }
     let write_err = |path: &Path, e| Error::Write { path: path.to_owned(), source: e };
+    let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     let manifest = dir.join(MANIFEST);
     let listed = match std::fs::read_to_string(&manifest) {
@@ -789,6 +941,22 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
         }
         Err(e) => return Err(write_err(&manifest, e)),
     };
+    // Every file is written into a staging directory inside `dir` first (the
+    // same file system, so the moves below are renames): a write that fails
+    // (disk full, permissions, a name the file system refuses) leaves `dir`
+    // as it was, never a route without its policy.
+    let staging = dir.join(format!(".realip-migrate.staging-{}", std::process::id()));
+    let staged = stage(objects, &staging);
+    let names = match staged {
+        Ok(names) => names,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            if created {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+    };
     for name in listed.lines() {
         // Only plain names this function writes; never a path elsewhere.
         let plain = Path::new(name).extension().is_some_and(|e| e == "yaml")
@@ -801,16 +969,29 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
         }
     }
     let mut paths = Vec::new();
-    let mut names = String::new();
-    for o in objects {
-        let name = file_name(o);
-        let p = dir.join(&name);
-        std::fs::write(&p, format!("{HEADER}---\n{}", serde_norway::to_string(o).unwrap_or_default()))
-            .map_err(|e| write_err(&p, e))?;
-        names.push_str(&name);
-        names.push('\n');
+    for name in &names {
+        let p = dir.join(name);
+        std::fs::rename(staging.join(name), &p).map_err(|e| write_err(&p, e))?;
         paths.push(p);
     }
-    std::fs::write(&manifest, names).map_err(|e| write_err(&manifest, e))?;
+    let _ = std::fs::remove_dir(&staging);
+    let mut list = names.join("\n");
+    list.push('\n');
+    std::fs::write(&manifest, list).map_err(|e| write_err(&manifest, e))?;
     Ok(paths)
+}
+
+/// Writes one file per object into `staging` (created); returns the names.
+fn stage(objects: &[Value], staging: &Path) -> Result<Vec<String>, Error> {
+    let write_err = |path: &Path, e| Error::Write { path: path.to_owned(), source: e };
+    std::fs::create_dir(staging).map_err(|e| write_err(staging, e))?;
+    let mut names = Vec::new();
+    for o in objects {
+        let name = file_name(o);
+        let p = staging.join(&name);
+        std::fs::write(&p, format!("{HEADER}---\n{}", serde_norway::to_string(o).unwrap_or_default()))
+            .map_err(|e| write_err(&p, e))?;
+        names.push(name);
+    }
+    Ok(names)
 }

@@ -86,3 +86,24 @@ fn every_object_gets_its_own_file() {
     assert!(e.to_string().contains("httproute_web_a.yaml"), "{e}");
     assert!(!twice.exists() || listing(&twice).is_empty(), "nothing written");
 }
+
+/// A write that fails part way (here a name with `/`, which the file system
+/// takes as a missing directory; in real life a full disk or a permission)
+/// leaves the directory exactly as the previous run left it: no new file,
+/// no old one removed, no staging left behind (N8).
+#[test]
+fn a_failed_write_leaves_the_directory_as_it_was() {
+    let d = Dir::new("partial");
+    let out = d.0.join("gateway");
+    realip_migrate::write_dir(&[route("a")], &out).unwrap();
+    let before = listing(&out);
+    let manifest = std::fs::read_to_string(out.join(".realip-migrate")).unwrap();
+    let err = realip_migrate::write_dir(&[route("b"), route("c/d")], &out).unwrap_err().to_string();
+    assert!(err.contains("c/d"), "{err}");
+    assert_eq!(listing(&out), before);
+    assert_eq!(std::fs::read_to_string(out.join(".realip-migrate")).unwrap(), manifest);
+    // Into a new directory: nothing is left, not even the directory.
+    let fresh = d.0.join("fresh");
+    assert!(realip_migrate::write_dir(&[route("b"), route("c/d")], &fresh).is_err());
+    assert!(!fresh.exists(), "{:?}", listing(&fresh));
+}

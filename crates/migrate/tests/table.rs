@@ -353,6 +353,7 @@ fn access_lists_key_on_the_resolved_client_for_both_targets() {
 }
 
 #[test]
+#[allow(clippy::too_many_lines)] // one row per limit annotation and target
 fn rate_limits() {
     let cm = controller(&[]);
     let row = |anns: &[(&str, &str)], t: Target| run(&[cm.clone(), ingress("site", "/", anns, "")], t);
@@ -421,6 +422,18 @@ fn rate_limits() {
         one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"][0]["limit"],
         json!({"requests": 600, "unit": "Minute"})
     );
+    // One bucket per client across the Ingress's routes, as ingress-nginx's zone (N6); local
+    // rules stay per route (Envoy Gateway ignores `shared` there): reported.
+    for r in one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"].as_array().unwrap() {
+        assert_eq!(r["shared"], json!(true), "{r}");
+    }
+    let m = row(&[("limit-rps", "5")], EG);
+    assert!(one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["local"]["rules"][0].get("shared").is_none());
+    assert!(m
+        .report
+        .entries
+        .iter()
+        .any(|e| e.key == "limit-rps" && e.status == Status::Changed && e.why.contains("per route")));
     let m = row(&[("global-rate-limit", "100"), ("global-rate-limit-window", "90s")], EG);
     assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted, "no 90 s unit in Envoy Gateway");
     let m = row(
@@ -432,6 +445,24 @@ fn rate_limits() {
         R,
     );
     assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted);
+    // The window of a limit that is not converted is not converted either (N7).
+    assert_eq!(status(&m, "global-rate-limit-window"), Status::NotConverted, "{}", m.report.text());
+    assert_eq!(status(&m, "global-rate-limit-key"), Status::NotConverted);
+    // limit-rps and global-rate-limit: nginx applies both; realip's one bucket is shared by
+    // every replica (scope Global) with the lower rate and the smaller burst (N7):
+    // rps 100 → 100/s burst 500; global 10 per 1m → 1/6 s, burst 10.
+    let m = row(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], R);
+    let rl = &one(&m, "ClientAccessPolicy")["spec"]["rateLimit"];
+    assert_eq!((rl["scope"].as_str(), rl["burst"].as_f64()), (Some("Global"), Some(10.0)), "{rl}");
+    assert!((rl["perSecond"].as_f64().unwrap() - 10.0 / 60.0).abs() < 1e-9, "{rl}");
+    for k in ["limit-rps", "global-rate-limit", "global-rate-limit-window"] {
+        assert_eq!(status(&m, k), Status::Changed, "{k}\n{}", m.report.text());
+    }
+    // Envoy Gateway keeps both (local and global rules).
+    let m = row(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], EG);
+    let rate = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"];
+    assert!(rate.get("local").is_some() && rate.get("global").is_some(), "{rate}");
+    assert_eq!(status(&m, "global-rate-limit-window"), Status::Converted);
     let m = row(
         &[
             ("global-rate-limit", "100"),
@@ -1080,8 +1111,13 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
                 ],
                 target,
             );
-            assert_eq!(routes(&m, false), ["open"], "{k}: {v}\n{}", m.report.text());
-            assert_eq!(routes(&m, true), ["site-denied"], "{k}: {v}: its location refuses requests");
+            // Client certificates and server snippets restrict the whole server of the
+            // host in ingress-nginx: every route of the host is denied (N3).
+            let host_wide = matches!(*k, "auth-tls-secret" | "auth-tls-verify-client" | "server-snippet");
+            let (open, denied): (&[&str], &[&str]) =
+                if host_wide { (&[], &["open-denied", "site-denied"]) } else { (&["open"], &["site-denied"]) };
+            assert_eq!(routes(&m, false), open, "{k}: {v}\n{}", m.report.text());
+            assert_eq!(routes(&m, true), denied, "{k}: {v}: its location refuses requests");
             assert_eq!(status(&m, k), Status::NotConverted, "{k}");
             assert!(m.report.text().contains("Ingress/web/site (test.yaml:"), "a note says it is left out");
             assert!(m.report.text().contains("emitted as deny-all"), "the note says how");
@@ -1134,7 +1170,8 @@ fn a_missing_configmap_is_not_converted() {
             &[
                 no_cm.clone(),
                 ingress("open", "/", &[], ""),
-                ingress("listed", "/l", &[("allowlist-source-range", "203.0.113.0/24")], ""),
+                ingress("listed", "/l", &[("allowlist-source-range", "203.0.113.0/24")], "")
+                    .replace("pathType: ImplementationSpecific", "pathType: Prefix"),
             ],
             target,
         );
@@ -1210,106 +1247,173 @@ fn long_names_are_cut_with_a_stable_hash() {
 #[test]
 #[allow(clippy::too_many_lines)] // the table
 fn left_out_locations_refuse_requests_instead_of_falling_through() {
-    // (ConfigMap, annotations, path, targets, the denied match (type, value), key not converted)
-    type LeftOut<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a [Target], (&'a str, &'a str), &'a str);
+    // (ConfigMap, annotations, path, pathType, targets, the denied match (type, value) for realip and
+    // for Envoy Gateway, key not converted)
+    type M<'a> = (&'a str, &'a str);
+    type LeftOut<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str, &'a [Target], [M<'a>; 2], &'a str);
     let cm = controller(&[("allow-snippet-annotations", "true")]);
     let lost = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]);
     let both: &[Target] = &[R, EG];
+    let admin = [("PathPrefix", "/admin"); 2];
+    let old = [("PathPrefix", "/old"); 2];
     let table: Vec<LeftOut> = vec![
         (
             "",
             vec![("whitelist-source-range", "10.1.2.3/33")],
             "/admin",
+            "Prefix",
             both,
-            ("PathPrefix", "/admin"),
+            admin,
             "whitelist-source-range",
         ),
-        ("", vec![("allowlist-source-range", "")], "/admin", both, ("PathPrefix", "/admin"), "allowlist-source-range"),
+        ("", vec![("allowlist-source-range", "")], "/admin", "Prefix", both, admin, "allowlist-source-range"),
         (
             "",
             vec![("denylist-source-range", "198.51.100.0/33")],
             "/admin",
+            "Prefix",
             both,
-            ("PathPrefix", "/admin"),
+            admin,
             "denylist-source-range",
         ),
-        ("", vec![("auth-url", "http://auth.example/check")], "/admin", both, ("PathPrefix", "/admin"), "auth-url"),
-        ("", vec![("auth-type", "basic")], "/admin", both, ("PathPrefix", "/admin"), "auth-type"),
-        ("", vec![("limit-connections", "5")], "/admin", both, ("PathPrefix", "/admin"), "limit-connections"),
-        (
-            "",
-            vec![("configuration-snippet", "deny all;")],
-            "/admin",
-            both,
-            ("PathPrefix", "/admin"),
-            "configuration-snippet",
-        ),
-        ("", vec![("backend-protocol", "HTTPS")], "/admin", both, ("PathPrefix", "/admin"), "backend-protocol"),
+        ("", vec![("auth-url", "http://auth.example/check")], "/admin", "Prefix", both, admin, "auth-url"),
+        ("", vec![("auth-type", "basic")], "/admin", "Prefix", both, admin, "auth-type"),
+        ("", vec![("limit-connections", "5")], "/admin", "Prefix", both, admin, "limit-connections"),
+        ("", vec![("configuration-snippet", "deny all;")], "/admin", "Prefix", both, admin, "configuration-snippet"),
+        ("", vec![("backend-protocol", "HTTPS")], "/admin", "Prefix", both, admin, "backend-protocol"),
         (
             "",
             vec![("permanent-redirect", "https://new.example/?from=old")],
             "/old",
+            "Prefix",
             both,
-            ("PathPrefix", "/old"),
+            old,
             "permanent-redirect",
         ),
-        ("", vec![("temporal-redirect", "https://$host/x")], "/old", both, ("PathPrefix", "/old"), "temporal-redirect"),
+        ("", vec![("temporal-redirect", "https://$host/x")], "/old", "Prefix", both, old, "temporal-redirect"),
         (
             "",
             vec![("temporal-redirect", "https://t.example/"), ("temporal-redirect-code", "304")],
             "/old",
+            "Prefix",
             both,
-            ("PathPrefix", "/old"),
+            old,
             "temporal-redirect",
         ),
-        // Paths: only that path is left out; its match becomes a valid superset.
-        ("", vec![("use-regex", "true")], "/api/v[0-9]+", &[R], ("PathPrefix", "/api"), "path /api/v[0-9]+"),
-        ("", vec![("rewrite-target", "/new/$1/x")], "/old/(.*)", both, ("PathPrefix", "/old"), "path /old/(.*)"),
-        ("", vec![], "/static//img", both, ("PathPrefix", "/static"), "path /static//img"),
-        ("", vec![], "/api/{id}", both, ("PathPrefix", "/api"), "path /api/{id}"),
-        ("", vec![], "/exact", both, ("Exact", "/exact"), "path /exact"),
+        // ImplementationSpecific: nginx's `location /admin` is a string prefix (/admin.php,
+        // /administrator): Envoy Gateway denies it by a regex, realip (no regex match) by the
+        // parent segment, here `/` (N1).
+        (
+            "",
+            vec![("auth-type", "basic")],
+            "/admin",
+            "ImplementationSpecific",
+            both,
+            [("PathPrefix", "/"), ("RegularExpression", "^/admin.*")],
+            "auth-type",
+        ),
+        (
+            "",
+            vec![("auth-type", "basic")],
+            "/api/admin",
+            "ImplementationSpecific",
+            both,
+            [("PathPrefix", "/api"), ("RegularExpression", "^/api/admin.*")],
+            "auth-type",
+        ),
+        // Paths: only that path is left out; its match becomes a valid superset. In regex
+        // mode nginx matches case-insensitively: realip's PathPrefix (case-sensitive) can
+        // only be `/`.
+        (
+            "",
+            vec![("use-regex", "true")],
+            "/api/v[0-9]+",
+            "ImplementationSpecific",
+            &[R],
+            [("PathPrefix", "/"); 2],
+            "path /api/v[0-9]+",
+        ),
+        (
+            "",
+            vec![("rewrite-target", "/new/$1/x")],
+            "/old/(.*)",
+            "ImplementationSpecific",
+            both,
+            [("PathPrefix", "/"), ("RegularExpression", "(?i)^/old/.*.*.*.*")],
+            "path /old/(.*)",
+        ),
+        (
+            "",
+            vec![],
+            "/static//img",
+            "ImplementationSpecific",
+            both,
+            [("PathPrefix", "/static"), ("RegularExpression", "^/static//img.*")],
+            "path /static//img",
+        ),
+        (
+            "",
+            vec![],
+            "/api/{id}",
+            "ImplementationSpecific",
+            both,
+            [("PathPrefix", "/api"), ("RegularExpression", "^/api/\\{id\\}.*")],
+            "path /api/{id}",
+        ),
+        ("", vec![], "/exact", "Exact", both, [("Exact", "/exact"); 2], "path /exact"),
         // The client address is lost: an allow list or a limit cannot be kept.
-        ("lost", vec![("limit-rps", "5")], "/admin", both, ("PathPrefix", "/admin"), "limit-rps"),
+        ("lost", vec![("limit-rps", "5")], "/admin", "Prefix", both, admin, "limit-rps"),
         (
             "lost",
             vec![("allowlist-source-range", "192.0.2.0/24")],
             "/admin",
+            "Prefix",
             both,
-            ("PathPrefix", "/admin"),
+            admin,
             "allowlist-source-range",
         ),
     ];
-    for (cmk, anns, path, targets, (ty, value), key) in &table {
+    for (cmk, anns, path, ty, targets, want, key) in &table {
         for target in *targets {
-            let mut site = ingress("site", path, anns, "");
+            let (ty_want, value) = want[usize::from(*target == EG)];
+            let mut site =
+                ingress("site", path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"));
             if *path == "/exact" {
                 // A named port and no Service in the input to resolve it.
-                site = site
-                    .replace("pathType: ImplementationSpecific", "pathType: Exact")
-                    .replace("number: 80", "name: http");
+                site = site.replace("number: 80", "name: http");
             }
             let cm = if *cmk == "lost" { lost.clone() } else { cm.clone() };
             let m = run(&[cm, ingress("app", "/", &[], ""), site], *target);
             let text = m.report.text();
-            assert_eq!(routes(&m, false), ["app"], "{key} {target:?}\n{text}");
+            // A deny of `/` has app's match: app's route is dropped (refused), never left to compete.
+            let open: &[&str] = if value == "/" { &[] } else { &["app"] };
+            assert_eq!(routes(&m, false), open, "{key} {path} {target:?}\n{text}");
             assert_eq!(routes(&m, true), ["site-denied"], "{key} {target:?}\n{text}");
             let route = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site-denied").unwrap();
             assert_eq!(
                 route["spec"]["rules"],
-                json!([{"matches": [{"path": {"type": ty, "value": value}}]}]),
-                "{key} {target:?}"
+                json!([{"matches": [{"path": {"type": ty_want, "value": value}}]}]),
+                "{key} {path} {target:?}"
             );
             assert_eq!(route["spec"]["hostnames"], json!(["app.example.com"]));
             assert!(route["spec"]["parentRefs"][0].get("sectionName").is_none(), "every listener");
             assert_eq!(status(&m, key), Status::NotConverted, "{key} {target:?}\n{text}");
             assert!(text.contains("deny-all"), "{key} {target:?}: the report says how it is left out\n{text}");
+            let wider = m.report.entries.iter().any(|e| e.key.starts_with("deny-all ") && e.status == Status::Changed);
+            assert_eq!(
+                wider,
+                ty_want != "Exact" && value != *path,
+                "{key} {path} {target:?}: a wider deny is reported\n{text}"
+            );
             assert!(m.report.incomplete());
             assert!(open_policies(&m).is_empty(), "{key} {target:?}: nothing of the left-out Ingress is kept");
         }
     }
     // A left-out Ingress's defaultBackend is the `/` fallback of its host: denied too.
     let fallback = "  defaultBackend:\n    service:\n      name: site-svc\n      port:\n        number: 80\n";
-    let m = run(&[cm.clone(), ingress("site", "/admin", &[("auth-type", "basic")], fallback)], R);
+    let site = ingress("site", "/admin", &[("auth-type", "basic")], fallback)
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let m = run(&[cm.clone(), site], R);
     let route = one(&m, "HTTPRoute");
     assert_eq!(route["spec"]["rules"].as_array().unwrap().len(), 2, "{route:#}");
     assert_eq!(route["spec"]["rules"][1]["matches"][0]["path"], json!({"type": "PathPrefix", "value": "/"}));
@@ -1331,7 +1435,12 @@ fn policy_names_never_collide_across_ingresses() {
     let rule = many.split_once("  rules:\n").unwrap().1.to_owned();
     let mut rules = String::new();
     for i in 0..17 {
-        rules.push_str(&rule.replace("app.example.com", &format!("h{i}.example")));
+        // A path of its own per host: routes that differ only by host would share one route.
+        let r = rule
+            .replace("app.example.com", &format!("h{i}.example"))
+            .replace("path: \"/\"", &format!("path: \"/p{i}\""))
+            .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+        rules.push_str(&r);
     }
     many = format!("{}  rules:\n{rules}", many.split_once("  rules:\n").unwrap().0);
     let limited = ingress("api-2", "/", &[("limit-rps", "100")], "").replace("app.example.com", "other.example");
@@ -1370,23 +1479,26 @@ fn policy_names_never_collide_across_ingresses() {
 /// without restrictions the difference is reported changed.
 #[test]
 fn implementation_specific_paths_are_string_prefixes() {
-    type StringPrefix<'a> = (&'a str, &'a str, bool, &'a [&'a str], &'a [&'a str], Option<Status>);
+    type StringPrefix<'a> = (&'a str, &'a str, bool, [&'a [&'a str]; 2], &'a [&'a str], Option<Status>);
     let allow = [("allowlist-source-range", "192.0.2.0/24")];
-    // (path, pathType, restricted, open routes, denied routes, report status of `path …`)
+    // (path, pathType, restricted, open routes (realip, Envoy Gateway), denied routes, report status of `path …`)
+    // realip cannot match a string prefix: its deny is PathPrefix /, which also takes app's `/` (N1).
     let table: &[StringPrefix] = &[
-        ("/admin", "ImplementationSpecific", true, &["app"], &["site-denied"], Some(Status::NotConverted)),
-        ("/admin/", "ImplementationSpecific", true, &["app", "site"], &[], None),
-        ("/admin", "Prefix", true, &["app", "site"], &[], None),
-        ("/admin", "ImplementationSpecific", false, &["app", "site"], &[], Some(Status::Changed)),
+        ("/admin", "ImplementationSpecific", true, [&[], &["app"]], &["site-denied"], Some(Status::NotConverted)),
+        ("/admin/", "ImplementationSpecific", true, [&["app", "site"]; 2], &[], None),
+        ("/admin", "Prefix", true, [&["app", "site"]; 2], &[], None),
+        // Prefix `/admin/`: nginx answers `/admin` with a 301, the route serves it (N10).
+        ("/admin/", "Prefix", true, [&["app", "site"]; 2], &[], Some(Status::Changed)),
+        ("/admin", "ImplementationSpecific", false, [&["app", "site"]; 2], &[], Some(Status::Changed)),
     ];
-    for target in [R, EG] {
+    for (t, target) in [R, EG].into_iter().enumerate() {
         for (path, ty, restricted, open, denied, st) in table {
             let anns: &[(&str, &str)] = if *restricted { &allow } else { &[] };
             let site =
                 ingress("site", path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"));
             let m = run(&[controller(&[]), ingress("app", "/", &[], ""), site], target);
             let text = m.report.text();
-            assert_eq!(routes(&m, false), *open, "{path} {ty} {restricted}\n{text}");
+            assert_eq!(routes(&m, false), open[t], "{path} {ty} {restricted}\n{text}");
             assert_eq!(routes(&m, true), *denied, "{path} {ty} {restricted}\n{text}");
             let e = m.report.entries.iter().find(|e| e.key == format!("path {path}")).map(|e| e.status);
             assert_eq!(e, *st, "{path} {ty} {restricted}\n{text}");
@@ -1450,7 +1562,10 @@ fn colliding_matches_and_regex_hosts() {
         ];
         let m = run(&docs, target);
         let text = m.report.text();
-        assert_eq!(routes(&m, false), ["app", "app-docs", "other"], "{target:?}\n{text}");
+        // realip's deny of a case-insensitive /admin is PathPrefix /, which takes app's `/` too;
+        // Envoy Gateway's is (?i)^/admin.* (N1).
+        let open: &[&str] = if target == R { &["app-docs", "other"] } else { &["app", "app-docs", "other"] };
+        assert_eq!(routes(&m, false), open, "{target:?}\n{text}");
         assert_eq!(routes(&m, true), ["app-admin-denied"], "{target:?}\n{text}");
         let e =
             m.report.entries.iter().find(|e| e.object == "Ingress/web/app-admin" && e.key == "path /admin").unwrap();
@@ -1532,4 +1647,147 @@ fn wildcard_tls_hosts_redirect_their_subdomains() {
     let deep = ingress("site", "/", &[], &tls).replace("app.example.com", "a.shop.example.com");
     let m = run(&[controller(&[]), deep], R);
     assert_eq!(find(&m, "HTTPRoute").len(), 1, "{}", m.report.text());
+}
+
+/// Envoy Gateway tries every RegularExpression match before any PathPrefix
+/// (longer patterns first; internal/gatewayapi/sort.go), so on a host in
+/// regex mode a restricted location's deny is a case-insensitive regex
+/// longer than any open regex whose path is not longer, as nginx tries the
+/// longer regex locations first (N2).
+#[test]
+fn denies_outrank_open_regex_routes_on_envoy_gateway() {
+    let typed = |name: &str, path: &str, ty: &str, anns: &[(&str, &str)]| {
+        ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"))
+    };
+    let m = run(
+        &[
+            controller(&[]),
+            typed("api", "/api/.*", "ImplementationSpecific", &[("use-regex", "true")]),
+            typed("api-admin", "/api/admin", "Prefix", &[("allowlist-source-range", "192.0.2.0/24")]),
+        ],
+        EG,
+    );
+    let text = m.report.text();
+    assert_eq!(routes(&m, false), ["api"], "{text}");
+    assert_eq!(routes(&m, true), ["api-admin-denied"], "{text}");
+    let path = |name: &str| {
+        let r = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == name).unwrap();
+        let p = &r["spec"]["rules"][0]["matches"][0]["path"];
+        assert_eq!(p["type"], "RegularExpression", "{r:#}");
+        p["value"].as_str().unwrap().to_owned()
+    };
+    let (open, deny) = (path("api"), path("api-admin-denied"));
+    assert!(deny.starts_with("(?i)^/api/admin.*"), "{deny}");
+    assert!(deny.len() > open.len(), "Envoy Gateway must try the deny first: {deny} vs {open}");
+    // realip has no regex routes: the open regex path does not convert, the deny is `/`.
+    let m = run(
+        &[
+            controller(&[]),
+            typed("api", "/api/.*", "ImplementationSpecific", &[("use-regex", "true")]),
+            typed("api-admin", "/api/admin", "Prefix", &[("allowlist-source-range", "192.0.2.0/24")]),
+        ],
+        R,
+    );
+    assert!(routes(&m, false).is_empty(), "{}", m.report.text());
+}
+
+/// Client certificates (`auth-tls-*`) and a refusing `server-snippet` of one
+/// Ingress restrict the whole nginx server of its hosts: every location,
+/// from every Ingress of the host. They do not convert, so every route of
+/// those hosts is denied, and the host's `/` too; other hosts stay open (N3).
+#[test]
+fn host_wide_restrictions_deny_the_whole_host() {
+    let cm = controller(&[("allow-snippet-annotations", "true")]);
+    let typed = |name: &str, path: &str, anns: &[(&str, &str)]| {
+        ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", "pathType: Prefix")
+    };
+    for (k, v) in [
+        ("auth-tls-secret", "web/client-ca"),
+        ("auth-tls-verify-client", "on"),
+        ("server-snippet", "if ($remote_addr !~ \"^192\\.0\\.2\\.\") { return 403; }"),
+    ] {
+        for target in [R, EG] {
+            let m = run(
+                &[
+                    cm.clone(),
+                    typed("app", "/", &[]),
+                    typed("docs", "/docs", &[]),
+                    typed("mtls", "/secure", &[(k, v)]),
+                    typed("other", "/", &[]).replace("app.example.com", "other.example.com"),
+                ],
+                target,
+            );
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), ["other"], "{k} {target:?}\n{text}");
+            assert_eq!(routes(&m, true), ["app-denied", "docs-denied", "mtls-denied"], "{k} {target:?}\n{text}");
+            assert_eq!(status(&m, "path app.example.com/docs (Prefix)"), Status::NotConverted, "{text}");
+            assert!(text.contains("restricts the whole server of app.example.com"), "{text}");
+            // The host is denied at `/` (here by app's own `/`, now deny-all).
+            let app = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "app-denied").unwrap();
+            assert_eq!(app["spec"]["rules"][0]["matches"][0]["path"], json!({"type": "PathPrefix", "value": "/"}));
+        }
+    }
+    // No `/` on the host: the Ingress that restricts it gets a deny-all `/`.
+    let m = run(&[cm, typed("docs", "/docs", &[]), typed("mtls", "/secure", &[("auth-tls-secret", "web/ca")])], R);
+    let r = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "mtls-denied").unwrap();
+    let paths: Vec<&serde_json::Value> =
+        r["spec"]["rules"].as_array().unwrap().iter().map(|r| &r["matches"][0]["path"]["value"]).collect();
+    assert_eq!(paths, [&json!("/secure"), &json!("/")], "{r:#}");
+    assert_eq!(status(&m, "host app.example.com"), Status::NotConverted);
+    // Dropped snippets (allow-snippet-annotations not true) restrict nothing.
+    let m =
+        run(&[controller(&[]), typed("app", "/", &[]), typed("guard", "/g", &[("server-snippet", "deny all;")])], R);
+    assert_eq!(routes(&m, false), ["app", "guard"], "{}", m.report.text());
+}
+
+/// ingress-nginx keeps one limit_req zone per Ingress: one bucket per client
+/// for all its hosts and paths. realip's ClientAccessPolicy (one bucket
+/// each) takes at most 16 targets, so hosts whose routes are the same share
+/// one HTTPRoute (up to 16 hostnames) and the Ingress keeps one policy;
+/// when that is not enough the split is reported. Envoy Gateway's policies
+/// have no target maximum: one policy (N5).
+#[test]
+fn one_rate_limit_bucket_per_ingress() {
+    let hosts = |same_paths: bool| {
+        let one = ingress("api", "/", &[("limit-rps", "1")], "")
+            .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+        let (head, rule) = one.split_once("  rules:\n").unwrap();
+        let mut rules = String::new();
+        for i in 0..17 {
+            let mut r = rule.replace("app.example.com", &format!("h{i}.example"));
+            if !same_paths {
+                r = r.replace("path: \"/\"", &format!("path: \"/p{i}\""));
+            }
+            rules.push_str(&r);
+        }
+        format!("{head}  rules:\n{rules}")
+    };
+    let m = run(&[controller(&[]), hosts(true)], R);
+    let text = m.report.text();
+    let p = one(&m, "ClientAccessPolicy");
+    assert_eq!(p["spec"]["targetRefs"].as_array().unwrap().len(), 2, "{p:#}\n{text}");
+    let hostnames: Vec<usize> =
+        find(&m, "HTTPRoute").iter().map(|r| r["spec"]["hostnames"].as_array().unwrap().len()).collect();
+    assert_eq!(hostnames, [16, 1], "{text}");
+    assert!(m.report.entries.iter().all(|e| e.key != "rate limit buckets"), "{text}");
+    // Different paths per host: 17 routes, two policies, two buckets: reported.
+    let m = run(&[controller(&[]), hosts(false)], R);
+    assert_eq!(find(&m, "ClientAccessPolicy").len(), 2);
+    assert_eq!(status(&m, "rate limit buckets"), Status::Changed, "{}", m.report.text());
+    // Envoy Gateway: one BackendTrafficPolicy for all 17 routes.
+    let m = run(&[controller(&[]), hosts(false)], EG);
+    assert_eq!(one(&m, "BackendTrafficPolicy")["spec"]["targetRefs"].as_array().unwrap().len(), 17);
+}
+
+/// A canary whose main location is left out (deny-all) is reported as
+/// refused with it, not as having no main Ingress (N11).
+#[test]
+fn a_canary_of_a_denied_location_says_so() {
+    let main = ingress("main", "/", &[("auth-type", "basic")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let canary = ingress("main-canary", "/", &[("canary", "true"), ("canary-weight", "10")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let m = run(&[controller(&[]), main, canary], R);
+    let e = m.report.entries.iter().find(|e| e.key.starts_with("canary path")).unwrap();
+    assert!(e.why.contains("deny-all"), "{}", e.why);
 }
