@@ -20,6 +20,12 @@
 //!   once; Ingresses keep being served.
 //! - Both sides are published in one value ([`Published`]) at the end of
 //!   a batch: a batch that changes both is one update for the proxy.
+//! - A translation keeps what it computed per HTTPRoute
+//!   ([`crate::gateway::translate::RouteCache`]): a change of one route
+//!   translates that route alone, while Gateways, Services and the other
+//!   objects routes depend on are unchanged; unchanged routes and
+//!   statuses are passed on as the same shared values, so the proxy and
+//!   the status comparison below see them equal by pointer.
 //! - Status: a translation renders and compares only the statuses that
 //!   differ from what was last settled (written, or found in place) for
 //!   that object; an update of an object's status alone (generation

@@ -27,7 +27,12 @@
 //!   listener keeps the file's chain and the routes of the listeners
 //!   whose policy it cannot apply are [`Unserved::ClientIpConflict`];
 //! - route names are the set's stable [`Route::name`]s, so metrics and
-//!   logs keep their names when other objects come and go.
+//!   logs keep their names when other objects come and go;
+//! - a reload converts only the routes that changed ([`Conversions`]):
+//!   a route that is the same shared value as at the previous reload
+//!   reuses its conversion while the listeners, pools and file settings
+//!   it was converted with are the same; the result is the same as a
+//!   conversion from scratch.
 
 use std::collections::HashMap;
 use std::fmt;
