@@ -60,8 +60,27 @@ pub struct Endpoint {
     fails: AtomicU32,
     /// Milliseconds since the pool's epoch until which it rests.
     ejected_until: AtomicU64,
-    /// Idle keep-alive connections, most recent last.
-    idle: Mutex<std::collections::VecDeque<Idle>>,
+    /// Idle keep-alive connections, most recent last: one list per worker
+    /// ([`crate::workers`]), since a connection is served by the runtime
+    /// that opened it.
+    idle: Box<[Mutex<std::collections::VecDeque<Idle>>]>,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            in_flight: AtomicUsize::new(0),
+            fails: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            idle: (0..crate::workers::count()).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The calling worker's idle connections.
+    fn idle(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Idle>> {
+        self.idle[crate::workers::shard(self.idle.len())].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A keep-alive upstream connection that nobody is using. Its connection
@@ -162,7 +181,7 @@ impl tokio::io::AsyncWrite for UpStream {
     }
 }
 
-/// Idle connections kept per endpoint.
+/// Idle connections kept per endpoint and worker.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
 /// A request that cannot be sent again (a body, or a method that is not
@@ -337,18 +356,7 @@ impl Pool {
         let connect_timeout = cfg.connect_timeout.map_or(Duration::from_secs(2), |d| d.0);
         Pool {
             name: cfg.name.clone(),
-            endpoints: cfg
-                .endpoints
-                .iter()
-                .filter_map(|e| e.parse().ok())
-                .map(|addr| Endpoint {
-                    addr,
-                    in_flight: AtomicUsize::new(0),
-                    fails: AtomicU32::new(0),
-                    ejected_until: AtomicU64::new(0),
-                    idle: Mutex::new(std::collections::VecDeque::new()),
-                })
-                .collect(),
+            endpoints: cfg.endpoints.iter().filter_map(|e| e.parse().ok()).map(Endpoint::new).collect(),
             next: AtomicUsize::new(0),
             balance: cfg.balance,
             proxy_out: cfg.proxy_protocol,
@@ -477,7 +485,7 @@ impl Pool {
     fn checkout(&self, ep: &Endpoint, max_idle: Duration) -> Option<Idle> {
         loop {
             let mut c = {
-                let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut idle = ep.idle();
                 let age = idle.back()?.since.elapsed();
                 if age >= self.idle_timeout {
                     idle.clear(); // the rest are older still
@@ -495,7 +503,7 @@ impl Pool {
     }
 
     fn checkin(&self, ep: &Endpoint, c: Idle) {
-        let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = ep.idle();
         while idle.front().is_some_and(|o| o.since.elapsed() >= self.idle_timeout) {
             idle.pop_front();
         }
@@ -808,15 +816,7 @@ mod tests {
     fn pool(n: usize, balance: Balance) -> Pool {
         let mut p = Pool::for_tests("t");
         p.balance = balance;
-        p.endpoints = (0..n)
-            .map(|i| Endpoint {
-                addr: format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
-                in_flight: AtomicUsize::new(0),
-                fails: AtomicU32::new(0),
-                ejected_until: AtomicU64::new(0),
-                idle: Mutex::new(std::collections::VecDeque::new()),
-            })
-            .collect();
+        p.endpoints = (0..n).map(|i| Endpoint::new(format!("127.0.0.1:{}", 9000 + i).parse().unwrap())).collect();
         p
     }
 
