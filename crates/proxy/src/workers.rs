@@ -137,15 +137,31 @@ pub fn spawn(w: Worker) -> io::Result<std::thread::JoinHandle<()>> {
                 )));
             }
             drop(drain);
+            let reaper = tokio::spawn(prune_idle_upstreams(Arc::clone(&shared)));
             for t in tasks {
                 let _ = t.await;
             }
             // The accept loops returned (the drain started); connections
             // finish on this runtime until the server says stop.
             let _ = stop.wait_for(|s| *s).await;
+            reaper.abort();
         });
         rt.shutdown_background();
     })
+}
+
+/// Every second, closes the calling worker's upstream connections idle
+/// for longer than their pool's `idle_timeout` ([`crate::upstream::Pool::prune_idle`]),
+/// in the pools of the snapshot in force.
+pub async fn prune_idle_upstreams(shared: Arc<Shared>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        for pool in shared.snapshot.load().pools.values() {
+            pool.prune_idle();
+        }
+    }
 }
 
 #[cfg(test)]
