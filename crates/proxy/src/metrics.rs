@@ -796,7 +796,7 @@ impl Metrics {
         );
         r.register(
             "realip_worker_connections",
-            "Downstream connections accepted, by worker (one single-threaded runtime per core)",
+            "Downstream connections accepted, by worker thread (with --runtime multi-thread all count as worker 0)",
             Shared(Arc::clone(&m.workers)),
         );
         Metrics { registry: r, ..m }
