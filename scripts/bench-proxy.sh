@@ -4,18 +4,31 @@
 #       → the same upstream (nginx `return 200` with a 1 KiB body)
 # Keep-alive both sides, X-Forwarded-For handling on, access logs on (to
 # files). Each proxy gets one worker on CPU 1; wrk and the upstream share
-# CPU 0. Prints req/s, p50/p99 latency, CPU seconds and peak RSS for each,
+# CPU 0. With CORES=all every proxy uses every core instead (nginx
+# `worker_processes auto`, HAProxy `nbthread` = CPUs, realip's default of
+# one worker per CPU), nothing is pinned and wrk runs one thread per CPU:
+# client, upstream and proxy then share the cores. Prints req/s, p50/p99 latency, CPU seconds and peak RSS for each,
 # the ratios to nginx, and RSS with IDLE_CONNS (default 8000) idle keep-alive
 # connections.
 #
 # Usage: scripts/bench-proxy.sh [SECONDS] [CONNECTIONS]   (default 10 s, 50;
-#        env REALIP_BIN: a realip binary to use instead of building one)
+#        env REALIP_BIN: a realip binary to use instead of building one;
+#        env CORES=1 (default) or all)
+# CPU and memory figures are of the whole process tree (nginx: master and
+# workers; realip and HAProxy: all threads).
 # Needs: nginx, haproxy, wrk, python3, taskset; a release build of realip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-10}"
 conns="${2:-50}"
 idle_conns="${IDLE_CONNS:-8000}"  # the fd hard limit here is 20000; HAProxy needs 2 per connection
+cores="${CORES:-1}"
+ncpu=$(nproc)
+case "$cores" in
+  1) client_pin=(taskset -c 0) proxy_pin=(taskset -c 1) realip_workers=(--workers 1) nginx_workers=1 haproxy_threads=1 wrk_threads=1 ;;
+  all) client_pin=() proxy_pin=() realip_workers=() nginx_workers=auto haproxy_threads=$ncpu wrk_threads=$ncpu ;;
+  *) echo "bench-proxy: CORES must be 1 or all, not $cores" >&2; exit 2 ;;
+esac
 for c in nginx haproxy wrk python3 taskset; do
   command -v "$c" >/dev/null || { echo "bench-proxy: $c is required" >&2; exit 1; }
 done
@@ -61,7 +74,7 @@ http {
   server { listen 127.0.0.1:$UP; location / { return 200 "$body"; } }
 }
 EOF
-taskset -c 0 nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
+${client_pin[@]+"${client_pin[@]}"} nginx -p "$work/up" -c "$work/up/nginx.conf" & pids+=($!)
 wait_port $UP
 
 # --- realip proxy ---------------------------------------------------------------
@@ -92,13 +105,13 @@ bind = "127.0.0.1:$ADMIN"
 [lifecycle]
 watch_interval = "0s"
 EOF
-taskset -c 1 "$realip" proxy --workers 1 --config "$work/realip.toml" 2>"$work/realip.err" & pids+=($!)
+${proxy_pin[@]+"${proxy_pin[@]}"} "$realip" proxy ${realip_workers[@]+"${realip_workers[@]}"} --config "$work/realip.toml" 2>"$work/realip.err" & pids+=($!)
 realip_pid=$!
 wait_port $REALIP
 
 # --- nginx as the proxy, with the realip module ---------------------------------
 cat >"$work/ngx/nginx.conf" <<EOF
-worker_processes 1;
+worker_processes $nginx_workers;
 daemon off;
 pid $work/ngx/nginx.pid;
 error_log $work/ngx/error.log;
@@ -123,14 +136,14 @@ http {
   }
 }
 EOF
-taskset -c 1 nginx -p "$work/ngx" -c "$work/ngx/nginx.conf" & pids+=($!)
+${proxy_pin[@]+"${proxy_pin[@]}"} nginx -p "$work/ngx" -c "$work/ngx/nginx.conf" & pids+=($!)
 nginx_pid=$!
 wait_port $NGINX
 
 # --- HAProxy with option forwardfor ---------------------------------------------
 cat >"$work/haproxy.cfg" <<EOF
 global
-  nbthread 1
+  nbthread $haproxy_threads
   maxconn 9000
   log stdout format raw local0
 defaults
@@ -150,25 +163,25 @@ frontend f
 backend b
   server up 127.0.0.1:$UP
 EOF
-taskset -c 1 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-access.log" 2>&1 & pids+=($!)
+${proxy_pin[@]+"${proxy_pin[@]}"} haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy-access.log" 2>&1 & pids+=($!)
 haproxy_pid=$!
 wait_port $HAPROXY
 
-# utime and stime of a process, in clock ticks
-cpu_ticks() { awk '{print $14, $15}' "/proc/$1/stat"; }
-hwm_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status"; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
-# nginx: the worker is the child of the master.
-worker_of() { local w; w=$(pgrep -P "$1" | head -1); echo "${w:-$1}"; }
-nginx_worker=$(worker_of "$nginx_pid")
+# A process and its children (nginx: the master and its workers).
+tree() { echo "$1"; pgrep -P "$1" || true; }
+# utime and stime of a process tree, in clock ticks
+cpu_ticks() { for p in $(tree "$1"); do awk '{print $14, $15}' "/proc/$p/stat"; done | awk '{u+=$1; s+=$2} END {print u, s}'; }
+hwm_kb() { for p in $(tree "$1"); do awk '/VmHWM/ {print $2}' "/proc/$p/status"; done | awk '{k+=$1} END {print k}'; }
+rss_kb() { for p in $(tree "$1"); do awk '/VmRSS/ {print $2}' "/proc/$p/status"; done | awk '{k+=$1} END {print k}'; }
+nginx_worker=$nginx_pid
 tck=$(getconf CLK_TCK)
 
 declare -A RPS P50 P99 CPU HWM USR_US SYS_US
 run() { # name port pid
   local name=$1 port=$2 pid=$3 out before after
-  taskset -c 0 wrk -t1 -c"$conns" -d2s -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$port/" >/dev/null
+  ${client_pin[@]+"${client_pin[@]}"} wrk -t"$wrk_threads" -c"$conns" -d2s -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$port/" >/dev/null
   before=$(cpu_ticks "$pid")
-  out=$(taskset -c 0 wrk -t1 -c"$conns" -d"${secs}s" --latency -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$port/")
+  out=$(${client_pin[@]+"${client_pin[@]}"} wrk -t"$wrk_threads" -c"$conns" -d"${secs}s" --latency -H 'X-Forwarded-For: 198.51.100.7' "http://127.0.0.1:$port/")
   after=$(cpu_ticks "$pid")
   if echo "$out" | grep -q 'Non-2xx'; then echo "bench-proxy: $name answered non-2xx:"; echo "$out"; exit 1; fi
   RPS[$name]=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
@@ -215,8 +228,8 @@ IDLE[nginx]=$(idle_rss $NGINX "$nginx_worker")
 IDLE[haproxy]=$(idle_rss $HAPROXY "$haproxy_pid")
 
 echo
-echo "proxy benchmark: ${secs}s, ${conns} connections, keep-alive, 1 KiB responses, XFF on, access logs on"
-echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), $(uname -r); date: $(date -u +%Y-%m-%d)"
+echo "proxy benchmark: CORES=$cores, ${secs}s, ${conns} connections, keep-alive, 1 KiB responses, XFF on, access logs on"
+echo "machine: $(nproc) CPUs, $(awk -F: '/model name/ {print $2; exit}' /proc/cpuinfo | xargs), $(uname -r); date: $(date -u +%Y-%m-%d); load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf "%-8s %12s %10s %10s %9s %10s %10s %11s %16s\n" proxy "req/s" p50 p99 "cpu s" "user us/r" "sys us/r" "peak MiB" "RSS idle MiB"
 for n in realip nginx haproxy; do
   printf "%-8s %12s %10s %10s %9s %10s %10s %11s %16s\n" "$n" "${RPS[$n]}" "${P50[$n]}" "${P99[$n]}" "${CPU[$n]}" "${USR_US[$n]}" "${SYS_US[$n]}" "${HWM[$n]}" "${IDLE[$n]}"

@@ -361,6 +361,15 @@ impl PolicyArgs {
     }
 }
 
+/// How `realip proxy` runs its listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProxyRuntime {
+    /// One single-threaded runtime per worker thread.
+    PerCore,
+    /// One multi-threaded, work-stealing runtime.
+    MultiThread,
+}
+
 #[derive(Debug, Args)]
 pub struct ProxyArgs {
     /// The TOML configuration file.
@@ -369,9 +378,14 @@ pub struct ProxyArgs {
     /// Validate the configuration (and load certificates), print every error, exit.
     #[arg(long)]
     pub check: bool,
-    /// Worker threads [default: one per CPU].
+    /// Worker threads [default: one per CPU]. Each runs a single-threaded runtime with its own
+    /// SO_REUSEPORT socket per listener (with --runtime multi-thread: the runtime's worker threads).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// per-core: one single-threaded runtime per worker thread; multi-thread: one work-stealing
+    /// runtime and one socket per listener.
+    #[arg(long, value_enum, default_value = "per-core", value_name = "KIND")]
+    pub runtime: ProxyRuntime,
     /// Also route the Ingresses of --ingress-class, with pool members from
     /// EndpointSlices (in-cluster service account, or KUBECONFIG) (docs/kubernetes.md).
     #[arg(long)]

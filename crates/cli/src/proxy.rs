@@ -2,7 +2,7 @@
 
 use anyhow::{anyhow, Context as _};
 
-use crate::args::ProxyArgs;
+use crate::args::{ProxyArgs, ProxyRuntime};
 use crate::failure::Failure;
 
 pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
@@ -21,15 +21,23 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
             realip_proxy::log::event(&serde_json::json!({"event": "config_warning", "warning": w}));
         }
     }
-    let mut rt = tokio::runtime::Builder::new_multi_thread();
-    rt.enable_all();
-    match a.workers {
-        Some(0) => return Err(Failure::usage(anyhow!("--workers: must be at least 1"))),
-        Some(n) => {
-            rt.worker_threads(n);
-        }
-        None => {}
+    if a.workers == Some(0) {
+        return Err(Failure::usage(anyhow!("--workers: must be at least 1")));
     }
+    let workers = realip_proxy::workers::resolve(a.workers);
+    // per-core: this thread's runtime keeps signals, reloads, watchers and
+    // the admin listener; the listeners are served on `workers` threads.
+    let (mut rt, serving) = match a.runtime {
+        ProxyRuntime::PerCore => {
+            (tokio::runtime::Builder::new_current_thread(), realip_proxy::server::Serving::Workers(workers))
+        }
+        ProxyRuntime::MultiThread => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            rt.worker_threads(workers);
+            (rt, realip_proxy::server::Serving::InRuntime)
+        }
+    };
+    rt.enable_all();
     let kubernetes = if a.kubernetes {
         let publish_service = match &a.publish_service {
             Some(s) => Some(
@@ -51,6 +59,6 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
         None
     };
     let rt = rt.build().context("starting the runtime").map_err(Failure::usage)?;
-    rt.block_on(realip_proxy::server::run_with(a.config.clone(), kubernetes))
+    rt.block_on(realip_proxy::server::run_serving(a.config.clone(), kubernetes, serving))
         .map_err(|e| Failure::rejected(anyhow!("{e}")))
 }

@@ -12,8 +12,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{
-    base, base_with_listener, curl, echo, get, need, peer_missing, proxy, raw_http, self_signed, spawn, wait_line,
-    wait_port, TempDir,
+    base, base_with_listener, curl, echo, get, need, peer_missing, proxy, proxy_args, raw_http, self_signed, spawn,
+    wait_line, wait_port, TempDir,
 };
 use serde_json::Value;
 
@@ -475,6 +475,57 @@ fn sigterm_drains_without_failing_requests() {
     assert!(status.success(), "{status:?}");
 }
 
+/// `realip_worker_connections_total` by worker index.
+fn per_worker(p: &common::Proxy) -> Vec<u64> {
+    let m = p.metrics();
+    let mut counts = Vec::new();
+    for line in m.lines().filter(|l| l.starts_with("realip_worker_connections_total{worker=")) {
+        let (labels, n) = line.rsplit_once(' ').unwrap();
+        let i: usize = labels.trim_end_matches("\"}").rsplit('"').next().unwrap().parse().unwrap();
+        counts.resize(counts.len().max(i + 1), 0);
+        counts[i] = n.parse().unwrap();
+    }
+    counts
+}
+
+/// `--workers 2`: two single-threaded runtimes, each with its own
+/// SO_REUSEPORT socket: both accept connections (the kernel spreads them
+/// by 4-tuple; 64 connections all landing on one socket of two is a
+/// 2^-63 event), and a reload reaches both: every connection accepted
+/// after it, on either worker, is served by the new configuration, and so
+/// is the next request of connections kept open across it.
+#[test]
+fn two_workers_both_accept_and_both_see_a_reload() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let p = proxy_args(&base(up, ""), &["--workers", "2"]);
+    let web = p.addr("web");
+    let before = per_worker(&p);
+    assert_eq!(before, [0, 0], "one series per worker, from the start");
+    // Keep-alive connections opened before the reload (spread by the kernel).
+    let mut kept: Vec<std::io::BufReader<TcpStream>> =
+        (0..16).map(|_| std::io::BufReader::new(TcpStream::connect(web).unwrap())).collect();
+    for c in &mut kept {
+        assert_eq!(one_request(c), Some(200));
+    }
+    for _ in 0..64 {
+        assert_eq!(get(web, "/", &[]).0, 200);
+    }
+    let served = per_worker(&p);
+    assert!(served.iter().all(|n| *n > 0) && served.iter().sum::<u64>() == 80, "{served:?}");
+
+    std::fs::write(&p.config, base(up, "\n[policy]\ndeny = [\"127.0.0.1\"]\n")).unwrap();
+    kill(p.pid(), "-HUP");
+    wait_line(&p.proc.stderr, "\"reloaded\"", 10);
+    for _ in 0..64 {
+        assert_eq!(get(web, "/", &[]).0, 403, "a connection accepted after the reload");
+    }
+    let after = per_worker(&p);
+    assert!(after.iter().zip(&served).all(|(a, s)| a > s), "both workers accepted after the reload: {after:?}");
+    for c in &mut kept {
+        assert_eq!(one_request(c), Some(403), "a connection kept open across the reload");
+    }
+}
+
 /// A slow request head gets 408; an idle keep-alive connection is closed;
 /// a client over the connection limit gets 503.
 #[test]
@@ -500,9 +551,23 @@ fn slow_heads_idle_connections_and_connection_limit() {
     let text = read_all(&mut idle); // returns when the proxy closes the idle connection
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
     assert!(started.elapsed() < Duration::from_secs(9), "idle connection was closed by the proxy");
-    // Two connections held open; the third is refused with 503.
+    // The client sees the close a moment before the proxy's task ends and
+    // gives the connection's slot back (maybe on another worker): wait
+    // for that, as the gauge says, before filling the slots.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while p.counter("realip_connections_active") > 0 {
+        assert!(Instant::now() < deadline, "connections still counted open");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Two connections held open; the third is refused with 503. Each
+    // worker accepts from its own socket, in no order across workers: wait
+    // until both hold their slot before the third.
     let _a = TcpStream::connect(web).unwrap();
     let _b = TcpStream::connect(web).unwrap();
+    while p.counter("realip_connections_active") < 2 {
+        assert!(Instant::now() < deadline, "the two connections were not accepted");
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut c = TcpStream::connect(web).unwrap();

@@ -17,7 +17,8 @@
 //! - [`park`]: idle HTTP/1.1 connections give hyper's state back;
 //! - [`drain`]: the shutdown signal every connection holds;
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`;
-//! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM).
+//! - [`server`]: start, reload (SIGHUP / file change), drain (SIGTERM);
+//! - [`workers`]: one single-threaded runtime per core, `SO_REUSEPORT`.
 #![forbid(unsafe_code)]
 
 pub mod accept;
@@ -45,6 +46,7 @@ pub mod timeouts;
 pub mod tls;
 pub mod upstream;
 pub mod websocket;
+pub mod workers;
 
 pub use config::Config;
 pub use error::Error;

@@ -54,18 +54,20 @@ use crate::metrics::{ListenerMetrics, ProxyProtocolReason, Rejected};
 
 use crate::log::event as log_event;
 
-/// Accepts on `acceptor` until the drain starts. `slots` is the global
-/// connection cap; each connection holds `drain` so the server can wait
-/// for it.
+/// Accepts on `acceptor` until the drain starts, counting connections
+/// for `worker` ([`crate::workers`]). `slots` is the global connection
+/// cap; each connection holds `drain` so the server can wait for it.
 pub async fn serve(
     name: Arc<str>,
     mut acceptor: Acceptor,
     shared: Arc<Shared>,
     slots: Arc<Semaphore>,
     mut drain: Watch,
+    worker: usize,
 ) {
     let local = acceptor.local_addr();
     let counters = shared.metrics.listener(&name);
+    let accepted = shared.metrics.worker(worker);
     loop {
         let (stream, peer) = tokio::select! {
             () = drain.signaled() => return,
@@ -73,6 +75,7 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         counters.connection();
+        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
             shared.metrics.rejected.inc(Rejected::MaxConnections);
             tokio::spawn(refuse(stream));
@@ -83,8 +86,9 @@ pub async fn serve(
         tokio::spawn(async move {
             shared.metrics.active_connections.inc();
             connection(stream, peer, local, name, Arc::clone(&shared), drain, &counters).await;
-            shared.metrics.active_connections.dec();
+            // The slot is free by the time the gauge says the connection is gone.
             drop(permit);
+            shared.metrics.active_connections.dec();
         });
     }
 }

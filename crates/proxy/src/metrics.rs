@@ -671,6 +671,26 @@ impl EncodeMetric for SourceCounters {
     }
 }
 
+/// `realip_worker_connections_total{worker}`: connections accepted by
+/// each worker ([`crate::workers`]); a handle per worker, resolved when
+/// it starts.
+#[derive(Debug, Default)]
+struct WorkerCounters(Mutex<Vec<Arc<AtomicU64>>>);
+
+impl EncodeMetric for WorkerCounters {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let values: Vec<u64> = lock(&self.0).iter().map(|n| n.load(Ordering::Relaxed)).collect();
+        for (i, n) in values.into_iter().enumerate() {
+            ConstCounter::new(n).encode(encoder.encode_family(&[("worker", i.to_string())])?)?;
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
+    }
+}
+
 /// All metrics of one proxy process (kept across reloads).
 #[derive(Debug)]
 pub struct Metrics {
@@ -693,6 +713,7 @@ pub struct Metrics {
     pub store_states: Counters<StoreState>,
     sources: Arc<SourceCounters>,
     store_latency: Arc<Histogram>,
+    workers: Arc<WorkerCounters>,
 }
 
 impl Default for Metrics {
@@ -735,6 +756,7 @@ impl Metrics {
             store_states: Counters::default(),
             sources: Arc::default(),
             store_latency: Arc::default(),
+            workers: Arc::default(),
             registry,
         };
         // The registry appends the final period of each help text.
@@ -772,7 +794,21 @@ impl Metrics {
             "Rate-limit store call latency (global limits)",
             Shared(Arc::clone(&m.store_latency)),
         );
+        r.register(
+            "realip_worker_connections",
+            "Downstream connections accepted, by worker thread (with --runtime multi-thread all count as worker 0)",
+            Shared(Arc::clone(&m.workers)),
+        );
         Metrics { registry: r, ..m }
+    }
+
+    /// The accepted-connections counter of worker `i` (series start at 0).
+    pub fn worker(&self, i: usize) -> Arc<AtomicU64> {
+        let mut w = lock(&self.workers.0);
+        while w.len() <= i {
+            w.push(Arc::default());
+        }
+        Arc::clone(&w[i])
     }
 
     /// The counters of listener `name` (kept for the life of the process:

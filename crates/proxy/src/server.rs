@@ -1,5 +1,10 @@
 //! The proxy's life: bind, serve, reload, drain.
 //!
+//! - Serving ([`Serving`]): the data listeners are served either in the
+//!   calling runtime, or on worker threads, each with its own
+//!   `SO_REUSEPORT` socket per listener ([`crate::workers`]); in both cases
+//!   the calling runtime runs signals, the reloader, the watchers and the
+//!   admin listener, and the drain below covers every worker.
 //! - Reload (SIGHUP, or the config file changing on disk, or a new desired
 //!   state from the Kubernetes watcher): the new file is parsed, validated
 //!   and compiled into a snapshot *before* anything changes; a bad one is
@@ -69,10 +74,37 @@ pub async fn run(path: PathBuf) -> Result<(), Error> {
     run_with(path, None).await
 }
 
+/// Where the data listeners are served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serving {
+    /// In the runtime that runs the server, one socket per listener (what
+    /// `--runtime multi-thread` does).
+    InRuntime,
+    /// On this many worker threads, each a single-threaded runtime with
+    /// its own `SO_REUSEPORT` socket per listener ([`crate::workers`]);
+    /// the calling runtime keeps signals, reloads and the admin listener.
+    Workers(usize),
+}
+
 /// As [`run`]; with `kubernetes`, routes also come from the Ingresses of
 /// that class (reflectors on Ingresses, Services, EndpointSlices), applied
-/// like reloads.
+/// like reloads. Listeners are served in the calling runtime.
 pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<(), Error> {
+    run_serving(path, kubernetes, Serving::InRuntime).await
+}
+
+/// The sockets of one data listener: one, or one per worker.
+enum Bound {
+    One(TcpListener),
+    PerWorker(Vec<std::net::TcpListener>),
+}
+
+/// As [`run_with`], serving the listeners as `serving` says.
+pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving: Serving) -> Result<(), Error> {
+    if let Serving::Workers(n) = serving {
+        // Before the first pools are built: they keep a shard per worker.
+        crate::workers::set_count(n);
+    }
     let snapshot = check(&path)?;
     // Reach the API before binding anything: a bad kubeconfig fails fast.
     let client = match &kubernetes {
@@ -83,9 +115,11 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
         .map_err(|e| Error::Io { context: "opening the access log".into(), source: e })?;
     let mut binds = Vec::new();
     for l in &snapshot.config.listeners {
-        let tcp = TcpListener::bind(&l.bind)
-            .await
-            .map_err(|e| Error::Io { context: format!("listener `{}`: binding {}", l.name, l.bind), source: e })?;
+        let error = |e| Error::Io { context: format!("listener `{}`: binding {}", l.name, l.bind), source: e };
+        let tcp = match serving {
+            Serving::InRuntime => Bound::One(TcpListener::bind(&l.bind).await.map_err(error)?),
+            Serving::Workers(n) => Bound::PerWorker(crate::workers::bind_group(&l.bind, n).map_err(error)?),
+        };
         binds.push((Arc::<str>::from(l.name.as_str()), tcp));
     }
     let admin = match &snapshot.config.admin.bind {
@@ -108,18 +142,7 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     let hup = None;
     let shutdown = shutdown_signal();
     let (drain, watch) = Drain::new();
-    let mut tasks = Vec::new();
-    for (name, tcp) in binds {
-        let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
-        event(&serde_json::json!({"event": "listening", "listener": &*name, "addr": addr}));
-        tasks.push(tokio::spawn(crate::listener::serve(
-            Arc::clone(&name),
-            Acceptor::new(tcp, name),
-            Arc::clone(&shared),
-            Arc::clone(&slots),
-            watch.clone(),
-        )));
-    }
+    let (tasks, workers) = serve_listeners(binds, &shared, &slots, &watch)?;
     // Only the accept loops and connections hold the drain's watch.
     drop(watch);
     if let Some(tcp) = admin {
@@ -159,6 +182,10 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
         });
     }
     tokio::spawn(flush_access_log(Arc::clone(&shared)));
+    if !tasks.is_empty() {
+        // Listeners served here: so are their upstream connections.
+        tokio::spawn(crate::workers::prune_idle_upstreams(Arc::clone(&shared)));
+    }
     tokio::spawn(file_watch(path.clone(), Arc::clone(&shared), hup, triggers));
     tokio::spawn(reloader_with(path, Arc::clone(&shared), queue, Some(binds_tx)));
 
@@ -178,8 +205,86 @@ pub async fn run_with(path: PathBuf, kubernetes: Option<WatchConfig>) -> Result<
     for t in tasks {
         let _ = t.await;
     }
+    // The workers' connections are done or cut: their runtimes end.
+    workers.stop();
     shared.log.load().flush();
     Ok(())
+}
+
+/// The worker threads of [`Serving::Workers`], and how to end them.
+struct Workers {
+    stop: watch::Sender<bool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Ends every worker's runtime (connections still open are cut) and
+    /// waits for the threads.
+    fn stop(self) {
+        self.stop.send_replace(true);
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the accept loops: tasks of this runtime for [`Bound::One`],
+/// worker threads for [`Bound::PerWorker`].
+fn serve_listeners(
+    binds: Vec<(Arc<str>, Bound)>,
+    shared: &Arc<Shared>,
+    slots: &Arc<Semaphore>,
+    drain: &crate::drain::Watch,
+) -> Result<(Vec<tokio::task::JoinHandle<()>>, Workers), Error> {
+    let mut tasks = Vec::new();
+    let mut per_worker: Vec<Vec<(Arc<str>, std::net::TcpListener)>> = Vec::new();
+    // Every worker's series exists (at 0) before anything says "listening".
+    let workers = binds.iter().map(|(_, b)| if let Bound::PerWorker(s) = b { s.len() } else { 1 }).max();
+    for i in 0..workers.unwrap_or(0) {
+        shared.metrics.worker(i);
+    }
+    for (name, tcp) in binds {
+        match tcp {
+            Bound::One(tcp) => {
+                let addr = tcp.local_addr().map(|a| a.to_string()).unwrap_or_default();
+                event(&serde_json::json!({"event": "listening", "listener": &*name, "addr": addr}));
+                tasks.push(tokio::spawn(crate::listener::serve(
+                    Arc::clone(&name),
+                    Acceptor::new(tcp, name),
+                    Arc::clone(shared),
+                    Arc::clone(slots),
+                    drain.clone(),
+                    0,
+                )));
+            }
+            Bound::PerWorker(sockets) => {
+                let addr = sockets.first().and_then(|s| s.local_addr().ok()).map(|a| a.to_string());
+                event(&serde_json::json!({"event": "listening", "listener": &*name, "addr": addr.unwrap_or_default(),
+                    "workers": sockets.len()}));
+                per_worker.resize_with(sockets.len(), Vec::new);
+                for (w, s) in per_worker.iter_mut().zip(sockets) {
+                    w.push((Arc::clone(&name), s));
+                }
+            }
+        }
+    }
+    let (stop, stopped) = watch::channel(false);
+    let mut threads = Vec::new();
+    for (i, listeners) in per_worker.into_iter().enumerate() {
+        let worker = crate::workers::Worker {
+            index: i,
+            listeners,
+            shared: Arc::clone(shared),
+            slots: Arc::clone(slots),
+            drain: drain.clone(),
+            stop: stopped.clone(),
+        };
+        threads.push(
+            crate::workers::spawn(worker)
+                .map_err(|e| Error::Io { context: format!("starting worker {i}"), source: e })?,
+        );
+    }
+    Ok((tasks, Workers { stop, threads }))
 }
 
 /// Writes a buffered access log every `flush_interval` (of the log in

@@ -15,7 +15,9 @@
 //! - an idle connection is polled once before reuse (no syscall unless the
 //!   socket became readable), and dropped if the upstream closed it or it
 //!   is older than `idle_timeout` (default 4 s, below the usual upstream
-//!   keep-alives);
+//!   keep-alives); each worker also closes its connections idle past
+//!   `idle_timeout` every second ([`Pool::prune_idle`]), so those a burst
+//!   opened do not stay open (and in memory) until the next request;
 //! - a request the connection never sent (hyper hands it back) is sent on
 //!   a fresh connection; one that was sent on a *reused* connection and
 //!   failed before any response is sent again once when that is safe
@@ -60,8 +62,27 @@ pub struct Endpoint {
     fails: AtomicU32,
     /// Milliseconds since the pool's epoch until which it rests.
     ejected_until: AtomicU64,
-    /// Idle keep-alive connections, most recent last.
-    idle: Mutex<std::collections::VecDeque<Idle>>,
+    /// Idle keep-alive connections, most recent last: one list per worker
+    /// ([`crate::workers`]), since a connection is served by the runtime
+    /// that opened it.
+    idle: Box<[Mutex<std::collections::VecDeque<Idle>>]>,
+}
+
+impl Endpoint {
+    fn new(addr: SocketAddr) -> Endpoint {
+        Endpoint {
+            addr,
+            in_flight: AtomicUsize::new(0),
+            fails: AtomicU32::new(0),
+            ejected_until: AtomicU64::new(0),
+            idle: (0..crate::workers::count()).map(|_| Mutex::default()).collect(),
+        }
+    }
+
+    /// The calling worker's idle connections.
+    fn idle(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<Idle>> {
+        self.idle[crate::workers::shard(self.idle.len())].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
 }
 
 /// A keep-alive upstream connection that nobody is using. Its connection
@@ -162,7 +183,7 @@ impl tokio::io::AsyncWrite for UpStream {
     }
 }
 
-/// Idle connections kept per endpoint.
+/// Idle connections kept per endpoint and worker.
 pub const MAX_IDLE_PER_ENDPOINT: usize = 256;
 
 /// A request that cannot be sent again (a body, or a method that is not
@@ -337,18 +358,7 @@ impl Pool {
         let connect_timeout = cfg.connect_timeout.map_or(Duration::from_secs(2), |d| d.0);
         Pool {
             name: cfg.name.clone(),
-            endpoints: cfg
-                .endpoints
-                .iter()
-                .filter_map(|e| e.parse().ok())
-                .map(|addr| Endpoint {
-                    addr,
-                    in_flight: AtomicUsize::new(0),
-                    fails: AtomicU32::new(0),
-                    ejected_until: AtomicU64::new(0),
-                    idle: Mutex::new(std::collections::VecDeque::new()),
-                })
-                .collect(),
+            endpoints: cfg.endpoints.iter().filter_map(|e| e.parse().ok()).map(Endpoint::new).collect(),
             next: AtomicUsize::new(0),
             balance: cfg.balance,
             proxy_out: cfg.proxy_protocol,
@@ -477,7 +487,7 @@ impl Pool {
     fn checkout(&self, ep: &Endpoint, max_idle: Duration) -> Option<Idle> {
         loop {
             let mut c = {
-                let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut idle = ep.idle();
                 let age = idle.back()?.since.elapsed();
                 if age >= self.idle_timeout {
                     idle.clear(); // the rest are older still
@@ -494,8 +504,28 @@ impl Pool {
         }
     }
 
+    /// Closes the calling worker's idle connections that are older than
+    /// `idle_timeout` (they would never be reused: [`Pool::checkout`]
+    /// drops them). Without this, the connections a burst opened stay
+    /// until the next request to the endpoint. Returns how many were
+    /// closed.
+    pub fn prune_idle(&self) -> usize {
+        let mut closed = 0;
+        for ep in &self.endpoints {
+            let mut idle = ep.idle();
+            while idle.front().is_some_and(|o| o.since.elapsed() >= self.idle_timeout) {
+                idle.pop_front();
+                closed += 1;
+            }
+            if idle.is_empty() && idle.capacity() > 0 {
+                idle.shrink_to_fit();
+            }
+        }
+        closed
+    }
+
     fn checkin(&self, ep: &Endpoint, c: Idle) {
-        let mut idle = ep.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut idle = ep.idle();
         while idle.front().is_some_and(|o| o.since.elapsed() >= self.idle_timeout) {
             idle.pop_front();
         }
@@ -805,18 +835,31 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 mod tests {
     use super::*;
 
+    /// A connection kept idle past `idle_timeout` is closed by the reaper
+    /// (the upstream sees EOF), not kept until the next request.
+    #[tokio::test]
+    async fn prune_idle_closes_connections_past_their_idle_timeout() {
+        use tokio::io::AsyncReadExt as _;
+        let up = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut cfg = UpstreamConfig::plain("t".into(), vec![up.local_addr().unwrap().to_string()]);
+        cfg.idle_timeout = Some(crate::config::Dur(Duration::from_millis(50)));
+        let pool = Pool::new(&cfg);
+        let ep = &pool.endpoints[0];
+        let (sender, conn) = pool.connect_http(ep.addr, &[]).await.unwrap();
+        let (mut server_side, _) = up.accept().await.unwrap();
+        pool.checkin(ep, Idle { sender, conn, since: Instant::now() });
+        assert_eq!(pool.prune_idle(), 0, "younger than idle_timeout: kept");
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert_eq!(pool.prune_idle(), 1);
+        let mut buf = [0u8; 1];
+        let n = tokio::time::timeout(Duration::from_secs(5), server_side.read(&mut buf)).await.unwrap().unwrap();
+        assert_eq!(n, 0, "the upstream sees the close");
+    }
+
     fn pool(n: usize, balance: Balance) -> Pool {
         let mut p = Pool::for_tests("t");
         p.balance = balance;
-        p.endpoints = (0..n)
-            .map(|i| Endpoint {
-                addr: format!("127.0.0.1:{}", 9000 + i).parse().unwrap(),
-                in_flight: AtomicUsize::new(0),
-                fails: AtomicU32::new(0),
-                ejected_until: AtomicU64::new(0),
-                idle: Mutex::new(std::collections::VecDeque::new()),
-            })
-            .collect();
+        p.endpoints = (0..n).map(|i| Endpoint::new(format!("127.0.0.1:{}", 9000 + i).parse().unwrap())).collect();
         p
     }
 

@@ -209,11 +209,16 @@ impl Proxy {
 /// Starts the proxy with `config` (listeners may bind port 0; the actual
 /// addresses are read from its `listening` events).
 pub fn proxy(config: &str) -> Proxy {
+    proxy_args(config, &[])
+}
+
+/// [`proxy`] with more command-line arguments (`--workers 2`).
+pub fn proxy_args(config: &str, args: &[&str]) -> Proxy {
     let dir = TempDir::new("proxy");
     let path = dir.0.join("realip.toml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
-    cmd.args(["proxy", "--config"]).arg(&path);
+    cmd.args(["proxy", "--config"]).arg(&path).args(args);
     let p = spawn(&mut cmd);
     let n = config.matches("[[listener]]").count() + usize::from(config.contains("[admin]"));
     let mut listeners = std::collections::HashMap::new();

@@ -50,6 +50,7 @@ pub async fn serve(shared: &Arc<Shared>) -> (SocketAddr, realip_proxy::drain::Dr
         Arc::clone(shared),
         Arc::new(tokio::sync::Semaphore::new(100)),
         watch,
+        0,
     ));
     (addr, drain)
 }
