@@ -1231,6 +1231,10 @@ struct RoutePart {
 #[derive(Debug, Default)]
 pub struct RouteCache {
     context: Option<u64>,
+    /// The context and the EndpointSlices `backends` were resolved with.
+    endpoints: Option<u64>,
+    /// Service ports as last resolved (`None`: they did not resolve).
+    backends: std::collections::HashMap<BackendRef, Option<Backend>>,
     /// By uid.
     parts: std::collections::HashMap<String, Arc<RoutePart>>,
 }
@@ -1273,6 +1277,19 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     // The lists' lengths tell a removal from a change elsewhere.
     [inp.classes.len(), inp.gateways.len(), inp.listener_sets.len(), inp.grants.len()].hash(&mut h);
     [inp.namespaces.len(), inp.services.len(), inp.secrets.len()].hash(&mut h);
+    Some(h.finish())
+}
+
+/// A fingerprint of the EndpointSlices (by uid and `resourceVersion`), or
+/// `None` when one has no `resourceVersion`.
+fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
+    use std::hash::{Hash as _, Hasher as _};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for m in inp.slices.iter().map(|o| &o.metadata) {
+        m.uid.hash(&mut h);
+        m.resource_version.as_deref()?.hash(&mut h);
+    }
+    inp.slices.len().hash(&mut h);
     Some(h.finish())
 }
 
@@ -1885,18 +1902,30 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // now (looked up for each Service port once).
     let used: std::collections::HashSet<&str> =
         routes.iter().flat_map(|r| r.backends.iter().filter_map(|b| b.backend.as_deref())).collect();
+    // A Service port resolved by the previous translation is taken as it
+    // was while no Service or EndpointSlice changed (and the rest of the
+    // context did not either).
+    let endpoints = context.zip(endpoints_fingerprint(inp)).map(|(c, e)| c ^ e.rotate_left(1));
+    let mut resolved = if endpoints.is_some() && cache.endpoints == endpoints {
+        std::mem::take(&mut cache.backends)
+    } else {
+        std::collections::HashMap::new()
+    };
     let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
     if !used.is_empty() {
-        let index = services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices));
         let mut seen: std::collections::HashSet<&BackendRef> = std::collections::HashSet::new();
         for r in parts.iter().flat_map(|p| &p.backends).filter(|r| seen.insert(r)) {
-            if let Ok(b) = service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false) {
-                if used.contains(b.name.as_str()) {
-                    backends.insert(b.name.clone(), b);
-                }
+            let b = resolved.entry(r.clone()).or_insert_with(|| {
+                let index = services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices));
+                service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false).ok()
+            });
+            if let Some(b) = b.as_ref().filter(|b| used.contains(b.name.as_str())) {
+                backends.insert(b.name.clone(), b.clone());
             }
         }
     }
+    cache.backends = resolved;
+    cache.endpoints = endpoints;
     let used_certs: BTreeSet<&String> = specs.iter().flat_map(|l| &l.certs).collect();
     let route_set = RouteSet {
         backends: backends.into_values().collect(),
