@@ -999,3 +999,80 @@ fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
         assert!(msg.contains("[[listener]] `web`") && msg.contains(other), "{name}: {msg}");
     }
 }
+
+/// Objects the CRD schemas admit but realip's types refuse (an HTTPRoute
+/// weight past `i32`, a rate limit's ipv6PrefixLength of 300, a Gateway
+/// listener port past `i32`), present before the proxy starts: each is
+/// reported once by kind, namespace/name and field, and left out; every
+/// other object of their kinds is served. A route edited into such a state
+/// stops being served (fail closed), and is served again once fixed.
+#[test]
+fn an_object_that_does_not_decode_is_left_out_and_reported() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let good = json!({"parentRefs": [{"name": "gw"}], "hostnames": ["good.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]});
+    let bad = json!({"parentRefs": [{"name": "gw"}], "hostnames": ["bad.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80, "weight": 4_294_967_296_u64}]}]});
+    http_route(&api, "good", &good);
+    http_route(&api, "bad", &bad);
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "deny", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "good"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "badx",
+        &route_target,
+        &json!({"rateLimit": {"perSecond": 1, "ipv6PrefixLength": 300}}),
+    ));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gwbad", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 4_294_967_376_u64, "protocol": "HTTP"}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "undecodable", "gateway_ports = [80]\n", &[]);
+    let mut reported = Vec::new();
+    while reported.len() < 3 {
+        reported.push(wait_line(&p.stderr, "kubernetes_object_undecodable", 20));
+    }
+    let said = |kind: &str, name: &str, field: &str| {
+        reported.iter().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["kind"] == kind
+                && v["namespace"] == "web"
+                && v["name"] == name
+                && v["error"].as_str().unwrap_or("").contains(field)
+        })
+    };
+    assert!(said("HTTPRoute", "bad", "spec.rules[0].backendRefs[0].weight"), "{reported:#?}");
+    assert!(said("ClientAccessPolicy", "badx", "spec.rateLimit.ipv6PrefixLength"), "{reported:#?}");
+    assert!(said("Gateway", "gwbad", "spec.listeners[0].port"), "{reported:#?}");
+    until_status(&p, addr, "good.example.com", "/", 200);
+    let from = |host: &str, client: &str| {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req).0
+    };
+    assert_eq!(from("good.example.com", "192.0.2.9"), 403, "the good policy of the same kind is served");
+    assert_eq!(from("bad.example.com", "203.0.113.5"), 404, "the bad route is not served");
+    // Edited into an undecodable state: no longer served, and reported.
+    let mut broken = good.clone();
+    broken["rules"][0]["backendRefs"][0]["weight"] = json!(4_294_967_296_u64);
+    http_route(&api, "good", &broken);
+    let line = wait_line(&p.stderr, "kubernetes_object_undecodable", 20);
+    assert!(line.contains("\"name\":\"good\"") && line.contains("no longer in force"), "{line}");
+    until_status(&p, addr, "good.example.com", "/", 404);
+    // Fixed: served again; the route fixed in place is served too.
+    http_route(&api, "good", &good);
+    let mut fixed = bad;
+    fixed["rules"][0]["backendRefs"][0]["weight"] = json!(1);
+    http_route(&api, "bad", &fixed);
+    until_status(&p, addr, "good.example.com", "/", 200);
+    until_status(&p, addr, "bad.example.com", "/", 200);
+    let again: Vec<String> = p
+        .stderr
+        .try_iter()
+        .filter(|l| l.contains("kubernetes_object_undecodable") || l.contains("watch_error"))
+        .collect();
+    assert!(again.is_empty(), "reported again: {again:#?}");
+}
