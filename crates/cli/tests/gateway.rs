@@ -1076,3 +1076,65 @@ fn an_object_that_does_not_decode_is_left_out_and_reported() {
         .collect();
     assert!(again.is_empty(), "reported again: {again:#?}");
 }
+
+/// An Ingress of another namespace cannot add a path under a host an
+/// HTTPRoute serves (it would escape the Gateway's ClientAccessPolicy):
+/// that Ingress path is reported (`kubernetes_route_unserved`, naming the
+/// HTTPRoute) and not served — the host's requests get the Gateway's
+/// answers (403 for a denied client, 404 for a path no rule has), never
+/// the Ingress backend; its paths on other hosts are served; once the
+/// HTTPRoute is gone, the Ingress path is served again.
+#[test]
+fn an_ingress_does_not_take_paths_on_a_host_an_httproute_serves() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let (_attacker, evil_port) = echo_pod("attacker", 3);
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "evil"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": evil_port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "evil", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": evil_port}],
+        "endpoints": [{"addresses": ["127.0.0.3"], "conditions": {"ready": true}}]}));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/app"}}], "backendRefs": [{"name": "app", "port": 80}]},
+            {"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    let path = |p: &str| json!({"path": p, "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}});
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "grab", "namespace": "evil"},
+        "spec": {"ingressClassName": "realip", "rules": [
+            {"host": "a.example.com", "http": {"paths": [path("/login"), path("/other")]}},
+            {"host": "grab.example.com", "http": {"paths": [path("/")]}}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "hostowned", "gateway_ports = [80]\n", &[]);
+    let get = |host: &str, path: &str, client: &str| {
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        let (st, _, body) = exchange(addr, b"", &req);
+        (st, body.contains("attacker"))
+    };
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(
+        line.contains("ingress/evil/grab") && line.contains("host a.example.com owned by HTTPRoute web/site"),
+        "{line}"
+    );
+    until_status(&p, addr, "grab.example.com", "/", 200);
+    until_status(&p, addr, "a.example.com", "/app", 200);
+    assert_eq!(get("grab.example.com", "/", "203.0.113.5"), (200, true), "the Ingress's other host is served");
+    assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (403, false), "the Gateway's deny list holds");
+    assert_eq!(get("a.example.com", "/login", "203.0.113.5"), (200, false), "the HTTPRoute serves /login");
+    assert_eq!(get("a.example.com", "/login/x", "203.0.113.5"), (404, false), "no HTTPRoute rule: 404");
+    assert_eq!(get("a.example.com", "/other", "192.0.2.9"), (404, false), "never the Ingress backend");
+    // The HTTPRoute gone, the host is the Ingress's again.
+    api.delete("HTTPRoute", "web", "site");
+    let line = wait_line(&p.stderr, "kubernetes_route_served", 20);
+    assert!(line.contains("ingress/evil/grab"), "{line}");
+    until_status(&p, addr, "a.example.com", "/other", 200);
+    assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (200, true));
+}
