@@ -1138,3 +1138,32 @@ fn an_ingress_does_not_take_paths_on_a_host_an_httproute_serves() {
     until_status(&p, addr, "a.example.com", "/other", 200);
     assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (200, true));
 }
+
+/// Listener isolation through the real proxy: listeners `a`
+/// (a.example.com) and `wild` (*.example.com) on port 80; a route on `a`
+/// at /app and one on `wild` at /admin. a.example.com/admin is 404 (the
+/// wildcard listener's route does not serve a host listener `a` owns),
+/// b.example.com/admin is served.
+#[test]
+fn a_request_is_handled_by_the_routes_of_its_most_specific_listener() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"},
+            {"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]),
+    );
+    let rule = |path: &str| json!([{"matches": [{"path": {"type": "PathPrefix", "value": path}}], "backendRefs": [{"name": "app", "port": 80}]}]);
+    http_route(&api, "ra", &json!({"parentRefs": [{"name": "gw", "sectionName": "a"}], "rules": rule("/app")}));
+    http_route(&api, "rw", &json!({"parentRefs": [{"name": "gw", "sectionName": "wild"}], "rules": rule("/admin")}));
+    let (p, addr, _dir) = proxy_with(&api, "isolation", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "b.example.com", "/admin", 200);
+    until_status(&p, addr, "a.example.com", "/app", 200);
+    assert_eq!(status(addr, "a.example.com", "/admin"), 404);
+    assert_eq!(status(addr, "b.example.com", "/app"), 404);
+    // Without listener `a`, the wildcard listener's route serves a.example.com.
+    gateway(&api, &json!([{"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]));
+    until_status(&p, addr, "a.example.com", "/admin", 200);
+}

@@ -353,6 +353,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             method: r.method.clone(),
             headers: pairs(&r.headers),
             query: pairs(&r.query),
+            except_hosts: r.except_hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect(),
         })
     };
     let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
@@ -1025,6 +1026,7 @@ mod tests {
             method: Some("GET".into()),
             headers: vec![("x-env".into(), "canary".into())],
             query: vec![],
+            except_hosts: vec![],
         };
         assert_eq!(served[1].gateway, Some(want));
         let by_name =
@@ -1164,6 +1166,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
+            except_hosts: vec![],
         })];
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80, 443]\n")
@@ -1227,6 +1230,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
+            except_hosts: vec![],
         }));
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
@@ -1322,6 +1326,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
+            except_hosts: vec![],
         };
         let set = RouteSet {
             listeners: vec![
@@ -1517,6 +1522,7 @@ mod tests {
                 access: None,
                 max_body: None,
                 ssl_redirect: false,
+                except_hosts: vec![],
             };
             let mut routes = vec![gw("r-a", &[("web/a:80", 1)]), gw("r-split", &[("web/a:80", 1), ("web/b:80", 3)])];
             if extra {
