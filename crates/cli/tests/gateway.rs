@@ -999,3 +999,171 @@ fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
         assert!(msg.contains("[[listener]] `web`") && msg.contains(other), "{name}: {msg}");
     }
 }
+
+/// Objects the CRD schemas admit but realip's types refuse (an HTTPRoute
+/// weight past `i32`, a rate limit's ipv6PrefixLength of 300, a Gateway
+/// listener port past `i32`), present before the proxy starts: each is
+/// reported once by kind, namespace/name and field, and left out; every
+/// other object of their kinds is served. A route edited into such a state
+/// stops being served (fail closed), and is served again once fixed.
+#[test]
+fn an_object_that_does_not_decode_is_left_out_and_reported() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let good = json!({"parentRefs": [{"name": "gw"}], "hostnames": ["good.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]});
+    let bad = json!({"parentRefs": [{"name": "gw"}], "hostnames": ["bad.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80, "weight": 4_294_967_296_u64}]}]});
+    http_route(&api, "good", &good);
+    http_route(&api, "bad", &bad);
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "deny", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "good"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "badx",
+        &route_target,
+        &json!({"rateLimit": {"perSecond": 1, "ipv6PrefixLength": 300}}),
+    ));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway",
+        "metadata": {"name": "gwbad", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 4_294_967_376_u64, "protocol": "HTTP"}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "undecodable", "gateway_ports = [80]\n", &[]);
+    let mut reported = Vec::new();
+    while reported.len() < 3 {
+        reported.push(wait_line(&p.stderr, "kubernetes_object_undecodable", 20));
+    }
+    let said = |kind: &str, name: &str, field: &str| {
+        reported.iter().any(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["kind"] == kind
+                && v["namespace"] == "web"
+                && v["name"] == name
+                && v["error"].as_str().unwrap_or("").contains(field)
+        })
+    };
+    assert!(said("HTTPRoute", "bad", "spec.rules[0].backendRefs[0].weight"), "{reported:#?}");
+    assert!(said("ClientAccessPolicy", "badx", "spec.rateLimit.ipv6PrefixLength"), "{reported:#?}");
+    assert!(said("Gateway", "gwbad", "spec.listeners[0].port"), "{reported:#?}");
+    until_status(&p, addr, "good.example.com", "/", 200);
+    let from = |host: &str, client: &str| {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req).0
+    };
+    assert_eq!(from("good.example.com", "192.0.2.9"), 403, "the good policy of the same kind is served");
+    assert_eq!(from("bad.example.com", "203.0.113.5"), 404, "the bad route is not served");
+    // Edited into an undecodable state: no longer served, and reported.
+    let mut broken = good.clone();
+    broken["rules"][0]["backendRefs"][0]["weight"] = json!(4_294_967_296_u64);
+    http_route(&api, "good", &broken);
+    let line = wait_line(&p.stderr, "kubernetes_object_undecodable", 20);
+    assert!(line.contains("\"name\":\"good\"") && line.contains("no longer in force"), "{line}");
+    until_status(&p, addr, "good.example.com", "/", 404);
+    // Fixed: served again; the route fixed in place is served too.
+    http_route(&api, "good", &good);
+    let mut fixed = bad;
+    fixed["rules"][0]["backendRefs"][0]["weight"] = json!(1);
+    http_route(&api, "bad", &fixed);
+    until_status(&p, addr, "good.example.com", "/", 200);
+    until_status(&p, addr, "bad.example.com", "/", 200);
+    let again: Vec<String> = p
+        .stderr
+        .try_iter()
+        .filter(|l| l.contains("kubernetes_object_undecodable") || l.contains("watch_error"))
+        .collect();
+    assert!(again.is_empty(), "reported again: {again:#?}");
+}
+
+/// An Ingress of another namespace cannot add a path under a host an
+/// HTTPRoute serves (it would escape the Gateway's ClientAccessPolicy):
+/// that Ingress path is reported (`kubernetes_route_unserved`, naming the
+/// HTTPRoute) and not served — the host's requests get the Gateway's
+/// answers (403 for a denied client, 404 for a path no rule has), never
+/// the Ingress backend; its paths on other hosts are served; once the
+/// HTTPRoute is gone, the Ingress path is served again.
+#[test]
+fn an_ingress_does_not_take_paths_on_a_host_an_httproute_serves() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let (_attacker, evil_port) = echo_pod("attacker", 3);
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "evil"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": evil_port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "evil", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": evil_port}],
+        "endpoints": [{"addresses": ["127.0.0.3"], "conditions": {"ready": true}}]}));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/app"}}], "backendRefs": [{"name": "app", "port": 80}]},
+            {"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    let path = |p: &str| json!({"path": p, "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}});
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "grab", "namespace": "evil"},
+        "spec": {"ingressClassName": "realip", "rules": [
+            {"host": "a.example.com", "http": {"paths": [path("/login"), path("/other")]}},
+            {"host": "grab.example.com", "http": {"paths": [path("/")]}}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "hostowned", "gateway_ports = [80]\n", &[]);
+    let get = |host: &str, path: &str, client: &str| {
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        let (st, _, body) = exchange(addr, b"", &req);
+        (st, body.contains("attacker"))
+    };
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(
+        line.contains("ingress/evil/grab") && line.contains("host a.example.com owned by HTTPRoute web/site"),
+        "{line}"
+    );
+    until_status(&p, addr, "grab.example.com", "/", 200);
+    until_status(&p, addr, "a.example.com", "/app", 200);
+    assert_eq!(get("grab.example.com", "/", "203.0.113.5"), (200, true), "the Ingress's other host is served");
+    assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (403, false), "the Gateway's deny list holds");
+    assert_eq!(get("a.example.com", "/login", "203.0.113.5"), (200, false), "the HTTPRoute serves /login");
+    assert_eq!(get("a.example.com", "/login/x", "203.0.113.5"), (404, false), "no HTTPRoute rule: 404");
+    assert_eq!(get("a.example.com", "/other", "192.0.2.9"), (404, false), "never the Ingress backend");
+    // The HTTPRoute gone, the host is the Ingress's again.
+    api.delete("HTTPRoute", "web", "site");
+    let line = wait_line(&p.stderr, "kubernetes_route_served", 20);
+    assert!(line.contains("ingress/evil/grab"), "{line}");
+    until_status(&p, addr, "a.example.com", "/other", 200);
+    assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (200, true));
+}
+
+/// Listener isolation through the real proxy: listeners `a`
+/// (a.example.com) and `wild` (*.example.com) on port 80; a route on `a`
+/// at /app and one on `wild` at /admin. a.example.com/admin is 404 (the
+/// wildcard listener's route does not serve a host listener `a` owns),
+/// b.example.com/admin is served.
+#[test]
+fn a_request_is_handled_by_the_routes_of_its_most_specific_listener() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"},
+            {"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]),
+    );
+    let rule = |path: &str| json!([{"matches": [{"path": {"type": "PathPrefix", "value": path}}], "backendRefs": [{"name": "app", "port": 80}]}]);
+    http_route(&api, "ra", &json!({"parentRefs": [{"name": "gw", "sectionName": "a"}], "rules": rule("/app")}));
+    http_route(&api, "rw", &json!({"parentRefs": [{"name": "gw", "sectionName": "wild"}], "rules": rule("/admin")}));
+    let (p, addr, _dir) = proxy_with(&api, "isolation", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "b.example.com", "/admin", 200);
+    until_status(&p, addr, "a.example.com", "/app", 200);
+    assert_eq!(status(addr, "a.example.com", "/admin"), 404);
+    assert_eq!(status(addr, "b.example.com", "/app"), 404);
+    // Without listener `a`, the wildcard listener's route serves a.example.com.
+    gateway(&api, &json!([{"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]));
+    until_status(&p, addr, "a.example.com", "/admin", 200);
+}

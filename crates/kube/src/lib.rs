@@ -12,6 +12,7 @@
 //!   the neutral [`routes::RouteSet`] the proxy serves, and their status.
 #![forbid(unsafe_code)]
 
+mod decode;
 mod error;
 pub mod event;
 pub mod gateway;

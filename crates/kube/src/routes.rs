@@ -416,6 +416,11 @@ pub struct Route {
     pub max_body: Option<u64>,
     /// Redirect plain HTTP to https (Ingress `ssl-redirect`).
     pub ssl_redirect: bool,
+    /// Hosts (exact, or `*.` wildcards) within [`Route::host`] that this
+    /// route does not serve: a more specific listener of its Gateway on the
+    /// same port owns them (Gateway API listener isolation). Empty for
+    /// Ingress routes.
+    pub except_hosts: Vec<String>,
 }
 
 impl RouteSet {
@@ -458,6 +463,7 @@ impl RouteSet {
                     access,
                     max_body: r.max_body,
                     ssl_redirect: r.ssl_redirect,
+                    except_hosts: vec![],
                 })
             })
             .collect();

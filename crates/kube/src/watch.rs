@@ -17,7 +17,9 @@
 //!   into the status every object must get, which is patched only when it
 //!   differs from what the object already has.
 //!   Absent Gateway API or realip CRDs (or no RBAC for them) are logged
-//!   once; Ingresses keep being served.
+//!   once; Ingresses keep being served. Gateway API and realip objects
+//!   are decoded one at a time (module `decode`): one that realip's
+//!   types refuse is reported and left out, never stopping its kind.
 //! - Both sides are published in one value ([`Published`]) at the end of
 //!   a batch: a batch that changes both is one update for the proxy.
 //! - A translation keeps what it computed per HTTPRoute
@@ -396,22 +398,28 @@ pub async fn run(
                     Err(e) => absent.push(format!("{}: {e}", $what)),
                 }
             }};
+            // Decoded one object at a time (`crate::decode`): an object
+            // realip's types refuse is left out and reported, the rest of
+            // its kind syncs.
+            (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {{
+                let a = crate::decode::dynamic_api::<$k>(&client, $ns);
+                match served(&a).await {
+                    Ok(()) => {
+                        synced[$i] = false;
+                        let events = crate::decode::decoded::<$k>(a, wc.clone(), $store.clone());
+                        streams.push(($tagged)(reflector($writer, events).default_backoff(), $i));
+                    }
+                    Err(e) => absent.push(format!("{}: {e}", $what)),
+                }
+            }};
         }
-        maybe!(Api::<GatewayClass>::all(client.clone()), cw, 4, "gatewayclasses", |s, i| tag_status(
-            s,
-            i,
-            "GatewayClass"
-        ));
-        maybe!(api::<Gateway>(&client, ns), gw, 5, "gateways", |s, i| tag_status(s, i, "Gateway"));
-        maybe!(api::<ListenerSet>(&client, ns), lw, 6, "listenersets", |s, i| tag_status(s, i, "ListenerSet"));
-        maybe!(api::<HttpRoute>(&client, ns), rw, 7, "httproutes", |s, i| tag_status(s, i, "HTTPRoute"));
-        maybe!(api::<ReferenceGrant>(&client, ns), aw, 8, "referencegrants", |s, i| tag(s, i, Side::Gateway));
-        maybe!(api::<ClientIpPolicy>(&client, ns), pw, 9, "clientippolicies", |s, i| tag_status(
-            s,
-            i,
-            "ClientIPPolicy"
-        ));
-        maybe!(api::<ClientAccessPolicy>(&client, ns), xw, 10, "clientaccesspolicies", |s, i| tag_status(
+        maybe!(dyn GatewayClass, None, classes, cw, 4, "gatewayclasses", |s, i| tag_status(s, i, "GatewayClass"));
+        maybe!(dyn Gateway, ns, gateways, gw, 5, "gateways", |s, i| tag_status(s, i, "Gateway"));
+        maybe!(dyn ListenerSet, ns, sets, lw, 6, "listenersets", |s, i| tag_status(s, i, "ListenerSet"));
+        maybe!(dyn HttpRoute, ns, routes, rw, 7, "httproutes", |s, i| tag_status(s, i, "HTTPRoute"));
+        maybe!(dyn ReferenceGrant, ns, grants, aw, 8, "referencegrants", |s, i| tag(s, i, Side::Gateway));
+        maybe!(dyn ClientIpPolicy, ns, ip, pw, 9, "clientippolicies", |s, i| tag_status(s, i, "ClientIPPolicy"));
+        maybe!(dyn ClientAccessPolicy, ns, access, xw, 10, "clientaccesspolicies", |s, i| tag_status(
             s,
             i,
             "ClientAccessPolicy"

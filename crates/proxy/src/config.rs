@@ -393,9 +393,22 @@ pub struct GatewayMatch {
     /// Query parameters (name and value, exact, as sent) the request must
     /// have.
     pub query: Vec<(String, String)>,
+    /// Hosts (exact, or `*.` wildcards; lower case) the route does not
+    /// serve: a more specific Gateway listener on the port owns them
+    /// (listener isolation).
+    pub except_hosts: Vec<String>,
 }
 
 impl GatewayMatch {
+    /// Whether `host` (lower case, no trailing dot) is one a more specific
+    /// listener owns.
+    pub fn excludes(&self, host: &str) -> bool {
+        self.except_hosts.iter().any(|e| match e.strip_prefix('*') {
+            Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
+            None => e == host,
+        })
+    }
+
     /// Whether `path` (normalized) matches `pattern` this way.
     pub fn path_matches(&self, pattern: &str, path: &str) -> bool {
         if self.exact {

@@ -70,6 +70,15 @@ pub enum Unserved {
     NoRateLimitStore,
     /// A second route for the same host and path: the first one serves.
     Shadowed(String),
+    /// An Ingress route for a host an HTTPRoute served by this proxy
+    /// names: the Gateway side owns that host (`kind/NS/NAME` of the
+    /// HTTPRoute), an Ingress cannot add paths to it.
+    HostOwned {
+        /// The host.
+        host: String,
+        /// [`Route::origin`] of an HTTPRoute serving it.
+        by: String,
+    },
     /// A route the proxy cannot serve as written (a path that is not in
     /// normalized form, a bad host, list or rate): left out alone, so it
     /// never fails the configuration of every other route.
@@ -87,6 +96,11 @@ impl fmt::Display for Unserved {
             ),
             Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
+            Unserved::HostOwned { host, by } => write!(
+                f,
+                "host {host} owned by {}: an Ingress cannot add paths to a host an HTTPRoute serves on this proxy",
+                by.strip_prefix("httproute/").map_or_else(|| by.clone(), |r| format!("HTTPRoute {r}"))
+            ),
             Unserved::Invalid(why) => write!(f, "cannot be served as written: {why}"),
         }
     }
@@ -339,6 +353,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             method: r.method.clone(),
             headers: pairs(&r.headers),
             query: pairs(&r.query),
+            except_hosts: r.except_hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect(),
         })
     };
     let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
@@ -613,6 +628,7 @@ pub fn compose_with(
     config.routes.reserve(routes.len());
     let origin_of =
         |name: &str| set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
+    let owned = gateway_hosts(&routes, set);
     // The checks `Config::validate` makes of one route, made per route (in
     // `routes_with`): one the proxy cannot serve is left out and reported,
     // never failing the whole configuration.
@@ -625,6 +641,13 @@ pub fn compose_with(
         }
         if r.gateway.is_some() {
             config.routes.push(r);
+            continue;
+        }
+        if let Some((host, by)) =
+            r.host.as_deref().and_then(|h| owned.get_key_value(&h.trim_end_matches('.').to_ascii_lowercase()))
+        {
+            let reason = Unserved::HostOwned { host: host.clone(), by: by.clone() };
+            problems.push(Problem { origin: origin_of(&name), route: name, reason });
             continue;
         }
         match seen.entry(key(&r)) {
@@ -651,6 +674,24 @@ pub fn compose_with(
         }));
     }
     (config, problems, warnings)
+}
+
+/// The exact hosts the Gateway routes among `routes` (those on a bound
+/// listener) name, each with the origin of the first HTTPRoute naming it.
+/// ingress-nginx never shared a host with a Gateway; here an Ingress path
+/// under such a host would escape the Gateway's ClientAccessPolicy (a
+/// request no HTTPRoute rule matches would fall back to it), so the host
+/// belongs to the Gateway side on every bind.
+fn gateway_hosts(routes: &[RouteConfig], set: &RouteSet) -> HashMap<String, String> {
+    let origins: HashMap<&str, &str> = set.routes.iter().map(|r| (r.name.as_str(), r.origin.as_str())).collect();
+    let mut owned = HashMap::new();
+    for r in routes.iter().filter(|r| r.gateway.is_some()) {
+        let Some(host) = r.host.as_deref().filter(|h| !h.starts_with('*')) else { continue };
+        let name = crate::config::route_name(r);
+        let origin = origins.get(name.as_str()).copied().unwrap_or_default();
+        owned.entry(host.trim_end_matches('.').to_ascii_lowercase()).or_insert_with(|| origin.to_owned());
+    }
+    owned
 }
 
 /// The file's `[[listener]]`s as the controller needs them (which
@@ -985,6 +1026,7 @@ mod tests {
             method: Some("GET".into()),
             headers: vec![("x-env".into(), "canary".into())],
             query: vec![],
+            except_hosts: vec![],
         };
         assert_eq!(served[1].gateway, Some(want));
         let by_name =
@@ -1124,6 +1166,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
+            except_hosts: vec![],
         })];
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80, 443]\n")
@@ -1139,6 +1182,70 @@ mod tests {
             messages.iter().any(|m| m.contains("gateway/web/gw/tls") && m.contains("tls.kubernetes")),
             "{messages:?}"
         );
+    }
+
+    /// An Ingress cannot add paths under a host an HTTPRoute serves (it
+    /// would escape the Gateway's access policy): it is reported, not
+    /// served; its routes for other hosts are served.
+    #[test]
+    fn an_ingress_does_not_take_paths_on_a_gateway_host() {
+        let ing = |host: &str, path: &str| IngressRoute {
+            ingress: "evil/grab".into(),
+            host: Some(host.into()),
+            path: path.into(),
+            backend: "web/app:80".into(),
+            allow: None,
+            deny: vec![],
+            rps: None,
+            burst: None,
+            rate_global: false,
+            max_body: None,
+            ssl_redirect: false,
+        };
+        let d = Desired {
+            routes: vec![ing("A.example.com", "/login"), ing("b.example.com", "/login")],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let mut set = RouteSet::from_ingress(&d);
+        set.listeners = vec![ListenerSpec {
+            name: "gateway/web/gw/http".into(),
+            port: 80,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip: None,
+        }];
+        set.routes.push(Arc::new(Route {
+            name: "httproute/web/site/0/0".into(),
+            origin: "httproute/web/site".into(),
+            listeners: vec!["gateway/web/gw/http".into()],
+            host: Some("a.example.com".into()),
+            path: PathMatch::SegmentPrefix("/app".into()),
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+            except_hosts: vec![],
+        }));
+        let base: Config =
+            toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
+        let (c, problems, _) = compose_checked(base, Some(&set));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].origin, "ingress/evil/grab");
+        assert_eq!(
+            problems[0].reason,
+            Unserved::HostOwned { host: "a.example.com".into(), by: "httproute/web/site".into() }
+        );
+        assert!(problems[0].reason.to_string().contains("host a.example.com owned by HTTPRoute web/site"));
+        let served: Vec<(Option<&str>, &str)> =
+            c.routes.iter().map(|r| (r.host.as_deref(), r.path_prefix.as_str())).collect();
+        assert_eq!(served, [(Some("b.example.com"), "/login"), (Some("a.example.com"), "/app")]);
     }
 
     /// An Ingress `global-rate-limit` is served as a global rate when the
@@ -1219,6 +1326,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
+            except_hosts: vec![],
         };
         let set = RouteSet {
             listeners: vec![
@@ -1414,6 +1522,7 @@ mod tests {
                 access: None,
                 max_body: None,
                 ssl_redirect: false,
+                except_hosts: vec![],
             };
             let mut routes = vec![gw("r-a", &[("web/a:80", 1)]), gw("r-split", &[("web/a:80", 1), ("web/b:80", 3)])];
             if extra {

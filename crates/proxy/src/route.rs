@@ -210,6 +210,7 @@ impl Routes {
             .filter_map(|(position, r)| {
                 let g = r.gateway.as_ref()?;
                 let on = g.listeners.iter().any(|l| l == listener)
+                    && !g.excludes(host)
                     && g.path_matches(&r.prefix, path)
                     && g.request_matches(req.method, req.headers, req.query);
                 (on && r.host.rank(host).is_some()).then_some((position, r))
@@ -295,6 +296,7 @@ mod tests {
                 method: None,
                 headers: vec![],
                 query: vec![],
+                except_hosts: vec![],
             });
             r
         };
@@ -322,6 +324,35 @@ mod tests {
         assert!(only.find("web", "x.test", "/foo").is_none());
     }
 
+    /// Listener isolation: a Gateway route does not serve the hosts a more
+    /// specific listener on its port owns (`except_hosts`), even where no
+    /// route of that listener matches the path.
+    #[test]
+    fn a_gateway_route_leaves_out_the_hosts_of_more_specific_listeners() {
+        let gw = |name: &str, host: &str, prefix: &str, except: &[&str]| {
+            let mut r = route(name, Some(host), prefix);
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["gw".into()],
+                exact: false,
+                method: None,
+                headers: vec![],
+                query: vec![],
+                except_hosts: except.iter().map(|&e| e.to_owned()).collect(),
+            });
+            r
+        };
+        let routes = Routes::new(vec![
+            gw("ra", "a.example.com", "/app", &[]),
+            gw("rw", "*.example.com", "/admin", &["a.example.com", "*.b.example.com"]),
+        ]);
+        let find = |host: &str, path: &str| routes.find("gw", host, path).map(|r| r.name.to_string());
+        assert_eq!(find("a.example.com", "/app"), Some("ra".into()));
+        assert_eq!(find("a.example.com", "/admin"), None);
+        assert_eq!(find("x.b.example.com", "/admin"), None);
+        assert_eq!(find("c.example.com", "/admin"), Some("rw".into()));
+        assert_eq!(find("b.example.com", "/admin"), Some("rw".into()), "*.b.example.com is not b.example.com");
+    }
+
     /// A file or Ingress route naming the host exactly beats a host-less
     /// or wildcard Gateway route on the same listener; other hosts, and
     /// a Gateway route naming the host exactly, still go to the Gateway.
@@ -335,6 +366,7 @@ mod tests {
                 method: None,
                 headers: vec![],
                 query: vec![],
+                except_hosts: vec![],
             });
             r
         };
@@ -367,6 +399,7 @@ mod tests {
                 method: m.map(Into::into),
                 headers: h.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
                 query: q.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
+                except_hosts: vec![],
             });
             r
         };

@@ -1029,3 +1029,49 @@ fn a_translation_with_the_cache_equals_one_without() {
         "192.0.2.11:8080"
     );
 }
+
+/// Listener isolation (`GatewayHTTPListenerIsolation`): a request is
+/// handled only by the routes of the most specific listener on its port
+/// that matches its host. A route on `*.example.com` keeps its wildcard
+/// but leaves `a.example.com` (another listener's) out; a route naming
+/// `a.example.com` on the wildcard listener does not serve it there; a
+/// listener on another port is not a sibling.
+#[test]
+fn routes_keep_to_the_most_specific_listener_on_their_port() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: iso, namespace: web}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: a.example.com}\n  - {name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}\n  - {name: deep, port: 80, protocol: HTTP, hostname: '*.b.example.com'}\n  - {name: any, port: 80, protocol: HTTP}\n  - {name: other, port: 81, protocol: HTTP, hostname: '*.example.com'}\n";
+    let route = |name: &str, section: &str, hosts: &str, path: &str| {
+        format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  parentRefs: [{{name: iso, sectionName: {section}}}]\n  hostnames: {hosts}\n  rules: [{{matches: [{{path: {{type: PathPrefix, value: {path}}}}}], backendRefs: [{{name: app, port: 80}}]}}]\n")
+    };
+    let t = run(&format!(
+        "{gw}{}{}{}{}{}",
+        route("ra", "a", "[]", "/app"),
+        route("rw", "wild", "[]", "/admin"),
+        route("named", "wild", "[a.example.com, c.example.com, '*.b.example.com', '*.example.com']", "/named"),
+        route("rany", "any", "[]", "/"),
+        route("ro", "other", "[]", "/o"),
+    ));
+    let served = |name: &str| -> Vec<(Option<&str>, Vec<&str>)> {
+        t.routes
+            .routes
+            .iter()
+            .filter(|r| r.origin == format!("httproute/web/{name}"))
+            .map(|r| (r.host.as_deref(), r.except_hosts.iter().map(String::as_str).collect()))
+            .collect()
+    };
+    assert_eq!(served("ra"), [(Some("a.example.com"), vec![])]);
+    assert_eq!(served("rw"), [(Some("*.example.com"), vec!["*.b.example.com", "a.example.com"])]);
+    // a.example.com and *.b.example.com belong to more specific listeners.
+    let mut named = served("named");
+    named.sort();
+    assert_eq!(
+        named,
+        [(Some("*.example.com"), vec!["*.b.example.com", "a.example.com"]), (Some("c.example.com"), vec![])]
+    );
+    assert_eq!(served("rany"), [(None, vec!["*.b.example.com", "*.example.com", "a.example.com"])]);
+    assert_eq!(served("ro"), [(Some("*.example.com"), vec![])], "port 81 has no more specific listener");
+    // Attachment and status are unchanged: the routes are accepted.
+    for name in ["ra", "rw", "named", "rany", "ro"] {
+        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), name).status else { panic!() };
+        assert!(cond(&parents[0].conditions, "Accepted").status, "{name}: {parents:?}");
+    }
+}

@@ -315,6 +315,65 @@ fn intersect_hosts(listener: Option<&str>, route: &[String]) -> Option<Vec<Optio
     (!out.is_empty()).then_some(out)
 }
 
+/// Whether listener hostname `s` is more specific than `l` (`None`: any
+/// host): an exact host under a wildcard, a longer wildcard under a
+/// shorter one, anything than none.
+fn more_specific(s: &str, l: Option<&str>) -> bool {
+    let Some(l) = l else { return true };
+    let Some(ls) = l.strip_prefix('*') else { return false };
+    match s.strip_prefix('*') {
+        Some(ss) => ss.len() > ls.len() && ss.ends_with(ls),
+        None => host_under(s, l),
+    }
+}
+
+/// The hostnames of listener `i`'s more specific siblings: valid listeners
+/// of the same Gateway (its ListenerSets included) on the same port.
+fn siblings(listeners: &[Lst<'_>], i: usize) -> Vec<String> {
+    let l = &listeners[i];
+    let own = l.spec.hostname.as_deref();
+    listeners
+        .iter()
+        .enumerate()
+        .filter(|&(j, s)| j != i && s.spec.port == l.spec.port && s.ok && s.gateway == l.gateway)
+        .filter_map(|(_, s)| s.spec.hostname.clone())
+        .filter(|h| more_specific(h, own))
+        .collect()
+}
+
+/// Gateway API listener isolation (`GatewayHTTPListenerIsolation`): a
+/// request is handled only by the routes of the most specific listener on
+/// its port that matches its host. The hosts `hosts` a route serves on a
+/// listener whose more specific siblings ([`siblings`]) have hostnames
+/// `siblings`, each with the hosts within it those siblings own; a host
+/// wholly within a sibling's hostname is left out. So a route on
+/// `*.example.com` does not serve `a.example.com` when another listener
+/// on the port has hostname `a.example.com`.
+fn isolated(siblings: &[String], hosts: &[Option<String>]) -> Vec<(Option<String>, Vec<String>)> {
+    if siblings.is_empty() {
+        return hosts.iter().map(|h| (h.clone(), Vec::new())).collect();
+    }
+    let mut out = Vec::new();
+    for h in hosts {
+        let Some(h) = h else {
+            let mut except = siblings.to_vec();
+            except.sort();
+            except.dedup();
+            out.push((None, except));
+            continue;
+        };
+        // Wholly within a sibling's hostname: every request for it goes there.
+        if siblings.iter().any(|s| h == s || more_specific(h, Some(s))) {
+            continue;
+        }
+        let mut except: Vec<String> = siblings.iter().filter(|s| more_specific(s, Some(h))).cloned().collect();
+        except.sort();
+        except.dedup();
+        out.push((Some(h.clone()), except));
+    }
+    out
+}
+
 /// One listener being validated, with where it came from.
 #[derive(Debug)]
 struct Lst<'a> {
@@ -1170,11 +1229,18 @@ struct RouteCtx<'c, 'a> {
     set_ok: &'c BTreeMap<(String, String), Result<(), String>>,
     /// Built on first use: only a route translated anew needs it.
     services: &'c std::cell::OnceCell<ServiceIndex<'a>>,
+    /// Each listener's more specific siblings ([`isolated`]), built on
+    /// first use.
+    siblings: &'c std::cell::OnceCell<Vec<Vec<String>>>,
 }
 
 impl<'a> RouteCtx<'_, 'a> {
     fn services(&self) -> &ServiceIndex<'a> {
         self.services.get_or_init(|| ServiceIndex::new(&self.inp.services, &self.inp.slices))
+    }
+
+    fn siblings(&self, i: usize) -> &[String] {
+        &self.siblings.get_or_init(|| (0..self.listeners.len()).map(|i| siblings(self.listeners, i)).collect())[i]
     }
 }
 
@@ -1422,11 +1488,11 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
         hosts_by_listener.retain(|(i, _)| ctx.listeners[*i].emitted());
         let Some(&(first, _)) = hosts_by_listener.first() else { continue };
         let gateway = ctx.listeners[first].gateway.clone();
-        // host → listeners
-        let mut by_host: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
+        // (host, hosts left to more specific listeners) → listeners
+        let mut by_host: BTreeMap<(Option<String>, Vec<String>), Vec<String>> = BTreeMap::new();
         for (i, hs) in &hosts_by_listener {
-            for h in hs {
-                by_host.entry(h.clone()).or_default().push(ctx.listeners[*i].full_name.clone());
+            for h in isolated(ctx.siblings(*i), hs) {
+                by_host.entry(h).or_default().push(ctx.listeners[*i].full_name.clone());
             }
         }
         for rule in rule_outs {
@@ -1434,7 +1500,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
                 rule_names.push(n.clone());
             }
             for (mi, (path, method, headers, query)) in rule.matches.iter().enumerate() {
-                for (host, ls) in &by_host {
+                for ((host, except), ls) in &by_host {
                     let host_rank = match host {
                         Some(h) if !h.starts_with('*') => 0,
                         Some(_) => 1,
@@ -1460,11 +1526,16 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
                     );
                     // One entry per host: with several, the host is part
                     // of the name so names stay unique and stable.
-                    let host_part = match host {
+                    let mut host_part = match host {
                         Some(h) if by_host.len() > 1 => format!("/{h}"),
                         None if by_host.len() > 1 => "/*".to_owned(),
                         _ => String::new(),
                     };
+                    if by_host.keys().filter(|(h, _)| h == host).count() > 1 {
+                        // The same host on listeners whose siblings
+                        // differ: the exceptions keep names unique.
+                        host_part = format!("{host_part}/except:{}", except.join(","));
+                    }
                     let r = Route {
                         name: format!("httproute/{rns}/{rname}/{}/{mi}{host_part}", rule.id),
                         origin: format!("httproute/{rns}/{rname}"),
@@ -1479,6 +1550,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
                         access: None,
                         max_body: None,
                         ssl_redirect: false,
+                        except_hosts: except.clone(),
                     };
                     entries.push(PartEntry {
                         precedence: key,
@@ -1678,6 +1750,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // their order), so their order does not matter.
     let http_routes: &[&HttpRoute] = &inp.routes;
     let services = std::cell::OnceCell::new();
+    let siblings = std::cell::OnceCell::new();
     let context = context_fingerprint(inp);
     let mut kept = if context.is_some() && cache.context == context {
         std::mem::take(&mut cache.parts)
@@ -1688,7 +1761,14 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     cache.context = context;
     let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
-        let ctx = RouteCtx { inp, listeners: &listeners, gateways: &gateways, set_ok: &set_ok, services: &services };
+        let ctx = RouteCtx {
+            inp,
+            listeners: &listeners,
+            gateways: &gateways,
+            set_ok: &set_ok,
+            services: &services,
+            siblings: &siblings,
+        };
         for route in http_routes {
             let uid = route.metadata.uid.as_deref();
             let (key, old) = match uid.and_then(|u| kept.remove_entry(u)) {
