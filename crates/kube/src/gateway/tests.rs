@@ -491,9 +491,47 @@ fn an_invalid_edit_keeps_the_last_valid_client_ip_policy() {
     let ip = t.routes.listeners[0].client_ip.as_ref().unwrap();
     assert_eq!(ip.trusted, ["192.0.2.0/24"], "the last valid chain stays");
     assert_eq!(t.ip_in_force["infra/edge"].trusted, ["192.0.2.0/24"]);
-    // Without a previous valid version there is nothing to keep.
-    let t = run(&ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33"));
-    assert!(t.routes.listeners[0].client_ip.is_none() && t.ip_in_force.is_empty());
+    // Without a previous valid version (a new policy, or a restart after
+    // the edit) there is nothing to keep: its listeners fail closed (not
+    // served, not programmed, saying why), never open with the file's chain.
+    let t = run(&(ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33") + "---\n" + &route("infra", ACCESS_ROUTE)));
+    assert!(t.ip_in_force.is_empty());
+    assert!(t.routes.listeners.is_empty() && t.routes.routes.is_empty(), "{:?}", t.routes);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("no last valid version") && c.message.contains("not served"), "{c:?}");
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+        panic!()
+    };
+    let p = cond(&listeners[0].conditions, "Programmed");
+    assert_eq!((p.status, p.reason), (false, "Invalid"));
+    assert!(p.message.contains("ClientIPPolicy infra/edge is invalid") && p.message.contains("fail closed"), "{p:?}");
+    assert!(!cond(conditions, "Programmed").status);
+    assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", false, "Pending"));
+}
+
+/// A ClientAccessPolicy that is invalid with no last valid version (new,
+/// or after a restart) denies everyone on its targets rather than
+/// dropping its lists; an older valid policy on the same target keeps it.
+#[test]
+fn an_invalid_access_policy_with_no_last_valid_version_fails_closed() {
+    let r = route("web", ACCESS_ROUTE);
+    let bad = access_policy("  allow: [198.51.100.0/24, 10.0.0.0/33]\n");
+    let t = run(&format!("{r}\n---\n{bad}"));
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("no last valid version") && c.message.contains("refused"), "{c:?}");
+    let a = t.routes.routes[0].access.as_ref().expect("fails closed");
+    assert_eq!((a.allow.as_deref(), a.policy.as_str()), (Some(&[][..]), "web/p"));
+    assert!(t.access_in_force.is_empty());
+    // On the Gateway, under a valid route policy: the floor is empty too.
+    let gw = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: gwp, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  allow: [2001:db8::/129]\n";
+    let good = access_policy("  allow: [0.0.0.0/0]\n");
+    let t = run(&format!("{r}\n---\n{gw}\n---\n{good}"));
+    let a = t.routes.routes[0].access.as_ref().expect("fails closed");
+    assert_eq!(a.allow.as_deref(), Some(&[][..]));
 }
 
 /// A source list that passes the CRD's CEL but not realip-core (a

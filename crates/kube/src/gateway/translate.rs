@@ -43,6 +43,9 @@
 //!   (one bind is one stream of connections); with the binds known, a
 //!   listener no bind serves is `Programmed: False` (and its Gateway); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
+//!   one invalid with no last valid version fails closed: the listeners it
+//!   would apply to are not served (`Programmed: False`), and a
+//!   ClientAccessPolicy in that state lets nobody in on its targets;
 //! - an HTTPS listener with no certificate loaded is `Programmed: False`
 //!   (one bad reference among good ones: `ResolvedRefs: False`, served
 //!   with the others); a Gateway or ListenerSet with an accepted listener
@@ -332,6 +335,9 @@ struct Lst<'a> {
     attached: u32,
     conds: Vec<Cond>,
     certs: Vec<String>,
+    /// Why it is not served although accepted: the ClientIPPolicy in force
+    /// on it is invalid with no last valid version (fail closed).
+    closed: Option<String>,
 }
 
 impl Lst<'_> {
@@ -344,7 +350,7 @@ impl Lst<'_> {
     /// (One no bind serves is handed over too: the proxy logs its routes
     /// as unserved, naming the `gateway_ports` to add.)
     fn emitted(&self) -> bool {
-        self.ok && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
+        self.ok && self.closed.is_none() && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
     }
 
     /// Why an accepted listener is not programmed (its Programmed message).
@@ -824,9 +830,14 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
         Some(StrategySpec::Named(n)) => {
             return Err(format!("strategy: `{n}` is not RightmostUntrusted or {{trustedHops: N}}"))
         }
-        Some(StrategySpec::Hops { trusted_hops }) => format!("trusted-hops:{trusted_hops}"),
+        // The CRD's range (0 to 64): realip refuses what the API server
+        // would, so a policy never means one thing here and another there.
+        Some(StrategySpec::Hops { trusted_hops }) if *trusted_hops <= 64 => format!("trusted-hops:{trusted_hops}"),
+        Some(StrategySpec::Hops { trusted_hops }) => {
+            return Err(format!("strategy: trustedHops {trusted_hops} is not from 0 to 64"))
+        }
         Some(StrategySpec::Other(v)) => {
-            return Err(format!("strategy: `{v}` is not RightmostUntrusted or {{trustedHops: N}} (N from 0 to 65535)"))
+            return Err(format!("strategy: `{v}` is not RightmostUntrusted or {{trustedHops: N}} (N from 0 to 64)"))
         }
     };
     let f = s.forward.clone().unwrap_or_default();
@@ -961,21 +972,30 @@ type TargetKey = (String, String, String, Option<String>);
 /// not), and the last valid value to keep in force when it is invalid.
 type Attach<'p, T> = (&'p ObjectMeta, &'p [super::types::PolicyTargetReference], Result<T, String>, Option<T>);
 
+/// A target's policy in force: its value, or (`Err`: the policy's
+/// `NS/NAME` and why) an invalid policy with no last valid version, whose
+/// targets fail closed rather than open.
+type InForce<T> = Result<T, (String, String)>;
+
 /// Decides, for policies of one kind, which are Accepted, and writes their
-/// ancestors. `exists` says whether a target exists.
+/// ancestors. `exists` says whether a target exists. An invalid policy
+/// with no last valid version still claims its targets (as `Err`): they
+/// fail closed (`closed` says how, in its status), never open, and a newer
+/// policy on the same target is Conflicted as usual.
 fn attach_policies<'p, T>(
     policies: &[Attach<'p, T>],
     kind: &'static str,
     exists: &dyn Fn(&TargetKey) -> bool,
     unsupported: &dyn Fn(&TargetKey) -> Option<String>,
+    closed: &str,
     statuses: &mut Vec<Arc<ObjectStatus>>,
-) -> BTreeMap<TargetKey, T>
+) -> BTreeMap<TargetKey, InForce<T>>
 where
     T: Clone,
 {
     let mut order: Vec<usize> = (0..policies.len()).collect();
     order.sort_by_key(|&i| (created(policies[i].0), ns_of(policies[i].0), name_of(policies[i].0)));
-    let mut won: BTreeMap<TargetKey, (String, T)> = BTreeMap::new();
+    let mut won: BTreeMap<TargetKey, (String, InForce<T>)> = BTreeMap::new();
     let mut out_status = Vec::new();
     for i in order {
         let (meta, targets, value, fallback) = &policies[i];
@@ -997,18 +1017,24 @@ where
             } else if let Some(why) = unsupported(&key) {
                 // Only this target is refused: the policy's others attach.
                 Cond::new("Accepted", false, "Invalid", why)
-            } else if let (Err(e), None) = (value, fallback) {
-                Cond::new("Accepted", false, "Invalid", e.clone())
             } else if let Some((winner, _)) = won.get(&key) {
-                Cond::new("Accepted", false, "Conflicted", format!("the older policy {winner} targets the same object"))
+                match (value, fallback) {
+                    (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
+                    _ => Cond::new(
+                        "Accepted",
+                        false,
+                        "Conflicted",
+                        format!("the older policy {winner} targets the same object"),
+                    ),
+                }
             } else {
                 match (value, fallback) {
                     (Ok(v), _) => {
-                        won.insert(key, (me.clone(), v.clone()));
+                        won.insert(key, (me.clone(), Ok(v.clone())));
                         Cond::new("Accepted", true, "Accepted", "policy attached")
                     }
                     (Err(e), Some(last)) => {
-                        won.insert(key, (me.clone(), last.clone()));
+                        won.insert(key, (me.clone(), Ok(last.clone())));
                         Cond::new(
                             "Accepted",
                             false,
@@ -1016,7 +1042,15 @@ where
                             format!("{e}; its last valid version stays in force until this is fixed or it is deleted"),
                         )
                     }
-                    (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
+                    (Err(e), None) => {
+                        won.insert(key, (me.clone(), Err((me.clone(), format!("{kind} {me} is invalid ({e})")))));
+                        Cond::new(
+                            "Accepted",
+                            false,
+                            "Invalid",
+                            format!("{e}; it has no last valid version, so {closed} until it is fixed or deleted"),
+                        )
+                    }
                 }
             };
             ancestors.push(RefStatus { reference, conditions: vec![cond] });
@@ -1029,6 +1063,22 @@ where
     }
     statuses.extend(out_status.into_iter().map(Arc::new));
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
+}
+
+/// The ClientIPPolicy in force on a listener: one on the listener itself,
+/// else on its parent (a ListenerSet listener: its set's, else its
+/// Gateway's whole-Gateway one).
+fn chain_of<'w>(l: &Lst<'_>, ip_won: &'w BTreeMap<TargetKey, InForce<ClientIp>>) -> Option<&'w InForce<ClientIp>> {
+    let pick = |kind: &str, ns: &str, name: &str| {
+        let k = |s: Option<String>| (kind.to_owned(), ns.to_owned(), name.to_owned(), s);
+        ip_won.get(&k(Some(l.spec.name.clone()))).or_else(|| ip_won.get(&k(None)))
+    };
+    if l.parent_kind == "ListenerSet" {
+        pick("ListenerSet", &l.parent_ns, &l.parent_name)
+            .or_else(|| ip_won.get(&("Gateway".to_owned(), l.gateway.0.clone(), l.gateway.1.clone(), None)))
+    } else {
+        pick("Gateway", &l.gateway.0, &l.gateway.1)
+    }
 }
 
 /// Listeners on one port, or on ports one `[[listener]]` of the proxy
@@ -1263,7 +1313,10 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
         .chain(inp.grants.iter().map(|o| &o.metadata))
         .chain(inp.namespaces.iter().map(|o| &o.metadata))
         .chain(inp.services.iter().map(|o| &o.metadata))
-        .chain(inp.secrets.iter().map(|o| &o.metadata));
+        .chain(inp.secrets.iter().map(|o| &o.metadata))
+        // ClientIPPolicies decide which listeners are served (fail closed,
+        // chain conflicts, ListenerSet narrowing), hence routes' status.
+        .chain(inp.ip_policies.iter().map(|o| &o.metadata));
     for m in metas {
         m.uid.hash(&mut h);
         m.resource_version.as_deref()?.hash(&mut h);
@@ -1272,7 +1325,8 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     format!("{:?}", inp.binds).hash(&mut h);
     // The lists' lengths tell a removal from a change elsewhere.
     [inp.classes.len(), inp.gateways.len(), inp.listener_sets.len(), inp.grants.len()].hash(&mut h);
-    [inp.namespaces.len(), inp.services.len(), inp.secrets.len()].hash(&mut h);
+    [inp.namespaces.len(), inp.services.len(), inp.secrets.len(), inp.ip_policies.len()].hash(&mut h);
+    format!("{:?}", inp.last_good_ip).hash(&mut h);
     Some(h.finish())
 }
 
@@ -1603,6 +1657,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 attached: 0,
                 conds: Vec::new(),
                 certs: Vec::new(),
+                closed: None,
             };
             check_listener(&mut lst, &listeners, inp, &mut certs);
             if gw_problem.contains_key(&lst.gateway) {
@@ -1653,7 +1708,25 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), c.clone()))
         })
         .collect();
-    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &|_| None, &mut statuses);
+    let ip_won = attach_policies(
+        &ip,
+        "ClientIPPolicy",
+        &listener_exists,
+        &|_| None,
+        "the listeners it targets are not served (fail closed)",
+        &mut statuses,
+    );
+    // A listener whose chain is an invalid policy with no last valid
+    // version is not served at all (its routes are Pending): serving it
+    // with the file's chain would trust what the policy meant to refuse.
+    for l in listeners.iter_mut().filter(|l| l.ok) {
+        let Some(Err((_, why))) = chain_of(l, &ip_won) else { continue };
+        let why = format!("{why}: this listener is not served until it is fixed (fail closed)");
+        for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
+            *c = Cond::new("Programmed", false, "Invalid", why.clone());
+        }
+        l.closed = Some(why);
+    }
     // 4. Routes: each HTTPRoute alone (see [`RoutePart`]), or as the cache
     // kept it when neither it nor anything it depends on changed.
     // In the store's order: what is made of the parts is sorted anyway
@@ -1734,7 +1807,28 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), a.clone()))
         })
         .collect();
-    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &gateway_section, &mut statuses);
+    let access_won = attach_policies(
+        &ap,
+        "ClientAccessPolicy",
+        &route_exists,
+        &gateway_section,
+        "every client is refused (403) on its targets (fail closed)",
+        &mut statuses,
+    );
+    // An invalid policy with no last valid version lets nobody in (an
+    // empty allow list), rather than dropping its lists (fail open).
+    let access_won: BTreeMap<TargetKey, Access> = access_won
+        .into_iter()
+        .map(|(k, v)| {
+            let a = v.unwrap_or_else(|(policy, _)| Access {
+                policy,
+                allow: Some(Vec::new()),
+                deny: Vec::new(),
+                rate_limit: None,
+            });
+            (k, a)
+        })
+        .collect();
     // Every route with its access rules (reused as last served when they
     // are the same), then all in precedence order.
     let mut all: Vec<(&Precedence, Arc<Route>)> = Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum());
@@ -1760,20 +1854,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         if !l.emitted() {
             continue;
         }
-        let pick = |kind: &str, ns: &str, name: &str| {
-            let k = |s: Option<String>| (kind.to_owned(), ns.to_owned(), name.to_owned(), s);
-            ip_won.get(&k(Some(l.spec.name.clone()))).or_else(|| ip_won.get(&k(None)))
-        };
-        let client_ip =
-            if l.parent_kind == "ListenerSet" { pick("ListenerSet", &l.parent_ns, &l.parent_name) } else { None }
-                .or_else(|| {
-                    if l.parent_kind == "Gateway" {
-                        pick("Gateway", &l.gateway.0, &l.gateway.1)
-                    } else {
-                        ip_won.get(&("Gateway".to_owned(), l.gateway.0.clone(), l.gateway.1.clone(), None))
-                    }
-                })
-                .cloned();
+        // (An `Err` chain never gets here: such a listener is not emitted.)
+        let client_ip = chain_of(l, &ip_won).and_then(|c| c.as_ref().ok()).cloned();
         specs.push(ListenerSpec {
             name: l.full_name.clone(),
             port: u16::try_from(l.spec.port).unwrap_or(0),
