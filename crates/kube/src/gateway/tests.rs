@@ -415,27 +415,85 @@ spec:
     assert_eq!(t.routes.routes[0].host.as_deref(), Some("team.example.com"));
 }
 
-/// One port is one stream of connections: a ClientIPPolicy on a listener
-/// that shares its port with a listener of another chain (here another
-/// Gateway's, without a policy) is Conflicted for that target, not for
-/// the others.
+/// One port is one stream of connections with one client-IP chain: a
+/// newer Gateway's listener on the port of an older one with another chain
+/// is Conflicted and not served (the older keeps its policy and its routes,
+/// whichever side has the policy); the same chain under another policy is
+/// no conflict.
 #[test]
-fn client_ip_policies_conflict_with_other_chains_on_their_port() {
+fn a_newer_listener_with_another_chain_on_a_port_is_conflicted() {
     let section = |name: &str, listener: &str| {
         ip_policy(name, "2026-01-01T00:00:00Z", "192.0.2.0/24")
             .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
     };
-    let other = "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra}\nspec:\n  gatewayClassName: realip\n  listeners: [{name: o, port: 80, protocol: HTTP, hostname: o.example.com}]\n";
+    let other = "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra, creationTimestamp: '2026-02-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners: [{name: o, port: 80, protocol: HTTP, hostname: o.example.com}]\n";
+    let gw2_listener = |t: &Translation| {
+        let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some("infra"), "gw2").status else { panic!() };
+        listeners[0].conditions.clone()
+    };
+    // The older listener has the policy: it keeps it; the newer is refused.
     let t = run(&(section("on-http", "http") + "---" + &section("on-same", "same") + other));
-    let got = first_ref(&t, "ClientIPPolicy", "infra", "on-http");
-    assert_eq!((got[0].0, got[0].1, got[0].2), ("Accepted", false, "Conflicted"));
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
-    assert!(ancestors[0].conditions[0].message.contains("gateway/infra/gw2/o"), "{:?}", ancestors[0]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
+    let conds = gw2_listener(&t);
+    let c = cond(&conds, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "ClientIPPolicyConflict"));
+    assert!(c.message.contains("gateway/infra/gw/http") && c.message.contains("infra/on-http"), "{c:?}");
+    assert!(!cond(&conds, "Programmed").status);
+    assert!(t.routes.listeners.iter().all(|l| l.name != "gateway/infra/gw2/o"), "{:?}", t.routes.listeners);
+    let http = t.routes.listeners.iter().find(|l| l.name == "gateway/infra/gw/http").unwrap();
+    assert_eq!(http.client_ip.as_ref().map(|c| c.policy.as_str()), Some("infra/on-http"));
+    // The newer listener has the policy: that policy is Conflicted there.
+    let newer = ip_policy("on-o", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: gw2}");
+    let t = run(&(newer + other));
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-o").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Conflicted"));
+    assert!(c.message.contains("gateway/infra/gw/http") && c.message.contains("no ClientIPPolicy"), "{c:?}");
+    assert_eq!(cond(&gw2_listener(&t), "Conflicted").reason, "ClientIPPolicyConflict");
     // The same chain under another policy on the other Gateway: no conflict.
     let same_chain = ip_policy("twin", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: gw2}");
     let t = run(&(section("on-http", "http") + "---" + &same_chain + other));
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "twin"), [("Accepted", true, "Accepted")]);
+    assert!(!cond(&gw2_listener(&t), "Conflicted").status);
+}
+
+/// Listener distinctness spans every Gateway of the class on a port (the
+/// proxy merges them): a newer Gateway's listener with the same port,
+/// protocol and hostname as an older Gateway's is HostnameConflict and not
+/// served, so its routes cannot take over the older one's host; another
+/// protocol on the port is ProtocolConflict. The older is not affected.
+#[test]
+fn listeners_of_different_gateways_on_one_port_must_be_distinct() {
+    let gw2 = |listener: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw2, namespace: evil, creationTimestamp: '2026-02-01T00:00:00Z'}}\nspec:\n  gatewayClassName: realip\n  listeners: [{listener}]\n")
+    };
+    let hijack = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: hijack, namespace: evil}\nspec:\n  parentRefs: [{name: gw2}]\n  hostnames: [a.example.com]\n  rules: [{matches: [{path: {type: Exact, value: /login}}]}]\n";
+    let t = run(&(gw2("{name: h, port: 80, protocol: HTTP}") + hijack));
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else {
+        panic!()
+    };
+    let c = cond(&listeners[0].conditions, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "HostnameConflict"));
+    assert!(c.message.contains("gateway/infra/gw/http"), "{c:?}");
+    assert!(!cond(conditions, "Accepted").status, "{conditions:?}");
+    assert_eq!(first_ref(&t, "HTTPRoute", "evil", "hijack")[0], ("Accepted", false, "NotAllowedByListeners"));
+    assert!(t.routes.routes.iter().all(|r| !r.origin.contains("hijack")), "{:?}", t.routes.routes);
+    let Status::Gateway { conditions, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(cond(conditions, "Accepted").reason, "Accepted");
+    let t =
+        run(&gw2("{name: h, port: 80, protocol: HTTPS, hostname: b.example.com, tls: {certificateRefs: [{name: c}]}}"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else { panic!() };
+    assert_eq!(cond(&listeners[0].conditions, "Conflicted").reason, "ProtocolConflict");
+    // Another hostname on the port is distinct (and the same chain: none).
+    let t = run(&gw2("{name: h, port: 80, protocol: HTTP, hostname: b.example.com}"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else { panic!() };
+    assert!(cond(&listeners[0].conditions, "Programmed").status, "{listeners:?}");
+    // The older wins whatever the names: gw2 made older than gw.
+    let t = run(&gw2("{name: h, port: 80, protocol: HTTP}").replace("2026-02-01", "2025-01-01"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(cond(&listeners[0].conditions, "Conflicted").reason, "HostnameConflict");
 }
 
 #[test]
@@ -773,41 +831,55 @@ fn a_listener_no_bind_serves_is_not_programmed() {
     assert_eq!((gw.status, gw.reason), (false, "Invalid"));
     assert!(gw.message.contains("same (port 8080)"), "{}", gw.message);
     assert!(cond(conditions, "Accepted").status, "accepted all the same");
-    for binds in [&[("web", &[80u16, 8080][..])][..], &[("a", &[80][..]), ("b", &[8080][..])][..]] {
-        let t = run_with_binds("", binds);
-        let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
-            panic!()
-        };
-        assert!(cond(conditions, "Programmed").status, "{binds:?}");
-        assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status), "{binds:?}");
-    }
+    let t = run_with_binds("", &[("a", &[80][..]), ("b", &[8080][..])]);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+        panic!()
+    };
+    assert!(cond(conditions, "Programmed").status);
+    assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status));
+    // One bind serving both ports merges them: two listeners without a
+    // hostname there are not distinct, and the later one is refused.
+    let t = run_with_binds("", &[("web", &[80, 8080][..])]);
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    let c = cond(&listeners[1].conditions, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "HostnameConflict"));
+    assert!(c.message.contains("serves ports 80 and 8080"), "{c:?}");
+    assert!(cond(&listeners[0].conditions, "Programmed").status);
 }
 
 /// Two listeners on different ports that one `[[listener]]` of the proxy
-/// serves together are one stream of connections: ClientIPPolicies with
-/// different chains on them are both Conflicted, naming the bind and the
-/// other policy; on separate binds both are accepted.
+/// serves together are one stream of connections: with different chains
+/// the later listener is Conflicted and not served, its policy Conflicted
+/// naming the bind and the other chain; the earlier keeps its policy. On
+/// separate binds both are accepted.
 #[test]
 fn client_ip_policies_conflict_on_one_bind() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: two, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: x, port: 9000, protocol: HTTP, hostname: x.example.com}\n  - {name: y, port: 9001, protocol: HTTP, hostname: y.example.com}\n---\n";
     let section = |name: &str, listener: &str, trusted: &str| {
         ip_policy(name, "2026-01-01T00:00:00Z", trusted)
-            .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
+            .replace("name: gw}", &format!("name: two, sectionName: {listener}}}"))
     };
-    let policies = section("on-http", "http", "192.0.2.0/24") + "---" + &section("on-same", "same", "198.51.100.0/24");
-    let t = run_with_binds(&policies, &[("web", &[80, 8080][..])]);
-    for (name, other) in [("on-http", "infra/on-same"), ("on-same", "infra/on-http")] {
-        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), name).status else { panic!() };
-        let c = &ancestors[0].conditions[0];
-        assert_eq!((c.status, c.reason), (false, "Conflicted"), "{name}");
-        assert!(c.message.contains("[[listener]] `web`") && c.message.contains(other), "{name}: {}", c.message);
-    }
-    let t = run_with_binds(&policies, &[("a", &[80][..]), ("b", &[8080][..])]);
-    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
-    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
-    // A policy and no policy on one bind conflict too; the message says
-    // the other side is the file's chain.
-    let t = run_with_binds(&section("on-http", "http", "192.0.2.0/24"), &[("web", &[80, 8080][..])]);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
+    let listener = |t: &Translation, i: usize| {
+        let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some("infra"), "two").status else { panic!() };
+        listeners[i].conditions.clone()
+    };
+    let policies =
+        gw.to_owned() + &section("on-x", "x", "192.0.2.0/24") + "---" + &section("on-y", "y", "198.51.100.0/24");
+    let t = run_with_binds(&policies, &[("web", &[9000, 9001][..])]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-x"), [("Accepted", true, "Accepted")]);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Conflicted"));
+    assert!(c.message.contains("[[listener]] `web`") && c.message.contains("infra/on-x"), "{}", c.message);
+    assert_eq!(cond(&listener(&t, 1), "Conflicted").reason, "ClientIPPolicyConflict");
+    assert!(cond(&listener(&t, 0), "Programmed").status);
+    let t = run_with_binds(&policies, &[("a", &[9000][..]), ("b", &[9001][..])]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-x"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-y"), [("Accepted", true, "Accepted")]);
+    // A policy on the later listener and none on the earlier conflict
+    // too; the message says the other side is the file's chain.
+    let t = run_with_binds(&(gw.to_owned() + &section("on-y", "y", "192.0.2.0/24")), &[("web", &[9000, 9001][..])]);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else { panic!() };
     assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
 }
 
@@ -888,7 +960,7 @@ fn a_route_on_unbound_listeners_only_is_pending() {
     let t = run_with_binds(&on(""), &[("web", &[80][..])]);
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
     // Once a bind serves 8080 the route is accepted there too.
-    let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80, 8080][..])]);
+    let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80][..]), ("alt", &[8080][..])]);
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"]);
 }

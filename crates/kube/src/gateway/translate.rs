@@ -10,7 +10,11 @@
 //!   `kubernetes.io/tls` Secrets; another namespace needs a ReferenceGrant);
 //!   other protocols get `Accepted: False, UnsupportedProtocol`; a listener
 //!   on a port already used with another protocol, or the same port,
-//!   protocol and hostname as an earlier listener, is `Conflicted`;
+//!   protocol and hostname as an earlier listener, is `Conflicted` — across
+//!   every Gateway and ListenerSet of the class (the proxy merges them on a
+//!   port; with the binds known, ports one bind serves are one port);
+//!   earlier = a Gateway's own listeners before ListenerSets', older
+//!   (`creationTimestamp`, then `namespace/name`) first;
 //!   ListenerSets attach when the Gateway's `allowedListeners` admits
 //!   their namespace (default: none);
 //! - an HTTPRoute attaches to a parent's listeners that match its
@@ -37,10 +41,11 @@
 //!   (same kind, name and sectionName): the older wins, the other is
 //!   `Accepted: False, Conflicted`; a more specific target wins over a
 //!   broader one (listener over Gateway; rule over route over Gateway);
-//! - a ClientIPPolicy whose listener shares its port — or, with the
-//!   proxy's binds known ([`Inputs::binds`]), its `[[listener]]` — with a
-//!   listener of another client-IP chain is `Conflicted` for that target
-//!   (one bind is one stream of connections); with the binds known, a
+//! - a listener that shares its port — or, with the proxy's binds known
+//!   ([`Inputs::binds`]), its `[[listener]]` — with an earlier served
+//!   listener of another client-IP chain is `Conflicted` and not served
+//!   (one bind is one stream of connections; the older keeps it), and its
+//!   ClientIPPolicy is `Conflicted` for that target; with the binds known, a
 //!   listener no bind serves is `Programmed: False` (and its Gateway); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
 //!   one invalid with no last valid version fails closed: the listeners it
@@ -431,16 +436,33 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
             }
         }
     }
+    // Every earlier (older) listener of the class on the same port, or on
+    // a port the same bind serves: the proxy merges them into one stream,
+    // so they must be distinct whatever Gateway or ListenerSet they are on.
     if accepted.is_none() {
-        for e in earlier.iter().filter(|e| e.ok && e.gateway == l.gateway && e.spec.port == spec.port) {
+        let binds = inp.binds.as_deref();
+        for e in earlier.iter().filter(|e| e.ok && same_stream(e.spec.port, spec.port, binds)) {
+            let at = if e.spec.port == spec.port {
+                format!("port {}", spec.port)
+            } else {
+                format!(
+                    "port {} (one [[listener]] of the proxy serves ports {} and {})",
+                    e.spec.port, e.spec.port, spec.port
+                )
+            };
             if e.spec.protocol != spec.protocol {
                 conflicted = Some((
                     "ProtocolConflict",
-                    format!("port {} is used by {} with {}", spec.port, e.full_name, e.spec.protocol),
+                    format!("{at} is used by the older {} with {}", e.full_name, e.spec.protocol),
                 ));
             } else if e.spec.hostname == spec.hostname {
-                conflicted =
-                    Some(("HostnameConflict", format!("{} has the same port, protocol and hostname", e.full_name)));
+                conflicted = Some((
+                    "HostnameConflict",
+                    format!("the older {} on {at} has the same protocol and hostname", e.full_name),
+                ));
+            }
+            if conflicted.is_some() {
+                break;
             }
         }
     }
@@ -479,6 +501,14 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
         Cond::new("Conflicted", c_on, c_reason, c_msg),
         programmed,
     ];
+}
+
+/// Whether Gateway listeners on ports `a` and `b` reach the proxy as one
+/// stream of connections: the same port, or (binds known) ports one
+/// `[[listener]]` serves together.
+fn same_stream(a: i32, b: i32, binds: Option<&[Bind]>) -> bool {
+    let (Ok(pa), Ok(pb)) = (u16::try_from(a), u16::try_from(b)) else { return a == b };
+    a == b || binds.into_iter().flatten().any(|x| x.gateway_ports.contains(&pa) && x.gateway_ports.contains(&pb))
 }
 
 /// A validated match: path, method, headers, query.
@@ -1083,92 +1113,104 @@ fn chain_of<'w>(l: &Lst<'_>, ip_won: &'w BTreeMap<TargetKey, InForce<ClientIp>>)
 
 /// Listeners on one port, or on ports one `[[listener]]` of the proxy
 /// serves together (`gateway_ports`), are one stream of connections, so
-/// they can only have one client-IP chain: a ClientIPPolicy whose listener
-/// shares its stream with a listener of another chain (another policy's,
-/// or none) is `Accepted: False, Conflicted` for the targets covering that
-/// listener, the message naming the port or bind and the other listener
-/// and policy. (The proxy then keeps the file's chain on that bind and
-/// does not serve that listener's routes there.)
-fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut [Arc<ObjectStatus>]) {
-    let key = |l: &ListenerSpec| l.client_ip.as_ref().map(|c| ClientIp { policy: String::new(), ..c.clone() });
-    // (listener, why: the shared port or bind, and the other side)
-    let mut conflicted: Vec<(&ListenerSpec, String)> = Vec::new();
-    let chain_of = |o: &ListenerSpec| match &o.client_ip {
-        Some(c) => format!("ClientIPPolicy {}'s", c.policy),
-        None => "the proxy file's (no ClientIPPolicy)".to_owned(),
+/// they can only have one client-IP chain. Settled by age like every
+/// Gateway API conflict: `listeners` are in precedence order (a Gateway's
+/// own before ListenerSets', older first), and a served listener whose
+/// chain differs from an earlier served one's on its stream is
+/// `Conflicted` and not served (the older keeps the bind); its policy, if
+/// it has one, is `Accepted: False, Conflicted` for the targets covering
+/// that listener. The messages name the port or bind and the other
+/// listener and chain.
+fn chain_conflicts(
+    listeners: &mut [Lst<'_>],
+    ip_won: &BTreeMap<TargetKey, InForce<ClientIp>>,
+    binds: Option<&[Bind]>,
+    statuses: &mut [Arc<ObjectStatus>],
+) {
+    let chain = |l: &Lst<'_>| {
+        chain_of(l, ip_won).and_then(|c| c.as_ref().ok()).map(|c| ClientIp { policy: String::new(), ..c.clone() })
     };
-    for l in specs.iter().filter(|l| l.client_ip.is_some()) {
-        let differs = |o: &&ListenerSpec| key(o) != key(l);
-        if let Some(other) = specs.iter().filter(differs).find(|o| o.port == l.port) {
-            conflicted.push((
-                l,
-                format!(
-                    "listener {} shares port {} with {}, whose client-IP chain differs ({})",
-                    l.name,
-                    l.port,
-                    other.name,
-                    chain_of(other)
-                ),
-            ));
+    let chain_name = |l: &Lst<'_>| match chain_of(l, ip_won) {
+        Some(Ok(c)) => format!("ClientIPPolicy {}'s", c.policy),
+        _ => "the proxy file's (no ClientIPPolicy)".to_owned(),
+    };
+    for i in 0..listeners.len() {
+        if !listeners[i].emitted() {
             continue;
         }
-        let shared = binds.into_iter().flatten().filter(|b| b.gateway_ports.contains(&l.port)).find_map(|b| {
-            let other = specs.iter().filter(differs).find(|o| b.gateway_ports.contains(&o.port))?;
-            Some((b, other))
-        });
-        if let Some((b, other)) = shared {
-            conflicted.push((
-                l,
-                format!(
-                    "listener {} (port {}) is served by the proxy's [[listener]] `{}` together with {} (port {}, \
-                     gateway_ports {:?}), whose client-IP chain differs ({})",
-                    l.name,
-                    l.port,
-                    b.name,
-                    other.name,
-                    other.port,
-                    b.gateway_ports,
-                    chain_of(other)
-                ),
-            ));
+        let mine = chain(&listeners[i]);
+        let (port, name) = (listeners[i].spec.port, listeners[i].full_name.clone());
+        let Some(other) =
+            listeners[..i].iter().find(|o| o.emitted() && same_stream(o.spec.port, port, binds) && chain(o) != mine)
+        else {
+            continue;
+        };
+        let at = if other.spec.port == port {
+            format!("port {port}")
+        } else {
+            let bind = binds
+                .into_iter()
+                .flatten()
+                .find(|b| u16::try_from(port).is_ok_and(|p| b.gateway_ports.contains(&p)))
+                .map_or_else(String::new, |b| format!("`{}` (gateway_ports {:?})", b.name, b.gateway_ports));
+            format!("the proxy's [[listener]] {bind}, which serves ports {} and {port}", other.spec.port)
+        };
+        let why = format!(
+            "{at} is already served by the older listener {}, whose client-IP chain differs ({}); one bind is one \
+             stream of connections with one chain, so this newer listener is not served",
+            other.full_name,
+            chain_name(other)
+        );
+        let policy = match chain_of(&listeners[i], ip_won) {
+            Some(Ok(c)) => Some(c.policy.clone()),
+            _ => None,
+        };
+        let l = &mut listeners[i];
+        l.ok = false;
+        for c in &mut l.conds {
+            match c.kind {
+                "Conflicted" => *c = Cond::new("Conflicted", true, "ClientIPPolicyConflict", why.clone()),
+                "Programmed" => *c = Cond::new("Programmed", false, "Invalid", "listener not served (see Conflicted)"),
+                _ => {}
+            }
+        }
+        if let Some(policy) = policy {
+            mark_policy_conflicted(&policy, &name, &why, statuses);
         }
     }
-    for (l, why) in conflicted {
-        let Some(policy) = l.client_ip.as_ref().map(|c| c.policy.as_str()) else { continue };
-        let Some((pns, pname)) = policy.split_once('/') else { continue };
-        for s in statuses.iter_mut() {
-            let ours = s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname;
-            if !ours {
+}
+
+/// Marks the targets of ClientIPPolicy `policy` (`NS/NAME`) that cover
+/// listener `listener` (its full name) `Accepted: False, Conflicted`.
+fn mark_policy_conflicted(policy: &str, listener: &str, why: &str, statuses: &mut [Arc<ObjectStatus>]) {
+    let Some((pns, pname)) = policy.split_once('/') else { return };
+    for s in statuses.iter_mut() {
+        let ours = s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname;
+        if !ours {
+            continue;
+        }
+        let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
+        for a in ancestors.iter_mut() {
+            let r = &a.reference;
+            let parent = format!(
+                "{}/{}/{}/",
+                r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+                r.namespace.as_deref().unwrap_or(pns),
+                r.name
+            );
+            let covers = listener
+                .strip_prefix(&parent)
+                .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
+            if !covers {
                 continue;
             }
-            let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
-            for a in ancestors.iter_mut() {
-                let r = &a.reference;
-                let parent = format!(
-                    "{}/{}/{}/",
-                    r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
-                    r.namespace.as_deref().unwrap_or(pns),
-                    r.name
+            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                *c = Cond::new(
+                    "Accepted",
+                    false,
+                    "Conflicted",
+                    format!("{why}: this policy is not applied on listener {listener}"),
                 );
-                let covers = l
-                    .name
-                    .strip_prefix(&parent)
-                    .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
-                if !covers {
-                    continue;
-                }
-                for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
-                    *c = Cond::new(
-                        "Accepted",
-                        false,
-                        "Conflicted",
-                        format!(
-                            "{why}: one bind is one stream of connections with one chain, so this policy is not \
-                             applied there (the proxy keeps its file's chain and does not serve this listener's \
-                             routes on that bind)"
-                        ),
-                    );
-                }
             }
         }
     }
@@ -1597,12 +1639,19 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // 2. Gateways and their listeners (own, then ListenerSets, oldest first).
     let mut gateways: Vec<&Gateway> =
         inp.gateways.iter().copied().filter(|g| class_ok && g.spec.gateway_class_name == inp.class).collect();
-    gateways.sort_by_key(|g| (ns_of(&g.metadata), name_of(&g.metadata)));
+    // Oldest first: in a conflict the older listener wins (the spec's
+    // order), across Gateways too, since the proxy merges them on a port.
+    gateways.sort_by_key(|g| (created(&g.metadata), ns_of(&g.metadata), name_of(&g.metadata)));
     let mut sets: Vec<&ListenerSet> = inp.listener_sets.clone();
     sets.sort_by_key(|s| (created(&s.metadata), ns_of(&s.metadata), name_of(&s.metadata)));
     let mut listeners: Vec<Lst<'_>> = Vec::new();
     let mut gw_problem: BTreeMap<(String, String), (&'static str, String)> = BTreeMap::new();
     let mut set_ok: BTreeMap<(String, String), Result<(), String>> = BTreeMap::new();
+    // Every Gateway's own listeners come before any ListenerSet's (the
+    // ListenerSet spec: the Gateway's listeners win conflicts), these by
+    // the sets' age (`sets` is sorted so).
+    let mut own_listeners = Vec::new();
+    let mut set_listeners = Vec::new();
     for g in &gateways {
         let (gns, gname) = (ns_of(&g.metadata), name_of(&g.metadata));
         if !g.spec.addresses.is_empty() {
@@ -1644,13 +1693,23 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                     .insert(key, Err(format!("Gateway {gns}/{gname} allowedListeners does not admit namespace {sns}")));
             }
         }
-        for (kind, pns, pname, l) in own.chain(attached_sets) {
+        own_listeners.extend(own.map(|(kind, pns, pname, l)| (kind, pns, pname, l, (gns.clone(), gname.clone()))));
+        set_listeners.extend(
+            attached_sets.into_iter().map(|(kind, pns, pname, l)| (kind, pns, pname, l, (gns.clone(), gname.clone()))),
+        );
+    }
+    let set_rank = |ns: &str, name: &str| {
+        sets.iter().position(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name).unwrap_or(usize::MAX)
+    };
+    set_listeners.sort_by_key(|(_, pns, pname, _, _)| set_rank(pns, pname)); // stable: spec order within a set
+    {
+        for (kind, pns, pname, l, gw) in own_listeners.into_iter().chain(set_listeners) {
             let mut lst = Lst {
                 parent_kind: kind,
                 full_name: format!("{}/{pns}/{pname}/{}", kind.to_ascii_lowercase(), l.name),
                 parent_ns: pns,
                 parent_name: pname,
-                gateway: (gns.clone(), gname.clone()),
+                gateway: gw,
                 spec: l,
                 ok: false,
                 kinds: Vec::new(),
@@ -1727,6 +1786,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         }
         l.closed = Some(why);
     }
+    chain_conflicts(&mut listeners, &ip_won, inp.binds.as_deref(), &mut statuses);
     // 4. Routes: each HTTPRoute alone (see [`RoutePart`]), or as the cache
     // kept it when neither it nor anything it depends on changed.
     // In the store's order: what is made of the parts is sorted anyway
@@ -1865,7 +1925,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             client_ip,
         });
     }
-    port_conflicts(&specs, inp.binds.as_deref(), &mut statuses);
     // A Gateway or ListenerSet with an accepted listener that is not
     // programmed (no bind serves its port, no certificate) is not
     // programmed as a whole.
