@@ -415,6 +415,84 @@ spec:
     assert_eq!(t.routes.routes[0].host.as_deref(), Some("team.example.com"));
 }
 
+/// A ListenerSet is a tenant's: its ClientIPPolicy applies only when it
+/// narrows its Gateway's whole-Gateway policy (trusted proxies and PROXY
+/// senders within, sources among, same strategy, failClosed kept);
+/// otherwise it is Invalid for that target and the set's listeners take the
+/// Gateway's chain. On the owner's port, the Gateway's own listener wins a
+/// chain conflict over the set's.
+#[test]
+fn a_listener_set_policy_may_only_narrow_the_gateways() {
+    let world = |set_port: u16, set_policy: &str| {
+        let base = BASE.replace(
+            "  gatewayClassName: realip\n",
+            "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+        );
+        let owner = "apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: owner, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  trustedProxies: [198.51.100.0/24]\n  failClosed: true\n";
+        let set = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {{name: ls, namespace: team}}\nspec:\n  parentRef: {{name: gw, namespace: infra}}\n  listeners: [{{name: extra, port: {set_port}, protocol: HTTP, hostname: team.example.com}}]\n");
+        let tenant = format!("apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {{name: tenant, namespace: team}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}}]\n{set_policy}");
+        let mut o = Objects::default();
+        o.add_yaml(&base).unwrap();
+        o.add_yaml(&format!("{owner}---\n{set}---\n{tenant}")).unwrap();
+        translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
+    };
+    let chain = |t: &Translation| {
+        t.routes.listeners.iter().find(|l| l.name == "listenerset/team/ls/extra").and_then(|l| l.client_ip.clone())
+    };
+    // Wider trust (E5): refused, the set's listener takes the owner's chain.
+    let t = world(8081, "  trustedProxies: [0.0.0.0/0]\n  failClosed: true\n");
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("may only narrow") && c.message.contains("trustedProxies"), "{c:?}");
+    assert_eq!(chain(&t).map(|c| c.policy), Some("infra/owner".to_owned()));
+    // Dropping failClosed, another strategy, another source: refused too.
+    for (bad, word) in [
+        ("  trustedProxies: [198.51.100.0/25]\n", "failClosed"),
+        ("  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n  strategy: {trustedHops: 2}\n", "strategy"),
+        ("  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n  sources: [XRealIP]\n", "source"),
+        (
+            "  proxyProtocol: {mode: Optional, trustedSenders: [10.0.0.0/8]}\n  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n",
+            "PROXY",
+        ),
+    ] {
+        let t = world(8081, bad);
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+            panic!()
+        };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Invalid"), "{bad}");
+        assert!(c.message.contains(word), "{bad}: {c:?}");
+    }
+    // Narrower: applied on the set's own port.
+    let t = world(8081, "  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n");
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "team", "tenant"), [("Accepted", true, "Accepted")]);
+    assert_eq!(chain(&t).map(|c| c.trusted), Some(vec!["198.51.100.0/25".to_owned()]));
+    // On the owner's port 80 (E18): the owner's listener keeps the bind and
+    // its chain; the set's listener, newer and a ListenerSet's, is refused.
+    let t = world(80, "  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n");
+    let http = t.routes.listeners.iter().find(|l| l.name == "gateway/infra/gw/http").unwrap();
+    assert_eq!(http.client_ip.as_ref().map(|c| c.policy.as_str()), Some("infra/owner"));
+    assert!(chain(&t).is_none() && t.routes.listeners.iter().all(|l| !l.name.starts_with("listenerset/")));
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "owner"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "team", "tenant"), [("Accepted", false, "Conflicted")]);
+    // A wider one on port 80 is refused, so the set's listener shares the
+    // owner's chain there and is served.
+    let t = world(80, "  trustedProxies: [0.0.0.0/0]\n");
+    assert_eq!(chain(&t).map(|c| c.policy), Some("infra/owner".to_owned()));
+    // No Gateway policy to compare with: refused.
+    let mut o = Objects::default();
+    o.add_yaml(&BASE.replace(
+        "  gatewayClassName: realip\n",
+        "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+    ))
+    .unwrap();
+    o.add_yaml("apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: ls, namespace: team}\nspec:\n  parentRef: {name: gw, namespace: infra}\n  listeners: [{name: extra, port: 8081, protocol: HTTP}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: tenant, namespace: team}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}]\n  trustedProxies: [198.51.100.0/25]\n").unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else { panic!() };
+    assert!(ancestors[0].conditions[0].message.contains("no valid whole-Gateway ClientIPPolicy"), "{ancestors:?}");
+}
+
 /// One port is one stream of connections with one client-IP chain: a
 /// newer Gateway's listener on the port of an older one with another chain
 /// is Conflicted and not served (the older keeps its policy and its routes,

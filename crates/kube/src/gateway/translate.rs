@@ -36,6 +36,9 @@
 //!   method, more header matches, more query matches, older route
 //!   (`creationTimestamp`), `namespace/name` alphabetical, rule order,
 //!   match order;
+//! - a ClientIPPolicy on a ListenerSet applies only when it narrows its
+//!   Gateway's whole-Gateway policy (see [`widens`]), else that target is
+//!   `Invalid` and the set's listeners take the Gateway's chain;
 //! - policies (GEP-713 direct attachment): a policy whose target is missing
 //!   is `Accepted: False, TargetNotFound`; two policies on the same target
 //!   (same kind, name and sectionName): the older wins, the other is
@@ -1095,6 +1098,114 @@ where
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
+/// Whether every CIDR of `inner` lies within a CIDR of `outer` (both
+/// already validated; presets expanded).
+fn cidrs_within(inner: &[String], outer: &[String]) -> bool {
+    let parse = |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
+    let outer = parse(outer);
+    parse(inner).iter().all(|x| outer.iter().any(|y| y.prefix() <= x.prefix() && y.contains(x.addr())))
+}
+
+/// Why a ListenerSet's chain `set` is not a narrowing of its Gateway's
+/// chain `gw` (`None` when it is): a ListenerSet is a tenant's, and must
+/// not make the Gateway owner's listeners on the same address trust more.
+/// It may trust a subset of the proxies and PROXY senders, read a subset
+/// of the sources, with the same strategy; not drop a required PROXY
+/// header nor `failClosed`. (`forward` is free: it is what the tenant's own
+/// upstreams receive.)
+fn widens(set: &ClientIp, gw: &ClientIp) -> Option<String> {
+    let gp = &gw.policy;
+    if !cidrs_within(&set.trusted, &gw.trusted) {
+        return Some(format!("trustedProxies {:?} are not all within {gp}'s {:?}", set.trusted, gw.trusted));
+    }
+    match (gw.proxy_protocol, set.proxy_protocol) {
+        (ProxyMode::Off, m) if m != ProxyMode::Off => {
+            return Some(format!("proxyProtocol is {m:?}, and {gp} accepts no PROXY header"));
+        }
+        (ProxyMode::Required, m) if m != ProxyMode::Required => {
+            return Some(format!("proxyProtocol is {m:?}, and {gp} requires a PROXY header"));
+        }
+        _ => {}
+    }
+    if set.proxy_protocol != ProxyMode::Off && !cidrs_within(&set.proxy_protocol_from, &gw.proxy_protocol_from) {
+        return Some(format!(
+            "proxyProtocol.trustedSenders {:?} are not all within {gp}'s {:?}",
+            set.proxy_protocol_from, gw.proxy_protocol_from
+        ));
+    }
+    if let Some(s) = set.sources.iter().find(|s| !gw.sources.contains(s)) {
+        return Some(format!("source {s} is not one of {gp}'s {:?}", gw.sources));
+    }
+    if set.strategy != gw.strategy {
+        return Some(format!("strategy {} is not {gp}'s {}", set.strategy, gw.strategy));
+    }
+    if gw.fail_closed && !set.fail_closed {
+        return Some(format!("failClosed is false, and {gp}'s is true"));
+    }
+    None
+}
+
+/// A ClientIPPolicy on a ListenerSet (or one of its listeners) applies
+/// only when it narrows the whole-Gateway policy of the set's Gateway (see
+/// [`widens`]); otherwise that target is `Accepted: False, Invalid` and
+/// the set's listeners take the Gateway's chain. With no valid Gateway
+/// policy to compare with, nothing tells what the owner trusts (the file's
+/// chain is the proxy's), so it is refused too.
+fn narrow_set_policies(
+    ip_won: &mut BTreeMap<TargetKey, InForce<ClientIp>>,
+    listeners: &[Lst<'_>],
+    statuses: &mut [Arc<ObjectStatus>],
+) {
+    let on_sets: Vec<TargetKey> = ip_won.keys().filter(|k| k.0 == "ListenerSet").cloned().collect();
+    for key in on_sets {
+        let Some(Ok(set)) = ip_won.get(&key) else { continue }; // invalid: already fails closed
+        let Some(gw) = listeners
+            .iter()
+            .find(|l| l.parent_kind == "ListenerSet" && l.parent_ns == key.1 && l.parent_name == key.2)
+            .map(|l| l.gateway.clone())
+        else {
+            continue;
+        };
+        let why = match ip_won.get(&("Gateway".to_owned(), gw.0.clone(), gw.1.clone(), None)) {
+            Some(Ok(g)) => {
+                widens(set, g).map(|w| format!("it would widen the chain of its Gateway {}/{}: {w}", gw.0, gw.1))
+            }
+            _ => Some(format!(
+                "its Gateway {}/{} has no valid whole-Gateway ClientIPPolicy, so nothing says what the Gateway's owner \
+                 trusts: attach one there first",
+                gw.0, gw.1
+            )),
+        };
+        let Some(why) = why else { continue };
+        let policy = set.policy.clone();
+        ip_won.remove(&key);
+        let Some((pns, pname)) = policy.split_once('/') else { continue };
+        for s in statuses.iter_mut() {
+            if !(s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname) {
+                continue;
+            }
+            let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
+            for a in ancestors.iter_mut() {
+                let r = &a.reference;
+                if r.kind.as_deref() != Some("ListenerSet") || r.name != key.2 || r.section_name != key.3 {
+                    continue;
+                }
+                for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted") {
+                    *c = Cond::new(
+                        "Accepted",
+                        false,
+                        "Invalid",
+                        format!(
+                            "a ListenerSet's ClientIPPolicy may only narrow its Gateway's, and {why}; the \
+                             ListenerSet's listeners take the Gateway's chain"
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// The ClientIPPolicy in force on a listener: one on the listener itself,
 /// else on its parent (a ListenerSet listener: its set's, else its
 /// Gateway's whole-Gateway one).
@@ -1767,7 +1878,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), c.clone()))
         })
         .collect();
-    let ip_won = attach_policies(
+    let mut ip_won = attach_policies(
         &ip,
         "ClientIPPolicy",
         &listener_exists,
@@ -1775,6 +1886,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         "the listeners it targets are not served (fail closed)",
         &mut statuses,
     );
+    narrow_set_policies(&mut ip_won, &listeners, &mut statuses);
     // A listener whose chain is an invalid policy with no last valid
     // version is not served at all (its routes are Pending): serving it
     // with the file's chain would trust what the policy meant to refuse.
