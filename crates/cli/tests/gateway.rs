@@ -1009,3 +1009,48 @@ fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
     });
     assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"], "Accepted");
 }
+
+/// realip.dev kinds that cannot be listed for another reason than a
+/// missing CRD (403: the RBAC lacks them) are not taken for absent: no
+/// Gateway route is served without the policies that may protect it (one
+/// `gateway_policies_unreadable` line), and once they can be listed the
+/// routes are served with their policies. (404 — CRDs not installed —
+/// keeps serving Gateway routes without policies, as documented.)
+#[test]
+fn unreadable_policy_kinds_fail_closed() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["c.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "allow", &gw, &json!({"allow": ["203.0.113.0/24"]})));
+    api.forbid_group("realip.dev", true);
+    let (p, addr, _dir) = proxy_with(&api, "forbidden", "gateway_ports = [80]\n", &[]);
+    let line = wait_line(&p.stderr, "gateway_policies_unreadable", 20);
+    assert!(line.contains("clientaccesspolicies") && line.contains("403"), "{line}");
+    let get = |xff: &str| {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: c.example.com\r\nX-Forwarded-For: {xff}\r\nConnection: close\r\n\r\n");
+        raw_http(addr, req.as_bytes()).map_or(0, |(s, _)| s)
+    };
+    for _ in 0..20 {
+        assert_eq!(get("192.0.2.9"), 404, "a Gateway route is served while its policies cannot be read");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The RBAC fixed: the watch's retry lists them and the routes are
+    // served with their policy.
+    api.forbid_group("realip.dev", false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get("192.0.2.9") != 403 {
+        assert!(Instant::now() < deadline, "not served with its policy once readable: {}", get("192.0.2.9"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get("203.0.113.5"), 200);
+}
