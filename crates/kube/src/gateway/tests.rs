@@ -751,8 +751,8 @@ fn a_gateway_listener_target_is_refused_alone() {
 }
 
 /// A route's own ClientAccessPolicy (a tenant's) cannot lift the Gateway
-/// owner's: deny lists add up, allow lists intersect, and the most specific
-/// rate limit wins.
+/// owner's: deny lists add up, allow lists intersect, and the stricter
+/// rate limit applies.
 #[test]
 fn a_route_policy_cannot_lift_the_gateway_policy() {
     let r = route("web", ACCESS_ROUTE);
@@ -767,6 +767,11 @@ fn a_route_policy_cannot_lift_the_gateway_policy() {
     assert_eq!(a.deny, ["192.0.2.9"]);
     assert_eq!(a.rate_limit.as_ref().map(|r| r.per_second), Some(5.0));
     assert_eq!(a.policy, "web/p");
+    // A looser route limit does not lift the Gateway's (review 13 M2): the
+    // Gateway's, in the Gateway policy's bucket.
+    let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  rateLimit: {perSecond: 1000, burst: 1000}\n")));
+    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
+    assert_eq!((rl.per_second, rl.scope.as_str()), (50.0, "clientaccesspolicy:infra/gwp"));
     // Wider and disjoint allow lists: only what both allow; denies add up;
     // no own rate limit: the Gateway's.
     let t = run(&format!(

@@ -956,8 +956,10 @@ fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option
 /// list the client must be in both (their intersection: two CIDRs overlap
 /// only when one contains the other, so the intersection is the narrower
 /// of each overlapping pair; none overlapping leaves an empty list, which
-/// lets nobody in). The most specific rate limit wins: the route's own,
-/// else the Gateway's. `policy` names the route's own policy.
+/// lets nobody in). Rate limits: when both have one the stricter applies
+/// (lower `perSecond`, then lower burst), in its own bucket, so a route
+/// policy can tighten the Gateway's limit but never lift it; else the one
+/// there is. `policy` names the route's own policy.
 fn floor(gateway: &Access, own: &Access) -> Access {
     let mut deny = gateway.deny.clone();
     deny.extend(own.deny.iter().filter(|d| !gateway.deny.contains(d)).cloned());
@@ -969,7 +971,13 @@ fn floor(gateway: &Access, own: &Access) -> Access {
         policy: own.policy.clone(),
         allow,
         deny,
-        rate_limit: own.rate_limit.clone().or_else(|| gateway.rate_limit.clone()),
+        rate_limit: match (&gateway.rate_limit, &own.rate_limit) {
+            (Some(g), Some(o)) => {
+                let looser = (o.per_second, o.burst) > (g.per_second, g.burst);
+                Some(if looser { g.clone() } else { o.clone() })
+            }
+            (g, o) => o.clone().or_else(|| g.clone()),
+        },
     }
 }
 
