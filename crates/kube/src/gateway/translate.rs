@@ -271,11 +271,15 @@ fn namespace_allowed(
         "Same" => ns == parent_ns,
         "Selector" => {
             let Some(sel) = rn.and_then(|r| r.selector.as_ref()) else { return false };
-            let labels = namespaces
+            let mut labels = namespaces
                 .iter()
                 .find(|n| n.metadata.name.as_deref() == Some(ns))
                 .and_then(|n| n.metadata.labels.clone())
                 .unwrap_or_default();
+            // Every API server since 1.22 sets this label on every
+            // namespace (and it cannot be changed), so it holds even for a
+            // namespace not in the store (examples, tooling).
+            labels.insert("kubernetes.io/metadata.name".to_owned(), ns.to_owned());
             selector_matches(sel, &labels)
         }
         _ => false, // "None"
