@@ -1222,3 +1222,21 @@ fn a_translation_with_the_cache_equals_one_without() {
         "192.0.2.11:8080"
     );
 }
+
+/// A backend weight outside the spec's 0..=1000000 is refused in status
+/// (UnsupportedValue naming the field), not served as weight 0.
+#[test]
+fn a_weight_out_of_range_is_refused() {
+    let r = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80, weight: -1}]}]\n",
+    );
+    let t = run(&r);
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let a = cond(&parents[0].conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "UnsupportedValue"));
+    assert!(a.message.contains("backendRefs[0].weight -1"), "{a:?}");
+    assert!(t.routes.routes.is_empty());
+    let t = run(&r.replace("weight: -1", "weight: 1000000"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", true, "Accepted"));
+}

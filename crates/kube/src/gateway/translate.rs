@@ -752,7 +752,12 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends
             if !b.filters.is_empty() {
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
             }
-            let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
+            // The spec's range; outside it the route is refused, never
+            // served with a weight silently taken as 0.
+            let w = b.weight.unwrap_or(1);
+            let Some(weight) = u32::try_from(w).ok().filter(|w| *w <= 1_000_000) else {
+                return Err(unsupported(format!("{at}.backendRefs[{k}].weight {w} is not from 0 to 1000000")));
+            };
             match backend(&ns, b, inp, index) {
                 Ok(be) => {
                     r.backends.push(WeightedBackend { backend: Some(be.name), weight });
