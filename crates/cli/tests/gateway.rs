@@ -731,22 +731,26 @@ fn client_ip_policy_is_applied_per_listener() {
         cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
     });
 
-    // A second Gateway on the lb listener's port with another chain (none):
-    // one bind cannot serve both, so the route is not served there any
-    // more (reported) but still on `plain`, and the policy is Conflicted.
+    // A newer Gateway on the lb listener's port with another chain (none):
+    // one bind has one chain, and conflicts are settled by age as every
+    // Gateway API conflict is, so the older listener keeps the bind, its
+    // policy and its routes; the newer listener is Conflicted, not served.
+    // (Before review 13 the newer Gateway knocked the older one's
+    // policy-protected routes off the bind.)
     api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "web"},
         "spec": {"gatewayClassName": "realip", "listeners": [{"name": "other", "port": 80, "protocol": "HTTP", "hostname": "o.example.com"}]}}));
-    let line = wait_line(&p.stderr, "kubernetes_route_warning", 20);
-    assert!(line.contains("httproute/web/site/") && line.contains("gateway/web/gw2/other"), "{line}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while get(lb, b"", None).0 != 404 {
-        assert!(Instant::now() < deadline, "the route is still served with the conflicted chain");
-        std::thread::sleep(Duration::from_millis(20));
+    let o = until(&api, "Gateway", "web", "gw2", "the newer listener is conflicted", |o| {
+        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "ClientIPPolicyConflict"
+    });
+    let msg = cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["message"].to_string();
+    assert!(msg.contains("gateway/web/gw/lb") && msg.contains("web/edge"), "{msg}");
+    for _ in 0..20 {
+        let (st, v) = get(lb, b"", Some("192.0.2.66"));
+        assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("127.0.0.1")), "the older listener keeps its chain");
     }
     assert_eq!(get(plain, b"", None).0, 200);
-    until(&api, "ClientIPPolicy", "web", "edge", "conflict in status", |o| {
-        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
-    });
+    let o = api.get("ClientIPPolicy", "web", "edge").unwrap();
+    assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"], "True", "{o}");
 }
 
 /// ClientAccessPolicy on a Gateway (all its routes) and on one HTTPRoute
@@ -906,7 +910,10 @@ fn an_unserved_route_is_logged_once_per_change() {
     service(&api, "app", 2, port);
     gateway(
         &api,
-        &json!([{"name": "http", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 81, "protocol": "HTTP"}]),
+        // A hostname on `alt`: once one bind serves both ports (below),
+        // two listeners without one would not be distinct there.
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP"},
+            {"name": "alt", "port": 81, "protocol": "HTTP", "hostname": "u.example.com"}]),
     );
     let backend = json!([{"name": "app", "port": 80}]);
     http_route(
@@ -976,28 +983,76 @@ fn an_unserved_route_is_logged_once_per_change() {
 
 /// Two Gateway listeners on different ports that one `[[listener]]`
 /// serves (`gateway_ports = [80, 81]`), each with a ClientIPPolicy of its
-/// own chain: one bind cannot apply both, and both policies say so in
-/// their status, naming the bind and the other policy.
+/// own chain: one bind cannot apply both, so the later listener is
+/// Conflicted and not served, and its policy says so, naming the bind and
+/// the other policy; the earlier keeps its policy.
 #[test]
 fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
     let api = FakeApi::start().unwrap();
     base(&api);
     gateway(
         &api,
-        &json!([{"name": "a", "port": 80, "protocol": "HTTP"}, {"name": "b", "port": 81, "protocol": "HTTP"}]),
+        &json!([{"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"},
+            {"name": "b", "port": 81, "protocol": "HTTP", "hostname": "b.example.com"}]),
     );
     let on = |listener: &str| json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "sectionName": listener});
     api.apply(policy("ClientIPPolicy", "edge-a", &on("a"), &json!({"trustedProxies": ["192.0.2.0/24"]})));
     api.apply(policy("ClientIPPolicy", "edge-b", &on("b"), &json!({"trustedProxies": ["198.51.100.0/24"]})));
     let (_p, _addr, _dir) = proxy_with(&api, "one-bind", "gateway_ports = [80, 81]\n", &[]);
-    for (name, other) in [("edge-a", "web/edge-b"), ("edge-b", "web/edge-a")] {
-        let o = until(&api, "ClientIPPolicy", "web", name, "conflict on one bind", |o| {
-            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
-        });
-        let msg =
-            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("").to_owned();
-        assert!(msg.contains("[[listener]] `web`") && msg.contains(other), "{name}: {msg}");
+    let o = until(&api, "ClientIPPolicy", "web", "edge-b", "conflict on one bind", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
+    });
+    let msg = cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("").to_owned();
+    assert!(msg.contains("[[listener]] `web`") && msg.contains("web/edge-a"), "{msg}");
+    let o = until(&api, "ClientIPPolicy", "web", "edge-a", "the earlier listener keeps its policy", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"], "Accepted");
+}
+
+/// realip.dev kinds that cannot be listed for another reason than a
+/// missing CRD (403: the RBAC lacks them) are not taken for absent: no
+/// Gateway route is served without the policies that may protect it (one
+/// `gateway_policies_unreadable` line), and once they can be listed the
+/// routes are served with their policies. (404 — CRDs not installed —
+/// keeps serving Gateway routes without policies, as documented.)
+#[test]
+fn unreadable_policy_kinds_fail_closed() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["c.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "allow", &gw, &json!({"allow": ["203.0.113.0/24"]})));
+    api.forbid_group("realip.dev", true);
+    let (p, addr, _dir) = proxy_with(&api, "forbidden", "gateway_ports = [80]\n", &[]);
+    let line = wait_line(&p.stderr, "gateway_policies_unreadable", 20);
+    assert!(line.contains("clientaccesspolicies") && line.contains("403"), "{line}");
+    let get = |xff: &str| {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: c.example.com\r\nX-Forwarded-For: {xff}\r\nConnection: close\r\n\r\n");
+        raw_http(addr, req.as_bytes()).map_or(0, |(s, _)| s)
+    };
+    for _ in 0..20 {
+        assert_eq!(get("192.0.2.9"), 404, "a Gateway route is served while its policies cannot be read");
+        std::thread::sleep(Duration::from_millis(100));
     }
+    // The RBAC fixed: the watch's retry lists them and the routes are
+    // served with their policy.
+    api.forbid_group("realip.dev", false);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while get("192.0.2.9") != 403 {
+        assert!(Instant::now() < deadline, "not served with its policy once readable: {}", get("192.0.2.9"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(get("203.0.113.5"), 200);
 }
 
 /// Objects the CRD schemas admit but realip's types refuse (an HTTPRoute

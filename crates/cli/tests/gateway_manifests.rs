@@ -178,6 +178,9 @@ fn crds_and_examples_validate_against_the_schemas_and_bad_objects_do_not() {
         ("bad mode", json!({"proxyProtocol": {"mode": "Sometimes", "trustedSenders": ["10.0.0.0/8"]}})),
         ("strategy", json!({"strategy": {"trustedHops": -1}})),
         ("header name", json!({"sources": [{"header": "bad name"}]})),
+        ("header with its own source", json!({"sources": [{"header": "x-FORWARDED-for"}]})),
+        ("source twice", json!({"sources": ["XForwardedFor", "XForwardedFor"]})),
+        ("too many hops", json!({"strategy": {"trustedHops": 65}})),
         (
             "target kind",
             json!({"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Service", "name": "x"}]}),

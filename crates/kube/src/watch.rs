@@ -306,11 +306,14 @@ where
 }
 
 /// Whether the API server serves `K` to us (CRD installed, RBAC granted).
-async fn served<K>(api: &Api<K>) -> Result<(), String>
+async fn served<K>(api: &Api<K>) -> Result<(), (bool, String)>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    api.list(&ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| e.to_string())
+    api.list(&ListParams::default().limit(1)).await.map(|_| ()).map_err(|e| {
+        let not_found = matches!(&e, kube::Error::Api(s) if s.is_not_found());
+        (not_found, e.to_string())
+    })
 }
 
 /// The stores of the Gateway API side (empty stores for kinds not served).
@@ -385,31 +388,60 @@ pub async fn run(
     synced[..4].fill(false);
     if gateway_on {
         let mut absent = Vec::new();
+        let mut unreadable = Vec::new();
         // The kinds realip writes status on are tagged with
         // [`tag_status`], so their status-only updates are told apart.
+        // `$policy`: realip.dev kinds. Absent (404: CRDs not installed),
+        // Gateway routes are served without policies, as documented; any
+        // other error (403 RBAC, 5xx…) is not taken for absence: the kind is
+        // watched all the same (retried with backoff), and the Gateway side
+        // waits for its list, so no Gateway route is served without the
+        // policies that may protect it (fail closed).
         macro_rules! maybe {
-            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {{
+            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {
+                maybe!($api, $writer, $i, $what, $tagged, false)
+            };
+            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr, $policy:expr) => {{
                 let a = $api;
-                match served(&a).await {
-                    Ok(()) => {
-                        synced[$i] = false;
-                        streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff(), $i));
+                let watch = match served(&a).await {
+                    Ok(()) => true,
+                    Err((false, e)) if $policy => {
+                        unreadable.push(format!("{}: {e}", $what));
+                        true
                     }
-                    Err(e) => absent.push(format!("{}: {e}", $what)),
+                    Err((_, e)) => {
+                        absent.push(format!("{}: {e}", $what));
+                        false
+                    }
+                };
+                if watch {
+                    synced[$i] = false;
+                    streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff(), $i));
                 }
             }};
             // Decoded one object at a time (`crate::decode`): an object
             // realip's types refuse is left out and reported, the rest of
             // its kind syncs.
-            (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {{
+            (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {
+                maybe!(dyn $k, $ns, $store, $writer, $i, $what, $tagged, false)
+            };
+            (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr, $policy:expr) => {{
                 let a = crate::decode::dynamic_api::<$k>(&client, $ns);
-                match served(&a).await {
-                    Ok(()) => {
-                        synced[$i] = false;
-                        let events = crate::decode::decoded::<$k>(a, wc.clone(), $store.clone());
-                        streams.push(($tagged)(reflector($writer, events).default_backoff(), $i));
+                let watch = match served(&a).await {
+                    Ok(()) => true,
+                    Err((false, e)) if $policy => {
+                        unreadable.push(format!("{}: {e}", $what));
+                        true
                     }
-                    Err(e) => absent.push(format!("{}: {e}", $what)),
+                    Err((_, e)) => {
+                        absent.push(format!("{}: {e}", $what));
+                        false
+                    }
+                };
+                if watch {
+                    synced[$i] = false;
+                    let events = crate::decode::decoded::<$k>(a, wc.clone(), $store.clone());
+                    streams.push(($tagged)(reflector($writer, events).default_backoff(), $i));
                 }
             }};
         }
@@ -418,17 +450,27 @@ pub async fn run(
         maybe!(dyn ListenerSet, ns, sets, lw, 6, "listenersets", |s, i| tag_status(s, i, "ListenerSet"));
         maybe!(dyn HttpRoute, ns, routes, rw, 7, "httproutes", |s, i| tag_status(s, i, "HTTPRoute"));
         maybe!(dyn ReferenceGrant, ns, grants, aw, 8, "referencegrants", |s, i| tag(s, i, Side::Gateway));
-        maybe!(dyn ClientIpPolicy, ns, ip, pw, 9, "clientippolicies", |s, i| tag_status(s, i, "ClientIPPolicy"));
-        maybe!(dyn ClientAccessPolicy, ns, access, xw, 10, "clientaccesspolicies", |s, i| tag_status(
-            s,
-            i,
-            "ClientAccessPolicy"
-        ));
+        maybe!(dyn ClientIpPolicy, ns, ip, pw, 9, "clientippolicies", |s, i| tag_status(s, i, "ClientIPPolicy"), true);
+        maybe!(
+            dyn ClientAccessPolicy,
+            ns,
+            access,
+            xw,
+            10,
+            "clientaccesspolicies",
+            |s, i| tag_status(s, i, "ClientAccessPolicy"),
+            true
+        );
         maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces", |s, i| tag(s, i, Side::Gateway));
         if !absent.is_empty() {
             // Logged once: Ingresses are served either way.
             event(&json!({"event": "gateway_api_unavailable", "kinds": absent,
                 "note": "these kinds are not watched (CRDs not installed or no RBAC); Ingresses are served"}));
+        }
+        if !unreadable.is_empty() {
+            event(&json!({"event": "gateway_policies_unreadable", "kinds": unreadable,
+                "note": "realip.dev policies cannot be listed (not a missing CRD: RBAC or a server error): no Gateway \
+                         route is served until they can be (fail closed; retried with backoff); Ingresses are served"}));
         }
     }
     let stores = GatewayStores { classes, gateways, sets, routes, grants, ip, access, namespaces };

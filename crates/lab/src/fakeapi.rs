@@ -73,6 +73,8 @@ struct State {
     watchers: Vec<(String, mpsc::Sender<String>)>,
     patches: Vec<(String, Value)>,
     hidden: Vec<String>,
+    /// Path prefixes answered 403 (no RBAC), until allowed again.
+    forbidden: Vec<String>,
 }
 
 /// The server. Its threads end with the process or at their bounds.
@@ -188,6 +190,18 @@ impl FakeApi {
         st.hidden.push(format!("/apis/{group}/"));
     }
 
+    /// Answer 403 Forbidden for every kind of `group`, as an API server
+    /// does when the service account's RBAC does not grant them; `false`
+    /// grants them again.
+    pub fn forbid_group(&self, group: &str, forbid: bool) {
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let prefix = format!("/apis/{group}/");
+        st.forbidden.retain(|p| *p != prefix);
+        if forbid {
+            st.forbidden.push(prefix);
+        }
+    }
+
     /// The stored object, if any.
     pub fn get(&self, kind: &str, ns: &str, name: &str) -> Option<Value> {
         let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -252,10 +266,21 @@ impl FakeApi {
                 );
                 out.write_all(r.as_bytes()).is_ok()
             };
-            let hidden = {
+            let (hidden, forbidden) = {
                 let st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                st.hidden.iter().any(|h| path.starts_with(h.as_str()))
+                (
+                    st.hidden.iter().any(|h| path.starts_with(h.as_str())),
+                    st.forbidden.iter().any(|h| path.starts_with(h.as_str())),
+                )
             };
+            if forbidden {
+                let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden",
+                    "code": 403, "message": "forbidden by the fake API server (forbid_group)"});
+                if !ok(&mut out, "403 Forbidden", &body) {
+                    return;
+                }
+                continue;
+            }
             let kind = KINDS.iter().find(|(_, p)| *p == path && !hidden).map(|(k, _)| *k);
             if method == "GET" && kind.is_some() && query.split('&').any(|q| q == "watch=true" || q == "watch=1") {
                 self.stream_watch(out, kind.unwrap_or_default());

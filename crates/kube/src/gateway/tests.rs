@@ -415,27 +415,163 @@ spec:
     assert_eq!(t.routes.routes[0].host.as_deref(), Some("team.example.com"));
 }
 
-/// One port is one stream of connections: a ClientIPPolicy on a listener
-/// that shares its port with a listener of another chain (here another
-/// Gateway's, without a policy) is Conflicted for that target, not for
-/// the others.
+/// A ListenerSet is a tenant's: its ClientIPPolicy applies only when it
+/// narrows its Gateway's whole-Gateway policy (trusted proxies and PROXY
+/// senders within, sources among, same strategy, failClosed kept);
+/// otherwise it is Invalid for that target and the set's listeners take the
+/// Gateway's chain. On the owner's port, the Gateway's own listener wins a
+/// chain conflict over the set's.
 #[test]
-fn client_ip_policies_conflict_with_other_chains_on_their_port() {
+fn a_listener_set_policy_may_only_narrow_the_gateways() {
+    let world = |set_port: u16, set_policy: &str| {
+        let base = BASE.replace(
+            "  gatewayClassName: realip\n",
+            "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+        );
+        let owner = "apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: owner, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  trustedProxies: [198.51.100.0/24]\n  failClosed: true\n";
+        let set = format!("apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {{name: ls, namespace: team}}\nspec:\n  parentRef: {{name: gw, namespace: infra}}\n  listeners: [{{name: extra, port: {set_port}, protocol: HTTP, hostname: team.example.com}}]\n");
+        let tenant = format!("apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {{name: tenant, namespace: team}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}}]\n{set_policy}");
+        let mut o = Objects::default();
+        o.add_yaml(&base).unwrap();
+        o.add_yaml(&format!("{owner}---\n{set}---\n{tenant}")).unwrap();
+        translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
+    };
+    let chain = |t: &Translation| {
+        t.routes.listeners.iter().find(|l| l.name == "listenerset/team/ls/extra").and_then(|l| l.client_ip.clone())
+    };
+    // Wider trust (E5): refused, the set's listener takes the owner's chain.
+    let t = world(8081, "  trustedProxies: [0.0.0.0/0]\n  failClosed: true\n");
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("may only narrow") && c.message.contains("trustedProxies"), "{c:?}");
+    assert_eq!(chain(&t).map(|c| c.policy), Some("infra/owner".to_owned()));
+    // Dropping failClosed, another strategy, another source: refused too.
+    for (bad, word) in [
+        ("  trustedProxies: [198.51.100.0/25]\n", "failClosed"),
+        ("  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n  strategy: {trustedHops: 2}\n", "strategy"),
+        ("  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n  sources: [XRealIP]\n", "source"),
+        (
+            "  proxyProtocol: {mode: Optional, trustedSenders: [10.0.0.0/8]}\n  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n",
+            "PROXY",
+        ),
+    ] {
+        let t = world(8081, bad);
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+            panic!()
+        };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Invalid"), "{bad}");
+        assert!(c.message.contains(word), "{bad}: {c:?}");
+    }
+    // Narrower: applied on the set's own port.
+    let t = world(8081, "  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n");
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "team", "tenant"), [("Accepted", true, "Accepted")]);
+    assert_eq!(chain(&t).map(|c| c.trusted), Some(vec!["198.51.100.0/25".to_owned()]));
+    // On the owner's port 80 (E18): the owner's listener keeps the bind and
+    // its chain; the set's listener, newer and a ListenerSet's, is refused.
+    let t = world(80, "  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n");
+    let http = t.routes.listeners.iter().find(|l| l.name == "gateway/infra/gw/http").unwrap();
+    assert_eq!(http.client_ip.as_ref().map(|c| c.policy.as_str()), Some("infra/owner"));
+    assert!(chain(&t).is_none() && t.routes.listeners.iter().all(|l| !l.name.starts_with("listenerset/")));
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "owner"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "team", "tenant"), [("Accepted", false, "Conflicted")]);
+    // A wider one on port 80 is refused, so the set's listener shares the
+    // owner's chain there and is served.
+    let t = world(80, "  trustedProxies: [0.0.0.0/0]\n");
+    assert_eq!(chain(&t).map(|c| c.policy), Some("infra/owner".to_owned()));
+    // No Gateway policy to compare with: refused.
+    let mut o = Objects::default();
+    o.add_yaml(&BASE.replace(
+        "  gatewayClassName: realip\n",
+        "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+    ))
+    .unwrap();
+    o.add_yaml("apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: ls, namespace: team}\nspec:\n  parentRef: {name: gw, namespace: infra}\n  listeners: [{name: extra, port: 8081, protocol: HTTP}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: tenant, namespace: team}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}]\n  trustedProxies: [198.51.100.0/25]\n").unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else { panic!() };
+    assert!(ancestors[0].conditions[0].message.contains("no valid whole-Gateway ClientIPPolicy"), "{ancestors:?}");
+}
+
+/// One port is one stream of connections with one client-IP chain: a
+/// newer Gateway's listener on the port of an older one with another chain
+/// is Conflicted and not served (the older keeps its policy and its routes,
+/// whichever side has the policy); the same chain under another policy is
+/// no conflict.
+#[test]
+fn a_newer_listener_with_another_chain_on_a_port_is_conflicted() {
     let section = |name: &str, listener: &str| {
         ip_policy(name, "2026-01-01T00:00:00Z", "192.0.2.0/24")
             .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
     };
-    let other = "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra}\nspec:\n  gatewayClassName: realip\n  listeners: [{name: o, port: 80, protocol: HTTP, hostname: o.example.com}]\n";
+    let other = "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw2, namespace: infra, creationTimestamp: '2026-02-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners: [{name: o, port: 80, protocol: HTTP, hostname: o.example.com}]\n";
+    let gw2_listener = |t: &Translation| {
+        let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some("infra"), "gw2").status else { panic!() };
+        listeners[0].conditions.clone()
+    };
+    // The older listener has the policy: it keeps it; the newer is refused.
     let t = run(&(section("on-http", "http") + "---" + &section("on-same", "same") + other));
-    let got = first_ref(&t, "ClientIPPolicy", "infra", "on-http");
-    assert_eq!((got[0].0, got[0].1, got[0].2), ("Accepted", false, "Conflicted"));
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
-    assert!(ancestors[0].conditions[0].message.contains("gateway/infra/gw2/o"), "{:?}", ancestors[0]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
+    let conds = gw2_listener(&t);
+    let c = cond(&conds, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "ClientIPPolicyConflict"));
+    assert!(c.message.contains("gateway/infra/gw/http") && c.message.contains("infra/on-http"), "{c:?}");
+    assert!(!cond(&conds, "Programmed").status);
+    assert!(t.routes.listeners.iter().all(|l| l.name != "gateway/infra/gw2/o"), "{:?}", t.routes.listeners);
+    let http = t.routes.listeners.iter().find(|l| l.name == "gateway/infra/gw/http").unwrap();
+    assert_eq!(http.client_ip.as_ref().map(|c| c.policy.as_str()), Some("infra/on-http"));
+    // The newer listener has the policy: that policy is Conflicted there.
+    let newer = ip_policy("on-o", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: gw2}");
+    let t = run(&(newer + other));
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-o").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Conflicted"));
+    assert!(c.message.contains("gateway/infra/gw/http") && c.message.contains("no ClientIPPolicy"), "{c:?}");
+    assert_eq!(cond(&gw2_listener(&t), "Conflicted").reason, "ClientIPPolicyConflict");
     // The same chain under another policy on the other Gateway: no conflict.
     let same_chain = ip_policy("twin", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: gw2}");
     let t = run(&(section("on-http", "http") + "---" + &same_chain + other));
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "twin"), [("Accepted", true, "Accepted")]);
+    assert!(!cond(&gw2_listener(&t), "Conflicted").status);
+}
+
+/// Listener distinctness spans every Gateway of the class on a port (the
+/// proxy merges them): a newer Gateway's listener with the same port,
+/// protocol and hostname as an older Gateway's is HostnameConflict and not
+/// served, so its routes cannot take over the older one's host; another
+/// protocol on the port is ProtocolConflict. The older is not affected.
+#[test]
+fn listeners_of_different_gateways_on_one_port_must_be_distinct() {
+    let gw2 = |listener: &str| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw2, namespace: evil, creationTimestamp: '2026-02-01T00:00:00Z'}}\nspec:\n  gatewayClassName: realip\n  listeners: [{listener}]\n")
+    };
+    let hijack = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: hijack, namespace: evil}\nspec:\n  parentRefs: [{name: gw2}]\n  hostnames: [a.example.com]\n  rules: [{matches: [{path: {type: Exact, value: /login}}]}]\n";
+    let t = run(&(gw2("{name: h, port: 80, protocol: HTTP}") + hijack));
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else {
+        panic!()
+    };
+    let c = cond(&listeners[0].conditions, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "HostnameConflict"));
+    assert!(c.message.contains("gateway/infra/gw/http"), "{c:?}");
+    assert!(!cond(conditions, "Accepted").status, "{conditions:?}");
+    assert_eq!(first_ref(&t, "HTTPRoute", "evil", "hijack")[0], ("Accepted", false, "NotAllowedByListeners"));
+    assert!(t.routes.routes.iter().all(|r| !r.origin.contains("hijack")), "{:?}", t.routes.routes);
+    let Status::Gateway { conditions, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(cond(conditions, "Accepted").reason, "Accepted");
+    let t =
+        run(&gw2("{name: h, port: 80, protocol: HTTPS, hostname: b.example.com, tls: {certificateRefs: [{name: c}]}}"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else { panic!() };
+    assert_eq!(cond(&listeners[0].conditions, "Conflicted").reason, "ProtocolConflict");
+    // Another hostname on the port is distinct (and the same chain: none).
+    let t = run(&gw2("{name: h, port: 80, protocol: HTTP, hostname: b.example.com}"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else { panic!() };
+    assert!(cond(&listeners[0].conditions, "Programmed").status, "{listeners:?}");
+    // The older wins whatever the names: gw2 made older than gw.
+    let t = run(&gw2("{name: h, port: 80, protocol: HTTP}").replace("2026-02-01", "2025-01-01"));
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert_eq!(cond(&listeners[0].conditions, "Conflicted").reason, "HostnameConflict");
 }
 
 #[test]
@@ -491,9 +627,47 @@ fn an_invalid_edit_keeps_the_last_valid_client_ip_policy() {
     let ip = t.routes.listeners[0].client_ip.as_ref().unwrap();
     assert_eq!(ip.trusted, ["192.0.2.0/24"], "the last valid chain stays");
     assert_eq!(t.ip_in_force["infra/edge"].trusted, ["192.0.2.0/24"]);
-    // Without a previous valid version there is nothing to keep.
-    let t = run(&ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33"));
-    assert!(t.routes.listeners[0].client_ip.is_none() && t.ip_in_force.is_empty());
+    // Without a previous valid version (a new policy, or a restart after
+    // the edit) there is nothing to keep: its listeners fail closed (not
+    // served, not programmed, saying why), never open with the file's chain.
+    let t = run(&(ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33") + "---\n" + &route("infra", ACCESS_ROUTE)));
+    assert!(t.ip_in_force.is_empty());
+    assert!(t.routes.listeners.is_empty() && t.routes.routes.is_empty(), "{:?}", t.routes);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("no last valid version") && c.message.contains("not served"), "{c:?}");
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+        panic!()
+    };
+    let p = cond(&listeners[0].conditions, "Programmed");
+    assert_eq!((p.status, p.reason), (false, "Invalid"));
+    assert!(p.message.contains("ClientIPPolicy infra/edge is invalid") && p.message.contains("fail closed"), "{p:?}");
+    assert!(!cond(conditions, "Programmed").status);
+    assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", false, "Pending"));
+}
+
+/// A ClientAccessPolicy that is invalid with no last valid version (new,
+/// or after a restart) denies everyone on its targets rather than
+/// dropping its lists; an older valid policy on the same target keeps it.
+#[test]
+fn an_invalid_access_policy_with_no_last_valid_version_fails_closed() {
+    let r = route("web", ACCESS_ROUTE);
+    let bad = access_policy("  allow: [198.51.100.0/24, 10.0.0.0/33]\n");
+    let t = run(&format!("{r}\n---\n{bad}"));
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("no last valid version") && c.message.contains("refused"), "{c:?}");
+    let a = t.routes.routes[0].access.as_ref().expect("fails closed");
+    assert_eq!((a.allow.as_deref(), a.policy.as_str()), (Some(&[][..]), "web/p"));
+    assert!(t.access_in_force.is_empty());
+    // On the Gateway, under a valid route policy: the floor is empty too.
+    let gw = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: gwp, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  allow: [2001:db8::/129]\n";
+    let good = access_policy("  allow: [0.0.0.0/0]\n");
+    let t = run(&format!("{r}\n---\n{gw}\n---\n{good}"));
+    let a = t.routes.routes[0].access.as_ref().expect("fails closed");
+    assert_eq!(a.allow.as_deref(), Some(&[][..]));
 }
 
 /// A source list that passes the CRD's CEL but not realip-core (a
@@ -577,8 +751,8 @@ fn a_gateway_listener_target_is_refused_alone() {
 }
 
 /// A route's own ClientAccessPolicy (a tenant's) cannot lift the Gateway
-/// owner's: deny lists add up, allow lists intersect, and the most specific
-/// rate limit wins.
+/// owner's: deny lists add up, allow lists intersect, and the stricter
+/// rate limit applies.
 #[test]
 fn a_route_policy_cannot_lift_the_gateway_policy() {
     let r = route("web", ACCESS_ROUTE);
@@ -593,6 +767,11 @@ fn a_route_policy_cannot_lift_the_gateway_policy() {
     assert_eq!(a.deny, ["192.0.2.9"]);
     assert_eq!(a.rate_limit.as_ref().map(|r| r.per_second), Some(5.0));
     assert_eq!(a.policy, "web/p");
+    // A looser route limit does not lift the Gateway's (review 13 M2): the
+    // Gateway's, in the Gateway policy's bucket.
+    let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  rateLimit: {perSecond: 1000, burst: 1000}\n")));
+    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
+    assert_eq!((rl.per_second, rl.scope.as_str()), (50.0, "clientaccesspolicy:infra/gwp"));
     // Wider and disjoint allow lists: only what both allow; denies add up;
     // no own rate limit: the Gateway's.
     let t = run(&format!(
@@ -735,41 +914,55 @@ fn a_listener_no_bind_serves_is_not_programmed() {
     assert_eq!((gw.status, gw.reason), (false, "Invalid"));
     assert!(gw.message.contains("same (port 8080)"), "{}", gw.message);
     assert!(cond(conditions, "Accepted").status, "accepted all the same");
-    for binds in [&[("web", &[80u16, 8080][..])][..], &[("a", &[80][..]), ("b", &[8080][..])][..]] {
-        let t = run_with_binds("", binds);
-        let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
-            panic!()
-        };
-        assert!(cond(conditions, "Programmed").status, "{binds:?}");
-        assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status), "{binds:?}");
-    }
+    let t = run_with_binds("", &[("a", &[80][..]), ("b", &[8080][..])]);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else {
+        panic!()
+    };
+    assert!(cond(conditions, "Programmed").status);
+    assert!(listeners.iter().all(|l| cond(&l.conditions, "Programmed").status));
+    // One bind serving both ports merges them: two listeners without a
+    // hostname there are not distinct, and the later one is refused.
+    let t = run_with_binds("", &[("web", &[80, 8080][..])]);
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    let c = cond(&listeners[1].conditions, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "HostnameConflict"));
+    assert!(c.message.contains("serves ports 80 and 8080"), "{c:?}");
+    assert!(cond(&listeners[0].conditions, "Programmed").status);
 }
 
 /// Two listeners on different ports that one `[[listener]]` of the proxy
-/// serves together are one stream of connections: ClientIPPolicies with
-/// different chains on them are both Conflicted, naming the bind and the
-/// other policy; on separate binds both are accepted.
+/// serves together are one stream of connections: with different chains
+/// the later listener is Conflicted and not served, its policy Conflicted
+/// naming the bind and the other chain; the earlier keeps its policy. On
+/// separate binds both are accepted.
 #[test]
 fn client_ip_policies_conflict_on_one_bind() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: two, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: x, port: 9000, protocol: HTTP, hostname: x.example.com}\n  - {name: y, port: 9001, protocol: HTTP, hostname: y.example.com}\n---\n";
     let section = |name: &str, listener: &str, trusted: &str| {
         ip_policy(name, "2026-01-01T00:00:00Z", trusted)
-            .replace("name: gw}", &format!("name: gw, sectionName: {listener}}}"))
+            .replace("name: gw}", &format!("name: two, sectionName: {listener}}}"))
     };
-    let policies = section("on-http", "http", "192.0.2.0/24") + "---" + &section("on-same", "same", "198.51.100.0/24");
-    let t = run_with_binds(&policies, &[("web", &[80, 8080][..])]);
-    for (name, other) in [("on-http", "infra/on-same"), ("on-same", "infra/on-http")] {
-        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), name).status else { panic!() };
-        let c = &ancestors[0].conditions[0];
-        assert_eq!((c.status, c.reason), (false, "Conflicted"), "{name}");
-        assert!(c.message.contains("[[listener]] `web`") && c.message.contains(other), "{name}: {}", c.message);
-    }
-    let t = run_with_binds(&policies, &[("a", &[80][..]), ("b", &[8080][..])]);
-    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
-    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-same"), [("Accepted", true, "Accepted")]);
-    // A policy and no policy on one bind conflict too; the message says
-    // the other side is the file's chain.
-    let t = run_with_binds(&section("on-http", "http", "192.0.2.0/24"), &[("web", &[80, 8080][..])]);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-http").status else { panic!() };
+    let listener = |t: &Translation, i: usize| {
+        let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some("infra"), "two").status else { panic!() };
+        listeners[i].conditions.clone()
+    };
+    let policies =
+        gw.to_owned() + &section("on-x", "x", "192.0.2.0/24") + "---" + &section("on-y", "y", "198.51.100.0/24");
+    let t = run_with_binds(&policies, &[("web", &[9000, 9001][..])]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-x"), [("Accepted", true, "Accepted")]);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Conflicted"));
+    assert!(c.message.contains("[[listener]] `web`") && c.message.contains("infra/on-x"), "{}", c.message);
+    assert_eq!(cond(&listener(&t, 1), "Conflicted").reason, "ClientIPPolicyConflict");
+    assert!(cond(&listener(&t, 0), "Programmed").status);
+    let t = run_with_binds(&policies, &[("a", &[9000][..]), ("b", &[9001][..])]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-x"), [("Accepted", true, "Accepted")]);
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-y"), [("Accepted", true, "Accepted")]);
+    // A policy on the later listener and none on the earlier conflict
+    // too; the message says the other side is the file's chain.
+    let t = run_with_binds(&(gw.to_owned() + &section("on-y", "y", "192.0.2.0/24")), &[("web", &[9000, 9001][..])]);
+    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else { panic!() };
     assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
 }
 
@@ -850,7 +1043,7 @@ fn a_route_on_unbound_listeners_only_is_pending() {
     let t = run_with_binds(&on(""), &[("web", &[80][..])]);
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
     // Once a bind serves 8080 the route is accepted there too.
-    let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80, 8080][..])]);
+    let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80][..]), ("alt", &[8080][..])]);
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"]);
 }
@@ -1035,10 +1228,11 @@ fn a_translation_with_the_cache_equals_one_without() {
 /// that matches its host. A route on `*.example.com` keeps its wildcard
 /// but leaves `a.example.com` (another listener's) out; a route naming
 /// `a.example.com` on the wildcard listener does not serve it there; a
-/// listener on another port is not a sibling.
+/// listener on another port is not a sibling. (Ports other than the base
+/// Gateway's: a listener without hostname on its port 80 would conflict.)
 #[test]
 fn routes_keep_to_the_most_specific_listener_on_their_port() {
-    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: iso, namespace: web}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: a, port: 80, protocol: HTTP, hostname: a.example.com}\n  - {name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}\n  - {name: deep, port: 80, protocol: HTTP, hostname: '*.b.example.com'}\n  - {name: any, port: 80, protocol: HTTP}\n  - {name: other, port: 81, protocol: HTTP, hostname: '*.example.com'}\n";
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: iso, namespace: web}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: a, port: 8090, protocol: HTTP, hostname: a.example.com}\n  - {name: wild, port: 8090, protocol: HTTP, hostname: '*.example.com'}\n  - {name: deep, port: 8090, protocol: HTTP, hostname: '*.b.example.com'}\n  - {name: any, port: 8090, protocol: HTTP}\n  - {name: other, port: 8091, protocol: HTTP, hostname: '*.example.com'}\n";
     let route = |name: &str, section: &str, hosts: &str, path: &str| {
         format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  parentRefs: [{{name: iso, sectionName: {section}}}]\n  hostnames: {hosts}\n  rules: [{{matches: [{{path: {{type: PathPrefix, value: {path}}}}}], backendRefs: [{{name: app, port: 80}}]}}]\n")
     };
@@ -1068,10 +1262,28 @@ fn routes_keep_to_the_most_specific_listener_on_their_port() {
         [(Some("*.example.com"), vec!["*.b.example.com", "a.example.com"]), (Some("c.example.com"), vec![])]
     );
     assert_eq!(served("rany"), [(None, vec!["*.b.example.com", "*.example.com", "a.example.com"])]);
-    assert_eq!(served("ro"), [(Some("*.example.com"), vec![])], "port 81 has no more specific listener");
+    assert_eq!(served("ro"), [(Some("*.example.com"), vec![])], "port 8091 has no more specific listener");
     // Attachment and status are unchanged: the routes are accepted.
     for name in ["ra", "rw", "named", "rany", "ro"] {
         let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), name).status else { panic!() };
         assert!(cond(&parents[0].conditions, "Accepted").status, "{name}: {parents:?}");
     }
+}
+
+/// A backend weight outside the spec's 0..=1000000 is refused in status
+/// (UnsupportedValue naming the field), not served as weight 0.
+#[test]
+fn a_weight_out_of_range_is_refused() {
+    let r = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80, weight: -1}]}]\n",
+    );
+    let t = run(&r);
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let a = cond(&parents[0].conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "UnsupportedValue"));
+    assert!(a.message.contains("backendRefs[0].weight -1"), "{a:?}");
+    assert!(t.routes.routes.is_empty());
+    let t = run(&r.replace("weight: -1", "weight: 1000000"));
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", true, "Accepted"));
 }

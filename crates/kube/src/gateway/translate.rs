@@ -10,7 +10,11 @@
 //!   `kubernetes.io/tls` Secrets; another namespace needs a ReferenceGrant);
 //!   other protocols get `Accepted: False, UnsupportedProtocol`; a listener
 //!   on a port already used with another protocol, or the same port,
-//!   protocol and hostname as an earlier listener, is `Conflicted`;
+//!   protocol and hostname as an earlier listener, is `Conflicted` — across
+//!   every Gateway and ListenerSet of the class (the proxy merges them on a
+//!   port; with the binds known, ports one bind serves are one port);
+//!   earlier = a Gateway's own listeners before ListenerSets', older
+//!   (`creationTimestamp`, then `namespace/name`) first;
 //!   ListenerSets attach when the Gateway's `allowedListeners` admits
 //!   their namespace (default: none);
 //! - an HTTPRoute attaches to a parent's listeners that match its
@@ -32,17 +36,24 @@
 //!   method, more header matches, more query matches, older route
 //!   (`creationTimestamp`), `namespace/name` alphabetical, rule order,
 //!   match order;
+//! - a ClientIPPolicy on a ListenerSet applies only when it narrows its
+//!   Gateway's whole-Gateway policy (see [`widens`]), else that target is
+//!   `Invalid` and the set's listeners take the Gateway's chain;
 //! - policies (GEP-713 direct attachment): a policy whose target is missing
 //!   is `Accepted: False, TargetNotFound`; two policies on the same target
 //!   (same kind, name and sectionName): the older wins, the other is
 //!   `Accepted: False, Conflicted`; a more specific target wins over a
 //!   broader one (listener over Gateway; rule over route over Gateway);
-//! - a ClientIPPolicy whose listener shares its port — or, with the
-//!   proxy's binds known ([`Inputs::binds`]), its `[[listener]]` — with a
-//!   listener of another client-IP chain is `Conflicted` for that target
-//!   (one bind is one stream of connections); with the binds known, a
+//! - a listener that shares its port — or, with the proxy's binds known
+//!   ([`Inputs::binds`]), its `[[listener]]` — with an earlier served
+//!   listener of another client-IP chain is `Conflicted` and not served
+//!   (one bind is one stream of connections; the older keeps it), and its
+//!   ClientIPPolicy is `Conflicted` for that target; with the binds known, a
 //!   listener no bind serves is `Programmed: False` (and its Gateway); one edited into an invalid one keeps its
 //!   last valid version in force ([`Inputs::last_good_ip`]) and says so;
+//!   one invalid with no last valid version fails closed: the listeners it
+//!   would apply to are not served (`Programmed: False`), and a
+//!   ClientAccessPolicy in that state lets nobody in on its targets;
 //! - an HTTPS listener with no certificate loaded is `Programmed: False`
 //!   (one bad reference among good ones: `ResolvedRefs: False`, served
 //!   with the others); a Gateway or ListenerSet with an accepted listener
@@ -260,11 +271,15 @@ fn namespace_allowed(
         "Same" => ns == parent_ns,
         "Selector" => {
             let Some(sel) = rn.and_then(|r| r.selector.as_ref()) else { return false };
-            let labels = namespaces
+            let mut labels = namespaces
                 .iter()
                 .find(|n| n.metadata.name.as_deref() == Some(ns))
                 .and_then(|n| n.metadata.labels.clone())
                 .unwrap_or_default();
+            // Every API server since 1.22 sets this label on every
+            // namespace (and it cannot be changed), so it holds even for a
+            // namespace not in the store (examples, tooling).
+            labels.insert("kubernetes.io/metadata.name".to_owned(), ns.to_owned());
             selector_matches(sel, &labels)
         }
         _ => false, // "None"
@@ -391,6 +406,9 @@ struct Lst<'a> {
     attached: u32,
     conds: Vec<Cond>,
     certs: Vec<String>,
+    /// Why it is not served although accepted: the ClientIPPolicy in force
+    /// on it is invalid with no last valid version (fail closed).
+    closed: Option<String>,
 }
 
 impl Lst<'_> {
@@ -403,7 +421,7 @@ impl Lst<'_> {
     /// (One no bind serves is handed over too: the proxy logs its routes
     /// as unserved, naming the `gateway_ports` to add.)
     fn emitted(&self) -> bool {
-        self.ok && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
+        self.ok && self.closed.is_none() && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
     }
 
     /// Why an accepted listener is not programmed (its Programmed message).
@@ -484,16 +502,33 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
             }
         }
     }
+    // Every earlier (older) listener of the class on the same port, or on
+    // a port the same bind serves: the proxy merges them into one stream,
+    // so they must be distinct whatever Gateway or ListenerSet they are on.
     if accepted.is_none() {
-        for e in earlier.iter().filter(|e| e.ok && e.gateway == l.gateway && e.spec.port == spec.port) {
+        let binds = inp.binds.as_deref();
+        for e in earlier.iter().filter(|e| e.ok && same_stream(e.spec.port, spec.port, binds)) {
+            let at = if e.spec.port == spec.port {
+                format!("port {}", spec.port)
+            } else {
+                format!(
+                    "port {} (one [[listener]] of the proxy serves ports {} and {})",
+                    e.spec.port, e.spec.port, spec.port
+                )
+            };
             if e.spec.protocol != spec.protocol {
                 conflicted = Some((
                     "ProtocolConflict",
-                    format!("port {} is used by {} with {}", spec.port, e.full_name, e.spec.protocol),
+                    format!("{at} is used by the older {} with {}", e.full_name, e.spec.protocol),
                 ));
             } else if e.spec.hostname == spec.hostname {
-                conflicted =
-                    Some(("HostnameConflict", format!("{} has the same port, protocol and hostname", e.full_name)));
+                conflicted = Some((
+                    "HostnameConflict",
+                    format!("the older {} on {at} has the same protocol and hostname", e.full_name),
+                ));
+            }
+            if conflicted.is_some() {
+                break;
             }
         }
     }
@@ -532,6 +567,14 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
         Cond::new("Conflicted", c_on, c_reason, c_msg),
         programmed,
     ];
+}
+
+/// Whether Gateway listeners on ports `a` and `b` reach the proxy as one
+/// stream of connections: the same port, or (binds known) ports one
+/// `[[listener]]` serves together.
+fn same_stream(a: i32, b: i32, binds: Option<&[Bind]>) -> bool {
+    let (Ok(pa), Ok(pb)) = (u16::try_from(a), u16::try_from(b)) else { return a == b };
+    a == b || binds.into_iter().flatten().any(|x| x.gateway_ports.contains(&pa) && x.gateway_ports.contains(&pb))
 }
 
 /// A validated match: path, method, headers, query.
@@ -768,7 +811,12 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends
             if !b.filters.is_empty() {
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
             }
-            let weight = u32::try_from(b.weight.unwrap_or(1)).unwrap_or(0);
+            // The spec's range; outside it the route is refused, never
+            // served with a weight silently taken as 0.
+            let w = b.weight.unwrap_or(1);
+            let Some(weight) = u32::try_from(w).ok().filter(|w| *w <= 1_000_000) else {
+                return Err(unsupported(format!("{at}.backendRefs[{k}].weight {w} is not from 0 to 1000000")));
+            };
             match backend(&ns, b, inp, index) {
                 Ok(be) => {
                     r.backends.push(WeightedBackend { backend: Some(be.name), weight });
@@ -883,9 +931,14 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
         Some(StrategySpec::Named(n)) => {
             return Err(format!("strategy: `{n}` is not RightmostUntrusted or {{trustedHops: N}}"))
         }
-        Some(StrategySpec::Hops { trusted_hops }) => format!("trusted-hops:{trusted_hops}"),
+        // The CRD's range (0 to 64): realip refuses what the API server
+        // would, so a policy never means one thing here and another there.
+        Some(StrategySpec::Hops { trusted_hops }) if *trusted_hops <= 64 => format!("trusted-hops:{trusted_hops}"),
+        Some(StrategySpec::Hops { trusted_hops }) => {
+            return Err(format!("strategy: trustedHops {trusted_hops} is not from 0 to 64"))
+        }
         Some(StrategySpec::Other(v)) => {
-            return Err(format!("strategy: `{v}` is not RightmostUntrusted or {{trustedHops: N}} (N from 0 to 65535)"))
+            return Err(format!("strategy: `{v}` is not RightmostUntrusted or {{trustedHops: N}} (N from 0 to 64)"))
         }
     };
     let f = s.forward.clone().unwrap_or_default();
@@ -971,8 +1024,10 @@ fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option
 /// list the client must be in both (their intersection: two CIDRs overlap
 /// only when one contains the other, so the intersection is the narrower
 /// of each overlapping pair; none overlapping leaves an empty list, which
-/// lets nobody in). The most specific rate limit wins: the route's own,
-/// else the Gateway's. `policy` names the route's own policy.
+/// lets nobody in). Rate limits: when both have one the stricter applies
+/// (lower `perSecond`, then lower burst), in its own bucket, so a route
+/// policy can tighten the Gateway's limit but never lift it; else the one
+/// there is. `policy` names the route's own policy.
 fn floor(gateway: &Access, own: &Access) -> Access {
     let mut deny = gateway.deny.clone();
     deny.extend(own.deny.iter().filter(|d| !gateway.deny.contains(d)).cloned());
@@ -984,7 +1039,13 @@ fn floor(gateway: &Access, own: &Access) -> Access {
         policy: own.policy.clone(),
         allow,
         deny,
-        rate_limit: own.rate_limit.clone().or_else(|| gateway.rate_limit.clone()),
+        rate_limit: match (&gateway.rate_limit, &own.rate_limit) {
+            (Some(g), Some(o)) => {
+                let looser = (o.per_second, o.burst) > (g.per_second, g.burst);
+                Some(if looser { g.clone() } else { o.clone() })
+            }
+            (g, o) => o.clone().or_else(|| g.clone()),
+        },
     }
 }
 
@@ -1020,21 +1081,30 @@ type TargetKey = (String, String, String, Option<String>);
 /// not), and the last valid value to keep in force when it is invalid.
 type Attach<'p, T> = (&'p ObjectMeta, &'p [super::types::PolicyTargetReference], Result<T, String>, Option<T>);
 
+/// A target's policy in force: its value, or (`Err`: the policy's
+/// `NS/NAME` and why) an invalid policy with no last valid version, whose
+/// targets fail closed rather than open.
+type InForce<T> = Result<T, (String, String)>;
+
 /// Decides, for policies of one kind, which are Accepted, and writes their
-/// ancestors. `exists` says whether a target exists.
+/// ancestors. `exists` says whether a target exists. An invalid policy
+/// with no last valid version still claims its targets (as `Err`): they
+/// fail closed (`closed` says how, in its status), never open, and a newer
+/// policy on the same target is Conflicted as usual.
 fn attach_policies<'p, T>(
     policies: &[Attach<'p, T>],
     kind: &'static str,
     exists: &dyn Fn(&TargetKey) -> bool,
     unsupported: &dyn Fn(&TargetKey) -> Option<String>,
+    closed: &str,
     statuses: &mut Vec<Arc<ObjectStatus>>,
-) -> BTreeMap<TargetKey, T>
+) -> BTreeMap<TargetKey, InForce<T>>
 where
     T: Clone,
 {
     let mut order: Vec<usize> = (0..policies.len()).collect();
     order.sort_by_key(|&i| (created(policies[i].0), ns_of(policies[i].0), name_of(policies[i].0)));
-    let mut won: BTreeMap<TargetKey, (String, T)> = BTreeMap::new();
+    let mut won: BTreeMap<TargetKey, (String, InForce<T>)> = BTreeMap::new();
     let mut out_status = Vec::new();
     for i in order {
         let (meta, targets, value, fallback) = &policies[i];
@@ -1056,18 +1126,24 @@ where
             } else if let Some(why) = unsupported(&key) {
                 // Only this target is refused: the policy's others attach.
                 Cond::new("Accepted", false, "Invalid", why)
-            } else if let (Err(e), None) = (value, fallback) {
-                Cond::new("Accepted", false, "Invalid", e.clone())
             } else if let Some((winner, _)) = won.get(&key) {
-                Cond::new("Accepted", false, "Conflicted", format!("the older policy {winner} targets the same object"))
+                match (value, fallback) {
+                    (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
+                    _ => Cond::new(
+                        "Accepted",
+                        false,
+                        "Conflicted",
+                        format!("the older policy {winner} targets the same object"),
+                    ),
+                }
             } else {
                 match (value, fallback) {
                     (Ok(v), _) => {
-                        won.insert(key, (me.clone(), v.clone()));
+                        won.insert(key, (me.clone(), Ok(v.clone())));
                         Cond::new("Accepted", true, "Accepted", "policy attached")
                     }
                     (Err(e), Some(last)) => {
-                        won.insert(key, (me.clone(), last.clone()));
+                        won.insert(key, (me.clone(), Ok(last.clone())));
                         Cond::new(
                             "Accepted",
                             false,
@@ -1075,7 +1151,15 @@ where
                             format!("{e}; its last valid version stays in force until this is fixed or it is deleted"),
                         )
                     }
-                    (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
+                    (Err(e), None) => {
+                        won.insert(key, (me.clone(), Err((me.clone(), format!("{kind} {me} is invalid ({e})")))));
+                        Cond::new(
+                            "Accepted",
+                            false,
+                            "Invalid",
+                            format!("{e}; it has no last valid version, so {closed} until it is fixed or deleted"),
+                        )
+                    }
                 }
             };
             ancestors.push(RefStatus { reference, conditions: vec![cond] });
@@ -1090,94 +1174,230 @@ where
     won.into_iter().map(|(k, (_, v))| (k, v)).collect()
 }
 
-/// Listeners on one port, or on ports one `[[listener]]` of the proxy
-/// serves together (`gateway_ports`), are one stream of connections, so
-/// they can only have one client-IP chain: a ClientIPPolicy whose listener
-/// shares its stream with a listener of another chain (another policy's,
-/// or none) is `Accepted: False, Conflicted` for the targets covering that
-/// listener, the message naming the port or bind and the other listener
-/// and policy. (The proxy then keeps the file's chain on that bind and
-/// does not serve that listener's routes there.)
-fn port_conflicts(specs: &[ListenerSpec], binds: Option<&[Bind]>, statuses: &mut [Arc<ObjectStatus>]) {
-    let key = |l: &ListenerSpec| l.client_ip.as_ref().map(|c| ClientIp { policy: String::new(), ..c.clone() });
-    // (listener, why: the shared port or bind, and the other side)
-    let mut conflicted: Vec<(&ListenerSpec, String)> = Vec::new();
-    let chain_of = |o: &ListenerSpec| match &o.client_ip {
-        Some(c) => format!("ClientIPPolicy {}'s", c.policy),
-        None => "the proxy file's (no ClientIPPolicy)".to_owned(),
-    };
-    for l in specs.iter().filter(|l| l.client_ip.is_some()) {
-        let differs = |o: &&ListenerSpec| key(o) != key(l);
-        if let Some(other) = specs.iter().filter(differs).find(|o| o.port == l.port) {
-            conflicted.push((
-                l,
-                format!(
-                    "listener {} shares port {} with {}, whose client-IP chain differs ({})",
-                    l.name,
-                    l.port,
-                    other.name,
-                    chain_of(other)
-                ),
-            ));
-            continue;
-        }
-        let shared = binds.into_iter().flatten().filter(|b| b.gateway_ports.contains(&l.port)).find_map(|b| {
-            let other = specs.iter().filter(differs).find(|o| b.gateway_ports.contains(&o.port))?;
-            Some((b, other))
-        });
-        if let Some((b, other)) = shared {
-            conflicted.push((
-                l,
-                format!(
-                    "listener {} (port {}) is served by the proxy's [[listener]] `{}` together with {} (port {}, \
-                     gateway_ports {:?}), whose client-IP chain differs ({})",
-                    l.name,
-                    l.port,
-                    b.name,
-                    other.name,
-                    other.port,
-                    b.gateway_ports,
-                    chain_of(other)
-                ),
-            ));
-        }
+/// Whether every CIDR of `inner` lies within a CIDR of `outer` (both
+/// already validated; presets expanded).
+fn cidrs_within(inner: &[String], outer: &[String]) -> bool {
+    let parse = |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
+    let outer = parse(outer);
+    parse(inner).iter().all(|x| outer.iter().any(|y| y.prefix() <= x.prefix() && y.contains(x.addr())))
+}
+
+/// Why a ListenerSet's chain `set` is not a narrowing of its Gateway's
+/// chain `gw` (`None` when it is): a ListenerSet is a tenant's, and must
+/// not make the Gateway owner's listeners on the same address trust more.
+/// It may trust a subset of the proxies and PROXY senders, read a subset
+/// of the sources, with the same strategy; not drop a required PROXY
+/// header nor `failClosed`. (`forward` is free: it is what the tenant's own
+/// upstreams receive.)
+fn widens(set: &ClientIp, gw: &ClientIp) -> Option<String> {
+    let gp = &gw.policy;
+    if !cidrs_within(&set.trusted, &gw.trusted) {
+        return Some(format!("trustedProxies {:?} are not all within {gp}'s {:?}", set.trusted, gw.trusted));
     }
-    for (l, why) in conflicted {
-        let Some(policy) = l.client_ip.as_ref().map(|c| c.policy.as_str()) else { continue };
+    match (gw.proxy_protocol, set.proxy_protocol) {
+        (ProxyMode::Off, m) if m != ProxyMode::Off => {
+            return Some(format!("proxyProtocol is {m:?}, and {gp} accepts no PROXY header"));
+        }
+        (ProxyMode::Required, m) if m != ProxyMode::Required => {
+            return Some(format!("proxyProtocol is {m:?}, and {gp} requires a PROXY header"));
+        }
+        _ => {}
+    }
+    if set.proxy_protocol != ProxyMode::Off && !cidrs_within(&set.proxy_protocol_from, &gw.proxy_protocol_from) {
+        return Some(format!(
+            "proxyProtocol.trustedSenders {:?} are not all within {gp}'s {:?}",
+            set.proxy_protocol_from, gw.proxy_protocol_from
+        ));
+    }
+    if let Some(s) = set.sources.iter().find(|s| !gw.sources.contains(s)) {
+        return Some(format!("source {s} is not one of {gp}'s {:?}", gw.sources));
+    }
+    if set.strategy != gw.strategy {
+        return Some(format!("strategy {} is not {gp}'s {}", set.strategy, gw.strategy));
+    }
+    if gw.fail_closed && !set.fail_closed {
+        return Some(format!("failClosed is false, and {gp}'s is true"));
+    }
+    None
+}
+
+/// A ClientIPPolicy on a ListenerSet (or one of its listeners) applies
+/// only when it narrows the whole-Gateway policy of the set's Gateway (see
+/// [`widens`]); otherwise that target is `Accepted: False, Invalid` and
+/// the set's listeners take the Gateway's chain. With no valid Gateway
+/// policy to compare with, nothing tells what the owner trusts (the file's
+/// chain is the proxy's), so it is refused too.
+fn narrow_set_policies(
+    ip_won: &mut BTreeMap<TargetKey, InForce<ClientIp>>,
+    listeners: &[Lst<'_>],
+    statuses: &mut [Arc<ObjectStatus>],
+) {
+    let on_sets: Vec<TargetKey> = ip_won.keys().filter(|k| k.0 == "ListenerSet").cloned().collect();
+    for key in on_sets {
+        let Some(Ok(set)) = ip_won.get(&key) else { continue }; // invalid: already fails closed
+        let Some(gw) = listeners
+            .iter()
+            .find(|l| l.parent_kind == "ListenerSet" && l.parent_ns == key.1 && l.parent_name == key.2)
+            .map(|l| l.gateway.clone())
+        else {
+            continue;
+        };
+        let why = match ip_won.get(&("Gateway".to_owned(), gw.0.clone(), gw.1.clone(), None)) {
+            Some(Ok(g)) => {
+                widens(set, g).map(|w| format!("it would widen the chain of its Gateway {}/{}: {w}", gw.0, gw.1))
+            }
+            _ => Some(format!(
+                "its Gateway {}/{} has no valid whole-Gateway ClientIPPolicy, so nothing says what the Gateway's owner \
+                 trusts: attach one there first",
+                gw.0, gw.1
+            )),
+        };
+        let Some(why) = why else { continue };
+        let policy = set.policy.clone();
+        ip_won.remove(&key);
         let Some((pns, pname)) = policy.split_once('/') else { continue };
         for s in statuses.iter_mut() {
-            let ours = s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname;
-            if !ours {
+            if !(s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname) {
                 continue;
             }
             let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
             for a in ancestors.iter_mut() {
                 let r = &a.reference;
-                let parent = format!(
-                    "{}/{}/{}/",
-                    r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
-                    r.namespace.as_deref().unwrap_or(pns),
-                    r.name
-                );
-                let covers = l
-                    .name
-                    .strip_prefix(&parent)
-                    .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
-                if !covers {
+                if r.kind.as_deref() != Some("ListenerSet") || r.name != key.2 || r.section_name != key.3 {
                     continue;
                 }
-                for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted") {
                     *c = Cond::new(
                         "Accepted",
                         false,
-                        "Conflicted",
+                        "Invalid",
                         format!(
-                            "{why}: one bind is one stream of connections with one chain, so this policy is not \
-                             applied there (the proxy keeps its file's chain and does not serve this listener's \
-                             routes on that bind)"
+                            "a ListenerSet's ClientIPPolicy may only narrow its Gateway's, and {why}; the \
+                             ListenerSet's listeners take the Gateway's chain"
                         ),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// The ClientIPPolicy in force on a listener: one on the listener itself,
+/// else on its parent (a ListenerSet listener: its set's, else its
+/// Gateway's whole-Gateway one).
+fn chain_of<'w>(l: &Lst<'_>, ip_won: &'w BTreeMap<TargetKey, InForce<ClientIp>>) -> Option<&'w InForce<ClientIp>> {
+    let pick = |kind: &str, ns: &str, name: &str| {
+        let k = |s: Option<String>| (kind.to_owned(), ns.to_owned(), name.to_owned(), s);
+        ip_won.get(&k(Some(l.spec.name.clone()))).or_else(|| ip_won.get(&k(None)))
+    };
+    if l.parent_kind == "ListenerSet" {
+        pick("ListenerSet", &l.parent_ns, &l.parent_name)
+            .or_else(|| ip_won.get(&("Gateway".to_owned(), l.gateway.0.clone(), l.gateway.1.clone(), None)))
+    } else {
+        pick("Gateway", &l.gateway.0, &l.gateway.1)
+    }
+}
+
+/// Listeners on one port, or on ports one `[[listener]]` of the proxy
+/// serves together (`gateway_ports`), are one stream of connections, so
+/// they can only have one client-IP chain. Settled by age like every
+/// Gateway API conflict: `listeners` are in precedence order (a Gateway's
+/// own before ListenerSets', older first), and a served listener whose
+/// chain differs from an earlier served one's on its stream is
+/// `Conflicted` and not served (the older keeps the bind); its policy, if
+/// it has one, is `Accepted: False, Conflicted` for the targets covering
+/// that listener. The messages name the port or bind and the other
+/// listener and chain.
+fn chain_conflicts(
+    listeners: &mut [Lst<'_>],
+    ip_won: &BTreeMap<TargetKey, InForce<ClientIp>>,
+    binds: Option<&[Bind]>,
+    statuses: &mut [Arc<ObjectStatus>],
+) {
+    let chain = |l: &Lst<'_>| {
+        chain_of(l, ip_won).and_then(|c| c.as_ref().ok()).map(|c| ClientIp { policy: String::new(), ..c.clone() })
+    };
+    let chain_name = |l: &Lst<'_>| match chain_of(l, ip_won) {
+        Some(Ok(c)) => format!("ClientIPPolicy {}'s", c.policy),
+        _ => "the proxy file's (no ClientIPPolicy)".to_owned(),
+    };
+    for i in 0..listeners.len() {
+        if !listeners[i].emitted() {
+            continue;
+        }
+        let mine = chain(&listeners[i]);
+        let (port, name) = (listeners[i].spec.port, listeners[i].full_name.clone());
+        let Some(other) =
+            listeners[..i].iter().find(|o| o.emitted() && same_stream(o.spec.port, port, binds) && chain(o) != mine)
+        else {
+            continue;
+        };
+        let at = if other.spec.port == port {
+            format!("port {port}")
+        } else {
+            let bind = binds
+                .into_iter()
+                .flatten()
+                .find(|b| u16::try_from(port).is_ok_and(|p| b.gateway_ports.contains(&p)))
+                .map_or_else(String::new, |b| format!("`{}` (gateway_ports {:?})", b.name, b.gateway_ports));
+            format!("the proxy's [[listener]] {bind}, which serves ports {} and {port}", other.spec.port)
+        };
+        let why = format!(
+            "{at} is already served by the older listener {}, whose client-IP chain differs ({}); one bind is one \
+             stream of connections with one chain, so this newer listener is not served",
+            other.full_name,
+            chain_name(other)
+        );
+        let policy = match chain_of(&listeners[i], ip_won) {
+            Some(Ok(c)) => Some(c.policy.clone()),
+            _ => None,
+        };
+        let l = &mut listeners[i];
+        l.ok = false;
+        for c in &mut l.conds {
+            match c.kind {
+                "Conflicted" => *c = Cond::new("Conflicted", true, "ClientIPPolicyConflict", why.clone()),
+                "Programmed" => *c = Cond::new("Programmed", false, "Invalid", "listener not served (see Conflicted)"),
+                _ => {}
+            }
+        }
+        if let Some(policy) = policy {
+            mark_policy_conflicted(&policy, &name, &why, statuses);
+        }
+    }
+}
+
+/// Marks the targets of ClientIPPolicy `policy` (`NS/NAME`) that cover
+/// listener `listener` (its full name) `Accepted: False, Conflicted`.
+fn mark_policy_conflicted(policy: &str, listener: &str, why: &str, statuses: &mut [Arc<ObjectStatus>]) {
+    let Some((pns, pname)) = policy.split_once('/') else { return };
+    for s in statuses.iter_mut() {
+        let ours = s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname;
+        if !ours {
+            continue;
+        }
+        let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
+        for a in ancestors.iter_mut() {
+            let r = &a.reference;
+            let parent = format!(
+                "{}/{}/{}/",
+                r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+                r.namespace.as_deref().unwrap_or(pns),
+                r.name
+            );
+            let covers = listener
+                .strip_prefix(&parent)
+                .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
+            if !covers {
+                continue;
+            }
+            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                *c = Cond::new(
+                    "Accepted",
+                    false,
+                    "Conflicted",
+                    format!("{why}: this policy is not applied on listener {listener}"),
+                );
             }
         }
     }
@@ -1333,7 +1553,10 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
         .chain(inp.grants.iter().map(|o| &o.metadata))
         .chain(inp.namespaces.iter().map(|o| &o.metadata))
         .chain(inp.services.iter().map(|o| &o.metadata))
-        .chain(inp.secrets.iter().map(|o| &o.metadata));
+        .chain(inp.secrets.iter().map(|o| &o.metadata))
+        // ClientIPPolicies decide which listeners are served (fail closed,
+        // chain conflicts, ListenerSet narrowing), hence routes' status.
+        .chain(inp.ip_policies.iter().map(|o| &o.metadata));
     for m in metas {
         m.uid.hash(&mut h);
         m.resource_version.as_deref()?.hash(&mut h);
@@ -1342,7 +1565,8 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     format!("{:?}", inp.binds).hash(&mut h);
     // The lists' lengths tell a removal from a change elsewhere.
     [inp.classes.len(), inp.gateways.len(), inp.listener_sets.len(), inp.grants.len()].hash(&mut h);
-    [inp.namespaces.len(), inp.services.len(), inp.secrets.len()].hash(&mut h);
+    [inp.namespaces.len(), inp.services.len(), inp.secrets.len(), inp.ip_policies.len()].hash(&mut h);
+    format!("{:?}", inp.last_good_ip).hash(&mut h);
     Some(h.finish())
 }
 
@@ -1632,12 +1856,19 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // 2. Gateways and their listeners (own, then ListenerSets, oldest first).
     let mut gateways: Vec<&Gateway> =
         inp.gateways.iter().copied().filter(|g| class_ok && g.spec.gateway_class_name == inp.class).collect();
-    gateways.sort_by_key(|g| (ns_of(&g.metadata), name_of(&g.metadata)));
+    // Oldest first: in a conflict the older listener wins (the spec's
+    // order), across Gateways too, since the proxy merges them on a port.
+    gateways.sort_by_key(|g| (created(&g.metadata), ns_of(&g.metadata), name_of(&g.metadata)));
     let mut sets: Vec<&ListenerSet> = inp.listener_sets.clone();
     sets.sort_by_key(|s| (created(&s.metadata), ns_of(&s.metadata), name_of(&s.metadata)));
     let mut listeners: Vec<Lst<'_>> = Vec::new();
     let mut gw_problem: BTreeMap<(String, String), (&'static str, String)> = BTreeMap::new();
     let mut set_ok: BTreeMap<(String, String), Result<(), String>> = BTreeMap::new();
+    // Every Gateway's own listeners come before any ListenerSet's (the
+    // ListenerSet spec: the Gateway's listeners win conflicts), these by
+    // the sets' age (`sets` is sorted so).
+    let mut own_listeners = Vec::new();
+    let mut set_listeners = Vec::new();
     for g in &gateways {
         let (gns, gname) = (ns_of(&g.metadata), name_of(&g.metadata));
         if !g.spec.addresses.is_empty() {
@@ -1679,19 +1910,30 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                     .insert(key, Err(format!("Gateway {gns}/{gname} allowedListeners does not admit namespace {sns}")));
             }
         }
-        for (kind, pns, pname, l) in own.chain(attached_sets) {
+        own_listeners.extend(own.map(|(kind, pns, pname, l)| (kind, pns, pname, l, (gns.clone(), gname.clone()))));
+        set_listeners.extend(
+            attached_sets.into_iter().map(|(kind, pns, pname, l)| (kind, pns, pname, l, (gns.clone(), gname.clone()))),
+        );
+    }
+    let set_rank = |ns: &str, name: &str| {
+        sets.iter().position(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name).unwrap_or(usize::MAX)
+    };
+    set_listeners.sort_by_key(|(_, pns, pname, _, _)| set_rank(pns, pname)); // stable: spec order within a set
+    {
+        for (kind, pns, pname, l, gw) in own_listeners.into_iter().chain(set_listeners) {
             let mut lst = Lst {
                 parent_kind: kind,
                 full_name: format!("{}/{pns}/{pname}/{}", kind.to_ascii_lowercase(), l.name),
                 parent_ns: pns,
                 parent_name: pname,
-                gateway: (gns.clone(), gname.clone()),
+                gateway: gw,
                 spec: l,
                 ok: false,
                 kinds: Vec::new(),
                 attached: 0,
                 conds: Vec::new(),
                 certs: Vec::new(),
+                closed: None,
             };
             check_listener(&mut lst, &listeners, inp, &mut certs);
             if gw_problem.contains_key(&lst.gateway) {
@@ -1742,7 +1984,27 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), c.clone()))
         })
         .collect();
-    let ip_won = attach_policies(&ip, "ClientIPPolicy", &listener_exists, &|_| None, &mut statuses);
+    let mut ip_won = attach_policies(
+        &ip,
+        "ClientIPPolicy",
+        &listener_exists,
+        &|_| None,
+        "the listeners it targets are not served (fail closed)",
+        &mut statuses,
+    );
+    narrow_set_policies(&mut ip_won, &listeners, &mut statuses);
+    // A listener whose chain is an invalid policy with no last valid
+    // version is not served at all (its routes are Pending): serving it
+    // with the file's chain would trust what the policy meant to refuse.
+    for l in listeners.iter_mut().filter(|l| l.ok) {
+        let Some(Err((_, why))) = chain_of(l, &ip_won) else { continue };
+        let why = format!("{why}: this listener is not served until it is fixed (fail closed)");
+        for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
+            *c = Cond::new("Programmed", false, "Invalid", why.clone());
+        }
+        l.closed = Some(why);
+    }
+    chain_conflicts(&mut listeners, &ip_won, inp.binds.as_deref(), &mut statuses);
     // 4. Routes: each HTTPRoute alone (see [`RoutePart`]), or as the cache
     // kept it when neither it nor anything it depends on changed.
     // In the store's order: what is made of the parts is sorted anyway
@@ -1831,7 +2093,28 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             Some((format!("{}/{}", ns_of(m), name_of(m)), a.clone()))
         })
         .collect();
-    let access_won = attach_policies(&ap, "ClientAccessPolicy", &route_exists, &gateway_section, &mut statuses);
+    let access_won = attach_policies(
+        &ap,
+        "ClientAccessPolicy",
+        &route_exists,
+        &gateway_section,
+        "every client is refused (403) on its targets (fail closed)",
+        &mut statuses,
+    );
+    // An invalid policy with no last valid version lets nobody in (an
+    // empty allow list), rather than dropping its lists (fail open).
+    let access_won: BTreeMap<TargetKey, Access> = access_won
+        .into_iter()
+        .map(|(k, v)| {
+            let a = v.unwrap_or_else(|(policy, _)| Access {
+                policy,
+                allow: Some(Vec::new()),
+                deny: Vec::new(),
+                rate_limit: None,
+            });
+            (k, a)
+        })
+        .collect();
     // Every route with its access rules (reused as last served when they
     // are the same), then all in precedence order.
     let mut all: Vec<(&Precedence, Arc<Route>)> = Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum());
@@ -1857,20 +2140,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         if !l.emitted() {
             continue;
         }
-        let pick = |kind: &str, ns: &str, name: &str| {
-            let k = |s: Option<String>| (kind.to_owned(), ns.to_owned(), name.to_owned(), s);
-            ip_won.get(&k(Some(l.spec.name.clone()))).or_else(|| ip_won.get(&k(None)))
-        };
-        let client_ip =
-            if l.parent_kind == "ListenerSet" { pick("ListenerSet", &l.parent_ns, &l.parent_name) } else { None }
-                .or_else(|| {
-                    if l.parent_kind == "Gateway" {
-                        pick("Gateway", &l.gateway.0, &l.gateway.1)
-                    } else {
-                        ip_won.get(&("Gateway".to_owned(), l.gateway.0.clone(), l.gateway.1.clone(), None))
-                    }
-                })
-                .cloned();
+        // (An `Err` chain never gets here: such a listener is not emitted.)
+        let client_ip = chain_of(l, &ip_won).and_then(|c| c.as_ref().ok()).cloned();
         specs.push(ListenerSpec {
             name: l.full_name.clone(),
             port: u16::try_from(l.spec.port).unwrap_or(0),
@@ -1880,7 +2151,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             client_ip,
         });
     }
-    port_conflicts(&specs, inp.binds.as_deref(), &mut statuses);
     // A Gateway or ListenerSet with an accepted listener that is not
     // programmed (no bind serves its port, no certificate) is not
     // programmed as a whole.
