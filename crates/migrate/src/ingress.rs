@@ -78,6 +78,11 @@ pub struct Denied {
     pub raw: String,
     /// Its pathType as written.
     pub path_type: String,
+    /// Only the string-prefix remainder of an ImplementationSpecific
+    /// location is denied (`/admin.php`, `/adminx` of `location /admin`):
+    /// an open Prefix path of another Ingress (`location /admin/` and
+    /// `= /admin`) keeps every request PathPrefix matches.
+    pub remainder: bool,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -174,7 +179,7 @@ impl Plan<'_> {
         for (host, paths) in std::mem::take(&mut self.hosts) {
             let d = self.denied.entry(host).or_default();
             for p in paths {
-                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type });
+                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type, remainder: false });
             }
         }
         if self.default_backend.take().is_some() {
@@ -183,6 +188,7 @@ impl Plan<'_> {
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
+                remainder: false,
             });
         }
         self.allow = None;
@@ -279,7 +285,7 @@ fn location_head(raw: &str, path_type: &str, regex_mode: bool) -> Option<String>
 }
 
 /// `s` with every regular-expression metacharacter escaped (RE2, PCRE).
-fn regex_escape(s: &str) -> String {
+pub fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if META.contains(c) {
@@ -974,6 +980,7 @@ pub fn plan<'a>(
                     value,
                     raw: path.clone(),
                     path_type: ptype.to_owned(),
+                    remainder: false,
                 });
             };
             let be = match p.get("backend").map(|b| backend(o, b, services)) {

@@ -189,7 +189,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         plans.push(p);
     }
     regex_mode(&mut plans, &regex_hosts, &mut report);
-    collisions(&mut plans, &mut report);
+    collisions(&mut plans, &regex_hosts, &mut report);
     fallbacks(&mut plans, &mut report);
     host_wide(&mut plans, &host_wide_restrictions(&ours_all, &setup), &mut report);
     cover_denied(&mut plans, &regex_hosts, opts.target, &mut report);
@@ -346,6 +346,7 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
+                    remainder: false,
                 });
             }
         }
@@ -406,6 +407,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
+                    remainder: false,
                 });
             }
             root_denied |= p.denied.get(h).is_some_and(|ds| ds.iter().any(|d| d.raw == "/" && d.path_type != "Exact"));
@@ -422,6 +424,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
+                remainder: false,
             });
         }
     }
@@ -442,7 +445,15 @@ fn cover_denied(
             let regex = regex_hosts.contains_key(h);
             let name = h.as_deref().unwrap_or("(any host)");
             for d in ds.iter_mut() {
-                let (kind, value, wider) = ingress::deny_cover(&d.raw, &d.path_type, regex, target);
+                let (kind, value, wider) = if d.remainder && target == Target::EnvoyGateway {
+                    // Not `^/admin.*`: tried before every PathPrefix, it would also take
+                    // the other Ingress's open PathPrefix /admin.
+                    let v = format!("^{}[^/].*", ingress::regex_escape(&d.raw));
+                    let why = format!("ingress-nginx matches `location {}`, a string prefix; another Ingress's Prefix path keeps `{}/…` and `= {}`, so the deny is the RegularExpression {v}: every other path starting with `{}`", d.raw, d.raw, d.raw, d.raw);
+                    (ingress::PathKind::Regex, v, Some(why))
+                } else {
+                    ingress::deny_cover(&d.raw, &d.path_type, regex, target)
+                };
                 d.kind = kind;
                 d.value = value;
                 if let Some(why) = wider {
@@ -508,17 +519,12 @@ fn match_key(kind: ingress::PathKind, value: &str) -> (u8, String) {
     }
 }
 
-/// Ingresses whose paths differ in ingress-nginx (another pathType, a
-/// trailing `/`) but map to the same HTTPRoute match: the Gateway would
-/// pick one route by age and name, maybe the open one. Where nginx's
-/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
-/// and `location = /admin`) beats `ImplementationSpecific /admin`
-/// (`location /admin`) for every request PathPrefix /admin matches; any
-/// other collision leaves every side out (deny-all).
-fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
-    // (host, match) -> (plan index, raw, pathType)
-    type Claims = Vec<(usize, String, String)>;
-    let mut by_match: BTreeMap<(Option<String>, (u8, String)), Claims> = BTreeMap::new();
+/// (host, match) -> (plan index, raw, pathType) of every open and denied
+/// path of the non-canary plans.
+type Claims = BTreeMap<(Option<String>, (u8, String)), Vec<(usize, String, String)>>;
+
+fn claims_by_match(plans: &[ingress::Plan<'_>]) -> Claims {
+    let mut by_match: Claims = BTreeMap::new();
     for (i, p) in plans.iter().enumerate().filter(|(_, p)| p.canary.is_none()) {
         for (h, rs) in &p.hosts {
             for r in rs {
@@ -539,6 +545,22 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
             }
         }
     }
+    by_match
+}
+
+/// Ingresses whose paths differ in ingress-nginx (another pathType, a
+/// trailing `/`) but map to the same HTTPRoute match: the Gateway would
+/// pick one route by age and name, maybe the open one. Where nginx's
+/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
+/// and `location = /admin`) beats `ImplementationSpecific /admin`
+/// (`location /admin`) for every request PathPrefix /admin matches; any
+/// other collision leaves every side out (deny-all).
+fn collisions(
+    plans: &mut [ingress::Plan<'_>],
+    regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
+    report: &mut Report,
+) {
+    let by_match = claims_by_match(plans);
     for ((host, (_, value)), claims) in by_match {
         let owners: BTreeSet<usize> = claims.iter().map(|c| c.0).collect();
         if owners.len() < 2 {
@@ -546,7 +568,9 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
         }
         let prefix: Vec<&(usize, String, String)> = claims.iter().filter(|c| c.2 == "Prefix").collect();
         let same_raw = claims.iter().all(|c| c.1 == claims[0].1);
-        let winner = (same_raw
+        // In regex mode both are `location ~* "^RAW"`: nginx prefers neither.
+        let winner = (!regex_hosts.contains_key(&host)
+            && same_raw
             && prefix.len() == 1
             && claims.iter().all(|c| c.2 == "Prefix" || c.2 == "ImplementationSpecific"))
         .then(|| prefix[0].0);
@@ -558,6 +582,7 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
             }
             let p = &mut plans[*i];
             let o = p.obj;
+            let restricted = p.deny_all.is_some() || p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty();
             let mut open = Vec::new();
             if let Some(rs) = p.hosts.get_mut(&host) {
                 let (gone, kept): (Vec<_>, Vec<_>) =
@@ -568,15 +593,43 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     p.hosts.remove(&host);
                 }
             }
-            let why = if let Some(w) = winner {
-                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, format!("{} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out", plans[w].obj.id())));
-                if let Some(ds) = plans[*i].denied.get_mut(&host) {
-                    ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
-                }
+            if let Some(w) = winner {
+                let w = plans[w].obj.id();
+                let p = &mut plans[*i];
+                let was_denied =
+                    p.denied.get(&host).is_some_and(|ds| ds.iter().any(|d| &d.raw == raw && &d.path_type == ptype));
+                let why = if raw.ends_with('/') || !(restricted || was_denied) {
+                    // `location /admin/` takes nothing PathPrefix does not.
+                    if let Some(ds) = p.denied.get_mut(&host) {
+                        ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
+                    }
+                    p.denied.retain(|_, ds| !ds.is_empty());
+                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out{}", if raw.ends_with('/') { String::new() } else { format!(", and its other requests (a string prefix: `{raw}.php`, `{raw}x`, …) go to the host's other routes") })
+                } else {
+                    let ds = p.denied.entry(host.clone()).or_default();
+                    for d in ds.iter_mut().filter(|d| &d.raw == raw && &d.path_type == ptype) {
+                        d.remainder = true;
+                    }
+                    for r in open {
+                        ds.push(ingress::Denied {
+                            kind: r.kind,
+                            value: r.value,
+                            raw: r.raw,
+                            path_type: r.path_type,
+                            remainder: true,
+                        });
+                    }
+                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out; the rest of this location (a string prefix: `{raw}.php`, `{raw}x`, …), which ingress-nginx served under this Ingress's restrictions, is emitted as a deny-all route (see its deny-all entry) so it does not fall through to a more open route")
+                };
+                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
                 continue;
+            }
+            let why = if regex_hosts.contains_key(&host) {
+                format!("{} have paths on {name} that map to the same HTTPRoute match ({value}); the host is in regex mode, where ingress-nginx matches each as `~* \"^PATH\"` and no pathType takes precedence: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
             } else {
                 format!("{} map paths that ingress-nginx keeps apart to the same HTTPRoute match ({value}) on {name}: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
             };
+            let p = &mut plans[*i];
             report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
             for r in open {
                 p.denied.entry(host.clone()).or_default().push(ingress::Denied {
@@ -584,6 +637,7 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
+                    remainder: false,
                 });
             }
         }
@@ -700,6 +754,7 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     value: "/".into(),
                     raw: "/".into(),
                     path_type: "Prefix".into(),
+                    remainder: false,
                 });
             } else if !taken {
                 p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {
