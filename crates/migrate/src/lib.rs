@@ -1012,28 +1012,82 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
             return Err(e);
         }
     };
-    for name in listed.lines() {
+    let result = replace(dir, &staging, &names, &listed, &manifest);
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+/// Moves the staged files `names` into `dir` in place of the previous
+/// run's (listed in `listed`), then writes the manifest. Every destination
+/// is checked before anything is touched; the old files are moved to a
+/// backup directory first and put back on any error, so `dir` holds either
+/// the previous run or this one, never a route without its policy.
+fn replace(
+    dir: &Path,
+    staging: &Path,
+    names: &[String],
+    listed: &str,
+    manifest: &Path,
+) -> Result<Vec<std::path::PathBuf>, Error> {
+    let write_err = |path: &Path, e| Error::Write { path: path.to_owned(), source: e };
+    let ours = |name: &str| {
         // Only plain names this function writes; never a path elsewhere.
         let plain = Path::new(name).extension().is_some_and(|e| e == "yaml")
             && !name.contains(['/', '\\'])
             && !name.starts_with('.');
         let p = dir.join(name);
-        let ours = plain && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(HEADER));
-        if ours {
-            std::fs::remove_file(&p).map_err(|e| write_err(&p, e))?;
+        plain
+            && p.symlink_metadata().is_ok_and(|m| m.is_file())
+            && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(HEADER))
+    };
+    let old: Vec<&str> = listed.lines().filter(|n| ours(n)).collect();
+    for name in names {
+        let p = dir.join(name);
+        if p.symlink_metadata().is_ok() && !old.contains(&name.as_str()) {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a file a previous run wrote; move it away",
+            );
+            return Err(write_err(&p, e));
         }
     }
-    let mut paths = Vec::new();
-    for name in &names {
-        let p = dir.join(name);
-        std::fs::rename(staging.join(name), &p).map_err(|e| write_err(&p, e))?;
-        paths.push(p);
+    let backup = dir.join(format!(".realip-migrate.backup-{}", std::process::id()));
+    std::fs::create_dir(&backup).map_err(|e| write_err(&backup, e))?;
+    let mut saved: Vec<&str> = Vec::new();
+    let mut moved: Vec<&str> = Vec::new();
+    let restore = |saved: &[&str], moved: &[&str]| {
+        for name in moved {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        for name in saved {
+            let _ = std::fs::rename(backup.join(name), dir.join(name));
+        }
+        let _ = std::fs::remove_dir(&backup);
+    };
+    for name in &old {
+        if let Err(e) = std::fs::rename(dir.join(name), backup.join(name)) {
+            restore(&saved, &moved);
+            return Err(write_err(&dir.join(name), e));
+        }
+        saved.push(name);
     }
-    let _ = std::fs::remove_dir(&staging);
+    for name in names {
+        let p = dir.join(name);
+        if let Err(e) = std::fs::rename(staging.join(name), &p) {
+            restore(&saved, &moved);
+            return Err(write_err(&p, e));
+        }
+        moved.push(name);
+    }
     let mut list = names.join("\n");
     list.push('\n');
-    std::fs::write(&manifest, list).map_err(|e| write_err(&manifest, e))?;
-    Ok(paths)
+    if let Err(e) = std::fs::write(manifest, list) {
+        restore(&saved, &moved);
+        let _ = std::fs::write(manifest, listed);
+        return Err(write_err(manifest, e));
+    }
+    let _ = std::fs::remove_dir_all(&backup);
+    Ok(names.iter().map(|n| dir.join(n)).collect())
 }
 
 /// Writes one file per object into `staging` (created); returns the names.
