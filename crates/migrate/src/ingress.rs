@@ -330,12 +330,26 @@ pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) 
             let v = if head == "/" { head.clone() } else { head.trim_end_matches('/').to_owned() };
             return (PathKind::Prefix, v, None);
         }
-        let mut value = format!("{}^{}.*", if regex_mode { "(?i)" } else { "" }, regex_escape(&head));
+        // HTTPRoute path.value holds at most MAX_MATCH characters: a shorter
+        // literal head still matches every path the full one did (a superset).
+        let build = |h: &str| format!("{}^{}.*", if regex_mode { "(?i)" } else { "" }, regex_escape(h));
+        let full = head.clone();
+        let mut head = head;
+        let mut value = build(&head);
+        while value.len() > MAX_MATCH {
+            head.pop();
+            value = build(&head);
+        }
         // Open regex routes exist on regex-mode hosts only; theirs is `^(?:PATH).*`.
-        while regex_mode && value.len() < raw.len() + 9 {
+        while regex_mode && value.len() < raw.len() + 9 && value.len() + 2 <= MAX_MATCH {
             value.push_str(".*");
         }
-        let wider = format!("{how}; the deny is the RegularExpression {value}, which Envoy Gateway tries before every PathPrefix match of the host, so it also refuses requests that a longer open PathPrefix path under `{head}` served in ingress-nginx{}", if head.len() < raw.len() { format!(", and every path starting with `{head}` (the literal head of `{raw}`)") } else { String::new() });
+        let cut = if head.len() < full.len() {
+            format!(", its literal head cut to `{head}` so that it fits the {MAX_MATCH}-character limit of an HTTPRoute path value{}", if head.is_empty() { ": it refuses every path of the host" } else { "" })
+        } else {
+            String::new()
+        };
+        let wider = format!("{how}; the deny is the RegularExpression {value}{cut}, which Envoy Gateway tries before every PathPrefix match of the host, so it also refuses requests that a longer open PathPrefix path under `{head}` served in ingress-nginx{}", if head.len() < raw.len() { format!(", and every path starting with `{head}` (the literal head of `{raw}`)") } else { String::new() });
         return (PathKind::Regex, value, Some(wider));
     }
     let mut cand = match head.rfind('/') {
@@ -379,6 +393,9 @@ pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> b
 pub use realip_kube::ingress::cidr_list as cidrs;
 
 const META: &str = ".^$*+?()[]{}|\\";
+
+/// The maxLength of an HTTPRoute match's path value (Gateway API CRD).
+pub const MAX_MATCH: usize = 1024;
 
 fn literal(p: &str) -> bool {
     !p.chars().any(|c| META.contains(c))

@@ -445,10 +445,15 @@ fn cover_denied(
             let regex = regex_hosts.contains_key(h);
             let name = h.as_deref().unwrap_or("(any host)");
             for d in ds.iter_mut() {
-                let (kind, value, wider) = if d.remainder && target == Target::EnvoyGateway {
+                let remainder = format!("^{}[^/].*", ingress::regex_escape(&d.raw));
+                // Too long for path.value: the plain cover (it refuses more, never less).
+                let (kind, value, wider) = if d.remainder
+                    && target == Target::EnvoyGateway
+                    && remainder.len() <= ingress::MAX_MATCH
+                {
                     // Not `^/admin.*`: tried before every PathPrefix, it would also take
                     // the other Ingress's open PathPrefix /admin.
-                    let v = format!("^{}[^/].*", ingress::regex_escape(&d.raw));
+                    let v = remainder;
                     let why = format!("ingress-nginx matches `location {}`, a string prefix; another Ingress's Prefix path keeps `{}/…` and `= {}`, so the deny is the RegularExpression {v}: every other path starting with `{}`", d.raw, d.raw, d.raw, d.raw);
                     (ingress::PathKind::Regex, v, Some(why))
                 } else {

@@ -1863,3 +1863,35 @@ fn a_canary_of_a_denied_location_says_so() {
     let e = m.report.entries.iter().find(|e| e.key.starts_with("canary path")).unwrap();
     assert!(e.why.contains("deny-all"), "{}", e.why);
 }
+
+/// Padded or escaped deny regexes never exceed the 1024-character limit of
+/// an HTTPRoute path value: the literal head is cut (a superset), reported.
+#[test]
+fn deny_matches_fit_the_path_value_limit() {
+    let allow = [("whitelist-source-range", "192.0.2.0/24")];
+    let cases = [
+        (format!("/admin/{}", "x".repeat(1100)), true),
+        (format!("/{}", ".".repeat(700)), false),
+        (format!("/{}", "a".repeat(1030)), false),
+    ];
+    for (path, regex) in cases {
+        let root_anns: &[(&str, &str)] = if regex { &[("use-regex", "true")] } else { &[] };
+        let docs = [
+            controller(&[]),
+            ingress("root", "/", root_anns, "").replace("pathType: ImplementationSpecific", "pathType: Prefix"),
+            ingress("site", &path, &allow, ""),
+        ];
+        let m = run(&docs, EG);
+        let text = m.report.text();
+        assert!(routes(&m, true).contains(&"site-denied".to_owned()), "{text}");
+        for r in find(&m, "HTTPRoute") {
+            for rule in r["spec"]["rules"].as_array().unwrap() {
+                for mt in rule["matches"].as_array().into_iter().flatten() {
+                    let v = mt["path"]["value"].as_str().unwrap_or_default();
+                    assert!(v.len() <= 1024, "{} chars: {v}", v.len());
+                }
+            }
+        }
+        assert!(text.contains("1024-character limit"), "{text}");
+    }
+}
