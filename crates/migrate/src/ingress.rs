@@ -363,9 +363,9 @@ pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) 
             let same = !regex_mode && head.ends_with('/') && v == head.trim_end_matches('/');
             let wider = (!same).then(|| {
                 if v == "/" {
-                    format!("{how}; realip matches no regular expression and no smaller PathPrefix holds all of them, so the deny is PathPrefix / and refuses every path of the host that no longer open route matches, the host's other `/` routes included")
+                    format!("{how}; realip matches no regular expression and no smaller PathPrefix holds all of them, so the deny is PathPrefix / and refuses every path of the host that no open route with a longer match takes, the host's other `/` routes included")
                 } else {
-                    format!("{how}; realip matches no regular expression, so the deny is the parent segment PathPrefix {v} and also refuses its neighbouring paths under {v}/ that no longer open route matches")
+                    format!("{how}; realip matches no regular expression, so the deny is the parent segment PathPrefix {v} and also refuses its neighbouring paths under {v}/ that no open route with a longer match takes")
                 }
             });
             return (PathKind::Prefix, v, wider);

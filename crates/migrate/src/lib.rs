@@ -585,6 +585,9 @@ fn collisions(
             if Some(*i) == winner {
                 continue;
             }
+            // Its "path RAW -> HTTPRoute match PathPrefix" entry is no longer true.
+            let key = format!("path {raw}");
+            report.entries.retain(|e| !(e.object == plans[*i].obj.id() && e.key == key && e.status == Status::Changed));
             let p = &mut plans[*i];
             let o = p.obj;
             let restricted = p.deny_all.is_some() || p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty();
