@@ -78,6 +78,11 @@ pub struct Denied {
     pub raw: String,
     /// Its pathType as written.
     pub path_type: String,
+    /// Only the string-prefix remainder of an ImplementationSpecific
+    /// location is denied (`/admin.php`, `/adminx` of `location /admin`):
+    /// an open Prefix path of another Ingress (`location /admin/` and
+    /// `= /admin`) keeps every request PathPrefix matches.
+    pub remainder: bool,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -174,7 +179,7 @@ impl Plan<'_> {
         for (host, paths) in std::mem::take(&mut self.hosts) {
             let d = self.denied.entry(host).or_default();
             for p in paths {
-                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type });
+                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type, remainder: false });
             }
         }
         if self.default_backend.take().is_some() {
@@ -183,6 +188,7 @@ impl Plan<'_> {
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
+                remainder: false,
             });
         }
         self.allow = None;
@@ -279,7 +285,7 @@ fn location_head(raw: &str, path_type: &str, regex_mode: bool) -> Option<String>
 }
 
 /// `s` with every regular-expression metacharacter escaped (RE2, PCRE).
-fn regex_escape(s: &str) -> String {
+pub fn regex_escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if META.contains(c) {
@@ -324,12 +330,26 @@ pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) 
             let v = if head == "/" { head.clone() } else { head.trim_end_matches('/').to_owned() };
             return (PathKind::Prefix, v, None);
         }
-        let mut value = format!("{}^{}.*", if regex_mode { "(?i)" } else { "" }, regex_escape(&head));
+        // HTTPRoute path.value holds at most MAX_MATCH characters: a shorter
+        // literal head still matches every path the full one did (a superset).
+        let build = |h: &str| format!("{}^{}.*", if regex_mode { "(?i)" } else { "" }, regex_escape(h));
+        let full = head.clone();
+        let mut head = head;
+        let mut value = build(&head);
+        while value.len() > MAX_MATCH {
+            head.pop();
+            value = build(&head);
+        }
         // Open regex routes exist on regex-mode hosts only; theirs is `^(?:PATH).*`.
-        while regex_mode && value.len() < raw.len() + 9 {
+        while regex_mode && value.len() < raw.len() + 9 && value.len() + 2 <= MAX_MATCH {
             value.push_str(".*");
         }
-        let wider = format!("{how}; the deny is the RegularExpression {value}, which Envoy Gateway tries before every PathPrefix match of the host, so it also refuses requests that a longer open PathPrefix path under `{head}` served in ingress-nginx{}", if head.len() < raw.len() { format!(", and every path starting with `{head}` (the literal head of `{raw}`)") } else { String::new() });
+        let cut = if head.len() < full.len() {
+            format!(", its literal head cut to `{head}` so that it fits the {MAX_MATCH}-character limit of an HTTPRoute path value{}", if head.is_empty() { ": it refuses every path of the host" } else { "" })
+        } else {
+            String::new()
+        };
+        let wider = format!("{how}; the deny is the RegularExpression {value}{cut}, which Envoy Gateway tries before every PathPrefix match of the host, so it also refuses requests that a longer open PathPrefix path under `{head}` served in ingress-nginx{}", if head.len() < raw.len() { format!(", and every path starting with `{head}` (the literal head of `{raw}`)") } else { String::new() });
         return (PathKind::Regex, value, Some(wider));
     }
     let mut cand = match head.rfind('/') {
@@ -343,9 +363,9 @@ pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) 
             let same = !regex_mode && head.ends_with('/') && v == head.trim_end_matches('/');
             let wider = (!same).then(|| {
                 if v == "/" {
-                    format!("{how}; realip matches no regular expression and no smaller PathPrefix holds all of them, so the deny is PathPrefix / and refuses every path of the host that no longer open route matches, the host's other `/` routes included")
+                    format!("{how}; realip matches no regular expression and no smaller PathPrefix holds all of them, so the deny is PathPrefix / and refuses every path of the host that no open route with a longer match takes, the host's other `/` routes included")
                 } else {
-                    format!("{how}; realip matches no regular expression, so the deny is the parent segment PathPrefix {v} and also refuses its neighbouring paths under {v}/ that no longer open route matches")
+                    format!("{how}; realip matches no regular expression, so the deny is the parent segment PathPrefix {v} and also refuses its neighbouring paths under {v}/ that no open route with a longer match takes")
                 }
             });
             return (PathKind::Prefix, v, wider);
@@ -373,6 +393,9 @@ pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> b
 pub use realip_kube::ingress::cidr_list as cidrs;
 
 const META: &str = ".^$*+?()[]{}|\\";
+
+/// The maxLength of an HTTPRoute match's path value (Gateway API CRD).
+pub const MAX_MATCH: usize = 1024;
 
 fn literal(p: &str) -> bool {
     !p.chars().any(|c| META.contains(c))
@@ -974,6 +997,7 @@ pub fn plan<'a>(
                     value,
                     raw: path.clone(),
                     path_type: ptype.to_owned(),
+                    remainder: false,
                 });
             };
             let be = match p.get("backend").map(|b| backend(o, b, services)) {

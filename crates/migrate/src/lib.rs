@@ -189,7 +189,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         plans.push(p);
     }
     regex_mode(&mut plans, &regex_hosts, &mut report);
-    collisions(&mut plans, &mut report);
+    collisions(&mut plans, &regex_hosts, &mut report);
     fallbacks(&mut plans, &mut report);
     host_wide(&mut plans, &host_wide_restrictions(&ours_all, &setup), &mut report);
     cover_denied(&mut plans, &regex_hosts, opts.target, &mut report);
@@ -346,6 +346,7 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
+                    remainder: false,
                 });
             }
         }
@@ -406,6 +407,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
+                    remainder: false,
                 });
             }
             root_denied |= p.denied.get(h).is_some_and(|ds| ds.iter().any(|d| d.raw == "/" && d.path_type != "Exact"));
@@ -422,6 +424,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
+                remainder: false,
             });
         }
     }
@@ -442,7 +445,20 @@ fn cover_denied(
             let regex = regex_hosts.contains_key(h);
             let name = h.as_deref().unwrap_or("(any host)");
             for d in ds.iter_mut() {
-                let (kind, value, wider) = ingress::deny_cover(&d.raw, &d.path_type, regex, target);
+                let remainder = format!("^{}[^/].*", ingress::regex_escape(&d.raw));
+                // Too long for path.value: the plain cover (it refuses more, never less).
+                let (kind, value, wider) = if d.remainder
+                    && target == Target::EnvoyGateway
+                    && remainder.len() <= ingress::MAX_MATCH
+                {
+                    // Not `^/admin.*`: tried before every PathPrefix, it would also take
+                    // the other Ingress's open PathPrefix /admin.
+                    let v = remainder;
+                    let why = format!("ingress-nginx matches `location {}`, a string prefix; another Ingress's Prefix path keeps `{}/…` and `= {}`, so the deny is the RegularExpression {v}: every other path starting with `{}`", d.raw, d.raw, d.raw, d.raw);
+                    (ingress::PathKind::Regex, v, Some(why))
+                } else {
+                    ingress::deny_cover(&d.raw, &d.path_type, regex, target)
+                };
                 d.kind = kind;
                 d.value = value;
                 if let Some(why) = wider {
@@ -508,17 +524,12 @@ fn match_key(kind: ingress::PathKind, value: &str) -> (u8, String) {
     }
 }
 
-/// Ingresses whose paths differ in ingress-nginx (another pathType, a
-/// trailing `/`) but map to the same HTTPRoute match: the Gateway would
-/// pick one route by age and name, maybe the open one. Where nginx's
-/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
-/// and `location = /admin`) beats `ImplementationSpecific /admin`
-/// (`location /admin`) for every request PathPrefix /admin matches; any
-/// other collision leaves every side out (deny-all).
-fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
-    // (host, match) -> (plan index, raw, pathType)
-    type Claims = Vec<(usize, String, String)>;
-    let mut by_match: BTreeMap<(Option<String>, (u8, String)), Claims> = BTreeMap::new();
+/// (host, match) -> (plan index, raw, pathType) of every open and denied
+/// path of the non-canary plans.
+type Claims = BTreeMap<(Option<String>, (u8, String)), Vec<(usize, String, String)>>;
+
+fn claims_by_match(plans: &[ingress::Plan<'_>]) -> Claims {
+    let mut by_match: Claims = BTreeMap::new();
     for (i, p) in plans.iter().enumerate().filter(|(_, p)| p.canary.is_none()) {
         for (h, rs) in &p.hosts {
             for r in rs {
@@ -539,6 +550,22 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
             }
         }
     }
+    by_match
+}
+
+/// Ingresses whose paths differ in ingress-nginx (another pathType, a
+/// trailing `/`) but map to the same HTTPRoute match: the Gateway would
+/// pick one route by age and name, maybe the open one. Where nginx's
+/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
+/// and `location = /admin`) beats `ImplementationSpecific /admin`
+/// (`location /admin`) for every request PathPrefix /admin matches; any
+/// other collision leaves every side out (deny-all).
+fn collisions(
+    plans: &mut [ingress::Plan<'_>],
+    regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
+    report: &mut Report,
+) {
+    let by_match = claims_by_match(plans);
     for ((host, (_, value)), claims) in by_match {
         let owners: BTreeSet<usize> = claims.iter().map(|c| c.0).collect();
         if owners.len() < 2 {
@@ -546,7 +573,9 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
         }
         let prefix: Vec<&(usize, String, String)> = claims.iter().filter(|c| c.2 == "Prefix").collect();
         let same_raw = claims.iter().all(|c| c.1 == claims[0].1);
-        let winner = (same_raw
+        // In regex mode both are `location ~* "^RAW"`: nginx prefers neither.
+        let winner = (!regex_hosts.contains_key(&host)
+            && same_raw
             && prefix.len() == 1
             && claims.iter().all(|c| c.2 == "Prefix" || c.2 == "ImplementationSpecific"))
         .then(|| prefix[0].0);
@@ -556,8 +585,12 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
             if Some(*i) == winner {
                 continue;
             }
+            // Its "path RAW -> HTTPRoute match PathPrefix" entry is no longer true.
+            let key = format!("path {raw}");
+            report.entries.retain(|e| !(e.object == plans[*i].obj.id() && e.key == key && e.status == Status::Changed));
             let p = &mut plans[*i];
             let o = p.obj;
+            let restricted = p.deny_all.is_some() || p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty();
             let mut open = Vec::new();
             if let Some(rs) = p.hosts.get_mut(&host) {
                 let (gone, kept): (Vec<_>, Vec<_>) =
@@ -568,15 +601,43 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     p.hosts.remove(&host);
                 }
             }
-            let why = if let Some(w) = winner {
-                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, format!("{} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out", plans[w].obj.id())));
-                if let Some(ds) = plans[*i].denied.get_mut(&host) {
-                    ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
-                }
+            if let Some(w) = winner {
+                let w = plans[w].obj.id();
+                let p = &mut plans[*i];
+                let was_denied =
+                    p.denied.get(&host).is_some_and(|ds| ds.iter().any(|d| &d.raw == raw && &d.path_type == ptype));
+                let why = if raw.ends_with('/') || !(restricted || was_denied) {
+                    // `location /admin/` takes nothing PathPrefix does not.
+                    if let Some(ds) = p.denied.get_mut(&host) {
+                        ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
+                    }
+                    p.denied.retain(|_, ds| !ds.is_empty());
+                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out{}", if raw.ends_with('/') { String::new() } else { format!(", and its other requests (a string prefix: `{raw}.php`, `{raw}x`, …) go to the host's other routes") })
+                } else {
+                    let ds = p.denied.entry(host.clone()).or_default();
+                    for d in ds.iter_mut().filter(|d| &d.raw == raw && &d.path_type == ptype) {
+                        d.remainder = true;
+                    }
+                    for r in open {
+                        ds.push(ingress::Denied {
+                            kind: r.kind,
+                            value: r.value,
+                            raw: r.raw,
+                            path_type: r.path_type,
+                            remainder: true,
+                        });
+                    }
+                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out; the rest of this location (a string prefix: `{raw}.php`, `{raw}x`, …), which ingress-nginx served under this Ingress's restrictions, is emitted as a deny-all route (see its deny-all entry) so it does not fall through to a more open route")
+                };
+                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
                 continue;
+            }
+            let why = if regex_hosts.contains_key(&host) {
+                format!("{} have paths on {name} that map to the same HTTPRoute match ({value}); the host is in regex mode, where ingress-nginx matches each as `~* \"^PATH\"` and no pathType takes precedence: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
             } else {
                 format!("{} map paths that ingress-nginx keeps apart to the same HTTPRoute match ({value}) on {name}: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
             };
+            let p = &mut plans[*i];
             report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
             for r in open {
                 p.denied.entry(host.clone()).or_default().push(ingress::Denied {
@@ -584,6 +645,7 @@ fn collisions(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
+                    remainder: false,
                 });
             }
         }
@@ -700,6 +762,7 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     value: "/".into(),
                     raw: "/".into(),
                     path_type: "Prefix".into(),
+                    remainder: false,
                 });
             } else if !taken {
                 p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {
@@ -957,28 +1020,82 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
             return Err(e);
         }
     };
-    for name in listed.lines() {
+    let result = replace(dir, &staging, &names, &listed, &manifest);
+    let _ = std::fs::remove_dir_all(&staging);
+    result
+}
+
+/// Moves the staged files `names` into `dir` in place of the previous
+/// run's (listed in `listed`), then writes the manifest. Every destination
+/// is checked before anything is touched; the old files are moved to a
+/// backup directory first and put back on any error, so `dir` holds either
+/// the previous run or this one, never a route without its policy.
+fn replace(
+    dir: &Path,
+    staging: &Path,
+    names: &[String],
+    listed: &str,
+    manifest: &Path,
+) -> Result<Vec<std::path::PathBuf>, Error> {
+    let write_err = |path: &Path, e| Error::Write { path: path.to_owned(), source: e };
+    let ours = |name: &str| {
         // Only plain names this function writes; never a path elsewhere.
         let plain = Path::new(name).extension().is_some_and(|e| e == "yaml")
             && !name.contains(['/', '\\'])
             && !name.starts_with('.');
         let p = dir.join(name);
-        let ours = plain && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(HEADER));
-        if ours {
-            std::fs::remove_file(&p).map_err(|e| write_err(&p, e))?;
+        plain
+            && p.symlink_metadata().is_ok_and(|m| m.is_file())
+            && std::fs::read_to_string(&p).is_ok_and(|t| t.starts_with(HEADER))
+    };
+    let old: Vec<&str> = listed.lines().filter(|n| ours(n)).collect();
+    for name in names {
+        let p = dir.join(name);
+        if p.symlink_metadata().is_ok() && !old.contains(&name.as_str()) {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "exists and is not a file a previous run wrote; move it away",
+            );
+            return Err(write_err(&p, e));
         }
     }
-    let mut paths = Vec::new();
-    for name in &names {
-        let p = dir.join(name);
-        std::fs::rename(staging.join(name), &p).map_err(|e| write_err(&p, e))?;
-        paths.push(p);
+    let backup = dir.join(format!(".realip-migrate.backup-{}", std::process::id()));
+    std::fs::create_dir(&backup).map_err(|e| write_err(&backup, e))?;
+    let mut saved: Vec<&str> = Vec::new();
+    let mut moved: Vec<&str> = Vec::new();
+    let restore = |saved: &[&str], moved: &[&str]| {
+        for name in moved {
+            let _ = std::fs::remove_file(dir.join(name));
+        }
+        for name in saved {
+            let _ = std::fs::rename(backup.join(name), dir.join(name));
+        }
+        let _ = std::fs::remove_dir(&backup);
+    };
+    for name in &old {
+        if let Err(e) = std::fs::rename(dir.join(name), backup.join(name)) {
+            restore(&saved, &moved);
+            return Err(write_err(&dir.join(name), e));
+        }
+        saved.push(name);
     }
-    let _ = std::fs::remove_dir(&staging);
+    for name in names {
+        let p = dir.join(name);
+        if let Err(e) = std::fs::rename(staging.join(name), &p) {
+            restore(&saved, &moved);
+            return Err(write_err(&p, e));
+        }
+        moved.push(name);
+    }
     let mut list = names.join("\n");
     list.push('\n');
-    std::fs::write(&manifest, list).map_err(|e| write_err(&manifest, e))?;
-    Ok(paths)
+    if let Err(e) = std::fs::write(manifest, list) {
+        restore(&saved, &moved);
+        let _ = std::fs::write(manifest, listed);
+        return Err(write_err(manifest, e));
+    }
+    let _ = std::fs::remove_dir_all(&backup);
+    Ok(names.iter().map(|n| dir.join(n)).collect())
 }
 
 /// Writes one file per object into `staging` (created); returns the names.

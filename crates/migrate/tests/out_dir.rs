@@ -107,3 +107,28 @@ fn a_failed_write_leaves_the_directory_as_it_was() {
     assert!(realip_migrate::write_dir(&[route("b"), route("c/d")], &fresh).is_err());
     assert!(!fresh.exists(), "{:?}", listing(&fresh));
 }
+
+/// A destination that cannot be replaced (here a directory where a file
+/// goes) fails the run before anything is touched: the previous run's files,
+/// policies included, all stay, and no staging or backup directory is left.
+#[test]
+fn a_failed_replace_keeps_the_previous_run_whole() {
+    let d = Dir::new("rollback");
+    let out = d.0.join("gateway");
+    let policy = json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": {"name": "a", "namespace": "web"}, "spec": {}});
+    realip_migrate::write_dir(&[route("a"), policy.clone()], &out).unwrap();
+    let before = listing(&out);
+    let text = |n: &str| std::fs::read_to_string(out.join(n)).unwrap();
+    let policy_file = before.iter().find(|n| n.starts_with("clientaccesspolicy")).unwrap().clone();
+    let policy_text = text(&policy_file);
+    std::fs::remove_file(out.join("httproute_web_a.yaml")).unwrap();
+    std::fs::create_dir(out.join("httproute_web_a.yaml")).unwrap();
+    let err = realip_migrate::write_dir(&[route("a"), policy], &out).unwrap_err().to_string();
+    assert!(err.contains("httproute_web_a.yaml"), "{err}");
+    assert_eq!(listing(&out), before, "nothing added or removed");
+    assert_eq!(text(&policy_file), policy_text);
+    // With the obstacle gone, a rerun replaces the previous run's files.
+    std::fs::remove_dir(out.join("httproute_web_a.yaml")).unwrap();
+    realip_migrate::write_dir(&[route("b")], &out).unwrap();
+    assert_eq!(listing(&out), [".realip-migrate", "httproute_web_b.yaml"]);
+}

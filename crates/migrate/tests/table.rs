@@ -1538,7 +1538,7 @@ fn colliding_matches_and_regex_hosts() {
             target,
         );
         assert_eq!(routes(&m, false), ["b-open"], "{target:?}\n{}", m.report.text());
-        assert!(routes(&m, true).is_empty(), "{target:?}: the denied match would compete with the winner");
+        assert_eq!(routes(&m, true), ["a-admin-denied"], "{target:?}: its string-prefix remainder stays denied");
         // No clear winner (`/admin/` vs Prefix `/admin`): both deny-all.
         let m = run(
             &[
@@ -1578,6 +1578,78 @@ fn colliding_matches_and_regex_hosts() {
         docs[1] = typed("app", "/", "Prefix", &[("rewrite-target", "/")]);
         let m = run(&docs, target);
         assert_eq!(routes(&m, true), ["app-admin-denied"], "{target:?}\n{}", m.report.text());
+    }
+}
+
+/// A restricted ImplementationSpecific `/admin` sharing its path with an
+/// open Prefix `/admin` of another Ingress: ingress-nginx serves `/admin`
+/// and `/admin/…` from the Prefix one, but `/admin.php`, `/adminx` still
+/// from the restricted `location /admin`. That remainder stays denied
+/// (Envoy Gateway: `^/admin[^/].*`, which does not take `/admin/…`; realip:
+/// PathPrefix /, which drops the host's open `/`), and the report says so.
+/// In regex mode both are `~* "^/admin"`: no winner, both deny-all.
+#[test]
+fn a_restricted_string_prefix_keeps_its_remainder_denied() {
+    let typed = |name: &str, path: &str, ty: &str, anns: &[(&str, &str)]| {
+        ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"))
+    };
+    let restrictions: [&[(&str, &str)]; 3] = [
+        &[("auth-url", "http://auth.web.svc/check")],
+        &[("whitelist-source-range", "192.0.2.0/24")],
+        &[("limit-rps", "5")],
+    ];
+    for target in [R, EG] {
+        for anns in restrictions {
+            let docs = [
+                controller(&[]),
+                typed("a-open", "/admin", "Prefix", &[]),
+                typed("b-admin", "/admin", "ImplementationSpecific", anns),
+                typed("root", "/", "Prefix", &[]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let open: &[&str] = if target == R { &["a-open"] } else { &["a-open", "root"] };
+            assert_eq!(routes(&m, false), open, "{target:?} {anns:?}\n{text}");
+            assert_eq!(routes(&m, true), ["b-admin-denied"], "{target:?} {anns:?}\n{text}");
+            let denied = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "b-admin-denied").unwrap();
+            let matched = &denied["spec"]["rules"][0]["matches"][0]["path"];
+            let want = if target == R {
+                json!({"type": "PathPrefix", "value": "/"})
+            } else {
+                json!({"type": "RegularExpression", "value": "^/admin[^/].*"})
+            };
+            assert_eq!(matched, &want, "{target:?} {anns:?}\n{text}");
+            let e = m
+                .report
+                .entries
+                .iter()
+                .find(|e| {
+                    e.object == "Ingress/web/b-admin" && e.key == "path app.example.com/admin (ImplementationSpecific)"
+                })
+                .unwrap();
+            assert!(e.why.contains("emitted as a deny-all route"), "{}", e.why);
+            let e =
+                m.report.entries.iter().find(|e| e.key == "deny-all app.example.com/admin (ImplementationSpecific)");
+            assert!(e.is_some_and(|e| e.to.contains(want["value"].as_str().unwrap())), "{target:?}\n{text}");
+            if target == R {
+                assert_eq!(
+                    status(&m, "path app.example.com/ (Prefix)"),
+                    Status::NotConverted,
+                    "root is dropped, reported"
+                );
+            }
+            // Regex mode: no winner, both left out.
+            let mut docs = docs.to_vec();
+            docs[3] = typed("root", "/", "Prefix", &[("use-regex", "true")]);
+            let m = run(&docs, target);
+            assert_eq!(
+                routes(&m, true),
+                ["a-open-denied", "b-admin-denied"],
+                "{target:?} {anns:?}\n{}",
+                m.report.text()
+            );
+            assert!(!routes(&m, false).contains(&"a-open".to_owned()), "{target:?}");
+        }
     }
 }
 
@@ -1790,4 +1862,36 @@ fn a_canary_of_a_denied_location_says_so() {
     let m = run(&[controller(&[]), main, canary], R);
     let e = m.report.entries.iter().find(|e| e.key.starts_with("canary path")).unwrap();
     assert!(e.why.contains("deny-all"), "{}", e.why);
+}
+
+/// Padded or escaped deny regexes never exceed the 1024-character limit of
+/// an HTTPRoute path value: the literal head is cut (a superset), reported.
+#[test]
+fn deny_matches_fit_the_path_value_limit() {
+    let allow = [("whitelist-source-range", "192.0.2.0/24")];
+    let cases = [
+        (format!("/admin/{}", "x".repeat(1100)), true),
+        (format!("/{}", ".".repeat(700)), false),
+        (format!("/{}", "a".repeat(1030)), false),
+    ];
+    for (path, regex) in cases {
+        let root_anns: &[(&str, &str)] = if regex { &[("use-regex", "true")] } else { &[] };
+        let docs = [
+            controller(&[]),
+            ingress("root", "/", root_anns, "").replace("pathType: ImplementationSpecific", "pathType: Prefix"),
+            ingress("site", &path, &allow, ""),
+        ];
+        let m = run(&docs, EG);
+        let text = m.report.text();
+        assert!(routes(&m, true).contains(&"site-denied".to_owned()), "{text}");
+        for r in find(&m, "HTTPRoute") {
+            for rule in r["spec"]["rules"].as_array().unwrap() {
+                for mt in rule["matches"].as_array().into_iter().flatten() {
+                    let v = mt["path"]["value"].as_str().unwrap_or_default();
+                    assert!(v.len() <= 1024, "{} chars: {v}", v.len());
+                }
+            }
+        }
+        assert!(text.contains("1024-character limit"), "{text}");
+    }
 }
