@@ -316,6 +316,30 @@ where
     })
 }
 
+/// Whether to watch a kind, from [`served`]'s answer: yes when served; a
+/// realip.dev kind (`policy`) that fails with anything but 404 is watched
+/// all the same and noted in `unreadable` (fail closed); any other failure
+/// is noted in `absent` and the kind is not watched.
+fn watched(
+    served: Result<(), (bool, String)>,
+    policy: bool,
+    what: &str,
+    absent: &mut Vec<String>,
+    unreadable: &mut Vec<String>,
+) -> bool {
+    match served {
+        Ok(()) => true,
+        Err((false, e)) if policy => {
+            unreadable.push(format!("{what}: {e}"));
+            true
+        }
+        Err((_, e)) => {
+            absent.push(format!("{what}: {e}"));
+            false
+        }
+    }
+}
+
 /// The stores of the Gateway API side (empty stores for kinds not served).
 struct GatewayStores {
     classes: Store<GatewayClass>,
@@ -398,23 +422,9 @@ pub async fn run(
         // waits for its list, so no Gateway route is served without the
         // policies that may protect it (fail closed).
         macro_rules! maybe {
-            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {
-                maybe!($api, $writer, $i, $what, $tagged, false)
-            };
-            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr, $policy:expr) => {{
+            ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {{
                 let a = $api;
-                let watch = match served(&a).await {
-                    Ok(()) => true,
-                    Err((false, e)) if $policy => {
-                        unreadable.push(format!("{}: {e}", $what));
-                        true
-                    }
-                    Err((_, e)) => {
-                        absent.push(format!("{}: {e}", $what));
-                        false
-                    }
-                };
-                if watch {
+                if watched(served(&a).await, false, $what, &mut absent, &mut unreadable) {
                     synced[$i] = false;
                     streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff(), $i));
                 }
@@ -427,18 +437,7 @@ pub async fn run(
             };
             (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr, $policy:expr) => {{
                 let a = crate::decode::dynamic_api::<$k>(&client, $ns);
-                let watch = match served(&a).await {
-                    Ok(()) => true,
-                    Err((false, e)) if $policy => {
-                        unreadable.push(format!("{}: {e}", $what));
-                        true
-                    }
-                    Err((_, e)) => {
-                        absent.push(format!("{}: {e}", $what));
-                        false
-                    }
-                };
-                if watch {
+                if watched(served(&a).await, $policy, $what, &mut absent, &mut unreadable) {
                     synced[$i] = false;
                     let events = crate::decode::decoded::<$k>(a, wc.clone(), $store.clone());
                     streams.push(($tagged)(reflector($writer, events).default_backoff(), $i));
