@@ -1222,3 +1222,70 @@ fn a_request_is_handled_by_the_routes_of_its_most_specific_listener() {
     gateway(&api, &json!([{"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]));
     until_status(&p, addr, "a.example.com", "/admin", 200);
 }
+
+/// M4 (review 13): a GRPCRoute and a TLSRoute attached to realip's Gateway
+/// get a `parents[]` entry saying `Accepted: False, NotAllowedByListeners`
+/// (realip's listeners support HTTPRoute only), next to the entry another
+/// controller wrote, which is kept; an edit of the route is followed; a
+/// route kind whose CRD is absent (UDPRoute here) is not watched and
+/// logged once, apart from the Gateway API kinds realip serves.
+#[test]
+fn unserved_route_kinds_get_not_allowed_by_listeners() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    let theirs = json!({"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other", "namespace": "web"},
+        "controllerName": "example.com/other", "conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted",
+        "message": "", "lastTransitionTime": "2026-01-01T00:00:00Z"}]});
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+        "metadata": {"name": "grpc-app", "namespace": "web"},
+        "spec": {"parentRefs": [{"name": "gw"}, {"name": "other"}],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]},
+        "status": {"parents": [theirs.clone()]}}));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
+        "metadata": {"name": "tls-app", "namespace": "apps"},
+        "spec": {"parentRefs": [{"name": "gw", "namespace": "web", "sectionName": "http"}],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}}));
+    let (p, _addr, _dir) = proxy_with(&api, "unserved", "gateway_ports = [80]\n", &[]);
+    let line = wait_line(&p.stderr, "gateway_route_kinds_not_watched", 20);
+    assert!(line.contains("udproutes") && !line.contains("grpcroutes"), "{line}");
+    let mine = |o: &Value| -> Value {
+        o["status"]["parents"]
+            .as_array()
+            .and_then(|a| a.iter().find(|e| e["controllerName"] == "realip.dev/gateway-controller"))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let g = until(&api, "GRPCRoute", "web", "grpc-app", "GRPCRoute status", |o| !mine(o).is_null());
+    let entry = mine(&g);
+    assert_eq!(
+        entry["parentRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "namespace": "web"})
+    );
+    let accepted = cond(&entry["conditions"], "Accepted");
+    assert_eq!(
+        (accepted["status"].as_str(), accepted["reason"].as_str()),
+        (Some("False"), Some("NotAllowedByListeners"))
+    );
+    assert!(accepted["message"].as_str().unwrap_or("").contains("GRPCRoute"), "{accepted}");
+    assert_eq!(accepted["observedGeneration"], 1);
+    assert_eq!(g["status"]["parents"].as_array().map(Vec::len), Some(2), "{:#}", g["status"]);
+    assert_eq!(g["status"]["parents"][0], theirs, "another controller's entry is kept");
+    let t = until(&api, "TLSRoute", "apps", "tls-app", "TLSRoute status", |o| !mine(o).is_null());
+    assert_eq!(cond(&mine(&t)["conditions"], "Accepted")["reason"], "NotAllowedByListeners");
+    assert_eq!(mine(&t)["parentRef"]["sectionName"], "http");
+    // Nothing of them is attached to the listener.
+    let gw = until(&api, "Gateway", "web", "gw", "gateway status", |o| !o["status"]["listeners"].is_null());
+    assert_eq!(gw["status"]["listeners"][0]["attachedRoutes"], 0);
+    // An edit is followed: a sectionName no listener has.
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "TLSRoute",
+        "metadata": {"name": "tls-app", "namespace": "apps"},
+        "spec": {"parentRefs": [{"name": "gw", "namespace": "web", "sectionName": "nope"}]}}));
+    let t = until(&api, "TLSRoute", "apps", "tls-app", "TLSRoute edit followed", |o| {
+        cond(&mine(o)["conditions"], "Accepted")["reason"] == "NoMatchingParent"
+    });
+    assert_eq!(cond(&mine(&t)["conditions"], "Accepted")["observedGeneration"], 2);
+}

@@ -96,7 +96,22 @@ fn manifests_gateway_are_the_charts_objects() {
     }
     let role = &mine[&("ClusterRole".to_owned(), "realip".to_owned())];
     let rules = role["rules"].to_string();
-    for r in ["httproutes/status", "gateways/status", "clientippolicies/status", "clientaccesspolicies/status"] {
+    // Every kind realip writes status on, including the route kinds it
+    // does not serve (they get `NotAllowedByListeners`).
+    for r in [
+        "httproutes/status",
+        "gateways/status",
+        "clientippolicies/status",
+        "clientaccesspolicies/status",
+        "\"grpcroutes\"",
+        "grpcroutes/status",
+        "\"tlsroutes\"",
+        "tlsroutes/status",
+        "\"tcproutes\"",
+        "tcproutes/status",
+        "\"udproutes\"",
+        "udproutes/status",
+    ] {
         assert!(rules.contains(r), "{r} missing from {rules}");
     }
     let args = mine[&("Deployment".to_owned(), "realip".to_owned())]["spec"]["template"]["spec"]["containers"][0]

@@ -227,8 +227,8 @@ pub fn objects(s: &Settings) -> Vec<Value> {
     ];
     if s.gateway {
         rules.extend([
-            json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses", "gateways", "listenersets", "httproutes", "referencegrants"], "verbs": ["get", "list", "watch"]}),
-            json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses/status", "gateways/status", "listenersets/status", "httproutes/status"], "verbs": ["update", "patch"]}),
+            json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses", "gateways", "listenersets", "httproutes", "referencegrants", "grpcroutes", "tlsroutes", "tcproutes", "udproutes"], "verbs": ["get", "list", "watch"]}),
+            json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses/status", "gateways/status", "listenersets/status", "httproutes/status", "grpcroutes/status", "tlsroutes/status", "tcproutes/status", "udproutes/status"], "verbs": ["update", "patch"]}),
             json!({"apiGroups": ["realip.dev"], "resources": ["clientippolicies", "clientaccesspolicies"], "verbs": ["get", "list", "watch"]}),
             json!({"apiGroups": ["realip.dev"], "resources": ["clientippolicies/status", "clientaccesspolicies/status"], "verbs": ["update", "patch"]}),
             json!({"apiGroups": [""], "resources": ["namespaces"], "verbs": ["get", "list", "watch"]}),

@@ -60,7 +60,8 @@ use serde_json::{json, Value};
 use crate::gateway::status::{to_json, ObjectKey, ObjectStatus};
 use crate::gateway::translate::{translate_with, Inputs};
 use crate::gateway::types::{
-    ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpRoute, ListenerSet, ReferenceGrant,
+    ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, GrpcRoute, HttpRoute, ListenerSet, ReferenceGrant,
+    TcpRoute, TlsRoute, UdpRoute,
 };
 use crate::ingress::{desired, Desired, Problem, ProblemKind, Touched};
 use crate::routes::RouteSet;
@@ -350,6 +351,10 @@ struct GatewayStores {
     ip: Store<ClientIpPolicy>,
     access: Store<ClientAccessPolicy>,
     namespaces: Store<Namespace>,
+    grpc: Store<GrpcRoute>,
+    tls: Store<TlsRoute>,
+    tcp: Store<TcpRoute>,
+    udp: Store<UdpRoute>,
 }
 
 /// What the watcher hands to the proxy: both computed sides in one value,
@@ -398,10 +403,16 @@ pub async fn run(
     let (ip, pw) = reflector::store::<ClientIpPolicy>();
     let (access, xw) = reflector::store::<ClientAccessPolicy>();
     let (namespaces, nw) = reflector::store::<Namespace>();
+    // Route kinds realip does not serve: watched only to write their
+    // status (not accepted), when their CRDs are installed.
+    let (grpc, grw) = reflector::store::<GrpcRoute>();
+    let (tls, tlw) = reflector::store::<TlsRoute>();
+    let (tcp, tcw) = reflector::store::<TcpRoute>();
+    let (udp, udw) = reflector::store::<UdpRoute>();
     let gateway_on = cfg.gateway_class.is_some();
-    // Streams 0-3 always; 4-11 when served; 12 the proxy's binds (no
-    // initial list). true = initial list in.
-    let mut synced = [true; 13];
+    // Streams 0-3 always; 4-11 and 13-16 when served; 12 the proxy's
+    // binds (no initial list). true = initial list in.
+    let mut synced = [true; 17];
     if let Some(rx) = cfg.binds.clone() {
         let changes = futures::stream::unfold(rx, |mut rx| async move {
             rx.changed().await.ok()?;
@@ -461,6 +472,21 @@ pub async fn run(
             true
         );
         maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces", |s, i| tag(s, i, Side::Gateway));
+        maybe!(dyn GrpcRoute, ns, grpc, grw, 13, "grpcroutes", |s, i| tag_status(s, i, "GRPCRoute"));
+        maybe!(dyn TlsRoute, ns, tls, tlw, 14, "tlsroutes", |s, i| tag_status(s, i, "TLSRoute"));
+        maybe!(dyn TcpRoute, ns, tcp, tcw, 15, "tcproutes", |s, i| tag_status(s, i, "TCPRoute"));
+        maybe!(dyn UdpRoute, ns, udp, udw, 16, "udproutes", |s, i| tag_status(s, i, "UDPRoute"));
+        // Route kinds realip does not serve are optional (UDPRoute is in
+        // the experimental channel only): their absence is logged apart,
+        // once, and changes nothing that is served.
+        let (unserved_absent, absent): (Vec<String>, Vec<String>) = absent
+            .into_iter()
+            .partition(|a| ["grpcroutes:", "tlsroutes:", "tcproutes:", "udproutes:"].iter().any(|p| a.starts_with(p)));
+        if !unserved_absent.is_empty() {
+            event(&json!({"event": "gateway_route_kinds_not_watched", "kinds": unserved_absent,
+                "note": "realip does not serve these route kinds; where they cannot be listed (CRD not installed or \
+                         no RBAC) their routes get no status from realip"}));
+        }
         if !absent.is_empty() {
             // Logged once: Ingresses are served either way.
             event(&json!({"event": "gateway_api_unavailable", "kinds": absent,
@@ -472,7 +498,7 @@ pub async fn run(
                          route is served until they can be (fail closed; retried with backoff); Ingresses are served"}));
         }
     }
-    let stores = GatewayStores { classes, gateways, sets, routes, grants, ip, access, namespaces };
+    let stores = GatewayStores { classes, gateways, sets, routes, grants, ip, access, namespaces, grpc, tls, tcp, udp };
     let mut events = futures::stream::select_all(streams);
     let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
     let mut gw_published: BTreeMap<ObjectKey, Value> = BTreeMap::new();
@@ -621,6 +647,8 @@ pub async fn run(
                 stores.namespaces.state(),
             );
             let (sv, sl, se) = (services.state(), slices.state(), secrets.state());
+            let (st_grpc, st_tls, st_tcp, st_udp) =
+                (stores.grpc.state(), stores.tls.state(), stores.tcp.state(), stores.udp.state());
             let inputs = Inputs {
                 class,
                 addresses,
@@ -628,6 +656,13 @@ pub async fn run(
                 gateways: st_gateways.iter().map(AsRef::as_ref).collect(),
                 listener_sets: st_sets.iter().map(AsRef::as_ref).collect(),
                 routes: st_routes.iter().map(AsRef::as_ref).collect(),
+                unserved_routes: st_grpc
+                    .iter()
+                    .map(|r| ("GRPCRoute", &r.0))
+                    .chain(st_tls.iter().map(|r| ("TLSRoute", &r.0)))
+                    .chain(st_tcp.iter().map(|r| ("TCPRoute", &r.0)))
+                    .chain(st_udp.iter().map(|r| ("UDPRoute", &r.0)))
+                    .collect(),
                 grants: st_grants.iter().map(AsRef::as_ref).collect(),
                 ip_policies: st_ip.iter().map(AsRef::as_ref).collect(),
                 access_policies: st_access.iter().map(AsRef::as_ref).collect(),
@@ -690,6 +725,17 @@ pub async fn run(
                 index!(st_routes, "HTTPRoute");
                 index!(st_ip, "ClientIPPolicy");
                 index!(st_access, "ClientAccessPolicy");
+                let unserved = st_grpc
+                    .iter()
+                    .map(|r| ("GRPCRoute", &r.0))
+                    .chain(st_tls.iter().map(|r| ("TLSRoute", &r.0)))
+                    .chain(st_tcp.iter().map(|r| ("TCPRoute", &r.0)))
+                    .chain(st_udp.iter().map(|r| ("UDPRoute", &r.0)));
+                for (kind, o) in unserved {
+                    if let Some(name) = o.metadata.name.as_deref() {
+                        current.entry((kind, o.metadata.namespace.as_deref(), name)).or_insert(&o.status);
+                    }
+                }
             }
             let previous = |k: &ObjectKey| -> Option<&Value> {
                 current.get(&(k.kind, k.namespace.as_deref(), k.name.as_str())).and_then(|s| s.as_ref())
@@ -805,6 +851,10 @@ async fn patch_gateway_status(client: &kube::Client, s: &ObjectStatus, body: &Va
         "ClientAccessPolicy" => {
             Api::<ClientAccessPolicy>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
         }
+        "GRPCRoute" => Api::<GrpcRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
+        "TLSRoute" => Api::<TlsRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
+        "TCPRoute" => Api::<TcpRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
+        "UDPRoute" => Api::<UdpRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
         other => return Err(format!("no status for kind {other}")),
     };
     r.map_err(|e| e.to_string())

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 use realip_kube::gateway::objects::Objects;
 use realip_kube::gateway::status::Status;
 use realip_kube::gateway::translate::translate;
+use realip_kube::gateway::types::UNSERVED_ROUTE_KINDS;
 use realip_kube::gateway::CONTROLLER_NAME;
 use serde_json::json;
 
@@ -43,7 +44,13 @@ fn worlds(dir: &Path) -> Vec<(String, Vec<PathBuf>)> {
             let routes_of = |f: &PathBuf| {
                 let mut o = Objects::default();
                 o.add_yaml(&std::fs::read_to_string(f).unwrap()).unwrap();
-                o.routes.iter().map(|r| r.metadata.name.clone().unwrap_or_default()).collect::<Vec<_>>()
+                let unserved = o.unserved_routes.iter().map(|(k, r)| (*k, &r.metadata));
+                o.routes
+                    .iter()
+                    .map(|r| ("HTTPRoute", &r.metadata))
+                    .chain(unserved)
+                    .map(|(k, m)| format!("{k} {}", m.name.clone().unwrap_or_default()))
+                    .collect::<Vec<_>>()
             };
             let all: Vec<String> = files.iter().flat_map(routes_of).collect();
             let unique: BTreeSet<&String> = all.iter().collect();
@@ -51,8 +58,15 @@ fn worlds(dir: &Path) -> Vec<(String, Vec<PathBuf>)> {
                 out.push((format!("{name}/"), files));
                 continue;
             }
+            // A file with a Gateway is context too (grpc-routing: the
+            // Gateway and one route in one file).
+            let has_gateway = |f: &PathBuf| {
+                let mut o = Objects::default();
+                o.add_yaml(&std::fs::read_to_string(f).unwrap()).unwrap();
+                !o.gateways.is_empty()
+            };
             let (with, context): (Vec<PathBuf>, Vec<PathBuf>) =
-                files.into_iter().partition(|f| !routes_of(f).is_empty());
+                files.into_iter().partition(|f| !routes_of(f).is_empty() && !has_gateway(f));
             for f in with {
                 let mut world = context.clone();
                 world.push(f.clone());
@@ -96,27 +110,30 @@ fn summarize(files: &[PathBuf]) -> Vec<String> {
                 .unwrap();
         }
     }
-    // Routes of examples that show only a route: their parent Gateway
-    // (or, without parentRefs, one named `example-gateway`) is created
-    // with one HTTP listener admitting routes from every namespace.
+    // Routes of examples that show only a route (of any kind): their
+    // parent Gateway (or, without parentRefs, one named
+    // `example-gateway`) is created with one HTTP listener admitting
+    // routes from every namespace.
     let mut used = used;
-    for r in &mut o.routes {
-        let ns = r.metadata.namespace.clone().unwrap_or_default();
-        if r.spec.parent_refs.is_empty() {
+    let unserved = o.unserved_routes.iter_mut().map(|(k, r)| (*k, &r.metadata, &mut r.spec.parent_refs));
+    let all_routes = o.routes.iter_mut().map(|r| ("HTTPRoute", &r.metadata, &mut r.spec.parent_refs)).chain(unserved);
+    for (kind, meta, parent_refs) in all_routes {
+        let ns = meta.namespace.clone().unwrap_or_default();
+        if parent_refs.is_empty() {
             lines_pre.push(format!(
-                "HTTPRoute {}: no parentRefs (attached to a test Gateway)",
-                r.metadata.name.as_deref().unwrap_or("")
+                "{kind} {}: no parentRefs (attached to a test Gateway)",
+                meta.name.as_deref().unwrap_or("")
             ));
-            r.spec.parent_refs.push(realip_kube::gateway::types::ParentReference {
+            parent_refs.push(realip_kube::gateway::types::ParentReference {
                 name: "example-gateway".into(),
                 ..Default::default()
             });
         }
-        for p in &r.spec.parent_refs {
+        for p in parent_refs.iter() {
             if p.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
                 lines_pre.push(format!(
-                    "HTTPRoute {}: parent {} {} is not a Gateway (GAMMA mesh routing): not served",
-                    r.metadata.name.as_deref().unwrap_or(""),
+                    "{kind} {}: parent {} {} is not a Gateway (GAMMA mesh routing): not served",
+                    meta.name.as_deref().unwrap_or(""),
                     p.kind.as_deref().unwrap_or(""),
                     p.name
                 ));
@@ -173,6 +190,7 @@ fn summarize(files: &[PathBuf]) -> Vec<String> {
             .unwrap();
     }
     let mut lines = lines_pre;
+    let mut with_status: BTreeSet<(&str, String, String)> = BTreeSet::new();
     for class in &used {
         let t = translate(&o.inputs(class, &["192.0.2.1".to_owned()]));
         for r in &t.routes.routes {
@@ -209,6 +227,26 @@ fn summarize(files: &[PathBuf]) -> Vec<String> {
                 let a = &conditions[0];
                 lines.push(format!("{} {}: Accepted={} {}", s.key.kind, s.key.name, a.status, a.reason));
             }
+            if let Status::Route { parents } = &s.status {
+                with_status.insert((s.key.kind, s.key.namespace.clone().unwrap_or_default(), s.key.name.clone()));
+                // A route of a kind realip does not serve is never
+                // accepted by any of realip's parents.
+                if UNSERVED_ROUTE_KINDS.contains(&s.key.kind) {
+                    for p in parents {
+                        let a = p.conditions.iter().find(|c| c.kind == "Accepted").expect("Accepted");
+                        assert!(!a.status && a.reason == "NotAllowedByListeners", "{:?}: {p:?}", s.key);
+                    }
+                }
+            }
+        }
+    }
+    // Routes no parent of which is a Gateway realip serves (its class not
+    // accepted, say) get no entry from realip: said here, not left out.
+    let unserved = o.unserved_routes.iter().map(|(k, r)| (*k, &r.metadata));
+    for (kind, m) in o.routes.iter().map(|r| ("HTTPRoute", &r.metadata)).chain(unserved) {
+        let key = (kind, m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default());
+        if !with_status.contains(&key) {
+            lines.push(format!("{kind} {}/{}: no parent is a Gateway realip serves: no status", key.1, key.2));
         }
     }
     for g in &o.grants {

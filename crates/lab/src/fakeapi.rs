@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::{json, Value};
 
 /// Collection path (cluster-wide list/watch) of each kind served.
-const KINDS: [(&str, &str); 16] = [
+const KINDS: [(&str, &str); 19] = [
     ("Ingress", "/apis/networking.k8s.io/v1/ingresses"),
     ("IngressClass", "/apis/networking.k8s.io/v1/ingressclasses"),
     ("ConfigMap", "/api/v1/configmaps"),
@@ -39,6 +39,11 @@ const KINDS: [(&str, &str); 16] = [
     ("Gateway", "/apis/gateway.networking.k8s.io/v1/gateways"),
     ("ListenerSet", "/apis/gateway.networking.k8s.io/v1/listenersets"),
     ("HTTPRoute", "/apis/gateway.networking.k8s.io/v1/httproutes"),
+    // Route kinds realip does not serve (it writes their status); no
+    // UDPRoute: an absent CRD.
+    ("GRPCRoute", "/apis/gateway.networking.k8s.io/v1/grpcroutes"),
+    ("TLSRoute", "/apis/gateway.networking.k8s.io/v1/tlsroutes"),
+    ("TCPRoute", "/apis/gateway.networking.k8s.io/v1/tcproutes"),
     ("ReferenceGrant", "/apis/gateway.networking.k8s.io/v1beta1/referencegrants"),
     ("ClientIPPolicy", "/apis/realip.dev/v1alpha1/clientippolicies"),
     ("ClientAccessPolicy", "/apis/realip.dev/v1alpha1/clientaccesspolicies"),

@@ -10,7 +10,10 @@ use serde::Deserialize as _;
 use serde_json::Value;
 
 use super::translate::Inputs;
-use super::types::{ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpRoute, ListenerSet, ReferenceGrant};
+use super::types::{
+    ClientAccessPolicy, ClientIpPolicy, Gateway, GatewayClass, HttpRoute, ListenerSet, ReferenceGrant, UnservedRoute,
+    UNSERVED_ROUTE_KINDS,
+};
 
 /// Owned objects, by kind.
 #[derive(Clone, Debug, Default)]
@@ -23,6 +26,9 @@ pub struct Objects {
     pub listener_sets: Vec<ListenerSet>,
     /// HTTPRoutes.
     pub routes: Vec<HttpRoute>,
+    /// Routes of kinds realip does not serve (GRPCRoute, TLSRoute,
+    /// TCPRoute, UDPRoute), with their kind: they only get status.
+    pub unserved_routes: Vec<(&'static str, UnservedRoute)>,
     /// ReferenceGrants.
     pub grants: Vec<ReferenceGrant>,
     /// ClientIPPolicies.
@@ -37,8 +43,8 @@ pub struct Objects {
     pub slices: Vec<EndpointSlice>,
     /// Secrets.
     pub secrets: Vec<Secret>,
-    /// `kind namespace/name` of documents of other kinds (GRPCRoute,
-    /// TLSRoute…), which realip does not serve.
+    /// `kind namespace/name` of documents of other kinds
+    /// (BackendTLSPolicy…), which the translation does not read.
     pub ignored: Vec<String>,
 }
 
@@ -70,6 +76,10 @@ impl Objects {
             ("gateway.networking.k8s.io", "ReferenceGrant") => self.grants.push(conv(v, &what)?),
             ("realip.dev", "ClientIPPolicy") => self.ip_policies.push(conv(v, &what)?),
             ("realip.dev", "ClientAccessPolicy") => self.access_policies.push(conv(v, &what)?),
+            ("gateway.networking.k8s.io", k) if UNSERVED_ROUTE_KINDS.contains(&k) => {
+                let kind = UNSERVED_ROUTE_KINDS.iter().find(|u| **u == k).copied().unwrap_or_default();
+                self.unserved_routes.push((kind, conv(v, &what)?));
+            }
             ("", "Namespace") => self.namespaces.push(conv(v, &what)?),
             ("", "Service") => self.services.push(conv(v, &what)?),
             ("", "Secret") => self.secrets.push(conv(v, &what)?),
@@ -100,6 +110,7 @@ impl Objects {
             gateways: self.gateways.iter().collect(),
             listener_sets: self.listener_sets.iter().collect(),
             routes: self.routes.iter().collect(),
+            unserved_routes: self.unserved_routes.iter().map(|(k, r)| (*k, r)).collect(),
             grants: self.grants.iter().collect(),
             ip_policies: self.ip_policies.iter().collect(),
             access_policies: self.access_policies.iter().collect(),

@@ -1287,3 +1287,46 @@ fn a_weight_out_of_range_is_refused() {
     let t = run(&r.replace("weight: -1", "weight: 1000000"));
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", true, "Accepted"));
 }
+
+/// M4 (review 13): routes of kinds realip does not serve get a parent
+/// entry for each parent that is realip's, never silence; parents of
+/// other controllers get none; nothing of them is served or counted.
+#[test]
+fn unserved_route_kinds_are_not_allowed_by_listeners() {
+    let t = run(r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: g, namespace: web}
+spec:
+  parentRefs:
+  - {name: gw, namespace: infra}
+  - {name: gw, namespace: infra, sectionName: nope}
+  - {name: theirs, namespace: infra}
+  rules: [{backendRefs: [{name: app, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: TLSRoute
+metadata: {name: t, namespace: infra}
+spec:
+  parentRefs: [{name: gw, sectionName: same}]
+---
+apiVersion: gateway.networking.k8s.io/v1alpha2
+kind: UDPRoute
+metadata: {name: u, namespace: web}
+spec:
+  parentRefs: [{name: theirs, namespace: infra}]
+");
+    let Status::Route { parents } = &status(&t, "GRPCRoute", Some("web"), "g").status else { panic!() };
+    assert_eq!(parents.len(), 2, "only realip's parent entries: {parents:#?}");
+    let a = cond(&parents[0].conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "NotAllowedByListeners"));
+    assert!(a.message.contains("GRPCRoute") && a.message.contains("http, same"), "{}", a.message);
+    assert_eq!(parents[0].reference.namespace.as_deref(), Some("infra"));
+    let a = cond(&parents[1].conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "NoMatchingParent"));
+    assert_eq!(first_ref(&t, "TLSRoute", "infra", "t"), vec![("Accepted", false, "NotAllowedByListeners")]);
+    assert!(!t.statuses.iter().any(|s| s.key.kind == "UDPRoute"), "no parent of it is realip's");
+    assert!(t.routes.routes.iter().all(|r| !r.origin.contains("/g")), "{:#?}", t.routes.routes);
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    assert!(listeners.iter().all(|l| l.attached_routes == 0), "{listeners:#?}");
+}

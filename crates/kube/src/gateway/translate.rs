@@ -89,6 +89,8 @@ use crate::routes::{
     RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
 };
 
+mod unserved;
+
 /// Everything the translation reads, borrowed from the watcher's stores.
 #[derive(Clone, Debug, Default)]
 pub struct Inputs<'a> {
@@ -104,6 +106,9 @@ pub struct Inputs<'a> {
     pub listener_sets: Vec<&'a ListenerSet>,
     /// HTTPRoutes.
     pub routes: Vec<&'a HttpRoute>,
+    /// Routes of kinds realip does not serve, with their kind (one of
+    /// [`super::types::UNSERVED_ROUTE_KINDS`]): they only get status.
+    pub unserved_routes: Vec<(&'static str, &'a super::types::UnservedRoute)>,
     /// ReferenceGrants.
     pub grants: Vec<&'a ReferenceGrant>,
     /// ClientIPPolicies.
@@ -2053,6 +2058,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         }
     }
     statuses.extend(parts.iter().filter_map(|p| p.status.clone()));
+    statuses.extend(unserved::statuses(&inp.unserved_routes, &listeners, &gateways, &set_ok));
     // 5. Access policies: rule, then route, then Gateway.
     let by_name: std::collections::HashMap<(&str, &str), &RoutePart> = if inp.access_policies.is_empty() {
         std::collections::HashMap::new()

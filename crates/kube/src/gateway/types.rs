@@ -305,6 +305,74 @@ pub struct HttpRouteSpec {
     pub rules: Vec<HttpRouteRule>,
 }
 
+/// A route of a kind realip does not serve (GRPCRoute, TLSRoute,
+/// TCPRoute, UDPRoute): only its parents are read, so that each parent
+/// that is realip's gets a `parents[]` entry saying the route is not
+/// accepted (the spec's `NotAllowedByListeners`), never silence.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct UnservedRoute {
+    /// Object metadata.
+    #[serde(default)]
+    pub metadata: ObjectMeta,
+    /// Spec (parents only).
+    #[serde(default)]
+    pub spec: UnservedRouteSpec,
+    /// Status as last written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Value>,
+}
+
+/// The part of an unserved route's spec realip reads.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UnservedRouteSpec {
+    /// Parents.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+}
+
+/// A typed wrapper of [`UnservedRoute`] per kind, for the watcher (one
+/// `kube::Resource` per API path).
+macro_rules! unserved_route {
+    ($t:ident, $kind:literal, $version:literal, $plural:literal) => {
+        #[doc = concat!("`", $kind, "` (`gateway.networking.k8s.io/", $version, "`), not served: see [`UnservedRoute`].")]
+        #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $t(pub UnservedRoute);
+        impl kube::Resource for $t {
+            type DynamicType = ();
+            type Scope = Ns;
+            fn kind((): &()) -> std::borrow::Cow<'_, str> {
+                $kind.into()
+            }
+            fn group((): &()) -> std::borrow::Cow<'_, str> {
+                GATEWAY_GROUP.into()
+            }
+            fn version((): &()) -> std::borrow::Cow<'_, str> {
+                $version.into()
+            }
+            fn plural((): &()) -> std::borrow::Cow<'_, str> {
+                $plural.into()
+            }
+            fn meta(&self) -> &ObjectMeta {
+                &self.0.metadata
+            }
+            fn meta_mut(&mut self) -> &mut ObjectMeta {
+                &mut self.0.metadata
+            }
+        }
+    };
+}
+unserved_route!(GrpcRoute, "GRPCRoute", "v1", "grpcroutes");
+unserved_route!(TlsRoute, "TLSRoute", "v1", "tlsroutes");
+unserved_route!(TcpRoute, "TCPRoute", "v1", "tcproutes");
+// UDPRoute has no v1 yet (experimental channel, v1alpha2).
+unserved_route!(UdpRoute, "UDPRoute", "v1alpha2", "udproutes");
+
+/// The route kinds realip does not serve but writes status on, as
+/// `ObjectKey::kind` names them.
+pub const UNSERVED_ROUTE_KINDS: [&str; 4] = ["GRPCRoute", "TLSRoute", "TCPRoute", "UDPRoute"];
+
 /// One rule.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
