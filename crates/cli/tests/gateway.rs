@@ -1289,3 +1289,39 @@ fn unserved_route_kinds_get_not_allowed_by_listeners() {
     });
     assert_eq!(cond(&mine(&t)["conditions"], "Accepted")["observedGeneration"], 2);
 }
+
+/// M4 (review 13): a ClientAccessPolicy on an HTTPRoute reports on the
+/// Gateway the route is attached to (GEP-713), not on the route; when the
+/// route leaves the Gateway the route itself is the ancestor again, with
+/// `TargetNotFound`.
+#[test]
+fn a_route_access_policy_has_the_routes_gateway_as_ancestor() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let spec = |parent: &str| {
+        json!({"parentRefs": [{"name": parent}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]})
+    };
+    http_route(&api, "site", &spec("gw"));
+    let target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site"});
+    api.apply(policy("ClientAccessPolicy", "allow", &target, &json!({"allow": ["192.0.2.0/24"]})));
+    let (_p, _addr, _dir) = proxy_with(&api, "ancestor", "gateway_ports = [80]\n", &[]);
+    let o =
+        until(&api, "ClientAccessPolicy", "web", "allow", "ancestor written", |o| !o["status"]["ancestors"].is_null());
+    let a = &o["status"]["ancestors"];
+    assert_eq!(a.as_array().map(Vec::len), Some(1), "{a:#}");
+    assert_eq!(
+        a[0]["ancestorRef"],
+        json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "namespace": "web"})
+    );
+    assert_eq!(a[0]["controllerName"], "realip.dev/gateway-controller");
+    assert_eq!(cond(&a[0]["conditions"], "Accepted")["status"], "True");
+    http_route(&api, "site", &spec("elsewhere"));
+    let o = until(&api, "ClientAccessPolicy", "web", "allow", "route detached", |o| {
+        o["status"]["ancestors"][0]["ancestorRef"]["kind"] == "HTTPRoute"
+    });
+    let a = &o["status"]["ancestors"];
+    assert_eq!(a.as_array().map(Vec::len), Some(1), "{a:#}");
+    assert_eq!(cond(&a[0]["conditions"], "Accepted")["reason"], "TargetNotFound");
+}

@@ -1330,3 +1330,73 @@ spec:
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
     assert!(listeners.iter().all(|l| l.attached_routes == 0), "{listeners:#?}");
 }
+
+/// M4 (review 13): a ClientAccessPolicy on an HTTPRoute (or one of its
+/// rules) reports on the Gateways the route is attached to (GEP-713:
+/// ancestors are usually Gateways), one entry per Gateway however many
+/// targets are on it; a missing target, or a route attached to none of
+/// realip's Gateways, stays the ancestor with `TargetNotFound`.
+#[test]
+fn a_route_access_policy_reports_on_the_routes_gateways() {
+    let second = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw2, namespace: web, creationTimestamp: '2026-01-02T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners: [{name: http, port: 80, protocol: HTTP, hostname: two.example.com}]
+";
+    let r = route(
+        "web",
+        "  parentRefs: [{name: gw, namespace: infra, sectionName: http}, {name: gw, namespace: infra, sectionName: same}, {name: gw2}]\n  rules:\n  - {name: admin, matches: [{path: {value: /admin}}], backendRefs: [{name: app, port: 80}]}\n  - {backendRefs: [{name: app, port: 80}]}\n",
+    );
+    let lone = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: lone, namespace: web}
+spec:
+  parentRefs: [{name: theirs}]
+  rules: [{backendRefs: [{name: app, port: 80}]}]
+";
+    let policy = |name: &str, targets: &str| {
+        format!("\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  targetRefs: [{targets}]\n  allow: [192.0.2.0/24]\n")
+    };
+    let on = |name: &str, section: &str| {
+        format!("{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {name}{section}}}")
+    };
+    let t = run(&(r
+        + second
+        + lone
+        + &policy("both", &format!("{}, {}", on("r", ""), on("r", ", sectionName: admin")))
+        + &policy("ghost", &on("nope", ""))
+        + &policy("lone", &on("lone", ""))));
+    let ancestors = |name: &str| match &status(&t, "ClientAccessPolicy", Some("web"), name).status {
+        Status::Policy { ancestors } => ancestors
+            .iter()
+            .map(|a| {
+                let r = &a.reference;
+                let c = cond(&a.conditions, "Accepted");
+                let what =
+                    format!("{} {}/{}", r.kind.as_deref().unwrap_or(""), r.namespace.as_deref().unwrap_or(""), r.name);
+                (what, c.status, c.reason, c.message.clone())
+            })
+            .collect::<Vec<_>>(),
+        other => panic!("{other:?}"),
+    };
+    let both = ancestors("both");
+    let refs: Vec<(&str, bool, &str)> = both.iter().map(|(w, s, r, _)| (w.as_str(), *s, *r)).collect();
+    assert_eq!(refs, [("Gateway infra/gw", true, "Accepted"), ("Gateway web/gw2", true, "Accepted")], "{both:#?}");
+    assert!(both[0].3.contains("HTTPRoute web/r") && both[0].3.contains("rule admin"), "{both:#?}");
+    // Still applied to the route's rules.
+    assert!(t.routes.routes.iter().filter(|r| r.origin == "httproute/web/r").all(|r| r.access.is_some()));
+    let ghost = ancestors("ghost");
+    assert_eq!((ghost[0].0.as_str(), ghost[0].1, ghost[0].2), ("HTTPRoute web/nope", false, "TargetNotFound"));
+    let lone = ancestors("lone");
+    assert_eq!((lone[0].0.as_str(), lone[0].1, lone[0].2), ("HTTPRoute web/lone", false, "TargetNotFound"));
+    assert!(lone[0].3.contains("not attached to any Gateway realip serves"), "{lone:#?}");
+    // A ClientIPPolicy's ancestors stay its targets (Gateways, listeners).
+    let t = run(&ip_policy("p", "2026-01-01T00:00:00Z", "192.0.2.0/24"));
+    assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "p"), [("Accepted", true, "Accepted")]);
+}

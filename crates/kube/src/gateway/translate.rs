@@ -89,6 +89,7 @@ use crate::routes::{
     RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
 };
 
+mod ancestors;
 mod unserved;
 
 /// Everything the translation reads, borrowed from the watcher's stores.
@@ -2107,6 +2108,12 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         "every client is refused (403) on its targets (fail closed)",
         &mut statuses,
     );
+    // A policy on a route reports on the route's Gateways (GEP-713).
+    ancestors::access_policy_ancestors(&mut statuses, &|ns, name| {
+        let Some(p) = by_name.get(&(ns, name)) else { return Vec::new() };
+        let gateways: BTreeSet<(String, String)> = p.attached.iter().map(|&i| listeners[i].gateway.clone()).collect();
+        gateways.into_iter().collect()
+    });
     // An invalid policy with no last valid version lets nobody in (an
     // empty allow list), rather than dropping its lists (fail open).
     let access_won: BTreeMap<TargetKey, Access> = access_won
