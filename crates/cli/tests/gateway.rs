@@ -1325,3 +1325,35 @@ fn a_route_access_policy_has_the_routes_gateway_as_ancestor() {
     assert_eq!(a.as_array().map(Vec::len), Some(1), "{a:#}");
     assert_eq!(cond(&a[0]["conditions"], "Accepted")["reason"], "TargetNotFound");
 }
+
+/// M4 (review 13): a listener whose `allowedRoutes.kinds` are all
+/// unsupported says so consistently with its Gateway: listener Accepted,
+/// `ResolvedRefs: False, InvalidRouteKinds`, no supportedKinds, not
+/// Programmed; Gateway Accepted, not Programmed (it was `Accepted: True` on
+/// the listener and `ListenersNotValid` on the Gateway).
+#[test]
+fn a_listener_with_only_unsupported_route_kinds_is_consistent_with_its_gateway() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP"},
+            {"name": "grpc", "port": 80, "protocol": "HTTP", "hostname": "grpc.example.com",
+                "allowedRoutes": {"kinds": [{"kind": "GRPCRoute"}]}}]),
+    );
+    let (_p, _addr, _dir) = proxy_with(&api, "kinds", "gateway_ports = [80]\n", &[]);
+    let gw = until(&api, "Gateway", "web", "gw", "gateway status", |o| o["status"]["listeners"].as_array().is_some());
+    let l = &gw["status"]["listeners"][1];
+    assert_eq!(l["name"], "grpc");
+    assert_eq!(l["supportedKinds"], json!([]));
+    let of = |conds: &Value, ty: &str| {
+        let c = cond(conds, ty);
+        (c["status"].as_str().unwrap_or("").to_owned(), c["reason"].as_str().unwrap_or("").to_owned())
+    };
+    assert_eq!(of(&l["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
+    assert_eq!(of(&l["conditions"], "ResolvedRefs"), ("False".into(), "InvalidRouteKinds".into()));
+    assert_eq!(of(&l["conditions"], "Programmed"), ("False".into(), "Invalid".into()));
+    assert_eq!(of(&gw["status"]["conditions"], "Accepted"), ("True".into(), "Accepted".into()));
+    assert_eq!(of(&gw["status"]["conditions"], "Programmed"), ("False".into(), "Invalid".into()));
+    assert_eq!(of(&gw["status"]["listeners"][0]["conditions"], "Programmed"), ("True".into(), "Programmed".into()));
+}

@@ -1400,3 +1400,60 @@ spec:
     let t = run(&ip_policy("p", "2026-01-01T00:00:00Z", "192.0.2.0/24"));
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "p"), [("Accepted", true, "Accepted")]);
 }
+
+/// M4 (review 13): a listener whose `allowedRoutes.kinds` are all
+/// unsupported is accepted (the spec reports the kinds on ResolvedRefs:
+/// False, InvalidRouteKinds), lists no supportedKinds, admits no route and
+/// is not programmed; its Gateway is Accepted (every listener is) but not
+/// Programmed — no longer `Accepted: True` on the listener next to
+/// `ListenersNotValid` on the Gateway. It claims nothing: a newer listener
+/// with the same port and hostname is not Conflicted by it.
+#[test]
+fn a_listener_with_only_unsupported_route_kinds_is_not_programmed() {
+    let gw = "
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: kinds, namespace: web, creationTimestamp: '2026-01-02T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: grpc, port: 81, protocol: HTTP, allowedRoutes: {kinds: [{kind: GRPCRoute}]}}
+  - {name: mixed, port: 82, protocol: HTTP, allowedRoutes: {kinds: [{kind: HTTPRoute}, {kind: TLSRoute}]}}
+  - {name: plain, port: 81, protocol: HTTP}
+";
+    let r = route(
+        "web",
+        "  parentRefs: [{name: kinds, sectionName: grpc}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
+    );
+    let t = run(&(gw.to_owned() + "\n---\n" + &r));
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("web"), "kinds").status else {
+        panic!()
+    };
+    let l = |name: &str| listeners.iter().find(|l| l.name == name).unwrap();
+    let grpc = l("grpc");
+    let c = |kind: &str| {
+        let c = cond(&grpc.conditions, kind);
+        (c.status, c.reason)
+    };
+    assert_eq!(c("Accepted"), (true, "Accepted"));
+    assert_eq!(c("ResolvedRefs"), (false, "InvalidRouteKinds"));
+    assert_eq!(c("Programmed"), (false, "Invalid"));
+    assert_eq!(c("Conflicted"), (false, "NoConflicts"));
+    assert!(grpc.supported_kinds.is_empty(), "{grpc:?}");
+    assert_eq!(grpc.attached_routes, 0);
+    let mixed = l("mixed");
+    assert_eq!(mixed.supported_kinds, ["HTTPRoute"]);
+    assert_eq!(cond(&mixed.conditions, "ResolvedRefs").reason, "InvalidRouteKinds");
+    assert!(cond(&mixed.conditions, "Programmed").status, "{mixed:?}");
+    let plain = l("plain");
+    assert!(!cond(&plain.conditions, "Conflicted").status, "{plain:?}");
+    assert!(cond(&plain.conditions, "Programmed").status, "{plain:?}");
+    let accepted = cond(conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (true, "Accepted"));
+    let programmed = cond(conditions, "Programmed");
+    assert_eq!((programmed.status, programmed.reason), (false, "Invalid"));
+    assert!(programmed.message.contains("grpc (port 81)"), "{}", programmed.message);
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", false, "NotAllowedByListeners"));
+    assert!(t.routes.listeners.iter().all(|l| !l.name.ends_with("/grpc")), "{:#?}", t.routes.listeners);
+}

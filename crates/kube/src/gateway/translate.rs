@@ -427,7 +427,10 @@ impl Lst<'_> {
     /// (One no bind serves is handed over too: the proxy logs its routes
     /// as unserved, naming the `gateway_ports` to add.)
     fn emitted(&self) -> bool {
-        self.ok && self.closed.is_none() && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
+        self.ok
+            && self.closed.is_none()
+            && !self.kinds.is_empty()
+            && (self.spec.protocol != "HTTPS" || !self.certs.is_empty())
     }
 
     /// Why an accepted listener is not programmed (its Programmed message).
@@ -513,7 +516,9 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
     // so they must be distinct whatever Gateway or ListenerSet they are on.
     if accepted.is_none() {
         let binds = inp.binds.as_deref();
-        for e in earlier.iter().filter(|e| e.ok && same_stream(e.spec.port, spec.port, binds)) {
+        // (One with no supported route kind serves nothing: it claims nothing.)
+        let claims = |e: &&Lst<'_>| e.ok && !e.kinds.is_empty();
+        for e in earlier.iter().filter(claims).filter(|e| same_stream(e.spec.port, spec.port, binds)) {
             let at = if e.spec.port == spec.port {
                 format!("port {}", spec.port)
             } else {
@@ -538,7 +543,12 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
             }
         }
     }
-    l.ok = accepted.is_none() && conflicted.is_none() && !(kinds.is_empty());
+    // A listener whose allowedRoutes.kinds are all unsupported is still
+    // accepted (the spec reports unsupported kinds with ResolvedRefs:
+    // False, InvalidRouteKinds, not on Accepted), but no route can attach
+    // to it: like an HTTPS listener with no certificate, it is not
+    // programmed, and so neither is its Gateway.
+    l.ok = accepted.is_none() && conflicted.is_none();
     if kinds.is_empty() && resolved.is_none() {
         resolved = Some(("InvalidRouteKinds", "no supported route kind".into()));
     }
@@ -562,6 +572,8 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
     let no_cert = spec.protocol == "HTTPS" && l.certs.is_empty();
     let programmed = if !l.ok {
         Cond::new("Programmed", false, "Invalid", "listener not served")
+    } else if l.kinds.is_empty() {
+        Cond::new("Programmed", false, "Invalid", "no supported route kind (see ResolvedRefs): nothing can attach")
     } else if no_cert {
         Cond::new("Programmed", false, "Invalid", "no certificate could be loaded (see ResolvedRefs): not served")
     } else {
@@ -1950,7 +1962,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     }
     // A listener no bind of the proxy serves is not programmed, whatever
     // the objects say; routes attached only there are not served either.
-    for l in listeners.iter_mut().filter(|l| l.ok) {
+    for l in listeners.iter_mut().filter(|l| l.ok && !l.kinds.is_empty()) {
         let https = l.spec.protocol == "HTTPS";
         let port = u16::try_from(l.spec.port).unwrap_or(0);
         let Some(why) = inp.binds.as_deref().and_then(|b| unbound(b, port, https)) else { continue };
