@@ -1357,3 +1357,31 @@ fn a_listener_with_only_unsupported_route_kinds_is_consistent_with_its_gateway()
     assert_eq!(of(&gw["status"]["conditions"], "Programmed"), ("False".into(), "Invalid".into()));
     assert_eq!(of(&gw["status"]["listeners"][0]["conditions"], "Programmed"), ("True".into(), "Programmed".into()));
 }
+
+/// GatewayClass `status.supportedFeatures` (review 13, LOW): written with
+/// the class's conditions, `{name}` objects sorted by name, listing what
+/// realip implements and nothing it reports as unsupported.
+#[test]
+fn the_gateway_class_lists_its_supported_features() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let (_p, _addr, _dir) = proxy_with(&api, "features", "gateway_ports = [80]\n", &[]);
+    let class = until(&api, "GatewayClass", "", "realip", "supportedFeatures written", |o| {
+        o["status"]["supportedFeatures"].is_array()
+    });
+    let names: Vec<String> = class["status"]["supportedFeatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    for f in ["Gateway", "HTTPRoute", "ReferenceGrant", "ListenerSet", "HTTPRouteMethodMatching"] {
+        assert!(names.iter().any(|n| n == f), "{f}: {names:?}");
+    }
+    assert!(!names.iter().any(|n| n == "HTTPRouteRequestMirror" || n == "GatewayStaticAddresses"), "{names:?}");
+    assert_eq!(cond(&class["status"]["conditions"], "Accepted")["status"], "True");
+}

@@ -26,3 +26,44 @@ mod tests;
 pub const CONTROLLER_NAME: &str = "realip.dev/gateway-controller";
 /// The default GatewayClass name (`--gateway-class`).
 pub const DEFAULT_CLASS: &str = "realip";
+
+/// The Gateway API v1.6.1 conformance features realip implements, written
+/// into every realip GatewayClass's `status.supportedFeatures` (the names
+/// of `pkg/features` at v1.6.1). Only features implemented and tested:
+/// - `Gateway`, `HTTPRoute`, `ReferenceGrant`, `ListenerSet`: the kinds
+///   (`gateway::tests`, `crates/cli/tests/gateway.rs`, the examples table);
+/// - `GatewayHTTPListenerIsolation`: `routes_keep_to_the_most_specific_listener_on_their_port`,
+///   `a_request_is_handled_by_the_routes_of_its_most_specific_listener`;
+/// - `HTTPRouteQueryParamMatching`, `HTTPRouteMethodMatching`:
+///   `gateway_routes_are_served_on_the_mapped_listener`;
+/// - `HTTPRouteResponseHeaderModification`, `HTTPRouteHostRewrite`,
+///   `HTTPRoutePathRewrite`, `HTTPRouteSchemeRedirect`,
+///   `HTTPRoutePathRedirect`, `HTTPRoutePortRedirect`,
+///   `HTTPRoute307RedirectStatusCode`: `gateway_filters_are_applied`;
+/// - `HTTPRouteNamedRouteRule`: `access_policies_prefer_the_most_specific_target`;
+/// - `HTTPRouteParentRefPort`: `a_parent_ref_port_selects_the_listeners_on_that_port`.
+///
+/// Not listed: 303 / 308 redirect codes (accepted, not tested end to end),
+/// everything reported `UnsupportedValue` (mirrors, timeouts, retry, CORS,
+/// backend filters, H2C / WebSocket backend protocols…), static or empty
+/// Gateway addresses, infrastructure propagation, port 8080 (a listener
+/// port is served only where a proxy `[[listener]]` maps it), TLS, GRPC,
+/// TCP, UDP routes and mesh features.
+pub const SUPPORTED_FEATURES: [&str; 16] = [
+    "Gateway",
+    "GatewayHTTPListenerIsolation",
+    "HTTPRoute",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRouteHostRewrite",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteNamedRouteRule",
+    "HTTPRouteParentRefPort",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePathRewrite",
+    "HTTPRoutePortRedirect",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteSchemeRedirect",
+    "ListenerSet",
+    "ReferenceGrant",
+];

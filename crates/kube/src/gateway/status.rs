@@ -158,7 +158,13 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
     let prev = |path: &str| previous.and_then(|p| p.pointer(path));
     match &s.status {
         Status::Class { conditions } => {
-            json!({"conditions": conditions_json(conditions, s.generation, prev("/conditions"), now)})
+            // Sorted by name, as the spec requires (whatever the constant's order).
+            let mut features = super::SUPPORTED_FEATURES.to_vec();
+            features.sort_unstable();
+            json!({
+                "conditions": conditions_json(conditions, s.generation, prev("/conditions"), now),
+                "supportedFeatures": features.iter().map(|f| json!({"name": f})).collect::<Vec<_>>(),
+            })
         }
         Status::Gateway { conditions, addresses, listeners } => {
             let ls: Vec<Value> = listeners
@@ -219,6 +225,34 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// GatewayClass `status.supportedFeatures`: objects `{name}` (the
+    /// v1.6.1 CRD's shape), sorted ascending by name, unique, at most 64,
+    /// exactly the features realip implements.
+    #[test]
+    fn a_class_lists_its_supported_features_sorted() {
+        let s = ObjectStatus {
+            key: ObjectKey { kind: "GatewayClass", namespace: None, name: "realip".into() },
+            generation: Some(1),
+            status: Status::Class { conditions: vec![Cond::new("Accepted", true, "Accepted", "ok")] },
+        };
+        let v = to_json(&s, None, "2026-01-01T00:00:00Z");
+        let names: Vec<&str> =
+            v["supportedFeatures"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(names, sorted, "sorted by name, unique");
+        assert!(names.len() <= 64);
+        assert!(v["supportedFeatures"].as_array().unwrap().iter().all(|f| f.as_object().unwrap().len() == 1));
+        for f in ["Gateway", "HTTPRoute", "ReferenceGrant", "HTTPRouteQueryParamMatching", "HTTPRoutePathRewrite"] {
+            assert!(names.contains(&f), "{f}: {names:?}");
+        }
+        for f in ["HTTPRouteRequestMirror", "HTTPRouteCORS", "HTTPRouteRequestTimeout", "GatewayStaticAddresses"] {
+            assert!(!names.contains(&f), "{f} is not implemented: {names:?}");
+        }
+        assert_eq!(names.len(), super::super::SUPPORTED_FEATURES.len());
+    }
 
     #[test]
     fn transition_time_is_kept_while_the_status_does_not_change_and_others_entries_survive() {

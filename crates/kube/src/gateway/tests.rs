@@ -1457,3 +1457,22 @@ spec:
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", false, "NotAllowedByListeners"));
     assert!(t.routes.listeners.iter().all(|l| !l.name.ends_with("/grpc")), "{:#?}", t.routes.listeners);
 }
+
+/// `HTTPRouteParentRefPort`: a parentRef with `port` attaches to the
+/// parent's listeners on that port only; a port no listener has is
+/// `NoMatchingParent`.
+#[test]
+fn a_parent_ref_port_selects_the_listeners_on_that_port() {
+    let r = |port: u16| {
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: infra}}\nspec:\n  parentRefs: [{{name: gw, port: {port}}}]\n  rules: [{{backendRefs: [{{name: other, port: 80}}]}}]\n")
+    };
+    let t = run(&r(8080));
+    assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
+    let on: Vec<&Vec<String>> = t.routes.routes.iter().map(|r| &r.listeners).collect();
+    assert_eq!(on, [&vec!["gateway/infra/gw/same".to_owned()]], "only the listener on port 8080");
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
+    let attached: Vec<(&str, u32)> = listeners.iter().map(|l| (l.name.as_str(), l.attached_routes)).collect();
+    assert_eq!(attached, [("http", 0), ("same", 1)]);
+    let t = run(&r(9999));
+    assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", false, "NoMatchingParent"));
+}
