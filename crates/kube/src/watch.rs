@@ -2,7 +2,8 @@
 //! Services, EndpointSlices and TLS Secrets, and — when their CRDs are
 //! installed — over Gateway API objects (GatewayClass, Gateway,
 //! ListenerSet, HTTPRoute, ReferenceGrant), Namespaces and realip's
-//! ClientIPPolicy / ClientAccessPolicy.
+//! ClientIPPolicy / ClientAccessPolicy, and over the route kinds realip does
+//! not serve (GRPCRoute, TLSRoute, TCPRoute, UDPRoute) to write their status.
 //!
 //! - Ingresses: every change recomputes the desired routes
 //!   ([`crate::ingress::desired`]) and hands them to the proxy through a

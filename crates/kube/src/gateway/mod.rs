@@ -1,7 +1,9 @@
 //! Gateway API mode: GatewayClass, Gateway, ListenerSet, HTTPRoute and
 //! ReferenceGrant (Gateway API v1.6.1), plus realip's ClientIPPolicy and
 //! ClientAccessPolicy (`realip.dev/v1alpha1`), translated into the neutral
-//! [`crate::routes::RouteSet`] and into the status every object must get.
+//! [`crate::routes::RouteSet`] and into the status every object must get
+//! (route kinds realip does not serve — GRPCRoute, TLSRoute, TCPRoute,
+//! UDPRoute — get status only: not accepted).
 //!
 //! - [`types`]: serde types for the subset realip reads;
 //! - [`translate`]: pure functions from objects to routes and status
