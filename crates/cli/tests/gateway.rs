@@ -1366,7 +1366,28 @@ fn the_gateway_class_lists_its_supported_features() {
     let api = FakeApi::start().unwrap();
     base(&api);
     gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
-    let (_p, _addr, _dir) = proxy_with(&api, "features", "gateway_ports = [80]\n", &[]);
+    // HTTPRoute303RedirectStatusCode / HTTPRoute308RedirectStatusCode,
+    // served end to end (301, 302, 307: `gateway_filters_are_applied`).
+    let redirect = |code: u16, to: &str| {
+        json!({"type": "RequestRedirect", "requestRedirect": {"statusCode": code,
+            "path": {"type": "ReplaceFullPath", "replaceFullPath": to}}})
+    };
+    http_route(
+        &api,
+        "codes",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["r.example.com"], "rules": [
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/see-other"}}], "filters": [redirect(303, "/a")]},
+            {"matches": [{"path": {"type": "PathPrefix", "value": "/permanent"}}], "filters": [redirect(308, "/b")]}]}),
+    );
+    let (p, addr, _dir) = proxy_with(&api, "features", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "r.example.com", "/see-other", 303);
+    let location = |path: &str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: r.example.com\r\nConnection: close\r\n\r\n");
+        let (st, head, _) = exchange(addr, b"", &req);
+        (st, header(&head, "location").map(str::to_owned))
+    };
+    assert_eq!(location("/see-other"), (303, Some("http://r.example.com/a".into())));
+    assert_eq!(location("/permanent/x"), (308, Some("http://r.example.com/b".into())));
     let class = until(&api, "GatewayClass", "", "realip", "supportedFeatures written", |o| {
         o["status"]["supportedFeatures"].is_array()
     });
@@ -1379,7 +1400,7 @@ fn the_gateway_class_lists_its_supported_features() {
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted);
-    for f in ["Gateway", "HTTPRoute", "ReferenceGrant", "ListenerSet", "HTTPRouteMethodMatching"] {
+    for f in ["Gateway", "HTTPRoute", "ReferenceGrant", "ListenerSet", "HTTPRoute303RedirectStatusCode"] {
         assert!(names.iter().any(|n| n == f), "{f}: {names:?}");
     }
     assert!(!names.iter().any(|n| n == "HTTPRouteRequestMirror" || n == "GatewayStaticAddresses"), "{names:?}");

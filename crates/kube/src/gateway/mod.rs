@@ -42,20 +42,23 @@ pub const DEFAULT_CLASS: &str = "realip";
 ///   `HTTPRoutePathRewrite`, `HTTPRouteSchemeRedirect`,
 ///   `HTTPRoutePathRedirect`, `HTTPRoutePortRedirect`,
 ///   `HTTPRoute307RedirectStatusCode`: `gateway_filters_are_applied`;
+/// - `HTTPRoute303RedirectStatusCode`, `HTTPRoute308RedirectStatusCode`:
+///   `the_gateway_class_lists_its_supported_features`;
 /// - `HTTPRouteNamedRouteRule`: `access_policies_prefer_the_most_specific_target`;
 /// - `HTTPRouteParentRefPort`: `a_parent_ref_port_selects_the_listeners_on_that_port`.
 ///
-/// Not listed: 303 / 308 redirect codes (accepted, not tested end to end),
-/// everything reported `UnsupportedValue` (mirrors, timeouts, retry, CORS,
+/// Not listed: everything reported `UnsupportedValue` (mirrors, timeouts, retry, CORS,
 /// backend filters, H2C / WebSocket backend protocols…), static or empty
 /// Gateway addresses, infrastructure propagation, port 8080 (a listener
 /// port is served only where a proxy `[[listener]]` maps it), TLS, GRPC,
 /// TCP, UDP routes and mesh features.
-pub const SUPPORTED_FEATURES: [&str; 16] = [
+pub const SUPPORTED_FEATURES: [&str; 18] = [
     "Gateway",
     "GatewayHTTPListenerIsolation",
     "HTTPRoute",
+    "HTTPRoute303RedirectStatusCode",
     "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
     "HTTPRouteHostRewrite",
     "HTTPRouteMethodMatching",
     "HTTPRouteNamedRouteRule",
