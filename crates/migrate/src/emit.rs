@@ -462,7 +462,8 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&rname, &o.namespace), "spec": spec}));
             route_names.push(rname);
         }
-        access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
+        let policies = access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
+        point_at_policies(plan, target, &policies, report);
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
         deny_all_policies(plan, &denied, target, &mut policy_names, &mut out.objects);
     }
@@ -577,11 +578,53 @@ fn deny_all_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: 
     }
 }
 
-fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &mut Names, out: &mut Vec<Value>) {
+/// Makes the report entries of `plan` that name its access or rate policy
+/// (`Kind ns/NAME field`, written by [`crate::ingress::plan`] before any
+/// route was known) name the policy really emitted (`policies`: kind and
+/// name, the first of each kind): another name when the plain one was
+/// taken, or none at all when no route of the Ingress is emitted open (its
+/// locations left out, refused deny-all or served by the route ingress-nginx
+/// preferred), where the entry must not claim a policy that is not there.
+fn point_at_policies(plan: &Plan<'_>, target: Target, policies: &[(&'static str, String)], report: &mut Report) {
+    let o = plan.obj;
+    let kinds: &[&str] = if target == Target::EnvoyGateway {
+        &["SecurityPolicy", "BackendTrafficPolicy"]
+    } else {
+        &["ClientAccessPolicy"]
+    };
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
+        for kind in kinds {
+            let Some(field) = e.to.strip_prefix(&format!("{kind} {}/{} ", o.namespace, o.name)).map(str::to_owned)
+            else {
+                continue;
+            };
+            if let Some((_, name)) = policies.iter().find(|(k, _)| k == kind) {
+                e.to = format!("{kind} {}/{name} {field}", o.namespace);
+                continue;
+            }
+            e.to = String::new();
+            if e.status != Status::NotConverted {
+                e.status = Status::Changed;
+            }
+            e.why = "no policy carries it: no route of this Ingress is emitted open (see its path entries), so every location it restricted in ingress-nginx is refused by a deny-all route or served by the route ingress-nginx preferred there".into();
+        }
+    }
+}
+
+/// The access and rate policies of `plan` on its open `routes`; returns
+/// the kind and name of each emitted.
+fn access_policies(
+    plan: &Plan<'_>,
+    routes: &[String],
+    target: Target,
+    names: &mut Names,
+    out: &mut Vec<Value>,
+) -> Vec<(&'static str, String)> {
     let o = plan.obj;
     let has_access = plan.allow.is_some() || !plan.deny.is_empty();
+    let mut emitted = Vec::new();
     if routes.is_empty() || (!has_access && plan.rates.is_empty()) {
-        return;
+        return emitted;
     }
     for (i, refs) in targets(routes, target).into_iter().enumerate() {
         let base = if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) };
@@ -603,6 +646,7 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                         json!({"perSecond": r.per_second, "burst": r.burst, "scope": scope, "ipv6PrefixLength": 128});
                 }
                 out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace), "spec": spec}));
+                emitted.push(("ClientAccessPolicy", name));
             }
             Target::EnvoyGateway => {
                 if has_access {
@@ -616,6 +660,7 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                     let default = if plan.allow.is_some() { "Deny" } else { "Allow" };
                     out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy", "metadata": meta(&name, &o.namespace),
                         "spec": {"targetRefs": refs, "authorization": {"defaultAction": default, "rules": rules}}}));
+                    emitted.push(("SecurityPolicy", name.clone()));
                 }
                 if !plan.rates.is_empty() {
                     // One rule per family: Distinct gives each client address its own bucket.
@@ -647,10 +692,12 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                     }
                     out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": meta(&name, &o.namespace),
                         "spec": {"targetRefs": refs, "rateLimit": rate}}));
+                    emitted.push(("BackendTrafficPolicy", name.clone()));
                 }
             }
         }
     }
+    emitted
 }
 
 /// The name of the Gateway's client-IP policy.
