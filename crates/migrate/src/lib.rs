@@ -185,6 +185,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 ing.source.line
             ));
             p.deny_everything();
+            left_out_entries(&mut report, &ing.id());
         }
         plans.push(p);
     }
@@ -907,6 +908,29 @@ fn client_ip_lost(report: &Report) -> bool {
                     | "--configmap"
             )
     })
+}
+
+/// The entries of a left-out Ingress `id` that say an annotation became
+/// part of the output (converted or changed, `-> what`): nothing of the
+/// Ingress is emitted but its deny-all routes, so they become not converted,
+/// saying what they would have become.
+fn left_out_entries(report: &mut Report, id: &str) {
+    for e in report.entries.iter_mut().filter(|e| e.object == id) {
+        // Path entries go in drop_unrouted (the deny-all entries say how the path is refused).
+        let path = e.key.starts_with("path ");
+        if matches!(e.status, Status::Converted | Status::Changed)
+            && !e.to.is_empty()
+            && e.to != "HTTPRoute parentRefs"
+            && !path
+        {
+            e.status = Status::NotConverted;
+            e.why = format!(
+                "the Ingress is left out (emitted deny-all: see the note and its other not-converted entries), so this is not in the output; it would become {}: {}",
+                e.to, e.why
+            );
+            e.to = String::new();
+        }
+    }
 }
 
 /// Leaves an Ingress out like one whose allow list cannot be converted: its

@@ -12,7 +12,8 @@
 //!   other routes" is not covered by one; a route "refused" by another
 //!   location's deny-all route has that match denied and not open;
 //! - the fallback, default-backend and TLS-listener lines name real rules,
-//!   routes and listeners; a left-out Ingress has no open route.
+//!   routes and listeners; a left-out Ingress has no open route and no
+//!   entry saying one of its annotations is in the output.
 //!
 //! The report texts are free sentences built next to the emission code; this
 //! is the check that they still say what was emitted (the fifth attack
@@ -349,6 +350,16 @@ fn untrue(m: &Migration, ingresses: &[(String, String)]) -> Vec<String> {
             continue;
         }
         let (ns, name) = id.split_once('/').unwrap();
+        let object = format!("Ingress/{id}");
+        for e in m.report.entries.iter().filter(|e| e.object == object) {
+            let emitted = matches!(e.status, realip_migrate::Status::Converted | realip_migrate::Status::Changed)
+                && !e.to.is_empty()
+                && !e.to.ends_with("(deny-all)")
+                && e.to != "HTTPRoute parentRefs";
+            if emitted {
+                bad.push(format!("{object} {} -> {}: said emitted, but the Ingress is left out", e.key, e.to));
+            }
+        }
         for r in out.routes_of(ns, name) {
             if !out.is_denied(r) && !s(&r["metadata"]["name"]).ends_with("-https-redirect") {
                 bad.push(format!("note `{n}`: route {ns}/{} is open", s(&r["metadata"]["name"])));
