@@ -361,6 +361,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     for plan in plans.iter().filter(|p| p.canary.is_none()) {
         let o = plan.obj;
         let mut route_names = Vec::new();
+        let mut redirect_names = Vec::new();
         let single = plan.hosts.len() <= 1;
         let mut groups: Vec<(Option<String>, String, Vec<PathRule>)> = plan
             .hosts
@@ -427,6 +428,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
                     let n = names.claim(&o.namespace, &n, &format!("{}/{host:?}/redirect/{i}", o.name));
+                    redirect_names.push(n.clone());
                     out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace),
                         "spec": {"parentRefs": [parent(Some("http"))], "hostnames": [host.clone()], "rules": chunk}}));
                     // Not a policy target: ingress-nginx redirects in nginx's rewrite
@@ -462,6 +464,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&rname, &o.namespace), "spec": spec}));
             route_names.push(rname);
         }
+        point_at_redirects(plan, &redirect_names, report);
         let policies = access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
         point_at_policies(plan, target, &policies, report);
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
@@ -575,6 +578,36 @@ fn deny_all_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: 
             Target::EnvoyGateway => json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy", "metadata": meta(&name, &o.namespace),
                 "spec": {"targetRefs": refs, "authorization": {"defaultAction": "Deny"}}}),
         });
+    }
+}
+
+/// The `to` of an Ingress's ssl-redirect / force-ssl-redirect entries,
+/// written before the routes were.
+pub(crate) const REDIRECT_TO: &str =
+    "HTTPRoute …-https-redirect (RequestRedirect scheme https, 308) on the http listener";
+
+/// Makes the ssl-redirect / force-ssl-redirect entries of `plan` name the
+/// redirect route emitted (`redirects`), or none: the annotation is false,
+/// or no host of the Ingress has TLS on the Gateway (ingress-nginx
+/// redirects only a server with a certificate too; a forced redirect
+/// without one has its own not-converted entry).
+fn point_at_redirects(plan: &Plan<'_>, redirects: &[String], report: &mut Report) {
+    let o = plan.obj;
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id() && e.to == REDIRECT_TO) {
+        if let Some(first) = redirects.first() {
+            let more = if redirects.len() > 1 { format!(" and {} more", redirects.len() - 1) } else { String::new() };
+            e.to = format!(
+                "HTTPRoute {}/{first} (RequestRedirect scheme https, 308) on the http listener{more}",
+                o.namespace
+            );
+        } else {
+            e.to = String::new();
+            if e.value.trim() != "false" && e.key == "force-ssl-redirect" {
+                e.why = "no redirect route: no host of this Ingress has TLS on the Gateway (see the not-converted entry of each host)".into();
+            } else if e.value.trim() != "false" {
+                e.why = "no redirect route: no host of this Ingress has TLS on the Gateway, and ingress-nginx redirects only a server that has a certificate".into();
+            }
+        }
     }
 }
 

@@ -864,7 +864,7 @@ pub fn plan<'a>(
                     } else {
                         plan.force_ssl_redirect = b;
                     }
-                    push(key, Status::Converted, "HTTPRoute …-https-redirect (RequestRedirect scheme https, 308) on the http listener", if b { "plain HTTP is redirected".into() } else { "no redirect".into() });
+                    push(key, Status::Converted, crate::emit::REDIRECT_TO, if b { "plain HTTP is redirected".into() } else { "no redirect".into() });
                 }
                 Err(e) => push(key, Status::NotConverted, "", e),
             },

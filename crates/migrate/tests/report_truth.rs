@@ -1,6 +1,6 @@
 //! Every report line that names what was emitted is checked against the
 //! output, over every input the attack reviews used (copied into
-//! `tests/fixtures/reviews/`) and the real ingress-nginx installs of
+//! `tests/fixtures/reviews/`, plus `tests/fixtures/own/`) and the real ingress-nginx installs of
 //! `../shared/corpus/real-world/ingress-nginx/` (skipped when absent), for
 //! both targets:
 //! - `-> Kind ns/name field …` (a policy): the object exists and has the
@@ -11,7 +11,8 @@
 //!   route of its Ingress on its host; a path whose requests "go to the host's
 //!   other routes" is not covered by one; a route "refused" by another
 //!   location's deny-all route has that match denied and not open;
-//! - the fallback, default-backend and TLS-listener lines name real rules,
+//! - the fallback, default-backend, https-redirect and TLS-listener lines
+//!   name real rules,
 //!   routes and listeners; a left-out Ingress has no open route and no
 //!   entry saying one of its annotations is in the output.
 //!
@@ -29,14 +30,16 @@ use regex::Regex;
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reviews")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// The reviews' inputs: each file alone when it holds the controller,
-/// else after its directory's `base.yaml` (as the reviewers ran them).
+/// The reviews' inputs, and ours (`own/`: redirects, policy names taken by
+/// another Ingress's deny-all objects): each file alone when it holds the
+/// controller, else after its directory's `base.yaml` (as the reviewers
+/// ran them).
 fn review_inputs() -> Vec<Vec<PathBuf>> {
     let mut out = Vec::new();
-    for dir in ["rev4", "rev5"] {
+    for dir in ["reviews/rev4", "reviews/rev5", "own"] {
         let dir = fixtures().join(dir);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
             .unwrap()
@@ -220,6 +223,7 @@ fn untrue(m: &Migration, ingresses: &[(String, String)]) -> Vec<String> {
             .unwrap();
     let fallback = Regex::new(r"^HTTPRoute rule of (\S+): PathPrefix / → ([a-z0-9.-]+):(\S+)$").unwrap();
     let default_route = Regex::new(r"^HTTPRoute ([a-z0-9.-]+)/([a-z0-9.-]+) \(no hostnames, PathPrefix /\)$").unwrap();
+    let redirect = Regex::new(r"^HTTPRoute ([a-z0-9.-]+)/([a-z0-9.-]+) \(RequestRedirect scheme https, 308\)").unwrap();
     let same_match = Regex::new(r"has the same match \(([^)]*)\)").unwrap();
     let mut bad = Vec::new();
     let mut fail =
@@ -291,6 +295,19 @@ fn untrue(m: &Migration, ingresses: &[(String, String)]) -> Vec<String> {
             if !found {
                 fail(e, "no open PathPrefix / rule to that backend on the host");
             }
+        }
+        if let Some(c) = redirect.captures(&e.to) {
+            let found = out.get("HTTPRoute", &c[1], &c[2]).is_some_and(|r| {
+                r["spec"]["rules"].as_array().unwrap().iter().all(|rule| {
+                    rule["filters"].as_array().into_iter().flatten().any(|f| f["requestRedirect"]["scheme"] == "https")
+                })
+            });
+            if !found {
+                fail(e, "no such https redirect route");
+            }
+        }
+        if e.to.contains('…') {
+            fail(e, "names no object");
         }
         if let Some(c) = default_route.captures(&e.to) {
             if out.get("HTTPRoute", &c[1], &c[2]).is_none_or(|r| out.is_denied(r)) {
