@@ -465,6 +465,9 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             route_names.push(rname);
         }
         point_at_redirects(plan, &redirect_names, report);
+        if route_names.is_empty() && redirect_names.is_empty() {
+            no_open_route(plan, report);
+        }
         let policies = access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
         point_at_policies(plan, target, &policies, report);
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
@@ -607,6 +610,30 @@ fn point_at_redirects(plan: &Plan<'_>, redirects: &[String], report: &mut Report
             } else if e.value.trim() != "false" {
                 e.why = "no redirect route: no host of this Ingress has TLS on the Gateway, and ingress-nginx redirects only a server that has a certificate".into();
             }
+        }
+    }
+}
+
+/// An Ingress none of whose routes is emitted open (every location left
+/// out, refused deny-all or served by the route ingress-nginx preferred):
+/// its entries that name a part of its routes (`HTTPRoute backendRefs`, a
+/// redirect or rewrite rule) name nothing emitted, so they say so instead.
+/// Its policy entries are [`point_at_policies`]'s, its path entries the
+/// deny-all and path steps' own.
+fn no_open_route(plan: &Plan<'_>, report: &mut Report) {
+    let o = plan.obj;
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
+        let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("RequestRedirect");
+        let own =
+            e.key.starts_with("path ") || e.key.starts_with("deny-all ") || e.key.starts_with("spec.defaultBackend");
+        if names_route
+            && !own
+            && e.to != "HTTPRoute parentRefs"
+            && matches!(e.status, Status::Converted | Status::Changed)
+        {
+            e.to = String::new();
+            e.status = Status::Changed;
+            e.why = format!("not in the output: no route of this Ingress is emitted open (see its path entries), so every location it applied to is refused by a deny-all route or served by the route ingress-nginx preferred there; in ingress-nginx: {}", e.why);
         }
     }
 }

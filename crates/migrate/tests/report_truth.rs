@@ -383,6 +383,22 @@ fn untrue(m: &Migration, ingresses: &[(String, String)]) -> Vec<String> {
             }
         }
     }
+    // An Ingress with no open route (nor redirect): no entry may name a part of its routes.
+    for (ns, name) in ingresses {
+        let object = format!("Ingress/{ns}/{name}");
+        let open = out.routes_of(ns, name).iter().any(|r| !out.is_denied(r));
+        let canary = m.report.entries.iter().any(|e| e.object == object && e.key.starts_with("canary"));
+        if open || canary {
+            continue;
+        }
+        for e in m.report.entries.iter().filter(|e| e.object == object) {
+            let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("RequestRedirect");
+            let own = e.key.starts_with("path ") || e.key.starts_with("deny-all ");
+            if names_route && !own && e.to != "HTTPRoute parentRefs" && !e.to.ends_with("(deny-all)") {
+                bad.push(format!("{object} {} -> {}: no route of the Ingress is emitted open", e.key, e.to));
+            }
+        }
+    }
     let gw = m.objects.iter().find(|o| s(&o["kind"]) == "Gateway");
     for e in m.report.entries.iter().filter(|e| e.to.starts_with("Gateway listener ")) {
         let l = e.to.trim_start_matches("Gateway listener ");
