@@ -231,6 +231,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     let mut canaries: Canaries<'_> = BTreeMap::new();
     for plan in plans {
         let Some(c) = &plan.canary else { continue };
+        let mut folded = false;
         for (host, paths) in &plan.hosts {
             for p in paths {
                 let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone(), p.path_type.clone());
@@ -243,6 +244,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 });
                 if main {
                     canaries.insert(key, (p.backend.clone(), c));
+                    folded = true;
                 } else {
                     report.entries.push(Entry {
                         object: plan.obj.id(),
@@ -262,6 +264,17 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                             "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into()
                         },
                     });
+                }
+            }
+        }
+        if !folded {
+            // Its weights and header matches are in no route: say so, not "converted -> HTTPRoute …".
+            for e in report.entries.iter_mut().filter(|e| e.object == plan.obj.id()) {
+                let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("the main Ingress's");
+                if names_route && matches!(e.status, Status::Converted | Status::Changed) {
+                    e.to = String::new();
+                    e.status = Status::Changed;
+                    e.why = format!("not in the output: no path of this canary is folded into an open route of its main Ingress (see its canary path entries); in ingress-nginx: {}", e.why);
                 }
             }
         }

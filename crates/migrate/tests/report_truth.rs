@@ -387,12 +387,21 @@ fn untrue(m: &Migration, ingresses: &[(String, String)]) -> Vec<String> {
     for (ns, name) in ingresses {
         let object = format!("Ingress/{ns}/{name}");
         let open = out.routes_of(ns, name).iter().any(|r| !out.is_denied(r));
-        let canary = m.report.entries.iter().any(|e| e.object == object && e.key.starts_with("canary"));
-        if open || canary {
+        let canary = m.report.entries.iter().any(|e| e.object == object && e.key == "canary");
+        // A canary's routes are its main Ingress's: it names them only when a path of it is folded there.
+        let folded = canary
+            && !m.report.entries.iter().any(|e| {
+                e.object == object
+                    && e.key.starts_with("canary path ")
+                    && e.status == realip_migrate::Status::NotConverted
+            });
+        if open || folded {
             continue;
         }
         for e in m.report.entries.iter().filter(|e| e.object == object) {
-            let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("RequestRedirect");
+            let names_route = e.to.starts_with("HTTPRoute ")
+                || e.to.starts_with("RequestRedirect")
+                || e.to.starts_with("the main Ingress's");
             let own = e.key.starts_with("path ") || e.key.starts_with("deny-all ");
             if names_route && !own && e.to != "HTTPRoute parentRefs" && !e.to.ends_with("(deny-all)") {
                 bad.push(format!("{object} {} -> {}: no route of the Ingress is emitted open", e.key, e.to));
