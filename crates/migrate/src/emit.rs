@@ -231,6 +231,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     let mut canaries: Canaries<'_> = BTreeMap::new();
     for plan in plans {
         let Some(c) = &plan.canary else { continue };
+        let mut folded = false;
         for (host, paths) in &plan.hosts {
             for p in paths {
                 let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone(), p.path_type.clone());
@@ -243,6 +244,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 });
                 if main {
                     canaries.insert(key, (p.backend.clone(), c));
+                    folded = true;
                 } else {
                     report.entries.push(Entry {
                         object: plan.obj.id(),
@@ -262,6 +264,17 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                             "no main (non-canary) Ingress in the namespace serves this host, path and pathType (ingress-nginx matches all three)".into()
                         },
                     });
+                }
+            }
+        }
+        if !folded {
+            // Its weights and header matches are in no route: say so, not "converted -> HTTPRoute …".
+            for e in report.entries.iter_mut().filter(|e| e.object == plan.obj.id()) {
+                let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("the main Ingress's");
+                if names_route && matches!(e.status, Status::Converted | Status::Changed) {
+                    e.to = String::new();
+                    e.status = Status::Changed;
+                    e.why = format!("not in the output: no path of this canary is folded into an open route of its main Ingress (see its canary path entries); in ingress-nginx: {}", e.why);
                 }
             }
         }
@@ -361,6 +374,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     for plan in plans.iter().filter(|p| p.canary.is_none()) {
         let o = plan.obj;
         let mut route_names = Vec::new();
+        let mut redirect_names = Vec::new();
         let single = plan.hosts.len() <= 1;
         let mut groups: Vec<(Option<String>, String, Vec<PathRule>)> = plan
             .hosts
@@ -427,6 +441,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
                     let n = names.claim(&o.namespace, &n, &format!("{}/{host:?}/redirect/{i}", o.name));
+                    redirect_names.push(n.clone());
                     out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace),
                         "spec": {"parentRefs": [parent(Some("http"))], "hostnames": [host.clone()], "rules": chunk}}));
                     // Not a policy target: ingress-nginx redirects in nginx's rewrite
@@ -462,7 +477,12 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&rname, &o.namespace), "spec": spec}));
             route_names.push(rname);
         }
-        access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
+        point_at_redirects(plan, &redirect_names, report);
+        if route_names.is_empty() && redirect_names.is_empty() {
+            no_open_route(plan, report);
+        }
+        let policies = access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
+        point_at_policies(plan, target, &policies, report);
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
         deny_all_policies(plan, &denied, target, &mut policy_names, &mut out.objects);
     }
@@ -577,11 +597,107 @@ fn deny_all_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: 
     }
 }
 
-fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &mut Names, out: &mut Vec<Value>) {
+/// The `to` of an Ingress's ssl-redirect / force-ssl-redirect entries,
+/// written before the routes were.
+pub(crate) const REDIRECT_TO: &str =
+    "HTTPRoute …-https-redirect (RequestRedirect scheme https, 308) on the http listener";
+
+/// Makes the ssl-redirect / force-ssl-redirect entries of `plan` name the
+/// redirect route emitted (`redirects`), or none: the annotation is false,
+/// or no host of the Ingress has TLS on the Gateway (ingress-nginx
+/// redirects only a server with a certificate too; a forced redirect
+/// without one has its own not-converted entry).
+fn point_at_redirects(plan: &Plan<'_>, redirects: &[String], report: &mut Report) {
+    let o = plan.obj;
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id() && e.to == REDIRECT_TO) {
+        if let Some(first) = redirects.first() {
+            let more = if redirects.len() > 1 { format!(" and {} more", redirects.len() - 1) } else { String::new() };
+            e.to = format!(
+                "HTTPRoute {}/{first} (RequestRedirect scheme https, 308) on the http listener{more}",
+                o.namespace
+            );
+        } else {
+            e.to = String::new();
+            if e.value.trim() != "false" && e.key == "force-ssl-redirect" {
+                e.why = "no redirect route: no host of this Ingress has TLS on the Gateway (see the not-converted entry of each host)".into();
+            } else if e.value.trim() != "false" {
+                e.why = "no redirect route: no host of this Ingress has TLS on the Gateway, and ingress-nginx redirects only a server that has a certificate".into();
+            }
+        }
+    }
+}
+
+/// An Ingress none of whose routes is emitted open (every location left
+/// out, refused deny-all or served by the route ingress-nginx preferred):
+/// its entries that name a part of its routes (`HTTPRoute backendRefs`, a
+/// redirect or rewrite rule) name nothing emitted, so they say so instead.
+/// Its policy entries are [`point_at_policies`]'s, its path entries the
+/// deny-all and path steps' own.
+fn no_open_route(plan: &Plan<'_>, report: &mut Report) {
+    let o = plan.obj;
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
+        let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("RequestRedirect");
+        let own =
+            e.key.starts_with("path ") || e.key.starts_with("deny-all ") || e.key.starts_with("spec.defaultBackend");
+        if names_route
+            && !own
+            && e.to != "HTTPRoute parentRefs"
+            && matches!(e.status, Status::Converted | Status::Changed)
+        {
+            e.to = String::new();
+            e.status = Status::Changed;
+            e.why = format!("not in the output: no route of this Ingress is emitted open (see its path entries), so every location it applied to is refused by a deny-all route or served by the route ingress-nginx preferred there; in ingress-nginx: {}", e.why);
+        }
+    }
+}
+
+/// Makes the report entries of `plan` that name its access or rate policy
+/// (`Kind ns/NAME field`, written by [`crate::ingress::plan`] before any
+/// route was known) name the policy really emitted (`policies`: kind and
+/// name, the first of each kind): another name when the plain one was
+/// taken, or none at all when no route of the Ingress is emitted open (its
+/// locations left out, refused deny-all or served by the route ingress-nginx
+/// preferred), where the entry must not claim a policy that is not there.
+fn point_at_policies(plan: &Plan<'_>, target: Target, policies: &[(&'static str, String)], report: &mut Report) {
+    let o = plan.obj;
+    let kinds: &[&str] = if target == Target::EnvoyGateway {
+        &["SecurityPolicy", "BackendTrafficPolicy"]
+    } else {
+        &["ClientAccessPolicy"]
+    };
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
+        for kind in kinds {
+            let Some(field) = e.to.strip_prefix(&format!("{kind} {}/{} ", o.namespace, o.name)).map(str::to_owned)
+            else {
+                continue;
+            };
+            if let Some((_, name)) = policies.iter().find(|(k, _)| k == kind) {
+                e.to = format!("{kind} {}/{name} {field}", o.namespace);
+                continue;
+            }
+            e.to = String::new();
+            if e.status != Status::NotConverted {
+                e.status = Status::Changed;
+            }
+            e.why = "no policy carries it: no route of this Ingress is emitted open (see its path entries), so every location it restricted in ingress-nginx is refused by a deny-all route or served by the route ingress-nginx preferred there".into();
+        }
+    }
+}
+
+/// The access and rate policies of `plan` on its open `routes`; returns
+/// the kind and name of each emitted.
+fn access_policies(
+    plan: &Plan<'_>,
+    routes: &[String],
+    target: Target,
+    names: &mut Names,
+    out: &mut Vec<Value>,
+) -> Vec<(&'static str, String)> {
     let o = plan.obj;
     let has_access = plan.allow.is_some() || !plan.deny.is_empty();
+    let mut emitted = Vec::new();
     if routes.is_empty() || (!has_access && plan.rates.is_empty()) {
-        return;
+        return emitted;
     }
     for (i, refs) in targets(routes, target).into_iter().enumerate() {
         let base = if i == 0 { o.name.clone() } else { format!("{}-{}", o.name, i + 1) };
@@ -603,6 +719,7 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                         json!({"perSecond": r.per_second, "burst": r.burst, "scope": scope, "ipv6PrefixLength": 128});
                 }
                 out.push(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy", "metadata": meta(&name, &o.namespace), "spec": spec}));
+                emitted.push(("ClientAccessPolicy", name));
             }
             Target::EnvoyGateway => {
                 if has_access {
@@ -616,6 +733,7 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                     let default = if plan.allow.is_some() { "Deny" } else { "Allow" };
                     out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "SecurityPolicy", "metadata": meta(&name, &o.namespace),
                         "spec": {"targetRefs": refs, "authorization": {"defaultAction": default, "rules": rules}}}));
+                    emitted.push(("SecurityPolicy", name.clone()));
                 }
                 if !plan.rates.is_empty() {
                     // One rule per family: Distinct gives each client address its own bucket.
@@ -647,10 +765,12 @@ fn access_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: &m
                     }
                     out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "BackendTrafficPolicy", "metadata": meta(&name, &o.namespace),
                         "spec": {"targetRefs": refs, "rateLimit": rate}}));
+                    emitted.push(("BackendTrafficPolicy", name.clone()));
                 }
             }
         }
     }
+    emitted
 }
 
 /// The name of the Gateway's client-IP policy.

@@ -229,6 +229,11 @@ pub fn gateway_path_ok(v: &str) -> bool {
         && !v.ends_with("/.")
 }
 
+/// How a path entry ends when its location is emitted deny-all; a later
+/// step that takes the deny back (the location served by the path
+/// ingress-nginx preferred, or shadowed by another Ingress) rewrites it.
+pub(crate) const LEFT_OUT_DENIED: &str = "the path is left out: emitted as a deny-all route (its match covers at least what ingress-nginx's location took) so it does not fall through to a more open route";
+
 /// The match a left-out path is denied on: the path itself when it is a
 /// valid literal one, else a superset that is: the head before the first
 /// regex or invalid character, cut back to its last `/` (`/api/v[0-9]+` →
@@ -859,7 +864,7 @@ pub fn plan<'a>(
                     } else {
                         plan.force_ssl_redirect = b;
                     }
-                    push(key, Status::Converted, "HTTPRoute …-https-redirect (RequestRedirect scheme https, 308) on the http listener", if b { "plain HTTP is redirected".into() } else { "no redirect".into() });
+                    push(key, Status::Converted, crate::emit::REDIRECT_TO, if b { "plain HTTP is redirected".into() } else { "no redirect".into() });
                 }
                 Err(e) => push(key, Status::NotConverted, "", e),
             },
@@ -990,7 +995,7 @@ pub fn plan<'a>(
                     format!("path {path}"),
                     Status::NotConverted,
                     String::new(),
-                    format!("{e}; the path is left out: emitted as a deny-all route (its match covers at least what ingress-nginx's location took) so it does not fall through to a more open route"),
+                    format!("{e}; {LEFT_OUT_DENIED}"),
                 ));
                 plan.denied.entry(host.clone()).or_default().push(Denied {
                     kind,

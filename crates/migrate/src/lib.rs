@@ -185,6 +185,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 ing.source.line
             ));
             p.deny_everything();
+            left_out_entries(&mut report, &ing.id());
         }
         plans.push(p);
     }
@@ -194,8 +195,10 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     host_wide(&mut plans, &host_wide_restrictions(&ours_all, &setup), &mut report);
     cover_denied(&mut plans, &regex_hosts, opts.target, &mut report);
     denies_win(&mut plans, &mut report);
+    drop_unrouted(&plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
     let mut objects = emitted.objects;
+    client_ip_fields(&objects, &to, opts.target, &mut report);
     objects.sort_by(|a, b| {
         let key = |v: &Value| {
             (
@@ -208,6 +211,40 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     });
     report.sort();
     Ok(Migration { objects, report })
+}
+
+/// Makes the entries that name the client-IP policy (`to`: `Kind ns/name`,
+/// then a field of realip's ClientIPPolicy, written before the policy was)
+/// name a field the emitted policy has: Envoy Gateway's ClientTrafficPolicy
+/// spells them otherwise (`clientIPDetection…`) and has no trusted PROXY
+/// senders and no X-Forwarded-For forwarding field, and a policy or field
+/// that was not emitted (a key left out, PROXY off, nothing to detect) is
+/// named by no entry.
+fn client_ip_fields(objects: &[Value], to: &str, target: Target, report: &mut Report) {
+    let Some((kind, id)) = to.split_once(' ') else { return };
+    let policy = objects.iter().find(|o| {
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        o["kind"] == kind && format!("{ns}/{name}") == id
+    });
+    let has = |field: &str| policy.is_some_and(|p| !field.split('.').fold(&p["spec"], |v, part| &v[part]).is_null());
+    for e in &mut report.entries {
+        let Some(rest) = e.to.strip_prefix(to).and_then(|r| r.strip_prefix(' ')) else { continue };
+        let field = rest.split([' ', ':']).next().unwrap_or_default().to_owned();
+        let named = match (target, field.as_str()) {
+            (Target::Realip, _) => has(&field).then(|| rest.to_owned()),
+            (Target::EnvoyGateway, "sources") => ["clientIPDetection.xForwardedFor", "clientIPDetection.customHeader"]
+                .into_iter()
+                .find(|f| has(f))
+                .map(str::to_owned),
+            (Target::EnvoyGateway, "trustedProxies") => has("clientIPDetection.xForwardedFor.trustedCIDRs")
+                .then(|| "clientIPDetection.xForwardedFor.trustedCIDRs".to_owned()),
+            (Target::EnvoyGateway, "proxyProtocol") => has("proxyProtocol").then(|| "proxyProtocol".to_owned()),
+            // No trusted PROXY senders, no forwarding field: Envoy's own behaviour, said in `why`.
+            (Target::EnvoyGateway, _) => None,
+        };
+        e.to = named.map_or_else(String::new, |f| format!("{to} {f}"));
+    }
 }
 
 /// The ConfigMap keys, not converted, that restrict every server: their
@@ -513,6 +550,49 @@ fn denies_win(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
     }
 }
 
+/// Rewrites the `path RAW` entries of `object` that say the location is
+/// emitted deny-all ([`ingress::LEFT_OUT_DENIED`]) to say `now` instead,
+/// once a later step took that deny back.
+fn retell_left_out(report: &mut Report, object: &str, raw: &str, now: &str) {
+    let key = format!("path {raw}");
+    for e in report.entries.iter_mut().filter(|e| e.object == object && e.key == key) {
+        if e.why.contains(ingress::LEFT_OUT_DENIED) {
+            e.why = e.why.replace(ingress::LEFT_OUT_DENIED, now);
+        }
+    }
+}
+
+/// Drops the `path RAW -> HTTPRoute match TYPE VALUE` entries (how an open
+/// path converts) whose match no open rule of the Ingress has any more: the
+/// path was left out later (deny-all Ingress, collision, a deny-all route
+/// with the same match), which its other entries and notes say; left in,
+/// the entry would claim a route that is not emitted.
+fn drop_unrouted(plans: &[ingress::Plan<'_>], report: &mut Report) {
+    for p in plans.iter().filter(|p| p.canary.is_none()) {
+        let id = p.obj.id();
+        let open: BTreeSet<String> = p
+            .hosts
+            .values()
+            .flatten()
+            .map(|r| {
+                let ty = match r.kind {
+                    ingress::PathKind::Exact => "Exact",
+                    ingress::PathKind::Prefix => "PathPrefix",
+                    ingress::PathKind::Regex => "RegularExpression",
+                };
+                format!("HTTPRoute match {ty} {}", r.value)
+            })
+            .collect();
+        report.entries.retain(|e| {
+            e.object != id
+                || !e.key.starts_with("path ")
+                || !e.to.starts_with("HTTPRoute match ")
+                || e.to.ends_with("(deny-all)")
+                || open.contains(e.to.split(" + ").next().unwrap_or_default())
+        });
+    }
+}
+
 /// The value two path matches compare by: a PathPrefix ignores a trailing `/`.
 fn match_key(kind: ingress::PathKind, value: &str) -> (u8, String) {
     match kind {
@@ -618,6 +698,9 @@ fn collisions(
                     for d in ds.iter_mut().filter(|d| &d.raw == raw && &d.path_type == ptype) {
                         d.remainder = true;
                     }
+                    // Its "left out: emitted as a deny-all route" entry no longer
+                    // holds for the path itself: the winner serves `RAW` and `RAW/…`.
+                    retell_left_out(report, &o.id(), raw, &format!("the path is left out: {w} serves `{raw}` and `{raw}/…` (its Prefix path, which ingress-nginx preferred there) and the rest of this location is refused by a deny-all route (see its entries)"));
                     for r in open {
                         ds.push(ingress::Denied {
                             kind: r.kind,
@@ -670,6 +753,12 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
                 p.denied.remove(&s.host);
             }
         }
+        retell_left_out(
+            report,
+            &o.id(),
+            &s.path,
+            &format!("the path is left out: shadowed by {} (see its entry)", s.winner),
+        );
         let how = if s.by_name {
             "a creationTimestamp is missing (manifests, not a cluster): the Ingress without one counts as the newer, equal ones are ordered by namespace/name descending as ingress-nginx does; check which one your cluster really serves"
         } else {
@@ -819,6 +908,29 @@ fn client_ip_lost(report: &Report) -> bool {
                     | "--configmap"
             )
     })
+}
+
+/// The entries of a left-out Ingress `id` that say an annotation became
+/// part of the output (converted or changed, `-> what`): nothing of the
+/// Ingress is emitted but its deny-all routes, so they become not converted,
+/// saying what they would have become.
+fn left_out_entries(report: &mut Report, id: &str) {
+    for e in report.entries.iter_mut().filter(|e| e.object == id) {
+        // Path entries go in drop_unrouted (the deny-all entries say how the path is refused).
+        let path = e.key.starts_with("path ");
+        if matches!(e.status, Status::Converted | Status::Changed)
+            && !e.to.is_empty()
+            && e.to != "HTTPRoute parentRefs"
+            && !path
+        {
+            e.status = Status::NotConverted;
+            e.why = format!(
+                "the Ingress is left out (emitted deny-all: see the note and its other not-converted entries), so this is not in the output; it would become {}: {}",
+                e.to, e.why
+            );
+            e.to = String::new();
+        }
+    }
 }
 
 /// Leaves an Ingress out like one whose allow list cannot be converted: its

@@ -1192,7 +1192,8 @@ fn a_missing_configmap_is_not_converted() {
 fn annotation_booleans_and_empty_deny_lists() {
     for (k, v, want) in [
         ("canary", "yes", Status::NotConverted),
-        ("canary", "TRUE", Status::Converted),
+        // Read as true: a canary, and with no main Ingress nothing of it is folded into a route.
+        ("canary", "TRUE", Status::Changed),
         ("canary", "0", Status::Converted),
         ("use-regex", "on", Status::NotConverted),
         ("use-regex", "True", Status::Converted),
