@@ -379,8 +379,8 @@ impl std::fmt::Display for BackendError {
 /// per computation: looking a backend up costs the same with 5 Services
 /// or 5,000 (a scan per route made 10,000 routes quadratic).
 pub(crate) struct ServiceIndex<'a> {
-    services: std::collections::HashMap<(&'a str, &'a str), &'a Service>,
-    slices: std::collections::HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    services: foldhash::HashMap<(&'a str, &'a str), &'a Service>,
+    slices: foldhash::HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
     /// Backends already resolved, by (namespace, service, port, https):
     /// thousands of routes name the same few Services.
     resolved: std::cell::RefCell<std::collections::HashMap<BackendKey, Result<Backend, BackendError>>>,
@@ -393,14 +393,13 @@ impl<'a> ServiceIndex<'a> {
     /// Indexes `services` and `slices`; for a name given twice (which an
     /// API server never does) the first wins, as a scan would pick it.
     pub(crate) fn new(services: &[&'a Service], slices: &[&'a EndpointSlice]) -> ServiceIndex<'a> {
-        let mut by_name = std::collections::HashMap::new();
+        let mut by_name = foldhash::HashMap::default();
         for s in services {
             if let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) {
                 by_name.entry((ns, name)).or_insert(*s);
             }
         }
-        let mut by_service: std::collections::HashMap<(&str, &str), Vec<&EndpointSlice>> =
-            std::collections::HashMap::new();
+        let mut by_service: foldhash::HashMap<(&str, &str), Vec<&EndpointSlice>> = foldhash::HashMap::default();
         for e in slices {
             let ns = e.metadata.namespace.as_deref();
             let svc = e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name"));

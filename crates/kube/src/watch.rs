@@ -342,6 +342,52 @@ fn watched(
     }
 }
 
+/// The statuses last settled (written, or found in place) by object, and
+/// the addresses of those values: a translation's status that is the very
+/// value settled is known settled by one lookup of its address, without
+/// hashing and comparing its key (10,000 HTTPRoutes per translation).
+#[derive(Debug, Default)]
+struct Settled {
+    by_key: foldhash::HashMap<ObjectKey, std::sync::Arc<ObjectStatus>>,
+    /// Addresses of the values in `by_key` (which hold them, so an address
+    /// here is never another status's).
+    at: foldhash::HashSet<usize>,
+}
+
+impl Settled {
+    fn addr(s: &std::sync::Arc<ObjectStatus>) -> usize {
+        std::sync::Arc::as_ptr(s).addr()
+    }
+
+    /// Whether `s` is the very value settled for its object.
+    fn holds(&self, s: &std::sync::Arc<ObjectStatus>) -> bool {
+        self.at.contains(&Self::addr(s))
+    }
+
+    /// Whether what is settled for `s`'s object equals `s`.
+    fn equal(&self, s: &ObjectStatus) -> bool {
+        self.by_key.get(&s.key).is_some_and(|old| **old == *s)
+    }
+
+    fn insert(&mut self, s: &std::sync::Arc<ObjectStatus>) {
+        if let Some(old) = self.by_key.insert(s.key.clone(), std::sync::Arc::clone(s)) {
+            self.at.remove(&Self::addr(&old));
+        }
+        self.at.insert(Self::addr(s));
+    }
+
+    fn remove(&mut self, k: &ObjectKey) {
+        if let Some(old) = self.by_key.remove(k) {
+            self.at.remove(&Self::addr(&old));
+        }
+    }
+
+    fn clear(&mut self) {
+        self.by_key.clear();
+        self.at.clear();
+    }
+}
+
 /// The stores of the Gateway API side (empty stores for kinds not served).
 struct GatewayStores {
     classes: Store<GatewayClass>,
@@ -506,13 +552,16 @@ pub async fn run(
     // Each object's status as last translated, once it is known to be in
     // place (written, or found as it should be): a translation renders and
     // compares only the statuses that differ from it, not all 10,000.
-    let mut settled: std::collections::HashMap<ObjectKey, std::sync::Arc<ObjectStatus>> =
-        std::collections::HashMap::new();
+    let mut settled = Settled::default();
     // What the previous translation computed per HTTPRoute: a change of
     // one route translates that route, not all of them.
     let mut route_cache = crate::gateway::translate::RouteCache::default();
     let mut reported: Vec<Problem> = Vec::new();
-    let mut gw_reported: Vec<String> = Vec::new();
+    let mut gw_reported: foldhash::HashSet<String> = foldhash::HashSet::default();
+    // Each status's problems as log lines, by the status's address: an
+    // unchanged status (the same value) is not walked again.
+    let mut problem_lines: foldhash::HashMap<usize, (std::sync::Arc<ObjectStatus>, std::sync::Arc<[String]>)> =
+        foldhash::HashMap::default();
     // ClientIPPolicies in force: a policy edited into an invalid one keeps
     // its last valid version (see `Inputs::last_good_ip`).
     let mut last_good_ip: std::collections::BTreeMap<String, crate::routes::ClientIp> =
@@ -679,80 +728,84 @@ pub async fn run(
             gw_backends = Some(translation.routes.backends.clone());
             last_good_ip.clone_from(&translation.ip_in_force);
             last_good_access.clone_from(&translation.access_in_force);
-            let problems: Vec<String> = translation
-                .problems()
-                .into_iter()
-                .map(|p| {
-                    json!({"event": "gateway_problem", "kind": p.object.kind, "namespace": p.object.namespace,
-                        "name": p.object.name, "condition": p.condition, "reason": p.reason, "message": p.message})
-                    .to_string()
-                })
-                .collect();
-            for p in problems.iter().filter(|p| !gw_reported.contains(p)) {
+            let mut lines_now = foldhash::HashMap::default();
+            lines_now.reserve(translation.statuses.len());
+            let mut problems: Vec<String> = Vec::new();
+            for s in &translation.statuses {
+                let at = std::sync::Arc::as_ptr(s).addr();
+                let lines = match problem_lines.remove(&at) {
+                    Some((_, lines)) => lines,
+                    None => crate::gateway::translate::problems_of(s)
+                        .map(|p| {
+                            json!({"event": "gateway_problem", "kind": p.object.kind, "namespace": p.object.namespace,
+                                "name": p.object.name, "condition": p.condition, "reason": p.reason,
+                                "message": p.message})
+                            .to_string()
+                        })
+                        .collect(),
+                };
+                problems.extend(lines.iter().cloned());
+                lines_now.insert(at, (std::sync::Arc::clone(s), lines));
+            }
+            problem_lines = lines_now;
+            for p in problems.iter().filter(|p| !gw_reported.contains(*p)) {
                 event(&serde_json::from_str(p).unwrap_or_default());
             }
-            gw_reported = problems;
+            gw_reported = problems.into_iter().collect();
             // Only the statuses that changed since they were last settled
             // are rendered and compared with the object's.
             // (A status equal to the settled one under another allocation
             // takes its place, so the next comparison is of pointers.)
             let mut changed: Vec<&std::sync::Arc<ObjectStatus>> = Vec::new();
             for s in &translation.statuses {
-                match settled.get_mut(&s.key) {
-                    Some(old) if std::sync::Arc::ptr_eq(old, s) => {}
-                    Some(old) if **old == **s => *old = std::sync::Arc::clone(s),
-                    _ => changed.push(s),
+                if settled.holds(s) {
+                    continue;
+                }
+                if settled.equal(s) {
+                    settled.insert(s);
+                } else {
+                    changed.push(s);
                 }
             }
-            // Every object's current status by kind, namespace and name, built
-            // once per batch: a lookup per status in a scan of its kind was
-            // quadratic with 10,000 HTTPRoutes.
-            let mut current: std::collections::HashMap<(&str, Option<&str>, &str), &Option<Value>> =
-                std::collections::HashMap::new();
-            macro_rules! index {
-                ($list:expr, $kind:literal) => {
-                    for o in $list.iter() {
-                        if let Some(name) = o.metadata.name.as_deref() {
-                            current.entry(($kind, o.metadata.namespace.as_deref(), name)).or_insert(&o.status);
-                        }
-                    }
-                };
-            }
-            // Not built when nothing is to be compared (most batches).
-            if !changed.is_empty() {
-                index!(st_classes, "GatewayClass");
-                index!(st_gateways, "Gateway");
-                index!(st_sets, "ListenerSet");
-                index!(st_routes, "HTTPRoute");
-                index!(st_ip, "ClientIPPolicy");
-                index!(st_access, "ClientAccessPolicy");
-                let unserved = st_grpc
-                    .iter()
-                    .map(|r| ("GRPCRoute", &r.0))
-                    .chain(st_tls.iter().map(|r| ("TLSRoute", &r.0)))
-                    .chain(st_tcp.iter().map(|r| ("TCPRoute", &r.0)))
-                    .chain(st_udp.iter().map(|r| ("UDPRoute", &r.0)));
-                for (kind, o) in unserved {
-                    if let Some(name) = o.metadata.name.as_deref() {
-                        current.entry((kind, o.metadata.namespace.as_deref(), name)).or_insert(&o.status);
-                    }
+            // Each object's current status, looked up in its store by name
+            // (only for the few statuses to compare, never a scan of all).
+            let previous = |k: &ObjectKey| -> Option<Value> {
+                fn get<K>(store: &Store<K>, k: &ObjectKey) -> Option<std::sync::Arc<K>>
+                where
+                    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+                {
+                    let r = kube::runtime::reflector::ObjectRef::new(&k.name);
+                    store.get(&match &k.namespace {
+                        Some(ns) => r.within(ns),
+                        None => r,
+                    })
                 }
-            }
-            let previous = |k: &ObjectKey| -> Option<&Value> {
-                current.get(&(k.kind, k.namespace.as_deref(), k.name.as_str())).and_then(|s| s.as_ref())
+                match k.kind {
+                    "GatewayClass" => get(&stores.classes, k)?.status.clone(),
+                    "Gateway" => get(&stores.gateways, k)?.status.clone(),
+                    "ListenerSet" => get(&stores.sets, k)?.status.clone(),
+                    "HTTPRoute" => get(&stores.routes, k)?.status.clone(),
+                    "ClientIPPolicy" => get(&stores.ip, k)?.status.clone(),
+                    "ClientAccessPolicy" => get(&stores.access, k)?.status.clone(),
+                    "GRPCRoute" => get(&stores.grpc, k)?.0.status.clone(),
+                    "TLSRoute" => get(&stores.tls, k)?.0.status.clone(),
+                    "TCPRoute" => get(&stores.tcp, k)?.0.status.clone(),
+                    "UDPRoute" => get(&stores.udp, k)?.0.status.clone(),
+                    _ => None,
+                }
             };
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             for s in changed {
                 let prev = previous(&s.key);
-                let body = to_json(s, prev, &now);
-                if prev == Some(&body) || gw_published.get(&s.key) == Some(&body) {
-                    settled.insert(s.key.clone(), s.clone());
+                let body = to_json(s, prev.as_ref(), &now);
+                if prev.as_ref() == Some(&body) || gw_published.get(&s.key) == Some(&body) {
+                    settled.insert(s);
                     continue;
                 }
                 match patch_gateway_status(&client, s, &body).await {
                     Ok(()) => {
                         gw_published.insert(s.key.clone(), body);
-                        settled.insert(s.key.clone(), s.clone());
+                        settled.insert(s);
                     }
                     // Not settled: the next translation tries again.
                     Err(e) => event(&json!({"event": "gateway_status_failed", "kind": s.key.kind,

@@ -31,9 +31,11 @@ pub struct Config {
     /// How requests are read.
     #[serde(default)]
     pub http: HttpConfig,
-    /// Host/path routes, most specific first when matched.
+    /// Host/path routes, most specific first when matched. Shared: a
+    /// Kubernetes route unchanged since the last reload is the same value,
+    /// which is not checked or compiled again.
     #[serde(rename = "route", default)]
-    pub routes: Vec<RouteConfig>,
+    pub routes: Vec<std::sync::Arc<RouteConfig>>,
     /// Pools of backends.
     #[serde(rename = "upstream", default)]
     pub upstreams: Vec<UpstreamConfig>,
@@ -800,8 +802,16 @@ impl Config {
     }
 
     /// Every problem, each naming its key; empty when the config is usable.
-    #[allow(clippy::too_many_lines)] // one flat list of checks, in file order
     pub fn validate(&self) -> Vec<String> {
+        self.validate_with(&|_| false)
+    }
+
+    /// [`Config::validate`], leaving out the checks of one route on its
+    /// own ([`route_errors`]) for the routes `checked` says passed them
+    /// with the same upstream names and path rules: a reload does not
+    /// check again the 10,000 routes it kept.
+    #[allow(clippy::too_many_lines)] // one flat list of checks, in file order
+    pub(crate) fn validate_with(&self, checked: &dyn Fn(&std::sync::Arc<RouteConfig>) -> bool) -> Vec<String> {
         let mut errs = Vec::new();
         let mut push = |key: String, msg: String| errs.push(format!("{key}: {msg}"));
         let cidrs = |list: &[String]| TrustedProxies::parse(list).err().map(|e| e.to_string());
@@ -809,7 +819,7 @@ impl Config {
         if self.listeners.is_empty() {
             push("listener".into(), "at least one [[listener]] is required".into());
         }
-        let upstreams: HashSet<&str> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
+        let upstreams: foldhash::HashSet<&str> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
         let mut names = HashSet::new();
         let mut binds = HashSet::new();
         for (i, l) in self.listeners.iter().enumerate() {
@@ -892,21 +902,28 @@ impl Config {
                 push(format!("{key}{what}"), msg);
             }
         }
-        let mut seen_routes: std::collections::HashMap<(String, String), usize> = std::collections::HashMap::new();
-        let mut route_names: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut seen_routes: foldhash::HashMap<(String, &str), usize> = foldhash::HashMap::default();
+        let mut route_names: foldhash::HashMap<std::borrow::Cow<'_, str>, usize> = foldhash::HashMap::default();
+        route_names.reserve(self.routes.len());
         for (i, r) in self.routes.iter().enumerate() {
-            let key = format!("route[{i}]");
-            for (what, msg) in route_errors(r, &upstreams, self.http.allow_backslash) {
-                push(format!("{key}{what}"), msg);
+            let key = || format!("route[{i}]");
+            if !checked(r) {
+                for (what, msg) in route_errors(r, &upstreams, self.http.allow_backslash) {
+                    push(format!("{}{what}", key()), msg);
+                }
             }
-            let host_key = r.host.as_deref().map_or_else(String::new, |h| h.trim_end_matches('.').to_ascii_lowercase());
             // Gateway routes sharing host and prefix differ in their other
             // matches and are ordered by precedence: no conflict.
-            let conflict =
-                if r.gateway.is_none() { seen_routes.insert((host_key, r.path_prefix.clone()), i) } else { None };
+            let conflict = if r.gateway.is_none() {
+                let host_key =
+                    r.host.as_deref().map_or_else(String::new, |h| h.trim_end_matches('.').to_ascii_lowercase());
+                seen_routes.insert((host_key, r.path_prefix.as_str()), i)
+            } else {
+                None
+            };
             if let Some(j) = conflict {
                 push(
-                    key.clone(),
+                    key(),
                     format!(
                         "same host and path_prefix as route[{j}] ({} {}): one of them would never be used",
                         r.host.as_deref().unwrap_or("any host"),
@@ -914,8 +931,14 @@ impl Config {
                     ),
                 );
             }
-            if let Some(j) = route_names.insert(route_name(r), i) {
-                push(format!("{key}.name"), format!("`{}` is also the name of route[{j}]", route_name(r)));
+            let name = match &r.name {
+                Some(n) => std::borrow::Cow::Borrowed(n.as_str()),
+                None => std::borrow::Cow::Owned(route_name(r)),
+            };
+            if let Some(j) = route_names.get(&name) {
+                push(format!("{}.name", key()), format!("`{name}` is also the name of route[{j}]"));
+            } else {
+                route_names.insert(name, i);
             }
         }
         if let Some(e) = cidrs(&self.policy.allow) {
@@ -1088,7 +1111,11 @@ pub(crate) fn upstream_errors(u: &UpstreamConfig) -> Vec<(String, String)> {
 /// Kubernetes composition runs them per route, so a route the proxy cannot
 /// serve is left out and reported instead of failing the whole
 /// configuration (and with it every other route).
-pub(crate) fn route_errors(r: &RouteConfig, upstreams: &HashSet<&str>, allow_backslash: bool) -> Vec<(String, String)> {
+pub(crate) fn route_errors<S: std::hash::BuildHasher>(
+    r: &RouteConfig,
+    upstreams: &HashSet<&str, S>,
+    allow_backslash: bool,
+) -> Vec<(String, String)> {
     let mut errs = Vec::new();
     let mut push = |key: String, msg: String| errs.push((key, msg));
     let cidrs = |list: &[String]| TrustedProxies::parse(list).err().map(|e| e.to_string());

@@ -457,7 +457,7 @@ fn protected_headers(set: &RouteSet, config: &Config) -> Vec<String> {
 #[derive(Debug, Default)]
 pub struct Converted {
     /// Routes served.
-    pub routes: Vec<RouteConfig>,
+    pub routes: Vec<Arc<RouteConfig>>,
     /// What the per-route checks of `Config::validate` say of each of
     /// `routes` (same order), with the set's pools.
     pub errors: Vec<Vec<(String, String)>>,
@@ -491,7 +491,7 @@ struct ConvertKey {
 
 /// A route converted: the file route and its warnings (or why it cannot
 /// be one), and what the per-route checks of `Config::validate` say of it.
-type Conversion = (Result<(RouteConfig, Vec<String>), Unserved>, Vec<(String, String)>);
+type Conversion = (Result<(Arc<RouteConfig>, Vec<String>), Unserved>, Vec<(String, String)>);
 
 /// The conversions of the previous composition, kept by the reloader
 /// ([`compose_with`]): a route of the new set that is the very value
@@ -501,10 +501,17 @@ type Conversion = (Result<(RouteConfig, Vec<String>), Unserved>, Vec<(String, St
 #[derive(Debug, Default)]
 pub struct Conversions {
     key: Option<ConvertKey>,
-    /// By the address of the route's allocation; the `Arc` kept here holds
-    /// that allocation, so the address cannot be reused by another route.
-    by_route: HashMap<usize, (Arc<Route>, Arc<Conversion>)>,
+    /// The previous set's routes in its order, each with its conversion.
+    /// A new set is the previous one with a few routes added or removed
+    /// (its order is the precedence order, which a change does not
+    /// reshuffle), so each route is looked for a few places ahead of the
+    /// last one found rather than in a map.
+    last: Vec<Option<(Arc<Route>, Arc<Conversion>)>>,
 }
+
+/// How far ahead [`Conversions`] looks for a route (removed routes are
+/// skipped over); one not found is converted again.
+const LOOK_AHEAD: usize = 8;
 
 /// [`routes`], reusing and refilling `memo`.
 fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Converted {
@@ -533,24 +540,29 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         pools,
         allow_backslash: config.http.allow_backslash,
     };
-    let mut kept = if memo.key.as_ref() == Some(&key) { std::mem::take(&mut memo.by_route) } else { HashMap::new() };
-    memo.by_route.clear();
-    let pool_names: std::collections::HashSet<&str> = key.pools.iter().map(String::as_str).collect();
+    let mut kept = if memo.key.as_ref() == Some(&key) { std::mem::take(&mut memo.last) } else { Vec::new() };
+    let mut next = 0;
+    memo.last = Vec::with_capacity(set.routes.len());
+    let pool_names: foldhash::HashSet<&str> = key.pools.iter().map(String::as_str).collect();
     for r in &set.routes {
-        let at = Arc::as_ptr(r).addr();
-        let conversion = if let Some((_, c)) = kept.remove(&at) {
-            c
+        let ahead = next..kept.len().min(next + LOOK_AHEAD);
+        let found = ahead.into_iter().find(|&k| kept[k].as_ref().is_some_and(|(old, _)| Arc::ptr_eq(old, r)));
+        let (route, conversion) = if let Some((old, c)) = found.and_then(|k| {
+            next = k + 1;
+            kept[k].take()
+        }) {
+            (old, c)
         } else {
-            let converted = route(r, &ctx);
+            let converted = route(r, &ctx).map(|(c, w)| (Arc::new(c), w));
             let errs = match &converted {
                 Ok((c, _)) => crate::config::route_errors(c, &pool_names, config.http.allow_backslash),
                 Err(_) => Vec::new(),
             };
-            Arc::new((converted, errs))
+            (Arc::clone(r), Arc::new((converted, errs)))
         };
         match &conversion.0 {
             Ok((c, warnings)) => {
-                out.routes.push(c.clone());
+                out.routes.push(Arc::clone(c));
                 out.errors.push(conversion.1.clone());
                 out.warnings.extend(warnings.iter().map(|message| Warning {
                     route: r.name.clone(),
@@ -562,7 +574,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
                 out.problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason: reason.clone() });
             }
         }
-        memo.by_route.insert(at, (Arc::clone(r), conversion));
+        memo.last.push(Some((route, conversion)));
     }
     drop(pool_names);
     memo.key = Some(key);
@@ -628,13 +640,14 @@ pub fn compose_with(
     config.routes.reserve(routes.len());
     let origin_of =
         |name: &str| set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
-    let owned = gateway_hosts(&routes, set);
+    // Only Ingress routes can lose a host to a Gateway route.
+    let owned = if routes.iter().any(|r| r.gateway.is_none()) { gateway_hosts(&routes, set) } else { HashMap::new() };
     // The checks `Config::validate` makes of one route, made per route (in
     // `routes_with`): one the proxy cannot serve is left out and reported,
     // never failing the whole configuration.
     for (r, errs) in routes.into_iter().zip(errors) {
-        let name = crate::config::route_name(&r);
         if !errs.is_empty() {
+            let name = crate::config::route_name(&r);
             let why = errs.iter().map(|(k, m)| format!("{}: {m}", k.trim_start_matches('.'))).collect::<Vec<_>>();
             problems.push(Problem { origin: origin_of(&name), route: name, reason: Unserved::Invalid(why.join("; ")) });
             continue;
@@ -643,6 +656,7 @@ pub fn compose_with(
             config.routes.push(r);
             continue;
         }
+        let name = crate::config::route_name(&r);
         if let Some((host, by)) =
             r.host.as_deref().and_then(|h| owned.get_key_value(&h.trim_end_matches('.').to_ascii_lowercase()))
         {
@@ -682,7 +696,7 @@ pub fn compose_with(
 /// under such a host would escape the Gateway's ClientAccessPolicy (a
 /// request no HTTPRoute rule matches would fall back to it), so the host
 /// belongs to the Gateway side on every bind.
-fn gateway_hosts(routes: &[RouteConfig], set: &RouteSet) -> HashMap<String, String> {
+fn gateway_hosts(routes: &[Arc<RouteConfig>], set: &RouteSet) -> HashMap<String, String> {
     let origins: HashMap<&str, &str> = set.routes.iter().map(|r| (r.name.as_str(), r.origin.as_str())).collect();
     let mut owned = HashMap::new();
     for r in routes.iter().filter(|r| r.gateway.is_some()) {
@@ -815,7 +829,7 @@ mod tests {
             let (a, pa, wa) = compose_with(config.clone(), Some(set), &mut memo);
             let (b, pb, wb) = compose_checked(config, Some(set));
             assert_eq!((a.routes, a.upstreams, pa, wa), (b.routes, b.upstreams, pb, wb));
-            memo.by_route.values().map(|(r, c)| (r.name.clone(), Arc::clone(c))).collect::<HashMap<_, _>>()
+            memo.last.iter().flatten().map(|(r, c)| (r.name.clone(), Arc::clone(c))).collect::<HashMap<_, _>>()
         };
         let reused = |before: &HashMap<String, Arc<Conversion>>,
                       after: &HashMap<String, Arc<Conversion>>,

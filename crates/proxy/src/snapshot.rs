@@ -70,7 +70,7 @@ pub struct Snapshot {
     /// Listeners by name.
     pub listeners: HashMap<String, ListenerRuntime>,
     /// Upstream pools by name.
-    pub pools: HashMap<String, Arc<Pool>>,
+    pub pools: foldhash::HashMap<String, Arc<Pool>>,
     /// Header rewriting rules.
     pub forward: ForwardRules,
     /// `resolver` and `forward` as the chain of listeners without their own.
@@ -207,7 +207,20 @@ impl Snapshot {
     /// every Kubernetes endpoint change that does not touch them).
     #[allow(clippy::too_many_lines)] // one pass over the config, in file order
     pub fn build_reusing(config: Config, previous: Option<&Snapshot>) -> Result<Snapshot, Error> {
-        let mut errs = config.validate();
+        // The routes of `previous` by the address of their configuration
+        // (held by `previous`, so no other route can have it).
+        let previous_routes: foldhash::HashMap<usize, usize> = previous
+            .map(|p| p.config.routes.iter().enumerate().map(|(i, r)| (Arc::as_ptr(r).addr(), i)).collect())
+            .unwrap_or_default();
+        // A route of `previous` passed the checks of one route with the
+        // upstream names and path rules it had; with the same ones it
+        // passes them again.
+        let same_checks = previous.is_some_and(|p| {
+            p.config.http.allow_backslash == config.http.allow_backslash
+                && p.config.upstreams.len() == config.upstreams.len()
+                && p.config.upstreams.iter().zip(&config.upstreams).all(|(a, b)| a.name == b.name)
+        });
+        let mut errs = config.validate_with(&|r| same_checks && previous_routes.contains_key(&Arc::as_ptr(r).addr()));
         // Certificates are loaded even when the rest is wrong, so one run
         // reports every problem.
         let mut tls_configs: HashMap<String, Option<Arc<rustls::ServerConfig>>> = HashMap::new();
@@ -226,7 +239,7 @@ impl Snapshot {
         let sources = Sources::parse(&ci.sources).map_err(|e| format!("client_ip.sources: {e}"));
         let strategy = ci.strategy.parse().map_err(|e: realip_core::Error| format!("client_ip.strategy: {e}"));
         let forward = ForwardRules::new(&config.forward);
-        let pools: HashMap<String, Arc<Pool>> = config
+        let pools: foldhash::HashMap<String, Arc<Pool>> = config
             .upstreams
             .iter()
             .map(|u| {
@@ -285,21 +298,49 @@ impl Snapshot {
         // very pools it holds (reused above when their upstream did not
         // change). A Kubernetes change of one route of 10,000 then compiles
         // one route, not all.
-        let compiled: HashMap<_, (&crate::config::RouteConfig, &Arc<Route>)> = previous
-            .filter(|p| {
-                p.config.policy == config.policy
-                    && p.config.limits.max_body_bytes == config.limits.max_body_bytes
-                    && match (&p.store, &store) {
-                        (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-                        (None, None) => true,
-                        _ => false,
-                    }
-            })
-            .map(|p| p.config.routes.iter().zip(p.routes.all()).map(|(c, r)| (route_key(c), (c, r))).collect())
-            .unwrap_or_default();
+        // A route is found there by its configuration's address (a
+        // Kubernetes route kept since the last reload), else by its name,
+        // host and path among the routes not found so (a file reload parses
+        // every route anew).
+        let reusable = previous.filter(|p| {
+            p.config.policy == config.policy
+                && p.config.limits.max_body_bytes == config.limits.max_body_bytes
+                && match (&p.store, &store) {
+                    (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                    (None, None) => true,
+                    _ => false,
+                }
+        });
+        let mut compiled: Vec<Option<&Arc<Route>>> = vec![None; config.routes.len()];
+        if let Some(p) = reusable {
+            let mut found = vec![false; p.config.routes.len()];
+            let mut missed = false;
+            for (slot, r) in compiled.iter_mut().zip(&config.routes) {
+                if let Some(&j) = previous_routes.get(&Arc::as_ptr(r).addr()) {
+                    *slot = p.routes.all().get(j);
+                    found[j] = true;
+                } else {
+                    missed = true;
+                }
+            }
+            if missed {
+                let by_key: foldhash::HashMap<_, (&crate::config::RouteConfig, &Arc<Route>)> = p
+                    .config
+                    .routes
+                    .iter()
+                    .zip(p.routes.all())
+                    .zip(&found)
+                    .filter(|(_, found)| !**found)
+                    .map(|((c, r), _)| (route_key(c), (&**c, r)))
+                    .collect();
+                for (slot, r) in compiled.iter_mut().zip(&config.routes).filter(|(slot, _)| slot.is_none()) {
+                    *slot = by_key.get(&route_key(r)).filter(|(c, _)| *c == &**r).map(|(_, old)| *old);
+                }
+            }
+        }
         let same_pool = |held: &Arc<Pool>, name: &str| pools.get(name).is_some_and(|p| Arc::ptr_eq(p, held));
         for (i, r) in config.routes.iter().enumerate() {
-            let old = compiled.get(&route_key(r)).filter(|(c, _)| *c == r).map(|(_, old)| *old).filter(|old| {
+            let old = compiled[i].filter(|old| {
                 (r.upstream.is_empty() || same_pool(&old.upstream, &r.upstream))
                     && old.backends.as_ref().is_none_or(|w| w.holds_only(|name, held| same_pool(held, name)))
             });

@@ -180,34 +180,27 @@ impl Translation {
     /// Every False Accepted / ResolvedRefs condition and every True
     /// Conflicted one.
     pub fn problems(&self) -> Vec<Problem> {
-        let mut out = Vec::new();
-        let mut push = |object: &ObjectKey, c: &Cond| {
-            let bad = if c.kind == "Conflicted" { c.status } else { !c.status };
-            if bad && matches!(c.kind, "Accepted" | "ResolvedRefs" | "Conflicted") {
-                out.push(Problem {
-                    object: object.clone(),
-                    condition: c.kind,
-                    reason: c.reason,
-                    message: c.message.clone(),
-                });
-            }
-        };
-        for s in &self.statuses {
-            match &s.status {
-                Status::Class { conditions } => conditions.iter().for_each(|c| push(&s.key, c)),
-                Status::Gateway { conditions, listeners, .. } => {
-                    for c in conditions {
-                        push(&s.key, c);
-                    }
-                    listeners.iter().flat_map(|l| &l.conditions).for_each(|c| push(&s.key, c));
-                }
-                Status::Route { parents: refs } | Status::Policy { ancestors: refs } => {
-                    refs.iter().flat_map(|r| &r.conditions).for_each(|c| push(&s.key, c));
-                }
-            }
-        }
-        out
+        self.statuses.iter().flat_map(|s| problems_of(s)).collect()
     }
+}
+
+/// The problems ([`Translation::problems`]) of one status.
+pub fn problems_of(s: &ObjectStatus) -> impl Iterator<Item = Problem> + '_ {
+    let conditions: Box<dyn Iterator<Item = &Cond>> = match &s.status {
+        Status::Class { conditions } => Box::new(conditions.iter()),
+        Status::Gateway { conditions, listeners, .. } => {
+            Box::new(conditions.iter().chain(listeners.iter().flat_map(|l| &l.conditions)))
+        }
+        Status::Route { parents: refs } | Status::Policy { ancestors: refs } => {
+            Box::new(refs.iter().flat_map(|r| &r.conditions))
+        }
+    };
+    conditions
+        .filter(|c| {
+            let bad = if c.kind == "Conflicted" { c.status } else { !c.status };
+            bad && matches!(c.kind, "Accepted" | "ResolvedRefs" | "Conflicted")
+        })
+        .map(|c| Problem { object: s.key.clone(), condition: c.kind, reason: c.reason, message: c.message.clone() })
 }
 
 fn ns_of(m: &ObjectMeta) -> String {
@@ -1538,9 +1531,68 @@ pub struct RouteCache {
     /// The context and the EndpointSlices `backends` were resolved with.
     endpoints: Option<u64>,
     /// Service ports as last resolved (`None`: they did not resolve).
-    backends: std::collections::HashMap<BackendRef, Option<Backend>>,
-    /// By uid.
-    parts: std::collections::HashMap<String, Arc<RoutePart>>,
+    backends: foldhash::HashMap<BackendRef, Option<Backend>>,
+    /// By uid, with the translation that last saw it.
+    parts: foldhash::HashMap<String, (u64, Arc<RoutePart>)>,
+    /// Translations so far (tells the parts of deleted routes).
+    epoch: u64,
+    /// The previous translation's parts, its route entries in precedence
+    /// order and its HTTPRoute statuses in key order: the next one, when
+    /// few parts changed, patches these instead of sorting 10,000 again.
+    sorted: Sorted,
+}
+
+/// Parts in precedence (entries) and key (statuses) order; see
+/// [`Sorted::update`].
+#[derive(Debug, Default)]
+struct Sorted {
+    /// By the address of each part's allocation, which the `Arc`s below
+    /// hold (an address cannot be reused by another part while here).
+    parts: foldhash::HashSet<usize>,
+    /// (part, index of the entry in it), in precedence order.
+    entries: Vec<(Arc<RoutePart>, usize)>,
+    /// The parts' statuses, by key.
+    statuses: Vec<Arc<ObjectStatus>>,
+}
+
+impl Sorted {
+    /// Brings the order up to `parts`: entries and statuses of parts that
+    /// are gone are removed, those of new parts inserted where a stable
+    /// sort would put them. Entries of different parts never tie (their
+    /// precedence ends with the route's namespace/name, rule and match),
+    /// and a part's entries are inserted in their own order after any
+    /// equal one, so the result is what sorting everything again gives
+    /// (a test holds it to that). When most parts changed, it sorts.
+    fn update(&mut self, parts: &[Arc<RoutePart>]) {
+        let now: foldhash::HashSet<usize> = parts.iter().map(|p| Arc::as_ptr(p).addr()).collect();
+        let added: Vec<&Arc<RoutePart>> =
+            parts.iter().filter(|p| !self.parts.contains(&Arc::as_ptr(p).addr())).collect();
+        let removed = self.parts.len() + added.len() - now.len();
+        if added.len() + removed > 16 + parts.len() / 8 {
+            self.entries = parts.iter().flat_map(|p| (0..p.entries.len()).map(move |i| (Arc::clone(p), i))).collect();
+            self.entries.sort_by(|(a, i), (b, j)| a.entries[*i].precedence.cmp(&b.entries[*j].precedence));
+            self.statuses = parts.iter().filter_map(|p| p.status.clone()).collect();
+            self.statuses.sort_by(|a, b| a.key.cmp(&b.key));
+        } else {
+            if removed > 0 {
+                self.entries.retain(|(p, _)| now.contains(&Arc::as_ptr(p).addr()));
+                let statuses_of: foldhash::HashSet<usize> =
+                    parts.iter().filter_map(|p| p.status.as_ref()).map(|s| Arc::as_ptr(s).addr()).collect();
+                self.statuses.retain(|s| statuses_of.contains(&Arc::as_ptr(s).addr()));
+            }
+            for p in added {
+                for (i, e) in p.entries.iter().enumerate() {
+                    let at = self.entries.partition_point(|(q, j)| q.entries[*j].precedence <= e.precedence);
+                    self.entries.insert(at, (Arc::clone(p), i));
+                }
+                if let Some(s) = &p.status {
+                    let at = self.statuses.partition_point(|x| x.key <= s.key);
+                    self.statuses.insert(at, Arc::clone(s));
+                }
+            }
+        }
+        self.parts = now;
+    }
 }
 
 /// Which version of an HTTPRoute a [`RoutePart`] was made from: its
@@ -1557,11 +1609,16 @@ fn version(m: &ObjectMeta) -> Option<RouteVersion> {
     m.generation.map(RouteVersion::Generation).or_else(|| m.resource_version.clone().map(RouteVersion::Resource))
 }
 
+/// The hasher of the fingerprints below: seeded once per process, so a
+/// fingerprint is comparable with the previous one of the same process.
+static FINGERPRINT: std::sync::LazyLock<foldhash::fast::RandomState> =
+    std::sync::LazyLock::new(foldhash::fast::RandomState::default);
+
 /// A fingerprint of what [`RoutePart`]s depend on, or `None` when some
 /// object has no `resourceVersion`.
 fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    let mut h = FINGERPRINT.build_hasher();
     let metas = inp
         .classes
         .iter()
@@ -1591,8 +1648,8 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
 /// A fingerprint of the EndpointSlices (by uid and `resourceVersion`), or
 /// `None` when one has no `resourceVersion`.
 fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
-    use std::hash::{Hash as _, Hasher as _};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    let mut h = FINGERPRINT.build_hasher();
     for m in inp.slices.iter().map(|o| &o.metadata) {
         m.uid.hash(&mut h);
         m.resource_version.as_deref()?.hash(&mut h);
@@ -2032,13 +2089,12 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let services = std::cell::OnceCell::new();
     let siblings = std::cell::OnceCell::new();
     let context = context_fingerprint(inp);
-    let mut kept = if context.is_some() && cache.context == context {
-        std::mem::take(&mut cache.parts)
-    } else {
-        std::collections::HashMap::new()
-    };
-    cache.parts.clear();
+    if context.is_none() || cache.context != context {
+        cache.parts.clear();
+    }
     cache.context = context;
+    cache.epoch += 1;
+    let epoch = cache.epoch;
     let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
         let ctx = RouteCtx {
@@ -2049,20 +2105,33 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             services: &services,
             siblings: &siblings,
         };
+        // One lookup per route; only a new or changed route is inserted.
+        let mut seen = 0;
         for route in http_routes {
-            let uid = route.metadata.uid.as_deref();
-            let (key, old) = match uid.and_then(|u| kept.remove_entry(u)) {
-                Some((k, p)) => (Some(k), Some(p)),
-                None => (uid.map(str::to_owned), None),
+            let uid = route.metadata.uid.as_deref().filter(|_| context.is_some());
+            let kept = uid.and_then(|u| cache.parts.get_mut(u)).filter(|(_, p)| {
+                let version = version(&route.metadata);
+                version.is_some() && p.version == version
+            });
+            // `seen` counts the entries marked with this epoch.
+            let part = if let Some((at, p)) = kept {
+                seen += usize::from(*at != epoch);
+                *at = epoch;
+                Arc::clone(p)
+            } else {
+                let p = Arc::new(route_part(route, &ctx));
+                if let Some(u) = uid {
+                    match cache.parts.insert(u.to_owned(), (epoch, Arc::clone(&p))) {
+                        Some((at, _)) if at == epoch => {}
+                        _ => seen += 1,
+                    }
+                }
+                p
             };
-            let part = match old {
-                Some(p) if p.version.is_some() && p.version == version(&route.metadata) => p,
-                _ => Arc::new(route_part(route, &ctx)),
-            };
-            if let (Some(k), Some(_)) = (key, context) {
-                cache.parts.insert(k, Arc::clone(&part));
-            }
             parts.push(part);
+        }
+        if cache.parts.len() > seen {
+            cache.parts.retain(|_, (at, _)| *at == epoch);
         }
     }
     for p in &parts {
@@ -2070,7 +2139,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             listeners[i].attached += 1;
         }
     }
-    statuses.extend(parts.iter().filter_map(|p| p.status.clone()));
+    cache.sorted.update(&parts);
     statuses.extend(unserved::statuses(&inp.unserved_routes, &listeners, &gateways, &set_ok));
     // 5. Access policies: rule, then route, then Gateway.
     let by_name: std::collections::HashMap<(&str, &str), &RoutePart> = if inp.access_policies.is_empty() {
@@ -2142,7 +2211,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         .collect();
     // Every route with its access rules (reused as last served when they
     // are the same), then all in precedence order.
-    let mut all: Vec<(&Precedence, Arc<Route>)> = Vec::with_capacity(parts.iter().map(|p| p.entries.len()).sum());
     for p in &parts {
         let mut served = p.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let same = served.len() == p.entries.len()
@@ -2154,11 +2222,13 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 .map(|e| Arc::new(Route { access: access_for(&access_won, e).map(Cow::into_owned), ..e.route.clone() }))
                 .collect();
         }
-        all.extend(p.entries.iter().zip(served.iter()).map(|(e, r)| (&e.precedence, Arc::clone(r))));
     }
-    // Stable: entries of one route that tie keep their order.
-    all.sort_by(|a, b| a.0.cmp(b.0));
-    let routes: Vec<Arc<Route>> = all.into_iter().map(|(_, r)| r).collect();
+    let routes: Vec<Arc<Route>> = cache
+        .sorted
+        .entries
+        .iter()
+        .map(|(p, i)| Arc::clone(&p.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[*i]))
+        .collect();
     // 6. Listener and Gateway status, listener specs.
     let mut specs = Vec::new();
     for l in &listeners {
@@ -2272,10 +2342,15 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             },
         }));
     }
+    // The HTTPRoutes' statuses, already in order, go between the kinds
+    // sorting before `HTTPRoute` and those after it.
     statuses.sort_by(|a, b| a.key.cmp(&b.key));
+    debug_assert!(statuses.iter().all(|s| s.key.kind != "HTTPRoute"));
+    let after = statuses.partition_point(|s| s.key.kind < "HTTPRoute");
+    statuses.splice(after..after, cache.sorted.statuses.iter().cloned());
     // Only backends a served route names, with their endpoints as they are
     // now (looked up for each Service port once).
-    let used: std::collections::HashSet<&str> =
+    let used: foldhash::HashSet<&str> =
         routes.iter().flat_map(|r| r.backends.iter().filter_map(|b| b.backend.as_deref())).collect();
     // A Service port resolved by the previous translation is taken as it
     // was while no Service or EndpointSlice changed (and the rest of the
@@ -2284,11 +2359,11 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let mut resolved = if endpoints.is_some() && cache.endpoints == endpoints {
         std::mem::take(&mut cache.backends)
     } else {
-        std::collections::HashMap::new()
+        foldhash::HashMap::default()
     };
     let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
     if !used.is_empty() {
-        let mut seen: std::collections::HashSet<&BackendRef> = std::collections::HashSet::new();
+        let mut seen: foldhash::HashSet<&BackendRef> = foldhash::HashSet::default();
         for r in parts.iter().flat_map(|p| &p.backends).filter(|r| seen.insert(r)) {
             let b = resolved.entry(r.clone()).or_insert_with(|| {
                 let index = services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices));
