@@ -1499,6 +1499,8 @@ type BackendRef = (String, String, i32);
 struct RoutePart {
     /// The route's [`version`].
     version: Option<RouteVersion>,
+    /// The route's uid.
+    uid: Option<String>,
     /// (namespace, name).
     name: (String, String),
     /// Its status, when a parent is ours.
@@ -1532,10 +1534,15 @@ pub struct RouteCache {
     endpoints: Option<u64>,
     /// Service ports as last resolved (`None`: they did not resolve).
     backends: foldhash::HashMap<BackendRef, Option<Backend>>,
-    /// By uid, with the translation that last saw it.
-    parts: foldhash::HashMap<String, (u64, Arc<RoutePart>)>,
-    /// Translations so far (tells the parts of deleted routes).
-    epoch: u64,
+    /// By uid (parts of deleted routes are dropped when they outnumber
+    /// the others).
+    parts: foldhash::HashMap<String, Arc<RoutePart>>,
+    /// The previous translation's parts in the order of its input, each
+    /// with the address of the HTTPRoute object it was found for. The
+    /// store hands the same objects (the same `Arc`s) in the same order
+    /// while they do not change, so a route is looked for a few places
+    /// ahead of the last one found before the map is asked.
+    order: Vec<(usize, Arc<RoutePart>)>,
     /// The previous translation's parts, its route entries in precedence
     /// order and its HTTPRoute statuses in key order: the next one, when
     /// few parts changed, patches these instead of sorting 10,000 again.
@@ -1889,6 +1896,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
     attached.dedup();
     RoutePart {
         version: version(&route.metadata),
+        uid: route.metadata.uid.clone(),
         name: (rns, rname),
         status,
         entries: entries.into_iter().map(Arc::new).collect(),
@@ -2091,10 +2099,9 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let context = context_fingerprint(inp);
     if context.is_none() || cache.context != context {
         cache.parts.clear();
+        cache.order.clear();
     }
     cache.context = context;
-    cache.epoch += 1;
-    let epoch = cache.epoch;
     let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
         let ctx = RouteCtx {
@@ -2105,33 +2112,40 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             services: &services,
             siblings: &siblings,
         };
-        // One lookup per route; only a new or changed route is inserted.
-        let mut seen = 0;
+        let order = std::mem::take(&mut cache.order);
+        let mut next = 0;
         for route in http_routes {
+            let at = std::ptr::from_ref::<HttpRoute>(route).addr();
             let uid = route.metadata.uid.as_deref().filter(|_| context.is_some());
-            let kept = uid.and_then(|u| cache.parts.get_mut(u)).filter(|(_, p)| {
-                let version = version(&route.metadata);
-                version.is_some() && p.version == version
-            });
-            // `seen` counts the entries marked with this epoch.
-            let part = if let Some((at, p)) = kept {
-                seen += usize::from(*at != epoch);
-                *at = epoch;
+            let version = version(&route.metadata);
+            // The same object only if it is the same route and version (an
+            // address can be reused by another object once one is freed).
+            let current = |p: &RoutePart| version.is_some() && p.version == version && p.uid.as_deref() == uid;
+            let ahead = next..order.len().min(next + 8);
+            let found = ahead.into_iter().find(|&k| order[k].0 == at && current(&order[k].1));
+            let part = if let Some(k) = found.filter(|_| uid.is_some()) {
+                next = k + 1;
+                Arc::clone(&order[k].1)
+            } else if let Some(p) = uid.and_then(|u| cache.parts.get(u)).filter(|p| current(p)) {
                 Arc::clone(p)
             } else {
                 let p = Arc::new(route_part(route, &ctx));
                 if let Some(u) = uid {
-                    match cache.parts.insert(u.to_owned(), (epoch, Arc::clone(&p))) {
-                        Some((at, _)) if at == epoch => {}
-                        _ => seen += 1,
-                    }
+                    cache.parts.insert(u.to_owned(), Arc::clone(&p));
                 }
                 p
             };
+            if uid.is_some() {
+                cache.order.push((at, Arc::clone(&part)));
+            }
             parts.push(part);
         }
-        if cache.parts.len() > seen {
-            cache.parts.retain(|_, (at, _)| *at == epoch);
+        if cache.parts.len() > 16 + 2 * parts.len() {
+            cache.parts = parts
+                .iter()
+                .filter_map(|p| Some((p.uid.clone()?, Arc::clone(p))))
+                .filter(|_| context.is_some())
+                .collect();
         }
     }
     for p in &parts {
