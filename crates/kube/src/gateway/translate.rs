@@ -1549,17 +1549,25 @@ pub struct RouteCache {
     sorted: Sorted,
 }
 
-/// Parts in precedence (entries) and key (statuses) order; see
-/// [`Sorted::update`].
+/// Parts in precedence (entries) and key (statuses) order, and what
+/// their backends are made of; see [`Sorted::update`].
 #[derive(Debug, Default)]
 struct Sorted {
-    /// By the address of each part's allocation, which the `Arc`s below
-    /// hold (an address cannot be reused by another part while here).
-    parts: foldhash::HashSet<usize>,
+    /// By the address of each part's allocation (held here, so an address
+    /// is never another part's while here).
+    parts: foldhash::HashMap<usize, Arc<RoutePart>>,
     /// (part, index of the entry in it), in precedence order.
     entries: Vec<(Arc<RoutePart>, usize)>,
     /// The parts' statuses, by key.
     statuses: Vec<Arc<ObjectStatus>>,
+    /// How many times the parts list each Service port.
+    refs: foldhash::HashMap<BackendRef, usize>,
+    /// How many times the parts' routes name each backend.
+    names: foldhash::HashMap<String, usize>,
+}
+
+fn addr(p: &Arc<RoutePart>) -> usize {
+    Arc::as_ptr(p).addr()
 }
 
 impl Sorted {
@@ -1569,36 +1577,67 @@ impl Sorted {
     /// precedence ends with the route's namespace/name, rule and match),
     /// and a part's entries are inserted in their own order after any
     /// equal one, so the result is what sorting everything again gives
-    /// (a test holds it to that). When most parts changed, it sorts.
+    /// (a test holds it to that). When many parts changed, it sorts.
     fn update(&mut self, parts: &[Arc<RoutePart>]) {
-        let now: foldhash::HashSet<usize> = parts.iter().map(|p| Arc::as_ptr(p).addr()).collect();
-        let added: Vec<&Arc<RoutePart>> =
-            parts.iter().filter(|p| !self.parts.contains(&Arc::as_ptr(p).addr())).collect();
+        let now: foldhash::HashSet<usize> = parts.iter().map(addr).collect();
+        let added: Vec<&Arc<RoutePart>> = parts.iter().filter(|p| !self.parts.contains_key(&addr(p))).collect();
         let removed = self.parts.len() + added.len() - now.len();
         if added.len() + removed > 16 + parts.len() / 8 {
+            *self = Sorted::default();
             self.entries = parts.iter().flat_map(|p| (0..p.entries.len()).map(move |i| (Arc::clone(p), i))).collect();
             self.entries.sort_by(|(a, i), (b, j)| a.entries[*i].precedence.cmp(&b.entries[*j].precedence));
             self.statuses = parts.iter().filter_map(|p| p.status.clone()).collect();
             self.statuses.sort_by(|a, b| a.key.cmp(&b.key));
-        } else {
-            if removed > 0 {
-                self.entries.retain(|(p, _)| now.contains(&Arc::as_ptr(p).addr()));
-                let statuses_of: foldhash::HashSet<usize> =
-                    parts.iter().filter_map(|p| p.status.as_ref()).map(|s| Arc::as_ptr(s).addr()).collect();
-                self.statuses.retain(|s| statuses_of.contains(&Arc::as_ptr(s).addr()));
+            for p in parts {
+                self.count(p, true);
+                self.parts.insert(addr(p), Arc::clone(p));
             }
-            for p in added {
-                for (i, e) in p.entries.iter().enumerate() {
-                    let at = self.entries.partition_point(|(q, j)| q.entries[*j].precedence <= e.precedence);
-                    self.entries.insert(at, (Arc::clone(p), i));
-                }
-                if let Some(s) = &p.status {
-                    let at = self.statuses.partition_point(|x| x.key <= s.key);
-                    self.statuses.insert(at, Arc::clone(s));
+            return;
+        }
+        if removed > 0 {
+            let gone: Vec<Arc<RoutePart>> =
+                self.parts.values().filter(|p| !now.contains(&addr(p))).map(Arc::clone).collect();
+            for p in &gone {
+                self.count(p, false);
+                self.parts.remove(&addr(p));
+            }
+            self.entries.retain(|(p, _)| now.contains(&addr(p)));
+            let statuses_of: foldhash::HashSet<usize> =
+                parts.iter().filter_map(|p| p.status.as_ref()).map(|s| Arc::as_ptr(s).addr()).collect();
+            self.statuses.retain(|s| statuses_of.contains(&Arc::as_ptr(s).addr()));
+        }
+        for p in added {
+            for (i, e) in p.entries.iter().enumerate() {
+                let at = self.entries.partition_point(|(q, j)| q.entries[*j].precedence <= e.precedence);
+                self.entries.insert(at, (Arc::clone(p), i));
+            }
+            if let Some(s) = &p.status {
+                let at = self.statuses.partition_point(|x| x.key <= s.key);
+                self.statuses.insert(at, Arc::clone(s));
+            }
+            self.count(p, true);
+            self.parts.insert(addr(p), Arc::clone(p));
+        }
+    }
+
+    /// Counts `p`'s Service ports and backend names in (`add`) or out.
+    fn count(&mut self, p: &RoutePart, add: bool) {
+        fn step<K: std::hash::Hash + Eq>(map: &mut foldhash::HashMap<K, usize>, k: K, add: bool) {
+            if add {
+                *map.entry(k).or_default() += 1;
+            } else if let Some(n) = map.get_mut(&k) {
+                *n -= 1;
+                if *n == 0 {
+                    map.remove(&k);
                 }
             }
         }
-        self.parts = now;
+        for r in &p.backends {
+            step(&mut self.refs, r.clone(), add);
+        }
+        for name in p.entries.iter().flat_map(|e| e.route.backends.iter().filter_map(|b| b.backend.as_deref())) {
+            step(&mut self.names, name.to_owned(), add);
+        }
     }
 }
 
@@ -2364,8 +2403,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     statuses.splice(after..after, cache.sorted.statuses.iter().cloned());
     // Only backends a served route names, with their endpoints as they are
     // now (looked up for each Service port once).
-    let used: foldhash::HashSet<&str> =
-        routes.iter().flat_map(|r| r.backends.iter().filter_map(|b| b.backend.as_deref())).collect();
     // A Service port resolved by the previous translation is taken as it
     // was while no Service or EndpointSlice changed (and the rest of the
     // context did not either).
@@ -2376,14 +2413,14 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         foldhash::HashMap::default()
     };
     let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
+    let (refs, used) = (&cache.sorted.refs, &cache.sorted.names);
     if !used.is_empty() {
-        let mut seen: foldhash::HashSet<&BackendRef> = foldhash::HashSet::default();
-        for r in parts.iter().flat_map(|p| &p.backends).filter(|r| seen.insert(r)) {
+        for r in refs.keys() {
             let b = resolved.entry(r.clone()).or_insert_with(|| {
                 let index = services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices));
                 service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false).ok()
             });
-            if let Some(b) = b.as_ref().filter(|b| used.contains(b.name.as_str())) {
+            if let Some(b) = b.as_ref().filter(|b| used.contains_key(b.name.as_str())) {
                 backends.insert(b.name.clone(), b.clone());
             }
         }
