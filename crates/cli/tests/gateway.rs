@@ -736,14 +736,17 @@ fn client_ip_policy_is_applied_per_listener() {
     // Gateway API conflict is, so the older listener keeps the bind, its
     // policy and its routes; the newer listener is Conflicted, not served.
     // (Before review 13 the newer Gateway knocked the older one's
-    // policy-protected routes off the bind.)
+    // policy-protected routes off the bind.) Its hostname is within the
+    // host-less lb listener's, which since review 13b is a HostnameConflict
+    // first (the chain conflict alone is tested with disjoint hostnames in
+    // realip-kube's a_newer_listener_with_another_chain_on_a_port_is_conflicted).
     api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "web"},
         "spec": {"gatewayClassName": "realip", "listeners": [{"name": "other", "port": 80, "protocol": "HTTP", "hostname": "o.example.com"}]}}));
     let o = until(&api, "Gateway", "web", "gw2", "the newer listener is conflicted", |o| {
-        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "ClientIPPolicyConflict"
+        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "HostnameConflict"
     });
     let msg = cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["message"].to_string();
-    assert!(msg.contains("gateway/web/gw/lb") && msg.contains("web/edge"), "{msg}");
+    assert!(msg.contains("gateway/web/gw/lb"), "{msg}");
     for _ in 0..20 {
         let (st, v) = get(lb, b"", Some("192.0.2.66"));
         assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("127.0.0.1")), "the older listener keeps its chain");
@@ -1192,6 +1195,61 @@ fn an_ingress_does_not_take_paths_on_a_host_an_httproute_serves() {
     assert!(line.contains("ingress/evil/grab"), "{line}");
     until_status(&p, addr, "a.example.com", "/other", 200);
     assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (200, true));
+}
+
+/// Review 13b N1 through the real proxy: on one bind, a newer Gateway's
+/// `*.example.com` listener with a route for a.example.com /login is
+/// `Conflicted: HostnameConflict` (naming the older listener) and not
+/// served: /login of a.example.com stays the older Gateway's, under its
+/// deny list, and never reaches the newer Gateway's backend.
+#[test]
+fn a_newer_gateways_overlapping_listener_does_not_take_an_older_ones_host() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let (_attacker, evil_port) = echo_pod("attacker", 3);
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "evil"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": evil_port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "evil", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": evil_port}],
+        "endpoints": [{"addresses": ["127.0.0.3"], "conditions": {"ready": true}}]}));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    // Newer (the fake server's clock advances per change).
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "evil"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]}}));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "hijack", "namespace": "evil"},
+        "spec": {"parentRefs": [{"name": "gw2"}], "hostnames": ["a.example.com"],
+            "rules": [{"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "n1", "gateway_ports = [80]\n", &[]);
+    let gw2 = until(&api, "Gateway", "evil", "gw2", "gw2 conflicted", |o| {
+        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "HostnameConflict"
+    });
+    let c = cond(&gw2["status"]["listeners"][0]["conditions"], "Conflicted");
+    assert!(c["message"].as_str().unwrap().contains("gateway/web/gw/http"), "{c}");
+    until(&api, "HTTPRoute", "evil", "hijack", "hijack not accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "NotAllowedByListeners"
+    });
+    until_status(&p, addr, "a.example.com", "/", 200);
+    let get = |path: &str, client: &str| {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        let (st, _, body) = exchange(addr, b"", &req);
+        (st, body.contains("attacker"))
+    };
+    assert_eq!(get("/login", "198.51.100.7"), (200, false), "the older Gateway's route serves /login");
+    assert_eq!(get("/login", "192.0.2.9"), (403, false), "under the older Gateway's deny list");
+    assert_eq!(get("/", "192.0.2.9"), (403, false));
 }
 
 /// Listener isolation through the real proxy: listeners `a`
