@@ -2419,6 +2419,11 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
         listeners: specs,
         routes,
+        created: inp
+            .routes
+            .iter()
+            .map(|r| (format!("httproute/{}/{}", ns_of(&r.metadata), name_of(&r.metadata)), created(&r.metadata)))
+            .collect(),
     };
     Translation { routes: route_set, statuses, ip_in_force, access_in_force }
 }
