@@ -736,14 +736,17 @@ fn client_ip_policy_is_applied_per_listener() {
     // Gateway API conflict is, so the older listener keeps the bind, its
     // policy and its routes; the newer listener is Conflicted, not served.
     // (Before review 13 the newer Gateway knocked the older one's
-    // policy-protected routes off the bind.)
+    // policy-protected routes off the bind.) Its hostname is within the
+    // host-less lb listener's, which since review 13b is a HostnameConflict
+    // first (the chain conflict alone is tested with disjoint hostnames in
+    // realip-kube's a_newer_listener_with_another_chain_on_a_port_is_conflicted).
     api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "web"},
         "spec": {"gatewayClassName": "realip", "listeners": [{"name": "other", "port": 80, "protocol": "HTTP", "hostname": "o.example.com"}]}}));
     let o = until(&api, "Gateway", "web", "gw2", "the newer listener is conflicted", |o| {
-        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "ClientIPPolicyConflict"
+        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "HostnameConflict"
     });
     let msg = cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["message"].to_string();
-    assert!(msg.contains("gateway/web/gw/lb") && msg.contains("web/edge"), "{msg}");
+    assert!(msg.contains("gateway/web/gw/lb"), "{msg}");
     for _ in 0..20 {
         let (st, v) = get(lb, b"", Some("192.0.2.66"));
         assert_eq!((st, v["x_real_ip"].as_str()), (200, Some("127.0.0.1")), "the older listener keeps its chain");
@@ -1192,6 +1195,165 @@ fn an_ingress_does_not_take_paths_on_a_host_an_httproute_serves() {
     assert!(line.contains("ingress/evil/grab"), "{line}");
     until_status(&p, addr, "a.example.com", "/other", 200);
     assert_eq!(get("a.example.com", "/login", "192.0.2.9"), (200, true));
+}
+
+/// Review 13b N1 through the real proxy: on one bind, a newer Gateway's
+/// `*.example.com` listener with a route for a.example.com /login is
+/// `Conflicted: HostnameConflict` (naming the older listener) and not
+/// served: /login of a.example.com stays the older Gateway's, under its
+/// deny list, and never reaches the newer Gateway's backend.
+#[test]
+fn a_newer_gateways_overlapping_listener_does_not_take_an_older_ones_host() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let (_attacker, evil_port) = echo_pod("attacker", 3);
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "evil"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": evil_port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "evil", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": evil_port}],
+        "endpoints": [{"addresses": ["127.0.0.3"], "conditions": {"ready": true}}]}));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    // Newer (the fake server's clock advances per change).
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "evil"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]}}));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "hijack", "namespace": "evil"},
+        "spec": {"parentRefs": [{"name": "gw2"}], "hostnames": ["a.example.com"],
+            "rules": [{"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "n1", "gateway_ports = [80]\n", &[]);
+    let gw2 = until(&api, "Gateway", "evil", "gw2", "gw2 conflicted", |o| {
+        cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["reason"] == "HostnameConflict"
+    });
+    let c = cond(&gw2["status"]["listeners"][0]["conditions"], "Conflicted");
+    assert!(c["message"].as_str().unwrap().contains("gateway/web/gw/http"), "{c}");
+    until(&api, "HTTPRoute", "evil", "hijack", "hijack not accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "NotAllowedByListeners"
+    });
+    until_status(&p, addr, "a.example.com", "/", 200);
+    let get = |path: &str, client: &str| {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n"
+        );
+        let (st, _, body) = exchange(addr, b"", &req);
+        (st, body.contains("attacker"))
+    };
+    assert_eq!(get("/login", "198.51.100.7"), (200, false), "the older Gateway's route serves /login");
+    assert_eq!(get("/login", "192.0.2.9"), (403, false), "under the older Gateway's deny list");
+    assert_eq!(get("/", "192.0.2.9"), (403, false));
+}
+
+/// The Service `app` of namespace `evil`, backed by the `attacker` echo pod
+/// on 127.0.0.3 (kept alive by the returned process).
+fn evil_app(api: &FakeApi) -> Proc {
+    let (attacker, evil_port) = echo_pod("attacker", 3);
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "evil"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": evil_port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "evil", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": evil_port}],
+        "endpoints": [{"addresses": ["127.0.0.3"], "conditions": {"ready": true}}]}));
+    attacker
+}
+
+/// `GET host path` with `X-Forwarded-For: client`: (status, answered by
+/// the attacker's pod).
+fn get_as(addr: SocketAddr, host: &str, path: &str, client: &str) -> (u16, bool) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+    let (st, _, body) = exchange(addr, b"", &req);
+    (st, body.contains("attacker"))
+}
+
+/// Review 13b N5: an HTTPRoute attached to a shared Gateway, newer than an
+/// Ingress naming the same host, does not knock the Ingress off that host:
+/// the older Ingress keeps it (its allow list holds on every path), the
+/// HTTPRoute's route for it is reported unserved, naming the Ingress.
+#[test]
+fn a_newer_httproute_does_not_take_an_older_ingresss_host() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "site", "namespace": "web",
+        "annotations": {"nginx.ingress.kubernetes.io/whitelist-source-range": "198.51.100.0/24"}},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}));
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "shared", "namespace": "infra"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
+            "allowedRoutes": {"namespaces": {"from": "All"}}}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "n5", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "a.example.com", "/", 403); // the peer is outside the allow list
+    assert_eq!(get_as(addr, "a.example.com", "/", "198.51.100.7"), (200, false));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "hijack", "namespace": "evil"},
+        "spec": {"parentRefs": [{"name": "shared", "namespace": "infra"}], "hostnames": ["a.example.com"],
+            "rules": [{"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}}));
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(
+        line.contains("httproute/evil/hijack") && line.contains("host a.example.com owned by Ingress web/site"),
+        "{line}"
+    );
+    assert_eq!(get_as(addr, "a.example.com", "/", "198.51.100.7"), (200, false), "the Ingress still serves its host");
+    assert_eq!(get_as(addr, "a.example.com", "/login", "192.0.2.9"), (403, false), "its allow list holds");
+    assert_eq!(get_as(addr, "a.example.com", "/login", "198.51.100.7"), (200, false), "never the HTTPRoute's backend");
+}
+
+/// Review 13b N2: an Ingress newer than a host-less HTTPRoute on a
+/// `*.example.com` listener names a.example.com exactly: its path is not
+/// served (reported, naming the HTTPRoute), so a.example.com/login stays
+/// under the Gateway's deny list; an Ingress older than the route keeps
+/// its host instead and the route leaves that host out (its other hosts
+/// stay the Gateway's).
+#[test]
+fn a_newer_ingress_does_not_take_a_host_a_wildcard_httproute_serves() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    let ingress = |name: &str, host: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": "evil"},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": host, "http": {"paths": [{"path": "/login", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
+    };
+    // Older than the route: c.example.com is the Ingress's.
+    api.apply(ingress("early", "c.example.com"));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    api.apply(ingress("grab", "a.example.com"));
+    let (p, addr, _dir) = proxy_with(&api, "n2", "gateway_ports = [80]\n", &[]);
+    let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
+    assert!(
+        line.contains("ingress/evil/grab") && line.contains("host a.example.com owned by HTTPRoute web/site"),
+        "{line}"
+    );
+    until_status(&p, addr, "b.example.com", "/", 200);
+    assert_eq!(get_as(addr, "b.example.com", "/", "192.0.2.9"), (403, false));
+    assert_eq!(get_as(addr, "a.example.com", "/login", "192.0.2.9"), (403, false), "the Gateway's deny list holds");
+    assert_eq!(get_as(addr, "a.example.com", "/login", "198.51.100.7"), (200, false), "the HTTPRoute serves it");
+    // c.example.com: the older Ingress's path is served, and the route does
+    // not serve the host's other paths.
+    assert_eq!(get_as(addr, "c.example.com", "/login", "192.0.2.9"), (200, true));
+    assert_eq!(get_as(addr, "c.example.com", "/", "198.51.100.7").0, 404);
 }
 
 /// Listener isolation through the real proxy: listeners `a`

@@ -137,6 +137,9 @@ pub struct Desired {
     pub served: Vec<(String, String)>,
     /// Ingresses of our class that were rejected.
     pub problems: Vec<Problem>,
+    /// Creation time of each Ingress of our class (`namespace/name` →
+    /// `creationTimestamp` as RFC 3339 text, `~` when unknown).
+    pub created: std::collections::BTreeMap<String, String>,
 }
 
 fn annotation<'a>(ing: &'a Ingress, key: &str) -> Option<&'a str> {
@@ -603,6 +606,10 @@ where
         let ns = ing.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let name = ing.metadata.name.clone().unwrap_or_default();
         let id = format!("{ns}/{name}");
+        d.created.insert(
+            id.clone(),
+            ing.metadata.creation_timestamp.as_ref().map_or_else(|| "~".into(), |t| t.0.to_string()),
+        );
         let result = (|| -> Result<Vec<(Route, Backend)>, (ProblemKind, String)> {
             let p = policy(ing)?;
             let spec = ing.spec.as_ref().ok_or((ProblemKind::Invalid, "no spec".to_owned()))?;

@@ -36,6 +36,10 @@ pub struct RouteSet {
     pub backends: Vec<Backend>,
     /// Certificates the listeners (or Ingress `tls`) name.
     pub certs: Vec<Cert>,
+    /// Creation time (`creationTimestamp` as RFC 3339 text, `~` when
+    /// unknown) of each object routes come from, by [`Route::origin`]: the
+    /// proxy settles a host an Ingress and an HTTPRoute both name by age.
+    pub created: std::collections::BTreeMap<String, String>,
 }
 
 /// A `[[listener]]` of the proxy's configuration file as the controller
@@ -467,7 +471,8 @@ impl RouteSet {
                 })
             })
             .collect();
-        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs: d.certs.clone() }
+        let created = d.created.iter().map(|(id, t)| (format!("ingress/{id}"), t.clone())).collect();
+        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs: d.certs.clone(), created }
     }
 
     /// Both sets as one: Gateway listeners, then Ingress routes (which have
@@ -477,6 +482,7 @@ impl RouteSet {
     pub fn merge(mut self, other: RouteSet) -> RouteSet {
         self.listeners.extend(other.listeners);
         self.routes.extend(other.routes);
+        self.created.extend(other.created);
         // By name, in sets: thousands of backends on each side.
         let mut have: std::collections::HashSet<String> = self.backends.iter().map(|b| b.name.clone()).collect();
         self.backends.extend(other.backends.into_iter().filter(|b| have.insert(b.name.clone())));

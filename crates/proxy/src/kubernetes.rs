@@ -70,13 +70,21 @@ pub enum Unserved {
     NoRateLimitStore,
     /// A second route for the same host and path: the first one serves.
     Shadowed(String),
-    /// An Ingress route for a host an HTTPRoute served by this proxy
-    /// names: the Gateway side owns that host (`kind/NS/NAME` of the
-    /// HTTPRoute), an Ingress cannot add paths to it.
+    /// An Ingress route for a host an older HTTPRoute served by this proxy
+    /// serves (naming it, or by wildcard or no hostname): the Gateway side
+    /// owns that host, a newer Ingress cannot add paths to it.
     HostOwned {
         /// The host.
         host: String,
-        /// [`Route::origin`] of an HTTPRoute serving it.
+        /// [`Route::origin`] of the oldest HTTPRoute serving it.
+        by: String,
+    },
+    /// An HTTPRoute route for a host an older Ingress names: the Ingress
+    /// side owns that host, a newer HTTPRoute cannot take it.
+    HostOwnedByIngress {
+        /// The host.
+        host: String,
+        /// [`Route::origin`] of the oldest Ingress naming it.
         by: String,
     },
     /// A route the proxy cannot serve as written (a path that is not in
@@ -98,8 +106,15 @@ impl fmt::Display for Unserved {
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
             Unserved::HostOwned { host, by } => write!(
                 f,
-                "host {host} owned by {}: an Ingress cannot add paths to a host an HTTPRoute serves on this proxy",
+                "host {host} owned by {} (older): a newer Ingress cannot add paths to a host an HTTPRoute serves \
+                 on this proxy",
                 by.strip_prefix("httproute/").map_or_else(|| by.clone(), |r| format!("HTTPRoute {r}"))
+            ),
+            Unserved::HostOwnedByIngress { host, by } => write!(
+                f,
+                "host {host} owned by {} (older): a newer HTTPRoute cannot take a host an Ingress serves on this \
+                 proxy",
+                by.strip_prefix("ingress/").map_or_else(|| by.clone(), |r| format!("Ingress {r}"))
             ),
             Unserved::Invalid(why) => write!(f, "cannot be served as written: {why}"),
         }
@@ -590,7 +605,12 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
 pub fn endpoint_changes(old: &RouteSet, new: &RouteSet) -> Option<Vec<UpstreamConfig>> {
     let same_backends = old.backends.len() == new.backends.len()
         && old.backends.iter().zip(&new.backends).all(|(a, b)| a.name == b.name && a.https == b.https);
-    if !same_backends || old.listeners != new.listeners || old.certs != new.certs || old.routes != new.routes {
+    if !same_backends
+        || old.listeners != new.listeners
+        || old.certs != new.certs
+        || old.routes != new.routes
+        || old.created != new.created
+    {
         return None;
     }
     Some(
@@ -640,26 +660,64 @@ pub fn compose_with(
     config.routes.reserve(routes.len());
     let origin_of =
         |name: &str| set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
-    // Only Ingress routes can lose a host to a Gateway route.
-    let owned = if routes.iter().any(|r| r.gateway.is_none()) { gateway_hosts(&routes, set) } else { HashMap::new() };
+    // Only when there are Ingress routes can a host be both sides'.
+    let owners = if routes.iter().any(|r| r.gateway.is_none()) {
+        host_owners(&routes, &errors, set)
+    } else {
+        HostOwners::default()
+    };
+    let mut warnings = warnings;
     // The checks `Config::validate` makes of one route, made per route (in
     // `routes_with`): one the proxy cannot serve is left out and reported,
     // never failing the whole configuration.
-    for (r, errs) in routes.into_iter().zip(errors) {
+    for (mut r, errs) in routes.into_iter().zip(errors) {
         if !errs.is_empty() {
             let name = crate::config::route_name(&r);
             let why = errs.iter().map(|(k, m)| format!("{}: {m}", k.trim_start_matches('.'))).collect::<Vec<_>>();
             problems.push(Problem { origin: origin_of(&name), route: name, reason: Unserved::Invalid(why.join("; ")) });
             continue;
         }
-        if r.gateway.is_some() {
+        if r.gateway.is_some() && owners.to_ingress.is_empty() {
             config.routes.push(r);
             continue;
         }
         let name = crate::config::route_name(&r);
-        if let Some((host, by)) =
-            r.host.as_deref().and_then(|h| owned.get_key_value(&h.trim_end_matches('.').to_ascii_lowercase()))
-        {
+        let host = r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+        if let Some(g) = r.gateway.as_ref() {
+            if let Some((host, by)) = host.as_deref().and_then(|h| owners.to_ingress.get_key_value(h)) {
+                let reason = Unserved::HostOwnedByIngress { host: host.clone(), by: by.clone() };
+                problems.push(Problem { origin: origin_of(&name), route: name, reason });
+                continue;
+            }
+            // A wildcard or host-less route leaves out the hosts older
+            // Ingresses name (as a more specific listener's, see
+            // `GatewayMatch::excludes`).
+            let covered: Vec<(&String, &String)> = owners
+                .to_ingress
+                .iter()
+                .filter(|(h, _)| host.is_none() || host.as_deref().is_some_and(|p| wildcard_covers(p, h)))
+                .filter(|(h, _)| !g.excludes(h))
+                .collect();
+            if !covered.is_empty() {
+                let left_out = covered.iter().map(|(h, _)| (*h).clone());
+                if let Some(g) = Arc::make_mut(&mut r).gateway.as_mut() {
+                    g.except_hosts.extend(left_out);
+                }
+            }
+            for (h, by) in covered {
+                warnings.push(Warning {
+                    route: name.clone(),
+                    origin: origin_of(&name),
+                    message: format!(
+                        "host {h} left out: the older {} names it",
+                        by.strip_prefix("ingress/").map_or_else(|| by.clone(), |r| format!("Ingress {r}"))
+                    ),
+                });
+            }
+            config.routes.push(r);
+            continue;
+        }
+        if let Some((host, by)) = host.as_deref().and_then(|h| owners.to_gateway.get_key_value(h)) {
             let reason = Unserved::HostOwned { host: host.clone(), by: by.clone() };
             problems.push(Problem { origin: origin_of(&name), route: name, reason });
             continue;
@@ -690,22 +748,99 @@ pub fn compose_with(
     (config, problems, warnings)
 }
 
-/// The exact hosts the Gateway routes among `routes` (those on a bound
-/// listener) name, each with the origin of the first HTTPRoute naming it.
-/// ingress-nginx never shared a host with a Gateway; here an Ingress path
-/// under such a host would escape the Gateway's ClientAccessPolicy (a
-/// request no HTTPRoute rule matches would fall back to it), so the host
-/// belongs to the Gateway side on every bind.
-fn gateway_hosts(routes: &[Arc<RouteConfig>], set: &RouteSet) -> HashMap<String, String> {
+/// Who keeps each exact host an Ingress route names when a Gateway route
+/// serves it too (naming it, or by a wildcard or no hostname that does not
+/// leave it out): ingress-nginx never shared a host with a Gateway, and
+/// here either side could otherwise take paths of the other's host from
+/// under its allow or deny list (a request one side's rules do not match
+/// would fall to the other). The older object keeps the host
+/// (`creationTimestamp`, then `namespace/name`, from
+/// [`RouteSet::created`]; Gateway side on a full tie), on every bind. File
+/// routes are the operator's and not part of this.
+#[derive(Debug, Default)]
+struct HostOwners {
+    /// Hosts the Gateway side keeps → origin of its oldest HTTPRoute there:
+    /// Ingress routes naming them are not served.
+    to_gateway: HashMap<String, String>,
+    /// Hosts the Ingress side keeps → origin of its oldest Ingress there:
+    /// Gateway routes naming them are not served, wildcard and host-less
+    /// ones leave them out.
+    to_ingress: std::collections::BTreeMap<String, String>,
+}
+
+/// `pattern` (`*.` wildcard) covers exact `host`.
+fn wildcard_covers(pattern: &str, host: &str) -> bool {
+    pattern.strip_prefix('*').is_some_and(|suffix| host.len() > suffix.len() && host.ends_with(suffix))
+}
+
+/// The oldest object seen so far: ((creation time, `namespace/name`),
+/// origin).
+type Oldest = Option<((String, String), String)>;
+
+/// Settles the hosts both sides serve; see [`HostOwners`]. `routes` are
+/// the set's converted routes and `errors` their per-route errors (a route
+/// with errors is not served, so it claims nothing).
+fn host_owners(routes: &[Arc<RouteConfig>], errors: &[Vec<(String, String)>], set: &RouteSet) -> HostOwners {
     let origins: HashMap<&str, &str> = set.routes.iter().map(|r| (r.name.as_str(), r.origin.as_str())).collect();
-    let mut owned = HashMap::new();
-    for r in routes.iter().filter(|r| r.gateway.is_some()) {
-        let Some(host) = r.host.as_deref().filter(|h| !h.starts_with('*')) else { continue };
-        let name = crate::config::route_name(r);
-        let origin = origins.get(name.as_str()).copied().unwrap_or_default();
-        owned.entry(host.trim_end_matches('.').to_ascii_lowercase()).or_insert_with(|| origin.to_owned());
+    // (creation time, namespace/name) of an origin `kind/NS/NAME`.
+    let age = |origin: &str| -> (String, String) {
+        let t = set.created.get(origin).cloned().unwrap_or_else(|| "~".into());
+        (t, origin.split_once('/').map_or(origin, |(_, rest)| rest).to_owned())
+    };
+    let oldest = |slot: &mut Oldest, origin: &str| {
+        let a = age(origin);
+        if slot.as_ref().is_none_or(|(b, _)| a < *b) {
+            *slot = Some((a, origin.to_owned()));
+        }
+    };
+    let mut ingress: HashMap<String, Oldest> = HashMap::new();
+    let mut exact: HashMap<String, Oldest> = HashMap::new();
+    // Wildcard or host-less Gateway routes, by (host, hosts left out).
+    let mut wild: HashMap<(Option<String>, Vec<String>), Oldest> = HashMap::new();
+    let origin = |r: &RouteConfig| origins.get(crate::config::route_name(r).as_str()).copied().unwrap_or_default();
+    let served = || routes.iter().zip(errors).filter(|(_, e)| e.is_empty()).map(|(r, _)| r);
+    let host = |r: &RouteConfig| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+    for r in served().filter(|r| r.gateway.is_none()) {
+        if let Some(h) = host(r).filter(|h| !h.starts_with('*')) {
+            oldest(ingress.entry(h).or_default(), origin(r));
+        }
     }
-    owned
+    if ingress.is_empty() {
+        return HostOwners::default();
+    }
+    // Gateway routes: only those that can serve an Ingress host are named
+    // (thousands of exact-host routes usually name none).
+    for r in served() {
+        let Some(g) = &r.gateway else { continue };
+        match host(r) {
+            Some(h) if !h.starts_with('*') => {
+                if ingress.contains_key(&h) {
+                    oldest(exact.entry(h).or_default(), origin(r));
+                }
+            }
+            h => oldest(wild.entry((h, g.except_hosts.clone())).or_default(), origin(r)),
+        }
+    }
+    let mut out = HostOwners::default();
+    for (host, ing) in ingress {
+        let Some((ing_age, ing_origin)) = ing else { continue };
+        let mut gw = exact.get(&host).cloned().flatten();
+        for ((pattern, except), w) in &wild {
+            let covers = pattern.as_deref().is_none_or(|p| wildcard_covers(p, &host));
+            // As `GatewayMatch::excludes`: a more specific listener's host.
+            let left_out = except.iter().any(|e| e == &host || wildcard_covers(e, &host));
+            if let Some((_, o)) = w.as_ref().filter(|_| covers && !left_out) {
+                oldest(&mut gw, o);
+            }
+        }
+        let Some((gw_age, gw_origin)) = gw else { continue };
+        if gw_age <= ing_age {
+            out.to_gateway.insert(host, gw_origin);
+        } else {
+            out.to_ingress.insert(host, ing_origin);
+        }
+    }
+    out
 }
 
 /// The file's `[[listener]]`s as the controller needs them (which
@@ -1246,6 +1381,9 @@ mod tests {
             ssl_redirect: false,
             except_hosts: vec![],
         }));
+        // The HTTPRoute is the older (see a_host_both_sides_serve_is_the_older_objects).
+        set.created.insert("httproute/web/site".into(), "2026-01-01T00:00:00Z".into());
+        set.created.insert("ingress/evil/grab".into(), "2026-01-02T00:00:00Z".into());
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
         let (c, problems, _) = compose_checked(base, Some(&set));
@@ -1260,6 +1398,97 @@ mod tests {
         let served: Vec<(Option<&str>, &str)> =
             c.routes.iter().map(|r| (r.host.as_deref(), r.path_prefix.as_str())).collect();
         assert_eq!(served, [(Some("b.example.com"), "/login"), (Some("a.example.com"), "/app")]);
+    }
+
+    /// Review 13b N2 / N5: who keeps a host an Ingress and an HTTPRoute
+    /// both serve is decided by age (`creationTimestamp`, then
+    /// `namespace/name`): the newer side's routes for it are not served, a
+    /// wildcard or host-less route of the newer Gateway side leaves the host
+    /// out (with a warning), and a full tie goes to the Gateway side.
+    #[test]
+    fn a_host_both_sides_serve_is_the_older_objects() {
+        let ing = IngressRoute {
+            ingress: "evil/grab".into(),
+            host: Some("a.example.com".into()),
+            path: "/login".into(),
+            backend: "web/app:80".into(),
+            allow: None,
+            deny: vec![],
+            rps: None,
+            burst: None,
+            rate_global: false,
+            max_body: None,
+            ssl_redirect: false,
+        };
+        let d = Desired {
+            routes: vec![ing],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let world = |host: Option<&str>, route_created: &str, ingress_created: &str| {
+            let mut set = RouteSet::from_ingress(&d);
+            set.routes.push(Arc::new(Route {
+                name: "httproute/web/site/0/0".into(),
+                origin: "httproute/web/site".into(),
+                listeners: vec!["gateway/web/gw/http".into()],
+                host: host.map(Into::into),
+                path: PathMatch::SegmentPrefix("/".into()),
+                method: None,
+                headers: vec![],
+                query: vec![],
+                filters: vec![],
+                backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+                access: None,
+                max_body: None,
+                ssl_redirect: false,
+                except_hosts: vec![],
+            }));
+            set.listeners = vec![ListenerSpec {
+                name: "gateway/web/gw/http".into(),
+                port: 80,
+                protocol: Protocol::Http,
+                hostname: None,
+                certs: vec![],
+                client_ip: None,
+            }];
+            set.created.insert("httproute/web/site".into(), route_created.into());
+            set.created.insert("ingress/evil/grab".into(), ingress_created.into());
+            let base: Config =
+                toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
+            let (c, problems, warnings) = compose_checked(base, Some(&set));
+            assert!(c.validate().is_empty(), "{:?}", c.validate());
+            (c, problems, warnings)
+        };
+        let (old, new) = ("2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z");
+        for host in [Some("a.example.com"), Some("*.example.com"), None] {
+            // The route older: the Ingress path is not served.
+            let (c, problems, _) = world(host, old, new);
+            assert_eq!(problems.len(), 1, "{host:?} {problems:?}");
+            let by = "httproute/web/site".to_owned();
+            assert_eq!(problems[0].reason, Unserved::HostOwned { host: "a.example.com".into(), by });
+            assert!(c.routes.iter().all(|r| r.gateway.as_ref().is_some_and(|g| g.except_hosts.is_empty())));
+            // The Ingress older: it keeps the host.
+            let (c, problems, warnings) = world(host, new, old);
+            let by = "ingress/evil/grab".to_owned();
+            if host == Some("a.example.com") {
+                assert_eq!(problems.len(), 1, "{problems:?}");
+                assert_eq!(problems[0].origin, "httproute/web/site");
+                assert_eq!(problems[0].reason, Unserved::HostOwnedByIngress { host: "a.example.com".into(), by });
+                assert!(problems[0].reason.to_string().contains("owned by Ingress evil/grab (older)"));
+                assert_eq!(c.routes.len(), 1, "{:?}", c.routes);
+            } else {
+                assert!(problems.is_empty(), "{host:?} {problems:?}");
+                assert_eq!(c.routes.len(), 2);
+                let g = c.routes.iter().find_map(|r| r.gateway.as_ref()).unwrap();
+                assert_eq!(g.except_hosts, ["a.example.com"], "{host:?}");
+                assert!(g.excludes("a.example.com") && !g.excludes("b.example.com"));
+                assert_eq!(warnings.len(), 1, "{warnings:?}");
+                assert!(warnings[0].message.contains("host a.example.com left out: the older Ingress evil/grab"));
+            }
+        }
+        // Same time: namespace/name decides (evil/grab before web/site).
+        let (_, problems, _) = world(Some("a.example.com"), old, old);
+        assert_eq!(problems[0].origin, "httproute/web/site", "{problems:?}");
     }
 
     /// An Ingress `global-rate-limit` is served as a global rate when the
@@ -1554,6 +1783,7 @@ mod tests {
                 routes: routes.into_iter().map(Arc::new).collect(),
                 backends: vec![backend("web/a:80", a), backend("web/b:80", b)],
                 certs: vec![],
+                created: std::collections::BTreeMap::new(),
             };
             g.merge(RouteSet::from_ingress(&d))
         };

@@ -45,8 +45,13 @@ spec: {ports: [{port: 80}]}
 ";
 
 fn run(extra: &str) -> Translation {
+    run_on(BASE, extra)
+}
+
+/// [`run`] on another base world.
+fn run_on(base: &str, extra: &str) -> Translation {
     let mut o = Objects::default();
-    o.add_yaml(BASE).unwrap();
+    o.add_yaml(base).unwrap();
     o.add_yaml(extra).unwrap();
     translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
 }
@@ -509,6 +514,10 @@ fn a_newer_listener_with_another_chain_on_a_port_is_conflicted() {
         let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some("infra"), "gw2").status else { panic!() };
         listeners[0].conditions.clone()
     };
+    // gw's http listener gets a hostname, so that gw2's does not overlap it
+    // (that would be a HostnameConflict, see the test below).
+    let base = BASE.replace("{name: http, port: 80,", "{name: http, port: 80, hostname: a.example.com,");
+    let run = |extra: &str| run_on(&base, extra);
     // The older listener has the policy: it keeps it; the newer is refused.
     let t = run(&(section("on-http", "http") + "---" + &section("on-same", "same") + other));
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-http"), [("Accepted", true, "Accepted")]);
@@ -564,14 +573,93 @@ fn listeners_of_different_gateways_on_one_port_must_be_distinct() {
         run(&gw2("{name: h, port: 80, protocol: HTTPS, hostname: b.example.com, tls: {certificateRefs: [{name: c}]}}"));
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else { panic!() };
     assert_eq!(cond(&listeners[0].conditions, "Conflicted").reason, "ProtocolConflict");
-    // Another hostname on the port is distinct (and the same chain: none).
-    let t = run(&gw2("{name: h, port: 80, protocol: HTTP, hostname: b.example.com}"));
+    // Another hostname on the port is distinct (and the same chain: none)
+    // when the older listener has a hostname too.
+    let base = BASE.replace("{name: http, port: 80,", "{name: http, port: 80, hostname: a.example.com,");
+    let t = run_on(&base, &gw2("{name: h, port: 80, protocol: HTTP, hostname: b.example.com}"));
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("evil"), "gw2").status else { panic!() };
     assert!(cond(&listeners[0].conditions, "Programmed").status, "{listeners:?}");
     // The older wins whatever the names: gw2 made older than gw.
     let t = run(&gw2("{name: h, port: 80, protocol: HTTP}").replace("2026-02-01", "2025-01-01"));
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
     assert_eq!(cond(&listeners[0].conditions, "Conflicted").reason, "HostnameConflict");
+}
+
+/// Review 13b N1: merged on one bind, listeners of different Gateways
+/// whose hostnames overlap (equal, a wildcard covering the other's, or
+/// either without hostname) conflict: the older keeps the hosts, the newer
+/// is `HostnameConflict` naming it, and its routes (here one taking
+/// `/login` of a.example.com) are not served. Disjoint hostnames stay
+/// distinct; a ListenerSet's listener dates from the later of the set and
+/// its Gateway; within one Gateway listener isolation still applies.
+#[test]
+fn overlapping_listeners_of_different_gateways_on_one_bind_conflict() {
+    let gw2 = |host: Option<&str>| {
+        let host = host.map_or_else(String::new, |h| format!(", hostname: '{h}'"));
+        format!("apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: gw2, namespace: evil, creationTimestamp: '2026-02-01T00:00:00Z'}}\nspec:\n  gatewayClassName: realip\n  listeners: [{{name: h, port: 80, protocol: HTTP{host}}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: hijack, namespace: evil}}\nspec:\n  parentRefs: [{{name: gw2}}]\n  hostnames: [a.example.com]\n  rules: [{{matches: [{{path: {{type: Exact, value: /login}}}}]}}]\n")
+    };
+    let base = |host: Option<&str>| match host {
+        None => BASE.to_owned(),
+        Some(h) => BASE.replace("{name: http, port: 80,", &format!("{{name: http, port: 80, hostname: '{h}',")),
+    };
+    let listener = |t: &Translation, kind: &str, ns: &str, name: &str| {
+        let Status::Gateway { listeners, .. } = &status(t, kind, Some(ns), name).status else { panic!() };
+        listeners[0].conditions.clone()
+    };
+    // (older gw's http listener, newer gw2's, conflict)
+    let table: [(Option<&str>, Option<&str>, bool); 8] = [
+        (Some("a.example.com"), Some("*.example.com"), true),
+        (Some("a.example.com"), None, true),
+        (None, Some("*.example.com"), true),
+        (None, None, true),
+        (Some("*.example.com"), Some("*.a.example.com"), true),
+        (Some("*.a.example.com"), Some("*.b.example.com"), false),
+        (Some("a.example.com"), Some("b.example.com"), false),
+        (Some("*.example.com"), Some("example.com"), false),
+    ];
+    for (old, new, conflict) in table {
+        let t = run_on(&base(old), &gw2(new));
+        let c = listener(&t, "Gateway", "evil", "gw2");
+        let got = cond(&c, "Conflicted");
+        let served = t.routes.routes.iter().any(|r| r.origin == "httproute/evil/hijack");
+        if conflict {
+            assert_eq!((got.status, got.reason), (true, "HostnameConflict"), "{old:?} {new:?}: {c:?}");
+            assert!(got.message.contains("gateway/infra/gw/http") && got.message.contains("infra/gw"), "{got:?}");
+            assert!(!cond(&c, "Programmed").status, "{old:?} {new:?}");
+            assert!(!served, "{old:?} {new:?}: {:?}", t.routes.routes);
+            assert_eq!(first_ref(&t, "HTTPRoute", "evil", "hijack")[0], ("Accepted", false, "NotAllowedByListeners"));
+            assert!(!cond(&listener(&t, "Gateway", "infra", "gw"), "Conflicted").status, "the older keeps it");
+        } else {
+            assert!(!got.status && cond(&c, "Programmed").status, "{old:?} {new:?}: {c:?}");
+        }
+    }
+    // The older keeps it whatever the kinds: gw2 made older, gw is refused.
+    let t = run_on(&base(Some("a.example.com")), &gw2(Some("*.example.com")).replace("2026-02-01", "2025-01-01"));
+    let got = listener(&t, "Gateway", "infra", "gw");
+    assert_eq!(cond(&got, "Conflicted").reason, "HostnameConflict");
+    assert!(cond(&got, "Conflicted").message.contains("gateway/evil/gw2/h"), "{got:?}");
+    // A ListenerSet on the old gw dates from the set: made after gw2, its
+    // `*.example.com` listener is the newer one and refused; made before,
+    // it keeps the bind and gw2's a.example.com listener is refused.
+    let set = |created: &str| {
+        format!("\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {{name: ls, namespace: team, creationTimestamp: '{created}'}}\nspec:\n  parentRef: {{name: gw, namespace: infra}}\n  listeners: [{{name: wild, port: 80, protocol: HTTP, hostname: '*.example.com'}}]\n")
+    };
+    let open = base(Some("c.example.com")).replace(
+        "  gatewayClassName: realip\n",
+        "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+    );
+    let t = run_on(&open, &(gw2(Some("a.example.com")) + &set("2026-03-01T00:00:00Z")));
+    let c = listener(&t, "ListenerSet", "team", "ls");
+    assert_eq!(cond(&c, "Conflicted").reason, "HostnameConflict", "{c:?}");
+    assert!(cond(&c, "Conflicted").message.contains("gateway/evil/gw2/h"), "{c:?}");
+    assert!(cond(&listener(&t, "Gateway", "evil", "gw2"), "Programmed").status);
+    let t = run_on(&open, &(gw2(Some("a.example.com")) + &set("2026-01-15T00:00:00Z")));
+    assert_eq!(cond(&listener(&t, "Gateway", "evil", "gw2"), "Conflicted").reason, "HostnameConflict");
+    // Within one Gateway: gw's c.example.com and its set's *.example.com
+    // are both served (isolation, not conflict).
+    let c = listener(&t, "ListenerSet", "team", "ls");
+    assert!(!cond(&c, "Conflicted").status && cond(&c, "Programmed").status, "{c:?}");
+    assert!(cond(&listener(&t, "Gateway", "infra", "gw"), "Programmed").status);
 }
 
 #[test]
@@ -1345,7 +1433,7 @@ kind: Gateway
 metadata: {name: gw2, namespace: web, creationTimestamp: '2026-01-02T00:00:00Z'}
 spec:
   gatewayClassName: realip
-  listeners: [{name: http, port: 80, protocol: HTTP, hostname: two.example.com}]
+  listeners: [{name: http, port: 81, protocol: HTTP, hostname: two.example.com}]
 ";
     let r = route(
         "web",

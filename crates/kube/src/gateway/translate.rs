@@ -12,9 +12,14 @@
 //!   on a port already used with another protocol, or the same port,
 //!   protocol and hostname as an earlier listener, is `Conflicted` — across
 //!   every Gateway and ListenerSet of the class (the proxy merges them on a
-//!   port; with the binds known, ports one bind serves are one port);
-//!   earlier = a Gateway's own listeners before ListenerSets', older
-//!   (`creationTimestamp`, then `namespace/name`) first;
+//!   port; with the binds known, ports one bind serves are one port); so is
+//!   one whose hostname overlaps an earlier listener's of another Gateway
+//!   (equal, a wildcard covering the other, or either without hostname:
+//!   `HostnameConflict`), since listener isolation holds within a Gateway
+//!   only; earlier = older (`creationTimestamp`, then `namespace/name`): a
+//!   Gateway's own listeners date from the Gateway, a ListenerSet's from
+//!   the later of the set and its Gateway, and within one Gateway its own
+//!   listeners come before its ListenerSets';
 //!   ListenerSets attach when the Gateway's `allowedListeners` admits
 //!   their namespace (default: none);
 //! - an HTTPRoute attaches to a parent's listeners that match its
@@ -341,6 +346,15 @@ fn more_specific(s: &str, l: Option<&str>) -> bool {
     }
 }
 
+/// Whether two listener hostnames (`None`: any host) can match one
+/// request host: equal, one within the other (wildcard), or either none.
+fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b || more_specific(a, Some(b)) || more_specific(b, Some(a)),
+        _ => true,
+    }
+}
+
 /// The hostnames of listener `i`'s more specific siblings: valid listeners
 /// of the same Gateway (its ListenerSets included) on the same port.
 fn siblings(listeners: &[Lst<'_>], i: usize) -> Vec<String> {
@@ -529,6 +543,26 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
                 conflicted = Some((
                     "HostnameConflict",
                     format!("the older {} on {at} has the same protocol and hostname", e.full_name),
+                ));
+            } else if e.gateway != l.gateway && overlap(e.spec.hostname.as_deref(), spec.hostname.as_deref()) {
+                // Merged on one bind, Gateways must stay as apart as on
+                // distinct addresses: listener isolation holds within one
+                // Gateway only, so another Gateway's overlapping listener
+                // would take hosts (or paths of them) from this one.
+                let name = |h: Option<&str>| {
+                    h.map_or_else(|| "no hostname (any host)".to_owned(), |h| format!("hostname {h}"))
+                };
+                conflicted = Some((
+                    "HostnameConflict",
+                    format!(
+                        "the older {} of Gateway {}/{} on {at} has {}, which overlaps this listener's {}: \
+                         listeners of different Gateways on one bind must not share hosts",
+                        e.full_name,
+                        e.gateway.0,
+                        e.gateway.1,
+                        name(e.spec.hostname.as_deref()),
+                        name(spec.hostname.as_deref())
+                    ),
                 ));
             }
             if conflicted.is_some() {
@@ -1986,13 +2020,17 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let mut listeners: Vec<Lst<'_>> = Vec::new();
     let mut gw_problem: BTreeMap<(String, String), (&'static str, String)> = BTreeMap::new();
     let mut set_ok: BTreeMap<(String, String), Result<(), String>> = BTreeMap::new();
-    // Every Gateway's own listeners come before any ListenerSet's (the
-    // ListenerSet spec: the Gateway's listeners win conflicts), these by
-    // the sets' age (`sets` is sorted so).
-    let mut own_listeners = Vec::new();
-    let mut set_listeners = Vec::new();
-    for g in &gateways {
+    // Oldest listener first: a Gateway's own listeners date from the
+    // Gateway, a ListenerSet's from the later of the set and its Gateway
+    // (a set made today on an old Gateway is today's). Within one Gateway
+    // its own listeners come before any ListenerSet's (the ListenerSet
+    // spec: the Gateway's listeners win conflicts), these by the sets'
+    // age. Key: (age, Gateway rank, own 0 / set 1, set rank); the sort is
+    // stable, so spec order within a Gateway or set.
+    let mut ordered = Vec::new();
+    for (g_rank, g) in gateways.iter().enumerate() {
         let (gns, gname) = (ns_of(&g.metadata), name_of(&g.metadata));
+        let g_age = created(&g.metadata);
         if !g.spec.addresses.is_empty() {
             gw_problem.insert(
                 (gns.clone(), gname.clone()),
@@ -2003,7 +2041,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         }
         let own = g.spec.listeners.iter().map(|l| ("Gateway", gns.clone(), gname.clone(), l));
         let mut attached_sets = Vec::new();
-        for s in &sets {
+        for (s_rank, s) in sets.iter().enumerate() {
             let p = &s.spec.parent_ref;
             let sns = ns_of(&s.metadata);
             let pns = p.namespace.clone().unwrap_or_else(|| sns.clone());
@@ -2024,25 +2062,24 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             let key = (sns.clone(), name_of(&s.metadata));
             if allowed {
                 set_ok.insert(key, Ok(()));
-                attached_sets.extend(
-                    s.spec.listeners.iter().map(move |l| ("ListenerSet", sns.clone(), name_of(&s.metadata), l)),
-                );
+                let age = created(&s.metadata).max(g_age.clone());
+                attached_sets.extend(s.spec.listeners.iter().map(move |l| {
+                    ((age.clone(), g_rank, 1, s_rank), ("ListenerSet", sns.clone(), name_of(&s.metadata), l))
+                }));
             } else {
                 set_ok
                     .insert(key, Err(format!("Gateway {gns}/{gname} allowedListeners does not admit namespace {sns}")));
             }
         }
-        own_listeners.extend(own.map(|(kind, pns, pname, l)| (kind, pns, pname, l, (gns.clone(), gname.clone()))));
-        set_listeners.extend(
-            attached_sets.into_iter().map(|(kind, pns, pname, l)| (kind, pns, pname, l, (gns.clone(), gname.clone()))),
+        let own = own.map(|x| ((g_age.clone(), g_rank, 0, 0), x));
+        ordered.extend(
+            own.chain(attached_sets)
+                .map(|(key, (kind, pns, pname, l))| (key, (kind, pns, pname, l, (gns.clone(), gname.clone())))),
         );
     }
-    let set_rank = |ns: &str, name: &str| {
-        sets.iter().position(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name).unwrap_or(usize::MAX)
-    };
-    set_listeners.sort_by_key(|(_, pns, pname, _, _)| set_rank(pns, pname)); // stable: spec order within a set
+    ordered.sort_by(|a, b| a.0.cmp(&b.0));
     {
-        for (kind, pns, pname, l, gw) in own_listeners.into_iter().chain(set_listeners) {
+        for (_, (kind, pns, pname, l, gw)) in ordered {
             let mut lst = Lst {
                 parent_kind: kind,
                 full_name: format!("{}/{pns}/{pname}/{}", kind.to_ascii_lowercase(), l.name),
@@ -2433,6 +2470,11 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
         listeners: specs,
         routes,
+        created: inp
+            .routes
+            .iter()
+            .map(|r| (format!("httproute/{}/{}", ns_of(&r.metadata), name_of(&r.metadata)), created(&r.metadata)))
+            .collect(),
     };
     Translation { routes: route_set, statuses, ip_in_force, access_in_force }
 }
