@@ -382,16 +382,59 @@ pub fn deny_cover(raw: &str, path_type: &str, regex_mode: bool, target: Target) 
     }
 }
 
-/// Whether the Ingress belongs to the controller of `setup`.
-pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> bool {
-    let spec_class = o.doc.str_at(&["spec", "ingressClassName"]);
-    let legacy = o.annotation("kubernetes.io/ingress.class");
-    match spec_class.or(legacy) {
-        Some(c) => {
-            c == setup.ingress_class
-                || classes.iter().any(|(name, controller)| name == c && *controller == setup.controller_class)
+/// Whether the controller of `setup` serves an Ingress (ingress-nginx's
+/// store.go `GetIngressClass`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Served {
+    /// It does.
+    Yes,
+    /// Its `ingressClassName` is `--ingress-class`, but no IngressClass is
+    /// in the input to say whose that class is: taken as the controller's,
+    /// with a warning.
+    ByNameUnchecked(String),
+    /// It does not (why).
+    No(String),
+}
+
+/// Whether an IngressClass is kept by the controller's IngressClass
+/// informer: its `spec.controller` is `--controller-class`, or, with
+/// `--ingress-class-by-name`, its name is `--ingress-class`.
+pub fn class_accepted(name: &str, controller: &str, setup: &Setup<'_>) -> bool {
+    controller == setup.controller_class || setup.class_by_name && name == setup.ingress_class
+}
+
+/// Whether the controller of `setup` serves the Ingress. `classes` are the
+/// input's IngressClasses (name, spec.controller). As ingress-nginx:
+/// `spec.ingressClassName` first, and it counts only when that IngressClass
+/// exists and [`class_accepted`] (a missing one is an error there: the
+/// Ingress is ignored); else the legacy annotation must equal
+/// `--ingress-class`; else `--watch-ingress-without-class`.
+pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> Served {
+    if let Some(c) = o.doc.str_at(&["spec", "ingressClassName"]) {
+        if classes.is_empty() {
+            return if c == setup.ingress_class {
+                Served::ByNameUnchecked(c.to_owned())
+            } else {
+                Served::No(format!("class `{c}` is not `--ingress-class` {}", setup.ingress_class))
+            };
         }
-        None => setup.without_class,
+        return match classes.iter().find(|(name, _)| name == c) {
+            Some((name, controller)) if class_accepted(name, controller, setup) => Served::Yes,
+            Some((_, controller)) => Served::No(format!(
+                "IngressClass `{c}` has spec.controller `{controller}`, not this controller's `{}`{}",
+                setup.controller_class,
+                if c == setup.ingress_class { " (ingress-nginx matches an ingressClassName by name only with --ingress-class-by-name)" } else { "" }
+            )),
+            None => Served::No(format!(
+                "IngressClass `{c}` is not in the input, which holds IngressClasses: ingress-nginx ignores an Ingress whose IngressClass does not exist"
+            )),
+        };
+    }
+    match o.annotation("kubernetes.io/ingress.class") {
+        Some(c) if c == setup.ingress_class => Served::Yes,
+        Some(c) => Served::No(format!("class `{c}` (annotation) is not `--ingress-class` {}", setup.ingress_class)),
+        None if setup.without_class => Served::Yes,
+        None => Served::No("class (none)".into()),
     }
 }
 

@@ -268,32 +268,44 @@ fn global_access_keys(report: &Report) -> Vec<String> {
 /// The Ingresses the controller serves (the last copy of each), sorted by
 /// namespace and name; the others get a note.
 fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report) -> Vec<&'a Object> {
-    let classes: Vec<(String, String)> = objects
-        .iter()
-        .filter(|o| o.kind == "IngressClass")
-        .map(|o| (o.name.clone(), o.doc.str_at(&["spec", "controller"]).unwrap_or_default().to_owned()))
-        .collect();
+    // The last copy of an IngressClass wins, as for every object.
+    let mut class_objs: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "IngressClass").collect();
+    class_objs.sort_by_key(|o| o.name.clone());
+    class_objs.dedup_by_key(|o| o.name.clone());
+    let controller_of = |o: &Object| o.doc.str_at(&["spec", "controller"]).unwrap_or_default().to_owned();
+    let classes: Vec<(String, String)> = class_objs.iter().map(|o| (o.name.clone(), controller_of(o))).collect();
     // The last copy of an Ingress wins (a patch file after the base): reversed
     // input, then a stable sort and a dedup that keeps the first of each run.
     let mut ingresses: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "Ingress").collect();
     ingresses.sort_by_key(|o| (o.namespace.clone(), o.name.clone()));
     ingresses.dedup_by_key(|o| o.id());
     // The API server's DefaultIngressClass admission gives an Ingress created
-    // without a class the IngressClass marked default (exactly "true").
-    let default_class = objects
+    // without a class the IngressClass marked default (exactly "true"). It
+    // counts as this controller's only when that class is (as
+    // ingress-nginx's informer decides); with several default classes the
+    // API server's pick is not known here, so all must be.
+    let defaults: Vec<&&Object> = class_objs
         .iter()
-        .filter(|o| o.kind == "IngressClass")
         .filter(|o| o.annotation("ingressclass.kubernetes.io/is-default-class") == Some("true"))
-        .find(|o| {
-            o.name == setup.ingress_class
-                || o.doc.str_at(&["spec", "controller"]).is_some_and(|c| c == setup.controller_class)
-        });
+        .collect();
+    let default_class = defaults
+        .first()
+        .filter(|_| defaults.iter().all(|d| ingress::class_accepted(&d.name, &controller_of(d), setup)));
     let mut ours = Vec::new();
+    let mut unchecked: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for ing in ingresses {
-        if ingress::is_ours(ing, setup, &classes) {
-            ours.push(ing);
-            continue;
-        }
+        let why = match ingress::is_ours(ing, setup, &classes) {
+            ingress::Served::Yes => {
+                ours.push(ing);
+                continue;
+            }
+            ingress::Served::ByNameUnchecked(c) => {
+                unchecked.entry(c).or_default().push(ing.id());
+                ours.push(ing);
+                continue;
+            }
+            ingress::Served::No(why) => why,
+        };
         let classless = ing.doc.str_at(&["spec", "ingressClassName"]).is_none()
             && ing.annotation("kubernetes.io/ingress.class").is_none();
         if let Some(d) = default_class.filter(|_| classless) {
@@ -307,14 +319,31 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             ours.push(ing);
             continue;
         }
-        let class = ing.doc.str_at(&["spec", "ingressClassName"]).or(ing.annotation("kubernetes.io/ingress.class"));
         report.notes.push(format!(
-            "{} ({}:{}): class {} is not served by this controller: skipped",
+            "{} ({}:{}): {why}: not served by this controller, skipped",
             ing.id(),
             ing.source.file,
             ing.source.line,
-            class.map_or_else(|| "(none)".to_owned(), |c| format!("`{c}`"))
         ));
+    }
+    for (class, ids) in unchecked {
+        report.entries.push(Entry {
+            object: format!("IngressClass/{class}"),
+            file: String::new(),
+            line: 0,
+            key: "ingressClassName".into(),
+            value: class.clone(),
+            status: Status::Warning,
+            to: String::new(),
+            why: format!(
+                "no IngressClass is in the input, so {} naming class `{class}` {} taken as this controller's by name; ingress-nginx serves {} only if IngressClass {class} exists with spec.controller {}{}. Add the IngressClasses to the input (kubectl get ingressclass -o yaml) so the migration can check",
+                ids.join(", "),
+                if ids.len() == 1 { "is" } else { "are" },
+                if ids.len() == 1 { "it" } else { "them" },
+                setup.controller_class,
+                if setup.class_by_name { " (or, with --ingress-class-by-name, exists at all)" } else { "" }
+            ),
+        });
     }
     ours
 }

@@ -1,5 +1,6 @@
 //! The ingress-nginx installation in the input: the controller workload
 //! (its `--configmap`, `--ingress-class`, `--controller-class`,
+//! `--ingress-class-by-name`, `--watch-ingress-without-class`,
 //! `--annotations-prefix`, `--publish-service`), its ConfigMap and its
 //! Service, and what the ConfigMap says about the client address.
 //!
@@ -50,6 +51,9 @@ pub struct Setup<'a> {
     pub controller_class: String,
     /// `--watch-ingress-without-class`.
     pub without_class: bool,
+    /// `--ingress-class-by-name`: an IngressClass named `--ingress-class`
+    /// is the controller's whatever its `spec.controller`.
+    pub class_by_name: bool,
     /// `--annotations-prefix` (default `nginx.ingress.kubernetes.io`).
     pub prefix: String,
 }
@@ -146,6 +150,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
         p.clone_into(&mut s.prefix);
     }
     s.without_class = flag(&args, "--watch-ingress-without-class").and_then(crate::ingress::go_bool) == Some(true);
+    s.class_by_name = flag(&args, "--ingress-class-by-name").and_then(crate::ingress::go_bool) == Some(true);
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
         ctl.id(),

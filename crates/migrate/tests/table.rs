@@ -1896,3 +1896,49 @@ fn deny_matches_fit_the_path_value_limit() {
         assert!(text.contains("1024-character limit"), "{text}");
     }
 }
+
+/// Sixth attack review, R6-1: an `ingressClassName` counts only when that
+/// IngressClass is this controller's (spec.controller, or its name with
+/// `--ingress-class-by-name`), as ingress-nginx's IngressClass informer
+/// decides; the restricted /admin of another Ingress stays restricted.
+#[test]
+fn ingress_class_of_another_controller_is_not_served() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/own/class-of-another-controller.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    for target in [R, EG] {
+        let m = run(std::slice::from_ref(&text), target);
+        let names: Vec<String> = routes(&m, false);
+        assert_eq!(names, ["admin"], "{target:?}:\n{}", m.report.text());
+        let policies = open_policies(&m);
+        assert_eq!(policies.len(), 1, "{target:?}: the allow list of /admin is emitted");
+        assert!(policies[0].to_string().contains("203.0.113.0/24"));
+        for (name, why) in [
+            ("open-admin", "spec.controller `example.com/internal-controller`"),
+            ("staging", "IngressClass `staging` is not in the input"),
+            ("internal-default", "class (none)"),
+        ] {
+            assert!(
+                m.report.notes.iter().any(|n| n.contains(&format!("Ingress/web/{name}")) && n.contains(why)),
+                "{name}: {:?}",
+                m.report.notes
+            );
+        }
+    }
+    // With --ingress-class-by-name the class named `nginx` is the controller's
+    // whatever its controller: open-admin is served (and comes first), the
+    // default class is too, so the classless Ingress is served.
+    let by_name =
+        text.replace("- --ingress-class=nginx\n", "- --ingress-class=nginx\n        - --ingress-class-by-name=true\n");
+    let m = run(&[by_name], R);
+    assert_eq!(routes(&m, false), ["internal-default", "open-admin"], "{}", m.report.text());
+    // No IngressClass in the input: the class is taken by name, loudly.
+    let start = text.find("kind: IngressClass").unwrap();
+    let end = start + text[start..].find("---\n").unwrap() + 4;
+    let without = format!("{}{}", &text[..text[..start].rfind("apiVersion").unwrap()], &text[end..]);
+    let m = run(&[without], R);
+    assert!(routes(&m, false).contains(&"open-admin".to_owned()));
+    let w = m.report.entries.iter().find(|e| e.key == "ingressClassName").expect("a warning on the unchecked class");
+    assert_eq!(w.status, Status::Warning);
+    assert!(w.why.contains("Ingress/web/open-admin") && !w.why.contains("Ingress/web/admin,"), "{}", w.why);
+}
