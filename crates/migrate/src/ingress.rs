@@ -438,7 +438,53 @@ pub fn is_ours(o: &Object, setup: &Setup<'_>, classes: &[(String, String)]) -> S
     }
 }
 
-pub use realip_kube::ingress::cidr_list as cidrs;
+/// A CIDR as Go's `net.IPNet.String()` prints it: host bits cleared, and an
+/// IPv4-mapped IPv6 network of prefix 96 or more written as the IPv4 one
+/// (`::ffff:10.0.0.0/104` is `10.0.0.0/8`). `len` is at most the family's width.
+pub fn go_ipnet(addr: std::net::IpAddr, len: u8) -> (std::net::IpAddr, u8) {
+    use std::net::IpAddr;
+    match addr {
+        IpAddr::V4(a) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+            (IpAddr::V4((u32::from(a) & mask).into()), len)
+        }
+        IpAddr::V6(a) => {
+            let mask = if len == 0 { 0 } else { u128::MAX << (128 - u32::from(len)) };
+            let net = std::net::Ipv6Addr::from(u128::from(a) & mask);
+            match net.to_ipv4_mapped() {
+                Some(v4) if len >= 96 => (IpAddr::V4(v4), len - 96),
+                _ => (IpAddr::V6(net), len),
+            }
+        }
+    }
+}
+
+/// Splits a checked `ADDR/LEN` (as [`realip_kube::ingress::cidr_list`] writes it).
+pub fn split_cidr(c: &str) -> Option<(std::net::IpAddr, u8)> {
+    let (a, l) = c.split_once('/')?;
+    Some((a.parse().ok()?, l.parse().ok()?))
+}
+
+/// An annotation's comma-separated CIDR list as ingress-nginx applies it:
+/// its `ParseIPNets` keys every entry by Go's `IPNet.String()`
+/// ([`go_ipnet`]), so `::ffff:203.0.113.0/120` is nginx's
+/// `deny 203.0.113.0/24`; emitted in that form, as both targets match an
+/// IPv4 client against IPv4 ranges.
+///
+/// # Errors
+/// The first entry that is not an address or CIDR, named.
+pub fn cidrs(v: &str) -> Result<Vec<String>, String> {
+    Ok(realip_kube::ingress::cidr_list(v)?
+        .into_iter()
+        .map(|c| match split_cidr(&c) {
+            Some((a, l)) => {
+                let (a, l) = go_ipnet(a, l);
+                format!("{a}/{l}")
+            }
+            None => c,
+        })
+        .collect())
+}
 
 const META: &str = ".^$*+?()[]{}|\\";
 

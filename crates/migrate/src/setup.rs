@@ -214,8 +214,13 @@ pub struct ClientIp {
     pub header: Option<String>,
     /// `proxy-real-ip-cidr` (or `--trust`): who is believed.
     pub trusted: Vec<String>,
-    /// The trusted list covers every address (ingress-nginx's default).
+    /// The trusted list covers every address of a family (ingress-nginx's
+    /// default covers all IPv4).
     pub trust_all: bool,
+    /// It covers every IPv4 address (`0.0.0.0/0`, or networks adding up to it).
+    pub trust_all_v4: bool,
+    /// It covers every IPv6 address (`::/0`, or networks adding up to it).
+    pub trust_all_v6: bool,
     /// `compute-full-forwarded-for`: append the peer to X-Forwarded-For
     /// instead of sending only the client.
     pub full_xff: bool,
@@ -230,7 +235,60 @@ impl ClientIp {
     /// `0.0.0.0/0` and `::/0`). nginx's `0.0.0.0/0` alone never matches a
     /// native IPv6 peer, so ingress-nginx's trust-all default is not this.
     pub fn trusts_every_peer(&self) -> bool {
-        ["0.0.0.0/0", "::/0"].iter().all(|all| self.trusted.iter().any(|t| t == all))
+        self.trust_all_v4 && self.trust_all_v6
+    }
+}
+
+/// Which address families a list of networks covers entirely.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Families {
+    v4: bool,
+    v6: bool,
+}
+
+impl Families {
+    /// `nets` are masked ([`crate::ingress::go_ipnet`]); a union of smaller
+    /// networks that adds up to a whole family counts as prefix 0 does.
+    fn of(nets: &[(std::net::IpAddr, u8)]) -> Families {
+        let covers = |v4: bool| {
+            let (bits, max) = if v4 { (32u32, u128::from(u32::MAX)) } else { (128, u128::MAX) };
+            let mut ranges: Vec<(u128, u128)> = nets
+                .iter()
+                .filter(|(a, _)| a.is_ipv4() == v4)
+                .map(|(a, l)| {
+                    let start = match a {
+                        std::net::IpAddr::V4(a) => u128::from(u32::from(*a)),
+                        std::net::IpAddr::V6(a) => u128::from(*a),
+                    };
+                    let host = bits - u32::from(*l);
+                    let span = if host >= 128 { u128::MAX } else { (1u128 << host) - 1 };
+                    (start, start.saturating_add(span))
+                })
+                .collect();
+            ranges.sort_unstable();
+            let mut next = 0u128;
+            for (start, end) in ranges {
+                if start > next {
+                    return false;
+                }
+                if end >= max {
+                    return true;
+                }
+                next = next.max(end + 1);
+            }
+            false
+        };
+        Families { v4: covers(true), v6: covers(false) }
+    }
+
+    /// What the trust-all warning says is trusted.
+    fn says(self) -> &'static str {
+        match (self.v4, self.v6) {
+            (true, true) => "EVERY peer, IPv4 and native IPv6 alike",
+            (true, false) => "EVERY IPv4 peer (native IPv6 peers are not trusted, by nginx nor by the output)",
+            (false, true) => "EVERY native IPv6 peer (IPv4 peers only as the rest of the list says)",
+            (false, false) => "no whole address family",
+        }
     }
 }
 
@@ -282,26 +340,44 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         .map(str::trim)
         .filter(|c| !c.is_empty())
         .map(str::to_owned)
-        .partition(|c| crate::ingress::cidrs(c).is_ok());
-    let cidrs: Vec<String> = cidrs.iter().filter_map(|c| crate::ingress::cidrs(c).ok()).flatten().collect();
-    let all = |c: &str| c == "0.0.0.0/0" || c == "::/0";
-    let (trusted, trust_all) = if trust_override.is_empty() {
+        .partition(|c| realip_kube::ingress::cidr_list(c).is_ok());
+    // ingress-nginx writes each entry into set_real_ip_from as given; nginx
+    // clears host bits, and keeps an IPv4-mapped network (`::ffff:0:0/96`)
+    // IPv6 while it unwraps a mapped peer to IPv4 before comparing same
+    // families: such an entry never matches. realip-core and Envoy would
+    // read it as the IPv4 range, so it is dropped (and reported).
+    let mut mapped = Vec::new();
+    let mut nets = Vec::new();
+    for c in cidrs.iter().filter_map(|c| realip_kube::ingress::cidr_list(c).ok()).flatten() {
+        let Some((addr, len)) = crate::ingress::split_cidr(&c) else { continue };
+        match (addr, crate::ingress::go_ipnet(addr, len)) {
+            (std::net::IpAddr::V6(_), (std::net::IpAddr::V4(_), _)) => mapped.push(c),
+            (_, net) => nets.push(net),
+        }
+    }
+    let (trusted, families) = if trust_override.is_empty() {
         // nginx's set_real_ip_from 0.0.0.0/0 matches IPv4 peers and
         // IPv4-mapped IPv6 ones (ngx_cidr_match unwraps those), never a native
         // IPv6 peer: emit only what nginx trusts. realip-core unwraps mapped
         // peers before matching, so 0.0.0.0/0 alone covers them too.
-        let t = cidrs.clone();
-        let trust_all = t.iter().any(|c| all(c));
-        (t, trust_all)
+        (nets.iter().map(|(a, l)| format!("{a}/{l}")).collect::<Vec<_>>(), Families::of(&nets))
     } else {
-        (trust_override.to_vec(), trust_override.iter().any(|c| all(c)))
+        let nets: Vec<_> = trust_override
+            .iter()
+            .filter_map(|c| crate::ingress::split_cidr(c))
+            .map(|(a, l)| crate::ingress::go_ipnet(a, l))
+            .collect();
+        (trust_override.to_vec(), Families::of(&nets))
     };
+    let trust_all = families.v4 || families.v6;
     let used = pp || header.is_some();
     let ci = ClientIp {
         proxy_protocol: pp,
         header,
         trusted,
         trust_all,
+        trust_all_v4: families.v4,
+        trust_all_v6: families.v6,
         // nginx.tmpl: `if and UseForwardedHeaders ComputeFullForwardedFor`,
         // else X-Forwarded-For is $remote_addr (the resolved client) alone.
         full_xff: use_fwd && bool_of("compute-full-forwarded-for", false),
@@ -344,30 +420,53 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         entry("use-proxy-protocol", Status::Converted, format!("{to} proxyProtocol"), why);
     }
     if get("proxy-real-ip-cidr").is_some() || used {
+        let dropped = if mapped.is_empty() || !trust_override.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "{} dropped: an IPv4-mapped IPv6 CIDR never matches in nginx (set_real_ip_from keeps it IPv6, and nginx compares a mapped peer as IPv4), so ingress-nginx trusted nobody through it, while realip and Envoy would read it as the IPv4 range. ",
+                mapped.iter().map(|m| format!("`{m}`")).collect::<Vec<_>>().join(", ")
+            )
+        };
+        let believed = if ci.trusted.is_empty() {
+            "nothing is trusted, the client is the TCP peer".to_owned()
+        } else {
+            format!("believed: {}", ci.trusted.join(", "))
+        };
+        let all_why = |lead: &str| {
+            format!(
+                "{dropped}{lead}{}{} ({}): any client can forge its address by sending {}. The output keeps this explicitly so nothing breaks; replace it with your load balancer's CIDRs (`--trust CIDR`) before applying.",
+                families.says(),
+                if get("proxy-real-ip-cidr").is_none() && trust_override.is_empty() { " by default" } else { "" },
+                ci.trusted.join(", "),
+                if pp { "a PROXY header of its own, when it can reach the ingress directly" } else { "the header" }
+            )
+        };
         let (status, why) = if !bad.is_empty() && trust_override.is_empty() {
             (
                 Status::NotConverted,
                 format!(
-                    "{} not a CIDR: left out, so {} (nginx would refuse to load this configuration); give the load balancer's CIDRs with --trust",
+                    "{}{} not a CIDR: left out, so {} (nginx would refuse to load this configuration); give the load balancer's CIDRs with --trust",
+                    dropped,
                     bad.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ") + if bad.len() == 1 { " is" } else { " are" },
                     if ci.trusted.is_empty() { "nothing is trusted and the client is the TCP peer".to_owned() } else { format!("only {} is trusted", ci.trusted.join(", ")) }
                 ),
+            )
+        } else if !trust_override.is_empty() && ci.trust_all && used {
+            (
+                Status::Warning,
+                all_why(&format!("replaced by --trust {}, so the output trusts ", trust_override.join(","))),
             )
         } else if !trust_override.is_empty() {
             (Status::Changed, format!("replaced by --trust {}", trust_override.join(",")))
         } else if !used {
             (Status::Ignored, "not used: the client is the TCP peer".into())
         } else if ci.trust_all {
-            (
-                Status::Warning,
-                format!(
-                    "ingress-nginx trusts EVERY IPv4 peer here{} (0.0.0.0/0; native IPv6 peers are not trusted, by nginx nor by the output): any client can forge its address by sending {}. The output keeps this explicitly so nothing breaks; replace it with your load balancer's CIDRs (`--trust CIDR`) before applying.",
-                    if get("proxy-real-ip-cidr").is_none() { " by default" } else { "" },
-                    if pp { "a PROXY header of its own, when it can reach the ingress directly" } else { "the header" }
-                ),
-            )
+            (Status::Warning, all_why("ingress-nginx trusts "))
+        } else if !mapped.is_empty() {
+            (Status::Changed, format!("{dropped}{believed}"))
         } else {
-            (Status::Converted, format!("believed: {}", ci.trusted.join(", ")))
+            (Status::Converted, believed)
         };
         let field = if pp { "proxyProtocol.trustedSenders" } else { "trustedProxies" };
         entry("proxy-real-ip-cidr", status, format!("{to} {field}"), why);

@@ -1942,3 +1942,67 @@ fn ingress_class_of_another_controller_is_not_served() {
     assert_eq!(w.status, Status::Warning);
     assert!(w.why.contains("Ingress/web/open-admin") && !w.why.contains("Ingress/web/admin,"), "{}", w.why);
 }
+
+/// Sixth attack review, R6-2/3/4/8: the trusted list is what nginx matches
+/// (an IPv4-mapped `proxy-real-ip-cidr` entry matches nothing there and is
+/// dropped, loudly), trust-all is found by coverage whatever the spelling and
+/// the warning names the family; annotation CIDRs are emitted as
+/// ingress-nginx applied them (`::ffff:203.0.113.0/120` is 203.0.113.0/24).
+#[test]
+fn trusted_cidrs_as_nginx_matches_them() {
+    // (proxy-real-ip-cidr, trustedProxies emitted, status, words of the entry)
+    let table: &[(&str, &[&str], Status, &str)] = &[
+        ("10.0.0.0/16", &["10.0.0.0/16"], Status::Converted, "believed: 10.0.0.0/16"),
+        ("::ffff:0:0/96", &[], Status::Changed, "`::ffff:0:0/96` dropped"),
+        ("::ffff:10.0.0.0/104, 10.1.2.3/16", &["10.1.0.0/16"], Status::Changed, "`::ffff:10.0.0.0/104` dropped"),
+        ("0.0.0.1/0", &["0.0.0.0/0"], Status::Warning, "EVERY IPv4 peer (native IPv6 peers are not trusted"),
+        ("0.0.0.0/1,128.0.0.0/1", &["0.0.0.0/1", "128.0.0.0/1"], Status::Warning, "EVERY IPv4 peer"),
+        ("::/0", &["::/0"], Status::Warning, "EVERY native IPv6 peer (IPv4 peers only"),
+        ("::/1, 8000::/1, 10.0.0.0/8", &["::/1", "8000::/1", "10.0.0.0/8"], Status::Warning, "EVERY native IPv6 peer"),
+        ("0.0.0.0/0,::/0", &["0.0.0.0/0", "::/0"], Status::Warning, "EVERY peer, IPv4 and native IPv6 alike"),
+        ("::ffff:0:0/96,0.0.0.0/0", &["0.0.0.0/0"], Status::Warning, "`::ffff:0:0/96` dropped"),
+    ];
+    for (cidr, want, st, words) in table {
+        let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", cidr)]);
+        let m = run(std::slice::from_ref(&cm), R);
+        let spec = &one(&m, "ClientIPPolicy")["spec"];
+        let got: Vec<&str> = spec["trustedProxies"]
+            .as_array()
+            .map(|a| a.iter().map(|v| v.as_str().unwrap()).collect())
+            .unwrap_or_default();
+        assert_eq!(&got, want, "{cidr}");
+        let e = m.report.entries.iter().find(|e| e.key == "proxy-real-ip-cidr").unwrap();
+        assert_eq!((e.status, e.why.contains(words)), (*st, true), "{cidr}: {}", e.why);
+        let m = run(&[cm], EG);
+        let ctp = find(&m, "ClientTrafficPolicy");
+        let got = ctp.first().map(|p| &p["spec"]["clientIPDetection"]["xForwardedFor"]["trustedCIDRs"]);
+        let got: Vec<&str> =
+            got.and_then(|g| g.as_array()).map(|a| a.iter().map(|v| v.as_str().unwrap()).collect()).unwrap_or_default();
+        assert_eq!(&got, want, "{cidr} (Envoy Gateway)");
+    }
+    // Nothing trusted through a mapped entry: the peer is the client.
+    let m = run(&[controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "::ffff:0:0/96")])], R);
+    assert!(one(&m, "ClientIPPolicy")["spec"].get("trustedProxies").is_none());
+    assert!(m.report.text().contains("nothing is trusted"), "{}", m.report.text());
+    // --trust that adds up to every IPv4 address is a trust-all too.
+    let opts = Options { trust: vec!["0.0.0.0/1".into(), "128.0.0.0/1".into()], ..Options::default() };
+    let m = run_with(&[controller(&[("use-forwarded-headers", "true")])], &opts);
+    let e = m.report.entries.iter().find(|e| e.key == "proxy-real-ip-cidr").unwrap();
+    assert_eq!(e.status, Status::Warning, "{}", e.why);
+    assert!(e.why.contains("replaced by --trust 0.0.0.0/1,128.0.0.0/1") && e.why.contains("EVERY IPv4 peer"));
+    // Annotation lists, as ingress-nginx's ParseIPNets keys them.
+    let docs = [
+        controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]),
+        ingress("site", "/", &[("denylist-source-range", "::ffff:203.0.113.0/120, 198.51.100.7/24")], ""),
+    ];
+    for target in [R, EG] {
+        let m = run(&docs, target);
+        let p = open_policies(&m);
+        assert_eq!(p.len(), 1, "{target:?}");
+        let text = p[0].to_string();
+        assert!(
+            text.contains("\"203.0.113.0/24\"") && text.contains("\"198.51.100.0/24\"") && !text.contains("::ffff"),
+            "{target:?}: {text}"
+        );
+    }
+}
