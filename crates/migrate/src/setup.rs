@@ -409,6 +409,18 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             "not read: neither use-forwarded-headers nor enable-real-ip is on (or PROXY replaces it)".into()
         };
         let status = if ci.header.is_some() { Status::Converted } else { Status::Ignored };
+        // nginx's realip module walks any real_ip_header as a list, right to
+        // left over `,` and spaces, past trusted addresses
+        // (real_ip_recursive on); realip's XRealIP / {header} sources take
+        // one address and treat a list as invalid (the client is then the
+        // peer). Same result only while the header holds one address.
+        let (status, why) = if ci.header.as_deref().is_some_and(|h| !h.eq_ignore_ascii_case("x-forwarded-for"))
+            && to.starts_with("ClientIPPolicy")
+        {
+            (Status::Changed, format!("{why}. ingress-nginx reads a list in it as in X-Forwarded-For (from the right, the first address not trusted); the output reads one address only: a request whose {fwd_header} holds several (a trusted hop appended one) gets the TCP peer as its client, where ingress-nginx took the rightmost untrusted entry. Check that every hop sets {fwd_header} to a single address, or switch to X-Forwarded-For"))
+        } else {
+            (status, why)
+        };
         entry("forwarded-for-header", status, format!("{to} sources"), why);
     }
     if get("use-proxy-protocol").is_some() {

@@ -40,7 +40,7 @@ fn configmap_keys_become_the_client_ip_policy() {
                 ("proxy-real-ip-cidr", "198.51.100.0/24"),
             ],
             json!({"trustedProxies": ["198.51.100.0/24"], "sources": [{"header": "CF-Connecting-IP"}]}),
-            vec![("enable-real-ip", Status::Converted), ("forwarded-for-header", Status::Converted)],
+            vec![("enable-real-ip", Status::Converted), ("forwarded-for-header", Status::Changed)],
         ),
         (
             vec![
@@ -49,7 +49,7 @@ fn configmap_keys_become_the_client_ip_policy() {
                 ("proxy-real-ip-cidr", "10.0.0.0/8"),
             ],
             json!({"sources": ["XRealIP"]}),
-            vec![("forwarded-for-header", Status::Converted)],
+            vec![("forwarded-for-header", Status::Changed)],
         ),
         (
             vec![
@@ -2005,4 +2005,25 @@ fn trusted_cidrs_as_nginx_matches_them() {
             "{target:?}: {text}"
         );
     }
+}
+
+/// Sixth attack review, R6-5: nginx reads a list in X-Real-IP or a custom
+/// `forwarded-for-header` from the right; realip reads one address, so the
+/// entry is changed (never converted) and says what differs.
+#[test]
+fn a_single_address_header_is_not_reported_as_converted() {
+    for header in ["X-Real-IP", "X-Client"] {
+        let cm = controller(&[
+            ("use-forwarded-headers", "true"),
+            ("forwarded-for-header", header),
+            ("proxy-real-ip-cidr", "10.0.0.0/16"),
+        ]);
+        let m = run(&[cm], R);
+        let e = m.report.entries.iter().find(|e| e.key == "forwarded-for-header").unwrap();
+        assert_eq!(e.status, Status::Changed, "{header}: {}", e.why);
+        assert!(e.why.contains("from the right") && e.why.contains("TCP peer"), "{}", e.why);
+    }
+    // X-Forwarded-For itself is read as nginx reads it.
+    let cm = controller(&[("use-forwarded-headers", "true"), ("forwarded-for-header", "x-forwarded-for")]);
+    assert_eq!(status(&run(&[cm], R), "forwarded-for-header"), Status::Converted);
 }
