@@ -1134,8 +1134,18 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
     let created = !dir.exists();
     std::fs::create_dir_all(dir).map_err(|e| write_err(dir, e))?;
     let manifest = dir.join(MANIFEST);
-    let listed = match std::fs::read_to_string(&manifest) {
-        Ok(text) => text,
+    // Never followed: a manifest planted as a symlink (a checked-out
+    // directory) would have this run read and overwrite any file the user
+    // can write.
+    let listed = match manifest.symlink_metadata() {
+        Ok(m) if !m.is_file() => {
+            let e = std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "is not a regular file (a symlink?): refusing to read or replace it; remove it",
+            );
+            return Err(write_err(&manifest, e));
+        }
+        Ok(_) => std::fs::read_to_string(&manifest).map_err(|e| write_err(&manifest, e))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut entries = std::fs::read_dir(dir).map_err(|e| write_err(dir, e))?;
             if entries.next().is_some() {
@@ -1148,8 +1158,17 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
     // Every file is written into a staging directory inside `dir` first (the
     // same file system, so the moves below are renames): a write that fails
     // (disk full, permissions, a name the file system refuses) leaves `dir`
-    // as it was, never a route without its policy.
-    let staging = dir.join(format!(".realip-migrate.staging-{}", std::process::id()));
+    // as it was, never a route without its policy. The directory is this
+    // run's own (a new name, created here): only then is it removed.
+    let staging = match fresh_dir(dir, "staging") {
+        Ok(s) => s,
+        Err(e) => {
+            if created {
+                let _ = std::fs::remove_dir(dir);
+            }
+            return Err(e);
+        }
+    };
     let staged = stage(objects, &staging);
     let names = match staged {
         Ok(names) => names,
@@ -1164,6 +1183,36 @@ pub fn write_dir(objects: &[Value], dir: &Path) -> Result<Vec<std::path::PathBuf
     let result = replace(dir, &staging, &names, &listed, &manifest);
     let _ = std::fs::remove_dir_all(&staging);
     result
+}
+
+/// Creates a directory `dir/.realip-migrate.WHAT-PID-N` that did not exist
+/// (`create_dir` fails on any existing name, a symlink included, and is not
+/// followed): a leftover or planted one is never reused nor removed.
+fn fresh_dir(dir: &Path, what: &str) -> Result<std::path::PathBuf, Error> {
+    let pid = std::process::id();
+    let mut last = None;
+    for n in 0..100u32 {
+        let p = dir.join(format!(".realip-migrate.{what}-{pid}-{n}"));
+        match std::fs::create_dir(&p) {
+            Ok(()) => return Ok(p),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((p, e)),
+            Err(e) => return Err(Error::Write { path: p, source: e }),
+        }
+    }
+    let (path, source) = last.expect("the loop ran");
+    Err(Error::Write { path, source })
+}
+
+/// Replaces `manifest` with `text` through a file created new in this run's
+/// own `staging` directory and renamed over it: a symlink at `manifest` is
+/// replaced, never written through.
+fn write_manifest(staging: &Path, manifest: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let tmp = staging.join(MANIFEST);
+    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+    f.write_all(text.as_bytes())?;
+    drop(f);
+    std::fs::rename(&tmp, manifest)
 }
 
 /// Moves the staged files `names` into `dir` in place of the previous
@@ -1200,8 +1249,7 @@ fn replace(
             return Err(write_err(&p, e));
         }
     }
-    let backup = dir.join(format!(".realip-migrate.backup-{}", std::process::id()));
-    std::fs::create_dir(&backup).map_err(|e| write_err(&backup, e))?;
+    let backup = fresh_dir(dir, "backup")?;
     let mut saved: Vec<&str> = Vec::new();
     let mut moved: Vec<&str> = Vec::new();
     let restore = |saved: &[&str], moved: &[&str]| {
@@ -1230,19 +1278,19 @@ fn replace(
     }
     let mut list = names.join("\n");
     list.push('\n');
-    if let Err(e) = std::fs::write(manifest, list) {
+    if let Err(e) = write_manifest(staging, manifest, &list) {
         restore(&saved, &moved);
-        let _ = std::fs::write(manifest, listed);
+        let _ = std::fs::remove_file(staging.join(MANIFEST));
+        let _ = write_manifest(staging, manifest, listed);
         return Err(write_err(manifest, e));
     }
     let _ = std::fs::remove_dir_all(&backup);
     Ok(names.iter().map(|n| dir.join(n)).collect())
 }
 
-/// Writes one file per object into `staging` (created); returns the names.
+/// Writes one file per object into `staging` (this run's, empty); returns the names.
 fn stage(objects: &[Value], staging: &Path) -> Result<Vec<String>, Error> {
     let write_err = |path: &Path, e| Error::Write { path: path.to_owned(), source: e };
-    std::fs::create_dir(staging).map_err(|e| write_err(staging, e))?;
     let mut names = Vec::new();
     for o in objects {
         let name = file_name(o);

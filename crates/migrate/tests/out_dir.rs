@@ -132,3 +132,48 @@ fn a_failed_replace_keeps_the_previous_run_whole() {
     realip_migrate::write_dir(&[route("b")], &out).unwrap();
     assert_eq!(listing(&out), [".realip-migrate", "httproute_web_b.yaml"]);
 }
+
+/// Sixth attack review, R6-6: a manifest planted as a symlink is refused
+/// (the file it points to is neither read nor written), and a leftover
+/// staging or backup directory of this pid is never reused nor removed.
+#[cfg(unix)]
+#[test]
+fn planted_manifest_symlinks_and_leftover_dirs_are_left_alone() {
+    let d = Dir::new("planted");
+    std::fs::create_dir_all(&d.0).unwrap();
+    let victim = d.0.join("victim.txt");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let out = d.0.join("gateway");
+    std::fs::create_dir(&out).unwrap();
+    std::os::unix::fs::symlink("../victim.txt", out.join(".realip-migrate")).unwrap();
+    let err = realip_migrate::write_dir(&[route("a")], &out).unwrap_err();
+    let why = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+    assert!(err.to_string().ends_with(".realip-migrate") && why.contains("not a regular file"), "{err}: {why}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert_eq!(listing(&out), [".realip-migrate"]);
+    // Leftovers of a killed run with the same pid (a container's pid 1):
+    // kept with their contents; this run uses names of its own.
+    std::fs::remove_file(out.join(".realip-migrate")).unwrap();
+    let pid = std::process::id();
+    for what in ["staging", "backup"] {
+        let left = out.join(format!(".realip-migrate.{what}-{pid}-0"));
+        std::fs::create_dir(&left).unwrap();
+        std::fs::write(left.join("keep"), "x").unwrap();
+    }
+    // A directory holding only this run's leftovers is not empty: refused, untouched.
+    assert!(realip_migrate::write_dir(&[route("a")], &out).is_err());
+    std::fs::write(out.join(".realip-migrate"), "").unwrap();
+    realip_migrate::write_dir(&[route("a")], &out).unwrap();
+    realip_migrate::write_dir(&[route("b")], &out).unwrap();
+    let staging = format!(".realip-migrate.staging-{pid}-0");
+    let backup = format!(".realip-migrate.backup-{pid}-0");
+    let mut want =
+        vec![".realip-migrate".to_owned(), backup.clone(), "httproute_web_b.yaml".to_owned(), staging.clone()];
+    want.sort();
+    assert_eq!(listing(&out), want);
+    for left in [staging, backup] {
+        assert_eq!(std::fs::read_to_string(out.join(left).join("keep")).unwrap(), "x");
+    }
+    // The manifest is a regular file again, replaced (not written through).
+    assert!(out.join(".realip-migrate").symlink_metadata().unwrap().is_file());
+}
