@@ -197,6 +197,9 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     denies_win(&mut plans, &mut report);
     drop_unrouted(&plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
+    if let Some(svc) = setup.service {
+        snat_hides_the_client(svc, &ci, &mut report);
+    }
     let mut objects = emitted.objects;
     client_ip_fields(&objects, &to, opts.target, &mut report);
     objects.sort_by(|a, b| {
@@ -1071,6 +1074,58 @@ fn load_balancer(svc: &Object, ci: &setup::ClientIp, report: &mut Report) {
             "the load balancer passes TCP through and writes no X-Forwarded-For: with every peer trusted, the header the client sends decides its address. Trust only the proxies that really add it (--trust), or none".into(),
         );
     }
+}
+
+/// The client is lost to SNAT before ingress-nginx (as `realip doctor`'s
+/// `ingress-etp-cluster` / `lb-ip-target-client-ip-lost` rules find it: an
+/// L4 load balancer without PROXY, node targets with externalTrafficPolicy
+/// Cluster or pod targets without preserve_client_ip) while the client is
+/// the TCP peer (no PROXY, no trusted header): every allow list, deny list
+/// and limit acts on node addresses, in ingress-nginx and in the output
+/// alike. Their entries no longer claim "never the load balancer's
+/// address", and the run is incomplete (exit 1) when there are any.
+fn snat_hides_the_client(svc: &Object, ci: &setup::ClientIp, report: &mut Report) {
+    use realip_doctor::cloud::{Layer, Target as LbTarget};
+    const CLAIM: &str = "(never the load balancer's address)";
+    let lb = realip_doctor::cloud::classify(svc.doc.at(&["metadata", "annotations"]));
+    let ty = svc.doc.str_at(&["spec", "type"]).unwrap_or("ClusterIP");
+    let etp = svc.doc.str_at(&["spec", "externalTrafficPolicy"]).unwrap_or("Cluster");
+    let lost = matches!(ty, "LoadBalancer" | "NodePort")
+        && lb.layer == Layer::L4
+        && lb.proxy_protocol.is_none()
+        && if ty == "LoadBalancer" && lb.target == LbTarget::Pod { !lb.preserve_client_ip } else { etp != "Local" };
+    let peer = !ci.proxy_protocol && (ci.header.is_none() || ci.trusted.is_empty());
+    if !lost || !peer {
+        return;
+    }
+    let mut keyed = Vec::new();
+    for e in report.entries.iter_mut().filter(|e| e.why.contains(CLAIM)) {
+        e.why = e.why.replace(
+            CLAIM,
+            &format!("(here a node's address: Service {} loses the client to SNAT, see its entry)", svc.id()),
+        );
+        keyed.push(format!("{} {}", e.object, e.key));
+    }
+    let how = if ty == "LoadBalancer" && lb.target == LbTarget::Pod {
+        "an L4 load balancer with pod targets, without preserve_client_ip or PROXY".to_owned()
+    } else {
+        format!("{ty} with externalTrafficPolicy: {etp} and no PROXY protocol")
+    };
+    let (status, then) = if keyed.is_empty() {
+        (Status::Warning, "no allow list, deny list or limit is keyed on it here".to_owned())
+    } else {
+        (Status::NotConverted, format!("{} act on node addresses, in ingress-nginx and in the output alike: not the client restriction they claim; keep the client (externalTrafficPolicy: Local, PROXY protocol on both ends, or preserve_client_ip) before relying on them", keyed.join(", ")))
+    };
+    report.entries.push(Entry {
+        object: svc.id(),
+        file: svc.source.file.clone(),
+        line: svc.line_of(&["spec", "externalTrafficPolicy"]),
+        key: "externalTrafficPolicy".into(),
+        value: etp.to_owned(),
+        status,
+        to: String::new(),
+        why: format!("the Service is {how} and nothing is trusted, so the client of ingress-nginx and of the Gateway is the TCP peer, which is the node that SNAT'ed the connection (realip doctor: ingress-etp-cluster); {then}"),
+    });
 }
 
 /// The objects as one multi-document YAML stream.

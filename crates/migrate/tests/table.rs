@@ -2027,3 +2027,28 @@ fn a_single_address_header_is_not_reported_as_converted() {
     let cm = controller(&[("use-forwarded-headers", "true"), ("forwarded-for-header", "x-forwarded-for")]);
     assert_eq!(status(&run(&[cm], R), "forwarded-for-header"), Status::Converted);
 }
+
+/// Sixth attack review, R6-9: behind an L4 load balancer that SNATs
+/// (externalTrafficPolicy Cluster, no PROXY) with nothing trusted, the
+/// client is a node's address: the lists do not say "never the load
+/// balancer's address", and the run is incomplete.
+#[test]
+fn allow_lists_behind_snat_are_not_claimed_client_lists() {
+    let snat = controller(&[]).replace("externalTrafficPolicy: Local", "externalTrafficPolicy: Cluster");
+    let docs = [snat.clone(), ingress("admin", "/", &[("whitelist-source-range", "203.0.113.0/24")], "")];
+    for target in [R, EG] {
+        let m = run(&docs, target);
+        let e = m.report.entries.iter().find(|e| e.key == "externalTrafficPolicy").expect("an entry on the Service");
+        assert_eq!(e.status, Status::NotConverted, "{}", e.why);
+        assert!(e.why.contains("Ingress/web/admin whitelist-source-range"), "{}", e.why);
+        assert!(!m.report.text().contains("never the load balancer's address"), "{}", m.report.text());
+        assert!(m.report.incomplete());
+    }
+    // No list keyed on the client: a warning only.
+    let m = run(&[snat, ingress("open", "/", &[], "")], R);
+    assert_eq!(status(&m, "externalTrafficPolicy"), Status::Warning);
+    // externalTrafficPolicy Local keeps the client: nothing to say.
+    let m = run(&[controller(&[]), ingress("admin", "/", &[("whitelist-source-range", "203.0.113.0/24")], "")], R);
+    assert!(m.report.entries.iter().all(|e| e.key != "externalTrafficPolicy"));
+    assert!(m.report.text().contains("never the load balancer's address"));
+}
