@@ -835,6 +835,59 @@ fn client_access_policies_key_on_the_resolved_client() {
     assert_eq!(from("/other", "198.51.100.21"), 200);
 }
 
+/// Review 13b N3: a tenant's route policy with a lower rate but a huge
+/// burst does not lift the Gateway owner's `{perSecond: 1, burst: 1}`:
+/// each field's minimum applies, so back-to-back requests of one client
+/// get one 200 (plus one per second the loop took), not 50.
+#[test]
+fn a_route_rate_limit_with_a_larger_burst_does_not_lift_the_gateways() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw, &json!({"rateLimit": {"perSecond": 1, "burst": 1}})));
+    let route = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "tenant",
+        &route,
+        &json!({"rateLimit": {"perSecond": 0.99, "burst": 1000}}),
+    ));
+    let (p, addr, _dir) = proxy_with(&api, "rate-floor", "gateway_ports = [80]\n", &[]);
+    let from = |client: &str| {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req).0
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from("203.0.113.1") != 200 {
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("the route is not served; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for name in ["owner", "tenant"] {
+        let o = until(&api, "ClientAccessPolicy", "web", name, "accepted", |o| {
+            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+        });
+        assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"], "Accepted", "{name}");
+    }
+    let start = Instant::now();
+    let ok = (0..50).filter(|_| from("198.51.100.60") == 200).count();
+    let refills = usize::try_from(start.elapsed().as_secs()).unwrap_or(usize::MAX).saturating_add(1);
+    assert!(ok >= 1, "the first request of a fresh client is let through");
+    assert!(ok <= 1 + refills, "{ok} of 50 requests got 200 within {:?}: the burst was lifted", start.elapsed());
+}
+
 /// A real load balancer nobody here wrote: HAProxy `send-proxy-v2` in
 /// front of the Gateway listener whose ClientIPPolicy requires PROXY from
 /// it; curl from 127.0.0.2 with a forged X-Forwarded-For. The app gets the
