@@ -835,6 +835,59 @@ fn client_access_policies_key_on_the_resolved_client() {
     assert_eq!(from("/other", "198.51.100.21"), 200);
 }
 
+/// Review 13b N3: a tenant's route policy with a lower rate but a huge
+/// burst does not lift the Gateway owner's `{perSecond: 1, burst: 1}`:
+/// each field's minimum applies, so back-to-back requests of one client
+/// get one 200 (plus one per second the loop took), not 50.
+#[test]
+fn a_route_rate_limit_with_a_larger_burst_does_not_lift_the_gateways() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy("ClientAccessPolicy", "owner", &gw, &json!({"rateLimit": {"perSecond": 1, "burst": 1}})));
+    let route = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "tenant",
+        &route,
+        &json!({"rateLimit": {"perSecond": 0.99, "burst": 1000}}),
+    ));
+    let (p, addr, _dir) = proxy_with(&api, "rate-floor", "gateway_ports = [80]\n", &[]);
+    let from = |client: &str| {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req).0
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from("203.0.113.1") != 200 {
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("the route is not served; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for name in ["owner", "tenant"] {
+        let o = until(&api, "ClientAccessPolicy", "web", name, "accepted", |o| {
+            cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+        });
+        assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"], "Accepted", "{name}");
+    }
+    let start = Instant::now();
+    let ok = (0..50).filter(|_| from("198.51.100.60") == 200).count();
+    let refills = usize::try_from(start.elapsed().as_secs()).unwrap_or(usize::MAX).saturating_add(1);
+    assert!(ok >= 1, "the first request of a fresh client is let through");
+    assert!(ok <= 1 + refills, "{ok} of 50 requests got 200 within {:?}: the burst was lifted", start.elapsed());
+}
+
 /// A real load balancer nobody here wrote: HAProxy `send-proxy-v2` in
 /// front of the Gateway listener whose ClientIPPolicy requires PROXY from
 /// it; curl from 127.0.0.2 with a forged X-Forwarded-For. The app gets the
@@ -1011,6 +1064,71 @@ fn client_ip_policies_on_ports_one_bind_serves_are_conflicted() {
         cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
     });
     assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"], "Accepted");
+}
+
+/// Review 13b N9: a tenant's own Gateway and a ClientIPPolicy trusting
+/// every address, on the port whose `[[listener]]` also serves an Ingress,
+/// never change how the Ingress's clients are resolved: a forged
+/// X-Forwarded-For still gets 403 from its allow list, the tenant's route
+/// is not served there and the log says why; once the bind serves no
+/// Ingress, the Gateway route is served with its own policy's chain.
+#[test]
+fn a_client_ip_policy_never_changes_the_chain_of_ingress_routes() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "site", "namespace": "web",
+        "annotations": {"nginx.ingress.kubernetes.io/whitelist-source-range": "198.51.100.0/24"}},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": "a.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}));
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+    // The test peer 127.0.0.1 is not a trusted proxy of the file.
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "n9", toml, &["web"]);
+    let addr = addrs[0];
+    let forged = |host: &str| {
+        let req =
+            format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: 198.51.100.7\r\nConnection: close\r\n\r\n");
+        let (st, _, body) = exchange(addr, b"", &req);
+        (st, serde_json::from_str::<Value>(&body).unwrap_or(Value::Null)["client_ip"].clone())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while forged("a.example.com").0 != 403 {
+        assert!(Instant::now() < deadline, "the Ingress is never served: {:?}", forged("a.example.com"));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The tenant's Gateway, route (to its own Service) and policy.
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "mine", "namespace": "evil"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "evil.example.com"}]}}));
+    api.apply(json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "app", "namespace": "evil"},
+        "spec": {"ports": [{"name": "http", "port": 80, "targetPort": port}]}}));
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-1", "namespace": "evil", "labels": {"kubernetes.io/service-name": "app"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
+        "endpoints": [{"addresses": ["127.0.0.2"], "conditions": {"ready": true}}]}));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "r", "namespace": "evil"},
+        "spec": {"parentRefs": [{"name": "mine"}], "hostnames": ["evil.example.com"], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}}));
+    api.apply(json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientIPPolicy", "metadata": {"name": "trustall", "namespace": "evil"},
+        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "mine"}],
+            "trustedProxies": ["0.0.0.0/0"], "sources": ["XForwardedFor"]}}));
+    let line = wait_line(&p.stderr, "always resolved with the file's chain", 20);
+    assert!(line.contains("kubernetes_route_unserved") && line.contains("evil/trustall"), "{line}");
+    assert!(line.contains("httproute/evil/r"), "{line}");
+    let (st, client) = forged("a.example.com");
+    assert_eq!(st, 403, "forged X-Forwarded-For passed the Ingress allow list as {client}");
+    assert_eq!(status(addr, "evil.example.com", "/"), 404, "the tenant's route is not served on this bind");
+
+    // Without the Ingress the bind serves Gateway routes only: the route
+    // is served and its clients are resolved with its policy's chain.
+    api.delete("Ingress", "web", "site");
+    until_status(&p, addr, "evil.example.com", "/", 200);
+    assert_eq!(forged("evil.example.com"), (200, json!("198.51.100.7")));
+    assert_eq!(status(addr, "a.example.com", "/"), 404);
 }
 
 /// realip.dev kinds that cannot be listed for another reason than a

@@ -13,7 +13,8 @@
 //! Gateway listeners (`gateway_ports`) whose `ClientIPPolicy` is the same
 //! takes that policy's PROXY settings, trusted proxies, sources, strategy,
 //! `failClosed` and forwarding headers instead of `[client_ip]` /
-//! `[forward]` (for every route on it, Ingress routes included).
+//! `[forward]` — only while it serves no Ingress or file route: those
+//! are always resolved with the file's chain.
 //!
 //! Invariants:
 //! - the conversion is typed end to end (no detour through JSON): every
@@ -26,6 +27,13 @@
 //!   one with a policy and one without) share a file listener, the file
 //!   listener keeps the file's chain and the routes of the listeners
 //!   whose policy it cannot apply are [`Unserved::ClientIpConflict`];
+//! - a ClientIPPolicy never changes how the client of an Ingress or file
+//!   route is resolved: while the proxy serves any (they are served on
+//!   every `[[listener]]`), the file's chain counts as the oldest
+//!   listener of every bind, and a Gateway listener whose policy differs
+//!   from it is [`Unserved::FileChainConflict`] (a tenant's own Gateway
+//!   and policy must not make a forged X-Forwarded-For or PROXY header
+//!   pass an Ingress allow list);
 //! - route names are the set's stable [`Route::name`]s, so metrics and
 //!   logs keep their names when other objects come and go;
 //! - a reload converts only the routes that changed ([`Conversions`]):
@@ -65,6 +73,17 @@ pub enum Unserved {
         /// A Gateway listener on it with a different chain.
         other: String,
     },
+    /// Its Gateway listener's ClientIPPolicy differs from the file's
+    /// chain, and the file listener serving it also serves Ingress or
+    /// file routes, which are always resolved with the file's chain.
+    FileChainConflict {
+        /// The Gateway listener of the route.
+        listener: String,
+        /// The ClientIPPolicy (`NS/NAME`).
+        policy: String,
+        /// The file `[[listener]]` it would be served on.
+        file: String,
+    },
     /// A `scope: Global` rate limit while the file has no
     /// `[rate_limit_store]`: served locally it would be N× too loose.
     NoRateLimitStore,
@@ -101,6 +120,13 @@ impl fmt::Display for Unserved {
                 f,
                 "Gateway listener {listener} has a ClientIPPolicy, but [[listener]] `{file}` also serves {other}, \
                  whose client-IP chain differs: give them different gateway_ports binds, or the same policy"
+            ),
+            Unserved::FileChainConflict { listener, policy, file } => write!(
+                f,
+                "Gateway listener {listener} has ClientIPPolicy {policy}, whose client-IP chain differs from the \
+                 file's [client_ip]/[forward], but [[listener]] `{file}` also serves Ingress or file routes, which \
+                 are always resolved with the file's chain (a ClientIPPolicy never changes their clients): serve \
+                 this Gateway listener from a proxy without Ingress or file routes, or use the file's chain"
             ),
             Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
@@ -171,8 +197,31 @@ struct Plan<'a> {
 
 fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
     let mut out = Plan::default();
+    // Ingress routes (attached to no Gateway listener) and file routes are
+    // served on every `[[listener]]`.
+    let legacy = !config.routes.is_empty() || set.routes.iter().any(|r| r.listeners.is_empty());
     for l in &config.listeners {
-        let served: Vec<&ListenerSpec> = set.listeners.iter().filter(|s| l.gateway_ports.contains(&s.port)).collect();
+        let mut served: Vec<&ListenerSpec> =
+            set.listeners.iter().filter(|s| l.gateway_ports.contains(&s.port)).collect();
+        if legacy {
+            // The file's chain is the oldest listener of this bind: a
+            // policy that would change it is not applied, and the routes
+            // of its Gateway listener are not served (fail closed).
+            let file = file_settings(l, config);
+            served.retain(|s| {
+                let Some(c) = &s.client_ip else { return true };
+                let (mode, from, chain) = listener_chain(c, config);
+                if (mode, from, ListenerChain { policy: String::new(), ..chain }) == file {
+                    return true;
+                }
+                out.conflicts.entry(s.name.clone()).or_insert(Unserved::FileChainConflict {
+                    listener: s.name.clone(),
+                    policy: c.policy.clone(),
+                    file: l.name.clone(),
+                });
+                false
+            });
+        }
         let mut distinct: Vec<(Option<ClientIp>, &ListenerSpec)> = Vec::new();
         for s in &served {
             let key = s.client_ip.as_ref().map(chain_key);
@@ -205,6 +254,18 @@ fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
 
 /// A file listener's PROXY mode, PROXY senders and chain.
 type ListenerSettings = (ProxyProtocolIn, Vec<String>, ListenerChain);
+
+/// The settings file listener `l` has from the file alone, as a chain
+/// (no policy name, not fail-closed), to compare with a policy's.
+fn file_settings(l: &crate::config::ListenerConfig, file: &Config) -> ListenerSettings {
+    let chain = ListenerChain {
+        policy: String::new(),
+        client_ip: file.client_ip.clone(),
+        forward: file.forward.clone(),
+        fail_closed: false,
+    };
+    (l.proxy_protocol, l.proxy_protocol_from.clone(), chain)
+}
 
 /// The file listener settings of a ClientIPPolicy chain.
 fn listener_chain(c: &ClientIp, file: &Config) -> ListenerSettings {
@@ -1073,11 +1134,14 @@ mod tests {
                 ),
             ),
             (
+                // The set has Ingress routes: the file's chain keeps the
+                // bind (ClientIpConflict between Gateway listeners alone:
+                // `a_listener_takes_the_policy_of_the_gateway_listeners_it_serves`).
                 variant("policy", &|r| r.listeners = vec!["gateway/web/gw/pp".into()]),
-                Unserved::ClientIpConflict {
+                Unserved::FileChainConflict {
                     listener: "gateway/web/gw/pp".into(),
+                    policy: "web/pp".into(),
                     file: "web".into(),
-                    other: "gateway/web/gw/http".into(),
                 },
             ),
             (
@@ -1615,6 +1679,111 @@ mod tests {
         // And it compiles: the listener's chain is the one requests see.
         let snap = crate::snapshot::Snapshot::build(c).unwrap();
         assert!(snap.chain("pp").fail_closed && !snap.chain("mixed").fail_closed);
+    }
+
+    /// Review 13b N9: a tenant's own Gateway and ClientIPPolicy on a bind
+    /// that also serves an Ingress never change how the Ingress's clients
+    /// are resolved: the file's chain stays, the policy's listener is not
+    /// served, and a policy saying what the file says is no conflict.
+    #[test]
+    fn a_policy_never_changes_the_chain_of_ingress_or_file_routes() {
+        let trust_all = ClientIp {
+            policy: "evil/trustall".into(),
+            proxy_protocol: ProxyMode::Optional,
+            proxy_protocol_from: vec!["0.0.0.0/0".into()],
+            trusted: vec!["0.0.0.0/0".into()],
+            sources: vec!["x-forwarded-for".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward::default(),
+        };
+        let route = |name: &str, listeners: Vec<String>, host: &str| Route {
+            name: name.into(),
+            origin: name.rsplit_once('/').map_or(name, |(o, _)| o).into(),
+            listeners,
+            host: Some(host.into()),
+            path: PathMatch::SegmentPrefix("/".into()),
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+            except_hosts: vec![],
+        };
+        let gw = route("httproute/evil/r/0", vec!["gateway/evil/mine/http".into()], "evil.example.com");
+        let ingress = route("ingress/web/site/a.example.com/", vec![], "a.example.com");
+        let set = |policy: Option<ClientIp>, routes: Vec<Route>| RouteSet {
+            listeners: vec![ListenerSpec {
+                name: "gateway/evil/mine/http".into(),
+                port: 80,
+                protocol: Protocol::Http,
+                hostname: None,
+                certs: vec![],
+                client_ip: policy,
+            }],
+            routes: routes.into_iter().map(Arc::new).collect(),
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let file = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                    [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n";
+        let base: Config = toml::from_str(file).unwrap();
+
+        // With the Ingress: the file's chain and PROXY settings stay, the
+        // tenant's listener is not served, and the log says why.
+        let (c, problems, _) =
+            compose_checked(base.clone(), Some(&set(Some(trust_all.clone()), vec![gw.clone(), ingress.clone()])));
+        let web = &c.listeners[0];
+        assert!(web.chain.is_none(), "{:?}", web.chain);
+        assert_eq!((web.proxy_protocol, web.proxy_protocol_from.len()), (ProxyProtocolIn::Off, 0));
+        let names: Vec<&str> = c.routes.iter().filter_map(|r| r.name.as_deref()).collect();
+        assert_eq!(names, ["ingress/web/site/a.example.com/"]);
+        let want = Unserved::FileChainConflict {
+            listener: "gateway/evil/mine/http".into(),
+            policy: "evil/trustall".into(),
+            file: "web".into(),
+        };
+        assert_eq!(problems.iter().map(|p| &p.reason).collect::<Vec<_>>(), [&want]);
+        let why = want.to_string();
+        assert!(why.contains("evil/trustall") && why.contains("Ingress or file routes"), "{why}");
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        assert_eq!(snap.chain("web").resolver.trusted, snap.chain("no-such-listener").resolver.trusted);
+
+        // A file route counts as an Ingress does.
+        let mut with_file_route = base.clone();
+        with_file_route.upstreams.push(UpstreamConfig::plain("app".into(), vec!["127.0.0.1:9".into()]));
+        with_file_route.routes.push(toml::from_str("upstream = \"app\"\nhost = \"f.example.com\"\n").unwrap());
+        let (c, problems, _) = compose_checked(with_file_route, Some(&set(Some(trust_all.clone()), vec![gw.clone()])));
+        assert!(c.listeners[0].chain.is_none());
+        assert_eq!(problems.iter().map(|p| &p.reason).collect::<Vec<_>>(), [&want]);
+
+        // Gateway routes alone: the bind takes the policy's chain.
+        let (c, problems, _) = compose_checked(base.clone(), Some(&set(Some(trust_all), vec![gw.clone()])));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.listeners[0].chain.as_ref().map(|ch| ch.policy.as_str()), Some("evil/trustall"));
+
+        // A policy that says what the file says changes nothing: served.
+        let same = ClientIp {
+            policy: "web/same".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: base.client_ip.trusted.clone(),
+            sources: base.client_ip.sources.clone(),
+            strategy: base.client_ip.strategy.clone(),
+            fail_closed: false,
+            forward: Forward {
+                x_forwarded_for: realip_kube::routes::XffMode::Append,
+                x_real_ip: base.forward.x_real_ip,
+                forwarded: base.forward.forwarded,
+                strip_untrusted: vec![],
+            },
+        };
+        let (c, problems, _) = compose_checked(base, Some(&set(Some(same), vec![gw, ingress])));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(c.routes.len(), 2);
     }
 
     /// A reload logs what changed about the routes, not the same state

@@ -860,6 +860,17 @@ fn a_route_policy_cannot_lift_the_gateway_policy() {
     let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  rateLimit: {perSecond: 1000, burst: 1000}\n")));
     let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
     assert_eq!((rl.per_second, rl.scope.as_str()), (50.0, "clientaccesspolicy:infra/gwp"));
+    // Each field's minimum (review 13b N3): a lower rate with a huge burst
+    // does not lift the Gateway's burst, a smaller burst with a higher rate
+    // does not lift its rate. The bucket is the lower rate's policy's.
+    let gw_small = gw.replace("{perSecond: 50}", "{perSecond: 1, burst: 1}");
+    let t = run(&format!("{r}\n---\n{gw_small}\n---\n{}", own("  rateLimit: {perSecond: 0.99, burst: 1000}\n")));
+    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
+    assert_eq!((rl.per_second, rl.burst, rl.scope.as_str()), (0.99, 1.0, "clientaccesspolicy:web/p"));
+    let gw_burst = gw.replace("{perSecond: 50}", "{perSecond: 50, burst: 100}");
+    let t = run(&format!("{r}\n---\n{gw_burst}\n---\n{}", own("  rateLimit: {perSecond: 1000, burst: 2}\n")));
+    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
+    assert_eq!((rl.per_second, rl.burst, rl.scope.as_str()), (50.0, 2.0, "clientaccesspolicy:infra/gwp"));
     // Wider and disjoint allow lists: only what both allow; denies add up;
     // no own rate limit: the Gateway's.
     let t = run(&format!(

@@ -1069,10 +1069,11 @@ fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option
 /// list the client must be in both (their intersection: two CIDRs overlap
 /// only when one contains the other, so the intersection is the narrower
 /// of each overlapping pair; none overlapping leaves an empty list, which
-/// lets nobody in). Rate limits: when both have one the stricter applies
-/// (lower `perSecond`, then lower burst), in its own bucket, so a route
-/// policy can tighten the Gateway's limit but never lift it; else the one
-/// there is. `policy` names the route's own policy.
+/// lets nobody in). Rate limits: when both have one, the lower `perSecond`
+/// and the lower burst apply (each field's minimum), in the bucket of the
+/// policy with the lower rate (then burst), so a route policy can tighten
+/// the Gateway's limit but never lift it; else the one there is. `policy`
+/// names the route's own policy.
 fn floor(gateway: &Access, own: &Access) -> Access {
     let mut deny = gateway.deny.clone();
     deny.extend(own.deny.iter().filter(|d| !gateway.deny.contains(d)).cloned());
@@ -1086,8 +1087,16 @@ fn floor(gateway: &Access, own: &Access) -> Access {
         deny,
         rate_limit: match (&gateway.rate_limit, &own.rate_limit) {
             (Some(g), Some(o)) => {
+                // Each field's minimum: a lower rate with a larger burst
+                // must not lift the Gateway's burst (review 13b N3), nor a
+                // smaller burst its rate. The bucket (scope, IPv6 prefix,
+                // Local / Global) stays that of the policy with the lower
+                // rate (then burst).
                 let looser = (o.per_second, o.burst) > (g.per_second, g.burst);
-                Some(if looser { g.clone() } else { o.clone() })
+                let mut stricter = if looser { g.clone() } else { o.clone() };
+                stricter.per_second = g.per_second.min(o.per_second);
+                stricter.burst = g.burst.min(o.burst);
+                Some(stricter)
             }
             (g, o) => o.clone().or_else(|| g.clone()),
         },
