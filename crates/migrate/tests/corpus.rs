@@ -10,16 +10,6 @@ use std::path::PathBuf;
 
 use realip_migrate::{Migration, Options, Status, Target};
 
-fn corpus() -> Option<PathBuf> {
-    let dir = common::shared().join("corpus/real-world/ingress-nginx");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!("skipping: {} is absent (the shared corpus is not part of the repository)", dir.display());
-        None
-    }
-}
-
 fn migrate(paths: &[PathBuf], target: Target) -> Migration {
     let objects = realip_kube::load_paths(paths).unwrap_or_else(|e| panic!("{paths:?}: {e}"));
     let m = realip_migrate::migrate(&objects, &Options { target, ..Options::default() })
@@ -32,33 +22,10 @@ fn entry<'a>(m: &'a Migration, key: &str) -> &'a realip_migrate::Entry {
     m.report.entries.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("no {key}:\n{}", m.report.text()))
 }
 
-/// One install per run: every single-file install, the kustomize
-/// directory, and the 0.26 manifests with each of their AWS patches.
-fn installs(dir: &std::path::Path) -> Vec<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for sub in ["static", "rendered", "docs-aws-values"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.to_string_lossy().contains("values-from"))
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().map(|f| vec![f]));
-    }
-    out.push(vec![dir.join("dir-with-kustomization")]);
-    let legacy = dir.join("legacy-0.26");
-    for patch in
-        [["aws-patch-configmap-l7.yaml", "aws-service-l7.yaml"], ["aws-patch-configmap-l4.yaml", "aws-service-l4.yaml"]]
-    {
-        out.push(vec![legacy.join("mandatory.yaml"), legacy.join(patch[0]), legacy.join(patch[1])]);
-    }
-    out
-}
-
 #[test]
 fn every_real_install_converts_validates_and_is_deterministic() {
-    let Some(dir) = corpus() else { return };
-    let all = installs(&dir);
+    let Some(dir) = common::corpus() else { return };
+    let all = common::installs(&dir);
     assert!(all.len() >= 20, "{} installs", all.len());
     for paths in &all {
         for target in [Target::Realip, Target::EnvoyGateway] {
@@ -85,7 +52,7 @@ fn every_real_install_converts_validates_and_is_deterministic() {
 
 #[test]
 fn facts_of_known_installs() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = common::corpus() else { return };
     // A chart rendered with use-forwarded-headers and no proxy-real-ip-cidr: trust-all, explicit.
     let m = migrate(&[dir.join("rendered/forwarded-no-cidr.yaml")], Target::Realip);
     let p = common::one(&m, "ClientIPPolicy");
@@ -145,7 +112,7 @@ fn facts_of_known_installs() {
 
 #[test]
 fn the_validator_catches_what_the_api_server_would_reject() {
-    let Some(dir) = corpus() else { return };
+    let Some(dir) = common::corpus() else { return };
     let (schemas, upstream) = common::schemas();
     if !upstream {
         return;

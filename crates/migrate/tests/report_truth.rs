@@ -60,29 +60,7 @@ fn review_inputs() -> Vec<Vec<PathBuf>> {
 }
 
 fn corpus_inputs() -> Vec<Vec<PathBuf>> {
-    let dir = common::shared().join("corpus/real-world/ingress-nginx");
-    if !dir.is_dir() {
-        eprintln!("skipping the real-world corpus: {} is absent", dir.display());
-        return Vec::new();
-    }
-    let mut out = Vec::new();
-    for sub in ["static", "rendered", "docs-aws-values"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.to_string_lossy().contains("values-from"))
-            .collect();
-        files.sort();
-        out.extend(files.into_iter().map(|f| vec![f]));
-    }
-    out.push(vec![dir.join("dir-with-kustomization")]);
-    let legacy = dir.join("legacy-0.26");
-    for patch in
-        [["aws-patch-configmap-l7.yaml", "aws-service-l7.yaml"], ["aws-patch-configmap-l4.yaml", "aws-service-l4.yaml"]]
-    {
-        out.push(vec![legacy.join("mandatory.yaml"), legacy.join(patch[0]), legacy.join(patch[1])]);
-    }
-    out
+    common::corpus().map(|dir| common::installs(&dir)).unwrap_or_default()
 }
 
 fn s(v: &Value) -> &str {

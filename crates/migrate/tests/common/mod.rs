@@ -15,6 +15,42 @@ pub fn shared() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
 }
 
+/// The real-world ingress-nginx corpus, or `None` (said on stderr) when
+/// the shared folder is absent, as on a user's clone.
+pub fn corpus() -> Option<PathBuf> {
+    let dir = shared().join("corpus/real-world/ingress-nginx");
+    if dir.is_dir() {
+        Some(dir)
+    } else {
+        eprintln!("skipping: {} is absent (the shared corpus is not part of the repository)", dir.display());
+        None
+    }
+}
+
+/// One install of the corpus per run: every single-file install, the
+/// kustomize directory, and the 0.26 manifests with each of their AWS
+/// patches.
+pub fn installs(dir: &std::path::Path) -> Vec<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for sub in ["static", "rendered", "docs-aws-values"] {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "yaml") && !p.to_string_lossy().contains("values-from"))
+            .collect();
+        files.sort();
+        out.extend(files.into_iter().map(|f| vec![f]));
+    }
+    out.push(vec![dir.join("dir-with-kustomization")]);
+    let legacy = dir.join("legacy-0.26");
+    for patch in
+        [["aws-patch-configmap-l7.yaml", "aws-service-l7.yaml"], ["aws-patch-configmap-l4.yaml", "aws-service-l4.yaml"]]
+    {
+        out.push(vec![legacy.join("mandatory.yaml"), legacy.join(patch[0]), legacy.join(patch[1])]);
+    }
+    out
+}
+
 /// Every CRD the output can use; `None` for the upstream ones when the
 /// shared folder is absent (a user's clone), said on stderr.
 pub fn schemas() -> (Schemas, bool) {
