@@ -700,9 +700,11 @@ pub fn refusing_directives(snippet: &str) -> bool {
 }
 
 /// A boolean as ingress-nginx reads it: Go's `strconv.ParseBool`, which
-/// accepts exactly these spellings (not `yes`, not `tRuE`).
+/// accepts exactly these spellings (not `yes`, not `tRuE`, and nothing
+/// with surrounding spaces: ParseBool does not trim, so `" true"` is an
+/// error there and the default applies).
 pub(crate) fn go_bool(v: &str) -> Option<bool> {
-    match v.trim() {
+    match v {
         "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
         _ => None,
@@ -711,7 +713,7 @@ pub(crate) fn go_bool(v: &str) -> Option<bool> {
 
 fn bool_value(v: &str) -> Result<bool, String> {
     go_bool(v).ok_or_else(|| {
-        format!("`{}` is not a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)", v.trim())
+        format!("{v:?} is not a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False; no spaces)")
     })
 }
 

@@ -315,7 +315,9 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     let get = |k: &str| cm.and_then(|c| c.doc.str_at(&["data", k])).map(str::trim);
     // Go's strconv.ParseBool, as ingress-nginx; any other spelling is an
     // error there, so the default stands and the key is reported below.
-    let bool_of = |k: &str, default: bool| get(k).and_then(crate::ingress::go_bool).unwrap_or(default);
+    // ParseBool does not trim: the raw value is parsed, not `get`'s.
+    let raw = |k: &str| cm.and_then(|c| c.doc.str_at(&["data", k]));
+    let bool_of = |k: &str, default: bool| raw(k).and_then(crate::ingress::go_bool).unwrap_or(default);
     let first_entry = report.entries.len();
     let (object, file) = cm.map_or(("defaults".to_owned(), String::new()), |c| (c.id(), c.source.file.clone()));
     let line = |k: &str| cm.map_or(0, |c| c.line_of(&["data", k]));
@@ -581,12 +583,13 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "compute-full-forwarded-for"
                 | "ssl-redirect"
         );
-        if known_bool && e.object != "defaults" && crate::ingress::go_bool(&e.value).is_none() {
+        let value = raw(&e.key).unwrap_or(&e.value);
+        if known_bool && e.object != "defaults" && crate::ingress::go_bool(value).is_none() {
             e.status = Status::NotConverted;
             e.why = format!(
-                "`{}` is not a boolean to ingress-nginx (Go's ParseBool takes 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False): it cannot parse it and keeps the default, and so does the output; fix the value",
-                e.value
+                "{value:?} is not a boolean to ingress-nginx (Go's ParseBool takes 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False, with no surrounding spaces): it cannot parse it and keeps the default, and so does the output; fix the value"
             );
+            e.value = value.to_owned();
         }
     }
     ci
