@@ -348,7 +348,77 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             ),
         });
     }
+    ours.retain(|ing| watched(ing, objects, setup, report));
     ours
+}
+
+/// Whether ingress-nginx's store watches the namespace of `ing`
+/// (`--watch-namespace`, `--watch-namespace-selector`); when it does not,
+/// or that cannot be told, the Ingress is left out with a note or entry,
+/// never emitted open: an Ingress ingress-nginx never saw must not serve,
+/// nor shadow an Ingress it did serve.
+fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &mut Report) -> bool {
+    if let Some(list) = &setup.watch_namespaces {
+        if !list.contains(&ing.namespace) {
+            report.notes.push(format!(
+                "{} ({}:{}): namespace {} is not in the controller's --watch-namespace={}: ingress-nginx never reads it, skipped",
+                ing.id(),
+                ing.source.file,
+                ing.source.line,
+                ing.namespace,
+                list.join(",")
+            ));
+            return false;
+        }
+    }
+    let Some(sel) = &setup.watch_namespace_selector else { return true };
+    let ns = objects.iter().rev().find(|o| o.kind == "Namespace" && o.name == ing.namespace);
+    let labels: Option<BTreeMap<String, String>> = ns.map(|n| {
+        n.doc
+            .at(&["metadata", "labels"])
+            .map(|l| l.entries().iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+            .unwrap_or_default()
+    });
+    let mut labels = labels;
+    if let Some(l) = labels.as_mut() {
+        // The API server sets this label on every Namespace.
+        l.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| ing.namespace.clone());
+    }
+    let verdict = labels.as_ref().map(|l| setup::selector_matches(sel, l));
+    match verdict {
+        Some(Some(true)) => true,
+        Some(Some(false)) => {
+            report.notes.push(format!(
+                "{} ({}:{}): Namespace {} does not match the controller's --watch-namespace-selector={sel}: ingress-nginx never reads it, skipped",
+                ing.id(),
+                ing.source.file,
+                ing.source.line,
+                ing.namespace
+            ));
+            false
+        }
+        _ => {
+            let why = if labels.is_none() {
+                format!(
+                    "Namespace {} is not in the input, so whether --watch-namespace-selector matches it is not known",
+                    ing.namespace
+                )
+            } else {
+                format!("realip migrate cannot evaluate the selector `{sel}` (set-based forms are not read)")
+            };
+            report.entries.push(Entry {
+                object: ing.id(),
+                file: ing.source.file.clone(),
+                line: ing.source.line,
+                key: "--watch-namespace-selector".into(),
+                value: sel.clone(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: format!("{why}: the Ingress is left out (not emitted) rather than emitted for a namespace ingress-nginx may not watch; add the Namespace objects to the input (kubectl get ns -o yaml)"),
+            });
+            false
+        }
+    }
 }
 
 /// The hosts (`None`: the catch-all server) where ingress-nginx matches

@@ -56,6 +56,11 @@ pub struct Setup<'a> {
     pub class_by_name: bool,
     /// `--annotations-prefix` (default `nginx.ingress.kubernetes.io`).
     pub prefix: String,
+    /// `--watch-namespace` split on commas (after `$(POD_NAMESPACE)`
+    /// expansion); `None` (flag absent or empty) means every namespace.
+    pub watch_namespaces: Option<Vec<String>>,
+    /// `--watch-namespace-selector`, a label selector on Namespaces.
+    pub watch_namespace_selector: Option<String>,
 }
 
 /// The controller's version from its image tag (`…/controller:v1.15.1`,
@@ -151,6 +156,12 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     }
     s.without_class = flag(&args, "--watch-ingress-without-class").and_then(crate::ingress::go_bool) == Some(true);
     s.class_by_name = flag(&args, "--ingress-class-by-name").and_then(crate::ingress::go_bool) == Some(true);
+    // ingress-nginx splits --watch-namespace on commas; empty means all.
+    s.watch_namespaces = flag(&args, "--watch-namespace")
+        .filter(|v| !v.is_empty())
+        .map(|v| v.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect());
+    s.watch_namespace_selector =
+        flag(&args, "--watch-namespace-selector").filter(|v| !v.trim().is_empty()).map(str::to_owned);
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
         ctl.id(),
@@ -593,4 +604,29 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
     }
     ci
+}
+
+/// Whether a Namespace with `labels` matches the label selector `sel`
+/// (Kubernetes' `labels.Parse` syntax), or `None` when `sel` uses a form
+/// this does not evaluate (set-based `in`/`notin`, `<`, `>`).
+pub fn selector_matches(sel: &str, labels: &std::collections::BTreeMap<String, String>) -> Option<bool> {
+    let mut all = true;
+    for req in sel.split(',').map(str::trim) {
+        if req.is_empty() || req.contains('(') || req.contains('<') || req.contains('>') || req.contains(" in ") {
+            return None;
+        }
+        let ok = if let Some((k, v)) = req.split_once("!=") {
+            labels.get(k.trim()).map(String::as_str) != Some(v.trim())
+        } else if let Some((k, v)) = req.split_once("==").or_else(|| req.split_once('=')) {
+            labels.get(k.trim()).map(String::as_str) == Some(v.trim())
+        } else if let Some(k) = req.strip_prefix('!') {
+            !labels.contains_key(k.trim())
+        } else if req.contains(char::is_whitespace) {
+            return None;
+        } else {
+            labels.contains_key(req)
+        };
+        all &= ok;
+    }
+    Some(all)
 }

@@ -43,3 +43,82 @@ fn configmap_booleans_are_not_trimmed() {
         }
     }
 }
+
+/// The common controller with `extra` args added after `--ingress-class`.
+fn controller_with(args: &[&str], data: &[(&str, &str)]) -> String {
+    let extra: String = args.iter().fold(String::new(), |acc, a| acc + "\n        - " + a);
+    controller(data).replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx{extra}"), 1)
+}
+
+/// An Ingress like [`ingress`] in namespace `ns`, created at `year`.
+fn ing_at(ns: &str, name: &str, year: u32, annotations: &[(&str, &str)], extra_spec: &str) -> String {
+    ingress(name, "/admin", annotations, extra_spec)
+        .replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1)
+        .replacen(
+            "  namespace: web\n",
+            &format!("  namespace: {ns}\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
+            1,
+        )
+}
+
+const W: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
+
+fn namespace(name: &str, labels: &str) -> String {
+    format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n")
+}
+
+/// Controller args, extra documents, HTTPRoutes emitted, exit-1 entry expected.
+type NsRow = (Vec<&'static str>, Vec<String>, Vec<&'static str>, bool);
+
+/// R7-1 (p5): an Ingress outside --watch-namespace / the selector is never
+/// emitted, so it cannot open or shadow a restricted path.
+#[test]
+fn unwatched_namespaces_are_left_out() {
+    // (controller args, extra docs, HTTPRoutes emitted, exit-1 entry expected)
+    let table: Vec<NsRow> = vec![
+        (vec!["--watch-namespace=prod"], vec![], vec!["y-adm"], false),
+        (vec!["--watch-namespace=$(POD_NAMESPACE)"], vec![], vec![], false),
+        (vec!["--watch-namespace=web,prod"], vec![], vec!["a-open"], false),
+        (vec!["--watch-namespace="], vec![], vec!["a-open"], false),
+        (vec!["--watch-namespace-selector=team=prod"], vec![], vec![], true),
+        (
+            vec!["--watch-namespace-selector=team=prod"],
+            vec![namespace("web", "team: dev"), namespace("prod", "team: prod")],
+            vec!["y-adm"],
+            false,
+        ),
+        (
+            vec!["--watch-namespace-selector=team in (prod)"],
+            vec![namespace("web", "team: dev"), namespace("prod", "team: prod")],
+            vec![],
+            true,
+        ),
+    ];
+    for target in BOTH {
+        for (args, extra, want, unknown) in &table {
+            let mut docs = vec![
+                controller_with(args, &[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")]),
+                ing_at("web", "a-open", 2020, &[], ""),
+                ing_at("prod", "y-adm", 2021, &[W], ""),
+            ];
+            docs.extend(extra.iter().cloned());
+            let m = run(&docs, target);
+            let mut got = routes(&m, false);
+            got.sort();
+            assert_eq!(got, *want, "{args:?} {target:?}:\n{}", m.report.text());
+            let text = m.report.text();
+            if !want.contains(&"a-open") {
+                assert!(!text.contains("shadowed by"), "{args:?}: a-open is not served, so shadows nothing:\n{text}");
+            }
+            let entry = m
+                .report
+                .entries
+                .iter()
+                .any(|e| e.key == "--watch-namespace-selector" && e.status == Status::NotConverted);
+            assert_eq!(entry, *unknown, "{args:?} {target:?}:\n{text}");
+            if want.contains(&"y-adm") {
+                assert!(!open_policies(&m).is_empty(), "{args:?}: y-adm keeps its allow list");
+            }
+        }
+    }
+}
