@@ -358,6 +358,17 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
 /// never emitted open: an Ingress ingress-nginx never saw must not serve,
 /// nor shadow an Ingress it did serve.
 fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &mut Report) -> bool {
+    // store.go drops the whole Ingress (rules too) when it has a default
+    // backend and --disable-catch-all is on.
+    if setup.disable_catch_all && ing.doc.at(&["spec", "defaultBackend"]).is_some() {
+        report.notes.push(format!(
+            "{} ({}:{}): has spec.defaultBackend and the controller runs with --disable-catch-all=true: ingress-nginx ignores the whole Ingress, its rules included, skipped",
+            ing.id(),
+            ing.source.file,
+            ing.source.line
+        ));
+        return false;
+    }
     if let Some(list) = &setup.watch_namespaces {
         if !list.contains(&ing.namespace) {
             report.notes.push(format!(

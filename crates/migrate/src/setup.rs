@@ -61,6 +61,9 @@ pub struct Setup<'a> {
     pub watch_namespaces: Option<Vec<String>>,
     /// `--watch-namespace-selector`, a label selector on Namespaces.
     pub watch_namespace_selector: Option<String>,
+    /// `--disable-catch-all`: ingress-nginx ignores every Ingress with
+    /// `spec.defaultBackend`, its rules included.
+    pub disable_catch_all: bool,
 }
 
 /// The controller's version from its image tag (`…/controller:v1.15.1`,
@@ -156,6 +159,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     }
     s.without_class = flag(&args, "--watch-ingress-without-class").and_then(crate::ingress::go_bool) == Some(true);
     s.class_by_name = flag(&args, "--ingress-class-by-name").and_then(crate::ingress::go_bool) == Some(true);
+    s.disable_catch_all = flag(&args, "--disable-catch-all").and_then(crate::ingress::go_bool) == Some(true);
     // ingress-nginx splits --watch-namespace on commas; empty means all.
     s.watch_namespaces = flag(&args, "--watch-namespace")
         .filter(|v| !v.is_empty())

@@ -122,3 +122,46 @@ fn unwatched_namespaces_are_left_out() {
         }
     }
 }
+
+/// R7-2 (q5, q6): with --disable-catch-all=true ingress-nginx ignores every
+/// Ingress that has spec.defaultBackend, its rules included.
+#[test]
+fn disable_catch_all_drops_ingresses_with_a_default_backend() {
+    let backend = "  defaultBackend:\n    service:\n      name: catchall\n      port:\n        number: 80\n";
+    // (controller args, with rules, HTTPRoutes emitted)
+    let table: Vec<(Vec<&str>, bool, Vec<&str>)> = vec![
+        (vec!["--disable-catch-all=true"], true, vec!["y-adm"]),
+        (vec!["--disable-catch-all"], true, vec!["y-adm"]),
+        (vec!["--disable-catch-all=false"], true, vec!["a-open"]),
+        (vec!["--disable-catch-all=true"], false, vec!["y-adm"]),
+    ];
+    for target in BOTH {
+        for (args, rules, want) in &table {
+            let open = if *rules {
+                ing_at("web", "a-open", 2020, &[], backend)
+            } else {
+                // Only a default backend (q5): the rules part is cut.
+                let i = ing_at("web", "a-open", 2020, &[], backend);
+                i[..i.find("  rules:").unwrap()].to_owned()
+            };
+            let docs = [
+                controller_with(args, &[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")]),
+                open,
+                ing_at("web", "y-adm", 2021, &[W], ""),
+            ];
+            let m = run(&docs, target);
+            let got: Vec<String> = routes(&m, false).into_iter().filter(|r| !r.ends_with("-default-backend")).collect();
+            let text = m.report.text();
+            assert_eq!(got, *want, "{args:?} rules={rules} {target:?}:\n{text}");
+            let skipped = text.contains("--disable-catch-all=true: ingress-nginx ignores the whole Ingress");
+            assert_eq!(skipped, !want.contains(&"a-open"), "{args:?} {target:?}:\n{text}");
+            if skipped {
+                assert!(
+                    !realip_migrate::to_yaml(&m.objects).contains("catchall"),
+                    "{args:?}: the catch-all is not emitted"
+                );
+                assert!(!open_policies(&m).is_empty(), "{args:?}: y-adm keeps its allow list");
+            }
+        }
+    }
+}
