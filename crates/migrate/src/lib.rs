@@ -352,6 +352,26 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
     ours
 }
 
+/// The first annotation under the prefix (in key order) whose value
+/// contains a word of the ConfigMap's `annotation-value-word-blocklist`,
+/// and that word, as ingress-nginx's `checkBadAnnotationValue` decides:
+/// the list is trimmed and split on commas, the words are not trimmed, a
+/// word matches as a case-sensitive substring (an empty word matches every
+/// value), and an empty list checks nothing.
+fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, String)> {
+    let list = setup.configmap?.doc.str_at(&["data", "annotation-value-word-blocklist"])?;
+    if list.is_empty() {
+        return None;
+    }
+    let words: Vec<&str> = list.trim().split(',').collect();
+    let prefix = format!("{}/", setup.prefix);
+    let anns = ing.doc.at(&["metadata", "annotations"])?;
+    anns.entries().iter().filter(|(k, _)| k.starts_with(&prefix)).find_map(|(k, v)| {
+        let v = v.as_str()?;
+        words.iter().find(|w| v.contains(**w)).map(|w| (k.clone(), (*w).to_owned()))
+    })
+}
+
 /// Whether ingress-nginx's store watches the namespace of `ing`
 /// (`--watch-namespace`, `--watch-namespace-selector`); when it does not,
 /// or that cannot be told, the Ingress is left out with a note or entry,
@@ -363,6 +383,20 @@ fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &
     if setup.disable_catch_all && ing.doc.at(&["spec", "defaultBackend"]).is_some() {
         report.notes.push(format!(
             "{} ({}:{}): has spec.defaultBackend and the controller runs with --disable-catch-all=true: ingress-nginx ignores the whole Ingress, its rules included, skipped",
+            ing.id(),
+            ing.source.file,
+            ing.source.line
+        ));
+        return false;
+    }
+    if let Some((annotation, word)) = blocked_word(ing, setup) {
+        let word = if word.is_empty() {
+            "`` (an empty word, from an empty item of the list, which matches every value)".to_owned()
+        } else {
+            format!("`{word}`")
+        };
+        report.notes.push(format!(
+            "{} ({}:{}): annotation {annotation} contains the word {word} of the ConfigMap's annotation-value-word-blocklist: ingress-nginx skips the whole Ingress, skipped",
             ing.id(),
             ing.source.file,
             ing.source.line

@@ -566,6 +566,10 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         if k == "proxy-body-size" {
             continue; // above
         }
+        if k == "annotation-value-word-blocklist" {
+            entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas) is skipped, with a note naming the annotation and word".into());
+            continue;
+        }
         if k == "limit-req-status-code" {
             let code = get(k).unwrap_or_default();
             let (status, why) = if code == "429" {

@@ -165,3 +165,50 @@ fn disable_catch_all_drops_ingresses_with_a_default_backend() {
         }
     }
 }
+
+/// Blocklist, a-open's annotations, HTTPRoutes emitted, word named in the note.
+type WordRow = (&'static str, Vec<(&'static str, &'static str)>, Vec<&'static str>, Option<&'static str>);
+
+/// R7-3 (q7): ingress-nginx skips an Ingress one of whose prefixed
+/// annotation values contains a word of `annotation-value-word-blocklist`.
+#[test]
+fn blocklisted_annotation_values_skip_the_ingress() {
+    let list = "load_module,lua_package,_by_lua,location,root,proxy_pass,serviceaccount";
+    // (blocklist, a-open's annotations, HTTPRoutes emitted, word named in the note)
+    let table: Vec<WordRow> = vec![
+        (list, vec![("app-root", "/rootapp")], vec!["y-adm"], Some("`root`")),
+        (list, vec![("app-root", "/ROOTapp")], vec!["a-open"], None),
+        (list, vec![("example.com/x", "root")], vec!["a-open"], None),
+        ("", vec![("app-root", "/rootapp")], vec!["a-open"], None),
+        ("root,", vec![("app-root", "/app")], vec![], Some("an empty word")),
+        ("root, app", vec![("app-root", "/app")], vec!["a-open"], None),
+        ("root, app", vec![("app-root", "/x app")], vec!["y-adm"], Some("` app`")),
+    ];
+    for target in BOTH {
+        for (blocklist, anns, want, word) in &table {
+            let mut data = vec![("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
+            if !blocklist.is_empty() {
+                data.push(("annotation-value-word-blocklist", blocklist));
+            }
+            let docs =
+                [controller(&data), ing_at("web", "a-open", 2020, anns, ""), ing_at("web", "y-adm", 2021, &[W], "")];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), *want, "{blocklist:?} {anns:?} {target:?}:\n{text}");
+            let note = m.report.notes.iter().find(|n| n.contains("annotation-value-word-blocklist"));
+            match word {
+                Some(w) => {
+                    let note = note.unwrap_or_else(|| panic!("{blocklist:?}: no note:\n{text}"));
+                    assert!(note.contains(w) && note.starts_with("Ingress/web/a-open"), "{note}");
+                    if want.contains(&"y-adm") {
+                        assert!(!open_policies(&m).is_empty(), "{blocklist:?}: y-adm keeps its allow list");
+                    }
+                }
+                None => assert!(note.is_none(), "{blocklist:?} {anns:?}: {note:?}"),
+            }
+            if !blocklist.is_empty() {
+                assert_eq!(status(&m, "annotation-value-word-blocklist"), Status::Converted);
+            }
+        }
+    }
+}
