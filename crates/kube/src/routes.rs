@@ -36,10 +36,6 @@ pub struct RouteSet {
     pub backends: Vec<Backend>,
     /// Certificates the listeners (or Ingress `tls`) name.
     pub certs: Vec<Cert>,
-    /// Creation time (`creationTimestamp` as RFC 3339 text, `~` when
-    /// unknown) of each object routes come from, by [`Route::origin`]: the
-    /// proxy settles a host an Ingress and an HTTPRoute both name by age.
-    pub created: std::collections::BTreeMap<String, String>,
 }
 
 /// A `[[listener]]` of the proxy's configuration file as the controller
@@ -397,6 +393,12 @@ pub struct Route {
     pub name: String,
     /// `kind/NS/NAME` of the object that declared it.
     pub origin: String,
+    /// Creation time of that object (`creationTimestamp` as RFC 3339 text,
+    /// `~` when unknown): the proxy settles a host an Ingress and an
+    /// HTTPRoute both name by age. Carried by each route (not kept as a
+    /// map of every object in the set) so a change of one route costs
+    /// nothing for the others.
+    pub created: String,
     /// Listeners ([`ListenerSpec::name`]) it is attached to; empty: every
     /// listener of the configuration file (Ingress).
     pub listeners: Vec<String>,
@@ -456,6 +458,7 @@ impl RouteSet {
                 Arc::new(Route {
                     name,
                     origin: format!("ingress/{}", r.ingress),
+                    created: d.created.get(&r.ingress).cloned().unwrap_or_else(|| "~".into()),
                     listeners: Vec::new(),
                     host: r.host.clone(),
                     path: PathMatch::Prefix(r.path.clone()),
@@ -471,8 +474,7 @@ impl RouteSet {
                 })
             })
             .collect();
-        let created = d.created.iter().map(|(id, t)| (format!("ingress/{id}"), t.clone())).collect();
-        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs: d.certs.clone(), created }
+        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs: d.certs.clone() }
     }
 
     /// Both sets as one: Gateway listeners, then Ingress routes (which have
@@ -482,7 +484,6 @@ impl RouteSet {
     pub fn merge(mut self, other: RouteSet) -> RouteSet {
         self.listeners.extend(other.listeners);
         self.routes.extend(other.routes);
-        self.created.extend(other.created);
         // By name, in sets: thousands of backends on each side.
         let mut have: std::collections::HashSet<String> = self.backends.iter().map(|b| b.name.clone()).collect();
         self.backends.extend(other.backends.into_iter().filter(|b| have.insert(b.name.clone())));

@@ -666,12 +666,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
 pub fn endpoint_changes(old: &RouteSet, new: &RouteSet) -> Option<Vec<UpstreamConfig>> {
     let same_backends = old.backends.len() == new.backends.len()
         && old.backends.iter().zip(&new.backends).all(|(a, b)| a.name == b.name && a.https == b.https);
-    if !same_backends
-        || old.listeners != new.listeners
-        || old.certs != new.certs
-        || old.routes != new.routes
-        || old.created != new.created
-    {
+    if !same_backends || old.listeners != new.listeners || old.certs != new.certs || old.routes != new.routes {
         return None;
     }
     Some(
@@ -842,23 +837,20 @@ type Oldest = Option<((String, String), String)>;
 /// the set's converted routes and `errors` their per-route errors (a route
 /// with errors is not served, so it claims nothing).
 fn host_owners(routes: &[Arc<RouteConfig>], errors: &[Vec<(String, String)>], set: &RouteSet) -> HostOwners {
-    let origins: HashMap<&str, &str> = set.routes.iter().map(|r| (r.name.as_str(), r.origin.as_str())).collect();
-    // (creation time, namespace/name) of an origin `kind/NS/NAME`.
-    let age = |origin: &str| -> (String, String) {
-        let t = set.created.get(origin).cloned().unwrap_or_else(|| "~".into());
-        (t, origin.split_once('/').map_or(origin, |(_, rest)| rest).to_owned())
-    };
-    let oldest = |slot: &mut Oldest, origin: &str| {
-        let a = age(origin);
+    let origins: HashMap<&str, &Route> = set.routes.iter().map(|r| (r.name.as_str(), &**r)).collect();
+    // The oldest object so far by (creation time, `namespace/name`).
+    let oldest = |slot: &mut Oldest, r: Option<&Route>| {
+        let Some(r) = r else { return };
+        let a = (r.created.clone(), r.origin.split_once('/').map_or(r.origin.as_str(), |(_, rest)| rest).to_owned());
         if slot.as_ref().is_none_or(|(b, _)| a < *b) {
-            *slot = Some((a, origin.to_owned()));
+            *slot = Some((a, r.origin.clone()));
         }
     };
     let mut ingress: HashMap<String, Oldest> = HashMap::new();
     let mut exact: HashMap<String, Oldest> = HashMap::new();
     // Wildcard or host-less Gateway routes, by (host, hosts left out).
     let mut wild: HashMap<(Option<String>, Vec<String>), Oldest> = HashMap::new();
-    let origin = |r: &RouteConfig| origins.get(crate::config::route_name(r).as_str()).copied().unwrap_or_default();
+    let origin = |r: &RouteConfig| origins.get(crate::config::route_name(r).as_str()).copied();
     let served = || routes.iter().zip(errors).filter(|(_, e)| e.is_empty()).map(|(r, _)| r);
     let host = |r: &RouteConfig| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
     for r in served().filter(|r| r.gateway.is_none()) {
@@ -890,8 +882,8 @@ fn host_owners(routes: &[Arc<RouteConfig>], errors: &[Vec<(String, String)>], se
             let covers = pattern.as_deref().is_none_or(|p| wildcard_covers(p, &host));
             // As `GatewayMatch::excludes`: a more specific listener's host.
             let left_out = except.iter().any(|e| e == &host || wildcard_covers(e, &host));
-            if let Some((_, o)) = w.as_ref().filter(|_| covers && !left_out) {
-                oldest(&mut gw, o);
+            if let Some(w) = w.as_ref().filter(|(a, _)| covers && !left_out && gw.as_ref().is_none_or(|(b, _)| a < b)) {
+                gw = Some(w.clone());
             }
         }
         let Some((gw_age, gw_origin)) = gw else { continue };
@@ -1368,6 +1360,7 @@ mod tests {
         set.routes = vec![Arc::new(Route {
             name: "httproute/web/r/0/0".into(),
             origin: "httproute/web/r".into(),
+            created: "~".into(),
             listeners: set.listeners.iter().map(|l| l.name.clone()).collect(),
             host: None,
             path: PathMatch::SegmentPrefix("/".into()),
@@ -1432,6 +1425,7 @@ mod tests {
         set.routes.push(Arc::new(Route {
             name: "httproute/web/site/0/0".into(),
             origin: "httproute/web/site".into(),
+            created: "~".into(),
             listeners: vec!["gateway/web/gw/http".into()],
             host: Some("a.example.com".into()),
             path: PathMatch::SegmentPrefix("/app".into()),
@@ -1446,8 +1440,8 @@ mod tests {
             except_hosts: vec![],
         }));
         // The HTTPRoute is the older (see a_host_both_sides_serve_is_the_older_objects).
-        set.created.insert("httproute/web/site".into(), "2026-01-01T00:00:00Z".into());
-        set.created.insert("ingress/evil/grab".into(), "2026-01-02T00:00:00Z".into());
+        born(&mut set, "httproute/web/site", "2026-01-01T00:00:00Z");
+        born(&mut set, "ingress/evil/grab", "2026-01-02T00:00:00Z");
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
         let (c, problems, _) = compose_checked(base, Some(&set));
@@ -1462,6 +1456,13 @@ mod tests {
         let served: Vec<(Option<&str>, &str)> =
             c.routes.iter().map(|r| (r.host.as_deref(), r.path_prefix.as_str())).collect();
         assert_eq!(served, [(Some("b.example.com"), "/login"), (Some("a.example.com"), "/app")]);
+    }
+
+    /// Sets the creation time of every route of `set` from `origin`.
+    fn born(set: &mut RouteSet, origin: &str, time: &str) {
+        for r in set.routes.iter_mut().filter(|r| r.origin == origin) {
+            Arc::make_mut(r).created = time.into();
+        }
     }
 
     /// Review 13b N2 / N5: who keeps a host an Ingress and an HTTPRoute
@@ -1494,6 +1495,7 @@ mod tests {
             set.routes.push(Arc::new(Route {
                 name: "httproute/web/site/0/0".into(),
                 origin: "httproute/web/site".into(),
+                created: "~".into(),
                 listeners: vec!["gateway/web/gw/http".into()],
                 host: host.map(Into::into),
                 path: PathMatch::SegmentPrefix("/".into()),
@@ -1515,8 +1517,8 @@ mod tests {
                 certs: vec![],
                 client_ip: None,
             }];
-            set.created.insert("httproute/web/site".into(), route_created.into());
-            set.created.insert("ingress/evil/grab".into(), ingress_created.into());
+            born(&mut set, "httproute/web/site", route_created);
+            born(&mut set, "ingress/evil/grab", ingress_created);
             let base: Config =
                 toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
             let (c, problems, warnings) = compose_checked(base, Some(&set));
@@ -1622,6 +1624,7 @@ mod tests {
         let route = |name: &str, listener: &str| Route {
             name: format!("httproute/web/{name}/0/0"),
             origin: format!("httproute/web/{name}"),
+            created: "~".into(),
             listeners: vec![format!("gateway/web/gw/{listener}")],
             host: None,
             path: PathMatch::SegmentPrefix("/".into()),
@@ -1700,6 +1703,7 @@ mod tests {
         let route = |name: &str, listeners: Vec<String>, host: &str| Route {
             name: name.into(),
             origin: name.rsplit_once('/').map_or(name, |(o, _)| o).into(),
+            created: "~".into(),
             listeners,
             host: Some(host.into()),
             path: PathMatch::SegmentPrefix("/".into()),
@@ -1920,6 +1924,7 @@ mod tests {
             let gw = |name: &str, backends: &[(&str, u32)]| Route {
                 name: format!("httproute/web/{name}/0/0"),
                 origin: format!("httproute/web/{name}"),
+                created: "~".into(),
                 listeners: vec!["gateway/web/gw/http".into()],
                 host: Some(format!("{name}.example.com")),
                 path: PathMatch::SegmentPrefix("/".into()),
@@ -1952,7 +1957,6 @@ mod tests {
                 routes: routes.into_iter().map(Arc::new).collect(),
                 backends: vec![backend("web/a:80", a), backend("web/b:80", b)],
                 certs: vec![],
-                created: std::collections::BTreeMap::new(),
             };
             g.merge(RouteSet::from_ingress(&d))
         };

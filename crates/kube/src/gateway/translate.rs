@@ -1883,6 +1883,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
                 by_host.entry(h).or_default().push(ctx.listeners[*i].full_name.clone());
             }
         }
+        let born = created(&route.metadata);
         for rule in rule_outs {
             if let Some(n) = &rule.name {
                 rule_names.push(n.clone());
@@ -1907,7 +1908,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
                         u8::from(method.is_none()),
                         std::cmp::Reverse(headers.len()),
                         std::cmp::Reverse(query.len()),
-                        created(&route.metadata),
+                        born.clone(),
                         format!("{rns}/{rname}"),
                         rule_index,
                         mi,
@@ -1927,6 +1928,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
                     let r = Route {
                         name: format!("httproute/{rns}/{rname}/{}/{mi}{host_part}", rule.id),
                         origin: format!("httproute/{rns}/{rname}"),
+                        created: born.clone(),
                         listeners: ls.clone(),
                         host: host.clone(),
                         path: path.clone(),
@@ -2479,11 +2481,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
         listeners: specs,
         routes,
-        created: inp
-            .routes
-            .iter()
-            .map(|r| (format!("httproute/{}/{}", ns_of(&r.metadata), name_of(&r.metadata)), created(&r.metadata)))
-            .collect(),
     };
     Translation { routes: route_set, statuses, ip_in_force, access_in_force }
 }
