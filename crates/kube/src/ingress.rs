@@ -378,39 +378,96 @@ impl std::fmt::Display for BackendError {
 }
 
 /// Services by namespace and name, and EndpointSlices by namespace and
-/// the Service they belong to (`kubernetes.io/service-name`), built once
-/// per computation: looking a backend up costs the same with 5 Services
-/// or 5,000 (a scan per route made 10,000 routes quadratic).
+/// the Service they belong to (`kubernetes.io/service-name`), for one
+/// computation.
+///
+/// Adaptive: the first [`SCANS`] look-ups scan the lists (a change of one
+/// HTTPRoute of 10,000 looks up its few backends, and indexing 2,000
+/// Services and 5,000 EndpointSlices for them cost more than the rest of
+/// its translation); the next one builds the maps, so a computation that
+/// looks up thousands (every route anew) costs the same with 5 Services
+/// or 5,000 (a scan per route made 10,000 routes quadratic). Both ways
+/// give the same answer: for a name given twice (which an API server never
+/// does) the first wins, and slices keep their order.
 pub(crate) struct ServiceIndex<'a> {
-    services: foldhash::HashMap<(&'a str, &'a str), &'a Service>,
-    slices: foldhash::HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>,
+    all_services: &'a [&'a Service],
+    all_slices: &'a [&'a EndpointSlice],
+    lookups: std::cell::Cell<usize>,
+    services: std::cell::OnceCell<foldhash::HashMap<(&'a str, &'a str), &'a Service>>,
+    slices: std::cell::OnceCell<foldhash::HashMap<(&'a str, &'a str), Vec<&'a EndpointSlice>>>,
     /// Backends already resolved, by (namespace, service, port, https):
     /// thousands of routes name the same few Services.
     resolved: std::cell::RefCell<std::collections::HashMap<BackendKey, Result<Backend, BackendError>>>,
 }
 
+/// Look-ups a [`ServiceIndex`] answers by scanning before it builds maps.
+const SCANS: usize = 16;
+
 /// What a resolved backend is cached under.
 type BackendKey = (String, String, String, bool);
 
+/// The Service an EndpointSlice belongs to.
+fn slice_service(e: &EndpointSlice) -> Option<(&str, &str)> {
+    let svc = e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name"))?;
+    Some((e.metadata.namespace.as_deref()?, svc.as_str()))
+}
+
 impl<'a> ServiceIndex<'a> {
-    /// Indexes `services` and `slices`; for a name given twice (which an
-    /// API server never does) the first wins, as a scan would pick it.
-    pub(crate) fn new(services: &[&'a Service], slices: &[&'a EndpointSlice]) -> ServiceIndex<'a> {
-        let mut by_name = foldhash::HashMap::default();
-        for s in services {
-            if let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) {
-                by_name.entry((ns, name)).or_insert(*s);
-            }
+    /// An index over `services` and `slices` (nothing is built yet).
+    pub(crate) fn new(services: &'a [&'a Service], slices: &'a [&'a EndpointSlice]) -> ServiceIndex<'a> {
+        ServiceIndex {
+            all_services: services,
+            all_slices: slices,
+            lookups: std::cell::Cell::new(0),
+            services: std::cell::OnceCell::new(),
+            slices: std::cell::OnceCell::new(),
+            resolved: std::cell::RefCell::default(),
         }
-        let mut by_service: foldhash::HashMap<(&str, &str), Vec<&EndpointSlice>> = foldhash::HashMap::default();
-        for e in slices {
-            let ns = e.metadata.namespace.as_deref();
-            let svc = e.metadata.labels.as_ref().and_then(|l| l.get("kubernetes.io/service-name"));
-            if let (Some(ns), Some(svc)) = (ns, svc) {
-                by_service.entry((ns, svc.as_str())).or_default().push(*e);
-            }
+    }
+
+    /// Whether this look-up should build the maps (see [`SCANS`]).
+    fn indexed(&self) -> bool {
+        let n = self.lookups.get() + 1;
+        self.lookups.set(n);
+        n > SCANS
+    }
+
+    /// The Service `namespace/name`.
+    fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+        let key = (namespace, name);
+        if self.services.get().is_none() && !self.indexed() {
+            let named = |s: &&&Service| {
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) == (Some(namespace), Some(name))
+            };
+            return self.all_services.iter().find(named).copied();
         }
-        ServiceIndex { services: by_name, slices: by_service, resolved: std::cell::RefCell::default() }
+        let map = self.services.get_or_init(|| {
+            let mut by_name = foldhash::HashMap::default();
+            for s in self.all_services {
+                if let (Some(ns), Some(name)) = (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) {
+                    by_name.entry((ns, name)).or_insert(*s);
+                }
+            }
+            by_name
+        });
+        map.get(&key).copied()
+    }
+
+    /// The EndpointSlices of Service `namespace/name`, in input order.
+    fn slices(&self, namespace: &str, name: &str) -> Vec<&'a EndpointSlice> {
+        if self.slices.get().is_none() && !self.indexed() {
+            return self.all_slices.iter().copied().filter(|e| slice_service(e) == Some((namespace, name))).collect();
+        }
+        let map = self.slices.get_or_init(|| {
+            let mut by_service: foldhash::HashMap<(&str, &str), Vec<&EndpointSlice>> = foldhash::HashMap::default();
+            for e in self.all_slices {
+                if let Some(key) = slice_service(e) {
+                    by_service.entry(key).or_default().push(*e);
+                }
+            }
+            by_service
+        });
+        map.get(&(namespace, name)).cloned().unwrap_or_default()
     }
 }
 
@@ -444,8 +501,7 @@ fn resolve_backend(
     https: bool,
 ) -> Result<Backend, BackendError> {
     let svc = index
-        .services
-        .get(&(namespace, service))
+        .service(namespace, service)
         .ok_or_else(|| BackendError::ServiceNotFound(format!("Service {namespace}/{service} not found")))?;
     let ports = svc.spec.as_ref().and_then(|s| s.ports.as_ref()).cloned().unwrap_or_default();
     let sp = ports
@@ -464,7 +520,7 @@ fn resolve_backend(
     let name = format!("{namespace}/{}:{}{}", service, sp.port, if https { "+https" } else { "" });
     let mut ready = Vec::new();
     let mut terminating = Vec::new();
-    for slice in index.slices.get(&(namespace, service)).into_iter().flatten() {
+    for slice in index.slices(namespace, service) {
         let Some(port) = slice
             .ports
             .iter()
@@ -551,7 +607,7 @@ where
             continue;
         }
         let port: i32 = port.parse().ok()?;
-        let s = index.services.get(&(ns, svc))?;
+        let s = index.service(ns, svc)?;
         let same_number = s.spec.as_ref().and_then(|s| s.ports.as_ref()).into_iter().flatten();
         if same_number.filter(|p| p.port == port).count() != 1 {
             return None;

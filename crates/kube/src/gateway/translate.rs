@@ -1496,21 +1496,22 @@ type Precedence = (
 /// What the translation of one HTTPRoute reads besides the route:
 /// everything decided before the routes (listeners, Gateways,
 /// ListenerSets) and the inputs.
-struct RouteCtx<'c, 'a> {
-    inp: &'c Inputs<'a>,
+struct RouteCtx<'c, 'i, 'a> {
+    inp: &'i Inputs<'a>,
     listeners: &'c [Lst<'a>],
     gateways: &'c [&'a Gateway],
     set_ok: &'c BTreeMap<(String, String), Result<(), String>>,
     /// Built on first use: only a route translated anew needs it.
-    services: &'c std::cell::OnceCell<ServiceIndex<'a>>,
+    services: &'c std::cell::OnceCell<ServiceIndex<'i>>,
     /// Each listener's more specific siblings ([`isolated`]), built on
     /// first use.
     siblings: &'c std::cell::OnceCell<Vec<Vec<String>>>,
 }
 
-impl<'a> RouteCtx<'_, 'a> {
-    fn services(&self) -> &ServiceIndex<'a> {
-        self.services.get_or_init(|| ServiceIndex::new(&self.inp.services, &self.inp.slices))
+impl<'i> RouteCtx<'_, 'i, '_> {
+    fn services(&self) -> &ServiceIndex<'i> {
+        let inp = self.inp;
+        self.services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices))
     }
 
     fn siblings(&self, i: usize) -> &[String] {
@@ -1749,7 +1750,7 @@ fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
 
 /// Translates one HTTPRoute (see [`RoutePart`]).
 #[allow(clippy::too_many_lines)] // one pass over the parents, in spec order
-fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_>) -> RoutePart {
+fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
     let mut entries: Vec<PartEntry> = Vec::new();
     let mut backends: Vec<BackendRef> = Vec::new();
     let mut rule_names: Vec<String> = Vec::new();
