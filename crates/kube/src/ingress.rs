@@ -767,6 +767,55 @@ mod tests {
         (vec![svc], vec![slice])
     }
 
+    /// The index answers the same while it scans (the first [`SCANS`]
+    /// look-ups) as once it has built its maps: the first of two
+    /// Services of one name, and every slice of a Service in input order.
+    #[test]
+    fn the_service_index_answers_the_same_scanning_and_indexed() {
+        let svc = |ns: &str, name: &str, port: i32| -> Service {
+            obj(json!({"metadata": {"namespace": ns, "name": name}, "spec": {"ports": [{"port": port}]}}))
+        };
+        let slice = |ns: &str, name: &str, svc: &str, ip: &str| -> EndpointSlice {
+            obj(json!({
+                "metadata": {"namespace": ns, "name": name, "labels": {"kubernetes.io/service-name": svc}},
+                "addressType": "IPv4", "ports": [{"port": 8080}], "endpoints": [{"addresses": [ip]}]
+            }))
+        };
+        let services = [svc("a", "web", 80), svc("a", "web", 81), svc("b", "web", 80), svc("a", "api", 80)];
+        let slices = [
+            slice("a", "w1", "web", "192.0.2.1"),
+            slice("b", "w2", "web", "192.0.2.2"),
+            slice("a", "w3", "web", "192.0.2.3"),
+            slice("a", "x", "api", "192.0.2.4"),
+        ];
+        let services: Vec<&Service> = services.iter().collect();
+        let slices: Vec<&EndpointSlice> = slices.iter().collect();
+        let index = ServiceIndex::new(&services, &slices);
+        let ask = |index: &ServiceIndex<'_>| {
+            let port = |s: Option<&Service>| s.map(|s| s.spec.as_ref().unwrap().ports.as_ref().unwrap()[0].port);
+            let names = |v: Vec<&EndpointSlice>| v.iter().map(|e| e.metadata.name.clone().unwrap()).collect::<Vec<_>>();
+            (
+                port(index.service("a", "web")),
+                port(index.service("b", "web")),
+                index.service("c", "web").is_none(),
+                names(index.slices("a", "web")),
+                names(index.slices("b", "web")),
+                names(index.slices("c", "web")),
+            )
+        };
+        let scanned = ask(&index);
+        assert!(index.services.get().is_none() && index.slices.get().is_none(), "built too early");
+        for _ in 0..SCANS {
+            ask(&index);
+        }
+        assert!(index.services.get().is_some() && index.slices.get().is_some(), "never built");
+        assert_eq!(ask(&index), scanned);
+        assert_eq!(
+            scanned,
+            (Some(80), Some(80), true, vec!["w1".to_owned(), "w3".to_owned()], vec!["w2".to_owned()], vec![])
+        );
+    }
+
     #[allow(clippy::needless_pass_by_value)] // json! literals at every call
     fn ingress(annotations: serde_json::Value, class: &str) -> Ingress {
         obj(json!({"metadata": {"name": "site", "namespace": "web", "annotations": annotations},
