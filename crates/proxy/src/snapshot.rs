@@ -339,10 +339,19 @@ impl Snapshot {
             }
         }
         let same_pool = |held: &Arc<Pool>, name: &str| pools.get(name).is_some_and(|p| Arc::ptr_eq(p, held));
+        // When every pool of `previous` is kept as it was (the same `Arc`,
+        // none added under an old name, none removed), a reused route's
+        // pools are all current: checking them route by route (10,000
+        // routes, a hash of each pool name) is needed only otherwise.
+        let pools_kept = reusable.is_some_and(|p| {
+            p.pools.len() == pools.len()
+                && p.pools.iter().all(|(n, old)| pools.get(n).is_some_and(|new| Arc::ptr_eq(old, new)))
+        });
         for (i, r) in config.routes.iter().enumerate() {
             let old = compiled[i].filter(|old| {
-                (r.upstream.is_empty() || same_pool(&old.upstream, &r.upstream))
-                    && old.backends.as_ref().is_none_or(|w| w.holds_only(|name, held| same_pool(held, name)))
+                pools_kept
+                    || ((r.upstream.is_empty() || same_pool(&old.upstream, &r.upstream))
+                        && old.backends.as_ref().is_none_or(|w| w.holds_only(|name, held| same_pool(held, name))))
             });
             if let Some(old) = old {
                 // Its limiter is kept for the next reload too.
