@@ -888,6 +888,126 @@ fn a_route_rate_limit_with_a_larger_burst_does_not_lift_the_gateways() {
     assert!(ok <= 1 + refills, "{ok} of 50 requests got 200 within {:?}: the burst was lifted", start.elapsed());
 }
 
+/// Review 13c C13: the Gateway's per-client rate limit is one budget for
+/// the whole Gateway. Gateway policy 1/s burst 2; routes r1, r2, r3 on
+/// hosts h1, h2, h3, with tenant policies 0.99/s burst 2 on r2 and r3:
+/// 4 quick requests per host from one client get 2 successes in all (plus
+/// one per second the loop took), not 2 per route policy. With `scope`
+/// `Global` every bucket is its own key in a real `redis-server`.
+fn one_gateway_budget_across_route_policies(scope: &str, store: &str, after_burst: &dyn Fn(&str)) {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    for i in 1..=3 {
+        http_route(
+            &api,
+            &format!("r{i}"),
+            &json!({"parentRefs": [{"name": "gw"}], "hostnames": [format!("h{i}.example.com")],
+                "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+        );
+    }
+    let gw = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "owner",
+        &gw,
+        &json!({"rateLimit": {"perSecond": 1, "burst": 2, "scope": scope}}),
+    ));
+    // The tenants' deny lists show when their policies are served.
+    for i in 2..=3 {
+        let route = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": format!("r{i}")});
+        api.apply(policy(
+            "ClientAccessPolicy",
+            &format!("tenant{i}"),
+            &route,
+            &json!({"deny": ["192.0.2.0/24"], "rateLimit": {"perSecond": 0.99, "burst": 2, "scope": scope}}),
+        ));
+    }
+    let (p, addr, _dir) = proxy_with(&api, &format!("budget-{scope}"), &format!("gateway_ports = [80]\n{store}"), &[]);
+    let from = |host: &str, client: &str| {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req).0
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut probe = 0u8;
+    loop {
+        probe = probe.wrapping_add(1);
+        let fresh = format!("203.0.113.{probe}");
+        if from("h1.example.com", &fresh) == 200
+            && from("h2.example.com", "192.0.2.9") == 403
+            && from("h3.example.com", "192.0.2.9") == 403
+        {
+            break;
+        }
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("the routes and their policies are not served; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let start = Instant::now();
+    let per_host: Vec<usize> = (1..=3)
+        .map(|i| (0..4).filter(|_| from(&format!("h{i}.example.com"), "198.51.100.32") == 200).count())
+        .collect();
+    let refills = usize::try_from(start.elapsed().as_secs()).unwrap_or(usize::MAX);
+    after_burst("198.51.100.32");
+    assert_eq!(per_host[0], 2, "a fresh client has the Gateway's burst: {per_host:?}");
+    let total: usize = per_host.iter().sum();
+    assert!(
+        total <= 2 + refills,
+        "{per_host:?} (h1, h2, h3) within {:?}: route policies added to the Gateway's budget",
+        start.elapsed()
+    );
+    // Another client has budgets of its own, the route's limit included.
+    assert_eq!(from("h2.example.com", "198.51.100.33"), 200);
+}
+
+#[test]
+fn a_gateway_rate_limit_is_one_budget_across_route_policies() {
+    one_gateway_budget_across_route_policies("Local", "", &|_| ());
+}
+
+#[test]
+fn a_global_gateway_rate_limit_is_one_budget_across_route_policies() {
+    if !common::need(&["redis-server", "redis-cli"]) {
+        return;
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-redis-{}", std::process::id())));
+    std::fs::create_dir_all(&dir.0).unwrap();
+    let port = common::free_port();
+    let _redis = spawn(
+        Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .arg("--port")
+            .arg(port.to_string())
+            .arg("--dir")
+            .arg(&dir.0),
+    );
+    common::wait_port(format!("127.0.0.1:{port}").parse().unwrap(), 20);
+    let store = format!("[rate_limit_store]\nredis = \"redis://127.0.0.1:{port}/0\"\n");
+    // Each bucket is its own key, read right after the burst (a key
+    // expires when its bucket is full again): the Gateway's and the
+    // route policies'.
+    let keys = |client: &str| {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p"])
+            .arg(port.to_string())
+            .args(["--scan", "--pattern", &format!("realip:rl:*:{client}")])
+            .output()
+            .unwrap();
+        let mut keys: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_owned).collect();
+        keys.sort();
+        let want: Vec<String> = ["owner", "tenant2", "tenant3"]
+            .iter()
+            .map(|p| format!("realip:rl:clientaccesspolicy:web/{p}:{client}"))
+            .collect();
+        assert_eq!(keys, want);
+    };
+    one_gateway_budget_across_route_policies("Global", &store, &keys);
+}
+
 /// A real load balancer nobody here wrote: HAProxy `send-proxy-v2` in
 /// front of the Gateway listener whose ClientIPPolicy requires PROXY from
 /// it; curl from 127.0.0.2 with a forged X-Forwarded-For. The app gets the

@@ -381,8 +381,15 @@ pub struct Access {
     pub allow: Option<Vec<String>>,
     /// Never these CIDRs.
     pub deny: Vec<String>,
-    /// Rate limit.
+    /// Rate limit: the route's own policy's, else its Gateway's.
     pub rate_limit: Option<RateLimit>,
+    /// The Gateway ClientAccessPolicy's rate limit when the route's own
+    /// policy has one too (`rate_limit`): a request takes a token from
+    /// both buckets and is refused when either is empty. The Gateway's
+    /// bucket (its policy's scope) is shared by every route of the
+    /// Gateway, so route policies can only tighten the Gateway owner's
+    /// per-client budget, never add to it.
+    pub gateway_rate_limit: Option<RateLimit>,
 }
 
 /// One routing rule, ready to serve. (`Eq`, so comparing two shared
@@ -454,6 +461,7 @@ impl RouteSet {
                         global: r.rate_global,
                         scope: format!("ingress:{}", r.ingress),
                     }),
+                    gateway_rate_limit: None,
                 });
                 Arc::new(Route {
                     name,

@@ -356,6 +356,13 @@ pub struct RouteConfig {
     /// own.
     #[serde(skip)]
     pub rate_scope: Option<String>,
+    /// A second limit every request of the route is counted in as well
+    /// (never from the file), with its scope: the Gateway
+    /// ClientAccessPolicy's, whose bucket the Gateway's routes share, when
+    /// the route's own policy set `rate` (see
+    /// `realip_kube::routes::Access::gateway_rate_limit`).
+    #[serde(skip)]
+    pub also_rate: Option<(RateConfig, String)>,
     /// Largest request body in bytes (default: `limits.max_body_bytes`).
     pub max_body_bytes: Option<u64>,
     /// Answer plain-HTTP requests with `308` to `https://` (not when a
@@ -959,7 +966,7 @@ impl Config {
                 );
             }
             for (i, r) in self.routes.iter().enumerate() {
-                if global(&r.rate) {
+                if global(&r.rate) || global(&r.also_rate.as_ref().map(|(rate, _)| *rate)) {
                     push(
                         format!("route[{i}].rate.scope"),
                         "is \"global\" but there is no [rate_limit_store] (set rate_limit_store.redis)".into(),
@@ -1155,6 +1162,9 @@ pub(crate) fn route_errors<S: std::hash::BuildHasher>(
         push(".deny".into(), e);
     }
     if let Some(rate) = &r.rate {
+        check_rate(".rate", rate, &mut push);
+    }
+    if let Some((rate, _)) = &r.also_rate {
         check_rate(".rate", rate, &mut push);
     }
     errs

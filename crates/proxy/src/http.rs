@@ -806,7 +806,7 @@ mod tests {
     }
 
     fn open() -> Policy {
-        Policy { allow: None, deny: TrustedProxies::none(), rate: None }
+        Policy { allow: None, deny: TrustedProxies::none(), rate: None, also: None }
     }
 
     fn conn(tls: bool) -> ConnCtx {

@@ -469,18 +469,20 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         (first.unwrap_or_default(), r.backends.iter().map(|b| (b.backend.as_ref().map(k8s), b.weight)).collect())
     };
     let access = r.access.as_ref();
-    let rate = match access.and_then(|a| a.rate_limit.as_ref()) {
-        Some(rl) if rl.global && !ctx.store => return Err(Unserved::NoRateLimitStore),
-        Some(rl) => Some(RateConfig {
-            per_second: rl.per_second,
-            burst: Some(rl.burst),
-            scope: if rl.global { crate::config::RateScope::Global } else { crate::config::RateScope::Local },
-            // Ingress annotations have no IPv6 keying of their own: the file's.
-            ipv6_prefix: (!r.listeners.is_empty() && rl.ipv6_prefix_length != ctx.ipv6_prefix)
-                .then_some(rl.ipv6_prefix_length),
-        }),
-        None => None,
+    let rate = |rl: &realip_kube::routes::RateLimit| RateConfig {
+        per_second: rl.per_second,
+        burst: Some(rl.burst),
+        scope: if rl.global { crate::config::RateScope::Global } else { crate::config::RateScope::Local },
+        // Ingress annotations have no IPv6 keying of their own: the file's.
+        ipv6_prefix: (!r.listeners.is_empty() && rl.ipv6_prefix_length != ctx.ipv6_prefix)
+            .then_some(rl.ipv6_prefix_length),
     };
+    let limits = access.into_iter().flat_map(|a| a.rate_limit.iter().chain(&a.gateway_rate_limit));
+    if limits.clone().any(|rl| rl.global) && !ctx.store {
+        return Err(Unserved::NoRateLimitStore);
+    }
+    let also_rate = access.and_then(|a| a.gateway_rate_limit.as_ref()).map(|rl| (rate(rl), rl.scope.clone()));
+    let rate = access.and_then(|a| a.rate_limit.as_ref()).map(rate);
     let config = RouteConfig {
         name: Some(r.name.clone()),
         host: r.host.clone(),
@@ -490,6 +492,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         deny: access.map(|a| a.deny.clone()).unwrap_or_default(),
         rate,
         rate_scope: access.and_then(|a| a.rate_limit.as_ref()).map(|rl| rl.scope.clone()),
+        also_rate,
         max_body_bytes: r.max_body,
         https_redirect: r.ssl_redirect,
         gateway,
@@ -1140,6 +1143,19 @@ mod tests {
                 variant("global", &|r| {
                     if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
                         rl.global = true;
+                    }
+                }),
+                Unserved::NoRateLimitStore,
+            ),
+            (
+                // The Gateway's limit, counted with the route's own.
+                variant("global-gateway", &|r| {
+                    if let Some(a) = r.access.as_mut() {
+                        a.gateway_rate_limit = a.rate_limit.clone().map(|rl| realip_kube::routes::RateLimit {
+                            global: true,
+                            scope: "clientaccesspolicy:web/gw".into(),
+                            ..rl
+                        });
                     }
                 }),
                 Unserved::NoRateLimitStore,

@@ -7,6 +7,14 @@
 //! a shard that grows past [`MAX_KEYS_PER_SHARD`] drops its full buckets.
 //! A `scope = "global"` limit is decided by the shared store instead
 //! ([`crate::ratestore`]).
+//!
+//! A route may count each request in two limits (a Gateway API route with
+//! its own ClientAccessPolicy under its Gateway's): the request passes
+//! only when both have a token. The first is asked first; when the second
+//! refuses, a token the first (local) bucket gave is handed back, so a
+//! refused request costs nothing there. Two global limits cannot hand a
+//! token back (it is spent in Redis): there the first's token is spent,
+//! which can only make its limit stricter for a moment, never looser.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -44,6 +52,10 @@ pub struct Policy {
     pub deny: TrustedProxies,
     /// Per-client rate limit (shared by routes that inherit it).
     pub rate: Option<Limit>,
+    /// A second limit every request must pass as well, asked after
+    /// `rate` (see the module docs): a Gateway ClientAccessPolicy's,
+    /// whose bucket all the Gateway's routes share.
+    pub also: Option<Limit>,
 }
 
 /// A rate limit of either scope.
@@ -62,16 +74,36 @@ impl Policy {
         if self.deny.contains(client) || self.allow.as_ref().is_some_and(|a| !a.contains(client)) {
             return Decision::Deny;
         }
-        match &self.rate {
-            Some(Limit::Local(r)) => {
+        let Some(first) = &self.rate else { return Decision::Allow };
+        let d = first.take(client, now, metrics).await;
+        let Some(also) = self.also.as_ref().filter(|_| d == Decision::Allow) else { return d };
+        let d = also.take(client, now, metrics).await;
+        if d != Decision::Allow {
+            if let Limit::Local(r) = first {
+                r.give_back(client, now);
+            }
+        }
+        d
+    }
+}
+
+impl Limit {
+    /// Takes one token for `client` (counted in the metrics).
+    async fn take(&self, client: IpAddr, now: Instant, metrics: &Metrics) -> Decision {
+        match self {
+            Limit::Local(r) => {
                 let d = r.take(client, now);
                 let outcome = if d == Decision::Allow { RateOutcome::Allowed } else { RateOutcome::Limited };
                 metrics.rate_decisions.inc(RateDecision(RateScope::Local, outcome, RateVia::Local));
                 d
             }
-            Some(Limit::Global(g)) => g.take(client, metrics).await,
-            None => Decision::Allow,
+            Limit::Global(g) => g.take(client, metrics).await,
         }
+    }
+
+    /// Whether the limit is kept in this process.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Limit::Local(_))
     }
 }
 
@@ -136,6 +168,20 @@ impl RateLimiter {
             Decision::Limited(std::time::Duration::try_from_secs_f64(wait.ceil()).map_or(1, |d| d.as_secs().max(1)))
         }
     }
+
+    /// Gives back the token [`take`](RateLimiter::take) just gave
+    /// `client` (another limit refused the request), up to the burst.
+    pub fn give_back(&self, client: IpAddr, now: Instant) {
+        let key = self.key(client);
+        let shard = (self.hasher.hash_one(key) as usize) % SHARDS;
+        let Some(shard) = self.shards.get(shard) else { return };
+        let mut map = shard.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(b) = map.get_mut(&key) {
+            let refill = now.saturating_duration_since(b.at).as_secs_f64() * self.per_second;
+            b.tokens = (b.tokens + refill + 1.0).min(self.burst);
+            b.at = b.at.max(now);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -182,10 +228,55 @@ mod tests {
             allow: Some(TrustedProxies::parse(["198.51.100.0/24"]).unwrap()),
             deny: TrustedProxies::parse(["198.51.100.66"]).unwrap(),
             rate: None,
+            also: None,
         };
         let (now, m) = (Instant::now(), Metrics::default());
         assert_eq!(p.check(ip("198.51.100.1"), now, &m).await, Decision::Allow);
         assert_eq!(p.check(ip("198.51.100.66"), now, &m).await, Decision::Deny);
         assert_eq!(p.check(ip("203.0.113.1"), now, &m).await, Decision::Deny);
+    }
+
+    fn local(per_second: f64, burst: f64) -> Limit {
+        Limit::Local(std::sync::Arc::new(RateLimiter::new(
+            RateConfig { per_second, burst: Some(burst), scope: RateScope::Local, ipv6_prefix: None },
+            64,
+        )))
+    }
+
+    /// Two limits (a route's own under its Gateway's, review 13c C13): a
+    /// request passes only when both have a token; the Gateway's bucket,
+    /// shared by two routes, holds the client to its burst across both;
+    /// a request the second limit refuses costs the first nothing.
+    #[tokio::test]
+    async fn a_request_takes_a_token_from_both_limits() {
+        let gateway = local(0.001, 2.0);
+        let route = |per_second, burst| Policy {
+            allow: None,
+            deny: TrustedProxies::none(),
+            rate: Some(local(per_second, burst)),
+            also: Some(gateway.clone()),
+        };
+        let (r1, r2) = (route(0.001, 2.0), route(0.001, 2.0));
+        let (now, m, c) = (Instant::now(), Metrics::default(), ip("198.51.100.7"));
+        let passed = |d: &Decision| *d == Decision::Allow;
+        let mut got = Vec::new();
+        for p in [&r1, &r1, &r2, &r2, &r1] {
+            got.push(p.check(c, now, &m).await);
+        }
+        assert_eq!(got.iter().filter(|d| passed(d)).count(), 2, "one Gateway budget across routes: {got:?}");
+        assert!(!passed(&got[2]) && !passed(&got[3]), "{got:?}");
+        // r2's own bucket gave its tokens back when the Gateway refused:
+        // with the Gateway's bucket refilled, r2 has its whole burst.
+        let later = now + Duration::from_secs(2000);
+        assert!(passed(&r2.check(c, later, &m).await));
+        assert!(passed(&r2.check(c, later, &m).await));
+        assert!(!passed(&r2.check(c, later, &m).await), "both bursts spent");
+        // A stricter route limit refuses by itself, costing the Gateway
+        // nothing, and another client has buckets of its own.
+        let tight = route(0.001, 1.0);
+        let (c2, at) = (ip("198.51.100.8"), now + Duration::from_secs(4000));
+        assert!(passed(&tight.check(c2, at, &m).await));
+        assert!(!passed(&tight.check(c2, at, &m).await));
+        assert!(passed(&r1.check(c2, at, &m).await), "the Gateway's second token is still there");
     }
 }

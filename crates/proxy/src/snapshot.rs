@@ -358,6 +358,9 @@ impl Snapshot {
                 if let Some(rate) = r.rate {
                     let _ = limiter(&rate_scope(r, &route_name(r)), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix));
                 }
+                if let Some((rate, scope)) = &r.also_rate {
+                    let _ = limiter(scope, *rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix));
+                }
                 routes.push(Arc::clone(old));
                 continue;
             }
@@ -373,16 +376,29 @@ impl Snapshot {
             let name = route_name(r);
             let mut deny = config.policy.deny.clone();
             deny.extend(r.deny.iter().cloned());
+            let rate = match r.rate {
+                Some(rate) => Some(limiter(&rate_scope(r, &name), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
+                None => global_rate.clone(),
+            };
+            let also = r
+                .also_rate
+                .as_ref()
+                .map(|(rate, scope)| limiter(scope, *rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix)));
+            // A local limit is asked first: it can hand its token back
+            // when the other refuses (see `crate::policy`).
+            let (rate, also) = match (rate, also) {
+                (Some(first), Some(second)) if !first.is_local() && second.is_local() => (Some(second), Some(first)),
+                (Some(first), also) => (Some(first), also),
+                (None, also) => (also, None),
+            };
             let policy = Policy {
                 allow: match r.allow.as_deref() {
                     Some(a) => Some(cidrs(a, &format!("route[{i}].allow"), &mut errs)),
                     None => global_allow.clone(),
                 },
                 deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
-                rate: match r.rate {
-                    Some(rate) => Some(limiter(&rate_scope(r, &name), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
-                    None => global_rate.clone(),
-                },
+                rate,
+                also,
             };
             let backends = (!r.backends.is_empty()).then(|| {
                 crate::gateway::Weighted::new(

@@ -839,8 +839,8 @@ fn a_gateway_listener_target_is_refused_alone() {
 }
 
 /// A route's own ClientAccessPolicy (a tenant's) cannot lift the Gateway
-/// owner's: deny lists add up, allow lists intersect, and the stricter
-/// rate limit applies.
+/// owner's: deny lists add up, allow lists intersect, and both rate
+/// limits are counted (the Gateway's in its own, shared bucket).
 #[test]
 fn a_route_policy_cannot_lift_the_gateway_policy() {
     let r = route("web", ACCESS_ROUTE);
@@ -855,22 +855,26 @@ fn a_route_policy_cannot_lift_the_gateway_policy() {
     assert_eq!(a.deny, ["192.0.2.9"]);
     assert_eq!(a.rate_limit.as_ref().map(|r| r.per_second), Some(5.0));
     assert_eq!(a.policy, "web/p");
-    // A looser route limit does not lift the Gateway's (review 13 M2): the
-    // Gateway's, in the Gateway policy's bucket.
-    let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  rateLimit: {perSecond: 1000, burst: 1000}\n")));
-    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
-    assert_eq!((rl.per_second, rl.scope.as_str()), (50.0, "clientaccesspolicy:infra/gwp"));
-    // Each field's minimum (review 13b N3): a lower rate with a huge burst
-    // does not lift the Gateway's burst, a smaller burst with a higher rate
-    // does not lift its rate. The bucket is the lower rate's policy's.
+    let gw_rl = a.gateway_rate_limit.as_ref().expect("the Gateway's limit is counted too");
+    assert_eq!((gw_rl.per_second, gw_rl.scope.as_str()), (50.0, "clientaccesspolicy:infra/gwp"));
+    // Both limits are counted, each as written in its own policy's bucket
+    // (review 13c C13): a looser route limit (review 13 M2) or a lower
+    // rate with a huge burst (review 13b N3) leaves the Gateway's bucket
+    // in force, shared with every other route of the Gateway.
     let gw_small = gw.replace("{perSecond: 50}", "{perSecond: 1, burst: 1}");
-    let t = run(&format!("{r}\n---\n{gw_small}\n---\n{}", own("  rateLimit: {perSecond: 0.99, burst: 1000}\n")));
-    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
-    assert_eq!((rl.per_second, rl.burst, rl.scope.as_str()), (0.99, 1.0, "clientaccesspolicy:web/p"));
-    let gw_burst = gw.replace("{perSecond: 50}", "{perSecond: 50, burst: 100}");
-    let t = run(&format!("{r}\n---\n{gw_burst}\n---\n{}", own("  rateLimit: {perSecond: 1000, burst: 2}\n")));
-    let rl = t.routes.routes[0].access.as_ref().and_then(|a| a.rate_limit.clone()).expect("a rate limit");
-    assert_eq!((rl.per_second, rl.burst, rl.scope.as_str()), (50.0, 2.0, "clientaccesspolicy:infra/gwp"));
+    for (gateway, own_spec, own_limit, gw_limit) in [
+        (gw, "  rateLimit: {perSecond: 1000, burst: 1000}\n", (1000.0, 1000.0), (50.0, 50.0)),
+        (&gw_small, "  rateLimit: {perSecond: 0.99, burst: 1000}\n", (0.99, 1000.0), (1.0, 1.0)),
+    ] {
+        let t = run(&format!("{r}\n---\n{gateway}\n---\n{}", own(own_spec)));
+        let a = t.routes.routes[0].access.as_ref().expect("policies attached");
+        let (rl, g) = (a.rate_limit.as_ref().unwrap(), a.gateway_rate_limit.as_ref().unwrap());
+        assert_eq!(
+            (rl.per_second, rl.burst, rl.scope.as_str()),
+            (own_limit.0, own_limit.1, "clientaccesspolicy:web/p")
+        );
+        assert_eq!((g.per_second, g.burst, g.scope.as_str()), (gw_limit.0, gw_limit.1, "clientaccesspolicy:infra/gwp"));
+    }
     // Wider and disjoint allow lists: only what both allow; denies add up;
     // no own rate limit: the Gateway's.
     let t = run(&format!(
@@ -881,6 +885,7 @@ fn a_route_policy_cannot_lift_the_gateway_policy() {
     assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned(), "2001:db8:1::/48".to_owned()][..]));
     assert_eq!(a.deny, ["192.0.2.9", "192.0.2.10"]);
     assert_eq!(a.rate_limit.as_ref().map(|r| r.per_second), Some(50.0));
+    assert_eq!(a.gateway_rate_limit, None, "the Gateway's limit alone, counted once");
     // Nothing in common: nobody is let in (an empty list, not none).
     let t = run(&format!("{r}\n---\n{gw}\n---\n{}", own("  allow: [198.51.100.0/24]\n")));
     let a = t.routes.routes[0].access.as_ref().expect("policies attached");

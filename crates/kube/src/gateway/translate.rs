@@ -1047,6 +1047,7 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
         allow: (!allow.is_empty()).then_some(allow),
         deny,
         rate_limit,
+        gateway_rate_limit: None,
     })
 }
 
@@ -1069,9 +1070,11 @@ fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option
 /// list the client must be in both (their intersection: two CIDRs overlap
 /// only when one contains the other, so the intersection is the narrower
 /// of each overlapping pair; none overlapping leaves an empty list, which
-/// lets nobody in). Rate limits: when both have one, the lower `perSecond`
-/// and the lower burst apply (each field's minimum), in the bucket of the
-/// policy with the lower rate (then burst), so a route policy can tighten
+/// lets nobody in). Rate limits: when both have one, both are counted
+/// (`rate_limit` the route's, `gateway_rate_limit` the Gateway's, each in
+/// its own policy's bucket): the Gateway's bucket is one per client for
+/// the whole Gateway, so N route policies do not give a client N times
+/// the Gateway's budget (review 13c C13), and a route policy can tighten
 /// the Gateway's limit but never lift it; else the one there is. `policy`
 /// names the route's own policy.
 fn floor(gateway: &Access, own: &Access) -> Access {
@@ -1081,26 +1084,11 @@ fn floor(gateway: &Access, own: &Access) -> Access {
         (Some(g), Some(o)) => Some(intersect(g, o)),
         (g, o) => o.clone().or_else(|| g.clone()),
     };
-    Access {
-        policy: own.policy.clone(),
-        allow,
-        deny,
-        rate_limit: match (&gateway.rate_limit, &own.rate_limit) {
-            (Some(g), Some(o)) => {
-                // Each field's minimum: a lower rate with a larger burst
-                // must not lift the Gateway's burst (review 13b N3), nor a
-                // smaller burst its rate. The bucket (scope, IPv6 prefix,
-                // Local / Global) stays that of the policy with the lower
-                // rate (then burst).
-                let looser = (o.per_second, o.burst) > (g.per_second, g.burst);
-                let mut stricter = if looser { g.clone() } else { o.clone() };
-                stricter.per_second = g.per_second.min(o.per_second);
-                stricter.burst = g.burst.min(o.burst);
-                Some(stricter)
-            }
-            (g, o) => o.clone().or_else(|| g.clone()),
-        },
-    }
+    let (rate_limit, gateway_rate_limit) = match (&gateway.rate_limit, &own.rate_limit) {
+        (Some(g), Some(o)) => (Some(o.clone()), Some(g.clone())),
+        (g, o) => (o.clone().or_else(|| g.clone()), None),
+    };
+    Access { policy: own.policy.clone(), allow, deny, rate_limit, gateway_rate_limit }
 }
 
 /// The CIDRs in both lists (already validated by [`access`]; presets
@@ -2307,6 +2295,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 allow: Some(Vec::new()),
                 deny: Vec::new(),
                 rate_limit: None,
+                gateway_rate_limit: None,
             });
             (k, a)
         })
