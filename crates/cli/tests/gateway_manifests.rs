@@ -194,6 +194,9 @@ fn crds_and_examples_validate_against_the_schemas_and_bad_objects_do_not() {
         ("strategy", json!({"strategy": {"trustedHops": -1}})),
         ("header name", json!({"sources": [{"header": "bad name"}]})),
         ("header with its own source", json!({"sources": [{"header": "x-FORWARDED-for"}]})),
+        ("header that routes", json!({"sources": [{"header": "Host"}]})),
+        ("strip a framing header", json!({"forward": {"stripUntrusted": ["Transfer-Encoding"]}})),
+        ("strip a pseudo-header", json!({"forward": {"stripUntrusted": [":authority"]}})),
         ("source twice", json!({"sources": ["XForwardedFor", "XForwardedFor"]})),
         ("too many hops", json!({"strategy": {"trustedHops": 65}})),
         (

@@ -40,13 +40,36 @@ impl Field {
     }
 }
 
+/// Headers that frame a message, belong to one hop, or route it (lower
+/// case): never a client-address header, and never removed as a forwarding
+/// header from untrusted hops (`strip_untrusted`), since taking them away
+/// changes where a request goes or where it ends, not who sent it.
+/// (Pseudo-headers such as `:authority` are not tokens, so no name check
+/// lets them through.)
+pub const FRAMING_HEADERS: [&str; 9] = [
+    "host",
+    "content-length",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "keep-alive",
+    "proxy-connection",
+];
+
+/// Whether `name` (any case) is one of [`FRAMING_HEADERS`].
+pub fn is_framing_header(name: &str) -> bool {
+    FRAMING_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name))
+}
+
 /// The name of a custom client-address header such as `CF-Connecting-IP`
 /// or `True-Client-IP` (source `header:NAME`).
 ///
 /// Invariants: the name is a valid RFC 9110 token of at most
 /// [`NamedHeader::MAX_LEN`] bytes, stored lower-case, and is not one of the
 /// headers realip reads with their own parsers (X-Forwarded-For,
-/// Forwarded, X-Real-IP). Names are interned once per process (a name
+/// Forwarded, X-Real-IP) nor one of [`FRAMING_HEADERS`]. Names are interned once per process (a name
 /// configured again, e.g. on every reload, reuses the first copy), so the
 /// type is `Copy` and resolution and its provenance (`header:NAME` as a
 /// `&'static str` for logs and metric labels) never allocate.
@@ -82,6 +105,9 @@ impl NamedHeader {
         let lower = name.to_ascii_lowercase();
         if [Field::XForwardedFor, Field::Forwarded, Field::XRealIp].iter().any(|f| f.name() == lower) {
             return bad("this header has its own source: use `xff`, `forwarded` or `x-real-ip`");
+        }
+        if is_framing_header(&lower) {
+            return bad("this header frames or routes the request (Host, Content-Length, Transfer-Encoding, Connection, Upgrade, TE, Trailer, Keep-Alive, Proxy-Connection): it never carries a client address");
         }
         let label = format!("header:{lower}");
         let mut table = INTERNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -286,6 +312,10 @@ mod tests {
             ("bad name", "character"),
             ("X-Forwarded-For", "own source"),
             ("x-real-ip", "own source"),
+            ("Host", "frames or routes"),
+            ("transfer-encoding", "frames or routes"),
+            ("Proxy-Connection", "frames or routes"),
+            (":authority", "character"),
             (&"a".repeat(65), "longer than 64"),
         ] {
             let e = NamedHeader::new(bad).unwrap_err().to_string();

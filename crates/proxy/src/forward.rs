@@ -74,14 +74,25 @@ pub struct ForwardRules {
 }
 
 impl ForwardRules {
-    /// Compiles `cfg`; a name that is not a header name is an error naming it.
+    /// Compiles `cfg`; a name that is not a header name, or one that frames
+    /// or routes the request (`realip_core::headers::FRAMING_HEADERS`:
+    /// removing it would change where the request goes or ends, not who
+    /// sent it), is an error naming it.
     pub fn new(cfg: &ForwardConfig) -> Result<ForwardRules, String> {
         let strip_untrusted = cfg
             .strip_untrusted
             .iter()
             .map(|n| {
-                HeaderName::from_bytes(n.trim().as_bytes())
-                    .map_err(|_| format!("forward.strip_untrusted: `{n}` is not a header name"))
+                let name = HeaderName::from_bytes(n.trim().as_bytes())
+                    .map_err(|_| format!("forward.strip_untrusted: `{n}` is not a header name"))?;
+                if realip_core::headers::is_framing_header(name.as_str()) {
+                    return Err(format!(
+                        "forward.strip_untrusted: `{n}` frames or routes the request (Host, Content-Length, \
+                         Transfer-Encoding, Connection, Upgrade, TE, Trailer, Keep-Alive, Proxy-Connection) \
+                         and cannot be stripped"
+                    ));
+                }
+                Ok(name)
             })
             .collect::<Result<_, _>>()?;
         Ok(ForwardRules { cfg: cfg.clone(), strip_untrusted })
@@ -409,6 +420,14 @@ mod tests {
         })
         .unwrap_err()
         .contains("`bad name`"));
+        for framing in ["Host", "content-length", "Transfer-Encoding", "TE", "proxy-connection"] {
+            let e = ForwardRules::new(&ForwardConfig {
+                strip_untrusted: vec!["cf-connecting-ip".into(), framing.into()],
+                ..ForwardConfig::default()
+            })
+            .unwrap_err();
+            assert!(e.contains(&format!("`{framing}` frames or routes")), "{e}");
+        }
     }
 
     #[test]

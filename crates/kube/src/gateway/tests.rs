@@ -329,6 +329,33 @@ fn client_ip_policies_attach_conflict_and_fail() {
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "lost"), [("Accepted", false, "TargetNotFound")]);
 }
 
+/// Review 13c C11/C15: a header that frames or routes the request (Host,
+/// Content-Length, Transfer-Encoding, hop-by-hop headers) is neither a
+/// client-address source nor stripped from untrusted hops: the policy is
+/// Invalid, its message naming the header.
+#[test]
+fn framing_headers_are_refused_as_sources_and_in_strip_untrusted() {
+    for (from, to, named) in [
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [CF-Connecting-IP, Host]", "`Host`"),
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [content-length]", "`content-length`"),
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [Transfer-Encoding]", "`Transfer-Encoding`"),
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [Connection]", "`Connection`"),
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [TE]", "`TE`"),
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [Proxy-Connection]", "`Proxy-Connection`"),
+        ("stripUntrusted: [CF-Connecting-IP]", "stripUntrusted: [':authority']", "`:authority`"),
+        ("{header: CF-Connecting-IP}", "{header: Host}", "`header:Host`"),
+        ("{header: CF-Connecting-IP}", "{header: upgrade}", "`header:upgrade`"),
+        ("{header: CF-Connecting-IP}", "{header: Keep-Alive}", "`header:Keep-Alive`"),
+    ] {
+        let t = run(&ip_policy("p", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace(from, to));
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "p").status else { panic!() };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Invalid"), "{to}");
+        assert!(c.message.contains(named), "{to}: {c:?}");
+        assert!(t.routes.listeners.iter().all(|l| l.client_ip.is_none()), "{to}: the invalid chain is not used");
+    }
+}
+
 #[test]
 fn access_policies_prefer_the_most_specific_target() {
     let r = route(

@@ -987,6 +987,20 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
         }
     };
     let f = s.forward.clone().unwrap_or_default();
+    for h in &f.strip_untrusted {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if h.is_empty() || h.len() > 64 || !h.bytes().all(token) {
+            return Err(format!("forward.stripUntrusted: `{h}` is not a header name"));
+        }
+        // Removing one of these from untrusted hops would change how the
+        // request is framed or routed, not who sent it.
+        if realip_core::headers::is_framing_header(h) {
+            return Err(format!(
+                "forward.stripUntrusted: `{h}` frames or routes the request (Host, Content-Length, \
+                 Transfer-Encoding, Connection, Upgrade, TE, Trailer, Keep-Alive, Proxy-Connection); it cannot be stripped"
+            ));
+        }
+    }
     let forward = Forward {
         x_forwarded_for: match f.x_forwarded_for.as_deref().unwrap_or("Append") {
             "Append" => XffMode::Append,
