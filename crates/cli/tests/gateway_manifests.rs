@@ -215,6 +215,10 @@ fn crds_and_examples_validate_against_the_schemas_and_bad_objects_do_not() {
     rate["spec"]["rateLimit"]["perSecond"] = json!(0);
     rate["metadata"]["name"] = json!("zero rate");
     bad.push(rate);
+    let mut empty = realip[1].clone();
+    empty["spec"]["allow"] = json!([]);
+    empty["metadata"]["name"] = json!("empty allow");
+    bad.push(empty);
     // Each is refused by the schema, or — for what only CEL rules express
     // (header names, hop range), which no evaluator here runs — by the
     // controller's own validation (`Accepted: False, Invalid`).

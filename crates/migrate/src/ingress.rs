@@ -827,7 +827,7 @@ pub fn plan<'a>(
                     push(key, Status::Ignored, "", "allowlist-source-range, its newer name, is set too and wins".into());
                     continue;
                 }
-                // An empty list is rejected by ingress-nginx; `allow: []` would mean everyone.
+                // An empty list is rejected by ingress-nginx; `allow: []` is refused as Invalid by realip (it once meant everyone).
                 match cidrs(v).and_then(|l| if l.is_empty() { Err("the list is empty".to_owned()) } else { Ok(l) }) {
                     Ok(list) => {
                         push(key, Status::Converted, &format!("{access_to} {}", if eg { "authorization (Allow rule, default Deny)" } else { "allow" }), format!("only these clients, {keyed_on}"));

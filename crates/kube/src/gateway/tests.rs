@@ -785,6 +785,30 @@ fn an_invalid_access_policy_with_no_last_valid_version_fails_closed() {
     assert_eq!(a.allow.as_deref(), Some(&[][..]));
 }
 
+/// Review 13c C11: `allow: []` is refused (Invalid, the message says how
+/// to write "everyone" and "nobody"), never read as "no allow list": with
+/// no last valid version it lets nobody in; absent `allow` lets everyone
+/// in.
+#[test]
+fn an_empty_allow_list_is_invalid_not_everyone() {
+    let r = route("web", ACCESS_ROUTE);
+    let t = run(&format!("{r}\n---\n{}", access_policy("  allow: []\n  deny: [192.0.2.9]\n")));
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"));
+    assert!(c.message.contains("allow: the list is empty") && c.message.contains("leave allow out"), "{c:?}");
+    let a = t.routes.routes[0].access.as_ref().expect("fails closed");
+    assert_eq!(a.allow.as_deref(), Some(&[][..]), "nobody is let in");
+    // Absent: no allow list (everyone but the denied).
+    let t = run(&format!("{r}\n---\n{}", access_policy("  deny: [192.0.2.9]\n")));
+    assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "p"), [("Accepted", true, "Accepted")]);
+    let a = t.routes.routes[0].access.as_ref().expect("attached");
+    assert_eq!((a.allow.as_deref(), a.deny.as_slice()), (None, &["192.0.2.9".to_owned()][..]));
+    // "Nobody", as the message says to write it.
+    let t = run(&format!("{r}\n---\n{}", access_policy("  deny: [0.0.0.0/0, '::/0']\n")));
+    assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "p"), [("Accepted", true, "Accepted")]);
+}
+
 /// A source list that passes the CRD's CEL but not realip-core (a
 /// `header:` source naming X-Forwarded-For) is an invalid edit like any
 /// other: the last valid chain stays in force (never the file's weaker one).

@@ -1029,7 +1029,19 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
-    let allow = cidrs(&s.allow, "allow")?;
+    // `allow: []` reads as "nobody" to whoever wrote it, but an empty
+    // list has meant "no allow list" (everyone): refused, so it never
+    // opens what its author meant to close. Invalid with no last valid
+    // version fails closed (403), which is what was meant.
+    let allow = match &s.allow {
+        Some(list) if list.is_empty() => {
+            return Err("allow: the list is empty; leave allow out to let every client in, or list the clients to let \
+                        in (an empty list is not read as \"nobody\": to refuse everyone, deny 0.0.0.0/0 and ::/0)"
+                .into())
+        }
+        Some(list) => cidrs(list, "allow")?,
+        None => Vec::new(),
+    };
     let deny = cidrs(&s.deny, "deny")?;
     let rate_limit = match &s.rate_limit {
         None => None,

@@ -747,9 +747,10 @@ pub struct ClientAccessPolicySpec {
     /// HTTPRoute (optionally `sectionName` = rule name) or Gateway.
     #[serde(default)]
     pub target_refs: Vec<PolicyTargetReference>,
-    /// Only these client CIDRs (empty: everyone).
-    #[serde(default)]
-    pub allow: Vec<String>,
+    /// Only these client CIDRs (absent: everyone; an empty list is
+    /// refused as Invalid, see `translate::access`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
     /// Never these.
     #[serde(default)]
     pub deny: Vec<String>,
