@@ -855,7 +855,7 @@ pub fn plan<'a>(
                     if v.parse::<u64>() == Ok(0) {
                         push(key, Status::Ignored, "", "0: no limit, in ingress-nginx and in the output".into());
                     } else {
-                        push(key, Status::NotConverted, "", format!("`{v}` is not a positive integer (ingress-nginx ignores it too)"));
+                        push(key, Status::NotConverted, "", format!("`{v}` is not a positive integer: ingress-nginx ignores it too when annotation validation is off (--enable-annotation-validation=false; with it on, the default since v1.12, a non-integer drops the whole Ingress, and this Ingress would not be here)"));
                     }
                     continue;
                 };

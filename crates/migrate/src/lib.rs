@@ -23,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod drops;
 pub mod emit;
 mod error;
 pub mod ingress;
@@ -154,7 +155,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     }
     let source_lost = client_ip_lost(&report);
     let global_access = global_access_keys(&report);
-    let ours = ours(objects, &setup, &mut report);
+    let (ours, unsure) = ours(objects, &setup, &mut report);
     // Every Ingress of the class takes part, also those left out below: a
     // path kept by a left-out Ingress must not be opened by another one.
     let merged = merge::merge(&ours, &setup);
@@ -164,6 +165,9 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     for ing in ours {
         let first_entry = report.entries.len();
         let mut p = ingress::plan(ing, &setup, opts.target, objects, &mut report);
+        if let Some(u) = unsure.get(&ing.id()) {
+            unsure_deny_all(&mut p, u, &setup, &mut report);
+        }
         if p.deny_all.is_none() {
             // An Ingress with `enable-global-auth: "false"` is not behind global-auth-url.
             let opted_out = ing.annotation(&format!("{}/enable-global-auth", setup.prefix)).and_then(ingress::go_bool)
@@ -202,6 +206,13 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     }
     let mut objects = emitted.objects;
     client_ip_fields(&objects, &to, opts.target, &mut report);
+    sort_objects(&mut objects);
+    report.sort();
+    Ok(Migration { objects, report })
+}
+
+/// Output order: by kind ([`kind_rank`]), namespace, name.
+fn sort_objects(objects: &mut [Value]) {
     objects.sort_by(|a, b| {
         let key = |v: &Value| {
             (
@@ -212,8 +223,37 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         };
         key(a).cmp(&key(b))
     });
-    report.sort();
-    Ok(Migration { objects, report })
+}
+
+/// Emits deny-all an Ingress that ingress-nginx may have dropped or served
+/// ([`drops::Verdict::Unsure`]), with a not-converted entry saying why.
+fn unsure_deny_all(
+    p: &mut ingress::Plan<'_>,
+    u: &(String, String, String),
+    setup: &setup::Setup<'_>,
+    report: &mut Report,
+) {
+    let ing = p.obj;
+    let (key, value, why) = u;
+    // ingress-nginx may have dropped it or served it: deny-all is never
+    // more open than either, and it still takes its paths in the merge.
+    let full = format!("{}/{key}", setup.prefix);
+    let line = ing
+        .doc
+        .at(&["metadata", "annotations"])
+        .and_then(|a| a.entries().iter().find(|(k, _)| *k == full).map(|(_, v)| v.line))
+        .unwrap_or(ing.source.line);
+    report.entries.push(Entry {
+        object: ing.id(),
+        file: ing.source.file.clone(),
+        line,
+        key: key.clone(),
+        value: value.clone(),
+        status: Status::NotConverted,
+        to: String::new(),
+        why: format!("{why}. Whether ingress-nginx served this Ingress is not known, so it is emitted deny-all (it keeps its hosts and paths, so nothing more open takes them)"),
+    });
+    p.deny_all = Some(format!("ingress-nginx may have dropped it or served it (see its {key} entry)"));
 }
 
 /// Makes the entries that name the client-IP policy (`to`: `Kind ns/name`,
@@ -268,9 +308,14 @@ fn global_access_keys(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// Whether ingress-nginx may have served an Ingress: by id, the key, value
+/// and why of those it may have dropped or served ([`drops::Verdict::Unsure`]).
+type Unsure = BTreeMap<String, (String, String, String)>;
+
 /// The Ingresses the controller serves (the last copy of each), sorted by
-/// namespace and name; the others get a note.
-fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report) -> Vec<&'a Object> {
+/// namespace and name, those it certainly drops left out with a note; and
+/// those it may have dropped ([`Unsure`]), kept (to be emitted deny-all).
+fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report) -> (Vec<&'a Object>, Unsure) {
     // The last copy of an IngressClass wins, as for every object.
     let mut class_objs: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "IngressClass").collect();
     class_objs.sort_by_key(|o| o.name.clone());
@@ -348,8 +393,21 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             ),
         });
     }
-    ours.retain(|ing| watched(ing, objects, setup, report));
-    ours
+    let mut unsure = Unsure::new();
+    ours.retain(|ing| match watched(ing, objects, setup, report) {
+        drops::Verdict::Served => true,
+        drops::Verdict::Skip(why) => {
+            if !why.is_empty() {
+                report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
+            }
+            false
+        }
+        drops::Verdict::Unsure { key, value, why } => {
+            unsure.insert(ing.id(), (key, value, why));
+            true
+        }
+    });
+    (ours, unsure)
 }
 
 /// The first annotation under the prefix (in key order) whose value
@@ -372,22 +430,78 @@ fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, Strin
     })
 }
 
-/// Whether ingress-nginx's store watches the namespace of `ing`
-/// (`--watch-namespace`, `--watch-namespace-selector`); when it does not,
-/// or that cannot be told, the Ingress is left out with a note or entry,
-/// never emitted open: an Ingress ingress-nginx never saw must not serve,
-/// nor shadow an Ingress it did serve.
-fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &mut Report) -> bool {
+/// Whether ingress-nginx's store serves `ing` at all: its namespace
+/// (`--watch-namespace`, `--watch-namespace-selector`), `--disable-catch-all`,
+/// the word blocklist, and [`drops::check`] (deep inspection, annotation
+/// risk and validation). A certain drop is [`drops::Verdict::Skip`] with
+/// the note's text (empty when an entry already says it): an Ingress
+/// ingress-nginx never saw must not serve, nor shadow an Ingress it did
+/// serve; an uncertain one is left out or [`drops::Verdict::Unsure`],
+/// never emitted open.
+fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &mut Report) -> drops::Verdict {
+    use drops::Verdict;
+    if let Some(list) = &setup.watch_namespaces {
+        if !list.contains(&ing.namespace) {
+            return Verdict::Skip(format!(
+                "namespace {} is not in the controller's --watch-namespace={}: ingress-nginx never reads it",
+                ing.namespace,
+                list.join(",")
+            ));
+        }
+    }
+    if let Some(sel) = &setup.watch_namespace_selector {
+        let ns = objects.iter().rev().find(|o| o.kind == "Namespace" && o.name == ing.namespace);
+        let labels: Option<BTreeMap<String, String>> = ns.map(|n| {
+            n.doc
+                .at(&["metadata", "labels"])
+                .map(|l| l.entries().iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
+                .unwrap_or_default()
+        });
+        let mut labels = labels;
+        if let Some(l) = labels.as_mut() {
+            // The API server sets this label on every Namespace.
+            l.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| ing.namespace.clone());
+        }
+        match labels.as_ref().map(|l| setup::selector_matches(sel, l)) {
+            Some(Some(true)) => {}
+            Some(Some(false)) => {
+                return Verdict::Skip(format!(
+                    "Namespace {} does not match the controller's --watch-namespace-selector={sel}: ingress-nginx never reads it",
+                    ing.namespace
+                ));
+            }
+            _ => {
+                let why = if labels.is_none() {
+                    format!(
+                        "Namespace {} is not in the input, so whether --watch-namespace-selector matches it is not known",
+                        ing.namespace
+                    )
+                } else {
+                    format!("realip migrate cannot evaluate the selector `{sel}` (set-based forms are not read)")
+                };
+                report.entries.push(Entry {
+                    object: ing.id(),
+                    file: ing.source.file.clone(),
+                    line: ing.source.line,
+                    key: "--watch-namespace-selector".into(),
+                    value: sel.clone(),
+                    status: Status::NotConverted,
+                    to: String::new(),
+                    why: format!("{why}: the Ingress is left out (not emitted) rather than emitted for a namespace ingress-nginx may not watch; add the Namespace objects to the input (kubectl get ns -o yaml)"),
+                });
+                return Verdict::Skip(String::new());
+            }
+        }
+    }
     // store.go drops the whole Ingress (rules too) when it has a default
     // backend and --disable-catch-all is on.
     if setup.disable_catch_all && ing.doc.at(&["spec", "defaultBackend"]).is_some() {
-        report.notes.push(format!(
-            "{} ({}:{}): has spec.defaultBackend and the controller runs with --disable-catch-all=true: ingress-nginx ignores the whole Ingress, its rules included, skipped",
-            ing.id(),
-            ing.source.file,
-            ing.source.line
-        ));
-        return false;
+        return Verdict::Skip("has spec.defaultBackend and the controller runs with --disable-catch-all=true: ingress-nginx ignores the whole Ingress, its rules included".into());
+    }
+    // Deep inspection runs before the word blocklist and the annotation extractor.
+    let verdict = drops::check(ing, setup);
+    if let Verdict::Skip(_) = verdict {
+        return verdict;
     }
     if let Some((annotation, word)) = blocked_word(ing, setup) {
         let word = if word.is_empty() {
@@ -395,75 +509,9 @@ fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &
         } else {
             format!("`{word}`")
         };
-        report.notes.push(format!(
-            "{} ({}:{}): annotation {annotation} contains the word {word} of the ConfigMap's annotation-value-word-blocklist: ingress-nginx skips the whole Ingress, skipped",
-            ing.id(),
-            ing.source.file,
-            ing.source.line
-        ));
-        return false;
+        return Verdict::Skip(format!("annotation {annotation} contains the word {word} of the ConfigMap's annotation-value-word-blocklist: ingress-nginx skips the whole Ingress"));
     }
-    if let Some(list) = &setup.watch_namespaces {
-        if !list.contains(&ing.namespace) {
-            report.notes.push(format!(
-                "{} ({}:{}): namespace {} is not in the controller's --watch-namespace={}: ingress-nginx never reads it, skipped",
-                ing.id(),
-                ing.source.file,
-                ing.source.line,
-                ing.namespace,
-                list.join(",")
-            ));
-            return false;
-        }
-    }
-    let Some(sel) = &setup.watch_namespace_selector else { return true };
-    let ns = objects.iter().rev().find(|o| o.kind == "Namespace" && o.name == ing.namespace);
-    let labels: Option<BTreeMap<String, String>> = ns.map(|n| {
-        n.doc
-            .at(&["metadata", "labels"])
-            .map(|l| l.entries().iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
-            .unwrap_or_default()
-    });
-    let mut labels = labels;
-    if let Some(l) = labels.as_mut() {
-        // The API server sets this label on every Namespace.
-        l.entry("kubernetes.io/metadata.name".into()).or_insert_with(|| ing.namespace.clone());
-    }
-    let verdict = labels.as_ref().map(|l| setup::selector_matches(sel, l));
-    match verdict {
-        Some(Some(true)) => true,
-        Some(Some(false)) => {
-            report.notes.push(format!(
-                "{} ({}:{}): Namespace {} does not match the controller's --watch-namespace-selector={sel}: ingress-nginx never reads it, skipped",
-                ing.id(),
-                ing.source.file,
-                ing.source.line,
-                ing.namespace
-            ));
-            false
-        }
-        _ => {
-            let why = if labels.is_none() {
-                format!(
-                    "Namespace {} is not in the input, so whether --watch-namespace-selector matches it is not known",
-                    ing.namespace
-                )
-            } else {
-                format!("realip migrate cannot evaluate the selector `{sel}` (set-based forms are not read)")
-            };
-            report.entries.push(Entry {
-                object: ing.id(),
-                file: ing.source.file.clone(),
-                line: ing.source.line,
-                key: "--watch-namespace-selector".into(),
-                value: sel.clone(),
-                status: Status::NotConverted,
-                to: String::new(),
-                why: format!("{why}: the Ingress is left out (not emitted) rather than emitted for a namespace ingress-nginx may not watch; add the Namespace objects to the input (kubectl get ns -o yaml)"),
-            });
-            false
-        }
-    }
+    verdict
 }
 
 /// The hosts (`None`: the catch-all server) where ingress-nginx matches

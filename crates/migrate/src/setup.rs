@@ -310,10 +310,6 @@ impl Families {
 /// ConfigMap keys that stop mattering once the Gateway serves the traffic.
 const NO_EFFECT: &[(&str, &str)] = &[
     ("allow-snippet-annotations", "read with the snippet annotations: when it is not true (the default since v1.9) ingress-nginx drops them, and they are reported ignored"),
-    (
-        "annotations-risk-level",
-        "annotation validation of ingress-nginx; the Gateway's objects are validated by their CRDs",
-    ),
     ("strict-validate-path-type", "path types map one to one onto HTTPRoute path matches"),
     (
         "enable-annotation-validation",
@@ -565,6 +561,10 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
         if k == "proxy-body-size" {
             continue; // above
+        }
+        if k == "annotations-risk-level" {
+            entry(k, Status::Converted, String::new(), format!("applied as ingress-nginx applies it: every Ingress with an annotation (alias included) of a higher risk than {} is skipped, with a note naming the annotation (any value but critical, high or medium counts as Low, as ingress-nginx reads it)", crate::drops::Risk::parse(get(k).unwrap_or_default()).name()));
+            continue;
         }
         if k == "annotation-value-word-blocklist" {
             entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas) is skipped, with a note naming the annotation and word".into());

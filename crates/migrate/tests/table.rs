@@ -159,7 +159,11 @@ fn configmap_keys_become_the_client_ip_policy() {
 #[test]
 fn snippets_are_reported_with_object_and_line() {
     let docs = [
-        controller(&[("http-snippet", "server {\n  listen 2443;\n}"), ("allow-snippet-annotations", "true")]),
+        controller(&[
+            ("http-snippet", "server {\n  listen 2443;\n}"),
+            ("allow-snippet-annotations", "true"),
+            ("annotations-risk-level", "Critical"),
+        ]),
         ingress(
             "site",
             "/",
@@ -404,8 +408,8 @@ fn rate_limits() {
         json!({"clientSelectors": [{"sourceCIDR": {"type": "Distinct", "value": "0.0.0.0/0"}}], "limit": {"requests": 10, "unit": "Second"}})
     );
     assert_eq!(status(&m, "limit-rps"), Status::Changed, "no burst in Envoy's local limit");
-    for k in ["limit-whitelist", "limit-allowlist", "limit-connections"] {
-        let m = row(&[("limit-rps", "5"), (k, "10.0.0.0/8")], R);
+    for (k, v) in [("limit-whitelist", "10.0.0.0/8"), ("limit-allowlist", "10.0.0.0/8"), ("limit-connections", "10")] {
+        let m = row(&[("limit-rps", "5"), (k, v)], R);
         assert_eq!(status(&m, k), Status::NotConverted, "{k}");
     }
     let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], R);
@@ -472,8 +476,10 @@ fn rate_limits() {
         R,
     );
     assert_eq!(status(&m, "global-rate-limit-ignored-cidrs"), Status::NotConverted);
+    // Annotation validation (on by default since v1.12) drops the whole Ingress (R8-1).
     let m = row(&[("limit-rps", "lots")], R);
-    assert_eq!(status(&m, "limit-rps"), Status::NotConverted);
+    assert!(find(&m, "HTTPRoute").is_empty(), "{}", m.report.text());
+    assert!(m.report.notes.iter().any(|n| n.contains("limit-rps `lots` is not an integer")), "{}", m.report.text());
 }
 
 fn tls_spec(secret_ns_hosts: &str) -> String {
@@ -1105,7 +1111,7 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
         for (k, v) in restricting {
             let m = run(
                 &[
-                    controller(&[("allow-snippet-annotations", "true")]),
+                    controller(&[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")]),
                     ingress("site", "/", &[(k, v)], ""),
                     ingress("open", "/other", &[], ""),
                 ],
@@ -1124,7 +1130,10 @@ fn restrictions_that_do_not_convert_leave_the_ingress_out() {
         }
         for (k, v) in harmless {
             let m = run(
-                &[controller(&[("allow-snippet-annotations", "true")]), ingress("site", "/", &[(k, v)], "")],
+                &[
+                    controller(&[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")]),
+                    ingress("site", "/", &[(k, v)], ""),
+                ],
                 target,
             );
             assert_eq!(find(&m, "HTTPRoute").len(), 1, "{k}: {v}\n{}", m.report.text());
@@ -1252,7 +1261,7 @@ fn left_out_locations_refuse_requests_instead_of_falling_through() {
     // for Envoy Gateway, key not converted)
     type M<'a> = (&'a str, &'a str);
     type LeftOut<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str, &'a [Target], [M<'a>; 2], &'a str);
-    let cm = controller(&[("allow-snippet-annotations", "true")]);
+    let cm = controller(&[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")]);
     let lost = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]);
     let both: &[Target] = &[R, EG];
     let admin = [("PathPrefix", "/admin"); 2];
@@ -1683,10 +1692,15 @@ fn classless_ingresses_belong_to_the_default_class() {
 fn snippet_annotations_ingress_nginx_drops_are_ignored() {
     let site = ingress("site", "/", &[("configuration-snippet", "deny all;")], "");
     for target in [R, EG] {
+        // v1.12 on, the default annotations-risk-level (High) drops the whole Ingress (R8-1).
+        let m = run(&[controller(&[]), site.clone()], target);
+        assert!(routes(&m, false).is_empty() && routes(&m, true).is_empty(), "{}", m.report.text());
+        assert!(m.report.notes.iter().any(|n| n.contains("configuration-snippet is of risk Critical")));
+        let critical = ("annotations-risk-level", "Critical");
         for (data, open) in [
-            (vec![], true),
-            (vec![("allow-snippet-annotations", "false")], true),
-            (vec![("allow-snippet-annotations", "true")], false),
+            (vec![critical], true),
+            (vec![critical, ("allow-snippet-annotations", "false")], true),
+            (vec![critical, ("allow-snippet-annotations", "true")], false),
         ] {
             let m = run(&[controller(&data), site.clone()], target);
             let want: &[&str] = if open { &["site"] } else { &[] };
@@ -1770,7 +1784,7 @@ fn denies_outrank_open_regex_routes_on_envoy_gateway() {
 /// those hosts is denied, and the host's `/` too; other hosts stay open (N3).
 #[test]
 fn host_wide_restrictions_deny_the_whole_host() {
-    let cm = controller(&[("allow-snippet-annotations", "true")]);
+    let cm = controller(&[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")]);
     let typed = |name: &str, path: &str, anns: &[(&str, &str)]| {
         ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", "pathType: Prefix")
     };
@@ -1808,8 +1822,14 @@ fn host_wide_restrictions_deny_the_whole_host() {
     assert_eq!(paths, [&json!("/secure"), &json!("/")], "{r:#}");
     assert_eq!(status(&m, "host app.example.com"), Status::NotConverted);
     // Dropped snippets (allow-snippet-annotations not true) restrict nothing.
-    let m =
-        run(&[controller(&[]), typed("app", "/", &[]), typed("guard", "/g", &[("server-snippet", "deny all;")])], R);
+    let m = run(
+        &[
+            controller(&[("annotations-risk-level", "Critical")]),
+            typed("app", "/", &[]),
+            typed("guard", "/g", &[("server-snippet", "deny all;")]),
+        ],
+        R,
+    );
     assert_eq!(routes(&m, false), ["app", "guard"], "{}", m.report.text());
 }
 

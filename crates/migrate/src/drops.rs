@@ -1,0 +1,350 @@
+//! The checks with which ingress-nginx's store drops a whole Ingress
+//! before serving any of it, beyond its class and namespace: the deep
+//! inspector (`--deep-inspect`, on by default) on hosts, paths and TLS
+//! entries, the annotation risk check (`annotations-risk-level` in the
+//! ConfigMap; an annotation riskier than the level drops the Ingress), and
+//! the annotation validators whose failure the annotation extractor turns
+//! into a dropped Ingress (`--enable-annotation-validation`).
+//!
+//! Invariants: a check that is certain (the controller's version is known,
+//! or the setting is written out) gives [`Verdict::Skip`]: ingress-nginx
+//! never served the Ingress, so it must neither serve nor shadow in the
+//! output. A check that depends on a default the migration cannot know
+//! (no readable controller image tag) gives [`Verdict::Unsure`]: the
+//! Ingress then takes part in the host/path merge as deny-all, so it is
+//! never more open than ingress-nginx whichever way the controller decided.
+//! The risk table is realip's own, written from ingress-nginx's documented
+//! risk of each annotation (v1.10 to v1.15); annotations it does not list
+//! are Low, which no level refuses.
+
+use realip_doctor::model::{argv, containers};
+use realip_kube::Object;
+
+use crate::setup::{controller_version, Setup};
+
+/// An annotation's risk, in ingress-nginx's order (`Low` < `Critical`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Risk {
+    /// Refused by no level.
+    Low,
+    /// Refused when the level is Low.
+    Medium,
+    /// Refused when the level is Medium or Low.
+    High,
+    /// Refused unless the level is Critical.
+    Critical,
+}
+
+impl Risk {
+    /// ingress-nginx's `StringRiskToRisk`: case-insensitive; anything but
+    /// critical, high or medium (a typo included) is Low.
+    pub fn parse(v: &str) -> Risk {
+        match v.to_lowercase().as_str() {
+            "critical" => Risk::Critical,
+            "high" => Risk::High,
+            "medium" => Risk::Medium,
+            _ => Risk::Low,
+        }
+    }
+
+    /// As ingress-nginx writes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Risk::Low => "Low",
+            Risk::Medium => "Medium",
+            Risk::High => "High",
+            Risk::Critical => "Critical",
+        }
+    }
+}
+
+/// `(major, minor)` of a controller version.
+type Version = (u32, u32);
+
+/// An annotation, its risk, the first and the last version that has it.
+type RiskRow = (&'static str, Risk, Version, Option<Version>);
+
+/// The annotations (after the prefix, aliases included) above Low, with the
+/// first and last controller version that has them (`None`: open-ended).
+const RISKY: &[RiskRow] = &[
+    ("affinity-mode", Risk::Medium, (1, 10), None),
+    ("allowlist-source-range", Risk::Medium, (1, 10), None),
+    ("whitelist-source-range", Risk::Medium, (1, 10), None),
+    ("app-root", Risk::Medium, (1, 10), None),
+    ("auth-cache-duration", Risk::Medium, (1, 10), None),
+    ("auth-cache-key", Risk::Medium, (1, 10), None),
+    ("auth-proxy-set-headers", Risk::Medium, (1, 10), None),
+    ("auth-realm", Risk::Medium, (1, 10), None),
+    ("auth-request-redirect", Risk::Medium, (1, 10), None),
+    ("auth-response-headers", Risk::Medium, (1, 10), None),
+    ("auth-signin", Risk::High, (1, 10), None),
+    ("auth-signin-redirect-param", Risk::Medium, (1, 10), None),
+    ("auth-snippet", Risk::Critical, (1, 10), None),
+    ("auth-tls-error-page", Risk::High, (1, 10), None),
+    ("auth-tls-match-cn", Risk::High, (1, 10), None),
+    ("auth-tls-secret", Risk::Medium, (1, 10), None),
+    ("auth-tls-verify-client", Risk::Medium, (1, 10), None),
+    ("auth-url", Risk::High, (1, 10), None),
+    ("canary-by-cookie", Risk::Medium, (1, 10), None),
+    ("canary-by-header", Risk::Medium, (1, 10), None),
+    ("canary-by-header-pattern", Risk::Medium, (1, 10), None),
+    ("canary-by-header-value", Risk::Medium, (1, 10), None),
+    ("configuration-snippet", Risk::Critical, (1, 10), None),
+    ("cors-allow-headers", Risk::Medium, (1, 10), None),
+    ("cors-allow-methods", Risk::Medium, (1, 10), None),
+    ("cors-allow-origin", Risk::Medium, (1, 10), None),
+    ("cors-expose-headers", Risk::Medium, (1, 10), None),
+    ("custom-headers", Risk::Medium, (1, 11), None),
+    ("denylist-source-range", Risk::Medium, (1, 10), None),
+    ("fastcgi-index", Risk::Medium, (1, 10), None),
+    ("fastcgi-params-configmap", Risk::Medium, (1, 10), None),
+    ("force-ssl-redirect", Risk::Medium, (1, 10), None),
+    ("mirror-host", Risk::High, (1, 10), None),
+    ("mirror-target", Risk::High, (1, 10), None),
+    ("modsecurity-snippet", Risk::Critical, (1, 10), None),
+    ("modsecurity-transaction-id", Risk::High, (1, 10), None),
+    ("opentelemetry-operation-name", Risk::Medium, (1, 10), None),
+    ("permanent-redirect", Risk::Medium, (1, 10), None),
+    ("preserve-trailing-slash", Risk::Medium, (1, 10), None),
+    ("proxy-body-size", Risk::Medium, (1, 10), None),
+    ("proxy-cookie-domain", Risk::Medium, (1, 10), None),
+    ("proxy-cookie-path", Risk::Medium, (1, 10), None),
+    ("proxy-next-upstream", Risk::Medium, (1, 10), None),
+    ("proxy-redirect-from", Risk::Medium, (1, 10), None),
+    ("proxy-redirect-to", Risk::Medium, (1, 10), None),
+    ("proxy-ssl-ciphers", Risk::Medium, (1, 10), None),
+    ("proxy-ssl-name", Risk::High, (1, 10), None),
+    ("proxy-ssl-secret", Risk::Medium, (1, 10), None),
+    ("rewrite-target", Risk::Medium, (1, 10), None),
+    ("server-alias", Risk::High, (1, 10), None),
+    ("server-snippet", Risk::Critical, (1, 10), None),
+    ("session-cookie-domain", Risk::Medium, (1, 10), None),
+    ("session-cookie-expires", Risk::Medium, (1, 10), None),
+    ("session-cookie-max-age", Risk::Medium, (1, 10), None),
+    ("session-cookie-name", Risk::Medium, (1, 10), None),
+    ("session-cookie-path", Risk::Medium, (1, 10), None),
+    ("stream-snippet", Risk::Critical, (1, 10), None),
+    ("temporal-redirect", Risk::Medium, (1, 10), None),
+    ("upstream-hash-by", Risk::High, (1, 10), None),
+    ("x-forwarded-prefix", Risk::Medium, (1, 10), None),
+    ("global-rate-limit-key", Risk::High, (1, 10), Some((1, 11))),
+    ("global-rate-limit-ignored-cidrs", Risk::Medium, (1, 10), Some((1, 11))),
+];
+
+/// What ingress-nginx's store did with one Ingress, as far as these checks tell.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// None of the checks refuses it.
+    Served,
+    /// Certainly dropped: why (the rule and the annotation, host or path).
+    Skip(String),
+    /// Dropped or not depending on something not known here: the
+    /// annotation or flag it depends on, its value, and why.
+    Unsure {
+        /// The annotation (without the prefix) or flag.
+        key: String,
+        /// Its value.
+        value: String,
+        /// Why the outcome is not known.
+        why: String,
+    },
+}
+
+/// A boolean controller flag, `None` when absent or not a boolean
+/// ingress-nginx would accept.
+fn bool_flag(setup: &Setup<'_>, name: &str) -> Option<bool> {
+    let ctl = setup.controller?;
+    let c = containers(ctl).iter().find(|c| argv(c).iter().any(|a| a.ends_with("/nginx-ingress-controller")));
+    let c = c.or_else(|| containers(ctl).first())?;
+    let args = argv(c);
+    realip_doctor::model::flag(&args, name).and_then(crate::ingress::go_bool)
+}
+
+/// The deep inspector's patterns (`inspector.CheckRegex`), reproduced
+/// exactly: `(?s)\s*alias\s*.*;` and `(?s)\s*root\s*.*;` match when the
+/// word is followed anywhere later by `;` (the `\s*` may match nothing),
+/// `.*_by_lua.*` when `_by_lua` occurs, and the two directory patterns as
+/// plain substrings. Returns the pattern that matched.
+pub fn deep_inspect_match(value: &str) -> Option<&'static str> {
+    let word_then_semicolon = |w: &str| value.find(w).is_some_and(|i| value[i + w.len()..].contains(';'));
+    if word_then_semicolon("alias") {
+        return Some("`alias` followed by `;`");
+    }
+    if word_then_semicolon("root") {
+        return Some("`root` followed by `;`");
+    }
+    for dir in ["passwd", "shadow", "group", "nginx", "ingress-controller"] {
+        if value.contains(&format!("/etc/{dir}")) {
+            return Some("/etc/(passwd|shadow|group|nginx|ingress-controller)");
+        }
+    }
+    if value.contains("/var/run/secrets") {
+        return Some("/var/run/secrets");
+    }
+    value.contains("_by_lua").then_some("_by_lua")
+}
+
+/// The first host, path, TLS host or TLS secret name the deep inspector
+/// refuses, as `what `value``, with the pattern.
+fn deep_inspected(ing: &Object) -> Option<(String, &'static str)> {
+    let rules = ing.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default();
+    for rule in rules {
+        if let Some(h) = rule.str_at(&["host"]).filter(|h| !h.is_empty()) {
+            if let Some(p) = deep_inspect_match(h) {
+                return Some((format!("host `{h}`"), p));
+            }
+        }
+        for path in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
+            let v = path.str_at(&["path"]).unwrap_or_default();
+            if let Some(p) = deep_inspect_match(v) {
+                return Some((format!("path `{v}`"), p));
+            }
+        }
+    }
+    for tls in ing.doc.at(&["spec", "tls"]).map(realip_kube::Node::items).unwrap_or_default() {
+        let secret = tls.str_at(&["secretName"]).unwrap_or_default();
+        if let Some(p) = deep_inspect_match(secret) {
+            return Some((format!("TLS secretName `{secret}`"), p));
+        }
+        for h in tls.at(&["hosts"]).map(realip_kube::Node::items).unwrap_or_default() {
+            let h = h.as_str().unwrap_or_default();
+            if let Some(p) = deep_inspect_match(h) {
+                return Some((format!("TLS host `{h}`"), p));
+            }
+        }
+    }
+    None
+}
+
+/// Go's `net.ParseCIDRs` as the annotation validator uses it: empty is
+/// fine, else every comma-separated item, space-trimmed, must be a CIDR or
+/// an address (an empty item is neither). The first bad item, quoted.
+pub fn go_parse_cidrs(v: &str) -> Result<(), String> {
+    if v.is_empty() {
+        return Ok(());
+    }
+    for item in v.split(',').map(str::trim) {
+        let ok = match item.split_once('/') {
+            Some((a, l)) => a.parse::<std::net::IpAddr>().is_ok_and(|a| {
+                l.bytes().all(|b| b.is_ascii_digit())
+                    && l.parse::<u8>().is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 })
+            }),
+            None => item.parse::<std::net::IpAddr>().is_ok(),
+        };
+        if !ok {
+            return Err(format!("`{item}`"));
+        }
+    }
+    Ok(())
+}
+
+/// Whether ingress-nginx's store drops `ing` for its annotations or its
+/// hosts and paths ([`Verdict`]).
+pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
+    let version = controller_version(setup);
+    let at_least = |v: (u32, u32)| version.map(|have| have >= v);
+    let unknown_version =
+        "the controller's version is not known (no ingress-nginx controller image with a version tag in the input)";
+
+    // --deep-inspect: on by default in every version this reads.
+    if bool_flag(setup, "--deep-inspect") != Some(false) {
+        if let Some((what, pattern)) = deep_inspected(ing) {
+            return Verdict::Skip(format!("its {what} matches the deep inspector's pattern {pattern} (--deep-inspect, on by default): ingress-nginx refuses the whole Ingress"));
+        }
+    }
+
+    let prefix = format!("{}/", setup.prefix);
+    let anns: Vec<(String, Option<&str>)> = ing
+        .doc
+        .at(&["metadata", "annotations"])
+        .map(realip_kube::Node::entries)
+        .unwrap_or_default()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_str()))
+        .collect();
+
+    // annotations-risk-level (v1.10 on): High by default from v1.12, Critical before.
+    let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "annotations-risk-level"]));
+    let (level, how, sure) = match (set, at_least((1, 10)), at_least((1, 12))) {
+        (_, Some(false), _) => (None, String::new(), true),
+        (Some(v), _, _) => {
+            let r = Risk::parse(v);
+            let typo = if r == Risk::Low && !v.eq_ignore_ascii_case("low") { " (ingress-nginx reads any value but critical, high or medium as Low)" } else { "" };
+            (Some(r), format!("the ConfigMap's annotations-risk-level `{v}`{typo}"), version.is_some())
+        }
+        (None, _, Some(true)) => (Some(Risk::High), "annotations-risk-level, High by default since ingress-nginx v1.12".to_owned(), true),
+        (None, _, Some(false)) => (Some(Risk::Critical), String::new(), true),
+        (None, _, None) => (Some(Risk::High), "annotations-risk-level, High by default since ingress-nginx v1.12 (Critical before; the stricter is assumed)".to_owned(), false),
+    };
+    if let Some(level) = level {
+        for (k, v) in &anns {
+            let short = k.strip_prefix(&prefix).unwrap_or(k);
+            let hit = RISKY.iter().find(|(n, r, from, until)| {
+                *n == short && *r > level && version.is_none_or(|v| v >= *from && until.is_none_or(|u| v <= u))
+            });
+            if let Some((_, r, _, _)) = hit {
+                let why = format!("annotation {k} is of risk {} in ingress-nginx, above {how} ({}): ingress-nginx refuses the whole Ingress", r.name(), level.name());
+                if sure {
+                    return Verdict::Skip(why);
+                }
+                return Verdict::Unsure {
+                    key: short.to_owned(),
+                    value: v.unwrap_or_default().to_owned(),
+                    why: format!("{unknown_version}, so it is not known whether this applies: {why}"),
+                };
+            }
+        }
+    }
+
+    // --enable-annotation-validation (v1.10 on): on by default from v1.12.
+    // The rate-limit parser returns its validators' errors, which drop the Ingress.
+    let (validation, sure) =
+        match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 10)), at_least((1, 12))) {
+            (_, Some(false), _) => (false, true),
+            (Some(on), _, _) => (on, version.is_some()),
+            (None, _, Some(on)) => (on, true),
+            (None, _, None) => (true, false),
+        };
+    if validation {
+        let raw = |short: &str| {
+            anns.iter().find(|(k, _)| k.strip_prefix(&prefix) == Some(short)).and_then(|(_, v)| *v).unwrap_or_default()
+        };
+        let mut bad = None;
+        for short in ["limit-rpm", "limit-rps", "limit-connections"] {
+            let v = raw(short);
+            // Go's strconv.Atoi: an optional sign and decimal digits, nothing trimmed.
+            if !v.is_empty() && v.parse::<i64>().is_err() {
+                bad = Some((
+                    short,
+                    v,
+                    format!(
+                        "annotation {prefix}{short} `{v}` is not an integer to Go's strconv.Atoi (no spaces, no units)"
+                    ),
+                ));
+                break;
+            }
+        }
+        if bad.is_none() {
+            // The alias is read only when limit-allowlist is empty.
+            let (name, v) = match raw("limit-allowlist") {
+                "" => ("limit-whitelist", raw("limit-whitelist")),
+                v => ("limit-allowlist", v),
+            };
+            if let Err(item) = go_parse_cidrs(v) {
+                bad = Some((name, v, format!("annotation {prefix}{name} has {item}, which is not an address or CIDR")));
+            }
+        }
+        if let Some((key, value, bad)) = bad {
+            let why = format!("{bad}; with annotation validation on (--enable-annotation-validation, the default since ingress-nginx v1.12) the rate-limit parser's validation error makes ingress-nginx refuse the whole Ingress");
+            if sure {
+                return Verdict::Skip(why);
+            }
+            return Verdict::Unsure {
+                key: key.to_owned(),
+                value: value.to_owned(),
+                why: format!("{unknown_version}, so it is not known whether this applies: {why}"),
+            };
+        }
+    }
+    Verdict::Served
+}

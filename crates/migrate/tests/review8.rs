@@ -1,0 +1,197 @@
+//! The eighth review's inputs (R8-1..R8-5): Ingresses ingress-nginx's store
+//! drops or refuses (annotation risk, annotation validation, deep
+//! inspection, empty allow-list items, unknown namespaces, boolean flags),
+//! each as a table on both targets. The rule under test: nothing the
+//! migration emits is more open than what ingress-nginx served.
+
+mod common;
+
+use common::{controller, ingress, open_policies, routes, run};
+use realip_migrate::{Migration, Status, Target};
+
+const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
+const W: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
+const BASE: [(&str, &str); 2] = [("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
+
+/// The common controller with image tag `tag`, `args` added after
+/// `--ingress-class`, and ConfigMap lines `data` after the client-IP ones.
+fn controller_at(tag: &str, args: &[&str], data: &[(&str, &str)]) -> String {
+    let all: Vec<(&str, &str)> = BASE.iter().chain(data).copied().collect();
+    let extra: String = args.iter().fold(String::new(), |acc, a| acc + "\n        - " + a);
+    controller(&all).replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx{extra}"), 1).replacen(
+        "controller:v1.15.1",
+        &format!("controller:{tag}"),
+        1,
+    )
+}
+
+/// An Ingress on app.example.com `path` (Prefix) in namespace `ns`, created in `year`.
+fn ing_at(ns: &str, name: &str, year: u32, path: &str, annotations: &[(&str, &str)]) -> String {
+    ingress(name, path, annotations, "").replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1).replacen(
+        "  namespace: web\n",
+        &format!("  namespace: {ns}\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
+        1,
+    )
+}
+
+fn not_converted(m: &Migration) -> bool {
+    m.report.entries.iter().any(|e| e.status == Status::NotConverted)
+}
+
+/// One row: image tag, controller args, ConfigMap lines, a-open's
+/// annotations and path, open routes, deny-all routes, text of the note
+/// that skips a-open (None: not skipped).
+struct Row {
+    name: &'static str,
+    tag: &'static str,
+    args: &'static [&'static str],
+    data: &'static [(&'static str, &'static str)],
+    anns: &'static [(&'static str, &'static str)],
+    path: &'static str,
+    open: &'static [&'static str],
+    denied: &'static [&'static str],
+    note: Option<&'static str>,
+}
+
+const SNIPPET: (&str, &str) = ("configuration-snippet", "more_set_headers \"X-Frame-Options: DENY\";");
+
+const V15: &str = "v1.15.1";
+
+#[rustfmt::skip]
+const ROWS: &[Row] = &[
+    Row { name: "s1 snippet, allow-snippet on", tag: V15, args: &[], data: &[("allow-snippet-annotations", "true")], anns: &[SNIPPET], path: "/admin", open: &["y-adm"], denied: &[], note: Some("configuration-snippet is of risk Critical"), },
+    Row { name: "s2 snippet", tag: V15, args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &["y-adm"], denied: &[], note: Some("configuration-snippet is of risk Critical"), },
+    Row { name: "s3 server-snippet", tag: V15, args: &[], data: &[], anns: &[("server-snippet", "add_header X-A b;")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("server-snippet is of risk Critical"), },
+    Row { name: "s4 mirror-target at Medium", tag: V15, args: &[], data: &[("annotations-risk-level", "Medium")], anns: &[("mirror-target", "https://mirror.example/x")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("mirror-target is of risk High"), },
+    Row { name: "s6 control: level Critical", tag: V15, args: &[], data: &[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "s7old control: v1.11 (Critical by default)", tag: "v1.11.5", args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "pre-v1.10: no risk check", tag: "v1.9.6", args: &[], data: &[("annotations-risk-level", "Low")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "v1 limit-rps 10r/s", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-rps `10r/s` is not an integer"), },
+    Row { name: "limit-rps with a space", tag: V15, args: &[], data: &[], anns: &[("limit-rps", " 10")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-rps ` 10` is not an integer"), },
+    Row { name: "v2 limit-whitelist not a list", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "100"), ("limit-whitelist", "10.0.0.0/8 192.0.2.0/24")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-whitelist has `10.0.0.0/8 192.0.2.0/24`"), },
+    Row { name: "limit-allowlist wins over a bad alias", tag: V15, args: &[], data: &[], anns: &[("limit-allowlist", "10.0.0.0/8"), ("limit-whitelist", "x")], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "v1.11: validation off by default", tag: "v1.11.5", args: &[], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "validation off by flag", tag: V15, args: &["--enable-annotation-validation=false"], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "d1 deep-inspect path", tag: V15, args: &[], data: &[], anns: &[], path: "/admin/etc/nginx", open: &["y-adm"], denied: &[], note: Some("path `/admin/etc/nginx` matches the deep inspector's pattern"), },
+    Row { name: "deep-inspect alias;", tag: V15, args: &[], data: &[], anns: &[], path: "/admin/alias;x", open: &["y-adm"], denied: &[], note: Some("`alias` followed by `;`"), },
+    Row { name: "f4 --deep-inspect=false", tag: V15, args: &["--deep-inspect=false"], data: &[], anns: &[], path: "/admin/etc/nginx", open: &["a-open", "y-adm"], denied: &[], note: None, },
+    Row { name: "unknown version: deny-all", tag: "latest", args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &[], denied: &["a-open-denied"], note: None, },
+];
+
+/// R8-1 (s1–s6, v1, v2, d1 and controls): an older open a-open and a newer
+/// y-adm with an allow list share app.example.com/admin. When ingress-nginx
+/// drops a-open, y-adm serves /admin under its allow list; a-open must then
+/// neither be emitted nor be named as shadowing y-adm.
+#[test]
+fn ingresses_the_annotation_extractor_or_deep_inspector_drops_are_skipped() {
+    for target in BOTH {
+        for r in ROWS {
+            let docs = [
+                controller_at(r.tag, r.args, r.data),
+                ing_at("web", "a-open", 2020, r.path, r.anns),
+                ing_at("web", "y-adm", 2021, "/admin", &[W]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let mut open = routes(&m, false);
+            open.sort();
+            assert_eq!(open, r.open, "{} {target:?}:\n{text}", r.name);
+            assert_eq!(routes(&m, true), r.denied, "{} {target:?}:\n{text}", r.name);
+            let note = m.report.notes.iter().find(|n| n.starts_with("Ingress/web/a-open") && n.ends_with("skipped"));
+            match r.note {
+                Some(want) => {
+                    let note = note.unwrap_or_else(|| panic!("{}: no note:\n{text}", r.name));
+                    assert!(note.contains(want), "{}: {note}", r.name);
+                    assert!(
+                        !text.contains("shadowed by Ingress/web/a-open"),
+                        "{}: a-open shadows nothing:\n{text}",
+                        r.name
+                    );
+                }
+                None => assert!(note.is_none(), "{}: {note:?}", r.name),
+            }
+            if r.open.contains(&"y-adm") {
+                assert!(!open_policies(&m).is_empty(), "{}: y-adm keeps its allow list", r.name);
+            }
+            if r.tag == "latest" {
+                let e = m
+                    .report
+                    .entries
+                    .iter()
+                    .find(|e| e.key == "configuration-snippet" && e.why.contains("version is not known"));
+                assert!(
+                    e.is_some_and(|e| e.status == Status::NotConverted),
+                    "{}: reported not converted:\n{text}",
+                    r.name
+                );
+            }
+        }
+    }
+}
+
+/// R8-1 s5: a typo in annotations-risk-level is Low to ingress-nginx, which
+/// then drops both Ingresses (each has a Medium annotation): /admin is not
+/// served at all, and nothing is emitted.
+#[test]
+fn a_risk_level_typo_is_low() {
+    for target in BOTH {
+        let docs = [
+            controller_at("v1.15.1", &[], &[("annotations-risk-level", "Critcal")]),
+            ing_at("web", "a-open", 2020, "/admin", &[("proxy-body-size", "8m")]),
+            ing_at("web", "y-adm", 2021, "/admin", &[W]),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert!(routes(&m, false).is_empty() && routes(&m, true).is_empty(), "{target:?}:\n{text}");
+        let skipped = m
+            .report
+            .notes
+            .iter()
+            .filter(|n| n.contains("above the ConfigMap's annotations-risk-level `Critcal`"))
+            .count();
+        assert_eq!(skipped, 2, "{text}");
+        assert_eq!(common::status(&m, "annotations-risk-level"), Status::Converted);
+    }
+}
+
+/// R8-1 s7: on the current controller's defaults an Ingress with a harmless
+/// configuration-snippet is dropped, so its path /api is served by the
+/// other Ingress's `/` under that allow list; the migration must not open
+/// /api (and this is complete: exit 0).
+#[test]
+fn a_dropped_ingress_leaves_its_paths_to_the_restricted_one() {
+    for target in BOTH {
+        let docs = [
+            controller_at("v1.15.1", &[], &[]),
+            ing_at("web", "a-adm", 2020, "/", &[W]),
+            ing_at("web", "y-api", 2021, "/api", &[SNIPPET]),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert_eq!(routes(&m, false), ["a-adm"], "{target:?}:\n{text}");
+        assert!(!open_policies(&m).is_empty(), "a-adm keeps its allow list");
+        assert!(!not_converted(&m), "{target:?}: complete:\n{text}");
+    }
+}
+
+#[test]
+fn deep_inspect_patterns() {
+    use realip_migrate::drops::deep_inspect_match as m;
+    for (v, hit) in [
+        ("/admin", false),
+        ("/alias", false),
+        ("/alias;", true),
+        ("/x;alias", false),
+        ("/aliasx/y;", true),
+        ("/rootless;", true),
+        ("/root", false),
+        ("/etc/nginx", true),
+        ("/etc/nginxx", true),
+        ("/etc/hosts", false),
+        ("/var/run/secrets/x", true),
+        ("/a_by_lua", true),
+        ("app.example.com", false),
+    ] {
+        assert_eq!(m(v).is_some(), hit, "{v}");
+    }
+}
