@@ -699,6 +699,23 @@ pub fn refusing_directives(snippet: &str) -> bool {
     })
 }
 
+/// Why ingress-nginx denies every location of an Ingress whose
+/// allow/deny-list annotation (already trimmed, as its `parseString`
+/// trims) is `v`, or `None`. Its `ipallowlist`/`ipdenylist` parsers turn an
+/// empty value, and any empty item of the comma-separated list (`a,`,
+/// `a,,b`, `a, `: `net.ParseIPNets` accepts neither as an address nor a
+/// CIDR and fails the whole list), into a `LocationDeniedError`, which
+/// nginx.tmpl renders as `return 503` for every client. The realip Ingress
+/// mode keeps its own rule (it skips empty items).
+fn denied_list(v: &str) -> Option<String> {
+    if v.is_empty() {
+        return Some("the value is empty: ingress-nginx cannot parse it and refuses every location of the Ingress to every client (503), so the Ingress is emitted deny-all".into());
+    }
+    v.split(',').any(|i| i.trim().is_empty()).then(|| {
+        format!("`{v}` has an empty item: ingress-nginx fails the whole list on it and refuses every location of the Ingress to every client (503), so the Ingress is emitted deny-all")
+    })
+}
+
 /// A boolean as ingress-nginx reads it: Go's `strconv.ParseBool`, which
 /// accepts exactly these spellings (not `yes`, not `tRuE`, and nothing
 /// with surrounding spaces: ParseBool does not trim, so `" true"` is an
@@ -827,6 +844,11 @@ pub fn plan<'a>(
                     push(key, Status::Ignored, "", "allowlist-source-range, its newer name, is set too and wins".into());
                     continue;
                 }
+                if let Some(why) = denied_list(v) {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", why);
+                    continue;
+                }
                 // An empty list is rejected by ingress-nginx; `allow: []` is refused as Invalid by realip (it once meant everyone).
                 match cidrs(v).and_then(|l| if l.is_empty() { Err("the list is empty".to_owned()) } else { Ok(l) }) {
                     Ok(list) => {
@@ -840,7 +862,10 @@ pub fn plan<'a>(
                 }
             }
             "denylist-source-range" => match cidrs(v) {
-                Ok(list) if list.is_empty() => push(key, Status::Ignored, "", "empty: denies no one, in ingress-nginx and in the output".into()),
+                _ if denied_list(v).is_some() => {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", denied_list(v).unwrap_or_default());
+                }
                 Ok(list) => {
                     push(key, Status::Converted, &format!("{access_to} {}", if eg { "authorization (Deny rule, first)" } else { "deny" }), format!("never these clients (deny wins over allow, as in nginx), {keyed_on}"));
                     plan.deny = list;

@@ -195,3 +195,38 @@ fn deep_inspect_patterns() {
         assert_eq!(m(v).is_some(), hit, "{v}");
     }
 }
+
+/// R8-2 (tc1–tc4): an empty item in an allow or deny list (`a,`, `a,,b`,
+/// `a, `) fails ingress-nginx's whole list: its location answers 503 to
+/// every client. The Ingress is emitted deny-all and reported not
+/// converted, never with the other items alone.
+#[test]
+fn an_empty_list_item_denies_every_client() {
+    let table = [
+        ("whitelist-source-range", "203.0.113.0/24,", true),
+        ("denylist-source-range", "198.51.100.0/24,", true),
+        ("whitelist-source-range", "203.0.113.0/24,,198.51.100.7", true),
+        ("allowlist-source-range", "203.0.113.0/24, ", true),
+        ("whitelist-source-range", "", true),
+        ("whitelist-source-range", "203.0.113.0/24, 198.51.100.7", false),
+        ("denylist-source-range", "198.51.100.0/24", false),
+    ];
+    for target in BOTH {
+        for (k, v, denied) in table {
+            let docs = [controller_at(V15, &[], &[]), ing_at("web", "a-adm", 2020, "/admin", &[(k, v)])];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let e = m.report.entries.iter().find(|e| e.key == k).unwrap();
+            if denied {
+                assert_eq!(routes(&m, true), ["a-adm-denied"], "{k}: {v:?} {target:?}:\n{text}");
+                assert!(routes(&m, false).is_empty() && open_policies(&m).is_empty(), "{k}: {v:?}:\n{text}");
+                assert_eq!(e.status, Status::NotConverted, "{k}: {v:?}");
+                assert!(e.why.contains("503"), "{}", e.why);
+            } else {
+                assert_eq!(routes(&m, false), ["a-adm"], "{k}: {v:?} {target:?}:\n{text}");
+                assert_eq!(open_policies(&m).len(), 1, "{k}: {v:?}");
+                assert_eq!(e.status, Status::Converted, "{k}: {v:?}");
+            }
+        }
+    }
+}

@@ -1196,7 +1196,8 @@ fn a_missing_configmap_is_not_converted() {
 }
 
 /// `canary` and `use-regex` are Go ParseBool booleans like the ConfigMap's;
-/// an empty deny list denies no one and is not "converted".
+/// an empty deny list, or one with an empty item, makes ingress-nginx
+/// refuse the Ingress's locations with 503 (R8-2): deny-all.
 #[test]
 fn annotation_booleans_and_empty_deny_lists() {
     for (k, v, want) in [
@@ -1207,14 +1208,13 @@ fn annotation_booleans_and_empty_deny_lists() {
         ("use-regex", "on", Status::NotConverted),
         ("use-regex", "True", Status::Converted),
         ("use-regex", "f", Status::Converted),
-        ("denylist-source-range", "", Status::Ignored),
-        ("denylist-source-range", " , ", Status::Ignored),
+        ("denylist-source-range", "", Status::NotConverted),
+        ("denylist-source-range", " , ", Status::NotConverted),
     ] {
         let m = run(&[controller(&[]), ingress("site", "/", &[(k, v)], "")], R);
         assert_eq!(status(&m, k), want, "{k}: {v:?}\n{}", m.report.text());
         if k == "denylist-source-range" {
-            assert!(find(&m, "ClientAccessPolicy").is_empty());
-            assert_eq!(find(&m, "HTTPRoute").len(), 1);
+            assert_eq!(routes(&m, true), ["site-denied"], "{v:?}");
         }
     }
 }
