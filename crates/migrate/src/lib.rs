@@ -394,12 +394,10 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
         });
     }
     let mut unsure = Unsure::new();
-    ours.retain(|ing| match watched(ing, objects, setup, report) {
+    ours.retain(|ing| match watched(ing, objects, setup) {
         drops::Verdict::Served => true,
         drops::Verdict::Skip(why) => {
-            if !why.is_empty() {
-                report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
-            }
+            report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
             false
         }
         drops::Verdict::Unsure { key, value, why } => {
@@ -434,11 +432,11 @@ fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, Strin
 /// (`--watch-namespace`, `--watch-namespace-selector`), `--disable-catch-all`,
 /// the word blocklist, and [`drops::check`] (deep inspection, annotation
 /// risk and validation). A certain drop is [`drops::Verdict::Skip`] with
-/// the note's text (empty when an entry already says it): an Ingress
-/// ingress-nginx never saw must not serve, nor shadow an Ingress it did
-/// serve; an uncertain one is left out or [`drops::Verdict::Unsure`],
-/// never emitted open.
-fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &mut Report) -> drops::Verdict {
+/// the note's text: an Ingress ingress-nginx never saw must not serve, nor
+/// shadow an Ingress it did serve; an uncertain one is
+/// [`drops::Verdict::Unsure`] (emitted deny-all, still taking its paths in
+/// the merge), never emitted open nor dropped.
+fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>) -> drops::Verdict {
     use drops::Verdict;
     if let Some(list) = &setup.watch_namespaces {
         if !list.contains(&ing.namespace) {
@@ -479,17 +477,12 @@ fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>, report: &
                 } else {
                     format!("realip migrate cannot evaluate the selector `{sel}` (set-based forms are not read)")
                 };
-                report.entries.push(Entry {
-                    object: ing.id(),
-                    file: ing.source.file.clone(),
-                    line: ing.source.line,
+                // Left out entirely, a newer open Ingress would take its paths.
+                return Verdict::Unsure {
                     key: "--watch-namespace-selector".into(),
                     value: sel.clone(),
-                    status: Status::NotConverted,
-                    to: String::new(),
-                    why: format!("{why}: the Ingress is left out (not emitted) rather than emitted for a namespace ingress-nginx may not watch; add the Namespace objects to the input (kubectl get ns -o yaml)"),
-                });
-                return Verdict::Skip(String::new());
+                    why: format!("{why} (add the Namespace objects to the input: kubectl get ns -o yaml)"),
+                };
             }
         }
     }

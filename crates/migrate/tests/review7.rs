@@ -67,35 +67,39 @@ fn namespace(name: &str, labels: &str) -> String {
     format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{{labels}}}\n")
 }
 
-/// Controller args, extra documents, HTTPRoutes emitted, exit-1 entry expected.
-type NsRow = (Vec<&'static str>, Vec<String>, Vec<&'static str>, bool);
+/// Controller args, extra documents, HTTPRoutes emitted, deny-all ones, exit-1 entry expected.
+type NsRow = (Vec<&'static str>, Vec<String>, Vec<&'static str>, Vec<&'static str>, bool);
 
 /// R7-1 (p5): an Ingress outside --watch-namespace / the selector is never
-/// emitted, so it cannot open or shadow a restricted path.
+/// emitted, so it cannot open or shadow a restricted path. When whether the
+/// selector matches is not known (R8-3), the Ingress is emitted deny-all
+/// and keeps its paths in the merge.
 #[test]
 fn unwatched_namespaces_are_left_out() {
-    // (controller args, extra docs, HTTPRoutes emitted, exit-1 entry expected)
+    // (controller args, extra docs, HTTPRoutes emitted, deny-all ones, exit-1 entry expected)
     let table: Vec<NsRow> = vec![
-        (vec!["--watch-namespace=prod"], vec![], vec!["y-adm"], false),
-        (vec!["--watch-namespace=$(POD_NAMESPACE)"], vec![], vec![], false),
-        (vec!["--watch-namespace=web,prod"], vec![], vec!["a-open"], false),
-        (vec!["--watch-namespace="], vec![], vec!["a-open"], false),
-        (vec!["--watch-namespace-selector=team=prod"], vec![], vec![], true),
+        (vec!["--watch-namespace=prod"], vec![], vec!["y-adm"], vec![], false),
+        (vec!["--watch-namespace=$(POD_NAMESPACE)"], vec![], vec![], vec![], false),
+        (vec!["--watch-namespace=web,prod"], vec![], vec!["a-open"], vec![], false),
+        (vec!["--watch-namespace="], vec![], vec!["a-open"], vec![], false),
+        (vec!["--watch-namespace-selector=team=prod"], vec![], vec![], vec!["a-open-denied"], true),
         (
             vec!["--watch-namespace-selector=team=prod"],
             vec![namespace("web", "team: dev"), namespace("prod", "team: prod")],
             vec!["y-adm"],
+            vec![],
             false,
         ),
         (
             vec!["--watch-namespace-selector=team in (prod)"],
             vec![namespace("web", "team: dev"), namespace("prod", "team: prod")],
             vec![],
+            vec!["a-open-denied"],
             true,
         ),
     ];
     for target in BOTH {
-        for (args, extra, want, unknown) in &table {
+        for (args, extra, want, denied, unknown) in &table {
             let mut docs = vec![
                 controller_with(args, &[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")]),
                 ing_at("web", "a-open", 2020, &[], ""),
@@ -106,8 +110,9 @@ fn unwatched_namespaces_are_left_out() {
             let mut got = routes(&m, false);
             got.sort();
             assert_eq!(got, *want, "{args:?} {target:?}:\n{}", m.report.text());
+            assert_eq!(routes(&m, true), *denied, "{args:?} {target:?}:\n{}", m.report.text());
             let text = m.report.text();
-            if !want.contains(&"a-open") {
+            if !want.contains(&"a-open") && denied.is_empty() {
                 assert!(!text.contains("shadowed by"), "{args:?}: a-open is not served, so shadows nothing:\n{text}");
             }
             let entry = m

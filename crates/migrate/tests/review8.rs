@@ -230,3 +230,28 @@ fn an_empty_list_item_denies_every_client() {
         }
     }
 }
+
+/// R8-3 (sel5): with --watch-namespace-selector and the restricted
+/// Ingress's Namespace missing from the input, whether ingress-nginx served
+/// it is not known. It must keep its path in the merge (deny-all), so the
+/// newer open Ingress does not serve /admin.
+#[test]
+fn an_ingress_of_an_unknown_namespace_is_deny_all() {
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: web\n  labels: {team: web}\n".to_owned();
+    for target in BOTH {
+        let docs = [
+            controller_at(V15, &["--watch-namespace-selector=team!=other"], &[]),
+            ns.clone(),
+            ing_at("prod", "a-adm", 2020, "/admin", &[W]),
+            ing_at("web", "y-open", 2021, "/admin", &[]),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert!(routes(&m, false).is_empty(), "{target:?}: /admin is not opened:\n{text}");
+        assert_eq!(routes(&m, true), ["a-adm-denied"], "{target:?}:\n{text}");
+        let e = m.report.entries.iter().find(|e| e.key == "--watch-namespace-selector").unwrap();
+        assert_eq!(e.status, Status::NotConverted);
+        assert!(e.why.contains("Namespace prod is not in the input") && e.why.contains("deny-all"), "{}", e.why);
+        assert!(text.contains("shadowed by Ingress/prod/a-adm"), "{text}");
+    }
+}
