@@ -234,6 +234,39 @@ pub fn flag<'a>(argv: &[&'a str], name: &str) -> Option<&'a str> {
     found
 }
 
+/// The value of the boolean flag `name` in `argv` (the last one wins), as
+/// Go's flag parsing (pflag, and the standard `flag` package) reads it: only
+/// `--name=value` carries a value; a bare `--name` is `"true"` and never
+/// takes the next argument, which stays a positional argument
+/// (`--disable-catch-all false` is true). Use [`flag`] for other flags.
+pub fn bool_flag<'a>(argv: &[&'a str], name: &str) -> Option<&'a str> {
+    let mut found = None;
+    for a in argv {
+        if let Some(v) = a.strip_prefix(name).and_then(|r| r.strip_prefix('=')) {
+            found = Some(v);
+        } else if *a == name {
+            found = Some("true");
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod flag_tests {
+    use super::{bool_flag, flag};
+
+    #[test]
+    fn boolean_flags_never_take_the_next_argument() {
+        let argv = ["/c", "--watch-ingress-without-class", "false", "--ingress-class", "nginx"];
+        assert_eq!(bool_flag(&argv, "--watch-ingress-without-class"), Some("true"));
+        assert_eq!(flag(&argv, "--ingress-class"), Some("nginx"));
+        assert_eq!(bool_flag(&["--deep-inspect=false"], "--deep-inspect"), Some("false"));
+        assert_eq!(bool_flag(&["--deep-inspect=false", "--deep-inspect"], "--deep-inspect"), Some("true"));
+        assert_eq!(bool_flag(&["--deep-inspectx"], "--deep-inspect"), None);
+        assert_eq!(bool_flag(&[], "--deep-inspect"), None);
+    }
+}
+
 /// Whether every `key: value` of a `matchLabels`-style map is among `labels`.
 pub fn labels_match(selector: &Node, labels: Option<&Node>) -> bool {
     selector.entries().iter().all(|(k, v)| labels.and_then(|l| l.str_at(&[k])) == v.as_str())

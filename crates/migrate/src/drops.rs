@@ -150,14 +150,15 @@ pub enum Verdict {
     },
 }
 
-/// A boolean controller flag, `None` when absent or not a boolean
-/// ingress-nginx would accept.
+/// A boolean controller flag (a value only with `--flag=value`; a bare
+/// `--flag` is true), `None` when absent or not a boolean ingress-nginx
+/// would accept.
 fn bool_flag(setup: &Setup<'_>, name: &str) -> Option<bool> {
     let ctl = setup.controller?;
     let c = containers(ctl).iter().find(|c| argv(c).iter().any(|a| a.ends_with("/nginx-ingress-controller")));
     let c = c.or_else(|| containers(ctl).first())?;
     let args = argv(c);
-    realip_doctor::model::flag(&args, name).and_then(crate::ingress::go_bool)
+    realip_doctor::model::bool_flag(&args, name).and_then(crate::ingress::go_bool)
 }
 
 /// The deep inspector's patterns (`inspector.CheckRegex`), reproduced

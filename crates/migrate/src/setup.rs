@@ -12,7 +12,7 @@
 //! on`. Invariant: every key of the ConfigMap gets a report entry, and the
 //! defaults that decide who the client is get one too.
 
-use realip_doctor::model::{argv, containers, flag, pod_labels, selected_by};
+use realip_doctor::model::{argv, bool_flag, containers, flag, pod_labels, selected_by};
 use realip_kube::Object;
 
 use crate::report::{Entry, Report, Status};
@@ -157,9 +157,11 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     if let Some(p) = flag(&args, "--annotations-prefix") {
         p.clone_into(&mut s.prefix);
     }
-    s.without_class = flag(&args, "--watch-ingress-without-class").and_then(crate::ingress::go_bool) == Some(true);
-    s.class_by_name = flag(&args, "--ingress-class-by-name").and_then(crate::ingress::go_bool) == Some(true);
-    s.disable_catch_all = flag(&args, "--disable-catch-all").and_then(crate::ingress::go_bool) == Some(true);
+    // Boolean flags take a value only as `--flag=value` (Go's flag parsing).
+    let on = |name: &str| bool_flag(&args, name).and_then(crate::ingress::go_bool) == Some(true);
+    s.without_class = on("--watch-ingress-without-class");
+    s.class_by_name = on("--ingress-class-by-name");
+    s.disable_catch_all = on("--disable-catch-all");
     // ingress-nginx splits --watch-namespace on commas; empty means all.
     s.watch_namespaces = flag(&args, "--watch-namespace")
         .filter(|v| !v.is_empty())

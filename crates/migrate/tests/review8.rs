@@ -255,3 +255,43 @@ fn an_ingress_of_an_unknown_namespace_is_deny_all() {
         assert!(text.contains("shadowed by Ingress/prod/a-adm"), "{text}");
     }
 }
+
+/// R8-4 (f1, f2, f2b): a boolean flag followed by a separate `false` is
+/// true to ingress-nginx (Go's flag parsing: only `--flag=false` sets
+/// false; the next argument stays positional).
+#[test]
+fn boolean_flags_take_no_separate_value() {
+    // (args, HTTPRoutes emitted)
+    let table: [(&[&str], &[&str]); 4] = [
+        (&["--watch-ingress-without-class", "\"false\""], &["a-adm"]),
+        (&["--watch-ingress-without-class", "-v=2"], &["a-adm"]),
+        (&["--watch-ingress-without-class=false"], &["y-open"]),
+        (&[], &["y-open"]),
+    ];
+    for target in BOTH {
+        for (args, want) in table {
+            let classless = ing_at("web", "a-adm", 2020, "/admin", &[W]).replace("  ingressClassName: nginx\n", "");
+            let docs = [controller_at(V15, args, &[]), classless, ing_at("web", "y-open", 2021, "/admin", &[])];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), want, "{args:?} {target:?}:\n{text}");
+            if want == ["a-adm"] {
+                assert!(!open_policies(&m).is_empty(), "{args:?}: a-adm keeps its allow list");
+            }
+        }
+    }
+    // f1: --disable-catch-all "false" is true: the Ingress with a default backend is dropped.
+    let backend = "  defaultBackend:\n    service:\n      name: catchall\n      port:\n        number: 80\n";
+    for target in BOTH {
+        let open = ingress("a-open", "/admin", &[], backend)
+            .replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1)
+            .replacen("  namespace: web\n", "  namespace: web\n  creationTimestamp: \"2020-01-01T00:00:00Z\"\n", 1);
+        let docs = [
+            controller_at(V15, &["--disable-catch-all", "\"false\""], &[]),
+            open,
+            ing_at("web", "y-adm", 2021, "/admin", &[W]),
+        ];
+        let m = run(&docs, target);
+        assert_eq!(routes(&m, false), ["y-adm"], "{target:?}:\n{}", m.report.text());
+    }
+}
