@@ -14,6 +14,11 @@ pub enum Error {
     /// run migrates one controller, with its ConfigMap and Ingresses.
     #[error("several ingress-nginx controllers in the input ({0}): give one controller's objects per run")]
     SeveralControllers(String),
+    /// Occurs when the controller's flags make ingress-nginx refuse to
+    /// start (`--watch-namespace` with `--watch-namespace-selector`): it
+    /// served nothing, so there is nothing to migrate.
+    #[error("{0}")]
+    ControllerFlags(String),
     /// Occurs when `--gateway` is not `NAMESPACE/NAME` of DNS labels.
     #[error("--gateway `{0}`: expected NAMESPACE/NAME (lowercase DNS labels)")]
     GatewayName(String),

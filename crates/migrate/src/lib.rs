@@ -86,7 +86,7 @@ pub struct Migration {
     pub report: Report,
 }
 
-fn dns_label(s: &str) -> bool {
+pub(crate) fn dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
         && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -438,12 +438,11 @@ fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, Strin
 /// the merge), never emitted open nor dropped.
 fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>) -> drops::Verdict {
     use drops::Verdict;
-    if let Some(list) = &setup.watch_namespaces {
-        if !list.contains(&ing.namespace) {
+    if let Some(ns) = &setup.watch_namespace {
+        if *ns != ing.namespace {
             return Verdict::Skip(format!(
-                "namespace {} is not in the controller's --watch-namespace={}: ingress-nginx never reads it",
-                ing.namespace,
-                list.join(",")
+                "namespace {} is not the controller's --watch-namespace={ns}: ingress-nginx never reads it",
+                ing.namespace
             ));
         }
     }

@@ -17,7 +17,18 @@ pub const LISTS: &[(&str, &str)] = &[
 /// Lists read when served.
 pub const OPTIONAL_LISTS: &[(&str, &str)] = &[("/apis/networking.k8s.io/v1/ingressclasses", "IngressClass")];
 
-/// The objects of [`LISTS`] and [`OPTIONAL_LISTS`].
+/// Listed too when the controller has `--watch-namespace-selector`: the
+/// selector is evaluated on the Namespaces' labels.
+pub const NAMESPACES: &[(&str, &str)] = &[("/api/v1/namespaces", "Namespace")];
+
+/// The objects of [`LISTS`] and [`OPTIONAL_LISTS`], and of [`NAMESPACES`]
+/// when the controller found among them selects namespaces by label.
 pub async fn load() -> Result<Vec<Object>, Error> {
-    Ok(realip_kube::live::load_lists(LISTS, OPTIONAL_LISTS).await?)
+    let mut objects = realip_kube::live::load_lists(LISTS, OPTIONAL_LISTS).await?;
+    let selects =
+        crate::setup::find(&objects, &mut crate::Report::default()).is_ok_and(|s| s.watch_namespace_selector.is_some());
+    if selects {
+        objects.extend(realip_kube::live::load_lists(NAMESPACES, &[]).await?);
+    }
+    Ok(objects)
 }

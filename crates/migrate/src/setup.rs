@@ -56,9 +56,11 @@ pub struct Setup<'a> {
     pub class_by_name: bool,
     /// `--annotations-prefix` (default `nginx.ingress.kubernetes.io`).
     pub prefix: String,
-    /// `--watch-namespace` split on commas (after `$(POD_NAMESPACE)`
-    /// expansion); `None` (flag absent or empty) means every namespace.
-    pub watch_namespaces: Option<Vec<String>>,
+    /// `--watch-namespace` (after `$(POD_NAMESPACE)` expansion): ONE
+    /// namespace, taken as written (ingress-nginx hands it unchanged to its
+    /// informers, so `a,b` is a namespace that cannot exist); `None` (flag
+    /// absent or empty) means every namespace.
+    pub watch_namespace: Option<String>,
     /// `--watch-namespace-selector`, a label selector on Namespaces.
     pub watch_namespace_selector: Option<String>,
     /// `--disable-catch-all`: ingress-nginx ignores every Ingress with
@@ -108,6 +110,35 @@ fn controller_argv(o: &Object) -> Vec<String> {
     let c = c.or_else(|| containers(o).first());
     // $(POD_NAMESPACE) is the controller's own namespace (downward API).
     c.map(|c| argv(c).iter().map(|a| a.replace("$(POD_NAMESPACE)", &o.namespace)).collect()).unwrap_or_default()
+}
+
+/// `--watch-namespace` and `--watch-namespace-selector` of the controller
+/// `ctl` into `s`; both set is an error (ingress-nginx does not start).
+fn watch_flags(s: &mut Setup<'_>, args: &[&str], ctl: &Object, report: &mut Report) -> Result<(), Error> {
+    // One namespace, not split (flags.go passes it to the informers as is); empty means all.
+    s.watch_namespace = flag(args, "--watch-namespace").filter(|v| !v.is_empty()).map(str::to_owned);
+    s.watch_namespace_selector =
+        flag(args, "--watch-namespace-selector").filter(|v| !v.trim().is_empty()).map(str::to_owned);
+    if let (Some(ns), Some(sel)) = (&s.watch_namespace, &s.watch_namespace_selector) {
+        // flags.go: "flags --watch-namespace and --watch-namespace-selector are mutually exclusive".
+        return Err(Error::ControllerFlags(format!(
+            "controller {}: --watch-namespace={ns} and --watch-namespace-selector={sel} are both set, and ingress-nginx refuses to start with both (they are mutually exclusive), so it serves nothing; keep one",
+            ctl.id()
+        )));
+    }
+    if let Some(ns) = s.watch_namespace.as_deref().filter(|ns| !crate::dns_label(ns)) {
+        report.entries.push(Entry {
+            object: ctl.id(),
+            file: ctl.source.file.clone(),
+            line: ctl.source.line,
+            key: "--watch-namespace".into(),
+            value: ns.to_owned(),
+            status: Status::NotConverted,
+            to: String::new(),
+            why: format!("`{ns}` is not a namespace name: ingress-nginx takes --watch-namespace as ONE namespace (not a list) and watches one literally named `{ns}`, which cannot exist, so it serves no Ingress and none is emitted; give one namespace, or use --watch-namespace-selector"),
+        });
+    }
+    Ok(())
 }
 
 /// Finds the controller, its ConfigMap and Service in `objects`.
@@ -162,12 +193,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     s.without_class = on("--watch-ingress-without-class");
     s.class_by_name = on("--ingress-class-by-name");
     s.disable_catch_all = on("--disable-catch-all");
-    // ingress-nginx splits --watch-namespace on commas; empty means all.
-    s.watch_namespaces = flag(&args, "--watch-namespace")
-        .filter(|v| !v.is_empty())
-        .map(|v| v.split(',').map(|n| n.trim().to_owned()).filter(|n| !n.is_empty()).collect());
-    s.watch_namespace_selector =
-        flag(&args, "--watch-namespace-selector").filter(|v| !v.trim().is_empty()).map(str::to_owned);
+    watch_flags(&mut s, &args, ctl, report)?;
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
         ctl.id(),
@@ -315,7 +341,7 @@ const NO_EFFECT: &[(&str, &str)] = &[
     ("strict-validate-path-type", "path types map one to one onto HTTPRoute path matches"),
     (
         "enable-annotation-validation",
-        "annotation validation of ingress-nginx; the Gateway's objects are validated by their CRDs",
+        "not a ConfigMap key of ingress-nginx, which ignores it here: annotation validation is the controller flag --enable-annotation-validation (on by default since v1.12), which the migration reads from the controller's args",
     ),
 ];
 
@@ -617,26 +643,102 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
 }
 
 /// Whether a Namespace with `labels` matches the label selector `sel`
-/// (Kubernetes' `labels.Parse` syntax), or `None` when `sel` uses a form
-/// this does not evaluate (set-based `in`/`notin`, `<`, `>`).
+/// (Kubernetes' `labels.Parse` syntax: requirements separated by commas
+/// outside parentheses, all of which must hold: `key`, `!key`, `key=v`,
+/// `key==v`, `key!=v`, `key in (a, b)`, `key notin (a, b)`, `key > n`,
+/// `key < n`), or `None` when `sel` is not in a form this reads.
 pub fn selector_matches(sel: &str, labels: &std::collections::BTreeMap<String, String>) -> Option<bool> {
-    let mut all = true;
-    for req in sel.split(',').map(str::trim) {
-        if req.is_empty() || req.contains('(') || req.contains('<') || req.contains('>') || req.contains(" in ") {
-            return None;
+    let mut reqs = Vec::new();
+    let (mut depth, mut start) = (0u32, 0);
+    for (i, c) in sel.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.checked_sub(1)?,
+            ',' if depth == 0 => {
+                reqs.push(&sel[start..i]);
+                start = i + 1;
+            }
+            _ => {}
         }
-        let ok = if let Some((k, v)) = req.split_once("!=") {
-            labels.get(k.trim()).map(String::as_str) != Some(v.trim())
-        } else if let Some((k, v)) = req.split_once("==").or_else(|| req.split_once('=')) {
-            labels.get(k.trim()).map(String::as_str) == Some(v.trim())
-        } else if let Some(k) = req.strip_prefix('!') {
-            !labels.contains_key(k.trim())
-        } else if req.contains(char::is_whitespace) {
-            return None;
-        } else {
-            labels.contains_key(req)
-        };
-        all &= ok;
+    }
+    if depth != 0 {
+        return None;
+    }
+    reqs.push(&sel[start..]);
+    let mut all = true;
+    for req in reqs {
+        all &= requirement(req.trim(), labels)?;
     }
     Some(all)
+}
+
+/// One requirement of [`selector_matches`].
+fn requirement(req: &str, labels: &std::collections::BTreeMap<String, String>) -> Option<bool> {
+    let key = |k: &str| {
+        let k = k.trim();
+        (!k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))).then(|| k.to_owned())
+    };
+    let int = |v: &str| v.trim().parse::<i64>().ok();
+    if let Some(open) = req.find('(') {
+        let values = req[open + 1..].strip_suffix(')')?;
+        let values: Vec<&str> = values.split(',').map(str::trim).collect();
+        let (k, op) = req[..open].trim().rsplit_once(char::is_whitespace)?;
+        let k = key(k)?;
+        let value = labels.get(&k).map(String::as_str);
+        return match op {
+            "in" => Some(value.is_some_and(|v| values.contains(&v))),
+            "notin" => Some(value.is_none_or(|v| !values.contains(&v))),
+            _ => None,
+        };
+    }
+    if let Some(k) = req.strip_prefix('!') {
+        return Some(!labels.contains_key(&key(k)?));
+    }
+    if let Some((k, v)) = req.split_once("!=") {
+        return Some(labels.get(&key(k)?).map(String::as_str) != Some(v.trim()));
+    }
+    if let Some((k, v)) = req.split_once("==").or_else(|| req.split_once('=')) {
+        return Some(labels.get(&key(k)?).map(String::as_str) == Some(v.trim()));
+    }
+    if let Some((k, v)) = req.split_once('>') {
+        let n = int(v)?;
+        return Some(labels.get(&key(k)?).and_then(|l| int(l)).is_some_and(|l| l > n));
+    }
+    if let Some((k, v)) = req.split_once('<') {
+        let n = int(v)?;
+        return Some(labels.get(&key(k)?).and_then(|l| int(l)).is_some_and(|l| l < n));
+    }
+    Some(labels.contains_key(&key(req)?))
+}
+
+#[cfg(test)]
+mod selector_tests {
+    use super::selector_matches;
+
+    #[test]
+    fn equality_and_set_based_selectors() {
+        let labels: std::collections::BTreeMap<String, String> =
+            [("team", "web"), ("tier", "3")].iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        for (sel, want) in [
+            ("team=web", Some(true)),
+            ("team == web", Some(true)),
+            ("team!=web", Some(false)),
+            ("other!=x", Some(true)),
+            ("team in (web, shop)", Some(true)),
+            ("team in (shop)", Some(false)),
+            ("team notin (shop)", Some(true)),
+            ("other notin (shop)", Some(true)),
+            ("other in (shop)", Some(false)),
+            ("team", Some(true)),
+            ("!team", Some(false)),
+            ("!other", Some(true)),
+            ("team in (web), tier > 2", Some(true)),
+            ("tier < 2", Some(false)),
+            ("team in (web", None),
+            ("team within (web)", None),
+            ("team web", None),
+        ] {
+            assert_eq!(selector_matches(sel, &labels), want, "{sel}");
+        }
+    }
 }

@@ -295,3 +295,46 @@ fn boolean_flags_take_no_separate_value() {
         assert_eq!(routes(&m, false), ["y-adm"], "{target:?}:\n{}", m.report.text());
     }
 }
+
+/// R8-5: `--watch-namespace` is one namespace (`prod,web` is none that can
+/// exist); with `--watch-namespace-selector` as well ingress-nginx does not
+/// start (an error, exit 2); set-based selectors are evaluated;
+/// `enable-annotation-validation` is a flag, not a ConfigMap key.
+#[test]
+fn watch_namespace_flags_and_set_based_selectors() {
+    let ns = |name: &str, team: &str| {
+        format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {name}\n  labels: {{team: {team}}}\n")
+    };
+    for target in BOTH {
+        let ings = || [ing_at("prod", "a-adm", 2020, "/admin", &[W]), ing_at("web", "y-open", 2021, "/admin", &[])];
+        // f3: a comma is part of the one namespace name.
+        let [a, y] = ings();
+        let m = run(&[controller_at(V15, &["--watch-namespace=prod,web"], &[]), a, y], target);
+        assert!(routes(&m, false).is_empty() && routes(&m, true).is_empty(), "{}", m.report.text());
+        assert_eq!(common::status(&m, "--watch-namespace"), Status::NotConverted);
+        // Both flags: ingress-nginx refuses to start.
+        let [a, y] = ings();
+        let text = [controller_at(V15, &["--watch-namespace=prod", "--watch-namespace-selector=team=web"], &[]), a, y]
+            .join("---\n");
+        let objects = realip_kube::load_str(&text, "t.yaml").unwrap();
+        let err = realip_migrate::migrate(&objects, &realip_migrate::Options { target, ..Default::default() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("mutually exclusive") && err.contains("refuses to start"), "{err}");
+        // sel4: set-based selectors are evaluated.
+        for (sel, want) in [("team in (web, shop)", "y-open"), ("team notin (web)", "a-adm"), ("!team", "none")] {
+            let [a, y] = ings();
+            let arg = format!("\"--watch-namespace-selector={sel}\"");
+            let docs = [controller_at(V15, &[&arg], &[]), ns("prod", "prod"), ns("web", "web"), a, y];
+            let m = run(&docs, target);
+            let got = routes(&m, false);
+            let want: Vec<&str> = if want == "none" { vec![] } else { vec![want] };
+            assert_eq!(got, want, "{sel} {target:?}:\n{}", m.report.text());
+            assert!(routes(&m, true).is_empty(), "{sel}: the answer is known, nothing is deny-all");
+        }
+    }
+    let m = run(&[controller_at(V15, &[], &[("enable-annotation-validation", "false")])], Target::Realip);
+    let e = m.report.entries.iter().find(|e| e.key == "enable-annotation-validation").unwrap();
+    assert_eq!(e.status, Status::Ignored);
+    assert!(e.why.contains("not a ConfigMap key"), "{}", e.why);
+}
