@@ -795,8 +795,10 @@ fn client_ip_policy(gw: &Gateway, ci: &ClientIp, target: Target, out: &mut Vec<V
                     _ => json!([{"header": h}]),
                 };
             } else {
-                // Nothing trusted: X-Forwarded-For is never believed, the client is the peer.
-                spec["sources"] = json!(["XForwardedFor"]);
+                // Nothing trusted: no header is believed, the client is the TCP peer.
+                // Said as such (the CRD has no peer-only source); no `sources`, as no
+                // header is read (a user adding trustedProxies must choose one).
+                spec["trustedProxies"] = json!([]);
             }
             spec["strategy"] = json!("RightmostUntrusted");
             spec["forward"] = json!({"xForwardedFor": if ci.full_xff { "Append" } else { "Replace" }, "xRealIP": true});

@@ -955,7 +955,11 @@ pub fn plan<'a>(
                 push(key, status, &format!("{rate_to} rateLimit"), "read with global-rate-limit".into());
             }
             "global-rate-limit-ignored-cidrs" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {rate_kind} has no exemption list")),
-            "limit-whitelist" | "limit-allowlist" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {access_kind}/{rate_kind} have no exemption list; put those clients behind a separate route or accept the limit for them")),
+            "limit-whitelist" | "limit-allowlist" => {
+                // realip's one ClientAccessPolicy holds both; Envoy Gateway has two kinds.
+                let kinds = if access_kind == rate_kind { format!("{access_kind} has") } else { format!("{access_kind} and {rate_kind} have") };
+                push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {kinds} no exemption list; put those clients behind a separate route or accept the limit for them"));
+            }
             "enable-global-auth" => {
                 let global = setup.configmap.and_then(|c| c.doc.str_at(&["data", "global-auth-url"])).is_some_and(|u| !u.trim().is_empty());
                 match (go_bool(v), global) {

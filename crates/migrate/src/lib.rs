@@ -374,6 +374,24 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             ing.source.line,
         ));
     }
+    let mut unsure = Unsure::new();
+    ours.retain(|ing| match watched(ing, objects, setup) {
+        drops::Verdict::Served => true,
+        drops::Verdict::Skip(why) => {
+            report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
+            false
+        }
+        drops::Verdict::Unsure { key, value, why } => {
+            unsure.insert(ing.id(), (key, value, why));
+            true
+        }
+    });
+    // Only the Ingresses that are still in: the others are skipped whatever their class.
+    let kept: BTreeSet<String> = ours.iter().map(|o| o.id()).collect();
+    for ids in unchecked.values_mut() {
+        ids.retain(|id| kept.contains(id));
+    }
+    unchecked.retain(|_, ids| !ids.is_empty());
     for (class, ids) in unchecked {
         report.entries.push(Entry {
             object: format!("IngressClass/{class}"),
@@ -393,18 +411,6 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             ),
         });
     }
-    let mut unsure = Unsure::new();
-    ours.retain(|ing| match watched(ing, objects, setup) {
-        drops::Verdict::Served => true,
-        drops::Verdict::Skip(why) => {
-            report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
-            false
-        }
-        drops::Verdict::Unsure { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, why));
-            true
-        }
-    });
     (ours, unsure)
 }
 

@@ -433,7 +433,8 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             (false, _) if real_ip || pp => (Status::Converted, "off; the real-IP module is on through another key".into()),
             (false, _) => (Status::Converted, "off: the client is the TCP peer, nothing is trusted".into()),
         };
-        entry("use-forwarded-headers", status, format!("{to} sources: {src}"), why);
+        let field = if used { format!("sources: {src}") } else { "trustedProxies: [] (no sources)".to_owned() };
+        entry("use-forwarded-headers", status, format!("{to} {field}"), why);
     }
     if get("enable-real-ip").is_some() {
         entry(

@@ -338,3 +338,40 @@ fn watch_namespace_flags_and_set_based_selectors() {
     assert_eq!(e.status, Status::Ignored);
     assert!(e.why.contains("not a ConfigMap key"), "{}", e.why);
 }
+
+/// R7-5: a setup that trusts nothing says so in the policy (no header
+/// source, `trustedProxies: []`), and the report names that field; the
+/// realip exemption text names one kind; the IngressClass warning lists only
+/// Ingresses that are still converted.
+#[test]
+fn review7_lows() {
+    let m = run(&[controller(&[])], Target::Realip);
+    let p = common::one(&m, "ClientIPPolicy");
+    assert_eq!(p["spec"]["trustedProxies"], serde_json::json!([]));
+    assert!(p["spec"].get("sources").is_none(), "{p}");
+    let e = m.report.entries.iter().find(|e| e.key == "use-forwarded-headers").unwrap();
+    assert!(e.to.ends_with("trustedProxies: [] (no sources)"), "{}", e.to);
+
+    let docs = [
+        controller_at(V15, &[], &[]),
+        ing_at("web", "l", 2020, "/", &[("limit-rps", "5"), ("limit-whitelist", "10.0.0.0/8")]),
+    ];
+    for (target, want) in [
+        (Target::Realip, "ClientAccessPolicy has no exemption list"),
+        (Target::EnvoyGateway, "SecurityPolicy and BackendTrafficPolicy have no exemption list"),
+    ] {
+        let m = run(&docs, target);
+        let e = m.report.entries.iter().find(|e| e.key == "limit-whitelist").unwrap();
+        assert!(e.why.contains(want), "{target:?}: {}", e.why);
+    }
+
+    // No IngressClass in the input: the warning names only a-open, not the skipped y-snip.
+    let docs = [
+        controller_at(V15, &[], &[]),
+        ing_at("web", "a-open", 2020, "/", &[]),
+        ing_at("web", "y-snip", 2021, "/x", &[SNIPPET]),
+    ];
+    let m = run(&docs, Target::Realip);
+    let w = m.report.entries.iter().find(|e| e.object == "IngressClass/nginx").unwrap();
+    assert!(w.why.contains("Ingress/web/a-open") && !w.why.contains("y-snip"), "{}", w.why);
+}

@@ -85,10 +85,11 @@ fn configmap_keys_become_the_client_ip_policy() {
         ),
         (
             vec![("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX.XXX.XXX/XX")],
-            json!({"sources": ["XForwardedFor"]}),
+            json!({"trustedProxies": [], "sources": null}),
             vec![("proxy-real-ip-cidr", Status::NotConverted)],
         ),
-        (vec![], json!({"sources": ["XForwardedFor"]}), vec![("use-forwarded-headers", Status::Converted)]),
+        // Nothing trusted: said as `trustedProxies: []`, no header source (R7-5).
+        (vec![], json!({"trustedProxies": [], "sources": null}), vec![("use-forwarded-headers", Status::Converted)]),
         // compute-full-forwarded-for appends only with use-forwarded-headers (nginx.tmpl's `and`).
         (
             vec![
@@ -131,7 +132,7 @@ fn configmap_keys_become_the_client_ip_policy() {
                 ("worker-processes", "4"),
                 ("forwarded-for-header", "X-Client"),
             ],
-            json!({"sources": ["XForwardedFor"]}),
+            json!({"trustedProxies": [], "sources": null}),
             vec![
                 ("allow-snippet-annotations", Status::Ignored),
                 ("http-snippet", Status::NotConverted),
@@ -147,7 +148,7 @@ fn configmap_keys_become_the_client_ip_policy() {
             assert_eq!(&p["spec"][k], v, "{data:?}: spec.{k}\n{}", realip_migrate::to_yaml(&m.objects));
         }
         if data.iter().any(|(k, _)| k.contains("XXX")) || data.iter().any(|(_, v)| v.contains("XXX")) {
-            assert!(p["spec"].get("trustedProxies").is_none(), "nothing trusted when the CIDR is garbage");
+            assert_eq!(p["spec"]["trustedProxies"], json!([]), "nothing trusted when the CIDR is garbage");
         }
         for (k, st) in statuses {
             assert_eq!(status(&m, k), st, "{data:?}: {k}\n{}", m.report.text());
@@ -2002,7 +2003,7 @@ fn trusted_cidrs_as_nginx_matches_them() {
     }
     // Nothing trusted through a mapped entry: the peer is the client.
     let m = run(&[controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "::ffff:0:0/96")])], R);
-    assert!(one(&m, "ClientIPPolicy")["spec"].get("trustedProxies").is_none());
+    assert_eq!(one(&m, "ClientIPPolicy")["spec"]["trustedProxies"], json!([]));
     assert!(m.report.text().contains("nothing is trusted"), "{}", m.report.text());
     // --trust that adds up to every IPv4 address is a trust-all too.
     let opts = Options { trust: vec!["0.0.0.0/1".into(), "128.0.0.0/1".into()], ..Options::default() };
