@@ -40,11 +40,12 @@ pub struct RouteSet {
 
 /// A `[[listener]]` of the proxy's configuration file as the controller
 /// needs to know it: which Gateway listener ports it serves
-/// (`gateway_ports`) and whether it terminates TLS with Kubernetes
-/// Secrets (`tls.kubernetes`, which an HTTPS Gateway listener needs). The
+/// (`gateway_ports`), whether it terminates TLS with Kubernetes
+/// Secrets (`tls.kubernetes`, which an HTTPS Gateway listener needs),
+/// whether it serves Ingress routes and which Gateways may program it. The
 /// proxy hands the list to the controller at start and after every reload,
 /// so a Gateway listener's `Programmed` says whether a bind serves it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bind {
     /// The `[[listener]]`'s name.
     pub name: String,
@@ -52,6 +53,34 @@ pub struct Bind {
     pub gateway_ports: Vec<u16>,
     /// Whether it has `tls = { kubernetes = true }`.
     pub tls_kubernetes: bool,
+    /// Its `ingress` (whether Ingress routes are served on it).
+    pub ingress: bool,
+    /// Its `gateways` (`NS/NAME` or `NS/*`; empty: any Gateway).
+    pub gateways: Vec<String>,
+}
+
+impl Default for Bind {
+    fn default() -> Bind {
+        Bind {
+            name: String::new(),
+            gateway_ports: Vec::new(),
+            tls_kubernetes: false,
+            ingress: true,
+            gateways: Vec::new(),
+        }
+    }
+}
+
+impl Bind {
+    /// Whether the listeners of Gateway `gateway` (`NS/NAME`; with the
+    /// ListenerSets attached to it) may be served on this bind.
+    pub fn admits(&self, gateway: &str) -> bool {
+        self.gateways.is_empty()
+            || self.gateways.iter().any(|g| {
+                g == gateway
+                    || g.strip_suffix("/*").is_some_and(|ns| gateway.split_once('/').is_some_and(|(n, _)| n == ns))
+            })
+    }
 }
 
 /// Application protocol of a listener.
@@ -69,6 +98,9 @@ pub struct ListenerSpec {
     /// Stable name: `gateway/NS/GATEWAY/LISTENER` or
     /// `listenerset/NS/SET/LISTENER`.
     pub name: String,
+    /// The Gateway (`NS/NAME`) the listener is on, or the ListenerSet is
+    /// attached to (a `[[listener]]`'s `gateways` admits it or not).
+    pub gateway: String,
     /// Port clients connect to (the Service port).
     pub port: u16,
     /// HTTP or HTTPS.

@@ -147,6 +147,20 @@ pub struct ListenerConfig {
     /// ports are served here (and only on listeners that name its port).
     #[serde(default)]
     pub gateway_ports: Vec<u16>,
+    /// Kubernetes mode: whether Ingress routes are served on this bind
+    /// (default `true`). With `false`, a bind with `gateway_ports` is the
+    /// Gateways' alone: no Ingress can take one of its hosts or paths, and
+    /// no Ingress makes the file's chain apply to it (file `[[route]]`s
+    /// still run on every listener).
+    #[serde(default = "yes")]
+    pub ingress: bool,
+    /// Kubernetes Gateway API mode: the Gateways (`NS/NAME`, or `NS/*` for
+    /// every Gateway of a namespace) allowed to program this bind, with the
+    /// ListenerSets attached to them; empty (default): any Gateway of the
+    /// class. A listener of another Gateway on one of its `gateway_ports`
+    /// is not served here (and its status says `PortUnavailable`).
+    #[serde(default)]
+    pub gateways: Vec<String>,
     /// Kubernetes Gateway API mode: the client-IP chain of a
     /// `ClientIPPolicy` on the Gateway listeners this bind serves, which
     /// replaces `[client_ip]` and `[forward]` here (never from the file).
@@ -385,6 +399,11 @@ pub struct RouteConfig {
     /// Gateway listener port clients reached (a redirect's default port).
     #[serde(skip)]
     pub listener_ports: Vec<(String, u16)>,
+    /// Kubernetes Ingress routes (never from the file): the file listeners
+    /// they are served on when some have `ingress = false`; empty: every
+    /// one.
+    #[serde(skip)]
+    pub only_listeners: Vec<String>,
 }
 
 /// How a Gateway API route matches beyond host and prefix.
@@ -443,6 +462,17 @@ impl GatewayMatch {
         // The first occurrence of a parameter counts, as the spec allows.
         self.query.iter().all(|(n, v)| params().find(|(k, _)| k == n).is_some_and(|(_, val)| val == v))
     }
+}
+
+/// Whether `g` is `NS/NAME` or `NS/*` with DNS-label-like parts (a
+/// `[[listener]] gateways` entry).
+fn gateway_ref_ok(g: &str) -> bool {
+    let part = |p: &str| {
+        !p.is_empty()
+            && p.len() <= 253
+            && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+    };
+    g.split_once('/').is_some_and(|(ns, name)| part(ns) && (name == "*" || part(name)))
 }
 
 fn slash() -> String {
@@ -859,6 +889,14 @@ impl Config {
                     push(format!("{key}.upstream"), "only tcp listeners name an upstream; http uses [[route]]".into());
                 }
                 _ => {}
+            }
+            for (j, g) in l.gateways.iter().enumerate() {
+                if !gateway_ref_ok(g) {
+                    push(
+                        format!("{key}.gateways[{j}]"),
+                        format!("`{}` is not NAMESPACE/NAME or NAMESPACE/* (a Gateway)", g.escape_debug()),
+                    );
+                }
             }
             if let Some(c) = &l.chain {
                 let key = format!("{key}.chain (ClientIPPolicy {})", c.policy);

@@ -801,6 +801,7 @@ mod tests {
             backends: None,
             filters: crate::gateway::Filters::default(),
             listener_ports: vec![],
+            only_listeners: vec![],
             metrics: std::sync::OnceLock::new(),
         }
     }

@@ -106,6 +106,8 @@ pub enum Unserved {
         /// [`Route::origin`] of the oldest Ingress naming it.
         by: String,
     },
+    /// An Ingress route while every `[[listener]]` has `ingress = false`.
+    NoIngressListener,
     /// A route the proxy cannot serve as written (a path that is not in
     /// normalized form, a bad host, list or rate): left out alone, so it
     /// never fails the configuration of every other route.
@@ -142,6 +144,9 @@ impl fmt::Display for Unserved {
                  proxy",
                 by.strip_prefix("ingress/").map_or_else(|| by.clone(), |r| format!("Ingress {r}"))
             ),
+            Unserved::NoIngressListener => {
+                f.write_str("every [[listener]] has ingress = false: no bind serves Ingress routes")
+            }
             Unserved::Invalid(why) => write!(f, "cannot be served as written: {why}"),
         }
     }
@@ -197,13 +202,16 @@ struct Plan<'a> {
 
 fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
     let mut out = Plan::default();
-    // Ingress routes (attached to no Gateway listener) and file routes are
-    // served on every `[[listener]]`.
-    let legacy = !config.routes.is_empty() || set.routes.iter().any(|r| r.listeners.is_empty());
+    // File routes are served on every `[[listener]]`, Ingress routes
+    // (attached to no Gateway listener) on those with `ingress = true`.
+    let ingress = set.routes.iter().any(|r| r.listeners.is_empty());
     for l in &config.listeners {
-        let mut served: Vec<&ListenerSpec> =
-            set.listeners.iter().filter(|s| l.gateway_ports.contains(&s.port)).collect();
-        if legacy {
+        let mut served: Vec<&ListenerSpec> = set
+            .listeners
+            .iter()
+            .filter(|s| l.gateway_ports.contains(&s.port) && admits(&l.gateways, &s.gateway))
+            .collect();
+        if !config.routes.is_empty() || (ingress && l.ingress) {
             // The file's chain is the oldest listener of this bind: a
             // policy that would change it is not applied, and the routes
             // of its Gateway listener are not served (fail closed).
@@ -250,6 +258,12 @@ fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
         }
     }
     out
+}
+
+/// Whether a `[[listener]]` with `gateways` admits Gateway `gateway`
+/// (`NS/NAME`), as [`realip_kube::routes::Bind::admits`].
+fn admits(gateways: &[String], gateway: &str) -> bool {
+    realip_kube::routes::Bind { gateways: gateways.to_vec(), ..realip_kube::routes::Bind::default() }.admits(gateway)
 }
 
 /// A file listener's PROXY mode, PROXY senders and chain.
@@ -317,6 +331,9 @@ struct Ctx<'a> {
     store: bool,
     /// Gateway listeners whose policy cannot be applied.
     conflicts: &'a HashMap<String, Unserved>,
+    /// The file listeners serving Ingress routes (`ingress = true`), or
+    /// `None` when every one does.
+    ingress: Option<Vec<String>>,
     /// Request headers a filter may not edit, lower case.
     protected: Vec<String>,
 }
@@ -344,6 +361,15 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
         let mut any = false;
         for l in ctx.file.iter().filter(|l| l.gateway_ports.contains(&spec.port)) {
             any = true;
+            if !admits(&l.gateways, &spec.gateway) {
+                left_out.push(Unserved::GatewayListener(format!(
+                    "[[listener]] `{}` serves only the listeners of Gateways {} (gateways), not Gateway {}'s {n}",
+                    l.name,
+                    l.gateways.join(", "),
+                    spec.gateway
+                )));
+                continue;
+            }
             if https && !l.tls.as_ref().is_some_and(|t| t.kubernetes) {
                 left_out.push(Unserved::GatewayListener(format!(
                     "Gateway listener {n} is HTTPS but [[listener]] `{}` has no tls.kubernetes",
@@ -395,6 +421,17 @@ fn unprotected(edit: &HeaderEdit, protected: &[String], what: &str, warnings: &m
     }
 }
 
+/// The file listeners Ingress route `r` is served on when some have
+/// `ingress = false` (empty: every one, or `r` is a Gateway route), or
+/// why none serves it.
+fn ingress_only(r: &Route, ctx: &Ctx<'_>) -> Result<Vec<String>, Unserved> {
+    match &ctx.ingress {
+        Some(on) if r.listeners.is_empty() && on.is_empty() => Err(Unserved::NoIngressListener),
+        Some(on) if r.listeners.is_empty() => Ok(on.clone()),
+        _ => Ok(Vec::new()),
+    }
+}
+
 /// `r` as a file route and what of it is left out, or why it cannot be
 /// one. (Its precedence is its position: routes keep the set's order.)
 fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserved> {
@@ -412,11 +449,12 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         && single;
     let mut listener_ports = Vec::new();
     let mut warnings = Vec::new();
+    let only_listeners = ingress_only(r, ctx)?;
     let gateway = if r.listeners.is_empty() && plain {
         None
     } else {
         let listeners = if r.listeners.is_empty() {
-            ctx.file.iter().map(|l| l.name.clone()).collect()
+            ctx.ingress.clone().unwrap_or_else(|| ctx.file.iter().map(|l| l.name.clone()).collect())
         } else {
             listener_ports = file_listeners(&r.listeners, ctx, &mut warnings)?;
             listener_ports.iter().map(|(l, _)| l.clone()).collect()
@@ -499,6 +537,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         backends,
         filters,
         listener_ports,
+        only_listeners,
     };
     Ok((config, warnings))
 }
@@ -601,6 +640,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         file: &config.listeners,
         store: config.rate_limit_store.is_some(),
         conflicts: &plan.conflicts,
+        ingress: ingress_listeners(config),
         protected: protected_headers(set, config),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
@@ -658,6 +698,12 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
     drop(pool_names);
     memo.key = Some(key);
     out
+}
+
+/// The file listeners with `ingress = true`, or `None` when every one is.
+fn ingress_listeners(config: &Config) -> Option<Vec<String>> {
+    let on: Vec<String> = config.listeners.iter().filter(|l| l.ingress).map(|l| l.name.clone()).collect();
+    (on.len() < config.listeners.len()).then_some(on)
 }
 
 /// The upstream pools to replace when `new` differs from `old` (the set
@@ -719,9 +765,12 @@ pub fn compose_with(
     config.routes.reserve(routes.len());
     let origin_of =
         |name: &str| set.routes.iter().find(|x| x.name == name).map(|x| x.origin.clone()).unwrap_or_default();
-    // Only when there are Ingress routes can a host be both sides'.
+    // Only when there are Ingress routes can a host be both sides', and
+    // only on a bind serving both (`ingress = true`).
+    let ingress_on = ingress_listeners(&config);
+    let shared = |g: &GatewayMatch| ingress_on.as_ref().is_none_or(|on| g.listeners.iter().any(|l| on.contains(l)));
     let owners = if routes.iter().any(|r| r.gateway.is_none()) {
-        host_owners(&routes, &errors, set)
+        host_owners(&routes, &errors, set, &shared)
     } else {
         HostOwners::default()
     };
@@ -736,7 +785,7 @@ pub fn compose_with(
             problems.push(Problem { origin: origin_of(&name), route: name, reason: Unserved::Invalid(why.join("; ")) });
             continue;
         }
-        if r.gateway.is_some() && owners.to_ingress.is_empty() {
+        if r.gateway.as_ref().is_some_and(|g| owners.to_ingress.is_empty() || !shared(g)) {
             config.routes.push(r);
             continue;
         }
@@ -839,7 +888,12 @@ type Oldest = Option<((String, String), String)>;
 /// Settles the hosts both sides serve; see [`HostOwners`]. `routes` are
 /// the set's converted routes and `errors` their per-route errors (a route
 /// with errors is not served, so it claims nothing).
-fn host_owners(routes: &[Arc<RouteConfig>], errors: &[Vec<(String, String)>], set: &RouteSet) -> HostOwners {
+fn host_owners(
+    routes: &[Arc<RouteConfig>],
+    errors: &[Vec<(String, String)>],
+    set: &RouteSet,
+    shared: &dyn Fn(&GatewayMatch) -> bool,
+) -> HostOwners {
     let origins: HashMap<&str, &Route> = set.routes.iter().map(|r| (r.name.as_str(), &**r)).collect();
     // The oldest object so far by (creation time, `namespace/name`).
     let oldest = |slot: &mut Oldest, r: Option<&Route>| {
@@ -867,7 +921,8 @@ fn host_owners(routes: &[Arc<RouteConfig>], errors: &[Vec<(String, String)>], se
     // Gateway routes: only those that can serve an Ingress host are named
     // (thousands of exact-host routes usually name none).
     for r in served() {
-        let Some(g) = &r.gateway else { continue };
+        // (A Gateway route on binds without Ingress routes shares no host.)
+        let Some(g) = r.gateway.as_ref().filter(|g| shared(g)) else { continue };
         match host(r) {
             Some(h) if !h.starts_with('*') => {
                 if ingress.contains_key(&h) {
@@ -909,6 +964,8 @@ pub fn binds(config: &Config) -> Vec<realip_kube::routes::Bind> {
             name: l.name.clone(),
             gateway_ports: l.gateway_ports.clone(),
             tls_kubernetes: l.tls.as_ref().is_some_and(|t| t.kubernetes),
+            ingress: l.ingress,
+            gateways: l.gateways.clone(),
         })
         .collect()
 }
@@ -1190,6 +1247,7 @@ mod tests {
         ];
         let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
             name: format!("gateway/web/gw/{name}"),
+            gateway: "web/gw".into(),
             port,
             protocol: Protocol::Http,
             hostname: None,
@@ -1312,6 +1370,7 @@ mod tests {
         }
         set.listeners = vec![ListenerSpec {
             name: "gateway/web/gw/http".into(),
+            gateway: "web/gw".into(),
             port: 80,
             protocol: Protocol::Http,
             hostname: None,
@@ -1362,6 +1421,7 @@ mod tests {
         let mut set = RouteSet::from_ingress(&d);
         let spec = |name: &str, port: u16, protocol: Protocol| ListenerSpec {
             name: format!("gateway/web/gw/{name}"),
+            gateway: "web/gw".into(),
             port,
             protocol,
             hostname: None,
@@ -1432,6 +1492,7 @@ mod tests {
         let mut set = RouteSet::from_ingress(&d);
         set.listeners = vec![ListenerSpec {
             name: "gateway/web/gw/http".into(),
+            gateway: "web/gw".into(),
             port: 80,
             protocol: Protocol::Http,
             hostname: None,
@@ -1527,6 +1588,7 @@ mod tests {
             }));
             set.listeners = vec![ListenerSpec {
                 name: "gateway/web/gw/http".into(),
+                gateway: "web/gw".into(),
                 port: 80,
                 protocol: Protocol::Http,
                 hostname: None,
@@ -1631,6 +1693,7 @@ mod tests {
         };
         let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
             name: format!("gateway/web/gw/{name}"),
+            gateway: "web/gw".into(),
             port,
             protocol: Protocol::Http,
             hostname: None,
@@ -1738,6 +1801,7 @@ mod tests {
         let set = |policy: Option<ClientIp>, routes: Vec<Route>| RouteSet {
             listeners: vec![ListenerSpec {
                 name: "gateway/evil/mine/http".into(),
+                gateway: "evil/mine".into(),
                 port: 80,
                 protocol: Protocol::Http,
                 hostname: None,
@@ -1964,6 +2028,7 @@ mod tests {
             let g = RouteSet {
                 listeners: vec![ListenerSpec {
                     name: "gateway/web/gw/http".into(),
+                    gateway: "web/gw".into(),
                     port: 80,
                     protocol: Protocol::Http,
                     hostname: None,
@@ -2014,5 +2079,128 @@ mod tests {
         bad.endpoints = vec!["10.0.0.1:0".into()];
         let e = running.with_upstreams(&[bad]).unwrap_err().to_string();
         assert!(e.contains("web/a:80") && e.contains("port 0"), "{e}");
+    }
+    /// Review 13c C1/C2/C8/C14/C3 and C7: a bind with `ingress = false` is
+    /// the Gateways' alone (no Ingress route is served there, no Ingress
+    /// makes the file's chain apply or takes a host there), and `gateways`
+    /// keeps the listeners of other Gateways off a bind.
+    #[test]
+    fn ingress_false_and_gateways_keep_tenants_apart() {
+        let policy = ClientIp {
+            policy: "web/lb".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: vec!["127.0.0.0/8".into()],
+            sources: vec!["xff".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward::default(),
+        };
+        let route = |name: &str, listeners: Vec<String>, host: Option<&str>, created: &str| Route {
+            name: name.into(),
+            origin: name.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"),
+            created: created.into(),
+            listeners,
+            host: host.map(Into::into),
+            path: if name.starts_with("ingress/") {
+                PathMatch::Prefix("/".into())
+            } else {
+                PathMatch::SegmentPrefix("/".into())
+            },
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+            except_hosts: vec![],
+        };
+        let listener = |gateway: &str, client_ip: Option<ClientIp>| ListenerSpec {
+            name: format!("gateway/{gateway}/http"),
+            gateway: gateway.into(),
+            port: 80,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip,
+        };
+        // The victim's route (newer) and policy; an older host-less tenant
+        // route on another Gateway; an older Ingress naming the host.
+        let site =
+            route("httproute/web/site/0/0", vec!["gateway/web/gw/http".into()], Some("a.example.com"), "2026-02");
+        let catchall = route("httproute/evil/catchall/0/0", vec!["gateway/evil/gw2/http".into()], None, "2025-01");
+        let grab = route("ingress/evil/grab/a.example.com/", vec![], Some("a.example.com"), "2025-06");
+        let new = route("ingress/web/new/new.example.com/", vec![], Some("new.example.com"), "2026-03");
+        let set = RouteSet {
+            // (The same chain on both, or the older listener's would win.)
+            listeners: vec![
+                listener("web/gw", Some(policy.clone())),
+                listener("evil/gw2", Some(ClientIp { policy: "evil/same".into(), ..policy })),
+            ],
+            routes: [site, catchall, grab, new].into_iter().map(Arc::new).collect(),
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let file = |gw_extra: &str| {
+            toml::from_str::<Config>(&format!(
+                "[[listener]]\nname = \"gw\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n{gw_extra}\n\
+                 [[listener]]\nname = \"ing\"\nbind = \"127.0.0.1:0\"\n\n\
+                 [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n"
+            ))
+            .unwrap()
+        };
+        let reasons = |problems: &[Problem]| {
+            let mut v: Vec<String> = problems.iter().map(|p| format!("{} {:?}", p.route, p.reason)).collect();
+            v.sort();
+            v
+        };
+
+        // Default (`ingress = true`): the documented sharing rules apply.
+        let (_, problems, _) = compose_checked(file(""), Some(&set));
+        let got = reasons(&problems);
+        assert!(got.iter().any(|p| p.starts_with("httproute/web/site/0/0 FileChainConflict")), "{got:?}");
+
+        // `ingress = false`: the Gateway bind takes the policy's chain
+        // whatever Ingresses exist, no Ingress route runs there and no
+        // host changes hands; the Ingresses are served on `ing`.
+        let (c, problems, _) = compose_checked(file("ingress = false\n"), Some(&set));
+        assert!(problems.is_empty(), "{:?}", reasons(&problems));
+        assert_eq!(c.listeners[0].chain.as_ref().map(|ch| ch.policy.as_str()), Some("web/lb"));
+        assert!(c.listeners[1].chain.is_none());
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        let at = |l: &str, host: &str| snap.routes.find(l, host, "/login").map(|r| r.name.to_string());
+        assert_eq!(at("gw", "a.example.com").as_deref(), Some("httproute/web/site/0/0"));
+        assert_eq!(at("gw", "new.example.com").as_deref(), Some("httproute/evil/catchall/0/0"));
+        assert_eq!(at("ing", "a.example.com").as_deref(), Some("ingress/evil/grab/a.example.com/"));
+        assert_eq!(at("ing", "new.example.com").as_deref(), Some("ingress/web/new/new.example.com/"));
+
+        // `gateways = ["web/gw"]`: the other Gateway's listener is not
+        // served on that bind, and the reason names both.
+        let (c, problems, _) = compose_checked(file("ingress = false\ngateways = [\"web/gw\"]\n"), Some(&set));
+        let got = reasons(&problems);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].starts_with("httproute/evil/catchall/0/0 GatewayListener"), "{got:?}");
+        assert!(problems[0].reason.to_string().contains("not Gateway evil/gw2's"), "{}", problems[0].reason);
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        assert!(snap.routes.find("gw", "new.example.com", "/").is_none());
+        let b = &binds(&file("ingress = false\ngateways = [\"web/*\"]\n"))[0];
+        assert!(b.admits("web/gw") && b.admits("web/other") && !b.admits("evil/gw2") && !b.ingress);
+
+        // Every bind `ingress = false`: Ingress routes are reported, not
+        // served anywhere.
+        let mut none = file("ingress = false\n");
+        none.listeners[1].ingress = false;
+        let (_, problems, _) = compose_checked(none, Some(&set));
+        let got = reasons(&problems);
+        assert_eq!(got.iter().filter(|p| p.ends_with("NoIngressListener")).count(), 2, "{got:?}");
+
+        // A bad `gateways` entry is a configuration error naming it.
+        let mut bad = file("gateways = [\"gw\"]\n");
+        bad.listeners[1].gateways = vec!["Web/gw".into()];
+        let errs = bad.validate();
+        assert!(errs.iter().any(|e| e.contains("listener[0] `gw`.gateways[0]") && e.contains("`gw`")), "{errs:?}");
+        assert!(errs.iter().any(|e| e.contains("listener[1] `ing`.gateways[0]")), "{errs:?}");
     }
 }

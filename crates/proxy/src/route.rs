@@ -82,6 +82,9 @@ pub struct Route {
     /// Gateway API: file listener name → the Gateway listener port
     /// clients reached (a redirect's default port).
     pub listener_ports: Vec<(String, u16)>,
+    /// File and Ingress routes: the file listeners it is served on (empty:
+    /// every one); see `RouteConfig::only_listeners`.
+    pub only_listeners: Vec<String>,
     /// Counters, resolved once ([`crate::metrics::Metrics::bind`]).
     pub metrics: std::sync::OnceLock<Arc<crate::metrics::RouteMetrics>>,
 }
@@ -251,7 +254,11 @@ impl Routes {
         let other = self
             .candidates(host)
             .map(|(_, r)| r)
-            .filter(|r| r.gateway.is_none() && path.starts_with(r.prefix.as_str()))
+            .filter(|r| {
+                r.gateway.is_none()
+                    && path.starts_with(r.prefix.as_str())
+                    && (r.only_listeners.is_empty() || r.only_listeners.iter().any(|l| l == listener))
+            })
             .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
             .max_by_key(|(key, _)| *key)
             .map(|(_, r)| r);
@@ -286,6 +293,7 @@ mod tests {
             backends: None,
             filters: crate::gateway::Filters::default(),
             listener_ports: vec![],
+            only_listeners: vec![],
         }
     }
 

@@ -423,6 +423,7 @@ impl Snapshot {
                 backends,
                 filters,
                 listener_ports: r.listener_ports.clone(),
+                only_listeners: r.only_listeners.clone(),
                 policy: Arc::new(policy),
                 max_body_bytes: r.max_body_bytes.unwrap_or(config.limits.max_body_bytes),
                 https_redirect: r.https_redirect,

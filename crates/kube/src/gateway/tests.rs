@@ -1045,6 +1045,7 @@ fn run_with_binds(extra: &str, binds: &[(&str, &[u16])]) -> Translation {
                 name: (*name).to_owned(),
                 gateway_ports: ports.to_vec(),
                 tls_kubernetes: false,
+                ..crate::routes::Bind::default()
             })
             .collect(),
     );

@@ -2356,6 +2356,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         let client_ip = chain_of(l, &ip_won).and_then(|c| c.as_ref().ok()).cloned();
         specs.push(ListenerSpec {
             name: l.full_name.clone(),
+            gateway: format!("{}/{}", l.gateway.0, l.gateway.1),
             port: u16::try_from(l.spec.port).unwrap_or(0),
             protocol: if l.spec.protocol == "HTTPS" { Protocol::Https } else { Protocol::Http },
             hostname: l.spec.hostname.clone(),
