@@ -1632,3 +1632,80 @@ fn a_parent_ref_port_selects_the_listeners_on_that_port() {
     let t = run(&r(9999));
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", false, "NoMatchingParent"));
 }
+
+/// Review 13c C7: a bind whose `gateways` admits web/gw only keeps an
+/// older host-less listener of evil/gw2 off its port: `Accepted: False,
+/// PortUnavailable` (message naming the bind), not programmed, not handed
+/// to the proxy, its route not attached — so the victim's newer listener
+/// is not Conflicted and keeps its host whatever the ages. Without
+/// `gateways` the older listener wins, as documented.
+#[test]
+fn a_bind_admitting_one_gateway_refuses_the_listeners_of_others() {
+    let world = r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web, creationTimestamp: '2026-06-01T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: http, port: 80, protocol: HTTP, hostname: a.example.com}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw2, namespace: evil, creationTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: grab, namespace: evil, creationTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  parentRefs: [{name: gw2}]
+  rules: [{backendRefs: [{name: other, port: 80}]}]
+";
+    let run_bind = |gateways: &[&str]| {
+        let mut o = Objects::default();
+        o.add_yaml(BASE).unwrap();
+        o.add_yaml(world).unwrap();
+        let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+        inp.binds = Some(vec![crate::routes::Bind {
+            name: "web".into(),
+            gateway_ports: vec![80, 8080],
+            gateways: gateways.iter().map(|g| (*g).to_owned()).collect(),
+            ..crate::routes::Bind::default()
+        }]);
+        translate(&inp)
+    };
+    let listener = |t: &Translation, ns: &str, name: &str| {
+        let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some(ns), name).status else { panic!() };
+        listeners[0].conditions.clone()
+    };
+    // Any Gateway: the older host-less listener keeps the port's hosts.
+    let t = run_bind(&[]);
+    let victim = listener(&t, "web", "gw");
+    assert_eq!(cond(&victim, "Conflicted").reason, "HostnameConflict");
+    assert!(t.routes.listeners.iter().any(|l| l.name == "gateway/evil/gw2/http"));
+
+    // Only web/gw: evil/gw2 (and the base world's infra/gw) is refused,
+    // the victim served.
+    for allowed in [&["web/gw"][..], &["web/*", "other/gw"][..]] {
+        let t = run_bind(allowed);
+        let evil = listener(&t, "evil", "gw2");
+        let a = cond(&evil, "Accepted");
+        assert_eq!((a.status, a.reason), (false, "PortUnavailable"), "{allowed:?}");
+        assert!(a.message.contains("`web`") && a.message.contains("Gateway evil/gw2"), "{}", a.message);
+        assert!(!cond(&evil, "Programmed").status);
+        let victim = listener(&t, "web", "gw");
+        assert!(!cond(&victim, "Conflicted").status, "{victim:?}");
+        assert!(cond(&victim, "Programmed").status, "{victim:?}");
+        let names: Vec<&str> = t.routes.listeners.iter().map(|l| l.name.as_str()).collect();
+        assert!(!names.contains(&"gateway/evil/gw2/http") && names.contains(&"gateway/web/gw/http"), "{names:?}");
+        assert!(t.routes.routes.iter().all(|r| r.origin != "httproute/evil/grab"));
+        let grab = first_ref(&t, "HTTPRoute", "evil", "grab");
+        assert!(grab.iter().any(|(k, ok, _)| *k == "Accepted" && !ok), "{grab:?}");
+        assert!(t.routes.listeners.iter().all(|l| l.gateway != "evil/gw2"));
+        assert!(t.routes.listeners.iter().any(|l| l.gateway == "web/gw"));
+    }
+}

@@ -20,6 +20,9 @@
 //!   Gateway's own listeners date from the Gateway, a ListenerSet's from
 //!   the later of the set and its Gateway, and within one Gateway its own
 //!   listeners come before its ListenerSets';
+//!   with the binds known, a listener on a port whose binds admit only
+//!   other Gateways (`[[listener]] gateways`) is `Accepted: False,
+//!   PortUnavailable` and not served, whatever its age;
 //!   ListenerSets attach when the Gateway's `allowedListeners` admits
 //!   their namespace (default: none);
 //! - an HTTPRoute attaches to a parent's listeners that match its
@@ -516,6 +519,15 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
                     resolved = Some(("InvalidCertificateRef", "tls.certificateRefs is empty".into()));
                 }
             }
+        }
+    }
+    // A port whose binds admit only other Gateways (`[[listener]]
+    // gateways`) is not this Gateway's to use: the operator's decision,
+    // which no age order overrides.
+    if accepted.is_none() {
+        let gateway = format!("{}/{}", l.gateway.0, l.gateway.1);
+        if let Some(why) = inp.binds.as_deref().and_then(|b| not_admitted(b, spec.port, &gateway)) {
+            accepted = Some(("PortUnavailable", why));
         }
     }
     // Every earlier (older) listener of the class on the same port, or on
@@ -1469,6 +1481,24 @@ fn mark_policy_conflicted(policy: &str, listener: &str, why: &str, statuses: &mu
             }
         }
     }
+}
+
+/// Why Gateway `gateway` (`NS/NAME`) may not use `port`: the binds that
+/// serve it admit only other Gateways (`gateways`). `None` when one admits
+/// it, or none serves the port (that is [`unbound`]'s to say).
+fn not_admitted(binds: &[Bind], port: i32, gateway: &str) -> Option<String> {
+    let port = u16::try_from(port).ok()?;
+    let serving: Vec<&Bind> = binds.iter().filter(|b| b.gateway_ports.contains(&port)).collect();
+    if serving.is_empty() || serving.iter().any(|b| b.admits(gateway)) {
+        return None;
+    }
+    let whom: Vec<String> =
+        serving.iter().map(|b| format!("[[listener]] `{}` (gateways {})", b.name, b.gateways.join(", "))).collect();
+    Some(format!(
+        "port {port} is reserved by the proxy's operator for other Gateways: {} does not admit Gateway {gateway}; \
+         this listener is not served",
+        whom.join(", ")
+    ))
 }
 
 /// Why no `[[listener]]` of the proxy serves a Gateway listener on `port`
