@@ -360,6 +360,17 @@ fn http_route(api: &FakeApi, name: &str, spec: &Value) {
 /// The proxy with this whole configuration file; the address of each
 /// listener named in `names`, in that order.
 fn proxy_file(api: &FakeApi, tag: &str, toml: &str, names: &[&str]) -> (Proc, Vec<SocketAddr>, Dir) {
+    proxy_file_args(api, tag, toml, names, &[])
+}
+
+/// [`proxy_file`] with `extra` arguments.
+fn proxy_file_args(
+    api: &FakeApi,
+    tag: &str,
+    toml: &str,
+    names: &[&str],
+    extra: &[&str],
+) -> (Proc, Vec<SocketAddr>, Dir) {
     let dir = Dir(std::env::temp_dir().join(format!("realip-gw-{tag}-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).unwrap();
     let cfg = dir.0.join("realip.toml");
@@ -367,6 +378,7 @@ fn proxy_file(api: &FakeApi, tag: &str, toml: &str, names: &[&str]) -> (Proc, Ve
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_realip"));
     cmd.args(["proxy", "--kubernetes", "--publish-service", "realip/realip", "--config"])
         .arg(&cfg)
+        .args(extra)
         .env("KUBECONFIG", api.kubeconfig(&dir.0).unwrap());
     let p = spawn(&mut cmd);
     let mut found = std::collections::HashMap::new();
@@ -1805,4 +1817,136 @@ fn the_gateway_class_lists_its_supported_features() {
     }
     assert!(!names.iter().any(|n| n == "HTTPRouteRequestMirror" || n == "GatewayStaticAddresses"), "{names:?}");
     assert_eq!(cond(&class["status"]["conditions"], "Accepted")["status"], "True");
+}
+
+/// Review 13c C1, C2/C8, C14 and C3 with `ingress = false` on the Gateway
+/// bind: the Ingresses of another tenant (one unrelated, one naming the
+/// victim's host, one host-less on `/login`, all older than the victim's
+/// route) are served on the Ingress bind only, so on the Gateway bind the
+/// victim's route keeps its ClientIPPolicy chain (the client is resolved
+/// through the trusted hop), its host and its deny list, and nothing
+/// reaches the attacker.
+#[test]
+fn a_bind_without_ingresses_is_the_gateways_alone() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    let ing = |name: &str, host: Option<&str>, path: &str| {
+        let mut rule = json!({"http": {"paths": [{"path": path, "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}});
+        if let Some(h) = host {
+            rule["host"] = json!(h);
+        }
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": "evil"},
+            "spec": {"ingressClassName": "realip", "rules": [rule]}})
+    };
+    // The tenant's Ingresses first: older than the victim's route.
+    api.apply(ing("unrelated", Some("evil.example.com"), "/"));
+    api.apply(ing("owned", Some("a.example.com"), "/"));
+    api.apply(ing("grab", None, "/login"));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "lb",
+        &gw_target,
+        &json!({"trustedProxies": ["127.0.0.0/8"], "sources": ["XForwardedFor"]}),
+    ));
+    api.apply(policy("ClientAccessPolicy", "owner", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
+    // The file trusts nobody the test sends from: only the policy's chain
+    // resolves 198.51.100.7.
+    let toml = "[[listener]]\nname = \"gw\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\n\n\
+                [[listener]]\nname = \"ing\"\nbind = \"127.0.0.1:0\"\n\n\
+                [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "noingress-bind", toml, &["gw", "ing"]);
+    let (gw, ing_addr) = (addrs[0], addrs[1]);
+    until_status(&p, gw, "a.example.com", "/", 200);
+    let client = |addr: SocketAddr, host: &str, path: &str, from: &str| {
+        let req =
+            format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {from}\r\nConnection: close\r\n\r\n");
+        let (st, _, body) = exchange(addr, b"", &req);
+        let v = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null);
+        (st, v["pod"].as_str().unwrap_or("").to_owned(), v["client_ip"].as_str().unwrap_or("").to_owned())
+    };
+    // C1: the policy's chain, whatever Ingresses exist.
+    assert_eq!(client(gw, "a.example.com", "/", "198.51.100.7"), (200, "victim".into(), "198.51.100.7".into()));
+    // C2/C8/C3/C14: the host and /login stay the victim's, under its deny list.
+    assert_eq!(client(gw, "a.example.com", "/login", "198.51.100.7").1, "victim");
+    assert_eq!(client(gw, "a.example.com", "/login", "192.0.2.9").0, 403);
+    assert_eq!(client(gw, "a.example.com", "/x", "192.0.2.9").0, 403);
+    assert_eq!(client(gw, "evil.example.com", "/", "198.51.100.7").0, 404, "no Ingress route on the Gateway bind");
+    // The Ingresses are served on their own bind.
+    until_status(&p, ing_addr, "evil.example.com", "/", 200);
+    assert_eq!(client(ing_addr, "a.example.com", "/", "198.51.100.7").1, "attacker");
+    assert_eq!(client(ing_addr, "b.example.com", "/login", "198.51.100.7").1, "attacker");
+    // The victim's listener stays programmed and its policy accepted.
+    let g = until(&api, "Gateway", "web", "gw", "programmed", |o| {
+        cond(&o["status"]["listeners"][0]["conditions"], "Programmed")["status"] == "True"
+    });
+    assert_eq!(cond(&g["status"]["listeners"][0]["conditions"], "Conflicted")["status"], "False");
+    // The Ingress re-created (C8): still nothing on the Gateway bind.
+    api.delete("Ingress", "evil", "owned");
+    api.apply(ing("owned", Some("a.example.com"), "/"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(client(gw, "a.example.com", "/", "198.51.100.7").1, "victim");
+    let unserved: Vec<String> = p.stderr.try_iter().filter(|l| l.contains("kubernetes_route_unserved")).collect();
+    assert!(unserved.is_empty(), "{unserved:?}");
+}
+
+/// Review 13c C7 through the proxy: with `gateways = ["web/gw"]` an older
+/// host-less Gateway of another namespace, waiting on the same port, is
+/// `Accepted: False, PortUnavailable` and never takes the host, not even
+/// when the victim's Gateway is deleted and created again (newer).
+#[test]
+fn a_bind_limited_to_one_gateway_is_never_taken_by_another() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+    let victim_gw = json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]}});
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw2", "namespace": "evil"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP"}]}}));
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": "all", "namespace": "evil"},
+        "spec": {"parentRefs": [{"name": "gw2"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}}));
+    api.apply(victim_gw.clone());
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let toml =
+        "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ngateways = [\"web/gw\"]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "gateways", toml, &["web"]);
+    let addr = addrs[0];
+    let evil = until(&api, "Gateway", "evil", "gw2", "gw2 refused", |o| {
+        cond(&o["status"]["listeners"][0]["conditions"], "Accepted")["reason"] == "PortUnavailable"
+    });
+    let a = cond(&evil["status"]["listeners"][0]["conditions"], "Accepted");
+    assert!(a["message"].as_str().unwrap().contains("does not admit Gateway evil/gw2"), "{a}");
+    until_status(&p, addr, "a.example.com", "/", 200);
+    assert!(!get_as(addr, "a.example.com", "/", "198.51.100.7").1);
+    assert_eq!(status(addr, "b.example.com", "/"), 404, "the host-less route is not served");
+    // The victim's Gateway deleted, then applied again (now the newer one).
+    api.delete("Gateway", "web", "gw");
+    until_status(&p, addr, "a.example.com", "/", 404);
+    api.apply(victim_gw);
+    until_status(&p, addr, "a.example.com", "/", 200);
+    assert!(!get_as(addr, "a.example.com", "/", "198.51.100.7").1, "never the attacker");
+    assert_eq!(status(addr, "b.example.com", "/"), 404);
 }
