@@ -393,6 +393,10 @@ pub struct ProxyArgs {
     /// IngressClass served in Kubernetes mode.
     #[arg(long, default_value = "realip", value_name = "NAME")]
     pub ingress_class: String,
+    /// Kubernetes mode: do not watch or serve Ingresses at all (Gateway API only; no Ingress RBAC
+    /// needed). Chart value ingress.enabled=false.
+    #[arg(long, conflicts_with = "ingress_class")]
+    pub no_ingress: bool,
     /// Only watch this namespace [default: all].
     #[arg(long, value_name = "NS")]
     pub watch_namespace: Option<String>,

@@ -50,6 +50,7 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
         };
         Some(realip_kube::watch::WatchConfig {
             class: a.ingress_class.clone(),
+            ingress: !a.no_ingress,
             namespace: a.watch_namespace.clone(),
             publish_service,
             gateway_class: Some(a.gateway_class.clone()).filter(|c| !c.is_empty()),

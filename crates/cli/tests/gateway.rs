@@ -1950,3 +1950,35 @@ fn a_bind_limited_to_one_gateway_is_never_taken_by_another() {
     assert!(!get_as(addr, "a.example.com", "/", "198.51.100.7").1, "never the attacker");
     assert_eq!(status(addr, "b.example.com", "/"), 404);
 }
+
+/// `--no-ingress`: Ingresses are not watched, served or given status;
+/// Gateway routes are served as ever.
+#[test]
+fn no_ingress_ignores_ingresses() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "site", "namespace": "web"},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": "ing.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}));
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["gw.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n";
+    let (p, addrs, _dir) = proxy_file_args(&api, "no-ingress", toml, &["web"], &["--no-ingress"]);
+    until_status(&p, addrs[0], "gw.example.com", "/", 200);
+    until(&api, "HTTPRoute", "web", "site", "route accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(status(addrs[0], "ing.example.com", "/"), 404, "the Ingress is not served");
+    assert!(!api.patches().iter().any(|(path, _)| path.contains("/ingresses/")), "{:?}", api.patches());
+    // The same world without the flag serves the Ingress (the test can fail).
+    let (p2, addrs2, _dir2) = proxy_file(&api, "with-ingress", toml, &["web"]);
+    until_status(&p2, addrs2[0], "ing.example.com", "/", 200);
+}

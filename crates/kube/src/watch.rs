@@ -5,7 +5,9 @@
 //! ClientIPPolicy / ClientAccessPolicy, and over the route kinds realip does
 //! not serve (GRPCRoute, TLSRoute, TCPRoute, UDPRoute) to write their status.
 //!
-//! - Ingresses: every change recomputes the desired routes
+//! - Ingresses (unless [`WatchConfig::ingress`] is off: then none is
+//!   listed, and the Ingress side is an empty set): every change
+//!   recomputes the desired routes
 //!   ([`crate::ingress::desired`]) and hands them to the proxy through a
 //!   `tokio::sync::watch` channel (only when they changed). The load
 //!   balancer's address (the publish Service's `status.loadBalancer`) is
@@ -73,6 +75,10 @@ use crate::Error;
 pub struct WatchConfig {
     /// IngressClass name served.
     pub class: String,
+    /// Whether Ingresses are watched and served at all (`--no-ingress`
+    /// turns it off: then none is listed, served or given status, and no
+    /// Ingress RBAC is needed).
+    pub ingress: bool,
     /// Only this namespace (Ingresses, Services, EndpointSlices, and the
     /// namespaced Gateway API objects).
     pub namespace: Option<String>,
@@ -430,7 +436,6 @@ pub async fn run(
     let (secrets, tw) = reflector::store::<Secret>();
     let wc = watcher::Config::default();
     let mut streams: Vec<Tagged> = vec![
-        tag(reflector(iw, watcher(api::<Ingress>(&client, ns), wc.clone())).default_backoff(), 0, Side::Ingress),
         tag(reflector(sw, watcher(api::<Service>(&client, ns), wc.clone())).default_backoff(), 1, Side::Both),
         tag_slices(reflector(ew, watcher(api::<EndpointSlice>(&client, ns), wc.clone())).default_backoff(), 2),
         // Only TLS Secrets are read (and kept in memory).
@@ -441,6 +446,16 @@ pub async fn run(
             Side::Both,
         ),
     ];
+    if cfg.ingress {
+        streams.push(tag(
+            reflector(iw, watcher(api::<Ingress>(&client, ns), wc.clone())).default_backoff(),
+            0,
+            Side::Ingress,
+        ));
+    } else {
+        // Nothing to list: the store stays empty, so no Ingress is served.
+        drop(iw);
+    }
     // Gateway API kinds: each watched only when the API server serves it.
     let (classes, cw) = reflector::store::<GatewayClass>();
     let (gateways, gw) = reflector::store::<Gateway>();
@@ -468,6 +483,7 @@ pub async fn run(
         streams.push(changes.boxed());
     }
     synced[..4].fill(false);
+    synced[0] = !cfg.ingress;
     if gateway_on {
         let mut absent = Vec::new();
         let mut unreadable = Vec::new();
