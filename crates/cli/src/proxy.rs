@@ -54,7 +54,8 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
             namespace: a.watch_namespace.clone(),
             publish_service,
             gateway_class: Some(a.gateway_class.clone()).filter(|c| !c.is_empty()),
-            binds: None, // the proxy sets them
+            binds: None,    // the proxy sets them
+            feedback: None, // the proxy sets it
         })
     } else {
         None

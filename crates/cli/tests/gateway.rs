@@ -1982,3 +1982,106 @@ fn no_ingress_ignores_ingresses() {
     let (p2, addrs2, _dir2) = proxy_file(&api, "with-ingress", toml, &["web"]);
     until_status(&p2, addrs2[0], "ing.example.com", "/", 200);
 }
+
+/// Review 13c "Statuses that do not match what is served": what the proxy
+/// does not serve is in status, and goes away with its cause. C1 shape:
+/// an Ingress on the bind makes the file's chain overrule the Gateway's
+/// ClientIPPolicy, so the listener and its Gateway are `Programmed:
+/// False`, the policy `Accepted: False, Conflicted` and the route
+/// `Accepted: False, Pending`; N5 shape: an HTTPRoute whose host an older
+/// Ingress keeps is `Accepted: False, HostnameConflict`, or
+/// `PartiallyInvalid` when another of its hosts is served.
+#[test]
+fn status_says_what_the_proxy_does_not_serve() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "lb",
+        &gw_target,
+        &json!({"trustedProxies": ["127.0.0.0/8"], "sources": ["XForwardedFor"]}),
+    ));
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n";
+    let (proc_, addrs, _dir) = proxy_file(&api, "truthful", toml, &["web"]);
+    until_status(&proc_, addrs[0], "a.example.com", "/", 200);
+    let listener = |o: &Value, ty: &str| cond(&o["status"]["listeners"][0]["conditions"], ty).clone();
+    until(&api, "Gateway", "web", "gw", "programmed", |o| listener(o, "Programmed")["status"] == "True");
+    let ingress = |name: &str, host: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": "web"},
+            "spec": {"ingressClassName": "realip", "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
+    };
+    api.apply(ingress("unrelated", "other.example.com"));
+    let gw = until(&api, "Gateway", "web", "gw", "listener not programmed", |o| {
+        listener(o, "Programmed")["status"] == "False"
+    });
+    let m = listener(&gw, "Programmed")["message"].as_str().unwrap().to_owned();
+    assert!(m.contains("not served by the proxy") && m.contains("ClientIPPolicy web/lb"), "{m}");
+    assert_eq!(cond(&gw["status"]["conditions"], "Programmed")["status"], "False");
+    let pol = until(&api, "ClientIPPolicy", "web", "lb", "policy conflicted", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Conflicted"
+    });
+    assert_eq!(cond(&pol["status"]["ancestors"][0]["conditions"], "Accepted")["status"], "False");
+    until(&api, "HTTPRoute", "web", "site", "route pending", |o| {
+        let a = cond(&o["status"]["parents"][0]["conditions"], "Accepted");
+        a["status"] == "False" && a["reason"] == "Pending"
+    });
+    assert_eq!(status(addrs[0], "a.example.com", "/"), 404);
+    // The Ingress gone: served, and the statuses say so again.
+    api.delete("Ingress", "web", "unrelated");
+    until_status(&proc_, addrs[0], "a.example.com", "/", 200);
+    until(&api, "Gateway", "web", "gw", "programmed again", |o| {
+        listener(o, "Programmed")["status"] == "True"
+            && cond(&o["status"]["conditions"], "Programmed")["status"] == "True"
+    });
+    until(&api, "ClientIPPolicy", "web", "lb", "policy accepted", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    until(&api, "HTTPRoute", "web", "site", "route accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+
+    // Host ownership: the policy off, an older Ingress keeps b.example.com.
+    api.delete("ClientIPPolicy", "web", "lb");
+    api.apply(ingress("b", "b.example.com"));
+    until_status(&proc_, addrs[0], "b.example.com", "/", 200);
+    http_route(
+        &api,
+        "grab",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["b.example.com"],
+            "rules": [{"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let grab = until(&api, "HTTPRoute", "web", "grab", "host kept by the Ingress", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "HostnameConflict"
+    });
+    let a = cond(&grab["status"]["parents"][0]["conditions"], "Accepted");
+    assert_eq!(a["status"], "False");
+    assert!(a["message"].as_str().unwrap().contains("owned by Ingress web/b"), "{a}");
+    http_route(
+        &api,
+        "grab",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["b.example.com", "c.example.com"],
+            "rules": [{"matches": [{"path": {"type": "Exact", "value": "/login"}}], "backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let partly = until(&api, "HTTPRoute", "web", "grab", "partly served", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "PartiallyInvalid")["status"] == "True"
+    });
+    let conds = &partly["status"]["parents"][0]["conditions"];
+    assert_eq!(cond(conds, "Accepted")["status"], "True");
+    assert!(cond(conds, "PartiallyInvalid")["message"].as_str().unwrap().contains("1 of its 2 routes"), "{conds}");
+    assert_eq!(status(addrs[0], "c.example.com", "/login"), 200);
+}

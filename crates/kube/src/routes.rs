@@ -83,6 +83,53 @@ impl Bind {
     }
 }
 
+/// What the proxy does not serve of the Gateway side, found when it
+/// composed its configuration (which only it can know: the file's chain
+/// and the Ingresses meet the Gateway listeners there). The proxy hands
+/// it to the controller after every composition that changes it, and the
+/// controller puts it into status (see `crate::gateway::feedback`). It
+/// changes statuses only, never the route set, so it converges: the next
+/// translation hands the proxy the same set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Feedback {
+    /// Gateway listeners ([`ListenerSpec::name`]) none of whose routes is
+    /// served, and why.
+    pub listeners: std::collections::BTreeMap<String, UnservedListener>,
+    /// HTTPRoutes (`NS/NAME`) with routes the proxy does not serve →
+    /// parent (`gateway/NS/NAME` or `listenerset/NS/NAME`) → what of it.
+    pub routes: std::collections::BTreeMap<String, std::collections::BTreeMap<String, RouteLoss>>,
+}
+
+impl Feedback {
+    /// Nothing to report.
+    pub fn is_empty(&self) -> bool {
+        self.listeners.is_empty() && self.routes.is_empty()
+    }
+}
+
+/// A Gateway listener the proxy does not serve.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UnservedListener {
+    /// The ClientIPPolicy (`NS/NAME`) that is not applied, if that is why.
+    pub policy: Option<String>,
+    /// Why, naming the cause.
+    pub message: String,
+}
+
+/// What the proxy does not serve of one HTTPRoute on one parent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RouteLoss {
+    /// Routes of it (rule matches, per host) served there.
+    pub served: usize,
+    /// Routes of it not served there.
+    pub unserved: usize,
+    /// Whether a host an Ingress keeps is a cause (else its listener is
+    /// not served).
+    pub host_owned: bool,
+    /// The distinct reasons, in order.
+    pub reasons: Vec<String>,
+}
+
 /// Application protocol of a listener.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Protocol {

@@ -92,6 +92,12 @@ pub struct WatchConfig {
     /// proxy; `None`: not known, every valid Gateway listener is taken as
     /// served). A change recomputes the Gateway API status.
     pub binds: Option<tokio::sync::watch::Receiver<Vec<crate::routes::Bind>>>,
+    /// What the proxy does not serve of the Gateway side (set by the
+    /// proxy, sent only when it changes): put into status
+    /// ([`crate::gateway::feedback`]). A change recomputes the Gateway API
+    /// status (a translation that reuses every cached route), never what
+    /// is served.
+    pub feedback: Option<tokio::sync::watch::Receiver<crate::routes::Feedback>>,
 }
 
 fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
@@ -473,12 +479,19 @@ pub async fn run(
     let (udp, udw) = reflector::store::<UdpRoute>();
     let gateway_on = cfg.gateway_class.is_some();
     // Streams 0-3 always; 4-11 and 13-16 when served; 12 the proxy's
-    // binds (no initial list). true = initial list in.
-    let mut synced = [true; 17];
+    // binds and 17 its feedback (no initial list). true = initial list in.
+    let mut synced = [true; 18];
     if let Some(rx) = cfg.binds.clone() {
         let changes = futures::stream::unfold(rx, |mut rx| async move {
             rx.changed().await.ok()?;
             Some((Ok::<_, watcher::Error>(Tick::new(12, Side::Gateway)), rx))
+        });
+        streams.push(changes.boxed());
+    }
+    if let Some(rx) = cfg.feedback.clone() {
+        let changes = futures::stream::unfold(rx, |mut rx| async move {
+            rx.changed().await.ok()?;
+            Some((Ok::<_, watcher::Error>(Tick::new(17, Side::Gateway)), rx))
         });
         streams.push(changes.boxed());
     }
@@ -740,7 +753,10 @@ pub async fn run(
                 last_good_ip: std::mem::take(&mut last_good_ip),
                 last_good_access: std::mem::take(&mut last_good_access),
             };
-            let translation = translate_with(&inputs, &mut route_cache);
+            let mut translation = translate_with(&inputs, &mut route_cache);
+            if let Some(fb) = &cfg.feedback {
+                crate::gateway::feedback::apply(&mut translation.statuses, &fb.borrow());
+            }
             gw_backends = Some(translation.routes.backends.clone());
             last_good_ip.clone_from(&translation.ip_in_force);
             last_good_access.clone_from(&translation.access_in_force);

@@ -979,6 +979,7 @@ pub fn binds(config: &Config) -> Vec<realip_kube::routes::Bind> {
 pub struct Reported {
     problems: std::collections::HashSet<Problem>,
     warnings: std::collections::HashSet<Warning>,
+    feedback: realip_kube::routes::Feedback,
 }
 
 impl Reported {
@@ -1016,6 +1017,71 @@ impl Reported {
         self.warnings = warnings.into_iter().collect();
         events
     }
+
+    /// What the last composition did not serve of the Gateway side, for
+    /// the controller's status ([`feedback`]).
+    pub fn feedback(&self) -> &realip_kube::routes::Feedback {
+        &self.feedback
+    }
+}
+
+/// What the controller cannot know of what this proxy serves, for status:
+/// the Gateway listeners whose ClientIPPolicy the file's chain overrules
+/// on a bind that also serves Ingress or file routes (`conflicts`, from
+/// [`plan`]) and, per HTTPRoute and parent, its routes left unserved by
+/// that or by a host an older Ingress keeps. (Causes the controller finds
+/// itself — a port no bind serves, a bind that does not admit the
+/// Gateway, two policies on one bind — are already in its status.)
+/// Cheap when nothing is lost: the route set is walked only for the
+/// HTTPRoutes that lost something.
+fn feedback(
+    set: &RouteSet,
+    conflicts: &HashMap<String, Unserved>,
+    problems: &[Problem],
+) -> realip_kube::routes::Feedback {
+    use realip_kube::routes::{RouteLoss, UnservedListener};
+    let mut fb = realip_kube::routes::Feedback::default();
+    for (listener, why) in conflicts {
+        if let Unserved::FileChainConflict { policy, .. } = why {
+            fb.listeners
+                .insert(listener.clone(), UnservedListener { policy: Some(policy.clone()), message: why.to_string() });
+        }
+    }
+    let lost: HashMap<&str, &Unserved> = problems
+        .iter()
+        .filter(|p| matches!(p.reason, Unserved::FileChainConflict { .. } | Unserved::HostOwnedByIngress { .. }))
+        .map(|p| (p.route.as_str(), &p.reason))
+        .collect();
+    if lost.is_empty() {
+        return fb;
+    }
+    let origins: std::collections::HashSet<&str> =
+        problems.iter().filter(|p| lost.contains_key(p.route.as_str())).map(|p| p.origin.as_str()).collect();
+    for r in set.routes.iter().filter(|r| origins.contains(r.origin.as_str())) {
+        let Some(route) = r.origin.strip_prefix("httproute/") else { continue };
+        let mut parents: Vec<&str> = r.listeners.iter().filter_map(|l| l.rsplit_once('/').map(|(p, _)| p)).collect();
+        parents.dedup();
+        for parent in parents {
+            let e: &mut RouteLoss =
+                fb.routes.entry(route.to_owned()).or_default().entry(parent.to_owned()).or_default();
+            match lost.get(r.name.as_str()) {
+                Some(why) => {
+                    e.unserved += 1;
+                    e.host_owned |= matches!(why, Unserved::HostOwnedByIngress { .. });
+                    let why = why.to_string();
+                    if !e.reasons.contains(&why) {
+                        e.reasons.push(why);
+                    }
+                }
+                None => e.served += 1,
+            }
+        }
+    }
+    fb.routes.retain(|_, parents| {
+        parents.retain(|_, e| e.unserved > 0);
+        !parents.is_empty()
+    });
+    fb
 }
 
 /// [`compose_checked`], logging what changed since `reported` (see
@@ -1031,7 +1097,9 @@ pub fn compose_logged(
     reported: &mut Reported,
     memo: &mut Conversions,
 ) -> Config {
+    let conflicts = set.map(|s| plan(s, &config).conflicts).unwrap_or_default();
     let (config, problems, warnings) = compose_with(config, set, memo);
+    reported.feedback = set.map(|s| feedback(s, &conflicts, &problems)).unwrap_or_default();
     for e in reported.update(problems, warnings) {
         crate::log::event(&e);
     }

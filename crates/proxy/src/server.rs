@@ -133,6 +133,9 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
     // The controller's Gateway status says which listeners a bind serves:
     // it gets the file's binds now and after every reload.
     let (binds_tx, binds_rx) = watch::channel(crate::kubernetes::binds(&snapshot.config));
+    // And what the proxy does not serve of the Gateway side, after every
+    // composition that changes it (status only: it converges).
+    let (feedback_tx, feedback_rx) = watch::channel(realip_kube::routes::Feedback::default());
     let shared = Arc::new(Shared::new(snapshot, log));
     // Signal handlers first: a SIGHUP sent as soon as we say "listening"
     // must reload, not kill (SIGHUP's default action).
@@ -152,7 +155,9 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
         tokio::spawn(crate::admin::serve(Acceptor::new(tcp, "admin".into()), Arc::clone(&shared)));
     }
     let (triggers, queue) = mpsc::channel(16);
-    if let (Some(cfg), Some(client)) = (kubernetes.map(|c| WatchConfig { binds: Some(binds_rx), ..c }), client) {
+    if let (Some(cfg), Some(client)) =
+        (kubernetes.map(|c| WatchConfig { binds: Some(binds_rx), feedback: Some(feedback_rx), ..c }), client)
+    {
         let (tx, mut rx) = watch::channel(realip_kube::watch::Published::default());
         event(
             &serde_json::json!({"event": "kubernetes_watch", "ingress_class": cfg.class, "namespace": cfg.namespace}),
@@ -187,7 +192,7 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
         tokio::spawn(crate::workers::prune_idle_upstreams(Arc::clone(&shared)));
     }
     tokio::spawn(file_watch(path.clone(), Arc::clone(&shared), hup, triggers));
-    tokio::spawn(reloader_with(path, Arc::clone(&shared), queue, Some(binds_tx)));
+    tokio::spawn(reloader_with(path, Arc::clone(&shared), queue, Some((binds_tx, feedback_tx))));
 
     shutdown.await;
     shared.draining.store(true, Ordering::SeqCst);
@@ -352,13 +357,18 @@ pub async fn reloader(path: PathBuf, shared: Arc<Shared>, queue: mpsc::Receiver<
     reloader_with(path, shared, queue, None).await;
 }
 
-/// [`reloader`], also sending the binds of every applied file on `binds`
-/// (for the controller's Gateway status).
+/// The channels to the controller: the binds of every applied file, and
+/// what the proxy does not serve of the Gateway side.
+type ToController = (watch::Sender<Vec<realip_kube::routes::Bind>>, watch::Sender<realip_kube::routes::Feedback>);
+
+/// [`reloader`], also sending the binds of every applied file and the
+/// feedback of every applied composition on `to_controller` (for the
+/// controller's Gateway status).
 async fn reloader_with(
     path: PathBuf,
     shared: Arc<Shared>,
     mut queue: mpsc::Receiver<Trigger>,
-    binds: Option<watch::Sender<Vec<realip_kube::routes::Bind>>>,
+    to_controller: Option<ToController>,
 ) {
     let mut dynamic: Option<RouteSet> = None;
     // Whether the running snapshot was built from the file as it is and
@@ -398,7 +408,7 @@ async fn reloader_with(
             None => reload(&path, &shared, dynamic.as_ref(), &mut reported, &mut conversions),
         };
         // Endpoints alone never change the binds.
-        if let Some(tx) = &binds {
+        if let Some((tx, feedback)) = &to_controller {
             let now = crate::kubernetes::binds(&shared.snapshot.load().config);
             tx.send_if_modified(|cur| {
                 let changed = *cur != now;
@@ -407,6 +417,17 @@ async fn reloader_with(
                 }
                 changed
             });
+            // Only what is in force, and only a change: an unchanged
+            // feedback costs the controller nothing.
+            if in_force {
+                feedback.send_if_modified(|cur| {
+                    let changed = cur != reported.feedback();
+                    if changed {
+                        cur.clone_from(reported.feedback());
+                    }
+                    changed
+                });
+            }
         }
     }
 }

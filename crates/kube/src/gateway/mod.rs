@@ -16,6 +16,7 @@
 //! `NotAllowedByListeners`, …); a route that attaches to no listener is not
 //! served; everything in the produced route set has been validated.
 
+pub mod feedback;
 pub mod objects;
 pub mod status;
 pub mod translate;

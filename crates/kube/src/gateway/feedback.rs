@@ -1,0 +1,162 @@
+//! The proxy's feedback ([`Feedback`]) in status: what the translation
+//! cannot know — the proxy meets the file's chain and the Ingresses with
+//! the Gateway listeners only when it composes its configuration — so
+//! that no status says `Programmed` or `Accepted` for what is not served:
+//!
+//! - a Gateway listener the proxy does not serve (its ClientIPPolicy
+//!   differs from the file's chain on a bind that also serves Ingress or
+//!   file routes): `Programmed: False, Invalid`, the message naming the
+//!   cause, and so its Gateway or ListenerSet (`Programmed` means every
+//!   listener is served); the ClientIPPolicy targets covering it
+//!   `Accepted: False, Conflicted`;
+//! - an HTTPRoute parent none of whose routes the proxy serves: `Accepted:
+//!   False` — reason `Pending` when its listeners are not served (as for a
+//!   route attached only to listeners that are not programmed), or
+//!   `HostnameConflict` when an older Ingress keeps its host; some of
+//!   them: `Accepted` stays and `PartiallyInvalid: True` (same reasons)
+//!   names what is not served.
+//!
+//! Invariants: statuses only — never the route set, so a translation after
+//! a feedback change hands the proxy the same set and the loop converges;
+//! statuses the feedback does not name stay the same shared values (found
+//! by binary search in the sorted list, not by walking 10,000 routes).
+
+use std::sync::Arc;
+
+use super::status::{Cond, ObjectKey, ObjectStatus, Status};
+use crate::routes::Feedback;
+
+/// Puts `fb` into `statuses` (sorted by object, as a translation returns
+/// them).
+pub fn apply(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
+    if fb.is_empty() {
+        return;
+    }
+    listeners(statuses, fb);
+    policies(statuses, fb);
+    routes(statuses, fb);
+}
+
+/// The position of an object's status in `statuses` (sorted by object).
+fn find(statuses: &[Arc<ObjectStatus>], kind: &'static str, ns: &str, name: &str) -> Option<usize> {
+    let key = ObjectKey { kind, namespace: Some(ns.to_owned()), name: name.to_owned() };
+    statuses.binary_search_by(|s| s.key.cmp(&key)).ok()
+}
+
+/// A Gateway or ListenerSet (kind, namespace, name).
+type Parent<'a> = (&'static str, &'a str, &'a str);
+
+/// Listeners not served, and their Gateways or ListenerSets.
+fn listeners(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
+    // Listeners, by parent.
+    let mut parents: std::collections::BTreeMap<Parent<'_>, Vec<(&str, &str)>> = std::collections::BTreeMap::new();
+    for (full, why) in &fb.listeners {
+        let mut parts = full.splitn(4, '/');
+        let (Some(kind), Some(ns), Some(name), Some(listener)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let kind = match kind {
+            "gateway" => "Gateway",
+            "listenerset" => "ListenerSet",
+            _ => continue,
+        };
+        parents.entry((kind, ns, name)).or_default().push((listener, why.message.as_str()));
+    }
+    for ((kind, ns, name), unserved) in &parents {
+        let Some(i) = find(statuses, kind, ns, name) else { continue };
+        let Status::Gateway { conditions, listeners, .. } = &mut Arc::make_mut(&mut statuses[i]).status else {
+            continue;
+        };
+        let mut named = Vec::new();
+        for l in listeners.iter_mut() {
+            let Some((_, why)) = unserved.iter().find(|(n, _)| *n == l.name) else { continue };
+            for c in l.conditions.iter_mut().filter(|c| c.kind == "Programmed" && c.status) {
+                *c = Cond::new("Programmed", false, "Invalid", format!("not served by the proxy: {why}"));
+                named.push(l.name.clone());
+            }
+        }
+        if named.is_empty() {
+            continue;
+        }
+        let what = format!("listeners not served by the proxy: {} (see their Programmed)", named.join(", "));
+        for c in conditions.iter_mut().filter(|c| c.kind == "Programmed") {
+            *c = if c.status {
+                Cond::new("Programmed", false, "Invalid", what.clone())
+            } else {
+                Cond::new("Programmed", false, c.reason, format!("{}; {what}", c.message))
+            };
+        }
+    }
+}
+
+/// ClientIPPolicies not applied on listeners not served.
+fn policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
+    for (full, why) in &fb.listeners {
+        let Some((pns, pname)) = why.policy.as_deref().and_then(|p| p.split_once('/')) else { continue };
+        let Some(i) = find(statuses, "ClientIPPolicy", pns, pname) else { continue };
+        let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        for a in ancestors.iter_mut() {
+            let r = &a.reference;
+            let parent = format!(
+                "{}/{}/{}/",
+                r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+                r.namespace.as_deref().unwrap_or(pns),
+                r.name
+            );
+            let covers = full
+                .strip_prefix(&parent)
+                .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
+            if !covers {
+                continue;
+            }
+            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                *c = Cond::new(
+                    "Accepted",
+                    false,
+                    "Conflicted",
+                    format!("not applied on listener {full}: {}", why.message),
+                );
+            }
+        }
+    }
+}
+
+/// HTTPRoute parents with routes not served.
+fn routes(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
+    for (route, by_parent) in &fb.routes {
+        let Some((rns, rname)) = route.split_once('/') else { continue };
+        let Some(i) = find(statuses, "HTTPRoute", rns, rname) else { continue };
+        let Status::Route { parents } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        for p in parents.iter_mut() {
+            let r = &p.reference;
+            let parent = format!(
+                "{}/{}/{}",
+                r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+                r.namespace.as_deref().unwrap_or(rns),
+                r.name
+            );
+            let Some(loss) = by_parent.get(&parent) else { continue };
+            let reason = if loss.host_owned { "HostnameConflict" } else { "Pending" };
+            let why = loss.reasons.join("; ");
+            if loss.served == 0 {
+                for c in p.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                    *c = Cond::new("Accepted", false, reason, format!("not served by the proxy: {why}"));
+                }
+            } else {
+                p.conditions.retain(|c| c.kind != "PartiallyInvalid");
+                p.conditions.push(Cond::new(
+                    "PartiallyInvalid",
+                    true,
+                    reason,
+                    format!(
+                        "{} of its {} routes here not served by the proxy: {why}",
+                        loss.unserved,
+                        loss.served + loss.unserved
+                    ),
+                ));
+            }
+        }
+    }
+}
