@@ -107,7 +107,7 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
     let lint = Command::new(&helm).arg("lint").arg(chart()).output().unwrap();
     assert!(lint.status.success(), "{}", String::from_utf8_lossy(&lint.stdout));
     let dir = scratch("sets");
-    let sets: [(&str, &[&str]); 6] = [
+    let sets: [(&str, &[&str]); 7] = [
         ("default", &[]),
         ("daemonset", &["controller.kind=DaemonSet"]),
         ("proxy-protocol", &["proxyProtocol.enabled=true", "echo.enabled=true"]),
@@ -123,6 +123,10 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
         ),
         ("cdn", &["config.trustedProxies={203.0.113.0/24}", "controller.replicas=3"]),
         ("redis", &["rateLimit.redis.url=rediss://redis.ingress:6380/0", "rateLimit.redis.existingSecret=redis-auth"]),
+        (
+            "gateway-only",
+            &["gateway.enabled=true", "ingress.enabled=false", "gateway.allowedGateways={infra/edge,web/*}"],
+        ),
     ];
     let mut rendered = BTreeMap::new();
     for (name, set) in sets {
@@ -184,6 +188,21 @@ fn chart_lints_renders_valid_objects_and_passes_the_doctor() {
             .to_owned()
     };
     assert_ne!(sum(&rendered["default"]), sum(&rendered["cdn"]));
+    // Defaults: Ingresses served on every listener, any Gateway.
+    assert!(!cm.contains("ingress = false") && !cm.contains("gateways ="), "{cm}");
+    let args = |objs: &[Value]| find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"].clone();
+    assert!(args(d).as_array().unwrap().iter().any(|a| a == "--ingress-class"));
+    // A Gateway-API-only controller: no Ingress watched, class or RBAC;
+    // the listeners admit the listed Gateways only.
+    let g = &rendered["gateway-only"];
+    let gargs = args(g);
+    assert!(gargs.as_array().unwrap().iter().any(|a| a == "--no-ingress"), "{gargs}");
+    assert!(!gargs.as_array().unwrap().iter().any(|a| a == "--ingress-class"), "{gargs}");
+    assert!(!g.iter().any(|o| o["kind"] == "IngressClass"));
+    let role = find(g, "ClusterRole").to_string();
+    assert!(!role.contains("ingresses") && role.contains("httproutes"), "{role}");
+    let gcm = find(g, "ConfigMap")["data"]["realip.toml"].as_str().unwrap();
+    assert_eq!(gcm.matches("ingress = false\ngateways = [\"infra/edge\", \"web/*\"]").count(), 2, "{gcm}");
 }
 
 #[test]

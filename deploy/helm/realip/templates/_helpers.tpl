@@ -35,12 +35,23 @@ app.kubernetes.io/component: controller
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}
 
+{{/* Who may use a listener: Ingresses (ingress.enabled) and which Gateways (gateway.allowedGateways). */}}
+{{- define "realip.listenerScope" -}}
+{{- if not .Values.ingress.enabled }}
+ingress = false
+{{- end }}
+{{- with .Values.gateway.allowedGateways }}
+gateways = [{{ range $i, $g := . }}{{ if $i }}, {{ end }}{{ $g | quote }}{{ end }}]
+{{- end }}
+{{- end -}}
+
 {{/* The proxy's configuration (docs/proxy.md). Routes come from Ingresses. */}}
 {{- define "realip.config" -}}
 [[listener]]
 name = "http"
 bind = "0.0.0.0:{{ .Values.controller.ports.http }}"
 gateway_ports = [{{ .Values.service.port }}]
+{{- include "realip.listenerScope" . }}
 {{- if .Values.proxyProtocol.enabled }}
 proxy_protocol = "required"
 proxy_protocol_from = [{{ range $i, $c := .Values.proxyProtocol.from }}{{ if $i }}, {{ end }}{{ $c | quote }}{{ end }}]
@@ -51,6 +62,7 @@ header_timeout = "5s"
 name = "https"
 bind = "0.0.0.0:{{ .Values.controller.ports.https }}"
 gateway_ports = [{{ .Values.service.httpsPort }}]
+{{- include "realip.listenerScope" . }}
 tls = { kubernetes = true }
 {{- if .Values.proxyProtocol.enabled }}
 proxy_protocol = "required"
