@@ -122,6 +122,14 @@ pub struct ManifestsArgs {
     /// Secret whose key `password` is the Redis password (chart value rateLimit.redis.existingSecret).
     #[arg(long, value_name = "SECRET", requires = "redis_url")]
     pub redis_secret: Option<String>,
+    /// Gateway-API-only controller: --no-ingress, `ingress = false` on the listeners, no IngressClass
+    /// or Ingress RBAC (chart value ingress.enabled=false).
+    #[arg(long, requires = "gateway")]
+    pub no_ingress: bool,
+    /// NS/NAME or NS/*: a Gateway allowed to program the listeners (repeatable; renders
+    /// `gateways = [...]`; chart value gateway.allowedGateways).
+    #[arg(long, value_name = "NS/NAME", requires = "gateway")]
+    pub allowed_gateway: Vec<String>,
 }
 
 const LAB_EXAMPLES: &str = "\

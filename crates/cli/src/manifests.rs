@@ -31,6 +31,8 @@ pub fn run(a: &ManifestsArgs) -> Result<(), Failure> {
         gateway: a.gateway,
         redis_url: a.redis_url.clone(),
         redis_secret: a.redis_secret.clone(),
+        ingress: !a.no_ingress,
+        allowed_gateways: a.allowed_gateway.clone(),
         ..Settings::default()
     };
     if let Some(image) = &a.image {

@@ -237,7 +237,7 @@ fn without_helm_labels(mut v: Value) -> Value {
 fn manifests_are_the_charts_objects() {
     let Some((helm, kv)) = tools() else { return };
     let dir = scratch("manifests");
-    let cases: [(&[&str], &str, &[&str]); 4] = [
+    let cases: [(&[&str], &str, &[&str]); 5] = [
         (&[], "realip", &[]),
         (
             &["--redis-url", "redis://redis.realip:6379/0", "--redis-secret", "redis-auth"],
@@ -250,6 +250,11 @@ fn manifests_are_the_charts_objects() {
             "edge",
             &["controller.replicas=3", "proxyProtocol.enabled=true"],
         ),
+        (
+            &["--gateway", "--no-ingress", "--allowed-gateway", "infra/edge", "--allowed-gateway", "web/*"],
+            "realip",
+            &["gateway.enabled=true", "ingress.enabled=false", "gateway.allowedGateways={infra/edge,web/*}"],
+        ),
     ];
     for (i, (args, ns, sets)) in cases.iter().enumerate() {
         let out = Command::new(env!("CARGO_BIN_EXE_realip")).arg("manifests").args(*args).output().unwrap();
@@ -260,7 +265,8 @@ fn manifests_are_the_charts_objects() {
         validate_and_audit(&kv, &file);
         let mine: BTreeMap<(String, String), Value> = docs(&text)
             .into_iter()
-            .filter(|o| o["kind"] != "Namespace")
+            // (The CRDs are the chart's crds/ files themselves, which `helm template` leaves out.)
+            .filter(|o| o["kind"] != "Namespace" && o["kind"] != "CustomResourceDefinition")
             .map(|o| ((o["kind"].as_str().unwrap().to_owned(), o["metadata"]["name"].as_str().unwrap().to_owned()), o))
             .collect();
         assert!(docs(&text).iter().any(|o| o["kind"] == "Namespace" && o["metadata"]["name"] == *ns));

@@ -35,6 +35,11 @@ pub struct Settings {
     /// `rateLimit.redis.existingSecret`: Secret whose key `password` is
     /// the Redis password (env REALIP_REDIS_PASSWORD).
     pub redis_secret: Option<String>,
+    /// `ingress.enabled`: serve Ingresses; `false`: `--no-ingress`,
+    /// `ingress = false` on the listeners, no IngressClass or Ingress RBAC.
+    pub ingress: bool,
+    /// `gateway.allowedGateways`: `gateways = [...]` on the listeners.
+    pub allowed_gateways: Vec<String>,
 }
 
 impl Default for Settings {
@@ -49,6 +54,8 @@ impl Default for Settings {
             gateway: false,
             redis_url: None,
             redis_secret: None,
+            ingress: true,
+            allowed_gateways: Vec::new(),
         }
     }
 }
@@ -88,8 +95,17 @@ pub fn config(s: &Settings) -> String {
     } else {
         String::new()
     };
+    // Who may use a listener (the chart's `realip.listenerScope`).
+    let mut scope = String::new();
+    if !s.ingress {
+        scope.push_str("\ningress = false");
+    }
+    if !s.allowed_gateways.is_empty() {
+        let list: Vec<String> = s.allowed_gateways.iter().map(|g| Value::from(g.as_str()).to_string()).collect();
+        let _ = write!(scope, "\ngateways = [{}]", list.join(", "));
+    }
     let mut t = format!(
-        "[[listener]]\nname = \"http\"\nbind = \"0.0.0.0:{HTTP}\"\ngateway_ports = [80]{pp}\n\n[[listener]]\nname = \"https\"\nbind = \"0.0.0.0:{HTTPS}\"\ngateway_ports = [443]\ntls = {{ kubernetes = true }}{pp}"
+        "[[listener]]\nname = \"http\"\nbind = \"0.0.0.0:{HTTP}\"\ngateway_ports = [80]{scope}{pp}\n\n[[listener]]\nname = \"https\"\nbind = \"0.0.0.0:{HTTPS}\"\ngateway_ports = [443]{scope}\ntls = {{ kubernetes = true }}{pp}"
     );
     let (trusted, sources) = if s.proxy_protocol {
         (format!("\"{PROXY_FROM}\""), "\"proxy-protocol\", \"xff\"")
@@ -145,16 +161,13 @@ pub fn objects(s: &Settings) -> Vec<Value> {
     if let Some(secret) = &s.redis_secret {
         env.push(json!({"name": "REALIP_REDIS_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}));
     }
-    let mut args = vec![
-        json!("proxy"),
-        json!("--config"),
-        json!("/etc/realip/realip.toml"),
-        json!("--kubernetes"),
-        json!("--ingress-class"),
-        json!(INGRESS_CLASS),
-        json!("--publish-service"),
-        json!(format!("{}/{NAME}", s.namespace)),
-    ];
+    let mut args = vec![json!("proxy"), json!("--config"), json!("/etc/realip/realip.toml"), json!("--kubernetes")];
+    if s.ingress {
+        args.extend([json!("--ingress-class"), json!(INGRESS_CLASS)]);
+    } else {
+        args.push(json!("--no-ingress"));
+    }
+    args.extend([json!("--publish-service"), json!(format!("{}/{NAME}", s.namespace))]);
     if s.gateway {
         args.extend([json!("--gateway-class"), json!(GATEWAY_CLASS)]);
     }
@@ -219,12 +232,17 @@ pub fn objects(s: &Settings) -> Vec<Value> {
         });
     }
     let cluster_meta = json!({"name": NAME, "labels": labels(None)});
-    let mut rules = vec![
-        json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": ["get", "list", "watch"]}),
-        json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update", "patch"]}),
+    let mut rules = Vec::new();
+    if s.ingress {
+        rules.extend([
+            json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses", "ingressclasses"], "verbs": ["get", "list", "watch"]}),
+            json!({"apiGroups": ["networking.k8s.io"], "resources": ["ingresses/status"], "verbs": ["update", "patch"]}),
+        ]);
+    }
+    rules.extend([
         json!({"apiGroups": [""], "resources": ["services", "secrets"], "verbs": ["get", "list", "watch"]}),
         json!({"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]}),
-    ];
+    ]);
     if s.gateway {
         rules.extend([
             json!({"apiGroups": ["gateway.networking.k8s.io"], "resources": ["gatewayclasses", "gateways", "listenersets", "httproutes", "referencegrants", "grpcroutes", "tlsroutes", "tcproutes", "udproutes"], "verbs": ["get", "list", "watch"]}),
@@ -251,9 +269,11 @@ pub fn objects(s: &Settings) -> Vec<Value> {
         json!({"apiVersion": "apps/v1", "kind": kind, "metadata": meta(s, NAME, Some("controller")), "spec": spec}),
         json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": meta(s, NAME, None),
             "spec": {"maxUnavailable": 1, "selector": {"matchLabels": selector()}}}),
-        json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": INGRESS_CLASS, "labels": labels(None)},
-            "spec": {"controller": "realip.dev/ingress-controller"}}),
     ]);
+    if s.ingress {
+        out.push(json!({"apiVersion": "networking.k8s.io/v1", "kind": "IngressClass", "metadata": {"name": INGRESS_CLASS, "labels": labels(None)},
+            "spec": {"controller": "realip.dev/ingress-controller"}}));
+    }
     if s.gateway {
         out.push(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
             "metadata": {"name": GATEWAY_CLASS, "labels": labels(None)},
