@@ -2271,4 +2271,100 @@ mod tests {
         assert!(errs.iter().any(|e| e.contains("listener[0] `gw`.gateways[0]") && e.contains("`gw`")), "{errs:?}");
         assert!(errs.iter().any(|e| e.contains("listener[1] `ing`.gateways[0]")), "{errs:?}");
     }
+    /// The feedback for status: a Gateway listener whose policy the file's
+    /// chain overrules (with the policy), and per HTTPRoute and parent how
+    /// many of its routes are served and why the others are not; nothing
+    /// once the cause is gone, and nothing for what the controller knows.
+    #[test]
+    fn feedback_names_what_is_not_served_and_why() {
+        let policy = ClientIp {
+            policy: "web/lb".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: vec!["127.0.0.0/8".into()],
+            sources: vec!["xff".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward::default(),
+        };
+        let route = |name: &str, origin: &str, listeners: Vec<String>, host: &str, created: &str| Route {
+            name: name.into(),
+            origin: origin.into(),
+            created: created.into(),
+            listeners,
+            host: Some(host.into()),
+            path: PathMatch::SegmentPrefix("/".into()),
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+            except_hosts: vec![],
+        };
+        let listener = |gw: &str, client_ip: Option<ClientIp>| ListenerSpec {
+            name: format!("gateway/{gw}/http"),
+            gateway: gw.into(),
+            port: 80,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip,
+        };
+        let on = |gw: &str| vec![format!("gateway/{gw}/http")];
+        let set = |policy: Option<ClientIp>, with_ingress: bool| {
+            let mut routes = vec![
+                route("httproute/web/site/0/0", "httproute/web/site", on("web/gw"), "a.example.com", "2026-02"),
+                route(
+                    "httproute/evil/grab/0/0/b.example.com",
+                    "httproute/evil/grab",
+                    on("infra/gw"),
+                    "b.example.com",
+                    "2026-03",
+                ),
+                route(
+                    "httproute/evil/grab/0/0/c.example.com",
+                    "httproute/evil/grab",
+                    on("infra/gw"),
+                    "c.example.com",
+                    "2026-03",
+                ),
+            ];
+            if with_ingress {
+                let mut i = route("ingress/web/b/b.example.com/", "ingress/web/b", vec![], "b.example.com", "2026-01");
+                i.path = PathMatch::Prefix("/".into());
+                routes.push(i);
+            }
+            RouteSet {
+                listeners: vec![listener("web/gw", policy), listener("infra/gw", None)],
+                routes: routes.into_iter().map(Arc::new).collect(),
+                backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+                ..RouteSet::default()
+            }
+        };
+        // Two Gateways on one bind, each on a port of its own.
+        let file: Config = toml::from_str(
+            "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+             [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n",
+        )
+        .unwrap();
+        let mut reported = Reported::default();
+        let s = set(Some(policy.clone()), true);
+        compose_logged(file.clone(), Some(&s), &mut reported, &mut Conversions::default());
+        let fb = reported.feedback().clone();
+        let l = &fb.listeners["gateway/web/gw/http"];
+        assert_eq!(l.policy.as_deref(), Some("web/lb"));
+        assert!(l.message.contains("ClientIPPolicy web/lb"), "{}", l.message);
+        assert!(!fb.listeners.contains_key("gateway/infra/gw/http"));
+        let site = &fb.routes["web/site"]["gateway/web/gw"];
+        assert_eq!((site.served, site.unserved, site.host_owned), (0, 1, false));
+        let grab = &fb.routes["evil/grab"]["gateway/infra/gw"];
+        assert_eq!((grab.served, grab.unserved, grab.host_owned), (1, 1, true));
+        assert!(grab.reasons[0].contains("owned by Ingress web/b"), "{:?}", grab.reasons);
+        // No Ingress and no policy: nothing to say.
+        compose_logged(file, Some(&set(None, false)), &mut reported, &mut Conversions::default());
+        assert!(reported.feedback().is_empty(), "{:?}", reported.feedback());
+    }
 }
