@@ -96,29 +96,13 @@ fn policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     for (full, why) in &fb.listeners {
         let Some((pns, pname)) = why.policy.as_deref().and_then(|p| p.split_once('/')) else { continue };
         let Some(i) = find(statuses, "ClientIPPolicy", pns, pname) else { continue };
-        let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
-        for a in ancestors.iter_mut() {
-            let r = &a.reference;
-            let parent = format!(
-                "{}/{}/{}/",
-                r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
-                r.namespace.as_deref().unwrap_or(pns),
-                r.name
+        if let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status {
+            super::translate::mark_conflicted(
+                ancestors,
+                pns,
+                full,
+                &format!("not served by the proxy: {}", why.message),
             );
-            let covers = full
-                .strip_prefix(&parent)
-                .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
-            if !covers {
-                continue;
-            }
-            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
-                *c = Cond::new(
-                    "Accepted",
-                    false,
-                    "Conflicted",
-                    format!("not applied on listener {full}: {}", why.message),
-                );
-            }
         }
     }
 }

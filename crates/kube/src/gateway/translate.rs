@@ -1456,29 +1456,37 @@ fn mark_policy_conflicted(policy: &str, listener: &str, why: &str, statuses: &mu
         if !ours {
             continue;
         }
-        let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
-        for a in ancestors.iter_mut() {
-            let r = &a.reference;
-            let parent = format!(
-                "{}/{}/{}/",
-                r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
-                r.namespace.as_deref().unwrap_or(pns),
-                r.name
+        if let Status::Policy { ancestors } = &mut Arc::make_mut(s).status {
+            mark_conflicted(ancestors, pns, listener, why);
+        }
+    }
+}
+
+/// Marks the `ancestors` (of a ClientIPPolicy in namespace `pns`) that
+/// cover listener `listener` (its full name) `Accepted: False,
+/// Conflicted`, saying `why`.
+pub(super) fn mark_conflicted(ancestors: &mut [super::status::RefStatus], pns: &str, listener: &str, why: &str) {
+    for a in ancestors.iter_mut() {
+        let r = &a.reference;
+        let parent = format!(
+            "{}/{}/{}/",
+            r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+            r.namespace.as_deref().unwrap_or(pns),
+            r.name
+        );
+        let covers = listener
+            .strip_prefix(&parent)
+            .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
+        if !covers {
+            continue;
+        }
+        for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+            *c = Cond::new(
+                "Accepted",
+                false,
+                "Conflicted",
+                format!("{why}: this policy is not applied on listener {listener}"),
             );
-            let covers = listener
-                .strip_prefix(&parent)
-                .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
-            if !covers {
-                continue;
-            }
-            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
-                *c = Cond::new(
-                    "Accepted",
-                    false,
-                    "Conflicted",
-                    format!("{why}: this policy is not applied on listener {listener}"),
-                );
-            }
         }
     }
 }
