@@ -346,6 +346,165 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
                 why: format!("{unknown_version}, so it is not known whether this applies: {why}"),
             };
         }
+        if let Some(v) = unproven_verdict(&anns, &prefix, sure) {
+            return v;
+        }
     }
     Verdict::Served
+}
+
+/// [`Verdict::Unsure`] for the first annotation of [`unproven`], with
+/// annotation validation on (`sure`) or possibly on.
+fn unproven_verdict(anns: &[(String, Option<&str>)], prefix: &str, sure: bool) -> Option<Verdict> {
+    let (key, value, bad) = unproven(anns, prefix)?;
+    let on = if sure {
+        "annotation validation is on (--enable-annotation-validation, the default since ingress-nginx v1.12)"
+    } else {
+        "annotation validation may be on (--enable-annotation-validation; the controller's version or the flag is not known)"
+    };
+    Some(Verdict::Unsure {
+        key,
+        value,
+        why: format!("annotation {prefix}{bad}; {on}, and a validation error of this annotation's parser makes ingress-nginx refuse the whole Ingress"),
+    })
+}
+
+/// The annotations (after the prefix) of the parsers other than rate-limit
+/// whose `Parse` returns their validator's error, which makes the
+/// annotation extractor drop the whole Ingress: redirect, custom-http-errors,
+/// default-backend, ssl-ciphers, server-alias, upstream-hash-by, proxy-ssl,
+/// fastcgi, opentelemetry, and the auth parsers. Names ending in `-` are
+/// prefixes. The list is wider rather than narrower: an extra name only
+/// makes an Ingress deny-all.
+const VALIDATED: &[&str] = &[
+    "from-to-www-redirect",
+    "relative-redirects",
+    "temporal-redirect",
+    "temporal-redirect-code",
+    "permanent-redirect",
+    "permanent-redirect-code",
+    "custom-http-errors",
+    "default-backend",
+    "ssl-ciphers",
+    "ssl-prefer-server-ciphers",
+    "server-alias",
+    "upstream-hash-by",
+    "upstream-hash-by-",
+    "proxy-ssl-",
+    "fastcgi-",
+    "enable-opentelemetry",
+    "opentelemetry-",
+    "auth-",
+];
+
+/// The first annotation of [`VALIDATED`] (as ingress-nginx reads it) whose
+/// value realip migrate does not prove valid: its name, its value, and
+/// `name `value` why`. Only a few exact checks are written (Go booleans,
+/// status codes, redirect URLs, custom-http-errors, default-backend); every other value of
+/// these annotations is unproven, so the Ingress is never emitted open on
+/// a value ingress-nginx's validator may reject.
+fn unproven(anns: &[(String, Option<&str>)], prefix: &str) -> Option<(String, String, String)> {
+    let raw = |short: &str| anns.iter().find(|(k, _)| k.strip_prefix(prefix) == Some(short)).map(|(_, v)| *v);
+    for (k, v) in anns {
+        let Some(short) = k.strip_prefix(prefix) else { continue };
+        let listed = VALIDATED.iter().any(|n| if n.ends_with('-') { short.starts_with(n) } else { short == *n });
+        if !listed {
+            continue;
+        }
+        let Some(v) = *v else {
+            return Some((short.to_owned(), String::new(), format!("{short} is not a string")));
+        };
+        // The validator runs only on a non-empty value.
+        if v.is_empty() {
+            continue;
+        }
+        let why = match short {
+            "from-to-www-redirect" | "relative-redirects" => {
+                (crate::ingress::go_bool(v).is_none()).then_some("is not a boolean to Go's strconv.ParseBool")
+            }
+            // Read only when temporal-redirect is set.
+            "temporal-redirect-code" if raw("temporal-redirect").flatten().is_none_or(str::is_empty) => None,
+            // Read whether or not permanent-redirect is set; strconv.Atoi takes any digits.
+            "permanent-redirect-code" | "temporal-redirect-code" => {
+                (!(v.len() <= 9 && v.bytes().all(|b| b.is_ascii_digit()))).then_some("is not a decimal integer")
+            }
+            // parser.URLIsValidRegex: `^[-._~a-zA-Z0-9/:?&=]*$`.
+            "permanent-redirect" | "temporal-redirect" => {
+                (!v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:?&=".contains(&b)))
+                    .then_some("has a character outside ingress-nginx's URL pattern `[-._~a-zA-Z0-9/:?&=]`")
+            }
+            "custom-http-errors" => (!http_error_codes(&v.replace(' ', "")))
+                .then_some("does not match ingress-nginx's `^(?:[4,5]\\d{2},?)*$` (spaces removed)"),
+            "default-backend" => (!dns1035_label(v)).then_some("is not a DNS-1035 label (a Service name)"),
+            _ => Some("is checked by an ingress-nginx validator that realip migrate does not reproduce"),
+        };
+        if let Some(why) = why {
+            return Some((short.to_owned(), v.to_owned(), format!("{short} `{v}` {why}")));
+        }
+    }
+    None
+}
+
+/// Go's `^(?:[4,5]\d{2},?)*$` (the class includes the comma), exactly,
+/// with backtracking over the optional comma.
+fn http_error_codes(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return true;
+    }
+    if b.len() < 3 || !matches!(b[0], b'4' | b'5' | b',') || !b[1].is_ascii_digit() || !b[2].is_ascii_digit() {
+        return false;
+    }
+    let rest = &s[3..];
+    http_error_codes(rest) || rest.strip_prefix(',').is_some_and(http_error_codes)
+}
+
+/// A DNS-1035 label: 1–63 of `a-z0-9-`, starting with a letter, ending
+/// with a letter or digit.
+fn dns1035_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_http_errors_regex() {
+        for (v, ok) in [
+            ("", true),
+            ("404", true),
+            ("404,503", true),
+            ("404503", true),
+            (",04", true),
+            ("404,", true),
+            ("404,,", false),
+            ("404,5xx", false),
+            ("302", false),
+            ("40", false),
+            ("4044", false),
+        ] {
+            assert_eq!(http_error_codes(v), ok, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn dns1035() {
+        for (v, ok) in [
+            ("errors", true),
+            ("err-svc2", true),
+            ("Err_Svc", false),
+            ("errors.web", false),
+            ("1err", false),
+            ("err-", false),
+            ("", false),
+        ] {
+            assert_eq!(dns1035_label(v), ok, "{v:?}");
+        }
+    }
 }
