@@ -14,7 +14,7 @@
 //! Ingress then takes part in the host/path merge as deny-all, so it is
 //! never more open than ingress-nginx whichever way the controller decided.
 //! The risk table is realip's own, written from ingress-nginx's documented
-//! risk of each annotation (v1.10 to v1.15); annotations it does not list
+//! risk of each annotation (v1.10 to v1.15; the same rows are used for v1.9); annotations it does not list
 //! are Low, which no level refuses.
 
 use realip_doctor::model::{argv, containers};
@@ -67,68 +67,68 @@ type RiskRow = (&'static str, Risk, Version, Option<Version>);
 /// The annotations (after the prefix, aliases included) above Low, with the
 /// first and last controller version that has them (`None`: open-ended).
 const RISKY: &[RiskRow] = &[
-    ("affinity-mode", Risk::Medium, (1, 10), None),
-    ("allowlist-source-range", Risk::Medium, (1, 10), None),
-    ("whitelist-source-range", Risk::Medium, (1, 10), None),
-    ("app-root", Risk::Medium, (1, 10), None),
-    ("auth-cache-duration", Risk::Medium, (1, 10), None),
-    ("auth-cache-key", Risk::Medium, (1, 10), None),
-    ("auth-proxy-set-headers", Risk::Medium, (1, 10), None),
-    ("auth-realm", Risk::Medium, (1, 10), None),
-    ("auth-request-redirect", Risk::Medium, (1, 10), None),
-    ("auth-response-headers", Risk::Medium, (1, 10), None),
-    ("auth-signin", Risk::High, (1, 10), None),
-    ("auth-signin-redirect-param", Risk::Medium, (1, 10), None),
-    ("auth-snippet", Risk::Critical, (1, 10), None),
-    ("auth-tls-error-page", Risk::High, (1, 10), None),
-    ("auth-tls-match-cn", Risk::High, (1, 10), None),
-    ("auth-tls-secret", Risk::Medium, (1, 10), None),
-    ("auth-tls-verify-client", Risk::Medium, (1, 10), None),
-    ("auth-url", Risk::High, (1, 10), None),
-    ("canary-by-cookie", Risk::Medium, (1, 10), None),
-    ("canary-by-header", Risk::Medium, (1, 10), None),
-    ("canary-by-header-pattern", Risk::Medium, (1, 10), None),
-    ("canary-by-header-value", Risk::Medium, (1, 10), None),
-    ("configuration-snippet", Risk::Critical, (1, 10), None),
-    ("cors-allow-headers", Risk::Medium, (1, 10), None),
-    ("cors-allow-methods", Risk::Medium, (1, 10), None),
-    ("cors-allow-origin", Risk::Medium, (1, 10), None),
-    ("cors-expose-headers", Risk::Medium, (1, 10), None),
+    ("affinity-mode", Risk::Medium, (1, 9), None),
+    ("allowlist-source-range", Risk::Medium, (1, 9), None),
+    ("whitelist-source-range", Risk::Medium, (1, 9), None),
+    ("app-root", Risk::Medium, (1, 9), None),
+    ("auth-cache-duration", Risk::Medium, (1, 9), None),
+    ("auth-cache-key", Risk::Medium, (1, 9), None),
+    ("auth-proxy-set-headers", Risk::Medium, (1, 9), None),
+    ("auth-realm", Risk::Medium, (1, 9), None),
+    ("auth-request-redirect", Risk::Medium, (1, 9), None),
+    ("auth-response-headers", Risk::Medium, (1, 9), None),
+    ("auth-signin", Risk::High, (1, 9), None),
+    ("auth-signin-redirect-param", Risk::Medium, (1, 9), None),
+    ("auth-snippet", Risk::Critical, (1, 9), None),
+    ("auth-tls-error-page", Risk::High, (1, 9), None),
+    ("auth-tls-match-cn", Risk::High, (1, 9), None),
+    ("auth-tls-secret", Risk::Medium, (1, 9), None),
+    ("auth-tls-verify-client", Risk::Medium, (1, 9), None),
+    ("auth-url", Risk::High, (1, 9), None),
+    ("canary-by-cookie", Risk::Medium, (1, 9), None),
+    ("canary-by-header", Risk::Medium, (1, 9), None),
+    ("canary-by-header-pattern", Risk::Medium, (1, 9), None),
+    ("canary-by-header-value", Risk::Medium, (1, 9), None),
+    ("configuration-snippet", Risk::Critical, (1, 9), None),
+    ("cors-allow-headers", Risk::Medium, (1, 9), None),
+    ("cors-allow-methods", Risk::Medium, (1, 9), None),
+    ("cors-allow-origin", Risk::Medium, (1, 9), None),
+    ("cors-expose-headers", Risk::Medium, (1, 9), None),
     ("custom-headers", Risk::Medium, (1, 11), None),
-    ("denylist-source-range", Risk::Medium, (1, 10), None),
-    ("fastcgi-index", Risk::Medium, (1, 10), None),
-    ("fastcgi-params-configmap", Risk::Medium, (1, 10), None),
-    ("force-ssl-redirect", Risk::Medium, (1, 10), None),
-    ("mirror-host", Risk::High, (1, 10), None),
-    ("mirror-target", Risk::High, (1, 10), None),
-    ("modsecurity-snippet", Risk::Critical, (1, 10), None),
-    ("modsecurity-transaction-id", Risk::High, (1, 10), None),
-    ("opentelemetry-operation-name", Risk::Medium, (1, 10), None),
-    ("permanent-redirect", Risk::Medium, (1, 10), None),
-    ("preserve-trailing-slash", Risk::Medium, (1, 10), None),
-    ("proxy-body-size", Risk::Medium, (1, 10), None),
-    ("proxy-cookie-domain", Risk::Medium, (1, 10), None),
-    ("proxy-cookie-path", Risk::Medium, (1, 10), None),
-    ("proxy-next-upstream", Risk::Medium, (1, 10), None),
-    ("proxy-redirect-from", Risk::Medium, (1, 10), None),
-    ("proxy-redirect-to", Risk::Medium, (1, 10), None),
-    ("proxy-ssl-ciphers", Risk::Medium, (1, 10), None),
-    ("proxy-ssl-name", Risk::High, (1, 10), None),
-    ("proxy-ssl-secret", Risk::Medium, (1, 10), None),
-    ("rewrite-target", Risk::Medium, (1, 10), None),
-    ("server-alias", Risk::High, (1, 10), None),
-    ("server-snippet", Risk::Critical, (1, 10), None),
-    ("session-cookie-domain", Risk::Medium, (1, 10), None),
-    ("session-cookie-expires", Risk::Medium, (1, 10), None),
-    ("session-cookie-max-age", Risk::Medium, (1, 10), None),
-    ("session-cookie-name", Risk::Medium, (1, 10), None),
-    ("session-cookie-path", Risk::Medium, (1, 10), None),
-    ("stream-snippet", Risk::Critical, (1, 10), None),
-    ("temporal-redirect", Risk::Medium, (1, 10), None),
-    ("upstream-hash-by", Risk::High, (1, 10), None),
-    ("x-forwarded-prefix", Risk::Medium, (1, 10), None),
-    ("global-rate-limit-key", Risk::High, (1, 10), Some((1, 11))),
-    ("global-rate-limit-ignored-cidrs", Risk::Medium, (1, 10), Some((1, 11))),
+    ("denylist-source-range", Risk::Medium, (1, 9), None),
+    ("fastcgi-index", Risk::Medium, (1, 9), None),
+    ("fastcgi-params-configmap", Risk::Medium, (1, 9), None),
+    ("force-ssl-redirect", Risk::Medium, (1, 9), None),
+    ("mirror-host", Risk::High, (1, 9), None),
+    ("mirror-target", Risk::High, (1, 9), None),
+    ("modsecurity-snippet", Risk::Critical, (1, 9), None),
+    ("modsecurity-transaction-id", Risk::High, (1, 9), None),
+    ("opentelemetry-operation-name", Risk::Medium, (1, 9), None),
+    ("permanent-redirect", Risk::Medium, (1, 9), None),
+    ("preserve-trailing-slash", Risk::Medium, (1, 9), None),
+    ("proxy-body-size", Risk::Medium, (1, 9), None),
+    ("proxy-cookie-domain", Risk::Medium, (1, 9), None),
+    ("proxy-cookie-path", Risk::Medium, (1, 9), None),
+    ("proxy-next-upstream", Risk::Medium, (1, 9), None),
+    ("proxy-redirect-from", Risk::Medium, (1, 9), None),
+    ("proxy-redirect-to", Risk::Medium, (1, 9), None),
+    ("proxy-ssl-ciphers", Risk::Medium, (1, 9), None),
+    ("proxy-ssl-name", Risk::High, (1, 9), None),
+    ("proxy-ssl-secret", Risk::Medium, (1, 9), None),
+    ("rewrite-target", Risk::Medium, (1, 9), None),
+    ("server-alias", Risk::High, (1, 9), None),
+    ("server-snippet", Risk::Critical, (1, 9), None),
+    ("session-cookie-domain", Risk::Medium, (1, 9), None),
+    ("session-cookie-expires", Risk::Medium, (1, 9), None),
+    ("session-cookie-max-age", Risk::Medium, (1, 9), None),
+    ("session-cookie-name", Risk::Medium, (1, 9), None),
+    ("session-cookie-path", Risk::Medium, (1, 9), None),
+    ("stream-snippet", Risk::Critical, (1, 9), None),
+    ("temporal-redirect", Risk::Medium, (1, 9), None),
+    ("upstream-hash-by", Risk::High, (1, 9), None),
+    ("x-forwarded-prefix", Risk::Medium, (1, 9), None),
+    ("global-rate-limit-key", Risk::High, (1, 9), Some((1, 11))),
+    ("global-rate-limit-ignored-cidrs", Risk::Medium, (1, 9), Some((1, 11))),
 ];
 
 /// What ingress-nginx's store did with one Ingress, as far as these checks tell.
@@ -264,9 +264,9 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
         .map(|(k, v)| (k.clone(), v.as_str()))
         .collect();
 
-    // annotations-risk-level (v1.10 on): High by default from v1.12, Critical before.
+    // annotations-risk-level (v1.9 on): High by default from v1.12, Critical before.
     let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "annotations-risk-level"]));
-    let (level, how, sure) = match (set, at_least((1, 10)), at_least((1, 12))) {
+    let (level, how, sure) = match (set, at_least((1, 9)), at_least((1, 12))) {
         (_, Some(false), _) => (None, String::new(), true),
         (Some(v), _, _) => {
             let r = Risk::parse(v);
@@ -297,10 +297,10 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
         }
     }
 
-    // --enable-annotation-validation (v1.10 on): on by default from v1.12.
+    // --enable-annotation-validation (v1.9 on): on by default from v1.12.
     // The rate-limit parser returns its validators' errors, which drop the Ingress.
     let (validation, sure) =
-        match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 10)), at_least((1, 12))) {
+        match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 9)), at_least((1, 12))) {
             (_, Some(false), _) => (false, true),
             (Some(on), _, _) => (on, version.is_some()),
             (None, _, Some(on)) => (on, true),

@@ -157,3 +157,46 @@ fn a_canary_of_a_possibly_dropped_main_ingress_is_not_served() {
         assert!(m.report.entries.iter().any(|e| e.status == Status::NotConverted), "{target:?}: exit 1:\n{text}");
     }
 }
+
+/// (name, image tag, controller args, ConfigMap lines, a-open's annotation, open routes).
+type ZRow = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [(&'static str, &'static str)],
+    (&'static str, &'static str),
+    &'static [&'static str],
+);
+
+/// R9-2 (z1, z2): the risk check and annotation validation exist from
+/// v1.9. On v1.9.6 with the level set to Medium (z1) or validation turned
+/// on (z2), ingress-nginx drops the older open a-open and y-adm restricts
+/// /admin. On v1.8 neither check exists.
+#[test]
+fn the_risk_check_and_validation_start_at_v1_9() {
+    #[rustfmt::skip]
+    let table: [ZRow; 4] = [
+        ("z1", "v1.9.6", &[], &[("annotations-risk-level", "Medium")], ("mirror-target", "https://mirror.example/x"), &["y-adm"]),
+        ("z2", "v1.9.6", &["--enable-annotation-validation=true"], &[], ("limit-rps", "10r/s"), &["y-adm"]),
+        ("z2 control: v1.9 validation off by default", "v1.9.6", &[], &[], ("limit-rps", "10r/s"), &["a-open"]),
+        ("z1 control: v1.8", "v1.8.5", &[], &[("annotations-risk-level", "Medium")], ("mirror-target", "https://mirror.example/x"), &["a-open"]),
+    ];
+    for target in BOTH {
+        for (name, tag, args, data, ann, open) in table {
+            let docs = [
+                controller_at(tag, args, data),
+                ing_at("a-open", 2020, "/admin", &[ann]),
+                ing_at("y-adm", 2021, "/admin", &[W]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), open, "{name} {target:?}:\n{text}");
+            assert!(routes(&m, true).is_empty(), "{name} {target:?}:\n{text}");
+            let skipped = m.report.notes.iter().any(|n| n.starts_with("Ingress/web/a-open") && n.ends_with("skipped"));
+            assert_eq!(skipped, open == ["y-adm"], "{name} {target:?}:\n{text}");
+            if open == ["y-adm"] {
+                assert!(!open_policies(&m).is_empty(), "{name}: y-adm keeps its allow list");
+            }
+        }
+    }
+}
