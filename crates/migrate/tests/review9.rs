@@ -200,3 +200,32 @@ fn the_risk_check_and_validation_start_at_v1_9() {
         }
     }
 }
+
+/// R9-3 (w1): a sidecar whose image also ends in `/controller` is listed
+/// before the ingress-nginx container. The version is the ingress-nginx
+/// container's (v1.11.3: level Critical by default), so a-adm with its
+/// snippet is served and keeps /admin under its allow list; w0 (no
+/// sidecar, v1.15.1: High) drops it.
+#[test]
+fn the_version_is_the_ingress_nginx_containers() {
+    let sidecar = "      containers:\n      - name: sidecar\n        image: quay.io/example/controller:v2.3\n      - name: controller\n";
+    for target in BOTH {
+        for (name, tag, with_sidecar, open) in [("w1", "v1.11.3", true, "a-adm"), ("w0", V15, false, "y-open")] {
+            let mut ctl = controller_at(tag, &[], &[("allow-snippet-annotations", "true")]);
+            if with_sidecar {
+                assert!(ctl.contains("      containers:\n      - name: controller\n"));
+                ctl = ctl.replacen("      containers:\n      - name: controller\n", sidecar, 1);
+            }
+            let docs = [
+                ctl,
+                ing_at("a-adm", 2020, "/admin", &[W, ("configuration-snippet", "more_set_headers \"X-A: b\";")]),
+                ing_at("y-open", 2021, "/admin", &[]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), [open], "{name} {target:?}:\n{text}");
+            assert!(routes(&m, true).is_empty(), "{name} {target:?}:\n{text}");
+            assert_eq!(open_policies(&m).is_empty(), open == "y-open", "{name} {target:?}:\n{text}");
+        }
+    }
+}
