@@ -14,7 +14,7 @@
 //! Ingress then takes part in the host/path merge as deny-all, so it is
 //! never more open than ingress-nginx whichever way the controller decided.
 //! The risk table is realip's own, written from ingress-nginx's documented
-//! risk of each annotation (v1.10 to v1.15); annotations it does not list
+//! risk of each annotation (v1.10 to v1.15; the same rows are used for v1.9); annotations it does not list
 //! are Low, which no level refuses.
 
 use realip_doctor::model::{argv, containers};
@@ -67,68 +67,68 @@ type RiskRow = (&'static str, Risk, Version, Option<Version>);
 /// The annotations (after the prefix, aliases included) above Low, with the
 /// first and last controller version that has them (`None`: open-ended).
 const RISKY: &[RiskRow] = &[
-    ("affinity-mode", Risk::Medium, (1, 10), None),
-    ("allowlist-source-range", Risk::Medium, (1, 10), None),
-    ("whitelist-source-range", Risk::Medium, (1, 10), None),
-    ("app-root", Risk::Medium, (1, 10), None),
-    ("auth-cache-duration", Risk::Medium, (1, 10), None),
-    ("auth-cache-key", Risk::Medium, (1, 10), None),
-    ("auth-proxy-set-headers", Risk::Medium, (1, 10), None),
-    ("auth-realm", Risk::Medium, (1, 10), None),
-    ("auth-request-redirect", Risk::Medium, (1, 10), None),
-    ("auth-response-headers", Risk::Medium, (1, 10), None),
-    ("auth-signin", Risk::High, (1, 10), None),
-    ("auth-signin-redirect-param", Risk::Medium, (1, 10), None),
-    ("auth-snippet", Risk::Critical, (1, 10), None),
-    ("auth-tls-error-page", Risk::High, (1, 10), None),
-    ("auth-tls-match-cn", Risk::High, (1, 10), None),
-    ("auth-tls-secret", Risk::Medium, (1, 10), None),
-    ("auth-tls-verify-client", Risk::Medium, (1, 10), None),
-    ("auth-url", Risk::High, (1, 10), None),
-    ("canary-by-cookie", Risk::Medium, (1, 10), None),
-    ("canary-by-header", Risk::Medium, (1, 10), None),
-    ("canary-by-header-pattern", Risk::Medium, (1, 10), None),
-    ("canary-by-header-value", Risk::Medium, (1, 10), None),
-    ("configuration-snippet", Risk::Critical, (1, 10), None),
-    ("cors-allow-headers", Risk::Medium, (1, 10), None),
-    ("cors-allow-methods", Risk::Medium, (1, 10), None),
-    ("cors-allow-origin", Risk::Medium, (1, 10), None),
-    ("cors-expose-headers", Risk::Medium, (1, 10), None),
+    ("affinity-mode", Risk::Medium, (1, 9), None),
+    ("allowlist-source-range", Risk::Medium, (1, 9), None),
+    ("whitelist-source-range", Risk::Medium, (1, 9), None),
+    ("app-root", Risk::Medium, (1, 9), None),
+    ("auth-cache-duration", Risk::Medium, (1, 9), None),
+    ("auth-cache-key", Risk::Medium, (1, 9), None),
+    ("auth-proxy-set-headers", Risk::Medium, (1, 9), None),
+    ("auth-realm", Risk::Medium, (1, 9), None),
+    ("auth-request-redirect", Risk::Medium, (1, 9), None),
+    ("auth-response-headers", Risk::Medium, (1, 9), None),
+    ("auth-signin", Risk::High, (1, 9), None),
+    ("auth-signin-redirect-param", Risk::Medium, (1, 9), None),
+    ("auth-snippet", Risk::Critical, (1, 9), None),
+    ("auth-tls-error-page", Risk::High, (1, 9), None),
+    ("auth-tls-match-cn", Risk::High, (1, 9), None),
+    ("auth-tls-secret", Risk::Medium, (1, 9), None),
+    ("auth-tls-verify-client", Risk::Medium, (1, 9), None),
+    ("auth-url", Risk::High, (1, 9), None),
+    ("canary-by-cookie", Risk::Medium, (1, 9), None),
+    ("canary-by-header", Risk::Medium, (1, 9), None),
+    ("canary-by-header-pattern", Risk::Medium, (1, 9), None),
+    ("canary-by-header-value", Risk::Medium, (1, 9), None),
+    ("configuration-snippet", Risk::Critical, (1, 9), None),
+    ("cors-allow-headers", Risk::Medium, (1, 9), None),
+    ("cors-allow-methods", Risk::Medium, (1, 9), None),
+    ("cors-allow-origin", Risk::Medium, (1, 9), None),
+    ("cors-expose-headers", Risk::Medium, (1, 9), None),
     ("custom-headers", Risk::Medium, (1, 11), None),
-    ("denylist-source-range", Risk::Medium, (1, 10), None),
-    ("fastcgi-index", Risk::Medium, (1, 10), None),
-    ("fastcgi-params-configmap", Risk::Medium, (1, 10), None),
-    ("force-ssl-redirect", Risk::Medium, (1, 10), None),
-    ("mirror-host", Risk::High, (1, 10), None),
-    ("mirror-target", Risk::High, (1, 10), None),
-    ("modsecurity-snippet", Risk::Critical, (1, 10), None),
-    ("modsecurity-transaction-id", Risk::High, (1, 10), None),
-    ("opentelemetry-operation-name", Risk::Medium, (1, 10), None),
-    ("permanent-redirect", Risk::Medium, (1, 10), None),
-    ("preserve-trailing-slash", Risk::Medium, (1, 10), None),
-    ("proxy-body-size", Risk::Medium, (1, 10), None),
-    ("proxy-cookie-domain", Risk::Medium, (1, 10), None),
-    ("proxy-cookie-path", Risk::Medium, (1, 10), None),
-    ("proxy-next-upstream", Risk::Medium, (1, 10), None),
-    ("proxy-redirect-from", Risk::Medium, (1, 10), None),
-    ("proxy-redirect-to", Risk::Medium, (1, 10), None),
-    ("proxy-ssl-ciphers", Risk::Medium, (1, 10), None),
-    ("proxy-ssl-name", Risk::High, (1, 10), None),
-    ("proxy-ssl-secret", Risk::Medium, (1, 10), None),
-    ("rewrite-target", Risk::Medium, (1, 10), None),
-    ("server-alias", Risk::High, (1, 10), None),
-    ("server-snippet", Risk::Critical, (1, 10), None),
-    ("session-cookie-domain", Risk::Medium, (1, 10), None),
-    ("session-cookie-expires", Risk::Medium, (1, 10), None),
-    ("session-cookie-max-age", Risk::Medium, (1, 10), None),
-    ("session-cookie-name", Risk::Medium, (1, 10), None),
-    ("session-cookie-path", Risk::Medium, (1, 10), None),
-    ("stream-snippet", Risk::Critical, (1, 10), None),
-    ("temporal-redirect", Risk::Medium, (1, 10), None),
-    ("upstream-hash-by", Risk::High, (1, 10), None),
-    ("x-forwarded-prefix", Risk::Medium, (1, 10), None),
-    ("global-rate-limit-key", Risk::High, (1, 10), Some((1, 11))),
-    ("global-rate-limit-ignored-cidrs", Risk::Medium, (1, 10), Some((1, 11))),
+    ("denylist-source-range", Risk::Medium, (1, 9), None),
+    ("fastcgi-index", Risk::Medium, (1, 9), None),
+    ("fastcgi-params-configmap", Risk::Medium, (1, 9), None),
+    ("force-ssl-redirect", Risk::Medium, (1, 9), None),
+    ("mirror-host", Risk::High, (1, 9), None),
+    ("mirror-target", Risk::High, (1, 9), None),
+    ("modsecurity-snippet", Risk::Critical, (1, 9), None),
+    ("modsecurity-transaction-id", Risk::High, (1, 9), None),
+    ("opentelemetry-operation-name", Risk::Medium, (1, 9), None),
+    ("permanent-redirect", Risk::Medium, (1, 9), None),
+    ("preserve-trailing-slash", Risk::Medium, (1, 9), None),
+    ("proxy-body-size", Risk::Medium, (1, 9), None),
+    ("proxy-cookie-domain", Risk::Medium, (1, 9), None),
+    ("proxy-cookie-path", Risk::Medium, (1, 9), None),
+    ("proxy-next-upstream", Risk::Medium, (1, 9), None),
+    ("proxy-redirect-from", Risk::Medium, (1, 9), None),
+    ("proxy-redirect-to", Risk::Medium, (1, 9), None),
+    ("proxy-ssl-ciphers", Risk::Medium, (1, 9), None),
+    ("proxy-ssl-name", Risk::High, (1, 9), None),
+    ("proxy-ssl-secret", Risk::Medium, (1, 9), None),
+    ("rewrite-target", Risk::Medium, (1, 9), None),
+    ("server-alias", Risk::High, (1, 9), None),
+    ("server-snippet", Risk::Critical, (1, 9), None),
+    ("session-cookie-domain", Risk::Medium, (1, 9), None),
+    ("session-cookie-expires", Risk::Medium, (1, 9), None),
+    ("session-cookie-max-age", Risk::Medium, (1, 9), None),
+    ("session-cookie-name", Risk::Medium, (1, 9), None),
+    ("session-cookie-path", Risk::Medium, (1, 9), None),
+    ("stream-snippet", Risk::Critical, (1, 9), None),
+    ("temporal-redirect", Risk::Medium, (1, 9), None),
+    ("upstream-hash-by", Risk::High, (1, 9), None),
+    ("x-forwarded-prefix", Risk::Medium, (1, 9), None),
+    ("global-rate-limit-key", Risk::High, (1, 9), Some((1, 11))),
+    ("global-rate-limit-ignored-cidrs", Risk::Medium, (1, 9), Some((1, 11))),
 ];
 
 /// What ingress-nginx's store did with one Ingress, as far as these checks tell.
@@ -264,9 +264,9 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
         .map(|(k, v)| (k.clone(), v.as_str()))
         .collect();
 
-    // annotations-risk-level (v1.10 on): High by default from v1.12, Critical before.
+    // annotations-risk-level (v1.9 on): High by default from v1.12, Critical before.
     let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "annotations-risk-level"]));
-    let (level, how, sure) = match (set, at_least((1, 10)), at_least((1, 12))) {
+    let (level, how, sure) = match (set, at_least((1, 9)), at_least((1, 12))) {
         (_, Some(false), _) => (None, String::new(), true),
         (Some(v), _, _) => {
             let r = Risk::parse(v);
@@ -297,10 +297,10 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
         }
     }
 
-    // --enable-annotation-validation (v1.10 on): on by default from v1.12.
+    // --enable-annotation-validation (v1.9 on): on by default from v1.12.
     // The rate-limit parser returns its validators' errors, which drop the Ingress.
     let (validation, sure) =
-        match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 10)), at_least((1, 12))) {
+        match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 9)), at_least((1, 12))) {
             (_, Some(false), _) => (false, true),
             (Some(on), _, _) => (on, version.is_some()),
             (None, _, Some(on)) => (on, true),
@@ -346,6 +346,165 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
                 why: format!("{unknown_version}, so it is not known whether this applies: {why}"),
             };
         }
+        if let Some(v) = unproven_verdict(&anns, &prefix, sure) {
+            return v;
+        }
     }
     Verdict::Served
+}
+
+/// [`Verdict::Unsure`] for the first annotation of [`unproven`], with
+/// annotation validation on (`sure`) or possibly on.
+fn unproven_verdict(anns: &[(String, Option<&str>)], prefix: &str, sure: bool) -> Option<Verdict> {
+    let (key, value, bad) = unproven(anns, prefix)?;
+    let on = if sure {
+        "annotation validation is on (--enable-annotation-validation, the default since ingress-nginx v1.12)"
+    } else {
+        "annotation validation may be on (--enable-annotation-validation; the controller's version or the flag is not known)"
+    };
+    Some(Verdict::Unsure {
+        key,
+        value,
+        why: format!("annotation {prefix}{bad}; {on}, and a validation error of this annotation's parser makes ingress-nginx refuse the whole Ingress"),
+    })
+}
+
+/// The annotations (after the prefix) of the parsers other than rate-limit
+/// whose `Parse` returns their validator's error, which makes the
+/// annotation extractor drop the whole Ingress: redirect, custom-http-errors,
+/// default-backend, ssl-ciphers, server-alias, upstream-hash-by, proxy-ssl,
+/// fastcgi, opentelemetry, and the auth parsers. Names ending in `-` are
+/// prefixes. The list is wider rather than narrower: an extra name only
+/// makes an Ingress deny-all.
+const VALIDATED: &[&str] = &[
+    "from-to-www-redirect",
+    "relative-redirects",
+    "temporal-redirect",
+    "temporal-redirect-code",
+    "permanent-redirect",
+    "permanent-redirect-code",
+    "custom-http-errors",
+    "default-backend",
+    "ssl-ciphers",
+    "ssl-prefer-server-ciphers",
+    "server-alias",
+    "upstream-hash-by",
+    "upstream-hash-by-",
+    "proxy-ssl-",
+    "fastcgi-",
+    "enable-opentelemetry",
+    "opentelemetry-",
+    "auth-",
+];
+
+/// The first annotation of [`VALIDATED`] (as ingress-nginx reads it) whose
+/// value realip migrate does not prove valid: its name, its value, and
+/// `name `value` why`. Only a few exact checks are written (Go booleans,
+/// status codes, redirect URLs, custom-http-errors, default-backend); every other value of
+/// these annotations is unproven, so the Ingress is never emitted open on
+/// a value ingress-nginx's validator may reject.
+fn unproven(anns: &[(String, Option<&str>)], prefix: &str) -> Option<(String, String, String)> {
+    let raw = |short: &str| anns.iter().find(|(k, _)| k.strip_prefix(prefix) == Some(short)).map(|(_, v)| *v);
+    for (k, v) in anns {
+        let Some(short) = k.strip_prefix(prefix) else { continue };
+        let listed = VALIDATED.iter().any(|n| if n.ends_with('-') { short.starts_with(n) } else { short == *n });
+        if !listed {
+            continue;
+        }
+        let Some(v) = *v else {
+            return Some((short.to_owned(), String::new(), format!("{short} is not a string")));
+        };
+        // The validator runs only on a non-empty value.
+        if v.is_empty() {
+            continue;
+        }
+        let why = match short {
+            "from-to-www-redirect" | "relative-redirects" => {
+                (crate::ingress::go_bool(v).is_none()).then_some("is not a boolean to Go's strconv.ParseBool")
+            }
+            // Read only when temporal-redirect is set.
+            "temporal-redirect-code" if raw("temporal-redirect").flatten().is_none_or(str::is_empty) => None,
+            // Read whether or not permanent-redirect is set; strconv.Atoi takes any digits.
+            "permanent-redirect-code" | "temporal-redirect-code" => {
+                (!(v.len() <= 9 && v.bytes().all(|b| b.is_ascii_digit()))).then_some("is not a decimal integer")
+            }
+            // parser.URLIsValidRegex: `^[-._~a-zA-Z0-9/:?&=]*$`.
+            "permanent-redirect" | "temporal-redirect" => {
+                (!v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:?&=".contains(&b)))
+                    .then_some("has a character outside ingress-nginx's URL pattern `[-._~a-zA-Z0-9/:?&=]`")
+            }
+            "custom-http-errors" => (!http_error_codes(&v.replace(' ', "")))
+                .then_some("does not match ingress-nginx's `^(?:[4,5]\\d{2},?)*$` (spaces removed)"),
+            "default-backend" => (!dns1035_label(v)).then_some("is not a DNS-1035 label (a Service name)"),
+            _ => Some("is checked by an ingress-nginx validator that realip migrate does not reproduce"),
+        };
+        if let Some(why) = why {
+            return Some((short.to_owned(), v.to_owned(), format!("{short} `{v}` {why}")));
+        }
+    }
+    None
+}
+
+/// Go's `^(?:[4,5]\d{2},?)*$` (the class includes the comma), exactly,
+/// with backtracking over the optional comma.
+fn http_error_codes(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return true;
+    }
+    if b.len() < 3 || !matches!(b[0], b'4' | b'5' | b',') || !b[1].is_ascii_digit() || !b[2].is_ascii_digit() {
+        return false;
+    }
+    let rest = &s[3..];
+    http_error_codes(rest) || rest.strip_prefix(',').is_some_and(http_error_codes)
+}
+
+/// A DNS-1035 label: 1–63 of `a-z0-9-`, starting with a letter, ending
+/// with a letter or digit.
+fn dns1035_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn custom_http_errors_regex() {
+        for (v, ok) in [
+            ("", true),
+            ("404", true),
+            ("404,503", true),
+            ("404503", true),
+            (",04", true),
+            ("404,", true),
+            ("404,,", false),
+            ("404,5xx", false),
+            ("302", false),
+            ("40", false),
+            ("4044", false),
+        ] {
+            assert_eq!(http_error_codes(v), ok, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn dns1035() {
+        for (v, ok) in [
+            ("errors", true),
+            ("err-svc2", true),
+            ("Err_Svc", false),
+            ("errors.web", false),
+            ("1err", false),
+            ("err-", false),
+            ("", false),
+        ] {
+            assert_eq!(dns1035_label(v), ok, "{v:?}");
+        }
+    }
 }

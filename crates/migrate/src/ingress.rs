@@ -1046,7 +1046,7 @@ pub fn plan<'a>(
                 let used = get(redirect).is_some_and(|r| !r.is_empty())
                     && (redirect == "temporal-redirect" || get("temporal-redirect").is_none_or(str::is_empty));
                 if !used {
-                    push(key, Status::Ignored, "", format!("no {redirect} in effect"));
+                    push(key, Status::Ignored, "", format!("no {redirect} in effect, so the code is not used (with annotation validation on, ingress-nginx still validates the value)"));
                 } else if v.parse::<u16>().is_ok_and(|c| (300..=max).contains(&c)) {
                     push(key, Status::Converted, "RequestRedirect statusCode", "the redirect's status code".into());
                 } else {

@@ -68,19 +68,27 @@ pub struct Setup<'a> {
     pub disable_catch_all: bool,
 }
 
-/// The controller's version from its image tag (`…/controller:v1.15.1`,
-/// maybe `@sha256:…`): `(major, minor)`, `None` when not readable.
+/// The controller's version from the image tag (`…/controller:v1.15.1`,
+/// maybe `@sha256:…`) of the container whose flags are read
+/// ([`controller_container`]): `(major, minor)`, `None` when not readable.
+/// Another container's image (a sidecar's `…/controller:v2.3`) says
+/// nothing about ingress-nginx.
 pub fn controller_version(setup: &Setup<'_>) -> Option<(u32, u32)> {
-    let o = setup.controller?;
-    containers(o).iter().filter_map(|c| c.str_at(&["image"])).find_map(|image| {
-        let image = image.split('@').next()?;
-        let (name, tag) = image.rsplit_once(':')?;
-        if !name.ends_with("/controller") || tag.contains('/') {
-            return None;
-        }
-        let mut parts = tag.strip_prefix('v').unwrap_or(tag).split('.');
-        Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-    })
+    let image = controller_container(setup.controller?)?.str_at(&["image"])?;
+    let image = image.split('@').next()?;
+    let (name, tag) = image.rsplit_once(':')?;
+    if !name.ends_with("/controller") || tag.contains('/') {
+        return None;
+    }
+    let mut parts = tag.strip_prefix('v').unwrap_or(tag).split('.');
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The ingress-nginx container of the controller `o`: the one that runs
+/// `/nginx-ingress-controller`, else the first.
+fn controller_container(o: &Object) -> Option<&realip_kube::Node> {
+    let c = containers(o).iter().find(|c| argv(c).iter().any(|a| a.ends_with("/nginx-ingress-controller")));
+    c.or_else(|| containers(o).first())
 }
 
 /// Why ingress-nginx drops every snippet annotation (`*-snippet`), or
@@ -106,8 +114,7 @@ fn is_controller(o: &Object) -> bool {
 }
 
 fn controller_argv(o: &Object) -> Vec<String> {
-    let c = containers(o).iter().find(|c| argv(c).iter().any(|a| a.ends_with("/nginx-ingress-controller")));
-    let c = c.or_else(|| containers(o).first());
+    let c = controller_container(o);
     // $(POD_NAMESPACE) is the controller's own namespace (downward API).
     c.map(|c| argv(c).iter().map(|a| a.replace("$(POD_NAMESPACE)", &o.namespace)).collect()).unwrap_or_default()
 }

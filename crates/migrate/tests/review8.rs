@@ -65,7 +65,7 @@ const ROWS: &[Row] = &[
     Row { name: "s4 mirror-target at Medium", tag: V15, args: &[], data: &[("annotations-risk-level", "Medium")], anns: &[("mirror-target", "https://mirror.example/x")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("mirror-target is of risk High"), },
     Row { name: "s6 control: level Critical", tag: V15, args: &[], data: &[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
     Row { name: "s7old control: v1.11 (Critical by default)", tag: "v1.11.5", args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
-    Row { name: "pre-v1.10: no risk check", tag: "v1.9.6", args: &[], data: &[("annotations-risk-level", "Low")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
+    Row { name: "pre-v1.9: no risk check", tag: "v1.8.5", args: &[], data: &[("annotations-risk-level", "Low")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
     Row { name: "v1 limit-rps 10r/s", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-rps `10r/s` is not an integer"), },
     Row { name: "limit-rps with a space", tag: V15, args: &[], data: &[], anns: &[("limit-rps", " 10")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-rps ` 10` is not an integer"), },
     Row { name: "v2 limit-whitelist not a list", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "100"), ("limit-whitelist", "10.0.0.0/8 192.0.2.0/24")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-whitelist has `10.0.0.0/8 192.0.2.0/24`"), },
