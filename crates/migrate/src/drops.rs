@@ -350,7 +350,51 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
             return v;
         }
     }
-    Verdict::Served
+    location_denied(&anns, &prefix, at_least((1, 11))).unwrap_or(Verdict::Served)
+}
+
+/// Annotations whose parser, on an error that is not a validation error,
+/// denies the location (ingress-nginx renders `return 503;` there for
+/// every client) whatever `--enable-annotation-validation` says:
+/// `custom-headers` (v1.11 on: a ConfigMap that is missing, or a header
+/// not in the ConfigMap's `global-allowed-response-headers`, empty by
+/// default) and `proxy-ssl-secret` (a Secret missing, malformed or in
+/// another namespace). Neither is checked here, so such an Ingress is
+/// [`Verdict::Unsure`]: kept in the host/path merge deny-all, never
+/// emitted open where ingress-nginx answered 503 (review 10, R10-1).
+/// `custom_headers_read`: whether the controller is v1.11 or later
+/// (`None`: not known).
+fn location_denied(
+    anns: &[(String, Option<&str>)],
+    prefix: &str,
+    custom_headers_read: Option<bool>,
+) -> Option<Verdict> {
+    let value = |short: &str| {
+        anns.iter()
+            .find(|(k, _)| k.strip_prefix(prefix) == Some(short))
+            .map(|(_, v)| v.unwrap_or_default())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(v) = value("custom-headers").filter(|_| custom_headers_read != Some(false)) {
+        return Some(Verdict::Unsure {
+            key: "custom-headers".to_owned(),
+            value: v.to_owned(),
+            why: format!(
+                "annotation {prefix}custom-headers `{v}`: ingress-nginx (v1.11 on) denies the location (503 for every \
+                 client) unless ConfigMap `{v}` exists and each of its headers is in the controller ConfigMap's \
+                 global-allowed-response-headers (empty by default); realip migrate does not check that"
+            ),
+        });
+    }
+    let v = value("proxy-ssl-secret")?;
+    Some(Verdict::Unsure {
+        key: "proxy-ssl-secret".to_owned(),
+        value: v.to_owned(),
+        why: format!(
+            "annotation {prefix}proxy-ssl-secret `{v}`: ingress-nginx denies the location (503 for every client) when \
+             the Secret is missing, malformed or in another namespace; realip migrate does not check that"
+        ),
+    })
 }
 
 /// [`Verdict::Unsure`] for the first annotation of [`unproven`], with
