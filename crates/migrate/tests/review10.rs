@@ -6,31 +6,11 @@
 
 mod common;
 
-use common::{controller, ingress, open_policies, routes, run};
+use common::{controller_at, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
 const W: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
-const BASE: [(&str, &str); 2] = [("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
-
-/// The common controller with image tag `tag` and `args` added after `--ingress-class`.
-fn controller_at(tag: &str, args: &[&str]) -> String {
-    let extra: String = args.iter().fold(String::new(), |acc, a| acc + "\n        - " + a);
-    controller(&BASE).replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx{extra}"), 1).replacen(
-        "controller:v1.15.1",
-        &format!("controller:{tag}"),
-        1,
-    )
-}
-
-/// An Ingress on app.example.com `path` (Prefix) in namespace web, created in `year`.
-fn ing_at(name: &str, year: u32, path: &str, annotations: &[(&str, &str)]) -> String {
-    ingress(name, path, annotations, "").replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1).replacen(
-        "  namespace: web\n",
-        &format!("  namespace: web\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
-        1,
-    )
-}
 
 /// Whether `object`'s `key` is reported not converted because the
 /// location is denied.
@@ -60,8 +40,11 @@ const ROWS: &[Row] = &[
 fn a_location_ingress_nginx_may_deny_is_deny_all() {
     for target in BOTH {
         for &(name, tag, args, ann, deny) in ROWS {
-            let docs =
-                [controller_at(tag, args), ing_at("a-adm", 2020, "/", &[W]), ing_at("h-open", 2021, "/api", &[ann])];
+            let docs = [
+                controller_at(tag, args, &[]),
+                ing_at("web", "a-adm", 2020, "/", &[W]),
+                ing_at("web", "h-open", 2021, "/api", &[ann]),
+            ];
             let m = run(&docs, target);
             let text = m.report.text();
             let reported = denied(&m, "Ingress/web/h-open", ann.0);
@@ -87,9 +70,9 @@ fn a_location_ingress_nginx_may_deny_is_deny_all() {
 fn an_older_ingress_with_a_denied_location_does_not_open_the_path() {
     for target in BOTH {
         let docs = [
-            controller_at("v1.15.1", &[]),
-            ing_at("a-hdr", 2020, "/admin", &[("custom-headers", "hdrs")]),
-            ing_at("y-adm", 2021, "/admin", &[W]),
+            controller_at("v1.15.1", &[], &[]),
+            ing_at("web", "a-hdr", 2020, "/admin", &[("custom-headers", "hdrs")]),
+            ing_at("web", "y-adm", 2021, "/admin", &[W]),
         ];
         let m = run(&docs, target);
         let text = m.report.text();

@@ -6,33 +6,11 @@
 
 mod common;
 
-use common::{controller, ingress, open_policies, routes, run};
+use common::{controller, controller_at, ing_at, ingress, open_policies, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
 const W: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
-const BASE: [(&str, &str); 2] = [("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
-
-/// The common controller with image tag `tag`, `args` added after
-/// `--ingress-class`, and ConfigMap lines `data` after the client-IP ones.
-fn controller_at(tag: &str, args: &[&str], data: &[(&str, &str)]) -> String {
-    let all: Vec<(&str, &str)> = BASE.iter().chain(data).copied().collect();
-    let extra: String = args.iter().fold(String::new(), |acc, a| acc + "\n        - " + a);
-    controller(&all).replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx{extra}"), 1).replacen(
-        "controller:v1.15.1",
-        &format!("controller:{tag}"),
-        1,
-    )
-}
-
-/// An Ingress on app.example.com `path` (Prefix) in namespace `ns`, created in `year`.
-fn ing_at(ns: &str, name: &str, year: u32, path: &str, annotations: &[(&str, &str)]) -> String {
-    ingress(name, path, annotations, "").replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1).replacen(
-        "  namespace: web\n",
-        &format!("  namespace: {ns}\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
-        1,
-    )
-}
 
 fn not_converted(m: &Migration) -> bool {
     m.report.entries.iter().any(|e| e.status == Status::NotConverted)

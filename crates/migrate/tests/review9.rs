@@ -7,34 +7,12 @@
 
 mod common;
 
-use common::{controller, ingress, open_policies, routes, run};
+use common::{controller_at, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
 const W: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
-const BASE: [(&str, &str); 2] = [("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
 const V15: &str = "v1.15.1";
-
-/// The common controller with image tag `tag`, `args` added after
-/// `--ingress-class`, and ConfigMap lines `data` after the client-IP ones.
-fn controller_at(tag: &str, args: &[&str], data: &[(&str, &str)]) -> String {
-    let all: Vec<(&str, &str)> = BASE.iter().chain(data).copied().collect();
-    let extra: String = args.iter().fold(String::new(), |acc, a| acc + "\n        - " + a);
-    controller(&all).replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx{extra}"), 1).replacen(
-        "controller:v1.15.1",
-        &format!("controller:{tag}"),
-        1,
-    )
-}
-
-/// An Ingress on app.example.com `path` (Prefix) in namespace web, created in `year`.
-fn ing_at(name: &str, year: u32, path: &str, annotations: &[(&str, &str)]) -> String {
-    ingress(name, path, annotations, "").replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1).replacen(
-        "  namespace: web\n",
-        &format!("  namespace: web\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
-        1,
-    )
-}
 
 /// The why of the not-converted entry of `object`'s `key` that says
 /// ingress-nginx may refuse the whole Ingress.
@@ -87,8 +65,8 @@ fn a_validated_annotation_not_proven_valid_is_deny_all() {
         for &(name, tag, args, ann, drop) in ROWS {
             let docs = [
                 controller_at(tag, args, &[]),
-                ing_at("a-adm", 2020, "/", &[W]),
-                ing_at("y-api", 2021, "/api", &[ann]),
+                ing_at("web", "a-adm", 2020, "/", &[W]),
+                ing_at("web", "y-api", 2021, "/api", &[ann]),
             ];
             let m = run(&docs, target);
             let text = m.report.text();
@@ -120,8 +98,8 @@ fn a_possibly_dropped_older_ingress_does_not_open_the_path() {
         for ann in [("from-to-www-redirect", "yes"), ("permanent-redirect-code", "abc")] {
             let docs = [
                 controller_at(V15, &[], &[]),
-                ing_at("a-open", 2020, "/admin", &[ann]),
-                ing_at("y-adm", 2021, "/admin", &[W]),
+                ing_at("web", "a-open", 2020, "/admin", &[ann]),
+                ing_at("web", "y-adm", 2021, "/admin", &[W]),
             ];
             let m = run(&docs, target);
             let text = m.report.text();
@@ -141,9 +119,9 @@ fn a_canary_of_a_possibly_dropped_main_ingress_is_not_served() {
     for target in BOTH {
         let docs = [
             controller_at(V15, &[], &[]),
-            ing_at("a-adm", 2020, "/", &[W]),
-            ing_at("m-api", 2021, "/api", &[("permanent-redirect-code", "abc")]),
-            ing_at("c-api", 2022, "/api", &[("canary", "true"), ("canary-weight", "100")]),
+            ing_at("web", "a-adm", 2020, "/", &[W]),
+            ing_at("web", "m-api", 2021, "/api", &[("permanent-redirect-code", "abc")]),
+            ing_at("web", "c-api", 2022, "/api", &[("canary", "true"), ("canary-weight", "100")]),
         ];
         let m = run(&docs, target);
         let text = m.report.text();
@@ -185,8 +163,8 @@ fn the_risk_check_and_validation_start_at_v1_9() {
         for (name, tag, args, data, ann, open) in table {
             let docs = [
                 controller_at(tag, args, data),
-                ing_at("a-open", 2020, "/admin", &[ann]),
-                ing_at("y-adm", 2021, "/admin", &[W]),
+                ing_at("web", "a-open", 2020, "/admin", &[ann]),
+                ing_at("web", "y-adm", 2021, "/admin", &[W]),
             ];
             let m = run(&docs, target);
             let text = m.report.text();
@@ -218,8 +196,8 @@ fn the_version_is_the_ingress_nginx_containers() {
             }
             let docs = [
                 ctl,
-                ing_at("a-adm", 2020, "/admin", &[W, ("configuration-snippet", "more_set_headers \"X-A: b\";")]),
-                ing_at("y-open", 2021, "/admin", &[]),
+                ing_at("web", "a-adm", 2020, "/admin", &[W, ("configuration-snippet", "more_set_headers \"X-A: b\";")]),
+                ing_at("web", "y-open", 2021, "/admin", &[]),
             ];
             let m = run(&docs, target);
             let text = m.report.text();

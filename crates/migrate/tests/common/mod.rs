@@ -265,3 +265,27 @@ pub fn open_policies(m: &Migration) -> Vec<&Value> {
         })
         .collect()
 }
+
+/// The ConfigMap lines of the review tables' controller: XFF trusted from 10.0.0.0/16.
+pub const BASE: [(&str, &str); 2] = [("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
+
+/// [`controller`] with image tag `tag`, `args` added after
+/// `--ingress-class`, and ConfigMap lines `data` after [`BASE`].
+pub fn controller_at(tag: &str, args: &[&str], data: &[(&str, &str)]) -> String {
+    let all: Vec<(&str, &str)> = BASE.iter().chain(data).copied().collect();
+    let extra: String = args.iter().fold(String::new(), |acc, a| acc + "\n        - " + a);
+    controller(&all).replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx{extra}"), 1).replacen(
+        "controller:v1.15.1",
+        &format!("controller:{tag}"),
+        1,
+    )
+}
+
+/// An Ingress on app.example.com `path` (Prefix) in namespace `ns`, created in `year`.
+pub fn ing_at(ns: &str, name: &str, year: u32, path: &str, annotations: &[(&str, &str)]) -> String {
+    ingress(name, path, annotations, "").replacen("pathType: ImplementationSpecific", "pathType: Prefix", 1).replacen(
+        "  namespace: web\n",
+        &format!("  namespace: {ns}\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
+        1,
+    )
+}
