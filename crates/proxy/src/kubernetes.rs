@@ -1603,6 +1603,29 @@ mod tests {
         assert_eq!(served, [(Some("b.example.com"), "/login"), (Some("a.example.com"), "/app")]);
     }
 
+    /// A Gateway-style route `name` from `origin` on `listeners` for
+    /// `host`: path prefix `/` to `web/app:80`, nothing else set, creation
+    /// time unknown. Tests change what they need with `..app_route(…)`.
+    fn app_route(name: &str, origin: &str, listeners: Vec<String>, host: Option<&str>) -> Route {
+        Route {
+            name: name.into(),
+            origin: origin.into(),
+            created: "~".into(),
+            listeners,
+            host: host.map(Into::into),
+            path: PathMatch::SegmentPrefix("/".into()),
+            method: None,
+            headers: vec![],
+            query: vec![],
+            filters: vec![],
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            access: None,
+            max_body: None,
+            ssl_redirect: false,
+            except_hosts: vec![],
+        }
+    }
+
     /// Sets the creation time of every route of `set` from `origin`.
     fn born(set: &mut RouteSet, origin: &str, time: &str) {
         for r in set.routes.iter_mut().filter(|r| r.origin == origin) {
@@ -1768,22 +1791,9 @@ mod tests {
             certs: vec![],
             client_ip,
         };
-        let route = |name: &str, listener: &str| Route {
-            name: format!("httproute/web/{name}/0/0"),
-            origin: format!("httproute/web/{name}"),
-            created: "~".into(),
-            listeners: vec![format!("gateway/web/gw/{listener}")],
-            host: None,
-            path: PathMatch::SegmentPrefix("/".into()),
-            method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
-            access: None,
-            max_body: None,
-            ssl_redirect: false,
-            except_hosts: vec![],
+        let route = |name: &str, listener: &str| {
+            let (name, origin) = (format!("httproute/web/{name}/0/0"), format!("httproute/web/{name}"));
+            app_route(&name, &origin, vec![format!("gateway/web/gw/{listener}")], None)
         };
         let set = RouteSet {
             listeners: vec![
@@ -1847,22 +1857,8 @@ mod tests {
             fail_closed: false,
             forward: Forward::default(),
         };
-        let route = |name: &str, listeners: Vec<String>, host: &str| Route {
-            name: name.into(),
-            origin: name.rsplit_once('/').map_or(name, |(o, _)| o).into(),
-            created: "~".into(),
-            listeners,
-            host: Some(host.into()),
-            path: PathMatch::SegmentPrefix("/".into()),
-            method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
-            access: None,
-            max_body: None,
-            ssl_redirect: false,
-            except_hosts: vec![],
+        let route = |name: &str, listeners: Vec<String>, host: &str| {
+            app_route(name, name.rsplit_once('/').map_or(name, |(o, _)| o), listeners, Some(host))
         };
         let gw = route("httproute/evil/r/0", vec!["gateway/evil/mine/http".into()], "evil.example.com");
         let ingress = route("ingress/web/site/a.example.com/", vec![], "a.example.com");
@@ -2164,26 +2160,14 @@ mod tests {
             fail_closed: false,
             forward: Forward::default(),
         };
-        let route = |name: &str, listeners: Vec<String>, host: Option<&str>, created: &str| Route {
-            name: name.into(),
-            origin: name.splitn(4, '/').take(3).collect::<Vec<_>>().join("/"),
-            created: created.into(),
-            listeners,
-            host: host.map(Into::into),
-            path: if name.starts_with("ingress/") {
+        let route = |name: &str, listeners: Vec<String>, host: Option<&str>, created: &str| {
+            let origin = name.splitn(4, '/').take(3).collect::<Vec<_>>().join("/");
+            let path = if name.starts_with("ingress/") {
                 PathMatch::Prefix("/".into())
             } else {
                 PathMatch::SegmentPrefix("/".into())
-            },
-            method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
-            access: None,
-            max_body: None,
-            ssl_redirect: false,
-            except_hosts: vec![],
+            };
+            Route { created: created.into(), path, ..app_route(name, &origin, listeners, host) }
         };
         let listener = |gateway: &str, client_ip: Option<ClientIp>| ListenerSpec {
             name: format!("gateway/{gateway}/http"),
@@ -2288,21 +2272,8 @@ mod tests {
             forward: Forward::default(),
         };
         let route = |name: &str, origin: &str, listeners: Vec<String>, host: &str, created: &str| Route {
-            name: name.into(),
-            origin: origin.into(),
             created: created.into(),
-            listeners,
-            host: Some(host.into()),
-            path: PathMatch::SegmentPrefix("/".into()),
-            method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
-            access: None,
-            max_body: None,
-            ssl_redirect: false,
-            except_hosts: vec![],
+            ..app_route(name, origin, listeners, Some(host))
         };
         let listener = |gw: &str, client_ip: Option<ClientIp>| ListenerSpec {
             name: format!("gateway/{gw}/http"),
