@@ -77,6 +77,7 @@ const RISKY: &[RiskRow] = &[
     ("auth-realm", Risk::Medium, (1, 9), None),
     ("auth-request-redirect", Risk::Medium, (1, 9), None),
     ("auth-response-headers", Risk::Medium, (1, 9), None),
+    ("auth-secret", Risk::Medium, (1, 9), None),
     ("auth-signin", Risk::High, (1, 9), None),
     ("auth-signin-redirect-param", Risk::Medium, (1, 9), None),
     ("auth-snippet", Risk::Critical, (1, 9), None),
@@ -449,6 +450,7 @@ const VALIDATED: &[&str] = &[
 /// a value ingress-nginx's validator may reject.
 fn unproven(anns: &[(String, Option<&str>)], prefix: &str) -> Option<(String, String, String)> {
     let raw = |short: &str| anns.iter().find(|(k, _)| k.strip_prefix(prefix) == Some(short)).map(|(_, v)| *v);
+    let temporal = raw("temporal-redirect").flatten().is_some_and(|t| !t.is_empty());
     for (k, v) in anns {
         let Some(short) = k.strip_prefix(prefix) else { continue };
         let listed = VALIDATED.iter().any(|n| if n.ends_with('-') { short.starts_with(n) } else { short == *n });
@@ -467,15 +469,17 @@ fn unproven(anns: &[(String, Option<&str>)], prefix: &str) -> Option<(String, St
                 (crate::ingress::go_bool(v).is_none()).then_some("is not a boolean to Go's strconv.ParseBool")
             }
             // Read only when temporal-redirect is set.
-            "temporal-redirect-code" if raw("temporal-redirect").flatten().is_none_or(str::is_empty) => None,
+            "temporal-redirect-code" if !temporal => None,
+            // A non-empty temporal-redirect returns before the permanent pair is read.
+            "permanent-redirect" | "permanent-redirect-code" if temporal => None,
             // Read whether or not permanent-redirect is set; strconv.Atoi takes any digits.
             "permanent-redirect-code" | "temporal-redirect-code" => {
                 (!(v.len() <= 9 && v.bytes().all(|b| b.is_ascii_digit()))).then_some("is not a decimal integer")
             }
-            // parser.URLIsValidRegex: `^[-._~a-zA-Z0-9/:?&=]*$`.
+            // parser.URLIsValidRegex: alphanumerics, `-._~/:` and the URL characters `,:?&=`.
             "permanent-redirect" | "temporal-redirect" => {
-                (!v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:?&=".contains(&b)))
-                    .then_some("has a character outside ingress-nginx's URL pattern `[-._~a-zA-Z0-9/:?&=]`")
+                (!v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:,?&=".contains(&b)))
+                    .then_some("has a character outside ingress-nginx's URL pattern `[-._~a-zA-Z0-9/:,?&=]`")
             }
             "custom-http-errors" => (!http_error_codes(&v.replace(' ', "")))
                 .then_some("does not match ingress-nginx's `^(?:[4,5]\\d{2},?)*$` (spaces removed)"),

@@ -1045,7 +1045,9 @@ pub fn plan<'a>(
                 let (redirect, max, default) = if key == "permanent-redirect-code" { ("permanent-redirect", 308, 301) } else { ("temporal-redirect", 307, 302) };
                 let used = get(redirect).is_some_and(|r| !r.is_empty())
                     && (redirect == "temporal-redirect" || get("temporal-redirect").is_none_or(str::is_empty));
-                if !used {
+                if key == "permanent-redirect-code" && get("temporal-redirect").is_some_and(|t| !t.is_empty()) {
+                    push(key, Status::Ignored, "", "temporal-redirect is set and wins: ingress-nginx neither reads nor validates this code".into());
+                } else if !used {
                     push(key, Status::Ignored, "", format!("no {redirect} in effect, so the code is not used (with annotation validation on, ingress-nginx still validates the value)"));
                 } else if v.parse::<u16>().is_ok_and(|c| (300..=max).contains(&c)) {
                     push(key, Status::Converted, "RequestRedirect statusCode", "the redirect's status code".into());

@@ -934,6 +934,10 @@ fn collisions(
 fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
     let o = p.obj;
     for s in merged.shadowed.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
+        if s.winner == o.id() {
+            same_location_twice(p, s, report);
+            continue;
+        }
         if let Some(paths) = p.hosts.get_mut(&s.host) {
             paths.retain(|r| !(r.raw == s.path && r.path_type == s.path_type));
             if paths.is_empty() {
@@ -972,6 +976,31 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
         });
     }
     default_backend(p, merged, report);
+}
+
+/// One Ingress lists the location `s` twice: ingress-nginx serves the
+/// first copy ("Location already configured" for the second), so the
+/// output keeps the first and drops the rest.
+fn same_location_twice(p: &mut ingress::Plan<'_>, s: &merge::Shadow, report: &mut Report) {
+    fn keep_first<T>(paths: Option<&mut Vec<T>>, is_it: impl Fn(&T) -> bool) {
+        let mut first = true;
+        if let Some(paths) = paths {
+            paths.retain(|r| !is_it(r) || std::mem::replace(&mut first, false));
+        }
+    }
+    keep_first(p.hosts.get_mut(&s.host), |r| r.raw == s.path && r.path_type == s.path_type);
+    keep_first(p.denied.get_mut(&s.host), |r| r.raw == s.path && r.path_type == s.path_type);
+    let o = p.obj;
+    report.entries.push(Entry {
+        object: o.id(),
+        file: o.source.file.clone(),
+        line: o.line_of(&["spec", "rules"]),
+        key: format!("path {}{} ({})", s.host.as_deref().unwrap_or("*"), s.path, s.path_type),
+        value: String::new(),
+        status: Status::Ignored,
+        to: String::new(),
+        why: "listed again in the same Ingress: ingress-nginx serves the first copy only (\"Location already configured\"), and so does the output".into(),
+    });
 }
 
 /// Where ingress-nginx uses an Ingress's `spec.defaultBackend`.

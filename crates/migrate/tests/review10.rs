@@ -81,3 +81,77 @@ fn an_older_ingress_with_a_denied_location_does_not_open_the_path() {
         assert!(denied(&m, "Ingress/web/a-hdr", "custom-headers"), "{target:?}:\n{text}");
     }
 }
+
+/// The redirect of `m`'s only HTTPRoute rule that has one: (status code, hostname).
+fn redirect(m: &realip_migrate::Migration) -> Option<(u64, String)> {
+    common::find(m, "HTTPRoute").into_iter().flat_map(|r| r["spec"]["rules"].as_array().unwrap().iter()).find_map(
+        |rule| {
+            let f = rule["filters"].as_array()?.iter().find(|f| f["type"] == "RequestRedirect")?;
+            let rr = &f["requestRedirect"];
+            Some((rr["statusCode"].as_u64()?, rr["hostname"].as_str().unwrap_or_default().to_owned()))
+        },
+    )
+}
+
+/// R10-2, R10-3: ingress-nginx's redirect parser returns on a non-empty
+/// `temporal-redirect` before it reads the permanent pair, and its URL
+/// pattern allows `,`. Such Ingresses are redirects in ingress-nginx, so
+/// they are converted (exit 0), not emitted deny-all.
+#[test]
+fn redirects_ingress_nginx_serves_are_converted() {
+    type R = (&'static str, &'static [(&'static str, &'static str)], Option<(u64, &'static str)>);
+    #[rustfmt::skip]
+    let rows: &[R] = &[
+        ("r1 temporal wins over a bad permanent code", &[("temporal-redirect", "https://a.example/x"), ("permanent-redirect-code", "abc")], Some((302, "a.example"))),
+        ("temporal wins over a bad permanent URL", &[("temporal-redirect", "https://a.example/x"), ("permanent-redirect", "https://b.example/<x>")], Some((302, "a.example"))),
+        ("r3 a comma in the URL", &[("permanent-redirect", "https://a.example/x,y")], Some((301, "a.example"))),
+        ("control: a bad permanent code alone", &[("permanent-redirect-code", "abc")], None),
+        ("control: a bad temporal URL", &[("temporal-redirect", "https://a.example/<x>")], None),
+    ];
+    for target in BOTH {
+        for &(name, anns, want) in rows {
+            let docs = [controller_at("v1.15.1", &[], &[]), ing_at("web", "y-api", 2021, "/api", anns)];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            if let Some((code, host)) = want {
+                assert_eq!(redirect(&m), Some((code, host.to_owned())), "{name} {target:?}:\n{text}");
+                assert!(routes(&m, true).is_empty(), "{name} {target:?}: not deny-all:\n{text}");
+                assert!(!m.report.incomplete(), "{name} {target:?}:\n{text}");
+            } else {
+                assert_eq!(routes(&m, true), ["y-api-denied"], "{name} {target:?}:\n{text}");
+                assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+            }
+            // No line says the permanent code is validated when temporal-redirect wins.
+            if anns.iter().any(|(k, _)| *k == "temporal-redirect") && want.is_some() {
+                assert!(!text.contains("still validates"), "{name}:\n{text}");
+            }
+        }
+    }
+}
+
+/// R10-4: one Ingress listing `/admin` twice. ingress-nginx serves the
+/// first copy; the output serves it too (once) and says the second copy
+/// is ignored, not that the Ingress shadows itself.
+#[test]
+fn a_path_listed_twice_in_one_ingress_is_served_once() {
+    let once = ing_at("web", "h-open", 2021, "/admin", &[]);
+    let path = "      - path: \"/admin\"\n        pathType: Prefix\n        backend:\n          service:\n            name: h-open-svc\n            port:\n              number: 80\n";
+    assert!(once.ends_with(path), "{once}");
+    let twice = format!("{once}{}", path.replace("h-open-svc", "other-svc"));
+    for target in BOTH {
+        let m = run(&[controller_at("v1.15.1", &[], &[]), twice.clone()], target);
+        let text = m.report.text();
+        assert_eq!(routes(&m, false), ["h-open"], "{target:?}:\n{text}");
+        let route = &common::find(&m, "HTTPRoute")[0];
+        let backends: Vec<&str> = route["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["backendRefs"].as_array().into_iter().flatten())
+            .map(|b| b["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(backends, ["h-open-svc"], "{target:?}: the first copy only:\n{route}");
+        assert!(!text.contains("shadowed by Ingress/web/h-open"), "{target:?}:\n{text}");
+        assert!(text.contains("listed again in the same Ingress"), "{target:?}:\n{text}");
+    }
+}
