@@ -612,6 +612,46 @@ fn weighted_backends_split_by_weight() {
     eprintln!("weights 80/20/0 over {n} requests: {counts:?}; 1/1 with one unresolved over 200: {half:?}");
 }
 
+/// An EndpointSlice change after the Gateway route is served (the batch
+/// that only refreshes endpoints, no translation) moves the traffic to the
+/// new pod, and back.
+#[test]
+fn an_endpoint_change_of_a_gateway_backend_is_served() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_a, pa) = echo_pod("a", 2);
+    let (_b, pb) = echo_pod("b", 3);
+    service(&api, "app-a", 2, pa);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["e.example.com"],
+            "rules": [{"backendRefs": [{"name": "app-a", "port": 80}]}]}),
+    );
+    let (p, addr, _dir) = proxy_with(&api, "endpoints", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "e.example.com", "/", 200);
+    let pod = || {
+        let (st, _, body) = exchange(addr, b"", "GET / HTTP/1.1\r\nHost: e.example.com\r\nConnection: close\r\n\r\n");
+        (st == 200).then(|| serde_json::from_str::<Value>(&body).unwrap()["pod"].as_str().unwrap_or("?").to_owned())
+    };
+    let until_pod = |want: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while pod().as_deref() != Some(want) {
+            assert!(Instant::now() < deadline, "never served by pod {want}: {:?}", pod());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    until_pod("a");
+    for (host, port, want) in [(3, pb, "b"), (2, pa, "a")] {
+        api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "app-a-1", "namespace": "web", "labels": {"kubernetes.io/service-name": "app-a"}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
+            "endpoints": [{"addresses": [format!("127.0.0.{host}")], "conditions": {"ready": true}}]}));
+        until_pod(want);
+    }
+}
+
 /// A PROXY v2 header (TCP over IPv4) from `src` to `dst`, or LOCAL.
 fn proxy_v2(src: Option<([u8; 4], u16)>, dst: ([u8; 4], u16)) -> Vec<u8> {
     let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();

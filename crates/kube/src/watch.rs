@@ -23,8 +23,10 @@
 //!   once; Ingresses keep being served. Gateway API and realip objects
 //!   are decoded one at a time (module `decode`): one that realip's
 //!   types refuse is reported and left out, never stopping its kind.
-//! - Both sides are published in one value ([`Published`]) at the end of
-//!   a batch: a batch that changes both is one update for the proxy.
+//! - Both sides are published in one value ([`Published`]) as soon as a
+//!   batch has computed them, before any status is compared or written: a
+//!   batch that changes both is one update for the proxy, and the time
+//!   from a change to it being served never includes a status patch.
 //! - A translation keeps what it computed per HTTPRoute
 //!   ([`crate::gateway::translate::RouteCache`]): a change of one route
 //!   translates that route alone, while Gateways, Services and the other
@@ -691,9 +693,11 @@ pub async fn run(
                 continue;
             }
         }
-        // What this batch computed, published together at its end.
+        // What this batch computed, published together (one reload) as
+        // soon as it is computed: statuses are written after, so the time
+        // from a change to it being served never includes a status patch.
         let mut new_ingress: Option<Desired> = None;
-        let mut new_gateway: Option<RouteSet> = None;
+        let mut ingress_status_due = false;
         if std::mem::take(&mut pending.0) || last_desired.is_none() {
             let d = desired(&cfg.class, ns, &ingresses.state(), &services.state(), &slices.state(), &secrets.state());
             let now: Vec<Problem> = d.problems.iter().chain(&d.warnings).cloned().collect();
@@ -702,9 +706,7 @@ pub async fn run(
                 event(&json!({"event": kind, "ingress": p.ingress, "reason": p.message}));
             }
             reported = now;
-            if let Some(lb) = &lb {
-                publish_ingress_status(&client, &d, lb, &mut published).await;
-            }
+            ingress_status_due = true;
             last_desired = Some(d.clone());
             new_ingress = Some(d);
         }
@@ -758,6 +760,12 @@ pub async fn run(
                 crate::gateway::feedback::apply(&mut translation.statuses, &fb.borrow());
             }
             gw_backends = Some(translation.routes.backends.clone());
+            // Served first: the proxy (on this thread too, in the default
+            // runtime) reloads before the statuses below are compared and
+            // written.
+            if publish(&tx, new_ingress.take(), Some(std::mem::take(&mut translation.routes))) {
+                tokio::task::yield_now().await;
+            }
             last_good_ip.clone_from(&translation.ip_in_force);
             last_good_access.clone_from(&translation.access_in_force);
             let mut lines_now = foldhash::HashMap::default();
@@ -844,24 +852,35 @@ pub async fn run(
                         "namespace": s.key.namespace, "name": s.key.name, "error": e})),
                 }
             }
-            new_gateway = Some(translation.routes);
         }
-        if new_ingress.is_some() || new_gateway.is_some() {
-            tx.send_if_modified(|cur| {
-                let mut changed = false;
-                if let Some(d) = new_ingress.filter(|d| cur.ingress.as_ref() != Some(d)) {
-                    cur.ingress = Some(d);
-                    changed = true;
-                }
-                if let Some(g) = new_gateway.filter(|g| cur.gateway.as_ref() != Some(g)) {
-                    cur.gateway = Some(g);
-                    changed = true;
-                }
-                changed
-            });
+        if publish(&tx, new_ingress.take(), None) {
+            tokio::task::yield_now().await;
+        }
+        if let (true, Some(lb), Some(d)) = (ingress_status_due, &lb, &last_desired) {
+            publish_ingress_status(&client, d, lb, &mut published).await;
         }
     }
     Err(Error::Live("the Kubernetes watch streams ended".into()))
+}
+
+/// Hands the proxy what a batch computed (both sides in one update: one
+/// reload), when it differs from what it has; whether it did.
+fn publish(tx: &tokio::sync::watch::Sender<Published>, ingress: Option<Desired>, gateway: Option<RouteSet>) -> bool {
+    if ingress.is_none() && gateway.is_none() {
+        return false;
+    }
+    tx.send_if_modified(|cur| {
+        let mut changed = false;
+        if let Some(d) = ingress.filter(|d| cur.ingress.as_ref() != Some(d)) {
+            cur.ingress = Some(d);
+            changed = true;
+        }
+        if let Some(g) = gateway.filter(|g| cur.gateway.as_ref() != Some(g)) {
+            cur.gateway = Some(g);
+            changed = true;
+        }
+        changed
+    })
 }
 
 /// The Ingress side's and the Gateway side's backends with the endpoints

@@ -91,7 +91,7 @@ use super::types::{
     StrategySpec, GATEWAY_GROUP,
 };
 use super::CONTROLLER_NAME;
-use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef, ServiceIndex};
+use crate::ingress::{service_backend, tls_secret, Backend, BackendError, Cert, PortRef, Positions, ServiceIndex};
 use crate::routes::{
     Access, Bind, ClientIp, Filter, Forward, HeaderEdit, ListenerSpec, PathMatch, PathRewrite, Protocol, ProxyMode,
     RateLimit, Route, RouteSet, ValueMatch, WeightedBackend, XffMode,
@@ -1558,12 +1558,15 @@ struct RouteCtx<'c, 'i, 'a> {
     /// Each listener's more specific siblings ([`isolated`]), built on
     /// first use.
     siblings: &'c std::cell::OnceCell<Vec<Vec<String>>>,
+    /// Where the Services and EndpointSlices are, kept from the previous
+    /// translation when the lists are the same ([`RouteCache::index`]).
+    positions: Option<Arc<Positions>>,
 }
 
 impl<'i> RouteCtx<'_, 'i, '_> {
     fn services(&self) -> &ServiceIndex<'i> {
         let inp = self.inp;
-        self.services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices))
+        self.services.get_or_init(|| ServiceIndex::kept(&inp.services, &inp.slices, self.positions.clone()))
     }
 
     fn siblings(&self, i: usize) -> &[String] {
@@ -1628,6 +1631,9 @@ pub struct RouteCache {
     context: Option<u64>,
     /// The context and the EndpointSlices `backends` were resolved with.
     endpoints: Option<u64>,
+    /// Where each Service and EndpointSlice is in the lists of the
+    /// translation `endpoints` fingerprints (built on the first look-up).
+    index: Option<Arc<Positions>>,
     /// Service ports as last resolved (`None`: they did not resolve).
     backends: foldhash::HashMap<BackendRef, Option<Backend>>,
     /// By uid (parts of deleted routes are dropped when they outnumber
@@ -2242,6 +2248,10 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         cache.order.clear();
     }
     cache.context = context;
+    // The same Services and EndpointSlices in the same order as last time
+    // (context and endpoints fingerprints): their positions still hold.
+    let endpoints = context.zip(endpoints_fingerprint(inp)).map(|(c, e)| c ^ e.rotate_left(1));
+    let positions = cache.index.take().filter(|_| endpoints.is_some() && cache.endpoints == endpoints);
     let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
         let ctx = RouteCtx {
@@ -2251,6 +2261,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             set_ok: &set_ok,
             services: &services,
             siblings: &siblings,
+            positions: positions.clone(),
         };
         let order = std::mem::take(&mut cache.order);
         let mut next = 0;
@@ -2509,7 +2520,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // A Service port resolved by the previous translation is taken as it
     // was while no Service or EndpointSlice changed (and the rest of the
     // context did not either).
-    let endpoints = context.zip(endpoints_fingerprint(inp)).map(|(c, e)| c ^ e.rotate_left(1));
     let mut resolved = if endpoints.is_some() && cache.endpoints == endpoints {
         std::mem::take(&mut cache.backends)
     } else {
@@ -2520,7 +2530,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     if !used.is_empty() {
         for r in refs.keys() {
             let b = resolved.entry(r.clone()).or_insert_with(|| {
-                let index = services.get_or_init(|| ServiceIndex::new(&inp.services, &inp.slices));
+                let index = services.get_or_init(|| ServiceIndex::kept(&inp.services, &inp.slices, positions.clone()));
                 service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false).ok()
             });
             if let Some(b) = b.as_ref().filter(|b| used.contains_key(b.name.as_str())) {
@@ -2530,6 +2540,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     }
     cache.backends = resolved;
     cache.endpoints = endpoints;
+    cache.index = endpoints.and(services.get().and_then(ServiceIndex::positions).or(positions));
     let used_certs: BTreeSet<&String> = specs.iter().flat_map(|l| &l.certs).collect();
     let route_set = RouteSet {
         backends: backends.into_values().collect(),
