@@ -66,8 +66,10 @@ fn configmap_keys_become_the_client_ip_policy() {
                 ("proxy-real-ip-cidr", "10.0.0.0/8"),
                 ("use-forwarded-headers", "true"),
             ],
-            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["10.0.0.0/8"]}, "sources": ["ProxyProtocol"]}),
-            vec![("use-proxy-protocol", Status::Converted), ("use-forwarded-headers", Status::Converted)],
+            // ingress-nginx v1.13+ (the builder's v1.15.1): X-Forwarded-For from a
+            // trusted PROXY source; the closest chain, not converted (review 11, R11-1).
+            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["10.0.0.0/8"]}, "trustedProxies": ["10.0.0.0/8"], "sources": ["XForwardedFor"]}),
+            vec![("use-proxy-protocol", Status::Converted), ("use-forwarded-headers", Status::NotConverted)],
         ),
         (
             vec![

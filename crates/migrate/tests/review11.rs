@@ -1,0 +1,118 @@
+//! The eleventh review's findings, each a table on both targets with the
+//! reviewer's inputs (/tmp/rev11-in): R11-1, ingress-nginx v1.13's
+//! PROXY-then-X-Forwarded-For chain.
+
+mod common;
+
+use common::{controller_at, find, ing_at, open_policies, routes, run, run_with};
+use realip_migrate::{Migration, Options, Status, Target};
+
+const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
+const W: (&str, &str) = ("whitelist-source-range", "10.0.0.0/8");
+const D: (&str, &str) = ("denylist-source-range", "198.51.100.7/32");
+
+/// The report entry of `key` on an object whose id starts with `object` (the first).
+fn entry<'a>(m: &'a Migration, object: &str, key: &str) -> &'a realip_migrate::Entry {
+    let e = m.report.entries.iter().find(|e| e.object.starts_with(object) && e.key == key);
+    e.unwrap_or_else(|| panic!("no entry for {key}:\n{}", m.report.text()))
+}
+
+/// q1, q2, q3, q5: `use-proxy-protocol` with `use-forwarded-headers`. From
+/// ingress-nginx v1.13 the client is X-Forwarded-For from a PROXY source
+/// in proxy-real-ip-cidr, which no policy says exactly: the lists are
+/// deny-all and the client-IP keys not converted. Before v1.13 it is the
+/// PROXY source (converted on realip; Envoy Gateway has no trusted-sender
+/// list, so deny-all there unless every peer is trusted). An unknown
+/// version is not converted. `trust_all`: `--trust 0.0.0.0/0 --trust ::/0`.
+#[test]
+fn proxy_protocol_with_forwarded_headers_follows_the_version() {
+    // (name, image tag, --trust all, the list is converted on realip, on Envoy Gateway)
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, bool, bool, bool)] = &[
+        ("q1 v1.13.0", "v1.13.0", false, false, false),
+        ("q1 v1.15.1", "v1.15.1", false, false, false),
+        ("q1 v1.13.0, every peer trusted", "v1.13.0", true, false, false),
+        ("version unknown", "latest", false, false, false),
+        ("version unknown, every peer trusted", "latest", true, false, false),
+        ("q5 control: v1.12.8", "v1.12.8", false, true, false),
+        ("q5 control: v1.12.8, every peer trusted", "v1.12.8", true, true, true),
+    ];
+    for target in BOTH {
+        for &(name, tag, trust_all, on_realip, on_eg) in rows {
+            for list in [W, D] {
+                let docs = [
+                    controller_at(tag, &[], &[("use-proxy-protocol", "true")]),
+                    ing_at("web", "q-int", 2021, "/admin", &[list]),
+                ];
+                let trust = if trust_all { vec!["0.0.0.0/0".to_owned(), "::/0".to_owned()] } else { vec![] };
+                let m = run_with(&docs, &Options { target, trust, ..Options::default() });
+                let text = m.report.text();
+                let converted = if target == Target::Realip { on_realip } else { on_eg };
+                let ufh = entry(&m, "ConfigMap/", "use-forwarded-headers");
+                if converted {
+                    assert_eq!(routes(&m, false), ["q-int"], "{name} {target:?}:\n{text}");
+                    assert_eq!(open_policies(&m).len(), 1, "{name} {target:?}:\n{text}");
+                    assert_eq!(ufh.status, Status::Converted, "{name} {target:?}:\n{text}");
+                    assert!(!m.report.incomplete(), "{name} {target:?}:\n{text}");
+                } else {
+                    assert_eq!(routes(&m, true), ["q-int-denied"], "{name} {target:?}:\n{text}");
+                    assert!(open_policies(&m).is_empty(), "{name} {target:?}:\n{text}");
+                    assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+                }
+                let v13 = tag != "v1.12.8";
+                if v13 {
+                    assert_eq!(ufh.status, Status::NotConverted, "{name} {target:?}:\n{text}");
+                    assert!(ufh.why.contains("v1.13"), "{name} {target:?}: {}", ufh.why);
+                    assert!(!ufh.why.contains("the output does the same"), "{name} {target:?}: {}", ufh.why);
+                } else {
+                    assert!(ufh.why.contains("PROXY header only"), "{name} {target:?}: {}", ufh.why);
+                }
+                // The policy: on v1.13+ realip carries the closest chain; before, PROXY only.
+                let policy = &find(&m, if target == Target::Realip { "ClientIPPolicy" } else { "ClientTrafficPolicy" })
+                    [0]["spec"];
+                match target {
+                    Target::Realip if tag.starts_with("v1.1") && v13 => {
+                        assert_eq!(policy["sources"], serde_json::json!(["XForwardedFor"]), "{name}: {policy}");
+                        assert_eq!(
+                            policy["trustedProxies"], policy["proxyProtocol"]["trustedSenders"],
+                            "{name}: {policy}"
+                        );
+                    }
+                    Target::Realip => {
+                        assert_eq!(policy["sources"], serde_json::json!(["ProxyProtocol"]), "{name}: {policy}");
+                    }
+                    Target::EnvoyGateway => {
+                        assert_eq!(policy["proxyProtocol"], serde_json::json!({"optional": false}), "{name}: {policy}");
+                        assert!(policy.get("clientIPDetection").is_none(), "{name}: {policy}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// q3 and `forwarded-for-proxy-protocol-header`: the trust-all warning
+/// names X-Forwarded-For on v1.13+, and the intermediate header is
+/// reported (not converted with both keys on v1.13+, ignored otherwise).
+#[test]
+fn forwarded_for_proxy_protocol_header_is_reported() {
+    for target in BOTH {
+        for (tag, status) in [("v1.15.1", Status::NotConverted), ("v1.12.8", Status::Ignored)] {
+            let data = [("use-proxy-protocol", "true"), ("forwarded-for-proxy-protocol-header", "X-PP-Client")];
+            let docs = [controller_at(tag, &[], &data), ing_at("web", "q-open", 2021, "/", &[])];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let e = entry(&m, "ConfigMap/", "forwarded-for-proxy-protocol-header");
+            assert_eq!(e.status, status, "{tag} {target:?}:\n{text}");
+            assert!(!e.why.contains("not handled by realip migrate"), "{tag} {target:?}: {}", e.why);
+        }
+        let docs = [
+            controller_at("v1.15.1", &[], &[("use-proxy-protocol", "true")]).replace("10.0.0.0/16", "0.0.0.0/0"),
+            ing_at("web", "q-open", 2021, "/", &[]),
+        ];
+        let m = run(&docs, target);
+        let cidr = entry(&m, "ConfigMap/", "proxy-real-ip-cidr");
+        assert_eq!(cidr.status, Status::Warning, "{target:?}:\n{}", m.report.text());
+        assert!(cidr.why.contains("any X-Forwarded-For through the load balancer"), "{target:?}: {}", cidr.why);
+    }
+}
