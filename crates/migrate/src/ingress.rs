@@ -683,6 +683,24 @@ pub fn access_directives(snippet: &str) -> bool {
         .any(|stmt| stmt.split_whitespace().next().is_some_and(|w| !HARMLESS.contains(&w)))
 }
 
+/// Whether nginx configuration holds a directive of the real-IP module
+/// (`real_ip_header`, `set_real_ip_from`, `real_ip_recursive`): at http
+/// level it changes who the client is on every server, beside what the
+/// ConfigMap's client-IP keys say.
+pub fn real_ip_directives(snippet: &str) -> bool {
+    snippet
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split([';', '{', '}', '\n'])
+        .any(|stmt| {
+            stmt.split_whitespace()
+                .next()
+                .is_some_and(|w| matches!(w, "real_ip_header" | "set_real_ip_from" | "real_ip_recursive"))
+        })
+}
+
 /// Whether http-level nginx configuration holds a directive that refuses
 /// requests in every server it is inherited by (`allow`, `deny`, `auth_*`,
 /// `limit_req`, `limit_conn`, `satisfy`, `return 4xx`); an http-snippet's

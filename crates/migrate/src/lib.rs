@@ -1115,20 +1115,22 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
 }
 
 /// The client address itself could not be converted (a key deciding the
-/// source or who is trusted is not converted): access lists and rate limits
+/// source or who is trusted is not converted, or an http-snippet holds
+/// real-IP directives): access lists and rate limits
 /// would key on the wrong address (often the load balancer's).
 fn client_ip_lost(report: &Report) -> bool {
     report.entries.iter().any(|e| {
-        e.status == Status::NotConverted
-            && matches!(
-                e.key.as_str(),
-                "use-forwarded-headers"
-                    | "enable-real-ip"
-                    | "forwarded-for-header"
-                    | "use-proxy-protocol"
-                    | "proxy-real-ip-cidr"
-                    | "--configmap"
-            )
+        e.status == Status::NotConverted && e.key == "http-snippet" && ingress::real_ip_directives(&e.value)
+            || e.status == Status::NotConverted
+                && matches!(
+                    e.key.as_str(),
+                    "use-forwarded-headers"
+                        | "enable-real-ip"
+                        | "forwarded-for-header"
+                        | "use-proxy-protocol"
+                        | "proxy-real-ip-cidr"
+                        | "--configmap"
+                )
     })
 }
 

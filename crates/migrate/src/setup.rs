@@ -684,6 +684,9 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
         if let Some((_, why)) = NO_EFFECT.iter().find(|(n, _)| n == k) {
             entry(k, Status::Ignored, String::new(), (*why).into());
+        } else if k == "http-snippet" && get(k).is_some_and(crate::ingress::real_ip_directives) {
+            // Read by lib.rs's client_ip_lost: the client address is not converted.
+            entry(k, Status::NotConverted, String::new(), "raw nginx configuration is never converted, and this one holds real-IP directives (real_ip_header, set_real_ip_from or real_ip_recursive) at http level, which change who the client is on every server beside the ConfigMap's client-IP keys: the client address is not converted, so every Ingress with an allow/deny list or a rate limit is left out (deny-all); rewrite the chain with --trust or the policy by hand".into());
         } else if SNIPPET_KEYS.contains(&k.as_str()) {
             entry(k, Status::NotConverted, String::new(), "raw nginx configuration is never converted: rewrite what it does with Gateway API filters or policies by hand".into());
         } else {

@@ -116,3 +116,41 @@ fn forwarded_for_proxy_protocol_header_is_reported() {
         assert!(cidr.why.contains("any X-Forwarded-For through the load balancer"), "{target:?}: {}", cidr.why);
     }
 }
+
+/// R11-3 (sn-http-snippet, sn2): real-IP directives in the ConfigMap's
+/// `http-snippet` change who the client is on every server: the client
+/// address is not converted, so lists and limits are deny-all and the
+/// snippet's entry says why. Other http-snippets leave the lists converted.
+#[test]
+fn real_ip_directives_in_http_snippet_leave_the_client_unconverted() {
+    // (name, the http-snippet, with BASE (use-forwarded-headers, 10.0.0.0/16), the list is converted)
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, bool, bool)] = &[
+        ("sn-http-snippet", "real_ip_header X-Forwarded-For;\nset_real_ip_from 10.0.0.0/8;", false, false),
+        ("sn2", "set_real_ip_from 192.0.2.0/24;", true, false),
+        ("real_ip_recursive", "real_ip_recursive off;", true, false),
+        ("control: gzip", "gzip on;", true, true),
+        ("control: commented out", "# set_real_ip_from 192.0.2.0/24;\ngzip on;", true, true),
+    ];
+    for target in BOTH {
+        for &(name, snippet, base, converted) in rows {
+            let data = [("http-snippet", snippet)];
+            let ctl = if base { controller_at("v1.15.1", &[], &data) } else { common::controller(&data) };
+            let docs = [ctl, ing_at("web", "s-adm", 2021, "/admin", &[D])];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let e = entry(&m, "ConfigMap/", "http-snippet");
+            assert_eq!(e.status, Status::NotConverted, "{name} {target:?}:\n{text}");
+            if converted {
+                assert_eq!(routes(&m, false), ["s-adm"], "{name} {target:?}:\n{text}");
+                assert!(!e.why.contains("real-IP directives"), "{name} {target:?}: {}", e.why);
+            } else {
+                assert_eq!(routes(&m, true), ["s-adm-denied"], "{name} {target:?}:\n{text}");
+                assert!(open_policies(&m).is_empty(), "{name} {target:?}:\n{text}");
+                assert!(e.why.contains("real-IP directives"), "{name} {target:?}: {}", e.why);
+                let list = entry(&m, "Ingress/web/s-adm", D.0);
+                assert_eq!(list.status, Status::NotConverted, "{name} {target:?}:\n{text}");
+            }
+        }
+    }
+}
