@@ -154,3 +154,86 @@ fn real_ip_directives_in_http_snippet_leave_the_client_unconverted() {
         }
     }
 }
+
+/// R11-2 (g1, g4, f5, f7, f6): `global-rate-limit-window` (up to v1.11)
+/// and `fastcgi-params-configmap` deny the location in ingress-nginx (503
+/// for everyone) on errors the migration does not check: the Ingress is
+/// deny-all, reported not converted. f6 (another namespace while
+/// cross-namespace resources are off) is served, and stays open.
+#[test]
+fn more_locations_ingress_nginx_may_deny_are_deny_all() {
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [(&'static str, &'static str)],
+        Option<&'static str>,
+    );
+    const GLR: &[(&str, &str)] = &[("global-rate-limit", "100"), ("global-rate-limit-window", "1 minute")];
+    const OFF: &[&str] = &["--enable-annotation-validation=false"];
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("g1 bad window, v1.11.3", "v1.11.3", &[], GLR, Some("global-rate-limit-window")),
+        ("g4 bad window, v1.11.3, validation on", "v1.11.3", &["--enable-annotation-validation=true"], GLR, Some("global-rate-limit-window")),
+        ("bad window, limit 0, validation on", "v1.11.3", &["--enable-annotation-validation=true"], &[("global-rate-limit-window", "1 minute")], Some("global-rate-limit-window")),
+        ("bad window, version unknown", "latest", &[], GLR, Some("global-rate-limit-window")),
+        ("control: bad window, limit 0, validation off", "v1.11.3", &[], &[("global-rate-limit-window", "1 minute")], None),
+        ("control: bad window on v1.12 (feature removed)", "v1.12.8", &[], GLR, None),
+        ("f5 fastcgi, v1.11.3", "v1.11.3", &[], &[("fastcgi-params-configmap", "nope")], Some("fastcgi-params-configmap")),
+        ("f7 fastcgi, v1.15.1, validation off", "v1.15.1", OFF, &[("fastcgi-params-configmap", "nope")], Some("fastcgi-params-configmap")),
+        ("fastcgi, own namespace named", "v1.15.1", OFF, &[("fastcgi-params-configmap", "web/nope")], Some("fastcgi-params-configmap")),
+        ("fastcgi, two slashes", "v1.15.1", OFF, &[("fastcgi-params-configmap", "a/b/c")], Some("fastcgi-params-configmap")),
+        ("fastcgi, another namespace, v1.11 (cross-namespace on)", "v1.11.3", &[], &[("fastcgi-params-configmap", "other/nope")], Some("fastcgi-params-configmap")),
+        ("f6 control: another namespace, v1.15.1", "v1.15.1", OFF, &[("fastcgi-params-configmap", "other/nope")], None),
+    ];
+    for target in BOTH {
+        for &(name, tag, args, anns, denied) in rows {
+            let docs = [
+                controller_at(tag, args, &[]),
+                ing_at("web", "a-adm", 2020, "/", &[("whitelist-source-range", "203.0.113.0/24")]),
+                ing_at("web", "g-open", 2021, "/api", anns),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            if let Some(key) = denied {
+                assert_eq!(routes(&m, false), ["a-adm"], "{name} {target:?}:\n{text}");
+                assert_eq!(routes(&m, true), ["g-open-denied"], "{name} {target:?}:\n{text}");
+                let reported = m.report.entries.iter().any(|e| {
+                    e.object == "Ingress/web/g-open"
+                        && e.key == key
+                        && e.status == Status::NotConverted
+                        && e.why.contains("denies the location")
+                });
+                assert!(reported, "{name} {target:?}:\n{text}");
+            } else {
+                let mut open = routes(&m, false);
+                open.sort();
+                assert_eq!(open, ["a-adm", "g-open"], "{name} {target:?}:\n{text}");
+            }
+        }
+    }
+}
+
+/// g2: the older a-glr (bad window, v1.11.3) and the newer y-adm (allow
+/// list) share /admin. ingress-nginx serves /admin from a-glr, denied: the
+/// migration must not open /admin to everyone.
+#[test]
+fn an_older_ingress_with_a_bad_window_does_not_open_the_path() {
+    for target in BOTH {
+        let docs = [
+            controller_at("v1.11.3", &[], &[]),
+            ing_at(
+                "web",
+                "a-glr",
+                2020,
+                "/admin",
+                &[("global-rate-limit", "100"), ("global-rate-limit-window", "1 minute")],
+            ),
+            ing_at("web", "y-adm", 2021, "/admin", &[("whitelist-source-range", "203.0.113.0/24")]),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert!(routes(&m, false).is_empty(), "{target:?}: /admin is not open:\n{text}");
+        assert_eq!(routes(&m, true), ["a-glr-denied"], "{target:?}:\n{text}");
+    }
+}
