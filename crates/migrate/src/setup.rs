@@ -664,6 +664,17 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         if k == "proxy-body-size" {
             continue; // above
         }
+        if k.starts_with("global-rate-limit-") {
+            // The global rate limit's ConfigMap keys (memcached, status code), up to v1.11.
+            let (status, why) = match controller_version(setup) {
+                Some((major, minor)) if (major, minor) >= (1, 12) => (Status::Ignored, format!("removed in ingress-nginx v1.12 (the controller runs v{major}.{minor}) with the global-rate-limit annotations")),
+                _ if k == "global-rate-limit-status-code" && get(k) == Some("429") => (Status::Converted, "limited requests get 429, as the policies answer".to_owned()),
+                _ if k == "global-rate-limit-status-code" => (Status::Changed, format!("ingress-nginx answered {} to requests over global-rate-limit; the policies answer 429", get(k).unwrap_or_default())),
+                _ => (Status::Changed, "the store ingress-nginx's global-rate-limit counted in (memcached): the output's global limits count in the data plane's own shared store instead (realip's proxy [rate_limit_store], Redis; Envoy Gateway's rate limit service): configure it there".to_owned()),
+            };
+            entry(k, status, String::new(), why);
+            continue;
+        }
         if k == "annotations-risk-level" {
             entry(k, Status::Converted, String::new(), format!("applied as ingress-nginx applies it: every Ingress with an annotation (alias included) of a higher risk than {} is skipped, with a note naming the annotation (any value but critical, high or medium counts as Low, as ingress-nginx reads it)", crate::drops::Risk::parse(get(k).unwrap_or_default()).name()));
             continue;

@@ -237,3 +237,57 @@ fn an_older_ingress_with_a_bad_window_does_not_open_the_path() {
         assert_eq!(routes(&m, true), ["a-glr-denied"], "{target:?}:\n{text}");
     }
 }
+
+/// (name, image tag, ConfigMap lines, window, status, the emitted per-second rate).
+type GlrRow = (&'static str, &'static str, &'static [(&'static str, &'static str)], &'static str, Status, Option<u32>);
+
+/// R11-4 (g3): `global-rate-limit` is a limit only where ingress-nginx
+/// applied it: up to v1.11, with memcached, and a window of 1 s or more
+/// (truncated to whole seconds). Elsewhere it is ignored and no limit is
+/// emitted; an unknown version keeps the limit, reported changed.
+#[test]
+fn global_rate_limit_only_where_ingress_nginx_applied_it() {
+    const MC: (&str, &str) = ("global-rate-limit-memcached-host", "memcached.ingress-nginx");
+    #[rustfmt::skip]
+    let rows: &[GlrRow] = &[
+        ("g3 v1.15.1", "v1.15.1", &[MC], "1m", Status::Ignored, None),
+        ("v1.12.0", "v1.12.0", &[MC], "1m", Status::Ignored, None),
+        ("v1.11.3 without memcached", "v1.11.3", &[], "1m", Status::Ignored, None),
+        ("v1.11.3, memcached port 0", "v1.11.3", &[MC, ("global-rate-limit-memcached-port", "0")], "1m", Status::Ignored, None),
+        ("v1.11.3, window under 1 s", "v1.11.3", &[MC], "500ms", Status::Ignored, None),
+        ("version unknown without memcached", "latest", &[], "1m", Status::Ignored, None),
+        ("version unknown with memcached", "latest", &[MC], "1s", Status::Changed, Some(100)),
+        ("v1.11.3, window 1.5 s truncated to 1 s", "v1.11.3", &[MC], "1.5s", Status::Converted, Some(100)),
+        ("control: v1.11.3 with memcached", "v1.11.3", &[MC], "1s", Status::Converted, Some(100)),
+    ];
+    for target in BOTH {
+        for &(name, tag, data, window, want, rate) in rows {
+            let anns = [("global-rate-limit", "100"), ("global-rate-limit-window", window)];
+            let docs = [controller_at(tag, &[], data), ing_at("web", "g-lim", 2021, "/", &anns)];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(entry(&m, "Ingress/web/g-lim", "global-rate-limit").status, want, "{name} {target:?}:\n{text}");
+            let window_status = entry(&m, "Ingress/web/g-lim", "global-rate-limit-window").status;
+            assert_eq!(window_status, want, "{name} {target:?}:\n{text}");
+            assert_eq!(routes(&m, false), ["g-lim"], "{name} {target:?}:\n{text}");
+            let policies = open_policies(&m);
+            match (rate, target) {
+                (None, _) => {
+                    assert!(policies.is_empty(), "{name} {target:?}: no limit:\n{text}");
+                    assert!(!m.report.incomplete(), "{name} {target:?}:\n{text}");
+                }
+                (Some(r), Target::Realip) => {
+                    assert_eq!(
+                        policies[0]["spec"]["rateLimit"]["perSecond"].as_f64(),
+                        Some(f64::from(r)),
+                        "{name}:\n{text}"
+                    );
+                }
+                (Some(r), Target::EnvoyGateway) => {
+                    let limit = &policies[0]["spec"]["rateLimit"]["global"]["rules"][0]["limit"];
+                    assert_eq!(limit, &serde_json::json!({"requests": r, "unit": "Second"}), "{name}:\n{text}");
+                }
+            }
+        }
+    }
+}
