@@ -149,6 +149,17 @@ pub enum Verdict {
         /// Why the outcome is not known.
         why: String,
     },
+    /// Served, but its locations may be denied (ingress-nginx answers 503
+    /// there to every client) depending on something not known here; the
+    /// fields as in [`Verdict::Unsure`].
+    Denied {
+        /// The annotation (without the prefix).
+        key: String,
+        /// Its value.
+        value: String,
+        /// Why the location may be denied.
+        why: String,
+    },
 }
 
 /// A boolean controller flag (a value only with `--flag=value`; a bare
@@ -366,7 +377,7 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
 /// `global-rate-limit-window` (a window Go's `time.ParseDuration` rejects
 /// while `global-rate-limit` is not 0, or any rejected window with
 /// annotation validation on). None of the resources is checked here, so
-/// such an Ingress is [`Verdict::Unsure`]: kept in the host/path merge
+/// such an Ingress is [`Verdict::Denied`]: kept in the host/path merge
 /// deny-all, never emitted open where ingress-nginx answered 503 (reviews
 /// 10 and 11, R10-1, R11-2). `validation`: annotation validation is or may
 /// be on.
@@ -377,12 +388,17 @@ fn location_denied(
     setup: &Setup<'_>,
     validation: bool,
 ) -> Option<Verdict> {
+    // ingress-nginx builds no location from a canary (controller.go skips
+    // `anns.Canary.Enabled` servers and locations), so its Denied never applies.
+    if crate::merge::is_canary(ing, &setup.prefix) {
+        return None;
+    }
     let version = controller_version(setup);
     let raw = |short: &str| {
         anns.iter().find(|(k, _)| k.strip_prefix(prefix) == Some(short)).map(|(_, v)| v.unwrap_or_default())
     };
     let value = |short: &str| raw(short).filter(|v| !v.is_empty());
-    let unsure = |key: &str, v: &str, why: String| Verdict::Unsure { key: key.to_owned(), value: v.to_owned(), why };
+    let unsure = |key: &str, v: &str, why: String| Verdict::Denied { key: key.to_owned(), value: v.to_owned(), why };
     // customheaders is read from v1.11 on.
     if let Some(v) = value("custom-headers").filter(|_| version.is_none_or(|v| v >= (1, 11))) {
         return Some(unsure(

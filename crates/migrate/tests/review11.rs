@@ -291,3 +291,101 @@ fn global_rate_limit_only_where_ingress_nginx_applied_it() {
         }
     }
 }
+
+/// An annotation (without the prefix) and its value.
+type Ann = (&'static str, &'static str);
+
+/// R11-5 (h1, h3): a location ingress-nginx may deny has ONE not-converted
+/// entry for its annotation, saying ingress-nginx answers 503 there (not
+/// that it dropped or served the Ingress).
+#[test]
+fn a_denied_location_has_one_entry_saying_503() {
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, &[&str], Ann)] = &[
+        ("h1 custom-headers", "v1.15.1", &[], ("custom-headers", "hdrs")),
+        ("h3 proxy-ssl-secret", "v1.15.1", &["--enable-annotation-validation=false"], ("proxy-ssl-secret", "other/ca")),
+        ("f7 fastcgi-params-configmap", "v1.15.1", &["--enable-annotation-validation=false"], ("fastcgi-params-configmap", "nope")),
+    ];
+    for target in BOTH {
+        for &(name, tag, args, ann) in rows {
+            let docs = [controller_at(tag, args, &[]), ing_at("web", "h-open", 2021, "/admin", &[ann])];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let mine: Vec<_> =
+                m.report.entries.iter().filter(|e| e.object == "Ingress/web/h-open" && e.key == ann.0).collect();
+            assert_eq!(mine.len(), 1, "{name} {target:?}: one entry for {}:\n{text}", ann.0);
+            assert_eq!(mine[0].status, Status::NotConverted, "{name} {target:?}:\n{text}");
+            assert!(mine[0].why.contains("503"), "{name} {target:?}: {}", mine[0].why);
+            assert!(!text.contains("dropped it or served it"), "{name} {target:?}:\n{text}");
+            assert_eq!(routes(&m, true), ["h-open-denied"], "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// R11-5 (c5): ingress-nginx builds no location from a canary, so a
+/// canary's custom-headers never denies anything: the canary is folded
+/// into its main Ingress's route (50 %), and no note says a canary was
+/// emitted deny-all.
+#[test]
+fn a_canary_s_denied_location_does_not_apply() {
+    for target in BOTH {
+        let docs = [
+            controller_at("v1.15.1", &[], &[]),
+            ing_at("web", "m-main", 2020, "/admin", &[]),
+            ing_at(
+                "web",
+                "c-can",
+                2021,
+                "/admin",
+                &[("canary", "true"), ("canary-weight", "50"), ("custom-headers", "hdrs")],
+            ),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert_eq!(routes(&m, false), ["m-main"], "{target:?}:\n{text}");
+        assert!(routes(&m, true).is_empty(), "{target:?}:\n{text}");
+        let backends: Vec<_> = find(&m, "HTTPRoute")[0]["spec"]["rules"][0]["backendRefs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["name"].as_str().unwrap().to_owned(), b["weight"].as_u64()))
+            .collect();
+        assert_eq!(
+            backends,
+            [("m-main-svc".to_owned(), Some(50)), ("c-can-svc".to_owned(), Some(50))],
+            "{target:?}:\n{text}"
+        );
+        let custom = m.report.entries.iter().filter(|e| e.key == "custom-headers").collect::<Vec<_>>();
+        assert_eq!(custom.len(), 1, "{target:?}:\n{text}");
+        assert_eq!(custom[0].status, Status::Ignored, "{target:?}:\n{text}");
+        assert!(!m.report.incomplete(), "{target:?}:\n{text}");
+        assert!(
+            !m.report.notes.iter().any(|n| n.contains("c-can") && n.contains("emitted as deny-all")),
+            "{target:?}:\n{text}"
+        );
+    }
+    // A canary left out for another reason (a High-risk annotation, the
+    // version unknown): no route of its own, and the note says so.
+    for target in BOTH {
+        let docs = [
+            controller_at("latest", &[], &[]),
+            ing_at("web", "m-main", 2020, "/admin", &[]),
+            ing_at(
+                "web",
+                "c-can",
+                2021,
+                "/admin",
+                &[("canary", "true"), ("canary-weight", "50"), ("server-alias", "x.example")],
+            ),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert_eq!(routes(&m, false), ["m-main"], "{target:?}:\n{text}");
+        let note = m.report.notes.iter().find(|n| n.starts_with("Ingress/web/c-can") && n.contains("left out"));
+        let note = note.unwrap_or_else(|| panic!("{target:?}: no note for c-can:\n{text}"));
+        assert!(
+            !note.contains("emitted as deny-all") && note.contains("nothing of it is in the output"),
+            "{target:?}: {note}"
+        );
+    }
+}
