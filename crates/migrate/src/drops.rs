@@ -458,7 +458,8 @@ fn location_denied(
 /// location is served without the parameters) while cross-namespace
 /// resources are disallowed (the ConfigMap key
 /// `allow-cross-namespace-resources`, false by default from v1.12, true
-/// before).
+/// before); else ingress-nginx reads the name in the Ingress's own
+/// namespace, whatever namespace was written.
 fn fastcgi_denied(ing: &Object, v: &str, setup: &Setup<'_>, version: Option<Version>) -> Option<String> {
     // parser.GetStringAnnotation trims each line; cache.SplitMetaNamespaceKey takes `name` or `ns/name`.
     let v = v.lines().map(str::trim).collect::<Vec<_>>().join("\n");
@@ -477,9 +478,10 @@ fn fastcgi_denied(ing: &Object, v: &str, setup: &Setup<'_>, version: Option<Vers
     if !ns.is_empty() && ns != ing.namespace && cross_allowed == Some(false) {
         return None;
     }
+    // fastcgi/main.go reads `<the Ingress's namespace>/<name>` whatever namespace was named.
     Some(format!(
-        "ingress-nginx denies the location (503 for every client) unless ConfigMap {}/{} exists, and refuses the whole Ingress if one of its keys or values fails its FCGI patterns; realip migrate does not check that",
-        if ns.is_empty() { ing.namespace.as_str() } else { ns },
+        "ingress-nginx denies the location (503 for every client) unless ConfigMap {}/{} (always in the Ingress's namespace) exists, and refuses the whole Ingress if one of its keys or values fails its FCGI patterns; realip migrate does not check that",
+        ing.namespace,
         parts[parts.len() - 1]
     ))
 }

@@ -258,8 +258,11 @@ fn unsure_deny_all(
         .at(&["metadata", "annotations"])
         .and_then(|a| a.entries().iter().find(|(k, _)| *k == full).map(|(_, v)| v.line))
         .unwrap_or(ing.source.line);
-    // One entry for the key: this one replaces what the annotation's own reading said.
-    report.entries.retain(|e| !(e.object == ing.id() && e.key == *key));
+    // A denied location: one entry for the key, this one replaces what the
+    // annotation's own reading said ("not handled", or a conversion).
+    if *denied {
+        report.entries.retain(|e| !(e.object == ing.id() && e.key == *key));
+    }
     let (outcome, deny_all) = if *denied {
         (
             "Whether ingress-nginx answered 503 on this Ingress's locations or served them is not known",
