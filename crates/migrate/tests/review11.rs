@@ -389,3 +389,31 @@ fn a_canary_s_denied_location_does_not_apply() {
         );
     }
 }
+
+/// R11-2, fastcgi across namespaces: ingress-nginx reads the ConfigMap in
+/// the Ingress's own namespace unless cross-namespace resources are off
+/// (`allow-cross-namespace-resources`, true by default before v1.12), when
+/// another namespace is only an error and the location is served.
+#[test]
+fn fastcgi_in_another_namespace_follows_allow_cross_namespace_resources() {
+    // (image tag, allow-cross-namespace-resources, denied)
+    let rows: &[(&str, Option<&str>, bool)] = &[
+        ("v1.11.3", None, true),
+        ("v1.11.3", Some("false"), false),
+        ("v1.15.1", Some("true"), true),
+        ("v1.15.1", None, false),
+    ];
+    for target in BOTH {
+        for &(tag, allow, denied) in rows {
+            let data: Vec<(&str, &str)> = allow.map(|a| ("allow-cross-namespace-resources", a)).into_iter().collect();
+            let docs = [
+                controller_at(tag, &["--enable-annotation-validation=false"], &data),
+                ing_at("web", "f-open", 2021, "/api", &[("fastcgi-params-configmap", "other/nope")]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let want: &[&str] = if denied { &["f-open-denied"] } else { &[] };
+            assert_eq!(routes(&m, true), want, "{tag} {allow:?} {target:?}:\n{text}");
+        }
+    }
+}
