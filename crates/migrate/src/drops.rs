@@ -149,6 +149,17 @@ pub enum Verdict {
         /// Why the outcome is not known.
         why: String,
     },
+    /// Served, but its locations may be denied (ingress-nginx answers 503
+    /// there to every client) depending on something not known here; the
+    /// fields as in [`Verdict::Unsure`].
+    Denied {
+        /// The annotation (without the prefix).
+        key: String,
+        /// Its value.
+        value: String,
+        /// Why the location may be denied.
+        why: String,
+    },
 }
 
 /// A boolean controller flag (a value only with `--flag=value`; a bare
@@ -351,7 +362,7 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
             return v;
         }
     }
-    location_denied(&anns, &prefix, at_least((1, 11))).unwrap_or(Verdict::Served)
+    location_denied(ing, &anns, &prefix, setup, validation).unwrap_or(Verdict::Served)
 }
 
 /// Annotations whose parser, on an error that is not a validation error,
@@ -359,43 +370,189 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
 /// every client) whatever `--enable-annotation-validation` says:
 /// `custom-headers` (v1.11 on: a ConfigMap that is missing, or a header
 /// not in the ConfigMap's `global-allowed-response-headers`, empty by
-/// default) and `proxy-ssl-secret` (a Secret missing, malformed or in
-/// another namespace). Neither is checked here, so such an Ingress is
-/// [`Verdict::Unsure`]: kept in the host/path merge deny-all, never
-/// emitted open where ingress-nginx answered 503 (review 10, R10-1).
-/// `custom_headers_read`: whether the controller is v1.11 or later
-/// (`None`: not known).
+/// default), `proxy-ssl-secret` (a Secret missing, malformed or in
+/// another namespace), `fastcgi-params-configmap` (a name with more than
+/// one `/`, or a ConfigMap that cannot be read; a key or value failing the
+/// FCGI patterns drops the whole Ingress) and, up to v1.11,
+/// `global-rate-limit-window` (a window Go's `time.ParseDuration` rejects
+/// while `global-rate-limit` is not 0, or any rejected window with
+/// annotation validation on). None of the resources is checked here, so
+/// such an Ingress is [`Verdict::Denied`]: kept in the host/path merge
+/// deny-all, never emitted open where ingress-nginx answered 503 (reviews
+/// 10 and 11, R10-1, R11-2). `validation`: annotation validation is or may
+/// be on.
 fn location_denied(
+    ing: &Object,
     anns: &[(String, Option<&str>)],
     prefix: &str,
-    custom_headers_read: Option<bool>,
+    setup: &Setup<'_>,
+    validation: bool,
 ) -> Option<Verdict> {
-    let value = |short: &str| {
-        anns.iter()
-            .find(|(k, _)| k.strip_prefix(prefix) == Some(short))
-            .map(|(_, v)| v.unwrap_or_default())
-            .filter(|v| !v.is_empty())
-    };
-    if let Some(v) = value("custom-headers").filter(|_| custom_headers_read != Some(false)) {
-        return Some(Verdict::Unsure {
-            key: "custom-headers".to_owned(),
-            value: v.to_owned(),
-            why: format!(
-                "annotation {prefix}custom-headers `{v}`: ingress-nginx (v1.11 on) denies the location (503 for every \
-                 client) unless ConfigMap `{v}` exists and each of its headers is in the controller ConfigMap's \
-                 global-allowed-response-headers (empty by default); realip migrate does not check that"
-            ),
-        });
+    // ingress-nginx builds no location from a canary (controller.go skips
+    // `anns.Canary.Enabled` servers and locations), so its Denied never applies.
+    if crate::merge::is_canary(ing, &setup.prefix) {
+        return None;
     }
-    let v = value("proxy-ssl-secret")?;
-    Some(Verdict::Unsure {
-        key: "proxy-ssl-secret".to_owned(),
-        value: v.to_owned(),
-        why: format!(
+    let version = controller_version(setup);
+    let raw = |short: &str| {
+        anns.iter().find(|(k, _)| k.strip_prefix(prefix) == Some(short)).map(|(_, v)| v.unwrap_or_default())
+    };
+    let value = |short: &str| raw(short).filter(|v| !v.is_empty());
+    let unsure = |key: &str, v: &str, why: String| Verdict::Denied { key: key.to_owned(), value: v.to_owned(), why };
+    // customheaders is read from v1.11 on.
+    if let Some(v) = value("custom-headers").filter(|_| version.is_none_or(|v| v >= (1, 11))) {
+        return Some(unsure(
+            "custom-headers",
+            v,
+            format!(
+                "annotation {prefix}custom-headers `{v}`: ingress-nginx (v1.11 on) denies the location (503 for every \
+             client) unless ConfigMap `{v}` exists and each of its headers is in the controller ConfigMap's \
+             global-allowed-response-headers (empty by default); realip migrate does not check that"
+            ),
+        ));
+    }
+    if let Some(v) = value("proxy-ssl-secret") {
+        return Some(unsure(
+            "proxy-ssl-secret",
+            v,
+            format!(
             "annotation {prefix}proxy-ssl-secret `{v}`: ingress-nginx denies the location (503 for every client) when \
              the Secret is missing, malformed or in another namespace; realip migrate does not check that"
         ),
-    })
+        ));
+    }
+    if let Some(v) = value("fastcgi-params-configmap") {
+        if let Some(why) = fastcgi_denied(ing, v, setup, version) {
+            return Some(unsure(
+                "fastcgi-params-configmap",
+                v,
+                format!("annotation {prefix}fastcgi-params-configmap `{v}`: {why}"),
+            ));
+        }
+    }
+    // globalratelimit was removed in v1.12.
+    if version.is_none_or(|v| v <= (1, 11)) {
+        let window = value("global-rate-limit-window").filter(|w| !go_duration(w))?;
+        // parser.GetIntAnnotation: Go's strconv.Atoi, nothing trimmed; an error leaves 0.
+        let limit = raw("global-rate-limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(0);
+        if limit != 0 || validation {
+            let when = if limit != 0 {
+                format!("with global-rate-limit `{limit}` (not 0)")
+            } else {
+                "with annotation validation on (or possibly on), whatever global-rate-limit says".to_owned()
+            };
+            let era = if version.is_none() { "the controller's version is not known, and up to v1.11 " } else { "" };
+            return Some(unsure("global-rate-limit-window", window, format!(
+                "annotation {prefix}global-rate-limit-window `{window}` is not a duration to Go's time.ParseDuration \
+                 (or not proven one by realip migrate): {era}ingress-nginx's global rate limit parser then denies the location \
+                 (503 for every client) {when}"
+            )));
+        }
+    }
+    None
+}
+
+/// Why ingress-nginx may deny the location of `ing` for its
+/// `fastcgi-params-configmap` `v` (already non-empty), or `None` when it
+/// serves it: a ConfigMap in another namespace is a plain error (the
+/// location is served without the parameters) while cross-namespace
+/// resources are disallowed (the ConfigMap key
+/// `allow-cross-namespace-resources`, false by default from v1.12, true
+/// before); else ingress-nginx reads the name in the Ingress's own
+/// namespace, whatever namespace was written.
+fn fastcgi_denied(ing: &Object, v: &str, setup: &Setup<'_>, version: Option<Version>) -> Option<String> {
+    // parser.GetStringAnnotation trims each line; cache.SplitMetaNamespaceKey takes `name` or `ns/name`.
+    let v = v.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+    let parts: Vec<&str> = v.split('/').collect();
+    if parts.len() > 2 {
+        return Some(
+            "not a ConfigMap name or `namespace/name`: ingress-nginx denies the location (503 for every client)".into(),
+        );
+    }
+    let ns = if parts.len() == 2 { parts[0] } else { "" };
+    let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "allow-cross-namespace-resources"]));
+    let cross_allowed = match set {
+        Some(b) => crate::ingress::go_bool(b),
+        None => version.map(|v| v < (1, 12)),
+    };
+    if !ns.is_empty() && ns != ing.namespace && cross_allowed == Some(false) {
+        return None;
+    }
+    // fastcgi/main.go reads `<the Ingress's namespace>/<name>` whatever namespace was named.
+    Some(format!(
+        "ingress-nginx denies the location (503 for every client) unless ConfigMap {}/{} (always in the Ingress's namespace) exists, and refuses the whole Ingress if one of its keys or values fails its FCGI patterns; realip migrate does not check that",
+        ing.namespace,
+        parts[parts.len() - 1]
+    ))
+}
+
+/// Whether Go's `time.ParseDuration` accepts `s`: an optional sign, then
+/// `0` or one or more `number unit` pairs (a number has digits before or
+/// after an optional `.`; units `ns`, `us`, `µs`, `μs`, `ms`, `s`, `m`,
+/// `h`), at most 2^63−1 ns in all. The total is bounded from above (each
+/// fraction rounded up), so a value Go accepts only by rounding down at
+/// that bound counts as rejected: never more open.
+pub fn go_duration(s: &str) -> bool {
+    const MAX: u128 = (1u128 << 63) - 1;
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    if s == "0" {
+        return true;
+    }
+    if s.is_empty() {
+        return false;
+    }
+    let mut rest = s;
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (int, r) = rest.split_at(int_len);
+        let (frac, r) = match r.strip_prefix('.') {
+            Some(r) => {
+                let n = r.bytes().take_while(u8::is_ascii_digit).count();
+                r.split_at(n)
+            }
+            None => ("", r),
+        };
+        if int.is_empty() && frac.is_empty() {
+            return false;
+        }
+        let unit_len = r.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(r.len());
+        let (unit, r) = r.split_at(unit_len);
+        let ns: u128 = match unit {
+            "ns" => 1,
+            "us" | "\u{b5}s" | "\u{3bc}s" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return false,
+        };
+        // Go's leadingInt overflows past 2^63; more than 20 digits is past it anyway.
+        let int = int.trim_start_matches('0');
+        if int.len() > 20 {
+            return false;
+        }
+        let whole: u128 = if int.is_empty() { 0 } else { int.parse().unwrap_or(u128::MAX) };
+        if whole > 1u128 << 63 {
+            return false;
+        }
+        // The fraction, bounded from above: its first 20 digits, plus one
+        // nanosecond for the rounding and the digits cut.
+        let digits = &frac[..frac.len().min(20)];
+        let part = if frac.bytes().all(|b| b == b'0') {
+            0
+        } else {
+            let num: u128 = digits.parse().unwrap_or(0);
+            let scale = 10u128.pow(u32::try_from(digits.len()).unwrap_or(20));
+            num * ns / scale + 1
+        };
+        total = total.saturating_add(whole.saturating_mul(ns)).saturating_add(part);
+        if total > MAX {
+            return false;
+        }
+        rest = r;
+    }
+    true
 }
 
 /// [`Verdict::Unsure`] for the first annotation of [`unproven`], with
@@ -538,6 +695,43 @@ mod tests {
             ("4044", false),
         ] {
             assert_eq!(http_error_codes(v), ok, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn go_parse_duration() {
+        for (v, ok) in [
+            ("1m", true),
+            ("1s", true),
+            ("500ms", true),
+            ("1h30m", true),
+            ("1.5h", true),
+            (".5s", true),
+            ("1.s", true),
+            ("-1m", true),
+            ("+2s", true),
+            ("0", true),
+            ("-0", true),
+            ("1\u{b5}s", true),
+            ("1\u{3bc}s", true),
+            ("2562047h", true),
+            ("2562048h", false),
+            ("9223372036854775807ns", true),
+            ("9223372036854775808ns", false),
+            ("1 minute", false),
+            ("1minute", false),
+            ("60", false),
+            ("", false),
+            ("-", false),
+            (".s", false),
+            ("1m ", false),
+            (" 1m", false),
+            ("1d", false),
+            ("1M", false),
+            ("s", false),
+            ("00", false),
+        ] {
+            assert_eq!(go_duration(v), ok, "{v:?}");
         }
     }
 

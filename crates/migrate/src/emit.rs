@@ -784,16 +784,25 @@ fn client_ip_policy(gw: &Gateway, ci: &ClientIp, target: Target, out: &mut Vec<V
     match target {
         Target::Realip => {
             let mut spec = json!({"targetRefs": target_ref});
-            if ci.proxy_protocol && !ci.trusted.is_empty() {
+            let header_source = |h: &str| match h.to_ascii_lowercase().as_str() {
+                "x-forwarded-for" => json!(["XForwardedFor"]),
+                "x-real-ip" => json!(["XRealIP"]),
+                _ => json!([{"header": h}]),
+            };
+            if let Some(h) = ci.pp_header.as_ref().filter(|_| ci.proxy_protocol && !ci.trusted.is_empty()) {
+                // ingress-nginx v1.13+ with use-forwarded-headers: the header
+                // from a PROXY source in proxy-real-ip-cidr (the accepted PROXY
+                // source is the effective peer the header is read from). The
+                // closest chain, reported not converted (setup::client_ip).
+                spec["proxyProtocol"] = json!({"mode": "Required", "trustedSenders": ci.trusted});
+                spec["trustedProxies"] = json!(ci.trusted);
+                spec["sources"] = header_source(h);
+            } else if ci.proxy_protocol && !ci.trusted.is_empty() {
                 spec["proxyProtocol"] = json!({"mode": "Required", "trustedSenders": ci.trusted});
                 spec["sources"] = json!(["ProxyProtocol"]);
             } else if let Some(h) = ci.header.as_ref().filter(|_| !ci.trusted.is_empty()) {
                 spec["trustedProxies"] = json!(ci.trusted);
-                spec["sources"] = match h.to_ascii_lowercase().as_str() {
-                    "x-forwarded-for" => json!(["XForwardedFor"]),
-                    "x-real-ip" => json!(["XRealIP"]),
-                    _ => json!([{"header": h}]),
-                };
+                spec["sources"] = header_source(h);
             } else {
                 // Nothing trusted: no header is believed, the client is the TCP peer.
                 // Said as such (the CRD has no peer-only source); no `sources`, as no

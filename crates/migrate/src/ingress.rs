@@ -683,6 +683,55 @@ pub fn access_directives(snippet: &str) -> bool {
         .any(|stmt| stmt.split_whitespace().next().is_some_and(|w| !HARMLESS.contains(&w)))
 }
 
+/// Why ingress-nginx never applied `global-rate-limit` with this
+/// controller, or `None` when it did or may have: the feature was removed
+/// in v1.12 (PR #11851), and before that `global_throttle.lua` skips every
+/// limit unless the ConfigMap gives `global-rate-limit-memcached-host`
+/// (empty by default) and a `global-rate-limit-memcached-port` other than 0.
+fn global_limit_ignored(setup: &crate::setup::Setup<'_>) -> Option<String> {
+    let version = crate::setup::controller_version(setup);
+    if let Some((major, minor)) = version.filter(|v| *v >= (1, 12)) {
+        return Some(format!("removed in ingress-nginx v1.12 (the controller runs v{major}.{minor}): ingress-nginx applied no limit, so neither does the output"));
+    }
+    let data = |k: &str| setup.configmap.and_then(|c| c.doc.str_at(&["data", k])).map(str::trim);
+    let host = data("global-rate-limit-memcached-host").unwrap_or_default();
+    let port0 = data("global-rate-limit-memcached-port").and_then(|p| p.parse::<i64>().ok()) == Some(0);
+    if host.is_empty() || port0 {
+        let era = if version.is_none() { "removed in ingress-nginx v1.12 and, before, " } else { "" };
+        let what =
+            if host.is_empty() { "no global-rate-limit-memcached-host" } else { "global-rate-limit-memcached-port 0" };
+        return Some(format!("{era}never applied without memcached: the ConfigMap has {what}, and ingress-nginx's global throttle then skips every limit; neither does the output"));
+    }
+    None
+}
+
+/// With memcached configured and the controller's version not known,
+/// whether ingress-nginx applied `global-rate-limit` is not known (removed
+/// in v1.12): said after the entry's `why`.
+fn global_limit_unsure(setup: &crate::setup::Setup<'_>) -> Option<String> {
+    crate::setup::controller_version(setup).is_none().then(|| {
+        ". The controller's version is not known: ingress-nginx v1.12 and later removed global-rate-limit and applied no limit, while the output does".to_owned()
+    })
+}
+
+/// Whether nginx configuration holds a directive of the real-IP module
+/// (`real_ip_header`, `set_real_ip_from`, `real_ip_recursive`): at http
+/// level it changes who the client is on every server, beside what the
+/// ConfigMap's client-IP keys say.
+pub fn real_ip_directives(snippet: &str) -> bool {
+    snippet
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .split([';', '{', '}', '\n'])
+        .any(|stmt| {
+            stmt.split_whitespace()
+                .next()
+                .is_some_and(|w| matches!(w, "real_ip_header" | "set_real_ip_from" | "real_ip_recursive"))
+        })
+}
+
 /// Whether http-level nginx configuration holds a directive that refuses
 /// requests in every server it is inherited by (`allow`, `deny`, `auth_*`,
 /// `limit_req`, `limit_conn`, `satisfy`, `return 4xx`); an http-snippet's
@@ -921,6 +970,10 @@ pub fn plan<'a>(
                 }
             }
             "global-rate-limit" => {
+                if let Some(why) = global_limit_ignored(setup) {
+                    push(key, Status::Ignored, "", why);
+                    continue;
+                }
                 let window = get("global-rate-limit-window");
                 let key_ok = get("global-rate-limit-key").is_none_or(|k| matches!(k, "$remote_addr" | "$binary_remote_addr"));
                 let n = v.parse::<u64>().ok().filter(|n| *n > 0);
@@ -933,6 +986,15 @@ pub fn plan<'a>(
                     push(key, Status::NotConverted, "", "global-rate-limit-key is not the client address: the policies key limits on the resolved client only".into());
                     continue;
                 }
+                // globalratelimit: `WindowSize = int(windowSize.Seconds())`, and
+                // global_throttle.lua skips a window of 0.
+                if secs < 1.0 {
+                    push(key, Status::Ignored, "", format!("the window of {secs} s is under 1 s: ingress-nginx truncates it to whole seconds, 0, and then never applies the limit; neither does the output"));
+                    continue;
+                }
+                let truncated = if secs.fract() == 0.0 { String::new() } else { format!(" (ingress-nginx truncates the window of {secs} s to whole seconds)") };
+                let secs = secs.trunc();
+                let unsure = global_limit_unsure(setup);
                 let unit = [(1.0, "Second"), (60.0, "Minute"), (3600.0, "Hour"), (86_400.0, "Day")]
                     .iter()
                     .find(|(s, _)| (secs - s).abs() < f64::EPSILON)
@@ -944,9 +1006,11 @@ pub fn plan<'a>(
                         push(key, Status::NotConverted, "", format!("Envoy Gateway's limits count per second, minute, hour or day; a window of {secs} s has no equivalent"));
                         continue;
                     }
-                    push(key, Status::Converted, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}), `shared: true`: one bucket per client for all the Ingress's routes, as ingress-nginx; needs Envoy Gateway's rate limit service", unit.unwrap_or("Second").to_ascii_lowercase()));
+                    let status = if unsure.is_some() { Status::Changed } else { Status::Converted };
+                    push(key, status, &format!("{rate_to} rateLimit.global"), format!("{n} requests per {} per client across replicas ({keyed_on}), `shared: true`: one bucket per client for all the Ingress's routes, as ingress-nginx; needs Envoy Gateway's rate limit service{}", unit.unwrap_or("Second").to_ascii_lowercase(), unsure.unwrap_or_default()));
                 } else {
-                    push(key, Status::Converted, &format!("{rate_to} rateLimit (scope Global)"), format!("{n} per {secs} s per client shared by every replica (the proxy's [rate_limit_store], Redis, where ingress-nginx used memcached), {keyed_on}"));
+                    let status = if unsure.is_some() { Status::Changed } else { Status::Converted };
+                    push(key, status, &format!("{rate_to} rateLimit (scope Global)"), format!("{n} per {secs} s{truncated} per client shared by every replica (the proxy's [rate_limit_store], Redis, where ingress-nginx used memcached), {keyed_on}{}", unsure.unwrap_or_default()));
                 }
                 plan.rates.push(rate);
             }
@@ -954,7 +1018,10 @@ pub fn plan<'a>(
                 let status = if get("global-rate-limit").is_some() { Status::Converted } else { Status::Ignored };
                 push(key, status, &format!("{rate_to} rateLimit"), "read with global-rate-limit".into());
             }
-            "global-rate-limit-ignored-cidrs" => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {rate_kind} has no exemption list")),
+            "global-rate-limit-ignored-cidrs" => match global_limit_ignored(setup) {
+                Some(why) => push(key, Status::Ignored, "", why),
+                None => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {rate_kind} has no exemption list")),
+            },
             "limit-whitelist" | "limit-allowlist" => {
                 // realip's one ClientAccessPolicy holds both; Envoy Gateway has two kinds.
                 let kinds = if access_kind == rate_kind { format!("{access_kind} has") } else { format!("{access_kind} and {rate_kind} have") };
@@ -1233,6 +1300,9 @@ pub fn plan<'a>(
             (e.status, e.to) = g.clone();
             e.why = match g.0 {
                 Status::NotConverted => "read with global-rate-limit, which is not converted (see it)".into(),
+                Status::Ignored => {
+                    "read with global-rate-limit, which ingress-nginx never applied here (see it)".into()
+                }
                 _ => "read with global-rate-limit".into(),
             };
         }

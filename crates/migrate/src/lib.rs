@@ -182,12 +182,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         }
         apply_merge(&mut p, &merged, &mut report);
         if let Some(why) = &p.deny_all {
-            report.notes.push(format!(
-                "{} ({}:{}): left out: {why}; emitted as deny-all (its hosts and paths, no backend, a policy refusing every client) so its requests are refused, as ingress-nginx refused or redirected them, instead of falling through to a more open route",
-                ing.id(),
-                ing.source.file,
-                ing.source.line
-            ));
+            report.notes.push(left_out_note(&p, why));
             p.deny_everything();
             left_out_entries(&mut report, &ing.id());
         }
@@ -225,16 +220,36 @@ fn sort_objects(objects: &mut [Value]) {
     });
 }
 
+/// The note for a plan left out (`why`): what of it is in the output.
+fn left_out_note(p: &ingress::Plan<'_>, why: &str) -> String {
+    let ing = p.obj;
+    if p.canary.is_some() {
+        // A canary has no route of its own: nothing of it is emitted.
+        return format!(
+            "{} ({}:{}): left out: {why}; a canary has no route of its own, so nothing of it is in the output and its main Ingress's route serves all the traffic",
+            ing.id(),
+            ing.source.file,
+            ing.source.line
+        );
+    }
+    format!(
+        "{} ({}:{}): left out: {why}; emitted as deny-all (its hosts and paths, no backend, a policy refusing every client) so its requests are refused, as ingress-nginx refused or redirected them, instead of falling through to a more open route",
+        ing.id(),
+        ing.source.file,
+        ing.source.line
+    )
+}
+
 /// Emits deny-all an Ingress that ingress-nginx may have dropped or served
 /// ([`drops::Verdict::Unsure`]), with a not-converted entry saying why.
 fn unsure_deny_all(
     p: &mut ingress::Plan<'_>,
-    u: &(String, String, String),
+    u: &(String, String, String, bool),
     setup: &setup::Setup<'_>,
     report: &mut Report,
 ) {
     let ing = p.obj;
-    let (key, value, why) = u;
+    let (key, value, why, denied) = u;
     // ingress-nginx may have dropped it or served it: deny-all is never
     // more open than either, and it still takes its paths in the merge.
     let full = format!("{}/{key}", setup.prefix);
@@ -243,6 +258,22 @@ fn unsure_deny_all(
         .at(&["metadata", "annotations"])
         .and_then(|a| a.entries().iter().find(|(k, _)| *k == full).map(|(_, v)| v.line))
         .unwrap_or(ing.source.line);
+    // A denied location: one entry for the key, this one replaces what the
+    // annotation's own reading said ("not handled", or a conversion).
+    if *denied {
+        report.entries.retain(|e| !(e.object == ing.id() && e.key == *key));
+    }
+    let (outcome, deny_all) = if *denied {
+        (
+            "Whether ingress-nginx answered 503 on this Ingress's locations or served them is not known",
+            format!("ingress-nginx may have denied its locations, answering 503 to every client (see its {key} entry)"),
+        )
+    } else {
+        (
+            "Whether ingress-nginx served this Ingress is not known",
+            format!("ingress-nginx may have dropped it or served it (see its {key} entry)"),
+        )
+    };
     report.entries.push(Entry {
         object: ing.id(),
         file: ing.source.file.clone(),
@@ -251,9 +282,9 @@ fn unsure_deny_all(
         value: value.clone(),
         status: Status::NotConverted,
         to: String::new(),
-        why: format!("{why}. Whether ingress-nginx served this Ingress is not known, so it is emitted deny-all (it keeps its hosts and paths, so nothing more open takes them)"),
+        why: format!("{why}. {outcome}, so it is emitted deny-all (it keeps its hosts and paths, so nothing more open takes them)"),
     });
-    p.deny_all = Some(format!("ingress-nginx may have dropped it or served it (see its {key} entry)"));
+    p.deny_all = Some(deny_all);
 }
 
 /// Makes the entries that name the client-IP policy (`to`: `Kind ns/name`,
@@ -309,8 +340,9 @@ fn global_access_keys(report: &Report) -> Vec<String> {
 }
 
 /// Whether ingress-nginx may have served an Ingress: by id, the key, value
-/// and why of those it may have dropped or served ([`drops::Verdict::Unsure`]).
-type Unsure = BTreeMap<String, (String, String, String)>;
+/// and why of those it may have dropped or served ([`drops::Verdict::Unsure`],
+/// `false`) or whose locations it may have denied ([`drops::Verdict::Denied`], `true`).
+type Unsure = BTreeMap<String, (String, String, String, bool)>;
 
 /// The Ingresses the controller serves (the last copy of each), sorted by
 /// namespace and name, those it certainly drops left out with a note; and
@@ -382,7 +414,11 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             false
         }
         drops::Verdict::Unsure { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, why));
+            unsure.insert(ing.id(), (key, value, why, false));
+            true
+        }
+        drops::Verdict::Denied { key, value, why } => {
+            unsure.insert(ing.id(), (key, value, why, true));
             true
         }
     });
@@ -1115,20 +1151,22 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
 }
 
 /// The client address itself could not be converted (a key deciding the
-/// source or who is trusted is not converted): access lists and rate limits
+/// source or who is trusted is not converted, or an http-snippet holds
+/// real-IP directives): access lists and rate limits
 /// would key on the wrong address (often the load balancer's).
 fn client_ip_lost(report: &Report) -> bool {
     report.entries.iter().any(|e| {
-        e.status == Status::NotConverted
-            && matches!(
-                e.key.as_str(),
-                "use-forwarded-headers"
-                    | "enable-real-ip"
-                    | "forwarded-for-header"
-                    | "use-proxy-protocol"
-                    | "proxy-real-ip-cidr"
-                    | "--configmap"
-            )
+        e.status == Status::NotConverted && e.key == "http-snippet" && ingress::real_ip_directives(&e.value)
+            || e.status == Status::NotConverted
+                && matches!(
+                    e.key.as_str(),
+                    "use-forwarded-headers"
+                        | "enable-real-ip"
+                        | "forwarded-for-header"
+                        | "use-proxy-protocol"
+                        | "proxy-real-ip-cidr"
+                        | "--configmap"
+                )
     })
 }
 

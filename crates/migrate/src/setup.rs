@@ -278,6 +278,15 @@ pub struct ClientIp {
     pub ssl_redirect: bool,
     /// `proxy-protocol-header-timeout`, when set.
     pub pp_timeout: Option<String>,
+    /// ingress-nginx v1.13 on with `use-proxy-protocol` and
+    /// `use-forwarded-headers` both on: the header (`forwarded-for-header`)
+    /// it reads when the PROXY header's source is in `proxy-real-ip-cidr`
+    /// (PR #12768). `None` before v1.13, or with either key off.
+    pub pp_header: Option<String>,
+    /// Both keys on and the controller's version not known: whether
+    /// ingress-nginx reads the PROXY source only (before v1.13) or the
+    /// header too (v1.13 on) is not known.
+    pub pp_header_unknown: bool,
 }
 
 impl ClientIp {
@@ -354,6 +363,22 @@ const NO_EFFECT: &[(&str, &str)] = &[
 
 const SNIPPET_KEYS: &[&str] = &["http-snippet", "server-snippet", "location-snippet", "main-snippet", "stream-snippet"];
 
+/// `major.minor` of a known controller version.
+fn version_str(version: Option<(u32, u32)>) -> String {
+    version.map_or_else(|| "?".to_owned(), |(major, minor)| format!("{major}.{minor}"))
+}
+
+/// Why the v1.13+ PROXY-then-header chain is not converted, for the target
+/// whose client-IP policy is `to` (`Kind ns/name`).
+fn pp_header_gap(to: &str) -> String {
+    let lead = "No policy says exactly that, so the client address is not converted and Ingresses with allow/deny lists or rate limits are left out (deny-all, see their entries)";
+    if to.starts_with("ClientIPPolicy") {
+        format!("{lead}: the ClientIPPolicy carries the closest chain (proxyProtocol.trustedSenders, trustedProxies = proxy-real-ip-cidr, the header as its source, RightmostUntrusted), which agrees while the header holds an address but, from a trusted PROXY source, takes the PROXY source where ingress-nginx took the load balancer's address; check that difference and add the lists by hand")
+    } else {
+        format!("{lead}: the ClientTrafficPolicy keeps proxyProtocol only (Envoy Gateway has no PROXY trusted-sender list and cannot make reading X-Forwarded-For depend on the PROXY source), so the client is the PROXY source; add the lists by hand once the Gateway's chain is settled")
+    }
+}
+
 /// Converts the ConfigMap into [`ClientIp`], with an entry for every key.
 #[allow(clippy::too_many_lines)] // one arm per ConfigMap key, kept together so the table reads as one
 pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Report, to: &str) -> ClientIp {
@@ -381,6 +406,14 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     let pp = bool_of("use-proxy-protocol", false);
     let fwd_header = get("forwarded-for-header").unwrap_or("X-Forwarded-For").to_owned();
     let header = (!pp && (use_fwd || real_ip)).then(|| fwd_header.clone());
+    // ingress-nginx v1.13 (PR #12768) with both keys on: real_ip_header is
+    // the intermediate forwarded-for-proxy-protocol-header, which holds the
+    // forwarded-for header when the PROXY source ($proxy_protocol_addr) is
+    // in proxy-real-ip-cidr, else the PROXY source; before v1.13 PROXY only.
+    let version = controller_version(setup);
+    let both = pp && use_fwd;
+    let pp_header = (both && version.is_some_and(|v| v >= (1, 13))).then(|| fwd_header.clone());
+    let pp_header_unknown = both && version.is_none();
     // Entries that are not CIDRs are left out: trusting nothing is safer than guessing.
     let (cidrs, bad): (Vec<String>, Vec<String>) = get("proxy-real-ip-cidr")
         .unwrap_or("0.0.0.0/0")
@@ -431,17 +464,22 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         full_xff: use_fwd && bool_of("compute-full-forwarded-for", false),
         ssl_redirect: bool_of("ssl-redirect", true),
         pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
+        pp_header,
+        pp_header_unknown,
     };
     let src = if pp { "ProxyProtocol" } else { ci.header.as_deref().unwrap_or("the TCP peer") };
     if get("use-forwarded-headers").is_some() || !pp && !real_ip {
         let (status, why) = match (use_fwd, pp) {
-            (true, true) => (Status::Converted, "with use-proxy-protocol, ingress-nginx reads the client from the PROXY header only (real_ip_header proxy_protocol); the output does the same".to_owned()),
+            (true, true) if ci.pp_header.is_some() => (Status::NotConverted, format!("with use-proxy-protocol, ingress-nginx v1.13 and later (the controller runs v{}) reads {fwd_header} when the PROXY header's source address is in proxy-real-ip-cidr (walked from the right past those CIDRs, real_ip_recursive on), else the PROXY source; and when the PROXY source is trusted but {fwd_header} is absent or its rightmost entry is not an address, the load balancer's own address (the TCP peer). {}", version_str(version), pp_header_gap(to))),
+            (true, true) if ci.pp_header_unknown => (Status::NotConverted, format!("with use-proxy-protocol, ingress-nginx before v1.13 reads the client from the PROXY header only (real_ip_header proxy_protocol), v1.13 and later reads {fwd_header} when the PROXY header's source is in proxy-real-ip-cidr; the controller's version is not known (no ingress-nginx controller image with a version tag in the input), so neither can be assumed: the client address is not converted (the policy reads the PROXY source only) and Ingresses with allow/deny lists or rate limits are left out (deny-all); add the controller to the input")),
+            (true, true) => (Status::Converted, "with use-proxy-protocol, ingress-nginx before v1.13 reads the client from the PROXY header only (real_ip_header proxy_protocol); the output does the same".to_owned()),
             (true, false) => (Status::Converted, format!("the client is read from {fwd_header}, believed only from the trusted proxies")),
             (false, _) if real_ip || pp => (Status::Converted, "off; the real-IP module is on through another key".into()),
             (false, _) => (Status::Converted, "off: the client is the TCP peer, nothing is trusted".into()),
         };
         let field = if used { format!("sources: {src}") } else { "trustedProxies: [] (no sources)".to_owned() };
-        entry("use-forwarded-headers", status, format!("{to} {field}"), why);
+        let field = if status == Status::NotConverted { String::new() } else { format!("{to} {field}") };
+        entry("use-forwarded-headers", status, field, why);
     }
     if get("enable-real-ip").is_some() {
         entry(
@@ -458,6 +496,11 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             "not read: neither use-forwarded-headers nor enable-real-ip is on (or PROXY replaces it)".into()
         };
         let status = if ci.header.is_some() { Status::Converted } else { Status::Ignored };
+        let (status, why) = if ci.pp_header.is_some() || ci.pp_header_unknown {
+            (Status::NotConverted, format!("with use-proxy-protocol and use-forwarded-headers, ingress-nginx v1.13 and later reads {fwd_header} (as a list, from the right) from PROXY sources in proxy-real-ip-cidr: not converted, see use-forwarded-headers"))
+        } else {
+            (status, why)
+        };
         // nginx's realip module walks any real_ip_header as a list, right to
         // left over `,` and spaces, past trusted addresses
         // (real_ip_recursive on); realip's XRealIP / {header} sources take
@@ -470,7 +513,25 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         } else {
             (status, why)
         };
-        entry("forwarded-for-header", status, format!("{to} sources"), why);
+        let field = if status == Status::NotConverted { String::new() } else { format!("{to} sources") };
+        entry("forwarded-for-header", status, field, why);
+    }
+    if get("forwarded-for-proxy-protocol-header").is_some() {
+        // nginx.tmpl (v1.13 on): `more_set_input_headers "<it>: $forwarded_for_proxy_protocol"`
+        // and `real_ip_header <it>`, only with both keys on.
+        let name = get("forwarded-for-proxy-protocol-header").unwrap_or_default();
+        let (status, why) = if ci.pp_header.is_some() || ci.pp_header_unknown {
+            (Status::NotConverted, format!("ingress-nginx v1.13 and later overwrites request header `{name}` with the PROXY source or {fwd_header} (whichever it believes) and reads the client from it; the app received it too. Not converted: the client-IP chain it carries is not (see use-forwarded-headers), and no policy sets an intermediate header; the app no longer receives `{name}`"))
+        } else if pp && use_fwd {
+            (Status::Ignored, "not a key before ingress-nginx v1.13, which reads the PROXY source only".to_owned())
+        } else {
+            (
+                Status::Ignored,
+                "read only with use-proxy-protocol and use-forwarded-headers both on (ingress-nginx v1.13 and later)"
+                    .to_owned(),
+            )
+        };
+        entry("forwarded-for-proxy-protocol-header", status, String::new(), why);
     }
     if get("use-proxy-protocol").is_some() {
         let why = if pp {
@@ -500,7 +561,11 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 families.says(),
                 if get("proxy-real-ip-cidr").is_none() && trust_override.is_empty() { " by default" } else { "" },
                 ci.trusted.join(", "),
-                if pp { "a PROXY header of its own, when it can reach the ingress directly" } else { "the header" }
+                match (pp, ci.pp_header.as_deref()) {
+                    (true, Some(h)) => format!("a PROXY header of its own, when it can reach the ingress directly, and (ingress-nginx v1.13 and later, with use-forwarded-headers) any {h} through the load balancer, as every PROXY source is trusted"),
+                    (true, None) => "a PROXY header of its own, when it can reach the ingress directly".to_owned(),
+                    (false, _) => "the header".to_owned(),
+                }
             )
         };
         let (status, why) = if !bad.is_empty() && trust_override.is_empty() {
@@ -578,6 +643,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             "use-forwarded-headers"
                 | "enable-real-ip"
                 | "forwarded-for-header"
+                | "forwarded-for-proxy-protocol-header"
                 | "use-proxy-protocol"
                 | "proxy-real-ip-cidr"
                 | "compute-full-forwarded-for"
@@ -597,6 +663,17 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
         if k == "proxy-body-size" {
             continue; // above
+        }
+        if k.starts_with("global-rate-limit-") {
+            // The global rate limit's ConfigMap keys (memcached, status code), up to v1.11.
+            let (status, why) = match controller_version(setup) {
+                Some((major, minor)) if (major, minor) >= (1, 12) => (Status::Ignored, format!("removed in ingress-nginx v1.12 (the controller runs v{major}.{minor}) with the global-rate-limit annotations")),
+                _ if k == "global-rate-limit-status-code" && get(k) == Some("429") => (Status::Converted, "limited requests get 429, as the policies answer".to_owned()),
+                _ if k == "global-rate-limit-status-code" => (Status::Changed, format!("ingress-nginx answered {} to requests over global-rate-limit; the policies answer 429", get(k).unwrap_or_default())),
+                _ => (Status::Changed, "the store ingress-nginx's global-rate-limit counted in (memcached): the output's global limits count in the data plane's own shared store instead (realip's proxy [rate_limit_store], Redis; Envoy Gateway's rate limit service): configure it there".to_owned()),
+            };
+            entry(k, status, String::new(), why);
+            continue;
         }
         if k == "annotations-risk-level" {
             entry(k, Status::Converted, String::new(), format!("applied as ingress-nginx applies it: every Ingress with an annotation (alias included) of a higher risk than {} is skipped, with a note naming the annotation (any value but critical, high or medium counts as Low, as ingress-nginx reads it)", crate::drops::Risk::parse(get(k).unwrap_or_default()).name()));
@@ -618,6 +695,9 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
         if let Some((_, why)) = NO_EFFECT.iter().find(|(n, _)| n == k) {
             entry(k, Status::Ignored, String::new(), (*why).into());
+        } else if k == "http-snippet" && get(k).is_some_and(crate::ingress::real_ip_directives) {
+            // Read by lib.rs's client_ip_lost: the client address is not converted.
+            entry(k, Status::NotConverted, String::new(), "raw nginx configuration is never converted, and this one holds real-IP directives (real_ip_header, set_real_ip_from or real_ip_recursive) at http level, which change who the client is on every server beside the ConfigMap's client-IP keys: the client address is not converted, so every Ingress with an allow/deny list or a rate limit is left out (deny-all); rewrite the chain with --trust or the policy by hand".into());
         } else if SNIPPET_KEYS.contains(&k.as_str()) {
             entry(k, Status::NotConverted, String::new(), "raw nginx configuration is never converted: rewrite what it does with Gateway API filters or policies by hand".into());
         } else {

@@ -66,8 +66,10 @@ fn configmap_keys_become_the_client_ip_policy() {
                 ("proxy-real-ip-cidr", "10.0.0.0/8"),
                 ("use-forwarded-headers", "true"),
             ],
-            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["10.0.0.0/8"]}, "sources": ["ProxyProtocol"]}),
-            vec![("use-proxy-protocol", Status::Converted), ("use-forwarded-headers", Status::Converted)],
+            // ingress-nginx v1.13+ (the builder's v1.15.1): X-Forwarded-For from a
+            // trusted PROXY source; the closest chain, not converted (review 11, R11-1).
+            json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["10.0.0.0/8"]}, "trustedProxies": ["10.0.0.0/8"], "sources": ["XForwardedFor"]}),
+            vec![("use-proxy-protocol", Status::Converted), ("use-forwarded-headers", Status::NotConverted)],
         ),
         (
             vec![
@@ -362,6 +364,13 @@ fn access_lists_key_on_the_resolved_client_for_both_targets() {
 fn rate_limits() {
     let cm = controller(&[]);
     let row = |anns: &[(&str, &str)], t: Target| run(&[cm.clone(), ingress("site", "/", anns, "")], t);
+    // global-rate-limit applies only up to v1.11 and with memcached (review 11, R11-4).
+    let glr_cm = controller(&[("global-rate-limit-memcached-host", "memcached.ingress-nginx")]).replacen(
+        "controller:v1.15.1",
+        "controller:v1.11.5",
+        1,
+    );
+    let glr = |anns: &[(&str, &str)], t: Target| run(&[glr_cm.clone(), ingress("site", "/", anns, "")], t);
     let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", "3")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
@@ -413,7 +422,7 @@ fn rate_limits() {
         let m = row(&[("limit-rps", "5"), (k, v)], R);
         assert_eq!(status(&m, k), Status::NotConverted, "{k}");
     }
-    let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], R);
+    let m = glr(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
         json!({"perSecond": 10.0, "burst": 600.0, "scope": "Global", "ipv6PrefixLength": 128})
@@ -422,7 +431,7 @@ fn rate_limits() {
         (status(&m, "global-rate-limit"), status(&m, "global-rate-limit-window")),
         (Status::Converted, Status::Converted)
     );
-    let m = row(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], EG);
+    let m = glr(&[("global-rate-limit", "600"), ("global-rate-limit-window", "1m")], EG);
     assert_eq!(
         one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["global"]["rules"][0]["limit"],
         json!({"requests": 600, "unit": "Minute"})
@@ -439,9 +448,9 @@ fn rate_limits() {
         .entries
         .iter()
         .any(|e| e.key == "limit-rps" && e.status == Status::Changed && e.why.contains("per route")));
-    let m = row(&[("global-rate-limit", "100"), ("global-rate-limit-window", "90s")], EG);
+    let m = glr(&[("global-rate-limit", "100"), ("global-rate-limit-window", "90s")], EG);
     assert_eq!(status(&m, "global-rate-limit"), Status::NotConverted, "no 90 s unit in Envoy Gateway");
-    let m = row(
+    let m = glr(
         &[
             ("global-rate-limit", "100"),
             ("global-rate-limit-window", "1m"),
@@ -456,7 +465,7 @@ fn rate_limits() {
     // limit-rps and global-rate-limit: nginx applies both; realip's one bucket is shared by
     // every replica (scope Global) with the lower rate and the smaller burst (N7):
     // rps 100 → 100/s burst 500; global 10 per 1m → 1/6 s, burst 10.
-    let m = row(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], R);
+    let m = glr(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], R);
     let rl = &one(&m, "ClientAccessPolicy")["spec"]["rateLimit"];
     assert_eq!((rl["scope"].as_str(), rl["burst"].as_f64()), (Some("Global"), Some(10.0)), "{rl}");
     assert!((rl["perSecond"].as_f64().unwrap() - 10.0 / 60.0).abs() < 1e-9, "{rl}");
@@ -464,11 +473,11 @@ fn rate_limits() {
         assert_eq!(status(&m, k), Status::Changed, "{k}\n{}", m.report.text());
     }
     // Envoy Gateway keeps both (local and global rules).
-    let m = row(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], EG);
+    let m = glr(&[("limit-rps", "100"), ("global-rate-limit", "10"), ("global-rate-limit-window", "1m")], EG);
     let rate = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"];
     assert!(rate.get("local").is_some() && rate.get("global").is_some(), "{rate}");
     assert_eq!(status(&m, "global-rate-limit-window"), Status::Converted);
-    let m = row(
+    let m = glr(
         &[
             ("global-rate-limit", "100"),
             ("global-rate-limit-window", "1m"),
