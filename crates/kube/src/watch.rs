@@ -589,10 +589,11 @@ pub async fn run(
     let mut route_cache = crate::gateway::translate::RouteCache::default();
     let mut reported: Vec<Problem> = Vec::new();
     let mut gw_reported: foldhash::HashSet<String> = foldhash::HashSet::default();
-    // Each status's problems as log lines, by the status's address: an
-    // unchanged status (the same value) is not walked again.
-    let mut problem_lines: foldhash::HashMap<usize, (std::sync::Arc<ObjectStatus>, std::sync::Arc<[String]>)> =
-        foldhash::HashMap::default();
+    // The previous translation's statuses, in order, each with its
+    // problems as log lines (`None`: none): an unchanged status (the same
+    // value, found a few places ahead in the next translation's statuses,
+    // which keep their order) is not walked again.
+    let mut problem_lines: Vec<StatusLines> = Vec::new();
     // ClientIPPolicies in force: a policy edited into an invalid one keeps
     // its last valid version (see `Inputs::last_good_ip`).
     let mut last_good_ip: std::collections::BTreeMap<String, crate::routes::ClientIp> =
@@ -768,24 +769,28 @@ pub async fn run(
             }
             last_good_ip.clone_from(&translation.ip_in_force);
             last_good_access.clone_from(&translation.access_in_force);
-            let mut lines_now = foldhash::HashMap::default();
-            lines_now.reserve(translation.statuses.len());
+            let mut lines_now = Vec::with_capacity(translation.statuses.len());
             let mut problems: Vec<String> = Vec::new();
+            let mut next = 0;
             for s in &translation.statuses {
-                let at = std::sync::Arc::as_ptr(s).addr();
-                let lines = match problem_lines.remove(&at) {
-                    Some((_, lines)) => lines,
-                    None => crate::gateway::translate::problems_of(s)
+                let ahead = next..problem_lines.len().min(next + 8);
+                let kept = ahead.into_iter().find(|&k| std::sync::Arc::ptr_eq(&problem_lines[k].0, s));
+                let lines = if let Some(k) = kept {
+                    next = k + 1;
+                    problem_lines[k].1.take()
+                } else {
+                    let lines: Vec<String> = crate::gateway::translate::problems_of(s)
                         .map(|p| {
                             json!({"event": "gateway_problem", "kind": p.object.kind, "namespace": p.object.namespace,
                                 "name": p.object.name, "condition": p.condition, "reason": p.reason,
                                 "message": p.message})
                             .to_string()
                         })
-                        .collect(),
+                        .collect();
+                    (!lines.is_empty()).then(|| lines.into())
                 };
-                problems.extend(lines.iter().cloned());
-                lines_now.insert(at, (std::sync::Arc::clone(s), lines));
+                problems.extend(lines.iter().flat_map(|l| l.iter().cloned()));
+                lines_now.push((std::sync::Arc::clone(s), lines));
             }
             problem_lines = lines_now;
             for p in problems.iter().filter(|p| !gw_reported.contains(*p)) {
@@ -862,6 +867,9 @@ pub async fn run(
     }
     Err(Error::Live("the Kubernetes watch streams ended".into()))
 }
+
+/// A status of a translation and its problems as log lines (`None`: none).
+type StatusLines = (std::sync::Arc<ObjectStatus>, Option<std::sync::Arc<[String]>>);
 
 /// Hands the proxy what a batch computed (both sides in one update: one
 /// reload), when it differs from what it has; whether it did.

@@ -2525,25 +2525,28 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     } else {
         foldhash::HashMap::default()
     };
-    let mut backends: BTreeMap<String, Backend> = BTreeMap::new();
     let (refs, used) = (&cache.sorted.refs, &cache.sorted.names);
     if !used.is_empty() {
-        for r in refs.keys() {
-            let b = resolved.entry(r.clone()).or_insert_with(|| {
-                let index = services.get_or_init(|| ServiceIndex::kept(&inp.services, &inp.slices, positions.clone()));
-                service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false).ok()
-            });
-            if let Some(b) = b.as_ref().filter(|b| used.contains_key(b.name.as_str())) {
-                backends.insert(b.name.clone(), b.clone());
-            }
+        let missing: Vec<&BackendRef> = refs.keys().filter(|r| !resolved.contains_key(*r)).collect();
+        for r in missing {
+            let index = services.get_or_init(|| ServiceIndex::kept(&inp.services, &inp.slices, positions.clone()));
+            let b = service_backend(&r.0, &r.1, &PortRef::Number(r.2), index, false).ok();
+            resolved.insert(r.clone(), b);
         }
     }
+    let backends: BTreeMap<&str, &Backend> = refs
+        .keys()
+        .filter_map(|r| resolved.get(r)?.as_ref())
+        .filter(|b| used.contains_key(b.name.as_str()))
+        .map(|b| (b.name.as_str(), b))
+        .collect();
+    let backends: Vec<Backend> = backends.into_values().cloned().collect();
     cache.backends = resolved;
     cache.endpoints = endpoints;
     cache.index = endpoints.and(services.get().and_then(ServiceIndex::positions).or(positions));
     let used_certs: BTreeSet<&String> = specs.iter().flat_map(|l| &l.certs).collect();
     let route_set = RouteSet {
-        backends: backends.into_values().collect(),
+        backends,
         certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
         listeners: specs,
         routes,
