@@ -1367,9 +1367,14 @@ fn an_object_that_does_not_decode_is_left_out_and_reported() {
         "rules": [{"backendRefs": [{"name": "app", "port": 80, "weight": 4_294_967_296_u64}]}]});
     http_route(&api, "good", &good);
     http_route(&api, "bad", &bad);
+    let other = json!({"parentRefs": [{"name": "gw"}], "hostnames": ["other.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]});
+    http_route(&api, "other", &other);
     let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
     api.apply(policy("ClientAccessPolicy", "deny", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
-    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "good"});
+    // A new ClientAccessPolicy that does not decode fails closed on its
+    // targets, as an invalid one does (review 13d X9).
+    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "other"});
     api.apply(policy(
         "ClientAccessPolicy",
         "badx",
@@ -1403,6 +1408,32 @@ fn an_object_that_does_not_decode_is_left_out_and_reported() {
     };
     assert_eq!(from("good.example.com", "192.0.2.9"), 403, "the good policy of the same kind is served");
     assert_eq!(from("bad.example.com", "203.0.113.5"), 404, "the bad route is not served");
+    assert_eq!(from("other.example.com", "203.0.113.5"), 403, "the undecodable policy fails closed");
+    let badx = until(&api, "ClientAccessPolicy", "web", "badx", "badx Invalid", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Invalid"
+    });
+    let c = cond(&badx["status"]["ancestors"][0]["conditions"], "Accepted");
+    assert!(c["message"].as_str().unwrap().contains("does not decode"), "{c}");
+    // A policy edited into an undecodable state keeps its last valid
+    // version in force: never deleted (fail open).
+    let gen = |o: &Value| o["metadata"]["generation"].as_i64().unwrap_or(0);
+    let before = gen(&api.get("ClientAccessPolicy", "web", "deny").unwrap());
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "deny",
+        &gw_target,
+        &json!({"deny": ["192.0.2.0/24"], "rateLimit": {"perSecond": 1000, "ipv6PrefixLength": 300}}),
+    ));
+    let line = wait_line(&p.stderr, "kubernetes_object_undecodable", 20);
+    assert!(line.contains("\"name\":\"deny\"") && line.contains("last valid version stays in force"), "{line}");
+    until(&api, "ClientAccessPolicy", "web", "deny", "deny Invalid for the edit", |o| {
+        let a = cond(&o["status"]["ancestors"][0]["conditions"], "Accepted");
+        a["reason"] == "Invalid" && a["observedGeneration"].as_i64() > Some(before)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(from("good.example.com", "192.0.2.9"), 403, "the last valid deny list stays");
+    assert_eq!(from("good.example.com", "203.0.113.5"), 200);
+    api.apply(policy("ClientAccessPolicy", "deny", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
     // Edited into an undecodable state: no longer served, and reported.
     let mut broken = good.clone();
     broken["rules"][0]["backendRefs"][0]["weight"] = json!(4_294_967_296_u64);

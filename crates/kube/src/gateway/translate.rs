@@ -942,6 +942,9 @@ fn backend(
 /// A validated ClientIPPolicy.
 fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
     let s = &p.spec;
+    if let Some(e) = &s.undecodable {
+        return Err(format!("the object does not decode: {e}"));
+    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
@@ -1038,6 +1041,9 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
 /// A validated ClientAccessPolicy.
 fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     let s = &p.spec;
+    if let Some(e) = &s.undecodable {
+        return Err(format!("the object does not decode: {e}"));
+    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
