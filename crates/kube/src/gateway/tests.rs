@@ -829,6 +829,53 @@ fn an_undecodable_access_policy_fails_closed_or_keeps_its_last_valid_version() {
     assert!(ancestors[0].conditions[0].message.contains("last valid version"), "{:?}", ancestors[0]);
 }
 
+/// Review 13d LOW: what the CRD schema refuses is refused the same way
+/// when an API server lets it through: an HTTPRoute hostname that is `*`,
+/// empty or not lower-case DNS labels is `Accepted: False,
+/// UnsupportedValue` and not served; a Gateway with `listeners: []` is
+/// `Accepted: False, Invalid` (never Accepted and Programmed for nothing).
+#[test]
+fn hostnames_and_listeners_the_crd_refuses_are_refused() {
+    let table = [
+        ("['*']", false),
+        ("['']", false),
+        ("['*.*.example.com']", false),
+        ("['A.example.com']", false),
+        ("['-a.example.com']", false),
+        ("['a.example.com.']", false),
+        ("[a.example.com, '*']", false),
+        ("[a.example.com]", true),
+        ("['*.example.com']", true),
+        ("['x-1.example.com', '0.example.com']", true),
+    ];
+    for (hosts, ok) in table {
+        let body = format!(
+            "  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  hostnames: {hosts}\n  rules:\n  - {{backendRefs: [{{name: app, port: 80}}]}}\n"
+        );
+        let t = run(&route("web", &body));
+        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let a = cond(&parents[0].conditions, "Accepted");
+        if ok {
+            assert_eq!((a.status, a.reason), (true, "Accepted"), "{hosts}: {a:?}");
+            assert!(!t.routes.routes.is_empty(), "{hosts}");
+        } else {
+            assert_eq!((a.status, a.reason), (false, "UnsupportedValue"), "{hosts}: {a:?}");
+            assert!(a.message.contains("hostnames["), "{hosts}: {a:?}");
+            assert!(t.routes.routes.is_empty(), "{hosts}: not served");
+        }
+    }
+    let empty = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: none, namespace: infra}\nspec: {gatewayClassName: realip, listeners: []}\n";
+    let t = run(empty);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "none").status else {
+        panic!()
+    };
+    let a = cond(conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "Invalid"), "{a:?}");
+    assert!(a.message.contains("spec.listeners is empty"), "{a:?}");
+    assert!(!cond(conditions, "Programmed").status);
+    assert!(listeners.is_empty());
+}
+
 /// Review 13c C11: `allow: []` is refused (Invalid, the message says how
 /// to write "everyone" and "nobody"), never read as "no allow list": with
 /// no last valid version it lets nobody in; absent `allow` lets everyone
