@@ -167,15 +167,22 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     // reported, as above; a hostname left with none offers nothing.
     let mut hosts: Vec<(String, Vec<Arc<CertifiedKey>>)> = Vec::new();
     let mut any = Vec::new();
+    // A Secret many listeners name (a shared wildcard) is loaded once.
+    let mut loaded: std::collections::HashMap<&std::path::Path, Option<Arc<CertifiedKey>>> =
+        std::collections::HashMap::new();
     for h in &cfg.gateway {
         let mut keys = Vec::new();
         for c in &h.certs {
-            match load(listener, c) {
-                Ok(k) => keys.push(k),
-                Err(e) => crate::log::event(
-                    &serde_json::json!({"event": "tls_secret_rejected", "secret": c.cert.display().to_string(), "error": e.to_string()}),
-                ),
-            }
+            let key = loaded.entry(c.cert.as_path()).or_insert_with(|| match load(listener, c) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    crate::log::event(
+                        &serde_json::json!({"event": "tls_secret_rejected", "secret": c.cert.display().to_string(), "error": e.to_string()}),
+                    );
+                    None
+                }
+            });
+            keys.extend(key.clone());
         }
         match &h.hostname {
             _ if keys.is_empty() => {}
