@@ -1367,9 +1367,14 @@ fn an_object_that_does_not_decode_is_left_out_and_reported() {
         "rules": [{"backendRefs": [{"name": "app", "port": 80, "weight": 4_294_967_296_u64}]}]});
     http_route(&api, "good", &good);
     http_route(&api, "bad", &bad);
+    let other = json!({"parentRefs": [{"name": "gw"}], "hostnames": ["other.example.com"],
+        "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]});
+    http_route(&api, "other", &other);
     let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
     api.apply(policy("ClientAccessPolicy", "deny", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
-    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "good"});
+    // A new ClientAccessPolicy that does not decode fails closed on its
+    // targets, as an invalid one does (review 13d X9).
+    let route_target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "other"});
     api.apply(policy(
         "ClientAccessPolicy",
         "badx",
@@ -1403,6 +1408,32 @@ fn an_object_that_does_not_decode_is_left_out_and_reported() {
     };
     assert_eq!(from("good.example.com", "192.0.2.9"), 403, "the good policy of the same kind is served");
     assert_eq!(from("bad.example.com", "203.0.113.5"), 404, "the bad route is not served");
+    assert_eq!(from("other.example.com", "203.0.113.5"), 403, "the undecodable policy fails closed");
+    let badx = until(&api, "ClientAccessPolicy", "web", "badx", "badx Invalid", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"] == "Invalid"
+    });
+    let c = cond(&badx["status"]["ancestors"][0]["conditions"], "Accepted");
+    assert!(c["message"].as_str().unwrap().contains("does not decode"), "{c}");
+    // A policy edited into an undecodable state keeps its last valid
+    // version in force: never deleted (fail open).
+    let gen = |o: &Value| o["metadata"]["generation"].as_i64().unwrap_or(0);
+    let before = gen(&api.get("ClientAccessPolicy", "web", "deny").unwrap());
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "deny",
+        &gw_target,
+        &json!({"deny": ["192.0.2.0/24"], "rateLimit": {"perSecond": 1000, "ipv6PrefixLength": 300}}),
+    ));
+    let line = wait_line(&p.stderr, "kubernetes_object_undecodable", 20);
+    assert!(line.contains("\"name\":\"deny\"") && line.contains("last valid version stays in force"), "{line}");
+    until(&api, "ClientAccessPolicy", "web", "deny", "deny Invalid for the edit", |o| {
+        let a = cond(&o["status"]["ancestors"][0]["conditions"], "Accepted");
+        a["reason"] == "Invalid" && a["observedGeneration"].as_i64() > Some(before)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(from("good.example.com", "192.0.2.9"), 403, "the last valid deny list stays");
+    assert_eq!(from("good.example.com", "203.0.113.5"), 200);
+    api.apply(policy("ClientAccessPolicy", "deny", &gw_target, &json!({"deny": ["192.0.2.0/24"]})));
     // Edited into an undecodable state: no longer served, and reported.
     let mut broken = good.clone();
     broken["rules"][0]["backendRefs"][0]["weight"] = json!(4_294_967_296_u64);
@@ -1989,6 +2020,113 @@ fn a_bind_limited_to_one_gateway_is_never_taken_by_another() {
     until_status(&p, addr, "a.example.com", "/", 200);
     assert!(!get_as(addr, "a.example.com", "/", "198.51.100.7").1, "never the attacker");
     assert_eq!(status(addr, "b.example.com", "/"), 404);
+}
+
+/// SHA-256 fingerprint (openssl's spelling) of the certificate in `pem`,
+/// or of the one served at `addr` for TLS server name `sni` (empty when
+/// the handshake offers none).
+fn fingerprint(pem: Option<&std::path::Path>, served: Option<(SocketAddr, &str)>) -> String {
+    let sh = match (pem, served) {
+        (Some(p), _) => format!("openssl x509 -noout -fingerprint -sha256 -in '{}'", p.display()),
+        (None, Some((addr, sni))) => format!(
+            "openssl s_client -connect {addr} -servername {sni} </dev/null 2>/dev/null \
+             | openssl x509 -noout -fingerprint -sha256 2>/dev/null"
+        ),
+        (None, None) => unreachable!(),
+    };
+    let o = Command::new("sh").args(["-c", &sh]).output().unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+/// A `kubernetes.io/tls` Secret from PEM files (base64 by openssl).
+fn tls_secret(ns: &str, name: &str, cert: &std::path::Path, key: &std::path::Path) -> Value {
+    let b64 = |p: &std::path::Path| {
+        let o = Command::new("openssl").args(["base64", "-A", "-in"]).arg(p).output().unwrap();
+        String::from_utf8(o.stdout).unwrap()
+    };
+    json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": name, "namespace": ns},
+        "data": {"tls.crt": b64(cert), "tls.key": b64(key)}})
+}
+
+/// Waits (at most 20 s) until `addr` serves the certificate `want` for
+/// `sni`; panics with what it served instead.
+fn until_certificate(addr: SocketAddr, sni: &str, want: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = fingerprint(None, Some((addr, sni)));
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: SNI {sni} at {addr} got {got:?}, want {want:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Review 13d X12: a tenant Gateway's certificate that also names the
+/// victim's host is never offered for it. The victim's SNI gets the
+/// victim's certificate on a bind reserved for the victim's Gateway and on
+/// one shared by both Gateways; the tenant's bind offers none for it (its
+/// only listener's hostname does not match), and the tenant's own host
+/// gets the tenant's certificate.
+#[test]
+fn a_gateway_listeners_certificate_is_offered_for_its_hostname_only() {
+    if !common::have("openssl") {
+        common::peer_missing("openssl is needed for the TLS test");
+        return;
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-x12-certs-{}", std::process::id())));
+    let (victim_dir, tenant_dir) = (dir.0.join("victim"), dir.0.join("tenant"));
+    std::fs::create_dir_all(&victim_dir).unwrap();
+    std::fs::create_dir_all(&tenant_dir).unwrap();
+    let (vc, vk) = common::self_signed(&victim_dir, "a.example.com");
+    // The tenant's own certificate for the victim's name.
+    let (tc, tk) = common::self_signed(&tenant_dir, "a.example.com");
+    let (victim, tenant) = (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None));
+    assert!(!victim.is_empty() && victim != tenant);
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    api.apply(tls_secret("web", "a-tls", &vc, &vk));
+    // `evil/…` sorts before `web/…`: first in the certificate list.
+    api.apply(tls_secret("evil", "a-tls", &tc, &tk));
+    gateway(
+        &api,
+        &json!([{"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "a.example.com",
+            "tls": {"certificateRefs": [{"name": "a-tls"}]}}]),
+    );
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let tenant_gw = |port: u16| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "tgw", "namespace": "evil"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "https", "port": port, "protocol": "HTTPS",
+            "hostname": "t.example.com", "tls": {"certificateRefs": [{"name": "a-tls"}]}}]}})
+    };
+    api.apply(tenant_gw(8443));
+    // The documented isolation: a bind per Gateway.
+    let toml = "[[listener]]\nname = \"victim\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ningress = false\n\
+                gateways = [\"web/gw\"]\ntls = { kubernetes = true }\n\n\
+                [[listener]]\nname = \"tenant\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [8443]\ningress = false\n\
+                gateways = [\"evil/*\"]\ntls = { kubernetes = true }\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _d) = proxy_file(&api, "x12-certs", toml, &["victim", "tenant"]);
+    until_certificate(addrs[1], "t.example.com", &tenant, "tenant bind, tenant host");
+    until_certificate(addrs[0], "a.example.com", &victim, "victim bind");
+    assert_eq!(fingerprint(None, Some((addrs[1], "a.example.com"))), "", "the tenant bind has no listener for it");
+    drop(p);
+    // One bind shared by both Gateways (the tenant's listener on 443 too).
+    api.apply(tenant_gw(443));
+    let toml = "[[listener]]\nname = \"shared\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\n\
+                tls = { kubernetes = true }\n\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (_p, addrs, _d) = proxy_file(&api, "x12-certs-shared", toml, &["shared"]);
+    until_certificate(addrs[0], "t.example.com", &tenant, "shared bind, tenant host");
+    until_certificate(addrs[0], "a.example.com", &victim, "shared bind, victim host");
+    // The server name's case does not matter.
+    until_certificate(addrs[0], "A.Example.COM", &victim, "shared bind, victim host in upper case");
 }
 
 /// `--no-ingress`: Ingresses are not watched, served or given status;

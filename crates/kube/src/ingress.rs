@@ -112,6 +112,12 @@ pub struct Cert {
     pub cert_pem: Vec<u8>,
     /// PEM key (`tls.key`).
     pub key_pem: Vec<u8>,
+    /// Named by an Ingress's `spec.tls` (set by
+    /// [`crate::routes::RouteSet::from_ingress`]): the proxy offers it on
+    /// binds serving Ingresses only. A Gateway listener's certificates are
+    /// offered for that listener's hostname only (see
+    /// [`crate::routes::ListenerSpec::certs`]).
+    pub ingress: bool,
 }
 
 impl std::fmt::Debug for Cert {
@@ -822,7 +828,7 @@ pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Ce
         .ok_or(format!("TLS Secret {ns}/{name} not found"))?;
     let data = s.data.as_ref().ok_or(format!("TLS Secret {ns}/{name} has no data"))?;
     let get = |k: &str| data.get(k).map(|b| b.0.clone()).ok_or(format!("TLS Secret {ns}/{name} has no {k}"));
-    Ok(Cert { name: format!("{ns}/{name}"), cert_pem: get("tls.crt")?, key_pem: get("tls.key")? })
+    Ok(Cert { name: format!("{ns}/{name}"), cert_pem: get("tls.crt")?, key_pem: get("tls.key")?, ingress: false })
 }
 
 #[cfg(test)]

@@ -34,7 +34,8 @@ pub struct RouteSet {
     pub routes: Vec<Arc<Route>>,
     /// Backends the routes name (sorted by name).
     pub backends: Vec<Backend>,
-    /// Certificates the listeners (or Ingress `tls`) name.
+    /// Certificates the listeners (or Ingress `tls`, [`Cert::ingress`])
+    /// name.
     pub certs: Vec<Cert>,
 }
 
@@ -154,7 +155,9 @@ pub struct ListenerSpec {
     pub protocol: Protocol,
     /// Host name the listener is restricted to (exact or `*.` wildcard).
     pub hostname: Option<String>,
-    /// Certificates ([`Cert::name`]) for HTTPS.
+    /// Certificates ([`Cert::name`]) for HTTPS: the proxy offers them only
+    /// on the binds serving this listener, and only for a TLS server name
+    /// this listener's hostname is the most specific match of there.
     pub certs: Vec<String>,
     /// The client-IP chain of this listener (from a ClientIPPolicy);
     /// `None`: the configuration file's `[client_ip]`.
@@ -561,7 +564,8 @@ impl RouteSet {
                 })
             })
             .collect();
-        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs: d.certs.clone() }
+        let certs = d.certs.iter().map(|c| Cert { ingress: true, ..c.clone() }).collect();
+        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs }
     }
 
     /// Both sets as one: Gateway listeners, then Ingress routes (which have
@@ -575,8 +579,18 @@ impl RouteSet {
         let mut have: std::collections::HashSet<String> = self.backends.iter().map(|b| b.name.clone()).collect();
         self.backends.extend(other.backends.into_iter().filter(|b| have.insert(b.name.clone())));
         self.backends.sort_by(|a, b| a.name.cmp(&b.name));
-        let mut have: std::collections::HashSet<String> = self.certs.iter().map(|c| c.name.clone()).collect();
-        self.certs.extend(other.certs.into_iter().filter(|c| have.insert(c.name.clone())));
+        // A Secret both sides name is one certificate, offered as both
+        // sides' (`Cert::ingress` from either).
+        let mut have: std::collections::HashMap<String, usize> =
+            self.certs.iter().enumerate().map(|(i, c)| (c.name.clone(), i)).collect();
+        for c in other.certs {
+            if let Some(&i) = have.get(&c.name) {
+                self.certs[i].ingress |= c.ingress;
+            } else {
+                have.insert(c.name.clone(), self.certs.len());
+                self.certs.push(c);
+            }
+        }
         self
     }
 }

@@ -199,6 +199,22 @@ pub struct TlsConfig {
     /// (Kubernetes mode); the listener may then start with none.
     #[serde(default)]
     pub kubernetes: bool,
+    /// Kubernetes mode: the certificates of the Gateway listeners this
+    /// bind serves, by listener hostname (never from the file).
+    #[serde(skip)]
+    pub gateway: Vec<HostCerts>,
+}
+
+/// The certificates (`certificateRefs`) of the Gateway listeners with one
+/// hostname on one bind: offered for a TLS server name this hostname is
+/// the bind's most specific match of, and for no other.
+#[derive(Clone, Debug)]
+pub struct HostCerts {
+    /// The listener hostname (exact or `*.` wildcard, lower case);
+    /// `None`: any name (and a client that sends none).
+    pub hostname: Option<String>,
+    /// Its certificates, in `certificateRefs` order.
+    pub certs: Vec<CertConfig>,
 }
 
 /// One certificate for SNI.

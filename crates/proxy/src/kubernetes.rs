@@ -729,7 +729,8 @@ pub fn endpoint_changes(old: &RouteSet, new: &RouteSet) -> Option<Vec<UpstreamCo
 }
 
 /// The file's configuration plus the Kubernetes routes (file routes
-/// first), the set's TLS Secrets on listeners with `tls.kubernetes` and
+/// first), the set's TLS Secrets on the listeners with `tls.kubernetes`
+/// that serve them (see `add_certificates`) and
 /// the ClientIPPolicy chains on the listeners serving them; every route
 /// of the set that is not served, with the reason; and what of the served
 /// ones is left out.
@@ -845,15 +846,37 @@ pub fn compose_with(
         }
     }
     config.upstreams.extend(upstreams);
+    add_certificates(&mut config, set);
+    (config, problems, warnings)
+}
+
+/// Gives each `[[listener]]` with `tls.kubernetes` the certificates of
+/// what it serves, never another's (listener isolation): the Ingresses'
+/// TLS Secrets where it serves Ingresses (`ingress = true`), and the
+/// `certificateRefs` of the HTTPS Gateway listeners on its `gateway_ports`
+/// of the Gateways its `gateways` admits, by listener hostname (see
+/// [`crate::tls`] for how a server name picks among them).
+fn add_certificates(config: &mut Config, set: &RouteSet) {
+    let by_name: HashMap<&str, &realip_kube::ingress::Cert> = set.certs.iter().map(|c| (c.name.as_str(), c)).collect();
+    let secret = |c: &realip_kube::ingress::Cert| CertConfig {
+        cert: format!("secret {}", c.name).into(),
+        key: format!("secret {}", c.name).into(),
+        pem: Some(std::sync::Arc::new((c.cert_pem.clone(), c.key_pem.clone()))),
+    };
     for l in &mut config.listeners {
         let Some(tls) = l.tls.as_mut().filter(|t| t.kubernetes) else { continue };
-        tls.certificates.extend(set.certs.iter().map(|c| CertConfig {
-            cert: format!("secret {}", c.name).into(),
-            key: format!("secret {}", c.name).into(),
-            pem: Some(std::sync::Arc::new((c.cert_pem.clone(), c.key_pem.clone()))),
-        }));
+        if l.ingress {
+            tls.certificates.extend(set.certs.iter().filter(|c| c.ingress).map(secret));
+        }
+        let served = set.listeners.iter().filter(|s| {
+            s.protocol == Protocol::Https && l.gateway_ports.contains(&s.port) && admits(&l.gateways, &s.gateway)
+        });
+        for s in served {
+            let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
+            let certs = s.certs.iter().filter_map(|n| by_name.get(n.as_str()).copied()).map(secret).collect();
+            tls.gateway.push(crate::config::HostCerts { hostname, certs });
+        }
     }
-    (config, problems, warnings)
 }
 
 /// Who keeps each exact host an Ingress route names when a Gateway route
@@ -1531,6 +1554,71 @@ mod tests {
         assert!(
             messages.iter().any(|m| m.contains("gateway/web/gw/tls") && m.contains("tls.kubernetes")),
             "{messages:?}"
+        );
+    }
+
+    /// Each bind gets the certificates of what it serves only (review 13d
+    /// X12): a Gateway listener's on the binds serving its port and
+    /// admitting its Gateway, grouped by its hostname; the Ingresses' on
+    /// binds with `ingress = true`; never another Gateway's.
+    #[test]
+    fn a_bind_gets_only_the_certificates_of_what_it_serves() {
+        let cert = |name: &str| realip_kube::ingress::Cert {
+            name: name.into(),
+            cert_pem: name.as_bytes().to_vec(),
+            key_pem: vec![],
+            ingress: false,
+        };
+        let d = Desired { certs: vec![cert("evil/ing-tls")], ..Desired::default() };
+        let spec = |gw: &str, port: u16, host: Option<&str>, secret: &str| ListenerSpec {
+            name: format!("gateway/{gw}/https"),
+            gateway: gw.into(),
+            port,
+            protocol: Protocol::Https,
+            hostname: host.map(Into::into),
+            certs: vec![secret.into()],
+            client_ip: None,
+        };
+        let gw = RouteSet {
+            listeners: vec![
+                spec("web/gw", 443, Some("A.example.com."), "web/a-tls"),
+                spec("evil/tgw", 443, Some("t.example.com"), "evil/a-tls"),
+                spec("evil/other", 8443, None, "evil/any-tls"),
+            ],
+            certs: vec![cert("evil/a-tls"), cert("evil/any-tls"), cert("web/a-tls")],
+            ..RouteSet::default()
+        };
+        let set = gw.merge(RouteSet::from_ingress(&d));
+        let base: Config = toml::from_str(
+            "[[listener]]\nname = \"victim\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ningress = false\n\
+             gateways = [\"web/gw\"]\ntls = { kubernetes = true }\n\n\
+             [[listener]]\nname = \"shared\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443, 8443]\n\
+             tls = { kubernetes = true }\n",
+        )
+        .unwrap();
+        let (c, _, _) = compose_checked(base, Some(&set));
+        let names = |l: usize| {
+            let tls = c.listeners[l].tls.as_ref().unwrap();
+            let file: Vec<String> = tls.certificates.iter().map(|c| c.cert.display().to_string()).collect();
+            let gateway: Vec<(Option<String>, Vec<String>)> = tls
+                .gateway
+                .iter()
+                .map(|h| (h.hostname.clone(), h.certs.iter().map(|c| c.cert.display().to_string()).collect()))
+                .collect();
+            (file, gateway)
+        };
+        let host = |h: Option<&str>, s: &str| (h.map(Into::into), vec![format!("secret {s}")]);
+        assert_eq!(names(0), (vec![], vec![host(Some("a.example.com"), "web/a-tls")]));
+        assert_eq!(
+            names(1),
+            (
+                vec!["secret evil/ing-tls".to_owned()],
+                vec![
+                    host(Some("a.example.com"), "web/a-tls"),
+                    host(Some("t.example.com"), "evil/a-tls"),
+                    host(None, "evil/any-tls")
+                ]
+            )
         );
     }
 

@@ -1,5 +1,12 @@
 //! TLS termination with rustls: PEM certificates, several chosen by SNI
 //! (the names in each certificate), ALPN `h2` then `http/1.1`.
+//!
+//! Invariant (Gateway API listener isolation): a certificate of a Gateway
+//! listener is offered only for a server name that listener's hostname is
+//! the most specific match of on the bind — never chosen by the names in
+//! it for another listener's host, and never as the default for a name no
+//! listener matches (a tenant's certificate naming another Gateway's host
+//! must not be served for it).
 
 use std::sync::Arc;
 
@@ -11,13 +18,23 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use crate::config::{CertConfig, TlsConfig};
 use crate::Error;
 
-/// Picks the certificate valid for the SNI name (exact or wildcard, as
-/// webpki checks it); the default one otherwise.
+/// Picks the certificate for the SNI name: that of the Gateway listener
+/// whose hostname is the most specific match (exact, then the longest
+/// wildcard); else one of the file's or the Ingresses' valid for the name
+/// (exact or wildcard, as webpki checks it); else that of a host-less
+/// Gateway listener; else the default one.
 #[derive(Debug)]
 struct BySni {
+    /// Gateway listener hostnames with a `*.` wildcard or exact, and their
+    /// certificates (at least one each).
+    hosts: Vec<(String, Vec<Arc<CertifiedKey>>)>,
+    /// Host-less Gateway listeners' certificates (any name).
+    any: Vec<Arc<CertifiedKey>>,
+    /// The file's and the Ingresses' certificates.
     certs: Vec<Arc<CertifiedKey>>,
-    /// None only for a Kubernetes listener before any Secret arrived: the
-    /// handshake then fails (no certificate to offer).
+    /// The file's `cert`, else the first of `certs`. None when there is
+    /// neither: the handshake of a name nothing matches fails (as Envoy
+    /// does with no matching filter chain).
     default: Option<Arc<CertifiedKey>>,
 }
 
@@ -27,11 +44,50 @@ fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
     })
 }
 
+/// How specifically listener hostname `pattern` matches `name` (both lower
+/// case, no trailing dot): exact beats every wildcard, a longer wildcard
+/// suffix beats a shorter one; `None`: no match. A Gateway API wildcard
+/// `*.example.com` covers any name ending in `.example.com`, however many
+/// labels precede it, but not `example.com` itself.
+fn specificity(pattern: &str, name: &str) -> Option<usize> {
+    match pattern.strip_prefix('*') {
+        Some(suffix) => (name.len() > suffix.len() && name.ends_with(suffix)).then_some(suffix.len()),
+        None => (pattern == name).then_some(usize::MAX),
+    }
+}
+
+/// The first of `keys` valid for `name`, else the first.
+fn first_valid<'a>(keys: &'a [Arc<CertifiedKey>], name: Option<&ServerName<'_>>) -> Option<&'a Arc<CertifiedKey>> {
+    name.and_then(|n| keys.iter().find(|k| valid_for(k, n))).or_else(|| keys.first())
+}
+
+impl BySni {
+    fn pick(&self, sni: Option<&str>) -> Option<&Arc<CertifiedKey>> {
+        let host = sni.map(|n| n.trim_end_matches('.').to_ascii_lowercase());
+        let name = host.as_deref().and_then(|h| ServerName::try_from(h.to_owned()).ok());
+        if let Some(h) = host.as_deref() {
+            let best =
+                self.hosts.iter().filter_map(|(p, keys)| specificity(p, h).map(|s| (s, keys))).max_by_key(|x| x.0);
+            if let Some((_, keys)) = best {
+                // The listener's own certificates only: one naming the host
+                // is preferred, else its first (a client then sees a name
+                // mismatch rather than another listener's certificate).
+                return first_valid(keys, name.as_ref());
+            }
+        }
+        if let Some(k) = name.as_ref().and_then(|n| self.certs.iter().find(|k| valid_for(k, n))) {
+            return Some(k);
+        }
+        if !self.any.is_empty() {
+            return first_valid(&self.any, name.as_ref());
+        }
+        self.default.as_ref()
+    }
+}
+
 impl ResolvesServerCert for BySni {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let name = hello.server_name().and_then(|n| ServerName::try_from(n.to_owned()).ok());
-        let chosen = name.and_then(|n| self.certs.iter().find(|k| valid_for(k, &n)));
-        chosen.or(self.default.as_ref()).map(Arc::clone)
+        self.pick(hello.server_name()).map(Arc::clone)
     }
 }
 
@@ -107,6 +163,36 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
             Err(e) => return Err(e),
         }
     }
+    // Gateway listeners' certificates: a bad Secret is skipped and
+    // reported, as above; a hostname left with none offers nothing.
+    let mut hosts: Vec<(String, Vec<Arc<CertifiedKey>>)> = Vec::new();
+    let mut any = Vec::new();
+    // A Secret many listeners name (a shared wildcard) is loaded once.
+    let mut loaded: std::collections::HashMap<&std::path::Path, Option<Arc<CertifiedKey>>> =
+        std::collections::HashMap::new();
+    for h in &cfg.gateway {
+        let mut keys = Vec::new();
+        for c in &h.certs {
+            let key = loaded.entry(c.cert.as_path()).or_insert_with(|| match load(listener, c) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    crate::log::event(
+                        &serde_json::json!({"event": "tls_secret_rejected", "secret": c.cert.display().to_string(), "error": e.to_string()}),
+                    );
+                    None
+                }
+            });
+            keys.extend(key.clone());
+        }
+        match &h.hostname {
+            _ if keys.is_empty() => {}
+            Some(p) => match hosts.iter_mut().find(|(q, _)| q == p) {
+                Some((_, have)) => have.extend(keys),
+                None => hosts.push((p.clone(), keys)),
+            },
+            None => any.extend(keys),
+        }
+    }
     let default = default.or_else(|| certs.first().map(Arc::clone));
     if default.is_none() && !cfg.kubernetes {
         return Err(Error::Tls { listener: listener.to_owned(), reason: "no certificate".into() });
@@ -116,7 +202,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls { listener: listener.to_owned(), reason: e.to_string() })?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { certs, default }));
+        .with_cert_resolver(Arc::new(BySni { hosts, any, certs, default }));
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(sc))
 }
@@ -180,4 +266,21 @@ pub fn client(mode: crate::config::UpstreamTls) -> Option<tokio_rustls::TlsConne
     };
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     Some(tokio_rustls::TlsConnector::from(Arc::new(cfg)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::specificity;
+
+    /// Exact beats every wildcard, a longer wildcard suffix a shorter one;
+    /// a wildcard covers any number of labels but not its own suffix.
+    #[test]
+    fn the_most_specific_listener_hostname_wins() {
+        assert_eq!(specificity("a.example.com", "a.example.com"), Some(usize::MAX));
+        assert_eq!(specificity("a.example.com", "b.example.com"), None);
+        assert_eq!(specificity("*.example.com", "x.y.example.com"), Some(".example.com".len()));
+        assert_eq!(specificity("*.example.com", "example.com"), None);
+        assert_eq!(specificity("*.example.com", "xexample.com"), None);
+        assert!(specificity("*.a.example.com", "x.a.example.com") > specificity("*.example.com", "x.a.example.com"));
+    }
 }

@@ -785,6 +785,97 @@ fn an_invalid_access_policy_with_no_last_valid_version_fails_closed() {
     assert_eq!(a.allow.as_deref(), Some(&[][..]));
 }
 
+/// Review 13d X9: a ClientAccessPolicy that does not decode (a field past
+/// realip's types, as an API server without the CRD's bounds admits) stands
+/// in as Invalid with the targets of its raw object (`crate::decode`):
+/// new, it lets nobody in on them; edited from a valid version, that
+/// version stays in force. Never dropped (which would fail open).
+#[test]
+fn an_undecodable_access_policy_fails_closed_or_keeps_its_last_valid_version() {
+    use crate::decode::StandIn as _;
+    use crate::gateway::types::ClientAccessPolicy;
+    let r = route("web", ACCESS_ROUTE);
+    let raw = serde_json::json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientAccessPolicy",
+        "metadata": {"name": "p", "namespace": "web"},
+        "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "r"}],
+            "deny": ["192.0.2.0/24"], "rateLimit": {"perSecond": 1000, "ipv6PrefixLength": 300}}});
+    let o: kube::api::DynamicObject = serde_json::from_value(raw).unwrap();
+    let error = crate::decode::decode::<ClientAccessPolicy>(o.clone()).unwrap_err();
+    assert!(error.contains("ipv6PrefixLength"), "{error}");
+    let stand_in = ClientAccessPolicy::stand_in(&o.metadata, &o.data, &error).expect("its targets are read");
+    let world = |last_good| {
+        let mut objs = Objects::default();
+        objs.add_yaml(BASE).unwrap();
+        objs.add_yaml(&r).unwrap();
+        objs.access_policies.push(stand_in.clone());
+        let mut inputs = objs.inputs("realip", &[]);
+        inputs.last_good_access = last_good;
+        translate(&inputs)
+    };
+    // New: Invalid, naming the field, and nobody is let in.
+    let t = world(std::collections::BTreeMap::new());
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let cond = &ancestors[0].conditions[0];
+    assert_eq!((cond.status, cond.reason), (false, "Invalid"));
+    assert!(cond.message.contains("does not decode") && cond.message.contains("ipv6PrefixLength"), "{cond:?}");
+    let access = t.routes.routes[0].access.as_ref().expect("fails closed");
+    assert_eq!(access.allow.as_deref(), Some(&[][..]));
+    // Edited from a valid version: that one stays in force.
+    let good = run(&format!("{r}\n---\n{}", access_policy("  deny: [192.0.2.0/24]\n")));
+    let t = world(good.access_in_force.clone());
+    let access = t.routes.routes[0].access.as_ref().expect("the last valid version stays");
+    assert_eq!((access.allow.as_deref(), access.deny.as_slice()), (None, &["192.0.2.0/24".to_owned()][..]));
+    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    assert!(ancestors[0].conditions[0].message.contains("last valid version"), "{:?}", ancestors[0]);
+}
+
+/// Review 13d LOW: what the CRD schema refuses is refused the same way
+/// when an API server lets it through: an HTTPRoute hostname that is `*`,
+/// empty or not lower-case DNS labels is `Accepted: False,
+/// UnsupportedValue` and not served; a Gateway with `listeners: []` is
+/// `Accepted: False, Invalid` (never Accepted and Programmed for nothing).
+#[test]
+fn hostnames_and_listeners_the_crd_refuses_are_refused() {
+    let table = [
+        ("['*']", false),
+        ("['']", false),
+        ("['*.*.example.com']", false),
+        ("['A.example.com']", false),
+        ("['-a.example.com']", false),
+        ("['a.example.com.']", false),
+        ("[a.example.com, '*']", false),
+        ("[a.example.com]", true),
+        ("['*.example.com']", true),
+        ("['x-1.example.com', '0.example.com']", true),
+    ];
+    for (hosts, ok) in table {
+        let body = format!(
+            "  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  hostnames: {hosts}\n  rules:\n  - {{backendRefs: [{{name: app, port: 80}}]}}\n"
+        );
+        let t = run(&route("web", &body));
+        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let a = cond(&parents[0].conditions, "Accepted");
+        if ok {
+            assert_eq!((a.status, a.reason), (true, "Accepted"), "{hosts}: {a:?}");
+            assert!(!t.routes.routes.is_empty(), "{hosts}");
+        } else {
+            assert_eq!((a.status, a.reason), (false, "UnsupportedValue"), "{hosts}: {a:?}");
+            assert!(a.message.contains("hostnames["), "{hosts}: {a:?}");
+            assert!(t.routes.routes.is_empty(), "{hosts}: not served");
+        }
+    }
+    let empty = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: none, namespace: infra}\nspec: {gatewayClassName: realip, listeners: []}\n";
+    let t = run(empty);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "none").status else {
+        panic!()
+    };
+    let a = cond(conditions, "Accepted");
+    assert_eq!((a.status, a.reason), (false, "Invalid"), "{a:?}");
+    assert!(a.message.contains("spec.listeners is empty"), "{a:?}");
+    assert!(!cond(conditions, "Programmed").status);
+    assert!(listeners.is_empty());
+}
+
 /// Review 13c C11: `allow: []` is refused (Invalid, the message says how
 /// to write "everyone" and "nobody"), never read as "no allow list": with
 /// no last valid version it lets nobody in; absent `allow` lets everyone

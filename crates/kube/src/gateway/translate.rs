@@ -34,7 +34,9 @@
 //! - a route using a feature realip does not implement (regex matches,
 //!   RequestMirror, CORS, ExtensionRef, timeouts, retry, session
 //!   persistence, backend filters…) is not served: `Accepted: False,
-//!   UnsupportedValue` naming the field;
+//!   UnsupportedValue` naming the field; so is one with a hostname the
+//!   CRD refuses (`*`, empty, not lower-case DNS labels), and a Gateway
+//!   with no listeners is `Accepted: False, Invalid`;
 //! - `backendRefs` to Services (port required); another namespace needs a
 //!   ReferenceGrant (`RefNotPermitted`); a missing Service or port is
 //!   `BackendNotFound`, another kind `InvalidKind`. Unresolved backends
@@ -298,6 +300,29 @@ fn host_under(host: &str, pattern: &str) -> bool {
     match pattern.strip_prefix('*') {
         Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),
         None => host == pattern,
+    }
+}
+
+/// Why `h` is not a hostname the CRD schema admits (an API server with the
+/// schema refuses it; without it, realip refuses it the same way): 1 to
+/// 253 characters, an optional `*.` then lower-case DNS labels (`*` alone
+/// and the empty string are not hostnames).
+fn hostname_problem(h: &str) -> Option<&'static str> {
+    let labels = h.strip_prefix("*.").unwrap_or(h);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    if h.is_empty() {
+        Some("empty")
+    } else if h.len() > 253 {
+        Some("longer than 253 characters")
+    } else if !labels.split('.').all(label_ok) {
+        Some("not a hostname: an optional `*.` then lower-case DNS labels (letters, digits, `-`)")
+    } else {
+        None
     }
 }
 
@@ -942,6 +967,9 @@ fn backend(
 /// A validated ClientIPPolicy.
 fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
     let s = &p.spec;
+    if let Some(e) = &s.undecodable {
+        return Err(format!("the object does not decode: {e}"));
+    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
@@ -1038,6 +1066,9 @@ fn client_ip(p: &ClientIpPolicy) -> Result<ClientIp, String> {
 /// A validated ClientAccessPolicy.
 fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     let s = &p.spec;
+    if let Some(e) = &s.undecodable {
+        return Err(format!("the object does not decode: {e}"));
+    }
     let cidrs = |list: &[String], what: &str| {
         realip_core::TrustedProxies::parse(list).map(|_| list.to_vec()).map_err(|e| format!("{what}: {e}"))
     };
@@ -1852,8 +1883,15 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         let invalid = invalid.as_ref();
         let mut conds = Vec::new();
         let mut hosts_by_listener: Vec<(usize, Vec<Option<String>>)> = Vec::new();
+        // As the CRD would: `*`, `` and the like are refused, never
+        // intersected with a listener's hostname.
+        let bad_hostname = route.spec.hostnames.iter().enumerate().find_map(|(i, h)| {
+            hostname_problem(h).map(|why| format!("hostnames[{i}] `{h}`: {why}; the route is not served"))
+        });
         let accepted = if candidates.is_empty() {
             Cond::new("Accepted", false, "NoMatchingParent", "no listener matches sectionName / port")
+        } else if let Some(m) = bad_hostname {
+            Cond::new("Accepted", false, "UnsupportedValue", m)
         } else {
             let allowed: Vec<usize> = candidates
                 .iter()
@@ -2108,6 +2146,13 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             );
         } else if let Some(k) = g.spec.other.keys().find(|k| k.as_str() != "infrastructure") {
             gw_problem.insert((gns.clone(), gname.clone()), ("UnsupportedValue", format!("spec.{k} is not supported")));
+        } else if g.spec.listeners.is_empty() {
+            // The CRD's minItems 1: a Gateway of nothing is not accepted
+            // (never `Accepted`/`Programmed: True` for serving nothing).
+            gw_problem.insert(
+                (gns.clone(), gname.clone()),
+                ("Invalid", "spec.listeners is empty: a Gateway needs at least one listener".into()),
+            );
         }
         let own = g.spec.listeners.iter().map(|l| ("Gateway", gns.clone(), gname.clone(), l));
         let mut attached_sets = Vec::new();

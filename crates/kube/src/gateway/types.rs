@@ -660,6 +660,13 @@ pub struct ClientIpPolicySpec {
     /// What the upstream receives.
     #[serde(default)]
     pub forward: Option<ForwardSpec>,
+    /// Set by `crate::decode`, never read from the API: the object did not
+    /// decode (the error, naming the field). It stands in with the
+    /// `targetRefs` read from the raw object and is reported `Invalid`:
+    /// its last valid version stays in force, else its targets fail
+    /// closed, as for any invalid policy.
+    #[serde(skip)]
+    pub undecodable: Option<String>,
 }
 
 /// `proxyProtocol`.
@@ -757,6 +764,13 @@ pub struct ClientAccessPolicySpec {
     /// Per-client rate limit.
     #[serde(default)]
     pub rate_limit: Option<RateLimitSpec>,
+    /// Set by `crate::decode`, never read from the API: the object did not
+    /// decode (the error, naming the field). It stands in with the
+    /// `targetRefs` read from the raw object and is reported `Invalid`:
+    /// its last valid version stays in force, else its targets fail
+    /// closed, as for any invalid policy.
+    #[serde(skip)]
+    pub undecodable: Option<String>,
 }
 
 /// `rateLimit`.
