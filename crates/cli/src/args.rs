@@ -415,6 +415,10 @@ pub struct ProxyArgs {
     /// NAMESPACE/NAME of the LoadBalancer Service whose address is written into Ingress status.
     #[arg(long, value_name = "NS/NAME")]
     pub publish_service: Option<String>,
+    /// Kubernetes mode: seconds between checks for Gateway API / realip.dev kinds that were not
+    /// served at start (CRDs installed later are then watched without a restart).
+    #[arg(long, default_value_t = 30, value_name = "SECONDS")]
+    pub kubernetes_recheck: u64,
 }
 
 #[derive(Debug, Args)]

@@ -56,6 +56,7 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
             gateway_class: Some(a.gateway_class.clone()).filter(|c| !c.is_empty()),
             binds: None,    // the proxy sets them
             feedback: None, // the proxy sets it
+            recheck: std::time::Duration::from_secs(a.kubernetes_recheck.max(1)),
         })
     } else {
         None

@@ -217,6 +217,43 @@ fn absent_gateway_api_crds_are_logged_once_and_ingresses_are_still_served() {
     assert!(!p2.stderr.try_iter().any(|l| l.contains("gateway_api_unavailable")));
 }
 
+/// Gateway API and realip CRDs installed after the proxy started: the
+/// watch is started again with them (`kubernetes_watch_restarted`), the
+/// Ingress keeps being served throughout, and the Gateway route is served
+/// and gets its status, without restarting the proxy.
+#[test]
+fn crds_installed_after_start_are_watched_without_a_restart() {
+    let api = FakeApi::start().unwrap();
+    api.hide_group("gateway.networking.k8s.io");
+    api.hide_group("realip.dev");
+    base(&api);
+    let (_a, pa) = echo_pod("a", 2);
+    service(&api, "app-a", 2, pa);
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "site", "namespace": "web"},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": "i.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app-a", "port": {"number": 80}}}}]}}]}}));
+    let (p, addr, _dir) = proxy_with(&api, "late-crds", "gateway_ports = [80]\n", &["--kubernetes-recheck", "1"]);
+    wait_line(&p.stderr, "gateway_api_unavailable", 20);
+    until_status(&p, addr, "i.example.com", "/", 200);
+    // The CRDs arrive, then the objects.
+    api.show_group("gateway.networking.k8s.io");
+    api.show_group("realip.dev");
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "late",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["g.example.com"],
+            "rules": [{"backendRefs": [{"name": "app-a", "port": 80}]}]}),
+    );
+    let line = wait_line(&p.stderr, "kubernetes_watch_restarted", 20);
+    assert!(line.contains("gateways") && line.contains("httproutes"), "{line}");
+    until_status(&p, addr, "g.example.com", "/", 200);
+    assert_eq!(status(addr, "i.example.com", "/"), 200, "the Ingress is still served");
+    until(&api, "HTTPRoute", "web", "late", "status written", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+}
+
 /// Status of `GET path` with `host` through the proxy.
 fn status(addr: SocketAddr, host: &str, path: &str) -> u16 {
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");

@@ -30,6 +30,11 @@ pub enum Error {
     /// Occurs when the cluster cannot be reached or a list fails.
     #[error("live cluster: {0}")]
     Live(String),
+    /// Occurs when a kind that was not served when the watch started
+    /// (its CRD not installed, or no RBAC) is served now: the watch ends so
+    /// that it is started again with that kind watched.
+    #[error("now served, watch restarted to include them: {}", .0.join(", "))]
+    KindsAppeared(Vec<String>),
     /// Occurs when a document is not a Kubernetes object (no `kind`).
     #[error("{origin}:{line}: document is not a Kubernetes object: {reason}")]
     NotAnObject {

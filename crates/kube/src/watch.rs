@@ -100,6 +100,61 @@ pub struct WatchConfig {
     /// status (a translation that reuses every cached route), never what
     /// is served.
     pub feedback: Option<tokio::sync::watch::Receiver<crate::routes::Feedback>>,
+    /// How often the Gateway API and realip kinds that were not served
+    /// when the watch started are asked for again (`--kubernetes-recheck`):
+    /// once one is (its CRDs installed, RBAC granted), [`run`] ends with
+    /// [`Error::KindsAppeared`] and is started again by its caller
+    /// ([`supervise`]), so no restart of the proxy is needed.
+    pub recheck: Duration,
+}
+
+/// Runs [`run`] for as long as the proxy runs: started again at once when
+/// kinds appeared ([`Error::KindsAppeared`]), after a backoff (1 s doubling
+/// to 30 s) when it failed otherwise; each end is logged. What was last
+/// published stays served meanwhile: a new watch publishes only once it
+/// has listed everything again.
+pub async fn supervise(client: kube::Client, cfg: WatchConfig, tx: tokio::sync::watch::Sender<Published>) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = tokio::time::Instant::now();
+        match run(client.clone(), cfg.clone(), tx.clone()).await {
+            Err(e @ Error::KindsAppeared(_)) => {
+                event(&json!({"event": "kubernetes_watch_restarted", "reason": e.to_string()}));
+                continue;
+            }
+            Err(e) => event(&json!({"event": "kubernetes_watch_failed", "error": e.to_string(),
+                "retry_in_ms": u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX)})),
+            Ok(()) => event(&json!({"event": "kubernetes_watch_failed", "error": "the watch ended",
+                "retry_in_ms": u64::try_from(backoff.as_millis()).unwrap_or(u64::MAX)})),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            backoff = Duration::from_secs(1);
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Asks the API server every `every` for the kinds in `absent` (name and
+/// API), and sends the names of those it now serves (once) on `appeared`.
+async fn recheck(
+    absent: Vec<(String, Api<kube::api::DynamicObject>)>,
+    every: Duration,
+    appeared: tokio::sync::mpsc::Sender<Vec<String>>,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let mut now = Vec::new();
+        for (what, api) in &absent {
+            if served(api).await.is_ok() {
+                now.push(what.clone());
+            }
+        }
+        if !now.is_empty() {
+            let _ = appeared.send(now).await;
+            return;
+        }
+    }
 }
 
 fn api<K>(client: &kube::Client, ns: Option<&str>) -> Api<K>
@@ -499,6 +554,8 @@ pub async fn run(
     }
     synced[..4].fill(false);
     synced[0] = !cfg.ingress;
+    // The APIs of the kinds not served at start, asked for again later.
+    let mut recheck_apis: Vec<(String, Api<kube::api::DynamicObject>)> = Vec::new();
     if gateway_on {
         let mut absent = Vec::new();
         let mut unreadable = Vec::new();
@@ -530,6 +587,8 @@ pub async fn run(
                     synced[$i] = false;
                     let events = crate::decode::decoded::<$k>(a, wc.clone(), $store.clone());
                     streams.push(($tagged)(reflector($writer, events).default_backoff(), $i));
+                } else {
+                    recheck_apis.push(($what.to_owned(), a));
                 }
             }};
         }
@@ -578,6 +637,10 @@ pub async fn run(
     }
     let stores = GatewayStores { classes, gateways, sets, routes, grants, ip, access, namespaces, grpc, tls, tcp, udp };
     let mut events = futures::stream::select_all(streams);
+    let (appeared_tx, mut appeared) = tokio::sync::mpsc::channel(1);
+    let rechecking = (!recheck_apis.is_empty()).then(|| tokio::spawn(recheck(recheck_apis, cfg.recheck, appeared_tx)));
+    // The recheck ends with this watch.
+    let _rechecking = AbortOnDrop(rechecking);
     let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
     let mut gw_published: BTreeMap<ObjectKey, Value> = BTreeMap::new();
     // Each object's status as last translated, once it is known to be in
@@ -610,7 +673,11 @@ pub async fn run(
         // One batch: the first event, then whatever follows within 2 ms
         // (bounded to 250 ms in total); events that arrive during the
         // computation wait in the streams and form the next batch.
-        let Some(first) = events.next().await else { break };
+        let first = tokio::select! {
+            ev = events.next() => ev,
+            Some(kinds) = appeared.recv() => return Err(Error::KindsAppeared(kinds)),
+        };
+        let Some(first) = first else { break };
         let started = tokio::time::Instant::now();
         let mut batch = vec![first];
         while started.elapsed() < Duration::from_millis(250) {
@@ -866,6 +933,17 @@ pub async fn run(
         }
     }
     Err(Error::Live("the Kubernetes watch streams ended".into()))
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(Option<tokio::task::JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(t) = &self.0 {
+            t.abort();
+        }
+    }
 }
 
 /// A status of a translation and its problems as log lines (`None`: none).

@@ -195,6 +195,14 @@ impl FakeApi {
         st.hidden.push(format!("/apis/{group}/"));
     }
 
+    /// Serve `group` again after [`FakeApi::hide_group`], as an API server
+    /// does once its CRDs are installed.
+    pub fn show_group(&self, group: &str) {
+        let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let prefix = format!("/apis/{group}/");
+        st.hidden.retain(|p| *p != prefix);
+    }
+
     /// Answer 403 Forbidden for every kind of `group`, as an API server
     /// does when the service account's RBAC does not grant them; `false`
     /// grants them again.

@@ -162,11 +162,7 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
         event(
             &serde_json::json!({"event": "kubernetes_watch", "ingress_class": cfg.class, "namespace": cfg.namespace}),
         );
-        tokio::spawn(async move {
-            if let Err(e) = realip_kube::watch::run(client, cfg, tx).await {
-                event(&serde_json::json!({"event": "kubernetes_watch_failed", "error": e.to_string()}));
-            }
-        });
+        tokio::spawn(realip_kube::watch::supervise(client, cfg, tx));
         let triggers = triggers.clone();
         // Ingresses and Gateway API objects arrive in one value (one update
         // per watcher batch); the reloader gets one merged set (Gateway
