@@ -573,6 +573,11 @@ fn regex_hosts(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMap<Option<St
     out
 }
 
+/// The report key of a location another one shadows.
+fn shadow_key(s: &merge::Shadow) -> String {
+    format!("path {}{} ({})", s.host.as_deref().unwrap_or("*"), s.path, s.path_type)
+}
+
 fn path_entry(o: &Object, key: String, status: Status, why: String) -> Entry {
     Entry {
         object: o.id(),
@@ -997,19 +1002,10 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
         } else {
             "it is older (creationTimestamp; ties go to the greater namespace/name)"
         };
-        report.entries.push(Entry {
-            object: o.id(),
-            file: o.source.file.clone(),
-            line: o.line_of(&["spec", "rules"]),
-            key: format!("path {}{} ({})", s.host.as_deref().unwrap_or("*"), s.path, s.path_type),
-            value: String::new(),
-            status: Status::NotConverted,
-            to: String::new(),
-            why: format!(
-                "shadowed by {} in ingress-nginx, which serves this host and path from one Ingress only and {how}; emitted, the Gateway could pick this route instead and bypass that Ingress's allow list or limits, so it is left out",
-                s.winner
-            ),
-        });
+        report.entries.push(path_entry(o, shadow_key(s), Status::NotConverted, format!(
+            "shadowed by {} in ingress-nginx, which serves this host and path from one Ingress only and {how}; emitted, the Gateway could pick this route instead and bypass that Ingress's allow list or limits, so it is left out",
+            s.winner
+        )));
     }
     default_backend(p, merged, report);
 }
@@ -1026,17 +1022,7 @@ fn same_location_twice(p: &mut ingress::Plan<'_>, s: &merge::Shadow, report: &mu
     }
     keep_first(p.hosts.get_mut(&s.host), |r| r.raw == s.path && r.path_type == s.path_type);
     keep_first(p.denied.get_mut(&s.host), |r| r.raw == s.path && r.path_type == s.path_type);
-    let o = p.obj;
-    report.entries.push(Entry {
-        object: o.id(),
-        file: o.source.file.clone(),
-        line: o.line_of(&["spec", "rules"]),
-        key: format!("path {}{} ({})", s.host.as_deref().unwrap_or("*"), s.path, s.path_type),
-        value: String::new(),
-        status: Status::Ignored,
-        to: String::new(),
-        why: "listed again in the same Ingress: ingress-nginx serves the first copy only (\"Location already configured\"), and so does the output".into(),
-    });
+    report.entries.push(path_entry(p.obj, shadow_key(s), Status::Ignored, "listed again in the same Ingress: ingress-nginx serves the first copy only (\"Location already configured\"), and so does the output".into()));
 }
 
 /// Where ingress-nginx uses an Ingress's `spec.defaultBackend`.
