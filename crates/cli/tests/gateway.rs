@@ -2300,3 +2300,185 @@ fn status_says_what_the_proxy_does_not_serve() {
     assert!(cond(conds, "PartiallyInvalid")["message"].as_str().unwrap().contains("1 of its 2 routes"), "{conds}");
     assert_eq!(status(addrs[0], "c.example.com", "/login"), 200);
 }
+
+/// The class `realip`.
+fn gateway_class(api: &FakeApi) {
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+}
+
+/// A Gateway `ns/name` of class `realip` with these listeners.
+fn named_gateway(ns: &str, name: &str, listeners: &Value) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": name, "namespace": ns},
+        "spec": {"gatewayClassName": "realip", "listeners": listeners}})
+}
+
+/// An HTTPRoute `ns/name` with this spec.
+fn route_in(ns: &str, name: &str, spec: &Value) -> Value {
+    json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute", "metadata": {"name": name, "namespace": ns},
+        "spec": spec})
+}
+
+/// `GET host path` with `X-Forwarded-For: client`: (status, the pod that
+/// answered, the client it saw).
+fn answered_by(addr: SocketAddr, host: &str, path: &str, client: &str) -> (u16, String, String) {
+    let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+    let (st, _, body) = exchange(addr, b"", &req);
+    let v = serde_json::from_str::<Value>(&body).unwrap_or(Value::Null);
+    (st, v["pod"].as_str().unwrap_or("").to_owned(), v["client_ip"].as_str().unwrap_or("").to_owned())
+}
+
+/// Review 13d X1: the documented "one bind per Gateway" holds when both
+/// Gateways use the same port number. Two binds with `gateway_ports =
+/// [80]`, one admitting web/gw, the other web/gw2: the listeners never
+/// meet on one stream, so neither conflicts — host-less listeners on both
+/// (a), distinct hostnames (the control), and a ClientIPPolicy on gw2 only
+/// (b): each bind serves its own Gateway, with its own chain.
+#[test]
+#[allow(clippy::too_many_lines)] // three phases of one world
+fn separate_binds_on_one_port_number_keep_gateways_apart() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway_class(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let (_other, port2) = echo_pod("other", 4);
+    service(&api, "app2", 4, port2);
+    api.apply(named_gateway("web", "gw", &json!([{"name": "http", "port": 80, "protocol": "HTTP"}])));
+    api.apply(named_gateway("web", "gw2", &json!([{"name": "http", "port": 80, "protocol": "HTTP"}])));
+    api.apply(route_in(
+        "web",
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    ));
+    api.apply(route_in(
+        "web",
+        "site2",
+        &json!({"parentRefs": [{"name": "gw2"}], "hostnames": ["b.example.com"],
+            "rules": [{"backendRefs": [{"name": "app2", "port": 80}]}]}),
+    ));
+    let toml = "[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\ngateways = [\"web/gw\"]\n\n\
+                [[listener]]\nname = \"b\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\ngateways = [\"web/gw2\"]\n\n\
+                [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "x1", toml, &["a", "b"]);
+    let (a, b) = (addrs[0], addrs[1]);
+    let listener = |o: &Value, ty: &str| cond(&o["status"]["listeners"][0]["conditions"], ty).clone();
+    // (a) Both host-less.
+    until_status(&p, a, "a.example.com", "/", 200);
+    until_status(&p, b, "b.example.com", "/", 200);
+    assert_eq!(answered_by(a, "a.example.com", "/", "198.51.100.7").1, "victim");
+    assert_eq!(answered_by(b, "b.example.com", "/", "198.51.100.7").1, "other");
+    assert_eq!(status(a, "b.example.com", "/"), 404, "gw2's route is not on gw's bind");
+    assert_eq!(status(b, "a.example.com", "/"), 404, "gw's route is not on gw2's bind");
+    let gw2 = until(&api, "Gateway", "web", "gw2", "gw2 programmed", |o| listener(o, "Programmed")["status"] == "True");
+    assert_eq!(listener(&gw2, "Conflicted")["status"], "False", "{:#}", gw2["status"]);
+    until(&api, "HTTPRoute", "web", "site2", "site2 accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    // Control: distinct hostnames, no policy.
+    api.apply(named_gateway(
+        "web",
+        "gw",
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]),
+    ));
+    api.apply(named_gateway(
+        "web",
+        "gw2",
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "b.example.com"}]),
+    ));
+    until(&api, "Gateway", "web", "gw2", "gw2 with hostname", |o| {
+        o["status"]["listeners"][0]["conditions"].as_array().is_some_and(|c| {
+            c.iter().any(|c| c["type"] == "Programmed" && c["status"] == "True" && c["observedGeneration"] == 2)
+        })
+    });
+    assert_eq!(answered_by(a, "a.example.com", "/", "198.51.100.7").1, "victim");
+    assert_eq!(answered_by(b, "b.example.com", "/", "198.51.100.7").1, "other");
+    // (b) A ClientIPPolicy on gw2 only: gw2's bind resolves the client with
+    // it (the file's chain does not trust 127.0.0.0/8), gw's keeps the file's.
+    let t2 = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw2"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "lb2",
+        &t2,
+        &json!({"trustedProxies": ["127.0.0.0/8"], "sources": ["XForwardedFor"]}),
+    ));
+    let pol = until(&api, "ClientIPPolicy", "web", "lb2", "policy in status", |o| {
+        !cond(&o["status"]["ancestors"][0]["conditions"], "Accepted").is_null()
+    });
+    assert_eq!(cond(&pol["status"]["ancestors"][0]["conditions"], "Accepted")["status"], "True", "{:#}", pol["status"]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = answered_by(b, "b.example.com", "/", "198.51.100.7");
+        if got == (200, "other".to_owned(), "198.51.100.7".to_owned()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "gw2's bind with its policy: {got:?}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let gw2 = api.get("Gateway", "web", "gw2").unwrap();
+    assert_eq!(listener(&gw2, "Conflicted")["status"], "False", "{:#}", gw2["status"]);
+    assert_eq!(listener(&gw2, "Programmed")["status"], "True", "{:#}", gw2["status"]);
+    let got = answered_by(a, "a.example.com", "/", "198.51.100.7");
+    assert_eq!((got.0, got.1.as_str()), (200, "victim"));
+    assert_ne!(got.2, "198.51.100.7", "gw's bind keeps the file's chain, which does not trust the loopback peer");
+}
+
+/// Review 13d X1c: a bind reserved for web/gw (`gateways`) and an
+/// unrestricted bind on the same Gateway port. An older tenant Gateway
+/// with a host-less listener takes the unrestricted bind (the documented
+/// age order), but never the reserved one: there web/gw's listener is
+/// served, its status `Programmed` there and `Conflicted` naming the other
+/// bind.
+#[test]
+fn a_reserved_bind_keeps_its_gateway_when_an_open_bind_has_the_same_port() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway_class(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(named_gateway("evil", "gw2", &json!([{"name": "http", "port": 80, "protocol": "HTTP"}])));
+    api.apply(route_in(
+        "evil",
+        "all",
+        &json!({"parentRefs": [{"name": "gw2"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    ));
+    // (The fake API server's clock makes each later object newer.)
+    api.apply(named_gateway(
+        "web",
+        "gw",
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]),
+    ));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let toml = "[[listener]]\nname = \"pub\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\ngateways = [\"web/gw\"]\n\n\
+                [[listener]]\nname = \"int\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "x1c", toml, &["pub", "int"]);
+    let (public, internal) = (addrs[0], addrs[1]);
+    until_status(&p, internal, "z.example.com", "/", 200);
+    until_status(&p, public, "a.example.com", "/", 200);
+    assert_eq!(answered_by(public, "a.example.com", "/", "198.51.100.7").1, "victim");
+    assert_eq!(status(public, "z.example.com", "/"), 404, "evil/gw2 is not admitted on the reserved bind");
+    // On the open bind the older host-less listener keeps every host.
+    assert_eq!(answered_by(internal, "a.example.com", "/", "198.51.100.7").1, "attacker");
+    let listener = |o: &Value, ty: &str| cond(&o["status"]["listeners"][0]["conditions"], ty).clone();
+    let gw =
+        until(&api, "Gateway", "web", "gw", "gw's listener status", |o| listener(o, "Conflicted")["status"] == "True");
+    let c = listener(&gw, "Conflicted");
+    assert_eq!(c["reason"], "HostnameConflict");
+    let m = c["message"].as_str().unwrap();
+    assert!(m.contains("`int`") && m.contains("still served on the proxy's [[listener]] `pub`"), "{m}");
+    assert_eq!(listener(&gw, "Programmed")["status"], "True", "{:#}", gw["status"]);
+    assert_eq!(cond(&gw["status"]["conditions"], "Programmed")["status"], "True", "{:#}", gw["status"]);
+    until(&api, "HTTPRoute", "web", "site", "site accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+}

@@ -162,6 +162,12 @@ pub struct ListenerSpec {
     /// The client-IP chain of this listener (from a ClientIPPolicy);
     /// `None`: the configuration file's `[client_ip]`.
     pub client_ip: Option<ClientIp>,
+    /// The proxy's `[[listener]]`s (by name) that admit this listener but
+    /// do not serve it: there it conflicts with an older Gateway listener
+    /// (hostname, protocol or client-IP chain), which keeps that bind.
+    /// Empty: served on every bind that has its port and admits its
+    /// Gateway.
+    pub not_on: Vec<String>,
 }
 
 /// PROXY protocol on a listener.

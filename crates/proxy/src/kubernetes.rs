@@ -209,7 +209,9 @@ fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
         let mut served: Vec<&ListenerSpec> = set
             .listeners
             .iter()
-            .filter(|s| l.gateway_ports.contains(&s.port) && admits(&l.gateways, &s.gateway))
+            .filter(|s| {
+                l.gateway_ports.contains(&s.port) && admits(&l.gateways, &s.gateway) && !s.not_on.contains(&l.name)
+            })
             .collect();
         if !config.routes.is_empty() || (ingress && l.ingress) {
             // The file's chain is the oldest listener of this bind: a
@@ -367,6 +369,14 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
                     l.name,
                     l.gateways.join(", "),
                     spec.gateway
+                )));
+                continue;
+            }
+            if spec.not_on.contains(&l.name) {
+                left_out.push(Unserved::GatewayListener(format!(
+                    "Gateway listener {n} conflicts with an older Gateway listener on [[listener]] `{}` (see its \
+                     Conflicted condition)",
+                    l.name
                 )));
                 continue;
             }
@@ -854,7 +864,8 @@ pub fn compose_with(
 /// what it serves, never another's (listener isolation): the Ingresses'
 /// TLS Secrets where it serves Ingresses (`ingress = true`), and the
 /// `certificateRefs` of the HTTPS Gateway listeners on its `gateway_ports`
-/// of the Gateways its `gateways` admits, by listener hostname (see
+/// of the Gateways its `gateways` admits (but not of one that conflicts
+/// there, [`ListenerSpec::not_on`]), by listener hostname (see
 /// [`crate::tls`] for how a server name picks among them).
 fn add_certificates(config: &mut Config, set: &RouteSet) {
     let by_name: HashMap<&str, &realip_kube::ingress::Cert> = set.certs.iter().map(|c| (c.name.as_str(), c)).collect();
@@ -868,8 +879,13 @@ fn add_certificates(config: &mut Config, set: &RouteSet) {
         if l.ingress {
             tls.certificates.extend(set.certs.iter().filter(|c| c.ingress).map(secret));
         }
+        // (Not a listener that conflicts here with an older one: that one
+        // serves its hosts on this bind, so must its certificates.)
         let served = set.listeners.iter().filter(|s| {
-            s.protocol == Protocol::Https && l.gateway_ports.contains(&s.port) && admits(&l.gateways, &s.gateway)
+            s.protocol == Protocol::Https
+                && l.gateway_ports.contains(&s.port)
+                && admits(&l.gateways, &s.gateway)
+                && !s.not_on.contains(&l.name)
         });
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
@@ -1344,6 +1360,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip,
+            not_on: Vec::new(),
         };
         let chain = ClientIp {
             policy: "web/pp".into(),
@@ -1467,6 +1484,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip: None,
+            not_on: Vec::new(),
         }];
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
@@ -1518,6 +1536,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip: None,
+            not_on: Vec::new(),
         };
         set.listeners = vec![
             spec("http", 80, Protocol::Http),
@@ -1578,6 +1597,7 @@ mod tests {
             hostname: host.map(Into::into),
             certs: vec![secret.into()],
             client_ip: None,
+            not_on: Vec::new(),
         };
         let gw = RouteSet {
             listeners: vec![
@@ -1589,14 +1609,16 @@ mod tests {
             ..RouteSet::default()
         };
         let set = gw.merge(RouteSet::from_ingress(&d));
-        let base: Config = toml::from_str(
-            "[[listener]]\nname = \"victim\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ningress = false\n\
-             gateways = [\"web/gw\"]\ntls = { kubernetes = true }\n\n\
-             [[listener]]\nname = \"shared\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443, 8443]\n\
-             tls = { kubernetes = true }\n",
-        )
-        .unwrap();
-        let (c, _, _) = compose_checked(base, Some(&set));
+        let c_base = || -> Config {
+            toml::from_str(
+                "[[listener]]\nname = \"victim\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ningress = false\n\
+                 gateways = [\"web/gw\"]\ntls = { kubernetes = true }\n\n\
+                 [[listener]]\nname = \"shared\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443, 8443]\n\
+                 tls = { kubernetes = true }\n",
+            )
+            .unwrap()
+        };
+        let (c, _, _) = compose_checked(c_base(), Some(&set));
         let names = |l: usize| {
             let tls = c.listeners[l].tls.as_ref().unwrap();
             let file: Vec<String> = tls.certificates.iter().map(|c| c.cert.display().to_string()).collect();
@@ -1620,6 +1642,14 @@ mod tests {
                 ]
             )
         );
+        // A listener that conflicts on a bind with an older one (review 13d
+        // X1c: `not_on`) brings no certificate there.
+        let mut set = set;
+        set.listeners[0].not_on = vec!["shared".into()];
+        let (c, _, _) = compose_checked(c_base(), Some(&set));
+        let gateway = &c.listeners[1].tls.as_ref().unwrap().gateway;
+        assert!(gateway.iter().all(|h| h.hostname.as_deref() != Some("a.example.com")), "{gateway:?}");
+        assert_eq!(c.listeners[0].tls.as_ref().unwrap().gateway.len(), 1, "still on the bind where it is served");
     }
 
     /// An Ingress cannot add paths under a host an HTTPRoute serves (it
@@ -1654,6 +1684,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip: None,
+            not_on: Vec::new(),
         }];
         set.routes.push(Arc::new(Route {
             name: "httproute/web/site/0/0".into(),
@@ -1773,6 +1804,7 @@ mod tests {
                 hostname: None,
                 certs: vec![],
                 client_ip: None,
+                not_on: Vec::new(),
             }];
             born(&mut set, "httproute/web/site", route_created);
             born(&mut set, "ingress/evil/grab", ingress_created);
@@ -1878,6 +1910,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip,
+            not_on: Vec::new(),
         };
         let route = |name: &str, listener: &str| {
             let (name, origin) = (format!("httproute/web/{name}/0/0"), format!("httproute/web/{name}"));
@@ -1959,6 +1992,7 @@ mod tests {
                 hostname: None,
                 certs: vec![],
                 client_ip: policy,
+                not_on: Vec::new(),
             }],
             routes: routes.into_iter().map(Arc::new).collect(),
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
@@ -2186,6 +2220,7 @@ mod tests {
                     hostname: None,
                     certs: vec![],
                     client_ip: None,
+                    not_on: Vec::new(),
                 }],
                 routes: routes.into_iter().map(Arc::new).collect(),
                 backends: vec![backend("web/a:80", a), backend("web/b:80", b)],
@@ -2265,6 +2300,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip,
+            not_on: Vec::new(),
         };
         // The victim's route (newer) and policy; an older host-less tenant
         // route on another Gateway; an older Ingress naming the host.
@@ -2371,6 +2407,7 @@ mod tests {
             hostname: None,
             certs: vec![],
             client_ip,
+            not_on: Vec::new(),
         };
         let on = |gw: &str| vec![format!("gateway/{gw}/http")];
         let set = |policy: Option<ClientIp>, with_ingress: bool| {

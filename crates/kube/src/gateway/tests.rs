@@ -1800,3 +1800,72 @@ spec:
         assert!(t.routes.listeners.iter().any(|l| l.gateway == "web/gw"));
     }
 }
+
+/// Review 13d X1/X1c: listeners conflict only on a bind that serves both.
+/// Two binds with the same Gateway port, each admitting one Gateway: two
+/// host-less listeners do not conflict. A bind reserved for web/gw and an
+/// open bind: the older host-less evil/gw2 wins the open bind only, and
+/// web/gw's listener is served on the reserved one (`not_on` names the
+/// other), `Programmed` with `Conflicted` saying where it is not served.
+#[test]
+fn listeners_conflict_only_on_a_bind_that_serves_both() {
+    let world = r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw2, namespace: evil, creationTimestamp: '2026-01-01T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: web, creationTimestamp: '2026-06-01T00:00:00Z'}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {name: http, port: 80, protocol: HTTP}
+";
+    let bind = |name: &str, gateways: &[&str]| crate::routes::Bind {
+        name: name.into(),
+        gateway_ports: vec![80],
+        gateways: gateways.iter().map(|g| (*g).to_owned()).collect(),
+        ..crate::routes::Bind::default()
+    };
+    let run = |binds: Vec<crate::routes::Bind>| {
+        let mut o = Objects::default();
+        o.add_yaml(BASE.replace("port: 80,", "port: 81,").as_str()).unwrap();
+        o.add_yaml(world).unwrap();
+        let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+        inp.binds = Some(binds);
+        translate(&inp)
+    };
+    let listener = |t: &Translation, ns: &str, name: &str| {
+        let Status::Gateway { listeners, .. } = &status(t, "Gateway", Some(ns), name).status else { panic!() };
+        listeners[0].conditions.clone()
+    };
+    let spec = |t: &Translation, name: &str| t.routes.listeners.iter().find(|l| l.name == name).cloned();
+    // One bind per Gateway: no conflict, both served everywhere they are admitted.
+    let t = run(vec![bind("a", &["web/gw"]), bind("b", &["evil/gw2"])]);
+    let web = listener(&t, "web", "gw");
+    assert!(!cond(&web, "Conflicted").status && cond(&web, "Programmed").status, "{web:?}");
+    assert!(spec(&t, "gateway/web/gw/http").is_some_and(|s| s.not_on.is_empty()));
+    assert!(spec(&t, "gateway/evil/gw2/http").is_some_and(|s| s.not_on.is_empty()));
+    // Both on one bind (and the same port on another): the newer loses that bind only.
+    let t = run(vec![bind("pub", &["web/gw"]), bind("int", &[])]);
+    let web = listener(&t, "web", "gw");
+    let c = cond(&web, "Conflicted");
+    assert_eq!((c.status, c.reason), (true, "HostnameConflict"));
+    assert!(
+        c.message.contains("`int`") && c.message.contains("still served on the proxy's [[listener]] `pub`"),
+        "{c:?}"
+    );
+    assert!(cond(&web, "Programmed").status, "{web:?}");
+    assert_eq!(spec(&t, "gateway/web/gw/http").map(|s| s.not_on), Some(vec!["int".to_owned()]));
+    assert!(spec(&t, "gateway/evil/gw2/http").is_some_and(|s| s.not_on.is_empty()));
+    // Only one bind, serving both: the newer is not served at all, as before.
+    let t = run(vec![bind("int", &[])]);
+    let web = listener(&t, "web", "gw");
+    assert!(cond(&web, "Conflicted").status && !cond(&web, "Programmed").status, "{web:?}");
+    assert!(spec(&t, "gateway/web/gw/http").is_none());
+}

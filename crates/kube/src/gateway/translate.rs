@@ -12,7 +12,10 @@
 //!   on a port already used with another protocol, or the same port,
 //!   protocol and hostname as an earlier listener, is `Conflicted` — across
 //!   every Gateway and ListenerSet of the class (the proxy merges them on a
-//!   port; with the binds known, ports one bind serves are one port); so is
+//!   port; with the binds known, on a bind: listeners conflict only on a
+//!   `[[listener]]` that has both ports and admits both Gateways, and one
+//!   conflicting on some binds is served on the others, its status
+//!   `Programmed` with `Conflicted` naming where it is not served); so is
 //!   one whose hostname overlaps an earlier listener's of another Gateway
 //!   (equal, a wildcard covering the other, or either without hostname:
 //!   `HostnameConflict`), since listener isolation holds within a Gateway
@@ -55,7 +58,7 @@
 //!   `Accepted: False, Conflicted`; a more specific target wins over a
 //!   broader one (listener over Gateway; rule over route over Gateway);
 //! - a listener that shares its port — or, with the proxy's binds known
-//!   ([`Inputs::binds`]), its `[[listener]]` — with an earlier served
+//!   ([`Inputs::binds`]), a `[[listener]]` (per bind, as above) — with an earlier served
 //!   listener of another client-IP chain is `Conflicted` and not served
 //!   (one bind is one stream of connections; the older keeps it), and its
 //!   ClientIPPolicy is `Conflicted` for that target; with the binds known, a
@@ -450,9 +453,81 @@ struct Lst<'a> {
     /// Why it is not served although accepted: the ClientIPPolicy in force
     /// on it is invalid with no last valid version (fail closed).
     closed: Option<String>,
+    /// The streams of connections it would be served on ([`streams`]).
+    streams: Vec<Stream>,
+    /// The streams where it conflicts with an older listener, with the
+    /// reason and message: it is not served there. Lost on all of them,
+    /// it is `Conflicted` and not served at all; on some, it is served on
+    /// the others.
+    lost: BTreeMap<Stream, (&'static str, String)>,
+}
+
+/// One stream of connections of the proxy: a `[[listener]]` (by index in
+/// [`Inputs::binds`]), or a port when the binds are not known or none has
+/// it (then every listener on the port is taken as one stream).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stream {
+    Bind(usize),
+    Port(i32),
+}
+
+/// The streams Gateway `gateway`'s (`NS/NAME`) listener on `port` is served
+/// on: the binds that have the port in their `gateway_ports` and admit the
+/// Gateway (`gateways`); the port itself when the binds are not known or
+/// none has it. Two listeners conflict only on a stream they share: on
+/// binds that never serve both, they are as apart as on two addresses.
+fn streams(binds: Option<&[Bind]>, port: i32, gateway: &str) -> Vec<Stream> {
+    let Some((binds, p)) = binds.zip(u16::try_from(port).ok()) else { return vec![Stream::Port(port)] };
+    let having: Vec<(usize, &Bind)> = binds.iter().enumerate().filter(|(_, b)| b.gateway_ports.contains(&p)).collect();
+    if having.is_empty() {
+        return vec![Stream::Port(port)];
+    }
+    having.into_iter().filter(|(_, b)| b.admits(gateway)).map(|(i, _)| Stream::Bind(i)).collect()
+}
+
+/// Where on `stream` an older listener on port `old` meets one on `port`,
+/// for messages.
+fn stream_at(stream: Stream, old: i32, port: i32, binds: Option<&[Bind]>) -> String {
+    let bind = match stream {
+        Stream::Bind(i) => binds.and_then(|b| b.get(i)),
+        Stream::Port(_) => None,
+    };
+    match bind {
+        None => format!("port {port}"),
+        Some(b) if old == port => format!("port {port} of the proxy's [[listener]] `{}`", b.name),
+        Some(b) => format!(
+            "port {old} (the proxy's [[listener]] `{}` (gateway_ports {:?}) serves ports {old} and {port})",
+            b.name, b.gateway_ports
+        ),
+    }
 }
 
 impl Lst<'_> {
+    /// Whether it is served on `s` (as far as conflicts go).
+    fn on(&self, s: Stream) -> bool {
+        self.streams.contains(&s) && !self.lost.contains_key(&s)
+    }
+
+    /// The names of the binds it conflicts on, for the proxy
+    /// ([`ListenerSpec::not_on`]).
+    fn not_on(&self, binds: Option<&[Bind]>) -> Vec<String> {
+        let Some(binds) = binds else { return Vec::new() };
+        self.lost
+            .keys()
+            .filter_map(|s| match s {
+                Stream::Bind(i) => binds.get(*i).map(|b| b.name.clone()),
+                Stream::Port(_) => None,
+            })
+            .collect()
+    }
+
+    /// Records that it conflicts on `s`. Returns whether it has lost every
+    /// stream it would be served on (then it is not served at all).
+    fn lose(&mut self, s: Stream, reason: &'static str, why: String) -> bool {
+        self.lost.entry(s).or_insert((reason, why));
+        self.streams.iter().all(|s| self.lost.contains_key(s))
+    }
+
     /// Accepted and programmed: its routes are served.
     fn served(&self) -> bool {
         self.ok && self.conds.iter().any(|c| c.kind == "Programmed" && c.status)
@@ -555,55 +630,58 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
             accepted = Some(("PortUnavailable", why));
         }
     }
-    // Every earlier (older) listener of the class on the same port, or on
-    // a port the same bind serves: the proxy merges them into one stream,
-    // so they must be distinct whatever Gateway or ListenerSet they are on.
+    // Every earlier (older) listener of the class served on a stream of
+    // connections (a `[[listener]]` of the proxy, see [`streams`]) this one
+    // would be served on: the proxy merges them into one stream, so they
+    // must be distinct whatever Gateway or ListenerSet they are on. Counted
+    // per stream: a listener conflicting on one bind is still served on the
+    // binds where it does not.
     if accepted.is_none() {
         let binds = inp.binds.as_deref();
         // (One with no supported route kind serves nothing: it claims nothing.)
         let claims = |e: &&Lst<'_>| e.ok && !e.kinds.is_empty();
-        for e in earlier.iter().filter(claims).filter(|e| same_stream(e.spec.port, spec.port, binds)) {
-            let at = if e.spec.port == spec.port {
-                format!("port {}", spec.port)
-            } else {
-                format!(
-                    "port {} (one [[listener]] of the proxy serves ports {} and {})",
-                    e.spec.port, e.spec.port, spec.port
-                )
-            };
-            if e.spec.protocol != spec.protocol {
-                conflicted = Some((
-                    "ProtocolConflict",
-                    format!("{at} is used by the older {} with {}", e.full_name, e.spec.protocol),
-                ));
-            } else if e.spec.hostname == spec.hostname {
-                conflicted = Some((
-                    "HostnameConflict",
-                    format!("the older {} on {at} has the same protocol and hostname", e.full_name),
-                ));
-            } else if e.gateway != l.gateway && overlap(e.spec.hostname.as_deref(), spec.hostname.as_deref()) {
-                // Merged on one bind, Gateways must stay as apart as on
-                // distinct addresses: listener isolation holds within one
-                // Gateway only, so another Gateway's overlapping listener
-                // would take hosts (or paths of them) from this one.
-                let name = |h: Option<&str>| {
-                    h.map_or_else(|| "no hostname (any host)".to_owned(), |h| format!("hostname {h}"))
+        for stream in l.streams.clone() {
+            for e in earlier.iter().filter(claims).filter(|e| e.on(stream)) {
+                let at = stream_at(stream, e.spec.port, spec.port, binds);
+                let found = if e.spec.protocol != spec.protocol {
+                    Some((
+                        "ProtocolConflict",
+                        format!("{at} is used by the older {} with {}", e.full_name, e.spec.protocol),
+                    ))
+                } else if e.spec.hostname == spec.hostname {
+                    Some((
+                        "HostnameConflict",
+                        format!("the older {} on {at} has the same protocol and hostname", e.full_name),
+                    ))
+                } else if e.gateway != l.gateway && overlap(e.spec.hostname.as_deref(), spec.hostname.as_deref()) {
+                    // Merged on one bind, Gateways must stay as apart as on
+                    // distinct addresses: listener isolation holds within one
+                    // Gateway only, so another Gateway's overlapping listener
+                    // would take hosts (or paths of them) from this one.
+                    let name = |h: Option<&str>| {
+                        h.map_or_else(|| "no hostname (any host)".to_owned(), |h| format!("hostname {h}"))
+                    };
+                    Some((
+                        "HostnameConflict",
+                        format!(
+                            "the older {} of Gateway {}/{} on {at} has {}, which overlaps this listener's {}: \
+                             listeners of different Gateways on one bind must not share hosts",
+                            e.full_name,
+                            e.gateway.0,
+                            e.gateway.1,
+                            name(e.spec.hostname.as_deref()),
+                            name(spec.hostname.as_deref())
+                        ),
+                    ))
+                } else {
+                    None
                 };
-                conflicted = Some((
-                    "HostnameConflict",
-                    format!(
-                        "the older {} of Gateway {}/{} on {at} has {}, which overlaps this listener's {}: \
-                         listeners of different Gateways on one bind must not share hosts",
-                        e.full_name,
-                        e.gateway.0,
-                        e.gateway.1,
-                        name(e.spec.hostname.as_deref()),
-                        name(spec.hostname.as_deref())
-                    ),
-                ));
-            }
-            if conflicted.is_some() {
-                break;
+                if let Some((reason, why)) = found {
+                    if l.lose(stream, reason, why.clone()) {
+                        conflicted = Some((reason, lost_message(l, &why)));
+                    }
+                    break;
+                }
             }
         }
     }
@@ -649,14 +727,6 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
         Cond::new("Conflicted", c_on, c_reason, c_msg),
         programmed,
     ];
-}
-
-/// Whether Gateway listeners on ports `a` and `b` reach the proxy as one
-/// stream of connections: the same port, or (binds known) ports one
-/// `[[listener]]` serves together.
-fn same_stream(a: i32, b: i32, binds: Option<&[Bind]>) -> bool {
-    let (Ok(pa), Ok(pb)) = (u16::try_from(a), u16::try_from(b)) else { return a == b };
-    a == b || binds.into_iter().flatten().any(|x| x.gateway_ports.contains(&pa) && x.gateway_ports.contains(&pb))
 }
 
 /// A validated match: path, method, headers, query.
@@ -1438,27 +1508,27 @@ fn chain_conflicts(
         }
         let mine = chain(&listeners[i]);
         let (port, name) = (listeners[i].spec.port, listeners[i].full_name.clone());
-        let Some(other) =
-            listeners[..i].iter().find(|o| o.emitted() && same_stream(o.spec.port, port, binds) && chain(o) != mine)
-        else {
-            continue;
-        };
-        let at = if other.spec.port == port {
-            format!("port {port}")
-        } else {
-            let bind = binds
-                .into_iter()
-                .flatten()
-                .find(|b| u16::try_from(port).is_ok_and(|p| b.gateway_ports.contains(&p)))
-                .map_or_else(String::new, |b| format!("`{}` (gateway_ports {:?})", b.name, b.gateway_ports));
-            format!("the proxy's [[listener]] {bind}, which serves ports {} and {port}", other.spec.port)
-        };
-        let why = format!(
-            "{at} is already served by the older listener {}, whose client-IP chain differs ({}); one bind is one \
-             stream of connections with one chain, so this newer listener is not served",
-            other.full_name,
-            chain_name(other)
-        );
+        let mut whole: Option<String> = None;
+        for stream in listeners[i].streams.clone() {
+            if !listeners[i].on(stream) {
+                continue;
+            }
+            let Some(other) = listeners[..i].iter().find(|o| o.emitted() && o.on(stream) && chain(o) != mine) else {
+                continue;
+            };
+            let at = stream_at(stream, other.spec.port, port, binds);
+            let why = format!(
+                "{at} is already served by the older listener {}, whose client-IP chain differs ({}); one bind is \
+                 one stream of connections with one chain, so this newer listener is not served there",
+                other.full_name,
+                chain_name(other)
+            );
+            if listeners[i].lose(stream, "ClientIPPolicyConflict", why.clone()) {
+                whole = Some(why);
+            }
+        }
+        let Some(why) = whole else { continue };
+        let why = lost_message(&listeners[i], &why);
         let policy = match chain_of(&listeners[i], ip_won) {
             Some(Ok(c)) => Some(c.policy.clone()),
             _ => None,
@@ -1476,6 +1546,47 @@ fn chain_conflicts(
             mark_policy_conflicted(&policy, &name, &why, statuses);
         }
     }
+    // Listeners that lost some of their streams only: served on the others,
+    // and their status says where they are not.
+    for l in listeners.iter_mut().filter(|l| l.ok && !l.lost.is_empty()) {
+        let Some((reason, _)) = l.lost.values().next().cloned() else { continue };
+        let served: Vec<String> = l
+            .streams
+            .iter()
+            .filter(|s| !l.lost.contains_key(s))
+            .map(|s| match s {
+                Stream::Bind(i) => binds.and_then(|b| b.get(*i)).map_or_else(String::new, |b| format!("`{}`", b.name)),
+                Stream::Port(p) => format!("port {p}"),
+            })
+            .collect();
+        let why = format!(
+            "{}; still served on the proxy's [[listener]] {}",
+            l.lost.values().map(|(_, m)| m.as_str()).collect::<Vec<_>>().join("; "),
+            served.join(", ")
+        );
+        for c in &mut l.conds {
+            match c.kind {
+                "Conflicted" => *c = Cond::new("Conflicted", true, reason, why.clone()),
+                "Programmed" if c.status => {
+                    *c = Cond::new(
+                        "Programmed",
+                        true,
+                        "Programmed",
+                        format!("listener programmed on [[listener]] {} only (see Conflicted)", served.join(", ")),
+                    );
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// The message of a listener that lost every stream: `last` (the last
+/// one's), with the others' before it when there were several.
+fn lost_message(l: &Lst<'_>, last: &str) -> String {
+    let mut all: Vec<&str> = l.lost.values().map(|(_, m)| m.as_str()).filter(|m| *m != last).collect();
+    all.push(last);
+    all.join("; ")
 }
 
 /// Marks the targets of ClientIPPolicy `policy` (`NS/NAME`) that cover
@@ -2195,6 +2306,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
     {
         for (_, (kind, pns, pname, l, gw)) in ordered {
+            let streams = streams(inp.binds.as_deref(), l.port, &format!("{}/{}", gw.0, gw.1));
             let mut lst = Lst {
                 parent_kind: kind,
                 full_name: format!("{}/{pns}/{pname}/{}", kind.to_ascii_lowercase(), l.name),
@@ -2208,6 +2320,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 conds: Vec::new(),
                 certs: Vec::new(),
                 closed: None,
+                streams,
+                lost: BTreeMap::new(),
             };
             check_listener(&mut lst, &listeners, inp, &mut certs);
             if gw_problem.contains_key(&lst.gateway) {
@@ -2456,6 +2570,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             hostname: l.spec.hostname.clone(),
             certs: l.certs.clone(),
             client_ip,
+            not_on: l.not_on(inp.binds.as_deref()),
         });
     }
     // A Gateway or ListenerSet with an accepted listener that is not
