@@ -2482,3 +2482,66 @@ fn a_reserved_bind_keeps_its_gateway_when_an_open_bind_has_the_same_port() {
         cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
     });
 }
+
+/// Review 13d M1: every reason the proxy has for not serving a Gateway
+/// route reaches status, not only the file's chain and Ingress hosts. A
+/// `scope: Global` rate limit while the file has no `[rate_limit_store]`:
+/// the route is `Accepted: False` naming it, and the ClientAccessPolicy
+/// `Accepted: False, Invalid` on the route's Gateway; with the policy
+/// gone, both are accepted again.
+#[test]
+fn status_says_when_a_global_rate_limit_has_no_store() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "glob",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["g.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    http_route(
+        &api,
+        "plain",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["p.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "m1", toml, &["web"]);
+    until_status(&p, addrs[0], "g.example.com", "/", 200);
+    let target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "glob"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "glob",
+        &target,
+        &json!({"rateLimit": {"perSecond": 10, "scope": "Global"}}),
+    ));
+    until_status(&p, addrs[0], "g.example.com", "/", 404);
+    let route = until(&api, "HTTPRoute", "web", "glob", "route not accepted", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "False"
+    });
+    let a = cond(&route["status"]["parents"][0]["conditions"], "Accepted");
+    assert_eq!(a["reason"], "Pending", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("rate_limit_store"), "{a}");
+    let pol = until(&api, "ClientAccessPolicy", "web", "glob", "policy not accepted", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "False"
+    });
+    let ancestor = &pol["status"]["ancestors"][0];
+    assert_eq!(ancestor["ancestorRef"]["name"], "gw", "{ancestor}");
+    let a = cond(&ancestor["conditions"], "Accepted");
+    assert_eq!(a["reason"], "Invalid", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("rate_limit_store"), "{a}");
+    // The other route of the Gateway is served and accepted.
+    assert_eq!(status(addrs[0], "p.example.com", "/"), 200);
+    let plain = api.get("HTTPRoute", "web", "plain").unwrap();
+    assert_eq!(cond(&plain["status"]["parents"][0]["conditions"], "Accepted")["status"], "True");
+    // The policy gone: served and accepted again.
+    api.delete("ClientAccessPolicy", "web", "glob");
+    until_status(&p, addrs[0], "g.example.com", "/", 200);
+    until(&api, "HTTPRoute", "web", "glob", "route accepted again", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+}

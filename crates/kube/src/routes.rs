@@ -99,12 +99,17 @@ pub struct Feedback {
     /// HTTPRoutes (`NS/NAME`) with routes the proxy does not serve →
     /// parent (`gateway/NS/NAME` or `listenerset/NS/NAME`) → what of it.
     pub routes: std::collections::BTreeMap<String, std::collections::BTreeMap<String, RouteLoss>>,
+    /// ClientAccessPolicies (`NS/NAME`) the proxy cannot apply → Gateway
+    /// (`NS/NAME`, the ancestor in their status) → why (a `scope: Global`
+    /// rate limit while the file has no `[rate_limit_store]`: the routes
+    /// it covers there are not served).
+    pub access_policies: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
 }
 
 impl Feedback {
     /// Nothing to report.
     pub fn is_empty(&self) -> bool {
-        self.listeners.is_empty() && self.routes.is_empty()
+        self.listeners.is_empty() && self.routes.is_empty() && self.access_policies.is_empty()
     }
 }
 
@@ -124,9 +129,12 @@ pub struct RouteLoss {
     pub served: usize,
     /// Routes of it not served there.
     pub unserved: usize,
-    /// Whether a host an Ingress keeps is a cause (else its listener is
-    /// not served).
+    /// Whether a host an Ingress keeps is a cause.
     pub host_owned: bool,
+    /// Whether a route the proxy cannot serve as written is a cause (else
+    /// its listener, or something the proxy lacks, such as a
+    /// `[rate_limit_store]`).
+    pub invalid: bool,
     /// The distinct reasons, in order.
     pub reasons: Vec<String>,
 }

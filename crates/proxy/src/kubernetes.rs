@@ -1067,10 +1067,14 @@ impl Reported {
 /// What the controller cannot know of what this proxy serves, for status:
 /// the Gateway listeners whose ClientIPPolicy the file's chain overrules
 /// on a bind that also serves Ingress or file routes (`conflicts`, from
-/// [`plan`]) and, per HTTPRoute and parent, its routes left unserved by
-/// that or by a host an older Ingress keeps. (Causes the controller finds
-/// itself — a port no bind serves, a bind that does not admit the
-/// Gateway, two policies on one bind — are already in its status.)
+/// [`plan`]); per HTTPRoute and parent, its routes left unserved for any
+/// reason ([`Unserved`]: the file's chain, a host an older Ingress keeps,
+/// a route the proxy cannot serve as written, a `scope: Global` rate
+/// limit without `[rate_limit_store]`…); and the ClientAccessPolicies
+/// whose Global rate limit left routes unserved, per Gateway. (Causes the
+/// controller finds itself — a port no bind serves, a bind that does not
+/// admit the Gateway — are already in its status; repeating them changes
+/// nothing there, since only conditions still `True` are turned.)
 /// Cheap when nothing is lost: the route set is walked only for the
 /// HTTPRoutes that lost something.
 fn feedback(
@@ -1086,11 +1090,8 @@ fn feedback(
                 .insert(listener.clone(), UnservedListener { policy: Some(policy.clone()), message: why.to_string() });
         }
     }
-    let lost: HashMap<&str, &Unserved> = problems
-        .iter()
-        .filter(|p| matches!(p.reason, Unserved::FileChainConflict { .. } | Unserved::HostOwnedByIngress { .. }))
-        .map(|p| (p.route.as_str(), &p.reason))
-        .collect();
+    let lost: HashMap<&str, &Unserved> =
+        problems.iter().filter(|p| p.origin.starts_with("httproute/")).map(|p| (p.route.as_str(), &p.reason)).collect();
     if lost.is_empty() {
         return fb;
     }
@@ -1098,21 +1099,47 @@ fn feedback(
         problems.iter().filter(|p| lost.contains_key(p.route.as_str())).map(|p| p.origin.as_str()).collect();
     for r in set.routes.iter().filter(|r| origins.contains(r.origin.as_str())) {
         let Some(route) = r.origin.strip_prefix("httproute/") else { continue };
-        let mut parents: Vec<&str> = r.listeners.iter().filter_map(|l| l.rsplit_once('/').map(|(p, _)| p)).collect();
-        parents.dedup();
+        // Each parent once, however its listeners interleave.
+        let parents: std::collections::BTreeSet<&str> =
+            r.listeners.iter().filter_map(|l| l.rsplit_once('/').map(|(p, _)| p)).collect();
+        let why = lost.get(r.name.as_str());
         for parent in parents {
             let e: &mut RouteLoss =
                 fb.routes.entry(route.to_owned()).or_default().entry(parent.to_owned()).or_default();
-            match lost.get(r.name.as_str()) {
-                Some(why) => {
-                    e.unserved += 1;
-                    e.host_owned |= matches!(why, Unserved::HostOwnedByIngress { .. });
-                    let why = why.to_string();
-                    if !e.reasons.contains(&why) {
-                        e.reasons.push(why);
-                    }
+            if let Some(why) = why {
+                e.unserved += 1;
+                e.host_owned |= matches!(why, Unserved::HostOwnedByIngress { .. });
+                e.invalid |= matches!(why, Unserved::Invalid(_));
+                let why = why.to_string();
+                if !e.reasons.contains(&why) {
+                    e.reasons.push(why);
                 }
-                None => e.served += 1,
+            } else {
+                e.served += 1;
+            }
+        }
+        // A Global rate limit the proxy cannot apply: its policy says so
+        // on the route's Gateways.
+        if matches!(why, Some(Unserved::NoRateLimitStore)) {
+            let limits = r.access.iter().flat_map(|a| a.rate_limit.iter().chain(&a.gateway_rate_limit));
+            let gateways: std::collections::BTreeSet<&str> = r
+                .listeners
+                .iter()
+                .filter_map(|l| set.listeners.iter().find(|s| s.name == *l))
+                .map(|s| s.gateway.as_str())
+                .collect();
+            for rl in limits.filter(|rl| rl.global) {
+                let Some(policy) = rl.scope.strip_prefix("clientaccesspolicy:") else { continue };
+                for g in &gateways {
+                    fb.access_policies.entry(policy.to_owned()).or_default().entry((*g).to_owned()).or_insert_with(
+                        || {
+                            format!(
+                                "{}: the routes of HTTPRoute {route} it covers on Gateway {g} are not served",
+                                Unserved::NoRateLimitStore
+                            )
+                        },
+                    );
+                }
             }
         }
     }
@@ -1149,7 +1176,9 @@ pub fn compose_logged(
 mod tests {
     use super::*;
     use realip_kube::ingress::{Backend, Desired, Route as IngressRoute};
-    use realip_kube::routes::{ClientIp, Filter, Forward, HeaderEdit, ProxyMode, ValueMatch, WeightedBackend};
+    use realip_kube::routes::{
+        Access, ClientIp, Filter, Forward, HeaderEdit, ProxyMode, RateLimit, ValueMatch, WeightedBackend,
+    };
 
     /// The conversions kept by the reloader change nothing but speed: a
     /// composition reusing them equals one from scratch through changes
@@ -2462,5 +2491,57 @@ mod tests {
         // No Ingress and no policy: nothing to say.
         compose_logged(file, Some(&set(None, false)), &mut reported, &mut Conversions::default());
         assert!(reported.feedback().is_empty(), "{:?}", reported.feedback());
+    }
+
+    /// Review 13d M1: every reason reaches the feedback, each parent is
+    /// counted once however the route's listeners interleave, and a
+    /// `scope: Global` rate limit without `[rate_limit_store]` names its
+    /// ClientAccessPolicy on each Gateway of the route.
+    #[test]
+    fn feedback_counts_each_parent_once_and_names_a_global_rate_limit() {
+        let listener = |gw: &str, name: &str| ListenerSpec {
+            name: format!("gateway/{gw}/{name}"),
+            gateway: gw.into(),
+            port: 80,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip: None,
+            not_on: Vec::new(),
+        };
+        let interleaved =
+            vec!["gateway/web/gw/a".to_owned(), "gateway/web/gw2/http".to_owned(), "gateway/web/gw/b".to_owned()];
+        let mut route = app_route("httproute/web/glob/0/0", "httproute/web/glob", interleaved, Some("g.example.com"));
+        route.access = Some(Access {
+            policy: "web/glob".into(),
+            allow: None,
+            deny: vec![],
+            rate_limit: Some(RateLimit {
+                per_second: 10.0,
+                burst: 10.0,
+                ipv6_prefix_length: 64,
+                global: true,
+                scope: "clientaccesspolicy:web/glob".into(),
+            }),
+            gateway_rate_limit: None,
+        });
+        let set = RouteSet {
+            listeners: vec![listener("web/gw", "a"), listener("web/gw2", "http"), listener("web/gw", "b")],
+            routes: vec![Arc::new(route)],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let file: Config =
+            toml::from_str("[[listener]]\nname = \"a\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
+        let mut reported = Reported::default();
+        compose_logged(file, Some(&set), &mut reported, &mut Conversions::default());
+        let fb = reported.feedback();
+        let gw = &fb.routes["web/glob"]["gateway/web/gw"];
+        assert_eq!((gw.served, gw.unserved, gw.host_owned, gw.invalid), (0, 1, false, false), "{fb:?}");
+        assert!(gw.reasons[0].contains("rate_limit_store"), "{:?}", gw.reasons);
+        assert_eq!(fb.routes["web/glob"]["gateway/web/gw2"].unserved, 1);
+        let on: Vec<&String> = fb.access_policies["web/glob"].keys().collect();
+        assert_eq!(on, ["web/gw", "web/gw2"]);
+        assert!(fb.access_policies["web/glob"]["web/gw"].contains("HTTPRoute web/glob"), "{fb:?}");
     }
 }

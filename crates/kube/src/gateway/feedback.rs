@@ -9,12 +9,18 @@
 //!   cause, and so its Gateway or ListenerSet (`Programmed` means every
 //!   listener is served); the ClientIPPolicy targets covering it
 //!   `Accepted: False, Conflicted`;
-//! - an HTTPRoute parent none of whose routes the proxy serves: `Accepted:
-//!   False` — reason `Pending` when its listeners are not served (as for a
-//!   route attached only to listeners that are not programmed), or
-//!   `HostnameConflict` when an older Ingress keeps its host; some of
-//!   them: `Accepted` stays and `PartiallyInvalid: True` (same reasons)
-//!   names what is not served.
+//! - an HTTPRoute parent none of whose routes the proxy serves, for any
+//!   reason the proxy has: `Accepted: False` — reason `HostnameConflict`
+//!   when an older Ingress keeps its host, `UnsupportedValue` when the
+//!   proxy cannot serve it as written, else `Pending` (its listeners are
+//!   not served, as for a route attached only to listeners that are not
+//!   programmed, or the proxy lacks something, such as a
+//!   `[rate_limit_store]`), the message naming the proxy's reasons; some
+//!   of them: `Accepted` stays and `PartiallyInvalid: True` (same
+//!   reasons) names what is not served;
+//! - a ClientAccessPolicy the proxy cannot apply (a `scope: Global` rate
+//!   limit without `[rate_limit_store]`): `Accepted: False, Invalid` for
+//!   the Gateways (its ancestors) where that leaves routes unserved.
 //!
 //! Invariants: statuses only — never the route set, so a translation after
 //! a feedback change hands the proxy the same set and the loop converges;
@@ -35,6 +41,27 @@ pub fn apply(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     listeners(statuses, fb);
     policies(statuses, fb);
     routes(statuses, fb);
+    access_policies(statuses, fb);
+}
+
+/// ClientAccessPolicies the proxy cannot apply, on the Gateways where.
+fn access_policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
+    for (policy, on) in &fb.access_policies {
+        let Some((pns, pname)) = policy.split_once('/') else { continue };
+        let Some(i) = find(statuses, "ClientAccessPolicy", pns, pname) else { continue };
+        let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        for a in ancestors.iter_mut() {
+            let r = &a.reference;
+            if r.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
+                continue;
+            }
+            let gateway = format!("{}/{}", r.namespace.as_deref().unwrap_or(pns), r.name);
+            let Some(why) = on.get(&gateway) else { continue };
+            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                *c = Cond::new("Accepted", false, "Invalid", format!("not applied by the proxy: {why}"));
+            }
+        }
+    }
 }
 
 /// The position of an object's status in `statuses` (sorted by object).
@@ -122,7 +149,13 @@ fn routes(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
                 r.name
             );
             let Some(loss) = by_parent.get(&parent) else { continue };
-            let reason = if loss.host_owned { "HostnameConflict" } else { "Pending" };
+            let reason = if loss.host_owned {
+                "HostnameConflict"
+            } else if loss.invalid {
+                "UnsupportedValue"
+            } else {
+                "Pending"
+            };
             let why = loss.reasons.join("; ");
             if loss.served == 0 {
                 for c in p.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
