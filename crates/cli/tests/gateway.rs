@@ -2483,6 +2483,67 @@ fn a_reserved_bind_keeps_its_gateway_when_an_open_bind_has_the_same_port() {
     });
 }
 
+/// Review 13d X3: a route attached to listeners on two binds, one with
+/// `ingress = false`. An older Ingress edited to the route's host keeps
+/// that host only on the bind that serves Ingresses: the route stays
+/// served on the `ingress = false` bind, and its status says it is served
+/// on some binds only (`PartiallyInvalid`, `HostnameConflict`).
+#[test]
+fn an_ingress_owns_a_host_only_on_binds_serving_ingresses() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway_class(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    let ing = |host: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "old", "namespace": "evil"},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": host, "http": {"paths": [{"path": "/x", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
+    };
+    api.apply(ing("evil.example.com"));
+    api.apply(named_gateway(
+        "web",
+        "gw",
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP"}, {"name": "alt", "port": 8080, "protocol": "HTTP"}]),
+    ));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let toml = "[[listener]]\nname = \"gw\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\n\n\
+                [[listener]]\nname = \"mix\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [8080]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "x3", toml, &["gw", "mix"]);
+    let (only_gw, mix) = (addrs[0], addrs[1]);
+    until_status(&p, only_gw, "a.example.com", "/", 200);
+    until_status(&p, mix, "a.example.com", "/", 200);
+    // The older Ingress now names a.example.com.
+    api.apply(ing("a.example.com"));
+    until_status(&p, mix, "a.example.com", "/", 404);
+    assert_eq!(answered_by(mix, "a.example.com", "/x", "198.51.100.7").1, "attacker", "the Ingress's host there");
+    let got = answered_by(only_gw, "a.example.com", "/", "198.51.100.7");
+    assert_eq!((got.0, got.1.as_str()), (200, "victim"), "served where no Ingress is");
+    assert_eq!(answered_by(only_gw, "a.example.com", "/x", "198.51.100.7").1, "victim");
+    let site = until(&api, "HTTPRoute", "web", "site", "partly served", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "PartiallyInvalid")["status"] == "True"
+    });
+    let conds = &site["status"]["parents"][0]["conditions"];
+    assert_eq!(cond(conds, "Accepted")["status"], "True", "{conds}");
+    let partly = cond(conds, "PartiallyInvalid");
+    assert_eq!(partly["reason"], "HostnameConflict");
+    let m = partly["message"].as_str().unwrap();
+    assert!(m.contains("owned by Ingress evil/old") && m.contains("mix"), "{m}");
+    // The Ingress back to its own host: served on both again, status clean.
+    api.apply(ing("evil.example.com"));
+    until_status(&p, mix, "a.example.com", "/", 200);
+    until(&api, "HTTPRoute", "web", "site", "served everywhere", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "PartiallyInvalid").is_null()
+    });
+}
+
 /// Review 13d M1: every reason the proxy has for not serving a Gateway
 /// route reaches status, not only the file's chain and Ingress hosts. A
 /// `scope: Global` rate limit while the file has no `[rate_limit_store]`:

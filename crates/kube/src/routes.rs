@@ -129,6 +129,9 @@ pub struct RouteLoss {
     pub served: usize,
     /// Routes of it not served there.
     pub unserved: usize,
+    /// Routes of it served there, but not on every bind (counted in
+    /// `served` too).
+    pub narrowed: usize,
     /// Whether a host an Ingress keeps is a cause.
     pub host_owned: bool,
     /// Whether a route the proxy cannot serve as written is a cause (else

@@ -172,6 +172,9 @@ pub struct Warning {
     pub origin: String,
     /// What was left out.
     pub message: String,
+    /// Why it is not served on some of its binds, when that is what was
+    /// left out (for status: the route is served, but not everywhere).
+    pub narrowed: Option<Unserved>,
 }
 
 /// The upstream pool of a Kubernetes backend.
@@ -697,6 +700,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
                     route: r.name.clone(),
                     origin: r.origin.clone(),
                     message: message.clone(),
+                    narrowed: None,
                 }));
             }
             Err(reason) => {
@@ -750,6 +754,7 @@ pub fn compose_checked(config: Config, set: Option<&RouteSet>) -> (Config, Vec<P
 
 /// [`compose_checked`], reusing what `memo` kept of the previous
 /// composition (see [`Conversions`]).
+#[allow(clippy::too_many_lines)] // one pass over the routes: each way a route can be left out, in order
 pub fn compose_with(
     mut config: Config,
     set: Option<&RouteSet>,
@@ -805,7 +810,14 @@ pub fn compose_with(
         if let Some(g) = r.gateway.as_ref() {
             if let Some((host, by)) = host.as_deref().and_then(|h| owners.to_ingress.get_key_value(h)) {
                 let reason = Unserved::HostOwnedByIngress { host: host.clone(), by: by.clone() };
-                problems.push(Problem { origin: origin_of(&name), route: name, reason });
+                match off_ingress_binds(&mut r, reason, ingress_on.as_deref()) {
+                    Ok((message, narrowed)) => {
+                        let origin = origin_of(&name);
+                        warnings.push(Warning { route: name, origin, message, narrowed: Some(narrowed) });
+                        config.routes.push(r);
+                    }
+                    Err(reason) => problems.push(Problem { origin: origin_of(&name), route: name, reason }),
+                }
                 continue;
             }
             // A wildcard or host-less route leaves out the hosts older
@@ -831,6 +843,7 @@ pub fn compose_with(
                         "host {h} left out: the older {} names it",
                         by.strip_prefix("ingress/").map_or_else(|| by.clone(), |r| format!("Ingress {r}"))
                     ),
+                    narrowed: None,
                 });
             }
             config.routes.push(r);
@@ -893,6 +906,35 @@ fn add_certificates(config: &mut Config, set: &RouteSet) {
             tls.gateway.push(crate::config::HostCerts { hostname, certs });
         }
     }
+}
+
+/// Gateway route `r`, whose host an older Ingress keeps (`reason`), kept
+/// only on its binds that serve no Ingress (`ingress_on`: the binds that
+/// do, `None` when every one does): the Ingress owns the host only where
+/// Ingresses are served. The warning's message and `reason` when some are
+/// left, else `reason` (the route is not served).
+fn off_ingress_binds(
+    r: &mut Arc<RouteConfig>,
+    reason: Unserved,
+    ingress_on: Option<&[String]>,
+) -> Result<(String, Unserved), Unserved> {
+    let Some(g) = r.gateway.as_ref() else { return Err(reason) };
+    let (gone, kept): (Vec<String>, Vec<String>) =
+        g.listeners.iter().cloned().partition(|l| ingress_on.is_none_or(|on| on.contains(l)));
+    if kept.is_empty() {
+        return Err(reason);
+    }
+    let m = Arc::make_mut(r);
+    m.listener_ports.retain(|(l, _)| kept.contains(l));
+    if let Some(g) = m.gateway.as_mut() {
+        g.listeners.clone_from(&kept);
+    }
+    let message = format!(
+        "not served on [[listener]] {} (it serves Ingresses): {reason}; still served on [[listener]] {}",
+        gone.join(", "),
+        kept.join(", ")
+    );
+    Ok((message, reason))
 }
 
 /// Who keeps each exact host an Ingress route names when a Gateway route
@@ -1081,6 +1123,7 @@ fn feedback(
     set: &RouteSet,
     conflicts: &HashMap<String, Unserved>,
     problems: &[Problem],
+    warnings: &[Warning],
 ) -> realip_kube::routes::Feedback {
     use realip_kube::routes::{RouteLoss, UnservedListener};
     let mut fb = realip_kube::routes::Feedback::default();
@@ -1092,11 +1135,20 @@ fn feedback(
     }
     let lost: HashMap<&str, &Unserved> =
         problems.iter().filter(|p| p.origin.starts_with("httproute/")).map(|p| (p.route.as_str(), &p.reason)).collect();
-    if lost.is_empty() {
+    let narrowed: HashMap<&str, (&Unserved, &str)> = warnings
+        .iter()
+        .filter(|w| w.origin.starts_with("httproute/"))
+        .filter_map(|w| Some((w.route.as_str(), (w.narrowed.as_ref()?, w.message.as_str()))))
+        .collect();
+    if lost.is_empty() && narrowed.is_empty() {
         return fb;
     }
-    let origins: std::collections::HashSet<&str> =
-        problems.iter().filter(|p| lost.contains_key(p.route.as_str())).map(|p| p.origin.as_str()).collect();
+    let origins: std::collections::HashSet<&str> = problems
+        .iter()
+        .filter(|p| lost.contains_key(p.route.as_str()))
+        .map(|p| p.origin.as_str())
+        .chain(warnings.iter().filter(|w| narrowed.contains_key(w.route.as_str())).map(|w| w.origin.as_str()))
+        .collect();
     for r in set.routes.iter().filter(|r| origins.contains(r.origin.as_str())) {
         let Some(route) = r.origin.strip_prefix("httproute/") else { continue };
         // Each parent once, however its listeners interleave.
@@ -1116,6 +1168,14 @@ fn feedback(
                 }
             } else {
                 e.served += 1;
+                if let Some((why, message)) = narrowed.get(r.name.as_str()) {
+                    e.narrowed += 1;
+                    e.host_owned |= matches!(why, Unserved::HostOwnedByIngress { .. });
+                    let why = (*message).to_owned();
+                    if !e.reasons.contains(&why) {
+                        e.reasons.push(why);
+                    }
+                }
             }
         }
         // A Global rate limit the proxy cannot apply: its policy says so
@@ -1144,7 +1204,7 @@ fn feedback(
         }
     }
     fb.routes.retain(|_, parents| {
-        parents.retain(|_, e| e.unserved > 0);
+        parents.retain(|_, e| e.unserved > 0 || e.narrowed > 0);
         !parents.is_empty()
     });
     fb
@@ -1165,7 +1225,7 @@ pub fn compose_logged(
 ) -> Config {
     let conflicts = set.map(|s| plan(s, &config).conflicts).unwrap_or_default();
     let (config, problems, warnings) = compose_with(config, set, memo);
-    reported.feedback = set.map(|s| feedback(s, &conflicts, &problems)).unwrap_or_default();
+    reported.feedback = set.map(|s| feedback(s, &conflicts, &problems, &warnings)).unwrap_or_default();
     for e in reported.update(problems, warnings) {
         crate::log::event(&e);
     }
@@ -2095,7 +2155,8 @@ mod tests {
             origin: "httproute/web/r".into(),
             reason: Unserved::GatewayListener(why.into()),
         };
-        let warning = Warning { route: "w".into(), origin: "httproute/web/w".into(), message: "left out".into() };
+        let warning =
+            Warning { route: "w".into(), origin: "httproute/web/w".into(), message: "left out".into(), narrowed: None };
         let events = |e: Vec<serde_json::Value>| {
             e.iter()
                 .map(|v| format!("{} {}", v["event"].as_str().unwrap(), v["route"].as_str().unwrap()))

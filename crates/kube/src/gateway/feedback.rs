@@ -16,8 +16,10 @@
 //!   not served, as for a route attached only to listeners that are not
 //!   programmed, or the proxy lacks something, such as a
 //!   `[rate_limit_store]`), the message naming the proxy's reasons; some
-//!   of them: `Accepted` stays and `PartiallyInvalid: True` (same
-//!   reasons) names what is not served;
+//!   of them, or some only on some binds (a host an older Ingress keeps
+//!   on the binds serving Ingresses, the route staying on the
+//!   `ingress = false` ones): `Accepted` stays and `PartiallyInvalid:
+//!   True` (same reasons) names what is not served;
 //! - a ClientAccessPolicy the proxy cannot apply (a `scope: Global` rate
 //!   limit without `[rate_limit_store]`): `Accepted: False, Invalid` for
 //!   the Gateways (its ancestors) where that leaves routes unserved.
@@ -163,16 +165,20 @@ fn routes(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
                 }
             } else {
                 p.conditions.retain(|c| c.kind != "PartiallyInvalid");
-                p.conditions.push(Cond::new(
-                    "PartiallyInvalid",
-                    true,
-                    reason,
-                    format!(
-                        "{} of its {} routes here not served by the proxy: {why}",
-                        loss.unserved,
-                        loss.served + loss.unserved
-                    ),
-                ));
+                p.conditions.push(Cond::new("PartiallyInvalid", true, reason, {
+                    let total = loss.served + loss.unserved;
+                    let mut what = Vec::new();
+                    if loss.unserved > 0 {
+                        what.push(format!("{} of its {total} routes here not served by the proxy", loss.unserved));
+                    }
+                    if loss.narrowed > 0 {
+                        what.push(format!(
+                            "{} of its {total} routes here not served on every bind of the proxy",
+                            loss.narrowed
+                        ));
+                    }
+                    format!("{}: {why}", what.join(", "))
+                }));
             }
         }
     }
