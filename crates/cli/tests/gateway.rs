@@ -2502,6 +2502,12 @@ fn an_ingress_owns_a_host_only_on_binds_serving_ingresses() {
             "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
     };
     api.apply(ing("evil.example.com"));
+    let ing2 = |host: &str| {
+        let mut i = ing(host);
+        i["metadata"]["name"] = json!("old2");
+        i
+    };
+    api.apply(ing2("evil2.example.com"));
     api.apply(named_gateway(
         "web",
         "gw",
@@ -2542,6 +2548,22 @@ fn an_ingress_owns_a_host_only_on_binds_serving_ingresses() {
     until(&api, "HTTPRoute", "web", "site", "served everywhere", |o| {
         cond(&o["status"]["parents"][0]["conditions"], "PartiallyInvalid").is_null()
     });
+    // A wildcard route: the host the older Ingress names is left out on the
+    // bind serving Ingresses only.
+    http_route(
+        &api,
+        "wild",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["*.w.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    until_status(&p, mix, "a.w.example.com", "/", 200);
+    api.apply(ing2("a.w.example.com"));
+    until_status(&p, mix, "a.w.example.com", "/", 404);
+    assert_eq!(answered_by(mix, "a.w.example.com", "/x", "198.51.100.7").1, "attacker");
+    assert_eq!(answered_by(mix, "b.w.example.com", "/", "198.51.100.7").1, "victim");
+    let got = answered_by(only_gw, "a.w.example.com", "/", "198.51.100.7");
+    assert_eq!((got.0, got.1.as_str()), (200, "victim"), "the wildcard keeps the host where no Ingress is");
+    assert_eq!(answered_by(only_gw, "a.w.example.com", "/x", "198.51.100.7").1, "victim");
 }
 
 /// Review 13d M1: every reason the proxy has for not serving a Gateway

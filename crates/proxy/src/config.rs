@@ -441,11 +441,22 @@ pub struct GatewayMatch {
     /// serve: a more specific Gateway listener on the port owns them
     /// (listener isolation).
     pub except_hosts: Vec<String>,
+    /// (file listener, exact host) pairs the route does not serve on that
+    /// listener only: an older Ingress keeps the host on the binds that
+    /// serve Ingresses, while the route's `ingress = false` binds keep it.
+    pub excepted_on: Vec<(String, String)>,
 }
 
 impl GatewayMatch {
+    /// Whether the route leaves `host` (lower case, no trailing dot) out
+    /// on file listener `listener` ([`GatewayMatch::excludes`], or an older
+    /// Ingress keeps it there).
+    pub fn excludes_on(&self, listener: &str, host: &str) -> bool {
+        self.excludes(host) || self.excepted_on.iter().any(|(l, h)| l == listener && h == host)
+    }
+
     /// Whether `host` (lower case, no trailing dot) is one a more specific
-    /// listener owns.
+    /// listener owns, on every listener of the route.
     pub fn excludes(&self, host: &str) -> bool {
         self.except_hosts.iter().any(|e| match e.strip_prefix('*') {
             Some(suffix) => host.len() > suffix.len() && host.ends_with(suffix),

@@ -481,6 +481,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             headers: pairs(&r.headers),
             query: pairs(&r.query),
             except_hosts: r.except_hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect(),
+            excepted_on: Vec::new(),
         })
     };
     let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
@@ -830,21 +831,38 @@ pub fn compose_with(
                 .filter(|(h, _)| !g.excludes(h))
                 .collect();
             if !covered.is_empty() {
+                // Only on the binds serving Ingresses, when the route has others.
+                let (on_ingress, kept): (Vec<String>, Vec<String>) =
+                    g.listeners.iter().cloned().partition(|l| ingress_on.as_ref().is_none_or(|on| on.contains(l)));
+                let place = if kept.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " on [[listener]] {} (it serves Ingresses); still served on [[listener]] {}",
+                        on_ingress.join(", "),
+                        kept.join(", ")
+                    )
+                };
+                for (h, by) in &covered {
+                    warnings.push(Warning {
+                        route: name.clone(),
+                        origin: origin_of(&name),
+                        message: format!(
+                            "host {h} left out{place}: the older {} names it",
+                            by.strip_prefix("ingress/").map_or_else(|| (*by).clone(), |r| format!("Ingress {r}"))
+                        ),
+                        narrowed: None,
+                    });
+                }
                 let left_out = covered.iter().map(|(h, _)| (*h).clone());
                 if let Some(g) = Arc::make_mut(&mut r).gateway.as_mut() {
-                    g.except_hosts.extend(left_out);
+                    if kept.is_empty() {
+                        g.except_hosts.extend(left_out);
+                    } else {
+                        let pairs = left_out.flat_map(|h| on_ingress.iter().map(move |l| (l.clone(), h.clone())));
+                        g.excepted_on.extend(pairs);
+                    }
                 }
-            }
-            for (h, by) in covered {
-                warnings.push(Warning {
-                    route: name.clone(),
-                    origin: origin_of(&name),
-                    message: format!(
-                        "host {h} left out: the older {} names it",
-                        by.strip_prefix("ingress/").map_or_else(|| by.clone(), |r| format!("Ingress {r}"))
-                    ),
-                    narrowed: None,
-                });
             }
             config.routes.push(r);
             continue;
@@ -1503,6 +1521,7 @@ mod tests {
             headers: vec![("x-env".into(), "canary".into())],
             query: vec![],
             except_hosts: vec![],
+            excepted_on: vec![],
         };
         assert_eq!(served[1].gateway, Some(want));
         let by_name =

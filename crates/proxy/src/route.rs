@@ -244,7 +244,7 @@ impl Routes {
             .filter_map(|(position, r)| {
                 let g = r.gateway.as_ref()?;
                 let on = g.listeners.iter().any(|l| l == listener)
-                    && !g.excludes(host)
+                    && !g.excludes_on(listener, host)
                     && g.path_matches(&r.prefix, path)
                     && g.request_matches(req.method, req.headers, req.query);
                 (on && r.host.rank(host).is_some()).then_some((position, r))
@@ -336,6 +336,7 @@ mod tests {
                 headers: vec![],
                 query: vec![],
                 except_hosts: vec![],
+                excepted_on: vec![],
             });
             r
         };
@@ -377,6 +378,7 @@ mod tests {
                 headers: vec![],
                 query: vec![],
                 except_hosts: except.iter().map(|&e| e.to_owned()).collect(),
+                excepted_on: vec![],
             });
             r
         };
@@ -406,6 +408,7 @@ mod tests {
                 headers: vec![],
                 query: vec![],
                 except_hosts: vec![],
+                excepted_on: vec![],
             });
             r
         };
@@ -439,6 +442,7 @@ mod tests {
                 headers: h.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
                 query: q.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
                 except_hosts: vec![],
+                excepted_on: vec![],
             });
             r
         };
