@@ -885,6 +885,10 @@ pub fn plan<'a>(
         let v = value.as_str();
         match key.as_str() {
             // Canary Ingresses: ingress-nginx uses only the canary-* annotations; the rest come from the main Ingress.
+            // …except client certificates: ingress-nginx puts a canary's on the server of its host (lib.rs's host_wide_restrictions).
+            k @ ("auth-tls-secret" | "auth-tls-verify-client") if canary && restricting(k, v.trim()).is_some() => {
+                push(k, Status::NotConverted, "", "ingress-nginx applies a canary's client-certificate settings to the whole server of its host (every location, the main Ingress's too; the catch-all server when no other Ingress has the host), which does not convert: every route of the host is emitted deny-all".into());
+            }
             k if canary && !k.starts_with("canary") => {
                 push(k, Status::Ignored, "", "ingress-nginx ignores this on a canary Ingress (the main Ingress's annotations apply)".into());
             }

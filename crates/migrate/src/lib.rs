@@ -625,14 +625,29 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
 /// `auth-tls-verify-client`: `ssl_verify_client` in the server block) and
 /// a `server-snippet` with refusing directives. By host (`None`: the
 /// catch-all server), the Ingresses and keys that set them.
+///
+/// A canary counts too for its client-certificate keys: ingress-nginx's
+/// `getBackendServers` copies every Ingress's `CertificateAuth` (canaries
+/// included, before their paths are skipped) onto the server of its host,
+/// or onto the catch-all server when no other Ingress creates that host;
+/// its `server-snippet` does not count (set in `createServers`, which
+/// skips canaries).
 fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMap<Option<String>, Vec<String>> {
     let snippets_dropped = setup::snippet_annotations_dropped(setup).is_some();
     let mut out: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    for o in ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)) {
+    let rule_host = |rule: &realip_kube::Node| rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+    let hosts_of = |o: &Object| -> Vec<Option<String>> {
+        o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default().iter().map(rule_host).collect()
+    };
+    // The servers ingress-nginx creates: the hosts of the non-canary Ingresses.
+    let servers: std::collections::BTreeSet<Option<String>> =
+        ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)).flat_map(|o| hosts_of(o)).collect();
+    for o in ours {
+        let canary = merge::is_canary(o, &setup.prefix);
         let mut keys = Vec::new();
         for k in ["auth-tls-secret", "auth-tls-verify-client", "server-snippet"] {
             let Some(v) = o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim) else { continue };
-            if k == "server-snippet" && snippets_dropped {
+            if k == "server-snippet" && (snippets_dropped || canary) {
                 continue;
             }
             if ingress::restricting(k, v).is_some() {
@@ -643,8 +658,9 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
             continue;
         }
         let by = format!("{} ({})", o.id(), keys.join(", "));
-        for rule in o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default() {
-            let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+        for host in hosts_of(o) {
+            // A canary's host with no server of its own: the catch-all server.
+            let host = if canary && !servers.contains(&host) { None } else { host };
             let list = out.entry(host).or_default();
             if !list.contains(&by) {
                 list.push(by.clone());

@@ -1,0 +1,74 @@
+//! The twelfth review's findings, each a table on both targets with the
+//! reviewer's inputs (/tmp/rev12-in): a canary's client certificates
+//! (R12-1), http-snippet read as nginx tokenises it (R12-2), ConfigMap
+//! ModSecurity (R12-3), and the global rate limit's window and memcached
+//! port as ingress-nginx reads them (R12-4 … R12-6).
+
+mod common;
+
+use common::{controller_at, ing_at, open_policies, routes, run};
+use realip_migrate::{Migration, Status, Target};
+
+const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
+
+/// The report entry of `key` on an object whose id starts with `object` (the first).
+fn entry<'a>(m: &'a Migration, object: &str, key: &str) -> &'a realip_migrate::Entry {
+    let e = m.report.entries.iter().find(|e| e.object.starts_with(object) && e.key == key);
+    e.unwrap_or_else(|| panic!("no entry for {object} {key}:\n{}", m.report.text()))
+}
+
+const CANARY: [(&str, &str); 4] =
+    [("canary", "true"), ("canary-weight", "10"), ("auth-tls-secret", "web/ca"), ("auth-tls-verify-client", "on")];
+
+/// R12-1 (t-ca1, t-ca2): a canary's `auth-tls-*` is put on its host's
+/// whole server by ingress-nginx (getBackendServers copies every Ingress's
+/// CertificateAuth, canaries included): the main Ingress's route is
+/// deny-all, the canary's keys not converted. A canary whose host no other
+/// Ingress has puts them on the catch-all server: a host-less Ingress is
+/// denied, the main Ingress on its own host stays open.
+#[test]
+fn canary_client_certificates_close_the_host() {
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, u32)] = &[
+        ("t-ca2 v1.11.3, canary older", "v1.11.3", 2020),
+        ("v1.11.3, canary newer", "v1.11.3", 2022),
+        ("t-ca1 v1.15.1, canary older", "v1.15.1", 2020),
+        ("v1.15.1, canary newer", "v1.15.1", 2022),
+    ];
+    for target in BOTH {
+        for &(name, tag, year) in rows {
+            let docs = [
+                controller_at(tag, &[], &[]),
+                ing_at("web", "c-can", year, "/", &CANARY),
+                ing_at("web", "m-main", 2021, "/", &[]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert!(routes(&m, false).is_empty(), "{name} {target:?}: open routes {:?}\n{text}", routes(&m, false));
+            assert!(!routes(&m, true).is_empty(), "{name} {target:?}:\n{text}");
+            assert!(open_policies(&m).is_empty(), "{name} {target:?}:\n{text}");
+            assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+            for key in ["auth-tls-secret", "auth-tls-verify-client"] {
+                let e = entry(&m, "Ingress/web/c-can", key);
+                assert_eq!(e.status, Status::NotConverted, "{name} {target:?}: {key}\n{text}");
+                assert!(
+                    !m.report.entries.iter().any(|e| e.object.starts_with("Ingress/web/c-can")
+                        && e.key == key
+                        && e.status == Status::Ignored),
+                    "{name} {target:?}: {key} also ignored\n{text}"
+                );
+            }
+            // The catch-all variant: the canary's host has no server of its own.
+            let docs = [
+                controller_at(tag, &[], &[]),
+                ing_at("web", "c-can", year, "/", &CANARY).replace("host: app.example.com", "host: other.example"),
+                ing_at("web", "m-main", 2021, "/", &[]),
+                ing_at("web", "d-any", 2021, "/any", &[]).replace("- host: app.example.com\n    http:", "- http:"),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), ["m-main"], "{name} catch-all {target:?}:\n{text}");
+            assert!(routes(&m, true).iter().any(|r| r.starts_with("d-any")), "{name} catch-all {target:?}:\n{text}");
+        }
+    }
+}
