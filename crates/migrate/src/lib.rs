@@ -172,8 +172,14 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             // An Ingress with `enable-global-auth: "false"` is not behind global-auth-url.
             let opted_out = ing.annotation(&format!("{}/enable-global-auth", setup.prefix)).and_then(ingress::go_bool)
                 == Some(false);
-            let applies: Vec<String> =
-                global_access.iter().filter(|k| !(opted_out && *k == "global-auth-url")).cloned().collect();
+            // One with `enable-modsecurity: "false"` gets `modsecurity off;` in its locations.
+            let no_waf = ing.annotation(&format!("{}/enable-modsecurity", setup.prefix)).and_then(ingress::go_bool)
+                == Some(false);
+            let applies: Vec<String> = global_access
+                .iter()
+                .filter(|k| !(opted_out && *k == "global-auth-url" || no_waf && *k == "enable-modsecurity"))
+                .cloned()
+                .collect();
             if !applies.is_empty() {
                 p.deny_all = Some(leave_out_unrestricted(&applies, &mut report, first_entry));
             } else if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
@@ -330,6 +336,7 @@ fn global_access_keys(report: &Report) -> Vec<String> {
         .filter(|e| {
             e.status == Status::NotConverted
                 && (setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str())
+                    || e.key == "enable-modsecurity"
                     || e.key == "http-snippet" && ingress::refusing_directives(&e.value)
                     || setup::GLOBAL_SNIPPET_KEYS.contains(&e.key.as_str())
                         && e.key != "http-snippet"

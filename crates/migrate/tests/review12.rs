@@ -9,6 +9,9 @@ mod common;
 use common::{controller_at, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
+/// ConfigMap lines or annotations.
+type Lines<'a> = &'a [(&'a str, &'a str)];
+
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
 
 /// The report entry of `key` on an object whose id starts with `object` (the first).
@@ -69,6 +72,56 @@ fn canary_client_certificates_close_the_host() {
             let text = m.report.text();
             assert_eq!(routes(&m, false), ["m-main"], "{name} catch-all {target:?}:\n{text}");
             assert!(routes(&m, true).iter().any(|r| r.starts_with("d-any")), "{name} catch-all {target:?}:\n{text}");
+        }
+    }
+}
+
+/// R12-3 (ms1): ModSecurity turned on in the ConfigMap runs on every
+/// location (nginx.tmpl's http block): every Ingress is deny-all and the
+/// key not converted, unless the Ingress says `enable-modsecurity:
+/// "false"` (its locations get `modsecurity off;`). Off, the CRS and
+/// snippet keys are read by nothing and ignored.
+#[test]
+fn configmap_modsecurity_closes_every_ingress() {
+    let ms1 = [
+        ("enable-modsecurity", "true"),
+        ("enable-owasp-modsecurity-crs", "true"),
+        ("modsecurity-snippet", "SecRuleEngine On"),
+    ];
+    // (name, ConfigMap lines, the Ingress's annotations, denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, Lines, Lines, bool)] = &[
+        ("ms1", &ms1, &[], true),
+        ("enable-modsecurity alone", &[("enable-modsecurity", "true")], &[], true),
+        ("enable-modsecurity not a boolean", &[("enable-modsecurity", "yes")], &[], true),
+        ("ms1, the Ingress opts out", &ms1, &[("enable-modsecurity", "false")], false),
+        ("off, CRS and snippet set", &[("enable-modsecurity", "false"), ("enable-owasp-modsecurity-crs", "true"), ("modsecurity-snippet", "SecRuleEngine On")], &[], false),
+        ("control: none", &[], &[], false),
+    ];
+    for target in BOTH {
+        for &(name, data, anns, denied) in rows {
+            for tag in ["v1.15.1", "v1.11.3"] {
+                let docs = [controller_at(tag, &[], data), ing_at("web", "o-open", 2021, "/", anns)];
+                let m = run(&docs, target);
+                let text = m.report.text();
+                if denied {
+                    assert_eq!(routes(&m, false), Vec::<String>::new(), "{name} {tag} {target:?}:\n{text}");
+                    assert_eq!(routes(&m, true), ["o-open-denied"], "{name} {tag} {target:?}:\n{text}");
+                    assert!(m.report.incomplete(), "{name} {tag} {target:?}:\n{text}");
+                    let e = entry(&m, "ConfigMap/", "enable-modsecurity");
+                    assert_eq!(e.status, Status::NotConverted, "{name} {tag} {target:?}:\n{text}");
+                    assert!(!e.why.contains("not handled by realip migrate"), "{name}: {}", e.why);
+                } else {
+                    assert_eq!(routes(&m, false), ["o-open"], "{name} {tag} {target:?}:\n{text}");
+                    // Off in the ConfigMap: its ModSecurity keys are read by nothing.
+                    let on = data.contains(&("enable-modsecurity", "true"));
+                    for (k, _) in data.iter().filter(|_| !on) {
+                        let e = entry(&m, "ConfigMap/", k);
+                        assert_eq!(e.status, Status::Ignored, "{name} {tag} {target:?} {k}:\n{text}");
+                    }
+                    assert_eq!(m.report.incomplete(), on, "{name} {tag} {target:?}:\n{text}");
+                }
+            }
         }
     }
 }
