@@ -674,13 +674,7 @@ const HARMLESS: &[&str] = &[
 /// `ssl_verify_client`, a Lua block, …). Such a snippet counts as a
 /// restriction that does not convert.
 pub fn access_directives(snippet: &str) -> bool {
-    snippet
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
-        .split([';', '{', '}', '\n'])
-        .any(|stmt| stmt.split_whitespace().next().is_some_and(|w| !HARMLESS.contains(&w)))
+    crate::snippet::directives(snippet).is_none_or(|ds| ds.iter().any(|d| !HARMLESS.contains(&d.name.as_str())))
 }
 
 /// Why ingress-nginx never applied `global-rate-limit` with this
@@ -719,32 +713,49 @@ fn global_limit_unsure(setup: &crate::setup::Setup<'_>) -> Option<String> {
 /// level it changes who the client is on every server, beside what the
 /// ConfigMap's client-IP keys say.
 pub fn real_ip_directives(snippet: &str) -> bool {
-    snippet
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
-        .split([';', '{', '}', '\n'])
-        .any(|stmt| {
-            stmt.split_whitespace()
-                .next()
-                .is_some_and(|w| matches!(w, "real_ip_header" | "set_real_ip_from" | "real_ip_recursive"))
-        })
+    crate::snippet::directives(snippet).is_none_or(|ds| ds.iter().any(|d| REAL_IP.contains(&d.name.as_str())))
 }
 
-/// Whether http-level nginx configuration holds a directive that refuses
-/// requests in every server it is inherited by (`allow`, `deny`, `auth_*`,
-/// `limit_req`, `limit_conn`, `satisfy`, `return 4xx`); an http-snippet's
-/// own `server`, `map` or `upstream` blocks restrict no Ingress's server.
+/// The real-IP module's directives.
+const REAL_IP: [&str; 3] = ["real_ip_header", "set_real_ip_from", "real_ip_recursive"];
+
+/// Blocks of an http-snippet that define something of their own (a
+/// server, a variable, an upstream) rather than configure every server.
+const HTTP_DEFINING_BLOCKS: [&str; 5] = ["server", "map", "geo", "upstream", "split_clients"];
+
+/// http-level directives that only define something used elsewhere (a log
+/// format, a zone, a cache) and refuse nothing by themselves.
+const HTTP_DEFINITIONS: [&str; 9] = [
+    "log_format",
+    "limit_req_zone",
+    "limit_conn_zone",
+    "proxy_cache_path",
+    "lua_shared_dict",
+    "variables_hash_max_size",
+    "variables_hash_bucket_size",
+    "map_hash_max_size",
+    "map_hash_bucket_size",
+];
+
+/// Whether http-level nginx configuration (the ConfigMap's http-snippet)
+/// may refuse requests or otherwise act in every server it is inherited
+/// by: an allowlist, read as nginx tokenises it ([`crate::snippet`]).
+/// Harmless are the [`HARMLESS`] directives, the real-IP ones (they change
+/// the client, which [`real_ip_directives`] handles), definitions
+/// ([`HTTP_DEFINITIONS`]) and what sits inside the snippet's own
+/// `server`, `map`, `geo`, `upstream` or `split_clients` blocks; anything
+/// else (`deny`, `auth_*`, `ssl_verify_client`, `include`, an unknown
+/// module's directive, text nginx would reject) counts as refusing.
 pub fn refusing_directives(snippet: &str) -> bool {
-    snippet.split([';', '{', '}', '\n']).any(|stmt| {
-        let mut words = stmt.split_whitespace();
-        match words.next() {
-            Some("allow" | "deny" | "satisfy" | "limit_req" | "limit_conn" | "limit_except") => true,
-            Some(w) if w.starts_with("auth_") => true,
-            Some("return") => words.next().is_some_and(|c| c.len() == 3 && c.starts_with('4')),
-            _ => false,
-        }
+    crate::snippet::directives(snippet).is_none_or(|ds| {
+        // What sits inside a top-level block is judged by that block.
+        ds.iter().filter(|d| d.within.is_empty()).any(|d| {
+            let n = d.name.as_str();
+            !(HARMLESS.contains(&n)
+                || REAL_IP.contains(&n)
+                || HTTP_DEFINITIONS.contains(&n)
+                || HTTP_DEFINING_BLOCKS.contains(&n))
+        })
     })
 }
 

@@ -32,6 +32,7 @@ pub mod merge;
 pub mod report;
 pub mod schema;
 pub mod setup;
+pub mod snippet;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;

@@ -125,3 +125,48 @@ fn configmap_modsecurity_closes_every_ingress() {
         }
     }
 }
+
+/// R12-2 (hq0 … hq7): the ConfigMap's http-snippet read as nginx reads
+/// it. Real-IP directives, however spelled (quoted, after a `#` inside
+/// quotes), make the client address not converted: the Ingress with a
+/// deny list is deny-all (an open one stays open). Any other directive
+/// not known to be harmless (`"deny" all;`, `ssl_verify_client`, …)
+/// makes every Ingress deny-all. Harmless ones and the snippet's own
+/// server / map blocks change neither.
+#[test]
+fn http_snippet_is_read_as_nginx_tokenises_it() {
+    // (name, http-snippet, the deny-list Ingress is denied, the open Ingress is denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, bool, bool)] = &[
+        ("hq0", "set_real_ip_from 192.0.2.0/24;", true, false),
+        ("hq1", "\"set_real_ip_from\" 192.0.2.0/24;", true, false),
+        ("hq1 single quotes", "'real_ip_header' X-Forwarded-For;", true, false),
+        ("hq3", "add_header X-A \"#\"; set_real_ip_from 192.0.2.0/24;", true, false),
+        ("hq2/hq5", "\"deny\" all;", true, true),
+        ("hq4", "add_header X-A \"#\"; deny all;", true, true),
+        ("hq6", "deny all;", true, true),
+        ("hq7", "ssl_client_certificate /etc/ingress-controller/ca.pem; ssl_verify_client on;", true, true),
+        ("escaped name", "de\\ny all;", true, true),
+        ("unknown directive", "include /etc/nginx/extra.conf;", true, true),
+        ("unterminated quote", "add_header X-A \"a;", true, true),
+        ("control: harmless", "add_header X-A \"#\"; # deny all;\ngzip on;", false, false),
+        ("control: own blocks", "map $http_x $y { default \"deny\"; }\nserver { listen 8081; location / { deny all; } }\nlog_format x '$remote_addr';", false, false),
+    ];
+    for target in BOTH {
+        for &(name, snippet, den_denied, open_denied) in rows {
+            let docs = [
+                controller_at("v1.15.1", &[], &[("http-snippet", snippet)]),
+                ing_at("web", "s-den", 2021, "/s", &[("denylist-source-range", "198.51.100.7/32")]),
+                ing_at("web", "o-open", 2021, "/", &[]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let denied = routes(&m, true);
+            let is_denied = |r: &str| denied.iter().any(|d| d.starts_with(r));
+            assert_eq!(is_denied("s-den"), den_denied, "{name} {target:?} s-den:\n{text}");
+            assert_eq!(is_denied("o-open"), open_denied, "{name} {target:?} o-open:\n{text}");
+            assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+            // the snippet itself is never converted
+        }
+    }
+}
