@@ -1,7 +1,9 @@
 //! nginx configuration text (the snippets of the ConfigMap and of the
 //! annotations) read the way nginx's `ngx_conf_read_token` reads it, so
 //! that a directive is recognised however it is spelled: a name in single
-//! or double quotes (`"deny" all;`), `\` escapes, `#` starting a comment
+//! or double quotes (`"deny" all;`), `\` escapes (`\"`, `\'`, `\\` give the
+//! character, `\t`, `\r`, `\n` a control character, any other keeps the
+//! backslash, as nginx copies a word), `#` starting a comment
 //! only where a token starts (inside quotes or a word it is text), `;`
 //! and `{` ending a word but not inside quotes, and nested `{}` blocks.
 //!
@@ -58,7 +60,7 @@ pub fn directives(text: &str) -> Option<Vec<Directive>> {
                 let mut w = String::new();
                 loop {
                     match chars.next()? {
-                        '\\' => w.push(chars.next()?),
+                        '\\' => unescape(&mut w, chars.next()?),
                         q if q == c => break,
                         ch => w.push(ch),
                     }
@@ -74,7 +76,7 @@ pub fn directives(text: &str) -> Option<Vec<Directive>> {
                 let mut ch = c;
                 loop {
                     if ch == '\\' {
-                        w.push(chars.next()?);
+                        unescape(&mut w, chars.next()?);
                     } else {
                         w.push(ch);
                     }
@@ -90,6 +92,20 @@ pub fn directives(text: &str) -> Option<Vec<Directive>> {
         }
     }
     (words.is_empty() && within.is_empty()).then_some(out)
+}
+
+/// What nginx copies into a word for `\` followed by `c`.
+fn unescape(w: &mut String, c: char) {
+    match c {
+        '"' | '\'' | '\\' => w.push(c),
+        't' => w.push('\t'),
+        'r' => w.push('\r'),
+        'n' => w.push('\n'),
+        _ => {
+            w.push('\\');
+            w.push(c);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -125,10 +141,17 @@ mod tests {
 
     #[test]
     fn escapes_and_semicolons_inside_quotes() {
-        let d = directives(r#"add_header X "a;b \"deny\" {"; de\ny all;"#).unwrap();
+        let d = directives(r#"add_header X "a;b \"deny\" {"; \deny all; d\eny all; de\ny all; a\;b c;"#).unwrap();
         assert_eq!(d[0].args, ["X", "a;b \"deny\" {"]);
-        assert_eq!(d[1].name, "deny");
-        assert_eq!(d.len(), 2);
+        // nginx keeps a backslash before an ordinary character and reads
+        // `\n` as a newline: none of these is `deny`.
+        assert_eq!(d[1].name, "\\deny");
+        assert_eq!(d[2].name, "d\\eny");
+        assert_eq!(d[3].name, "de\ny");
+        // An escaped `;` does not end the word.
+        assert_eq!(d[4].name, "a\\;b");
+        assert_eq!(d.len(), 5);
+        assert_eq!(directives(r"\'deny\' all;").unwrap()[0].name, "'deny'");
         let d = directives("add_header X ${host}a; deny all;").unwrap();
         assert_eq!(d[0].args, ["X", "${host}a"]);
         assert_eq!(d[1].name, "deny");
