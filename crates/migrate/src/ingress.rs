@@ -687,9 +687,18 @@ fn global_limit_ignored(setup: &crate::setup::Setup<'_>) -> Option<String> {
     if let Some((major, minor)) = version.filter(|v| *v >= (1, 12)) {
         return Some(format!("removed in ingress-nginx v1.12 (the controller runs v{major}.{minor}): ingress-nginx applied no limit, so neither does the output"));
     }
-    let data = |k: &str| setup.configmap.and_then(|c| c.doc.str_at(&["data", k])).map(str::trim);
-    let host = data("global-rate-limit-memcached-host").unwrap_or_default();
-    let port0 = data("global-rate-limit-memcached-port").and_then(|p| p.parse::<i64>().ok()) == Some(0);
+    let data = |k: &str| setup.configmap.and_then(|c| c.doc.str_at(&["data", k]));
+    let host = data("global-rate-limit-memcached-host").map(str::trim).unwrap_or_default();
+    // The ConfigMap is decoded by mapstructure's weak typing: an empty string
+    // is 0, else Go's strconv.ParseInt(s, 0, 64) untrimmed; on an error the
+    // field keeps its default, 11211.
+    let port0 = data("global-rate-limit-memcached-port").map(|p| {
+        if p.is_empty() {
+            0
+        } else {
+            crate::drops::go_parse_int0(p).unwrap_or(11211)
+        }
+    }) == Some(0);
     if host.is_empty() || port0 {
         let era = if version.is_none() { "removed in ingress-nginx v1.12 and, before, " } else { "" };
         let what =
@@ -990,6 +999,17 @@ pub fn plan<'a>(
                     continue;
                 }
                 let window = get("global-rate-limit-window");
+                // globalratelimit: `if limit == 0 || rawWindowSize == ""` no limit is set,
+                // and global_throttle.lua skips a window of 0 seconds.
+                let no_window = window.map(str::trim).is_none_or(str::is_empty);
+                let zero_window = window.map(str::trim).is_some_and(|w| {
+                    crate::drops::go_duration(w) && !w.chars().any(|c| c.is_ascii_digit() && c != '0')
+                });
+                if no_window || zero_window || v.parse::<i64>() == Ok(0) {
+                    let what = if no_window { "no global-rate-limit-window".to_owned() } else if zero_window { format!("a window of 0 (`{}`)", window.unwrap_or_default()) } else { "a limit of 0".to_owned() };
+                    push(key, Status::Ignored, "", format!("{what}: ingress-nginx sets no global limit then (globalratelimit needs both, and its throttle skips a window of 0), so neither does the output"));
+                    continue;
+                }
                 let key_ok = get("global-rate-limit-key").is_none_or(|k| matches!(k, "$remote_addr" | "$binary_remote_addr"));
                 let n = v.parse::<u64>().ok().filter(|n| *n > 0);
                 let secs = window.map(realip_kube::ingress::parse_window);

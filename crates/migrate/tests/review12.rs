@@ -170,3 +170,61 @@ fn http_snippet_is_read_as_nginx_tokenises_it() {
         }
     }
 }
+
+/// R12-4 … R12-6 (gB, gM, gJ, gA): the global rate limit (v1.11.3,
+/// memcached configured) as ingress-nginx reads it. The window is trimmed
+/// per line when annotation validation is off (gB: served with the limit;
+/// validation on: the raw value fails, deny-all). The memcached port is
+/// Go's ParseInt base 0, untrimmed, 11211 on an error (gM `" 0"`: the
+/// limit applies; gJ `0x0`: no limit). No window, or a window of 0: no
+/// limit, ignored (gA).
+#[test]
+fn global_rate_limit_is_read_as_ingress_nginx_reads_it() {
+    type Row<'a> = (&'a str, &'a [&'a str], Lines<'a>, Option<&'a str>, &'a str);
+    const HOST: (&str, &str) = ("global-rate-limit-memcached-host", "mc.example");
+    // (name, controller args, ConfigMap lines, window (None: absent), outcome)
+    // outcome: "limit" (converted policy, open route), "ignored" (no policy, open, rc 0), "denied".
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("gB window \" 1m\"", &[], &[HOST], Some(" 1m"), "limit"),
+        ("window \"1m \\n\": lines trimmed, the newline kept", &[], &[HOST], Some("1m \n"), "denied"),
+        ("gB control: validation on", &["--enable-annotation-validation=true"], &[HOST], Some(" 1m"), "denied"),
+        ("gM port \" 0\"", &[], &[HOST, ("global-rate-limit-memcached-port", " 0")], Some("1m"), "limit"),
+        ("port \"0 \"", &[], &[HOST, ("global-rate-limit-memcached-port", "0 ")], Some("1m"), "limit"),
+        ("gJ port 0x0", &[], &[HOST, ("global-rate-limit-memcached-port", "0x0")], Some("1m"), "ignored"),
+        ("port 0o0", &[], &[HOST, ("global-rate-limit-memcached-port", "0o0")], Some("1m"), "ignored"),
+        ("control: port 0", &[], &[HOST, ("global-rate-limit-memcached-port", "0")], Some("1m"), "ignored"),
+        ("control: port 11211", &[], &[HOST, ("global-rate-limit-memcached-port", "11211")], Some("1m"), "limit"),
+        ("gA no window", &[], &[HOST], None, "ignored"),
+        ("window 0", &[], &[HOST], Some("0"), "ignored"),
+        ("window 0s", &[], &[HOST], Some("0s"), "ignored"),
+        ("window 0m0.0s", &[], &[HOST], Some("0m0.0s"), "ignored"),
+    ];
+    for target in BOTH {
+        for &(name, args, data, window, outcome) in rows {
+            let mut anns = vec![("global-rate-limit", "100")];
+            anns.extend(window.map(|w| ("global-rate-limit-window", w)));
+            let docs = [controller_at("v1.11.3", args, data), ing_at("web", "g-lim", 2021, "/", &anns)];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let e = entry(&m, "Ingress/web/g-lim", "global-rate-limit");
+            match outcome {
+                "limit" => {
+                    assert_eq!(routes(&m, false), ["g-lim"], "{name} {target:?}:\n{text}");
+                    assert_eq!(open_policies(&m).len(), 1, "{name} {target:?}:\n{text}");
+                    assert!(matches!(e.status, Status::Converted | Status::Changed), "{name} {target:?}:\n{text}");
+                }
+                "ignored" => {
+                    assert_eq!(routes(&m, false), ["g-lim"], "{name} {target:?}:\n{text}");
+                    assert!(open_policies(&m).is_empty(), "{name} {target:?}:\n{text}");
+                    assert_eq!(e.status, Status::Ignored, "{name} {target:?}:\n{text}");
+                    assert!(!m.report.incomplete(), "{name} {target:?}:\n{text}");
+                }
+                _ => {
+                    assert!(routes(&m, false).is_empty(), "{name} {target:?}:\n{text}");
+                    assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+                }
+            }
+        }
+    }
+}
