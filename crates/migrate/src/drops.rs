@@ -432,7 +432,12 @@ fn location_denied(
     }
     // globalratelimit was removed in v1.12.
     if version.is_none_or(|v| v <= (1, 11)) {
-        let window = value("global-rate-limit-window").filter(|w| !go_duration(w))?;
+        // With validation on the raw value is validated; off, parser.GetStringAnnotation
+        // trims every line first (normalizeString), and an empty result is no window.
+        let window = value("global-rate-limit-window").filter(|w| {
+            let read = if validation { (*w).to_owned() } else { normalize_lines(w) };
+            !read.is_empty() && !go_duration(&read)
+        })?;
         // parser.GetIntAnnotation: Go's strconv.Atoi, nothing trimmed; an error leaves 0.
         let limit = raw("global-rate-limit").and_then(|l| l.parse::<i64>().ok()).unwrap_or(0);
         if limit != 0 || validation {
@@ -484,6 +489,61 @@ fn fastcgi_denied(ing: &Object, v: &str, setup: &Setup<'_>, version: Option<Vers
         ing.namespace,
         parts[parts.len() - 1]
     ))
+}
+
+/// ingress-nginx's `parser.normalizeString`: every line trimmed of
+/// surrounding white space (Go's `strings.TrimSpace`), joined again by `\n`.
+pub fn normalize_lines(s: &str) -> String {
+    s.split('\n').map(str::trim).collect::<Vec<_>>().join("\n")
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: an optional sign, then `0x`/`0o`/`0b`
+/// or a leading `0` (octal) picking the base, `_` only between digits
+/// (base 0 allows them), nothing trimmed; `None` on any error, overflow
+/// included.
+pub fn go_parse_int0(s: &str) -> Option<i64> {
+    let (neg, body) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let b = body.as_bytes();
+    let (base, digits) = match b {
+        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'x') => (16, &body[2..]),
+        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'o') => (8, &body[2..]),
+        [b'0', p, _, ..] if p.eq_ignore_ascii_case(&b'b') => (2, &body[2..]),
+        [b'0', ..] => (8, &body[1..]),
+        [] => return None,
+        _ => (10, body),
+    };
+    // underscoreOK: `_` must follow a digit (or the base prefix) and precede one.
+    let mut prev_digit = b.len() > 1 && b[0] == b'0'; // `0x_1`, `0_7` are fine
+    let mut n: u64 = 0;
+    let mut last_underscore = false;
+    for c in digits.chars() {
+        if c == '_' {
+            if !prev_digit {
+                return None;
+            }
+            prev_digit = false;
+            last_underscore = true;
+            continue;
+        }
+        let d = c.to_digit(base)?;
+        n = n.checked_mul(u64::from(base))?.checked_add(u64::from(d))?;
+        prev_digit = true;
+        last_underscore = false;
+    }
+    if last_underscore {
+        return None;
+    }
+    let cutoff = 1u64 << 63;
+    match (neg, n) {
+        (false, n) if n < cutoff => i64::try_from(n).ok(),
+        (true, n) if n < cutoff => i64::try_from(n).ok().map(|v| -v),
+        (true, n) if n == cutoff => Some(i64::MIN),
+        _ => None,
+    }
 }
 
 /// Whether Go's `time.ParseDuration` accepts `s`: an optional sign, then
@@ -748,5 +808,45 @@ mod tests {
         ] {
             assert_eq!(dns1035_label(v), ok, "{v:?}");
         }
+    }
+
+    #[test]
+    fn go_parse_int_base_0() {
+        for (v, want) in [
+            ("11211", Some(11211)),
+            ("0", Some(0)),
+            ("00", Some(0)),
+            ("0x0", Some(0)),
+            ("0X1f", Some(31)),
+            ("0o17", Some(15)),
+            ("017", Some(15)),
+            ("0b101", Some(5)),
+            ("1_000", Some(1000)),
+            ("0x_1", Some(1)),
+            ("0_7", Some(7)),
+            ("-5", Some(-5)),
+            ("+5", Some(5)),
+            ("9223372036854775807", Some(i64::MAX)),
+            ("-9223372036854775808", Some(i64::MIN)),
+            ("9223372036854775808", None),
+            (" 0", None),
+            ("0 ", None),
+            ("", None),
+            ("-", None),
+            ("0x", None),
+            ("08", None),
+            ("_1", None),
+            ("1_", None),
+            ("1__0", None),
+            ("1e3", None),
+        ] {
+            assert_eq!(go_parse_int0(v), want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn normalize_trims_each_line() {
+        assert_eq!(normalize_lines(" 1m"), "1m");
+        assert_eq!(normalize_lines(" a \n\tb\t"), "a\nb");
     }
 }

@@ -674,13 +674,7 @@ const HARMLESS: &[&str] = &[
 /// `ssl_verify_client`, a Lua block, …). Such a snippet counts as a
 /// restriction that does not convert.
 pub fn access_directives(snippet: &str) -> bool {
-    snippet
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
-        .split([';', '{', '}', '\n'])
-        .any(|stmt| stmt.split_whitespace().next().is_some_and(|w| !HARMLESS.contains(&w)))
+    crate::snippet::directives(snippet).is_none_or(|ds| ds.iter().any(|d| !HARMLESS.contains(&d.name.as_str())))
 }
 
 /// Why ingress-nginx never applied `global-rate-limit` with this
@@ -693,9 +687,18 @@ fn global_limit_ignored(setup: &crate::setup::Setup<'_>) -> Option<String> {
     if let Some((major, minor)) = version.filter(|v| *v >= (1, 12)) {
         return Some(format!("removed in ingress-nginx v1.12 (the controller runs v{major}.{minor}): ingress-nginx applied no limit, so neither does the output"));
     }
-    let data = |k: &str| setup.configmap.and_then(|c| c.doc.str_at(&["data", k])).map(str::trim);
-    let host = data("global-rate-limit-memcached-host").unwrap_or_default();
-    let port0 = data("global-rate-limit-memcached-port").and_then(|p| p.parse::<i64>().ok()) == Some(0);
+    let data = |k: &str| setup.configmap.and_then(|c| c.doc.str_at(&["data", k]));
+    let host = data("global-rate-limit-memcached-host").map(str::trim).unwrap_or_default();
+    // The ConfigMap is decoded by mapstructure's weak typing: an empty string
+    // is 0, else Go's strconv.ParseInt(s, 0, 64) untrimmed; on an error the
+    // field keeps its default, 11211.
+    let port0 = data("global-rate-limit-memcached-port").map(|p| {
+        if p.is_empty() {
+            0
+        } else {
+            crate::drops::go_parse_int0(p).unwrap_or(11211)
+        }
+    }) == Some(0);
     if host.is_empty() || port0 {
         let era = if version.is_none() { "removed in ingress-nginx v1.12 and, before, " } else { "" };
         let what =
@@ -719,32 +722,49 @@ fn global_limit_unsure(setup: &crate::setup::Setup<'_>) -> Option<String> {
 /// level it changes who the client is on every server, beside what the
 /// ConfigMap's client-IP keys say.
 pub fn real_ip_directives(snippet: &str) -> bool {
-    snippet
-        .lines()
-        .map(|l| l.split('#').next().unwrap_or_default())
-        .collect::<Vec<_>>()
-        .join("\n")
-        .split([';', '{', '}', '\n'])
-        .any(|stmt| {
-            stmt.split_whitespace()
-                .next()
-                .is_some_and(|w| matches!(w, "real_ip_header" | "set_real_ip_from" | "real_ip_recursive"))
-        })
+    crate::snippet::directives(snippet).is_none_or(|ds| ds.iter().any(|d| REAL_IP.contains(&d.name.as_str())))
 }
 
-/// Whether http-level nginx configuration holds a directive that refuses
-/// requests in every server it is inherited by (`allow`, `deny`, `auth_*`,
-/// `limit_req`, `limit_conn`, `satisfy`, `return 4xx`); an http-snippet's
-/// own `server`, `map` or `upstream` blocks restrict no Ingress's server.
+/// The real-IP module's directives.
+const REAL_IP: [&str; 3] = ["real_ip_header", "set_real_ip_from", "real_ip_recursive"];
+
+/// Blocks of an http-snippet that define something of their own (a
+/// server, a variable, an upstream) rather than configure every server.
+const HTTP_DEFINING_BLOCKS: [&str; 5] = ["server", "map", "geo", "upstream", "split_clients"];
+
+/// http-level directives that only define something used elsewhere (a log
+/// format, a zone, a cache) and refuse nothing by themselves.
+const HTTP_DEFINITIONS: [&str; 9] = [
+    "log_format",
+    "limit_req_zone",
+    "limit_conn_zone",
+    "proxy_cache_path",
+    "lua_shared_dict",
+    "variables_hash_max_size",
+    "variables_hash_bucket_size",
+    "map_hash_max_size",
+    "map_hash_bucket_size",
+];
+
+/// Whether http-level nginx configuration (the ConfigMap's http-snippet)
+/// may refuse requests or otherwise act in every server it is inherited
+/// by: an allowlist, read as nginx tokenises it ([`crate::snippet`]).
+/// Harmless are the [`HARMLESS`] directives, the real-IP ones (they change
+/// the client, which [`real_ip_directives`] handles), definitions
+/// ([`HTTP_DEFINITIONS`]) and what sits inside the snippet's own
+/// `server`, `map`, `geo`, `upstream` or `split_clients` blocks; anything
+/// else (`deny`, `auth_*`, `ssl_verify_client`, `include`, an unknown
+/// module's directive, text nginx would reject) counts as refusing.
 pub fn refusing_directives(snippet: &str) -> bool {
-    snippet.split([';', '{', '}', '\n']).any(|stmt| {
-        let mut words = stmt.split_whitespace();
-        match words.next() {
-            Some("allow" | "deny" | "satisfy" | "limit_req" | "limit_conn" | "limit_except") => true,
-            Some(w) if w.starts_with("auth_") => true,
-            Some("return") => words.next().is_some_and(|c| c.len() == 3 && c.starts_with('4')),
-            _ => false,
-        }
+    crate::snippet::directives(snippet).is_none_or(|ds| {
+        // What sits inside a top-level block is judged by that block.
+        ds.iter().filter(|d| d.within.is_empty()).any(|d| {
+            let n = d.name.as_str();
+            !(HARMLESS.contains(&n)
+                || REAL_IP.contains(&n)
+                || HTTP_DEFINITIONS.contains(&n)
+                || HTTP_DEFINING_BLOCKS.contains(&n))
+        })
     })
 }
 
@@ -885,6 +905,10 @@ pub fn plan<'a>(
         let v = value.as_str();
         match key.as_str() {
             // Canary Ingresses: ingress-nginx uses only the canary-* annotations; the rest come from the main Ingress.
+            // …except client certificates: ingress-nginx puts a canary's on the server of its host (lib.rs's host_wide_restrictions).
+            k @ ("auth-tls-secret" | "auth-tls-verify-client") if canary && restricting(k, v.trim()).is_some() => {
+                push(k, Status::NotConverted, "", "ingress-nginx applies a canary's client-certificate settings to the whole server of its host (every location, the main Ingress's too; the catch-all server when no other Ingress has the host), which does not convert: every route of the host is emitted deny-all".into());
+            }
             k if canary && !k.starts_with("canary") => {
                 push(k, Status::Ignored, "", "ingress-nginx ignores this on a canary Ingress (the main Ingress's annotations apply)".into());
             }
@@ -975,6 +999,17 @@ pub fn plan<'a>(
                     continue;
                 }
                 let window = get("global-rate-limit-window");
+                // globalratelimit: `if limit == 0 || rawWindowSize == ""` no limit is set,
+                // and global_throttle.lua skips a window of 0 seconds.
+                let no_window = window.map(str::trim).is_none_or(str::is_empty);
+                let zero_window = window.map(str::trim).is_some_and(|w| {
+                    crate::drops::go_duration(w) && !w.chars().any(|c| c.is_ascii_digit() && c != '0')
+                });
+                if no_window || zero_window || v.parse::<i64>() == Ok(0) {
+                    let what = if no_window { "no global-rate-limit-window".to_owned() } else if zero_window { format!("a window of 0 (`{}`)", window.unwrap_or_default()) } else { "a limit of 0".to_owned() };
+                    push(key, Status::Ignored, "", format!("{what}: ingress-nginx sets no global limit then (globalratelimit needs both, and its throttle skips a window of 0), so neither does the output"));
+                    continue;
+                }
                 let key_ok = get("global-rate-limit-key").is_none_or(|k| matches!(k, "$remote_addr" | "$binary_remote_addr"));
                 let n = v.parse::<u64>().ok().filter(|n| *n > 0);
                 let secs = window.map(realip_kube::ingress::parse_window);

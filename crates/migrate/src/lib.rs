@@ -32,6 +32,7 @@ pub mod merge;
 pub mod report;
 pub mod schema;
 pub mod setup;
+pub mod snippet;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -172,8 +173,14 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             // An Ingress with `enable-global-auth: "false"` is not behind global-auth-url.
             let opted_out = ing.annotation(&format!("{}/enable-global-auth", setup.prefix)).and_then(ingress::go_bool)
                 == Some(false);
-            let applies: Vec<String> =
-                global_access.iter().filter(|k| !(opted_out && *k == "global-auth-url")).cloned().collect();
+            // One with `enable-modsecurity: "false"` gets `modsecurity off;` in its locations.
+            let no_waf = ing.annotation(&format!("{}/enable-modsecurity", setup.prefix)).and_then(ingress::go_bool)
+                == Some(false);
+            let applies: Vec<String> = global_access
+                .iter()
+                .filter(|k| !(opted_out && *k == "global-auth-url" || no_waf && *k == "enable-modsecurity"))
+                .cloned()
+                .collect();
             if !applies.is_empty() {
                 p.deny_all = Some(leave_out_unrestricted(&applies, &mut report, first_entry));
             } else if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
@@ -330,6 +337,7 @@ fn global_access_keys(report: &Report) -> Vec<String> {
         .filter(|e| {
             e.status == Status::NotConverted
                 && (setup::GLOBAL_ACCESS_KEYS.contains(&e.key.as_str())
+                    || e.key == "enable-modsecurity"
                     || e.key == "http-snippet" && ingress::refusing_directives(&e.value)
                     || setup::GLOBAL_SNIPPET_KEYS.contains(&e.key.as_str())
                         && e.key != "http-snippet"
@@ -630,14 +638,29 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
 /// `auth-tls-verify-client`: `ssl_verify_client` in the server block) and
 /// a `server-snippet` with refusing directives. By host (`None`: the
 /// catch-all server), the Ingresses and keys that set them.
+///
+/// A canary counts too for its client-certificate keys: ingress-nginx's
+/// `getBackendServers` copies every Ingress's `CertificateAuth` (canaries
+/// included, before their paths are skipped) onto the server of its host,
+/// or onto the catch-all server when no other Ingress creates that host;
+/// its `server-snippet` does not count (set in `createServers`, which
+/// skips canaries).
 fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMap<Option<String>, Vec<String>> {
     let snippets_dropped = setup::snippet_annotations_dropped(setup).is_some();
     let mut out: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    for o in ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)) {
+    let rule_host = |rule: &realip_kube::Node| rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+    let hosts_of = |o: &Object| -> Vec<Option<String>> {
+        o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default().iter().map(rule_host).collect()
+    };
+    // The servers ingress-nginx creates: the hosts of the non-canary Ingresses.
+    let servers: std::collections::BTreeSet<Option<String>> =
+        ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)).flat_map(|o| hosts_of(o)).collect();
+    for o in ours {
+        let canary = merge::is_canary(o, &setup.prefix);
         let mut keys = Vec::new();
         for k in ["auth-tls-secret", "auth-tls-verify-client", "server-snippet"] {
             let Some(v) = o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim) else { continue };
-            if k == "server-snippet" && snippets_dropped {
+            if k == "server-snippet" && (snippets_dropped || canary) {
                 continue;
             }
             if ingress::restricting(k, v).is_some() {
@@ -648,8 +671,9 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
             continue;
         }
         let by = format!("{} ({})", o.id(), keys.join(", "));
-        for rule in o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default() {
-            let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+        for host in hosts_of(o) {
+            // A canary's host with no server of its own: the catch-all server.
+            let host = if canary && !servers.contains(&host) { None } else { host };
             let list = out.entry(host).or_default();
             if !list.contains(&by) {
                 list.push(by.clone());

@@ -32,6 +32,17 @@ pub const GLOBAL_ACCESS_KEYS: [&str; 6] = [
     "global-auth-url",
 ];
 
+/// Whether the ConfigMap turns ModSecurity on for every location
+/// (`enable-modsecurity`, decoded by mapstructure's weak typing:
+/// `strconv.ParseBool`, an empty string false). A value ParseBool rejects
+/// counts as on: the safe reading.
+pub fn modsecurity_on(setup: &Setup<'_>) -> bool {
+    setup
+        .configmap
+        .and_then(|c| c.doc.str_at(&["data", "enable-modsecurity"]))
+        .is_some_and(|v| !v.is_empty() && crate::ingress::go_bool(v) != Some(false))
+}
+
 /// ConfigMap snippets that land in every server or location (an access
 /// directive there restricts every Ingress).
 pub const GLOBAL_SNIPPET_KEYS: [&str; 3] = ["http-snippet", "server-snippet", "location-snippet"];
@@ -671,6 +682,24 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 _ if k == "global-rate-limit-status-code" && get(k) == Some("429") => (Status::Converted, "limited requests get 429, as the policies answer".to_owned()),
                 _ if k == "global-rate-limit-status-code" => (Status::Changed, format!("ingress-nginx answered {} to requests over global-rate-limit; the policies answer 429", get(k).unwrap_or_default())),
                 _ => (Status::Changed, "the store ingress-nginx's global-rate-limit counted in (memcached): the output's global limits count in the data plane's own shared store instead (realip's proxy [rate_limit_store], Redis; Envoy Gateway's rate limit service): configure it there".to_owned()),
+            };
+            entry(k, status, String::new(), why);
+            continue;
+        }
+        if matches!(k.as_str(), "enable-modsecurity" | "enable-owasp-modsecurity-crs" | "modsecurity-snippet") {
+            let (status, why) = if modsecurity_on(setup) {
+                (
+                    Status::NotConverted,
+                    if k == "enable-modsecurity" {
+                        "ModSecurity on every location of every server (nginx.tmpl puts `modsecurity on` and its rules in http {}): a web application firewall that can refuse requests, which does not convert, so every Ingress it applies to is left out (deny-all) rather than emitted without it; an Ingress with `enable-modsecurity: \"false\"` turns it off for its locations and is converted. Whether the rules block (SecRuleEngine On) or only log is not read from the configuration, so it is taken to block".to_owned()
+                    } else {
+                        "read with enable-modsecurity, which is on: the ModSecurity rules of every location (see enable-modsecurity), not converted".to_owned()
+                    },
+                )
+            } else if k == "enable-modsecurity" {
+                (Status::Ignored, "off: no ModSecurity at http level".to_owned())
+            } else {
+                (Status::Ignored, "read only with enable-modsecurity, which is off (nginx.tmpl adds the http-level rules inside `if EnableModsecurity`)".to_owned())
             };
             entry(k, status, String::new(), why);
             continue;
