@@ -804,8 +804,9 @@ pub fn compose_with(
 ) -> (Config, Vec<Problem>, Vec<Warning>) {
     let Some(set) = set else { return (config, Vec::new(), Vec::new()) };
     let Converted { routes, errors, upstreams, mut problems, warnings } = routes_with(set, &config, memo);
+    let Plan { chains, conflicts } = plan(set, &config);
     let chains: Vec<(String, ListenerSettings)> =
-        plan(set, &config).chains.into_iter().map(|(l, c)| (l, listener_chain(c, &config))).collect();
+        chains.into_iter().map(|(l, c)| (l, listener_chain(c, &config))).collect();
     for (name, (mode, from, chain)) in chains {
         if let Some(l) = config.listeners.iter_mut().find(|l| l.name == name) {
             l.proxy_protocol = mode;
@@ -950,7 +951,7 @@ pub fn compose_with(
         }
     }
     config.upstreams.extend(upstreams);
-    add_certificates(&mut config, set);
+    add_certificates(&mut config, set, &conflicts);
     (config, problems, warnings)
 }
 
@@ -959,9 +960,10 @@ pub fn compose_with(
 /// TLS Secrets where it serves Ingresses (`ingress = true`), and the
 /// `certificateRefs` of the HTTPS Gateway listeners on its `gateway_ports`
 /// of the Gateways its `gateways` admits (but not of one that conflicts
-/// there, [`ListenerSpec::not_on`]), by listener hostname (see
-/// [`crate::tls`] for how a server name picks among them).
-fn add_certificates(config: &mut Config, set: &RouteSet) {
+/// there, [`ListenerSpec::not_on`], nor of one whose ClientIPPolicy cannot
+/// be applied there, `conflicts`: neither is served there), by listener
+/// hostname (see [`crate::tls`] for how a server name picks among them).
+fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) {
     let by_name: HashMap<&str, &realip_kube::ingress::Cert> = set.certs.iter().map(|c| (c.name.as_str(), c)).collect();
     let secret = |c: &realip_kube::ingress::Cert| CertConfig {
         cert: format!("secret {}", c.name).into(),
@@ -980,6 +982,7 @@ fn add_certificates(config: &mut Config, set: &RouteSet) {
                 && l.gateway_ports.contains(&s.port)
                 && admits(&l.gateways, &s.gateway)
                 && !s.not_on.contains(&l.name)
+                && !conflicts.get(&s.name).is_some_and(|on| on.iter().any(|(f, _)| *f == l.name))
         });
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
@@ -1894,6 +1897,29 @@ mod tests {
         let (c, _, _) = compose_checked(c_base(), Some(&set));
         let gateway = &c.listeners[1].tls.as_ref().unwrap().gateway;
         assert!(gateway.iter().all(|h| h.hostname.as_deref() != Some("a.example.com")), "{gateway:?}");
+        assert_eq!(c.listeners[0].tls.as_ref().unwrap().gateway.len(), 1, "still on the bind where it is served");
+        // Nor one whose ClientIPPolicy the file's chain overrules there
+        // (an Ingress is served on `shared`; review 14 L2).
+        set.listeners[0].not_on = Vec::new();
+        set.listeners[0].client_ip = Some(ClientIp {
+            policy: "web/lb".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: vec!["127.0.0.0/8".into()],
+            sources: vec!["xff".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward::default(),
+        });
+        let ingress = Route {
+            path: PathMatch::Prefix("/".into()),
+            ..app_route("ingress/evil/i/i.example.com/", "ingress/evil/i", vec![], Some("i.example.com"))
+        };
+        set.routes.push(Arc::new(ingress));
+        let (c, _, _) = compose_checked(c_base(), Some(&set));
+        let gateway = &c.listeners[1].tls.as_ref().unwrap().gateway;
+        assert!(gateway.iter().all(|h| h.hostname.as_deref() != Some("a.example.com")), "{gateway:?}");
+        assert_eq!(gateway.len(), 2, "the others stay: {gateway:?}");
         assert_eq!(c.listeners[0].tls.as_ref().unwrap().gateway.len(), 1, "still on the bind where it is served");
     }
 
