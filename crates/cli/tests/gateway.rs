@@ -2792,3 +2792,164 @@ fn status_says_when_a_global_rate_limit_has_no_store() {
         cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
     });
 }
+
+/// Waits (bounded) until `GET host path` with `X-Forwarded-For: client` on
+/// `addr` is `want` (status, pod, client the pod saw); on failure the
+/// proxy's log (`p`) says why.
+fn until_answer(p: &Proc, addr: SocketAddr, host: &str, client: &str, want: (u16, &str, &str)) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let got = answered_by(addr, host, "/", client);
+        if (got.0, got.1.as_str(), got.2.as_str()) == want {
+            return;
+        }
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("{host} on {addr}: {got:?}, want {want:?}; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// An Ingress `ns/name` of the class for `host`, `/` → Service `app` of
+/// its namespace.
+fn app_ingress(ns: &str, name: &str, host: &str) -> Value {
+    json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": ns},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
+}
+
+/// Review 14 F1: a bind reserved for web/gw (`ingress = false`,
+/// `gateways`) and an open bind, both on Gateway port 80; web/gw has a
+/// ClientIPPolicy. A tenant's Ingress for its own host makes the file's
+/// chain overrule the policy on the open bind only: web/gw stays served on
+/// the reserved bind with its policy's chain, and its status says where
+/// (listener `Programmed: True` on `pub` only, naming `shared`; the policy
+/// `Accepted`, saying the same; the route `Accepted`). Once the Ingress is
+/// gone the open bind serves web/gw again and the statuses are plain.
+#[test]
+#[allow(clippy::too_many_lines)] // one world, before / during / after
+fn a_policy_the_files_chain_overrules_on_an_open_bind_stays_on_the_reserved_one() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway_class(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(named_gateway(
+        "web",
+        "gw",
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]),
+    ));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let gw_target = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "lb",
+        &gw_target,
+        &json!({"trustedProxies": ["127.0.0.0/8"], "sources": ["XForwardedFor"]}),
+    ));
+    // The file's chain does not trust the loopback peer; the policy does.
+    let toml = "[[listener]]\nname = \"pub\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\ningress = false\ngateways = [\"web/gw\"]\n\n\
+                [[listener]]\nname = \"shared\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "f1", toml, &["pub", "shared"]);
+    let (public, shared) = (addrs[0], addrs[1]);
+    let victim = (200, "victim", "198.51.100.7");
+    until_answer(&p, public, "a.example.com", "198.51.100.7", victim);
+    until_answer(&p, shared, "a.example.com", "198.51.100.7", victim);
+
+    // A tenant's Ingress for its own host.
+    api.apply(app_ingress("evil", "mine", "evil.example.com"));
+    until_status(&p, shared, "evil.example.com", "/", 200);
+    until_status(&p, shared, "a.example.com", "/", 404);
+    let line = wait_line(&p.stderr, "also serves Ingress or file routes", 20);
+    assert!(
+        line.contains("kubernetes_route_warning") && line.contains("httproute/web/site") && line.contains("`shared`"),
+        "{line}"
+    );
+    let got = answered_by(public, "a.example.com", "/", "198.51.100.7");
+    assert_eq!((got.0, got.1.as_str(), got.2.as_str()), victim, "the reserved bind keeps web/gw, with its policy");
+    assert_eq!(status(public, "evil.example.com", "/"), 404, "no Ingress on the reserved bind");
+    let listener = |o: &Value, ty: &str| cond(&o["status"]["listeners"][0]["conditions"], ty).clone();
+    let gw = until(&api, "Gateway", "web", "gw", "programmed on pub only", |o| {
+        listener(o, "Programmed")["message"].as_str().is_some_and(|m| m.contains("only"))
+    });
+    let programmed = listener(&gw, "Programmed");
+    assert_eq!(programmed["status"], "True", "{:#}", gw["status"]);
+    let m = programmed["message"].as_str().unwrap();
+    assert!(
+        m.contains("programmed on [[listener]] `pub` only") && m.contains("`shared`") && m.contains("web/lb"),
+        "{m}"
+    );
+    assert_eq!(cond(&gw["status"]["conditions"], "Programmed")["status"], "True", "{:#}", gw["status"]);
+    let pol = until(&api, "ClientIPPolicy", "web", "lb", "policy applied on pub only", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`pub` only"))
+    });
+    let accepted = cond(&pol["status"]["ancestors"][0]["conditions"], "Accepted");
+    assert_eq!(accepted["status"], "True", "{accepted}");
+    assert!(accepted["message"].as_str().unwrap().contains("`shared`"), "{accepted}");
+    let site = api.get("HTTPRoute", "web", "site").unwrap();
+    assert_eq!(cond(&site["status"]["parents"][0]["conditions"], "Accepted")["status"], "True", "{site:#}");
+
+    // The Ingress gone: web/gw is served on both binds again.
+    api.delete("Ingress", "evil", "mine");
+    until_answer(&p, shared, "a.example.com", "198.51.100.7", victim);
+    until(&api, "Gateway", "web", "gw", "programmed everywhere", |o| {
+        listener(o, "Programmed")["status"] == "True"
+            && listener(o, "Programmed")["message"].as_str().is_some_and(|m| !m.contains("only"))
+    });
+    until(&api, "ClientIPPolicy", "web", "lb", "policy applied everywhere", |o| {
+        let a = cond(&o["status"]["ancestors"][0]["conditions"], "Accepted");
+        a["status"] == "True" && a["message"].as_str().is_some_and(|m| !m.contains("only"))
+    });
+}
+
+/// Review 14 F3: an HTTPRoute older than an Ingress naming its host takes
+/// the host from the Ingress only on the bind where the HTTPRoute is
+/// served (`http`, with the Gateway port); on the bind without it (`ing`)
+/// the Ingress keeps serving the host, and the log names both binds.
+#[test]
+fn an_older_httproute_takes_an_ingress_host_only_on_its_own_binds() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway_class(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(named_gateway("evil", "gw", &json!([{"name": "http", "port": 80, "protocol": "HTTP"}])));
+    api.apply(route_in(
+        "evil",
+        "grab",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    ));
+    // Newer (the fake API server's clock advances per change).
+    api.apply(app_ingress("web", "shop", "shop.example.com"));
+    let toml = "[[listener]]\nname = \"http\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [[listener]]\nname = \"ing\"\nbind = \"127.0.0.1:0\"\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "f3", toml, &["http", "ing"]);
+    let (http, ing) = (addrs[0], addrs[1]);
+    until_answer(&p, http, "shop.example.com", "198.51.100.7", (200, "attacker", "198.51.100.7"));
+    until_answer(&p, ing, "shop.example.com", "198.51.100.7", (200, "victim", "198.51.100.7"));
+    let line = wait_line(&p.stderr, "owned by HTTPRoute evil/grab", 20);
+    assert!(
+        line.contains("kubernetes_route_warning")
+            && line.contains("ingress/web/shop")
+            && line.contains("not served on [[listener]] http ")
+            && line.contains("still served on [[listener]] ing"),
+        "{line}"
+    );
+    // The HTTPRoute gone: the Ingress serves the host on both binds.
+    api.delete("HTTPRoute", "evil", "grab");
+    until_answer(&p, http, "shop.example.com", "198.51.100.7", (200, "victim", "198.51.100.7"));
+    assert_eq!(answered_by(ing, "shop.example.com", "/", "198.51.100.7").1, "victim");
+}

@@ -93,8 +93,8 @@ impl Bind {
 /// translation hands the proxy the same set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Feedback {
-    /// Gateway listeners ([`ListenerSpec::name`]) none of whose routes is
-    /// served, and why.
+    /// Gateway listeners ([`ListenerSpec::name`]) the proxy does not serve
+    /// on some or every bind for a cause only it sees, and why.
     pub listeners: std::collections::BTreeMap<String, UnservedListener>,
     /// HTTPRoutes (`NS/NAME`) with routes the proxy does not serve →
     /// parent (`gateway/NS/NAME` or `listenerset/NS/NAME`) → what of it.
@@ -113,13 +113,16 @@ impl Feedback {
     }
 }
 
-/// A Gateway listener the proxy does not serve.
+/// A Gateway listener the proxy does not serve, on some or every bind.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct UnservedListener {
     /// The ClientIPPolicy (`NS/NAME`) that is not applied, if that is why.
     pub policy: Option<String>,
-    /// Why, naming the cause.
+    /// Why, naming the cause and the `[[listener]]`s where.
     pub message: String,
+    /// The `[[listener]]`s that still serve it (with its policy), in file
+    /// order; empty when none does (the listener is not served).
+    pub served_on: Vec<String>,
 }
 
 /// What the proxy does not serve of one HTTPRoute on one parent.

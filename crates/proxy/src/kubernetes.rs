@@ -28,12 +28,15 @@
 //!   listener keeps the file's chain and the routes of the listeners
 //!   whose policy it cannot apply are [`Unserved::ClientIpConflict`];
 //! - a ClientIPPolicy never changes how the client of an Ingress or file
-//!   route is resolved: while the proxy serves any (they are served on
-//!   every `[[listener]]`), the file's chain counts as the oldest
-//!   listener of every bind, and a Gateway listener whose policy differs
-//!   from it is [`Unserved::FileChainConflict`] (a tenant's own Gateway
-//!   and policy must not make a forged X-Forwarded-For or PROXY header
-//!   pass an Ingress allow list);
+//!   route is resolved: while the proxy serves any (Ingress routes on
+//!   every `[[listener]]` with `ingress = true`, file routes on every
+//!   one), the file's chain counts as the oldest listener of each bind
+//!   serving them, and a Gateway listener whose policy differs
+//!   from it is [`Unserved::FileChainConflict`] on that bind (a tenant's
+//!   own Gateway and policy must not make a forged X-Forwarded-For or
+//!   PROXY header pass an Ingress allow list) — and only there: on a bind
+//!   serving neither (`ingress = false`, no file route) it stays served
+//!   with its policy;
 //! - route names are the set's stable [`Route::name`]s, so metrics and
 //!   logs keep their names when other objects come and go;
 //! - a reload converts only the routes that changed ([`Conversions`]):
@@ -194,13 +197,31 @@ fn chain_key(c: &ClientIp) -> ClientIp {
 }
 
 /// Which file listeners take a Gateway listener's ClientIPPolicy, and
-/// which Gateway listeners' policies cannot be applied.
+/// on which file listeners a Gateway listener's policy cannot be applied
+/// (per bind: a listener whose chain the file's overrules on a bind that
+/// serves Ingress or file routes stays served, with its policy, on a bind
+/// that serves neither, `ingress = false`).
 #[derive(Debug, Default)]
 struct Plan<'a> {
     /// File listener name → the chain it serves with.
     chains: HashMap<String, &'a ClientIp>,
-    /// Gateway listener name → why its policy cannot be applied.
-    conflicts: HashMap<String, Unserved>,
+    /// Gateway listener name → the file listeners on which its policy
+    /// cannot be applied (file order), each with why: it is not served
+    /// there, and still served on the others.
+    conflicts: Conflicts,
+}
+
+/// Gateway listener name → `[[listener]]` name → why the Gateway
+/// listener's ClientIPPolicy cannot be applied there (see [`Plan`]).
+type Conflicts = HashMap<String, Vec<(String, Unserved)>>;
+
+/// Records that Gateway listener `s` is not served on `[[listener]]` `file`
+/// (the first reason found there stays).
+fn add_conflict(out: &mut Conflicts, s: &str, file: &str, why: impl FnOnce() -> Unserved) {
+    let on = out.entry(s.to_owned()).or_default();
+    if !on.iter().any(|(f, _)| f == file) {
+        on.push((file.to_owned(), why()));
+    }
 }
 
 fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
@@ -227,7 +248,7 @@ fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
                 if (mode, from, ListenerChain { policy: String::new(), ..chain }) == file {
                     return true;
                 }
-                out.conflicts.entry(s.name.clone()).or_insert(Unserved::FileChainConflict {
+                add_conflict(&mut out.conflicts, &s.name, &l.name, || Unserved::FileChainConflict {
                     listener: s.name.clone(),
                     policy: c.policy.clone(),
                     file: l.name.clone(),
@@ -253,7 +274,7 @@ fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
                 for s in served.iter().filter(|s| s.client_ip.is_some()) {
                     let mine = s.client_ip.as_ref().map(chain_key);
                     let other = many.iter().find(|(k, _)| *k != mine).map(|(_, o)| o.name.clone()).unwrap_or_default();
-                    out.conflicts.entry(s.name.clone()).or_insert(Unserved::ClientIpConflict {
+                    add_conflict(&mut out.conflicts, &s.name, &l.name, || Unserved::ClientIpConflict {
                         listener: s.name.clone(),
                         file: l.name.clone(),
                         other,
@@ -263,6 +284,25 @@ fn plan<'a>(set: &'a RouteSet, config: &Config) -> Plan<'a> {
         }
     }
     out
+}
+
+/// The `[[listener]]`s serving Gateway listener `spec` (as
+/// [`file_listeners`] finds them): those with its port whose `gateways`
+/// admit its Gateway, where no older listener takes its place
+/// ([`ListenerSpec::not_on`]) and its ClientIPPolicy can be applied
+/// (`conflicts`), with `tls.kubernetes` when it is HTTPS.
+fn serving(spec: &ListenerSpec, file: &[crate::config::ListenerConfig], conflicts: &Conflicts) -> Vec<String> {
+    let conflicted = conflicts.get(&spec.name);
+    file.iter()
+        .filter(|l| {
+            l.gateway_ports.contains(&spec.port)
+                && admits(&l.gateways, &spec.gateway)
+                && !spec.not_on.contains(&l.name)
+                && !conflicted.is_some_and(|on| on.iter().any(|(f, _)| *f == l.name))
+                && (spec.protocol != Protocol::Https || l.tls.as_ref().is_some_and(|t| t.kubernetes))
+        })
+        .map(|l| l.name.clone())
+        .collect()
 }
 
 /// Whether a `[[listener]]` with `gateways` admits Gateway `gateway`
@@ -334,8 +374,8 @@ struct Ctx<'a> {
     file: &'a [crate::config::ListenerConfig],
     /// Whether the file has a `[rate_limit_store]` (for `scope: Global`).
     store: bool,
-    /// Gateway listeners whose policy cannot be applied.
-    conflicts: &'a HashMap<String, Unserved>,
+    /// Gateway listeners whose policy cannot be applied, per file listener.
+    conflicts: &'a Conflicts,
     /// The file listeners serving Ingress routes (`ingress = true`), or
     /// `None` when every one does.
     ingress: Option<Vec<String>>,
@@ -347,9 +387,9 @@ struct Ctx<'a> {
 /// Gateway port each one serves the route for), or why not. A Gateway
 /// listener that cannot serve the route (no `[[listener]]` binds its port,
 /// an HTTPS one without `tls.kubernetes`, a ClientIPPolicy that cannot be
-/// applied) is left out with a warning while others serve it, and is the
-/// reason when none does: one unbound listener of a Gateway never takes
-/// the route off the others.
+/// applied there) is left out on that bind with a warning while other
+/// binds or listeners serve it, and is the reason when none does: one
+/// unbound listener of a Gateway never takes the route off the others.
 fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -> Result<Vec<(String, u16)>, Unserved> {
     let mut out: Vec<(String, u16)> = Vec::new();
     let mut left_out: Vec<Unserved> = Vec::new();
@@ -358,10 +398,6 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
             left_out.push(Unserved::GatewayListener(format!("Gateway listener {n} is not in the route set")));
             continue;
         };
-        if let Some(c) = ctx.conflicts.get(n) {
-            left_out.push(c.clone());
-            continue;
-        }
         let https = spec.protocol == Protocol::Https;
         let mut any = false;
         for l in ctx.file.iter().filter(|l| l.gateway_ports.contains(&spec.port)) {
@@ -381,6 +417,10 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
                      Conflicted condition)",
                     l.name
                 )));
+                continue;
+            }
+            if let Some((_, c)) = ctx.conflicts.get(n).and_then(|on| on.iter().find(|(f, _)| *f == l.name)) {
+                left_out.push(c.clone());
                 continue;
             }
             if https && !l.tls.as_ref().is_some_and(|t| t.kubernetes) {
@@ -615,7 +655,7 @@ struct ConvertKey {
     gateway: Vec<ListenerSpec>,
     file: Vec<realip_kube::routes::Bind>,
     store: bool,
-    conflicts: Vec<(String, Unserved)>,
+    conflicts: Vec<(String, Vec<(String, Unserved)>)>,
     protected: Vec<String>,
     pools: Vec<String>,
     allow_backslash: bool,
@@ -661,7 +701,8 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
     let mut pools: Vec<String> = config.upstreams.iter().chain(&out.upstreams).map(|u| u.name.clone()).collect();
     pools.sort_unstable();
     pools.dedup();
-    let mut conflicts: Vec<(String, Unserved)> = plan.conflicts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut conflicts: Vec<(String, Vec<(String, Unserved)>)> =
+        plan.conflicts.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     conflicts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let key = ConvertKey {
         ipv6_prefix: ctx.ipv6_prefix,
@@ -763,8 +804,9 @@ pub fn compose_with(
 ) -> (Config, Vec<Problem>, Vec<Warning>) {
     let Some(set) = set else { return (config, Vec::new(), Vec::new()) };
     let Converted { routes, errors, upstreams, mut problems, warnings } = routes_with(set, &config, memo);
+    let Plan { chains, conflicts } = plan(set, &config);
     let chains: Vec<(String, ListenerSettings)> =
-        plan(set, &config).chains.into_iter().map(|(l, c)| (l, listener_chain(c, &config))).collect();
+        chains.into_iter().map(|(l, c)| (l, listener_chain(c, &config))).collect();
     for (name, (mode, from, chain)) in chains {
         if let Some(l) = config.listeners.iter_mut().find(|l| l.name == name) {
             l.proxy_protocol = mode;
@@ -786,8 +828,11 @@ pub fn compose_with(
     // only on a bind serving both (`ingress = true`).
     let ingress_on = ingress_listeners(&config);
     let shared = |g: &GatewayMatch| ingress_on.as_ref().is_none_or(|on| g.listeners.iter().any(|l| on.contains(l)));
+    // The binds serving Ingress routes, in file order.
+    let ingress_binds: Vec<String> =
+        ingress_on.clone().unwrap_or_else(|| config.listeners.iter().map(|l| l.name.clone()).collect());
     let owners = if routes.iter().any(|r| r.gateway.is_none()) {
-        host_owners(&routes, &errors, set, &shared)
+        host_owners(&routes, &errors, set, &ingress_binds)
     } else {
         HostOwners::default()
     };
@@ -809,9 +854,13 @@ pub fn compose_with(
         let name = crate::config::route_name(&r);
         let host = r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
         if let Some(g) = r.gateway.as_ref() {
-            if let Some((host, by)) = host.as_deref().and_then(|h| owners.to_ingress.get_key_value(h)) {
+            let kept_by_ingress = host
+                .as_deref()
+                .and_then(|h| owners.to_ingress.get_key_value(h))
+                .filter(|(_, (_, on))| g.listeners.iter().any(|l| on.contains(l)));
+            if let Some((host, (by, on))) = kept_by_ingress {
                 let reason = Unserved::HostOwnedByIngress { host: host.clone(), by: by.clone() };
-                match off_ingress_binds(&mut r, reason, ingress_on.as_deref()) {
+                match off_ingress_binds(&mut r, reason, on) {
                     Ok((message, narrowed)) => {
                         let origin = origin_of(&name);
                         warnings.push(Warning { route: name, origin, message, narrowed: Some(narrowed) });
@@ -824,53 +873,68 @@ pub fn compose_with(
             // A wildcard or host-less route leaves out the hosts older
             // Ingresses name (as a more specific listener's, see
             // `GatewayMatch::excludes`).
-            let covered: Vec<(&String, &String)> = owners
+            // Each only on the binds of the route where the Ingress keeps
+            // it; everywhere when those are all the route's binds.
+            let covered: Vec<(&String, &String, Vec<String>, Vec<String>)> = owners
                 .to_ingress
                 .iter()
                 .filter(|(h, _)| host.is_none() || host.as_deref().is_some_and(|p| wildcard_covers(p, h)))
                 .filter(|(h, _)| !g.excludes(h))
+                .filter_map(|(h, (by, on))| {
+                    let (gone, kept): (Vec<String>, Vec<String>) =
+                        g.listeners.iter().cloned().partition(|l| on.contains(l));
+                    (!gone.is_empty()).then_some((h, by, gone, kept))
+                })
                 .collect();
-            if !covered.is_empty() {
-                // Only on the binds serving Ingresses, when the route has others.
-                let (on_ingress, kept): (Vec<String>, Vec<String>) =
-                    g.listeners.iter().cloned().partition(|l| ingress_on.as_ref().is_none_or(|on| on.contains(l)));
+            let mut left_out = Vec::new();
+            let mut left_out_on = Vec::new();
+            for (h, by, gone, kept) in covered {
                 let place = if kept.is_empty() {
                     String::new()
                 } else {
                     format!(
-                        " on [[listener]] {} (it serves Ingresses); still served on [[listener]] {}",
-                        on_ingress.join(", "),
+                        " on [[listener]] {} (the older Ingress keeps it there); still served on [[listener]] {}",
+                        gone.join(", "),
                         kept.join(", ")
                     )
                 };
-                for (h, by) in &covered {
-                    warnings.push(Warning {
-                        route: name.clone(),
-                        origin: origin_of(&name),
-                        message: format!(
-                            "host {h} left out{place}: the older {} names it",
-                            by.strip_prefix("ingress/").map_or_else(|| (*by).clone(), |r| format!("Ingress {r}"))
-                        ),
-                        narrowed: None,
-                    });
+                warnings.push(Warning {
+                    route: name.clone(),
+                    origin: origin_of(&name),
+                    message: format!(
+                        "host {h} left out{place}: the older {} names it",
+                        by.strip_prefix("ingress/").map_or_else(|| by.clone(), |r| format!("Ingress {r}"))
+                    ),
+                    narrowed: None,
+                });
+                if kept.is_empty() {
+                    left_out.push(h.clone());
+                } else {
+                    left_out_on.extend(gone.into_iter().map(|l| (l, h.clone())));
                 }
-                let left_out = covered.iter().map(|(h, _)| (*h).clone());
+            }
+            if !left_out.is_empty() || !left_out_on.is_empty() {
                 if let Some(g) = Arc::make_mut(&mut r).gateway.as_mut() {
-                    if kept.is_empty() {
-                        g.except_hosts.extend(left_out);
-                    } else {
-                        let pairs = left_out.flat_map(|h| on_ingress.iter().map(move |l| (l.clone(), h.clone())));
-                        g.excepted_on.extend(pairs);
-                    }
+                    g.except_hosts.extend(left_out);
+                    g.excepted_on.extend(left_out_on);
                 }
             }
             config.routes.push(r);
             continue;
         }
-        if let Some((host, by)) = host.as_deref().and_then(|h| owners.to_gateway.get_key_value(h)) {
-            let reason = Unserved::HostOwned { host: host.clone(), by: by.clone() };
-            problems.push(Problem { origin: origin_of(&name), route: name, reason });
-            continue;
+        if let Some((host, on)) = host.as_deref().and_then(|h| owners.to_gateway.get_key_value(h)) {
+            let by = on.first().map(|(_, by)| by.clone()).unwrap_or_default();
+            let reason = Unserved::HostOwned { host: host.clone(), by };
+            match off_gateway_binds(&mut r, reason, on, &ingress_binds) {
+                Ok((message, narrowed)) => {
+                    let origin = origin_of(&name);
+                    warnings.push(Warning { route: name.clone(), origin, message, narrowed: Some(narrowed) });
+                }
+                Err(reason) => {
+                    problems.push(Problem { origin: origin_of(&name), route: name, reason });
+                    continue;
+                }
+            }
         }
         match seen.entry(key(&r)) {
             std::collections::hash_map::Entry::Occupied(first) => {
@@ -887,7 +951,7 @@ pub fn compose_with(
         }
     }
     config.upstreams.extend(upstreams);
-    add_certificates(&mut config, set);
+    add_certificates(&mut config, set, &conflicts);
     (config, problems, warnings)
 }
 
@@ -896,9 +960,10 @@ pub fn compose_with(
 /// TLS Secrets where it serves Ingresses (`ingress = true`), and the
 /// `certificateRefs` of the HTTPS Gateway listeners on its `gateway_ports`
 /// of the Gateways its `gateways` admits (but not of one that conflicts
-/// there, [`ListenerSpec::not_on`]), by listener hostname (see
-/// [`crate::tls`] for how a server name picks among them).
-fn add_certificates(config: &mut Config, set: &RouteSet) {
+/// there, [`ListenerSpec::not_on`], nor of one whose ClientIPPolicy cannot
+/// be applied there, `conflicts`: neither is served there), by listener
+/// hostname (see [`crate::tls`] for how a server name picks among them).
+fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) {
     let by_name: HashMap<&str, &realip_kube::ingress::Cert> = set.certs.iter().map(|c| (c.name.as_str(), c)).collect();
     let secret = |c: &realip_kube::ingress::Cert| CertConfig {
         cert: format!("secret {}", c.name).into(),
@@ -917,6 +982,7 @@ fn add_certificates(config: &mut Config, set: &RouteSet) {
                 && l.gateway_ports.contains(&s.port)
                 && admits(&l.gateways, &s.gateway)
                 && !s.not_on.contains(&l.name)
+                && !conflicts.get(&s.name).is_some_and(|on| on.iter().any(|(f, _)| *f == l.name))
         });
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
@@ -926,19 +992,18 @@ fn add_certificates(config: &mut Config, set: &RouteSet) {
     }
 }
 
-/// Gateway route `r`, whose host an older Ingress keeps (`reason`), kept
-/// only on its binds that serve no Ingress (`ingress_on`: the binds that
-/// do, `None` when every one does): the Ingress owns the host only where
-/// Ingresses are served. The warning's message and `reason` when some are
-/// left, else `reason` (the route is not served).
+/// Gateway route `r`, whose host an older Ingress keeps (`reason`) on the
+/// binds `on` (those serving Ingresses where no older Gateway route serves
+/// the host), kept only on its other binds: the Ingress owns the host
+/// only where it is served and older. The warning's message and `reason`
+/// when some are left, else `reason` (the route is not served).
 fn off_ingress_binds(
     r: &mut Arc<RouteConfig>,
     reason: Unserved,
-    ingress_on: Option<&[String]>,
+    on: &[String],
 ) -> Result<(String, Unserved), Unserved> {
     let Some(g) = r.gateway.as_ref() else { return Err(reason) };
-    let (gone, kept): (Vec<String>, Vec<String>) =
-        g.listeners.iter().cloned().partition(|l| ingress_on.is_none_or(|on| on.contains(l)));
+    let (gone, kept): (Vec<String>, Vec<String>) = g.listeners.iter().cloned().partition(|l| on.contains(l));
     if kept.is_empty() {
         return Err(reason);
     }
@@ -948,7 +1013,39 @@ fn off_ingress_binds(
         g.listeners.clone_from(&kept);
     }
     let message = format!(
-        "not served on [[listener]] {} (it serves Ingresses): {reason}; still served on [[listener]] {}",
+        "not served on [[listener]] {} (the older Ingress keeps the host there): {reason}; still served on \
+         [[listener]] {}",
+        gone.join(", "),
+        kept.join(", ")
+    );
+    Ok((message, reason))
+}
+
+/// Ingress route `r`, whose host an older HTTPRoute keeps (`reason`) on
+/// the binds of `on` (bind, HTTPRoute origin), kept only on its other
+/// binds (of `ingress_binds`, those serving Ingresses): the Gateway side
+/// owns the host only where one of its routes serves it. The warning's
+/// message and `reason` when some are left, else `reason` (the route is
+/// not served).
+fn off_gateway_binds(
+    r: &mut Arc<RouteConfig>,
+    reason: Unserved,
+    on: &[(String, String)],
+    ingress_binds: &[String],
+) -> Result<(String, Unserved), Unserved> {
+    let binds = if r.only_listeners.is_empty() { ingress_binds } else { r.only_listeners.as_slice() };
+    let (gone, kept): (Vec<String>, Vec<String>) = binds.iter().cloned().partition(|l| on.iter().any(|(b, _)| b == l));
+    if kept.is_empty() {
+        return Err(reason);
+    }
+    let m = Arc::make_mut(r);
+    m.only_listeners.clone_from(&kept);
+    if let Some(g) = m.gateway.as_mut() {
+        g.listeners.clone_from(&kept);
+    }
+    let message = format!(
+        "not served on [[listener]] {} (the older HTTPRoute serves the host there): {reason}; still served on \
+         [[listener]] {}",
         gone.join(", "),
         kept.join(", ")
     );
@@ -962,17 +1059,23 @@ fn off_ingress_binds(
 /// under its allow or deny list (a request one side's rules do not match
 /// would fall to the other). The older object keeps the host
 /// (`creationTimestamp`, then `namespace/name`, from
-/// [`RouteSet::created`]; Gateway side on a full tie), on every bind. File
-/// routes are the operator's and not part of this.
+/// [`RouteSet::created`]; Gateway side on a full tie) — per bind: on each
+/// `[[listener]]` serving Ingresses, the oldest Ingress naming the host
+/// against the oldest Gateway route served there for it (a bind where no
+/// Gateway route serves the host is the Ingress's, whatever the Gateway
+/// side does elsewhere). File routes are the operator's and not part of
+/// this.
 #[derive(Debug, Default)]
 struct HostOwners {
-    /// Hosts the Gateway side keeps → origin of its oldest HTTPRoute there:
-    /// Ingress routes naming them are not served.
-    to_gateway: HashMap<String, String>,
-    /// Hosts the Ingress side keeps → origin of its oldest Ingress there:
-    /// Gateway routes naming them are not served, wildcard and host-less
-    /// ones leave them out.
-    to_ingress: std::collections::BTreeMap<String, String>,
+    /// Hosts the Gateway side keeps on some binds → (bind, origin of its
+    /// oldest HTTPRoute there), in file order: Ingress routes naming them
+    /// are not served on those binds.
+    to_gateway: HashMap<String, Vec<(String, String)>>,
+    /// Hosts the Ingress side keeps on some binds where Gateway routes
+    /// serve them → (origin of its oldest Ingress, those binds): Gateway
+    /// routes naming them are not served there, wildcard and host-less
+    /// ones leave them out there.
+    to_ingress: std::collections::BTreeMap<String, (String, Vec<String>)>,
 }
 
 /// `pattern` (`*.` wildcard) covers exact `host`.
@@ -984,14 +1087,18 @@ fn wildcard_covers(pattern: &str, host: &str) -> bool {
 /// origin).
 type Oldest = Option<((String, String), String)>;
 
+/// The oldest Gateway route serving a host, per bind.
+type PerBind<'a> = HashMap<&'a str, Oldest>;
+
 /// Settles the hosts both sides serve; see [`HostOwners`]. `routes` are
 /// the set's converted routes and `errors` their per-route errors (a route
-/// with errors is not served, so it claims nothing).
+/// with errors is not served, so it claims nothing); `ingress_binds` the
+/// `[[listener]]`s serving Ingress routes, in file order.
 fn host_owners(
     routes: &[Arc<RouteConfig>],
     errors: &[Vec<(String, String)>],
     set: &RouteSet,
-    shared: &dyn Fn(&GatewayMatch) -> bool,
+    ingress_binds: &[String],
 ) -> HostOwners {
     let origins: HashMap<&str, &Route> = set.routes.iter().map(|r| (r.name.as_str(), &**r)).collect();
     // The oldest object so far by (creation time, `namespace/name`).
@@ -1003,9 +1110,11 @@ fn host_owners(
         }
     };
     let mut ingress: HashMap<String, Oldest> = HashMap::new();
-    let mut exact: HashMap<String, Oldest> = HashMap::new();
-    // Wildcard or host-less Gateway routes, by (host, hosts left out).
-    let mut wild: HashMap<(Option<String>, Vec<String>), Oldest> = HashMap::new();
+    // Gateway routes naming an Ingress host: host → bind → oldest.
+    let mut exact: HashMap<String, PerBind<'_>> = HashMap::new();
+    // Wildcard or host-less Gateway routes, by (host, hosts left out) →
+    // bind → oldest.
+    let mut wild: HashMap<(Option<String>, Vec<String>), PerBind<'_>> = HashMap::new();
     let origin = |r: &RouteConfig| origins.get(crate::config::route_name(r).as_str()).copied();
     let served = || routes.iter().zip(errors).filter(|(_, e)| e.is_empty()).map(|(r, _)| r);
     let host = |r: &RouteConfig| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
@@ -1018,36 +1127,62 @@ fn host_owners(
         return HostOwners::default();
     }
     // Gateway routes: only those that can serve an Ingress host are named
-    // (thousands of exact-host routes usually name none).
+    // (thousands of exact-host routes usually name none), on the binds
+    // they share with Ingresses.
     for r in served() {
+        let Some(g) = r.gateway.as_ref() else { continue };
+        let on = || ingress_binds.iter().map(String::as_str).filter(|b| g.listeners.iter().any(|l| l == b));
         // (A Gateway route on binds without Ingress routes shares no host.)
-        let Some(g) = r.gateway.as_ref().filter(|g| shared(g)) else { continue };
-        match host(r) {
+        if on().next().is_none() {
+            continue;
+        }
+        let slots = match host(r) {
             Some(h) if !h.starts_with('*') => {
-                if ingress.contains_key(&h) {
-                    oldest(exact.entry(h).or_default(), origin(r));
+                if !ingress.contains_key(&h) {
+                    continue;
                 }
+                exact.entry(h).or_default()
             }
-            h => oldest(wild.entry((h, g.except_hosts.clone())).or_default(), origin(r)),
+            h => wild.entry((h, g.except_hosts.clone())).or_default(),
+        };
+        for b in on() {
+            oldest(slots.entry(b).or_default(), origin(r));
         }
     }
     let mut out = HostOwners::default();
     for (host, ing) in ingress {
         let Some((ing_age, ing_origin)) = ing else { continue };
-        let mut gw = exact.get(&host).cloned().flatten();
-        for ((pattern, except), w) in &wild {
-            let covers = pattern.as_deref().is_none_or(|p| wildcard_covers(p, &host));
-            // As `GatewayMatch::excludes`: a more specific listener's host.
-            let left_out = except.iter().any(|e| e == &host || wildcard_covers(e, &host));
-            if let Some(w) = w.as_ref().filter(|(a, _)| covers && !left_out && gw.as_ref().is_none_or(|(b, _)| a < b)) {
-                gw = Some(w.clone());
+        let here = exact.get(&host);
+        // As `GatewayMatch::excludes`: a more specific listener's host.
+        let covering: Vec<&PerBind<'_>> = wild
+            .iter()
+            .filter(|((pattern, except), _)| {
+                pattern.as_deref().is_none_or(|p| wildcard_covers(p, &host))
+                    && !except.iter().any(|e| e == &host || wildcard_covers(e, &host))
+            })
+            .map(|(_, on)| on)
+            .collect();
+        let mut to_gateway = Vec::new();
+        let mut to_ingress = Vec::new();
+        for b in ingress_binds {
+            let mut gw: Oldest = here.and_then(|on| on.get(b.as_str())).cloned().flatten();
+            for w in covering.iter().filter_map(|on| on.get(b.as_str())).flatten() {
+                if gw.as_ref().is_none_or(|(a, _)| w.0 < *a) {
+                    gw = Some(w.clone());
+                }
+            }
+            let Some((gw_age, gw_origin)) = gw else { continue };
+            if gw_age <= ing_age {
+                to_gateway.push((b.clone(), gw_origin));
+            } else {
+                to_ingress.push(b.clone());
             }
         }
-        let Some((gw_age, gw_origin)) = gw else { continue };
-        if gw_age <= ing_age {
-            out.to_gateway.insert(host, gw_origin);
-        } else {
-            out.to_ingress.insert(host, ing_origin);
+        if !to_gateway.is_empty() {
+            out.to_gateway.insert(host.clone(), to_gateway);
+        }
+        if !to_ingress.is_empty() {
+            out.to_ingress.insert(host, (ing_origin, to_ingress));
         }
     }
     out
@@ -1139,17 +1274,21 @@ impl Reported {
 /// HTTPRoutes that lost something.
 fn feedback(
     set: &RouteSet,
-    conflicts: &HashMap<String, Unserved>,
+    file: &[crate::config::ListenerConfig],
+    conflicts: &Conflicts,
     problems: &[Problem],
     warnings: &[Warning],
 ) -> realip_kube::routes::Feedback {
     use realip_kube::routes::{RouteLoss, UnservedListener};
     let mut fb = realip_kube::routes::Feedback::default();
-    for (listener, why) in conflicts {
-        if let Unserved::FileChainConflict { policy, .. } = why {
-            fb.listeners
-                .insert(listener.clone(), UnservedListener { policy: Some(policy.clone()), message: why.to_string() });
-        }
+    for (listener, on) in conflicts {
+        let chain: Vec<&Unserved> =
+            on.iter().map(|(_, why)| why).filter(|why| matches!(why, Unserved::FileChainConflict { .. })).collect();
+        let Some(Unserved::FileChainConflict { policy, .. }) = chain.first() else { continue };
+        let served_on =
+            set.listeners.iter().find(|s| s.name == *listener).map(|s| serving(s, file, conflicts)).unwrap_or_default();
+        let message = chain.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+        fb.listeners.insert(listener.clone(), UnservedListener { policy: Some(policy.clone()), message, served_on });
     }
     let lost: HashMap<&str, &Unserved> =
         problems.iter().filter(|p| p.origin.starts_with("httproute/")).map(|p| (p.route.as_str(), &p.reason)).collect();
@@ -1243,7 +1382,8 @@ pub fn compose_logged(
 ) -> Config {
     let conflicts = set.map(|s| plan(s, &config).conflicts).unwrap_or_default();
     let (config, problems, warnings) = compose_with(config, set, memo);
-    reported.feedback = set.map(|s| feedback(s, &conflicts, &problems, &warnings)).unwrap_or_default();
+    reported.feedback =
+        set.map(|s| feedback(s, &config.listeners, &conflicts, &problems, &warnings)).unwrap_or_default();
     for e in reported.update(problems, warnings) {
         crate::log::event(&e);
     }
@@ -1757,6 +1897,29 @@ mod tests {
         let (c, _, _) = compose_checked(c_base(), Some(&set));
         let gateway = &c.listeners[1].tls.as_ref().unwrap().gateway;
         assert!(gateway.iter().all(|h| h.hostname.as_deref() != Some("a.example.com")), "{gateway:?}");
+        assert_eq!(c.listeners[0].tls.as_ref().unwrap().gateway.len(), 1, "still on the bind where it is served");
+        // Nor one whose ClientIPPolicy the file's chain overrules there
+        // (an Ingress is served on `shared`; review 14 L2).
+        set.listeners[0].not_on = Vec::new();
+        set.listeners[0].client_ip = Some(ClientIp {
+            policy: "web/lb".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: vec!["127.0.0.0/8".into()],
+            sources: vec!["xff".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward::default(),
+        });
+        let ingress = Route {
+            path: PathMatch::Prefix("/".into()),
+            ..app_route("ingress/evil/i/i.example.com/", "ingress/evil/i", vec![], Some("i.example.com"))
+        };
+        set.routes.push(Arc::new(ingress));
+        let (c, _, _) = compose_checked(c_base(), Some(&set));
+        let gateway = &c.listeners[1].tls.as_ref().unwrap().gateway;
+        assert!(gateway.iter().all(|h| h.hostname.as_deref() != Some("a.example.com")), "{gateway:?}");
+        assert_eq!(gateway.len(), 2, "the others stay: {gateway:?}");
         assert_eq!(c.listeners[0].tls.as_ref().unwrap().gateway.len(), 1, "still on the bind where it is served");
     }
 
@@ -2623,5 +2786,169 @@ mod tests {
         let on: Vec<&String> = fb.access_policies["web/glob"].keys().collect();
         assert_eq!(on, ["web/gw", "web/gw2"]);
         assert!(fb.access_policies["web/glob"]["web/gw"].contains("HTTPRoute web/glob"), "{fb:?}");
+    }
+
+    /// Review 14 F1: a Gateway listener whose ClientIPPolicy the file's
+    /// chain overrules is taken off the binds that serve Ingress or file
+    /// routes only: on a bind reserved for its Gateway (`ingress = false`)
+    /// it stays served, with its policy, and the feedback says where it is
+    /// served; served nowhere, it is unserved as before.
+    #[test]
+    fn a_file_chain_conflict_takes_a_listener_off_only_the_binds_serving_ingresses() {
+        let policy = ClientIp {
+            policy: "web/lb".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: vec!["127.0.0.0/8".into()],
+            sources: vec!["xff".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward::default(),
+        };
+        let site = app_route(
+            "httproute/web/site/0/0",
+            "httproute/web/site",
+            vec!["gateway/web/gw/http".into()],
+            Some("a.example.com"),
+        );
+        let mine = Route {
+            path: PathMatch::Prefix("/".into()),
+            ..app_route("ingress/evil/mine/evil.example.com/", "ingress/evil/mine", vec![], Some("evil.example.com"))
+        };
+        let set = RouteSet {
+            listeners: vec![ListenerSpec {
+                name: "gateway/web/gw/http".into(),
+                gateway: "web/gw".into(),
+                port: 80,
+                protocol: Protocol::Http,
+                hostname: None,
+                certs: vec![],
+                client_ip: Some(policy),
+                not_on: Vec::new(),
+            }],
+            routes: [site, mine].into_iter().map(Arc::new).collect(),
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let file = |pub_extra: &str| {
+            toml::from_str::<Config>(&format!(
+                "[[listener]]\nname = \"pub\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n{pub_extra}\n\
+                 [[listener]]\nname = \"shared\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                 [client_ip]\ntrusted = [\"192.0.2.0/24\"]\n"
+            ))
+            .unwrap()
+        };
+        let reserved = file("ingress = false\ngateways = [\"web/gw\"]\n");
+        let (c, problems, warnings) = compose_checked(reserved.clone(), Some(&set));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].route, "httproute/web/site/0/0");
+        assert!(warnings[0].message.contains("`shared` also serves Ingress"), "{}", warnings[0].message);
+        assert_eq!(c.listeners[0].chain.as_ref().map(|ch| ch.policy.as_str()), Some("web/lb"));
+        assert!(c.listeners[1].chain.is_none(), "the file's chain stays where the Ingress is");
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        let at = |l: &str, host: &str| snap.routes.find(l, host, "/").map(|r| r.name.to_string());
+        assert_eq!(at("pub", "a.example.com").as_deref(), Some("httproute/web/site/0/0"));
+        assert_eq!(at("shared", "a.example.com"), None);
+        assert_eq!(at("shared", "evil.example.com").as_deref(), Some("ingress/evil/mine/evil.example.com/"));
+        assert_eq!(at("pub", "evil.example.com"), None);
+        assert_ne!(snap.chain("pub").resolver.trusted, snap.chain("shared").resolver.trusted);
+        assert_eq!(snap.chain("shared").resolver.trusted, snap.chain("no-such-listener").resolver.trusted);
+        let mut reported = Reported::default();
+        compose_logged(reserved, Some(&set), &mut reported, &mut Conversions::default());
+        let l = &reported.feedback().listeners["gateway/web/gw/http"];
+        assert_eq!(l.served_on, ["pub"]);
+        assert_eq!(l.policy.as_deref(), Some("web/lb"));
+        assert!(l.message.contains("`shared`") && !l.message.contains("`pub`"), "{}", l.message);
+        assert!(reported.feedback().routes.is_empty(), "{:?}", reported.feedback().routes);
+
+        // Both binds serve Ingresses: served nowhere, as before.
+        let (c, problems, _) = compose_checked(file(""), Some(&set));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            matches!(&problems[0].reason, Unserved::FileChainConflict { file, .. } if file == "pub"),
+            "{problems:?}"
+        );
+        assert!(c.listeners.iter().all(|l| l.chain.is_none()));
+        let mut reported = Reported::default();
+        compose_logged(file(""), Some(&set), &mut reported, &mut Conversions::default());
+        let l = &reported.feedback().listeners["gateway/web/gw/http"];
+        assert!(l.served_on.is_empty());
+        assert!(l.message.contains("`pub`") && l.message.contains("`shared`"), "{}", l.message);
+    }
+
+    /// Review 14 F3: an HTTPRoute older than an Ingress naming its host
+    /// takes the host from the Ingress only on the binds where it is
+    /// served; on a bind where no Gateway route serves the host the Ingress
+    /// keeps it — and where a newer Gateway route serves it there, the
+    /// Ingress is the older one and keeps it against that route.
+    #[test]
+    fn an_httproute_owns_a_host_only_on_the_binds_it_is_served_on() {
+        let route = |name: &str, origin: &str, listener: Option<&str>, created: &str| {
+            let path =
+                if listener.is_none() { PathMatch::Prefix("/".into()) } else { PathMatch::SegmentPrefix("/".into()) };
+            let listeners = listener.map(|l| vec![format!("gateway/evil/gw/{l}")]).unwrap_or_default();
+            Route { created: created.into(), path, ..app_route(name, origin, listeners, Some("shop.example.com")) }
+        };
+        let listener = |name: &str, port: u16| ListenerSpec {
+            name: format!("gateway/evil/gw/{name}"),
+            gateway: "evil/gw".into(),
+            port,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip: None,
+            not_on: Vec::new(),
+        };
+        let grab = route("httproute/evil/grab/0/0", "httproute/evil/grab", Some("http"), "2025-01");
+        let shop = route("ingress/web/shop/shop.example.com/", "ingress/web/shop", None, "2026-01");
+        let late = route("httproute/evil/late/0/0", "httproute/evil/late", Some("alt"), "2027-01");
+        let set = |routes: Vec<Route>| RouteSet {
+            listeners: vec![listener("http", 80), listener("alt", 8080)],
+            routes: routes.into_iter().map(Arc::new).collect(),
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let file = |ing_ports: &str| {
+            toml::from_str::<Config>(&format!(
+                "[[listener]]\nname = \"http\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                 [[listener]]\nname = \"ing\"\nbind = \"127.0.0.1:0\"\n{ing_ports}\n"
+            ))
+            .unwrap()
+        };
+        let grab_name = "httproute/evil/grab/0/0";
+        let shop_name = "ingress/web/shop/shop.example.com/";
+        // The HTTPRoute is served on `http` only: the Ingress keeps `ing`.
+        let (c, problems, warnings) = compose_checked(file(""), Some(&set(vec![grab.clone(), shop.clone()])));
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        let w = &warnings[0];
+        assert_eq!(w.route, shop_name);
+        assert!(
+            w.message.starts_with("not served on [[listener]] http ")
+                && w.message.contains("owned by HTTPRoute evil/grab (older)")
+                && w.message.ends_with("still served on [[listener]] ing"),
+            "{}",
+            w.message
+        );
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        let at = |snap: &crate::snapshot::Snapshot, l: &str| {
+            snap.routes.find(l, "shop.example.com", "/x").map(|r| r.name.to_string())
+        };
+        assert_eq!(at(&snap, "http").as_deref(), Some(grab_name));
+        assert_eq!(at(&snap, "ing").as_deref(), Some(shop_name));
+
+        // A newer HTTPRoute on `ing` (port 8080): the Ingress is older
+        // there, so it keeps the host there and that route is not served.
+        let (c, problems, _) = compose_checked(file("gateway_ports = [8080]\n"), Some(&set(vec![grab, shop, late])));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].route, "httproute/evil/late/0/0");
+        assert_eq!(
+            problems[0].reason,
+            Unserved::HostOwnedByIngress { host: "shop.example.com".into(), by: "ingress/web/shop".into() }
+        );
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        assert_eq!(at(&snap, "http").as_deref(), Some(grab_name));
+        assert_eq!(at(&snap, "ing").as_deref(), Some(shop_name));
     }
 }

@@ -4,11 +4,15 @@
 //! that no status says `Programmed` or `Accepted` for what is not served:
 //!
 //! - a Gateway listener the proxy does not serve (its ClientIPPolicy
-//!   differs from the file's chain on a bind that also serves Ingress or
-//!   file routes): `Programmed: False, Invalid`, the message naming the
-//!   cause, and so its Gateway or ListenerSet (`Programmed` means every
-//!   listener is served); the ClientIPPolicy targets covering it
-//!   `Accepted: False, Conflicted`;
+//!   differs from the file's chain on every bind serving it, each of which
+//!   also serves Ingress or file routes): `Programmed: False, Invalid`,
+//!   the message naming the cause, and so its Gateway or ListenerSet
+//!   (`Programmed` means every listener is served); the ClientIPPolicy
+//!   targets covering it `Accepted: False, Conflicted`. One the proxy
+//!   still serves on other binds (one with `ingress = false`, say) stays
+//!   `Programmed: True`, the message saying on which `[[listener]]`s only
+//!   and why not on the others, and the ClientIPPolicy stays `Accepted`,
+//!   its message saying the same;
 //! - an HTTPRoute parent none of whose routes the proxy serves, for any
 //!   reason the proxy has: `Accepted: False` — reason `HostnameConflict`
 //!   when an older Ingress keeps its host, `UnsupportedValue` when the
@@ -79,6 +83,9 @@ type Parent<'a> = (&'static str, &'a str, &'a str);
 fn listeners(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     // Listeners, by parent.
     let mut parents: std::collections::BTreeMap<Parent<'_>, Vec<(&str, &str)>> = std::collections::BTreeMap::new();
+    // Listeners still served on some binds, by parent.
+    let mut partly: std::collections::BTreeMap<Parent<'_>, Vec<(&str, &crate::routes::UnservedListener)>> =
+        std::collections::BTreeMap::new();
     for (full, why) in &fb.listeners {
         let mut parts = full.splitn(4, '/');
         let (Some(kind), Some(ns), Some(name), Some(listener)) =
@@ -91,7 +98,30 @@ fn listeners(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
             "listenerset" => "ListenerSet",
             _ => continue,
         };
-        parents.entry((kind, ns, name)).or_default().push((listener, why.message.as_str()));
+        if why.served_on.is_empty() {
+            parents.entry((kind, ns, name)).or_default().push((listener, why.message.as_str()));
+        } else {
+            partly.entry((kind, ns, name)).or_default().push((listener, why));
+        }
+    }
+    for ((kind, ns, name), served) in &partly {
+        let Some(i) = find(statuses, kind, ns, name) else { continue };
+        let Status::Gateway { listeners, .. } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        for l in listeners.iter_mut() {
+            let Some((_, why)) = served.iter().find(|(n, _)| *n == l.name) else { continue };
+            for c in l.conditions.iter_mut().filter(|c| c.kind == "Programmed" && c.status) {
+                *c = Cond::new(
+                    "Programmed",
+                    true,
+                    "Programmed",
+                    format!(
+                        "listener programmed on [[listener]] {} only; not served by the proxy on the others: {}",
+                        binds(&why.served_on),
+                        why.message
+                    ),
+                );
+            }
+        }
     }
     for ((kind, ns, name), unserved) in &parents {
         let Some(i) = find(statuses, kind, ns, name) else { continue };
@@ -125,15 +155,35 @@ fn policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     for (full, why) in &fb.listeners {
         let Some((pns, pname)) = why.policy.as_deref().and_then(|p| p.split_once('/')) else { continue };
         let Some(i) = find(statuses, "ClientIPPolicy", pns, pname) else { continue };
-        if let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status {
+        let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        if why.served_on.is_empty() {
             super::translate::mark_conflicted(
                 ancestors,
                 pns,
                 full,
                 &format!("not served by the proxy: {}", why.message),
             );
+            continue;
+        }
+        // Applied where the listener is served: Accepted stays, and says
+        // where it is not applied.
+        for a in ancestors.iter_mut().filter(|a| super::translate::covers(a, pns, full)) {
+            for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
+                let note = format!(
+                    "applied on listener {full} on [[listener]] {} only; not on the others, where the proxy does \
+                     not serve the listener: {}",
+                    binds(&why.served_on),
+                    why.message
+                );
+                c.message = if c.message.is_empty() { note } else { format!("{}; {note}", c.message) };
+            }
         }
     }
+}
+
+/// `[[listener]]` names as a status message lists them.
+fn binds(names: &[String]) -> String {
+    names.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// HTTPRoute parents with routes not served.

@@ -1609,17 +1609,7 @@ fn mark_policy_conflicted(policy: &str, listener: &str, why: &str, statuses: &mu
 /// Conflicted`, saying `why`.
 pub(super) fn mark_conflicted(ancestors: &mut [super::status::RefStatus], pns: &str, listener: &str, why: &str) {
     for a in ancestors.iter_mut() {
-        let r = &a.reference;
-        let parent = format!(
-            "{}/{}/{}/",
-            r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
-            r.namespace.as_deref().unwrap_or(pns),
-            r.name
-        );
-        let covers = listener
-            .strip_prefix(&parent)
-            .is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname));
-        if !covers {
+        if !covers(a, pns, listener) {
             continue;
         }
         for c in a.conditions.iter_mut().filter(|c| c.kind == "Accepted" && c.status) {
@@ -1631,6 +1621,20 @@ pub(super) fn mark_conflicted(ancestors: &mut [super::status::RefStatus], pns: &
             );
         }
     }
+}
+
+/// Whether ancestor `a` of a policy in namespace `pns` covers listener
+/// `listener` (its full name): its Gateway or ListenerSet, and its
+/// section when it names one.
+pub(super) fn covers(a: &super::status::RefStatus, pns: &str, listener: &str) -> bool {
+    let r = &a.reference;
+    let parent = format!(
+        "{}/{}/{}/",
+        r.kind.as_deref().unwrap_or("Gateway").to_ascii_lowercase(),
+        r.namespace.as_deref().unwrap_or(pns),
+        r.name
+    );
+    listener.strip_prefix(&parent).is_some_and(|lname| r.section_name.as_deref().is_none_or(|sec| sec == lname))
 }
 
 /// Why Gateway `gateway` (`NS/NAME`) may not use `port`: the binds that
