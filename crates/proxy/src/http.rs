@@ -805,7 +805,7 @@ mod tests {
             https_redirect,
             gateway: None,
             backends: None,
-            filters: crate::gateway::Filters::default(),
+            filters: std::sync::Arc::default(),
             listener_ports: vec![],
             only_listeners: vec![],
             metrics: std::sync::OnceLock::new(),

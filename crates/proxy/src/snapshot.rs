@@ -347,6 +347,9 @@ impl Snapshot {
             p.pools.len() == pools.len()
                 && p.pools.iter().all(|(n, old)| pools.get(n).is_some_and(|new| Arc::ptr_eq(old, new)))
         });
+        // By the address and length of a route's filters (held by
+        // `config` while this runs, so never another list's).
+        let mut compiled_filters: HashMap<(usize, usize), Arc<crate::gateway::Filters>> = HashMap::new();
         for (i, r) in config.routes.iter().enumerate() {
             let old = compiled[i].filter(|old| {
                 pools_kept
@@ -408,11 +411,22 @@ impl Snapshot {
                         .collect(),
                 )
             });
-            let filters = match crate::gateway::Filters::compile(&r.filters) {
-                Ok(f) => f,
-                Err(e) => {
-                    errs.push(format!("route[{i}] `{name}`.filters: {e}"));
-                    continue;
+            // Compiled once per rule: the routes one HTTPRoute rule expands
+            // to share its filters (see `RouteConfig::filters`).
+            let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len());
+            let filters = if let Some(f) = compiled_filters.get(&key) {
+                Arc::clone(f)
+            } else {
+                match crate::gateway::Filters::compile(&r.filters) {
+                    Ok(f) => {
+                        let f = Arc::new(f);
+                        compiled_filters.insert(key, Arc::clone(&f));
+                        f
+                    }
+                    Err(e) => {
+                        errs.push(format!("route[{i}] `{name}`.filters: {e}"));
+                        continue;
+                    }
                 }
             };
             routes.push(Arc::new(Route {
