@@ -473,6 +473,58 @@ fn until_status(p: &Proc, addr: SocketAddr, host: &str, path: &str, want: u16) {
     }
 }
 
+/// Review 14 F11: a tenant's ClientIPPolicy naming headers (in
+/// `stripUntrusted` or a `{header: NAME}` source) on its own Gateway does
+/// not switch off another route's edits of those headers: the victim's
+/// route still removes the client's X-Internal-User and sets X-Api-Key.
+#[test]
+fn another_gateways_client_ip_policy_does_not_cancel_a_routes_header_edits() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}],
+            "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+            "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {
+                    "remove": ["X-Internal-User"], "set": [{"name": "X-Api-Key", "value": "s3cret"}]}},
+                {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplaceFullPath", "replaceFullPath": "/debug/headers"}}}]}]}),
+    );
+    api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "g", "namespace": "evil"},
+        "spec": {"gatewayClassName": "realip", "listeners": [{"name": "l", "port": 10001, "protocol": "HTTP"}]}}));
+    let mut evil = policy(
+        "ClientIPPolicy",
+        "p",
+        &json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "g"}),
+        &json!({"trustedProxies": ["192.0.2.1/32"], "sources": [{"header": "X-Internal-User"}, "XForwardedFor"],
+            "forward": {"stripUntrusted": ["X-Internal-User", "X-Api-Key"]}}),
+    );
+    evil["metadata"]["namespace"] = json!("evil");
+    api.apply(evil);
+    let (p, addr, _dir) = proxy_with(&api, "f11", "gateway_ports = [80]\n", &[]);
+    until(&api, "ClientIPPolicy", "evil", "p", "accepted", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    until_status(&p, addr, "a.example.com", "/", 200);
+    let req = "GET / HTTP/1.1\r\nHost: a.example.com\r\nX-Internal-User: admin\r\nConnection: close\r\n\r\n";
+    let (st, _, body) = exchange(addr, b"", req);
+    assert_eq!(st, 200, "{body}");
+    let seen: Vec<(String, String)> = serde_json::from_str::<Value>(&body)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["name"].as_str().unwrap().to_owned(), h["value"].as_str().unwrap().to_owned()))
+        .collect();
+    let values = |n: &str| seen.iter().filter(|(k, _)| k == n).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+    assert!(values("x-internal-user").is_empty(), "the client's identity header reached the backend: {seen:?}");
+    assert_eq!(values("x-api-key"), ["s3cret"], "{seen:?}");
+}
+
 /// HTTPRoute filters through the real proxy binary and the echo app:
 /// request headers set / added / removed, response headers, URLRewrite of
 /// host and path (whole segments), RequestRedirect with the spec's port

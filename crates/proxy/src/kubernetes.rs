@@ -379,11 +379,40 @@ struct Ctx<'a> {
     /// The file listeners serving Ingress routes (`ingress = true`), or
     /// `None` when every one does.
     ingress: Option<Vec<String>>,
-    /// Request headers a filter may not edit, lower case.
+    /// Request headers no filter may edit, lower case: the fixed ones and
+    /// the file's (a route's own listeners' ClientIPPolicy headers are
+    /// added per route, [`Ctx::protected_for`]).
     protected: Vec<String>,
     /// Filters converted so far, by the address and length of the set's
-    /// list (held by the set while this runs): see [`convert_filters`].
-    filters: std::cell::RefCell<HashMap<(usize, usize), FilterConversion>>,
+    /// list (held by the set while this runs) and the headers protected
+    /// beyond `protected`: see [`convert_filters`].
+    filters: std::cell::RefCell<HashMap<FiltersKey, FilterConversion>>,
+}
+
+/// A rule's filter list (its address and length) and the headers
+/// protected for it beyond [`Ctx::protected`].
+type FiltersKey = (usize, usize, Vec<String>);
+
+impl Ctx<'_> {
+    /// The headers `r`'s filters may not edit beyond [`Ctx::protected`]:
+    /// the `stripUntrusted` and `{header: NAME}` source headers of the
+    /// ClientIPPolicies of the listeners `r` is attached to (sorted, lower
+    /// case) — never another Gateway's, whose chain does not apply to `r`.
+    fn protected_for(&self, r: &Route) -> Vec<String> {
+        let mut extra = Vec::new();
+        for c in self.gateway.iter().filter(|l| r.listeners.contains(&l.name)).filter_map(|l| l.client_ip.as_ref()) {
+            let sources = c.sources.iter().filter_map(|s| s.strip_prefix("header:"));
+            for h in c.forward.strip_untrusted.iter().map(String::as_str).chain(sources) {
+                let h = h.trim().to_ascii_lowercase();
+                if !self.protected.contains(&h) {
+                    extra.push(h);
+                }
+            }
+        }
+        extra.sort_unstable();
+        extra.dedup();
+        extra
+    }
 }
 
 /// A route's filters as served, what of them is left out, and whether
@@ -537,12 +566,14 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             excepted_on: Vec::new(),
         })
     };
-    // Once per rule: the routes an HTTPRoute rule expands to share its
-    // filters (see `Route::headers`).
-    let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len());
+    // Once per rule (and set of listener policies): the routes an
+    // HTTPRoute rule expands to share its filters (see `Route::headers`).
+    let extra = if r.filters.is_empty() { Vec::new() } else { ctx.protected_for(r) };
+    let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len(), extra);
     let known = ctx.filters.borrow().get(&key).cloned();
     let (filters, left_out, broken) = known.unwrap_or_else(|| {
-        let converted = convert_filters(&r.filters, &ctx.protected);
+        let protected: Vec<String> = ctx.protected.iter().chain(&key.2).cloned().collect();
+        let converted = convert_filters(&r.filters, &protected);
         ctx.filters.borrow_mut().insert(key, converted.clone());
         converted
     });
@@ -640,10 +671,11 @@ fn convert_filters(source: &Arc<[Filter]>, protected: &[String]) -> FilterConver
     (filters, warnings, broken.is_some())
 }
 
-/// Request headers no filter may edit with this file and route set: the
-/// fixed ones ([`PROTECTED_REQUEST`]), `strip_untrusted` and `header:NAME`
-/// sources of the file and of every ClientIPPolicy.
-fn protected_headers(set: &RouteSet, config: &Config) -> Vec<String> {
+/// Request headers no filter may edit with this file: the fixed ones
+/// ([`PROTECTED_REQUEST`]), the file's `strip_untrusted` and `header:NAME`
+/// sources (a route's listeners' ClientIPPolicies add theirs for that
+/// route only: [`Ctx::protected_for`]).
+fn protected_headers(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = PROTECTED_REQUEST.iter().map(|&h| h.to_owned()).collect();
     let mut add = |h: &str| {
         let h = h.trim().to_ascii_lowercase();
@@ -657,14 +689,6 @@ fn protected_headers(set: &RouteSet, config: &Config) -> Vec<String> {
     }
     for h in config.client_ip.sources.iter().filter_map(header_source) {
         add(&h);
-    }
-    for c in set.listeners.iter().filter_map(|l| l.client_ip.as_ref()) {
-        for h in &c.forward.strip_untrusted {
-            add(h);
-        }
-        for h in c.sources.iter().filter_map(header_source) {
-            add(&h);
-        }
     }
     out
 }
@@ -739,7 +763,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         store: config.rate_limit_store.is_some(),
         conflicts: &plan.conflicts,
         ingress: ingress_listeners(config),
-        protected: protected_headers(set, config),
+        protected: protected_headers(config),
         filters: std::cell::RefCell::default(),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
