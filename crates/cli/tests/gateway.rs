@@ -3010,3 +3010,125 @@ fn an_older_httproute_takes_an_ingress_host_only_on_its_own_binds() {
     until_answer(&p, http, "shop.example.com", "198.51.100.7", (200, "victim", "198.51.100.7"));
     assert_eq!(answered_by(ing, "shop.example.com", "/", "198.51.100.7").1, "victim");
 }
+
+/// Review 14 F5: listener isolation on a bind that merges Gateway ports.
+/// web/gw has `specific` (port 80, a.example.com, the owner's route with an
+/// allow list) and `wild` (port 8080, `*.example.com`, open to every
+/// namespace); one `[[listener]]` serves both ports, so they are one stream
+/// of connections: a tenant's route on `wild` naming a.example.com must not
+/// serve it there (its `/admin` would escape the owner's allow list), while
+/// its route for b.example.com is served.
+#[test]
+fn listener_isolation_holds_across_ports_merged_on_one_bind() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    gateway(
+        &api,
+        &json!([{"name": "specific", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"},
+            {"name": "wild", "port": 8080, "protocol": "HTTP", "hostname": "*.example.com",
+             "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw", "sectionName": "specific"}],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let target = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site"});
+    api.apply(policy("ClientAccessPolicy", "site-allow", &target, &json!({"allow": ["192.0.2.0/24"]})));
+    let evil_route = |name: &str, host: &str| {
+        route_in(
+            "evil",
+            name,
+            &json!({"parentRefs": [{"name": "gw", "namespace": "web", "sectionName": "wild"}], "hostnames": [host],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+                    "backendRefs": [{"name": "app", "port": 80}]}]}),
+        )
+    };
+    api.apply(evil_route("grab", "a.example.com"));
+    api.apply(evil_route("own", "b.example.com"));
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80, 8080]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "f5-merged", toml, &["web"]);
+    let a = addrs[0];
+    until_status(&p, a, "b.example.com", "/admin", 200);
+    until_status(&p, a, "a.example.com", "/", 403);
+    assert_eq!(answered_by(a, "b.example.com", "/admin", "198.51.100.7").1, "attacker", "the tenant's own host");
+    let got = answered_by(a, "a.example.com", "/admin", "198.51.100.7");
+    assert_eq!(got.0, 403, "a.example.com is `specific`'s on this bind: the owner's allow list holds: {got:?}");
+    let inside = answered_by(a, "a.example.com", "/admin", "192.0.2.9");
+    assert_eq!((inside.0, inside.1.as_str()), (200, "victim"), "the owner's route serves it");
+}
+
+/// Review 14 F6: a host-less HTTPS listener's certificate is offered for
+/// the names its routes serve, not a tenant's Ingress TLS Secret naming
+/// one of them (the Ingress needs no rule for it); an Ingress certificate
+/// is still offered for a name only Ingresses serve.
+#[test]
+fn an_ingress_certificate_does_not_take_a_name_a_hostless_listeners_routes_serve() {
+    if !common::need(&["openssl", "curl"]) {
+        return;
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-f6-certs-{}", std::process::id())));
+    let (vd, td, od) = (dir.0.join("v"), dir.0.join("t"), dir.0.join("o"));
+    for d in [&vd, &td, &od] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (vc, vk) = common::self_signed(&vd, "shop.example.com");
+    let (tc, tk) = common::self_signed(&td, "shop.example.com");
+    let (oc, ok) = common::self_signed(&od, "only.example.com");
+    let (victim, tenant, only) =
+        (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None), fingerprint(Some(&oc), None));
+    assert!(!victim.is_empty() && victim != tenant);
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(tls_secret("web", "shop-tls", &vc, &vk));
+    api.apply(tls_secret("evil", "x-tls", &tc, &tk));
+    api.apply(tls_secret("evil", "only-tls", &oc, &ok));
+    gateway(
+        &api,
+        &json!([{"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "shop-tls"}]}}]),
+    );
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let toml =
+        "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ntls = { kubernetes = true }\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (_p, addrs, _d) = proxy_file(&api, "f6-certs", toml, &["tls"]);
+    let a = addrs[0];
+    until_certificate(a, "shop.example.com", &victim, "before the tenant's Ingress");
+    // The route served (not only the listener's certificate for any name).
+    let resolve = format!("shop.example.com:{}:127.0.0.1", a.port());
+    let url = format!("https://shop.example.com:{}/", a.port());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !common::curl(&["-k", "--resolve", &resolve, &url]).1.contains("victim") {
+        assert!(Instant::now() < deadline, "the victim's route is never served");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The tenant's Ingress: its own hosts, a TLS entry naming the victim's
+    // host, and one for a host only it serves.
+    let rule = |host: &str| {
+        json!({"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}})
+    };
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "tls", "namespace": "evil"},
+        "spec": {"ingressClassName": "realip", "rules": [rule("t.example.com"), rule("only.example.com")],
+            "tls": [{"hosts": ["shop.example.com"], "secretName": "x-tls"},
+                    {"hosts": ["only.example.com"], "secretName": "only-tls"}]}}));
+    until_certificate(a, "only.example.com", &only, "a host only the Ingress serves");
+    for _ in 0..3 {
+        assert_eq!(fingerprint(None, Some((a, "shop.example.com"))), victim, "the listener's routes serve it");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(fingerprint(None, Some((a, "SHOP.Example.com"))), victim, "the name in upper case");
+}

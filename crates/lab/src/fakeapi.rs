@@ -136,8 +136,15 @@ impl FakeApi {
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         st.rv += 1;
         o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
-        o["metadata"]["uid"] = json!(format!("uid-{}", key(&o).2));
         let k = key(&o);
+        // metadata.uid as a real server keeps it: new for every creation
+        // (unique across namespaces and kinds, never reused after a
+        // delete), kept across updates.
+        let uid = match st.objects.get(&k).map(|old| old["metadata"]["uid"].clone()) {
+            Some(Value::String(u)) => u,
+            _ => format!("00000000-0000-4000-8000-{:012x}", st.rv),
+        };
+        o["metadata"]["uid"] = json!(uid);
         // creationTimestamp as a real server keeps it: set once, from a
         // clock that advances one second per change (so "older" is defined).
         let created = st.objects.get(&k).map(|old| old["metadata"]["creationTimestamp"].clone());
@@ -380,5 +387,33 @@ impl FakeApi {
             }
         }
         let _ = out.write_all(b"0\r\n\r\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FakeApi;
+    use serde_json::json;
+
+    /// Review 14 L1: `metadata.uid` as a real API server gives it: one per
+    /// creation, so objects of one name in two namespaces differ, an update
+    /// keeps it and a delete then re-create gets a new one.
+    #[test]
+    fn every_creation_gets_its_own_uid() {
+        let api = FakeApi::start().unwrap();
+        let route = |ns: &str, host: &str| {
+            json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": "site", "namespace": ns}, "spec": {"hostnames": [host]}})
+        };
+        let uid = |ns: &str| api.get("HTTPRoute", ns, "site").unwrap()["metadata"]["uid"].as_str().unwrap().to_owned();
+        api.apply(route("web", "a.example.com"));
+        api.apply(route("evil", "a.example.com"));
+        let (web, evil) = (uid("web"), uid("evil"));
+        assert_ne!(web, evil, "same name, another namespace");
+        api.apply(route("web", "b.example.com"));
+        assert_eq!(uid("web"), web, "kept across an update");
+        api.delete("HTTPRoute", "web", "site");
+        api.apply(route("web", "b.example.com"));
+        assert!(![web.as_str(), evil.as_str()].contains(&uid("web").as_str()), "a re-created object is a new one");
     }
 }

@@ -215,6 +215,11 @@ pub struct HostCerts {
     pub hostname: Option<String>,
     /// Its certificates, in `certificateRefs` order.
     pub certs: Vec<CertConfig>,
+    /// For a host-less listener (`hostname` `None`): the hosts (exact or
+    /// `*.` wildcard, lower case) its routes serve on this bind, each with
+    /// the hosts within it the route leaves out there. Its certificates
+    /// come before an Ingress's for them ([`crate::tls`]).
+    pub routed: Vec<(String, Vec<String>)>,
 }
 
 /// One certificate for SNI.

@@ -1078,9 +1078,58 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
             let certs = s.certs.iter().filter_map(|n| by_name.get(n.as_str()).copied()).map(secret).collect();
-            tls.gateway.push(crate::config::HostCerts { hostname, certs });
+            let routed =
+                if hostname.is_none() { routed_hosts(&config.routes, set, &l.name, &s.name) } else { Vec::new() };
+            tls.gateway.push(crate::config::HostCerts { hostname, certs, routed });
         }
     }
+}
+
+/// The hosts (exact or `*.` wildcard, lower case, no trailing dot) that
+/// the served Gateway routes of listener `gateway_listener` (a host-less
+/// one) serve on file listener `bind`, each with the hosts within it they
+/// leave out there (a more specific listener's, an older Ingress's). Such a
+/// listener's certificate is its routes' hosts': an Ingress TLS Secret
+/// naming one of them must not be offered for it (review 14 F6).
+fn routed_hosts(
+    routes: &[Arc<RouteConfig>],
+    set: &RouteSet,
+    bind: &str,
+    gateway_listener: &str,
+) -> Vec<(String, Vec<String>)> {
+    let mut by_name: HashMap<&str, &Route> = HashMap::new();
+    for r in set.routes.iter().filter(|r| r.listeners.iter().any(|l| l == gateway_listener)) {
+        by_name.insert(r.name.as_str(), r);
+    }
+    let mut out: Vec<(String, Vec<String>)> = Vec::new();
+    if by_name.is_empty() {
+        return out;
+    }
+    for r in routes {
+        let (Some(name), Some(host), Some(g)) = (r.name.as_deref(), r.host.as_deref(), r.gateway.as_ref()) else {
+            continue;
+        };
+        if !by_name.contains_key(name) || !g.listeners.iter().any(|l| l == bind) {
+            continue;
+        }
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if host.starts_with('*') {
+            let mut except = g.except_hosts.clone();
+            except.extend(g.excepted_on.iter().filter(|(l, _)| l == bind).map(|(_, h)| h.clone()));
+            if let Some((_, have)) = out.iter_mut().find(|(p, _)| *p == host) {
+                // Left out by one route, served by another: served.
+                have.retain(|h| except.contains(h));
+            } else {
+                out.push((host, except));
+            }
+        } else if !g.excludes_on(bind, &host) {
+            match out.iter_mut().find(|(p, _)| *p == host) {
+                Some((_, have)) => have.clear(),
+                None => out.push((host, Vec::new())),
+            }
+        }
+    }
+    out
 }
 
 /// Gateway route `r`, whose host an older Ingress keeps (`reason`) on the

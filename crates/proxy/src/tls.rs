@@ -20,18 +20,26 @@ use crate::Error;
 
 /// Picks the certificate for the SNI name: that of the Gateway listener
 /// whose hostname is the most specific match (exact, then the longest
-/// wildcard); else one of the file's or the Ingresses' valid for the name
-/// (exact or wildcard, as webpki checks it); else that of a host-less
-/// Gateway listener; else the default one.
+/// wildcard); else one of the file's valid for the name (exact or
+/// wildcard, as webpki checks it); else that of a host-less Gateway
+/// listener whose routes serve the name; else one of the Ingresses' valid
+/// for it; else that of a host-less Gateway listener; else the default
+/// one.
 #[derive(Debug)]
 struct BySni {
     /// Gateway listener hostnames with a `*.` wildcard or exact, and their
     /// certificates (at least one each).
     hosts: Vec<(String, Vec<Arc<CertifiedKey>>)>,
+    /// The hosts (exact or `*.` wildcard) the routes of host-less Gateway
+    /// listeners serve, the hosts within each they leave out, and the
+    /// listener's certificates.
+    routed: Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)>,
     /// Host-less Gateway listeners' certificates (any name).
     any: Vec<Arc<CertifiedKey>>,
-    /// The file's and the Ingresses' certificates.
+    /// The file's certificates (its `cert` first).
     certs: Vec<Arc<CertifiedKey>>,
+    /// The Ingresses' TLS Secrets.
+    ingress: Vec<Arc<CertifiedKey>>,
     /// The file's `cert`, else the first of `certs`. None when there is
     /// neither: the handshake of a name nothing matches fails (as Envoy
     /// does with no matching filter chain).
@@ -76,6 +84,23 @@ impl BySni {
             }
         }
         if let Some(k) = name.as_ref().and_then(|n| self.certs.iter().find(|k| valid_for(k, n))) {
+            return Some(k);
+        }
+        if let Some(h) = host.as_deref() {
+            // A host-less listener serves the names its routes serve: its
+            // certificate, not an Ingress's that names one of them (a
+            // tenant's Secret naming the victim's host, review 14 F6).
+            let best = self
+                .routed
+                .iter()
+                .filter(|(_, except, _)| !except.iter().any(|e| specificity(e, h).is_some()))
+                .filter_map(|(p, _, keys)| specificity(p, h).map(|s| (s, keys)))
+                .max_by_key(|x| x.0);
+            if let Some((_, keys)) = best {
+                return first_valid(keys, name.as_ref());
+            }
+        }
+        if let Some(k) = name.as_ref().and_then(|n| self.ingress.iter().find(|k| valid_for(k, n))) {
             return Some(k);
         }
         if !self.any.is_empty() {
@@ -150,8 +175,11 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
         default = Some(Arc::clone(&loaded));
         certs.push(loaded);
     }
+    let mut ingress = Vec::new();
     for c in &cfg.certificates {
         match load(listener, c) {
+            // A Kubernetes Secret (`pem`) comes from an Ingress.
+            Ok(k) if c.pem.is_some() => ingress.push(k),
             Ok(k) => certs.push(k),
             // A bad Secret must not take the listener (and every other
             // host) down: it is skipped and reported.
@@ -167,6 +195,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     // reported, as above; a hostname left with none offers nothing.
     let mut hosts: Vec<(String, Vec<Arc<CertifiedKey>>)> = Vec::new();
     let mut any = Vec::new();
+    let mut routed = Vec::new();
     // A Secret many listeners name (a shared wildcard) is loaded once.
     let mut loaded: std::collections::HashMap<&std::path::Path, Option<Arc<CertifiedKey>>> =
         std::collections::HashMap::new();
@@ -190,10 +219,15 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
                 Some((_, have)) => have.extend(keys),
                 None => hosts.push((p.clone(), keys)),
             },
-            None => any.extend(keys),
+            None => {
+                for (p, except) in &h.routed {
+                    routed.push((p.clone(), except.clone(), keys.clone()));
+                }
+                any.extend(keys);
+            }
         }
     }
-    let default = default.or_else(|| certs.first().map(Arc::clone));
+    let default = default.or_else(|| certs.first().or(ingress.first()).map(Arc::clone));
     if default.is_none() && !cfg.kubernetes {
         return Err(Error::Tls { listener: listener.to_owned(), reason: "no certificate".into() });
     }
@@ -202,7 +236,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls { listener: listener.to_owned(), reason: e.to_string() })?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { hosts, any, certs, default }));
+        .with_cert_resolver(Arc::new(BySni { hosts, routed, any, certs, ingress, default }));
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(sc))
 }

@@ -1574,6 +1574,46 @@ fn routes_keep_to_the_most_specific_listener_on_their_port() {
     }
 }
 
+/// Review 14 F5: ports one `[[listener]]` serves together are one stream
+/// of connections, for isolation as for conflicts: with `specific`
+/// (a.example.com, port 80) and `wild` (`*.example.com`, port 8080) merged
+/// on bind `web`, a route on `wild` naming a.example.com does not serve it
+/// and one for the wildcard leaves it out; on separate binds (or with the
+/// binds not known) the ports stay apart and `wild`'s routes serve it.
+#[test]
+fn listener_isolation_follows_ports_merged_on_one_bind() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: iso, namespace: web}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: specific, port: 9080, protocol: HTTP, hostname: a.example.com}\n  - {name: wild, port: 9081, protocol: HTTP, hostname: '*.example.com', allowedRoutes: {namespaces: {from: All}}}\n";
+    let route = |ns: &str, name: &str, hosts: &str| {
+        format!("---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  parentRefs: [{{name: iso, namespace: web, sectionName: wild}}]\n  hostnames: {hosts}\n  rules: [{{matches: [{{path: {{type: PathPrefix, value: /admin}}}}], backendRefs: [{{name: app, port: 80}}]}}]\n")
+    };
+    let objects = format!("{gw}{}{}", route("evil", "grab", "[a.example.com]"), route("evil", "all", "[]"));
+    let served = |t: &Translation, name: &str| -> Vec<(Option<String>, Vec<String>)> {
+        t.routes
+            .routes
+            .iter()
+            .filter(|r| r.origin == format!("httproute/evil/{name}"))
+            .map(|r| (r.host.clone(), r.except_hosts.clone()))
+            .collect()
+    };
+    let merged = run_with_binds(&objects, &[("web", &[9080, 9081][..])]);
+    assert_eq!(served(&merged, "grab"), [], "a.example.com belongs to `specific` on the merged bind");
+    assert_eq!(served(&merged, "all"), [(Some("*.example.com".to_owned()), vec!["a.example.com".to_owned()])]);
+    // Status is unchanged: accepted on `wild` (isolation is not a refusal).
+    assert_eq!(first_ref(&merged, "HTTPRoute", "evil", "grab")[0], ("Accepted", true, "Accepted"));
+    for (t, what) in [
+        (run_with_binds(&objects, &[("a", &[9080][..]), ("b", &[9081][..])]), "separate binds"),
+        (run(&objects), "the binds not known"),
+    ] {
+        assert_eq!(served(&t, "grab"), [(Some("a.example.com".to_owned()), vec![])], "{what}");
+        assert_eq!(served(&t, "all"), [(Some("*.example.com".to_owned()), vec![])], "{what}");
+    }
+    // No bind has the ports: nothing is expanded for them (review 14 F4),
+    // the routes wait, named once per listener.
+    let none = run_with_binds(&objects, &[("web", &[80][..])]);
+    assert_eq!(served(&none, "grab"), [], "no bind has the ports");
+    assert!(!none.routes.pending.is_empty(), "{:?}", none.routes.pending);
+}
+
 /// A backend weight outside the spec's 0..=1000000 is refused in status
 /// (UnsupportedValue naming the field), not served as weight 0.
 #[test]

@@ -390,14 +390,20 @@ fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
 }
 
 /// The hostnames of listener `i`'s more specific siblings: valid listeners
-/// of the same Gateway (its ListenerSets included) on the same port.
+/// of the same Gateway (its ListenerSets included) on one of its streams of
+/// connections ([`streams`]): the same port, or another port a bind serves
+/// together with it (one `[[listener]]` merging `gateway_ports` is one
+/// stream, as for conflicts). A sibling sharing only some of its binds
+/// still counts on all of them: its hosts are left out rather than handed
+/// to the less specific listener's routes.
 fn siblings(listeners: &[Lst<'_>], i: usize) -> Vec<String> {
     let l = &listeners[i];
     let own = l.spec.hostname.as_deref();
     listeners
         .iter()
         .enumerate()
-        .filter(|&(j, s)| j != i && s.spec.port == l.spec.port && s.ok && s.gateway == l.gateway)
+        .filter(|&(j, s)| j != i && s.ok && s.gateway == l.gateway)
+        .filter(|(_, s)| s.spec.port == l.spec.port || s.streams.iter().any(|x| l.streams.contains(x)))
         .filter_map(|(_, s)| s.spec.hostname.clone())
         .filter(|h| more_specific(h, own))
         .collect()
