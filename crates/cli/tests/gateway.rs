@@ -977,6 +977,65 @@ fn a_route_rate_limit_with_a_larger_burst_does_not_lift_the_gateways() {
     assert!(ok <= 1 + refills, "{ok} of 50 requests got 200 within {:?}: the burst was lifted", start.elapsed());
 }
 
+/// Review 14 F2: the file's `[policy]` (the operator's) is a floor under
+/// every Gateway API route: a tenant's ClientAccessPolicy allowing
+/// everyone with a huge rate on its own HTTPRoute lets no client outside
+/// `[policy] allow` in, and the file's rate still counts each request.
+#[test]
+fn a_tenant_access_policy_does_not_lift_the_files_policy() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    for (name, host) in [("open", "open.example.com"), ("plain", "plain.example.com")] {
+        http_route(
+            &api,
+            name,
+            &json!({"parentRefs": [{"name": "gw"}], "hostnames": [host],
+                "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+        );
+    }
+    let route = json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "open"});
+    api.apply(policy(
+        "ClientAccessPolicy",
+        "everyone",
+        &route,
+        &json!({"allow": ["0.0.0.0/0", "::/0"], "rateLimit": {"perSecond": 100_000, "burst": 100_000}}),
+    ));
+    let file_policy =
+        "gateway_ports = [80]\n[policy]\nallow = [\"192.0.2.0/24\"]\nrate = { per_second = 0.01, burst = 2 }\n";
+    let (p, addr, _dir) = proxy_with(&api, "file-floor", file_policy, &[]);
+    let from = |host: &str, client: &str| {
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nX-Forwarded-For: {client}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req).0
+    };
+    let o = until(&api, "ClientAccessPolicy", "web", "everyone", "accepted", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "True"
+    });
+    assert_eq!(cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["reason"], "Accepted");
+    // The file's allow list holds on both routes (waiting until served).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while from("plain.example.com", "198.51.100.7") != 403 || from("open.example.com", "198.51.100.7") != 403 {
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!(
+                "outsider: plain {}, open {}; proxy log:\n{}",
+                from("plain.example.com", "198.51.100.7"),
+                from("open.example.com", "198.51.100.7"),
+                log.join("\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A client inside it: the file's burst of 2 (one bucket per client
+    // across routes, refilling once in 100 s) under the tenant's 100,000.
+    let got: Vec<u16> = (0..5).map(|_| from("open.example.com", "192.0.2.7")).collect();
+    assert_eq!(got, [200, 200, 429, 429, 429], "the file's rate lifted by the tenant's policy");
+    assert_eq!(from("plain.example.com", "192.0.2.7"), 429, "one [policy] bucket per client across routes");
+    assert_eq!(from("open.example.com", "192.0.2.8"), 200, "another client has its own bucket");
+}
+
 /// Review 13c C13: the Gateway's per-client rate limit is one budget for
 /// the whole Gateway. Gateway policy 1/s burst 2; routes r1, r2, r3 on
 /// hosts h1, h2, h3, with tenant policies 0.99/s burst 2 on r2 and r3:
@@ -1201,8 +1260,13 @@ fn an_unserved_route_is_logged_once_per_change() {
     let p = spawn(&mut cmd);
     let line = wait_line(&p.stderr, "\"listening\"", 20);
     let addr: SocketAddr = serde_json::from_str::<Value>(&line).unwrap()["addr"].as_str().unwrap().parse().unwrap();
+    // Once for the route and listener (not once per hostname and match:
+    // the controller hands the proxy no route entries there).
     let line = wait_line(&p.stderr, "kubernetes_route_unserved", 20);
-    assert!(line.contains("httproute/web/unbound/0/0") && line.contains("gateway_ports = [81]"), "{line}");
+    assert!(
+        line.contains("\"httproute/web/unbound on gateway/web/gw/alt\"") && line.contains("gateway_ports = [81]"),
+        "{line}"
+    );
     // The status says so: the listener no bind serves is not Programmed,
     // nor is its Gateway.
     let programmed = |o: &Value, listener: usize| {
@@ -1238,7 +1302,7 @@ fn an_unserved_route_is_logged_once_per_change() {
     // The file binds port 81 too: the route is served, and that is logged.
     std::fs::write(&cfg, file("80, 81")).unwrap();
     let line = wait_line(&p.stderr, "kubernetes_route_served", 20);
-    assert!(line.contains("httproute/web/unbound/0/0"), "{line}");
+    assert!(line.contains("httproute/web/unbound on gateway/web/gw/alt"), "{line}");
     until_status(&p, addr, "u.example.com", "/", 200);
     // …and the status follows the reload: every listener is programmed.
     until(&api, "Gateway", "web", "gw", "listener bound after the reload", |o| {
@@ -1383,6 +1447,111 @@ fn unreadable_policy_kinds_fail_closed() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(get("203.0.113.5"), 200);
+}
+
+/// A victim HTTPRoute (older) owning shop.example.com, and a tenant's
+/// newer Ingress for the same host (normally not served: the HTTPRoute owns
+/// it); `fillers` more HTTPRoutes make the Gateway side slower to compute.
+/// The proxy (not started) gets a data and an admin listener.
+fn squatted_host(api: &FakeApi, fillers: usize) -> (Proc, Proc, String) {
+    base(api);
+    let (victim, port) = echo_pod("victim", 2);
+    service(api, "app", 2, port);
+    let attacker = evil_app(api);
+    gateway(
+        api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    http_route(
+        api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+            "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    for i in 0..fillers {
+        http_route(
+            api,
+            &format!("filler-{i}"),
+            &json!({"parentRefs": [{"name": "gw"}], "hostnames": [format!("f{i}.example.com")],
+                "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+        );
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // a later creationTimestamp (whole seconds)
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "squat", "namespace": "evil"},
+        "spec": {"ingressClassName": "realip", "rules": [{"host": "shop.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}));
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n[admin]\nbind = \"127.0.0.1:0\"\n\n[client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    (victim, attacker, toml.to_owned())
+}
+
+fn readyz(admin: SocketAddr) -> u16 {
+    raw_http(admin, b"GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").map_or(0, |(s, _)| s)
+}
+
+/// Review 14 F9: from the proxy's start, the tenant's Ingress never
+/// answers for the host an older HTTPRoute owns (its routes are held until
+/// the Gateway side is in), and `/readyz` says 503 until both sides are
+/// composed.
+#[test]
+fn at_start_an_ingress_never_serves_a_host_an_httproute_owns() {
+    let api = FakeApi::start().unwrap();
+    let (_victim, _attacker, toml) = squatted_host(&api, 1500);
+    let (p, addrs, _dir) = proxy_file(&api, "f9", &toml, &["web", "admin"]);
+    let (web, admin) = (addrs[0], addrs[1]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut seen = Vec::new();
+    loop {
+        let ready = readyz(admin);
+        let (status, attacker) = get_as(web, "shop.example.com", "/", "198.51.100.7");
+        if seen.last() != Some(&(status, attacker, ready)) {
+            seen.push((status, attacker, ready));
+        }
+        assert!(!attacker, "the squatting Ingress answered; (status, attacker, /readyz) seen: {seen:?}");
+        if status == 200 {
+            break;
+        }
+        assert_eq!(ready, 503, "ready before the victim's route is served: {seen:?}");
+        if Instant::now() >= deadline {
+            let log: Vec<String> = p.stderr.try_iter().collect();
+            panic!("the victim's route is not served: {seen:?}; proxy log:\n{}", log.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while readyz(admin) != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(get_as(web, "shop.example.com", "/", "198.51.100.7"), (200, false));
+}
+
+/// Review 14 F8: while the realip.dev kinds cannot be read (RBAC not yet
+/// granted, a 5xx), the Gateway routes are withheld — and so is the host
+/// they name from a newer Ingress: the squatter never answers, the proxy
+/// is not ready; once readable, the victim's route is served and ready.
+#[test]
+fn while_policies_are_unreadable_an_ingress_does_not_get_an_httproutes_host() {
+    let api = FakeApi::start().unwrap();
+    let (_victim, _attacker, toml) = squatted_host(&api, 0);
+    api.forbid_group("realip.dev", true);
+    let (p, addrs, _dir) = proxy_file(&api, "f8", &toml, &["web", "admin"]);
+    let (web, admin) = (addrs[0], addrs[1]);
+    wait_line(&p.stderr, "gateway_policies_unreadable", 20);
+    for _ in 0..20 {
+        assert_eq!(get_as(web, "shop.example.com", "/", "198.51.100.7"), (404, false));
+        assert_eq!(readyz(admin), 503);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let line = wait_line(&p.stderr, "ingress_routes_held", 20);
+    assert!(line.contains("\"routes\":1"), "{line}");
+    api.forbid_group("realip.dev", false);
+    until_status(&p, web, "shop.example.com", "/", 200);
+    assert_eq!(get_as(web, "shop.example.com", "/", "198.51.100.7"), (200, false));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while readyz(admin) != 200 {
+        assert!(Instant::now() < deadline, "never ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// Objects the CRD schemas admit but realip's types refuse (an HTTPRoute

@@ -448,6 +448,29 @@ fn reloads_under_load_lose_nothing() {
     );
 }
 
+/// Review 14 F7: the sockets are bound at start, so a reload that renames
+/// a listener (or adds one) is refused as a whole: the running
+/// configuration keeps serving on the old name, nothing is dropped.
+#[test]
+fn a_reload_that_changes_the_listeners_is_refused() {
+    let (_e, up) = echo(&["--trust", "127.0.0.1"]);
+    let good = base(up, "");
+    let p = proxy(&good);
+    let get = || raw_http(p.addr("web"), b"GET /healthz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n").unwrap().0;
+    assert_eq!(get(), 200);
+    let renamed = good.replacen("name = \"web\"", "name = \"public\"", 1);
+    assert_ne!(renamed, good, "the test's config names its listener `web`");
+    let added = format!("{good}\n[[listener]]\nname = \"more\"\nbind = \"127.0.0.1:0\"\n");
+    for (i, cfg) in [renamed, added].iter().enumerate() {
+        std::fs::write(&p.config, cfg).unwrap();
+        kill(p.pid(), "-HUP");
+        let line = wait_line(&p.proc.stderr, "reload_failed", 10);
+        assert!(line.contains("listener names or bind addresses changed"), "{line}");
+        assert!(p.metrics().contains(&format!("realip_config_reloads_total{{result=\"error\"}} {}", i + 1)));
+        assert_eq!(get(), 200, "the running configuration still serves");
+    }
+}
+
 #[test]
 fn sigterm_drains_without_failing_requests() {
     let (_e, up) = echo(&["--trust", "127.0.0.1"]);

@@ -746,9 +746,20 @@ where
         .filter(|i| is_ours(i, class))
         .filter(|i| namespace.is_none_or(|n| i.metadata.namespace.as_deref() == Some(n)))
         .collect();
+    // Oldest first, as ingress-nginx orders them (the first Ingress to
+    // claim a host and path keeps it; a newer one is shadowed), then by
+    // namespace/name; one without a creation time counts as the newest.
     sorted.sort_by(|a, b| {
-        (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
-            .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+        let key = |i: &Ingress| {
+            (
+                i.metadata.creation_timestamp.as_ref().map(|t| t.0).is_none(),
+                i.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            )
+        };
+        key(a).cmp(&key(b)).then_with(|| {
+            (a.metadata.namespace.as_deref(), a.metadata.name.as_deref())
+                .cmp(&(b.metadata.namespace.as_deref(), b.metadata.name.as_deref()))
+        })
     });
     for ing in sorted {
         let ns = ing.metadata.namespace.clone().unwrap_or_else(|| "default".into());
@@ -952,6 +963,32 @@ mod tests {
         slices[0].endpoints.as_mut().unwrap().remove(0);
         let d = desired("realip", None, &[ingress(json!({}), "realip")], &svcs, &slices, NO_SECRETS);
         assert!(d.backends[0].endpoints.is_empty(), "not serving: nothing");
+    }
+
+    /// Review 14 F12: Ingresses come oldest first (as ingress-nginx orders
+    /// them), so a newer Ingress in a namespace that sorts earlier does not
+    /// take an older one's host and path; on equal times, namespace/name;
+    /// one without a creation time comes last.
+    #[test]
+    fn ingresses_are_ordered_oldest_first() {
+        let (svcs, slices) = fixtures();
+        let at = |name: &str, created: Option<&str>| {
+            let mut i = ingress(json!({}), "realip");
+            i.metadata.name = Some(name.into());
+            i.metadata.creation_timestamp =
+                created.map(|t| k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t.parse().unwrap()));
+            i
+        };
+        let order = |ings: &[Ingress]| {
+            let d = desired("realip", None, ings, &svcs, &slices, NO_SECRETS);
+            d.routes.into_iter().map(|r| r.ingress).collect::<Vec<_>>()
+        };
+        let site = at("site", Some("2026-01-01T00:00:00Z"));
+        let grab = at("a-grab", Some("2026-06-01T00:00:00Z"));
+        assert_eq!(order(&[grab, site.clone()]), ["web/site", "web/a-grab"], "the older first, whatever the names");
+        let tie = at("a-tie", Some("2026-01-01T00:00:00Z"));
+        assert_eq!(order(&[site.clone(), tie]), ["web/a-tie", "web/site"], "equal times: by namespace/name");
+        assert_eq!(order(&[at("a-new", None), site]), ["web/site", "web/a-new"], "no creation time: the newest");
     }
 
     #[test]

@@ -37,6 +37,23 @@ pub struct RouteSet {
     /// Certificates the listeners (or Ingress `tls`, [`Cert::ingress`])
     /// name.
     pub certs: Vec<Cert>,
+    /// HTTPRoutes attached to Gateway listeners no `[[listener]]` of the
+    /// proxy serves (by the binds the controller was told): their routes
+    /// are not in [`RouteSet::routes`] (they would serve nothing, and an
+    /// HTTPRoute expands to a route per parent, hostname and match), only
+    /// this, once per route and listener, so the proxy can say why they
+    /// are not served. Sorted.
+    pub pending: Vec<PendingRoute>,
+}
+
+/// An HTTPRoute attached to a Gateway listener no bind of the proxy serves
+/// (see [`RouteSet::pending`]).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PendingRoute {
+    /// `httproute/NS/NAME` (as [`Route::origin`]).
+    pub origin: String,
+    /// The Gateway listener ([`ListenerSpec::name`]).
+    pub listener: String,
 }
 
 /// A `[[listener]]` of the proxy's configuration file as the controller
@@ -517,14 +534,18 @@ pub struct Route {
     pub path: PathMatch,
     /// Method, upper-case.
     pub method: Option<String>,
-    /// Headers that must be present with these values.
-    pub headers: Vec<ValueMatch>,
+    /// Headers that must be present with these values. (This and the
+    /// rule's query, filters and backends are shared, not copied, by every
+    /// route one match of a rule expands to: an HTTPRoute is served as one
+    /// route per parent, hostname and match, so a copy each would multiply
+    /// a large rule by thousands.)
+    pub headers: Arc<[ValueMatch]>,
     /// Query parameters that must be present with these values.
-    pub query: Vec<ValueMatch>,
+    pub query: Arc<[ValueMatch]>,
     /// Filters, in order.
-    pub filters: Vec<Filter>,
+    pub filters: Arc<[Filter]>,
     /// Backends and weights. Empty with no redirect: 500.
-    pub backends: Vec<WeightedBackend>,
+    pub backends: Arc<[WeightedBackend]>,
     /// Client access rules.
     pub access: Option<Access>,
     /// Largest request body (Ingress `proxy-body-size`).
@@ -573,10 +594,10 @@ impl RouteSet {
                     host: r.host.clone(),
                     path: PathMatch::Prefix(r.path.clone()),
                     method: None,
-                    headers: Vec::new(),
-                    query: Vec::new(),
-                    filters: Vec::new(),
-                    backends: vec![WeightedBackend { backend: Some(r.backend.clone()), weight: 1 }],
+                    headers: Arc::default(),
+                    query: Arc::default(),
+                    filters: Arc::default(),
+                    backends: Arc::new([WeightedBackend { backend: Some(r.backend.clone()), weight: 1 }]),
                     access,
                     max_body: r.max_body,
                     ssl_redirect: r.ssl_redirect,
@@ -585,7 +606,7 @@ impl RouteSet {
             })
             .collect();
         let certs = d.certs.iter().map(|c| Cert { ingress: true, ..c.clone() }).collect();
-        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs }
+        RouteSet { listeners: Vec::new(), routes, backends: d.backends.clone(), certs, pending: Vec::new() }
     }
 
     /// Both sets as one: Gateway listeners, then Ingress routes (which have
@@ -595,6 +616,8 @@ impl RouteSet {
     pub fn merge(mut self, other: RouteSet) -> RouteSet {
         self.listeners.extend(other.listeners);
         self.routes.extend(other.routes);
+        self.pending.extend(other.pending);
+        self.pending.sort();
         // By name, in sets: thousands of backends on each side.
         let mut have: std::collections::HashSet<String> = self.backends.iter().map(|b| b.name.clone()).collect();
         self.backends.extend(other.backends.into_iter().filter(|b| have.insert(b.name.clone())));

@@ -388,19 +388,21 @@ where
 }
 
 /// Whether to watch a kind, from [`served`]'s answer: yes when served; a
-/// realip.dev kind (`policy`) that fails with anything but 404 is watched
-/// all the same and noted in `unreadable` (fail closed); any other failure
-/// is noted in `absent` and the kind is not watched.
+/// kind the Gateway side needs (`fail_closed`) that fails with anything
+/// but 404 (403 RBAC, a 5xx) is not taken for a missing CRD: it is watched
+/// all the same (retried with backoff) and noted in `unreadable`, and the
+/// Gateway side waits for it; any other failure is noted in `absent` and
+/// the kind is not watched.
 fn watched(
     served: Result<(), (bool, String)>,
-    policy: bool,
+    fail_closed: bool,
     what: &str,
     absent: &mut Vec<String>,
     unreadable: &mut Vec<String>,
 ) -> bool {
     match served {
         Ok(()) => true,
-        Err((false, e)) if policy => {
+        Err((false, e)) if fail_closed => {
             unreadable.push(format!("{what}: {e}"));
             true
         }
@@ -482,6 +484,10 @@ pub struct Published {
     pub ingress: Option<Desired>,
     /// The Gateway API side (Gateway API mode only), once its lists are in.
     pub gateway: Option<RouteSet>,
+    /// Both sides are in as they will be served (the Ingress side no
+    /// longer holds hosts back for the Gateway side): the proxy may say it
+    /// is ready.
+    pub ready: bool,
 }
 
 /// Watches until the client fails for good; publishes every change of
@@ -561,16 +567,19 @@ pub async fn run(
         let mut unreadable = Vec::new();
         // The kinds realip writes status on are tagged with
         // [`tag_status`], so their status-only updates are told apart.
-        // `$policy`: realip.dev kinds. Absent (404: CRDs not installed),
-        // Gateway routes are served without policies, as documented; any
-        // other error (403 RBAC, 5xx…) is not taken for absence: the kind is
-        // watched all the same (retried with backoff), and the Gateway side
-        // waits for its list, so no Gateway route is served without the
-        // policies that may protect it (fail closed).
+        // `$needed`: the kinds the Gateway side is computed from (all but
+        // the route kinds realip does not serve). Absent (404: CRDs not
+        // installed), the Gateway side goes without them (realip.dev:
+        // Gateway routes without policies, as documented); any other error
+        // (403 RBAC, 5xx…) is not taken for absence: the kind is watched all
+        // the same (retried with backoff), and the Gateway side waits for
+        // its list, so no Gateway route is served without the policies that
+        // may protect it, nor an Ingress given a host an HTTPRoute may own
+        // (fail closed).
         macro_rules! maybe {
             ($api:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {{
                 let a = $api;
-                if watched(served(&a).await, false, $what, &mut absent, &mut unreadable) {
+                if watched(served(&a).await, true, $what, &mut absent, &mut unreadable) {
                     synced[$i] = false;
                     streams.push(($tagged)(reflector($writer, watcher(a, wc.clone())).default_backoff(), $i));
                 }
@@ -579,11 +588,11 @@ pub async fn run(
             // realip's types refuse is left out and reported, the rest of
             // its kind syncs.
             (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr) => {
-                maybe!(dyn $k, $ns, $store, $writer, $i, $what, $tagged, false)
+                maybe!(dyn $k, $ns, $store, $writer, $i, $what, $tagged, true)
             };
-            (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr, $policy:expr) => {{
+            (dyn $k:ty, $ns:expr, $store:expr, $writer:expr, $i:expr, $what:literal, $tagged:expr, $needed:expr) => {{
                 let a = crate::decode::dynamic_api::<$k>(&client, $ns);
-                if watched(served(&a).await, $policy, $what, &mut absent, &mut unreadable) {
+                if watched(served(&a).await, $needed, $what, &mut absent, &mut unreadable) {
                     synced[$i] = false;
                     let events = crate::decode::decoded::<$k>(a, wc.clone(), $store.clone());
                     streams.push(($tagged)(reflector($writer, events).default_backoff(), $i));
@@ -597,22 +606,17 @@ pub async fn run(
         maybe!(dyn ListenerSet, ns, sets, lw, 6, "listenersets", |s, i| tag_status(s, i, "ListenerSet"));
         maybe!(dyn HttpRoute, ns, routes, rw, 7, "httproutes", |s, i| tag_status(s, i, "HTTPRoute"));
         maybe!(dyn ReferenceGrant, ns, grants, aw, 8, "referencegrants", |s, i| tag(s, i, Side::Gateway));
-        maybe!(dyn ClientIpPolicy, ns, ip, pw, 9, "clientippolicies", |s, i| tag_status(s, i, "ClientIPPolicy"), true);
-        maybe!(
-            dyn ClientAccessPolicy,
-            ns,
-            access,
-            xw,
-            10,
-            "clientaccesspolicies",
-            |s, i| tag_status(s, i, "ClientAccessPolicy"),
-            true
-        );
+        maybe!(dyn ClientIpPolicy, ns, ip, pw, 9, "clientippolicies", |s, i| tag_status(s, i, "ClientIPPolicy"));
+        maybe!(dyn ClientAccessPolicy, ns, access, xw, 10, "clientaccesspolicies", |s, i| tag_status(
+            s,
+            i,
+            "ClientAccessPolicy"
+        ));
         maybe!(Api::<Namespace>::all(client.clone()), nw, 11, "namespaces", |s, i| tag(s, i, Side::Gateway));
-        maybe!(dyn GrpcRoute, ns, grpc, grw, 13, "grpcroutes", |s, i| tag_status(s, i, "GRPCRoute"));
-        maybe!(dyn TlsRoute, ns, tls, tlw, 14, "tlsroutes", |s, i| tag_status(s, i, "TLSRoute"));
-        maybe!(dyn TcpRoute, ns, tcp, tcw, 15, "tcproutes", |s, i| tag_status(s, i, "TCPRoute"));
-        maybe!(dyn UdpRoute, ns, udp, udw, 16, "udproutes", |s, i| tag_status(s, i, "UDPRoute"));
+        maybe!(dyn GrpcRoute, ns, grpc, grw, 13, "grpcroutes", |s, i| tag_status(s, i, "GRPCRoute"), false);
+        maybe!(dyn TlsRoute, ns, tls, tlw, 14, "tlsroutes", |s, i| tag_status(s, i, "TLSRoute"), false);
+        maybe!(dyn TcpRoute, ns, tcp, tcw, 15, "tcproutes", |s, i| tag_status(s, i, "TCPRoute"), false);
+        maybe!(dyn UdpRoute, ns, udp, udw, 16, "udproutes", |s, i| tag_status(s, i, "UDPRoute"), false);
         // Route kinds realip does not serve are optional (UDPRoute is in
         // the experimental channel only): their absence is logged apart,
         // once, and changes nothing that is served.
@@ -630,11 +634,28 @@ pub async fn run(
                 "note": "these kinds are not watched (CRDs not installed or no RBAC); Ingresses are served"}));
         }
         if !unreadable.is_empty() {
-            event(&json!({"event": "gateway_policies_unreadable", "kinds": unreadable,
-                "note": "realip.dev policies cannot be listed (not a missing CRD: RBAC or a server error): no Gateway \
-                         route is served until they can be (fail closed; retried with backoff); Ingresses are served"}));
+            // realip.dev kinds and the others apart (the former's event
+            // predates the latter).
+            let (policies, others): (Vec<String>, Vec<String>) =
+                unreadable.into_iter().partition(|k| k.starts_with("client"));
+            for (name, kinds) in [("gateway_policies_unreadable", policies), ("gateway_kinds_unreadable", others)] {
+                if !kinds.is_empty() {
+                    event(&json!({"event": name, "kinds": kinds,
+                        "note": "these kinds cannot be listed (not a missing CRD: RBAC or a server error): no Gateway \
+                                 route is served until they can be (fail closed; retried with backoff); Ingresses are \
+                                 served, but not for a host an HTTPRoute names (none while HTTPRoutes cannot be \
+                                 listed), and the proxy is not ready"}));
+                }
+            }
         }
     }
+    // Whether the Gateway side will be published (some kind it is computed
+    // from is watched): until it first is, an Ingress must not take a host
+    // an HTTPRoute may own (the proxy decides ownership only with both
+    // sides in), and the proxy is not ready. A restarted watch finds the
+    // last Gateway side still published.
+    let gateway_expected = gateway_on && synced[4..=11].iter().any(|s| !s);
+    let mut held_logged = false;
     let stores = GatewayStores { classes, gateways, sets, routes, grants, ip, access, namespaces, grpc, tls, tcp, udp };
     let mut events = futures::stream::select_all(streams);
     let (appeared_tx, mut appeared) = tokio::sync::mpsc::channel(1);
@@ -828,10 +849,16 @@ pub async fn run(
                 crate::gateway::feedback::apply(&mut translation.statuses, &fb.borrow());
             }
             gw_backends = Some(translation.routes.backends.clone());
+            // The first Gateway side brings the whole Ingress side with it
+            // (hosts held until now are released: the proxy decides who
+            // owns them).
+            if tx.borrow().gateway.is_none() {
+                new_ingress = new_ingress.or_else(|| last_desired.clone());
+            }
             // Served first: the proxy (on this thread too, in the default
             // runtime) reloads before the statuses below are compared and
             // written.
-            if publish(&tx, new_ingress.take(), Some(std::mem::take(&mut translation.routes))) {
+            if publish(&tx, new_ingress.take(), Some(std::mem::take(&mut translation.routes)), true) {
                 tokio::task::yield_now().await;
             }
             last_good_ip.clone_from(&translation.ip_in_force);
@@ -925,7 +952,21 @@ pub async fn run(
                 }
             }
         }
-        if publish(&tx, new_ingress.take(), None) {
+        let gateway_known = !gateway_expected || tx.borrow().gateway.is_some();
+        let ingress_now = match new_ingress.take() {
+            Some(d) if !gateway_known => {
+                let held = hold_hosts_of_routes(d, synced[7].then(|| stores.routes.state()).as_deref());
+                if !held_logged && held.1 > 0 {
+                    held_logged = true;
+                    event(&json!({"event": "ingress_routes_held", "routes": held.1,
+                        "note": "until the Gateway API side is first computed, Ingress routes for hosts an HTTPRoute \
+                                 names (all of them while HTTPRoutes cannot be listed) are not served"}));
+                }
+                Some(held.0)
+            }
+            d => d,
+        };
+        if publish(&tx, ingress_now, None, gateway_known) {
             tokio::task::yield_now().await;
         }
         if let (true, Some(lb), Some(d)) = (ingress_status_due, &lb, &last_desired) {
@@ -949,14 +990,60 @@ impl Drop for AbortOnDrop {
 /// A status of a translation and its problems as log lines (`None`: none).
 type StatusLines = (std::sync::Arc<ObjectStatus>, Option<std::sync::Arc<[String]>>);
 
+/// The Ingress side without the routes for hosts an HTTPRoute names
+/// (`routes`; `None`: not listed yet, so every route is held), and how
+/// many were held. An HTTPRoute without hostnames may take any host, so
+/// it holds them all; a wildcard holds the hosts it covers.
+fn hold_hosts_of_routes(mut d: Desired, routes: Option<&[std::sync::Arc<HttpRoute>]>) -> (Desired, usize) {
+    let names: Option<Vec<&str>> = routes.and_then(|rs| {
+        let mut names = Vec::new();
+        for r in rs {
+            if r.spec.hostnames.is_empty() {
+                return None;
+            }
+            names.extend(r.spec.hostnames.iter().map(String::as_str));
+        }
+        Some(names)
+    });
+    let claimed = |host: Option<&str>| match (&names, host) {
+        (None, _) => true,
+        // A host-less rule catches the hosts of routes not yet published.
+        (Some(names), None) => !names.is_empty(),
+        (Some(names), Some(h)) => names.iter().any(|n| hosts_overlap(n, h)),
+    };
+    let before = d.routes.len();
+    d.routes.retain(|r| !claimed(r.host.as_deref()));
+    let held = before - d.routes.len();
+    (d, held)
+}
+
+/// Whether two host names, each exact or a `*.` wildcard, can match one
+/// request's host (case and a trailing dot aside).
+fn hosts_overlap(a: &str, b: &str) -> bool {
+    let norm = |h: &str| h.trim_end_matches('.').to_ascii_lowercase();
+    let (a, b) = (norm(a), norm(b));
+    // `*.s` covers `x.s`, `y.x.s` and `*.x.s`, not `s`.
+    let covers =
+        |w: &str, h: &str| w.strip_prefix('*').is_some_and(|dot_s| h.len() > dot_s.len() && h.ends_with(dot_s));
+    a == b || covers(&a, &b) || covers(&b, &a)
+}
+
 /// Hands the proxy what a batch computed (both sides in one update: one
-/// reload), when it differs from what it has; whether it did.
-fn publish(tx: &tokio::sync::watch::Sender<Published>, ingress: Option<Desired>, gateway: Option<RouteSet>) -> bool {
-    if ingress.is_none() && gateway.is_none() {
-        return false;
-    }
+/// reload), and whether the proxy now has both sides as they will be
+/// served (`ready`: it then reports ready), when that differs from what it
+/// has; whether it did.
+fn publish(
+    tx: &tokio::sync::watch::Sender<Published>,
+    ingress: Option<Desired>,
+    gateway: Option<RouteSet>,
+    ready: bool,
+) -> bool {
     tx.send_if_modified(|cur| {
         let mut changed = false;
+        if ready && !cur.ready && (ingress.is_some() || gateway.is_some() || cur.ingress.is_some()) {
+            cur.ready = true;
+            changed = true;
+        }
         if let Some(d) = ingress.filter(|d| cur.ingress.as_ref() != Some(d)) {
             cur.ingress = Some(d);
             changed = true;

@@ -341,3 +341,76 @@ fn status_only_updates_are_told_apart_by_generation() {
         ]
     );
 }
+
+#[test]
+fn host_patterns_overlap_as_a_request_host_would_match_them() {
+    use super::hosts_overlap;
+    for (a, b, want) in [
+        ("a.example.com", "a.example.com", true),
+        ("A.Example.com.", "a.example.com", true),
+        ("*.example.com", "a.example.com", true),
+        ("a.example.com", "*.example.com", true),
+        ("*.example.com", "x.y.example.com", true),
+        ("*.example.com", "*.y.example.com", true),
+        ("*.example.com", "example.com", false),
+        ("*.example.com", "aexample.com", false),
+        ("a.example.com", "b.example.com", false),
+        ("*.a.example.com", "*.b.example.com", false),
+    ] {
+        assert_eq!(hosts_overlap(a, b), want, "{a} / {b}");
+    }
+}
+
+/// Review 14 F8/F9: until the Gateway side is first computed, the Ingress
+/// side leaves out the routes for hosts an HTTPRoute names (all of them
+/// while HTTPRoutes are not listed, or one of them names no host).
+#[test]
+fn ingress_routes_for_hosts_an_httproute_names_are_held() {
+    use super::hold_hosts_of_routes;
+    use crate::gateway::types::HttpRoute;
+    use std::sync::Arc;
+    let route = |host: Option<&str>| crate::ingress::Route {
+        ingress: "evil/squat".into(),
+        host: host.map(str::to_owned),
+        path: "/".into(),
+        backend: "evil/app:80".into(),
+        allow: None,
+        deny: vec![],
+        rps: None,
+        burst: None,
+        rate_global: false,
+        max_body: None,
+        ssl_redirect: false,
+    };
+    let d = Desired {
+        routes: vec![
+            route(Some("shop.example.com")),
+            route(Some("a.other.example")),
+            route(None),
+            route(Some("*.example.com")),
+        ],
+        ..Desired::default()
+    };
+    let http_route = |hosts: &[&str]| -> Arc<HttpRoute> {
+        Arc::new(
+            serde_json::from_value(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                "metadata": {"name": "site", "namespace": "web"},
+                "spec": {"hostnames": hosts, "rules": [{}]}}))
+            .unwrap(),
+        )
+    };
+    let hosts = |d: &Desired| d.routes.iter().map(|r| r.host.clone()).collect::<Vec<_>>();
+    let (kept, held) = hold_hosts_of_routes(d.clone(), Some(&[http_route(&["shop.example.com"])]));
+    assert_eq!(
+        hosts(&kept),
+        [Some("a.other.example".to_owned())],
+        "the named host, the wildcard over it and the host-less rule are held"
+    );
+    assert_eq!(held, 3);
+    let (kept, held) = hold_hosts_of_routes(d.clone(), Some(&[]));
+    assert_eq!((kept.routes.len(), held), (4, 0), "no HTTPRoute: nothing held");
+    let (kept, held) = hold_hosts_of_routes(d.clone(), Some(&[http_route(&[])]));
+    assert_eq!((kept.routes.len(), held), (0, 4), "a host-less HTTPRoute may take any host");
+    let (kept, held) = hold_hosts_of_routes(d, None);
+    assert_eq!((kept.routes.len(), held), (0, 4), "HTTPRoutes not listed: everything held");
+}

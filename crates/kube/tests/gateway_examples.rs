@@ -203,13 +203,13 @@ fn summarize(files: &[PathBuf]) -> Vec<String> {
             if let Some(m) = &r.method {
                 let _ = write!(line, " method={m}");
             }
-            for h in &r.headers {
+            for h in r.headers.iter() {
                 let _ = write!(line, " header:{}={}", h.name, h.value);
             }
-            for q in &r.query {
+            for q in r.query.iter() {
                 let _ = write!(line, " query:{}={}", q.name, q.value);
             }
-            for f in &r.filters {
+            for f in r.filters.iter() {
                 let _ = write!(line, " {f:?}");
             }
             let _ = write!(line, " -> [{}]", backends.join(", "));

@@ -1,5 +1,6 @@
 //! The admin listener: `/metrics` (Prometheus), `/healthz` (alive) and
-//! `/readyz` (configuration loaded and not draining). Plain HTTP/1.1,
+//! `/readyz` (configuration loaded, in Kubernetes mode the first sync
+//! composed, and not draining). Plain HTTP/1.1,
 //! never behind PROXY or TLS, so kubelet probes always work.
 //!
 //! It gets the data listeners' bounds: `limits.header_read_timeout` (408),
@@ -38,6 +39,9 @@ fn answer(shared: &Shared, req: &Request<Incoming>) -> Response<Full<Bytes>> {
         "/healthz" => (StatusCode::OK, "ok\n".to_owned(), "text/plain"),
         "/readyz" if shared.draining.load(Ordering::SeqCst) => {
             (StatusCode::SERVICE_UNAVAILABLE, "draining\n".to_owned(), "text/plain")
+        }
+        "/readyz" if !shared.synced.load(Ordering::SeqCst) => {
+            (StatusCode::SERVICE_UNAVAILABLE, "waiting for the first Kubernetes sync\n".to_owned(), "text/plain")
         }
         "/readyz" => (StatusCode::OK, "ready\n".to_owned(), "text/plain"),
         _ => (StatusCode::NOT_FOUND, "not found\n".to_owned(), "text/plain"),

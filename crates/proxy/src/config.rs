@@ -408,9 +408,10 @@ pub struct RouteConfig {
     /// resolved one (or empty when none resolved).
     #[serde(skip)]
     pub backends: Vec<(Option<String>, u32)>,
-    /// Gateway API filters, in order (never from the file).
+    /// Gateway API filters, in order (never from the file); shared with
+    /// the route set's route when the proxy leaves none of it out.
     #[serde(skip)]
-    pub filters: Vec<realip_kube::routes::Filter>,
+    pub filters: std::sync::Arc<[realip_kube::routes::Filter]>,
     /// Gateway API: for each file listener the route is served on, the
     /// Gateway listener port clients reached (a redirect's default port).
     #[serde(skip)]
@@ -433,10 +434,12 @@ pub struct GatewayMatch {
     /// Method (upper case) the request must have.
     pub method: Option<String>,
     /// Headers (lower-case name, exact value) the request must have.
-    pub headers: Vec<(String, String)>,
+    /// (Shared with the route set's route and with the other routes of its
+    /// HTTPRoute rule's match, as `query`.)
+    pub headers: std::sync::Arc<[realip_kube::routes::ValueMatch]>,
     /// Query parameters (name and value, exact, as sent) the request must
     /// have.
-    pub query: Vec<(String, String)>,
+    pub query: std::sync::Arc<[realip_kube::routes::ValueMatch]>,
     /// Hosts (exact, or `*.` wildcards; lower case) the route does not
     /// serve: a more specific Gateway listener on the port owns them
     /// (listener isolation).
@@ -479,15 +482,16 @@ impl GatewayMatch {
         if self.method.as_deref().is_some_and(|m| m != method.as_str()) {
             return false;
         }
-        let header_ok =
-            |(n, v): &(String, String)| headers.get_all(n.as_str()).iter().any(|h| h.as_bytes() == v.as_bytes());
+        let header_ok = |m: &realip_kube::routes::ValueMatch| {
+            headers.get_all(m.name.as_str()).iter().any(|h| h.as_bytes() == m.value.as_bytes())
+        };
         if !self.headers.iter().all(header_ok) {
             return false;
         }
         let params =
             || query.unwrap_or("").split('&').filter(|p| !p.is_empty()).map(|p| p.split_once('=').unwrap_or((p, "")));
         // The first occurrence of a parameter counts, as the spec allows.
-        self.query.iter().all(|(n, v)| params().find(|(k, _)| k == n).is_some_and(|(_, val)| val == v))
+        self.query.iter().all(|m| params().find(|(k, _)| *k == m.name).is_some_and(|(_, val)| val == m.value))
     }
 }
 

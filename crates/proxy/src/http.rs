@@ -57,6 +57,11 @@ pub struct Shared {
     pub log: ArcSwap<AccessLog>,
     /// Set on SIGTERM: `/readyz` answers 503.
     pub draining: AtomicBool,
+    /// Whether the routes are in as they will be served: false in
+    /// Kubernetes mode until the watcher's first complete composition
+    /// (`/readyz` answers 503 until then, as controllers that report ready
+    /// only after their first sync).
+    pub synced: AtomicBool,
     request_ids: AtomicU64,
     id_seed: u64,
     warned_at: AtomicU64,
@@ -73,6 +78,7 @@ impl Shared {
             metrics,
             log: ArcSwap::from_pointee(log),
             draining: AtomicBool::new(false),
+            synced: AtomicBool::new(true),
             request_ids: AtomicU64::new(0),
             id_seed: RandomState::new().hash_one(std::process::id()),
             warned_at: AtomicU64::new(0),
@@ -799,15 +805,11 @@ mod tests {
             https_redirect,
             gateway: None,
             backends: None,
-            filters: crate::gateway::Filters::default(),
+            filters: std::sync::Arc::default(),
             listener_ports: vec![],
             only_listeners: vec![],
             metrics: std::sync::OnceLock::new(),
         }
-    }
-
-    fn open() -> Policy {
-        Policy { allow: None, deny: TrustedProxies::none(), rate: None, also: None }
     }
 
     fn conn(tls: bool) -> ConnCtx {
@@ -835,23 +837,26 @@ mod tests {
         let m = Metrics::default();
         let client: IpAddr = "203.0.113.7".parse().unwrap();
         let (r, t) = req(&[]);
-        assert!(admit(&route(open(), false), &r, &conn(false), client, false, &t, &m).await.is_ok());
-        match admit(&route(open(), true), &r, &conn(false), client, false, &t, &m).await {
+        assert!(admit(&route(Policy::open(), false), &r, &conn(false), client, false, &t, &m).await.is_ok());
+        match admit(&route(Policy::open(), true), &r, &conn(false), client, false, &t, &m).await {
             Err(Reject::Redirect(v)) => assert_eq!(v, "https://app.example.com/a?b=1"),
             other => panic!("{other:?}"),
         }
         // A trusted proxy that terminated TLS says so: no redirect loop.
         let (r2, t2) = req(&[("x-forwarded-proto", "https")]);
-        assert!(admit(&route(open(), true), &r2, &conn(false), client, true, &t2, &m).await.is_ok());
-        assert!(admit(&route(open(), true), &r2, &conn(false), client, false, &t2, &m).await.is_err(), "untrusted hop");
-        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap(), ..open() };
+        assert!(admit(&route(Policy::open(), true), &r2, &conn(false), client, true, &t2, &m).await.is_ok());
+        assert!(
+            admit(&route(Policy::open(), true), &r2, &conn(false), client, false, &t2, &m).await.is_err(),
+            "untrusted hop"
+        );
+        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap(), ..Policy::open() };
         assert!(matches!(
             admit(&route(deny, false), &r, &conn(false), client, false, &t, &m).await,
             Err(Reject::Denied)
         ));
         let (big, tb) = req(&[("content-length", "11")]);
         assert!(matches!(
-            admit(&route(open(), false), &big, &conn(false), client, false, &tb, &m).await,
+            admit(&route(Policy::open(), false), &big, &conn(false), client, false, &tb, &m).await,
             Err(Reject::BodyTooLarge)
         ));
     }

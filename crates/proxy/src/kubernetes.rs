@@ -381,7 +381,14 @@ struct Ctx<'a> {
     ingress: Option<Vec<String>>,
     /// Request headers a filter may not edit, lower case.
     protected: Vec<String>,
+    /// Filters converted so far, by the address and length of the set's
+    /// list (held by the set while this runs): see [`convert_filters`].
+    filters: std::cell::RefCell<HashMap<(usize, usize), FilterConversion>>,
 }
+
+/// A route's filters as served, what of them is left out, and whether
+/// they cannot be applied.
+type FilterConversion = (Arc<[Filter]>, Vec<String>, bool);
 
 /// The file listeners serving the Gateway listeners `names` (with the
 /// Gateway port each one serves the route for), or why not. A Gateway
@@ -453,6 +460,13 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
     Ok(out)
 }
 
+/// Whether `edit` names a header of `protected` (then [`unprotected`]
+/// leaves some of it out).
+fn touches(edit: &HeaderEdit, protected: &[String]) -> bool {
+    let hit = |name: &str| protected.contains(&name.trim().to_ascii_lowercase());
+    edit.set.iter().chain(&edit.add).any(|(n, _)| hit(n)) || edit.remove.iter().any(|n| hit(n))
+}
+
 /// `edit` without the headers in `protected`, and a warning per header
 /// left out.
 fn unprotected(edit: &HeaderEdit, protected: &[String], what: &str, warnings: &mut Vec<String>) -> HeaderEdit {
@@ -493,7 +507,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         PathMatch::Exact(p) => (p.clone(), Some(true)),
         PathMatch::SegmentPrefix(p) => (p.clone(), Some(false)),
     };
-    let single = matches!(r.backends.as_slice(), [b] if b.backend.is_some() && b.weight > 0);
+    let single = matches!(&*r.backends, [b] if b.backend.is_some() && b.weight > 0);
     let plain = exact.is_none()
         && r.method.is_none()
         && r.headers.is_empty()
@@ -512,43 +526,30 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             listener_ports = file_listeners(&r.listeners, ctx, &mut warnings)?;
             listener_ports.iter().map(|(l, _)| l.clone()).collect()
         };
-        let pairs =
-            |v: &[realip_kube::routes::ValueMatch]| v.iter().map(|m| (m.name.clone(), m.value.clone())).collect();
+        // Shared with the set's route (and the other routes of its rule).
         Some(GatewayMatch {
             listeners,
             exact: exact == Some(true),
             method: r.method.clone(),
-            headers: pairs(&r.headers),
-            query: pairs(&r.query),
+            headers: Arc::clone(&r.headers),
+            query: Arc::clone(&r.query),
             except_hosts: r.except_hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect(),
             excepted_on: Vec::new(),
         })
     };
-    let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
-    let mut filters: Vec<Filter> = r
-        .filters
-        .iter()
-        .map(|f| match f {
-            Filter::RequestHeaders(e) => {
-                Filter::RequestHeaders(unprotected(e, &ctx.protected, "RequestHeaderModifier", &mut warnings))
-            }
-            Filter::ResponseHeaders(e) => {
-                Filter::ResponseHeaders(unprotected(e, &protected_response, "ResponseHeaderModifier", &mut warnings))
-            }
-            other => other.clone(),
-        })
-        .collect();
-    // A filter the proxy cannot apply as written answers 500: left out,
-    // its requests would fall through to another route (one without the
-    // header edit or redirect the rule asked for).
-    let broken = crate::gateway::Filters::compile(&filters).err();
-    if let Some(why) = &broken {
-        warnings.push(format!("{why}: the rule's requests are answered 500"));
-        filters.clear();
-    }
+    // Once per rule: the routes an HTTPRoute rule expands to share its
+    // filters (see `Route::headers`).
+    let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len());
+    let known = ctx.filters.borrow().get(&key).cloned();
+    let (filters, left_out, broken) = known.unwrap_or_else(|| {
+        let converted = convert_filters(&r.filters, &ctx.protected);
+        ctx.filters.borrow_mut().insert(key, converted.clone());
+        converted
+    });
+    warnings.extend(left_out);
     let redirect = filters.iter().any(|f| matches!(f, Filter::Redirect { .. }));
     let k8s = |b: &String| format!("k8s:{b}");
-    let (upstream, backends) = if broken.is_some() {
+    let (upstream, backends) = if broken {
         (String::new(), vec![(None, 1)])
     } else if single {
         (r.backends[0].backend.as_ref().map(k8s).unwrap_or_default(), Vec::new())
@@ -594,6 +595,49 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         only_listeners,
     };
     Ok((config, warnings))
+}
+
+/// A route's filters as the proxy serves them: without the header edits
+/// of `protected` (shared with the set's route when none is left out),
+/// what was left out, and whether they cannot be applied (then empty: the
+/// rule answers 500).
+fn convert_filters(source: &Arc<[Filter]>, protected: &[String]) -> FilterConversion {
+    let mut warnings = Vec::new();
+    let protected_response: Vec<String> = PROTECTED_RESPONSE.iter().map(|&h| h.to_owned()).collect();
+    let edited = source.iter().any(|f| match f {
+        Filter::RequestHeaders(e) => touches(e, protected),
+        Filter::ResponseHeaders(e) => touches(e, &protected_response),
+        _ => false,
+    });
+    // Shared with the set's route unless a header edit is left out.
+    let mut filters: Arc<[Filter]> = if edited {
+        source
+            .iter()
+            .map(|f| match f {
+                Filter::RequestHeaders(e) => {
+                    Filter::RequestHeaders(unprotected(e, protected, "RequestHeaderModifier", &mut warnings))
+                }
+                Filter::ResponseHeaders(e) => Filter::ResponseHeaders(unprotected(
+                    e,
+                    &protected_response,
+                    "ResponseHeaderModifier",
+                    &mut warnings,
+                )),
+                other => other.clone(),
+            })
+            .collect()
+    } else {
+        Arc::clone(source)
+    };
+    // A filter the proxy cannot apply as written answers 500: left out,
+    // its requests would fall through to another route (one without the
+    // header edit or redirect the rule asked for).
+    let broken = crate::gateway::Filters::compile(&filters).err();
+    if let Some(why) = &broken {
+        warnings.push(format!("{why}: the rule's requests are answered 500"));
+        filters = Arc::default();
+    }
+    (filters, warnings, broken.is_some())
 }
 
 /// Request headers no filter may edit with this file and route set: the
@@ -696,6 +740,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         conflicts: &plan.conflicts,
         ingress: ingress_listeners(config),
         protected: protected_headers(set, config),
+        filters: std::cell::RefCell::default(),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
     let mut pools: Vec<String> = config.upstreams.iter().chain(&out.upstreams).map(|u| u.name.clone()).collect();
@@ -751,6 +796,23 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         }
         memo.last.push(Some((route, conversion)));
     }
+    // HTTPRoutes on Gateway listeners no bind serves: not in the set's
+    // routes, one problem per route and listener (see `RouteSet::pending`).
+    for p in &set.pending {
+        let reason = match file_listeners(std::slice::from_ref(&p.listener), &ctx, &mut Vec::new()) {
+            Err(why) => why,
+            Ok(_) => Unserved::GatewayListener(format!(
+                "Gateway listener {} is not served yet: the controller has not seen the [[listener]] that serves it \
+                 (a reload being applied)",
+                p.listener
+            )),
+        };
+        out.problems.push(Problem {
+            route: format!("{} on {}", p.origin, p.listener),
+            origin: p.origin.clone(),
+            reason,
+        });
+    }
     drop(pool_names);
     memo.key = Some(key);
     out
@@ -771,7 +833,12 @@ fn ingress_listeners(config: &Config) -> Option<Vec<String>> {
 pub fn endpoint_changes(old: &RouteSet, new: &RouteSet) -> Option<Vec<UpstreamConfig>> {
     let same_backends = old.backends.len() == new.backends.len()
         && old.backends.iter().zip(&new.backends).all(|(a, b)| a.name == b.name && a.https == b.https);
-    if !same_backends || old.listeners != new.listeners || old.certs != new.certs || old.routes != new.routes {
+    if !same_backends
+        || old.listeners != new.listeners
+        || old.certs != new.certs
+        || old.routes != new.routes
+        || old.pending != new.pending
+    {
         return None;
     }
     Some(
@@ -1575,10 +1642,11 @@ mod tests {
         // Served since the proxy applies them: no backend or an
         // unresolved one (500), weights, per-route IPv6 keying, filters.
         let now_served = [
-            variant("none", &|r| r.backends.clear()),
-            variant("unresolved", &|r| r.backends = vec![WeightedBackend { backend: None, weight: 1 }]),
+            variant("none", &|r| r.backends = Arc::default()),
+            variant("unresolved", &|r| r.backends = Arc::new([WeightedBackend { backend: None, weight: 1 }])),
             variant("weights", &|r| {
-                r.backends.push(WeightedBackend { backend: Some("web/app:80".into()), weight: 3 });
+                let more = [WeightedBackend { backend: Some("web/app:80".into()), weight: 3 }];
+                r.backends = r.backends.iter().cloned().chain(more).collect();
             }),
             variant("ipv6", &|r| {
                 r.listeners = vec!["gateway/web/gw/http".into()];
@@ -1587,16 +1655,16 @@ mod tests {
                 }
             }),
             variant("header-edit", &|r| {
-                r.filters = vec![Filter::RequestHeaders(HeaderEdit {
+                r.filters = Arc::new([Filter::RequestHeaders(HeaderEdit {
                     set: vec![("x-a".into(), "1".into()), ("X-Forwarded-For".into(), "203.0.113.9".into())],
                     ..HeaderEdit::default()
-                })];
+                })]);
             }),
             // A filter the proxy cannot apply: answered 500, never left
             // out (its requests would go to another route).
             variant("filter", &|r| {
                 let edit = HeaderEdit { set: vec![("x-a".into(), "a\r\nb".into())], ..HeaderEdit::default() };
-                r.filters = vec![Filter::RequestHeaders(edit)];
+                r.filters = Arc::new([Filter::RequestHeaders(edit)]);
             }),
         ];
         let spec = |name: &str, port: u16, client_ip: Option<ClientIp>| ListenerSpec {
@@ -1623,7 +1691,7 @@ mod tests {
             r.listeners = vec!["gateway/web/gw/http".into()];
             r.path = PathMatch::SegmentPrefix("/api".into());
             r.method = Some("GET".into());
-            r.headers = vec![ValueMatch { name: "x-env".into(), value: "canary".into() }];
+            r.headers = Arc::new([ValueMatch { name: "x-env".into(), value: "canary".into() }]);
         });
         let set = RouteSet {
             listeners: vec![spec("http", 80, None), spec("alt", 8080, None), spec("pp", 80, Some(chain))],
@@ -1658,8 +1726,8 @@ mod tests {
             listeners: vec!["web".into()],
             exact: false,
             method: Some("GET".into()),
-            headers: vec![("x-env".into(), "canary".into())],
-            query: vec![],
+            headers: Arc::new([ValueMatch { name: "x-env".into(), value: "canary".into() }]),
+            query: Arc::default(),
             except_hosts: vec![],
             excepted_on: vec![],
         };
@@ -1799,10 +1867,10 @@ mod tests {
             host: None,
             path: PathMatch::SegmentPrefix("/".into()),
             method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            headers: Arc::default(),
+            query: Arc::default(),
+            filters: Arc::default(),
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }].into(),
             access: None,
             max_body: None,
             ssl_redirect: false,
@@ -1822,6 +1890,91 @@ mod tests {
             messages.iter().any(|m| m.contains("gateway/web/gw/tls") && m.contains("tls.kubernetes")),
             "{messages:?}"
         );
+    }
+
+    /// Review 14 F4: the routes one HTTPRoute rule expands to keep sharing
+    /// its match data and filters through the conversion (one filter list
+    /// and one compiled filter set per rule, not per route); a route named
+    /// `pending` on a listener no bind serves is one problem per route and
+    /// listener, and once the proxy serves the port it says it waits for
+    /// the controller (which has not yet handed its routes over).
+    #[test]
+    fn routes_of_one_rule_share_their_match_data_and_pending_routes_are_reported_once() {
+        let d = Desired {
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let mut set = RouteSet::from_ingress(&d);
+        set.listeners = vec![ListenerSpec {
+            name: "gateway/web/gw/http".into(),
+            gateway: "web/gw".into(),
+            port: 80,
+            protocol: Protocol::Http,
+            hostname: None,
+            certs: vec![],
+            client_ip: None,
+            not_on: Vec::new(),
+        }];
+        set.listeners.push(ListenerSpec { name: "gateway/web/gw/alt".into(), port: 8080, ..set.listeners[0].clone() });
+        let headers: Arc<[ValueMatch]> = Arc::new([ValueMatch { name: "x-pad".into(), value: "v".repeat(4096) }]);
+        let edit = HeaderEdit { set: vec![("x-set".into(), "s".repeat(4096))], ..HeaderEdit::default() };
+        let filters: Arc<[Filter]> = Arc::new([Filter::RequestHeaders(edit)]);
+        let entry = |host: &str| {
+            Arc::new(Route {
+                name: format!("httproute/web/r/0/0/{host}"),
+                origin: "httproute/web/r".into(),
+                created: "~".into(),
+                listeners: vec!["gateway/web/gw/http".into()],
+                host: Some(host.into()),
+                path: PathMatch::SegmentPrefix("/".into()),
+                method: None,
+                headers: Arc::clone(&headers),
+                query: Arc::default(),
+                filters: Arc::clone(&filters),
+                backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }].into(),
+                access: None,
+                max_body: None,
+                ssl_redirect: false,
+                except_hosts: vec![],
+            })
+        };
+        set.routes = vec![entry("a.example.com"), entry("b.example.com")];
+        set.pending = vec![realip_kube::routes::PendingRoute {
+            origin: "httproute/web/r".into(),
+            listener: "gateway/web/gw/alt".into(),
+        }];
+        let file = |ports: &str| -> Config {
+            toml::from_str(&format!(
+                "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [{ports}]\n"
+            ))
+            .unwrap()
+        };
+        let (c, problems, warnings) = compose_checked(file("80"), Some(&set));
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.routes.len(), 2);
+        for r in &c.routes {
+            assert!(Arc::ptr_eq(&r.filters, &filters), "the set's filters, not a copy");
+            assert!(Arc::ptr_eq(&r.gateway.as_ref().unwrap().headers, &headers), "the set's headers, not a copy");
+        }
+        let got: Vec<(&str, &str)> = problems.iter().map(|p| (p.route.as_str(), p.origin.as_str())).collect();
+        assert_eq!(got, [("httproute/web/r on gateway/web/gw/alt", "httproute/web/r")]);
+        assert_eq!(
+            problems[0].reason,
+            Unserved::GatewayListener(
+                "no [[listener]] has gateway_ports = [8080] for Gateway listener gateway/web/gw/alt".into()
+            )
+        );
+        // Compiled once for both routes.
+        let snapshot = crate::snapshot::Snapshot::build(c).unwrap();
+        let compiled: Vec<&Arc<crate::gateway::Filters>> =
+            snapshot.routes.all().iter().filter(|r| r.gateway.is_some()).map(|r| &r.filters).collect();
+        assert_eq!(compiled.len(), 2);
+        assert!(Arc::ptr_eq(compiled[0], compiled[1]));
+        // The proxy serves 8080 before the controller knows: still not
+        // served (no route of it was handed over), and said so.
+        let (_, problems, _) = compose_checked(file("80, 8080"), Some(&set));
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].reason.to_string().contains("not served yet"), "{problems:?}");
     }
 
     /// Each bind gets the certificates of what it serves only (review 13d
@@ -1965,10 +2118,10 @@ mod tests {
             host: Some("a.example.com".into()),
             path: PathMatch::SegmentPrefix("/app".into()),
             method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            headers: Arc::default(),
+            query: Arc::default(),
+            filters: Arc::default(),
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }].into(),
             access: None,
             max_body: None,
             ssl_redirect: false,
@@ -2005,10 +2158,10 @@ mod tests {
             host: host.map(Into::into),
             path: PathMatch::SegmentPrefix("/".into()),
             method: None,
-            headers: vec![],
-            query: vec![],
-            filters: vec![],
-            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+            headers: Arc::default(),
+            query: Arc::default(),
+            filters: Arc::default(),
+            backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }].into(),
             access: None,
             max_body: None,
             ssl_redirect: false,
@@ -2058,10 +2211,10 @@ mod tests {
                 host: host.map(Into::into),
                 path: PathMatch::SegmentPrefix("/".into()),
                 method: None,
-                headers: vec![],
-                query: vec![],
-                filters: vec![],
-                backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }],
+                headers: Arc::default(),
+                query: Arc::default(),
+                filters: Arc::default(),
+                backends: vec![WeightedBackend { backend: Some("web/app:80".into()), weight: 1 }].into(),
                 access: None,
                 max_body: None,
                 ssl_redirect: false,
@@ -2467,9 +2620,9 @@ mod tests {
                 host: Some(format!("{name}.example.com")),
                 path: PathMatch::SegmentPrefix("/".into()),
                 method: None,
-                headers: vec![],
-                query: vec![],
-                filters: vec![],
+                headers: Arc::default(),
+                query: Arc::default(),
+                filters: Arc::default(),
                 backends: backends
                     .iter()
                     .map(|(b, w)| WeightedBackend { backend: Some((*b).into()), weight: *w })
@@ -2496,7 +2649,7 @@ mod tests {
                 }],
                 routes: routes.into_iter().map(Arc::new).collect(),
                 backends: vec![backend("web/a:80", a), backend("web/b:80", b)],
-                certs: vec![],
+                ..RouteSet::default()
             };
             g.merge(RouteSet::from_ingress(&d))
         };

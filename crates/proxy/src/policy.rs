@@ -8,13 +8,15 @@
 //! A `scope = "global"` limit is decided by the shared store instead
 //! ([`crate::ratestore`]).
 //!
-//! A route may count each request in two limits (a Gateway API route with
-//! its own ClientAccessPolicy under its Gateway's): the request passes
-//! only when both have a token. The first is asked first; when the second
-//! refuses, a token the first (local) bucket gave is handed back, so a
-//! refused request costs nothing there. Two global limits cannot hand a
-//! token back (it is spent in Redis): there the first's token is spent,
-//! which can only make its limit stricter for a moment, never looser.
+//! A route may have several allow lists and count each request in several
+//! limits (a Gateway API route: its own ClientAccessPolicy's, its
+//! Gateway's, and the file's `[policy]`, which no tenant's object can
+//! lift): a client passes only when every list holds it and every limit
+//! has a token. Limits are asked in order, local ones first; when one
+//! refuses, the tokens earlier local buckets gave are handed back, so a
+//! refused request costs nothing there. A global limit cannot hand a
+//! token back (it is spent in Redis): there the token is spent, which can
+//! only make that limit stricter for a moment, never looser.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -43,19 +45,17 @@ pub enum Decision {
     Limited(u64),
 }
 
-/// Allow/deny lists and an optional rate limit.
+/// Allow/deny lists and rate limits.
 #[derive(Debug)]
 pub struct Policy {
-    /// When set, only these clients pass.
-    pub allow: Option<TrustedProxies>,
+    /// Only clients in every one of these lists pass (none: everyone).
+    pub allow: Vec<TrustedProxies>,
     /// These clients never pass.
     pub deny: TrustedProxies,
-    /// Per-client rate limit (shared by routes that inherit it).
-    pub rate: Option<Limit>,
-    /// A second limit every request must pass as well, asked after
-    /// `rate` (see the module docs): a Gateway ClientAccessPolicy's,
-    /// whose bucket all the Gateway's routes share.
-    pub also: Option<Limit>,
+    /// Per-client rate limits every request is counted in, local ones
+    /// first (see the module docs); a limit's buckets are shared by the
+    /// routes holding the same limit (a Gateway's, the file's `[policy]`).
+    pub limits: Vec<Limit>,
 }
 
 /// A rate limit of either scope.
@@ -68,22 +68,29 @@ pub enum Limit {
 }
 
 impl Policy {
+    /// Lets everyone in, unlimited.
+    pub fn open() -> Policy {
+        Policy { allow: Vec::new(), deny: TrustedProxies::none(), limits: Vec::new() }
+    }
+
     /// Decides for `client`, at `now` (global limits may wait for the
     /// store, at most its `timeout`).
     pub async fn check(&self, client: IpAddr, now: Instant, metrics: &Metrics) -> Decision {
-        if self.deny.contains(client) || self.allow.as_ref().is_some_and(|a| !a.contains(client)) {
+        if self.deny.contains(client) || self.allow.iter().any(|a| !a.contains(client)) {
             return Decision::Deny;
         }
-        let Some(first) = &self.rate else { return Decision::Allow };
-        let d = first.take(client, now, metrics).await;
-        let Some(also) = self.also.as_ref().filter(|_| d == Decision::Allow) else { return d };
-        let d = also.take(client, now, metrics).await;
-        if d != Decision::Allow {
-            if let Limit::Local(r) = first {
-                r.give_back(client, now);
+        for (i, limit) in self.limits.iter().enumerate() {
+            let d = limit.take(client, now, metrics).await;
+            if d != Decision::Allow {
+                for earlier in &self.limits[..i] {
+                    if let Limit::Local(r) = earlier {
+                        r.give_back(client, now);
+                    }
+                }
+                return d;
             }
         }
-        d
+        Decision::Allow
     }
 }
 
@@ -225,15 +232,25 @@ mod tests {
     #[tokio::test]
     async fn deny_then_allow_lists() {
         let p = Policy {
-            allow: Some(TrustedProxies::parse(["198.51.100.0/24"]).unwrap()),
+            allow: vec![TrustedProxies::parse(["198.51.100.0/24"]).unwrap()],
             deny: TrustedProxies::parse(["198.51.100.66"]).unwrap(),
-            rate: None,
-            also: None,
+            limits: Vec::new(),
         };
         let (now, m) = (Instant::now(), Metrics::default());
         assert_eq!(p.check(ip("198.51.100.1"), now, &m).await, Decision::Allow);
         assert_eq!(p.check(ip("198.51.100.66"), now, &m).await, Decision::Deny);
         assert_eq!(p.check(ip("203.0.113.1"), now, &m).await, Decision::Deny);
+        // Two lists (a tenant's under the operator's): the client must be
+        // in both, however wide one of them is.
+        let both = Policy {
+            allow: vec![
+                TrustedProxies::parse(["0.0.0.0/0", "::/0"]).unwrap(),
+                TrustedProxies::parse(["198.51.100.0/24"]).unwrap(),
+            ],
+            ..Policy::open()
+        };
+        assert_eq!(both.check(ip("198.51.100.1"), now, &m).await, Decision::Allow);
+        assert_eq!(both.check(ip("203.0.113.1"), now, &m).await, Decision::Deny);
     }
 
     fn local(per_second: f64, burst: f64) -> Limit {
@@ -250,12 +267,8 @@ mod tests {
     #[tokio::test]
     async fn a_request_takes_a_token_from_both_limits() {
         let gateway = local(0.001, 2.0);
-        let route = |per_second, burst| Policy {
-            allow: None,
-            deny: TrustedProxies::none(),
-            rate: Some(local(per_second, burst)),
-            also: Some(gateway.clone()),
-        };
+        let route =
+            |per_second, burst| Policy { limits: vec![local(per_second, burst), gateway.clone()], ..Policy::open() };
         let (r1, r2) = (route(0.001, 2.0), route(0.001, 2.0));
         let (now, m, c) = (Instant::now(), Metrics::default(), ip("198.51.100.7"));
         let passed = |d: &Decision| *d == Decision::Allow;
@@ -278,5 +291,30 @@ mod tests {
         assert!(passed(&tight.check(c2, at, &m).await));
         assert!(!passed(&tight.check(c2, at, &m).await));
         assert!(passed(&r1.check(c2, at, &m).await), "the Gateway's second token is still there");
+    }
+
+    /// Three limits (a route's, its Gateway's, the file's `[policy]`):
+    /// the last refusing gives both earlier tokens back.
+    #[tokio::test]
+    async fn a_refusal_by_the_last_limit_gives_every_earlier_token_back() {
+        let (route, gateway, file) = (local(0.001, 5.0), local(0.001, 5.0), local(0.001, 1.0));
+        let p = Policy { limits: vec![route.clone(), gateway.clone(), file], ..Policy::open() };
+        let (now, m, c) = (Instant::now(), Metrics::default(), ip("198.51.100.9"));
+        assert_eq!(p.check(c, now, &m).await, Decision::Allow);
+        for _ in 0..3 {
+            assert!(matches!(p.check(c, now, &m).await, Decision::Limited(_)));
+        }
+        // Only the one passed request took tokens from the first two.
+        let alone = Policy { limits: vec![route, gateway], ..Policy::open() };
+        let passed = passed_of(&alone, c, now, &m, 6).await;
+        assert_eq!(passed, 4, "5 - 1 tokens left in each");
+    }
+
+    async fn passed_of(p: &Policy, c: IpAddr, now: Instant, m: &Metrics, n: usize) -> usize {
+        let mut passed = 0;
+        for _ in 0..n {
+            passed += usize::from(p.check(c, now, m).await == Decision::Allow);
+        }
+        passed
     }
 }

@@ -78,7 +78,7 @@ pub struct Route {
     /// request.
     pub backends: Option<crate::gateway::Weighted>,
     /// Gateway API filters (empty for file and Ingress routes).
-    pub filters: crate::gateway::Filters,
+    pub filters: Arc<crate::gateway::Filters>,
     /// Gateway API: file listener name → the Gateway listener port
     /// clients reached (a redirect's default port).
     pub listener_ports: Vec<(String, u16)>,
@@ -285,13 +285,13 @@ mod tests {
             host: HostMatch::new(host),
             prefix: prefix.into(),
             upstream: Arc::new(Pool::for_tests(name)),
-            policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None, also: None }),
+            policy: Arc::new(Policy::open()),
             max_body_bytes: 0,
             https_redirect: false,
             metrics: std::sync::OnceLock::new(),
             gateway: None,
             backends: None,
-            filters: crate::gateway::Filters::default(),
+            filters: Arc::default(),
             listener_ports: vec![],
             only_listeners: vec![],
         }
@@ -333,8 +333,8 @@ mod tests {
                 listeners: vec!["gw".into()],
                 exact,
                 method: None,
-                headers: vec![],
-                query: vec![],
+                headers: Arc::default(),
+                query: Arc::default(),
                 except_hosts: vec![],
                 excepted_on: vec![],
             });
@@ -375,8 +375,8 @@ mod tests {
                 listeners: vec!["gw".into()],
                 exact: false,
                 method: None,
-                headers: vec![],
-                query: vec![],
+                headers: Arc::default(),
+                query: Arc::default(),
                 except_hosts: except.iter().map(|&e| e.to_owned()).collect(),
                 excepted_on: vec![],
             });
@@ -405,8 +405,8 @@ mod tests {
                 listeners: vec!["web".into()],
                 exact: false,
                 method: None,
-                headers: vec![],
-                query: vec![],
+                headers: Arc::default(),
+                query: Arc::default(),
                 except_hosts: vec![],
                 excepted_on: vec![],
             });
@@ -439,8 +439,14 @@ mod tests {
                 listeners: vec!["gw".into()],
                 exact: false,
                 method: m.map(Into::into),
-                headers: h.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
-                query: q.iter().map(|(a, b)| ((*a).into(), (*b).into())).collect(),
+                headers: h
+                    .iter()
+                    .map(|(a, b)| realip_kube::routes::ValueMatch { name: (*a).into(), value: (*b).into() })
+                    .collect(),
+                query: q
+                    .iter()
+                    .map(|(a, b)| realip_kube::routes::ValueMatch { name: (*a).into(), value: (*b).into() })
+                    .collect(),
                 except_hosts: vec![],
                 excepted_on: vec![],
             });

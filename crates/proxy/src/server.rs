@@ -52,6 +52,9 @@ pub enum Trigger {
     /// the Gateway API objects and Ingresses, merged, composed with the
     /// file from now on.
     Kubernetes(Option<RouteSet>),
+    /// The Kubernetes state sent before this one is complete (both sides
+    /// in): once it is composed, the proxy is ready.
+    KubernetesSynced,
 }
 
 /// Loads, validates and compiles the file: what `--check` runs.
@@ -137,6 +140,8 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
     // composition that changes it (status only: it converges).
     let (feedback_tx, feedback_rx) = watch::channel(realip_kube::routes::Feedback::default());
     let shared = Arc::new(Shared::new(snapshot, log));
+    // In Kubernetes mode not ready before the first complete composition.
+    shared.synced.store(kubernetes.is_none(), Ordering::SeqCst);
     // Signal handlers first: a SIGHUP sent as soon as we say "listening"
     // must reload, not kill (SIGHUP's default action).
     #[cfg(unix)]
@@ -158,29 +163,12 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
     if let (Some(cfg), Some(client)) =
         (kubernetes.map(|c| WatchConfig { binds: Some(binds_rx), feedback: Some(feedback_rx), ..c }), client)
     {
-        let (tx, mut rx) = watch::channel(realip_kube::watch::Published::default());
+        let (tx, rx) = watch::channel(realip_kube::watch::Published::default());
         event(
             &serde_json::json!({"event": "kubernetes_watch", "ingress_class": cfg.class, "namespace": cfg.namespace}),
         );
         tokio::spawn(realip_kube::watch::supervise(client, cfg, tx));
-        let triggers = triggers.clone();
-        // Ingresses and Gateway API objects arrive in one value (one update
-        // per watcher batch); the reloader gets one merged set (Gateway
-        // routes first, in their precedence order, then the Ingresses').
-        tokio::spawn(async move {
-            while rx.changed().await.is_ok() {
-                let set = {
-                    let p = rx.borrow_and_update();
-                    match (p.gateway.clone(), p.ingress.as_ref().map(RouteSet::from_ingress)) {
-                        (None, None) => None,
-                        (g, i) => Some(g.unwrap_or_default().merge(i.unwrap_or_default())),
-                    }
-                };
-                if triggers.send(Trigger::Kubernetes(set)).await.is_err() {
-                    break;
-                }
-            }
-        });
+        tokio::spawn(forward_kubernetes(rx, triggers.clone()));
     }
     tokio::spawn(flush_access_log(Arc::clone(&shared)));
     if !tasks.is_empty() {
@@ -379,10 +367,12 @@ async fn reloader_with(
     while let Some(first) = queue.recv().await {
         let mut next = Some(first);
         let mut file = false;
+        let mut synced = false;
         let mut latest: Option<Option<RouteSet>> = None;
         while let Some(t) = next {
             match t {
                 Trigger::Kubernetes(d) => latest = Some(d),
+                Trigger::KubernetesSynced => synced = true,
                 Trigger::File => file = true,
             }
             next = queue.try_recv().ok();
@@ -403,6 +393,11 @@ async fn reloader_with(
             }
             None => reload(&path, &shared, dynamic.as_ref(), &mut reported, &mut conversions),
         };
+        // Composed (a composition the file refuses is logged; the proxy
+        // serves what it had, and waiting longer would not change it).
+        if synced && !shared.synced.swap(true, Ordering::SeqCst) {
+            event(&serde_json::json!({"event": "kubernetes_synced"}));
+        }
         // Endpoints alone never change the binds.
         if let Some((tx, feedback)) = &to_controller {
             let now = crate::kubernetes::binds(&shared.snapshot.load().config);
@@ -423,6 +418,34 @@ async fn reloader_with(
                     }
                     changed
                 });
+            }
+        }
+    }
+}
+
+/// Hands every state the Kubernetes watcher publishes to the reloader:
+/// Ingresses and Gateway API objects arrive in one value (one update per
+/// watcher batch); the reloader gets one merged set (Gateway routes first,
+/// in their precedence order, then the Ingresses'), and once the state is
+/// complete, [`Trigger::KubernetesSynced`].
+async fn forward_kubernetes(mut rx: watch::Receiver<realip_kube::watch::Published>, triggers: mpsc::Sender<Trigger>) {
+    let mut synced = false;
+    while rx.changed().await.is_ok() {
+        let (set, ready) = {
+            let p = rx.borrow_and_update();
+            let set = match (p.gateway.clone(), p.ingress.as_ref().map(RouteSet::from_ingress)) {
+                (None, None) => None,
+                (g, i) => Some(g.unwrap_or_default().merge(i.unwrap_or_default())),
+            };
+            (set, p.ready)
+        };
+        if triggers.send(Trigger::Kubernetes(set)).await.is_err() {
+            return;
+        }
+        if ready && !synced {
+            synced = true;
+            if triggers.send(Trigger::KubernetesSynced).await.is_err() {
+                return;
             }
         }
     }
@@ -463,12 +486,21 @@ fn reload(
     let old = shared.snapshot.load_full();
     match check_with(path, dynamic, Some(&old), reported, conversions) {
         Ok(new) => {
+            // The sockets are bound once, at start: a reload that renames,
+            // adds or removes a listener or moves its address is refused
+            // as a whole (the connections of a renamed bind would find no
+            // settings, and the controller would be told of binds nobody
+            // listens on).
             let binds =
                 |s: &Snapshot| s.config.listeners.iter().map(|l| (l.name.clone(), l.bind.clone())).collect::<Vec<_>>();
-            if binds(&new) != binds(&old) {
-                event(
-                    &serde_json::json!({"event": "reload_warning", "note": "listener names or bind addresses changed; they apply after a restart"}),
-                );
+            let (now, then) = (binds(&new), binds(&old));
+            if now != then {
+                shared.metrics.reloads.inc(ReloadResult::Error);
+                let show =
+                    |b: &[(String, String)]| b.iter().map(|(n, a)| format!("{n}={a}")).collect::<Vec<_>>().join(", ");
+                event(&serde_json::json!({"event": "reload_failed",
+                    "error": format!("listener names or bind addresses changed (running: {}; file: {}): they take a restart; the running configuration stays", show(&then), show(&now))}));
+                return false;
             }
             match AccessLog::open(&new.config.log) {
                 Ok(log) => shared.log.store(Arc::new(log)),

@@ -347,6 +347,9 @@ impl Snapshot {
             p.pools.len() == pools.len()
                 && p.pools.iter().all(|(n, old)| pools.get(n).is_some_and(|new| Arc::ptr_eq(old, new)))
         });
+        // By the address and length of a route's filters (held by
+        // `config` while this runs, so never another list's).
+        let mut compiled_filters: HashMap<(usize, usize), Arc<crate::gateway::Filters>> = HashMap::new();
         for (i, r) in config.routes.iter().enumerate() {
             let old = compiled[i].filter(|old| {
                 pools_kept
@@ -376,29 +379,29 @@ impl Snapshot {
             let name = route_name(r);
             let mut deny = config.policy.deny.clone();
             deny.extend(r.deny.iter().cloned());
-            let rate = match r.rate {
-                Some(rate) => Some(limiter(&rate_scope(r, &name), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
-                None => global_rate.clone(),
-            };
+            // A file route's own allow list and rate replace `[policy]`'s
+            // (and so do an Ingress's annotations, as in ingress-nginx,
+            // whose annotations replace its ConfigMap's lists); a Gateway
+            // API route's, written by a tenant, are counted under it: the
+            // operator's `[policy]` is a floor no tenant's object lifts.
+            let floor = r.gateway.is_some();
+            let own_rate =
+                r.rate.map(|rate| limiter(&rate_scope(r, &name), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix)));
+            let file_rate = global_rate.clone().filter(|_| own_rate.is_none() || floor);
             let also = r
                 .also_rate
                 .as_ref()
                 .map(|(rate, scope)| limiter(scope, *rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix)));
-            // A local limit is asked first: it can hand its token back
-            // when the other refuses (see `crate::policy`).
-            let (rate, also) = match (rate, also) {
-                (Some(first), Some(second)) if !first.is_local() && second.is_local() => (Some(second), Some(first)),
-                (Some(first), also) => (Some(first), also),
-                (None, also) => (also, None),
-            };
+            // Local limits are asked first: they can hand their token back
+            // when a later one refuses (see `crate::policy`).
+            let mut limits: Vec<Limit> = own_rate.into_iter().chain(also).chain(file_rate).collect();
+            limits.sort_by_key(|l| !l.is_local());
+            let own_allow = r.allow.as_deref().map(|a| cidrs(a, &format!("route[{i}].allow"), &mut errs));
+            let file_allow = global_allow.clone().filter(|_| own_allow.is_none() || floor);
             let policy = Policy {
-                allow: match r.allow.as_deref() {
-                    Some(a) => Some(cidrs(a, &format!("route[{i}].allow"), &mut errs)),
-                    None => global_allow.clone(),
-                },
+                allow: own_allow.into_iter().chain(file_allow).collect(),
                 deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
-                rate,
-                also,
+                limits,
             };
             let backends = (!r.backends.is_empty()).then(|| {
                 crate::gateway::Weighted::new(
@@ -408,11 +411,22 @@ impl Snapshot {
                         .collect(),
                 )
             });
-            let filters = match crate::gateway::Filters::compile(&r.filters) {
-                Ok(f) => f,
-                Err(e) => {
-                    errs.push(format!("route[{i}] `{name}`.filters: {e}"));
-                    continue;
+            // Compiled once per rule: the routes one HTTPRoute rule expands
+            // to share its filters (see `RouteConfig::filters`).
+            let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len());
+            let filters = if let Some(f) = compiled_filters.get(&key) {
+                Arc::clone(f)
+            } else {
+                match crate::gateway::Filters::compile(&r.filters) {
+                    Ok(f) => {
+                        let f = Arc::new(f);
+                        compiled_filters.insert(key, Arc::clone(&f));
+                        f
+                    }
+                    Err(e) => {
+                        errs.push(format!("route[{i}] `{name}`.filters: {e}"));
+                        continue;
+                    }
                 }
             };
             routes.push(Arc::new(Route {

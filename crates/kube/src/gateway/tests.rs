@@ -4,7 +4,9 @@
 use super::objects::Objects;
 use super::status::{Cond, ObjectStatus, Status};
 use super::translate::{translate, Translation};
-use crate::routes::{PathMatch, ProxyMode, WeightedBackend};
+use crate::routes::{PathMatch, ProxyMode, Route, WeightedBackend};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 const BASE: &str = r"
 apiVersion: gateway.networking.k8s.io/v1
@@ -96,7 +98,7 @@ fn accepted_route_with_weighted_backends_and_gateway_status() {
     assert_eq!(r.listeners, ["gateway/infra/gw/http"]);
     assert_eq!((r.host.as_deref(), &r.path), (Some("app.example.com"), &PathMatch::SegmentPrefix("/".into())));
     assert_eq!(
-        r.backends,
+        *r.backends,
         [
             WeightedBackend { backend: Some("web/app:80".into()), weight: 90 },
             WeightedBackend { backend: Some("web/canary:80".into()), weight: 10 }
@@ -154,7 +156,7 @@ fn backend_references_and_reference_grants() {
     let cross = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: other, namespace: infra, port: 80}]}]\n";
     let t = run(&route("web", cross));
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "RefNotPermitted"));
-    assert_eq!(t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }], "500 for that share");
+    assert_eq!(*t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }], "500 for that share");
     let grant = "\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: infra}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}]\n  to: [{group: '', kind: Service}]\n";
     let t = run(&(route("web", cross) + grant));
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", true, "ResolvedRefs"));
@@ -1105,7 +1107,7 @@ fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
     for bad in ["httproute/web/r/0/0", "httproute/web/r/1/0"] {
         let r = by_name(bad);
         assert!(r.filters.is_empty(), "{r:?}");
-        assert_eq!(r.backends, [WeightedBackend { backend: None, weight: 1 }], "500");
+        assert_eq!(*r.backends, [WeightedBackend { backend: None, weight: 1 }], "500");
     }
     assert_eq!(by_name("httproute/web/r/2/0").backends[0].backend.as_deref(), Some("web/app:80"));
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status else { panic!() };
@@ -1120,7 +1122,7 @@ fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
     let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
     assert_eq!(cond(&parents[0].conditions, "Accepted").reason, "UnsupportedValue");
     assert!(parents[0].conditions.iter().all(|c| c.kind != "PartiallyInvalid"));
-    assert_eq!(t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }]);
+    assert_eq!(*t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }]);
 }
 
 /// [`run`] with the proxy's binds known: `(name, gateway_ports)`.
@@ -1273,9 +1275,10 @@ data: {{tls.crt: Q0VSVA==, tls.key: S0VZ}}
 }
 
 /// A route attached only to a listener no bind serves is `Accepted:
-/// False, Pending` (naming the port); it is still handed to the proxy,
-/// which logs it unserved. Attached to a served and an unserved listener,
-/// it is accepted.
+/// False, Pending` (naming the port); the proxy gets no route entry for it
+/// there, only its name (`pending`, once per route and listener), which it
+/// logs unserved. Attached to a served and an unserved listener, it is
+/// accepted, and served on the first only.
 #[test]
 fn a_route_on_unbound_listeners_only_is_pending() {
     let on = |section: &str| {
@@ -1286,13 +1289,67 @@ fn a_route_on_unbound_listeners_only_is_pending() {
     let a = cond(&parents[0].conditions, "Accepted");
     assert_eq!((a.status, a.reason), (false, "Pending"));
     assert!(a.message.contains("8080"), "{}", a.message);
-    assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"], "the proxy reports it");
+    let same =
+        crate::routes::PendingRoute { origin: "httproute/infra/r".into(), listener: "gateway/infra/gw/same".into() };
+    assert!(t.routes.routes.is_empty(), "{:?}", t.routes.routes);
+    assert_eq!(t.routes.pending, *std::slice::from_ref(&same), "the proxy reports it");
     let t = run_with_binds(&on(""), &[("web", &[80][..])]);
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
+    assert_eq!(t.routes.routes.len(), 1);
+    assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/http"]);
+    assert_eq!(t.routes.pending, [same]);
     // Once a bind serves 8080 the route is accepted there too.
     let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80][..]), ("alt", &[8080][..])]);
     assert_eq!(first_ref(&t, "HTTPRoute", "infra", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/gw/same"]);
+    assert!(t.routes.pending.is_empty());
+}
+
+/// Review 14 F4: an HTTPRoute expands to a route per parent, hostname and
+/// match. Those of one rule share its match data, filters and backends
+/// (one allocation, not a copy per route), and none is made for a listener
+/// no bind serves (only named, once).
+#[test]
+fn a_big_route_shares_its_rules_and_is_not_expanded_where_unbound() {
+    let value = "v".repeat(4096);
+    let rule = |r: usize| {
+        let matches: Vec<String> = (0..3)
+            .map(|m| format!("{{path: {{type: PathPrefix, value: /r{r}m{m}}}, headers: [{{name: x-pad, value: {value}{r}{m}}}]}}"))
+            .collect();
+        format!(
+            "{{matches: [{}], filters: [{{type: RequestHeaderModifier, requestHeaderModifier: {{set: [{{name: x-set, value: {value}}}]}}}}], \
+             backendRefs: [{{name: other, port: 80}}]}}",
+            matches.join(", ")
+        )
+    };
+    let route = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: infra}}\nspec:\n  \
+         parentRefs: [{{name: gw, namespace: infra}}]\n  hostnames: [a.example.com, b.example.com, c.example.com]\n  \
+         rules: [{}, {}]\n",
+        rule(0),
+        rule(1)
+    );
+    // Port 8080 (`same`) unbound: 3 hosts × 6 matches on `http` only.
+    let t = run_with_binds(&route, &[("web", &[80][..])]);
+    let routes = &t.routes.routes;
+    assert_eq!(routes.len(), 18);
+    assert!(routes.iter().all(|r| r.listeners == ["gateway/infra/gw/http"]), "{routes:?}");
+    let same =
+        crate::routes::PendingRoute { origin: "httproute/infra/r".into(), listener: "gateway/infra/gw/same".into() };
+    assert_eq!(t.routes.pending, [same]);
+    // One allocation per match (headers, query) and per rule (filters,
+    // backends), whatever the number of hosts.
+    let distinct = |f: &dyn Fn(&Route) -> usize| routes.iter().map(|r| f(r)).collect::<BTreeSet<usize>>().len();
+    assert_eq!(distinct(&|r| Arc::as_ptr(&r.headers).cast::<()>().addr()), 6);
+    assert_eq!(distinct(&|r| Arc::as_ptr(&r.query).cast::<()>().addr()), 6);
+    assert_eq!(distinct(&|r| Arc::as_ptr(&r.filters).cast::<()>().addr()), 2);
+    assert_eq!(distinct(&|r| Arc::as_ptr(&r.backends).cast::<()>().addr()), 2);
+    assert!(routes.iter().all(|r| r.headers[0].value.len() == 4098 && r.filters.len() == 1));
+    // Both ports bound: the same routes, each on both listeners.
+    let t = run_with_binds(&route, &[("web", &[80][..]), ("alt", &[8080][..])]);
+    assert_eq!(t.routes.routes.len(), 18);
+    assert!(t.routes.routes.iter().all(|r| r.listeners.len() == 2));
+    assert!(t.routes.pending.is_empty());
 }
 
 /// One object of the cache test's world, with the uid and

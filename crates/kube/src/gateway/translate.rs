@@ -72,8 +72,11 @@
 //!   with the others); a Gateway or ListenerSet with an accepted listener
 //!   that is not programmed is `Programmed: False`; a route attached only
 //!   to such listeners is `Accepted: False, Pending` (counted in
-//!   `attachedRoutes`; on a listener no bind serves it is still handed to
-//!   the proxy, which logs it unserved);
+//!   `attachedRoutes`; on a listener no bind serves it is named to the
+//!   proxy in [`RouteSet::pending`], once per route and listener, which
+//!   the proxy logs unserved, and none of its routes is handed over
+//!   there: an HTTPRoute expands to a route per parent, hostname and
+//!   match, and those would serve nothing);
 //!   so does a ClientAccessPolicy ([`Inputs::last_good_access`]); a
 //!   ClientAccessPolicy target that is a Gateway with `sectionName` is
 //!   `Invalid` (that target only, the policy's others attach);
@@ -455,6 +458,11 @@ struct Lst<'a> {
     closed: Option<String>,
     /// The streams of connections it would be served on ([`streams`]).
     streams: Vec<Stream>,
+    /// The proxy's binds are known and none serves it (its port is in
+    /// no `gateway_ports`, or HTTPS without `tls.kubernetes`): it is
+    /// handed over (`emitted`) but routes attached to it are only named
+    /// ([`RoutePart::pending`]).
+    unbound: bool,
     /// The streams where it conflicts with an older listener, with the
     /// reason and message: it is not served there. Lost on all of them,
     /// it is `Conflicted` and not served at all; on some, it is served on
@@ -730,7 +738,7 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
 }
 
 /// A validated match: path, method, headers, query.
-type MatchOut = (PathMatch, Option<String>, Vec<ValueMatch>, Vec<ValueMatch>);
+type MatchOut = (PathMatch, Option<String>, Arc<[ValueMatch]>, Arc<[ValueMatch]>);
 /// A reason and a message.
 type Why = (&'static str, String);
 /// Validated rules and the first unresolved reference, or why the route is unsupported.
@@ -745,8 +753,10 @@ struct RuleOut {
     id: String,
     name: Option<String>,
     matches: Vec<MatchOut>,
-    filters: Vec<Filter>,
-    backends: Vec<WeightedBackend>,
+    /// (Shared by every route the rule expands to, as the matches' headers
+    /// and query: see `Route::headers`.)
+    filters: Arc<[Filter]>,
+    backends: Arc<[WeightedBackend]>,
     /// A filter the proxy cannot apply as written (the field and why):
     /// the rule is served as 500 (filters dropped, one unresolved
     /// backend), so its requests never fall through to another route.
@@ -884,6 +894,7 @@ fn path_problem(value: &str) -> Option<String> {
 
 /// Validates a route's rules. `Err` = unsupported (reason, message);
 /// otherwise the rules and the first unresolved reference (reason, message).
+#[allow(clippy::too_many_lines)] // one pass over the rules, each check in spec order
 fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends: &mut Vec<BackendRef>) -> Rules {
     let ns = ns_of(&route.metadata);
     let default_rule = [HttpRouteRule::default()];
@@ -936,12 +947,13 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends
             };
             let headers = exact(&m.headers, "headers", true)?;
             let query = exact(&m.query_params, "queryParams", false)?;
-            r.matches.push((path, m.method.as_ref().map(|s| s.to_ascii_uppercase()), headers, query));
+            r.matches.push((path, m.method.as_ref().map(|s| s.to_ascii_uppercase()), headers.into(), query.into()));
         }
+        let mut filters = Vec::with_capacity(rule.filters.len());
         for (k, f) in rule.filters.iter().enumerate() {
-            r.filters.push(filter(f, &format!("{at}.filters[{k}]")).map_err(unsupported)?);
+            filters.push(filter(f, &format!("{at}.filters[{k}]")).map_err(unsupported)?);
         }
-        let prefix_rewrite = r.filters.iter().any(|f| {
+        let prefix_rewrite = filters.iter().any(|f| {
             matches!(
                 f,
                 Filter::Redirect { path: Some(PathRewrite::Prefix(_)), .. }
@@ -956,9 +968,10 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends
         // Checked after the combinations above (an unsupported one takes
         // the whole route off); a value the proxy cannot apply takes only
         // this rule, which answers 500 (below).
-        if let Some((k, why)) = crate::routes::filters_problem(&r.filters) {
+        if let Some((k, why)) = crate::routes::filters_problem(&filters) {
             r.invalid = Some(format!("{at}.filters[{k}].{why}"));
         }
+        let mut weighted = Vec::with_capacity(rule.backend_refs.len());
         for (k, b) in rule.backend_refs.iter().enumerate() {
             if !b.filters.is_empty() {
                 return Err(unsupported(format!("{at}.backendRefs[{k}].filters is not supported")));
@@ -971,21 +984,23 @@ fn rules(route: &HttpRoute, inp: &Inputs<'_>, index: &ServiceIndex<'_>, backends
             };
             match backend(&ns, b, inp, index) {
                 Ok(be) => {
-                    r.backends.push(WeightedBackend { backend: Some(be.name), weight });
+                    weighted.push(WeightedBackend { backend: Some(be.name), weight });
                     if let Some(port) = b.port {
                         backends.push((b.namespace.clone().unwrap_or_else(|| ns.clone()), b.name.clone(), port));
                     }
                 }
                 Err(e) => {
                     unresolved.get_or_insert(e);
-                    r.backends.push(WeightedBackend { backend: None, weight });
+                    weighted.push(WeightedBackend { backend: None, weight });
                 }
             }
         }
         if r.invalid.is_some() {
-            r.filters.clear();
-            r.backends = vec![WeightedBackend { backend: None, weight: 1 }];
+            filters.clear();
+            weighted = vec![WeightedBackend { backend: None, weight: 1 }];
         }
+        r.filters = filters.into();
+        r.backends = weighted.into();
         out.push(r);
     }
     Ok((out, unresolved))
@@ -1196,8 +1211,8 @@ fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option
     if won.is_empty() {
         return None;
     }
-    let own = e.on_rule.as_ref().and_then(|k| won.get(k)).or_else(|| won.get(&e.on_route));
-    match (won.get(&e.on_gateway), own) {
+    let own = e.on_rule.as_ref().and_then(|k| won.get(&**k)).or_else(|| won.get(&*e.on_route));
+    match (won.get(&*e.on_gateway), own) {
         (Some(g), Some(own)) => Some(Cow::Owned(floor(g, own))),
         (g, own) => own.or(g).map(Cow::Borrowed),
     }
@@ -1685,8 +1700,8 @@ type Precedence = (
     u8,
     std::cmp::Reverse<usize>,
     std::cmp::Reverse<usize>,
-    String,
-    String,
+    Arc<str>,
+    Arc<str>,
     usize,
     usize,
 );
@@ -1725,12 +1740,13 @@ impl<'i> RouteCtx<'_, 'i, '_> {
 #[derive(Debug)]
 struct PartEntry {
     precedence: Precedence,
-    route: Route,
+    /// (Served as is when no access policy applies to it.)
+    route: Arc<Route>,
     /// The rule, when it has a name (a policy can target it).
-    on_rule: Option<TargetKey>,
-    on_route: TargetKey,
+    on_rule: Option<Arc<TargetKey>>,
+    on_route: Arc<TargetKey>,
     /// The Gateway it is served on.
-    on_gateway: TargetKey,
+    on_gateway: Arc<TargetKey>,
 }
 
 /// A Service port a route's rules resolved: (namespace, name, port).
@@ -1759,6 +1775,10 @@ struct RoutePart {
     rule_names: Vec<String>,
     /// Listeners it is attached to (indexes, sorted, once each).
     attached: Vec<usize>,
+    /// Listeners it is attached to that no bind of the proxy serves
+    /// ([`Lst::unbound`]): it has no entries there (see
+    /// [`RouteSet::pending`]). Full names, sorted, once each.
+    pending: Vec<String>,
     /// `entries` as last served, with their access rules: reused while
     /// those rules stay the same.
     served: std::sync::Mutex<Vec<Arc<Route>>>,
@@ -1959,7 +1979,10 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
     let mut backends: Vec<BackendRef> = Vec::new();
     let mut rule_names: Vec<String> = Vec::new();
     let mut attached: Vec<usize> = Vec::new();
+    let mut pending: Vec<String> = Vec::new();
     let (rns, rname) = (ns_of(&route.metadata), name_of(&route.metadata));
+    let on_route: Arc<TargetKey> = Arc::new(("HTTPRoute".to_owned(), rns.clone(), rname.clone(), None));
+    let route_key: Arc<str> = format!("{rns}/{rname}").into();
     let mut parents = Vec::new();
     let mut validated: Option<Rules> = None;
     for pref in &route.spec.parent_refs {
@@ -2066,8 +2089,8 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         };
         // Attached (served) when accepted, or refused only for rules
         // that answer 500 (`invalid`: v is Ok, so this reason is its).
-        // Pending routes are handed over too (the proxy logs them
-        // unserved on ctx.listeners no bind serves).
+        // Pending routes are named to the proxy (which logs them
+        // unserved) on the listeners no bind serves.
         let ok = accepted.status
             || (invalid.is_some() && accepted.reason == "UnsupportedValue")
             || accepted.reason == "Pending";
@@ -2084,10 +2107,20 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         for &(i, _) in &hosts_by_listener {
             attached.push(i);
         }
-        // Handed over on the ctx.listeners that can serve it.
-        hosts_by_listener.retain(|(i, _)| ctx.listeners[*i].emitted());
+        // Handed over on the ctx.listeners that can serve it; on those no
+        // bind serves, only named (`pending`): a route per hostname and
+        // match there would serve nothing, yet cost the proxy as much as
+        // served ones (review 14, F4).
+        hosts_by_listener.retain(|(i, _)| {
+            let l = &ctx.listeners[*i];
+            if l.emitted() && l.unbound {
+                pending.push(l.full_name.clone());
+            }
+            l.emitted() && !l.unbound
+        });
         let Some(&(first, _)) = hosts_by_listener.first() else { continue };
         let gateway = ctx.listeners[first].gateway.clone();
+        let on_gateway: Arc<TargetKey> = Arc::new(("Gateway".to_owned(), gateway.0.clone(), gateway.1.clone(), None));
         // (host, hosts left to more specific listeners) → listeners
         let mut by_host: BTreeMap<(Option<String>, Vec<String>), Vec<String>> = BTreeMap::new();
         for (i, hs) in &hosts_by_listener {
@@ -2096,10 +2129,13 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
             }
         }
         let born = created(&route.metadata);
+        let born_key: Arc<str> = born.as_str().into();
         for rule in rule_outs {
             if let Some(n) = &rule.name {
                 rule_names.push(n.clone());
             }
+            let on_rule: Option<Arc<TargetKey>> =
+                rule.name.clone().map(|n| Arc::new(("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(n))));
             for (mi, (path, method, headers, query)) in rule.matches.iter().enumerate() {
                 for ((host, except), ls) in &by_host {
                     let host_rank = match host {
@@ -2120,8 +2156,8 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
                         u8::from(method.is_none()),
                         std::cmp::Reverse(headers.len()),
                         std::cmp::Reverse(query.len()),
-                        born.clone(),
-                        format!("{rns}/{rname}"),
+                        Arc::clone(&born_key),
+                        Arc::clone(&route_key),
                         rule_index,
                         mi,
                     );
@@ -2145,10 +2181,10 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
                         host: host.clone(),
                         path: path.clone(),
                         method: method.clone(),
-                        headers: headers.clone(),
-                        query: query.clone(),
-                        filters: rule.filters.clone(),
-                        backends: rule.backends.clone(),
+                        headers: Arc::clone(headers),
+                        query: Arc::clone(query),
+                        filters: Arc::clone(&rule.filters),
+                        backends: Arc::clone(&rule.backends),
                         access: None,
                         max_body: None,
                         ssl_redirect: false,
@@ -2156,13 +2192,10 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
                     };
                     entries.push(PartEntry {
                         precedence: key,
-                        route: r,
-                        on_rule: rule
-                            .name
-                            .clone()
-                            .map(|n| ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(n))),
-                        on_route: ("HTTPRoute".to_owned(), rns.clone(), rname.clone(), None),
-                        on_gateway: ("Gateway".to_owned(), gateway.0.clone(), gateway.1.clone(), None),
+                        route: Arc::new(r),
+                        on_rule: on_rule.clone(),
+                        on_route: Arc::clone(&on_route),
+                        on_gateway: Arc::clone(&on_gateway),
                     });
                 }
             }
@@ -2185,11 +2218,15 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         let n = seen_names.entry(e.route.name.clone()).or_insert(0);
         *n += 1;
         if *n > 1 {
-            e.route.name = format!("{}#{n}", e.route.name);
+            // (Not shared yet: no copy.)
+            let r = Arc::make_mut(&mut e.route);
+            r.name = format!("{}#{n}", r.name);
         }
     }
     attached.sort_unstable();
     attached.dedup();
+    pending.sort_unstable();
+    pending.dedup();
     RoutePart {
         version: version(&route.metadata),
         uid: route.metadata.uid.clone(),
@@ -2199,6 +2236,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         backends,
         rule_names,
         attached,
+        pending,
         served: std::sync::Mutex::new(Vec::new()),
     }
 }
@@ -2325,6 +2363,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 certs: Vec::new(),
                 closed: None,
                 streams,
+                unbound: false,
                 lost: BTreeMap::new(),
             };
             check_listener(&mut lst, &listeners, inp, &mut certs);
@@ -2340,6 +2379,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         let https = l.spec.protocol == "HTTPS";
         let port = u16::try_from(l.spec.port).unwrap_or(0);
         let Some(why) = inp.binds.as_deref().and_then(|b| unbound(b, port, https)) else { continue };
+        l.unbound = true;
         for c in l.conds.iter_mut().filter(|c| c.kind == "Programmed") {
             *c = Cond::new("Programmed", false, "Invalid", why.clone());
         }
@@ -2545,10 +2585,14 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         let same = served.len() == p.entries.len()
             && served.iter().zip(&p.entries).all(|(r, e)| r.access.as_ref() == access_for(&access_won, e).as_deref());
         if !same {
+            // An entry no policy applies to is served as it is (shared).
             *served = p
                 .entries
                 .iter()
-                .map(|e| Arc::new(Route { access: access_for(&access_won, e).map(Cow::into_owned), ..e.route.clone() }))
+                .map(|e| match access_for(&access_won, e) {
+                    None => Arc::clone(&e.route),
+                    Some(a) => Arc::new(Route { access: Some(a.into_owned()), ..(*e.route).clone() }),
+                })
                 .collect();
         }
     }
@@ -2709,11 +2753,20 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     cache.endpoints = endpoints;
     cache.index = endpoints.and(services.get().and_then(ServiceIndex::positions).or(positions));
     let used_certs: BTreeSet<&String> = specs.iter().flat_map(|l| &l.certs).collect();
+    let mut pending: Vec<crate::routes::PendingRoute> = parts
+        .iter()
+        .flat_map(|p| {
+            let origin = format!("httproute/{}/{}", p.name.0, p.name.1);
+            p.pending.iter().map(move |l| crate::routes::PendingRoute { origin: origin.clone(), listener: l.clone() })
+        })
+        .collect();
+    pending.sort();
     let route_set = RouteSet {
         backends,
         certs: certs.values().filter(|c| used_certs.contains(&c.name)).cloned().collect(),
         listeners: specs,
         routes,
+        pending,
     };
     Translation { routes: route_set, statuses, ip_in_force, access_in_force }
 }
