@@ -3166,7 +3166,8 @@ mod tests {
 
         // A newer HTTPRoute on `ing` (port 8080): the Ingress is older
         // there, so it keeps the host there and that route is not served.
-        let (c, problems, _) = compose_checked(file("gateway_ports = [8080]\n"), Some(&set(vec![grab, shop, late])));
+        let (c, problems, _) =
+            compose_checked(file("gateway_ports = [8080]\n"), Some(&set(vec![grab, shop.clone(), late])));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].route, "httproute/evil/late/0/0");
         assert_eq!(
@@ -3176,5 +3177,28 @@ mod tests {
         let snap = crate::snapshot::Snapshot::build(c).unwrap();
         assert_eq!(at(&snap, "http").as_deref(), Some(grab_name));
         assert_eq!(at(&snap, "ing").as_deref(), Some(shop_name));
+
+        // The same with host-less routes: the older one takes the host on
+        // `http`, the newer one leaves it out on `ing` (its only bind) and
+        // keeps its other hosts.
+        let hostless = |name: &str, listener: &str, created: &str| Route {
+            created: created.into(),
+            ..app_route(name, name.trim_end_matches("/0/0"), vec![format!("gateway/evil/gw/{listener}")], None)
+        };
+        let all = hostless("httproute/evil/all/0/0", "http", "2025-01");
+        let rest = hostless("httproute/evil/rest/0/0", "alt", "2027-01");
+        let (c, problems, warnings) =
+            compose_checked(file("gateway_ports = [8080]\n"), Some(&set(vec![all, shop, rest])));
+        assert!(problems.is_empty(), "{problems:?}");
+        let mut said: Vec<(&str, &str)> = warnings.iter().map(|w| (w.route.as_str(), w.message.as_str())).collect();
+        said.sort_unstable();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].0 == "httproute/evil/rest/0/0" && said[0].1.starts_with("host shop.example.com left out: "));
+        assert!(said[1].0 == shop_name && said[1].1.contains("owned by HTTPRoute evil/all"), "{said:?}");
+        let snap = crate::snapshot::Snapshot::build(c).unwrap();
+        assert_eq!(at(&snap, "http").as_deref(), Some("httproute/evil/all/0/0"));
+        assert_eq!(at(&snap, "ing").as_deref(), Some(shop_name));
+        let other = snap.routes.find("ing", "other.example.com", "/").map(|r| r.name.to_string());
+        assert_eq!(other.as_deref(), Some("httproute/evil/rest/0/0"));
     }
 }
