@@ -60,7 +60,8 @@ pub struct PathRule {
     pub rewrite: Option<Rewrite>,
     /// The path as the Ingress wrote it (a canary names its main Ingress's path this way).
     pub raw: String,
-    /// Its pathType as written (`ImplementationSpecific` when absent).
+    /// Its pathType as ingress-nginx holds it (absent or
+    /// `ImplementationSpecific` became `Prefix`: [`crate::merge::nginx_path_type`]).
     pub path_type: String,
 }
 
@@ -76,7 +77,7 @@ pub struct Denied {
     pub value: String,
     /// The path as the Ingress wrote it.
     pub raw: String,
-    /// Its pathType as written.
+    /// Its pathType as ingress-nginx holds it.
     pub path_type: String,
     /// Only the string-prefix remainder of an ImplementationSpecific
     /// location is denied (`/admin.php`, `/adminx` of `location /admin`):
@@ -1211,7 +1212,7 @@ pub fn plan<'a>(
         for p in rule.at(&["http", "paths"]).map(Node::items).unwrap_or_default() {
             // ingress-nginx serves an empty path as `/`.
             let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
-            let ptype = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific");
+            let ptype = crate::merge::nginx_path_type(p.str_at(&["pathType"]), setup);
             let regex_mode = use_regex || rewrite_target.is_some();
             let mut deny = |e: String, path_entries: &mut Vec<(String, Status, String, String)>| {
                 let (kind, value) = deny_match(&path, ptype == "Exact" && !regex_mode, regex_mode);
@@ -1273,11 +1274,11 @@ pub fn plan<'a>(
                 && matches!(converted, Ok((PathKind::Prefix, _, _)));
             let restricted = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
             if string_prefix && restricted {
-                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
+                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
                 continue;
             }
             if string_prefix {
-                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
+                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
             }
             match converted {
                 Ok((kind, value, rewrite)) => {

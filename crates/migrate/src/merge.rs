@@ -8,7 +8,10 @@
 //! only add weights to their main Ingress). For each host:
 //! - the first Ingress to define a location (same path string, empty = `/`,
 //!   and same `pathType`) keeps it; later ones with the same location are
-//!   ignored ("Location already configured");
+//!   ignored ("Location already configured"). The pathType is the one the
+//!   store holds: `k8s.SetDefaultNGINXPathType` (every controller since
+//!   v0.31) rewrites an absent or `ImplementationSpecific` pathType to
+//!   `Prefix` before anything is merged or rendered ([`nginx_path_type`]);
 //! - the first Ingress to name the host creates its server, whose root
 //!   location `/` (Prefix) falls back to that Ingress's `spec.defaultBackend`
 //!   (else the controller's default backend, a 404), with its annotations;
@@ -35,7 +38,7 @@ pub struct Shadow {
     pub host: Option<String>,
     /// The path as written (empty became `/`).
     pub path: String,
-    /// Its pathType as written (`ImplementationSpecific` when absent).
+    /// Its pathType as ingress-nginx holds it ([`nginx_path_type`]).
     pub path_type: String,
     /// `Kind/ns/name` of the Ingress that keeps it.
     pub winner: String,
@@ -67,6 +70,26 @@ fn created(o: &Object) -> Option<&str> {
         && b.get(10) == Some(&b'T')
         && b.get(19) == Some(&b'Z');
     shape.then_some(t)
+}
+
+/// The pathType ingress-nginx holds for a path written with `written`
+/// (`None`: absent). Its store (`syncIngress`, and `toIngress` for the
+/// admission check) calls `k8s.SetDefaultNGINXPathType`, which turns an
+/// absent or `ImplementationSpecific` pathType into `Prefix` in every
+/// controller since v0.31 (read in v0.34 … v1.15.1), and since v0.41
+/// (#6389) a Prefix path is `location /admin/` + `location = /admin`: the
+/// path is exactly a Prefix path, merged with another Ingress's `Prefix
+/// /admin`. A controller known to be older than v0.41 rendered
+/// `location /admin`, a string prefix: kept as `ImplementationSpecific`
+/// (its own Prefix paths, string prefixes too then, are not modelled).
+/// An unknown version is taken as current.
+pub fn nginx_path_type<'s>(written: Option<&'s str>, setup: &Setup<'_>) -> &'s str {
+    let old = crate::setup::controller_version(setup).is_some_and(|v| v < (0, 41));
+    match written {
+        None | Some("ImplementationSpecific") if old => "ImplementationSpecific",
+        None | Some("ImplementationSpecific") => "Prefix",
+        Some(t) => t,
+    }
 }
 
 /// Whether `o` is a canary Ingress (ingress-nginx reads `canary` with
@@ -111,7 +134,7 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
             }
             for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
                 let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
-                let path_type = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific").to_owned();
+                let path_type = nginx_path_type(p.str_at(&["pathType"]), setup).to_owned();
                 let key = (host.clone(), path.clone(), path_type.clone());
                 match owners.get(&key) {
                     Some((winner, timed)) => m.shadowed.entry(o.id()).or_default().push(Shadow {

@@ -1,0 +1,98 @@
+//! The thirteenth review's findings, each a table on both targets with the
+//! reviewer's inputs (/tmp/mrev13-in): ImplementationSpecific paths held as
+//! Prefix by ingress-nginx (R13-6), the catch-all default backend against a
+//! host-less `/` rule (R13-5), `--enable-ssl-passthrough` (R13-1), an
+//! http-snippet `server {}` taking a host (R13-2), and the ConfigMap
+//! values of R13-3, R13-4, R13-7 and R13-8.
+
+mod common;
+
+use common::{controller_at, ing_at, open_policies, routes, run};
+use realip_migrate::{Migration, Target};
+
+const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
+
+/// `ing_at` with the path's pathType replaced (`None`: the line removed).
+fn ing_typed(name: &str, year: u32, path: &str, path_type: Option<&str>, anns: &[(&str, &str)]) -> String {
+    let doc = ing_at("web", name, year, path, anns);
+    match path_type {
+        Some(t) => doc.replacen("pathType: Prefix", &format!("pathType: {t}"), 1),
+        None => doc.replacen("        pathType: Prefix\n", "", 1),
+    }
+}
+
+/// Which of `m`'s open routes carry a (non-deny-all) policy.
+fn restricted(m: &Migration) -> Vec<String> {
+    let mut out: Vec<String> = open_policies(m)
+        .iter()
+        .flat_map(|p| {
+            p["spec"]["targetRefs"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+const ALLOW: [(&str, &str); 1] = [("whitelist-source-range", "203.0.113.0/24")];
+
+/// R13-6 (is1, is2): ingress-nginx's store turns an absent or
+/// ImplementationSpecific pathType into Prefix (SetDefaultNGINXPathType,
+/// v0.34 … v1.15.1) before merging: `/admin` ImplementationSpecific and
+/// `/admin` Prefix are one location, the older Ingress's; an allow-listed
+/// ImplementationSpecific `/admin` beside an open `/` converts as the
+/// Prefix equivalent (no deny-all, no string-prefix remainder).
+#[test]
+fn implementation_specific_is_prefix() {
+    type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+    // (name, tag, older allow-listed /admin's pathType, newer open /admin's pathType, open routes, restricted routes)
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("is1", "v1.15.1", Some("ImplementationSpecific"), Some("Prefix"), &["o-admin"], &["o-admin"]),
+        ("is1 v1.9.6", "v1.9.6", Some("ImplementationSpecific"), Some("Prefix"), &["o-admin"], &["o-admin"]),
+        ("is1 reversed", "v1.15.1", Some("Prefix"), Some("ImplementationSpecific"), &["o-admin"], &["o-admin"]),
+        ("is1 no pathType", "v1.11.3", None, Some("Prefix"), &["o-admin"], &["o-admin"]),
+        ("both ImplementationSpecific", "v1.15.1", Some("ImplementationSpecific"), Some("ImplementationSpecific"), &["o-admin"], &["o-admin"]),
+        ("control: Exact newer", "v1.15.1", Some("ImplementationSpecific"), Some("Exact"), &["n-open", "o-admin"], &["o-admin"]),
+    ];
+    for target in BOTH {
+        for &(name, tag, old_t, new_t, open, limited) in rows {
+            let docs = [
+                controller_at(tag, &[], &[]),
+                ing_typed("o-admin", 2020, "/admin", old_t, &ALLOW),
+                ing_typed("n-open", 2022, "/admin", new_t, &[]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), open, "{name} {target:?}:\n{text}");
+            assert!(routes(&m, true).is_empty(), "{name} {target:?}: denied {:?}\n{text}", routes(&m, true));
+            assert_eq!(restricted(&m), limited, "{name} {target:?}:\n{text}");
+            assert!(!text.contains("string prefix"), "{name} {target:?}:\n{text}");
+        }
+        // is2: site `/` + allow-listed `/admin`, both ImplementationSpecific.
+        for (tag, types) in [("v1.15.1", [Some("ImplementationSpecific"); 2]), ("v1.12.8", [None, None])] {
+            let docs = [
+                controller_at(tag, &[], &[]),
+                ing_typed("site", 2020, "/", types[0], &[]),
+                ing_typed("admin", 2021, "/admin", types[1], &ALLOW),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), ["admin", "site"], "is2 {tag} {target:?}:\n{text}");
+            assert!(routes(&m, true).is_empty(), "is2 {tag} {target:?}:\n{text}");
+            assert_eq!(restricted(&m), ["admin"], "is2 {tag} {target:?}:\n{text}");
+            assert!(!m.report.incomplete(), "is2 {tag} {target:?}:\n{text}");
+        }
+        // A canary written ImplementationSpecific next to a Prefix main: one location.
+        let canary = [("canary", "true"), ("canary-weight", "10")];
+        let docs = [
+            controller_at("v1.15.1", &[], &[]),
+            ing_typed("m-main", 2020, "/", Some("Prefix"), &[]),
+            ing_typed("c-can", 2021, "/", Some("ImplementationSpecific"), &canary),
+        ];
+        let m = run(&docs, target);
+        let text = m.report.text();
+        assert_eq!(routes(&m, false), ["m-main"], "canary {target:?}:\n{text}");
+        assert!(!text.contains("no main (non-canary) Ingress"), "canary {target:?}:\n{text}");
+    }
+}
