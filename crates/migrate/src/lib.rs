@@ -1021,7 +1021,9 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
             &s.path,
             &format!("the path is left out: shadowed by {} (see its entry)", s.winner),
         );
-        let how = if s.by_name {
+        let how = if s.catch_all {
+            "that Ingress has no rules and its spec.defaultBackend is the catch-all server's: createServers makes it the root location `/` of the server for requests no host takes before any rule's path is placed, whatever the two Ingresses' ages (`Location already configured` for this one)"
+        } else if s.by_name {
             "a creationTimestamp is missing (manifests, not a cluster): the Ingress without one counts as the newer, equal ones are ordered by namespace/name descending as ingress-nginx does; check which one your cluster really serves"
         } else {
             "it is older (creationTimestamp; ties go to the greater namespace/name)"

@@ -16,7 +16,11 @@
 //!   location `/` (Prefix) falls back to that Ingress's `spec.defaultBackend`
 //!   (else the controller's default backend, a 404), with its annotations;
 //! - an Ingress with a `defaultBackend` and *no* rules is the backend of the
-//!   catch-all server `_` (the first such one only).
+//!   catch-all server `_` (the first such one only): `createServers` runs
+//!   for every Ingress before any path is placed and makes it the root
+//!   location `/` (Prefix) of `_`, so a host-less `/` Prefix rule of any
+//!   Ingress, older or not, finds that location configured and is not
+//!   served.
 //!
 //! Invariant: a host+path that two Ingresses claim is emitted once, for the
 //! Ingress ingress-nginx serves it from, even when that Ingress is itself
@@ -44,6 +48,9 @@ pub struct Shadow {
     pub winner: String,
     /// The decision compared names only: a creationTimestamp was missing.
     pub by_name: bool,
+    /// The winner is the catch-all server's default backend (age and
+    /// name play no part).
+    pub catch_all: bool,
 }
 
 /// The merge of every Ingress of the class.
@@ -118,13 +125,22 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
     // (host, path, pathType) -> (winner id, its timestamp known)
     let mut owners: BTreeMap<(Option<String>, String, String), (String, bool)> = BTreeMap::new();
     let mut hosts: BTreeSet<Option<String>> = BTreeSet::new();
+    // createServers: the first rules-less Ingress with a defaultBackend takes
+    // the catch-all's root location before any rule's path is placed.
+    m.catch_all = order
+        .iter()
+        .find(|o| {
+            let spec = o.doc.get("spec");
+            let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
+            rules.is_empty() && spec.is_some_and(|s| s.get("defaultBackend").or_else(|| s.get("backend")).is_some())
+        })
+        .map(|o| o.id());
+    if let Some(id) = &m.catch_all {
+        owners.insert((None, "/".into(), "Prefix".into()), (id.clone(), true));
+    }
     for o in order {
         let spec = o.doc.get("spec");
         let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
-        let has_backend = spec.is_some_and(|s| s.get("defaultBackend").or_else(|| s.get("backend")).is_some());
-        if rules.is_empty() && has_backend && m.catch_all.is_none() {
-            m.catch_all = Some(o.id());
-        }
         for rule in rules {
             let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
             if hosts.insert(host.clone()) {
@@ -137,13 +153,17 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                 let path_type = nginx_path_type(p.str_at(&["pathType"]), setup).to_owned();
                 let key = (host.clone(), path.clone(), path_type.clone());
                 match owners.get(&key) {
-                    Some((winner, timed)) => m.shadowed.entry(o.id()).or_default().push(Shadow {
-                        host: host.clone(),
-                        path,
-                        path_type,
-                        winner: winner.clone(),
-                        by_name: !*timed || created(o).is_none(),
-                    }),
+                    Some((winner, timed)) => {
+                        let catch_all = host.is_none() && m.catch_all.as_ref() == Some(winner) && path == "/";
+                        m.shadowed.entry(o.id()).or_default().push(Shadow {
+                            host: host.clone(),
+                            path,
+                            path_type,
+                            winner: winner.clone(),
+                            by_name: !catch_all && (!*timed || created(o).is_none()),
+                            catch_all,
+                        });
+                    }
                     None => {
                         owners.insert(key, (o.id(), created(o).is_some()));
                     }

@@ -10,6 +10,9 @@ mod common;
 use common::{controller_at, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Target};
 
+/// ConfigMap lines or annotations.
+type Lines<'a> = &'a [(&'a str, &'a str)];
+
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
 
 /// `ing_at` with the path's pathType replaced (`None`: the line removed).
@@ -94,5 +97,55 @@ fn implementation_specific_is_prefix() {
         let text = m.report.text();
         assert_eq!(routes(&m, false), ["m-main"], "canary {target:?}:\n{text}");
         assert!(!text.contains("no main (non-canary) Ingress"), "canary {target:?}:\n{text}");
+    }
+}
+
+/// A rules-less Ingress with only `spec.defaultBackend` (the catch-all server's backend).
+fn catch_all(name: &str, year: u32, anns: &[(&str, &str)]) -> String {
+    let doc = ing_at("web", name, year, "/", anns);
+    let head = doc.split_once("  rules:\n").unwrap().0;
+    format!("{head}  defaultBackend:\n    service:\n      name: {name}-svc\n      port:\n        number: 80\n")
+}
+
+/// R13-5 (cb, cb2): createServers makes the first rules-less
+/// defaultBackend Ingress the root location `/` of the catch-all server
+/// before any rule is placed; a host-less `/` Prefix rule of another
+/// Ingress, older or not, is never served. The output keeps the catch-all
+/// route only (its allow list, or deny-all when it does not convert).
+#[test]
+fn catch_all_default_backend_owns_the_host_less_root() {
+    type Row<'a> = (&'a str, &'a str, u32, &'a str, Option<&'a str>, Lines<'a>, &'a [&'a str], &'a [&'a str]);
+    let bad: Lines = &[("whitelist-source-range", "203.0.113.0/33")];
+    // (name, catch-all name, its year, host-less path, its pathType, catch-all annotations, open routes, denied routes)
+    #[rustfmt::skip]
+    let rows: &[Row] = &[
+        ("cb2", "z-catchall", 2022, "/", Some("Prefix"), &ALLOW, &["z-catchall-default-backend"], &[]),
+        ("cb", "c-catchall", 2022, "/", Some("Prefix"), &ALLOW, &["c-catchall-default-backend"], &[]),
+        ("catch-all older", "z-catchall", 2019, "/", Some("Prefix"), &ALLOW, &["z-catchall-default-backend"], &[]),
+        ("host-less ImplementationSpecific", "z-catchall", 2022, "/", Some("ImplementationSpecific"), &ALLOW, &["z-catchall-default-backend"], &[]),
+        ("host-less no pathType", "z-catchall", 2022, "/", None, &ALLOW, &["z-catchall-default-backend"], &[]),
+        ("catch-all left out", "z-catchall", 2022, "/", Some("Prefix"), bad, &[], &["z-catchall-denied"]),
+        ("control: host-less Exact /", "z-catchall", 2022, "/", Some("Exact"), &ALLOW, &["h-hostless", "z-catchall-default-backend"], &[]),
+        ("control: host-less /h", "z-catchall", 2022, "/h", Some("Prefix"), &ALLOW, &["h-hostless", "z-catchall-default-backend"], &[]),
+    ];
+    for target in BOTH {
+        for &(name, ca, year, path, ptype, anns, open, denied) in rows {
+            let hostless = ing_typed("h-hostless", 2020, path, ptype, &[])
+                .replace("  - host: app.example.com\n    http:", "  - http:");
+            let docs = [controller_at("v1.15.1", &[], &[]), catch_all(ca, year, anns), hostless];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), open, "{name} {target:?}:\n{text}");
+            assert_eq!(routes(&m, true), denied, "{name} {target:?}:\n{text}");
+            if anns == ALLOW.as_slice() {
+                assert_eq!(restricted(&m), [format!("{ca}-default-backend")], "{name} {target:?}:\n{text}");
+            }
+            if open.len() == 1 || !denied.is_empty() {
+                let e = m.report.entries.iter().find(|e| e.object.starts_with("Ingress/web/h-hostless"));
+                let e = e.unwrap_or_else(|| panic!("{name} {target:?}: no h-hostless entry\n{text}"));
+                assert_eq!(e.status, realip_migrate::Status::NotConverted, "{name} {target:?}:\n{text}");
+                assert!(e.why.contains("catch-all"), "{name} {target:?}: {}", e.why);
+            }
+        }
     }
 }
