@@ -155,6 +155,8 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         load_balancer(svc, &ci, &mut report);
     }
     let source_lost = client_ip_lost(&report);
+    let https_lost = https_client_lost(&setup, &ci, &mut report);
+    let tls_hosts = tls_hosts(objects);
     let global_access = global_access_keys(&report);
     let (ours, unsure) = ours(objects, &setup, &mut report);
     // Every Ingress of the class takes part, also those left out below: a
@@ -185,6 +187,8 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 p.deny_all = Some(leave_out_unrestricted(&applies, &mut report, first_entry));
             } else if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
                 p.deny_all = Some(leave_out(&mut report, first_entry));
+            } else if https_lost && (p.allow.is_some() || !p.rates.is_empty()) && serves_tls(ing, &tls_hosts) {
+                p.deny_all = Some(leave_out_https(&mut report, first_entry));
             }
         }
         apply_merge(&mut p, &merged, &mut report);
@@ -1180,6 +1184,88 @@ fn client_ip_lost(report: &Report) -> bool {
                         | "--configmap"
                 )
     })
+}
+
+/// `--enable-ssl-passthrough`: the controller answers 443 itself and hands
+/// every other TLS connection to nginx on 127.0.0.1:442 with a PROXY header
+/// (`pkg/tcpproxy/tcp.go`, template.go `httpsListener`). nginx then sees the
+/// real client only when its real-IP module reads that header
+/// (`use-proxy-protocol`) and trusts 127.0.0.1 (`proxy-real-ip-cidr`);
+/// otherwise every HTTPS client is 127.0.0.1: an allow list refuses all of
+/// them and a rate limit shares one bucket. Reports the flag; returns
+/// whether HTTPS clients are lost that way.
+fn https_client_lost(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report: &mut Report) -> bool {
+    let Some(ctl) = setup.controller.filter(|_| setup.ssl_passthrough) else { return false };
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let trusts_loopback = ci.trusted.iter().filter_map(|c| ingress::split_cidr(c)).any(|(a, l)| {
+        let (a, l) = ingress::go_ipnet(a, l);
+        a.is_ipv4() && ingress::go_ipnet(loopback, l).0 == a
+    });
+    let lost = !(ci.proxy_protocol && trusts_loopback);
+    let (status, why) = if lost {
+        (Status::NotConverted, format!("ingress-nginx's controller listens on 443 itself and hands every TLS connection it does not pass through to nginx on 127.0.0.1:442 (PROXY header with its own peer); {}, so nginx sees every HTTPS client as 127.0.0.1: allow lists refused all of them and rate limits shared one bucket. The Gateway sees the real client, which would be more open: Ingresses with an allow list or a rate limit on a TLS host are left out (deny-all); deny lists (which refused nobody over HTTPS there) stay converted", if ci.proxy_protocol { "127.0.0.1 is not in proxy-real-ip-cidr" } else { "use-proxy-protocol is off" }))
+    } else {
+        (Status::Changed, "ingress-nginx's controller listens on 443 itself and hands TLS connections to nginx on 127.0.0.1:442 with a PROXY header carrying the PROXY source it read; with use-proxy-protocol on and 127.0.0.1 in proxy-real-ip-cidr nginx resolves the same client as the Gateway's PROXY policy. Passing TLS through (the ssl-passthrough annotation) is not converted".into())
+    };
+    report.entries.push(Entry {
+        object: ctl.id(),
+        file: ctl.source.file.clone(),
+        line: ctl.source.line,
+        key: "--enable-ssl-passthrough".into(),
+        value: "true".into(),
+        status,
+        to: String::new(),
+        why,
+    });
+    lost
+}
+
+/// Every host named in a `spec.tls` of the input's Ingresses.
+fn tls_hosts(objects: &[Object]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for o in objects.iter().filter(|o| o.kind == "Ingress") {
+        for t in o.doc.at(&["spec", "tls"]).map(realip_kube::Node::items).unwrap_or_default() {
+            for h in t.get("hosts").map(realip_kube::Node::items).unwrap_or_default() {
+                if let Some(h) = h.as_str() {
+                    out.insert(h.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether the Ingress `o` has TLS of its own, or a host (or the catch-all)
+/// that some Ingress's `spec.tls` covers (a wildcard covers one label).
+fn serves_tls(o: &Object, tls_hosts: &BTreeSet<String>) -> bool {
+    if o.doc.at(&["spec", "tls"]).is_some_and(|t| !t.items().is_empty()) {
+        return true;
+    }
+    let rules = o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default();
+    if rules.is_empty() || rules.iter().any(|r| r.str_at(&["host"]).is_none_or(str::is_empty)) {
+        // The catch-all server answers HTTPS for every name no server has.
+        return !tls_hosts.is_empty();
+    }
+    rules.iter().filter_map(|r| r.str_at(&["host"])).any(|h| {
+        let h = h.to_ascii_lowercase();
+        let wild = h.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+        tls_hosts.contains(&h) || wild.is_some_and(|w| tls_hosts.contains(&w))
+    })
+}
+
+/// Leaves an Ingress out because its HTTPS clients are all 127.0.0.1 in
+/// ingress-nginx ([`https_client_lost`]). Returns why.
+fn leave_out_https(report: &mut Report, first_entry: usize) -> String {
+    for e in &mut report.entries[first_entry..] {
+        let keyed =
+            ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"].iter().any(|k| e.to.starts_with(k));
+        if keyed && matches!(e.status, Status::Converted | Status::Changed) {
+            e.status = Status::NotConverted;
+            e.to = String::new();
+            e.why = "with --enable-ssl-passthrough every HTTPS client of ingress-nginx is 127.0.0.1 (see that flag's entry): this allow list refused all of them, this limit was one bucket for all; keyed on the real client it would be more open, so the Ingress is left out (emitted deny-all)".into();
+        }
+    }
+    "it has an allow list or a rate limit on a TLS host and, with --enable-ssl-passthrough, ingress-nginx saw every HTTPS client as 127.0.0.1".into()
 }
 
 /// The entries of a left-out Ingress `id` that say an annotation became

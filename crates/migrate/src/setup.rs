@@ -77,6 +77,10 @@ pub struct Setup<'a> {
     /// `--disable-catch-all`: ingress-nginx ignores every Ingress with
     /// `spec.defaultBackend`, its rules included.
     pub disable_catch_all: bool,
+    /// `--enable-ssl-passthrough`: the controller itself listens on 443 and
+    /// hands every TLS connection it does not pass through to nginx on
+    /// 127.0.0.1:442 with a PROXY header naming its own peer.
+    pub ssl_passthrough: bool,
 }
 
 /// The controller's version from the image tag (`…/controller:v1.15.1`,
@@ -211,6 +215,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     s.without_class = on("--watch-ingress-without-class");
     s.class_by_name = on("--ingress-class-by-name");
     s.disable_catch_all = on("--disable-catch-all");
+    s.ssl_passthrough = on("--enable-ssl-passthrough");
     watch_flags(&mut s, &args, ctl, report)?;
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{controller_at, ing_at, open_policies, routes, run};
+use common::{controller, controller_at, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Target};
 
 /// ConfigMap lines or annotations.
@@ -145,6 +145,75 @@ fn catch_all_default_backend_owns_the_host_less_root() {
                 let e = e.unwrap_or_else(|| panic!("{name} {target:?}: no h-hostless entry\n{text}"));
                 assert_eq!(e.status, realip_migrate::Status::NotConverted, "{name} {target:?}:\n{text}");
                 assert!(e.why.contains("catch-all"), "{name} {target:?}: {}", e.why);
+            }
+        }
+    }
+}
+
+/// `ing` with a `spec.tls` for app.example.com.
+fn with_tls(ing: &str) -> String {
+    ing.replacen("  rules:\n", "  tls:\n  - hosts: [app.example.com]\n    secretName: app-tls\n  rules:\n", 1)
+}
+
+/// R13-1 (p1, p1b): with `--enable-ssl-passthrough` the controller hands
+/// TLS connections to nginx on 127.0.0.1:442; unless use-proxy-protocol is
+/// on and 127.0.0.1 is in proxy-real-ip-cidr every HTTPS client is
+/// 127.0.0.1 there (an allow list refuses all, a limit is one bucket).
+/// An Ingress with an allow list or a limit on a TLS host is then left out
+/// (deny-all), the flag reported; deny lists and plain-HTTP hosts stay.
+#[test]
+fn ssl_passthrough_makes_https_clients_loopback() {
+    const PP: (&str, &str) = ("use-proxy-protocol", "true");
+    let limit: Lines = &[("limit-rps", "5")];
+    let p1b: Lines = &[ALLOW[0], ("limit-rps", "5")];
+    let deny: Lines = &[("denylist-source-range", "198.51.100.7/32")];
+    // (name, flag on, ConfigMap lines, annotations, tls: 0 none / 1 own / 2 another Ingress's, denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, bool, Lines, Lines, u8, bool)] = &[
+        ("p1", true, &[], &ALLOW, 1, true),
+        ("p1b", true, &[PP, ("proxy-real-ip-cidr", "10.0.0.0/16")], p1b, 1, true),
+        ("limit only", true, &[], limit, 1, true),
+        ("forwarded headers trusted from everyone", true, &[("use-forwarded-headers", "true")], &ALLOW, 1, true),
+        ("TLS from another Ingress", true, &[], &ALLOW, 2, true),
+        ("control: PROXY, 127.0.0.1 trusted", true, &[PP, ("proxy-real-ip-cidr", "10.0.0.0/16,127.0.0.1/32")], &ALLOW, 1, false),
+        ("control: PROXY, default trust", true, &[PP], &ALLOW, 1, false),
+        ("control: no flag", false, &[], &ALLOW, 1, false),
+        ("control: flag off", false, &[], &ALLOW, 1, false),
+        ("control: no TLS host", true, &[], &ALLOW, 0, false),
+        ("control: deny list", true, &[], deny, 1, false),
+    ];
+    for target in BOTH {
+        for &(name, flag, data, anns, tls, denied) in rows {
+            let arg =
+                if name == "control: flag off" { "--enable-ssl-passthrough=false" } else { "--enable-ssl-passthrough" };
+            let mut ctl = controller(data);
+            if flag || name == "control: flag off" {
+                ctl = ctl.replacen("- --ingress-class=nginx", &format!("- --ingress-class=nginx\n        - {arg}"), 1);
+            }
+            let admin = ing_at("web", "admin", 2021, "/", anns);
+            let mut docs = vec![ctl, if tls == 1 { with_tls(&admin) } else { admin }];
+            if tls == 2 {
+                docs.push(with_tls(&ing_at("web", "other", 2021, "/other", &[])));
+            }
+            let m = run(&docs, target);
+            let text = m.report.text();
+            // Envoy Gateway does not convert the PROXY policy: left out there anyway.
+            let pp_lost = target == Target::EnvoyGateway && data.contains(&PP);
+            let is_denied = routes(&m, true).iter().any(|r| r.starts_with("admin"));
+            assert_eq!(is_denied, denied || pp_lost, "{name} {target:?}:\n{text}");
+            if denied {
+                assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+                assert!(!restricted(&m).contains(&"admin".to_owned()), "{name} {target:?}:\n{text}");
+            } else if !pp_lost {
+                assert!(restricted(&m).contains(&"admin".to_owned()), "{name} {target:?}:\n{text}");
+            }
+            let e = m.report.entries.iter().find(|e| e.key == "--enable-ssl-passthrough");
+            if flag {
+                let e = e.unwrap_or_else(|| panic!("{name} {target:?}: the flag is not reported\n{text}"));
+                let lost = denied || name == "control: no TLS host" || name == "control: deny list";
+                assert_eq!(e.status == realip_migrate::Status::NotConverted, lost, "{name} {target:?}:\n{text}");
+            } else {
+                assert!(e.is_none(), "{name} {target:?}:\n{text}");
             }
         }
     }
