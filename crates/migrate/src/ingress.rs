@@ -729,6 +729,90 @@ pub fn real_ip_directives(snippet: &str) -> bool {
 /// The real-IP module's directives.
 const REAL_IP: [&str; 3] = ["real_ip_header", "set_real_ip_from", "real_ip_recursive"];
 
+/// The `server_name`s of the top-level `server` blocks of an http-snippet
+/// that may listen where ingress-nginx's servers do (port 80 or 443: a
+/// `listen` on another port, or a unix socket, does not; no `listen` at
+/// all counts as conflicting), or `None` when nginx would not parse the
+/// snippet. nginx.tmpl puts the http-snippet before every generated
+/// server, and nginx keeps the FIRST server that declares a name on an
+/// address:port ("conflicting server name … ignored" for the later one):
+/// such a server takes the name from ingress-nginx. A block that declares
+/// no name gets `""` (it takes no host: nginx's default server there is
+/// ingress-nginx's `default_server`).
+pub fn snippet_server_names(snippet: &str) -> Option<Vec<String>> {
+    let ds = crate::snippet::directives(snippet)?;
+    let mut out = Vec::new();
+    // (names, conflicts) of the server block being read.
+    let mut cur: Option<(Vec<String>, Option<bool>)> = None;
+    let flush = |cur: &mut Option<(Vec<String>, Option<bool>)>, out: &mut Vec<String>| {
+        if let Some((names, conflicts)) = cur.take() {
+            if conflicts.unwrap_or(true) {
+                out.extend(names);
+            }
+        }
+    };
+    for d in &ds {
+        if d.within.is_empty() {
+            flush(&mut cur, &mut out);
+            if d.name == "server" {
+                cur = Some((Vec::new(), None));
+            }
+            continue;
+        }
+        let Some((names, conflicts)) = cur.as_mut() else { continue };
+        if d.within.len() != 1 {
+            continue;
+        }
+        match d.name.as_str() {
+            "server_name" => names.extend(d.args.iter().map(|a| a.to_ascii_lowercase())),
+            "listen" => {
+                let here = d.args.first().is_none_or(|a| listen_port_conflicts(a));
+                *conflicts = Some(conflicts.unwrap_or(false) || here);
+            }
+            _ => {}
+        }
+    }
+    flush(&mut cur, &mut out);
+    Some(out)
+}
+
+/// Whether a `listen` address may be ingress-nginx's port 80 or 443.
+fn listen_port_conflicts(addr: &str) -> bool {
+    if addr.starts_with("unix:") {
+        return false;
+    }
+    // `[::]:80`, `0.0.0.0:80`, `*:80`, `80`, or an address alone (port 80).
+    let port = if addr.bytes().all(|b| b.is_ascii_digit()) {
+        addr
+    } else if let Some((_, p)) = addr.rsplit_once(':').filter(|(h, _)| !h.starts_with('[') || h.ends_with(']')) {
+        p
+    } else {
+        "80"
+    };
+    port.parse::<u16>().map_or(true, |p| p == 80 || p == 443)
+}
+
+/// Whether a `server_name` of nginx (`name`, `*.example.com`,
+/// `.example.com`, `example.*`, `~regex`) may match the host `host`; a
+/// regular expression always may.
+pub fn server_name_matches(name: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    if name.starts_with('~') {
+        return true;
+    }
+    if let Some(rest) = name.strip_prefix("*.") {
+        return host.ends_with(&format!(".{rest}"));
+    }
+    if let Some(rest) = name.strip_prefix('.') {
+        return host == rest || host.ends_with(&format!(".{rest}"));
+    }
+    if let Some(head) = name.strip_suffix(".*") {
+        return host.starts_with(&format!("{head}."));
+    }
+    // An Ingress host `*.example.com` is a server of that literal name.
+    name == host
+}
+
 /// Blocks of an http-snippet that define something of their own (a
 /// server, a variable, an upstream) rather than configure every server.
 const HTTP_DEFINING_BLOCKS: [&str; 5] = ["server", "map", "geo", "upstream", "split_clients"];

@@ -684,6 +684,32 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
             }
         }
     }
+    // A `server` block of the ConfigMap's http-snippet that declares a host
+    // takes it from ingress-nginx (the snippet's server comes first).
+    let cm = setup.configmap;
+    let snippet = cm.and_then(|c| c.doc.str_at(&["data", "http-snippet"]));
+    if let (Some(cm), Some(names)) = (cm, snippet.and_then(ingress::snippet_server_names)) {
+        let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
+        // The catch-all too: it serves host-less rules and the rules-less defaultBackend.
+        let mut all = servers.clone();
+        all.insert(None);
+        for host in &all {
+            let by = match host {
+                Some(h) => names.iter().find(|n| ingress::server_name_matches(n, h)),
+                // The catch-all answers every name no server has: a name no Ingress declares is taken from it.
+                None => names.iter().find(|n| {
+                    !servers.iter().flatten().any(|h| n.as_str() == h.to_ascii_lowercase())
+                        || n.starts_with('~')
+                        || n.contains('*')
+                        || n.starts_with('.')
+                }),
+            };
+            if let Some(n) = by {
+                let by = format!("{} (http-snippet: a `server` block with server_name {n})", cm.id());
+                out.entry(host.clone()).or_default().push(by);
+            }
+        }
+    }
     out
 }
 
@@ -700,7 +726,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
         for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
             let o = p.obj;
             for r in p.hosts.remove(h).unwrap_or_default() {
-                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress), which does not convert: the path is emitted as a deny-all route")));
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress; an http-snippet server declaring the name takes the host), which does not convert: the path is emitted as a deny-all route")));
                 p.denied.entry(h.clone()).or_default().push(ingress::Denied {
                     kind: r.kind,
                     value: r.value,
@@ -716,7 +742,10 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
         }
         // The host itself: its server answered every other path too (404 or the fallback), behind the restriction.
         let first = by.split(' ').next().unwrap_or_default().to_owned();
-        if let Some(p) = plans.iter_mut().find(|p| p.canary.is_none() && p.obj.id() == first) {
+        let at = plans.iter().position(|p| p.canary.is_none() && p.obj.id() == first);
+        // Set by the ConfigMap: the first Ingress with a location there.
+        let at = at.or_else(|| plans.iter().position(|p| p.canary.is_none() && p.denied.contains_key(h)));
+        if let Some(p) = at.map(|i| &mut plans[i]) {
             report.entries.push(path_entry(p.obj, format!("host {name}"), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx and does not convert: the host is denied (a deny-all PathPrefix / route), every path of it refused")));
             p.denied.entry(h.clone()).or_default().push(ingress::Denied {
                 kind: ingress::PathKind::Prefix,

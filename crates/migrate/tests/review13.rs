@@ -218,3 +218,52 @@ fn ssl_passthrough_makes_https_clients_loopback() {
         }
     }
 }
+
+/// R13-2 (a1): a top-level `server {}` of the ConfigMap's http-snippet
+/// comes before every generated server, and nginx keeps the first server
+/// that declares a name on an address:port: it takes that host from
+/// ingress-nginx. The host's routes are deny-all; a wildcard, regex or
+/// unknown name takes names from the catch-all too (the host-less routes
+/// are deny-all). A server on another port takes nothing.
+#[test]
+fn http_snippet_server_takes_its_hosts() {
+    // (name, http-snippet, app.example.com denied, the catch-all denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, bool, bool)] = &[
+        ("a1", "server {\n  listen 80;\n  server_name app.example.com;\n  return 403;\n}", true, false),
+        ("no listen", "server { server_name app.example.com; location / { deny all; } }", true, false),
+        ("listen 443 ssl", "server { listen 443 ssl; server_name app.example.com; ssl_certificate /c.pem; ssl_certificate_key /k.pem; }", true, false),
+        ("listen [::]:80", "server { listen [::]:80; server_name app.example.com; return 403; }", true, false),
+        ("upper case, quoted", "server { listen 80; server_name \"APP.example.com\"; return 403; }", true, false),
+        ("wildcard", "server { listen 80; server_name *.example.com; return 403; }", true, true),
+        ("regex", "server { listen 80; server_name ~^app; return 403; }", true, true),
+        ("another name", "server { listen 80; server_name other.example; return 403; }", false, true),
+        ("control: another port", "server { listen 8081; server_name app.example.com; return 403; }", false, false),
+        ("control: a unix socket", "server { listen unix:/tmp/s.sock; server_name app.example.com; return 403; }", false, false),
+        ("control: no name", "server { listen 8080; location / { return 200; } }", false, false),
+    ];
+    for target in BOTH {
+        for &(name, snippet, app_denied, any_denied) in rows {
+            let docs = [
+                controller_at("v1.15.1", &[], &[("http-snippet", snippet)]),
+                ing_at("web", "app", 2021, "/", &[]),
+                ing_at("web", "d-any", 2021, "/any", &[]).replace("- host: app.example.com\n    http:", "- http:"),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let denied = routes(&m, true);
+            let is_denied = |r: &str| denied.iter().any(|d| d.starts_with(r));
+            assert_eq!(is_denied("app"), app_denied, "{name} {target:?} app:\n{text}");
+            assert_eq!(is_denied("d-any"), any_denied, "{name} {target:?} d-any:\n{text}");
+            let open = routes(&m, false);
+            assert_eq!(open.iter().any(|r| r == "app"), !app_denied, "{name} {target:?}:\n{text}");
+            assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+            if app_denied {
+                assert!(
+                    text.contains("server_name"),
+                    "{name} {target:?}: the report names the snippet's server\n{text}"
+                );
+            }
+        }
+    }
+}
