@@ -267,3 +267,71 @@ fn http_snippet_server_takes_its_hosts() {
         }
     }
 }
+
+/// The sources of the client-IP policy (realip: `sources`; Envoy Gateway: its `clientIPDetection`), as text.
+fn client_sources(m: &Migration) -> String {
+    let p = m.objects.iter().find(|o| matches!(o["kind"].as_str(), Some("ClientIPPolicy" | "ClientTrafficPolicy")));
+    p.map(|p| format!("{}{}", p["spec"]["sources"], p["spec"]["clientIPDetection"])).unwrap_or_default()
+}
+
+/// R13-3 (f1) and R13-7 (fh2): `forwarded-for-header` values. realip's
+/// controller refuses Forwarded, Host, Content-Length, … as a header
+/// source: not converted (no such source emitted; the allow-listed Ingress
+/// left out). nginx never reads `proxy_protocol` without PROXY, nor a name
+/// with `_` (dropped unless enable-underscores-in-headers): the client is
+/// the TCP peer there and in the output (no header believed), the allow
+/// list converted.
+#[test]
+fn forwarded_for_header_values_nginx_or_realip_never_read() {
+    // (name, ConfigMap lines after BASE, outcome: "refused" / "peer" / "header")
+    #[rustfmt::skip]
+    let rows: &[(&str, Lines, &str)] = &[
+        ("f1 Forwarded", &[("forwarded-for-header", "Forwarded")], "refused"),
+        ("FORWARDED", &[("forwarded-for-header", "FORWARDED")], "refused"),
+        ("Host", &[("forwarded-for-header", "Host")], "refused"),
+        ("Content-Length", &[("forwarded-for-header", "Content-Length")], "refused"),
+        ("fh2 proxy_protocol", &[("enable-real-ip", "true"), ("forwarded-for-header", "proxy_protocol")], "peer"),
+        ("fh2 X_Forwarded_For", &[("enable-real-ip", "true"), ("forwarded-for-header", "X_Forwarded_For")], "peer"),
+        ("control: X-Client-IP", &[("forwarded-for-header", "X-Client-IP")], "header"),
+        ("control: underscores on", &[("enable-underscores-in-headers", "true"), ("forwarded-for-header", "X_Client")], "header"),
+        ("control: x-forwarded-for", &[("forwarded-for-header", "x-forwarded-for")], "header"),
+    ];
+    for target in BOTH {
+        for &(name, data, outcome) in rows {
+            let docs = [controller_at("v1.15.1", &[], data), ing_at("web", "admin", 2021, "/", &ALLOW)];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let e = m.report.entries.iter().find(|e| e.key == "forwarded-for-header").unwrap();
+            let sources = client_sources(&m);
+            let header = data.iter().find(|(k, _)| *k == "forwarded-for-header").unwrap().1;
+            match outcome {
+                "refused" => {
+                    assert_eq!(e.status, realip_migrate::Status::NotConverted, "{name} {target:?}:\n{text}");
+                    assert!(!sources.contains(header), "{name} {target:?}: {sources}");
+                    assert_eq!(routes(&m, true), ["admin-denied"], "{name} {target:?}:\n{text}");
+                    assert!(restricted(&m).is_empty(), "{name} {target:?}:\n{text}");
+                }
+                "peer" => {
+                    assert_ne!(e.status, realip_migrate::Status::NotConverted, "{name} {target:?}:\n{text}");
+                    assert!(!sources.contains(header), "{name} {target:?}: {sources}");
+                    assert!(
+                        !sources.contains("header") && !sources.contains("xForwardedFor"),
+                        "{name} {target:?}: {sources}"
+                    );
+                    assert_eq!(restricted(&m), ["admin"], "{name} {target:?}:\n{text}");
+                }
+                // Envoy Gateway's customHeader believes every peer: not converted there (existing rule).
+                _ if target == Target::EnvoyGateway && !header.eq_ignore_ascii_case("x-forwarded-for") => {}
+                _ => {
+                    assert_ne!(e.status, realip_migrate::Status::NotConverted, "{name} {target:?}:\n{text}");
+                    assert_eq!(restricted(&m), ["admin"], "{name} {target:?}:\n{text}");
+                    if target == Target::Realip {
+                        let want =
+                            if header.eq_ignore_ascii_case("x-forwarded-for") { "XForwardedFor" } else { header };
+                        assert!(sources.contains(want), "{name} {target:?}: {sources}");
+                    }
+                }
+            }
+        }
+    }
+}
