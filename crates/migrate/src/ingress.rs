@@ -1095,6 +1095,16 @@ pub fn plan<'a>(
                     push(key, Status::Ignored, "", format!("{what}: ingress-nginx sets no global limit then (globalratelimit needs both, and its throttle skips a window of 0), so neither does the output"));
                     continue;
                 }
+                // globalratelimit reads the limit with Atoi (a negative one passes, and
+                // only 0 disables it); lua-resty-global-throttle's sliding window then
+                // finds `count >= limit` for every request: 429 to every client (while
+                // the window is at least 1 s, else the throttle skips it).
+                let window_secs = window.map(realip_kube::ingress::parse_window);
+                if v.parse::<i64>().is_ok_and(|l| l < 0) && matches!(window_secs, Some(Ok(s)) if s >= 1.0) {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", format!("a negative limit (`{v}`): ingress-nginx accepts it (only 0 disables the limit) and its global throttle then finds every request over the limit, answering 429 to every client; the Ingress is emitted deny-all"));
+                    continue;
+                }
                 let key_ok = get("global-rate-limit-key").is_none_or(|k| matches!(k, "$remote_addr" | "$binary_remote_addr"));
                 let n = v.parse::<u64>().ok().filter(|n| *n > 0);
                 let secs = window.map(realip_kube::ingress::parse_window);

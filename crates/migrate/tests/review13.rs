@@ -335,3 +335,34 @@ fn forwarded_for_header_values_nginx_or_realip_never_read() {
         }
     }
 }
+
+/// R13-4 (g1): `global-rate-limit: "-1"` on v1.11 with memcached: Atoi
+/// accepts it, only 0 disables the limit, and the throttle's `count >=
+/// limit` refuses every request (429): the Ingress is deny-all, not open.
+#[test]
+fn negative_global_rate_limit_refuses_everyone() {
+    const MC: [(&str, &str); 2] =
+        [("global-rate-limit-memcached-host", "memcached.default.svc"), ("global-rate-limit-memcached-port", "11211")];
+    // (name, limit, window, denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, &str, bool)] = &[
+        ("g1", "-1", "1m", true),
+        ("-100 per 10s", "-100", "10s", true),
+        ("control: a window under 1 s", "-1", "500ms", false),
+        ("control: 0", "0", "1m", false),
+        ("control: 10", "10", "1m", false),
+    ];
+    for target in BOTH {
+        for &(name, limit, window, denied) in rows {
+            let anns = [("global-rate-limit", limit), ("global-rate-limit-window", window)];
+            let docs = [controller_at("v1.11.3", &[], &MC), ing_at("web", "app", 2021, "/", &anns)];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, true) == ["app-denied"], denied, "{name} {target:?}:\n{text}");
+            assert_eq!(routes(&m, false).is_empty(), denied, "{name} {target:?}:\n{text}");
+            if denied {
+                assert!(m.report.incomplete(), "{name} {target:?}:\n{text}");
+            }
+        }
+    }
+}
