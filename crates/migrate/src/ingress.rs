@@ -1042,6 +1042,10 @@ pub fn plan<'a>(
                     }
                     continue;
                 };
+                if let Some(var) = crate::setup::limit_key_not_client(setup) {
+                    push(key, Status::NotConverted, "", format!("ingress-nginx keys this limit on `{var}` (the ConfigMap's limit-conn-zone-variable), not on the client address (with `$server_name` one bucket for every client of the host); the policies key limits on the client only: the limit is left out, the routes carry no limit"));
+                    continue;
+                }
                 // ingress-nginx refuses limited requests with limit-req-status-code (default 503); the policies answer 429.
                 let code = setup.configmap.and_then(|c| c.doc.str_at(&["data", "limit-req-status-code"])).map_or("503", str::trim);
                 let status_note = if code == "429" { String::new() } else { format!("; limited requests get 429 where ingress-nginx answered {code} (limit-req-status-code)") };

@@ -379,6 +379,15 @@ const NO_EFFECT: &[(&str, &str)] = &[
 
 const SNIPPET_KEYS: &[&str] = &["http-snippet", "server-snippet", "location-snippet", "main-snippet", "stream-snippet"];
 
+/// The ConfigMap's `limit-conn-zone-variable` when it is not the client
+/// address: nginx.tmpl keys every limit-rps / limit-rpm / limit-connections
+/// zone on `$limit_ID`, which maps to that variable (`$binary_remote_addr`
+/// by default; `$remote_addr` is the same client).
+pub fn limit_key_not_client(setup: &Setup<'_>) -> Option<String> {
+    let v = setup.configmap?.doc.str_at(&["data", "limit-conn-zone-variable"])?.trim();
+    (!matches!(v, "$binary_remote_addr" | "$remote_addr")).then(|| v.to_owned())
+}
+
 /// `major.minor` of a known controller version.
 fn version_str(version: Option<(u32, u32)>) -> String {
     version.map_or_else(|| "?".to_owned(), |(major, minor)| format!("{major}.{minor}"))
@@ -749,6 +758,14 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
         if k == "annotation-value-word-blocklist" {
             entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas) is skipped, with a note naming the annotation and word".into());
+            continue;
+        }
+        if k == "limit-conn-zone-variable" {
+            let (status, why) = match limit_key_not_client(setup) {
+                Some(v) => (Status::NotConverted, format!("ingress-nginx keys every limit-rps, limit-rpm and limit-connections zone on `{v}` (nginx.tmpl: `map $allowlist_ID $limit_ID {{ 0 {v}; … }}`), not on the client address: with `$server_name`, say, all clients of a host share one bucket. The policies key limits on the client only, so those limits are not converted (see each Ingress's entries)")),
+                None => (Status::Converted, "the client address, as the policies key limits".to_owned()),
+            };
+            entry(k, status, String::new(), why);
             continue;
         }
         if k == "limit-req-status-code" {

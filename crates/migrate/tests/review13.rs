@@ -366,3 +366,42 @@ fn negative_global_rate_limit_refuses_everyone() {
         }
     }
 }
+
+/// R13-8 (lz): the ConfigMap's `limit-conn-zone-variable` keys every
+/// limit-rps / limit-rpm zone. Anything but the client address
+/// (`$binary_remote_addr`, `$remote_addr`) makes those limits not
+/// converted (no per-client limit claimed); the key is reported, not
+/// "not handled".
+#[test]
+fn limit_conn_zone_variable_is_the_limit_key() {
+    // (name, limit-conn-zone-variable, converted)
+    #[rustfmt::skip]
+    let rows: &[(&str, &str, bool)] = &[
+        ("lz $server_name", "$server_name", false),
+        ("$host", "$host", false),
+        ("control: $binary_remote_addr", "$binary_remote_addr", true),
+        ("control: $remote_addr", "$remote_addr", true),
+    ];
+    for target in BOTH {
+        for &(name, var, converted) in rows {
+            for key in ["limit-rps", "limit-rpm"] {
+                let docs = [
+                    controller_at("v1.15.1", &[], &[("limit-conn-zone-variable", var)]),
+                    ing_at("web", "app", 2021, "/", &[(key, "5")]),
+                ];
+                let m = run(&docs, target);
+                let text = m.report.text();
+                let e = m.report.entries.iter().find(|e| e.key == key).unwrap();
+                let cm = m.report.entries.iter().find(|e| e.key == "limit-conn-zone-variable").unwrap();
+                assert!(!cm.why.contains("not handled"), "{name} {target:?}: {}", cm.why);
+                assert_eq!(
+                    e.status != realip_migrate::Status::NotConverted,
+                    converted,
+                    "{name} {key} {target:?}:\n{text}"
+                );
+                assert_eq!(restricted(&m) == ["app"], converted, "{name} {key} {target:?}:\n{text}");
+                assert_eq!(m.report.incomplete(), !converted, "{name} {key} {target:?}:\n{text}");
+            }
+        }
+    }
+}
