@@ -60,7 +60,8 @@ pub struct PathRule {
     pub rewrite: Option<Rewrite>,
     /// The path as the Ingress wrote it (a canary names its main Ingress's path this way).
     pub raw: String,
-    /// Its pathType as written (`ImplementationSpecific` when absent).
+    /// Its pathType as ingress-nginx holds it (absent or
+    /// `ImplementationSpecific` became `Prefix`: [`crate::merge::nginx_path_type`]).
     pub path_type: String,
 }
 
@@ -76,7 +77,7 @@ pub struct Denied {
     pub value: String,
     /// The path as the Ingress wrote it.
     pub raw: String,
-    /// Its pathType as written.
+    /// Its pathType as ingress-nginx holds it.
     pub path_type: String,
     /// Only the string-prefix remainder of an ImplementationSpecific
     /// location is denied (`/admin.php`, `/adminx` of `location /admin`):
@@ -728,6 +729,90 @@ pub fn real_ip_directives(snippet: &str) -> bool {
 /// The real-IP module's directives.
 const REAL_IP: [&str; 3] = ["real_ip_header", "set_real_ip_from", "real_ip_recursive"];
 
+/// The `server_name`s of the top-level `server` blocks of an http-snippet
+/// that may listen where ingress-nginx's servers do (port 80 or 443: a
+/// `listen` on another port, or a unix socket, does not; no `listen` at
+/// all counts as conflicting), or `None` when nginx would not parse the
+/// snippet. nginx.tmpl puts the http-snippet before every generated
+/// server, and nginx keeps the FIRST server that declares a name on an
+/// address:port ("conflicting server name … ignored" for the later one):
+/// such a server takes the name from ingress-nginx. A block that declares
+/// no name gets `""` (it takes no host: nginx's default server there is
+/// ingress-nginx's `default_server`).
+pub fn snippet_server_names(snippet: &str) -> Option<Vec<String>> {
+    let ds = crate::snippet::directives(snippet)?;
+    let mut out = Vec::new();
+    // (names, conflicts) of the server block being read.
+    let mut cur: Option<(Vec<String>, Option<bool>)> = None;
+    let flush = |cur: &mut Option<(Vec<String>, Option<bool>)>, out: &mut Vec<String>| {
+        if let Some((names, conflicts)) = cur.take() {
+            if conflicts.unwrap_or(true) {
+                out.extend(names);
+            }
+        }
+    };
+    for d in &ds {
+        if d.within.is_empty() {
+            flush(&mut cur, &mut out);
+            if d.name == "server" {
+                cur = Some((Vec::new(), None));
+            }
+            continue;
+        }
+        let Some((names, conflicts)) = cur.as_mut() else { continue };
+        if d.within.len() != 1 {
+            continue;
+        }
+        match d.name.as_str() {
+            "server_name" => names.extend(d.args.iter().map(|a| a.to_ascii_lowercase())),
+            "listen" => {
+                let here = d.args.first().is_none_or(|a| listen_port_conflicts(a));
+                *conflicts = Some(conflicts.unwrap_or(false) || here);
+            }
+            _ => {}
+        }
+    }
+    flush(&mut cur, &mut out);
+    Some(out)
+}
+
+/// Whether a `listen` address may be ingress-nginx's port 80 or 443.
+fn listen_port_conflicts(addr: &str) -> bool {
+    if addr.starts_with("unix:") {
+        return false;
+    }
+    // `[::]:80`, `0.0.0.0:80`, `*:80`, `80`, or an address alone (port 80).
+    let port = if addr.bytes().all(|b| b.is_ascii_digit()) {
+        addr
+    } else if let Some((_, p)) = addr.rsplit_once(':').filter(|(h, _)| !h.starts_with('[') || h.ends_with(']')) {
+        p
+    } else {
+        "80"
+    };
+    port.parse::<u16>().map_or(true, |p| p == 80 || p == 443)
+}
+
+/// Whether a `server_name` of nginx (`name`, `*.example.com`,
+/// `.example.com`, `example.*`, `~regex`) may match the host `host`; a
+/// regular expression always may.
+pub fn server_name_matches(name: &str, host: &str) -> bool {
+    let host = host.to_ascii_lowercase();
+    if name.starts_with('~') {
+        return true;
+    }
+    if let Some(rest) = name.strip_prefix("*.") {
+        return host.ends_with(&format!(".{rest}"));
+    }
+    if let Some(rest) = name.strip_prefix('.') {
+        return host == rest || host.ends_with(&format!(".{rest}"));
+    }
+    if let Some(head) = name.strip_suffix(".*") {
+        return host.starts_with(&format!("{head}."));
+    }
+    // An Ingress host `*.example.com` is a server of that literal name.
+    name == host
+}
+
 /// Blocks of an http-snippet that define something of their own (a
 /// server, a variable, an upstream) rather than configure every server.
 const HTTP_DEFINING_BLOCKS: [&str; 5] = ["server", "map", "geo", "upstream", "split_clients"];
@@ -957,6 +1042,10 @@ pub fn plan<'a>(
                     }
                     continue;
                 };
+                if let Some(var) = crate::setup::limit_key_not_client(setup) {
+                    push(key, Status::NotConverted, "", format!("ingress-nginx keys this limit on `{var}` (the ConfigMap's limit-conn-zone-variable), not on the client address (with `$server_name` one bucket for every client of the host); the policies key limits on the client only: the limit is left out, the routes carry no limit"));
+                    continue;
+                }
                 // ingress-nginx refuses limited requests with limit-req-status-code (default 503); the policies answer 429.
                 let code = setup.configmap.and_then(|c| c.doc.str_at(&["data", "limit-req-status-code"])).map_or("503", str::trim);
                 let status_note = if code == "429" { String::new() } else { format!("; limited requests get 429 where ingress-nginx answered {code} (limit-req-status-code)") };
@@ -1008,6 +1097,16 @@ pub fn plan<'a>(
                 if no_window || zero_window || v.parse::<i64>() == Ok(0) {
                     let what = if no_window { "no global-rate-limit-window".to_owned() } else if zero_window { format!("a window of 0 (`{}`)", window.unwrap_or_default()) } else { "a limit of 0".to_owned() };
                     push(key, Status::Ignored, "", format!("{what}: ingress-nginx sets no global limit then (globalratelimit needs both, and its throttle skips a window of 0), so neither does the output"));
+                    continue;
+                }
+                // globalratelimit reads the limit with Atoi (a negative one passes, and
+                // only 0 disables it); lua-resty-global-throttle's sliding window then
+                // finds `count >= limit` for every request: 429 to every client (while
+                // the window is at least 1 s, else the throttle skips it).
+                let window_secs = window.map(realip_kube::ingress::parse_window);
+                if v.parse::<i64>().is_ok_and(|l| l < 0) && matches!(window_secs, Some(Ok(s)) if s >= 1.0) {
+                    fatal = true;
+                    push(key, Status::NotConverted, "", format!("a negative limit (`{v}`): ingress-nginx accepts it (only 0 disables the limit) and its global throttle then finds every request over the limit, answering 429 to every client; the Ingress is emitted deny-all"));
                     continue;
                 }
                 let key_ok = get("global-rate-limit-key").is_none_or(|k| matches!(k, "$remote_addr" | "$binary_remote_addr"));
@@ -1211,7 +1310,7 @@ pub fn plan<'a>(
         for p in rule.at(&["http", "paths"]).map(Node::items).unwrap_or_default() {
             // ingress-nginx serves an empty path as `/`.
             let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
-            let ptype = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific");
+            let ptype = crate::merge::nginx_path_type(p.str_at(&["pathType"]), setup);
             let regex_mode = use_regex || rewrite_target.is_some();
             let mut deny = |e: String, path_entries: &mut Vec<(String, Status, String, String)>| {
                 let (kind, value) = deny_match(&path, ptype == "Exact" && !regex_mode, regex_mode);
@@ -1273,11 +1372,11 @@ pub fn plan<'a>(
                 && matches!(converted, Ok((PathKind::Prefix, _, _)));
             let restricted = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
             if string_prefix && restricted {
-                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
+                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
                 continue;
             }
             if string_prefix {
-                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
+                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
             }
             match converted {
                 Ok((kind, value, rewrite)) => {

@@ -155,6 +155,8 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         load_balancer(svc, &ci, &mut report);
     }
     let source_lost = client_ip_lost(&report);
+    let https_lost = https_client_lost(&setup, &ci, &mut report);
+    let tls_hosts = tls_hosts(objects);
     let global_access = global_access_keys(&report);
     let (ours, unsure) = ours(objects, &setup, &mut report);
     // Every Ingress of the class takes part, also those left out below: a
@@ -185,6 +187,8 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 p.deny_all = Some(leave_out_unrestricted(&applies, &mut report, first_entry));
             } else if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
                 p.deny_all = Some(leave_out(&mut report, first_entry));
+            } else if https_lost && (p.allow.is_some() || !p.rates.is_empty()) && serves_tls(ing, &tls_hosts) {
+                p.deny_all = Some(leave_out_https(&mut report, first_entry));
             }
         }
         apply_merge(&mut p, &merged, &mut report);
@@ -680,6 +684,32 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
             }
         }
     }
+    // A `server` block of the ConfigMap's http-snippet that declares a host
+    // takes it from ingress-nginx (the snippet's server comes first).
+    let cm = setup.configmap;
+    let snippet = cm.and_then(|c| c.doc.str_at(&["data", "http-snippet"]));
+    if let (Some(cm), Some(names)) = (cm, snippet.and_then(ingress::snippet_server_names)) {
+        let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
+        // The catch-all too: it serves host-less rules and the rules-less defaultBackend.
+        let mut all = servers.clone();
+        all.insert(None);
+        for host in &all {
+            let by = match host {
+                Some(h) => names.iter().find(|n| ingress::server_name_matches(n, h)),
+                // The catch-all answers every name no server has: a name no Ingress declares is taken from it.
+                None => names.iter().find(|n| {
+                    !servers.iter().flatten().any(|h| n.as_str() == h.to_ascii_lowercase())
+                        || n.starts_with('~')
+                        || n.contains('*')
+                        || n.starts_with('.')
+                }),
+            };
+            if let Some(n) = by {
+                let by = format!("{} (http-snippet: a `server` block with server_name {n})", cm.id());
+                out.entry(host.clone()).or_default().push(by);
+            }
+        }
+    }
     out
 }
 
@@ -696,7 +726,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
         for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
             let o = p.obj;
             for r in p.hosts.remove(h).unwrap_or_default() {
-                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress), which does not convert: the path is emitted as a deny-all route")));
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress; an http-snippet server declaring the name takes the host), which does not convert: the path is emitted as a deny-all route")));
                 p.denied.entry(h.clone()).or_default().push(ingress::Denied {
                     kind: r.kind,
                     value: r.value,
@@ -712,7 +742,10 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
         }
         // The host itself: its server answered every other path too (404 or the fallback), behind the restriction.
         let first = by.split(' ').next().unwrap_or_default().to_owned();
-        if let Some(p) = plans.iter_mut().find(|p| p.canary.is_none() && p.obj.id() == first) {
+        let at = plans.iter().position(|p| p.canary.is_none() && p.obj.id() == first);
+        // Set by the ConfigMap: the first Ingress with a location there.
+        let at = at.or_else(|| plans.iter().position(|p| p.canary.is_none() && p.denied.contains_key(h)));
+        if let Some(p) = at.map(|i| &mut plans[i]) {
             report.entries.push(path_entry(p.obj, format!("host {name}"), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx and does not convert: the host is denied (a deny-all PathPrefix / route), every path of it refused")));
             p.denied.entry(h.clone()).or_default().push(ingress::Denied {
                 kind: ingress::PathKind::Prefix,
@@ -1021,7 +1054,9 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
             &s.path,
             &format!("the path is left out: shadowed by {} (see its entry)", s.winner),
         );
-        let how = if s.by_name {
+        let how = if s.catch_all {
+            "that Ingress has no rules and its spec.defaultBackend is the catch-all server's: createServers makes it the root location `/` of the server for requests no host takes before any rule's path is placed, whatever the two Ingresses' ages (`Location already configured` for this one)"
+        } else if s.by_name {
             "a creationTimestamp is missing (manifests, not a cluster): the Ingress without one counts as the newer, equal ones are ordered by namespace/name descending as ingress-nginx does; check which one your cluster really serves"
         } else {
             "it is older (creationTimestamp; ties go to the greater namespace/name)"
@@ -1178,6 +1213,88 @@ fn client_ip_lost(report: &Report) -> bool {
                         | "--configmap"
                 )
     })
+}
+
+/// `--enable-ssl-passthrough`: the controller answers 443 itself and hands
+/// every other TLS connection to nginx on 127.0.0.1:442 with a PROXY header
+/// (`pkg/tcpproxy/tcp.go`, template.go `httpsListener`). nginx then sees the
+/// real client only when its real-IP module reads that header
+/// (`use-proxy-protocol`) and trusts 127.0.0.1 (`proxy-real-ip-cidr`);
+/// otherwise every HTTPS client is 127.0.0.1: an allow list refuses all of
+/// them and a rate limit shares one bucket. Reports the flag; returns
+/// whether HTTPS clients are lost that way.
+fn https_client_lost(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report: &mut Report) -> bool {
+    let Some(ctl) = setup.controller.filter(|_| setup.ssl_passthrough) else { return false };
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    let trusts_loopback = ci.trusted.iter().filter_map(|c| ingress::split_cidr(c)).any(|(a, l)| {
+        let (a, l) = ingress::go_ipnet(a, l);
+        a.is_ipv4() && ingress::go_ipnet(loopback, l).0 == a
+    });
+    let lost = !(ci.proxy_protocol && trusts_loopback);
+    let (status, why) = if lost {
+        (Status::NotConverted, format!("ingress-nginx's controller listens on 443 itself and hands every TLS connection it does not pass through to nginx on 127.0.0.1:442 (PROXY header with its own peer); {}, so nginx sees every HTTPS client as 127.0.0.1: allow lists refused all of them and rate limits shared one bucket. The Gateway sees the real client, which would be more open: Ingresses with an allow list or a rate limit on a TLS host are left out (deny-all); deny lists (which refused nobody over HTTPS there) stay converted", if ci.proxy_protocol { "127.0.0.1 is not in proxy-real-ip-cidr" } else { "use-proxy-protocol is off" }))
+    } else {
+        (Status::Changed, "ingress-nginx's controller listens on 443 itself and hands TLS connections to nginx on 127.0.0.1:442 with a PROXY header carrying the PROXY source it read; with use-proxy-protocol on and 127.0.0.1 in proxy-real-ip-cidr nginx resolves the same client as the Gateway's PROXY policy. Passing TLS through (the ssl-passthrough annotation) is not converted".into())
+    };
+    report.entries.push(Entry {
+        object: ctl.id(),
+        file: ctl.source.file.clone(),
+        line: ctl.source.line,
+        key: "--enable-ssl-passthrough".into(),
+        value: "true".into(),
+        status,
+        to: String::new(),
+        why,
+    });
+    lost
+}
+
+/// Every host named in a `spec.tls` of the input's Ingresses.
+fn tls_hosts(objects: &[Object]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for o in objects.iter().filter(|o| o.kind == "Ingress") {
+        for t in o.doc.at(&["spec", "tls"]).map(realip_kube::Node::items).unwrap_or_default() {
+            for h in t.get("hosts").map(realip_kube::Node::items).unwrap_or_default() {
+                if let Some(h) = h.as_str() {
+                    out.insert(h.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Whether the Ingress `o` has TLS of its own, or a host (or the catch-all)
+/// that some Ingress's `spec.tls` covers (a wildcard covers one label).
+fn serves_tls(o: &Object, tls_hosts: &BTreeSet<String>) -> bool {
+    if o.doc.at(&["spec", "tls"]).is_some_and(|t| !t.items().is_empty()) {
+        return true;
+    }
+    let rules = o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default();
+    if rules.is_empty() || rules.iter().any(|r| r.str_at(&["host"]).is_none_or(str::is_empty)) {
+        // The catch-all server answers HTTPS for every name no server has.
+        return !tls_hosts.is_empty();
+    }
+    rules.iter().filter_map(|r| r.str_at(&["host"])).any(|h| {
+        let h = h.to_ascii_lowercase();
+        let wild = h.split_once('.').map(|(_, rest)| format!("*.{rest}"));
+        tls_hosts.contains(&h) || wild.is_some_and(|w| tls_hosts.contains(&w))
+    })
+}
+
+/// Leaves an Ingress out because its HTTPS clients are all 127.0.0.1 in
+/// ingress-nginx ([`https_client_lost`]). Returns why.
+fn leave_out_https(report: &mut Report, first_entry: usize) -> String {
+    for e in &mut report.entries[first_entry..] {
+        let keyed =
+            ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"].iter().any(|k| e.to.starts_with(k));
+        if keyed && matches!(e.status, Status::Converted | Status::Changed) {
+            e.status = Status::NotConverted;
+            e.to = String::new();
+            e.why = "with --enable-ssl-passthrough every HTTPS client of ingress-nginx is 127.0.0.1 (see that flag's entry): this allow list refused all of them, this limit was one bucket for all; keyed on the real client it would be more open, so the Ingress is left out (emitted deny-all)".into();
+        }
+    }
+    "it has an allow list or a rate limit on a TLS host and, with --enable-ssl-passthrough, ingress-nginx saw every HTTPS client as 127.0.0.1".into()
 }
 
 /// The entries of a left-out Ingress `id` that say an annotation became

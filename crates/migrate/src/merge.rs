@@ -8,12 +8,19 @@
 //! only add weights to their main Ingress). For each host:
 //! - the first Ingress to define a location (same path string, empty = `/`,
 //!   and same `pathType`) keeps it; later ones with the same location are
-//!   ignored ("Location already configured");
+//!   ignored ("Location already configured"). The pathType is the one the
+//!   store holds: `k8s.SetDefaultNGINXPathType` (every controller since
+//!   v0.31) rewrites an absent or `ImplementationSpecific` pathType to
+//!   `Prefix` before anything is merged or rendered ([`nginx_path_type`]);
 //! - the first Ingress to name the host creates its server, whose root
 //!   location `/` (Prefix) falls back to that Ingress's `spec.defaultBackend`
 //!   (else the controller's default backend, a 404), with its annotations;
 //! - an Ingress with a `defaultBackend` and *no* rules is the backend of the
-//!   catch-all server `_` (the first such one only).
+//!   catch-all server `_` (the first such one only): `createServers` runs
+//!   for every Ingress before any path is placed and makes it the root
+//!   location `/` (Prefix) of `_`, so a host-less `/` Prefix rule of any
+//!   Ingress, older or not, finds that location configured and is not
+//!   served.
 //!
 //! Invariant: a host+path that two Ingresses claim is emitted once, for the
 //! Ingress ingress-nginx serves it from, even when that Ingress is itself
@@ -35,12 +42,15 @@ pub struct Shadow {
     pub host: Option<String>,
     /// The path as written (empty became `/`).
     pub path: String,
-    /// Its pathType as written (`ImplementationSpecific` when absent).
+    /// Its pathType as ingress-nginx holds it ([`nginx_path_type`]).
     pub path_type: String,
     /// `Kind/ns/name` of the Ingress that keeps it.
     pub winner: String,
     /// The decision compared names only: a creationTimestamp was missing.
     pub by_name: bool,
+    /// The winner is the catch-all server's default backend (age and
+    /// name play no part).
+    pub catch_all: bool,
 }
 
 /// The merge of every Ingress of the class.
@@ -69,6 +79,26 @@ fn created(o: &Object) -> Option<&str> {
     shape.then_some(t)
 }
 
+/// The pathType ingress-nginx holds for a path written with `written`
+/// (`None`: absent). Its store (`syncIngress`, and `toIngress` for the
+/// admission check) calls `k8s.SetDefaultNGINXPathType`, which turns an
+/// absent or `ImplementationSpecific` pathType into `Prefix` in every
+/// controller since v0.31 (read in v0.34 … v1.15.1), and since v0.41
+/// (#6389) a Prefix path is `location /admin/` + `location = /admin`: the
+/// path is exactly a Prefix path, merged with another Ingress's `Prefix
+/// /admin`. A controller known to be older than v0.41 rendered
+/// `location /admin`, a string prefix: kept as `ImplementationSpecific`
+/// (its own Prefix paths, string prefixes too then, are not modelled).
+/// An unknown version is taken as current.
+pub fn nginx_path_type<'s>(written: Option<&'s str>, setup: &Setup<'_>) -> &'s str {
+    let old = crate::setup::controller_version(setup).is_some_and(|v| v < (0, 41));
+    match written {
+        None | Some("ImplementationSpecific") if old => "ImplementationSpecific",
+        None | Some("ImplementationSpecific") => "Prefix",
+        Some(t) => t,
+    }
+}
+
 /// Whether `o` is a canary Ingress (ingress-nginx reads `canary` with
 /// Go's ParseBool).
 pub fn is_canary(o: &Object, prefix: &str) -> bool {
@@ -95,13 +125,22 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
     // (host, path, pathType) -> (winner id, its timestamp known)
     let mut owners: BTreeMap<(Option<String>, String, String), (String, bool)> = BTreeMap::new();
     let mut hosts: BTreeSet<Option<String>> = BTreeSet::new();
+    // createServers: the first rules-less Ingress with a defaultBackend takes
+    // the catch-all's root location before any rule's path is placed.
+    m.catch_all = order
+        .iter()
+        .find(|o| {
+            let spec = o.doc.get("spec");
+            let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
+            rules.is_empty() && spec.is_some_and(|s| s.get("defaultBackend").or_else(|| s.get("backend")).is_some())
+        })
+        .map(|o| o.id());
+    if let Some(id) = &m.catch_all {
+        owners.insert((None, "/".into(), "Prefix".into()), (id.clone(), true));
+    }
     for o in order {
         let spec = o.doc.get("spec");
         let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
-        let has_backend = spec.is_some_and(|s| s.get("defaultBackend").or_else(|| s.get("backend")).is_some());
-        if rules.is_empty() && has_backend && m.catch_all.is_none() {
-            m.catch_all = Some(o.id());
-        }
         for rule in rules {
             let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
             if hosts.insert(host.clone()) {
@@ -111,16 +150,20 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
             }
             for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
                 let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
-                let path_type = p.str_at(&["pathType"]).unwrap_or("ImplementationSpecific").to_owned();
+                let path_type = nginx_path_type(p.str_at(&["pathType"]), setup).to_owned();
                 let key = (host.clone(), path.clone(), path_type.clone());
                 match owners.get(&key) {
-                    Some((winner, timed)) => m.shadowed.entry(o.id()).or_default().push(Shadow {
-                        host: host.clone(),
-                        path,
-                        path_type,
-                        winner: winner.clone(),
-                        by_name: !*timed || created(o).is_none(),
-                    }),
+                    Some((winner, timed)) => {
+                        let catch_all = host.is_none() && m.catch_all.as_ref() == Some(winner) && path == "/";
+                        m.shadowed.entry(o.id()).or_default().push(Shadow {
+                            host: host.clone(),
+                            path,
+                            path_type,
+                            winner: winner.clone(),
+                            by_name: !catch_all && (!*timed || created(o).is_none()),
+                            catch_all,
+                        });
+                    }
                     None => {
                         owners.insert(key, (o.id(), created(o).is_some()));
                     }

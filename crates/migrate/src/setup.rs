@@ -77,6 +77,10 @@ pub struct Setup<'a> {
     /// `--disable-catch-all`: ingress-nginx ignores every Ingress with
     /// `spec.defaultBackend`, its rules included.
     pub disable_catch_all: bool,
+    /// `--enable-ssl-passthrough`: the controller itself listens on 443 and
+    /// hands every TLS connection it does not pass through to nginx on
+    /// 127.0.0.1:442 with a PROXY header naming its own peer.
+    pub ssl_passthrough: bool,
 }
 
 /// The controller's version from the image tag (`…/controller:v1.15.1`,
@@ -211,6 +215,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     s.without_class = on("--watch-ingress-without-class");
     s.class_by_name = on("--ingress-class-by-name");
     s.disable_catch_all = on("--disable-catch-all");
+    s.ssl_passthrough = on("--enable-ssl-passthrough");
     watch_flags(&mut s, &args, ctl, report)?;
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
@@ -374,6 +379,15 @@ const NO_EFFECT: &[(&str, &str)] = &[
 
 const SNIPPET_KEYS: &[&str] = &["http-snippet", "server-snippet", "location-snippet", "main-snippet", "stream-snippet"];
 
+/// The ConfigMap's `limit-conn-zone-variable` when it is not the client
+/// address: nginx.tmpl keys every limit-rps / limit-rpm / limit-connections
+/// zone on `$limit_ID`, which maps to that variable (`$binary_remote_addr`
+/// by default; `$remote_addr` is the same client).
+pub fn limit_key_not_client(setup: &Setup<'_>) -> Option<String> {
+    let v = setup.configmap?.doc.str_at(&["data", "limit-conn-zone-variable"])?.trim();
+    (!matches!(v, "$binary_remote_addr" | "$remote_addr")).then(|| v.to_owned())
+}
+
 /// `major.minor` of a known controller version.
 fn version_str(version: Option<(u32, u32)>) -> String {
     version.map_or_else(|| "?".to_owned(), |(major, minor)| format!("{major}.{minor}"))
@@ -388,6 +402,33 @@ fn pp_header_gap(to: &str) -> String {
     } else {
         format!("{lead}: the ClientTrafficPolicy keeps proxyProtocol only (Envoy Gateway has no PROXY trusted-sender list and cannot make reading X-Forwarded-For depend on the PROXY source), so the client is the PROXY source; add the lists by hand once the Gateway's chain is settled")
     }
+}
+
+/// Why `forwarded-for-header` (`name`) is not a header the output may read
+/// the client from, with the entry's status, or `None` when it is.
+/// - nginx never reads it, so the client is the TCP peer, as in the output
+///   (converted): `real_ip_header proxy_protocol` (exact) is the PROXY
+///   source, absent without use-proxy-protocol; a name with `_` is a field
+///   nginx drops (nginx.tmpl `underscores_in_headers off` unless
+///   `enable-underscores-in-headers`), so it is never found.
+/// - realip's controller refuses it as a named header source (Forwarded,
+///   Host, Content-Length, …: `realip_core::NamedHeader`): a policy naming
+///   it would be invalid and fail closed; not converted (the policy reads
+///   the TCP peer, and Ingresses with lists or limits are left out).
+fn header_not_read(name: &str, underscores: bool) -> Option<(Status, String)> {
+    if name == "proxy_protocol" {
+        return Some((Status::Converted, "`proxy_protocol` makes nginx's real-IP module read the PROXY header, and use-proxy-protocol is off: there is none, so ingress-nginx's client is the TCP peer, as in the output (nothing is read)".into()));
+    }
+    if name.contains('_') && !underscores {
+        return Some((Status::Converted, format!("`{name}` has an underscore: nginx drops such request fields (underscores_in_headers is off unless enable-underscores-in-headers), so the real-IP module never finds it and ingress-nginx's client is the TCP peer, as in the output (nothing is read)")));
+    }
+    let lower = name.to_ascii_lowercase();
+    if lower == "x-forwarded-for" || lower == "x-real-ip" {
+        return None;
+    }
+    realip_core::NamedHeader::new(name).err().map(|e| {
+        (Status::NotConverted, format!("realip's controller refuses `{name}` as a header source ({e}), so a ClientIPPolicy naming it would be invalid and leave the Gateway unserved; nginx reads it as a list of addresses (a Forwarded `for=…` element or a host name never parses, so there the client stays the TCP peer). Not converted: the policy reads the TCP peer, and every Ingress with an allow/deny list or a rate limit is left out (deny-all)"))
+    })
 }
 
 /// Converts the ConfigMap into [`ClientIp`], with an entry for every key.
@@ -416,7 +457,9 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     let real_ip = bool_of("enable-real-ip", false);
     let pp = bool_of("use-proxy-protocol", false);
     let fwd_header = get("forwarded-for-header").unwrap_or("X-Forwarded-For").to_owned();
-    let header = (!pp && (use_fwd || real_ip)).then(|| fwd_header.clone());
+    let reads_header = !pp && (use_fwd || real_ip);
+    let header_off = header_not_read(&fwd_header, bool_of("enable-underscores-in-headers", false));
+    let header = (reads_header && header_off.is_none()).then(|| fwd_header.clone());
     // ingress-nginx v1.13 (PR #12768) with both keys on: real_ip_header is
     // the intermediate forwarded-for-proxy-protocol-header, which holds the
     // forwarded-for header when the PROXY source ($proxy_protocol_addr) is
@@ -484,6 +527,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             (true, true) if ci.pp_header.is_some() => (Status::NotConverted, format!("with use-proxy-protocol, ingress-nginx v1.13 and later (the controller runs v{}) reads {fwd_header} when the PROXY header's source address is in proxy-real-ip-cidr (walked from the right past those CIDRs, real_ip_recursive on), else the PROXY source; and when the PROXY source is trusted but {fwd_header} is absent or its rightmost entry is not an address, the load balancer's own address (the TCP peer). {}", version_str(version), pp_header_gap(to))),
             (true, true) if ci.pp_header_unknown => (Status::NotConverted, format!("with use-proxy-protocol, ingress-nginx before v1.13 reads the client from the PROXY header only (real_ip_header proxy_protocol), v1.13 and later reads {fwd_header} when the PROXY header's source is in proxy-real-ip-cidr; the controller's version is not known (no ingress-nginx controller image with a version tag in the input), so neither can be assumed: the client address is not converted (the policy reads the PROXY source only) and Ingresses with allow/deny lists or rate limits are left out (deny-all); add the controller to the input")),
             (true, true) => (Status::Converted, "with use-proxy-protocol, ingress-nginx before v1.13 reads the client from the PROXY header only (real_ip_header proxy_protocol); the output does the same".to_owned()),
+            (true, false) if header_off.is_some() => (Status::Converted, format!("on, but forwarded-for-header `{fwd_header}` is not read as a client address (see forwarded-for-header)")),
             (true, false) => (Status::Converted, format!("the client is read from {fwd_header}, believed only from the trusted proxies")),
             (false, _) if real_ip || pp => (Status::Converted, "off; the real-IP module is on through another key".into()),
             (false, _) => (Status::Converted, "off: the client is the TCP peer, nothing is trusted".into()),
@@ -523,6 +567,10 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             (Status::Changed, format!("{why}. ingress-nginx reads a list in it as in X-Forwarded-For (from the right, the first address not trusted); the output reads one address only: a request whose {fwd_header} holds several (a trusted hop appended one) gets the TCP peer as its client, where ingress-nginx took the rightmost untrusted entry. Check that every hop sets {fwd_header} to a single address, or switch to X-Forwarded-For"))
         } else {
             (status, why)
+        };
+        let (status, why) = match &header_off {
+            Some((off_status, off_why)) if reads_header => (*off_status, off_why.clone()),
+            _ => (status, why),
         };
         let field = if status == Status::NotConverted { String::new() } else { format!("{to} sources") };
         entry("forwarded-for-header", status, field, why);
@@ -710,6 +758,14 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
         if k == "annotation-value-word-blocklist" {
             entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas) is skipped, with a note naming the annotation and word".into());
+            continue;
+        }
+        if k == "limit-conn-zone-variable" {
+            let (status, why) = match limit_key_not_client(setup) {
+                Some(v) => (Status::NotConverted, format!("ingress-nginx keys every limit-rps, limit-rpm and limit-connections zone on `{v}` (nginx.tmpl: `map $allowlist_ID $limit_ID {{ 0 {v}; … }}`), not on the client address: with `$server_name`, say, all clients of a host share one bucket. The policies key limits on the client only, so those limits are not converted (see each Ingress's entries)")),
+                None => (Status::Converted, "the client address, as the policies key limits".to_owned()),
+            };
+            entry(k, status, String::new(), why);
             continue;
         }
         if k == "limit-req-status-code" {

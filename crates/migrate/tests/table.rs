@@ -14,6 +14,14 @@ const EG: Target = Target::EnvoyGateway;
 /// ConfigMap data, what the policy must hold, key → report status.
 type Row<W> = (Vec<(&'static str, &'static str)>, W, Vec<(&'static str, Status)>);
 
+/// [`controller`] with a v0.40 image: before v0.41 ingress-nginx rendered an
+/// ImplementationSpecific path as `location /admin`, a string prefix (since
+/// then its store holds it as Prefix), so the string-prefix model is tested
+/// on such a controller.
+fn controller_v040(data: &[(&str, &str)]) -> String {
+    controller(data).replacen("controller:v1.15.1", "controller:v0.40.2", 1)
+}
+
 #[test]
 #[allow(clippy::too_many_lines)] // the table
 fn configmap_keys_become_the_client_ip_policy() {
@@ -714,9 +722,10 @@ fn canaries_become_weights_and_header_matches() {
     let m = run(&[cm.clone(), main, canary(&[("canary-weight", "5"), ("canary-weight-total", "1000")])], R);
     let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
     assert_eq!((refs[0]["weight"].as_u64(), refs[1]["weight"].as_u64()), (Some(995), Some(5)));
-    // Another pathType is another location: not the main one's canary.
+    // Another pathType is another location: not the main one's canary (an
+    // ImplementationSpecific path is held as Prefix since v0.41: review13.rs).
     let prefix = ingress("site-canary", "/", &[("canary", "true"), ("canary-weight", "50")], "")
-        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+        .replace("pathType: ImplementationSpecific", "pathType: Exact");
     let m = run(&[cm.clone(), ingress("site", "/", &[], ""), prefix], R);
     assert!(one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"][0].get("weight").is_none());
     assert!(m.report.entries.iter().any(|e| e.key.starts_with("canary path") && e.status == Status::NotConverted));
@@ -1402,7 +1411,13 @@ fn left_out_locations_refuse_requests_instead_of_falling_through() {
                 // A named port and no Service in the input to resolve it.
                 site = site.replace("number: 80", "name: http");
             }
-            let cm = if *cmk == "lost" { lost.clone() } else { cm.clone() };
+            let mut cm = if *cmk == "lost" { lost.clone() } else { cm.clone() };
+            if *ty == "ImplementationSpecific"
+                && anns.iter().all(|(k, _)| !matches!(*k, "use-regex" | "rewrite-target"))
+            {
+                // A string prefix before v0.41 only (since then the store holds Prefix).
+                cm = cm.replacen("controller:v1.15.1", "controller:v0.40.2", 1);
+            }
             let m = run(&[cm, ingress("app", "/", &[], ""), site], *target);
             let text = m.report.text();
             // A deny of `/` has app's match: app's route is dropped (refused), never left to compete.
@@ -1492,8 +1507,9 @@ fn policy_names_never_collide_across_ingresses() {
     }
 }
 
-/// An ImplementationSpecific path is a string prefix in ingress-nginx
-/// (`location /admin` takes /admin.php too); PathPrefix matches segments.
+/// An ImplementationSpecific path was a string prefix in ingress-nginx
+/// before v0.41 (`location /admin` takes /admin.php too); PathPrefix
+/// matches segments.
 /// Under an allow list or a limit that difference opens /admin.php, so the
 /// path is left out (deny-all) unless it ends in `/` or is pathType Prefix;
 /// without restrictions the difference is reported changed.
@@ -1516,12 +1532,17 @@ fn implementation_specific_paths_are_string_prefixes() {
             let anns: &[(&str, &str)] = if *restricted { &allow } else { &[] };
             let site =
                 ingress("site", path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"));
-            let m = run(&[controller(&[]), ingress("app", "/", &[], ""), site], target);
+            let m = run(&[controller_v040(&[]), ingress("app", "/", &[], ""), site.clone()], target);
             let text = m.report.text();
             assert_eq!(routes(&m, false), open[t], "{path} {ty} {restricted}\n{text}");
             assert_eq!(routes(&m, true), *denied, "{path} {ty} {restricted}\n{text}");
             let e = m.report.entries.iter().find(|e| e.key == format!("path {path}")).map(|e| e.status);
             assert_eq!(e, *st, "{path} {ty} {restricted}\n{text}");
+            // Since v0.41 the store holds ImplementationSpecific as Prefix: no string prefix.
+            let m = run(&[controller(&[]), ingress("app", "/", &[], ""), site], target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false), ["app", "site"], "v1.15 {path} {ty} {restricted}\n{text}");
+            assert!(!text.contains("string prefix"), "v1.15 {path} {ty} {restricted}\n{text}");
         }
     }
 }
@@ -1540,7 +1561,7 @@ fn colliding_matches_and_regex_hosts() {
         // Prefix /admin beats ImplementationSpecific /admin for everything PathPrefix /admin takes.
         let m = run(
             &[
-                controller(&[]),
+                controller_v040(&[]),
                 typed("a-open", "/admin", "ImplementationSpecific", &[]),
                 typed("b-admin", "/admin", "Prefix", &allow),
             ],
@@ -1551,7 +1572,7 @@ fn colliding_matches_and_regex_hosts() {
         // The open one is the Prefix one: it wins, the restricted string prefix is denied (H2).
         let m = run(
             &[
-                controller(&[]),
+                controller_v040(&[]),
                 typed("a-admin", "/admin", "ImplementationSpecific", &allow),
                 typed("b-open", "/admin", "Prefix", &[]),
             ],
@@ -1562,7 +1583,7 @@ fn colliding_matches_and_regex_hosts() {
         // No clear winner (`/admin/` vs Prefix `/admin`): both deny-all.
         let m = run(
             &[
-                controller(&[]),
+                controller_v040(&[]),
                 typed("a-open", "/admin/", "ImplementationSpecific", &[]),
                 typed("b-admin", "/admin", "Prefix", &allow),
             ],
@@ -1621,7 +1642,7 @@ fn a_restricted_string_prefix_keeps_its_remainder_denied() {
     for target in [R, EG] {
         for anns in restrictions {
             let docs = [
-                controller(&[]),
+                controller_v040(&[]),
                 typed("a-open", "/admin", "Prefix", &[]),
                 typed("b-admin", "/admin", "ImplementationSpecific", anns),
                 typed("root", "/", "Prefix", &[]),
@@ -1908,7 +1929,7 @@ fn deny_matches_fit_the_path_value_limit() {
     for (path, regex) in cases {
         let root_anns: &[(&str, &str)] = if regex { &[("use-regex", "true")] } else { &[] };
         let docs = [
-            controller(&[]),
+            controller_v040(&[]),
             ingress("root", "/", root_anns, "").replace("pathType: ImplementationSpecific", "pathType: Prefix"),
             ingress("site", &path, &allow, ""),
         ];
