@@ -807,7 +807,7 @@ mod tests {
     }
 
     fn open() -> Policy {
-        Policy { allow: None, deny: TrustedProxies::none(), rate: None, also: None }
+        Policy { allow: None, deny: TrustedProxies::none().into(), rate: None, also: None }
     }
 
     fn conn(tls: bool) -> ConnCtx {
@@ -844,7 +844,7 @@ mod tests {
         let (r2, t2) = req(&[("x-forwarded-proto", "https")]);
         assert!(admit(&route(open(), true), &r2, &conn(false), client, true, &t2, &m).await.is_ok());
         assert!(admit(&route(open(), true), &r2, &conn(false), client, false, &t2, &m).await.is_err(), "untrusted hop");
-        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap(), ..open() };
+        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap().into(), ..open() };
         assert!(matches!(
             admit(&route(deny, false), &r, &conn(false), client, false, &t, &m).await,
             Err(Reject::Denied)

@@ -47,9 +47,9 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Policy {
     /// When set, only these clients pass.
-    pub allow: Option<TrustedProxies>,
+    pub allow: Option<std::sync::Arc<TrustedProxies>>,
     /// These clients never pass.
-    pub deny: TrustedProxies,
+    pub deny: std::sync::Arc<TrustedProxies>,
     /// Per-client rate limit (shared by routes that inherit it).
     pub rate: Option<Limit>,
     /// A second limit every request must pass as well, asked after
@@ -225,8 +225,8 @@ mod tests {
     #[tokio::test]
     async fn deny_then_allow_lists() {
         let p = Policy {
-            allow: Some(TrustedProxies::parse(["198.51.100.0/24"]).unwrap()),
-            deny: TrustedProxies::parse(["198.51.100.66"]).unwrap(),
+            allow: Some(TrustedProxies::parse(["198.51.100.0/24"]).unwrap().into()),
+            deny: TrustedProxies::parse(["198.51.100.66"]).unwrap().into(),
             rate: None,
             also: None,
         };
@@ -252,7 +252,7 @@ mod tests {
         let gateway = local(0.001, 2.0);
         let route = |per_second, burst| Policy {
             allow: None,
-            deny: TrustedProxies::none(),
+            deny: TrustedProxies::none().into(),
             rate: Some(local(per_second, burst)),
             also: Some(gateway.clone()),
         };

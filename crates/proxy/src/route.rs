@@ -285,7 +285,12 @@ mod tests {
             host: HostMatch::new(host),
             prefix: prefix.into(),
             upstream: Arc::new(Pool::for_tests(name)),
-            policy: Arc::new(Policy { allow: None, deny: realip_core::TrustedProxies::none(), rate: None, also: None }),
+            policy: Arc::new(Policy {
+                allow: None,
+                deny: realip_core::TrustedProxies::none().into(),
+                rate: None,
+                also: None,
+            }),
             max_body_bytes: 0,
             https_redirect: false,
             metrics: std::sync::OnceLock::new(),

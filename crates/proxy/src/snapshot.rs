@@ -284,7 +284,12 @@ impl Snapshot {
         };
         let global_rate = config.policy.rate.map(|r| limiter(crate::ratestore::POLICY_SCOPE, r, ipv6_prefix));
         let global_allow =
-            (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow, "policy.allow", &mut errs));
+            (!config.policy.allow.is_empty()).then(|| Arc::new(cidrs(&config.policy.allow, "policy.allow", &mut errs)));
+        // Parsed once per list: the Kubernetes routes one policy covers
+        // share its lists (by their address and length, held by `config`
+        // while this runs).
+        let mut parsed_allow: HashMap<(usize, usize), Arc<realip_core::TrustedProxies>> = HashMap::new();
+        let mut parsed_deny: HashMap<(usize, usize), Arc<realip_core::TrustedProxies>> = HashMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
         // The pool of a Gateway route that answers by itself (a redirect,
         // or backends that all failed to resolve): never connected to.
@@ -377,8 +382,7 @@ impl Snapshot {
                 continue;
             };
             let name = route_name(r);
-            let mut deny = config.policy.deny.clone();
-            deny.extend(r.deny.iter().cloned());
+
             let rate = match r.rate {
                 Some(rate) => Some(limiter(&rate_scope(r, &name), rate, rate.ipv6_prefix.unwrap_or(ipv6_prefix))),
                 None => global_rate.clone(),
@@ -394,15 +398,27 @@ impl Snapshot {
                 (Some(first), also) => (Some(first), also),
                 (None, also) => (also, None),
             };
-            let policy = Policy {
-                allow: match r.allow.as_deref() {
-                    Some(a) => Some(cidrs(a, &format!("route[{i}].allow"), &mut errs)),
-                    None => global_allow.clone(),
-                },
-                deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
-                rate,
-                also,
+            let list_key = |l: &Arc<[String]>| (Arc::as_ptr(l).cast::<()>().addr(), l.len());
+            let allow = match &r.allow {
+                Some(a) => Some(if let Some(p) = parsed_allow.get(&list_key(a)) {
+                    Arc::clone(p)
+                } else {
+                    let p = Arc::new(cidrs(a, &format!("route[{i}].allow"), &mut errs));
+                    parsed_allow.insert(list_key(a), Arc::clone(&p));
+                    p
+                }),
+                None => global_allow.clone(),
             };
+            let deny = if let Some(p) = parsed_deny.get(&list_key(&r.deny)) {
+                Arc::clone(p)
+            } else {
+                let mut deny = config.policy.deny.clone();
+                deny.extend(r.deny.iter().cloned());
+                let p = Arc::new(cidrs(&deny, &format!("route[{i}].deny"), &mut errs));
+                parsed_deny.insert(list_key(&r.deny), Arc::clone(&p));
+                p
+            };
+            let policy = Policy { allow, deny, rate, also };
             let backends = (!r.backends.is_empty()).then(|| {
                 crate::gateway::Weighted::new(
                     r.backends
