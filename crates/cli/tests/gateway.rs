@@ -3132,3 +3132,124 @@ fn an_ingress_certificate_does_not_take_a_name_a_hostless_listeners_routes_serve
     }
     assert_eq!(fingerprint(None, Some((a, "SHOP.Example.com"))), victim, "the name in upper case");
 }
+
+/// Review 14 F4: one HTTPRoute at the CRD's limits — 32 parentRefs (one
+/// listener each: `wild` on the bound port 80, the others on ports no
+/// `[[listener]]` has), 16 hostnames, 128 matches with a 4 KiB header
+/// value each, a filter per rule — is served where a bind serves it (one
+/// route per hostname and match there), `Pending` on the other listeners
+/// and logged unserved once per listener (not once per hostname and
+/// match), and the older route of the port is untouched. (What it costs
+/// the proxy is measured in docs/benchmarks.md, not asserted here.)
+#[test]
+#[allow(clippy::too_many_lines)] // one object at the limits, then each side of it
+fn an_httproute_at_the_crd_limits_is_served_where_bound_and_named_once_where_not() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    let mut listeners = vec![
+        json!({"name": "http", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}),
+        json!({"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.evil.example.com"}),
+    ];
+    listeners.extend((1..32).map(|i| json!({"name": format!("l{i}"), "port": 10000 + i, "protocol": "HTTP"})));
+    gateway(&api, &json!(listeners));
+    let backend = json!([{"name": "app", "port": 80}]);
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw", "sectionName": "http"}], "rules": [{"backendRefs": backend}]}),
+    );
+    let pad = |r: usize, m: usize| format!("{}-{r}-{m}", "v".repeat(4090));
+    let mut parents = vec![json!({"name": "gw", "sectionName": "wild"})];
+    parents.extend((1..32).map(|i| json!({"name": "gw", "sectionName": format!("l{i}")})));
+    let hostnames: Vec<String> = (0..16).map(|i| format!("h{i}.evil.example.com")).collect();
+    let rules: Vec<Value> = (0..16)
+        .map(|r| {
+            let matches: Vec<Value> = (0..8)
+                .map(|m| {
+                    json!({"path": {"type": "PathPrefix", "value": format!("/r{r}m{m}")},
+                        "headers": [{"name": "x-pad", "value": pad(r, m)}]})
+                })
+                .collect();
+            json!({"matches": matches, "backendRefs": backend, "filters": [
+                {"type": "RequestHeaderModifier", "requestHeaderModifier": {"set": [{"name": "X-Rule", "value": format!("r{r}")}]}},
+                {"type": "URLRewrite", "urlRewrite": {"path": {"type": "ReplacePrefixMatch", "replacePrefixMatch": "/debug/headers"}}}]})
+        })
+        .collect();
+    http_route(&api, "bomb", &json!({"parentRefs": parents, "hostnames": hostnames, "rules": rules}));
+    let (p, addr, _dir) = proxy_with(&api, "limits", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "a.example.com", "/", 200);
+    let get = |host: &str, path: &str, pad: &str| {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nX-Pad: {pad}\r\nConnection: close\r\n\r\n");
+        exchange(addr, b"", &req)
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get("h15.evil.example.com", "/r15m7", &pad(15, 7)).0 != 200 {
+        assert!(Instant::now() < deadline, "the route at the limits is not served");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Every hostname and match, with its own rule's filters.
+    for (host, r, m) in [(0, 0, 0), (7, 3, 5), (15, 15, 7), (9, 8, 1)] {
+        let (st, _, body) = get(&format!("h{host}.evil.example.com"), &format!("/r{r}m{m}"), &pad(r, m));
+        assert_eq!(st, 200, "h{host} r{r}m{m}: {body}");
+        let seen: Value = serde_json::from_str(&body).unwrap();
+        let rule = seen.as_array().unwrap().iter().find(|h| h["name"] == "x-rule").map(|h| h["value"].clone());
+        assert_eq!(rule, Some(json!(format!("r{r}"))), "{body}");
+    }
+    // A match needs its own header value; other hosts are not the route's.
+    assert_eq!(get("h7.evil.example.com", "/r3m5", &pad(3, 4)).0, 404);
+    assert_eq!(get("h7.evil.example.com", "/r3m5", "").0, 404);
+    assert_eq!(get("h16.evil.example.com", "/r3m5", &pad(3, 5)).0, 404);
+    assert_eq!(status(addr, "a.example.com", "/r3m5"), 200, "the older route keeps its host");
+    // Status: accepted on `wild`, Pending on each unbound listener.
+    let o = until(&api, "HTTPRoute", "web", "bomb", "bomb status", |o| {
+        o["status"]["parents"].as_array().is_some_and(|a| a.len() == 32)
+    });
+    let parents = o["status"]["parents"].as_array().unwrap();
+    for entry in parents {
+        let accepted = cond(&entry["conditions"], "Accepted");
+        if entry["parentRef"]["sectionName"] == "wild" {
+            assert_eq!(accepted["status"], "True", "{accepted}");
+        } else {
+            let section = entry["parentRef"]["sectionName"].as_str().unwrap();
+            let port = 10000 + section[1..].parse::<u32>().unwrap();
+            assert_eq!((&accepted["status"], &accepted["reason"]), (&json!("False"), &json!("Pending")), "{accepted}");
+            assert!(
+                accepted["message"].as_str().unwrap().contains(&format!("{port} in its gateway_ports")),
+                "{accepted}"
+            );
+        }
+    }
+    // Logged unserved once per unbound listener, nothing per route entry.
+    let mut unserved: Vec<String> = Vec::new();
+    let mut per_entry: Vec<String> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while unserved.len() < 31 && Instant::now() < deadline {
+        for l in p.stderr.try_iter() {
+            if l.contains("httproute/web/bomb/") {
+                per_entry.push(l.clone());
+            }
+            if l.contains("kubernetes_route_unserved") {
+                unserved.push(l);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    for l in p.stderr.try_iter() {
+        if l.contains("httproute/web/bomb/") {
+            per_entry.push(l.clone());
+        }
+        if l.contains("kubernetes_route_unserved") {
+            unserved.push(l);
+        }
+    }
+    assert_eq!(unserved.len(), 31, "{unserved:#?}");
+    for i in 1..32 {
+        let want = format!("\"httproute/web/bomb on gateway/web/gw/l{i}\"");
+        let line = unserved.iter().find(|l| l.contains(&want)).unwrap_or_else(|| panic!("{want}: {unserved:#?}"));
+        assert!(line.contains(&format!("gateway_ports = [{}]", 10000 + i)), "{line}");
+    }
+    assert!(per_entry.is_empty(), "{per_entry:#?}");
+}

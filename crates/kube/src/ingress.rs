@@ -1055,7 +1055,7 @@ mod tests {
             assert!(d.problems.is_empty(), "{:?}", d.problems);
             let r = &d.routes[0];
             assert_eq!((r.rps, r.burst, r.rate_global), (Some(2.0), Some(120.0), true), "{prefix}");
-            let rl = RouteSet::from_ingress(&d).routes[0].access.clone().unwrap().rate_limit.unwrap();
+            let rl = RouteSet::from_ingress(&d).routes[0].access.clone().unwrap().rate_limit.clone().unwrap();
             assert_eq!((rl.per_second, rl.burst, rl.global), (2.0, 120.0, true));
             // One bucket for the whole Ingress, as ingress-nginx's zone.
             assert_eq!(rl.scope, format!("ingress:{}", d.routes[0].ingress));

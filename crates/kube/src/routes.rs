@@ -546,8 +546,10 @@ pub struct Route {
     pub filters: Arc<[Filter]>,
     /// Backends and weights. Empty with no redirect: 500.
     pub backends: Arc<[WeightedBackend]>,
-    /// Client access rules.
-    pub access: Option<Access>,
+    /// Client access rules (shared, like the match data, by the routes one
+    /// policy covers the same way: a policy's allow and deny lists are
+    /// not copied per route).
+    pub access: Option<Arc<Access>>,
     /// Largest request body (Ingress `proxy-body-size`).
     pub max_body: Option<u64>,
     /// Redirect plain HTTP to https (Ingress `ssl-redirect`).
@@ -573,18 +575,20 @@ impl RouteSet {
                 let n = seen.entry(base.clone()).or_insert(0);
                 *n += 1;
                 let name = if *n == 1 { base } else { format!("{base}#{n}") };
-                let access = (r.allow.is_some() || !r.deny.is_empty() || r.rps.is_some()).then(|| Access {
-                    policy: format!("ingress/{}", r.ingress),
-                    allow: r.allow.clone(),
-                    deny: r.deny.clone(),
-                    rate_limit: r.rps.map(|rps| RateLimit {
-                        per_second: rps,
-                        burst: r.burst.unwrap_or(rps),
-                        ipv6_prefix_length: 64,
-                        global: r.rate_global,
-                        scope: format!("ingress:{}", r.ingress),
-                    }),
-                    gateway_rate_limit: None,
+                let access = (r.allow.is_some() || !r.deny.is_empty() || r.rps.is_some()).then(|| {
+                    Arc::new(Access {
+                        policy: format!("ingress/{}", r.ingress),
+                        allow: r.allow.clone(),
+                        deny: r.deny.clone(),
+                        rate_limit: r.rps.map(|rps| RateLimit {
+                            per_second: rps,
+                            burst: r.burst.unwrap_or(rps),
+                            ipv6_prefix_length: 64,
+                            global: r.rate_global,
+                            scope: format!("ingress:{}", r.ingress),
+                        }),
+                        gateway_rate_limit: None,
+                    })
                 });
                 Arc::new(Route {
                     name,

@@ -5,7 +5,7 @@
 //! Units: durations are strings like `"5s"`, `"250ms"`, `"2m"`; sizes are
 //! integers in bytes.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -378,11 +378,12 @@ pub struct RouteConfig {
     pub path_prefix: String,
     /// Upstream name.
     pub upstream: String,
-    /// Route-level allow list (replaces the global one when set).
-    pub allow: Option<Vec<String>>,
+    /// Route-level allow list (replaces the global one when set). (Shared
+    /// by the Kubernetes routes one policy covers, as `deny`.)
+    pub allow: Option<std::sync::Arc<[String]>>,
     /// Route-level deny list (added to the global one).
     #[serde(default)]
-    pub deny: Vec<String>,
+    pub deny: std::sync::Arc<[String]>,
     /// Route-level rate limit (replaces the global one when set).
     pub rate: Option<RateConfig>,
     /// Whose bucket `rate` is (never from the file): the Kubernetes
@@ -986,10 +987,11 @@ impl Config {
         let mut seen_routes: foldhash::HashMap<(String, &str), usize> = foldhash::HashMap::default();
         let mut route_names: foldhash::HashMap<std::borrow::Cow<'_, str>, usize> = foldhash::HashMap::default();
         route_names.reserve(self.routes.len());
+        let mut lists_checked = HashMap::new();
         for (i, r) in self.routes.iter().enumerate() {
             let key = || format!("route[{i}]");
             if !checked(r) {
-                for (what, msg) in route_errors(r, &upstreams, self.http.allow_backslash) {
+                for (what, msg) in route_errors(r, &upstreams, self.http.allow_backslash, &mut lists_checked) {
                     push(format!("{}{what}", key()), msg);
                 }
             }
@@ -1191,15 +1193,22 @@ pub(crate) fn upstream_errors(u: &UpstreamConfig) -> Vec<(String, String)> {
 /// rate): `(field, message)` pairs, the field starting with `.`. The
 /// Kubernetes composition runs them per route, so a route the proxy cannot
 /// serve is left out and reported instead of failing the whole
-/// configuration (and with it every other route).
+/// configuration (and with it every other route). Each allow or deny
+/// list is checked once: `checked` holds what a list (by its address and
+/// length) gave, for the routes that share it (the Kubernetes routes one
+/// access policy covers); the lists must be held while `checked` is used.
 pub(crate) fn route_errors<S: std::hash::BuildHasher>(
     r: &RouteConfig,
     upstreams: &HashSet<&str, S>,
     allow_backslash: bool,
+    checked: &mut HashMap<(usize, usize), Option<String>>,
 ) -> Vec<(String, String)> {
     let mut errs = Vec::new();
     let mut push = |key: String, msg: String| errs.push((key, msg));
-    let cidrs = |list: &[String]| TrustedProxies::parse(list).err().map(|e| e.to_string());
+    let mut cidrs = |list: &std::sync::Arc<[String]>| {
+        let at = (std::sync::Arc::as_ptr(list).cast::<()>().addr(), list.len());
+        checked.entry(at).or_insert_with(|| TrustedProxies::parse(&list[..]).err().map(|e| e.to_string())).clone()
+    };
     // A Gateway route whose backends all failed to resolve (or that
     // only redirects) names no upstream: it answers by itself.
     let answers_itself = r.gateway.is_some() && r.upstream.is_empty();
@@ -1229,7 +1238,7 @@ pub(crate) fn route_errors<S: std::hash::BuildHasher>(
             push(".host".into(), format!("`{h}` is not a host name or `*.domain` wildcard"));
         }
     }
-    if let Some(e) = r.allow.as_deref().and_then(cidrs) {
+    if let Some(e) = r.allow.as_ref().and_then(&mut cidrs) {
         push(".allow".into(), e);
     }
     if let Some(e) = cidrs(&r.deny) {

@@ -849,7 +849,7 @@ mod tests {
             admit(&route(Policy::open(), true), &r2, &conn(false), client, false, &t2, &m).await.is_err(),
             "untrusted hop"
         );
-        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap(), ..Policy::open() };
+        let deny = Policy { deny: TrustedProxies::parse(["203.0.113.0/24"]).unwrap().into(), ..Policy::open() };
         assert!(matches!(
             admit(&route(deny, false), &r, &conn(false), client, false, &t, &m).await,
             Err(Reject::Denied)

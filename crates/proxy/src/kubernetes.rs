@@ -387,6 +387,9 @@ struct Ctx<'a> {
     /// list (held by the set while this runs) and the headers protected
     /// beyond `protected`: see [`convert_filters`].
     filters: std::cell::RefCell<HashMap<FiltersKey, FilterConversion>>,
+    /// Access policies' allow and deny lists converted so far, by the
+    /// address of the set's `Access` (held by the set while this runs).
+    lists: std::cell::RefCell<HashMap<usize, AccessLists>>,
 }
 
 /// A rule's filter list (its address and length) and the headers
@@ -413,7 +416,25 @@ impl Ctx<'_> {
         extra.dedup();
         extra
     }
+
+    /// `r`'s filters as served ([`convert_filters`]), once per rule and
+    /// set of listener policies: the routes an HTTPRoute rule expands to
+    /// share its filters (see `Route::headers`).
+    fn filters_of(&self, r: &Route) -> FilterConversion {
+        let extra = if r.filters.is_empty() { Vec::new() } else { self.protected_for(r) };
+        let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len(), extra);
+        let known = self.filters.borrow().get(&key).cloned();
+        known.unwrap_or_else(|| {
+            let protected: Vec<String> = self.protected.iter().chain(&key.2).cloned().collect();
+            let converted = convert_filters(&r.filters, &protected);
+            self.filters.borrow_mut().insert(key, converted.clone());
+            converted
+        })
+    }
 }
+
+/// An access policy's allow list (if any) and deny list.
+type AccessLists = (Option<Arc<[String]>>, Arc<[String]>);
 
 /// A route's filters as served, what of them is left out, and whether
 /// they cannot be applied.
@@ -566,17 +587,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             excepted_on: Vec::new(),
         })
     };
-    // Once per rule (and set of listener policies): the routes an
-    // HTTPRoute rule expands to share its filters (see `Route::headers`).
-    let extra = if r.filters.is_empty() { Vec::new() } else { ctx.protected_for(r) };
-    let key = (Arc::as_ptr(&r.filters).cast::<()>().addr(), r.filters.len(), extra);
-    let known = ctx.filters.borrow().get(&key).cloned();
-    let (filters, left_out, broken) = known.unwrap_or_else(|| {
-        let protected: Vec<String> = ctx.protected.iter().chain(&key.2).cloned().collect();
-        let converted = convert_filters(&r.filters, &protected);
-        ctx.filters.borrow_mut().insert(key, converted.clone());
-        converted
-    });
+    let (filters, left_out, broken) = ctx.filters_of(r);
     warnings.extend(left_out);
     let redirect = filters.iter().any(|f| matches!(f, Filter::Redirect { .. }));
     let k8s = |b: &String| format!("k8s:{b}");
@@ -592,7 +603,20 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         let first = r.backends.iter().find(|b| b.weight > 0).and_then(|b| b.backend.as_ref()).map(k8s);
         (first.unwrap_or_default(), r.backends.iter().map(|b| (b.backend.as_ref().map(k8s), b.weight)).collect())
     };
-    let access = r.access.as_ref();
+    let access = r.access.as_deref();
+    // The lists once per policy (shared by the routes it covers).
+    let (allow, deny) = match &r.access {
+        None => (None, Arc::default()),
+        Some(a) => {
+            let at = Arc::as_ptr(a).addr();
+            let known = ctx.lists.borrow().get(&at).cloned();
+            known.unwrap_or_else(|| {
+                let lists: AccessLists = (a.allow.as_deref().map(Arc::from), Arc::from(a.deny.as_slice()));
+                ctx.lists.borrow_mut().insert(at, lists.clone());
+                lists
+            })
+        }
+    };
     let rate = |rl: &realip_kube::routes::RateLimit| RateConfig {
         per_second: rl.per_second,
         burst: Some(rl.burst),
@@ -612,8 +636,8 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         host: r.host.clone(),
         path_prefix: prefix,
         upstream,
-        allow: access.and_then(|a| a.allow.clone()),
-        deny: access.map(|a| a.deny.clone()).unwrap_or_default(),
+        allow,
+        deny,
         rate,
         rate_scope: access.and_then(|a| a.rate_limit.as_ref()).map(|rl| rl.scope.clone()),
         also_rate,
@@ -765,6 +789,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         ingress: ingress_listeners(config),
         protected: protected_headers(config),
         filters: std::cell::RefCell::default(),
+        lists: std::cell::RefCell::default(),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
     let mut pools: Vec<String> = config.upstreams.iter().chain(&out.upstreams).map(|u| u.name.clone()).collect();
@@ -787,6 +812,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
     let mut next = 0;
     memo.last = Vec::with_capacity(set.routes.len());
     let pool_names: foldhash::HashSet<&str> = key.pools.iter().map(String::as_str).collect();
+    let mut lists_checked = HashMap::new();
     for r in &set.routes {
         let ahead = next..kept.len().min(next + LOOK_AHEAD);
         let found = ahead.into_iter().find(|&k| kept[k].as_ref().is_some_and(|(old, _)| Arc::ptr_eq(old, r)));
@@ -798,7 +824,9 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         } else {
             let converted = route(r, &ctx).map(|(c, w)| (Arc::new(c), w));
             let errs = match &converted {
-                Ok((c, _)) => crate::config::route_errors(c, &pool_names, config.http.allow_backslash),
+                Ok((c, _)) => {
+                    crate::config::route_errors(c, &pool_names, config.http.allow_backslash, &mut lists_checked)
+                }
                 Err(_) => Vec::new(),
             };
             (Arc::clone(r), Arc::new((converted, errs)))
@@ -1692,7 +1720,7 @@ mod tests {
             ),
             (
                 variant("global", &|r| {
-                    if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
+                    if let Some(rl) = r.access.as_mut().and_then(|a| Arc::make_mut(a).rate_limit.as_mut()) {
                         rl.global = true;
                     }
                 }),
@@ -1701,7 +1729,7 @@ mod tests {
             (
                 // The Gateway's limit, counted with the route's own.
                 variant("global-gateway", &|r| {
-                    if let Some(a) = r.access.as_mut() {
+                    if let Some(a) = r.access.as_mut().map(Arc::make_mut) {
                         a.gateway_rate_limit = a.rate_limit.clone().map(|rl| realip_kube::routes::RateLimit {
                             global: true,
                             scope: "clientaccesspolicy:web/gw".into(),
@@ -1723,7 +1751,7 @@ mod tests {
             }),
             variant("ipv6", &|r| {
                 r.listeners = vec!["gateway/web/gw/http".into()];
-                if let Some(rl) = r.access.as_mut().and_then(|a| a.rate_limit.as_mut()) {
+                if let Some(rl) = r.access.as_mut().and_then(|a| Arc::make_mut(a).rate_limit.as_mut()) {
                     rl.ipv6_prefix_length = 56;
                 }
             }),
@@ -1966,8 +1994,9 @@ mod tests {
     }
 
     /// Review 14 F4: the routes one HTTPRoute rule expands to keep sharing
-    /// its match data and filters through the conversion (one filter list
-    /// and one compiled filter set per rule, not per route); a route named
+    /// its match data, filters and access lists through the conversion (one
+    /// filter list and one compiled filter set per rule, one parsed allow
+    /// and deny list per policy, not per route); a route named
     /// `pending` on a listener no bind serves is one problem per route and
     /// listener, and once the proxy serves the port it says it waits for
     /// the controller (which has not yet handed its routes over).
@@ -2012,6 +2041,17 @@ mod tests {
             })
         };
         set.routes = vec![entry("a.example.com"), entry("b.example.com")];
+        // One access policy for both, its lists converted and parsed once.
+        let access = Arc::new(Access {
+            policy: "web/lists".into(),
+            allow: Some((0..1024).map(|i| format!("10.{}.{}.0/24", i / 256, i % 256)).collect()),
+            deny: vec!["10.0.0.1/32".into()],
+            rate_limit: None,
+            gateway_rate_limit: None,
+        });
+        for r in &mut set.routes {
+            Arc::make_mut(r).access = Some(Arc::clone(&access));
+        }
         set.pending = vec![realip_kube::routes::PendingRoute {
             origin: "httproute/web/r".into(),
             listener: "gateway/web/gw/alt".into(),
@@ -2025,6 +2065,9 @@ mod tests {
         let (c, problems, warnings) = compose_checked(file("80"), Some(&set));
         assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(c.routes.len(), 2);
+        assert!(Arc::ptr_eq(c.routes[0].allow.as_ref().unwrap(), c.routes[1].allow.as_ref().unwrap()));
+        assert!(Arc::ptr_eq(&c.routes[0].deny, &c.routes[1].deny));
+        assert_eq!(c.routes[0].allow.as_ref().unwrap().len(), 1024);
         for r in &c.routes {
             assert!(Arc::ptr_eq(&r.filters, &filters), "the set's filters, not a copy");
             assert!(Arc::ptr_eq(&r.gateway.as_ref().unwrap().headers, &headers), "the set's headers, not a copy");
@@ -2043,6 +2086,10 @@ mod tests {
             snapshot.routes.all().iter().filter(|r| r.gateway.is_some()).map(|r| &r.filters).collect();
         assert_eq!(compiled.len(), 2);
         assert!(Arc::ptr_eq(compiled[0], compiled[1]));
+        let policies: Vec<&Arc<crate::policy::Policy>> =
+            snapshot.routes.all().iter().filter(|r| r.gateway.is_some()).map(|r| &r.policy).collect();
+        assert!(Arc::ptr_eq(&policies[0].allow[0], &policies[1].allow[0]));
+        assert!(Arc::ptr_eq(&policies[0].deny, &policies[1].deny));
         // The proxy serves 8080 before the controller knows: still not
         // served (no route of it was handed over), and said so.
         let (_, problems, _) = compose_checked(file("80, 8080"), Some(&set));
@@ -2981,7 +3028,7 @@ mod tests {
         let interleaved =
             vec!["gateway/web/gw/a".to_owned(), "gateway/web/gw2/http".to_owned(), "gateway/web/gw/b".to_owned()];
         let mut route = app_route("httproute/web/glob/0/0", "httproute/web/glob", interleaved, Some("g.example.com"));
-        route.access = Some(Access {
+        route.access = Some(Arc::new(Access {
             policy: "web/glob".into(),
             allow: None,
             deny: vec![],
@@ -2993,7 +3040,7 @@ mod tests {
                 scope: "clientaccesspolicy:web/glob".into(),
             }),
             gateway_rate_limit: None,
-        });
+        }));
         let set = RouteSet {
             listeners: vec![listener("web/gw", "a"), listener("web/gw2", "http"), listener("web/gw", "b")],
             routes: vec![Arc::new(route)],

@@ -49,9 +49,9 @@ pub enum Decision {
 #[derive(Debug)]
 pub struct Policy {
     /// Only clients in every one of these lists pass (none: everyone).
-    pub allow: Vec<TrustedProxies>,
+    pub allow: Vec<std::sync::Arc<TrustedProxies>>,
     /// These clients never pass.
-    pub deny: TrustedProxies,
+    pub deny: std::sync::Arc<TrustedProxies>,
     /// Per-client rate limits every request is counted in, local ones
     /// first (see the module docs); a limit's buckets are shared by the
     /// routes holding the same limit (a Gateway's, the file's `[policy]`).
@@ -70,7 +70,7 @@ pub enum Limit {
 impl Policy {
     /// Lets everyone in, unlimited.
     pub fn open() -> Policy {
-        Policy { allow: Vec::new(), deny: TrustedProxies::none(), limits: Vec::new() }
+        Policy { allow: Vec::new(), deny: TrustedProxies::none().into(), limits: Vec::new() }
     }
 
     /// Decides for `client`, at `now` (global limits may wait for the
@@ -232,8 +232,8 @@ mod tests {
     #[tokio::test]
     async fn deny_then_allow_lists() {
         let p = Policy {
-            allow: vec![TrustedProxies::parse(["198.51.100.0/24"]).unwrap()],
-            deny: TrustedProxies::parse(["198.51.100.66"]).unwrap(),
+            allow: vec![TrustedProxies::parse(["198.51.100.0/24"]).unwrap().into()],
+            deny: TrustedProxies::parse(["198.51.100.66"]).unwrap().into(),
             limits: Vec::new(),
         };
         let (now, m) = (Instant::now(), Metrics::default());
@@ -244,8 +244,8 @@ mod tests {
         // in both, however wide one of them is.
         let both = Policy {
             allow: vec![
-                TrustedProxies::parse(["0.0.0.0/0", "::/0"]).unwrap(),
-                TrustedProxies::parse(["198.51.100.0/24"]).unwrap(),
+                TrustedProxies::parse(["0.0.0.0/0", "::/0"]).unwrap().into(),
+                TrustedProxies::parse(["198.51.100.0/24"]).unwrap().into(),
             ],
             ..Policy::open()
         };

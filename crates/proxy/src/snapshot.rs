@@ -284,7 +284,12 @@ impl Snapshot {
         };
         let global_rate = config.policy.rate.map(|r| limiter(crate::ratestore::POLICY_SCOPE, r, ipv6_prefix));
         let global_allow =
-            (!config.policy.allow.is_empty()).then(|| cidrs(&config.policy.allow, "policy.allow", &mut errs));
+            (!config.policy.allow.is_empty()).then(|| Arc::new(cidrs(&config.policy.allow, "policy.allow", &mut errs)));
+        // Parsed once per list: the Kubernetes routes one policy covers
+        // share its lists (by their address and length, held by `config`
+        // while this runs).
+        let mut parsed_allow: HashMap<(usize, usize), Arc<realip_core::TrustedProxies>> = HashMap::new();
+        let mut parsed_deny: HashMap<(usize, usize), Arc<realip_core::TrustedProxies>> = HashMap::new();
         let mut routes = Vec::with_capacity(config.routes.len());
         // The pool of a Gateway route that answers by itself (a redirect,
         // or backends that all failed to resolve): never connected to.
@@ -377,8 +382,6 @@ impl Snapshot {
                 continue;
             };
             let name = route_name(r);
-            let mut deny = config.policy.deny.clone();
-            deny.extend(r.deny.iter().cloned());
             // A file route's own allow list and rate replace `[policy]`'s
             // (and so do an Ingress's annotations, as in ingress-nginx,
             // whose annotations replace its ConfigMap's lists); a Gateway
@@ -396,13 +399,28 @@ impl Snapshot {
             // when a later one refuses (see `crate::policy`).
             let mut limits: Vec<Limit> = own_rate.into_iter().chain(also).chain(file_rate).collect();
             limits.sort_by_key(|l| !l.is_local());
-            let own_allow = r.allow.as_deref().map(|a| cidrs(a, &format!("route[{i}].allow"), &mut errs));
+            let list_key = |l: &Arc<[String]>| (Arc::as_ptr(l).cast::<()>().addr(), l.len());
+            let own_allow = r.allow.as_ref().map(|a| {
+                if let Some(p) = parsed_allow.get(&list_key(a)) {
+                    Arc::clone(p)
+                } else {
+                    let p = Arc::new(cidrs(a, &format!("route[{i}].allow"), &mut errs));
+                    parsed_allow.insert(list_key(a), Arc::clone(&p));
+                    p
+                }
+            });
             let file_allow = global_allow.clone().filter(|_| own_allow.is_none() || floor);
-            let policy = Policy {
-                allow: own_allow.into_iter().chain(file_allow).collect(),
-                deny: cidrs(&deny, &format!("route[{i}].deny"), &mut errs),
-                limits,
+            let allow: Vec<Arc<TrustedProxies>> = own_allow.into_iter().chain(file_allow).collect();
+            let deny = if let Some(p) = parsed_deny.get(&list_key(&r.deny)) {
+                Arc::clone(p)
+            } else {
+                let mut deny = config.policy.deny.clone();
+                deny.extend(r.deny.iter().cloned());
+                let p = Arc::new(cidrs(&deny, &format!("route[{i}].deny"), &mut errs));
+                parsed_deny.insert(list_key(&r.deny), Arc::clone(&p));
+                p
             };
+            let policy = Policy { allow, deny, limits };
             let backends = (!r.backends.is_empty()).then(|| {
                 crate::gateway::Weighted::new(
                     r.backends

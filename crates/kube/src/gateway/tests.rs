@@ -382,11 +382,11 @@ fn access_policies_prefer_the_most_specific_target() {
     let by = |name: &str| t.routes.routes.iter().find(|r| r.name == name).and_then(|r| r.access.clone()).unwrap();
     assert_eq!(by("httproute/web/r/admin/0").policy, "web/rule");
     assert_eq!(by("httproute/web/r/1/0").policy, "web/route");
-    let rl = by("httproute/web/r/1/0").rate_limit.unwrap();
+    let rl = by("httproute/web/r/1/0").rate_limit.clone().unwrap();
     assert_eq!((rl.per_second, rl.burst, rl.ipv6_prefix_length, rl.global), (5.0, 5.0, 64, true));
     // The bucket is the policy's: every route it applies to names it.
     assert_eq!(rl.scope, "clientaccesspolicy:web/route");
-    assert_eq!(by("httproute/web/r/admin/0").rate_limit.unwrap().scope, "clientaccesspolicy:web/rule");
+    assert_eq!(by("httproute/web/r/admin/0").rate_limit.clone().unwrap().scope, "clientaccesspolicy:web/rule");
     assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "ghost"), [("Accepted", false, "TargetNotFound")]);
     let t = run(&(r + &policy("bad", "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}", "nonsense")));
     assert_eq!(first_ref(&t, "ClientAccessPolicy", "web", "bad"), [("Accepted", false, "Invalid")]);
@@ -964,7 +964,7 @@ fn an_invalid_edit_keeps_the_last_valid_access_policy() {
     let a = t.routes.routes[0].access.as_ref().expect("the last valid access policy stays");
     assert_eq!(a.allow.as_deref(), Some(&["192.0.2.0/24".to_owned()][..]));
     assert_eq!(a.rate_limit.as_ref().map(|r| r.burst), Some(1.0));
-    assert_eq!(&t.access_in_force["web/p"], a, "fed back again");
+    assert_eq!(&t.access_in_force["web/p"], &**a, "fed back again");
 }
 
 /// A Gateway target with sectionName is refused alone: the policy's other
@@ -1350,6 +1350,21 @@ fn a_big_route_shares_its_rules_and_is_not_expanded_where_unbound() {
     assert_eq!(t.routes.routes.len(), 18);
     assert!(t.routes.routes.iter().all(|r| r.listeners.len() == 2));
     assert!(t.routes.pending.is_empty());
+    // An access policy on the route: one copy of its lists for all 18.
+    let allow: Vec<String> = (0..1024).map(|i| format!("10.{}.{}.0/24", i / 256, i % 256)).collect();
+    let policy = format!(
+        "{route}---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {{name: lists, namespace: infra}}\n\
+         spec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}}]\n  allow: [{}]\n",
+        allow.join(", ")
+    );
+    let t = run_with_binds(&policy, &[("web", &[80][..])]);
+    let routes = &t.routes.routes;
+    assert_eq!(routes.len(), 18);
+    assert!(routes
+        .iter()
+        .all(|r| r.access.as_ref().is_some_and(|a| a.allow.as_ref().is_some_and(|l| l.len() == 1024))));
+    let distinct = routes.iter().filter_map(|r| r.access.as_ref()).map(|a| Arc::as_ptr(a).addr());
+    assert_eq!(distinct.collect::<BTreeSet<usize>>().len(), 1);
 }
 
 /// One object of the cache test's world, with the uid and

@@ -2588,16 +2588,37 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // are the same), then all in precedence order.
     for p in &parts {
         let mut served = p.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // By the policy targets that cover an entry (shared by the entries
+        // of a rule): its access rules are computed and compared once per
+        // rule and allocation, and shared by the entries (a policy's lists
+        // are not copied per route: review 14 F4).
+        let key = |e: &PartEntry| {
+            let rule = e.on_rule.as_ref().map_or(0, |k| Arc::as_ptr(k).addr());
+            (rule, Arc::as_ptr(&e.on_route).addr(), Arc::as_ptr(&e.on_gateway).addr())
+        };
+        let mut verified: foldhash::HashSet<((usize, usize, usize), usize)> = foldhash::HashSet::default();
         let same = served.len() == p.entries.len()
-            && served.iter().zip(&p.entries).all(|(r, e)| r.access.as_ref() == access_for(&access_won, e).as_deref());
+            && served.iter().zip(&p.entries).all(|(r, e)| {
+                let at = (key(e), r.access.as_ref().map_or(0, |a| Arc::as_ptr(a).addr()));
+                verified.contains(&at)
+                    || (r.access.as_deref() == access_for(&access_won, e).as_deref() && verified.insert(at))
+            });
         if !same {
+            let mut shared: foldhash::HashMap<(usize, usize, usize), Option<Arc<Access>>> =
+                foldhash::HashMap::default();
             // An entry no policy applies to is served as it is (shared).
             *served = p
                 .entries
                 .iter()
-                .map(|e| match access_for(&access_won, e) {
-                    None => Arc::clone(&e.route),
-                    Some(a) => Arc::new(Route { access: Some(a.into_owned()), ..(*e.route).clone() }),
+                .map(|e| {
+                    let access = shared
+                        .entry(key(e))
+                        .or_insert_with(|| access_for(&access_won, e).map(|a| Arc::new(a.into_owned())))
+                        .clone();
+                    match access {
+                        None => Arc::clone(&e.route),
+                        Some(a) => Arc::new(Route { access: Some(a), ..(*e.route).clone() }),
+                    }
                 })
                 .collect();
         }
