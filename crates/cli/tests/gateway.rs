@@ -3063,6 +3063,57 @@ fn listener_isolation_holds_across_ports_merged_on_one_bind() {
     assert_eq!((inside.0, inside.1.as_str()), (200, "victim"), "the owner's route serves it");
 }
 
+/// Review 14 F6b: an Ingress's TLS Secret is offered only for its own
+/// Ingresses' hosts. A tenant's Ingress for t.example.com naming a Secret
+/// whose certificate carries shop.example.com (sorting before the victim's)
+/// does not get it offered for shop.example.com, which the victim's
+/// Ingress serves with its own Secret; a name no Ingress serves gets no
+/// Ingress Secret at all.
+#[test]
+fn an_ingress_secret_is_offered_only_for_its_own_ingresses_hosts() {
+    if !common::need(&["openssl", "curl"]) {
+        return;
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-f6b-certs-{}", std::process::id())));
+    let (vd, td) = (dir.0.join("v"), dir.0.join("t"));
+    for d in [&vd, &td] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (vc, vk) = common::self_signed(&vd, "shop.example.com");
+    let (tc, tk) = common::self_signed(&td, "shop.example.com");
+    let (victim, tenant) = (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None));
+    assert!(!victim.is_empty() && victim != tenant);
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    api.apply(tls_secret("web", "shop-tls", &vc, &vk));
+    api.apply(tls_secret("evil", "a-tls", &tc, &tk));
+    let ingress = |ns: &str, name: &str, host: &str, secret: &str| {
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name, "namespace": ns},
+            "spec": {"ingressClassName": "realip", "tls": [{"hosts": [host], "secretName": secret}],
+                "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                    "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}})
+    };
+    api.apply(ingress("web", "shop", "shop.example.com", "shop-tls"));
+    api.apply(ingress("evil", "mine", "t.example.com", "a-tls"));
+    let toml = "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\ntls = { kubernetes = true }\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (_p, addrs, _d) = proxy_file(&api, "f6b-certs", toml, &["tls"]);
+    let a = addrs[0];
+    until_certificate(a, "shop.example.com", &victim, "the victim's own Secret");
+    for _ in 0..3 {
+        assert_eq!(fingerprint(None, Some((a, "shop.example.com"))), victim, "never the tenant's Secret");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Its own host gets neither: its Secret does not carry the name (as
+    // ingress-nginx, which then falls back to its default certificate),
+    // and the victim's is the victim's Ingress's.
+    assert_eq!(fingerprint(None, Some((a, "t.example.com"))), "", "neither Secret for t.example.com");
+    assert_eq!(fingerprint(None, Some((a, "other.example.com"))), "", "no Ingress Secret for a name no Ingress serves");
+}
+
 /// Review 14 F6: a host-less HTTPS listener's certificate is offered for
 /// the names its routes serve, not a tenant's Ingress TLS Secret naming
 /// one of them (the Ingress needs no rule for it); an Ingress certificate

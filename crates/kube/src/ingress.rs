@@ -118,6 +118,13 @@ pub struct Cert {
     /// offered for that listener's hostname only (see
     /// [`crate::routes::ListenerSpec::certs`]).
     pub ingress: bool,
+    /// The hosts (exact or `*.` wildcard, lower case, no trailing dot) of
+    /// the Ingresses naming it in `spec.tls` — their rules' hosts and
+    /// `tls.hosts`: it is offered for those names only, as ingress-nginx
+    /// picks a server's certificate among its own Ingresses' Secrets, so a
+    /// tenant's Secret carrying another tenant's name is never offered for
+    /// it.
+    pub hosts: Vec<String>,
 }
 
 impl std::fmt::Debug for Cert {
@@ -146,6 +153,15 @@ pub struct Desired {
     /// Creation time of each Ingress of our class (`namespace/name` →
     /// `creationTimestamp` as RFC 3339 text, `~` when unknown).
     pub created: std::collections::BTreeMap<String, String>,
+}
+
+/// An Ingress's hosts: its rules' and its `tls.hosts` (lower case, no
+/// trailing dot), for [`Cert::hosts`].
+fn hosts_of(ing: &Ingress) -> Vec<String> {
+    let norm = |h: &String| h.trim_end_matches('.').to_ascii_lowercase();
+    let rules = ing.spec.iter().flat_map(|s| s.rules.iter().flatten()).filter_map(|r| r.host.as_ref());
+    let tls = ing.spec.iter().flat_map(|s| s.tls.iter().flatten()).flat_map(|t| t.hosts.iter().flatten());
+    rules.chain(tls).map(norm).collect()
 }
 
 fn annotation<'a>(ing: &'a Ingress, key: &str) -> Option<&'a str> {
@@ -811,11 +827,15 @@ where
                     backends.insert(b.name.clone(), b);
                     d.routes.push(r);
                 }
+                let hosts = hosts_of(ing);
                 for t in ing.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
                     let Some(secret_name) = &t.secret_name else { continue };
                     match tls_secret(&ns, secret_name, &secrets) {
                         Ok(c) => {
-                            certs.insert(c.name.clone(), c);
+                            let c = certs.entry(c.name.clone()).or_insert(c);
+                            c.hosts.extend(hosts.iter().cloned());
+                            c.hosts.sort_unstable();
+                            c.hosts.dedup();
                         }
                         Err(message) => {
                             d.warnings.push(Problem { ingress: id.clone(), kind: ProblemKind::TlsSecret, message });
@@ -839,7 +859,13 @@ pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Ce
         .ok_or(format!("TLS Secret {ns}/{name} not found"))?;
     let data = s.data.as_ref().ok_or(format!("TLS Secret {ns}/{name} has no data"))?;
     let get = |k: &str| data.get(k).map(|b| b.0.clone()).ok_or(format!("TLS Secret {ns}/{name} has no {k}"));
-    Ok(Cert { name: format!("{ns}/{name}"), cert_pem: get("tls.crt")?, key_pem: get("tls.key")?, ingress: false })
+    Ok(Cert {
+        name: format!("{ns}/{name}"),
+        cert_pem: get("tls.crt")?,
+        key_pem: get("tls.key")?,
+        ingress: false,
+        hosts: Vec::new(),
+    })
 }
 
 #[cfg(test)]

@@ -633,6 +633,9 @@ impl RouteSet {
         for c in other.certs {
             if let Some(&i) = have.get(&c.name) {
                 self.certs[i].ingress |= c.ingress;
+                self.certs[i].hosts.extend(c.hosts);
+                self.certs[i].hosts.sort_unstable();
+                self.certs[i].hosts.dedup();
             } else {
                 have.insert(c.name.clone(), self.certs.len());
                 self.certs.push(c);

@@ -234,6 +234,11 @@ pub struct CertConfig {
     /// by `cert`), instead of files.
     #[serde(skip)]
     pub pem: Option<std::sync::Arc<(Vec<u8>, Vec<u8>)>>,
+    /// An Ingress's Secret (`pem`): the names it may be offered for (its
+    /// Ingresses' hosts, exact or `*.` wildcard), see
+    /// `realip_kube::ingress::Cert::hosts`.
+    #[serde(skip)]
+    pub hosts: Vec<String>,
 }
 
 /// `[client_ip]`.

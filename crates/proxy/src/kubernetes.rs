@@ -1088,6 +1088,7 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
         cert: format!("secret {}", c.name).into(),
         key: format!("secret {}", c.name).into(),
         pem: Some(std::sync::Arc::new((c.cert_pem.clone(), c.key_pem.clone()))),
+        hosts: c.hosts.clone(),
     };
     for l in &mut config.listeners {
         let Some(tls) = l.tls.as_mut().filter(|t| t.kubernetes) else { continue };
@@ -2108,6 +2109,7 @@ mod tests {
             cert_pem: name.as_bytes().to_vec(),
             key_pem: vec![],
             ingress: false,
+            hosts: Vec::new(),
         };
         let d = Desired { certs: vec![cert("evil/ing-tls")], ..Desired::default() };
         let spec = |gw: &str, port: u16, host: Option<&str>, secret: &str| ListenerSpec {

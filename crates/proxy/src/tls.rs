@@ -38,12 +38,16 @@ struct BySni {
     any: Vec<Arc<CertifiedKey>>,
     /// The file's certificates (its `cert` first).
     certs: Vec<Arc<CertifiedKey>>,
-    /// The Ingresses' TLS Secrets.
-    ingress: Vec<Arc<CertifiedKey>>,
+    /// The Ingresses' TLS Secrets, each with the hosts of the Ingresses
+    /// naming it (the only names it is offered for).
+    ingress: Vec<(Arc<CertifiedKey>, Vec<String>)>,
     /// The file's `cert`, else the first of `certs`. None when there is
     /// neither: the handshake of a name nothing matches fails (as Envoy
     /// does with no matching filter chain).
     default: Option<Arc<CertifiedKey>>,
+    /// For a client that sends no server name: `default`, else the first
+    /// Ingress Secret.
+    nameless: Option<Arc<CertifiedKey>>,
 }
 
 fn valid_for(key: &CertifiedKey, name: &ServerName<'_>) -> bool {
@@ -100,11 +104,20 @@ impl BySni {
                 return first_valid(keys, name.as_ref());
             }
         }
-        if let Some(k) = name.as_ref().and_then(|n| self.ingress.iter().find(|k| valid_for(k, n))) {
-            return Some(k);
+        if let (Some(h), Some(n)) = (host.as_deref(), name.as_ref()) {
+            // An Ingress's Secret for its own Ingresses' hosts only (a
+            // tenant's Secret naming another's host is not offered for it,
+            // review 14 F6b).
+            let own = |hosts: &[String]| hosts.iter().any(|p| specificity(p, h).is_some());
+            if let Some((k, _)) = self.ingress.iter().find(|(k, hosts)| own(hosts) && valid_for(k, n)) {
+                return Some(k);
+            }
         }
         if !self.any.is_empty() {
             return first_valid(&self.any, name.as_ref());
+        }
+        if host.is_none() {
+            return self.nameless.as_ref();
         }
         self.default.as_ref()
     }
@@ -171,7 +184,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     let mut certs = Vec::new();
     let mut default = None;
     if let (Some(c), Some(k)) = (&cfg.cert, &cfg.key) {
-        let loaded = load(listener, &CertConfig { cert: c.clone(), key: k.clone(), pem: None })?;
+        let loaded = load(listener, &CertConfig { cert: c.clone(), key: k.clone(), pem: None, hosts: Vec::new() })?;
         default = Some(Arc::clone(&loaded));
         certs.push(loaded);
     }
@@ -179,7 +192,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     for c in &cfg.certificates {
         match load(listener, c) {
             // A Kubernetes Secret (`pem`) comes from an Ingress.
-            Ok(k) if c.pem.is_some() => ingress.push(k),
+            Ok(k) if c.pem.is_some() => ingress.push((k, c.hosts.clone())),
             Ok(k) => certs.push(k),
             // A bad Secret must not take the listener (and every other
             // host) down: it is skipped and reported.
@@ -227,7 +240,12 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
             }
         }
     }
-    let default = default.or_else(|| certs.first().or(ingress.first()).map(Arc::clone));
+    // With no file certificate, a client that sends no server name gets
+    // the first Ingress Secret; a name nothing here owns gets none (an
+    // Ingress's Secret is never a fallback for a name: it may be a tenant's
+    // naming another's host).
+    let default = default.or_else(|| certs.first().map(Arc::clone));
+    let nameless = default.clone().or_else(|| ingress.first().map(|(k, _)| Arc::clone(k)));
     if default.is_none() && !cfg.kubernetes {
         return Err(Error::Tls { listener: listener.to_owned(), reason: "no certificate".into() });
     }
@@ -236,7 +254,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Tls { listener: listener.to_owned(), reason: e.to_string() })?
         .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySni { hosts, routed, any, certs, ingress, default }));
+        .with_cert_resolver(Arc::new(BySni { hosts, routed, any, certs, ingress, default, nameless }));
     sc.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(sc))
 }
