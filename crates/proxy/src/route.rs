@@ -340,7 +340,7 @@ mod tests {
                 method: None,
                 headers: Arc::default(),
                 query: Arc::default(),
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
                 excepted_on: vec![],
             });
             r
@@ -412,7 +412,7 @@ mod tests {
                 method: None,
                 headers: Arc::default(),
                 query: Arc::default(),
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
                 excepted_on: vec![],
             });
             r
@@ -452,7 +452,7 @@ mod tests {
                     .iter()
                     .map(|(a, b)| realip_kube::routes::ValueMatch { name: (*a).into(), value: (*b).into() })
                     .collect(),
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
                 excepted_on: vec![],
             });
             r
