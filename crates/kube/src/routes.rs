@@ -558,7 +558,7 @@ pub struct Route {
     /// route does not serve: a more specific listener of its Gateway on the
     /// same port owns them (Gateway API listener isolation). Empty for
     /// Ingress routes.
-    pub except_hosts: Vec<String>,
+    pub except_hosts: Arc<[String]>,
 }
 
 impl RouteSet {
@@ -605,7 +605,7 @@ impl RouteSet {
                     access,
                     max_body: r.max_body,
                     ssl_redirect: r.ssl_redirect,
-                    except_hosts: vec![],
+                    except_hosts: Arc::default(),
                 })
             })
             .collect();

@@ -454,7 +454,7 @@ pub struct GatewayMatch {
     /// Hosts (exact, or `*.` wildcards; lower case) the route does not
     /// serve: a more specific Gateway listener on the port owns them
     /// (listener isolation).
-    pub except_hosts: Vec<String>,
+    pub except_hosts: std::sync::Arc<[String]>,
     /// (file listener, exact host) pairs the route does not serve on that
     /// listener only: an older Ingress keeps the host on the binds that
     /// serve Ingresses, while the route's `ingress = false` binds keep it.

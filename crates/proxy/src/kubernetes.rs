@@ -390,6 +390,25 @@ struct Ctx<'a> {
     /// Access policies' allow and deny lists converted so far, by the
     /// address of the set's `Access` (held by the set while this runs).
     lists: std::cell::RefCell<HashMap<usize, AccessLists>>,
+    /// Hosts left out (`Route::except_hosts`) converted so far, by the
+    /// address and length of the set's list (held by the set while this runs).
+    excepted: std::cell::RefCell<HashMap<(usize, usize), Hosts>>,
+}
+
+/// A shared list of hosts.
+type Hosts = Arc<[String]>;
+
+/// `hosts` (a route's `except_hosts`) as the proxy matches them (lower
+/// case, no trailing dot), once per list: the routes of every match of an
+/// HTTPRoute on a listener share it.
+fn excepted(hosts: &Arc<[String]>, ctx: &Ctx<'_>) -> Arc<[String]> {
+    let key = (Arc::as_ptr(hosts).cast::<()>().addr(), hosts.len());
+    let known = ctx.excepted.borrow().get(&key).cloned();
+    known.unwrap_or_else(|| {
+        let converted: Arc<[String]> = hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect();
+        ctx.excepted.borrow_mut().insert(key, Arc::clone(&converted));
+        converted
+    })
 }
 
 /// A rule's filter list (its address and length) and the headers
@@ -583,7 +602,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
             method: r.method.clone(),
             headers: Arc::clone(&r.headers),
             query: Arc::clone(&r.query),
-            except_hosts: r.except_hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()).collect(),
+            except_hosts: excepted(&r.except_hosts, ctx),
             excepted_on: Vec::new(),
         })
     };
@@ -790,6 +809,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         protected: protected_headers(config),
         filters: std::cell::RefCell::default(),
         lists: std::cell::RefCell::default(),
+        excepted: std::cell::RefCell::default(),
     };
     let mut out = Converted { upstreams: set.backends.iter().map(upstream).collect(), ..Converted::default() };
     let mut pools: Vec<String> = config.upstreams.iter().chain(&out.upstreams).map(|u| u.name.clone()).collect();
@@ -1034,7 +1054,9 @@ pub fn compose_with(
             }
             if !left_out.is_empty() || !left_out_on.is_empty() {
                 if let Some(g) = Arc::make_mut(&mut r).gateway.as_mut() {
-                    g.except_hosts.extend(left_out);
+                    if !left_out.is_empty() {
+                        g.except_hosts = g.except_hosts.iter().cloned().chain(left_out).collect();
+                    }
                     g.excepted_on.extend(left_out_on);
                 }
             }
@@ -1143,7 +1165,7 @@ fn routed_hosts(
         }
         let host = host.trim_end_matches('.').to_ascii_lowercase();
         if host.starts_with('*') {
-            let mut except = g.except_hosts.clone();
+            let mut except = g.except_hosts.to_vec();
             except.extend(g.excepted_on.iter().filter(|(l, _)| l == bind).map(|(_, h)| h.clone()));
             if let Some((_, have)) = out.iter_mut().find(|(p, _)| *p == host) {
                 // Left out by one route, served by another: served.
@@ -1283,7 +1305,7 @@ fn host_owners(
     let mut exact: HashMap<String, PerBind<'_>> = HashMap::new();
     // Wildcard or host-less Gateway routes, by (host, hosts left out) →
     // bind → oldest.
-    let mut wild: HashMap<(Option<String>, Vec<String>), PerBind<'_>> = HashMap::new();
+    let mut wild: HashMap<(Option<String>, Arc<[String]>), PerBind<'_>> = HashMap::new();
     let origin = |r: &RouteConfig| origins.get(crate::config::route_name(r).as_str()).copied();
     let served = || routes.iter().zip(errors).filter(|(_, e)| e.is_empty()).map(|(r, _)| r);
     let host = |r: &RouteConfig| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
@@ -1830,7 +1852,7 @@ mod tests {
             method: Some("GET".into()),
             headers: Arc::new([ValueMatch { name: "x-env".into(), value: "canary".into() }]),
             query: Arc::default(),
-            except_hosts: vec![],
+            except_hosts: Arc::default(),
             excepted_on: vec![],
         };
         assert_eq!(served[1].gateway, Some(want));
@@ -1976,7 +1998,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
-            except_hosts: vec![],
+            except_hosts: Arc::default(),
         })];
         let base: Config =
             toml::from_str("[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80, 443]\n")
@@ -2022,6 +2044,7 @@ mod tests {
         let headers: Arc<[ValueMatch]> = Arc::new([ValueMatch { name: "x-pad".into(), value: "v".repeat(4096) }]);
         let edit = HeaderEdit { set: vec![("x-set".into(), "s".repeat(4096))], ..HeaderEdit::default() };
         let filters: Arc<[Filter]> = Arc::new([Filter::RequestHeaders(edit)]);
+        let except: Arc<[String]> = (0..64).map(|i| format!("s{i}.Example.com.")).collect();
         let entry = |host: &str| {
             Arc::new(Route {
                 name: format!("httproute/web/r/0/0/{host}"),
@@ -2038,7 +2061,7 @@ mod tests {
                 access: None,
                 max_body: None,
                 ssl_redirect: false,
-                except_hosts: vec![],
+                except_hosts: Arc::clone(&except),
             })
         };
         set.routes = vec![entry("a.example.com"), entry("b.example.com")];
@@ -2068,6 +2091,9 @@ mod tests {
         assert_eq!(c.routes.len(), 2);
         assert!(Arc::ptr_eq(c.routes[0].allow.as_ref().unwrap(), c.routes[1].allow.as_ref().unwrap()));
         assert!(Arc::ptr_eq(&c.routes[0].deny, &c.routes[1].deny));
+        let (g0, g1) = (c.routes[0].gateway.as_ref().unwrap(), c.routes[1].gateway.as_ref().unwrap());
+        assert!(Arc::ptr_eq(&g0.except_hosts, &g1.except_hosts));
+        assert_eq!(g0.except_hosts[3], "s3.example.com", "lower case, no trailing dot");
         assert_eq!(c.routes[0].allow.as_ref().unwrap().len(), 1024);
         for r in &c.routes {
             assert!(Arc::ptr_eq(&r.filters, &filters), "the set's filters, not a copy");
@@ -2247,7 +2273,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
-            except_hosts: vec![],
+            except_hosts: Arc::default(),
         }));
         // The HTTPRoute is the older (see a_host_both_sides_serve_is_the_older_objects).
         born(&mut set, "httproute/web/site", "2026-01-01T00:00:00Z");
@@ -2287,7 +2313,7 @@ mod tests {
             access: None,
             max_body: None,
             ssl_redirect: false,
-            except_hosts: vec![],
+            except_hosts: Arc::default(),
         }
     }
 
@@ -2340,7 +2366,7 @@ mod tests {
                 access: None,
                 max_body: None,
                 ssl_redirect: false,
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
             }));
             set.listeners = vec![ListenerSpec {
                 name: "gateway/web/gw/http".into(),
@@ -2381,7 +2407,7 @@ mod tests {
                 assert!(problems.is_empty(), "{host:?} {problems:?}");
                 assert_eq!(c.routes.len(), 2);
                 let g = c.routes.iter().find_map(|r| r.gateway.as_ref()).unwrap();
-                assert_eq!(g.except_hosts, ["a.example.com"], "{host:?}");
+                assert_eq!(*g.except_hosts, ["a.example.com"], "{host:?}");
                 assert!(g.excludes("a.example.com") && !g.excludes("b.example.com"));
                 assert_eq!(warnings.len(), 1, "{warnings:?}");
                 assert!(warnings[0].message.contains("host a.example.com left out: the older Ingress evil/grab"));
@@ -2752,7 +2778,7 @@ mod tests {
                 access: None,
                 max_body: None,
                 ssl_redirect: false,
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
             };
             let mut routes = vec![gw("r-a", &[("web/a:80", 1)]), gw("r-split", &[("web/a:80", 1), ("web/b:80", 3)])];
             if extra {

@@ -335,7 +335,7 @@ mod tests {
                 method: None,
                 headers: Arc::default(),
                 query: Arc::default(),
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
                 excepted_on: vec![],
             });
             r
@@ -407,7 +407,7 @@ mod tests {
                 method: None,
                 headers: Arc::default(),
                 query: Arc::default(),
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
                 excepted_on: vec![],
             });
             r
@@ -447,7 +447,7 @@ mod tests {
                     .iter()
                     .map(|(a, b)| realip_kube::routes::ValueMatch { name: (*a).into(), value: (*b).into() })
                     .collect(),
-                except_hosts: vec![],
+                except_hosts: Arc::default(),
                 excepted_on: vec![],
             });
             r

@@ -1607,7 +1607,7 @@ fn listener_isolation_follows_ports_merged_on_one_bind() {
             .routes
             .iter()
             .filter(|r| r.origin == format!("httproute/evil/{name}"))
-            .map(|r| (r.host.clone(), r.except_hosts.clone()))
+            .map(|r| (r.host.clone(), r.except_hosts.to_vec()))
             .collect()
     };
     let merged = run_with_binds(&objects, &[("web", &[9080, 9081][..])]);

@@ -1755,6 +1755,10 @@ struct PartEntry {
     on_gateway: Arc<TargetKey>,
 }
 
+/// A host a route serves on some listeners and the hosts within it left
+/// to more specific listeners ([`isolated`]).
+type HostExcept = (Option<String>, Arc<[String]>);
+
 /// A Service port a route's rules resolved: (namespace, name, port).
 type BackendRef = (String, String, i32);
 
@@ -2128,10 +2132,11 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         let gateway = ctx.listeners[first].gateway.clone();
         let on_gateway: Arc<TargetKey> = Arc::new(("Gateway".to_owned(), gateway.0.clone(), gateway.1.clone(), None));
         // (host, hosts left to more specific listeners) → listeners
-        let mut by_host: BTreeMap<(Option<String>, Vec<String>), Vec<String>> = BTreeMap::new();
+        // (The hosts left out shared by the routes of every match there.)
+        let mut by_host: BTreeMap<HostExcept, Vec<String>> = BTreeMap::new();
         for (i, hs) in &hosts_by_listener {
             for h in isolated(ctx.siblings(*i), hs) {
-                by_host.entry(h).or_default().push(ctx.listeners[*i].full_name.clone());
+                by_host.entry((h.0, h.1.into())).or_default().push(ctx.listeners[*i].full_name.clone());
             }
         }
         let born = created(&route.metadata);
@@ -2194,7 +2199,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
                         access: None,
                         max_body: None,
                         ssl_redirect: false,
-                        except_hosts: except.clone(),
+                        except_hosts: Arc::clone(except),
                     };
                     entries.push(PartEntry {
                         precedence: key,
