@@ -3124,13 +3124,15 @@ fn an_ingress_certificate_does_not_take_a_name_a_hostless_listeners_routes_serve
         return;
     }
     let dir = Dir(std::env::temp_dir().join(format!("realip-gw-f6-certs-{}", std::process::id())));
-    let (vd, td, od) = (dir.0.join("v"), dir.0.join("t"), dir.0.join("o"));
-    for d in [&vd, &td, &od] {
+    let (vd, td, od, wd) = (dir.0.join("v"), dir.0.join("t"), dir.0.join("o"), dir.0.join("w"));
+    for d in [&vd, &td, &od, &wd] {
         std::fs::create_dir_all(d).unwrap();
     }
     let (vc, vk) = common::self_signed(&vd, "shop.example.com");
     let (tc, tk) = common::self_signed(&td, "shop.example.com");
     let (oc, ok) = common::self_signed(&od, "only.example.com");
+    let (wc, wk) = common::self_signed(&wd, "old.example.com");
+    let older = fingerprint(Some(&wc), None);
     let (victim, tenant, only) =
         (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None), fingerprint(Some(&oc), None));
     assert!(!victim.is_empty() && victim != tenant);
@@ -3142,6 +3144,15 @@ fn an_ingress_certificate_does_not_take_a_name_a_hostless_listeners_routes_serve
     api.apply(tls_secret("web", "shop-tls", &vc, &vk));
     api.apply(tls_secret("evil", "x-tls", &tc, &tk));
     api.apply(tls_secret("evil", "only-tls", &oc, &ok));
+    api.apply(tls_secret("web", "old-tls", &wc, &wk));
+    // An Ingress older than the HTTPRoute keeps old.example.com (the
+    // route's entry for it is not served): its certificate stays offered.
+    api.apply(
+        json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "old", "namespace": "web"},
+        "spec": {"ingressClassName": "realip", "tls": [{"hosts": ["old.example.com"], "secretName": "old-tls"}],
+            "rules": [{"host": "old.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}),
+    );
     gateway(
         &api,
         &json!([{"name": "https", "port": 443, "protocol": "HTTPS", "tls": {"certificateRefs": [{"name": "shop-tls"}]}}]),
@@ -3149,7 +3160,7 @@ fn an_ingress_certificate_does_not_take_a_name_a_hostless_listeners_routes_serve
     http_route(
         &api,
         "site",
-        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com", "old.example.com"],
             "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
     );
     let toml =
@@ -3182,6 +3193,7 @@ fn an_ingress_certificate_does_not_take_a_name_a_hostless_listeners_routes_serve
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(fingerprint(None, Some((a, "SHOP.Example.com"))), victim, "the name in upper case");
+    assert_eq!(fingerprint(None, Some((a, "old.example.com"))), older, "the older Ingress serves old.example.com");
 }
 
 /// Review 14 F4: one HTTPRoute at the CRD's limits — 32 parentRefs (one
