@@ -1981,3 +1981,39 @@ spec:
     assert!(cond(&web, "Conflicted").status && !cond(&web, "Programmed").status, "{web:?}");
     assert!(spec(&t, "gateway/web/gw/http").is_none());
 }
+
+/// Review 15 N4: one HTTPRoute expands to at most `MAX_ROUTE_ENTRIES`
+/// routes (parents × listener hostnames × matches); one over it is refused
+/// as a whole (`Accepted: False, UnsupportedValue`), one at it is served;
+/// a parent written twice (`{name}` and `{name, namespace}`) counts once.
+#[test]
+fn one_httproute_expands_to_a_bounded_number_of_routes() {
+    use super::translate::MAX_ROUTE_ENTRIES;
+    let listeners: Vec<String> = (0..64)
+        .map(|i| format!("  - {{name: l{i}, port: 9090, protocol: HTTP, hostname: h{i}.example.com}}"))
+        .collect();
+    let listeners = listeners.join("\n") + "\n";
+    let gw = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: many, namespace: web}}\nspec:\n  gatewayClassName: realip\n  listeners:\n{listeners}"
+    );
+    let route = |name: &str, matches: usize, parents: &str| {
+        let m: Vec<String> = (0..matches).map(|j| format!("{{path: {{type: PathPrefix, value: /m{j}}}}}")).collect();
+        format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: web}}\nspec:\n  parentRefs: {parents}\n  hostnames: ['*.example.com']\n  rules: [{{matches: [{}], backendRefs: [{{name: app, port: 80}}]}}]\n",
+            m.join(", ")
+        )
+    };
+    let one = "[{name: many}]";
+    let twice = "[{name: many}, {name: many, namespace: web}]";
+    assert_eq!(MAX_ROUTE_ENTRIES, 64 * 64);
+    let objects = format!("{gw}{}{}{}", route("at", 64, one), route("over", 65, one), route("dup", 2, twice));
+    let t = run_with_binds(&objects, &[("web", &[9090][..])]);
+    let count = |name: &str| t.routes.routes.iter().filter(|r| r.origin == format!("httproute/web/{name}")).count();
+    assert_eq!(count("at"), MAX_ROUTE_ENTRIES, "64 listener hostnames × 64 matches: served");
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "at")[0], ("Accepted", true, "Accepted"));
+    assert_eq!(count("over"), 0, "one match more: not served");
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "over")[0], ("Accepted", false, "UnsupportedValue"));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "over").status else { panic!() };
+    assert!(cond(&parents[0].conditions, "Accepted").message.contains("expands to 4160 routes"), "{parents:?}");
+    assert_eq!(count("dup"), 64 * 2, "the parent written twice is attached once");
+}

@@ -1982,6 +1982,18 @@ fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     Some(h.finish())
 }
 
+/// The most routes one HTTPRoute may expand to (its parents' served
+/// listener hostnames × its matches): twice what one listener can take
+/// within the CRD's limits (16 hostnames × 128 matches). One over it is
+/// `Accepted: False, UnsupportedValue` and not served (review 15 N4: 32
+/// Gateways of 64 listeners each turned a 14 KB route into 262,144 routes
+/// and a GB of proxy memory).
+pub const MAX_ROUTE_ENTRIES: usize = 4096;
+
+/// A parentRef as the translation tells parents apart: kind, namespace
+/// (defaulted), name, sectionName, port.
+type ParentKey<'a> = (&'a str, String, &'a str, Option<&'a str>, Option<i32>);
+
 /// Translates one HTTPRoute (see [`RoutePart`]).
 #[allow(clippy::too_many_lines)] // one pass over the parents, in spec order
 fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
@@ -1995,12 +2007,23 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
     let route_key: Arc<str> = format!("{rns}/{rname}").into();
     let mut parents = Vec::new();
     let mut validated: Option<Rules> = None;
+    // The same parent written twice (`{name: gw}` and `{name: gw,
+    // namespace: NS}` are distinct to the CRD) is one parent: attaching it
+    // twice would double its routes (review 15 N4).
+    let mut seen_parents: Vec<ParentKey<'_>> = Vec::new();
+    // Routes it expands to would pass MAX_ROUTE_ENTRIES: none is served.
+    let mut oversize: Option<usize> = None;
     for pref in &route.spec.parent_refs {
         let kind = pref.kind.as_deref().unwrap_or("Gateway");
         let pns = pref.namespace.clone().unwrap_or_else(|| rns.clone());
         if !group_is(pref.group.as_deref(), GATEWAY_GROUP) || !matches!(kind, "Gateway" | "ListenerSet") {
             continue;
         }
+        let parent = (kind, pns.clone(), pref.name.as_str(), pref.section_name.as_deref(), pref.port);
+        if seen_parents.contains(&parent) {
+            continue;
+        }
+        seen_parents.push(parent);
         let on_parent: Vec<usize> = ctx
             .listeners
             .iter()
@@ -2141,6 +2164,11 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         }
         let born = created(&route.metadata);
         let born_key: Arc<str> = born.as_str().into();
+        let more = rule_outs.iter().map(|r| r.matches.len()).sum::<usize>() * by_host.len();
+        if oversize.is_some() || entries.len() + more > MAX_ROUTE_ENTRIES {
+            oversize = Some(oversize.unwrap_or(entries.len()) + more);
+            continue;
+        }
         for rule in rule_outs {
             if let Some(n) = &rule.name {
                 rule_names.push(n.clone());
@@ -2208,6 +2236,26 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
                         on_route: Arc::clone(&on_route),
                         on_gateway: Arc::clone(&on_gateway),
                     });
+                }
+            }
+        }
+    }
+    if let Some(n) = oversize {
+        // Bounded cost per object: one small HTTPRoute must not become
+        // hundreds of thousands of routes (parents × listener hostnames ×
+        // matches). Refused as a whole, as written.
+        entries.clear();
+        attached.clear();
+        pending.clear();
+        let why = format!(
+            "expands to {n} routes (parents × hostnames × matches), over the {MAX_ROUTE_ENTRIES} one HTTPRoute may \
+             have in realip: split it into several routes; not served"
+        );
+        for p in &mut parents {
+            p.conditions.retain(|c| c.kind != "PartiallyInvalid");
+            for c in &mut p.conditions {
+                if c.kind == "Accepted" {
+                    *c = Cond::new("Accepted", false, "UnsupportedValue", why.clone());
                 }
             }
         }
