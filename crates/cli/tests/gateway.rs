@@ -3063,6 +3063,64 @@ fn listener_isolation_holds_across_ports_merged_on_one_bind() {
     assert_eq!((inside.0, inside.1.as_str()), (200, "victim"), "the owner's route serves it");
 }
 
+/// Review 15 N1: a tenant's Gateway whose HTTPS listener names a host an
+/// older Ingress serves on the shared TLS bind (exactly, or under a
+/// wildcard) does not get its certificate offered for that host: the
+/// certificate follows the side that serves the host.
+#[test]
+fn a_listener_hostname_does_not_take_an_ingress_hosts_certificate() {
+    if !common::need(&["openssl"]) {
+        return;
+    }
+    let dir = Dir(std::env::temp_dir().join(format!("realip-gw-n1-certs-{}", std::process::id())));
+    let (vd, td) = (dir.0.join("v"), dir.0.join("t"));
+    for d in [&vd, &td] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (vc, vk) = common::self_signed(&vd, "shop.example.com");
+    let (tc, tk) = common::self_signed(&td, "shop.example.com");
+    let (victim, tenant) = (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None));
+    assert!(!victim.is_empty() && victim != tenant);
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway_class(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    api.apply(tls_secret("web", "shop-tls", &vc, &vk));
+    api.apply(tls_secret("evil", "x-tls", &tc, &tk));
+    api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "web"},
+        "spec": {"ingressClassName": "realip", "tls": [{"hosts": ["shop.example.com"], "secretName": "shop-tls"}],
+            "rules": [{"host": "shop.example.com", "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}));
+    let toml =
+        "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ntls = { kubernetes = true }\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (_p, addrs, _d) = proxy_file(&api, "n1-certs", toml, &["tls"]);
+    let a = addrs[0];
+    until_certificate(a, "shop.example.com", &victim, "the Ingress's own Secret");
+    for (name, hostname) in [("exact", "shop.example.com"), ("wild", "*.example.com")] {
+        api.apply(named_gateway(
+            "evil",
+            name,
+            &json!([{"name": "https", "port": 443, "protocol": "HTTPS", "hostname": hostname,
+                "tls": {"certificateRefs": [{"name": "x-tls"}]}}]),
+        ));
+        until(&api, "Gateway", "evil", name, "programmed", |o| {
+            cond(&o["status"]["conditions"], "Programmed")["status"] == "True"
+        });
+        for _ in 0..5 {
+            assert_eq!(
+                fingerprint(None, Some((a, "shop.example.com"))),
+                victim,
+                "{hostname}: the tenant's certificate"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // (Two of them would overlap: the newer would be Conflicted.)
+        api.delete("Gateway", "evil", name);
+    }
+}
+
 /// Review 14 F6b: an Ingress's TLS Secret is offered only for its own
 /// Ingresses' hosts. A tenant's Ingress for t.example.com naming a Secret
 /// whose certificate carries shop.example.com (sorting before the victim's)

@@ -220,6 +220,10 @@ pub struct HostCerts {
     /// the hosts within it the route leaves out there. Its certificates
     /// come before an Ingress's for them ([`crate::tls`]).
     pub routed: Vec<(String, Vec<String>)>,
+    /// For a listener with a hostname: the Ingress hosts on this bind it
+    /// covers, which the Ingresses serve there (the older side keeps a
+    /// host): its certificates are not offered for them.
+    pub ingress_hosts: Vec<String>,
 }
 
 /// One certificate for SNI.

@@ -1126,13 +1126,35 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
                 && !s.not_on.contains(&l.name)
                 && !conflicts.get(&s.name).is_some_and(|on| on.iter().any(|(f, _)| *f == l.name))
         });
+        // The Ingress hosts served on this bind (after composition: a host
+        // an older Gateway route keeps is not among them).
+        let ingress_hosts: Vec<String> = config
+            .routes
+            .iter()
+            .filter(|r| r.gateway.is_none() && r.name.as_deref().is_some_and(|n| n.starts_with("ingress/")))
+            .filter(|r| r.only_listeners.is_empty() || r.only_listeners.contains(&l.name))
+            .filter_map(|r| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase()))
+            .collect();
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
             let certs = s.certs.iter().filter_map(|n| by_name.get(n.as_str()).copied()).map(secret).collect();
             let routed =
                 if hostname.is_none() { routed_hosts(&config.routes, set, &l.name, &s.name) } else { Vec::new() };
-            tls.gateway.push(crate::config::HostCerts { hostname, certs, routed });
+            let ingress_hosts = hostname
+                .as_deref()
+                .map(|p| ingress_hosts.iter().filter(|h| covers(p, h)).cloned().collect())
+                .unwrap_or_default();
+            tls.gateway.push(crate::config::HostCerts { hostname, certs, routed, ingress_hosts });
         }
+    }
+}
+
+/// Whether listener hostname `pattern` (exact or `*.` wildcard) matches
+/// host `h` (exact, or a wildcard within it).
+fn covers(pattern: &str, h: &str) -> bool {
+    match pattern.strip_prefix('*') {
+        Some(dot_suffix) => h.len() > dot_suffix.len() && h.ends_with(dot_suffix),
+        None => pattern == h,
     }
 }
 

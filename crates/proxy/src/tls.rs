@@ -29,7 +29,9 @@ use crate::Error;
 struct BySni {
     /// Gateway listener hostnames with a `*.` wildcard or exact, and their
     /// certificates (at least one each).
-    hosts: Vec<(String, Vec<Arc<CertifiedKey>>)>,
+    /// With the names under each that Ingresses serve on this bind (not
+    /// offered for those).
+    hosts: Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)>,
     /// The hosts (exact or `*.` wildcard) the routes of host-less Gateway
     /// listeners serve, the hosts within each they leave out, and the
     /// listener's certificates.
@@ -78,8 +80,14 @@ impl BySni {
         let host = sni.map(|n| n.trim_end_matches('.').to_ascii_lowercase());
         let name = host.as_deref().and_then(|h| ServerName::try_from(h.to_owned()).ok());
         if let Some(h) = host.as_deref() {
-            let best =
-                self.hosts.iter().filter_map(|(p, keys)| specificity(p, h).map(|s| (s, keys))).max_by_key(|x| x.0);
+            // Not for a name an Ingress serves on this bind (the older
+            // side keeps a host, and so its certificate: review 15 N1).
+            let best = self
+                .hosts
+                .iter()
+                .filter(|(_, except, _)| !except.iter().any(|e| specificity(e, h).is_some()))
+                .filter_map(|(p, _, keys)| specificity(p, h).map(|s| (s, keys)))
+                .max_by_key(|x| x.0);
             if let Some((_, keys)) = best {
                 // The listener's own certificates only: one naming the host
                 // is preferred, else its first (a client then sees a name
@@ -206,7 +214,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     }
     // Gateway listeners' certificates: a bad Secret is skipped and
     // reported, as above; a hostname left with none offers nothing.
-    let mut hosts: Vec<(String, Vec<Arc<CertifiedKey>>)> = Vec::new();
+    let mut hosts: Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)> = Vec::new();
     let mut any = Vec::new();
     let mut routed = Vec::new();
     // A Secret many listeners name (a shared wildcard) is loaded once.
@@ -228,9 +236,12 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
         }
         match &h.hostname {
             _ if keys.is_empty() => {}
-            Some(p) => match hosts.iter_mut().find(|(q, _)| q == p) {
-                Some((_, have)) => have.extend(keys),
-                None => hosts.push((p.clone(), keys)),
+            Some(p) => match hosts.iter_mut().find(|(q, _, _)| q == p) {
+                Some((_, except, have)) => {
+                    except.extend(h.ingress_hosts.iter().cloned());
+                    have.extend(keys);
+                }
+                None => hosts.push((p.clone(), h.ingress_hosts.clone(), keys)),
             },
             None => {
                 for (p, except) in &h.routed {
