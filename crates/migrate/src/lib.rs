@@ -1285,16 +1285,22 @@ fn serves_tls(o: &Object, tls_hosts: &BTreeSet<String>) -> bool {
 /// Leaves an Ingress out because its HTTPS clients are all 127.0.0.1 in
 /// ingress-nginx ([`https_client_lost`]). Returns why.
 fn leave_out_https(report: &mut Report, first_entry: usize) -> String {
+    mark_keyed_not_converted(report, first_entry, "with --enable-ssl-passthrough every HTTPS client of ingress-nginx is 127.0.0.1 (see that flag's entry): this allow list refused all of them, this limit was one bucket for all; keyed on the real client it would be more open, so the Ingress is left out (emitted deny-all)");
+    "it has an allow list or a rate limit on a TLS host and, with --enable-ssl-passthrough, ingress-nginx saw every HTTPS client as 127.0.0.1".into()
+}
+
+/// The entries (from `first_entry` on) that became a list or limit keyed
+/// on the client, converted or changed: not converted, saying `why`.
+fn mark_keyed_not_converted(report: &mut Report, first_entry: usize, why: &str) {
     for e in &mut report.entries[first_entry..] {
         let keyed =
             ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"].iter().any(|k| e.to.starts_with(k));
         if keyed && matches!(e.status, Status::Converted | Status::Changed) {
             e.status = Status::NotConverted;
             e.to = String::new();
-            e.why = "with --enable-ssl-passthrough every HTTPS client of ingress-nginx is 127.0.0.1 (see that flag's entry): this allow list refused all of them, this limit was one bucket for all; keyed on the real client it would be more open, so the Ingress is left out (emitted deny-all)".into();
+            e.why = why.into();
         }
     }
-    "it has an allow list or a rate limit on a TLS host and, with --enable-ssl-passthrough, ingress-nginx saw every HTTPS client as 127.0.0.1".into()
 }
 
 /// The entries of a left-out Ingress `id` that say an annotation became
@@ -1324,15 +1330,7 @@ fn left_out_entries(report: &mut Report, id: &str) {
 /// access and rate entries (from `first_entry` on) become not converted.
 /// Returns why, for [`ingress::Plan::deny_all`].
 fn leave_out(report: &mut Report, first_entry: usize) -> String {
-    for e in &mut report.entries[first_entry..] {
-        let keyed =
-            ["ClientAccessPolicy", "SecurityPolicy", "BackendTrafficPolicy"].iter().any(|k| e.to.starts_with(k));
-        if keyed && matches!(e.status, Status::Converted | Status::Changed) {
-            e.status = Status::NotConverted;
-            e.to = String::new();
-            e.why = "the client address could not be converted (see the client-IP keys of the ConfigMap): this list or limit would key on the wrong address, often the load balancer's, so the Ingress is left out (emitted deny-all)".into();
-        }
-    }
+    mark_keyed_not_converted(report, first_entry, "the client address could not be converted (see the client-IP keys of the ConfigMap): this list or limit would key on the wrong address, often the load balancer's, so the Ingress is left out (emitted deny-all)");
     "it has an allow/deny list or a rate limit and the client address could not be converted".into()
 }
 

@@ -31,11 +31,11 @@ struct BySni {
     /// certificates (at least one each).
     /// With the names under each that Ingresses serve on this bind (not
     /// offered for those).
-    hosts: Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)>,
+    hosts: ByPattern,
     /// The hosts (exact or `*.` wildcard) the routes of host-less Gateway
     /// listeners serve, the hosts within each they leave out, and the
     /// listener's certificates.
-    routed: Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)>,
+    routed: ByPattern,
     /// Host-less Gateway listeners' certificates (any name).
     any: Vec<Arc<CertifiedKey>>,
     /// The file's certificates (its `cert` first).
@@ -70,6 +70,20 @@ fn specificity(pattern: &str, name: &str) -> Option<usize> {
     }
 }
 
+/// Host patterns (exact or `*.` wildcard), each with the names under it
+/// it is not for, and its certificates.
+type ByPattern = Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)>;
+
+/// The certificates of the most specific pattern of `list` matching `h`
+/// that does not leave `h` out.
+fn most_specific<'a>(list: &'a ByPattern, h: &str) -> Option<&'a [Arc<CertifiedKey>]> {
+    list.iter()
+        .filter(|(_, except, _)| !except.iter().any(|e| specificity(e, h).is_some()))
+        .filter_map(|(p, _, keys)| specificity(p, h).map(|s| (s, keys.as_slice())))
+        .max_by_key(|x| x.0)
+        .map(|(_, keys)| keys)
+}
+
 /// The first of `keys` valid for `name`, else the first.
 fn first_valid<'a>(keys: &'a [Arc<CertifiedKey>], name: Option<&ServerName<'_>>) -> Option<&'a Arc<CertifiedKey>> {
     name.and_then(|n| keys.iter().find(|k| valid_for(k, n))).or_else(|| keys.first())
@@ -82,13 +96,7 @@ impl BySni {
         if let Some(h) = host.as_deref() {
             // Not for a name an Ingress serves on this bind (the older
             // side keeps a host, and so its certificate: review 15 N1).
-            let best = self
-                .hosts
-                .iter()
-                .filter(|(_, except, _)| !except.iter().any(|e| specificity(e, h).is_some()))
-                .filter_map(|(p, _, keys)| specificity(p, h).map(|s| (s, keys)))
-                .max_by_key(|x| x.0);
-            if let Some((_, keys)) = best {
+            if let Some(keys) = most_specific(&self.hosts, h) {
                 // The listener's own certificates only: one naming the host
                 // is preferred, else its first (a client then sees a name
                 // mismatch rather than another listener's certificate).
@@ -102,13 +110,7 @@ impl BySni {
             // A host-less listener serves the names its routes serve: its
             // certificate, not an Ingress's that names one of them (a
             // tenant's Secret naming the victim's host, review 14 F6).
-            let best = self
-                .routed
-                .iter()
-                .filter(|(_, except, _)| !except.iter().any(|e| specificity(e, h).is_some()))
-                .filter_map(|(p, _, keys)| specificity(p, h).map(|s| (s, keys)))
-                .max_by_key(|x| x.0);
-            if let Some((_, keys)) = best {
+            if let Some(keys) = most_specific(&self.routed, h) {
                 return first_valid(keys, name.as_ref());
             }
         }
@@ -214,7 +216,7 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
     }
     // Gateway listeners' certificates: a bad Secret is skipped and
     // reported, as above; a hostname left with none offers nothing.
-    let mut hosts: Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)> = Vec::new();
+    let mut hosts: ByPattern = Vec::new();
     let mut any = Vec::new();
     let mut routed = Vec::new();
     // A Secret many listeners name (a shared wildcard) is loaded once.
