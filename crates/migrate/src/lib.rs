@@ -688,7 +688,8 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
     // takes it from ingress-nginx (the snippet's server comes first).
     let cm = setup.configmap;
     let snippet = cm.and_then(|c| c.doc.str_at(&["data", "http-snippet"]));
-    if let (Some(cm), Some(names)) = (cm, snippet.and_then(ingress::snippet_server_names)) {
+    let ports = setup.nginx_ports();
+    if let (Some(cm), Some(names)) = (cm, snippet.and_then(|s| ingress::snippet_server_names(s, ports.as_deref()))) {
         let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
         // The catch-all too: it serves host-less rules and the rules-less defaultBackend.
         let mut all = servers.clone();
