@@ -1,13 +1,17 @@
 //! The fourteenth review's findings, each a table on both targets with the
 //! reviewer's inputs (/tmp/mrev14-in): an http-snippet `server {}` on the
-//! controller's own `--http-port` / `--https-port` (R14-3).
+//! controller's own `--http-port` / `--https-port` (R14-3), PROXY believed
+//! from any peer over HTTPS under `--enable-ssl-passthrough` (R14-4).
 
 mod common;
 
-use common::{controller_at, ing_at, routes, run};
-use realip_migrate::Target;
+use common::{controller, controller_at, ing_at, open_policies, routes, run};
+use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
+
+/// ConfigMap lines or annotations.
+type Lines<'a> = &'a [(&'a str, &'a str)];
 
 /// R14-3 (sp1, sp2): nginx's generated servers listen on `--http-port`
 /// (default 80) and `--https-port` (443), or `--ssl-passthrough-proxy-port`
@@ -48,6 +52,64 @@ fn http_snippet_server_on_the_controllers_ports() {
             assert_eq!(routes(&m, false).iter().any(|r| r == "app"), !denied, "{name} {target:?}:\n{text}");
             if denied {
                 assert!(text.contains("server_name app.example.com"), "{name} {target:?}:\n{text}");
+            }
+        }
+    }
+}
+
+/// `ing` with a `spec.tls` for app.example.com.
+fn with_tls(ing: &str) -> String {
+    ing.replacen("  rules:\n", "  tls:\n  - hosts: [app.example.com]\n    secretName: app-tls\n  rules:\n", 1)
+}
+
+/// The report entry with `key`.
+fn entry<'a>(m: &'a Migration, key: &str) -> &'a realip_migrate::Entry {
+    m.report.entries.iter().find(|e| e.key == key).unwrap_or_else(|| panic!("no {key} entry:\n{}", m.report.text()))
+}
+
+/// R14-4 (pp1): with `--enable-ssl-passthrough`, `use-proxy-protocol` and
+/// 127.0.0.1 trusted, the controller's own 443 listener believes a PROXY
+/// header from any peer and requires none: the flag is reported changed,
+/// never as "the same client", and the Envoy target's PROXY entries say
+/// the trusted list held on HTTP only. The allow list stays converted on
+/// realip (the output is the more closed side); Envoy Gateway leaves it out
+/// (over HTTP it would be more open) as before.
+#[test]
+fn ssl_passthrough_believes_proxy_from_any_peer() {
+    const PP: (&str, &str) = ("use-proxy-protocol", "true");
+    // (name, passthrough, ConfigMap lines, HTTPS believed from any peer)
+    #[rustfmt::skip]
+    let rows: &[(&str, bool, Lines, bool)] = &[
+        ("pp1", true, &[PP, ("proxy-real-ip-cidr", "10.0.0.0/16,127.0.0.1/32")], true),
+        ("loopback in a wider CIDR", true, &[PP, ("proxy-real-ip-cidr", "10.0.0.0/16,127.0.0.0/8")], true),
+        ("control: no passthrough", false, &[PP, ("proxy-real-ip-cidr", "10.0.0.0/16,127.0.0.1/32")], false),
+    ];
+    for target in BOTH {
+        for &(name, passthrough, data, any) in rows {
+            let mut ctl = controller(data);
+            if passthrough {
+                ctl = ctl.replacen(
+                    "- --ingress-class=nginx",
+                    "- --ingress-class=nginx\n        - --enable-ssl-passthrough",
+                    1,
+                );
+            }
+            let admin = with_tls(&ing_at("web", "admin", 2021, "/", &[("whitelist-source-range", "203.0.113.0/24")]));
+            let m = run(&[ctl, admin], target);
+            let text = m.report.text();
+            let allowed = open_policies(&m).iter().any(|p| p["spec"]["targetRefs"][0]["name"] == "admin");
+            assert_eq!(allowed, target == Target::Realip, "{name} {target:?}:\n{text}");
+            if passthrough {
+                let e = entry(&m, "--enable-ssl-passthrough");
+                assert_eq!(e.status, Status::Changed, "{name} {target:?}:\n{text}");
+                assert!(!e.why.contains("same client"), "{name} {target:?}:\n{text}");
+                assert!(e.why.contains("from ANY peer") && e.why.contains("without one"), "{name} {target:?}:\n{text}");
+            }
+            if target == Target::EnvoyGateway {
+                for key in ["use-proxy-protocol", "proxy-real-ip-cidr"] {
+                    let says = entry(&m, key).why.contains("on HTTPS, under --enable-ssl-passthrough");
+                    assert_eq!(says, any, "{name} {target:?} {key}:\n{text}");
+                }
             }
         }
     }
