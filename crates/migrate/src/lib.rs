@@ -1266,12 +1266,19 @@ fn https_pp_from_any_peer(setup: &setup::Setup<'_>, ci: &setup::ClientIp) -> boo
     })
 }
 
-/// Every host named in a `spec.tls` of the input's Ingresses.
+/// Every host named in a `spec.tls` of the input's Ingresses, and `""`
+/// when an entry names no host: the Gateway's host-less HTTPS listener it
+/// becomes takes every route (counted even without a `secretName`, when no
+/// listener is emitted: the safe side).
 fn tls_hosts(objects: &[Object]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for o in objects.iter().filter(|o| o.kind == "Ingress") {
         for t in o.doc.at(&["spec", "tls"]).map(realip_kube::Node::items).unwrap_or_default() {
-            for h in t.get("hosts").map(realip_kube::Node::items).unwrap_or_default() {
+            let hosts = t.get("hosts").map(realip_kube::Node::items).unwrap_or_default();
+            if hosts.is_empty() {
+                out.insert(String::new());
+            }
+            for h in hosts {
                 if let Some(h) = h.as_str() {
                     out.insert(h.to_ascii_lowercase());
                 }
@@ -1282,9 +1289,11 @@ fn tls_hosts(objects: &[Object]) -> BTreeSet<String> {
 }
 
 /// Whether the Ingress `o` has TLS of its own, or a host (or the catch-all)
-/// that some Ingress's `spec.tls` covers (a wildcard covers one label).
+/// that some Ingress's `spec.tls` covers (a wildcard covers one label), or
+/// any Ingress has a host-less `spec.tls` entry (`""` in `tls_hosts`: its
+/// HTTPS listener has no hostname, so every route attaches to it).
 fn serves_tls(o: &Object, tls_hosts: &BTreeSet<String>) -> bool {
-    if o.doc.at(&["spec", "tls"]).is_some_and(|t| !t.items().is_empty()) {
+    if tls_hosts.contains("") || o.doc.at(&["spec", "tls"]).is_some_and(|t| !t.items().is_empty()) {
         return true;
     }
     let rules = o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default();

@@ -1,7 +1,8 @@
 //! The fourteenth review's findings, each a table on both targets with the
 //! reviewer's inputs (/tmp/mrev14-in): an http-snippet `server {}` on the
 //! controller's own `--http-port` / `--https-port` (R14-3), PROXY believed
-//! from any peer over HTTPS under `--enable-ssl-passthrough` (R14-4).
+//! from any peer over HTTPS under `--enable-ssl-passthrough` (R14-4), and
+//! a host-less `spec.tls` under passthrough (L1).
 
 mod common;
 
@@ -111,6 +112,37 @@ fn ssl_passthrough_believes_proxy_from_any_peer() {
                     assert_eq!(says, any, "{name} {target:?} {key}:\n{text}");
                 }
             }
+        }
+    }
+}
+
+/// L1 (pt2): under `--enable-ssl-passthrough` without PROXY every HTTPS
+/// client of ingress-nginx is 127.0.0.1; a host-less `spec.tls` (any
+/// Ingress's) becomes a Gateway HTTPS listener without hostname that every
+/// route attaches to, so an allow-listed Ingress on a host without TLS of
+/// its own serves HTTPS there too: left out (deny-all).
+#[test]
+fn host_less_tls_listener_under_passthrough() {
+    // (name, passthrough, t-site's tls entry, b-admin denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, bool, &str, bool)] = &[
+        ("pt2", true, "  - secretName: wildcard-tls\n", true),
+        ("hosts: []", true, "  - hosts: []\n    secretName: wildcard-tls\n", true),
+        ("control: tls names its host", true, "  - hosts: [t.example.com]\n    secretName: wildcard-tls\n", false),
+        ("control: no passthrough", false, "  - secretName: wildcard-tls\n", false),
+    ];
+    for target in BOTH {
+        for &(name, passthrough, tls, denied) in rows {
+            let args: &[&str] = if passthrough { &["--enable-ssl-passthrough"] } else { &[] };
+            let site = ing_at("web", "t-site", 2020, "/", &[])
+                .replacen("- host: app.example.com", "- host: t.example.com", 1)
+                .replacen("  rules:\n", &format!("  tls:\n{tls}  rules:\n"), 1);
+            let admin = ing_at("web", "b-admin", 2021, "/", &[("whitelist-source-range", "203.0.113.0/24")]);
+            let m = run(&[controller_at("v1.15.1", args, &[]), site, admin], target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, true).iter().any(|r| r.starts_with("b-admin")), denied, "{name} {target:?}:\n{text}");
+            let allowed = open_policies(&m).iter().any(|p| p["spec"]["targetRefs"][0]["name"] == "b-admin");
+            assert_eq!(allowed, !denied, "{name} {target:?}:\n{text}");
         }
     }
 }
