@@ -730,16 +730,18 @@ pub fn real_ip_directives(snippet: &str) -> bool {
 const REAL_IP: [&str; 3] = ["real_ip_header", "set_real_ip_from", "real_ip_recursive"];
 
 /// The `server_name`s of the top-level `server` blocks of an http-snippet
-/// that may listen where ingress-nginx's servers do (port 80 or 443: a
-/// `listen` on another port, or a unix socket, does not; no `listen` at
-/// all counts as conflicting), or `None` when nginx would not parse the
+/// that may listen where ingress-nginx's servers do (`ports`, from the
+/// controller's port flags, [`crate::setup::Setup::nginx_ports`]; `None`:
+/// unknown, every port may be theirs): a `listen` on another port, or a
+/// unix socket, does not; no `listen` at all counts as conflicting), or
+/// `None` when nginx would not parse the
 /// snippet. nginx.tmpl puts the http-snippet before every generated
 /// server, and nginx keeps the FIRST server that declares a name on an
 /// address:port ("conflicting server name … ignored" for the later one):
 /// such a server takes the name from ingress-nginx. A block that declares
 /// no name gets `""` (it takes no host: nginx's default server there is
 /// ingress-nginx's `default_server`).
-pub fn snippet_server_names(snippet: &str) -> Option<Vec<String>> {
+pub fn snippet_server_names(snippet: &str, ports: Option<&[u16]>) -> Option<Vec<String>> {
     let ds = crate::snippet::directives(snippet)?;
     let mut out = Vec::new();
     // (names, conflicts) of the server block being read.
@@ -766,7 +768,7 @@ pub fn snippet_server_names(snippet: &str) -> Option<Vec<String>> {
         match d.name.as_str() {
             "server_name" => names.extend(d.args.iter().map(|a| a.to_ascii_lowercase())),
             "listen" => {
-                let here = d.args.first().is_none_or(|a| listen_port_conflicts(a));
+                let here = d.args.first().is_none_or(|a| listen_port_conflicts(a, ports));
                 *conflicts = Some(conflicts.unwrap_or(false) || here);
             }
             _ => {}
@@ -776,12 +778,13 @@ pub fn snippet_server_names(snippet: &str) -> Option<Vec<String>> {
     Some(out)
 }
 
-/// Whether a `listen` address may be ingress-nginx's port 80 or 443.
-fn listen_port_conflicts(addr: &str) -> bool {
+/// Whether a `listen` address may be one of ingress-nginx's `ports`
+/// (`None`: any).
+fn listen_port_conflicts(addr: &str, ports: Option<&[u16]>) -> bool {
     if addr.starts_with("unix:") {
         return false;
     }
-    // `[::]:80`, `0.0.0.0:80`, `*:80`, `80`, or an address alone (port 80).
+    // `[::]:80`, `0.0.0.0:80`, `*:80`, `80`, or an address alone (nginx's port 80).
     let port = if addr.bytes().all(|b| b.is_ascii_digit()) {
         addr
     } else if let Some((_, p)) = addr.rsplit_once(':').filter(|(h, _)| !h.starts_with('[') || h.ends_with(']')) {
@@ -789,7 +792,7 @@ fn listen_port_conflicts(addr: &str) -> bool {
     } else {
         "80"
     };
-    port.parse::<u16>().map_or(true, |p| p == 80 || p == 443)
+    port.parse::<u16>().map_or(true, |p| ports.is_none_or(|ports| ports.contains(&p)))
 }
 
 /// Whether a `server_name` of nginx (`name`, `*.example.com`,

@@ -149,13 +149,13 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let to = format!("{policy_kind} {}/{}", gw.namespace, emit::client_ip_name(&gw));
     let ci = setup::client_ip(&setup, &trust, &mut report, &to);
     if opts.target == Target::EnvoyGateway {
-        envoy_differences(&ci, &mut report);
+        envoy_differences(&ci, https_pp_from_any_peer(&setup, &ci), &mut report);
     }
     if let Some(svc) = setup.service {
         load_balancer(svc, &ci, &mut report);
     }
     let source_lost = client_ip_lost(&report);
-    let https_lost = https_client_lost(&setup, &ci, &mut report);
+    let https_lost = https_client_lost(&setup, &ci, opts.target, &mut report);
     let tls_hosts = tls_hosts(objects);
     let global_access = global_access_keys(&report);
     let (ours, unsure) = ours(objects, &setup, &mut report);
@@ -688,7 +688,8 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
     // takes it from ingress-nginx (the snippet's server comes first).
     let cm = setup.configmap;
     let snippet = cm.and_then(|c| c.doc.str_at(&["data", "http-snippet"]));
-    if let (Some(cm), Some(names)) = (cm, snippet.and_then(ingress::snippet_server_names)) {
+    let ports = setup.nginx_ports();
+    if let (Some(cm), Some(names)) = (cm, snippet.and_then(|s| ingress::snippet_server_names(s, ports.as_deref()))) {
         let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
         // The catch-all too: it serves host-less rules and the rules-less defaultBackend.
         let mut all = servers.clone();
@@ -1223,18 +1224,17 @@ fn client_ip_lost(report: &Report) -> bool {
 /// otherwise every HTTPS client is 127.0.0.1: an allow list refuses all of
 /// them and a rate limit shares one bucket. Reports the flag; returns
 /// whether HTTPS clients are lost that way.
-fn https_client_lost(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report: &mut Report) -> bool {
+fn https_client_lost(setup: &setup::Setup<'_>, ci: &setup::ClientIp, target: Target, report: &mut Report) -> bool {
     let Some(ctl) = setup.controller.filter(|_| setup.ssl_passthrough) else { return false };
-    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
-    let trusts_loopback = ci.trusted.iter().filter_map(|c| ingress::split_cidr(c)).any(|(a, l)| {
-        let (a, l) = ingress::go_ipnet(a, l);
-        a.is_ipv4() && ingress::go_ipnet(loopback, l).0 == a
-    });
-    let lost = !(ci.proxy_protocol && trusts_loopback);
+    let lost = !https_pp_from_any_peer(setup, ci);
     let (status, why) = if lost {
         (Status::NotConverted, format!("ingress-nginx's controller listens on 443 itself and hands every TLS connection it does not pass through to nginx on 127.0.0.1:442 (PROXY header with its own peer); {}, so nginx sees every HTTPS client as 127.0.0.1: allow lists refused all of them and rate limits shared one bucket. The Gateway sees the real client, which would be more open: Ingresses with an allow list or a rate limit on a TLS host are left out (deny-all); deny lists (which refused nobody over HTTPS there) stay converted", if ci.proxy_protocol { "127.0.0.1 is not in proxy-real-ip-cidr" } else { "use-proxy-protocol is off" }))
     } else {
-        (Status::Changed, "ingress-nginx's controller listens on 443 itself and hands TLS connections to nginx on 127.0.0.1:442 with a PROXY header carrying the PROXY source it read; with use-proxy-protocol on and 127.0.0.1 in proxy-real-ip-cidr nginx resolves the same client as the Gateway's PROXY policy. Passing TLS through (the ssl-passthrough annotation) is not converted".into())
+        (Status::Changed, format!("ingress-nginx's controller listens on 443 itself and hands TLS connections to nginx on 127.0.0.1:442 with a PROXY header carrying the source it read; its own 443 listener believes a PROXY header from ANY peer (proxy-real-ip-cidr is not consulted there) and accepts a connection without one (its peer is then the client), and nginx, with use-proxy-protocol on and 127.0.0.1 in proxy-real-ip-cidr, believes what it forwards. So over HTTPS any client reaching port 443 directly could name its own address (pass an allow list, escape a deny list) and HTTPS without PROXY was served; {}, and direct HTTPS clients that send no PROXY header are refused. Passing TLS through (the ssl-passthrough annotation) is not converted", if target == Target::EnvoyGateway {
+            "Envoy Gateway also believes a PROXY header from any peer (see use-proxy-protocol) but requires it".to_owned()
+        } else {
+            format!("the Gateway's PROXY policy believes it only from {} and requires it: a different client over HTTPS (more closed than ingress-nginx)", ci.trusted.join(", "))
+        }))
     };
     report.entries.push(Entry {
         object: ctl.id(),
@@ -1249,12 +1249,36 @@ fn https_client_lost(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report: &mu
     lost
 }
 
-/// Every host named in a `spec.tls` of the input's Ingresses.
+/// Whether, under `--enable-ssl-passthrough`, ingress-nginx believed a
+/// PROXY header from any peer over HTTPS: the controller's own 443 listener
+/// (nginx.go `setupSSLProxy`: a go-proxyproto `Listener` without a policy)
+/// takes a PROXY header from every peer, and none is required, and hands
+/// its source to nginx on 127.0.0.1:442, which believes it when
+/// use-proxy-protocol is on and 127.0.0.1 is in proxy-real-ip-cidr.
+fn https_pp_from_any_peer(setup: &setup::Setup<'_>, ci: &setup::ClientIp) -> bool {
+    if setup.controller.is_none() || !setup.ssl_passthrough || !ci.proxy_protocol {
+        return false;
+    }
+    let loopback = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+    ci.trusted.iter().filter_map(|c| ingress::split_cidr(c)).any(|(a, l)| {
+        let (a, l) = ingress::go_ipnet(a, l);
+        a.is_ipv4() && ingress::go_ipnet(loopback, l).0 == a
+    })
+}
+
+/// Every host named in a `spec.tls` of the input's Ingresses, and `""`
+/// when an entry names no host: the Gateway's host-less HTTPS listener it
+/// becomes takes every route (counted even without a `secretName`, when no
+/// listener is emitted: the safe side).
 fn tls_hosts(objects: &[Object]) -> BTreeSet<String> {
     let mut out = BTreeSet::new();
     for o in objects.iter().filter(|o| o.kind == "Ingress") {
         for t in o.doc.at(&["spec", "tls"]).map(realip_kube::Node::items).unwrap_or_default() {
-            for h in t.get("hosts").map(realip_kube::Node::items).unwrap_or_default() {
+            let hosts = t.get("hosts").map(realip_kube::Node::items).unwrap_or_default();
+            if hosts.is_empty() {
+                out.insert(String::new());
+            }
+            for h in hosts {
                 if let Some(h) = h.as_str() {
                     out.insert(h.to_ascii_lowercase());
                 }
@@ -1265,9 +1289,11 @@ fn tls_hosts(objects: &[Object]) -> BTreeSet<String> {
 }
 
 /// Whether the Ingress `o` has TLS of its own, or a host (or the catch-all)
-/// that some Ingress's `spec.tls` covers (a wildcard covers one label).
+/// that some Ingress's `spec.tls` covers (a wildcard covers one label), or
+/// any Ingress has a host-less `spec.tls` entry (`""` in `tls_hosts`: its
+/// HTTPS listener has no hostname, so every route attaches to it).
 fn serves_tls(o: &Object, tls_hosts: &BTreeSet<String>) -> bool {
-    if o.doc.at(&["spec", "tls"]).is_some_and(|t| !t.items().is_empty()) {
+    if tls_hosts.contains("") || o.doc.at(&["spec", "tls"]).is_some_and(|t| !t.items().is_empty()) {
         return true;
     }
     let rules = o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default();
@@ -1351,8 +1377,17 @@ fn leave_out_unrestricted(keys: &[String], report: &mut Report, first_entry: usi
     format!("the ConfigMap's {keys} restricts every server and is not converted")
 }
 
-/// Where Envoy Gateway's policies differ from what ingress-nginx did.
-fn envoy_differences(ci: &setup::ClientIp, report: &mut Report) {
+/// Where Envoy Gateway's policies differ from what ingress-nginx did;
+/// `https_any`: ingress-nginx believed a PROXY header from any peer on
+/// HTTPS ([`https_pp_from_any_peer`]), so the trusted list held on HTTP only.
+fn envoy_differences(ci: &setup::ClientIp, https_any: bool, report: &mut Report) {
+    let only = |trusted: &str| {
+        if https_any {
+            format!("{trusted} on HTTP; on HTTPS, under --enable-ssl-passthrough, the controller's own 443 listener believed it from any peer, as Envoy Gateway does")
+        } else {
+            trusted.to_owned()
+        }
+    };
     for e in &mut report.entries {
         match e.key.as_str() {
             "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trusts_every_peer() && e.status == Status::Warning => {
@@ -1361,14 +1396,14 @@ fn envoy_differences(ci: &setup::ClientIp, report: &mut Report) {
             }
             "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trusts_every_peer() => {
                 e.status = Status::Changed;
-                e.why = format!("Envoy Gateway accepts a PROXY header from any peer, native IPv6 ones included (ingress-nginx believed only {}): keep the ingress reachable from the load balancer only (NetworkPolicy, security groups)", ci.trusted.join(", "));
+                e.why = format!("Envoy Gateway accepts a PROXY header from any peer, native IPv6 ones included (ingress-nginx believed only {}): keep the ingress reachable from the load balancer only (NetworkPolicy, security groups)", only(&ci.trusted.join(", ")));
             }
             "use-proxy-protocol" if ci.proxy_protocol && !ci.trusts_every_peer() => {
                 // The listener must still parse PROXY (the load balancer sends it),
                 // but the address in it is not one ingress-nginx would have believed.
                 e.status = Status::NotConverted;
                 e.to = String::new();
-                e.why = format!("the ClientTrafficPolicy still expects a PROXY header (proxyProtocol, so requests parse), but Envoy Gateway has no trusted-sender list and believes it from any peer, native IPv6 ones included, where ingress-nginx believed it only from {}: anyone reaching the Gateway directly can claim any client address, so Ingresses with allow/deny lists or rate limits keyed on it are left out (deny-all); restrict who reaches the Gateway and add them by hand (or pass --trust 0.0.0.0/0 --trust ::/0 if every peer may really send PROXY)", ci.trusted.join(", "));
+                e.why = format!("the ClientTrafficPolicy still expects a PROXY header (proxyProtocol, so requests parse), but Envoy Gateway has no trusted-sender list and believes it from any peer, native IPv6 ones included, where ingress-nginx believed it only from {}: anyone reaching the Gateway directly can claim any client address, so Ingresses with allow/deny lists or rate limits keyed on it are left out (deny-all); restrict who reaches the Gateway and add them by hand (or pass --trust 0.0.0.0/0 --trust ::/0 if every peer may really send PROXY)", only(&ci.trusted.join(", ")));
             }
             "compute-full-forwarded-for" if !ci.full_xff => {
                 e.status = Status::Changed;

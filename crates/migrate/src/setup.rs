@@ -1,8 +1,10 @@
 //! The ingress-nginx installation in the input: the controller workload
 //! (its `--configmap`, `--ingress-class`, `--controller-class`,
 //! `--ingress-class-by-name`, `--watch-ingress-without-class`,
-//! `--annotations-prefix`, `--publish-service`), its ConfigMap and its
-//! Service, and what the ConfigMap says about the client address.
+//! `--annotations-prefix`, `--publish-service`, `--enable-ssl-passthrough`,
+//! `--http-port`, `--https-port`, `--ssl-passthrough-proxy-port`), its
+//! ConfigMap and its Service, and what the ConfigMap says about the client
+//! address.
 //!
 //! ingress-nginx's model (nginx.tmpl): the real-IP module is on when
 //! `use-forwarded-headers`, `enable-real-ip` or `use-proxy-protocol` is;
@@ -81,6 +83,29 @@ pub struct Setup<'a> {
     /// hands every TLS connection it does not pass through to nginx on
     /// 127.0.0.1:442 with a PROXY header naming its own peer.
     pub ssl_passthrough: bool,
+    /// `--http-port`, `--https-port` and `--ssl-passthrough-proxy-port` as
+    /// written (`None`: the flag is absent; defaults 80, 443 and 442).
+    pub port_flags: [Option<String>; 3],
+}
+
+impl Setup<'_> {
+    /// The ports nginx's generated servers listen on (template.go
+    /// `httpListener`: `--http-port`; `httpsListener`: `--https-port`, or
+    /// `--ssl-passthrough-proxy-port` with `--enable-ssl-passthrough`, when
+    /// the controller holds `--https-port` itself: a server of nginx there
+    /// cannot bind, so it counts too), or `None` when a flag is not a port
+    /// (then any port may be theirs).
+    pub fn nginx_ports(&self) -> Option<Vec<u16>> {
+        let port = |i: usize, default: u16| match &self.port_flags[i] {
+            None => Some(default),
+            Some(v) => v.trim().parse::<u16>().ok(),
+        };
+        let mut out = vec![port(0, 80)?, port(1, 443)?];
+        if self.ssl_passthrough {
+            out.push(port(2, 442)?);
+        }
+        Some(out)
+    }
 }
 
 /// The controller's version from the image tag (`…/controller:v1.15.1`,
@@ -216,6 +241,9 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
     s.class_by_name = on("--ingress-class-by-name");
     s.disable_catch_all = on("--disable-catch-all");
     s.ssl_passthrough = on("--enable-ssl-passthrough");
+    for (i, name) in ["--http-port", "--https-port", "--ssl-passthrough-proxy-port"].into_iter().enumerate() {
+        s.port_flags[i] = flag(&args, name).map(str::to_owned);
+    }
     watch_flags(&mut s, &args, ctl, report)?;
     report.notes.push(format!(
         "controller {} ({}:{}): ingress class `{}`, controller class `{}`",
