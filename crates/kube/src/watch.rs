@@ -1021,11 +1021,8 @@ fn hold_hosts_of_routes(mut d: Desired, routes: Option<&[std::sync::Arc<HttpRout
 /// request's host (case and a trailing dot aside).
 fn hosts_overlap(a: &str, b: &str) -> bool {
     let norm = |h: &str| h.trim_end_matches('.').to_ascii_lowercase();
-    let (a, b) = (norm(a), norm(b));
-    // `*.s` covers `x.s`, `y.x.s` and `*.x.s`, not `s`.
-    let covers =
-        |w: &str, h: &str| w.strip_prefix('*').is_some_and(|dot_s| h.len() > dot_s.len() && h.ends_with(dot_s));
-    a == b || covers(&a, &b) || covers(&b, &a)
+    // (`*.s` covers `x.s`, `y.x.s` and `*.x.s`, not `s`.)
+    crate::gateway::translate::overlap(Some(&norm(a)), Some(&norm(b)))
 }
 
 /// Hands the proxy what a batch computed (both sides in one update: one

@@ -1142,19 +1142,10 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
                 if hostname.is_none() { routed_hosts(&config.routes, set, &l.name, &s.name) } else { Vec::new() };
             let ingress_hosts = hostname
                 .as_deref()
-                .map(|p| ingress_hosts.iter().filter(|h| covers(p, h)).cloned().collect())
+                .map(|p| ingress_hosts.iter().filter(|h| *h == p || wildcard_covers(p, h)).cloned().collect())
                 .unwrap_or_default();
             tls.gateway.push(crate::config::HostCerts { hostname, certs, routed, ingress_hosts });
         }
-    }
-}
-
-/// Whether listener hostname `pattern` (exact or `*.` wildcard) matches
-/// host `h` (exact, or a wildcard within it).
-fn covers(pattern: &str, h: &str) -> bool {
-    match pattern.strip_prefix('*') {
-        Some(dot_suffix) => h.len() > dot_suffix.len() && h.ends_with(dot_suffix),
-        None => pattern == h,
     }
 }
 

@@ -382,7 +382,7 @@ fn more_specific(s: &str, l: Option<&str>) -> bool {
 
 /// Whether two listener hostnames (`None`: any host) can match one
 /// request host: equal, one within the other (wildcard), or either none.
-fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
+pub(crate) fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
     match (a, b) {
         (Some(a), Some(b)) => a == b || more_specific(a, Some(b)) || more_specific(b, Some(a)),
         _ => true,
