@@ -192,12 +192,14 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             }
         }
         apply_merge(&mut p, &merged, &mut report);
+        let served = canary_fates(&mut p, &merged, &mut report);
         if let Some(why) = &p.deny_all {
             report.notes.push(left_out_note(&p, why));
             p.deny_everything();
             left_out_entries(&mut report, &ing.id());
         }
         plans.push(p);
+        plans.extend(served);
     }
     regex_mode(&mut plans, &regex_hosts, &mut report);
     collisions(&mut plans, &regex_hosts, &mut report);
@@ -1067,7 +1069,177 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
             s.winner
         )));
     }
+    upstream_paths(p, merged, report);
     default_backend(p, merged, report);
+}
+
+/// The paths of a non-canary plan that ingress-nginx does not serve as
+/// written because of their upstream ([`merge::Upstream`]): one a canary
+/// made (NoServer) has no location at all, so the path is dropped as
+/// ingress-nginx drops it (the host's other routes take its requests, as
+/// nginx's other locations did); one another Service made first (upstream
+/// names collide across namespaces) sends to that Service, which the
+/// output does not name: left out, deny-all.
+fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+    let o = p.obj;
+    let id = o.id();
+    let key =
+        |u: &merge::UpstreamPath| format!("path {}{} ({})", u.host.as_deref().unwrap_or("*"), u.path, u.path_type);
+    let is = |u: &merge::UpstreamPath, raw: &str, ptype: &str| u.path == raw && u.path_type == ptype;
+    for u in merged.no_server.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if let Some(paths) = p.hosts.get_mut(&u.host) {
+            paths.retain(|r| !is(u, &r.raw, &r.path_type));
+            if paths.is_empty() {
+                p.hosts.remove(&u.host);
+            }
+        }
+        if let Some(paths) = p.denied.get_mut(&u.host) {
+            paths.retain(|r| !is(u, &r.raw, &r.path_type));
+            if paths.is_empty() {
+                p.denied.remove(&u.host);
+            }
+        }
+        retell_left_out(report, &id, &u.path, &format!("the path is left out: ingress-nginx serves no location for it (its upstream {} is a canary's, see its entry)", u.upstream));
+        report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+            "not served by ingress-nginx: its upstream `{}` (ingress-nginx names upstreams namespace-service-port, so every path naming {} shares it, whatever its Ingress or namespace) was made by the canary {} (the first Ingress, oldest then greater namespace/name, to name it, or a canary's spec.defaultBackend, which replaces it whatever its age), which marks it NoServer, and getBackendServers skips every path of a NoServer upstream, canary or not: the host's other locations (else its default backend, 404) answered these requests; emitted, the route would open a path ingress-nginx never served, so it is left out (no route)",
+            u.upstream, u.made.service, u.made.creator
+        )));
+    }
+    for u in merged.foreign.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        let mut moved = Vec::new();
+        if let Some(paths) = p.hosts.get_mut(&u.host) {
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                std::mem::take(paths).into_iter().partition(|r| is(u, &r.raw, &r.path_type));
+            *paths = kept;
+            moved = gone;
+            if paths.is_empty() {
+                p.hosts.remove(&u.host);
+            }
+        }
+        if moved.is_empty() {
+            continue;
+        }
+        let ds = p.denied.entry(u.host.clone()).or_default();
+        for r in moved {
+            ds.push(ingress::Denied {
+                kind: r.kind,
+                value: r.value,
+                raw: r.raw,
+                path_type: r.path_type,
+                remainder: false,
+            });
+        }
+        report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+            "ingress-nginx sends it to {}, not to this path's Service: upstreams are named namespace-service-port, names collide across namespaces, and the first Ingress to name `{}` ({}) made it; the output does not send to that Service from here, so the path is left out: emitted as a deny-all route",
+            u.made.service, u.upstream, u.made.creator
+        )));
+    }
+}
+
+/// A canary plan's paths by [`merge::CanaryFate`]: only those whose
+/// upstream the canary made stay folds into a main Ingress's route. One
+/// whose upstream a non-canary Ingress made is an ordinary location of
+/// ingress-nginx with the canary's own annotations, 100 % to the canary's
+/// Service: a route of its own the output cannot make from a canary, so it
+/// is left out, emitted deny-all (the returned plan) in place of the
+/// location it took from newer Ingresses. The others get no traffic in
+/// ingress-nginx, nor in the output; the canary-* entries then say so.
+fn canary_fates<'a>(
+    p: &mut ingress::Plan<'a>,
+    merged: &merge::Merge,
+    report: &mut Report,
+) -> Option<ingress::Plan<'a>> {
+    p.canary.as_ref()?;
+    let o = p.obj;
+    let id = o.id();
+    let fates = merged.canary_paths.get(&id).map(Vec::as_slice).unwrap_or_default();
+    let mut won: BTreeMap<Option<String>, Vec<ingress::Denied>> = BTreeMap::new();
+    let mut folds = 0usize;
+    let hosts: Vec<Option<String>> = p.hosts.keys().cloned().collect();
+    for h in hosts {
+        let paths = p.hosts.remove(&h).unwrap_or_default();
+        let mut kept = Vec::new();
+        for r in paths {
+            let Some(cp) = fates.iter().find(|c| c.host == h && c.path == r.raw && c.path_type == r.path_type) else {
+                kept.push(r);
+                continue;
+            };
+            let key = format!("canary path {}{}", h.as_deref().unwrap_or("*"), r.raw);
+            let creator = merged.upstreams.get(&cp.upstream).map_or_else(String::new, |u| u.creator.clone());
+            let (status, why) = match &cp.fate {
+                merge::CanaryFate::Alternative => {
+                    folds += 1;
+                    kept.push(r);
+                    continue;
+                }
+                merge::CanaryFate::OtherCanary(by) => (Status::NotConverted, format!("its upstream `{}` was made by the canary {by} (the first to name it): ingress-nginx gives this location that canary's weight and headers, not this one's; not converted: the main route keeps all the traffic", cp.upstream)),
+                merge::CanaryFate::Deleted(by) if by.starts_with(&format!("{id}'s path {}{} ({}),", h.as_deref().unwrap_or("*"), r.raw, r.path_type)) => (Status::NotConverted, format!("no location of ingress-nginx has this host, path (as written) and pathType, so mergeAlternativeBackends deletes the canary's upstream `{}`: balancer.lua then sends nothing to it on any location (its weight is 0 on every path of the canary naming it)", cp.upstream)),
+                merge::CanaryFate::Deleted(by) => (Status::Ignored, format!("ingress-nginx sends nothing to the canary here: mergeAlternativeBackends deleted its upstream `{}` because of {by}, and balancer.lua falls back to the main backend everywhere it was merged; the output sends nothing to it either", cp.upstream)),
+                merge::CanaryFate::Taken(winner) => (Status::Ignored, format!("its upstream `{}` was made by the non-canary {creator}, so it is no canary upstream: {winner} serves this location (older), and the canary is merged into it with that upstream's empty traffic policy (weight 0); ingress-nginx sends nothing to it here, nor does the output", cp.upstream)),
+                merge::CanaryFate::Location(server) => {
+                    let on = server.as_deref().map_or_else(|| "the catch-all server (hosts no Ingress names; the canary creates no server of its own)".to_owned(), |s| format!("server {s}"));
+                    won.entry(server.clone()).or_default().push(ingress::Denied {
+                        kind: r.kind,
+                        value: r.value.clone(),
+                        raw: r.raw.clone(),
+                        path_type: r.path_type.clone(),
+                        remainder: false,
+                    });
+                    (Status::NotConverted, format!("its upstream `{}` was made by the non-canary {creator} (the first Ingress to name it, oldest then greater namespace/name), so ingress-nginx serves this path as an ordinary location of {on} with THIS canary's annotations (its allow/deny lists and limits apply, its canary weights do not), 100 % to {}:{}, and newer Ingresses' same location is not served (`already configured`); a canary cannot be a route of its own in the output, so the location is left out: emitted as a deny-all route", cp.upstream, r.backend.service, r.backend.port))
+                }
+            };
+            report.entries.push(Entry {
+                object: id.clone(),
+                file: o.source.file.clone(),
+                line: o.line_of(&["spec", "rules"]),
+                key,
+                value: String::new(),
+                status,
+                to: String::new(),
+                why,
+            });
+        }
+        if !kept.is_empty() {
+            p.hosts.insert(h, kept);
+        }
+    }
+    if folds == 0 && !fates.is_empty() {
+        // Its weights and header matches reach no location in ingress-nginx.
+        for e in report.entries.iter_mut().filter(|e| e.object == id && e.key.starts_with("canary")) {
+            if matches!(e.status, Status::Converted | Status::Changed) && !e.to.is_empty() {
+                e.status = Status::Ignored;
+                e.to = String::new();
+                e.why = "ingress-nginx routes nothing by it: no path of this canary is an alternative backend of a location there (see its canary path entries), and the output routes nothing by it either".into();
+            }
+        }
+    }
+    if won.is_empty() {
+        return None;
+    }
+    // Its other annotations apply on those locations in ingress-nginx.
+    for e in report
+        .entries
+        .iter_mut()
+        .filter(|e| e.object == id && e.why.starts_with("ingress-nginx ignores this on a canary Ingress"))
+    {
+        e.status = Status::NotConverted;
+        e.why = "ingress-nginx applies it on this canary's ordinary locations (see its canary path entries: a non-canary Ingress made their upstream), which are left out (deny-all)".into();
+    }
+    let mut denied = p.clone();
+    denied.canary = None;
+    denied.hosts = BTreeMap::new();
+    denied.default_backend = None;
+    denied.fallback = None;
+    denied.tls = Vec::new();
+    denied.denied = won;
+    let why = "its locations that ingress-nginx serves as ordinary ones (see its canary path entries)".to_owned();
+    report.notes.push(format!(
+        "{} ({}:{}): left out: {why}; emitted as deny-all (those hosts and paths, no backend, a policy refusing every client) so their requests are refused instead of falling through to a more open route",
+        id, o.source.file, o.source.line
+    ));
+    denied.deny_all = Some(why);
+    denied.deny_everything();
+    Some(denied)
 }
 
 /// One Ingress lists the location `s` twice: ingress-nginx serves the

@@ -1,12 +1,15 @@
 //! The fourteenth review's findings, each a table on both targets with the
-//! reviewer's inputs (/tmp/mrev14-in): an http-snippet `server {}` on the
-//! controller's own `--http-port` / `--https-port` (R14-3), PROXY believed
-//! from any peer over HTTPS under `--enable-ssl-passthrough` (R14-4), and
-//! a host-less `spec.tls` under passthrough (L1).
+//! reviewer's inputs (/tmp/mrev14-in): ingress-nginx's upstreams (one per
+//! `namespace-service-port`, the first Ingress to name it makes it, a
+//! canary's is NoServer) against other Ingresses' paths (R14-1) and a
+//! canary's own (R14-2), an http-snippet `server {}` on the controller's
+//! own `--http-port` / `--https-port` (R14-3), PROXY believed from any peer
+//! over HTTPS under `--enable-ssl-passthrough` (R14-4), and a host-less
+//! `spec.tls` under passthrough (L1).
 
 mod common;
 
-use common::{controller, controller_at, ing_at, open_policies, routes, run};
+use common::{controller, controller_at, find, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
@@ -143,6 +146,144 @@ fn host_less_tls_listener_under_passthrough() {
             assert_eq!(routes(&m, true).iter().any(|r| r.starts_with("b-admin")), denied, "{name} {target:?}:\n{text}");
             let allowed = open_policies(&m).iter().any(|p| p["spec"]["targetRefs"][0]["name"] == "b-admin");
             assert_eq!(allowed, !denied, "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// An Ingress `name` in `ns` created in `year`: host `host` (empty: none),
+/// Prefix `path` → Service `svc` port 80, with annotations.
+fn ing(ns: &str, name: &str, year: u32, host: &str, path: &str, svc: &str, anns: Lines) -> String {
+    let doc = ing_at(ns, name, year, path, anns).replacen(&format!("name: {name}-svc"), &format!("name: {svc}"), 1);
+    if host.is_empty() {
+        doc.replacen("  - host: app.example.com\n    http:", "  - http:", 1)
+    } else {
+        doc.replacen("host: app.example.com", &format!("host: {host}"), 1)
+    }
+}
+
+/// A canary Ingress (`canary-weight: 10`, more annotations `anns`).
+fn canary(ns: &str, year: u32, host: &str, path: &str, svc: &str, anns: Lines) -> String {
+    let all: Vec<(&str, &str)> =
+        [("canary", "true"), ("canary-weight", "10")].into_iter().chain(anns.iter().copied()).collect();
+    ing(ns, "c-canary", year, host, path, svc, &all)
+}
+
+/// `(Service, weight)` of every backendRef of route `name` (any namespace).
+fn backends(m: &Migration, name: &str) -> Vec<(String, Option<u64>)> {
+    find(m, "HTTPRoute")
+        .iter()
+        .filter(|r| r["metadata"]["name"] == name)
+        .flat_map(|r| r["spec"]["rules"].as_array().unwrap().clone())
+        .flat_map(|rule| rule["backendRefs"].as_array().cloned().unwrap_or_default())
+        .map(|b| (b["name"].as_str().unwrap().to_owned(), b["weight"].as_u64()))
+        .collect()
+}
+
+const ALLOW: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
+
+/// R14-1 (cn1, cn4): a canary that names a Service+port first (or through
+/// its `spec.defaultBackend`, whatever its age) makes its upstream a
+/// NoServer one, and ingress-nginx serves no path naming that upstream,
+/// another Ingress's neither (upstream names collide across namespaces):
+/// x-preview is not emitted at all (no route; reported, exit 1), while the
+/// canary still folds into m-main. The controls keep x-preview open.
+#[test]
+fn a_canarys_upstream_serves_no_other_ingress() {
+    let main = ing("web", "m-main", 2021, "app.example.com", "/", "blue", &[ALLOW]);
+    let preview = |year: u32, svc: &str| ing("web", "x-preview", year, "green.example.com", "/", svc, &[]);
+    let with_default = |doc: String| {
+        doc.replacen(
+            "  rules:\n",
+            "  defaultBackend:\n    service:\n      name: green\n      port:\n        number: 80\n  rules:\n",
+            1,
+        )
+    };
+    // (name, Ingresses, x-preview served open, the canary folded into m-main)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Vec<String>, bool, bool)> = vec![
+        ("cn1", vec![canary("web", 2020, "app.example.com", "/", "green", &[]), main.clone(), preview(2022, "green")], false, true),
+        // The canary's defaultBackend finds no location of the catch-all to merge into: its upstream is deleted, no weight.
+        ("preview older, canary's defaultBackend", vec![preview(2019, "green"), with_default(canary("web", 2020, "app.example.com", "/", "green", &[])), main.clone()], false, false),
+        ("cn4 (a-b/c:80 is a/b-c:80's upstream)", vec![
+            canary("a", 2020, "app.example.com", "/", "b-c", &[]),
+            ing("a", "m-main", 2021, "app.example.com", "/", "blue", &[ALLOW]),
+            ing("a-b", "x-preview", 2022, "green.example.com", "/", "c", &[]),
+        ], false, true),
+        ("control: another port", vec![canary("web", 2020, "app.example.com", "/", "green", &[]), main.clone(), preview(2022, "green").replacen("number: 80", "number: 8080", 1)], true, true),
+        ("control: another namespace, no collision", vec![canary("web", 2020, "app.example.com", "/", "green", &[]), main.clone(), ing("other", "x-preview", 2022, "green.example.com", "/", "green", &[])], true, true),
+    ];
+    for target in BOTH {
+        for (name, docs, served, folded) in &rows {
+            let mut all = vec![controller(&[])];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, false).iter().any(|r| r == "x-preview"), *served, "{name} {target:?}:\n{text}");
+            // Not served: no route at all, as ingress-nginx has no location.
+            assert!(!routes(&m, true).iter().any(|r| r.starts_with("x-preview")), "{name} {target:?}:\n{text}");
+            let not_served = m.report.entries.iter().any(|e| {
+                e.object.ends_with("/x-preview") && e.status == Status::NotConverted && e.why.contains("NoServer")
+            });
+            assert_eq!(not_served, !*served, "{name} {target:?}:\n{text}");
+            assert_eq!(m.report.incomplete(), !*served, "{name} {target:?}:\n{text}");
+            let green = backends(&m, "m-main").iter().any(|(s, w)| (s == "green" || s == "b-c") && *w == Some(10));
+            assert_eq!(green, *folded, "{name} {target:?}:\n{text}");
+            assert!(restricted_routes(&m).contains(&"m-main".to_owned()), "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// Routes with an access policy that is not deny-all.
+fn restricted_routes(m: &Migration) -> Vec<String> {
+    open_policies(m).iter().map(|p| p["spec"]["targetRefs"][0]["name"].as_str().unwrap().to_owned()).collect()
+}
+
+/// R14-2 (cn2, cn3): a canary whose Service+port a non-canary Ingress named
+/// first is no canary on those paths in ingress-nginx: an ordinary
+/// location with the canary's own annotations (its allow list), 100 % to
+/// its Service, taking the location from newer Ingresses (the catch-all's
+/// for a host no Ingress has). The output never emits the open split: the
+/// location is left out, deny-all (`c-canary-denied`), the newer Ingress's
+/// path is not emitted, exit 1. When an older Ingress keeps the location
+/// ("Related"), or a path of the canary matches no location (its upstream
+/// is deleted), ingress-nginx sends the canary nothing: no weight in the
+/// output either and `canary-weight` is not reported converted.
+#[test]
+fn a_canary_on_a_main_ingresss_upstream_is_an_ordinary_location() {
+    type Row<'a> = (&'a str, Vec<String>, bool, &'a str, bool, bool);
+    let preview = ing("web", "x-preview", 2019, "green.example.com", "/", "green", &[]);
+    // (name, Ingresses, c-canary-denied emitted, the open route that must not serve green's
+    // location ("" none), green weighted into m-main, canary-weight converted)
+    #[rustfmt::skip]
+    let rows: Vec<Row> = vec![
+        ("cn2", vec![preview.clone(), canary("web", 2020, "app.example.com", "/admin", "green", &[ALLOW]), ing("web", "m-main", 2021, "app.example.com", "/admin", "blue", &[])], true, "m-main", false, false),
+        ("cn3 (catch-all)", vec![preview.clone(), canary("web", 2020, "new.example.com", "/", "green", &[ALLOW]), ing("web", "h-hostless", 2021, "", "/", "h", &[])], true, "h-hostless", false, false),
+        ("main older: weight 0", vec![preview.clone(), ing("web", "m-main", 2019, "app.example.com", "/admin", "blue", &[]), canary("web", 2020, "app.example.com", "/admin", "green", &[])], false, "", false, false),
+        ("a canary path without location: upstream deleted", vec![
+            ing("web", "m-main", 2019, "app.example.com", "/admin", "blue", &[]),
+            canary("web", 2020, "app.example.com", "/admin", "green", &[]).replacen("      - path: \"/admin\"\n", "      - path: \"/nowhere\"\n        pathType: Prefix\n        backend:\n          service:\n            name: green\n            port:\n              number: 80\n      - path: \"/admin\"\n", 1),
+        ], false, "", false, false),
+        ("control: the canary's own upstream", vec![ing("web", "m-main", 2019, "app.example.com", "/admin", "blue", &[]), canary("web", 2020, "app.example.com", "/admin", "green", &[])], false, "", true, true),
+    ];
+    for target in BOTH {
+        for (name, docs, denied, shadowed, folded, converted) in &rows {
+            let mut all = vec![controller(&[])];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            assert_eq!(routes(&m, true).iter().any(|r| r == "c-canary-denied"), *denied, "{name} {target:?}:\n{text}");
+            if !shadowed.is_empty() {
+                assert!(!routes(&m, false).iter().any(|r| r == shadowed), "{name} {target:?}:\n{text}");
+            }
+            assert!(m.report.incomplete() || !*denied, "{name} {target:?}:\n{text}");
+            let green = backends(&m, "m-main").iter().any(|(s, w)| s == "green" && *w == Some(10));
+            assert_eq!(green, *folded, "{name} {target:?}:\n{text}");
+            let weight = m.report.entries.iter().find(|e| e.key == "canary-weight").unwrap();
+            assert_eq!(weight.status == Status::Converted, *converted, "{name} {target:?}:\n{text}");
+            // Never green to everyone on a location ingress-nginx restricted or did not route there.
+            if *denied {
+                assert!(!backends(&m, shadowed).iter().any(|(s, _)| s == "green"), "{name} {target:?}:\n{text}");
+            }
         }
     }
 }
