@@ -1203,6 +1203,29 @@ fn canary_fates<'a>(
             p.hosts.insert(h, kept);
         }
     }
+    // A canary path whose backend did not convert (already denied): where
+    // ingress-nginx serves it as an ordinary location it must stay refused.
+    for (h, ds) in &mut p.denied {
+        ds.retain(|d| {
+            let Some(cp) = fates.iter().find(|c| c.host == *h && c.path == d.raw && c.path_type == d.path_type) else {
+                return true;
+            };
+            let merge::CanaryFate::Location(server) = &cp.fate else { return true };
+            won.entry(server.clone()).or_default().push(d.clone());
+            report.entries.push(Entry {
+                object: id.clone(),
+                file: o.source.file.clone(),
+                line: o.line_of(&["spec", "rules"]),
+                key: format!("canary path {}{}", h.as_deref().unwrap_or("*"), d.raw),
+                value: String::new(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: format!("its upstream `{}` was made by a non-canary Ingress, so ingress-nginx serves this path as an ordinary location with this canary's annotations (see its other entries for why it did not convert): emitted as a deny-all route", cp.upstream),
+            });
+            false
+        });
+    }
+    p.denied.retain(|_, ds| !ds.is_empty());
     if folds == 0 && !fates.is_empty() {
         // Its weights and header matches reach no location in ingress-nginx.
         for e in report.entries.iter_mut().filter(|e| e.object == id && e.key.starts_with("canary")) {
@@ -1216,6 +1239,18 @@ fn canary_fates<'a>(
     if won.is_empty() {
         return None;
     }
+    Some(denied_locations(p, won, report))
+}
+
+/// The deny-all plan of a canary's ordinary locations (`won`, by server):
+/// [`canary_fates`].
+fn denied_locations<'a>(
+    p: &ingress::Plan<'a>,
+    won: BTreeMap<Option<String>, Vec<ingress::Denied>>,
+    report: &mut Report,
+) -> ingress::Plan<'a> {
+    let o = p.obj;
+    let id = o.id();
     // Its other annotations apply on those locations in ingress-nginx.
     for e in report
         .entries
@@ -1239,7 +1274,7 @@ fn canary_fates<'a>(
     ));
     denied.deny_all = Some(why);
     denied.deny_everything();
-    Some(denied)
+    denied
 }
 
 /// One Ingress lists the location `s` twice: ingress-nginx serves the

@@ -257,6 +257,11 @@ fn a_canary_on_a_main_ingresss_upstream_is_an_ordinary_location() {
     #[rustfmt::skip]
     let rows: Vec<Row> = vec![
         ("cn2", vec![preview.clone(), canary("web", 2020, "app.example.com", "/admin", "green", &[ALLOW]), ing("web", "m-main", 2021, "app.example.com", "/admin", "blue", &[])], true, "m-main", false, false),
+        ("cn2, ports by an unresolved name", vec![
+            preview.replacen("number: 80", "name: http", 1),
+            canary("web", 2020, "app.example.com", "/admin", "green", &[ALLOW]).replacen("number: 80", "name: http", 1),
+            ing("web", "m-main", 2021, "app.example.com", "/admin", "blue", &[]),
+        ], true, "m-main", false, false),
         ("cn3 (catch-all)", vec![preview.clone(), canary("web", 2020, "new.example.com", "/", "green", &[ALLOW]), ing("web", "h-hostless", 2021, "", "/", "h", &[])], true, "h-hostless", false, false),
         ("main older: weight 0", vec![preview.clone(), ing("web", "m-main", 2019, "app.example.com", "/admin", "blue", &[]), canary("web", 2020, "app.example.com", "/admin", "green", &[])], false, "", false, false),
         ("a canary path without location: upstream deleted", vec![
