@@ -292,3 +292,39 @@ fn a_canary_on_a_main_ingresss_upstream_is_an_ordinary_location() {
         }
     }
 }
+
+/// Review 13 L2: the controller's version is read from ingress-nginx's
+/// image under any registry, mirror or digest, `controller-chroot` (the
+/// Helm chart's `controller.image.chroot`) included: a v1.11 controller
+/// drops snippet annotations (default since v1.9), so the snippet is
+/// ignored and the Ingress converted; an image that is not ingress-nginx's
+/// leaves the version unknown (the snippet counts: not converted).
+#[test]
+fn the_controller_version_is_read_from_any_ingress_nginx_image() {
+    // (image, version read)
+    #[rustfmt::skip]
+    let rows: &[(&str, bool)] = &[
+        ("registry.k8s.io/ingress-nginx/controller:v1.11.3", true),
+        ("registry.k8s.io/ingress-nginx/controller-chroot:v1.11.3@sha256:0123abcd", true),
+        ("registry.example.com:5000/mirror/ingress-nginx/controller-chroot:v1.11.3", true),
+        ("registry.example.com/ingress-nginx-controller:v1.11.3", true),
+        ("control: not ingress-nginx's", false),
+        ("control: no tag (the port is no tag)", false),
+    ];
+    for target in BOTH {
+        for &(image, read) in rows {
+            let img = match image {
+                "control: not ingress-nginx's" => "quay.io/example/nginx:v1.11.3",
+                "control: no tag (the port is no tag)" => "registry.example.com:5000/ingress-nginx/controller-chroot",
+                i => i,
+            };
+            let ctl = controller(&[]).replacen("registry.k8s.io/ingress-nginx/controller:v1.15.1", img, 1);
+            let app = ing_at("web", "app", 2021, "/", &[("configuration-snippet", "more_set_headers \"X-A: b\";")]);
+            let m = run(&[ctl, app], target);
+            let text = m.report.text();
+            let snippet = entry(&m, "configuration-snippet");
+            assert_eq!(snippet.status == Status::Ignored, read, "{image} {target:?}:\n{text}");
+            assert_eq!(routes(&m, false).iter().any(|r| r == "app"), read, "{image} {target:?}:\n{text}");
+        }
+    }
+}
