@@ -1375,18 +1375,23 @@ pub fn plan<'a>(
                 && matches!(converted, Ok((PathKind::Prefix, _, _)));
             let restricted = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
             if string_prefix && restricted {
-                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
+                deny(format!("`{path}` (Prefix or ImplementationSpecific) is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: end the path in `/` in the Ingress (or upgrade the controller: since v0.41 a Prefix path is served by segments)"), &mut path_entries);
                 continue;
             }
             if string_prefix {
-                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
+                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("`{path}` (Prefix or ImplementationSpecific) is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
             }
             match converted {
                 Ok((kind, value, rewrite)) => {
-                    if !canary && !regex_mode && ptype == "Prefix" && path.len() > 1 && path.ends_with('/') {
-                        // ingress-nginx adds `= /p` only for Prefix paths without the slash.
+                    if !canary
+                        && !regex_mode
+                        && matches!(ptype, "Prefix" | "ImplementationSpecific")
+                        && path.len() > 1
+                        && path.ends_with('/')
+                    {
+                        // ingress-nginx adds `= /p` only for Prefix paths without the slash (and before v0.41 never).
                         let bare = path.trim_end_matches('/');
-                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {value}"), format!("ingress-nginx serves Prefix `{path}` from `location {path}` alone (no `= {bare}`), so nginx answers `{bare}` itself with a 301 to `{path}` (its redirect for a prefix location ending in `/`), unless another location of the host takes `{bare}`; PathPrefix {value} matches `{bare}` too and forwards it to the backend directly")));
+                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {value}"), format!("ingress-nginx serves `{path}` from `location {path}` alone (no `= {bare}`), so nginx answers `{bare}` itself with a 301 to `{path}` (its redirect for a prefix location ending in `/`), unless another location of the host takes `{bare}`; PathPrefix {value} matches `{bare}` too and forwards it to the backend directly")));
                     }
                     if rewrite_target.is_some() || use_regex {
                         let what = match (&rewrite, kind) {

@@ -931,9 +931,10 @@ fn claims_by_match(plans: &[ingress::Plan<'_>]) -> Claims {
 /// trailing `/`) but map to the same HTTPRoute match: the Gateway would
 /// pick one route by age and name, maybe the open one. Where nginx's
 /// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
-/// and `location = /admin`) beats `ImplementationSpecific /admin`
-/// (`location /admin`) for every request PathPrefix /admin matches; any
-/// other collision leaves every side out (deny-all).
+/// and `location = /admin`) beats a string-prefix `location /admin`
+/// (held `ImplementationSpecific`: [`merge::nginx_path_type`]) for every
+/// request PathPrefix /admin matches; any other collision leaves every
+/// side out (deny-all).
 fn collisions(
     plans: &mut [ingress::Plan<'_>],
     regex_hosts: &BTreeMap<Option<String>, Vec<String>>,

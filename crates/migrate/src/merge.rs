@@ -216,14 +216,17 @@ fn created(o: &Object) -> Option<&str> {
 /// controller since v0.31 (read in v0.34 … v1.15.1), and since v0.41
 /// (#6389) a Prefix path is `location /admin/` + `location = /admin`: the
 /// path is exactly a Prefix path, merged with another Ingress's `Prefix
-/// /admin`. A controller known to be older than v0.41 rendered
-/// `location /admin`, a string prefix: kept as `ImplementationSpecific`
-/// (its own Prefix paths, string prefixes too then, are not modelled).
-/// An unknown version is taken as current.
+/// /admin`. A controller known to be older than v0.41 held them as Prefix
+/// too (one location with a written `Prefix /admin`) but rendered every
+/// Prefix path as `location /admin`, a string prefix (`buildLocation`
+/// v0.40.2: only Exact gets `= `): such a location is returned as
+/// `ImplementationSpecific`, the string-prefix location of the output,
+/// whether the path was written Prefix, ImplementationSpecific or without
+/// a type. An unknown version is taken as current.
 pub fn nginx_path_type<'s>(written: Option<&'s str>, setup: &Setup<'_>) -> &'s str {
     let old = crate::setup::controller_version(setup).is_some_and(|v| v < (0, 41));
     match written {
-        None | Some("ImplementationSpecific") if old => "ImplementationSpecific",
+        None | Some("ImplementationSpecific" | "Prefix") if old => "ImplementationSpecific",
         None | Some("ImplementationSpecific") => "Prefix",
         Some(t) => t,
     }
