@@ -79,11 +79,6 @@ pub struct Denied {
     pub raw: String,
     /// Its pathType as ingress-nginx holds it.
     pub path_type: String,
-    /// Only the string-prefix remainder of an ImplementationSpecific
-    /// location is denied (`/admin.php`, `/adminx` of `location /admin`):
-    /// an open Prefix path of another Ingress (`location /admin/` and
-    /// `= /admin`) keeps every request PathPrefix matches.
-    pub remainder: bool,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -180,7 +175,7 @@ impl Plan<'_> {
         for (host, paths) in std::mem::take(&mut self.hosts) {
             let d = self.denied.entry(host).or_default();
             for p in paths {
-                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type, remainder: false });
+                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type });
             }
         }
         if self.default_backend.take().is_some() {
@@ -189,7 +184,6 @@ impl Plan<'_> {
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
-                remainder: false,
             });
         }
         self.allow = None;
@@ -1328,7 +1322,6 @@ pub fn plan<'a>(
                     value,
                     raw: path.clone(),
                     path_type: ptype.to_owned(),
-                    remainder: false,
                 });
             };
             let be = match p.get("backend").map(|b| backend(o, b, services)) {

@@ -631,7 +631,6 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
-                    remainder: false,
                 });
             }
         }
@@ -735,7 +734,6 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
-                    remainder: false,
                 });
             }
             root_denied |= p.denied.get(h).is_some_and(|ds| ds.iter().any(|d| d.raw == "/" && d.path_type != "Exact"));
@@ -755,7 +753,6 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
-                remainder: false,
             });
         }
     }
@@ -776,20 +773,7 @@ fn cover_denied(
             let regex = regex_hosts.contains_key(h);
             let name = h.as_deref().unwrap_or("(any host)");
             for d in ds.iter_mut() {
-                let remainder = format!("^{}[^/].*", ingress::regex_escape(&d.raw));
-                // Too long for path.value: the plain cover (it refuses more, never less).
-                let (kind, value, wider) = if d.remainder
-                    && target == Target::EnvoyGateway
-                    && remainder.len() <= ingress::MAX_MATCH
-                {
-                    // Not `^/admin.*`: tried before every PathPrefix, it would also take
-                    // the other Ingress's open PathPrefix /admin.
-                    let v = remainder;
-                    let why = format!("ingress-nginx matches `location {}`, a string prefix; another Ingress's Prefix path keeps `{}/…` and `= {}`, so the deny is the RegularExpression {v}: every other path starting with `{}`", d.raw, d.raw, d.raw, d.raw);
-                    (ingress::PathKind::Regex, v, Some(why))
-                } else {
-                    ingress::deny_cover(&d.raw, &d.path_type, regex, target)
-                };
+                let (kind, value, wider) = ingress::deny_cover(&d.raw, &d.path_type, regex, target);
                 d.kind = kind;
                 d.value = value;
                 if let Some(why) = wider {
@@ -929,12 +913,9 @@ fn claims_by_match(plans: &[ingress::Plan<'_>]) -> Claims {
 
 /// Ingresses whose paths differ in ingress-nginx (another pathType, a
 /// trailing `/`) but map to the same HTTPRoute match: the Gateway would
-/// pick one route by age and name, maybe the open one. Where nginx's
-/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
-/// and `location = /admin`) beats a string-prefix `location /admin`
-/// (held `ImplementationSpecific`: [`merge::nginx_path_type`]) for every
-/// request PathPrefix /admin matches; any other collision leaves every
-/// side out (deny-all).
+/// pick one route by age and name, maybe the open one, so every side is
+/// left out (deny-all). (A Prefix and a string-prefix location of the same
+/// path never meet: a controller holds either kind, [`merge::nginx_path_type`].)
 fn collisions(
     plans: &mut [ingress::Plan<'_>],
     regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
@@ -946,26 +927,14 @@ fn collisions(
         if owners.len() < 2 {
             continue;
         }
-        let prefix: Vec<&(usize, String, String)> = claims.iter().filter(|c| c.2 == "Prefix").collect();
-        let same_raw = claims.iter().all(|c| c.1 == claims[0].1);
-        // In regex mode both are `location ~* "^RAW"`: nginx prefers neither.
-        let winner = (!regex_hosts.contains_key(&host)
-            && same_raw
-            && prefix.len() == 1
-            && claims.iter().all(|c| c.2 == "Prefix" || c.2 == "ImplementationSpecific"))
-        .then(|| prefix[0].0);
         let name = host.as_deref().unwrap_or("*");
         let ids: Vec<String> = owners.iter().map(|i| plans[*i].obj.id()).collect();
         for (i, raw, ptype) in &claims {
-            if Some(*i) == winner {
-                continue;
-            }
             // Its "path RAW -> HTTPRoute match PathPrefix" entry is no longer true.
             let key = format!("path {raw}");
             report.entries.retain(|e| !(e.object == plans[*i].obj.id() && e.key == key && e.status == Status::Changed));
             let p = &mut plans[*i];
             let o = p.obj;
-            let restricted = p.deny_all.is_some() || p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty();
             let mut open = Vec::new();
             if let Some(rs) = p.hosts.get_mut(&host) {
                 let (gone, kept): (Vec<_>, Vec<_>) =
@@ -975,40 +944,6 @@ fn collisions(
                 if rs.is_empty() {
                     p.hosts.remove(&host);
                 }
-            }
-            if let Some(w) = winner {
-                let w = plans[w].obj.id();
-                let p = &mut plans[*i];
-                let was_denied =
-                    p.denied.get(&host).is_some_and(|ds| ds.iter().any(|d| &d.raw == raw && &d.path_type == ptype));
-                let why = if raw.ends_with('/') || !(restricted || was_denied) {
-                    // `location /admin/` takes nothing PathPrefix does not.
-                    if let Some(ds) = p.denied.get_mut(&host) {
-                        ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
-                    }
-                    p.denied.retain(|_, ds| !ds.is_empty());
-                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out{}", if raw.ends_with('/') { String::new() } else { format!(", and its other requests (a string prefix: `{raw}.php`, `{raw}x`, …) go to the host's other routes") })
-                } else {
-                    let ds = p.denied.entry(host.clone()).or_default();
-                    for d in ds.iter_mut().filter(|d| &d.raw == raw && &d.path_type == ptype) {
-                        d.remainder = true;
-                    }
-                    // Its "left out: emitted as a deny-all route" entry no longer
-                    // holds for the path itself: the winner serves `RAW` and `RAW/…`.
-                    retell_left_out(report, &o.id(), raw, &format!("the path is left out: {w} serves `{raw}` and `{raw}/…` (its Prefix path, which ingress-nginx preferred there) and the rest of this location is refused by a deny-all route (see its entries)"));
-                    for r in open {
-                        ds.push(ingress::Denied {
-                            kind: r.kind,
-                            value: r.value,
-                            raw: r.raw,
-                            path_type: r.path_type,
-                            remainder: true,
-                        });
-                    }
-                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out; the rest of this location (a string prefix: `{raw}.php`, `{raw}x`, …), which ingress-nginx served under this Ingress's restrictions, is emitted as a deny-all route (see its deny-all entry) so it does not fall through to a more open route")
-                };
-                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
-                continue;
             }
             let why = if regex_hosts.contains_key(&host) {
                 format!("{} have paths on {name} that map to the same HTTPRoute match ({value}); the host is in regex mode, where ingress-nginx matches each as `~* \"^PATH\"` and no pathType takes precedence: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
@@ -1023,7 +958,6 @@ fn collisions(
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
-                    remainder: false,
                 });
             }
         }
@@ -1122,13 +1056,7 @@ fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut
         }
         let ds = p.denied.entry(u.host.clone()).or_default();
         for r in moved {
-            ds.push(ingress::Denied {
-                kind: r.kind,
-                value: r.value,
-                raw: r.raw,
-                path_type: r.path_type,
-                remainder: false,
-            });
+            ds.push(ingress::Denied { kind: r.kind, value: r.value, raw: r.raw, path_type: r.path_type });
         }
         report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
             "ingress-nginx sends it to {}, not to this path's Service: upstreams are named namespace-service-port, names collide across namespaces, and the first Ingress to name `{}` ({}) made it; the output does not send to that Service from here, so the path is left out: emitted as a deny-all route",
@@ -1184,7 +1112,6 @@ fn canary_fates<'a>(
                         value: r.value.clone(),
                         raw: r.raw.clone(),
                         path_type: r.path_type.clone(),
-                        remainder: false,
                     });
                     (Status::NotConverted, format!("its upstream `{}` was made by the non-canary {creator} (the first Ingress to name it, oldest then greater namespace/name), so ingress-nginx serves this path as an ordinary location of {on} with THIS canary's annotations (its allow/deny lists and limits apply, its canary weights do not), 100 % to {}:{}, and newer Ingresses' same location is not served (`already configured`); a canary cannot be a route of its own in the output, so the location is left out: emitted as a deny-all route", cp.upstream, r.backend.service, r.backend.port))
                 }
@@ -1363,7 +1290,6 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     value: "/".into(),
                     raw: "/".into(),
                     path_type: "Prefix".into(),
-                    remainder: false,
                 });
             } else if !taken {
                 p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {
