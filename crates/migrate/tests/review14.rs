@@ -328,3 +328,64 @@ fn the_controller_version_is_read_from_any_ingress_nginx_image() {
         }
     }
 }
+
+/// R14-1's note: upstream names collide across namespaces (`a`/`b-c`:80
+/// and `a-b`/`c`:80 are both `a-b-c-80`), and the first Ingress to name
+/// one makes it: without a canary, the newer Ingress's location is sent to
+/// the older one's Service. The output cannot send there from the other
+/// namespace: that path is left out, deny-all, reported (exit 1). Control:
+/// another Service, no collision.
+#[test]
+fn colliding_upstream_names_send_to_the_first_service() {
+    // (name, a/m-main's year, a-b/x-other's Service, its year, x-other denied, m-main denied)
+    #[rustfmt::skip]
+    let rows: &[(&str, u32, &str, u32, bool, bool)] = &[
+        ("a/b-c made first", 2020, "c", 2021, true, false),
+        ("a-b/c made first", 2021, "c", 2020, false, true),
+        ("control: no collision", 2020, "d", 2021, false, false),
+    ];
+    for target in BOTH {
+        for &(name, main_year, other_svc, other_year, other_denied, main_denied) in rows {
+            let docs = [
+                controller(&[]),
+                ing("a", "m-main", main_year, "app.example.com", "/", "b-c", &[]),
+                ing("a-b", "x-other", other_year, "other.example.com", "/", other_svc, &[]),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            for (route, denied) in [("x-other", other_denied), ("m-main", main_denied)] {
+                assert_eq!(routes(&m, true).contains(&format!("{route}-denied")), denied, "{name} {target:?}:\n{text}");
+                assert_eq!(routes(&m, false).iter().any(|r| r == route), !denied, "{name} {target:?}:\n{text}");
+            }
+            assert_eq!(m.report.incomplete(), other_denied || main_denied, "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// R14-1: a path ingress-nginx skips for its NoServer upstream claims no
+/// location, so a newer Ingress's same host+path is served (not shadowed
+/// by it). Control: without the canary, the older x-preview keeps it.
+#[test]
+fn a_skipped_path_claims_no_location() {
+    for target in BOTH {
+        for with_canary in [true, false] {
+            let mut docs = vec![controller(&[])];
+            if with_canary {
+                docs.push(canary("web", 2020, "app.example.com", "/", "green", &[]));
+            }
+            docs.push(ing("web", "m-main", 2021, "app.example.com", "/", "blue", &[]));
+            docs.push(ing("web", "x-preview", 2022, "green.example.com", "/", "green", &[]));
+            docs.push(ing("web", "y-newer", 2023, "green.example.com", "/", "blue", &[ALLOW]));
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let open = routes(&m, false);
+            assert_eq!(open.iter().any(|r| r == "y-newer"), with_canary, "{with_canary} {target:?}:\n{text}");
+            assert_eq!(open.iter().any(|r| r == "x-preview"), !with_canary, "{with_canary} {target:?}:\n{text}");
+            assert_eq!(
+                restricted_routes(&m).contains(&"y-newer".to_owned()),
+                with_canary,
+                "{with_canary} {target:?}:\n{text}"
+            );
+        }
+    }
+}
