@@ -1104,6 +1104,7 @@ fn canary_fates<'a>(
                 merge::CanaryFate::OtherCanary(by) => (Status::NotConverted, format!("its upstream `{}` was made by the canary {by} (the first to name it): ingress-nginx gives this location that canary's weight and headers, not this one's; not converted: the main route keeps all the traffic", cp.upstream)),
                 merge::CanaryFate::Deleted(by) if by.starts_with(&format!("{id}'s path {}{} ({}),", h.as_deref().unwrap_or("*"), r.raw, r.path_type)) => (Status::NotConverted, format!("no location of ingress-nginx has this host, path (as written) and pathType, so mergeAlternativeBackends deletes the canary's upstream `{}`: balancer.lua then sends nothing to it on any location (its weight is 0 on every path of the canary naming it)", cp.upstream)),
                 merge::CanaryFate::Deleted(by) => (Status::Ignored, format!("ingress-nginx sends nothing to the canary here: mergeAlternativeBackends deleted its upstream `{}` because of {by}, and balancer.lua falls back to the main backend everywhere it was merged; the output sends nothing to it either", cp.upstream)),
+                merge::CanaryFate::Eclipsed(by) => (Status::NotConverted, format!("the main location's upstream already has the alternative backend of the canary {by} (merged first): balancer.lua routes every location of that upstream by the first alternative only, so ingress-nginx sends {by}'s share to {by}'s Service here, nothing to this canary; not converted: the main route keeps all the traffic")),
                 merge::CanaryFate::Taken(winner) => (Status::Ignored, format!("its upstream `{}` was made by the non-canary {creator}, so it is no canary upstream: {winner} serves this location (older), and the canary is merged into it with that upstream's empty traffic policy (weight 0); ingress-nginx sends nothing to it here, nor does the output", cp.upstream)),
                 merge::CanaryFate::Location(server) => {
                     let on = server.as_deref().map_or_else(|| "the catch-all server (hosts no Ingress names; the canary creates no server of its own)".to_owned(), |s| format!("server {s}"));
@@ -1130,6 +1131,9 @@ fn canary_fates<'a>(
         if !kept.is_empty() {
             p.hosts.insert(h, kept);
         }
+    }
+    if folds > 0 {
+        spread_entry(o, merged, report);
     }
     // A canary path whose backend did not convert (already denied): where
     // ingress-nginx serves it as an ordinary location it must stay refused.
@@ -1168,6 +1172,30 @@ fn canary_fates<'a>(
         return None;
     }
     Some(denied_locations(p, won, report))
+}
+
+/// The entry of a canary whose share ingress-nginx also applies to other
+/// locations of its main upstream ([`merge::Merge::spread`]).
+fn spread_entry(o: &Object, merged: &merge::Merge, report: &mut Report) {
+    let id = o.id();
+    if let Some(others) = merged.spread.get(&id) {
+        let shown: Vec<&str> = others.iter().take(8).map(String::as_str).collect();
+        let more = if others.len() > shown.len() {
+            format!(" and {} more", others.len() - shown.len())
+        } else {
+            String::new()
+        };
+        report.entries.push(Entry {
+            object: id.clone(),
+            file: o.source.file.clone(),
+            line: o.source.line,
+            key: "canary share on other locations".into(),
+            value: String::new(),
+            status: Status::Changed,
+            to: String::new(),
+            why: format!("ingress-nginx attaches a canary to the upstream (namespace-service-port) of the location it matches, not to the location, so it also splits {}{more}, every other location sending to that upstream, with this canary's weights and headers; the output splits only the canary's own paths, those others send everything to their Service", shown.join(", ")),
+        });
+    }
 }
 
 /// The deny-all plan of a canary's ordinary locations (`won`, by server):

@@ -101,6 +101,11 @@ pub enum CanaryFate {
     /// the path is an ordinary location with the canary's annotations, and
     /// it is the first to claim it (`host`: the server, `None` the catch-all).
     Location(Option<String>),
+    /// Merged into a location whose upstream already has another canary's
+    /// alternative backend (that canary's id): balancer.lua uses only the
+    /// first (`alternative_backends[1]`), so this location goes by that
+    /// canary's settings to that canary's Service.
+    Eclipsed(String),
     /// As [`CanaryFate::Location`], but the location was claimed before by
     /// this Ingress (`Kind/ns/name`); the canary is then merged into it
     /// with the upstream's traffic policy, which a non-canary made: empty,
@@ -148,6 +153,12 @@ pub struct Merge {
     pub foreign: BTreeMap<String, Vec<UpstreamPath>>,
     /// Per canary Ingress id: each of its Service paths and its fate.
     pub canary_paths: BTreeMap<String, Vec<CanaryPath>>,
+    /// Per canary Ingress id: the other locations (`host/path (type)`)
+    /// its share also applies to in ingress-nginx. Alternative backends
+    /// belong to the primary upstream, not to the matched location, so
+    /// every location sending to that upstream (any host, any Ingress) is
+    /// split the same way.
+    pub spread: BTreeMap<String, Vec<String>>,
 }
 
 /// The upstream name ingress-nginx gives the Service backend `b` of an
@@ -278,6 +289,8 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
     let servers: BTreeSet<Option<String>> = order.iter().flat_map(|o| rules_of(o)).map(host_of).chain([None]).collect();
     // (host, path, pathType) -> (winner id, its timestamp known)
     let mut owners: BTreeMap<Loc, (String, bool)> = BTreeMap::new();
+    // (host, path, pathType) -> the location's upstream
+    let mut loc_ups: BTreeMap<Loc, String> = BTreeMap::new();
     let mut hosts: BTreeSet<Option<String>> = BTreeSet::new();
     // The servers whose root location `/` has an upstream of its own (the
     // defaultBackend of the Ingress that made the server), where a canary's
@@ -329,6 +342,7 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                         if let Some((winner, _)) = owners.get(&key) {
                             CanaryFate::Taken(winner.clone())
                         } else {
+                            loc_ups.insert(key.clone(), name.clone());
                             owners.insert(key, (o.id(), created(o).is_some()));
                             CanaryFate::Location(server.clone())
                         }
@@ -361,21 +375,21 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                     }
                 }
                 let key = (host.clone(), path.clone(), path_type.clone());
-                match owners.get(&key) {
-                    Some((winner, timed)) => {
-                        let catch_all = host.is_none() && m.catch_all.as_ref() == Some(winner) && path == "/";
-                        m.shadowed.entry(o.id()).or_default().push(Shadow {
-                            host: host.clone(),
-                            path,
-                            path_type,
-                            winner: winner.clone(),
-                            by_name: !catch_all && (!*timed || created(o).is_none()),
-                            catch_all,
-                        });
+                if let Some((winner, timed)) = owners.get(&key) {
+                    let catch_all = host.is_none() && m.catch_all.as_ref() == Some(winner) && path == "/";
+                    m.shadowed.entry(o.id()).or_default().push(Shadow {
+                        host: host.clone(),
+                        path,
+                        path_type,
+                        winner: winner.clone(),
+                        by_name: !catch_all && (!*timed || created(o).is_none()),
+                        catch_all,
+                    });
+                } else {
+                    if let Some((name, _)) = &up {
+                        loc_ups.insert(key.clone(), name.clone());
                     }
-                    None => {
-                        owners.insert(key, (o.id(), created(o).is_some()));
-                    }
+                    owners.insert(key, (o.id(), created(o).is_some()));
                 }
             }
         }
@@ -389,8 +403,60 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                 cp.fate = CanaryFate::Deleted(by.clone());
             }
         }
+        first_alternatives(&all, &mut m, &loc_ups, &servers, setup);
     }
     m
+}
+
+/// `mergeAlternativeBackend` appends a canary's upstream to the
+/// `AlternativeBackends` of the matched location's upstream, and
+/// balancer.lua routes by the first of them for every location sending to
+/// that upstream: a later canary on the same primary is
+/// [`CanaryFate::Eclipsed`], and the first one's share also applies to the
+/// primary's other locations ([`Merge::spread`]).
+fn first_alternatives(
+    all: &[&Object],
+    m: &mut Merge,
+    loc_ups: &BTreeMap<Loc, String>,
+    servers: &BTreeSet<Option<String>>,
+    setup: &Setup<'_>,
+) {
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
+    for o in all.iter().filter(|o| is_canary(o, &setup.prefix)) {
+        let id = o.id();
+        let mut mine: BTreeSet<Loc> = BTreeSet::new();
+        let mut primaries: BTreeSet<String> = BTreeSet::new();
+        for cp in m.canary_paths.get_mut(&id).map(Vec::as_mut_slice).unwrap_or_default() {
+            if !matches!(cp.fate, CanaryFate::Alternative | CanaryFate::OtherCanary(_))
+                || cp.empty
+                || !servers.contains(&cp.host)
+            {
+                continue;
+            }
+            let key = (cp.host.clone(), cp.path.clone(), cp.path_type.clone());
+            let Some(primary) = loc_ups.get(&key) else { continue };
+            // The alternative is the upstream's, so its maker's settings apply.
+            if let CanaryFate::OtherCanary(maker) = &cp.fate {
+                first.entry(primary.clone()).or_insert_with(|| maker.clone());
+                continue;
+            }
+            let by = first.entry(primary.clone()).or_insert_with(|| id.clone());
+            if *by == id {
+                mine.insert(key);
+                primaries.insert(primary.clone());
+            } else {
+                cp.fate = CanaryFate::Eclipsed(by.clone());
+            }
+        }
+        let others: Vec<String> = loc_ups
+            .iter()
+            .filter(|(k, u)| primaries.contains(*u) && !mine.contains(*k))
+            .map(|((h, p, t), _)| format!("{}{p} ({t})", h.as_deref().unwrap_or("*")))
+            .collect();
+        if !others.is_empty() {
+            m.spread.insert(id, others);
+        }
+    }
 }
 
 /// `mergeAlternativeBackends`, canaries in walk order: a NoServer upstream

@@ -389,3 +389,50 @@ fn a_skipped_path_claims_no_location() {
         }
     }
 }
+
+/// A canary is attached to the upstream of the location it matches, not
+/// to the location (issues kubernetes/ingress-nginx#4667, #8689): every
+/// other location sending to that upstream is split too (reported
+/// changed: the output splits the matched path only), and a second canary
+/// matching another location of the same upstream is never used
+/// (balancer.lua routes by `alternative_backends[1]`): not converted, no
+/// weight for it in the output.
+#[test]
+fn a_canary_belongs_to_its_main_upstream() {
+    let main = ing("web", "m-main", 2019, "app.example.com", "/admin", "blue", &[]);
+    let d_canary =
+        canary("web", 2021, "app.example.com", "/api", "yellow", &[]).replacen("name: c-canary", "name: d-canary", 1);
+    // (name, Ingresses, spread reported, d-canary eclipsed)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Vec<String>, bool, bool)> = vec![
+        ("spread", vec![main.clone(), ing("web", "m-api", 2019, "app.example.com", "/api", "blue", &[]), canary("web", 2020, "app.example.com", "/admin", "green", &[])], true, false),
+        ("eclipsed", vec![main.clone(), ing("web", "m-api", 2019, "app.example.com", "/api", "blue", &[]), canary("web", 2020, "app.example.com", "/admin", "green", &[]), d_canary.clone()], true, true),
+        ("control: another Service", vec![main.clone(), ing("web", "m-api", 2019, "app.example.com", "/api", "red", &[]), canary("web", 2020, "app.example.com", "/admin", "green", &[]), d_canary.clone()], false, false),
+    ];
+    for target in BOTH {
+        for (name, docs, spread, eclipsed) in &rows {
+            let mut all = vec![controller(&[])];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            assert!(
+                backends(&m, "m-main").iter().any(|(s, w)| s == "green" && *w == Some(10)),
+                "{name} {target:?}:\n{text}"
+            );
+            let e = m.report.entries.iter().find(|e| e.key == "canary share on other locations");
+            assert_eq!(
+                e.is_some_and(|e| e.status == Status::Changed && e.why.contains("app.example.com/api (Prefix)")),
+                *spread,
+                "{name} {target:?}:\n{text}"
+            );
+            let yellow = backends(&m, "m-api").iter().any(|(s, _)| s == "yellow");
+            assert_eq!(yellow, docs.len() == 4 && !eclipsed, "{name} {target:?}:\n{text}");
+            let not_used = m.report.entries.iter().any(|e| {
+                e.object == "Ingress/web/d-canary"
+                    && e.status == Status::NotConverted
+                    && e.why.contains("first alternative only")
+            });
+            assert_eq!(not_used, *eclipsed, "{name} {target:?}:\n{text}");
+        }
+    }
+}
