@@ -1266,6 +1266,16 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
         });
     };
     let has_rules = o.doc.at(&["spec", "rules"]).is_some_and(|r| !r.items().is_empty());
+    if p.canary.is_some() {
+        // mergeAlternativeBackends: a canary's defaultBackend goes to every
+        // location of the catch-all server, whatever its path, or is deleted.
+        let name = o.doc.at(&["spec", "defaultBackend"]).and_then(|d| merge::upstream_name(&o.namespace, d));
+        match name.and_then(|(n, _)| merged.deleted.get(&n).cloned()) {
+            Some(by) => entry(Status::Ignored, "", format!("a canary's defaultBackend is an alternative backend of the catch-all server's locations in ingress-nginx, but its upstream is deleted (because of {by}): no traffic goes to it, and none in the output")),
+            None => entry(Status::NotConverted, "", "ingress-nginx adds a canary's defaultBackend as the alternative backend of every location of the catch-all server (host-less rules, its root for hosts no Ingress names), whatever their paths, with this canary's weights and headers; not converted: those routes send everything to their own Services".into()),
+        }
+        return;
+    }
     if !has_rules {
         if merged.catch_all.as_deref() == Some(id.as_str()) {
             entry(Status::Changed, &format!("HTTPRoute {}/{}-default-backend (no hostnames, PathPrefix /)", o.namespace, o.name), "the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); a host-less route also gets the paths no rule matches on the other hosts, which ingress-nginx answered from that host's own fallback (its first Ingress's defaultBackend, else the controller's default backend, a 404)".into());

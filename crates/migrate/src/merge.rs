@@ -159,6 +159,9 @@ pub struct Merge {
     /// every location sending to that upstream (any host, any Ingress) is
     /// split the same way.
     pub spread: BTreeMap<String, Vec<String>>,
+    /// The canary upstreams `mergeAlternativeBackends` deletes (no traffic
+    /// anywhere), by name: what matched no location.
+    pub deleted: BTreeMap<String, String>,
 }
 
 /// The upstream name ingress-nginx gives the Service backend `b` of an
@@ -395,10 +398,10 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
         }
     }
     if !order.is_empty() {
-        let deleted = deleted_alternatives(&all, &m, &owners, &rooted, &servers, setup);
+        m.deleted = deleted_alternatives(&all, &m, &owners, &rooted, &servers, setup);
         for cp in m.canary_paths.values_mut().flatten() {
             if let (CanaryFate::Alternative | CanaryFate::OtherCanary(_), Some(by)) =
-                (&cp.fate, deleted.get(&cp.upstream))
+                (&cp.fate, m.deleted.get(&cp.upstream))
             {
                 cp.fate = CanaryFate::Deleted(by.clone());
             }

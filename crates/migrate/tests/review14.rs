@@ -436,3 +436,40 @@ fn a_canary_belongs_to_its_main_upstream() {
         }
     }
 }
+
+/// A canary's `spec.defaultBackend` is merged into every location of the
+/// catch-all server (no path compared), or its upstream is deleted when
+/// that server has no Ingress location: not converted in the first case,
+/// ignored (no traffic in ingress-nginx either) in the second; never
+/// "another Ingress created its hosts".
+#[test]
+fn a_canarys_default_backend_goes_to_the_catch_all_locations() {
+    let with_default = |doc: String| {
+        doc.replacen(
+            "  rules:\n",
+            "  defaultBackend:\n    service:\n      name: green\n      port:\n        number: 80\n  rules:\n",
+            1,
+        )
+    };
+    for target in BOTH {
+        for catch_all in [true, false] {
+            let mut docs = vec![controller(&[]), ing("web", "m-main", 2019, "app.example.com", "/", "blue", &[])];
+            if catch_all {
+                docs.push(ing("web", "h-hostless", 2019, "", "/", "h", &[]));
+            }
+            docs.push(with_default(canary("web", 2020, "app.example.com", "/", "green", &[])));
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let e = m
+                .report
+                .entries
+                .iter()
+                .find(|e| e.object == "Ingress/web/c-canary" && e.key == "spec.defaultBackend")
+                .unwrap_or_else(|| panic!("{catch_all} {target:?}:\n{text}"));
+            let want = if catch_all { Status::NotConverted } else { Status::Ignored };
+            assert_eq!(e.status, want, "{catch_all} {target:?}:\n{text}");
+            assert!(e.why.contains("catch-all server"), "{catch_all} {target:?}:\n{text}");
+            assert!(!backends(&m, "h-hostless").iter().any(|(s, _)| s == "green"), "{catch_all} {target:?}:\n{text}");
+        }
+    }
+}
