@@ -473,3 +473,41 @@ fn a_canarys_default_backend_goes_to_the_catch_all_locations() {
         }
     }
 }
+
+/// Two canaries on one Service+port: the older one made the upstream, so
+/// its weights and headers apply wherever the newer one's paths merge;
+/// the newer canary's own settings are in no location of ingress-nginx:
+/// not converted, no fold of it. Control: its own Service.
+#[test]
+fn a_second_canary_on_the_same_service_uses_the_first_ones_settings() {
+    for target in BOTH {
+        for same_service in [true, false] {
+            let svc = if same_service { "green" } else { "yellow" };
+            let docs = [
+                controller(&[]),
+                ing("web", "m-main", 2019, "app.example.com", "/admin", "blue", &[]),
+                ing("web", "m-api", 2019, "app.example.com", "/api", "red", &[]),
+                canary("web", 2020, "app.example.com", "/admin", "green", &[]),
+                ing(
+                    "web",
+                    "d-canary",
+                    2021,
+                    "app.example.com",
+                    "/api",
+                    svc,
+                    &[("canary", "true"), ("canary-weight", "30")],
+                ),
+            ];
+            let m = run(&docs, target);
+            let text = m.report.text();
+            let other = m.report.entries.iter().any(|e| {
+                e.object == "Ingress/web/d-canary"
+                    && e.status == Status::NotConverted
+                    && e.why.contains("was made by the canary Ingress/web/c-canary")
+            });
+            assert_eq!(other, same_service, "{same_service} {target:?}:\n{text}");
+            let folded = backends(&m, "m-api").iter().any(|(s, w)| s == svc && *w == Some(30));
+            assert_eq!(folded, !same_service, "{same_service} {target:?}:\n{text}");
+        }
+    }
+}
