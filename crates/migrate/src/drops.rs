@@ -388,8 +388,10 @@ fn location_denied(
     setup: &Setup<'_>,
     validation: bool,
 ) -> Option<Verdict> {
-    // ingress-nginx builds no location from a canary (controller.go skips
-    // `anns.Canary.Enabled` servers and locations), so its Denied never applies.
+    // ingress-nginx builds no location from a canary's own upstream (its
+    // NoServer one), so its Denied never applies there; where a non-canary
+    // Ingress made the upstream, the canary's location is left out deny-all
+    // whatever its annotations (lib.rs `canary_fates`).
     if crate::merge::is_canary(ing, &setup.prefix) {
         return None;
     }

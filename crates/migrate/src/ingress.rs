@@ -79,11 +79,6 @@ pub struct Denied {
     pub raw: String,
     /// Its pathType as ingress-nginx holds it.
     pub path_type: String,
-    /// Only the string-prefix remainder of an ImplementationSpecific
-    /// location is denied (`/admin.php`, `/adminx` of `location /admin`):
-    /// an open Prefix path of another Ingress (`location /admin/` and
-    /// `= /admin`) keeps every request PathPrefix matches.
-    pub remainder: bool,
 }
 
 /// A redirect of the whole Ingress (permanent-redirect / temporal-redirect).
@@ -180,7 +175,7 @@ impl Plan<'_> {
         for (host, paths) in std::mem::take(&mut self.hosts) {
             let d = self.denied.entry(host).or_default();
             for p in paths {
-                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type, remainder: false });
+                d.push(Denied { kind: p.kind, value: p.value, raw: p.raw, path_type: p.path_type });
             }
         }
         if self.default_backend.take().is_some() {
@@ -189,7 +184,6 @@ impl Plan<'_> {
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
-                remainder: false,
             });
         }
         self.allow = None;
@@ -1328,7 +1322,6 @@ pub fn plan<'a>(
                     value,
                     raw: path.clone(),
                     path_type: ptype.to_owned(),
-                    remainder: false,
                 });
             };
             let be = match p.get("backend").map(|b| backend(o, b, services)) {
@@ -1375,18 +1368,23 @@ pub fn plan<'a>(
                 && matches!(converted, Ok((PathKind::Prefix, _, _)));
             let restricted = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
             if string_prefix && restricted {
-                deny(format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: give the path pathType Prefix (or end it in `/`) in the Ingress, which ingress-nginx then serves as segments too"), &mut path_entries);
+                deny(format!("`{path}` (Prefix or ImplementationSpecific) is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …, under this Ingress's allow/deny list or rate limit); PathPrefix matches whole segments, so those requests would reach the host's other routes unrestricted: end the path in `/` in the Ingress (or upgrade the controller: since v0.41 a Prefix path is served by segments)"), &mut path_entries);
                 continue;
             }
             if string_prefix {
-                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("ImplementationSpecific `{path}` is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
+                path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {path}"), format!("`{path}` (Prefix or ImplementationSpecific) is a string prefix in ingress-nginx before v0.41 (`location {path}` also takes {path}.php, {path}-x, …); PathPrefix matches whole segments only: those requests go to the host's other routes")));
             }
             match converted {
                 Ok((kind, value, rewrite)) => {
-                    if !canary && !regex_mode && ptype == "Prefix" && path.len() > 1 && path.ends_with('/') {
-                        // ingress-nginx adds `= /p` only for Prefix paths without the slash.
+                    if !canary
+                        && !regex_mode
+                        && matches!(ptype, "Prefix" | "ImplementationSpecific")
+                        && path.len() > 1
+                        && path.ends_with('/')
+                    {
+                        // ingress-nginx adds `= /p` only for Prefix paths without the slash (and before v0.41 never).
                         let bare = path.trim_end_matches('/');
-                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {value}"), format!("ingress-nginx serves Prefix `{path}` from `location {path}` alone (no `= {bare}`), so nginx answers `{bare}` itself with a 301 to `{path}` (its redirect for a prefix location ending in `/`), unless another location of the host takes `{bare}`; PathPrefix {value} matches `{bare}` too and forwards it to the backend directly")));
+                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match PathPrefix {value}"), format!("ingress-nginx serves `{path}` from `location {path}` alone (no `= {bare}`), so nginx answers `{bare}` itself with a 301 to `{path}` (its redirect for a prefix location ending in `/`), unless another location of the host takes `{bare}`; PathPrefix {value} matches `{bare}` too and forwards it to the backend directly")));
                     }
                     if rewrite_target.is_some() || use_regex {
                         let what = match (&rewrite, kind) {

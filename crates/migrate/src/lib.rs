@@ -192,12 +192,14 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
             }
         }
         apply_merge(&mut p, &merged, &mut report);
+        let served = canary_fates(&mut p, &merged, &mut report);
         if let Some(why) = &p.deny_all {
             report.notes.push(left_out_note(&p, why));
             p.deny_everything();
             left_out_entries(&mut report, &ing.id());
         }
         plans.push(p);
+        plans.extend(served);
     }
     regex_mode(&mut plans, &regex_hosts, &mut report);
     collisions(&mut plans, &regex_hosts, &mut report);
@@ -629,7 +631,6 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
-                    remainder: false,
                 });
             }
         }
@@ -733,7 +734,6 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
-                    remainder: false,
                 });
             }
             root_denied |= p.denied.get(h).is_some_and(|ds| ds.iter().any(|d| d.raw == "/" && d.path_type != "Exact"));
@@ -753,7 +753,6 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
                 value: "/".into(),
                 raw: "/".into(),
                 path_type: "Prefix".into(),
-                remainder: false,
             });
         }
     }
@@ -774,20 +773,7 @@ fn cover_denied(
             let regex = regex_hosts.contains_key(h);
             let name = h.as_deref().unwrap_or("(any host)");
             for d in ds.iter_mut() {
-                let remainder = format!("^{}[^/].*", ingress::regex_escape(&d.raw));
-                // Too long for path.value: the plain cover (it refuses more, never less).
-                let (kind, value, wider) = if d.remainder
-                    && target == Target::EnvoyGateway
-                    && remainder.len() <= ingress::MAX_MATCH
-                {
-                    // Not `^/admin.*`: tried before every PathPrefix, it would also take
-                    // the other Ingress's open PathPrefix /admin.
-                    let v = remainder;
-                    let why = format!("ingress-nginx matches `location {}`, a string prefix; another Ingress's Prefix path keeps `{}/…` and `= {}`, so the deny is the RegularExpression {v}: every other path starting with `{}`", d.raw, d.raw, d.raw, d.raw);
-                    (ingress::PathKind::Regex, v, Some(why))
-                } else {
-                    ingress::deny_cover(&d.raw, &d.path_type, regex, target)
-                };
+                let (kind, value, wider) = ingress::deny_cover(&d.raw, &d.path_type, regex, target);
                 d.kind = kind;
                 d.value = value;
                 if let Some(why) = wider {
@@ -927,11 +913,9 @@ fn claims_by_match(plans: &[ingress::Plan<'_>]) -> Claims {
 
 /// Ingresses whose paths differ in ingress-nginx (another pathType, a
 /// trailing `/`) but map to the same HTTPRoute match: the Gateway would
-/// pick one route by age and name, maybe the open one. Where nginx's
-/// choice is clear it is kept: `Prefix /admin` (nginx's `location /admin/`
-/// and `location = /admin`) beats `ImplementationSpecific /admin`
-/// (`location /admin`) for every request PathPrefix /admin matches; any
-/// other collision leaves every side out (deny-all).
+/// pick one route by age and name, maybe the open one, so every side is
+/// left out (deny-all). (A Prefix and a string-prefix location of the same
+/// path never meet: a controller holds either kind, [`merge::nginx_path_type`].)
 fn collisions(
     plans: &mut [ingress::Plan<'_>],
     regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
@@ -943,26 +927,14 @@ fn collisions(
         if owners.len() < 2 {
             continue;
         }
-        let prefix: Vec<&(usize, String, String)> = claims.iter().filter(|c| c.2 == "Prefix").collect();
-        let same_raw = claims.iter().all(|c| c.1 == claims[0].1);
-        // In regex mode both are `location ~* "^RAW"`: nginx prefers neither.
-        let winner = (!regex_hosts.contains_key(&host)
-            && same_raw
-            && prefix.len() == 1
-            && claims.iter().all(|c| c.2 == "Prefix" || c.2 == "ImplementationSpecific"))
-        .then(|| prefix[0].0);
         let name = host.as_deref().unwrap_or("*");
         let ids: Vec<String> = owners.iter().map(|i| plans[*i].obj.id()).collect();
         for (i, raw, ptype) in &claims {
-            if Some(*i) == winner {
-                continue;
-            }
             // Its "path RAW -> HTTPRoute match PathPrefix" entry is no longer true.
             let key = format!("path {raw}");
             report.entries.retain(|e| !(e.object == plans[*i].obj.id() && e.key == key && e.status == Status::Changed));
             let p = &mut plans[*i];
             let o = p.obj;
-            let restricted = p.deny_all.is_some() || p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty();
             let mut open = Vec::new();
             if let Some(rs) = p.hosts.get_mut(&host) {
                 let (gone, kept): (Vec<_>, Vec<_>) =
@@ -972,40 +944,6 @@ fn collisions(
                 if rs.is_empty() {
                     p.hosts.remove(&host);
                 }
-            }
-            if let Some(w) = winner {
-                let w = plans[w].obj.id();
-                let p = &mut plans[*i];
-                let was_denied =
-                    p.denied.get(&host).is_some_and(|ds| ds.iter().any(|d| &d.raw == raw && &d.path_type == ptype));
-                let why = if raw.ends_with('/') || !(restricted || was_denied) {
-                    // `location /admin/` takes nothing PathPrefix does not.
-                    if let Some(ds) = p.denied.get_mut(&host) {
-                        ds.retain(|d| !(&d.raw == raw && &d.path_type == ptype));
-                    }
-                    p.denied.retain(|_, ds| !ds.is_empty());
-                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out{}", if raw.ends_with('/') { String::new() } else { format!(", and its other requests (a string prefix: `{raw}.php`, `{raw}x`, …) go to the host's other routes") })
-                } else {
-                    let ds = p.denied.entry(host.clone()).or_default();
-                    for d in ds.iter_mut().filter(|d| &d.raw == raw && &d.path_type == ptype) {
-                        d.remainder = true;
-                    }
-                    // Its "left out: emitted as a deny-all route" entry no longer
-                    // holds for the path itself: the winner serves `RAW` and `RAW/…`.
-                    retell_left_out(report, &o.id(), raw, &format!("the path is left out: {w} serves `{raw}` and `{raw}/…` (its Prefix path, which ingress-nginx preferred there) and the rest of this location is refused by a deny-all route (see its entries)"));
-                    for r in open {
-                        ds.push(ingress::Denied {
-                            kind: r.kind,
-                            value: r.value,
-                            raw: r.raw,
-                            path_type: r.path_type,
-                            remainder: true,
-                        });
-                    }
-                    format!("{w} serves {name}{raw} with pathType Prefix, which ingress-nginx prefers (`location {raw}/` and `= {raw}`) for every request the HTTPRoute match PathPrefix {value} takes; emitted, the Gateway could pick this route instead by age and name, so it is left out; the rest of this location (a string prefix: `{raw}.php`, `{raw}x`, …), which ingress-nginx served under this Ingress's restrictions, is emitted as a deny-all route (see its deny-all entry) so it does not fall through to a more open route")
-                };
-                report.entries.push(path_entry(o, format!("path {name}{raw} ({ptype})"), Status::NotConverted, why));
-                continue;
             }
             let why = if regex_hosts.contains_key(&host) {
                 format!("{} have paths on {name} that map to the same HTTPRoute match ({value}); the host is in regex mode, where ingress-nginx matches each as `~* \"^PATH\"` and no pathType takes precedence: the Gateway would pick one route by age and name, not as nginx did, so every one is left out: emitted as a deny-all route", ids.join(", "))
@@ -1020,7 +958,6 @@ fn collisions(
                     value: r.value,
                     raw: r.raw,
                     path_type: r.path_type,
-                    remainder: false,
                 });
             }
         }
@@ -1067,7 +1004,233 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
             s.winner
         )));
     }
+    upstream_paths(p, merged, report);
     default_backend(p, merged, report);
+}
+
+/// The paths of a non-canary plan that ingress-nginx does not serve as
+/// written because of their upstream ([`merge::Upstream`]): one a canary
+/// made (NoServer) has no location at all, so the path is dropped as
+/// ingress-nginx drops it (the host's other routes take its requests, as
+/// nginx's other locations did); one another Service made first (upstream
+/// names collide across namespaces) sends to that Service, which the
+/// output does not name: left out, deny-all.
+fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+    let o = p.obj;
+    let id = o.id();
+    let key =
+        |u: &merge::UpstreamPath| format!("path {}{} ({})", u.host.as_deref().unwrap_or("*"), u.path, u.path_type);
+    let is = |u: &merge::UpstreamPath, raw: &str, ptype: &str| u.path == raw && u.path_type == ptype;
+    for u in merged.no_server.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if let Some(paths) = p.hosts.get_mut(&u.host) {
+            paths.retain(|r| !is(u, &r.raw, &r.path_type));
+            if paths.is_empty() {
+                p.hosts.remove(&u.host);
+            }
+        }
+        if let Some(paths) = p.denied.get_mut(&u.host) {
+            paths.retain(|r| !is(u, &r.raw, &r.path_type));
+            if paths.is_empty() {
+                p.denied.remove(&u.host);
+            }
+        }
+        retell_left_out(report, &id, &u.path, &format!("the path is left out: ingress-nginx serves no location for it (its upstream {} is a canary's, see its entry)", u.upstream));
+        report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+            "not served by ingress-nginx: its upstream `{}` (ingress-nginx names upstreams namespace-service-port, so every path naming {} shares it, whatever its Ingress or namespace) was made by the canary {} (the first Ingress, oldest then greater namespace/name, to name it, or a canary's spec.defaultBackend, which replaces it whatever its age), which marks it NoServer, and getBackendServers skips every path of a NoServer upstream, canary or not: the host's other locations (else its default backend, 404) answered these requests; emitted, the route would open a path ingress-nginx never served, so it is left out (no route)",
+            u.upstream, u.made.service, u.made.creator
+        )));
+    }
+    for u in merged.foreign.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        let mut moved = Vec::new();
+        if let Some(paths) = p.hosts.get_mut(&u.host) {
+            let (gone, kept): (Vec<_>, Vec<_>) =
+                std::mem::take(paths).into_iter().partition(|r| is(u, &r.raw, &r.path_type));
+            *paths = kept;
+            moved = gone;
+            if paths.is_empty() {
+                p.hosts.remove(&u.host);
+            }
+        }
+        if moved.is_empty() {
+            continue;
+        }
+        let ds = p.denied.entry(u.host.clone()).or_default();
+        for r in moved {
+            ds.push(ingress::Denied { kind: r.kind, value: r.value, raw: r.raw, path_type: r.path_type });
+        }
+        report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+            "ingress-nginx sends it to {}, not to this path's Service: upstreams are named namespace-service-port, names collide across namespaces, and the first Ingress to name `{}` ({}) made it; the output does not send to that Service from here, so the path is left out: emitted as a deny-all route",
+            u.made.service, u.upstream, u.made.creator
+        )));
+    }
+}
+
+/// A canary plan's paths by [`merge::CanaryFate`]: only those whose
+/// upstream the canary made stay folds into a main Ingress's route. One
+/// whose upstream a non-canary Ingress made is an ordinary location of
+/// ingress-nginx with the canary's own annotations, 100 % to the canary's
+/// Service: a route of its own the output cannot make from a canary, so it
+/// is left out, emitted deny-all (the returned plan) in place of the
+/// location it took from newer Ingresses. The others get no traffic in
+/// ingress-nginx, nor in the output; the canary-* entries then say so.
+fn canary_fates<'a>(
+    p: &mut ingress::Plan<'a>,
+    merged: &merge::Merge,
+    report: &mut Report,
+) -> Option<ingress::Plan<'a>> {
+    p.canary.as_ref()?;
+    let o = p.obj;
+    let id = o.id();
+    let fates = merged.canary_paths.get(&id).map(Vec::as_slice).unwrap_or_default();
+    let mut won: BTreeMap<Option<String>, Vec<ingress::Denied>> = BTreeMap::new();
+    let mut folds = 0usize;
+    let hosts: Vec<Option<String>> = p.hosts.keys().cloned().collect();
+    for h in hosts {
+        let paths = p.hosts.remove(&h).unwrap_or_default();
+        let mut kept = Vec::new();
+        for r in paths {
+            let Some(cp) = fates.iter().find(|c| c.host == h && c.path == r.raw && c.path_type == r.path_type) else {
+                kept.push(r);
+                continue;
+            };
+            let key = format!("canary path {}{}", h.as_deref().unwrap_or("*"), r.raw);
+            let creator = merged.upstreams.get(&cp.upstream).map_or_else(String::new, |u| u.creator.clone());
+            let (status, why) = match &cp.fate {
+                merge::CanaryFate::Alternative => {
+                    folds += 1;
+                    kept.push(r);
+                    continue;
+                }
+                merge::CanaryFate::OtherCanary(by) => (Status::NotConverted, format!("its upstream `{}` was made by the canary {by} (the first to name it): ingress-nginx gives this location that canary's weight and headers, not this one's; not converted: the main route keeps all the traffic", cp.upstream)),
+                merge::CanaryFate::Deleted(by) if by.starts_with(&format!("{id}'s path {}{} ({}),", h.as_deref().unwrap_or("*"), r.raw, r.path_type)) => (Status::NotConverted, format!("no location of ingress-nginx has this host, path (as written) and pathType, so mergeAlternativeBackends deletes the canary's upstream `{}`: balancer.lua then sends nothing to it on any location (its weight is 0 on every path of the canary naming it)", cp.upstream)),
+                merge::CanaryFate::Deleted(by) => (Status::Ignored, format!("ingress-nginx sends nothing to the canary here: mergeAlternativeBackends deleted its upstream `{}` because of {by}, and balancer.lua falls back to the main backend everywhere it was merged; the output sends nothing to it either", cp.upstream)),
+                merge::CanaryFate::Eclipsed(by) => (Status::NotConverted, format!("the main location's upstream already has the alternative backend of the canary {by} (merged first): balancer.lua routes every location of that upstream by the first alternative only, so ingress-nginx sends {by}'s share to {by}'s Service here, nothing to this canary; not converted: the main route keeps all the traffic")),
+                merge::CanaryFate::Taken(winner) => (Status::Ignored, format!("its upstream `{}` was made by the non-canary {creator}, so it is no canary upstream: {winner} serves this location (older), and the canary is merged into it with that upstream's empty traffic policy (weight 0); ingress-nginx sends nothing to it here, nor does the output", cp.upstream)),
+                merge::CanaryFate::Location(server) => {
+                    let on = server.as_deref().map_or_else(|| "the catch-all server (hosts no Ingress names; the canary creates no server of its own)".to_owned(), |s| format!("server {s}"));
+                    won.entry(server.clone()).or_default().push(ingress::Denied {
+                        kind: r.kind,
+                        value: r.value.clone(),
+                        raw: r.raw.clone(),
+                        path_type: r.path_type.clone(),
+                    });
+                    (Status::NotConverted, format!("its upstream `{}` was made by the non-canary {creator} (the first Ingress to name it, oldest then greater namespace/name), so ingress-nginx serves this path as an ordinary location of {on} with THIS canary's annotations (its allow/deny lists and limits apply, its canary weights do not), 100 % to {}:{}, and newer Ingresses' same location is not served (`already configured`); a canary cannot be a route of its own in the output, so the location is left out: emitted as a deny-all route", cp.upstream, r.backend.service, r.backend.port))
+                }
+            };
+            report.entries.push(Entry {
+                object: id.clone(),
+                file: o.source.file.clone(),
+                line: o.line_of(&["spec", "rules"]),
+                key,
+                value: String::new(),
+                status,
+                to: String::new(),
+                why,
+            });
+        }
+        if !kept.is_empty() {
+            p.hosts.insert(h, kept);
+        }
+    }
+    if folds > 0 {
+        spread_entry(o, merged, report);
+    }
+    // A canary path whose backend did not convert (already denied): where
+    // ingress-nginx serves it as an ordinary location it must stay refused.
+    for (h, ds) in &mut p.denied {
+        ds.retain(|d| {
+            let Some(cp) = fates.iter().find(|c| c.host == *h && c.path == d.raw && c.path_type == d.path_type) else {
+                return true;
+            };
+            let merge::CanaryFate::Location(server) = &cp.fate else { return true };
+            won.entry(server.clone()).or_default().push(d.clone());
+            report.entries.push(Entry {
+                object: id.clone(),
+                file: o.source.file.clone(),
+                line: o.line_of(&["spec", "rules"]),
+                key: format!("canary path {}{}", h.as_deref().unwrap_or("*"), d.raw),
+                value: String::new(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: format!("its upstream `{}` was made by a non-canary Ingress, so ingress-nginx serves this path as an ordinary location with this canary's annotations (see its other entries for why it did not convert): emitted as a deny-all route", cp.upstream),
+            });
+            false
+        });
+    }
+    p.denied.retain(|_, ds| !ds.is_empty());
+    if folds == 0 && !fates.is_empty() {
+        // Its weights and header matches reach no location in ingress-nginx.
+        for e in report.entries.iter_mut().filter(|e| e.object == id && e.key.starts_with("canary")) {
+            if matches!(e.status, Status::Converted | Status::Changed) && !e.to.is_empty() {
+                e.status = Status::Ignored;
+                e.to = String::new();
+                e.why = "ingress-nginx routes nothing by it: no path of this canary is an alternative backend of a location there (see its canary path entries), and the output routes nothing by it either".into();
+            }
+        }
+    }
+    if won.is_empty() {
+        return None;
+    }
+    Some(denied_locations(p, won, report))
+}
+
+/// The entry of a canary whose share ingress-nginx also applies to other
+/// locations of its main upstream ([`merge::Merge::spread`]).
+fn spread_entry(o: &Object, merged: &merge::Merge, report: &mut Report) {
+    let id = o.id();
+    if let Some(others) = merged.spread.get(&id) {
+        let shown: Vec<&str> = others.iter().take(8).map(String::as_str).collect();
+        let more = if others.len() > shown.len() {
+            format!(" and {} more", others.len() - shown.len())
+        } else {
+            String::new()
+        };
+        report.entries.push(Entry {
+            object: id.clone(),
+            file: o.source.file.clone(),
+            line: o.source.line,
+            key: "canary share on other locations".into(),
+            value: String::new(),
+            status: Status::Changed,
+            to: String::new(),
+            why: format!("ingress-nginx attaches a canary to the upstream (namespace-service-port) of the location it matches, not to the location, so it also splits {}{more}, every other location sending to that upstream, with this canary's weights and headers; the output splits only the canary's own paths, those others send everything to their Service", shown.join(", ")),
+        });
+    }
+}
+
+/// The deny-all plan of a canary's ordinary locations (`won`, by server):
+/// [`canary_fates`].
+fn denied_locations<'a>(
+    p: &ingress::Plan<'a>,
+    won: BTreeMap<Option<String>, Vec<ingress::Denied>>,
+    report: &mut Report,
+) -> ingress::Plan<'a> {
+    let o = p.obj;
+    let id = o.id();
+    // Its other annotations apply on those locations in ingress-nginx.
+    for e in report
+        .entries
+        .iter_mut()
+        .filter(|e| e.object == id && e.why.starts_with("ingress-nginx ignores this on a canary Ingress"))
+    {
+        e.status = Status::NotConverted;
+        e.why = "ingress-nginx applies it on this canary's ordinary locations (see its canary path entries: a non-canary Ingress made their upstream), which are left out (deny-all)".into();
+    }
+    let mut denied = p.clone();
+    denied.canary = None;
+    denied.hosts = BTreeMap::new();
+    denied.default_backend = None;
+    denied.fallback = None;
+    denied.tls = Vec::new();
+    denied.denied = won;
+    let why = "its locations that ingress-nginx serves as ordinary ones (see its canary path entries)".to_owned();
+    report.notes.push(format!(
+        "{} ({}:{}): left out: {why}; emitted as deny-all (those hosts and paths, no backend, a policy refusing every client) so their requests are refused instead of falling through to a more open route",
+        id, o.source.file, o.source.line
+    ));
+    denied.deny_all = Some(why);
+    denied.deny_everything();
+    denied
 }
 
 /// One Ingress lists the location `s` twice: ingress-nginx serves the
@@ -1103,6 +1266,16 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
         });
     };
     let has_rules = o.doc.at(&["spec", "rules"]).is_some_and(|r| !r.items().is_empty());
+    if p.canary.is_some() {
+        // mergeAlternativeBackends: a canary's defaultBackend goes to every
+        // location of the catch-all server, whatever its path, or is deleted.
+        let name = o.doc.at(&["spec", "defaultBackend"]).and_then(|d| merge::upstream_name(&o.namespace, d));
+        match name.and_then(|(n, _)| merged.deleted.get(&n).cloned()) {
+            Some(by) => entry(Status::Ignored, "", format!("a canary's defaultBackend is an alternative backend of the catch-all server's locations in ingress-nginx, but its upstream is deleted (because of {by}): no traffic goes to it, and none in the output")),
+            None => entry(Status::NotConverted, "", "ingress-nginx adds a canary's defaultBackend as the alternative backend of every location of the catch-all server (host-less rules, its root for hosts no Ingress names), whatever their paths, with this canary's weights and headers; not converted: those routes send everything to their own Services".into()),
+        }
+        return;
+    }
     if !has_rules {
         if merged.catch_all.as_deref() == Some(id.as_str()) {
             entry(Status::Changed, &format!("HTTPRoute {}/{}-default-backend (no hostnames, PathPrefix /)", o.namespace, o.name), "the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); a host-less route also gets the paths no rule matches on the other hosts, which ingress-nginx answered from that host's own fallback (its first Ingress's defaultBackend, else the controller's default backend, a 404)".into());
@@ -1155,7 +1328,6 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     value: "/".into(),
                     raw: "/".into(),
                     path_type: "Prefix".into(),
-                    remainder: false,
                 });
             } else if !taken {
                 p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {

@@ -53,6 +53,84 @@ pub struct Shadow {
     pub catch_all: bool,
 }
 
+/// One nginx upstream of ingress-nginx's `createUpstreams`: named
+/// `namespace-service-port` (the port as written, number or name), made by
+/// the first Ingress (walk order) to name it, except that an Ingress's
+/// `spec.defaultBackend` replaces it whatever its age.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// `Kind/ns/name` of the Ingress that made it.
+    pub creator: String,
+    /// The Service it sends to: `namespace/name:port` of the creator's backend.
+    pub service: String,
+    /// Made by a canary: ingress-nginx's `NoServer`, no location uses it
+    /// (`getBackendServers` skips every path naming it, canary or not).
+    pub no_server: bool,
+}
+
+/// A path of a non-canary Ingress that ingress-nginx does not serve as
+/// written, for its upstream ([`Upstream`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UpstreamPath {
+    /// The host (`None`: no host in the rule).
+    pub host: Option<String>,
+    /// The path (empty became `/`).
+    pub path: String,
+    /// Its pathType as ingress-nginx holds it.
+    pub path_type: String,
+    /// The upstream's name.
+    pub upstream: String,
+    /// The upstream as made.
+    pub made: Upstream,
+}
+
+/// What ingress-nginx does with one path of a canary Ingress.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CanaryFate {
+    /// The canary made the path's upstream (NoServer): an alternative
+    /// backend of the matching location, with its weights and headers.
+    Alternative,
+    /// The upstream is NoServer but another canary made it: that one's
+    /// weights and headers apply.
+    OtherCanary(String),
+    /// The upstream (NoServer) was deleted by `mergeAlternativeBackends`
+    /// (the text says what of which canary matched no location), so
+    /// balancer.lua never routes to it (weight 0 everywhere).
+    Deleted(String),
+    /// A non-canary Ingress made the upstream, so it is no NoServer one:
+    /// the path is an ordinary location with the canary's annotations, and
+    /// it is the first to claim it (`host`: the server, `None` the catch-all).
+    Location(Option<String>),
+    /// Merged into a location whose upstream already has another canary's
+    /// alternative backend (that canary's id): balancer.lua uses only the
+    /// first (`alternative_backends[1]`), so this location goes by that
+    /// canary's settings to that canary's Service.
+    Eclipsed(String),
+    /// As [`CanaryFate::Location`], but the location was claimed before by
+    /// this Ingress (`Kind/ns/name`); the canary is then merged into it
+    /// with the upstream's traffic policy, which a non-canary made: empty,
+    /// weight 0.
+    Taken(String),
+}
+
+/// A path of a canary Ingress and its [`CanaryFate`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CanaryPath {
+    /// The host as written (`None`: no host).
+    pub host: Option<String>,
+    /// The path (empty became `/`).
+    pub path: String,
+    /// Its pathType as ingress-nginx holds it.
+    pub path_type: String,
+    /// The path was written empty (`mergeAlternativeBackends` compares it
+    /// as written, so it matches no location).
+    pub empty: bool,
+    /// The upstream's name.
+    pub upstream: String,
+    /// What happens to it.
+    pub fate: CanaryFate,
+}
+
 /// The merge of every Ingress of the class.
 #[derive(Debug, Default)]
 pub struct Merge {
@@ -63,6 +141,72 @@ pub struct Merge {
     pub creates: BTreeMap<String, BTreeSet<String>>,
     /// The id of the Ingress whose defaultBackend is the catch-all server's.
     pub catch_all: Option<String>,
+    /// The upstreams by name, as `createUpstreams` leaves them.
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Per non-canary Ingress id: its paths whose upstream a canary made
+    /// (NoServer): ingress-nginx serves no location for them.
+    pub no_server: BTreeMap<String, Vec<UpstreamPath>>,
+    /// Per non-canary Ingress id: its served paths whose upstream name
+    /// another Service made first (names collide across namespaces:
+    /// `a`/`b-c`:80 and `a-b`/`c`:80 are both `a-b-c-80`): nginx sends them
+    /// to that Service.
+    pub foreign: BTreeMap<String, Vec<UpstreamPath>>,
+    /// Per canary Ingress id: each of its Service paths and its fate.
+    pub canary_paths: BTreeMap<String, Vec<CanaryPath>>,
+    /// Per canary Ingress id: the other locations (`host/path (type)`)
+    /// its share also applies to in ingress-nginx. Alternative backends
+    /// belong to the primary upstream, not to the matched location, so
+    /// every location sending to that upstream (any host, any Ingress) is
+    /// split the same way.
+    pub spread: BTreeMap<String, Vec<String>>,
+    /// The canary upstreams `mergeAlternativeBackends` deletes (no traffic
+    /// anywhere), by name: what matched no location.
+    pub deleted: BTreeMap<String, String>,
+}
+
+/// The upstream name ingress-nginx gives the Service backend `b` of an
+/// Ingress in `ns` (`upstreamName`: `ns-name-port`, the port's number when
+/// above 0, else its name), and the Service as `ns/name:port`; `None` for
+/// a resource backend (no upstream, no location).
+pub fn upstream_name(ns: &str, b: &realip_kube::Node) -> Option<(String, String)> {
+    let name = b.str_at(&["service", "name"]).or_else(|| b.str_at(&["serviceName"]))?;
+    let number = b.str_at(&["service", "port", "number"]).or_else(|| b.str_at(&["servicePort"]));
+    let port = match number.map(|n| (n, n.parse::<i64>())) {
+        Some((_, Ok(n))) if n > 0 => n.to_string(),
+        // A legacy string servicePort is stored as the port's name.
+        Some((n, Err(_))) => n.to_owned(),
+        _ => b.str_at(&["service", "port", "name"]).filter(|n| !n.is_empty()).unwrap_or_default().to_owned(),
+    };
+    if port.is_empty() {
+        return Some((format!("{ns}-INVALID"), format!("{ns}/{name}:(no port)")));
+    }
+    Some((format!("{ns}-{name}-{port}"), format!("{ns}/{name}:{port}")))
+}
+
+/// `createUpstreams`: every Ingress in walk order (canaries included); the
+/// first to name an upstream makes it (a canary: NoServer), a
+/// `spec.defaultBackend` replaces it.
+fn upstreams(order: &[&Object], prefix: &str) -> BTreeMap<String, Upstream> {
+    let mut ups: BTreeMap<String, Upstream> = BTreeMap::new();
+    for o in order {
+        let canary = is_canary(o, prefix);
+        let made = |service: String| Upstream { creator: o.id(), service, no_server: canary };
+        let spec = o.doc.get("spec");
+        if let Some((name, svc)) = spec
+            .and_then(|s| s.get("defaultBackend").or_else(|| s.get("backend")))
+            .and_then(|b| upstream_name(&o.namespace, b))
+        {
+            ups.insert(name, made(svc));
+        }
+        for rule in spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default() {
+            for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
+                if let Some((name, svc)) = p.get("backend").and_then(|b| upstream_name(&o.namespace, b)) {
+                    ups.entry(name).or_insert_with(|| made(svc));
+                }
+            }
+        }
+    }
+    ups
 }
 
 /// A creationTimestamp as Kubernetes writes it (`2024-05-01T10:00:00Z`),
@@ -86,14 +230,17 @@ fn created(o: &Object) -> Option<&str> {
 /// controller since v0.31 (read in v0.34 … v1.15.1), and since v0.41
 /// (#6389) a Prefix path is `location /admin/` + `location = /admin`: the
 /// path is exactly a Prefix path, merged with another Ingress's `Prefix
-/// /admin`. A controller known to be older than v0.41 rendered
-/// `location /admin`, a string prefix: kept as `ImplementationSpecific`
-/// (its own Prefix paths, string prefixes too then, are not modelled).
-/// An unknown version is taken as current.
+/// /admin`. A controller known to be older than v0.41 held them as Prefix
+/// too (one location with a written `Prefix /admin`) but rendered every
+/// Prefix path as `location /admin`, a string prefix (`buildLocation`
+/// v0.40.2: only Exact gets `= `): such a location is returned as
+/// `ImplementationSpecific`, the string-prefix location of the output,
+/// whether the path was written Prefix, ImplementationSpecific or without
+/// a type. An unknown version is taken as current.
 pub fn nginx_path_type<'s>(written: Option<&'s str>, setup: &Setup<'_>) -> &'s str {
     let old = crate::setup::controller_version(setup).is_some_and(|v| v < (0, 41));
     match written {
-        None | Some("ImplementationSpecific") if old => "ImplementationSpecific",
+        None | Some("ImplementationSpecific" | "Prefix") if old => "ImplementationSpecific",
         None | Some("ImplementationSpecific") => "Prefix",
         Some(t) => t,
     }
@@ -117,61 +264,253 @@ pub fn nginx_order(ings: &mut [&Object]) {
     });
 }
 
+/// The rules of an Ingress.
+fn rules_of(o: &Object) -> &[realip_kube::Node] {
+    o.doc.get("spec").and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default()
+}
+
+/// The key of a location: host (`None`: the catch-all server), path, pathType.
+type Loc = (Option<String>, String, String);
+
 /// Merges `ings` (the Ingresses of the controller's class) as ingress-nginx does.
+#[allow(clippy::too_many_lines)] // createUpstreams, createServers, getBackendServers and mergeAlternativeBackends in one walk
 pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
-    let mut order: Vec<&Object> = ings.iter().copied().filter(|o| !is_canary(o, &setup.prefix)).collect();
-    nginx_order(&mut order);
-    let mut m = Merge::default();
+    let canary = |o: &Object| is_canary(o, &setup.prefix);
+    let mut all: Vec<&Object> = ings.to_vec();
+    nginx_order(&mut all);
+    let order: Vec<&Object> = all.iter().copied().filter(|o| !canary(o)).collect();
+    let mut m = Merge { upstreams: upstreams(&all, &setup.prefix), ..Merge::default() };
+    let host_of = |rule: &realip_kube::Node| rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+    let has_default_backend = |o: &Object| {
+        o.doc
+            .get("spec")
+            .and_then(|s| s.get("defaultBackend").or_else(|| s.get("backend")))
+            .and_then(|b| b.str_at(&["service", "name"]).or_else(|| b.str_at(&["serviceName"])))
+            .is_some()
+    };
+    // createServers: a server per host of the non-canary Ingresses (the catch-all always).
+    let servers: BTreeSet<Option<String>> = order.iter().flat_map(|o| rules_of(o)).map(host_of).chain([None]).collect();
     // (host, path, pathType) -> (winner id, its timestamp known)
-    let mut owners: BTreeMap<(Option<String>, String, String), (String, bool)> = BTreeMap::new();
+    let mut owners: BTreeMap<Loc, (String, bool)> = BTreeMap::new();
+    // (host, path, pathType) -> the location's upstream
+    let mut loc_ups: BTreeMap<Loc, String> = BTreeMap::new();
     let mut hosts: BTreeSet<Option<String>> = BTreeSet::new();
+    // The servers whose root location `/` has an upstream of its own (the
+    // defaultBackend of the Ingress that made the server), where a canary's
+    // `/` Prefix finds a location to merge into.
+    let mut rooted: BTreeSet<Option<String>> = BTreeSet::new();
     // createServers: the first rules-less Ingress with a defaultBackend takes
     // the catch-all's root location before any rule's path is placed.
     m.catch_all = order
         .iter()
         .find(|o| {
             let spec = o.doc.get("spec");
-            let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
-            rules.is_empty() && spec.is_some_and(|s| s.get("defaultBackend").or_else(|| s.get("backend")).is_some())
+            rules_of(o).is_empty()
+                && spec.is_some_and(|s| s.get("defaultBackend").or_else(|| s.get("backend")).is_some())
         })
         .map(|o| o.id());
     if let Some(id) = &m.catch_all {
         owners.insert((None, "/".into(), "Prefix".into()), (id.clone(), true));
+        rooted.insert(None);
     }
-    for o in order {
-        let spec = o.doc.get("spec");
-        let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
-        for rule in rules {
-            let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
-            if hosts.insert(host.clone()) {
+    // getBackendServers: every Ingress in walk order, canaries included.
+    for o in &all {
+        let is_canary = canary(o);
+        for rule in rules_of(o) {
+            let host = host_of(rule);
+            if !is_canary && hosts.insert(host.clone()) {
                 if let Some(h) = &host {
                     m.creates.entry(o.id()).or_default().insert(h.clone());
                 }
+                if has_default_backend(o) {
+                    rooted.insert(host.clone());
+                }
             }
+            // A canary's host without a server of its own: the catch-all's.
+            let server = if servers.contains(&host) { host.clone() } else { None };
             for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
                 let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/").to_owned();
                 let path_type = nginx_path_type(p.str_at(&["pathType"]), setup).to_owned();
+                let up = p.get("backend").and_then(|b| upstream_name(&o.namespace, b));
+                let made = up.as_ref().and_then(|(name, _)| m.upstreams.get(name)).cloned();
+                if is_canary {
+                    // A canary path without a Service names no upstream: no location, nothing merged.
+                    let (Some((name, _)), Some(made)) = (up, made) else { continue };
+                    let fate = if made.no_server && made.creator == o.id() {
+                        CanaryFate::Alternative
+                    } else if made.no_server {
+                        CanaryFate::OtherCanary(made.creator.clone())
+                    } else {
+                        let key = (server.clone(), path.clone(), path_type.clone());
+                        if let Some((winner, _)) = owners.get(&key) {
+                            CanaryFate::Taken(winner.clone())
+                        } else {
+                            loc_ups.insert(key.clone(), name.clone());
+                            owners.insert(key, (o.id(), created(o).is_some()));
+                            CanaryFate::Location(server.clone())
+                        }
+                    };
+                    m.canary_paths.entry(o.id()).or_default().push(CanaryPath {
+                        host: host.clone(),
+                        empty: p.str_at(&["path"]).is_none_or(str::is_empty),
+                        path,
+                        path_type,
+                        upstream: name,
+                        fate,
+                    });
+                    continue;
+                }
+                if let (Some((name, svc)), Some(made)) = (&up, made) {
+                    let at = UpstreamPath {
+                        host: host.clone(),
+                        path: path.clone(),
+                        path_type: path_type.clone(),
+                        upstream: name.clone(),
+                        made: made.clone(),
+                    };
+                    if made.no_server {
+                        // `if ups.NoServer { continue }`: no location, nothing claimed.
+                        m.no_server.entry(o.id()).or_default().push(at);
+                        continue;
+                    }
+                    if made.service != *svc {
+                        m.foreign.entry(o.id()).or_default().push(at);
+                    }
+                }
                 let key = (host.clone(), path.clone(), path_type.clone());
-                match owners.get(&key) {
-                    Some((winner, timed)) => {
-                        let catch_all = host.is_none() && m.catch_all.as_ref() == Some(winner) && path == "/";
-                        m.shadowed.entry(o.id()).or_default().push(Shadow {
-                            host: host.clone(),
-                            path,
-                            path_type,
-                            winner: winner.clone(),
-                            by_name: !catch_all && (!*timed || created(o).is_none()),
-                            catch_all,
-                        });
+                if let Some((winner, timed)) = owners.get(&key) {
+                    let catch_all = host.is_none() && m.catch_all.as_ref() == Some(winner) && path == "/";
+                    m.shadowed.entry(o.id()).or_default().push(Shadow {
+                        host: host.clone(),
+                        path,
+                        path_type,
+                        winner: winner.clone(),
+                        by_name: !catch_all && (!*timed || created(o).is_none()),
+                        catch_all,
+                    });
+                } else {
+                    if let Some((name, _)) = &up {
+                        loc_ups.insert(key.clone(), name.clone());
                     }
-                    None => {
-                        owners.insert(key, (o.id(), created(o).is_some()));
-                    }
+                    owners.insert(key, (o.id(), created(o).is_some()));
                 }
             }
         }
     }
+    if !order.is_empty() {
+        m.deleted = deleted_alternatives(&all, &m, &owners, &rooted, &servers, setup);
+        for cp in m.canary_paths.values_mut().flatten() {
+            if let (CanaryFate::Alternative | CanaryFate::OtherCanary(_), Some(by)) =
+                (&cp.fate, m.deleted.get(&cp.upstream))
+            {
+                cp.fate = CanaryFate::Deleted(by.clone());
+            }
+        }
+        first_alternatives(&all, &mut m, &loc_ups, &servers, setup);
+    }
     m
+}
+
+/// `mergeAlternativeBackend` appends a canary's upstream to the
+/// `AlternativeBackends` of the matched location's upstream, and
+/// balancer.lua routes by the first of them for every location sending to
+/// that upstream: a later canary on the same primary is
+/// [`CanaryFate::Eclipsed`], and the first one's share also applies to the
+/// primary's other locations ([`Merge::spread`]).
+fn first_alternatives(
+    all: &[&Object],
+    m: &mut Merge,
+    loc_ups: &BTreeMap<Loc, String>,
+    servers: &BTreeSet<Option<String>>,
+    setup: &Setup<'_>,
+) {
+    let mut first: BTreeMap<String, String> = BTreeMap::new();
+    for o in all.iter().filter(|o| is_canary(o, &setup.prefix)) {
+        let id = o.id();
+        let mut mine: BTreeSet<Loc> = BTreeSet::new();
+        let mut primaries: BTreeSet<String> = BTreeSet::new();
+        for cp in m.canary_paths.get_mut(&id).map(Vec::as_mut_slice).unwrap_or_default() {
+            if !matches!(cp.fate, CanaryFate::Alternative | CanaryFate::OtherCanary(_))
+                || cp.empty
+                || !servers.contains(&cp.host)
+            {
+                continue;
+            }
+            let key = (cp.host.clone(), cp.path.clone(), cp.path_type.clone());
+            let Some(primary) = loc_ups.get(&key) else { continue };
+            // The alternative is the upstream's, so its maker's settings apply.
+            if let CanaryFate::OtherCanary(maker) = &cp.fate {
+                first.entry(primary.clone()).or_insert_with(|| maker.clone());
+                continue;
+            }
+            let by = first.entry(primary.clone()).or_insert_with(|| id.clone());
+            if *by == id {
+                mine.insert(key);
+                primaries.insert(primary.clone());
+            } else {
+                cp.fate = CanaryFate::Eclipsed(by.clone());
+            }
+        }
+        let others: Vec<String> = loc_ups
+            .iter()
+            .filter(|(k, u)| primaries.contains(*u) && !mine.contains(*k))
+            .map(|((h, p, t), _)| format!("{}{p} ({t})", h.as_deref().unwrap_or("*")))
+            .collect();
+        if !others.is_empty() {
+            m.spread.insert(id, others);
+        }
+    }
+}
+
+/// `mergeAlternativeBackends`, canaries in walk order: a NoServer upstream
+/// one of whose canary paths (on a host with a server) finds no location
+/// with the same path and pathType is deleted (`unable to find real
+/// backend … Deleting`), and with it the canary's share of every location
+/// it was merged into. So is a canary's `spec.defaultBackend` upstream
+/// when the catch-all server has no location of an Ingress. By upstream
+/// name, the path that deleted it.
+fn deleted_alternatives(
+    all: &[&Object],
+    m: &Merge,
+    owners: &BTreeMap<Loc, (String, bool)>,
+    rooted: &BTreeSet<Option<String>>,
+    servers: &BTreeSet<Option<String>>,
+    setup: &Setup<'_>,
+) -> BTreeMap<String, String> {
+    let mut deleted: BTreeMap<String, String> = BTreeMap::new();
+    let no_server = |name: &str| m.upstreams.get(name).is_some_and(|u| u.no_server);
+    for o in all.iter().filter(|o| is_canary(o, &setup.prefix)) {
+        let spec = o.doc.get("spec");
+        if let Some((name, _)) = spec
+            .and_then(|s| s.get("defaultBackend").or_else(|| s.get("backend")))
+            .and_then(|b| upstream_name(&o.namespace, b))
+        {
+            let catch_all_locations = owners.keys().any(|(h, _, _)| h.is_none()) || rooted.contains(&None);
+            if no_server(&name) && !catch_all_locations && !deleted.contains_key(&name) {
+                deleted.insert(
+                    name,
+                    format!(
+                        "{}'s spec.defaultBackend, which the catch-all server has no location to merge into",
+                        o.id()
+                    ),
+                );
+            }
+        }
+        for cp in m.canary_paths.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
+            if !no_server(&cp.upstream) || deleted.contains_key(&cp.upstream) || !servers.contains(&cp.host) {
+                // No server for the host: `cannot merge … that does not exist`, nothing deleted.
+                continue;
+            }
+            // An empty canary path is compared as written: no location has it (theirs became `/`).
+            let matched = !cp.empty && owners.contains_key(&(cp.host.clone(), cp.path.clone(), cp.path_type.clone()))
+                || (cp.path == "/" && cp.path_type == "Prefix" && rooted.contains(&cp.host));
+            if !matched {
+                let at = format!("{}{} ({})", cp.host.as_deref().unwrap_or("*"), cp.path, cp.path_type);
+                deleted.insert(cp.upstream.clone(), format!("{}'s path {at}, which matches no location", o.id()));
+            }
+        }
+    }
+    deleted
 }
 
 #[cfg(test)]

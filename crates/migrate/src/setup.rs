@@ -111,13 +111,18 @@ impl Setup<'_> {
 /// The controller's version from the image tag (`…/controller:v1.15.1`,
 /// maybe `@sha256:…`) of the container whose flags are read
 /// ([`controller_container`]): `(major, minor)`, `None` when not readable.
-/// Another container's image (a sidecar's `…/controller:v2.3`) says
-/// nothing about ingress-nginx.
+/// The image must be ingress-nginx's under any registry or mirror: named
+/// `controller` or `controller-chroot` (the Helm chart's
+/// `controller.image.chroot`), or a name containing `ingress-nginx`
+/// (`mirror.example/ingress-nginx-controller`). Another container's image
+/// (a sidecar's `…/controller:v2.3`) says nothing about ingress-nginx.
 pub fn controller_version(setup: &Setup<'_>) -> Option<(u32, u32)> {
     let image = controller_container(setup.controller?)?.str_at(&["image"])?;
     let image = image.split('@').next()?;
     let (name, tag) = image.rsplit_once(':')?;
-    if !name.ends_with("/controller") || tag.contains('/') {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let ours = matches!(last, "controller" | "controller-chroot") || name.contains("ingress-nginx");
+    if !ours || tag.contains('/') {
         return None;
     }
     let mut parts = tag.strip_prefix('v').unwrap_or(tag).split('.');

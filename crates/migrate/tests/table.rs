@@ -1507,12 +1507,13 @@ fn policy_names_never_collide_across_ingresses() {
     }
 }
 
-/// An ImplementationSpecific path was a string prefix in ingress-nginx
-/// before v0.41 (`location /admin` takes /admin.php too); PathPrefix
-/// matches segments.
-/// Under an allow list or a limit that difference opens /admin.php, so the
-/// path is left out (deny-all) unless it ends in `/` or is pathType Prefix;
-/// without restrictions the difference is reported changed.
+/// A Prefix or ImplementationSpecific path was a string prefix in
+/// ingress-nginx before v0.41 (`location /admin` takes /admin.php too:
+/// `buildLocation` gave only Exact paths a modifier); PathPrefix matches
+/// segments. Under an allow list or a limit that difference opens
+/// /admin.php, so the path is left out (deny-all) unless it ends in `/`;
+/// without restrictions the difference is reported changed, as is the
+/// 301 nginx answers for `/admin` on a `location /admin/`.
 #[test]
 fn implementation_specific_paths_are_string_prefixes() {
     type StringPrefix<'a> = (&'a str, &'a str, bool, [&'a [&'a str]; 2], &'a [&'a str], Option<Status>);
@@ -1521,8 +1522,9 @@ fn implementation_specific_paths_are_string_prefixes() {
     // realip cannot match a string prefix: its deny is PathPrefix /, which also takes app's `/` (N1).
     let table: &[StringPrefix] = &[
         ("/admin", "ImplementationSpecific", true, [&[], &["app"]], &["site-denied"], Some(Status::NotConverted)),
-        ("/admin/", "ImplementationSpecific", true, [&["app", "site"]; 2], &[], None),
-        ("/admin", "Prefix", true, [&["app", "site"]; 2], &[], None),
+        ("/admin/", "ImplementationSpecific", true, [&["app", "site"]; 2], &[], Some(Status::Changed)),
+        ("/admin", "Prefix", true, [&[], &["app"]], &["site-denied"], Some(Status::NotConverted)),
+        ("/admin", "Prefix", false, [&["app", "site"]; 2], &[], Some(Status::Changed)),
         // Prefix `/admin/`: nginx answers `/admin` with a 301, the route serves it (N10).
         ("/admin/", "Prefix", true, [&["app", "site"]; 2], &[], Some(Status::Changed)),
         ("/admin", "ImplementationSpecific", false, [&["app", "site"]; 2], &[], Some(Status::Changed)),
@@ -1558,7 +1560,9 @@ fn colliding_matches_and_regex_hosts() {
         ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"))
     };
     for target in [R, EG] {
-        // Prefix /admin beats ImplementationSpecific /admin for everything PathPrefix /admin takes.
+        // Before v0.41 Prefix and ImplementationSpecific `/admin` are one location (both held
+        // as Prefix, rendered `location /admin`): the first in nginx's order (here by name,
+        // descending) keeps it; a restricted string prefix is deny-all.
         let m = run(
             &[
                 controller_v040(&[]),
@@ -1567,9 +1571,10 @@ fn colliding_matches_and_regex_hosts() {
             ],
             target,
         );
-        assert_eq!(routes(&m, false), ["b-admin"], "{target:?}\n{}", m.report.text());
+        assert!(routes(&m, false).is_empty(), "{target:?}\n{}", m.report.text());
+        assert_eq!(routes(&m, true), ["b-admin-denied"], "{target:?}\n{}", m.report.text());
         assert_eq!(status(&m, "path app.example.com/admin (ImplementationSpecific)"), Status::NotConverted);
-        // The open one is the Prefix one: it wins, the restricted string prefix is denied (H2).
+        // The open one first: it serves the whole location, the allow list never applied.
         let m = run(
             &[
                 controller_v040(&[]),
@@ -1579,7 +1584,7 @@ fn colliding_matches_and_regex_hosts() {
             target,
         );
         assert_eq!(routes(&m, false), ["b-open"], "{target:?}\n{}", m.report.text());
-        assert_eq!(routes(&m, true), ["a-admin-denied"], "{target:?}: its string-prefix remainder stays denied");
+        assert!(routes(&m, true).is_empty(), "{target:?}\n{}", m.report.text());
         // No clear winner (`/admin/` vs Prefix `/admin`): both deny-all.
         let m = run(
             &[
@@ -1622,17 +1627,25 @@ fn colliding_matches_and_regex_hosts() {
     }
 }
 
-/// A restricted ImplementationSpecific `/admin` sharing its path with an
-/// open Prefix `/admin` of another Ingress: ingress-nginx serves `/admin`
-/// and `/admin/…` from the Prefix one, but `/admin.php`, `/adminx` still
-/// from the restricted `location /admin`. That remainder stays denied
-/// (Envoy Gateway: `^/admin[^/].*`, which does not take `/admin/…`; realip:
-/// PathPrefix /, which drops the host's open `/`), and the report says so.
-/// In regex mode both are `~* "^/admin"`: no winner, both deny-all.
+/// Before v0.41 a Prefix `/admin` and a restricted ImplementationSpecific
+/// `/admin` are one nginx location (`SetDefaultNGINXPathType` holds both
+/// as Prefix; `buildLocation` renders `location /admin`, a string prefix):
+/// the first Ingress in ingress-nginx's order serves all of it, the other
+/// is not emitted. When the restricted one is first, its whole location
+/// (`/admin.php`, `/adminx` too) is refused: Envoy Gateway's deny is the
+/// RegularExpression `^/admin.*`-like cover, realip's PathPrefix / (which
+/// drops the host's open `/`, reported). When the open one is first it is
+/// emitted open (changed: a string prefix) and nothing is denied. In regex
+/// mode the same single location decides.
 #[test]
-fn a_restricted_string_prefix_keeps_its_remainder_denied() {
-    let typed = |name: &str, path: &str, ty: &str, anns: &[(&str, &str)]| {
-        ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"))
+fn before_v041_prefix_and_implementation_specific_are_one_location() {
+    type Row<'a> = (u32, u32, bool, [&'a [&'a str]; 2], &'a [&'a str]);
+    let typed = |name: &str, path: &str, ty: &str, anns: &[(&str, &str)], year: u32| {
+        ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}")).replacen(
+            "  namespace: web\n",
+            &format!("  namespace: web\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
+            1,
+        )
     };
     let restrictions: [&[(&str, &str)]; 3] = [
         &[("auth-url", "http://auth.web.svc/check")],
@@ -1641,55 +1654,54 @@ fn a_restricted_string_prefix_keeps_its_remainder_denied() {
     ];
     for target in [R, EG] {
         for anns in restrictions {
-            let docs = [
-                controller_v040(&[]),
-                typed("a-open", "/admin", "Prefix", &[]),
-                typed("b-admin", "/admin", "ImplementationSpecific", anns),
-                typed("root", "/", "Prefix", &[]),
+            // (a-open's year, b-admin's year, root in regex mode, open routes (realip, Envoy Gateway), denied)
+            #[rustfmt::skip]
+            let rows: [Row; 4] = [
+                (2021, 2020, false, [&[], &["root"]], &["b-admin-denied"]),
+                (2020, 2021, false, [&["a-open", "root"]; 2], &[]),
+                (2021, 2020, true, [&[], &["root"]], &["b-admin-denied"]),
+                (2020, 2021, true, [&["a-open", "root"]; 2], &[]),
             ];
-            let m = run(&docs, target);
-            let text = m.report.text();
-            let open: &[&str] = if target == R { &["a-open"] } else { &["a-open", "root"] };
-            assert_eq!(routes(&m, false), open, "{target:?} {anns:?}\n{text}");
-            assert_eq!(routes(&m, true), ["b-admin-denied"], "{target:?} {anns:?}\n{text}");
-            let denied = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "b-admin-denied").unwrap();
-            let matched = &denied["spec"]["rules"][0]["matches"][0]["path"];
-            let want = if target == R {
-                json!({"type": "PathPrefix", "value": "/"})
-            } else {
-                json!({"type": "RegularExpression", "value": "^/admin[^/].*"})
-            };
-            assert_eq!(matched, &want, "{target:?} {anns:?}\n{text}");
-            let e = m
-                .report
-                .entries
-                .iter()
-                .find(|e| {
-                    e.object == "Ingress/web/b-admin" && e.key == "path app.example.com/admin (ImplementationSpecific)"
-                })
-                .unwrap();
-            assert!(e.why.contains("emitted as a deny-all route"), "{}", e.why);
-            let e =
-                m.report.entries.iter().find(|e| e.key == "deny-all app.example.com/admin (ImplementationSpecific)");
-            assert!(e.is_some_and(|e| e.to.contains(want["value"].as_str().unwrap())), "{target:?}\n{text}");
-            if target == R {
-                assert_eq!(
-                    status(&m, "path app.example.com/ (Prefix)"),
-                    Status::NotConverted,
-                    "root is dropped, reported"
+            for (a_year, b_year, regex, open, denied) in rows {
+                let root: &[(&str, &str)] = if regex { &[("use-regex", "true")] } else { &[] };
+                let docs = [
+                    controller_v040(&[]),
+                    typed("a-open", "/admin", "Prefix", &[], a_year),
+                    typed("b-admin", "/admin", "ImplementationSpecific", anns, b_year),
+                    typed("root", "/", "Prefix", root, 2019),
+                ];
+                let m = run(&docs, target);
+                let text = m.report.text();
+                let t = usize::from(target == EG);
+                let row = format!("{target:?} {anns:?} a {a_year} b {b_year} regex {regex}");
+                assert_eq!(routes(&m, false), open[t], "{row}\n{text}");
+                assert_eq!(routes(&m, true), denied, "{row}\n{text}");
+                let loser = if a_year < b_year { "Ingress/web/b-admin" } else { "Ingress/web/a-open" };
+                let e = m
+                    .report
+                    .entries
+                    .iter()
+                    .find(|e| e.object == loser && e.key == "path app.example.com/admin (ImplementationSpecific)");
+                assert!(
+                    e.is_some_and(|e| e.status == Status::NotConverted && e.why.contains("shadowed")),
+                    "{row}\n{text}"
                 );
+                if !regex && a_year > b_year {
+                    let denied =
+                        find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "b-admin-denied").unwrap();
+                    let matched = &denied["spec"]["rules"][0]["matches"][0]["path"];
+                    if target == R {
+                        assert_eq!(matched, &json!({"type": "PathPrefix", "value": "/"}), "{row}\n{text}");
+                        assert_eq!(
+                            status(&m, "path app.example.com/ (ImplementationSpecific)"),
+                            Status::NotConverted,
+                            "root is dropped, reported"
+                        );
+                    } else {
+                        assert_eq!(matched["type"], "RegularExpression", "{row}\n{text}");
+                    }
+                }
             }
-            // Regex mode: no winner, both left out.
-            let mut docs = docs.to_vec();
-            docs[3] = typed("root", "/", "Prefix", &[("use-regex", "true")]);
-            let m = run(&docs, target);
-            assert_eq!(
-                routes(&m, true),
-                ["a-open-denied", "b-admin-denied"],
-                "{target:?} {anns:?}\n{}",
-                m.report.text()
-            );
-            assert!(!routes(&m, false).contains(&"a-open".to_owned()), "{target:?}");
         }
     }
 }
