@@ -82,9 +82,17 @@ fn family_of(cidr: &str) -> Option<bool> {
 
 /// Whether `c` parses as an address or a CIDR (prefix within the family).
 pub fn valid_cidr(c: &str) -> bool {
-    let (ip, prefix) = c.split_once('/').unwrap_or((c, ""));
+    let (ip, prefix) = match c.split_once('/') {
+        Some((ip, p)) => (ip, Some(p)),
+        None => (c, None),
+    };
     let Ok(addr) = ip.parse::<std::net::IpAddr>() else { return false };
-    prefix.is_empty() || prefix.parse::<u8>().is_ok_and(|p| p <= if addr.is_ipv4() { 32 } else { 128 })
+    // Digits only (`/+24` and `/` are not CIDRs to Go, nginx or Kubernetes).
+    prefix.is_none_or(|p| {
+        !p.is_empty()
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && p.parse::<u8>().is_ok_and(|p| p <= if addr.is_ipv4() { 32 } else { 128 })
+    })
 }
 
 /// The generic rules over one controller instance.
@@ -467,4 +475,19 @@ pub fn check_live(objects: &[Object]) -> Vec<Finding> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod cidr_tests {
+    use super::valid_cidr;
+
+    #[test]
+    fn cidr_lengths_are_digits_only() {
+        for ok in ["203.0.113.0/24", "203.0.113.7", "2001:db8::/64", "0.0.0.0/0"] {
+            assert!(valid_cidr(ok), "{ok}");
+        }
+        for bad in ["203.0.113.0/+24", "203.0.113.0/", "203.0.113.0/33", "2001:db8::/+64", "x/24"] {
+            assert!(!valid_cidr(bad), "{bad}");
+        }
+    }
 }

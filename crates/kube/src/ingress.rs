@@ -190,9 +190,13 @@ pub fn cidr_list(v: &str) -> Result<Vec<String>, String> {
         .filter(|s| !s.is_empty())
         .map(|s| {
             let (ip, len) = s.split_once('/').unwrap_or((s, if s.contains(':') { "128" } else { "32" }));
-            let ok = ip
-                .parse::<IpAddr>()
-                .is_ok_and(|a| len.parse::<u8>().is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 }));
+            // Digits only, as Go's ParseCIDR reads the length (`/+24`,
+            // which `u8::from_str` takes, is an error to ingress-nginx).
+            let ok = ip.parse::<IpAddr>().is_ok_and(|a| {
+                !len.is_empty()
+                    && len.bytes().all(|b| b.is_ascii_digit())
+                    && len.parse::<u8>().is_ok_and(|l| l <= if a.is_ipv4() { 32 } else { 128 })
+            });
             if ok {
                 Ok(format!("{ip}/{len}"))
             } else {
@@ -875,6 +879,22 @@ mod tests {
     use serde_json::json;
 
     const NO_SECRETS: &[Secret] = &[];
+
+    /// Lengths as Go's ParseCIDR reads them (migrate review 16 R16-9: `/+0`
+    /// was read as /0, an allow-everyone where ingress-nginx answers 503).
+    #[test]
+    fn cidr_lengths_are_digits_only() {
+        assert_eq!(
+            cidr_list(" 203.0.113.0/24, 198.51.100.7,2001:db8::/032").unwrap(),
+            ["203.0.113.0/24", "198.51.100.7/32", "2001:db8::/032"]
+        );
+        for bad in
+            ["203.0.113.0/+0", "203.0.113.0/+24", "203.0.113.0/", "203.0.113.0/-1", "203.0.113.0/33", "2001:db8::/+64"]
+        {
+            let e = cidr_list(&format!("198.51.100.0/24,{bad}")).unwrap_err();
+            assert!(e.contains(bad), "{bad}: {e}");
+        }
+    }
 
     fn obj<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
         serde_json::from_value(v).unwrap()
