@@ -277,6 +277,8 @@ label_enum!(
         Store => "store",
         /// The cache of limited clients answered.
         Cache => "cache",
+        /// A token the store granted ahead of the request (a lease).
+        Lease => "lease",
         /// The store failed; `on_error` decided.
         OnError => "on_error",
     }
@@ -854,6 +856,12 @@ impl Metrics {
     /// Records the duration of one rate-limit store call.
     pub fn observe_store(&self, d: Duration) {
         self.store_latency.observe(d);
+    }
+
+    /// The store's latency histogram and error counters, for a call made
+    /// off a request (a lease refill) that outlives the borrow of `self`.
+    pub fn store_handles(&self) -> (Arc<Histogram>, Counters<StoreErrorKind>) {
+        (Arc::clone(&self.store_latency), self.store_errors.clone())
     }
 
     /// The OpenMetrics text (what Prometheus asks for first).

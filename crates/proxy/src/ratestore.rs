@@ -15,6 +15,20 @@
 //!   gave (no round trip). A limited decision does not change the TAT, so
 //!   this cache never lets more through than Redis would: each replica is
 //!   exact up to the one decision in flight;
+//! - a client Redis just allowed gets one more token asked for in the
+//!   background (a lease, one per client and limit): its next request
+//!   takes it without a round trip while the following one is asked for.
+//!   Redis grants a lease only while the client keeps at least half its
+//!   burst after it (the script's `reserve`), so a client near its limit
+//!   is decided by Redis request by request, exactly, and a refused lease
+//!   neither changes its state nor limits it. A lease is a token Redis
+//!   granted, so leases never let more through than Redis would; a
+//!   replica holds at most one per client, so a client gets at most one
+//!   token fewer per replica than its limit (a lease it never comes back
+//!   for), and a token granted at one time may be used at a later one (at
+//!   most one per replica: "exact within one token per replica"). A
+//!   decision Redis refuses takes the client's lease if one arrived
+//!   meanwhile. No lease is asked for while the store is down;
 //! - the call carrying a decision waits at most `timeout` for Redis, from
 //!   when it is sent (a decision waits at most three timeouts in all). A
 //!   lost connection, or a timeout while Redis has answered nothing for
@@ -62,9 +76,12 @@ use crate::config::{OnStoreError, RateConfig, RateLimitStoreConfig, DEFAULT_STOR
 use crate::metrics::{Metrics, RateDecision, RateOutcome, RateScope, RateVia, StoreErrorKind, StoreState};
 use crate::policy::{Decision, RateLimiter};
 
-/// GCRA for a batch of keys. KEYS[i]: a client's key; ARGV[3i-2],
-/// ARGV[3i-1], ARGV[3i]: its emission interval (µs per token), capacity
-/// (interval × burst, µs) and hits (decisions waiting). Returns a flat
+/// GCRA for a batch of keys. KEYS[i]: a client's key; ARGV[4i-3],
+/// ARGV[4i-2], ARGV[4i-1], ARGV[4i]: its emission interval (µs per
+/// token), capacity (interval × burst, µs), hits (decisions waiting) and
+/// reserve (µs of the capacity that must be left after the grant: 0 for a
+/// request, more for a lease, which is only granted to a client with room
+/// to spare; a refused lease changes nothing). Returns a flat
 /// array, two numbers per key: tokens granted (0..=hits; the TAT advanced
 /// by that many intervals, the key expiring at the new TAT) and, when
 /// fewer than hits were granted, µs until the next token (else 0, and at
@@ -98,9 +115,10 @@ local function px(ms)
 end
 local out = {}
 for i, key in ipairs(KEYS) do
-  local interval = tonumber(ARGV[3 * i - 2])
-  local capacity = tonumber(ARGV[3 * i - 1])
-  local hits = tonumber(ARGV[3 * i])
+  local interval = tonumber(ARGV[4 * i - 3])
+  local capacity = tonumber(ARGV[4 * i - 2])
+  local hits = tonumber(ARGV[4 * i - 1])
+  local room = capacity - tonumber(ARGV[4 * i])
   local stored = redis.pcall('GET', key)
   if type(stored) == 'table' and stored.err then
     out[2 * i - 1] = -1
@@ -113,11 +131,11 @@ for i, key in ipairs(KEYS) do
       tat = now + capacity
       redis.call('SET', key, string.format('%.0f', tat), 'PX', px(capacity / 1000))
     end
-    local fit = math.floor((now + capacity - tat) / interval)
+    local fit = math.floor((now + room - tat) / interval)
     if fit < 0 then fit = 0 end
     if fit > hits then fit = hits end
-    while fit > 0 and tat + fit * interval - now > capacity do fit = fit - 1 end
-    while fit < hits and tat + (fit + 1) * interval - now <= capacity do fit = fit + 1 end
+    while fit > 0 and tat + fit * interval - now > room do fit = fit - 1 end
+    while fit < hits and tat + (fit + 1) * interval - now <= room do fit = fit + 1 end
     local wait = 0
     if fit > 0 then
       tat = tat + fit * interval
@@ -134,8 +152,11 @@ return out
 /// Waits while down before the first trial; doubled per failed trial.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-/// Limited clients remembered per shard before expired entries are swept.
+/// Limited clients (and leases) remembered per shard before expired
+/// entries are swept.
 const MAX_BLOCKED_PER_SHARD: usize = 65_536;
+/// A lease unused this long may be dropped when its shard is full.
+const LEASE_IDLE: Duration = Duration::from_secs(10);
 const SHARDS: usize = 16;
 /// Keys in one script call.
 pub const MAX_BATCH: usize = 256;
@@ -153,6 +174,8 @@ struct Pending {
     key: String,
     interval: f64,
     capacity: f64,
+    /// 0 for a request's decision, more for a lease (see [`GCRA`]).
+    reserve: f64,
     reply: oneshot::Sender<Reply>,
 }
 
@@ -161,7 +184,7 @@ struct Pending {
 #[derive(Debug)]
 enum Reply {
     Answer(Result<(bool, u64), StoreError>),
-    Lead { key: String, interval: f64, capacity: f64 },
+    Lead { key: String, interval: f64, capacity: f64, reserve: f64 },
 }
 
 /// The decisions waiting for a call, and the calls on the wire. Invariant:
@@ -426,7 +449,13 @@ impl Store {
     }
 
     /// One GCRA decision for `key`, within `timeout`, in the next batch.
-    async fn call(self: &Arc<Self>, key: String, interval: f64, capacity: f64) -> Result<(bool, u64), StoreError> {
+    async fn call(
+        self: &Arc<Self>,
+        key: String,
+        interval: f64,
+        capacity: f64,
+        reserve: f64,
+    ) -> Result<(bool, u64), StoreError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         if self.conn.borrow().is_none() {
             self.connect();
@@ -439,7 +468,7 @@ impl Store {
             }
         }
         let (reply, answer) = oneshot::channel();
-        let pending = Pending { key, interval, capacity, reply };
+        let pending = Pending { key, interval, capacity, reserve, reply };
         let lead = {
             let mut lanes = self.lanes();
             if lanes.in_flight < IN_FLIGHT {
@@ -461,10 +490,10 @@ impl Store {
             loop {
                 match (&mut waiting.answer).await {
                     Ok(Reply::Answer(r)) => return r,
-                    Ok(Reply::Lead { key, interval, capacity }) => {
+                    Ok(Reply::Lead { key, interval, capacity, reserve }) => {
                         let (reply, answer) = oneshot::channel();
                         waiting.answer = answer;
-                        let mut batch = vec![Pending { key, interval, capacity, reply }];
+                        let mut batch = vec![Pending { key, interval, capacity, reserve, reply }];
                         self.take_queued(&mut batch);
                         self.lead(batch).await;
                     }
@@ -515,8 +544,8 @@ impl Store {
     /// free again.
     fn pass_on(&self) {
         let mut lanes = self.lanes();
-        while let Some(Pending { key, interval, capacity, reply }) = lanes.queue.pop_front() {
-            if reply.send(Reply::Lead { key, interval, capacity }).is_ok() {
+        while let Some(Pending { key, interval, capacity, reserve, reply }) = lanes.queue.pop_front() {
+            if reply.send(Reply::Lead { key, interval, capacity, reserve }).is_ok() {
                 return;
             }
         }
@@ -537,7 +566,7 @@ impl Store {
             inv.key(&p.key);
             // Shortest exact decimal: `{:.3}` once sent 0.000 for the
             // interval of a rate above 2·10^9/s, and the script divided by 0.
-            inv.arg(p.interval.to_string()).arg(p.capacity.to_string()).arg(g.len());
+            inv.arg(p.interval.to_string()).arg(p.capacity.to_string()).arg(g.len()).arg(p.reserve.to_string());
         }
         let conn = self.conn.borrow().clone();
         let answer = match conn {
@@ -670,12 +699,18 @@ pub struct GlobalLimiter {
     blocked: Vec<Mutex<Blocked>>,
 }
 
-/// One shard of the limited-clients cache.
+/// One shard of the per-client state: the limited-clients cache and the
+/// leases.
 #[derive(Debug, Default)]
 struct Blocked {
     until: HashMap<IpAddr, Instant>,
     /// No sweep of expired entries before this (one a second at most).
     next_sweep: Option<Instant>,
+    /// Clients with a lease held (`true`) or being asked for (`false`),
+    /// and since when.
+    leases: HashMap<IpAddr, (bool, Instant)>,
+    /// No sweep of unused leases before this (one a second at most).
+    next_lease_sweep: Option<Instant>,
 }
 
 impl GlobalLimiter {
@@ -735,20 +770,92 @@ impl GlobalLimiter {
         shard.until.insert(key, until);
     }
 
+    /// Takes `key`'s lease, if it holds one.
+    fn use_lease(&self, key: IpAddr) -> bool {
+        let mut shard = self.shard(key);
+        if shard.leases.get(&key).is_some_and(|&(held, _)| held) {
+            shard.leases.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// Asks the store for `key`'s next token in the background, unless it
+    /// holds a lease, one is being asked for, or the store is down. A full
+    /// shard takes no new lease (its clients ask Redis per request).
+    fn refill(self: &Arc<Self>, key: IpAddr, metrics: &Metrics) {
+        if !self.store.is_up() {
+            return;
+        }
+        {
+            let now = Instant::now();
+            let mut shard = self.shard(key);
+            if shard.leases.contains_key(&key) {
+                return;
+            }
+            // Full: leases unused for LEASE_IDLE are dropped (their clients
+            // went away; Redis refills the token), at most once a second.
+            if shard.leases.len() >= MAX_BLOCKED_PER_SHARD {
+                if shard.next_lease_sweep.is_some_and(|t| now < t) {
+                    return;
+                }
+                shard.next_lease_sweep = Some(now + Duration::from_secs(1));
+                shard.leases.retain(|_, &mut (held, since)| !held || now.duration_since(since) < LEASE_IDLE);
+                if shard.leases.len() >= MAX_BLOCKED_PER_SHARD {
+                    return;
+                }
+            }
+            shard.leases.insert(key, (false, now));
+        }
+        let (latency, errors) = metrics.store_handles();
+        let limiter = Arc::clone(self);
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let reserve = limiter.capacity / 2.0;
+            let r =
+                limiter.store.call(redis_key(&limiter.route, key), limiter.interval, limiter.capacity, reserve).await;
+            latency.observe(started.elapsed());
+            let mut shard = limiter.shard(key);
+            match r {
+                Ok((true, _)) => {
+                    shard.leases.insert(key, (true, Instant::now()));
+                }
+                // Less than half its burst left: no lease, and not limited
+                // either (its next request asks Redis).
+                Ok((false, _)) => {
+                    shard.leases.remove(&key);
+                }
+                // The next request asks Redis itself, and its failure
+                // decides the store's state (and `on_error`).
+                Err(e) => {
+                    shard.leases.remove(&key);
+                    errors.inc(e.metric());
+                }
+            }
+        });
+    }
+
     /// Decides for `client` (see the module docs).
-    pub async fn take(&self, client: IpAddr, metrics: &Metrics) -> Decision {
+    pub async fn take(self: &Arc<Self>, client: IpAddr, metrics: &Metrics) -> Decision {
         let key = self.fallback.key(client);
         let now = Instant::now();
         let count = |outcome: RateOutcome, via: RateVia| {
             metrics.rate_decisions.inc(RateDecision(RateScope::Global, outcome, via));
         };
+        // A lease first: it may have arrived after Redis refused another
+        // decision of this client (same batch, earlier in it).
+        if self.use_lease(key) {
+            count(RateOutcome::Allowed, RateVia::Lease);
+            self.refill(key, metrics);
+            return Decision::Allow;
+        }
         if let Some(until) = self.blocked_until(key, now) {
             count(RateOutcome::Limited, RateVia::Cache);
             return Decision::Limited(retry_after(until - now));
         }
         let result = if self.store.may_try(now) {
             let started = Instant::now();
-            let r = self.store.call(redis_key(&self.route, key), self.interval, self.capacity).await;
+            let r = self.store.call(redis_key(&self.route, key), self.interval, self.capacity, 0.0).await;
             metrics.observe_store(started.elapsed());
             Some(r)
         } else {
@@ -758,6 +865,12 @@ impl GlobalLimiter {
             Some(Ok((true, _))) => {
                 self.store.mark_up(metrics);
                 count(RateOutcome::Allowed, RateVia::Store);
+                self.refill(key, metrics);
+                Decision::Allow
+            }
+            Some(Ok((false, _))) if self.use_lease(key) => {
+                self.store.mark_up(metrics);
+                count(RateOutcome::Allowed, RateVia::Lease);
                 Decision::Allow
             }
             Some(Ok((false, wait_us))) => {
@@ -798,9 +911,9 @@ impl GlobalLimiter {
 /// order of their first decision: indexes into `pending`.
 fn group(pending: &[Pending]) -> Vec<Vec<usize>> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    let mut index: HashMap<(&str, u64, u64), usize> = HashMap::with_capacity(pending.len());
+    let mut index: HashMap<(&str, u64, u64, u64), usize> = HashMap::with_capacity(pending.len());
     for (i, p) in pending.iter().enumerate() {
-        let id = (p.key.as_str(), p.interval.to_bits(), p.capacity.to_bits());
+        let id = (p.key.as_str(), p.interval.to_bits(), p.capacity.to_bits(), p.reserve.to_bits());
         if let Some(&g) = index.get(&id) {
             groups[g].push(i);
         } else {
@@ -906,10 +1019,14 @@ mod tests {
             key: key.to_owned(),
             interval,
             capacity: 10.0,
+            reserve: 0.0,
             reply: oneshot::channel().0,
         };
         let batch = [p("a", 1.0), p("b", 1.0), p("a", 1.0), p("a", 2.0), p("b", 1.0), p("a", 1.0)];
         assert_eq!(group(&batch), vec![vec![0, 2, 5], vec![1, 4], vec![3]]);
+        // A lease is its own step (it is granted only with room to spare).
+        let lease = Pending { reserve: 5.0, ..p("a", 1.0) };
+        assert_eq!(group(&[p("a", 1.0), lease, p("a", 1.0)]), vec![vec![0, 2], vec![1]]);
         assert!(group(&[]).is_empty());
     }
 
@@ -930,7 +1047,13 @@ mod tests {
 
     fn queued(store: &Store, key: &str) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
-        store.lanes().queue.push_back(Pending { key: key.to_owned(), interval: 1.0, capacity: 1.0, reply });
+        store.lanes().queue.push_back(Pending {
+            key: key.to_owned(),
+            interval: 1.0,
+            capacity: 1.0,
+            reserve: 0.0,
+            reply,
+        });
         answer
     }
 
@@ -957,7 +1080,7 @@ mod tests {
         assert!(store.lanes().queue.is_empty());
         // `b` goes too, with nothing queued: the slot is free.
         let (tx, rx) = oneshot::channel();
-        tx.send(Reply::Lead { key: "b".into(), interval: 1.0, capacity: 1.0 }).unwrap();
+        tx.send(Reply::Lead { key: "b".into(), interval: 1.0, capacity: 1.0, reserve: 0.0 }).unwrap();
         drop(Waiting { store: &store, answer: rx });
         assert_eq!(store.lanes().in_flight, IN_FLIGHT - 1);
         // A waiter dropped with its answer (or nothing) changes nothing.
@@ -993,7 +1116,7 @@ mod tests {
             }
         }
         let (reply, _own) = oneshot::channel();
-        let mut batch = vec![Pending { key: "own".into(), interval: 1.0, capacity: 1.0, reply }];
+        let mut batch = vec![Pending { key: "own".into(), interval: 1.0, capacity: 1.0, reserve: 0.0, reply }];
         store.take_queued(&mut batch);
         assert_eq!(batch.len(), MAX_BATCH);
         let keys: Vec<&str> = batch.iter().map(|p| p.key.as_str()).collect();

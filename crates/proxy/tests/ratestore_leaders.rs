@@ -4,7 +4,9 @@
 //! stalled by `DEBUG SLEEP`, thousands of concurrent decisions queue
 //! behind the calls in flight and every one is answered by the store —
 //! also when callers (leaders on the wire, queued decisions handed the
-//! duty to lead) are cancelled along the way.
+//! duty to lead) are cancelled along the way. Leases (a client's next
+//! token asked for in the background) answer a client within its limit
+//! without a round trip, and never let more through than the limit.
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -64,6 +66,12 @@ fn redis() -> Option<Redis> {
 }
 
 fn limiter(r: &Redis) -> Arc<GlobalLimiter> {
+    limiter_with(r, 1e6, 1e6)
+}
+
+/// A limit of `per_second` and `burst` on its own connection to `r` (as
+/// one replica).
+fn limiter_with(r: &Redis, per_second: f64, burst: f64) -> Arc<GlobalLimiter> {
     let store = Store::new(
         &RateLimitStoreConfig {
             redis: format!("redis://127.0.0.1:{}/0", r.port),
@@ -78,7 +86,7 @@ fn limiter(r: &Redis) -> Arc<GlobalLimiter> {
         None,
     )
     .unwrap();
-    let rate = RateConfig { per_second: 1e6, burst: Some(1e6), scope: RateScope::Global, ipv6_prefix: None };
+    let rate = RateConfig { per_second, burst: Some(burst), scope: RateScope::Global, ipv6_prefix: None };
     Arc::new(GlobalLimiter::new(store, "leaders", rate, 64))
 }
 
@@ -100,6 +108,19 @@ async fn stall(r: &Redis, secs: &'static str) -> tokio::task::JoinHandle<()> {
 
 fn allowed_by_store(m: &Metrics) -> u64 {
     m.rate_decisions.get(RateDecision(Scope::Global, RateOutcome::Allowed, RateVia::Store))
+}
+
+fn allowed_by_lease(m: &Metrics) -> u64 {
+    m.rate_decisions.get(RateDecision(Scope::Global, RateOutcome::Allowed, RateVia::Lease))
+}
+
+/// Store calls answered so far (requests' and leases'), from the metrics
+/// text.
+fn store_calls(m: &Metrics) -> u64 {
+    let text = m.render_openmetrics();
+    text.lines()
+        .find_map(|l| l.strip_prefix("realip_rate_limit_store_duration_seconds_count "))
+        .map_or(0, |n| n.trim().parse().unwrap())
 }
 
 /// `n` concurrent decisions while Redis sleeps; those with `cancel(i)`
@@ -167,7 +188,11 @@ async fn run(n: u32, cancel: impl Fn(u32) -> bool) {
     .map(|k| metrics.store_errors.get(k))
     .sum();
     assert_eq!(errors, 0, "store errors");
-    assert_eq!(allowed_by_store(&metrics), 1 + answered as u64, "every answered decision went to Redis");
+    assert_eq!(
+        allowed_by_store(&metrics) + allowed_by_lease(&metrics),
+        1 + answered as u64,
+        "every answered decision was Redis' (its answer or a lease it granted)"
+    );
     // Batched: far fewer script calls than decisions.
     let c = redis::Client::open(format!("redis://127.0.0.1:{}/0", redis.port)).unwrap();
     let mut conn = c.get_multiplexed_async_connection().await.unwrap();
@@ -200,4 +225,56 @@ async fn cancelled_leaders_and_followers_leave_no_decision_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancelled_callers_on_two_threads_leave_no_decision_behind() {
     run(3000, |i| i % 3 == 0 || i < 4).await;
+}
+
+/// A client well within its limit: after its first decision (a round
+/// trip), each next one takes the lease Redis granted in the background
+/// meanwhile, and asks for the next.
+#[tokio::test(flavor = "current_thread")]
+async fn a_client_within_its_limit_is_answered_from_its_lease() {
+    let Some(redis) = redis() else { return };
+    let limiter = limiter_with(&redis, 1000.0, 1000.0);
+    let metrics = Metrics::default();
+    let c = client(7);
+    for k in 1..=20u64 {
+        assert_eq!(limiter.take(c, &metrics).await, Decision::Allow, "decision {k}");
+        // Its call and the lease call after it.
+        let t0 = Instant::now();
+        while store_calls(&metrics) < k + 1 {
+            assert!(t0.elapsed() < Duration::from_secs(20), "lease {k} not answered");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    assert_eq!((allowed_by_store(&metrics), allowed_by_lease(&metrics)), (1, 19), "one round trip, then leases");
+}
+
+/// Two replicas (two connections) sharing one limit of 20/s, burst 10,
+/// asked every 2 ms for a second: leases are used while the bucket is more
+/// than half full, and all the replicas let through is what the limit
+/// allows (GCRA: the burst, then the rate), give or take the one lease per
+/// replica not yet used.
+#[tokio::test(flavor = "current_thread")]
+async fn leases_never_let_more_through_than_the_limit() {
+    let Some(redis) = redis() else { return };
+    let replicas = [limiter_with(&redis, 20.0, 10.0), limiter_with(&redis, 20.0, 10.0)];
+    let metrics = Metrics::default();
+    let c = client(9);
+    let t0 = Instant::now();
+    let mut allowed = 0u64;
+    let mut i = 0;
+    while t0.elapsed() < Duration::from_secs(1) {
+        if replicas[i % 2].take(c, &metrics).await == Decision::Allow {
+            allowed += 1;
+        }
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let t = t0.elapsed().as_secs_f64();
+    // +1: the token that refills while the last decision is in flight.
+    let most = 10 + (t * 20.0).ceil() as u64 + 1;
+    let least = (10 + (t * 20.0).floor() as u64).saturating_sub(2 + 1);
+    eprintln!("{allowed} allowed of {i} in {t:.3} s; leases used {}", allowed_by_lease(&metrics));
+    assert!(allowed <= most, "{allowed} allowed in {t:.3} s: more than the limit ({most})");
+    assert!(allowed >= least, "{allowed} allowed in {t:.3} s: fewer than the limit less a lease per replica ({least})");
+    assert!(allowed_by_lease(&metrics) > 0, "no lease used while the bucket was full");
 }
