@@ -269,10 +269,12 @@ async fn leases_never_let_more_through_than_the_limit() {
         i += 1;
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let t = t0.elapsed().as_secs_f64();
-    // +1: the token that refills while the last decision is in flight.
-    let most = 10 + (t * 20.0).ceil() as u64 + 1;
-    let least = (10 + (t * 20.0).floor() as u64).saturating_sub(2 + 1);
+    let elapsed = t0.elapsed();
+    let (t, ms) = (elapsed.as_secs_f64(), u64::try_from(elapsed.as_millis()).unwrap());
+    // Tokens refilled at 20/s; +1: the one that refills while the last
+    // decision is in flight.
+    let most = 10 + (ms * 20).div_ceil(1000) + 1;
+    let least = (10 + ms * 20 / 1000).saturating_sub(2 + 1);
     eprintln!("{allowed} allowed of {i} in {t:.3} s; leases used {}", allowed_by_lease(&metrics));
     assert!(allowed <= most, "{allowed} allowed in {t:.3} s: more than the limit ({most})");
     assert!(allowed >= least, "{allowed} allowed in {t:.3} s: fewer than the limit less a lease per replica ({least})");
