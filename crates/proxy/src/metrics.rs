@@ -963,7 +963,7 @@ mod tests {
         for i in 0..RateDecision::COUNT {
             assert_eq!(RateDecision::from_index(i).index(), i);
         }
-        assert_eq!(RateDecision::COUNT, 16);
+        assert_eq!(RateDecision::COUNT, 20, "2 scopes × 2 outcomes × 5 ways");
         let d = RateDecision(RateScope::Global, RateOutcome::Limited, RateVia::Cache);
         assert_eq!(d.pairs(), [("scope", "global"), ("outcome", "limited"), ("via", "cache")]);
     }

@@ -15,8 +15,9 @@
 //! has a token. Limits are asked in order, local ones first; when one
 //! refuses, the tokens earlier local buckets gave are handed back, so a
 //! refused request costs nothing there. A global limit cannot hand a
-//! token back (it is spent in Redis): there the token is spent, which can
-//! only make that limit stricter for a moment, never looser.
+//! token back to Redis: the replica keeps it as the client's lease for its
+//! next request instead (one at most; a second is spent, which can only
+//! make that limit stricter for a moment, never looser).
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -83,8 +84,9 @@ impl Policy {
             let d = limit.take(client, now, metrics).await;
             if d != Decision::Allow {
                 for earlier in &self.limits[..i] {
-                    if let Limit::Local(r) = earlier {
-                        r.give_back(client, now);
+                    match earlier {
+                        Limit::Local(r) => r.give_back(client, now),
+                        Limit::Global(g) => g.give_back(client),
                     }
                 }
                 return d;

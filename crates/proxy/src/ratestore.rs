@@ -780,6 +780,25 @@ impl GlobalLimiter {
         false
     }
 
+    /// Keeps the token `client` was just granted and did not use (a later
+    /// limit refused the request) as its lease, for its next request: one
+    /// lease at most, so with one already held the token is lost (the
+    /// client gets one fewer, never one more). Redis cannot take a token
+    /// back, so this is the only way to hand it back.
+    pub fn give_back(&self, client: IpAddr) {
+        let key = self.fallback.key(client);
+        let mut shard = self.shard(key);
+        let full = shard.leases.len() >= MAX_BLOCKED_PER_SHARD;
+        match shard.leases.get_mut(&key) {
+            // A refill in flight: its answer, if a token, is then lost.
+            Some(lease) => *lease = (true, Instant::now()),
+            None if !full => {
+                shard.leases.insert(key, (true, Instant::now()));
+            }
+            None => {}
+        }
+    }
+
     /// Asks the store for `key`'s next token in the background, unless it
     /// holds a lease, one is being asked for, or the store is down. A full
     /// shard takes no new lease (its clients ask Redis per request).
@@ -822,13 +841,18 @@ impl GlobalLimiter {
                 }
                 // Less than half its burst left: no lease, and not limited
                 // either (its next request asks Redis).
+                // (A lease given back meanwhile stays.)
                 Ok((false, _)) => {
-                    shard.leases.remove(&key);
+                    if shard.leases.get(&key).is_some_and(|&(held, _)| !held) {
+                        shard.leases.remove(&key);
+                    }
                 }
                 // The next request asks Redis itself, and its failure
                 // decides the store's state (and `on_error`).
                 Err(e) => {
-                    shard.leases.remove(&key);
+                    if shard.leases.get(&key).is_some_and(|&(held, _)| !held) {
+                        shard.leases.remove(&key);
+                    }
                     errors.inc(e.metric());
                 }
             }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use realip_proxy::config::{Dur, OnStoreError, RateConfig, RateLimitStoreConfig, RateScope};
 use realip_proxy::metrics::{Metrics, RateDecision, RateOutcome, RateScope as Scope, RateVia};
-use realip_proxy::policy::Decision;
+use realip_proxy::policy::{Decision, Limit, Policy};
 use realip_proxy::ratestore::{GlobalLimiter, Store};
 
 /// A redis-server on 127.0.0.1:`port`, no persistence, `DEBUG` allowed
@@ -66,12 +66,12 @@ fn redis() -> Option<Redis> {
 }
 
 fn limiter(r: &Redis) -> Arc<GlobalLimiter> {
-    limiter_with(r, 1e6, 1e6)
+    limiter_with(r, "leaders", 1e6, 1e6)
 }
 
-/// A limit of `per_second` and `burst` on its own connection to `r` (as
-/// one replica).
-fn limiter_with(r: &Redis, per_second: f64, burst: f64) -> Arc<GlobalLimiter> {
+/// A limit named `name` (its Redis keys) of `per_second` and `burst`, on
+/// its own connection to `r` (as one replica).
+fn limiter_with(r: &Redis, name: &str, per_second: f64, burst: f64) -> Arc<GlobalLimiter> {
     let store = Store::new(
         &RateLimitStoreConfig {
             redis: format!("redis://127.0.0.1:{}/0", r.port),
@@ -87,7 +87,7 @@ fn limiter_with(r: &Redis, per_second: f64, burst: f64) -> Arc<GlobalLimiter> {
     )
     .unwrap();
     let rate = RateConfig { per_second, burst: Some(burst), scope: RateScope::Global, ipv6_prefix: None };
-    Arc::new(GlobalLimiter::new(store, "leaders", rate, 64))
+    Arc::new(GlobalLimiter::new(store, name, rate, 64))
 }
 
 fn client(i: u32) -> IpAddr {
@@ -233,7 +233,7 @@ async fn cancelled_callers_on_two_threads_leave_no_decision_behind() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_client_within_its_limit_is_answered_from_its_lease() {
     let Some(redis) = redis() else { return };
-    let limiter = limiter_with(&redis, 1000.0, 1000.0);
+    let limiter = limiter_with(&redis, "paced", 1000.0, 1000.0);
     let metrics = Metrics::default();
     let c = client(7);
     for k in 1..=20u64 {
@@ -256,7 +256,7 @@ async fn a_client_within_its_limit_is_answered_from_its_lease() {
 #[tokio::test(flavor = "current_thread")]
 async fn leases_never_let_more_through_than_the_limit() {
     let Some(redis) = redis() else { return };
-    let replicas = [limiter_with(&redis, 20.0, 10.0), limiter_with(&redis, 20.0, 10.0)];
+    let replicas = [limiter_with(&redis, "shared", 20.0, 10.0), limiter_with(&redis, "shared", 20.0, 10.0)];
     let metrics = Metrics::default();
     let c = client(9);
     let t0 = Instant::now();
@@ -279,4 +279,33 @@ async fn leases_never_let_more_through_than_the_limit() {
     assert!(allowed <= most, "{allowed} allowed in {t:.3} s: more than the limit ({most})");
     assert!(allowed >= least, "{allowed} allowed in {t:.3} s: fewer than the limit less a lease per replica ({least})");
     assert!(allowed_by_lease(&metrics) > 0, "no lease used while the bucket was full");
+}
+
+/// Two global limits on one request (a Gateway's and a route's): when the
+/// second refuses, the first one's token is kept as the client's lease
+/// (Redis cannot take it back), so refused requests do not spend the
+/// first limit's budget.
+#[tokio::test(flavor = "current_thread")]
+async fn a_refused_request_gives_the_earlier_global_token_back_as_a_lease() {
+    let Some(redis) = redis() else { return };
+    let (gateway, route) = (limiter_with(&redis, "gateway", 0.001, 3.0), limiter_with(&redis, "route", 0.001, 1.0));
+    let p = Policy { limits: vec![Limit::Global(Arc::clone(&gateway)), Limit::Global(route)], ..Policy::open() };
+    let (m, c) = (Metrics::default(), client(11));
+    assert_eq!(p.check(c, Instant::now(), &m).await, Decision::Allow);
+    for _ in 0..3 {
+        assert!(matches!(p.check(c, Instant::now(), &m).await, Decision::Limited(_)), "the route's burst is 1");
+    }
+    let via = |o, v| m.rate_decisions.get(RateDecision(Scope::Global, o, v));
+    eprintln!(
+        "allowed store {} lease {}; limited store {} cache {}",
+        via(RateOutcome::Allowed, RateVia::Store),
+        via(RateOutcome::Allowed, RateVia::Lease),
+        via(RateOutcome::Limited, RateVia::Store),
+        via(RateOutcome::Limited, RateVia::Cache)
+    );
+    // The gateway's limit spent one token on the passed request and one
+    // it holds as a lease: two of its three are left for the client.
+    assert_eq!(gateway.take(c, &m).await, Decision::Allow, "the lease");
+    assert_eq!(gateway.take(c, &m).await, Decision::Allow, "the third token");
+    assert!(matches!(gateway.take(c, &m).await, Decision::Limited(_)));
 }
