@@ -277,6 +277,15 @@ data: {tls.crt: Q0VSVA==, tls.key: S0VZ}
     let Status::Class { conditions } = &status(&t, "GatewayClass", None, "realip").status else { panic!() };
     assert_eq!((conditions[0].status, conditions[0].reason), (false, "InvalidParameters"));
     assert!(t.statuses.iter().all(|s| s.key.kind != "Gateway"));
+    // Another class naming realip's controller is not this proxy's to
+    // accept (another realip runs it with `--gateway-class`, or none does).
+    let mut o = Objects::default();
+    o.add_yaml(&(BASE.to_owned() + "\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: other}\nspec: {controllerName: realip.dev/gateway-controller}\n"))
+        .unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    let classes: Vec<&str> =
+        t.statuses.iter().filter(|s| s.key.kind == "GatewayClass").map(|s| s.key.name.as_str()).collect();
+    assert_eq!(classes, ["realip"]);
 }
 
 const IP_POLICY: &str = r"

@@ -3,7 +3,9 @@
 //! Pure: [`translate`] reads borrowed objects and returns everything; the
 //! watcher owns I/O. The rules, from the Gateway API v1.6.1 specification:
 //! - a GatewayClass is ours when `controllerName` is
-//!   [`CONTROLLER_NAME`]; it is Accepted unless it has `parametersRef`
+//!   [`CONTROLLER_NAME`] and its name is `--gateway-class` (another class
+//!   of realip's controller is another proxy's; it gets no status from this
+//!   one); it is Accepted unless it has `parametersRef`
 //!   (realip takes no parameters: `InvalidParameters`); a Gateway is served
 //!   when its class is the one configured (`--gateway-class`) and Accepted;
 //! - listeners: HTTP and HTTPS (TLS terminated with `certificateRefs` →
@@ -2314,7 +2316,12 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let mut certs: BTreeMap<String, Cert> = BTreeMap::new();
     // 1. Classes.
     let mut class_ok = false;
-    for c in inp.classes.iter().filter(|c| c.spec.controller_name == CONTROLLER_NAME) {
+    // Only this proxy's class: another class naming realip's controller is
+    // another realip's (`--gateway-class`) to accept, or nobody's (review 14
+    // L4: every proxy said "handled by realip" for every such class).
+    let ours =
+        |c: &&&GatewayClass| c.spec.controller_name == CONTROLLER_NAME && c.metadata.name.as_deref() == Some(inp.class);
+    for c in inp.classes.iter().filter(ours) {
         let cond = if c.spec.parameters_ref.is_some() {
             Cond::new("Accepted", false, "InvalidParameters", "realip takes no parametersRef")
         } else {
