@@ -1252,28 +1252,95 @@ fn floor(gateway: &Access, own: &Access) -> Access {
 }
 
 /// The CIDRs in both lists (already validated by [`access`]; presets
-/// expanded, IPv4-mapped networks unmapped).
+/// expanded, IPv4-mapped networks unmapped): for each CIDR `x` of `a` in
+/// order, and each `y` of `b` in order, the narrower of the two when one
+/// contains the other, each once, in the order first found. Two CIDRs
+/// overlap only when one contains the other, so a row `x` yields `x` (at
+/// the first `y` containing it) and the `y` strictly within `x`: found by
+/// looking `x` up at each prefix length `b` has, and by a range of `b`
+/// sorted by first address — not by comparing every pair (review 16 M2).
 fn intersect(a: &[String], b: &[String]) -> Vec<String> {
+    use std::collections::hash_map::Entry;
     let parse = |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
     let (a, b) = (parse(a), parse(b));
+    // `b` by (family, network, prefix): the first index of each; the
+    // prefix lengths it has per family; and its networks sorted by
+    // (family, first address, prefix, index).
+    let mut first: foldhash::HashMap<(bool, u128, u8), usize> = foldhash::HashMap::default();
+    let mut lengths: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut sorted: Vec<(bool, u128, u8, usize)> = Vec::with_capacity(b.len());
+    for (j, y) in b.iter().enumerate() {
+        let (v6, start, _) = span(y);
+        if let Entry::Vacant(v) = first.entry((v6, start, y.prefix())) {
+            v.insert(j);
+            lengths[usize::from(v6)].push(y.prefix());
+        }
+        sorted.push((v6, start, y.prefix(), j));
+    }
+    for l in &mut lengths {
+        l.sort_unstable();
+        l.dedup();
+    }
+    sorted.sort_unstable();
+    let mut rows: foldhash::HashSet<realip_core::Cidr> = foldhash::HashSet::default();
+    let mut seen: foldhash::HashSet<realip_core::Cidr> = foldhash::HashSet::default();
     let mut out: Vec<String> = Vec::new();
+    let mut row: Vec<(usize, realip_core::Cidr)> = Vec::new();
     for x in &a {
-        for y in &b {
-            let narrower = if x.prefix() >= y.prefix() && y.contains(x.addr()) {
-                Some(x)
-            } else if y.prefix() >= x.prefix() && x.contains(y.addr()) {
-                Some(y)
-            } else {
-                None
-            };
-            if let Some(n) = narrower.map(ToString::to_string) {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
+        // A CIDR written twice in `a` yields nothing new the second time.
+        if !rows.insert(*x) {
+            continue;
+        }
+        let (v6, start, end) = span(x);
+        row.clear();
+        // The first `y` containing `x` (or equal to it): `x`.
+        let containing = lengths[usize::from(v6)]
+            .iter()
+            .take_while(|&&p| p <= x.prefix())
+            .filter_map(|&p| first.get(&(v6, start & !host_bits(v6, p), p)))
+            .min();
+        if let Some(&j) = containing {
+            row.push((j, *x));
+        }
+        // Each `y` strictly within `x`: itself.
+        let from = sorted.partition_point(|e| (e.0, e.1) < (v6, start));
+        for &(_, _, p, j) in sorted[from..].iter().take_while(|e| e.0 == v6 && e.1 <= end) {
+            if p > x.prefix() {
+                row.push((j, b[j]));
+            }
+        }
+        row.sort_unstable_by_key(|r| r.0);
+        for &(_, c) in &row {
+            if seen.insert(c) {
+                out.push(c.to_string());
             }
         }
     }
     out
+}
+
+/// A network as (IPv6, first address, last address), IPv4 in the low 32
+/// bits.
+fn span(c: &realip_core::Cidr) -> (bool, u128, u128) {
+    match c.addr() {
+        std::net::IpAddr::V4(a) => {
+            let start = u128::from(u32::from(a));
+            (false, start, start | host_bits(false, c.prefix()))
+        }
+        std::net::IpAddr::V6(a) => {
+            let start = u128::from(a);
+            (true, start, start | host_bits(true, c.prefix()))
+        }
+    }
+}
+
+/// The host bits of a prefix length (IPv4 in the low 32 bits).
+fn host_bits(v6: bool, prefix: u8) -> u128 {
+    if v6 {
+        u128::MAX.checked_shr(u32::from(prefix)).unwrap_or(0)
+    } else {
+        u128::from(u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0))
+    }
 }
 
 /// Key of a policy target: (kind, namespace, name, sectionName).
@@ -2849,4 +2916,91 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         pending,
     };
     Translation { routes: route_set, statuses, ip_in_force, access_in_force }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::intersect;
+
+    /// [`intersect`] as first written: every pair compared.
+    fn every_pair(a: &[String], b: &[String]) -> Vec<String> {
+        let parse =
+            |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
+        let (a, b) = (parse(a), parse(b));
+        let mut out: Vec<String> = Vec::new();
+        for x in &a {
+            for y in &b {
+                let narrower = if x.prefix() >= y.prefix() && y.contains(x.addr()) {
+                    Some(x)
+                } else if y.prefix() >= x.prefix() && x.contains(y.addr()) {
+                    Some(y)
+                } else {
+                    None
+                };
+                if let Some(n) = narrower.map(ToString::to_string) {
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn list(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Edge cases, both ways round: the same list, in the same order, as
+    /// comparing every pair.
+    #[test]
+    fn intersect_is_every_pair_compared() {
+        let cases = [
+            ("", "10.0.0.0/8"),
+            ("0.0.0.0/0", "10.0.0.0/8 192.0.2.0/24 2001:db8::/32"),
+            ("0.0.0.0/0 ::/0", "2001:db8::/32 198.51.100.7 10.0.0.0/8"),
+            ("10.0.0.0/8 10.1.0.0/16 10.1.2.0/24", "10.1.0.0/16 10.0.0.0/8 10.1.2.3"),
+            ("10.1.2.0/24 10.0.0.0/8", "10.1.2.128/25 10.1.0.0/16 10.1.2.0/24"),
+            ("192.0.2.0/24 192.0.2.0/24 192.0.2.0/25", "192.0.2.0/24 192.0.2.0/24 192.0.2.128/25"),
+            ("::ffff:10.0.0.0/104 ::ffff:0:0/96", "10.1.0.0/16 ::ffff:192.0.2.1 0.0.0.0/0"),
+            ("10.0.0.0/8 ::/0", "::ffff:10.1.2.3/128 2001:db8::/32 2001:db8:1::/48 10.0.0.0/9"),
+            ("private", "loopback 10.2.0.0/16 fe80::1 172.15.0.0/16"),
+            ("2001:db8::/32 2001:db8:0:1::/64", "2001:db8::/48 2001:db8::/16 ::/0 2001:db8:0:1::1"),
+            ("198.51.100.0/24", "203.0.113.0/24 2001:db8::/32"),
+            ("10.0.0.0/9 10.128.0.0/9", "10.0.0.0/8"),
+        ];
+        for (a, b) in cases {
+            let (a, b) = (list(a), list(b));
+            assert_eq!(intersect(&a, &b), every_pair(&a, &b), "{a:?} ∩ {b:?}");
+            assert_eq!(intersect(&b, &a), every_pair(&b, &a), "{b:?} ∩ {a:?}");
+        }
+    }
+
+    /// Many generated lists (nested prefixes of a few networks, both
+    /// families, duplicates, /0): the same as comparing every pair.
+    #[test]
+    fn intersect_is_every_pair_compared_on_generated_lists() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let bases =
+            ["10.0.0.0", "10.1.2.3", "192.0.2.200", "0.0.0.0", "2001:db8::1", "2001:db8:0:1::", "::ffff:10.1.2.3"];
+        for _ in 0..400 {
+            let mut gen = || {
+                (0..next(12))
+                    .map(|_| {
+                        let base = bases[usize::try_from(next(u64::try_from(bases.len()).unwrap())).unwrap()];
+                        let max = if base.contains(':') { 129 } else { 33 };
+                        format!("{base}/{}", next(max))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (a, b) = (gen(), gen());
+            assert_eq!(intersect(&a, &b), every_pair(&a, &b), "{a:?} ∩ {b:?}");
+        }
+    }
 }
