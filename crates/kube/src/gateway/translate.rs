@@ -84,7 +84,6 @@
 //!   `UnsupportedValue`); route names are unique (`/HOST` when a rule is
 //!   served for several hosts, `#N` for further parents).
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -1211,16 +1210,100 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     })
 }
 
-/// The access rules of `e`: its own policy's (rule, else route), with the
-/// Gateway owner's lists as a floor (see [`floor`]).
-fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option<Cow<'w, Access>> {
-    if won.is_empty() {
-        return None;
+/// The access rules of routes, kept across translations. A route with
+/// both a Gateway ClientAccessPolicy and its own is served their
+/// [`floor`], which depends on the two policies' lists only (not on the
+/// rule, route or Gateway): it is computed once per pair of lists and kept
+/// while both stay in force unchanged and some route is served it, rather
+/// than once per (rule, route, Gateway) at every translation (review 16
+/// M2). Each policy's lists are one allocation while they do not change,
+/// so routes share them, and a route's access rules as last served are
+/// checked by address.
+#[derive(Debug, Default)]
+struct AccessCache {
+    /// Each policy's lists in force, by `NS/NAME`, as at the last
+    /// translation.
+    policies: foldhash::HashMap<String, Arc<Access>>,
+    /// By the addresses of the (Gateway's, route's) lists in `policies`
+    /// (held here too, so an address is never another list's while here):
+    /// both, their floor, and the translation that last served it.
+    floors: foldhash::HashMap<(usize, usize), Floor>,
+    /// Translations so far.
+    round: u64,
+    /// Floors computed so far (tests count them).
+    computed: u64,
+}
+
+/// A floor and what it was computed from ([`AccessCache::floors`]).
+#[derive(Debug)]
+struct Floor {
+    gateway: Arc<Access>,
+    own: Arc<Access>,
+    /// The floor.
+    access: Arc<Access>,
+    /// The translation that last served it ([`AccessCache::round`]).
+    round: u64,
+}
+
+impl AccessCache {
+    /// The policies won by target, each policy's lists the allocation of
+    /// the last translation when they are equal to it; floors of lists no
+    /// longer in force are dropped.
+    fn intern(&mut self, won: BTreeMap<TargetKey, Access>) -> BTreeMap<TargetKey, Arc<Access>> {
+        self.round += 1;
+        let mut now: foldhash::HashMap<String, Arc<Access>> = foldhash::HashMap::default();
+        let won = won
+            .into_iter()
+            .map(|(k, a)| {
+                let a = match now.get(&a.policy) {
+                    Some(x) if **x == a => Arc::clone(x),
+                    // (Not two values under one name: a policy in force is
+                    // its lists, or nobody when invalid, never both.)
+                    Some(_) => Arc::new(a),
+                    None => {
+                        let x = match self.policies.get(&a.policy) {
+                            Some(x) if **x == a => Arc::clone(x),
+                            _ => Arc::new(a),
+                        };
+                        now.insert(x.policy.clone(), Arc::clone(&x));
+                        x
+                    }
+                };
+                (k, a)
+            })
+            .collect();
+        self.policies = now;
+        let live = &self.policies;
+        let live = |a: &Arc<Access>| live.get(&a.policy).is_some_and(|x| Arc::ptr_eq(x, a));
+        self.floors.retain(|_, f| live(&f.gateway) && live(&f.own));
+        won
     }
-    let own = e.on_rule.as_ref().and_then(|k| won.get(&**k)).or_else(|| won.get(&*e.on_route));
-    match (won.get(&*e.on_gateway), own) {
-        (Some(g), Some(own)) => Some(Cow::Owned(floor(g, own))),
-        (g, own) => own.or(g).map(Cow::Borrowed),
+
+    /// The access rules of `e`: its own policy's (rule, else route), with
+    /// the Gateway owner's lists as a floor (see [`floor`]).
+    fn access_for(&mut self, won: &BTreeMap<TargetKey, Arc<Access>>, e: &PartEntry) -> Option<Arc<Access>> {
+        if won.is_empty() {
+            return None;
+        }
+        let own = e.on_rule.as_ref().and_then(|k| won.get(&**k)).or_else(|| won.get(&*e.on_route));
+        match (won.get(&*e.on_gateway), own) {
+            (Some(g), Some(own)) => {
+                let (round, computed) = (self.round, &mut self.computed);
+                let f = self.floors.entry((Arc::as_ptr(g).addr(), Arc::as_ptr(own).addr())).or_insert_with(|| {
+                    *computed += 1;
+                    Floor { gateway: Arc::clone(g), own: Arc::clone(own), access: Arc::new(floor(g, own)), round }
+                });
+                f.round = round;
+                Some(Arc::clone(&f.access))
+            }
+            (g, own) => own.or(g).cloned(),
+        }
+    }
+
+    /// Drops the floors no route was served at this translation.
+    fn sweep(&mut self) {
+        let round = self.round;
+        self.floors.retain(|_, f| f.round == round);
     }
 }
 
@@ -1892,6 +1975,16 @@ pub struct RouteCache {
     /// order and its HTTPRoute statuses in key order: the next one, when
     /// few parts changed, patches these instead of sorting 10,000 again.
     sorted: Sorted,
+    /// ClientAccessPolicy lists and floors as last served.
+    access: AccessCache,
+}
+
+impl RouteCache {
+    /// Floors computed so far, and floors kept ([`AccessCache`]).
+    #[cfg(test)]
+    pub(crate) fn floors(&self) -> (u64, usize) {
+        (self.access.computed, self.access.floors.len())
+    }
 }
 
 /// Parts in precedence (entries) and key (statuses) order, and what
@@ -2704,45 +2797,43 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             (k, a)
         })
         .collect();
+    let access_won = cache.access.intern(access_won);
     // Every route with its access rules (reused as last served when they
     // are the same), then all in precedence order.
     for p in &parts {
         let mut served = p.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // By the policy targets that cover an entry (shared by the entries
-        // of a rule): its access rules are computed and compared once per
-        // rule and allocation, and shared by the entries (a policy's lists
-        // are not copied per route: review 14 F4).
+        // of a rule): its access rules are looked up once per rule and
+        // allocation. They are the policies' own lists or a kept floor,
+        // shared by every route served them (a policy's lists are not
+        // copied per route: review 14 F4), so the rules as last served are
+        // the same ones when they are the same allocation.
         let key = |e: &PartEntry| {
             let rule = e.on_rule.as_ref().map_or(0, |k| Arc::as_ptr(k).addr());
             (rule, Arc::as_ptr(&e.on_route).addr(), Arc::as_ptr(&e.on_gateway).addr())
         };
-        let mut verified: foldhash::HashSet<((usize, usize, usize), usize)> = foldhash::HashSet::default();
+        let mut wanted: foldhash::HashMap<(usize, usize, usize), Option<Arc<Access>>> = foldhash::HashMap::default();
+        let mut want =
+            |e: &PartEntry| wanted.entry(key(e)).or_insert_with(|| cache.access.access_for(&access_won, e)).clone();
         let same = served.len() == p.entries.len()
-            && served.iter().zip(&p.entries).all(|(r, e)| {
-                let at = (key(e), r.access.as_ref().map_or(0, |a| Arc::as_ptr(a).addr()));
-                verified.contains(&at)
-                    || (r.access.as_deref() == access_for(&access_won, e).as_deref() && verified.insert(at))
+            && served.iter().zip(&p.entries).all(|(r, e)| match (&r.access, want(e)) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, &b),
+                _ => false,
             });
         if !same {
-            let mut shared: foldhash::HashMap<(usize, usize, usize), Option<Arc<Access>>> =
-                foldhash::HashMap::default();
             // An entry no policy applies to is served as it is (shared).
             *served = p
                 .entries
                 .iter()
-                .map(|e| {
-                    let access = shared
-                        .entry(key(e))
-                        .or_insert_with(|| access_for(&access_won, e).map(|a| Arc::new(a.into_owned())))
-                        .clone();
-                    match access {
-                        None => Arc::clone(&e.route),
-                        Some(a) => Arc::new(Route { access: Some(a), ..(*e.route).clone() }),
-                    }
+                .map(|e| match want(e) {
+                    None => Arc::clone(&e.route),
+                    Some(a) => Arc::new(Route { access: Some(a), ..(*e.route).clone() }),
                 })
                 .collect();
         }
     }
+    cache.access.sweep();
     let routes: Vec<Arc<Route>> = cache
         .sorted
         .entries
