@@ -451,7 +451,7 @@ spec:
 
 /// A ListenerSet is a tenant's: its ClientIPPolicy applies only when it
 /// narrows its Gateway's whole-Gateway policy (trusted proxies and PROXY
-/// senders within, sources among, same strategy, failClosed kept);
+/// senders within, sources among and in order, same strategy, failClosed kept);
 /// otherwise it is Invalid for that target and the set's listeners take the
 /// Gateway's chain. On the owner's port, the Gateway's own listener wins a
 /// chain conflict over the set's.
@@ -497,6 +497,38 @@ fn a_listener_set_policy_may_only_narrow_the_gateways() {
         let c = &ancestors[0].conditions[0];
         assert_eq!((c.status, c.reason), (false, "Invalid"), "{bad}");
         assert!(c.message.contains(word), "{bad}: {c:?}");
+    }
+    // Review 16 L12: the first source present wins, so the set's sources
+    // keep the owner's order (a subsequence); the same ones in another
+    // order widen (a client behind a trusted proxy would name itself in
+    // XFF past the PROXY header the owner reads first).
+    let ordered = |set_sources: &str| {
+        let base = BASE.replace(
+            "  gatewayClassName: realip\n",
+            "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+        );
+        let owner = "apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: owner, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  proxyProtocol: {mode: Optional, trustedSenders: [192.0.2.0/24]}\n  trustedProxies: [198.51.100.0/24]\n  sources: [ProxyProtocol, XForwardedFor, XRealIP]\n";
+        let set = "apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: ls, namespace: team}\nspec:\n  parentRef: {name: gw, namespace: infra}\n  listeners: [{name: extra, port: 8081, protocol: HTTP, hostname: team.example.com}]\n";
+        let tenant = format!("apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {{name: tenant, namespace: team}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}}]\n  proxyProtocol: {{mode: Optional, trustedSenders: [192.0.2.0/25]}}\n  trustedProxies: [198.51.100.0/24]\n  sources: {set_sources}\n");
+        let mut o = Objects::default();
+        o.add_yaml(&base).unwrap();
+        o.add_yaml(&format!("{owner}---\n{set}---\n{tenant}")).unwrap();
+        translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
+    };
+    for widening in ["[XForwardedFor, ProxyProtocol]", "[XRealIP, XForwardedFor]", "[XRealIP, ProxyProtocol]"] {
+        let t = ordered(widening);
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+            panic!()
+        };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Invalid"), "{widening}");
+        assert!(c.message.contains("not in the order") && c.message.contains("first source present wins"), "{c:?}");
+        assert_eq!(chain(&t).map(|c| c.policy), Some("infra/owner".to_owned()), "{widening}");
+    }
+    for narrowing in ["[ProxyProtocol, XForwardedFor, XRealIP]", "[ProxyProtocol, XRealIP]", "[XForwardedFor]"] {
+        let t = ordered(narrowing);
+        assert_eq!(first_ref(&t, "ClientIPPolicy", "team", "tenant"), [("Accepted", true, "Accepted")], "{narrowing}");
+        assert_eq!(chain(&t).map(|c| c.policy), Some("team/tenant".to_owned()), "{narrowing}");
     }
     // Narrower: applied on the set's own port.
     let t = world(8081, "  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n");

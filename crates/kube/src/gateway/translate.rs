@@ -1541,7 +1541,7 @@ fn cidrs_within(inner: &[String], outer: &[String]) -> bool {
 /// chain `gw` (`None` when it is): a ListenerSet is a tenant's, and must
 /// not make the Gateway owner's listeners on the same address trust more.
 /// It may trust a subset of the proxies and PROXY senders, read a subset
-/// of the sources, with the same strategy; not drop a required PROXY
+/// of the sources in the Gateway's order, with the same strategy; not drop a required PROXY
 /// header nor `failClosed`. (`forward` is free: it is what the tenant's own
 /// upstreams receive.)
 fn widens(set: &ClientIp, gw: &ClientIp) -> Option<String> {
@@ -1566,6 +1566,16 @@ fn widens(set: &ClientIp, gw: &ClientIp) -> Option<String> {
     }
     if let Some(s) = set.sources.iter().find(|s| !gw.sources.contains(s)) {
         return Some(format!("source {s} is not one of {gp}'s {:?}", gw.sources));
+    }
+    // The first source present wins: the set's must keep the Gateway's
+    // order (a subsequence), or a source the owner reads second would win
+    // on the set's listeners (review 16 L12).
+    let mut in_gw = gw.sources.iter();
+    if !set.sources.iter().all(|s| in_gw.any(|g| g == s)) {
+        return Some(format!(
+            "sources {:?} are not in the order of {gp}'s {:?} (the first source present wins)",
+            set.sources, gw.sources
+        ));
     }
     if set.strategy != gw.strategy {
         return Some(format!("strategy {} is not {gp}'s {}", set.strategy, gw.strategy));
