@@ -460,7 +460,7 @@ spec:
 
 /// A ListenerSet is a tenant's: its ClientIPPolicy applies only when it
 /// narrows its Gateway's whole-Gateway policy (trusted proxies and PROXY
-/// senders within, sources among, same strategy, failClosed kept);
+/// senders within, sources among and in order, same strategy, failClosed kept);
 /// otherwise it is Invalid for that target and the set's listeners take the
 /// Gateway's chain. On the owner's port, the Gateway's own listener wins a
 /// chain conflict over the set's.
@@ -506,6 +506,38 @@ fn a_listener_set_policy_may_only_narrow_the_gateways() {
         let c = &ancestors[0].conditions[0];
         assert_eq!((c.status, c.reason), (false, "Invalid"), "{bad}");
         assert!(c.message.contains(word), "{bad}: {c:?}");
+    }
+    // Review 16 L12: the first source present wins, so the set's sources
+    // keep the owner's order (a subsequence); the same ones in another
+    // order widen (a client behind a trusted proxy would name itself in
+    // XFF past the PROXY header the owner reads first).
+    let ordered = |set_sources: &str| {
+        let base = BASE.replace(
+            "  gatewayClassName: realip\n",
+            "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n",
+        );
+        let owner = "apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: owner, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]\n  proxyProtocol: {mode: Optional, trustedSenders: [192.0.2.0/24]}\n  trustedProxies: [198.51.100.0/24]\n  sources: [ProxyProtocol, XForwardedFor, XRealIP]\n";
+        let set = "apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: ls, namespace: team}\nspec:\n  parentRef: {name: gw, namespace: infra}\n  listeners: [{name: extra, port: 8081, protocol: HTTP, hostname: team.example.com}]\n";
+        let tenant = format!("apiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {{name: tenant, namespace: team}}\nspec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}}]\n  proxyProtocol: {{mode: Optional, trustedSenders: [192.0.2.0/25]}}\n  trustedProxies: [198.51.100.0/24]\n  sources: {set_sources}\n");
+        let mut o = Objects::default();
+        o.add_yaml(&base).unwrap();
+        o.add_yaml(&format!("{owner}---\n{set}---\n{tenant}")).unwrap();
+        translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
+    };
+    for widening in ["[XForwardedFor, ProxyProtocol]", "[XRealIP, XForwardedFor]", "[XRealIP, ProxyProtocol]"] {
+        let t = ordered(widening);
+        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+            panic!()
+        };
+        let c = &ancestors[0].conditions[0];
+        assert_eq!((c.status, c.reason), (false, "Invalid"), "{widening}");
+        assert!(c.message.contains("not in the order") && c.message.contains("first source present wins"), "{c:?}");
+        assert_eq!(chain(&t).map(|c| c.policy), Some("infra/owner".to_owned()), "{widening}");
+    }
+    for narrowing in ["[ProxyProtocol, XForwardedFor, XRealIP]", "[ProxyProtocol, XRealIP]", "[XForwardedFor]"] {
+        let t = ordered(narrowing);
+        assert_eq!(first_ref(&t, "ClientIPPolicy", "team", "tenant"), [("Accepted", true, "Accepted")], "{narrowing}");
+        assert_eq!(chain(&t).map(|c| c.policy), Some("team/tenant".to_owned()), "{narrowing}");
     }
     // Narrower: applied on the set's own port.
     let t = world(8081, "  trustedProxies: [198.51.100.0/25]\n  failClosed: true\n");
@@ -1549,6 +1581,92 @@ fn a_translation_with_the_cache_equals_one_without() {
         before.routes.backends.iter().find(|b| b.name == "web/app:80").unwrap().endpoints[0].to_string(),
         "192.0.2.11:8080"
     );
+}
+
+/// Review 16 M2: the floor of a (Gateway ClientAccessPolicy, route
+/// ClientAccessPolicy) pair depends on the two policies only. One route
+/// with 16 named rules on 16 Gateways (256 routes), a Gateway policy and a
+/// route policy of 1,024 CIDRs each: one floor computed, shared by the 256
+/// routes, and none at the next translations while neither policy
+/// changes (other changes included); a policy edit computes one again and
+/// drops the old; and every result equals a translation from scratch.
+#[test]
+fn a_policy_pair_floor_is_computed_once_across_translations() {
+    use super::translate::{translate_with, RouteCache};
+    use std::collections::BTreeMap;
+    const GW: &str = "gateway.networking.k8s.io/v1";
+    let mut world: BTreeMap<String, String> = BTreeMap::new();
+    let put = |w: &mut BTreeMap<String, String>, k: &str, v: String| {
+        w.insert(k.to_owned(), v);
+    };
+    put(
+        &mut world,
+        "class",
+        object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}"),
+    );
+    for j in 0..16 {
+        let spec = format!(
+            "spec:\n  gatewayClassName: realip\n  listeners:\n  - {{name: http, port: 80, protocol: HTTP, hostname: h{j}.example.com}}"
+        );
+        put(&mut world, &format!("g{j}"), object(&format!("g{j}"), 1, GW, "Gateway", &format!("g{j}"), "evil", &spec));
+    }
+    let service = |version: u32| {
+        object("s", version, "v1", "Service", "app", "evil", "spec: {ports: [{port: 80, targetPort: 8080}]}")
+    };
+    put(&mut world, "svc", service(1));
+    let parents: Vec<String> = (0..16).map(|j| format!("{{name: g{j}}}")).collect();
+    let rules: Vec<String> = (0..16)
+        .map(|r| {
+            format!("  - {{name: r{r}, matches: [{{path: {{type: PathPrefix, value: /r{r}}}}}], backendRefs: [{{name: app, port: 80}}]}}")
+        })
+        .collect();
+    let spec = format!("spec:\n  parentRefs: [{}]\n  rules:\n{}", parents.join(", "), rules.join("\n"));
+    put(&mut world, "route", object("r", 1, GW, "HTTPRoute", "r0", "evil", &spec));
+    let cidrs = |first: u32| (0..1024).map(|i| format!("{first}.{}.{}.0/24", i / 256, i % 256)).collect::<Vec<_>>();
+    let targets: Vec<String> =
+        (0..16).map(|j| format!("{{group: gateway.networking.k8s.io, kind: Gateway, name: g{j}}}")).collect();
+    let policy = |uid: &str, version: u32, name: &str, targets: &str, allow: &[String]| {
+        let spec = format!("spec:\n  targetRefs: [{targets}]\n  allow: [{}]", allow.join(", "));
+        object(uid, version, "realip.dev/v1alpha1", "ClientAccessPolicy", name, "evil", &spec)
+    };
+    put(&mut world, "gwp", policy("p1", 1, "gwp", &targets.join(", "), &cidrs(10)));
+    let on_route = "{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r0}";
+    put(&mut world, "rp0", policy("p2", 1, "rp0", on_route, &cidrs(11)));
+    let translate_both = |world: &BTreeMap<String, String>, cache: &mut RouteCache| {
+        let mut o = Objects::default();
+        o.add_yaml(&world.values().cloned().collect::<String>()).unwrap();
+        let inputs = o.inputs("realip", &["198.51.100.1".to_owned()]);
+        let (cached, fresh) = (translate_with(&inputs, cache), translate(&inputs));
+        assert_eq!(cached, fresh);
+        cached
+    };
+    let mut cache = RouteCache::default();
+    let t = translate_both(&world, &mut cache);
+    assert_eq!(t.routes.routes.len(), 256);
+    let first = t.routes.routes[0].access.clone().expect("both policies apply");
+    assert_eq!((first.policy.as_str(), first.allow.as_deref()), ("evil/rp0", Some(&[][..])), "nothing in common");
+    assert!(t.routes.routes.iter().all(|r| r.access.as_ref().is_some_and(|a| Arc::ptr_eq(a, &first))), "shared");
+    assert_eq!(cache.floors(), (1, 1), "one floor for the pair, not one per (rule, Gateway)");
+    let t = translate_both(&world, &mut cache);
+    assert_eq!(cache.floors(), (1, 1), "none at the next translation");
+    assert!(Arc::ptr_eq(t.routes.routes[0].access.as_ref().unwrap(), &first), "the routes as last served");
+    // A Service change: the route is translated anew, its floor is kept.
+    put(&mut world, "svc", service(2));
+    translate_both(&world, &mut cache);
+    assert_eq!(cache.floors(), (1, 1), "none after a Service change");
+    // The route policy edited: one floor again, the old one dropped.
+    let mut edited = cidrs(11);
+    edited[0] = "10.0.0.0/16".to_owned();
+    put(&mut world, "rp0", policy("p2", 2, "rp0", on_route, &edited));
+    let t = translate_both(&world, &mut cache);
+    assert_eq!(cache.floors(), (2, 1), "one for the edited pair");
+    let want: Vec<String> = (0..256).map(|i| format!("10.0.{i}.0/24")).collect();
+    assert!(t.routes.routes.iter().all(|r| r.access.as_ref().and_then(|a| a.allow.as_ref()) == Some(&want)));
+    // The Gateway policy removed: the route policy alone, no floor kept.
+    world.remove("gwp");
+    let t = translate_both(&world, &mut cache);
+    assert_eq!(cache.floors(), (2, 0));
+    assert!(t.routes.routes.iter().all(|r| r.access.as_ref().and_then(|a| a.allow.as_ref()) == Some(&edited)));
 }
 
 /// Listener isolation (`GatewayHTTPListenerIsolation`): a request is

@@ -86,7 +86,6 @@
 //!   `UnsupportedValue`); route names are unique (`/HOST` when a rule is
 //!   served for several hosts, `#N` for further parents).
 
-use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
@@ -1213,16 +1212,100 @@ fn access(p: &ClientAccessPolicy) -> Result<Access, String> {
     })
 }
 
-/// The access rules of `e`: its own policy's (rule, else route), with the
-/// Gateway owner's lists as a floor (see [`floor`]).
-fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option<Cow<'w, Access>> {
-    if won.is_empty() {
-        return None;
+/// The access rules of routes, kept across translations. A route with
+/// both a Gateway ClientAccessPolicy and its own is served their
+/// [`floor`], which depends on the two policies' lists only (not on the
+/// rule, route or Gateway): it is computed once per pair of lists and kept
+/// while both stay in force unchanged and some route is served it, rather
+/// than once per (rule, route, Gateway) at every translation (review 16
+/// M2). Each policy's lists are one allocation while they do not change,
+/// so routes share them, and a route's access rules as last served are
+/// checked by address.
+#[derive(Debug, Default)]
+struct AccessCache {
+    /// Each policy's lists in force, by `NS/NAME`, as at the last
+    /// translation.
+    policies: foldhash::HashMap<String, Arc<Access>>,
+    /// By the addresses of the (Gateway's, route's) lists in `policies`
+    /// (held here too, so an address is never another list's while here):
+    /// both, their floor, and the translation that last served it.
+    floors: foldhash::HashMap<(usize, usize), Floor>,
+    /// Translations so far.
+    round: u64,
+    /// Floors computed so far (tests count them).
+    computed: u64,
+}
+
+/// A floor and what it was computed from ([`AccessCache::floors`]).
+#[derive(Debug)]
+struct Floor {
+    gateway: Arc<Access>,
+    own: Arc<Access>,
+    /// The floor.
+    access: Arc<Access>,
+    /// The translation that last served it ([`AccessCache::round`]).
+    round: u64,
+}
+
+impl AccessCache {
+    /// The policies won by target, each policy's lists the allocation of
+    /// the last translation when they are equal to it; floors of lists no
+    /// longer in force are dropped.
+    fn intern(&mut self, won: BTreeMap<TargetKey, Access>) -> BTreeMap<TargetKey, Arc<Access>> {
+        self.round += 1;
+        let mut now: foldhash::HashMap<String, Arc<Access>> = foldhash::HashMap::default();
+        let won = won
+            .into_iter()
+            .map(|(k, a)| {
+                let a = match now.get(&a.policy) {
+                    Some(x) if **x == a => Arc::clone(x),
+                    // (Not two values under one name: a policy in force is
+                    // its lists, or nobody when invalid, never both.)
+                    Some(_) => Arc::new(a),
+                    None => {
+                        let x = match self.policies.get(&a.policy) {
+                            Some(x) if **x == a => Arc::clone(x),
+                            _ => Arc::new(a),
+                        };
+                        now.insert(x.policy.clone(), Arc::clone(&x));
+                        x
+                    }
+                };
+                (k, a)
+            })
+            .collect();
+        self.policies = now;
+        let live = &self.policies;
+        let live = |a: &Arc<Access>| live.get(&a.policy).is_some_and(|x| Arc::ptr_eq(x, a));
+        self.floors.retain(|_, f| live(&f.gateway) && live(&f.own));
+        won
     }
-    let own = e.on_rule.as_ref().and_then(|k| won.get(&**k)).or_else(|| won.get(&*e.on_route));
-    match (won.get(&*e.on_gateway), own) {
-        (Some(g), Some(own)) => Some(Cow::Owned(floor(g, own))),
-        (g, own) => own.or(g).map(Cow::Borrowed),
+
+    /// The access rules of `e`: its own policy's (rule, else route), with
+    /// the Gateway owner's lists as a floor (see [`floor`]).
+    fn access_for(&mut self, won: &BTreeMap<TargetKey, Arc<Access>>, e: &PartEntry) -> Option<Arc<Access>> {
+        if won.is_empty() {
+            return None;
+        }
+        let own = e.on_rule.as_ref().and_then(|k| won.get(&**k)).or_else(|| won.get(&*e.on_route));
+        match (won.get(&*e.on_gateway), own) {
+            (Some(g), Some(own)) => {
+                let (round, computed) = (self.round, &mut self.computed);
+                let f = self.floors.entry((Arc::as_ptr(g).addr(), Arc::as_ptr(own).addr())).or_insert_with(|| {
+                    *computed += 1;
+                    Floor { gateway: Arc::clone(g), own: Arc::clone(own), access: Arc::new(floor(g, own)), round }
+                });
+                f.round = round;
+                Some(Arc::clone(&f.access))
+            }
+            (g, own) => own.or(g).cloned(),
+        }
+    }
+
+    /// Drops the floors no route was served at this translation.
+    fn sweep(&mut self) {
+        let round = self.round;
+        self.floors.retain(|_, f| f.round == round);
     }
 }
 
@@ -1240,8 +1323,11 @@ fn access_for<'w>(won: &'w BTreeMap<TargetKey, Access>, e: &PartEntry) -> Option
 /// the Gateway's limit but never lift it; else the one there is. `policy`
 /// names the route's own policy.
 fn floor(gateway: &Access, own: &Access) -> Access {
+    // (The Gateway's in a set: not each of one list looked for in the
+    // other, review 16 L11.)
+    let in_gateway: foldhash::HashSet<&str> = gateway.deny.iter().map(String::as_str).collect();
     let mut deny = gateway.deny.clone();
-    deny.extend(own.deny.iter().filter(|d| !gateway.deny.contains(d)).cloned());
+    deny.extend(own.deny.iter().filter(|d| !in_gateway.contains(d.as_str())).cloned());
     let allow = match (&gateway.allow, &own.allow) {
         (Some(g), Some(o)) => Some(intersect(g, o)),
         (g, o) => o.clone().or_else(|| g.clone()),
@@ -1254,28 +1340,95 @@ fn floor(gateway: &Access, own: &Access) -> Access {
 }
 
 /// The CIDRs in both lists (already validated by [`access`]; presets
-/// expanded, IPv4-mapped networks unmapped).
+/// expanded, IPv4-mapped networks unmapped): for each CIDR `x` of `a` in
+/// order, and each `y` of `b` in order, the narrower of the two when one
+/// contains the other, each once, in the order first found. Two CIDRs
+/// overlap only when one contains the other, so a row `x` yields `x` (at
+/// the first `y` containing it) and the `y` strictly within `x`: found by
+/// looking `x` up at each prefix length `b` has, and by a range of `b`
+/// sorted by first address — not by comparing every pair (review 16 M2).
 fn intersect(a: &[String], b: &[String]) -> Vec<String> {
+    use std::collections::hash_map::Entry;
     let parse = |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
     let (a, b) = (parse(a), parse(b));
+    // `b` by (family, network, prefix): the first index of each; the
+    // prefix lengths it has per family; and its networks sorted by
+    // (family, first address, prefix, index).
+    let mut first: foldhash::HashMap<(bool, u128, u8), usize> = foldhash::HashMap::default();
+    let mut lengths: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let mut sorted: Vec<(bool, u128, u8, usize)> = Vec::with_capacity(b.len());
+    for (j, y) in b.iter().enumerate() {
+        let (v6, start, _) = span(y);
+        if let Entry::Vacant(v) = first.entry((v6, start, y.prefix())) {
+            v.insert(j);
+            lengths[usize::from(v6)].push(y.prefix());
+        }
+        sorted.push((v6, start, y.prefix(), j));
+    }
+    for l in &mut lengths {
+        l.sort_unstable();
+        l.dedup();
+    }
+    sorted.sort_unstable();
+    let mut rows: foldhash::HashSet<realip_core::Cidr> = foldhash::HashSet::default();
+    let mut seen: foldhash::HashSet<realip_core::Cidr> = foldhash::HashSet::default();
     let mut out: Vec<String> = Vec::new();
+    let mut row: Vec<(usize, realip_core::Cidr)> = Vec::new();
     for x in &a {
-        for y in &b {
-            let narrower = if x.prefix() >= y.prefix() && y.contains(x.addr()) {
-                Some(x)
-            } else if y.prefix() >= x.prefix() && x.contains(y.addr()) {
-                Some(y)
-            } else {
-                None
-            };
-            if let Some(n) = narrower.map(ToString::to_string) {
-                if !out.contains(&n) {
-                    out.push(n);
-                }
+        // A CIDR written twice in `a` yields nothing new the second time.
+        if !rows.insert(*x) {
+            continue;
+        }
+        let (v6, start, end) = span(x);
+        row.clear();
+        // The first `y` containing `x` (or equal to it): `x`.
+        let containing = lengths[usize::from(v6)]
+            .iter()
+            .take_while(|&&p| p <= x.prefix())
+            .filter_map(|&p| first.get(&(v6, start & !host_bits(v6, p), p)))
+            .min();
+        if let Some(&j) = containing {
+            row.push((j, *x));
+        }
+        // Each `y` strictly within `x`: itself.
+        let from = sorted.partition_point(|e| (e.0, e.1) < (v6, start));
+        for &(_, _, p, j) in sorted[from..].iter().take_while(|e| e.0 == v6 && e.1 <= end) {
+            if p > x.prefix() {
+                row.push((j, b[j]));
+            }
+        }
+        row.sort_unstable_by_key(|r| r.0);
+        for &(_, c) in &row {
+            if seen.insert(c) {
+                out.push(c.to_string());
             }
         }
     }
     out
+}
+
+/// A network as (IPv6, first address, last address), IPv4 in the low 32
+/// bits.
+fn span(c: &realip_core::Cidr) -> (bool, u128, u128) {
+    match c.addr() {
+        std::net::IpAddr::V4(a) => {
+            let start = u128::from(u32::from(a));
+            (false, start, start | host_bits(false, c.prefix()))
+        }
+        std::net::IpAddr::V6(a) => {
+            let start = u128::from(a);
+            (true, start, start | host_bits(true, c.prefix()))
+        }
+    }
+}
+
+/// The host bits of a prefix length (IPv4 in the low 32 bits).
+fn host_bits(v6: bool, prefix: u8) -> u128 {
+    if v6 {
+        u128::MAX.checked_shr(u32::from(prefix)).unwrap_or(0)
+    } else {
+        u128::from(u32::MAX.checked_shr(u32::from(prefix)).unwrap_or(0))
+    }
 }
 
 /// Key of a policy target: (kind, namespace, name, sectionName).
@@ -1390,7 +1543,7 @@ fn cidrs_within(inner: &[String], outer: &[String]) -> bool {
 /// chain `gw` (`None` when it is): a ListenerSet is a tenant's, and must
 /// not make the Gateway owner's listeners on the same address trust more.
 /// It may trust a subset of the proxies and PROXY senders, read a subset
-/// of the sources, with the same strategy; not drop a required PROXY
+/// of the sources in the Gateway's order, with the same strategy; not drop a required PROXY
 /// header nor `failClosed`. (`forward` is free: it is what the tenant's own
 /// upstreams receive.)
 fn widens(set: &ClientIp, gw: &ClientIp) -> Option<String> {
@@ -1415,6 +1568,16 @@ fn widens(set: &ClientIp, gw: &ClientIp) -> Option<String> {
     }
     if let Some(s) = set.sources.iter().find(|s| !gw.sources.contains(s)) {
         return Some(format!("source {s} is not one of {gp}'s {:?}", gw.sources));
+    }
+    // The first source present wins: the set's must keep the Gateway's
+    // order (a subsequence), or a source the owner reads second would win
+    // on the set's listeners (review 16 L12).
+    let mut in_gw = gw.sources.iter();
+    if !set.sources.iter().all(|s| in_gw.any(|g| g == s)) {
+        return Some(format!(
+            "sources {:?} are not in the order of {gp}'s {:?} (the first source present wins)",
+            set.sources, gw.sources
+        ));
     }
     if set.strategy != gw.strategy {
         return Some(format!("strategy {} is not {gp}'s {}", set.strategy, gw.strategy));
@@ -1827,6 +1990,16 @@ pub struct RouteCache {
     /// order and its HTTPRoute statuses in key order: the next one, when
     /// few parts changed, patches these instead of sorting 10,000 again.
     sorted: Sorted,
+    /// ClientAccessPolicy lists and floors as last served.
+    access: AccessCache,
+}
+
+impl RouteCache {
+    /// Floors computed so far, and floors kept ([`AccessCache`]).
+    #[cfg(test)]
+    pub(crate) fn floors(&self) -> (u64, usize) {
+        (self.access.computed, self.access.floors.len())
+    }
 }
 
 /// Parts in precedence (entries) and key (statuses) order, and what
@@ -2644,45 +2817,43 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             (k, a)
         })
         .collect();
+    let access_won = cache.access.intern(access_won);
     // Every route with its access rules (reused as last served when they
     // are the same), then all in precedence order.
     for p in &parts {
         let mut served = p.served.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         // By the policy targets that cover an entry (shared by the entries
-        // of a rule): its access rules are computed and compared once per
-        // rule and allocation, and shared by the entries (a policy's lists
-        // are not copied per route: review 14 F4).
+        // of a rule): its access rules are looked up once per rule and
+        // allocation. They are the policies' own lists or a kept floor,
+        // shared by every route served them (a policy's lists are not
+        // copied per route: review 14 F4), so the rules as last served are
+        // the same ones when they are the same allocation.
         let key = |e: &PartEntry| {
             let rule = e.on_rule.as_ref().map_or(0, |k| Arc::as_ptr(k).addr());
             (rule, Arc::as_ptr(&e.on_route).addr(), Arc::as_ptr(&e.on_gateway).addr())
         };
-        let mut verified: foldhash::HashSet<((usize, usize, usize), usize)> = foldhash::HashSet::default();
+        let mut wanted: foldhash::HashMap<(usize, usize, usize), Option<Arc<Access>>> = foldhash::HashMap::default();
+        let mut want =
+            |e: &PartEntry| wanted.entry(key(e)).or_insert_with(|| cache.access.access_for(&access_won, e)).clone();
         let same = served.len() == p.entries.len()
-            && served.iter().zip(&p.entries).all(|(r, e)| {
-                let at = (key(e), r.access.as_ref().map_or(0, |a| Arc::as_ptr(a).addr()));
-                verified.contains(&at)
-                    || (r.access.as_deref() == access_for(&access_won, e).as_deref() && verified.insert(at))
+            && served.iter().zip(&p.entries).all(|(r, e)| match (&r.access, want(e)) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, &b),
+                _ => false,
             });
         if !same {
-            let mut shared: foldhash::HashMap<(usize, usize, usize), Option<Arc<Access>>> =
-                foldhash::HashMap::default();
             // An entry no policy applies to is served as it is (shared).
             *served = p
                 .entries
                 .iter()
-                .map(|e| {
-                    let access = shared
-                        .entry(key(e))
-                        .or_insert_with(|| access_for(&access_won, e).map(|a| Arc::new(a.into_owned())))
-                        .clone();
-                    match access {
-                        None => Arc::clone(&e.route),
-                        Some(a) => Arc::new(Route { access: Some(a), ..(*e.route).clone() }),
-                    }
+                .map(|e| match want(e) {
+                    None => Arc::clone(&e.route),
+                    Some(a) => Arc::new(Route { access: Some(a), ..(*e.route).clone() }),
                 })
                 .collect();
         }
     }
+    cache.access.sweep();
     let routes: Vec<Arc<Route>> = cache
         .sorted
         .entries
@@ -2856,4 +3027,121 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         pending,
     };
     Translation { routes: route_set, statuses, ip_in_force, access_in_force }
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::{floor, intersect, Access};
+
+    /// [`intersect`] as first written: every pair compared.
+    fn every_pair(a: &[String], b: &[String]) -> Vec<String> {
+        let parse =
+            |l: &[String]| realip_core::TrustedProxies::parse(l).map(|t| t.cidrs().to_vec()).unwrap_or_default();
+        let (a, b) = (parse(a), parse(b));
+        let mut out: Vec<String> = Vec::new();
+        for x in &a {
+            for y in &b {
+                let narrower = if x.prefix() >= y.prefix() && y.contains(x.addr()) {
+                    Some(x)
+                } else if y.prefix() >= x.prefix() && x.contains(y.addr()) {
+                    Some(y)
+                } else {
+                    None
+                };
+                if let Some(n) = narrower.map(ToString::to_string) {
+                    if !out.contains(&n) {
+                        out.push(n);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// The deny lists add up (the Gateway's, then the route's not in
+    /// it, as written: duplicates within the route's kept), as comparing
+    /// each with the Gateway's list did.
+    #[test]
+    fn floor_deny_lists_add_up() {
+        let access = |deny: &str| Access {
+            policy: "ns/p".into(),
+            allow: None,
+            deny: list(deny),
+            rate_limit: None,
+            gateway_rate_limit: None,
+        };
+        for (g, o) in [
+            ("", ""),
+            ("192.0.2.9", ""),
+            ("", "192.0.2.9 192.0.2.9"),
+            ("192.0.2.9 10.0.0.0/8", "10.0.0.0/8 192.0.2.10 2001:db8::/32 192.0.2.10 192.0.2.9"),
+            ("2001:db8::/32 2001:db8::/32", "2001:db8::/32 ::/0"),
+        ] {
+            let (g, o) = (access(g), access(o));
+            let mut want = g.deny.clone();
+            for d in &o.deny {
+                if !g.deny.contains(d) {
+                    want.push(d.clone());
+                }
+            }
+            assert_eq!(floor(&g, &o).deny, want, "{g:?} {o:?}");
+        }
+    }
+
+    fn list(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Edge cases, both ways round: the same list, in the same order, as
+    /// comparing every pair.
+    #[test]
+    fn intersect_is_every_pair_compared() {
+        let cases = [
+            ("", "10.0.0.0/8"),
+            ("0.0.0.0/0", "10.0.0.0/8 192.0.2.0/24 2001:db8::/32"),
+            ("0.0.0.0/0 ::/0", "2001:db8::/32 198.51.100.7 10.0.0.0/8"),
+            ("10.0.0.0/8 10.1.0.0/16 10.1.2.0/24", "10.1.0.0/16 10.0.0.0/8 10.1.2.3"),
+            ("10.1.2.0/24 10.0.0.0/8", "10.1.2.128/25 10.1.0.0/16 10.1.2.0/24"),
+            ("192.0.2.0/24 192.0.2.0/24 192.0.2.0/25", "192.0.2.0/24 192.0.2.0/24 192.0.2.128/25"),
+            ("::ffff:10.0.0.0/104 ::ffff:0:0/96", "10.1.0.0/16 ::ffff:192.0.2.1 0.0.0.0/0"),
+            ("10.0.0.0/8 ::/0", "::ffff:10.1.2.3/128 2001:db8::/32 2001:db8:1::/48 10.0.0.0/9"),
+            ("private", "loopback 10.2.0.0/16 fe80::1 172.15.0.0/16"),
+            ("2001:db8::/32 2001:db8:0:1::/64", "2001:db8::/48 2001:db8::/16 ::/0 2001:db8:0:1::1"),
+            ("198.51.100.0/24", "203.0.113.0/24 2001:db8::/32"),
+            ("10.0.0.0/9 10.128.0.0/9", "10.0.0.0/8"),
+        ];
+        for (a, b) in cases {
+            let (a, b) = (list(a), list(b));
+            assert_eq!(intersect(&a, &b), every_pair(&a, &b), "{a:?} ∩ {b:?}");
+            assert_eq!(intersect(&b, &a), every_pair(&b, &a), "{b:?} ∩ {a:?}");
+        }
+    }
+
+    /// Many generated lists (nested prefixes of a few networks, both
+    /// families, duplicates, /0): the same as comparing every pair.
+    #[test]
+    fn intersect_is_every_pair_compared_on_generated_lists() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let bases =
+            ["10.0.0.0", "10.1.2.3", "192.0.2.200", "0.0.0.0", "2001:db8::1", "2001:db8:0:1::", "::ffff:10.1.2.3"];
+        for _ in 0..400 {
+            let mut gen = || {
+                (0..next(12))
+                    .map(|_| {
+                        let base = bases[usize::try_from(next(u64::try_from(bases.len()).unwrap())).unwrap()];
+                        let max = if base.contains(':') { 129 } else { 33 };
+                        format!("{base}/{}", next(max))
+                    })
+                    .collect::<Vec<_>>()
+            };
+            let (a, b) = (gen(), gen());
+            assert_eq!(intersect(&a, &b), every_pair(&a, &b), "{a:?} ∩ {b:?}");
+        }
+    }
 }
