@@ -1460,6 +1460,10 @@ fn a_translation_with_the_cache_equals_one_without() {
         .insert("app", object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80, targetPort: 8080}]}"));
     world
         .insert("api", object("s2", 1, "v1", "Service", "api", "web", "spec: {ports: [{port: 80, targetPort: 8080}]}"));
+    let other = |version: u32, port: u16| {
+        object("s3", version, "v1", "Service", "other", "web", &format!("spec: {{ports: [{{port: {port}}}]}}"))
+    };
+    world.insert("other", other(1, 80));
     let slice = |version: u32, ip: &str| {
         object("e1", version, "discovery.k8s.io/v1", "EndpointSlice", "app-1", "web", &format!(
             "addressType: IPv4\nports: [{{port: 8080}}]\nendpoints: [{{addresses: [{ip}], conditions: {{ready: true}}}}]"
@@ -1532,6 +1536,40 @@ fn a_translation_with_the_cache_equals_one_without() {
             "a route added",
             Box::new(move |w| {
                 w.insert("r6", route(6, 1, "h6.example.com", "app"));
+            }),
+            true,
+        ),
+        // Review 14 L5: a Service no route names changes nothing.
+        (
+            "a Service no route names",
+            Box::new(move |w| {
+                w.insert("other", other(2, 81));
+            }),
+            true,
+        ),
+        (
+            "a Service no route names removed",
+            Box::new(|w| {
+                w.remove("other");
+            }),
+            true,
+        ),
+        // A route naming a Service not there yet is translated again when
+        // it comes (the equality with a fresh translation checks it).
+        (
+            "a route naming a missing Service",
+            Box::new(move |w| {
+                w.insert("r7", route(7, 1, "h7.example.com", "late"));
+            }),
+            true,
+        ),
+        (
+            "the missing Service created",
+            Box::new(|w| {
+                w.insert(
+                    "late",
+                    object("s4", 1, "v1", "Service", "late", "web", "spec: {ports: [{port: 80, targetPort: 8080}]}"),
+                );
             }),
             true,
         ),

@@ -1957,19 +1957,27 @@ struct RoutePart {
     /// `entries` as last served, with their access rules: reused while
     /// those rules stay the same.
     served: std::sync::Mutex<Vec<Arc<Route>>>,
+    /// Every Service its rules name (namespace, name), found or not: the
+    /// part is translated again when one of them changes.
+    services: Vec<(String, String)>,
 }
 
 /// Per-HTTPRoute results kept from one translation to the next
 /// ([`translate_with`]): a route whose [`version`] is unchanged is
 /// not translated again while nothing it depends on changed — the
-/// GatewayClasses, Gateways, ListenerSets, ReferenceGrants, Namespaces,
-/// Services and TLS Secrets (by uid and `resourceVersion`), the class and
-/// the proxy's binds. A change of one HTTPRoute among 10,000 then
+/// GatewayClasses, Gateways, ListenerSets, ReferenceGrants, Namespaces and
+/// TLS Secrets (by uid and `resourceVersion`), the class and the proxy's
+/// binds, and the Services it names (a change of any other Service keeps
+/// it: review 14 L5). A change of one HTTPRoute among 10,000 then
 /// translates one route. Objects without a `resourceVersion` (tooling,
 /// tests) turn the cache off.
 #[derive(Debug, Default)]
 pub struct RouteCache {
     context: Option<u64>,
+    /// The Services' fingerprint, and each Service's uid and
+    /// `resourceVersion` by (namespace, name), as last translated.
+    services: Option<u64>,
+    service_versions: foldhash::HashMap<(String, String), (Option<String>, String)>,
     /// The context and the EndpointSlices `backends` were resolved with.
     endpoints: Option<u64>,
     /// Where each Service and EndpointSlice is in the lists of the
@@ -2126,7 +2134,6 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
         .chain(inp.listener_sets.iter().map(|o| &o.metadata))
         .chain(inp.grants.iter().map(|o| &o.metadata))
         .chain(inp.namespaces.iter().map(|o| &o.metadata))
-        .chain(inp.services.iter().map(|o| &o.metadata))
         .chain(inp.secrets.iter().map(|o| &o.metadata))
         // ClientIPPolicies decide which listeners are served (fail closed,
         // chain conflicts, ListenerSet narrowing), hence routes' status.
@@ -2139,9 +2146,43 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     format!("{:?}", inp.binds).hash(&mut h);
     // The lists' lengths tell a removal from a change elsewhere.
     [inp.classes.len(), inp.gateways.len(), inp.listener_sets.len(), inp.grants.len()].hash(&mut h);
-    [inp.namespaces.len(), inp.services.len(), inp.secrets.len(), inp.ip_policies.len()].hash(&mut h);
+    [inp.namespaces.len(), inp.secrets.len(), inp.ip_policies.len()].hash(&mut h);
     format!("{:?}", inp.last_good_ip).hash(&mut h);
     Some(h.finish())
+}
+
+/// A fingerprint of the Services (by uid and `resourceVersion`), or `None`
+/// when one has no `resourceVersion`.
+fn services_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
+    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+    let mut h = FINGERPRINT.build_hasher();
+    for m in inp.services.iter().map(|o| &o.metadata) {
+        m.uid.hash(&mut h);
+        m.resource_version.as_deref()?.hash(&mut h);
+    }
+    inp.services.len().hash(&mut h);
+    Some(h.finish())
+}
+
+/// The Services (namespace, name) that are new, gone or changed since the
+/// last translation (`cache.service_versions`, updated here); none when the
+/// fingerprint `now` is the last one.
+fn changed_services(inp: &Inputs<'_>, cache: &mut RouteCache, now: Option<u64>) -> BTreeSet<(String, String)> {
+    if now.is_some() && cache.services == now {
+        return BTreeSet::new();
+    }
+    cache.services = now;
+    let mut current: foldhash::HashMap<(String, String), (Option<String>, String)> =
+        foldhash::HashMap::with_capacity_and_hasher(inp.services.len(), foldhash::fast::RandomState::default());
+    for m in inp.services.iter().map(|o| &o.metadata) {
+        let v = (m.uid.clone(), m.resource_version.clone().unwrap_or_default());
+        current.insert((ns_of(m), name_of(m)), v);
+    }
+    let mut changed: BTreeSet<(String, String)> =
+        current.iter().filter(|(k, v)| cache.service_versions.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+    changed.extend(cache.service_versions.keys().filter(|k| !current.contains_key(*k)).cloned());
+    cache.service_versions = current;
+    changed
 }
 
 /// A fingerprint of the EndpointSlices (by uid and `resourceVersion`), or
@@ -2472,7 +2513,25 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         attached,
         pending,
         served: std::sync::Mutex::new(Vec::new()),
+        services: services_named(route),
     }
+}
+
+/// The Services (namespace, name) `route`'s backendRefs name, sorted, once
+/// each (a superset of those its translation looked up).
+fn services_named(route: &HttpRoute) -> Vec<(String, String)> {
+    let ns = ns_of(&route.metadata);
+    let mut out: Vec<(String, String)> = route
+        .spec
+        .rules
+        .iter()
+        .flat_map(|r| &r.backend_refs)
+        .filter(|b| b.group.as_deref().unwrap_or("").is_empty() && b.kind.as_deref().unwrap_or("Service") == "Service")
+        .map(|b| (b.namespace.clone().unwrap_or_else(|| ns.clone()), b.name.clone()))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[allow(clippy::too_many_lines)] // one pass per kind, in spec order
@@ -2684,15 +2743,23 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let http_routes: &[&HttpRoute] = &inp.routes;
     let services = std::cell::OnceCell::new();
     let siblings = std::cell::OnceCell::new();
-    let context = context_fingerprint(inp);
+    let service_fp = services_fingerprint(inp);
+    let context = context_fingerprint(inp).filter(|_| service_fp.is_some());
     if context.is_none() || cache.context != context {
         cache.parts.clear();
         cache.order.clear();
     }
     cache.context = context;
+    // Parts naming a Service that changed are translated again.
+    let changed = changed_services(inp, cache, service_fp);
+    let stale = |p: &RoutePart| !changed.is_empty() && p.services.iter().any(|s| changed.contains(s));
     // The same Services and EndpointSlices in the same order as last time
-    // (context and endpoints fingerprints): their positions still hold.
-    let endpoints = context.zip(endpoints_fingerprint(inp)).map(|(c, e)| c ^ e.rotate_left(1));
+    // (context, Services and endpoints fingerprints): their positions
+    // still hold.
+    let endpoints = context
+        .zip(service_fp)
+        .zip(endpoints_fingerprint(inp))
+        .map(|((c, s), e)| c ^ s.rotate_left(2) ^ e.rotate_left(1));
     let positions = cache.index.take().filter(|_| endpoints.is_some() && cache.endpoints == endpoints);
     let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
@@ -2713,7 +2780,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             let version = version(&route.metadata);
             // The same object only if it is the same route and version (an
             // address can be reused by another object once one is freed).
-            let current = |p: &RoutePart| version.is_some() && p.version == version && p.uid.as_deref() == uid;
+            let current =
+                |p: &RoutePart| version.is_some() && p.version == version && p.uid.as_deref() == uid && !stale(p);
             let ahead = next..order.len().min(next + 8);
             let found = ahead.into_iter().find(|&k| order[k].0 == at && current(&order[k].1));
             let part = if let Some(k) = found.filter(|_| uid.is_some()) {
