@@ -3121,6 +3121,75 @@ fn a_listener_hostname_does_not_take_an_ingress_hosts_certificate() {
     }
 }
 
+/// Review 16 N1w: as review 15 N1, through an Ingress that serves the
+/// tenant listener's host by a wildcard rule, or by a host-less rule with
+/// the host in its `tls.hosts`: the certificate follows the side that
+/// serves the host (the Ingress's). Once the tenant's own route serves the
+/// host on the listener (a Gateway route comes before a wildcard or
+/// host-less Ingress rule), the listener's certificate is offered again.
+#[test]
+fn a_listener_hostname_does_not_take_a_wildcard_or_hostless_ingress_certificate() {
+    if !common::need(&["openssl"]) {
+        return;
+    }
+    for hostless in [false, true] {
+        let dir = Dir(std::env::temp_dir().join(format!("realip-gw-n1w-certs-{}-{hostless}", std::process::id())));
+        let (vd, td) = (dir.0.join("v"), dir.0.join("t"));
+        for d in [&vd, &td] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let vname = if hostless { "shop.example.com" } else { "*.example.com" };
+        let (vc, vk) = common::self_signed(&vd, vname);
+        let (tc, tk) = common::self_signed(&td, "shop.example.com");
+        let (victim, tenant) = (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None));
+        assert!(!victim.is_empty() && victim != tenant);
+        let api = FakeApi::start().unwrap();
+        base(&api);
+        gateway_class(&api);
+        let (_victim, port) = echo_pod("victim", 2);
+        service(&api, "app", 2, port);
+        let _attacker = evil_app(&api);
+        api.apply(tls_secret("web", "shop-tls", &vc, &vk));
+        api.apply(tls_secret("evil", "x-tls", &tc, &tk));
+        let paths = json!({"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]});
+        let rule = if hostless { json!({"http": paths}) } else { json!({"host": "*.example.com", "http": paths}) };
+        api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "web"},
+            "spec": {"ingressClassName": "realip", "tls": [{"hosts": [vname], "secretName": "shop-tls"}], "rules": [rule]}}));
+        let toml = "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ntls = { kubernetes = true }\n\n\
+                    [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+        let (_p, addrs, _d) = proxy_file(&api, "n1w-certs", toml, &["tls"]);
+        let a = addrs[0];
+        until_certificate(a, "shop.example.com", &victim, "the Ingress's own Secret");
+        api.apply(named_gateway(
+            "evil",
+            "gw",
+            &json!([{"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "shop.example.com",
+                "tls": {"certificateRefs": [{"name": "x-tls"}]}}]),
+        ));
+        until(&api, "Gateway", "evil", "gw", "programmed", |o| {
+            cond(&o["status"]["conditions"], "Programmed")["status"] == "True"
+        });
+        for _ in 0..5 {
+            assert_eq!(
+                fingerprint(None, Some((a, "shop.example.com"))),
+                victim,
+                "hostless {hostless}: the tenant's certificate for a host the Ingress serves"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The tenant's route serves the host on its listener: its
+        // certificate (not the Ingress's, for the tenant's answers).
+        api.apply(route_in(
+            "evil",
+            "shop",
+            &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+                "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+        ));
+        until_certificate(a, "shop.example.com", &tenant, "the listener's own, its route serving the host");
+    }
+}
+
 /// Review 14 F6b: an Ingress's TLS Secret is offered only for its own
 /// Ingresses' hosts. A tenant's Ingress for t.example.com naming a Secret
 /// whose certificate carries shop.example.com (sorting before the victim's)

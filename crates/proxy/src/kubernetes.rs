@@ -1126,32 +1126,71 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
                 && !s.not_on.contains(&l.name)
                 && !conflicts.get(&s.name).is_some_and(|on| on.iter().any(|(f, _)| *f == l.name))
         });
-        // The Ingress hosts served on this bind (after composition: a host
-        // an older Gateway route keeps is not among them).
-        let ingress_hosts: Vec<String> = config
-            .routes
-            .iter()
-            .filter(|r| r.gateway.is_none() && r.name.as_deref().is_some_and(|n| n.starts_with("ingress/")))
-            .filter(|r| r.only_listeners.is_empty() || r.only_listeners.contains(&l.name))
-            .filter_map(|r| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase()))
-            .collect();
+        let ingress_hosts = ingress_served(&config.routes, set, &l.name);
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
             let certs = s.certs.iter().filter_map(|n| by_name.get(n.as_str()).copied()).map(secret).collect();
-            let routed =
-                if hostname.is_none() { routed_hosts(&config.routes, set, &l.name, &s.name) } else { Vec::new() };
-            let ingress_hosts = hostname
+            // Whichever side is the wildcard (review 16 N1w: an Ingress
+            // `*.example.com` serves shop.example.com).
+            let ingress_hosts: Vec<String> = hostname
                 .as_deref()
-                .map(|p| ingress_hosts.iter().filter(|h| *h == p || wildcard_covers(p, h)).cloned().collect())
+                .map(|p| {
+                    ingress_hosts
+                        .iter()
+                        .filter(|h| *h == p || wildcard_covers(p, h) || wildcard_covers(h, p))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
+            // A listener with a hostname keeps the names its routes serve
+            // (only needed where Ingresses name some of its names).
+            let routed = if hostname.is_none() || !ingress_hosts.is_empty() {
+                routed_hosts(&config.routes, set, &l.name, &s.name)
+            } else {
+                Vec::new()
+            };
             tls.gateway.push(crate::config::HostCerts { hostname, certs, routed, ingress_hosts });
         }
     }
 }
 
+/// The names (exact or `*.` wildcard, lower case, no trailing dot) the
+/// Ingresses serve on file listener `bind` (after composition: a host an
+/// older Gateway route keeps is not among them): their rules' hosts, and
+/// for an Ingress with a host-less rule (it serves every name no other
+/// route takes) the hosts its namespace's Ingress TLS Secrets are for
+/// (their Ingresses' rule hosts and `tls.hosts`; review 16 N1w).
+fn ingress_served(routes: &[Arc<RouteConfig>], set: &RouteSet, bind: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut hostless: Vec<&str> = Vec::new();
+    for r in routes {
+        let Some(name) = r.name.as_deref().filter(|n| r.gateway.is_none() && n.starts_with("ingress/")) else {
+            continue;
+        };
+        if !(r.only_listeners.is_empty() || r.only_listeners.iter().any(|l| l == bind)) {
+            continue;
+        }
+        match r.host.as_deref() {
+            Some(h) => out.push(h.trim_end_matches('.').to_ascii_lowercase()),
+            // `ingress/NS/NAME/*/PATH`: its namespace.
+            None => hostless.extend(name.split('/').nth(1)),
+        }
+    }
+    if !hostless.is_empty() {
+        for c in set.certs.iter().filter(|c| c.ingress) {
+            if c.name.split_once('/').is_some_and(|(ns, _)| hostless.contains(&ns)) {
+                out.extend(c.hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()));
+            }
+        }
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
 /// The hosts (exact or `*.` wildcard, lower case, no trailing dot) that
-/// the served Gateway routes of listener `gateway_listener` (a host-less
-/// one) serve on file listener `bind`, each with the hosts within it they
+/// the served Gateway routes of listener `gateway_listener` serve on file
+/// listener `bind`, each with the hosts within it they
 /// leave out there (a more specific listener's, an older Ingress's). Such a
 /// listener's certificate is its routes' hosts': an Ingress TLS Secret
 /// naming one of them must not be offered for it (review 14 F6).
