@@ -2419,6 +2419,60 @@ fn no_ingress_ignores_ingresses() {
     until_status(&p2, addrs2[0], "ing.example.com", "/", 200);
 }
 
+/// Review 16 M1 through the real proxy: `--kubernetes-max-routes-per-namespace`
+/// bounds the routes the HTTPRoutes of one namespace expand to together,
+/// oldest first. With 3: web/old (2 routes) is served, web/big (2 more,
+/// 4) is `Accepted: False, UnsupportedValue` and not served, the newer
+/// web/small (1 more, 3) is; evil/own (3) counts against its own
+/// namespace only.
+#[test]
+fn the_httproutes_of_a_namespace_share_a_route_budget() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    let route = |ns: &str, name: &str, second: u32, host: &str, paths: &[&str]| {
+        let matches: Vec<Value> = paths.iter().map(|p| json!({"path": {"type": "PathPrefix", "value": p}})).collect();
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": format!("2026-01-01T00:00:{second:02}Z")},
+            "spec": {"parentRefs": [{"name": "gw", "namespace": "web"}], "hostnames": [host],
+                "rules": [{"matches": matches, "backendRefs": [{"name": "app", "port": 80}]}]}})
+    };
+    api.apply(route("web", "small", 3, "c.example.com", &["/c"]));
+    api.apply(route("web", "big", 2, "b.example.com", &["/b1", "/b2"]));
+    api.apply(route("web", "old", 1, "a.example.com", &["/a1", "/a2"]));
+    api.apply(route("evil", "own", 4, "d.example.com", &["/d1", "/d2", "/d3"]));
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n";
+    let (p, addrs, _dir) =
+        proxy_file_args(&api, "ns-budget", toml, &["web"], &["--kubernetes-max-routes-per-namespace", "3"]);
+    let a = addrs[0];
+    until_status(&p, a, "a.example.com", "/a2", 200);
+    until_status(&p, a, "c.example.com", "/c", 200);
+    until_status(&p, a, "d.example.com", "/d3", 200);
+    let big = until(&api, "HTTPRoute", "web", "big", "refused", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "UnsupportedValue"
+    });
+    let accepted = cond(&big["status"]["parents"][0]["conditions"], "Accepted");
+    assert_eq!(accepted["status"], "False", "{accepted}");
+    let m = accepted["message"].as_str().unwrap_or_default();
+    assert!(m.contains("expands to 4 routes") && m.contains("over the 3 one namespace may have"), "{m}");
+    assert_eq!(status(a, "b.example.com", "/b1"), 404, "web/big is not served");
+    for (ns, name) in [("web", "old"), ("web", "small"), ("evil", "own")] {
+        until(&api, "HTTPRoute", ns, name, "accepted", |o| {
+            cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+        });
+    }
+    // The same world with the default budget serves web/big too (the test
+    // can fail).
+    let (p2, addrs2, _dir2) = proxy_file(&api, "ns-budget-default", toml, &["web"]);
+    until_status(&p2, addrs2[0], "b.example.com", "/b1", 200);
+}
+
 /// Review 13c "Statuses that do not match what is served": what the proxy
 /// does not serve is in status, and goes away with its cause. C1 shape:
 /// an Ingress on the bind makes the file's chain overrule the Gateway's

@@ -157,6 +157,10 @@ pub struct Inputs<'a> {
     /// keeps the last valid allow/deny lists and rate limit (never fails
     /// open by dropping the lists).
     pub last_good_access: BTreeMap<String, Access>,
+    /// The most routes the HTTPRoutes of one namespace may expand to
+    /// together (`realip proxy --kubernetes-max-routes-per-namespace`);
+    /// `None`: [`MAX_ROUTES_PER_NAMESPACE`].
+    pub max_routes_per_namespace: Option<usize>,
 }
 
 /// The result: what to serve and what to write into status.
@@ -1825,6 +1829,10 @@ pub struct RouteCache {
     /// order and its HTTPRoute statuses in key order: the next one, when
     /// few parts changed, patches these instead of sorting 10,000 again.
     sorted: Sorted,
+    /// Parts refused for their namespace's budget ([`over_budget`]), by
+    /// the address of the part they replace: (that part, the refusal's
+    /// message, the refused part), reused while both are the same.
+    refused: foldhash::HashMap<usize, (Arc<RoutePart>, String, Arc<RoutePart>)>,
 }
 
 /// Parts in precedence (entries) and key (statuses) order, and what
@@ -1923,7 +1931,7 @@ impl Sorted {
 /// `metadata.generation`, which the API server moves on every change of
 /// its spec and never for a status update (so realip's own status patch
 /// does not make the route look changed), else its `resourceVersion`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum RouteVersion {
     Generation(i64),
     Resource(String),
@@ -1989,6 +1997,16 @@ fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
 /// Gateways of 64 listeners each turned a 14 KB route into 262,144 routes
 /// and a GB of proxy memory).
 pub const MAX_ROUTE_ENTRIES: usize = 4096;
+
+/// The default of [`Inputs::max_routes_per_namespace`]: the most routes
+/// (parents × listener hostnames × matches, summed over its HTTPRoutes)
+/// one namespace may have served. Oldest HTTPRoute first; one that would
+/// pass it is `Accepted: False, UnsupportedValue` and not served, the
+/// others keep serving (review 16 M1: [`MAX_ROUTE_ENTRIES`] bounds one
+/// object, not a tenant — 48 HTTPRoutes at that cap cost the shared proxy
+/// 0.7 GB). Four times the per-object cap; the scale benchmark's 500
+/// routes per namespace stay far within it.
+pub const MAX_ROUTES_PER_NAMESPACE: usize = 4 * MAX_ROUTE_ENTRIES;
 
 /// A parentRef as the translation tells parents apart: kind, namespace
 /// (defaulted), name, sectionName, port.
@@ -2300,6 +2318,92 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
     }
 }
 
+/// Bounded cost per tenant: the HTTPRoutes of one namespace (`parts`, one
+/// per route of `routes`, in the same order) may expand to `budget` routes
+/// together. Oldest first (creation time, then name, as precedence), each
+/// route's routes are counted; one that would pass the budget is replaced
+/// by a refused part — no routes, attached nowhere, `Accepted: False,
+/// UnsupportedValue` naming the budget and the count where it was
+/// accepted — and the later ones are still counted (a smaller one may fit).
+fn over_budget(parts: &mut [Arc<RoutePart>], routes: &[&HttpRoute], budget: usize, cache: &mut RouteCache) {
+    let mut total: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    for p in parts.iter() {
+        *total.entry(p.name.0.as_str()).or_default() += p.entries.len();
+    }
+    let over: BTreeSet<String> = total.into_iter().filter(|(_, n)| *n > budget).map(|(ns, _)| ns.to_owned()).collect();
+    if over.is_empty() {
+        cache.refused.clear();
+        return;
+    }
+    let mut order: Vec<(String, &str, &str, usize)> = parts
+        .iter()
+        .zip(routes)
+        .enumerate()
+        .filter(|(_, (p, _))| over.contains(&p.name.0))
+        .map(|(i, (p, r))| (created(&r.metadata), p.name.0.as_str(), p.name.1.as_str(), i))
+        .collect();
+    order.sort_unstable();
+    let mut used: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
+    let mut refused: Vec<(usize, String)> = Vec::new();
+    for (_, ns, _, i) in &order {
+        let n = parts[*i].entries.len();
+        let have = used.entry((*ns).to_owned()).or_default();
+        if *have + n > budget {
+            refused.push((
+                *i,
+                format!(
+                    "with the HTTPRoutes of namespace {ns} before it (oldest first), expands to {} routes (parents × \
+                     hostnames × matches; this one {n}), over the {budget} one namespace may have in realip \
+                     (--kubernetes-max-routes-per-namespace); not served",
+                    *have + n
+                ),
+            ));
+        } else {
+            *have += n;
+        }
+    }
+    let mut kept = foldhash::HashMap::default();
+    for (i, why) in refused {
+        let at = addr(&parts[i]);
+        let part = match cache.refused.remove(&at) {
+            Some((orig, m, part)) if Arc::ptr_eq(&orig, &parts[i]) && m == why => part,
+            _ => Arc::new(refuse(&parts[i], &why)),
+        };
+        kept.insert(at, (Arc::clone(&parts[i]), why, Arc::clone(&part)));
+        parts[i] = part;
+    }
+    cache.refused = kept;
+}
+
+/// `p` not served: no routes, attached nowhere, each parent where it was
+/// accepted `Accepted: False, UnsupportedValue` with `why`.
+fn refuse(p: &RoutePart, why: &str) -> RoutePart {
+    let status = p.status.as_ref().map(|st| {
+        let mut st = (**st).clone();
+        if let Status::Route { parents } = &mut st.status {
+            for r in parents.iter_mut().filter(|r| r.conditions.iter().any(|c| c.kind == "Accepted" && c.status)) {
+                r.conditions.retain(|c| c.kind != "PartiallyInvalid");
+                for c in r.conditions.iter_mut().filter(|c| c.kind == "Accepted") {
+                    *c = Cond::new("Accepted", false, "UnsupportedValue", why.to_owned());
+                }
+            }
+        }
+        Arc::new(st)
+    });
+    RoutePart {
+        version: p.version.clone(),
+        uid: p.uid.clone(),
+        name: p.name.clone(),
+        status,
+        entries: Vec::new(),
+        backends: Vec::new(),
+        rule_names: p.rule_names.clone(),
+        attached: Vec::new(),
+        pending: Vec::new(),
+        served: std::sync::Mutex::new(Vec::new()),
+    }
+}
+
 #[allow(clippy::too_many_lines)] // one pass per kind, in spec order
 /// Translates everything; see the module documentation for the rules.
 pub fn translate(inp: &Inputs<'_>) -> Translation {
@@ -2561,6 +2665,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 .collect();
         }
     }
+    over_budget(&mut parts, http_routes, inp.max_routes_per_namespace.unwrap_or(MAX_ROUTES_PER_NAMESPACE), cache);
     for p in &parts {
         for &i in &p.attached {
             listeners[i].attached += 1;
