@@ -3170,6 +3170,11 @@ fn a_listener_hostname_does_not_take_an_ingress_hosts_certificate() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Review 16 L9: the exact listener's whole hostname is the
+        // Ingress's: Conflicted; the wildcard one still has other names.
+        let conflicted = |o: &Value| cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["status"].clone();
+        let want = if name == "exact" { "True" } else { "False" };
+        until(&api, "Gateway", "evil", name, "listener Conflicted as expected", |o| conflicted(o) == want);
         // (Two of them would overlap: the newer would be Conflicted.)
         api.delete("Gateway", "evil", name);
     }
@@ -3232,6 +3237,12 @@ fn a_listener_hostname_does_not_take_a_wildcard_or_hostless_ingress_certificate(
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Review 16 L9: its status does not say all is well.
+        let listener_cond = |o: &Value| cond(&o["status"]["listeners"][0]["conditions"], "Conflicted").clone();
+        let gw = until(&api, "Gateway", "evil", "gw", "listener conflicted", |o| listener_cond(o)["status"] == "True");
+        let c = listener_cond(&gw);
+        assert_eq!(c["reason"], "HostnameConflict", "{c}");
+        assert!(c["message"].as_str().unwrap_or_default().contains("Ingress web/shop serves it"), "{c}");
         // The tenant's route serves the host on its listener: its
         // certificate (not the Ingress's, for the tenant's answers).
         api.apply(route_in(
@@ -3241,6 +3252,9 @@ fn a_listener_hostname_does_not_take_a_wildcard_or_hostless_ingress_certificate(
                 "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
         ));
         until_certificate(a, "shop.example.com", &tenant, "the listener's own, its route serving the host");
+        until(&api, "Gateway", "evil", "gw", "listener no longer conflicted", |o| {
+            listener_cond(o)["status"] == "False"
+        });
     }
 }
 

@@ -1161,8 +1161,14 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
 /// route takes) the hosts its namespace's Ingress TLS Secrets are for
 /// (their Ingresses' rule hosts and `tls.hosts`; review 16 N1w).
 fn ingress_served(routes: &[Arc<RouteConfig>], set: &RouteSet, bind: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    let mut hostless: Vec<&str> = Vec::new();
+    ingress_served_by(routes, set, bind).into_iter().map(|(h, _)| h).collect()
+}
+
+/// [`ingress_served`], each name with the Ingress (`NS/NAME`) serving it
+/// (the first in route order).
+fn ingress_served_by<'a>(routes: &'a [Arc<RouteConfig>], set: &RouteSet, bind: &str) -> Vec<(String, &'a str)> {
+    let mut out: Vec<(String, &str)> = Vec::new();
+    let mut hostless: Vec<(&str, &str)> = Vec::new();
     for r in routes {
         let Some(name) = r.name.as_deref().filter(|n| r.gateway.is_none() && n.starts_with("ingress/")) else {
             continue;
@@ -1170,21 +1176,25 @@ fn ingress_served(routes: &[Arc<RouteConfig>], set: &RouteSet, bind: &str) -> Ve
         if !(r.only_listeners.is_empty() || r.only_listeners.iter().any(|l| l == bind)) {
             continue;
         }
+        // `ingress/NS/NAME/HOST/PATH` (`*` for any host).
+        let rest = name.strip_prefix("ingress/").unwrap_or(name);
+        let mut parts = rest.splitn(3, '/');
+        let (ns, ingress) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let by = rest.get(..ns.len() + 1 + ingress.len()).unwrap_or(rest);
         match r.host.as_deref() {
-            Some(h) => out.push(h.trim_end_matches('.').to_ascii_lowercase()),
-            // `ingress/NS/NAME/*/PATH`: its namespace.
-            None => hostless.extend(name.split('/').nth(1)),
+            Some(h) => out.push((h.trim_end_matches('.').to_ascii_lowercase(), by)),
+            None => hostless.push((ns, by)),
         }
     }
-    if !hostless.is_empty() {
-        for c in set.certs.iter().filter(|c| c.ingress) {
-            if c.name.split_once('/').is_some_and(|(ns, _)| hostless.contains(&ns)) {
-                out.extend(c.hosts.iter().map(|h| h.trim_end_matches('.').to_ascii_lowercase()));
-            }
+    for c in set.certs.iter().filter(|c| c.ingress) {
+        let Some((ns, _)) = c.name.split_once('/') else { continue };
+        if let Some((_, by)) = hostless.iter().find(|(n, _)| *n == ns) {
+            out.extend(c.hosts.iter().map(|h| (h.trim_end_matches('.').to_ascii_lowercase(), *by)));
         }
     }
-    out.sort_unstable();
-    out.dedup();
+    // Stable: the first Ingress naming a host is kept.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
     out
 }
 
@@ -1517,13 +1527,17 @@ impl Reported {
 /// HTTPRoutes that lost something.
 fn feedback(
     set: &RouteSet,
-    file: &[crate::config::ListenerConfig],
+    config: &Config,
     conflicts: &Conflicts,
     problems: &[Problem],
     warnings: &[Warning],
 ) -> realip_kube::routes::Feedback {
     use realip_kube::routes::{RouteLoss, UnservedListener};
-    let mut fb = realip_kube::routes::Feedback::default();
+    let file = &config.listeners;
+    let mut fb = realip_kube::routes::Feedback {
+        hostnames: lost_hostnames(set, config, conflicts),
+        ..realip_kube::routes::Feedback::default()
+    };
     for (listener, on) in conflicts {
         let chain: Vec<&Unserved> =
             on.iter().map(|(_, why)| why).filter(|why| matches!(why, Unserved::FileChainConflict { .. })).collect();
@@ -1610,6 +1624,56 @@ fn feedback(
     fb
 }
 
+/// The HTTPS Gateway listeners with a hostname and certificates whose
+/// whole hostname an Ingress serves on every bind serving them (the
+/// composed `config`), none of their routes serving a name of it there:
+/// their certificates are never offered for it ([`crate::tls`], review 16
+/// L9) → why, naming the Ingress.
+fn lost_hostnames(
+    set: &RouteSet,
+    config: &Config,
+    conflicts: &Conflicts,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let candidates: Vec<(&ListenerSpec, String)> = set
+        .listeners
+        .iter()
+        .filter(|s| s.protocol == Protocol::Https && !s.certs.is_empty())
+        .filter_map(|s| Some((s, s.hostname.as_deref()?.trim_end_matches('.').to_ascii_lowercase())))
+        .collect();
+    if candidates.is_empty() || !config.routes.iter().any(|r| r.gateway.is_none()) {
+        return out;
+    }
+    let mut by_bind: HashMap<String, Vec<(String, &str)>> = HashMap::new();
+    'listener: for (s, p) in candidates {
+        let binds = serving(s, &config.listeners, conflicts);
+        if binds.is_empty() {
+            continue;
+        }
+        let mut who = Vec::new();
+        for b in &binds {
+            let served = by_bind.entry(b.clone()).or_insert_with(|| ingress_served_by(&config.routes, set, b));
+            let Some((_, by)) = served.iter().find(|(e, _)| *e == p || wildcard_covers(e, &p)) else {
+                continue 'listener;
+            };
+            if !routed_hosts(&config.routes, set, b, &s.name).is_empty() {
+                continue 'listener;
+            }
+            if !who.contains(by) {
+                who.push(*by);
+            }
+        }
+        let message = format!(
+            "hostname {p}: Ingress {} serves it on [[listener]] {} (and no route of this listener there), so this \
+             listener's certificates are not offered for it",
+            who.join(", Ingress "),
+            binds.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
+        );
+        out.insert(s.name.clone(), message);
+    }
+    out
+}
+
 /// [`compose_checked`], logging what changed since `reported` (see
 /// [`Reported::update`]).
 pub fn compose(config: Config, set: Option<&RouteSet>, reported: &mut Reported) -> Config {
@@ -1625,8 +1689,7 @@ pub fn compose_logged(
 ) -> Config {
     let conflicts = set.map(|s| plan(s, &config).conflicts).unwrap_or_default();
     let (config, problems, warnings) = compose_with(config, set, memo);
-    reported.feedback =
-        set.map(|s| feedback(s, &config.listeners, &conflicts, &problems, &warnings)).unwrap_or_default();
+    reported.feedback = set.map(|s| feedback(s, &config, &conflicts, &problems, &warnings)).unwrap_or_default();
     for e in reported.update(problems, warnings) {
         crate::log::event(&e);
     }
