@@ -2471,6 +2471,12 @@ fn the_httproutes_of_a_namespace_share_a_route_budget() {
     // can fail).
     let (p2, addrs2, _dir2) = proxy_file(&api, "ns-budget-default", toml, &["web"]);
     until_status(&p2, addrs2[0], "b.example.com", "/b1", 200);
+    drop(p2);
+    // web/old deleted: web/big (2) and web/small (1) fit; web/big, refused
+    // and unchanged, is translated again and served.
+    api.delete("HTTPRoute", "web", "old");
+    until_status(&p, a, "b.example.com", "/b2", 200);
+    until_status(&p, a, "c.example.com", "/c", 200);
 }
 
 /// Review 13c "Statuses that do not match what is served": what the proxy

@@ -1796,6 +1796,17 @@ struct RoutePart {
     /// `entries` as last served, with their access rules: reused while
     /// those rules stay the same.
     served: std::sync::Mutex<Vec<Arc<Route>>>,
+    /// Refused for its namespace's budget ([`over_budget`]): how many
+    /// routes it expands to and its status as translated (its entries are
+    /// dropped: a refused route costs nothing but this).
+    over: Option<(usize, Option<Arc<ObjectStatus>>)>,
+}
+
+impl RoutePart {
+    /// How many routes it expands to (refused or not).
+    fn count(&self) -> usize {
+        self.over.as_ref().map_or(self.entries.len(), |(n, _)| *n)
+    }
 }
 
 /// Per-HTTPRoute results kept from one translation to the next
@@ -1829,10 +1840,6 @@ pub struct RouteCache {
     /// order and its HTTPRoute statuses in key order: the next one, when
     /// few parts changed, patches these instead of sorting 10,000 again.
     sorted: Sorted,
-    /// Parts refused for their namespace's budget ([`over_budget`]), by
-    /// the address of the part they replace: (that part, the refusal's
-    /// message, the refused part), reused while both are the same.
-    refused: foldhash::HashMap<usize, (Arc<RoutePart>, String, Arc<RoutePart>)>,
 }
 
 /// Parts in precedence (entries) and key (statuses) order, and what
@@ -2315,6 +2322,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         attached,
         pending,
         served: std::sync::Mutex::new(Vec::new()),
+        over: None,
     }
 }
 
@@ -2324,61 +2332,79 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
 /// route's routes are counted; one that would pass the budget is replaced
 /// by a refused part — no routes, attached nowhere, `Accepted: False,
 /// UnsupportedValue` naming the budget and the count where it was
-/// accepted — and the later ones are still counted (a smaller one may fit).
-fn over_budget(parts: &mut [Arc<RoutePart>], routes: &[&HttpRoute], budget: usize, cache: &mut RouteCache) {
+/// accepted — and the later ones are still counted (a smaller one may
+/// fit). The refused part replaces the translated one in `cache` too (its
+/// entries are freed); one that fits again is translated again
+/// (`translate_one`, by index).
+fn over_budget(
+    parts: &mut [Arc<RoutePart>],
+    routes: &[&HttpRoute],
+    budget: usize,
+    cache: &mut RouteCache,
+    translate_one: &dyn Fn(usize) -> RoutePart,
+) {
     let mut total: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    let mut refused_before = false;
     for p in parts.iter() {
-        *total.entry(p.name.0.as_str()).or_default() += p.entries.len();
+        *total.entry(p.name.0.as_str()).or_default() += p.count();
+        refused_before |= p.over.is_some();
     }
     let over: BTreeSet<String> = total.into_iter().filter(|(_, n)| *n > budget).map(|(ns, _)| ns.to_owned()).collect();
-    if over.is_empty() {
-        cache.refused.clear();
+    if over.is_empty() && !refused_before {
         return;
     }
     let mut order: Vec<(String, &str, &str, usize)> = parts
         .iter()
         .zip(routes)
         .enumerate()
-        .filter(|(_, (p, _))| over.contains(&p.name.0))
+        .filter(|(_, (p, _))| over.contains(&p.name.0) || p.over.is_some())
         .map(|(i, (p, r))| (created(&r.metadata), p.name.0.as_str(), p.name.1.as_str(), i))
         .collect();
     order.sort_unstable();
-    let mut used: foldhash::HashMap<String, usize> = foldhash::HashMap::default();
-    let mut refused: Vec<(usize, String)> = Vec::new();
+    let mut used: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    let mut replace: Vec<(usize, Arc<RoutePart>)> = Vec::new();
     for (_, ns, _, i) in &order {
-        let n = parts[*i].entries.len();
-        let have = used.entry((*ns).to_owned()).or_default();
-        if *have + n > budget {
-            refused.push((
-                *i,
-                format!(
-                    "with the HTTPRoutes of namespace {ns} before it (oldest first), expands to {} routes (parents × \
-                     hostnames × matches; this one {n}), over the {budget} one namespace may have in realip \
-                     (--kubernetes-max-routes-per-namespace); not served",
-                    *have + n
-                ),
-            ));
-        } else {
+        let p = &parts[*i];
+        let n = p.count();
+        let have = used.entry(*ns).or_default();
+        if !over.contains(*ns) || *have + n <= budget {
             *have += n;
+            if p.over.is_some() {
+                replace.push((*i, Arc::new(translate_one(*i))));
+            }
+            continue;
+        }
+        let why = format!(
+            "with the HTTPRoutes of namespace {ns} before it (oldest first), expands to {} routes (parents × \
+             hostnames × matches; this one {n}), over the {budget} one namespace may have in realip \
+             (--kubernetes-max-routes-per-namespace); not served",
+            *have + n
+        );
+        let status = match &p.over {
+            Some((_, status)) => status.clone(),
+            None => p.status.clone(),
+        };
+        let refused = refuse(p, n, status, &why);
+        if p.over.is_none() || refused.status != p.status {
+            replace.push((*i, Arc::new(refused)));
         }
     }
-    let mut kept = foldhash::HashMap::default();
-    for (i, why) in refused {
-        let at = addr(&parts[i]);
-        let part = match cache.refused.remove(&at) {
-            Some((orig, m, part)) if Arc::ptr_eq(&orig, &parts[i]) && m == why => part,
-            _ => Arc::new(refuse(&parts[i], &why)),
-        };
-        kept.insert(at, (Arc::clone(&parts[i]), why, Arc::clone(&part)));
-        parts[i] = part;
+    for (i, part) in replace {
+        let old = std::mem::replace(&mut parts[i], Arc::clone(&part));
+        if let Some(uid) = part.uid.as_ref().filter(|u| cache.parts.get(*u).is_some_and(|c| Arc::ptr_eq(c, &old))) {
+            cache.parts.insert(uid.clone(), Arc::clone(&part));
+        }
+        if let Some(o) = cache.order.iter_mut().find(|(_, c)| Arc::ptr_eq(c, &old)) {
+            o.1 = part;
+        }
     }
-    cache.refused = kept;
 }
 
-/// `p` not served: no routes, attached nowhere, each parent where it was
-/// accepted `Accepted: False, UnsupportedValue` with `why`.
-fn refuse(p: &RoutePart, why: &str) -> RoutePart {
-    let status = p.status.as_ref().map(|st| {
+/// `p` refused: no routes, attached nowhere; `status` (as translated)
+/// with each parent where it was accepted `Accepted: False,
+/// UnsupportedValue` with `why`.
+fn refuse(p: &RoutePart, count: usize, status: Option<Arc<ObjectStatus>>, why: &str) -> RoutePart {
+    let shown = status.as_ref().map(|st| {
         let mut st = (**st).clone();
         if let Status::Route { parents } = &mut st.status {
             for r in parents.iter_mut().filter(|r| r.conditions.iter().any(|c| c.kind == "Accepted" && c.status)) {
@@ -2394,13 +2420,14 @@ fn refuse(p: &RoutePart, why: &str) -> RoutePart {
         version: p.version.clone(),
         uid: p.uid.clone(),
         name: p.name.clone(),
-        status,
+        status: shown,
         entries: Vec::new(),
         backends: Vec::new(),
         rule_names: p.rule_names.clone(),
         attached: Vec::new(),
         pending: Vec::new(),
         served: std::sync::Mutex::new(Vec::new()),
+        over: Some((count, status)),
     }
 }
 
@@ -2657,6 +2684,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             }
             parts.push(part);
         }
+        let budget = inp.max_routes_per_namespace.unwrap_or(MAX_ROUTES_PER_NAMESPACE);
+        over_budget(&mut parts, http_routes, budget, cache, &|i| route_part(http_routes[i], &ctx));
         if cache.parts.len() > 16 + 2 * parts.len() {
             cache.parts = parts
                 .iter()
@@ -2665,7 +2694,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 .collect();
         }
     }
-    over_budget(&mut parts, http_routes, inp.max_routes_per_namespace.unwrap_or(MAX_ROUTES_PER_NAMESPACE), cache);
     for p in &parts {
         for &i in &p.attached {
             listeners[i].attached += 1;
