@@ -1644,23 +1644,33 @@ fn lost_hostnames(
     if candidates.is_empty() || !config.routes.iter().any(|r| r.gateway.is_none()) {
         return out;
     }
-    let mut by_bind: HashMap<String, Vec<(String, &str)>> = HashMap::new();
+    // Per bind: Ingress name → Ingress, looked up by the listener hostname
+    // and the wildcards that would cover it (`*` + each `.`-suffix), not by
+    // a walk of every name per listener.
+    let mut by_bind: HashMap<String, HashMap<String, &str>> = HashMap::new();
     'listener: for (s, p) in candidates {
         let binds = serving(s, &config.listeners, conflicts);
         if binds.is_empty() {
             continue;
         }
+        let base = p.strip_prefix("*.").unwrap_or(&p);
         let mut who = Vec::new();
         for b in &binds {
-            let served = by_bind.entry(b.clone()).or_insert_with(|| ingress_served_by(&config.routes, set, b));
-            let Some((_, by)) = served.iter().find(|(e, _)| *e == p || wildcard_covers(e, &p)) else {
+            let served = by_bind
+                .entry(b.clone())
+                .or_insert_with(|| ingress_served_by(&config.routes, set, b).into_iter().collect());
+            let covering = std::iter::once(p.clone())
+                .chain(base.match_indices('.').map(|(i, _)| format!("*{}", &base[i..])))
+                .find_map(|e| served.get(&e).copied());
+            let Some(by) = covering else {
                 continue 'listener;
             };
+            debug_assert!(served.keys().any(|e| *e == p || wildcard_covers(e, &p)));
             if !routed_hosts(&config.routes, set, b, &s.name).is_empty() {
                 continue 'listener;
             }
-            if !who.contains(by) {
-                who.push(*by);
+            if !who.contains(&by) {
+                who.push(by);
             }
         }
         let message = format!(
