@@ -419,6 +419,12 @@ pub struct ProxyArgs {
     /// served at start (CRDs installed later are then watched without a restart).
     #[arg(long, default_value_t = 30, value_name = "SECONDS")]
     pub kubernetes_recheck: u64,
+    /// Gateway API mode: the most routes (parents × listener hostnames × matches) the HTTPRoutes of
+    /// one namespace may expand to together; oldest route first, one that would pass it is
+    /// `Accepted: False, UnsupportedValue` and not served (one HTTPRoute: at most 4096 whatever this
+    /// is). Chart value gateway.maxRoutesPerNamespace (docs/gateway.md).
+    #[arg(long, default_value_t = realip_kube::gateway::translate::MAX_ROUTES_PER_NAMESPACE, value_name = "N")]
+    pub kubernetes_max_routes_per_namespace: usize,
 }
 
 #[derive(Debug, Args)]

@@ -57,6 +57,7 @@ pub fn run(a: &ProxyArgs) -> Result<(), Failure> {
             binds: None,    // the proxy sets them
             feedback: None, // the proxy sets it
             recheck: std::time::Duration::from_secs(a.kubernetes_recheck.max(1)),
+            max_routes_per_namespace: a.kubernetes_max_routes_per_namespace,
         })
     } else {
         None

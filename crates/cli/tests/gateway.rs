@@ -2419,6 +2419,66 @@ fn no_ingress_ignores_ingresses() {
     until_status(&p2, addrs2[0], "ing.example.com", "/", 200);
 }
 
+/// Review 16 M1 through the real proxy: `--kubernetes-max-routes-per-namespace`
+/// bounds the routes the HTTPRoutes of one namespace expand to together,
+/// oldest first. With 3: web/old (2 routes) is served, web/big (2 more,
+/// 4) is `Accepted: False, UnsupportedValue` and not served, the newer
+/// web/small (1 more, 3) is; evil/own (3) counts against its own
+/// namespace only.
+#[test]
+fn the_httproutes_of_a_namespace_share_a_route_budget() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_victim, port) = echo_pod("victim", 2);
+    service(&api, "app", 2, port);
+    let _attacker = evil_app(&api);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    let route = |ns: &str, name: &str, second: u32, host: &str, paths: &[&str]| {
+        let matches: Vec<Value> = paths.iter().map(|p| json!({"path": {"type": "PathPrefix", "value": p}})).collect();
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": ns, "creationTimestamp": format!("2026-01-01T00:00:{second:02}Z")},
+            "spec": {"parentRefs": [{"name": "gw", "namespace": "web"}], "hostnames": [host],
+                "rules": [{"matches": matches, "backendRefs": [{"name": "app", "port": 80}]}]}})
+    };
+    api.apply(route("web", "small", 3, "c.example.com", &["/c"]));
+    api.apply(route("web", "big", 2, "b.example.com", &["/b1", "/b2"]));
+    api.apply(route("web", "old", 1, "a.example.com", &["/a1", "/a2"]));
+    api.apply(route("evil", "own", 4, "d.example.com", &["/d1", "/d2", "/d3"]));
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n";
+    let (p, addrs, _dir) =
+        proxy_file_args(&api, "ns-budget", toml, &["web"], &["--kubernetes-max-routes-per-namespace", "3"]);
+    let a = addrs[0];
+    until_status(&p, a, "a.example.com", "/a2", 200);
+    until_status(&p, a, "c.example.com", "/c", 200);
+    until_status(&p, a, "d.example.com", "/d3", 200);
+    let big = until(&api, "HTTPRoute", "web", "big", "refused", |o| {
+        cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "UnsupportedValue"
+    });
+    let accepted = cond(&big["status"]["parents"][0]["conditions"], "Accepted");
+    assert_eq!(accepted["status"], "False", "{accepted}");
+    let m = accepted["message"].as_str().unwrap_or_default();
+    assert!(m.contains("expands to 4 routes") && m.contains("over the 3 one namespace may have"), "{m}");
+    assert_eq!(status(a, "b.example.com", "/b1"), 404, "web/big is not served");
+    for (ns, name) in [("web", "old"), ("web", "small"), ("evil", "own")] {
+        until(&api, "HTTPRoute", ns, name, "accepted", |o| {
+            cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
+        });
+    }
+    // The same world with the default budget serves web/big too (the test
+    // can fail).
+    let (p2, addrs2, _dir2) = proxy_file(&api, "ns-budget-default", toml, &["web"]);
+    until_status(&p2, addrs2[0], "b.example.com", "/b1", 200);
+    drop(p2);
+    // web/old deleted: web/big (2) and web/small (1) fit; web/big, refused
+    // and unchanged, is translated again and served.
+    api.delete("HTTPRoute", "web", "old");
+    until_status(&p, a, "b.example.com", "/b2", 200);
+    until_status(&p, a, "c.example.com", "/c", 200);
+}
+
 /// Review 13c "Statuses that do not match what is served": what the proxy
 /// does not serve is in status, and goes away with its cause. C1 shape:
 /// an Ingress on the bind makes the file's chain overrule the Gateway's
@@ -3116,8 +3176,91 @@ fn a_listener_hostname_does_not_take_an_ingress_hosts_certificate() {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
+        // Review 16 L9: the exact listener's whole hostname is the
+        // Ingress's: Conflicted; the wildcard one still has other names.
+        let conflicted = |o: &Value| cond(&o["status"]["listeners"][0]["conditions"], "Conflicted")["status"].clone();
+        let want = if name == "exact" { "True" } else { "False" };
+        until(&api, "Gateway", "evil", name, "listener Conflicted as expected", |o| conflicted(o) == want);
         // (Two of them would overlap: the newer would be Conflicted.)
         api.delete("Gateway", "evil", name);
+    }
+}
+
+/// Review 16 N1w: as review 15 N1, through an Ingress that serves the
+/// tenant listener's host by a wildcard rule, or by a host-less rule with
+/// the host in its `tls.hosts`: the certificate follows the side that
+/// serves the host (the Ingress's). Once the tenant's own route serves the
+/// host on the listener (a Gateway route comes before a wildcard or
+/// host-less Ingress rule), the listener's certificate is offered again.
+#[test]
+fn a_listener_hostname_does_not_take_a_wildcard_or_hostless_ingress_certificate() {
+    if !common::need(&["openssl"]) {
+        return;
+    }
+    for hostless in [false, true] {
+        let dir = Dir(std::env::temp_dir().join(format!("realip-gw-n1w-certs-{}-{hostless}", std::process::id())));
+        let (vd, td) = (dir.0.join("v"), dir.0.join("t"));
+        for d in [&vd, &td] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let vname = if hostless { "shop.example.com" } else { "*.example.com" };
+        let (vc, vk) = common::self_signed(&vd, vname);
+        let (tc, tk) = common::self_signed(&td, "shop.example.com");
+        let (victim, tenant) = (fingerprint(Some(&vc), None), fingerprint(Some(&tc), None));
+        assert!(!victim.is_empty() && victim != tenant);
+        let api = FakeApi::start().unwrap();
+        base(&api);
+        gateway_class(&api);
+        let (_victim, port) = echo_pod("victim", 2);
+        service(&api, "app", 2, port);
+        let _attacker = evil_app(&api);
+        api.apply(tls_secret("web", "shop-tls", &vc, &vk));
+        api.apply(tls_secret("evil", "x-tls", &tc, &tk));
+        let paths = json!({"paths": [{"path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": "app", "port": {"number": 80}}}}]});
+        let rule = if hostless { json!({"http": paths}) } else { json!({"host": "*.example.com", "http": paths}) };
+        api.apply(json!({"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": "shop", "namespace": "web"},
+            "spec": {"ingressClassName": "realip", "tls": [{"hosts": [vname], "secretName": "shop-tls"}], "rules": [rule]}}));
+        let toml = "[[listener]]\nname = \"tls\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [443]\ntls = { kubernetes = true }\n\n\
+                    [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+        let (_p, addrs, _d) = proxy_file(&api, "n1w-certs", toml, &["tls"]);
+        let a = addrs[0];
+        until_certificate(a, "shop.example.com", &victim, "the Ingress's own Secret");
+        api.apply(named_gateway(
+            "evil",
+            "gw",
+            &json!([{"name": "https", "port": 443, "protocol": "HTTPS", "hostname": "shop.example.com",
+                "tls": {"certificateRefs": [{"name": "x-tls"}]}}]),
+        ));
+        until(&api, "Gateway", "evil", "gw", "programmed", |o| {
+            cond(&o["status"]["conditions"], "Programmed")["status"] == "True"
+        });
+        for _ in 0..5 {
+            assert_eq!(
+                fingerprint(None, Some((a, "shop.example.com"))),
+                victim,
+                "hostless {hostless}: the tenant's certificate for a host the Ingress serves"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Review 16 L9: its status does not say all is well.
+        let listener_cond = |o: &Value| cond(&o["status"]["listeners"][0]["conditions"], "Conflicted").clone();
+        let gw = until(&api, "Gateway", "evil", "gw", "listener conflicted", |o| listener_cond(o)["status"] == "True");
+        let c = listener_cond(&gw);
+        assert_eq!(c["reason"], "HostnameConflict", "{c}");
+        assert!(c["message"].as_str().unwrap_or_default().contains("Ingress web/shop serves it"), "{c}");
+        // The tenant's route serves the host on its listener: its
+        // certificate (not the Ingress's, for the tenant's answers).
+        api.apply(route_in(
+            "evil",
+            "shop",
+            &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["shop.example.com"],
+                "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+        ));
+        until_certificate(a, "shop.example.com", &tenant, "the listener's own, its route serving the host");
+        until(&api, "Gateway", "evil", "gw", "listener no longer conflicted", |o| {
+            listener_cond(o)["status"] == "False"
+        });
     }
 }
 

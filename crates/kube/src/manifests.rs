@@ -169,7 +169,12 @@ pub fn objects(s: &Settings) -> Vec<Value> {
     }
     args.extend([json!("--publish-service"), json!(format!("{}/{NAME}", s.namespace))]);
     if s.gateway {
-        args.extend([json!("--gateway-class"), json!(GATEWAY_CLASS)]);
+        args.extend([
+            json!("--gateway-class"),
+            json!(GATEWAY_CLASS),
+            json!("--kubernetes-max-routes-per-namespace"),
+            json!(crate::gateway::translate::MAX_ROUTES_PER_NAMESPACE.to_string()),
+        ]);
     }
     let rolling = json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}});
     let mut spec = json!({

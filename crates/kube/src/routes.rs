@@ -121,12 +121,20 @@ pub struct Feedback {
     /// rate limit while the file has no `[rate_limit_store]`: the routes
     /// it covers there are not served).
     pub access_policies: std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
+    /// HTTPS Gateway listeners ([`ListenerSpec::name`]) whose hostname an
+    /// Ingress serves on every bind serving them, none of their routes
+    /// serving it there — so their certificates are never offered for it
+    /// (review 16 L9) → why, naming the Ingress.
+    pub hostnames: std::collections::BTreeMap<String, String>,
 }
 
 impl Feedback {
     /// Nothing to report.
     pub fn is_empty(&self) -> bool {
-        self.listeners.is_empty() && self.routes.is_empty() && self.access_policies.is_empty()
+        self.listeners.is_empty()
+            && self.routes.is_empty()
+            && self.access_policies.is_empty()
+            && self.hostnames.is_empty()
     }
 }
 

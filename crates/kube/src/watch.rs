@@ -106,6 +106,10 @@ pub struct WatchConfig {
     /// [`Error::KindsAppeared`] and is started again by its caller
     /// ([`supervise`]), so no restart of the proxy is needed.
     pub recheck: Duration,
+    /// The most routes the HTTPRoutes of one namespace may expand to
+    /// together (`--kubernetes-max-routes-per-namespace`; see
+    /// [`crate::gateway::translate::MAX_ROUTES_PER_NAMESPACE`]).
+    pub max_routes_per_namespace: usize,
 }
 
 /// Runs [`run`] for as long as the proxy runs: started again at once when
@@ -843,6 +847,7 @@ pub async fn run(
                 binds: cfg.binds.as_ref().map(|b| b.borrow().clone()),
                 last_good_ip: std::mem::take(&mut last_good_ip),
                 last_good_access: std::mem::take(&mut last_good_access),
+                max_routes_per_namespace: Some(cfg.max_routes_per_namespace),
             };
             let mut translation = translate_with(&inputs, &mut route_cache);
             if let Some(fb) = &cfg.feedback {

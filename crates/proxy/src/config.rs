@@ -215,14 +215,19 @@ pub struct HostCerts {
     pub hostname: Option<String>,
     /// Its certificates, in `certificateRefs` order.
     pub certs: Vec<CertConfig>,
-    /// For a host-less listener (`hostname` `None`): the hosts (exact or
-    /// `*.` wildcard, lower case) its routes serve on this bind, each with
-    /// the hosts within it the route leaves out there. Its certificates
-    /// come before an Ingress's for them ([`crate::tls`]).
+    /// The hosts (exact or `*.` wildcard, lower case) its routes serve on
+    /// this bind, each with the hosts within it the route leaves out
+    /// there. For a host-less listener (`hostname` `None`): its
+    /// certificates come before an Ingress's for them; for one with a
+    /// hostname (filled only when `ingress_hosts` is not empty): they stay
+    /// its own even where an Ingress names them ([`crate::tls`]).
     pub routed: Vec<(String, Vec<String>)>,
-    /// For a listener with a hostname: the Ingress hosts on this bind it
-    /// covers, which the Ingresses serve there (the older side keeps a
-    /// host): its certificates are not offered for them.
+    /// For a listener with a hostname: the names on this bind the
+    /// Ingresses serve that overlap it (either side a wildcard; an
+    /// Ingress with a host-less rule serves its TLS hosts): its
+    /// certificates are not offered for them, except where its own
+    /// routes serve them (`routed`; an exact host an older Ingress keeps
+    /// is not among those).
     pub ingress_hosts: Vec<String>,
 }
 

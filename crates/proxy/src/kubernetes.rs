@@ -1126,32 +1126,81 @@ fn add_certificates(config: &mut Config, set: &RouteSet, conflicts: &Conflicts) 
                 && !s.not_on.contains(&l.name)
                 && !conflicts.get(&s.name).is_some_and(|on| on.iter().any(|(f, _)| *f == l.name))
         });
-        // The Ingress hosts served on this bind (after composition: a host
-        // an older Gateway route keeps is not among them).
-        let ingress_hosts: Vec<String> = config
-            .routes
-            .iter()
-            .filter(|r| r.gateway.is_none() && r.name.as_deref().is_some_and(|n| n.starts_with("ingress/")))
-            .filter(|r| r.only_listeners.is_empty() || r.only_listeners.contains(&l.name))
-            .filter_map(|r| r.host.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase()))
-            .collect();
+        let ingress_hosts = ingress_served(&config.routes, set, &l.name);
         for s in served {
             let hostname = s.hostname.as_deref().map(|h| h.trim_end_matches('.').to_ascii_lowercase());
             let certs = s.certs.iter().filter_map(|n| by_name.get(n.as_str()).copied()).map(secret).collect();
-            let routed =
-                if hostname.is_none() { routed_hosts(&config.routes, set, &l.name, &s.name) } else { Vec::new() };
-            let ingress_hosts = hostname
+            // Whichever side is the wildcard (review 16 N1w: an Ingress
+            // `*.example.com` serves shop.example.com).
+            let ingress_hosts: Vec<String> = hostname
                 .as_deref()
-                .map(|p| ingress_hosts.iter().filter(|h| *h == p || wildcard_covers(p, h)).cloned().collect())
+                .map(|p| {
+                    ingress_hosts
+                        .iter()
+                        .filter(|h| *h == p || wildcard_covers(p, h) || wildcard_covers(h, p))
+                        .cloned()
+                        .collect()
+                })
                 .unwrap_or_default();
+            // A listener with a hostname keeps the names its routes serve
+            // (only needed where Ingresses name some of its names).
+            let routed = if hostname.is_none() || !ingress_hosts.is_empty() {
+                routed_hosts(&config.routes, set, &l.name, &s.name)
+            } else {
+                Vec::new()
+            };
             tls.gateway.push(crate::config::HostCerts { hostname, certs, routed, ingress_hosts });
         }
     }
 }
 
+/// The names (exact or `*.` wildcard, lower case, no trailing dot) the
+/// Ingresses serve on file listener `bind` (after composition: a host an
+/// older Gateway route keeps is not among them): their rules' hosts, and
+/// for an Ingress with a host-less rule (it serves every name no other
+/// route takes) the hosts its namespace's Ingress TLS Secrets are for
+/// (their Ingresses' rule hosts and `tls.hosts`; review 16 N1w).
+fn ingress_served(routes: &[Arc<RouteConfig>], set: &RouteSet, bind: &str) -> Vec<String> {
+    ingress_served_by(routes, set, bind).into_iter().map(|(h, _)| h).collect()
+}
+
+/// [`ingress_served`], each name with the Ingress (`NS/NAME`) serving it
+/// (the first in route order).
+fn ingress_served_by<'a>(routes: &'a [Arc<RouteConfig>], set: &RouteSet, bind: &str) -> Vec<(String, &'a str)> {
+    let mut out: Vec<(String, &str)> = Vec::new();
+    let mut hostless: Vec<(&str, &str)> = Vec::new();
+    for r in routes {
+        let Some(name) = r.name.as_deref().filter(|n| r.gateway.is_none() && n.starts_with("ingress/")) else {
+            continue;
+        };
+        if !(r.only_listeners.is_empty() || r.only_listeners.iter().any(|l| l == bind)) {
+            continue;
+        }
+        // `ingress/NS/NAME/HOST/PATH` (`*` for any host).
+        let rest = name.strip_prefix("ingress/").unwrap_or(name);
+        let mut parts = rest.splitn(3, '/');
+        let (ns, ingress) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default());
+        let by = rest.get(..ns.len() + 1 + ingress.len()).unwrap_or(rest);
+        match r.host.as_deref() {
+            Some(h) => out.push((h.trim_end_matches('.').to_ascii_lowercase(), by)),
+            None => hostless.push((ns, by)),
+        }
+    }
+    for c in set.certs.iter().filter(|c| c.ingress) {
+        let Some((ns, _)) = c.name.split_once('/') else { continue };
+        if let Some((_, by)) = hostless.iter().find(|(n, _)| *n == ns) {
+            out.extend(c.hosts.iter().map(|h| (h.trim_end_matches('.').to_ascii_lowercase(), *by)));
+        }
+    }
+    // Stable: the first Ingress naming a host is kept.
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out.dedup_by(|a, b| a.0 == b.0);
+    out
+}
+
 /// The hosts (exact or `*.` wildcard, lower case, no trailing dot) that
-/// the served Gateway routes of listener `gateway_listener` (a host-less
-/// one) serve on file listener `bind`, each with the hosts within it they
+/// the served Gateway routes of listener `gateway_listener` serve on file
+/// listener `bind`, each with the hosts within it they
 /// leave out there (a more specific listener's, an older Ingress's). Such a
 /// listener's certificate is its routes' hosts': an Ingress TLS Secret
 /// naming one of them must not be offered for it (review 14 F6).
@@ -1478,13 +1527,17 @@ impl Reported {
 /// HTTPRoutes that lost something.
 fn feedback(
     set: &RouteSet,
-    file: &[crate::config::ListenerConfig],
+    config: &Config,
     conflicts: &Conflicts,
     problems: &[Problem],
     warnings: &[Warning],
 ) -> realip_kube::routes::Feedback {
     use realip_kube::routes::{RouteLoss, UnservedListener};
-    let mut fb = realip_kube::routes::Feedback::default();
+    let file = &config.listeners;
+    let mut fb = realip_kube::routes::Feedback {
+        hostnames: lost_hostnames(set, config, conflicts),
+        ..realip_kube::routes::Feedback::default()
+    };
     for (listener, on) in conflicts {
         let chain: Vec<&Unserved> =
             on.iter().map(|(_, why)| why).filter(|why| matches!(why, Unserved::FileChainConflict { .. })).collect();
@@ -1571,6 +1624,66 @@ fn feedback(
     fb
 }
 
+/// The HTTPS Gateway listeners with a hostname and certificates whose
+/// whole hostname an Ingress serves on every bind serving them (the
+/// composed `config`), none of their routes serving a name of it there:
+/// their certificates are never offered for it ([`crate::tls`], review 16
+/// L9) → why, naming the Ingress.
+fn lost_hostnames(
+    set: &RouteSet,
+    config: &Config,
+    conflicts: &Conflicts,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let candidates: Vec<(&ListenerSpec, String)> = set
+        .listeners
+        .iter()
+        .filter(|s| s.protocol == Protocol::Https && !s.certs.is_empty())
+        .filter_map(|s| Some((s, s.hostname.as_deref()?.trim_end_matches('.').to_ascii_lowercase())))
+        .collect();
+    if candidates.is_empty() || !config.routes.iter().any(|r| r.gateway.is_none()) {
+        return out;
+    }
+    // Per bind: Ingress name → Ingress, looked up by the listener hostname
+    // and the wildcards that would cover it (`*` + each `.`-suffix), not by
+    // a walk of every name per listener.
+    let mut by_bind: HashMap<String, HashMap<String, &str>> = HashMap::new();
+    'listener: for (s, p) in candidates {
+        let binds = serving(s, &config.listeners, conflicts);
+        if binds.is_empty() {
+            continue;
+        }
+        let base = p.strip_prefix("*.").unwrap_or(&p);
+        let mut who = Vec::new();
+        for b in &binds {
+            let served = by_bind
+                .entry(b.clone())
+                .or_insert_with(|| ingress_served_by(&config.routes, set, b).into_iter().collect());
+            let covering = std::iter::once(p.clone())
+                .chain(base.match_indices('.').map(|(i, _)| format!("*{}", &base[i..])))
+                .find_map(|e| served.get(&e).copied());
+            let Some(by) = covering else {
+                continue 'listener;
+            };
+            debug_assert!(served.keys().any(|e| *e == p || wildcard_covers(e, &p)));
+            if !routed_hosts(&config.routes, set, b, &s.name).is_empty() {
+                continue 'listener;
+            }
+            if !who.contains(&by) {
+                who.push(by);
+            }
+        }
+        let message = format!(
+            "hostname {p}: Ingress {} serves it on [[listener]] {} (and no route of this listener there), so this \
+             listener's certificates are not offered for it",
+            who.join(", Ingress "),
+            binds.iter().map(|b| format!("`{b}`")).collect::<Vec<_>>().join(", ")
+        );
+        out.insert(s.name.clone(), message);
+    }
+    out
+}
+
 /// [`compose_checked`], logging what changed since `reported` (see
 /// [`Reported::update`]).
 pub fn compose(config: Config, set: Option<&RouteSet>, reported: &mut Reported) -> Config {
@@ -1586,8 +1699,7 @@ pub fn compose_logged(
 ) -> Config {
     let conflicts = set.map(|s| plan(s, &config).conflicts).unwrap_or_default();
     let (config, problems, warnings) = compose_with(config, set, memo);
-    reported.feedback =
-        set.map(|s| feedback(s, &config.listeners, &conflicts, &problems, &warnings)).unwrap_or_default();
+    reported.feedback = set.map(|s| feedback(s, &config, &conflicts, &problems, &warnings)).unwrap_or_default();
     for e in reported.update(problems, warnings) {
         crate::log::event(&e);
     }

@@ -30,7 +30,8 @@ struct BySni {
     /// Gateway listener hostnames with a `*.` wildcard or exact, and their
     /// certificates (at least one each).
     /// With the names under each that Ingresses serve on this bind (not
-    /// offered for those).
+    /// offered for those), and the names its routes serve there (offered
+    /// for those all the same).
     hosts: ByPattern,
     /// The hosts (exact or `*.` wildcard) the routes of host-less Gateway
     /// listeners serve, the hosts within each they leave out, and the
@@ -71,15 +72,19 @@ fn specificity(pattern: &str, name: &str) -> Option<usize> {
 }
 
 /// Host patterns (exact or `*.` wildcard), each with the names under it
-/// it is not for, and its certificates.
-type ByPattern = Vec<(String, Vec<String>, Vec<Arc<CertifiedKey>>)>;
+/// it is not for, the names it is for all the same (each with the names
+/// under it left out), and its certificates.
+type ByPattern = Vec<(String, Vec<String>, Vec<(String, Vec<String>)>, Vec<Arc<CertifiedKey>>)>;
 
 /// The certificates of the most specific pattern of `list` matching `h`
 /// that does not leave `h` out.
 fn most_specific<'a>(list: &'a ByPattern, h: &str) -> Option<&'a [Arc<CertifiedKey>]> {
+    let under = |list: &[String]| list.iter().any(|e| specificity(e, h).is_some());
     list.iter()
-        .filter(|(_, except, _)| !except.iter().any(|e| specificity(e, h).is_some()))
-        .filter_map(|(p, _, keys)| specificity(p, h).map(|s| (s, keys.as_slice())))
+        .filter(|(_, except, kept, _)| {
+            !under(except) || kept.iter().any(|(k, out)| specificity(k, h).is_some() && !under(out))
+        })
+        .filter_map(|(p, _, _, keys)| specificity(p, h).map(|s| (s, keys.as_slice())))
         .max_by_key(|x| x.0)
         .map(|(_, keys)| keys)
 }
@@ -95,7 +100,9 @@ impl BySni {
         let name = host.as_deref().and_then(|h| ServerName::try_from(h.to_owned()).ok());
         if let Some(h) = host.as_deref() {
             // Not for a name an Ingress serves on this bind (the older
-            // side keeps a host, and so its certificate: review 15 N1).
+            // side keeps a host, and so its certificate: review 15 N1;
+            // whichever side is the wildcard, review 16 N1w), unless the
+            // listener's own routes serve it there.
             if let Some(keys) = most_specific(&self.hosts, h) {
                 // The listener's own certificates only: one naming the host
                 // is preferred, else its first (a client then sees a name
@@ -238,16 +245,17 @@ pub fn server_config(listener: &str, cfg: &TlsConfig) -> Result<Arc<rustls::Serv
         }
         match &h.hostname {
             _ if keys.is_empty() => {}
-            Some(p) => match hosts.iter_mut().find(|(q, _, _)| q == p) {
-                Some((_, except, have)) => {
+            Some(p) => match hosts.iter_mut().find(|(q, _, _, _)| q == p) {
+                Some((_, except, kept, have)) => {
                     except.extend(h.ingress_hosts.iter().cloned());
+                    kept.extend(h.routed.iter().cloned());
                     have.extend(keys);
                 }
-                None => hosts.push((p.clone(), h.ingress_hosts.clone(), keys)),
+                None => hosts.push((p.clone(), h.ingress_hosts.clone(), h.routed.clone(), keys)),
             },
             None => {
                 for (p, except) in &h.routed {
-                    routed.push((p.clone(), except.clone(), keys.clone()));
+                    routed.push((p.clone(), except.clone(), Vec::new(), keys.clone()));
                 }
                 any.extend(keys);
             }

@@ -26,7 +26,11 @@
 //!   True` (same reasons) names what is not served;
 //! - a ClientAccessPolicy the proxy cannot apply (a `scope: Global` rate
 //!   limit without `[rate_limit_store]`): `Accepted: False, Invalid` for
-//!   the Gateways (its ancestors) where that leaves routes unserved.
+//!   the Gateways (its ancestors) where that leaves routes unserved;
+//! - an HTTPS listener whose hostname an Ingress serves on every bind
+//!   serving it, none of its routes serving it there (so its certificate
+//!   is never offered for it): `Conflicted: True, HostnameConflict`, the
+//!   message naming the Ingress (review 16 L9).
 //!
 //! Invariants: statuses only — never the route set, so a translation after
 //! a feedback change hands the proxy the same set and the loop converges;
@@ -45,6 +49,7 @@ pub fn apply(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
         return;
     }
     listeners(statuses, fb);
+    hostnames(statuses, fb);
     policies(statuses, fb);
     routes(statuses, fb);
     access_policies(statuses, fb);
@@ -146,6 +151,32 @@ fn listeners(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
             } else {
                 Cond::new("Programmed", false, c.reason, format!("{}; {what}", c.message))
             };
+        }
+    }
+}
+
+/// HTTPS listeners whose hostname an Ingress serves wherever they are
+/// served: `Conflicted: True, HostnameConflict` (the listener stays
+/// programmed: its certificate is just never offered for that name).
+fn hostnames(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
+    for (full, why) in &fb.hostnames {
+        let mut parts = full.splitn(4, '/');
+        let (Some(kind), Some(ns), Some(name), Some(listener)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let kind = match kind {
+            "gateway" => "Gateway",
+            "listenerset" => "ListenerSet",
+            _ => continue,
+        };
+        let Some(i) = find(statuses, kind, ns, name) else { continue };
+        let Status::Gateway { listeners, .. } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        for l in listeners.iter_mut().filter(|l| l.name == listener) {
+            for c in l.conditions.iter_mut().filter(|c| c.kind == "Conflicted" && !c.status) {
+                *c = Cond::new("Conflicted", true, "HostnameConflict", format!("served by the proxy, but {why}"));
+            }
         }
     }
 }

@@ -121,6 +121,7 @@ impl Objects {
             last_good_ip: std::collections::BTreeMap::new(),
             binds: None,
             last_good_access: std::collections::BTreeMap::new(),
+            max_routes_per_namespace: None,
         }
     }
 }

@@ -2182,3 +2182,62 @@ fn one_httproute_expands_to_a_bounded_number_of_routes() {
     assert!(cond(&parents[0].conditions, "Accepted").message.contains("expands to 4160 routes"), "{parents:?}");
     assert_eq!(count("dup"), 64 * 2, "the parent written twice is attached once");
 }
+
+/// Review 16 M1: the HTTPRoutes of one namespace expand to at most
+/// `max_routes_per_namespace` routes together, oldest route first: one that
+/// would pass the budget is refused (`Accepted: False, UnsupportedValue`,
+/// naming the budget and the count) and not attached; an older one and a
+/// newer one that still fits keep serving.
+#[test]
+fn the_httproutes_of_a_namespace_expand_to_a_bounded_number_of_routes() {
+    let listeners: Vec<String> = (0..64)
+        .map(|i| format!("  - {{name: l{i}, port: 9090, protocol: HTTP, hostname: h{i}.example.com}}"))
+        .collect();
+    let listeners = listeners.join("\n") + "\n";
+    let gw = format!(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: many, namespace: web}}\nspec:\n  gatewayClassName: realip\n  listeners:\n{listeners}"
+    );
+    // (name, second it was created, matches): 64 routes per match.
+    let route = |name: &str, second: u32, matches: usize| {
+        let m: Vec<String> = (0..matches).map(|j| format!("{{path: {{type: PathPrefix, value: /m{j}}}}}")).collect();
+        format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: web, creationTimestamp: '2026-01-01T00:00:{second:02}Z'}}\nspec:\n  parentRefs: [{{name: many}}]\n  hostnames: ['*.example.com']\n  rules: [{{matches: [{}], backendRefs: [{{name: app, port: 80}}]}}]\n",
+            m.join(", ")
+        )
+    };
+    // Written newest first: the order of creation counts, not the store's.
+    let objects = format!("{gw}{}{}{}{}", route("d", 4, 1), route("c", 3, 2), route("b", 2, 5), route("a", 1, 4));
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(&objects).unwrap();
+    let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+    inp.binds = Some(vec![crate::routes::Bind {
+        name: "web".to_owned(),
+        gateway_ports: vec![9090],
+        ..crate::routes::Bind::default()
+    }]);
+    let run = |budget: Option<usize>| {
+        let mut inp = inp.clone();
+        inp.max_routes_per_namespace = budget;
+        translate(&inp)
+    };
+    let count = |t: &Translation, name: &str| {
+        t.routes.routes.iter().filter(|r| r.origin == format!("httproute/web/{name}")).count()
+    };
+    // The default budget takes them all.
+    let t = run(None);
+    assert_eq!([count(&t, "a"), count(&t, "b"), count(&t, "c"), count(&t, "d")], [256, 320, 128, 64]);
+    // 640: a (256) and b (320) fit; c would make 704; d makes 640.
+    let t = run(Some(640));
+    assert_eq!([count(&t, "a"), count(&t, "b"), count(&t, "c"), count(&t, "d")], [256, 320, 0, 64]);
+    for name in ["a", "b", "d"] {
+        assert_eq!(first_ref(&t, "HTTPRoute", "web", name)[0], ("Accepted", true, "Accepted"), "{name}");
+    }
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "c")[0], ("Accepted", false, "UnsupportedValue"));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "c").status else { panic!() };
+    let m = &cond(&parents[0].conditions, "Accepted").message;
+    assert!(m.contains("expands to 704 routes") && m.contains("this one 128") && m.contains("over the 640"), "{m}");
+    // Not attached: the listeners count a, b and d only.
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("web"), "many").status else { panic!() };
+    assert!(listeners.iter().all(|l| l.attached_routes == 3), "{listeners:?}");
+}

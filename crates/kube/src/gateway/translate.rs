@@ -158,6 +158,10 @@ pub struct Inputs<'a> {
     /// keeps the last valid allow/deny lists and rate limit (never fails
     /// open by dropping the lists).
     pub last_good_access: BTreeMap<String, Access>,
+    /// The most routes the HTTPRoutes of one namespace may expand to
+    /// together (`realip proxy --kubernetes-max-routes-per-namespace`);
+    /// `None`: [`MAX_ROUTES_PER_NAMESPACE`].
+    pub max_routes_per_namespace: Option<usize>,
 }
 
 /// The result: what to serve and what to write into status.
@@ -1960,6 +1964,17 @@ struct RoutePart {
     /// Every Service its rules name (namespace, name), found or not: the
     /// part is translated again when one of them changes.
     services: Vec<(String, String)>,
+    /// Refused for its namespace's budget ([`over_budget`]): how many
+    /// routes it expands to and its status as translated (its entries are
+    /// dropped: a refused route costs nothing but this).
+    over: Option<(usize, Option<Arc<ObjectStatus>>)>,
+}
+
+impl RoutePart {
+    /// How many routes it expands to (refused or not).
+    fn count(&self) -> usize {
+        self.over.as_ref().map_or(self.entries.len(), |(n, _)| *n)
+    }
 }
 
 /// Per-HTTPRoute results kept from one translation to the next
@@ -2106,7 +2121,7 @@ impl Sorted {
 /// `metadata.generation`, which the API server moves on every change of
 /// its spec and never for a status update (so realip's own status patch
 /// does not make the route look changed), else its `resourceVersion`.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum RouteVersion {
     Generation(i64),
     Resource(String),
@@ -2205,6 +2220,16 @@ fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
 /// Gateways of 64 listeners each turned a 14 KB route into 262,144 routes
 /// and a GB of proxy memory).
 pub const MAX_ROUTE_ENTRIES: usize = 4096;
+
+/// The default of [`Inputs::max_routes_per_namespace`]: the most routes
+/// (parents × listener hostnames × matches, summed over its HTTPRoutes)
+/// one namespace may have served. Oldest HTTPRoute first; one that would
+/// pass it is `Accepted: False, UnsupportedValue` and not served, the
+/// others keep serving (review 16 M1: [`MAX_ROUTE_ENTRIES`] bounds one
+/// object, not a tenant — 48 HTTPRoutes at that cap cost the shared proxy
+/// 0.7 GB). Four times the per-object cap; the scale benchmark's 500
+/// routes per namespace stay far within it.
+pub const MAX_ROUTES_PER_NAMESPACE: usize = 4 * MAX_ROUTE_ENTRIES;
 
 /// A parentRef as the translation tells parents apart: kind, namespace
 /// (defaulted), name, sectionName, port.
@@ -2514,6 +2539,113 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         pending,
         served: std::sync::Mutex::new(Vec::new()),
         services: services_named(route),
+        over: None,
+    }
+}
+
+/// Bounded cost per tenant: the HTTPRoutes of one namespace (`parts`, one
+/// per route of `routes`, in the same order) may expand to `budget` routes
+/// together. Oldest first (creation time, then name, as precedence), each
+/// route's routes are counted; one that would pass the budget is replaced
+/// by a refused part — no routes, attached nowhere, `Accepted: False,
+/// UnsupportedValue` naming the budget and the count where it was
+/// accepted — and the later ones are still counted (a smaller one may
+/// fit). The refused part replaces the translated one in `cache` too (its
+/// entries are freed); one that fits again is translated again
+/// (`translate_one`, by index).
+fn over_budget(
+    parts: &mut [Arc<RoutePart>],
+    routes: &[&HttpRoute],
+    budget: usize,
+    cache: &mut RouteCache,
+    translate_one: &dyn Fn(usize) -> RoutePart,
+) {
+    let mut total: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    let mut refused_before = false;
+    for p in parts.iter() {
+        *total.entry(p.name.0.as_str()).or_default() += p.count();
+        refused_before |= p.over.is_some();
+    }
+    let over: BTreeSet<String> = total.into_iter().filter(|(_, n)| *n > budget).map(|(ns, _)| ns.to_owned()).collect();
+    if over.is_empty() && !refused_before {
+        return;
+    }
+    let mut order: Vec<(String, &str, &str, usize)> = parts
+        .iter()
+        .zip(routes)
+        .enumerate()
+        .filter(|(_, (p, _))| over.contains(&p.name.0) || p.over.is_some())
+        .map(|(i, (p, r))| (created(&r.metadata), p.name.0.as_str(), p.name.1.as_str(), i))
+        .collect();
+    order.sort_unstable();
+    let mut used: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
+    let mut replace: Vec<(usize, Arc<RoutePart>)> = Vec::new();
+    for (_, ns, _, i) in &order {
+        let p = &parts[*i];
+        let n = p.count();
+        let have = used.entry(*ns).or_default();
+        if !over.contains(*ns) || *have + n <= budget {
+            *have += n;
+            if p.over.is_some() {
+                replace.push((*i, Arc::new(translate_one(*i))));
+            }
+            continue;
+        }
+        let why = format!(
+            "with the HTTPRoutes of namespace {ns} before it (oldest first), expands to {} routes (parents × \
+             hostnames × matches; this one {n}), over the {budget} one namespace may have in realip \
+             (--kubernetes-max-routes-per-namespace); not served",
+            *have + n
+        );
+        let status = match &p.over {
+            Some((_, status)) => status.clone(),
+            None => p.status.clone(),
+        };
+        let refused = refuse(p, n, status, &why);
+        if p.over.is_none() || refused.status != p.status {
+            replace.push((*i, Arc::new(refused)));
+        }
+    }
+    for (i, part) in replace {
+        let old = std::mem::replace(&mut parts[i], Arc::clone(&part));
+        if let Some(uid) = part.uid.as_ref().filter(|u| cache.parts.get(*u).is_some_and(|c| Arc::ptr_eq(c, &old))) {
+            cache.parts.insert(uid.clone(), Arc::clone(&part));
+        }
+        if let Some(o) = cache.order.iter_mut().find(|(_, c)| Arc::ptr_eq(c, &old)) {
+            o.1 = part;
+        }
+    }
+}
+
+/// `p` refused: no routes, attached nowhere; `status` (as translated)
+/// with each parent where it was accepted `Accepted: False,
+/// UnsupportedValue` with `why`.
+fn refuse(p: &RoutePart, count: usize, status: Option<Arc<ObjectStatus>>, why: &str) -> RoutePart {
+    let shown = status.as_ref().map(|st| {
+        let mut st = (**st).clone();
+        if let Status::Route { parents } = &mut st.status {
+            for r in parents.iter_mut().filter(|r| r.conditions.iter().any(|c| c.kind == "Accepted" && c.status)) {
+                r.conditions.retain(|c| c.kind != "PartiallyInvalid");
+                for c in r.conditions.iter_mut().filter(|c| c.kind == "Accepted") {
+                    *c = Cond::new("Accepted", false, "UnsupportedValue", why.to_owned());
+                }
+            }
+        }
+        Arc::new(st)
+    });
+    RoutePart {
+        version: p.version.clone(),
+        uid: p.uid.clone(),
+        name: p.name.clone(),
+        status: shown,
+        entries: Vec::new(),
+        backends: Vec::new(),
+        rule_names: p.rule_names.clone(),
+        attached: Vec::new(),
+        pending: Vec::new(),
+        served: std::sync::Mutex::new(Vec::new()),
+        services: p.services.clone(),
+        over: Some((count, status)),
     }
 }
 
@@ -2801,6 +2933,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             }
             parts.push(part);
         }
+        let budget = inp.max_routes_per_namespace.unwrap_or(MAX_ROUTES_PER_NAMESPACE);
+        over_budget(&mut parts, http_routes, budget, cache, &|i| route_part(http_routes[i], &ctx));
         if cache.parts.len() > 16 + 2 * parts.len() {
             cache.parts = parts
                 .iter()
