@@ -1117,16 +1117,7 @@ fn canary_fates<'a>(
                     (Status::NotConverted, format!("its upstream `{}` was made by the non-canary {creator} (the first Ingress to name it, oldest then greater namespace/name), so ingress-nginx serves this path as an ordinary location of {on} with THIS canary's annotations (its allow/deny lists and limits apply, its canary weights do not), 100 % to {}:{}, and newer Ingresses' same location is not served (`already configured`); a canary cannot be a route of its own in the output, so the location is left out: emitted as a deny-all route", cp.upstream, r.backend.service, r.backend.port))
                 }
             };
-            report.entries.push(Entry {
-                object: id.clone(),
-                file: o.source.file.clone(),
-                line: o.line_of(&["spec", "rules"]),
-                key,
-                value: String::new(),
-                status,
-                to: String::new(),
-                why,
-            });
+            report.entries.push(path_entry(o, key, status, why));
         }
         if !kept.is_empty() {
             p.hosts.insert(h, kept);

@@ -76,6 +76,18 @@ fn access_policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
 }
 
 /// The position of an object's status in `statuses` (sorted by object).
+/// A listener's full name (`gateway/NS/NAME/LISTENER` or
+/// `listenerset/…`) as (kind, namespace, name, listener).
+fn listener_parts(full: &str) -> Option<(&'static str, &str, &str, &str)> {
+    let mut parts = full.splitn(4, '/');
+    let kind = match parts.next()? {
+        "gateway" => "Gateway",
+        "listenerset" => "ListenerSet",
+        _ => return None,
+    };
+    Some((kind, parts.next()?, parts.next()?, parts.next()?))
+}
+
 fn find(statuses: &[Arc<ObjectStatus>], kind: &'static str, ns: &str, name: &str) -> Option<usize> {
     let key = ObjectKey { kind, namespace: Some(ns.to_owned()), name: name.to_owned() };
     statuses.binary_search_by(|s| s.key.cmp(&key)).ok()
@@ -92,17 +104,7 @@ fn listeners(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     let mut partly: std::collections::BTreeMap<Parent<'_>, Vec<(&str, &crate::routes::UnservedListener)>> =
         std::collections::BTreeMap::new();
     for (full, why) in &fb.listeners {
-        let mut parts = full.splitn(4, '/');
-        let (Some(kind), Some(ns), Some(name), Some(listener)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let kind = match kind {
-            "gateway" => "Gateway",
-            "listenerset" => "ListenerSet",
-            _ => continue,
-        };
+        let Some((kind, ns, name, listener)) = listener_parts(full) else { continue };
         if why.served_on.is_empty() {
             parents.entry((kind, ns, name)).or_default().push((listener, why.message.as_str()));
         } else {
@@ -160,17 +162,7 @@ fn listeners(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
 /// programmed: its certificate is just never offered for that name).
 fn hostnames(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     for (full, why) in &fb.hostnames {
-        let mut parts = full.splitn(4, '/');
-        let (Some(kind), Some(ns), Some(name), Some(listener)) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            continue;
-        };
-        let kind = match kind {
-            "gateway" => "Gateway",
-            "listenerset" => "ListenerSet",
-            _ => continue,
-        };
+        let Some((kind, ns, name, listener)) = listener_parts(full) else { continue };
         let Some(i) = find(statuses, kind, ns, name) else { continue };
         let Status::Gateway { listeners, .. } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
         for l in listeners.iter_mut().filter(|l| l.name == listener) {
