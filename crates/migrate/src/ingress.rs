@@ -140,6 +140,10 @@ pub struct Plan<'a> {
     /// spec.defaultBackend of an Ingress with rules, and the hosts whose
     /// nginx server this Ingress creates (where it is the `/` fallback).
     pub fallback: Option<(Backend, Vec<String>)>,
+    /// Why ingress-nginx does not send the [`Plan::fallback`] to its
+    /// Service (its root locations answer 503, or go elsewhere): the
+    /// fallback is then emitted deny-all.
+    pub fallback_denied: Option<String>,
     /// spec.tls: hosts and secret.
     pub tls: Vec<(Vec<String>, Option<String>)>,
     /// Only these clients.
@@ -967,6 +971,7 @@ pub fn plan<'a>(
         hosts: BTreeMap::new(),
         default_backend: None,
         fallback: None,
+        fallback_denied: None,
         tls: Vec::new(),
         allow: None,
         deny: Vec::new(),

@@ -1014,7 +1014,9 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
 /// ingress-nginx drops it (the host's other routes take its requests, as
 /// nginx's other locations did); one another Service made first (upstream
 /// names collide across namespaces) sends to that Service, which the
-/// output does not name: left out, deny-all.
+/// output does not name: left out, deny-all; one whose upstream
+/// mergeAlternativeBackends deleted ([`merge::Merge::gone`]) answers 503:
+/// deny-all.
 fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
     let o = p.obj;
     let id = o.id();
@@ -1040,7 +1042,8 @@ fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut
             u.upstream, u.made.service, u.made.creator
         )));
     }
-    for u in merged.foreign.get(&id).map(Vec::as_slice).unwrap_or_default() {
+    // Moves the routes of `u` to the plan's deny-all locations; whether any was there.
+    let deny = |p: &mut ingress::Plan<'_>, u: &merge::UpstreamPath| {
         let mut moved = Vec::new();
         if let Some(paths) = p.hosts.get_mut(&u.host) {
             let (gone, kept): (Vec<_>, Vec<_>) =
@@ -1052,11 +1055,27 @@ fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut
             }
         }
         if moved.is_empty() {
-            continue;
+            return false;
         }
         let ds = p.denied.entry(u.host.clone()).or_default();
         for r in moved {
             ds.push(ingress::Denied { kind: r.kind, value: r.value, raw: r.raw, path_type: r.path_type });
+        }
+        true
+    };
+    for u in merged.gone.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if !deny(p, u) {
+            continue;
+        }
+        let by = merged.deleted.get(&u.upstream).cloned().unwrap_or_default();
+        report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+            "ingress-nginx answers 503 here to every client: the location sends to the upstream `{}` ({}), which mergeAlternativeBackends deleted because of {by} (it deletes the upstream of that name whoever made it, so balancer.lua has no backend for it); the output refuses it too: emitted as a deny-all route",
+            u.upstream, u.made.service
+        )));
+    }
+    for u in merged.foreign.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if !deny(p, u) {
+            continue;
         }
         report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
             "ingress-nginx sends it to {}, not to this path's Service: upstreams are named namespace-service-port, names collide across namespaces, and the first Ingress to name `{}` ({}) made it; the output does not send to that Service from here, so the path is left out: emitted as a deny-all route",
@@ -1221,6 +1240,7 @@ fn denied_locations<'a>(
     denied.hosts = BTreeMap::new();
     denied.default_backend = None;
     denied.fallback = None;
+    denied.fallback_denied = None;
     denied.tls = Vec::new();
     denied.denied = won;
     let why = "its locations that ingress-nginx serves as ordinary ones (see its canary path entries)".to_owned();
@@ -1276,8 +1296,26 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
         }
         return;
     }
+    // The root location names the upstream, which mergeAlternativeBackends
+    // may have deleted (a canary's path or defaultBackend of the same name
+    // matched no location): no balancer in Lua, 503 to every client.
+    let gone = o
+        .doc
+        .at(&["spec", "defaultBackend"])
+        .or_else(|| o.doc.at(&["spec", "backend"]))
+        .and_then(|d| merge::upstream_name(&o.namespace, d))
+        .and_then(|(n, _)| merged.deleted.get(&n).map(|by| format!("ingress-nginx answers 503 there to every client: the root location sends to the upstream `{n}`, which mergeAlternativeBackends deleted (because of {by}; it deletes the upstream of that name whoever made it), so balancer.lua has no backend for it")));
     if !has_rules {
-        if merged.catch_all.as_deref() == Some(id.as_str()) {
+        if merged.catch_all.as_deref() == Some(id.as_str()) && gone.is_some() {
+            let why = gone.unwrap_or_default();
+            entry(Status::NotConverted, "", format!("the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); {why}: the output refuses it too, a host-less deny-all route (PathPrefix /) rather than the Service"));
+            p.denied.entry(None).or_default().push(ingress::Denied {
+                kind: ingress::PathKind::Prefix,
+                value: "/".into(),
+                raw: "/".into(),
+                path_type: "Prefix".into(),
+            });
+        } else if merged.catch_all.as_deref() == Some(id.as_str()) {
             entry(Status::Changed, &format!("HTTPRoute {}/{}-default-backend (no hostnames, PathPrefix /)", o.namespace, o.name), "the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); a host-less route also gets the paths no rule matches on the other hosts, which ingress-nginx answered from that host's own fallback (its first Ingress's defaultBackend, else the controller's default backend, a 404)".into());
             p.default_backend = Some(b);
         } else {
@@ -1292,6 +1330,7 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
         return;
     }
     p.fallback = Some((b, hosts));
+    p.fallback_denied = gone;
 }
 
 /// Adds each Ingress's defaultBackend as the `/` PathPrefix rule of the
@@ -1322,7 +1361,7 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
         let o = p.obj;
         for h in hosts {
             let taken = root_taken.contains(&Some(h.clone()));
-            if !taken && p.deny_all.is_some() {
+            if !taken && (p.deny_all.is_some() || p.fallback_denied.is_some()) {
                 p.denied.entry(Some(h.clone())).or_default().push(ingress::Denied {
                     kind: ingress::PathKind::Prefix,
                     value: "/".into(),
@@ -1339,7 +1378,13 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     path_type: "Prefix".into(),
                 });
             }
-            let (status, to, why) = if !taken && p.deny_all.is_some() {
+            let (status, to, why) = if let (false, Some(why)) = (taken, &p.fallback_denied) {
+                (
+                    Status::NotConverted,
+                    String::new(),
+                    format!("the fallback of {h}: {why}; the output refuses it too: `/` is emitted deny-all rather than sent to the Service"),
+                )
+            } else if !taken && p.deny_all.is_some() {
                 (
                     Status::NotConverted,
                     String::new(),

@@ -159,9 +159,16 @@ pub struct Merge {
     /// every location sending to that upstream (any host, any Ingress) is
     /// split the same way.
     pub spread: BTreeMap<String, Vec<String>>,
-    /// The canary upstreams `mergeAlternativeBackends` deletes (no traffic
-    /// anywhere), by name: what matched no location.
+    /// The upstreams `mergeAlternativeBackends` deletes, by name: what of
+    /// which canary matched no location. It deletes the upstream of that
+    /// name whoever made it, so besides the canary's share, every location
+    /// still naming it (a path of a non-canary Ingress, a server's root
+    /// falling back to a defaultBackend) has no balancer in Lua: 503 to
+    /// every client.
     pub deleted: BTreeMap<String, String>,
+    /// Per non-canary Ingress id: its served paths (locations it owns)
+    /// whose upstream is [`Merge::deleted`]: ingress-nginx answers 503.
+    pub gone: BTreeMap<String, Vec<UpstreamPath>>,
 }
 
 /// The upstream name ingress-nginx gives the Service backend `b` of an
@@ -299,6 +306,8 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
     // defaultBackend of the Ingress that made the server), where a canary's
     // `/` Prefix finds a location to merge into.
     let mut rooted: BTreeSet<Option<String>> = BTreeSet::new();
+    // The locations of non-canary Ingresses, by Ingress id, with their upstream.
+    let mut served: Vec<(String, UpstreamPath)> = Vec::new();
     // createServers: the first rules-less Ingress with a defaultBackend takes
     // the catch-all's root location before any rule's path is placed.
     m.catch_all = order
@@ -360,8 +369,9 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                     });
                     continue;
                 }
+                let mut at = None;
                 if let (Some((name, svc)), Some(made)) = (&up, made) {
-                    let at = UpstreamPath {
+                    let here = UpstreamPath {
                         host: host.clone(),
                         path: path.clone(),
                         path_type: path_type.clone(),
@@ -370,12 +380,13 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                     };
                     if made.no_server {
                         // `if ups.NoServer { continue }`: no location, nothing claimed.
-                        m.no_server.entry(o.id()).or_default().push(at);
+                        m.no_server.entry(o.id()).or_default().push(here);
                         continue;
                     }
                     if made.service != *svc {
-                        m.foreign.entry(o.id()).or_default().push(at);
+                        m.foreign.entry(o.id()).or_default().push(here.clone());
                     }
+                    at = Some(here);
                 }
                 let key = (host.clone(), path.clone(), path_type.clone());
                 if let Some((winner, timed)) = owners.get(&key) {
@@ -393,12 +404,18 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                         loc_ups.insert(key.clone(), name.clone());
                     }
                     owners.insert(key, (o.id(), created(o).is_some()));
+                    served.extend(at.map(|at| (o.id(), at)));
                 }
             }
         }
     }
     if !order.is_empty() {
         m.deleted = deleted_alternatives(&all, &m, &owners, &rooted, &servers, setup);
+        for (id, at) in served {
+            if m.deleted.contains_key(&at.upstream) {
+                m.gone.entry(id).or_default().push(at);
+            }
+        }
         for cp in m.canary_paths.values_mut().flatten() {
             if let (CanaryFate::Alternative | CanaryFate::OtherCanary(_), Some(by)) =
                 (&cp.fate, m.deleted.get(&cp.upstream))
@@ -467,7 +484,9 @@ fn first_alternatives(
 /// with the same path and pathType is deleted (`unable to find real
 /// backend … Deleting`), and with it the canary's share of every location
 /// it was merged into. So is a canary's `spec.defaultBackend` upstream
-/// when the catch-all server has no location of an Ingress. By upstream
+/// when the catch-all server has no location of an Ingress, whoever made
+/// the upstream of that name (`upstreams[upsName]`: a non-canary's
+/// defaultBackend replacing it, or its paths naming it first). By upstream
 /// name, the path that deleted it.
 fn deleted_alternatives(
     all: &[&Object],
@@ -486,7 +505,7 @@ fn deleted_alternatives(
             .and_then(|b| upstream_name(&o.namespace, b))
         {
             let catch_all_locations = owners.keys().any(|(h, _, _)| h.is_none()) || rooted.contains(&None);
-            if no_server(&name) && !catch_all_locations && !deleted.contains_key(&name) {
+            if m.upstreams.contains_key(&name) && !catch_all_locations && !deleted.contains_key(&name) {
                 deleted.insert(
                     name,
                     format!(
