@@ -111,14 +111,19 @@ fn kind_rank(kind: &str) -> usize {
     .unwrap_or(99)
 }
 
-/// Migrates the ingress-nginx setup in `objects`.
-pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
+/// The `--trust` CIDRs, each exactly one CIDR.
+fn trust_cidrs(opts: &Options) -> Result<Vec<String>, Error> {
     for t in &opts.trust {
         if ingress::cidrs(t).map(|v| v.len()) != Ok(1) {
             return Err(Error::Trust(t.clone()));
         }
     }
-    let trust: Vec<String> = opts.trust.iter().filter_map(|t| ingress::cidrs(t).ok()).flatten().collect();
+    Ok(opts.trust.iter().filter_map(|t| ingress::cidrs(t).ok()).flatten().collect())
+}
+
+/// Migrates the ingress-nginx setup in `objects`.
+pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
+    let trust = trust_cidrs(opts)?;
     let mut report = Report::default();
     let setup = setup::find(objects, &mut report)?;
     let (gw_ns, gw_name) = match &opts.gateway {
@@ -201,6 +206,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         plans.push(p);
         plans.extend(served);
     }
+    extra_server_names(&mut plans, &ours_all, &setup, &mut report);
     regex_mode(&mut plans, &regex_hosts, &mut report);
     collisions(&mut plans, &regex_hosts, &mut report);
     fallbacks(&mut plans, &mut report);
@@ -633,6 +639,144 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
                     path_type: r.path_type,
                 });
             }
+        }
+    }
+}
+
+/// A name nginx serves from an Ingress's server beside the host itself:
+/// the server (`None`: the catch-all), the name, the Ingress that set it
+/// and how (its annotation).
+struct ExtraName {
+    server: Option<String>,
+    name: String,
+    by: String,
+    how: &'static str,
+}
+
+/// The names ingress-nginx's servers answer beside their hosts
+/// (`createServers`, walk order, canaries skipped): a `server-alias`
+/// (the first Ingress of the host with a non-empty one sets the server's
+/// aliases; an alias that is the host or another server's host is
+/// dropped), the `server_name`s of a `server-snippet` (the first non-empty
+/// one of the host, when snippets are allowed), and the www twin of
+/// `from-to-www-redirect` (`BuildRedirects`: a redirect server unless a
+/// server has that name).
+fn server_names_of(ours: &[&Object], setup: &setup::Setup<'_>) -> Vec<ExtraName> {
+    let mut order: Vec<&Object> = ours.iter().copied().filter(|o| !merge::is_canary(o, &setup.prefix)).collect();
+    merge::nginx_order(&mut order);
+    let rule_host = |rule: &realip_kube::Node| rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+    let rules = |o: &Object| o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default().to_vec();
+    let servers: BTreeSet<String> =
+        order.iter().flat_map(|o| rules(o)).filter_map(|r| rule_host(&r)).map(|h| h.to_ascii_lowercase()).collect();
+    let snippets = setup::snippet_annotations_dropped(setup).is_none();
+    let mut aliased: BTreeSet<Option<String>> = BTreeSet::new();
+    let mut snippeted: BTreeSet<Option<String>> = BTreeSet::new();
+    let mut out: Vec<ExtraName> = Vec::new();
+    let mut add = |server: &Option<String>, name: String, by: String, how: &'static str| {
+        let own = server.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(&name));
+        if !own && !servers.contains(&name) && !out.iter().any(|e| e.name == name) {
+            out.push(ExtraName { server: server.clone(), name, by, how });
+        }
+    };
+    for o in order {
+        let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix));
+        let aliases: BTreeSet<String> = ann("server-alias")
+            .unwrap_or_default()
+            .split(',')
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let snippet_names: Vec<String> = ann("server-snippet")
+            .filter(|s| snippets && !s.is_empty())
+            .and_then(crate::snippet::directives)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.within.is_empty() && d.name == "server_name")
+            .flat_map(|d| d.args)
+            .map(|a| a.to_ascii_lowercase())
+            .collect();
+        let www = ann("from-to-www-redirect").and_then(ingress::go_bool) == Some(true);
+        for rule in rules(o) {
+            let host = rule_host(&rule);
+            if !aliases.is_empty() && aliased.insert(host.clone()) {
+                for a in &aliases {
+                    add(&host, a.clone(), o.id(), "server-alias");
+                }
+            }
+            if ann("server-snippet").is_some_and(|s| snippets && !s.is_empty()) && snippeted.insert(host.clone()) {
+                for n in &snippet_names {
+                    add(&host, n.clone(), o.id(), "server-snippet");
+                }
+            }
+            if let (true, Some(h)) = (www, &host) {
+                let h = h.to_ascii_lowercase();
+                let twin = h.strip_prefix("www.").map_or_else(|| format!("www.{h}"), str::to_owned);
+                add(&host, twin, o.id(), "from-to-www-redirect");
+            }
+        }
+    }
+    out
+}
+
+/// Whether `h` is a hostname an HTTPRoute takes: DNS labels, optionally
+/// behind one leading `*.`.
+fn route_hostname(h: &str) -> bool {
+    let rest = h.strip_prefix("*.").unwrap_or(h);
+    !rest.is_empty()
+        && rest.len() <= 253
+        && rest.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// The names of [`server_names_of`]: ingress-nginx serves the server's
+/// locations under them (a redirect for a www twin), which the output
+/// does not reproduce; left to the routes, a wildcard or host-less one
+/// would take them, open. Each is emitted deny-all (`/` PathPrefix) on the
+/// Ingress that set it: the exact or wildcard hostname, both names of a
+/// `.example.com`, and the host-less catch-all for a name no route can
+/// carry (`~regex`, `example.*`: nginx checks them after every exact and
+/// leading-wildcard name, so they only take the catch-all's hosts).
+fn extra_server_names(
+    plans: &mut [ingress::Plan<'_>],
+    ours: &[&Object],
+    setup: &setup::Setup<'_>,
+    report: &mut Report,
+) {
+    for e in server_names_of(ours, setup) {
+        let Some(p) = plans.iter_mut().find(|p| p.canary.is_none() && p.obj.id() == e.by) else { continue };
+        let targets: Vec<Option<String>> = if route_hostname(&e.name) {
+            vec![Some(e.name.clone())]
+        } else if let Some(rest) = e.name.strip_prefix('.').filter(|r| route_hostname(r) && !r.starts_with("*.")) {
+            vec![Some(rest.to_owned()), Some(format!("*.{rest}"))]
+        } else {
+            vec![None]
+        };
+        let server = e.server.as_deref().unwrap_or("_ (the catch-all)");
+        let what = if e.how == "from-to-www-redirect" {
+            format!("ingress-nginx adds a server {} answering every request with a redirect to {server} (from-to-www-redirect)", e.name)
+        } else {
+            format!(
+                "ingress-nginx's server {server} also answers the name {} ({} of {}), with every location of {server}",
+                e.name, e.how, e.by
+            )
+        };
+        let shown: Vec<&str> = targets.iter().map(|t| t.as_deref().unwrap_or("(any host)")).collect();
+        report.entries.push(path_entry(p.obj, format!("host {}", e.name), Status::NotConverted, format!(
+            "{what}; the output does not serve that name as ingress-nginx did, and a wildcard or host-less route would take it instead: emitted as a deny-all route (PathPrefix /) for {}, refusing every client",
+            shown.join(", ")
+        )));
+        for t in targets {
+            p.denied.entry(t).or_default().push(ingress::Denied {
+                kind: ingress::PathKind::Prefix,
+                value: "/".into(),
+                raw: "/".into(),
+                path_type: "Prefix".into(),
+            });
         }
     }
 }

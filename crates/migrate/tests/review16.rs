@@ -1,12 +1,15 @@
 //! The sixteenth review's findings, each a table on both targets with the
 //! reviewer's inputs (/tmp/mrev16-in): an upstream mergeAlternativeBackends
-//! deletes takes every location naming it with it (R16-5).
+//! deletes takes every location naming it with it (R16-5); the names a
+//! server answers beside its host (`server-alias`, a server-snippet's
+//! `server_name`, the www twin of `from-to-www-redirect`) are never left
+//! to a wildcard or host-less route (R16-3).
 
 mod common;
 
 use std::fmt::Write as _;
 
-use common::{controller, find, routes, run};
+use common::{controller, controller_at, find, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
@@ -52,6 +55,9 @@ fn ing(name: &str, year: u32, anns: Lines, default_backend: &str, rules: &[Rule]
     }
     s
 }
+
+/// Hostnames (`(any host)`: none).
+type Hosts<'a> = &'a [&'a str];
 
 const CANARY: Lines = &[("canary", "true"), ("canary-weight", "10")];
 
@@ -115,6 +121,82 @@ fn a_deleted_canary_upstream_takes_its_locations_with_it() {
                 .iter()
                 .any(|e| e.status == Status::NotConverted && e.why.contains("503") && e.why.contains("deleted"));
             assert_eq!(said, !*served, "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// The hostnames of the deny-all routes.
+fn denied_hostnames(m: &Migration) -> Vec<String> {
+    let denied = routes(m, true);
+    find(m, "HTTPRoute")
+        .iter()
+        .filter(|r| denied.iter().any(|d| r["metadata"]["name"] == d.as_str()))
+        .flat_map(|r| r["spec"]["hostnames"].as_array().cloned().unwrap_or_else(|| vec!["(any host)".into()]))
+        .map(|h| h.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// R16-3 (al1, al2, al3, ss1, www1): ingress-nginx's server of a host also
+/// answers its `server-alias` names, the `server_name`s of its
+/// server-snippet, and a redirect server answers the www twin of a
+/// `from-to-www-redirect` host; left to the routes, a `*.example.com` or
+/// host-less one takes them, open. Each such name gets a deny-all route
+/// (a regex name: the catch-all's), not converted. Controls: an alias that
+/// is another Ingress's host, and the aliases of a newer Ingress of the
+/// host (the older one set them), are no extra names.
+#[test]
+fn server_aliases_are_not_left_to_wildcard_routes() {
+    const ALLOW: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
+    let admin = |anns: Lines| -> String {
+        let all: Vec<(&str, &str)> = anns.iter().copied().chain([ALLOW]).collect();
+        ing("a-admin", 2020, &all, "", &[("app.example.com", &[("/", "a")])])
+    };
+    let wild = ing("w-wild", 2021, &[], "", &[("*.example.com", &[("/", "w")])]);
+    let hostless = ing("h-hostless", 2021, &[], "", &[("", &[("/", "h")])]);
+    let snippets = controller(&[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")]);
+    // (name, controller, Ingresses, hostnames denied, hostnames not denied)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, String, Vec<String>, Hosts, Hosts)> = vec![
+        ("al2 (v1.11.3)", controller_at("v1.11.3", &[], &[]), vec![admin(&[("server-alias", "admin.example.com")]), wild.clone()], &["admin.example.com"], &["*.example.com"]),
+        ("al3", controller(&[]), vec![admin(&[("server-alias", "admin.example.com")]), wild.clone()], &["admin.example.com"], &["*.example.com"]),
+        ("al1 (host-less)", controller(&[]), vec![admin(&[("server-alias", "www.example.com")]), hostless.clone()], &["www.example.com"], &["(any host)"]),
+        ("two aliases, spaces, upper case", controller(&[]), vec![admin(&[("server-alias", " Admin.example.com, ops.example.com ")]), wild.clone()], &["admin.example.com", "ops.example.com"], &[]),
+        ("a .example.com alias", controller(&[]), vec![admin(&[("server-alias", ".example.org")]), wild.clone()], &["example.org", "*.example.org"], &[]),
+        ("a regex alias: the catch-all", controller(&[]), vec![admin(&[("server-alias", "~^adm.*")]), hostless.clone()], &["(any host)"], &[]),
+        ("ss1", snippets.clone(), vec![admin(&[("server-snippet", "server_name admin.example.com;")]), wild.clone()], &["admin.example.com"], &[]),
+        ("www1", controller(&[]), vec![admin(&[("from-to-www-redirect", "true")]), wild.clone()], &["www.app.example.com"], &["*.example.com"]),
+        ("control: the alias is another Ingress's host", controller(&[]), vec![
+            admin(&[("server-alias", "admin.example.com")]),
+            ing("o-admin", 2021, &[], "", &[("admin.example.com", &[("/", "o")])]),
+        ], &[], &["admin.example.com"]),
+        ("control: the older Ingress of the host sets the aliases", controller(&[]), vec![
+            admin(&[("server-alias", "admin.example.com")]),
+            ing("b-more", 2021, &[("server-alias", "other.example.com")], "", &[("app.example.com", &[("/b", "b")])]),
+            wild.clone(),
+        ], &["admin.example.com"], &["other.example.com"]),
+        ("control: snippets dropped", controller(&[]), vec![admin(&[("server-snippet", "server_name admin.example.com;")]), wild.clone()], &[], &["admin.example.com"]),
+    ];
+    for target in BOTH {
+        for (name, ctl, docs, denied, open) in &rows {
+            let mut all = vec![ctl.clone()];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            let got = denied_hostnames(&m);
+            for h in *denied {
+                assert!(got.contains(&(*h).to_owned()), "{name} {target:?}: {h} not denied {got:?}:\n{text}");
+                let said = m.report.entries.iter().any(|e| {
+                    e.key.starts_with("host ")
+                        && e.status == Status::NotConverted
+                        && e.why.contains(&format!("for {h}"))
+                        || e.why.contains(&format!(", {h}, refusing"))
+                });
+                assert!(said, "{name} {target:?} {h}:\n{text}");
+            }
+            for h in *open {
+                assert!(!got.contains(&(*h).to_owned()), "{name} {target:?}: {h} denied {got:?}:\n{text}");
+            }
+            assert!(m.report.incomplete() || denied.is_empty(), "{name} {target:?}:\n{text}");
         }
     }
 }
