@@ -1113,6 +1113,7 @@ fn collisions(
 /// defaultBackend is the fallback.
 fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
     let o = p.obj;
+    no_server_paths(p, merged, report);
     for s in merged.shadowed.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
         if s.winner == o.id() {
             same_location_twice(p, s, report);
@@ -1152,22 +1153,45 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
     default_backend(p, merged, report);
 }
 
-/// The paths of a non-canary plan that ingress-nginx does not serve as
-/// written because of their upstream ([`merge::Upstream`]): one a canary
-/// made (NoServer) has no location at all, so the path is dropped as
-/// ingress-nginx drops it (the host's other routes take its requests, as
-/// nginx's other locations did); one another Service made first (upstream
-/// names collide across namespaces) sends to that Service, which the
-/// output does not name: left out, deny-all; one whose upstream
-/// mergeAlternativeBackends deleted ([`merge::Merge::gone`]) answers 503:
-/// deny-all.
-fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+/// The paths of a non-canary plan whose upstream a canary made
+/// (NoServer): ingress-nginx has no location for them, so the path is
+/// dropped as ingress-nginx drops it (the host's other routes take its
+/// requests, as nginx's other locations did). A copy of a path listed
+/// twice in the Ingress drops alone when another copy is served (runs
+/// before the same-Ingress dedupe, which then keeps that copy).
+fn no_server_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
     let o = p.obj;
     let id = o.id();
     let key =
         |u: &merge::UpstreamPath| format!("path {}{} ({})", u.host.as_deref().unwrap_or("*"), u.path, u.path_type);
     let is = |u: &merge::UpstreamPath, raw: &str, ptype: &str| u.path == raw && u.path_type == ptype;
     for u in merged.no_server.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if u.other_copy_served {
+            // Only this copy: the first with its backend (else its Service).
+            let own =
+                |r: &ingress::PathRule| u.own == format!("{}/{}:{}", o.namespace, r.backend.service, r.backend.port);
+            let svc = |r: &ingress::PathRule| {
+                u.own.split_once('/').and_then(|(_, s)| s.rsplit_once(':')).is_some_and(|(s, _)| s == r.backend.service)
+            };
+            if let Some(paths) = p.hosts.get_mut(&u.host) {
+                let copy = |r: &ingress::PathRule| is(u, &r.raw, &r.path_type);
+                let at = paths
+                    .iter()
+                    .position(|r| copy(r) && own(r))
+                    .or_else(|| paths.iter().position(|r| copy(r) && svc(r)));
+                if let Some(i) = at {
+                    paths.remove(i);
+                }
+                if paths.is_empty() {
+                    p.hosts.remove(&u.host);
+                }
+            }
+            report.entries.push(path_entry(o, key(u), Status::Ignored, format!(
+                "this copy (→ {}) is not served by ingress-nginx: its upstream `{}` was made by the canary {} (NoServer), and getBackendServers skips it; another copy of the path in this Ingress is the location ingress-nginx serves, and so does the output",
+                u.own, u.upstream, u.made.creator
+            )));
+            continue;
+        }
         if let Some(paths) = p.hosts.get_mut(&u.host) {
             paths.retain(|r| !is(u, &r.raw, &r.path_type));
             if paths.is_empty() {
@@ -1186,6 +1210,21 @@ fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut
             u.upstream, u.made.service, u.made.creator
         )));
     }
+}
+
+/// The paths of a non-canary plan that ingress-nginx does not serve as
+/// written because of their upstream ([`merge::Upstream`]; NoServer ones:
+/// [`no_server_paths`]): one another Service made first (upstream
+/// names collide across namespaces) sends to that Service, which the
+/// output does not name: left out, deny-all; one whose upstream
+/// mergeAlternativeBackends deleted ([`merge::Merge::gone`]) answers 503:
+/// deny-all.
+fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+    let o = p.obj;
+    let id = o.id();
+    let key =
+        |u: &merge::UpstreamPath| format!("path {}{} ({})", u.host.as_deref().unwrap_or("*"), u.path, u.path_type);
+    let is = |u: &merge::UpstreamPath, raw: &str, ptype: &str| u.path == raw && u.path_type == ptype;
     // Moves the routes of `u` to the plan's deny-all locations; whether any was there.
     let deny = |p: &mut ingress::Plan<'_>, u: &merge::UpstreamPath| {
         let mut moved = Vec::new();

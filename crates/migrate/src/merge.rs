@@ -80,8 +80,14 @@ pub struct UpstreamPath {
     pub path_type: String,
     /// The upstream's name.
     pub upstream: String,
+    /// The path's own backend, `namespace/name:port` (port as written).
+    pub own: String,
     /// The upstream as made.
     pub made: Upstream,
+    /// Another copy of this location in the same Ingress (same host, path
+    /// and pathType, listed more than once) is the one ingress-nginx
+    /// serves: this copy alone is out.
+    pub other_copy_served: bool,
 }
 
 /// What ingress-nginx does with one path of a canary Ingress.
@@ -376,7 +382,9 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                         path: path.clone(),
                         path_type: path_type.clone(),
                         upstream: name.clone(),
+                        own: svc.clone(),
                         made: made.clone(),
+                        other_copy_served: false,
                     };
                     if made.no_server {
                         // `if ups.NoServer { continue }`: no location, nothing claimed.
@@ -407,6 +415,13 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                     served.extend(at.map(|at| (o.id(), at)));
                 }
             }
+        }
+    }
+    // A skipped copy of a location its own Ingress serves from another copy.
+    for (id, ups) in &mut m.no_server {
+        for u in ups {
+            let key = (u.host.clone(), u.path.clone(), u.path_type.clone());
+            u.other_copy_served = owners.get(&key).is_some_and(|(w, _)| w == id);
         }
     }
     if !order.is_empty() {

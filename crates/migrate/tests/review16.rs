@@ -3,7 +3,8 @@
 //! deletes takes every location naming it with it (R16-5); the names a
 //! server answers beside its host (`server-alias`, a server-snippet's
 //! `server_name`, the www twin of `from-to-www-redirect`) are never left
-//! to a wildcard or host-less route (R16-3).
+//! to a wildcard or host-less route (R16-3); a path listed twice in one
+//! Ingress is served from its first copy ingress-nginx does not skip (R16-7).
 
 mod common;
 
@@ -197,6 +198,57 @@ fn server_aliases_are_not_left_to_wildcard_routes() {
                 assert!(!got.contains(&(*h).to_owned()), "{name} {target:?}: {h} denied {got:?}:\n{text}");
             }
             assert!(m.report.incomplete() || denied.is_empty(), "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// `(path value, Service)` of every rule of the open route `name`.
+fn rule_backends(m: &Migration, name: &str) -> Vec<(String, String)> {
+    assert!(routes(m, false).contains(&name.to_owned()), "{name} is not an open route:\n{}", m.report.text());
+    find(m, "HTTPRoute")
+        .iter()
+        .filter(|r| r["metadata"]["name"] == name)
+        .flat_map(|r| r["spec"]["rules"].as_array().unwrap().clone())
+        .flat_map(|rule| {
+            let path = rule["matches"][0]["path"]["value"].as_str().unwrap_or_default().to_owned();
+            let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
+            refs.into_iter().map(move |b| (path.clone(), b["name"].as_str().unwrap().to_owned()))
+        })
+        .collect()
+}
+
+/// R16-7 (dup2): a-admin lists `/admin` twice; a canary made the first
+/// copy's upstream (NoServer), so getBackendServers skips that copy and
+/// serves the next one, with a-admin's allow list. The output serves
+/// `/admin` → a2 under the allow list, never leaving it to b-site's open
+/// `/`. Controls: no canary (the first copy is served), and the NoServer
+/// copy listed second.
+#[test]
+fn a_duplicate_path_is_served_from_its_first_served_copy() {
+    const ALLOW: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");
+    let canary = ing("c-canary", 2019, CANARY, "", &[("app.example.com", &[("/", "a1")])]);
+    let admin = |paths: &[(&str, &str)]| ing("a-admin", 2020, &[ALLOW], "", &[("app.example.com", paths)]);
+    let site = ing("b-site", 2021, &[], "", &[("app.example.com", &[("/", "b")])]);
+    // (name, Ingresses, the Service a-admin's /admin goes to)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Vec<String>, &str)> = vec![
+        ("dup2", vec![canary.clone(), admin(&[("/admin", "a1"), ("/admin", "a2")]), site.clone()], "a2"),
+        ("three copies: the first served one", vec![canary.clone(), admin(&[("/admin", "a1"), ("/admin", "a2"), ("/admin", "a3")]), site.clone()], "a2"),
+        ("the NoServer copy second", vec![canary.clone(), admin(&[("/admin", "a2"), ("/admin", "a1")]), site.clone()], "a2"),
+        ("control: no canary, the first copy", vec![admin(&[("/admin", "a1"), ("/admin", "a2")]), site.clone()], "a1"),
+    ];
+    for target in BOTH {
+        for (name, docs, want) in &rows {
+            let mut all = vec![controller(&[])];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            let got: Vec<String> =
+                rule_backends(&m, "a-admin").into_iter().filter(|(p, _)| p == "/admin").map(|(_, s)| s).collect();
+            assert_eq!(got, [*want], "{name} {target:?}:\n{text}");
+            assert!(!routes(&m, true).iter().any(|r| r.starts_with("a-admin")), "{name} {target:?}:\n{text}");
+            let restricted = common::open_policies(&m).iter().any(|p| p["spec"]["targetRefs"][0]["name"] == "a-admin");
+            assert!(restricted, "{name} {target:?}:\n{text}");
         }
     }
 }
