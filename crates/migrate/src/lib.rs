@@ -1481,17 +1481,23 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
     }
     // The root location names the upstream, which mergeAlternativeBackends
     // may have deleted (a canary's path or defaultBackend of the same name
-    // matched no location): no balancer in Lua, 503 to every client.
+    // matched no location): no balancer in Lua, 503 to every client. Or
+    // another namespace's defaultBackend replaced it (names collide across
+    // namespaces): the root sends to that Service.
     let gone = o
         .doc
         .at(&["spec", "defaultBackend"])
         .or_else(|| o.doc.at(&["spec", "backend"]))
         .and_then(|d| merge::upstream_name(&o.namespace, d))
-        .and_then(|(n, _)| merged.deleted.get(&n).map(|by| format!("ingress-nginx answers 503 there to every client: the root location sends to the upstream `{n}`, which mergeAlternativeBackends deleted (because of {by}; it deletes the upstream of that name whoever made it), so balancer.lua has no backend for it")));
+        .and_then(|(n, svc)| match (merged.deleted.get(&n), merged.upstreams.get(&n)) {
+            (Some(by), _) => Some(format!("ingress-nginx answers 503 there to every client: the root location sends to the upstream `{n}`, which mergeAlternativeBackends deleted (because of {by}; it deletes the upstream of that name whoever made it), so balancer.lua has no backend for it")),
+            (None, Some(u)) if u.service != svc => Some(format!("ingress-nginx sends it to {}, not to {svc}: the root location sends to the upstream `{n}` (upstreams are named namespace-service-port, names collide across namespaces), which {} made last (a spec.defaultBackend replaces the upstream whatever its age)", u.service, u.creator)),
+            _ => None,
+        });
     if !has_rules {
         if merged.catch_all.as_deref() == Some(id.as_str()) && gone.is_some() {
             let why = gone.unwrap_or_default();
-            entry(Status::NotConverted, "", format!("the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); {why}: the output refuses it too, a host-less deny-all route (PathPrefix /) rather than the Service"));
+            entry(Status::NotConverted, "", format!("the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); {why}: the output refuses it, a host-less deny-all route (PathPrefix /) rather than the Service"));
             p.denied.entry(None).or_default().push(ingress::Denied {
                 kind: ingress::PathKind::Prefix,
                 value: "/".into(),
@@ -1565,7 +1571,7 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                 (
                     Status::NotConverted,
                     String::new(),
-                    format!("the fallback of {h}: {why}; the output refuses it too: `/` is emitted deny-all rather than sent to the Service"),
+                    format!("the fallback of {h}: {why}; the output refuses it: `/` is emitted deny-all rather than sent to the Service"),
                 )
             } else if !taken && p.deny_all.is_some() {
                 (

@@ -4,7 +4,9 @@
 //! server answers beside its host (`server-alias`, a server-snippet's
 //! `server_name`, the www twin of `from-to-www-redirect`) are never left
 //! to a wildcard or host-less route (R16-3); a path listed twice in one
-//! Ingress is served from its first copy ingress-nginx does not skip (R16-7).
+//! Ingress is served from its first copy ingress-nginx does not skip (R16-7);
+//! a fallback whose upstream name another namespace's defaultBackend
+//! re-made goes to that Service (R16-10).
 
 mod common;
 
@@ -249,6 +251,54 @@ fn a_duplicate_path_is_served_from_its_first_served_copy() {
             assert!(!routes(&m, true).iter().any(|r| r.starts_with("a-admin")), "{name} {target:?}:\n{text}");
             let restricted = common::open_policies(&m).iter().any(|p| p["spec"]["targetRefs"][0]["name"] == "a-admin");
             assert!(restricted, "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// R16-10 (fg1): `a`/`b-c`:80 and `a-b`/`c`:80 are both upstream
+/// `a-b-c-80`, and the newer `spec.defaultBackend` re-makes it: the older
+/// Ingress's fallback (its server's root location, or the catch-all's
+/// backend) goes to the other namespace's Service in ingress-nginx. Not
+/// converted, deny-all; the newer one's fallback stays. Control: no
+/// collision.
+#[test]
+fn a_fallback_on_a_colliding_upstream_name_is_denied() {
+    let in_ns = |ns: &str, doc: String| doc.replacen("namespace: web", &format!("namespace: {ns}"), 1);
+    let a_main = |year| in_ns("a", ing("a-main", year, &[], "b-c", &[("app.example.com", &[("/api", "x")])]));
+    let b_main = |year, svc| in_ns("a-b", ing("b-main", year, &[], svc, &[("other.example.com", &[("/z", "z")])]));
+    // (name, Ingresses, deny-all routes, open routes with a `/` rule)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Vec<String>, Hosts, Hosts)> = vec![
+        ("fg1", vec![a_main(2019), b_main(2020, "c")], &["a/a-main-denied"], &["a-b/b-main"]),
+        ("the other way", vec![a_main(2020), b_main(2019, "c")], &["a-b/b-main-denied"], &["a/a-main"]),
+        ("the catch-all's backend", vec![in_ns("a", ing("y-catch", 2019, &[], "b-c", &[])), b_main(2020, "c")], &["a/y-catch-denied"], &["a-b/b-main"]),
+        ("control: no collision", vec![a_main(2019), b_main(2020, "d")], &[], &["a/a-main", "a-b/b-main"]),
+    ];
+    for target in BOTH {
+        for (name, docs, denied, open) in &rows {
+            let mut all = vec![controller(&[])];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            let mut got = common::routes_ns(&m, true);
+            got.sort();
+            assert_eq!(got, *denied, "{name} {target:?}:\n{text}");
+            for r in *open {
+                let root = find(&m, "HTTPRoute").iter().any(|x| {
+                    format!(
+                        "{}/{}",
+                        x["metadata"]["namespace"].as_str().unwrap(),
+                        x["metadata"]["name"].as_str().unwrap()
+                    ) == *r
+                        && x["spec"]["rules"]
+                            .as_array()
+                            .unwrap()
+                            .iter()
+                            .any(|rule| rule["matches"][0]["path"]["value"] == "/")
+                });
+                assert!(root, "{name} {target:?}: {r} has no `/`:\n{text}");
+            }
+            assert_eq!(m.report.incomplete(), !denied.is_empty(), "{name} {target:?}:\n{text}");
         }
     }
 }
