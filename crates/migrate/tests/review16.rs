@@ -6,7 +6,8 @@
 //! to a wildcard or host-less route (R16-3); a path listed twice in one
 //! Ingress is served from its first copy ingress-nginx does not skip (R16-7);
 //! a fallback whose upstream name another namespace's defaultBackend
-//! re-made goes to that Service (R16-10).
+//! re-made goes to that Service (R16-10); balancer.lua routes by the first
+//! alternative backend of an upstream, whatever merged it (R16-1).
 
 mod common;
 
@@ -299,6 +300,78 @@ fn a_fallback_on_a_colliding_upstream_name_is_denied() {
                 assert!(root, "{name} {target:?}: {r} has no `/`:\n{text}");
             }
             assert_eq!(m.report.incomplete(), !denied.is_empty(), "{name} {target:?}:\n{text}");
+        }
+    }
+}
+
+/// `(Service, weight)` of every backendRef of the route `name`.
+fn weights(m: &Migration, name: &str) -> Vec<(String, Option<u64>)> {
+    find(m, "HTTPRoute")
+        .iter()
+        .filter(|r| r["metadata"]["name"] == name)
+        .flat_map(|r| r["spec"]["rules"].as_array().unwrap().clone())
+        .flat_map(|rule| rule["backendRefs"].as_array().cloned().unwrap_or_default())
+        .map(|b| (b["name"].as_str().unwrap().to_owned(), b["weight"].as_u64()))
+        .collect()
+}
+
+/// R16-1 (h1, h2, h3): the first alternative backend of the main
+/// location's upstream decides for balancer.lua, whatever merged it: a
+/// canary path on a non-canary's upstream (weight 0), a canary upstream
+/// deleted after it was merged (no balancer), or a canary's
+/// `spec.defaultBackend` (merged into every catch-all location first). A
+/// later canary's weight then reaches nothing: not converted, no fold.
+/// Control: without the first canary, the later one folds.
+#[test]
+fn the_first_alternative_backend_decides_whatever_merged_it() {
+    let preview = ing("x-preview", 2019, &[], "", &[("green.example.com", &[("/", "green")])]);
+    let main = ing("m-main", 2020, &[], "", &[("app.example.com", &[("/api", "blue")])]);
+    let c1 = |paths: &[(&str, &str)]| {
+        ing("c1-canary", 2021, &[("canary", "true"), ("canary-weight", "50")], "", &[("app.example.com", paths)])
+    };
+    let c2 = ing(
+        "c2-canary",
+        2022,
+        &[("canary", "true"), ("canary-weight", "30")],
+        "",
+        &[("app.example.com", &[("/api", "red")])],
+    );
+    let hmain = ing("h-main", 2019, &[], "", &[("", &[("/x", "hx")])]);
+    let hc1 = ing("c1-canary", 2020, &[("canary", "true"), ("canary-weight", "50")], "s1", &[]);
+    let hc2 = ing("c2-canary", 2021, &[("canary", "true"), ("canary-weight", "30")], "", &[("", &[("/x", "s2")])]);
+    // (name, Ingresses, the main route, the later canary's Service, folded)
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Vec<String>, &str, &str, bool)> = vec![
+        ("h1: a non-canary upstream first", vec![preview.clone(), main.clone(), c1(&[("/api", "green")]), c2.clone()], "m-main", "red", false),
+        ("h2: a deleted upstream first", vec![main.clone(), c1(&[("/api", "green"), ("/nomatch", "green")]), c2.clone()], "m-main", "red", false),
+        ("h3: a canary's defaultBackend first", vec![hmain.clone(), hc1, hc2.clone()], "h-main", "s2", false),
+        ("control: deleted before it could merge", vec![main.clone(), c1(&[("/nomatch", "green"), ("/api", "green")]), c2.clone()], "m-main", "red", true),
+        ("control: c2 alone", vec![main.clone(), c2.clone()], "m-main", "red", true),
+        ("control: h3 without the defaultBackend canary", vec![hmain, hc2], "h-main", "s2", true),
+    ];
+    for target in BOTH {
+        for (name, docs, route, later, folded) in &rows {
+            let mut all = vec![controller(&[])];
+            all.extend(docs.iter().cloned());
+            let m = run(&all, target);
+            let text = m.report.text();
+            let got = weights(&m, route).iter().any(|(s, w)| s == later && *w == Some(30));
+            assert_eq!(got, *folded, "{name} {target:?}:\n{text}");
+            let weight = m
+                .report
+                .entries
+                .iter()
+                .find(|e| e.object == "Ingress/web/c2-canary" && e.key == "canary-weight")
+                .unwrap();
+            assert_eq!(weight.status == Status::Converted, *folded, "{name} {target:?}:\n{text}");
+            if !*folded {
+                let said = m.report.entries.iter().any(|e| {
+                    e.object == "Ingress/web/c2-canary"
+                        && e.status == Status::NotConverted
+                        && e.why.contains("first alternative only")
+                });
+                assert!(said, "{name} {target:?}:\n{text}");
+            }
         }
     }
 }
