@@ -651,6 +651,10 @@ struct ExtraName {
     name: String,
     by: String,
     how: &'static str,
+    /// The name is another Ingress's host, and this server, rendered
+    /// before that host's own (ingress-nginx sorts servers by hostname,
+    /// nginx keeps the first server declaring a name), takes it.
+    taken: bool,
 }
 
 /// The names ingress-nginx's servers answer beside their hosts
@@ -673,9 +677,22 @@ fn server_names_of(ours: &[&Object], setup: &setup::Setup<'_>) -> Vec<ExtraName>
     let mut snippeted: BTreeSet<Option<String>> = BTreeSet::new();
     let mut out: Vec<ExtraName> = Vec::new();
     let mut add = |server: &Option<String>, name: String, by: String, how: &'static str| {
-        let own = server.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(&name));
-        if !own && !servers.contains(&name) && !out.iter().any(|e| e.name == name) {
-            out.push(ExtraName { server: server.clone(), name, by, how });
+        // nginx's `.example.com` is both `example.com` and `*.example.com`.
+        let (names, split) = match name.strip_prefix('.') {
+            Some(rest) if !rest.is_empty() => (vec![rest.to_owned(), format!("*.{rest}")], true),
+            _ => (vec![name], false),
+        };
+        for name in names {
+            let own = server.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(&name));
+            // A literal alias or www twin naming a server is dropped by
+            // ingress-nginx; any other name is nginx's conflict: the
+            // server rendered first (hostname order, `_` for the catch-all) keeps it.
+            let dropped = how == "from-to-www-redirect" || how == "server-alias" && !split;
+            let taken = servers.contains(&name) && server.as_deref().unwrap_or("_") < name.as_str();
+            if own || servers.contains(&name) && (dropped || !taken) || out.iter().any(|e| e.name == name) {
+                continue;
+            }
+            out.push(ExtraName { server: server.clone(), name, by: by.clone(), how, taken });
         }
     };
     for o in order {
@@ -737,8 +754,8 @@ fn route_hostname(h: &str) -> bool {
 /// locations under them (a redirect for a www twin), which the output
 /// does not reproduce; left to the routes, a wildcard or host-less one
 /// would take them, open. Each is emitted deny-all (`/` PathPrefix) on the
-/// Ingress that set it: the exact or wildcard hostname, both names of a
-/// `.example.com`, and the host-less catch-all for a name no route can
+/// Ingress that set it: the exact or wildcard hostname ([`server_names_of`]
+/// splits a `.example.com` in two), and the host-less catch-all for a name no route can
 /// carry (`~regex`, `example.*`: nginx checks them after every exact and
 /// leading-wildcard name, so they only take the catch-all's hosts).
 fn extra_server_names(
@@ -747,15 +764,10 @@ fn extra_server_names(
     setup: &setup::Setup<'_>,
     report: &mut Report,
 ) {
-    for e in server_names_of(ours, setup) {
+    for e in server_names_of(ours, setup).into_iter().filter(|e| !e.taken) {
         let Some(p) = plans.iter_mut().find(|p| p.canary.is_none() && p.obj.id() == e.by) else { continue };
-        let targets: Vec<Option<String>> = if route_hostname(&e.name) {
-            vec![Some(e.name.clone())]
-        } else if let Some(rest) = e.name.strip_prefix('.').filter(|r| route_hostname(r) && !r.starts_with("*.")) {
-            vec![Some(rest.to_owned()), Some(format!("*.{rest}"))]
-        } else {
-            vec![None]
-        };
+        let targets: Vec<Option<String>> =
+            if route_hostname(&e.name) { vec![Some(e.name.clone())] } else { vec![None] };
         let server = e.server.as_deref().unwrap_or("_ (the catch-all)");
         let what = if e.how == "from-to-www-redirect" {
             format!("ingress-nginx adds a server {} answering every request with a redirect to {server} (from-to-www-redirect)", e.name)
@@ -829,6 +841,12 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
             }
         }
     }
+    // Another server's extra name that is this host: that server comes first.
+    for e in server_names_of(ours, setup).into_iter().filter(|e| e.taken) {
+        let server = e.server.as_deref().unwrap_or("_");
+        let by = format!("{} ({} of server {server}, which nginx renders before the host's own server and which therefore answers {})", e.by, e.how, e.name);
+        out.entry(Some(e.name)).or_default().push(by);
+    }
     // A `server` block of the ConfigMap's http-snippet that declares a host
     // takes it from ingress-nginx (the snippet's server comes first).
     let cm = setup.configmap;
@@ -872,7 +890,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
         for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
             let o = p.obj;
             for r in p.hosts.remove(h).unwrap_or_default() {
-                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress; an http-snippet server declaring the name takes the host), which does not convert: the path is emitted as a deny-all route")));
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress; an http-snippet server, or another server's alias or server_name, declaring the name takes the host), which does not convert: the path is emitted as a deny-all route")));
                 p.denied.entry(h.clone()).or_default().push(ingress::Denied {
                     kind: r.kind,
                     value: r.value,
