@@ -140,6 +140,10 @@ pub struct Plan<'a> {
     /// spec.defaultBackend of an Ingress with rules, and the hosts whose
     /// nginx server this Ingress creates (where it is the `/` fallback).
     pub fallback: Option<(Backend, Vec<String>)>,
+    /// Why ingress-nginx does not send the [`Plan::fallback`] to its
+    /// Service (its root locations answer 503, or go elsewhere): the
+    /// fallback is then emitted deny-all.
+    pub fallback_denied: Option<String>,
     /// spec.tls: hosts and secret.
     pub tls: Vec<(Vec<String>, Option<String>)>,
     /// Only these clients.
@@ -967,6 +971,7 @@ pub fn plan<'a>(
         hosts: BTreeMap::new(),
         default_backend: None,
         fallback: None,
+        fallback_denied: None,
         tls: Vec::new(),
         allow: None,
         deny: Vec::new(),
@@ -1270,6 +1275,9 @@ pub fn plan<'a>(
             "canary-by-header" | "canary-by-header-value" => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests with the header go to the canary (`never` keeps them on the main backend)".into()),
             "canary-by-header-pattern" => push(key, Status::Changed, "HTTPRoute rule with a RegularExpression header match", "regular-expression header matches are Extended support and use the implementation's regex dialect (RE2 in Envoy), not PCRE".into()),
             "canary-by-cookie" => push(key, Status::NotConverted, "", "HTTPRoute cannot match a cookie: route the canary by header instead".into()),
+            "server-alias" if !v.trim().is_empty() => push(key, Status::NotConverted, "", "ingress-nginx's server of this Ingress's host also answers these names (nginx `server_name`), with every location of the host, when this Ingress is the first (oldest, then greater namespace/name) to set server-alias on that host and no Ingress has the name as its host; the output does not serve the host's routes under them: each such name is emitted as a deny-all route (see the `host` entries), so no wildcard or host-less route takes it".into()),
+            "from-to-www-redirect" if go_bool(v) == Some(true) => push(key, Status::NotConverted, "", "ingress-nginx adds a server for the www twin of each host of this Ingress (www.host, or host without `www.`) unless an Ingress has that host, answering every request with a redirect to the host; not converted: each such twin is emitted as a deny-all route (see the `host` entries), so no wildcard or host-less route takes it".into()),
+            "from-to-www-redirect" | "server-alias" => push(key, Status::Ignored, "", "off or empty: ingress-nginx adds no server name for it".into()),
             k if k.ends_with("-snippet") => push(k, Status::NotConverted, "", "raw nginx configuration is never converted: rewrite what it does with Gateway API filters or policies by hand".into()),
             k => push(k, Status::NotConverted, "", "not handled by realip migrate: check whether the route needs an equivalent".into()),
         }

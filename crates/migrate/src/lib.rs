@@ -111,14 +111,19 @@ fn kind_rank(kind: &str) -> usize {
     .unwrap_or(99)
 }
 
-/// Migrates the ingress-nginx setup in `objects`.
-pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
+/// The `--trust` CIDRs, each exactly one CIDR.
+fn trust_cidrs(opts: &Options) -> Result<Vec<String>, Error> {
     for t in &opts.trust {
         if ingress::cidrs(t).map(|v| v.len()) != Ok(1) {
             return Err(Error::Trust(t.clone()));
         }
     }
-    let trust: Vec<String> = opts.trust.iter().filter_map(|t| ingress::cidrs(t).ok()).flatten().collect();
+    Ok(opts.trust.iter().filter_map(|t| ingress::cidrs(t).ok()).flatten().collect())
+}
+
+/// Migrates the ingress-nginx setup in `objects`.
+pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
+    let trust = trust_cidrs(opts)?;
     let mut report = Report::default();
     let setup = setup::find(objects, &mut report)?;
     let (gw_ns, gw_name) = match &opts.gateway {
@@ -201,6 +206,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         plans.push(p);
         plans.extend(served);
     }
+    extra_server_names(&mut plans, &ours_all, &setup, &mut report);
     regex_mode(&mut plans, &regex_hosts, &mut report);
     collisions(&mut plans, &regex_hosts, &mut report);
     fallbacks(&mut plans, &mut report);
@@ -637,6 +643,156 @@ fn regex_mode(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, 
     }
 }
 
+/// A name nginx serves from an Ingress's server beside the host itself:
+/// the server (`None`: the catch-all), the name, the Ingress that set it
+/// and how (its annotation).
+struct ExtraName {
+    server: Option<String>,
+    name: String,
+    by: String,
+    how: &'static str,
+    /// The name is another Ingress's host, and this server, rendered
+    /// before that host's own (ingress-nginx sorts servers by hostname,
+    /// nginx keeps the first server declaring a name), takes it.
+    taken: bool,
+}
+
+/// The names ingress-nginx's servers answer beside their hosts
+/// (`createServers`, walk order, canaries skipped): a `server-alias`
+/// (the first Ingress of the host with a non-empty one sets the server's
+/// aliases; an alias that is the host or another server's host is
+/// dropped), the `server_name`s of a `server-snippet` (the first non-empty
+/// one of the host, when snippets are allowed), and the www twin of
+/// `from-to-www-redirect` (`BuildRedirects`: a redirect server unless a
+/// server has that name).
+fn server_names_of(ours: &[&Object], setup: &setup::Setup<'_>) -> Vec<ExtraName> {
+    let mut order: Vec<&Object> = ours.iter().copied().filter(|o| !merge::is_canary(o, &setup.prefix)).collect();
+    merge::nginx_order(&mut order);
+    let rule_host = |rule: &realip_kube::Node| rule.str_at(&["host"]).filter(|h| !h.is_empty()).map(str::to_owned);
+    let rules = |o: &Object| o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default().to_vec();
+    let servers: BTreeSet<String> =
+        order.iter().flat_map(|o| rules(o)).filter_map(|r| rule_host(&r)).map(|h| h.to_ascii_lowercase()).collect();
+    let snippets = setup::snippet_annotations_dropped(setup).is_none();
+    let mut aliased: BTreeSet<Option<String>> = BTreeSet::new();
+    let mut snippeted: BTreeSet<Option<String>> = BTreeSet::new();
+    let mut out: Vec<ExtraName> = Vec::new();
+    let mut add = |server: &Option<String>, name: String, by: String, how: &'static str| {
+        // nginx's `.example.com` is both `example.com` and `*.example.com`.
+        let (names, split) = match name.strip_prefix('.') {
+            Some(rest) if !rest.is_empty() => (vec![rest.to_owned(), format!("*.{rest}")], true),
+            _ => (vec![name], false),
+        };
+        for name in names {
+            let own = server.as_deref().is_some_and(|h| h.eq_ignore_ascii_case(&name));
+            // A literal alias or www twin naming a server is dropped by
+            // ingress-nginx; any other name is nginx's conflict: the
+            // server rendered first (hostname order, `_` for the catch-all) keeps it.
+            let dropped = how == "from-to-www-redirect" || how == "server-alias" && !split;
+            let taken = servers.contains(&name) && server.as_deref().unwrap_or("_") < name.as_str();
+            if own || servers.contains(&name) && (dropped || !taken) || out.iter().any(|e| e.name == name) {
+                continue;
+            }
+            out.push(ExtraName { server: server.clone(), name, by: by.clone(), how, taken });
+        }
+    };
+    for o in order {
+        let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix));
+        let aliases: BTreeSet<String> = ann("server-alias")
+            .unwrap_or_default()
+            .split(',')
+            .map(|a| a.trim().to_ascii_lowercase())
+            .filter(|a| !a.is_empty())
+            .collect();
+        let snippet_names: Vec<String> = ann("server-snippet")
+            .filter(|s| snippets && !s.is_empty())
+            .and_then(crate::snippet::directives)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.within.is_empty() && d.name == "server_name")
+            .flat_map(|d| d.args)
+            .map(|a| a.to_ascii_lowercase())
+            .collect();
+        let www = ann("from-to-www-redirect").and_then(ingress::go_bool) == Some(true);
+        for rule in rules(o) {
+            let host = rule_host(&rule);
+            if !aliases.is_empty() && aliased.insert(host.clone()) {
+                for a in &aliases {
+                    add(&host, a.clone(), o.id(), "server-alias");
+                }
+            }
+            if ann("server-snippet").is_some_and(|s| snippets && !s.is_empty()) && snippeted.insert(host.clone()) {
+                for n in &snippet_names {
+                    add(&host, n.clone(), o.id(), "server-snippet");
+                }
+            }
+            if let (true, Some(h)) = (www, &host) {
+                let h = h.to_ascii_lowercase();
+                let twin = h.strip_prefix("www.").map_or_else(|| format!("www.{h}"), str::to_owned);
+                add(&host, twin, o.id(), "from-to-www-redirect");
+            }
+        }
+    }
+    out
+}
+
+/// Whether `h` is a hostname an HTTPRoute takes: DNS labels, optionally
+/// behind one leading `*.`.
+fn route_hostname(h: &str) -> bool {
+    let rest = h.strip_prefix("*.").unwrap_or(h);
+    !rest.is_empty()
+        && rest.len() <= 253
+        && rest.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
+/// The names of [`server_names_of`]: ingress-nginx serves the server's
+/// locations under them (a redirect for a www twin), which the output
+/// does not reproduce; left to the routes, a wildcard or host-less one
+/// would take them, open. Each is emitted deny-all (`/` PathPrefix) on the
+/// Ingress that set it: the exact or wildcard hostname ([`server_names_of`]
+/// splits a `.example.com` in two), and the host-less catch-all for a name no route can
+/// carry (`~regex`, `example.*`: nginx checks them after every exact and
+/// leading-wildcard name, so they only take the catch-all's hosts).
+fn extra_server_names(
+    plans: &mut [ingress::Plan<'_>],
+    ours: &[&Object],
+    setup: &setup::Setup<'_>,
+    report: &mut Report,
+) {
+    for e in server_names_of(ours, setup).into_iter().filter(|e| !e.taken) {
+        let Some(p) = plans.iter_mut().find(|p| p.canary.is_none() && p.obj.id() == e.by) else { continue };
+        let targets: Vec<Option<String>> =
+            if route_hostname(&e.name) { vec![Some(e.name.clone())] } else { vec![None] };
+        let server = e.server.as_deref().unwrap_or("_ (the catch-all)");
+        let what = if e.how == "from-to-www-redirect" {
+            format!("ingress-nginx adds a server {} answering every request with a redirect to {server} (from-to-www-redirect)", e.name)
+        } else {
+            format!(
+                "ingress-nginx's server {server} also answers the name {} ({} of {}), with every location of {server}",
+                e.name, e.how, e.by
+            )
+        };
+        let shown: Vec<&str> = targets.iter().map(|t| t.as_deref().unwrap_or("(any host)")).collect();
+        report.entries.push(path_entry(p.obj, format!("host {}", e.name), Status::NotConverted, format!(
+            "{what}; the output does not serve that name as ingress-nginx did, and a wildcard or host-less route would take it instead: emitted as a deny-all route (PathPrefix /) for {}, refusing every client",
+            shown.join(", ")
+        )));
+        for t in targets {
+            p.denied.entry(t).or_default().push(ingress::Denied {
+                kind: ingress::PathKind::Prefix,
+                value: "/".into(),
+                raw: "/".into(),
+                path_type: "Prefix".into(),
+            });
+        }
+    }
+}
+
 /// Restrictions of one Ingress that ingress-nginx applies to the whole
 /// `server {}` of each of its hosts, so to every location of the host,
 /// whichever Ingress defines it: client certificates (`auth-tls-secret`,
@@ -685,6 +841,12 @@ fn host_wide_restrictions(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMa
             }
         }
     }
+    // Another server's extra name that is this host: that server comes first.
+    for e in server_names_of(ours, setup).into_iter().filter(|e| e.taken) {
+        let server = e.server.as_deref().unwrap_or("_");
+        let by = format!("{} ({} of server {server}, which nginx renders before the host's own server and which therefore answers {})", e.by, e.how, e.name);
+        out.entry(Some(e.name)).or_default().push(by);
+    }
     // A `server` block of the ConfigMap's http-snippet that declares a host
     // takes it from ingress-nginx (the snippet's server comes first).
     let cm = setup.configmap;
@@ -728,7 +890,7 @@ fn host_wide(plans: &mut [ingress::Plan<'_>], hosts: &BTreeMap<Option<String>, V
         for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
             let o = p.obj;
             for r in p.hosts.remove(h).unwrap_or_default() {
-                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress; an http-snippet server declaring the name takes the host), which does not convert: the path is emitted as a deny-all route")));
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!("{by} restricts the whole server of {name} in ingress-nginx (client certificates or a server-snippet apply to every location of the host, from every Ingress; an http-snippet server, or another server's alias or server_name, declaring the name takes the host), which does not convert: the path is emitted as a deny-all route")));
                 p.denied.entry(h.clone()).or_default().push(ingress::Denied {
                     kind: r.kind,
                     value: r.value,
@@ -969,6 +1131,7 @@ fn collisions(
 /// defaultBackend is the fallback.
 fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
     let o = p.obj;
+    no_server_paths(p, merged, report);
     for s in merged.shadowed.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
         if s.winner == o.id() {
             same_location_twice(p, s, report);
@@ -1008,20 +1171,45 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
     default_backend(p, merged, report);
 }
 
-/// The paths of a non-canary plan that ingress-nginx does not serve as
-/// written because of their upstream ([`merge::Upstream`]): one a canary
-/// made (NoServer) has no location at all, so the path is dropped as
-/// ingress-nginx drops it (the host's other routes take its requests, as
-/// nginx's other locations did); one another Service made first (upstream
-/// names collide across namespaces) sends to that Service, which the
-/// output does not name: left out, deny-all.
-fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+/// The paths of a non-canary plan whose upstream a canary made
+/// (NoServer): ingress-nginx has no location for them, so the path is
+/// dropped as ingress-nginx drops it (the host's other routes take its
+/// requests, as nginx's other locations did). A copy of a path listed
+/// twice in the Ingress drops alone when another copy is served (runs
+/// before the same-Ingress dedupe, which then keeps that copy).
+fn no_server_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
     let o = p.obj;
     let id = o.id();
     let key =
         |u: &merge::UpstreamPath| format!("path {}{} ({})", u.host.as_deref().unwrap_or("*"), u.path, u.path_type);
     let is = |u: &merge::UpstreamPath, raw: &str, ptype: &str| u.path == raw && u.path_type == ptype;
     for u in merged.no_server.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if u.other_copy_served {
+            // Only this copy: the first with its backend (else its Service).
+            let own =
+                |r: &ingress::PathRule| u.own == format!("{}/{}:{}", o.namespace, r.backend.service, r.backend.port);
+            let svc = |r: &ingress::PathRule| {
+                u.own.split_once('/').and_then(|(_, s)| s.rsplit_once(':')).is_some_and(|(s, _)| s == r.backend.service)
+            };
+            if let Some(paths) = p.hosts.get_mut(&u.host) {
+                let copy = |r: &ingress::PathRule| is(u, &r.raw, &r.path_type);
+                let at = paths
+                    .iter()
+                    .position(|r| copy(r) && own(r))
+                    .or_else(|| paths.iter().position(|r| copy(r) && svc(r)));
+                if let Some(i) = at {
+                    paths.remove(i);
+                }
+                if paths.is_empty() {
+                    p.hosts.remove(&u.host);
+                }
+            }
+            report.entries.push(path_entry(o, key(u), Status::Ignored, format!(
+                "this copy (→ {}) is not served by ingress-nginx: its upstream `{}` was made by the canary {} (NoServer), and getBackendServers skips it; another copy of the path in this Ingress is the location ingress-nginx serves, and so does the output",
+                u.own, u.upstream, u.made.creator
+            )));
+            continue;
+        }
         if let Some(paths) = p.hosts.get_mut(&u.host) {
             paths.retain(|r| !is(u, &r.raw, &r.path_type));
             if paths.is_empty() {
@@ -1040,7 +1228,23 @@ fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut
             u.upstream, u.made.service, u.made.creator
         )));
     }
-    for u in merged.foreign.get(&id).map(Vec::as_slice).unwrap_or_default() {
+}
+
+/// The paths of a non-canary plan that ingress-nginx does not serve as
+/// written because of their upstream ([`merge::Upstream`]; NoServer ones:
+/// [`no_server_paths`]): one another Service made first (upstream
+/// names collide across namespaces) sends to that Service, which the
+/// output does not name: left out, deny-all; one whose upstream
+/// mergeAlternativeBackends deleted ([`merge::Merge::gone`]) answers 503:
+/// deny-all.
+fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+    let o = p.obj;
+    let id = o.id();
+    let key =
+        |u: &merge::UpstreamPath| format!("path {}{} ({})", u.host.as_deref().unwrap_or("*"), u.path, u.path_type);
+    let is = |u: &merge::UpstreamPath, raw: &str, ptype: &str| u.path == raw && u.path_type == ptype;
+    // Moves the routes of `u` to the plan's deny-all locations; whether any was there.
+    let deny = |p: &mut ingress::Plan<'_>, u: &merge::UpstreamPath| {
         let mut moved = Vec::new();
         if let Some(paths) = p.hosts.get_mut(&u.host) {
             let (gone, kept): (Vec<_>, Vec<_>) =
@@ -1052,11 +1256,27 @@ fn upstream_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut
             }
         }
         if moved.is_empty() {
-            continue;
+            return false;
         }
         let ds = p.denied.entry(u.host.clone()).or_default();
         for r in moved {
             ds.push(ingress::Denied { kind: r.kind, value: r.value, raw: r.raw, path_type: r.path_type });
+        }
+        true
+    };
+    for u in merged.gone.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if !deny(p, u) {
+            continue;
+        }
+        let by = merged.deleted.get(&u.upstream).cloned().unwrap_or_default();
+        report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+            "ingress-nginx answers 503 here to every client: the location sends to the upstream `{}` ({}), which mergeAlternativeBackends deleted because of {by} (it deletes the upstream of that name whoever made it, so balancer.lua has no backend for it); the output refuses it too: emitted as a deny-all route",
+            u.upstream, u.made.service
+        )));
+    }
+    for u in merged.foreign.get(&id).map(Vec::as_slice).unwrap_or_default() {
+        if !deny(p, u) {
+            continue;
         }
         report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
             "ingress-nginx sends it to {}, not to this path's Service: upstreams are named namespace-service-port, names collide across namespaces, and the first Ingress to name `{}` ({}) made it; the output does not send to that Service from here, so the path is left out: emitted as a deny-all route",
@@ -1104,6 +1324,7 @@ fn canary_fates<'a>(
                 merge::CanaryFate::OtherCanary(by) => (Status::NotConverted, format!("its upstream `{}` was made by the canary {by} (the first to name it): ingress-nginx gives this location that canary's weight and headers, not this one's; not converted: the main route keeps all the traffic", cp.upstream)),
                 merge::CanaryFate::Deleted(by) if by.starts_with(&format!("{id}'s path {}{} ({}),", h.as_deref().unwrap_or("*"), r.raw, r.path_type)) => (Status::NotConverted, format!("no location of ingress-nginx has this host, path (as written) and pathType, so mergeAlternativeBackends deletes the canary's upstream `{}`: balancer.lua then sends nothing to it on any location (its weight is 0 on every path of the canary naming it)", cp.upstream)),
                 merge::CanaryFate::Deleted(by) => (Status::Ignored, format!("ingress-nginx sends nothing to the canary here: mergeAlternativeBackends deleted its upstream `{}` because of {by}, and balancer.lua falls back to the main backend everywhere it was merged; the output sends nothing to it either", cp.upstream)),
+                merge::CanaryFate::Blocked(what) => (Status::NotConverted, format!("the main location's upstream already has an alternative backend that routes nothing, first in its list: {what}; balancer.lua routes every location of that upstream by the first alternative only, so ingress-nginx sends everything to the main backend here, nothing to this canary; not converted: the main route keeps all the traffic")),
                 merge::CanaryFate::Eclipsed(by) => (Status::NotConverted, format!("the main location's upstream already has the alternative backend of the canary {by} (merged first): balancer.lua routes every location of that upstream by the first alternative only, so ingress-nginx sends {by}'s share to {by}'s Service here, nothing to this canary; not converted: the main route keeps all the traffic")),
                 merge::CanaryFate::Taken(winner) => (Status::Ignored, format!("its upstream `{}` was made by the non-canary {creator}, so it is no canary upstream: {winner} serves this location (older), and the canary is merged into it with that upstream's empty traffic policy (weight 0); ingress-nginx sends nothing to it here, nor does the output", cp.upstream)),
                 merge::CanaryFate::Location(server) => {
@@ -1212,6 +1433,7 @@ fn denied_locations<'a>(
     denied.hosts = BTreeMap::new();
     denied.default_backend = None;
     denied.fallback = None;
+    denied.fallback_denied = None;
     denied.tls = Vec::new();
     denied.denied = won;
     let why = "its locations that ingress-nginx serves as ordinary ones (see its canary path entries)".to_owned();
@@ -1267,8 +1489,32 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
         }
         return;
     }
+    // The root location names the upstream, which mergeAlternativeBackends
+    // may have deleted (a canary's path or defaultBackend of the same name
+    // matched no location): no balancer in Lua, 503 to every client. Or
+    // another namespace's defaultBackend replaced it (names collide across
+    // namespaces): the root sends to that Service.
+    let gone = o
+        .doc
+        .at(&["spec", "defaultBackend"])
+        .or_else(|| o.doc.at(&["spec", "backend"]))
+        .and_then(|d| merge::upstream_name(&o.namespace, d))
+        .and_then(|(n, svc)| match (merged.deleted.get(&n), merged.upstreams.get(&n)) {
+            (Some(by), _) => Some(format!("ingress-nginx answers 503 there to every client: the root location sends to the upstream `{n}`, which mergeAlternativeBackends deleted (because of {by}; it deletes the upstream of that name whoever made it), so balancer.lua has no backend for it")),
+            (None, Some(u)) if u.service != svc => Some(format!("ingress-nginx sends it to {}, not to {svc}: the root location sends to the upstream `{n}` (upstreams are named namespace-service-port, names collide across namespaces), which {} made last (a spec.defaultBackend replaces the upstream whatever its age)", u.service, u.creator)),
+            _ => None,
+        });
     if !has_rules {
-        if merged.catch_all.as_deref() == Some(id.as_str()) {
+        if merged.catch_all.as_deref() == Some(id.as_str()) && gone.is_some() {
+            let why = gone.unwrap_or_default();
+            entry(Status::NotConverted, "", format!("the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); {why}: the output refuses it, a host-less deny-all route (PathPrefix /) rather than the Service"));
+            p.denied.entry(None).or_default().push(ingress::Denied {
+                kind: ingress::PathKind::Prefix,
+                value: "/".into(),
+                raw: "/".into(),
+                path_type: "Prefix".into(),
+            });
+        } else if merged.catch_all.as_deref() == Some(id.as_str()) {
             entry(Status::Changed, &format!("HTTPRoute {}/{}-default-backend (no hostnames, PathPrefix /)", o.namespace, o.name), "the backend of ingress-nginx's catch-all server `_` (hosts no Ingress names); a host-less route also gets the paths no rule matches on the other hosts, which ingress-nginx answered from that host's own fallback (its first Ingress's defaultBackend, else the controller's default backend, a 404)".into());
             p.default_backend = Some(b);
         } else {
@@ -1283,6 +1529,7 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
         return;
     }
     p.fallback = Some((b, hosts));
+    p.fallback_denied = gone;
 }
 
 /// Adds each Ingress's defaultBackend as the `/` PathPrefix rule of the
@@ -1313,7 +1560,7 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
         let o = p.obj;
         for h in hosts {
             let taken = root_taken.contains(&Some(h.clone()));
-            if !taken && p.deny_all.is_some() {
+            if !taken && (p.deny_all.is_some() || p.fallback_denied.is_some()) {
                 p.denied.entry(Some(h.clone())).or_default().push(ingress::Denied {
                     kind: ingress::PathKind::Prefix,
                     value: "/".into(),
@@ -1330,7 +1577,13 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     path_type: "Prefix".into(),
                 });
             }
-            let (status, to, why) = if !taken && p.deny_all.is_some() {
+            let (status, to, why) = if let (false, Some(why)) = (taken, &p.fallback_denied) {
+                (
+                    Status::NotConverted,
+                    String::new(),
+                    format!("the fallback of {h}: {why}; the output refuses it: `/` is emitted deny-all rather than sent to the Service"),
+                )
+            } else if !taken && p.deny_all.is_some() {
                 (
                     Status::NotConverted,
                     String::new(),

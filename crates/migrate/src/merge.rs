@@ -80,8 +80,14 @@ pub struct UpstreamPath {
     pub path_type: String,
     /// The upstream's name.
     pub upstream: String,
+    /// The path's own backend, `namespace/name:port` (port as written).
+    pub own: String,
     /// The upstream as made.
     pub made: Upstream,
+    /// Another copy of this location in the same Ingress (same host, path
+    /// and pathType, listed more than once) is the one ingress-nginx
+    /// serves: this copy alone is out.
+    pub other_copy_served: bool,
 }
 
 /// What ingress-nginx does with one path of a canary Ingress.
@@ -106,6 +112,11 @@ pub enum CanaryFate {
     /// first (`alternative_backends[1]`), so this location goes by that
     /// canary's settings to that canary's Service.
     Eclipsed(String),
+    /// Merged into a location whose upstream's first alternative backend
+    /// routes nothing (the text says which: an upstream a non-canary made,
+    /// with no traffic policy, or one deleted afterwards): balancer.lua
+    /// uses only that first one, so the main backend gets everything.
+    Blocked(String),
     /// As [`CanaryFate::Location`], but the location was claimed before by
     /// this Ingress (`Kind/ns/name`); the canary is then merged into it
     /// with the upstream's traffic policy, which a non-canary made: empty,
@@ -159,9 +170,16 @@ pub struct Merge {
     /// every location sending to that upstream (any host, any Ingress) is
     /// split the same way.
     pub spread: BTreeMap<String, Vec<String>>,
-    /// The canary upstreams `mergeAlternativeBackends` deletes (no traffic
-    /// anywhere), by name: what matched no location.
+    /// The upstreams `mergeAlternativeBackends` deletes, by name: what of
+    /// which canary matched no location. It deletes the upstream of that
+    /// name whoever made it, so besides the canary's share, every location
+    /// still naming it (a path of a non-canary Ingress, a server's root
+    /// falling back to a defaultBackend) has no balancer in Lua: 503 to
+    /// every client.
     pub deleted: BTreeMap<String, String>,
+    /// Per non-canary Ingress id: its served paths (locations it owns)
+    /// whose upstream is [`Merge::deleted`]: ingress-nginx answers 503.
+    pub gone: BTreeMap<String, Vec<UpstreamPath>>,
 }
 
 /// The upstream name ingress-nginx gives the Service backend `b` of an
@@ -299,6 +317,8 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
     // defaultBackend of the Ingress that made the server), where a canary's
     // `/` Prefix finds a location to merge into.
     let mut rooted: BTreeSet<Option<String>> = BTreeSet::new();
+    // The locations of non-canary Ingresses, by Ingress id, with their upstream.
+    let mut served: Vec<(String, UpstreamPath)> = Vec::new();
     // createServers: the first rules-less Ingress with a defaultBackend takes
     // the catch-all's root location before any rule's path is placed.
     m.catch_all = order
@@ -360,22 +380,26 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                     });
                     continue;
                 }
+                let mut at = None;
                 if let (Some((name, svc)), Some(made)) = (&up, made) {
-                    let at = UpstreamPath {
+                    let here = UpstreamPath {
                         host: host.clone(),
                         path: path.clone(),
                         path_type: path_type.clone(),
                         upstream: name.clone(),
+                        own: svc.clone(),
                         made: made.clone(),
+                        other_copy_served: false,
                     };
                     if made.no_server {
                         // `if ups.NoServer { continue }`: no location, nothing claimed.
-                        m.no_server.entry(o.id()).or_default().push(at);
+                        m.no_server.entry(o.id()).or_default().push(here);
                         continue;
                     }
                     if made.service != *svc {
-                        m.foreign.entry(o.id()).or_default().push(at);
+                        m.foreign.entry(o.id()).or_default().push(here.clone());
                     }
+                    at = Some(here);
                 }
                 let key = (host.clone(), path.clone(), path_type.clone());
                 if let Some((winner, timed)) = owners.get(&key) {
@@ -393,12 +417,26 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                         loc_ups.insert(key.clone(), name.clone());
                     }
                     owners.insert(key, (o.id(), created(o).is_some()));
+                    served.extend(at.map(|at| (o.id(), at)));
                 }
             }
         }
     }
+    // A skipped copy of a location its own Ingress serves from another copy.
+    for (id, ups) in &mut m.no_server {
+        for u in ups {
+            let key = (u.host.clone(), u.path.clone(), u.path_type.clone());
+            u.other_copy_served = owners.get(&key).is_some_and(|(w, _)| w == id);
+        }
+    }
     if !order.is_empty() {
-        m.deleted = deleted_alternatives(&all, &m, &owners, &rooted, &servers, setup);
+        let (deleted, at) = deleted_alternatives(&all, &m, &owners, &rooted, &servers, setup);
+        m.deleted = deleted;
+        for (id, at) in served {
+            if m.deleted.contains_key(&at.upstream) {
+                m.gone.entry(id).or_default().push(at);
+            }
+        }
         for cp in m.canary_paths.values_mut().flatten() {
             if let (CanaryFate::Alternative | CanaryFate::OtherCanary(_), Some(by)) =
                 (&cp.fate, m.deleted.get(&cp.upstream))
@@ -406,52 +444,120 @@ pub fn merge(ings: &[&Object], setup: &Setup<'_>) -> Merge {
                 cp.fate = CanaryFate::Deleted(by.clone());
             }
         }
-        first_alternatives(&all, &mut m, &loc_ups, &servers, setup);
+        let catch_all_root = m.catch_all.as_ref().and_then(|id| {
+            let o = all.iter().find(|o| o.id() == *id)?;
+            let spec = o.doc.get("spec")?;
+            upstream_name(&o.namespace, spec.get("defaultBackend").or_else(|| spec.get("backend"))?).map(|(n, _)| n)
+        });
+        let slots = Slots { loc_ups: &loc_ups, servers: &servers, deleted_at: &at, catch_all_root };
+        first_alternatives(&all, &mut m, &slots, setup);
     }
     m
 }
 
-/// `mergeAlternativeBackend` appends a canary's upstream to the
-/// `AlternativeBackends` of the matched location's upstream, and
+/// Where `mergeAlternativeBackends` deleted an upstream: the canary's
+/// index in walk order, and its path's (`None`: its defaultBackend).
+type DeletedAt = (usize, Option<usize>);
+
+/// Where [`first_alternatives`] looks: the locations' upstreams, the
+/// servers, where each deleted upstream was deleted (canary index in walk
+/// order, its path index; `None`: its defaultBackend), and the upstream of
+/// the catch-all's root location.
+struct Slots<'a> {
+    loc_ups: &'a BTreeMap<Loc, String>,
+    servers: &'a BTreeSet<Option<String>>,
+    deleted_at: &'a BTreeMap<String, DeletedAt>,
+    catch_all_root: Option<String>,
+}
+
+/// Who holds the first alternative slot of a primary upstream.
+#[derive(Clone)]
+enum Claim {
+    /// That canary's weights and headers apply.
+    Canary(String),
+    /// An alternative that routes nothing (what it is).
+    Dead(String),
+}
+
+/// `mergeAlternativeBackend` appends an alternative upstream to the
+/// `AlternativeBackends` of the matched location's upstream (whatever made
+/// the alternative: `canMergeBackend` only looks at the primary), and
 /// balancer.lua routes by the first of them for every location sending to
 /// that upstream: a later canary on the same primary is
-/// [`CanaryFate::Eclipsed`], and the first one's share also applies to the
-/// primary's other locations ([`Merge::spread`]).
-fn first_alternatives(
-    all: &[&Object],
-    m: &mut Merge,
-    loc_ups: &BTreeMap<Loc, String>,
-    servers: &BTreeSet<Option<String>>,
-    setup: &Setup<'_>,
-) {
-    let mut first: BTreeMap<String, String> = BTreeMap::new();
-    for o in all.iter().filter(|o| is_canary(o, &setup.prefix)) {
+/// [`CanaryFate::Eclipsed`] (or [`CanaryFate::Blocked`] when the first one
+/// routes nothing: a non-canary upstream, or one deleted after it was
+/// merged), and the first one's share also applies to the primary's other
+/// locations ([`Merge::spread`]). A canary's `spec.defaultBackend` is
+/// merged first, into every catch-all location.
+fn first_alternatives(all: &[&Object], m: &mut Merge, at: &Slots<'_>, setup: &Setup<'_>) {
+    let mut first: BTreeMap<String, Claim> = BTreeMap::new();
+    // Whether the upstream `u` still exists when canary `k`'s path `j` (`None`: its defaultBackend) merges.
+    let alive = |u: &str, k: usize, j: Option<usize>| match at.deleted_at.get(u) {
+        None => true,
+        Some(&(dk, di)) => k < dk || (k == dk && di.is_some_and(|di| j.is_none_or(|j| j < di))),
+    };
+    for (k, o) in all.iter().filter(|o| is_canary(o, &setup.prefix)).enumerate() {
         let id = o.id();
+        // Its defaultBackend: an alternative of every catch-all location's upstream.
+        let spec = o.doc.get("spec");
+        let db = spec
+            .and_then(|s| s.get("defaultBackend").or_else(|| s.get("backend")))
+            .and_then(|b| upstream_name(&o.namespace, b))
+            .map(|(n, _)| n);
+        if let Some((d, made)) = db.and_then(|d| m.upstreams.get(&d).cloned().map(|u| (d, u))) {
+            if alive(&d, k, None) {
+                let claim = if made.no_server {
+                    Claim::Canary(made.creator.clone())
+                } else {
+                    Claim::Dead(format!("`{d}`, made by the non-canary {} (no traffic policy: weight 0), merged by the canary {id}'s spec.defaultBackend", made.creator))
+                };
+                let catch_all = at.loc_ups.iter().filter(|((h, _, _), _)| h.is_none()).map(|(_, u)| u.clone());
+                for primary in catch_all.chain(at.catch_all_root.clone()) {
+                    if primary != d {
+                        first.entry(primary).or_insert_with(|| claim.clone());
+                    }
+                }
+            }
+        }
         let mut mine: BTreeSet<Loc> = BTreeSet::new();
         let mut primaries: BTreeSet<String> = BTreeSet::new();
-        for cp in m.canary_paths.get_mut(&id).map(Vec::as_mut_slice).unwrap_or_default() {
-            if !matches!(cp.fate, CanaryFate::Alternative | CanaryFate::OtherCanary(_))
-                || cp.empty
-                || !servers.contains(&cp.host)
-            {
+        for (j, cp) in m.canary_paths.get_mut(&id).map(Vec::as_mut_slice).unwrap_or_default().iter_mut().enumerate() {
+            if cp.empty || !at.servers.contains(&cp.host) {
                 continue;
             }
             let key = (cp.host.clone(), cp.path.clone(), cp.path_type.clone());
-            let Some(primary) = loc_ups.get(&key) else { continue };
-            // The alternative is the upstream's, so its maker's settings apply.
-            if let CanaryFate::OtherCanary(maker) = &cp.fate {
-                first.entry(primary.clone()).or_insert_with(|| maker.clone());
+            let Some(primary) = at.loc_ups.get(&key) else { continue };
+            if *primary == cp.upstream || !alive(&cp.upstream, k, Some(j)) {
+                // The location's own upstream (`altEqualsPri`), or gone: nothing merged.
                 continue;
             }
-            let by = first.entry(primary.clone()).or_insert_with(|| id.clone());
-            if *by == id {
-                mine.insert(key);
-                primaries.insert(primary.clone());
-            } else {
-                cp.fate = CanaryFate::Eclipsed(by.clone());
+            let creator = m.upstreams.get(&cp.upstream).map_or_else(String::new, |u| u.creator.clone());
+            match &cp.fate {
+                // The alternative is the upstream's, so its maker's settings apply.
+                CanaryFate::OtherCanary(maker) => {
+                    first.entry(primary.clone()).or_insert_with(|| Claim::Canary(maker.clone()));
+                }
+                CanaryFate::Taken(_) => {
+                    first.entry(primary.clone()).or_insert_with(|| Claim::Dead(format!("`{}`, made by the non-canary {creator} (no traffic policy: weight 0), merged by the canary {id}", cp.upstream)));
+                }
+                CanaryFate::Deleted(_) => {
+                    first.entry(primary.clone()).or_insert_with(|| Claim::Dead(format!("`{}` of the canary {creator}, merged by {id} and deleted afterwards by mergeAlternativeBackends (no balancer)", cp.upstream)));
+                }
+                CanaryFate::Alternative => {
+                    match first.entry(primary.clone()).or_insert_with(|| Claim::Canary(id.clone())) {
+                        Claim::Canary(by) if *by == id => {
+                            mine.insert(key);
+                            primaries.insert(primary.clone());
+                        }
+                        Claim::Canary(by) => cp.fate = CanaryFate::Eclipsed(by.clone()),
+                        Claim::Dead(what) => cp.fate = CanaryFate::Blocked(what.clone()),
+                    }
+                }
+                CanaryFate::Location(_) | CanaryFate::Eclipsed(_) | CanaryFate::Blocked(_) => {}
             }
         }
-        let others: Vec<String> = loc_ups
+        let others: Vec<String> = at
+            .loc_ups
             .iter()
             .filter(|(k, u)| primaries.contains(*u) && !mine.contains(*k))
             .map(|((h, p, t), _)| format!("{}{p} ({t})", h.as_deref().unwrap_or("*")))
@@ -467,7 +573,9 @@ fn first_alternatives(
 /// with the same path and pathType is deleted (`unable to find real
 /// backend … Deleting`), and with it the canary's share of every location
 /// it was merged into. So is a canary's `spec.defaultBackend` upstream
-/// when the catch-all server has no location of an Ingress. By upstream
+/// when the catch-all server has no location of an Ingress, whoever made
+/// the upstream of that name (`upstreams[upsName]`: a non-canary's
+/// defaultBackend replacing it, or its paths naming it first). By upstream
 /// name, the path that deleted it.
 fn deleted_alternatives(
     all: &[&Object],
@@ -476,17 +584,19 @@ fn deleted_alternatives(
     rooted: &BTreeSet<Option<String>>,
     servers: &BTreeSet<Option<String>>,
     setup: &Setup<'_>,
-) -> BTreeMap<String, String> {
+) -> (BTreeMap<String, String>, BTreeMap<String, DeletedAt>) {
     let mut deleted: BTreeMap<String, String> = BTreeMap::new();
+    let mut at: BTreeMap<String, DeletedAt> = BTreeMap::new();
     let no_server = |name: &str| m.upstreams.get(name).is_some_and(|u| u.no_server);
-    for o in all.iter().filter(|o| is_canary(o, &setup.prefix)) {
+    for (k, o) in all.iter().filter(|o| is_canary(o, &setup.prefix)).enumerate() {
         let spec = o.doc.get("spec");
         if let Some((name, _)) = spec
             .and_then(|s| s.get("defaultBackend").or_else(|| s.get("backend")))
             .and_then(|b| upstream_name(&o.namespace, b))
         {
             let catch_all_locations = owners.keys().any(|(h, _, _)| h.is_none()) || rooted.contains(&None);
-            if no_server(&name) && !catch_all_locations && !deleted.contains_key(&name) {
+            if m.upstreams.contains_key(&name) && !catch_all_locations && !deleted.contains_key(&name) {
+                at.insert(name.clone(), (k, None));
                 deleted.insert(
                     name,
                     format!(
@@ -496,7 +606,7 @@ fn deleted_alternatives(
                 );
             }
         }
-        for cp in m.canary_paths.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
+        for (j, cp) in m.canary_paths.get(&o.id()).map(Vec::as_slice).unwrap_or_default().iter().enumerate() {
             if !no_server(&cp.upstream) || deleted.contains_key(&cp.upstream) || !servers.contains(&cp.host) {
                 // No server for the host: `cannot merge … that does not exist`, nothing deleted.
                 continue;
@@ -505,12 +615,13 @@ fn deleted_alternatives(
             let matched = !cp.empty && owners.contains_key(&(cp.host.clone(), cp.path.clone(), cp.path_type.clone()))
                 || (cp.path == "/" && cp.path_type == "Prefix" && rooted.contains(&cp.host));
             if !matched {
-                let at = format!("{}{} ({})", cp.host.as_deref().unwrap_or("*"), cp.path, cp.path_type);
-                deleted.insert(cp.upstream.clone(), format!("{}'s path {at}, which matches no location", o.id()));
+                let where_ = format!("{}{} ({})", cp.host.as_deref().unwrap_or("*"), cp.path, cp.path_type);
+                at.insert(cp.upstream.clone(), (k, Some(j)));
+                deleted.insert(cp.upstream.clone(), format!("{}'s path {where_}, which matches no location", o.id()));
             }
         }
     }
-    deleted
+    (deleted, at)
 }
 
 #[cfg(test)]
