@@ -2240,4 +2240,14 @@ fn the_httproutes_of_a_namespace_expand_to_a_bounded_number_of_routes() {
     // Not attached: the listeners count a, b and d only.
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("web"), "many").status else { panic!() };
     assert!(listeners.iter().all(|l| l.attached_routes == 3), "{listeners:?}");
+    // Review 17 B1: routes past the budget (in the order they come: d, c,
+    // b, a) are counted, not built: a (256) is left for over_budget, which
+    // builds it in full as it fits in age order. Built in the pass: 512,
+    // not all 768.
+    let mut inp = inp.clone();
+    inp.max_routes_per_namespace = Some(640);
+    let mut cache = super::translate::RouteCache::default();
+    let t = super::translate::translate_with(&inp, &mut cache);
+    assert_eq!(t, translate(&inp));
+    assert_eq!(cache.built(), 64 + 128 + 320);
 }

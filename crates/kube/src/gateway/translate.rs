@@ -2015,9 +2015,18 @@ pub struct RouteCache {
     sorted: Sorted,
     /// ClientAccessPolicy lists and floors as last served.
     access: AccessCache,
+    /// Routes built by [`route_part`] in the translations so far (not
+    /// counting those [`over_budget`] builds again in full).
+    built: usize,
 }
 
 impl RouteCache {
+    /// Routes built so far ([`RouteCache::built`]).
+    #[cfg(test)]
+    pub(crate) fn built(&self) -> usize {
+        self.built
+    }
+
     /// Floors computed so far, and floors kept ([`AccessCache`]).
     #[cfg(test)]
     pub(crate) fn floors(&self) -> (u64, usize) {
@@ -2235,9 +2244,16 @@ pub const MAX_ROUTES_PER_NAMESPACE: usize = 4 * MAX_ROUTE_ENTRIES;
 /// (defaulted), name, sectionName, port.
 type ParentKey<'a> = (&'a str, String, &'a str, Option<&'a str>, Option<i32>);
 
-/// Translates one HTTPRoute (see [`RoutePart`]).
+/// Translates one HTTPRoute (see [`RoutePart`]), building at most `limit`
+/// routes (at most [`MAX_ROUTE_ENTRIES`]): one that expands to more than
+/// `limit` but not more than that cap is only counted — no routes built,
+/// its status as translated kept in `over` for [`over_budget`] to decide
+/// (its namespace's budget had less than that left, in the order the
+/// routes came; in age order it may still fit, and is then translated
+/// again in full). So routes past their namespace's budget cost their
+/// counting, not their expansion (review 17 B1).
 #[allow(clippy::too_many_lines)] // one pass over the parents, in spec order
-fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
+fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> RoutePart {
     let mut entries: Vec<PartEntry> = Vec::new();
     let mut backends: Vec<BackendRef> = Vec::new();
     let mut rule_names: Vec<String> = Vec::new();
@@ -2406,7 +2422,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         let born = created(&route.metadata);
         let born_key: Arc<str> = born.as_str().into();
         let more = rule_outs.iter().map(|r| r.matches.len()).sum::<usize>() * by_host.len();
-        if oversize.is_some() || entries.len() + more > MAX_ROUTE_ENTRIES {
+        if oversize.is_some() || entries.len() + more > limit.min(MAX_ROUTE_ENTRIES) {
             oversize = Some(oversize.unwrap_or(entries.len()) + more);
             continue;
         }
@@ -2481,7 +2497,14 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
             }
         }
     }
-    if let Some(n) = oversize {
+    // Over `limit` only: counted, not built (see above).
+    let deferred = oversize.filter(|n| *n <= MAX_ROUTE_ENTRIES);
+    if deferred.is_some() {
+        entries.clear();
+        attached.clear();
+        pending.clear();
+    }
+    if let Some(n) = oversize.filter(|_| deferred.is_none()) {
         // Bounded cost per object: one small HTTPRoute must not become
         // hundreds of thousands of routes (parents × listener hostnames ×
         // matches). Refused as a whole, as written.
@@ -2531,7 +2554,6 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         version: version(&route.metadata),
         uid: route.metadata.uid.clone(),
         name: (rns, rname),
-        status,
         entries: entries.into_iter().map(Arc::new).collect(),
         backends,
         rule_names,
@@ -2539,7 +2561,8 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>) -> RoutePart {
         pending,
         served: std::sync::Mutex::new(Vec::new()),
         services: services_named(route),
-        over: None,
+        over: deferred.map(|n| (n, status.clone())),
+        status,
     }
 }
 
@@ -2906,6 +2929,10 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         };
         let order = std::mem::take(&mut cache.order);
         let mut next = 0;
+        // Routes counted so far per namespace, in the order they come: a
+        // route is built only within what its namespace has left.
+        let budget = inp.max_routes_per_namespace.unwrap_or(MAX_ROUTES_PER_NAMESPACE);
+        let mut used: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
         for route in http_routes {
             let at = std::ptr::from_ref::<HttpRoute>(route).addr();
             let uid = route.metadata.uid.as_deref().filter(|_| context.is_some());
@@ -2916,13 +2943,16 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 |p: &RoutePart| version.is_some() && p.version == version && p.uid.as_deref() == uid && !stale(p);
             let ahead = next..order.len().min(next + 8);
             let found = ahead.into_iter().find(|&k| order[k].0 == at && current(&order[k].1));
+            let ns = route.metadata.namespace.as_deref().unwrap_or("");
             let part = if let Some(k) = found.filter(|_| uid.is_some()) {
                 next = k + 1;
                 Arc::clone(&order[k].1)
             } else if let Some(p) = uid.and_then(|u| cache.parts.get(u)).filter(|p| current(p)) {
                 Arc::clone(p)
             } else {
-                let p = Arc::new(route_part(route, &ctx));
+                let left = budget.saturating_sub(used.get(ns).copied().unwrap_or(0));
+                let p = Arc::new(route_part(route, &ctx, left));
+                cache.built += p.entries.len();
                 if let Some(u) = uid {
                     cache.parts.insert(u.to_owned(), Arc::clone(&p));
                 }
@@ -2931,10 +2961,10 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             if uid.is_some() {
                 cache.order.push((at, Arc::clone(&part)));
             }
+            *used.entry(ns).or_default() += part.count();
             parts.push(part);
         }
-        let budget = inp.max_routes_per_namespace.unwrap_or(MAX_ROUTES_PER_NAMESPACE);
-        over_budget(&mut parts, http_routes, budget, cache, &|i| route_part(http_routes[i], &ctx));
+        over_budget(&mut parts, http_routes, budget, cache, &|i| route_part(http_routes[i], &ctx, MAX_ROUTE_ENTRIES));
         if cache.parts.len() > 16 + 2 * parts.len() {
             cache.parts = parts
                 .iter()
