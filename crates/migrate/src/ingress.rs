@@ -1072,10 +1072,17 @@ pub fn plan<'a>(
             }
             "limit-burst-multiplier" => {
                 let ok = v.parse::<u64>().is_ok();
-                if !ok {
+                let limited = [get("limit-rps"), get("limit-rpm")]
+                    .into_iter()
+                    .flatten()
+                    .any(|r| r.parse::<u64>().is_ok_and(|n| n > 0));
+                if limited && v.parse::<i64>().is_ok_and(|m| m <= 0) {
+                    // (migrate review 17 R17-3) Go's Atoi takes it, and
+                    // `limit_req … burst=0` (or negative) is refused by nginx.
+                    fatal = true;
+                    push(key, Status::NotConverted, "", format!("`{v}` makes ingress-nginx render `limit_req … burst={}`, which nginx refuses (a burst must be positive): the admission webhook refuses this Ingress, or without it every reload fails and the last good configuration keeps serving; the Ingress is left out", if v.starts_with('-') { "<negative>" } else { "0" }));
+                } else if !ok {
                     push(key, Status::NotConverted, "", format!("`{v}` is not a whole number: ingress-nginx uses 5, so does the output"));
-                } else if v.parse::<u64>() == Ok(0) && !eg && (get("limit-rps").is_some() || get("limit-rpm").is_some()) {
-                    push(key, Status::Changed, &format!("{rate_to} rateLimit.burst"), "0: ingress-nginx's burst 0 lets no request beyond the rate through; a ClientAccessPolicy's burst is at least 1 (one request), which is the same bucket".into());
                 } else if get("limit-rps").is_none() && get("limit-rpm").is_none() {
                     push(key, Status::Ignored, "", "no limit-rps or limit-rpm to multiply".into());
                 } else if eg {

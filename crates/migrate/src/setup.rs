@@ -626,12 +626,15 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         entry("forwarded-for-proxy-protocol-header", status, String::new(), why);
     }
     if get("use-proxy-protocol").is_some() {
-        let why = if pp {
-            format!("PROXY required on every listener, accepted from {}", ci.trusted.join(", "))
+        let (status, why) = if pp && ci.trusted.is_empty() {
+            // (migrate review 17 R17-2)
+            (Status::NotConverted, "ingress-nginx requires and strips a PROXY header on every connection (one without it is closed) but believes no sender (no usable proxy-real-ip-cidr entry), so its client is the TCP peer; a ClientIPPolicy cannot require PROXY while trusting no sender, and without it the Gateway would not read the load balancer's PROXY preamble and would serve connections ingress-nginx closed: give the load balancer's CIDRs with --trust (PROXY then required from them and believed)".to_owned())
+        } else if pp {
+            (Status::Converted, format!("PROXY required on every listener, accepted from {}", ci.trusted.join(", ")))
         } else {
-            "off".into()
+            (Status::Converted, "off".into())
         };
-        entry("use-proxy-protocol", Status::Converted, format!("{to} proxyProtocol"), why);
+        entry("use-proxy-protocol", status, format!("{to} proxyProtocol"), why);
     }
     if get("proxy-real-ip-cidr").is_some() || used {
         let dropped = if mapped.is_empty() || !trust_override.is_empty() {

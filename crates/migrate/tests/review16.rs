@@ -380,3 +380,21 @@ fn the_first_alternative_backend_decides_whatever_merged_it() {
         }
     }
 }
+
+/// Migrate review 17 R17-2: `use-proxy-protocol` with no usable
+/// `proxy-real-ip-cidr` entry (empty, or only an IPv4-mapped range that
+/// never matches): ingress-nginx requires PROXY on every connection and
+/// believes no sender; no policy says that, so it is not converted (exit 1)
+/// on both targets, never "converted" with PROXY silently dropped.
+#[test]
+fn proxy_protocol_trusting_no_sender_is_not_converted() {
+    for cidr in ["", "::ffff:10.0.0.0/104"] {
+        let cfg = controller(&[("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", cidr)]);
+        for target in BOTH {
+            let m = run(&[cfg.clone()], target);
+            assert_eq!(common::status(&m, "use-proxy-protocol"), Status::NotConverted, "{cidr:?} {target:?}");
+        }
+        let cfg = controller(&[("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
+        assert_eq!(common::status(&run(&[cfg], Target::Realip), "use-proxy-protocol"), Status::Converted);
+    }
+}

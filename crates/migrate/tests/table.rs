@@ -408,16 +408,19 @@ fn rate_limits() {
     assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["perSecond"], json!(1.0));
     assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["burst"], json!(5.0));
     assert!(!m.report.incomplete(), "{}", m.report.text());
-    // limit-rps "0" is no limit (ignored); limit-burst-multiplier "0" is nginx's burst 0.
+    // limit-rps "0" is no limit (ignored); limit-burst-multiplier "0" or
+    // negative renders `burst=0` / a negative burst, which nginx refuses
+    // (migrate review 17 R17-3): the Ingress is left out, on both targets.
     let m = row(&[("limit-rps", "0")], R);
     assert_eq!(status(&m, "limit-rps"), Status::Ignored);
     assert!(find(&m, "ClientAccessPolicy").is_empty() && !m.report.incomplete());
-    let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", "0")], R);
-    assert_eq!(
-        one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["burst"],
-        json!(1.0),
-        "burst 0 in nginx: one request at the rate, no more"
-    );
+    for (mult, t) in [("0", R), ("-1", R), ("0", EG)] {
+        let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", mult)], t);
+        assert_eq!(status(&m, "limit-burst-multiplier"), Status::NotConverted, "{mult}");
+        assert!(m.report.incomplete(), "{mult}");
+    }
+    let m = row(&[("limit-rpm", "30"), ("limit-burst-multiplier", "0")], R);
+    assert_eq!(status(&m, "limit-burst-multiplier"), Status::NotConverted);
     let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], EG);
     let rules = &one(&m, "BackendTrafficPolicy")["spec"]["rateLimit"]["local"]["rules"];
     assert_eq!(rules.as_array().unwrap().len(), 4, "two limits × two address families");
