@@ -391,7 +391,7 @@ fn proxy_protocol_trusting_no_sender_is_not_converted() {
     for cidr in ["", "::ffff:10.0.0.0/104"] {
         let cfg = controller(&[("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", cidr)]);
         for target in BOTH {
-            let m = run(&[cfg.clone()], target);
+            let m = run(std::slice::from_ref(&cfg), target);
             assert_eq!(common::status(&m, "use-proxy-protocol"), Status::NotConverted, "{cidr:?} {target:?}");
         }
         let cfg = controller(&[("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
