@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{controller, controller_at, find, ing_at, open_policies, routes, run};
+use common::{backends, controller, controller_at, ing_at, open_policies, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
@@ -166,17 +166,6 @@ fn canary(ns: &str, year: u32, host: &str, path: &str, svc: &str, anns: Lines) -
     let all: Vec<(&str, &str)> =
         [("canary", "true"), ("canary-weight", "10")].into_iter().chain(anns.iter().copied()).collect();
     ing(ns, "c-canary", year, host, path, svc, &all)
-}
-
-/// `(Service, weight)` of every backendRef of route `name` (any namespace).
-fn backends(m: &Migration, name: &str) -> Vec<(String, Option<u64>)> {
-    find(m, "HTTPRoute")
-        .iter()
-        .filter(|r| r["metadata"]["name"] == name)
-        .flat_map(|r| r["spec"]["rules"].as_array().unwrap().clone())
-        .flat_map(|rule| rule["backendRefs"].as_array().cloned().unwrap_or_default())
-        .map(|b| (b["name"].as_str().unwrap().to_owned(), b["weight"].as_u64()))
-        .collect()
 }
 
 const ALLOW: (&str, &str) = ("whitelist-source-range", "203.0.113.0/24");

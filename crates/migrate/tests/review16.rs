@@ -13,7 +13,7 @@ mod common;
 
 use std::fmt::Write as _;
 
-use common::{controller, controller_at, find, routes, run};
+use common::{backends, controller, controller_at, find, routes, run};
 use realip_migrate::{Migration, Status, Target};
 
 const BOTH: [Target; 2] = [Target::Realip, Target::EnvoyGateway];
@@ -309,17 +309,6 @@ fn a_fallback_on_a_colliding_upstream_name_is_denied() {
     }
 }
 
-/// `(Service, weight)` of every backendRef of the route `name`.
-fn weights(m: &Migration, name: &str) -> Vec<(String, Option<u64>)> {
-    find(m, "HTTPRoute")
-        .iter()
-        .filter(|r| r["metadata"]["name"] == name)
-        .flat_map(|r| r["spec"]["rules"].as_array().unwrap().clone())
-        .flat_map(|rule| rule["backendRefs"].as_array().cloned().unwrap_or_default())
-        .map(|b| (b["name"].as_str().unwrap().to_owned(), b["weight"].as_u64()))
-        .collect()
-}
-
 /// R16-1 (h1, h2, h3): the first alternative backend of the main
 /// location's upstream decides for balancer.lua, whatever merged it: a
 /// canary path on a non-canary's upstream (weight 0), a canary upstream
@@ -360,7 +349,7 @@ fn the_first_alternative_backend_decides_whatever_merged_it() {
             all.extend(docs.iter().cloned());
             let m = run(&all, target);
             let text = m.report.text();
-            let got = weights(&m, route).iter().any(|(s, w)| s == later && *w == Some(30));
+            let got = backends(&m, route).iter().any(|(s, w)| s == later && *w == Some(30));
             assert_eq!(got, *folded, "{name} {target:?}:\n{text}");
             let weight = m
                 .report

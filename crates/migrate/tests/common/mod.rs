@@ -197,6 +197,17 @@ pub fn status(m: &Migration, key: &str) -> Status {
         .status
 }
 
+/// `(Service, weight)` of every backendRef of route `name` (any namespace).
+pub fn backends(m: &Migration, name: &str) -> Vec<(String, Option<u64>)> {
+    find(m, "HTTPRoute")
+        .iter()
+        .filter(|r| r["metadata"]["name"] == name)
+        .flat_map(|r| r["spec"]["rules"].as_array().unwrap().clone())
+        .flat_map(|rule| rule["backendRefs"].as_array().cloned().unwrap_or_default())
+        .map(|b| (b["name"].as_str().unwrap().to_owned(), b["weight"].as_u64()))
+        .collect()
+}
+
 pub fn find<'a>(m: &'a Migration, kind: &str) -> Vec<&'a Value> {
     m.objects.iter().filter(|o| o["kind"] == kind).collect()
 }
