@@ -181,7 +181,7 @@ fn behind_nginx_stream_proxy_protocol_v1() {
     std::fs::write(
         &conf,
         format!(
-            "load_module {module};\ndaemon off;\npid {pid};\nerror_log stderr;\nevents {{}}\n\
+            "load_module {module};\ndaemon off;\nmaster_process off;\npid {pid};\nerror_log stderr;\nevents {{}}\n\
              stream {{\n  server {{\n    listen 127.0.0.1:{front};\n    proxy_protocol on;\n    proxy_pass {web};\n  }}\n}}\n",
             pid = dir.0.join("nginx.pid").display(),
             web = p.addr("web")

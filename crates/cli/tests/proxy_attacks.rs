@@ -27,7 +27,7 @@ fn nginx_vhosts(dir: &TempDir) -> (Proc, SocketAddr) {
     std::fs::write(
         &conf,
         format!(
-            "daemon off;\npid {pid};\nerror_log stderr;\nworker_processes 1;\nevents {{}}\n\
+            "daemon off;\nmaster_process off;\npid {pid};\nerror_log stderr;\nworker_processes 1;\nevents {{}}\n\
              http {{\n  access_log off;\n  client_body_temp_path {tmp};\n  proxy_temp_path {tmp};\n  \
              fastcgi_temp_path {tmp};\n  uwsgi_temp_path {tmp};\n  scgi_temp_path {tmp};\n  \
              server {{\n    listen 127.0.0.1:{port} default_server;\n    server_name public.example.com;\n    \

@@ -35,7 +35,7 @@ fn nginx(dir: &TempDir, keepalive: &str) -> (Proc, SocketAddr) {
     std::fs::write(
         &conf,
         format!(
-            "daemon off;\npid {pid};\nerror_log stderr;\nworker_processes 1;\nevents {{}}\n\
+            "daemon off;\nmaster_process off;\npid {pid};\nerror_log stderr;\nworker_processes 1;\nevents {{}}\n\
              http {{\n  access_log off;\n  keepalive_timeout {keepalive};\n  \
              client_body_temp_path {tmp};\n  proxy_temp_path {tmp};\n  fastcgi_temp_path {tmp};\n  \
              uwsgi_temp_path {tmp};\n  scgi_temp_path {tmp};\n  \
