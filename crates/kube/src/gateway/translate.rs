@@ -2175,17 +2175,24 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     Some(h.finish())
 }
 
-/// A fingerprint of the Services (by uid and `resourceVersion`), or `None`
-/// when one has no `resourceVersion`.
-fn services_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
+/// A fingerprint of objects by uid and `resourceVersion` (and how many),
+/// or `None` when one has no `resourceVersion`.
+fn versions_fingerprint<'m>(metas: impl Iterator<Item = &'m ObjectMeta>) -> Option<u64> {
     use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
     let mut h = FINGERPRINT.build_hasher();
-    for m in inp.services.iter().map(|o| &o.metadata) {
+    let mut n = 0usize;
+    for m in metas {
         m.uid.hash(&mut h);
         m.resource_version.as_deref()?.hash(&mut h);
+        n += 1;
     }
-    inp.services.len().hash(&mut h);
+    n.hash(&mut h);
     Some(h.finish())
+}
+
+/// The Services' [`versions_fingerprint`].
+fn services_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
+    versions_fingerprint(inp.services.iter().map(|o| &o.metadata))
 }
 
 /// The Services (namespace, name) that are new, gone or changed since the
@@ -2209,17 +2216,9 @@ fn changed_services(inp: &Inputs<'_>, cache: &mut RouteCache, now: Option<u64>) 
     changed
 }
 
-/// A fingerprint of the EndpointSlices (by uid and `resourceVersion`), or
-/// `None` when one has no `resourceVersion`.
+/// The EndpointSlices' [`versions_fingerprint`].
 fn endpoints_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
-    use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
-    let mut h = FINGERPRINT.build_hasher();
-    for m in inp.slices.iter().map(|o| &o.metadata) {
-        m.uid.hash(&mut h);
-        m.resource_version.as_deref()?.hash(&mut h);
-    }
-    inp.slices.len().hash(&mut h);
-    Some(h.finish())
+    versions_fingerprint(inp.slices.iter().map(|o| &o.metadata))
 }
 
 /// The most routes one HTTPRoute may expand to (its parents' served
