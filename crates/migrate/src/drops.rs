@@ -7,11 +7,14 @@
 //! into a dropped Ingress (`--enable-annotation-validation`).
 //!
 //! Invariants: a check that is certain (the controller's version is known,
-//! or the setting is written out) gives [`Verdict::Skip`]: ingress-nginx
-//! never served the Ingress, so it must neither serve nor shadow in the
-//! output. A check that depends on a default the migration cannot know
-//! (no readable controller image tag) gives [`Verdict::Unsure`]: the
-//! Ingress then takes part in the host/path merge as deny-all, so it is
+//! or the setting is written out) gives [`Verdict::Refused`]: ingress-nginx's
+//! store refuses to sync this version of the Ingress, but a running
+//! controller keeps the last version of it that it accepted (if any) until
+//! it restarts, so what it serves there is not known: the Ingress takes part
+//! in the host/path merge as deny-all, never left out (another Ingress or
+//! the catch-all would take its paths) and never emitted open. A check that
+//! depends on a default the migration cannot know (no readable controller
+//! image tag) gives [`Verdict::Unsure`], emitted the same way, so it is
 //! never more open than ingress-nginx whichever way the controller decided.
 //! The risk table is realip's own, written from ingress-nginx's documented
 //! risk of each annotation (v1.10 to v1.15; the same rows are used for v1.9); annotations it does not list
@@ -137,8 +140,22 @@ const RISKY: &[RiskRow] = &[
 pub enum Verdict {
     /// None of the checks refuses it.
     Served,
-    /// Certainly dropped: why (the rule and the annotation, host or path).
+    /// Certainly never read (namespace not watched, `--disable-catch-all`):
+    /// why. No version of it is served.
     Skip(String),
+    /// Refused by the store's sync (deep inspection, the word blocklist,
+    /// the annotation risk check or validation): this version is never
+    /// served, but a running controller keeps serving the last version it
+    /// accepted, if any, until it restarts. The fields as in
+    /// [`Verdict::Unsure`] (`key` is `--deep-inspect` for the inspector).
+    Refused {
+        /// The annotation (without the prefix) or flag.
+        key: String,
+        /// Its value (the refused host, path or name for the inspector).
+        value: String,
+        /// What failed.
+        why: String,
+    },
     /// Dropped or not depending on something not known here: the
     /// annotation or flag it depends on, its value, and why.
     Unsure {
@@ -198,35 +215,50 @@ pub fn deep_inspect_match(value: &str) -> Option<&'static str> {
 }
 
 /// The first host, path, TLS host or TLS secret name the deep inspector
-/// refuses, as `what `value``, with the pattern.
-fn deep_inspected(ing: &Object) -> Option<(String, &'static str)> {
+/// refuses: what it is (`path`, …), its value, and the pattern.
+fn deep_inspected(ing: &Object) -> Option<(&'static str, String, &'static str)> {
     let rules = ing.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default();
     for rule in rules {
         if let Some(h) = rule.str_at(&["host"]).filter(|h| !h.is_empty()) {
             if let Some(p) = deep_inspect_match(h) {
-                return Some((format!("host `{h}`"), p));
+                return Some(("host", h.to_owned(), p));
             }
         }
         for path in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
             let v = path.str_at(&["path"]).unwrap_or_default();
             if let Some(p) = deep_inspect_match(v) {
-                return Some((format!("path `{v}`"), p));
+                return Some(("path", v.to_owned(), p));
             }
         }
     }
     for tls in ing.doc.at(&["spec", "tls"]).map(realip_kube::Node::items).unwrap_or_default() {
         let secret = tls.str_at(&["secretName"]).unwrap_or_default();
         if let Some(p) = deep_inspect_match(secret) {
-            return Some((format!("TLS secretName `{secret}`"), p));
+            return Some(("TLS secretName", secret.to_owned(), p));
         }
         for h in tls.at(&["hosts"]).map(realip_kube::Node::items).unwrap_or_default() {
             let h = h.as_str().unwrap_or_default();
             if let Some(p) = deep_inspect_match(h) {
-                return Some((format!("TLS host `{h}`"), p));
+                return Some(("TLS host", h.to_owned(), p));
             }
         }
     }
     None
+}
+
+/// [`Verdict::Refused`] when the deep inspector (`--deep-inspect`, on by
+/// default in every version this reads) refuses `ing`. ingress-nginx runs
+/// it before the word blocklist and the annotation extractor.
+pub fn deep_inspection(ing: &Object, setup: &Setup<'_>) -> Option<Verdict> {
+    if bool_flag(setup, "--deep-inspect") == Some(false) {
+        return None;
+    }
+    let (what, value, pattern) = deep_inspected(ing)?;
+    Some(Verdict::Refused {
+        key: "--deep-inspect".into(),
+        why: format!("its {what} `{value}` matches the deep inspector's pattern {pattern} (--deep-inspect, on by default): ingress-nginx refuses the whole Ingress"),
+        value,
+    })
 }
 
 /// Go's `net.ParseCIDRs` as the annotation validator uses it: empty is
@@ -251,20 +283,14 @@ pub fn go_parse_cidrs(v: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Whether ingress-nginx's store drops `ing` for its annotations or its
-/// hosts and paths ([`Verdict`]).
+/// Whether ingress-nginx's store refuses `ing` for its annotations (risk,
+/// validation) or may deny its locations ([`Verdict`]); the deep
+/// inspector is [`deep_inspection`], run before.
 pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
     let version = controller_version(setup);
     let at_least = |v: (u32, u32)| version.map(|have| have >= v);
     let unknown_version =
         "the controller's version is not known (no ingress-nginx controller image with a version tag in the input)";
-
-    // --deep-inspect: on by default in every version this reads.
-    if bool_flag(setup, "--deep-inspect") != Some(false) {
-        if let Some((what, pattern)) = deep_inspected(ing) {
-            return Verdict::Skip(format!("its {what} matches the deep inspector's pattern {pattern} (--deep-inspect, on by default): ingress-nginx refuses the whole Ingress"));
-        }
-    }
 
     let prefix = format!("{}/", setup.prefix);
     let anns: Vec<(String, Option<&str>)> = ing
@@ -298,7 +324,7 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
             if let Some((_, r, _, _)) = hit {
                 let why = format!("annotation {k} is of risk {} in ingress-nginx, above {how} ({}): ingress-nginx refuses the whole Ingress", r.name(), level.name());
                 if sure {
-                    return Verdict::Skip(why);
+                    return Verdict::Refused { key: short.to_owned(), value: v.unwrap_or_default().to_owned(), why };
                 }
                 return Verdict::Unsure {
                     key: short.to_owned(),
@@ -350,7 +376,7 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
         if let Some((key, value, bad)) = bad {
             let why = format!("{bad}; with annotation validation on (--enable-annotation-validation, the default since ingress-nginx v1.12) the rate-limit parser's validation error makes ingress-nginx refuse the whole Ingress");
             if sure {
-                return Verdict::Skip(why);
+                return Verdict::Refused { key: key.to_owned(), value: value.to_owned(), why };
             }
             return Verdict::Unsure {
                 key: key.to_owned(),

@@ -1049,8 +1049,8 @@ pub fn plan<'a>(
                     continue;
                 }
                 // ingress-nginx refuses limited requests with limit-req-status-code (default 503); the policies answer 429.
-                let code = setup.configmap.and_then(|c| c.doc.str_at(&["data", "limit-req-status-code"])).map_or("503", str::trim);
-                let status_note = if code == "429" { String::new() } else { format!("; limited requests get 429 where ingress-nginx answered {code} (limit-req-status-code)") };
+                let code = crate::setup::limit_req_status(setup);
+                let status_note = if code == 429 { String::new() } else { format!("; limited requests get 429 where ingress-nginx answered {code} (limit-req-status-code)") };
                 let other = if key == "limit-rps" { "limit-rpm" } else { "limit-rps" };
                 let other_rate = get(other).and_then(|w| rate_of(other, w, get("limit-burst-multiplier")));
                 if eg {

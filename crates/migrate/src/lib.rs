@@ -163,6 +163,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let https_lost = https_client_lost(&setup, &ci, opts.target, &mut report);
     let tls_hosts = tls_hosts(objects);
     let global_access = global_access_keys(&report);
+    let unloadable = setup::unloadable_keys(&setup);
     let (ours, unsure) = ours(objects, &setup, &mut report);
     // Every Ingress of the class takes part, also those left out below: a
     // path kept by a left-out Ingress must not be opened by another one.
@@ -188,7 +189,9 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 .filter(|k| !(opted_out && *k == "global-auth-url" || no_waf && *k == "enable-modsecurity"))
                 .cloned()
                 .collect();
-            if !applies.is_empty() {
+            if !unloadable.is_empty() {
+                p.deny_all = Some(leave_out_unloadable(&unloadable, &mut report, first_entry));
+            } else if !applies.is_empty() {
                 p.deny_all = Some(leave_out_unrestricted(&applies, &mut report, first_entry));
             } else if source_lost && (p.allow.is_some() || !p.deny.is_empty() || !p.rates.is_empty()) {
                 p.deny_all = Some(leave_out(&mut report, first_entry));
@@ -260,15 +263,17 @@ fn left_out_note(p: &ingress::Plan<'_>, why: &str) -> String {
 }
 
 /// Emits deny-all an Ingress that ingress-nginx may have dropped or served
-/// ([`drops::Verdict::Unsure`]), with a not-converted entry saying why.
+/// ([`drops::Verdict::Unsure`]), whose locations it may have denied
+/// ([`drops::Verdict::Denied`]), or whose current version its store
+/// refuses ([`drops::Verdict::Refused`]), with a not-converted entry saying why.
 fn unsure_deny_all(
     p: &mut ingress::Plan<'_>,
-    u: &(String, String, String, bool),
+    u: &(String, String, String, Doubt),
     setup: &setup::Setup<'_>,
     report: &mut Report,
 ) {
     let ing = p.obj;
-    let (key, value, why, denied) = u;
+    let (key, value, why, doubt) = u;
     // ingress-nginx may have dropped it or served it: deny-all is never
     // more open than either, and it still takes its paths in the merge.
     let full = format!("{}/{key}", setup.prefix);
@@ -277,21 +282,24 @@ fn unsure_deny_all(
         .at(&["metadata", "annotations"])
         .and_then(|a| a.entries().iter().find(|(k, _)| *k == full).map(|(_, v)| v.line))
         .unwrap_or(ing.source.line);
-    // A denied location: one entry for the key, this one replaces what the
-    // annotation's own reading said ("not handled", or a conversion).
-    if *denied {
+    // A denied location or a refused version: one entry for the key, this one
+    // replaces what the annotation's own reading said ("not handled", or a conversion).
+    if matches!(doubt, Doubt::Denied | Doubt::Refused) {
         report.entries.retain(|e| !(e.object == ing.id() && e.key == *key));
     }
-    let (outcome, deny_all) = if *denied {
-        (
+    let (outcome, deny_all) = match doubt {
+        Doubt::Denied => (
             "Whether ingress-nginx answered 503 on this Ingress's locations or served them is not known",
             format!("ingress-nginx may have denied its locations, answering 503 to every client (see its {key} entry)"),
-        )
-    } else {
-        (
+        ),
+        Doubt::Dropped => (
             "Whether ingress-nginx served this Ingress is not known",
             format!("ingress-nginx may have dropped it or served it (see its {key} entry)"),
-        )
+        ),
+        Doubt::Refused => (
+            "Which version of this Ingress ingress-nginx serves, if any, is not known",
+            format!("ingress-nginx refuses this version of it, and a running controller may still serve an older one (see its {key} entry)"),
+        ),
     };
     report.entries.push(Entry {
         object: ing.id(),
@@ -359,10 +367,36 @@ fn global_access_keys(report: &Report) -> Vec<String> {
         .collect()
 }
 
-/// Whether ingress-nginx may have served an Ingress: by id, the key, value
-/// and why of those it may have dropped or served ([`drops::Verdict::Unsure`],
-/// `false`) or whose locations it may have denied ([`drops::Verdict::Denied`], `true`).
-type Unsure = BTreeMap<String, (String, String, String, bool)>;
+/// Why what ingress-nginx serves of an Ingress is not known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Doubt {
+    /// It may have dropped it or served it ([`drops::Verdict::Unsure`]).
+    Dropped,
+    /// It may have denied its locations ([`drops::Verdict::Denied`]).
+    Denied,
+    /// Its store refuses this version; a running controller may serve an
+    /// older one ([`drops::Verdict::Refused`]).
+    Refused,
+}
+
+/// Whether ingress-nginx may have served an Ingress: by id, the key, value,
+/// why and [`Doubt`] of those it may not serve as written.
+type Unsure = BTreeMap<String, (String, String, String, Doubt)>;
+
+/// What a store-refused Ingress ([`drops::Verdict::Refused`], `why` says what
+/// failed) means for what ingress-nginx serves, in the world the input shows
+/// for its admission webhook ([`setup::Webhook`]).
+fn refused_why(why: &str, webhook: &setup::Webhook) -> String {
+    const STORE: &str = "ingress-nginx's store refuses to sync this version of the Ingress; a running controller keeps serving the last version of it that it accepted (if it ever accepted one) until it restarts, and after a restart serves nothing of it";
+    const APPLY: &str = "the admission webhook runs the same check and refuses this version at apply time, so the cluster keeps the Ingress's previous version (if any), which ingress-nginx serves, restart or not; this version exists in the cluster only if it was applied before the setting or controller version that refuses it (then a running controller keeps what it accepted before, and after a restart serves nothing of it)";
+    match webhook {
+        setup::Webhook::On(how) => format!("{why}. Admission webhook on ({how}): {APPLY}"),
+        setup::Webhook::Off(how) => format!("{why}. Admission webhook off ({how}): {STORE}"),
+        setup::Webhook::Unknown(how) => format!(
+            "{why}. Whether ingress-nginx's admission webhook checks Ingresses is not known ({how}). With it off, {STORE}. With it on (the Helm chart's default), {APPLY}"
+        ),
+    }
+}
 
 /// The Ingresses the controller serves (the last copy of each), sorted by
 /// namespace and name, those it certainly drops left out with a note; and
@@ -427,6 +461,7 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
         ));
     }
     let mut unsure = Unsure::new();
+    let webhook = setup::admission_webhook(objects, setup);
     ours.retain(|ing| match watched(ing, objects, setup) {
         drops::Verdict::Served => true,
         drops::Verdict::Skip(why) => {
@@ -434,11 +469,15 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             false
         }
         drops::Verdict::Unsure { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, why, false));
+            unsure.insert(ing.id(), (key, value, why, Doubt::Dropped));
             true
         }
         drops::Verdict::Denied { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, why, true));
+            unsure.insert(ing.id(), (key, value, why, Doubt::Denied));
+            true
+        }
+        drops::Verdict::Refused { key, value, why } => {
+            unsure.insert(ing.id(), (key, value, refused_why(&why, &webhook), Doubt::Refused));
             true
         }
     });
@@ -492,12 +531,14 @@ fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, Strin
 
 /// Whether ingress-nginx's store serves `ing` at all: its namespace
 /// (`--watch-namespace`, `--watch-namespace-selector`), `--disable-catch-all`,
-/// the word blocklist, and [`drops::check`] (deep inspection, annotation
-/// risk and validation). A certain drop is [`drops::Verdict::Skip`] with
-/// the note's text: an Ingress ingress-nginx never saw must not serve, nor
-/// shadow an Ingress it did serve; an uncertain one is
-/// [`drops::Verdict::Unsure`] (emitted deny-all, still taking its paths in
-/// the merge), never emitted open nor dropped.
+/// [`drops::deep_inspection`], the word blocklist, and [`drops::check`]
+/// (annotation risk and validation), in ingress-nginx's order. An Ingress
+/// it never reads is [`drops::Verdict::Skip`] with the note's text: it must
+/// not serve, nor shadow an Ingress that is served. One whose sync the store
+/// refuses is [`drops::Verdict::Refused`] (a running controller may still
+/// serve an older version) and an uncertain one [`drops::Verdict::Unsure`]:
+/// both emitted deny-all, still taking their paths in the merge, never
+/// emitted open nor dropped.
 fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>) -> drops::Verdict {
     use drops::Verdict;
     if let Some(ns) = &setup.watch_namespace {
@@ -553,19 +594,23 @@ fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>) -> drops:
         return Verdict::Skip("has spec.defaultBackend and the controller runs with --disable-catch-all=true: ingress-nginx ignores the whole Ingress, its rules included".into());
     }
     // Deep inspection runs before the word blocklist and the annotation extractor.
-    let verdict = drops::check(ing, setup);
-    if let Verdict::Skip(_) = verdict {
-        return verdict;
+    if let Some(refused) = drops::deep_inspection(ing, setup) {
+        return refused;
     }
     if let Some((annotation, word)) = blocked_word(ing, setup) {
-        let word = if word.is_empty() {
+        let shown = if word.is_empty() {
             "`` (an empty word, from an empty item of the list, which matches every value)".to_owned()
         } else {
             format!("`{word}`")
         };
-        return Verdict::Skip(format!("annotation {annotation} contains the word {word} of the ConfigMap's annotation-value-word-blocklist: ingress-nginx skips the whole Ingress"));
+        let prefix = format!("{}/", setup.prefix);
+        return Verdict::Refused {
+            key: annotation.strip_prefix(&prefix).unwrap_or(&annotation).to_owned(),
+            value: ing.annotation(&annotation).unwrap_or_default().to_owned(),
+            why: format!("annotation {annotation} contains the word {shown} of the ConfigMap's annotation-value-word-blocklist: ingress-nginx refuses the whole Ingress"),
+        };
     }
-    verdict
+    drops::check(ing, setup)
 }
 
 /// The hosts (`None`: the catch-all server) where ingress-nginx matches
@@ -1791,6 +1836,25 @@ fn leave_out_unrestricted(keys: &[String], report: &mut Report, first_entry: usi
         }
     }
     format!("the ConfigMap's {keys} restricts every server and is not converted")
+}
+
+/// Leaves an Ingress out (deny-all) because no configuration with the
+/// ConfigMap's `keys` loads in nginx, so what ingress-nginx serves of it is
+/// not known; its converted entries (from `first_entry` on) become not
+/// converted. Returns why, for [`ingress::Plan::deny_all`].
+fn leave_out_unloadable(keys: &[String], report: &mut Report, first_entry: usize) -> String {
+    let why = format!(
+        "nginx refuses every configuration ingress-nginx renders with the ConfigMap's {} (see its entry), so what ingress-nginx serves of this Ingress (an older configuration, or nothing) is not known",
+        keys.join(", ")
+    );
+    for e in &mut report.entries[first_entry..] {
+        if matches!(e.status, Status::Converted | Status::Changed) {
+            e.status = Status::NotConverted;
+            e.to = String::new();
+            e.why = format!("the Ingress is left out (emitted deny-all): {why}");
+        }
+    }
+    why
 }
 
 /// Where Envoy Gateway's policies differ from what ingress-nginx did;

@@ -150,6 +150,77 @@ pub fn snippet_annotations_dropped(setup: &Setup<'_>) -> Option<String> {
     }
 }
 
+/// Whether ingress-nginx's validating admission webhook checks Ingresses
+/// at apply time, as far as the input shows, in words. On: the controller
+/// runs `--validating-webhook` (the Helm chart's default
+/// `controller.admissionWebhooks.enabled: true`) and a
+/// ValidatingWebhookConfiguration in the input sends Ingress CREATE/UPDATE
+/// to a Service in the controller's namespace. The webhook runs the same
+/// deep inspection, word blocklist and annotation extraction as the store,
+/// so it refuses such an Ingress at apply time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Webhook {
+    /// On: what shows it.
+    On(String),
+    /// Off: what shows it.
+    Off(String),
+    /// Not shown by the input: why.
+    Unknown(String),
+}
+
+/// [`Webhook`] of the controller in `setup`, from `objects`.
+pub fn admission_webhook(objects: &[Object], setup: &Setup<'_>) -> Webhook {
+    let Some(ctl) = setup.controller else {
+        return Webhook::Unknown("no ingress-nginx controller is in the input".into());
+    };
+    let args = controller_argv(ctl);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(addr) = flag(&args, "--validating-webhook").filter(|v| !v.is_empty()) else {
+        return Webhook::Off(format!(
+            "controller {} runs without --validating-webhook, so no admission webhook of ingress-nginx checks Ingresses",
+            ctl.id()
+        ));
+    };
+    let listed = |n: Option<&realip_kube::Node>, want: &str| {
+        n.map(realip_kube::Node::items)
+            .unwrap_or_default()
+            .iter()
+            .any(|v| v.as_str().is_some_and(|v| v == want || v == "*" || v == "*/*"))
+    };
+    // The last copy of each configuration wins.
+    let mut vwcs: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "ValidatingWebhookConfiguration").collect();
+    vwcs.sort_by_key(|o| o.name.clone());
+    vwcs.dedup_by_key(|o| o.name.clone());
+    for vwc in vwcs {
+        for hook in vwc.doc.at(&["webhooks"]).map(realip_kube::Node::items).unwrap_or_default() {
+            let to_controller =
+                hook.str_at(&["clientConfig", "service", "namespace"]).is_some_and(|ns| ns == ctl.namespace);
+            let ingresses = hook.at(&["rules"]).map(realip_kube::Node::items).unwrap_or_default().iter().any(|r| {
+                listed(r.at(&["resources"]), "ingresses")
+                    && (listed(r.at(&["operations"]), "CREATE") || listed(r.at(&["operations"]), "UPDATE"))
+            });
+            if !(to_controller && ingresses) {
+                continue;
+            }
+            let policy = hook.str_at(&["failurePolicy"]).unwrap_or("Fail");
+            let ignore = if policy == "Ignore" {
+                "; its failurePolicy is Ignore, so an Ingress applied while the webhook did not answer was admitted unchecked"
+            } else {
+                ""
+            };
+            return Webhook::On(format!(
+                "ValidatingWebhookConfiguration {} (webhook {}, failurePolicy {policy}) sends Ingresses to the controller, which runs --validating-webhook={addr}{ignore}",
+                vwc.name,
+                hook.str_at(&["name"]).unwrap_or_default()
+            ));
+        }
+    }
+    Webhook::Unknown(format!(
+        "controller {} runs --validating-webhook={addr}, but no ValidatingWebhookConfiguration sending it Ingresses is in the input (add it: kubectl get validatingwebhookconfiguration -o yaml)",
+        ctl.id()
+    ))
+}
+
 fn is_controller(o: &Object) -> bool {
     matches!(o.kind.as_str(), "Deployment" | "DaemonSet")
         && containers(o).iter().any(|c| {
@@ -601,6 +672,22 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         } else {
             (status, why)
         };
+        // nginx's real_ip_header takes the X-Forwarded-For type only for
+        // that exact spelling (ngx_strcmp); any other is its generic header
+        // type, which reads the FIRST field line of that name (a list, from
+        // the right) and ignores later X-Forwarded-For lines. The output
+        // (realip's XForwardedFor, Envoy's xForwardedFor) reads every line
+        // as one list, as ingress-nginx does with `X-Forwarded-For`: the
+        // same client unless a request carries several lines, and then the
+        // output's reading is the one a trusted hop's own line decides
+        // (migrate review 17 R17-1).
+        let (status, why) = match ci.header.as_deref() {
+            Some(h) if status == Status::Converted && h.eq_ignore_ascii_case("x-forwarded-for") && h != "X-Forwarded-For" => (
+                Status::Changed,
+                format!("{why}. nginx's real_ip_header reads X-Forwarded-For as such only when spelled exactly `X-Forwarded-For`; spelled `{h}` it is a generic header to nginx, so ingress-nginx read the client from the FIRST X-Forwarded-For line of a request only (as a list, from the right) and ignored any later line. The output reads every X-Forwarded-For line as one list, as ingress-nginx does with the exact spelling: the same client when a request has one X-Forwarded-For line; with several, the output walks the last line first, so a trusted hop that adds a line of its own decides, where ingress-nginx believed the first line, which the client sent. Kept as X-Forwarded-For because that is the safer reading of the client; the difference is only for requests with several lines"),
+            ),
+            _ => (status, why),
+        };
         let (status, why) = match &header_off {
             Some((off_status, off_why)) if reads_header => (*off_status, off_why.clone()),
             _ => (status, why),
@@ -789,11 +876,11 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             continue;
         }
         if k == "annotations-risk-level" {
-            entry(k, Status::Converted, String::new(), format!("applied as ingress-nginx applies it: every Ingress with an annotation (alias included) of a higher risk than {} is skipped, with a note naming the annotation (any value but critical, high or medium counts as Low, as ingress-nginx reads it)", crate::drops::Risk::parse(get(k).unwrap_or_default()).name()));
+            entry(k, Status::Converted, String::new(), format!("applied as ingress-nginx applies it: ingress-nginx refuses every Ingress with an annotation (alias included) of a higher risk than {} (any value but critical, high or medium counts as Low, as it reads it); a running controller may still serve an older version of such an Ingress, so each is emitted deny-all with a not-converted entry naming the annotation", crate::drops::Risk::parse(get(k).unwrap_or_default()).name()));
             continue;
         }
         if k == "annotation-value-word-blocklist" {
-            entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas) is skipped, with a note naming the annotation and word".into());
+            entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: ingress-nginx refuses every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas); a running controller may still serve an older version of such an Ingress, so each is emitted deny-all with a not-converted entry naming the annotation and word".into());
             continue;
         }
         if k == "limit-conn-zone-variable" {
@@ -804,12 +891,24 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             entry(k, status, String::new(), why);
             continue;
         }
+        if let Some(why) =
+            unloadable_status(raw(k).unwrap_or_default()).filter(|_| STATUS_CODE_KEYS.contains(&k.as_str()))
+        {
+            entry(k, Status::NotConverted, String::new(), why);
+            continue;
+        }
         if k == "limit-req-status-code" {
-            let code = get(k).unwrap_or_default();
-            let (status, why) = if code == "429" {
+            let code = limit_req_status(setup);
+            let read = raw(k).unwrap_or_default();
+            let unparsed = if status_code(read).is_none() {
+                format!(" (`{read}` is not an integer to ingress-nginx, which keeps its default)")
+            } else {
+                String::new()
+            };
+            let (status, why) = if code == 429 {
                 (Status::Converted, "limited requests get 429, as the policies answer".to_owned())
             } else {
-                (Status::Changed, format!("ingress-nginx answered {code} to limited requests (limit-rps/limit-rpm); the policies answer 429"))
+                (Status::Changed, format!("ingress-nginx answered {code}{unparsed} to limited requests (limit-rps/limit-rpm); the policies answer 429"))
             };
             entry(k, status, String::new(), why);
             continue;
@@ -849,6 +948,53 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         }
     }
     ci
+}
+
+/// The ConfigMap keys nginx.tmpl writes, as integers, into a status
+/// directive of the http block of every configuration ingress-nginx
+/// renders: `limit_req_status` and `limit_conn_status`.
+pub const STATUS_CODE_KEYS: [&str; 2] = ["limit-req-status-code", "limit-conn-status-code"];
+
+/// A [`STATUS_CODE_KEYS`] value as ingress-nginx decodes it (mapstructure's
+/// weak typing: Go's `strconv.ParseInt(s, 0, 64)`, an empty string read as
+/// 0), `None` when it cannot (the default, 503, stays).
+pub fn status_code(raw: &str) -> Option<i64> {
+    crate::drops::go_parse_int0(if raw.is_empty() { "0" } else { raw })
+}
+
+/// The status ingress-nginx answers limited requests with
+/// (`limit-req-status-code`, default 503).
+pub fn limit_req_status(setup: &Setup<'_>) -> i64 {
+    setup.configmap.and_then(|c| c.doc.str_at(&["data", "limit-req-status-code"])).and_then(status_code).unwrap_or(503)
+}
+
+/// The [`STATUS_CODE_KEYS`] of the ConfigMap whose value nginx refuses
+/// ([`unloadable_status`]): with one, no configuration of ingress-nginx loads.
+pub fn unloadable_keys(setup: &Setup<'_>) -> Vec<String> {
+    STATUS_CODE_KEYS
+        .iter()
+        .filter(|k| setup.configmap.and_then(|c| c.doc.str_at(&["data", k])).and_then(unloadable_status).is_some())
+        .map(|k| (*k).to_owned())
+        .collect()
+}
+
+/// Why a [`STATUS_CODE_KEYS`] value `raw` (as written) makes every
+/// configuration ingress-nginx renders fail to load, or `None` when nginx
+/// takes it. ingress-nginx decodes it with mapstructure's weak typing (Go's
+/// `strconv.ParseInt(s, 0, 64)`, an empty string read as 0; a value it
+/// cannot parse leaves the default, 503); nginx's `limit_req_status` and
+/// `limit_conn_status` take 400 to 599 only (`nginx -t`: "value must be
+/// between 400 and 599", a negative number "invalid number").
+pub fn unloadable_status(raw: &str) -> Option<String> {
+    let code = status_code(raw)?;
+    if (400..=599).contains(&code) {
+        return None;
+    }
+    let read =
+        if raw == code.to_string() { String::new() } else { format!(" (ingress-nginx reads `{raw}` as {code})") };
+    Some(format!(
+        "{code}{read} is not a status nginx accepts here (400 to 599): nginx.tmpl writes it into the http block of every configuration, so nginx refuses each one (`nginx -t` fails) and none with this ConfigMap ever loads; a running controller keeps the configuration it loaded before this value, and one started with it serves none of the Ingresses. What ingress-nginx serves is not known, so every Ingress is emitted deny-all; fix the value (400 to 599) and run the migration again"
+    ))
 }
 
 /// Whether a Namespace with `labels` matches the label selector `sel`

@@ -17,8 +17,9 @@ fn not_converted(m: &Migration) -> bool {
 }
 
 /// One row: image tag, controller args, ConfigMap lines, a-open's
-/// annotations and path, open routes, deny-all routes, text of the note
-/// that skips a-open (None: not skipped).
+/// annotations and path, open routes, deny-all routes, text of the
+/// not-converted entry that says ingress-nginx refuses a-open (None: not
+/// refused).
 struct Row {
     name: &'static str,
     tag: &'static str,
@@ -37,31 +38,33 @@ const V15: &str = "v1.15.1";
 
 #[rustfmt::skip]
 const ROWS: &[Row] = &[
-    Row { name: "s1 snippet, allow-snippet on", tag: V15, args: &[], data: &[("allow-snippet-annotations", "true")], anns: &[SNIPPET], path: "/admin", open: &["y-adm"], denied: &[], note: Some("configuration-snippet is of risk Critical"), },
-    Row { name: "s2 snippet", tag: V15, args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &["y-adm"], denied: &[], note: Some("configuration-snippet is of risk Critical"), },
-    Row { name: "s3 server-snippet", tag: V15, args: &[], data: &[], anns: &[("server-snippet", "add_header X-A b;")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("server-snippet is of risk Critical"), },
-    Row { name: "s4 mirror-target at Medium", tag: V15, args: &[], data: &[("annotations-risk-level", "Medium")], anns: &[("mirror-target", "https://mirror.example/x")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("mirror-target is of risk High"), },
+    Row { name: "s1 snippet, allow-snippet on", tag: V15, args: &[], data: &[("allow-snippet-annotations", "true")], anns: &[SNIPPET], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("configuration-snippet is of risk Critical"), },
+    Row { name: "s2 snippet", tag: V15, args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("configuration-snippet is of risk Critical"), },
+    Row { name: "s3 server-snippet", tag: V15, args: &[], data: &[], anns: &[("server-snippet", "add_header X-A b;")], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("server-snippet is of risk Critical"), },
+    Row { name: "s4 mirror-target at Medium", tag: V15, args: &[], data: &[("annotations-risk-level", "Medium")], anns: &[("mirror-target", "https://mirror.example/x")], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("mirror-target is of risk High"), },
     Row { name: "s6 control: level Critical", tag: V15, args: &[], data: &[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
     Row { name: "s7old control: v1.11 (Critical by default)", tag: "v1.11.5", args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
     Row { name: "pre-v1.9: no risk check", tag: "v1.8.5", args: &[], data: &[("annotations-risk-level", "Low")], anns: &[SNIPPET], path: "/admin", open: &["a-open"], denied: &[], note: None, },
-    Row { name: "v1 limit-rps 10r/s", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-rps `10r/s` is not an integer"), },
-    Row { name: "limit-rps with a space", tag: V15, args: &[], data: &[], anns: &[("limit-rps", " 10")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-rps ` 10` is not an integer"), },
-    Row { name: "v2 limit-whitelist not a list", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "100"), ("limit-whitelist", "10.0.0.0/8 192.0.2.0/24")], path: "/admin", open: &["y-adm"], denied: &[], note: Some("limit-whitelist has `10.0.0.0/8 192.0.2.0/24`"), },
+    Row { name: "v1 limit-rps 10r/s", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("limit-rps `10r/s` is not an integer"), },
+    Row { name: "limit-rps with a space", tag: V15, args: &[], data: &[], anns: &[("limit-rps", " 10")], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("limit-rps ` 10` is not an integer"), },
+    Row { name: "v2 limit-whitelist not a list", tag: V15, args: &[], data: &[], anns: &[("limit-rps", "100"), ("limit-whitelist", "10.0.0.0/8 192.0.2.0/24")], path: "/admin", open: &[], denied: &["a-open-denied"], note: Some("limit-whitelist has `10.0.0.0/8 192.0.2.0/24`"), },
     Row { name: "limit-allowlist wins over a bad alias", tag: V15, args: &[], data: &[], anns: &[("limit-allowlist", "10.0.0.0/8"), ("limit-whitelist", "x")], path: "/admin", open: &["a-open"], denied: &[], note: None, },
     Row { name: "v1.11: validation off by default", tag: "v1.11.5", args: &[], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["a-open"], denied: &[], note: None, },
     Row { name: "validation off by flag", tag: V15, args: &["--enable-annotation-validation=false"], data: &[], anns: &[("limit-rps", "10r/s")], path: "/admin", open: &["a-open"], denied: &[], note: None, },
-    Row { name: "d1 deep-inspect path", tag: V15, args: &[], data: &[], anns: &[], path: "/admin/etc/nginx", open: &["y-adm"], denied: &[], note: Some("path `/admin/etc/nginx` matches the deep inspector's pattern"), },
-    Row { name: "deep-inspect alias;", tag: V15, args: &[], data: &[], anns: &[], path: "/admin/alias;x", open: &["y-adm"], denied: &[], note: Some("`alias` followed by `;`"), },
+    Row { name: "d1 deep-inspect path", tag: V15, args: &[], data: &[], anns: &[], path: "/admin/etc/nginx", open: &["y-adm"], denied: &["a-open-denied"], note: Some("path `/admin/etc/nginx` matches the deep inspector's pattern"), },
+    Row { name: "deep-inspect alias;", tag: V15, args: &[], data: &[], anns: &[], path: "/admin/alias;x", open: &["y-adm"], denied: &["a-open-denied"], note: Some("`alias` followed by `;`"), },
     Row { name: "f4 --deep-inspect=false", tag: V15, args: &["--deep-inspect=false"], data: &[], anns: &[], path: "/admin/etc/nginx", open: &["a-open", "y-adm"], denied: &[], note: None, },
     Row { name: "unknown version: deny-all", tag: "latest", args: &[], data: &[], anns: &[SNIPPET], path: "/admin", open: &[], denied: &["a-open-denied"], note: None, },
 ];
 
 /// R8-1 (s1–s6, v1, v2, d1 and controls): an older open a-open and a newer
 /// y-adm with an allow list share app.example.com/admin. When ingress-nginx
-/// drops a-open, y-adm serves /admin under its allow list; a-open must then
-/// neither be emitted nor be named as shadowing y-adm.
+/// refuses a-open, a restarted controller serves /admin from y-adm under its
+/// allow list, while a running one may still serve an older version of
+/// a-open there (migrate review 17 R17-4): a-open's path is deny-all, never
+/// open, reported not converted; it is not "skipped".
 #[test]
-fn ingresses_the_annotation_extractor_or_deep_inspector_drops_are_skipped() {
+fn ingresses_the_annotation_extractor_or_deep_inspector_refuses_are_deny_all() {
     for target in BOTH {
         for r in ROWS {
             let docs = [
@@ -76,17 +79,18 @@ fn ingresses_the_annotation_extractor_or_deep_inspector_drops_are_skipped() {
             assert_eq!(open, r.open, "{} {target:?}:\n{text}", r.name);
             assert_eq!(routes(&m, true), r.denied, "{} {target:?}:\n{text}", r.name);
             let note = m.report.notes.iter().find(|n| n.starts_with("Ingress/web/a-open") && n.ends_with("skipped"));
+            assert!(note.is_none(), "{}: {note:?}", r.name);
+            let refused = m.report.entries.iter().find(|e| {
+                e.object == "Ingress/web/a-open"
+                    && e.status == Status::NotConverted
+                    && e.why.contains("a running controller keeps serving the last version")
+            });
             match r.note {
                 Some(want) => {
-                    let note = note.unwrap_or_else(|| panic!("{}: no note:\n{text}", r.name));
-                    assert!(note.contains(want), "{}: {note}", r.name);
-                    assert!(
-                        !text.contains("shadowed by Ingress/web/a-open"),
-                        "{}: a-open shadows nothing:\n{text}",
-                        r.name
-                    );
+                    let e = refused.unwrap_or_else(|| panic!("{}: no entry:\n{text}", r.name));
+                    assert!(e.why.contains(want), "{}: {}", r.name, e.why);
                 }
-                None => assert!(note.is_none(), "{}: {note:?}", r.name),
+                None => assert!(refused.is_none(), "{}: {refused:?}", r.name),
             }
             if r.open.contains(&"y-adm") {
                 assert!(!open_policies(&m).is_empty(), "{}: y-adm keeps its allow list", r.name);
@@ -108,8 +112,9 @@ fn ingresses_the_annotation_extractor_or_deep_inspector_drops_are_skipped() {
 }
 
 /// R8-1 s5: a typo in annotations-risk-level is Low to ingress-nginx, which
-/// then drops both Ingresses (each has a Medium annotation): /admin is not
-/// served at all, and nothing is emitted.
+/// then refuses both Ingresses (each has a Medium annotation): a restarted
+/// controller serves nothing on /admin, a running one may still serve older
+/// versions (R17-4), so /admin is deny-all and both are reported.
 #[test]
 fn a_risk_level_typo_is_low() {
     for target in BOTH {
@@ -120,24 +125,29 @@ fn a_risk_level_typo_is_low() {
         ];
         let m = run(&docs, target);
         let text = m.report.text();
-        assert!(routes(&m, false).is_empty() && routes(&m, true).is_empty(), "{target:?}:\n{text}");
-        let skipped = m
+        assert!(routes(&m, false).is_empty(), "{target:?}:\n{text}");
+        assert_eq!(routes(&m, true), ["a-open-denied"], "{target:?}:\n{text}");
+        let refused = m
             .report
-            .notes
+            .entries
             .iter()
-            .filter(|n| n.contains("above the ConfigMap's annotations-risk-level `Critcal`"))
+            .filter(|e| {
+                e.status == Status::NotConverted
+                    && e.why.contains("above the ConfigMap's annotations-risk-level `Critcal`")
+            })
             .count();
-        assert_eq!(skipped, 2, "{text}");
+        assert_eq!(refused, 2, "{text}");
         assert_eq!(common::status(&m, "annotations-risk-level"), Status::Converted);
     }
 }
 
 /// R8-1 s7: on the current controller's defaults an Ingress with a harmless
-/// configuration-snippet is dropped, so its path /api is served by the
-/// other Ingress's `/` under that allow list; the migration must not open
-/// /api (and this is complete: exit 0).
+/// configuration-snippet is refused, so a restarted controller serves its
+/// path /api from the other Ingress's `/` under that allow list, and a
+/// running one may still serve an older y-api there (R17-4): the migration
+/// must not open /api, and leaves it deny-all (exit 1).
 #[test]
-fn a_dropped_ingress_leaves_its_paths_to_the_restricted_one() {
+fn a_refused_ingress_does_not_open_its_paths() {
     for target in BOTH {
         let docs = [
             controller_at("v1.15.1", &[], &[]),
@@ -147,8 +157,9 @@ fn a_dropped_ingress_leaves_its_paths_to_the_restricted_one() {
         let m = run(&docs, target);
         let text = m.report.text();
         assert_eq!(routes(&m, false), ["a-adm"], "{target:?}:\n{text}");
+        assert_eq!(routes(&m, true), ["y-api-denied"], "{target:?}:\n{text}");
         assert!(!open_policies(&m).is_empty(), "a-adm keeps its allow list");
-        assert!(!not_converted(&m), "{target:?}: complete:\n{text}");
+        assert!(not_converted(&m), "{target:?}: incomplete:\n{text}");
     }
 }
 
@@ -343,13 +354,17 @@ fn review7_lows() {
         assert!(e.why.contains(want), "{target:?}: {}", e.why);
     }
 
-    // No IngressClass in the input: the warning names only a-open, not the skipped y-snip.
+    // No IngressClass in the input: the warning names only a-open, not the
+    // skipped y-snip (outside --watch-namespace); a refused one is named (it
+    // is emitted, deny-all, R17-4).
     let docs = [
-        controller_at(V15, &[], &[]),
+        controller_at(V15, &["--watch-namespace=web"], &[]),
         ing_at("web", "a-open", 2020, "/", &[]),
-        ing_at("web", "y-snip", 2021, "/x", &[SNIPPET]),
+        ing_at("other", "y-snip", 2021, "/x", &[SNIPPET]),
+        ing_at("web", "z-snip", 2021, "/z", &[SNIPPET]),
     ];
     let m = run(&docs, Target::Realip);
     let w = m.report.entries.iter().find(|e| e.object == "IngressClass/nginx").unwrap();
     assert!(w.why.contains("Ingress/web/a-open") && !w.why.contains("y-snip"), "{}", w.why);
+    assert!(w.why.contains("Ingress/web/z-snip"), "{}", w.why);
 }

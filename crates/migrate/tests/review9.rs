@@ -29,6 +29,15 @@ fn not_converted(m: &Migration, object: &str, key: &str) -> Option<String> {
         .map(|e| e.why.clone())
 }
 
+/// The why of the not-converted entry of `object`'s `key`.
+fn not_converted_entry(m: &Migration, object: &str, key: &str) -> Option<String> {
+    m.report
+        .entries
+        .iter()
+        .find(|e| e.object == object && e.key == key && e.status == Status::NotConverted)
+        .map(|e| e.why.clone())
+}
+
 /// (name, image tag, controller args, y-api's annotation, whether ingress-nginx may drop y-api).
 type Row = (&'static str, &'static str, &'static [&'static str], (&'static str, &'static str), bool);
 
@@ -158,14 +167,16 @@ type ZRow = (
 
 /// R9-2 (z1, z2): the risk check and annotation validation exist from
 /// v1.9. On v1.9.6 with the level set to Medium (z1) or validation turned
-/// on (z2), ingress-nginx drops the older open a-open and y-adm restricts
-/// /admin. On v1.8 neither check exists.
+/// on (z2), ingress-nginx refuses the older open a-open: a restarted
+/// controller serves /admin from y-adm, a running one may still serve an
+/// older a-open (R17-4), so /admin is deny-all. On v1.8 neither check
+/// exists.
 #[test]
 fn the_risk_check_and_validation_start_at_v1_9() {
     #[rustfmt::skip]
     let table: [ZRow; 4] = [
-        ("z1", "v1.9.6", &[], &[("annotations-risk-level", "Medium")], ("mirror-target", "https://mirror.example/x"), &["y-adm"]),
-        ("z2", "v1.9.6", &["--enable-annotation-validation=true"], &[], ("limit-rps", "10r/s"), &["y-adm"]),
+        ("z1", "v1.9.6", &[], &[("annotations-risk-level", "Medium")], ("mirror-target", "https://mirror.example/x"), &[]),
+        ("z2", "v1.9.6", &["--enable-annotation-validation=true"], &[], ("limit-rps", "10r/s"), &[]),
         ("z2 control: v1.9 validation off by default", "v1.9.6", &[], &[], ("limit-rps", "10r/s"), &["a-open"]),
         ("z1 control: v1.8", "v1.8.5", &[], &[("annotations-risk-level", "Medium")], ("mirror-target", "https://mirror.example/x"), &["a-open"]),
     ];
@@ -179,12 +190,15 @@ fn the_risk_check_and_validation_start_at_v1_9() {
             let m = run(&docs, target);
             let text = m.report.text();
             assert_eq!(routes(&m, false), open, "{name} {target:?}:\n{text}");
-            assert!(routes(&m, true).is_empty(), "{name} {target:?}:\n{text}");
-            let skipped = m.report.notes.iter().any(|n| n.starts_with("Ingress/web/a-open") && n.ends_with("skipped"));
-            assert_eq!(skipped, open == ["y-adm"], "{name} {target:?}:\n{text}");
-            if open == ["y-adm"] {
-                assert!(!open_policies(&m).is_empty(), "{name}: y-adm keeps its allow list");
-            }
+            let refused = open.is_empty();
+            let want: &[&str] = if refused { &["a-open-denied"] } else { &[] };
+            assert_eq!(routes(&m, true), want, "{name} {target:?}:\n{text}");
+            let entry = not_converted_entry(&m, "Ingress/web/a-open", ann.0);
+            assert_eq!(
+                entry.is_some_and(|why| why.contains("a running controller keeps serving the last version")),
+                refused,
+                "{name} {target:?}:\n{text}"
+            );
         }
     }
 }
@@ -193,12 +207,13 @@ fn the_risk_check_and_validation_start_at_v1_9() {
 /// before the ingress-nginx container. The version is the ingress-nginx
 /// container's (v1.11.3: level Critical by default), so a-adm with its
 /// snippet is served and keeps /admin under its allow list; w0 (no
-/// sidecar, v1.15.1: High) drops it.
+/// sidecar, v1.15.1: High) refuses it, and as a running controller may
+/// still serve an older a-adm, /admin is deny-all (R17-4), not y-open's.
 #[test]
 fn the_version_is_the_ingress_nginx_containers() {
     let sidecar = "      containers:\n      - name: sidecar\n        image: quay.io/example/controller:v2.3\n      - name: controller\n";
     for target in BOTH {
-        for (name, tag, with_sidecar, open) in [("w1", "v1.11.3", true, "a-adm"), ("w0", V15, false, "y-open")] {
+        for (name, tag, with_sidecar, open) in [("w1", "v1.11.3", true, "a-adm"), ("w0", V15, false, "")] {
             let mut ctl = controller_at(tag, &[], &[("allow-snippet-annotations", "true")]);
             if with_sidecar {
                 assert!(ctl.contains("      containers:\n      - name: controller\n"));
@@ -211,9 +226,14 @@ fn the_version_is_the_ingress_nginx_containers() {
             ];
             let m = run(&docs, target);
             let text = m.report.text();
-            assert_eq!(routes(&m, false), [open], "{name} {target:?}:\n{text}");
-            assert!(routes(&m, true).is_empty(), "{name} {target:?}:\n{text}");
-            assert_eq!(open_policies(&m).is_empty(), open == "y-open", "{name} {target:?}:\n{text}");
+            if open.is_empty() {
+                assert!(routes(&m, false).is_empty(), "{name} {target:?}:\n{text}");
+                assert_eq!(routes(&m, true), ["a-adm-denied"], "{name} {target:?}:\n{text}");
+            } else {
+                assert_eq!(routes(&m, false), [open], "{name} {target:?}:\n{text}");
+                assert!(routes(&m, true).is_empty(), "{name} {target:?}:\n{text}");
+            }
+            assert_eq!(open_policies(&m).is_empty(), open.is_empty(), "{name} {target:?}:\n{text}");
         }
     }
 }

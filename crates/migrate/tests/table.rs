@@ -497,10 +497,18 @@ fn rate_limits() {
         R,
     );
     assert_eq!(status(&m, "global-rate-limit-ignored-cidrs"), Status::NotConverted);
-    // Annotation validation (on by default since v1.12) drops the whole Ingress (R8-1).
+    // Annotation validation (on by default since v1.12) refuses the whole Ingress (R8-1);
+    // a running controller may still serve an older version: deny-all (R17-4).
     let m = row(&[("limit-rps", "lots")], R);
-    assert!(find(&m, "HTTPRoute").is_empty(), "{}", m.report.text());
-    assert!(m.report.notes.iter().any(|n| n.contains("limit-rps `lots` is not an integer")), "{}", m.report.text());
+    assert!(routes(&m, false).is_empty(), "{}", m.report.text());
+    assert_eq!(routes(&m, true), ["site-denied"], "{}", m.report.text());
+    assert!(
+        m.report.entries.iter().any(|e| e.status == Status::NotConverted
+            && e.why.contains("limit-rps `lots` is not an integer")
+            && e.why.contains("a running controller keeps serving the last version")),
+        "{}",
+        m.report.text()
+    );
 }
 
 fn tls_spec(secret_ns_hosts: &str) -> String {
@@ -1738,10 +1746,14 @@ fn classless_ingresses_belong_to_the_default_class() {
 fn snippet_annotations_ingress_nginx_drops_are_ignored() {
     let site = ingress("site", "/", &[("configuration-snippet", "deny all;")], "");
     for target in [R, EG] {
-        // v1.12 on, the default annotations-risk-level (High) drops the whole Ingress (R8-1).
+        // v1.12 on, the default annotations-risk-level (High) refuses the whole Ingress (R8-1);
+        // a running controller may still serve an older version: deny-all (R17-4).
         let m = run(&[controller(&[]), site.clone()], target);
-        assert!(routes(&m, false).is_empty() && routes(&m, true).is_empty(), "{}", m.report.text());
-        assert!(m.report.notes.iter().any(|n| n.contains("configuration-snippet is of risk Critical")));
+        assert!(routes(&m, false).is_empty(), "{}", m.report.text());
+        assert_eq!(routes(&m, true), ["site-denied"], "{}", m.report.text());
+        assert!(m.report.entries.iter().any(|e| e.status == Status::NotConverted
+            && e.why.contains("configuration-snippet is of risk Critical")
+            && e.why.contains("a running controller keeps serving the last version")));
         let critical = ("annotations-risk-level", "Critical");
         for (data, open) in [
             (vec![critical], true),
@@ -2089,9 +2101,12 @@ fn a_single_address_header_is_not_reported_as_converted() {
         assert_eq!(e.status, Status::Changed, "{header}: {}", e.why);
         assert!(e.why.contains("from the right") && e.why.contains("TCP peer"), "{}", e.why);
     }
-    // X-Forwarded-For itself is read as nginx reads it.
-    let cm = controller(&[("use-forwarded-headers", "true"), ("forwarded-for-header", "x-forwarded-for")]);
+    // X-Forwarded-For itself is read as nginx reads it; spelled otherwise it is
+    // nginx's generic header type, which reads the first line only (R17-1).
+    let cm = controller(&[("use-forwarded-headers", "true"), ("forwarded-for-header", "X-Forwarded-For")]);
     assert_eq!(status(&run(&[cm], R), "forwarded-for-header"), Status::Converted);
+    let cm = controller(&[("use-forwarded-headers", "true"), ("forwarded-for-header", "x-forwarded-for")]);
+    assert_eq!(status(&run(&[cm], R), "forwarded-for-header"), Status::Changed);
 }
 
 /// Sixth attack review, R6-9: behind an L4 load balancer that SNATs
