@@ -282,9 +282,14 @@ async fn drive(client: kube::Client, shared: Arc<Shared>) {
         let retry_at = tokio::time::Instant::from_std(next_retry.unwrap_or_else(Instant::now));
         tokio::select! {
             Some((target, result)) = flying.next(), if !flying.is_empty() => {
-                let again = lock(&shared).done(&target, result.as_ref().map(|()| ()), Instant::now());
-                if let Err(f) = result {
-                    log_failure(&target, &f, again);
+                match result {
+                    Ok(()) => {
+                        lock(&shared).done(&target, Ok(()), Instant::now());
+                    }
+                    Err(f) => {
+                        let again = lock(&shared).done(&target, Err(&f), Instant::now());
+                        log_failure(&target, &f, again);
+                    }
                 }
             }
             () = shared.wake.notified() => {}

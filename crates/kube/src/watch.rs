@@ -968,7 +968,8 @@ pub async fn run(
             // its way is not handed again.
             writer.with(|q| {
                 for (target, body, held) in rendered {
-                    if !(held && !q.busy(&target)) && q.latest(&target) != Some(&body) {
+                    let skip = (held && !q.busy(&target)) || q.latest(&target) == Some(&body);
+                    if !skip {
                         q.hand(target, body);
                     }
                 }
