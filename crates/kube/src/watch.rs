@@ -906,14 +906,14 @@ pub async fn run(
                 event(&serde_json::from_str(p).unwrap_or_default());
             }
             gw_reported = problems.into_iter().collect();
+            // Writes that found their object gone settled nothing.
+            for k in writer.with(crate::status_writer::Queue::take_gone) {
+                settled.remove(&k);
+            }
             // Only the statuses that changed since they were last settled
             // are rendered and compared with the object's.
             // (A status equal to the settled one under another allocation
             // takes its place, so the next comparison is of pointers.)
-            // (Writes that found their object gone settled nothing.)
-            for k in writer.with(crate::status_writer::Queue::take_gone) {
-                settled.remove(&k);
-            }
             let mut changed: Vec<&std::sync::Arc<ObjectStatus>> = Vec::new();
             for s in &translation.statuses {
                 if settled.holds(s) {
