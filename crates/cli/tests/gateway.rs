@@ -3517,3 +3517,128 @@ fn an_httproute_at_the_crd_limits_is_served_where_bound_and_named_once_where_not
     }
     assert!(per_entry.is_empty(), "{per_entry:#?}");
 }
+
+/// Review 18 W1: status is written beside the watch, never inside it. A
+/// tenant's 300 HTTPRoutes flip status at once (their Gateway listener's
+/// `allowedRoutes` goes from All to Same) while every status PATCH takes
+/// 50 ms; an EndpointSlice change made right after is served before the
+/// API server has even received the 300 PATCHes (written one by one in
+/// the watch loop, the change waited for all of them: 15 s).
+#[test]
+fn an_endpoint_change_is_served_while_many_statuses_are_being_written() {
+    const K: usize = 300;
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_a, pa) = echo_pod("a", 2);
+    let (_b, pb) = echo_pod("b", 3);
+    service(&api, "app-a", 2, pa);
+    let gw = |from: &str| {
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "Gateway", "metadata": {"name": "gw", "namespace": "web"},
+            "spec": {"gatewayClassName": "realip", "listeners": [{"name": "http", "port": 80, "protocol": "HTTP",
+                "allowedRoutes": {"namespaces": {"from": from}}}]}})
+    };
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "realip"},
+        "spec": {"controllerName": "realip.dev/gateway-controller"}}),
+    );
+    api.apply(gw("All"));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["e.example.com"],
+            "rules": [{"backendRefs": [{"name": "app-a", "port": 80}]}]}),
+    );
+    for i in 0..K {
+        api.apply(json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": format!("t{i}"), "namespace": "tenant"},
+            "spec": {"parentRefs": [{"name": "gw", "namespace": "web"}], "hostnames": [format!("t{i}.example.com")],
+                "rules": [{"backendRefs": [{"name": "t", "port": 80}]}]}}));
+    }
+    let (p, addr, _dir) = proxy_with(&api, "slow-status", "gateway_ports = [80]\n", &[]);
+    until_status(&p, addr, "e.example.com", "/", 200);
+    let accepted = |o: &Value| cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True";
+    for i in 0..K {
+        until(&api, "HTTPRoute", "tenant", &format!("t{i}"), "tenant route accepted", accepted);
+    }
+    let pod = || {
+        let (st, _, body) = exchange(addr, b"", "GET / HTTP/1.1\r\nHost: e.example.com\r\nConnection: close\r\n\r\n");
+        (st == 200).then(|| serde_json::from_str::<Value>(&body).unwrap()["pod"].as_str().unwrap_or("?").to_owned())
+    };
+    assert_eq!(pod().as_deref(), Some("a"));
+
+    api.set_status_patch_delay(Duration::from_millis(50));
+    let before = api.patches().len();
+    api.apply(gw("Same"));
+    // The flip is computed and its statuses are on their way.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while api.patches().len() == before {
+        assert!(Instant::now() < deadline, "no status written for the flip");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    api.apply(json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "app-a-1", "namespace": "web", "labels": {"kubernetes.io/service-name": "app-a"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": pb}],
+        "endpoints": [{"addresses": ["127.0.0.3"], "conditions": {"ready": true}}]}));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while pod().as_deref() != Some("b") {
+        assert!(Instant::now() < deadline, "the endpoint change was never served");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let received = api.patches().len() - before;
+    eprintln!("endpoint change served once {received} of the {K} status PATCHes had arrived");
+    assert!(received < K, "the endpoint change waited for {received} status PATCHes");
+    // And the flip's statuses are all written, meanwhile or after.
+    for i in 0..K {
+        until(&api, "HTTPRoute", "tenant", &format!("t{i}"), "tenant route not allowed", |o| {
+            cond(&o["status"]["parents"][0]["conditions"], "Accepted")["reason"] == "NotAllowedByListeners"
+        });
+    }
+    let tenant = api.patches()[before..].iter().filter(|(path, _)| path.contains("/namespaces/tenant/")).count();
+    assert_eq!(tenant, K, "each route's flip written once");
+}
+
+/// Latest wins: a route's status changes twice while a status PATCH takes
+/// 300 ms (its Service deleted, then back); the second status waits for
+/// the first write and goes after it, so the route ends with the newer one.
+#[test]
+fn the_newer_of_two_quick_statuses_is_the_one_kept() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_a, pa) = echo_pod("a", 2);
+    service(&api, "app-a", 2, pa);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["e.example.com"],
+            "rules": [{"backendRefs": [{"name": "app-a", "port": 80}]}]}),
+    );
+    let (_p, _addr, _dir) = proxy_with(&api, "latest-wins", "gateway_ports = [80]\n", &[]);
+    let resolved = |o: &Value| cond(&o["status"]["parents"][0]["conditions"], "ResolvedRefs")["reason"].clone();
+    until(&api, "HTTPRoute", "web", "site", "resolved", |o| resolved(o) == "ResolvedRefs");
+    api.set_status_patch_delay(Duration::from_millis(300));
+    let before = api.patches().len();
+    let site_patches = || -> Vec<Value> {
+        api.patches()[before..]
+            .iter()
+            .filter(|(path, _)| path.ends_with("/httproutes/site/status"))
+            .map(|(_, body)| cond(&body["status"]["parents"][0]["conditions"], "ResolvedRefs")["reason"].clone())
+            .collect()
+    };
+    let svc = api.get("Service", "web", "app-a").unwrap();
+    api.delete("Service", "web", "app-a");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while site_patches().is_empty() {
+        assert!(Instant::now() < deadline, "no status written for the deletion");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // While that write is in flight, the Service is back.
+    api.apply(svc);
+    until(&api, "HTTPRoute", "web", "site", "the newer status", |o| {
+        resolved(o) == "ResolvedRefs" && site_patches().len() == 2
+    });
+    assert_eq!(site_patches(), [json!("BackendNotFound"), json!("ResolvedRefs")]);
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(resolved(&api.get("HTTPRoute", "web", "site").unwrap()), "ResolvedRefs");
+    assert_eq!(site_patches().len(), 2, "nothing written after the newer status");
+}

@@ -21,6 +21,7 @@ pub mod live;
 pub mod manifests;
 pub mod object;
 pub mod routes;
+mod status_writer;
 pub mod watch;
 pub mod yaml;
 

@@ -37,6 +37,14 @@
 //!   differ from what was last settled (written, or found in place) for
 //!   that object; an update of an object's status alone (generation
 //!   unchanged — mostly realip's own patches) recomputes nothing.
+//! - Status is written by a task of its own ([`crate::status_writer`]):
+//!   the watch loop decides what each object's status should be and hands
+//!   it over, latest wins per object; **the watch loop never awaits a
+//!   status write**, so the next event (an EndpointSlice change of
+//!   everyone's backends) is read while thousands of statuses are still
+//!   being written. A status handed over counts as settled; a write that
+//!   fails is tried again by the writer (with backoff), and one that finds
+//!   its object gone is settled no more.
 //! - Bursts of events are coalesced: a batch ends after 2 ms without an
 //!   event (at most 250 ms after it began), and whatever arrives while a
 //!   batch is computed forms the next one, so a burst costs one or two
@@ -50,14 +58,13 @@
 //!   Ingress computation, no translation, no status written, since
 //!   routes and status depend on Services and never on endpoints.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::runtime::reflector::Store;
 use kube::runtime::{reflector, watcher, WatchStreamExt as _};
 use serde_json::{json, Value};
@@ -70,6 +77,7 @@ use crate::gateway::types::{
 };
 use crate::ingress::{desired, Desired, Problem, ProblemKind, Touched};
 use crate::routes::RouteSet;
+use crate::status_writer::{Target, Writer};
 use crate::Error;
 
 /// What to watch.
@@ -666,8 +674,9 @@ pub async fn run(
     let rechecking = (!recheck_apis.is_empty()).then(|| tokio::spawn(recheck(recheck_apis, cfg.recheck, appeared_tx)));
     // The recheck ends with this watch.
     let _rechecking = AbortOnDrop(rechecking);
-    let mut published: BTreeMap<(String, String), serde_json::Value> = BTreeMap::new();
-    let mut gw_published: BTreeMap<ObjectKey, Value> = BTreeMap::new();
+    // Status is written by a task of its own, which ends with this watch.
+    let (writer, writing) = Writer::start(client.clone());
+    let _writing = AbortOnDrop(Some(writing));
     // Each object's status as last translated, once it is known to be in
     // place (written, or found as it should be): a translation renders and
     // compares only the statuses that differ from it, not all 10,000.
@@ -720,6 +729,7 @@ pub async fn run(
                     match t.forget {
                         Some(Forget::Object(k)) => {
                             settled.remove(&k);
+                            writer.with(|q| q.forget(&Target::Object(k)));
                         }
                         Some(Forget::All) => settled.clear(),
                         None => {}
@@ -896,6 +906,10 @@ pub async fn run(
                 event(&serde_json::from_str(p).unwrap_or_default());
             }
             gw_reported = problems.into_iter().collect();
+            // Writes that found their object gone settled nothing.
+            for k in writer.with(crate::status_writer::Queue::take_gone) {
+                settled.remove(&k);
+            }
             // Only the statuses that changed since they were last settled
             // are rendered and compared with the object's.
             // (A status equal to the settled one under another allocation
@@ -939,22 +953,29 @@ pub async fn run(
                 }
             };
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            for s in changed {
-                let prev = previous(&s.key);
-                let body = to_json(s, prev.as_ref(), &now);
-                if prev.as_ref() == Some(&body) || gw_published.get(&s.key) == Some(&body) {
-                    settled.insert(s);
-                    continue;
-                }
-                match patch_gateway_status(&client, s, &body).await {
-                    Ok(()) => {
-                        gw_published.insert(s.key.clone(), body);
-                        settled.insert(s);
+            let rendered: Vec<(Target, Value, bool)> = changed
+                .iter()
+                .map(|s| {
+                    let prev = previous(&s.key);
+                    let body = to_json(s, prev.as_ref(), &now);
+                    let held = prev.as_ref() == Some(&body);
+                    (Target::Object(s.key.clone()), body, held)
+                })
+                .collect();
+            // Handed to the writer, never awaited (and settled: the writer
+            // tries again until it is written): a status the object already
+            // holds, with nothing else on its way to it, or one already on
+            // its way is not handed again.
+            writer.with(|q| {
+                for (target, body, held) in rendered {
+                    let skip = (held && !q.busy(&target)) || q.latest(&target) == Some(&body);
+                    if !skip {
+                        q.hand(target, body);
                     }
-                    // Not settled: the next translation tries again.
-                    Err(e) => event(&json!({"event": "gateway_status_failed", "kind": s.key.kind,
-                        "namespace": s.key.namespace, "name": s.key.name, "error": e})),
                 }
+            });
+            for s in changed {
+                settled.insert(s);
             }
         }
         let gateway_known = !gateway_expected || tx.borrow().gateway.is_some();
@@ -975,7 +996,7 @@ pub async fn run(
             tokio::task::yield_now().await;
         }
         if let (true, Some(lb), Some(d)) = (ingress_status_due, &lb, &last_desired) {
-            publish_ingress_status(&client, d, lb, &mut published).await;
+            publish_ingress_status(&writer, d, lb);
         }
     }
     Err(Error::Live("the Kubernetes watch streams ended".into()))
@@ -1083,61 +1104,23 @@ fn refresh_both(
     Some((ingress, gateway))
 }
 
-async fn publish_ingress_status(
-    client: &kube::Client,
-    d: &Desired,
-    lb: &Value,
-    published: &mut BTreeMap<(String, String), Value>,
-) {
+/// Hands the writer the status of every Ingress served (the load
+/// balancer's address) or rejected (the address with an error code),
+/// unless it is already what was last handed for it.
+fn publish_ingress_status(writer: &Writer, d: &Desired, lb: &Value) {
     let rejected = d.problems.iter().filter_map(|p| {
         let (ns, name) = p.ingress.split_once('/')?;
         Some(((ns.to_owned(), name.to_owned()), rejected_status(lb, p.kind)))
     });
     let served = d.served.iter().map(|k| (k.clone(), lb.clone()));
-    for ((ins, iname), status) in served.chain(rejected).collect::<Vec<_>>() {
-        let key = (ins.clone(), iname.clone());
-        if published.get(&key) == Some(&status) {
-            continue;
-        }
-        let patch = json!({"status": {"loadBalancer": {"ingress": status}}});
-        let api: Api<Ingress> = Api::namespaced(client.clone(), &ins);
-        match api.patch_status(&iname, &PatchParams::default(), &Patch::Merge(&patch)).await {
-            Ok(_) => {
-                published.insert(key, status);
+    writer.with(|q| {
+        for ((ns, name), status) in served.chain(rejected) {
+            let target = Target::Ingress(ns, name);
+            if q.latest(&target) != Some(&status) {
+                q.hand(target, status);
             }
-            Err(e) => event(
-                &json!({"event": "ingress_status_failed", "ingress": format!("{ins}/{iname}"), "error": e.to_string()}),
-            ),
         }
-    }
-}
-
-async fn patch_gateway_status(client: &kube::Client, s: &ObjectStatus, body: &Value) -> Result<(), String> {
-    let patch = json!({ "status": body });
-    let pp = PatchParams::default();
-    let p = Patch::Merge(&patch);
-    let ns = s.key.namespace.clone().unwrap_or_default();
-    let name = s.key.name.as_str();
-    let r = match s.key.kind {
-        "GatewayClass" => Api::<GatewayClass>::all(client.clone()).patch_status(name, &pp, &p).await.map(|_| ()),
-        "Gateway" => Api::<Gateway>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        "ListenerSet" => {
-            Api::<ListenerSet>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
-        }
-        "HTTPRoute" => Api::<HttpRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        "ClientIPPolicy" => {
-            Api::<ClientIpPolicy>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
-        }
-        "ClientAccessPolicy" => {
-            Api::<ClientAccessPolicy>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ())
-        }
-        "GRPCRoute" => Api::<GrpcRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        "TLSRoute" => Api::<TlsRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        "TCPRoute" => Api::<TcpRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        "UDPRoute" => Api::<UdpRoute>::namespaced(client.clone(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        other => return Err(format!("no status for kind {other}")),
-    };
-    r.map_err(|e| e.to_string())
+    });
 }
 
 #[cfg(test)]

@@ -13,6 +13,9 @@
 //! resourceVersion (and `metadata.generation` when anything but metadata
 //! and status changed, as a real server does) and notify open watches.
 //!
+//! [`FakeApi::set_status_patch_delay`] slows every status PATCH down, as
+//! a loaded API server.
+//!
 //! Bounded: it accepts at most 500 connections and a watch lasts at most
 //! 60 s (clients re-watch, as they do against a real server).
 
@@ -77,6 +80,9 @@ struct State {
     objects: BTreeMap<(String, String, String), Value>, // (kind, ns, name)
     watchers: Vec<(String, mpsc::Sender<String>)>,
     patches: Vec<(String, Value)>,
+    /// How long each `PATCH …/status` takes (after it is recorded in
+    /// `patches`, before it is applied and answered).
+    status_patch_delay: std::time::Duration,
     hidden: Vec<String>,
     /// Path prefixes answered 403 (no RBAC), until allowed again.
     forbidden: Vec<String>,
@@ -228,7 +234,16 @@ impl FakeApi {
         st.objects.get(&(kind.to_owned(), ns.to_owned(), name.to_owned())).cloned()
     }
 
-    /// `PATCH …/status` bodies received, with their paths.
+    /// Every `PATCH …/status` takes `delay` from now on (recorded in
+    /// [`FakeApi::patches`] on arrival, applied and answered after the
+    /// delay), as a slow or loaded API server; requests on other
+    /// connections are served meanwhile.
+    pub fn set_status_patch_delay(&self, delay: std::time::Duration) {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).status_patch_delay = delay;
+    }
+
+    /// `PATCH …/status` bodies received, with their paths, in the order
+    /// they arrived.
     pub fn patches(&self) -> Vec<(String, Value)> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).patches.clone()
     }
@@ -327,8 +342,13 @@ impl FakeApi {
                     }
                     _ => ("", "", "", String::new()),
                 };
+                let delay = {
+                    let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    st.patches.push((path.to_owned(), patch.clone()));
+                    st.status_patch_delay
+                };
+                std::thread::sleep(delay);
                 let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                st.patches.push((path.to_owned(), patch.clone()));
                 let kind = kind_of(&prefix, plural).unwrap_or_default();
                 let k = (kind.to_owned(), ns.to_owned(), name.to_owned());
                 let updated = st.objects.get(&k).cloned().map(|mut o| {
