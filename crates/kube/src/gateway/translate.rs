@@ -2269,6 +2269,8 @@ struct RoutePart {
     /// the rest of the context (it has no entries, and its count and
     /// status depend on nothing else).
     view: Option<u64>,
+    /// Why [`over_budget`] refused it (its status says so).
+    refused: Option<String>,
 }
 
 impl RoutePart {
@@ -2390,7 +2392,17 @@ impl Sorted {
         let now: foldhash::HashSet<usize> = parts.iter().map(addr).collect();
         let added: Vec<&Arc<RoutePart>> = parts.iter().filter(|p| !self.parts.contains_key(&addr(p))).collect();
         let removed = self.parts.len() + added.len() - now.len();
-        if added.len() + removed > 16 + parts.len() / 8 {
+        // Entries inserted one by one cost a move of the list each: many
+        // (a few routes of thousands of entries each, translated again at
+        // a change of their Gateways) are sorted with the rest instead.
+        let entries_added: usize = added.iter().map(|p| p.entries.len()).sum();
+        let entries_removed: usize = if removed == 0 {
+            0
+        } else {
+            self.parts.values().filter(|p| !now.contains(&addr(p))).map(|p| p.entries.len()).sum()
+        };
+        if added.len() + removed > 16 + parts.len() / 8 || entries_added + entries_removed > 64 + self.entries.len() / 8
+        {
             *self = Sorted::default();
             self.entries = parts.iter().flat_map(|p| (0..p.entries.len()).map(move |i| (Arc::clone(p), i))).collect();
             self.entries.sort_by(|(a, i), (b, j)| a.entries[*i].precedence.cmp(&b.entries[*j].precedence));
@@ -2875,6 +2887,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
         services: services_named(route),
         over: deferred.map(|n| (n, status.clone())),
         view,
+        refused: None,
         status,
     }
 }
@@ -2934,6 +2947,9 @@ fn over_budget(
              (--kubernetes-max-routes-per-namespace); not served",
             *have + n
         );
+        if p.refused.as_deref() == Some(why.as_str()) {
+            continue; // refused as it was: nothing to copy or compare
+        }
         let status = match &p.over {
             Some((_, status)) => status.clone(),
             None => p.status.clone(),
@@ -2985,6 +3001,7 @@ fn refuse(p: &RoutePart, count: usize, status: Option<Arc<ObjectStatus>>, why: &
         services: p.services.clone(),
         over: Some((count, status)),
         view: p.view,
+        refused: Some(why.to_owned()),
     }
 }
 
