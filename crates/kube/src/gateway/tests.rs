@@ -2251,3 +2251,5 @@ fn the_httproutes_of_a_namespace_expand_to_a_bounded_number_of_routes() {
     assert_eq!(t, translate(&inp));
     assert_eq!(cache.built(), 64 + 128 + 320);
 }
+
+mod costs;

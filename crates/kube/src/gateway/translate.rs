@@ -401,12 +401,18 @@ pub(crate) fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
 /// stream, as for conflicts). A sibling sharing only some of its binds
 /// still counts on all of them: its hosts are left out rather than handed
 /// to the less specific listener's routes.
-fn siblings(listeners: &[Lst<'_>], i: usize) -> Vec<String> {
+/// `gateway` is the indexes of every listener of `i`'s Gateway (see
+/// [`Layout`]): only those are looked at, and none for a listener with an
+/// exact hostname (nothing is more specific than it).
+fn siblings(listeners: &[Lst<'_>], gateway: &[usize], i: usize) -> Vec<String> {
     let l = &listeners[i];
     let own = l.spec.hostname.as_deref();
-    listeners
+    if own.is_some_and(|h| !h.starts_with('*')) {
+        return Vec::new();
+    }
+    gateway
         .iter()
-        .enumerate()
+        .map(|&j| (j, &listeners[j]))
         .filter(|&(j, s)| j != i && s.ok && s.gateway == l.gateway)
         .filter(|(_, s)| s.spec.port == l.spec.port || s.streams.iter().any(|x| l.streams.contains(x)))
         .filter_map(|(_, s)| s.spec.hostname.clone())
@@ -569,8 +575,185 @@ impl Lst<'_> {
     }
 }
 
+/// Why listener `l` conflicts with the older listener `e` on `stream`
+/// (`e` served there): another protocol, the same hostname, or (another
+/// Gateway's) an overlapping one; `None` when they do not.
+fn conflict_with(e: &Lst<'_>, l: &Lst<'_>, stream: Stream, binds: Option<&[Bind]>) -> Option<(&'static str, String)> {
+    #[cfg(test)]
+    CONFLICT_CHECKS.with(|c| c.set(c.get() + 1));
+    let spec = l.spec;
+    let at = || stream_at(stream, e.spec.port, spec.port, binds);
+    if e.spec.protocol != spec.protocol {
+        Some(("ProtocolConflict", format!("{} is used by the older {} with {}", at(), e.full_name, e.spec.protocol)))
+    } else if e.spec.hostname == spec.hostname {
+        Some(("HostnameConflict", format!("the older {} on {} has the same protocol and hostname", e.full_name, at())))
+    } else if e.gateway != l.gateway && overlap(e.spec.hostname.as_deref(), spec.hostname.as_deref()) {
+        // Merged on one bind, Gateways must stay as apart as on
+        // distinct addresses: listener isolation holds within one
+        // Gateway only, so another Gateway's overlapping listener
+        // would take hosts (or paths of them) from this one.
+        let name = |h: Option<&str>| h.map_or_else(|| "no hostname (any host)".to_owned(), |h| format!("hostname {h}"));
+        Some((
+            "HostnameConflict",
+            format!(
+                "the older {} of Gateway {}/{} on {} has {}, which overlaps this listener's {}: listeners of \
+                 different Gateways on one bind must not share hosts",
+                e.full_name,
+                e.gateway.0,
+                e.gateway.1,
+                at(),
+                name(e.spec.hostname.as_deref()),
+                name(spec.hostname.as_deref())
+            ),
+        ))
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Listener pairs compared for conflicts ([`conflict_with`]) on this
+    /// thread.
+    pub(super) static CONFLICT_CHECKS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Compare every pair instead (the index taken out), on this thread.
+    pub(super) static FORCE_LINEAR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The first listener, and the first of another Gateway than that one's
+/// (indexes).
+type FirstTwo = (usize, Option<usize>);
+
+fn first_two(ft: &mut Option<FirstTwo>, listeners: &[Lst<'_>], i: usize) {
+    match ft {
+        None => *ft = Some((i, None)),
+        Some((first, other @ None)) if listeners[*first].gateway != listeners[i].gateway => *other = Some(i),
+        Some(_) => {}
+    }
+}
+
+/// Of `ft`, the first listener not of `gateway`.
+fn not_of(ft: Option<&FirstTwo>, listeners: &[Lst<'_>], gateway: &(String, String)) -> Option<usize> {
+    let &(first, other) = ft?;
+    if listeners[first].gateway == *gateway {
+        other
+    } else {
+        Some(first)
+    }
+}
+
+/// The listeners that claim each stream of connections (accepted, with a
+/// route kind, and served there), indexed so a new listener finds the
+/// older one it conflicts with among a few ([`Claims::candidates`]), not
+/// by comparing itself with every listener of the class (review 18 L6:
+/// quadratic in listeners per port).
+#[derive(Default)]
+struct Claims {
+    streams: BTreeMap<Stream, StreamClaims>,
+}
+
+#[derive(Default)]
+struct StreamClaims {
+    /// Every claiming listener, in order.
+    members: Vec<usize>,
+    /// The first two (see [`FirstTwo`]) of all.
+    all: Option<FirstTwo>,
+    /// By hostname.
+    by_host: foldhash::HashMap<Option<String>, FirstTwo>,
+    /// By suffix `.S` of their hostname (without a leading `*`, and
+    /// shorter than it): those more specific than `*.S`.
+    under: foldhash::HashMap<String, FirstTwo>,
+    /// One has a hostname starting with `*` but not `*.` (the CRDs refuse
+    /// it; realip does not check): candidates are every member.
+    odd: bool,
+}
+
+/// `h` without its `*` when it starts with `*.`, `h` when it has no `*`
+/// there; `None` for another wildcard.
+fn wildcard_base(h: &str) -> Option<&str> {
+    match h.strip_prefix('*') {
+        Some(rest) => rest.starts_with('.').then_some(rest),
+        None => Some(h),
+    }
+}
+
+/// The suffixes of `base` that start with a `.` and are shorter than it.
+fn dot_suffixes(base: &str) -> impl Iterator<Item = &str> {
+    base.char_indices().filter(|&(k, c)| k > 0 && c == '.').map(move |(k, _)| &base[k..])
+}
+
+impl Claims {
+    /// Records that listener `i` (checked) claims the streams it is served on.
+    fn add(&mut self, listeners: &[Lst<'_>], i: usize) {
+        let l = &listeners[i];
+        if !l.ok || l.kinds.is_empty() {
+            return;
+        }
+        for &stream in l.streams.iter().filter(|&&s| l.on(s)) {
+            let c = self.streams.entry(stream).or_default();
+            c.members.push(i);
+            first_two(&mut c.all, listeners, i);
+            let mut slot = c.by_host.get(&l.spec.hostname).copied();
+            first_two(&mut slot, listeners, i);
+            if let Some(slot) = slot {
+                c.by_host.insert(l.spec.hostname.clone(), slot);
+            }
+            let Some(h) = l.spec.hostname.as_deref() else { continue };
+            let Some(base) = wildcard_base(h) else {
+                c.odd = true;
+                continue;
+            };
+            for suffix in dot_suffixes(base) {
+                let mut slot = c.under.get(suffix).copied();
+                first_two(&mut slot, listeners, i);
+                if let Some(slot) = slot {
+                    c.under.insert(suffix.to_owned(), slot);
+                }
+            }
+        }
+    }
+
+    /// The listeners among which is the first one `l` conflicts with on
+    /// `stream`, if it conflicts there ([`conflict_with`]): the first
+    /// (another protocol), the one with its hostname, and those of another
+    /// Gateway whose hostname may overlap its: none, a wildcard covering
+    /// it, the first more specific than it. `None`: look at every member.
+    fn candidates(&self, stream: Stream, l: &Lst<'_>, listeners: &[Lst<'_>]) -> Option<Vec<usize>> {
+        let Some(c) = self.streams.get(&stream) else { return Some(Vec::new()) };
+        #[cfg(test)]
+        if FORCE_LINEAR.with(std::cell::Cell::get) {
+            return None;
+        }
+        if c.odd {
+            return None;
+        }
+        let g = &l.gateway;
+        let mut out: Vec<usize> = c.all.iter().map(|ft| ft.0).collect();
+        out.extend(c.by_host.get(&l.spec.hostname).map(|ft| ft.0));
+        let Some(h) = l.spec.hostname.as_deref() else {
+            out.extend(not_of(c.all.as_ref(), listeners, g));
+            return Some(out);
+        };
+        out.extend(not_of(c.by_host.get(&None), listeners, g));
+        let base = wildcard_base(h)?;
+        for suffix in dot_suffixes(base) {
+            out.extend(not_of(c.by_host.get(&Some(format!("*{suffix}"))), listeners, g));
+        }
+        if base.len() < h.len() {
+            out.extend(not_of(c.under.get(base), listeners, g));
+        }
+        Some(out)
+    }
+}
+
 #[allow(clippy::too_many_lines)] // one check per spec rule, in order
-fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, certs: &mut BTreeMap<String, Cert>) {
+fn check_listener<'a>(
+    l: &mut Lst<'a>,
+    earlier: &[Lst<'a>],
+    claims: &Claims,
+    inp: &Inputs<'_>,
+    certs: &mut BTreeMap<String, Cert>,
+) {
     let spec = l.spec;
     let mut accepted: Option<(&'static str, String)> = None;
     let mut resolved: Option<(&'static str, String)> = None;
@@ -657,49 +840,18 @@ fn check_listener<'a>(l: &mut Lst<'a>, earlier: &[Lst<'a>], inp: &Inputs<'_>, ce
     // binds where it does not.
     if accepted.is_none() {
         let binds = inp.binds.as_deref();
-        // (One with no supported route kind serves nothing: it claims nothing.)
-        let claims = |e: &&Lst<'_>| e.ok && !e.kinds.is_empty();
         for stream in l.streams.clone() {
-            for e in earlier.iter().filter(claims).filter(|e| e.on(stream)) {
-                let at = stream_at(stream, e.spec.port, spec.port, binds);
-                let found = if e.spec.protocol != spec.protocol {
-                    Some((
-                        "ProtocolConflict",
-                        format!("{at} is used by the older {} with {}", e.full_name, e.spec.protocol),
-                    ))
-                } else if e.spec.hostname == spec.hostname {
-                    Some((
-                        "HostnameConflict",
-                        format!("the older {} on {at} has the same protocol and hostname", e.full_name),
-                    ))
-                } else if e.gateway != l.gateway && overlap(e.spec.hostname.as_deref(), spec.hostname.as_deref()) {
-                    // Merged on one bind, Gateways must stay as apart as on
-                    // distinct addresses: listener isolation holds within one
-                    // Gateway only, so another Gateway's overlapping listener
-                    // would take hosts (or paths of them) from this one.
-                    let name = |h: Option<&str>| {
-                        h.map_or_else(|| "no hostname (any host)".to_owned(), |h| format!("hostname {h}"))
-                    };
-                    Some((
-                        "HostnameConflict",
-                        format!(
-                            "the older {} of Gateway {}/{} on {at} has {}, which overlaps this listener's {}: \
-                             listeners of different Gateways on one bind must not share hosts",
-                            e.full_name,
-                            e.gateway.0,
-                            e.gateway.1,
-                            name(e.spec.hostname.as_deref()),
-                            name(spec.hostname.as_deref())
-                        ),
-                    ))
-                } else {
-                    None
-                };
-                if let Some((reason, why)) = found {
-                    if l.lose(stream, reason, why.clone()) {
-                        conflicted = Some((reason, lost_message(l, &why)));
-                    }
-                    break;
+            let conflict = |e: &Lst<'_>| conflict_with(e, l, stream, binds);
+            // The first (oldest) listener it conflicts with on the stream.
+            let found = if let Some(list) = claims.candidates(stream, l, earlier) {
+                list.into_iter().filter_map(|j| Some((j, conflict(&earlier[j])?))).min_by_key(|x| x.0)
+            } else {
+                let on = claims.streams.get(&stream).map_or(&[][..], |c| c.members.as_slice());
+                on.iter().find_map(|&j| Some((j, conflict(&earlier[j])?)))
+            };
+            if let Some((_, (reason, why))) = found {
+                if l.lose(stream, reason, why.clone()) {
+                    conflicted = Some((reason, lost_message(l, &why)));
                 }
             }
         }
@@ -1679,6 +1831,7 @@ fn chain_of<'w>(l: &Lst<'_>, ip_won: &'w BTreeMap<TargetKey, InForce<ClientIp>>)
 /// it has one, is `Accepted: False, Conflicted` for the targets covering
 /// that listener. The messages name the port or bind and the other
 /// listener and chain.
+#[allow(clippy::too_many_lines)] // one pass over the listeners, then those that lost some streams
 fn chain_conflicts(
     listeners: &mut [Lst<'_>],
     ip_won: &BTreeMap<TargetKey, InForce<ClientIp>>,
@@ -1692,6 +1845,14 @@ fn chain_conflicts(
         Some(Ok(c)) => format!("ClientIPPolicy {}'s", c.policy),
         _ => "the proxy file's (no ClientIPPolicy)".to_owned(),
     };
+    // The first served listener on each stream, and its chain. Every
+    // listener served on a stream after it has its chain (one with
+    // another loses the stream here), so the first earlier listener on the
+    // stream whose chain differs from a newer one's is this one when
+    // their chains differ, and there is none when they do not: each
+    // listener is compared with one, not with every earlier one (review
+    // 18 L10: 6,400 listeners on a port took seconds per translation).
+    let mut first: BTreeMap<Stream, (usize, Option<ClientIp>)> = BTreeMap::new();
     for i in 0..listeners.len() {
         if !listeners[i].emitted() {
             continue;
@@ -1703,9 +1864,20 @@ fn chain_conflicts(
             if !listeners[i].on(stream) {
                 continue;
             }
-            let Some(other) = listeners[..i].iter().find(|o| o.emitted() && o.on(stream) && chain(o) != mine) else {
-                continue;
+            #[cfg(test)]
+            CONFLICT_CHECKS.with(|c| c.set(c.get() + 1));
+            let other = match first.get(&stream) {
+                Some((o, theirs)) if *theirs != mine => Some(*o),
+                _ => None,
             };
+            #[cfg(test)]
+            let other = if FORCE_LINEAR.with(std::cell::Cell::get) {
+                (0..i).find(|&o| listeners[o].emitted() && listeners[o].on(stream) && chain(&listeners[o]) != mine)
+            } else {
+                other
+            };
+            let Some(other) = other else { continue };
+            let other = &listeners[other];
             let at = stream_at(stream, other.spec.port, port, binds);
             let why = format!(
                 "{at} is already served by the older listener {}, whose client-IP chain differs ({}); one bind is \
@@ -1715,6 +1887,13 @@ fn chain_conflicts(
             );
             if listeners[i].lose(stream, "ClientIPPolicyConflict", why.clone()) {
                 whole = Some(why);
+            }
+        }
+        if whole.is_none() {
+            for &stream in &listeners[i].streams {
+                if listeners[i].on(stream) {
+                    first.entry(stream).or_insert_with(|| (i, mine.clone()));
+                }
             }
         }
         let Some(why) = whole else { continue };
@@ -1891,12 +2070,80 @@ struct RouteCtx<'c, 'i, 'a> {
     set_ok: &'c BTreeMap<(String, String), Result<(), String>>,
     /// Built on first use: only a route translated anew needs it.
     services: &'c std::cell::OnceCell<ServiceIndex<'i>>,
-    /// Each listener's more specific siblings ([`isolated`]), built on
-    /// first use.
-    siblings: &'c std::cell::OnceCell<Vec<Vec<String>>>,
+    /// Each listener's more specific siblings ([`isolated`]), each built
+    /// on first use (one entry per listener).
+    siblings: &'c [std::cell::OnceCell<Vec<String>>],
+    /// Built on first use.
+    layout: &'c std::cell::OnceCell<Layout>,
     /// Where the Services and EndpointSlices are, kept from the previous
     /// translation when the lists are the same ([`RouteCache::index`]).
     positions: Option<Arc<Positions>>,
+}
+
+/// Where the listeners are: each parent's (so a parentRef finds its
+/// listeners without looking at every listener of the class: review 18
+/// B1r), each Gateway's, and what a route attached nowhere read of them
+/// ([`RouteCtx::view`]).
+struct Layout {
+    /// `[Gateway, ListenerSet]` → namespace → name → the parent's
+    /// listeners (indexes, in order); every Gateway and ListenerSet of the
+    /// class is there (one with no listeners too).
+    parents: [foldhash::HashMap<String, foldhash::HashMap<String, Vec<usize>>>; 2],
+    /// Each listener's Gateway (an index into `gateways`).
+    gateway_of: Vec<usize>,
+    /// Each Gateway's listeners (its ListenerSets' included), in order.
+    gateways: Vec<Vec<usize>>,
+    /// A fingerprint of each Gateway's listeners as translated, built on
+    /// first use.
+    gateway_fp: Vec<std::cell::OnceCell<u64>>,
+    /// A fingerprint of the ReferenceGrants and Namespaces.
+    global: u64,
+}
+
+impl Layout {
+    fn new(ctx: &RouteCtx<'_, '_, '_>) -> Layout {
+        let mut parents: [foldhash::HashMap<String, foldhash::HashMap<String, Vec<usize>>>; 2] = Default::default();
+        for g in ctx.gateways {
+            parents[0].entry(ns_of(&g.metadata)).or_default().entry(name_of(&g.metadata)).or_default();
+        }
+        for (ns, name) in ctx.set_ok.keys() {
+            parents[1].entry(ns.clone()).or_default().entry(name.clone()).or_default();
+        }
+        let mut by_gateway: foldhash::HashMap<&(String, String), usize> = foldhash::HashMap::default();
+        let mut gateways: Vec<Vec<usize>> = Vec::new();
+        let mut gateway_of = Vec::with_capacity(ctx.listeners.len());
+        for (i, l) in ctx.listeners.iter().enumerate() {
+            let kind = usize::from(l.parent_kind != "Gateway");
+            parents[kind].entry(l.parent_ns.clone()).or_default().entry(l.parent_name.clone()).or_default().push(i);
+            let g = *by_gateway.entry(&l.gateway).or_insert_with(|| {
+                gateways.push(Vec::new());
+                gateways.len() - 1
+            });
+            gateways[g].push(i);
+            gateway_of.push(g);
+        }
+        let global = {
+            use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+            let mut h = FINGERPRINT.build_hasher();
+            versions_fingerprint(ctx.inp.grants.iter().map(|o| &o.metadata)).hash(&mut h);
+            versions_fingerprint(ctx.inp.namespaces.iter().map(|o| &o.metadata)).hash(&mut h);
+            h.finish()
+        };
+        Layout {
+            parents,
+            gateway_of,
+            gateway_fp: gateways.iter().map(|_| std::cell::OnceCell::new()).collect(),
+            gateways,
+            global,
+        }
+    }
+
+    /// The listeners of parent `kind` `ns`/`name`; `None` when it is not
+    /// one of the class's Gateways or ListenerSets (not ours).
+    fn parent(&self, kind: &str, ns: &str, name: &str) -> Option<&[usize]> {
+        let kind = usize::from(kind != "Gateway");
+        self.parents[kind].get(ns)?.get(name).map(Vec::as_slice)
+    }
 }
 
 impl<'i> RouteCtx<'_, 'i, '_> {
@@ -1905,8 +2152,57 @@ impl<'i> RouteCtx<'_, 'i, '_> {
         self.services.get_or_init(|| ServiceIndex::kept(&inp.services, &inp.slices, self.positions.clone()))
     }
 
+    fn layout(&self) -> &Layout {
+        self.layout.get_or_init(|| Layout::new(self))
+    }
+
     fn siblings(&self, i: usize) -> &[String] {
-        &self.siblings.get_or_init(|| (0..self.listeners.len()).map(|i| siblings(self.listeners, i)).collect())[i]
+        self.siblings[i].get_or_init(|| {
+            let layout = self.layout();
+            siblings(self.listeners, &layout.gateways[layout.gateway_of[i]], i)
+        })
+    }
+
+    /// A fingerprint of everything the translation of `route` read besides
+    /// the route and the Services it names (which [`RouteCache`] watches
+    /// apart), for a route attached to no listener: each parent it names,
+    /// whether it is the class's, and every listener of that parent's
+    /// Gateway as translated (the listeners a parentRef may select, and
+    /// their siblings, which decide how many routes it would expand to),
+    /// with the ReferenceGrants and Namespaces. While it is the same, such
+    /// a route's part (its count and status) is the same however the rest
+    /// of the context changed, so [`translate_with`] keeps it (review 18
+    /// B1r: a route refused for its namespace's budget is not counted
+    /// again at every Gateway change of another tenant).
+    fn view(&self, route: &HttpRoute) -> u64 {
+        use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
+        let layout = self.layout();
+        let mut h = FINGERPRINT.build_hasher();
+        layout.global.hash(&mut h);
+        let rns = ns_of(&route.metadata);
+        for pref in &route.spec.parent_refs {
+            let kind = pref.kind.as_deref().unwrap_or("Gateway");
+            let pns = pref.namespace.as_deref().unwrap_or(&rns);
+            (kind, pns, &pref.name).hash(&mut h);
+            match layout.parent(kind, pns, &pref.name) {
+                None => 0u8.hash(&mut h),
+                Some([]) => 1u8.hash(&mut h),
+                Some(&[first, ..]) => {
+                    let g = layout.gateway_of[first];
+                    let fp = layout.gateway_fp[g].get_or_init(|| {
+                        let mut h = FINGERPRINT.build_hasher();
+                        for &i in &layout.gateways[g] {
+                            // Everything decided about the listener (its
+                            // `attached` is not counted yet).
+                            format!("{:?}", self.listeners[i]).hash(&mut h);
+                        }
+                        h.finish()
+                    });
+                    (2u8, fp).hash(&mut h);
+                }
+            }
+        }
+        h.finish()
     }
 }
 
@@ -1968,6 +2264,13 @@ struct RoutePart {
     /// routes it expands to and its status as translated (its entries are
     /// dropped: a refused route costs nothing but this).
     over: Option<(usize, Option<Arc<ObjectStatus>>)>,
+    /// Attached to no listener (refused, or accepted by no parent): its
+    /// [`RouteCtx::view`], with which it stays valid across changes of
+    /// the rest of the context (it has no entries, and its count and
+    /// status depend on nothing else).
+    view: Option<u64>,
+    /// Why [`over_budget`] refused it (its status says so).
+    refused: Option<String>,
 }
 
 impl RoutePart {
@@ -1984,8 +2287,12 @@ impl RoutePart {
 /// TLS Secrets (by uid and `resourceVersion`), the class and the proxy's
 /// binds, and the Services it names (a change of any other Service keeps
 /// it: review 14 L5). A change of one HTTPRoute among 10,000 then
-/// translates one route. Objects without a `resourceVersion` (tooling,
-/// tests) turn the cache off.
+/// translates one route. A route attached to no listener (refused for its
+/// namespace's budget, or accepted by none of its parents) is kept across
+/// a change of those objects too while what it read of them is the same
+/// ([`RouteCtx::view`]: its parents' Gateways' listeners as translated,
+/// the ReferenceGrants and Namespaces). Objects without a
+/// `resourceVersion` (tooling, tests) turn the cache off.
 #[derive(Debug, Default)]
 pub struct RouteCache {
     context: Option<u64>,
@@ -2018,6 +2325,11 @@ pub struct RouteCache {
     /// Routes built by [`route_part`] in the translations so far (not
     /// counting those [`over_budget`] builds again in full).
     built: usize,
+    /// HTTPRoutes translated ([`route_part`]) so far, those
+    /// [`over_budget`] translates again included.
+    translated: usize,
+    /// Parts kept across a change of the context ([`RouteCtx::view`]).
+    carried: usize,
 }
 
 impl RouteCache {
@@ -2025,6 +2337,19 @@ impl RouteCache {
     #[cfg(test)]
     pub(crate) fn built(&self) -> usize {
         self.built
+    }
+
+    /// HTTPRoutes translated so far ([`RouteCache::translated`]).
+    #[cfg(test)]
+    pub(crate) fn translated(&self) -> usize {
+        self.translated
+    }
+
+    /// Parts kept across a change of the context so far
+    /// ([`RouteCache::carried`]).
+    #[cfg(test)]
+    pub(crate) fn carried(&self) -> usize {
+        self.carried
     }
 
     /// Floors computed so far, and floors kept ([`AccessCache`]).
@@ -2067,7 +2392,17 @@ impl Sorted {
         let now: foldhash::HashSet<usize> = parts.iter().map(addr).collect();
         let added: Vec<&Arc<RoutePart>> = parts.iter().filter(|p| !self.parts.contains_key(&addr(p))).collect();
         let removed = self.parts.len() + added.len() - now.len();
-        if added.len() + removed > 16 + parts.len() / 8 {
+        // Entries inserted one by one cost a move of the list each: many
+        // (a few routes of thousands of entries each, translated again at
+        // a change of their Gateways) are sorted with the rest instead.
+        let entries_added: usize = added.iter().map(|p| p.entries.len()).sum();
+        let entries_removed: usize = if removed == 0 {
+            0
+        } else {
+            self.parts.values().filter(|p| !now.contains(&addr(p))).map(|p| p.entries.len()).sum()
+        };
+        if added.len() + removed > 16 + parts.len() / 8 || entries_added + entries_removed > 64 + self.entries.len() / 8
+        {
             *self = Sorted::default();
             self.entries = parts.iter().flat_map(|p| (0..p.entries.len()).map(move |i| (Arc::clone(p), i))).collect();
             self.entries.sort_by(|(a, i), (b, j)| a.entries[*i].precedence.cmp(&b.entries[*j].precedence));
@@ -2255,7 +2590,10 @@ type ParentKey<'a> = (&'a str, String, &'a str, Option<&'a str>, Option<i32>);
 fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> RoutePart {
     let mut entries: Vec<PartEntry> = Vec::new();
     let mut backends: Vec<BackendRef> = Vec::new();
-    let mut rule_names: Vec<String> = Vec::new();
+    // Its named rules (policy targets) are the route's whether or not it
+    // is served: a policy on one of them then says why it acts nowhere,
+    // the same whatever the order the routes came in (review 18 L1).
+    let rule_names: Vec<String> = route.spec.rules.iter().filter_map(|r| r.name.clone()).collect();
     let mut attached: Vec<usize> = Vec::new();
     let mut pending: Vec<String> = Vec::new();
     let (rns, rname) = (ns_of(&route.metadata), name_of(&route.metadata));
@@ -2280,20 +2618,9 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
             continue;
         }
         seen_parents.push(parent);
-        let on_parent: Vec<usize> = ctx
-            .listeners
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.parent_kind == kind && l.parent_ns == pns && l.parent_name == pref.name)
-            .map(|(i, _)| i)
-            .collect();
-        let parent_known = match kind {
-            "Gateway" => ctx.gateways.iter().any(|g| ns_of(&g.metadata) == pns && name_of(&g.metadata) == pref.name),
-            _ => ctx.set_ok.contains_key(&(pns.clone(), pref.name.clone())),
-        };
-        if !parent_known {
+        let Some(on_parent) = ctx.layout().parent(kind, &pns, &pref.name) else {
             continue; // not ours: another controller writes this entry
-        }
+        };
         let mut reference = pref.clone();
         reference.namespace.get_or_insert(pns.clone());
         let candidates: Vec<usize> = on_parent
@@ -2426,9 +2753,6 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
             continue;
         }
         for rule in rule_outs {
-            if let Some(n) = &rule.name {
-                rule_names.push(n.clone());
-            }
             let on_rule: Option<Arc<TargetKey>> =
                 rule.name.clone().map(|n| Arc::new(("HTTPRoute".to_owned(), rns.clone(), rname.clone(), Some(n))));
             for (mi, (path, method, headers, query)) in rule.matches.iter().enumerate() {
@@ -2549,6 +2873,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
     attached.dedup();
     pending.sort_unstable();
     pending.dedup();
+    let view = attached.is_empty().then(|| ctx.view(route));
     RoutePart {
         version: version(&route.metadata),
         uid: route.metadata.uid.clone(),
@@ -2561,6 +2886,8 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
         served: std::sync::Mutex::new(Vec::new()),
         services: services_named(route),
         over: deferred.map(|n| (n, status.clone())),
+        view,
+        refused: None,
         status,
     }
 }
@@ -2581,6 +2908,7 @@ fn over_budget(
     budget: usize,
     cache: &mut RouteCache,
     translate_one: &dyn Fn(usize) -> RoutePart,
+    view: &dyn Fn(usize) -> u64,
 ) {
     let mut total: foldhash::HashMap<&str, usize> = foldhash::HashMap::default();
     let mut refused_before = false;
@@ -2619,11 +2947,15 @@ fn over_budget(
              (--kubernetes-max-routes-per-namespace); not served",
             *have + n
         );
+        if p.refused.as_deref() == Some(why.as_str()) {
+            continue; // refused as it was: nothing to copy or compare
+        }
         let status = match &p.over {
             Some((_, status)) => status.clone(),
             None => p.status.clone(),
         };
-        let refused = refuse(p, n, status, &why);
+        let mut refused = refuse(p, n, status, &why);
+        refused.view = refused.view.or_else(|| Some(view(*i)));
         if p.over.is_none() || refused.status != p.status {
             replace.push((*i, Arc::new(refused)));
         }
@@ -2668,6 +3000,8 @@ fn refuse(p: &RoutePart, count: usize, status: Option<Arc<ObjectStatus>>, why: &
         served: std::sync::Mutex::new(Vec::new()),
         services: p.services.clone(),
         over: Some((count, status)),
+        view: p.view,
+        refused: Some(why.to_owned()),
     }
 }
 
@@ -2798,6 +3132,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         );
     }
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut claims = Claims::default();
     {
         for (_, (kind, pns, pname, l, gw)) in ordered {
             let streams = streams(inp.binds.as_deref(), l.port, &format!("{}/{}", gw.0, gw.1));
@@ -2818,11 +3153,12 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 unbound: false,
                 lost: BTreeMap::new(),
             };
-            check_listener(&mut lst, &listeners, inp, &mut certs);
+            check_listener(&mut lst, &listeners, &claims, inp, &mut certs);
             if gw_problem.contains_key(&lst.gateway) {
                 lst.ok = false;
             }
             listeners.push(lst);
+            claims.add(&listeners, listeners.len() - 1);
         }
     }
     // A listener no bind of the proxy serves is not programmed, whatever
@@ -2896,10 +3232,19 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // their order), so their order does not matter.
     let http_routes: &[&HttpRoute] = &inp.routes;
     let services = std::cell::OnceCell::new();
-    let siblings = std::cell::OnceCell::new();
+    let siblings: Vec<std::cell::OnceCell<Vec<String>>> =
+        listeners.iter().map(|_| std::cell::OnceCell::new()).collect();
+    let layout = std::cell::OnceCell::new();
     let service_fp = services_fingerprint(inp);
     let context = context_fingerprint(inp).filter(|_| service_fp.is_some());
+    // Parts attached nowhere outlive a change of the context while what
+    // they read of it is the same ([`RouteCtx::view`]).
+    let mut carried: foldhash::HashMap<String, Arc<RoutePart>> = foldhash::HashMap::default();
     if context.is_none() || cache.context != context {
+        if context.is_some() && cache.context.is_some() {
+            carried = std::mem::take(&mut cache.parts);
+            carried.retain(|_, p| p.view.is_some());
+        }
         cache.parts.clear();
         cache.order.clear();
     }
@@ -2924,6 +3269,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             set_ok: &set_ok,
             services: &services,
             siblings: &siblings,
+            layout: &layout,
             positions: positions.clone(),
         };
         let order = std::mem::take(&mut cache.order);
@@ -2948,10 +3294,18 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 Arc::clone(&order[k].1)
             } else if let Some(p) = uid.and_then(|u| cache.parts.get(u)).filter(|p| current(p)) {
                 Arc::clone(p)
+            } else if let Some((u, p)) = uid
+                .and_then(|u| Some((u, carried.get(u)?)))
+                .filter(|(_, p)| current(p) && p.view == Some(ctx.view(route)))
+            {
+                cache.parts.insert(u.to_owned(), Arc::clone(p));
+                cache.carried += 1;
+                Arc::clone(p)
             } else {
                 let left = budget.saturating_sub(used.get(ns).copied().unwrap_or(0));
                 let p = Arc::new(route_part(route, &ctx, left));
                 cache.built += p.entries.len();
+                cache.translated += 1;
                 if let Some(u) = uid {
                     cache.parts.insert(u.to_owned(), Arc::clone(&p));
                 }
@@ -2963,7 +3317,13 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             *used.entry(ns).or_default() += part.count();
             parts.push(part);
         }
-        over_budget(&mut parts, http_routes, budget, cache, &|i| route_part(http_routes[i], &ctx, MAX_ROUTE_ENTRIES));
+        let again = std::cell::Cell::new(0);
+        let translate_one = |i: usize| {
+            again.set(again.get() + 1);
+            route_part(http_routes[i], &ctx, MAX_ROUTE_ENTRIES)
+        };
+        over_budget(&mut parts, http_routes, budget, cache, &translate_one, &|i| ctx.view(http_routes[i]));
+        cache.translated += again.get();
         if cache.parts.len() > 16 + 2 * parts.len() {
             cache.parts = parts
                 .iter()
@@ -3029,9 +3389,10 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     );
     // A policy on a route reports on the route's Gateways (GEP-713).
     ancestors::access_policy_ancestors(&mut statuses, &|ns, name| {
-        let Some(p) = by_name.get(&(ns, name)) else { return Vec::new() };
+        let Some(p) = by_name.get(&(ns, name)) else { return (Vec::new(), false) };
         let gateways: BTreeSet<(String, String)> = p.attached.iter().map(|&i| listeners[i].gateway.clone()).collect();
-        gateways.into_iter().collect()
+        // (After [`over_budget`], a part still `over` is one it refused.)
+        (gateways.into_iter().collect(), p.over.is_some())
     });
     // An invalid policy with no last valid version lets nobody in (an
     // empty allow list), rather than dropping its lists (fail open).

@@ -12,7 +12,8 @@
 //! Gateway). A route that is attached to none of realip's Gateways (missing,
 //! or its parents not realip's or not accepting it) keeps the route itself
 //! as the ancestor, with `Accepted: False, TargetNotFound` saying why:
-//! there is no Gateway on which the policy acts. Entries of several
+//! there is no Gateway on which the policy acts (for one refused for its
+//! namespace's route budget, the message says so). Entries of several
 //! targets on one Gateway merge: `Accepted: True` when one of them is
 //! attached (the message names which, and why the others are not), else
 //! the first target's failure.
@@ -23,15 +24,17 @@ use super::{Cond, ObjectStatus, RefStatus, Status, GATEWAY_GROUP};
 use crate::gateway::types::ParentReference;
 
 /// The Gateways (namespace, name) an HTTPRoute (namespace, name) is
-/// attached to.
-type GatewaysOf<'f> = &'f dyn Fn(&str, &str) -> Vec<(String, String)>;
+/// attached to, and whether it is refused for its namespace's route budget
+/// (`--kubernetes-max-routes-per-namespace`).
+type GatewaysOf<'f> = &'f dyn Fn(&str, &str) -> (Vec<(String, String)>, bool);
 
 /// At most this many ancestors (the CRDs' `maxItems`).
 const MAX_ANCESTORS: usize = 16;
 
 /// Rewrites the ancestors of every ClientAccessPolicy in `statuses`;
 /// `gateways_of(ns, name)` gives the Gateways (namespace, name) the
-/// HTTPRoute is attached to.
+/// HTTPRoute is attached to, and whether it is refused for its
+/// namespace's route budget.
 pub(super) fn access_policy_ancestors(statuses: &mut [Arc<ObjectStatus>], gateways_of: GatewaysOf<'_>) {
     for s in statuses.iter_mut().filter(|s| s.key.kind == "ClientAccessPolicy") {
         let Status::Policy { ancestors } = &s.status else { continue };
@@ -61,9 +64,20 @@ pub(super) fn access_policy_ancestors(statuses: &mut [Arc<ObjectStatus>], gatewa
                 add(r.clone(), target, cond);
                 continue;
             }
-            let gateways = gateways_of(&ns, &r.name);
+            let (gateways, over_budget) = gateways_of(&ns, &r.name);
             if gateways.is_empty() {
-                let cond = if cond.status || cond.reason == "Conflicted" {
+                let cond = if (cond.status || cond.reason == "Conflicted") && over_budget {
+                    Cond::new(
+                        "Accepted",
+                        false,
+                        "TargetNotFound",
+                        format!(
+                            "{target} exists but is not served: with the older HTTPRoutes of namespace {ns} it \
+                             passes the routes one namespace may have in realip \
+                             (--kubernetes-max-routes-per-namespace; see its status.parents): the policy acts nowhere"
+                        ),
+                    )
+                } else if cond.status || cond.reason == "Conflicted" {
                     Cond::new(
                         "Accepted",
                         false,

@@ -1,0 +1,435 @@
+//! What refused routes and listener checks cost (review 18 B1r, L1, L6,
+//! L10), counted in work done, and that the shortcuts change no result.
+
+use super::super::objects::Objects;
+use super::super::translate::{translate, translate_with, RouteCache, Translation, CONFLICT_CHECKS, FORCE_LINEAR};
+use super::{ip_policy, object, status, BASE};
+use crate::gateway::status::Status;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+const GW: &str = "gateway.networking.k8s.io/v1";
+
+/// A Gateway `name` in `infra` with `n` HTTP listeners on port 80, hostnames
+/// `h{i}.{domain}`, admitting routes from every namespace.
+fn gateway(uid: &str, version: u32, name: &str, n: usize, domain: &str) -> String {
+    let listeners: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                "  - {{name: l{i}, port: 80, protocol: HTTP, hostname: h{i}.{domain}, allowedRoutes: {{namespaces: {{from: All}}}}}}"
+            )
+        })
+        .collect();
+    object(
+        uid,
+        version,
+        GW,
+        "Gateway",
+        name,
+        "infra",
+        &format!("spec:\n  gatewayClassName: realip\n  listeners:\n{}", listeners.join("\n")),
+    )
+}
+
+/// An HTTPRoute in `web` named `name`, created at second `second`, on
+/// `parents` (Gateways in `infra`), with `matches` path matches.
+fn http_route(uid: &str, version: u32, name: &str, second: u32, parents: &[&str], matches: usize) -> String {
+    let parents: Vec<String> = parents.iter().map(|p| format!("{{name: {p}, namespace: infra}}")).collect();
+    let m: Vec<String> = (0..matches).map(|j| format!("{{path: {{type: PathPrefix, value: /m{j}}}}}")).collect();
+    object(uid, version, GW, "HTTPRoute", name, "web", &format!(
+        "spec:\n  parentRefs: [{}]\n  hostnames: ['*.example.com']\n  rules: [{{name: main, matches: [{}], backendRefs: [{{name: app, port: 80}}]}}]",
+        parents.join(", "),
+        m.join(", ")
+    ))
+    .replace("2026-01-01T00:00:00Z", &format!("2026-01-01T00:00:{second:02}Z"))
+}
+
+/// Translates `world` with `cache` and from scratch, checks they agree,
+/// and returns the result.
+fn both(world: &BTreeMap<String, String>, budget: Option<usize>, cache: &mut RouteCache) -> Translation {
+    let mut o = Objects::default();
+    o.add_yaml(&world.values().cloned().collect::<String>()).unwrap();
+    let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+    inp.max_routes_per_namespace = budget;
+    let cached = translate_with(&inp, cache);
+    assert_eq!(cached, translate(&inp));
+    cached
+}
+
+/// Review 18 B1r: HTTPRoutes refused for their namespace's budget are
+/// counted once, not at every change of a Gateway they do not depend on
+/// (another tenant's, or a status write that moves a `resourceVersion`):
+/// those changes translate the one served route again, not the refused
+/// ones. A change of a listener they name counts them again, and every
+/// result equals a translation from scratch.
+#[test]
+fn routes_refused_for_the_budget_are_not_counted_again_at_each_gateway_change() {
+    const REFUSED: usize = 30;
+    let mut world: BTreeMap<String, String> = BTreeMap::new();
+    let class =
+        object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}");
+    world.insert("class".into(), class);
+    world.insert("app".into(), object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80}]}"));
+    let names = ["g0", "g1", "g2", "g3"];
+    for (i, name) in names.iter().enumerate() {
+        world.insert((*name).into(), gateway(&format!("g{i}"), 1, name, 16, &format!("{name}.example.com")));
+    }
+    world.insert("other".into(), gateway("go", 1, "other", 16, "other.org"));
+    // The oldest: 16 routes (one Gateway's listeners × 1 match), served.
+    world.insert("a".into(), http_route("ra", 1, "a", 1, &["g0"], 1));
+    // Each 4 Gateways × 16 listeners × 2 matches = 128: past the budget.
+    for k in 0..REFUSED {
+        world.insert(format!("r{k:02}"), http_route(&format!("r{k}"), 1, &format!("r{k:02}"), 2, &names, 2));
+    }
+    let budget = Some(100);
+    let mut cache = RouteCache::default();
+    let t = both(&world, budget, &mut cache);
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
+    assert!(parents[0].conditions[0].message.contains("this one 128"), "{parents:?}");
+    assert_eq!(t.routes.routes.len(), 16);
+    let translated = |cache: &RouteCache, before: &mut usize| {
+        let n = cache.translated() - *before;
+        *before = cache.translated();
+        n
+    };
+    let mut seen = cache.translated();
+    // Another tenant's Gateway changes: only the served route again.
+    world.insert("other".into(), gateway("go", 2, "other", 17, "other.org"));
+    both(&world, budget, &mut cache);
+    assert_eq!(translated(&cache, &mut seen), 1, "another Gateway changed");
+    // A Gateway they name is written without a change of its listeners
+    // (a status write moves its resourceVersion).
+    world.insert("g1".into(), gateway("g1", 2, "g1", 16, "g1.example.com"));
+    both(&world, budget, &mut cache);
+    assert_eq!(translated(&cache, &mut seen), 1, "a status write");
+    // A listener they would attach to changes: all are counted again.
+    world.insert("g2".into(), gateway("g2", 2, "g2", 15, "g2.example.com"));
+    let t = both(&world, budget, &mut cache);
+    assert_eq!(translated(&cache, &mut seen), 1 + REFUSED, "a listener they name");
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
+    assert!(parents[0].conditions[0].message.contains("this one 126"), "{parents:?}");
+    // The budget grows past one of them: it is translated and served.
+    let t = both(&world, Some(16 + 126), &mut cache);
+    assert_eq!(t.routes.routes.len(), 16 + 126);
+}
+
+/// Review 18 L1: a ClientAccessPolicy on a named rule of an HTTPRoute
+/// refused for its namespace's budget gets one status whatever the order
+/// the routes come in, and it says why: the route exists but is not
+/// served.
+#[test]
+fn a_policy_on_a_rule_of_a_route_over_the_budget_says_so_in_any_order() {
+    let route = |name: &str, second: u32| {
+        format!(
+            "---\napiVersion: {GW}\nkind: HTTPRoute\nmetadata: {{name: {name}, namespace: web, creationTimestamp: '2026-01-01T00:00:{second:02}Z'}}\nspec:\n  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  rules: [{{name: admin, backendRefs: [{{name: app, port: 80}}]}}]\n"
+        )
+    };
+    let policy = "---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: p, namespace: web}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: new, sectionName: admin}]\n  allow: [198.51.100.0/24]\n";
+    let run = |routes: String| {
+        let mut o = Objects::default();
+        o.add_yaml(BASE).unwrap();
+        o.add_yaml(&format!("{routes}{policy}")).unwrap();
+        let mut inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+        inp.max_routes_per_namespace = Some(1);
+        translate(&inp)
+    };
+    let old_first = run(format!("{}{}", route("old", 1), route("new", 2)));
+    let new_first = run(format!("{}{}", route("new", 2), route("old", 1)));
+    let of = |t: &Translation| status(t, "ClientAccessPolicy", Some("web"), "p").clone();
+    assert_eq!(of(&old_first), of(&new_first));
+    let Status::Policy { ancestors } = &of(&old_first).status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "TargetNotFound"));
+    assert!(c.message.contains("exists but is not served") && c.message.contains("max-routes-per-namespace"), "{c:?}");
+}
+
+/// The class's Gateways and ListenerSets for the listener tests: `sets`
+/// ListenerSets of `per_set` listeners each on Gateway `gw` (port 80,
+/// distinct hostnames), one listener of another Gateway whose wildcard
+/// overlaps one of them, and one repeating a hostname.
+fn many_listeners(sets: usize, per_set: usize) -> String {
+    let mut out = String::from(
+        "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: big, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: All}}\n  listeners: [{name: main, port: 80, protocol: HTTP, hostname: main.example.com}]\n",
+    );
+    for s in 0..sets {
+        let listeners: Vec<String> = (0..per_set)
+            .map(|i| format!("{{name: l{i}, port: 80, protocol: HTTP, hostname: h{i}.s{s}.example.com}}"))
+            .collect();
+        write!(
+            out,
+            "---\napiVersion: {GW}\nkind: ListenerSet\nmetadata: {{name: s{s}, namespace: team, creationTimestamp: '2026-01-01T00:00:01Z'}}\nspec:\n  parentRef: {{name: big, namespace: infra, kind: Gateway, group: gateway.networking.k8s.io}}\n  listeners: [{}]\n",
+            listeners.join(", ")
+        )
+        .unwrap();
+    }
+    write!(
+        out,
+        "---\napiVersion: {GW}\nkind: Gateway\nmetadata: {{name: late, namespace: infra, creationTimestamp: '2026-01-02T00:00:00Z'}}\nspec:\n  gatewayClassName: realip\n  listeners: [{{name: wild, port: 80, protocol: HTTP, hostname: '*.s0.example.com'}}, {{name: again, port: 80, protocol: HTTP, hostname: main.example.com}}, {{name: free, port: 80, protocol: HTTP, hostname: free.example.org}}]\n"
+    )
+    .unwrap();
+    out
+}
+
+fn listener_conflict(t: &Translation, kind: &str, ns: &str, name: &str, listener: &str) -> (bool, &'static str) {
+    let Status::Gateway { listeners, .. } = &status(t, kind, Some(ns), name).status else { panic!() };
+    let l = listeners.iter().find(|l| l.name == listener).unwrap();
+    let c = l.conditions.iter().find(|c| c.kind == "Conflicted").unwrap();
+    (c.status, c.reason)
+}
+
+/// Review 18 L6/L10: each new listener is compared with a few older ones
+/// on its port, not with all of them, for the hostname and protocol
+/// conflicts and for the client-IP chain conflicts: 20 ListenerSets of 32
+/// listeners on one port (641 listeners) compare fewer than 8 pairs per
+/// listener (every pair would be 200,000); the conflicts are the same as
+/// comparing every pair.
+#[test]
+fn listener_conflicts_compare_a_few_listeners_not_every_pair() {
+    let world = format!(
+        "{BASE}---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: team}}\n---\n{}",
+        many_listeners(20, 32)
+    );
+    let mut o = Objects::default();
+    o.add_yaml(&world).unwrap();
+    let inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+    CONFLICT_CHECKS.with(|c| c.set(0));
+    let t = translate(&inp);
+    let checks = CONFLICT_CHECKS.with(std::cell::Cell::get);
+    assert!(checks < 8 * 644, "{checks} pairs compared");
+    FORCE_LINEAR.with(|f| f.set(true));
+    let every_pair = translate(&inp);
+    FORCE_LINEAR.with(|f| f.set(false));
+    assert_eq!(t, every_pair);
+    assert_eq!(listener_conflict(&t, "Gateway", "infra", "late", "wild"), (true, "HostnameConflict"));
+    assert_eq!(listener_conflict(&t, "Gateway", "infra", "late", "again"), (true, "HostnameConflict"));
+    assert_eq!(listener_conflict(&t, "Gateway", "infra", "late", "free"), (false, "NoConflicts"));
+    assert_eq!(listener_conflict(&t, "ListenerSet", "team", "s7", "l3"), (false, "NoConflicts"));
+}
+
+/// The listener conflict index finds the same conflicts as comparing every
+/// pair, on generated listeners: hostnames exact, wildcard, none or an odd
+/// wildcard, two protocols, three Gateways, two ports.
+#[test]
+fn listener_conflicts_are_those_of_comparing_every_pair_on_generated_listeners() {
+    let hosts = ["a.x.io", "b.x.io", "*.x.io", "*.b.x.io", "c.b.x.io", "*.io", "x.io", "*x.io", "", "a.y.io"];
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        usize::try_from(seed % n as u64).unwrap()
+    };
+    for round in 0..40 {
+        let mut world = BASE.to_owned();
+        for g in 0..3 {
+            let listeners: Vec<String> = (0..12)
+                .map(|i| {
+                    let h = hosts[next(hosts.len())];
+                    let host = if h.is_empty() { String::new() } else { format!(", hostname: '{h}'") };
+                    let proto = if next(6) == 0 { "HTTPS, tls: {certificateRefs: [{name: none}]}" } else { "HTTP" };
+                    format!("{{name: l{i}, port: {}, protocol: {proto}{host}}}", 80 + next(2))
+                })
+                .collect();
+            write!(
+                world,
+                "---\napiVersion: {GW}\nkind: Gateway\nmetadata: {{name: g{g}, namespace: infra, creationTimestamp: '2026-01-01T00:00:0{}Z'}}\nspec:\n  gatewayClassName: realip\n  listeners: [{}]\n",
+                next(3),
+                listeners.join(", ")
+            )
+            .unwrap();
+        }
+        // Client-IP chains: Gateways with different ones conflict on a port.
+        for g in 0..3 {
+            if next(2) == 0 {
+                let p = ip_policy(&format!("p{g}"), "2026-01-01T00:00:00Z", &format!("10.{g}.0.0/16"));
+                write!(world, "---\n{}", p.replace("name: gw}", &format!("name: g{g}}}"))).unwrap();
+            }
+        }
+        let mut o = Objects::default();
+        o.add_yaml(&world).unwrap();
+        let inp = o.inputs("realip", &["198.51.100.1".to_owned()]);
+        let t = translate(&inp);
+        FORCE_LINEAR.with(|f| f.set(true));
+        let every_pair = translate(&inp);
+        FORCE_LINEAR.with(|f| f.set(false));
+        assert_eq!(t, every_pair, "round {round}");
+    }
+}
+
+/// A small xorshift generator for the randomised tests.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        usize::try_from(self.0 % n as u64).unwrap()
+    }
+
+    fn pick<'a>(&mut self, list: &[&'a str]) -> &'a str {
+        list[self.below(list.len())]
+    }
+}
+
+/// The cache (parts kept while their context is the same, and parts
+/// attached nowhere kept across context changes while their view is the
+/// same) changes nothing but speed: through random changes of routes,
+/// Gateways (of their listeners, or of their `resourceVersion` only),
+/// a ListenerSet, policies and a Service, with a budget that refuses some
+/// routes, a translation with the cache equals one from scratch (8 seeds ×
+/// 60 steps).
+#[test]
+#[allow(clippy::too_many_lines)] // one world, then its random changes
+fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
+    const HOSTS: [&str; 6] = ["a.example.com", "*.example.com", "b.example.com", "*.b.example.com", "", "c.other.org"];
+    const ROUTE_HOSTS: [&str; 5] = ["'*.example.com'", "a.example.com", "x.b.example.com", "c.other.org", ""];
+    const PARENTS: [&str; 5] = [
+        "{name: ga, namespace: infra}",
+        "{name: gb, namespace: infra}",
+        "{name: ls, namespace: team, kind: ListenerSet}",
+        "{name: ga, namespace: infra, sectionName: l1}",
+        "{name: missing, namespace: infra}",
+    ];
+    let mut version = 1u32;
+    let mut bump = || {
+        version += 1;
+        version
+    };
+    let mut carried = 0;
+    for seed in 1..=8u64 {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed.wrapping_mul(0x2545_f491_4f6c_dd1d));
+        let listeners = |rng: &mut Rng, n: usize| -> String {
+            let list: Vec<String> = (0..n)
+                .map(|i| {
+                    let h = rng.pick(&HOSTS);
+                    let host = if h.is_empty() { String::new() } else { format!(", hostname: '{h}'") };
+                    format!(
+                        "{{name: l{i}, port: 80, protocol: HTTP{host}, allowedRoutes: {{namespaces: {{from: All}}}}}}"
+                    )
+                })
+                .collect();
+            format!("[{}]", list.join(", "))
+        };
+        let gateway = |rng: &mut Rng, uid: &str, v: u32, name: &str| {
+            let n = 1 + rng.below(4);
+            object(
+                uid,
+                v,
+                GW,
+                "Gateway",
+                name,
+                "infra",
+                &format!(
+                "spec:\n  gatewayClassName: realip\n  allowedListeners: {{namespaces: {{from: All}}}}\n  listeners: {}",
+                listeners(rng, n)
+            ),
+            )
+        };
+        let listener_set = |rng: &mut Rng, v: u32| {
+            let n = 1 + rng.below(3);
+            object("ls", v, GW, "ListenerSet", "ls", "team", &format!(
+                "spec:\n  parentRef: {{name: ga, namespace: infra, kind: Gateway, group: gateway.networking.k8s.io}}\n  listeners: {}",
+                listeners(rng, n).replace("port: 80", "port: 8080")
+            ))
+        };
+        let http_route = |rng: &mut Rng, k: usize, v: u32| {
+            let parents: Vec<&str> = (0..=rng.below(3)).map(|_| rng.pick(&PARENTS)).collect();
+            let host = rng.pick(&ROUTE_HOSTS);
+            let hosts = if host.is_empty() { "[]".to_owned() } else { format!("[{host}]") };
+            let m: Vec<String> = (0..=rng.below(3)).map(|j| format!("{{path: {{value: /m{j}}}}}")).collect();
+            let ns = if k % 3 == 0 { "team" } else { "web" };
+            object(&format!("r{k}"), v, GW, "HTTPRoute", &format!("r{k}"), ns, &format!(
+                "spec:\n  parentRefs: [{}]\n  hostnames: {hosts}\n  rules: [{{name: main, matches: [{}], backendRefs: [{{name: app, namespace: web, port: 80}}]}}]",
+                parents.join(", "),
+                m.join(", ")
+            ))
+            .replace("2026-01-01T00:00:00Z", &format!("2026-01-01T00:00:{:02}Z", rng.below(60)))
+        };
+        let mut world: BTreeMap<String, String> = BTreeMap::new();
+        let class =
+            object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}");
+        world.insert("class".into(), class);
+        world.insert("app".into(), object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80}]}"));
+        world.insert(
+            "grant".into(),
+            object("rg", 1, "gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "team", "web",
+                "spec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team}]\n  to: [{group: '', kind: Service}]"),
+        );
+        for (key, uid) in [("ga", "ga"), ("gb", "gb"), ("gz", "gz")] {
+            world.insert(key.into(), gateway(&mut rng, uid, 1, key));
+        }
+        world.insert("ls".into(), listener_set(&mut rng, 1));
+        for k in 0..10 {
+            world.insert(format!("r{k}"), http_route(&mut rng, k, 1));
+        }
+        let mut cache = RouteCache::default();
+        let budget = Some(6);
+        both(&world, budget, &mut cache);
+        for step in 0..60 {
+            match rng.below(9) {
+                0 | 1 => {
+                    let k = rng.below(12);
+                    let v = bump();
+                    world.insert(format!("r{k}"), http_route(&mut rng, k, v));
+                }
+                2 => {
+                    world.remove(&format!("r{}", rng.below(12)));
+                }
+                3 => {
+                    let key = rng.pick(&["ga", "gb", "gz"]);
+                    let v = bump();
+                    world.insert(key.into(), gateway(&mut rng, key, v, key));
+                }
+                4 => {
+                    // Only the resourceVersion moves (a status write).
+                    let key = rng.pick(&["ga", "gb", "gz", "ls"]);
+                    if let Some(text) = world.get(key).cloned() {
+                        let at = text.find("resourceVersion: '").unwrap() + "resourceVersion: '".len();
+                        let end = at + text[at..].find('\'').unwrap();
+                        let text = format!("{}{}{}", &text[..at], bump(), &text[end..]);
+                        world.insert(key.into(), text);
+                    }
+                }
+                5 => {
+                    if world.remove("ls").is_none() || rng.below(2) == 0 {
+                        let v = bump();
+                        world.insert("ls".into(), listener_set(&mut rng, v));
+                    }
+                }
+                6 => {
+                    if world.remove("ippolicy").is_none() {
+                        let p = ip_policy("p", "2026-01-01T00:00:00Z", "10.0.0.0/8").replace("name: gw}", "name: gb}");
+                        let p =
+                            p.replace("metadata: {", &format!("metadata: {{uid: ip, resourceVersion: '{}', ", bump()));
+                        world.insert("ippolicy".into(), p);
+                    }
+                }
+                7 => {
+                    if world.remove("access").is_none() {
+                        let target = format!("r{}", 1 + 3 * rng.below(3));
+                        world.insert(
+                            "access".into(),
+                            object("ap", bump(), "realip.dev/v1alpha1", "ClientAccessPolicy", "ap", "web", &format!(
+                                "spec:\n  targetRefs: [{{group: gateway.networking.k8s.io, kind: HTTPRoute, name: {target}, sectionName: main}}]\n  allow: [198.51.100.0/24]"
+                            )),
+                        );
+                    }
+                }
+                _ => {
+                    let port = 80 + rng.below(2);
+                    let v = bump();
+                    world.insert(
+                        "app".into(),
+                        object("s1", v, "v1", "Service", "app", "web", &format!("spec: {{ports: [{{port: {port}}}]}}")),
+                    );
+                }
+            }
+            let t = both(&world, budget, &mut cache);
+            assert!(!t.statuses.is_empty(), "seed {seed} step {step}");
+        }
+        // (The steps did keep parts across context changes.)
+        carried += cache.carried();
+    }
+    assert!(carried > 20, "{carried}");
+}
