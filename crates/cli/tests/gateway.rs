@@ -2883,7 +2883,8 @@ fn status_says_when_a_global_rate_limit_has_no_store() {
         &target,
         &json!({"rateLimit": {"perSecond": 10, "scope": "Global"}}),
     ));
-    until_status(&p, addrs[0], "g.example.com", "/", 404);
+    // Not served, but its place is held: answered 500 (review 19 HIGH-1).
+    until_status(&p, addrs[0], "g.example.com", "/", 500);
     let route = until(&api, "HTTPRoute", "web", "glob", "route not accepted", |o| {
         cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "False"
     });
@@ -2908,6 +2909,83 @@ fn status_says_when_a_global_rate_limit_has_no_store() {
     until(&api, "HTTPRoute", "web", "glob", "route accepted again", |o| {
         cond(&o["status"]["parents"][0]["conditions"], "Accepted")["status"] == "True"
     });
+}
+
+/// Review 19 HIGH-1: a rule whose ClientAccessPolicy has a `scope:
+/// Global` rate limit on a proxy without `[rate_limit_store]` is not
+/// served, but it is not left out either: it answers 500, so its requests
+/// never fall through to the route's catch-all rule (which has no allow
+/// list) — whether the policy is Global from the start (E1) or edited
+/// from Local to Global (E1b). Status says so: the policy is `Accepted:
+/// False` naming the missing store.
+#[test]
+fn a_rule_whose_global_rate_limit_has_no_store_fails_closed() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_a, pa) = echo_pod("admin", 2);
+    let (_o, po) = echo_pod("open", 3);
+    service(&api, "adminsvc", 2, pa);
+    service(&api, "opensvc", 3, po);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    http_route(
+        &api,
+        "site",
+        &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["a.example.com"], "rules": [
+            {"name": "admin", "matches": [{"path": {"type": "PathPrefix", "value": "/admin"}}],
+                "backendRefs": [{"name": "adminsvc", "port": 80}]},
+            {"backendRefs": [{"name": "opensvc", "port": 80}]}]}),
+    );
+    let target =
+        json!({"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "name": "site", "sectionName": "admin"});
+    let admins = |scope: &str| {
+        policy(
+            "ClientAccessPolicy",
+            "admins",
+            &target,
+            &json!({"allow": ["198.51.100.0/24"], "rateLimit": {"perSecond": 5, "scope": scope}}),
+        )
+    };
+    api.apply(admins("Global"));
+    let toml = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n\n\
+                [client_ip]\ntrusted = [\"127.0.0.0/8\"]\n";
+    let (p, addrs, _dir) = proxy_file(&api, "r19h1", toml, &["web"]);
+    let addr = addrs[0];
+    let until_answer = |path: &str, client: &str, want: (u16, &str)| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = answered_by(addr, "a.example.com", path, client);
+            if (got.0, got.1.as_str()) == want {
+                return;
+            }
+            if Instant::now() >= deadline {
+                let log: Vec<String> = p.stderr.try_iter().collect();
+                panic!("{path} from {client}: {got:?}, want {want:?}; proxy log:\n{}", log.join("\n"));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    // E1: Global from the start. The catch-all serves; the admin rule
+    // answers 500 to everyone, never the open backend.
+    until_answer("/", "203.0.113.5", (200, "open"));
+    for client in ["203.0.113.5", "198.51.100.7"] {
+        assert_eq!(answered_by(addr, "a.example.com", "/admin/secret", client).0, 500, "{client}");
+    }
+    let pol = until(&api, "ClientAccessPolicy", "web", "admins", "policy not accepted", |o| {
+        cond(&o["status"]["ancestors"][0]["conditions"], "Accepted")["status"] == "False"
+    });
+    let a = cond(&pol["status"]["ancestors"][0]["conditions"], "Accepted");
+    assert_eq!(a["reason"], "Invalid", "{a}");
+    assert!(a["message"].as_str().unwrap().contains("rate_limit_store"), "{a}");
+    // Local: the allow list is enforced.
+    api.apply(admins("Local"));
+    until_answer("/admin/x", "203.0.113.5", (403, ""));
+    assert_eq!(answered_by(addr, "a.example.com", "/admin/x", "198.51.100.7").1, "admin");
+    // E1b: edited back to Global (CRD-valid): 500, never the open rule.
+    api.apply(admins("Global"));
+    until_answer("/admin/x", "198.51.100.7", (500, ""));
+    let got = answered_by(addr, "a.example.com", "/admin/x", "203.0.113.5");
+    assert_eq!((got.0, got.1.as_str()), (500, ""), "the allow list is never lifted");
+    until_answer("/", "203.0.113.5", (200, "open"));
 }
 
 /// Waits (bounded) until `GET host path` with `X-Forwarded-For: client` on

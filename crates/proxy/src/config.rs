@@ -1224,8 +1224,10 @@ pub(crate) fn route_errors<S: std::hash::BuildHasher>(
         checked.entry(at).or_insert_with(|| TrustedProxies::parse(&list[..]).err().map(|e| e.to_string())).clone()
     };
     // A Gateway route whose backends all failed to resolve (or that
-    // only redirects) names no upstream: it answers by itself.
-    let answers_itself = r.gateway.is_some() && r.upstream.is_empty();
+    // only redirects), or a Kubernetes route that answers 500 in the place
+    // of one that must fail closed (`backends` is never from the file),
+    // names no upstream: it answers by itself.
+    let answers_itself = (r.gateway.is_some() || !r.backends.is_empty()) && r.upstream.is_empty();
     if !answers_itself && !upstreams.contains(r.upstream.as_str()) {
         push(".upstream".into(), format!("no [[upstream]] named `{}`", r.upstream));
     }

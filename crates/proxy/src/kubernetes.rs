@@ -19,7 +19,10 @@
 //! Invariants:
 //! - the conversion is typed end to end (no detour through JSON): every
 //!   route of the set is either served or reported as an [`Unserved`]
-//!   with the reason, never dropped in silence; a part of a route that is
+//!   with the reason, never dropped in silence; a route whose access
+//!   policy cannot be applied is reported and holds its place answering
+//!   500 ([`fail_closed`]), so its requests never fall through to another
+//!   rule or route without its allow list; a part of a route that is
 //!   not applied (a header edit of a client-IP header) is reported as a
 //!   [`Warning`];
 //! - a route is never served with another client-IP chain than its
@@ -88,7 +91,10 @@ pub enum Unserved {
         file: String,
     },
     /// A `scope: Global` rate limit while the file has no
-    /// `[rate_limit_store]`: served locally it would be N× too loose.
+    /// `[rate_limit_store]`: served locally it would be N× too loose. The
+    /// route is not served, but holds its place answering 500, so its
+    /// requests never fall through to another rule or route (one without
+    /// its allow list).
     NoRateLimitStore,
     /// A second route for the same host and path: the first one serves.
     Shadowed(String),
@@ -133,7 +139,9 @@ impl fmt::Display for Unserved {
                  are always resolved with the file's chain (a ClientIPPolicy never changes their clients): serve \
                  this Gateway listener from a proxy without Ingress or file routes, or use the file's chain"
             ),
-            Unserved::NoRateLimitStore => f.write_str("scope Global needs [rate_limit_store] in the file"),
+            Unserved::NoRateLimitStore => {
+                f.write_str("scope Global needs [rate_limit_store] in the file: its requests are answered 500")
+            }
             Unserved::Shadowed(by) => write!(f, "same host and path as `{by}`, which serves"),
             Unserved::HostOwned { host, by } => write!(
                 f,
@@ -569,8 +577,10 @@ fn ingress_only(r: &Route, ctx: &Ctx<'_>) -> Result<Vec<String>, Unserved> {
 }
 
 /// `r` as a file route and what of it is left out, or why it cannot be
-/// one. (Its precedence is its position: routes keep the set's order.)
-fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserved> {
+/// one — with, for a route whose access policy cannot be applied, the
+/// stand-in that holds its place answering 500 ([`fail_closed`]). (Its
+/// precedence is its position: routes keep the set's order.)
+fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), (Unserved, Option<RouteConfig>)> {
     let (prefix, exact) = match &r.path {
         PathMatch::Prefix(p) => (p.clone(), None),
         PathMatch::Exact(p) => (p.clone(), Some(true)),
@@ -585,14 +595,17 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         && single;
     let mut listener_ports = Vec::new();
     let mut warnings = Vec::new();
-    let only_listeners = ingress_only(r, ctx)?;
+    let only_listeners = ingress_only(r, ctx).map_err(|why| (why, None))?;
+    let access = r.access.as_deref();
+    let limits = access.into_iter().flat_map(|a| a.rate_limit.iter().chain(&a.gateway_rate_limit));
+    let no_store = limits.clone().any(|rl| rl.global) && !ctx.store;
     let gateway = if r.listeners.is_empty() && plain {
         None
     } else {
         let listeners = if r.listeners.is_empty() {
             ctx.ingress.clone().unwrap_or_else(|| ctx.file.iter().map(|l| l.name.clone()).collect())
         } else {
-            listener_ports = file_listeners(&r.listeners, ctx, &mut warnings)?;
+            listener_ports = file_listeners(&r.listeners, ctx, &mut warnings).map_err(|why| (why, None))?;
             listener_ports.iter().map(|(l, _)| l.clone()).collect()
         };
         // Shared with the set's route (and the other routes of its rule).
@@ -622,7 +635,6 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         let first = r.backends.iter().find(|b| b.weight > 0).and_then(|b| b.backend.as_ref()).map(k8s);
         (first.unwrap_or_default(), r.backends.iter().map(|b| (b.backend.as_ref().map(k8s), b.weight)).collect())
     };
-    let access = r.access.as_deref();
     // The lists once per policy (shared by the routes it covers).
     let (allow, deny) = match &r.access {
         None => (None, Arc::default()),
@@ -644,10 +656,6 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         ipv6_prefix: (!r.listeners.is_empty() && rl.ipv6_prefix_length != ctx.ipv6_prefix)
             .then_some(rl.ipv6_prefix_length),
     };
-    let limits = access.into_iter().flat_map(|a| a.rate_limit.iter().chain(&a.gateway_rate_limit));
-    if limits.clone().any(|rl| rl.global) && !ctx.store {
-        return Err(Unserved::NoRateLimitStore);
-    }
     let also_rate = access.and_then(|a| a.gateway_rate_limit.as_ref()).map(|rl| (rate(rl), rl.scope.clone()));
     let rate = access.and_then(|a| a.rate_limit.as_ref()).map(rate);
     let config = RouteConfig {
@@ -668,7 +676,34 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), Unserve
         listener_ports,
         only_listeners,
     };
+    if no_store {
+        return Err((Unserved::NoRateLimitStore, Some(fail_closed(config))));
+    }
     Ok((config, warnings))
+}
+
+/// `c`, a route whose access policy (or another part that decides who
+/// may reach its backends) cannot be applied, as a stand-in that answers
+/// 500 to every request it matches: left out, its requests would fall
+/// through to another rule or route — one without its allow list. It
+/// keeps its host, path, matches and listeners, and nothing else (it
+/// names no upstream and applies no list, rate or filter: it lets nobody
+/// through). An Ingress route stays one (no Gateway match): its weighted
+/// backend that did not resolve is what answers 500.
+fn fail_closed(c: RouteConfig) -> RouteConfig {
+    RouteConfig {
+        upstream: String::new(),
+        backends: vec![(None, 1)],
+        filters: Arc::default(),
+        allow: None,
+        deny: Arc::default(),
+        rate: None,
+        rate_scope: None,
+        also_rate: None,
+        max_body_bytes: None,
+        https_redirect: false,
+        ..c
+    }
 }
 
 /// A route's filters as the proxy serves them: without the header edits
@@ -773,8 +808,11 @@ struct ConvertKey {
 }
 
 /// A route converted: the file route and its warnings (or why it cannot
-/// be one), and what the per-route checks of `Config::validate` say of it.
-type Conversion = (Result<(Arc<RouteConfig>, Vec<String>), Unserved>, Vec<(String, String)>);
+/// be one, and the stand-in answering 500 in its place when it must fail
+/// closed: [`fail_closed`]), and what the per-route checks of
+/// `Config::validate` say of the one served.
+type Conversion =
+    (Result<(Arc<RouteConfig>, Vec<String>), (Unserved, Option<Arc<RouteConfig>>)>, Vec<(String, String)>);
 
 /// The conversions of the previous composition, kept by the reloader
 /// ([`compose_with`]): a route of the new set that is the very value
@@ -842,12 +880,12 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         }) {
             (old, c)
         } else {
-            let converted = route(r, &ctx).map(|(c, w)| (Arc::new(c), w));
+            let converted = route(r, &ctx).map(|(c, w)| (Arc::new(c), w)).map_err(|(why, c)| (why, c.map(Arc::new)));
             let errs = match &converted {
-                Ok((c, _)) => {
+                Ok((c, _)) | Err((_, Some(c))) => {
                     crate::config::route_errors(c, &pool_names, config.http.allow_backslash, &mut lists_checked)
                 }
-                Err(_) => Vec::new(),
+                Err((_, None)) => Vec::new(),
             };
             (Arc::clone(r), Arc::new((converted, errs)))
         };
@@ -862,8 +900,13 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
                     narrowed: None,
                 }));
             }
-            Err(reason) => {
+            Err((reason, closed)) => {
                 out.problems.push(Problem { route: r.name.clone(), origin: r.origin.clone(), reason: reason.clone() });
+                // Not served, but its place is held: it answers 500.
+                if let Some(c) = closed {
+                    out.routes.push(Arc::clone(c));
+                    out.errors.push(conversion.1.clone());
+                }
             }
         }
         memo.last.push(Some((route, conversion)));
@@ -984,7 +1027,16 @@ pub fn compose_with(
             let name = crate::config::route_name(&r);
             let why = errs.iter().map(|(k, m)| format!("{}: {m}", k.trim_start_matches('.'))).collect::<Vec<_>>();
             problems.push(Problem { origin: origin_of(&name), route: name, reason: Unserved::Invalid(why.join("; ")) });
-            continue;
+            // One with an access policy still holds its place, answering
+            // 500, when it can be placed (its host and path are fine):
+            // left out, its requests would fall through to another rule
+            // or route, one without its allow list.
+            let placed = errs.iter().all(|(k, _)| k != ".path_prefix" && k != ".host");
+            let guarded = r.allow.is_some() || !r.deny.is_empty() || r.rate.is_some() || r.also_rate.is_some();
+            if !(placed && guarded) {
+                continue;
+            }
+            r = Arc::new(fail_closed(Arc::unwrap_or_clone(r)));
         }
         if r.gateway.as_ref().is_some_and(|g| owners.to_ingress.is_empty() || !shared(g)) {
             config.routes.push(r);
@@ -1958,7 +2010,16 @@ mod tests {
         )
         .unwrap();
         let Converted { routes: served, problems, warnings, .. } = routes(&set, &config);
-        assert_eq!(served.len(), 2 + now_served.len());
+        // A Global limit without a store is not served, but holds its
+        // place answering 500 (review 19 HIGH-1): the set's order, after
+        // the served ones.
+        let closed = cases.iter().filter(|(_, u)| *u == Unserved::NoRateLimitStore).count();
+        assert_eq!(closed, 2);
+        assert_eq!(served.len(), 2 + now_served.len() + closed);
+        for r in &served[2 + now_served.len()..] {
+            assert!(r.upstream.is_empty() && r.backends == [(None, 1)] && r.rate.is_none(), "{r:?}");
+            assert!(r.also_rate.is_none() && r.allow.is_none(), "{r:?}");
+        }
         assert_eq!(served[0].name.as_deref(), Some(ok.name.as_str()));
         assert_eq!(
             served[0].rate,
@@ -2008,8 +2069,8 @@ mod tests {
     }
 
     /// A route the proxy cannot serve as written (a path not in normalized
-    /// form, a bad allow list from an annotation) is left out and reported
-    /// alone: the composed configuration stays valid, so every other
+    /// form, a bad allow list from an annotation) is reported alone, and
+    /// left out (the path) or answering 500 (the list): the composed configuration stays valid, so every other
     /// route keeps being served and updated.
     #[test]
     fn a_route_that_cannot_be_served_never_fails_the_others() {
@@ -2056,7 +2117,10 @@ mod tests {
         let (c, problems, _) = compose_checked(base, Some(&set));
         assert!(c.validate().is_empty(), "{:?}", c.validate());
         let served: Vec<&str> = c.routes.iter().filter_map(|r| r.name.as_deref()).collect();
-        assert_eq!(served, ["ingress/web/good/*/", "httproute/web/r/4/0"]);
+        // The bad allow list holds its place answering 500 (review 19
+        // HIGH-1: left out, its requests would fall to another route).
+        assert_eq!(served, ["ingress/web/good/*/", "ingress/web/bad-allow/*/b", "httproute/web/r/4/0"]);
+        assert!(c.routes[1].allow.is_none() && c.routes[1].backends == [(None, 1)], "{:?}", c.routes[1]);
         let got: Vec<(&str, &Unserved)> = problems.iter().map(|p| (p.route.as_str(), &p.reason)).collect();
         assert_eq!(got.len(), 5, "{got:?}");
         for (route, reason) in &got {
@@ -2579,9 +2643,71 @@ mod tests {
         };
         assert_eq!(c.routes[0].rate, Some(want));
         let (c, problems, _) = compose_checked(toml::from_str(listener).unwrap(), Some(&set));
-        assert!(c.routes.is_empty() && c.validate().is_empty());
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
         assert_eq!(problems[0].reason, Unserved::NoRateLimitStore);
-        assert_eq!(problems[0].reason.to_string(), "scope Global needs [rate_limit_store] in the file");
+        assert_eq!(
+            problems[0].reason.to_string(),
+            "scope Global needs [rate_limit_store] in the file: its requests are answered 500"
+        );
+        // Not served, but its place is held by a route answering 500
+        // (review 19 HIGH-1): its requests never fall to another route.
+        assert_answers_500(&c, "/");
+    }
+
+    /// `c` has exactly one route, at `path`, that answers 500 to everyone:
+    /// no upstream, one backend that did not resolve, no list, rate or
+    /// filter.
+    fn assert_answers_500(c: &Config, path: &str) {
+        assert_eq!(c.routes.len(), 1, "{:?}", c.routes);
+        let r = &c.routes[0];
+        assert_eq!(r.path_prefix, path);
+        assert!(r.upstream.is_empty() && r.backends == [(None, 1)], "{r:?}");
+        assert!(r.allow.is_none() && r.deny.is_empty() && r.rate.is_none() && r.also_rate.is_none(), "{r:?}");
+        assert!(r.filters.is_empty() && !r.https_redirect, "{r:?}");
+        // Compiled, it picks no pool: the request is answered 500.
+        let snap = crate::snapshot::Snapshot::build(c.clone()).unwrap();
+        assert!(snap.routes.all()[0].pick_pool().is_none());
+    }
+
+    /// Review 19 HIGH-1: a route with an access list or rate the proxy
+    /// cannot apply as written (the controller checks them too, so this
+    /// is the proxy's own guard) is reported `Invalid` and holds its place
+    /// answering 500; one whose path cannot be placed is left out.
+    #[test]
+    fn a_route_whose_access_lists_cannot_be_applied_fails_closed() {
+        let ingress = |path: &str, allow: Option<Vec<String>>| Desired {
+            routes: vec![IngressRoute {
+                ingress: "web/site".into(),
+                host: Some("a.example.com".into()),
+                path: path.into(),
+                backend: "web/app:80".into(),
+                allow,
+                deny: vec![],
+                rps: None,
+                burst: None,
+                rate_global: false,
+                max_body: None,
+                ssl_redirect: false,
+            }],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..Desired::default()
+        };
+        let listener = "[[listener]]\nname = \"web\"\nbind = \"127.0.0.1:0\"\n";
+        let d = ingress("/admin", Some(vec!["not-a-cidr".into()]));
+        let (c, problems, _) = compose_checked(toml::from_str(listener).unwrap(), Some(&RouteSet::from_ingress(&d)));
+        assert!(c.validate().is_empty(), "{:?}", c.validate());
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(matches!(&problems[0].reason, Unserved::Invalid(why) if why.contains("allow")), "{problems:?}");
+        assert_answers_500(&c, "/admin");
+        // A path that is not in normalized form never matches a request:
+        // nothing to hold, left out.
+        let d = ingress("/a/../admin", Some(vec!["not-a-cidr".into()]));
+        let (c, problems, _) = compose_checked(toml::from_str(listener).unwrap(), Some(&RouteSet::from_ingress(&d)));
+        assert!(c.routes.is_empty() && problems.len() == 1, "{:?} {problems:?}", c.routes);
+        // Without an access part, an invalid route is left out as before.
+        let d = ingress("/a/../admin", None);
+        let (c, _, _) = compose_checked(toml::from_str(listener).unwrap(), Some(&RouteSet::from_ingress(&d)));
+        assert!(c.routes.is_empty());
     }
 
     /// A file listener serving Gateway listeners with one ClientIPPolicy

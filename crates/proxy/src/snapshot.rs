@@ -372,7 +372,7 @@ impl Snapshot {
                 routes.push(Arc::clone(old));
                 continue;
             }
-            let upstream = if r.gateway.is_some() && r.upstream.is_empty() {
+            let upstream = if (r.gateway.is_some() || !r.backends.is_empty()) && r.upstream.is_empty() {
                 Some(&answers_itself)
             } else {
                 pools.get(&r.upstream)

@@ -26,7 +26,8 @@
 //!   True` (same reasons) names what is not served;
 //! - a ClientAccessPolicy the proxy cannot apply (a `scope: Global` rate
 //!   limit without `[rate_limit_store]`): `Accepted: False, Invalid` for
-//!   the Gateways (its ancestors) where that leaves routes unserved;
+//!   the Gateways (its ancestors) where that leaves routes unserved (they
+//!   answer 500 in their place, never falling to another rule);
 //! - an HTTPS listener whose hostname an Ingress serves on every bind
 //!   serving it, none of its routes serving it there (so its certificate
 //!   is never offered for it): `Conflicted: True, HostnameConflict`, the
