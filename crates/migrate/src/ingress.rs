@@ -1543,6 +1543,26 @@ pub fn plan<'a>(
             .collect();
         plan.tls.push((hosts, t.str_at(&["secretName"]).map(str::to_owned)));
     }
+    // With another --annotations-prefix, ingress-nginx's store reads none of
+    // the default prefix's annotations (its webhook refuses such an Ingress:
+    // lib.rs's webhook_refusal).
+    const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io/";
+    if prefix != DEFAULT_PREFIX {
+        for (k, v) in o.doc.at(&["metadata", "annotations"]).map(Node::entries).unwrap_or_default() {
+            if k.starts_with(DEFAULT_PREFIX) {
+                entries.push(Entry {
+                    object: o.id(),
+                    file: o.source.file.clone(),
+                    line: v.line,
+                    key: k.clone(),
+                    value: v.as_str().unwrap_or_default().to_owned(),
+                    status: Status::Ignored,
+                    to: String::new(),
+                    why: format!("the controller runs --annotations-prefix={}: ingress-nginx reads only {prefix}… annotations and ignores this one, so neither does the output", setup.prefix),
+                });
+            }
+        }
+    }
     report.entries.extend(entries);
     if fatal {
         plan.deny_all =

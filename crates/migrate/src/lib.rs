@@ -388,13 +388,27 @@ type Unsure = BTreeMap<String, (String, String, String, Doubt)>;
 /// for its admission webhook ([`setup::Webhook`]).
 fn refused_why(why: &str, webhook: &setup::Webhook) -> String {
     const STORE: &str = "ingress-nginx's store refuses to sync this version of the Ingress; a running controller keeps serving the last version of it that it accepted (if it ever accepted one) until it restarts, and after a restart serves nothing of it";
-    const APPLY: &str = "the admission webhook runs the same check and refuses this version at apply time, so the cluster keeps the Ingress's previous version (if any), which ingress-nginx serves, restart or not; this version exists in the cluster only if it was applied before the setting or controller version that refuses it (then a running controller keeps what it accepted before, and after a restart serves nothing of it)";
+    const APPLY: &str = "the admission webhook runs this check too (with more of its own) and refuses this version at apply time, so the cluster keeps the Ingress's previous version (if any), which ingress-nginx serves, restart or not; this version exists in the cluster only if it was applied before the setting or controller version that refuses it (then a running controller keeps what it accepted before, and after a restart serves nothing of it)";
     match webhook {
         setup::Webhook::On(how) => format!("{why}. Admission webhook on ({how}): {APPLY}"),
         setup::Webhook::Off(how) => format!("{why}. Admission webhook off ({how}): {STORE}"),
         setup::Webhook::Unknown(how) => format!(
             "{why}. Whether ingress-nginx's admission webhook checks Ingresses is not known ({how}). With it off, {STORE}. With it on (the Helm chart's default), {APPLY}"
         ),
+    }
+}
+
+/// What an Ingress that only ingress-nginx's admission webhook refuses
+/// ([`webhook_refusal`], `why` says what failed) means, in the world the input
+/// shows for the webhook; `None` when it is off (the store serves it).
+fn webhook_why(why: &str, webhook: &setup::Webhook) -> Option<String> {
+    const APPLY: &str = "it refuses this version at apply time, so the cluster keeps the Ingress's previous version (if any), which ingress-nginx serves, restart or not; this version is in the cluster only if it was applied before the webhook, the setting or the controller version that refuses it, and then ingress-nginx serves it as its store reads it";
+    match webhook {
+        setup::Webhook::On(how) => Some(format!("{why}. Admission webhook on ({how}): {APPLY}")),
+        setup::Webhook::Off(_) => None,
+        setup::Webhook::Unknown(how) => Some(format!(
+            "{why}. Whether ingress-nginx's admission webhook checks Ingresses is not known ({how}). With it on (the Helm chart's default), {APPLY}. With it off, ingress-nginx serves this version as its store reads it"
+        )),
     }
 }
 
@@ -462,23 +476,36 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
     }
     let mut unsure = Unsure::new();
     let webhook = setup::admission_webhook(objects, setup);
-    ours.retain(|ing| match watched(ing, objects, setup) {
-        drops::Verdict::Served => true,
-        drops::Verdict::Skip(why) => {
-            report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
-            false
+    ours.retain(|ing| {
+        let verdict = watched(ing, objects, setup);
+        // What the store refuses, the webhook refuses too; what only the
+        // webhook refuses is in the cluster only if applied before it.
+        if matches!(verdict, drops::Verdict::Served | drops::Verdict::Unsure { .. } | drops::Verdict::Denied { .. }) {
+            if let Some((key, value, why)) = webhook_refusal(ing, setup) {
+                if let Some(why) = webhook_why(&why, &webhook) {
+                    unsure.insert(ing.id(), (key, value, why, Doubt::Refused));
+                    return true;
+                }
+            }
         }
-        drops::Verdict::Unsure { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, why, Doubt::Dropped));
-            true
-        }
-        drops::Verdict::Denied { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, why, Doubt::Denied));
-            true
-        }
-        drops::Verdict::Refused { key, value, why } => {
-            unsure.insert(ing.id(), (key, value, refused_why(&why, &webhook), Doubt::Refused));
-            true
+        match verdict {
+            drops::Verdict::Served => true,
+            drops::Verdict::Skip(why) => {
+                report.notes.push(format!("{} ({}:{}): {why}, skipped", ing.id(), ing.source.file, ing.source.line));
+                false
+            }
+            drops::Verdict::Unsure { key, value, why } => {
+                unsure.insert(ing.id(), (key, value, why, Doubt::Dropped));
+                true
+            }
+            drops::Verdict::Denied { key, value, why } => {
+                unsure.insert(ing.id(), (key, value, why, Doubt::Denied));
+                true
+            }
+            drops::Verdict::Refused { key, value, why } => {
+                unsure.insert(ing.id(), (key, value, refused_why(&why, &webhook), Doubt::Refused));
+                true
+            }
         }
     });
     // Only the Ingresses that are still in: the others are skipped whatever their class.
@@ -527,6 +554,105 @@ fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, Strin
         let v = v.as_str()?;
         words.iter().find(|w| v.contains(**w)).map(|w| (k.clone(), (*w).to_owned()))
     })
+}
+
+/// Whether ingress-nginx's `strict-validate-path-type` is (or may be) on:
+/// why, or `None` when it is off. The ConfigMap key is read as Go's
+/// `ParseBool`; its default is false before v1.12 and true from v1.12.
+fn strict_path_type(setup: &setup::Setup<'_>) -> Option<String> {
+    let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "strict-validate-path-type"]));
+    match set.map(|v| (v, ingress::go_bool(v))) {
+        Some((_, Some(true))) => Some("the ConfigMap sets strict-validate-path-type to true".into()),
+        Some((_, Some(false))) => None,
+        Some((v, None)) => Some(format!(
+            "the ConfigMap's strict-validate-path-type `{v}` is not a Go boolean, so whether the check is on is not known"
+        )),
+        None => match setup::controller_version(setup) {
+            Some(v) if v < (1, 12) => None,
+            Some((major, minor)) => {
+                Some(format!("strict-validate-path-type is on by default since v1.12 (the controller runs v{major}.{minor})"))
+            }
+            None => Some(
+                "strict-validate-path-type is on by default since v1.12 and the controller's version is not known".into(),
+            ),
+        },
+    }
+}
+
+/// Whether ingress-nginx's admission webhook passes `path` of pathType
+/// `Exact` or `Prefix` under `strict-validate-path-type`: its
+/// `inspector.ValidatePathType` regex `(?i)^/[[:alnum:]._\-/]*$`.
+fn strict_path_ok(path: &str) -> bool {
+    path.strip_prefix('/')
+        .is_some_and(|rest| rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '/')))
+}
+
+/// A check that ingress-nginx's admission webhook (`CheckIngress`) runs at
+/// apply time and its store does not: the key (under the prefix, stripped
+/// of it; else the whole key), value and why of the first that refuses
+/// `ing`, `None` when none does. The webhook also runs deep inspection, the
+/// annotation extractor (risk and validation) and the store's word
+/// blocklist (its words trimmed, so it refuses whatever the store's refuses
+/// and more); those are [`watched`]'s. Checked here, in `CheckIngress`'s
+/// order (its annotations in key order): `strict-validate-path-type` on a
+/// path of pathType `Exact` or `Prefix`; an annotation under the default
+/// prefix when `--annotations-prefix` is another; the blocklist with each
+/// word trimmed; any annotation key ending in `-snippet` when snippet
+/// annotations are not allowed ([`setup::snippet_annotations_dropped`]).
+fn webhook_refusal(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, String, String)> {
+    if let Some(on) = strict_path_type(setup) {
+        for rule in ing.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default() {
+            for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
+                let path = p.str_at(&["path"]).unwrap_or_default();
+                let kind = p.str_at(&["pathType"]).unwrap_or("<nil>");
+                if path.is_empty() || kind == "ImplementationSpecific" || strict_path_ok(path) {
+                    continue;
+                }
+                return Some((
+                    "pathType".into(),
+                    format!("{kind} {path}"),
+                    format!(
+                        "path `{path}` of pathType {kind} has a character other than letters, digits, `.`, `_`, `-` and `/`, which strict-validate-path-type refuses ({on}); ingress-nginx's store serves it, but its admission webhook refuses the Ingress (\"ingress contains invalid paths\")"
+                    ),
+                ));
+            }
+        }
+    }
+    const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
+    let prefix = format!("{}/", setup.prefix);
+    let words: Vec<&str> = setup
+        .configmap
+        .and_then(|c| c.doc.str_at(&["data", "annotation-value-word-blocklist"]))
+        .filter(|l| !l.is_empty())
+        .map(|l| l.trim().split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    let snippets_off = setup::snippet_annotations_dropped(setup);
+    let anns = ing.doc.at(&["metadata", "annotations"])?;
+    let mut anns: Vec<(&String, &str)> =
+        anns.entries().iter().map(|(k, v)| (k, v.as_str().unwrap_or_default())).collect();
+    anns.sort_by_key(|(k, _)| k.as_str());
+    let short = |k: &str| k.strip_prefix(&prefix).unwrap_or(k).to_owned();
+    for (k, v) in anns {
+        if setup.prefix != DEFAULT_PREFIX && k.starts_with(&format!("{DEFAULT_PREFIX}/")) {
+            return Some((k.clone(), v.to_owned(), format!(
+                "annotation {k} is under ingress-nginx's default prefix, but the controller runs --annotations-prefix={}: its store ignores the annotation (it reads only {prefix}…), and its admission webhook refuses the Ingress (\"this deployment has a custom annotation prefix defined\")",
+                setup.prefix
+            )));
+        }
+        if k.starts_with(&prefix) {
+            if let Some(w) = words.iter().find(|w| v.contains(**w)) {
+                return Some((short(k), v.to_owned(), format!(
+                    "annotation {k} contains `{w}`, a word of the ConfigMap's annotation-value-word-blocklist once trimmed: ingress-nginx's admission webhook trims each word and refuses the Ingress (its store does not trim the words, and serves it)"
+                )));
+            }
+        }
+        if let Some(off) = snippets_off.as_ref().filter(|_| k.ends_with("-snippet")) {
+            return Some((short(k), v.to_owned(), format!(
+                "annotation {k} ends in `-snippet` and snippet annotations are not allowed ({off}): ingress-nginx's store ignores the annotation and serves the rest, but its admission webhook refuses the Ingress (\"Snippet directives are disabled by the Ingress administrator\")"
+            )));
+        }
+    }
+    None
 }
 
 /// Whether ingress-nginx's store serves `ing` at all: its namespace

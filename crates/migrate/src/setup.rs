@@ -155,9 +155,12 @@ pub fn snippet_annotations_dropped(setup: &Setup<'_>) -> Option<String> {
 /// runs `--validating-webhook` (the Helm chart's default
 /// `controller.admissionWebhooks.enabled: true`) and a
 /// ValidatingWebhookConfiguration in the input sends Ingress CREATE/UPDATE
-/// to a Service in the controller's namespace. The webhook runs the same
-/// deep inspection, word blocklist and annotation extraction as the store,
-/// so it refuses such an Ingress at apply time.
+/// to a Service in the controller's namespace. The webhook runs the
+/// store's deep inspection and annotation extraction, the word blocklist
+/// with its words trimmed, and checks of its own (snippet annotations when
+/// they are not allowed, `strict-validate-path-type`, the default prefix
+/// under another `--annotations-prefix`: lib.rs's `webhook_refusal`), so it
+/// refuses at apply time every Ingress the store refuses, and more.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Webhook {
     /// On: what shows it.
@@ -880,7 +883,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             continue;
         }
         if k == "annotation-value-word-blocklist" {
-            entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: ingress-nginx refuses every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas); a running controller may still serve an older version of such an Ingress, so each is emitted deny-all with a not-converted entry naming the annotation and word".into());
+            entry(k, Status::Converted, String::new(), "applied as ingress-nginx applies it: ingress-nginx's store refuses every Ingress with an annotation under the prefix whose value contains one of these words (case-sensitive substring, the list split on commas, the words as written; its admission webhook trims each word first, so it may refuse more); a running controller may still serve an older version of such an Ingress, so each is emitted deny-all with a not-converted entry naming the annotation and word".into());
             continue;
         }
         if k == "limit-conn-zone-variable" {
