@@ -64,6 +64,11 @@ impl Sent {
         }
     }
 
+    /// A body that has already ended (a request without one).
+    pub fn finished() -> Sent {
+        Sent(Notify::new(), std::sync::atomic::AtomicBool::new(true))
+    }
+
     fn done(&self) {
         self.1.store(true, std::sync::atomic::Ordering::Release);
         self.0.notify_waiters();

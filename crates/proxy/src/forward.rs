@@ -181,19 +181,39 @@ fn joined(h: &HeaderMap, name: &HeaderName) -> Option<String> {
 /// Removes the headers `Connection` names, then the hop-by-hop set; used
 /// on requests (before ours are added) and on responses.
 pub fn remove_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
+    // One pass over the names says which of the fixed set are there (most
+    // messages carry none, or only `Connection`): no lookup, no parse of a
+    // name, no allocation for the ones that are not.
+    let mut present = 0u8; // bit i: HOP_BY_HOP[i]
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            present |= 1 << i;
+        }
+    }
+    if present & 1 != 0 {
+        // The headers `Connection` names (other than the fixed set, removed
+        // below), as the names present in the map: `keep-alive` and
+        // `close`, the usual values, name nothing else.
+        let named: Vec<HeaderName> =
+            h.keys().filter(|k| !HOP_BY_HOP.contains(k) && connection_names(h, k.as_str())).cloned().collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for (i, n) in HOP_BY_HOP.iter().enumerate() {
+        if present & (1 << i) != 0 {
+            h.remove(n);
+        }
+    }
+}
+
+/// Whether a `Connection` line of `h` lists `name` (case-insensitively).
+fn connection_names(h: &HeaderMap, name: &str) -> bool {
+    h.get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
-    }
-    for n in HOP_BY_HOP {
-        h.remove(n);
-    }
+        .any(|n| n.trim().eq_ignore_ascii_case(name))
 }
 
 /// Rewrites `h` in place for the upstream.
@@ -208,7 +228,7 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, rules: &ForwardRules) {
             if hop.hop_trusted && write_joined(buf, h, &X_FORWARDED_FOR) {
                 buf.push_str(", ");
             }
-            let _ = write!(buf, "{hop_ip}");
+            crate::log::push_ip(buf, hop_ip);
             HeaderValue::from_str(buf).ok()
         }),
         XffMode::Replace | XffMode::Off => None,
@@ -237,17 +257,13 @@ pub fn rewrite(h: &mut HeaderMap, hop: &Hop<'_>, rules: &ForwardRules) {
                 h.insert(X_FORWARDED_FOR, v);
             }
         }
-        XffMode::Replace => set_with(h, X_FORWARDED_FOR, |b| {
-            let _ = write!(b, "{client}");
-        }),
+        XffMode::Replace => set_with(h, X_FORWARDED_FOR, |b| crate::log::push_ip(b, client)),
         XffMode::Off => {
             h.remove(X_FORWARDED_FOR);
         }
     }
     if cfg.x_real_ip {
-        set_with(h, X_REAL_IP, |b| {
-            let _ = write!(b, "{client}");
-        });
+        set_with(h, X_REAL_IP, |b| crate::log::push_ip(b, client));
     } else if !hop.hop_trusted {
         h.remove(X_REAL_IP);
     }

@@ -294,7 +294,7 @@ fn text(status: StatusCode, msg: &'static str) -> Response<Body> {
 }
 
 /// Serves one request; never fails (errors become responses).
-pub async fn handle<B>(shared: Arc<Shared>, conn: ConnCtx, req: Request<B>) -> Result<Response<Body>, Infallible>
+pub async fn handle<B>(shared: Arc<Shared>, conn: ConnCtx, req: Request<B>) -> Result<Response<LoggedBody>, Infallible>
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<BoxError>,
@@ -510,8 +510,17 @@ where
     parts.uri = upstream_target.parse().unwrap_or_else(|_| http::Uri::from_static("/"));
     parts.extensions = http::Extensions::new();
     let empty_body = body.is_end_stream();
-    let (body, sent) = RequestBody::new(body, route.max_body_bytes, snap.config.limits.body_timeout.0);
-    let mut body: Option<Body> = Some(body.boxed_unsync());
+    // A body-less request (most are) needs no limits, no timer and no end
+    // signal: an empty body (a zero-sized box, no allocation), sent already.
+    let no_body = crate::body::Sent::finished();
+    let (body, sent_signal) = if empty_body {
+        (empty(), None)
+    } else {
+        let (b, s) = RequestBody::new(body, route.max_body_bytes, snap.config.limits.body_timeout.0);
+        (b.boxed_unsync(), Some(s))
+    };
+    let sent = sent_signal.as_deref().unwrap_or(&no_body);
+    let mut body: Option<Body> = Some(body);
     let pp = ProxyAddrs { src: client_socket(conn, client.ip), dst: conn.local };
 
     let attempts =
@@ -522,13 +531,13 @@ where
     for n in 0..attempts {
         let Some(i) = pool.pick(tried) else { break };
         tried = Some(i);
-        let b = body.take().unwrap_or_else(|| http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync());
+        let b = body.take().unwrap_or_else(empty);
         // Clone the head only when another attempt may need it.
         let Some(head) = (if n + 1 == attempts { parts.take() } else { parts.clone() }) else { break };
         if let Some(e) = pending.entry() {
             e.upstream = pool.endpoints.get(i).map(|e| e.addr);
         }
-        outcome = pool.send(i, Request::from_parts(head, b), Some(pp), &sent).await;
+        outcome = pool.send(i, Request::from_parts(head, b), Some(pp), sent).await;
         match &outcome {
             Err(e @ UpstreamError::Connect(_)) if n + 1 < attempts => {
                 pool_error(pending, pool, e);
@@ -560,6 +569,11 @@ where
         }
     }
     Ok(resp)
+}
+
+/// An empty body (zero-sized: boxing it allocates nothing).
+fn empty() -> Body {
+    http_body_util::Empty::new().map_err(|e| match e {}).boxed_unsync()
 }
 
 /// `X-Request-Id` and `Host` for the upstream, copied only when they
@@ -686,8 +700,8 @@ impl Pending {
             upstream_status: None,
             upstream_error: None,
             request_id,
-            referer: req.headers().get("referer").cloned(),
-            user_agent: req.headers().get("user-agent").cloned(),
+            referer: req.headers().get(http::header::REFERER).cloned(),
+            user_agent: req.headers().get(http::header::USER_AGENT).cloned(),
         };
         Pending {
             pending: Some(Logged {
@@ -720,14 +734,16 @@ impl Pending {
 
     /// Counts the status and wraps the body so the line is written when
     /// the body ends (or is dropped), with the bytes actually sent.
-    fn finish(mut self, resp: Response<Body>) -> Response<Body> {
-        let Some(mut logged) = self.pending.take() else { return resp };
-        logged.entry.status = resp.status().as_u16();
+    fn finish(mut self, resp: Response<Body>) -> Response<LoggedBody> {
+        let mut pending = self.pending.take();
+        if let Some(logged) = pending.as_mut() {
+            logged.entry.status = resp.status().as_u16();
+        }
         if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             // Written by the tunnel; nothing pending here.
-            return resp;
+            pending = None;
         }
-        resp.map(|b| LoggedBody { inner: b, pending: Some(logged) }.boxed_unsync())
+        resp.map(|b| LoggedBody { inner: b, pending })
     }
 }
 
@@ -742,9 +758,17 @@ impl Drop for Pending {
     }
 }
 
-struct LoggedBody {
+/// A response body that writes the request's log line when it ends or
+/// is dropped (not boxed again: hyper holds it by value).
+pub struct LoggedBody {
     inner: Body,
     pending: Option<Logged>,
+}
+
+impl std::fmt::Debug for LoggedBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoggedBody").field("pending", &self.pending.is_some()).finish_non_exhaustive()
+    }
 }
 
 impl Drop for LoggedBody {
@@ -892,6 +916,21 @@ mod tests {
         let limited = Reject::Limited(3).response();
         assert_eq!(limited.headers()[RETRY_AFTER], "3");
         assert_eq!(Reject::Upstream(UpstreamError::BadUpgrade("x")).response().headers()["connection"], "close");
+    }
+
+    /// Every request builds this future and moves it into its box (hyper
+    /// keeps the box's slot for the connection's life): its size is copied
+    /// per request, so the rare, large states are boxed where they occur
+    /// (a new upstream connection, an upgrade, a PROXY header towards the
+    /// upstream) and an upstream connection moves as a pointer. It was
+    /// 12.8 KiB before (docs/benchmarks.md, "issue 16, eleventh session").
+    #[test]
+    fn the_request_future_stays_small() {
+        fn future_size<A, B, C, R>(_: impl FnOnce(A, B, C) -> R) -> usize {
+            std::mem::size_of::<R>()
+        }
+        let size = future_size(handle::<hyper::body::Incoming>);
+        assert!(size <= 7 * 1024, "the request future takes {size} bytes");
     }
 
     #[test]

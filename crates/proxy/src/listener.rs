@@ -235,9 +235,9 @@ pub(crate) fn service(
     shared: Arc<Shared>,
 ) -> impl hyper::service::Service<
     Request<Incoming>,
-    Response = http::Response<Counted<crate::upstream::Body>>,
+    Response = http::Response<Counted<crate::http::LoggedBody>>,
     Error = std::convert::Infallible,
-    Future = impl Future<Output = Result<http::Response<Counted<crate::upstream::Body>>, std::convert::Infallible>> + Send,
+    Future = impl Future<Output = Result<http::Response<Counted<crate::http::LoggedBody>>, std::convert::Infallible>> + Send,
 > + Clone {
     service_fn(move |req: Request<Incoming>| {
         activity.note_body(http_body::Body::is_end_stream(req.body()));

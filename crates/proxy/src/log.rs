@@ -93,6 +93,84 @@ pub struct TcpEntry {
     pub error: Option<String>,
 }
 
+/// Appends `n` in decimal, without `core::fmt` (which costs several times
+/// more per number: the access log writes about ten per line).
+pub(crate) fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + u8::try_from(n % 10).unwrap_or(0);
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(i..).unwrap_or_default() {
+        out.push(char::from(d));
+    }
+}
+
+/// Appends `ip` as `Display` writes it; IPv4 (the usual case) by hand.
+pub(crate) fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_u64(out, u64::from(o));
+            }
+        }
+        IpAddr::V6(v6) => {
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+/// Appends `addr` as `Display` writes it (`ip:port`, `[ip6]:port`).
+pub(crate) fn push_socket(out: &mut String, addr: SocketAddr) {
+    match addr {
+        SocketAddr::V4(_) => {
+            push_ip(out, addr.ip());
+            out.push(':');
+            push_u64(out, u64::from(addr.port()));
+        }
+        SocketAddr::V6(_) => {
+            let _ = write!(out, "{addr}");
+        }
+    }
+}
+
+/// Appends `secs` with six decimals, as `{:.6}` does for the durations
+/// logged here (non-negative, far below 2^64 µs).
+fn push_secs6(out: &mut String, secs: f64) {
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // checked: finite, ≥ 0, in range
+    let micros = if secs.is_finite() && (0.0..1.8e13).contains(&secs) { (secs * 1e6).round() as u64 } else { 0 };
+    push_u64(out, micros / 1_000_000);
+    out.push('.');
+    let frac = micros % 1_000_000;
+    let mut pad = 100_000;
+    while pad > frac.max(1) && pad > 1 {
+        out.push('0');
+        pad /= 10;
+    }
+    push_u64(out, frac);
+}
+
+fn version_str(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_09 => "HTTP/0.9",
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2.0",
+        Version::HTTP_3 => "HTTP/3.0",
+        _ => "HTTP/?",
+    }
+}
+
 /// `{"time":"…","listener":"…"` — how every JSON line starts.
 fn json_head(out: &mut String, time: SystemTime, listener: &str) {
     out.push_str("{\"time\":\"");
@@ -235,11 +313,15 @@ fn header_text(v: Option<&HeaderValue>) -> std::borrow::Cow<'_, str> {
 impl Entry {
     fn json(&self, out: &mut String) {
         json_head(out, self.time, &self.listener);
-        let _ = write!(
-            out,
-            ",\"peer\":\"{}\",\"client_ip\":\"{}\",\"client_ip_source\":\"{}\",\"client_ip_hop\":{},\"proxy_src\":",
-            self.peer, self.client_ip, self.client_ip_source, self.client_ip_hop
-        );
+        out.push_str(",\"peer\":\"");
+        push_socket(out, self.peer);
+        out.push_str("\",\"client_ip\":\"");
+        push_ip(out, self.client_ip);
+        out.push_str("\",\"client_ip_source\":\"");
+        out.push_str(self.client_ip_source);
+        out.push_str("\",\"client_ip_hop\":");
+        push_u64(out, u64::from(self.client_ip_hop));
+        out.push_str(",\"proxy_src\":");
         match self.proxy.as_deref().and_then(|p| p.src.as_ref()) {
             Some(realip_tower::Endpoint::Inet(src)) => {
                 let _ = write!(out, "\"{src}\"");
@@ -251,23 +333,37 @@ impl Entry {
         for (i, t) in self.proxy.iter().flat_map(|p| p.tlvs.iter()).enumerate() {
             let _ = write!(out, "{}\"{}={}\"", if i > 0 { "," } else { "" }, t.kind, t.hex);
         }
-        let _ = write!(out, "],\"method\":\"{}\",\"host\":", self.method);
+        out.push_str("],\"method\":");
+        json_str(out, self.method.as_str());
+        out.push_str(",\"host\":");
         json_str(out, &self.host);
         out.push_str(",\"path\":");
         json_str(out, &self.path);
-        let _ = write!(
-            out,
-            ",\"protocol\":\"{:?}\",\"status\":{},\"bytes\":{},\"duration\":{:.6},\"route\":",
-            self.version, self.status, self.bytes, self.duration
-        );
-        json_opt(out, self.route.as_deref());
+        out.push_str(",\"protocol\":\"");
+        out.push_str(version_str(self.version));
+        out.push_str("\",\"status\":");
+        push_u64(out, u64::from(self.status));
+        out.push_str(",\"bytes\":");
+        push_u64(out, self.bytes);
+        out.push_str(",\"duration\":");
+        push_secs6(out, self.duration);
+        out.push_str(",\"route\":");
+        match self.route.as_deref() {
+            Some(r) => json_str(out, r),
+            None => out.push_str("null"),
+        }
         out.push_str(",\"upstream\":");
-        json_opt(out, self.upstream);
+        match self.upstream {
+            Some(u) => {
+                out.push('"');
+                push_socket(out, u);
+                out.push('"');
+            }
+            None => out.push_str("null"),
+        }
         out.push_str(",\"upstream_status\":");
         match self.upstream_status {
-            Some(s) => {
-                let _ = write!(out, "{s}");
-            }
+            Some(s) => push_u64(out, u64::from(s)),
             None => out.push_str("null"),
         }
         out.push_str(",\"upstream_error\":");
@@ -362,10 +458,39 @@ impl AccessLog {
     }
 }
 
+thread_local! {
+    /// The last second written by [`write_rfc3339`] and its text up to the
+    /// seconds: computed once a second per thread, not once per line.
+    static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+}
+
 /// Appends `t` as RFC 3339 UTC with milliseconds, without a date crate.
 pub fn write_rfc3339(out: &mut String, t: SystemTime) {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = d.as_secs();
+    SECOND.with_borrow_mut(|(cached, text)| {
+        if *cached != secs {
+            text.clear();
+            write_date_time(text, secs);
+            *cached = secs;
+        }
+        out.push_str(text);
+    });
+    let ms = d.subsec_millis();
+    out.push('.');
+    out.push_str(if ms < 10 {
+        "00"
+    } else if ms < 100 {
+        "0"
+    } else {
+        ""
+    });
+    push_u64(out, u64::from(ms));
+    out.push('Z');
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` of `secs` since the epoch (UTC).
+fn write_date_time(out: &mut String, secs: u64) {
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
     let z = i64::try_from(days).unwrap_or(0) + 719_468;
@@ -377,18 +502,47 @@ pub fn write_rfc3339(out: &mut String, t: SystemTime) {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    let _ = write!(
-        out,
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        d.subsec_millis()
-    );
+    let _ = write!(out, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60);
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hand_formatting_matches_display() {
+        let mut s = String::new();
+        for n in [0u64, 7, 10, 99, 100, 65_535, 1_234_567_890, u64::MAX] {
+            s.clear();
+            super::push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+        for a in ["0.0.0.0:0", "198.51.100.7:65535", "255.255.255.255:80", "[2001:db8::1]:443", "[::ffff:1.2.3.4]:1"] {
+            let a: std::net::SocketAddr = a.parse().unwrap();
+            s.clear();
+            super::push_socket(&mut s, a);
+            assert_eq!(s, a.to_string());
+            s.clear();
+            super::push_ip(&mut s, a.ip());
+            assert_eq!(s, a.ip().to_string());
+        }
+        for d in [0.0, 0.25, 0.000_001, 0.000_010_4, 1.5, 12.345_678_9, 0.999_999_7, 3_600.000_5] {
+            s.clear();
+            super::push_secs6(&mut s, d);
+            assert_eq!(s, format!("{d:.6}"), "{d}");
+        }
+        let mut t = String::new();
+        for ms in [0u64, 5, 45, 999, 1000, 86_399_999] {
+            t.clear();
+            super::write_rfc3339(
+                &mut t,
+                std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_764_084_000_000 + ms),
+            );
+            let (secs, ms) = (1_764_084_000 + ms / 1000, ms % 1000);
+            let mut want = String::new();
+            super::write_date_time(&mut want, secs);
+            assert_eq!(t, format!("{want}.{ms:03}Z"));
+        }
+    }
+
     #[test]
     fn time_format() {
         let mut t = String::new();

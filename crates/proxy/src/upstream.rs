@@ -21,7 +21,11 @@
 //! - a request the connection never sent (hyper hands it back) is sent on
 //!   a fresh connection; one that was sent on a *reused* connection and
 //!   failed before any response is sent again once when that is safe
-//!   (idempotent method, no body), like nginx `proxy_next_upstream error`;
+//!   (idempotent method, no body), like nginx `proxy_next_upstream error`,
+//!   if the connection had idled for [`REUSE_UNRETRYABLE_WITHIN`] or more
+//!   (reused sooner, it is well inside every upstream keep-alive, as every
+//!   other request already assumes; the copy of the head kept for the
+//!   resend is made only then);
 //! - a connection that ends while a request waits is dropped at once, so
 //!   the request fails (and may be retried) instead of waiting for
 //!   `response_timeout`.
@@ -90,9 +94,15 @@ impl Endpoint {
 /// own task, so a proxied request costs no task switch and no channel hop.
 struct Idle {
     sender: http1::SendRequest<Body>,
-    conn: http1::Connection<TokioIo<UpStream>, Body>,
+    conn: UpConn,
     since: Instant,
 }
+
+/// hyper's side of an upstream connection, boxed once when it is made:
+/// it moves between the pool and the request futures that drive it as a
+/// pointer (unboxed, each of those futures would hold copies of it, and
+/// every request would pay for copying them: see docs/benchmarks.md).
+type UpConn = Box<http1::Connection<TokioIo<UpStream>, Body>>;
 
 impl std::fmt::Debug for Idle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -446,20 +456,30 @@ impl Pool {
             (ProxyProtocolOut::Off, _) | (_, None) => Vec::new(),
             (version, Some(addrs)) => proxy_header(version, addrs),
         };
+        // The rare paths are boxed: the future of this call is part of every
+        // request's, and it is sized by its largest state.
         let result = if req.headers().contains_key(http::header::UPGRADE) {
             // An upgraded connection becomes the tunnel: always a fresh one.
-            match self.connect_http(ep.addr, &preface).await {
-                Ok((sender, conn)) => self.exchange_upgrade(sender, conn, req).await,
-                Err(e) => Err(e.into()),
-            }
+            Box::pin(async {
+                match self.connect_http(ep.addr, &preface).await {
+                    Ok((sender, conn)) => self.exchange_upgrade(sender, conn, req).await,
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await
         } else if preface.is_empty() {
             self.send_pooled(ep, req, sent).await
         } else {
             // A PROXY header names one client: a fresh connection, never kept.
-            match self.connect_http(ep.addr, &preface).await {
-                Ok((sender, conn)) => self.exchange(ep, sender, conn, req, false, sent).await.map_err(Fail::into_error),
-                Err(e) => Err(e.into()),
-            }
+            Box::pin(async {
+                match self.connect_http(ep.addr, &preface).await {
+                    Ok((sender, conn)) => {
+                        self.exchange(ep, sender, conn, req, false, sent).await.map_err(Fail::into_error)
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            })
+            .await
         };
         ep.in_flight.fetch_sub(1, Ordering::Relaxed);
         self.report(i, !matches!(result, Err(UpstreamError::Connect(_) | UpstreamError::Timeout(_))));
@@ -567,9 +587,13 @@ impl Pool {
         &self,
         addr: SocketAddr,
         preface: &[u8],
-    ) -> Result<(http1::SendRequest<Body>, http1::Connection<TokioIo<UpStream>, Body>), ConnectError> {
+    ) -> Result<(http1::SendRequest<Body>, UpConn), ConnectError> {
         let stream = self.connect(addr, preface).await?;
-        http1::Builder::new().handshake(TokioIo::new(stream)).await.map_err(|e| ConnectError::Handshake(addr, e))
+        let (sender, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ConnectError::Handshake(addr, e))?;
+        Ok((sender, Box::new(conn)))
     }
 
     /// An upgrade request (WebSocket): the connection is driven with
@@ -577,10 +601,10 @@ impl Pool {
     async fn exchange_upgrade(
         &self,
         mut sender: http1::SendRequest<Body>,
-        conn: http1::Connection<TokioIo<UpStream>, Body>,
+        conn: UpConn,
         req: Request<Body>,
     ) -> Result<Response<Body>, UpstreamError> {
-        let mut conn = conn.with_upgrades();
+        let mut conn = (*conn).with_upgrades();
         let (resp, conn_done) = {
             let mut send = std::pin::pin!(sender.send_request(req));
             tokio::time::timeout(self.response_timeout, async {
@@ -621,8 +645,15 @@ impl Pool {
             None => req,
             Some(idle) => {
                 // Sent and lost on a reused connection: only an idempotent
-                // body-less request may go again, from this copy.
-                let copy = retryable.then(|| head_copy(&req));
+                // body-less request may go again, from this copy. It is
+                // made only when the connection idled long enough for the
+                // upstream to be closing it: one reused within
+                // REUSE_UNRETRYABLE_WITHIN does not meet a keep-alive close
+                // (what every other request already relies on), and a busy
+                // pool reuses its connections within milliseconds, so the
+                // common case copies nothing.
+                let stale = idle.since.elapsed() >= REUSE_UNRETRYABLE_WITHIN;
+                let copy = (retryable && stale).then(|| head_copy(&req));
                 match self.exchange(ep, idle.sender, idle.conn, req, true, sent).await {
                     Ok(r) => return Ok(r),
                     Err(Fail::NotSent(req)) => req,
@@ -634,7 +665,9 @@ impl Pool {
                 }
             }
         };
-        let (sender, conn) = self.connect_http(ep.addr, &[]).await?;
+        // A new connection: rare once the pool is warm, and boxed (its
+        // state, the connect and TLS handshake, is large).
+        let (sender, conn) = Box::pin(self.connect_http(ep.addr, &[])).await?;
         self.exchange(ep, sender, conn, req, true, sent).await.map_err(Fail::into_error)
     }
 
@@ -642,7 +675,7 @@ impl Pool {
         &self,
         ep: &Endpoint,
         mut sender: http1::SendRequest<Body>,
-        mut conn: http1::Connection<TokioIo<UpStream>, Body>,
+        mut conn: UpConn,
         req: Request<Body>,
         keep: bool,
         sent: &Sent,
@@ -701,18 +734,15 @@ impl Pool {
                 Ok(resp.map(box_incoming))
             }
             Got::Whole(parts, bytes) => {
-                if let (true, Some(mut conn)) = (keep, conn) {
-                    // Let the connection settle, then keep it for the next request.
-                    let ready = tokio::time::timeout(Duration::from_millis(200), async {
-                        tokio::select! {
-                            biased;
-                            r = sender.ready() => r.is_ok(),
-                            _ = &mut conn => false,
-                        }
-                    });
-                    if ready.await.unwrap_or(false) {
-                        self.checkin(ep, Idle { sender, conn, since: Instant::now() });
-                    }
+                if let (true, Some(conn)) = (keep, conn) {
+                    // Kept for the next request as it is: the checkout
+                    // polls it once (hyper then finishes this exchange and
+                    // asks for the next request) and drops it if it closed
+                    // or is not ready. Not polled here: hyper would read
+                    // into a new buffer while this response still holds
+                    // parts of the current one, and waiting for readiness
+                    // would cost a timer and a wake-up per request.
+                    self.checkin(ep, Idle { sender, conn, since: Instant::now() });
                 }
                 Ok(Response::from_parts(parts, Full::new(bytes).map_err(|e| match e {}).boxed_unsync()))
             }

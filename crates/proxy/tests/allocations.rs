@@ -31,7 +31,7 @@ static ALLOC: dhat::Alloc = dhat::Alloc;
 
 /// Allocations one keep-alive HTTP/1.1 request may cost, measured: see
 /// docs/benchmarks.md ("Allocations per request").
-const MAX_PER_REQUEST: u64 = 40;
+const MAX_PER_REQUEST: u64 = 26;
 const WARMUP: u64 = 50;
 const MEASURED: u64 = 400;
 
