@@ -2253,3 +2253,27 @@ fn the_httproutes_of_a_namespace_expand_to_a_bounded_number_of_routes() {
 }
 
 mod costs;
+
+/// Review 19 MED-4: a listener that loses a ClientIPPolicy conflict (not
+/// programmed) still owns its hostname on its port: a route on its
+/// wildcard sibling leaves that host out instead of serving it under the
+/// other chain (with the strict listener's fail-closed policy lost).
+#[test]
+fn a_conflicted_listener_keeps_its_host_from_its_wildcard_sibling() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: two, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: wild, port: 9000, protocol: HTTP, hostname: '*.example.com', allowedRoutes: {namespaces: {from: All}}}\n  - {name: a, port: 9000, protocol: HTTP, hostname: a.example.com}\n---\n";
+    let policy =
+        ip_policy("strict", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: two, sectionName: a}");
+    let grab = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: grab, namespace: evil}\nspec:\n  parentRefs: [{name: two, namespace: infra, sectionName: wild}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /}}], backendRefs: [{name: app, port: 80}]}]\n";
+    let t = run_with_binds(&format!("{gw}{policy}{grab}"), &[("web", &[9000][..])]);
+    let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "two").status else { panic!() };
+    assert_eq!(cond(&listeners[1].conditions, "Conflicted").reason, "ClientIPPolicyConflict", "{listeners:?}");
+    assert!(!cond(&listeners[1].conditions, "Programmed").status);
+    let grab: Vec<(Option<&str>, Vec<&str>)> = t
+        .routes
+        .routes
+        .iter()
+        .filter(|r| r.origin == "httproute/evil/grab")
+        .map(|r| (r.host.as_deref(), r.except_hosts.iter().map(String::as_str).collect()))
+        .collect();
+    assert_eq!(grab, [(Some("*.example.com"), vec!["a.example.com"])], "a.example.com stays the conflicted listener's");
+}

@@ -394,8 +394,11 @@ pub(crate) fn overlap(a: Option<&str>, b: Option<&str>) -> bool {
     }
 }
 
-/// The hostnames of listener `i`'s more specific siblings: valid listeners
-/// of the same Gateway (its ListenerSets included) on one of its streams of
+/// The hostnames of listener `i`'s more specific siblings: listeners of
+/// the same Gateway (its ListenerSets included), valid or not — a listener
+/// that is not programmed (a conflict, a ClientIPPolicy conflict) still
+/// owns its hostname, so its requests are answered 404 rather than handed
+/// to a wildcard sibling's routes under another chain — on one of its streams of
 /// connections ([`streams`]): the same port, or another port a bind serves
 /// together with it (one `[[listener]]` merging `gateway_ports` is one
 /// stream, as for conflicts). A sibling sharing only some of its binds
@@ -413,7 +416,7 @@ fn siblings(listeners: &[Lst<'_>], gateway: &[usize], i: usize) -> Vec<String> {
     gateway
         .iter()
         .map(|&j| (j, &listeners[j]))
-        .filter(|&(j, s)| j != i && s.ok && s.gateway == l.gateway)
+        .filter(|&(j, s)| j != i && s.gateway == l.gateway)
         .filter(|(_, s)| s.spec.port == l.spec.port || s.streams.iter().any(|x| l.streams.contains(x)))
         .filter_map(|(_, s)| s.spec.hostname.clone())
         .filter(|h| more_specific(h, own))
