@@ -18,6 +18,9 @@ use crate::report::{Entry, Report, Status};
 use crate::setup::Setup;
 use crate::Target;
 
+/// The default `--annotations-prefix`, with its `/`.
+const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io/";
+
 /// A Service port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Backend {
@@ -1546,7 +1549,6 @@ pub fn plan<'a>(
     // With another --annotations-prefix, ingress-nginx's store reads none of
     // the default prefix's annotations (its webhook refuses such an Ingress:
     // lib.rs's webhook_refusal).
-    const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io/";
     if prefix != DEFAULT_PREFIX {
         for (k, v) in o.doc.at(&["metadata", "annotations"]).map(Node::entries).unwrap_or_default() {
             if k.starts_with(DEFAULT_PREFIX) {

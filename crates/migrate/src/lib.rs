@@ -40,6 +40,9 @@ use std::path::Path;
 use realip_kube::Object;
 use serde_json::Value;
 
+/// ingress-nginx's default `--annotations-prefix`.
+const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
+
 pub use error::Error;
 pub use report::{Entry, Report, Status};
 
@@ -415,6 +418,7 @@ fn webhook_why(why: &str, webhook: &setup::Webhook) -> Option<String> {
 /// The Ingresses the controller serves (the last copy of each), sorted by
 /// namespace and name, those it certainly drops left out with a note; and
 /// those it may have dropped ([`Unsure`]), kept (to be emitted deny-all).
+#[allow(clippy::too_many_lines)] // the store's and the webhook's checks, in ingress-nginx's order
 fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report) -> (Vec<&'a Object>, Unsure) {
     // The last copy of an IngressClass wins, as for every object.
     let mut class_objs: Vec<&Object> = objects.iter().rev().filter(|o| o.kind == "IngressClass").collect();
@@ -618,7 +622,6 @@ fn webhook_refusal(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, St
             }
         }
     }
-    const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
     let prefix = format!("{}/", setup.prefix);
     let words: Vec<&str> = setup
         .configmap

@@ -576,11 +576,15 @@ fn ingress_only(r: &Route, ctx: &Ctx<'_>) -> Result<Vec<String>, Unserved> {
     }
 }
 
+/// Why a route is not served, and the stand-in holding its place when it
+/// has one ([`fail_closed`]; boxed: the error stays small).
+type NotServed = (Unserved, Option<Box<RouteConfig>>);
+
 /// `r` as a file route and what of it is left out, or why it cannot be
 /// one — with, for a route whose access policy cannot be applied, the
 /// stand-in that holds its place answering 500 ([`fail_closed`]). (Its
 /// precedence is its position: routes keep the set's order.)
-fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), (Unserved, Option<RouteConfig>)> {
+fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), NotServed> {
     let (prefix, exact) = match &r.path {
         PathMatch::Prefix(p) => (p.clone(), None),
         PathMatch::Exact(p) => (p.clone(), Some(true)),
@@ -677,7 +681,7 @@ fn route(r: &Route, ctx: &Ctx<'_>) -> Result<(RouteConfig, Vec<String>), (Unserv
         only_listeners,
     };
     if no_store {
-        return Err((Unserved::NoRateLimitStore, Some(fail_closed(config))));
+        return Err((Unserved::NoRateLimitStore, Some(Box::new(fail_closed(config)))));
     }
     Ok((config, warnings))
 }
@@ -880,7 +884,8 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
         }) {
             (old, c)
         } else {
-            let converted = route(r, &ctx).map(|(c, w)| (Arc::new(c), w)).map_err(|(why, c)| (why, c.map(Arc::new)));
+            let converted =
+                route(r, &ctx).map(|(c, w)| (Arc::new(c), w)).map_err(|(why, c)| (why, c.map(|c| Arc::new(*c))));
             let errs = match &converted {
                 Ok((c, _)) | Err((_, Some(c))) => {
                     crate::config::route_errors(c, &pool_names, config.http.allow_backslash, &mut lists_checked)
