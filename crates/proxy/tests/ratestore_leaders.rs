@@ -8,9 +8,7 @@
 //! token asked for in the background) answer a client within its limit
 //! without a round trip, and never let more through than the limit.
 
-use std::net::{IpAddr, Ipv4Addr, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,51 +17,8 @@ use realip_proxy::metrics::{Metrics, RateDecision, RateOutcome, RateScope as Sco
 use realip_proxy::policy::{Decision, Limit, Policy};
 use realip_proxy::ratestore::{GlobalLimiter, Store};
 
-/// A redis-server on 127.0.0.1:`port`, no persistence, `DEBUG` allowed
-/// from loopback; killed and its directory removed on drop.
-struct Redis {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts redis-server, or `None` (printed) when it is not installed and
-/// `REALIP_REQUIRE_PEERS` is not set.
-fn redis() -> Option<Redis> {
-    if Command::new("redis-server").arg("--version").stdout(Stdio::null()).status().is_err() {
-        assert!(
-            std::env::var_os("REALIP_REQUIRE_PEERS").is_none_or(|v| v != "1"),
-            "redis-server is not installed (REALIP_REQUIRE_PEERS=1)"
-        );
-        eprintln!("skipped: redis-server is not installed");
-        return None;
-    }
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dir = std::env::temp_dir().join(format!("realip-ratestore-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new("redis-server")
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
-        .args(["--enable-debug-command", "local", "--dir"])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let r = Redis { child, port, dir };
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "redis-server did not open port {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Some(r)
-}
+mod common;
+use common::{redis, Redis};
 
 fn limiter(r: &Redis) -> Arc<GlobalLimiter> {
     limiter_with(r, "leaders", 1e6, 1e6)

@@ -72,3 +72,50 @@ impl Drop for Cleanup {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+/// A redis-server on 127.0.0.1:`port`, no persistence, `DEBUG` allowed
+/// from loopback; killed and its directory removed on drop.
+pub struct Redis {
+    child: std::process::Child,
+    pub port: u16,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Starts redis-server, or `None` (printed) when it is not installed and
+/// `REALIP_REQUIRE_PEERS` is not set.
+pub fn redis() -> Option<Redis> {
+    if std::process::Command::new("redis-server").arg("--version").stdout(std::process::Stdio::null()).status().is_err()
+    {
+        assert!(
+            std::env::var_os("REALIP_REQUIRE_PEERS").is_none_or(|v| v != "1"),
+            "redis-server is not installed (REALIP_REQUIRE_PEERS=1)"
+        );
+        eprintln!("skipped: redis-server is not installed");
+        return None;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = std::env::temp_dir().join(format!("realip-test-redis-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = std::process::Command::new("redis-server")
+        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", "", "--appendonly", "no"])
+        .args(["--enable-debug-command", "local", "--dir"])
+        .arg(&dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let r = Redis { child, port, dir };
+    let t0 = std::time::Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "redis-server did not open port {port}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Some(r)
+}
