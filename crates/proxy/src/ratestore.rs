@@ -39,12 +39,7 @@
 //!   first success marks it up again (one log line, one metric).
 //!   Reconnecting is the connection manager's job; Redis losing its data
 //!   only forgets counters.
-//! - each worker thread ([`crate::workers`]) has its own link: a
-//!   multiplexed connection made on that worker's runtime (connected by
-//!   the worker itself, never by the control runtime that builds the
-//!   store), and its own batches. A call is written and its answer read on
-//!   the thread that asked, so a decision wakes no other thread;
-//! - decisions are batched per link, led by the callers themselves: a decision
+//! - decisions are batched, led by the callers themselves: a decision
 //!   that finds fewer than [`IN_FLIGHT`] script calls on the wire sends
 //!   its own call at once (it is the leader); one arriving while
 //!   [`IN_FLIGHT`] calls are out waits in a queue, and a leader, once its
@@ -200,52 +195,6 @@ struct Lanes {
     in_flight: usize,
 }
 
-/// One worker's way to the store: a multiplexed connection made (and so
-/// driven) on that worker's runtime, so a call and its answer never leave
-/// the worker's thread, and the batches of the decisions made there.
-struct Link {
-    conn: watch::Sender<Option<ConnectionManager>>,
-    connecting: AtomicBool,
-    lanes: Mutex<Lanes>,
-}
-
-impl Default for Link {
-    fn default() -> Link {
-        Link { conn: watch::Sender::new(None), connecting: AtomicBool::new(false), lanes: Mutex::default() }
-    }
-}
-
-impl Link {
-    fn lanes(&self) -> MutexGuard<'_, Lanes> {
-        self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// Moves queued decisions into `batch` (oldest first, up to
-    /// [`MAX_BATCH`]), dropping those whose caller gave up.
-    fn take_queued(&self, batch: &mut Vec<Pending>) {
-        let mut lanes = self.lanes();
-        while batch.len() < MAX_BATCH {
-            let Some(p) = lanes.queue.pop_front() else { break };
-            if !p.reply.is_closed() {
-                batch.push(p);
-            }
-        }
-    }
-
-    /// After a call (holding its slot): the oldest queued decision still
-    /// waited for leads the next call, or, with none queued, the slot is
-    /// free again.
-    fn pass_on(&self) {
-        let mut lanes = self.lanes();
-        while let Some(Pending { key, interval, capacity, reserve, reply }) = lanes.queue.pop_front() {
-            if reply.send(Reply::Lead { key, interval, capacity, reserve }).is_ok() {
-                return;
-            }
-        }
-        lanes.in_flight -= 1;
-    }
-}
-
 /// One script call and the hand-off after it, as a future that owns all
 /// it needs: if the leader's caller goes away mid-call, the rest runs in a
 /// task of its own (see [`Leading`]).
@@ -269,7 +218,7 @@ impl Drop for Leading {
 /// to it but before it took it up, it hands the duty on (or gives the slot
 /// back), so the queue is not left without a leader.
 struct Waiting<'a> {
-    link: &'a Link,
+    store: &'a Store,
     answer: oneshot::Receiver<Reply>,
 }
 
@@ -279,7 +228,7 @@ impl Drop for Waiting<'_> {
         // next) or its value is here.
         self.answer.close();
         if let Ok(Reply::Lead { .. }) = self.answer.try_recv() {
-            self.link.pass_on();
+            self.store.pass_on();
         }
     }
 }
@@ -337,10 +286,10 @@ pub struct Store {
     /// What this store was built from (config and resolved password).
     identity: (RateLimitStoreConfig, Option<String>),
     client: redis::Client,
-    /// One per worker thread ([`crate::workers::shard`]), each with its own
-    /// connection made on that worker's runtime.
-    links: Box<[Link]>,
+    conn: watch::Sender<Option<ConnectionManager>>,
+    connecting: AtomicBool,
     script: redis::Script,
+    lanes: Mutex<Lanes>,
     timeout: Duration,
     on_error: OnStoreError,
     up: AtomicBool,
@@ -351,16 +300,13 @@ pub struct Store {
     answered: Mutex<Instant>,
     /// When an error answer of Redis was last logged (at most one a minute).
     answer_logged: Mutex<Option<Instant>>,
-    /// Why connecting last failed (logged once per different reason, not
-    /// once per link).
-    connect_error: Mutex<String>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Not the identity: it holds the password.
         f.debug_struct("Store")
-            .field("connected", &self.links.iter().filter(|l| l.conn.borrow().is_some()).count())
+            .field("connected", &self.conn.borrow().is_some())
             .field("up", &self.is_up())
             .field("timeout", &self.timeout)
             .field("on_error", &self.on_error)
@@ -434,23 +380,21 @@ impl Store {
         let store = Arc::new(Store {
             identity,
             client,
-            links: (0..crate::workers::count()).map(|_| Link::default()).collect(),
+            conn: watch::Sender::new(None),
+            connecting: AtomicBool::new(false),
             script: redis::Script::new(GCRA),
+            lanes: Mutex::new(Lanes::default()),
             timeout: cfg.timeout.map_or(DEFAULT_STORE_TIMEOUT, |d| d.0),
             on_error: cfg.on_error,
             up: AtomicBool::new(true),
             health: Mutex::new(Health { next_trial: now, backoff: FIRST_BACKOFF }),
             answered: Mutex::new(now),
             answer_logged: Mutex::new(None),
-            connect_error: Mutex::default(),
         });
-        // Serving in this runtime (not `--check`): connect now, so the
-        // first decisions do not wait for the handshake. Worker threads
-        // connect their own links ([`Store::connect_here`]): a connection
-        // made here would be driven by this (control) runtime, a
-        // cross-thread wake-up each way per call.
-        if tokio::runtime::Handle::try_current().is_ok() && !crate::workers::threaded() {
-            store.connect(0);
+        // Serving (not `--check`): connect now, so the first decisions do
+        // not wait for the handshake.
+        if tokio::runtime::Handle::try_current().is_ok() {
+            store.connect();
         }
         Ok(store)
     }
@@ -460,24 +404,10 @@ impl Store {
         self.up.load(Ordering::Relaxed)
     }
 
-    /// Connects the calling worker's link, if not yet: each worker calls
-    /// this once a second, so a store built on the control runtime (at
-    /// start, on a reload) is connected before its first decision.
-    pub fn connect_here(self: &Arc<Self>) {
-        self.connect(self.link_here());
-    }
-
-    /// The calling thread's link.
-    fn link_here(&self) -> usize {
-        crate::workers::shard(self.links.len())
-    }
-
-    /// Starts connecting link `i` in the background (in the calling
-    /// runtime, which then drives the connection), once. The connection
-    /// manager then reconnects by itself (with backoff) whenever the link
-    /// breaks.
-    fn connect(self: &Arc<Self>, i: usize) {
-        if self.links[i].connecting.swap(true, Ordering::AcqRel) {
+    /// Starts connecting in the background, once. The connection manager
+    /// then reconnects by itself (with backoff) whenever the link breaks.
+    fn connect(self: &Arc<Self>) {
+        if self.connecting.swap(true, Ordering::AcqRel) {
             return;
         }
         let store = Arc::clone(self);
@@ -488,22 +418,22 @@ impl Store {
                 .set_factor(100)
                 .set_max_delay(2000);
             let mut delay = FIRST_BACKOFF;
+            let mut last_error = String::new();
             loop {
                 match ConnectionManager::new_with_config(store.client.clone(), cfg.clone()).await {
                     Ok(c) => {
-                        store.links[i].conn.send_replace(Some(c));
+                        store.conn.send_replace(Some(c));
                         return;
                     }
                     // Why (refused, WRONGPASS, a certificate...), once per
                     // different reason: decisions only see a timeout.
                     Err(e) => {
                         let error = e.to_string();
-                        let mut last = store.connect_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                        if *last != error {
+                        if error != last_error {
                             crate::log::event(&serde_json::json!({
                                 "event": "rate_limit_store_connect_failed", "error": error,
                             }));
-                            *last = error;
+                            last_error = error;
                         }
                     }
                 }
@@ -527,11 +457,9 @@ impl Store {
         reserve: f64,
     ) -> Result<(bool, u64), StoreError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let i = self.link_here();
-        let link = &self.links[i];
-        if link.conn.borrow().is_none() {
-            self.connect(i);
-            let mut rx = link.conn.subscribe();
+        if self.conn.borrow().is_none() {
+            self.connect();
+            let mut rx = self.conn.subscribe();
             let connected = tokio::time::timeout_at(deadline, rx.wait_for(Option::is_some)).await.map(|r| r.is_ok());
             match connected {
                 Ok(true) => {}
@@ -542,7 +470,7 @@ impl Store {
         let (reply, answer) = oneshot::channel();
         let pending = Pending { key, interval, capacity, reserve, reply };
         let lead = {
-            let mut lanes = link.lanes();
+            let mut lanes = self.lanes();
             if lanes.in_flight < IN_FLIGHT {
                 // A free slot: the queue is empty, this decision is the batch.
                 lanes.in_flight += 1;
@@ -554,10 +482,10 @@ impl Store {
                 None
             }
         };
-        let mut waiting = Waiting { link, answer };
+        let mut waiting = Waiting { store: self, answer };
         let decided = async {
             if let Some(batch) = lead {
-                self.lead(i, batch).await;
+                self.lead(batch).await;
             }
             loop {
                 match (&mut waiting.answer).await {
@@ -566,8 +494,8 @@ impl Store {
                         let (reply, answer) = oneshot::channel();
                         waiting.answer = answer;
                         let mut batch = vec![Pending { key, interval, capacity, reserve, reply }];
-                        link.take_queued(&mut batch);
-                        self.lead(i, batch).await;
+                        self.take_queued(&mut batch);
+                        self.lead(batch).await;
                     }
                     // Not sent: cannot happen (every batch answers all it
                     // holds), but must not hang.
@@ -581,14 +509,29 @@ impl Store {
         tokio::time::timeout(self.timeout * 3, decided).await.unwrap_or(Err(StoreError::Backlog))
     }
 
-    /// Sends `batch` as one call on link `i` from this task (holding a
-    /// slot), answers it, then hands the slot on.
-    async fn lead(self: &Arc<Self>, i: usize, batch: Vec<Pending>) {
+    fn lanes(&self) -> MutexGuard<'_, Lanes> {
+        self.lanes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Moves queued decisions into `batch` (oldest first, up to
+    /// [`MAX_BATCH`]), dropping those whose caller gave up.
+    fn take_queued(&self, batch: &mut Vec<Pending>) {
+        let mut lanes = self.lanes();
+        while batch.len() < MAX_BATCH {
+            let Some(p) = lanes.queue.pop_front() else { break };
+            if !p.reply.is_closed() {
+                batch.push(p);
+            }
+        }
+    }
+
+    /// Sends `batch` as one call from this task (holding a slot), answers
+    /// it, then hands the slot on.
+    async fn lead(self: &Arc<Self>, batch: Vec<Pending>) {
         let store = Arc::clone(self);
         let mut call = Leading(Some(Box::pin(async move {
-            let link = &store.links[i];
-            store.run_batch(link, batch).await;
-            link.pass_on();
+            store.run_batch(batch).await;
+            store.pass_on();
         })));
         if let Some(c) = call.0.as_mut() {
             c.await;
@@ -596,9 +539,21 @@ impl Store {
         call.0 = None;
     }
 
-    /// Sends one batch as one script call on `link` and answers each
-    /// decision.
-    async fn run_batch(&self, link: &Link, pending: Vec<Pending>) {
+    /// After a call (holding its slot): the oldest queued decision still
+    /// waited for leads the next call, or, with none queued, the slot is
+    /// free again.
+    fn pass_on(&self) {
+        let mut lanes = self.lanes();
+        while let Some(Pending { key, interval, capacity, reserve, reply }) = lanes.queue.pop_front() {
+            if reply.send(Reply::Lead { key, interval, capacity, reserve }).is_ok() {
+                return;
+            }
+        }
+        lanes.in_flight -= 1;
+    }
+
+    /// Sends one batch as one script call and answers each decision.
+    async fn run_batch(&self, pending: Vec<Pending>) {
         // Decisions whose caller gave up are not sent.
         let pending: Vec<Pending> = pending.into_iter().filter(|p| !p.reply.is_closed()).collect();
         if pending.is_empty() {
@@ -613,7 +568,7 @@ impl Store {
             // interval of a rate above 2·10^9/s, and the script divided by 0.
             inv.arg(p.interval.to_string()).arg(p.capacity.to_string()).arg(g.len()).arg(p.reserve.to_string());
         }
-        let conn = link.conn.borrow().clone();
+        let conn = self.conn.borrow().clone();
         let answer = match conn {
             None => Err(StoreError::Connection),
             Some(mut conn) => match tokio::time::timeout(self.timeout, inv.invoke_async::<Vec<i64>>(&mut conn)).await {
@@ -1116,7 +1071,7 @@ mod tests {
 
     fn queued(store: &Store, key: &str) -> oneshot::Receiver<Reply> {
         let (reply, answer) = oneshot::channel();
-        store.links[0].lanes().queue.push_back(Pending {
+        store.lanes().queue.push_back(Pending {
             key: key.to_owned(),
             interval: 1.0,
             capacity: 1.0,
@@ -1132,32 +1087,32 @@ mod tests {
     #[test]
     fn the_duty_to_lead_is_never_lost() {
         let store = unreachable_store();
-        store.links[0].lanes().in_flight = IN_FLIGHT;
+        store.lanes().in_flight = IN_FLIGHT;
         let gone = queued(&store, "gone");
         drop(gone);
         let a = queued(&store, "a");
         let mut b = queued(&store, "b");
-        store.links[0].pass_on();
-        assert_eq!(store.links[0].lanes().in_flight, IN_FLIGHT, "handed on, not given back");
-        assert_eq!(store.links[0].lanes().queue.len(), 1, "`gone` skipped, `a` handed the duty");
+        store.pass_on();
+        assert_eq!(store.lanes().in_flight, IN_FLIGHT, "handed on, not given back");
+        assert_eq!(store.lanes().queue.len(), 1, "`gone` skipped, `a` handed the duty");
         // `a`'s caller goes away before taking the duty up: `b` gets it.
-        drop(Waiting { link: &store.links[0], answer: a });
+        drop(Waiting { store: &store, answer: a });
         match b.try_recv() {
             Ok(Reply::Lead { key, .. }) => assert_eq!(key, "b"),
             other => panic!("b was not handed the duty: {other:?}"),
         }
-        assert!(store.links[0].lanes().queue.is_empty());
+        assert!(store.lanes().queue.is_empty());
         // `b` goes too, with nothing queued: the slot is free.
         let (tx, rx) = oneshot::channel();
         tx.send(Reply::Lead { key: "b".into(), interval: 1.0, capacity: 1.0, reserve: 0.0 }).unwrap();
-        drop(Waiting { link: &store.links[0], answer: rx });
-        assert_eq!(store.links[0].lanes().in_flight, IN_FLIGHT - 1);
+        drop(Waiting { store: &store, answer: rx });
+        assert_eq!(store.lanes().in_flight, IN_FLIGHT - 1);
         // A waiter dropped with its answer (or nothing) changes nothing.
         let (tx, rx) = oneshot::channel();
         tx.send(Reply::Answer(Ok((true, 0)))).unwrap();
-        drop(Waiting { link: &store.links[0], answer: rx });
-        drop(Waiting { link: &store.links[0], answer: oneshot::channel().1 });
-        assert_eq!(store.links[0].lanes().in_flight, IN_FLIGHT - 1);
+        drop(Waiting { store: &store, answer: rx });
+        drop(Waiting { store: &store, answer: oneshot::channel().1 });
+        assert_eq!(store.lanes().in_flight, IN_FLIGHT - 1);
     }
 
     /// A leader's call cut short by its caller finishes in a task.
@@ -1186,12 +1141,12 @@ mod tests {
         }
         let (reply, _own) = oneshot::channel();
         let mut batch = vec![Pending { key: "own".into(), interval: 1.0, capacity: 1.0, reserve: 0.0, reply }];
-        store.links[0].take_queued(&mut batch);
+        store.take_queued(&mut batch);
         assert_eq!(batch.len(), MAX_BATCH);
         let keys: Vec<&str> = batch.iter().map(|p| p.key.as_str()).collect();
         assert_eq!(keys[..3], ["own", "1", "3"]);
         assert_eq!(keys[MAX_BATCH - 1], (2 * MAX_BATCH - 3).to_string());
-        assert!(store.links[0].lanes().queue.iter().all(|p| p.key.parse::<usize>().unwrap() > 2 * MAX_BATCH - 3));
+        assert!(store.lanes().queue.iter().all(|p| p.key.parse::<usize>().unwrap() > 2 * MAX_BATCH - 3));
     }
 
     #[test]

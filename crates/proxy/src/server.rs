@@ -173,7 +173,7 @@ pub async fn run_serving(path: PathBuf, kubernetes: Option<WatchConfig>, serving
     tokio::spawn(flush_access_log(Arc::clone(&shared)));
     if !tasks.is_empty() {
         // Listeners served here: so are their upstream connections.
-        tokio::spawn(crate::workers::housekeeping(Arc::clone(&shared)));
+        tokio::spawn(crate::workers::prune_idle_upstreams(Arc::clone(&shared)));
     }
     tokio::spawn(file_watch(path.clone(), Arc::clone(&shared), hup, triggers));
     tokio::spawn(reloader_with(path, Arc::clone(&shared), queue, Some((binds_tx, feedback_tx))));

@@ -114,11 +114,6 @@ fn limiter_key(scope: &str, rate: RateConfig, ipv6_prefix: u8) -> String {
 }
 
 impl Snapshot {
-    /// The rate-limit store of the global limits, if any.
-    pub fn store(&self) -> Option<&Arc<Store>> {
-        self.store.as_ref()
-    }
-
     /// The client-IP chain of listener `name`: its own (Gateway API
     /// `ClientIPPolicy`), else the file's `[client_ip]` and `[forward]`.
     pub fn chain(&self, listener: &str) -> &Arc<Chain> {

@@ -15,20 +15,14 @@
 //! registered with the reactor of the runtime that opened it, so only
 //! that worker reuses it (no cross-thread wake-up per request).
 //!
-//! The same holds for the rate-limit store: each worker has its own
-//! connection to Redis, made on its runtime and connected by the worker
-//! itself ([`housekeeping`]), so a decision's call and answer never wake
-//! another thread.
-//!
 //! Invariants: [`set_count`] is called once, before the first snapshot is
-//! built (pools size their shards from it, the store its connections); a
-//! thread that is not a worker (tests, `--runtime multi-thread`, the
-//! control runtime) uses shard 0.
+//! built (pools size their shards from it); a thread that is not a worker
+//! (tests, `--runtime multi-thread`, the control runtime) uses shard 0.
 
 use std::cell::Cell;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs as _};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::sync::{watch, Semaphore};
@@ -39,26 +33,15 @@ use crate::http::Shared;
 
 /// Workers this process runs (1 until [`set_count`]).
 static COUNT: AtomicUsize = AtomicUsize::new(1);
-/// Whether serving is on worker threads ([`set_count`] was called).
-static THREADED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
     static INDEX: Cell<usize> = const { Cell::new(0) };
 }
 
 /// Sets how many workers the process runs: pools built from now on keep
-/// one idle-connection shard per worker, stores one connection per worker;
-/// and marks that serving is on worker threads, not in the calling runtime.
+/// one idle-connection shard per worker.
 pub fn set_count(n: usize) {
     COUNT.store(n.max(1), Ordering::Relaxed);
-    THREADED.store(true, Ordering::Relaxed);
-}
-
-/// Whether serving is on worker threads (not in the runtime that runs the
-/// server): a connection made on that runtime would be driven by a thread
-/// that serves no request.
-pub fn threaded() -> bool {
-    THREADED.load(Ordering::Relaxed)
 }
 
 /// Workers this process runs.
@@ -154,7 +137,7 @@ pub fn spawn(w: Worker) -> io::Result<std::thread::JoinHandle<()>> {
                 )));
             }
             drop(drain);
-            let reaper = tokio::spawn(housekeeping(Arc::clone(&shared)));
+            let reaper = tokio::spawn(prune_idle_upstreams(Arc::clone(&shared)));
             for t in tasks {
                 let _ = t.await;
             }
@@ -167,23 +150,16 @@ pub fn spawn(w: Worker) -> io::Result<std::thread::JoinHandle<()>> {
     })
 }
 
-/// At once and then every second, in the snapshot in force: closes the
-/// calling worker's upstream connections idle for longer than their pool's
-/// `idle_timeout` ([`crate::upstream::Pool::prune_idle`]), and connects
-/// the worker's link to the rate-limit store if it has none yet
-/// ([`crate::ratestore::Store::connect_here`]: at start, and within a
-/// second of a reload that brought a new store).
-pub async fn housekeeping(shared: Arc<Shared>) {
+/// Every second, closes the calling worker's upstream connections idle
+/// for longer than their pool's `idle_timeout` ([`crate::upstream::Pool::prune_idle`]),
+/// in the pools of the snapshot in force.
+pub async fn prune_idle_upstreams(shared: Arc<Shared>) {
     let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let snapshot = shared.snapshot.load();
-        for pool in snapshot.pools.values() {
+        for pool in shared.snapshot.load().pools.values() {
             pool.prune_idle();
-        }
-        if let Some(store) = snapshot.store() {
-            store.connect_here();
         }
     }
 }
