@@ -1964,6 +1964,48 @@ fn a_request_is_handled_by_the_routes_of_its_most_specific_listener() {
     until_status(&p, addr, "a.example.com", "/admin", 200);
 }
 
+/// Review 19 MED-4, with the real binary: listener `a` (a.example.com, its
+/// own ClientIPPolicy) shares one bind with a wildcard sibling that has
+/// none, so `a` is conflicted and not programmed. It still owns its host:
+/// a route on the wildcard serves b.example.com, never a.example.com
+/// (before the fix a.example.com was served under the wildcard's chain,
+/// without `a`'s policy).
+#[test]
+fn a_conflicted_listener_keeps_its_host_from_its_wildcard_sibling() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    let (_e, port) = echo_pod("echo", 2);
+    service(&api, "app", 2, port);
+    gateway(
+        &api,
+        &json!([{"name": "wild", "port": 80, "protocol": "HTTP", "hostname": "*.example.com"},
+            {"name": "a", "port": 80, "protocol": "HTTP", "hostname": "a.example.com"}]),
+    );
+    let on_a = json!({"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw", "sectionName": "a"});
+    api.apply(policy(
+        "ClientIPPolicy",
+        "strict",
+        &on_a,
+        &json!({"trustedProxies": ["192.0.2.0/24"], "failClosed": true}),
+    ));
+    http_route(
+        &api,
+        "grab",
+        &json!({"parentRefs": [{"name": "gw", "sectionName": "wild"}],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}], "backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let (p, addr, _dir) = proxy_with(&api, "conflicted-host", "gateway_ports = [80]\n", &[]);
+    let o = until(&api, "Gateway", "web", "gw", "listener a conflicted", |o| {
+        o["status"]["listeners"].as_array().is_some_and(|ls| {
+            ls.iter().any(|l| l["name"] == "a" && cond(&l["conditions"], "Programmed")["status"] == "False")
+        })
+    });
+    let a = o["status"]["listeners"].as_array().unwrap().iter().find(|l| l["name"] == "a").unwrap();
+    assert_eq!(cond(&a["conditions"], "Conflicted")["status"], "True", "{a}");
+    until_status(&p, addr, "b.example.com", "/", 200);
+    assert_eq!(status(addr, "a.example.com", "/"), 404, "a.example.com is listener a's, which is not programmed");
+}
+
 /// M4 (review 13): a GRPCRoute and a TLSRoute attached to realip's Gateway
 /// get a `parents[]` entry saying `Accepted: False, NotAllowedByListeners`
 /// (realip's listeners support HTTPRoute only), next to the entry another

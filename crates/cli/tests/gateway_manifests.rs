@@ -268,10 +268,12 @@ fn documented_examples_are_accepted() {
         o.add(v).unwrap();
     }
     o.add_yaml(
-        "apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip}\nspec: {controllerName: realip.dev/gateway-controller}\n---\n\
-         apiVersion: v1\nkind: Secret\nmetadata: {name: app-tls, namespace: web}\ntype: kubernetes.io/tls\ndata: {tls.crt: Q0VSVA==, tls.key: S0VZ}\n---\n\
+        &"apiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip}\nspec: {controllerName: realip.dev/gateway-controller}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: app-tls, namespace: web}\ntype: kubernetes.io/tls\ndata: {tls.crt: CRT_B64, tls.key: KEY_B64}\n---\n\
          apiVersion: v1\nkind: Service\nmetadata: {name: app, namespace: web}\nspec: {ports: [{port: 80}]}\n---\n\
-         apiVersion: v1\nkind: Service\nmetadata: {name: app-canary, namespace: web}\nspec: {ports: [{port: 80}]}\n",
+         apiVersion: v1\nkind: Service\nmetadata: {name: app-canary, namespace: web}\nspec: {ports: [{port: 80}]}\n"
+            .replace("CRT_B64", realip_kube::tls::testdata::CRT_B64)
+            .replace("KEY_B64", realip_kube::tls::testdata::KEY_B64),
     )
     .unwrap();
     let t = realip_kube::gateway::translate::translate(&o.inputs("realip", &["203.0.113.200".to_owned()]));

@@ -863,13 +863,16 @@ pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Ce
         .ok_or(format!("TLS Secret {ns}/{name} not found"))?;
     let data = s.data.as_ref().ok_or(format!("TLS Secret {ns}/{name} has no data"))?;
     let get = |k: &str| data.get(k).map(|b| b.0.clone()).ok_or(format!("TLS Secret {ns}/{name} has no {k}"));
-    Ok(Cert {
-        name: format!("{ns}/{name}"),
-        cert_pem: get("tls.crt")?,
-        key_pem: get("tls.key")?,
-        ingress: false,
-        hosts: Vec::new(),
-    })
+    let (cert_pem, key_pem) = (get("tls.crt")?, get("tls.key")?);
+    // Refused here, as the proxy would refuse it, so a listener never
+    // reports a certificate it cannot serve.
+    crate::tls::certified_key(
+        &cert_pem,
+        &key_pem,
+        &format!("TLS Secret {ns}/{name} tls.crt"),
+        &format!("TLS Secret {ns}/{name} tls.key"),
+    )?;
+    Ok(Cert { name: format!("{ns}/{name}"), cert_pem, key_pem, ingress: false, hosts: Vec::new() })
 }
 
 #[cfg(test)]
@@ -1176,10 +1179,18 @@ mod tests {
         assert!(d.routes[0].ssl_redirect, "TLS for the host turns ssl-redirect on by default");
         let secret: Secret =
             obj(json!({"metadata": {"name": "site-tls", "namespace": "web"}, "type": "kubernetes.io/tls",
-            "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}}));
-        let d = desired("realip", None, &[ing], &svcs, &slices, &[secret]);
-        assert_eq!((d.certs[0].cert_pem.as_slice(), d.certs[0].key_pem.as_slice()), (&b"CERT"[..], &b"KEY"[..]));
-        assert!(!format!("{:?}", d.certs[0]).contains("KEY"));
+            "data": {"tls.crt": crate::tls::testdata::CRT_B64, "tls.key": crate::tls::testdata::KEY_B64}}));
+        let d = desired("realip", None, std::slice::from_ref(&ing), &svcs, &slices, &[secret]);
+        let (crt, key) = (&include_bytes!("../testdata/tls.crt")[..], &include_bytes!("../testdata/tls.key")[..]);
+        assert_eq!((d.certs[0].cert_pem.as_slice(), d.certs[0].key_pem.as_slice()), (crt, key));
+        assert!(!format!("{:?}", d.certs[0]).contains("KEY"), "the key is never printed");
+        // A Secret the proxy could not serve is a warning naming what is wrong.
+        let garbage: Secret =
+            obj(json!({"metadata": {"name": "site-tls", "namespace": "web"}, "type": "kubernetes.io/tls",
+            "data": {"tls.crt": "Q0VSVA==", "tls.key": crate::tls::testdata::KEY_B64}}));
+        let d = desired("realip", None, std::slice::from_ref(&ing), &svcs, &slices, &[garbage]);
+        assert!(d.certs.is_empty());
+        assert_eq!(d.warnings[0].message, "TLS Secret web/site-tls tls.crt: no certificate in it");
         assert!(parse_size("8x").is_err());
     }
 }

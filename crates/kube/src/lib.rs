@@ -9,7 +9,8 @@
 //! - [`live`]: the same objects read from a cluster with kube-rs;
 //! - [`event`]: the JSON event log (stderr) of every long-running command;
 //! - [`ingress`], [`gateway`]: Ingresses and Gateway API objects turned into
-//!   the neutral [`routes::RouteSet`] the proxy serves, and their status.
+//!   the neutral [`routes::RouteSet`] the proxy serves, and their status;
+//! - [`tls`]: certificate and key pairs, checked as the proxy loads them.
 #![forbid(unsafe_code)]
 
 mod decode;
@@ -22,6 +23,7 @@ pub mod manifests;
 pub mod object;
 pub mod routes;
 mod status_writer;
+pub mod tls;
 pub mod watch;
 pub mod yaml;
 

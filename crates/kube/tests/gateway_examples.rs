@@ -81,7 +81,7 @@ fn worlds(dir: &Path) -> Vec<(String, Vec<PathBuf>)> {
 
 fn secret(ns: &str, name: &str) -> serde_json::Value {
     json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": name, "namespace": ns},
-        "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}})
+        "data": {"tls.crt": realip_kube::tls::testdata::CRT_B64, "tls.key": realip_kube::tls::testdata::KEY_B64}})
 }
 
 /// What realip makes of one world, in one line per fact.

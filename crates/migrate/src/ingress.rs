@@ -1083,7 +1083,7 @@ pub fn plan<'a>(
                     // (migrate review 17 R17-3) Go's Atoi takes it, and
                     // `limit_req … burst=0` (or negative) is refused by nginx.
                     fatal = true;
-                    push(key, Status::NotConverted, "", format!("`{v}` makes ingress-nginx render `limit_req … burst={}`, which nginx refuses (a burst must be positive): the admission webhook refuses this Ingress, or without it every reload fails and the last good configuration keeps serving; the Ingress is left out", if v.starts_with('-') { "<negative>" } else { "0" }));
+                    push(key, Status::NotConverted, "", format!("`{v}` makes ingress-nginx render `limit_req … burst={}`, which nginx refuses (a burst must be positive): an admission webhook that runs `nginx -t` (ingress-nginx before v1.11.5 and v1.12.1) refuses this Ingress at apply time; otherwise every reload with it fails and the last good configuration keeps serving (then every Ingress is emitted deny-all, see their notes); the Ingress is left out", if v.starts_with('-') { "<negative>" } else { "0" }));
                 } else if !ok {
                     push(key, Status::NotConverted, "", format!("`{v}` is not a whole number: ingress-nginx uses 5, so does the output"));
                 } else if get("limit-rps").is_none() && get("limit-rpm").is_none() {

@@ -166,8 +166,10 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let https_lost = https_client_lost(&setup, &ci, opts.target, &mut report);
     let tls_hosts = tls_hosts(objects);
     let global_access = global_access_keys(&report);
-    let unloadable = setup::unloadable_keys(&setup);
     let (ours, unsure) = ours(objects, &setup, &mut report);
+    let mut unloadable: Vec<String> =
+        setup::unloadable_keys(&setup).into_iter().map(|k| format!("the ConfigMap's {k}")).collect();
+    unloadable.extend(reload_breakers(&ours, &setup, &setup::admission_webhook(objects, &setup)));
     // Every Ingress of the class takes part, also those left out below: a
     // path kept by a left-out Ingress must not be opened by another one.
     let merged = merge::merge(&ours, &setup);
@@ -202,7 +204,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
                 p.deny_all = Some(leave_out_https(&mut report, first_entry));
             }
         }
-        apply_merge(&mut p, &merged, &mut report);
+        apply_merge(&mut p, &merged, &unsure, &mut report);
         let served = canary_fates(&mut p, &merged, &mut report);
         if let Some(why) = &p.deny_all {
             report.notes.push(left_out_note(&p, why));
@@ -221,9 +223,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     denies_win(&mut plans, &mut report);
     drop_unrouted(&plans, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
-    if let Some(svc) = setup.service {
-        snat_hides_the_client(svc, &ci, &mut report);
-    }
+    snat_hides_the_client(&setup, &ci, &mut report);
     let mut objects = emitted.objects;
     client_ip_fields(&objects, &to, opts.target, &mut report);
     sort_objects(&mut objects);
@@ -1303,9 +1303,9 @@ fn collisions(
 /// Drops the locations of `p` that an older Ingress keeps in ingress-nginx
 /// (each reported not converted, naming the winner), and records where its
 /// defaultBackend is the fallback.
-fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, unsure: &Unsure, report: &mut Report) {
     let o = p.obj;
-    no_server_paths(p, merged, report);
+    no_server_paths(p, merged, unsure, report);
     for s in merged.shadowed.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
         if s.winner == o.id() {
             same_location_twice(p, s, report);
@@ -1351,7 +1351,13 @@ fn apply_merge(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Re
 /// requests, as nginx's other locations did). A copy of a path listed
 /// twice in the Ingress drops alone when another copy is served (runs
 /// before the same-Ingress dedupe, which then keeps that copy).
-fn no_server_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mut Report) {
+///
+/// When the canary that made the upstream is one ingress-nginx may not
+/// serve ([`Unsure`]: refused, maybe dropped), the path may be served as
+/// written (canary absent) or not at all (canary present, the host's
+/// other locations answer): it is kept deny-all, never more open than
+/// either, instead of being dropped to a more open route.
+fn no_server_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, unsure: &Unsure, report: &mut Report) {
     let o = p.obj;
     let id = o.id();
     let key =
@@ -1381,6 +1387,43 @@ fn no_server_paths(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
             report.entries.push(path_entry(o, key(u), Status::Ignored, format!(
                 "this copy (→ {}) is not served by ingress-nginx: its upstream `{}` was made by the canary {} (NoServer), and getBackendServers skips it; another copy of the path in this Ingress is the location ingress-nginx serves, and so does the output",
                 u.own, u.upstream, u.made.creator
+            )));
+            continue;
+        }
+        if let Some((_, _, _, doubt)) = unsure.get(&u.made.creator) {
+            let moved: Vec<ingress::Denied> = p
+                .hosts
+                .get_mut(&u.host)
+                .map(|paths| {
+                    let (gone, kept) = std::mem::take(paths).into_iter().partition(|r| is(u, &r.raw, &r.path_type));
+                    *paths = kept;
+                    gone
+                })
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r: ingress::PathRule| ingress::Denied {
+                    kind: r.kind,
+                    value: r.value,
+                    raw: r.raw,
+                    path_type: r.path_type,
+                })
+                .collect();
+            if p.hosts.get(&u.host).is_some_and(Vec::is_empty) {
+                p.hosts.remove(&u.host);
+            }
+            if !moved.is_empty() {
+                p.denied.entry(u.host.clone()).or_default().extend(moved);
+            }
+            let maybe = match doubt {
+                Doubt::Refused => {
+                    "whose current version ingress-nginx refuses (a running controller may serve an older one, or none)"
+                }
+                Doubt::Dropped => "which ingress-nginx may have dropped",
+                Doubt::Denied => "whose locations ingress-nginx may have denied",
+            };
+            report.entries.push(path_entry(o, key(u), Status::NotConverted, format!(
+                "whether ingress-nginx serves this path is not known: its upstream `{}` is made (NoServer) by the canary {} {maybe} (see its entries); with the canary in the store getBackendServers skips the path and the host's other locations answer, without it the path is served as written; the output refuses it to every client (a deny-all route), never more open than either",
+                u.upstream, u.made.creator
             )));
             continue;
         }
@@ -1967,14 +2010,44 @@ fn leave_out_unrestricted(keys: &[String], report: &mut Report, first_entry: usi
     format!("the ConfigMap's {keys} restricts every server and is not converted")
 }
 
+/// The Ingresses whose annotations make ingress-nginx render a
+/// configuration nginx refuses, so every reload with them fails (migrate
+/// review 18 MED2): `limit-burst-multiplier` 0 or negative beside a
+/// limit-rps or limit-rpm renders `limit_req … burst=0`. Only an admission
+/// webhook that runs `nginx -t` ([`setup::webhook_tests_nginx`]: before
+/// v1.11.5 and v1.12.1) keeps such an Ingress out of the cluster; with it
+/// off, a later release, or either not known, the Ingress may be in the
+/// store, and then no configuration loads.
+fn reload_breakers(ours: &[&Object], setup: &setup::Setup<'_>, webhook: &setup::Webhook) -> Vec<String> {
+    if matches!(webhook, setup::Webhook::On(_)) && setup::webhook_tests_nginx(setup) == Some(true) {
+        return Vec::new();
+    }
+    let ann = |o: &Object, k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::to_owned);
+    ours.iter()
+        .filter(|o| {
+            let limited =
+                ["limit-rps", "limit-rpm"].iter().filter_map(|k| ann(o, k)).any(|r| r.parse::<u64>().is_ok_and(|n| n > 0));
+            limited && ann(o, "limit-burst-multiplier").is_some_and(|m| m.parse::<i64>().is_ok_and(|m| m <= 0))
+        })
+        .map(|o| {
+            let tested = match (webhook, setup::webhook_tests_nginx(setup)) {
+                (setup::Webhook::Off(_), _) => "the admission webhook is off",
+                (_, Some(false)) => "the controller's admission webhook no longer runs `nginx -t` (off since v1.11.5 and v1.12.1, the CVE-2025-1974 fix), so it does not refuse the Ingress",
+                _ => "whether an admission webhook running `nginx -t` (before v1.11.5 and v1.12.1) refused it at apply time is not known",
+            };
+            format!("{}'s limit-burst-multiplier (`limit_req … burst=0`, which nginx refuses; {tested})", o.id())
+        })
+        .collect()
+}
+
 /// Leaves an Ingress out (deny-all) because no configuration with the
-/// ConfigMap's `keys` loads in nginx, so what ingress-nginx serves of it is
+/// `causes` (a ConfigMap key, an Ingress's annotation) loads in nginx, so what ingress-nginx serves of it is
 /// not known; its converted entries (from `first_entry` on) become not
 /// converted. Returns why, for [`ingress::Plan::deny_all`].
-fn leave_out_unloadable(keys: &[String], report: &mut Report, first_entry: usize) -> String {
+fn leave_out_unloadable(causes: &[String], report: &mut Report, first_entry: usize) -> String {
     let why = format!(
-        "nginx refuses every configuration ingress-nginx renders with the ConfigMap's {} (see its entry), so what ingress-nginx serves of this Ingress (an older configuration, or nothing) is not known",
-        keys.join(", ")
+        "nginx refuses every configuration ingress-nginx renders with {} (see its entry), so what ingress-nginx serves of this Ingress (an older configuration, or nothing) is not known",
+        causes.join(", ")
     );
     for e in &mut report.entries[first_entry..] {
         if matches!(e.status, Status::Converted | Status::Changed) {
@@ -1999,6 +2072,8 @@ fn envoy_differences(ci: &setup::ClientIp, https_any: bool, report: &mut Report)
     };
     for e in &mut report.entries {
         match e.key.as_str() {
+            // A value nginx refuses keeps its entry: nothing loads with it.
+            _ if e.why.contains(setup::UNLOADABLE) => {}
             "proxy-real-ip-cidr" if ci.proxy_protocol && !ci.trusts_every_peer() && e.status == Status::Warning => {
                 // Keep the trust-all warning, louder than a change.
                 e.why.push_str(" With Envoy Gateway it is wider still: a PROXY header is accepted from any peer, native IPv6 ones included.");
@@ -2081,9 +2156,16 @@ fn load_balancer(svc: &Object, ci: &setup::ClientIp, report: &mut Report) {
 /// and limit acts on node addresses, in ingress-nginx and in the output
 /// alike. Their entries no longer claim "never the load balancer's
 /// address", and the run is incomplete (exit 1) when there are any.
-fn snat_hides_the_client(svc: &Object, ci: &setup::ClientIp, report: &mut Report) {
+fn snat_hides_the_client(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report: &mut Report) {
     use realip_doctor::cloud::{Layer, Target as LbTarget};
     const CLAIM: &str = "(never the load balancer's address)";
+    let peer = !ci.proxy_protocol && (ci.header.is_none() || ci.trusted.is_empty());
+    let Some(svc) = setup.service else {
+        if peer {
+            service_unknown(setup, CLAIM, report);
+        }
+        return;
+    };
     let lb = realip_doctor::cloud::classify(svc.doc.at(&["metadata", "annotations"]));
     let ty = svc.doc.str_at(&["spec", "type"]).unwrap_or("ClusterIP");
     let etp = svc.doc.str_at(&["spec", "externalTrafficPolicy"]).unwrap_or("Cluster");
@@ -2091,7 +2173,6 @@ fn snat_hides_the_client(svc: &Object, ci: &setup::ClientIp, report: &mut Report
         && lb.layer == Layer::L4
         && lb.proxy_protocol.is_none()
         && if ty == "LoadBalancer" && lb.target == LbTarget::Pod { !lb.preserve_client_ip } else { etp != "Local" };
-    let peer = !ci.proxy_protocol && (ci.header.is_none() || ci.trusted.is_empty());
     if !lost || !peer {
         return;
     }
@@ -2122,6 +2203,41 @@ fn snat_hides_the_client(svc: &Object, ci: &setup::ClientIp, report: &mut Report
         status,
         to: String::new(),
         why: format!("the Service is {how} and nothing is trusted, so the client of ingress-nginx and of the Gateway is the TCP peer, which is the node that SNAT'ed the connection (realip doctor: ingress-etp-cluster); {then}"),
+    });
+}
+
+/// [`snat_hides_the_client`] without the controller's Service in the input:
+/// nothing is trusted, so the client is the TCP peer, and whether that is
+/// the client or a node that SNAT'ed it (`externalTrafficPolicy: Cluster`,
+/// Kubernetes' default) is not known. Restrictions keyed on it are not
+/// converted as the client restriction they claim to be (exit 1); with
+/// none, a warning.
+fn service_unknown(setup: &setup::Setup<'_>, claim: &str, report: &mut Report) {
+    let mut keyed = Vec::new();
+    for e in report.entries.iter_mut().filter(|e| e.why.contains(claim)) {
+        e.why = e.why.replace(
+            claim,
+            "(here the TCP peer, which may be a node's address: the controller's Service is not in the input, see its entry)",
+        );
+        keyed.push(format!("{} {}", e.object, e.key));
+    }
+    let (object, file, line) = setup
+        .controller
+        .map_or_else(|| (String::new(), String::new(), 0), |c| (c.id(), c.source.file.clone(), c.source.line));
+    let (status, then) = if keyed.is_empty() {
+        (Status::Warning, "no allow list, deny list or limit is keyed on it here".to_owned())
+    } else {
+        (Status::NotConverted, format!("{} may act on node addresses, in ingress-nginx and in the output alike, so they are not converted as the client restriction they claim to be", keyed.join(", ")))
+    };
+    report.entries.push(Entry {
+        object,
+        file,
+        line,
+        key: "Service".into(),
+        value: String::new(),
+        status,
+        to: String::new(),
+        why: format!("the controller's Service (named by --publish-service, or a LoadBalancer or NodePort Service selecting its pods) is not in the input, and no PROXY protocol or trusted header names the client, so the client of ingress-nginx and of the Gateway is the TCP peer: with a Service of externalTrafficPolicy: Cluster (Kubernetes' default) and an L4 load balancer, kube-proxy SNATs every connection and that peer is a node (realip doctor: ingress-etp-cluster); {then}. Add the Service to the input (kubectl get svc -n NAMESPACE -o yaml) so the migration can tell"),
     });
 }
 

@@ -117,6 +117,24 @@ impl Setup<'_> {
 /// (`mirror.example/ingress-nginx-controller`). Another container's image
 /// (a sidecar's `…/controller:v2.3`) says nothing about ingress-nginx.
 pub fn controller_version(setup: &Setup<'_>) -> Option<(u32, u32)> {
+    let mut parts = controller_tag(setup)?;
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// [`controller_version`] with the patch release: `(major, minor, patch)`,
+/// `None` when the tag has no readable patch (`v1.12`).
+pub fn controller_release(setup: &Setup<'_>) -> Option<(u32, u32, u32)> {
+    let mut parts = controller_tag(setup)?;
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    // `1-beta.0`, `1` alike: the digits before any suffix.
+    let patch = parts.next()?;
+    let digits = patch.split(|c: char| !c.is_ascii_digit()).next()?;
+    Some((major, minor, digits.parse().ok()?))
+}
+
+/// The dot-separated parts of the controller image's tag, `v` stripped.
+fn controller_tag<'s>(setup: &Setup<'s>) -> Option<std::str::Split<'s, char>> {
     let image = controller_container(setup.controller?)?.str_at(&["image"])?;
     let image = image.split('@').next()?;
     let (name, tag) = image.rsplit_once(':')?;
@@ -125,8 +143,23 @@ pub fn controller_version(setup: &Setup<'_>) -> Option<(u32, u32)> {
     if !ours || tag.contains('/') {
         return None;
     }
-    let mut parts = tag.strip_prefix('v').unwrap_or(tag).split('.');
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+    Some(tag.strip_prefix('v').unwrap_or(tag).split('.'))
+}
+
+/// Whether ingress-nginx's admission webhook runs `nginx -t` on the
+/// configuration an Ingress would make (`testTemplate` in `CheckIngress`),
+/// so that an Ingress nginx refuses is refused at apply time: before
+/// v1.11.5 and v1.12.1, whose fix for CVE-2025-1974 turned the test off
+/// (v1.13 and later never test). `None` when the release is not known.
+pub fn webhook_tests_nginx(setup: &Setup<'_>) -> Option<bool> {
+    let (major, minor, patch) = controller_release(setup)?;
+    Some(match (major, minor) {
+        (0, _) => true,
+        (1, m) if m < 11 => true,
+        (1, 11) => patch < 5,
+        (1, 12) => patch < 1,
+        _ => false,
+    })
 }
 
 /// The ingress-nginx container of the controller `o`: the one that runs
@@ -299,6 +332,12 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
                 cm.id()
             ),
             None => "no ingress-nginx controller workload or ConfigMap in the input: ingress-nginx's defaults apply".into(),
+        });
+        // Its Service by the chart's name or labels (`kubectl get svc,cm,ing`).
+        s.service = objects.iter().rev().find(|o| {
+            o.kind == "Service"
+                && matches!(o.str_type(), "LoadBalancer" | "NodePort")
+                && (o.name == "ingress-nginx-controller" || o.label("app.kubernetes.io/name") == Some("ingress-nginx"))
         });
         return Ok(s);
     };
@@ -932,6 +971,18 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             );
         }
     }
+    // A value nginx refuses fails every configuration: that, not the
+    // key's own reading, is what its entry says.
+    for (key, why) in
+        [("proxy-real-ip-cidr", unloadable_cidrs(setup)), ("forwarded-for-header", unloadable_header(setup))]
+    {
+        let Some(why) = why else { continue };
+        for e in report.entries[first_entry..].iter_mut().filter(|e| e.key == key && e.object != "defaults") {
+            e.status = Status::NotConverted;
+            e.to = String::new();
+            e.why.clone_from(&why);
+        }
+    }
     for e in &mut report.entries[first_entry..] {
         let known_bool = matches!(
             e.key.as_str(),
@@ -971,14 +1022,96 @@ pub fn limit_req_status(setup: &Setup<'_>) -> i64 {
     setup.configmap.and_then(|c| c.doc.str_at(&["data", "limit-req-status-code"])).and_then(status_code).unwrap_or(503)
 }
 
-/// The [`STATUS_CODE_KEYS`] of the ConfigMap whose value nginx refuses
-/// ([`unloadable_status`]): with one, no configuration of ingress-nginx loads.
+/// The ConfigMap keys whose value nginx refuses in every configuration
+/// ingress-nginx renders ([`unloadable_status`], [`unloadable_cidrs`],
+/// [`unloadable_header`]): with one, no configuration of ingress-nginx loads.
 pub fn unloadable_keys(setup: &Setup<'_>) -> Vec<String> {
-    STATUS_CODE_KEYS
+    let data = |k: &str| setup.configmap.and_then(|c| c.doc.str_at(&["data", k]));
+    let mut keys: Vec<String> = STATUS_CODE_KEYS
         .iter()
-        .filter(|k| setup.configmap.and_then(|c| c.doc.str_at(&["data", k])).and_then(unloadable_status).is_some())
+        .filter(|k| data(k).and_then(unloadable_status).is_some())
         .map(|k| (*k).to_owned())
-        .collect()
+        .collect();
+    if unloadable_cidrs(setup).is_some() {
+        keys.push("proxy-real-ip-cidr".into());
+    }
+    if unloadable_header(setup).is_some() {
+        keys.push("forwarded-for-header".into());
+    }
+    keys
+}
+
+/// A boolean ConfigMap key as ingress-nginx reads it (Go's ParseBool on
+/// the raw value; anything else keeps `default`).
+fn cm_bool(setup: &Setup<'_>, key: &str, default: bool) -> bool {
+    setup.configmap.and_then(|c| c.doc.str_at(&["data", key])).and_then(crate::ingress::go_bool).unwrap_or(default)
+}
+
+/// nginx.tmpl writes the real-IP module's directives (`real_ip_header`,
+/// `set_real_ip_from` per proxy-real-ip-cidr entry) only with
+/// use-forwarded-headers, use-proxy-protocol or enable-real-ip on.
+fn real_ip_written(setup: &Setup<'_>) -> bool {
+    cm_bool(setup, "use-forwarded-headers", false)
+        || cm_bool(setup, "use-proxy-protocol", false)
+        || cm_bool(setup, "enable-real-ip", false)
+}
+
+/// The tail every whole-configuration refusal shares: what a running
+/// controller and a restarted one serve, and what the output does.
+pub const UNLOADABLE: &str = "so nginx refuses each configuration (`nginx -t` fails) and none with this ConfigMap ever loads; a running controller keeps the configuration it loaded before this value, and one started with it serves none of the Ingresses. What ingress-nginx serves is not known, so every Ingress is emitted deny-all";
+
+/// Why the ConfigMap's proxy-real-ip-cidr makes every configuration fail
+/// to load, or `None`. ingress-nginx splits it on commas and writes each
+/// entry, unchecked, into `set_real_ip_from` (and, v1.13 and later with
+/// PROXY and forwarded headers, a `geo` block) when the real-IP module is
+/// on ([`real_ip_written`]). nginx takes an address, a CIDR, `unix:`, or a
+/// host name it resolves while loading (one that does not resolve fails
+/// the load): an entry that is none of the first three (`10.0.0.0/33`, a
+/// typo) fails it, or depends on DNS at every reload.
+pub fn unloadable_cidrs(setup: &Setup<'_>) -> Option<String> {
+    if !real_ip_written(setup) {
+        return None;
+    }
+    let v = setup.configmap?.doc.str_at(&["data", "proxy-real-ip-cidr"])?;
+    let bad: Vec<String> = v
+        .split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty() && *c != "unix:" && realip_kube::ingress::cidr_list(c).is_err())
+        .map(|c| format!("`{c}`"))
+        .collect();
+    if bad.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{} not an address or CIDR: nginx.tmpl writes each entry into `set_real_ip_from` in the http block of every configuration, where nginx takes an address, a CIDR, `unix:` or a host name it must resolve while loading (this cannot be one, or depends on DNS at each reload), {UNLOADABLE}; fix the entries (or give the load balancer's CIDRs with --trust) and run the migration again",
+        bad.join(", ") + if bad.len() == 1 { " is" } else { " are" },
+    ))
+}
+
+/// Why the ConfigMap's forwarded-for-header makes every configuration fail
+/// to load, or `None`. nginx.tmpl writes it unquoted into every location
+/// (`proxy_set_header X-Original-Forwarded-For $http_<name>`) and, with the
+/// real-IP module on ([`real_ip_written`]) and PROXY off, into
+/// `real_ip_header`: whitespace, `;` or `{` inside the name split the
+/// directive, and there an empty name or one opening a quote leaves it
+/// without its argument.
+pub fn unloadable_header(setup: &Setup<'_>) -> Option<String> {
+    let raw = setup.configmap?.doc.str_at(&["data", "forwarded-for-header"])?;
+    let v = raw.trim();
+    let splits = v.contains(|c: char| c.is_ascii_whitespace() || c == ';' || c == '{');
+    let header_line = real_ip_written(setup) && !cm_bool(setup, "use-proxy-protocol", false);
+    let empty = header_line && (v.is_empty() || v.starts_with(['"', '\'']));
+    if !splits && !empty {
+        return None;
+    }
+    let what = if splits {
+        "nginx.tmpl writes it unquoted into every location (`proxy_set_header X-Original-Forwarded-For $http_…`), where whitespace, `;` or `{` split the directive"
+    } else {
+        "nginx.tmpl writes it unquoted into `real_ip_header` in the http block, which is then left without its header name"
+    };
+    Some(format!(
+        "{raw:?} is not a header name nginx can take: {what}, {UNLOADABLE}; fix the value and run the migration again"
+    ))
 }
 
 /// Why a [`STATUS_CODE_KEYS`] value `raw` (as written) makes every
@@ -996,7 +1129,7 @@ pub fn unloadable_status(raw: &str) -> Option<String> {
     let read =
         if raw == code.to_string() { String::new() } else { format!(" (ingress-nginx reads `{raw}` as {code})") };
     Some(format!(
-        "{code}{read} is not a status nginx accepts here (400 to 599): nginx.tmpl writes it into the http block of every configuration, so nginx refuses each one (`nginx -t` fails) and none with this ConfigMap ever loads; a running controller keeps the configuration it loaded before this value, and one started with it serves none of the Ingresses. What ingress-nginx serves is not known, so every Ingress is emitted deny-all; fix the value (400 to 599) and run the migration again"
+        "{code}{read} is not a status nginx accepts here (400 to 599): nginx.tmpl writes it into the http block of every configuration, {UNLOADABLE}; fix the value (400 to 599) and run the migration again"
     ))
 }
 

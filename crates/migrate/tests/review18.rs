@@ -134,3 +134,168 @@ fn default_prefix_annotations_are_reported_ignored() {
         assert!(open_policies(&m).is_empty(), "{target:?}:\n{text}");
     }
 }
+
+/// MED1: a canary ingress-nginx may not serve (here its current version the
+/// admission webhook refuses) made the upstream of t's allow-listed /admin
+/// (NoServer). The path was dropped as if the canary were certainly served,
+/// so /admin fell to `open`'s `/` route: open to every client. With the
+/// canary in doubt /admin may be served as written or not at all: deny-all.
+/// Control: the same canary without the snippet is served, /admin is
+/// certainly not (no route, as ingress-nginx's other locations answer).
+#[test]
+fn a_doubtful_canary_does_not_open_the_path_whose_upstream_it_made() {
+    for target in BOTH {
+        for snippet in [true, false] {
+            let mut anns = vec![("canary", "true"), ("canary-weight", "10")];
+            if snippet {
+                anns.push(SNIPPET);
+            }
+            let canary = ing_at("web", "c", 2019, "/other", &anns).replace("name: c-svc", "name: t-svc");
+            let docs = vec![
+                controller_at("v1.11.3", &["--validating-webhook=:8443"], &[]),
+                VWC.to_owned(),
+                ing_at("web", "open", 2018, "/", &[]),
+                ing_at("web", "t", 2021, "/admin", &[W]),
+                canary,
+            ];
+            let m = run(&docs, target);
+            let ctx =
+                format!("snippet {snippet} {target:?}:\n{}\n{}", m.report.text(), realip_migrate::to_yaml(&m.objects));
+            let e = m.report.entries.iter().find(|e| {
+                e.object == "Ingress/web/t"
+                    && e.key.starts_with("path app.example.com/admin")
+                    && e.status == Status::NotConverted
+            });
+            let e = e.unwrap_or_else(|| panic!("no not-converted /admin entry: {ctx}"));
+            assert!(m.report.incomplete(), "exit 1: {ctx}");
+            if snippet {
+                assert!(routes(&m, true).contains(&"t-denied".to_owned()), "{ctx}");
+                assert!(e.why.contains("whether ingress-nginx serves this path is not known"), "{ctx}");
+            } else {
+                assert!(!routes(&m, true).contains(&"t-denied".to_owned()), "{ctx}");
+                assert!(e.why.contains("getBackendServers skips every path"), "{ctx}");
+            }
+            assert!(!routes(&m, false).contains(&"t".to_owned()), "{ctx}");
+        }
+    }
+}
+
+/// MED2: settings nginx refuses in every configuration ingress-nginx
+/// renders (a proxy-real-ip-cidr entry that is no CIDR, a
+/// forwarded-for-header that splits its directives, a burst of 0 where no
+/// admission webhook runs `nginx -t`) fail every reload: what ingress-nginx
+/// serves is not known, so every Ingress is deny-all, the open one too.
+/// Before the fix only the Ingresses with restrictions were left out.
+#[test]
+fn settings_nginx_refuses_leave_every_ingress_out() {
+    const LIMIT: [(&str, &str); 2] = [("limit-rps", "10"), ("limit-burst-multiplier", "0")];
+    // name, tag, webhook, ConfigMap lines, t's annotations, every Ingress out
+    // (else only t), the entry that says why (object, key).
+    type Case<'a> = (&'a str, &'a str, Hook, Lines<'a>, Lines<'a>, bool, (&'a str, &'a str));
+    const CM: &str = "ConfigMap/ingress-nginx/ingress-nginx-controller";
+    #[rustfmt::skip]
+    let cases: &[Case] = &[
+        ("cidr /33", "v1.15.1", Hook::Off, &[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/33")], &[], true, (CM, "proxy-real-ip-cidr")),
+        ("cidr typo beside a good one", "v1.15.1", Hook::Off, &[("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16, 10.1.0.0/1b")], &[], true, (CM, "proxy-real-ip-cidr")),
+        ("control: cidr /33 with real-IP off", "v1.15.1", Hook::Off, &[("proxy-real-ip-cidr", "10.0.0.0/33")], &[], false, ("", "")),
+        ("header with a space", "v1.15.1", Hook::Off, &[("forwarded-for-header", "X Client")], &[], true, (CM, "forwarded-for-header")),
+        ("header empty, real-IP on", "v1.15.1", Hook::Off, &[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16"), ("forwarded-for-header", "")], &[], true, (CM, "forwarded-for-header")),
+        ("control: header empty, real-IP off", "v1.15.1", Hook::Off, &[("forwarded-for-header", "")], &[], false, ("", "")),
+        ("burst 0, webhook tests (v1.11.4)", "v1.11.4", Hook::On, &[], &LIMIT, false, ("Ingress/web/t", "limit-burst-multiplier")),
+        ("burst 0, webhook no longer tests (v1.11.5)", "v1.11.5", Hook::On, &[], &LIMIT, true, ("Ingress/web/t", "limit-burst-multiplier")),
+        ("burst 0, v1.12.1", "v1.12.1", Hook::On, &[], &LIMIT, true, ("Ingress/web/t", "limit-burst-multiplier")),
+        ("burst 0, webhook off (v1.11.4)", "v1.11.4", Hook::Off, &[], &LIMIT, true, ("Ingress/web/t", "limit-burst-multiplier")),
+        ("burst 0, webhook not known (v1.11.4)", "v1.11.4", Hook::Unknown, &[], &LIMIT, true, ("Ingress/web/t", "limit-burst-multiplier")),
+    ];
+    for target in BOTH {
+        for &(name, tag, hook, data, anns, all, (object, key)) in cases {
+            let mut docs = vec![
+                common::controller(data).replacen("controller:v1.15.1", &format!("controller:{tag}"), 1),
+                ing_at("web", "open", 2020, "/", &[]),
+                ing_at("web", "t", 2021, "/admin", anns),
+            ];
+            if !matches!(hook, Hook::Off) {
+                docs[0] = docs[0].replacen(
+                    "- --ingress-class=nginx",
+                    "- --ingress-class=nginx\n        - --validating-webhook=:8443",
+                    1,
+                );
+            }
+            if matches!(hook, Hook::On) {
+                docs.push(VWC.to_owned());
+            }
+            let m = run(&docs, target);
+            let ctx = format!("{name} {target:?}:\n{}", m.report.text());
+            if object.is_empty() {
+                assert_eq!(routes(&m, false), ["open", "t"], "{ctx}");
+                continue;
+            }
+            assert!(m.report.incomplete(), "exit 1: {ctx}");
+            let e = m
+                .report
+                .entries
+                .iter()
+                .find(|e| e.object == object && e.key == key && e.status == Status::NotConverted);
+            assert!(e.is_some(), "no not-converted {object} {key}: {ctx}");
+            if all {
+                assert_eq!(routes(&m, false), Vec::<String>::new(), "{ctx}");
+                let mut denied = routes(&m, true);
+                denied.sort();
+                assert_eq!(denied, ["open-denied", "t-denied"], "{ctx}");
+                assert!(
+                    m.report
+                        .notes
+                        .iter()
+                        .any(|n| n.contains("Ingress/web/open") && n.contains("nginx refuses every configuration")),
+                    "{ctx}"
+                );
+            } else {
+                assert_eq!(routes(&m, false), ["open"], "{ctx}");
+                assert_eq!(routes(&m, true), ["t-denied"], "{ctx}");
+            }
+        }
+    }
+}
+
+/// MED3: without the controller's Service in the input, and nothing
+/// trusted, whether the client ingress-nginx saw was a node (kube-proxy
+/// SNAT, `externalTrafficPolicy: Cluster`, Kubernetes' default) is not
+/// known: an allow list keyed on it is not converted as a client
+/// restriction (exit 1). Before the fix the run said nothing and exited 0.
+#[test]
+fn a_missing_controller_service_is_not_taken_for_a_kept_client() {
+    for target in BOTH {
+        // (ConfigMap lines, Service kept, an entry for the missing Service wanted)
+        let cases: [(Lines, bool, bool); 4] = [
+            (&[], false, true),
+            (&[], true, false),
+            (&common::BASE, false, false),
+            (&[("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")], false, false),
+        ];
+        for (data, keep_service, wanted) in cases {
+            let mut ctl = common::controller(data);
+            if !keep_service {
+                let at = ctl.find("---\napiVersion: v1\nkind: Service").expect("the controller's Service");
+                ctl.truncate(at);
+            }
+            let docs = vec![ctl, ing_at("web", "t", 2021, "/admin", &[W])];
+            let m = run(&docs, target);
+            let ctx = format!("{data:?} service {keep_service} {target:?}:\n{}", m.report.text());
+            let e = m.report.entries.iter().find(|e| e.key == "Service");
+            assert_eq!(e.is_some(), wanted, "{ctx}");
+            if let Some(e) = e {
+                assert_eq!(e.status, Status::NotConverted, "{ctx}");
+                assert_eq!(e.object, "Deployment/ingress-nginx/ingress-nginx-controller", "{ctx}");
+                assert!(e.why.contains("Ingress/web/t whitelist-source-range"), "{ctx}");
+                assert!(m.report.incomplete(), "{ctx}");
+                let w = m
+                    .report
+                    .entries
+                    .iter()
+                    .find(|e| e.object == "Ingress/web/t" && e.key == "whitelist-source-range")
+                    .unwrap();
+                assert!(w.why.contains("which may be a node's address"), "{ctx}");
+            }
+        }
+    }
+}

@@ -803,7 +803,7 @@ fn realip_gateway_mode_accepts_the_output() {
     }
     world
         .add(json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls", "metadata": {"name": "site-tls", "namespace": "web"},
-            "data": {"tls.crt": "Q0VSVA==", "tls.key": "S0VZ"}}))
+            "data": {"tls.crt": realip_kube::tls::testdata::CRT_B64, "tls.key": realip_kube::tls::testdata::KEY_B64}}))
         .unwrap();
     for o in &m.objects {
         world.add(o.clone()).unwrap();
@@ -852,9 +852,11 @@ fn access_control_stays_out_when_the_client_address_is_not_converted() {
             ]),
             EG,
         ),
-        // Nothing trusted while ingress-nginx read the header.
-        (controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]), R),
-        (controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]), EG),
+        // Real-IP directives in a snippet change who the client is. (A
+        // proxy-real-ip-cidr entry that is no CIDR fails every nginx load:
+        // settings_nginx_refuses_leave_every_ingress_out in review18.rs.)
+        (controller(&[("use-forwarded-headers", "true"), ("http-snippet", "real_ip_header X-Client;")]), R),
+        (controller(&[("use-forwarded-headers", "true"), ("http-snippet", "real_ip_header X-Client;")]), EG),
     ];
     for (cm, target) in cases {
         let mut docs = vec![cm];
@@ -1292,7 +1294,7 @@ fn left_out_locations_refuse_requests_instead_of_falling_through() {
     type M<'a> = (&'a str, &'a str);
     type LeftOut<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str, &'a str, &'a [Target], [M<'a>; 2], &'a str);
     let cm = controller(&[("allow-snippet-annotations", "true"), ("annotations-risk-level", "Critical")]);
-    let lost = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX")]);
+    let lost = controller(&[("use-forwarded-headers", "true"), ("http-snippet", "real_ip_header X-Client;")]);
     let both: &[Target] = &[R, EG];
     let admin = [("PathPrefix", "/admin"); 2];
     let old = [("PathPrefix", "/old"); 2];

@@ -12,8 +12,7 @@ use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls_pki_types::pem::PemObject as _;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::{CertificateDer, ServerName};
 
 use crate::config::{CertConfig, TlsConfig};
 use crate::Error;
@@ -173,27 +172,9 @@ fn load(listener: &str, c: &CertConfig) -> Result<Arc<CertifiedKey>, Error> {
         Some(pem) => (pem.0.clone(), pem.1.clone()),
         None => (read_pem(cert).map_err(err)?, read_pem(key).map_err(err)?),
     };
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(|e| err(format!("{}: {e}", cert.display())))?;
-    if chain.is_empty() {
-        return Err(err(format!("{}: no certificate in it", cert.display())));
-    }
-    let key_der = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| err(format!("{}: {e}", key.display())))?;
-    let provider = rustls::crypto::ring::default_provider();
-    let signing =
-        provider.key_provider.load_private_key(key_der).map_err(|e| err(format!("{}: {e}", key.display())))?;
-    let certified = CertifiedKey::new(chain, signing);
-    // A key that does not belong to the certificate fails every handshake:
-    // refuse it now (a key type that cannot tell its public half passes).
-    if let Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) = certified.keys_match() {
-        return Err(err(format!(
-            "{}: the private key does not match the certificate {}",
-            key.display(),
-            cert.display()
-        )));
-    }
-    Ok(Arc::new(certified))
+    realip_kube::tls::certified_key(&cert_pem, &key_pem, &cert.display().to_string(), &key.display().to_string())
+        .map(Arc::new)
+        .map_err(err)
 }
 
 /// Builds the rustls server config of a listener.

@@ -52,9 +52,12 @@ fn run(extra: &str) -> Translation {
 
 /// [`run`] on another base world.
 fn run_on(base: &str, extra: &str) -> Translation {
+    // `CRT_B64` / `KEY_B64` in a Secret: a pair the proxy can serve.
+    let fill =
+        |s: &str| s.replace("CRT_B64", crate::tls::testdata::CRT_B64).replace("KEY_B64", crate::tls::testdata::KEY_B64);
     let mut o = Objects::default();
-    o.add_yaml(base).unwrap();
-    o.add_yaml(extra).unwrap();
+    o.add_yaml(&fill(base)).unwrap();
+    o.add_yaml(&fill(extra)).unwrap();
     translate(&o.inputs("realip", &["198.51.100.1".to_owned()]))
 }
 
@@ -240,13 +243,13 @@ apiVersion: v1
 kind: Secret
 metadata: {name: a-cert, namespace: infra}
 type: kubernetes.io/tls
-data: {tls.crt: Q0VSVA==, tls.key: S0VZ}
+data: {tls.crt: CRT_B64, tls.key: KEY_B64}
 ---
 apiVersion: v1
 kind: Secret
 metadata: {name: c-cert, namespace: certs}
 type: kubernetes.io/tls
-data: {tls.crt: Q0VSVA==, tls.key: S0VZ}
+data: {tls.crt: CRT_B64, tls.key: KEY_B64}
 ";
     let t = run(gw);
     let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
@@ -1278,7 +1281,7 @@ apiVersion: v1
 kind: Secret
 metadata: {{name: good, namespace: infra}}
 type: kubernetes.io/tls
-data: {{tls.crt: Q0VSVA==, tls.key: S0VZ}}
+data: {{tls.crt: CRT_B64, tls.key: KEY_B64}}
 ---
 "
         ) + &route(
@@ -1313,6 +1316,58 @@ data: {{tls.crt: Q0VSVA==, tls.key: S0VZ}}
     assert!(cond(conditions, "Programmed").status);
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(t.routes.routes[0].listeners, ["gateway/infra/tls/s"]);
+}
+
+/// Review 19 MED-2: a Secret the proxy cannot serve (no PEM certificate, a
+/// key that is not PEM, a key of another certificate) is an
+/// `InvalidCertificateRef` naming what is wrong, and the listener is not
+/// programmed, as for a missing Secret. Before the fix the listener said
+/// `ResolvedRefs: True`, `Programmed: True`, and the proxy skipped the
+/// certificate: every handshake on it failed.
+#[test]
+fn an_https_listener_whose_secret_cannot_be_served_is_not_programmed() {
+    let other_key = {
+        let pem = include_bytes!("../../testdata/other.key");
+        serde_json::to_value(k8s_openapi::ByteString(pem.to_vec())).unwrap().as_str().unwrap().to_owned()
+    };
+    let cases = [
+        ("Q0VSVA==", "KEY_B64", "tls.crt: no certificate in it"),
+        ("CRT_B64", "S0VZ", "tls.key: "),
+        ("CRT_B64", other_key.as_str(), "tls.key: the private key does not match the certificate"),
+    ];
+    for (crt, key, says) in cases {
+        let gw = format!(
+            r"
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: tls, namespace: infra}}
+spec:
+  gatewayClassName: realip
+  listeners:
+  - {{name: s, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{{name: bad}}]}}, allowedRoutes: {{namespaces: {{from: All}}}}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: bad, namespace: infra}}
+type: kubernetes.io/tls
+data: {{tls.crt: {crt}, tls.key: {key}}}
+---
+"
+        ) + &route(
+            "web",
+            "  parentRefs: [{name: tls, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
+        );
+        let t = run(&gw);
+        let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
+            panic!()
+        };
+        let r = cond(&listeners[0].conditions, "ResolvedRefs");
+        assert_eq!((r.status, r.reason), (false, "InvalidCertificateRef"), "{says}");
+        assert!(r.message.contains("TLS Secret infra/bad") && r.message.contains(says), "{says}: {}", r.message);
+        assert!(!cond(&listeners[0].conditions, "Programmed").status, "{says}");
+        assert!(!cond(conditions, "Programmed").status, "{says}");
+        assert!(t.routes.routes.is_empty(), "{says}: {:?}", t.routes.routes);
+    }
 }
 
 /// A route attached only to a listener no bind serves is `Accepted:

@@ -2485,9 +2485,36 @@ static FINGERPRINT: std::sync::LazyLock<foldhash::fast::RandomState> =
 
 /// A fingerprint of what [`RoutePart`]s depend on, or `None` when some
 /// object has no `resourceVersion`.
+///
+/// Only what can change a route's outcome counts (review 19 MED-3: a
+/// tenant's unrelated write must not rebuild every route): the Secrets a
+/// listener names (their contents decide whether it is programmed), and
+/// the Namespaces' names and labels (`from: Selector`; an annotation
+/// written on a Namespace changes its `resourceVersion`, not a route).
 fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
     use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
     let mut h = FINGERPRINT.build_hasher();
+    let named: BTreeSet<(String, &str)> = inp
+        .gateways
+        .iter()
+        .map(|g| (&g.metadata, &g.spec.listeners))
+        .chain(inp.listener_sets.iter().map(|s| (&s.metadata, &s.spec.listeners)))
+        .flat_map(|(m, ls)| {
+            let ns = ns_of(m);
+            ls.iter().filter_map(|l| l.tls.as_ref()).flat_map(move |t| {
+                let ns = ns.clone();
+                t.certificate_refs
+                    .iter()
+                    .map(move |r| (r.namespace.clone().unwrap_or_else(|| ns.clone()), r.name.as_str()))
+            })
+        })
+        .collect();
+    let secrets: Vec<&ObjectMeta> = inp
+        .secrets
+        .iter()
+        .map(|o| &o.metadata)
+        .filter(|m| m.name.as_deref().is_some_and(|n| named.contains(&(ns_of(m), n))))
+        .collect();
     let metas = inp
         .classes
         .iter()
@@ -2495,8 +2522,7 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
         .chain(inp.gateways.iter().map(|o| &o.metadata))
         .chain(inp.listener_sets.iter().map(|o| &o.metadata))
         .chain(inp.grants.iter().map(|o| &o.metadata))
-        .chain(inp.namespaces.iter().map(|o| &o.metadata))
-        .chain(inp.secrets.iter().map(|o| &o.metadata))
+        .chain(secrets.iter().copied())
         // ClientIPPolicies decide which listeners are served (fail closed,
         // chain conflicts, ListenerSet narrowing), hence routes' status.
         .chain(inp.ip_policies.iter().map(|o| &o.metadata));
@@ -2504,11 +2530,15 @@ fn context_fingerprint(inp: &Inputs<'_>) -> Option<u64> {
         m.uid.hash(&mut h);
         m.resource_version.as_deref()?.hash(&mut h);
     }
+    for n in &inp.namespaces {
+        n.metadata.name.hash(&mut h);
+        n.metadata.labels.hash(&mut h);
+    }
     inp.class.hash(&mut h);
     format!("{:?}", inp.binds).hash(&mut h);
     // The lists' lengths tell a removal from a change elsewhere.
     [inp.classes.len(), inp.gateways.len(), inp.listener_sets.len(), inp.grants.len()].hash(&mut h);
-    [inp.namespaces.len(), inp.secrets.len(), inp.ip_policies.len()].hash(&mut h);
+    [inp.namespaces.len(), secrets.len(), inp.ip_policies.len()].hash(&mut h);
     format!("{:?}", inp.last_good_ip).hash(&mut h);
     Some(h.finish())
 }

@@ -433,3 +433,50 @@ fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
     }
     assert!(carried > 20, "{carried}");
 }
+
+/// Review 19 MED-3: a write to a Secret no listener names (a tenant's
+/// token, a Helm release) or to a Namespace's annotations (its labels kept)
+/// is no change of what routes depend on: no route is carried or built
+/// again. A write to a Secret a listener names is one (the listener may
+/// stop being programmed). Before the fix every Secret and Namespace write
+/// rebuilt the context of every route.
+#[test]
+fn writes_routes_do_not_depend_on_leave_them_alone() {
+    let pair = format!(
+        "type: kubernetes.io/tls\ndata: {{tls.crt: {}, tls.key: {}}}",
+        crate::tls::testdata::CRT_B64,
+        crate::tls::testdata::KEY_B64
+    );
+    let mut world: BTreeMap<String, String> = BTreeMap::new();
+    let class =
+        object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}");
+    world.insert("class".into(), class);
+    world.insert("app".into(), object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80}]}"));
+    world.insert("ns".into(), object("n1", 1, "v1", "Namespace", "web", "", ""));
+    world.insert(
+        "g0".into(),
+        gateway("g0", 1, "g0", 4, "g0.example.com").replace(
+            "  listeners:\n",
+            "  listeners:\n  - {name: s, port: 443, protocol: HTTPS, hostname: s.example.com, tls: {certificateRefs: [{name: cert}]}, allowedRoutes: {namespaces: {from: All}}}\n",
+        ),
+    );
+    world.insert("cert".into(), object("sec1", 1, "v1", "Secret", "cert", "infra", &pair));
+    world.insert("token".into(), object("sec2", 1, "v1", "Secret", "token", "web", &pair));
+    for k in 0..20 {
+        world.insert(format!("r{k:02}"), http_route(&format!("r{k}"), 1, &format!("r{k:02}"), 1, &["g0"], 1));
+    }
+    let mut cache = RouteCache::default();
+    let t = both(&world, None, &mut cache);
+    assert!(t.routes.routes.iter().any(|r| r.listeners.iter().any(|l| l == "gateway/infra/g0/s")), "served on s");
+    let work = |c: &RouteCache| (c.built(), c.carried(), c.translated());
+    let before = work(&cache);
+    world.insert("token".into(), object("sec2", 2, "v1", "Secret", "token", "web", &pair));
+    both(&world, None, &mut cache);
+    assert_eq!(work(&cache), before, "a Secret no listener names");
+    world.insert("ns".into(), object("n1", 2, "v1", "Namespace", "web", "", ""));
+    both(&world, None, &mut cache);
+    assert_eq!(work(&cache), before, "a Namespace written with the same labels");
+    world.insert("cert".into(), object("sec1", 2, "v1", "Secret", "cert", "infra", &pair));
+    both(&world, None, &mut cache);
+    assert_ne!(work(&cache), before, "the listener's Secret");
+}
