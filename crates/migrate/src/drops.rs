@@ -283,6 +283,21 @@ pub fn go_parse_cidrs(v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether ingress-nginx validates annotation values
+/// (`--enable-annotation-validation`, v1.9 on, on by default from v1.12),
+/// and whether that is known (the controller's version and flags): when
+/// not, on (the reading that drops more).
+pub fn annotation_validation(setup: &Setup<'_>) -> (bool, bool) {
+    let version = controller_version(setup);
+    let at_least = |v: (u32, u32)| version.map(|have| have >= v);
+    match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 9)), at_least((1, 12))) {
+        (_, Some(false), _) => (false, true),
+        (Some(on), _, _) => (on, version.is_some()),
+        (None, _, Some(on)) => (on, true),
+        (None, _, None) => (true, false),
+    }
+}
+
 /// Whether ingress-nginx's store refuses `ing` for its annotations (risk,
 /// validation) or may deny its locations ([`Verdict`]); the deep
 /// inspector is [`deep_inspection`], run before.
@@ -335,15 +350,8 @@ pub fn check(ing: &Object, setup: &Setup<'_>) -> Verdict {
         }
     }
 
-    // --enable-annotation-validation (v1.9 on): on by default from v1.12.
     // The rate-limit parser returns its validators' errors, which drop the Ingress.
-    let (validation, sure) =
-        match (bool_flag(setup, "--enable-annotation-validation"), at_least((1, 9)), at_least((1, 12))) {
-            (_, Some(false), _) => (false, true),
-            (Some(on), _, _) => (on, version.is_some()),
-            (None, _, Some(on)) => (on, true),
-            (None, _, None) => (true, false),
-        };
+    let (validation, sure) = annotation_validation(setup);
     if validation {
         let raw = |short: &str| {
             anns.iter().find(|(k, _)| k.strip_prefix(&prefix) == Some(short)).and_then(|(_, v)| *v).unwrap_or_default()

@@ -566,13 +566,42 @@ pub fn redirect_url(url: &str, code: u16) -> Result<Redirect, String> {
 /// limit-rps / limit-rpm with limit-burst-multiplier (default 5, as ingress-nginx).
 fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
     let n = v.parse::<u64>().ok().filter(|n| *n > 0)?;
-    // ingress-nginx keeps 5 only when the multiplier does not parse; 0 is
-    // burst 0 (no request beyond the rate), a bucket of one request here.
-    let mult = mult.and_then(|m| m.parse::<u64>().ok()).unwrap_or(5);
+    // A burst nginx refuses ([`burst_refused`]) leaves the Ingress out: 1 here is never served.
+    let burst = go_burst(v, mult).unwrap_or(1).max(1);
     #[allow(clippy::cast_precision_loss)] // request rates are small integers
     let (per_second, unit) = if key == "limit-rps" { (n as f64, "Second") } else { (n as f64 / 60.0, "Minute") };
     #[allow(clippy::cast_precision_loss)]
-    Some(Rate { per_second, burst: n.saturating_mul(mult).max(1) as f64, requests: n, unit, global: false })
+    Some(Rate { per_second, burst: burst as f64, requests: n, unit, global: false })
+}
+
+/// The `burst=` ingress-nginx renders into `limit_req` for the limit
+/// (limit-rps or limit-rpm value) `limit` and limit-burst-multiplier
+/// `mult`, as its Go code computes it: both read with `strconv.Atoi` (a
+/// multiplier it cannot parse, one past the range of an int included,
+/// is 5), the product in a 64-bit int, wrapping. `None` when the limit
+/// renders no `limit_req` (not a positive integer).
+pub fn go_burst(limit: &str, mult: Option<&str>) -> Option<i64> {
+    let n = limit.parse::<i64>().ok().filter(|n| *n > 0)?;
+    let m = mult.and_then(|m| m.parse::<i64>().ok()).unwrap_or(5);
+    Some(n.wrapping_mul(m))
+}
+
+/// The bursts nginx refuses (not positive: "invalid burst value") among
+/// those of limit-rps and limit-rpm ([`go_burst`]), read through `get`.
+pub fn burst_refused<'v>(get: impl Fn(&str) -> Option<&'v str>) -> Vec<i64> {
+    ["limit-rps", "limit-rpm"]
+        .into_iter()
+        .filter_map(|k| go_burst(get(k)?, get("limit-burst-multiplier")))
+        .filter(|b| *b <= 0)
+        .collect()
+}
+
+/// Whether an annotation value, as ingress-nginx's parser reads it (each
+/// line trimmed), splits the nginx directive it is written into unquoted:
+/// whitespace, `;` or `{` inside it.
+pub fn splits_directive(v: &str) -> bool {
+    let lines: Vec<&str> = v.split('\n').map(str::trim).collect();
+    lines.join("\n").contains(|c: char| c.is_ascii_whitespace() || c == ';' || c == '{')
 }
 
 /// What an annotation does when it restricts who gets through (an
@@ -1074,18 +1103,16 @@ pub fn plan<'a>(
                 }
             }
             "limit-burst-multiplier" => {
-                let ok = v.parse::<u64>().is_ok();
-                let limited = [get("limit-rps"), get("limit-rpm")]
-                    .into_iter()
-                    .flatten()
-                    .any(|r| r.parse::<u64>().is_ok_and(|n| n > 0));
-                if limited && v.parse::<i64>().is_ok_and(|m| m <= 0) {
-                    // (migrate review 17 R17-3) Go's Atoi takes it, and
-                    // `limit_req … burst=0` (or negative) is refused by nginx.
+                let ok = v.parse::<i64>().is_ok();
+                let refused = burst_refused(get);
+                if let Some(b) = refused.first() {
+                    // (migrate review 17 R17-3, review 18 F1) Go's Atoi takes it,
+                    // and `limit_req … burst=0` (or negative: the product wraps
+                    // past an int) is refused by nginx.
                     fatal = true;
-                    push(key, Status::NotConverted, "", format!("`{v}` makes ingress-nginx render `limit_req … burst={}`, which nginx refuses (a burst must be positive): an admission webhook that runs `nginx -t` (ingress-nginx before v1.11.5 and v1.12.1) refuses this Ingress at apply time; otherwise every reload with it fails and the last good configuration keeps serving (then every Ingress is emitted deny-all, see their notes); the Ingress is left out", if v.starts_with('-') { "<negative>" } else { "0" }));
+                    push(key, Status::NotConverted, "", format!("`{v}` makes ingress-nginx render `limit_req … burst={b}` (the limit times the multiplier in Go's 64-bit int, which wraps), which nginx refuses (a burst must be positive): an admission webhook that runs `nginx -t` (ingress-nginx before v1.11.5 and v1.12.1) refuses this Ingress at apply time; otherwise every reload with it fails and the last good configuration keeps serving (then every Ingress is emitted deny-all, see their notes); the Ingress is left out"));
                 } else if !ok {
-                    push(key, Status::NotConverted, "", format!("`{v}` is not a whole number: ingress-nginx uses 5, so does the output"));
+                    push(key, Status::NotConverted, "", format!("`{v}` is not a whole number to Go's strconv.Atoi (or past the range of an int): ingress-nginx uses 5, so does the output"));
                 } else if get("limit-rps").is_none() && get("limit-rpm").is_none() {
                     push(key, Status::Ignored, "", "no limit-rps or limit-rpm to multiply".into());
                 } else if eg {

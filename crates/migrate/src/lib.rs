@@ -2012,32 +2012,53 @@ fn leave_out_unrestricted(keys: &[String], report: &mut Report, first_entry: usi
 
 /// The Ingresses whose annotations make ingress-nginx render a
 /// configuration nginx refuses, so every reload with them fails (migrate
-/// review 18 MED2): `limit-burst-multiplier` 0 or negative beside a
-/// limit-rps or limit-rpm renders `limit_req … burst=0`. Only an admission
-/// webhook that runs `nginx -t` ([`setup::webhook_tests_nginx`]: before
-/// v1.11.5 and v1.12.1) keeps such an Ingress out of the cluster; with it
-/// off, a later release, or either not known, the Ingress may be in the
-/// store, and then no configuration loads.
+/// review 18 MED2, F1, F6): a limit-rps or limit-rpm whose burst (times
+/// limit-burst-multiplier, in Go's wrapping int) is not positive; with
+/// annotation validation off (the default before v1.12) or not known, a
+/// redirect, app-root or rewrite-target value that splits the directive
+/// it is written into unquoted ([`ingress::splits_directive`]). Only an
+/// admission webhook that runs `nginx -t` ([`setup::webhook_tests_nginx`]:
+/// before v1.11.5 and v1.12.1) keeps such an Ingress out of the cluster;
+/// with it off, a later release, or either not known, the Ingress may be
+/// in the store, and then no configuration loads.
 fn reload_breakers(ours: &[&Object], setup: &setup::Setup<'_>, webhook: &setup::Webhook) -> Vec<String> {
+    const WRITTEN: [(&str, &str); 4] = [
+        ("permanent-redirect", "return <code> <url>"),
+        ("temporal-redirect", "return <code> <url>"),
+        ("app-root", "return 302 $scheme://$http_host<app-root>"),
+        ("rewrite-target", "rewrite <path> <target> break"),
+    ];
     if matches!(webhook, setup::Webhook::On(_)) && setup::webhook_tests_nginx(setup) == Some(true) {
         return Vec::new();
     }
-    let ann = |o: &Object, k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::to_owned);
-    ours.iter()
-        .filter(|o| {
-            let limited =
-                ["limit-rps", "limit-rpm"].iter().filter_map(|k| ann(o, k)).any(|r| r.parse::<u64>().is_ok_and(|n| n > 0));
-            limited && ann(o, "limit-burst-multiplier").is_some_and(|m| m.parse::<i64>().is_ok_and(|m| m <= 0))
-        })
-        .map(|o| {
-            let tested = match (webhook, setup::webhook_tests_nginx(setup)) {
-                (setup::Webhook::Off(_), _) => "the admission webhook is off",
-                (_, Some(false)) => "the controller's admission webhook no longer runs `nginx -t` (off since v1.11.5 and v1.12.1, the CVE-2025-1974 fix), so it does not refuse the Ingress",
-                _ => "whether an admission webhook running `nginx -t` (before v1.11.5 and v1.12.1) refused it at apply time is not known",
-            };
-            format!("{}'s limit-burst-multiplier (`limit_req … burst=0`, which nginx refuses; {tested})", o.id())
-        })
-        .collect()
+    let (validated, sure) = drops::annotation_validation(setup);
+    let tested = match (webhook, setup::webhook_tests_nginx(setup)) {
+        (setup::Webhook::Off(_), _) => "the admission webhook is off",
+        (_, Some(false)) => "the controller's admission webhook no longer runs `nginx -t` (off since v1.11.5 and v1.12.1, the CVE-2025-1974 fix), so it does not refuse the Ingress",
+        _ => "whether an admission webhook running `nginx -t` (before v1.11.5 and v1.12.1) refused it at apply time is not known",
+    };
+    let mut out = Vec::new();
+    for o in ours {
+        let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix));
+        if let Some(b) = ingress::burst_refused(ann).first() {
+            out.push(format!(
+                "{}'s limit-burst-multiplier (`limit_req … burst={b}`, which nginx refuses; {tested})",
+                o.id()
+            ));
+            continue;
+        }
+        if validated && sure {
+            continue;
+        }
+        if let Some((k, how)) = WRITTEN.iter().find(|(k, _)| ann(k).is_some_and(ingress::splits_directive)) {
+            let maybe = if validated { ", if annotation validation is off (not known here)" } else { "" };
+            out.push(format!(
+                "{}'s {k} (written unquoted into `{how};`, where its whitespace, `;` or `{{` splits the directive{maybe}; {tested})",
+                o.id()
+            ));
+        }
+    }
+    out
 }
 
 /// Leaves an Ingress out (deny-all) because no configuration with the
@@ -2160,50 +2181,55 @@ fn snat_hides_the_client(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report:
     use realip_doctor::cloud::{Layer, Target as LbTarget};
     const CLAIM: &str = "(never the load balancer's address)";
     let peer = !ci.proxy_protocol && (ci.header.is_none() || ci.trusted.is_empty());
-    let Some(svc) = setup.service else {
-        if peer {
-            service_unknown(setup, CLAIM, report);
+    if !peer {
+        return;
+    }
+    let Some(publish) = setup.service else {
+        service_unknown(setup, CLAIM, report);
+        return;
+    };
+    // Every Service in front of the controller's pods (the published one
+    // and, say, the chart's internal one): clients of each reach nginx.
+    let mut keyed: Vec<String> = Vec::new();
+    for svc in std::iter::once(publish).chain(setup.other_services.iter().copied()) {
+        let lb = realip_doctor::cloud::classify(svc.doc.at(&["metadata", "annotations"]));
+        let ty = svc.doc.str_at(&["spec", "type"]).unwrap_or("ClusterIP");
+        let etp = svc.doc.str_at(&["spec", "externalTrafficPolicy"]).unwrap_or("Cluster");
+        let lost = matches!(ty, "LoadBalancer" | "NodePort")
+            && lb.layer == Layer::L4
+            && lb.proxy_protocol.is_none()
+            && if ty == "LoadBalancer" && lb.target == LbTarget::Pod { !lb.preserve_client_ip } else { etp != "Local" };
+        if !lost {
+            continue;
         }
-        return;
-    };
-    let lb = realip_doctor::cloud::classify(svc.doc.at(&["metadata", "annotations"]));
-    let ty = svc.doc.str_at(&["spec", "type"]).unwrap_or("ClusterIP");
-    let etp = svc.doc.str_at(&["spec", "externalTrafficPolicy"]).unwrap_or("Cluster");
-    let lost = matches!(ty, "LoadBalancer" | "NodePort")
-        && lb.layer == Layer::L4
-        && lb.proxy_protocol.is_none()
-        && if ty == "LoadBalancer" && lb.target == LbTarget::Pod { !lb.preserve_client_ip } else { etp != "Local" };
-    if !lost || !peer {
-        return;
+        for e in report.entries.iter_mut().filter(|e| e.why.contains(CLAIM)) {
+            e.why = e.why.replace(
+                CLAIM,
+                &format!("(here a node's address: Service {} loses the client to SNAT, see its entry)", svc.id()),
+            );
+            keyed.push(format!("{} {}", e.object, e.key));
+        }
+        let how = if ty == "LoadBalancer" && lb.target == LbTarget::Pod {
+            "an L4 load balancer with pod targets, without preserve_client_ip or PROXY".to_owned()
+        } else {
+            format!("{ty} with externalTrafficPolicy: {etp} and no PROXY protocol")
+        };
+        let (status, then) = if keyed.is_empty() {
+            (Status::Warning, "no allow list, deny list or limit is keyed on it here".to_owned())
+        } else {
+            (Status::NotConverted, format!("{} act on node addresses for its clients, in ingress-nginx and in the output alike: not the client restriction they claim; keep the client (externalTrafficPolicy: Local, PROXY protocol on both ends, or preserve_client_ip) before relying on them", keyed.join(", ")))
+        };
+        report.entries.push(Entry {
+            object: svc.id(),
+            file: svc.source.file.clone(),
+            line: svc.line_of(&["spec", "externalTrafficPolicy"]),
+            key: "externalTrafficPolicy".into(),
+            value: etp.to_owned(),
+            status,
+            to: String::new(),
+            why: format!("the Service is {how} and nothing is trusted, so the client of ingress-nginx and of the Gateway is the TCP peer, which is the node that SNAT'ed the connection (realip doctor: ingress-etp-cluster); {then}"),
+        });
     }
-    let mut keyed = Vec::new();
-    for e in report.entries.iter_mut().filter(|e| e.why.contains(CLAIM)) {
-        e.why = e.why.replace(
-            CLAIM,
-            &format!("(here a node's address: Service {} loses the client to SNAT, see its entry)", svc.id()),
-        );
-        keyed.push(format!("{} {}", e.object, e.key));
-    }
-    let how = if ty == "LoadBalancer" && lb.target == LbTarget::Pod {
-        "an L4 load balancer with pod targets, without preserve_client_ip or PROXY".to_owned()
-    } else {
-        format!("{ty} with externalTrafficPolicy: {etp} and no PROXY protocol")
-    };
-    let (status, then) = if keyed.is_empty() {
-        (Status::Warning, "no allow list, deny list or limit is keyed on it here".to_owned())
-    } else {
-        (Status::NotConverted, format!("{} act on node addresses, in ingress-nginx and in the output alike: not the client restriction they claim; keep the client (externalTrafficPolicy: Local, PROXY protocol on both ends, or preserve_client_ip) before relying on them", keyed.join(", ")))
-    };
-    report.entries.push(Entry {
-        object: svc.id(),
-        file: svc.source.file.clone(),
-        line: svc.line_of(&["spec", "externalTrafficPolicy"]),
-        key: "externalTrafficPolicy".into(),
-        value: etp.to_owned(),
-        status,
-        to: String::new(),
-        why: format!("the Service is {how} and nothing is trusted, so the client of ingress-nginx and of the Gateway is the TCP peer, which is the node that SNAT'ed the connection (realip doctor: ingress-etp-cluster); {then}"),
-    });
 }
 
 /// [`snat_hides_the_client`] without the controller's Service in the input:
@@ -2213,6 +2239,10 @@ fn snat_hides_the_client(setup: &setup::Setup<'_>, ci: &setup::ClientIp, report:
 /// converted as the client restriction they claim to be (exit 1); with
 /// none, a warning.
 fn service_unknown(setup: &setup::Setup<'_>, claim: &str, report: &mut Report) {
+    if setup.host_network {
+        report.notes.push("the controller's pods use the node's network (hostNetwork: true) and no Service of it is in the input: clients reach nginx on the node, with no kube-proxy SNAT, so the TCP peer is the client (or the load balancer in front of the nodes)".into());
+        return;
+    }
     let mut keyed = Vec::new();
     for e in report.entries.iter_mut().filter(|e| e.why.contains(claim)) {
         e.why = e.why.replace(

@@ -58,6 +58,12 @@ pub struct Setup<'a> {
     pub configmap: Option<&'a Object>,
     /// Its Service (the load balancer's target).
     pub service: Option<&'a Object>,
+    /// Its other LoadBalancer or NodePort Services (selecting its pods:
+    /// the chart's `controller.service.internal`, a hand-made one).
+    pub other_services: Vec<&'a Object>,
+    /// Its pods use the node's network (`hostNetwork: true`): clients
+    /// reach nginx on the node without a Service.
+    pub host_network: bool,
     /// `--ingress-class` (default `nginx`).
     pub ingress_class: String,
     /// `--controller-class` (default `k8s.io/ingress-nginx`).
@@ -392,19 +398,33 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
         }
         None => report.notes.push("the controller has no --configmap: ingress-nginx's defaults apply".into()),
     }
+    let fronts = fronts(objects, ctl);
     s.service = flag(&args, "--publish-service")
         .and_then(|p| p.split_once('/'))
         .and_then(|(ns, name)| find_obj("Service", ns, name))
-        .or_else(|| {
-            let labels = pod_labels(ctl);
-            objects.iter().rev().find(|o| {
-                o.kind == "Service"
-                    && o.namespace == ctl.namespace
-                    && matches!(o.str_type(), "LoadBalancer" | "NodePort")
-                    && selected_by(o, labels)
-            })
-        });
+        .or_else(|| fronts.first().copied());
+    let publish = s.service.map(Object::id);
+    s.other_services = fronts.into_iter().filter(|o| Some(o.id()) != publish).collect();
+    s.host_network = ctl.doc.str_at(&["spec", "template", "spec", "hostNetwork"]) == Some("true");
     Ok(s)
+}
+
+/// The LoadBalancer and NodePort Services in front of the controller
+/// `ctl`'s pods (the last copy of each), newest in the input first.
+fn fronts<'a>(objects: &'a [Object], ctl: &Object) -> Vec<&'a Object> {
+    let labels = pod_labels(ctl);
+    let mut seen = std::collections::BTreeSet::new();
+    objects
+        .iter()
+        .rev()
+        .filter(|o| {
+            o.kind == "Service"
+                && o.namespace == ctl.namespace
+                && matches!(o.str_type(), "LoadBalancer" | "NodePort")
+                && selected_by(o, labels)
+        })
+        .filter(|o| seen.insert(o.id()))
+        .collect()
 }
 
 trait ServiceType {
@@ -973,9 +993,12 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     }
     // A value nginx refuses fails every configuration: that, not the
     // key's own reading, is what its entry says.
-    for (key, why) in
-        [("proxy-real-ip-cidr", unloadable_cidrs(setup)), ("forwarded-for-header", unloadable_header(setup))]
-    {
+    let whys = [
+        ("proxy-real-ip-cidr", unloadable_cidrs(setup)),
+        (HEADER_KEYS[0], unloadable_header(setup, HEADER_KEYS[0])),
+        (HEADER_KEYS[1], unloadable_header(setup, HEADER_KEYS[1])),
+    ];
+    for (key, why) in whys {
         let Some(why) = why else { continue };
         for e in report.entries[first_entry..].iter_mut().filter(|e| e.key == key && e.object != "defaults") {
             e.status = Status::NotConverted;
@@ -1035,8 +1058,10 @@ pub fn unloadable_keys(setup: &Setup<'_>) -> Vec<String> {
     if unloadable_cidrs(setup).is_some() {
         keys.push("proxy-real-ip-cidr".into());
     }
-    if unloadable_header(setup).is_some() {
-        keys.push("forwarded-for-header".into());
+    for key in HEADER_KEYS {
+        if unloadable_header(setup, key).is_some() {
+            keys.push(key.into());
+        }
     }
     keys
 }
@@ -1061,51 +1086,75 @@ fn real_ip_written(setup: &Setup<'_>) -> bool {
 pub const UNLOADABLE: &str = "so nginx refuses each configuration (`nginx -t` fails) and none with this ConfigMap ever loads; a running controller keeps the configuration it loaded before this value, and one started with it serves none of the Ingresses. What ingress-nginx serves is not known, so every Ingress is emitted deny-all";
 
 /// Why the ConfigMap's proxy-real-ip-cidr makes every configuration fail
-/// to load, or `None`. ingress-nginx splits it on commas and writes each
-/// entry, unchecked, into `set_real_ip_from` (and, v1.13 and later with
-/// PROXY and forwarded headers, a `geo` block) when the real-IP module is
-/// on ([`real_ip_written`]). nginx takes an address, a CIDR, `unix:`, or a
-/// host name it resolves while loading (one that does not resolve fails
-/// the load): an entry that is none of the first three (`10.0.0.0/33`, a
-/// typo) fails it, or depends on DNS at every reload.
+/// to load, or `None`. ingress-nginx splits it as `splitAndTrimSpace` does
+/// (`strings.FieldsFunc` on commas, which drops empty fields, then each
+/// field trimmed: a field of spaces stays, empty) and writes each entry,
+/// unchecked, into `set_real_ip_from` when the real-IP module is on
+/// ([`real_ip_written`]) and, v1.13 and later with PROXY and forwarded
+/// headers both on, into a `geo` block too. `set_real_ip_from` takes an
+/// address, a CIDR, `unix:` or a host name it resolves while loading (one
+/// that does not resolve fails the load); `geo` takes an address or a CIDR
+/// only; an empty entry leaves the directive without its argument.
 pub fn unloadable_cidrs(setup: &Setup<'_>) -> Option<String> {
     if !real_ip_written(setup) {
         return None;
     }
     let v = setup.configmap?.doc.str_at(&["data", "proxy-real-ip-cidr"])?;
+    let geo = cm_bool(setup, "use-proxy-protocol", false)
+        && cm_bool(setup, "use-forwarded-headers", false)
+        && controller_version(setup).is_none_or(|v| v >= (1, 13));
     let bad: Vec<String> = v
         .split(',')
+        .filter(|f| !f.is_empty())
         .map(str::trim)
-        .filter(|c| !c.is_empty() && *c != "unix:" && realip_kube::ingress::cidr_list(c).is_err())
-        .map(|c| format!("`{c}`"))
+        .filter(|c| c.is_empty() || (geo || *c != "unix:") && realip_kube::ingress::cidr_list(c).is_err())
+        .map(|c| {
+            if c.is_empty() {
+                "an empty entry (a field of spaces between commas)".to_owned()
+            } else {
+                format!("`{c}`")
+            }
+        })
         .collect();
     if bad.is_empty() {
         return None;
     }
+    let geo_note = if geo {
+        " (and, with use-proxy-protocol and use-forwarded-headers on, from ingress-nginx v1.13 into a `geo` block, which takes addresses and CIDRs only)"
+    } else {
+        ""
+    };
     Some(format!(
-        "{} not an address or CIDR: nginx.tmpl writes each entry into `set_real_ip_from` in the http block of every configuration, where nginx takes an address, a CIDR, `unix:` or a host name it must resolve while loading (this cannot be one, or depends on DNS at each reload), {UNLOADABLE}; fix the entries (or give the load balancer's CIDRs with --trust) and run the migration again",
+        "{} not an address or CIDR: nginx.tmpl writes each entry into `set_real_ip_from` in the http block of every configuration{geo_note}, where nginx takes an address, a CIDR, `unix:` or a host name it must resolve while loading (this cannot be one, or depends on DNS at each reload), {UNLOADABLE}; fix the entries (or give the load balancer's CIDRs with --trust) and run the migration again",
         bad.join(", ") + if bad.len() == 1 { " is" } else { " are" },
     ))
 }
 
-/// Why the ConfigMap's forwarded-for-header makes every configuration fail
-/// to load, or `None`. nginx.tmpl writes it unquoted into every location
-/// (`proxy_set_header X-Original-Forwarded-For $http_<name>`) and, with the
-/// real-IP module on ([`real_ip_written`]) and PROXY off, into
-/// `real_ip_header`: whitespace, `;` or `{` inside the name split the
-/// directive, and there an empty name or one opening a quote leaves it
-/// without its argument.
-pub fn unloadable_header(setup: &Setup<'_>) -> Option<String> {
-    let raw = setup.configmap?.doc.str_at(&["data", "forwarded-for-header"])?;
+/// The ConfigMap's header-name keys nginx.tmpl writes unquoted into every
+/// location, as `$http_<name>` (`X-Original-Forwarded-For`,
+/// `X-Original-Forwarded-Host`).
+pub const HEADER_KEYS: [&str; 2] = ["forwarded-for-header", "forwarded-host-header"];
+
+/// Why the ConfigMap's header-name key `key` ([`HEADER_KEYS`]) makes every
+/// configuration fail to load, or `None`. nginx.tmpl writes it into every
+/// location (`proxy_set_header X-Original-Forwarded-… $http_<name>`):
+/// whitespace, `;` or `{` inside the name split the directive, and a `$`
+/// starts another variable, which nginx refuses unless it happens to be
+/// one of its own. forwarded-for-header goes, with the real-IP module on
+/// ([`real_ip_written`]) and PROXY off, into `real_ip_header` too, which
+/// an empty name or one opening a quote leaves without its argument.
+pub fn unloadable_header(setup: &Setup<'_>, key: &str) -> Option<String> {
+    let raw = setup.configmap?.doc.str_at(&["data", key])?;
     let v = raw.trim();
-    let splits = v.contains(|c: char| c.is_ascii_whitespace() || c == ';' || c == '{');
-    let header_line = real_ip_written(setup) && !cm_bool(setup, "use-proxy-protocol", false);
+    let splits = v.contains(|c: char| c.is_ascii_whitespace() || c == ';' || c == '{' || c == '$');
+    let header_line =
+        key == "forwarded-for-header" && real_ip_written(setup) && !cm_bool(setup, "use-proxy-protocol", false);
     let empty = header_line && (v.is_empty() || v.starts_with(['"', '\'']));
     if !splits && !empty {
         return None;
     }
     let what = if splits {
-        "nginx.tmpl writes it unquoted into every location (`proxy_set_header X-Original-Forwarded-For $http_…`), where whitespace, `;` or `{` split the directive"
+        "nginx.tmpl writes it unquoted into every location (`proxy_set_header X-Original-Forwarded-… $http_…`), where whitespace, `;` or `{` split the directive and a `$` starts a variable nginx must know"
     } else {
         "nginx.tmpl writes it unquoted into `real_ip_header` in the http block, which is then left without its header name"
     };

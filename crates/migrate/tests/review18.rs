@@ -299,3 +299,137 @@ fn a_missing_controller_service_is_not_taken_for_a_kept_client() {
         }
     }
 }
+
+/// Review 18 (second pass) F1: ingress-nginx reads limit-burst-multiplier
+/// with Go's Atoi (past an int's range: an error, so 5) and multiplies in
+/// a 64-bit int, which wraps: the burst is what that gives, and one that
+/// wraps to zero or below is refused by nginx (every reload fails without
+/// a webhook running `nginx -t`). Before the fix a multiplier past i64 gave
+/// an unlimited burst, and a wrapping one an open route with exit 0.
+#[test]
+fn a_burst_multiplier_is_multiplied_as_go_does() {
+    // multiplier, the burst wanted (None: every Ingress deny-all)
+    let rows: [(&str, Option<f64>); 4] = [
+        ("9300000000000000000", Some(50.0)), // past i64: Atoi fails, 5
+        ("922337203685477581", None),        // 10 × m wraps below zero
+        ("1844674407370955162", Some(4.0)),  // 10 × m wraps to 4
+        ("3", Some(30.0)),
+    ];
+    for target in [Target::Realip] {
+        for (mult, want) in rows {
+            let docs = vec![
+                controller_at("v1.15.1", &[], &[]),
+                ing_at("web", "open", 2020, "/", &[]),
+                ing_at("web", "t", 2021, "/admin", &[("limit-rps", "10"), ("limit-burst-multiplier", mult)]),
+            ];
+            let m = run(&docs, target);
+            let ctx = format!("{mult}:\n{}", m.report.text());
+            if let Some(b) = want {
+                let bursts: Vec<f64> =
+                    open_policies(&m).iter().filter_map(|p| p["spec"]["rateLimit"]["burst"].as_f64()).collect();
+                assert_eq!(bursts, [b], "{ctx}");
+            } else {
+                assert!(routes(&m, false).is_empty(), "{ctx}");
+                assert!(m.report.incomplete(), "{ctx}");
+            }
+        }
+    }
+}
+
+/// F2, F3, F4: more ConfigMap values nginx refuses in every configuration:
+/// a field of spaces between commas in proxy-real-ip-cidr (ingress-nginx's
+/// splitAndTrimSpace keeps it, empty: `set_real_ip_from ;`), `unix:` where
+/// v1.13+ writes the list into a `geo` block too (PROXY and forwarded
+/// headers both on), a `$` in forwarded-for-header, and
+/// forwarded-host-header split by whitespace or `;` (both written as
+/// `$http_…` into every location). Every Ingress deny-all, exit 1.
+#[test]
+fn more_values_nginx_refuses_leave_every_ingress_out() {
+    let xff: (&str, &str) = ("use-forwarded-headers", "true");
+    let rows: &[(&str, &str, Lines, bool)] = &[
+        ("trailing comma and space", "v1.15.1", &[xff, ("proxy-real-ip-cidr", "10.0.0.0/16, ")], true),
+        ("a field of spaces", "v1.15.1", &[xff, ("proxy-real-ip-cidr", "10.0.0.0/16, ,10.1.0.0/16")], true),
+        ("control: an empty field", "v1.15.1", &[xff, ("proxy-real-ip-cidr", "10.0.0.0/16,,10.1.0.0/16")], false),
+        (
+            "unix: in geo",
+            "v1.13.0",
+            &[xff, ("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16,unix:")],
+            true,
+        ),
+        (
+            "control: unix: without geo",
+            "v1.12.8",
+            &[xff, ("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16,unix:")],
+            false,
+        ),
+        ("$ in forwarded-for-header", "v1.15.1", &[("forwarded-for-header", "X-Client$IP")], true),
+        ("forwarded-host-header with a space", "v1.15.1", &[("forwarded-host-header", "X-Forwarded Host")], true),
+        ("forwarded-host-header with ;", "v1.15.1", &[("forwarded-host-header", "X-Host;")], true),
+    ];
+    for &(name, tag, data, all) in rows {
+        let docs = vec![
+            common::controller(data).replacen("controller:v1.15.1", &format!("controller:{tag}"), 1),
+            ing_at("web", "open", 2020, "/", &[]),
+            ing_at("web", "t", 2021, "/admin", &[W]),
+        ];
+        let m = run(&docs, Target::Realip);
+        let ctx = format!("{name}:\n{}", m.report.text());
+        if all {
+            assert!(routes(&m, false).is_empty(), "{ctx}");
+            assert!(m.report.incomplete(), "{ctx}");
+            assert!(m.report.entries.iter().any(|e| e.why.contains("none with this ConfigMap ever loads")), "{ctx}");
+        } else {
+            assert!(routes(&m, false).contains(&"open".to_owned()), "{ctx}");
+        }
+    }
+}
+
+/// F5: a second Service in front of the controller (the chart's internal
+/// one, `externalTrafficPolicy: Cluster` by default) SNATs its clients: an
+/// allow list keyed on the TCP peer acts on node addresses for them, so it
+/// is not converted as a client restriction (exit 1), naming that Service.
+/// F7: a hostNetwork controller with no Service in the input is no SNAT.
+#[test]
+fn every_service_in_front_of_the_controller_counts_and_host_network_is_no_snat() {
+    let internal = "apiVersion: v1\nkind: Service\nmetadata:\n  name: ingress-nginx-controller-internal\n  namespace: ingress-nginx\n  annotations:\n    service.beta.kubernetes.io/aws-load-balancer-internal: \"true\"\n    service.beta.kubernetes.io/aws-load-balancer-type: nlb\nspec:\n  type: LoadBalancer\n  selector: {app: ingress-nginx}\n  ports:\n  - {name: http, port: 80}\n".to_owned();
+    let m = run(&[common::controller(&[]), ing_at("web", "t", 2021, "/admin", &[W]), internal], Target::Realip);
+    let e = m.report.entries.iter().find(|e| e.object == "Service/ingress-nginx/ingress-nginx-controller-internal");
+    assert_eq!(e.map(|e| e.status), Some(Status::NotConverted), "{}", m.report.text());
+    assert!(m.report.incomplete());
+    let ctl = common::controller(&[])
+        .replace("kind: Deployment", "kind: DaemonSet")
+        .replace("        - --publish-service=$(POD_NAMESPACE)/ingress-nginx-controller\n", "")
+        .replace("    spec:\n      containers:", "    spec:\n      hostNetwork: true\n      containers:");
+    let ctl = ctl.split("---\napiVersion: v1\nkind: Service").next().unwrap().to_owned();
+    let m = run(&[ctl, ing_at("web", "t", 2021, "/admin", &[W])], Target::Realip);
+    assert!(!m.report.entries.iter().any(|e| e.key == "Service"), "{}", m.report.text());
+    assert!(m.report.notes.iter().any(|n| n.contains("hostNetwork: true")), "{}", m.report.text());
+}
+
+/// F6: with annotation validation off (the default before v1.12), a
+/// redirect, app-root or rewrite-target value with a space is written
+/// unquoted into `return …;` / `rewrite …;`, which nginx refuses: with no
+/// webhook running `nginx -t` (v1.11.5 on) every reload fails, so every
+/// Ingress is deny-all. With validation on (v1.12+ default) ingress-nginx's
+/// validators refuse such values before they are written.
+#[test]
+fn annotation_values_that_split_a_directive_fail_every_reload_without_validation() {
+    let rows: &[(&str, (&str, &str))] = &[
+        ("app-root", ("app-root", "/a b")),
+        ("permanent-redirect", ("permanent-redirect", "https://example.com/a b")),
+        ("temporal-redirect", ("temporal-redirect", "https://example.com/a;b")),
+        ("rewrite-target", ("rewrite-target", "/a b")),
+    ];
+    for &(name, ann) in rows {
+        let docs = vec![
+            controller_at("v1.11.6", &[], &[]),
+            ing_at("web", "open", 2020, "/", &[]),
+            ing_at("web", "t", 2021, "/x", &[ann]),
+        ];
+        let m = run(&docs, Target::Realip);
+        let ctx = format!("{name}:\n{}", m.report.text());
+        assert!(routes(&m, false).is_empty(), "{ctx}");
+        assert!(m.report.incomplete(), "{ctx}");
+        assert!(m.report.notes.iter().any(|n| n.contains(&format!("Ingress/web/t's {name}"))), "{ctx}");
+    }
+}
