@@ -36,6 +36,7 @@ use std::net::{IpAddr, SocketAddr};
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressBackend};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// A pool of pod addresses behind one Service port.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -831,21 +832,7 @@ where
                     backends.insert(b.name.clone(), b);
                     d.routes.push(r);
                 }
-                let hosts = hosts_of(ing);
-                for t in ing.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
-                    let Some(secret_name) = &t.secret_name else { continue };
-                    match tls_secret(&ns, secret_name, &secrets) {
-                        Ok(c) => {
-                            let c = certs.entry(c.name.clone()).or_insert(c);
-                            c.hosts.extend(hosts.iter().cloned());
-                            c.hosts.sort_unstable();
-                            c.hosts.dedup();
-                        }
-                        Err(message) => {
-                            d.warnings.push(Problem { ingress: id.clone(), kind: ProblemKind::TlsSecret, message });
-                        }
-                    }
-                }
+                tls_certs(ing, &ns, &id, &secrets, &mut certs, &mut d.warnings);
                 d.served.push((ns, name));
             }
             Err((kind, message)) => d.problems.push(Problem { ingress: id, kind, message }),
@@ -856,23 +843,97 @@ where
     d
 }
 
+/// The certificates of an Ingress's `tls` entries, into `certs` (by
+/// `ns/name`, with the Ingress's hosts): each Secret read once, one
+/// warning per Secret that cannot be served.
+fn tls_certs(
+    ing: &Ingress,
+    ns: &str,
+    id: &str,
+    secrets: &[&Secret],
+    certs: &mut BTreeMap<String, Cert>,
+    warnings: &mut Vec<Problem>,
+) {
+    let hosts = hosts_of(ing);
+    let mut named = std::collections::BTreeSet::new();
+    for t in ing.spec.iter().flat_map(|s| s.tls.iter().flatten()) {
+        // Each Secret once per Ingress (one warning, one look-up).
+        let Some(secret_name) = t.secret_name.as_ref().filter(|n| named.insert(n.as_str())) else {
+            continue;
+        };
+        // A Secret named again (by this Ingress or another) is read once.
+        let loaded = match certs.remove(&format!("{ns}/{secret_name}")) {
+            Some(c) => Ok(c),
+            None => tls_secret(ns, secret_name, secrets),
+        };
+        match loaded {
+            Ok(c) => {
+                let c = certs.entry(c.name.clone()).or_insert(c);
+                c.hosts.extend(hosts.iter().cloned());
+                c.hosts.sort_unstable();
+                c.hosts.dedup();
+            }
+            Err(message) => {
+                warnings.push(Problem { ingress: id.to_owned(), kind: ProblemKind::TlsSecret, message });
+            }
+        }
+    }
+}
+
 pub(crate) fn tls_secret(ns: &str, name: &str, secrets: &[&Secret]) -> Result<Cert, String> {
     let s = secrets
         .iter()
         .find(|s| s.metadata.namespace.as_deref() == Some(ns) && s.metadata.name.as_deref() == Some(name))
         .ok_or(format!("TLS Secret {ns}/{name} not found"))?;
     let data = s.data.as_ref().ok_or(format!("TLS Secret {ns}/{name} has no data"))?;
-    let get = |k: &str| data.get(k).map(|b| b.0.clone()).ok_or(format!("TLS Secret {ns}/{name} has no {k}"));
+    let get = |k: &str| data.get(k).map(|b| b.0.as_slice()).ok_or(format!("TLS Secret {ns}/{name} has no {k}"));
     let (cert_pem, key_pem) = (get("tls.crt")?, get("tls.key")?);
     // Refused here, as the proxy would refuse it, so a listener never
     // reports a certificate it cannot serve.
-    crate::tls::certified_key(
-        &cert_pem,
-        &key_pem,
+    servable(&s.metadata, ns, name, cert_pem, key_pem)?;
+    Ok(Cert {
+        name: format!("{ns}/{name}"),
+        cert_pem: cert_pem.to_vec(),
+        key_pem: key_pem.to_vec(),
+        ingress: false,
+        hosts: Vec::new(),
+    })
+}
+
+/// Whether the proxy can serve a Secret's pair ([`crate::tls::certified_key`]),
+/// remembered by the Secret's uid and `resourceVersion`: loading a key
+/// costs up to milliseconds (an RSA-4096 key, a 1 MiB chain), and every
+/// translation asks again for every reference (64 listeners × 64
+/// `certificateRefs` naming one Secret, tens of thousands of Ingress
+/// `tls` entries): a tenant must not buy seconds of the controller's time
+/// per change with CRD-valid objects (review 20 HIGH-1). An object without
+/// both (a manifest, not the API) is checked each time.
+fn servable(meta: &ObjectMeta, ns: &str, name: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), String> {
+    type Seen = std::collections::HashMap<(String, String), Result<(), String>>;
+    /// Past this many Secret versions, the memory starts over.
+    const MAX_SEEN: usize = 4096;
+    static SEEN: std::sync::LazyLock<std::sync::Mutex<Seen>> = std::sync::LazyLock::new(Default::default);
+    let id = meta.uid.clone().zip(meta.resource_version.clone());
+    if let Some(id) = &id {
+        if let Some(known) = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(id) {
+            return known.clone();
+        }
+    }
+    let verdict = crate::tls::certified_key(
+        cert_pem,
+        key_pem,
         &format!("TLS Secret {ns}/{name} tls.crt"),
         &format!("TLS Secret {ns}/{name} tls.key"),
-    )?;
-    Ok(Cert { name: format!("{ns}/{name}"), cert_pem, key_pem, ingress: false, hosts: Vec::new() })
+    )
+    .map(|_| ());
+    if let Some(id) = id {
+        let mut seen = SEEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.len() >= MAX_SEEN {
+            seen.clear();
+        }
+        seen.insert(id, verdict.clone());
+    }
+    verdict
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 /// What is wrong, naming the part: no certificate, a PEM that does not
 /// parse, a key type ring cannot sign with, a key that does not match.
 pub fn certified_key(cert_pem: &[u8], key_pem: &[u8], cert_name: &str, key_name: &str) -> Result<CertifiedKey, String> {
+    #[cfg(test)]
+    LOADS.with(|n| n.set(n.get() + 1));
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_slice_iter(cert_pem).collect::<Result<_, _>>().map_err(|e| format!("{cert_name}: {e}"))?;
     if chain.is_empty() {
@@ -36,6 +38,12 @@ pub fn certified_key(cert_pem: &[u8], key_pem: &[u8], cert_name: &str, key_name:
         return Err(format!("{key_name}: the private key does not match the certificate {cert_name}"));
     }
     Ok(certified)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Pairs loaded by [`certified_key`] on this thread (what tests count).
+    pub(crate) static LOADS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 #[cfg(test)]

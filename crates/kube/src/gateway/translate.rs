@@ -812,6 +812,12 @@ fn check_listener<'a>(
                         ));
                         continue;
                     }
+                    // A Secret named again (by any listener) is read once per translation.
+                    let id = format!("{ns}/{}", r.name);
+                    if certs.contains_key(&id) {
+                        l.certs.push(id);
+                        continue;
+                    }
                     match tls_secret(&ns, &r.name, &inp.secrets) {
                         Ok(c) => {
                             l.certs.push(c.name.clone());

@@ -480,3 +480,102 @@ fn writes_routes_do_not_depend_on_leave_them_alone() {
     both(&world, None, &mut cache);
     assert_ne!(work(&cache), before, "the listener's Secret");
 }
+
+/// Review 20 HIGH-1: a Gateway whose 8 listeners name one Secret 8 times
+/// each loads its pair once, not 64 times per translation; translating
+/// again (nothing changed, or a route edited) loads nothing; a new
+/// version of the Secret is loaded once more. The same for an Ingress
+/// naming one Secret in many `tls` entries, and a bad Secret is one
+/// warning, not one per entry. Before the fix every reference was a key
+/// load with ring on every translation (seconds for CRD-valid objects).
+#[test]
+fn a_secret_named_many_times_is_loaded_once_per_version() {
+    use crate::tls::LOADS;
+    use k8s_openapi::api::core::v1::{Secret, Service};
+    use k8s_openapi::api::networking::v1::Ingress;
+    const NO_SLICES: &[k8s_openapi::api::discovery::v1::EndpointSlice] = &[];
+    let loads = || LOADS.with(std::cell::Cell::get);
+    let pair = format!(
+        "type: kubernetes.io/tls\ndata: {{tls.crt: {}, tls.key: {}}}",
+        crate::tls::testdata::CRT_B64,
+        crate::tls::testdata::KEY_B64
+    );
+    let refs = ["{name: big}"; 8].join(", ");
+    let listeners: Vec<String> = (0..8)
+        .map(|i| format!("  - {{name: l{i}, port: 443, protocol: HTTPS, hostname: h{i}.example.com, tls: {{certificateRefs: [{refs}]}}}}"))
+        .collect();
+    let mut world: BTreeMap<String, String> = BTreeMap::new();
+    world.insert(
+        "class".into(),
+        object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}"),
+    );
+    world.insert(
+        "gw".into(),
+        object(
+            "g",
+            1,
+            GW,
+            "Gateway",
+            "g",
+            "tenant",
+            &format!("spec:\n  gatewayClassName: realip\n  listeners:\n{}", listeners.join("\n")),
+        ),
+    );
+    world.insert("secret".into(), object("s", 1, "v1", "Secret", "big", "tenant", &pair));
+    let translate_world = |world: &BTreeMap<String, String>, cache: &mut RouteCache| {
+        let mut o = Objects::default();
+        o.add_yaml(&world.values().cloned().collect::<String>()).unwrap();
+        translate_with(&o.inputs("realip", &["198.51.100.1".to_owned()]), cache)
+    };
+    let mut cache = RouteCache::default();
+    let start = loads();
+    let t = translate_world(&world, &mut cache);
+    assert_eq!(t.routes.listeners.iter().filter(|l| l.name.starts_with("gateway/tenant/g/")).count(), 8);
+    assert_eq!(loads() - start, 1, "one load for 64 references");
+    translate_world(&world, &mut cache);
+    assert_eq!(loads() - start, 1, "nothing loaded again");
+    world.insert("secret".into(), object("s", 2, "v1", "Secret", "big", "tenant", &pair));
+    translate_world(&world, &mut cache);
+    assert_eq!(loads() - start, 2, "the new version, once");
+
+    // An Ingress naming one Secret in 50 `tls` entries.
+    let tls: Vec<serde_json::Value> = (0..50).map(|_| serde_json::json!({"secretName": "site"})).collect();
+    let ing: Ingress = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "many", "namespace": "web", "uid": "i1", "resourceVersion": "1"},
+        "spec": {"ingressClassName": "realip", "tls": tls, "rules": [{"host": "a.example.com", "http": {"paths": [
+            {"path": "/", "pathType": "Prefix", "backend": {"service": {"name": "app", "port": {"number": 80}}}}]}}]}}))
+    .unwrap();
+    let svc: Service = serde_json::from_value(
+        serde_json::json!({"metadata": {"name": "app", "namespace": "web"}, "spec": {"ports": [{"port": 80}]}}),
+    )
+    .unwrap();
+    let secret = |rv: &str, crt: &str| -> Secret {
+        serde_json::from_value(
+            serde_json::json!({"metadata": {"name": "site", "namespace": "web", "uid": "s9", "resourceVersion": rv},
+            "type": "kubernetes.io/tls", "data": {"tls.crt": crt, "tls.key": crate::tls::testdata::KEY_B64}}),
+        )
+        .unwrap()
+    };
+    let start = loads();
+    let good = secret("1", crate::tls::testdata::CRT_B64);
+    let d = crate::ingress::desired(
+        "realip",
+        None,
+        std::slice::from_ref(&ing),
+        std::slice::from_ref(&svc),
+        NO_SLICES,
+        &[good],
+    );
+    assert_eq!((d.certs.len(), loads() - start), (1, 1));
+    let bad = secret("2", "Q0VSVA==");
+    let d = crate::ingress::desired(
+        "realip",
+        None,
+        std::slice::from_ref(&ing),
+        std::slice::from_ref(&svc),
+        NO_SLICES,
+        std::slice::from_ref(&bad),
+    );
+    let d2 = crate::ingress::desired("realip", None, std::slice::from_ref(&ing), &[svc], NO_SLICES, &[bad]);
+    assert_eq!((d.certs.len(), d.warnings.len(), d2.warnings.len(), loads() - start), (0, 1, 1, 2));
+}
