@@ -18,6 +18,9 @@ use crate::report::{Entry, Report, Status};
 use crate::setup::Setup;
 use crate::Target;
 
+/// The annotations ingress-nginx reads with `strconv.Atoi`, untrimmed.
+const ATOI_KEYS: [&str; 4] = ["limit-rps", "limit-rpm", "limit-burst-multiplier", "limit-connections"];
+
 /// The default `--annotations-prefix`, with its `/`.
 const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io/";
 
@@ -974,7 +977,11 @@ pub fn plan<'a>(
         .iter()
         .filter_map(|(k, v)| {
             let short = k.strip_prefix(&prefix)?;
-            Some((short.to_owned(), v.as_str().unwrap_or_default().trim().to_owned(), v.line))
+            let raw = v.as_str().unwrap_or_default();
+            // ingress-nginx trims the lines of a string annotation; an
+            // integer one goes to Go's Atoi as written (`10 ` is no number).
+            let value = if ATOI_KEYS.contains(&short) { raw } else { raw.trim() };
+            Some((short.to_owned(), value.to_owned(), v.line))
         })
         .collect();
     let get = |k: &str| anns.iter().find(|(n, _, _)| n == k).map(|(_, v, _)| v.as_str());

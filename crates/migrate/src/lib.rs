@@ -29,6 +29,7 @@ mod error;
 pub mod ingress;
 pub mod live;
 pub mod merge;
+pub mod reload;
 pub mod report;
 pub mod schema;
 pub mod setup;
@@ -2043,6 +2044,13 @@ fn reload_breakers(ours: &[&Object], setup: &setup::Setup<'_>, webhook: &setup::
         if let Some(b) = ingress::burst_refused(ann).first() {
             out.push(format!(
                 "{}'s limit-burst-multiplier (`limit_req … burst={b}`, which nginx refuses; {tested})",
+                o.id()
+            ));
+            continue;
+        }
+        if let Some((k, why)) = reload::ingress_fault(o, setup, validated && sure) {
+            out.push(format!(
+                "{}'s {k} ({why}, in a directive nginx.tmpl writes into its locations; {tested})",
                 o.id()
             ));
             continue;

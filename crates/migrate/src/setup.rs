@@ -993,10 +993,12 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     }
     // A value nginx refuses fails every configuration: that, not the
     // key's own reading, is what its entry says.
+    let location = unloadable_location(setup);
     let whys = [
         ("proxy-real-ip-cidr", unloadable_cidrs(setup)),
         (HEADER_KEYS[0], unloadable_header(setup, HEADER_KEYS[0])),
         (HEADER_KEYS[1], unloadable_header(setup, HEADER_KEYS[1])),
+        (location.as_ref().map_or("", |l| l.0), location.as_ref().map(|l| l.1.clone())),
     ];
     for (key, why) in whys {
         let Some(why) = why else { continue };
@@ -1063,6 +1065,9 @@ pub fn unloadable_keys(setup: &Setup<'_>) -> Vec<String> {
             keys.push(key.into());
         }
     }
+    if let Some((key, _)) = unloadable_location(setup) {
+        keys.push(key.into());
+    }
     keys
 }
 
@@ -1127,6 +1132,16 @@ pub fn unloadable_cidrs(setup: &Setup<'_>) -> Option<String> {
     Some(format!(
         "{} not an address or CIDR: nginx.tmpl writes each entry into `set_real_ip_from` in the http block of every configuration{geo_note}, where nginx takes an address, a CIDR, `unix:` or a host name it must resolve while loading (this cannot be one, or depends on DNS at each reload), {UNLOADABLE}; fix the entries (or give the load balancer's CIDRs with --trust) and run the migration again",
         bad.join(", ") + if bad.len() == 1 { " is" } else { " are" },
+    ))
+}
+
+/// The ConfigMap's proxy buffer or protocol key whose value nginx
+/// refuses in every location ([`crate::reload::configmap_fault`]), with why.
+pub fn unloadable_location(setup: &Setup<'_>) -> Option<(&'static str, String)> {
+    let (key, what) = crate::reload::configmap_fault(setup)?;
+    Some((
+        key,
+        format!("{what}: nginx.tmpl writes it into every location (ingress-nginx does not check the ConfigMap's value), {UNLOADABLE}; fix the value and run the migration again"),
     ))
 }
 
