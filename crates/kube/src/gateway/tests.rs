@@ -1259,16 +1259,12 @@ fn client_ip_policies_conflict_on_one_bind() {
     assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
 }
 
-/// An HTTPS listener whose only certificate cannot be loaded serves
-/// nothing: `ResolvedRefs: False` and `Programmed: False` on the listener,
-/// `Programmed: False` on its Gateway, and a route attached only there is
-/// `Accepted: False, Pending` and not served. With a good certificate next
-/// to the bad one the listener serves (ResolvedRefs still False).
-#[test]
-fn an_https_listener_without_a_certificate_is_not_programmed() {
-    let gw = |refs: &str| {
-        format!(
-            r"
+/// Gateway `infra/tls` with one HTTPS listener `s` naming `refs`, Secret
+/// `infra/{secret}` holding `crt` and `key` (base64, or `CRT_B64` /
+/// `KEY_B64` for the test pair), and an HTTPRoute of `web` on it.
+fn tls_world(refs: &str, secret: &str, crt: &str, key: &str) -> String {
+    format!(
+        r"
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: tls, namespace: infra}}
@@ -1279,16 +1275,25 @@ spec:
 ---
 apiVersion: v1
 kind: Secret
-metadata: {{name: good, namespace: infra}}
+metadata: {{name: {secret}, namespace: infra}}
 type: kubernetes.io/tls
-data: {{tls.crt: CRT_B64, tls.key: KEY_B64}}
+data: {{tls.crt: {crt}, tls.key: {key}}}
 ---
 "
-        ) + &route(
-            "web",
-            "  parentRefs: [{name: tls, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
-        )
-    };
+    ) + &route(
+        "web",
+        "  parentRefs: [{name: tls, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
+    )
+}
+
+/// An HTTPS listener whose only certificate cannot be loaded serves
+/// nothing: `ResolvedRefs: False` and `Programmed: False` on the listener,
+/// `Programmed: False` on its Gateway, and a route attached only there is
+/// `Accepted: False, Pending` and not served. With a good certificate next
+/// to the bad one the listener serves (ResolvedRefs still False).
+#[test]
+fn an_https_listener_without_a_certificate_is_not_programmed() {
+    let gw = |refs: &str| tls_world(refs, "good", "CRT_B64", "KEY_B64");
     let t = run(&gw("{name: missing}"));
     let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
         panic!()
@@ -1336,27 +1341,7 @@ fn an_https_listener_whose_secret_cannot_be_served_is_not_programmed() {
         ("CRT_B64", other_key.as_str(), "tls.key: the private key does not match the certificate"),
     ];
     for (crt, key, says) in cases {
-        let gw = format!(
-            r"
-apiVersion: gateway.networking.k8s.io/v1
-kind: Gateway
-metadata: {{name: tls, namespace: infra}}
-spec:
-  gatewayClassName: realip
-  listeners:
-  - {{name: s, port: 443, protocol: HTTPS, tls: {{certificateRefs: [{{name: bad}}]}}, allowedRoutes: {{namespaces: {{from: All}}}}}}
----
-apiVersion: v1
-kind: Secret
-metadata: {{name: bad, namespace: infra}}
-type: kubernetes.io/tls
-data: {{tls.crt: {crt}, tls.key: {key}}}
----
-"
-        ) + &route(
-            "web",
-            "  parentRefs: [{name: tls, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n",
-        );
+        let gw = tls_world("{name: bad}", "bad", crt, key);
         let t = run(&gw);
         let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else {
             panic!()
