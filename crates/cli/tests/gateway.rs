@@ -546,7 +546,8 @@ fn gateway_filters_are_applied() {
         &json!({"parentRefs": [{"name": "gw"}], "hostnames": ["f.example.com"], "rules": [
             {"matches": prefix("/hdr"), "backendRefs": backend, "filters": [
                 {"type": "RequestHeaderModifier", "requestHeaderModifier": {
-                    "set": [{"name": "X-Set", "value": "one"}, {"name": "X-Forwarded-For", "value": "192.0.2.66"}],
+                    "set": [{"name": "X-Set", "value": "one"}, {"name": "X-Forwarded-For", "value": "192.0.2.66"},
+                        {"name": "X_Real_IP", "value": "192.0.2.66"}],
                     "add": [{"name": "X-Add", "value": "two"}],
                     "remove": ["X-Drop"]}},
                 {"type": "ResponseHeaderModifier", "responseHeaderModifier": {
@@ -571,7 +572,7 @@ fn gateway_filters_are_applied() {
     });
     assert_eq!(cond(&route["status"]["parents"][0]["conditions"], "ResolvedRefs")["status"], "True");
     let msg = cond(&route["status"]["parents"][0]["conditions"], "Accepted")["message"].as_str().unwrap_or("");
-    assert!(msg.contains("x-forwarded-for are ignored"), "{msg}");
+    assert!(msg.contains("x-forwarded-for, x-real-ip are ignored"), "{msg}");
 
     // Request and response header modifiers, and a full-path rewrite.
     let req = "GET /hdr/x HTTP/1.1\r\nHost: f.example.com\r\nX-Set: client\r\nX-Add: client\r\nX-Drop: client\r\n\
@@ -595,6 +596,8 @@ fn gateway_filters_are_applied() {
     // peer is trusted) plus the hop, never the filter's value.
     assert_eq!(values("x-forwarded-for"), ["192.0.2.55, 127.0.0.1"]);
     assert_eq!(values("x-real-ip"), ["192.0.2.55"]);
+    // Nor its underscore spelling, which WSGI/CGI apps read as X-Real-IP (review 20 MED-1).
+    assert!(values("x_real_ip").is_empty(), "{seen:?}");
     let line = wait_line(&p.stderr, "kubernetes_route_warning", 20);
     assert!(line.contains("x-forwarded-for") && line.contains("httproute/web/filters/0/0"), "{line}");
 

@@ -338,6 +338,15 @@ pub const PROTECTED_REQUEST: [&str; 17] = [
     "x-request-id",
 ];
 
+/// The form a header name is compared in against [`PROTECTED_REQUEST`] and
+/// the other protected lists: trimmed, lower case, `_` read as `-`. WSGI and
+/// CGI apps (and others) read `X_Real_IP` as `X-Real-IP`
+/// (`HTTP_X_REAL_IP`), so a filter that may not write `X-Real-IP` may not
+/// write `X_Real_IP` either (review 20 MED-1).
+pub fn protected_form(name: &str) -> String {
+    name.trim().to_ascii_lowercase().replace('_', "-")
+}
+
 /// A Gateway API filter realip implements.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Filter {

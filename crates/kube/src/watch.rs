@@ -848,6 +848,7 @@ pub async fn run(
                     .chain(st_udp.iter().map(|r| ("UDPRoute", &r.0)))
                     .collect(),
                 grants: st_grants.iter().map(AsRef::as_ref).collect(),
+                grant_index: std::sync::OnceLock::new(),
                 ip_policies: st_ip.iter().map(AsRef::as_ref).collect(),
                 access_policies: st_access.iter().map(AsRef::as_ref).collect(),
                 namespaces: st_ns.iter().map(AsRef::as_ref).collect(),

@@ -49,7 +49,7 @@ impl HeaderOps {
     pub fn compile(edit: &HeaderEdit, protected: &[&str]) -> Result<HeaderOps, String> {
         let name = |n: &str| {
             let lower = n.trim().to_ascii_lowercase();
-            if protected.contains(&lower.as_str()) {
+            if protected.contains(&realip_kube::routes::protected_form(n).as_str()) {
                 return Err(format!("header `{n}` is written by the proxy only"));
             }
             HeaderName::from_bytes(lower.as_bytes()).map_err(|_| format!("`{n}` is not a header name"))
@@ -371,7 +371,10 @@ mod tests {
         assert_eq!(h.get_all("x-a").iter().collect::<Vec<_>>(), ["1"]);
         assert_eq!(h.get_all("x-b").iter().collect::<Vec<_>>(), ["kept", "2"]);
         assert!(!h.contains_key("x-c"));
-        for name in ["X-Forwarded-For", "x-real-ip", "Forwarded", "host", "content-length"] {
+        // Underscore spellings too: many apps read `X_Real_IP` as X-Real-IP (review 20 MED-1).
+        for name in
+            ["X-Forwarded-For", "x-real-ip", "Forwarded", "host", "content-length", "X_Forwarded_For", "x_real_ip"]
+        {
             let forge = HeaderEdit { set: vec![(name.into(), "203.0.113.9".into())], ..HeaderEdit::default() };
             let e = HeaderOps::compile(&forge, &PROTECTED_REQUEST).unwrap_err();
             assert!(e.contains(name), "{e}");

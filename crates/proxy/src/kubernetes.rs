@@ -433,7 +433,7 @@ impl Ctx<'_> {
         for c in self.gateway.iter().filter(|l| r.listeners.contains(&l.name)).filter_map(|l| l.client_ip.as_ref()) {
             let sources = c.sources.iter().filter_map(|s| s.strip_prefix("header:"));
             for h in c.forward.strip_untrusted.iter().map(String::as_str).chain(sources) {
-                let h = h.trim().to_ascii_lowercase();
+                let h = realip_kube::routes::protected_form(h);
                 if !self.protected.contains(&h) {
                     extra.push(h);
                 }
@@ -540,7 +540,7 @@ fn file_listeners(names: &[String], ctx: &Ctx<'_>, warnings: &mut Vec<String>) -
 /// Whether `edit` names a header of `protected` (then [`unprotected`]
 /// leaves some of it out).
 fn touches(edit: &HeaderEdit, protected: &[String]) -> bool {
-    let hit = |name: &str| protected.contains(&name.trim().to_ascii_lowercase());
+    let hit = |name: &str| protected.contains(&realip_kube::routes::protected_form(name));
     edit.set.iter().chain(&edit.add).any(|(n, _)| hit(n)) || edit.remove.iter().any(|n| hit(n))
 }
 
@@ -549,9 +549,9 @@ fn touches(edit: &HeaderEdit, protected: &[String]) -> bool {
 fn unprotected(edit: &HeaderEdit, protected: &[String], what: &str, warnings: &mut Vec<String>) -> HeaderEdit {
     let mut ok = |name: &str, verb: &str| {
         let lower = name.trim().to_ascii_lowercase();
-        if protected.contains(&lower) {
+        if protected.contains(&realip_kube::routes::protected_form(name)) {
             warnings.push(format!(
-                "{what} {verb} `{lower}`: ignored, the proxy writes this header itself (client IP, forwarding or framing)"
+                "{what} {verb} `{lower}`: ignored, the proxy writes this header itself (client IP, forwarding or framing; `_` reads as `-` to many apps)"
             ));
             false
         } else {
@@ -760,7 +760,7 @@ fn convert_filters(source: &Arc<[Filter]>, protected: &[String]) -> FilterConver
 fn protected_headers(config: &Config) -> Vec<String> {
     let mut out: Vec<String> = PROTECTED_REQUEST.iter().map(|&h| h.to_owned()).collect();
     let mut add = |h: &str| {
-        let h = h.trim().to_ascii_lowercase();
+        let h = realip_kube::routes::protected_form(h);
         if !out.contains(&h) {
             out.push(h);
         }

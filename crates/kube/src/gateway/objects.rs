@@ -112,6 +112,7 @@ impl Objects {
             routes: self.routes.iter().collect(),
             unserved_routes: self.unserved_routes.iter().map(|(k, r)| (*k, r)).collect(),
             grants: self.grants.iter().collect(),
+            grant_index: std::sync::OnceLock::new(),
             ip_policies: self.ip_policies.iter().collect(),
             access_policies: self.access_policies.iter().collect(),
             namespaces: self.namespaces.iter().collect(),

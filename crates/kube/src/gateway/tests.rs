@@ -225,6 +225,18 @@ fn precedence_follows_the_spec() {
     assert_eq!(t.routes.routes[2].headers[0].name, "x-v");
 }
 
+/// Review 20 LOW-1: PathPrefix `/api/` matches what `/api` matches, so its
+/// trailing `/` does not rank it above `/api` with a header match (before
+/// the fix the newer `/api/` route, no headers, took every `/api` request).
+#[test]
+fn a_trailing_slash_does_not_lengthen_a_path_prefix() {
+    let victim = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /api}, headers: [{name: x-env, value: prod}]}]}]\n";
+    let attacker = "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{matches: [{path: {type: PathPrefix, value: /api/}}]}]\n";
+    let t = run(&(route("web", victim) + "\n---\n" + &route("web", attacker).replace("name: r,", "name: zz,")));
+    let names: Vec<&str> = t.routes.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["httproute/web/r/0/0", "httproute/web/zz/0/0"], "the header match ranks first");
+}
+
 #[test]
 fn listeners_protocols_conflicts_and_certificates() {
     let gw = r"

@@ -129,6 +129,9 @@ pub struct Inputs<'a> {
     pub unserved_routes: Vec<(&'static str, &'a super::types::UnservedRoute)>,
     /// ReferenceGrants.
     pub grants: Vec<&'a ReferenceGrant>,
+    /// [`Inputs::grants`] indexed by what they allow, built on the first
+    /// look-up ([`Inputs::granted`]).
+    pub grant_index: std::sync::OnceLock<GrantIndex>,
     /// ClientIPPolicies.
     pub ip_policies: Vec<&'a ClientIpPolicy>,
     /// ClientAccessPolicies.
@@ -242,24 +245,57 @@ fn group_is(g: Option<&str>, want: &str) -> bool {
     g.unwrap_or(GATEWAY_GROUP) == want
 }
 
-/// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects of
-/// `from_ns` refer to `to_group`/`to_kind` `to_name`.
-fn granted(
-    grants: &[&ReferenceGrant],
-    from_kind: &str,
-    from_ns: &str,
-    to_group: &str,
-    to_kind: &str,
-    to_ns: &str,
-    to_name: &str,
-) -> bool {
-    grants.iter().filter(|g| g.metadata.namespace.as_deref() == Some(to_ns)).any(|g| {
-        g.spec.from.iter().any(|f| f.group == GATEWAY_GROUP && f.kind == from_kind && f.namespace == from_ns)
-            && g.spec
-                .to
-                .iter()
-                .any(|t| t.group == to_group && t.kind == to_kind && t.name.as_deref().is_none_or(|n| n == to_name))
-    })
+/// What one ReferenceGrant entry pair allows: (namespace of the grant and
+/// of the target, `from` kind, `from` namespace, `to` group, `to` kind).
+type GrantKey = (String, String, String, String, String);
+
+/// The ReferenceGrants by [`GrantKey`]: the names they allow (`None`:
+/// every name). Built once per translation, so a check is one look-up, not
+/// a scan of every grant's `from` × `to` lists per reference (review 20
+/// HIGH-1: a thousand grants and routes of many cross-namespace
+/// backendRefs cost seconds per translation).
+#[derive(Clone, Debug, Default)]
+pub struct GrantIndex(foldhash::HashMap<GrantKey, Option<foldhash::HashSet<String>>>);
+
+impl GrantIndex {
+    fn new(grants: &[&ReferenceGrant]) -> GrantIndex {
+        let mut index: foldhash::HashMap<GrantKey, Option<foldhash::HashSet<String>>> = foldhash::HashMap::default();
+        for g in grants {
+            let ns = g.metadata.namespace.clone().unwrap_or_default();
+            for f in g.spec.from.iter().filter(|f| f.group == GATEWAY_GROUP) {
+                for t in &g.spec.to {
+                    let key = (ns.clone(), f.kind.clone(), f.namespace.clone(), t.group.clone(), t.kind.clone());
+                    let names = index.entry(key).or_insert_with(|| Some(foldhash::HashSet::default()));
+                    match (&t.name, names) {
+                        (None, names) => *names = None,
+                        (Some(n), Some(set)) => {
+                            set.insert(n.clone());
+                        }
+                        (Some(_), None) => {}
+                    }
+                }
+            }
+        }
+        GrantIndex(index)
+    }
+}
+
+impl Inputs<'_> {
+    /// Whether a ReferenceGrant in `to_ns` lets `from_kind` objects of
+    /// `from_ns` refer to `to_group`/`to_kind` `to_name`.
+    pub(crate) fn granted(
+        &self,
+        from_kind: &str,
+        from_ns: &str,
+        to_group: &str,
+        to_kind: &str,
+        to_ns: &str,
+        to_name: &str,
+    ) -> bool {
+        let index = self.grant_index.get_or_init(|| GrantIndex::new(&self.grants));
+        let key = (to_ns.to_owned(), from_kind.to_owned(), from_ns.to_owned(), to_group.to_owned(), to_kind.to_owned());
+        index.0.get(&key).is_some_and(|names| names.as_ref().is_none_or(|n| n.contains(to_name)))
+    }
 }
 
 fn selector_matches(sel: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
@@ -803,9 +839,7 @@ fn check_listener<'a>(
                             Some(("InvalidCertificateRef", format!("certificateRef {} is not a Secret", r.name)));
                         continue;
                     }
-                    if ns != l.parent_ns
-                        && !granted(&inp.grants, l.parent_kind, &l.parent_ns, "", "Secret", &ns, &r.name)
-                    {
+                    if ns != l.parent_ns && !inp.granted(l.parent_kind, &l.parent_ns, "", "Secret", &ns, &r.name) {
                         resolved = Some((
                             "RefNotPermitted",
                             format!("Secret {ns}/{} is in another namespace and no ReferenceGrant allows it", r.name),
@@ -1007,7 +1041,7 @@ fn accepted_message(route: &HttpRoute) -> String {
     let mut ignored: Vec<String> = Vec::new();
     for m in route.spec.rules.iter().flat_map(|r| &r.filters).filter_map(|f| f.request_header_modifier.as_ref()) {
         let names = m.set.iter().chain(&m.add).map(|h| &h.name).chain(&m.remove);
-        for n in names.map(|n| n.to_ascii_lowercase()) {
+        for n in names.map(|n| crate::routes::protected_form(n)) {
             if PROXY_HEADERS.contains(&n.as_str()) && !ignored.contains(&n) {
                 ignored.push(n);
             }
@@ -1209,7 +1243,7 @@ fn backend(
         return Err(("InvalidKind", format!("backend {kind} {} is not a Service", b.name)));
     }
     let ns = b.namespace.clone().unwrap_or_else(|| route_ns.to_owned());
-    if ns != route_ns && !granted(&inp.grants, "HTTPRoute", route_ns, "", "Service", &ns, &b.name) {
+    if ns != route_ns && !inp.granted("HTTPRoute", route_ns, "", "Service", &ns, &b.name) {
         return Err((
             "RefNotPermitted",
             format!("Service {ns}/{} is in another namespace and no ReferenceGrant allows it", b.name),
@@ -2803,7 +2837,10 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
                     };
                     let (path_rank, path_len) = match path {
                         PathMatch::Exact(p) => (0, p.len()),
-                        PathMatch::SegmentPrefix(p) | PathMatch::Prefix(p) => (1, p.len()),
+                        // `/api/` matches what `/api` matches: a trailing `/`
+                        // the matcher ignores does not rank it higher (review 20 LOW-1).
+                        PathMatch::SegmentPrefix(p) => (1, p.trim_end_matches('/').len()),
+                        PathMatch::Prefix(p) => (1, p.len()),
                     };
                     let rule_index = rule.index;
                     let key: Precedence = (

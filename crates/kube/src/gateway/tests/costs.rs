@@ -579,3 +579,36 @@ fn a_secret_named_many_times_is_loaded_once_per_version() {
     let d2 = crate::ingress::desired("realip", None, std::slice::from_ref(&ing), &[svc], NO_SLICES, &[bad]);
     assert_eq!((d.certs.len(), d.warnings.len(), d2.warnings.len(), loads() - start), (0, 1, 1, 2));
 }
+
+/// Review 20 HIGH-1: ReferenceGrants are looked up in an index built once
+/// per translation (a debug build translated the reviewer's 1,000 grants of
+/// 16 × 16 entries and 64 routes of 256 cross-namespace backendRefs in
+/// 0.26 s, 7.2 s before). What the index allows is what the grants say:
+/// a named `to` allows that name, a `to` without a name every name (also
+/// beside named ones), only `from` entries of the Gateway API group count,
+/// and kind, namespaces and group must all match.
+#[test]
+fn the_grant_index_allows_what_the_grants_say() {
+    let grants = "apiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: a, namespace: svc}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: web}, {group: other.example, kind: HTTPRoute, namespace: evil}]\n  to: [{group: '', kind: Service, name: one}]\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: b, namespace: svc}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}]\n  to: [{group: '', kind: Secret, name: cert}, {group: '', kind: Secret}]\n";
+    let mut o = Objects::default();
+    o.add_yaml(grants).unwrap();
+    let inp = o.inputs("realip", &[]);
+    let rows: [(&str, &str, &str, &str, &str, &str, bool); 9] = [
+        ("HTTPRoute", "web", "", "Service", "svc", "one", true),
+        ("HTTPRoute", "web", "", "Service", "svc", "two", false),
+        ("HTTPRoute", "evil", "", "Service", "svc", "one", false), // from group not the Gateway API's
+        ("HTTPRoute", "web", "", "Service", "other", "one", false), // grant in another namespace
+        ("Gateway", "web", "", "Service", "svc", "one", false),
+        ("HTTPRoute", "web", "x", "Service", "svc", "one", false),
+        ("Gateway", "infra", "", "Secret", "svc", "cert", true),
+        ("Gateway", "infra", "", "Secret", "svc", "anything", true), // the nameless `to`
+        ("Gateway", "infra", "", "Service", "svc", "one", false),
+    ];
+    for (from_kind, from_ns, group, kind, ns, name, want) in rows {
+        assert_eq!(
+            inp.granted(from_kind, from_ns, group, kind, ns, name),
+            want,
+            "{from_kind} {from_ns} → {kind} {ns}/{name}"
+        );
+    }
+}
