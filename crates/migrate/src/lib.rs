@@ -215,14 +215,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         plans.push(p);
         plans.extend(served);
     }
-    extra_server_names(&mut plans, &ours_all, &setup, &mut report);
-    regex_mode(&mut plans, &regex_hosts, &mut report);
-    collisions(&mut plans, &regex_hosts, &mut report);
-    fallbacks(&mut plans, &mut report);
-    host_wide(&mut plans, &host_wide_restrictions(&ours_all, &setup), &mut report);
-    cover_denied(&mut plans, &regex_hosts, opts.target, &mut report);
-    denies_win(&mut plans, &mut report);
-    drop_unrouted(&plans, &mut report);
+    settle(&mut plans, &ours_all, &setup, &regex_hosts, opts.target, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
     snat_hides_the_client(&setup, &ci, &mut report);
     let mut objects = emitted.objects;
@@ -230,6 +223,31 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     sort_objects(&mut objects);
     report.sort();
     Ok(Migration { objects, report })
+}
+
+/// What the merge of every plan decides, in order: extra server names,
+/// regex mode, collisions, fallbacks, root locations, host-wide
+/// restrictions, covered and winning denies, unrouted plans.
+fn settle(
+    plans: &mut [ingress::Plan<'_>],
+    ours: &[&Object],
+    setup: &setup::Setup<'_>,
+    regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
+    target: Target,
+    report: &mut Report,
+) {
+    extra_server_names(plans, ours, setup, report);
+    regex_mode(plans, regex_hosts, report);
+    collisions(plans, regex_hosts, report);
+    fallbacks(plans, report);
+    root_locations(plans, report);
+    host_wide(plans, &host_wide_restrictions(ours, setup), report);
+    cover_denied(plans, regex_hosts, target, report);
+    if target == Target::Realip {
+        widened_denies_win(plans, regex_hosts, report);
+    }
+    denies_win(plans, report);
+    drop_unrouted(plans, report);
 }
 
 /// Output order: by kind ([`kind_rank`]), namespace, name.
@@ -1748,6 +1766,123 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
     }
     p.fallback = Some((b, hosts));
     p.fallback_denied = gone;
+}
+
+/// nginx picks the server by name first and then a location in it: a path
+/// no location of server `H` matches is answered by `H`'s root location
+/// (its fallback: the creating Ingress's defaultBackend, else the default
+/// backend's 404, with that Ingress's access lists), never by the
+/// wildcard or catch-all server. The Gateway API ranks routes across
+/// hostnames, so a wildcard route covering `H` (or a host-less one) would
+/// take those paths. Each named host with such a less specific route in
+/// the output and no `/` of its own gets a deny-all `PathPrefix /` (403
+/// where ingress-nginx answered 404 or its fallback; migrate review 22
+/// HIGH-2/3/4).
+fn root_locations(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
+    let rooted = |ps: &[ingress::PathRule]| ps.iter().any(|r| r.kind == ingress::PathKind::Prefix && r.value == "/");
+    let denied_root = |ds: &[ingress::Denied]| ds.iter().any(|d| d.kind == ingress::PathKind::Prefix && d.value == "/");
+    // Every named host, those with a `/` of their own, and whether a
+    // host-less or wildcard route is open (a deny-all one takes nothing away).
+    let mut hosts: BTreeSet<String> = BTreeSet::new();
+    let mut root: BTreeSet<String> = BTreeSet::new();
+    let mut open: BTreeSet<String> = BTreeSet::new();
+    let mut hostless = false;
+    for p in plans.iter().filter(|p| p.canary.is_none()) {
+        hostless |= p.default_backend.is_some();
+        for (h, ps) in &p.hosts {
+            match h {
+                Some(h) => {
+                    hosts.insert(h.clone());
+                    if !ps.is_empty() {
+                        open.insert(h.clone());
+                    }
+                    if rooted(ps) {
+                        root.insert(h.clone());
+                    }
+                }
+                None => hostless |= !ps.is_empty(),
+            }
+        }
+        for (h, ds) in p.denied.iter().filter_map(|(h, ds)| Some((h.as_ref()?, ds))) {
+            hosts.insert(h.clone());
+            if denied_root(ds) {
+                root.insert(h.clone());
+            }
+        }
+    }
+    let wildcards: Vec<&String> = open.iter().filter(|h| h.starts_with("*.")).collect();
+    for h in hosts.iter().filter(|h| !root.contains(*h)) {
+        let wider = wildcards.iter().find(|w| !w.as_str().eq(h.as_str()) && h.ends_with(&w[1..]));
+        let by = match (wider, hostless) {
+            (Some(w), _) => format!("the wildcard route of {w}"),
+            (None, true) => "a host-less route (the catch-all server's)".to_owned(),
+            (None, false) => continue,
+        };
+        let key = Some(h.clone());
+        let Some(p) = plans
+            .iter_mut()
+            .find(|p| p.canary.is_none() && (p.hosts.contains_key(&key) || p.denied.contains_key(&key)))
+        else {
+            continue;
+        };
+        p.denied.entry(key).or_default().push(ingress::Denied {
+            kind: ingress::PathKind::Prefix,
+            value: "/".into(),
+            raw: "/".into(),
+            path_type: "Prefix".into(),
+        });
+        report.entries.push(path_entry(p.obj, format!("host {h} root"), Status::Changed, format!(
+            "ingress-nginx answers a path no location of its server {h} matches from that server's root location (the controller's default backend, a 404, with the access lists of the Ingress that created the server), never from another server; in the output {by} would take those requests instead, so {h} gets a deny-all route (PathPrefix /): they are refused (403) where ingress-nginx answered 404"
+        )));
+    }
+}
+
+/// In regex mode (realip target) a deny-all route of a left-out location
+/// is widened to a prefix without letters (nginx matched it
+/// case-insensitively); an open PathPrefix route of the host longer than
+/// that prefix, overlapping the location, would then take its requests
+/// (`/api` before `/` for `GET /api/admin`), where nginx's longer regex
+/// location won. Such an open route is dropped, its requests refused
+/// (more than ingress-nginx refused; migrate review 22 HIGH-1).
+fn widened_denies_win(
+    plans: &mut [ingress::Plan<'_>],
+    regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
+    report: &mut Report,
+) {
+    let mut widened: Vec<(Option<String>, String, String, String)> = Vec::new();
+    for p in plans.iter().filter(|p| p.canary.is_none()) {
+        for (h, ds) in p.denied.iter().filter(|(h, _)| regex_hosts.contains_key(*h)) {
+            for d in ds.iter().filter(|d| d.kind == ingress::PathKind::Prefix && d.value.len() < d.raw.len()) {
+                widened.push((
+                    h.clone(),
+                    d.value.clone(),
+                    d.raw.to_ascii_lowercase(),
+                    format!("{} ({} {})", p.obj.id(), d.raw, d.path_type),
+                ));
+            }
+        }
+    }
+    for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
+        let o = p.obj;
+        for (h, rs) in &mut p.hosts {
+            let name = h.as_deref().unwrap_or("(any host)");
+            rs.retain(|r| {
+                let value = r.value.to_ascii_lowercase();
+                let hit = widened.iter().find(|(wh, wv, raw, _)| {
+                    wh == h
+                        && r.kind == ingress::PathKind::Prefix
+                        && r.value.len() > wv.len()
+                        && (raw.starts_with(&value) || value.starts_with(raw.as_str()))
+                });
+                let Some((_, wv, _, by)) = hit else { return true };
+                report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!(
+                    "refused: in regex mode ingress-nginx gives requests under the left-out location {by} to that longer location, and the output's deny-all route for it is widened to PathPrefix {wv} (nginx matched it case-insensitively), which this longer open route would beat; so this route is dropped and its requests are refused (more than ingress-nginx refused)"
+                )));
+                false
+            });
+        }
+        p.hosts.retain(|_, rs| !rs.is_empty());
+    }
 }
 
 /// Adds each Ingress's defaultBackend as the `/` PathPrefix rule of the

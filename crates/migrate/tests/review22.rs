@@ -1,0 +1,117 @@
+//! The twenty-second review's findings: nginx picks the server by name
+//! before the location, so a path no location of a named host matches is
+//! answered by that host's root location (a 404, behind the host's first
+//! Ingress's allow list), never by a wildcard or host-less Ingress's route;
+//! and in regex mode a widened deny-all must not lose to a longer open
+//! prefix. Each test failed before the fix.
+
+mod common;
+
+use common::{controller_at, find, ing_at, open_policies, routes, run};
+use realip_migrate::{Migration, Status, Target};
+use serde_json::Value;
+
+const ALLOW: (&str, &str) = ("allowlist-source-range", "192.0.2.0/24");
+
+/// The open (not deny-all) routes' forwarding matches: (route, hostnames, path type, path).
+fn open_matches(m: &Migration) -> Vec<(String, Vec<String>, String, String)> {
+    let open = routes(m, false);
+    let mut out = Vec::new();
+    for r in find(m, "HTTPRoute") {
+        let name = r["metadata"]["name"].as_str().unwrap().to_owned();
+        if !open.contains(&name) {
+            continue;
+        }
+        let hosts: Vec<String> = r["spec"]["hostnames"]
+            .as_array()
+            .map(|a| a.iter().map(|h| h.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default();
+        for rule in r["spec"]["rules"].as_array().unwrap().iter().filter(|r| r.get("backendRefs").is_some()) {
+            for mt in rule["matches"].as_array().unwrap() {
+                let (ty, v) = (mt["path"]["type"].as_str().unwrap(), mt["path"]["value"].as_str().unwrap());
+                out.push((name.clone(), hosts.clone(), ty.to_owned(), v.to_owned()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `route` has an open ClientAccessPolicy (or Envoy Gateway policy).
+fn has_policy(m: &Migration, route: &str) -> bool {
+    open_policies(m)
+        .iter()
+        .any(|p| p["spec"]["targetRefs"].as_array().unwrap().iter().any(|t: &Value| t["name"] == route))
+}
+
+/// The deny-all `PathPrefix /` on app.example.com that keeps the host's
+/// unmatched paths from a less specific route.
+fn root_denied(m: &Migration) -> bool {
+    let denied = routes(m, true);
+    find(m, "HTTPRoute").iter().any(|r| {
+        denied.iter().any(|d| r["metadata"]["name"] == d.as_str())
+            && r["spec"]["hostnames"] == serde_json::json!(["app.example.com"])
+            && r["spec"]["rules"].as_array().unwrap().iter().any(|rule| {
+                rule["matches"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|mt| mt["path"]["value"] == "/" && mt["path"]["type"] == "PathPrefix")
+            })
+    })
+}
+
+/// HIGH-2, HIGH-3, HIGH-4: a host-less rule, a wildcard host's rule, or the
+/// catch-all defaultBackend, beside app.example.com whose only Ingress has
+/// an allow list: `GET app.example.com/api` is the host's root location in
+/// ingress-nginx (403 outside the list, else a 404), so the output refuses
+/// it with a deny-all `/` on the host, reported changed.
+#[test]
+fn a_named_hosts_unmatched_paths_stay_its_own() {
+    let hostless =
+        ing_at("web", "anyhost", 2019, "/api", &[]).replace("  - host: app.example.com\n    http:", "  - http:");
+    let wild = ing_at("web", "wild", 2019, "/api", &[])
+        .replace("  - host: app.example.com\n", "  - host: \"*.example.com\"\n");
+    let catch = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: catch\n  namespace: web\n  creationTimestamp: \"2019-01-01T00:00:00Z\"\nspec:\n  ingressClassName: nginx\n  defaultBackend:\n    service:\n      name: catch-svc\n      port:\n        number: 80\n".to_owned();
+    for target in [Target::Realip, Target::EnvoyGateway] {
+        for (name, other) in [("host-less", &hostless), ("wildcard", &wild), ("catch-all", &catch)] {
+            let docs =
+                vec![controller_at("v1.15.1", &[], &[]), other.clone(), ing_at("web", "adm", 2022, "/x", &[ALLOW])];
+            let m = run(&docs, target);
+            let ctx = format!("{name} {target:?}:\n{}\n{}", realip_migrate::to_yaml(&m.objects), m.report.text());
+            assert!(root_denied(&m), "{ctx}");
+            let e = m.report.entries.iter().find(|e| e.key == "host app.example.com root");
+            assert_eq!(e.map(|e| e.status), Some(Status::Changed), "{ctx}");
+        }
+        // Control: app.example.com routes `/` itself, nothing to add.
+        let docs = vec![controller_at("v1.15.1", &[], &[]), wild.clone(), ing_at("web", "adm", 2022, "/", &[ALLOW])];
+        let m = run(&docs, target);
+        assert!(!m.report.entries.iter().any(|e| e.key == "host app.example.com root"), "{}", m.report.text());
+    }
+}
+
+/// HIGH-1: in regex mode (any Ingress of the host with use-regex) ingress-nginx
+/// sends `/api/admin…` to the longer regex location of `adm` (allow list);
+/// the realip target widens adm's deny-all to `PathPrefix /` (nginx matched
+/// case-insensitively), which `open`'s `PathPrefix /api` beat: /api/admin
+/// was open to every client. Now the overlapping open route is dropped
+/// (refused, reported not converted).
+#[test]
+fn a_widened_deny_is_not_beaten_by_a_longer_open_prefix() {
+    let docs = vec![
+        controller_at("v1.15.1", &[], &[]),
+        ing_at("web", "open", 2020, "/api", &[]),
+        ing_at("web", "rx", 2021, "/other", &[("use-regex", "true")]),
+        ing_at("web", "adm", 2022, "/api/admin", &[ALLOW]),
+    ];
+    let m = run(&docs, Target::Realip);
+    let ctx = format!("{}\n{}", realip_migrate::to_yaml(&m.objects), m.report.text());
+    let leak = open_matches(&m).iter().any(|(n, _, _, v)| n == "open" && v == "/api") && !has_policy(&m, "open");
+    assert!(!leak, "{ctx}");
+    let e = m
+        .report
+        .entries
+        .iter()
+        .find(|e| e.object == "Ingress/web/open" && e.key.starts_with("path app.example.com/api"));
+    assert_eq!(e.map(|e| e.status), Some(Status::NotConverted), "{ctx}");
+    assert!(m.report.incomplete());
+}
