@@ -3254,15 +3254,22 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         .iter()
         .map(|l| (l.parent_kind, l.parent_ns.clone(), l.parent_name.clone(), l.gateway.clone(), l.spec.name.clone()))
         .collect();
+    // A Gateway target names the Gateway's own listeners, a ListenerSet one
+    // the set's; looked up, not scanned (review 23 HIGH-1: a tenant's
+    // policies of 16 targetRefs each walked every listener per target).
+    let mut parents: foldhash::HashSet<(&str, &str, &str)> = foldhash::HashSet::default();
+    let mut sections: foldhash::HashSet<(&str, &str, &str, &str)> = foldhash::HashSet::default();
+    for (kind, pns, pname, gw, lname) in &index {
+        let (ns, name) =
+            if *kind == "Gateway" { (gw.0.as_str(), gw.1.as_str()) } else { (pns.as_str(), pname.as_str()) };
+        parents.insert((kind, ns, name));
+        sections.insert((kind, ns, name, lname.as_str()));
+    }
     let listener_exists = |k: &TargetKey| match k.0.as_str() {
-        "Gateway" | "ListenerSet" => index.iter().any(|(kind, pns, pname, gw, lname)| {
-            let on_parent = if k.0 == "Gateway" {
-                *kind == "Gateway" && *gw == (k.1.clone(), k.2.clone())
-            } else {
-                *kind == "ListenerSet" && (pns, pname) == (&k.1, &k.2)
-            };
-            on_parent && k.3.as_ref().is_none_or(|s| s == lname)
-        }),
+        kind @ ("Gateway" | "ListenerSet") => match &k.3 {
+            None => parents.contains(&(kind, k.1.as_str(), k.2.as_str())),
+            Some(s) => sections.contains(&(kind, k.1.as_str(), k.2.as_str(), s.as_str())),
+        },
         _ => false,
     };
     let ip: Vec<Attach<'_, ClientIp>> = inp
@@ -3607,15 +3614,17 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             },
         }));
     }
+    // Each set's listeners and generation looked up, not scanned per set
+    // (review 23 MED-2: thousands of ListenerSets made this quadratic).
+    let mut set_listeners: foldhash::HashMap<(&str, &str), Vec<&Lst<'_>>> = foldhash::HashMap::default();
+    for l in listeners.iter().filter(|l| l.parent_kind == "ListenerSet") {
+        set_listeners.entry((l.parent_ns.as_str(), l.parent_name.as_str())).or_default().push(l);
+    }
+    let set_generation: foldhash::HashMap<(String, String), Option<i64>> =
+        sets.iter().map(|s| ((ns_of(&s.metadata), name_of(&s.metadata)), s.metadata.generation)).collect();
     for ((sns, sname), res) in &set_ok {
-        let own: Vec<&Lst<'_>> = listeners
-            .iter()
-            .filter(|l| l.parent_kind == "ListenerSet" && l.parent_ns == *sns && l.parent_name == *sname)
-            .collect();
-        let meta_gen = sets
-            .iter()
-            .find(|s| ns_of(&s.metadata) == *sns && name_of(&s.metadata) == *sname)
-            .and_then(|s| s.metadata.generation);
+        let own: Vec<&Lst<'_>> = set_listeners.get(&(sns.as_str(), sname.as_str())).cloned().unwrap_or_default();
+        let meta_gen = set_generation.get(&(sns.clone(), sname.clone())).copied().flatten();
         let accepted = match res {
             Err(m) => Cond::new("Accepted", false, "NotAllowed", m.clone()),
             Ok(()) if own.iter().all(|l| l.ok) => Cond::new("Accepted", true, "Accepted", "listeners attached"),

@@ -27,6 +27,14 @@ pub(super) fn statuses(
     gateways: &[&Gateway],
     set_ok: &BTreeMap<(String, String), Result<(), String>>,
 ) -> Vec<Arc<ObjectStatus>> {
+    // Indexed once (review 23 HIGH-1: a tenant's thousands of routes with
+    // 32 parentRefs each scanned every Gateway and listener per parentRef).
+    let ours_gw: foldhash::HashSet<(String, String)> =
+        gateways.iter().map(|g| (ns_of(&g.metadata), name_of(&g.metadata))).collect();
+    let mut by_parent: foldhash::HashMap<(&str, &str, &str), Vec<&Lst<'_>>> = foldhash::HashMap::default();
+    for l in listeners {
+        by_parent.entry((l.parent_kind, l.parent_ns.as_str(), l.parent_name.as_str())).or_default().push(l);
+    }
     let mut out = Vec::new();
     for &(kind, route) in routes {
         let rns = ns_of(&route.metadata);
@@ -38,15 +46,18 @@ pub(super) fn statuses(
                 continue;
             }
             let ours = match pkind {
-                "Gateway" => gateways.iter().any(|g| ns_of(&g.metadata) == pns && name_of(&g.metadata) == pref.name),
+                "Gateway" => ours_gw.contains(&(pns.clone(), pref.name.clone())),
                 _ => set_ok.contains_key(&(pns.clone(), pref.name.clone())),
             };
             if !ours {
                 continue; // another controller writes this entry
             }
-            let named: Vec<&Lst<'_>> = listeners
+            let named: Vec<&Lst<'_>> = by_parent
+                .get(&(pkind, pns.as_str(), pref.name.as_str()))
+                .map(Vec::as_slice)
+                .unwrap_or_default()
                 .iter()
-                .filter(|l| l.parent_kind == pkind && l.parent_ns == pns && l.parent_name == pref.name)
+                .copied()
                 .filter(|l| {
                     pref.section_name.as_ref().is_none_or(|s| *s == l.spec.name)
                         && pref.port.is_none_or(|p| p == l.spec.port)
