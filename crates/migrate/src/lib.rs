@@ -215,7 +215,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
         plans.push(p);
         plans.extend(served);
     }
-    settle(&mut plans, &ours_all, &setup, &regex_hosts, opts.target, &mut report);
+    settle(&mut plans, &merged.creates, &ours_all, &setup, &regex_hosts, opts.target, &mut report);
     let emitted = emit::emit(&gw, &ci, &plans, opts.target, &mut report);
     snat_hides_the_client(&setup, &ci, &mut report);
     let mut objects = emitted.objects;
@@ -230,6 +230,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
 /// restrictions, covered and winning denies, unrouted plans.
 fn settle(
     plans: &mut [ingress::Plan<'_>],
+    creates: &BTreeMap<String, BTreeSet<String>>,
     ours: &[&Object],
     setup: &setup::Setup<'_>,
     regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
@@ -240,12 +241,10 @@ fn settle(
     regex_mode(plans, regex_hosts, report);
     collisions(plans, regex_hosts, report);
     fallbacks(plans, report);
-    root_locations(plans, report);
+    root_locations(plans, creates, report);
     host_wide(plans, &host_wide_restrictions(ours, setup), report);
     cover_denied(plans, regex_hosts, target, report);
-    if target == Target::Realip {
-        widened_denies_win(plans, regex_hosts, report);
-    }
+    widened_denies_win(plans, regex_hosts, target, report);
     denies_win(plans, report);
     drop_unrouted(plans, report);
 }
@@ -1778,7 +1777,7 @@ fn default_backend(p: &mut ingress::Plan<'_>, merged: &merge::Merge, report: &mu
 /// the output and no `/` of its own gets a deny-all `PathPrefix /` (403
 /// where ingress-nginx answered 404 or its fallback; migrate review 22
 /// HIGH-2/3/4).
-fn root_locations(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
+fn root_locations(plans: &mut [ingress::Plan<'_>], creates: &BTreeMap<String, BTreeSet<String>>, report: &mut Report) {
     let rooted = |ps: &[ingress::PathRule]| ps.iter().any(|r| r.kind == ingress::PathKind::Prefix && r.value == "/");
     let denied_root = |ds: &[ingress::Denied]| ds.iter().any(|d| d.kind == ingress::PathKind::Prefix && d.value == "/");
     // Every named host, those with a `/` of their own, and whether a
@@ -1810,6 +1809,15 @@ fn root_locations(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
             }
         }
     }
+    // Every server ingress-nginx creates has a root location, also one with
+    // no path left (a rule without `http`, paths of a NoServer upstream).
+    let mut creator: BTreeMap<&str, &str> = BTreeMap::new();
+    for (id, hs) in creates {
+        for h in hs {
+            hosts.insert(h.clone());
+            creator.entry(h.as_str()).or_insert(id.as_str());
+        }
+    }
     let wildcards: Vec<&String> = open.iter().filter(|h| h.starts_with("*.")).collect();
     for h in hosts.iter().filter(|h| !root.contains(*h)) {
         let wider = wildcards.iter().find(|w| !w.as_str().eq(h.as_str()) && h.ends_with(&w[1..]));
@@ -1819,10 +1827,11 @@ fn root_locations(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
             (None, false) => continue,
         };
         let key = Some(h.clone());
-        let Some(p) = plans
-            .iter_mut()
-            .find(|p| p.canary.is_none() && (p.hosts.contains_key(&key) || p.denied.contains_key(&key)))
-        else {
+        let on_host = plans
+            .iter()
+            .position(|p| p.canary.is_none() && (p.hosts.contains_key(&key) || p.denied.contains_key(&key)));
+        let by_creator = || plans.iter().position(|p| creator.get(h.as_str()).is_some_and(|c| p.obj.id() == *c));
+        let Some(p) = on_host.or_else(by_creator).and_then(|i| plans.get_mut(i)) else {
             continue;
         };
         p.denied.entry(key).or_default().push(ingress::Denied {
@@ -1837,30 +1846,52 @@ fn root_locations(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
     }
 }
 
-/// In regex mode (realip target) a deny-all route of a left-out location
-/// is widened to a prefix without letters (nginx matched it
-/// case-insensitively); an open PathPrefix route of the host longer than
-/// that prefix, overlapping the location, would then take its requests
-/// (`/api` before `/` for `GET /api/admin`), where nginx's longer regex
-/// location won. Such an open route is dropped, its requests refused
-/// (more than ingress-nginx refused; migrate review 22 HIGH-1).
+/// In regex mode a deny-all route of a left-out location is widened (the
+/// realip target: to a prefix without letters, as nginx matched it
+/// case-insensitively; Envoy Gateway: a case-insensitive regular
+/// expression). nginx tries the regex locations longest first, so the
+/// left-out location beat every shorter one that also matches; in the
+/// output an open PathPrefix longer than the widened prefix (realip), or
+/// an open Exact path (both targets: Exact outranks every other match),
+/// would take its requests. Such an open route is dropped when it can
+/// overlap the location, judged on the literal start of its path (up to
+/// the first regex character), and its requests refused (more than
+/// ingress-nginx refused; migrate review 22 HIGH-1, review 24 HIGH-1/2).
 fn widened_denies_win(
     plans: &mut [ingress::Plan<'_>],
     regex_hosts: &BTreeMap<Option<String>, Vec<String>>,
+    target: Target,
     report: &mut Report,
 ) {
-    let mut widened: Vec<(Option<String>, String, String, String)> = Vec::new();
+    struct LeftOut {
+        host: Option<String>,
+        /// The widened deny's prefix (realip), or empty (a regex, Envoy Gateway).
+        widened: String,
+        /// The location's path up to its first regex character, lower case.
+        literal: String,
+        /// Its length as nginx sorts it (the path as written).
+        len: usize,
+        by: String,
+    }
+    let regex_char = |c: char| ".[]()*+?{}|^$\\".contains(c);
+    let mut left: Vec<LeftOut> = Vec::new();
     for p in plans.iter().filter(|p| p.canary.is_none()) {
         for (h, ds) in p.denied.iter().filter(|(h, _)| regex_hosts.contains_key(*h)) {
-            for d in ds.iter().filter(|d| d.kind == ingress::PathKind::Prefix && d.value.len() < d.raw.len()) {
-                widened.push((
-                    h.clone(),
-                    d.value.clone(),
-                    d.raw.to_ascii_lowercase(),
-                    format!("{} ({} {})", p.obj.id(), d.raw, d.path_type),
-                ));
+            for d in ds {
+                let widened = match (target, d.kind) {
+                    (Target::Realip, ingress::PathKind::Prefix) if d.value.len() < d.raw.len() => d.value.clone(),
+                    (Target::EnvoyGateway, ingress::PathKind::Regex) => String::new(),
+                    _ => continue,
+                };
+                let literal: String =
+                    d.raw.chars().take_while(|c| !regex_char(*c)).collect::<String>().to_ascii_lowercase();
+                let by = format!("{} ({} {})", p.obj.id(), d.raw, d.path_type);
+                left.push(LeftOut { host: h.clone(), widened, literal, len: d.raw.len(), by });
             }
         }
+    }
+    if left.is_empty() {
+        return;
     }
     for p in plans.iter_mut().filter(|p| p.canary.is_none()) {
         let o = p.obj;
@@ -1868,15 +1899,22 @@ fn widened_denies_win(
             let name = h.as_deref().unwrap_or("(any host)");
             rs.retain(|r| {
                 let value = r.value.to_ascii_lowercase();
-                let hit = widened.iter().find(|(wh, wv, raw, _)| {
-                    wh == h
-                        && r.kind == ingress::PathKind::Prefix
-                        && r.value.len() > wv.len()
-                        && (raw.starts_with(&value) || value.starts_with(raw.as_str()))
+                let hit = left.iter().find(|l| {
+                    l.host == *h
+                        && match r.kind {
+                            ingress::PathKind::Prefix => {
+                                target == Target::Realip
+                                    && r.value.len() > l.widened.len()
+                                    && (l.literal.starts_with(&value) || value.starts_with(&l.literal))
+                            }
+                            ingress::PathKind::Exact => value.starts_with(&l.literal) && r.raw.len() <= l.len,
+                            ingress::PathKind::Regex => false,
+                        }
                 });
-                let Some((_, wv, _, by)) = hit else { return true };
+                let Some(l) = hit else { return true };
                 report.entries.push(path_entry(o, format!("path {name}{} ({})", r.raw, r.path_type), Status::NotConverted, format!(
-                    "refused: in regex mode ingress-nginx gives requests under the left-out location {by} to that longer location, and the output's deny-all route for it is widened to PathPrefix {wv} (nginx matched it case-insensitively), which this longer open route would beat; so this route is dropped and its requests are refused (more than ingress-nginx refused)"
+                    "refused: in regex mode ingress-nginx tries its locations longest first, so requests of this path that the left-out location {} matches went there, and the output's deny-all route for that location (widened, as nginx matched it case-insensitively) would lose to this open route; so this route is dropped and its requests are refused (more than ingress-nginx refused)",
+                    l.by
                 )));
                 false
             });

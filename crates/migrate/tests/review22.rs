@@ -115,3 +115,70 @@ fn a_widened_deny_is_not_beaten_by_a_longer_open_prefix() {
     assert_eq!(e.map(|e| e.status), Some(Status::NotConverted), "{ctx}");
     assert!(m.report.incomplete());
 }
+
+/// Whether a deny-all route holds `host` (any of its paths).
+fn host_denied(m: &Migration, host: &str) -> bool {
+    let denied = routes(m, true);
+    find(m, "HTTPRoute").iter().any(|r| {
+        denied.iter().any(|d| r["metadata"]["name"] == d.as_str())
+            && r["spec"]["hostnames"] == serde_json::json!([host])
+    })
+}
+
+/// Review 24 HIGH-1/2: in regex mode the overlap with a left-out location
+/// is judged on its literal start (`/api/v[0-9]+/admin` overlaps an open
+/// `/api/v1`), and an open Exact path of the same length or shorter that
+/// the location matches case-insensitively (`/API/ADMIN` beside
+/// `/api/admin`) is dropped too, on both targets: nginx tried the longer
+/// (or, at equal length, reverse-lexicographically greater) regex first.
+#[test]
+fn regex_mode_overlaps_are_judged_on_the_literal_start_and_exact_paths() {
+    let adm = ing_at("web", "adm", 2022, "/api/v[0-9]+/admin", &[ALLOW, ("use-regex", "true")]).replacen(
+        "pathType: Prefix",
+        "pathType: ImplementationSpecific",
+        1,
+    );
+    let docs = vec![controller_at("v1.15.1", &[], &[]), ing_at("web", "open", 2020, "/api/v1", &[]), adm];
+    let m = run(&docs, Target::Realip);
+    let leak = open_matches(&m).iter().any(|(n, _, _, v)| n == "open" && v == "/api/v1") && !has_policy(&m, "open");
+    assert!(!leak, "{}", m.report.text());
+    let docs = vec![
+        controller_at("v1.15.1", &[], &[]),
+        ing_at("web", "open", 2020, "/API/ADMIN", &[]).replacen("pathType: Prefix", "pathType: Exact", 1),
+        ing_at("web", "rx", 2021, "/other", &[("use-regex", "true")]),
+        ing_at("web", "adm", 2022, "/api/admin", &[ALLOW]),
+    ];
+    for target in [Target::Realip, Target::EnvoyGateway] {
+        let m = run(&docs, target);
+        let leak =
+            open_matches(&m).iter().any(|(n, _, _, v)| n == "open" && v == "/API/ADMIN") && !has_policy(&m, "open");
+        assert!(!leak, "{target:?}\n{}", m.report.text());
+    }
+}
+
+/// Review 24 HIGH-3: a server ingress-nginx creates with no path left in the
+/// output (a rule with a host and no `http`; a host whose only path's
+/// upstream a canary made) still has its root location (404 behind the
+/// creating Ingress's allow list): a host-less or wildcard route must not
+/// take its requests.
+#[test]
+fn a_server_with_no_path_left_keeps_its_requests() {
+    const BARE: &str = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: bare\n  namespace: web\n  creationTimestamp: \"2022-01-01T00:00:00Z\"\n  annotations:\n    nginx.ingress.kubernetes.io/allowlist-source-range: 192.0.2.0/24\nspec:\n  ingressClassName: nginx\n  rules:\n  - host: app.example.com\n";
+    let hostless =
+        ing_at("web", "anyhost", 2019, "/api", &[]).replace("  - host: app.example.com\n    http:", "  - http:");
+    let wild = ing_at("web", "wild", 2019, "/api", &[])
+        .replace("  - host: app.example.com\n", "  - host: \"*.example.com\"\n");
+    for target in [Target::Realip, Target::EnvoyGateway] {
+        for other in [&hostless, &wild] {
+            let m = run(&[controller_at("v1.15.1", &[], &[]), other.clone(), BARE.to_owned()], target);
+            assert!(host_denied(&m, "app.example.com"), "{target:?}\n{}", m.report.text());
+        }
+    }
+    let cn = ing_at("web", "cn", 2018, "/c", &[("canary", "true"), ("canary-weight", "50")])
+        .replace("app.example.com", "other.example.com")
+        .replace("name: cn-svc", "name: shared");
+    let main = ing_at("web", "main", 2018, "/c", &[]).replace("app.example.com", "other.example.com");
+    let adm = ing_at("web", "adm", 2022, "/api", &[ALLOW]).replace("name: adm-svc", "name: shared");
+    let m = run(&[controller_at("v1.15.1", &[], &[]), hostless, cn, main, adm], Target::Realip);
+    assert!(host_denied(&m, "app.example.com"), "{}", m.report.text());
+}
