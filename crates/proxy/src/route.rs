@@ -216,11 +216,18 @@ impl Routes {
     /// ones, then the wildcard and host-less ones (each group in
     /// declaration order).
     fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = (usize, &'a Route)> + 'a {
+        let (exact, other) = self.groups(host);
+        exact.iter().chain(other).filter_map(|&i| self.list.get(i).map(|r| (i, &**r)))
+    }
+
+    /// The positions of the routes naming `host` exactly, and of the
+    /// wildcard and host-less ones, each in ascending order.
+    fn groups(&self, host: &str) -> (&[usize], &[usize]) {
         let exact = self.exact.get(&host_hash(host)).map_or(&[][..], |&(start, len)| {
             let (start, len) = (start as usize, len as usize);
             self.exact_at.get(start..start + len).unwrap_or_default()
         });
-        exact.iter().chain(self.other.iter()).filter_map(|&i| self.list.get(i).map(|r| (i, &**r)))
+        (exact, &self.other)
     }
 
     /// The route for a request on `listener` for `host` and `path`, both
@@ -243,26 +250,34 @@ impl Routes {
     pub fn find_request(&self, listener: &str, host: &str, path: &str, req: &Request<'_>) -> Option<&Route> {
         // Parsed on the first route with query conditions, once.
         let params = std::cell::OnceCell::new();
-        let gateway = self
-            .candidates(host)
-            .filter_map(|(position, r)| {
-                let g = r.gateway.as_ref()?;
-                let on = g.listeners.iter().any(|l| l == listener)
-                    && !g.excludes_on(listener, host)
-                    && g.path_matches(&r.prefix, path)
-                    && g.request_matches(
-                        req.method,
-                        req.headers,
-                        if g.query.is_empty() {
-                            &NO_PARAMS
-                        } else {
-                            params.get_or_init(|| crate::config::QueryParams::parse(req.query))
-                        },
-                    );
-                (on && r.host.rank(host).is_some()).then_some((position, r))
-            })
-            .min_by_key(|(order, _)| *order)
-            .map(|(_, r)| r);
+        let serves = |&position: &usize| {
+            let r: &Route = self.list.get(position)?;
+            let g = r.gateway.as_ref()?;
+            let on = g.listeners.iter().any(|l| l == listener)
+                && !g.excludes_on(listener, host)
+                && g.path_matches(&r.prefix, path)
+                && g.request_matches(
+                    req.method,
+                    req.headers,
+                    if g.query.is_empty() {
+                        &NO_PARAMS
+                    } else {
+                        params.get_or_init(|| crate::config::QueryParams::parse(req.query))
+                    },
+                );
+            (on && r.host.rank(host).is_some()).then_some((position, r))
+        };
+        // Each group is in ascending position, so its first match is its
+        // best: the host's own routes are looked at first, and the wildcard
+        // and host-less ones only before that match's position (Gateway API
+        // precedence ranks the host first, so usually not at all): a
+        // tenant's many host-less routes cost nothing to a host whose own
+        // route serves (review 25 HIGH-1).
+        let (exact, others) = self.groups(host);
+        let own = exact.iter().find_map(serves);
+        let before = own.map_or(usize::MAX, |(position, _)| position);
+        let wider = others.iter().take_while(|&&i| i < before).find_map(serves);
+        let gateway = wider.or(own).map(|(_, r)| r);
         let other = self
             .candidates(host)
             .map(|(_, r)| r)
@@ -465,13 +480,28 @@ mod tests {
                 r
             })
             .collect();
-        let routes = Routes::new(routes);
+        let mut own = route("own", Some("v.test"), "/");
+        own.gateway = Some(crate::config::GatewayMatch {
+            listeners: vec!["gw".into()],
+            exact: false,
+            method: None,
+            headers: Arc::default(),
+            query: Arc::default(),
+            except_hosts: Arc::default(),
+            excepted_on: vec![],
+        });
+        // Precedence order: the host's own route first.
+        let routes = Routes::new(std::iter::once(own).chain(routes).collect());
         let long = "a&".repeat(30_000);
         let none = http::HeaderMap::new();
         let req = Request { method: &http::Method::GET, headers: &none, query: Some(&long) };
         let before = PARSES.with(std::cell::Cell::get);
         assert!(routes.find_request("gw", "x.test", "/", &req).is_none());
         assert_eq!(PARSES.with(std::cell::Cell::get) - before, 1);
+        // A host whose own route serves never looks at the host-less ones.
+        let before = PARSES.with(std::cell::Cell::get);
+        assert_eq!(routes.find_request("gw", "v.test", "/", &req).map(|r| &*r.name), Some("own"));
+        assert_eq!(PARSES.with(std::cell::Cell::get) - before, 0);
     }
 
     /// Method, header and query conditions all have to hold; the first
