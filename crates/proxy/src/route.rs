@@ -463,33 +463,26 @@ mod tests {
     #[test]
     fn the_query_is_parsed_once_per_request() {
         use crate::config::PARSES;
-        let routes: Vec<Route> = (0..200)
-            .map(|i| {
-                let mut r = route(&format!("r{i}"), None, "/");
-                r.gateway = Some(crate::config::GatewayMatch {
-                    listeners: vec!["gw".into()],
-                    exact: false,
-                    method: None,
-                    headers: Arc::default(),
-                    query: (0..16)
-                        .map(|j| realip_kube::routes::ValueMatch { name: format!("zz{j}"), value: format!("x{i}") })
-                        .collect(),
-                    except_hosts: Arc::default(),
-                    excepted_on: vec![],
-                });
-                r
-            })
-            .collect();
-        let mut own = route("own", Some("v.test"), "/");
-        own.gateway = Some(crate::config::GatewayMatch {
-            listeners: vec!["gw".into()],
-            exact: false,
-            method: None,
-            headers: Arc::default(),
-            query: Arc::default(),
-            except_hosts: Arc::default(),
-            excepted_on: vec![],
+        // A Gateway route on listener `gw` for `host` with these query conditions.
+        let on_gw = |name: &str, host: Option<&str>, query: Arc<[realip_kube::routes::ValueMatch]>| {
+            let mut r = route(name, host, "/");
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["gw".into()],
+                exact: false,
+                method: None,
+                headers: Arc::default(),
+                query,
+                except_hosts: Arc::default(),
+                excepted_on: vec![],
+            });
+            r
+        };
+        let routes = (0..200).map(|i| {
+            let query =
+                (0..16).map(|j| realip_kube::routes::ValueMatch { name: format!("zz{j}"), value: format!("x{i}") });
+            on_gw(&format!("r{i}"), None, query.collect())
         });
+        let own = on_gw("own", Some("v.test"), Arc::default());
         // Precedence order: the host's own route first.
         let routes = Routes::new(std::iter::once(own).chain(routes).collect());
         let long = "a&".repeat(30_000);
