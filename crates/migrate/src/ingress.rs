@@ -271,7 +271,7 @@ pub fn deny_match(path: &str, exact: bool, regex: bool) -> (PathKind, String) {
 /// `location ~* "^RAW"`: the head stops before the first metacharacter,
 /// and drops the character a quantifier makes optional; an alternation
 /// anywhere can match anything, so the head is empty then.
-fn location_head(raw: &str, path_type: &str, regex_mode: bool) -> Option<String> {
+pub(crate) fn location_head(raw: &str, path_type: &str, regex_mode: bool) -> Option<String> {
     if !regex_mode {
         if matches!(path_type, "Prefix" | "Exact") && gateway_path_ok(raw) {
             return None;

@@ -1873,7 +1873,6 @@ fn widened_denies_win(
         len: usize,
         by: String,
     }
-    let regex_char = |c: char| ".[]()*+?{}|^$\\".contains(c);
     let mut left: Vec<LeftOut> = Vec::new();
     for p in plans.iter().filter(|p| p.canary.is_none()) {
         for (h, ds) in p.denied.iter().filter(|(h, _)| regex_hosts.contains_key(*h)) {
@@ -1883,8 +1882,10 @@ fn widened_denies_win(
                     (Target::EnvoyGateway, ingress::PathKind::Regex) => String::new(),
                     _ => continue,
                 };
-                let literal: String =
-                    d.raw.chars().take_while(|c| !regex_char(*c)).collect::<String>().to_ascii_lowercase();
+                // As nginx's regex can start: an optional character or an
+                // alternation shortens it (review 26 HIGH-1).
+                let literal =
+                    ingress::location_head(&d.raw, &d.path_type, true).unwrap_or_default().to_ascii_lowercase();
                 let by = format!("{} ({} {})", p.obj.id(), d.raw, d.path_type);
                 left.push(LeftOut { host: h.clone(), widened, literal, len: d.raw.len(), by });
             }

@@ -182,3 +182,36 @@ fn a_server_with_no_path_left_keeps_its_requests() {
     let m = run(&[controller_at("v1.15.1", &[], &[]), hostless, cn, main, adm], Target::Realip);
     assert!(host_denied(&m, "app.example.com"), "{}", m.report.text());
 }
+
+/// Review 26 HIGH-1: a left-out regex location's literal start is what
+/// nginx's regex can begin with: a quantified character is optional
+/// (`/a?dmin` matches `/dmin`), an alternation can match anything
+/// (`/admin|/other`). Open routes it takes stay out on both targets
+/// (checked with nginx: `GET /dmin`, `/other` → 403 there).
+#[test]
+fn a_regex_literal_start_stops_before_quantifiers_and_alternations() {
+    for (adm_path, open_path, ty) in [
+        ("/a?dmin", "/dmin", "Exact"),
+        ("/a?dmin", "/dmin", "Prefix"),
+        ("/xy*dmin", "/xdmin", "Exact"),
+        ("/admin|/other", "/other", "Exact"),
+        ("/admin|/other", "/other", "Prefix"),
+    ] {
+        // Envoy Gateway ranks its regex deny above every PathPrefix: only Exact can leak there.
+        let targets: &[Target] =
+            if ty == "Exact" { &[Target::Realip, Target::EnvoyGateway] } else { &[Target::Realip] };
+        for &target in targets {
+            let adm = ing_at("web", "adm", 2022, adm_path, &[ALLOW, ("use-regex", "true")]).replacen(
+                "pathType: Prefix",
+                "pathType: ImplementationSpecific",
+                1,
+            );
+            let open =
+                ing_at("web", "open", 2020, open_path, &[]).replacen("pathType: Prefix", &format!("pathType: {ty}"), 1);
+            let m = run(&[controller_at("v1.15.1", &[], &[]), open, adm], target);
+            let leak =
+                open_matches(&m).iter().any(|(n, _, _, v)| n == "open" && v == open_path) && !has_policy(&m, "open");
+            assert!(!leak, "{adm_path} vs {ty} {open_path} {target:?}\n{}", m.report.text());
+        }
+    }
+}
