@@ -174,7 +174,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     // Every Ingress of the class takes part, also those left out below: a
     // path kept by a left-out Ingress must not be opened by another one.
     let merged = merge::merge(&ours, &setup);
-    let regex_hosts = regex_hosts(&ours, &setup);
+    let regex_hosts = regex_hosts(&ours, &setup, &merged);
     let ours_all = ours.clone();
     let mut plans = Vec::new();
     for ing in ours {
@@ -765,13 +765,32 @@ fn watched(ing: &Object, objects: &[Object], setup: &setup::Setup<'_>) -> drops:
 /// Ingress of the host (canaries aside) sets `use-regex` or
 /// `rewrite-target`, and nginx.tmpl's `enforceRegexModifier` then applies
 /// to all the host's locations. By host, the Ingresses that cause it.
-fn regex_hosts(ours: &[&Object], setup: &setup::Setup<'_>) -> BTreeMap<Option<String>, Vec<String>> {
+fn regex_hosts(
+    ours: &[&Object],
+    setup: &setup::Setup<'_>,
+    merged: &merge::Merge,
+) -> BTreeMap<Option<String>, Vec<String>> {
     let mut out: BTreeMap<Option<String>, Vec<String>> = BTreeMap::new();
-    for o in ours.iter().filter(|o| !merge::is_canary(o, &setup.prefix)) {
+    for o in ours {
         let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim);
         let regex = ann("use-regex").and_then(ingress::go_bool) == Some(true)
             || ann("rewrite-target").is_some_and(|t| !t.is_empty());
         if !regex {
+            continue;
+        }
+        if merge::is_canary(o, &setup.prefix) {
+            // A canary path ingress-nginx serves as an ordinary location of
+            // a server (its upstream a non-canary made) carries the canary's
+            // annotations: its use-regex puts that server in regex mode
+            // (enforceRegexModifier; review 26 HIGH-2).
+            for cp in merged.canary_paths.get(&o.id()).map(Vec::as_slice).unwrap_or_default() {
+                if let merge::CanaryFate::Location(server) = &cp.fate {
+                    let by = out.entry(server.clone()).or_default();
+                    if !by.contains(&o.id()) {
+                        by.push(o.id());
+                    }
+                }
+            }
             continue;
         }
         for rule in o.doc.at(&["spec", "rules"]).map(realip_kube::Node::items).unwrap_or_default() {

@@ -215,3 +215,24 @@ fn a_regex_literal_start_stops_before_quantifiers_and_alternations() {
         }
     }
 }
+
+/// Review 26 HIGH-2: a canary whose upstream a non-canary made is an
+/// ordinary location of its server with the canary's annotations, so its
+/// `use-regex` puts the host in regex mode: `adm`'s allow-listed `/admin`
+/// then matched `/ADMIN` and `/adminx` case-insensitively in ingress-nginx,
+/// which the output's case-sensitive PathPrefix left to `main`'s open `/`.
+#[test]
+fn a_canary_location_with_use_regex_puts_its_host_in_regex_mode() {
+    let main = ing_at("web", "main", 2019, "/", &[]).replace("name: main-svc", "name: shared");
+    let adm = ing_at("web", "adm", 2020, "/admin", &[ALLOW]);
+    let cn = ing_at("web", "cn", 2021, "/other", &[("canary", "true"), ("canary-weight", "50"), ("use-regex", "true")])
+        .replace("name: cn-svc", "name: shared");
+    for target in [Target::Realip, Target::EnvoyGateway] {
+        let m = run(&[controller_at("v1.15.1", &[], &[]), main.clone(), adm.clone(), cn.clone()], target);
+        let om = open_matches(&m);
+        let main_open =
+            om.iter().any(|(n, _, t, v)| n == "main" && t == "PathPrefix" && v == "/") && !has_policy(&m, "main");
+        let adm_case_sensitive = om.iter().any(|(n, _, t, v)| n == "adm" && t == "PathPrefix" && v == "/admin");
+        assert!(!(main_open && adm_case_sensitive), "{target:?}\n{}", m.report.text());
+    }
+}
