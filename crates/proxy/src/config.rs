@@ -496,53 +496,11 @@ impl GatewayMatch {
         p.is_empty() || path == p || path.strip_prefix(p).is_some_and(|rest| rest.starts_with('/'))
     }
 
-    /// Whether method, headers and query parameters (parsed once per
-    /// request: [`QueryParams`]) meet this match's method, header and
-    /// query-parameter conditions.
-    pub fn request_matches(&self, method: &http::Method, headers: &http::HeaderMap, query: &QueryParams<'_>) -> bool {
-        if self.method.as_deref().is_some_and(|m| m != method.as_str()) {
-            return false;
-        }
-        let header_ok = |m: &realip_kube::routes::ValueMatch| {
-            headers.get_all(m.name.as_str()).iter().any(|h| h.as_bytes() == m.value.as_bytes())
-        };
-        if !self.headers.iter().all(header_ok) {
-            return false;
-        }
-        self.query.iter().all(|m| query.get(&m.name) == Some(m.value.as_str()))
-    }
-}
-
-#[cfg(test)]
-thread_local! {
-    /// Query strings parsed by [`QueryParams::parse`] on this thread.
-    pub(crate) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// A request's query parameters by name, the first occurrence of each (as
-/// the Gateway API allows), parsed once per request: a route's conditions
-/// are then look-ups, so a long query string costs its length once, not
-/// once per condition of every candidate route (review 25 HIGH-1: 16,384
-/// host-less routes of 16 conditions against a 60 KB query cost seconds).
-#[derive(Debug, Default)]
-pub struct QueryParams<'q>(foldhash::HashMap<&'q str, &'q str>);
-
-impl<'q> QueryParams<'q> {
-    /// Parses `query` (after `?`; `None`: none).
-    pub fn parse(query: Option<&'q str>) -> QueryParams<'q> {
-        #[cfg(test)]
-        PARSES.with(|n| n.set(n.get() + 1));
-        let mut map = foldhash::HashMap::default();
-        for p in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-            let (k, v) = p.split_once('=').unwrap_or((p, ""));
-            map.entry(k).or_insert(v);
-        }
-        QueryParams(map)
-    }
-
-    /// The first value of parameter `name`.
-    pub fn get(&self, name: &str) -> Option<&'q str> {
-        self.0.get(name).copied()
+    /// Whether the request's method meets this match's method condition
+    /// (header and query conditions are the route set's to check:
+    /// `route::Conditions`).
+    pub fn method_matches(&self, method: &http::Method) -> bool {
+        self.method.as_deref().is_none_or(|m| m == method.as_str())
     }
 }
 
