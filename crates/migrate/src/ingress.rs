@@ -19,7 +19,25 @@ use crate::setup::Setup;
 use crate::Target;
 
 /// The annotations ingress-nginx reads with `strconv.Atoi`, untrimmed.
-const ATOI_KEYS: [&str; 4] = ["limit-rps", "limit-rpm", "limit-burst-multiplier", "limit-connections"];
+const ATOI_KEYS: [&str; 6] =
+    ["limit-rps", "limit-rpm", "limit-burst-multiplier", "limit-connections", "canary-weight", "canary-weight-total"];
+
+/// Go's `strconv.Atoi`: an optional sign and decimal digits, nothing else.
+fn go_atoi(v: &str) -> Option<i64> {
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| v.parse().ok()).flatten()
+}
+
+/// The request header a canary-by-header value names as nginx reads it
+/// (balancer.lua looks it up as `$http_<name>`): `None` when empty (once
+/// trimmed, parseString's error) or when it has a character nginx does not
+/// accept in a header name (nginx ignores such headers, so it never
+/// matches); else the name with `_` as `-` (nginx's variable stands for
+/// both, and ignores a request header with `_` by default).
+fn canary_header(v: &str) -> Option<String> {
+    (!v.is_empty() && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+        .then(|| v.replace('_', "-"))
+}
 
 /// The default `--annotations-prefix`, with its `/`.
 const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io/";
@@ -128,7 +146,9 @@ pub struct Canary {
     pub header: Option<String>,
     /// canary-by-header-value.
     pub header_value: Option<String>,
-    /// canary-by-header-pattern.
+    /// canary-by-header-pattern as Envoy Gateway's RegularExpression
+    /// (`.*(?:…).*`: balancer.lua searches the value, Envoy matches it
+    /// whole); `None` for realip, which matches headers exactly.
     pub header_pattern: Option<String>,
 }
 
@@ -1309,15 +1329,29 @@ pub fn plan<'a>(
             "canary-weight-total" if v.parse::<u32>().is_ok_and(|t| t <= 100) => {
                 push(key, Status::Ignored, "", "balancer.lua uses canary-weight-total only above 100 (else the total is 100), so does the output".into());
             }
-            "canary-weight" | "canary-weight-total" => {
-                if v.parse::<u32>().is_ok() {
-                    push(key, Status::Converted, "HTTPRoute backendRefs weight", "the share of requests that go to the canary".into());
-                } else {
-                    push(key, Status::NotConverted, "", format!("`{v}` is not a whole number"));
-                }
+            "canary-weight" | "canary-weight-total" => match go_atoi(v) {
+                Some(n) if n >= 0 => push(key, Status::Converted, "HTTPRoute backendRefs weight", "the share of requests that go to the canary".into()),
+                Some(_) => push(key, Status::Ignored, "", "negative: balancer.lua sends no request to the canary by weight, nor does the output".into()),
+                None => push(key, Status::Ignored, "", format!("{v:?} is not a number to Go's Atoi (ingress-nginx does not trim it): ingress-nginx takes 0, so does the output")),
+            },
+            "canary-by-header" => match canary_header(v) {
+                None if v.is_empty() => push(key, Status::Ignored, "", "empty: ingress-nginx reads no header (its parseString refuses an empty value), nor does the output".into()),
+                None => push(key, Status::Ignored, "", "nginx ignores request headers whose names have characters other than letters, digits, `-` and `_`, so ingress-nginx never matches this one: no header rule, as in ingress-nginx".into()),
+                Some(h) if h != v => push(key, Status::Converted, "HTTPRoute rule with a header match", format!("requests with the header go to the canary (`never` keeps them on the main backend); matched as `{h}`: nginx reads it as $http_{}, where `_` stands for `-` (and a request header spelled with `_` is ignored)", v.to_ascii_lowercase())),
+                Some(_) => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests with the header go to the canary (`never` keeps them on the main backend)".into()),
+            },
+            "canary-by-header-value" | "canary-by-header-pattern" if get("canary-by-header").and_then(canary_header).is_none() => {
+                push(key, Status::Ignored, "", "without a usable canary-by-header ingress-nginx never reads it, nor does the output".into());
             }
-            "canary-by-header" | "canary-by-header-value" => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests with the header go to the canary (`never` keeps them on the main backend)".into()),
-            "canary-by-header-pattern" => push(key, Status::Changed, "HTTPRoute rule with a RegularExpression header match", "regular-expression header matches are Extended support and use the implementation's regex dialect (RE2 in Envoy), not PCRE".into()),
+            "canary-by-header-value" | "canary-by-header-pattern" if v.is_empty() => {
+                push(key, Status::Ignored, "", "empty: balancer.lua skips it, so does the output".into());
+            }
+            "canary-by-header-value" => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests whose header has exactly this value go to the canary".into()),
+            "canary-by-header-pattern" if get("canary-by-header-value").is_some_and(|v| !v.is_empty()) => {
+                push(key, Status::Ignored, "", "canary-by-header-value is set, and balancer.lua then never looks at the pattern, nor does the output".into());
+            }
+            "canary-by-header-pattern" if eg => push(key, Status::Changed, "HTTPRoute rule with a RegularExpression header match", format!("`.*(?:{v}).*`: ingress-nginx (ngx.re.match) finds the pattern anywhere in the value, Envoy matches the whole value, so the pattern is wrapped; regular-expression header matches are Extended support and use Envoy's RE2 dialect, not PCRE (no look-around, no back-references)")),
+            "canary-by-header-pattern" => push(key, Status::NotConverted, "", "realip's Gateway matches headers by exact value only, so no header rule is emitted: requests whose header matches the pattern go by the canary's weight instead (as balancer.lua does for those that do not match); to keep them on the canary, send a fixed value and use canary-by-header-value".into()),
             "canary-by-cookie" => push(key, Status::NotConverted, "", "HTTPRoute cannot match a cookie: route the canary by header instead".into()),
             "server-alias" if !v.trim().is_empty() => push(key, Status::NotConverted, "", "ingress-nginx's server of this Ingress's host also answers these names (nginx `server_name`), with every location of the host, when this Ingress is the first (oldest, then greater namespace/name) to set server-alias on that host and no Ingress has the name as its host; the output does not serve the host's routes under them: each such name is emitted as a deny-all route (see the `host` entries), so no wildcard or host-less route takes it".into()),
             "from-to-www-redirect" if go_bool(v) == Some(true) => push(key, Status::NotConverted, "", "ingress-nginx adds a server for the www twin of each host of this Ingress (www.host, or host without `www.`) unless an Ingress has that host, answering every request with a redirect to the host; not converted: each such twin is emitted as a deny-all route (see the `host` entries), so no wildcard or host-less route takes it".into()),
@@ -1339,14 +1373,23 @@ pub fn plan<'a>(
         });
     }
     if canary {
-        let num = |k: &str| get(k).and_then(|v| v.parse::<u32>().ok());
+        // Go's Atoi; a negative weight sends nothing, as none.
+        let num = |k: &str| get(k).and_then(go_atoi).filter(|n| *n >= 0).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let nonempty = |k: &str| get(k).filter(|v| !v.is_empty()).map(str::to_owned);
+        let header = get("canary-by-header").and_then(canary_header);
+        let header_value = nonempty("canary-by-header-value");
+        // balancer.lua searches the value for the pattern; Envoy matches it whole.
+        let header_pattern = nonempty("canary-by-header-pattern").filter(|_| header_value.is_none());
+        // With a pattern, balancer.lua never reads `always`/`never`: a
+        // pattern realip cannot match leaves no header rule at all.
+        let header = header.filter(|_| eg || header_value.is_some() || header_pattern.is_none());
         plan.canary = Some(Canary {
             weight: num("canary-weight"),
             // balancer.lua: the total counts only above 100.
             total: num("canary-weight-total").filter(|t| *t > 100).unwrap_or(100),
-            header: get("canary-by-header").map(str::to_owned),
-            header_value: get("canary-by-header-value").map(str::to_owned),
-            header_pattern: get("canary-by-header-pattern").map(str::to_owned),
+            header_pattern: header_pattern.filter(|_| eg && header.is_some()).map(|p| format!(".*(?:{p}).*")),
+            header_value: header_value.filter(|_| header.is_some()),
+            header,
         });
     }
     // Paths, with use-regex / rewrite-target.

@@ -530,6 +530,14 @@ fn ours<'a>(objects: &'a [Object], setup: &setup::Setup<'_>, report: &mut Report
             }
         }
     });
+    // The webhook's overlap check needs every Ingress: an Ingress it refuses
+    // is in the cluster only if applied before the webhook.
+    for (id, why) in merge::overlap_refusals(&ours, setup) {
+        let why = format!("ingress-nginx's admission webhook refuses the whole Ingress: {why} (checkOverlap; neither has a canary annotation)");
+        if let Some(why) = webhook_why(&why, &webhook) {
+            unsure.entry(id).or_insert_with(|| ("spec.rules".into(), String::new(), why, Doubt::Refused));
+        }
+    }
     // Only the Ingresses that are still in: the others are skipped whatever their class.
     let kept: BTreeSet<String> = ours.iter().map(|o| o.id()).collect();
     for ids in unchecked.values_mut() {
@@ -2477,9 +2485,127 @@ pub fn to_yaml(objects: &[Value]) -> String {
     let mut out = String::from(HEADER);
     for o in objects {
         out.push_str("---\n");
-        out.push_str(&serde_norway::to_string(o).unwrap_or_default());
+        out.push_str(&yaml_document(o));
     }
     out
+}
+
+/// One object as a YAML document (block style, keys in the object's
+/// order). Invariant: every string reads back as the same string under
+/// YAML 1.1 too (kubectl's `sigs.k8s.io/yaml`), so a name, a value or a
+/// header value such as `no`, `on`, `y`, `1:20` or `0x1F` is never read
+/// as a boolean or a number (review 28: serde_norway wrote them plain):
+/// a string is written plain only when it is a word of letters, digits,
+/// `.`, `_`, `/` and `-` starting with a letter or `/` and is no YAML
+/// 1.1 boolean or null; otherwise quoted.
+pub fn yaml_document(v: &Value) -> String {
+    let mut out = String::new();
+    match v {
+        Value::Object(m) if !m.is_empty() => yaml_block(&mut out, v, 0),
+        Value::Array(a) if !a.is_empty() => yaml_block(&mut out, v, 0),
+        other => {
+            out.push_str(&yaml_scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A non-empty mapping or sequence, each line indented by `indent`.
+fn yaml_block(out: &mut String, v: &Value, indent: usize) {
+    let pad = |out: &mut String, n: usize| out.extend(std::iter::repeat_n(' ', n));
+    match v {
+        Value::Object(m) => {
+            for (k, val) in m {
+                pad(out, indent);
+                yaml_entry(out, k, val, indent);
+            }
+        }
+        Value::Array(a) => {
+            for item in a {
+                pad(out, indent);
+                out.push_str("- ");
+                yaml_item(out, item, indent + 2);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `key: value` (the key's indentation written), a nested block on the
+/// lines below.
+fn yaml_entry(out: &mut String, key: &str, val: &Value, indent: usize) {
+    out.push_str(&yaml_string(key));
+    match val {
+        Value::Object(m) if !m.is_empty() => {
+            out.push_str(":\n");
+            yaml_block(out, val, indent + 2);
+        }
+        // Sequences under a key at the key's own indentation, as kubectl writes them.
+        Value::Array(a) if !a.is_empty() => {
+            out.push_str(":\n");
+            yaml_block(out, val, indent);
+        }
+        _ => {
+            out.push_str(": ");
+            out.push_str(&yaml_scalar(val));
+            out.push('\n');
+        }
+    }
+}
+
+/// A sequence item after its `- `; its continuation lines at `indent`.
+fn yaml_item(out: &mut String, item: &Value, indent: usize) {
+    match item {
+        Value::Object(m) if !m.is_empty() => {
+            for (i, (k, val)) in m.iter().enumerate() {
+                if i > 0 {
+                    out.extend(std::iter::repeat_n(' ', indent));
+                }
+                yaml_entry(out, k, val, indent);
+            }
+        }
+        Value::Array(a) if !a.is_empty() => {
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.extend(std::iter::repeat_n(' ', indent));
+                }
+                out.push_str("- ");
+                yaml_item(out, x, indent + 2);
+            }
+        }
+        _ => {
+            out.push_str(&yaml_scalar(item));
+            out.push('\n');
+        }
+    }
+}
+
+/// A scalar, or an empty mapping or sequence, on one line.
+fn yaml_scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => yaml_string(s),
+        Value::Object(_) => "{}".into(),
+        Value::Array(_) => "[]".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A string as a YAML scalar that reads back as this string under YAML
+/// 1.1 and 1.2 ([`yaml_document`]'s invariant).
+fn yaml_string(s: &str) -> String {
+    const WORDS: [&str; 10] = ["y", "n", "yes", "no", "on", "off", "true", "false", "null", "~"];
+    let plain = s.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'/')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'/' | b'-'))
+        && !WORDS.iter().any(|w| s.eq_ignore_ascii_case(w));
+    if plain {
+        s.to_owned()
+    } else if s.chars().any(char::is_control) {
+        // JSON's double-quoted form is YAML's too.
+        Value::String(s.to_owned()).to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
 }
 
 /// The objects as one JSON document: a `v1` `List` (what `kubectl apply -f`
@@ -2694,9 +2820,70 @@ fn stage(objects: &[Value], staging: &Path) -> Result<Vec<String>, Error> {
     for o in objects {
         let name = file_name(o);
         let p = staging.join(&name);
-        std::fs::write(&p, format!("{HEADER}---\n{}", serde_norway::to_string(o).unwrap_or_default()))
-            .map_err(|e| write_err(&p, e))?;
+        std::fs::write(&p, format!("{HEADER}---\n{}", yaml_document(o))).map_err(|e| write_err(&p, e))?;
         names.push(name);
     }
     Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{json, Value};
+
+    /// Review 28 M3: strings YAML 1.1 reads as booleans, nulls or numbers
+    /// are quoted; every string reads back unchanged; the layout is the
+    /// one kubectl writes.
+    #[test]
+    fn yaml_strings_read_back_as_strings_in_yaml_1_1_too() {
+        let tricky = [
+            "no",
+            "No",
+            "NO",
+            "yes",
+            "Y",
+            "y",
+            "n",
+            "on",
+            "OFF",
+            "true",
+            "False",
+            "null",
+            "~",
+            "1:20",
+            "0x1F",
+            "1e3",
+            ".inf",
+            "0o17",
+            "-",
+            "*.example.com",
+            "a: b",
+            "#x",
+            " lead",
+            "it's",
+            "tab\there",
+            "line\nbreak",
+            "80",
+            "10.0.0.0/8",
+            "::/0",
+            "",
+        ];
+        for s in tricky {
+            let doc = super::yaml_document(&json!({"k": s}));
+            let scalar = doc.strip_prefix("k: ").unwrap().trim_end_matches('\n');
+            assert!(scalar.starts_with('\'') || scalar.starts_with('"'), "{s:?} written plain: {doc}");
+            let back: Value = serde_norway::from_str(&doc).unwrap();
+            assert_eq!(back, json!({"k": s}), "{doc}");
+        }
+        for s in ["web", "gateway.networking.k8s.io/v1", "/api/v1", "app-svc", "X-Canary", "nope", "yes-please"] {
+            assert_eq!(super::yaml_document(&json!({"k": s})), format!("k: {s}\n"));
+        }
+        let o = json!({"spec": {"rules": [{"matches": [{"path": {"type": "Exact", "value": "/"}}], "backendRefs": []}],
+            "hostnames": ["a.example.com"], "empty": {}, "nested": [["a", "b"], []], "port": 80, "b": true, "z": null}});
+        let doc = super::yaml_document(&o);
+        assert_eq!(
+            doc,
+            "spec:\n  rules:\n  - matches:\n    - path:\n        type: Exact\n        value: /\n    backendRefs: []\n  hostnames:\n  - a.example.com\n  empty: {}\n  nested:\n  - - a\n    - b\n  - []\n  port: 80\n  b: true\n  z: null\n"
+        );
+        assert_eq!(serde_norway::from_str::<Value>(&doc).unwrap(), o);
+    }
 }

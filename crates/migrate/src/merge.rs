@@ -624,6 +624,116 @@ fn deleted_alternatives(
     (deleted, at)
 }
 
+/// The Ingresses ingress-nginx's admission webhook refuses for a path
+/// another Ingress already defines (`CheckIngress` → `checkOverlap`), by
+/// id, with the webhook's message. Each Ingress is checked as it would
+/// have been applied: after the older ones it did not refuse (walk order,
+/// [`nginx_order`]), with the servers `getConfiguration` builds from them
+/// and it. A path (empty: `/`) of a Service backend overlaps when a
+/// location of its server (`_` without a host) has exactly that path after
+/// `updateServerLocations` (a Prefix `/a` without rewrite or regex becomes
+/// `/a/` plus an Exact copy `/a` unless an Exact `/a` exists), is not the
+/// server's default root, and belongs to another Ingress; the webhook
+/// refuses it when neither Ingress has a `canary` annotation. Ingresses
+/// with one take no part here (a canary pair is left to `merge`).
+pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String, String> {
+    /// A location: server, path, pathType, owner id, path kept as written.
+    struct Location {
+        host: String,
+        path: String,
+        exact: bool,
+        owner: String,
+        verbatim: bool,
+    }
+    let plain = |o: &Object| o.annotation(&format!("{}/canary", setup.prefix)).is_none();
+    let mut order: Vec<&Object> = ings.iter().copied().filter(|o| plain(o)).collect();
+    nginx_order(&mut order);
+    // Each Ingress's Service paths: (server, path as written or `/`, pathType).
+    let paths = |o: &Object| -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for rule in rules_of(o) {
+            let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).unwrap_or("_");
+            for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
+                if upstream_name(&o.namespace, p.get("backend").unwrap_or(p)).is_none() {
+                    continue;
+                }
+                let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/");
+                out.push((
+                    host.to_owned(),
+                    path.to_owned(),
+                    nginx_path_type(p.str_at(&["pathType"]), setup).to_owned(),
+                ));
+            }
+        }
+        out
+    };
+    // The path of a Prefix location stays as written with a rewrite or regex.
+    let verbatim = |o: &Object, path: &str| {
+        let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim);
+        ann("rewrite-target").is_some_and(|t| !t.is_empty() && t != path)
+            || ann("use-regex").and_then(crate::ingress::go_bool) == Some(true)
+    };
+    // The catch-all server's root: the first rule-less Ingress with a Service defaultBackend.
+    let catch_all = |accepted: &[&Object]| {
+        accepted
+            .iter()
+            .find(|o| {
+                rules_of(o).is_empty()
+                    && o.doc.at(&["spec", "defaultBackend"]).is_some_and(|b| upstream_name(&o.namespace, b).is_some())
+            })
+            .map(|o| o.id())
+    };
+    let mut accepted: Vec<&Object> = Vec::new();
+    let mut refused = BTreeMap::new();
+    for ing in order {
+        let mut with: Vec<&Object> = accepted.clone();
+        with.push(ing);
+        // getBackendServers: the first Ingress to define a (server, path, pathType) keeps it.
+        let mut locs: Vec<Location> = Vec::new();
+        if let Some(owner) = catch_all(&with) {
+            locs.push(Location { host: "_".into(), path: "/".into(), exact: false, owner, verbatim: true });
+        }
+        for o in &with {
+            for (host, path, kind) in paths(o) {
+                let exact = kind == "Exact";
+                if !locs.iter().any(|l| l.host == host && l.path == path && l.exact == exact) {
+                    let verbatim = !exact && verbatim(o, &path);
+                    locs.push(Location { host, path, exact, owner: o.id(), verbatim });
+                }
+            }
+        }
+        // updateServerLocations.
+        let exacts: BTreeSet<(String, String)> =
+            locs.iter().filter(|l| l.exact).map(|l| (l.host.clone(), l.path.clone())).collect();
+        let mut normalized: Vec<(String, String, String)> = Vec::new();
+        for l in &locs {
+            if l.path == "/" || l.exact || l.verbatim {
+                normalized.push((l.host.clone(), l.path.clone(), l.owner.clone()));
+                continue;
+            }
+            if !exacts.contains(&(l.host.clone(), l.path.clone())) {
+                normalized.push((l.host.clone(), l.path.clone(), l.owner.clone()));
+            }
+            let slash = if l.path.ends_with('/') { l.path.clone() } else { format!("{}/", l.path) };
+            normalized.push((l.host.clone(), slash, l.owner.clone()));
+        }
+        let me = ing.id();
+        let clash = paths(ing).into_iter().find_map(|(host, path, _)| {
+            normalized.iter().find(|(h, p, owner)| *h == host && *p == path && *owner != me).map(|(_, _, owner)| {
+                let owner = owner.strip_prefix("Ingress/").unwrap_or(owner);
+                format!("host \"{host}\" and path \"{path}\" is already defined in ingress {owner}")
+            })
+        });
+        match clash {
+            Some(why) => {
+                refused.insert(me, why);
+            }
+            None => accepted.push(ing),
+        }
+    }
+    refused
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

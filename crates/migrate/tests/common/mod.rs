@@ -184,7 +184,71 @@ pub fn run_with(docs: &[String], opts: &Options) -> Migration {
     let objects = realip_kube::load_str(&text, "test.yaml").unwrap();
     let m = realip_migrate::migrate(&objects, opts).unwrap();
     validate(&m.objects);
+    if opts.target == Target::Realip {
+        served_by_realip(&m.objects);
+    }
     m
+}
+
+/// Review 28 H1: realip's own Gateway mode takes every object `--to
+/// realip` writes: its translator accepts the Gateway, each HTTPRoute and
+/// each policy (a refused route would leave its host to a more open one).
+/// The Services and TLS Secrets the output names are added (they are not
+/// part of the input).
+pub fn served_by_realip(objects: &[Value]) {
+    use realip_kube::gateway::{objects::Objects, translate::translate};
+    // The class the output's Gateway names (`--gateway-class`), realip's.
+    let class = objects
+        .iter()
+        .find(|x| x["kind"] == "Gateway")
+        .and_then(|g| g["spec"]["gatewayClassName"].as_str())
+        .unwrap_or("realip")
+        .to_owned();
+    let mut o = Objects::default();
+    o.add(serde_json::json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass",
+        "metadata": {"name": class}, "spec": {"controllerName": "realip.dev/gateway-controller"}}))
+        .unwrap();
+    o.add_yaml(&realip_migrate::to_yaml(objects)).unwrap();
+    let ns_of = |x: &Value| x["metadata"]["namespace"].as_str().unwrap_or("default").to_owned();
+    let mut added = std::collections::BTreeSet::new();
+    let mut services = std::collections::BTreeMap::new();
+    for x in objects {
+        let ns = ns_of(x);
+        for l in x["spec"]["listeners"].as_array().into_iter().flatten() {
+            for c in l["tls"]["certificateRefs"].as_array().into_iter().flatten() {
+                let (cns, name) =
+                    (c["namespace"].as_str().map_or(ns.clone(), str::to_owned), c["name"].as_str().unwrap());
+                if added.insert((cns.clone(), name.to_owned())) {
+                    o.add(serde_json::json!({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                        "metadata": {"name": name, "namespace": cns},
+                        "data": {"tls.crt": realip_kube::tls::testdata::CRT_B64, "tls.key": realip_kube::tls::testdata::KEY_B64}}))
+                    .unwrap();
+                }
+            }
+        }
+        for rule in x["spec"]["rules"].as_array().into_iter().flatten() {
+            for b in rule["backendRefs"].as_array().into_iter().flatten() {
+                let (name, port) = (b["name"].as_str().unwrap(), b["port"].as_u64().unwrap_or(80));
+                services
+                    .entry((ns.clone(), name.to_owned()))
+                    .or_insert_with(std::collections::BTreeSet::new)
+                    .insert(port);
+            }
+        }
+    }
+    for ((ns, name), ports) in services {
+        let ports: Vec<Value> = ports.into_iter().map(|p| serde_json::json!({"port": p})).collect();
+        o.add(serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": ns},
+            "spec": {"ports": ports}}))
+            .unwrap();
+    }
+    let t = translate(&o.inputs(&class, &[]));
+    let problems = t.problems();
+    assert!(
+        problems.is_empty(),
+        "realip's Gateway refuses the output: {problems:#?}\n{}",
+        realip_migrate::to_yaml(objects)
+    );
 }
 
 /// The status of `key` in the report (the first entry with that key).

@@ -1,0 +1,138 @@
+//! The twenty-eighth review's findings: the admission webhook refuses an
+//! Ingress that defines a host and path another Ingress already defines
+//! (its other paths must not open up); a canary header name ingress-nginx
+//! cannot read makes no header rule (an empty one broke the route's
+//! schema); canary weights are read by Go's Atoi, untrimmed. Each test
+//! failed before the fix.
+
+mod common;
+
+use common::{controller, controller_at, find, ingress, one, routes, run, status};
+use realip_migrate::{Status, Target};
+use serde_json::json;
+
+/// Two Ingresses on app.example.com: `older` (2020, allow-listed) with
+/// `/`, and `newer` (no creationTimestamp: applied later) with `/` and
+/// `/public`.
+fn overlapping() -> [String; 2] {
+    let older = ingress("older", "/", &[("whitelist-source-range", "203.0.113.0/24")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix")
+        .replacen("  namespace: web\n", "  namespace: web\n  creationTimestamp: \"2020-01-01T00:00:00Z\"\n", 1);
+    let newer = ingress("newer", "/", &[], "").replace("pathType: ImplementationSpecific", "pathType: Prefix")
+        + "      - path: /public\n        pathType: Prefix\n        backend:\n          service:\n            name: newer-svc\n            port:\n              number: 80\n";
+    [older, newer]
+}
+
+/// H2: with the webhook on or not known, the newer Ingress is refused
+/// whole ("host … and path / is already defined"): its `/public` is
+/// emitted deny-all, not open outside the older one's allow list.
+#[test]
+fn an_ingress_the_webhook_refuses_for_an_overlap_opens_none_of_its_paths() {
+    let [older, newer] = overlapping();
+    for (webhook, args) in [("unknown", vec!["--validating-webhook=:8443"]), ("on", vec!["--validating-webhook=:8443"])]
+    {
+        let mut docs = vec![controller_at("v1.15.1", &args, &[]), older.clone(), newer.clone()];
+        if webhook == "on" {
+            docs.push("apiVersion: admissionregistration.k8s.io/v1\nkind: ValidatingWebhookConfiguration\nmetadata:\n  name: ingress-nginx-admission\nwebhooks:\n- name: validate.nginx.ingress.kubernetes.io\n  rules:\n  - apiGroups: [networking.k8s.io]\n    apiVersions: [v1]\n    operations: [CREATE, UPDATE]\n    resources: [ingresses]\n  clientConfig:\n    service:\n      namespace: ingress-nginx\n      name: ingress-nginx-controller-admission\n  admissionReviewVersions: [v1]\n  sideEffects: None\n".into());
+        }
+        let m = run(&docs, Target::Realip);
+        assert_eq!(routes(&m, true), ["newer-denied"], "webhook {webhook}:\n{}", m.report.text());
+        let e = m.report.entries.iter().find(|e| e.object == "Ingress/web/newer" && e.key == "spec.rules").unwrap();
+        assert_eq!(e.status, Status::NotConverted);
+        assert!(e.why.contains("path \"/\" is already defined in ingress web/older"), "{}", e.why);
+        let public = find(&m, "HTTPRoute")
+            .into_iter()
+            .filter(|r| r["spec"]["rules"].to_string().contains("/public"))
+            .map(|r| r["metadata"]["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>();
+        assert_eq!(public, ["newer-denied"], "webhook {webhook}");
+    }
+    // Webhook off: ingress-nginx's store serves both; `/public` is newer's, open.
+    let m = run(&[controller(&[]), older.clone(), newer.clone()], Target::Realip);
+    assert!(routes(&m, true).is_empty(), "{}", m.report.text());
+    assert!(m.report.entries.iter().all(|e| e.key != "spec.rules"));
+    // A canary annotation on either side (even `false`) lets both in.
+    let canary_false =
+        newer.replace("metadata:\n", "metadata:\n  annotations:\n    nginx.ingress.kubernetes.io/canary: \"false\"\n");
+    let m = run(&[controller_at("v1.15.1", &["--validating-webhook=:8443"], &[]), older, canary_false], Target::Realip);
+    assert!(routes(&m, true).is_empty(), "{}", m.report.text());
+}
+
+/// The webhook's overlap check sees locations after
+/// `updateServerLocations`: an older Exact `/a` and a newer Prefix `/a`
+/// clash (the Exact location has the path), an older Prefix `/a` and a
+/// newer Exact `/a` do not (the Prefix one became `/a/`); Prefix `/a`
+/// and Prefix `/a/` clash (both `/a/`).
+#[test]
+fn the_overlap_check_compares_locations_as_ingress_nginx_normalizes_them() {
+    let at = |name: &str, year: u32, path: &str, kind: &str| {
+        ingress(name, path, &[], "").replace("pathType: ImplementationSpecific", &format!("pathType: {kind}")).replacen(
+            "  namespace: web\n",
+            &format!("  namespace: web\n  creationTimestamp: \"{year}-01-01T00:00:00Z\"\n"),
+            1,
+        )
+    };
+    let cases = [
+        (("Exact", "/a"), ("Prefix", "/a"), true),
+        (("Prefix", "/a"), ("Exact", "/a"), false),
+        (("Prefix", "/a"), ("Prefix", "/a/"), true),
+        (("Prefix", "/a"), ("Prefix", "/b"), false),
+    ];
+    for ((k1, p1), (k2, p2), refused) in cases {
+        let docs = [
+            controller_at("v1.15.1", &["--validating-webhook=:8443"], &[]),
+            at("one", 2020, p1, k1),
+            at("two", 2021, p2, k2),
+        ];
+        let m = run(&docs, Target::Realip);
+        let got = m.report.entries.iter().any(|e| e.object == "Ingress/web/two" && e.key == "spec.rules");
+        assert_eq!(got, refused, "{k1} {p1} then {k2} {p2}:\n{}", m.report.text());
+    }
+}
+
+/// H3 and the LOW on `_`: a canary-by-header that is empty or no header
+/// name nginx reads makes no header rule (ingress-nginx never matches
+/// it); one with `_` is matched with `-`, as nginx's `$http_x_canary`.
+#[test]
+fn a_canary_header_nginx_cannot_read_makes_no_header_rule() {
+    let main = ingress("site", "/", &[], "");
+    let canary = |h: &str| {
+        ingress(
+            "site-canary",
+            "/",
+            &[("canary", "true"), ("canary-by-header", h), ("canary-by-header-value", "yes"), ("canary-weight", "10")],
+            "",
+        )
+    };
+    for bad in [" ", "X Canary", "X.Canary"] {
+        let m = run(&[controller(&[]), main.clone(), canary(bad)], Target::Realip);
+        let rules = &one(&m, "HTTPRoute")["spec"]["rules"];
+        assert!(rules.as_array().unwrap().iter().all(|r| r["matches"][0].get("headers").is_none()), "{bad:?}: {rules}");
+        assert_eq!(rules[0]["backendRefs"][1]["weight"], 10, "{bad:?}: the weight still holds");
+        assert_eq!(status(&m, "canary-by-header"), Status::Ignored, "{bad:?}");
+        assert_eq!(status(&m, "canary-by-header-value"), Status::Ignored, "{bad:?}");
+    }
+    let m = run(&[controller(&[]), main, canary("X_Canary")], Target::Realip);
+    assert_eq!(
+        one(&m, "HTTPRoute")["spec"]["rules"][0]["matches"][0]["headers"],
+        json!([{"type": "Exact", "name": "X-Canary", "value": "yes"}])
+    );
+}
+
+/// M1: canary-weight goes to Go's Atoi untrimmed: ` 10` is no number, so
+/// ingress-nginx sends the canary nothing by weight; `+10` is 10.
+#[test]
+fn canary_weights_are_read_as_go_reads_them() {
+    let main = ingress("site", "/", &[], "");
+    for (w, want) in [(" 10", None), ("10 ", None), ("+10", Some(10)), ("-5", None), ("10", Some(10))] {
+        let canary = ingress("site-canary", "/", &[("canary", "true"), ("canary-weight", w)], "");
+        let m = run(&[controller(&[]), main.clone(), canary], Target::Realip);
+        let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
+        match want {
+            Some(n) => assert_eq!(refs[1]["weight"], n, "{w:?}: {refs}"),
+            None => assert_eq!(refs.as_array().unwrap().len(), 1, "{w:?}: {refs}"),
+        }
+        let converted = if want.is_some() { Status::Converted } else { Status::Ignored };
+        assert_eq!(status(&m, "canary-weight"), converted, "{w:?}");
+    }
+}
