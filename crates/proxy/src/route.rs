@@ -20,7 +20,9 @@
 //! grow with the length of the names and values tenants write (review 27
 //! HIGH: 8,192 host-less routes of 16 header conditions with 256-byte
 //! names cost 74–84 ms per request when each condition parsed and hashed
-//! its name).
+//! its name). Likewise the hosts a route leaves to more specific
+//! listeners ([`Exclusion`]): each distinct list is a set, tested once per
+//! request.
 
 use std::sync::Arc;
 
@@ -147,8 +149,53 @@ struct Conditions {
     /// Query parameter name → (the name's number, value → number).
     query: foldhash::HashMap<Box<str>, (u32, ValueIds<Box<str>>)>,
     /// By route position: its header conditions' numbers, then its query
-    /// conditions' (empty for routes without).
-    of: Vec<(Ids, Ids)>,
+    /// conditions' (empty for routes without), and its hosts left out.
+    of: Vec<(Ids, Ids, Option<u32>)>,
+    /// The distinct lists of hosts left out (`GatewayMatch::except_hosts`,
+    /// one per listener and host, shared by its routes), by number.
+    excepts: Vec<Exclusion>,
+}
+
+/// A list of hosts left out, as sets: a request's host is then tested
+/// against it once, with a look-up per label, however long the list
+/// (review 28 F1: a host-less listener's routes each scanned every
+/// sibling hostname, so 16,384 routes × 256 ListenerSet hostnames cost
+/// 75 ms per request for an unknown host).
+#[derive(Debug, Default)]
+struct Exclusion {
+    /// Exact hosts.
+    exact: foldhash::HashSet<Box<str>>,
+    /// Wildcards' suffixes from their first `.` (`*.a.example` → `.a.example`).
+    dotted: foldhash::HashSet<Box<str>>,
+    /// Other wildcards' suffixes (after `*`), tested one by one.
+    other: Vec<Box<str>>,
+}
+
+impl Exclusion {
+    fn new(hosts: &[String]) -> Exclusion {
+        let mut x = Exclusion::default();
+        for h in hosts {
+            match h.strip_prefix('*') {
+                Some(suffix) if suffix.starts_with('.') => x.dotted.insert(suffix.into()),
+                Some(suffix) => {
+                    x.other.push(suffix.into());
+                    true
+                }
+                None => x.exact.insert(h.as_str().into()),
+            };
+        }
+        x
+    }
+
+    /// `GatewayMatch::excludes`: `host` is listed, or ends in a wildcard's
+    /// suffix with something before it.
+    fn excludes(&self, host: &str) -> bool {
+        #[cfg(test)]
+        EXCLUSIONS.with(|n| n.set(n.get() + 1));
+        self.exact.contains(host)
+            || host.match_indices('.').any(|(i, _)| i > 0 && self.dotted.contains(&host[i..]))
+            || self.other.iter().any(|s| host.len() > s.len() && host.ends_with(&**s))
+    }
 }
 
 /// Condition numbers, shared by the routes of one rule.
@@ -160,6 +207,8 @@ type ValueIds<V> = foldhash::HashMap<V, u32>;
 thread_local! {
     /// Header and query look-ups [`Conditions`] made on this thread.
     static LOOKUPS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Hosts tested against an [`Exclusion`] on this thread.
+    static EXCLUSIONS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Conditions {
@@ -176,12 +225,19 @@ impl Conditions {
         };
         // Shared lists by address: their numbers, computed once.
         let mut seen: foldhash::HashMap<usize, Arc<[u32]>> = foldhash::HashMap::default();
+        let mut except_seen: foldhash::HashMap<usize, u32> = foldhash::HashMap::default();
         let mut names = 0u32;
         for r in routes {
             let Some(g) = &r.gateway else {
-                c.of.push((Arc::clone(&empty), Arc::clone(&empty)));
+                c.of.push((Arc::clone(&empty), Arc::clone(&empty), None));
                 continue;
             };
+            let except = (!g.except_hosts.is_empty()).then(|| {
+                *except_seen.entry(Arc::as_ptr(&g.except_hosts).addr()).or_insert_with(|| {
+                    c.excepts.push(Exclusion::new(&g.except_hosts));
+                    u32::try_from(c.excepts.len() - 1).unwrap_or(u32::MAX)
+                })
+            });
             let headers = if g.headers.is_empty() {
                 Arc::clone(&empty)
             } else {
@@ -223,7 +279,7 @@ impl Conditions {
                     ids
                 }
             };
-            c.of.push((headers, query));
+            c.of.push((headers, query, except));
         }
         c
     }
@@ -272,12 +328,28 @@ impl Conditions {
 struct Met {
     headers: std::cell::OnceCell<Vec<u32>>,
     query: std::cell::OnceCell<Vec<u32>>,
+    /// By [`Exclusion`] number: not tested yet (0), the host not left out (1), left out (2).
+    excluded: std::cell::OnceCell<Vec<std::cell::Cell<u8>>>,
 }
 
 impl Met {
+    /// Whether the route at `position` leaves `host` out (each distinct
+    /// list tested once per request).
+    fn excludes(&self, conditions: &Conditions, position: usize, host: &str) -> bool {
+        let Some(&(_, _, Some(n))) = conditions.of.get(position) else { return false };
+        let cells = self.excluded.get_or_init(|| vec![std::cell::Cell::new(0); conditions.excepts.len()]);
+        let (Some(cell), Some(list)) = (cells.get(n as usize), conditions.excepts.get(n as usize)) else {
+            return false;
+        };
+        if cell.get() == 0 {
+            cell.set(if list.excludes(host) { 2 } else { 1 });
+        }
+        cell.get() == 2
+    }
+
     /// Whether the route at `position` meets its header and query conditions.
     fn holds(&self, conditions: &Conditions, position: usize, req: &Request<'_>) -> bool {
-        let Some((headers, query)) = conditions.of.get(position) else { return false };
+        let Some((headers, query, _)) = conditions.of.get(position) else { return false };
         let all = |ids: &[u32], met: &[u32]| ids.iter().all(|id| met.binary_search(id).is_ok());
         (headers.is_empty() || all(headers, self.headers.get_or_init(|| conditions.met_headers(req.headers))))
             && (query.is_empty() || all(query, self.query.get_or_init(|| conditions.met_query(req.query))))
@@ -420,11 +492,13 @@ impl Routes {
             let r: &Route = self.list.get(position)?;
             let g = r.gateway.as_ref()?;
             let on = g.listeners.iter().any(|l| l == listener)
-                && !g.excludes_on(listener, host)
+                && r.host.rank(host).is_some()
                 && g.path_matches(&r.prefix, path)
                 && g.method_matches(req.method)
+                && !met.excludes(&self.conditions, position, host)
+                && !g.excepted_on.iter().any(|(l, h)| l == listener && h == host)
                 && met.holds(&self.conditions, position, req);
-            (on && r.host.rank(host).is_some()).then_some((position, r))
+            on.then_some((position, r))
         };
         // Each group is in ascending position, so its first match is its
         // best: the host's own routes are looked at first, and the wildcard
@@ -674,6 +748,41 @@ mod tests {
         fewer.remove(long(15).as_str());
         let req = Request { method: &http::Method::GET, headers: &fewer, query: Some(one) };
         assert!(routes.find_request("gw", "x.test", "/", &req).is_none());
+    }
+
+    /// Review 28 F1: the hosts a route leaves to more specific listeners
+    /// are tested once per request and list, however many routes share
+    /// the list and however long it is; the answer is `excludes`'s.
+    #[test]
+    fn hosts_left_out_are_tested_once_per_request() {
+        let mut except: Vec<String> = (0..5000).map(|i| format!("l{i}-{}.evil.example", "a".repeat(200))).collect();
+        except.extend(["*.w.example".to_owned(), "*x.odd".to_owned(), "own.example".to_owned()]);
+        let except: Arc<[String]> = except.into();
+        let on_gw = |name: &str| {
+            let mut r = route(name, None, "/");
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["gw".into()],
+                exact: false,
+                method: None,
+                headers: Arc::default(),
+                query: Arc::default(),
+                except_hosts: Arc::clone(&except),
+                excepted_on: vec![],
+            });
+            r
+        };
+        // An excluded host is tested by every route: once, then remembered.
+        let routes = Routes::new((0..201).map(|i| on_gw(&format!("r{i}"))).collect());
+        let checks = || EXCLUSIONS.with(std::cell::Cell::get);
+        let g = routes.list[0].gateway.clone().unwrap();
+        for host in
+            ["nohost.example.org", "own.example", "a.w.example", "w.example", "b.a.w.example", "yx.odd", "x.odd"]
+        {
+            let before = checks();
+            let served = routes.find_request("gw", host, "/", &Request::default()).is_some();
+            assert_eq!(checks() - before, 1, "{host}: one test for 201 routes");
+            assert_eq!(served, !g.excludes(host), "{host}");
+        }
     }
 
     /// Method, header and query conditions all have to hold; the first

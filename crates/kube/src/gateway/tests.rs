@@ -2329,3 +2329,31 @@ fn a_conflicted_listener_keeps_its_host_from_its_wildcard_sibling() {
         .collect();
     assert_eq!(grab, [(Some("*.example.com"), vec!["a.example.com"])], "a.example.com stays the conflicted listener's");
 }
+
+/// Review 28 F2: a route on listeners whose more specific siblings differ
+/// is named by its first listener there, not by the hosts it leaves out:
+/// another tenant's hostname listeners must neither rename it nor make its
+/// name (its log and metrics label) grow.
+#[test]
+fn a_route_left_hosts_out_keeps_a_short_stable_name() {
+    use std::fmt::Write as _;
+    let gw = |hosts: &[String]| {
+        let mut g = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: two, namespace: web}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: http, port: 9080, protocol: HTTP}\n  - {name: edge, port: 9081, protocol: HTTP}\n".to_owned();
+        for (i, h) in hosts.iter().enumerate() {
+            let _ = writeln!(g, "  - {{name: h{i}, port: 9080, protocol: HTTP, hostname: {h}}}");
+        }
+        g + "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: site, namespace: web}\nspec:\n  parentRefs: [{name: two}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n"
+    };
+    let names = |t: &Translation| -> Vec<String> {
+        let mut n: Vec<String> =
+            // Its host-less entries (it serves the hostname listeners' hosts too).
+            t.routes.routes.iter().filter(|r| r.origin == "httproute/web/site" && r.host.is_none()).map(|r| r.name.clone()).collect();
+        n.sort();
+        n
+    };
+    let one = run(&gw(&["a.example.com".to_owned()]));
+    let many = run(&gw(&(0..40).map(|i| format!("l{i}-{}.evil.example", "a".repeat(200))).collect::<Vec<_>>()));
+    assert_eq!(names(&one), names(&many), "the hostname listeners do not rename the route");
+    assert_eq!(names(&one).len(), 2, "one per listener whose siblings differ: {:?}", names(&one));
+    assert!(names(&many).iter().all(|n| n.len() < 80 && !n.contains("evil")), "{:?}", names(&many));
+}

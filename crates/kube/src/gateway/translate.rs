@@ -2865,8 +2865,12 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
                     };
                     if by_host.keys().filter(|(h, _)| h == host).count() > 1 {
                         // The same host on listeners whose siblings
-                        // differ: the exceptions keep names unique.
-                        host_part = format!("{host_part}/except:{}", except.join(","));
+                        // differ (each listener in one entry only): the
+                        // first listener keeps names unique, bounded and
+                        // stable (review 28 F2: the joined exception list
+                        // let a tenant's ListenerSet rename others' routes
+                        // and blow up their log lines and metrics).
+                        host_part = format!("{host_part}/on:{}", ls.first().map_or("", String::as_str));
                     }
                     let r = Route {
                         name: format!("httproute/{rns}/{rname}/{}/{mi}{host_part}", rule.id),
