@@ -523,7 +523,7 @@ impl<'a> ServiceIndex<'a> {
     }
 
     /// The Service `namespace/name`.
-    fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
+    pub(crate) fn service(&self, namespace: &str, name: &str) -> Option<&'a Service> {
         let key = (namespace, name);
         let named = |s: &&Service| {
             (s.metadata.namespace.as_deref(), s.metadata.name.as_deref()) == (Some(namespace), Some(name))

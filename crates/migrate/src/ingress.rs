@@ -11,6 +11,7 @@
 //! their line.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 use realip_kube::{Node, Object};
 
@@ -533,14 +534,29 @@ pub fn rewrite(path: &str, target: &str) -> Result<(PathKind, String, Rewrite), 
         return Err(format!("path `{path}` is a regular expression and the target `{target}` replaces the whole path: no HTTPRoute match selects the same requests"));
     }
     // The documented form: `/prefix(/|$)(.*)` rewritten to `/new/$2`.
+    // ReplacePrefixMatch R turns `/prefix/a` into `R/a` (`/a` when R is
+    // `/`), so the target's head must put exactly one `/` before what the
+    // group captured: `/new/` before `a` (`(.*)` after the slash), `/new`
+    // or nothing before `/a` (`(/.*)`). Any other head gives another path
+    // (review 28 M2: `/new$2` made `/newa` in nginx, `/new/a` here).
     for (suffix, group) in [("(/|$)(.*)", "$2"), ("(/|$)(.*)$", "$2"), ("/(.*)", "$1"), ("(/.*)", "$1")] {
         if let Some(prefix) = path.strip_suffix(suffix) {
             let Some(head) = target.strip_suffix(group) else { continue };
             if !literal(prefix) || head.contains('$') || prefix.is_empty() {
                 continue;
             }
-            let replace =
-                if head.is_empty() || head == "/" { "/".to_owned() } else { head.trim_end_matches('/').to_owned() };
+            let slash_captured = suffix == "(/.*)";
+            let replace = match (slash_captured, head) {
+                (true, "") | (false, "/") => "/".to_owned(),
+                (true, h) if !h.ends_with('/') => h.to_owned(),
+                (false, h) if h.ends_with('/') => h.trim_end_matches('/').to_owned(),
+                _ => {
+                    return Err(format!(
+                        "rewrite-target `{target}` on path `{path}`: nginx writes `{head}` right before what `{group}` captured{}, which no ReplacePrefixMatch reproduces (it puts one `/` between the replacement and the rest)",
+                        if slash_captured { " (which starts with `/`)" } else { " (after the `/`)" }
+                    ))
+                }
+            };
             return Ok((PathKind::Prefix, prefix.to_owned(), Rewrite::Prefix(replace)));
         }
     }
@@ -1492,7 +1508,18 @@ pub fn plan<'a>(
                             (None, PathKind::Regex) => format!("RegularExpression {value}"),
                             (None, _) => format!("PathPrefix {value}"),
                         };
-                        path_entries.push((format!("path {path}"), Status::Changed, format!("HTTPRoute match {what}"), "ingress-nginx's regex locations match case-insensitively; HTTPRoute matches are case-sensitive".into()));
+                        let mut why = String::from("ingress-nginx's regex locations match case-insensitively; HTTPRoute matches are case-sensitive");
+                        if let (Some(bare), Some(Rewrite::Prefix(r))) =
+                            (path.strip_suffix("/(.*)").or_else(|| path.strip_suffix("(/.*)")), &rewrite)
+                        {
+                            let _ = write!(why, "; nginx's `^{path}` needs the `/` after `{bare}`, so a request for `{bare}` itself went to another location of the host (or 404): PathPrefix {bare} takes it too, rewritten to `{r}`");
+                        }
+                        path_entries.push((
+                            format!("path {path}"),
+                            Status::Changed,
+                            format!("HTTPRoute match {what}"),
+                            why,
+                        ));
                     }
                     plan.hosts.entry(host.clone()).or_default().push(PathRule {
                         kind,
@@ -1661,6 +1688,14 @@ mod tests {
             ("/something(/|$)(.*)", "/$2", Some(("/something", Rewrite::Prefix("/".into())))),
             ("/api(/|$)(.*)", "/v2/$2", Some(("/api", Rewrite::Prefix("/v2".into())))),
             ("/app/(.*)", "/$1", Some(("/app", Rewrite::Prefix("/".into())))),
+            ("/app/(.*)", "/v2/$1", Some(("/app", Rewrite::Prefix("/v2".into())))),
+            ("/app(/.*)", "$1", Some(("/app", Rewrite::Prefix("/".into())))),
+            ("/app(/.*)", "/v2$1", Some(("/app", Rewrite::Prefix("/v2".into())))),
+            // Review 28 M2: heads that put no `/` or two between the replacement and the rest.
+            ("/prefix(/|$)(.*)", "/new$2", None),
+            ("/p2/(.*)", "/v2$1", None),
+            ("/p2(/.*)", "/v2/$1", None),
+            ("/a(/|$)(.*)", "$2", None),
             ("/old", "/new", Some(("/old", Rewrite::Full("/new".into())))),
             ("/old(.*)", "/new", None),
             ("/a(/|$)(.*)", "/$1", None),

@@ -2357,3 +2357,14 @@ fn a_route_left_hosts_out_keeps_a_short_stable_name() {
     assert_eq!(names(&one).len(), 2, "one per listener whose siblings differ: {:?}", names(&one));
     assert!(names(&many).iter().all(|n| n.len() < 80 && !n.contains("evil")), "{:?}", names(&many));
 }
+
+/// Review 28 L1: an ExternalName Service is no resolved backend (realip
+/// sends only to endpoints): ResolvedRefs False, BackendNotFound, named.
+#[test]
+fn an_external_name_service_is_not_a_resolved_backend() {
+    let ext = "---\napiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: web}\nspec: {type: ExternalName, externalName: db.example.com, ports: [{port: 80}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: ext, port: 80}]}]\n";
+    let t = run(ext);
+    assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "BackendNotFound"));
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    assert!(cond(&parents[0].conditions, "ResolvedRefs").message.contains("ExternalName"));
+}

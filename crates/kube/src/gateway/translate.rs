@@ -1250,6 +1250,15 @@ fn backend(
         ));
     }
     let port = b.port.ok_or(("BackendNotFound", format!("backendRef {} has no port", b.name)))?;
+    // The spec leaves ExternalName to implementations: realip sends only to
+    // endpoints (review 28 L1: it was Accepted and resolved, then 503 for good).
+    let kind = index.service(&ns, &b.name).and_then(|s| s.spec.as_ref()).and_then(|s| s.type_.as_deref());
+    if kind == Some("ExternalName") {
+        return Err((
+            "BackendNotFound",
+            format!("Service {ns}/{} is of type ExternalName, which realip does not support: it sends only to a Service's endpoints", b.name),
+        ));
+    }
     service_backend(&ns, &b.name, &PortRef::Number(port), index, false).map_err(|e| match e {
         BackendError::ServiceNotFound(m) | BackendError::NoSuchPort(m) => ("BackendNotFound", m),
     })
