@@ -194,8 +194,8 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
             }
             let refs = match c.weight {
                 Some(w) => {
-                    let w = w.min(c.total);
-                    vec![backend_ref(&p.backend, Some(c.total - w)), backend_ref(cb, Some(w))]
+                    let (main, canary) = weights(w, c.total);
+                    vec![backend_ref(&p.backend, Some(main)), backend_ref(cb, Some(canary))]
                 }
                 None => vec![backend_ref(&p.backend, None)],
             };
@@ -207,6 +207,21 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
         }
     }
     out
+}
+
+/// The main and canary backendRef weights of a canary weight `w` of
+/// `total`: `total − w` and `w` (w at most total), scaled down to the
+/// HTTPRoute CRD's largest weight (1,000,000) keeping the canary's share
+/// to a millionth (review 28: a larger canary-weight-total made the API
+/// server refuse the whole route).
+pub fn weights(w: u32, total: u32) -> (u32, u32) {
+    const MAX: u64 = 1_000_000;
+    let w = w.min(total);
+    if u64::from(total) <= MAX {
+        return (total - w, w);
+    }
+    let canary = u32::try_from((u64::from(w) * MAX + u64::from(total) / 2) / u64::from(total)).unwrap_or(0);
+    (1_000_000 - canary, canary)
 }
 
 /// Everything emitted, before sorting.

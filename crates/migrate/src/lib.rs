@@ -36,6 +36,7 @@ pub mod setup;
 pub mod snippet;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::Path;
 
 use realip_kube::Object;
@@ -2601,8 +2602,22 @@ fn yaml_string(s: &str) -> String {
     if plain {
         s.to_owned()
     } else if s.chars().any(char::is_control) {
-        // JSON's double-quoted form is YAML's too.
-        Value::String(s.to_owned()).to_string()
+        // Double-quoted, every control character (C0, DEL, C1, NEL) escaped:
+        // YAML readers refuse DEL and C1 raw, and read a raw NEL as a line
+        // break (review 28 F7).
+        let mut out = String::from("\"");
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if c.is_control() => {
+                    let _ = write!(out, "\\u{:04X}", u32::from(c));
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        out
     } else {
         format!("'{}'", s.replace('\'', "''"))
     }
@@ -2864,12 +2879,17 @@ mod tests {
             "line\nbreak",
             "80",
             "10.0.0.0/8",
+            "del\u{7f}",
+            "c1\u{90}",
+            "nel\u{85}x",
+            "q\"uote\\\n",
             "::/0",
             "",
         ];
         for s in tricky {
             let doc = super::yaml_document(&json!({"k": s}));
             let scalar = doc.strip_prefix("k: ").unwrap().trim_end_matches('\n');
+            assert!(!scalar.chars().any(char::is_control), "{s:?}: a raw control character in {scalar}");
             assert!(scalar.starts_with('\'') || scalar.starts_with('"'), "{s:?} written plain: {doc}");
             let back: Value = serde_norway::from_str(&doc).unwrap();
             assert_eq!(back, json!({"k": s}), "{doc}");

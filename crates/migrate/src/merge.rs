@@ -634,8 +634,13 @@ fn deleted_alternatives(
 /// `updateServerLocations` (a Prefix `/a` without rewrite or regex becomes
 /// `/a/` plus an Exact copy `/a` unless an Exact `/a` exists), is not the
 /// server's default root, and belongs to another Ingress; the webhook
-/// refuses it when neither Ingress has a `canary` annotation. Ingresses
-/// with one take no part here (a canary pair is left to `merge`).
+/// refuses it when neither Ingress has a `canary` annotation (any value:
+/// a non-canary with `canary: "false"` owns locations but is never
+/// refused, nor is what clashes with it). Canary Ingresses own no
+/// location here (a canary pair is left to `merge`). When the two
+/// Ingresses' order is not known (no creationTimestamp on either, or the
+/// same), either may have been applied second: both are returned.
+#[allow(clippy::too_many_lines)] // getBackendServers, updateServerLocations and checkOverlap, per Ingress
 pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String, String> {
     /// A location: server, path, pathType, owner id, path kept as written.
     struct Location {
@@ -646,8 +651,9 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         verbatim: bool,
     }
     let plain = |o: &Object| o.annotation(&format!("{}/canary", setup.prefix)).is_none();
-    let mut order: Vec<&Object> = ings.iter().copied().filter(|o| plain(o)).collect();
+    let mut order: Vec<&Object> = ings.iter().copied().filter(|o| !is_canary(o, &setup.prefix)).collect();
     nginx_order(&mut order);
+    let by_id: BTreeMap<String, &Object> = order.iter().map(|o| (o.id(), *o)).collect();
     // Each Ingress's Service paths: (server, path as written or `/`, pathType).
     let paths = |o: &Object| -> Vec<(String, String, String)> {
         let mut out = Vec::new();
@@ -718,18 +724,32 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
             normalized.push((l.host.clone(), slash, l.owner.clone()));
         }
         let me = ing.id();
-        let clash = paths(ing).into_iter().find_map(|(host, path, _)| {
-            normalized.iter().find(|(h, p, owner)| *h == host && *p == path && *owner != me).map(|(_, _, owner)| {
-                let owner = owner.strip_prefix("Ingress/").unwrap_or(owner);
-                format!("host \"{host}\" and path \"{path}\" is already defined in ingress {owner}")
+        let owned_by_plain = |owner: &String| by_id.get(owner).is_some_and(|o| plain(o));
+        let clash = plain(ing)
+            .then(|| {
+                paths(ing).into_iter().find_map(|(host, path, _)| {
+                    normalized
+                        .iter()
+                        .find(|(h, p, owner)| *h == host && *p == path && *owner != me && owned_by_plain(owner))
+                        .map(|(_, _, owner)| (host, path, owner.clone()))
+                })
             })
-        });
-        match clash {
-            Some(why) => {
-                refused.insert(me, why);
-            }
-            None => accepted.push(ing),
+            .flatten();
+        let Some((host, path, owner)) = clash else {
+            accepted.push(ing);
+            continue;
+        };
+        let shown = owner.strip_prefix("Ingress/").unwrap_or(&owner);
+        let why = format!("host \"{host}\" and path \"{path}\" is already defined in ingress {shown}");
+        // One without a timestamp is not created yet: applied after those with one.
+        let ordered = by_id.get(&owner).is_some_and(|o| created(o) != created(ing));
+        if !ordered {
+            let shown_mine = me.strip_prefix("Ingress/").unwrap_or(&me);
+            refused.entry(owner.clone()).or_insert_with(|| {
+                format!("host \"{host}\" and path \"{path}\" is defined in this Ingress and in ingress {shown_mine}, and neither creationTimestamp tells which was applied second, and refused (\"… is already defined in ingress …\"), is not known")
+            });
         }
+        refused.insert(me, why);
     }
     refused
 }

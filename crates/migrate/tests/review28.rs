@@ -136,3 +136,87 @@ fn canary_weights_are_read_as_go_reads_them() {
         assert_eq!(status(&m, "canary-weight"), converted, "{w:?}");
     }
 }
+
+/// Second round, F1 and F2: two Ingresses whose order is not known (no
+/// creationTimestamp on either) clash on a path: either may be the one the
+/// webhook refused, so both are deny-all and neither path opens; a
+/// non-canary Ingress with `canary: "false"` owns its location but makes
+/// no refusal (checkOverlap skips a pair where either has the annotation).
+#[test]
+fn an_overlap_of_unknown_order_denies_both_and_a_canary_annotation_refuses_nothing() {
+    let webhook = controller_at("v1.15.1", &["--validating-webhook=:8443"], &[]);
+    let a = ingress("a", "/x", &[("whitelist-source-range", "203.0.113.0/24")], "")
+        .replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let b = ingress("b", "/x", &[], "").replace("pathType: ImplementationSpecific", "pathType: Prefix");
+    let m = run(&[webhook.clone(), a, b], Target::Realip);
+    // Both refused; `/x` is emitted once (merged), deny-all, and nothing serves it open.
+    for id in ["Ingress/web/a", "Ingress/web/b"] {
+        assert!(m.report.entries.iter().any(|e| e.object == id && e.key == "spec.rules"), "{id}: {}", m.report.text());
+    }
+    assert!(!routes(&m, true).is_empty() && routes(&m, false).is_empty(), "{}", m.report.text());
+    let at = |name: &str, day: u32, anns: &[(&str, &str)], more: &str| {
+        ingress(name, "/x", anns, "").replace("pathType: ImplementationSpecific", "pathType: Prefix").replacen(
+            "  namespace: web\n",
+            &format!("  namespace: web\n  creationTimestamp: \"2024-01-0{day}T00:00:00Z\"\n"),
+            1,
+        ) + more
+    };
+    let z = "      - path: /z\n        pathType: Prefix\n        backend:\n          service:\n            name: z-svc\n            port:\n              number: 80\n";
+    let m = run(
+        &[webhook, at("a", 1, &[("canary", "false")], ""), at("b", 2, &[], ""), at("c", 3, &[], z)],
+        Target::Realip,
+    );
+    assert!(m.report.entries.iter().all(|e| e.key != "spec.rules"), "{}", m.report.text());
+    assert!(routes(&m, true).is_empty(), "{}", m.report.text());
+}
+
+/// Second round, F3 and F6: with annotation validation on, a canary
+/// header value or pattern that fails ingress-nginx's validator is taken
+/// as '' and `always`/`never` decide; a header matched only by a pattern
+/// realip cannot convert is not reported as converted.
+#[test]
+fn canary_values_failing_ingress_nginxs_validators_fall_back_to_always_and_never() {
+    let main = ingress("site", "/", &[], "");
+    let canary = |anns: &[(&str, &str)]| {
+        let mut a = vec![("canary", "true"), ("canary-by-header", "X-Canary")];
+        a.extend_from_slice(anns);
+        ingress("site-canary", "/", &a, "")
+    };
+    let values = |m: &realip_migrate::Migration| -> Vec<String> {
+        one(m, "HTTPRoute")["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["matches"][0]["headers"][0]["value"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let ctl = controller_at("v1.15.1", &[], &[]);
+    let m = run(&[ctl.clone(), main.clone(), canary(&[("canary-by-header-value", "v#1")])], Target::Realip);
+    assert_eq!(values(&m), ["always", "never"]);
+    assert_eq!(status(&m, "canary-by-header-value"), Status::Ignored);
+    let m = run(&[ctl.clone(), main.clone(), canary(&[("canary-by-header-pattern", "^v1,v2$")])], Target::EnvoyGateway);
+    assert_eq!(values(&m), ["always", "never"]);
+    assert_eq!(status(&m, "canary-by-header-pattern"), Status::Ignored);
+    // A valid pattern on realip: no header rule, and the header is not "converted".
+    let m = run(&[ctl, main, canary(&[("canary-by-header-pattern", "^v1$")])], Target::Realip);
+    assert!(values(&m).is_empty());
+    assert_eq!(status(&m, "canary-by-header"), Status::NotConverted);
+}
+
+/// Second round, F5: backendRef weights stay within the CRD's 1,000,000,
+/// keeping the canary's share.
+#[test]
+fn canary_weights_above_the_crds_maximum_are_scaled() {
+    let main = ingress("site", "/", &[], "");
+    for (w, total, want) in [("1500000", "3000000", [500_000, 500_000]), ("1", "4294967297", [1_000_000, 0])] {
+        let canary = ingress(
+            "site-canary",
+            "/",
+            &[("canary", "true"), ("canary-weight", w), ("canary-weight-total", total)],
+            "",
+        );
+        let m = run(&[controller(&[]), main.clone(), canary], Target::Realip);
+        let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
+        assert_eq!([refs[0]["weight"].as_u64().unwrap(), refs[1]["weight"].as_u64().unwrap()], want, "{w}/{total}");
+    }
+}
