@@ -128,13 +128,17 @@ pub struct Routes {
     /// Routes with an exact host: by the host's hash, a range of
     /// `exact_at` holding their positions, ascending. Hosts whose hashes
     /// collide share a range; the routes' own host match tells them apart
-    /// (every caller of [`Routes::candidates`] checks it). No host is
+    /// (every look-up checks it). No host is
     /// copied: a reload of 10,000 routes indexes them without allocating
     /// per route.
     exact: Arc<foldhash::HashMap<u64, (u32, u32)>>,
     exact_at: Arc<Vec<usize>>,
-    /// Positions of wildcard and host-less routes, ascending.
+    /// Positions of wildcard and host-less Gateway routes, ascending.
     other: Arc<Vec<usize>>,
+    /// Positions of wildcard and host-less file and Ingress routes,
+    /// ascending (apart, so that neither kind's look-up walks the other's:
+    /// review 28 F3).
+    plain_other: Arc<Vec<usize>>,
     /// The Gateway routes' header and query conditions, numbered.
     conditions: Arc<Conditions>,
 }
@@ -392,11 +396,12 @@ impl Routes {
     /// another snapshot.
     pub fn from_shared(routes: Vec<Arc<Route>>) -> Routes {
         let mut by_hash: Vec<(u64, usize)> = Vec::new();
-        let mut other = Vec::new();
+        let (mut other, mut plain_other) = (Vec::new(), Vec::new());
         for (i, r) in routes.iter().enumerate() {
             match &r.host {
                 HostMatch::Exact(h) => by_hash.push((host_hash(h), i)),
-                HostMatch::Suffix(_) | HostMatch::Any => other.push(i),
+                HostMatch::Suffix(_) | HostMatch::Any if r.gateway.is_some() => other.push(i),
+                HostMatch::Suffix(_) | HostMatch::Any => plain_other.push(i),
             }
         }
         by_hash.sort_unstable();
@@ -415,6 +420,7 @@ impl Routes {
             exact: Arc::new(exact),
             exact_at: Arc::new(exact_at),
             other: Arc::new(other),
+            plain_other: Arc::new(plain_other),
             conditions,
         }
     }
@@ -441,6 +447,7 @@ impl Routes {
             exact: Arc::clone(&self.exact),
             exact_at: Arc::clone(&self.exact_at),
             other: Arc::clone(&self.other),
+            plain_other: Arc::clone(&self.plain_other),
             conditions: Arc::clone(&self.conditions),
         }
     }
@@ -450,16 +457,8 @@ impl Routes {
         &self.list
     }
 
-    /// The routes that may match `host`, with their positions: its exact
-    /// ones, then the wildcard and host-less ones (each group in
-    /// declaration order).
-    fn candidates<'a>(&'a self, host: &str) -> impl Iterator<Item = (usize, &'a Route)> + 'a {
-        let (exact, other) = self.groups(host);
-        exact.iter().chain(other).filter_map(|&i| self.list.get(i).map(|r| (i, &**r)))
-    }
-
     /// The positions of the routes naming `host` exactly, and of the
-    /// wildcard and host-less ones, each in ascending order.
+    /// wildcard and host-less Gateway ones, each in ascending order.
     fn groups(&self, host: &str) -> (&[usize], &[usize]) {
         let exact = self.exact.get(&host_hash(host)).map_or(&[][..], |&(start, len)| {
             let (start, len) = (start as usize, len as usize);
@@ -507,21 +506,28 @@ impl Routes {
         // tenant's many host-less routes cost nothing to a host whose own
         // route serves (review 25 HIGH-1).
         let (exact, others) = self.groups(host);
-        let own = exact.iter().find_map(serves);
-        let before = own.map_or(usize::MAX, |(position, _)| position);
-        let wider = others.iter().take_while(|&&i| i < before).find_map(serves);
-        let gateway = wider.or(own).map(|(_, r)| r);
-        let other = self
-            .candidates(host)
-            .map(|(_, r)| r)
+        let other = exact
+            .iter()
+            .chain(self.plain_other.iter())
+            .filter_map(|&i| self.list.get(i))
             .filter(|r| {
                 r.gateway.is_none()
                     && path.starts_with(r.prefix.as_str())
                     && (r.only_listeners.is_empty() || r.only_listeners.iter().any(|l| l == listener))
             })
-            .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), r)))
+            .filter_map(|r| r.host.rank(host).map(|rank| ((rank, r.prefix.len()), &**r)))
             .max_by_key(|(key, _)| *key)
             .map(|(_, r)| r);
+        let own = exact.iter().find_map(serves);
+        // A file or Ingress route naming the host exactly beats every
+        // wildcard and host-less Gateway route (below): those are then not
+        // walked at all.
+        if own.is_none() && other.is_some_and(|o| o.host.is_exact()) {
+            return other;
+        }
+        let before = own.map_or(usize::MAX, |(position, _)| position);
+        let wider = others.iter().take_while(|&&i| i < before).find_map(serves);
+        let gateway = wider.or(own).map(|(_, r)| r);
         match (gateway, other) {
             // An exact host beats a wildcard or missing one whatever the
             // route's kind: a host-less HTTPRoute (possibly another
@@ -783,6 +789,41 @@ mod tests {
             assert_eq!(checks() - before, 1, "{host}: one test for 201 routes");
             assert_eq!(served, !g.excludes(host), "{host}");
         }
+    }
+
+    /// Review 28 F3: a host a file or Ingress route names exactly is
+    /// served without walking the wildcard and host-less Gateway routes
+    /// (the exact route beats them all): their conditions are never
+    /// looked at.
+    #[test]
+    fn an_ingress_host_does_not_walk_host_less_gateway_routes() {
+        use realip_kube::routes::ValueMatch;
+        let gw = |i: usize| {
+            let mut r = route(&format!("g{i}"), None, "/");
+            r.gateway = Some(crate::config::GatewayMatch {
+                listeners: vec!["gw".into()],
+                exact: false,
+                method: None,
+                headers: Arc::new([ValueMatch { name: "x-k".into(), value: format!("{i}") }]),
+                query: Arc::default(),
+                except_hosts: Arc::default(),
+                excepted_on: vec![],
+            });
+            r
+        };
+        let mut list: Vec<Route> = (0..200).map(gw).collect();
+        list.push(route("ing", Some("ing.test"), "/"));
+        let routes = Routes::new(list);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-k", http::HeaderValue::from_static("none"));
+        let req = Request { method: &http::Method::GET, headers: &headers, query: None };
+        let lookups = || LOOKUPS.with(std::cell::Cell::get);
+        let before = lookups();
+        assert_eq!(routes.find_request("gw", "ing.test", "/", &req).map(|r| &*r.name), Some("ing"));
+        assert_eq!(lookups() - before, 0);
+        // Another host walks them (and is served by none).
+        assert!(routes.find_request("gw", "other.test", "/", &req).is_none());
+        assert_eq!(lookups() - before, 1);
     }
 
     /// Method, header and query conditions all have to hold; the first
