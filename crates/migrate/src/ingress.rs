@@ -1040,14 +1040,21 @@ pub fn plan<'a>(
     // spaces removed) and canary-by-header-pattern (IsValidRegex): with
     // annotation validation on (or possibly on), a value that fails is
     // taken as '' (canary/main.go), and `always`/`never` decide.
+    // The validators read the annotation as written, before the trim
+    // (`checkAnnotation`): a tab or newline fails them (review 28).
     let (validating, _) = crate::drops::annotation_validation(setup);
-    let value_ok = |v: &str| {
-        !validating || v.replace(' ', "").bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:".contains(&b))
+    let raw = |k: &str| o.annotation(&format!("{prefix}{k}")).unwrap_or_default();
+    let value_ok = |k: &str| {
+        !validating || raw(k).replace(' ', "").bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:".contains(&b))
     };
-    let pattern_ok =
-        |v: &str| !validating || v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:^$[](){}*+?|&=\\".contains(&b));
-    let usable_value = get("canary-by-header-value").is_some_and(|v| !v.is_empty() && value_ok(v));
-    let usable_pattern = get("canary-by-header-pattern").is_some_and(|v| !v.is_empty() && pattern_ok(v));
+    let pattern_ok = |k: &str| {
+        !validating || raw(k).bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:^$[](){}*+?|&=\\".contains(&b))
+    };
+    let usable_header = get("canary-by-header").filter(|_| value_ok("canary-by-header")).and_then(canary_header);
+    let usable_value =
+        get("canary-by-header-value").is_some_and(|v| !v.is_empty() && value_ok("canary-by-header-value"));
+    let usable_pattern =
+        get("canary-by-header-pattern").is_some_and(|v| !v.is_empty() && pattern_ok("canary-by-header-pattern"));
     let access_kind = if eg { "SecurityPolicy" } else { "ClientAccessPolicy" };
     let rate_kind = if eg { "BackendTrafficPolicy" } else { "ClientAccessPolicy" };
     let access_to = format!("{access_kind} {}/{}", o.namespace, o.name);
@@ -1362,6 +1369,7 @@ pub fn plan<'a>(
                 Some(_) => push(key, Status::Ignored, "", "negative: balancer.lua sends no request to the canary by weight, nor does the output".into()),
                 None => push(key, Status::Ignored, "", format!("{v:?} is not a number to Go's Atoi (ingress-nginx does not trim it): ingress-nginx takes 0, so does the output")),
             },
+            "canary-by-header" if !value_ok(key) => push(key, Status::Ignored, "", "fails ingress-nginx's validator (letters, digits and `-._~/:`, spaces removed, read as written) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead and routes by no header, nor does the output".into()),
             "canary-by-header" if !eg && canary_header(v).is_some() && usable_pattern && !usable_value => push(key, Status::NotConverted, "", "requests are matched on this header by canary-by-header-pattern, which realip's Gateway cannot match (see that entry): no header rule is emitted".into()),
             "canary-by-header" => match canary_header(v) {
                 None if v.is_empty() => push(key, Status::Ignored, "", "empty: ingress-nginx reads no header (its parseString refuses an empty value), nor does the output".into()),
@@ -1369,14 +1377,14 @@ pub fn plan<'a>(
                 Some(h) if h != v => push(key, Status::Converted, "HTTPRoute rule with a header match", format!("requests with the header go to the canary (`never` keeps them on the main backend); matched as `{h}`: nginx reads it as $http_{}, where `_` stands for `-` (and a request header spelled with `_` is ignored)", v.to_ascii_lowercase())),
                 Some(_) => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests with the header go to the canary (`never` keeps them on the main backend)".into()),
             },
-            "canary-by-header-value" | "canary-by-header-pattern" if get("canary-by-header").and_then(canary_header).is_none() => {
+            "canary-by-header-value" | "canary-by-header-pattern" if usable_header.is_none() => {
                 push(key, Status::Ignored, "", "without a usable canary-by-header ingress-nginx never reads it, nor does the output".into());
             }
             "canary-by-header-value" | "canary-by-header-pattern" if v.is_empty() => {
                 push(key, Status::Ignored, "", "empty: balancer.lua skips it, so does the output".into());
             }
-            "canary-by-header-value" if !value_ok(v) => push(key, Status::Ignored, "", "fails ingress-nginx's validator (letters, digits and `-._~/:`, spaces removed) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead, so `always`/`never` decide, as in the output".into()),
-            "canary-by-header-pattern" if !pattern_ok(v) => push(key, Status::Ignored, "", "fails ingress-nginx's validator (letters, digits, `-._~/:` and `^$[](){}*+?|&=\\`, no spaces) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead, so `always`/`never` decide, as in the output".into()),
+            "canary-by-header-value" if !value_ok(key) => push(key, Status::Ignored, "", "fails ingress-nginx's validator (letters, digits and `-._~/:`, spaces removed) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead, so `always`/`never` decide, as in the output".into()),
+            "canary-by-header-pattern" if !pattern_ok(key) => push(key, Status::Ignored, "", "fails ingress-nginx's validator (letters, digits, `-._~/:` and `^$[](){}*+?|&=\\`, no spaces) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead, so `always`/`never` decide, as in the output".into()),
             "canary-by-header-value" => push(key, Status::Converted, "HTTPRoute rule with a header match", "requests whose header has exactly this value go to the canary".into()),
             "canary-by-header-pattern" if usable_value => {
                 push(key, Status::Ignored, "", "canary-by-header-value is set, and balancer.lua then never looks at the pattern, nor does the output".into());
@@ -1407,11 +1415,12 @@ pub fn plan<'a>(
         // Go's Atoi; a negative weight sends nothing, as none.
         let num = |k: &str| get(k).and_then(go_atoi).filter(|n| *n >= 0).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
         let nonempty = |k: &str| get(k).filter(|v| !v.is_empty()).map(str::to_owned);
-        let header = get("canary-by-header").and_then(canary_header);
-        let header_value = nonempty("canary-by-header-value").filter(|v| value_ok(v));
+        let header = usable_header.clone();
+        let header_value = nonempty("canary-by-header-value").filter(|_| value_ok("canary-by-header-value"));
         // balancer.lua searches the value for the pattern; Envoy matches it whole.
-        let header_pattern =
-            nonempty("canary-by-header-pattern").filter(|v| pattern_ok(v)).filter(|_| header_value.is_none());
+        let header_pattern = nonempty("canary-by-header-pattern")
+            .filter(|_| pattern_ok("canary-by-header-pattern"))
+            .filter(|_| header_value.is_none());
         // With a pattern, balancer.lua never reads `always`/`never`: a
         // pattern realip cannot match leaves no header rule at all.
         let header = header.filter(|_| eg || header_value.is_some() || header_pattern.is_none());

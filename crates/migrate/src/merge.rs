@@ -636,8 +636,10 @@ fn deleted_alternatives(
 /// server's default root, and belongs to another Ingress; the webhook
 /// refuses it when neither Ingress has a `canary` annotation (any value:
 /// a non-canary with `canary: "false"` owns locations but is never
-/// refused, nor is what clashes with it). Canary Ingresses own no
-/// location here (a canary pair is left to `merge`). When the two
+/// refused, nor is what clashes with it), or when both are canaries. A
+/// canary owns the locations of its paths whose upstream a non-canary
+/// made (no path whose upstream a canary made, NoServer, is placed).
+/// When the two
 /// Ingresses' order is not known (no creationTimestamp on either, or the
 /// same), either may have been applied second: both are returned.
 #[allow(clippy::too_many_lines)] // getBackendServers, updateServerLocations and checkOverlap, per Ingress
@@ -651,17 +653,21 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         verbatim: bool,
     }
     let plain = |o: &Object| o.annotation(&format!("{}/canary", setup.prefix)).is_none();
-    let mut order: Vec<&Object> = ings.iter().copied().filter(|o| !is_canary(o, &setup.prefix)).collect();
+    let canary = |o: &Object| is_canary(o, &setup.prefix);
+    let mut order: Vec<&Object> = ings.to_vec();
     nginx_order(&mut order);
     let by_id: BTreeMap<String, &Object> = order.iter().map(|o| (o.id(), *o)).collect();
+    // getBackendServers places no path whose upstream a canary made (NoServer).
+    let ups = upstreams(&order, &setup.prefix);
     // Each Ingress's Service paths: (server, path as written or `/`, pathType).
     let paths = |o: &Object| -> Vec<(String, String, String)> {
         let mut out = Vec::new();
         for rule in rules_of(o) {
             let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).unwrap_or("_");
             for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
-                if upstream_name(&o.namespace, p.get("backend").unwrap_or(p)).is_none() {
-                    continue;
+                match upstream_name(&o.namespace, p.get("backend").unwrap_or(p)) {
+                    Some((name, _)) if !ups.get(&name).is_some_and(|u| u.no_server) => {}
+                    _ => continue,
                 }
                 let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/");
                 out.push((
@@ -684,7 +690,8 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         accepted
             .iter()
             .find(|o| {
-                rules_of(o).is_empty()
+                !canary(o)
+                    && rules_of(o).is_empty()
                     && o.doc.at(&["spec", "defaultBackend"]).is_some_and(|b| upstream_name(&o.namespace, b).is_some())
             })
             .map(|o| o.id())
@@ -724,17 +731,15 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
             normalized.push((l.host.clone(), slash, l.owner.clone()));
         }
         let me = ing.id();
-        let owned_by_plain = |owner: &String| by_id.get(owner).is_some_and(|o| plain(o));
-        let clash = plain(ing)
-            .then(|| {
-                paths(ing).into_iter().find_map(|(host, path, _)| {
-                    normalized
-                        .iter()
-                        .find(|(h, p, owner)| *h == host && *p == path && *owner != me && owned_by_plain(owner))
-                        .map(|(_, _, owner)| (host, path, owner.clone()))
-                })
-            })
-            .flatten();
+        // checkOverlap: refused when both are canaries, or neither has the annotation.
+        let refuses =
+            |owner: &String| by_id.get(owner).is_some_and(|o| (canary(ing) && canary(o)) || (plain(ing) && plain(o)));
+        let clash = paths(ing).into_iter().find_map(|(host, path, _)| {
+            normalized
+                .iter()
+                .find(|(h, p, owner)| *h == host && *p == path && *owner != me && refuses(owner))
+                .map(|(_, _, owner)| (host, path, owner.clone()))
+        });
         let Some((host, path, owner)) = clash else {
             accepted.push(ing);
             continue;

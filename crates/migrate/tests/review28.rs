@@ -7,6 +7,8 @@
 
 mod common;
 
+use std::fmt::Write as _;
+
 use common::{controller, controller_at, find, ingress, one, routes, run, status};
 use realip_migrate::{Status, Target};
 use serde_json::json;
@@ -219,4 +221,79 @@ fn canary_weights_above_the_crds_maximum_are_scaled() {
         let refs = &one(&m, "HTTPRoute")["spec"]["rules"][0]["backendRefs"];
         assert_eq!([refs[0]["weight"].as_u64().unwrap(), refs[1]["weight"].as_u64().unwrap()], want, "{w}/{total}");
     }
+}
+
+/// An Ingress in namespace `web` created on day `day` of 2024 with these
+/// annotations (prefix added) and (host, path, Service) Prefix paths.
+fn ing(name: &str, day: u32, anns: &[(&str, &str)], paths: &[(&str, &str, &str)]) -> String {
+    let mut out = format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: {name}\n  namespace: web\n  creationTimestamp: \"2024-01-{day:02}T00:00:00Z\"\n"
+    );
+    if !anns.is_empty() {
+        out.push_str("  annotations:\n");
+        for (k, v) in anns {
+            let _ = writeln!(out, "    nginx.ingress.kubernetes.io/{k}: {}", serde_json::to_string(v).unwrap());
+        }
+    }
+    out.push_str("spec:\n  ingressClassName: nginx\n  rules:\n");
+    for (host, path, svc) in paths {
+        let _ = write!(out, "  - host: {host}\n    http:\n      paths:\n      - path: {path}\n        pathType: Prefix\n        backend:\n          service:\n            name: {svc}\n            port:\n              number: 80\n");
+    }
+    out
+}
+
+/// Third round, F1 and F2: a canary whose path's upstream a non-canary
+/// made owns that location; the webhook refuses a second canary on it
+/// (both canaries), and refuses no plain Ingress on it (the owner has the
+/// annotation).
+#[test]
+fn canaries_that_own_locations_take_part_in_the_overlap_check() {
+    let webhook = controller_at("v1.15.1", &["--validating-webhook=:8443"], &[]);
+    let main = ing("m", 1, &[], &[("other.example", "/", "main"), ("h.example", "/y", "stable-y")]);
+    let first = ing("a", 2, &[("canary", "true")], &[("h.example", "/x", "main")]);
+    let second = ing(
+        "b",
+        3,
+        &[("canary", "true"), ("canary-weight", "50")],
+        &[("h.example", "/x", "main"), ("h.example", "/y", "canary-y")],
+    );
+    let m = run(&[webhook.clone(), main.clone(), first.clone(), second], Target::Realip);
+    let e = m.report.entries.iter().find(|e| e.object == "Ingress/web/b" && e.key == "spec.rules");
+    assert!(e.is_some_and(|e| e.why.contains("already defined in ingress web/a")), "{}", m.report.text());
+    let plain = ing("p", 3, &[], &[("h.example", "/x", "p")]);
+    let later = ing("q", 4, &[], &[("h.example", "/x", "q"), ("h.example", "/z", "q")]);
+    let m = run(&[webhook, main, first, plain, later], Target::Realip);
+    assert!(m.report.entries.iter().all(|e| e.key != "spec.rules"), "{}", m.report.text());
+}
+
+/// Third round, F3: the canary validators read the annotation as
+/// written: a tab fails them (the trimmed value would pass).
+#[test]
+fn canary_validators_read_the_value_before_the_trim() {
+    let main = ingress("site", "/", &[], "");
+    let canary = |anns: &[(&str, &str)]| {
+        let mut a = vec![("canary", "true"), ("canary-weight", "10")];
+        a.extend_from_slice(anns);
+        ingress("site-canary", "/", &a, "")
+    };
+    let values = |m: &realip_migrate::Migration| -> Vec<String> {
+        one(m, "HTTPRoute")["spec"]["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|r| r["matches"][0]["headers"][0]["value"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let ctl = controller_at("v1.15.1", &[], &[]);
+    let m = run(
+        &[ctl.clone(), main.clone(), canary(&[("canary-by-header", "x-canary"), ("canary-by-header-value", "abc\t")])],
+        Target::Realip,
+    );
+    assert_eq!(values(&m), ["always", "never"]);
+    let m = run(
+        &[ctl, main, canary(&[("canary-by-header", "x-canary\t"), ("canary-by-header-value", "abc")])],
+        Target::Realip,
+    );
+    assert!(values(&m).is_empty());
+    assert_eq!(status(&m, "canary-by-header"), Status::Ignored);
 }

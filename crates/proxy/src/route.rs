@@ -160,6 +160,21 @@ struct Conditions {
     excepts: Vec<Exclusion>,
 }
 
+/// The numbers of a list of conditions, `number` giving each its own;
+/// a list shared by several routes (one `Arc`) is numbered once.
+fn numbered(
+    list: &Arc<[realip_kube::routes::ValueMatch]>,
+    empty: &Ids,
+    seen: &mut foldhash::HashMap<usize, Ids>,
+    mut number: impl FnMut(&realip_kube::routes::ValueMatch) -> u32,
+) -> Ids {
+    if list.is_empty() {
+        return Arc::clone(empty);
+    }
+    let ids = seen.entry(Arc::as_ptr(list).addr()).or_insert_with(|| list.iter().map(&mut number).collect());
+    Arc::clone(ids)
+}
+
 /// A list of hosts left out, as sets: a request's host is then tested
 /// against it once, with a look-up per label, however long the list
 /// (review 28 F1: a host-less listener's routes each scanned every
@@ -242,47 +257,17 @@ impl Conditions {
                     u32::try_from(c.excepts.len() - 1).unwrap_or(u32::MAX)
                 })
             });
-            let headers = if g.headers.is_empty() {
-                Arc::clone(&empty)
-            } else {
-                let at = Arc::as_ptr(&g.headers).addr();
-                if let Some(ids) = seen.get(&at) {
-                    Arc::clone(ids)
-                } else {
-                    let ids: Arc<[u32]> = g
-                        .headers
-                        .iter()
-                        .map(|m| {
-                            let values = c.headers.entry(m.name.to_ascii_lowercase().into()).or_default();
-                            *values.entry(m.value.as_bytes().into()).or_insert_with(|| number(&mut next))
-                        })
-                        .collect();
-                    seen.insert(at, Arc::clone(&ids));
-                    ids
-                }
-            };
-            let query = if g.query.is_empty() {
-                Arc::clone(&empty)
-            } else {
-                let at = Arc::as_ptr(&g.query).addr();
-                if let Some(ids) = seen.get(&at) {
-                    Arc::clone(ids)
-                } else {
-                    let ids: Arc<[u32]> = g
-                        .query
-                        .iter()
-                        .map(|m| {
-                            let (_, values) = c.query.entry(m.name.as_str().into()).or_insert_with(|| {
-                                names += 1;
-                                (names, foldhash::HashMap::default())
-                            });
-                            *values.entry(m.value.as_str().into()).or_insert_with(|| number(&mut next))
-                        })
-                        .collect();
-                    seen.insert(at, Arc::clone(&ids));
-                    ids
-                }
-            };
+            let headers = numbered(&g.headers, &empty, &mut seen, |m| {
+                let values = c.headers.entry(m.name.to_ascii_lowercase().into()).or_default();
+                *values.entry(m.value.as_bytes().into()).or_insert_with(|| number(&mut next))
+            });
+            let query = numbered(&g.query, &empty, &mut seen, |m| {
+                let (_, values) = c.query.entry(m.name.as_str().into()).or_insert_with(|| {
+                    names += 1;
+                    (names, foldhash::HashMap::default())
+                });
+                *values.entry(m.value.as_str().into()).or_insert_with(|| number(&mut next))
+            });
             c.of.push((headers, query, except));
         }
         c
