@@ -245,16 +245,20 @@ impl Conditions {
         // Shared lists by address: their numbers, computed once.
         let mut seen: foldhash::HashMap<usize, Arc<[u32]>> = foldhash::HashMap::default();
         let mut except_seen: foldhash::HashMap<usize, u32> = foldhash::HashMap::default();
+        let mut by_content: foldhash::HashMap<&[String], u32> = foldhash::HashMap::default();
         let mut names = 0u32;
         for r in routes {
             let Some(g) = &r.gateway else {
                 c.of.push((Arc::clone(&empty), Arc::clone(&empty), None));
                 continue;
             };
+            // Lists equal in content (one per HTTPRoute) are one exclusion.
             let except = (!g.except_hosts.is_empty()).then(|| {
                 *except_seen.entry(Arc::as_ptr(&g.except_hosts).addr()).or_insert_with(|| {
-                    c.excepts.push(Exclusion::new(&g.except_hosts));
-                    u32::try_from(c.excepts.len() - 1).unwrap_or(u32::MAX)
+                    *by_content.entry(&g.except_hosts[..]).or_insert_with(|| {
+                        c.excepts.push(Exclusion::new(&g.except_hosts));
+                        u32::try_from(c.excepts.len() - 1).unwrap_or(u32::MAX)
+                    })
                 })
             });
             let headers = numbered(&g.headers, &empty, &mut seen, |m| {
