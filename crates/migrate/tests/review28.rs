@@ -179,29 +179,17 @@ fn an_overlap_of_unknown_order_denies_both_and_a_canary_annotation_refuses_nothi
 #[test]
 fn canary_values_failing_ingress_nginxs_validators_fall_back_to_always_and_never() {
     let main = ingress("site", "/", &[], "");
-    let canary = |anns: &[(&str, &str)]| {
-        let mut a = vec![("canary", "true"), ("canary-by-header", "X-Canary")];
-        a.extend_from_slice(anns);
-        ingress("site-canary", "/", &a, "")
-    };
-    let values = |m: &realip_migrate::Migration| -> Vec<String> {
-        one(m, "HTTPRoute")["spec"]["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|r| r["matches"][0]["headers"][0]["value"].as_str().map(str::to_owned))
-            .collect()
-    };
+    let canary = |anns: &[(&str, &str)]| canary_of(&[("canary-by-header", "X-Canary")], anns);
     let ctl = controller_at("v1.15.1", &[], &[]);
     let m = run(&[ctl.clone(), main.clone(), canary(&[("canary-by-header-value", "v#1")])], Target::Realip);
-    assert_eq!(values(&m), ["always", "never"]);
+    assert_eq!(header_values(&m), ["always", "never"]);
     assert_eq!(status(&m, "canary-by-header-value"), Status::Ignored);
     let m = run(&[ctl.clone(), main.clone(), canary(&[("canary-by-header-pattern", "^v1,v2$")])], Target::EnvoyGateway);
-    assert_eq!(values(&m), ["always", "never"]);
+    assert_eq!(header_values(&m), ["always", "never"]);
     assert_eq!(status(&m, "canary-by-header-pattern"), Status::Ignored);
     // A valid pattern on realip: no header rule, and the header is not "converted".
     let m = run(&[ctl, main, canary(&[("canary-by-header-pattern", "^v1$")])], Target::Realip);
-    assert!(values(&m).is_empty());
+    assert!(header_values(&m).is_empty());
     assert_eq!(status(&m, "canary-by-header"), Status::NotConverted);
 }
 
@@ -271,29 +259,36 @@ fn canaries_that_own_locations_take_part_in_the_overlap_check() {
 #[test]
 fn canary_validators_read_the_value_before_the_trim() {
     let main = ingress("site", "/", &[], "");
-    let canary = |anns: &[(&str, &str)]| {
-        let mut a = vec![("canary", "true"), ("canary-weight", "10")];
-        a.extend_from_slice(anns);
-        ingress("site-canary", "/", &a, "")
-    };
-    let values = |m: &realip_migrate::Migration| -> Vec<String> {
-        one(m, "HTTPRoute")["spec"]["rules"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|r| r["matches"][0]["headers"][0]["value"].as_str().map(str::to_owned))
-            .collect()
-    };
+    let canary = |anns: &[(&str, &str)]| canary_of(&[("canary-weight", "10")], anns);
     let ctl = controller_at("v1.15.1", &[], &[]);
     let m = run(
         &[ctl.clone(), main.clone(), canary(&[("canary-by-header", "x-canary"), ("canary-by-header-value", "abc\t")])],
         Target::Realip,
     );
-    assert_eq!(values(&m), ["always", "never"]);
+    assert_eq!(header_values(&m), ["always", "never"]);
     let m = run(
         &[ctl, main, canary(&[("canary-by-header", "x-canary\t"), ("canary-by-header-value", "abc")])],
         Target::Realip,
     );
-    assert!(values(&m).is_empty());
+    assert!(header_values(&m).is_empty());
     assert_eq!(status(&m, "canary-by-header"), Status::Ignored);
+}
+
+/// The canary Ingress `site-canary` of `site` (app.example.com `/`) with
+/// these annotations, `base` first.
+fn canary_of(base: &[(&str, &str)], anns: &[(&str, &str)]) -> String {
+    let mut a = vec![("canary", "true")];
+    a.extend_from_slice(base);
+    a.extend_from_slice(anns);
+    ingress("site-canary", "/", &a, "")
+}
+
+/// The header match values of the one HTTPRoute's rules, in order.
+fn header_values(m: &realip_migrate::Migration) -> Vec<String> {
+    one(m, "HTTPRoute")["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["matches"][0]["headers"][0]["value"].as_str().map(str::to_owned))
+        .collect()
 }
