@@ -645,6 +645,7 @@ fn deleted_alternatives(
 #[allow(clippy::too_many_lines)] // getBackendServers, updateServerLocations and checkOverlap, per Ingress
 pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String, String> {
     /// A location: server, path, pathType, owner id, path kept as written.
+    #[derive(Clone)]
     struct Location {
         host: String,
         path: String,
@@ -686,33 +687,50 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
             || ann("use-regex").and_then(crate::ingress::go_bool) == Some(true)
     };
     // The catch-all server's root: the first rule-less Ingress with a Service defaultBackend.
-    let catch_all = |accepted: &[&Object]| {
-        accepted
-            .iter()
-            .find(|o| {
-                !canary(o)
-                    && rules_of(o).is_empty()
-                    && o.doc.at(&["spec", "defaultBackend"]).is_some_and(|b| upstream_name(&o.namespace, b).is_some())
-            })
-            .map(|o| o.id())
+    let is_catch_all = |o: &Object| {
+        !canary(o)
+            && rules_of(o).is_empty()
+            && o.doc.at(&["spec", "defaultBackend"]).is_some_and(|b| upstream_name(&o.namespace, b).is_some())
     };
-    let mut accepted: Vec<&Object> = Vec::new();
+    // The locations of the Ingresses let in so far, per server, in walk
+    // order; each Ingress is checked on the servers it names only, so the
+    // check costs its own paths times theirs, not every Ingress again.
+    let mut servers: BTreeMap<String, Vec<Location>> = BTreeMap::new();
+    let mut catch_all: Option<String> = None;
     let mut refused = BTreeMap::new();
     for ing in order {
-        let mut with: Vec<&Object> = accepted.clone();
-        with.push(ing);
+        let mine = paths(ing);
+        let hosts: BTreeSet<&str> = mine.iter().map(|(h, _, _)| h.as_str()).collect();
+        let root = catch_all.clone().or_else(|| is_catch_all(ing).then(|| ing.id()));
         // getBackendServers: the first Ingress to define a (server, path, pathType) keeps it.
         let mut locs: Vec<Location> = Vec::new();
-        if let Some(owner) = catch_all(&with) {
-            locs.push(Location { host: "_".into(), path: "/".into(), exact: false, owner, verbatim: true });
-        }
-        for o in &with {
-            for (host, path, kind) in paths(o) {
-                let exact = kind == "Exact";
-                if !locs.iter().any(|l| l.host == host && l.path == path && l.exact == exact) {
-                    let verbatim = !exact && verbatim(o, &path);
-                    locs.push(Location { host, path, exact, owner: o.id(), verbatim });
+        for &host in &hosts {
+            if host == "_" {
+                if let Some(owner) = &root {
+                    locs.push(Location {
+                        host: "_".into(),
+                        path: "/".into(),
+                        exact: false,
+                        owner: owner.clone(),
+                        verbatim: true,
+                    });
                 }
+            }
+            let defined = servers.get(host).map(Vec::as_slice).unwrap_or_default();
+            for l in defined {
+                if !locs.iter().any(|k| k.host == l.host && k.path == l.path && k.exact == l.exact) {
+                    locs.push(l.clone());
+                }
+            }
+        }
+        let mut added = Vec::new();
+        for (host, path, kind) in &mine {
+            let exact = kind == "Exact";
+            if !locs.iter().any(|l| l.host == *host && l.path == *path && l.exact == exact) {
+                let verbatim = !exact && verbatim(ing, path);
+                let l = Location { host: host.clone(), path: path.clone(), exact, owner: ing.id(), verbatim };
+                added.push(l.clone());
+                locs.push(l);
             }
         }
         // updateServerLocations.
@@ -734,14 +752,17 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         // checkOverlap: refused when both are canaries, or neither has the annotation.
         let refuses =
             |owner: &String| by_id.get(owner).is_some_and(|o| (canary(ing) && canary(o)) || (plain(ing) && plain(o)));
-        let clash = paths(ing).into_iter().find_map(|(host, path, _)| {
+        let clash = mine.into_iter().find_map(|(host, path, _)| {
             normalized
                 .iter()
                 .find(|(h, p, owner)| *h == host && *p == path && *owner != me && refuses(owner))
                 .map(|(_, _, owner)| (host, path, owner.clone()))
         });
         let Some((host, path, owner)) = clash else {
-            accepted.push(ing);
+            for l in added {
+                servers.entry(l.host.clone()).or_default().push(l);
+            }
+            catch_all = root;
             continue;
         };
         let shown = owner.strip_prefix("Ingress/").unwrap_or(&owner);

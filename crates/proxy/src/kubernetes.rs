@@ -191,7 +191,7 @@ pub struct Warning {
 /// What older Ingresses' hosts take from a wildcard or host-less Gateway
 /// route: its longer list of hosts left out (when longer), the (bind,
 /// host) pairs left out on some binds only, and the warning.
-type LeftOut = (Option<Arc<[String]>>, Vec<(String, String)>, Option<String>);
+type LeftOut = (Option<Arc<[String]>>, Vec<(String, String)>, Option<Arc<str>>);
 
 /// The upstream pool of a Kubernetes backend.
 fn upstream(b: &realip_kube::ingress::Backend) -> UpstreamConfig {
@@ -1032,7 +1032,7 @@ pub fn compose_with(
     // Hosts older Ingresses keep, left out of wildcard and host-less
     // Gateway routes: per (host, hosts left out before, binds).
     let mut left_out_memo: HashMap<(Option<String>, usize, Vec<String>), LeftOut> = HashMap::new();
-    let mut warned: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
+    let mut warned: std::collections::HashSet<(String, usize)> = std::collections::HashSet::new();
     let mut interned: std::collections::HashSet<Arc<[String]>> = std::collections::HashSet::new();
     let mut canonical: HashMap<usize, Arc<[String]>> = HashMap::new();
     // The checks `Config::validate` makes of one route, made per route (in
@@ -1141,17 +1141,23 @@ pub fn compose_with(
                     } else {
                         String::new()
                     };
-                    format!("{}{more}", said.join("; "))
+                    Arc::<str>::from(format!("{}{more}", said.join("; ")))
                 });
                 let except: Option<Arc<[String]>> =
                     (!hosts.is_empty()).then(|| g.except_hosts.iter().cloned().chain(hosts).collect());
                 (except, only_on, message)
             });
-            let (except, only_on, message) = (left.0.clone(), left.1.clone(), left.2.clone());
-            let origin = origin_of(&name);
-            if let Some(message) = message {
-                if warned.insert((origin.clone(), message.clone())) {
-                    warnings.push(Warning { route: name.clone(), origin, message, narrowed: None });
+            let (except, only_on) = (left.0.clone(), left.1.clone());
+            // One warning per route origin and message (the message is one `Arc` per memo entry).
+            if let Some(message) = &left.2 {
+                let origin = origin_of(&name);
+                if warned.insert((origin.clone(), Arc::as_ptr(message).addr())) {
+                    warnings.push(Warning {
+                        route: name.clone(),
+                        origin,
+                        message: message.to_string(),
+                        narrowed: None,
+                    });
                 }
             }
             if except.is_some() || !only_on.is_empty() {
