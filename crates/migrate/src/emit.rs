@@ -213,15 +213,23 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
 /// `total`: `total − w` and `w` (w at most total), scaled down to the
 /// HTTPRoute CRD's largest weight (1,000,000) keeping the canary's share
 /// to a millionth (review 28: a larger canary-weight-total made the API
-/// server refuse the whole route).
-pub fn weights(w: u32, total: u32) -> (u32, u32) {
-    const MAX: u64 = 1_000_000;
+/// server refuse the whole route). A share strictly between none and all
+/// stays so: it never rounds to 0 or to 1,000,000.
+pub fn weights(w: u64, total: u64) -> (u32, u32) {
+    const MAX: u128 = 1_000_000;
     let w = w.min(total);
-    if u64::from(total) <= MAX {
-        return (total - w, w);
-    }
-    let canary = u32::try_from((u64::from(w) * MAX + u64::from(total) / 2) / u64::from(total)).unwrap_or(0);
-    (1_000_000 - canary, canary)
+    let canary = if u128::from(total) <= MAX {
+        u128::from(w)
+    } else {
+        let scaled = (u128::from(w) * MAX + u128::from(total) / 2) / u128::from(total);
+        if w == 0 || w == total {
+            scaled
+        } else {
+            scaled.clamp(1, MAX - 1)
+        }
+    };
+    let main = if u128::from(total) <= MAX { u128::from(total - w) } else { MAX - canary };
+    (u32::try_from(main).unwrap_or(u32::MAX), u32::try_from(canary).unwrap_or(u32::MAX))
 }
 
 /// Everything emitted, before sorting.
@@ -851,5 +859,22 @@ fn client_ip_policy(gw: &Gateway, ci: &ClientIp, target: Target, out: &mut Vec<V
                 out.push(json!({"apiVersion": "gateway.envoyproxy.io/v1alpha1", "kind": "ClientTrafficPolicy", "metadata": meta(&name, &gw.namespace), "spec": spec}));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::weights;
+
+    #[test]
+    fn weights_keep_the_share_within_the_crd_maximum() {
+        assert_eq!(weights(20, 100), (80, 20));
+        assert_eq!(weights(200, 100), (0, 100), "a weight over the total is all");
+        assert_eq!(weights(1, 4_000_000), (999_999, 1), "a tiny share is not rounded to none");
+        assert_eq!(weights(3_999_999, 4_000_000), (1, 999_999), "nor a near-total share to all");
+        assert_eq!(weights(0, 4_000_000), (1_000_000, 0));
+        assert_eq!(weights(4_000_000, 4_000_000), (0, 1_000_000));
+        // Beyond u32: Go's Atoi reads 64-bit values (was clamped to u32::MAX, so 50 % became 100 %).
+        assert_eq!(weights(5_000_000_000, 10_000_000_000), (500_000, 500_000));
     }
 }

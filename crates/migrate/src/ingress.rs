@@ -140,9 +140,9 @@ pub struct Rate {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Canary {
     /// canary-weight.
-    pub weight: Option<u32>,
+    pub weight: Option<u64>,
     /// canary-weight-total (default 100).
-    pub total: u32,
+    pub total: u64,
     /// canary-by-header.
     pub header: Option<String>,
     /// canary-by-header-value.
@@ -519,6 +519,25 @@ pub const MAX_MATCH: usize = 1024;
 
 fn literal(p: &str) -> bool {
     !p.chars().any(|c| META.contains(c))
+}
+
+/// ingress-nginx's `RegexPathWithCapture` validator of `rewrite-target`
+/// and `app-root` (`^/?[-._~a-zA-Z0-9/:$]*$` on the value as written):
+/// a query, a space or any other character fails it.
+pub fn path_with_capture(raw: &str) -> bool {
+    raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b))
+}
+
+/// The value ingress-nginx applies of `rewrite-target` or `app-root`
+/// (`short`) on `o`: its lines trimmed, `None` when that is empty or when
+/// annotation validation is (or may be) on and the value as written fails
+/// [`path_with_capture`] (rewrite/main.go then takes '': no rewrite, no
+/// regex locations, no redirect).
+pub fn applied_path_annotation<'o>(o: &'o Object, setup: &Setup<'_>, short: &str) -> Option<&'o str> {
+    let raw = o.annotation(&format!("{}/{short}", setup.prefix))?;
+    let (validating, _) = crate::drops::annotation_validation(setup);
+    let value = raw.trim();
+    (!value.is_empty() && (!validating || path_with_capture(raw))).then_some(value)
 }
 
 /// rewrite-target with regex paths, as ingress-nginx writes them:
@@ -1303,6 +1322,11 @@ pub fn plan<'a>(
             },
             "proxy-body-size" => push(key, Status::NotConverted, "", format!("ingress-nginx answered 413 to request bodies over {v} on this Ingress; no Gateway API or policy field limits the request body per route: set it in the data plane (realip's proxy: `limits.max_body_bytes` in realip.toml, for every route; Envoy: a buffer filter via EnvoyPatchPolicy) or in the app")),
             "rewrite-target" | "use-regex" => {} // per path, below
+            "app-root" if applied_path_annotation(o, setup, key).is_none() => push(key, Status::Ignored, "", if v.is_empty() {
+                "empty: no redirect, in ingress-nginx and in the output".to_owned()
+            } else {
+                format!("`{v}` fails ingress-nginx's validator (`^/?[-._~a-zA-Z0-9/:$]*$`, read as written) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead and does not redirect /, nor does the output")
+            }),
             "app-root" => {
                 if v.starts_with('/') && !v.contains('$') {
                     plan.app_root = Some(v.to_owned());
@@ -1365,6 +1389,7 @@ pub fn plan<'a>(
                 push(key, Status::Ignored, "", "balancer.lua uses canary-weight-total only above 100 (else the total is 100), so does the output".into());
             }
             "canary-weight" | "canary-weight-total" => match go_atoi(v) {
+                Some(n) if n >= 0 && get("canary-weight-total").and_then(go_atoi).is_some_and(|t| t > 1_000_000) => push(key, Status::Changed, "HTTPRoute backendRefs weight", "the share of requests that go to the canary, scaled to the HTTPRoute's largest weight (1,000,000): the share is kept to a millionth (a share above none and below all stays so)".into()),
                 Some(n) if n >= 0 => push(key, Status::Converted, "HTTPRoute backendRefs weight", "the share of requests that go to the canary".into()),
                 Some(_) => push(key, Status::Ignored, "", "negative: balancer.lua sends no request to the canary by weight, nor does the output".into()),
                 None => push(key, Status::Ignored, "", format!("{v:?} is not a number to Go's Atoi (ingress-nginx does not trim it): ingress-nginx takes 0, so does the output")),
@@ -1413,7 +1438,7 @@ pub fn plan<'a>(
     }
     if canary {
         // Go's Atoi; a negative weight sends nothing, as none.
-        let num = |k: &str| get(k).and_then(go_atoi).filter(|n| *n >= 0).map(|n| u32::try_from(n).unwrap_or(u32::MAX));
+        let num = |k: &str| get(k).and_then(go_atoi).and_then(|n| u64::try_from(n).ok());
         let nonempty = |k: &str| get(k).filter(|v| !v.is_empty()).map(str::to_owned);
         let header = usable_header.clone();
         let header_value = nonempty("canary-by-header-value").filter(|_| value_ok("canary-by-header-value"));
@@ -1434,7 +1459,7 @@ pub fn plan<'a>(
         });
     }
     // Paths, with use-regex / rewrite-target.
-    let rewrite_target = if canary { None } else { get("rewrite-target") };
+    let rewrite_target = if canary { None } else { applied_path_annotation(o, setup, "rewrite-target") };
     let use_regex = !canary && get("use-regex").map(bool_value) == Some(Ok(true));
     let mut path_entries: Vec<(String, Status, String, String)> = Vec::new();
     let spec = o.doc.get("spec");
@@ -1621,6 +1646,13 @@ pub fn plan<'a>(
         if let Some((_, v, line)) = anns.iter().find(|(n, _, _)| n == k) {
             let (status, to, why) = if canary {
                 (Status::Ignored, String::new(), "ingress-nginx ignores this on a canary Ingress".to_owned())
+            } else if k == "rewrite-target" && rewrite_target.is_none() {
+                let why = if v.is_empty() {
+                    "empty: ingress-nginx reads no target and rewrites nothing, nor does the output".to_owned()
+                } else {
+                    format!("`{v}` fails ingress-nginx's validator (`^/?[-._~a-zA-Z0-9/:$]*$`, read as written) with annotation validation on (--enable-annotation-validation, the default since v1.12; taken as on when not known): ingress-nginx takes '' instead, so it neither rewrites nor serves the paths as regular expressions, nor does the output")
+                };
+                (Status::Ignored, String::new(), why)
             } else if k == "use-regex" && go_bool(v).is_none() {
                 (
                     Status::NotConverted,

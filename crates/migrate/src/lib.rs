@@ -783,7 +783,7 @@ fn regex_hosts(
     for o in ours {
         let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim);
         let regex = ann("use-regex").and_then(ingress::go_bool) == Some(true)
-            || ann("rewrite-target").is_some_and(|t| !t.is_empty());
+            || ingress::applied_path_annotation(o, setup, "rewrite-target").is_some();
         if !regex {
             continue;
         }

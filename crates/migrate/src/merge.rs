@@ -682,9 +682,9 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
     };
     // The path of a Prefix location stays as written with a rewrite or regex.
     let verbatim = |o: &Object, path: &str| {
-        let ann = |k: &str| o.annotation(&format!("{}/{k}", setup.prefix)).map(str::trim);
-        ann("rewrite-target").is_some_and(|t| !t.is_empty() && t != path)
-            || ann("use-regex").and_then(crate::ingress::go_bool) == Some(true)
+        crate::ingress::applied_path_annotation(o, setup, "rewrite-target").is_some_and(|t| t != path)
+            || o.annotation(&format!("{}/use-regex", setup.prefix)).map(str::trim).and_then(crate::ingress::go_bool)
+                == Some(true)
     };
     // The catch-all server's root: the first rule-less Ingress with a Service defaultBackend.
     let is_catch_all = |o: &Object| {
