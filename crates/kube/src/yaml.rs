@@ -18,6 +18,11 @@ use crate::Error;
 /// Deepest nesting accepted (manifests are shallow; this bounds hostile input).
 pub const MAX_DEPTH: usize = 128;
 
+/// Most nodes that aliases may copy in one parse: a manifest reuses a few
+/// small anchors, while nested aliases of aliases ("billion laughs") would
+/// otherwise grow exponentially in memory.
+pub const MAX_ALIASED_NODES: usize = 1_000_000;
+
 /// One node and where it starts.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Node {
@@ -100,6 +105,15 @@ pub struct Duplicate {
     pub first: usize,
 }
 
+/// How many nodes `n` holds, itself included.
+fn size(n: &Node) -> usize {
+    1 + match &n.value {
+        Value::Seq(items) => items.iter().map(size).sum(),
+        Value::Map(entries) => entries.iter().map(|(_, v)| size(v)).sum(),
+        Value::Null | Value::Scalar(_) => 0,
+    }
+}
+
 /// Gives every node of `n` the line `line` (a node reached through an alias).
 fn relocate(n: &mut Node, line: usize) {
     n.line = line;
@@ -134,6 +148,31 @@ fn resolve_merges(entries: Vec<(String, Node)>) -> Vec<(String, Node)> {
     own
 }
 
+/// The node anchor `id` names (null if none), relocated to `at` (line,
+/// column), counted against [`MAX_ALIASED_NODES`] in `aliased`.
+fn copy_alias(
+    anchors: &HashMap<usize, (Node, usize)>,
+    id: usize,
+    aliased: &mut usize,
+    origin: &str,
+    (line, col): (usize, usize),
+) -> Result<Node, Error> {
+    let (mut n, copied) = anchors.get(&id).cloned().unwrap_or((Node { line, value: Value::Null }, 1));
+    *aliased += copied;
+    if *aliased > MAX_ALIASED_NODES {
+        return Err(Error::Yaml {
+            origin: origin.to_owned(),
+            line,
+            col,
+            reason: format!(
+                "aliases copy more than {MAX_ALIASED_NODES} nodes (aliases of aliases that grow without bound)"
+            ),
+        });
+    }
+    relocate(&mut n, line);
+    Ok(n)
+}
+
 /// Parses every document of `text`. `origin` names the source in errors.
 pub fn parse(text: &str, origin: &str) -> Result<Vec<Node>, Error> {
     parse_checked(text, origin).map(|(docs, _)| docs)
@@ -144,7 +183,9 @@ pub fn parse_checked(text: &str, origin: &str) -> Result<(Vec<Node>, Vec<Duplica
     let mut duplicates = Vec::new();
     let mut docs = Vec::new();
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    // Each anchored node with its size, and the nodes aliases copied so far.
+    let mut anchors: HashMap<usize, (Node, usize)> = HashMap::new();
+    let mut aliased = 0usize;
     let mut root: Option<Node> = None;
     for ev in Parser::new_from_str(text) {
         let (ev, span) = ev.map_err(|e| Error::Yaml {
@@ -165,15 +206,11 @@ pub fn parse_checked(text: &str, origin: &str) -> Result<(Vec<Node>, Vec<Duplica
                 let plain_null = style == ScalarStyle::Plain && matches!(&*v, "" | "~" | "null" | "Null" | "NULL");
                 let n = Node { line, value: if plain_null { Value::Null } else { Value::Scalar(v.into_owned()) } };
                 if anchor > 0 {
-                    anchors.insert(anchor, n.clone());
+                    anchors.insert(anchor, (n.clone(), 1));
                 }
                 Some(n)
             }
-            Event::Alias(id) => {
-                let mut n = anchors.get(&id).cloned().unwrap_or(Node { line, value: Value::Null });
-                relocate(&mut n, line);
-                Some(n)
-            }
+            Event::Alias(id) => Some(copy_alias(&anchors, id, &mut aliased, origin, (line, span.start.col() + 1))?),
             Event::SequenceStart(anchor, _) => {
                 stack.push(Frame::Seq(line, anchor, Vec::new()));
                 None
@@ -186,7 +223,7 @@ pub fn parse_checked(text: &str, origin: &str) -> Result<(Vec<Node>, Vec<Duplica
                 Some(Frame::Seq(l, anchor, items)) => {
                     let n = Node { line: l, value: Value::Seq(items) };
                     if anchor > 0 {
-                        anchors.insert(anchor, n.clone());
+                        anchors.insert(anchor, (n.clone(), size(&n)));
                     }
                     Some(n)
                 }
@@ -196,7 +233,7 @@ pub fn parse_checked(text: &str, origin: &str) -> Result<(Vec<Node>, Vec<Duplica
                 Some(Frame::Map(l, anchor, entries, _)) => {
                     let n = Node { line: l, value: Value::Map(resolve_merges(entries)) };
                     if anchor > 0 {
-                        anchors.insert(anchor, n.clone());
+                        anchors.insert(anchor, (n.clone(), size(&n)));
                     }
                     Some(n)
                 }
@@ -283,5 +320,21 @@ mod tests {
         assert!(e.starts_with("bad.yaml:"), "{e}");
         let deep = "[".repeat(200);
         assert!(parse(&deep, "deep").is_err());
+    }
+
+    #[test]
+    fn aliases_of_aliases_are_bounded() {
+        // Nine levels of ten aliases each: 10^9 nodes if expanded.
+        let mut lines = vec![String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]")];
+        for i in 1..10 {
+            let p = i - 1;
+            lines.push(format!("a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]"));
+        }
+        let text = lines.join("\n");
+        let e = parse(&text, "bomb.yaml").unwrap_err().to_string();
+        assert!(e.starts_with("bomb.yaml:") && e.contains("aliases copy more than"), "{e}");
+        // A few levels are fine.
+        let small = lines[..4].join("\n");
+        assert_eq!(parse(&small, "ok").unwrap()[0].at(&["a3"]).unwrap().items().len(), 10);
     }
 }
