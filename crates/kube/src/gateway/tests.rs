@@ -1642,10 +1642,19 @@ fn a_translation_with_the_cache_equals_one_without() {
             }),
             true,
         ),
+        // Written again with the same listener (a new resourceVersion):
+        // what r3 read of the Gateway is the same.
+        (
+            "the Gateway, its listener the same",
+            Box::new(move |w| {
+                w.insert("gateway", gateway(2, "*.example.com"));
+            }),
+            true,
+        ),
         (
             "the Gateway's listener",
             Box::new(move |w| {
-                w.insert("gateway", gateway(2, "*.example.com"));
+                w.insert("gateway", gateway(3, "*.com"));
             }),
             false,
         ),

@@ -2148,12 +2148,17 @@ struct Layout {
     /// A fingerprint of each Gateway's listeners as translated, built on
     /// first use.
     gateway_fp: Vec<std::cell::OnceCell<u64>>,
-    /// A fingerprint of the ReferenceGrants and Namespaces.
-    global: u64,
+    /// A fingerprint of the ReferenceGrants of each namespace (by the
+    /// namespace they are in, which is the namespace they grant into).
+    grants: foldhash::HashMap<String, u64>,
+    /// A fingerprint of each Namespace's labels (what `from: Selector`
+    /// reads of a route's namespace).
+    namespaces: foldhash::HashMap<String, u64>,
 }
 
 impl Layout {
     fn new(ctx: &RouteCtx<'_, '_, '_>) -> Layout {
+        use std::hash::BuildHasher as _;
         let mut parents: [foldhash::HashMap<String, foldhash::HashMap<String, Vec<usize>>>; 2] = Default::default();
         for g in ctx.gateways {
             parents[0].entry(ns_of(&g.metadata)).or_default().entry(name_of(&g.metadata)).or_default();
@@ -2174,19 +2179,24 @@ impl Layout {
             gateways[g].push(i);
             gateway_of.push(g);
         }
-        let global = {
-            use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
-            let mut h = FINGERPRINT.build_hasher();
-            versions_fingerprint(ctx.inp.grants.iter().map(|o| &o.metadata)).hash(&mut h);
-            versions_fingerprint(ctx.inp.namespaces.iter().map(|o| &o.metadata)).hash(&mut h);
-            h.finish()
-        };
+        let mut grants: foldhash::HashMap<String, u64> = foldhash::HashMap::default();
+        for g in &ctx.inp.grants {
+            let fp = grants.entry(ns_of(&g.metadata)).or_default();
+            *fp = FINGERPRINT.hash_one((&g.metadata.uid, &g.metadata.resource_version, *fp));
+        }
+        let namespaces = ctx
+            .inp
+            .namespaces
+            .iter()
+            .filter_map(|n| Some((n.metadata.name.clone()?, FINGERPRINT.hash_one(&n.metadata.labels))))
+            .collect();
         Layout {
             parents,
             gateway_of,
             gateway_fp: gateways.iter().map(|_| std::cell::OnceCell::new()).collect(),
             gateways,
-            global,
+            grants,
+            namespaces,
         }
     }
 
@@ -2217,21 +2227,41 @@ impl<'i> RouteCtx<'_, 'i, '_> {
 
     /// A fingerprint of everything the translation of `route` read besides
     /// the route and the Services it names (which [`RouteCache`] watches
-    /// apart), for a route attached to no listener: each parent it names,
-    /// whether it is the class's, and every listener of that parent's
-    /// Gateway as translated (the listeners a parentRef may select, and
-    /// their siblings, which decide how many routes it would expand to),
-    /// with the ReferenceGrants and Namespaces. While it is the same, such
-    /// a route's part (its count and status) is the same however the rest
-    /// of the context changed, so [`translate_with`] keeps it (review 18
-    /// B1r: a route refused for its namespace's budget is not counted
-    /// again at every Gateway change of another tenant).
+    /// apart): each parent it names, whether it is the class's, and every
+    /// listener of that parent's Gateway as translated (the listeners a
+    /// parentRef may select, their siblings, which decide the hosts it
+    /// leaves out and how many routes it expands to, whether each is
+    /// served, conflicted or closed by its ClientIPPolicy); its own
+    /// namespace's labels; the ReferenceGrants of the other namespaces its
+    /// backends are in. While it is the same, the route's part (entries,
+    /// count and status) is the same however the rest of the context
+    /// changed, so [`translate_with`] keeps it (review 18 B1r: a route
+    /// refused for its namespace's budget is not counted again at every
+    /// Gateway change of another tenant; a ReferenceGrant, a Namespace's
+    /// labels or another Gateway's listeners changed re-translate only the
+    /// routes that read them).
     fn view(&self, route: &HttpRoute) -> u64 {
         use std::hash::{BuildHasher as _, Hash as _, Hasher as _};
         let layout = self.layout();
         let mut h = FINGERPRINT.build_hasher();
-        layout.global.hash(&mut h);
         let rns = ns_of(&route.metadata);
+        // Its namespace's labels (`from: Selector`), and the grants of the
+        // other namespaces its backends are in: a ReferenceGrant elsewhere
+        // or another namespace's labels change nothing of this route.
+        layout.namespaces.get(&rns).hash(&mut h);
+        let mut elsewhere: Vec<&str> = route
+            .spec
+            .rules
+            .iter()
+            .flat_map(|r| &r.backend_refs)
+            .filter_map(|b| b.namespace.as_deref())
+            .filter(|n| *n != rns)
+            .collect();
+        elsewhere.sort_unstable();
+        elsewhere.dedup();
+        for n in elsewhere {
+            (n, layout.grants.get(n)).hash(&mut h);
+        }
         for pref in &route.spec.parent_refs {
             let kind = pref.kind.as_deref().unwrap_or("Gateway");
             let pns = pref.namespace.as_deref().unwrap_or(&rns);
@@ -2245,8 +2275,9 @@ impl<'i> RouteCtx<'_, 'i, '_> {
                         let mut h = FINGERPRINT.build_hasher();
                         for &i in &layout.gateways[g] {
                             // Everything decided about the listener (its
-                            // `attached` is not counted yet).
-                            format!("{:?}", self.listeners[i]).hash(&mut h);
+                            // `attached` is not counted yet), and where it
+                            // is: a part names its listeners by index.
+                            (i, format!("{:?}", self.listeners[i])).hash(&mut h);
                         }
                         h.finish()
                     });
@@ -2316,10 +2347,9 @@ struct RoutePart {
     /// routes it expands to and its status as translated (its entries are
     /// dropped: a refused route costs nothing but this).
     over: Option<(usize, Option<Arc<ObjectStatus>>)>,
-    /// Attached to no listener (refused, or accepted by no parent): its
-    /// [`RouteCtx::view`], with which it stays valid across changes of
-    /// the rest of the context (it has no entries, and its count and
-    /// status depend on nothing else).
+    /// Its [`RouteCtx::view`], with which it stays valid across changes
+    /// of the rest of the context (its entries, count and status depend
+    /// on nothing else).
     view: Option<u64>,
     /// Why [`over_budget`] refused it (its status says so).
     refused: Option<String>,
@@ -2339,12 +2369,13 @@ impl RoutePart {
 /// TLS Secrets (by uid and `resourceVersion`), the class and the proxy's
 /// binds, and the Services it names (a change of any other Service keeps
 /// it: review 14 L5). A change of one HTTPRoute among 10,000 then
-/// translates one route. A route attached to no listener (refused for its
-/// namespace's budget, or accepted by none of its parents) is kept across
-/// a change of those objects too while what it read of them is the same
-/// ([`RouteCtx::view`]: its parents' Gateways' listeners as translated,
-/// the ReferenceGrants and Namespaces). Objects without a
-/// `resourceVersion` (tooling, tests) turn the cache off.
+/// translates one route. A route is kept across a change of those objects
+/// too while what it read of them is the same ([`RouteCtx::view`]: its
+/// parents' Gateways' listeners as translated, its namespace's labels, the
+/// ReferenceGrants of the namespaces its backends are in): an edit of a
+/// ClientIPPolicy that leaves the listeners as they were, another tenant's
+/// Gateway or a ReferenceGrant elsewhere translates no route again.
+/// Objects without a `resourceVersion` (tooling, tests) turn the cache off.
 #[derive(Debug, Default)]
 pub struct RouteCache {
     context: Option<u64>,
@@ -2962,7 +2993,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
     attached.dedup();
     pending.sort_unstable();
     pending.dedup();
-    let view = attached.is_empty().then(|| ctx.view(route));
+    let view = Some(ctx.view(route));
     RoutePart {
         version: version(&route.metadata),
         uid: route.metadata.uid.clone(),
@@ -3333,8 +3364,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let layout = std::cell::OnceCell::new();
     let service_fp = services_fingerprint(inp);
     let context = context_fingerprint(inp).filter(|_| service_fp.is_some());
-    // Parts attached nowhere outlive a change of the context while what
-    // they read of it is the same ([`RouteCtx::view`]).
+    // Parts outlive a change of the context while what they read of it
+    // is the same ([`RouteCtx::view`]).
     let mut carried: foldhash::HashMap<String, Arc<RoutePart>> = foldhash::HashMap::default();
     if context.is_none() || cache.context != context {
         if context.is_some() && cache.context.is_some() {

@@ -93,19 +93,21 @@ fn routes_refused_for_the_budget_are_not_counted_again_at_each_gateway_change() 
         n
     };
     let mut seen = cache.translated();
-    // Another tenant's Gateway changes: only the served route again.
+    // Another tenant's Gateway changes: no route is translated again (the
+    // served one reads g0 only).
     world.insert("other".into(), gateway("go", 2, "other", 17, "other.org"));
     both(&world, budget, &mut cache);
-    assert_eq!(translated(&cache, &mut seen), 1, "another Gateway changed");
+    assert_eq!(translated(&cache, &mut seen), 0, "another Gateway changed");
     // A Gateway they name is written without a change of its listeners
     // (a status write moves its resourceVersion).
     world.insert("g1".into(), gateway("g1", 2, "g1", 16, "g1.example.com"));
     both(&world, budget, &mut cache);
-    assert_eq!(translated(&cache, &mut seen), 1, "a status write");
-    // A listener they would attach to changes: all are counted again.
+    assert_eq!(translated(&cache, &mut seen), 0, "a status write");
+    // A listener they would attach to changes: all are counted again (the
+    // served route, on g0, is not).
     world.insert("g2".into(), gateway("g2", 2, "g2", 15, "g2.example.com"));
     let t = both(&world, budget, &mut cache);
-    assert_eq!(translated(&cache, &mut seen), 1 + REFUSED, "a listener they name");
+    assert_eq!(translated(&cache, &mut seen), REFUSED, "a listener they name");
     let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
     assert!(parents[0].conditions[0].message.contains("this one 126"), "{parents:?}");
     // The budget grows past one of them: it is translated and served.
@@ -304,9 +306,9 @@ fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
                 .map(|i| {
                     let h = rng.pick(&HOSTS);
                     let host = if h.is_empty() { String::new() } else { format!(", hostname: '{h}'") };
-                    format!(
-                        "{{name: l{i}, port: 80, protocol: HTTP{host}, allowedRoutes: {{namespaces: {{from: All}}}}}}"
-                    )
+                    // Some listeners admit the namespaces labelled `tier: front` only.
+                    let from = if rng.below(4) == 0 { "Selector, selector: {matchLabels: {tier: front}}" } else { "All" };
+                    format!("{{name: l{i}, port: 80, protocol: HTTP{host}, allowedRoutes: {{namespaces: {{from: {from}}}}}}}")
                 })
                 .collect();
             format!("[{}]", list.join(", "))
@@ -346,16 +348,16 @@ fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
             ))
             .replace("2026-01-01T00:00:00Z", &format!("2026-01-01T00:00:{:02}Z", rng.below(60)))
         };
+        let grant = |v: u32| {
+            object("rg", v, "gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "team", "web",
+                "spec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team}]\n  to: [{group: '', kind: Service}]")
+        };
         let mut world: BTreeMap<String, String> = BTreeMap::new();
         let class =
             object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}");
         world.insert("class".into(), class);
         world.insert("app".into(), object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80}]}"));
-        world.insert(
-            "grant".into(),
-            object("rg", 1, "gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "team", "web",
-                "spec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team}]\n  to: [{group: '', kind: Service}]"),
-        );
+        world.insert("grant".into(), grant(1));
         for (key, uid) in [("ga", "ga"), ("gb", "gb"), ("gz", "gz")] {
             world.insert(key.into(), gateway(&mut rng, uid, 1, key));
         }
@@ -367,7 +369,7 @@ fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
         let budget = Some(6);
         both(&world, budget, &mut cache);
         for step in 0..60 {
-            match rng.below(9) {
+            match rng.below(11) {
                 0 | 1 => {
                     let k = rng.below(12);
                     let v = bump();
@@ -402,7 +404,8 @@ fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
                         let p = ip_policy("p", "2026-01-01T00:00:00Z", "10.0.0.0/8").replace("name: gw}", "name: gb}");
                         let p =
                             p.replace("metadata: {", &format!("metadata: {{uid: ip, resourceVersion: '{}', ", bump()));
-                        world.insert("ippolicy".into(), p);
+                        // (Its own document: the next key's object follows.)
+                        world.insert("ippolicy".into(), p + "---\n");
                     }
                 }
                 7 => {
@@ -415,6 +418,20 @@ fn a_translation_with_the_cache_equals_one_without_through_random_changes() {
                             )),
                         );
                     }
+                }
+                9 => {
+                    // The grant that lets team's routes reach web's Service.
+                    // Removed, or written again (a new resourceVersion).
+                    if world.remove("grant").is_none() || rng.below(2) == 0 {
+                        world.insert("grant".into(), grant(bump()));
+                    }
+                }
+                10 => {
+                    // A Namespace's labels (what `from: Selector` reads).
+                    let ns = rng.pick(&["team", "web"]);
+                    let labels = if rng.below(2) == 0 { "{tier: front}" } else { "{tier: back}" };
+                    let v = bump();
+                    world.insert(format!("ns-{ns}"), format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}, uid: ns-{ns}, resourceVersion: '{v}', labels: {labels}}}\n---\n"));
                 }
                 _ => {
                     let port = 80 + rng.below(2);
@@ -611,4 +628,63 @@ fn the_grant_index_allows_what_the_grants_say() {
             "{from_kind} {from_ns} → {kind} {ns}/{name}"
         );
     }
+}
+
+/// Issue 13 scale: a change of the context translates again only the
+/// routes that read what changed. 40 routes on Gateway g0, four of them
+/// (namespace `team`) sending to Service web/app under a ReferenceGrant:
+/// an edit of g0's ClientIPPolicy (its trusted proxies: the listeners stay
+/// as they were) and a ReferenceGrant in a namespace no route sends to
+/// translate none; removing the grant the four use translates those four
+/// (and refuses their backend, as a translation from scratch does).
+#[test]
+fn a_policy_or_grant_change_translates_only_the_routes_that_read_it() {
+    const ROUTES: usize = 40;
+    let mut world: BTreeMap<String, String> = BTreeMap::new();
+    world.insert(
+        "class".into(),
+        object("c", 1, GW, "GatewayClass", "realip", "", "spec: {controllerName: realip.dev/gateway-controller}"),
+    );
+    world.insert("app".into(), object("s1", 1, "v1", "Service", "app", "web", "spec: {ports: [{port: 80}]}"));
+    world.insert("g0".into(), gateway("g0", 1, "g0", 4, "example.com"));
+    for k in 0..ROUTES {
+        let ns = if k % 10 == 0 { "team" } else { "web" };
+        let route = http_route(&format!("r{k}"), 1, &format!("r{k:02}"), 1, &["g0"], 1)
+            .replace("namespace: web", &format!("namespace: {ns}"))
+            .replace("{name: app, port: 80}", "{name: app, namespace: web, port: 80}");
+        world.insert(format!("r{k:02}"), route);
+    }
+    let grant = |uid: &str, ns: &str| {
+        object(uid, 1, "gateway.networking.k8s.io/v1beta1", "ReferenceGrant", "g", ns,
+            "spec:\n  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team}]\n  to: [{group: '', kind: Service}]")
+    };
+    world.insert("grant".into(), grant("rg", "web"));
+    let policy = |version: u32, trusted: &str| {
+        ip_policy("p", "2026-01-01T00:00:00Z", trusted)
+            .replace("name: gw}", "name: g0}")
+            .replace("metadata: {", &format!("metadata: {{uid: ip, resourceVersion: '{version}', "))
+            + "---\n"
+    };
+    world.insert("policy".into(), policy(1, "192.0.2.0/24"));
+    let mut cache = RouteCache::default();
+    let t = both(&world, None, &mut cache);
+    assert_eq!(t.routes.routes.len(), ROUTES * 4, "every route on g0's 4 listeners");
+    let mut seen = cache.translated();
+    let mut translated = |cache: &RouteCache| {
+        let n = cache.translated() - seen;
+        seen = cache.translated();
+        n
+    };
+    world.insert("policy".into(), policy(2, "198.51.100.0/24"));
+    let t = both(&world, None, &mut cache);
+    assert_eq!(t.routes.listeners[0].client_ip.as_ref().unwrap().trusted, ["198.51.100.0/24"]);
+    assert_eq!(translated(&cache), 0, "a ClientIPPolicy edit");
+    world.insert("other-grant".into(), grant("rg2", "elsewhere"));
+    both(&world, None, &mut cache);
+    assert_eq!(translated(&cache), 0, "a ReferenceGrant no route reads");
+    world.remove("grant");
+    let t = both(&world, None, &mut cache);
+    assert_eq!(translated(&cache), ROUTES / 10, "the grant the team routes read");
+    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("team"), "r00").status else { panic!() };
+    assert_eq!(parents[0].conditions[1].reason, "RefNotPermitted", "{parents:?}");
 }
