@@ -14,7 +14,9 @@
 //!   only when no ready one is left (KEP-1669), none → the route answers 503;
 //! - ingress-nginx annotations honoured: `whitelist-source-range` /
 //!   `allowlist-source-range`, `denylist-source-range`, `limit-rps`,
-//!   `limit-burst-multiplier` (default 5, as ingress-nginx),
+//!   `limit-burst-multiplier` (default 5, as ingress-nginx; a bucket of
+//!   rps × multiplier + 1 requests, as many as nginx's `burst=` lets through
+//!   at once with the first),
 //!   `global-rate-limit` + `global-rate-limit-window` (both required
 //!   together: `N` requests per window, served as a global-scope rate of
 //!   `N / window` per second with a burst of `N`, shared by every replica
@@ -67,7 +69,7 @@ pub struct Route {
     pub deny: Vec<String>,
     /// Requests per second per client IP (limit-rps).
     pub rps: Option<f64>,
-    /// Burst (limit-rps × limit-burst-multiplier, or global-rate-limit).
+    /// Burst (limit-rps × limit-burst-multiplier + 1, or global-rate-limit).
     pub burst: Option<f64>,
     /// The rate is shared by every replica (global-rate-limit), not kept
     /// per replica (limit-rps).
@@ -351,7 +353,9 @@ fn policy(ing: &Ingress) -> Result<Policy, (ProblemKind, String)> {
     };
     let (rps, burst, rate_global) = match global {
         Some((per_second, burst)) => (Some(per_second), Some(burst), true),
-        None => (rps, rps.map(|r| r * mult), false),
+        // nginx's `limit_req … burst=B nodelay` lets B requests through on
+        // top of the first at once: a bucket of B + 1.
+        None => (rps, rps.map(|r| r * mult + 1.0), false),
     };
     Ok(Policy { https_backend, ssl_redirect, allow, deny, rps, burst, rate_global, max_body })
 }
@@ -1112,7 +1116,7 @@ mod tests {
         let r = &d.routes[0];
         assert_eq!(r.allow.as_deref(), Some(&["203.0.113.0/24".to_owned(), "198.51.100.7/32".to_owned()][..]));
         assert_eq!(r.deny, ["203.0.113.66/32"]);
-        assert_eq!((r.rps, r.burst, r.max_body), (Some(10.0), Some(30.0), Some(8 * 1024 * 1024)));
+        assert_eq!((r.rps, r.burst, r.max_body), (Some(10.0), Some(31.0), Some(8 * 1024 * 1024)));
         assert!(!r.ssl_redirect, "no tls section, no annotation");
         let d = desired(
             "realip",

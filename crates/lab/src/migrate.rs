@@ -59,7 +59,8 @@ const DIRECT_PER_POD: usize = 3;
 
 /// The Ingress's `limit-rps`.
 pub const LIMIT_RPS: f64 = 4.0;
-/// Its `limit-burst-multiplier`: a burst of 8 per replica.
+/// Its `limit-burst-multiplier`: a burst of 8 per replica (a bucket of 9: nginx lets
+/// `burst=8` through on top of the first request).
 pub const BURST_MULTIPLIER: f64 = 2.0;
 /// Ingress pods in each run; `limit-rps` is per replica in both modes.
 pub const PODS: usize = 2;
@@ -71,7 +72,7 @@ const SLACK: Duration = Duration::from_millis(250);
 
 /// How far the rate-limited client's 200 counts may differ between the
 /// two runs. Each ingress pod keeps its own token bucket per client: it
-/// starts full (`burst` = rate × multiplier) at the pod's first request
+/// starts full (`burst` = rate × multiplier + 1) at the pod's first request
 /// from that client and lets through `⌊burst + rate × T'⌋` requests, T'
 /// being the time from that first request to the pod's last one. Both runs
 /// last [`RUN`] and c1 sends ≈ 43 requests/s, each landing on either pod

@@ -625,7 +625,10 @@ pub fn redirect_url(url: &str, code: u16) -> Result<Redirect, String> {
 fn rate_of(key: &str, v: &str, mult: Option<&str>) -> Option<Rate> {
     let n = v.parse::<u64>().ok().filter(|n| *n > 0)?;
     // A burst nginx refuses ([`burst_refused`]) leaves the Ingress out: 1 here is never served.
-    let burst = go_burst(v, mult).unwrap_or(1).max(1);
+    // nginx's `limit_req … burst=B nodelay` lets the first request and B
+    // more through at once (excess starts at 0 and may reach B): a bucket
+    // of B + 1 (review 29 M2).
+    let burst = go_burst(v, mult).unwrap_or(1).max(1).saturating_add(1);
     #[allow(clippy::cast_precision_loss)] // request rates are small integers
     let (per_second, unit) = if key == "limit-rps" { (n as f64, "Second") } else { (n as f64 / 60.0, "Minute") };
     #[allow(clippy::cast_precision_loss)]
@@ -1199,7 +1202,7 @@ pub fn plan<'a>(
                 } else if eg {
                     push(key, Status::Changed, "", "Envoy Gateway's local rate limit has no burst".into());
                 } else {
-                    push(key, Status::Converted, &format!("{rate_to} rateLimit.burst"), "burst = limit × multiplier, as ingress-nginx".into());
+                    push(key, Status::Converted, &format!("{rate_to} rateLimit.burst"), "burst = limit × multiplier + 1: nginx's `burst=` lets that many through at once with the first request".into());
                 }
             }
             "global-rate-limit" => {

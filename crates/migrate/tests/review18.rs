@@ -308,12 +308,13 @@ fn a_missing_controller_service_is_not_taken_for_a_kept_client() {
 /// an unlimited burst, and a wrapping one an open route with exit 0.
 #[test]
 fn a_burst_multiplier_is_multiplied_as_go_does() {
-    // multiplier, the burst wanted (None: every Ingress deny-all)
+    // multiplier, the burst wanted (None: every Ingress deny-all); nginx's
+    // `burst=B` lets B + 1 through at once (review 29 M2)
     let rows: [(&str, Option<f64>); 4] = [
-        ("9300000000000000000", Some(50.0)), // past i64: Atoi fails, 5
+        ("9300000000000000000", Some(51.0)), // past i64: Atoi fails, 5
         ("922337203685477581", None),        // 10 × m wraps below zero
-        ("1844674407370955162", Some(4.0)),  // 10 × m wraps to 4
-        ("3", Some(30.0)),
+        ("1844674407370955162", Some(5.0)),  // 10 × m wraps to 4
+        ("3", Some(31.0)),
     ];
     for target in [Target::Realip] {
         for (mult, want) in rows {

@@ -382,7 +382,7 @@ fn rate_limits() {
     let m = row(&[("limit-rps", "10"), ("limit-burst-multiplier", "3")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
-        json!({"perSecond": 10.0, "burst": 30.0, "scope": "Local", "ipv6PrefixLength": 128})
+        json!({"perSecond": 10.0, "burst": 31.0, "scope": "Local", "ipv6PrefixLength": 128})
     );
     // ingress-nginx answers 503 (limit-req-status-code) where the policy answers 429.
     assert_eq!((status(&m, "limit-rps"), status(&m, "limit-burst-multiplier")), (Status::Changed, Status::Converted));
@@ -393,20 +393,20 @@ fn rate_limits() {
     let m = row(&[("limit-rpm", "120")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
-        json!({"perSecond": 2.0, "burst": 600.0, "scope": "Local", "ipv6PrefixLength": 128})
+        json!({"perSecond": 2.0, "burst": 601.0, "scope": "Local", "ipv6PrefixLength": 128})
     );
     // Both: nginx applies both zones; one bucket with the lower rate and the smaller burst.
-    // (rps 10 → 10/s burst 50; rpm 60 → 1/s burst 300.)
+    // (rps 10 → 10/s burst 50 + 1; rpm 60 → 1/s burst 300 + 1.)
     let m = row(&[("limit-rps", "10"), ("limit-rpm", "60")], R);
     assert_eq!(
         one(&m, "ClientAccessPolicy")["spec"]["rateLimit"],
-        json!({"perSecond": 1.0, "burst": 50.0, "scope": "Local", "ipv6PrefixLength": 128})
+        json!({"perSecond": 1.0, "burst": 51.0, "scope": "Local", "ipv6PrefixLength": 128})
     );
     assert_eq!((status(&m, "limit-rpm"), status(&m, "limit-rps")), (Status::Changed, Status::Changed));
     // Equal rates (1/s, 60/min) used to drop both.
     let m = row(&[("limit-rps", "1"), ("limit-rpm", "60")], R);
     assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["perSecond"], json!(1.0));
-    assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["burst"], json!(5.0));
+    assert_eq!(one(&m, "ClientAccessPolicy")["spec"]["rateLimit"]["burst"], json!(6.0));
     assert!(!m.report.incomplete(), "{}", m.report.text());
     // limit-rps "0" is no limit (ignored); limit-burst-multiplier "0" or
     // negative renders `burst=0` / a negative burst, which nginx refuses
