@@ -589,13 +589,21 @@ pub fn go_parse_int0(s: &str) -> Option<i64> {
 /// fraction rounded up), so a value Go accepts only by rounding down at
 /// that bound counts as rejected: never more open.
 pub fn go_duration(s: &str) -> bool {
+    go_duration_ns(s).is_some()
+}
+
+/// What Go's `time.ParseDuration` makes of `s`, in nanoseconds (a
+/// fraction's rounding bounded from above, see [`go_duration`]); `None`
+/// when it refuses it.
+pub fn go_duration_ns(s: &str) -> Option<i128> {
     const MAX: u128 = (1u128 << 63) - 1;
+    let negative = s.starts_with('-');
     let s = s.strip_prefix(['-', '+']).unwrap_or(s);
     if s == "0" {
-        return true;
+        return Some(0);
     }
     if s.is_empty() {
-        return false;
+        return None;
     }
     let mut rest = s;
     let mut total: u128 = 0;
@@ -610,7 +618,7 @@ pub fn go_duration(s: &str) -> bool {
             None => ("", r),
         };
         if int.is_empty() && frac.is_empty() {
-            return false;
+            return None;
         }
         let unit_len = r.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(r.len());
         let (unit, r) = r.split_at(unit_len);
@@ -621,16 +629,16 @@ pub fn go_duration(s: &str) -> bool {
             "s" => 1_000_000_000,
             "m" => 60_000_000_000,
             "h" => 3_600_000_000_000,
-            _ => return false,
+            _ => return None,
         };
         // Go's leadingInt overflows past 2^63; more than 20 digits is past it anyway.
         let int = int.trim_start_matches('0');
         if int.len() > 20 {
-            return false;
+            return None;
         }
         let whole: u128 = if int.is_empty() { 0 } else { int.parse().unwrap_or(u128::MAX) };
         if whole > 1u128 << 63 {
-            return false;
+            return None;
         }
         // The fraction, bounded from above: its first 20 digits, plus one
         // nanosecond for the rounding and the digits cut.
@@ -644,11 +652,12 @@ pub fn go_duration(s: &str) -> bool {
         };
         total = total.saturating_add(whole.saturating_mul(ns)).saturating_add(part);
         if total > MAX {
-            return false;
+            return None;
         }
         rest = r;
     }
-    true
+    let total = i128::try_from(total).ok()?;
+    Some(if negative { -total } else { total })
 }
 
 /// [`Verdict::Unsure`] for the first annotation of [`unproven`], with

@@ -1103,10 +1103,28 @@ pub fn plan<'a>(
     let canary = get("canary").map(bool_value) == Some(Ok(true));
     let snippets_dropped = crate::setup::snippet_annotations_dropped(setup);
     let keyed_on = "keyed on the client resolved by the Gateway's client-IP policy (never the load balancer's address)";
+    // With annotation validation off, ingress-nginx's rate-limit parser
+    // returns net.ParseCIDRs's error for a limit-allowlist that is not a
+    // list of addresses, and the annotation extractor then leaves the
+    // Ingress without any rate limit (ratelimit/main.go `Parse`,
+    // annotations.go `Extract`; review 29 H3). With it on, the Ingress is
+    // refused whole (`drops`).
+    let rate_parser_fails = if validating {
+        None
+    } else {
+        let list = get("limit-allowlist").filter(|v| !v.is_empty()).or_else(|| get("limit-whitelist"));
+        list.and_then(|v| crate::drops::go_parse_cidrs(v).err())
+    };
 
     for (key, value, _) in &anns {
         let v = value.as_str();
         match key.as_str() {
+            k @ ("limit-rps" | "limit-rpm" | "limit-burst-multiplier" | "limit-connections" | "limit-whitelist" | "limit-allowlist")
+                if !canary && rate_parser_fails.is_some() =>
+            {
+                let item = rate_parser_fails.as_deref().unwrap_or_default();
+                push(k, Status::Ignored, "", format!("the limit allow list has {item}, which is not an address or CIDR: ingress-nginx's rate-limit parser fails on it and, with annotation validation off, the Ingress gets no rate limit at all; nor does the output"));
+            }
             // Canary Ingresses: ingress-nginx uses only the canary-* annotations; the rest come from the main Ingress.
             // …except client certificates: ingress-nginx puts a canary's on the server of its host (lib.rs's host_wide_restrictions).
             k @ ("auth-tls-secret" | "auth-tls-verify-client") if canary && restricting(k, v.trim()).is_some() => {

@@ -852,8 +852,14 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         entry("compute-full-forwarded-for", Status::Converted, format!("{to} forward.xForwardedFor"), why.into());
     }
     if let Some(t) = &ci.pp_timeout {
-        let same = matches!(t.as_str(), "5s" | "5");
-        let (status, why) = if same && to.starts_with("ClientIPPolicy") {
+        // ReadConfig keeps the 5 s default for a value time.ParseDuration refuses.
+        let same = crate::drops::go_duration_ns(t).is_none_or(|ns| ns == 5_000_000_000);
+        let (status, why) = if !setup.ssl_passthrough {
+            (
+                Status::Ignored,
+                "only ingress-nginx's --enable-ssl-passthrough listener (off here) reads it; nginx itself reads the PROXY header within client_header_timeout".to_owned(),
+            )
+        } else if same && to.starts_with("ClientIPPolicy") {
             (
                 Status::Converted,
                 "the same as realip's default PROXY header timeout (listener header_timeout, 5 s)".to_owned(),

@@ -58,3 +58,46 @@ fn an_app_root_the_validator_refuses_redirects_nothing() {
     let m = run(&[controller(&[]), ingress("site", "/", &[("app-root", "/app1")], "")], Target::Realip);
     assert_eq!(status(&m, "app-root"), Status::Converted);
 }
+
+/// H3: with annotation validation off, a limit-allowlist that is not a
+/// list of addresses makes ingress-nginx's rate-limit parser fail, and the
+/// Ingress is served with no rate limit at all: the output has none either
+/// (it had the limit, stricter than ingress-nginx).
+#[test]
+fn a_bad_limit_allowlist_without_validation_leaves_no_rate_limit() {
+    for key in ["limit-allowlist", "limit-whitelist"] {
+        let docs = vec![
+            controller_at("v1.15.1", &["--enable-annotation-validation=false"], &[]),
+            common::ing_at("web", "t", 2021, "/", &[("limit-rps", "10"), (key, "bogus")]),
+        ];
+        let m = run(&docs, Target::Realip);
+        let ctx = format!("{key}:\n{}", m.report.text());
+        assert!(find(&m, "ClientAccessPolicy").iter().all(|p| p["spec"].get("rateLimit").is_none()), "{ctx}");
+        assert_eq!((status(&m, "limit-rps"), status(&m, key)), (Status::Ignored, Status::Ignored), "{ctx}");
+    }
+    // A good list keeps the limit (its exemption is what does not convert).
+    let docs = vec![
+        controller_at("v1.15.1", &["--enable-annotation-validation=false"], &[]),
+        common::ing_at("web", "t", 2021, "/", &[("limit-rps", "10"), ("limit-allowlist", "192.0.2.0/24")]),
+    ];
+    let m = run(&docs, Target::Realip);
+    assert_eq!(find(&m, "ClientAccessPolicy")[0]["spec"]["rateLimit"]["perSecond"], json!(10.0), "{}", m.report.text());
+}
+
+/// M3: proxy-protocol-header-timeout is read only by ingress-nginx's
+/// --enable-ssl-passthrough listener, where a value Go's ParseDuration
+/// refuses keeps the 5 s default: `5000ms` and `abc` are realip's 5 s.
+#[test]
+fn the_proxy_protocol_header_timeout_matters_only_with_ssl_passthrough() {
+    let cm = [("use-proxy-protocol", "true")];
+    let timeout = |args: &[&str], t: &str| {
+        let data: Vec<(&str, &str)> = cm.iter().copied().chain([("proxy-protocol-header-timeout", t)]).collect();
+        let m = run(&[controller_at("v1.15.1", args, &data), ingress("site", "/", &[], "")], Target::Realip);
+        status(&m, "proxy-protocol-header-timeout")
+    };
+    assert_eq!(timeout(&[], "30s"), Status::Ignored);
+    let pass = ["--enable-ssl-passthrough"];
+    assert_eq!(timeout(&pass, "5000ms"), Status::Converted);
+    assert_eq!(timeout(&pass, "abc"), Status::Converted);
+    assert_eq!(timeout(&pass, "30s"), Status::NotConverted);
+}

@@ -86,12 +86,13 @@ fn configmap_keys_become_the_client_ip_policy() {
                 ("proxy-real-ip-cidr", "10.0.0.0/8"),
             ],
             json!({"sources": ["ProxyProtocol"]}),
-            vec![("proxy-protocol-header-timeout", Status::Converted)],
+            // Read by the --enable-ssl-passthrough listener only (review 29 M3).
+            vec![("proxy-protocol-header-timeout", Status::Ignored)],
         ),
         (
             vec![("use-proxy-protocol", "true"), ("proxy-protocol-header-timeout", "30s")],
             json!({"proxyProtocol": {"mode": "Required", "trustedSenders": ["0.0.0.0/0"]}}),
-            vec![("proxy-protocol-header-timeout", Status::NotConverted), ("proxy-real-ip-cidr", Status::Warning)],
+            vec![("proxy-protocol-header-timeout", Status::Ignored), ("proxy-real-ip-cidr", Status::Warning)],
         ),
         (
             vec![("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "XXX.XXX.XXX/XX")],
