@@ -142,8 +142,21 @@ fn rewrite_filter(r: &Rewrite) -> Value {
 /// main location: host, path as written and pathType.
 type Canaries<'p> = BTreeMap<(String, Option<String>, String, String), (Backend, &'p crate::ingress::Canary)>;
 
-/// HTTPRoute rules for one host of one Ingress.
-fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &Canaries<'_>) -> Vec<Value> {
+/// The app-root redirect rule: `/` exactly → 302 to the root.
+fn app_root_rule(root: &str) -> Value {
+    json!({"matches": [{"path": {"type": "Exact", "value": "/"}}], "filters": [{"type": "RequestRedirect",
+        "requestRedirect": {"statusCode": 302, "path": {"type": "ReplaceFullPath", "replaceFullPath": root}}}]})
+}
+
+/// HTTPRoute rules for one host of one Ingress (the app-root redirect
+/// among them when `app_root_here`).
+fn rules(
+    plan: &Plan<'_>,
+    host: Option<&String>,
+    paths: &[PathRule],
+    canaries: &Canaries<'_>,
+    app_root_here: bool,
+) -> Vec<Value> {
     let mut out = Vec::new();
     if let Some(r) = &plan.redirect {
         let mut rr = json!({"statusCode": r.code, "path": {"type": "ReplaceFullPath", "replaceFullPath": r.path}});
@@ -161,11 +174,8 @@ fn rules(plan: &Plan<'_>, host: Option<&String>, paths: &[PathRule], canaries: &
         }
         return out;
     }
-    if let Some(root) = &plan.app_root {
-        out.push(
-            json!({"matches": [{"path": {"type": "Exact", "value": "/"}}], "filters": [{"type": "RequestRedirect",
-            "requestRedirect": {"statusCode": 302, "path": {"type": "ReplaceFullPath", "replaceFullPath": root}}}]}),
-        );
+    if let Some(root) = plan.app_root.as_deref().filter(|_| app_root_here) {
+        out.push(app_root_rule(root));
     }
     for p in paths {
         let filters: Vec<Value> = p.rewrite.iter().map(rewrite_filter).collect();
@@ -423,6 +433,12 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             };
             groups.push((None, format!("{}-default-backend", o.name), vec![p]));
         }
+        let limited = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
+        // nginx answers app-root's `if ($uri = /) { return 302 … }` in the
+        // server's rewrite phase, before allow/deny and limit_req: under an
+        // access list or a limit, the redirect is a route of its own that
+        // no policy targets (review 29 H2).
+        let app_root_apart = limited && plan.redirect.is_none();
         let mut serving: Vec<Serving> = Vec::new();
         for (host, name, paths) in groups {
             let redirect = host.as_ref().is_some_and(|h| {
@@ -441,11 +457,20 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     why: "the host has no TLS on the Gateway (TLS ends before it): an HTTPRoute cannot see the original scheme; add a rule matching X-Forwarded-Proto: http by hand if your load balancer sets it".into(),
                 });
             }
-            let all_rules = rules(plan, host.as_ref(), &paths, &canaries);
+            let all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
             let parents = match host.as_ref().and_then(|h| tls_listener(&https_listener, h)).filter(|_| redirect) {
                 Some(l) => vec![parent(Some(l))],
                 None => vec![parent(None)],
             };
+            if let Some(root) = plan.app_root.as_deref().filter(|_| app_root_apart) {
+                let n =
+                    names.claim(&o.namespace, &format!("{name}-app-root"), &format!("{}/{host:?}/app-root", o.name));
+                let mut spec = json!({"parentRefs": parents, "rules": [app_root_rule(root)]});
+                if let Some(h) = &host {
+                    spec["hostnames"] = json!([h]);
+                }
+                out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace), "spec": spec}));
+            }
             for (i, chunk) in all_rules.chunks(MAX_RULES).enumerate() {
                 serving.push(Serving {
                     hosts: host.iter().cloned().collect(),
@@ -472,7 +497,6 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 }
             }
         }
-        let limited = plan.allow.is_some() || !plan.deny.is_empty() || !plan.rates.is_empty();
         if target == Target::Realip && limited && serving.len() > MAX_TARGETS {
             // One ClientAccessPolicy holds at most 16 targets, and each policy is its own
             // rate-limit bucket: hosts whose routes are the same share one route.
@@ -504,8 +528,12 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         if route_names.is_empty() && redirect_names.is_empty() {
             no_open_route(plan, report);
         }
-        let policies = access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
-        point_at_policies(plan, target, &policies, report);
+        if plan.redirect.is_some() {
+            redirected_before_access(plan, target, report);
+        } else {
+            let policies = access_policies(plan, &route_names, target, &mut policy_names, &mut out.objects);
+            point_at_policies(plan, target, &policies, report);
+        }
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
         deny_all_policies(plan, &denied, target, &mut policy_names, &mut out.objects);
     }
@@ -703,6 +731,28 @@ fn point_at_policies(plan: &Plan<'_>, target: Target, policies: &[(&'static str,
                 e.status = Status::Changed;
             }
             e.why = "no policy carries it: no route of this Ingress is emitted open (see its path entries), so every location it restricted in ingress-nginx is refused by a deny-all route or served by the route ingress-nginx preferred there".into();
+        }
+    }
+}
+
+/// An Ingress whose every request is answered by its permanent- or
+/// temporal-redirect: nginx returns it in the location's rewrite phase,
+/// before allow/deny and limit_req run, so its access lists and limits
+/// refused or limited nobody in ingress-nginx; no policy is emitted for it
+/// and their entries say so (review 29 H2: the 301 was 403 outside the
+/// allow list).
+fn redirected_before_access(plan: &Plan<'_>, target: Target, report: &mut Report) {
+    let o = plan.obj;
+    let kinds: &[&str] = if target == Target::EnvoyGateway {
+        &["SecurityPolicy", "BackendTrafficPolicy"]
+    } else {
+        &["ClientAccessPolicy"]
+    };
+    for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
+        if kinds.iter().any(|kind| e.to.starts_with(&format!("{kind} {}/{} ", o.namespace, o.name))) {
+            e.to = String::new();
+            e.status = Status::Ignored;
+            e.why = "every request of this Ingress is answered by its redirect (permanent-redirect / temporal-redirect), which nginx returns in its rewrite phase, before allow/deny and limit_req run: ingress-nginx refused or limited nobody here, nor does the output".into();
         }
     }
 }

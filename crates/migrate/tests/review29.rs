@@ -101,3 +101,40 @@ fn the_proxy_protocol_header_timeout_matters_only_with_ssl_passthrough() {
     assert_eq!(timeout(&pass, "abc"), Status::Converted);
     assert_eq!(timeout(&pass, "30s"), Status::NotConverted);
 }
+
+/// H2: nginx answers permanent-redirect, temporal-redirect and app-root
+/// in its rewrite phase, before allow/deny and limit_req: every client
+/// gets the redirect. The output must not put those redirects behind the
+/// Ingress's allow list or rate limit.
+#[test]
+fn redirects_come_before_access_lists_and_limits() {
+    let restricted = [("whitelist-source-range", "203.0.113.0/24"), ("limit-rps", "5")];
+    for (key, url) in [("permanent-redirect", "https://example.org/x"), ("temporal-redirect", "https://example.org/y")]
+    {
+        let anns: Vec<(&str, &str)> = restricted.iter().copied().chain([(key, url)]).collect();
+        let m = run(&[controller(&[]), ingress("site", "/", &anns, "")], Target::Realip);
+        let ctx = format!("{key}:\n{}", m.report.text());
+        assert!(find(&m, "ClientAccessPolicy").is_empty(), "{ctx}");
+        assert_eq!(status(&m, "whitelist-source-range"), Status::Ignored, "{ctx}");
+        assert_eq!(status(&m, "limit-rps"), Status::Ignored, "{ctx}");
+        assert!(serde_json::to_string(&find(&m, "HTTPRoute")).unwrap().contains("requestRedirect"), "{ctx}");
+        let m = run(&[controller(&[]), ingress("site", "/", &anns, "")], Target::EnvoyGateway);
+        assert!(find(&m, "SecurityPolicy").is_empty() && find(&m, "BackendTrafficPolicy").is_empty(), "{key}");
+    }
+    // app-root: its `/` redirect is a route no policy targets; the paths stay restricted.
+    let anns: Vec<(&str, &str)> = restricted.iter().copied().chain([("app-root", "/app1")]).collect();
+    let m = run(&[controller(&[]), ingress("site", "/", &anns, "")], Target::Realip);
+    let ctx = m.report.text();
+    let targets: Vec<String> = find(&m, "ClientAccessPolicy")
+        .iter()
+        .flat_map(|p| p["spec"]["targetRefs"].as_array().unwrap().clone())
+        .map(|t| t["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(targets, ["site"], "{ctx}");
+    let root: Vec<&serde_json::Value> =
+        find(&m, "HTTPRoute").into_iter().filter(|r| r["metadata"]["name"] == "site-app-root").collect();
+    assert_eq!(root.len(), 1, "{ctx}");
+    assert_eq!(root[0]["spec"]["rules"][0]["matches"][0]["path"], json!({"type": "Exact", "value": "/"}));
+    let site = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
+    assert!(!site.to_string().contains("requestRedirect"), "{ctx}");
+}
