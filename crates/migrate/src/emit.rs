@@ -457,8 +457,33 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     why: "the host has no TLS on the Gateway (TLS ends before it): an HTTPRoute cannot see the original scheme; add a rule matching X-Forwarded-Proto: http by hand if your load balancer sets it".into(),
                 });
             }
-            let all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
-            let parents = match host.as_ref().and_then(|h| tls_listener(&https_listener, h)).filter(|_| redirect) {
+            let mut all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
+            // The load balancer ends TLS and sends HTTPS to the http port
+            // (review 29 H1): HTTPS arrives on the http listener, where the
+            // redirect must not take it.
+            let at_lb = ci.tls_at_lb.filter(|_| redirect);
+            if let Some(how) = at_lb {
+                tls_at_lb_entry(plan, host.as_deref().unwrap_or_default(), how, report);
+            }
+            if at_lb == Some(crate::setup::TlsAtLb::ForwardedProto) {
+                // ingress-nginx served what X-Forwarded-Proto says is HTTPS:
+                // those rules outrank the redirect's (a header match more).
+                for rule in &mut all_rules {
+                    for m in rule["matches"].as_array_mut().into_iter().flatten() {
+                        let xfp = json!({"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"});
+                        match m["headers"].as_array_mut() {
+                            Some(h) => h.push(xfp),
+                            None => m["headers"] = json!([xfp]),
+                        }
+                    }
+                }
+            }
+            let redirect = redirect && matches!(at_lb, None | Some(crate::setup::TlsAtLb::ForwardedProto));
+            let parents = match host
+                .as_ref()
+                .and_then(|h| tls_listener(&https_listener, h))
+                .filter(|_| redirect && at_lb.is_none())
+            {
                 Some(l) => vec![parent(Some(l))],
                 None => vec![parent(None)],
             };
@@ -539,6 +564,40 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     }
     client_ip_policy(gw, ci, target, &mut out.objects);
     out
+}
+
+/// The report entry of a TLS host of `plan` whose TLS the load balancer
+/// ends ([`crate::setup::tls_at_lb`]): what became of ssl-redirect there.
+fn tls_at_lb_entry(plan: &Plan<'_>, host: &str, how: crate::setup::TlsAtLb, report: &mut Report) {
+    use crate::setup::TlsAtLb;
+    let o = plan.obj;
+    let (status, to, why) = match how {
+        TlsAtLb::ForwardedProto => (
+            Status::Changed,
+            "HTTPRoute rules matching X-Forwarded-Proto: https, and the …-https-redirect route for the rest",
+            "the load balancer ends TLS and sends HTTPS to the controller's http port; with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme and redirected only `http` (or no header): the routes serve requests with X-Forwarded-Proto: https on every listener and the redirect takes the others (a value other than http or https, which ingress-nginx served, is redirected)",
+        ),
+        TlsAtLb::ProxyPort => (
+            Status::NotConverted,
+            "",
+            "the load balancer ends TLS and sends HTTPS to the controller's http port; ingress-nginx told HTTPS from HTTP by the PROXY header's destination port (443), which no HTTPRoute can match: no redirect is emitted (a redirect there would loop for every HTTPS request), so plain HTTP is served, not redirected",
+        ),
+        TlsAtLb::Blind => (
+            Status::NotConverted,
+            "",
+            "the load balancer ends TLS and sends HTTPS to the controller's http port, and neither use-forwarded-headers nor use-proxy-protocol is on: ingress-nginx saw every request as HTTP and redirected HTTPS ones too (a loop); no redirect is emitted, so plain HTTP is served, not redirected",
+        ),
+    };
+    report.entries.push(Entry {
+        object: o.id(),
+        file: o.source.file.clone(),
+        line: o.source.line,
+        key: format!("ssl-redirect {host}"),
+        value: String::new(),
+        status,
+        to: to.into(),
+        why: why.into(),
+    });
 }
 
 /// One serving HTTPRoute before naming: its hostnames (none: any host),

@@ -15,7 +15,7 @@
 //! defaults that decide who the client is get one too.
 
 use realip_doctor::model::{argv, bool_flag, containers, flag, pod_labels, selected_by};
-use realip_kube::Object;
+use realip_kube::{Node, Object};
 
 use crate::report::{Entry, Report, Status};
 use crate::Error;
@@ -437,6 +437,41 @@ impl ServiceType for Object {
     }
 }
 
+/// How ingress-nginx told HTTPS from HTTP on its http port when the load
+/// balancer ends TLS there (lua_ingress.lua `rewrite`, whose scheme decides
+/// `ssl-redirect`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsAtLb {
+    /// use-forwarded-headers: X-Forwarded-Proto, when sent, is the scheme.
+    ForwardedProto,
+    /// use-proxy-protocol: the PROXY header's destination port 443 is
+    /// HTTPS (no HTTPRoute can see it).
+    ProxyPort,
+    /// Neither: every request there was HTTP to ingress-nginx.
+    Blind,
+}
+
+/// Whether the controller's Service sends a port 443 (or one named
+/// `https`) to the same target as its http port (port 80 or named
+/// `http`): the load balancer ends TLS (an AWS certificate, a TLS
+/// listener) and the controller sees HTTPS as plain HTTP on its http port.
+pub fn tls_at_lb(svc: &Object) -> bool {
+    let ports = svc.doc.at(&["spec", "ports"]).map(Node::items).unwrap_or_default();
+    // The container port a Service port sends to, named or numbered (the
+    // chart's `http` is 80, `https` 443).
+    let target = |p: &Node| {
+        let t = p.str_at(&["targetPort"]).or_else(|| p.str_at(&["port"])).unwrap_or_default();
+        match t {
+            "http" => "80".to_owned(),
+            "https" => "443".to_owned(),
+            t => t.to_owned(),
+        }
+    };
+    let is = |p: &Node, port: &str, name: &str| p.str_at(&["port"]) == Some(port) || p.str_at(&["name"]) == Some(name);
+    let http: Vec<String> = ports.iter().filter(|p| is(p, "80", "http")).map(target).collect();
+    ports.iter().filter(|p| is(p, "443", "https")).any(|p| http.contains(&target(p)))
+}
+
 /// Where ingress-nginx reads the client address, from its ConfigMap.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientIp {
@@ -460,6 +495,10 @@ pub struct ClientIp {
     pub ssl_redirect: bool,
     /// `proxy-protocol-header-timeout`, when set.
     pub pp_timeout: Option<String>,
+    /// The load balancer ends TLS and sends HTTPS to the controller's
+    /// http port ([`tls_at_lb`]): how ingress-nginx then told HTTPS from
+    /// HTTP.
+    pub tls_at_lb: Option<TlsAtLb>,
     /// ingress-nginx v1.13 on with `use-proxy-protocol` and
     /// `use-forwarded-headers` both on: the header (`forwarded-for-header`)
     /// it reads when the PROXY header's source is in `proxy-real-ip-cidr`
@@ -684,6 +723,18 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         full_xff: use_fwd && bool_of("compute-full-forwarded-for", false),
         ssl_redirect: bool_of("ssl-redirect", true),
         pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
+        tls_at_lb: setup.service.filter(|svc| tls_at_lb(svc)).map(|_| {
+            // lua_ingress.lua `rewrite`: PROXY's destination port 443 wins,
+            // else X-Forwarded-Proto with use-forwarded-headers, else the
+            // connection's own scheme (http on the http port).
+            if pp {
+                TlsAtLb::ProxyPort
+            } else if use_fwd {
+                TlsAtLb::ForwardedProto
+            } else {
+                TlsAtLb::Blind
+            }
+        }),
         pp_header,
         pp_header_unknown,
     };

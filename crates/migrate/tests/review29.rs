@@ -138,3 +138,43 @@ fn redirects_come_before_access_lists_and_limits() {
     let site = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
     assert!(!site.to_string().contains("requestRedirect"), "{ctx}");
 }
+
+/// H1: a load balancer that ends TLS and sends HTTPS to the controller's
+/// http port (an AWS certificate, both ports to targetPort http). With
+/// use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the
+/// scheme and served HTTPS; the output put the routes on the HTTPS
+/// listener only and redirected everything on the http one: a loop.
+#[test]
+fn tls_ended_at_the_load_balancer_does_not_loop_on_the_redirect() {
+    let lb_tls = |cm: &[(&str, &str)]| {
+        controller(cm)
+            .replace(
+                "service.beta.kubernetes.io/aws-load-balancer-type: nlb",
+                "service.beta.kubernetes.io/aws-load-balancer-ssl-cert: arn:aws:acm:us-east-1:123456789012:certificate/x\n    service.beta.kubernetes.io/aws-load-balancer-ssl-ports: https",
+            )
+            .replace("  - {name: http, port: 80}\n", "  - {name: http, port: 80, targetPort: http}\n  - {name: https, port: 443, targetPort: http}\n")
+    };
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    let ing = ingress("t", "/", &[("whitelist-source-range", "203.0.113.0/24")], tls);
+    let m = run(
+        &[lb_tls(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")]), ing.clone()],
+        Target::Realip,
+    );
+    let ctx = m.report.text();
+    let t = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "t").unwrap();
+    assert!(t["spec"]["parentRefs"][0].get("sectionName").is_none(), "served on the http listener too:\n{ctx}");
+    assert_eq!(
+        t["spec"]["rules"][0]["matches"][0]["headers"],
+        json!([{"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"}]),
+        "{ctx}"
+    );
+    assert!(find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "t-https-redirect"), "{ctx}");
+    assert_eq!(status(&m, "ssl-redirect app.example.com"), Status::Changed, "{ctx}");
+    // PROXY: the scheme was the PROXY destination port, which no route sees: no redirect at all.
+    let cm = [("use-proxy-protocol", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")];
+    let m = run(&[lb_tls(&cm).replace("aws-load-balancer-ssl-ports: https", "aws-load-balancer-ssl-ports: https\n    service.beta.kubernetes.io/aws-load-balancer-proxy-protocol: \"*\""), ing], Target::Realip);
+    let ctx = m.report.text();
+    assert!(!find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "t-https-redirect"), "{ctx}");
+    assert_eq!(status(&m, "ssl-redirect app.example.com"), Status::NotConverted, "{ctx}");
+    assert!(m.report.incomplete());
+}
