@@ -509,7 +509,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 let rname = format!("{name}-https-redirect");
                 let rules: Vec<Value> = paths
                     .iter()
-                    .map(|p| json!({"matches": [{"path": path_match(p)}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 308}}]}))
+                    .map(|p| json!({"matches": [{"path": path_match(p)}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": ci.redirect_code}}]}))
                     .collect();
                 for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
@@ -710,7 +710,7 @@ fn deny_all_policies(plan: &Plan<'_>, routes: &[String], target: Target, names: 
 /// The `to` of an Ingress's ssl-redirect / force-ssl-redirect entries,
 /// written before the routes were.
 pub(crate) const REDIRECT_TO: &str =
-    "HTTPRoute …-https-redirect (RequestRedirect scheme https, 308) on the http listener";
+    "HTTPRoute …-https-redirect (RequestRedirect scheme https, http-redirect-code) on the http listener";
 
 /// Makes the ssl-redirect / force-ssl-redirect entries of `plan` name the
 /// redirect route emitted (`redirects`), or none: the annotation is false,
@@ -723,7 +723,7 @@ fn point_at_redirects(plan: &Plan<'_>, redirects: &[String], report: &mut Report
         if let Some(first) = redirects.first() {
             let more = if redirects.len() > 1 { format!(" and {} more", redirects.len() - 1) } else { String::new() };
             e.to = format!(
-                "HTTPRoute {}/{first} (RequestRedirect scheme https, 308) on the http listener{more}",
+                "HTTPRoute {}/{first} (RequestRedirect scheme https, http-redirect-code) on the http listener{more}",
                 o.namespace
             );
         } else {

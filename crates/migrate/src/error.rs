@@ -22,6 +22,10 @@ pub enum Error {
     /// Occurs when `--gateway` is not `NAMESPACE/NAME` of DNS labels.
     #[error("--gateway `{0}`: expected NAMESPACE/NAME (lowercase DNS labels)")]
     GatewayName(String),
+    /// Occurs when `--gateway-class` is not a GatewayClass name (a
+    /// lowercase DNS subdomain of at most 253 characters).
+    #[error("--gateway-class `{0}`: expected a GatewayClass name (lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253)")]
+    GatewayClassName(String),
     /// Occurs when a `--trust` entry is not a CIDR or an IP address.
     #[error("--trust `{0}` is not a CIDR or an IP address")]
     Trust(String),

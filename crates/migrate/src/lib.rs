@@ -92,6 +92,18 @@ pub struct Migration {
     pub report: Report,
 }
 
+/// A Kubernetes object name (RFC 1123 subdomain): what a GatewayClass's
+/// name must be (the Gateway's `gatewayClassName` has `minLength: 1`).
+fn dns_subdomain(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        })
+}
+
 pub(crate) fn dns_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
@@ -129,6 +141,9 @@ fn trust_cidrs(opts: &Options) -> Result<Vec<String>, Error> {
 /// Migrates the ingress-nginx setup in `objects`.
 pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let trust = trust_cidrs(opts)?;
+    if let Some(c) = opts.gateway_class.as_deref().filter(|c| !dns_subdomain(c)) {
+        return Err(Error::GatewayClassName(c.to_owned()));
+    }
     let mut report = Report::default();
     let setup = setup::find(objects, &mut report)?;
     let (gw_ns, gw_name) = match &opts.gateway {

@@ -493,6 +493,9 @@ pub struct ClientIp {
     pub full_xff: bool,
     /// `ssl-redirect` (default true): redirect plain HTTP for TLS hosts.
     pub ssl_redirect: bool,
+    /// `http-redirect-code`: the status of that redirect (301, 302, 307
+    /// or 308; anything else is the default, 308, as ingress-nginx).
+    pub redirect_code: u16,
     /// `proxy-protocol-header-timeout`, when set.
     pub pp_timeout: Option<String>,
     /// The load balancer ends TLS and sends HTTPS to the controller's
@@ -722,6 +725,11 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         // else X-Forwarded-For is $remote_addr (the resolved client) alone.
         full_xff: use_fwd && bool_of("compute-full-forwarded-for", false),
         ssl_redirect: bool_of("ssl-redirect", true),
+        // configmap.go: strconv.Atoi, then one of validRedirectCodes, else 308.
+        redirect_code: raw("http-redirect-code")
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|c| matches!(c, 301 | 302 | 307 | 308))
+            .unwrap_or(308),
         pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
         tls_at_lb: setup.service.filter(|svc| tls_at_lb(svc)).map(|_| {
             // lua_ingress.lua `rewrite`: PROXY's destination port 443 wins,
@@ -924,13 +932,21 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     // changes (the issue asks for it to be converted or reported).
     let body = get("proxy-body-size").unwrap_or("1m");
     entry("proxy-body-size", Status::Changed, String::new(), format!("ingress-nginx answered 413 to request bodies over {body} (client_max_body_size; the Ingress annotation overrides it); no Gateway API or policy field limits the body, so the data plane's own limit applies: realip's proxy `limits.max_body_bytes` in realip.toml (10 MiB by default), Envoy none unless configured; set it there"));
+    if let Some(v) = raw("http-redirect-code") {
+        let (status, why) = if v.parse::<u16>().ok() == Some(ci.redirect_code) {
+            (Status::Converted, format!("the redirect of plain HTTP to HTTPS answers {}", ci.redirect_code))
+        } else {
+            (Status::Ignored, format!("`{v}` is not 301, 302, 307 or 308 to ingress-nginx (Go's Atoi, then its valid codes): it redirects with 308, so does the output"))
+        };
+        entry("http-redirect-code", status, "HTTPRoute …-https-redirect statusCode".into(), why);
+    }
     if get("ssl-redirect").is_some() {
         entry(
             "ssl-redirect",
             Status::Converted,
             "HTTPRoute …-https-redirect on the http listener".into(),
             if ci.ssl_redirect {
-                "plain HTTP to hosts with TLS is redirected (308)".into()
+                format!("plain HTTP to hosts with TLS is redirected ({})", ci.redirect_code)
             } else {
                 "no redirect by default".into()
             },
@@ -950,6 +966,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "compute-full-forwarded-for"
                 | "proxy-protocol-header-timeout"
                 | "ssl-redirect"
+                | "http-redirect-code"
         ) {
             continue;
         }

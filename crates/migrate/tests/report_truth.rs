@@ -201,7 +201,9 @@ fn untrue(m: &Migration, ingresses: &[(String, String)]) -> Vec<String> {
             .unwrap();
     let fallback = Regex::new(r"^HTTPRoute rule of (\S+): PathPrefix / → ([a-z0-9.-]+):(\S+)$").unwrap();
     let default_route = Regex::new(r"^HTTPRoute ([a-z0-9.-]+)/([a-z0-9.-]+) \(no hostnames, PathPrefix /\)$").unwrap();
-    let redirect = Regex::new(r"^HTTPRoute ([a-z0-9.-]+)/([a-z0-9.-]+) \(RequestRedirect scheme https, 308\)").unwrap();
+    let redirect =
+        Regex::new(r"^HTTPRoute ([a-z0-9.-]+)/([a-z0-9.-]+) \(RequestRedirect scheme https, http-redirect-code\)")
+            .unwrap();
     let same_match = Regex::new(r"has the same match \(([^)]*)\)").unwrap();
     let mut bad = Vec::new();
     let mut fail =

@@ -178,3 +178,34 @@ fn tls_ended_at_the_load_balancer_does_not_loop_on_the_redirect() {
     assert_eq!(status(&m, "ssl-redirect app.example.com"), Status::NotConverted, "{ctx}");
     assert!(m.report.incomplete());
 }
+
+/// M5: `--gateway-class` must be a GatewayClass name: an empty one made
+/// a Gateway the CRD refuses (`minLength: 1`), with exit 0.
+#[test]
+fn the_gateway_class_option_must_be_a_class_name() {
+    let objects = realip_kube::load_str(&ingress("site", "/", &[], ""), "t.yaml").unwrap();
+    for bad in ["", "Bad Class!", "-x", "a..b"] {
+        let opts = realip_migrate::Options { gateway_class: Some(bad.into()), ..realip_migrate::Options::default() };
+        let e = realip_migrate::migrate(&objects, &opts).unwrap_err().to_string();
+        assert!(e.contains("--gateway-class"), "{bad:?}: {e}");
+    }
+    let opts =
+        realip_migrate::Options { gateway_class: Some("eg.example.io".into()), ..realip_migrate::Options::default() };
+    assert!(realip_migrate::migrate(&objects, &opts).is_ok());
+}
+
+/// M6: the ConfigMap's http-redirect-code is the status of the HTTPS
+/// redirect (ingress-nginx's lua_ingress uses it); a code it does not take
+/// is 308, its default.
+#[test]
+fn the_https_redirect_uses_http_redirect_code() {
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    for (code, want, st) in
+        [("301", 301, Status::Converted), ("303", 308, Status::Ignored), ("x", 308, Status::Ignored)]
+    {
+        let m = run(&[controller(&[("http-redirect-code", code)]), ingress("site", "/", &[], tls)], Target::Realip);
+        let r = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site-https-redirect").unwrap();
+        assert_eq!(r["spec"]["rules"][0]["filters"][0]["requestRedirect"]["statusCode"], json!(want), "{code}");
+        assert_eq!(status(&m, "http-redirect-code"), st, "{code}");
+    }
+}
