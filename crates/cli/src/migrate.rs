@@ -35,6 +35,7 @@ pub fn run(a: &MigrateArgs) -> Result<(), Failure> {
         trust: a.trust.clone(),
     };
     let mut m = realip_migrate::migrate(&objects, &opts).map_err(Failure::usage)?;
+    realip_migrate::warn_duplicates(&mut m.report, &objects, &loaded.duplicates);
     if json {
         m.report.notes.splice(0..0, notes);
     }

@@ -208,3 +208,24 @@ fn live_reads_the_cluster_read_only_through_kube_rs() {
     assert_eq!((cidr["status"].as_str(), cidr["file"].as_str()), (Some("changed"), Some("cluster")));
     assert!(api.patches().is_empty(), "read-only: nothing written to the cluster");
 }
+
+/// Review 29 M4: a ConfigMap key written twice is migrated with its last
+/// value and reported as a warning with its line, never silently.
+#[test]
+fn a_key_written_twice_is_a_warning() {
+    let doubled = SETUP.replace(
+        "  use-forwarded-headers: \"true\"\n",
+        "  use-forwarded-headers: \"false\"\n  use-forwarded-headers: \"true\"\n",
+    );
+    let out = realip(&["-", "--format", "json"], Some(&doubled));
+    let report: Value = serde_json::from_slice(&out.stderr).unwrap();
+    let warned: Vec<&Value> = report["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["key"] == "use-forwarded-headers" && e["status"] == "warning")
+        .collect();
+    assert_eq!(warned.len(), 1, "{report:#}");
+    assert!(warned[0]["why"].as_str().unwrap().contains("written twice"), "{report:#}");
+    assert_eq!(warned[0]["object"], "ConfigMap/ingress-nginx/ingress-nginx-controller");
+}

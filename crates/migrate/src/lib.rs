@@ -138,6 +138,33 @@ fn trust_cidrs(opts: &Options) -> Result<Vec<String>, Error> {
     Ok(opts.trust.iter().filter_map(|t| ingress::cidrs(t).ok()).flatten().collect())
 }
 
+/// Adds a warning to `report` for each key the loader saw written twice
+/// in one mapping (`duplicates`): the last value is what was read, while
+/// kubectl since 1.14 refuses such a file, so what runs in the cluster may
+/// hold either (review 29 M4: a doubled `use-forwarded-headers` decided the
+/// trust silently).
+pub fn warn_duplicates(report: &mut Report, objects: &[Object], duplicates: &[realip_kube::DuplicateKey]) {
+    for d in duplicates {
+        let owner = objects
+            .iter()
+            .filter(|o| o.source.file == d.file && o.source.line <= d.duplicate.line)
+            .max_by_key(|o| o.source.line);
+        report.entries.push(Entry {
+            object: owner.map_or_else(|| d.file.clone(), Object::id),
+            file: d.file.clone(),
+            line: d.duplicate.line,
+            key: d.duplicate.key.clone(),
+            value: String::new(),
+            status: Status::Warning,
+            to: String::new(),
+            why: format!(
+                "written twice in one mapping (first at line {}): the last value is the one migrated; kubectl (1.14 on) refuses such a file, so check which value the cluster really holds and keep one",
+                d.duplicate.first
+            ),
+        });
+    }
+}
+
 /// Migrates the ingress-nginx setup in `objects`.
 pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let trust = trust_cidrs(opts)?;
@@ -607,7 +634,7 @@ fn blocked_word(ing: &Object, setup: &setup::Setup<'_>) -> Option<(String, Strin
 /// `ParseBool`; its default is false before v1.12 and true from v1.12.
 fn strict_path_type(setup: &setup::Setup<'_>) -> Option<String> {
     let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "strict-validate-path-type"]));
-    match set.map(|v| (v, ingress::go_bool(v))) {
+    match set.map(|v| (v, setup::cm_bool_value(v))) {
         Some((_, Some(true))) => Some("the ConfigMap sets strict-validate-path-type to true".into()),
         Some((_, Some(false))) => None,
         Some((v, None)) => Some(format!(

@@ -42,7 +42,19 @@ pub fn modsecurity_on(setup: &Setup<'_>) -> bool {
     setup
         .configmap
         .and_then(|c| c.doc.str_at(&["data", "enable-modsecurity"]))
-        .is_some_and(|v| !v.is_empty() && crate::ingress::go_bool(v) != Some(false))
+        .is_some_and(|v| cm_bool_value(v) != Some(false))
+}
+
+/// A boolean ConfigMap value as ingress-nginx decodes it (mapstructure,
+/// weakly typed: Go's ParseBool on the raw value, and an empty string is
+/// false); `None` for anything else, which keeps the key's default (review
+/// 29 M1: `use-forwarded-headers: ""` is off, not the default).
+pub fn cm_bool_value(v: &str) -> Option<bool> {
+    if v.is_empty() {
+        Some(false)
+    } else {
+        crate::ingress::go_bool(v)
+    }
 }
 
 /// ConfigMap snippets that land in every server or location (an access
@@ -179,7 +191,7 @@ fn controller_container(o: &Object) -> Option<&realip_kube::Node> {
 /// `None` when it applies them or that is not known (then they count).
 pub fn snippet_annotations_dropped(setup: &Setup<'_>) -> Option<String> {
     let set = setup.configmap.and_then(|c| c.doc.str_at(&["data", "allow-snippet-annotations"]));
-    match set.and_then(crate::ingress::go_bool) {
+    match set.and_then(cm_bool_value) {
         Some(true) => None,
         Some(false) => Some("the ConfigMap sets allow-snippet-annotations to false".into()),
         None => {
@@ -648,7 +660,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     // error there, so the default stands and the key is reported below.
     // ParseBool does not trim: the raw value is parsed, not `get`'s.
     let raw = |k: &str| cm.and_then(|c| c.doc.str_at(&["data", k]));
-    let bool_of = |k: &str, default: bool| raw(k).and_then(crate::ingress::go_bool).unwrap_or(default);
+    let bool_of = |k: &str, default: bool| raw(k).and_then(cm_bool_value).unwrap_or(default);
     let first_entry = report.entries.len();
     let (object, file) = cm.map_or(("defaults".to_owned(), String::new()), |c| (c.id(), c.source.file.clone()));
     let line = |k: &str| cm.map_or(0, |c| c.line_of(&["data", k]));
@@ -1092,7 +1104,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "ssl-redirect"
         );
         let value = raw(&e.key).unwrap_or(&e.value);
-        if known_bool && e.object != "defaults" && crate::ingress::go_bool(value).is_none() {
+        if known_bool && e.object != "defaults" && cm_bool_value(value).is_none() {
             e.status = Status::NotConverted;
             e.why = format!(
                 "{value:?} is not a boolean to ingress-nginx (Go's ParseBool takes 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False, with no surrounding spaces): it cannot parse it and keeps the default, and so does the output; fix the value"
@@ -1145,10 +1157,10 @@ pub fn unloadable_keys(setup: &Setup<'_>) -> Vec<String> {
     keys
 }
 
-/// A boolean ConfigMap key as ingress-nginx reads it (Go's ParseBool on
-/// the raw value; anything else keeps `default`).
+/// A boolean ConfigMap key as ingress-nginx reads it ([`cm_bool_value`];
+/// anything else keeps `default`).
 fn cm_bool(setup: &Setup<'_>, key: &str, default: bool) -> bool {
-    setup.configmap.and_then(|c| c.doc.str_at(&["data", key])).and_then(crate::ingress::go_bool).unwrap_or(default)
+    setup.configmap.and_then(|c| c.doc.str_at(&["data", key])).and_then(cm_bool_value).unwrap_or(default)
 }
 
 /// nginx.tmpl writes the real-IP module's directives (`real_ip_header`,

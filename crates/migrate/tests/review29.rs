@@ -209,3 +209,28 @@ fn the_https_redirect_uses_http_redirect_code() {
         assert_eq!(status(&m, "http-redirect-code"), st, "{code}");
     }
 }
+
+/// M1: ingress-nginx decodes its ConfigMap weakly typed: an empty boolean
+/// is false, not the key's default. `use-forwarded-headers: ""` is off
+/// (the client is the peer, the allow list stays open to it), and
+/// `ssl-redirect: ""` redirects nothing.
+#[test]
+fn an_empty_configmap_boolean_is_false() {
+    let m = run(
+        &[
+            controller(&[("use-forwarded-headers", "")]),
+            ingress("site", "/", &[("whitelist-source-range", "203.0.113.0/24")], ""),
+        ],
+        Target::Realip,
+    );
+    let ctx = m.report.text();
+    assert!(!m.report.incomplete(), "{ctx}");
+    assert_eq!(find(&m, "ClientAccessPolicy")[0]["spec"]["allow"], json!(["203.0.113.0/24"]), "{ctx}");
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    let m = run(&[controller(&[("ssl-redirect", "")]), ingress("site", "/", &[], tls)], Target::Realip);
+    assert!(
+        !find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "site-https-redirect"),
+        "{}",
+        m.report.text()
+    );
+}
