@@ -15,6 +15,11 @@ fn migrate(paths: &[PathBuf], target: Target) -> Migration {
     let m = realip_migrate::migrate(&objects, &Options { target, ..Options::default() })
         .unwrap_or_else(|e| panic!("{paths:?}: {e}"));
     common::validate(&m.objects);
+    // realip's own Gateway mode takes every object `--to realip` writes
+    // (review 29 L2: only the table tests checked it).
+    if target == Target::Realip {
+        common::served_by_realip(&m.objects);
+    }
     m
 }
 

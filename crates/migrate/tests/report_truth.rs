@@ -407,6 +407,9 @@ fn check(paths: &[PathBuf]) -> Vec<String> {
     for target in [Target::Realip, Target::EnvoyGateway] {
         let m = realip_migrate::migrate(&objects, &Options { target, ..Options::default() })
             .unwrap_or_else(|e| panic!("{paths:?}: {e}"));
+        if target == Target::Realip {
+            common::served_by_realip(&m.objects);
+        }
         let names: Vec<String> =
             paths.iter().map(|p| p.file_name().map(Path::new).unwrap().display().to_string()).collect();
         bad.extend(untrue(&m, &ingresses).into_iter().map(|b| format!("[{} {target:?}] {b}", names.join("+"))));
