@@ -80,6 +80,10 @@ pub enum Status {
         addresses: Vec<String>,
         /// Per listener.
         listeners: Vec<ListenerStatus>,
+        /// A Gateway's `attachedListenerSets`: the ListenerSets its
+        /// `allowedListeners` admit that name it and are accepted
+        /// (`None` for a ListenerSet).
+        attached_sets: Option<u32>,
     },
     /// HTTPRoute: `parents[]` for the parents realip owns.
     Route {
@@ -185,7 +189,7 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
                 "supportedFeatures": features.iter().map(|f| json!({"name": f})).collect::<Vec<_>>(),
             })
         }
-        Status::Gateway { conditions, addresses, listeners } => {
+        Status::Gateway { conditions, addresses, listeners, attached_sets } => {
             let ls: Vec<Value> = listeners
                 .iter()
                 .map(|l| {
@@ -205,6 +209,9 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
                 "conditions": conditions_json(conditions, s.generation, prev("/conditions"), now),
                 "listeners": ls,
             });
+            if let Some(n) = attached_sets {
+                v["attachedListenerSets"] = json!(n);
+            }
             if s.key.kind == "Gateway" {
                 v["addresses"] = addresses
                     .iter()

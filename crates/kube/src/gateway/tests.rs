@@ -108,7 +108,7 @@ fn accepted_route_with_weighted_backends_and_gateway_status() {
         ]
     );
     assert_eq!(t.routes.backends[0].endpoints, ["192.0.2.10:8080".parse().unwrap()]);
-    let Status::Gateway { conditions, addresses, listeners } = &status(&t, "Gateway", Some("infra"), "gw").status
+    let Status::Gateway { conditions, addresses, listeners, .. } = &status(&t, "Gateway", Some("infra"), "gw").status
     else {
         panic!()
     };
@@ -455,9 +455,14 @@ spec:
   parentRefs: [{name: ls, kind: ListenerSet}]
   rules: [{backendRefs: [{name: app, namespace: web, port: 80}]}]
 ";
+    let attached_sets = |t: &Translation| {
+        let Status::Gateway { attached_sets, .. } = &status(t, "Gateway", Some("infra"), "gw").status else { panic!() };
+        *attached_sets
+    };
     let t = run(set);
     let Status::Gateway { conditions, .. } = &status(&t, "ListenerSet", Some("team"), "ls").status else { panic!() };
     assert_eq!((conditions[0].status, conditions[0].reason), (false, "NotAllowed"));
+    assert_eq!(attached_sets(&t), Some(0), "review 29 F5: attachedListenerSets counts the accepted ones");
     let mut o = Objects::default();
     o.add_yaml(&BASE.replace("  gatewayClassName: realip\n", "  gatewayClassName: realip\n  allowedListeners: {namespaces: {from: Selector, selector: {matchLabels: {shared: 'yes'}}}}\n")).unwrap();
     o.add_yaml(set).unwrap();
@@ -467,6 +472,9 @@ spec:
     };
     assert!(conditions[0].status, "{conditions:?}");
     assert_eq!(listeners[0].attached_routes, 1);
+    assert_eq!(attached_sets(&t), Some(1));
+    let json = crate::gateway::status::to_json(status(&t, "Gateway", Some("infra"), "gw"), None, "2026-01-01T00:00:00Z");
+    assert_eq!(json["attachedListenerSets"], 1, "{json}");
     assert_eq!(first_ref(&t, "HTTPRoute", "team", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(first_ref(&t, "HTTPRoute", "team", "r")[1], ("ResolvedRefs", false, "RefNotPermitted"));
     assert_eq!(t.routes.routes[0].listeners, ["listenerset/team/ls/extra"]);

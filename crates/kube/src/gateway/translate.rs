@@ -3187,6 +3187,8 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let mut listeners: Vec<Lst<'_>> = Vec::new();
     let mut gw_problem: BTreeMap<(String, String), (&'static str, String)> = BTreeMap::new();
     let mut set_ok: BTreeMap<(String, String), Result<(), String>> = BTreeMap::new();
+    // The Gateway each admitted ListenerSet attaches to.
+    let mut set_parent: BTreeMap<(String, String), (String, String)> = BTreeMap::new();
     // Oldest listener first: a Gateway's own listeners date from the
     // Gateway, a ListenerSet's from the later of the set and its Gateway
     // (a set made today on an old Gateway is today's). Within one Gateway
@@ -3235,6 +3237,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             );
             let key = (sns.clone(), name_of(&s.metadata));
             if allowed {
+                set_parent.insert(key.clone(), (gns.clone(), gname.clone()));
                 set_ok.insert(key, Ok(()));
                 let age = created(&s.metadata).max(g_age.clone());
                 attached_sets.extend(s.spec.listeners.iter().map(move |l| {
@@ -3629,6 +3632,22 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         supported_kinds: l.kinds.clone(),
         conditions: l.conds.clone(),
     };
+    // Each set's listeners and generation looked up, not scanned per set
+    // (review 23 MED-2: thousands of ListenerSets made this quadratic).
+    let mut set_listeners: foldhash::HashMap<(&str, &str), Vec<&Lst<'_>>> = foldhash::HashMap::default();
+    for l in listeners.iter().filter(|l| l.parent_kind == "ListenerSet") {
+        set_listeners.entry((l.parent_ns.as_str(), l.parent_name.as_str())).or_default().push(l);
+    }
+    // A ListenerSet is accepted unless every listener it has is invalid.
+    let set_accepted = |ns: &str, name: &str| {
+        set_listeners.get(&(ns, name)).is_none_or(|own| own.is_empty() || own.iter().any(|l| l.ok))
+    };
+    let mut attached_sets: BTreeMap<&(String, String), u32> = BTreeMap::new();
+    for ((sns, sname), parent) in &set_parent {
+        if set_accepted(sns, sname) {
+            *attached_sets.entry(parent).or_default() += 1;
+        }
+    }
     for g in &gateways {
         let key = (ns_of(&g.metadata), name_of(&g.metadata));
         let own: Vec<&Lst<'_>> = listeners.iter().filter(|l| l.parent_kind == "Gateway" && l.gateway == key).collect();
@@ -3655,14 +3674,9 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 conditions: vec![accepted, programmed],
                 addresses: inp.addresses.clone(),
                 listeners: own.iter().map(|l| listener_status(l)).collect(),
+                attached_sets: Some(attached_sets.get(&key).copied().unwrap_or(0)),
             },
         }));
-    }
-    // Each set's listeners and generation looked up, not scanned per set
-    // (review 23 MED-2: thousands of ListenerSets made this quadratic).
-    let mut set_listeners: foldhash::HashMap<(&str, &str), Vec<&Lst<'_>>> = foldhash::HashMap::default();
-    for l in listeners.iter().filter(|l| l.parent_kind == "ListenerSet") {
-        set_listeners.entry((l.parent_ns.as_str(), l.parent_name.as_str())).or_default().push(l);
     }
     let set_generation: foldhash::HashMap<(String, String), Option<i64>> =
         sets.iter().map(|s| ((ns_of(&s.metadata), name_of(&s.metadata)), s.metadata.generation)).collect();
@@ -3693,6 +3707,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 conditions: vec![accepted, programmed],
                 addresses: Vec::new(),
                 listeners: own.iter().map(|l| listener_status(l)).collect(),
+                attached_sets: None,
             },
         }));
     }
