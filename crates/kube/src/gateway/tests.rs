@@ -473,7 +473,8 @@ spec:
     assert!(conditions[0].status, "{conditions:?}");
     assert_eq!(listeners[0].attached_routes, 1);
     assert_eq!(attached_sets(&t), Some(1));
-    let json = crate::gateway::status::to_json(status(&t, "Gateway", Some("infra"), "gw"), None, "2026-01-01T00:00:00Z");
+    let json =
+        crate::gateway::status::to_json(status(&t, "Gateway", Some("infra"), "gw"), None, "2026-01-01T00:00:00Z");
     assert_eq!(json["attachedListenerSets"], 1, "{json}");
     assert_eq!(first_ref(&t, "HTTPRoute", "team", "r")[0], ("Accepted", true, "Accepted"));
     assert_eq!(first_ref(&t, "HTTPRoute", "team", "r")[1], ("ResolvedRefs", false, "RefNotPermitted"));
@@ -2384,4 +2385,31 @@ fn an_external_name_service_is_not_a_resolved_backend() {
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "BackendNotFound"));
     let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
     assert!(cond(&parents[0].conditions, "ResolvedRefs").message.contains("ExternalName"));
+}
+
+/// Review 29 F1: an HTTPRoute that no longer names a parent of realip's
+/// (moved to another controller's Gateway, or to one that is gone) gets a
+/// status that removes realip's old `parents[]` entries and keeps the
+/// other controllers'; one that never had realip's entries gets none.
+#[test]
+fn a_route_that_leaves_realip_loses_realips_status_entries() {
+    let route = |status: &str| {
+        format!(
+            "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {{name: r, namespace: web}}\nspec:\n  parentRefs: [{{name: theirs, namespace: infra}}]\n  rules: [{{backendRefs: [{{name: app, port: 80}}]}}]\n{status}"
+        )
+    };
+    let old = "status:\n  parents:\n  - {parentRef: {name: gw, namespace: infra}, controllerName: realip.dev/gateway-controller, conditions: [{type: Accepted, status: 'True', reason: Accepted, message: m, lastTransitionTime: '2026-01-01T00:00:00Z'}]}\n  - {parentRef: {name: theirs, namespace: infra}, controllerName: example.com/other, conditions: []}\n";
+    let t = run(&route(old));
+    let s = status(&t, "HTTPRoute", Some("web"), "r");
+    let Status::Route { parents } = &s.status else { panic!() };
+    assert!(parents.is_empty());
+    let previous: serde_json::Value = serde_json::json!({"parents": [
+        {"parentRef": {"name": "gw", "namespace": "infra"}, "controllerName": "realip.dev/gateway-controller", "conditions": []},
+        {"parentRef": {"name": "theirs", "namespace": "infra"}, "controllerName": "example.com/other", "conditions": []}]});
+    let written = crate::gateway::status::to_json(s, Some(&previous), "2026-01-02T00:00:00Z");
+    assert_eq!(written["parents"].as_array().unwrap().len(), 1, "{written}");
+    assert_eq!(written["parents"][0]["controllerName"], "example.com/other");
+    // Never realip's: no status at all.
+    let t = run(&route(""));
+    assert!(t.statuses.iter().all(|s| s.key.kind != "HTTPRoute"));
 }

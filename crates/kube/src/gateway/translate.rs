@@ -2967,7 +2967,18 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
             }
         }
     }
-    let status = (!parents.is_empty()).then(|| {
+    // With no parent of realip's left, a status is still written while the
+    // route holds entries of realip's from before (another parent now, a
+    // Gateway gone or moved to another class): it removes them, keeping
+    // other controllers' (review 29 F1: a stale `Accepted: True` stayed).
+    let ours_written = || {
+        route
+            .status
+            .as_ref()
+            .and_then(|s| s["parents"].as_array())
+            .is_some_and(|ps| ps.iter().any(|p| p["controllerName"] == super::CONTROLLER_NAME))
+    };
+    let status = (!parents.is_empty() || ours_written()).then(|| {
         Arc::new(ObjectStatus {
             key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
             generation: route.metadata.generation,
