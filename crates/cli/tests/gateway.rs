@@ -3765,3 +3765,36 @@ fn the_newer_of_two_quick_statuses_is_the_one_kept() {
     assert_eq!(resolved(&api.get("HTTPRoute", "web", "site").unwrap()), "ResolvedRefs");
     assert_eq!(site_patches().len(), 2, "nothing written after the newer status");
 }
+
+/// Review 29 F1: an HTTPRoute moved from realip's Gateway to another
+/// controller's loses realip's `parents[]` entry (it said `Accepted: True`
+/// for a Gateway the route no longer names); the other controller's entry
+/// stays. The spec update keeps the status, as a real API server does.
+#[test]
+fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    http_route(
+        &api,
+        "r",
+        &json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let (_p, _addr, _dir) = proxy_with(&api, "moved", "gateway_ports = [80]\n", &[]);
+    let ours = |o: &Value| {
+        o["status"]["parents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["controllerName"] == "realip.dev/gateway-controller"))
+    };
+    let mut r = until(&api, "HTTPRoute", "web", "r", "realip's entry", ours);
+    let theirs = json!({"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other", "namespace": "web"},
+        "controllerName": "example.com/other", "conditions": []});
+    r["spec"]["parentRefs"] = json!([{"name": "other"}]);
+    r["status"]["parents"].as_array_mut().unwrap().push(theirs.clone());
+    api.apply(r);
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry removed", |o| !ours(o));
+    assert_eq!(r["status"]["parents"], json!([theirs]), "{:#}", r["status"]);
+}
