@@ -274,9 +274,24 @@ data: {tls.crt: CRT_B64, tls.key: KEY_B64}
     assert_eq!(reason(0, "Accepted"), (false, "UnsupportedProtocol"));
     assert_eq!(reason(1, "Accepted"), (true, "Accepted"));
     assert_eq!(reason(2, "Conflicted"), (true, "ProtocolConflict"));
+    // Review 29 F3: indistinct listeners of one Gateway are all refused,
+    // the older `a` too (the spec picks no winner).
+    assert_eq!(reason(1, "Conflicted"), (true, "ProtocolConflict"));
+    assert!(cond(&listeners[1].conditions, "Conflicted").message.contains("gateway/infra/tls/b"));
+    assert_eq!(reason(1, "Programmed"), (false, "Invalid"));
     assert_eq!(reason(3, "ResolvedRefs"), (false, "RefNotPermitted"));
-    assert_eq!((cond(conditions, "Accepted").status, cond(conditions, "Accepted").reason), (true, "ListenersNotValid"));
+    assert_eq!(reason(3, "Conflicted"), (true, "ProtocolConflict"));
+    // No distinct listener is left: the Gateway is not accepted.
+    let accepted = cond(conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (false, "ListenersNotValid"));
+    assert!(t.routes.certs.is_empty(), "no HTTPS listener is served");
+    // Without the HTTP listener on 443, `a` is served with its certificate.
+    let t = run(&gw.replace("  - {name: b, port: 443, protocol: HTTP}\n", ""));
     assert_eq!(t.routes.certs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["infra/a-cert"]);
+    let Status::Gateway { conditions, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else { panic!() };
+    let accepted = cond(conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (true, "ListenersNotValid"));
+    assert!(accepted.message.contains("not valid (see their conditions): tcp; accepted: a, c"), "{}", accepted.message);
     let grant = "\n---\napiVersion: gateway.networking.k8s.io/v1beta1\nkind: ReferenceGrant\nmetadata: {name: g, namespace: certs}\nspec:\n  from: [{group: gateway.networking.k8s.io, kind: Gateway, namespace: infra}]\n  to: [{group: '', kind: Secret, name: c-cert}]\n";
     let t = run(&(gw.to_owned() + grant));
     let Status::Gateway { listeners, .. } = &status(&t, "Gateway", Some("infra"), "tls").status else { panic!() };
@@ -2412,4 +2427,31 @@ fn a_route_that_leaves_realip_loses_realips_status_entries() {
     // Never realip's: no status at all.
     let t = run(&route(""));
     assert!(t.statuses.iter().all(|s| s.key.kind != "HTTPRoute"));
+}
+
+/// Review 29 F3: two listeners of one Gateway on the same port, protocol
+/// and hostname are both Conflicted and neither is served (the spec picks
+/// no winner); a distinct third listener is served, and the Gateway's
+/// message names which are not valid and which are accepted.
+#[test]
+fn indistinct_listeners_of_one_gateway_are_all_refused() {
+    let gw = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: dup, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: one, port: 9000, protocol: HTTP, hostname: c.example.com}\n  - {name: two, port: 9000, protocol: HTTP, hostname: c.example.com}\n  - {name: three, port: 9000, protocol: HTTP, hostname: d.example.com}\n";
+    let t = run(gw);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "dup").status else {
+        panic!()
+    };
+    for l in &listeners[..2] {
+        let c = cond(&l.conditions, "Conflicted");
+        assert_eq!((c.status, c.reason), (true, "HostnameConflict"), "{l:?}");
+        assert!(!cond(&l.conditions, "Programmed").status, "{l:?}");
+    }
+    assert!(cond(&listeners[0].conditions, "Conflicted").message.contains("gateway/infra/dup/two"));
+    assert!(cond(&listeners[1].conditions, "Conflicted").message.contains("gateway/infra/dup/one"));
+    assert!(cond(&listeners[2].conditions, "Programmed").status);
+    let accepted = cond(conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (true, "ListenersNotValid"));
+    assert!(accepted.message.contains("one, two; accepted: three"), "{}", accepted.message);
+    let served: Vec<&str> =
+        t.routes.listeners.iter().map(|l| l.name.as_str()).filter(|n| n.contains("/dup/")).collect();
+    assert_eq!(served, ["gateway/infra/dup/three"]);
 }

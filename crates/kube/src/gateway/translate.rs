@@ -12,7 +12,9 @@
 //!   `kubernetes.io/tls` Secrets; another namespace needs a ReferenceGrant);
 //!   other protocols get `Accepted: False, UnsupportedProtocol`; a listener
 //!   on a port already used with another protocol, or the same port,
-//!   protocol and hostname as an earlier listener, is `Conflicted` — across
+//!   protocol and hostname as an earlier listener, is `Conflicted` (one
+//!   Gateway's own indistinct listeners on a port all are, none served:
+//!   the spec picks no winner among them) — across
 //!   every Gateway and ListenerSet of the class (the proxy merges them on a
 //!   port; with the binds known, on a bind: listeners conflict only on a
 //!   `[[listener]]` that has both ports and admits both Gateways, and one
@@ -941,6 +943,63 @@ fn check_listener<'a>(
         Cond::new("Conflicted", c_on, c_reason, c_msg),
         programmed,
     ];
+}
+
+/// One Gateway's own listeners on one port that are not distinct (the
+/// same hostname, or another protocol) are all refused: the spec picks no
+/// winner among them (review 29 F3: the older one was served). Listeners
+/// of other Gateways and of ListenerSets keep the age order (realip merges
+/// Gateways on a bind; ListenerSets have the spec's precedence); two ports
+/// one bind merges are distinct listeners, the older kept too.
+fn refuse_indistinct(listeners: &mut [Lst<'_>]) {
+    let accepted = |l: &Lst<'_>| l.conds.iter().any(|c| c.kind == "Accepted" && c.status);
+    let mut groups: BTreeMap<(&(String, String), i32), Vec<usize>> = BTreeMap::new();
+    for (i, l) in listeners.iter().enumerate() {
+        // (One with no supported route kind serves nothing and claims nothing.)
+        if l.parent_kind == "Gateway" && accepted(l) && !l.kinds.is_empty() {
+            groups.entry((&l.gateway, l.spec.port)).or_default().push(i);
+        }
+    }
+    let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
+    for ((_, port), members) in &groups {
+        for (a, &i) in members.iter().enumerate() {
+            for &j in &members[a + 1..] {
+                let (x, y) = (&listeners[i], &listeners[j]);
+                let reason = if x.spec.protocol != y.spec.protocol {
+                    "ProtocolConflict"
+                } else if x.spec.hostname == y.spec.hostname {
+                    "HostnameConflict"
+                } else {
+                    continue;
+                };
+                for (me, other) in [(i, j), (j, i)] {
+                    refused.push((
+                        me,
+                        reason,
+                        format!(
+                            "{} on port {port} is not distinct from it (the same hostname, or another protocol): the Gateway API picks no winner among indistinct listeners of one Gateway, so none is served",
+                            listeners[other].full_name
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    for (i, reason, why) in refused {
+        let l = &mut listeners[i];
+        for stream in l.streams.clone() {
+            l.lose(stream, reason, why.clone());
+        }
+        let why = lost_message(l, &why);
+        l.ok = false;
+        for c in &mut l.conds {
+            match c.kind {
+                "Conflicted" => *c = Cond::new("Conflicted", true, reason, why.clone()),
+                "Programmed" => *c = Cond::new("Programmed", false, "Invalid", "listener not served (see Conflicted)"),
+                _ => {}
+            }
+        }
+    }
 }
 
 /// A validated match: path, method, headers, query.
@@ -3295,6 +3354,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             claims.add(&listeners, listeners.len() - 1);
         }
     }
+    refuse_indistinct(&mut listeners);
     // A listener no bind of the proxy serves is not programmed, whatever
     // the objects say; routes attached only there are not served either.
     for l in listeners.iter_mut().filter(|l| l.ok && !l.kinds.is_empty()) {
@@ -3666,7 +3726,26 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         let accepted = match gw_problem.get(&key) {
             Some((reason, m)) => Cond::new("Accepted", false, reason, m.clone()),
             None if valid == own.len() => Cond::new("Accepted", true, "Accepted", "gateway accepted"),
-            None if valid > 0 => Cond::new("Accepted", true, "ListenersNotValid", "some listeners are not valid"),
+            None if valid > 0 => {
+                // Which are not valid and which are, as the spec asks (names
+                // bounded: a Gateway may have 64 listeners).
+                let names = |ok: bool| {
+                    let all: Vec<&str> = own.iter().filter(|l| l.ok == ok).map(|l| l.spec.name.as_str()).collect();
+                    let more = all.len().saturating_sub(16);
+                    let shown = all[..all.len().min(16)].join(", ");
+                    if more > 0 {
+                        format!("{shown} and {more} more")
+                    } else {
+                        shown
+                    }
+                };
+                Cond::new(
+                    "Accepted",
+                    true,
+                    "ListenersNotValid",
+                    format!("listeners not valid (see their conditions): {}; accepted: {}", names(false), names(true)),
+                )
+            }
             None => Cond::new("Accepted", false, "ListenersNotValid", "no listener is valid"),
         };
         let programmed = if !accepted.status {
