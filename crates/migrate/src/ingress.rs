@@ -1109,6 +1109,13 @@ pub fn plan<'a>(
     // Ingress without any rate limit (ratelimit/main.go `Parse`,
     // annotations.go `Extract`; review 29 H3). With it on, the Ingress is
     // refused whole (`drops`).
+    // Every request answered by a redirect (redirect.go: a non-empty
+    // temporal-redirect, else permanent-redirect), in nginx's rewrite
+    // phase: what runs after it (limit_conn, auth_request, auth_basic)
+    // applies to nobody (review 30 H-2).
+    let redirects_all = !canary
+        && (get("temporal-redirect").is_some_and(|t| !t.is_empty())
+            || get("permanent-redirect").is_some_and(|t| !t.is_empty()));
     let rate_parser_fails = if validating {
         None
     } else {
@@ -1312,6 +1319,11 @@ pub fn plan<'a>(
             }
             k if k.ends_with("-snippet") && snippets_dropped.is_some() => {
                 push(k, Status::Ignored, "", format!("ingress-nginx drops snippet annotations unless allow-snippet-annotations is true: {}", snippets_dropped.as_deref().unwrap_or_default()));
+            }
+            k @ ("auth-url" | "auth-type" | "auth-secret" | "limit-connections")
+                if redirects_all && restricting(k, v).is_some() =>
+            {
+                push(k, Status::Ignored, "", "every request of this Ingress is answered by its redirect (permanent-redirect / temporal-redirect), which nginx returns in its rewrite phase, before limit_conn and authentication run: ingress-nginx applied it to nobody, nor does the output".into());
             }
             k if restricting(k, v).is_some() => {
                 // Emitted without it, the route would let in what ingress-nginx refused.

@@ -463,25 +463,31 @@ pub enum TlsAtLb {
     Blind,
 }
 
-/// Whether the controller's Service sends a port 443 (or one named
-/// `https`) to the same target as its http port (port 80 or named
-/// `http`): the load balancer ends TLS (an AWS certificate, a TLS
-/// listener) and the controller sees HTTPS as plain HTTP on its http port.
-pub fn tls_at_lb(svc: &Object) -> bool {
-    let ports = svc.doc.at(&["spec", "ports"]).map(Node::items).unwrap_or_default();
-    // The container port a Service port sends to, named or numbered (the
-    // chart's `http` is 80, `https` 443).
-    let target = |p: &Node| {
-        let t = p.str_at(&["targetPort"]).or_else(|| p.str_at(&["port"])).unwrap_or_default();
-        match t {
-            "http" => "80".to_owned(),
-            "https" => "443".to_owned(),
-            t => t.to_owned(),
+/// Whether the controller's Service sends its port 443 (or the one named
+/// `https`) to the port nginx serves plain HTTP on (`--http-port`, 80):
+/// the load balancer ends TLS (an AWS certificate, a TLS listener) and
+/// the controller sees HTTPS as HTTP there. A named targetPort is resolved
+/// through the controller's containerPorts (ingress-nginx's AWS manifest
+/// sends 80 to `tohttps`, 2443, and 443 to `http`), the chart's names
+/// `http` / `https` being 80 / 443 when the controller is not in the input;
+/// what port 80 targets does not matter (review 30 H-1).
+pub fn tls_at_lb(setup: &Setup<'_>) -> bool {
+    let Some(svc) = setup.service else { return false };
+    let http_port = setup.port_flags[0].as_deref().map_or("80", str::trim).to_owned();
+    let mut named: std::collections::BTreeMap<String, String> =
+        [("http", "80"), ("https", "443")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
+    for c in setup.controller.map(containers).unwrap_or_default() {
+        for p in c.get("ports").map(Node::items).unwrap_or_default() {
+            if let (Some(n), Some(port)) = (p.str_at(&["name"]), p.str_at(&["containerPort"])) {
+                named.insert(n.to_owned(), port.to_owned());
+            }
         }
-    };
-    let is = |p: &Node, port: &str, name: &str| p.str_at(&["port"]) == Some(port) || p.str_at(&["name"]) == Some(name);
-    let http: Vec<String> = ports.iter().filter(|p| is(p, "80", "http")).map(target).collect();
-    ports.iter().filter(|p| is(p, "443", "https")).any(|p| http.contains(&target(p)))
+    }
+    let ports = svc.doc.at(&["spec", "ports"]).map(Node::items).unwrap_or_default();
+    ports.iter().filter(|p| p.str_at(&["port"]) == Some("443") || p.str_at(&["name"]) == Some("https")).any(|p| {
+        let t = p.str_at(&["targetPort"]).or_else(|| p.str_at(&["port"])).unwrap_or_default();
+        named.get(t).map_or(t, String::as_str) == http_port
+    })
 }
 
 /// Where ingress-nginx reads the client address, from its ConfigMap.
@@ -743,17 +749,15 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             .filter(|c| matches!(c, 301 | 302 | 307 | 308))
             .unwrap_or(308),
         pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
-        tls_at_lb: setup.service.filter(|svc| tls_at_lb(svc)).map(|_| {
-            // lua_ingress.lua `rewrite`: PROXY's destination port 443 wins,
-            // else X-Forwarded-Proto with use-forwarded-headers, else the
-            // connection's own scheme (http on the http port).
-            if pp {
-                TlsAtLb::ProxyPort
-            } else if use_fwd {
-                TlsAtLb::ForwardedProto
-            } else {
-                TlsAtLb::Blind
-            }
+        // lua_ingress.lua `rewrite`: PROXY's destination port 443 wins,
+        // else X-Forwarded-Proto with use-forwarded-headers, else the
+        // connection's own scheme (http on the http port).
+        tls_at_lb: tls_at_lb(setup).then_some(if pp {
+            TlsAtLb::ProxyPort
+        } else if use_fwd {
+            TlsAtLb::ForwardedProto
+        } else {
+            TlsAtLb::Blind
         }),
         pp_header,
         pp_header_unknown,

@@ -1,0 +1,83 @@
+//! Fixes of the thirtieth review round. Each test failed before its fix.
+
+mod common;
+
+use common::{controller, find, ingress, run, status};
+use realip_migrate::{Status, Target};
+use serde_json::json;
+
+const TLS: &str = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+
+/// `controller()` with `use-forwarded-headers` on and its Service's ports
+/// replaced by `ports` (YAML flow items, one per line).
+fn with_ports(ports: &[&str]) -> String {
+    let lines: String = ports.iter().fold(String::new(), |acc, p| acc + "  - " + p + "\n");
+    controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/16")])
+        .replace("  - {name: http, port: 80}\n", &lines)
+        .replace(
+            "        - --publish-service=$(POD_NAMESPACE)/ingress-nginx-controller\n",
+            "        - --publish-service=$(POD_NAMESPACE)/ingress-nginx-controller\n        ports:\n        - {name: http, containerPort: 80}\n        - {name: https, containerPort: 443}\n        - {name: tohttps, containerPort: 2443}\n",
+        )
+}
+
+/// The main route serves `X-Forwarded-Proto: https` on every listener.
+fn serves_forwarded_https(m: &realip_migrate::Migration) -> bool {
+    let r = find(m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
+    r["spec"]["parentRefs"][0].get("sectionName").is_none()
+        && r["spec"]["rules"][0]["matches"][0]["headers"]
+            == json!([{"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"}])
+}
+
+/// H-1: ingress-nginx's AWS TLS-termination Service sends 80 to
+/// `tohttps` (2443) and 443 to `http`; an HTTPS-only Service sends 443 to
+/// `http`. Both end TLS at the load balancer: HTTPS reaches the http port.
+#[test]
+fn tls_ended_at_the_load_balancer_is_found_whatever_port_80_targets() {
+    for ports in [
+        &["{name: http, port: 80, targetPort: tohttps}", "{name: https, port: 443, targetPort: http}"][..],
+        &["{name: https, port: 443, targetPort: http}"][..],
+        &["{name: http, port: 80, targetPort: 80}", "{name: https, port: 443, targetPort: 80}"][..],
+    ] {
+        let m = run(&[with_ports(ports), ingress("site", "/", &[], TLS)], Target::Realip);
+        let ctx = format!("{ports:?}:\n{}", m.report.text());
+        assert!(serves_forwarded_https(&m), "{ctx}");
+        assert_eq!(status(&m, "ssl-redirect app.example.com"), Status::Changed, "{ctx}");
+    }
+    // 443 to the https port: TLS reaches nginx, the route stays on the HTTPS listener.
+    let m = run(
+        &[
+            with_ports(&["{name: http, port: 80, targetPort: http}", "{name: https, port: 443, targetPort: https}"]),
+            ingress("site", "/", &[], TLS),
+        ],
+        Target::Realip,
+    );
+    assert!(!serves_forwarded_https(&m), "{}", m.report.text());
+}
+
+/// H-1 on ingress-nginx's own AWS manifest (the real-world corpus), with
+/// its CIDR placeholder filled in and a TLS Ingress added.
+#[test]
+fn the_aws_tls_termination_manifest_does_not_loop() {
+    let Some(dir) = common::corpus() else { return };
+    let text = std::fs::read_to_string(dir.join("static/aws-nlb-with-tls-termination.yaml"))
+        .unwrap()
+        .replace("XXX.XXX.XXX/XX", "10.0.0.0/16");
+    let m = run(&[text, ingress("site", "/", &[], TLS)], Target::Realip);
+    assert!(serves_forwarded_https(&m), "{}", m.report.text());
+}
+
+/// H-2: a redirect Ingress is answered in nginx's rewrite phase, before
+/// limit_conn: limit-connections applied to nobody, so the Ingress is
+/// converted (it was left out, deny-all).
+#[test]
+fn a_redirect_comes_before_limit_connections() {
+    let anns = [("permanent-redirect", "https://new.example.com/"), ("limit-connections", "5")];
+    let m = run(&[controller(&[]), ingress("site", "/", &anns, "")], Target::Realip);
+    let ctx = m.report.text();
+    assert_eq!(status(&m, "limit-connections"), Status::Ignored, "{ctx}");
+    assert!(!m.report.incomplete(), "{ctx}");
+    assert!(serde_json::to_string(&find(&m, "HTTPRoute")).unwrap().contains("requestRedirect"), "{ctx}");
+    // Without the redirect it still leaves the Ingress out.
+    let m = run(&[controller(&[]), ingress("site", "/", &[("limit-connections", "5")], "")], Target::Realip);
+    assert_eq!(status(&m, "limit-connections"), Status::NotConverted);
+}
