@@ -26,6 +26,16 @@ pub enum Error {
     /// lowercase DNS subdomain of at most 253 characters).
     #[error("--gateway-class `{0}`: expected a GatewayClass name (lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit, at most 253)")]
     GatewayClassName(String),
+    /// Occurs when an Ingress names a host the API server refuses (not a
+    /// lowercase DNS name, optionally behind `*.`): such an Ingress cannot
+    /// be in a cluster, so what ingress-nginx serves of it is not known.
+    #[error("{object}: host `{host}` is not a lowercase DNS name (optionally `*.` then one): the API server refuses such an Ingress; fix the input")]
+    IngressHost {
+        /// `Ingress/NS/NAME`.
+        object: String,
+        /// The host as written.
+        host: String,
+    },
     /// Occurs when a `--trust` entry is not a CIDR or an IP address.
     #[error("--trust `{0}` is not a CIDR or an IP address")]
     Trust(String),

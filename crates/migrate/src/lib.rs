@@ -165,12 +165,32 @@ pub fn warn_duplicates(report: &mut Report, objects: &[Object], duplicates: &[re
     }
 }
 
+/// The API server's checks of an Ingress's hosts (rules and TLS): a host
+/// it refuses would make an HTTPRoute it refuses too (review 30 M-1).
+fn check_ingress_hosts(objects: &[Object]) -> Result<(), Error> {
+    for o in objects.iter().filter(|o| o.kind == "Ingress") {
+        let spec = o.doc.get("spec");
+        let rules = spec.and_then(|s| s.get("rules")).map(realip_kube::Node::items).unwrap_or_default();
+        let tls = spec.and_then(|s| s.get("tls")).map(realip_kube::Node::items).unwrap_or_default();
+        let hosts = rules.iter().filter_map(|r| r.str_at(&["host"])).chain(
+            tls.iter()
+                .flat_map(|t| t.get("hosts").map(realip_kube::Node::items).unwrap_or_default())
+                .filter_map(realip_kube::Node::as_str),
+        );
+        if let Some(h) = hosts.into_iter().find(|h| !h.is_empty() && !route_hostname(h)) {
+            return Err(Error::IngressHost { object: o.id(), host: h.to_owned() });
+        }
+    }
+    Ok(())
+}
+
 /// Migrates the ingress-nginx setup in `objects`.
 pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let trust = trust_cidrs(opts)?;
     if let Some(c) = opts.gateway_class.as_deref().filter(|c| !dns_subdomain(c)) {
         return Err(Error::GatewayClassName(c.to_owned()));
     }
+    check_ingress_hosts(objects)?;
     let mut report = Report::default();
     let setup = setup::find(objects, &mut report)?;
     let (gw_ns, gw_name) = match &opts.gateway {

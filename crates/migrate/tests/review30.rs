@@ -81,3 +81,18 @@ fn a_redirect_comes_before_limit_connections() {
     let m = run(&[controller(&[]), ingress("site", "/", &[("limit-connections", "5")], "")], Target::Realip);
     assert_eq!(status(&m, "limit-connections"), Status::NotConverted);
 }
+
+/// M-1: an Ingress host the API server refuses (upper case, `*` alone, an
+/// underscore), in the rules or the TLS hosts, is an input error naming
+/// it; before, the HTTPRoute written with it was refused by the API server.
+#[test]
+fn an_ingress_host_the_api_server_refuses_is_an_input_error() {
+    for (host, extra) in
+        [("Up.Example.com", ""), ("app.example.com", "  tls: [{hosts: ['*.Example.COM']}]\n"), ("a_b.example.com", "")]
+    {
+        let text = ingress("site", "/", &[], extra).replace("host: app.example.com", &format!("host: {host}"));
+        let objects = realip_kube::load_str(&[controller(&[]), text].join("---\n"), "t.yaml").unwrap();
+        let e = realip_migrate::migrate(&objects, &realip_migrate::Options::default()).unwrap_err().to_string();
+        assert!(e.contains("Ingress/web/site: host `") && e.contains("is not a lowercase DNS name"), "{host}: {e}");
+    }
+}
