@@ -441,11 +441,16 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         let app_root_apart = limited && plan.redirect.is_none();
         let mut serving: Vec<Serving> = Vec::new();
         for (host, name, paths) in groups {
-            let redirect = host.as_ref().is_some_and(|h| {
-                let tls = tls_listener(&https_listener, h).is_some();
-                tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || plan.force_ssl_redirect)
-            });
-            if plan.force_ssl_redirect && host.as_ref().is_none_or(|h| tls_listener(&https_listener, h).is_none()) {
+            let tls = host.as_ref().is_some_and(|h| tls_listener(&https_listener, h).is_some());
+            // force-ssl-redirect needs no certificate: with TLS ended at the
+            // load balancer and X-Forwarded-Proto read, ingress-nginx
+            // redirected what that header says is HTTP (review 30 M-2).
+            let forced_by_header = plan.force_ssl_redirect
+                && host.is_some()
+                && ci.tls_at_lb == Some(crate::setup::TlsAtLb::ForwardedProto);
+            let redirect =
+                (tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || plan.force_ssl_redirect)) || forced_by_header;
+            if plan.force_ssl_redirect && !tls && !forced_by_header {
                 report.entries.push(Entry {
                     object: o.id(),
                     file: o.source.file.clone(),
@@ -461,7 +466,16 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             // The load balancer ends TLS and sends HTTPS to the http port
             // (review 29 H1): HTTPS arrives on the http listener, where the
             // redirect must not take it.
-            let at_lb = ci.tls_at_lb.filter(|_| redirect);
+            // Envoy replaces X-Forwarded-Proto from a downstream it does not
+            // trust (xff_num_trusted_hops 0, what Envoy Gateway's trusted
+            // CIDRs leave) before routing, so no route of it can tell (review
+            // 30 M-3): as with PROXY, no redirect there.
+            let at_lb = ci.tls_at_lb.filter(|_| redirect).map(|how| match how {
+                crate::setup::TlsAtLb::ForwardedProto if target == Target::EnvoyGateway => {
+                    crate::setup::TlsAtLb::EnvoyForwardedProto
+                }
+                how => how,
+            });
             if let Some(how) = at_lb {
                 tls_at_lb_entry(plan, host.as_deref().unwrap_or_default(), how, report);
             }
@@ -581,6 +595,11 @@ fn tls_at_lb_entry(plan: &Plan<'_>, host: &str, how: crate::setup::TlsAtLb, repo
             Status::NotConverted,
             "",
             "the load balancer ends TLS and sends HTTPS to the controller's http port; ingress-nginx told HTTPS from HTTP by the PROXY header's destination port (443), which no HTTPRoute can match: no redirect is emitted (a redirect there would loop for every HTTPS request), so plain HTTP is served, not redirected",
+        ),
+        TlsAtLb::EnvoyForwardedProto => (
+            Status::NotConverted,
+            "",
+            "the load balancer ends TLS and sends HTTPS to the controller's http port; with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme, but Envoy replaces that header from a downstream it does not trust (Envoy Gateway's trusted CIDRs leave xff_num_trusted_hops at 0) before routing: no redirect is emitted (one would loop for every HTTPS request), so plain HTTP is served, not redirected",
         ),
         TlsAtLb::Blind => (
             Status::NotConverted,

@@ -1304,6 +1304,12 @@ pub fn plan<'a>(
                 Some(why) => push(key, Status::Ignored, "", why),
                 None => push(key, Status::NotConverted, "", format!("clients exempt from the rate limit: {rate_kind} has no exemption list")),
             },
+            "limit-whitelist" | "limit-allowlist" if v.is_empty() => {
+                push(key, Status::Ignored, "", "empty: no client is exempt from the rate limit, in ingress-nginx (net.ParseCIDRs of '' is no list) and in the output".into());
+            }
+            "limit-whitelist" if get("limit-allowlist").is_some_and(|a| !a.is_empty()) => {
+                push(key, Status::Ignored, "", "limit-allowlist, its newer name, is set too and wins".into());
+            }
             "limit-whitelist" | "limit-allowlist" => {
                 // realip's one ClientAccessPolicy holds both; Envoy Gateway has two kinds.
                 let kinds = if access_kind == rate_kind { format!("{access_kind} has") } else { format!("{access_kind} and {rate_kind} have") };

@@ -461,6 +461,10 @@ pub enum TlsAtLb {
     ProxyPort,
     /// Neither: every request there was HTTP to ingress-nginx.
     Blind,
+    /// [`TlsAtLb::ForwardedProto`] for Envoy Gateway, which replaces the
+    /// header from untrusted downstreams before routing (set by the
+    /// emitter for that target only).
+    EnvoyForwardedProto,
 }
 
 /// Whether the controller's Service sends its port 443 (or the one named

@@ -96,3 +96,43 @@ fn an_ingress_host_the_api_server_refuses_is_an_input_error() {
         assert!(e.contains("Ingress/web/site: host `") && e.contains("is not a lowercase DNS name"), "{host}: {e}");
     }
 }
+
+/// M-4: an empty limit-allowlist exempts nobody: the limit converts
+/// exactly, nothing is left unconverted.
+#[test]
+fn an_empty_limit_allowlist_exempts_nobody() {
+    let m = run(
+        &[controller(&[]), ingress("site", "/", &[("limit-rpm", "5"), ("limit-allowlist", "")], "")],
+        Target::Realip,
+    );
+    assert_eq!(status(&m, "limit-allowlist"), Status::Ignored, "{}", m.report.text());
+    assert!(find(&m, "ClientAccessPolicy")[0]["spec"]["rateLimit"].is_object());
+    assert!(!m.report.incomplete(), "{}", m.report.text());
+}
+
+/// M-2: force-ssl-redirect on a host without TLS on the Gateway, TLS ended
+/// at the load balancer and X-Forwarded-Proto read: ingress-nginx
+/// redirected what the header says is HTTP; so does the output (it was
+/// not converted, plain HTTP served).
+#[test]
+fn force_ssl_redirect_follows_x_forwarded_proto_when_tls_ends_at_the_load_balancer() {
+    let ports = ["{name: http, port: 80, targetPort: http}", "{name: https, port: 443, targetPort: http}"];
+    let m = run(&[with_ports(&ports), ingress("site", "/", &[("force-ssl-redirect", "true")], "")], Target::Realip);
+    let ctx = m.report.text();
+    assert!(serves_forwarded_https(&m), "{ctx}");
+    assert!(find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "site-https-redirect"), "{ctx}");
+    assert!(!m.report.incomplete(), "{ctx}");
+}
+
+/// M-3: Envoy replaces X-Forwarded-Proto from downstreams it does not
+/// trust before routing, so `--to envoy-gateway` cannot tell HTTPS by it:
+/// no redirect there (it would loop), reported not converted.
+#[test]
+fn envoy_gateway_gets_no_forwarded_proto_redirect() {
+    let ports = ["{name: http, port: 80, targetPort: http}", "{name: https, port: 443, targetPort: http}"];
+    let m = run(&[with_ports(&ports), ingress("site", "/", &[], TLS)], Target::EnvoyGateway);
+    let ctx = m.report.text();
+    assert!(!find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "site-https-redirect"), "{ctx}");
+    assert_eq!(status(&m, "ssl-redirect app.example.com"), Status::NotConverted, "{ctx}");
+    assert!(!serde_json::to_string(&find(&m, "HTTPRoute")).unwrap().contains("X-Forwarded-Proto"), "{ctx}");
+}
