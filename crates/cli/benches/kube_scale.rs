@@ -11,6 +11,8 @@
 //!   from `/proc/PID/stat`) over all of them;
 //! - the same for `CHANGES` HTTPRoute changes (a route's hostname
 //!   changed: served on the new one);
+//! - the same for `CHANGES` edits of a ClientIPPolicy on the Gateway
+//!   (timed to its status naming the new generation);
 //! - the proxy's RSS (`VmRSS`, `VmHWM`) after the first config and at the
 //!   end.
 //!
@@ -263,6 +265,38 @@ fn main() {
         "HTTPRoute change → served ({CHANGES} changes): {}; proxy CPU {:.1} ms per change",
         percentiles(times),
         route_cpu.as_secs_f64() * 1000.0 / f64::from(CHANGES)
+    );
+    // ClientIPPolicy edits on the Gateway every route is on (its trusted
+    // proxies alternate): served when the policy's status says the new
+    // generation (the status is written after the new chain is handed to
+    // the proxy). No route reads the chain, so none is translated again.
+    let policy = |n: u32| {
+        json!({"apiVersion": "realip.dev/v1alpha1", "kind": "ClientIPPolicy",
+            "metadata": {"name": "chain", "namespace": "infra"},
+            "spec": {"targetRefs": [{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "gw"}],
+                "trustedProxies": [if n % 2 == 0 { "10.0.0.0/8" } else { "192.0.2.0/24" }],
+                "sources": ["XForwardedFor"]}})
+    };
+    let observed = |generation: i64| {
+        api.get("ClientIPPolicy", "infra", "chain").is_some_and(|p| {
+            p["status"]["ancestors"][0]["conditions"][0]["observedGeneration"].as_i64() == Some(generation)
+        })
+    };
+    api.apply(policy(0));
+    until("first ClientIPPolicy status", || observed(1));
+    let mut times = Vec::new();
+    let cpu0 = cpu(pid);
+    for n in 1..=CHANGES {
+        let t = Instant::now();
+        api.apply(policy(n));
+        until("ClientIPPolicy change", || observed(i64::from(n) + 1));
+        times.push(t.elapsed());
+    }
+    let policy_cpu = cpu(pid).saturating_sub(cpu0);
+    println!(
+        "ClientIPPolicy change → its status written ({CHANGES} changes): {}; proxy CPU {:.1} ms per change",
+        percentiles(times),
+        policy_cpu.as_secs_f64() * 1000.0 / f64::from(CHANGES)
     );
     println!("RSS at the end: {}", rss(pid));
     drop(proxy);
