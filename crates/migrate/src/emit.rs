@@ -780,6 +780,15 @@ fn no_open_route(plan: &Plan<'_>, report: &mut Report) {
     }
 }
 
+/// The kinds of the access and rate policies `target` is given.
+fn access_kinds(target: Target) -> &'static [&'static str] {
+    if target == Target::EnvoyGateway {
+        &["SecurityPolicy", "BackendTrafficPolicy"]
+    } else {
+        &["ClientAccessPolicy"]
+    }
+}
+
 /// Makes the report entries of `plan` that name its access or rate policy
 /// (`Kind ns/NAME field`, written by [`crate::ingress::plan`] before any
 /// route was known) name the policy really emitted (`policies`: kind and
@@ -789,11 +798,7 @@ fn no_open_route(plan: &Plan<'_>, report: &mut Report) {
 /// preferred), where the entry must not claim a policy that is not there.
 fn point_at_policies(plan: &Plan<'_>, target: Target, policies: &[(&'static str, String)], report: &mut Report) {
     let o = plan.obj;
-    let kinds: &[&str] = if target == Target::EnvoyGateway {
-        &["SecurityPolicy", "BackendTrafficPolicy"]
-    } else {
-        &["ClientAccessPolicy"]
-    };
+    let kinds = access_kinds(target);
     for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
         for kind in kinds {
             let Some(field) = e.to.strip_prefix(&format!("{kind} {}/{} ", o.namespace, o.name)).map(str::to_owned)
@@ -821,11 +826,7 @@ fn point_at_policies(plan: &Plan<'_>, target: Target, policies: &[(&'static str,
 /// allow list).
 fn redirected_before_access(plan: &Plan<'_>, target: Target, report: &mut Report) {
     let o = plan.obj;
-    let kinds: &[&str] = if target == Target::EnvoyGateway {
-        &["SecurityPolicy", "BackendTrafficPolicy"]
-    } else {
-        &["ClientAccessPolicy"]
-    };
+    let kinds = access_kinds(target);
     for e in report.entries.iter_mut().filter(|e| e.object == o.id()) {
         if kinds.iter().any(|kind| e.to.starts_with(&format!("{kind} {}/{} ", o.namespace, o.name))) {
             e.to = String::new();
