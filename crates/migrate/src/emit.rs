@@ -462,7 +462,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     why: "the host has no TLS on the Gateway (TLS ends before it): an HTTPRoute cannot see the original scheme; add a rule matching X-Forwarded-Proto: http by hand if your load balancer sets it".into(),
                 });
             }
-            let mut all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
+            let all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
             // The load balancer ends TLS and sends HTTPS to the http port
             // (review 29 H1): HTTPS arrives on the http listener, where the
             // redirect must not take it.
@@ -479,10 +479,15 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             if let Some(how) = at_lb {
                 tls_at_lb_entry(plan, host.as_deref().unwrap_or_default(), how, report);
             }
-            if at_lb == Some(crate::setup::TlsAtLb::ForwardedProto) {
-                // ingress-nginx served what X-Forwarded-Proto says is HTTPS:
-                // those rules outrank the redirect's (a header match more).
-                for rule in &mut all_rules {
+            let tls_at = host.as_ref().and_then(|h| tls_listener(&https_listener, h));
+            // ingress-nginx served what X-Forwarded-Proto says is HTTPS on its
+            // http port: on the http listener those rules, with the header
+            // match (outranking the redirect's), are a route of their own;
+            // the HTTPS listener keeps the rules as they are, for clients
+            // another Service sends there with TLS (review 31 H-1).
+            let forwarded = (at_lb == Some(crate::setup::TlsAtLb::ForwardedProto)).then(|| {
+                let mut rules = all_rules.clone();
+                for rule in &mut rules {
                     for m in rule["matches"].as_array_mut().into_iter().flatten() {
                         let xfp = json!({"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"});
                         match m["headers"].as_array_mut() {
@@ -491,16 +496,30 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                         }
                     }
                 }
-            }
+                rules
+            });
             let redirect = redirect && matches!(at_lb, None | Some(crate::setup::TlsAtLb::ForwardedProto));
-            let parents = match host
-                .as_ref()
-                .and_then(|h| tls_listener(&https_listener, h))
-                .filter(|_| redirect && at_lb.is_none())
-            {
-                Some(l) => vec![parent(Some(l))],
-                None => vec![parent(None)],
+            let parents = match (tls_at, &forwarded) {
+                (Some(l), _) if redirect => vec![parent(Some(l))],
+                _ => vec![parent(None)],
             };
+            // Without an HTTPS listener for the host (force-ssl-redirect),
+            // the header-matched rules are its only rules.
+            let (all_rules, forwarded) = match forwarded {
+                Some(f) if tls_at.is_none() => (f, None),
+                f => (all_rules, f),
+            };
+            if let Some(f) = &forwarded {
+                for (i, chunk) in f.chunks(MAX_RULES).enumerate() {
+                    serving.push(Serving {
+                        hosts: host.iter().cloned().collect(),
+                        name: format!("{name}-forwarded-https"),
+                        i,
+                        parents: json!([parent(Some("http"))]),
+                        rules: chunk.to_vec(),
+                    });
+                }
+            }
             if let Some(root) = plan.app_root.as_deref().filter(|_| app_root_apart) {
                 let n =
                     names.claim(&o.namespace, &format!("{name}-app-root"), &format!("{}/{host:?}/app-root", o.name));

@@ -474,9 +474,9 @@ pub enum TlsAtLb {
 /// through the controller's containerPorts (ingress-nginx's AWS manifest
 /// sends 80 to `tohttps`, 2443, and 443 to `http`), the chart's names
 /// `http` / `https` being 80 / 443 when the controller is not in the input;
-/// what port 80 targets does not matter (review 30 H-1).
+/// what port 80 targets does not matter (review 30 H-1). Every Service in
+/// front of the controller counts.
 pub fn tls_at_lb(setup: &Setup<'_>) -> bool {
-    let Some(svc) = setup.service else { return false };
     let http_port = setup.port_flags[0].as_deref().map_or("80", str::trim).to_owned();
     let mut named: std::collections::BTreeMap<String, String> =
         [("http", "80"), ("https", "443")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
@@ -487,10 +487,14 @@ pub fn tls_at_lb(setup: &Setup<'_>) -> bool {
             }
         }
     }
-    let ports = svc.doc.at(&["spec", "ports"]).map(Node::items).unwrap_or_default();
-    ports.iter().filter(|p| p.str_at(&["port"]) == Some("443") || p.str_at(&["name"]) == Some("https")).any(|p| {
-        let t = p.str_at(&["targetPort"]).or_else(|| p.str_at(&["port"])).unwrap_or_default();
-        named.get(t).map_or(t, String::as_str) == http_port
+    // Any Service in front of the controller: the published one, an
+    // internal load balancer (review 31 H-1).
+    setup.service.into_iter().chain(setup.other_services.iter().copied()).any(|svc| {
+        let ports = svc.doc.at(&["spec", "ports"]).map(Node::items).unwrap_or_default();
+        ports.iter().filter(|p| p.str_at(&["port"]) == Some("443") || p.str_at(&["name"]) == Some("https")).any(|p| {
+            let t = p.str_at(&["targetPort"]).or_else(|| p.str_at(&["port"])).unwrap_or_default();
+            named.get(t).map_or(t, String::as_str) == http_port
+        })
     })
 }
 

@@ -20,12 +20,16 @@ fn with_ports(ports: &[&str]) -> String {
         )
 }
 
-/// The main route serves `X-Forwarded-Proto: https` on every listener.
+/// A route of the Ingress serves `X-Forwarded-Proto: https` on the http
+/// listener (its own route next to the HTTPS listener's, or, for a host
+/// without TLS, the Ingress's route).
 fn serves_forwarded_https(m: &realip_migrate::Migration) -> bool {
-    let r = find(m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
-    r["spec"]["parentRefs"][0].get("sectionName").is_none()
-        && r["spec"]["rules"][0]["matches"][0]["headers"]
-            == json!([{"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"}])
+    find(m, "HTTPRoute").into_iter().any(|r| {
+        matches!(r["metadata"]["name"].as_str(), Some("site" | "site-forwarded-https"))
+            && r["spec"]["parentRefs"][0]["sectionName"].as_str().is_none_or(|s| s == "http")
+            && r["spec"]["rules"][0]["matches"][0]["headers"]
+                == json!([{"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"}])
+    })
 }
 
 /// H-1: ingress-nginx's AWS TLS-termination Service sends 80 to
@@ -135,4 +139,20 @@ fn envoy_gateway_gets_no_forwarded_proto_redirect() {
     assert!(!find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "site-https-redirect"), "{ctx}");
     assert_eq!(status(&m, "ssl-redirect app.example.com"), Status::NotConverted, "{ctx}");
     assert!(!serde_json::to_string(&find(&m, "HTTPRoute")).unwrap().contains("X-Forwarded-Proto"), "{ctx}");
+}
+
+/// Review 31 H-1: an internal load balancer that ends TLS (another Service
+/// in front of the controller) is found too; and the HTTPS listener keeps
+/// the routes without the header match, for clients the main Service sends
+/// there with TLS.
+#[test]
+fn a_second_service_that_ends_tls_is_found() {
+    let internal = "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: ingress-nginx-controller-internal\n  namespace: ingress-nginx\nspec:\n  type: LoadBalancer\n  selector: {app: ingress-nginx}\n  ports:\n  - {name: http, port: 80, targetPort: http}\n  - {name: https, port: 443, targetPort: http}\n";
+    let main = with_ports(&["{name: http, port: 80, targetPort: http}", "{name: https, port: 443, targetPort: https}"]);
+    let m = run(&[main + internal, ingress("site", "/", &[], TLS)], Target::Realip);
+    let ctx = m.report.text();
+    assert!(serves_forwarded_https(&m), "{ctx}");
+    let site = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
+    assert!(site["spec"]["parentRefs"][0]["sectionName"].as_str().is_some_and(|s| s.starts_with("https")), "{ctx}");
+    assert!(site["spec"]["rules"][0]["matches"][0].get("headers").is_none(), "{ctx}");
 }
