@@ -1103,6 +1103,29 @@ pub fn plan<'a>(
     let canary = get("canary").map(bool_value) == Some(Ok(true));
     let snippets_dropped = crate::setup::snippet_annotations_dropped(setup);
     let keyed_on = "keyed on the client resolved by the Gateway's client-IP policy (never the load balancer's address)";
+    // Which annotation gives the allow list (review 31 H-2): from v1.9.1
+    // `allowlist-source-range`, with `whitelist-source-range` read in its
+    // place when it is absent or empty (checkAnnotation's alias); before,
+    // `whitelist-source-range` alone. With the release unknown and both set
+    // to different lists, which one applies is not known: left out.
+    let release = crate::setup::controller_release(setup);
+    let release_at_least = |since: (u32, u32, u32)| release.map(|r| r >= since);
+    let allow_from: Result<&str, String> = {
+        let (a, w) = (get("allowlist-source-range"), get("whitelist-source-range"));
+        let by_alias = if a.is_some_and(|a| !a.is_empty()) || w.is_none() {
+            "allowlist-source-range"
+        } else {
+            "whitelist-source-range"
+        };
+        let both = a.is_some_and(|a| !a.is_empty()) && w.is_some_and(|w| !w.is_empty()) && a != w;
+        match release_at_least((1, 9, 1)) {
+            Some(false) => Ok("whitelist-source-range"),
+            None if both => Err(
+                "allowlist-source-range and whitelist-source-range hold different lists, and which one ingress-nginx applies depends on its release (allowlist-source-range from v1.9.1; the controller's version is not known): the Ingress is left out".to_owned(),
+            ),
+            Some(true) | None => Ok(by_alias),
+        }
+    };
     // With annotation validation off, ingress-nginx's rate-limit parser
     // returns net.ParseCIDRs's error for a limit-allowlist that is not a
     // list of addresses, and the annotation extractor then leaves the
@@ -1140,11 +1163,22 @@ pub fn plan<'a>(
             k if canary && !k.starts_with("canary") => {
                 push(k, Status::Ignored, "", "ingress-nginx ignores this on a canary Ingress (the main Ingress's annotations apply)".into());
             }
+            "whitelist-source-range" | "allowlist-source-range" if allow_from.is_err() => {
+                fatal = true;
+                push(key, Status::NotConverted, "", allow_from.clone().err().unwrap_or_default());
+            }
+            "whitelist-source-range" | "allowlist-source-range" if allow_from.as_deref() != Ok(key) => {
+                let why = if key == "allowlist-source-range" {
+                    "ingress-nginx reads allowlist-source-range from v1.9.1 only (the controller runs an older release): whitelist-source-range applies, or no list"
+                } else {
+                    "allowlist-source-range, its newer name, is set and not empty, and wins (ingress-nginx reads whitelist-source-range only in its place when it is absent or empty)"
+                };
+                push(key, Status::Ignored, "", why.into());
+            }
+            "denylist-source-range" if release_at_least((1, 6, 4)) == Some(false) => {
+                push(key, Status::Ignored, "", "ingress-nginx reads denylist-source-range from v1.6.4 only (the controller runs an older release)".into());
+            }
             "whitelist-source-range" | "allowlist-source-range" => {
-                if key == "whitelist-source-range" && get("allowlist-source-range").is_some() {
-                    push(key, Status::Ignored, "", "allowlist-source-range, its newer name, is set too and wins".into());
-                    continue;
-                }
                 if let Some(why) = denied_list(v) {
                     fatal = true;
                     push(key, Status::NotConverted, "", why);

@@ -1541,7 +1541,7 @@ fn policy_names_never_collide_across_ingresses() {
 #[test]
 fn implementation_specific_paths_are_string_prefixes() {
     type StringPrefix<'a> = (&'a str, &'a str, bool, [&'a [&'a str]; 2], &'a [&'a str], Option<Status>);
-    let allow = [("allowlist-source-range", "192.0.2.0/24")];
+    let allow = [("whitelist-source-range", "192.0.2.0/24")];
     // (path, pathType, restricted, open routes (realip, Envoy Gateway), denied routes, report status of `path …`)
     // realip cannot match a string prefix: its deny is PathPrefix /, which also takes app's `/` (N1).
     let table: &[StringPrefix] = &[
@@ -1579,7 +1579,7 @@ fn implementation_specific_paths_are_string_prefixes() {
 /// location.
 #[test]
 fn colliding_matches_and_regex_hosts() {
-    let allow = [("allowlist-source-range", "192.0.2.0/24")];
+    let allow = [("whitelist-source-range", "192.0.2.0/24")];
     let typed = |name: &str, path: &str, ty: &str, anns: &[(&str, &str)]| {
         ingress(name, path, anns, "").replace("pathType: ImplementationSpecific", &format!("pathType: {ty}"))
     };

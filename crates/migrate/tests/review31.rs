@@ -1,0 +1,67 @@
+//! Fixes of the thirty-first review round. Each test failed before its fix.
+
+mod common;
+
+use common::{controller, controller_at, find, ingress, run, status};
+use realip_migrate::{Status, Target};
+use serde_json::json;
+
+fn allow(m: &realip_migrate::Migration) -> serde_json::Value {
+    find(m, "ClientAccessPolicy").first().map(|p| p["spec"]["allow"].clone()).unwrap_or_default()
+}
+
+/// H-2: which annotation gives the allow list, as ingress-nginx reads
+/// them: from v1.9.1 `allowlist-source-range`, `whitelist-source-range`
+/// in its place when it is empty; before v1.9.1 `whitelist-source-range`
+/// only; `denylist-source-range` from v1.6.4.
+#[test]
+fn the_allow_list_annotation_follows_the_controller_release() {
+    let narrow = "203.0.113.0/24";
+    // v1.15: an empty allowlist-source-range reads whitelist-source-range.
+    let m = run(
+        &[
+            controller(&[]),
+            ingress("site", "/", &[("allowlist-source-range", ""), ("whitelist-source-range", narrow)], ""),
+        ],
+        Target::Realip,
+    );
+    let ctx = m.report.text();
+    assert_eq!(allow(&m), json!([narrow]), "{ctx}");
+    assert_eq!(
+        (status(&m, "allowlist-source-range"), status(&m, "whitelist-source-range")),
+        (Status::Ignored, Status::Converted),
+        "{ctx}"
+    );
+    assert!(!m.report.incomplete(), "{ctx}");
+    // v1.8.4: allowlist-source-range does not exist; whitelist-source-range applies.
+    let old = controller_at("v1.8.4", &[], &[]);
+    let m = run(
+        &[
+            old.clone(),
+            ingress("site", "/", &[("allowlist-source-range", "0.0.0.0/0"), ("whitelist-source-range", narrow)], ""),
+        ],
+        Target::Realip,
+    );
+    assert_eq!(allow(&m), json!([narrow]), "{}", m.report.text());
+    let m = run(&[old, ingress("site", "/", &[("allowlist-source-range", narrow)], "")], Target::Realip);
+    assert_eq!(status(&m, "allowlist-source-range"), Status::Ignored, "{}", m.report.text());
+    assert!(find(&m, "ClientAccessPolicy").is_empty(), "no list in v1.8: {}", m.report.text());
+    // v1.5.1: no denylist-source-range.
+    let m = run(
+        &[controller_at("v1.5.1", &[], &[]), ingress("site", "/", &[("denylist-source-range", narrow)], "")],
+        Target::Realip,
+    );
+    assert_eq!(status(&m, "denylist-source-range"), Status::Ignored, "{}", m.report.text());
+    assert!(find(&m, "ClientAccessPolicy").is_empty());
+    // Release unknown, both set and different: left out.
+    let unknown = controller_at("latest", &[], &[]);
+    let m = run(
+        &[
+            unknown,
+            ingress("site", "/", &[("allowlist-source-range", "0.0.0.0/0"), ("whitelist-source-range", narrow)], ""),
+        ],
+        Target::Realip,
+    );
+    assert_eq!(status(&m, "allowlist-source-range"), Status::NotConverted, "{}", m.report.text());
+    assert!(common::routes(&m, false).is_empty(), "{}", m.report.text());
+}
