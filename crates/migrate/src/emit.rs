@@ -265,17 +265,25 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     for plan in plans {
         let Some(c) = &plan.canary else { continue };
         let mut folded = false;
+        let mut redirected = false;
         for (host, paths) in &plan.hosts {
             for p in paths {
                 let key = (plan.obj.namespace.clone(), host.clone(), p.raw.clone(), p.path_type.clone());
-                let main = plans.iter().any(|m| {
+                let main = plans.iter().find(|m| {
                     m.canary.is_none()
                         && m.obj.namespace == plan.obj.namespace
                         && m.hosts
                             .get(host)
                             .is_some_and(|ps| ps.iter().any(|q| q.raw == p.raw && q.path_type == p.path_type))
                 });
-                if main {
+                // A main Ingress answering every request with its redirect
+                // (nginx's rewrite phase) never reaches the balancer that
+                // picks the canary (review 31 M-2).
+                if main.is_some_and(|m| m.redirect.is_some()) {
+                    redirected = true;
+                    continue;
+                }
+                if main.is_some() {
                     canaries.insert(key, (p.backend.clone(), c));
                     folded = true;
                 } else {
@@ -300,7 +308,15 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 }
             }
         }
-        if !folded {
+        if redirected && !folded {
+            for e in report.entries.iter_mut().filter(|e| e.object == plan.obj.id() && e.key.starts_with("canary")) {
+                if matches!(e.status, Status::Converted | Status::Changed) {
+                    e.to = String::new();
+                    e.status = Status::Ignored;
+                    e.why = "its main Ingress answers every request with its redirect (permanent-redirect / temporal-redirect) in nginx's rewrite phase, before the balancer picks a canary: ingress-nginx sent nothing to the canary, nor does the output".into();
+                }
+            }
+        } else if !folded {
             // Its weights and header matches are in no route: say so, not "converted -> HTTPRoute …".
             for e in report.entries.iter_mut().filter(|e| e.object == plan.obj.id()) {
                 let names_route = e.to.starts_with("HTTPRoute ") || e.to.starts_with("the main Ingress's");

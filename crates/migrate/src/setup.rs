@@ -685,6 +685,8 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         } else {
             ("defaults".into(), String::new(), 0)
         };
+        // An ignored key names nothing emitted (review 31 M-3).
+        let to = if status == Status::Ignored { String::new() } else { to };
         report.entries.push(Entry { object, file, line, key: key.to_owned(), value, status, to, why });
     };
     let use_fwd = bool_of("use-forwarded-headers", false);
@@ -962,13 +964,14 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         } else {
             (Status::Ignored, format!("`{v}` is not 301, 302, 307 or 308 to ingress-nginx (Go's Atoi, then its valid codes): it redirects with 308, so does the output"))
         };
-        entry("http-redirect-code", status, "HTTPRoute …-https-redirect statusCode".into(), why);
+        let to = if ci.ssl_redirect { "HTTPRoute …-https-redirect statusCode" } else { "" };
+        entry("http-redirect-code", status, to.into(), why);
     }
     if get("ssl-redirect").is_some() {
         entry(
             "ssl-redirect",
             Status::Converted,
-            "HTTPRoute …-https-redirect on the http listener".into(),
+            if ci.ssl_redirect { "HTTPRoute …-https-redirect on the http listener".into() } else { String::new() },
             if ci.ssl_redirect {
                 format!("plain HTTP to hosts with TLS is redirected ({})", ci.redirect_code)
             } else {

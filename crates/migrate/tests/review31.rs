@@ -65,3 +65,34 @@ fn the_allow_list_annotation_follows_the_controller_release() {
     assert_eq!(status(&m, "allowlist-source-range"), Status::NotConverted, "{}", m.report.text());
     assert!(common::routes(&m, false).is_empty(), "{}", m.report.text());
 }
+
+/// M-2: a canary of an Ingress that redirects every request is never
+/// picked (the redirect comes first): its entries say ignored, not
+/// "converted" to rules that are not in the output. M-3: an entry names
+/// no route that is not emitted.
+#[test]
+fn a_redirect_ingresss_canary_is_ignored_and_arrows_name_only_what_is_emitted() {
+    let main = ingress("main", "/", &[("permanent-redirect", "https://new.example.com/")], "");
+    let canary = ingress(
+        "main-canary",
+        "/",
+        &[("canary", "true"), ("canary-by-header", "X-Canary"), ("canary-weight", "30")],
+        "",
+    );
+    let m = run(&[controller(&[]), main, canary], Target::Realip);
+    let ctx = m.report.text();
+    for key in ["canary", "canary-by-header", "canary-weight"] {
+        let e = m.report.entries.iter().find(|e| e.object == "Ingress/web/main-canary" && e.key == key).unwrap();
+        assert_eq!((e.status, e.to.as_str()), (Status::Ignored, ""), "{key}: {ctx}");
+    }
+    // ssl-redirect off: no redirect route, so no entry names one.
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    let m = run(
+        &[controller(&[("ssl-redirect", "false"), ("http-redirect-code", "301")]), ingress("site", "/", &[], tls)],
+        Target::Realip,
+    );
+    for key in ["ssl-redirect", "http-redirect-code"] {
+        let e = m.report.entries.iter().find(|e| e.key == key).unwrap();
+        assert_eq!(e.to, "", "{key}: {}", m.report.text());
+    }
+}
