@@ -2455,3 +2455,42 @@ fn indistinct_listeners_of_one_gateway_are_all_refused() {
         t.routes.listeners.iter().map(|l| l.name.as_str()).filter(|n| n.contains("/dup/")).collect();
     assert_eq!(served, ["gateway/infra/dup/three"]);
 }
+
+/// Review 31 MED-1: another realip (`--gateway-class realip-b`) leaves
+/// alone the entries this one wrote for its own Gateways: the controllerName
+/// is the same, the Gateway's class tells them apart.
+#[test]
+fn another_realips_route_entries_are_left_alone() {
+    let other_class = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip-b}\nspec: {controllerName: realip.dev/gateway-controller}\n";
+    let route = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\nstatus:\n  parents:\n  - {parentRef: {name: gw, namespace: infra}, controllerName: realip.dev/gateway-controller, conditions: []}\n";
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(&format!("{other_class}{route}")).unwrap();
+    // The proxy of class realip-b: Gateway infra/gw is realip's (the other class).
+    let t = translate(&o.inputs("realip-b", &[]));
+    assert!(t.statuses.iter().all(|s| s.key.kind != "HTTPRoute"), "{:?}", t.statuses);
+    // The proxy of class realip writes its entry as ever.
+    let t = translate(&o.inputs("realip", &[]));
+    assert!(t.statuses.iter().any(|s| s.key.kind == "HTTPRoute"));
+}
+
+/// Review 31 MED-3: a Gateway's listeners are its own and its
+/// ListenerSets' merged: with its own all refused (indistinct) and a
+/// set's valid, it stays accepted and the set is served; with none valid
+/// it is not accepted and serves nothing.
+#[test]
+fn a_gateway_with_only_listenerset_listeners_valid_stays_accepted() {
+    let world = |set_host: &str| {
+        format!(
+            "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {{name: g1, namespace: web, creationTimestamp: '2026-01-01T00:00:00Z'}}\nspec:\n  gatewayClassName: realip\n  allowedListeners: {{namespaces: {{from: Same}}}}\n  listeners:\n  - {{name: a, port: 9000, protocol: HTTP, hostname: a.example.com}}\n  - {{name: a2, port: 9000, protocol: HTTP, hostname: a.example.com}}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {{name: ls, namespace: web}}\nspec:\n  parentRef: {{name: g1, kind: Gateway, group: gateway.networking.k8s.io}}\n  listeners: [{{name: s0, port: 9000, protocol: HTTP, hostname: {set_host}}}]\n"
+        )
+    };
+    let t = run(&world("c.example.com"));
+    let Status::Gateway { conditions, attached_sets, .. } = &status(&t, "Gateway", Some("web"), "g1").status else {
+        panic!()
+    };
+    let accepted = cond(conditions, "Accepted");
+    assert_eq!((accepted.status, accepted.reason), (true, "ListenersNotValid"), "{conditions:?}");
+    assert_eq!(*attached_sets, Some(1));
+    assert!(t.routes.listeners.iter().any(|l| l.name == "listenerset/web/ls/s0"));
+}

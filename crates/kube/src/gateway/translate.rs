@@ -2750,6 +2750,35 @@ pub const MAX_ROUTES_PER_NAMESPACE: usize = 4 * MAX_ROUTE_ENTRIES;
 /// (defaulted), name, sectionName, port.
 type ParentKey<'a> = (&'a str, String, &'a str, Option<&'a str>, Option<i32>);
 
+/// Whether a `parents[]` entry under realip's controllerName is this
+/// proxy's: not one naming a Gateway (or a ListenerSet of one) of another
+/// GatewayClass realip's controller runs — another realip's
+/// (`--gateway-class`), whose entries look the same (review 31 MED-1).
+fn entry_is_ours(inp: &Inputs<'_>, route_ns: &str, entry: &serde_json::Value) -> bool {
+    let r = &entry["parentRef"];
+    let ns = r["namespace"].as_str().unwrap_or(route_ns);
+    let name = r["name"].as_str().unwrap_or_default();
+    let gateway = if r["kind"].as_str() == Some("ListenerSet") {
+        let set = inp.listener_sets.iter().find(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name);
+        let Some(set) = set else { return true };
+        (set.spec.parent_ref.namespace.clone().unwrap_or_else(|| ns.to_owned()), set.spec.parent_ref.name.clone())
+    } else {
+        (ns.to_owned(), name.to_owned())
+    };
+    let class = inp
+        .gateways
+        .iter()
+        .find(|g| ns_of(&g.metadata) == gateway.0 && name_of(&g.metadata) == gateway.1)
+        .map(|g| g.spec.gateway_class_name.as_str());
+    match class {
+        Some(c) if c != inp.class => !inp
+            .classes
+            .iter()
+            .any(|k| k.metadata.name.as_deref() == Some(c) && k.spec.controller_name == CONTROLLER_NAME),
+        _ => true,
+    }
+}
+
 /// Translates one HTTPRoute (see [`RoutePart`]), building at most `limit`
 /// routes (at most [`MAX_ROUTE_ENTRIES`]): one that expands to more than
 /// `limit` but not more than that cap is only counted — no routes built,
@@ -3027,15 +3056,13 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
         }
     }
     // With no parent of realip's left, a status is still written while the
-    // route holds entries of realip's from before (another parent now, a
+    // route holds entries this proxy wrote before (another parent now, a
     // Gateway gone or moved to another class): it removes them, keeping
     // other controllers' (review 29 F1: a stale `Accepted: True` stayed).
     let ours_written = || {
-        route
-            .status
-            .as_ref()
-            .and_then(|s| s["parents"].as_array())
-            .is_some_and(|ps| ps.iter().any(|p| p["controllerName"] == super::CONTROLLER_NAME))
+        route.status.as_ref().and_then(|s| s["parents"].as_array()).is_some_and(|ps| {
+            ps.iter().any(|p| p["controllerName"] == super::CONTROLLER_NAME && entry_is_ours(ctx.inp, &rns, p))
+        })
     };
     let status = (!parents.is_empty() || ours_written()).then(|| {
         Arc::new(ObjectStatus {
@@ -3723,10 +3750,14 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         let key = (ns_of(&g.metadata), name_of(&g.metadata));
         let own: Vec<&Lst<'_>> = listeners.iter().filter(|l| l.parent_kind == "Gateway" && l.gateway == key).collect();
         let valid = own.iter().filter(|l| l.ok).count();
+        // The Gateway's listeners are its own and its ListenerSets' merged
+        // (the ListenerSet spec): one valid among them keeps it accepted,
+        // and with none it serves nothing (review 31 MED-3).
+        let valid_merged = listeners.iter().any(|l| l.gateway == key && l.ok);
         let accepted = match gw_problem.get(&key) {
             Some((reason, m)) => Cond::new("Accepted", false, reason, m.clone()),
             None if valid == own.len() => Cond::new("Accepted", true, "Accepted", "gateway accepted"),
-            None if valid > 0 => {
+            None if valid_merged => {
                 // Which are not valid and which are, as the spec asks (names
                 // bounded: a Gateway may have 64 listeners).
                 let names = |ok: bool| {
