@@ -260,6 +260,33 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         }
         p
     };
+    // app-root's `if ($uri = /)` runs at server level, before any location:
+    // another Ingress's `Exact /` on the host ties with the redirect's rule,
+    // and the Gateway API's tie-break (age, then name) picks one: reported,
+    // not claimed converted (review 31 M-1).
+    for plan in plans.iter().filter(|p| p.app_root.is_some() && p.redirect.is_none() && p.canary.is_none()) {
+        for host in plan.hosts.keys() {
+            let other = plans.iter().find(|m| {
+                m.obj.id() != plan.obj.id()
+                    && m.canary.is_none()
+                    && m.hosts
+                        .get(host)
+                        .is_some_and(|ps| ps.iter().any(|p| p.kind == PathKind::Exact && p.value == "/"))
+            });
+            if let Some(other) = other {
+                report.entries.push(Entry {
+                    object: plan.obj.id(),
+                    file: plan.obj.source.file.clone(),
+                    line: plan.obj.source.line,
+                    key: format!("app-root {}", host.as_deref().unwrap_or("*")),
+                    value: String::new(),
+                    status: Status::NotConverted,
+                    to: String::new(),
+                    why: format!("ingress-nginx redirects `/` of the host before any location; {} also has an `Exact /` path there, whose HTTPRoute rule ties with the redirect's, and the Gateway API's tie-break (the older route, then the name) decides which answers `/`: check it, or drop one of them", other.obj.id()),
+                });
+            }
+        }
+    }
     // Canaries, keyed by the main Ingress's namespace, host and path.
     let mut canaries: Canaries<'_> = BTreeMap::new();
     for plan in plans {

@@ -20,7 +20,7 @@ pub enum Error {
     #[error("{0}")]
     ControllerFlags(String),
     /// Occurs when `--gateway` is not `NAMESPACE/NAME` of DNS labels.
-    #[error("--gateway `{0}`: expected NAMESPACE/NAME (lowercase DNS labels)")]
+    #[error("--gateway `{0}`: expected NAMESPACE/NAME (a lowercase DNS label, then a lowercase DNS name)")]
     GatewayName(String),
     /// Occurs when `--gateway-class` is not a GatewayClass name (a
     /// lowercase DNS subdomain of at most 253 characters).

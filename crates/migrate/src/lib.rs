@@ -196,7 +196,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     let (gw_ns, gw_name) = match &opts.gateway {
         Some(g) => {
             let (ns, name) = g.split_once('/').ok_or_else(|| Error::GatewayName(g.clone()))?;
-            if !dns_label(ns) || !dns_label(name) {
+            if !dns_label(ns) || !dns_subdomain(name) {
                 return Err(Error::GatewayName(g.clone()));
             }
             (ns.to_owned(), name.to_owned())
