@@ -227,7 +227,7 @@ fn summarize(files: &[PathBuf]) -> Vec<String> {
                 let a = &conditions[0];
                 lines.push(format!("{} {}: Accepted={} {}", s.key.kind, s.key.name, a.status, a.reason));
             }
-            if let Status::Route { parents } = &s.status {
+            if let Status::Route { parents, .. } = &s.status {
                 with_status.insert((s.key.kind, s.key.namespace.clone().unwrap_or_default(), s.key.name.clone()));
                 // A route of a kind realip does not serve is never
                 // accepted by any of realip's parents.

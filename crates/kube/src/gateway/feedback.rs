@@ -215,7 +215,7 @@ fn routes(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     for (route, by_parent) in &fb.routes {
         let Some((rns, rname)) = route.split_once('/') else { continue };
         let Some(i) = find(statuses, "HTTPRoute", rns, rname) else { continue };
-        let Status::Route { parents } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        let Status::Route { parents, .. } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
         for p in parents.iter_mut() {
             let r = &p.reference;
             let parent = format!(

@@ -89,6 +89,11 @@ pub enum Status {
     Route {
         /// Per parent reference.
         parents: Vec<RefStatus>,
+        /// The `parentRef`s (as written) of entries this proxy wrote before
+        /// for parents the route no longer names: removed. Other entries
+        /// under realip's controllerName (another realip's, for its own
+        /// GatewayClass) are kept, as other controllers' are.
+        drop: Vec<serde_json::Value>,
     },
     /// ClientIPPolicy / ClientAccessPolicy: `ancestors[]`.
     Policy {
@@ -154,7 +159,7 @@ fn conditions_json(conds: &[Cond], generation: Option<i64>, previous: Option<&Va
     Value::Array(list)
 }
 
-fn reference_json(r: &ParentReference, default_kind: &str) -> Value {
+pub(crate) fn reference_json(r: &ParentReference, default_kind: &str) -> Value {
     let mut v = json!({
         "group": r.group.clone().unwrap_or_else(|| super::types::GATEWAY_GROUP.to_owned()),
         "kind": r.kind.clone().unwrap_or_else(|| default_kind.to_owned()),
@@ -223,25 +228,50 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
             }
             v
         }
-        Status::Route { parents } | Status::Policy { ancestors: parents } => {
+        Status::Route { parents, .. } | Status::Policy { ancestors: parents } => {
             let (field, reference_field) = if matches!(s.status, Status::Route { .. }) {
                 ("parents", "parentRef")
             } else {
                 ("ancestors", "ancestorRef")
             };
             let old: Vec<Value> = previous.and_then(|p| p[field].as_array()).cloned().unwrap_or_default();
-            let mut out: Vec<Value> = old.iter().filter(|e| e["controllerName"] != CONTROLLER_NAME).cloned().collect();
-            for p in parents {
-                let r = reference_json(&p.reference, "Gateway");
+            let entry = |p: &RefStatus, r: Value| {
                 let prev_c = old
                     .iter()
                     .find(|e| e["controllerName"] == CONTROLLER_NAME && e[reference_field] == r)
                     .map(|e| &e["conditions"]);
-                out.push(json!({
+                json!({
                     reference_field: r,
                     "controllerName": CONTROLLER_NAME,
                     "conditions": conditions_json(&p.conditions, s.generation, prev_c, now),
-                }));
+                })
+            };
+            let mine: Vec<(Value, &RefStatus)> =
+                parents.iter().map(|p| (reference_json(&p.reference, "Gateway"), p)).collect();
+            let mut out: Vec<Value> = Vec::new();
+            if let Status::Route { drop, .. } = &s.status {
+                // A route's entries stay where they are: this proxy's are
+                // updated in place (or dropped), and realip-named ones it
+                // neither has nor drops (another realip's, for its own
+                // GatewayClass) are kept as other controllers' are, so two
+                // realips never undo each other's writes (review 31).
+                for e in &old {
+                    let ours = e["controllerName"] == CONTROLLER_NAME;
+                    match mine.iter().find(|(r, _)| ours && *r == e[reference_field]) {
+                        Some((r, p)) => out.push(entry(p, r.clone())),
+                        None if ours && drop.contains(&e[reference_field]) => {}
+                        None => out.push(e.clone()),
+                    }
+                }
+                for (r, p) in &mine {
+                    if !old.iter().any(|e| e["controllerName"] == CONTROLLER_NAME && e[reference_field] == *r) {
+                        out.push(entry(p, r.clone()));
+                    }
+                }
+            } else {
+                // A policy's ancestors under realip's name are all this proxy's.
+                out.extend(old.iter().filter(|e| e["controllerName"] != CONTROLLER_NAME).cloned());
+                out.extend(mine.iter().map(|(r, p)| entry(p, r.clone())));
             }
             json!({ field: out })
         }
@@ -299,6 +329,7 @@ mod tests {
             key: ObjectKey { kind: "HTTPRoute", namespace: Some("web".into()), name: "r".into() },
             generation: Some(3),
             status: Status::Route {
+                drop: Vec::new(),
                 parents: vec![RefStatus {
                     reference: ParentReference { name: "gw".into(), ..ParentReference::default() },
                     conditions: vec![Cond::new("Accepted", true, "Accepted", "ok")],
@@ -313,7 +344,7 @@ mod tests {
         let again = to_json(&s, Some(&first), "2026-01-02T00:00:00Z");
         assert_eq!(again, first, "same status, same JSON: no patch needed");
         let mut flipped = s.clone();
-        if let Status::Route { parents } = &mut flipped.status {
+        if let Status::Route { parents, .. } = &mut flipped.status {
             parents[0].conditions[0] = Cond::new("Accepted", false, "NotAllowedByListeners", "no");
         }
         let changed = to_json(&flipped, Some(&first), "2026-01-02T00:00:00Z");

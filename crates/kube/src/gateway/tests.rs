@@ -71,7 +71,7 @@ fn status<'a>(t: &'a Translation, kind: &str, ns: Option<&str>, name: &str) -> &
 /// (type, status, reason) of the first parent/ancestor entry.
 fn first_ref(t: &Translation, kind: &str, ns: &str, name: &str) -> Vec<(&'static str, bool, &'static str)> {
     match &status(t, kind, Some(ns), name).status {
-        Status::Route { parents: r } | Status::Policy { ancestors: r } => {
+        Status::Route { parents: r, .. } | Status::Policy { ancestors: r } => {
             r[0].conditions.iter().map(|c| (c.kind, c.status, c.reason)).collect()
         }
         other => panic!("{other:?}"),
@@ -185,7 +185,7 @@ fn unsupported_features_are_reported_not_ignored() {
             "web",
             &format!("  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  rules:\n{rule}"),
         ));
-        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
         let c = &parents[0].conditions[0];
         assert_eq!((c.status, c.reason), (false, "UnsupportedValue"), "{what}");
         assert!(c.message.contains(what), "{what}: {}", c.message);
@@ -935,7 +935,7 @@ fn hostnames_and_listeners_the_crd_refuses_are_refused() {
             "  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  hostnames: {hosts}\n  rules:\n  - {{backendRefs: [{{name: app, port: 80}}]}}\n"
         );
         let t = run(&route("web", &body));
-        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
         let a = cond(&parents[0].conditions, "Accepted");
         if ok {
             assert_eq!((a.status, a.reason), (true, "Accepted"), "{hosts}: {a:?}");
@@ -1135,7 +1135,7 @@ fn a_path_that_is_not_normalized_is_unsupported() {
             &format!("  parentRefs: [{{name: gw, namespace: infra, sectionName: http}}]\n  rules:\n  - matches: [{{path: {{type: PathPrefix, value: '{value}'}}}}]\n    backendRefs: [{{name: app, port: 80}}]\n"),
         );
         let t = run(&r);
-        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+        let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
         let c = cond(&parents[0].conditions, "Accepted");
         assert_eq!((c.status, c.reason), (false, "UnsupportedValue"), "{value}");
         assert!(c.message.contains(value) && c.message.contains(why), "{value}: {}", c.message);
@@ -1170,7 +1170,7 @@ fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
   - backendRefs: [{name: app, port: 80}]
 "#,
     ));
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
     let accepted = cond(&parents[0].conditions, "Accepted");
     assert_eq!((accepted.status, accepted.reason), (false, "UnsupportedValue"));
     for field in [
@@ -1199,7 +1199,7 @@ fn a_filter_the_proxy_cannot_apply_is_refused_and_its_rule_answers_500() {
         "web",
         "  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules:\n  - filters: [{type: URLRewrite, urlRewrite: {hostname: \"a b\"}}]\n    backendRefs: [{name: app, port: 80}]\n",
     ));
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
     assert_eq!(cond(&parents[0].conditions, "Accepted").reason, "UnsupportedValue");
     assert!(parents[0].conditions.iter().all(|c| c.kind != "PartiallyInvalid"));
     assert_eq!(*t.routes.routes[0].backends, [WeightedBackend { backend: None, weight: 1 }]);
@@ -1402,7 +1402,7 @@ fn a_route_on_unbound_listeners_only_is_pending() {
         route("infra", &format!("  parentRefs: [{{name: gw, namespace: infra{section}}}]\n  rules: [{{backendRefs: [{{name: other, port: 80}}]}}]\n"))
     };
     let t = run_with_binds(&on(", sectionName: same"), &[("web", &[80][..])]);
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("infra"), "r").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("infra"), "r").status else { panic!() };
     let a = cond(&parents[0].conditions, "Accepted");
     assert_eq!((a.status, a.reason), (false, "Pending"));
     assert!(a.message.contains("8080"), "{}", a.message);
@@ -1834,7 +1834,7 @@ fn routes_keep_to_the_most_specific_listener_on_their_port() {
     assert_eq!(served("ro"), [(Some("*.example.com"), vec![])], "port 8091 has no more specific listener");
     // Attachment and status are unchanged: the routes are accepted.
     for name in ["ra", "rw", "named", "rany", "ro"] {
-        let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), name).status else { panic!() };
+        let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), name).status else { panic!() };
         assert!(cond(&parents[0].conditions, "Accepted").status, "{name}: {parents:?}");
     }
 }
@@ -1888,7 +1888,7 @@ fn a_weight_out_of_range_is_refused() {
         "  parentRefs: [{name: gw, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80, weight: -1}]}]\n",
     );
     let t = run(&r);
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
     let a = cond(&parents[0].conditions, "Accepted");
     assert_eq!((a.status, a.reason), (false, "UnsupportedValue"));
     assert!(a.message.contains("backendRefs[0].weight -1"), "{a:?}");
@@ -1925,7 +1925,7 @@ metadata: {name: u, namespace: web}
 spec:
   parentRefs: [{name: theirs, namespace: infra}]
 ");
-    let Status::Route { parents } = &status(&t, "GRPCRoute", Some("web"), "g").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "GRPCRoute", Some("web"), "g").status else { panic!() };
     assert_eq!(parents.len(), 2, "only realip's parent entries: {parents:#?}");
     let a = cond(&parents[0].conditions, "Accepted");
     assert_eq!((a.status, a.reason), (false, "NotAllowedByListeners"));
@@ -2263,7 +2263,7 @@ fn one_httproute_expands_to_a_bounded_number_of_routes() {
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "at")[0], ("Accepted", true, "Accepted"));
     assert_eq!(count("over"), 0, "one match more: not served");
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "over")[0], ("Accepted", false, "UnsupportedValue"));
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "over").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "over").status else { panic!() };
     assert!(cond(&parents[0].conditions, "Accepted").message.contains("expands to 4160 routes"), "{parents:?}");
     assert_eq!(count("dup"), 64 * 2, "the parent written twice is attached once");
 }
@@ -2319,7 +2319,7 @@ fn the_httproutes_of_a_namespace_expand_to_a_bounded_number_of_routes() {
         assert_eq!(first_ref(&t, "HTTPRoute", "web", name)[0], ("Accepted", true, "Accepted"), "{name}");
     }
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "c")[0], ("Accepted", false, "UnsupportedValue"));
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "c").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "c").status else { panic!() };
     let m = &cond(&parents[0].conditions, "Accepted").message;
     assert!(m.contains("expands to 704 routes") && m.contains("this one 128") && m.contains("over the 640"), "{m}");
     // Not attached: the listeners count a, b and d only.
@@ -2398,7 +2398,7 @@ fn an_external_name_service_is_not_a_resolved_backend() {
     let ext = "---\napiVersion: v1\nkind: Service\nmetadata: {name: ext, namespace: web}\nspec: {type: ExternalName, externalName: db.example.com, ports: [{port: 80}]}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: ext, port: 80}]}]\n";
     let t = run(ext);
     assert_eq!(first_ref(&t, "HTTPRoute", "web", "r")[1], ("ResolvedRefs", false, "BackendNotFound"));
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r").status else { panic!() };
     assert!(cond(&parents[0].conditions, "ResolvedRefs").message.contains("ExternalName"));
 }
 
@@ -2416,7 +2416,7 @@ fn a_route_that_leaves_realip_loses_realips_status_entries() {
     let old = "status:\n  parents:\n  - {parentRef: {name: gw, namespace: infra}, controllerName: realip.dev/gateway-controller, conditions: [{type: Accepted, status: 'True', reason: Accepted, message: m, lastTransitionTime: '2026-01-01T00:00:00Z'}]}\n  - {parentRef: {name: theirs, namespace: infra}, controllerName: example.com/other, conditions: []}\n";
     let t = run(&route(old));
     let s = status(&t, "HTTPRoute", Some("web"), "r");
-    let Status::Route { parents } = &s.status else { panic!() };
+    let Status::Route { parents, .. } = &s.status else { panic!() };
     assert!(parents.is_empty());
     let previous: serde_json::Value = serde_json::json!({"parents": [
         {"parentRef": {"name": "gw", "namespace": "infra"}, "controllerName": "realip.dev/gateway-controller", "conditions": []},
@@ -2493,4 +2493,30 @@ fn a_gateway_with_only_listenerset_listeners_valid_stays_accepted() {
     assert_eq!((accepted.status, accepted.reason), (true, "ListenersNotValid"), "{conditions:?}");
     assert_eq!(*attached_sets, Some(1));
     assert!(t.routes.listeners.iter().any(|l| l.name == "listenerset/web/ls/s0"));
+}
+
+/// A route on the Gateways of two realips (classes `realip` and
+/// `realip-b`): each proxy's status write keeps the other's entry (same
+/// controllerName), so they do not overwrite each other in turn.
+#[test]
+fn two_realips_keep_each_others_route_entries() {
+    let world = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip-b}\nspec: {controllerName: realip.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: infra}\nspec:\n  gatewayClassName: realip-b\n  listeners: [{name: http, port: 81, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra, sectionName: http}, {name: gw-b, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n";
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(world).unwrap();
+    let a = translate(&o.inputs("realip", &[]));
+    let b = translate(&o.inputs("realip-b", &[]));
+    let route = |t: &Translation| t.statuses.iter().find(|s| s.key.kind == "HTTPRoute").unwrap().clone();
+    let now = "2026-01-02T00:00:00Z";
+    // A writes, then B on top of it, then A again: both entries stay.
+    let after_a = crate::gateway::status::to_json(&route(&a), None, now);
+    let after_b = crate::gateway::status::to_json(&route(&b), Some(&after_a), now);
+    let again_a = crate::gateway::status::to_json(&route(&a), Some(&after_b), now);
+    for v in [&after_b, &again_a] {
+        let names: Vec<&str> =
+            v["parents"].as_array().unwrap().iter().map(|e| e["parentRef"]["name"].as_str().unwrap()).collect();
+        assert_eq!(names.len(), 2, "{v}");
+        assert!(names.contains(&"gw") && names.contains(&"gw-b"), "{v}");
+    }
+    assert_eq!(after_b["parents"], again_a["parents"].clone(), "A's second write changes nothing");
 }

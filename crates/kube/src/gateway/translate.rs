@@ -217,7 +217,7 @@ pub fn problems_of(s: &ObjectStatus) -> impl Iterator<Item = Problem> + '_ {
         Status::Gateway { conditions, listeners, .. } => {
             Box::new(conditions.iter().chain(listeners.iter().flat_map(|l| &l.conditions)))
         }
-        Status::Route { parents: refs } | Status::Policy { ancestors: refs } => {
+        Status::Route { parents: refs, .. } | Status::Policy { ancestors: refs } => {
             Box::new(refs.iter().flat_map(|r| &r.conditions))
         }
     };
@@ -3059,16 +3059,25 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
     // route holds entries this proxy wrote before (another parent now, a
     // Gateway gone or moved to another class): it removes them, keeping
     // other controllers' (review 29 F1: a stale `Accepted: True` stayed).
-    let ours_written = || {
-        route.status.as_ref().and_then(|s| s["parents"].as_array()).is_some_and(|ps| {
-            ps.iter().any(|p| p["controllerName"] == super::CONTROLLER_NAME && entry_is_ours(ctx.inp, &rns, p))
+    let named: Vec<serde_json::Value> =
+        parents.iter().map(|p| super::status::reference_json(&p.reference, "Gateway")).collect();
+    let drop: Vec<serde_json::Value> = route
+        .status
+        .as_ref()
+        .and_then(|s| s["parents"].as_array())
+        .map(|ps| {
+            ps.iter()
+                .filter(|p| p["controllerName"] == super::CONTROLLER_NAME && entry_is_ours(ctx.inp, &rns, p))
+                .map(|p| p["parentRef"].clone())
+                .filter(|r| !named.contains(r))
+                .collect()
         })
-    };
-    let status = (!parents.is_empty() || ours_written()).then(|| {
+        .unwrap_or_default();
+    let status = (!parents.is_empty() || !drop.is_empty()).then(|| {
         Arc::new(ObjectStatus {
             key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
             generation: route.metadata.generation,
-            status: Status::Route { parents },
+            status: Status::Route { parents, drop },
         })
     });
     // Its entries in precedence order. One attached to several parents has an
@@ -3194,7 +3203,7 @@ fn over_budget(
 fn refuse(p: &RoutePart, count: usize, status: Option<Arc<ObjectStatus>>, why: &str) -> RoutePart {
     let shown = status.as_ref().map(|st| {
         let mut st = (**st).clone();
-        if let Status::Route { parents } = &mut st.status {
+        if let Status::Route { parents, .. } = &mut st.status {
             for r in parents.iter_mut().filter(|r| r.conditions.iter().any(|c| c.kind == "Accepted" && c.status)) {
                 r.conditions.retain(|c| c.kind != "PartiallyInvalid");
                 for c in r.conditions.iter_mut().filter(|c| c.kind == "Accepted") {

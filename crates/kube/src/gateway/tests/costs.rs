@@ -84,7 +84,7 @@ fn routes_refused_for_the_budget_are_not_counted_again_at_each_gateway_change() 
     let budget = Some(100);
     let mut cache = RouteCache::default();
     let t = both(&world, budget, &mut cache);
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
     assert!(parents[0].conditions[0].message.contains("this one 128"), "{parents:?}");
     assert_eq!(t.routes.routes.len(), 16);
     let translated = |cache: &RouteCache, before: &mut usize| {
@@ -108,7 +108,7 @@ fn routes_refused_for_the_budget_are_not_counted_again_at_each_gateway_change() 
     world.insert("g2".into(), gateway("g2", 2, "g2", 15, "g2.example.com"));
     let t = both(&world, budget, &mut cache);
     assert_eq!(translated(&cache, &mut seen), REFUSED, "a listener they name");
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("web"), "r00").status else { panic!() };
     assert!(parents[0].conditions[0].message.contains("this one 126"), "{parents:?}");
     // The budget grows past one of them: it is translated and served.
     let t = both(&world, Some(16 + 126), &mut cache);
@@ -685,6 +685,6 @@ fn a_policy_or_grant_change_translates_only_the_routes_that_read_it() {
     world.remove("grant");
     let t = both(&world, None, &mut cache);
     assert_eq!(translated(&cache), ROUTES / 10, "the grant the team routes read");
-    let Status::Route { parents } = &status(&t, "HTTPRoute", Some("team"), "r00").status else { panic!() };
+    let Status::Route { parents, .. } = &status(&t, "HTTPRoute", Some("team"), "r00").status else { panic!() };
     assert_eq!(parents[0].conditions[1].reason, "RefNotPermitted", "{parents:?}");
 }

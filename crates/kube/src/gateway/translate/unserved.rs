@@ -86,7 +86,7 @@ pub(super) fn statuses(
             out.push(Arc::new(ObjectStatus {
                 key: ObjectKey { kind, namespace: Some(rns), name: name_of(&route.metadata) },
                 generation: route.metadata.generation,
-                status: Status::Route { parents },
+                status: Status::Route { parents, drop: Vec::new() },
             }));
         }
     }
