@@ -1111,19 +1111,22 @@ pub fn plan<'a>(
     let release = crate::setup::controller_release(setup);
     let release_at_least = |since: (u32, u32, u32)| release.map(|r| r >= since);
     let allow_from: Result<&str, String> = {
-        let (a, w) = (get("allowlist-source-range"), get("whitelist-source-range"));
-        let by_alias = if a.is_some_and(|a| !a.is_empty()) || w.is_none() {
-            "allowlist-source-range"
-        } else {
-            "whitelist-source-range"
-        };
-        let both = a.is_some_and(|a| !a.is_empty()) && w.is_some_and(|w| !w.is_empty()) && a != w;
+        // As written: checkAnnotation reads the alias only when the
+        // annotation's raw value is "", and takes it only when its own is
+        // not "" (review 32 H-1: a lone empty whitelist is no list).
+        let raw_of = |k: &str| o.annotation(&format!("{prefix}{k}"));
+        let (a, w) = (raw_of("allowlist-source-range"), raw_of("whitelist-source-range"));
+        let (a_set, w_set) = (a.is_some_and(|a| !a.is_empty()), w.is_some_and(|w| !w.is_empty()));
+        let by_alias = if !a_set && w_set { "whitelist-source-range" } else { "allowlist-source-range" };
         match release_at_least((1, 9, 1)) {
-            Some(false) => Ok("whitelist-source-range"),
-            None if both => Err(
+            Some(true) => Ok(by_alias),
+            None if a_set && w_set && get("allowlist-source-range") != get("whitelist-source-range") => Err(
                 "allowlist-source-range and whitelist-source-range hold different lists, and which one ingress-nginx applies depends on its release (allowlist-source-range from v1.9.1; the controller's version is not known): the Ingress is left out".to_owned(),
             ),
-            Some(true) | None => Ok(by_alias),
+            // Not known: the reading that refuses more (an empty
+            // whitelist-source-range alone failed before v1.9.1).
+            None if a_set || w.is_none() => Ok("allowlist-source-range"),
+            Some(false) | None => Ok("whitelist-source-range"),
         }
     };
     // With annotation validation off, ingress-nginx's rate-limit parser
@@ -1170,6 +1173,8 @@ pub fn plan<'a>(
             "whitelist-source-range" | "allowlist-source-range" if allow_from.as_deref() != Ok(key) => {
                 let why = if key == "allowlist-source-range" {
                     "ingress-nginx reads allowlist-source-range from v1.9.1 only (the controller runs an older release): whitelist-source-range applies, or no list"
+                } else if v.is_empty() {
+                    "empty: ingress-nginx (v1.9.1 on) reads this old name in place of allowlist-source-range only when it is not empty, so no list applies, nor in the output"
                 } else {
                     "allowlist-source-range, its newer name, is set and not empty, and wins (ingress-nginx reads whitelist-source-range only in its place when it is absent or empty)"
                 };

@@ -661,20 +661,23 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
     // getBackendServers places no path whose upstream a canary made (NoServer).
     let ups = upstreams(&order, &setup.prefix);
     // Each Ingress's Service paths: (server, path as written or `/`, pathType).
-    let paths = |o: &Object| -> Vec<(String, String, String)> {
+    // Every Service path of an Ingress (host, path, pathType, and whether
+    // it becomes a location: not one whose upstream a canary made,
+    // NoServer). checkOverlap checks them all (review 32 H-2); only the
+    // placed ones are locations later Ingresses meet.
+    let paths = |o: &Object| -> Vec<(String, String, String, bool)> {
         let mut out = Vec::new();
         for rule in rules_of(o) {
             let host = rule.str_at(&["host"]).filter(|h| !h.is_empty()).unwrap_or("_");
             for p in rule.at(&["http", "paths"]).map(realip_kube::Node::items).unwrap_or_default() {
-                match upstream_name(&o.namespace, p.get("backend").unwrap_or(p)) {
-                    Some((name, _)) if !ups.get(&name).is_some_and(|u| u.no_server) => {}
-                    _ => continue,
-                }
+                let Some((name, _)) = upstream_name(&o.namespace, p.get("backend").unwrap_or(p)) else { continue };
+                let placed = !ups.get(&name).is_some_and(|u| u.no_server);
                 let path = p.str_at(&["path"]).filter(|p| !p.is_empty()).unwrap_or("/");
                 out.push((
                     host.to_owned(),
                     path.to_owned(),
                     nginx_path_type(p.str_at(&["pathType"]), setup).to_owned(),
+                    placed,
                 ));
             }
         }
@@ -702,19 +705,41 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         std::collections::HashMap::new();
     let mut catch_all: Option<String> = None;
     let mut refused = BTreeMap::new();
+    // The hosts with a server: those of the non-canary Ingresses let in.
+    // A canary's location on a host without one sits on the catch-all
+    // server `_` (getBackendServers; review 32 M-1).
+    let mut server_hosts: std::collections::HashSet<String> = std::collections::HashSet::new();
+    // Canary locations parked on `_` by the host they name: they move to
+    // that host's server once a non-canary Ingress creates it.
+    let mut parked: std::collections::HashMap<String, Vec<(String, bool, String)>> = std::collections::HashMap::new();
     for ing in order {
         let mine = paths(ing);
+        let place = |host: &str| -> String {
+            if canary(ing) && host != "_" && !server_hosts.contains(host) {
+                "_".to_owned()
+            } else {
+                host.to_owned()
+            }
+        };
         let root = catch_all.clone().or_else(|| is_catch_all(ing).then(|| ing.id()));
         // This Ingress's locations its servers do not have yet, and the
         // catch-all server's root on `_`.
         let mut extra: std::collections::HashMap<(String, String, bool), Location> = std::collections::HashMap::new();
-        if let Some(owner) = root.as_ref().filter(|_| mine.iter().any(|(h, _, _)| h == "_")) {
+        if let Some(owner) = root.as_ref().filter(|_| mine.iter().any(|(h, _, _, _)| h == "_")) {
             let l = Location { host: "_".into(), path: "/".into(), exact: false, owner: owner.clone(), verbatim: true };
             extra.insert(("_".into(), "/".into(), false), l);
         }
         let mut added = Vec::new();
-        for (host, path, kind) in &mine {
+        let mut parks: Vec<(String, String, bool)> = Vec::new();
+        for (written, path, kind, placed) in &mine {
+            if !placed {
+                continue;
+            }
+            let host = &place(written);
             let exact = kind == "Exact";
+            if host != written {
+                parks.push((written.clone(), path.clone(), exact));
+            }
             let known = servers.get(host).is_some_and(|m| m.contains_key(&(path.clone(), exact)))
                 || extra.contains_key(&(host.clone(), path.clone(), exact));
             if !known {
@@ -757,7 +782,10 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         // checkOverlap: refused when both are canaries, or neither has the annotation.
         let refuses =
             |owner: &String| by_id.get(owner).is_some_and(|o| (canary(ing) && canary(o)) || (plain(ing) && plain(o)));
-        let clash = mine.into_iter().find_map(|(host, path, _)| {
+        let hosts_mine: Vec<String> = mine.iter().filter(|m| m.3).map(|m| m.0.clone()).collect();
+        // (Looked up by the host as written: ingressForHostPath finds no
+        // server for a canary's host without one.)
+        let clash = mine.into_iter().find_map(|(host, path, _, _)| {
             owners_at(&host, &path)
                 .into_iter()
                 .find(|owner| *owner != me && refuses(owner))
@@ -766,6 +794,30 @@ pub fn overlap_refusals(ings: &[&Object], setup: &Setup<'_>) -> BTreeMap<String,
         let Some((host, path, owner)) = clash else {
             for l in added {
                 servers.entry(l.host.clone()).or_default().insert((l.path.clone(), l.exact), l);
+            }
+            for (written, path, exact) in parks {
+                parked.entry(written).or_default().push((path, exact, ing.id()));
+            }
+            if !canary(ing) {
+                for h in hosts_mine {
+                    if server_hosts.insert(h.clone()) {
+                        // Canary locations parked for this host move to its server.
+                        for (path, exact, owner) in parked.remove(&h).unwrap_or_default() {
+                            let key = (path, exact);
+                            let on_catch_all = servers.get_mut("_");
+                            let Some(m) = on_catch_all.filter(|m| m.get(&key).is_some_and(|l| l.owner == owner)) else {
+                                continue;
+                            };
+                            if let Some(l) = m.remove(&key) {
+                                servers
+                                    .entry(h.clone())
+                                    .or_default()
+                                    .entry(key)
+                                    .or_insert(Location { host: h.clone(), ..l });
+                            }
+                        }
+                    }
+                }
             }
             catch_all = root;
             continue;

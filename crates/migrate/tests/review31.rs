@@ -33,6 +33,17 @@ fn the_allow_list_annotation_follows_the_controller_release() {
         "{ctx}"
     );
     assert!(!m.report.incomplete(), "{ctx}");
+    // v1.15: an empty whitelist-source-range alone is no list (the alias is
+    // read only when it is not empty: review 32 H-1); before v1.9.1 it fails
+    // the list, 503 (deny-all).
+    let m = run(&[controller(&[]), ingress("site", "/", &[("whitelist-source-range", "")], "")], Target::Realip);
+    assert!(find(&m, "ClientAccessPolicy").is_empty() && !m.report.incomplete(), "{}", m.report.text());
+    assert_eq!(status(&m, "whitelist-source-range"), Status::Ignored);
+    let m = run(
+        &[controller_at("v1.8.4", &[], &[]), ingress("site", "/", &[("whitelist-source-range", "")], "")],
+        Target::Realip,
+    );
+    assert_eq!(status(&m, "whitelist-source-range"), Status::NotConverted, "{}", m.report.text());
     // v1.8.4: allowlist-source-range does not exist; whitelist-source-range applies.
     let old = controller_at("v1.8.4", &[], &[]);
     let m = run(

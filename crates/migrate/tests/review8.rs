@@ -196,7 +196,7 @@ fn an_empty_list_item_denies_every_client() {
         ("denylist-source-range", "198.51.100.0/24,", true),
         ("whitelist-source-range", "203.0.113.0/24,,198.51.100.7", true),
         ("allowlist-source-range", "203.0.113.0/24, ", true),
-        ("whitelist-source-range", "", true),
+        ("allowlist-source-range", "", true),
         ("whitelist-source-range", "203.0.113.0/24, 198.51.100.7", false),
         ("denylist-source-range", "198.51.100.0/24", false),
     ];
