@@ -2520,3 +2520,25 @@ fn two_realips_keep_each_others_route_entries() {
     }
     assert_eq!(after_b["parents"], again_a["parents"].clone(), "A's second write changes nothing");
 }
+
+/// Review 13c finding 4: listeners refused as indistinct take no host from
+/// another Gateway's listener: a newer Gateway's listener on the same
+/// hostname is served (it was Conflicted by a listener nobody served).
+#[test]
+fn refused_indistinct_listeners_leave_their_host_to_another_gateway() {
+    let gws = "apiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g1, namespace: infra, creationTimestamp: '2026-01-01T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: h1, port: 9000, protocol: HTTP, hostname: x.example.com}\n  - {name: h2, port: 9000, protocol: HTTP, hostname: x.example.com}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: g2, namespace: infra, creationTimestamp: '2026-01-02T00:00:00Z'}\nspec:\n  gatewayClassName: realip\n  listeners:\n  - {name: gx, port: 9000, protocol: HTTP, hostname: x.example.com}\n";
+    let t = run(gws);
+    let Status::Gateway { conditions, listeners, .. } = &status(&t, "Gateway", Some("infra"), "g2").status else {
+        panic!()
+    };
+    assert!(!cond(&listeners[0].conditions, "Conflicted").status, "{listeners:?}");
+    assert!(cond(conditions, "Accepted").status);
+    let served: Vec<&str> = t
+        .routes
+        .listeners
+        .iter()
+        .map(|l| l.name.as_str())
+        .filter(|n| n.contains("/g1/") || n.contains("/g2/"))
+        .collect();
+    assert_eq!(served, ["gateway/infra/g2/gx"]);
+}

@@ -950,8 +950,9 @@ fn check_listener<'a>(
 /// winner among them (review 29 F3: the older one was served). Listeners
 /// of other Gateways and of ListenerSets keep the age order (realip merges
 /// Gateways on a bind; ListenerSets have the spec's precedence); two ports
-/// one bind merges are distinct listeners, the older kept too.
-fn refuse_indistinct(listeners: &mut [Lst<'_>]) {
+/// one bind merges are distinct listeners, the older kept too. Returns,
+/// by index, why each is refused.
+fn indistinct(listeners: &[Lst<'_>]) -> BTreeMap<usize, (&'static str, String)> {
     let accepted = |l: &Lst<'_>| l.conds.iter().any(|c| c.kind == "Accepted" && c.status);
     let mut groups: BTreeMap<(&(String, String), i32), Vec<usize>> = BTreeMap::new();
     for (i, l) in listeners.iter().enumerate() {
@@ -960,7 +961,7 @@ fn refuse_indistinct(listeners: &mut [Lst<'_>]) {
             groups.entry((&l.gateway, l.spec.port)).or_default().push(i);
         }
     }
-    let mut refused: Vec<(usize, &'static str, String)> = Vec::new();
+    let mut refused = BTreeMap::new();
     for ((_, port), members) in &groups {
         for (a, &i) in members.iter().enumerate() {
             for &j in &members[a + 1..] {
@@ -973,31 +974,34 @@ fn refuse_indistinct(listeners: &mut [Lst<'_>]) {
                     continue;
                 };
                 for (me, other) in [(i, j), (j, i)] {
-                    refused.push((
-                        me,
-                        reason,
-                        format!(
-                            "{} on port {port} is not distinct from it (the same hostname, or another protocol): the Gateway API picks no winner among indistinct listeners of one Gateway, so none is served",
-                            listeners[other].full_name
-                        ),
-                    ));
+                    refused.entry(me).or_insert_with(|| {
+                        (
+                            reason,
+                            format!(
+                                "{} on port {port} is not distinct from it (the same hostname, or another protocol): the Gateway API picks no winner among indistinct listeners of one Gateway, so none is served",
+                                listeners[other].full_name
+                            ),
+                        )
+                    });
                 }
             }
         }
     }
-    for (i, reason, why) in refused {
-        let l = &mut listeners[i];
-        for stream in l.streams.clone() {
-            l.lose(stream, reason, why.clone());
-        }
-        let why = lost_message(l, &why);
-        l.ok = false;
-        for c in &mut l.conds {
-            match c.kind {
-                "Conflicted" => *c = Cond::new("Conflicted", true, reason, why.clone()),
-                "Programmed" => *c = Cond::new("Programmed", false, "Invalid", "listener not served (see Conflicted)"),
-                _ => {}
-            }
+    refused
+}
+
+/// Refuses listener `l` as [`indistinct`] (before it claims anything).
+fn refuse_indistinct(l: &mut Lst<'_>, reason: &'static str, why: &str) {
+    for stream in l.streams.clone() {
+        l.lose(stream, reason, why.to_owned());
+    }
+    let why = lost_message(l, why);
+    l.ok = false;
+    for c in &mut l.conds {
+        match c.kind {
+            "Conflicted" => *c = Cond::new("Conflicted", true, reason, why.clone()),
+            "Programmed" => *c = Cond::new("Programmed", false, "Invalid", "listener not served (see Conflicted)"),
+            _ => {}
         }
     }
 }
@@ -3361,16 +3365,30 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         );
     }
     ordered.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut claims = Claims::default();
-    {
-        for (_, (kind, pns, pname, l, gw)) in ordered {
+    // The listeners, validated oldest first, each checked against the
+    // older ones that claim its streams. Indistinct listeners of one
+    // Gateway are known only once all are checked: then the pass runs
+    // again with them refused before they claim anything, so they take no
+    // host from another Gateway's listener (review 31: nobody served it).
+    let mut refused: BTreeMap<usize, (&'static str, String)> = BTreeMap::new();
+    for pass in 0..2 {
+        if pass == 1 {
+            refused = indistinct(&listeners);
+            if refused.is_empty() {
+                break;
+            }
+            listeners.clear();
+        }
+        let mut claims = Claims::default();
+        for (index, (_, (kind, pns, pname, l, gw))) in ordered.iter().enumerate() {
+            let (kind, l) = (*kind, *l);
             let streams = streams(inp.binds.as_deref(), l.port, &format!("{}/{}", gw.0, gw.1));
             let mut lst = Lst {
                 parent_kind: kind,
                 full_name: format!("{}/{pns}/{pname}/{}", kind.to_ascii_lowercase(), l.name),
-                parent_ns: pns,
-                parent_name: pname,
-                gateway: gw,
+                parent_ns: pns.clone(),
+                parent_name: pname.clone(),
+                gateway: gw.clone(),
                 spec: l,
                 ok: false,
                 kinds: Vec::new(),
@@ -3383,6 +3401,9 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 lost: BTreeMap::new(),
             };
             check_listener(&mut lst, &listeners, &claims, inp, &mut certs);
+            if let Some((reason, why)) = refused.get(&index) {
+                refuse_indistinct(&mut lst, reason, why);
+            }
             if gw_problem.contains_key(&lst.gateway) {
                 lst.ok = false;
             }
@@ -3390,7 +3411,6 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             claims.add(&listeners, listeners.len() - 1);
         }
     }
-    refuse_indistinct(&mut listeners);
     // A listener no bind of the proxy serves is not programmed, whatever
     // the objects say; routes attached only there are not served either.
     for l in listeners.iter_mut().filter(|l| l.ok && !l.kinds.is_empty()) {
