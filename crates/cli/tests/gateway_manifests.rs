@@ -235,7 +235,7 @@ fn crds_and_examples_validate_against_the_schemas_and_bad_objects_do_not() {
         let name = b["metadata"]["name"].as_str().unwrap();
         let by_controller = t.statuses.iter().any(|s| {
             s.key.name == name
-                && matches!(&s.status, realip_kube::gateway::status::Status::Policy { ancestors }
+                && matches!(&s.status, realip_kube::gateway::status::Status::Policy { ancestors, .. }
                     if ancestors.iter().all(|a| !a.conditions[0].status))
         }) || !t.statuses.iter().any(|s| s.key.name == name);
         assert!(line.starts_with("invalid ") || by_controller, "{name} passed both layers: {line}");

@@ -61,7 +61,7 @@ fn access_policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     for (policy, on) in &fb.access_policies {
         let Some((pns, pname)) = policy.split_once('/') else { continue };
         let Some(i) = find(statuses, "ClientAccessPolicy", pns, pname) else { continue };
-        let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        let Status::Policy { ancestors, .. } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
         for a in ancestors.iter_mut() {
             let r = &a.reference;
             if r.kind.as_deref().unwrap_or("Gateway") != "Gateway" {
@@ -179,7 +179,7 @@ fn policies(statuses: &mut [Arc<ObjectStatus>], fb: &Feedback) {
     for (full, why) in &fb.listeners {
         let Some((pns, pname)) = why.policy.as_deref().and_then(|p| p.split_once('/')) else { continue };
         let Some(i) = find(statuses, "ClientIPPolicy", pns, pname) else { continue };
-        let Status::Policy { ancestors } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
+        let Status::Policy { ancestors, .. } = &mut Arc::make_mut(&mut statuses[i]).status else { continue };
         if why.served_on.is_empty() {
             super::translate::mark_conflicted(
                 ancestors,

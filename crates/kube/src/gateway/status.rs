@@ -99,6 +99,9 @@ pub enum Status {
     Policy {
         /// Per target.
         ancestors: Vec<RefStatus>,
+        /// As [`Status::Route`]'s `drop`: the `ancestorRef`s of entries this
+        /// proxy wrote before and writes no more (another realip's are kept).
+        drop: Vec<serde_json::Value>,
     },
 }
 
@@ -228,7 +231,7 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
             }
             v
         }
-        Status::Route { parents, .. } | Status::Policy { ancestors: parents } => {
+        Status::Route { parents, drop } | Status::Policy { ancestors: parents, drop } => {
             let (field, reference_field) = if matches!(s.status, Status::Route { .. }) {
                 ("parents", "parentRef")
             } else {
@@ -248,30 +251,24 @@ pub fn to_json(s: &ObjectStatus, previous: Option<&Value>, now: &str) -> Value {
             };
             let mine: Vec<(Value, &RefStatus)> =
                 parents.iter().map(|p| (reference_json(&p.reference, "Gateway"), p)).collect();
+            // Entries stay where they are: this proxy's are updated in place
+            // (or dropped), and realip-named ones it neither has nor drops
+            // (another realip's, for its own GatewayClass) are kept as other
+            // controllers' are, so two realips never undo each other's
+            // writes (review 31, review 13c).
             let mut out: Vec<Value> = Vec::new();
-            if let Status::Route { drop, .. } = &s.status {
-                // A route's entries stay where they are: this proxy's are
-                // updated in place (or dropped), and realip-named ones it
-                // neither has nor drops (another realip's, for its own
-                // GatewayClass) are kept as other controllers' are, so two
-                // realips never undo each other's writes (review 31).
-                for e in &old {
-                    let ours = e["controllerName"] == CONTROLLER_NAME;
-                    match mine.iter().find(|(r, _)| ours && *r == e[reference_field]) {
-                        Some((r, p)) => out.push(entry(p, r.clone())),
-                        None if ours && drop.contains(&e[reference_field]) => {}
-                        None => out.push(e.clone()),
-                    }
+            for e in &old {
+                let ours = e["controllerName"] == CONTROLLER_NAME;
+                match mine.iter().find(|(r, _)| ours && *r == e[reference_field]) {
+                    Some((r, p)) => out.push(entry(p, r.clone())),
+                    None if ours && drop.contains(&e[reference_field]) => {}
+                    None => out.push(e.clone()),
                 }
-                for (r, p) in &mine {
-                    if !old.iter().any(|e| e["controllerName"] == CONTROLLER_NAME && e[reference_field] == *r) {
-                        out.push(entry(p, r.clone()));
-                    }
+            }
+            for (r, p) in &mine {
+                if !old.iter().any(|e| e["controllerName"] == CONTROLLER_NAME && e[reference_field] == *r) {
+                    out.push(entry(p, r.clone()));
                 }
-            } else {
-                // A policy's ancestors under realip's name are all this proxy's.
-                out.extend(old.iter().filter(|e| e["controllerName"] != CONTROLLER_NAME).cloned());
-                out.extend(mine.iter().map(|(r, p)| entry(p, r.clone())));
             }
             json!({ field: out })
         }

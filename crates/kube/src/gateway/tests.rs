@@ -71,7 +71,7 @@ fn status<'a>(t: &'a Translation, kind: &str, ns: Option<&str>, name: &str) -> &
 /// (type, status, reason) of the first parent/ancestor entry.
 fn first_ref(t: &Translation, kind: &str, ns: &str, name: &str) -> Vec<(&'static str, bool, &'static str)> {
     match &status(t, kind, Some(ns), name).status {
-        Status::Route { parents: r, .. } | Status::Policy { ancestors: r } => {
+        Status::Route { parents: r, .. } | Status::Policy { ancestors: r, .. } => {
             r[0].conditions.iter().map(|c| (c.kind, c.status, c.reason)).collect()
         }
         other => panic!("{other:?}"),
@@ -363,7 +363,7 @@ fn client_ip_policies_attach_conflict_and_fail() {
         ("infra/old", "infra/lst")
     );
     let t = run(&ip_policy("bad", "2026-01-01T00:00:00Z", "10.0.0.0/33"));
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "bad").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "bad").status else { panic!() };
     assert_eq!((ancestors[0].conditions[0].status, ancestors[0].conditions[0].reason), (false, "Invalid"));
     assert!(ancestors[0].conditions[0].message.contains("trustedProxies"), "{:?}", ancestors[0].conditions[0]);
     let t = run(&ip_policy("lost", "2026-01-01T00:00:00Z", "10.0.0.0/8").replace("name: gw}", "name: nowhere}"));
@@ -389,7 +389,9 @@ fn framing_headers_are_refused_as_sources_and_in_strip_untrusted() {
         ("{header: CF-Connecting-IP}", "{header: Keep-Alive}", "`header:Keep-Alive`"),
     ] {
         let t = run(&ip_policy("p", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace(from, to));
-        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "p").status else { panic!() };
+        let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "p").status else {
+            panic!()
+        };
         let c = &ancestors[0].conditions[0];
         assert_eq!((c.status, c.reason), (false, "Invalid"), "{to}");
         assert!(c.message.contains(named), "{to}: {c:?}");
@@ -523,7 +525,9 @@ fn a_listener_set_policy_may_only_narrow_the_gateways() {
     };
     // Wider trust (E5): refused, the set's listener takes the owner's chain.
     let t = world(8081, "  trustedProxies: [0.0.0.0/0]\n  failClosed: true\n");
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("may only narrow") && c.message.contains("trustedProxies"), "{c:?}");
@@ -539,7 +543,7 @@ fn a_listener_set_policy_may_only_narrow_the_gateways() {
         ),
     ] {
         let t = world(8081, bad);
-        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+        let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
             panic!()
         };
         let c = &ancestors[0].conditions[0];
@@ -565,7 +569,7 @@ fn a_listener_set_policy_may_only_narrow_the_gateways() {
     };
     for widening in ["[XForwardedFor, ProxyProtocol]", "[XRealIP, XForwardedFor]", "[XRealIP, ProxyProtocol]"] {
         let t = ordered(widening);
-        let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+        let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
             panic!()
         };
         let c = &ancestors[0].conditions[0];
@@ -603,7 +607,9 @@ fn a_listener_set_policy_may_only_narrow_the_gateways() {
     .unwrap();
     o.add_yaml("apiVersion: gateway.networking.k8s.io/v1\nkind: ListenerSet\nmetadata: {name: ls, namespace: team}\nspec:\n  parentRef: {name: gw, namespace: infra}\n  listeners: [{name: extra, port: 8081, protocol: HTTP}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientIPPolicy\nmetadata: {name: tenant, namespace: team}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: ListenerSet, name: ls}]\n  trustedProxies: [198.51.100.0/25]\n").unwrap();
     let t = translate(&o.inputs("realip", &[]));
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("team"), "tenant").status else {
+        panic!()
+    };
     assert!(ancestors[0].conditions[0].message.contains("no valid whole-Gateway ClientIPPolicy"), "{ancestors:?}");
 }
 
@@ -642,7 +648,9 @@ fn a_newer_listener_with_another_chain_on_a_port_is_conflicted() {
     // The newer listener has the policy: that policy is Conflicted there.
     let newer = ip_policy("on-o", "2026-01-01T00:00:00Z", "192.0.2.0/24").replace("name: gw}", "name: gw2}");
     let t = run(&(newer + other));
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-o").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "on-o").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Conflicted"));
     assert!(c.message.contains("gateway/infra/gw/http") && c.message.contains("no ClientIPPolicy"), "{c:?}");
@@ -775,7 +783,9 @@ fn overlapping_listeners_of_different_gateways_on_one_bind_conflict() {
 fn access_policy_on_a_gateway_listener_is_invalid_not_ignored() {
     let p = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: lst, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]\n  allow: [192.0.2.0/24]\n";
     let t = run(p);
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("infra"), "lst").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("infra"), "lst").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("sectionName"), "{c:?}");
@@ -817,7 +827,9 @@ fn an_invalid_edit_keeps_the_last_valid_client_ip_policy() {
     let mut inputs = o.inputs("realip", &[]);
     inputs.last_good_ip = in_force;
     let t = translate(&inputs);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("trustedProxies") && c.message.contains("last valid version"), "{c:?}");
@@ -830,7 +842,9 @@ fn an_invalid_edit_keeps_the_last_valid_client_ip_policy() {
     let t = run(&(ip_policy("edge", "2026-01-01T00:00:00Z", "10.0.0.0/33") + "---\n" + &route("infra", ACCESS_ROUTE)));
     assert!(t.ip_in_force.is_empty());
     assert!(t.routes.listeners.is_empty() && t.routes.routes.is_empty(), "{:?}", t.routes);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("no last valid version") && c.message.contains("not served"), "{c:?}");
@@ -852,7 +866,7 @@ fn an_invalid_access_policy_with_no_last_valid_version_fails_closed() {
     let r = route("web", ACCESS_ROUTE);
     let bad = access_policy("  allow: [198.51.100.0/24, 10.0.0.0/33]\n");
     let t = run(&format!("{r}\n---\n{bad}"));
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("no last valid version") && c.message.contains("refused"), "{c:?}");
@@ -896,7 +910,7 @@ fn an_undecodable_access_policy_fails_closed_or_keeps_its_last_valid_version() {
     };
     // New: Invalid, naming the field, and nobody is let in.
     let t = world(std::collections::BTreeMap::new());
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
     let cond = &ancestors[0].conditions[0];
     assert_eq!((cond.status, cond.reason), (false, "Invalid"));
     assert!(cond.message.contains("does not decode") && cond.message.contains("ipv6PrefixLength"), "{cond:?}");
@@ -907,7 +921,7 @@ fn an_undecodable_access_policy_fails_closed_or_keeps_its_last_valid_version() {
     let t = world(good.access_in_force.clone());
     let access = t.routes.routes[0].access.as_ref().expect("the last valid version stays");
     assert_eq!((access.allow.as_deref(), access.deny.as_slice()), (None, &["192.0.2.0/24".to_owned()][..]));
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
     assert!(ancestors[0].conditions[0].message.contains("last valid version"), "{:?}", ancestors[0]);
 }
 
@@ -966,7 +980,7 @@ fn hostnames_and_listeners_the_crd_refuses_are_refused() {
 fn an_empty_allow_list_is_invalid_not_everyone() {
     let r = route("web", ACCESS_ROUTE);
     let t = run(&format!("{r}\n---\n{}", access_policy("  allow: []\n  deny: [192.0.2.9]\n")));
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("allow: the list is empty") && c.message.contains("leave allow out"), "{c:?}");
@@ -1000,7 +1014,9 @@ fn a_header_source_naming_xff_keeps_the_last_valid_client_ip_policy() {
     let mut inputs = o.inputs("realip", &[]);
     inputs.last_good_ip = first.ip_in_force.clone();
     let t = translate(&inputs);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "edge").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"));
     assert!(c.message.contains("sources") && c.message.contains("last valid version"), "{c:?}");
@@ -1037,7 +1053,7 @@ fn an_invalid_edit_keeps_the_last_valid_access_policy() {
     let mut inputs = o.inputs("realip", &[]);
     inputs.last_good_access = in_force;
     let t = translate(&inputs);
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("web"), "p").status else { panic!() };
     let cond = &ancestors[0].conditions[0];
     assert_eq!((cond.status, cond.reason), (false, "Invalid"));
     assert!(cond.message.contains("burst") && cond.message.contains("last valid version"), "{cond:?}");
@@ -1054,7 +1070,9 @@ fn a_gateway_listener_target_is_refused_alone() {
     let r = route("web", ACCESS_ROUTE);
     let p = "apiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: gwp, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}, {group: gateway.networking.k8s.io, kind: Gateway, name: gw, sectionName: http}]\n  allow: [192.0.2.0/24]\n";
     let t = run(&format!("{r}\n---\n{p}"));
-    let Status::Policy { ancestors } = &status(&t, "ClientAccessPolicy", Some("infra"), "gwp").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("infra"), "gwp").status else {
+        panic!()
+    };
     let got: Vec<(bool, &str)> = ancestors.iter().map(|a| (a.conditions[0].status, a.conditions[0].reason)).collect();
     assert_eq!(got, [(true, "Accepted"), (false, "Invalid")]);
     assert!(ancestors[1].conditions[0].message.contains("sectionName"), "{:?}", ancestors[1]);
@@ -1279,7 +1297,9 @@ fn client_ip_policies_conflict_on_one_bind() {
         gw.to_owned() + &section("on-x", "x", "192.0.2.0/24") + "---" + &section("on-y", "y", "198.51.100.0/24");
     let t = run_with_binds(&policies, &[("web", &[9000, 9001][..])]);
     assert_eq!(first_ref(&t, "ClientIPPolicy", "infra", "on-x"), [("Accepted", true, "Accepted")]);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else {
+        panic!()
+    };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Conflicted"));
     assert!(c.message.contains("[[listener]] `web`") && c.message.contains("infra/on-x"), "{}", c.message);
@@ -1291,7 +1311,9 @@ fn client_ip_policies_conflict_on_one_bind() {
     // A policy on the later listener and none on the earlier conflict
     // too; the message says the other side is the file's chain.
     let t = run_with_binds(&(gw.to_owned() + &section("on-y", "y", "192.0.2.0/24")), &[("web", &[9000, 9001][..])]);
-    let Status::Policy { ancestors } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else { panic!() };
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("infra"), "on-y").status else {
+        panic!()
+    };
     assert!(ancestors[0].conditions[0].message.contains("no ClientIPPolicy"), "{:?}", ancestors[0]);
 }
 
@@ -1982,7 +2004,7 @@ spec:
         + &policy("ghost", &on("nope", ""))
         + &policy("lone", &on("lone", ""))));
     let ancestors = |name: &str| match &status(&t, "ClientAccessPolicy", Some("web"), name).status {
-        Status::Policy { ancestors } => ancestors
+        Status::Policy { ancestors, .. } => ancestors
             .iter()
             .map(|a| {
                 let r = &a.reference;
@@ -2541,4 +2563,29 @@ fn refused_indistinct_listeners_leave_their_host_to_another_gateway() {
         .filter(|n| n.contains("/g1/") || n.contains("/g2/"))
         .collect();
     assert_eq!(served, ["gateway/infra/g2/gx"]);
+}
+
+/// Review 13c finding 2: two realips (classes `realip` and `realip-b`)
+/// each attach a policy only to their own targets (no `TargetNotFound`
+/// for the other's) and keep each other's ancestor entries.
+#[test]
+fn two_realips_keep_each_others_policy_ancestors() {
+    let world = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip-b}\nspec: {controllerName: realip.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: infra}\nspec:\n  gatewayClassName: realip-b\n  listeners: [{name: http, port: 81, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: ra, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra, sectionName: http}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: rb, namespace: web}\nspec:\n  parentRefs: [{name: gw-b, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: p2, namespace: web}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: ra}, {group: gateway.networking.k8s.io, kind: HTTPRoute, name: rb}]\n  allow: [192.0.2.0/24]\n";
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(world).unwrap();
+    let a = translate(&o.inputs("realip", &[]));
+    let b = translate(&o.inputs("realip-b", &[]));
+    let policy = |t: &Translation| status(t, "ClientAccessPolicy", Some("web"), "p2").clone();
+    for t in [&a, &b] {
+        let Status::Policy { ancestors, .. } = &policy(t).status else { panic!() };
+        assert_eq!(ancestors.len(), 1, "only its own target: {ancestors:?}");
+        assert_eq!(ancestors[0].conditions[0].reason, "Accepted", "{ancestors:?}");
+    }
+    let now = "2026-01-02T00:00:00Z";
+    let after_a = crate::gateway::status::to_json(&policy(&a), None, now);
+    let after_b = crate::gateway::status::to_json(&policy(&b), Some(&after_a), now);
+    let again_a = crate::gateway::status::to_json(&policy(&a), Some(&after_b), now);
+    assert_eq!(after_b["ancestors"].as_array().unwrap().len(), 2, "{after_b}");
+    assert_eq!(after_b, again_a, "A's second write changes nothing");
 }

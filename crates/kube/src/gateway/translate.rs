@@ -217,7 +217,7 @@ pub fn problems_of(s: &ObjectStatus) -> impl Iterator<Item = Problem> + '_ {
         Status::Gateway { conditions, listeners, .. } => {
             Box::new(conditions.iter().chain(listeners.iter().flat_map(|l| &l.conditions)))
         }
-        Status::Route { parents: refs, .. } | Status::Policy { ancestors: refs } => {
+        Status::Route { parents: refs, .. } | Status::Policy { ancestors: refs, .. } => {
             Box::new(refs.iter().flat_map(|r| &r.conditions))
         }
     };
@@ -1722,6 +1722,7 @@ type InForce<T> = Result<T, (String, String)>;
 fn attach_policies<'p, T>(
     policies: &[Attach<'p, T>],
     kind: &'static str,
+    inp: &Inputs<'_>,
     exists: &dyn Fn(&TargetKey) -> bool,
     unsupported: &dyn Fn(&TargetKey) -> Option<String>,
     closed: &str,
@@ -1740,6 +1741,12 @@ where
         let me = format!("{ns}/{}", name_of(meta));
         let mut ancestors = Vec::new();
         for t in *targets {
+            // Another realip's target (its own GatewayClass): that proxy
+            // attaches it and writes its ancestor entry (review 13c: each
+            // wrote TargetNotFound for the other's).
+            if group_is(Some(&t.group), GATEWAY_GROUP) && foreign(inp, &t.kind, &ns, &t.name) {
+                continue;
+            }
             let key: TargetKey = (t.kind.clone(), ns.clone(), t.name.clone(), t.section_name.clone());
             let reference = ParentReference {
                 group: Some(if t.group.is_empty() { GATEWAY_GROUP.to_owned() } else { t.group.clone() }),
@@ -1795,7 +1802,7 @@ where
         out_status.push(ObjectStatus {
             key: ObjectKey { kind, namespace: Some(ns), name: name_of(meta) },
             generation: meta.generation,
-            status: Status::Policy { ancestors },
+            status: Status::Policy { ancestors, drop: Vec::new() },
         });
     }
     statuses.extend(out_status.into_iter().map(Arc::new));
@@ -1898,7 +1905,7 @@ fn narrow_set_policies(
             if !(s.key.kind == "ClientIPPolicy" && s.key.namespace.as_deref() == Some(pns) && s.key.name == pname) {
                 continue;
             }
-            let Status::Policy { ancestors } = &mut Arc::make_mut(s).status else { continue };
+            let Status::Policy { ancestors, .. } = &mut Arc::make_mut(s).status else { continue };
             for a in ancestors.iter_mut() {
                 let r = &a.reference;
                 if r.kind.as_deref() != Some("ListenerSet") || r.name != key.2 || r.section_name != key.3 {
@@ -2082,7 +2089,7 @@ fn mark_policy_conflicted(policy: &str, listener: &str, why: &str, statuses: &mu
         if !ours {
             continue;
         }
-        if let Status::Policy { ancestors } = &mut Arc::make_mut(s).status {
+        if let Status::Policy { ancestors, .. } = &mut Arc::make_mut(s).status {
             mark_conflicted(ancestors, pns, listener, why);
         }
     }
@@ -2754,33 +2761,84 @@ pub const MAX_ROUTES_PER_NAMESPACE: usize = 4 * MAX_ROUTE_ENTRIES;
 /// (defaulted), name, sectionName, port.
 type ParentKey<'a> = (&'a str, String, &'a str, Option<&'a str>, Option<i32>);
 
-/// Whether a `parents[]` entry under realip's controllerName is this
-/// proxy's: not one naming a Gateway (or a ListenerSet of one) of another
-/// GatewayClass realip's controller runs — another realip's
-/// (`--gateway-class`), whose entries look the same (review 31 MED-1).
-fn entry_is_ours(inp: &Inputs<'_>, route_ns: &str, entry: &serde_json::Value) -> bool {
-    let r = &entry["parentRef"];
-    let ns = r["namespace"].as_str().unwrap_or(route_ns);
-    let name = r["name"].as_str().unwrap_or_default();
-    let gateway = if r["kind"].as_str() == Some("ListenerSet") {
-        let set = inp.listener_sets.iter().find(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name);
-        let Some(set) = set else { return true };
-        (set.spec.parent_ref.namespace.clone().unwrap_or_else(|| ns.to_owned()), set.spec.parent_ref.name.clone())
-    } else {
-        (ns.to_owned(), name.to_owned())
-    };
-    let class = inp
-        .gateways
-        .iter()
-        .find(|g| ns_of(&g.metadata) == gateway.0 && name_of(&g.metadata) == gateway.1)
-        .map(|g| g.spec.gateway_class_name.as_str());
-    match class {
-        Some(c) if c != inp.class => !inp
-            .classes
-            .iter()
-            .any(|k| k.metadata.name.as_deref() == Some(c) && k.spec.controller_name == CONTROLLER_NAME),
-        _ => true,
+/// Whether `kind` `ns`/`name` (a Gateway, a ListenerSet, or an HTTPRoute
+/// all of whose parents are) belongs to another GatewayClass realip's
+/// controller runs: another realip's (`--gateway-class`), whose statuses
+/// under the same controllerName this proxy leaves alone (review 31 MED-1,
+/// review 13c). Unknown objects are not foreign.
+fn foreign(inp: &Inputs<'_>, kind: &str, ns: &str, name: &str) -> bool {
+    match kind {
+        "Gateway" => {
+            let class = inp
+                .gateways
+                .iter()
+                .find(|g| ns_of(&g.metadata) == ns && name_of(&g.metadata) == name)
+                .map(|g| g.spec.gateway_class_name.as_str());
+            class.is_some_and(|c| {
+                c != inp.class
+                    && inp
+                        .classes
+                        .iter()
+                        .any(|k| k.metadata.name.as_deref() == Some(c) && k.spec.controller_name == CONTROLLER_NAME)
+            })
+        }
+        "ListenerSet" => {
+            inp.listener_sets.iter().find(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name).is_some_and(
+                |s| {
+                    let p = &s.spec.parent_ref;
+                    foreign(inp, "Gateway", p.namespace.as_deref().unwrap_or(ns), &p.name)
+                },
+            )
+        }
+        "HTTPRoute" => {
+            inp.routes.iter().find(|r| ns_of(&r.metadata) == ns && name_of(&r.metadata) == name).is_some_and(|r| {
+                !r.spec.parent_refs.is_empty()
+                    && r.spec.parent_refs.iter().all(|p| {
+                        foreign(
+                            inp,
+                            p.kind.as_deref().unwrap_or("Gateway"),
+                            p.namespace.as_deref().unwrap_or(ns),
+                            &p.name,
+                        )
+                    })
+            })
+        }
+        _ => false,
     }
+}
+
+/// Whether a status entry's reference (`parentRef` / `ancestorRef`,
+/// namespace defaulting to `ns`) names something this proxy owns: not
+/// [`foreign`].
+fn ref_is_ours(inp: &Inputs<'_>, ns: &str, r: &serde_json::Value) -> bool {
+    !foreign(
+        inp,
+        r["kind"].as_str().unwrap_or("Gateway"),
+        r["namespace"].as_str().unwrap_or(ns),
+        r["name"].as_str().unwrap_or_default(),
+    )
+}
+
+/// The references of `status`'s realip-named entries (under `field`,
+/// each's reference in `reference`) this proxy owns and no longer writes
+/// (`writing`): removed at the next write, other ones kept.
+fn stale_refs(
+    inp: &Inputs<'_>,
+    ns: &str,
+    status: Option<&serde_json::Value>,
+    (field, reference): (&str, &str),
+    writing: &[serde_json::Value],
+) -> Vec<serde_json::Value> {
+    status
+        .and_then(|s| s[field].as_array())
+        .map(|es| {
+            es.iter()
+                .filter(|e| e["controllerName"] == CONTROLLER_NAME && ref_is_ours(inp, ns, &e[reference]))
+                .map(|e| e[reference].clone())
+                .filter(|r| !writing.contains(r))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Translates one HTTPRoute (see [`RoutePart`]), building at most `limit`
@@ -3065,18 +3123,7 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
     // other controllers' (review 29 F1: a stale `Accepted: True` stayed).
     let named: Vec<serde_json::Value> =
         parents.iter().map(|p| super::status::reference_json(&p.reference, "Gateway")).collect();
-    let drop: Vec<serde_json::Value> = route
-        .status
-        .as_ref()
-        .and_then(|s| s["parents"].as_array())
-        .map(|ps| {
-            ps.iter()
-                .filter(|p| p["controllerName"] == super::CONTROLLER_NAME && entry_is_ours(ctx.inp, &rns, p))
-                .map(|p| p["parentRef"].clone())
-                .filter(|r| !named.contains(r))
-                .collect()
-        })
-        .unwrap_or_default();
+    let drop = stale_refs(ctx.inp, &rns, route.status.as_ref(), ("parents", "parentRef"), &named);
     let status = (!parents.is_empty() || !drop.is_empty()).then(|| {
         Arc::new(ObjectStatus {
             key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
@@ -3464,6 +3511,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let mut ip_won = attach_policies(
         &ip,
         "ClientIPPolicy",
+        inp,
         &listener_exists,
         &|_| None,
         "the listeners it targets are not served (fail closed)",
@@ -3639,6 +3687,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     let access_won = attach_policies(
         &ap,
         "ClientAccessPolicy",
+        inp,
         &route_exists,
         &gateway_section,
         "every client is refused (403) on its targets (fail closed)",
@@ -3860,6 +3909,30 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
                 attached_sets: None,
             },
         }));
+    }
+    // Policy ancestors this proxy wrote before and writes no more are
+    // dropped at the next write; another realip's are kept.
+    let written: foldhash::HashMap<(&str, String, String), &serde_json::Value> = inp
+        .ip_policies
+        .iter()
+        .filter_map(|p| Some((("ClientIPPolicy", ns_of(&p.metadata), name_of(&p.metadata)), p.status.as_ref()?)))
+        .chain(inp.access_policies.iter().filter_map(|p| {
+            Some((("ClientAccessPolicy", ns_of(&p.metadata), name_of(&p.metadata)), p.status.as_ref()?))
+        }))
+        .collect();
+    for st in &mut statuses {
+        let ns = st.key.namespace.clone().unwrap_or_default();
+        let Some(status) = written.get(&(st.key.kind, ns.clone(), st.key.name.clone())).copied() else { continue };
+        let status = Some(status);
+        let Status::Policy { ancestors, .. } = &st.status else { continue };
+        let writing: Vec<serde_json::Value> =
+            ancestors.iter().map(|a| super::status::reference_json(&a.reference, "Gateway")).collect();
+        let stale = stale_refs(inp, &ns, status, ("ancestors", "ancestorRef"), &writing);
+        if !stale.is_empty() {
+            if let Status::Policy { drop, .. } = &mut Arc::make_mut(st).status {
+                *drop = stale;
+            }
+        }
     }
     // The HTTPRoutes' statuses, already in order, go between the kinds
     // sorting before `HTTPRoute` and those after it.

@@ -139,7 +139,7 @@ fn a_policy_on_a_rule_of_a_route_over_the_budget_says_so_in_any_order() {
     let new_first = run(format!("{}{}", route("new", 2), route("old", 1)));
     let of = |t: &Translation| status(t, "ClientAccessPolicy", Some("web"), "p").clone();
     assert_eq!(of(&old_first), of(&new_first));
-    let Status::Policy { ancestors } = &of(&old_first).status else { panic!() };
+    let Status::Policy { ancestors, .. } = &of(&old_first).status else { panic!() };
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "TargetNotFound"));
     assert!(c.message.contains("exists but is not served") && c.message.contains("max-routes-per-namespace"), "{c:?}");

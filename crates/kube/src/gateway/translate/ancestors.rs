@@ -37,7 +37,7 @@ const MAX_ANCESTORS: usize = 16;
 /// namespace's route budget.
 pub(super) fn access_policy_ancestors(statuses: &mut [Arc<ObjectStatus>], gateways_of: GatewaysOf<'_>) {
     for s in statuses.iter_mut().filter(|s| s.key.kind == "ClientAccessPolicy") {
-        let Status::Policy { ancestors } = &s.status else { continue };
+        let Status::Policy { ancestors, .. } = &s.status else { continue };
         if !ancestors.iter().any(|a| a.reference.kind.as_deref() == Some("HTTPRoute")) {
             continue;
         }
@@ -110,7 +110,7 @@ pub(super) fn access_policy_ancestors(statuses: &mut [Arc<ObjectStatus>], gatewa
             .map(|(reference, list)| RefStatus { reference, conditions: vec![merge(&list)] })
             .collect();
         out.truncate(MAX_ANCESTORS);
-        Arc::make_mut(s).status = Status::Policy { ancestors: out };
+        Arc::make_mut(s).status = Status::Policy { ancestors: out, drop: Vec::new() };
     }
 }
 
