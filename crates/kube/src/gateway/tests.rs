@@ -2513,8 +2513,13 @@ fn a_gateway_with_only_listenerset_listeners_valid_stays_accepted() {
     };
     let accepted = cond(conditions, "Accepted");
     assert_eq!((accepted.status, accepted.reason), (true, "ListenersNotValid"), "{conditions:?}");
+    assert!(accepted.message.ends_with("a, a2; accepted: web/ls/s0"), "{}", accepted.message);
     assert_eq!(*attached_sets, Some(1));
     assert!(t.routes.listeners.iter().any(|l| l.name == "listenerset/web/ls/s0"));
+    // The set's listener on a port no bind serves: the Gateway serves nothing (review 13c finding 5).
+    let t = run_with_binds(&world("c.example.com"), &[("web", &[8080][..])]);
+    let Status::Gateway { conditions, .. } = &status(&t, "Gateway", Some("web"), "g1").status else { panic!() };
+    assert!(!cond(conditions, "Programmed").status, "{conditions:?}");
 }
 
 /// A route on the Gateways of two realips (classes `realip` and

@@ -3838,8 +3838,19 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             None if valid_merged => {
                 // Which are not valid and which are, as the spec asks (names
                 // bounded: a Gateway may have 64 listeners).
+                // (Accepted ones of its ListenerSets named too, `NS/SET/NAME`.)
                 let names = |ok: bool| {
-                    let all: Vec<&str> = own.iter().filter(|l| l.ok == ok).map(|l| l.spec.name.as_str()).collect();
+                    let all: Vec<String> = listeners
+                        .iter()
+                        .filter(|l| l.gateway == key && l.ok == ok && (l.parent_kind == "Gateway" || ok))
+                        .map(|l| {
+                            if l.parent_kind == "Gateway" {
+                                l.spec.name.clone()
+                            } else {
+                                format!("{}/{}/{}", l.parent_ns, l.parent_name, l.spec.name)
+                            }
+                        })
+                        .collect();
                     let more = all.len().saturating_sub(16);
                     let shown = all[..all.len().min(16)].join(", ");
                     if more > 0 {
@@ -3863,6 +3874,10 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             Cond::new("Programmed", false, "AddressNotAssigned", "the publish Service has no load-balancer address yet")
         } else if let Some(c) = not_programmed("Gateway", &key.0, &key.1) {
             c
+        } else if !listeners.iter().any(|l| l.gateway == key && l.served()) {
+            // Its own listeners refused and its ListenerSets' not served
+            // (review 13c finding 5: it said served while serving nothing).
+            Cond::new("Programmed", false, "Invalid", "no listener of the Gateway or its ListenerSets is served")
         } else {
             Cond::new("Programmed", true, "Programmed", "served by realip")
         };
