@@ -437,10 +437,16 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
     for (ns, mut secrets) in grants {
         secrets.sort();
         secrets.dedup();
-        let to: Vec<Value> = secrets.iter().map(|s| json!({"group": "", "kind": "Secret", "name": s})).collect();
-        out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1beta1"), "kind": "ReferenceGrant",
-            "metadata": meta(&format!("{}-{}-certificates", gw.namespace, gw.name), &ns),
-            "spec": {"from": [{"group": GW_GROUP, "kind": "Gateway", "namespace": gw.namespace}], "to": to}}));
+        // The CRD's `to` holds at most 16 (review 33 H1: 17 TLS Ingresses
+        // in a namespace made a grant the API server refuses).
+        for (i, chunk) in secrets.chunks(16).enumerate() {
+            let to: Vec<Value> = chunk.iter().map(|s| json!({"group": "", "kind": "Secret", "name": s})).collect();
+            let base = format!("{}-{}-certificates", gw.namespace, gw.name);
+            let name = if i == 0 { base } else { format!("{base}-{}", i + 1) };
+            out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1beta1"), "kind": "ReferenceGrant",
+                "metadata": meta(&name, &ns),
+                "spec": {"from": [{"group": GW_GROUP, "kind": "Gateway", "namespace": gw.namespace}], "to": to}}));
+        }
     }
     // Routes, per Ingress and host.
     let mut names = Names::default();
@@ -491,6 +497,11 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             let forced_by_header = plan.force_ssl_redirect
                 && host.is_some()
                 && ci.tls_at_lb == Some(crate::setup::TlsAtLb::ForwardedProto);
+            // Without a Service showing TLS ended at the load balancer,
+            // use-forwarded-headers still made X-Forwarded-Proto the scheme
+            // (review 33 H2: behind a CDN ending TLS, every request looped).
+            let header_scheme =
+                (ci.forwarded_proto && target == Target::Realip).then_some(crate::setup::TlsAtLb::ForwardedHeader);
             let redirect =
                 (tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || plan.force_ssl_redirect)) || forced_by_header;
             if plan.force_ssl_redirect && !tls && !forced_by_header {
@@ -513,7 +524,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             // trust (xff_num_trusted_hops 0, what Envoy Gateway's trusted
             // CIDRs leave) before routing, so no route of it can tell (review
             // 30 M-3): as with PROXY, no redirect there.
-            let at_lb = ci.tls_at_lb.filter(|_| redirect).map(|how| match how {
+            let at_lb = ci.tls_at_lb.or(header_scheme).filter(|_| redirect).map(|how| match how {
                 crate::setup::TlsAtLb::ForwardedProto if target == Target::EnvoyGateway => {
                     crate::setup::TlsAtLb::EnvoyForwardedProto
                 }
@@ -528,7 +539,9 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             // match (outranking the redirect's), are a route of their own;
             // the HTTPS listener keeps the rules as they are, for clients
             // another Service sends there with TLS (review 31 H-1).
-            let forwarded = (at_lb == Some(crate::setup::TlsAtLb::ForwardedProto)).then(|| {
+            let by_header =
+                matches!(at_lb, Some(crate::setup::TlsAtLb::ForwardedProto | crate::setup::TlsAtLb::ForwardedHeader));
+            let forwarded = by_header.then(|| {
                 let mut rules = all_rules.clone();
                 for rule in &mut rules {
                     for m in rule["matches"].as_array_mut().into_iter().flatten() {
@@ -541,7 +554,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 }
                 rules
             });
-            let redirect = redirect && matches!(at_lb, None | Some(crate::setup::TlsAtLb::ForwardedProto));
+            let redirect = redirect && (at_lb.is_none() || by_header);
             let parents = match (tls_at, &forwarded) {
                 (Some(l), _) if redirect => vec![parent(Some(l))],
                 _ => vec![parent(None)],
@@ -650,13 +663,18 @@ fn tls_at_lb_entry(plan: &Plan<'_>, host: &str, how: crate::setup::TlsAtLb, repo
     let (status, to, why) = match how {
         TlsAtLb::ForwardedProto => (
             Status::Changed,
-            "HTTPRoute rules matching X-Forwarded-Proto: https, and the …-https-redirect route for the rest",
+            "",
             "the load balancer ends TLS and sends HTTPS to the controller's http port; with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme and redirected only `http` (or no header): the routes serve requests with X-Forwarded-Proto: https on every listener and the redirect takes the others (a value other than http or https, which ingress-nginx served, is redirected)",
         ),
         TlsAtLb::ProxyPort => (
             Status::NotConverted,
             "",
             "the load balancer ends TLS and sends HTTPS to the controller's http port; ingress-nginx told HTTPS from HTTP by the PROXY header's destination port (443), which no HTTPRoute can match: no redirect is emitted (a redirect there would loop for every HTTPS request), so plain HTTP is served, not redirected",
+        ),
+        TlsAtLb::ForwardedHeader => (
+            Status::Converted,
+            "",
+            "with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme: a request on port 80 carrying `https` (a CDN or proxy ending TLS in front) was served, not redirected, and so it is here (the route NAME-forwarded-https on the http listener matches X-Forwarded-Proto: https, the NAME-https-redirect route takes the rest; a value other than http or https, which ingress-nginx also served, is redirected)",
         ),
         TlsAtLb::EnvoyForwardedProto => (
             Status::NotConverted,

@@ -461,6 +461,12 @@ pub enum TlsAtLb {
     ProxyPort,
     /// Neither: every request there was HTTP to ingress-nginx.
     Blind,
+    /// No Service shows the load balancer ending TLS, but
+    /// use-forwarded-headers is on: ingress-nginx took X-Forwarded-Proto as
+    /// the scheme all the same (a CDN or proxy ending TLS in front of it;
+    /// review 33 H2), so requests carrying `https` were served, not
+    /// redirected (set by the emitter for realip's Gateway).
+    ForwardedHeader,
     /// [`TlsAtLb::ForwardedProto`] for Envoy Gateway, which replaces the
     /// header from untrusted downstreams before routing (set by the
     /// emitter for that target only).
@@ -528,6 +534,9 @@ pub struct ClientIp {
     /// http port ([`tls_at_lb`]): how ingress-nginx then told HTTPS from
     /// HTTP.
     pub tls_at_lb: Option<TlsAtLb>,
+    /// use-forwarded-headers without use-proxy-protocol: ingress-nginx's
+    /// scheme is X-Forwarded-Proto when a request carries it.
+    pub forwarded_proto: bool,
     /// ingress-nginx v1.13 on with `use-proxy-protocol` and
     /// `use-forwarded-headers` both on: the header (`forwarded-for-header`)
     /// it reads when the PROXY header's source is in `proxy-real-ip-cidr`
@@ -742,7 +751,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     };
     let trust_all = families.v4 || families.v6;
     let used = pp || header.is_some();
-    let ci = ClientIp {
+    let mut ci = ClientIp {
         proxy_protocol: pp,
         header,
         trusted,
@@ -769,6 +778,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         } else {
             TlsAtLb::Blind
         }),
+        forwarded_proto: use_fwd && !pp,
         pp_header,
         pp_header_unknown,
     };
@@ -924,6 +934,21 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             (Status::Converted, believed)
         };
         let field = if pp { "proxyProtocol.trustedSenders" } else { "trustedProxies" };
+        // The ClientIPPolicy CRD holds at most 64 trusted PROXY senders and
+        // 256 trusted proxies: a longer list makes a policy the API server
+        // refuses (review 33 H1). Nothing is trusted instead, and the key
+        // is not converted (lists and limits are left out).
+        let cap = if pp { 64 } else { 256 };
+        let (status, why) = if to.starts_with("ClientIPPolicy") && ci.trusted.len() > cap {
+            let n = ci.trusted.len();
+            ci.trusted.clear();
+            (
+                Status::NotConverted,
+                format!("{n} entries, over the {cap} the ClientIPPolicy's {field} may hold: merge them into fewer CIDRs (or give them with --trust); the policy trusts nothing meanwhile"),
+            )
+        } else {
+            (status, why)
+        };
         entry("proxy-real-ip-cidr", status, format!("{to} {field}"), why);
     }
     if get("compute-full-forwarded-for").is_some() || ci.header.is_some() {

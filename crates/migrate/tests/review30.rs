@@ -55,7 +55,9 @@ fn tls_ended_at_the_load_balancer_is_found_whatever_port_80_targets() {
         ],
         Target::Realip,
     );
-    assert!(!serves_forwarded_https(&m), "{}", m.report.text());
+    let site = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "site").unwrap();
+    assert!(site["spec"]["parentRefs"][0]["sectionName"].as_str().is_some_and(|s| s.starts_with("https")));
+    assert!(site["spec"]["rules"][0]["matches"][0].get("headers").is_none(), "{}", m.report.text());
 }
 
 /// H-1 on ingress-nginx's own AWS manifest (the real-world corpus), with

@@ -1,0 +1,62 @@
+//! Fixes of the thirty-third review round. Each test failed before its fix.
+
+mod common;
+
+use common::{controller, find, ingress, run, status};
+use realip_migrate::{Status, Target};
+use serde_json::json;
+
+/// H1: the CRDs' list limits: a ReferenceGrant's `to` holds 16 Secrets
+/// (17 TLS Ingresses in one namespace made one the API server refuses);
+/// a ClientIPPolicy holds 256 trusted proxies, 64 trusted PROXY senders.
+#[test]
+fn lists_stay_within_the_crds_limits() {
+    let mut docs = vec![controller(&[])];
+    for i in 0..17 {
+        let tls = format!("  tls: [{{hosts: [site{i}.example.com], secretName: tls{i}}}]\n");
+        docs.push(
+            ingress(&format!("site{i}"), "/", &[], &tls).replace("app.example.com", &format!("site{i}.example.com")),
+        );
+    }
+    // (run validates every object against its CRD.)
+    let m = run(&docs, Target::Realip);
+    let grants = find(&m, "ReferenceGrant");
+    assert_eq!(grants.len(), 2, "{:?}", grants.iter().map(|g| g["metadata"]["name"].clone()).collect::<Vec<_>>());
+    assert!(grants.iter().all(|g| g["spec"]["to"].as_array().unwrap().len() <= 16));
+    for (pp, n) in [(false, 300), (true, 70)] {
+        let cidrs: Vec<String> = (0..n).map(|i| format!("10.{i}.0.0/16")).collect();
+        let cidrs = cidrs.join(",");
+        let key = if pp { "use-proxy-protocol" } else { "use-forwarded-headers" };
+        let m = run(
+            &[
+                controller(&[(key, "true"), ("proxy-real-ip-cidr", &cidrs)]),
+                ingress("site", "/", &[("whitelist-source-range", "203.0.113.0/24")], ""),
+            ],
+            Target::Realip,
+        );
+        assert_eq!(status(&m, "proxy-real-ip-cidr"), Status::NotConverted, "{pp}: {}", m.report.text());
+        assert!(common::routes(&m, false).is_empty(), "the allow list's Ingress is left out");
+    }
+}
+
+/// H2: with use-forwarded-headers, ingress-nginx took X-Forwarded-Proto
+/// as the scheme whatever the Service: behind a CDN ending TLS, a request
+/// on port 80 with `X-Forwarded-Proto: https` was served. The output
+/// serves it too (it redirected it: a loop).
+#[test]
+fn x_forwarded_proto_is_the_scheme_with_use_forwarded_headers() {
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "173.245.48.0/20")]);
+    let m = run(&[cm, ingress("shop", "/", &[], tls)], Target::Realip);
+    let ctx = m.report.text();
+    let f = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "shop-forwarded-https").unwrap();
+    assert_eq!(f["spec"]["parentRefs"][0]["sectionName"], "http", "{ctx}");
+    assert_eq!(
+        f["spec"]["rules"][0]["matches"][0]["headers"],
+        json!([{"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"}])
+    );
+    assert!(find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "shop-https-redirect"), "{ctx}");
+    // Without use-forwarded-headers the scheme is the connection's: the redirect alone.
+    let m = run(&[controller(&[]), ingress("shop", "/", &[], tls)], Target::Realip);
+    assert!(!find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "shop-forwarded-https"));
+}
