@@ -10,7 +10,7 @@
 //! as a [`Denied`] match, emitted deny-all; snippets are reported with
 //! their line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use realip_kube::{Node, Object};
@@ -1784,6 +1784,37 @@ pub fn plan<'a>(
             .map(str::to_owned)
             .collect();
         plan.tls.push((hosts, t.str_at(&["secretName"]).map(str::to_owned)));
+    }
+    // ingress-nginx gives every host of an Ingress that has a TLS section a
+    // certificate (createServers: its own, one whose SAN matches, else the
+    // default one) and redirects its plain HTTP; the output has HTTPS (and
+    // the redirect) only for hosts a TLS entry names with a Secret (review
+    // 33 H3): the others are reported, not served over plain HTTP silently.
+    if !plan.tls.is_empty() && !canary {
+        let named = |h: &str| {
+            plan.tls.iter().any(|(hs, secret)| {
+                secret.as_deref().is_some_and(|s| !s.is_empty()) && hs.iter().any(|t| t.eq_ignore_ascii_case(h))
+            })
+        };
+        let uncovered: BTreeSet<&str> = plan.hosts.keys().flatten().map(String::as_str).filter(|h| !named(h)).collect();
+        let hostless = plan.tls.iter().any(|(hs, s)| hs.is_empty() && s.as_deref().is_some_and(|s| !s.is_empty()));
+        let why = if hostless {
+            "the Ingress has a TLS section, so ingress-nginx redirected this host's plain HTTP to HTTPS; its TLS entry without hosts becomes the Gateway's HTTPS listener without hostname, which serves the host, but no redirect is emitted for a host no TLS entry names: plain HTTP is served, not redirected; add the host to the TLS entry"
+        } else {
+            "the Ingress has a TLS section, so ingress-nginx served this host over HTTPS with a certificate whose SAN matches it or its default one (--default-ssl-certificate), and redirected its plain HTTP; no TLS entry names the host with a Secret, so the output has no HTTPS listener for it and serves it over plain HTTP: add the host to a TLS entry with its Secret"
+        };
+        for h in uncovered {
+            entries.push(Entry {
+                object: o.id(),
+                file: o.source.file.clone(),
+                line: spec.and_then(|s| s.get("tls")).map_or(o.source.line, |t| t.line),
+                key: format!("tls {h}"),
+                value: String::new(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: why.into(),
+            });
+        }
     }
     // With another --annotations-prefix, ingress-nginx's store reads none of
     // the default prefix's annotations (its webhook refuses such an Ingress:

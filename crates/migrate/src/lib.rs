@@ -228,6 +228,7 @@ pub fn migrate(objects: &[Object], opts: &Options) -> Result<Migration, Error> {
     }
     let source_lost = client_ip_lost(&report);
     let https_lost = https_client_lost(&setup, &ci, opts.target, &mut report);
+    default_certificate(&setup, &mut report);
     let tls_hosts = tls_hosts(objects);
     let global_access = global_access_keys(&report);
     let (ours, unsure) = ours(objects, &setup, &mut report);
@@ -2122,6 +2123,27 @@ fn client_ip_lost(report: &Report) -> bool {
 /// otherwise every HTTPS client is 127.0.0.1: an allow list refuses all of
 /// them and a rate limit shares one bucket. Reports the flag; returns
 /// whether HTTPS clients are lost that way.
+/// `--default-ssl-certificate`: ingress-nginx served HTTPS with it for
+/// every host without a certificate of its own (no redirect for those),
+/// where the output has HTTPS listeners only for hosts of TLS entries
+/// (review 33 H3): reported not converted.
+fn default_certificate(setup: &setup::Setup<'_>, report: &mut Report) {
+    let Some(ctl) = setup.controller else { return };
+    let args = setup::controller_args(ctl);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let Some(cert) = realip_doctor::model::flag(&argv, "--default-ssl-certificate") else { return };
+    report.entries.push(Entry {
+        object: ctl.id(),
+        file: ctl.source.file.clone(),
+        line: ctl.source.line,
+        key: "--default-ssl-certificate".into(),
+        value: cert.to_owned(),
+        status: Status::NotConverted,
+        to: String::new(),
+        why: "ingress-nginx served HTTPS with this certificate for every host that has none of its own (Ingresses without a TLS entry for it); the Gateway has HTTPS listeners only for the hosts of TLS entries, so HTTPS to the others is refused: add HTTPS listeners with this certificate by hand (a wildcard hostname, or one per host)".into(),
+    });
+}
+
 fn https_client_lost(setup: &setup::Setup<'_>, ci: &setup::ClientIp, target: Target, report: &mut Report) -> bool {
     let Some(ctl) = setup.controller.filter(|_| setup.ssl_passthrough) else { return false };
     let lost = !https_pp_from_any_peer(setup, ci);

@@ -227,7 +227,7 @@ pub fn admission_webhook(objects: &[Object], setup: &Setup<'_>) -> Webhook {
     let Some(ctl) = setup.controller else {
         return Webhook::Unknown("no ingress-nginx controller is in the input".into());
     };
-    let args = controller_argv(ctl);
+    let args = controller_args(ctl);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let Some(addr) = flag(&args, "--validating-webhook").filter(|v| !v.is_empty()) else {
         return Webhook::Off(format!(
@@ -283,7 +283,8 @@ fn is_controller(o: &Object) -> bool {
         })
 }
 
-fn controller_argv(o: &Object) -> Vec<String> {
+/// The controller container's arguments, `$(POD_NAMESPACE)` filled in.
+pub fn controller_args(o: &Object) -> Vec<String> {
     let c = controller_container(o);
     // $(POD_NAMESPACE) is the controller's own namespace (downward API).
     c.map(|c| argv(c).iter().map(|a| a.replace("$(POD_NAMESPACE)", &o.namespace)).collect()).unwrap_or_default()
@@ -360,7 +361,7 @@ pub fn find<'a>(objects: &'a [Object], report: &mut Report) -> Result<Setup<'a>,
         return Ok(s);
     };
     s.controller = Some(ctl);
-    let args = controller_argv(ctl);
+    let args = controller_args(ctl);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     if let Some(c) = flag(&args, "--ingress-class") {
         c.clone_into(&mut s.ingress_class);

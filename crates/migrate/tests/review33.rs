@@ -60,3 +60,28 @@ fn x_forwarded_proto_is_the_scheme_with_use_forwarded_headers() {
     let m = run(&[controller(&[]), ingress("shop", "/", &[], tls)], Target::Realip);
     assert!(!find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "shop-forwarded-https"));
 }
+
+/// H3: ingress-nginx gave every host of an Ingress with a TLS section a
+/// certificate (its own, a SAN match or the default one) and redirected
+/// its plain HTTP; `--default-ssl-certificate` served HTTPS for hosts
+/// without one. Where the output has no HTTPS listener for such a host it
+/// says so (not converted, exit 1), instead of serving plain HTTP silently.
+#[test]
+fn hosts_ingress_nginx_served_over_tls_without_a_named_secret_are_reported() {
+    // A TLS entry without hosts.
+    let m = run(&[controller(&[]), ingress("shop", "/", &[], "  tls: [{secretName: shop-tls}]\n")], Target::Realip);
+    assert_eq!(status(&m, "tls app.example.com"), Status::NotConverted, "{}", m.report.text());
+    assert!(m.report.incomplete());
+    // A host of the rules not in the TLS entry.
+    let two = ingress("shop", "/", &[], "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n").replace(
+        "  rules:\n",
+        "  rules:\n  - host: b.example.org\n    http: {paths: [{path: /, pathType: Prefix, backend: {service: {name: b, port: {number: 80}}}}]}\n",
+    );
+    let m = run(&[controller(&[]), two], Target::Realip);
+    assert_eq!(status(&m, "tls b.example.org"), Status::NotConverted, "{}", m.report.text());
+    assert!(!m.report.entries.iter().any(|e| e.key == "tls app.example.com"));
+    // The default certificate flag.
+    let ctl = common::controller_at("v1.15.1", &["--default-ssl-certificate=ingress-nginx/wildcard-tls"], &[]);
+    let m = run(&[ctl, ingress("shop", "/", &[], "")], Target::Realip);
+    assert_eq!(status(&m, "--default-ssl-certificate"), Status::NotConverted, "{}", m.report.text());
+}
