@@ -1257,7 +1257,7 @@ pub fn unloadable_cidrs(setup: &Setup<'_>) -> Option<String> {
         ""
     };
     Some(format!(
-        "{} not an address or CIDR: nginx.tmpl writes each entry into `set_real_ip_from` in the http block of every configuration{geo_note}, where nginx takes an address, a CIDR, `unix:` or a host name it must resolve while loading (this cannot be one, or depends on DNS at each reload), {UNLOADABLE}; fix the entries (or give the load balancer's CIDRs with --trust) and run the migration again",
+        "{} not an address or CIDR: nginx.tmpl writes each entry into `set_real_ip_from` in the http block of every configuration{geo_note}, where nginx takes an address, a CIDR, `unix:` or a host name it must resolve while loading (this cannot be one, or depends on DNS at each reload), {UNLOADABLE}; fix the entries in the ConfigMap (ingress-nginx itself loads no configuration with them, so --trust cannot stand in for them) and run the migration again",
         bad.join(", ") + if bad.len() == 1 { " is" } else { " are" },
     ))
 }

@@ -2594,3 +2594,24 @@ fn two_realips_keep_each_others_policy_ancestors() {
     assert_eq!(after_b["ancestors"].as_array().unwrap().len(), 2, "{after_b}");
     assert_eq!(after_b, again_a, "A's second write changes nothing");
 }
+
+/// Review 13d MED-1: a route on realip's Gateway and a third controller's
+/// is not another realip's target: that one leaves a policy on it alone
+/// (no TargetNotFound).
+#[test]
+fn a_route_of_one_realip_and_a_third_controller_is_left_to_that_realip() {
+    let world = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip-b}\nspec: {controllerName: realip.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: other}\nspec: {controllerName: example.com/other}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gwo, namespace: infra}\nspec:\n  gatewayClassName: other\n  listeners: [{name: http, port: 80, protocol: HTTP}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: r, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra, sectionName: http}, {name: gwo, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: cap, namespace: web}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]\n  allow: [198.51.100.0/24]\n";
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(world).unwrap();
+    let b = translate(&o.inputs("realip-b", &[]));
+    let s = status(&b, "ClientAccessPolicy", Some("web"), "cap");
+    let Status::Policy { ancestors, .. } = &s.status else { panic!() };
+    assert!(ancestors.is_empty(), "realip-b has nothing to say of it: {ancestors:?}");
+    let a = translate(&o.inputs("realip", &[]));
+    let Status::Policy { ancestors, .. } = &status(&a, "ClientAccessPolicy", Some("web"), "cap").status else {
+        panic!()
+    };
+    assert_eq!(ancestors.len(), 1);
+    assert_eq!(ancestors[0].conditions[0].reason, "Accepted");
+}

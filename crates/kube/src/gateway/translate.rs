@@ -2790,18 +2790,37 @@ fn foreign(inp: &Inputs<'_>, kind: &str, ns: &str, name: &str) -> bool {
                 },
             )
         }
+        // A route none of whose parents is of this proxy's class, and one
+        // of them another realip's (review 13d MED-1: a parent of a third
+        // controller made it "ours", and TargetNotFound was written).
         "HTTPRoute" => {
             inp.routes.iter().find(|r| ns_of(&r.metadata) == ns && name_of(&r.metadata) == name).is_some_and(|r| {
-                !r.spec.parent_refs.is_empty()
-                    && r.spec.parent_refs.iter().all(|p| {
-                        foreign(
-                            inp,
-                            p.kind.as_deref().unwrap_or("Gateway"),
-                            p.namespace.as_deref().unwrap_or(ns),
-                            &p.name,
-                        )
+                let parents = || {
+                    r.spec.parent_refs.iter().map(|p| {
+                        (p.kind.as_deref().unwrap_or("Gateway"), p.namespace.as_deref().unwrap_or(ns), p.name.as_str())
                     })
+                };
+                parents().any(|(k, n, m)| foreign(inp, k, n, m)) && !parents().any(|(k, n, m)| of_class(inp, k, n, m))
             })
+        }
+        _ => false,
+    }
+}
+
+/// Whether `kind` `ns`/`name` is a Gateway of this proxy's class, or a
+/// ListenerSet of one.
+fn of_class(inp: &Inputs<'_>, kind: &str, ns: &str, name: &str) -> bool {
+    match kind {
+        "Gateway" => inp.gateways.iter().any(|g| {
+            ns_of(&g.metadata) == ns && name_of(&g.metadata) == name && g.spec.gateway_class_name == inp.class
+        }),
+        "ListenerSet" => {
+            inp.listener_sets.iter().find(|s| ns_of(&s.metadata) == ns && name_of(&s.metadata) == name).is_some_and(
+                |s| {
+                    let p = &s.spec.parent_ref;
+                    of_class(inp, "Gateway", p.namespace.as_deref().unwrap_or(ns), &p.name)
+                },
+            )
         }
         _ => false,
     }
