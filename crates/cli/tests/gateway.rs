@@ -3798,3 +3798,37 @@ fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
     let r = until(&api, "HTTPRoute", "web", "r", "realip's entry removed", |o| !ours(o));
     assert_eq!(r["status"]["parents"], json!([theirs]), "{:#}", r["status"]);
 }
+
+/// Review 13d HIGH-1: another writer (another realip, or a write racing
+/// this one's) replaces an HTTPRoute's status without realip's entry: the
+/// proxy puts its entry back, keeping the other's, with no spec change.
+#[test]
+fn an_entry_another_writer_dropped_is_put_back() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(
+        &api,
+        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
+    );
+    http_route(
+        &api,
+        "r",
+        &json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
+    );
+    let (_p, _addr, _dir) = proxy_with(&api, "putback", "gateway_ports = [80]\n", &[]);
+    let ours = |o: &Value| {
+        o["status"]["parents"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|e| e["controllerName"] == "realip.dev/gateway-controller"))
+    };
+    let mut r = until(&api, "HTTPRoute", "web", "r", "realip's entry", ours);
+    let theirs = json!({"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other", "namespace": "web"},
+        "controllerName": "example.com/other", "conditions": []});
+    // The status alone changes (same spec, same generation).
+    r["status"] = json!({"parents": [theirs.clone()]});
+    api.apply(r);
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry put back", ours);
+    let parents = r["status"]["parents"].as_array().unwrap();
+    assert!(parents.contains(&theirs), "the other writer's entry is kept: {parents:?}");
+    assert_eq!(parents.len(), 2, "{parents:?}");
+}
