@@ -36,7 +36,10 @@
 //! - Status: a translation renders and compares only the statuses that
 //!   differ from what was last settled (written, or found in place) for
 //!   that object; an update of an object's status alone (generation
-//!   unchanged — mostly realip's own patches) recomputes nothing.
+//!   unchanged — mostly realip's own patches) recomputes nothing, but that
+//!   object's status is rendered again from what it holds now and written
+//!   when it differs (another writer dropped realip's entries: they are put
+//!   back, the others kept; realip's own writes come back equal).
 //! - Status is written by a task of its own ([`crate::status_writer`]):
 //!   the watch loop decides what each object's status should be and hands
 //!   it over, latest wins per object; **the watch loop never awaits a
