@@ -3766,12 +3766,17 @@ fn the_newer_of_two_quick_statuses_is_the_one_kept() {
     assert_eq!(site_patches().len(), 2, "nothing written after the newer status");
 }
 
-/// Review 29 F1: an HTTPRoute moved from realip's Gateway to another
-/// controller's loses realip's `parents[]` entry (it said `Accepted: True`
-/// for a Gateway the route no longer names); the other controller's entry
-/// stays. The spec update keeps the status, as a real API server does.
-#[test]
-fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
+/// Whether an object's status has a `parents[]` entry of realip's.
+fn has_realips_entry(o: &Value) -> bool {
+    o["status"]["parents"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|e| e["controllerName"] == "realip.dev/gateway-controller"))
+}
+
+/// A proxy (`tag`) serving HTTPRoute web/r on Gateway web/gw, once realip's
+/// entry is in the route's status: the API server, the proxy (with its
+/// config dir), the route as stored, and an entry of another controller.
+fn route_with_realips_entry(tag: &str) -> (FakeApi, (Proc, SocketAddr, Dir), Value, Value) {
     let api = FakeApi::start().unwrap();
     base(&api);
     gateway(
@@ -3783,19 +3788,24 @@ fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
         "r",
         &json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
     );
-    let (_p, _addr, _dir) = proxy_with(&api, "moved", "gateway_ports = [80]\n", &[]);
-    let ours = |o: &Value| {
-        o["status"]["parents"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|e| e["controllerName"] == "realip.dev/gateway-controller"))
-    };
-    let mut r = until(&api, "HTTPRoute", "web", "r", "realip's entry", ours);
+    let proxy = proxy_with(&api, tag, "gateway_ports = [80]\n", &[]);
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry", has_realips_entry);
     let theirs = json!({"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other", "namespace": "web"},
         "controllerName": "example.com/other", "conditions": []});
+    (api, proxy, r, theirs)
+}
+
+/// Review 29 F1: an HTTPRoute moved from realip's Gateway to another
+/// controller's loses realip's `parents[]` entry (it said `Accepted: True`
+/// for a Gateway the route no longer names); the other controller's entry
+/// stays. The spec update keeps the status, as a real API server does.
+#[test]
+fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
+    let (api, _p, mut r, theirs) = route_with_realips_entry("moved");
     r["spec"]["parentRefs"] = json!([{"name": "other"}]);
     r["status"]["parents"].as_array_mut().unwrap().push(theirs.clone());
     api.apply(r);
-    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry removed", |o| !ours(o));
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry removed", |o| !has_realips_entry(o));
     assert_eq!(r["status"]["parents"], json!([theirs]), "{:#}", r["status"]);
 }
 
@@ -3804,30 +3814,11 @@ fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
 /// proxy puts its entry back, keeping the other's, with no spec change.
 #[test]
 fn an_entry_another_writer_dropped_is_put_back() {
-    let api = FakeApi::start().unwrap();
-    base(&api);
-    gateway(
-        &api,
-        &json!([{"name": "http", "port": 80, "protocol": "HTTP", "allowedRoutes": {"namespaces": {"from": "All"}}}]),
-    );
-    http_route(
-        &api,
-        "r",
-        &json!({"parentRefs": [{"name": "gw"}], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}),
-    );
-    let (_p, _addr, _dir) = proxy_with(&api, "putback", "gateway_ports = [80]\n", &[]);
-    let ours = |o: &Value| {
-        o["status"]["parents"]
-            .as_array()
-            .is_some_and(|a| a.iter().any(|e| e["controllerName"] == "realip.dev/gateway-controller"))
-    };
-    let mut r = until(&api, "HTTPRoute", "web", "r", "realip's entry", ours);
-    let theirs = json!({"parentRef": {"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "other", "namespace": "web"},
-        "controllerName": "example.com/other", "conditions": []});
+    let (api, _p, mut r, theirs) = route_with_realips_entry("putback");
     // The status alone changes (same spec, same generation).
     r["status"] = json!({"parents": [theirs.clone()]});
     api.apply(r);
-    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry put back", ours);
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry put back", has_realips_entry);
     let parents = r["status"]["parents"].as_array().unwrap();
     assert!(parents.contains(&theirs), "the other writer's entry is kept: {parents:?}");
     assert_eq!(parents.len(), 2, "{parents:?}");
