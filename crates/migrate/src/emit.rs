@@ -541,19 +541,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             // another Service sends there with TLS (review 31 H-1).
             let by_header =
                 matches!(at_lb, Some(crate::setup::TlsAtLb::ForwardedProto | crate::setup::TlsAtLb::ForwardedHeader));
-            let forwarded = by_header.then(|| {
-                let mut rules = all_rules.clone();
-                for rule in &mut rules {
-                    for m in rule["matches"].as_array_mut().into_iter().flatten() {
-                        let xfp = json!({"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"});
-                        match m["headers"].as_array_mut() {
-                            Some(h) => h.push(xfp),
-                            None => m["headers"] = json!([xfp]),
-                        }
-                    }
-                }
-                rules
-            });
+            let forwarded = by_header.then(|| with_forwarded_https(&all_rules)).filter(|r| !r.is_empty());
             let redirect = redirect && (at_lb.is_none() || by_header);
             let parents = match (tls_at, &forwarded) {
                 (Some(l), _) if redirect => vec![parent(Some(l))],
@@ -697,6 +685,47 @@ fn tls_at_lb_entry(plan: &Plan<'_>, host: &str, how: crate::setup::TlsAtLb, repo
         to: to.into(),
         why: why.into(),
     });
+}
+
+/// `rules` with each match also requiring `X-Forwarded-Proto: https`. A
+/// match that already names that header (a canary-by-header on it) keeps
+/// its own condition when it asks for `https`, and is dropped when it asks
+/// for another value, which cannot hold with it (the CRD refuses a header
+/// name twice in one match: review 34 H-2); a rule left without matches is
+/// dropped (no matches would match every request).
+fn with_forwarded_https(rules: &[Value]) -> Vec<Value> {
+    let xfp = json!({"type": "Exact", "name": "X-Forwarded-Proto", "value": "https"});
+    let mut out = Vec::new();
+    for rule in rules {
+        let mut rule = rule.clone();
+        let Some(matches) = rule["matches"].as_array() else { continue };
+        let kept: Vec<Value> = matches
+            .iter()
+            .filter_map(|m| {
+                let mut m = m.clone();
+                let headers = m["headers"].as_array().cloned().unwrap_or_default();
+                match headers
+                    .iter()
+                    .find(|h| h["name"].as_str().is_some_and(|n| n.eq_ignore_ascii_case("X-Forwarded-Proto")))
+                {
+                    Some(h) if h["type"] == "Exact" && h["value"] == "https" => Some(m),
+                    Some(_) => None,
+                    None => {
+                        let mut headers = headers;
+                        headers.push(xfp.clone());
+                        m["headers"] = json!(headers);
+                        Some(m)
+                    }
+                }
+            })
+            .collect();
+        if kept.is_empty() {
+            continue;
+        }
+        rule["matches"] = json!(kept);
+        out.push(rule);
+    }
+    out
 }
 
 /// One serving HTTPRoute before naming: its hostnames (none: any host),

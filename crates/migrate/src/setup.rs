@@ -535,7 +535,7 @@ pub struct ClientIp {
     /// http port ([`tls_at_lb`]): how ingress-nginx then told HTTPS from
     /// HTTP.
     pub tls_at_lb: Option<TlsAtLb>,
-    /// use-forwarded-headers without use-proxy-protocol: ingress-nginx's
+    /// use-forwarded-headers (with or without use-proxy-protocol): ingress-nginx's
     /// scheme is X-Forwarded-Proto when a request carries it.
     pub forwarded_proto: bool,
     /// ingress-nginx v1.13 on with `use-proxy-protocol` and
@@ -779,7 +779,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         } else {
             TlsAtLb::Blind
         }),
-        forwarded_proto: use_fwd && !pp,
+        forwarded_proto: use_fwd,
         pp_header,
         pp_header_unknown,
     };

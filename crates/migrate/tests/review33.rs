@@ -85,3 +85,38 @@ fn hosts_ingress_nginx_served_over_tls_without_a_named_secret_are_reported() {
     let m = run(&[ctl, ingress("shop", "/", &[], "")], Target::Realip);
     assert_eq!(status(&m, "--default-ssl-certificate"), Status::NotConverted, "{}", m.report.text());
 }
+
+/// Review 34 H-1: X-Forwarded-Proto is the scheme with use-forwarded-headers
+/// even when use-proxy-protocol is on too. H-2: a canary header on
+/// X-Forwarded-Proto itself makes no match naming the header twice (the
+/// CRD refuses that; run() validates the output).
+#[test]
+fn x_forwarded_proto_with_proxy_protocol_and_as_a_canary_header() {
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    let cm = controller(&[
+        ("use-forwarded-headers", "true"),
+        ("use-proxy-protocol", "true"),
+        ("proxy-real-ip-cidr", "10.0.0.0/8"),
+    ]);
+    let m = run(&[cm, ingress("blog", "/", &[], tls)], Target::Realip);
+    assert!(
+        find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "blog-forwarded-https"),
+        "{}",
+        m.report.text()
+    );
+    let cm = controller(&[("use-forwarded-headers", "true"), ("proxy-real-ip-cidr", "10.0.0.0/8")]);
+    let canary = ingress("shop-canary", "/", &[("canary", "true"), ("canary-by-header", "X-Forwarded-Proto")], "");
+    let m = run(&[cm, ingress("shop", "/", &[], tls), canary], Target::Realip);
+    let f = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "shop-forwarded-https").unwrap();
+    for rule in f["spec"]["rules"].as_array().unwrap() {
+        for m in rule["matches"].as_array().unwrap() {
+            let names: Vec<String> = m["headers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h["name"].as_str().unwrap().to_ascii_lowercase())
+                .collect();
+            assert_eq!(names.iter().filter(|n| *n == "x-forwarded-proto").count(), 1, "{f}");
+        }
+    }
+}
