@@ -3808,18 +3808,3 @@ fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
     let r = until(&api, "HTTPRoute", "web", "r", "realip's entry removed", |o| !has_realips_entry(o));
     assert_eq!(r["status"]["parents"], json!([theirs]), "{:#}", r["status"]);
 }
-
-/// Review 13d HIGH-1: another writer (another realip, or a write racing
-/// this one's) replaces an HTTPRoute's status without realip's entry: the
-/// proxy puts its entry back, keeping the other's, with no spec change.
-#[test]
-fn an_entry_another_writer_dropped_is_put_back() {
-    let (api, _p, mut r, theirs) = route_with_realips_entry("putback");
-    // The status alone changes (same spec, same generation).
-    r["status"] = json!({"parents": [theirs.clone()]});
-    api.apply(r);
-    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry put back", has_realips_entry);
-    let parents = r["status"]["parents"].as_array().unwrap();
-    assert!(parents.contains(&theirs), "the other writer's entry is kept: {parents:?}");
-    assert_eq!(parents.len(), 2, "{parents:?}");
-}

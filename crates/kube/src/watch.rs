@@ -36,10 +36,7 @@
 //! - Status: a translation renders and compares only the statuses that
 //!   differ from what was last settled (written, or found in place) for
 //!   that object; an update of an object's status alone (generation
-//!   unchanged — mostly realip's own patches) recomputes nothing, but that
-//!   object's status is rendered again from what it holds now and written
-//!   when it differs (another writer dropped realip's entries: they are put
-//!   back, the others kept; realip's own writes come back equal).
+//!   unchanged — mostly realip's own patches) recomputes nothing.
 //! - Status is written by a task of its own ([`crate::status_writer`]):
 //!   the watch loop decides what each object's status should be and hands
 //!   it over, latest wins per object; **the watch loop never awaits a
@@ -297,11 +294,6 @@ struct Tick {
     /// What was written into status that is no longer known to be in
     /// place.
     forget: Option<Forget>,
-    /// The object whose status alone changed (`status_only`): its status
-    /// is compared again with what realip wants there, so an entry another
-    /// writer dropped (another realip, a write racing realip's) is put
-    /// back without a translation (review 13d HIGH-1).
-    recheck: Option<ObjectKey>,
 }
 
 /// Status realip wrote that may no longer be in place.
@@ -315,7 +307,7 @@ enum Forget {
 
 impl Tick {
     fn new(stream: usize, side: Side) -> Tick {
-        Tick { stream, side, init_done: false, slice: None, status_only: false, forget: None, recheck: None }
+        Tick { stream, side, init_done: false, slice: None, status_only: false, forget: None }
     }
 }
 
@@ -348,13 +340,6 @@ where
                     if let (Some(uid), Some(generation)) = (meta.uid.clone(), meta.generation) {
                         let before = generations.insert(uid, generation);
                         tick.status_only = matches!(ev, watcher::Event::Apply(_)) && before == Some(generation);
-                        if tick.status_only {
-                            tick.recheck = Some(ObjectKey {
-                                kind,
-                                namespace: meta.namespace.clone(),
-                                name: meta.name.clone().unwrap_or_default(),
-                            });
-                        }
                     }
                 }
                 watcher::Event::Delete(o) => {
@@ -500,35 +485,6 @@ struct GatewayStores {
     tls: Store<TlsRoute>,
     tcp: Store<TcpRoute>,
     udp: Store<UdpRoute>,
-}
-
-impl GatewayStores {
-    /// The status object `k` has now in its store.
-    fn status(&self, k: &ObjectKey) -> Option<Value> {
-        fn get<K>(store: &Store<K>, k: &ObjectKey) -> Option<std::sync::Arc<K>>
-        where
-            K: kube::Resource<DynamicType = ()> + Clone + 'static,
-        {
-            let r = kube::runtime::reflector::ObjectRef::new(&k.name);
-            store.get(&match &k.namespace {
-                Some(ns) => r.within(ns),
-                None => r,
-            })
-        }
-        match k.kind {
-            "GatewayClass" => get(&self.classes, k)?.status.clone(),
-            "Gateway" => get(&self.gateways, k)?.status.clone(),
-            "ListenerSet" => get(&self.sets, k)?.status.clone(),
-            "HTTPRoute" => get(&self.routes, k)?.status.clone(),
-            "ClientIPPolicy" => get(&self.ip, k)?.status.clone(),
-            "ClientAccessPolicy" => get(&self.access, k)?.status.clone(),
-            "GRPCRoute" => get(&self.grpc, k)?.0.status.clone(),
-            "TLSRoute" => get(&self.tls, k)?.0.status.clone(),
-            "TCPRoute" => get(&self.tcp, k)?.0.status.clone(),
-            "UDPRoute" => get(&self.udp, k)?.0.status.clone(),
-            _ => None,
-        }
-    }
 }
 
 /// What the watcher hands to the proxy: both computed sides in one value,
@@ -747,8 +703,6 @@ pub async fn run(
     let mut changes = SliceChanges::default();
     // The Gateway side's backends as last translated (`None`: not yet).
     let mut gw_backends: Option<Vec<crate::ingress::Backend>> = None;
-    // The last translation's statuses, sorted by object (pointers only).
-    let mut wanted: Vec<std::sync::Arc<ObjectStatus>> = Vec::new();
     loop {
         // One batch: the first event, then whatever follows within 2 ms
         // (bounded to 250 ms in total); events that arrive during the
@@ -767,7 +721,6 @@ pub async fn run(
             }
         }
         let mut relevant = false;
-        let mut rechecks: Vec<ObjectKey> = Vec::new();
         for ev in batch {
             match ev {
                 Err(e) => event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()})),
@@ -782,11 +735,6 @@ pub async fn run(
                         None => {}
                     }
                     if t.status_only {
-                        if let Some(k) = t.recheck {
-                            // Compared again, whether or not this batch translates.
-                            settled.remove(&k);
-                            rechecks.push(k);
-                        }
                         continue;
                     }
                     relevant = true;
@@ -800,32 +748,6 @@ pub async fn run(
             }
         }
         if !relevant {
-            // A status changed by someone else (or by a write racing
-            // realip's) is rendered again from what the object holds now:
-            // realip's entries put back, the others' kept; realip's own
-            // writes come back equal and are left alone.
-            if !rechecks.is_empty() && !wanted.is_empty() {
-                let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-                writer.with(|q| {
-                    for k in &rechecks {
-                        let Ok(i) = wanted.binary_search_by(|s| s.key.cmp(k)) else { continue };
-                        let prev = stores.status(k);
-                        let body = to_json(&wanted[i], prev.as_ref(), &now);
-                        let target = Target::Object(k.clone());
-                        let held = prev.as_ref() == Some(&body);
-                        // (A write on its way comes back as a change of its
-                        // own, compared then.)
-                        if !held && !q.busy(&target) {
-                            q.hand(target, body);
-                        }
-                    }
-                });
-                for k in &rechecks {
-                    if let Ok(i) = wanted.binary_search_by(|s| s.key.cmp(k)) {
-                        settled.insert(&wanted[i]);
-                    }
-                }
-            }
             continue;
         }
         // Nothing is computed before every initial list is in: an Ingress
@@ -1006,7 +928,31 @@ pub async fn run(
             }
             // Each object's current status, looked up in its store by name
             // (only for the few statuses to compare, never a scan of all).
-            let previous = |k: &ObjectKey| stores.status(k);
+            let previous = |k: &ObjectKey| -> Option<Value> {
+                fn get<K>(store: &Store<K>, k: &ObjectKey) -> Option<std::sync::Arc<K>>
+                where
+                    K: kube::Resource<DynamicType = ()> + Clone + 'static,
+                {
+                    let r = kube::runtime::reflector::ObjectRef::new(&k.name);
+                    store.get(&match &k.namespace {
+                        Some(ns) => r.within(ns),
+                        None => r,
+                    })
+                }
+                match k.kind {
+                    "GatewayClass" => get(&stores.classes, k)?.status.clone(),
+                    "Gateway" => get(&stores.gateways, k)?.status.clone(),
+                    "ListenerSet" => get(&stores.sets, k)?.status.clone(),
+                    "HTTPRoute" => get(&stores.routes, k)?.status.clone(),
+                    "ClientIPPolicy" => get(&stores.ip, k)?.status.clone(),
+                    "ClientAccessPolicy" => get(&stores.access, k)?.status.clone(),
+                    "GRPCRoute" => get(&stores.grpc, k)?.0.status.clone(),
+                    "TLSRoute" => get(&stores.tls, k)?.0.status.clone(),
+                    "TCPRoute" => get(&stores.tcp, k)?.0.status.clone(),
+                    "UDPRoute" => get(&stores.udp, k)?.0.status.clone(),
+                    _ => None,
+                }
+            };
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
             let rendered: Vec<(Target, Value, bool)> = changed
                 .iter()
@@ -1032,7 +978,6 @@ pub async fn run(
             for s in changed {
                 settled.insert(s);
             }
-            wanted.clone_from(&translation.statuses);
         }
         let gateway_known = !gateway_expected || tx.borrow().gateway.is_some();
         let ingress_now = match new_ingress.take() {

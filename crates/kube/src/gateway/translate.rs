@@ -2830,12 +2830,25 @@ fn of_class(inp: &Inputs<'_>, kind: &str, ns: &str, name: &str) -> bool {
 /// namespace defaulting to `ns`) names something this proxy owns: not
 /// [`foreign`].
 fn ref_is_ours(inp: &Inputs<'_>, ns: &str, r: &serde_json::Value) -> bool {
-    !foreign(
-        inp,
+    let (kind, ns, name) = (
         r["kind"].as_str().unwrap_or("Gateway"),
         r["namespace"].as_str().unwrap_or(ns),
         r["name"].as_str().unwrap_or_default(),
-    )
+    );
+    if kind == "HTTPRoute" {
+        // A policy's route-kind ancestor (the route attached nowhere for a
+        // proxy) of a route with a parent of another realip's may be that
+        // realip's: left alone (review 13e: two realips dropped each
+        // other's in turn).
+        return !inp.routes.iter().find(|x| ns_of(&x.metadata) == ns && name_of(&x.metadata) == name).is_some_and(
+            |x| {
+                x.spec.parent_refs.iter().any(|p| {
+                    foreign(inp, p.kind.as_deref().unwrap_or("Gateway"), p.namespace.as_deref().unwrap_or(ns), &p.name)
+                })
+            },
+        );
+    }
+    !foreign(inp, kind, ns, name)
 }
 
 /// The references of `status`'s realip-named entries (under `field`,
