@@ -2615,3 +2615,17 @@ fn a_route_of_one_realip_and_a_third_controller_is_left_to_that_realip() {
     assert_eq!(ancestors.len(), 1);
     assert_eq!(ancestors[0].conditions[0].reason, "Accepted");
 }
+
+/// Review 13e HIGH-2: a route with a parent of each realip, attached only
+/// by realip-b: the policy entry realip wrote for it (the route as its own
+/// ancestor, attached nowhere for realip) is not dropped by realip-b.
+#[test]
+fn a_route_ancestor_of_a_route_shared_with_another_realip_is_left_alone() {
+    let world = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip-b}\nspec: {controllerName: realip.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: infra}\nspec:\n  gatewayClassName: realip-b\n  listeners: [{name: http, port: 81, protocol: HTTP, allowedRoutes: {namespaces: {from: All}}}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: mix, namespace: web}\nspec:\n  parentRefs: [{name: gw, namespace: infra, sectionName: nope}, {name: gw-b, namespace: infra}]\n  rules: [{backendRefs: [{name: app, port: 80}]}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: accm, namespace: web}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: mix}]\n  allow: [192.0.2.0/24]\nstatus:\n  ancestors:\n  - {ancestorRef: {group: gateway.networking.k8s.io, kind: HTTPRoute, name: mix, namespace: web}, controllerName: realip.dev/gateway-controller, conditions: []}\n";
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(world).unwrap();
+    let b = translate(&o.inputs("realip-b", &[]));
+    let Status::Policy { drop, .. } = &status(&b, "ClientAccessPolicy", Some("web"), "accm").status else { panic!() };
+    assert!(drop.is_empty(), "{drop:?}");
+}
