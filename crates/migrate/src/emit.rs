@@ -582,10 +582,28 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     rules: chunk.to_vec(),
                 });
             }
+            // no-tls-redirect-locations (ACME HTTP-01 by default): never
+            // redirected; their rules are served on the http listener too
+            // (review 34 MED-1).
+            let kept_plain = |p: &PathRule| ci.no_redirect.iter().any(|i| p.raw.starts_with(i.as_str()));
+            let plain: Vec<PathRule> = paths.iter().filter(|p| redirect && kept_plain(p)).cloned().collect();
+            if !plain.is_empty() {
+                let rules = rules(plan, host.as_ref(), &plain, &canaries, false);
+                for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
+                    serving.push(Serving {
+                        hosts: host.iter().cloned().collect(),
+                        name: format!("{name}-no-tls-redirect"),
+                        i,
+                        parents: json!([parent(Some("http"))]),
+                        rules: chunk.to_vec(),
+                    });
+                }
+            }
             if redirect {
                 let rname = format!("{name}-https-redirect");
                 let rules: Vec<Value> = paths
                     .iter()
+                    .filter(|p| !kept_plain(p))
                     .map(|p| json!({"matches": [{"path": path_match(p)}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": ci.redirect_code}}]}))
                     .collect();
                 for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {

@@ -529,6 +529,9 @@ pub struct ClientIp {
     /// `http-redirect-code`: the status of that redirect (301, 302, 307
     /// or 308; anything else is the default, 308, as ingress-nginx).
     pub redirect_code: u16,
+    /// `no-tls-redirect-locations` (default `/.well-known/acme-challenge`):
+    /// locations whose path starts with one are never redirected to HTTPS.
+    pub no_redirect: Vec<String>,
     /// `proxy-protocol-header-timeout`, when set.
     pub pp_timeout: Option<String>,
     /// The load balancer ends TLS and sends HTTPS to the controller's
@@ -768,6 +771,15 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
             .and_then(|v| v.parse::<u16>().ok())
             .filter(|c| matches!(c, 301 | 302 | 307 | 308))
             .unwrap_or(308),
+        // template.go isLocationInLocationList: comma-separated, each
+        // item trimmed of spaces, empty ones skipped.
+        no_redirect: raw("no-tls-redirect-locations")
+            .unwrap_or("/.well-known/acme-challenge")
+            .split(',')
+            .map(|i| i.trim_matches(' '))
+            .filter(|i| !i.is_empty())
+            .map(str::to_owned)
+            .collect(),
         pp_timeout: get("proxy-protocol-header-timeout").map(str::to_owned),
         // lua_ingress.lua `rewrite`: PROXY's destination port 443 wins,
         // else X-Forwarded-Proto with use-forwarded-headers, else the
@@ -984,6 +996,17 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
     // changes (the issue asks for it to be converted or reported).
     let body = get("proxy-body-size").unwrap_or("1m");
     entry("proxy-body-size", Status::Changed, String::new(), format!("ingress-nginx answered 413 to request bodies over {body} (client_max_body_size; the Ingress annotation overrides it); no Gateway API or policy field limits the body, so the data plane's own limit applies: realip's proxy `limits.max_body_bytes` in realip.toml (10 MiB by default), Envoy none unless configured; set it there"));
+    if raw("no-tls-redirect-locations").is_some() {
+        entry(
+            "no-tls-redirect-locations",
+            Status::Converted,
+            String::new(),
+            format!(
+                "paths starting with {} are not redirected to HTTPS: their routes are served on the http listener too",
+                if ci.no_redirect.is_empty() { "nothing".to_owned() } else { ci.no_redirect.join(", ") }
+            ),
+        );
+    }
     if let Some(v) = raw("http-redirect-code") {
         let (status, why) = if v.parse::<u16>().ok() == Some(ci.redirect_code) {
             (Status::Converted, format!("the redirect of plain HTTP to HTTPS answers {}", ci.redirect_code))
@@ -1020,6 +1043,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "proxy-protocol-header-timeout"
                 | "ssl-redirect"
                 | "http-redirect-code"
+                | "no-tls-redirect-locations"
         ) {
             continue;
         }

@@ -120,3 +120,20 @@ fn x_forwarded_proto_with_proxy_protocol_and_as_a_canary_header() {
         }
     }
 }
+
+/// Review 34 MED-1: ingress-nginx never redirects a location under
+/// `no-tls-redirect-locations` (by default `/.well-known/acme-challenge`):
+/// a cert-manager HTTP-01 solver path stays served over plain HTTP.
+#[test]
+fn acme_challenge_paths_are_not_redirected() {
+    let tls = "  tls: [{hosts: [app.example.com], secretName: app-tls}]\n";
+    let solver = ingress("acme", "/.well-known/acme-challenge/TOKEN", &[], "");
+    let m = run(&[controller(&[]), ingress("shop", "/", &[], tls), solver], Target::Realip);
+    let ctx = m.report.text();
+    assert!(!find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "acme-https-redirect"), "{ctx}");
+    let plain = find(&m, "HTTPRoute").into_iter().find(|r| r["metadata"]["name"] == "acme-no-tls-redirect");
+    let plain = plain.unwrap_or_else(|| panic!("{ctx}"));
+    assert_eq!(plain["spec"]["parentRefs"][0]["sectionName"], "http");
+    // The host's own `/` is redirected as ever.
+    assert!(find(&m, "HTTPRoute").iter().any(|r| r["metadata"]["name"] == "shop-https-redirect"), "{ctx}");
+}
