@@ -678,7 +678,7 @@ fn tls_at_lb_entry(plan: &Plan<'_>, host: &str, how: crate::setup::TlsAtLb, repo
             "the load balancer ends TLS and sends HTTPS to the controller's http port; ingress-nginx told HTTPS from HTTP by the PROXY header's destination port (443), which no HTTPRoute can match: no redirect is emitted (a redirect there would loop for every HTTPS request), so plain HTTP is served, not redirected",
         ),
         TlsAtLb::ForwardedHeader => (
-            Status::Converted,
+            Status::Changed,
             "",
             "with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme: a request on port 80 carrying `https` (a CDN or proxy ending TLS in front) was served, not redirected, and so it is here (the route NAME-forwarded-https on the http listener matches X-Forwarded-Proto: https, the NAME-https-redirect route takes the rest; a value other than http or https, which ingress-nginx also served, is redirected)",
         ),
