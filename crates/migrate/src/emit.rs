@@ -553,16 +553,20 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 Some(f) if tls_at.is_none() => (f, None),
                 f => (all_rules, f),
             };
-            if let Some(f) = &forwarded {
-                for (i, chunk) in f.chunks(MAX_RULES).enumerate() {
+            // Routes of `rules` in chunks of MAX_RULES, named `route`, on `parents`.
+            let chunked = |serving: &mut Vec<Serving>, route: String, parents: Value, rules: &[Value]| {
+                for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
                     serving.push(Serving {
                         hosts: host.iter().cloned().collect(),
-                        name: format!("{name}-forwarded-https"),
+                        name: route.clone(),
                         i,
-                        parents: json!([parent(Some("http"))]),
+                        parents: parents.clone(),
                         rules: chunk.to_vec(),
                     });
                 }
+            };
+            if let Some(f) = &forwarded {
+                chunked(&mut serving, format!("{name}-forwarded-https"), json!([parent(Some("http"))]), f);
             }
             if let Some(root) = plan.app_root.as_deref().filter(|_| app_root_apart) {
                 let n =
@@ -573,15 +577,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 }
                 out.objects.push(json!({"apiVersion": format!("{GW_GROUP}/v1"), "kind": "HTTPRoute", "metadata": meta(&n, &o.namespace), "spec": spec}));
             }
-            for (i, chunk) in all_rules.chunks(MAX_RULES).enumerate() {
-                serving.push(Serving {
-                    hosts: host.iter().cloned().collect(),
-                    name: name.clone(),
-                    i,
-                    parents: json!(parents),
-                    rules: chunk.to_vec(),
-                });
-            }
+            chunked(&mut serving, name.clone(), json!(parents), &all_rules);
             // no-tls-redirect-locations (ACME HTTP-01 by default): never
             // redirected; their rules are served on the http listener too
             // (review 34 MED-1).
@@ -589,15 +585,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             let plain: Vec<PathRule> = paths.iter().filter(|p| redirect && kept_plain(p)).cloned().collect();
             if !plain.is_empty() {
                 let rules = rules(plan, host.as_ref(), &plain, &canaries, false);
-                for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
-                    serving.push(Serving {
-                        hosts: host.iter().cloned().collect(),
-                        name: format!("{name}-no-tls-redirect"),
-                        i,
-                        parents: json!([parent(Some("http"))]),
-                        rules: chunk.to_vec(),
-                    });
-                }
+                chunked(&mut serving, format!("{name}-no-tls-redirect"), json!([parent(Some("http"))]), &rules);
             }
             if redirect {
                 let rname = format!("{name}-https-redirect");
