@@ -2629,3 +2629,17 @@ fn a_route_ancestor_of_a_route_shared_with_another_realip_is_left_alone() {
     let Status::Policy { drop, .. } = &status(&b, "ClientAccessPolicy", Some("web"), "accm").status else { panic!() };
     assert!(drop.is_empty(), "{drop:?}");
 }
+
+/// Review 13e LOW-1: a ClientIPPolicy on an HTTPRoute (a kind it cannot
+/// target, the CRD does not refuse it) says so, not "not found".
+#[test]
+fn a_client_ip_policy_on_a_route_says_the_kind_is_not_supported() {
+    let policy = ip_policy("p", "2026-01-01T00:00:00Z", "192.0.2.0/24")
+        .replace("kind: Gateway, name: gw}", "kind: HTTPRoute, name: r}")
+        .replace("namespace: infra", "namespace: web");
+    let t = run(&policy);
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientIPPolicy", Some("web"), "p").status else { panic!() };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!((c.status, c.reason), (false, "Invalid"), "{ancestors:?}");
+    assert!(c.message.contains("not a HTTPRoute"), "{}", c.message);
+}

@@ -1756,11 +1756,12 @@ where
                 section_name: t.section_name.clone(),
                 port: None,
             };
-            let cond = if t.group != GATEWAY_GROUP || !exists(&key) {
-                Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
-            } else if let Some(why) = unsupported(&key) {
+            // A kind the policy cannot target says so before whether it exists.
+            let cond = if let Some(why) = unsupported(&key).filter(|_| t.group == GATEWAY_GROUP) {
                 // Only this target is refused: the policy's others attach.
                 Cond::new("Accepted", false, "Invalid", why)
+            } else if t.group != GATEWAY_GROUP || !exists(&key) {
+                Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
             } else if let Some((winner, _)) = won.get(&key) {
                 match (value, fallback) {
                     (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
@@ -3545,7 +3546,15 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         "ClientIPPolicy",
         inp,
         &listener_exists,
-        &|_| None,
+        // (review 13e LOW-1: an HTTPRoute target was "not found".)
+        &|k: &TargetKey| {
+            (!matches!(k.0.as_str(), "Gateway" | "ListenerSet")).then(|| {
+                format!(
+                    "targetRefs: a ClientIPPolicy targets a Gateway (or one of its listeners) or a ListenerSet, not a {}",
+                    k.0
+                )
+            })
+        },
         "the listeners it targets are not served (fail closed)",
         &mut statuses,
     );
