@@ -1822,6 +1822,28 @@ mod tests {
         Access, ClientIp, Filter, Forward, HeaderEdit, ProxyMode, RateLimit, ValueMatch, WeightedBackend,
     };
 
+    /// An Ingress route with no list, limit or redirect: tests set what they need.
+    fn open_route(
+        ingress: impl Into<String>,
+        host: Option<String>,
+        path: impl Into<String>,
+        backend: impl Into<String>,
+    ) -> IngressRoute {
+        IngressRoute {
+            ingress: ingress.into(),
+            host,
+            path: path.into(),
+            backend: backend.into(),
+            allow: None,
+            deny: vec![],
+            rps: None,
+            burst: None,
+            rate_global: false,
+            max_body: None,
+            ssl_redirect: false,
+        }
+    }
+
     /// The conversions kept by the reloader change nothing but speed: a
     /// composition reusing them equals one from scratch through changes
     /// of a route, of the backends (a route's pool gone) and of the file;
@@ -1829,17 +1851,8 @@ mod tests {
     #[test]
     fn a_composition_reusing_conversions_equals_one_from_scratch() {
         let ingress = |path: &str, backend: &str| IngressRoute {
-            ingress: "web/site".into(),
-            host: Some("app.example.com".into()),
-            path: path.into(),
-            backend: backend.into(),
             allow: Some(vec!["203.0.113.0/24".into()]),
-            deny: vec![],
-            rps: None,
-            burst: None,
-            rate_global: false,
-            max_body: None,
-            ssl_redirect: false,
+            ..open_route("web/site", Some("app.example.com".into()), path, backend)
         };
         let backend = |name: &str| Backend { name: name.into(), endpoints: vec![], https: false };
         let d = Desired {
@@ -1885,17 +1898,12 @@ mod tests {
     fn desired_routes_become_validated_config() {
         let d = Desired {
             routes: vec![IngressRoute {
-                ingress: "web/site".into(),
-                host: Some("app.example.com".into()),
-                path: "/api".into(),
-                backend: "web/app:80".into(),
                 allow: Some(vec!["203.0.113.0/24".into()]),
-                deny: vec![],
                 rps: Some(10.0),
                 burst: Some(50.0),
-                rate_global: false,
                 max_body: Some(1024),
                 ssl_redirect: true,
+                ..open_route("web/site", Some("app.example.com".into()), "/api", "web/app:80")
             }],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: true }],
             ..Desired::default()
@@ -1929,19 +1937,7 @@ mod tests {
     #[allow(clippy::too_many_lines)] // one table of every reason
     fn routes_that_cannot_be_served_are_reported_not_dropped() {
         let d = Desired {
-            routes: vec![IngressRoute {
-                ingress: "web/site".into(),
-                host: None,
-                path: "/".into(),
-                backend: "web/app:80".into(),
-                allow: None,
-                deny: vec![],
-                rps: Some(5.0),
-                burst: None,
-                rate_global: false,
-                max_body: None,
-                ssl_redirect: false,
-            }],
+            routes: vec![IngressRoute { rps: Some(5.0), ..open_route("web/site", None, "/", "web/app:80") }],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
             ..Desired::default()
         };
@@ -2131,17 +2127,8 @@ mod tests {
     #[test]
     fn a_route_that_cannot_be_served_never_fails_the_others() {
         let ingress = |name: &str, path: &str, allow: Option<Vec<String>>| IngressRoute {
-            ingress: format!("web/{name}"),
-            host: None,
-            path: path.into(),
-            backend: "web/app:80".into(),
             allow,
-            deny: vec![],
-            rps: None,
-            burst: None,
-            rate_global: false,
-            max_body: None,
-            ssl_redirect: false,
+            ..open_route(format!("web/{name}"), None, path, "web/app:80")
         };
         let d = Desired {
             routes: vec![ingress("good", "/", None), ingress("bad-allow", "/b", Some(vec!["10.0.0.0/33".into()]))],
@@ -2474,19 +2461,7 @@ mod tests {
     /// served; its routes for other hosts are served.
     #[test]
     fn an_ingress_does_not_take_paths_on_a_gateway_host() {
-        let ing = |host: &str, path: &str| IngressRoute {
-            ingress: "evil/grab".into(),
-            host: Some(host.into()),
-            path: path.into(),
-            backend: "web/app:80".into(),
-            allow: None,
-            deny: vec![],
-            rps: None,
-            burst: None,
-            rate_global: false,
-            max_body: None,
-            ssl_redirect: false,
-        };
+        let ing = |host: &str, path: &str| open_route("evil/grab", Some(host.into()), path, "web/app:80");
         let d = Desired {
             routes: vec![ing("A.example.com", "/login"), ing("b.example.com", "/login")],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
@@ -2576,19 +2551,7 @@ mod tests {
     /// out (with a warning), and a full tie goes to the Gateway side.
     #[test]
     fn a_host_both_sides_serve_is_the_older_objects() {
-        let ing = IngressRoute {
-            ingress: "evil/grab".into(),
-            host: Some("a.example.com".into()),
-            path: "/login".into(),
-            backend: "web/app:80".into(),
-            allow: None,
-            deny: vec![],
-            rps: None,
-            burst: None,
-            rate_global: false,
-            max_body: None,
-            ssl_redirect: false,
-        };
+        let ing = open_route("evil/grab", Some("a.example.com".into()), "/login", "web/app:80");
         let d = Desired {
             routes: vec![ing],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
@@ -2669,19 +2632,8 @@ mod tests {
     /// per route origin, not a list and a warning per route and host.
     #[test]
     fn hosts_older_ingresses_keep_are_left_out_once_for_all_routes() {
-        let ing = |i: usize| IngressRoute {
-            ingress: format!("t{}/i{i}", i % 7),
-            host: Some(format!("h{i}.example.org")),
-            path: "/".into(),
-            backend: "web/app:80".into(),
-            allow: None,
-            deny: vec![],
-            rps: None,
-            burst: None,
-            rate_global: false,
-            max_body: None,
-            ssl_redirect: false,
-        };
+        let ing =
+            |i: usize| open_route(format!("t{}/i{i}", i % 7), Some(format!("h{i}.example.org")), "/", "web/app:80");
         let d = Desired {
             routes: (0..50).map(ing).collect(),
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
@@ -2744,17 +2696,10 @@ mod tests {
     fn ingress_global_rate_limits_need_a_store() {
         let d = Desired {
             routes: vec![IngressRoute {
-                ingress: "web/site".into(),
-                host: None,
-                path: "/".into(),
-                backend: "web/app:80".into(),
-                allow: None,
-                deny: vec![],
                 rps: Some(2.0),
                 burst: Some(120.0),
                 rate_global: true,
-                max_body: None,
-                ssl_redirect: false,
+                ..open_route("web/site", None, "/", "web/app:80")
             }],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
             ..Desired::default()
@@ -2807,17 +2752,8 @@ mod tests {
     fn a_route_whose_access_lists_cannot_be_applied_fails_closed() {
         let ingress = |path: &str, allow: Option<Vec<String>>| Desired {
             routes: vec![IngressRoute {
-                ingress: "web/site".into(),
-                host: Some("a.example.com".into()),
-                path: path.into(),
-                backend: "web/app:80".into(),
                 allow,
-                deny: vec![],
-                rps: None,
-                burst: None,
-                rate_global: false,
-                max_body: None,
-                ssl_redirect: false,
+                ..open_route("web/site", Some("a.example.com".into()), path, "web/app:80")
             }],
             backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
             ..Desired::default()
@@ -3124,17 +3060,8 @@ mod tests {
         // by weight; `extra` adds a Gateway route.
         let set = |a: &[&str], b: &[&str], c: &[&str], extra: bool| {
             let ing = |name: &str, backend: &str| IngressRoute {
-                ingress: format!("web/{name}"),
-                host: Some(format!("{name}.example.com")),
-                path: "/".into(),
-                backend: backend.into(),
                 allow: Some(vec!["192.0.2.0/24".into()]),
-                deny: vec![],
-                rps: None,
-                burst: None,
-                rate_global: false,
-                max_body: None,
-                ssl_redirect: false,
+                ..open_route(format!("web/{name}"), Some(format!("{name}.example.com")), "/", backend)
             };
             let d = Desired {
                 routes: vec![ing("i-a", "web/a:80"), ing("i-c", "web/c:80")],

@@ -534,6 +534,19 @@ mod tests {
     use super::*;
     use crate::upstream::Pool;
 
+    /// A Gateway match on `listener` with no conditions: tests set what they need.
+    fn gw_match(listener: &str) -> crate::config::GatewayMatch {
+        crate::config::GatewayMatch {
+            listeners: vec![listener.into()],
+            exact: false,
+            method: None,
+            headers: Arc::default(),
+            query: Arc::default(),
+            except_hosts: Arc::default(),
+            excepted_on: vec![],
+        }
+    }
+
     fn route(name: &str, host: Option<&str>, prefix: &str) -> Route {
         Route {
             name: name.into(),
@@ -584,15 +597,7 @@ mod tests {
     fn gateway_routes_follow_listener_segments_and_set_order() {
         let gw = |name: &str, host: Option<&str>, path: &str, exact: bool| {
             let mut r = route(name, host, path);
-            r.gateway = Some(crate::config::GatewayMatch {
-                listeners: vec!["gw".into()],
-                exact,
-                method: None,
-                headers: Arc::default(),
-                query: Arc::default(),
-                except_hosts: Arc::default(),
-                excepted_on: vec![],
-            });
+            r.gateway = Some(crate::config::GatewayMatch { exact, ..gw_match("gw") });
             r
         };
         // Gateway routes in precedence order (as the route set lists them).
@@ -627,13 +632,8 @@ mod tests {
         let gw = |name: &str, host: &str, prefix: &str, except: &[&str]| {
             let mut r = route(name, Some(host), prefix);
             r.gateway = Some(crate::config::GatewayMatch {
-                listeners: vec!["gw".into()],
-                exact: false,
-                method: None,
-                headers: Arc::default(),
-                query: Arc::default(),
                 except_hosts: except.iter().map(|&e| e.to_owned()).collect(),
-                excepted_on: vec![],
+                ..gw_match("gw")
             });
             r
         };
@@ -656,15 +656,7 @@ mod tests {
     fn exact_host_beats_hostless_gateway_route() {
         let gw = |name: &str, host: Option<&str>| {
             let mut r = route(name, host, "/");
-            r.gateway = Some(crate::config::GatewayMatch {
-                listeners: vec!["web".into()],
-                exact: false,
-                method: None,
-                headers: Arc::default(),
-                query: Arc::default(),
-                except_hosts: Arc::default(),
-                excepted_on: vec![],
-            });
+            r.gateway = Some(gw_match("web"));
             r
         };
         let routes = Routes::new(vec![route("ingress-shop", Some("shop.example.com"), "/"), gw("tenant", None)]);
@@ -696,15 +688,7 @@ mod tests {
         // A Gateway route on listener `gw` for `host` with these conditions.
         let on_gw = |name: &str, host: Option<&str>, headers: Arc<[ValueMatch]>, query: Arc<[ValueMatch]>| {
             let mut r = route(name, host, "/");
-            r.gateway = Some(crate::config::GatewayMatch {
-                listeners: vec!["gw".into()],
-                exact: false,
-                method: None,
-                headers,
-                query,
-                except_hosts: Arc::default(),
-                excepted_on: vec![],
-            });
+            r.gateway = Some(crate::config::GatewayMatch { headers, query, ..gw_match("gw") });
             r
         };
         let long = |j: usize| format!("x-{j:0>250}");
@@ -755,15 +739,7 @@ mod tests {
         let except: Arc<[String]> = except.into();
         let on_gw = |name: &str| {
             let mut r = route(name, None, "/");
-            r.gateway = Some(crate::config::GatewayMatch {
-                listeners: vec!["gw".into()],
-                exact: false,
-                method: None,
-                headers: Arc::default(),
-                query: Arc::default(),
-                except_hosts: Arc::clone(&except),
-                excepted_on: vec![],
-            });
+            r.gateway = Some(crate::config::GatewayMatch { except_hosts: Arc::clone(&except), ..gw_match("gw") });
             r
         };
         // An excluded host is tested by every route: once, then remembered.
@@ -790,13 +766,8 @@ mod tests {
         let gw = |i: usize| {
             let mut r = route(&format!("g{i}"), None, "/");
             r.gateway = Some(crate::config::GatewayMatch {
-                listeners: vec!["gw".into()],
-                exact: false,
-                method: None,
                 headers: Arc::new([ValueMatch { name: "x-k".into(), value: format!("{i}") }]),
-                query: Arc::default(),
-                except_hosts: Arc::default(),
-                excepted_on: vec![],
+                ..gw_match("gw")
             });
             r
         };
