@@ -3808,3 +3808,95 @@ fn a_route_moved_to_another_controller_loses_realips_parent_entry() {
     let r = until(&api, "HTTPRoute", "web", "r", "realip's entry removed", |o| !has_realips_entry(o));
     assert_eq!(r["status"]["parents"], json!([theirs]), "{:#}", r["status"]);
 }
+
+/// Review 13d HIGH-1: another writer (another realip, a replica, a write
+/// racing this one's) replaces an HTTPRoute's status without realip's
+/// entry: the proxy puts its entry back, keeping the other's, with no spec
+/// change.
+#[test]
+fn an_entry_another_writer_dropped_is_put_back() {
+    let (api, _p, mut r, theirs) = route_with_realips_entry("putback");
+    // The status alone changes (same spec, same generation).
+    r["status"] = json!({"parents": [theirs.clone()]});
+    api.apply(r);
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry put back", has_realips_entry);
+    let parents = r["status"]["parents"].as_array().unwrap();
+    assert!(parents.contains(&theirs), "the other writer's entry is kept: {parents:?}");
+    assert_eq!(parents.len(), 2, "{parents:?}");
+}
+
+/// Review 13d HIGH-1: a write racing another writer's fails with 409 (it
+/// carries the resourceVersion it was rendered over) instead of dropping
+/// the entry that writer just put there; realip's entry is then rendered
+/// again over the other's write.
+#[test]
+fn a_write_racing_another_keeps_the_others_entry() {
+    let (api, _p, mut r, theirs) = route_with_realips_entry("race");
+    api.set_status_patch_delay(Duration::from_millis(400));
+    // A spec change: realip writes its entry at the new generation…
+    r["spec"]["hostnames"] = json!(["race.example"]);
+    api.apply(r);
+    let writing = |api: &FakeApi| {
+        api.patches().iter().any(|(path, p)| {
+            path.ends_with("/httproutes/r/status")
+                && p.pointer("/status/parents/0/conditions/0/observedGeneration") == Some(&json!(2))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !writing(&api) {
+        assert!(Instant::now() < deadline, "no status write after the spec change: {:?}", api.patches());
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // …and while that write is on its way, another controller adds its own.
+    let mut now = api.get("HTTPRoute", "web", "r").unwrap();
+    now["status"]["parents"].as_array_mut().unwrap().push(theirs.clone());
+    api.apply(now);
+    // Their entry is never dropped, not even for a moment (each write
+    // takes 400 ms here: a lost entry would show for that long at least).
+    let watch_until = Instant::now() + Duration::from_millis(1200);
+    while Instant::now() < watch_until {
+        let o = api.get("HTTPRoute", "web", "r").unwrap();
+        assert!(
+            o["status"]["parents"].as_array().is_some_and(|ps| ps.contains(&theirs)),
+            "their entry dropped: {:#}",
+            o["status"]
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let r = until(&api, "HTTPRoute", "web", "r", "realip's entry at generation 2 next to theirs", |o| {
+        o["status"]["parents"].as_array().is_some_and(|ps| {
+            ps.contains(&theirs)
+                && ps.iter().any(|e| {
+                    e["controllerName"] == "realip.dev/gateway-controller"
+                        && e["conditions"][0]["observedGeneration"] == 2
+                })
+        })
+    });
+    assert_eq!(r["status"]["parents"].as_array().unwrap().len(), 2, "{:#}", r["status"]);
+}
+
+/// Review 13e HIGH-1: a condition of a type realip does not write (a policy
+/// controller's, on a realip Gateway) is kept where it is, and realip's
+/// rechecks find the status in place: no write loop.
+#[test]
+fn another_controllers_condition_on_a_gateway_is_kept_without_a_write_loop() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    let _p = proxy_with(&api, "foreign-cond", "gateway_ports = [80]\n", &[]);
+    let programmed =
+        |o: &Value| o["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Programmed"));
+    let mut gw = until(&api, "Gateway", "web", "gw", "realip's conditions", programmed);
+    let theirs = json!({"type": "example.com/PolicyAffected", "status": "True", "reason": "Attached",
+        "message": "a policy of example.com", "lastTransitionTime": "2026-01-01T00:00:00Z"});
+    gw["status"]["conditions"].as_array_mut().unwrap().insert(0, theirs.clone());
+    let want = gw["status"].clone();
+    api.apply(gw);
+    // Settled: what was applied stays as it is, and nothing more is written.
+    std::thread::sleep(Duration::from_millis(500));
+    let writes = |api: &FakeApi| api.patches().iter().filter(|(p, _)| p.contains("/gateways/gw/")).count();
+    let settled = writes(&api);
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(writes(&api), settled, "no status written once in place");
+    assert_eq!(api.get("Gateway", "web", "gw").unwrap()["status"], want);
+}

@@ -16,6 +16,13 @@
 //!   with `retry_in_ms`). NotFound (the object is gone) is not tried again:
 //!   it is reported to the watch loop ([`Queue::take_gone`]), which takes
 //!   that status as not settled, so its next translation decides again.
+//! - A Gateway API object's body is the whole merge patch, with the
+//!   `metadata.resourceVersion` its status was rendered over: a write
+//!   racing another writer's (another realip, another controller) fails
+//!   with 409 Conflict instead of dropping what that writer just put
+//!   there. A conflict is not tried again: the other write comes back
+//!   through the watch, where the status is rendered again over it
+//!   (module `watch`, status rechecks).
 //! - Memory is bounded by the number of objects: one waiting body, one
 //!   body in flight and the last body written per object; what the watch
 //!   forgets (a deleted object) is dropped.
@@ -67,6 +74,9 @@ pub enum Target {
 pub struct Failure {
     /// The object is gone (NotFound): not tried again.
     pub gone: bool,
+    /// The object changed since the body was rendered (409 Conflict):
+    /// not tried again (the watch renders it again over the change).
+    pub conflict: bool,
     /// What the API server or the client said.
     pub message: String,
 }
@@ -128,6 +138,26 @@ impl Queue {
         self.waiting.insert(target, Waiting { body, seq });
     }
 
+    /// As [`Queue::hand`], but a body not already waiting is not sent
+    /// before `at` (a body waiting keeps its turn).
+    pub fn hand_at(&mut self, target: Target, body: Value, at: Instant) {
+        if let Some(w) = self.waiting.get_mut(&target) {
+            w.body = body;
+            return;
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        if !self.flying.contains_key(&target) {
+            self.retry.insert((at, seq), target.clone());
+        }
+        self.waiting.insert(target, Waiting { body, seq });
+    }
+
+    /// A body waiting for `target` is not sent (one in flight still is).
+    pub fn cancel(&mut self, target: &Target) {
+        self.waiting.remove(target);
+    }
+
     /// The newest body known for `target`: waiting, else in flight, else
     /// last written.
     pub fn latest(&self, target: &Target) -> Option<&Value> {
@@ -136,11 +166,6 @@ impl Queue {
             .map(|w| &w.body)
             .or_else(|| self.flying.get(target).filter(|f| !f.forgotten).map(|f| &f.body))
             .or_else(|| self.written.get(target))
-    }
-
-    /// Whether a body for `target` waits or is in flight.
-    pub fn busy(&self, target: &Target) -> bool {
-        self.waiting.contains_key(target) || self.flying.contains_key(target)
     }
 
     /// The object is gone (or no longer known to be as written): nothing
@@ -192,6 +217,7 @@ impl Queue {
                     self.written.insert(target.clone(), flight.body);
                 }
             }
+            Err(f) if f.conflict => {}
             Err(f) if f.gone => {
                 self.failures.remove(target);
                 self.written.remove(target);
@@ -317,6 +343,7 @@ fn log_failure(target: &Target, f: &Failure, again: Option<Duration>) {
 async fn write(client: &kube::Client, target: &Target, body: &Value) -> Result<(), Failure> {
     let failed = |e: kube::Error| Failure {
         gone: matches!(&e, kube::Error::Api(s) if s.is_not_found()),
+        conflict: matches!(&e, kube::Error::Api(s) if s.code == 409),
         message: e.to_string(),
     };
     let pp = PatchParams::default();
@@ -328,8 +355,7 @@ async fn write(client: &kube::Client, target: &Target, body: &Value) -> Result<(
         }
         Target::Object(k) => k,
     };
-    let patch = json!({ "status": body });
-    let p = Patch::Merge(&patch);
+    let p = Patch::Merge(body);
     let ns = k.namespace.clone().unwrap_or_default();
     let name = k.name.as_str();
     let c = || client.clone();
@@ -346,7 +372,7 @@ async fn write(client: &kube::Client, target: &Target, body: &Value) -> Result<(
         "TLSRoute" => Api::<TlsRoute>::namespaced(c(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
         "TCPRoute" => Api::<TcpRoute>::namespaced(c(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
         "UDPRoute" => Api::<UdpRoute>::namespaced(c(), &ns).patch_status(name, &pp, &p).await.map(|_| ()),
-        other => return Err(Failure { gone: true, message: format!("no status for kind {other}") }),
+        other => return Err(Failure { gone: true, conflict: false, message: format!("no status for kind {other}") }),
     };
     r.map_err(failed)
 }
@@ -365,7 +391,7 @@ mod tests {
     }
 
     fn failed() -> Failure {
-        Failure { gone: false, message: "503".into() }
+        Failure { gone: false, conflict: false, message: "503".into() }
     }
 
     /// Latest wins: bodies handed while one flies replace each other, the
@@ -385,7 +411,6 @@ mod tests {
         assert_eq!(q.take(now), Some((route("r"), json!(3))), "2 was replaced, never sent");
         assert_eq!(q.take(now), None);
         q.done(&route("r"), Ok(()), now);
-        assert!(!q.busy(&route("r")));
         assert_eq!(q.latest(&route("r")), Some(&json!(3)));
     }
 
@@ -416,6 +441,26 @@ mod tests {
         assert_eq!((1..=8).map(backoff).map(|d| d.as_secs()).collect::<Vec<_>>(), [1, 2, 4, 8, 16, 30, 30, 30]);
     }
 
+    /// A conflict (the object changed since the body was rendered) is not
+    /// tried again and leaves nothing written; a body handed meanwhile
+    /// goes next.
+    #[test]
+    fn a_conflict_is_not_tried_again() {
+        let now = Instant::now();
+        let conflict = Failure { gone: false, conflict: true, message: "409".into() };
+        let mut q = Queue::default();
+        q.hand(route("c"), json!(1));
+        assert!(q.take(now).is_some());
+        assert_eq!(q.done(&route("c"), Err(&conflict), now), None);
+        assert_eq!((q.take(now), q.next_retry(), q.latest(&route("c"))), (None, None, None));
+        assert!(q.take_gone().is_empty());
+        q.hand(route("c"), json!(2));
+        assert!(q.take(now).is_some());
+        q.hand(route("c"), json!(3));
+        q.done(&route("c"), Err(&conflict), now);
+        assert_eq!(q.take(now), Some((route("c"), json!(3))));
+    }
+
     /// A gone object is reported once and not tried again; a forgotten one
     /// keeps nothing, also when its write was in flight.
     #[test]
@@ -424,9 +469,11 @@ mod tests {
         let mut q = Queue::default();
         q.hand(route("gone"), json!(1));
         assert!(q.take(now).is_some());
-        assert_eq!(q.done(&route("gone"), Err(&Failure { gone: true, message: "404".into() }), now), None);
+        assert_eq!(
+            q.done(&route("gone"), Err(&Failure { gone: true, conflict: false, message: "404".into() }), now),
+            None
+        );
         assert_eq!(q.take(now), None);
-        assert!(!q.busy(&route("gone")));
         let ObjectKey { name, .. } = q.take_gone().pop().unwrap();
         assert_eq!(name, "gone");
         assert!(q.take_gone().is_empty());

@@ -45,6 +45,18 @@
 //!   being written. A status handed over counts as settled; a write that
 //!   fails is tried again by the writer (with backoff), and one that finds
 //!   its object gone is settled no more.
+//! - Status rechecks: each write carries the `resourceVersion` its body
+//!   was rendered over, so one racing another writer's (another realip
+//!   for its own GatewayClass, a third controller, a replica) fails with
+//!   409 instead of dropping that writer's entries. Every update of an
+//!   object's status alone is rendered again from what realip last
+//!   decided for it (no translation): realip's entries and conditions put
+//!   back in place, everyone else's kept where they are, so realip's own
+//!   writes (and any status already right) come back equal and are left
+//!   alone. An object rewritten over and over (writers that disagree on
+//!   realip's own entries, such as replicas with different views) is
+//!   written at a falling rate (1 s doubling to 30 s), said once by
+//!   `gateway_status_contended`.
 //! - Bursts of events are coalesced: a batch ends after 2 ms without an
 //!   event (at most 250 ms after it began), and whatever arrives while a
 //!   batch is computed forms the next one, so a burst costs one or two
@@ -58,7 +70,7 @@
 //!   Ingress computation, no translation, no status written, since
 //!   routes and status depend on Services and never on endpoints.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt as _, TryStreamExt as _};
 use k8s_openapi::api::core::v1::{Namespace, Secret, Service};
@@ -294,6 +306,10 @@ struct Tick {
     /// What was written into status that is no longer known to be in
     /// place.
     forget: Option<Forget>,
+    /// The object whose status alone changed (`status_only`): its status
+    /// is rendered again over the change (see the module's status
+    /// rechecks).
+    recheck: Option<ObjectKey>,
 }
 
 /// Status realip wrote that may no longer be in place.
@@ -307,7 +323,7 @@ enum Forget {
 
 impl Tick {
     fn new(stream: usize, side: Side) -> Tick {
-        Tick { stream, side, init_done: false, slice: None, status_only: false, forget: None }
+        Tick { stream, side, init_done: false, slice: None, status_only: false, forget: None, recheck: None }
     }
 }
 
@@ -340,6 +356,13 @@ where
                     if let (Some(uid), Some(generation)) = (meta.uid.clone(), meta.generation) {
                         let before = generations.insert(uid, generation);
                         tick.status_only = matches!(ev, watcher::Event::Apply(_)) && before == Some(generation);
+                        if tick.status_only {
+                            tick.recheck = Some(ObjectKey {
+                                kind,
+                                namespace: meta.namespace.clone(),
+                                name: meta.name.clone().unwrap_or_default(),
+                            });
+                        }
                     }
                 }
                 watcher::Event::Delete(o) => {
@@ -485,6 +508,90 @@ struct GatewayStores {
     tls: Store<TlsRoute>,
     tcp: Store<TcpRoute>,
     udp: Store<UdpRoute>,
+}
+
+impl GatewayStores {
+    /// The status `k` has in its store now, and the `resourceVersion` it
+    /// has it at (`None`s when it is not there).
+    fn status(&self, k: &ObjectKey) -> (Option<Value>, Option<String>) {
+        fn get<K>(store: &Store<K>, k: &ObjectKey) -> Option<std::sync::Arc<K>>
+        where
+            K: kube::Resource<DynamicType = ()> + Clone + 'static,
+        {
+            let r = kube::runtime::reflector::ObjectRef::new(&k.name);
+            store.get(&match &k.namespace {
+                Some(ns) => r.within(ns),
+                None => r,
+            })
+        }
+        fn of<K: kube::Resource>(
+            o: Option<std::sync::Arc<K>>,
+            status: impl Fn(&K) -> Option<Value>,
+        ) -> (Option<Value>, Option<String>) {
+            o.map_or((None, None), |o| (status(&o), o.meta().resource_version.clone()))
+        }
+        match k.kind {
+            "GatewayClass" => of(get(&self.classes, k), |o| o.status.clone()),
+            "Gateway" => of(get(&self.gateways, k), |o| o.status.clone()),
+            "ListenerSet" => of(get(&self.sets, k), |o| o.status.clone()),
+            "HTTPRoute" => of(get(&self.routes, k), |o| o.status.clone()),
+            "ClientIPPolicy" => of(get(&self.ip, k), |o| o.status.clone()),
+            "ClientAccessPolicy" => of(get(&self.access, k), |o| o.status.clone()),
+            "GRPCRoute" => of(get(&self.grpc, k), |o| o.0.status.clone()),
+            "TLSRoute" => of(get(&self.tls, k), |o| o.0.status.clone()),
+            "TCPRoute" => of(get(&self.tcp, k), |o| o.0.status.clone()),
+            "UDPRoute" => of(get(&self.udp, k), |o| o.0.status.clone()),
+            _ => (None, None),
+        }
+    }
+
+    /// `s` rendered over what its object holds now: the merge patch to
+    /// send (with the `resourceVersion` it was rendered over), or `None`
+    /// when the object holds it already.
+    fn render(&self, s: &ObjectStatus, now: &str) -> Option<Value> {
+        let (prev, rv) = self.status(&s.key);
+        let body = to_json(s, prev.as_ref(), now);
+        if prev.as_ref() == Some(&body) {
+            return None;
+        }
+        let mut patch = json!({ "status": body });
+        if let Some(rv) = rv {
+            patch["metadata"] = json!({ "resourceVersion": rv });
+        }
+        Some(patch)
+    }
+}
+
+/// Objects whose status rechecks found it needing a write again, with how
+/// often in a row (rewrites less than [`Contention::WINDOW`] apart) and
+/// when last: past [`Contention::FREE`] in a row, each rewrite waits
+/// [`crate::status_writer::backoff`] of the excess, so writers that
+/// disagree on realip's entries settle into a slow exchange instead of a
+/// storm (said once per object by `gateway_status_contended`).
+#[derive(Debug, Default)]
+struct Contention(foldhash::HashMap<ObjectKey, (u32, Instant)>);
+
+impl Contention {
+    const WINDOW: Duration = Duration::from_secs(60);
+    const FREE: u32 = 3;
+
+    /// Books a rewrite of `k` at `now`; how long it waits.
+    fn rewrite(&mut self, k: &ObjectKey, now: Instant) -> Duration {
+        let e = self.0.entry(k.clone()).or_insert((0, now));
+        e.0 = if now.duration_since(e.1) < Self::WINDOW { e.0.saturating_add(1) } else { 1 };
+        e.1 = now;
+        let excess = e.0.saturating_sub(Self::FREE);
+        if excess == 1 {
+            event(&json!({"event": "gateway_status_contended", "kind": k.kind, "namespace": k.namespace,
+                "name": k.name, "note": "another writer keeps changing realip's status entries on this object \
+                (replicas or controllers that disagree): rewritten at a falling rate"}));
+        }
+        if excess == 0 {
+            Duration::ZERO
+        } else {
+            crate::status_writer::backoff(excess)
+        }
+    }
 }
 
 /// What the watcher hands to the proxy: both computed sides in one value,
@@ -681,6 +788,7 @@ pub async fn run(
     // place (written, or found as it should be): a translation renders and
     // compares only the statuses that differ from it, not all 10,000.
     let mut settled = Settled::default();
+    let mut contention = Contention::default();
     // What the previous translation computed per HTTPRoute: a change of
     // one route translates that route, not all of them.
     let mut route_cache = crate::gateway::translate::RouteCache::default();
@@ -721,6 +829,7 @@ pub async fn run(
             }
         }
         let mut relevant = false;
+        let mut rechecks: Vec<ObjectKey> = Vec::new();
         for ev in batch {
             match ev {
                 Err(e) => event(&json!({"event": "kubernetes_watch_error", "error": e.to_string()})),
@@ -729,12 +838,14 @@ pub async fn run(
                     match t.forget {
                         Some(Forget::Object(k)) => {
                             settled.remove(&k);
+                            contention.0.remove(&k);
                             writer.with(|q| q.forget(&Target::Object(k)));
                         }
                         Some(Forget::All) => settled.clear(),
                         None => {}
                     }
                     if t.status_only {
+                        rechecks.extend(t.recheck);
                         continue;
                     }
                     relevant = true;
@@ -746,6 +857,31 @@ pub async fn run(
                     }
                 }
             }
+        }
+        // Statuses changed by a write (realip's, or anyone's) are rendered
+        // again from what realip last decided for them; what is already in
+        // place is left alone.
+        if !rechecks.is_empty() {
+            let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let at = Instant::now();
+            let due: Vec<(Target, Option<(Value, Duration)>)> = rechecks
+                .iter()
+                .filter_map(|k| settled.by_key.get(k))
+                .map(|s| {
+                    let patch = stores.render(s, &now).map(|p| (p, contention.rewrite(&s.key, at)));
+                    (Target::Object(s.key.clone()), patch)
+                })
+                .collect();
+            writer.with(|q| {
+                for (target, patch) in due {
+                    match patch {
+                        // In place: whatever waits for it is older.
+                        None => q.cancel(&target),
+                        Some((p, _)) if q.latest(&target) == Some(&p) => {}
+                        Some((p, wait)) => q.hand_at(target, p, at + wait),
+                    }
+                }
+            });
         }
         if !relevant {
             continue;
@@ -926,52 +1062,23 @@ pub async fn run(
                     changed.push(s);
                 }
             }
-            // Each object's current status, looked up in its store by name
-            // (only for the few statuses to compare, never a scan of all).
-            let previous = |k: &ObjectKey| -> Option<Value> {
-                fn get<K>(store: &Store<K>, k: &ObjectKey) -> Option<std::sync::Arc<K>>
-                where
-                    K: kube::Resource<DynamicType = ()> + Clone + 'static,
-                {
-                    let r = kube::runtime::reflector::ObjectRef::new(&k.name);
-                    store.get(&match &k.namespace {
-                        Some(ns) => r.within(ns),
-                        None => r,
-                    })
-                }
-                match k.kind {
-                    "GatewayClass" => get(&stores.classes, k)?.status.clone(),
-                    "Gateway" => get(&stores.gateways, k)?.status.clone(),
-                    "ListenerSet" => get(&stores.sets, k)?.status.clone(),
-                    "HTTPRoute" => get(&stores.routes, k)?.status.clone(),
-                    "ClientIPPolicy" => get(&stores.ip, k)?.status.clone(),
-                    "ClientAccessPolicy" => get(&stores.access, k)?.status.clone(),
-                    "GRPCRoute" => get(&stores.grpc, k)?.0.status.clone(),
-                    "TLSRoute" => get(&stores.tls, k)?.0.status.clone(),
-                    "TCPRoute" => get(&stores.tcp, k)?.0.status.clone(),
-                    "UDPRoute" => get(&stores.udp, k)?.0.status.clone(),
-                    _ => None,
-                }
-            };
+            // Each is rendered over what its object holds now (looked up in
+            // its store by name: only the few statuses to compare, never a
+            // scan of all).
             let now = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string();
-            let rendered: Vec<(Target, Value, bool)> = changed
-                .iter()
-                .map(|s| {
-                    let prev = previous(&s.key);
-                    let body = to_json(s, prev.as_ref(), &now);
-                    let held = prev.as_ref() == Some(&body);
-                    (Target::Object(s.key.clone()), body, held)
-                })
-                .collect();
+            let rendered: Vec<(&ObjectKey, Option<Value>)> =
+                changed.iter().map(|s| (&s.key, stores.render(s, &now))).collect();
             // Handed to the writer, never awaited (and settled: the writer
-            // tries again until it is written): a status the object already
-            // holds, with nothing else on its way to it, or one already on
-            // its way is not handed again.
+            // tries again until it is written). A status the object already
+            // holds cancels a body still waiting for it; one that flies may
+            // land, and is then rendered over again by its recheck.
             writer.with(|q| {
-                for (target, body, held) in rendered {
-                    let skip = (held && !q.busy(&target)) || q.latest(&target) == Some(&body);
-                    if !skip {
-                        q.hand(target, body);
+                for (key, patch) in rendered {
+                    let target = Target::Object(key.clone());
+                    match patch {
+                        None => q.cancel(&target),
+                        Some(p) if q.latest(&target) == Some(&p) => {}
+                        Some(p) => q.hand(target, p),
                     }
                 }
             });

@@ -414,3 +414,18 @@ fn ingress_routes_for_hosts_an_httproute_names_are_held() {
     let (kept, held) = hold_hosts_of_routes(d, None);
     assert_eq!((kept.routes.len(), held), (0, 4), "HTTPRoutes not listed: everything held");
 }
+
+/// Status rechecks of an object rewritten over and over (writers that
+/// disagree on realip's entries) slow down: three rewrites within a minute
+/// go at once, the next wait 1 s doubling to 30 s; a quiet minute starts
+/// over.
+#[test]
+fn contended_rewrites_wait_longer_and_longer() {
+    use std::time::{Duration, Instant};
+    let k = crate::gateway::status::ObjectKey { kind: "HTTPRoute", namespace: Some("web".into()), name: "r".into() };
+    let mut c = super::Contention::default();
+    let t = Instant::now();
+    let waits: Vec<u64> = (0..10).map(|i| c.rewrite(&k, t + Duration::from_secs(i)).as_secs()).collect();
+    assert_eq!(waits, [0, 0, 0, 1, 2, 4, 8, 16, 30, 30]);
+    assert_eq!(c.rewrite(&k, t + Duration::from_secs(80)), Duration::ZERO, "a quiet minute starts over");
+}

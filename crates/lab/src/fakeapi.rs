@@ -1,6 +1,8 @@
 //! A fake Kubernetes API server that speaks the real JSON for list, watch
 //! (chunked streams of `{"type", "object"}` events) and `PATCH …/status`
-//! (JSON merge patch, stored, MODIFIED sent to watches) of Ingresses,
+//! (JSON merge patch, stored, MODIFIED sent to watches; a
+//! `metadata.resourceVersion` in the patch is a precondition: 409 Conflict
+//! when the object changed since, as a real server answers) of Ingresses,
 //! Services, EndpointSlices, Secrets, Namespaces, the Gateway API kinds
 //! (GatewayClass, Gateway, ListenerSet, HTTPRoute, ReferenceGrant),
 //! realip's ClientIPPolicy / ClientAccessPolicy, and (listed by `realip
@@ -243,7 +245,8 @@ impl FakeApi {
     }
 
     /// `PATCH …/status` bodies received, with their paths, in the order
-    /// they arrived.
+    /// they arrived; one refused with 409 (it wrote nothing) is taken out
+    /// when it is refused.
     pub fn patches(&self) -> Vec<(String, Value)> {
         self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner).patches.clone()
     }
@@ -351,25 +354,46 @@ impl FakeApi {
                 let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                 let kind = kind_of(&prefix, plural).unwrap_or_default();
                 let k = (kind.to_owned(), ns.to_owned(), name.to_owned());
+                // A resourceVersion in the patch is a precondition, as the
+                // API server takes it: 409 when the object changed since.
+                let stale = |o: &Value| {
+                    patch.pointer("/metadata/resourceVersion").is_some_and(|rv| *rv != o["metadata"]["resourceVersion"])
+                };
                 let updated = st.objects.get(&k).cloned().map(|mut o| {
+                    if stale(&o) {
+                        return Err(());
+                    }
                     if let Some(status) = patch.get("status") {
                         merge(&mut o["status"], status);
                     }
-                    o
+                    Ok(o)
                 });
                 let reply = match updated {
-                    Some(mut o) => {
+                    Some(Err(())) => {
+                        // Refused: it wrote nothing, so it is not counted.
+                        if let Some(i) = st.patches.iter().rposition(|(p, b)| p == path && *b == patch) {
+                            st.patches.remove(i);
+                        }
+                        Some(Err(()))
+                    }
+                    Some(Ok(mut o)) => {
                         st.rv += 1;
                         o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
                         st.objects.insert(k, o.clone());
                         Self::notify(&mut st, kind, "MODIFIED", &o);
-                        Some(o)
+                        Some(Ok(o))
                     }
                     None => None,
                 };
                 drop(st);
                 match reply {
-                    Some(o) => ok(&mut out, "200 OK", &o),
+                    Some(Ok(o)) => ok(&mut out, "200 OK", &o),
+                    Some(Err(())) => ok(
+                        &mut out,
+                        "409 Conflict",
+                        &json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Conflict", "code": 409,
+                            "message": format!("Operation cannot be fulfilled on {plural} \"{name}\": the object has been modified; please apply your changes to the latest version and try again")}),
+                    ),
                     None => ok(
                         &mut out,
                         "404 Not Found",

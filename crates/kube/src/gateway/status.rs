@@ -135,30 +135,52 @@ fn capped(m: &str) -> std::borrow::Cow<'_, str> {
     format!("{} … (message cut: {} bytes in all)", &m[..end], m.len()).into()
 }
 
+/// The condition types realip writes. Any other type found in a
+/// conditions list realip writes (another controller's, a policy
+/// controller's on a realip Gateway) is kept where it is: realip
+/// rewriting the list without it would start a write loop with its
+/// writer (review 13e HIGH-1).
+pub const OWNED_CONDITIONS: [&str; 5] = ["Accepted", "Programmed", "ResolvedRefs", "Conflicted", "PartiallyInvalid"];
+
+/// `conds` as the conditions list to write over `previous`: realip's
+/// types updated in place (or removed when no longer in `conds`), other
+/// types kept in place, new ones appended, so that rendering the same
+/// conditions over the list written gives the list written.
 fn conditions_json(conds: &[Cond], generation: Option<i64>, previous: Option<&Value>, now: &str) -> Value {
-    let list: Vec<Value> = conds
-        .iter()
-        .map(|c| {
-            let status = if c.status { "True" } else { "False" };
-            let kept = previous
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .find(|p| p["type"] == c.kind && p["status"] == status)
-                .and_then(|p| p["lastTransitionTime"].as_str());
-            let mut v = json!({
-                "type": c.kind,
-                "status": status,
-                "reason": c.reason,
-                "message": capped(&c.message),
-                "lastTransitionTime": kept.unwrap_or(now),
-            });
-            if let Some(g) = generation {
-                v["observedGeneration"] = json!(g);
+    debug_assert!(conds.iter().all(|c| OWNED_CONDITIONS.contains(&c.kind)), "{conds:?}");
+    let old: &[Value] = previous.and_then(Value::as_array).map_or(&[], Vec::as_slice);
+    let render = |c: &Cond| {
+        let status = if c.status { "True" } else { "False" };
+        let kept = old
+            .iter()
+            .find(|p| p["type"] == c.kind && p["status"] == status)
+            .and_then(|p| p["lastTransitionTime"].as_str());
+        let mut v = json!({
+            "type": c.kind,
+            "status": status,
+            "reason": c.reason,
+            "message": capped(&c.message),
+            "lastTransitionTime": kept.unwrap_or(now),
+        });
+        if let Some(g) = generation {
+            v["observedGeneration"] = json!(g);
+        }
+        v
+    };
+    let mut placed = vec![false; conds.len()];
+    let mut list: Vec<Value> = Vec::with_capacity(conds.len());
+    for p in old {
+        match p["type"].as_str() {
+            Some(t) if OWNED_CONDITIONS.contains(&t) => {
+                if let Some(i) = conds.iter().position(|c| c.kind == t).filter(|&i| !placed[i]) {
+                    placed[i] = true;
+                    list.push(render(&conds[i]));
+                }
             }
-            v
-        })
-        .collect();
+            _ => list.push(p.clone()),
+        }
+    }
+    list.extend(conds.iter().zip(placed).filter(|(_, done)| !done).map(|(c, _)| render(c)));
     Value::Array(list)
 }
 
@@ -318,6 +340,29 @@ mod tests {
             assert!(!names.contains(&f), "{f} is not implemented: {names:?}");
         }
         assert_eq!(names.len(), super::super::SUPPORTED_FEATURES.len());
+    }
+
+    /// Review 13e HIGH-1: condition types realip does not write stay where
+    /// they are; realip's own are updated in place, removed when no longer
+    /// wanted, appended when new; rendering over the result gives it back.
+    #[test]
+    fn other_condition_types_are_kept_in_place() {
+        let theirs = json!({"type": "example.com/Attached", "status": "True", "reason": "X"});
+        let old = json!([
+            {"type": "Conflicted", "status": "True", "reason": "HostnameConflict", "lastTransitionTime": "t0"},
+            theirs.clone(),
+            {"type": "Accepted", "status": "True", "reason": "Accepted", "lastTransitionTime": "t0"},
+        ]);
+        let conds = [Cond::new("Programmed", true, "Programmed", "ok"), Cond::new("Accepted", true, "Accepted", "ok")];
+        let v = conditions_json(&conds, Some(2), Some(&old), "t1");
+        let types: Vec<&str> = v.as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["example.com/Attached", "Accepted", "Programmed"]);
+        assert_eq!(v[0], theirs);
+        assert_eq!(
+            (v[1]["lastTransitionTime"].as_str(), v[2]["lastTransitionTime"].as_str()),
+            (Some("t0"), Some("t1"))
+        );
+        assert_eq!(conditions_json(&conds, Some(2), Some(&v), "t2"), v, "rendered again over itself: unchanged");
     }
 
     #[test]
