@@ -479,6 +479,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 rewrite: None,
                 raw: "/".into(),
                 path_type: "Prefix".into(),
+                slash_location: false,
             };
             groups.push((None, format!("{}-default-backend", o.name), vec![p]));
         }
@@ -488,23 +489,27 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         // access list or a limit, the redirect is a route of its own that
         // no policy targets (review 29 H2).
         let app_root_apart = limited && plan.redirect.is_none();
+        // permanent-/temporal-redirect is nginx's `return` in the location's
+        // rewrite phase, before the HTTPS redirect (rewrite_by_lua): plain
+        // HTTP gets it directly, so there is no HTTPS redirect to emit
+        // (review 35 L-4).
+        let own_redirect = plan.redirect.is_some();
         let mut serving: Vec<Serving> = Vec::new();
         for (host, name, paths) in groups {
             let tls = host.as_ref().is_some_and(|h| tls_listener(&https_listener, h).is_some());
             // force-ssl-redirect needs no certificate: with TLS ended at the
             // load balancer and X-Forwarded-Proto read, ingress-nginx
             // redirected what that header says is HTTP (review 30 M-2).
-            let forced_by_header = plan.force_ssl_redirect
-                && host.is_some()
-                && ci.tls_at_lb == Some(crate::setup::TlsAtLb::ForwardedProto);
+            let force = plan.force_ssl_redirect.unwrap_or(ci.force_ssl_redirect);
+            let forced_by_header =
+                force && host.is_some() && ci.tls_at_lb == Some(crate::setup::TlsAtLb::ForwardedProto);
             // Without a Service showing TLS ended at the load balancer,
             // use-forwarded-headers still made X-Forwarded-Proto the scheme
             // (review 33 H2: behind a CDN ending TLS, every request looped).
-            let header_scheme =
-                (ci.forwarded_proto && target == Target::Realip).then_some(crate::setup::TlsAtLb::ForwardedHeader);
+            let header_scheme = ci.forwarded_proto.then_some(crate::setup::TlsAtLb::ForwardedHeader);
             let redirect =
-                (tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || plan.force_ssl_redirect)) || forced_by_header;
-            if plan.force_ssl_redirect && !tls && !forced_by_header {
+                ((tls && (plan.ssl_redirect.unwrap_or(ci.ssl_redirect) || force)) || forced_by_header) && !own_redirect;
+            if force && !tls && !forced_by_header {
                 report.entries.push(Entry {
                     object: o.id(),
                     file: o.source.file.clone(),
@@ -516,7 +521,6 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     why: "the host has no TLS on the Gateway (TLS ends before it): an HTTPRoute cannot see the original scheme; add a rule matching X-Forwarded-Proto: http by hand if your load balancer sets it".into(),
                 });
             }
-            let all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
             // The load balancer ends TLS and sends HTTPS to the http port
             // (review 29 H1): HTTPS arrives on the http listener, where the
             // redirect must not take it.
@@ -527,6 +531,9 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             let at_lb = ci.tls_at_lb.or(header_scheme).filter(|_| redirect).map(|how| match how {
                 crate::setup::TlsAtLb::ForwardedProto if target == Target::EnvoyGateway => {
                     crate::setup::TlsAtLb::EnvoyForwardedProto
+                }
+                crate::setup::TlsAtLb::ForwardedHeader if target == Target::EnvoyGateway => {
+                    crate::setup::TlsAtLb::EnvoyForwardedHeader
                 }
                 how => how,
             });
@@ -541,8 +548,17 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             // another Service sends there with TLS (review 31 H-1).
             let by_header =
                 matches!(at_lb, Some(crate::setup::TlsAtLb::ForwardedProto | crate::setup::TlsAtLb::ForwardedHeader));
+            // Envoy Gateway cannot tell the header's `https` apart: the
+            // redirect stays (what plain HTTP needs), reported (review 35 H-2).
+            let redirect = redirect
+                && (at_lb.is_none() || by_header || at_lb == Some(crate::setup::TlsAtLb::EnvoyForwardedHeader));
+            // nginx answers app-root's `if ($uri = /)` at server level,
+            // before the HTTPS redirect too: with a redirect the app-root
+            // rule is a route of its own on the http listener as well, the
+            // scheme kept (`$scheme://$http_host`; review 35 H-1, L-4).
+            let app_root_apart = app_root_apart || redirect;
+            let all_rules = rules(plan, host.as_ref(), &paths, &canaries, !app_root_apart);
             let forwarded = by_header.then(|| with_forwarded_https(&all_rules)).filter(|r| !r.is_empty());
-            let redirect = redirect && (at_lb.is_none() || by_header);
             let parents = match (tls_at, &forwarded) {
                 (Some(l), _) if redirect => vec![parent(Some(l))],
                 _ => vec![parent(None)],
@@ -571,7 +587,11 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             if let Some(root) = plan.app_root.as_deref().filter(|_| app_root_apart) {
                 let n =
                     names.claim(&o.namespace, &format!("{name}-app-root"), &format!("{}/{host:?}/app-root", o.name));
-                let mut spec = json!({"parentRefs": parents, "rules": [app_root_rule(root)]});
+                let mut on = parents.clone();
+                if redirect && tls_at.is_some() {
+                    on.push(parent(Some("http")));
+                }
+                let mut spec = json!({"parentRefs": on, "rules": [app_root_rule(root)]});
                 if let Some(h) = &host {
                     spec["hostnames"] = json!([h]);
                 }
@@ -581,7 +601,17 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             // no-tls-redirect-locations (ACME HTTP-01 by default): never
             // redirected; their rules are served on the http listener too
             // (review 34 MED-1).
-            let kept_plain = |p: &PathRule| ci.no_redirect.iter().any(|i| p.raw.starts_with(i.as_str()));
+            // ingress-nginx compares each location's path: `RAW/` for a
+            // Prefix path it serves as `RAW/` plus `= RAW` (review 35 M-3),
+            // whose `= RAW` alone is then redirected.
+            let kept_plain = |p: &PathRule| {
+                let slash = p.slash_location.then(|| format!("{}/", p.raw));
+                ci.no_redirect
+                    .iter()
+                    .any(|i| p.raw.starts_with(i.as_str()) || slash.as_ref().is_some_and(|s| s.starts_with(i.as_str())))
+            };
+            let bare_redirected =
+                |p: &PathRule| p.slash_location && !ci.no_redirect.iter().any(|i| p.raw.starts_with(i.as_str()));
             let plain: Vec<PathRule> = paths.iter().filter(|p| redirect && kept_plain(p)).cloned().collect();
             if !plain.is_empty() {
                 let rules = rules(plan, host.as_ref(), &plain, &canaries, false);
@@ -589,10 +619,19 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
             }
             if redirect {
                 let rname = format!("{name}-https-redirect");
+                let to_https = json!([{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": ci.redirect_code}}]);
                 let rules: Vec<Value> = paths
                     .iter()
-                    .filter(|p| !kept_plain(p))
-                    .map(|p| json!({"matches": [{"path": path_match(p)}], "filters": [{"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": ci.redirect_code}}]}))
+                    .filter_map(|p| {
+                        let m = if !kept_plain(p) {
+                            path_match(p)
+                        } else if bare_redirected(p) {
+                            kind_match(PathKind::Exact, &p.raw)
+                        } else {
+                            return None;
+                        };
+                        Some(json!({"matches": [{"path": m}], "filters": to_https}))
+                    })
                     .collect();
                 for (i, chunk) in rules.chunks(MAX_RULES).enumerate() {
                     let n = if i == 0 { rname.clone() } else { format!("{rname}-{}", i + 1) };
@@ -674,6 +713,11 @@ fn tls_at_lb_entry(plan: &Plan<'_>, host: &str, how: crate::setup::TlsAtLb, repo
             Status::NotConverted,
             "",
             "the load balancer ends TLS and sends HTTPS to the controller's http port; with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme, but Envoy replaces that header from a downstream it does not trust (Envoy Gateway's trusted CIDRs leave xff_num_trusted_hops at 0) before routing: no redirect is emitted (one would loop for every HTTPS request), so plain HTTP is served, not redirected",
+        ),
+        TlsAtLb::EnvoyForwardedHeader => (
+            Status::NotConverted,
+            "",
+            "with use-forwarded-headers ingress-nginx took X-Forwarded-Proto as the scheme: a request on port 80 carrying `https` (a CDN or proxy ending TLS in front) was served, not redirected; Envoy replaces that header from a downstream it does not trust (Envoy Gateway's trusted CIDRs leave xff_num_trusted_hops at 0) before routing, so no route can tell those requests apart: the redirect takes every request on port 80, those too (behind such a front end they loop; `--to realip` keeps them apart)",
         ),
         TlsAtLb::Blind => (
             Status::NotConverted,
@@ -854,7 +898,10 @@ pub(crate) const REDIRECT_TO: &str =
 fn point_at_redirects(plan: &Plan<'_>, redirects: &[String], report: &mut Report) {
     let o = plan.obj;
     for e in report.entries.iter_mut().filter(|e| e.object == o.id() && e.to == REDIRECT_TO) {
-        if let Some(first) = redirects.first() {
+        if plan.redirect.is_some() && redirects.is_empty() {
+            e.to = String::new();
+            e.why = "no HTTPS redirect route: this Ingress's permanent-redirect / temporal-redirect answers every request first (nginx's `return` runs before the HTTPS redirect), and its redirect route is on the http listener as well".into();
+        } else if let Some(first) = redirects.first() {
             let more = if redirects.len() > 1 { format!(" and {} more", redirects.len() - 1) } else { String::new() };
             e.to = format!(
                 "HTTPRoute {}/{first} (RequestRedirect scheme https, http-redirect-code) on the http listener{more}",

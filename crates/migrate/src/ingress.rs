@@ -88,6 +88,12 @@ pub struct PathRule {
     /// Its pathType as ingress-nginx holds it (absent or
     /// `ImplementationSpecific` became `Prefix`: [`crate::merge::nginx_path_type`]).
     pub path_type: String,
+    /// ingress-nginx serves it from `location RAW/` plus `location = RAW`
+    /// (`updateServerLocations`: a Prefix path outside regex mode, not `/`,
+    /// not ending in `/`): what its per-location checks
+    /// (`no-tls-redirect-locations`) compare is `RAW/` for all but `RAW`
+    /// itself.
+    pub slash_location: bool,
 }
 
 /// A location ingress-nginx served that the output cannot serve as it did
@@ -181,8 +187,9 @@ pub struct Plan<'a> {
     pub rates: Vec<Rate>,
     /// ssl-redirect annotation.
     pub ssl_redirect: Option<bool>,
-    /// force-ssl-redirect annotation.
-    pub force_ssl_redirect: bool,
+    /// force-ssl-redirect annotation (`None`: the ConfigMap's default,
+    /// [`crate::setup::ClientIp::force_ssl_redirect`]).
+    pub force_ssl_redirect: Option<bool>,
     /// app-root.
     pub app_root: Option<String>,
     /// permanent-redirect / temporal-redirect.
@@ -223,7 +230,7 @@ impl Plan<'_> {
         self.redirect = None;
         self.app_root = None;
         self.ssl_redirect = Some(false);
-        self.force_ssl_redirect = false;
+        self.force_ssl_redirect = Some(false);
     }
 }
 
@@ -1093,7 +1100,7 @@ pub fn plan<'a>(
         deny: Vec::new(),
         rates: Vec::new(),
         ssl_redirect: None,
-        force_ssl_redirect: false,
+        force_ssl_redirect: None,
         app_root: None,
         redirect: None,
         canary: None,
@@ -1381,7 +1388,7 @@ pub fn plan<'a>(
                     if key == "ssl-redirect" {
                         plan.ssl_redirect = Some(b);
                     } else {
-                        plan.force_ssl_redirect = b;
+                        plan.force_ssl_redirect = Some(b);
                     }
                     push(key, Status::Converted, crate::emit::REDIRECT_TO, if b { "plain HTTP is redirected".into() } else { "no redirect".into() });
                 }
@@ -1656,6 +1663,7 @@ pub fn plan<'a>(
                         rewrite,
                         raw: path.clone(),
                         path_type: ptype.to_owned(),
+                        slash_location: !canary && !regex_mode && ptype == "Prefix" && !path.ends_with('/'),
                     });
                 }
                 Err(e) => deny(e, &mut path_entries),

@@ -2058,6 +2058,7 @@ fn fallbacks(plans: &mut [ingress::Plan<'_>], report: &mut Report) {
                     rewrite: None,
                     raw: "/".into(),
                     path_type: "Prefix".into(),
+                    slash_location: false,
                 });
             }
             let (status, to, why) = if let (false, Some(why)) = (taken, &p.fallback_denied) {

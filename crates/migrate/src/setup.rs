@@ -472,6 +472,10 @@ pub enum TlsAtLb {
     /// header from untrusted downstreams before routing (set by the
     /// emitter for that target only).
     EnvoyForwardedProto,
+    /// [`TlsAtLb::ForwardedHeader`] for Envoy Gateway: the redirect stays
+    /// (no route can tell the header's `https` apart), reported (review 35
+    /// H-2).
+    EnvoyForwardedHeader,
 }
 
 /// Whether the controller's Service sends its port 443 (or the one named
@@ -526,6 +530,9 @@ pub struct ClientIp {
     pub full_xff: bool,
     /// `ssl-redirect` (default true): redirect plain HTTP for TLS hosts.
     pub ssl_redirect: bool,
+    /// `force-ssl-redirect` (default false): the default of the
+    /// annotation of that name (redirect also hosts without TLS here).
+    pub force_ssl_redirect: bool,
     /// `http-redirect-code`: the status of that redirect (301, 302, 307
     /// or 308; anything else is the default, 308, as ingress-nginx).
     pub redirect_code: u16,
@@ -766,6 +773,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         // else X-Forwarded-For is $remote_addr (the resolved client) alone.
         full_xff: use_fwd && bool_of("compute-full-forwarded-for", false),
         ssl_redirect: bool_of("ssl-redirect", true),
+        force_ssl_redirect: bool_of("force-ssl-redirect", false),
         // configmap.go: strconv.Atoi, then one of validRedirectCodes, else 308.
         redirect_code: raw("http-redirect-code")
             .and_then(|v| v.parse::<u16>().ok())
@@ -1016,6 +1024,22 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
         let to = if ci.ssl_redirect { "HTTPRoute …-https-redirect statusCode" } else { "" };
         entry("http-redirect-code", status, to.into(), why);
     }
+    if get("force-ssl-redirect").is_some() {
+        entry(
+            "force-ssl-redirect",
+            Status::Converted,
+            if ci.force_ssl_redirect {
+                "HTTPRoute …-https-redirect on the http listener".into()
+            } else {
+                String::new()
+            },
+            if ci.force_ssl_redirect {
+                "the default of the force-ssl-redirect annotation: plain HTTP is redirected for every Ingress that does not set it (see each host's entries)".into()
+            } else {
+                "the default of the force-ssl-redirect annotation: no forced redirect".into()
+            },
+        );
+    }
     if get("ssl-redirect").is_some() {
         entry(
             "ssl-redirect",
@@ -1042,6 +1066,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "compute-full-forwarded-for"
                 | "proxy-protocol-header-timeout"
                 | "ssl-redirect"
+                | "force-ssl-redirect"
                 | "http-redirect-code"
                 | "no-tls-redirect-locations"
         ) {
@@ -1167,6 +1192,7 @@ pub fn client_ip(setup: &Setup<'_>, trust_override: &[String], report: &mut Repo
                 | "use-proxy-protocol"
                 | "compute-full-forwarded-for"
                 | "ssl-redirect"
+                | "force-ssl-redirect"
         );
         let value = raw(&e.key).unwrap_or(&e.value);
         if known_bool && e.object != "defaults" && cm_bool_value(value).is_none() {
