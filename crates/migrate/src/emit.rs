@@ -448,6 +448,14 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                 "spec": {"from": [{"group": GW_GROUP, "kind": "Gateway", "namespace": gw.namespace}], "to": to}}));
         }
     }
+    // Every Exact path of a host, of every Ingress.
+    let exact_paths: std::collections::BTreeSet<(Option<String>, String)> = plans
+        .iter()
+        .filter(|p| p.canary.is_none())
+        .flat_map(|p| p.hosts.iter().flat_map(|(h, ps)| ps.iter().map(move |r| (h, r))))
+        .filter(|(_, r)| r.kind == PathKind::Exact)
+        .map(|(h, r)| (h.clone(), r.raw.clone()))
+        .collect();
     // Routes, per Ingress and host.
     let mut names = Names::default();
     // Policy names, claimed like route names: a chunk `api-2` of Ingress
@@ -610,8 +618,14 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
                     .iter()
                     .any(|i| p.raw.starts_with(i.as_str()) || slash.as_ref().is_some_and(|s| s.starts_with(i.as_str())))
             };
-            let bare_redirected =
-                |p: &PathRule| p.slash_location && !ci.no_redirect.iter().any(|i| p.raw.starts_with(i.as_str()));
+            // (An Exact location of that path of another Ingress leaves
+            // ingress-nginx no `= RAW` to add: it is that one's; review 36
+            // M-3.)
+            let bare_redirected = |p: &PathRule| {
+                p.slash_location
+                    && !ci.no_redirect.iter().any(|i| p.raw.starts_with(i.as_str()))
+                    && !exact_paths.contains(&(host.clone(), p.raw.clone()))
+            };
             let plain: Vec<PathRule> = paths.iter().filter(|p| redirect && kept_plain(p)).cloned().collect();
             if !plain.is_empty() {
                 let rules = rules(plan, host.as_ref(), &plain, &canaries, false);

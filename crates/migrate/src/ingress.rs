@@ -535,6 +535,9 @@ pub fn path_with_capture(raw: &str) -> bool {
     raw.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~/:$".contains(&b))
 }
 
+/// Why an Ingress without rules gets no redirect or app-root (review 36 H-2).
+const CATCH_ALL_SKIPS: &str = "an Ingress without rules only gives the catch-all server its defaultBackend, and ingress-nginx applies no redirect or rewrite annotation there (controller.go: \"Redirect and rewrite can affect the catch all behavior, skip for now\"; kubernetes/ingress-nginx#8713): no redirect, in ingress-nginx and in the output";
+
 /// The value ingress-nginx applies of `rewrite-target` or `app-root`
 /// (`short`) on `o`: its lines trimmed, `None` when that is empty or when
 /// annotation validation is (or may be) on and the value as written fails
@@ -1146,7 +1149,15 @@ pub fn plan<'a>(
     // temporal-redirect, else permanent-redirect), in nginx's rewrite
     // phase: what runs after it (limit_conn, auth_request, auth_basic)
     // applies to nobody (review 30 H-2).
+    // An Ingress without rules (a defaultBackend alone) can only be the
+    // catch-all server's backend, where ingress-nginx applies neither its
+    // redirect nor its rewrite annotations (app-root among them:
+    // controller.go "Redirect and rewrite can affect the catch all
+    // behavior, skip for now"; kubernetes/ingress-nginx#8713; review 36
+    // H-2).
+    let catch_all_only = o.doc.get("spec").and_then(|s| s.get("rules")).map(Node::items).unwrap_or_default().is_empty();
     let redirects_all = !canary
+        && !catch_all_only
         && (get("temporal-redirect").is_some_and(|t| !t.is_empty())
             || get("permanent-redirect").is_some_and(|t| !t.is_empty()));
     let rate_parser_fails = if validating {
@@ -1407,6 +1418,11 @@ pub fn plan<'a>(
             },
             "proxy-body-size" => push(key, Status::NotConverted, "", format!("ingress-nginx answered 413 to request bodies over {v} on this Ingress; no Gateway API or policy field limits the request body per route: set it in the data plane (realip's proxy: `limits.max_body_bytes` in realip.toml, for every route; Envoy: a buffer filter via EnvoyPatchPolicy) or in the app")),
             "rewrite-target" | "use-regex" => {} // per path, below
+            "app-root" | "permanent-redirect" | "temporal-redirect" | "permanent-redirect-code" | "temporal-redirect-code"
+                if catch_all_only =>
+            {
+                push(key, Status::Ignored, "", CATCH_ALL_SKIPS.into());
+            }
             "app-root" if applied_path_annotation(o, setup, key).is_none() => push(key, Status::Ignored, "", if v.is_empty() {
                 "empty: no redirect, in ingress-nginx and in the output".to_owned()
             } else {
@@ -1416,8 +1432,12 @@ pub fn plan<'a>(
                 if v.starts_with('/') && !v.contains('$') {
                     plan.app_root = Some(v.to_owned());
                     push(key, Status::Converted, "HTTPRoute rule: Exact / → RequestRedirect 302", "requests for / are redirected to the app root".into());
+                } else if !v.starts_with('/') {
+                    // rewrite/main.go: url.ParseRequestURI fails (`app`) or the
+                    // value is an absolute URL (`http:x`): AppRoot becomes ''.
+                    push(key, Status::Ignored, "", format!("`{v}` is not a path ingress-nginx takes (url.ParseRequestURI refuses it, or it is an absolute URL): it uses '' and does not redirect /, nor does the output"));
                 } else {
-                    push(key, Status::NotConverted, "", format!("`{v}` is not an absolute path"));
+                    push(key, Status::NotConverted, "", format!("`{v}` names an nginx variable: no RequestRedirect path can hold it"));
                 }
             }
             "permanent-redirect" | "temporal-redirect" => {

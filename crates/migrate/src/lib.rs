@@ -1909,6 +1909,33 @@ fn root_locations(plans: &mut [ingress::Plan<'_>], creates: &BTreeMap<String, BT
             creator.entry(h.as_str()).or_insert(id.as_str());
         }
     }
+    // The root location carries the creating Ingress's annotations, its
+    // permanent-/temporal-redirect too: nginx returns it for every path no
+    // other location of the server matches (kubernetes/ingress-nginx#9435;
+    // review 36 H-1), so that Ingress's routes get a `PathPrefix /` rule,
+    // which its redirect answers.
+    let rootless: Vec<String> = hosts.iter().filter(|h| !root.contains(*h)).cloned().collect();
+    for h in &rootless {
+        let Some(c) = creator.get(h.as_str()) else { continue };
+        let Some(p) = plans.iter_mut().find(|p| p.obj.id() == *c && p.redirect.is_some() && p.deny_all.is_none())
+        else {
+            continue;
+        };
+        let Some(backend) = p.hosts.values().flatten().next().map(|r| r.backend.clone()) else { continue };
+        p.hosts.entry(Some(h.clone())).or_default().push(ingress::PathRule {
+            kind: ingress::PathKind::Prefix,
+            value: "/".into(),
+            backend,
+            rewrite: None,
+            raw: "/".into(),
+            path_type: "Prefix".into(),
+            slash_location: false,
+        });
+        report.entries.push(path_entry(p.obj, format!("host {h} root"), Status::Converted, format!(
+            "ingress-nginx answers a path no location of its server {h} matches from that server's root location, which carries the annotations of the Ingress that created the server, its redirect included (kubernetes/ingress-nginx#9435): the redirect route of this Ingress gets PathPrefix / for {h} too"
+        )));
+        root.insert(h.clone());
+    }
     let wildcards: Vec<&String> = open.iter().filter(|h| h.starts_with("*.")).collect();
     for h in hosts.iter().filter(|h| !root.contains(*h)) {
         let wider = wildcards.iter().find(|w| !w.as_str().eq(h.as_str()) && h.ends_with(&w[1..]));
