@@ -3757,13 +3757,17 @@ fn the_newer_of_two_quick_statuses_is_the_one_kept() {
     }
     // While that write is in flight, the Service is back.
     api.apply(svc);
+    // (A write rendered over a version the watch had not yet seen is
+    // refused with 409 and taken out of `patches`; the newer status may
+    // then find the object already holding it, and write nothing.)
     until(&api, "HTTPRoute", "web", "site", "the newer status", |o| {
-        resolved(o) == "ResolvedRefs" && site_patches().len() == 2
+        resolved(o) == "ResolvedRefs" && site_patches().last() != Some(&json!("BackendNotFound"))
     });
-    assert_eq!(site_patches(), [json!("BackendNotFound"), json!("ResolvedRefs")]);
+    let written = site_patches();
+    assert!(written.len() <= 2, "{written:?}");
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(resolved(&api.get("HTTPRoute", "web", "site").unwrap()), "ResolvedRefs");
-    assert_eq!(site_patches().len(), 2, "nothing written after the newer status");
+    assert_eq!(site_patches(), written, "nothing written after the newer status");
 }
 
 /// Whether an object's status has a `parents[]` entry of realip's.

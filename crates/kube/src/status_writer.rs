@@ -87,6 +87,9 @@ pub struct Failure {
 struct Waiting {
     body: Value,
     seq: u64,
+    /// Held back by [`Queue::hand_at`] (not by a failure's backoff): a
+    /// body handed by [`Queue::hand`] goes at once.
+    held: bool,
 }
 
 /// A body being sent; `forgotten` when the watch forgot the object
@@ -128,6 +131,15 @@ impl Queue {
     pub fn hand(&mut self, target: Target, body: Value) {
         if let Some(w) = self.waiting.get_mut(&target) {
             w.body = body;
+            if !std::mem::take(&mut w.held) {
+                return;
+            }
+            // Held back: it goes now (its old place is skipped).
+            self.seq += 1;
+            w.seq = self.seq;
+            if !self.flying.contains_key(&target) {
+                self.ready.push_back((target, self.seq));
+            }
             return;
         }
         self.seq += 1;
@@ -135,11 +147,12 @@ impl Queue {
         if !self.flying.contains_key(&target) {
             self.ready.push_back((target.clone(), seq));
         }
-        self.waiting.insert(target, Waiting { body, seq });
+        self.waiting.insert(target, Waiting { body, seq, held: false });
     }
 
-    /// As [`Queue::hand`], but a body not already waiting is not sent
-    /// before `at` (a body waiting keeps its turn).
+    /// As [`Queue::hand`], but a body not already waiting is held back
+    /// until `at` (a body waiting keeps its turn); a later [`Queue::hand`]
+    /// sends it at once.
     pub fn hand_at(&mut self, target: Target, body: Value, at: Instant) {
         if let Some(w) = self.waiting.get_mut(&target) {
             w.body = body;
@@ -150,7 +163,7 @@ impl Queue {
         if !self.flying.contains_key(&target) {
             self.retry.insert((at, seq), target.clone());
         }
-        self.waiting.insert(target, Waiting { body, seq });
+        self.waiting.insert(target, Waiting { body, seq, held: true });
     }
 
     /// A body waiting for `target` is not sent (one in flight still is).
@@ -232,7 +245,7 @@ impl Queue {
                     let wait = backoff(*n);
                     if !self.waiting.contains_key(target) {
                         self.seq += 1;
-                        self.waiting.insert(target.clone(), Waiting { body: flight.body, seq: self.seq });
+                        self.waiting.insert(target.clone(), Waiting { body: flight.body, seq: self.seq, held: false });
                     }
                     if let Some(w) = self.waiting.get(target) {
                         self.retry.insert((now + wait, w.seq), target.clone());
@@ -314,7 +327,11 @@ async fn drive(client: kube::Client, shared: Arc<Shared>) {
                     }
                     Err(f) => {
                         let again = lock(&shared).done(&target, Err(&f), Instant::now());
-                        log_failure(&target, &f, again);
+                        // A conflict is no failure: the object changed, and
+                        // its status is rendered again over the change.
+                        if !f.conflict {
+                            log_failure(&target, &f, again);
+                        }
                     }
                 }
             }
@@ -459,6 +476,22 @@ mod tests {
         q.hand(route("c"), json!(3));
         q.done(&route("c"), Err(&conflict), now);
         assert_eq!(q.take(now), Some((route("c"), json!(3))));
+    }
+
+    /// A body held back by `hand_at` waits for its time; one handed by
+    /// `hand` meanwhile goes at once.
+    #[test]
+    fn a_held_body_goes_at_once_when_handed() {
+        let now = Instant::now();
+        let mut q = Queue::default();
+        q.hand_at(route("h"), json!(1), now + Duration::from_secs(5));
+        assert_eq!(q.take(now), None);
+        assert_eq!(q.take(now + Duration::from_secs(5)), Some((route("h"), json!(1))));
+        q.done(&route("h"), Ok(()), now);
+        q.hand_at(route("h"), json!(2), now + Duration::from_secs(5));
+        q.hand(route("h"), json!(3));
+        assert_eq!(q.take(now), Some((route("h"), json!(3))));
+        assert_eq!(q.take(now + Duration::from_secs(9)), None, "its held place is gone");
     }
 
     /// A gone object is reported once and not tried again; a forgotten one

@@ -139,9 +139,17 @@ impl FakeApi {
         Ok(api)
     }
 
-    /// Adds or replaces an object; open watches get ADDED / MODIFIED.
+    /// Adds or replaces an object; open watches get ADDED / MODIFIED. An
+    /// object given without a `status` keeps the one stored, as an update
+    /// of the main resource does on a real server for kinds with a status
+    /// subresource; one given with a `status` sets it (another writer).
     pub fn apply(&self, mut o: Value) {
         let mut st = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if o.get("status").is_none() {
+            if let Some(status) = st.objects.get(&key(&o)).and_then(|old| old.get("status")).cloned() {
+                o["status"] = status;
+            }
+        }
         st.rv += 1;
         o["metadata"]["resourceVersion"] = json!(st.rv.to_string());
         let k = key(&o);

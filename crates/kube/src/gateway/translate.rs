@@ -3684,7 +3684,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         }
     }
     cache.sorted.update(&parts);
-    statuses.extend(unserved::statuses(&inp.unserved_routes, &listeners, &gateways, &set_ok));
+    statuses.extend(unserved::statuses(inp, &inp.unserved_routes, &listeners, &gateways, &set_ok));
     // 5. Access policies: rule, then route, then Gateway.
     let by_name: std::collections::HashMap<(&str, &str), &RoutePart> = if inp.access_policies.is_empty() {
         std::collections::HashMap::new()

@@ -20,8 +20,10 @@ use super::{group_is, name_of, ns_of, Cond, Gateway, Lst, ObjectKey, ObjectStatu
 use crate::gateway::types::UnservedRoute;
 
 /// The status of each route of `routes` (kind, route) with at least one
-/// parent that is realip's.
+/// parent that is realip's, or entries this proxy wrote before for parents
+/// it no longer names (removed, as an HTTPRoute's).
 pub(super) fn statuses(
+    inp: &super::Inputs<'_>,
     routes: &[(&'static str, &UnservedRoute)],
     listeners: &[Lst<'_>],
     gateways: &[&Gateway],
@@ -82,11 +84,14 @@ pub(super) fn statuses(
             reference.namespace.get_or_insert(pns);
             parents.push(RefStatus { reference, conditions: vec![accepted] });
         }
-        if !parents.is_empty() {
+        let named: Vec<serde_json::Value> =
+            parents.iter().map(|p| crate::gateway::status::reference_json(&p.reference, "Gateway")).collect();
+        let drop = super::stale_refs(inp, &rns, route.status.as_ref(), ("parents", "parentRef"), &named);
+        if !parents.is_empty() || !drop.is_empty() {
             out.push(Arc::new(ObjectStatus {
                 key: ObjectKey { kind, namespace: Some(rns), name: name_of(&route.metadata) },
                 generation: route.metadata.generation,
-                status: Status::Route { parents, drop: Vec::new() },
+                status: Status::Route { parents, drop },
             }));
         }
     }
