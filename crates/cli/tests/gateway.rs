@@ -3904,3 +3904,37 @@ fn another_controllers_condition_on_a_gateway_is_kept_without_a_write_loop() {
     assert_eq!(writes(&api), settled, "no status written once in place");
     assert_eq!(api.get("Gateway", "web", "gw").unwrap()["status"], want);
 }
+
+/// Review 13f HIGH-1: a Gateway moved to another controller's class is no
+/// longer realip's: its status changing afterwards (the other controller
+/// writing its own) is not rewritten with realip's old decision.
+#[test]
+fn a_gateway_moved_to_another_class_is_left_to_it() {
+    let api = FakeApi::start().unwrap();
+    base(&api);
+    gateway(&api, &json!([{"name": "http", "port": 80, "protocol": "HTTP"}]));
+    api.apply(
+        json!({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GatewayClass", "metadata": {"name": "other"},
+        "spec": {"controllerName": "example.com/other"}}),
+    );
+    let _p = proxy_with(&api, "moved-class", "gateway_ports = [80]\n", &[]);
+    let programmed =
+        |o: &Value| o["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Programmed"));
+    let mut gw = until(&api, "Gateway", "web", "gw", "realip's conditions", programmed);
+    gw["spec"]["gatewayClassName"] = json!("other");
+    api.apply(gw);
+    std::thread::sleep(Duration::from_millis(500));
+    // The other controller writes its status, twice.
+    let theirs = json!({"conditions": [{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "theirs",
+        "lastTransitionTime": "2026-01-01T00:00:00Z"}], "listeners": [], "addresses": []});
+    let writes = |api: &FakeApi| api.patches().iter().filter(|(p, _)| p.contains("/gateways/gw/")).count();
+    let before = writes(&api);
+    for _ in 0..2 {
+        let mut now = api.get("Gateway", "web", "gw").unwrap();
+        now["status"] = theirs.clone();
+        api.apply(now);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(writes(&api), before, "realip wrote on a Gateway that is not its own");
+    assert_eq!(api.get("Gateway", "web", "gw").unwrap()["status"], theirs);
+}

@@ -87,9 +87,10 @@ pub struct Failure {
 struct Waiting {
     body: Value,
     seq: u64,
-    /// Held back by [`Queue::hand_at`] (not by a failure's backoff): a
-    /// body handed by [`Queue::hand`] goes at once.
-    held: bool,
+    /// Held back until then by [`Queue::hand_at`] (not by a failure's
+    /// backoff), also when it was handed while a write of its object flew:
+    /// a body handed by [`Queue::hand`] goes at once.
+    held: Option<Instant>,
 }
 
 /// A body being sent; `forgotten` when the watch forgot the object
@@ -131,7 +132,7 @@ impl Queue {
     pub fn hand(&mut self, target: Target, body: Value) {
         if let Some(w) = self.waiting.get_mut(&target) {
             w.body = body;
-            if !std::mem::take(&mut w.held) {
+            if w.held.take().is_none() {
                 return;
             }
             // Held back: it goes now (its old place is skipped).
@@ -147,7 +148,7 @@ impl Queue {
         if !self.flying.contains_key(&target) {
             self.ready.push_back((target.clone(), seq));
         }
-        self.waiting.insert(target, Waiting { body, seq, held: false });
+        self.waiting.insert(target, Waiting { body, seq, held: None });
     }
 
     /// As [`Queue::hand`], but a body not already waiting is held back
@@ -163,7 +164,7 @@ impl Queue {
         if !self.flying.contains_key(&target) {
             self.retry.insert((at, seq), target.clone());
         }
-        self.waiting.insert(target, Waiting { body, seq, held: true });
+        self.waiting.insert(target, Waiting { body, seq, held: Some(at) });
     }
 
     /// A body waiting for `target` is not sent (one in flight still is).
@@ -245,7 +246,7 @@ impl Queue {
                     let wait = backoff(*n);
                     if !self.waiting.contains_key(target) {
                         self.seq += 1;
-                        self.waiting.insert(target.clone(), Waiting { body: flight.body, seq: self.seq, held: false });
+                        self.waiting.insert(target.clone(), Waiting { body: flight.body, seq: self.seq, held: None });
                     }
                     if let Some(w) = self.waiting.get(target) {
                         self.retry.insert((now + wait, w.seq), target.clone());
@@ -254,10 +255,16 @@ impl Queue {
                 }
             }
         }
-        // What was handed while it flew goes next (unless a retry placed it).
+        // What was handed while it flew goes next (unless a retry placed
+        // it), or when it is held back to.
         if again.is_none() {
             if let Some(w) = self.waiting.get(target) {
-                self.ready.push_back((target.clone(), w.seq));
+                match w.held.filter(|at| *at > now) {
+                    Some(at) => {
+                        self.retry.insert((at, w.seq), target.clone());
+                    }
+                    None => self.ready.push_back((target.clone(), w.seq)),
+                }
             }
         }
         again
@@ -492,6 +499,15 @@ mod tests {
         q.hand(route("h"), json!(3));
         assert_eq!(q.take(now), Some((route("h"), json!(3))));
         assert_eq!(q.take(now + Duration::from_secs(9)), None, "its held place is gone");
+        // Held back while a write of it flies: it still waits for its time
+        // (review 13f HIGH-2: it went right after the flight).
+        q.done(&route("h"), Ok(()), now);
+        q.hand(route("h"), json!(4));
+        assert!(q.take(now).is_some());
+        q.hand_at(route("h"), json!(5), now + Duration::from_secs(5));
+        q.done(&route("h"), Ok(()), now);
+        assert_eq!(q.take(now), None);
+        assert_eq!(q.take(now + Duration::from_secs(5)), Some((route("h"), json!(5))));
     }
 
     /// A gone object is reported once and not tried again; a forgotten one

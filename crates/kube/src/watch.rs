@@ -492,6 +492,18 @@ impl Settled {
         self.by_key.clear();
         self.at.clear();
     }
+
+    /// Keeps the objects `keep` says.
+    fn retain(&mut self, keep: impl Fn(&ObjectKey) -> bool) {
+        let at = &mut self.at;
+        self.by_key.retain(|k, v| {
+            let kept = keep(k);
+            if !kept {
+                at.remove(&Self::addr(v));
+            }
+            kept
+        });
+    }
 }
 
 /// The stores of the Gateway API side (empty stores for kinds not served).
@@ -1084,6 +1096,14 @@ pub async fn run(
             });
             for s in changed {
                 settled.insert(s);
+            }
+            // What the translation no longer writes (a Gateway moved to
+            // another class, a route no longer realip's) is no longer
+            // realip's decision: a recheck must not write it back (review
+            // 13f HIGH-1).
+            if settled.by_key.len() > translation.statuses.len() {
+                let now: foldhash::HashSet<&ObjectKey> = translation.statuses.iter().map(|s| &s.key).collect();
+                settled.retain(|k| now.contains(k));
             }
         }
         let gateway_known = !gateway_expected || tx.borrow().gateway.is_some();

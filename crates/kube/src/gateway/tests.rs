@@ -2605,9 +2605,10 @@ fn a_route_of_one_realip_and_a_third_controller_is_left_to_that_realip() {
     o.add_yaml(BASE).unwrap();
     o.add_yaml(world).unwrap();
     let b = translate(&o.inputs("realip-b", &[]));
-    let s = status(&b, "ClientAccessPolicy", Some("web"), "cap");
-    let Status::Policy { ancestors, .. } = &s.status else { panic!() };
-    assert!(ancestors.is_empty(), "realip-b has nothing to say of it: {ancestors:?}");
+    assert!(
+        !b.statuses.iter().any(|s| s.key.kind == "ClientAccessPolicy"),
+        "realip-b has nothing to say of it (no status written)"
+    );
     let a = translate(&o.inputs("realip", &[]));
     let Status::Policy { ancestors, .. } = &status(&a, "ClientAccessPolicy", Some("web"), "cap").status else {
         panic!()
@@ -2642,4 +2643,24 @@ fn a_client_ip_policy_on_a_route_says_the_kind_is_not_supported() {
     let c = &ancestors[0].conditions[0];
     assert_eq!((c.status, c.reason), (false, "Invalid"), "{ancestors:?}");
     assert!(c.message.contains("not a HTTPRoute"), "{}", c.message);
+}
+
+/// Review 13f LOW-5 and LOW-6: a policy whose every target is another
+/// realip's gets no status from this one (it wrote an empty `ancestors`);
+/// a target Gateway of another controller's class is named as such, not
+/// "not found".
+#[test]
+fn policies_on_others_gateways_say_whose_they_are() {
+    let world = "---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: realip-b}\nspec: {controllerName: realip.dev/gateway-controller}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: GatewayClass\nmetadata: {name: other}\nspec: {controllerName: example.com/other}\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw-b, namespace: infra}\nspec:\n  gatewayClassName: realip-b\n  listeners: [{name: http, port: 81, protocol: HTTP}]\n---\napiVersion: gateway.networking.k8s.io/v1\nkind: Gateway\nmetadata: {name: gw-o, namespace: infra}\nspec:\n  gatewayClassName: other\n  listeners: [{name: http, port: 82, protocol: HTTP}]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: only-b, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw-b}]\n  allow: [192.0.2.0/24]\n---\napiVersion: realip.dev/v1alpha1\nkind: ClientAccessPolicy\nmetadata: {name: on-other, namespace: infra}\nspec:\n  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw-o}]\n  allow: [192.0.2.0/24]\n";
+    let mut o = Objects::default();
+    o.add_yaml(BASE).unwrap();
+    o.add_yaml(world).unwrap();
+    let t = translate(&o.inputs("realip", &[]));
+    assert!(!t.statuses.iter().any(|s| s.key.name == "only-b"), "another realip's policy gets no status from this one");
+    let Status::Policy { ancestors, .. } = &status(&t, "ClientAccessPolicy", Some("infra"), "on-other").status else {
+        panic!()
+    };
+    let c = &ancestors[0].conditions[0];
+    assert_eq!(c.reason, "TargetNotFound");
+    assert!(c.message.contains("GatewayClass other"), "{}", c.message);
 }

@@ -1761,7 +1761,19 @@ where
                 // Only this target is refused: the policy's others attach.
                 Cond::new("Accepted", false, "Invalid", why)
             } else if t.group != GATEWAY_GROUP || !exists(&key) {
-                Cond::new("Accepted", false, "TargetNotFound", format!("{} {}/{} not found", t.kind, ns, t.name))
+                // A Gateway there, of another controller's class: said so
+                // (review 13f LOW-6), not "not found".
+                let theirs = (t.group == GATEWAY_GROUP && t.kind == "Gateway")
+                    .then(|| inp.gateways.iter().find(|g| ns_of(&g.metadata) == ns && name_of(&g.metadata) == t.name))
+                    .flatten();
+                let why = match theirs {
+                    Some(g) => format!(
+                        "Gateway {ns}/{} is of GatewayClass {}, which is not served by this realip: the policy acts nowhere there",
+                        t.name, g.spec.gateway_class_name
+                    ),
+                    None => format!("{} {}/{} not found", t.kind, ns, t.name),
+                };
+                Cond::new("Accepted", false, "TargetNotFound", why)
             } else if let Some((winner, _)) = won.get(&key) {
                 match (value, fallback) {
                     (Err(e), None) => Cond::new("Accepted", false, "Invalid", e.clone()),
@@ -3990,6 +4002,12 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
             }
         }
     }
+    // A policy whose every target is another realip's, with nothing of
+    // this proxy's to drop, gets no status from it (review 13f LOW-5: an
+    // empty `ancestors` was written on another realip's policy).
+    statuses.retain(
+        |s| !matches!(&s.status, Status::Policy { ancestors, drop } if ancestors.is_empty() && drop.is_empty()),
+    );
     // The HTTPRoutes' statuses, already in order, go between the kinds
     // sorting before `HTTPRoute` and those after it.
     statuses.sort_by(|a, b| a.key.cmp(&b.key));
