@@ -807,13 +807,34 @@ pub fn routes(set: &RouteSet, config: &Config) -> Converted {
 #[derive(Debug, PartialEq)]
 struct ConvertKey {
     ipv6_prefix: u8,
-    gateway: Vec<ListenerSpec>,
+    /// The Gateway listeners as a route's conversion reads them
+    /// ([`converts_with`]).
+    gateway: Vec<(ListenerSpec, Vec<String>)>,
     file: Vec<realip_kube::routes::Bind>,
     store: bool,
     conflicts: Vec<(String, Vec<(String, Unserved)>)>,
     protected: Vec<String>,
     pools: Vec<String>,
     allow_backslash: bool,
+}
+
+/// What of Gateway listener `l` a route's conversion reads: all of it but
+/// its client-IP chain, of which only the headers it protects from a
+/// route's filters ([`Ctx::protected_for`]). A ClientIPPolicy edit that
+/// changes trusted proxies or PROXY settings (applied per bind, not per
+/// route) then converts no route again.
+fn converts_with(l: &ListenerSpec) -> (ListenerSpec, Vec<String>) {
+    let mut protects: Vec<String> = l
+        .client_ip
+        .iter()
+        .flat_map(|c| {
+            let sources = c.sources.iter().filter_map(|s| s.strip_prefix("header:"));
+            c.forward.strip_untrusted.iter().map(String::as_str).chain(sources).map(realip_kube::routes::protected_form)
+        })
+        .collect();
+    protects.sort_unstable();
+    protects.dedup();
+    (ListenerSpec { client_ip: None, ..l.clone() }, protects)
 }
 
 /// A route converted: the file route and its warnings (or why it cannot
@@ -867,7 +888,7 @@ fn routes_with(set: &RouteSet, config: &Config, memo: &mut Conversions) -> Conve
     conflicts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let key = ConvertKey {
         ipv6_prefix: ctx.ipv6_prefix,
-        gateway: set.listeners.clone(),
+        gateway: set.listeners.iter().map(converts_with).collect(),
         file: binds(config),
         store: ctx.store,
         conflicts,
@@ -2774,6 +2795,65 @@ mod tests {
         let d = ingress("/a/../admin", None);
         let (c, _, _) = compose_checked(toml::from_str(listener).unwrap(), Some(&RouteSet::from_ingress(&d)));
         assert!(c.routes.is_empty());
+    }
+
+    /// A ClientIPPolicy edit of what a route's conversion does not read
+    /// (trusted proxies, PROXY senders) converts no route again, and the
+    /// composition still equals one from scratch (the bind takes the new
+    /// chain); an edit of the headers it protects from filters converts
+    /// them again.
+    #[test]
+    fn a_chain_edit_converts_no_route_unless_its_protected_headers_change() {
+        let chain = |trusted: &str, strip: &str| ClientIp {
+            policy: "web/chain".into(),
+            proxy_protocol: ProxyMode::Off,
+            proxy_protocol_from: vec![],
+            trusted: vec![trusted.into()],
+            sources: vec!["x-forwarded-for".into()],
+            strategy: "rightmost-untrusted".into(),
+            fail_closed: false,
+            forward: Forward { strip_untrusted: vec![strip.into()], ..Forward::default() },
+        };
+        let set_with = |c: ClientIp| RouteSet {
+            listeners: vec![ListenerSpec {
+                name: "gateway/web/gw/a".into(),
+                gateway: "web/gw".into(),
+                port: 80,
+                protocol: Protocol::Http,
+                hostname: None,
+                certs: vec![],
+                client_ip: Some(c),
+                not_on: Vec::new(),
+            }],
+            routes: vec![Arc::new(app_route(
+                "httproute/web/r/0/0",
+                "httproute/web/r",
+                vec!["gateway/web/gw/a".into()],
+                None,
+            ))],
+            backends: vec![Backend { name: "web/app:80".into(), endpoints: vec![], https: false }],
+            ..RouteSet::default()
+        };
+        let base: Config =
+            toml::from_str("[[listener]]\nname = \"pp\"\nbind = \"127.0.0.1:0\"\ngateway_ports = [80]\n").unwrap();
+        let mut memo = Conversions::default();
+        let mut check = |set: &RouteSet| {
+            let (a, pa, wa) = compose_with(base.clone(), Some(set), &mut memo);
+            let (b, pb, wb) = compose_checked(base.clone(), Some(set));
+            assert_eq!((&a.routes, &pa, &wa), (&b.routes, &pb, &wb));
+            assert_eq!(format!("{:?}", a.listeners), format!("{:?}", b.listeners));
+            let c = memo.last.iter().flatten().map(|(_, c)| Arc::clone(c)).next().unwrap();
+            (a, c)
+        };
+        let mut set = set_with(chain("198.51.100.0/24", "x-a"));
+        let (_, first) = check(&set);
+        set.listeners[0].client_ip = Some(chain("203.0.113.0/24", "x-a"));
+        let (c, trusted) = check(&set);
+        assert!(Arc::ptr_eq(&first, &trusted), "a trusted-proxies edit converts no route");
+        assert_eq!(c.listeners[0].chain.as_ref().unwrap().client_ip.trusted, ["203.0.113.0/24"]);
+        set.listeners[0].client_ip = Some(chain("203.0.113.0/24", "x-b"));
+        let (_, stripped) = check(&set);
+        assert!(!Arc::ptr_eq(&trusted, &stripped), "a protected header edit converts again");
     }
 
     /// A file listener serving Gateway listeners with one ClientIPPolicy

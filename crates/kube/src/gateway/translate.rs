@@ -2466,7 +2466,7 @@ pub struct RouteCache {
     /// `resourceVersion` by (namespace, name), as last translated.
     services: Option<u64>,
     service_versions: foldhash::HashMap<(String, String), (Option<String>, String)>,
-    /// The context and the EndpointSlices `backends` were resolved with.
+    /// The Services and EndpointSlices `backends` were resolved with.
     endpoints: Option<u64>,
     /// Where each Service and EndpointSlice is in the lists of the
     /// translation `endpoints` fingerprints (built on the first look-up).
@@ -3613,10 +3613,11 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // The same Services and EndpointSlices in the same order as last time
     // (context, Services and endpoints fingerprints): their positions
     // still hold.
-    let endpoints = context
-        .zip(service_fp)
-        .zip(endpoints_fingerprint(inp))
-        .map(|((c, s), e)| c ^ s.rotate_left(2) ^ e.rotate_left(1));
+    // (The context is not part of it: a Service port resolves from the
+    // Services and EndpointSlices alone, so a ClientIPPolicy edit resolves
+    // nothing again. Without a context fingerprint, nothing is cached.)
+    let endpoints =
+        context.and(service_fp).zip(endpoints_fingerprint(inp)).map(|(s, e)| s.rotate_left(2) ^ e.rotate_left(1));
     let positions = cache.index.take().filter(|_| endpoints.is_some() && cache.endpoints == endpoints);
     let mut parts: Vec<Arc<RoutePart>> = Vec::with_capacity(http_routes.len());
     {
@@ -4017,8 +4018,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
     // Only backends a served route names, with their endpoints as they are
     // now (looked up for each Service port once).
     // A Service port resolved by the previous translation is taken as it
-    // was while no Service or EndpointSlice changed (and the rest of the
-    // context did not either).
+    // was while no Service or EndpointSlice changed.
     let mut resolved = if endpoints.is_some() && cache.endpoints == endpoints {
         std::mem::take(&mut cache.backends)
     } else {
