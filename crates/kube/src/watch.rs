@@ -1007,6 +1007,7 @@ pub async fn run(
                 last_good_ip: std::mem::take(&mut last_good_ip),
                 last_good_access: std::mem::take(&mut last_good_access),
                 max_routes_per_namespace: Some(cfg.max_routes_per_namespace),
+                previous: Some(&settled.by_key),
             };
             let mut translation = translate_with(&inputs, &mut route_cache);
             if let Some(fb) = &cfg.feedback {

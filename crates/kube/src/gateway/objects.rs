@@ -123,6 +123,7 @@ impl Objects {
             binds: None,
             last_good_access: std::collections::BTreeMap::new(),
             max_routes_per_namespace: None,
+            previous: None,
         }
     }
 }

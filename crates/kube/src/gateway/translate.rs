@@ -167,6 +167,11 @@ pub struct Inputs<'a> {
     /// together (`realip proxy --kubernetes-max-routes-per-namespace`);
     /// `None`: [`MAX_ROUTES_PER_NAMESPACE`].
     pub max_routes_per_namespace: Option<usize>,
+    /// What this proxy last decided for each object's status (the watch's
+    /// settled statuses): an entry it wrote that the object's status does
+    /// not show yet (the watch has not seen that write come back) is still
+    /// its own to drop when it writes it no more.
+    pub previous: Option<&'a foldhash::HashMap<ObjectKey, Arc<ObjectStatus>>>,
 }
 
 /// The result: what to serve and what to write into status.
@@ -2869,21 +2874,37 @@ fn ref_is_ours(inp: &Inputs<'_>, ns: &str, r: &serde_json::Value) -> bool {
 /// (`writing`): removed at the next write, other ones kept.
 fn stale_refs(
     inp: &Inputs<'_>,
-    ns: &str,
+    key: (&'static str, &str, &str),
     status: Option<&serde_json::Value>,
     (field, reference): (&str, &str),
     writing: &[serde_json::Value],
 ) -> Vec<serde_json::Value> {
-    status
+    let (kind, ns, name) = key;
+    let stored = status
         .and_then(|s| s[field].as_array())
-        .map(|es| {
-            es.iter()
-                .filter(|e| e["controllerName"] == CONTROLLER_NAME && ref_is_ours(inp, ns, &e[reference]))
-                .map(|e| e[reference].clone())
-                .filter(|r| !writing.contains(r))
-                .collect()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["controllerName"] == CONTROLLER_NAME)
+        .map(|e| e[reference].clone());
+    // (Review 13f: a write of this proxy's not yet back through the watch
+    // left its entry out of `status`, so it was never dropped.)
+    let previous: Vec<serde_json::Value> = inp
+        .previous
+        .and_then(|p| p.get(&ObjectKey { kind, namespace: Some(ns.to_owned()), name: name.to_owned() }))
+        .map(|s| match &s.status {
+            Status::Route { parents, .. } | Status::Policy { ancestors: parents, .. } => {
+                parents.iter().map(|p| super::status::reference_json(&p.reference, "Gateway")).collect()
+            }
+            _ => Vec::new(),
         })
-        .unwrap_or_default()
+        .unwrap_or_default();
+    let mut out: Vec<serde_json::Value> = Vec::new();
+    for r in stored.chain(previous) {
+        if !writing.contains(&r) && !out.contains(&r) && ref_is_ours(inp, ns, &r) {
+            out.push(r);
+        }
+    }
+    out
 }
 
 /// Translates one HTTPRoute (see [`RoutePart`]), building at most `limit`
@@ -3168,7 +3189,8 @@ fn route_part(route: &HttpRoute, ctx: &RouteCtx<'_, '_, '_>, limit: usize) -> Ro
     // other controllers' (review 29 F1: a stale `Accepted: True` stayed).
     let named: Vec<serde_json::Value> =
         parents.iter().map(|p| super::status::reference_json(&p.reference, "Gateway")).collect();
-    let drop = stale_refs(ctx.inp, &rns, route.status.as_ref(), ("parents", "parentRef"), &named);
+    let drop =
+        stale_refs(ctx.inp, ("HTTPRoute", &rns, &rname), route.status.as_ref(), ("parents", "parentRef"), &named);
     let status = (!parents.is_empty() || !drop.is_empty()).then(|| {
         Arc::new(ObjectStatus {
             key: ObjectKey { kind: "HTTPRoute", namespace: Some(rns.clone()), name: rname.clone() },
@@ -3996,7 +4018,7 @@ pub fn translate_with(inp: &Inputs<'_>, cache: &mut RouteCache) -> Translation {
         let Status::Policy { ancestors, .. } = &st.status else { continue };
         let writing: Vec<serde_json::Value> =
             ancestors.iter().map(|a| super::status::reference_json(&a.reference, "Gateway")).collect();
-        let stale = stale_refs(inp, &ns, status, ("ancestors", "ancestorRef"), &writing);
+        let stale = stale_refs(inp, (st.key.kind, &ns, &st.key.name), status, ("ancestors", "ancestorRef"), &writing);
         if !stale.is_empty() {
             if let Status::Policy { drop, .. } = &mut Arc::make_mut(st).status {
                 *drop = stale;

@@ -86,7 +86,8 @@ pub(super) fn statuses(
         }
         let named: Vec<serde_json::Value> =
             parents.iter().map(|p| crate::gateway::status::reference_json(&p.reference, "Gateway")).collect();
-        let drop = super::stale_refs(inp, &rns, route.status.as_ref(), ("parents", "parentRef"), &named);
+        let name = name_of(&route.metadata);
+        let drop = super::stale_refs(inp, (kind, &rns, &name), route.status.as_ref(), ("parents", "parentRef"), &named);
         if !parents.is_empty() || !drop.is_empty() {
             out.push(Arc::new(ObjectStatus {
                 key: ObjectKey { kind, namespace: Some(rns), name: name_of(&route.metadata) },
