@@ -10,7 +10,7 @@
 //! ingress-nginx answers before its limits and lists run) and key on the
 //! client the Gateway's client-IP policy resolved.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
@@ -260,33 +260,6 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         }
         p
     };
-    // app-root's `if ($uri = /)` runs at server level, before any location:
-    // another Ingress's `Exact /` on the host ties with the redirect's rule,
-    // and the Gateway API's tie-break (age, then name) picks one: reported,
-    // not claimed converted (review 31 M-1).
-    for plan in plans.iter().filter(|p| p.app_root.is_some() && p.redirect.is_none() && p.canary.is_none()) {
-        for host in plan.hosts.keys() {
-            let other = plans.iter().find(|m| {
-                m.obj.id() != plan.obj.id()
-                    && m.canary.is_none()
-                    && m.hosts
-                        .get(host)
-                        .is_some_and(|ps| ps.iter().any(|p| p.kind == PathKind::Exact && p.value == "/"))
-            });
-            if let Some(other) = other {
-                report.entries.push(Entry {
-                    object: plan.obj.id(),
-                    file: plan.obj.source.file.clone(),
-                    line: plan.obj.source.line,
-                    key: format!("app-root {}", host.as_deref().unwrap_or("*")),
-                    value: String::new(),
-                    status: Status::NotConverted,
-                    to: String::new(),
-                    why: format!("ingress-nginx redirects `/` of the host before any location; {} also has an `Exact /` path there, whose HTTPRoute rule ties with the redirect's, and the Gateway API's tie-break (the older route, then the name) decides which answers `/`: check it, or drop one of them", other.obj.id()),
-                });
-            }
-        }
-    }
     // Canaries, keyed by the main Ingress's namespace, host and path.
     let mut canaries: Canaries<'_> = BTreeMap::new();
     for plan in plans {
@@ -449,7 +422,7 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         }
     }
     // Every Exact path of a host, of every Ingress.
-    let exact_paths: std::collections::BTreeSet<(Option<String>, String)> = plans
+    let exact_paths: BTreeSet<(Option<String>, String)> = plans
         .iter()
         .filter(|p| p.canary.is_none())
         .flat_map(|p| p.hosts.iter().flat_map(|(h, ps)| ps.iter().map(move |r| (h, r))))
@@ -698,8 +671,118 @@ pub fn emit(gw: &Gateway, ci: &ClientIp, plans: &[Plan<'_>], target: Target, rep
         let denied = denied_routes(plan, &mut names, &parent(None), &mut out.objects);
         deny_all_policies(plan, &denied, target, &mut policy_names, &mut out.objects);
     }
+    app_root_first(plans, &mut out.objects, report);
     client_ip_policy(gw, ci, target, &mut out.objects);
     out
+}
+
+/// nginx answers app-root's `if ($uri = /)` at server level, before any
+/// location is chosen: every request for `/` of the host is redirected. In
+/// the Gateway API another `Exact /` rule for the host outranks the
+/// redirect's (header matches: a canary's, `X-Forwarded-Proto: https`) or
+/// ties with it (the Ingress's own `/`, the HTTPS redirect, another
+/// Ingress's), so those `Exact /` matches are taken out of every other
+/// rule of the host, as nginx never reaches them (review 37 H-1, H-2;
+/// review 31 M-1). A rule left without matches is dropped, a route left
+/// without rules too, and so are policy targets naming it. Hosts with two
+/// different app-roots, and routes shared with hosts without one, are
+/// reported and left as they are.
+#[allow(clippy::too_many_lines)] // one pass: roots, routes, policy targets
+fn app_root_first(plans: &[Plan<'_>], objects: &mut Vec<Value>, report: &mut Report) {
+    let mut roots: BTreeMap<Option<String>, BTreeSet<String>> = BTreeMap::new();
+    for plan in plans.iter().filter(|p| p.redirect.is_none() && p.canary.is_none()) {
+        let Some(root) = plan.app_root.as_ref() else { continue };
+        for host in plan.hosts.keys() {
+            roots.entry(host.clone()).or_default().insert(root.clone());
+        }
+    }
+    if roots.is_empty() {
+        return;
+    }
+    let exact_root = json!({"type": "Exact", "value": "/"});
+    let mut dropped: BTreeSet<(String, String)> = BTreeSet::new();
+    for o in objects.iter_mut().filter(|o| o["kind"] == "HTTPRoute") {
+        let hosts: Vec<Option<String>> = match o["spec"]["hostnames"].as_array() {
+            Some(hs) => hs.iter().map(|h| h.as_str().map(str::to_owned)).collect(),
+            None => vec![None],
+        };
+        let found: Vec<Option<&BTreeSet<String>>> = hosts.iter().map(|h| roots.get(h)).collect();
+        if found.iter().all(Option::is_none) {
+            continue;
+        }
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+        let root = match found.first().copied().flatten() {
+            Some(r) if r.len() == 1 && found.iter().all(|f| *f == Some(r)) => r.iter().next().cloned(),
+            _ => None,
+        };
+        let Some(root) = root else {
+            report.entries.push(Entry {
+                object: format!("HTTPRoute/{ns}/{name}"),
+                file: String::new(),
+                line: 0,
+                key: "app-root".into(),
+                value: String::new(),
+                status: Status::NotConverted,
+                to: String::new(),
+                why: "ingress-nginx redirects `/` of a host with app-root before any location, but this route's hosts have different app-roots (or some have none): its `Exact /` rules may answer `/` instead; check it".into(),
+            });
+            continue;
+        };
+        let keep = app_root_rule(&root);
+        let Some(rules) = o.pointer_mut("/spec/rules").and_then(Value::as_array_mut) else { continue };
+        let before = rules.len();
+        let mut taken = 0;
+        rules.retain_mut(|rule| {
+            if *rule == keep {
+                return true;
+            }
+            let Some(ms) = rule.get_mut("matches").and_then(Value::as_array_mut) else { return true };
+            let n = ms.len();
+            ms.retain(|m| m["path"] != exact_root);
+            taken += n - ms.len();
+            !ms.is_empty()
+        });
+        if taken == 0 {
+            continue;
+        }
+        let to = if rules.is_empty() {
+            dropped.insert((ns.clone(), name.clone()));
+            String::new()
+        } else {
+            format!("HTTPRoute {ns}/{name}: {} of {before} rules kept", rules.len())
+        };
+        report.entries.push(Entry {
+            object: format!("HTTPRoute/{ns}/{name}"),
+            file: String::new(),
+            line: 0,
+            key: "app-root precedence".into(),
+            value: root.clone(),
+            status: Status::Converted,
+            to,
+            why: format!("ingress-nginx redirects every request for `/` of the host to {root} before any location; {taken} `Exact /` match(es) of this route would outrank or tie with the redirect's rule, so they are taken out (nginx never reached them){}", if rules.is_empty() { "; the route is left with no rule and is not emitted" } else { "" }),
+        });
+    }
+    if dropped.is_empty() {
+        return;
+    }
+    objects.retain(|o| {
+        !(o["kind"] == "HTTPRoute"
+            && dropped.contains(&(
+                o["metadata"]["namespace"].as_str().unwrap_or_default().to_owned(),
+                o["metadata"]["name"].as_str().unwrap_or_default().to_owned(),
+            )))
+    });
+    objects.retain_mut(|o| {
+        let ns = o["metadata"]["namespace"].as_str().unwrap_or_default().to_owned();
+        let Some(refs) = o.pointer_mut("/spec/targetRefs").and_then(Value::as_array_mut) else { return true };
+        let n = refs.len();
+        refs.retain(|r| {
+            !(r["kind"] == "HTTPRoute"
+                && dropped.contains(&(ns.clone(), r["name"].as_str().unwrap_or_default().to_owned())))
+        });
+        n == refs.len() || !refs.is_empty()
+    });
 }
 
 /// The report entry of a TLS host of `plan` whose TLS the load balancer

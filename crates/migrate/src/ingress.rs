@@ -1394,7 +1394,7 @@ pub fn plan<'a>(
                 let what = restricting(k, v).unwrap_or_default();
                 push(k, Status::NotConverted, "", format!("{what}: it restricts who gets through and has no conversion here, so the Ingress is left out (emitted without it, the route would be open); protect the routes by hand (e.g. Envoy Gateway's SecurityPolicy extAuth / basicAuth / jwt) and add them"));
             }
-            "ssl-redirect" | "force-ssl-redirect" => match bool_value(v) {
+            "ssl-redirect" | "force-ssl-redirect" if !catch_all_only => match bool_value(v) {
                 Ok(b) => {
                     if key == "ssl-redirect" {
                         plan.ssl_redirect = Some(b);
@@ -1418,7 +1418,13 @@ pub fn plan<'a>(
             },
             "proxy-body-size" => push(key, Status::NotConverted, "", format!("ingress-nginx answered 413 to request bodies over {v} on this Ingress; no Gateway API or policy field limits the request body per route: set it in the data plane (realip's proxy: `limits.max_body_bytes` in realip.toml, for every route; Envoy: a buffer filter via EnvoyPatchPolicy) or in the app")),
             "rewrite-target" | "use-regex" => {} // per path, below
-            "app-root" | "permanent-redirect" | "temporal-redirect" | "permanent-redirect-code" | "temporal-redirect-code"
+            "app-root"
+            | "permanent-redirect"
+            | "temporal-redirect"
+            | "permanent-redirect-code"
+            | "temporal-redirect-code"
+            | "ssl-redirect"
+            | "force-ssl-redirect"
                 if catch_all_only =>
             {
                 push(key, Status::Ignored, "", CATCH_ALL_SKIPS.into());
@@ -1752,6 +1758,8 @@ pub fn plan<'a>(
         if let Some((_, v, line)) = anns.iter().find(|(n, _, _)| n == k) {
             let (status, to, why) = if canary {
                 (Status::Ignored, String::new(), "ingress-nginx ignores this on a canary Ingress".to_owned())
+            } else if catch_all_only {
+                (Status::Ignored, String::new(), CATCH_ALL_SKIPS.to_owned())
             } else if k == "rewrite-target" && rewrite_target.is_none() {
                 let why = if v.is_empty() {
                     "empty: ingress-nginx reads no target and rewrites nothing, nor does the output".to_owned()
