@@ -51,10 +51,18 @@ pub struct Chain {
 impl Chain {
     /// Whether `r` is a trustworthy answer under this chain: it came
     /// from a source the chain lists (the PROXY source counts only when
-    /// `proxy-protocol` is listed, the TCP peer only when `peer` is), and
-    /// nothing odd was met on the way (no invalid entry, no missing hops).
+    /// `proxy-protocol` is listed, the TCP peer only when `peer` is),
+    /// nothing odd was met on the way (no invalid entry, no missing hops),
+    /// and, walking from the right past trusted proxies, it is not itself
+    /// one: a request whose every hop is a trusted proxy (the CDN's own
+    /// address in the PROXY header, an all-trusted X-Forwarded-For) named
+    /// no client (review 13g LOW-2).
     pub fn trustworthy(&self, r: &realip_core::Resolution) -> bool {
-        self.resolver.sources.contains(r.source) && r.warnings.is_empty()
+        let past_trusted = match self.resolver.strategy {
+            realip_core::Strategy::RightmostUntrusted => !self.resolver.trusted.contains(r.ip),
+            _ => true,
+        };
+        self.resolver.sources.contains(r.source) && r.warnings.is_empty() && past_trusted
     }
 }
 
@@ -529,6 +537,31 @@ mod tests {
 
     use super::Snapshot;
     use crate::config::Config;
+
+    /// Review 13g LOW-2: with `failClosed`, an answer that is itself a
+    /// trusted proxy (every hop trusted: the CDN's own address, no client
+    /// named) is not trustworthy under RightmostUntrusted.
+    #[test]
+    fn an_answer_that_is_a_trusted_proxy_is_not_trustworthy() {
+        use realip_core::{Resolution, Resolver, Source, Sources, Strategy, TrustedProxies, Warnings};
+        let trusted = TrustedProxies::parse(&["198.51.100.0/24".to_owned()]).unwrap();
+        let sources = Sources::new(&[Source::ProxyProtocol, Source::Xff]).unwrap();
+        let chain = |strategy| super::Chain {
+            resolver: Resolver::new(trusted.clone(), sources, strategy),
+            forward: crate::forward::ForwardRules::new(&crate::config::ForwardConfig::default()).unwrap(),
+            fail_closed: true,
+        };
+        let answer = |ip: &str| Resolution {
+            ip: ip.parse().unwrap(),
+            source: Source::ProxyProtocol,
+            hop: 0,
+            warnings: Warnings::default(),
+        };
+        let c = chain(Strategy::RightmostUntrusted);
+        assert!(c.trustworthy(&answer("203.0.113.5")));
+        assert!(!c.trustworthy(&answer("198.51.100.5")), "the CDN itself is no client");
+        assert!(chain(Strategy::TrustedHops(1)).trustworthy(&answer("198.51.100.5")), "hops are counted, not matched");
+    }
 
     const FILE: &str = r#"
 [[listener]]
